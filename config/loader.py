@@ -1,0 +1,171 @@
+"""Load and validate ``lienthong.toml``.
+
+Validation is table-driven: each section lists its keys with a type and a check, so that an
+unknown key, a wrong type or an out-of-range value all produce the same kind of message:
+``lienthong.toml: [watch] scan_interval: expected a number of seconds ≥ 1, got "soon"``.
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from config.schema import (
+    CONFIG_VERSION, NAME_PATTERN, ConfigError, DeliverySection, KeystoreSection, NodeConfig,
+    NodeSection, StatusSection, StoreSection, WatchSection, parse_address,
+)
+
+CONFIG_FILE_NAME = "lienthong.toml"
+
+Check = Callable[[Any, str], Any]
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text in quotes, got {value!r}")
+    return value
+
+
+def _slug(value: Any, where: str) -> str:
+    value = _string(value, where)
+    if not NAME_PATTERN.match(value):
+        raise ConfigError(f"{where}: expected a short name of lowercase letters, digits, '.', '-' "
+                          f"or '_' (it becomes a folder name), got {value!r}")
+    return value
+
+
+def _address(value: Any, where: str) -> str:
+    parse_address(_string(value, where), where=where)
+    return value
+
+
+def _addresses(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of addresses like [\"10.0.0.5:7701\"]")
+    return tuple(_address(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _number(minimum: float) -> Check:
+    def check(value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise ConfigError(f"{where}: expected a number ≥ {minimum:g}, got {value!r}")
+        return float(value)
+    return check
+
+
+def _integer(minimum: int) -> Check:
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{where}: expected a whole number ≥ {minimum}, got {value!r}")
+        return value
+    return check
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _choice(*options: str) -> Check:
+    def check(value: Any, where: str) -> str:
+        if value not in options:
+            raise ConfigError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
+        return value
+    return check
+
+
+def _path(home: Path) -> Check:
+    def check(value: Any, where: str) -> Path:
+        path = Path(_string(value, where)).expanduser()
+        return path if path.is_absolute() else home / path
+    return check
+
+
+def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], source: Path,
+             required: tuple[str, ...] = ()) -> dict[str, Any]:
+    raw = data.get(name, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    unknown = sorted(set(raw) - set(spec))
+    if unknown:
+        raise ConfigError(f"{source}: [{name}] has unknown key {unknown[0]!r}; "
+                          f"expected one of: {', '.join(sorted(spec))}")
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ConfigError(f"{source}: [{name}] is missing required key {missing[0]!r}")
+    return {key: spec[key](value, f"{source}: [{name}] {key}") for key, value in raw.items()}
+
+
+def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
+    """Validate an already parsed TOML document."""
+    sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
+                "groups"}
+    unknown = sorted(set(data) - sections)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
+                          f"{', '.join(sorted(sections))}")
+    version = data.get("config_version")
+    if version != CONFIG_VERSION:
+        raise ConfigError(f"{source}: config_version must be {CONFIG_VERSION} for this version "
+                          f"of lienthong, got {version!r}")
+    node = _section(data, "node", {"name": _slug, "display_name": _string, "listen": _address,
+                                   "advertise": _addresses}, source, required=("name", "listen"))
+    keystore = _section(data, "keystore", {"path": _path(home), "passphrase_file": _path(home)},
+                        source)
+    store = _section(data, "store", {"url": _string}, source)
+    watch = _section(data, "watch", {"observer": _choice("native", "polling"),
+                                     "scan_interval": _number(0.1),
+                                     "stable_seconds": _number(0.0)}, source)
+    delivery = _section(data, "delivery", {
+        "max_document_mib": _integer(1), "retry_initial": _number(0.01),
+        "retry_max": _number(0.01), "connect_timeout": _number(0.1),
+        "idle_timeout": _number(1.0), "max_parallel_transfers": _integer(1)}, source)
+    status = _section(data, "status", {"listen": _address, "allow_remote": _boolean}, source)
+    status_section = StatusSection(**status)
+    status_host, _ = parse_address(status_section.listen, where="status.listen")
+    if status_host not in ("127.0.0.1", "::1", "localhost") and not status_section.allow_remote:
+        raise ConfigError(f"{source}: [status] listen = {status_section.listen!r} is reachable "
+                          "from other machines; set allow_remote = true if that is intended")
+    groups_raw = data.get("groups", {})
+    if not isinstance(groups_raw, dict):
+        raise ConfigError(f"{source}: [groups] must be a table of name = [peer, ...]")
+    groups: dict[str, tuple[str, ...]] = {}
+    for group, members in groups_raw.items():
+        where = f"{source}: [groups] {group}"
+        _slug(group, where)
+        if not isinstance(members, list) or not members:
+            raise ConfigError(f"{where}: expected a non-empty list of peer names")
+        groups[group] = tuple(_slug(member, where) for member in members)
+    db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
+    return NodeConfig(
+        home=home, source=source,
+        node=NodeSection(name=node["name"], display_name=node.get("display_name", node["name"]),
+                         listen=node["listen"], advertise=node.get("advertise", (node["listen"],))),
+        keystore=KeystoreSection(path=keystore.get("path", home / "keys" / "keystore.json"),
+                                 passphrase_file=keystore.get("passphrase_file")),
+        store=StoreSection(url=store.get("url") or db_default),
+        watch=WatchSection(**watch), delivery=DeliverySection(**delivery),
+        status=status_section, groups=groups,
+    )
+
+
+def load_config(home: Path) -> NodeConfig:
+    """Read ``HOME/lienthong.toml``; every problem becomes a ConfigError a clerk can act on."""
+    home = Path(home).resolve()
+    source = home / CONFIG_FILE_NAME
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no configuration here; create a node with "
+                          f"'lienthong init {home} --name NAME'") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_config(data, home=home, source=source)

@@ -1,0 +1,78 @@
+"""The commented ``lienthong.toml`` that ``lienthong init`` writes.
+
+Comments matter here: this file is what an IT officer opens first, so each setting says what
+it does and when to change it.
+"""
+from __future__ import annotations
+
+import json
+
+TEMPLATE = """\
+# lienthong node configuration. Edit, then restart the node (lienthong run).
+config_version = 1
+
+[node]
+# Short name of this office; peers see it as the folder name inbox/<name>/.
+name = {name}
+# Full name shown to people.
+display_name = {display_name}
+# Address and port this node listens on for peers (mutual TLS 1.3).
+listen = {listen}
+# Addresses peers should dial, written into this node's peer card.
+advertise = {advertise}
+
+[keystore]
+# Encrypted keys (Argon2id + XChaCha20-Poly1305), mode 0600 in a 0700 folder.
+path = "keys/keystore.json"
+# Passphrase for unattended start, in a 0600 file. Alternatives: the environment variable
+# LIENTHONG_PASSPHRASE, a systemd credential named lienthong-passphrase, or a prompt.
+{passphrase_line}
+
+[store]
+# Empty: SQLite in state/lienthong.db. Any SQLAlchemy URL works (e.g. postgresql://...).
+url = ""
+
+[watch]
+# "native" (inotify) for local disks; "polling" for network shares (SMB/NFS).
+observer = "native"
+# Seconds between full scans of the outbox (the truth; folder events are only hints).
+scan_interval = 30
+# A file must stay unchanged this many seconds before it is taken.
+stable_seconds = 1.0
+
+[delivery]
+# Larger documents are refused into failed/ with a reason.
+max_document_mib = 4096
+# Retry delays grow from retry_initial to retry_max seconds (with jitter), forever.
+retry_initial = 1.0
+retry_max = 300.0
+connect_timeout = 20
+idle_timeout = 300
+max_parallel_transfers = 4
+
+[status]
+# Local status API (JSON at /status, Prometheus at /metrics). Loopback only unless
+# allow_remote = true is set explicitly.
+listen = {status_listen}
+
+[groups]
+# Send to several offices with one drop into outbox/<group>/, e.g.
+# all = ["hdnd", "ubnd"]
+{groups}
+"""
+
+
+def render_config(*, name: str, display_name: str, listen: str, advertise: list[str],
+                  status_listen: str = "127.0.0.1:0", passphrase_file: str | None = None,
+                  groups: dict[str, list[str]] | None = None) -> str:
+    """Return the text of a new configuration; values are quoted with JSON (valid TOML)."""
+    def quote(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+    passphrase_line = (f"passphrase_file = {quote(passphrase_file)}" if passphrase_file
+                       else '# passphrase_file = "keys/passphrase"')
+    group_lines = "\n".join(f"{quote(group)} = {quote(members)}"
+                            for group, members in (groups or {}).items())
+    return TEMPLATE.format(name=quote(name), display_name=quote(display_name),
+                           listen=quote(listen), advertise=quote(advertise),
+                           status_listen=quote(status_listen), passphrase_line=passphrase_line,
+                           groups=group_lines)

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Set up a virtual environment and run a project task, with nothing but python3.
+
+Why a Python script rather than only a Makefile: the README promises two commands that work on
+a fresh machine that has python3 and nothing else (no make, no activated venv). This script
+creates ``.venv`` on first use, installs the project with its test extras, and then runs the
+task inside that environment. ``make`` targets call it too, so there is one way to do things.
+
+    python3 dev.py demo      the three-office demo network
+    python3 dev.py test      the whole test suite
+    python3 dev.py bench-protocol | bench | test-faults | fuzz
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".installed"
+PY = VENV / "bin" / "python"
+
+
+def _requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("setup.cfg", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project when missing or when its dependencies changed."""
+    if not PY.exists():
+        print("dev.py: creating virtual environment in .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    want = _requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == want:
+        return
+    print("dev.py: installing lienthong and its test dependencies (first run only)", flush=True)
+    subprocess.check_call([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    subprocess.check_call([str(PY), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"])
+    STAMP.write_text(want)
+
+
+TASKS = {
+    "demo": [str(VENV / "bin" / "lienthong"), "demo"],
+    "test": [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    "test-fast": [str(PY), "-m", "pytest", "-q", "-m", "not integration and not faults"],
+    "test-faults": [str(PY), "-m", "pytest", "-q", "tests/faults"],
+    "bench-protocol": [str(PY), "-m", "bench.protocol_bench"],
+    "bench": [str(PY), "-m", "bench.node_bench"],
+    "fuzz": [str(PY), "-m", "tests.fuzz.fuzz_frames"],
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TASKS:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    command = TASKS[argv[0]] + argv[1:]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

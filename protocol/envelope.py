@@ -1,0 +1,409 @@
+"""Envelopes: a signed header (JWS) that binds a document's metadata to its encrypted payload.
+
+Theory of operation
+-------------------
+An envelope is two things that travel together: the *header token*, a JWS compact token of
+type ``lienthong-envelope/1`` signed by the sender's identity key, and the *ciphertext stream*
+(protocol/payload.py). The header names the message, the sender, every recipient, the file
+name, the plaintext size and SHA-256, the chunk size, the ciphertext size and SHA-256, and the
+file key sealed to every recipient and to the sender itself. The sender learns the digests only
+after the last byte, so :class:`Sealer` streams the ciphertext out first and signs at
+:meth:`Sealer.finish`.
+
+A receiver checks in this order (docs/protocol-envelope.md): :func:`decode_header` only to learn
+who claims to have sent it, :func:`verify_header` with that peer's identity key and the node ID
+the connection authenticated, then :class:`Opener` opens its sealed key, decrypts chunk by
+chunk, and :meth:`Opener.finish` proves the final tag came exactly at the end and that size and
+both digests match. Plaintext must stay staged until ``finish`` returns.
+
+Everything here is pure: no I/O, time and randomness come from the caller. Every failure on
+data from outside raises a :class:`protocol.errors.EnvelopeError` subclass.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import nacl.public
+import nacl.signing
+import nacl.utils
+
+from keys import errors as key_errors
+from keys import jws
+from keys.nodeid import node_id_from_public_key, parse_node_id
+from protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
+                             NotForUs, SenderMismatch)
+from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, PayloadDecryptor,
+                              PayloadEncryptor, check_chunk_size, check_size, ciphertext_size,
+                              open_file_key, seal_file_key)
+
+ENVELOPE_TYP = "lienthong-envelope/1"
+VERSION = 1
+MESSAGE_ID_BYTES = 16
+MAX_NAME_BYTES = 255
+MAX_KID_CHARS = 128
+_FIELDS = frozenset({"v", "message_id", "sender", "recipients", "created", "name", "size",
+                     "sha256", "chunk_size", "ciphertext_size", "ciphertext_sha256", "keys",
+                     "meta"})
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
+
+
+# -- field rules, shared with protocol/receipt.py ----------------------------------------------
+
+def new_message_id(random_bytes: Callable[[int], bytes] = nacl.utils.random) -> str:
+    """A fresh message ID: 16 random bytes as 32 lowercase hex digits (never time or name)."""
+    raw = random_bytes(MESSAGE_ID_BYTES)
+    if len(raw) != MESSAGE_ID_BYTES:
+        raise ValueError("random_bytes(16) returned the wrong length")
+    return raw.hex()
+
+
+def rfc3339_utc(timestamp: float) -> str:
+    """Render a POSIX time as the RFC 3339 UTC text used in headers and receipts."""
+    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_time(value: object, what: str, error: type[Exception] = MalformedHeader) -> str:
+    """Return ``value`` if it is RFC 3339 UTC (``Z``) text naming a real instant."""
+    if not isinstance(value, str) or not _TIME.fullmatch(value):
+        raise error(f"{what} must be RFC 3339 UTC text like 2026-11-25T22:00:00Z, not {value!r}")
+    try:
+        datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError as exc:
+        raise error(f"{what} {value!r} is not a real date and time") from exc
+    return value
+
+
+def check_hex(value: object, what: str, digits: int,
+              error: type[Exception] = MalformedHeader) -> str:
+    """Return ``value`` if it is exactly ``digits`` lowercase hex digits (32 or 64)."""
+    pattern = _HEX32 if digits == 32 else _HEX64
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{what} must be {digits} lowercase hex digits")
+    return value
+
+
+def check_node_id(value: object, what: str, error: type[Exception] = MalformedHeader) -> str:
+    """Return ``value`` if it is a node ID written in canonical form (as keys.nodeid prints)."""
+    try:
+        canonical = parse_node_id(value)  # type: ignore[arg-type]
+    except key_errors.BadNodeID as exc:
+        raise error(f"{what}: {exc}") from exc
+    if canonical != value:
+        raise error(f"{what} {value!r} is not in canonical form ({canonical})")
+    return canonical
+
+
+def check_size_field(value: object, what: str, error: type[Exception] = MalformedHeader) -> int:
+    try:
+        return check_size(value)
+    except ValueError as exc:
+        raise error(f"{what}: {exc}") from exc
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a plausible single file name in NFC.
+
+    Only what no reader can accept is refused here (empty, over 255 UTF-8 bytes, a path
+    separator, NUL, not NFC, unencodable); turning it into a safe name on disk is the node's job.
+    """
+    if not isinstance(name, str) or not name:
+        raise MalformedHeader("file name must be non-empty text")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedHeader("file name is not valid Unicode text") from exc
+    if len(encoded) > MAX_NAME_BYTES:
+        raise MalformedHeader(f"file name is {len(encoded)} UTF-8 bytes; at most "
+                              f"{MAX_NAME_BYTES} are allowed")
+    if any(c in name for c in "/\\\x00"):
+        raise MalformedHeader(f"file name {name!r} contains '/', '\\' or NUL")
+    if unicodedata.normalize("NFC", name) != name:
+        raise MalformedHeader(f"file name {name!r} is not in Unicode NFC")
+    return name
+
+
+# -- the header --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SealedKey:
+    """The file key sealed to one reader's X25519 key ``kid``."""
+
+    node_id: str
+    kid: str
+    sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeHeader:
+    """The parsed fields of a header token. Only trust one returned by :func:`verify_header`."""
+
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    created: str
+    name: str
+    size: int
+    sha256: str
+    chunk_size: int
+    ciphertext_size: int
+    ciphertext_sha256: str
+    keys: tuple[SealedKey, ...]
+    meta: Mapping[str, Any]
+    token: str
+    version: int = VERSION
+
+    @property
+    def header_sha256(self) -> str:
+        """SHA-256 (hex) of the token's ASCII bytes: what receipts name the header by."""
+        return hashlib.sha256(self.token.encode("ascii")).hexdigest()
+
+    def key_for(self, node_id: str) -> SealedKey | None:
+        return next((k for k in self.keys if k.node_id == node_id), None)
+
+
+def _check_kid(kid: object, node_id: str) -> str:
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_CHARS:
+        raise MalformedHeader(f"keys[{node_id}].kid must be 1..{MAX_KID_CHARS} characters")
+    return kid
+
+
+def _parse_keys(value: object, readers: set[str]) -> tuple[SealedKey, ...]:
+    if not isinstance(value, dict) or set(value) != readers:
+        raise MalformedHeader("keys must hold one sealed key for the sender and each recipient, "
+                              "and no others")
+    out = []
+    for node_id in sorted(value):
+        entry = value[node_id]
+        if not isinstance(entry, dict) or set(entry) != {"kid", "sealed"}:
+            raise MalformedHeader(f"keys[{node_id}] must have exactly 'kid' and 'sealed'")
+        kid = _check_kid(entry["kid"], node_id)
+        try:
+            sealed = jws.b64url_decode(entry["sealed"])
+        except key_errors.MalformedToken as exc:
+            raise MalformedHeader(f"keys[{node_id}].sealed: {exc}") from exc
+        if len(sealed) != SEALED_KEY_BYTES:
+            raise MalformedHeader(f"keys[{node_id}].sealed must be {SEALED_KEY_BYTES} bytes")
+        out.append(SealedKey(node_id=node_id, kid=kid, sealed=sealed))
+    return tuple(out)
+
+
+def _parse(decoded: jws.Decoded) -> EnvelopeHeader:
+    """Check every field of a decoded header token against the v1 schema."""
+    p = decoded.payload
+    if type(p.get("v")) is not int or p["v"] != VERSION:
+        raise MalformedHeader(f"unsupported envelope version {p.get('v')!r}; this node reads v1")
+    if set(p) != _FIELDS:
+        missing, extra = sorted(_FIELDS - set(p)), sorted(set(p) - _FIELDS)
+        raise MalformedHeader(f"header fields wrong: missing {missing}, unknown {extra}")
+    sender = check_node_id(p["sender"], "sender")
+    if decoded.kid != sender:
+        raise MalformedHeader("the token's kid must be the sender's node ID")
+    recipients = p["recipients"]
+    if not isinstance(recipients, list) or not recipients:
+        raise MalformedHeader("recipients must be a non-empty list")
+    recipients = tuple(check_node_id(r, "recipient") for r in recipients)
+    if len(set(recipients)) != len(recipients):
+        raise MalformedHeader("recipients must not repeat")
+    size = check_size_field(p["size"], "size")
+    try:
+        chunk_size = check_chunk_size(p["chunk_size"])
+    except ValueError as exc:
+        raise MalformedHeader(str(exc)) from exc
+    if (type(p["ciphertext_size"]) is not int
+            or p["ciphertext_size"] != ciphertext_size(size, chunk_size)):
+        raise MalformedHeader("ciphertext_size does not follow from size and chunk_size")
+    if not isinstance(p["meta"], dict):
+        raise MalformedHeader("meta must be a JSON object")
+    return EnvelopeHeader(
+        message_id=check_hex(p["message_id"], "message_id", 32),
+        sender=sender, recipients=recipients,
+        created=check_time(p["created"], "created"),
+        name=check_name(p["name"]), size=size,
+        sha256=check_hex(p["sha256"], "sha256", 64),
+        chunk_size=chunk_size, ciphertext_size=p["ciphertext_size"],
+        ciphertext_sha256=check_hex(p["ciphertext_sha256"], "ciphertext_sha256", 64),
+        keys=_parse_keys(p["keys"], set(recipients) | {sender}),
+        meta=MappingProxyType(p["meta"]), token=decoded.token)
+
+
+def _decode(token: str | bytes) -> jws.Decoded:
+    try:
+        return jws.decode(token, ENVELOPE_TYP)
+    except key_errors.WrongType as exc:
+        raise HeaderWrongType(str(exc)) from exc
+    except key_errors.MalformedToken as exc:
+        raise MalformedHeader(f"envelope header: {exc}") from exc
+
+
+def decode_header(token: str | bytes) -> EnvelopeHeader:
+    """Parse and check the structure of a header WITHOUT checking its signature.
+
+    Use it only to find out which peer's key to verify with; act on nothing else in it.
+    """
+    return _parse(_decode(token))
+
+
+def verify_header(token: str | bytes, sender_verify_key: nacl.signing.VerifyKey, *,
+                  expected_sender: str | None = None) -> EnvelopeHeader:
+    """Check type, signature, schema and sender of a header token; return its fields.
+
+    ``sender_verify_key`` is the claimed sender's identity key from the peer directory; it must
+    hash to the sender's node ID. ``expected_sender`` is the node ID the connection
+    authenticated; a header signed by anyone else raises SenderMismatch.
+    """
+    decoded = _decode(token)
+    try:
+        jws.verify_decoded(decoded, sender_verify_key)
+    except key_errors.BadSignature as exc:
+        raise BadSignature("the envelope header's signature does not verify") from exc
+    header = _parse(decoded)
+    if node_id_from_public_key(sender_verify_key.encode()) != header.sender:
+        raise BadSignature(f"the key that signed the header is not the identity of sender "
+                           f"{header.sender}")
+    if expected_sender is not None and header.sender != expected_sender:
+        raise SenderMismatch(f"the header is signed by {header.sender}, but the connection "
+                             f"authenticated {expected_sender}")
+    return header
+
+
+# -- sealing -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SealedEnvelope:
+    """A finished envelope. ``tail`` is ciphertext ``feed`` had not yet returned (usually b"";
+    for an empty document never fed, the whole stream): append it to the ciphertext."""
+
+    header_token: str
+    header: EnvelopeHeader
+    tail: bytes
+
+
+class Sealer:
+    """Encrypt one document as it is read and sign its header at the end."""
+
+    def __init__(self, *, identity: nacl.signing.SigningKey, sender: str,
+                 sender_key: tuple[str, nacl.public.PublicKey],
+                 recipients: Mapping[str, tuple[str, nacl.public.PublicKey]],
+                 name: str, size: int, message_id: str, created: str,
+                 meta: Mapping[str, Any] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> None:
+        check_node_id(sender, "sender")
+        if node_id_from_public_key(identity.verify_key.encode()) != sender:
+            raise ValueError("identity is not the signing key of node ID sender")
+        if not recipients:
+            raise MalformedHeader("an envelope needs at least one recipient")
+        readers = dict(recipients)
+        for node_id, (kid, _public) in readers.items():
+            check_node_id(node_id, "recipient")
+            _check_kid(kid, node_id)
+        if sender in readers and readers[sender] != sender_key:
+            raise ValueError("the sender is a recipient with a different encryption key")
+        readers[sender] = sender_key
+        _check_kid(sender_key[0], sender)
+        meta = dict(meta or {})
+        try:
+            jws.canonical_json(meta)
+        except (TypeError, ValueError) as exc:
+            raise MalformedHeader(f"meta must be JSON-serialisable: {exc}") from exc
+        try:
+            check_chunk_size(chunk_size)
+        except ValueError as exc:
+            raise MalformedHeader(str(exc)) from exc
+        self._identity = identity
+        self._fields: dict[str, Any] = {
+            "v": VERSION, "message_id": check_hex(message_id, "message_id", 32),
+            "sender": sender, "recipients": list(recipients),
+            "created": check_time(created, "created"),
+            "name": check_name(unicodedata.normalize("NFC", name) if isinstance(name, str)
+                               else name),
+            "size": check_size_field(size, "size"), "chunk_size": chunk_size,
+            "ciphertext_size": ciphertext_size(size, chunk_size), "meta": meta}
+        # Order of random draws (fixed, for known-answer vectors): file key, stream header,
+        # then one 32-byte ephemeral seed per reader in sorted node-ID order.
+        file_key = random_bytes(KEY_BYTES)
+        if len(file_key) != KEY_BYTES:
+            raise ValueError("random_bytes(32) returned the wrong length")
+        self._payload = PayloadEncryptor(file_key, ad=bytes.fromhex(message_id), size=size,
+                                         chunk_size=chunk_size, random_bytes=random_bytes)
+        self._fields["keys"] = {
+            node_id: {"kid": kid, "sealed": jws.b64url_encode(
+                seal_file_key(file_key, public.encode(), random_bytes=random_bytes))}
+            for node_id, (kid, public) in sorted(readers.items())}
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Take the next plaintext piece; return the ciphertext now available (the first
+        output starts with the 24-byte stream header)."""
+        return self._payload.feed(data)
+
+    def finish(self) -> SealedEnvelope:
+        """Close the stream (SizeMismatch if the plaintext was short) and sign the header."""
+        tail, summary = self._payload.finish()
+        fields = dict(self._fields, sha256=summary.sha256,
+                      ciphertext_sha256=summary.ciphertext_sha256)
+        token = jws.sign(self._identity, ENVELOPE_TYP, fields, kid=fields["sender"])
+        return SealedEnvelope(header_token=token, header=decode_header(token), tail=tail)
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+class Opener:
+    """Decrypt a verified envelope's payload for one reader and prove it complete."""
+
+    def __init__(self, header: EnvelopeHeader, *, node_id: str,
+                 encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> None:
+        entry = header.key_for(node_id)
+        if entry is None:
+            raise NotForUs(f"message {header.message_id} holds no sealed key for {node_id}")
+        private = encryption_keys.get(entry.kid)
+        if private is None:
+            raise NotForUs(f"message {header.message_id} is sealed to our encryption key "
+                           f"{entry.kid!r}, which this node does not hold")
+        file_key = open_file_key(entry.sealed, private.public_key.encode(), private.encode())
+        self._header = header
+        self._payload = PayloadDecryptor(file_key, ad=bytes.fromhex(header.message_id),
+                                         size=header.size, chunk_size=header.chunk_size)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Take the next ciphertext piece; return plaintext to STAGE (not publish) until
+        :meth:`finish` returns."""
+        return self._payload.feed(data)
+
+    def finish(self) -> None:
+        """Prove the stream ended at its final chunk and matches the signed sizes and digests."""
+        summary = self._payload.finish()
+        h = self._header
+        if summary.ciphertext_size != h.ciphertext_size:
+            raise DigestMismatch(f"ciphertext is {summary.ciphertext_size} bytes; the header "
+                                 f"says {h.ciphertext_size}")
+        if summary.ciphertext_sha256 != h.ciphertext_sha256:
+            raise DigestMismatch("the ciphertext's SHA-256 differs from the signed header's")
+        if summary.size != h.size:
+            raise DigestMismatch(f"plaintext is {summary.size} bytes; the header says {h.size}")
+        if summary.sha256 != h.sha256:
+            raise DigestMismatch("the document's SHA-256 differs from the signed header's")
+
+
+def seal_all(plaintext: bytes, **sealer_args: Any) -> tuple[SealedEnvelope, bytes]:
+    """Seal a small document held in memory; return the envelope and the whole ciphertext."""
+    sealer = Sealer(size=len(plaintext), **sealer_args)
+    head = sealer.feed(plaintext)
+    envelope = sealer.finish()
+    return envelope, head + envelope.tail
+
+
+def open_all(header: EnvelopeHeader, ciphertext: bytes, *, node_id: str,
+             encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> bytes:
+    """Open a small verified envelope held in memory; return the plaintext."""
+    opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys)
+    plaintext = opener.feed(ciphertext)
+    opener.finish()
+    return plaintext

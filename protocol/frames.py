@@ -1,0 +1,190 @@
+"""Frames: the unit that travels on a lienthong TLS connection.
+
+Every frame is a 6-byte header followed by a payload::
+
+    version:u8 (=1) | kind:u8 | length:u32 big-endian | payload (length bytes)
+
+Why a version byte in every frame rather than only in HELLO: a node that meets an unknown
+format notices at the first byte, before it interprets anything, and says
+``unsupported-version`` instead of misreading the rest (STYLE.md habit 6).
+
+Why the length is checked the moment the header is complete: a peer must not be able to make
+us reserve memory by announcing a large frame (Twisted CVE-2022-21716, h11's
+``max_incomplete_event_size``). Each kind has its own ceiling (a PING never needs a megabyte),
+and the caller can lower the ceiling further, as the connection does until both sides have said
+HELLO, so a stranger's garbage costs us at most a few kilobytes.
+
+The decoder is incremental and O(bytes fed): feed it bytes as they arrive, in any pieces, and
+pull whole frames out with :meth:`FrameDecoder.next_frame`.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from types import MappingProxyType
+
+from protocol.errors import (FrameError, FrameTooLarge, LocalProtocolError, ProtocolError,
+                             UnsupportedVersion)
+
+PROTOCOL_VERSION = 1
+
+HEADER = struct.Struct(">BBI")
+HEADER_SIZE = HEADER.size  # 6
+
+#: Ciphertext bytes carried by one DATA frame, at most.
+MAX_DATA = 1024 * 1024
+#: DATA payload prefix: message ID (16 raw bytes) and offset (u64 big-endian).
+DATA_PREFIX_SIZE = 24
+#: The largest payload of any frame kind.
+MAX_PAYLOAD = MAX_DATA + 64
+MAX_FRAME_SIZE = HEADER_SIZE + MAX_PAYLOAD
+
+
+class FrameKind(IntEnum):
+    HELLO = 1
+    OFFER = 2
+    ACCEPT = 3
+    HAVE = 4
+    REJECT = 5
+    DATA = 6
+    END = 7
+    RECEIPT = 8
+    ERROR = 9
+    PING = 10
+    PONG = 11
+
+
+_KIND_BY_BYTE: Mapping[int, FrameKind] = MappingProxyType({k.value: k for k in FrameKind})
+
+#: Per-kind payload ceilings. They are generous for what protocol/events.py can produce
+#: (JSON written with \\uXXXX escapes or spaces by another implementation still fits), and each
+#: is checked as soon as the header arrives. tests/protocol/test_frames.py proves that the
+#: largest valid event of each kind fits under its ceiling.
+MAX_PAYLOAD_BY_KIND: Mapping[FrameKind, int] = MappingProxyType({
+    FrameKind.HELLO: 4 * 1024,
+    FrameKind.OFFER: MAX_PAYLOAD,
+    FrameKind.ACCEPT: 256,
+    FrameKind.HAVE: 65 * 1024,
+    FrameKind.REJECT: 16 * 1024,
+    FrameKind.DATA: DATA_PREFIX_SIZE + MAX_DATA,
+    FrameKind.END: 256,
+    FrameKind.RECEIPT: 65 * 1024,
+    FrameKind.ERROR: 16 * 1024,
+    FrameKind.PING: 256,
+    FrameKind.PONG: 256,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: its kind and raw payload (not yet interpreted)."""
+
+    kind: FrameKind
+    payload: bytes = field(repr=False)
+
+
+def encode_frame(kind: FrameKind, payload: bytes) -> bytes:
+    """Return header + payload. Refuses (FrameTooLarge) what a peer would refuse from us."""
+    return encode_frame_parts(kind, payload)
+
+
+def encode_frame_parts(kind: FrameKind, *parts: bytes) -> bytes:
+    """Like ``encode_frame`` for a payload given in pieces, joined with a single copy."""
+    if not isinstance(kind, FrameKind):
+        raise LocalProtocolError(f"{kind!r} is not a FrameKind")
+    length = sum(len(part) for part in parts)
+    limit = MAX_PAYLOAD_BY_KIND[kind]
+    if length > limit:
+        raise FrameTooLarge(f"{kind.name} payload of {length} bytes exceeds the "
+                            f"{limit}-byte limit")
+    return b"".join((HEADER.pack(PROTOCOL_VERSION, kind, length), *parts))
+
+
+class FrameDecoder:
+    """Incremental frame decoder with a bounded buffer.
+
+    ``feed`` bytes as they arrive, then call ``next_frame`` until it returns None. The header
+    of the frame at the front of the buffer is checked as soon as its bytes are present
+    (version at byte 1, kind at byte 2, length at byte 6), so a bad or oversized frame is
+    refused before its payload is buffered.
+
+    Memory: a caller that drains ``next_frame`` after each ``feed`` never has more than one
+    incomplete frame buffered (< ``MAX_FRAME_SIZE`` bytes) plus the piece it is feeding. A
+    caller that keeps feeding without draining is told so (LocalProtocolError) once a whole
+    maximal frame is waiting, rather than letting the buffer grow without bound.
+
+    After any error the decoder is dead: every later call raises the same error.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self._buffer = bytearray()
+        self._header: tuple[FrameKind, int] | None = None
+        self._failure: ProtocolError | None = None
+        #: Ceiling applied on top of the per-kind ones; the connection lowers it before HELLO.
+        self.max_payload = max_payload
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that ``next_frame`` has not returned yet."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer; checks the pending header at once."""
+        self._raise_if_failed()
+        if len(self._buffer) >= MAX_FRAME_SIZE:
+            raise LocalProtocolError("feed() called again without draining next_frame(); "
+                                     "the buffer already holds a complete frame")
+        self._buffer += data
+        if self._header is None:
+            self._inspect_header()
+
+    def next_frame(self) -> Frame | None:
+        """Return the next complete frame, or None if more bytes are needed."""
+        self._raise_if_failed()
+        if self._header is None:
+            self._inspect_header()
+            if self._header is None:
+                return None
+        kind, length = self._header
+        end = HEADER_SIZE + length
+        if len(self._buffer) < end:
+            return None
+        # One copy out of the buffer; deleting a bytearray's prefix only moves its start,
+        # so draining many frames from one large read stays linear.
+        with memoryview(self._buffer) as view:
+            payload = bytes(view[HEADER_SIZE:end])
+        del self._buffer[:end]
+        self._header = None
+        return Frame(kind, payload)
+
+    def _inspect_header(self) -> None:
+        buffer = self._buffer
+        if not buffer:
+            return
+        try:
+            if buffer[0] != PROTOCOL_VERSION:
+                raise UnsupportedVersion(f"frame version {buffer[0]}; this node speaks "
+                                         f"version {PROTOCOL_VERSION}")
+            if len(buffer) < 2:
+                return
+            kind = _KIND_BY_BYTE.get(buffer[1])
+            if kind is None:
+                raise FrameError(f"unknown frame kind {buffer[1]}")
+            if len(buffer) < HEADER_SIZE:
+                return
+            _, _, length = HEADER.unpack_from(buffer)
+            limit = min(self.max_payload, MAX_PAYLOAD_BY_KIND[kind])
+            if length > limit:
+                raise FrameTooLarge(f"{kind.name} frame announces {length} bytes; the limit "
+                                    f"here is {limit}")
+        except ProtocolError as exc:
+            self._failure = exc
+            self._buffer = bytearray()  # release the memory; nothing more will be read
+            raise
+        self._header = (kind, length)
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure

@@ -1,0 +1,357 @@
+"""The payload of an envelope: the per-document file key and the chunked secretstream codec.
+
+Theory of operation
+-------------------
+Every document is encrypted under a fresh random 32-byte *file key* with libsodium's
+XChaCha20-Poly1305 secretstream. The ciphertext stream is the 24-byte secretstream header
+followed by ``n = max(1, ceil(size / chunk_size))`` chunks. Every chunk but the last carries
+exactly ``chunk_size`` plaintext bytes and ``TAG_MESSAGE``; the last carries the remainder
+(``chunk_size`` bytes when ``size`` is a multiple of it, zero bytes only for an empty document)
+and ``TAG_FINAL``. Each chunk's ciphertext is its plaintext plus 17 bytes, and every chunk is
+authenticated with the 16 raw message-ID bytes as additional data, so a chunk cannot be moved
+into another document. Because the layout depends only on ``size`` and ``chunk_size``, the
+ciphertext size is a pure function (:func:`ciphertext_size`) and the decryptor knows where every
+chunk boundary is and which chunk must be final: it never has to trust a length from the wire.
+
+secretstream alone accepts a stream cut just before its final chunk (RELIABILITY.md A.3), so
+the decryptor enforces the end itself: ``TAG_FINAL`` exactly on the last expected chunk, nothing
+after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped early.
+
+Both directions hash as they go (SHA-256 of the plaintext and of the whole ciphertext stream,
+header included), so nothing is ever read twice, and both buffer at most one chunk.
+
+The file key is wrapped for each reader with a sealed box (:func:`seal_file_key`) built by hand
+from ``crypto_box`` so that tests can inject randomness; the result is byte-for-byte the format
+of libsodium's ``crypto_box_seal`` and opens with ``crypto_box_seal_open``.
+
+State machine (both codecs)::
+
+    HEADER --first bytes--> CHUNKS --last chunk--> DONE --finish()--> FINISHED
+
+The encryptor starts in CHUNKS (it emits its header with the first output).
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.utils
+
+from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, MissingFinal, SizeMismatch,
+                             TrailingData, Truncated)
+
+KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES          # 32
+HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES    # 24
+CHUNK_OVERHEAD = sodium.crypto_secretstream_xchacha20poly1305_ABYTES       # 17
+TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+SEALED_KEY_BYTES = KEY_BYTES + sodium.crypto_box_SEALBYTES               # 80
+
+#: Plaintext bytes per chunk. 256 KiB: large enough that the per-chunk cost (a libsodium call,
+#: 17 bytes, a Python loop turn) disappears in the cipher's cost, small enough that a stream in
+#: flight holds well under a megabyte (bench/protocol_bench.py measured 64 KiB..4 MiB equal).
+DEFAULT_CHUNK_SIZE = 256 * 1024
+MIN_CHUNK_SIZE = 4 * 1024
+MAX_CHUNK_SIZE = 4 * 1024 * 1024
+#: Largest document: keeps every size and offset an exact integer in any JSON reader (I-JSON,
+#: 2**53 - 1) with room for the ciphertext overhead.
+MAX_SIZE = 2 ** 52
+
+_push = sodium.crypto_secretstream_xchacha20poly1305_push
+_pull = sodium.crypto_secretstream_xchacha20poly1305_pull
+_State = sodium.crypto_secretstream_xchacha20poly1305_state
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_chunk_size(chunk_size: object) -> int:
+    """Return ``chunk_size`` if it is an allowed chunk size, else raise ValueError."""
+    if not _is_int(chunk_size) or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be an integer from {MIN_CHUNK_SIZE} to "
+                         f"{MAX_CHUNK_SIZE}, not {chunk_size!r}")
+    return chunk_size
+
+
+def check_size(size: object) -> int:
+    """Return ``size`` if it is an allowed document size, else raise ValueError."""
+    if not _is_int(size) or not 0 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be an integer from 0 to {MAX_SIZE}, not {size!r}")
+    return size
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    """Number of chunks of a ``size``-byte document: at least one, even when it is empty."""
+    return max(1, -(-size // chunk_size))
+
+
+def ciphertext_size(size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """Exact length of the ciphertext stream (header and chunks) for ``size`` plaintext bytes."""
+    check_size(size)
+    check_chunk_size(chunk_size)
+    return HEADER_BYTES + size + CHUNK_OVERHEAD * chunk_count(size, chunk_size)
+
+
+def _last_chunk_len(size: int, chunk_size: int) -> int:
+    return size - (chunk_count(size, chunk_size) - 1) * chunk_size
+
+
+# -- the file key ------------------------------------------------------------------------------
+
+def seal_file_key(file_key: bytes, recipient_public_key: bytes, *,
+                  random_bytes: Callable[[int], bytes] = nacl.utils.random) -> bytes:
+    """Wrap ``file_key`` for one reader: ``epk || crypto_box(key, blake2b(epk||pk), pk, esk)``.
+
+    This is libsodium's sealed-box format, built from its parts so that the ephemeral key comes
+    from ``random_bytes`` (32 bytes of seed) and known-answer vectors are reproducible.
+    """
+    if len(file_key) != KEY_BYTES or len(recipient_public_key) != 32:
+        raise ValueError("file key and X25519 public key are 32 bytes each")
+    seed = random_bytes(32)
+    if len(seed) != 32:
+        raise ValueError("random_bytes(32) returned the wrong length")
+    epk, esk = sodium.crypto_box_seed_keypair(seed)
+    nonce = hashlib.blake2b(epk + recipient_public_key, digest_size=24).digest()
+    return epk + sodium.crypto_box(file_key, nonce, recipient_public_key, esk)
+
+
+def open_file_key(sealed: bytes, public_key: bytes, secret_key: bytes) -> bytes:
+    """Unwrap a sealed file key with our X25519 key pair; DecryptError if it does not open."""
+    if len(sealed) != SEALED_KEY_BYTES:
+        raise DecryptError(f"a sealed file key is {SEALED_KEY_BYTES} bytes, not {len(sealed)}")
+    try:
+        key = sodium.crypto_box_seal_open(sealed, public_key, secret_key)
+    except nacl.exceptions.CryptoError as exc:
+        raise DecryptError("the sealed file key does not open with our encryption key") from exc
+    if len(key) != KEY_BYTES:  # unreachable given the length check; kept as a fail-closed guard
+        raise DecryptError("the sealed file key has the wrong length")
+    return key
+
+
+# -- the chunk codec ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PayloadSummary:
+    """What a finished stream proved: sizes and SHA-256 digests (hex) of both sides."""
+
+    size: int
+    sha256: str
+    ciphertext_size: int
+    ciphertext_sha256: str
+
+
+class _Phase(enum.Enum):
+    HEADER = "header"
+    CHUNKS = "chunks"
+    DONE = "done"
+    FINISHED = "finished"
+
+
+# Allowed transitions; anything else is a bug in this module, not a peer's fault.
+_TRANSITIONS = {
+    _Phase.HEADER: {_Phase.CHUNKS},
+    _Phase.CHUNKS: {_Phase.DONE},
+    _Phase.DONE: {_Phase.FINISHED},
+    _Phase.FINISHED: set(),
+}
+
+
+class _Codec:
+    """Position bookkeeping shared by both directions."""
+
+    def __init__(self, key: bytes, ad: bytes, size: int, chunk_size: int) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("a file key is 32 bytes")
+        self._key = bytes(key)
+        self._ad = bytes(ad)
+        self._size = check_size(size)
+        self._chunk_size = check_chunk_size(chunk_size)
+        self._chunks = chunk_count(size, chunk_size)
+        self._last_len = _last_chunk_len(size, chunk_size)
+        self._index = 0                    # index of the next chunk
+        self._pending = bytearray()        # a partial chunk, never a whole one
+        self._plain = hashlib.sha256()
+        self._cipher = hashlib.sha256()
+        self._phase = _Phase.HEADER
+
+    def _move(self, phase: _Phase) -> None:
+        if phase not in _TRANSITIONS[self._phase]:
+            raise RuntimeError(f"payload codec: {self._phase.value} -> {phase.value}")
+        self._phase = phase
+
+    def _plain_len(self, index: int) -> int:
+        return self._chunk_size if index < self._chunks - 1 else self._last_len
+
+    @property
+    def done(self) -> bool:
+        """True once the final chunk has gone through."""
+        return self._phase in (_Phase.DONE, _Phase.FINISHED)
+
+
+class PayloadEncryptor(_Codec):
+    """Encrypt exactly ``size`` plaintext bytes, fed in pieces of any size."""
+
+    def __init__(self, key: bytes, *, ad: bytes, size: int,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> None:
+        super().__init__(key, ad, size, chunk_size)
+        header = random_bytes(HEADER_BYTES)
+        if len(header) != HEADER_BYTES:
+            raise ValueError("random_bytes(24) returned the wrong length")
+        # init_pull with a chosen header yields the same push state as init_push would with
+        # that header (checked by tests/protocol/test_payload.py), so the header is injectable.
+        self._state = _State()
+        sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, self._key)
+        self._header = header
+        self._fed = 0
+        self._move(_Phase.CHUNKS)
+        self._header_sent = False
+
+    def _push(self, chunk: bytes, out: list[bytes]) -> None:
+        final = self._index == self._chunks - 1
+        sealed = _push(self._state, chunk, self._ad, TAG_FINAL if final else TAG_MESSAGE)
+        self._cipher.update(sealed)
+        out.append(sealed)
+        self._index += 1
+        if final:
+            self._move(_Phase.DONE)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Take the next plaintext piece; return the ciphertext that is now complete."""
+        if self._phase is _Phase.FINISHED:
+            raise SizeMismatch("the payload was already finished")
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if n > self._size - self._fed:
+            raise SizeMismatch(f"more plaintext than the declared {self._size} bytes "
+                               "(did the file grow while it was being sealed?)")
+        self._plain.update(view)
+        self._fed += n
+        out: list[bytes] = []
+        if not self._header_sent:
+            self._header_sent = True
+            self._cipher.update(self._header)
+            out.append(self._header)
+        pos = 0
+        while not self.done:
+            need = self._plain_len(self._index) - len(self._pending)
+            if need > n - pos:
+                self._pending += view[pos:]
+                break
+            if self._pending:
+                self._pending += view[pos:pos + need]
+                chunk = bytes(self._pending)
+                self._pending.clear()
+            elif pos == 0 and need == n and type(data) is bytes:
+                chunk = data                     # a whole chunk as given: no copy
+            else:
+                chunk = bytes(view[pos:pos + need])
+            pos += need
+            self._push(chunk, out)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def finish(self) -> tuple[bytes, PayloadSummary]:
+        """End the stream: return any ciphertext not yet returned and the stream's summary.
+
+        The leftover is empty unless ``feed`` was never called (an empty document), in which
+        case it is the stream header and the empty final chunk.
+        """
+        if self._fed != self._size:
+            raise SizeMismatch(f"only {self._fed} of the declared {self._size} plaintext bytes "
+                               "were fed (did the file shrink while it was being sealed?)")
+        tail = b"" if self.done else self.feed(b"")
+        self._move(_Phase.FINISHED)
+        return tail, PayloadSummary(
+            size=self._size, sha256=self._plain.hexdigest(),
+            ciphertext_size=ciphertext_size(self._size, self._chunk_size),
+            ciphertext_sha256=self._cipher.hexdigest())
+
+
+class PayloadDecryptor(_Codec):
+    """Decrypt a ciphertext stream whose plaintext ``size`` and ``chunk_size`` are known."""
+
+    def __init__(self, key: bytes, *, ad: bytes, size: int,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        super().__init__(key, ad, size, chunk_size)
+        self._state = _State()
+        self._received = 0
+
+    def _pull(self, sealed: bytes, out: list[bytes]) -> None:
+        index, final = self._index, self._index == self._chunks - 1
+        try:
+            chunk, tag = _pull(self._state, sealed, self._ad)
+        except nacl.exceptions.CryptoError as exc:
+            raise DecryptError(f"chunk {index} of {self._chunks} failed authentication "
+                               "(altered, reordered, duplicated or from another stream)") from exc
+        if tag != (TAG_FINAL if final else TAG_MESSAGE):
+            if tag == TAG_FINAL:
+                raise EarlyFinal(f"chunk {index} carries the final tag but the header promises "
+                                 f"{self._chunks} chunks")
+            if final and tag == TAG_MESSAGE:
+                raise MissingFinal(f"chunk {index}, the last one the header promises, does not "
+                                   "carry the final tag")
+            raise ChunkTagError(f"chunk {index} carries unexpected secretstream tag {tag}")
+        self._plain.update(chunk)
+        out.append(chunk)
+        self._index += 1
+        if final:
+            self._move(_Phase.DONE)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Take the next ciphertext piece; return the plaintext authenticated so far.
+
+        Plaintext returned here is authentic chunk by chunk, but the document is only proven
+        complete by :meth:`finish`; callers must stage it, never publish it, until then.
+        """
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if n and self.done:
+            raise TrailingData(f"{n} bytes arrived after the final chunk")
+        if self._phase is _Phase.FINISHED:
+            raise TrailingData("the payload was already finished")
+        self._cipher.update(view)
+        self._received += n
+        out: list[bytes] = []
+        pos = 0
+        while pos < n and not self.done:
+            if self._phase is _Phase.HEADER:
+                need = HEADER_BYTES - len(self._pending)
+            else:
+                need = self._plain_len(self._index) + CHUNK_OVERHEAD - len(self._pending)
+            if need > n - pos:
+                self._pending += view[pos:]
+                pos = n
+                break
+            if self._pending:
+                self._pending += view[pos:pos + need]
+                piece = bytes(self._pending)
+                self._pending.clear()
+            elif pos == 0 and need == n and type(data) is bytes:
+                piece = data
+            else:
+                piece = bytes(view[pos:pos + need])
+            pos += need
+            if self._phase is _Phase.HEADER:
+                sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, piece,
+                                                                       self._key)
+                self._move(_Phase.CHUNKS)
+            else:
+                self._pull(piece, out)
+        if pos < n:
+            raise TrailingData(f"{n - pos} bytes arrived after the final chunk")
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def finish(self) -> PayloadSummary:
+        """Require that the stream ended exactly after its final chunk; return its summary."""
+        if not self.done:
+            raise Truncated(f"the payload stopped after {self._received} bytes, before its "
+                            f"final chunk ({self._index} of {self._chunks} chunks complete)")
+        self._move(_Phase.FINISHED)
+        return PayloadSummary(size=self._size, sha256=self._plain.hexdigest(),
+                              ciphertext_size=self._received,
+                              ciphertext_sha256=self._cipher.hexdigest())
