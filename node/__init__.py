@@ -1,0 +1,1 @@
+"""The Twisted daemon: the only layer that does I/O."""

@@ -1,0 +1,92 @@
+"""``lienthong peers``: enrol, list and show the offices this node exchanges with.
+
+Enrolment is the moment trust is created, so ``add`` shows the node ID in groups and a short
+verification code that the two clerks read to each other by phone before confirming.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from keys.card import read_card, verification_code
+from keys.directory import Peer
+from keys.errors import KeysError
+from node.cli import CliError, home_option, open_config, wall_clock_now
+from node.records import StoreError
+from node.store import open_store
+
+
+def _own_node_id(config) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return read_card(config.card_path.read_text(encoding="utf-8")).node_id
+    except (OSError, KeysError) as exc:
+        raise CliError(f"cannot read this node's own card {config.card_path}: {exc}") from None
+
+
+@click.group()
+def peers() -> None:
+    """Enrol and list peer offices."""
+
+
+@peers.command("add")
+@click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--address", "addresses", multiple=True, help="HOST:PORT to dial instead of the card's.")
+@click.option("--name", default=None, help="Local name for the peer (default: the card's name).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, demo).")
+@home_option
+def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool,
+        home: Path | None) -> None:
+    """Enrol a peer office from its card file."""
+    config = open_config(home)
+    try:
+        card = read_card(card_file.read_bytes())
+    except KeysError as exc:
+        raise CliError(f"{card_file}: {exc}") from None
+    own = _own_node_id(config)
+    if card.node_id == own:
+        raise CliError(f"{card_file} is this node's own card")
+    name = name or card.name
+    click.echo(f"Peer:              {name}  ({card.name} in its card)")
+    click.echo(f"Node ID:           {card.node_id}")
+    click.echo(f"Addresses:         {', '.join(addresses or card.addresses)}")
+    click.echo(f"Verification code: {verification_code(own, card.node_id)}")
+    click.echo("Read the node ID or the code to the other office's clerk by phone; "
+               "it must match what they see.")
+    if not yes and not click.confirm("Does it match?", default=False):
+        raise CliError("not enrolled")
+    now = wall_clock_now()
+    store = open_store(config.store.url)
+    try:
+        peer = replace(Peer.from_card(card, now=now), name=name,
+                       addresses=tuple(addresses or card.addresses))
+        store.add_peer(peer, card.token, now)
+    except (ValueError, KeysError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"Enrolled {name}. Documents for it go in {config.outbox / name}/")
+    (config.outbox / name).mkdir(parents=True, exist_ok=True)
+
+
+@peers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def list_(as_json: bool, home: Path | None) -> None:
+    """List enrolled peers."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        rows = [record.peer for record in store.list_peers()]
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "node_id": r.node_id, "state": r.state,
+                                "addresses": list(r.addresses)} for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No peers yet. Enrol one with: lienthong peers add THEIR.card")
+    for row in rows:
+        click.echo(f"{row.name:<16} {row.state:<8} {row.node_id}  {', '.join(row.addresses)}")

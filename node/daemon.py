@@ -1,0 +1,201 @@
+"""The running node: wires runtime, store, listener, links, watcher and outbox together.
+
+``Node`` is constructed with everything it needs (reactor, config, keys, store, database
+thread), so tests run it on a real reactor with temporary folders and SQLite files, or parts
+of it on a ``task.Clock``. ``run_daemon`` is the command-line entry: it reads the passphrase,
+opens the keystore, starts logging and the reactor, and stops cleanly on SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from config.schema import NodeConfig, parse_address
+from keys.directory import Directory
+from keys.identity import NodeKeys
+from node.dbthread import DatabaseThread
+from node.inbound import Inbound
+from node.links import PeerLink
+from node.outbox import Outbox
+from node.receiver import ReceiverFactory
+from node.runtime import NodeRuntime
+from node.store import open_store
+from node.tls import PinnedContextFactory
+from node.watcher import OutboxWatcher
+
+log = Logger(namespace="lienthong.node")
+
+DIRECTORY_POLL_SECONDS = 1.0
+
+
+class Node:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.rt = runtime
+        self.links: dict[str, PeerLink] = {}
+        self.inbound = Inbound(runtime)
+        self.receiver_factory = ReceiverFactory(self.inbound)
+        self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
+                             on_released=self._released)
+        self.tls = PinnedContextFactory(
+            tls_key=runtime.keys.tls_key, certificate_der_bytes=runtime.keys.tls_cert_der,
+            lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
+            on_refused=self._tls_refused)
+        self.watcher: OutboxWatcher | None = None
+        self.port: Any = None
+        self._directory_poll: LoopingCall | None = None
+        self.running = False
+        runtime.on_directory_change.append(self._directory_changed)
+
+    @property
+    def listening_port(self) -> int:
+        return self.port.getHost().port
+
+    @inlineCallbacks
+    def start(self):  # type: ignore[no-untyped-def]
+        rt = self.rt
+        rt.started_at = rt.now()
+        yield rt.refresh_directory()
+        host, port = parse_address(rt.config.node.listen, where="node.listen")
+        self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
+        yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
+        yield self.inbound.recover()
+        yield self.outbox.recover()
+        self._directory_poll = LoopingCall(self._poll_directory)
+        self._directory_poll.clock = rt.reactor
+        self._directory_poll.start(DIRECTORY_POLL_SECONDS, now=False)
+        self.watcher = OutboxWatcher(
+            rt.reactor, rt.config.outbox, self._file_ready,
+            call_from_thread=rt.reactor.callFromThread, observer=rt.config.watch.observer,
+            scan_interval=rt.config.watch.scan_interval,
+            stable_seconds=rt.config.watch.stable_seconds)
+        self.watcher.start()
+        self.running = True
+        for link in self.links.values():
+            link.kick()
+        log.info("node {name} ({node_id}) listening on {host}:{port}",
+                 name=rt.config.node.name, node_id=rt.node_id, host=host,
+                 port=self.listening_port)
+
+    def _file_ready(self, path: Path, target: str) -> None:
+        self.outbox.file_ready(path, target)
+
+    def _released(self, path: Path) -> None:
+        if self.watcher is not None:
+            self.watcher.done(path)
+
+    def _kick_links(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            link = self.links.get(node_id)
+            if link is not None:
+                link.kick()
+
+    def _poll_directory(self) -> Deferred:
+        d = self.rt.refresh_directory()
+        d.addErrback(lambda f: log.failure("cannot read the peer directory", f))
+        return d
+
+    def _directory_changed(self, directory: Directory) -> None:
+        for peer in directory.peers:
+            if peer.state == "trusted" and peer.node_id not in self.links:
+                self.links[peer.node_id] = PeerLink(
+                    self.rt, peer.node_id, tls=self.tls,
+                    on_all_delivered=self.outbox.finish,
+                    on_delivery_failed=self._delivery_failed)
+                if self.running:
+                    self.links[peer.node_id].kick()
+            elif peer.state == "revoked":
+                link = self.links.pop(peer.node_id, None)
+                if link is not None:
+                    link.stop()
+                self.receiver_factory.drop_peer(peer.node_id)
+        known = {peer.node_id for peer in directory.peers}
+        for node_id in list(self.links):
+            if node_id not in known:
+                self.links.pop(node_id).stop()
+                self.receiver_factory.drop_peer(node_id)
+
+    def _delivery_failed(self, message_id: str, reason: str) -> None:
+        self.outbox.delivery_failed(message_id, reason)
+
+    def _tls_refused(self, pin: str, reason: str) -> None:
+        self.rt.audit("security-refused", code="tls-unknown-key", pin=pin, reason=reason)
+        log.warn("refused a TLS peer: {reason}", reason=reason)
+
+    @inlineCallbacks
+    def stop(self):  # type: ignore[no-untyped-def]
+        """Stop taking work, close connections (partials stay for resume), flush the store."""
+        self.running = False
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._directory_poll is not None and self._directory_poll.running:
+            self._directory_poll.stop()
+        for link in self.links.values():
+            link.stop()
+        for proto in list(self.receiver_factory.connections):
+            proto.transport.loseConnection()
+        if self.port is not None:
+            yield self.port.stopListening()
+        yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
+
+
+def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
+                  store: Any = None) -> NodeRuntime:
+    """A runtime with a real store and database thread (started) and a worker pool."""
+    store = store or open_store(config.store.url)
+    database = DatabaseThread(reactor)
+    database.start()
+    workers = ThreadPool(minthreads=1, maxthreads=4, name="lienthong-io")
+    workers.start()
+    reactor.addSystemEventTrigger("during", "shutdown", workers.stop)
+    return NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,
+                       database=database, workers=workers)
+
+
+def load_keys(config: NodeConfig) -> NodeKeys:
+    """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore."""
+    import getpass
+    import sys
+
+    from keys.keystore import load_keystore, passphrase_bytes, read_passphrase
+    passphrase = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
+                                 credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            from keys.errors import KeystoreError
+            raise KeystoreError("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
+                                "keystore.passphrase_file, use a systemd credential, or run "
+                                "from a terminal to be asked")
+        passphrase = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
+    return load_keystore(config.keystore.path, passphrase)
+
+
+def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
+    from twisted.internet import reactor
+
+    from node.logs import start_logging
+    node_keys = load_keys(config)
+    start_logging(config.log_dir, verbose=verbose)
+    runtime = build_runtime(reactor, config, node_keys)
+    node = Node(runtime)
+    exit_code = [0]
+
+    def started_failed(failure: Any) -> None:
+        log.failure("the node could not start", failure)
+        exit_code[0] = 1
+        reactor.stop()
+
+    def shutdown() -> Deferred:
+        d = node.stop()
+        d.addBoth(lambda _: runtime.database.stop())
+        return d
+
+    reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return exit_code[0]

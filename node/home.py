@@ -1,0 +1,65 @@
+"""The node's home folder: what lives where, and creating it.
+
+Layout (DESIGN.md §4)::
+
+    lienthong.toml        configuration
+    keys/                 keystore (0600) and optional passphrase file, folder 0700
+    <name>.card           this node's peer card, to give to other offices
+    outbox/<peer|group>/  drop files here to send them
+    inbox/<sender>/       delivered documents with their metadata and receipt
+    sent/<peer|group>/    what was sent, with the receipts that came back
+    failed/               what could not be sent, each with a .reason.txt
+    spool/                documents taken from the outbox, sealed, awaiting receipts (0700)
+    tmp/                  partial transfers and files being verified (0700)
+    state/                the SQLite store
+    logs/                 structured logs
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PUBLIC_FOLDERS = ("outbox", "inbox", "sent", "failed", "logs")
+PRIVATE_FOLDERS = ("keys", "spool", "tmp", "state")
+
+
+def make_folders(home: Path) -> None:
+    """Create every folder of a home; private ones are 0700 whatever the umask."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in PUBLIC_FOLDERS:
+        (home / name).mkdir(exist_ok=True)
+    for name in PRIVATE_FOLDERS:
+        path = home / name
+        path.mkdir(exist_ok=True)
+        os.chmod(path, 0o700)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or creation inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically to a new 0600 file (temp name, fsync, rename, fsync folder)."""
+    tmp = path.with_name(f".lienthong-{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_public_file(path: Path, data: bytes) -> None:
+    """Like ``write_private_file`` but readable by the office's staff (0644)."""
+    write_private_file(path, data)
+    os.chmod(path, 0o644)

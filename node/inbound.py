@@ -1,0 +1,242 @@
+"""Deciding about offers and storing what arrives: the receiving node's logic.
+
+``offer`` answers an OFFER with ACCEPT (and the offset to resume from), HAVE (the stored
+receipt: a duplicate never writes anything), or REJECT with a specific code. The header is
+verified here, before a single byte of payload is accepted: it must be signed by the very
+peer the TLS handshake authenticated, and name this node as a recipient.
+
+``finish`` runs after END: verify everything into a staging file, publish into
+``inbox/<sender>/`` and commit, and only then sign the receipt (see node.reception for the
+order and the crash argument). Every refusal is audited with its code.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks, returnValue
+from twisted.logger import Logger
+
+from keys.errors import KeysError
+from node.names import safe_file_name
+from node.reception import (
+    choose_inbox_path, document_metadata, finish_interrupted, publish_staged, write_sidecars,
+)
+from node.records import NewReceived
+from node.runtime import NodeRuntime
+from protocol.envelope import EnvelopeHeader, decode_header, verify_header
+from protocol.errors import ProtocolError
+from protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
+from protocol.receipt import issue_receipt
+
+log = Logger(namespace="lienthong.inbound")
+
+
+def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tuple[Path, int]:
+    """The partial file for this exact envelope and how much of it we already hold.
+
+    Partials of the same message ID with another ciphertext digest are stale (the sender
+    sealed again after a crash) and are removed; a partial longer than the envelope is reset.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{message_id}-{digest[:16]}.part"
+    for other in folder.glob(f"{message_id}-*.part"):
+        if other != partial:
+            other.unlink(missing_ok=True)
+    try:
+        held = partial.stat().st_size
+    except FileNotFoundError:
+        held = 0
+    if held > size:
+        partial.unlink()
+        held = 0
+    return partial, held
+
+
+class Inbound:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.rt = runtime
+        self.active: set[tuple[str, str]] = set()
+        self._reserved: set[Path] = set()
+        self._reserve_lock = threading.Lock()
+
+    def partial_folder(self, peer: str) -> Path:
+        return self.rt.config.tmp / "receiving" / peer.split("-", 1)[0]
+
+    def staging_path(self, peer: str, message_id: str) -> Path:
+        return self.rt.config.tmp / "staging" / f"{message_id}-{peer.split('-', 1)[0]}"
+
+    def inbox_folder(self, peer: str) -> Path:
+        return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
+
+    def _refuse(self, peer: str, message_id: str, code: str, reason: str, *,
+                security: bool = False) -> Reject:
+        self.rt.audit("security-refused" if security else "rejected", peer=peer,
+                      message_id=message_id, code=code, reason=reason)
+        log.warn("refused {message_id} from {peer}: {code}: {reason}", message_id=message_id,
+                 peer=self.rt.peer_name(peer), code=code, reason=reason)
+        return Reject(message_id=message_id, code=code, reason=clean_text(reason))
+
+    # -- OFFER -----------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def offer(self, peer: str, event: Offer):  # type: ignore[no-untyped-def]
+        mid = event.message_id
+        try:
+            header = decode_header(event.envelope)
+            if header.message_id != mid:
+                raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
+            if header.sender != peer:
+                raise _Refusal("sender-mismatch", f"the envelope is signed as {header.sender} but "
+                               f"the connection is from {peer}", security=True)
+            header = verify_header(event.envelope, self.rt.directory.verify_key_for(peer),
+                                   expected_sender=peer)
+            if header.key_for(self.rt.node_id) is None or self.rt.node_id not in header.recipients:
+                raise _Refusal("not-addressed-to-us", "this node is not a recipient of the envelope")
+            if event.ciphertext_size != header.ciphertext_size:
+                raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
+            if header.size > self.rt.config.max_document_bytes:
+                raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
+                               f"{self.rt.config.max_document_bytes}")
+        except _Refusal as refusal:
+            returnValue(self._refuse(peer, mid, refusal.code, refusal.reason,
+                                     security=refusal.security))
+        except ProtocolError as exc:
+            returnValue(self._refuse(peer, mid, exc.code, str(exc), security=True))
+        except KeysError as exc:
+            returnValue(self._refuse(peer, mid, "unknown-sender", str(exc), security=True))
+        row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+        if row is not None and row.state == "publishing":
+            yield self.recover_row(row)
+            row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+        if row is not None and row.state == "stored":
+            self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
+            returnValue(Have(message_id=mid, receipt=row.receipt))
+        if (peer, mid) in self.active:
+            returnValue(Reject(message_id=mid, code="busy",
+                               reason="this document is already being received"))
+        try:
+            partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
+                                               header.ciphertext_sha256, header.ciphertext_size)
+        except OSError as exc:
+            returnValue(self._refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}"))
+        self.active.add((peer, mid))
+        returnValue((Accept(message_id=mid, offset=offset), header, partial))
+
+    def release(self, peer: str, message_id: str) -> None:
+        self.active.discard((peer, message_id))
+
+    # -- END -------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def finish(self, peer: str, header: EnvelopeHeader, partial: Path):  # type: ignore[no-untyped-def]
+        rt = self.rt
+        mid = header.message_id
+        staging = self.staging_path(peer, mid)
+        try:
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            from node.reception import verify_to_staging
+            yield rt.io(verify_to_staging, partial, staging, header, node_id=rt.node_id,
+                        encryption_keys=rt.keys.encryption_private_by_kid())
+        except ProtocolError as exc:
+            yield rt.io(partial.unlink, True)
+            returnValue(self._refuse(peer, mid, exc.code, str(exc)))
+        except OSError as exc:
+            returnValue(self._refuse(peer, mid, "storage-unavailable",
+                                     f"cannot write the document: {exc.strerror}"))
+        try:
+            receipt = yield self._publish(peer, header, staging)
+        except OSError as exc:
+            returnValue(self._refuse(peer, mid, "storage-unavailable",
+                                     f"cannot publish the document: {exc.strerror}"))
+        yield rt.io(partial.unlink, True)
+        returnValue(Receipt(message_id=mid, receipt=receipt))
+
+    @inlineCallbacks
+    def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
+        rt = self.rt
+        final = yield rt.io(self._reserve, self.inbox_folder(peer), header.name)
+        try:
+            now = rt.now_text()
+            yield rt.db(rt.store.begin_publish, NewReceived(
+                sender_node_id=peer, message_id=header.message_id, name=header.name,
+                stored_path=str(final.relative_to(rt.config.home)), size=header.size,
+                sha256=header.sha256, header_token=header.token, meta=header.meta), now)
+            yield rt.io(publish_staged, staging, final)
+        finally:
+            with self._reserve_lock:
+                self._reserved.discard(final)
+        receipt = yield self._sign_and_commit(peer, header, final, now)
+        returnValue(receipt)
+
+    @inlineCallbacks
+    def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
+        rt = self.rt
+        receipt = issue_receipt(rt.keys.identity, recipient=rt.node_id, header=header, time=now)
+        meta = document_metadata(header, sender_name=rt.peer_name(peer), received_at=now,
+                                 original_name=header.name)
+        meta["stored_as"] = final.name
+        yield rt.io(write_sidecars, final, meta, receipt)
+        yield rt.db(rt.store.complete_publish, peer, header.message_id, receipt, now)
+        yield rt.audit("received", peer=peer, message_id=header.message_id,
+                       digest=header.sha256, name=header.name, stored_as=final.name,
+                       size=header.size)
+        yield rt.audit("receipt-issued", peer=peer, message_id=header.message_id,
+                       digest=header.sha256)
+        log.info("received {name!r} from {peer} into {path}", name=header.name,
+                 peer=rt.peer_name(peer), path=str(final))
+        returnValue(receipt)
+
+    def _reserve(self, folder: Path, name: str) -> Path:
+        with self._reserve_lock:
+            def taken(candidate: Path) -> bool:
+                return candidate in self._reserved
+            while True:
+                final = choose_inbox_path(folder, name)
+                if not taken(final):
+                    self._reserved.add(final)
+                    return final
+                name = f"{final.stem} (1){final.suffix}"
+
+    # -- recovery --------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def recover(self):  # type: ignore[no-untyped-def]
+        rows = yield self.rt.db(self.rt.store.publishing_rows)
+        for row in rows:
+            yield self.recover_row(row)
+
+    @inlineCallbacks
+    def recover_row(self, row: Any):  # type: ignore[no-untyped-def]
+        """Complete (or forget) a publication a crash interrupted; never makes a second copy."""
+        rt = self.rt
+        final = rt.config.home / row.stored_path
+        staging = self.staging_path(row.sender_node_id, row.message_id)
+        done = yield rt.io(finish_interrupted, staging, final, row.sha256)
+        if done:
+            header = decode_header(row.header_token)
+            log.info("completing interrupted reception of {mid}", mid=row.message_id)
+            yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
+        else:
+            log.warn("forgetting interrupted reception of {mid}; the sender will resend",
+                     mid=row.message_id)
+            yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
+                        rt.now_text())
+            yield rt.io(_unlink_quietly, staging)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, reason: str, *, security: bool = False) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.security = security

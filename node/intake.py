@@ -1,0 +1,538 @@
+"""Taking a document out of the clerk's outbox into the spool, or refusing it into failed/.
+
+Theory of operation
+-------------------
+The watcher only says "this path looks complete". Everything that decides whether a file
+may leave the office happens here, on the file itself, in a fixed order (RELIABILITY.md
+§3.4, steps 2 and 5):
+
+1. Reach the file's folder from the outbox one component at a time with ``O_NOFOLLOW``,
+   so a folder swapped for a symbolic link (to the node's keys, say) is refused instead of
+   followed. Every later call is relative to that folder's descriptor.
+2. ``lstat`` the entry: only a regular file with one link, within the size limit, goes on.
+   FIFOs, sockets and devices are never opened.
+3. Open it ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (a FIFO slipped in after the ``lstat`` cannot
+   hang us, a symlink cannot be followed) and check that the descriptor is the very inode
+   we looked at, and that it still passes step 2.
+4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` there and fsync it, *then*
+   rename the file to ``spool/<message_id>/payload``: a crash leaves either a folder with
+   ``intake.json`` and no payload (nothing was taken; the file is still in the outbox) or a
+   complete pair that ``recover_spool`` reports. Across filesystems (``EXDEV``) the bytes
+   are copied through the open descriptor, fsynced, and only then is the original unlinked.
+5. After the move, the payload must be the inode we opened, with the size and mtime we
+   recorded. If not, someone was still writing (or swapped the name): we put the entry back
+   into the outbox under its name (or ``name (2)`` if the clerk has since saved a new file
+   there; a hard link is used so nothing is ever overwritten), discard the spool folder and
+   raise ``Refused("changed-while-reading")``. The watcher will offer it again once it is
+   quiet. Putting it back, rather than keeping it, is the choice here because a writer that
+   still holds the file open would keep changing the spooled copy.
+
+A file that a writer keeps open and changes *after* step 5 is still possible; the packager
+must ``fstat`` before and after hashing the payload and refuse a mismatch.
+
+All functions block (fsync, copying); the daemon runs them in a thread.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from keys.errors import MalformedToken
+from keys.jws import canonical_json, strict_json_object
+from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
+
+INTAKE_FILE = "intake.json"
+PAYLOAD_FILE = "payload"
+INTAKE_FORMAT = "lienthong-intake"
+INTAKE_VERSION = 1
+
+_REASON_SUFFIX = ".reason.txt"
+_PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
+_COPY_CHUNK = 1 << 20
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_REASONS = {
+    "symlink": "this is a symbolic link (a shortcut to another file); lienthong sends only "
+               "ordinary files. Copy the document itself into the outbox.",
+    "symlink-folder": "a folder on the way to this file is a symbolic link; lienthong does not "
+                      "follow links. Put real folders and the documents themselves in the outbox.",
+    "fifo": "this is a named pipe, not a document; lienthong sends only ordinary files. "
+            "Remove it from the outbox.",
+    "socket": "this is a socket, not a document; lienthong sends only ordinary files. "
+              "Remove it from the outbox.",
+    "device": "this is a device, not a document; lienthong sends only ordinary files. "
+              "Remove it from the outbox.",
+    "directory": "this is a folder, not a document. Put documents in "
+                 "outbox/<office>/ or outbox/<office>/<document type>/.",
+    "hardlink": "this file also has another name elsewhere on the disk (a hard link), so it "
+                "could still change after it is sent. Copy the document into the outbox "
+                "instead of linking it.",
+    "too-large": "the file is {size} but the largest document this office may send is "
+                 "{limit}. Split it into smaller files or ask the administrator to raise "
+                 "the limit.",
+    "empty": "the file is empty (0 bytes), so there is nothing to send. Save the document "
+             "again and put it back in the outbox.",
+    "unreadable": "lienthong is not allowed to read this file. Ask the administrator to let "
+                  "lienthong read the outbox, or copy the document in again.",
+    "not-movable": "lienthong is not allowed to move this file out of the outbox. Ask the "
+                   "administrator to give lienthong write access to the outbox folders.",
+    "no-target": "this file is directly in the outbox. Put the file in the folder of the "
+                 "office you send it to (outbox/<office>/).",
+    "bad-name": "the file or folder name contains bytes that are not valid text. Rename it "
+                "and put it back in the outbox.",
+    "changed-while-reading": "the file changed while lienthong was taking it. It has been "
+                             "left in the outbox and will be sent once it stops changing.",
+    "vanished": "the file disappeared before lienthong could take it (it was moved or "
+                "deleted). Nothing was sent.",
+}
+# Codes for which nothing should be moved to failed/: the file will be offered again, or
+# there is no file any more.
+_LEAVE_IN_PLACE = frozenset({"changed-while-reading", "vanished"})
+_ERRNO_CODES = {errno.ENOENT: "vanished", errno.ENOTDIR: "vanished",
+                errno.EACCES: "unreadable", errno.EPERM: "unreadable",
+                errno.ELOOP: "symlink", errno.ENXIO: "socket"}
+
+
+class Refused(Exception):
+    """A file that will not be sent, with a reason a clerk can act on.
+
+    ``code`` is stable (audit log, tests); ``reason`` is plain language; ``path`` is the
+    entry that is at fault, which may be a folder on the way rather than the file itself.
+    """
+
+    def __init__(self, code: str, path: Path, **details: Any) -> None:
+        self.code = code
+        self.path = path
+        self.reason = _REASONS[code].format(**details)
+        super().__init__(f"{code}: {self.reason}")
+
+    @property
+    def belongs_in_failed(self) -> bool:
+        """False when the entry must be left alone (it will be retried, or it is gone)."""
+        return self.code not in _LEAVE_IN_PLACE
+
+
+@dataclass(frozen=True, slots=True)
+class TakenFile:
+    """A document moved into ``spool/<message_id>/payload``; nothing has been sent yet."""
+
+    message_id: str
+    original_name: str  # NFC
+    spool_path: Path
+    size: int
+    target: str  # NFC; the peer or group folder under outbox/
+    hint: str | None  # NFC name of the first subfolder under the target (document type)
+    mtime_ns: int
+    taken_at: str
+
+
+class SpoolState(Enum):
+    TAKEN = "taken"  # intake.json and payload: taken, to be recorded/packaged
+    INCOMPLETE = "incomplete"  # no payload: the take did not finish; the folder can go
+    DAMAGED = "damaged"  # a payload without a usable record, or a mismatch: ask a human
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledIntake:
+    """What ``recover_spool`` found in one ``spool/<message_id>/`` folder."""
+
+    message_id: str
+    folder: Path
+    state: SpoolState
+    taken: TakenFile | None
+    problem: str | None
+
+
+def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
+              max_bytes: int, now: str, allow_empty: bool = False) -> TakenFile:
+    """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
+
+    ``outbox`` is needed to name the target and to reach the file without following any
+    symbolic link below the outbox. ``now`` is recorded as the time taken.
+    """
+    if not _MESSAGE_ID.match(message_id):
+        raise ValueError(f"message ID {message_id!r} is not a safe folder name")
+    parts = _parts_under(outbox, path)
+    parent_fd = _open_parent(outbox, parts)
+    try:
+        return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
+                     max_bytes=max_bytes, now=now, allow_empty=allow_empty)
+    finally:
+        os.close(parent_fd)
+
+
+def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
+          message_id: str, max_bytes: int, now: str, allow_empty: bool) -> TakenFile:
+    name = parts[-1]
+    seen = _lstat(parent_fd, name, path)
+    _check_kind(seen, path)
+    if len(parts) == 1:
+        raise Refused("no-target", path)
+    target, hint, original_name = _names(parts, path)
+    _check_contents(seen, path, max_bytes, allow_empty)
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        raise _refused_for(exc, path) from exc
+    try:
+        opened = os.fstat(fd)
+        if _identity(opened) != _identity(seen) or _contents(opened) != _contents(seen):
+            raise Refused("changed-while-reading", path)
+        _check_kind(opened, path)
+        _check_contents(opened, path, max_bytes, allow_empty)
+        record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
+                  "target": target, "original_name": original_name, "hint": hint,
+                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now}
+        spool_fd = os.open(spool_dir, _DIR_FLAGS)
+        try:
+            os.mkdir(message_id, 0o700, dir_fd=spool_fd)
+            folder_fd = os.open(message_id, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
+            try:
+                _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
+                                 message_id, record)
+            finally:
+                os.close(folder_fd)
+            os.fsync(spool_fd)
+        finally:
+            os.close(spool_fd)
+        os.fsync(parent_fd)
+    finally:
+        os.close(fd)
+    return _taken_from_record(record, spool_dir / message_id)
+
+
+def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
+                     folder_fd: int, spool_fd: int, message_id: str,
+                     record: dict[str, Any]) -> None:
+    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal."""
+    try:
+        _write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
+        try:
+            os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
+            renamed = True
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                code = "not-movable" if exc.errno in (errno.EACCES, errno.EPERM) else None
+                raise (Refused(code, path) if code else _refused_for(exc, path)) from exc
+            renamed = False
+            _copy_into_spool(fd, folder_fd, opened.st_size, path)
+    except BaseException:
+        _discard_spool_folder(spool_fd, folder_fd, message_id)
+        raise
+    os.fsync(folder_fd)
+    after = os.fstat(fd)
+    if renamed:
+        landed = os.stat(PAYLOAD_FILE, dir_fd=folder_fd, follow_symlinks=False)
+        if _identity(landed) != _identity(opened) or _contents(after) != _contents(opened):
+            _put_back(folder_fd, parent_fd, name)
+            _discard_spool_folder(spool_fd, folder_fd, message_id)
+            raise Refused("changed-while-reading", path)
+        return
+    if _contents(after) != _contents(opened):
+        os.unlink(PAYLOAD_FILE, dir_fd=folder_fd)
+        _discard_spool_folder(spool_fd, folder_fd, message_id)
+        raise Refused("changed-while-reading", path)
+    try:
+        still_there = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if _identity(still_there) == _identity(opened):
+        os.unlink(name, dir_fd=parent_fd)
+    # Otherwise the clerk replaced the file meanwhile: that new file is a new document.
+
+
+def _copy_into_spool(fd: int, folder_fd: int, size: int, path: Path) -> None:
+    """Copy through the already-checked descriptor (never by name), fsync, then name it."""
+    out = os.open(_PARTIAL_PAYLOAD, _NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
+    copied = 0
+    try:
+        while chunk := os.pread(fd, _COPY_CHUNK, copied):
+            _write_all(out, chunk)
+            copied += len(chunk)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    if copied != size:
+        raise Refused("changed-while-reading", path)
+    os.rename(_PARTIAL_PAYLOAD, PAYLOAD_FILE, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+
+
+def _put_back(folder_fd: int, parent_fd: int, name: str) -> None:
+    """Return the payload to the outbox under ``name`` or a free variant; never overwrite."""
+    candidate = name
+    for _ in range(100):
+        try:
+            os.link(PAYLOAD_FILE, candidate, src_dir_fd=folder_fd, dst_dir_fd=parent_fd,
+                    follow_symlinks=False)
+        except FileExistsError:
+            candidate = unique_name(lambda other: _lexists(parent_fd, other), name)
+            continue
+        except OSError:
+            # No hard links on this filesystem: rename to a name we just saw free.
+            if _lexists(parent_fd, candidate):
+                candidate = unique_name(lambda other: _lexists(parent_fd, other), name)
+            os.rename(PAYLOAD_FILE, candidate, src_dir_fd=folder_fd, dst_dir_fd=parent_fd)
+            break
+        os.unlink(PAYLOAD_FILE, dir_fd=folder_fd)
+        break
+    else:
+        raise FileExistsError(f"could not put {name!r} back into the outbox")
+    os.fsync(parent_fd)
+
+
+def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> None:
+    """Remove a spool folder that holds no payload (only our record and partial copy)."""
+    for leftover in (INTAKE_FILE, _PARTIAL_PAYLOAD):
+        try:
+            os.unlink(leftover, dir_fd=folder_fd)
+        except FileNotFoundError:
+            pass
+    os.rmdir(message_id, dir_fd=spool_fd)
+    os.fsync(spool_fd)
+
+
+def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code: str,
+                now: str) -> Path:
+    """Move the entry at ``path`` itself into ``failed_dir`` and explain why beside it.
+
+    The entry is renamed, never opened or followed: a symlink arrives as a symlink, a FIFO
+    as a FIFO, one name of a hard-linked file as that name. The folders between ``outbox``
+    and the entry are reached without following links (a swapped-in link must not make us
+    move the node's own files). If the entry cannot be moved, only the reason file is
+    written. Returns the path of the ``<name>.reason.txt`` file.
+    """
+    parts = _parts_under(outbox, path)
+    failed_fd = os.open(failed_dir, _DIR_FLAGS)
+    try:
+        present = {clash_key(entry) for entry in os.listdir(failed_fd)}
+        room = MAX_NAME_BYTES - len(_REASON_SUFFIX)
+        keep_as = unique_name(
+            lambda candidate: clash_key(candidate) in present
+            or clash_key(candidate + _REASON_SUFFIX) in present,
+            safe_file_name(parts[-1], max_bytes=room), max_bytes=room,
+        )
+        problem = None
+        try:
+            parent_fd = _open_parent(outbox, parts)
+            try:
+                os.rename(parts[-1], keep_as, src_dir_fd=parent_fd, dst_dir_fd=failed_fd)
+                os.fsync(parent_fd)
+            finally:
+                os.close(parent_fd)
+        except (OSError, Refused) as exc:
+            problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
+        shown = _display("/".join(("outbox",) + parts))
+        where = (f"Kept as: {_display(keep_as)} (in this folder)" if problem is None else
+                 f"Left where it is, because lienthong could not move it: {problem}")
+        text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
+                f"When:    {now}\nWhy:     {_display(reason)}\nCode:    {_display(code)}\n")
+        reason_name = keep_as + _REASON_SUFFIX
+        _write_new_file(failed_fd, reason_name, text.encode("utf-8"), 0o644)
+        os.fsync(failed_fd)
+    finally:
+        os.close(failed_fd)
+    return failed_dir / reason_name
+
+
+def recover_spool(spool_dir: Path) -> list[SpooledIntake]:
+    """Report every ``spool/<message_id>/`` folder, for crash recovery. Never raises on content."""
+    with os.scandir(spool_dir) as entries:
+        folders = sorted(entry.name for entry in entries
+                         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
+    return [_inspect(spool_dir / message_id, message_id) for message_id in folders]
+
+
+def _inspect(folder: Path, message_id: str) -> SpooledIntake:
+    payload_mode = _lstat_mode(folder / PAYLOAD_FILE)
+    has_payload = payload_mode is not None and stat.S_ISREG(payload_mode)
+    lost = SpoolState.DAMAGED if has_payload else SpoolState.INCOMPLETE
+    try:
+        taken = _taken_from_record(_read_record(folder / INTAKE_FILE), folder)
+        if taken.message_id != message_id:
+            raise ValueError(f"it names message {taken.message_id!r}")
+    except FileNotFoundError:
+        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is missing")
+    except (OSError, ValueError, KeyError, TypeError, MalformedToken) as exc:
+        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is unusable: {exc}")
+    if not has_payload:
+        return SpooledIntake(message_id, folder, SpoolState.INCOMPLETE, taken,
+                             "the document was never moved in")
+    size = os.stat(folder / PAYLOAD_FILE, follow_symlinks=False).st_size
+    if size != taken.size:
+        return SpooledIntake(message_id, folder, SpoolState.DAMAGED, taken,
+                             f"payload is {size} bytes, {INTAKE_FILE} says {taken.size}")
+    return SpooledIntake(message_id, folder, SpoolState.TAKEN, taken, None)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    fd = os.open(path, _FILE_FLAGS)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(1 << 20)
+    record = strict_json_object(data)
+    if record.get("format") != INTAKE_FORMAT or record.get("version") != INTAKE_VERSION:
+        raise ValueError("unknown format or version")
+    expected = {"format", "version", "message_id", "target", "original_name", "hint", "size",
+                "mtime_ns", "taken_at"}
+    if set(record) != expected:
+        raise ValueError(f"fields {sorted(set(record) ^ expected)} are wrong")
+    return record
+
+
+def _taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
+    strings = ("message_id", "target", "original_name", "taken_at")
+    if not all(isinstance(record[key], str) for key in strings):
+        raise TypeError("a text field is not text")
+    if record["hint"] is not None and not isinstance(record["hint"], str):
+        raise TypeError("hint is not text")
+    for key in ("size", "mtime_ns"):
+        if type(record[key]) is not int or record[key] < 0:
+            raise TypeError(f"{key} is not a non-negative integer")
+    return TakenFile(message_id=record["message_id"], original_name=record["original_name"],
+                     spool_path=folder / PAYLOAD_FILE, size=record["size"],
+                     target=record["target"], hint=record["hint"],
+                     mtime_ns=record["mtime_ns"], taken_at=record["taken_at"])
+
+
+def _parts_under(outbox: Path, path: Path) -> tuple[str, ...]:
+    """Components of ``path`` below ``outbox``, lexically (symlinks are handled by the walk)."""
+    relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(outbox))
+    if not relative.parts:
+        raise ValueError(f"{path} is the outbox itself")
+    return relative.parts
+
+
+def _open_parent(outbox: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of the folder holding ``parts[-1]``, reached without following links."""
+    fd = os.open(outbox, _DIR_FLAGS)
+    try:
+        for depth, part in enumerate(parts[:-1], start=1):
+            try:
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                here = outbox.joinpath(*parts[:depth])
+                mode = _lstat_mode(part, fd)
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and mode and stat.S_ISLNK(mode):
+                    raise Refused("symlink-folder", here) from exc
+                raise _refused_for(exc, here) from exc
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _names(parts: tuple[str, ...], path: Path) -> tuple[str, str | None, str]:
+    """Target, subfolder hint and file name, NFC; refuses undecodable names."""
+    named = parts if len(parts) > 2 else (parts[0], parts[-1])
+    if any(0xD800 <= ord(char) <= 0xDFFF for text in named for char in text):
+        raise Refused("bad-name", path)
+    hint = unicodedata.normalize("NFC", parts[1]) if len(parts) > 2 else None
+    return (unicodedata.normalize("NFC", parts[0]), hint,
+            unicodedata.normalize("NFC", parts[-1]))
+
+
+def _check_kind(st: os.stat_result, path: Path) -> None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        raise Refused("symlink", path)
+    if stat.S_ISDIR(mode):
+        raise Refused("directory", path)
+    if stat.S_ISFIFO(mode):
+        raise Refused("fifo", path)
+    if stat.S_ISSOCK(mode):
+        raise Refused("socket", path)
+    raise Refused("device", path)
+
+
+def _check_contents(st: os.stat_result, path: Path, max_bytes: int, allow_empty: bool) -> None:
+    if st.st_nlink != 1:
+        raise Refused("hardlink", path)
+    if st.st_size > max_bytes:
+        raise Refused("too-large", path, size=_size_text(st.st_size), limit=_size_text(max_bytes))
+    if st.st_size == 0 and not allow_empty:
+        raise Refused("empty", path)
+
+
+def _refused_for(exc: OSError, path: Path) -> Refused:
+    """The refusal an OSError means for the clerk; other errors (EIO, ENOSPC) propagate."""
+    code = _ERRNO_CODES.get(exc.errno or 0)
+    if code is None:
+        raise exc
+    return Refused(code, path)
+
+
+def _lstat(dir_fd: int, name: str, path: Path) -> os.stat_result:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        raise _refused_for(exc, path) from exc
+
+
+def _lstat_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
+    """The entry's mode without following a link, or None if there is no such entry."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _lexists(dir_fd: int, name: str) -> bool:
+    return _lstat_mode(name, dir_fd) is not None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _contents(st: os.stat_result) -> tuple[int, int]:
+    return st.st_size, st.st_mtime_ns
+
+
+def _write_new_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    fd = os.open(name, _NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
+    try:
+        _write_all(fd, data)
+        os.fchmod(fd, mode)  # the umask must not make a reason file unreadable to clerks
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TB"
+
+
+def _display(text: str) -> str:
+    """A name as a clerk may safely read it: undecodable bytes and control characters escaped."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(char if unicodedata.category(char) not in {"Cc", "Cf", "Zl", "Zp"}
+                   else f"\\u{ord(char):04x}" for char in text)

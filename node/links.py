@@ -1,0 +1,386 @@
+"""One ``PeerLink`` per peer: dial when work waits, keep offers flowing, back off when it cannot.
+
+States (explicit, see ``TRANSITIONS``)::
+
+    IDLE --kick, due--> CONNECTING --receiver HELLO--> CONNECTED --idle/lost--> IDLE
+    IDLE --kick, not due--> WAITING --timer--> CONNECTING
+    CONNECTING --refused/failed/no hello--> WAITING     (failures += 1, delay grows)
+    CONNECTED --lost with work left--> WAITING          (short delay)
+    any --stop--> STOPPED
+
+The retry schedule (failures, next attempt) lives in the store, so a restart resumes it rather
+than hammering a peer that has been down for a day. Offers go out in priority order, up to
+``max_parallel_transfers`` at once; an urgent document is offered even when that many are
+already open, so it never waits behind a large publication. A document counts as delivered
+only when a receipt has been verified against the peer's identity key and names exactly the
+envelope we sent.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import ClientFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from config.schema import parse_address
+from keys.errors import KeysError
+from node.backoff import Backoff
+from node.runtime import NodeRuntime
+from node.sealing import ENVELOPE
+from node.sender import SenderProtocol
+from protocol.envelope import decode_header
+from protocol.errors import ProtocolError
+from protocol.events import Priority
+from protocol.receipt import verify_receipt
+
+log = Logger(namespace="lienthong.links")
+
+#: Refusals that no retry can cure; anything else is retried with backoff.
+PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
+                                  "too-large", "unknown-sender", "bad-envelope"})
+#: Verification failures are retried from zero this many times (a receiver's damaged partial
+#: file after a crash looks the same as a damaged envelope); then the delivery fails.
+MAX_VERIFY_RETRIES = 3
+
+
+class LinkState(Enum):
+    IDLE = "idle"
+    WAITING = "waiting"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STOPPED = "stopped"
+
+
+TRANSITIONS: dict[tuple[LinkState, str], LinkState] = {
+    (LinkState.IDLE, "dial"): LinkState.CONNECTING,
+    (LinkState.IDLE, "wait"): LinkState.WAITING,
+    (LinkState.WAITING, "dial"): LinkState.CONNECTING,
+    (LinkState.WAITING, "wait"): LinkState.WAITING,
+    (LinkState.CONNECTING, "ready"): LinkState.CONNECTED,
+    (LinkState.CONNECTING, "wait"): LinkState.WAITING,
+    (LinkState.CONNECTING, "idle"): LinkState.IDLE,
+    (LinkState.CONNECTED, "idle"): LinkState.IDLE,
+    (LinkState.CONNECTED, "wait"): LinkState.WAITING,
+}
+
+
+@dataclass
+class Progress:
+    """An in-flight transfer, for the status console."""
+
+    message_id: str
+    name: str
+    size: int
+    offset: int
+    started_at: float
+    started_offset: int
+
+
+class _Factory(ClientFactory):
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: Any) -> SenderProtocol:  # noqa: N802
+        return SenderProtocol(self.link)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:  # noqa: N802
+        self.link.connect_failed(reason)
+
+
+class PeerLink:
+    def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: Any,
+                 on_all_delivered: Callable[[str], Any],
+                 on_delivery_failed: Callable[[str, str], Any],
+                 rng: Callable[[], float] = random.random) -> None:
+        self.rt = runtime
+        self.node_id = node_id
+        self.tls = tls
+        self.state = LinkState.IDLE
+        self.proto: SenderProtocol | None = None
+        self.offered: dict[str, Any] = {}
+        self.progress: dict[str, Progress] = {}
+        self.last_error: str | None = None
+        self._on_all_delivered = on_all_delivered
+        self._on_delivery_failed = on_delivery_failed
+        self._rng = rng
+        self._timer: Any = None
+        self._filling = False
+        self._refill = False
+        self._address_index = 0
+        self._verify_failures: dict[str, int] = {}
+        self._held_back: set[str] = set()
+        cfg = runtime.config.delivery
+        self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
+
+    # -- names the protocol uses -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.rt.peer_name(self.node_id)
+
+    @property
+    def local_node_id(self) -> str:
+        return self.rt.node_id
+
+    @property
+    def clock(self) -> Any:
+        return self.rt.reactor
+
+    def pin_lookup(self, pin: str) -> str | None:
+        return self.rt.directory.node_for_tls_pin(pin)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _go(self, action: str) -> None:
+        if self.state is LinkState.STOPPED:
+            return
+        new = TRANSITIONS.get((self.state, action))
+        if new is None:
+            raise RuntimeError(f"link {self.name}: no transition from {self.state} on {action}")
+        self.state = new
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def kick(self) -> None:
+        """Work may be waiting for this peer."""
+        if self.state is LinkState.IDLE:
+            self._dial_when_due()
+        elif self.state is LinkState.CONNECTED:
+            self._fill()
+
+    @inlineCallbacks
+    def _dial_when_due(self):  # type: ignore[no-untyped-def]
+        depths = yield self.rt.db(self.rt.store.queue_depths)
+        depth = depths.get(self.node_id, 0)
+        if depth == 0 or self.state is not LinkState.IDLE:
+            return
+        schedule = yield self.rt.db(self.rt.store.schedule_for, self.node_id)
+        now = self.rt.now()
+        due = self.backoff.clamp_due(schedule.next_attempt_at or 0.0, now)
+        if self.state is not LinkState.IDLE:
+            return
+        if due <= now:
+            self._dial()
+        else:
+            self._go("wait")
+            self._timer = self.clock.callLater(due - now, self._dial)
+
+    def _dial(self) -> None:
+        self._cancel_timer()
+        if self.state not in (LinkState.IDLE, LinkState.WAITING):
+            return
+        try:
+            peer = self.rt.directory.peer_with_id(self.node_id)
+        except KeysError:
+            return
+        if peer.state != "trusted" or not peer.addresses:
+            return
+        address = peer.addresses[self._address_index % len(peer.addresses)]
+        self._address_index += 1
+        host, port = parse_address(address, where=f"peer {peer.name} address")
+        self._go("dial")
+        timeout = self.rt.config.delivery.connect_timeout
+        self.rt.reactor.connectSSL(host, port, _Factory(self), self.tls, timeout=timeout)
+        self._timer = self.clock.callLater(timeout, self._hello_timeout)
+
+    def _hello_timeout(self) -> None:
+        self._timer = None
+        if self.state is LinkState.CONNECTING and self.proto is not None:
+            self.proto.abort("hello-timeout", "no HELLO from the receiver in time")
+
+    # -- connection events -----------------------------------------------------------------
+
+    def connection_made(self, proto: SenderProtocol) -> None:
+        self.proto = proto
+
+    def connection_ready(self, proto: SenderProtocol) -> None:
+        self._cancel_timer()
+        self._go("ready")
+        self.last_error = None
+        self._held_back.clear()
+        self.rt.db(self.rt.store.record_connected, self.node_id, self.rt.now_text())
+        log.info("connected to {peer}", peer=self.name)
+        self._fill()
+
+    def connect_failed(self, reason: Failure) -> None:
+        self._failed(reason.getErrorMessage())
+
+    def connection_lost(self, proto: SenderProtocol, reason: Failure) -> None:
+        if proto is not self.proto:
+            return
+        self.proto = None
+        self._cancel_timer()
+        self.offered.clear()
+        self.progress.clear()
+        if self.state is LinkState.STOPPED:
+            return
+        if self.state is LinkState.CONNECTING:
+            self._failed(self.last_error or "the peer closed the connection during the "
+                         "handshake (it may not know this node, or have revoked it)")
+            return
+        self._go("idle")
+        self.kick()
+
+    def _failed(self, error: str) -> None:
+        self._cancel_timer()
+        if self.state is LinkState.STOPPED:
+            return
+        self.proto = None
+        self.last_error = error
+        self._go("wait")
+        self._record_failure(error)
+
+    @inlineCallbacks
+    def _record_failure(self, error: str):  # type: ignore[no-untyped-def]
+        schedule = yield self.rt.db(self.rt.store.schedule_for, self.node_id)
+        failures = schedule.failures + 1
+        delay = self.backoff.delay(failures, self._rng)
+        now = self.rt.now()
+        yield self.rt.db(self.rt.store.record_connect_failure, self.node_id, error, now + delay,
+                         self.rt.now_text())
+        log.info("cannot reach {peer} ({error}); retry {n} in {delay:.1f}s", peer=self.name,
+                 error=error, n=failures, delay=delay)
+        if self.state is LinkState.WAITING and self._timer is None:
+            self._timer = self.clock.callLater(delay, self._dial)
+
+    def remote_error(self, code: str, reason: str) -> None:
+        self.last_error = f"{code}: {reason}"
+
+    def protocol_violation(self, code: str, reason: str) -> None:
+        self.last_error = f"{code}: {reason}"
+        self.rt.audit("protocol-error", peer=self.node_id, code=code, reason=reason)
+
+    # -- offers and transfers --------------------------------------------------------------
+
+    @inlineCallbacks
+    def _fill(self):  # type: ignore[no-untyped-def]
+        if self._filling:
+            self._refill = True
+            return
+        self._filling = True
+        try:
+            while True:
+                self._refill = False
+                if self.state is not LinkState.CONNECTED or self.proto is None:
+                    return
+                limit = self.rt.config.delivery.max_parallel_transfers
+                rows = yield self.rt.db(self.rt.store.queued_deliveries, self.node_id,
+                                        limit + len(self.offered) + len(self._held_back) + 8)
+                for row in rows:
+                    if row.message_id in self.offered or row.message_id in self._held_back:
+                        continue
+                    if len(self.offered) >= limit and row.priority >= Priority.NORMAL:
+                        break
+                    if self.proto is None:
+                        return
+                    self.offered[row.message_id] = row
+                    self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,
+                                     row.priority)
+                if not self._refill:
+                    break
+            if not self.offered and self.proto is not None:
+                self._arm_idle_timer()
+        finally:
+            self._filling = False
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_timer()
+        self._timer = self.clock.callLater(self.rt.config.delivery.idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        self._timer = None
+        if self.proto is not None and not self.offered:
+            self.proto.close()
+
+    def accepted(self, proto: SenderProtocol, message_id: str, offset: int) -> None:
+        row = self.offered.get(message_id)
+        if row is None:
+            return
+        self._cancel_timer()
+        try:
+            source = open(f"{row.spool_dir}/{ENVELOPE}", "rb")  # noqa: SIM115 - closed by the transfer
+        except OSError as exc:
+            proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
+            return
+        self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
+                                             self.rt.now(), offset)
+        if offset:
+            log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
+                     peer=self.name, offset=offset)
+        proto.start_transfer(message_id, priority=row.priority, size=row.ciphertext_size,
+                             offset=offset, source=source)
+
+    def transfer_progress(self, message_id: str, offset: int) -> None:
+        entry = self.progress.get(message_id)
+        if entry is not None:
+            entry.offset = offset
+
+    def sent_all(self, message_id: str, sent_bytes: int) -> None:
+        self.rt.db(self.rt.store.record_progress, message_id, self.node_id, sent_bytes)
+
+    @inlineCallbacks
+    def receipt(self, proto: SenderProtocol, message_id: str, token: str, *, already: bool):  # type: ignore[no-untyped-def]
+        row = self.offered.get(message_id)
+        if row is None:
+            return
+        try:
+            header = decode_header(row.header_token)
+            info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id),
+                                  expected=header, recipient=self.node_id)
+        except (ProtocolError, KeysError) as exc:
+            code = getattr(exc, "code", "bad-receipt")
+            self.rt.audit("receipt-refused", peer=self.node_id, message_id=message_id,
+                          code=code, reason=str(exc))
+            proto.abort(code, f"receipt for {message_id} does not verify: {exc}",
+                        peer_fault=True)
+            return
+        all_done = yield self.rt.db(self.rt.store.record_receipt, message_id, self.node_id,
+                                    token, self.rt.now_text())
+        self.offered.pop(message_id, None)
+        self.progress.pop(message_id, None)
+        self._verify_failures.pop(message_id, None)
+        yield self.rt.audit("receipt-verified", peer=self.node_id, message_id=message_id,
+                            digest=info.sha256, receipt_time=info.time, duplicate=already)
+        log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=message_id,
+                 dup=" (it already had it)" if already else "")
+        if all_done:
+            self._on_all_delivered(message_id)
+        self._fill()
+
+    @inlineCallbacks
+    def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):  # type: ignore[no-untyped-def]
+        row = self.offered.pop(message_id, None)
+        self.progress.pop(message_id, None)
+        if row is None:
+            return
+        yield self.rt.audit("rejected-by-peer", peer=self.node_id, message_id=message_id,
+                            code=code, reason=reason)
+        failures = self._verify_failures.get(message_id, 0) + 1
+        self._verify_failures[message_id] = failures
+        if code in PERMANENT_REJECTIONS or failures > MAX_VERIFY_RETRIES:
+            why = f"{self.name} refused it: {reason} ({code})"
+            yield self.rt.db(self.rt.store.fail_delivery, message_id, self.node_id, why,
+                             self.rt.now_text())
+            self._on_delivery_failed(message_id, why)
+            log.warn("{peer} refused {message_id}: {reason}", peer=self.name,
+                     message_id=message_id, reason=reason)
+        else:
+            # Not on this connection again; the next connection retries it.
+            self._held_back.add(message_id)
+            self.last_error = f"{code}: {reason}"
+        self._fill()
+
+    def stop(self) -> None:
+        self._cancel_timer()
+        self.state = LinkState.STOPPED
+        if self.proto is not None:
+            self.proto.close()

@@ -1,0 +1,279 @@
+"""From a file in the clerk's outbox to a sealed, recorded dispatch; and on to ``sent/``.
+
+Theory of operation. The watcher reports a stable path and its target folder. The outbox
+then, in order, each step durable before the next:
+
+1. resolves the target (a peer, a group, or ``a+b``) against the directory — an unknown
+   target is refused into ``failed/`` with a reason, before anything is moved;
+2. takes the file: it is moved into ``spool/<message_id>/payload`` (intake.take_file), out
+   of the clerk's way, with ``intake.json`` describing it;
+3. seals it for every recipient and the sender (sealing.seal_spooled, worker thread);
+4. records the dispatch and one delivery per recipient in the store, with audit events,
+   in one transaction; then tells the links that work is waiting.
+
+A crash between 2 and 4 leaves a spool folder without a dispatch row: ``recover`` seals and
+records it again at start-up (same message ID, so a receiver that had somehow seen it would
+recognise it). A refused file is moved whole into ``failed/`` beside a ``.reason.txt``.
+
+When every recipient has returned a verified receipt, ``finish`` moves the plaintext to
+``sent/<target>/`` with the receipts beside it and removes the spool folder. The store records
+the destination first, so a crash in the middle is completed at the next start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from keys.errors import KeysError
+from node.home import fsync_dir
+from node.intake import Refused, SpoolState, TakenFile, recover_spool, refuse_file, take_file
+from node.names import safe_file_name, unique_name
+from node.runtime import NodeRuntime
+from node.records import NewDispatch
+from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
+from protocol.envelope import new_message_id
+from protocol.events import Priority
+
+log = Logger(namespace="lienthong.outbox")
+
+
+class TargetError(Exception):
+    """The folder a file was dropped in does not name a peer or group we can send to."""
+
+
+def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
+    """Node IDs for an outbox folder name: a peer, a group, or peers/groups joined by '+'."""
+    node_ids: dict[str, None] = {}
+    for part in target.split("+"):
+        try:
+            for peer in runtime.directory.resolve_target(part, runtime.config.groups):
+                node_ids[peer.node_id] = None
+        except KeysError as exc:
+            raise TargetError(f"{exc}. Enrol the peer (lienthong peers add) or fix the "
+                              f"folder name, then drop the file again.") from None
+    if runtime.node_id in node_ids:
+        raise TargetError("this node cannot send to itself")
+    return list(node_ids)
+
+
+class Outbox:
+    def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
+                 on_released: Callable[[Path], None] = lambda path: None) -> None:
+        self._rt = runtime
+        self._on_dispatch = on_dispatch
+        self._on_released = on_released
+        self.in_progress: set[Path] = set()
+
+    # -- intake ----------------------------------------------------------------------------
+
+    def file_ready(self, path: Path, target: str) -> Deferred:
+        """Called by the watcher for every stable candidate; never raises."""
+        if path in self.in_progress:
+            return Deferred.fromResult(None)
+        self.in_progress.add(path)
+        d = self._take(path, target)
+        d.addErrback(lambda f: log.failure("could not take {path!r}", f, path=str(path)))
+        d.addBoth(lambda _: self._release(path))
+        return d
+
+    def _release(self, path: Path) -> None:
+        self.in_progress.discard(path)
+        self._on_released(path)
+
+    @inlineCallbacks
+    def _take(self, path: Path, target: str):  # type: ignore[no-untyped-def]
+        rt = self._rt
+        if path.parent == rt.config.outbox:
+            yield self._refuse(path, "misplaced", "the file was dropped directly into outbox/; "
+                               "put it in the folder of the office (or group) it is for, e.g. "
+                               "outbox/<peer>/")
+            return
+        try:
+            recipients = resolve_recipients(rt, target)
+        except TargetError as exc:
+            yield self._refuse(path, "unknown-target", str(exc))
+            return
+        message_id = new_message_id()
+        try:
+            taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
+                                message_id=message_id, max_bytes=rt.config.max_document_bytes,
+                                now=rt.now_text())
+        except Refused as exc:
+            if exc.belongs_in_failed:
+                yield self._refuse(exc.path, exc.code, exc.reason)
+            else:
+                log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
+            return
+        yield rt.audit("taken", message_id=message_id, name=taken.original_name,
+                       target=target, size=taken.size)
+        yield self._seal_and_record(taken, recipients)
+
+    @inlineCallbacks
+    def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
+        rt = self._rt
+        folder = rt.config.spool / taken.message_id
+        meta: dict[str, Any] = {}
+        if taken.hint:
+            meta["folder_hint"] = taken.hint
+        readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
+        sealed = yield rt.io(seal_spooled, folder, node_keys=rt.keys, recipients=readers,
+                             name=taken.original_name, message_id=taken.message_id,
+                             created=rt.now_text(), meta=meta)
+        header = sealed.header
+        yield rt.db(rt.store.add_dispatch, NewDispatch(
+            message_id=taken.message_id, name=taken.original_name, target=taken.target,
+            spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
+            sha256=header.sha256, ciphertext_size=header.ciphertext_size,
+            priority=int(Priority.NORMAL), meta=meta, recipients=tuple(recipients)),
+            rt.now_text())
+        yield rt.audit("sealed", message_id=taken.message_id, digest=header.sha256,
+                       name=taken.original_name, recipients=recipients, size=header.size)
+        log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
+                 name=taken.original_name, size=header.size, message_id=taken.message_id,
+                 count=len(recipients))
+        self._on_dispatch(recipients)
+
+    @inlineCallbacks
+    def _refuse(self, path: Path, code: str, reason: str):  # type: ignore[no-untyped-def]
+        rt = self._rt
+        try:
+            where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
+                                failed_dir=rt.config.failed, reason=reason, code=code,
+                                now=rt.now_text())
+        except OSError as exc:
+            where = None
+            log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
+        yield rt.audit("refused", code=code, reason=reason, name=path.name,
+                       failed=str(where) if where else None)
+        log.warn("refused {path!r}: {reason}", path=str(path), reason=reason)
+
+    # -- recovery --------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def recover(self):  # type: ignore[no-untyped-def]
+        """Finish what a crash interrupted: unrecorded spool folders and half-finished sends."""
+        rt = self._rt
+        found = yield rt.io(recover_spool, rt.config.spool)
+        for item in found:
+            row = yield rt.db(rt.store.get_dispatch, item.message_id)
+            if row is not None:
+                yield self._resume_recorded(row)
+                continue
+            if item.state is SpoolState.INCOMPLETE:
+                yield rt.io(shutil.rmtree, item.folder, True)
+                continue
+            if item.state is SpoolState.DAMAGED or item.taken is None:
+                log.error("spool folder {folder} needs attention: {problem}",
+                          folder=str(item.folder), problem=item.problem)
+                yield rt.audit("spool-damaged", message_id=item.message_id, problem=item.problem)
+                continue
+            try:
+                recipients = resolve_recipients(rt, item.taken.target)
+            except TargetError as exc:
+                log.error("cannot resume {mid}: {error}", mid=item.message_id, error=str(exc))
+                continue
+            log.info("resuming {mid} after a restart", mid=item.message_id)
+            yield self._seal_and_record(item.taken, recipients)
+
+    def _resume_recorded(self, row: Any) -> Deferred | None:
+        """A recorded dispatch whose spool folder is still here: finish what a crash cut."""
+        if row.state == "sent" or (row.state == "sending" and row.deliveries and
+                                   all(d.state == "delivered" for d in row.deliveries)):
+            return self.finish(row.message_id)
+        if row.state == "failed":
+            rt = self._rt
+            return rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+                         row.error or "delivery failed", rt.now_text())
+        return None
+
+    # -- completion ------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def finish(self, message_id: str):  # type: ignore[no-untyped-def]
+        """All recipients have receipted: move the document to sent/ with its receipts."""
+        rt = self._rt
+        row = yield rt.db(rt.store.get_dispatch, message_id)
+        if row is None or (row.state == "sent" and not Path(row.spool_dir).exists()):
+            return
+        sent_path = row.sent_path
+        if sent_path is None:
+            folder = rt.config.sent / safe_file_name(row.target)
+            sent_path = yield rt.io(_reserve_sent_path, folder, row.name)
+            yield rt.db(rt.store.mark_dispatch_sent, message_id, str(sent_path), rt.now_text())
+        receipts = [(d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt]
+        names = {node_id: rt.peer_name(node_id) for node_id, _ in receipts}
+        yield rt.io(_move_to_sent, Path(row.spool_dir), Path(sent_path), receipts, names,
+                    {"message_id": message_id, "name": row.name, "target": row.target,
+                     "size": row.size, "sha256": row.sha256, "sent": rt.now_text()})
+        yield rt.audit("delivered", message_id=message_id, digest=row.sha256,
+                       sent_path=str(sent_path), recipients=[n for n, _ in receipts])
+        log.info("{name!r} delivered to all recipients; kept in {path}", name=row.name,
+                 path=str(sent_path))
+
+    @inlineCallbacks
+    def delivery_failed(self, message_id: str, reason: str):  # type: ignore[no-untyped-def]
+        """A recipient refused for good; once nothing is left queued, park it in failed/."""
+        rt = self._rt
+        row = yield rt.db(rt.store.get_dispatch, message_id)
+        if row is None or row.state != "sending":
+            return
+        if any(d.state == "queued" for d in row.deliveries):
+            return
+        yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
+        where = yield rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+                            reason, rt.now_text())
+        yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
+                       reason=reason, failed=str(where))
+
+
+def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
+                    now: str) -> Path:
+    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
+                                      os.path.lexists(failed_dir / f"{n}.reason.txt"),
+                                      safe_file_name(name))
+    payload = spool_folder / PAYLOAD
+    if payload.exists():
+        os.rename(payload, target)
+    target.with_name(target.name + ".reason.txt").write_text(
+        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
+        "Recipients that did receive it are listed in the audit log (lienthong audit). "
+        "To try again, fix the cause and drop the file into the outbox again.\n",
+        encoding="utf-8")
+    fsync_dir(failed_dir)
+    if spool_folder.exists():
+        shutil.rmtree(spool_folder)
+    return target
+
+
+def _reserve_sent_path(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / unique_name(lambda n: os.path.lexists(folder / n), safe_file_name(name))
+
+
+def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str, str]],
+                  names: dict[str, str], summary: dict[str, Any]) -> None:
+    """Idempotent: safe to run again after a crash at any point."""
+    payload = spool_folder / PAYLOAD
+    sent_path.parent.mkdir(parents=True, exist_ok=True)
+    if payload.exists() and not sent_path.exists():
+        os.rename(payload, sent_path)
+        fsync_dir(sent_path.parent)
+    for node_id, token in receipts:
+        receipt_file = sent_path.with_name(f"{sent_path.name}.{names[node_id]}.receipt.jws")
+        receipt_file.write_text(token + "\n", encoding="ascii")
+    summary = dict(summary, receipts={names[n]: n for n, _ in receipts})
+    sent_path.with_name(sent_path.name + ".meta.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fsync_dir(sent_path.parent)
+    (spool_folder / ENVELOPE).unlink(missing_ok=True)
+    if spool_folder.exists():
+        shutil.rmtree(spool_folder)

@@ -1,0 +1,87 @@
+"""What every part of a running node shares: configuration, keys, reactor, store, directory.
+
+Constructed by the daemon (or by tests, with a ``task.Clock`` or a real reactor and a real
+store file). Holds no logic of its own beyond three doors to the outside world:
+
+* ``db(fn, ...)``: run a unit of work on the single database thread;
+* ``io(fn, ...)``: run blocking file or crypto work on the worker pool;
+* ``audit(kind, ...)``: append an audit event (also on the database thread).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from config.schema import NodeConfig
+from keys.directory import Directory
+from keys.identity import NodeKeys
+from node.clock import rfc3339, rfc3339_ms
+
+log = Logger(namespace="lienthong")
+
+
+@dataclass
+class NodeRuntime:
+    config: NodeConfig
+    keys: NodeKeys
+    reactor: Any
+    store: Any
+    database: Any  # DatabaseThread or InlineDatabase
+    workers: ThreadPool
+    directory: Directory = field(default_factory=lambda: Directory([]))
+    directory_version: int = -1
+    started_at: float = 0.0
+    #: Listeners told when the directory changes (links, TLS drops of revoked peers).
+    on_directory_change: list[Callable[[Directory], None]] = field(default_factory=list)
+
+    @property
+    def node_id(self) -> str:
+        return self.keys.node_id
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    def now_text(self) -> str:
+        return rfc3339(self.reactor.seconds())
+
+    def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        return self.database.run(fn, *args, **kwargs)
+
+    def io(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        return deferToThreadPool(self.reactor, self.workers, fn, *args, **kwargs)
+
+    def audit(self, kind: str, *, peer: str | None = None, message_id: str | None = None,
+              digest: str | None = None, **detail: Any) -> Deferred:
+        """Append an audit event; failures are logged loudly (the caller need not wait)."""
+        d = self.db(self.store.append_audit, kind, rfc3339_ms(self.reactor.seconds()),
+                    peer=peer, message_id=message_id, digest=digest, detail=detail)
+        d.addErrback(lambda failure: log.failure("could not write audit event {kind}",
+                                                 failure, kind=kind))
+        return d
+
+    def refresh_directory(self) -> Deferred:
+        """Reload the directory if another process (the CLI) changed it."""
+        def check(version: int) -> Deferred | None:
+            if version == self.directory_version:
+                return None
+            return self.db(self.store.directory).addCallback(apply, version)
+
+        def apply(directory: Directory, version: int) -> None:
+            self.directory = directory
+            self.directory_version = version
+            for listener in list(self.on_directory_change):
+                listener(self.directory)
+
+        return self.db(self.store.directory_version).addCallback(check)
+
+    def peer_name(self, node_id: str) -> str:
+        try:
+            return self.directory.peer_with_id(node_id).name
+        except Exception:  # noqa: BLE001 - a label for logs, never a decision
+            return node_id.split("-", 1)[0]

@@ -1,0 +1,218 @@
+"""The sending side of one connection: a thin Twisted adapter around ``protocol.Connection``.
+
+The protocol object decides nothing about *what* to send; its ``PeerLink`` does. It turns
+bytes into events for the link, turns the link's offers into bytes, and streams accepted
+transfers from their envelope files as a push producer: it writes DATA frames only while the
+transport wants more, so memory stays bounded whatever the document size. When several
+transfers are open it always serves the most urgent first (lowest priority number), so a
+flash document overtakes a publication already in transfer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from keys.errors import UnknownPeer
+from node.tls import peer_node_id
+from protocol.connection import Connection, Role, State
+from protocol.errors import ProtocolError
+from protocol.events import (Accept, Data, End, Error, Have, Hello, Offer, Ping, Pong, Receipt,
+                             Reject, clean_text)
+
+if TYPE_CHECKING:
+    from node.links import PeerLink
+
+log = Logger(namespace="lienthong.sender")
+
+DATA_FRAME = 256 * 1024
+#: Frames written per reactor turn before yielding, so reads (receipts) are not starved.
+FRAMES_PER_TURN = 16
+SOFTWARE = "lienthong/0.1"
+
+
+@dataclass
+class OutgoingTransfer:
+    message_id: str
+    priority: int
+    size: int
+    offset: int
+    source: BinaryIO
+    started_offset: int = 0
+    sent_bytes: int = field(default=0)
+
+    @property
+    def complete(self) -> bool:
+        return self.offset >= self.size
+
+
+@implementer(IPushProducer)
+class SenderProtocol(Protocol):
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+        self.conn = Connection(Role.SENDER)
+        self.transfers: dict[str, OutgoingTransfer] = {}
+        self.paused = False
+        self.ready = False
+        self._pump_scheduled = False
+        self._closed = False
+
+    # -- Twisted side ----------------------------------------------------------------------
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self.transport.registerProducer(self, True)
+        self.link.connection_made(self)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError as exc:
+            self.abort(exc.code, str(exc), peer_fault=True)
+            return
+        for event in events:
+            if self._closed:
+                return
+            self._handle(event)
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        self._closed = True
+        for transfer in self.transfers.values():
+            transfer.source.close()
+        self.transfers.clear()
+        self.link.connection_lost(self, reason)
+
+    # -- events from the receiver ----------------------------------------------------------
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Hello):
+            self._hello(event)
+        elif isinstance(event, Accept):
+            self.link.accepted(self, event.message_id, event.offset)
+        elif isinstance(event, Have):
+            self.link.receipt(self, event.message_id, event.receipt, already=True)
+        elif isinstance(event, Receipt):
+            self.link.receipt(self, event.message_id, event.receipt, already=False)
+        elif isinstance(event, Reject):
+            self._drop_transfer(event.message_id)
+            self.link.rejected(self, event.message_id, event.code, event.reason)
+        elif isinstance(event, Ping):
+            self._write(Pong(event.nonce))
+        elif isinstance(event, Error):
+            log.warn("{peer} closed the connection: {code}: {reason}", peer=self.link.name,
+                     code=event.code, reason=event.reason)
+            self.link.remote_error(event.code, event.reason)
+            self.transport.loseConnection()
+
+    def _hello(self, hello: Hello) -> None:
+        try:
+            authenticated = peer_node_id(self.transport, self.link.pin_lookup)
+        except UnknownPeer as exc:
+            self.abort("unknown-peer", str(exc))
+            return
+        if authenticated != self.link.node_id or hello.node_id != self.link.node_id:
+            self.abort("wrong-peer", f"dialled {self.link.node_id} but reached {authenticated} "
+                       f"(says {hello.node_id})")
+            return
+        self._write(Hello(node_id=self.link.local_node_id, software=SOFTWARE))
+        self.ready = True
+        self.link.connection_ready(self)
+
+    # -- called by the link ----------------------------------------------------------------
+
+    def offer(self, message_id: str, header_token: str, ciphertext_size: int,
+              priority: int) -> None:
+        self._write(Offer(message_id=message_id, envelope=header_token,
+                          ciphertext_size=ciphertext_size, priority=priority))
+
+    def start_transfer(self, message_id: str, *, priority: int, size: int, offset: int,
+                       source: BinaryIO) -> None:
+        source.seek(offset)
+        self.transfers[message_id] = OutgoingTransfer(message_id, priority, size, offset, source,
+                                                      started_offset=offset)
+        self._schedule_pump()
+
+    def in_flight(self) -> set[str]:
+        return {mid for mid in self.conn.transfers}
+
+    def abort(self, code: str, reason: str, *, peer_fault: bool = False) -> None:
+        """Tell the peer why (when the state machine allows) and close."""
+        if self._closed:
+            return
+        if peer_fault:
+            self.link.protocol_violation(code, reason)
+        try:
+            self.transport.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
+        except ProtocolError:
+            pass
+        self._closed = True
+        self.transport.loseConnection()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.loseConnection()
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        self._schedule_pump()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled and not self._closed:
+            self._pump_scheduled = True
+            self.link.clock.callLater(0, self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        frames = 0
+        while not self.paused and not self._closed and self.transfers and frames < FRAMES_PER_TURN:
+            transfer = min(self.transfers.values(), key=lambda t: (t.priority, t.offset))
+            if transfer.complete:
+                self._finish_transfer(transfer)
+                continue
+            try:
+                chunk = transfer.source.read(min(DATA_FRAME, transfer.size - transfer.offset))
+            except OSError as exc:
+                self.abort("local-read-error", f"cannot read envelope {transfer.message_id}: {exc}")
+                return
+            if not chunk:
+                self.abort("local-read-error", f"envelope {transfer.message_id} is shorter than "
+                           "its header says")
+                return
+            self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
+            transfer.offset += len(chunk)
+            transfer.sent_bytes += len(chunk)
+            self.link.transfer_progress(transfer.message_id, transfer.offset)
+            frames += 1
+            if transfer.complete:
+                self._finish_transfer(transfer)
+        if self.transfers and not self.paused and not self._closed:
+            self._schedule_pump()
+
+    def _finish_transfer(self, transfer: OutgoingTransfer) -> None:
+        transfer.source.close()
+        del self.transfers[transfer.message_id]
+        self._write(End(message_id=transfer.message_id))
+        self.link.sent_all(transfer.message_id, transfer.sent_bytes)
+
+    def _drop_transfer(self, message_id: str) -> None:
+        transfer = self.transfers.pop(message_id, None)
+        if transfer is not None:
+            transfer.source.close()
+
+    def _write(self, event: Any) -> None:
+        if self._closed or self.conn.state in (State.CLOSED, State.ERROR):
+            return
+        self.transport.write(self.conn.send(event))

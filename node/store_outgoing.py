@@ -1,0 +1,299 @@
+"""Outgoing documents (``dispatches``, one ``deliveries`` row per recipient) and the retry schedule.
+
+A dispatch is recorded, with a queued delivery for each recipient, in the same transaction
+once its envelope is in the spool. Deliveries leave ``queued`` only through a verified receipt
+(``delivered``) or a decision that this recipient will not get it (``failed``); a dispatch
+becomes ``sent`` only when every delivery has a receipt (DESIGN §5: "only a verified receipt
+moves a document to sent/"). The transition tables are in ``node.records``.
+
+The queue order is priority first (0 flash ... 3 normal), then the order documents were taken
+(``dispatches.seq``, assigned here), so an urgent document never waits behind a large normal one
+and equal documents go oldest first whatever the clock did.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from keys.identity import check_time
+from keys.jws import strict_json_object
+from node import schema as t
+from node.records import (DELIVERY_TRANSITIONS, DISPATCH_TRANSITIONS, DeliveryRow, DispatchRow,
+                          DuplicateMessage, InvalidTransition, NewDispatch, NotFound,
+                          QueuedDelivery, ReceiptMismatch, ScheduleRow, check_transition,
+                          meta_json)
+from node.store_base import StoreBase, build
+
+_d = t.dispatches
+_v = t.deliveries
+_s = t.peer_schedule
+
+
+def _meta(text: str) -> dict[str, Any]:
+    return strict_json_object(text.encode("utf-8"))
+
+
+class OutgoingMethods(StoreBase):
+    """Outgoing-document methods of ``Store``."""
+
+    def add_dispatch(self, dispatch: NewDispatch, now: str) -> DispatchRow:
+        """Record one packaged document and queue it for each of its recipients."""
+        return self.add_dispatches([dispatch], now)[0]
+
+    def add_dispatches(self, batch: Sequence[NewDispatch], now: str) -> list[DispatchRow]:
+        """Record several packaged documents in one transaction (one fsync for all)."""
+        check_time(now)
+        batch = list(batch)
+        ids = [item.message_id for item in batch]
+        if len(set(ids)) != len(ids):
+            raise DuplicateMessage("the batch names the same message ID twice")
+        if not batch:
+            return []
+        with self.transaction() as conn:
+            known = conn.execute(select(_d.c.message_id).where(_d.c.message_id.in_(ids))
+                                 .limit(1)).scalar()
+            if known is not None:
+                raise DuplicateMessage(f"message {known} is already recorded as a dispatch")
+            last = conn.execute(select(func.max(_d.c.seq))).scalar() or 0
+            conn.execute(insert(_d), [
+                {"message_id": item.message_id, "seq": last + 1 + index, "name": item.name,
+                 "target": item.target, "spool_dir": item.spool_dir,
+                 "header_token": item.header_token, "size": item.size, "sha256": item.sha256,
+                 "ciphertext_size": item.ciphertext_size, "priority": item.priority,
+                 "meta": meta_json(item.meta), "state": "sending", "created_at": now}
+                for index, item in enumerate(batch)])
+            conn.execute(insert(_v), [
+                {"message_id": item.message_id, "peer_node_id": peer, "state": "queued",
+                 "attempts": 0, "bytes_sent": 0}
+                for item in batch for peer in item.recipients])
+        return [DispatchRow(
+            message_id=item.message_id, name=item.name, target=item.target,
+            spool_dir=item.spool_dir, header_token=item.header_token, size=item.size,
+            sha256=item.sha256, ciphertext_size=item.ciphertext_size, priority=item.priority,
+            meta=_meta(meta_json(item.meta)), state="sending", created_at=now,
+            finished_at=None, sent_path=None, error=None,
+            deliveries=tuple(DeliveryRow(item.message_id, peer, "queued", 0, 0, None, None,
+                                         None, None) for peer in item.recipients))
+            for item in batch]
+
+    def _load_dispatches(self, conn: Connection, where: Any, limit: int | None = None
+                         ) -> list[DispatchRow]:
+        query = select(_d).where(where).order_by(_d.c.seq.desc())
+        rows = conn.execute(query.limit(limit) if limit is not None else query).all()
+        if not rows:
+            return []
+        by_message: dict[str, list[DeliveryRow]] = {}
+        delivery_rows = conn.execute(
+            select(_v).where(_v.c.message_id.in_([row.message_id for row in rows]))
+            .order_by(_v.c.message_id, _v.c.peer_node_id)).all()
+        for delivery in delivery_rows:
+            by_message.setdefault(delivery.message_id, []).append(build(DeliveryRow, delivery))
+        return [build(DispatchRow, row, meta=_meta(row.meta),
+                      deliveries=tuple(by_message.get(row.message_id, ())))
+                for row in rows]
+
+    def get_dispatch(self, message_id: str) -> DispatchRow | None:
+        with self._read() as conn:
+            found = self._load_dispatches(conn, _d.c.message_id == message_id)
+            return found[0] if found else None
+
+    def recent_dispatches(self, limit: int) -> list[DispatchRow]:
+        """The last ``limit`` documents taken, newest first, with their deliveries."""
+        with self._read() as conn:
+            return self._load_dispatches(conn, _d.c.seq.is_not(None), limit)
+
+    def dispatches_by_state(self) -> dict[str, int]:
+        """How many dispatches are sending, sent and failed (every state present)."""
+        with self._read() as conn:
+            counts = dict(conn.execute(select(_d.c.state, func.count())
+                                       .group_by(_d.c.state)).all())
+        return {state: int(counts.get(state, 0)) for state in DISPATCH_TRANSITIONS}
+
+    def spool_message_ids(self) -> set[str]:
+        """Message IDs still ``sending``: their spool folders are in use. At start-up, a spool
+        folder not named here was left by a crash before its dispatch was recorded (or after
+        it finished) and can be cleaned up."""
+        with self._read() as conn:
+            return set(conn.execute(select(_d.c.message_id).where(_d.c.state == "sending"))
+                       .scalars().all())
+
+    def queued_deliveries(self, peer_node_id: str, limit: int) -> list[QueuedDelivery]:
+        """What to offer ``peer_node_id`` next: flash before normal, then oldest first."""
+        query = (select(_v.c.message_id, _v.c.peer_node_id, _d.c.spool_dir, _d.c.header_token,
+                        _d.c.ciphertext_size, _d.c.priority, _d.c.name, _d.c.size, _d.c.sha256,
+                        _d.c.created_at, _v.c.attempts, _v.c.bytes_sent)
+                 .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
+                 .where(_v.c.peer_node_id == peer_node_id, _v.c.state == "queued",
+                        _d.c.state == "sending")
+                 .order_by(_d.c.priority, _d.c.seq).limit(limit))
+        with self._read() as conn:
+            return [build(QueuedDelivery, row) for row in conn.execute(query).all()]
+
+    def queue_depths(self) -> dict[str, int]:
+        """Queued deliveries per peer node ID (peers with none are absent)."""
+        query = (select(_v.c.peer_node_id, func.count())
+                 .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
+                 .where(_v.c.state == "queued", _d.c.state == "sending")
+                 .group_by(_v.c.peer_node_id))
+        with self._read() as conn:
+            return {node: int(count) for node, count in conn.execute(query).all()}
+
+    def _delivery(self, conn: Connection, message_id: str, peer_node_id: str) -> Any:
+        row = conn.execute(select(_v).where(_v.c.message_id == message_id,
+                                            _v.c.peer_node_id == peer_node_id)).first()
+        if row is None:
+            raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
+        return row
+
+    def _update_delivery(self, conn: Connection, message_id: str, peer_node_id: str,
+                         **values: Any) -> None:
+        result = conn.execute(update(_v).where(_v.c.message_id == message_id,
+                                               _v.c.peer_node_id == peer_node_id)
+                              .values(**values))
+        if result.rowcount == 0:
+            raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
+
+    def record_offer(self, message_id: str, peer_node_id: str, now: str) -> None:
+        """Count one more attempt to send this document to this peer."""
+        check_time(now)
+        with self.transaction() as conn:
+            self._update_delivery(conn, message_id, peer_node_id, offered_at=now,
+                                  attempts=_v.c.attempts + 1)
+
+    def record_progress(self, message_id: str, peer_node_id: str, bytes_sent: int) -> None:
+        """How far a transfer got (cheap; callers throttle how often they call it)."""
+        with self.transaction() as conn:
+            self._update_delivery(conn, message_id, peer_node_id, bytes_sent=bytes_sent)
+
+    def record_delivery_error(self, message_id: str, peer_node_id: str, error: str) -> None:
+        """Note why the last attempt failed; the delivery stays queued and will be retried."""
+        with self.transaction() as conn:
+            self._update_delivery(conn, message_id, peer_node_id, last_error=error)
+
+    def _pending(self, conn: Connection, message_id: str) -> int:
+        return int(conn.execute(select(func.count()).select_from(_v).where(
+            _v.c.message_id == message_id, _v.c.state != "delivered")).scalar_one())
+
+    def record_receipt(self, message_id: str, peer_node_id: str, receipt_token: str,
+                       now: str) -> bool:
+        """Record a *verified* receipt; return True when every recipient has now receipted.
+
+        The same receipt again is a no-op with the same answer (at-least-once delivery). A
+        different receipt for the same delivery raises ``ReceiptMismatch``; the first is kept.
+        """
+        check_time(now)
+        with self.transaction() as conn:
+            row = self._delivery(conn, message_id, peer_node_id)
+            if row.receipt is not None:
+                if row.receipt != receipt_token:
+                    raise ReceiptMismatch(f"{peer_node_id} already gave a different receipt "
+                                          f"for message {message_id}; the first one is kept")
+            else:
+                check_transition(DELIVERY_TRANSITIONS,
+                                 f"the delivery of {message_id} to {peer_node_id}",
+                                 row.state, "delivered")
+                self._update_delivery(conn, message_id, peer_node_id, state="delivered",
+                                      receipt=receipt_token, receipt_at=now, last_error=None)
+            return self._pending(conn, message_id) == 0
+
+    def fail_delivery(self, message_id: str, peer_node_id: str, reason: str,
+                      now: str) -> None:
+        """This recipient will not get the document (a receipt already recorded is final)."""
+        check_time(now)
+        with self.transaction() as conn:
+            row = self._delivery(conn, message_id, peer_node_id)
+            if row.state == "failed":
+                return
+            check_transition(DELIVERY_TRANSITIONS,
+                             f"the delivery of {message_id} to {peer_node_id}",
+                             row.state, "failed")
+            self._update_delivery(conn, message_id, peer_node_id, state="failed",
+                                  last_error=reason)
+
+    def _dispatch_state(self, conn: Connection, message_id: str) -> Any:
+        row = conn.execute(select(_d.c.state, _d.c.sent_path)
+                           .where(_d.c.message_id == message_id)).first()
+        if row is None:
+            raise NotFound(f"there is no dispatch with message ID {message_id}")
+        return row
+
+    def mark_dispatch_sent(self, message_id: str, sent_path: str, now: str) -> None:
+        """The document is in ``sent/`` (``sent_path``); allowed only once all have receipted."""
+        check_time(now)
+        with self.transaction() as conn:
+            row = self._dispatch_state(conn, message_id)
+            if row.state == "sent" and row.sent_path == sent_path:
+                return
+            check_transition(DISPATCH_TRANSITIONS, f"dispatch {message_id}", row.state, "sent")
+            pending = self._pending(conn, message_id)
+            if pending:
+                raise InvalidTransition(f"dispatch {message_id} still waits for {pending} "
+                                        "receipt(s): only receipts make a document sent")
+            conn.execute(update(_d).where(_d.c.message_id == message_id).values(
+                state="sent", sent_path=sent_path, finished_at=now, error=None))
+
+    def fail_dispatch(self, message_id: str, reason: str, now: str) -> None:
+        """Give up on a document: it and its still-queued deliveries become ``failed``."""
+        check_time(now)
+        with self.transaction() as conn:
+            row = self._dispatch_state(conn, message_id)
+            if row.state == "failed":
+                return
+            check_transition(DISPATCH_TRANSITIONS, f"dispatch {message_id}", row.state,
+                             "failed")
+            conn.execute(update(_d).where(_d.c.message_id == message_id).values(
+                state="failed", error=reason, finished_at=now))
+            conn.execute(update(_v).where(_v.c.message_id == message_id,
+                                          _v.c.state == "queued")
+                         .values(state="failed", last_error=reason))
+
+
+class ScheduleMethods(StoreBase):
+    """Per-peer connection schedule methods of ``Store`` (back-off survives restarts)."""
+
+    def schedule_for(self, node_id: str) -> ScheduleRow:
+        """The peer's schedule; a peer never tried has no failures and is due now."""
+        with self._read() as conn:
+            row = conn.execute(select(_s).where(_s.c.node_id == node_id)).first()
+        if row is None:
+            return ScheduleRow(node_id, 0, 0.0, None, None, None)
+        return build(ScheduleRow, row)
+
+    def schedules(self) -> list[ScheduleRow]:
+        with self._read() as conn:
+            return [build(ScheduleRow, row)
+                    for row in conn.execute(select(_s).order_by(_s.c.node_id)).all()]
+
+    def _put_schedule(self, node_id: str, **values: Any) -> ScheduleRow:
+        with self.transaction() as conn:
+            row = conn.execute(select(_s).where(_s.c.node_id == node_id)).first()
+            if row is None:
+                fresh = {"node_id": node_id, "failures": 0, "next_attempt_at": 0.0}
+                conn.execute(insert(_s).values(**{**fresh, **values}))
+            else:
+                conn.execute(update(_s).where(_s.c.node_id == node_id).values(**values))
+            return build(ScheduleRow, conn.execute(select(_s).where(_s.c.node_id == node_id))
+                         .one())
+
+    def record_connect_failure(self, node_id: str, error: str, next_attempt_at: float,
+                               now: str) -> ScheduleRow:
+        """One more failed attempt; try again at ``next_attempt_at`` (the caller's back-off)."""
+        check_time(now)
+        with self.transaction():
+            failures = self.schedule_for(node_id).failures + 1
+            return self._put_schedule(node_id, failures=failures,
+                                      next_attempt_at=float(next_attempt_at), last_error=error)
+
+    def record_connected(self, node_id: str, now: str) -> ScheduleRow:
+        """We reached the peer: the back-off starts again from zero."""
+        check_time(now)
+        return self._put_schedule(node_id, failures=0, next_attempt_at=0.0, last_error=None,
+                                  last_connected_at=now, last_seen_at=now)
+
+    def record_seen(self, node_id: str, now: str) -> ScheduleRow:
+        """The peer connected to us (it is alive), without touching our back-off."""
+        check_time(now)
+        return self._put_schedule(node_id, last_seen_at=now)

@@ -1,0 +1,55 @@
+"""Shared builders for the store tests: deterministic peers and documents."""
+from __future__ import annotations
+
+import hashlib
+
+import nacl.public
+import nacl.signing
+
+from keys.directory import Peer, PeerKey
+from keys.identity import encryption_kid
+from keys.jws import b64url_encode
+from keys.nodeid import node_id_from_public_key
+from node.records import PRIORITY_NORMAL, NewDispatch, NewReceived
+
+T0 = "2026-01-05T08:00:00Z"
+T1 = "2026-01-05T08:00:01Z"
+T2 = "2026-01-05T08:00:02Z"
+T3 = "2026-01-05T08:00:03Z"
+
+
+def encryption_key(seed: int, since: str) -> PeerKey:
+    public = bytes(nacl.public.PrivateKey(bytes([seed]) * 32).public_key)
+    return PeerKey("encryption", b64url_encode(public), encryption_kid(public), since)
+
+
+def tls_key(seed: int, since: str) -> PeerKey:
+    pin = hashlib.sha256(b"tls-%d" % seed).hexdigest()
+    return PeerKey("tls", pin, pin[:16], since)
+
+
+def make_peer(name: str, seed: int, since: str = T0) -> Peer:
+    identity = bytes(nacl.signing.SigningKey(bytes([seed]) * 32).verify_key)
+    node_id = node_id_from_public_key(identity)
+    keys = (PeerKey("identity", b64url_encode(identity), node_id, since),
+            encryption_key(seed + 100, since), tls_key(seed, since))
+    return Peer(name=name, node_id=node_id, addresses=(f"{name}.example.vn:7443",),
+                state="trusted", keys=keys)
+
+
+def make_dispatch(number: int, recipients: tuple[str, ...], priority: int = PRIORITY_NORMAL,
+                  name: str = "Công văn số 12.pdf") -> NewDispatch:
+    message_id = f"{number:032x}"
+    return NewDispatch(message_id=message_id, name=name, target="so-tu-phap",
+                       spool_dir=f"spool/{message_id}", header_token=f"header.{number}.sig",
+                       size=1000 + number, sha256=hashlib.sha256(b"%d" % number).hexdigest(),
+                       ciphertext_size=1100 + number, priority=priority,
+                       meta={"urgency": "normal", "số": number}, recipients=recipients)
+
+
+def make_received(number: int, sender: str) -> NewReceived:
+    message_id = f"{number:032x}"
+    return NewReceived(sender_node_id=sender, message_id=message_id,
+                       name="Quyết định 7.pdf", stored_path=f"inbox/so-tu-phap/{number}.pdf",
+                       size=42, sha256=hashlib.sha256(b"r%d" % number).hexdigest(),
+                       header_token=f"h.{number}.s", meta={"confidentiality": "confidential"})

@@ -1,0 +1,430 @@
+"""The outbox watcher: real watchdog observers for hints, a fake Clock for stability timing.
+
+The observer's thread hands hints over through ``call_from_thread``, which here just queues
+them; the test thread drains the queue (as the reactor would) and advances the Clock, so
+"ready after stability" is checked exactly, without sleeping through real quiet windows.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+
+from node import watcher as watcher_module
+from node.watcher import OutboxWatcher, State
+
+STABLE = 1.0
+SCAN = 30.0
+
+
+class Harness:
+    """One watcher with a Clock, a hint queue standing in for the reactor, and a ready list."""
+
+    def __init__(self, outbox: Path, *, drop_hints: bool = False, **kw: Any) -> None:
+        self.outbox = outbox
+        self.clock = Clock()
+        self.calls: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]]] = queue.Queue()
+        self.ready: list[tuple[Path, str]] = []
+        self.drop_hints = drop_hints
+        kw.setdefault("stable_seconds", STABLE)
+        kw.setdefault("scan_interval", SCAN)
+        self.watcher = OutboxWatcher(self.clock, outbox, self._on_ready,
+                                     call_from_thread=self._from_thread, **kw)
+
+    def _from_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        if self.drop_hints and getattr(fn, "__name__", "") == "_hint":
+            return  # simulate events lost by the kernel or never delivered (network share)
+        self.calls.put((fn, args))
+
+    def _on_ready(self, path: Path, target: str) -> None:
+        self.ready.append((path, target))
+
+    def start(self) -> None:
+        self.watcher.start()
+        self.clock.advance(0)  # the start-up scan
+
+    def drain(self) -> int:
+        """Run the hints queued so far on 'the reactor thread'; return how many ran."""
+        count = 0
+        while True:
+            try:
+                fn, args = self.calls.get_nowait()
+            except queue.Empty:
+                break
+            fn(*args)
+            count += 1
+        self.clock.advance(0)
+        return count
+
+    def settle(self, quiet: float = 0.3, timeout: float = 20.0) -> None:
+        """Drain hints until none has arrived for ``quiet`` real seconds."""
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.drain():
+                last = time.monotonic()
+            elif time.monotonic() - last >= quiet:
+                return
+            time.sleep(0.01)
+        raise AssertionError("hints never went quiet")
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.drain()
+            if condition():
+                return
+            time.sleep(0.02)
+        raise AssertionError("condition not reached")
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        assert self.clock.getDelayedCalls() == []
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    box = tmp_path / "outbox"
+    (box / "peer").mkdir(parents=True)
+    return box
+
+
+@pytest.fixture
+def harness(outbox: Path) -> Iterator[Harness]:
+    h = Harness(outbox)
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def blind(outbox: Path) -> Iterator[Harness]:
+    """A watcher whose folder events are all lost: only scans can find files."""
+    h = Harness(outbox, drop_hints=True)
+    h.start()
+    yield h
+    h.stop()
+
+
+def write(path: Path, data: bytes = b"document") -> Path:
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def test_closed_file_becomes_ready_once_after_stability(harness: Harness, outbox: Path) -> None:
+    """A file written and closed is reported once, only after a full quiet window."""
+    path = write(outbox / "peer" / "report.pdf")
+    harness.settle()
+    assert harness.watcher.state_of(path) is State.SETTLING
+    harness.clock.advance(STABLE * 0.9)
+    assert harness.ready == []
+    harness.clock.advance(STABLE * 0.2)
+    assert harness.ready == [(path, "peer")]
+    harness.clock.advance(SCAN * 3)  # periodic scans see it again: still handed over
+    harness.settle()
+    assert harness.ready == [(path, "peer")]
+
+
+def test_growing_file_is_not_ready_while_it_grows(harness: Harness, outbox: Path) -> None:
+    """Each change (seen through events) restarts the quiet window."""
+    path = write(outbox / "peer" / "big.pdf", b"a")
+    harness.settle()
+    for _ in range(5):
+        harness.clock.advance(STABLE * 0.6)
+        with open(path, "ab") as handle:
+            handle.write(b"more")
+        harness.settle()
+    harness.clock.advance(STABLE * 0.6)
+    assert harness.ready == []
+    harness.clock.advance(STABLE * 0.5)
+    assert harness.ready == [(path, "peer")]
+
+
+def test_growing_file_without_events_is_caught_by_the_second_look(
+        blind: Harness, outbox: Path) -> None:
+    """With no events at all, the look itself sees the change and waits again."""
+    path = write(outbox / "peer" / "big.pdf", b"a")
+    blind.clock.advance(SCAN)
+    assert blind.watcher.state_of(path) is State.SETTLING
+    for _ in range(3):
+        blind.clock.advance(STABLE * 0.5)
+        with open(path, "ab") as handle:
+            handle.write(b"more")
+        blind.clock.advance(STABLE * 0.5)
+        assert blind.ready == []
+    blind.clock.advance(STABLE)
+    assert blind.ready == [(path, "peer")]
+
+
+@pytest.mark.parametrize("name", [
+    ".~lock.report.odt#", "~$report.docx", "~WRL0001.tmp", "report.pdf.part", "x.crdownload",
+    ".hidden.pdf", "report.pdf~", "4913", "report.pdf.meta.toml", ".lienthong-abc.part",
+])
+def test_noise_is_never_ready(harness: Harness, outbox: Path, name: str) -> None:
+    """Lock, temp, hidden and sidecar files are never reported, by events or by scans."""
+    write(outbox / "peer" / name)
+    (outbox / "peer" / ".git").mkdir()
+    write(outbox / "peer" / ".git" / "inside.pdf")
+    harness.settle()
+    harness.clock.advance(SCAN + STABLE * 2)
+    harness.settle()
+    harness.clock.advance(STABLE * 2)
+    assert harness.ready == []
+    assert harness.watcher.pending == 0
+
+
+def test_startup_scan_finds_files_dropped_while_down(outbox: Path) -> None:
+    """Files present before start are found by the start-up scan."""
+    path = write(outbox / "peer" / "while-down.pdf")
+    h = Harness(outbox)
+    h.start()
+    try:
+        h.clock.advance(STABLE)
+        assert h.ready == [(path, "peer")]
+    finally:
+        h.stop()
+
+
+def test_periodic_scan_finds_what_events_missed(blind: Harness, outbox: Path) -> None:
+    """When every event is lost, the periodic scan is the truth."""
+    path = write(outbox / "peer" / "missed.pdf")
+    blind.settle()
+    blind.clock.advance(SCAN - 1)
+    assert blind.ready == [] and blind.watcher.pending == 0
+    blind.clock.advance(1)
+    blind.clock.advance(STABLE)
+    assert blind.ready == [(path, "peer")]
+
+
+def test_polling_observer_delivers_hints(outbox: Path) -> None:
+    """The PollingObserver (network shares) also turns a new file into a hint, then ready."""
+    h = Harness(outbox, observer="polling")
+    h.start()
+    try:
+        assert h.watcher.watching
+        path = write(outbox / "peer" / "over-smb.pdf")
+        h.wait_for(lambda: h.watcher.state_of(path) is State.SETTLING)
+        h.settle(quiet=1.5)  # polling reports once per second
+        h.clock.advance(STABLE)
+        assert h.ready == [(path, "peer")]
+    finally:
+        h.stop()
+
+
+def test_polling_observer_startup_and_periodic_scan(outbox: Path) -> None:
+    """With the PollingObserver, files dropped while down are found at start too."""
+    early = write(outbox / "peer" / "early.pdf")
+    h = Harness(outbox, observer="polling", drop_hints=True)
+    h.start()
+    try:
+        h.clock.advance(STABLE)
+        late = write(outbox / "peer" / "late.pdf")
+        h.clock.advance(SCAN)
+        h.clock.advance(STABLE)
+        assert h.ready == [(early, "peer"), (late, "peer")]
+    finally:
+        h.stop()
+
+
+@pytest.mark.parametrize("drop_hints", [False, True], ids=["events", "events-lost"])
+def test_two_thousand_files_at_once_all_become_ready(outbox: Path, drop_hints: bool) -> None:
+    """A burst of 2,000 files: every one is reported exactly once, even if every event is lost."""
+    h = Harness(outbox, drop_hints=drop_hints, scan_batch=300)
+    h.start()
+    try:
+        paths = {write(outbox / "peer" / f"doc-{i:04d}.pdf", b"x" * 100) for i in range(2000)}
+        h.settle()
+        h.clock.advance(SCAN)
+        h.clock.advance(STABLE)
+        h.clock.advance(SCAN)  # a further scan must not report any of them again
+        reported = [path for path, _ in h.ready]
+        assert len(reported) == 2000 and set(reported) == paths
+        assert {target for _, target in h.ready} == {"peer"}
+    finally:
+        h.stop()
+
+
+def test_pending_limit_bounds_memory_and_scans_catch_up(outbox: Path) -> None:
+    """With max_pending, excess files wait for a later scan; all are reported eventually."""
+    paths = {write(outbox / "peer" / f"d{i}.pdf") for i in range(50)}
+    h = Harness(outbox, drop_hints=True, max_pending=10)
+    h.start()
+    try:
+        seen: list[Path] = []
+        for _ in range(10):
+            h.clock.advance(STABLE)
+            assert h.watcher.pending <= 10
+            for path, _ in h.ready:
+                path.unlink()  # the node takes it
+                h.watcher.done(path)
+            seen.extend(path for path, _ in h.ready)
+            h.ready.clear()
+            h.clock.advance(SCAN)
+        assert sorted(seen) == sorted(paths)
+    finally:
+        h.stop()
+
+
+def test_special_entries_are_ready_at_once(harness: Harness, outbox: Path) -> None:
+    """Symlinks, dangling symlinks, FIFOs and linked folders are handed over without waiting."""
+    secret = outbox.parent / "keystore"
+    write(secret, b"SECRET")
+    (outbox / "peer" / "evil.pdf").symlink_to(secret)
+    (outbox / "peer" / ".#dangling").symlink_to(outbox / "nowhere")  # emacs lock: noise
+    (outbox / "peer" / "dangling.pdf").symlink_to(outbox / "nowhere")
+    os.mkfifo(outbox / "peer" / "pipe.pdf")
+    (outbox / "linked").symlink_to(outbox.parent, target_is_directory=True)
+    harness.settle()
+    harness.clock.advance(SCAN)  # also via the scan, in case the events were not seen
+    ready = dict(harness.ready)
+    assert ready == {outbox / "peer" / "evil.pdf": "peer",
+                     outbox / "peer" / "dangling.pdf": "peer",
+                     outbox / "peer" / "pipe.pdf": "peer", outbox / "linked": ""}
+    assert len(harness.ready) == 4
+
+
+def test_file_directly_in_outbox_is_ready_without_target(harness: Harness, outbox: Path) -> None:
+    """A file dropped next to the target folders is reported with target '' once still."""
+    path = write(outbox / "stray.pdf")
+    harness.settle()
+    harness.clock.advance(STABLE)
+    assert harness.ready == [(path, "")]
+
+
+def test_subfolder_keeps_first_folder_as_target(harness: Harness, outbox: Path) -> None:
+    """outbox/<target>/<type>/... files are reported with the target folder's name."""
+    (outbox / "peer" / "cong-van" / "2026").mkdir(parents=True)
+    path = write(outbox / "peer" / "cong-van" / "2026" / "x.pdf")
+    harness.settle()
+    harness.clock.advance(STABLE)
+    assert harness.ready == [(path, "peer")]
+
+
+def test_moved_in_file_and_folder_get_one_stability_look(harness: Harness, outbox: Path) -> None:
+    """A file or whole folder moved in from elsewhere (created events only) becomes ready."""
+    staging = outbox.parent / "staging"
+    (staging / "batch").mkdir(parents=True)
+    write(staging / "one.pdf")
+    write(staging / "batch" / "two.pdf")
+    os.rename(staging / "one.pdf", outbox / "peer" / "one.pdf")
+    os.rename(staging / "batch", outbox / "peer" / "batch")
+    harness.settle()
+    assert harness.ready == []
+    harness.clock.advance(STABLE)
+    assert sorted(harness.ready) == [(outbox / "peer" / "batch" / "two.pdf", "peer"),
+                                     (outbox / "peer" / "one.pdf", "peer")]
+
+
+def test_done_after_take_forgets_the_path(harness: Harness, outbox: Path) -> None:
+    """Once the node has taken the file and said done, nothing more is reported."""
+    path = write(outbox / "peer" / "a.pdf")
+    harness.settle()
+    harness.clock.advance(STABLE)
+    path.unlink()
+    harness.watcher.done(path)
+    harness.settle()
+    harness.clock.advance(SCAN + STABLE)
+    assert harness.ready == [(path, "peer")] and harness.watcher.pending == 0
+
+
+def test_name_reused_while_handed_over_is_reported_again_after_done(
+        harness: Harness, outbox: Path) -> None:
+    """A new file saved under a handed-over name is looked at again as soon as done() comes."""
+    path = write(outbox / "peer" / "a.pdf", b"first")
+    harness.settle()
+    harness.clock.advance(STABLE)
+    os.rename(path, outbox.parent / "taken")  # the node moves it to its spool...
+    write(path, b"second version")  # ...and the clerk saves again before done()
+    # watchdog holds events after an unpaired move-out for up to a second (move grouping).
+    harness.settle(quiet=1.5)
+    harness.watcher.done(path)
+    assert harness.watcher.state_of(path) is State.SETTLING
+    harness.clock.advance(STABLE)
+    assert harness.ready == [(path, "peer"), (path, "peer")]
+
+
+def test_overflow_warning_forces_a_rescan(blind: Harness, outbox: Path) -> None:
+    """watchdog's 'queue overflowed' warning (no event) triggers a scan at once."""
+    path = write(outbox / "peer" / "lost.pdf")
+    logging.getLogger("watchdog.observers.inotify_c").warning(
+        "Inotify queue overflowed; filesystem events were lost")
+    blind.drain()
+    blind.clock.advance(STABLE)
+    assert blind.ready == [(path, "peer")]
+
+
+def test_watch_limit_falls_back_to_scanning(outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from inotify gives a clear message and scanning alone still finds files."""
+
+    class Exhausted(watcher_module.Observer):  # type: ignore[misc, valid-type]
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setitem(watcher_module.OBSERVERS, "native", Exhausted)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        h = Harness(outbox)
+        h.start()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    try:
+        assert not h.watcher.watching
+        messages = [e for e in events if e.get("log_namespace") == "lienthong.watcher"]
+        assert any("max_user_watches" in e.get("why", "") for e in messages)
+        path = write(outbox / "peer" / "x.pdf")
+        h.clock.advance(SCAN)
+        h.clock.advance(STABLE)
+        assert h.ready == [(path, "peer")]
+    finally:
+        h.stop()
+
+
+def test_dead_observer_is_restarted(harness: Harness, outbox: Path) -> None:
+    """If the observer thread dies (e.g. a share vanished), the periodic check restarts it."""
+    old = harness.watcher._observer
+    assert old is not None
+    old.stop()
+    old.join(5)
+    harness.clock.advance(SCAN)
+    assert harness.watcher.watching and harness.watcher._observer is not old
+    path = write(outbox / "peer" / "after-restart.pdf")
+    harness.wait_for(lambda: harness.watcher.state_of(path) is State.SETTLING)
+
+
+def test_stop_leaves_no_delayed_calls_and_ignores_late_hints(outbox: Path) -> None:
+    """After stop, no timer is left and hints still queued from the observer are ignored."""
+    h = Harness(outbox)
+    h.start()
+    write(outbox / "peer" / "a.pdf")
+    h.settle()
+    assert h.clock.getDelayedCalls()
+    h.calls.put((h.watcher._hint, (str(outbox / "peer" / "late.pdf"),)))
+    write(outbox / "peer" / "late.pdf")
+    h.stop()
+    h.drain()
+    assert h.clock.getDelayedCalls() == [] and h.ready == [] and h.watcher.pending == 0
+
+
+def test_folder_replacing_a_settling_file_is_walked(harness: Harness, outbox: Path) -> None:
+    """A path that turns from a file into a folder is walked, not reported as a file."""
+    path = write(outbox / "peer" / "thing")
+    harness.settle()
+    path.unlink()
+    path.mkdir()
+    inner = write(path / "inner.pdf")
+    harness.settle()
+    harness.clock.advance(STABLE)
+    assert harness.ready == [(inner, "peer")]
+    shutil.rmtree(path)
