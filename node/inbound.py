@@ -20,6 +20,7 @@ from twisted.internet.defer import inlineCallbacks, returnValue
 from twisted.logger import Logger
 
 from keys.errors import KeysError
+from node.failpoints import failpoint
 from node.names import safe_file_name
 from node.reception import (
     choose_inbox_path, document_metadata, finish_interrupted, publish_staged, write_sidecars,
@@ -152,6 +153,7 @@ class Inbound:
             returnValue(self._refuse(peer, mid, "storage-unavailable",
                                      f"cannot publish the document: {exc.strerror}"))
         yield rt.io(partial.unlink, True)
+        failpoint("receiver-after-commit-before-receipt")
         returnValue(Receipt(message_id=mid, receipt=receipt))
 
     @inlineCallbacks
@@ -179,6 +181,7 @@ class Inbound:
                                  original_name=header.name)
         meta["stored_as"] = final.name
         yield rt.io(write_sidecars, final, meta, receipt)
+        failpoint("receiver-after-fsync-before-commit")
         yield rt.db(rt.store.complete_publish, peer, header.message_id, receipt, now)
         yield rt.audit("received", peer=peer, message_id=header.message_id,
                        digest=header.sha256, name=header.name, stored_as=final.name,

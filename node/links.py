@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from config.schema import parse_address
 from keys.errors import KeysError
 from node.backoff import Backoff
+from node.failpoints import failpoint
 from node.runtime import NodeRuntime
 from node.sealing import ENVELOPE
 from node.sender import SenderProtocol
@@ -343,6 +344,7 @@ class PeerLink:
             proto.abort(code, f"receipt for {message_id} does not verify: {exc}",
                         peer_fault=True)
             return
+        failpoint("sender-before-receipt-stored")
         all_done = yield self.rt.db(self.rt.store.record_receipt, message_id, self.node_id,
                                     token, self.rt.now_text())
         self.offered.pop(message_id, None)

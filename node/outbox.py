@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
+from node.failpoints import failpoint
 from node.home import fsync_dir
 from node.intake import Refused, SpoolState, TakenFile, recover_spool, refuse_file, take_file
 from node.names import safe_file_name, unique_name
@@ -113,6 +114,7 @@ class Outbox:
             return
         yield rt.audit("taken", message_id=message_id, name=taken.original_name,
                        target=target, size=taken.size)
+        failpoint("sender-after-take")
         yield self._seal_and_record(taken, recipients)
 
     @inlineCallbacks

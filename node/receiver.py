@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keys.errors import UnknownPeer
+from node.failpoints import failpoint
 from node.inbound import Inbound
 from node.sender import SOFTWARE
 from node.tls import peer_node_id
@@ -147,6 +148,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self._storage_failure(event.message_id, incoming, exc)
             return
         incoming.offset += len(event.data)
+        failpoint("receiver-mid-transfer")
 
     def _storage_failure(self, message_id: str, incoming: IncomingFile, exc: OSError) -> None:
         if incoming.handle is not None:

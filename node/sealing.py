@@ -15,6 +15,7 @@ from typing import Any
 import nacl.public
 
 from keys.identity import NodeKeys
+from node.failpoints import failpoint
 from node.home import fsync_dir
 from protocol.envelope import SealedEnvelope, Sealer
 
@@ -44,6 +45,7 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
         with open(tmp, "wb") as sink:
             while block := source.read(READ_SIZE):
                 sink.write(sealer.feed(block))
+                failpoint("sender-during-seal")
             try:
                 sealed = sealer.finish()
             except Exception as exc:

@@ -19,6 +19,7 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from keys.errors import UnknownPeer
+from node.failpoints import failpoint
 from node.tls import peer_node_id
 from protocol.connection import Connection, Role, State
 from protocol.errors import ProtocolError
@@ -194,6 +195,7 @@ class SenderProtocol(Protocol):
             self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
             transfer.offset += len(chunk)
             transfer.sent_bytes += len(chunk)
+            failpoint("sender-mid-transfer")
             self.link.transfer_progress(transfer.message_id, transfer.offset)
             frames += 1
             if transfer.complete:

@@ -1,0 +1,37 @@
+"""Named crash points for the fault-injection suite (tests/faults/).
+
+A fault test starts a real node process with ``LIENTHONG_FAILPOINT=<stage>`` (optionally
+``<stage>:<n>`` to trip on the n-th pass) and the node SIGKILLs itself when it reaches that
+stage, exactly as a power cut or an OOM kill would stop it there: no cleanup, no flush. The
+variable is read once at import; with it unset every call is a dictionary lookup that does
+nothing. Stages are listed here so the suite and the code agree on their names.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+STAGES = frozenset({
+    # sender
+    "sender-after-take",          # the file is in the spool, nothing sealed or recorded yet
+    "sender-during-seal",         # part of the envelope written
+    "sender-mid-transfer",        # some DATA frames written to the receiver
+    "sender-before-receipt-stored",  # receipt arrived (receiver has stored), not yet recorded
+    # receiver
+    "receiver-mid-transfer",      # part of the ciphertext in the partial file
+    "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
+    "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
+})
+
+_SPEC = os.environ.get("LIENTHONG_FAILPOINT", "")
+_NAME, _, _COUNT = _SPEC.partition(":")
+_remaining = {_NAME: int(_COUNT or "1")} if _NAME else {}
+
+
+def failpoint(stage: str) -> None:
+    """SIGKILL this process if the configured failpoint is ``stage`` (on its n-th pass)."""
+    if stage not in _remaining:
+        return
+    _remaining[stage] -= 1
+    if _remaining[stage] <= 0:
+        os.kill(os.getpid(), signal.SIGKILL)

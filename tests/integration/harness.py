@@ -1,0 +1,213 @@
+"""Real nodes for integration and fault tests: separate processes, real TLS on loopback, real
+SQLite files, real watchdog observers. Nothing here is faked except that the keystore uses the
+fast 'minimal' Argon2id profile and timings are shortened in each node's configuration.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nacl.signing
+
+from keys.card import read_card
+from keys.directory import Peer
+from node.provision import create_node_home
+from node.store import open_store
+from protocol.receipt import verify_receipt
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = "2026-11-25T08:00:00Z"
+
+FAST_SETTINGS = {
+    "scan_interval = 30": "scan_interval = 2",
+    "stable_seconds = 1.0": "stable_seconds = 0.2",
+    "retry_initial = 1.0": "retry_initial = 0.2",
+    "retry_max = 300.0": "retry_max = 2.0",
+    "connect_timeout = 20": "connect_timeout = 5",
+    "idle_timeout = 300": "idle_timeout = 10",
+}
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TestNode:
+    name: str
+    home: Path
+    node_id: str
+    port: int
+    card_path: Path
+    process: subprocess.Popen | None = None
+    log_file: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env, **(extra_env or {}))
+        self.log_file = self.home / "logs" / "stderr.txt"
+        log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen([sys.executable, "-m", "node", "run", str(self.home)],
+                                        stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        cwd=str(ROOT))
+        wait_for(lambda: self._listening(), timeout=20, what=f"{self.name} to listen")
+
+    def _listening(self) -> bool:
+        import socket
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n"
+                                 f"{self.log_text()}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file else ""
+
+    def drop(self, target: str, name: str, data: bytes) -> Path:
+        """Put a file into outbox/<target>/ as a careful program would (temp name + rename)."""
+        folder = self.outbox / target
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.part"
+        tmp.write_bytes(data)
+        os.rename(tmp, folder / name)
+        return folder / name
+
+    def store(self):  # type: ignore[no-untyped-def]
+        from config.loader import load_config
+        return open_store(load_config(self.home).store.url)
+
+
+def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str, list[str]]]
+                 | None = None, enrol: bool = True, settings: dict[str, str] | None = None
+                 ) -> dict[str, TestNode]:
+    nodes = {}
+    for name in names:
+        port = free_port()
+        new = create_node_home(base / name, name=name, display_name=name,
+                               listen=f"127.0.0.1:{port}", advertise=[f"127.0.0.1:{port}"],
+                               passphrase=None, now=NOW, kdf="minimal",
+                               groups=(groups or {}).get(name))
+        config_file = new.config.source
+        text = config_file.read_text()
+        for old, replacement in {**FAST_SETTINGS, **(settings or {})}.items():
+            text = text.replace(old, replacement)
+        config_file.write_text(text)
+        nodes[name] = TestNode(name, new.config.home, new.node_id, port, new.card_path)
+    if enrol:
+        for node in nodes.values():
+            for other in nodes.values():
+                if other is not node:
+                    enrol_peer(node, other)
+    return nodes
+
+
+def enrol_peer(node: TestNode, other: TestNode) -> None:
+    card = read_card(other.card_path.read_text())
+    store = node.store()
+    try:
+        store.add_peer(Peer.from_card(card, now=NOW), card.token, NOW)
+    finally:
+        store.close()
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,
+             interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def inbox_documents(node: TestNode, sender: str) -> dict[str, bytes]:
+    """Delivered documents (not their sidecars) in inbox/<sender>/."""
+    folder = node.inbox / sender
+    if not folder.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in folder.iterdir()
+            if not p.name.endswith((".meta.json", ".receipt.jws"))}
+
+
+def check_delivered(sender: TestNode, recipients: Iterable[TestNode],
+                    documents: dict[str, bytes]) -> None:
+    """The shared checker: every document is in each recipient's inbox exactly once,
+    byte-identical, with a receipt that verifies under the recipient's key; the sender holds
+    a verified receipt for each; nothing is half-written anywhere."""
+    for recipient in recipients:
+        delivered = inbox_documents(recipient, sender.name)
+        by_digest: dict[str, list[str]] = {}
+        for name, data in delivered.items():
+            by_digest.setdefault(sha256(data), []).append(name)
+        recipient_card = read_card(recipient.card_path.read_text())
+        key = nacl.signing.VerifyKey(recipient_card.identity_public)
+        for name, data in documents.items():
+            copies = by_digest.get(sha256(data), [])
+            assert len(copies) == 1, (f"{name!r} is in {recipient.name}'s inbox "
+                                      f"{len(copies)} times: {copies}")
+            stored = recipient.inbox / sender.name / copies[0]
+            receipt_file = stored.with_name(stored.name + ".receipt.jws")
+            info = verify_receipt(receipt_file.read_text().strip(), key,
+                                  recipient=recipient.node_id)
+            assert info.sha256 == sha256(data)
+        assert len(delivered) == len(documents), (
+            f"{recipient.name} has {len(delivered)} documents from {sender.name}, "
+            f"expected {len(documents)}: {sorted(delivered)}")
+        assert_nothing_half_written(recipient)
+    assert_nothing_half_written(sender)
+
+
+def assert_nothing_half_written(node: TestNode) -> None:
+    leftovers = [p for p in (node.home / "inbox").rglob("*")
+                 if p.name.startswith(".lienthong-") or p.suffix == ".part"]
+    leftovers += [p for p in (node.home / "tmp").rglob("*") if p.is_file()]
+    assert leftovers == [], f"half-written files at {node.name}: {leftovers}"
+
+
+def sent_all(node: TestNode, count: int) -> bool:
+    store = node.store()
+    try:
+        states = store.dispatches_by_state()
+    finally:
+        store.close()
+    return states.get("sent", 0) >= count
