@@ -14,7 +14,7 @@ import click
 from keys.card import read_card, verification_code
 from keys.directory import Peer
 from keys.errors import KeysError
-from node.cli import CliError, home_option, open_config, wall_clock_now
+from node.cli_common import CliError, home_option, open_config, wall_clock_now
 from node.records import StoreError
 from node.store import open_store
 
@@ -90,3 +90,97 @@ def list_(as_json: bool, home: Path | None) -> None:
         click.echo("No peers yet. Enrol one with: lienthong peers add THEIR.card")
     for row in rows:
         click.echo(f"{row.name:<16} {row.state:<8} {row.node_id}  {', '.join(row.addresses)}")
+
+
+def _find(store, name: str):  # type: ignore[no-untyped-def]
+    record = store.get_peer(name)
+    if record is None:
+        raise CliError(f"there is no peer named {name!r}; see 'lienthong peers list'")
+    return record
+
+
+@peers.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def show(name: str, as_json: bool, home: Path | None) -> None:
+    """Show one peer: node ID, verification code, addresses, state and key history."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        history = store.key_history(record.peer.node_id)
+    finally:
+        store.close()
+    peer = record.peer
+    code = verification_code(_own_node_id(config), peer.node_id)
+    keys = [{"kind": k.kind, "kid": k.kid, "valid_from": k.valid_from,
+             "valid_until": k.valid_until} for k in history]
+    if as_json:
+        click.echo(json.dumps({"name": peer.name, "node_id": peer.node_id, "state": peer.state,
+                               "addresses": list(peer.addresses), "verification_code": code,
+                               "revoked_at": peer.revoked_at, "reason": peer.reason,
+                               "added_at": record.added_at, "keys": keys}, indent=2))
+        return
+    click.echo(f"Peer:              {peer.name}")
+    click.echo(f"Node ID:           {peer.node_id}")
+    click.echo(f"Verification code: {code}")
+    click.echo(f"State:             {peer.state}"
+               + (f" since {peer.revoked_at}: {peer.reason}" if peer.revoked_at else ""))
+    click.echo(f"Addresses:         {', '.join(peer.addresses)}")
+    click.echo(f"Enrolled:          {record.added_at}")
+    click.echo("Keys (newest last):")
+    for key in keys:
+        until = key["valid_until"] or "now"
+        click.echo(f"  {key['kind']:<10} {key['kid']:<20} {key['valid_from']} → {until}")
+
+
+@peers.command("revoke")
+@click.argument("name")
+@click.option("--reason", default="revoked by the operator", show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@home_option
+def revoke(name: str, reason: str, yes: bool, home: Path | None) -> None:
+    """Cut a peer off at once: connections dropped, handshakes refused, its queue parked."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        if not yes and not click.confirm(f"Revoke {name} ({record.peer.node_id})?", default=False):
+            raise CliError("not revoked")
+        now = wall_clock_now()
+        with store.transaction():
+            store.revoke_peer(name, reason, now)
+            store.append_audit("peer-revoked", now, peer=record.peer.node_id,
+                               detail={"name": name, "reason": reason})
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"Revoked {name}. A running node drops its connections within a second; "
+               "documents queued for it move to failed/. Receipts it signed earlier stay "
+               "verifiable.")
+
+
+@peers.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@home_option
+def remove(name: str, yes: bool, home: Path | None) -> None:
+    """Remove a peer from the directory (its key history is kept for old receipts)."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        if not yes and not click.confirm(f"Remove {name} ({record.peer.node_id})?", default=False):
+            raise CliError("not removed")
+        now = wall_clock_now()
+        with store.transaction():
+            store.remove_peer(name, now)
+            store.append_audit("peer-removed", now, peer=record.peer.node_id,
+                               detail={"name": name})
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"Removed {name}.")

@@ -114,11 +114,19 @@ class Node:
                 if link is not None:
                     link.stop()
                 self.receiver_factory.drop_peer(peer.node_id)
+                self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at}: "
+                           f"{peer.reason or 'no reason given'}")
         known = {peer.node_id for peer in directory.peers}
         for node_id in list(self.links):
             if node_id not in known:
                 self.links.pop(node_id).stop()
                 self.receiver_factory.drop_peer(node_id)
+                self._park(node_id, "the peer was removed from the directory")
+
+    def _park(self, node_id: str, reason: str) -> None:
+        d = self.outbox.park_peer(node_id, reason)
+        d.addErrback(lambda f: log.failure("could not park the queue of {peer}", f,
+                                           peer=node_id))
 
     def _delivery_failed(self, message_id: str, reason: str) -> None:
         self.outbox.delivery_failed(message_id, reason)

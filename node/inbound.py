@@ -35,6 +35,16 @@ from protocol.receipt import issue_receipt
 log = Logger(namespace="lienthong.inbound")
 
 
+#: Free space kept in reserve beyond what a document needs, so the store and the audit log
+#: can still be written when a large document has just filled the disk.
+SPACE_RESERVE = 16 * 1024 * 1024
+
+
+def free_bytes(folder: Path) -> int:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
+
+
 def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tuple[Path, int]:
     """The partial file for this exact envelope and how much of it we already hold.
 
@@ -121,8 +131,15 @@ class Inbound:
         try:
             partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
                                                header.ciphertext_sha256, header.ciphertext_size)
+            # The ciphertext still to come and the decrypted copy live side by side in tmp/.
+            need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
+            free = yield self.rt.io(free_bytes, self.rt.config.tmp)
         except OSError as exc:
             returnValue(self._refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}"))
+        if free < need:
+            returnValue(self._refuse(peer, mid, "storage-unavailable",
+                                     f"not enough free disk space ({free} bytes free, {need} "
+                                     "needed); it will be retried when space returns"))
         self.active.add((peer, mid))
         returnValue((Accept(message_id=mid, offset=offset), header, partial))
 

@@ -24,6 +24,7 @@ from enum import Enum
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -116,6 +117,7 @@ class PeerLink:
         self._address_index = 0
         self._verify_failures: dict[str, int] = {}
         self._held_back: set[str] = set()
+        self._retry_reason: str | None = None
         cfg = runtime.config.delivery
         self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
 
@@ -132,6 +134,10 @@ class PeerLink:
     @property
     def clock(self) -> Any:
         return self.rt.reactor
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.rt.config.delivery.idle_timeout
 
     def pin_lookup(self, pin: str) -> str | None:
         return self.rt.directory.node_for_tls_pin(pin)
@@ -227,6 +233,11 @@ class PeerLink:
         if self.state is LinkState.CONNECTING:
             self._failed(self.last_error or "the peer closed the connection during the "
                          "handshake (it may not know this node, or have revoked it)")
+            return
+        if self._retry_reason is not None or not reason.check(ConnectionDone):
+            # A refusal we must not hammer, or a connection that broke: back off.
+            why, self._retry_reason = self._retry_reason, None
+            self._failed(why or self.last_error or reason.getErrorMessage())
             return
         self._go("idle")
         self.kick()
@@ -376,9 +387,14 @@ class PeerLink:
             log.warn("{peer} refused {message_id}: {reason}", peer=self.name,
                      message_id=message_id, reason=reason)
         else:
-            # Not on this connection again; the next connection retries it.
+            # Not on this connection again; the next connection retries it, after a backoff
+            # if nothing else is moving (a full disk at the peer must not be hammered).
             self._held_back.add(message_id)
             self.last_error = f"{code}: {reason}"
+            if not self.offered and self.proto is not None:
+                self._retry_reason = self.last_error
+                self.proto.close()
+                return
         self._fill()
 
     def stop(self) -> None:

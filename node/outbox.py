@@ -220,6 +220,21 @@ class Outbox:
                  path=str(sent_path))
 
     @inlineCallbacks
+    def park_peer(self, node_id: str, reason: str):  # type: ignore[no-untyped-def]
+        """A peer was revoked or removed: nothing more goes to it; its queue is parked."""
+        rt = self._rt
+        while True:
+            rows = yield rt.db(rt.store.queued_deliveries, node_id, 500)
+            if not rows:
+                return
+            for row in rows:
+                yield rt.db(rt.store.fail_delivery, row.message_id, node_id, reason,
+                            rt.now_text())
+                yield rt.audit("delivery-parked", peer=node_id, message_id=row.message_id,
+                               reason=reason)
+                yield self.delivery_failed(row.message_id, reason)
+
+    @inlineCallbacks
     def delivery_failed(self, message_id: str, reason: str):  # type: ignore[no-untyped-def]
         """A recipient refused for good; once nothing is left queued, park it in failed/."""
         rt = self._rt

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import TimeoutMixin
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -53,7 +54,10 @@ class OutgoingTransfer:
 
 
 @implementer(IPushProducer)
-class SenderProtocol(Protocol):
+class SenderProtocol(Protocol, TimeoutMixin):
+    """Times out when the receiver sends nothing *and* accepts nothing for ``idle_timeout``:
+    a stalled or half-open connection is dropped and the next one resumes the transfer."""
+
     def __init__(self, link: PeerLink) -> None:
         self.link = link
         self.conn = Connection(Role.SENDER)
@@ -67,9 +71,15 @@ class SenderProtocol(Protocol):
 
     def connectionMade(self) -> None:  # noqa: N802
         self.transport.registerProducer(self, True)
+        self.setTimeout(self.link.idle_timeout)
         self.link.connection_made(self)
 
+    def timeoutConnection(self) -> None:  # noqa: N802
+        self.link.remote_error("timeout", "the peer sent and accepted nothing in time")
+        self.abort("timeout", "no progress within the time limit")
+
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.resetTimeout()
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as exc:
@@ -82,6 +92,7 @@ class SenderProtocol(Protocol):
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         self._closed = True
+        self.setTimeout(None)
         for transfer in self.transfers.values():
             transfer.source.close()
         self.transfers.clear()
@@ -165,6 +176,7 @@ class SenderProtocol(Protocol):
 
     def resumeProducing(self) -> None:  # noqa: N802
         self.paused = False
+        self.resetTimeout()
         self._schedule_pump()
 
     def stopProducing(self) -> None:  # noqa: N802
