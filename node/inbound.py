@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,23 @@ def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tu
     return partial, held
 
 
+#: What a control document's handler gets: (sender node ID, verified header, stored file).
+ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
+
+
+def document_kind(header: EnvelopeHeader) -> str:
+    kind = header.meta.get("kind", "document") if isinstance(header.meta, dict) else "document"
+    return kind if isinstance(kind, str) else "document"
+
+
 class Inbound:
+    """Receives documents; ``control`` maps a ``kind`` (status, recall, key-update...) to the
+    handler that applies such a document once it is durably stored and receipted. Control
+    documents are kept under ``state/control/`` rather than shown to clerks in the inbox."""
+
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
+        self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
         self._reserved: set[Path] = set()
         self._reserve_lock = threading.Lock()
@@ -79,7 +94,9 @@ class Inbound:
     def staging_path(self, peer: str, message_id: str) -> Path:
         return self.rt.config.tmp / "staging" / f"{message_id}-{peer.split('-', 1)[0]}"
 
-    def inbox_folder(self, peer: str) -> Path:
+    def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
+        if header is not None and document_kind(header) in self.control:
+            return self.rt.config.home / "state" / "control" / peer.split("-", 1)[0]
         return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
 
     def _refuse(self, peer: str, message_id: str, code: str, reason: str, *,
@@ -176,7 +193,7 @@ class Inbound:
     @inlineCallbacks
     def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
         rt = self.rt
-        final = yield rt.io(self._reserve, self.inbox_folder(peer), header.name)
+        final = yield rt.io(self._reserve, self.inbox_folder(peer, header), header.name)
         try:
             now = rt.now_text()
             yield rt.db(rt.store.begin_publish, NewReceived(
@@ -207,6 +224,15 @@ class Inbound:
                        digest=header.sha256)
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
+        handler = self.control.get(document_kind(header))
+        if handler is not None:
+            try:
+                yield handler(peer, header, final)
+            except Exception as exc:  # noqa: BLE001 - a bad control document must not stop us
+                log.failure("could not apply {kind} {mid} from {peer}", kind=document_kind(header),
+                            mid=header.message_id, peer=rt.peer_name(peer))
+                yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
+                               kind=document_kind(header), reason=str(exc)[:500])
         returnValue(receipt)
 
     def _reserve(self, folder: Path, name: str) -> Path:

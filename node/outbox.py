@@ -39,6 +39,7 @@ from node.names import safe_file_name, unique_name
 from node.runtime import NodeRuntime
 from node.records import NewDispatch
 from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
+from node.spool import read_meta, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
 
@@ -121,9 +122,10 @@ class Outbox:
     def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
         rt = self._rt
         folder = rt.config.spool / taken.message_id
-        meta: dict[str, Any] = {}
-        if taken.hint:
+        meta: dict[str, Any] = yield rt.io(read_meta, folder)
+        if taken.hint and "folder_hint" not in meta:
             meta["folder_hint"] = taken.hint
+        priority = int(meta.get("priority", Priority.NORMAL))
         readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
         sealed = yield rt.io(seal_spooled, folder, node_keys=rt.keys, recipients=readers,
                              name=taken.original_name, message_id=taken.message_id,
@@ -133,7 +135,7 @@ class Outbox:
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
             spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
             sha256=header.sha256, ciphertext_size=header.ciphertext_size,
-            priority=int(Priority.NORMAL), meta=meta, recipients=tuple(recipients)),
+            priority=priority, meta=meta, recipients=tuple(recipients)),
             rt.now_text())
         yield rt.audit("sealed", message_id=taken.message_id, digest=header.sha256,
                        name=taken.original_name, recipients=recipients, size=header.size)
@@ -155,6 +157,25 @@ class Outbox:
         yield rt.audit("refused", code=code, reason=reason, name=path.name,
                        failed=str(where) if where else None)
         log.warn("refused {path!r}: {reason}", path=str(path), reason=reason)
+
+    @inlineCallbacks
+    def send_control(self, recipients: list[str], *, name: str, data: bytes,
+                     meta: dict[str, Any], priority: int = int(Priority.URGENT)):  # type: ignore[no-untyped-def]
+        """Send bytes the node produced (a status, a recall, a message) to ``recipients``.
+
+        ``meta`` must carry ``kind``; it is signed into the envelope header. Returns the new
+        message ID once the dispatch is recorded.
+        """
+        rt = self._rt
+        names = "+".join(sorted(rt.peer_name(node_id) for node_id in recipients))
+        message_id = new_message_id()
+        taken = yield rt.io(spool_bytes, rt.config.spool, message_id=message_id, name=name,
+                            data=data, target=names, meta=dict(meta, priority=priority),
+                            now=rt.now_text())
+        yield rt.audit("taken", message_id=message_id, name=name, target=names,
+                       size=len(data), kind=meta.get("kind"))
+        yield self._seal_and_record(taken, list(recipients))
+        return message_id
 
     # -- recovery --------------------------------------------------------------------------
 

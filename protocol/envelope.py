@@ -10,7 +10,7 @@ file key sealed to every recipient and to the sender itself. The sender learns t
 after the last byte, so :class:`Sealer` streams the ciphertext out first and signs at
 :meth:`Sealer.finish`.
 
-A receiver checks in this order (docs/protocol-envelope.md): :func:`decode_header` only to learn
+A receiver checks in this order (docs/protocol.md, part A): :func:`decode_header` only to learn
 who claims to have sent it, :func:`verify_header` with that peer's identity key and the node ID
 the connection authenticated, then :class:`Opener` opens its sealed key, decrypts chunk by
 chunk, and :meth:`Opener.finish` proves the final tag came exactly at the end and that size and
@@ -40,8 +40,8 @@ from keys.nodeid import node_id_from_public_key, parse_node_id
 from protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
                              NotForUs, SenderMismatch)
 from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, PayloadDecryptor,
-                              PayloadEncryptor, check_chunk_size, check_size, ciphertext_size,
-                              open_file_key, seal_file_key)
+                              PayloadEncryptor, PayloadSummary, check_chunk_size, check_size,
+                              ciphertext_size, open_file_key, seal_file_key)
 
 ENVELOPE_TYP = "lienthong-envelope/1"
 VERSION = 1
@@ -309,10 +309,9 @@ class Sealer:
             raise ValueError("the sender is a recipient with a different encryption key")
         readers[sender] = sender_key
         _check_kid(sender_key[0], sender)
-        meta = dict(meta or {})
-        try:
-            jws.canonical_json(meta)
-        except (TypeError, ValueError) as exc:
+        try:  # a deep copy through JSON: later changes by the caller cannot reach the header
+            meta = jws.strict_json_object(jws.canonical_json(dict(meta or {})))
+        except (TypeError, ValueError, key_errors.MalformedToken) as exc:
             raise MalformedHeader(f"meta must be JSON-serialisable: {exc}") from exc
         try:
             check_chunk_size(chunk_size)
@@ -341,7 +340,8 @@ class Sealer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next plaintext piece; return the ciphertext now available (the first
-        output starts with the 24-byte stream header)."""
+        output starts with the 24-byte stream header). Pieces of exactly ``chunk_size`` bytes
+        are cheapest: no copy, no join (bench/protocol_bench.py --piece-kib)."""
         return self._payload.feed(data)
 
     def finish(self) -> SealedEnvelope:
@@ -378,18 +378,27 @@ class Opener:
         return self._payload.feed(data)
 
     def finish(self) -> None:
-        """Prove the stream ended at its final chunk and matches the signed sizes and digests."""
-        summary = self._payload.finish()
+        """Prove the stream ended at its final chunk and matches the signed sizes and digests.
+
+        A failure is final: calling again raises again (the payload codec latches, and its
+        summary does not change).
+        """
+        mismatch = self._compare(self._payload.finish())
+        if mismatch is not None:
+            raise mismatch
+
+    def _compare(self, summary: PayloadSummary) -> DigestMismatch | None:
         h = self._header
         if summary.ciphertext_size != h.ciphertext_size:
-            raise DigestMismatch(f"ciphertext is {summary.ciphertext_size} bytes; the header "
-                                 f"says {h.ciphertext_size}")
+            return DigestMismatch(f"ciphertext is {summary.ciphertext_size} bytes; the header "
+                                  f"says {h.ciphertext_size}")
         if summary.ciphertext_sha256 != h.ciphertext_sha256:
-            raise DigestMismatch("the ciphertext's SHA-256 differs from the signed header's")
+            return DigestMismatch("the ciphertext's SHA-256 differs from the signed header's")
         if summary.size != h.size:
-            raise DigestMismatch(f"plaintext is {summary.size} bytes; the header says {h.size}")
+            return DigestMismatch(f"plaintext is {summary.size} bytes; the header says {h.size}")
         if summary.sha256 != h.sha256:
-            raise DigestMismatch("the document's SHA-256 differs from the signed header's")
+            return DigestMismatch("the document's SHA-256 differs from the signed header's")
+        return None
 
 
 def seal_all(plaintext: bytes, **sealer_args: Any) -> tuple[SealedEnvelope, bytes]:

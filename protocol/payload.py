@@ -27,22 +27,27 @@ of libsodium's ``crypto_box_seal`` and opens with ``crypto_box_seal_open``.
 State machine (both codecs)::
 
     HEADER --first bytes--> CHUNKS --last chunk--> DONE --finish()--> FINISHED
+    (any state) --an error is raised--> FAILED
 
-The encryptor starts in CHUNKS (it emits its header with the first output).
+The encryptor starts in CHUNKS (it emits its header with the first output). FAILED is final:
+once a codec has raised, every later call raises again, so a caller that catches an error and
+carries on can never reach a successful ``finish`` (fail closed).
 """
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
 
-from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, MissingFinal, SizeMismatch,
-                             TrailingData, Truncated)
+from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
+                             SizeMismatch, TrailingData, Truncated)
 
 KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES          # 32
 HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES    # 24
@@ -150,15 +155,37 @@ class _Phase(enum.Enum):
     CHUNKS = "chunks"
     DONE = "done"
     FINISHED = "finished"
+    FAILED = "failed"
 
 
 # Allowed transitions; anything else is a bug in this module, not a peer's fault.
 _TRANSITIONS = {
-    _Phase.HEADER: {_Phase.CHUNKS},
-    _Phase.CHUNKS: {_Phase.DONE},
-    _Phase.DONE: {_Phase.FINISHED},
-    _Phase.FINISHED: set(),
+    _Phase.HEADER: {_Phase.CHUNKS, _Phase.FAILED},
+    _Phase.CHUNKS: {_Phase.DONE, _Phase.FAILED},
+    _Phase.DONE: {_Phase.FINISHED, _Phase.FAILED},
+    _Phase.FINISHED: {_Phase.FAILED},     # misuse after finish() also latches
+    _Phase.FAILED: set(),
 }
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_C = TypeVar("_C", bound="_Codec")
+
+
+def _fail_closed(method: Callable[Concatenate[_C, _P], _R]) -> Callable[Concatenate[_C, _P], _R]:
+    """Latch the codec into FAILED on its first error and refuse every later call."""
+    @functools.wraps(method)
+    def guarded(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self._failure is not None:
+            raise type(self._failure)(f"the payload already failed ({self._failure}); "
+                                      "it cannot be continued")
+        try:
+            return method(self, *args, **kwargs)
+        except EnvelopeError as exc:
+            self._move(_Phase.FAILED)
+            self._failure = exc
+            raise
+    return guarded
 
 
 class _Codec:
@@ -178,6 +205,8 @@ class _Codec:
         self._plain = hashlib.sha256()
         self._cipher = hashlib.sha256()
         self._phase = _Phase.HEADER
+        self._failure: EnvelopeError | None = None
+        self._summary: PayloadSummary | None = None
 
     def _move(self, phase: _Phase) -> None:
         if phase not in _TRANSITIONS[self._phase]:
@@ -221,6 +250,7 @@ class PayloadEncryptor(_Codec):
         if final:
             self._move(_Phase.DONE)
 
+    @_fail_closed
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next plaintext piece; return the ciphertext that is now complete."""
         if self._phase is _Phase.FINISHED:
@@ -255,21 +285,26 @@ class PayloadEncryptor(_Codec):
             self._push(chunk, out)
         return out[0] if len(out) == 1 else b"".join(out)
 
+    @_fail_closed
     def finish(self) -> tuple[bytes, PayloadSummary]:
         """End the stream: return any ciphertext not yet returned and the stream's summary.
 
         The leftover is empty unless ``feed`` was never called (an empty document), in which
-        case it is the stream header and the empty final chunk.
+        case it is the stream header and the empty final chunk. Calling it again returns the
+        same summary and no more ciphertext.
         """
+        if self._summary is not None:
+            return b"", self._summary
         if self._fed != self._size:
             raise SizeMismatch(f"only {self._fed} of the declared {self._size} plaintext bytes "
                                "were fed (did the file shrink while it was being sealed?)")
         tail = b"" if self.done else self.feed(b"")
         self._move(_Phase.FINISHED)
-        return tail, PayloadSummary(
+        self._summary = PayloadSummary(
             size=self._size, sha256=self._plain.hexdigest(),
             ciphertext_size=ciphertext_size(self._size, self._chunk_size),
             ciphertext_sha256=self._cipher.hexdigest())
+        return tail, self._summary
 
 
 class PayloadDecryptor(_Codec):
@@ -302,6 +337,7 @@ class PayloadDecryptor(_Codec):
         if final:
             self._move(_Phase.DONE)
 
+    @_fail_closed
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next ciphertext piece; return the plaintext authenticated so far.
 
@@ -346,12 +382,16 @@ class PayloadDecryptor(_Codec):
             raise TrailingData(f"{n - pos} bytes arrived after the final chunk")
         return out[0] if len(out) == 1 else b"".join(out)
 
+    @_fail_closed
     def finish(self) -> PayloadSummary:
         """Require that the stream ended exactly after its final chunk; return its summary."""
+        if self._summary is not None:
+            return self._summary
         if not self.done:
             raise Truncated(f"the payload stopped after {self._received} bytes, before its "
                             f"final chunk ({self._index} of {self._chunks} chunks complete)")
         self._move(_Phase.FINISHED)
-        return PayloadSummary(size=self._size, sha256=self._plain.hexdigest(),
-                              ciphertext_size=self._received,
-                              ciphertext_sha256=self._cipher.hexdigest())
+        self._summary = PayloadSummary(size=self._size, sha256=self._plain.hexdigest(),
+                                       ciphertext_size=self._received,
+                                       ciphertext_sha256=self._cipher.hexdigest())
+        return self._summary

@@ -5,6 +5,7 @@ import hashlib
 import os
 import unicodedata
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import nacl.public
@@ -386,8 +387,31 @@ def test_wrong_private_key_under_the_right_kid() -> None:
 
 @pytest.mark.parametrize("field", ["sha256", "ciphertext_sha256"])
 def test_signed_digest_that_does_not_match(field: str) -> None:
-    """A signed header promising another plaintext or ciphertext digest raises DigestMismatch."""
+    """A signed header promising another plaintext or ciphertext digest raises DigestMismatch,
+    and keeps raising if the caller tries finish() again."""
     token, ciphertext = _seal(b"hello")
-    forged = resign(token, ALICE, _set(field, "ab" * 32))
-    with pytest.raises(DigestMismatch):
-        _open(forged, ciphertext)
+    opener = _opener(resign(token, ALICE, _set(field, "ab" * 32)))
+    assert opener.feed(ciphertext) == b"hello"
+    for _ in range(2):
+        with pytest.raises(DigestMismatch):
+            opener.finish()
+
+
+def test_opener_failure_is_final() -> None:
+    """After TrailingData is caught, finish() still refuses: nothing can be published."""
+    token, ciphertext = _seal(b"hello")
+    opener = _opener(token)
+    with pytest.raises(TrailingData):
+        opener.feed(ciphertext + b"junk")
+    with pytest.raises(TrailingData):
+        opener.finish()
+
+
+def test_finish_twice_after_success() -> None:
+    """A successful finish() may be repeated; it does not change the outcome."""
+    token, ciphertext = _seal(b"hello")
+    opener = _opener(token)
+    opener.feed(ciphertext)
+    opener.finish()
+    opener.finish()
+    assert _open(token, ciphertext) == b"hello"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from itertools import pairwise
 
 import nacl.bindings as sodium
 import nacl.public
@@ -215,6 +216,41 @@ def test_bytes_after_final_are_trailing(separate: bool) -> None:
             dec.feed(b"\x00")
         else:
             dec.feed(ciphertext + b"\x00")
+
+
+def test_a_failed_decryptor_stays_failed() -> None:
+    """After any error every later call raises, so catching it can never lead to a clean finish."""
+    dec = PayloadDecryptor(KEY, ad=AD, size=5, chunk_size=CS)
+    with pytest.raises(TrailingData):
+        dec.feed(_encrypt(b"hello") + b"\x00")
+    with pytest.raises(TrailingData):
+        dec.finish()
+    with pytest.raises(TrailingData):
+        dec.feed(b"")
+
+
+def test_a_failed_encryptor_stays_failed() -> None:
+    """An encryptor that refused extra plaintext refuses to finish (nothing gets signed)."""
+    enc = PayloadEncryptor(KEY, ad=AD, size=3, chunk_size=CS)
+    with pytest.raises(SizeMismatch):
+        enc.feed(b"four")
+    with pytest.raises(SizeMismatch):
+        enc.feed(b"abc")
+    with pytest.raises(SizeMismatch):
+        enc.finish()
+
+
+def test_use_after_finish_is_refused() -> None:
+    """Feeding a finished codec raises instead of silently extending the stream."""
+    enc = PayloadEncryptor(KEY, ad=AD, size=1, chunk_size=CS)
+    ciphertext = enc.feed(b"x") + enc.finish()[0]
+    with pytest.raises(SizeMismatch):
+        enc.feed(b"")
+    dec = PayloadDecryptor(KEY, ad=AD, size=1, chunk_size=CS)
+    dec.feed(ciphertext)
+    dec.finish()
+    with pytest.raises(TrailingData):
+        dec.feed(b"y")
 
 
 def test_early_final_tag() -> None:

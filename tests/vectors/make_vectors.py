@@ -123,7 +123,7 @@ def build_envelope_vector() -> dict[str, Any]:
         f"ephemeral X25519 seed for {node_id} (32)" for node_id in
         sorted([sender.node_id] + [p.node_id for p in readers])]
     return {
-        "description": "lienthong-envelope/1 known-answer vector (docs/protocol-envelope.md). "
+        "description": "lienthong-envelope/1 known-answer vector (docs/protocol.md, part A). "
                        "Throwaway keys. Written by tests/vectors/make_vectors.py.",
         "typ": "lienthong-envelope/1",
         "parties": {p.label: p.describe() for p in [sender] + readers},
