@@ -35,6 +35,15 @@ def check_sent_receipts(sent_file: Path, cards: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lienthong_command() -> str:
+    """How the user can call us again: plain 'lienthong' if it is on PATH, else its full path."""
+    import shutil
+    beside = Path(sys.executable).parent / "lienthong"
+    if shutil.which("lienthong") or not beside.exists():
+        return "lienthong"
+    return str(beside)
+
+
 @click.command()
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo-network"), show_default=True,
@@ -133,8 +142,9 @@ def demo(folder: Path) -> None:
     for office in OFFICES:
         click.echo(f"  {folder / office.name}/inbox, sent, outbox, failed")
     click.echo("To try it by hand, start each node in its own terminal:")
+    command = _lienthong_command()
     for office in OFFICES:
-        click.echo(f"  lienthong run {folder / office.name}")
+        click.echo(f"  {command} run {folder / office.name}")
     click.echo(f"then drop a file into {folder / 'tinhuy' / 'outbox' / 'hdnd'}/ and watch "
                f"{folder / 'hdnd' / 'inbox' / 'tinhuy'}/")
     sys.exit(outcome["code"])
