@@ -141,6 +141,7 @@ class Inbound:
             row = yield self.rt.db(self.rt.store.get_received, peer, mid)
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
+            yield self.rt.io(discard_partials, self.partial_folder(peer), mid)
             returnValue(Have(message_id=mid, receipt=row.receipt))
         if (peer, mid) in self.active:
             returnValue(Reject(message_id=mid, code="busy",
@@ -237,14 +238,9 @@ class Inbound:
 
     def _reserve(self, folder: Path, name: str) -> Path:
         with self._reserve_lock:
-            def taken(candidate: Path) -> bool:
-                return candidate in self._reserved
-            while True:
-                final = choose_inbox_path(folder, name)
-                if not taken(final):
-                    self._reserved.add(final)
-                    return final
-                name = f"{final.stem} (1){final.suffix}"
+            final = choose_inbox_path(folder, name, self._reserved.__contains__)
+            self._reserved.add(final)
+            return final
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -265,12 +261,20 @@ class Inbound:
             header = decode_header(row.header_token)
             log.info("completing interrupted reception of {mid}", mid=row.message_id)
             yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
+            yield rt.io(discard_partials, self.partial_folder(row.sender_node_id),
+                        row.message_id)
         else:
             log.warn("forgetting interrupted reception of {mid}; the sender will resend",
                      mid=row.message_id)
             yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
                         rt.now_text())
             yield rt.io(_unlink_quietly, staging)
+
+
+def discard_partials(folder: Path, message_id: str) -> None:
+    """Remove the partial file of a document already stored (a crash can leave it behind)."""
+    for partial in folder.glob(f"{message_id}-*.part"):
+        partial.unlink(missing_ok=True)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,18 @@ def verify_to_staging(partial: Path, staging: Path, header: EnvelopeHeader, *, n
         raise
 
 
-def choose_inbox_path(folder: Path, name: str) -> Path:
-    """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing)."""
+def choose_inbox_path(folder: Path, name: str,
+                      reserved: Callable[[Path], bool] = lambda path: False) -> Path:
+    """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing).
+
+    ``reserved`` names paths another reception in progress has already chosen.
+    """
     folder.mkdir(parents=True, exist_ok=True)
 
     def taken(candidate: str) -> bool:
-        return any((folder / (candidate + suffix)).exists() or
-                   os.path.lexists(folder / (candidate + suffix))
-                   for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
+        return reserved(folder / candidate) or any(
+            os.path.lexists(folder / (candidate + suffix))
+            for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
 
     return folder / unique_name(taken, safe_file_name(name))
 
