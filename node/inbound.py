@@ -217,12 +217,14 @@ class Inbound:
         meta["stored_as"] = final.name
         yield rt.io(write_sidecars, final, meta, receipt)
         failpoint("receiver-after-fsync-before-commit")
-        yield rt.db(rt.store.complete_publish, peer, header.message_id, receipt, now)
-        yield rt.audit("received", peer=peer, message_id=header.message_id,
-                       digest=header.sha256, name=header.name, stored_as=final.name,
-                       size=header.size)
-        yield rt.audit("receipt-issued", peer=peer, message_id=header.message_id,
-                       digest=header.sha256)
+        yield rt.db_audited(rt.store.complete_publish, peer, header.message_id, receipt, now,
+                            events=[("received", {"peer": peer, "message_id": header.message_id,
+                                                  "digest": header.sha256, "name": header.name,
+                                                  "stored_as": final.name,
+                                                  "size": header.size}),
+                                    ("receipt-issued", {"peer": peer,
+                                                        "message_id": header.message_id,
+                                                        "digest": header.sha256})])
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
         handler = self.control.get(document_kind(header))

@@ -356,13 +356,14 @@ class PeerLink:
                         peer_fault=True)
             return
         failpoint("sender-before-receipt-stored")
-        all_done = yield self.rt.db(self.rt.store.record_receipt, message_id, self.node_id,
-                                    token, self.rt.now_text())
+        all_done = yield self.rt.db_audited(
+            self.rt.store.record_receipt, message_id, self.node_id, token, self.rt.now_text(),
+            events=[("receipt-verified", {"peer": self.node_id, "message_id": message_id,
+                                          "digest": info.sha256, "receipt_time": info.time,
+                                          "duplicate": already})])
         self.offered.pop(message_id, None)
         self.progress.pop(message_id, None)
         self._verify_failures.pop(message_id, None)
-        yield self.rt.audit("receipt-verified", peer=self.node_id, message_id=message_id,
-                            digest=info.sha256, receipt_time=info.time, duplicate=already)
         log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=message_id,
                  dup=" (it already had it)" if already else "")
         if all_done:

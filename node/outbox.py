@@ -131,14 +131,14 @@ class Outbox:
                              name=taken.original_name, message_id=taken.message_id,
                              created=rt.now_text(), meta=meta)
         header = sealed.header
-        yield rt.db(rt.store.add_dispatch, NewDispatch(
+        yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
             spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
             sha256=header.sha256, ciphertext_size=header.ciphertext_size,
             priority=priority, meta=meta, recipients=tuple(recipients)),
-            rt.now_text())
-        yield rt.audit("sealed", message_id=taken.message_id, digest=header.sha256,
-                       name=taken.original_name, recipients=recipients, size=header.size)
+            rt.now_text(), events=[("sealed", {
+                "message_id": taken.message_id, "digest": header.sha256,
+                "name": taken.original_name, "recipients": recipients, "size": header.size})])
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))

@@ -65,6 +65,29 @@ class NodeRuntime:
                                                  failure, kind=kind))
         return d
 
+    def db_audited(self, fn: Callable[..., Any], *args: Any,
+                   events: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> Deferred:
+        """Run ``fn`` (a store method) and append ``events`` in ONE transaction.
+
+        A state change and the audit entry that records it then commit together (one fsync,
+        and never one without the other). Each event is ``(kind, fields)`` where fields may
+        hold ``peer``, ``message_id``, ``digest`` and any detail.
+        """
+        now = rfc3339_ms(self.reactor.seconds())
+        store = self.store
+
+        def unit() -> Any:
+            with store.transaction():
+                result = fn(*args, **kwargs)
+                for kind, fields in events:
+                    fields = dict(fields)
+                    store.append_audit(kind, now, peer=fields.pop("peer", None),
+                                       message_id=fields.pop("message_id", None),
+                                       digest=fields.pop("digest", None), detail=fields)
+            return result
+
+        return self.db(unit)
+
     def refresh_directory(self) -> Deferred:
         """Reload the directory if another process (the CLI) changed it."""
         def check(version: int) -> Deferred | None:
