@@ -62,7 +62,10 @@ def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool
     try:
         peer = replace(Peer.from_card(card, now=now), name=name,
                        addresses=tuple(addresses or card.addresses))
-        store.add_peer(peer, card.token, now)
+        with store.transaction():
+            store.add_peer(peer, card.token, now)
+            store.append_audit("peer-added", now, peer=card.node_id,
+                               detail={"name": name, "addresses": list(peer.addresses)})
     except (ValueError, KeysError, StoreError) as exc:
         raise CliError(str(exc)) from None
     finally:

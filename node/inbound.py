@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks, returnValue
+from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
@@ -72,7 +72,8 @@ ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
 
 
 def document_kind(header: EnvelopeHeader) -> str:
-    kind = header.meta.get("kind", "document") if isinstance(header.meta, dict) else "document"
+    # header.meta is a read-only MappingProxyType, not a dict.
+    kind = header.meta.get("kind", "document") if isinstance(header.meta, Mapping) else "document"
     return kind if isinstance(kind, str) else "document"
 
 
@@ -129,12 +130,12 @@ class Inbound:
                 raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
                                f"{self.rt.config.max_document_bytes}")
         except _Refusal as refusal:
-            returnValue(self._refuse(peer, mid, refusal.code, refusal.reason,
-                                     security=refusal.security))
+            return self._refuse(peer, mid, refusal.code, refusal.reason,
+                                security=refusal.security)
         except ProtocolError as exc:
-            returnValue(self._refuse(peer, mid, exc.code, str(exc), security=True))
+            return self._refuse(peer, mid, exc.code, str(exc), security=True)
         except KeysError as exc:
-            returnValue(self._refuse(peer, mid, "unknown-sender", str(exc), security=True))
+            return self._refuse(peer, mid, "unknown-sender", str(exc), security=True)
         row = yield self.rt.db(self.rt.store.get_received, peer, mid)
         if row is not None and row.state == "publishing":
             yield self.recover_row(row)
@@ -142,10 +143,10 @@ class Inbound:
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
             yield self.rt.io(discard_partials, self.partial_folder(peer), mid)
-            returnValue(Have(message_id=mid, receipt=row.receipt))
+            return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
-            returnValue(Reject(message_id=mid, code="busy",
-                               reason="this document is already being received"))
+            return Reject(message_id=mid, code="busy",
+                               reason="this document is already being received")
         try:
             partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
                                                header.ciphertext_sha256, header.ciphertext_size)
@@ -153,13 +154,13 @@ class Inbound:
             need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
             free = yield self.rt.io(free_bytes, self.rt.config.tmp)
         except OSError as exc:
-            returnValue(self._refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}"))
+            return self._refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
         if free < need:
-            returnValue(self._refuse(peer, mid, "storage-unavailable",
+            return self._refuse(peer, mid, "storage-unavailable",
                                      f"not enough free disk space ({free} bytes free, {need} "
-                                     "needed); it will be retried when space returns"))
+                                     "needed); it will be retried when space returns")
         self.active.add((peer, mid))
-        returnValue((Accept(message_id=mid, offset=offset), header, partial))
+        return (Accept(message_id=mid, offset=offset), header, partial)
 
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
@@ -178,18 +179,18 @@ class Inbound:
                         encryption_keys=rt.keys.encryption_private_by_kid())
         except ProtocolError as exc:
             yield rt.io(partial.unlink, True)
-            returnValue(self._refuse(peer, mid, exc.code, str(exc)))
+            return self._refuse(peer, mid, exc.code, str(exc))
         except OSError as exc:
-            returnValue(self._refuse(peer, mid, "storage-unavailable",
-                                     f"cannot write the document: {exc.strerror}"))
+            return self._refuse(peer, mid, "storage-unavailable",
+                                     f"cannot write the document: {exc.strerror}")
         try:
             receipt = yield self._publish(peer, header, staging)
         except OSError as exc:
-            returnValue(self._refuse(peer, mid, "storage-unavailable",
-                                     f"cannot publish the document: {exc.strerror}"))
+            return self._refuse(peer, mid, "storage-unavailable",
+                                     f"cannot publish the document: {exc.strerror}")
         yield rt.io(partial.unlink, True)
         failpoint("receiver-after-commit-before-receipt")
-        returnValue(Receipt(message_id=mid, receipt=receipt))
+        return Receipt(message_id=mid, receipt=receipt)
 
     @inlineCallbacks
     def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
@@ -206,7 +207,7 @@ class Inbound:
             with self._reserve_lock:
                 self._reserved.discard(final)
         receipt = yield self._sign_and_commit(peer, header, final, now)
-        returnValue(receipt)
+        return receipt
 
     @inlineCallbacks
     def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
@@ -236,7 +237,7 @@ class Inbound:
                             mid=header.message_id, peer=rt.peer_name(peer))
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
                                kind=document_kind(header), reason=str(exc)[:500])
-        returnValue(receipt)
+        return receipt
 
     def _reserve(self, folder: Path, name: str) -> Path:
         with self._reserve_lock:

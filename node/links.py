@@ -51,6 +51,11 @@ PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad
 MAX_VERIFY_RETRIES = 3
 
 
+def _background(d: Deferred, what: str) -> Deferred:
+    """Work nobody waits for must still report its failure (never a silent lost error)."""
+    return d.addErrback(lambda failure: log.failure("could not " + what, failure))
+
+
 class LinkState(Enum):
     IDLE = "idle"
     WAITING = "waiting"
@@ -214,7 +219,8 @@ class PeerLink:
         self._go("ready")
         self.last_error = None
         self._held_back.clear()
-        self.rt.db(self.rt.store.record_connected, self.node_id, self.rt.now_text())
+        _background(self.rt.db(self.rt.store.record_connected, self.node_id,
+                               self.rt.now_text()), "record the connection")
         log.info("connected to {peer}", peer=self.name)
         self._fill()
 
@@ -325,6 +331,10 @@ class PeerLink:
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.now(), offset)
+        _background(self.rt.db_audited(
+            self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
+            events=[("offered", {"peer": self.node_id, "message_id": message_id,
+                                 "offset": offset})]), "record the offer")
         if offset:
             log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
                      peer=self.name, offset=offset)
@@ -337,7 +347,10 @@ class PeerLink:
             entry.offset = offset
 
     def sent_all(self, message_id: str, sent_bytes: int) -> None:
-        self.rt.db(self.rt.store.record_progress, message_id, self.node_id, sent_bytes)
+        _background(self.rt.db_audited(
+            self.rt.store.record_progress, message_id, self.node_id, sent_bytes,
+            events=[("sent", {"peer": self.node_id, "message_id": message_id,
+                              "bytes": sent_bytes})]), "record the transfer")
 
     @inlineCallbacks
     def receipt(self, proto: SenderProtocol, message_id: str, token: str, *, already: bool):  # type: ignore[no-untyped-def]
