@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import (
-    CONFIG_VERSION, NAME_PATTERN, ConfigError, DeliverySection, KeystoreSection, NodeConfig,
-    NodeSection, StatusSection, StoreSection, WatchSection, parse_address,
+    CONFIG_VERSION, GUARDED_CLASSES, NAME_PATTERN, ConfigError, DeliverySection,
+    DocumentsSection, KeystoreSection, NodeConfig, NodeSection, StatusSection, StoreSection,
+    WatchSection, parse_address,
 )
 
 CONFIG_FILE_NAME = "lienthong.toml"
@@ -101,7 +102,7 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
 def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
-                "groups"}
+                "groups", "documents", "confidentiality"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -138,6 +139,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         if not isinstance(members, list) or not members:
             raise ConfigError(f"{where}: expected a non-empty list of peer names")
         groups[group] = tuple(_slug(member, where) for member in members)
+    documents = _section(data, "documents", {"types": _slug_list}, source)
+    confidentiality = _confidentiality(data.get("confidentiality", {}), source)
     db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
     return NodeConfig(
         home=home, source=source,
@@ -147,8 +150,35 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
                                  passphrase_file=keystore.get("passphrase_file")),
         store=StoreSection(url=store.get("url") or db_default),
         watch=WatchSection(**watch), delivery=DeliverySection(**delivery),
-        status=status_section, groups=groups,
+        status=status_section, groups=groups, documents=DocumentsSection(**documents),
+        confidentiality=confidentiality,
     )
+
+
+def _slug_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of short names, e.g. "
+                          '["resolution", "report", "letter"]')
+    names = tuple(_slug(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: a name is listed twice")
+    return names
+
+
+def _confidentiality(raw: Any, source: Path) -> dict[str, tuple[str, ...]]:
+    """``[confidentiality] hdnd = ["secret"]``: who may receive the guarded classes."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [confidentiality] must be a table of "
+                          'peer-or-group = ["secret", "top-secret"]')
+    allowed: dict[str, tuple[str, ...]] = {}
+    for name, classes in raw.items():
+        where = f"{source}: [confidentiality] {name}"
+        _slug(name, where)
+        if not isinstance(classes, list) or any(c not in GUARDED_CLASSES for c in classes):
+            raise ConfigError(f"{where}: expected a list of {' and '.join(GUARDED_CLASSES)} "
+                              f"(normal and confidential need no permission), got {classes!r}")
+        allowed[name] = tuple(dict.fromkeys(classes))
+    return allowed
 
 
 def load_config(home: Path) -> NodeConfig:

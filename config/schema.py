@@ -12,6 +12,13 @@ from pathlib import Path
 
 CONFIG_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: Document types clerks may use when ``[documents] types`` is not set (node/documents.py
+#: maps the Vietnamese names onto these; "message" is always allowed besides).
+DEFAULT_DOCUMENT_TYPES = ("resolution", "decision", "directive", "report", "programme",
+                          "conclusion", "announcement", "publication", "letter", "other")
+#: Confidentiality classes that are refused unless ``[confidentiality]`` allows them for the
+#: peer (normal and confidential documents need no permission).
+GUARDED_CLASSES = ("secret", "top-secret")
 
 
 class ConfigError(Exception):
@@ -73,6 +80,11 @@ class StatusSection:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentsSection:
+    types: tuple[str, ...] = DEFAULT_DOCUMENT_TYPES
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """A whole, validated configuration; paths are absolute (resolved against the home)."""
 
@@ -85,6 +97,9 @@ class NodeConfig:
     delivery: DeliverySection = field(default_factory=DeliverySection)
     status: StatusSection = field(default_factory=StatusSection)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    documents: DocumentsSection = field(default_factory=DocumentsSection)
+    #: Peer or group name -> the guarded classes (secret, top-secret) it may receive.
+    confidentiality: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def outbox(self) -> Path:

@@ -55,6 +55,18 @@ max_parallel_transfers = 4
 # allow_remote = true is set explicitly.
 listen = {status_listen}
 
+# [documents]
+# Document types clerks may use, in a sidecar (type = "...") or as a folder
+# outbox/<office>/<type>/. Without this list: resolution, decision, directive, report,
+# programme, conclusion, announcement, publication, letter, other (Vietnamese names such as
+# "nghi-quyet" or "công văn" are understood; see docs/documents.md). "message" is always allowed.
+# types = ["resolution", "decision", "report", "letter", "other"]
+
+# [confidentiality]
+# Documents marked secret (tối mật) or top-secret (tuyệt mật) are refused into failed/ unless
+# allowed here for the receiving office or a group it belongs to, e.g.
+# hdnd = ["secret"]
+
 [groups]
 # Send to several offices with one drop into outbox/<group>/, e.g.
 # all = ["hdnd", "ubnd"]

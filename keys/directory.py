@@ -12,7 +12,13 @@ immutable snapshot that answers the questions the rest of the node asks:
 
 Each peer keeps the history of its keys: a key is *current* while ``valid_until`` is None; a
 rotation closes the old key (sets ``valid_until``) and adds the new one. Only trusted peers'
-current keys ever authorise a connection or receive a document; a revoked peer answers nothing
+current keys ever authorise a connection or receive a document, with one exception: a TLS key
+whose validity period *overlaps* the current TLS key's (its ``valid_until`` is later than the
+current key's ``valid_from``) is still accepted for a handshake. The node writes such an
+overlap when a peer announces a new TLS key, so that connections the peer opens with its old
+key before it learns that we have the new one still succeed, and ends it (closes the old key
+at the new key's start) when the grace period is over (node.keyupdate). The rule is a fact of
+the data, not of a clock, so this module stays pure. A revoked peer answers nothing
 (fail closed: old signatures of a revoked peer are not vouched for here either, since we cannot
 tell a retired key from a compromised one at this layer).
 """
@@ -149,6 +155,16 @@ class Peer:
                 return key
         raise UnknownPeer(f"peer {self.name} has no current {kind} key")
 
+    def accepted_tls_keys(self) -> tuple[PeerKey, ...]:
+        """TLS keys a handshake may present: the current one, and any older one still in its
+        grace period (its validity overlaps the current key's; see the module docstring)."""
+        current = self.current("tls")
+        start = parse_time(current.valid_from)
+        grace = tuple(key for key in self.keys
+                      if key.kind == "tls" and not key.is_current
+                      and parse_time(key.valid_until) > start)  # type: ignore[arg-type]
+        return (current,) + grace
+
     def identity_keys_valid_at(self, time: str) -> tuple[PeerKey, ...]:
         """Identity keys whose validity period covers ``time`` (RFC 3339)."""
         when = parse_time(time)
@@ -200,7 +216,8 @@ class Directory:
             for key in peer.all_identity_keys():
                 _insert(self._by_identity_kid, key.kid, peer, "identity key")
             if peer.state == "trusted":
-                _insert(self._by_tls_pin, peer.current("tls").value, peer.node_id, "TLS key")
+                for key in peer.accepted_tls_keys():
+                    _insert(self._by_tls_pin, key.value, peer.node_id, "TLS key")
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -224,7 +241,8 @@ class Directory:
         return peer
 
     def node_for_tls_pin(self, pin: str) -> str | None:
-        """Node ID of the trusted peer whose current TLS key has this pin, else None."""
+        """Node ID of the trusted peer whose current TLS key (or previous one, still in its
+        grace period: :meth:`Peer.accepted_tls_keys`) has this pin, else None."""
         return self._by_tls_pin.get(pin)
 
     def _trusted(self, peer: Peer) -> Peer:

@@ -85,10 +85,23 @@ def send(file: Path, to: str, home: Path | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from node.cli_audit import audit, receipt
     from node.cli_demo import demo
     from node.cli_peers import peers
+    from node.cli_status import console, status
     main.add_command(peers)
     main.add_command(demo)
+    from node.cli_documents import mark, message, recall, track
+    for command in (message, mark, recall, track):
+        main.add_command(command)
+    main.add_command(status)
+    main.add_command(console)
+    main.add_command(audit)
+    main.add_command(receipt)
+    from node.cli_keys import backup, keys, restore
+    main.add_command(keys)
+    main.add_command(backup)
+    main.add_command(restore)
 
 
 _register_subcommands()

@@ -49,8 +49,14 @@ class Node:
         self.watcher: OutboxWatcher | None = None
         self.port: Any = None
         self._directory_poll: LoopingCall | None = None
+        self.status_api: Any = None
+        self.head_signer: Any = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
+        from node.keyupdate import KeyUpdates  # key rotation: announce ours, apply peers'
+        self.key_updates = KeyUpdates(self)
+        from node import control  # processing statuses and recalls
+        self.documents = control.install(self)
 
     @property
     def listening_port(self) -> int:
@@ -66,6 +72,8 @@ class Node:
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
         yield self.inbound.recover()
         yield self.outbox.recover()
+        yield self.key_updates.start()
+        yield self.documents.start()
         self._directory_poll = LoopingCall(self._poll_directory)
         self._directory_poll.clock = rt.reactor
         self._directory_poll.start(DIRECTORY_POLL_SECONDS, now=False)
@@ -75,12 +83,27 @@ class Node:
             scan_interval=rt.config.watch.scan_interval,
             stable_seconds=rt.config.watch.stable_seconds)
         self.watcher.start()
+        from node.audit_heads import HeadSigner
+        from node.status_api import StatusService
+        self.status_api = StatusService(self)
+        self.status_api.start()
+        self.head_signer = HeadSigner(clock=rt.reactor, run_db=rt.db, store=rt.store,
+                                      node_keys=rt.keys, now_text=rt.now_text)
+        self.head_signer.start()
         self.running = True
         for link in self.links.values():
             link.kick()
         log.info("node {name} ({node_id}) listening on {host}:{port}",
                  name=rt.config.node.name, node_id=rt.node_id, host=host,
                  port=self.listening_port)
+
+    def live_status(self) -> dict[str, Any]:
+        """What only the running daemon knows: link states and transfers in flight."""
+        from node.status import live_from_links
+        return live_from_links(
+            self.links, node_id=self.rt.node_id, now=self.rt.now(), started_at=self.rt.started_at,
+            status_listen=self.status_api.address if self.status_api is not None else None,
+            receiving=self.inbound.active)
 
     def _file_ready(self, path: Path, target: str) -> None:
         self.outbox.file_ready(path, target)
@@ -143,6 +166,8 @@ class Node:
             self.watcher.stop()
         if self._directory_poll is not None and self._directory_poll.running:
             self._directory_poll.stop()
+        self.key_updates.stop()
+        self.documents.stop()
         for link in self.links.values():
             link.stop()
         for proto in list(self.receiver_factory.connections):
@@ -150,6 +175,10 @@ class Node:
         if self.port is not None:
             yield self.port.stopListening()
         yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
+        if self.status_api is not None:
+            yield self.status_api.stop()
+        if self.head_signer is not None:
+            yield self.head_signer.stop()
 
 
 def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,

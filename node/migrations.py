@@ -134,9 +134,61 @@ def _v1(conn: Connection) -> None:
     conn.execute(insert(directory_version).values(id=1, version=0))
 
 
+def _v2(conn: Connection) -> None:
+    """Version 2: control requests from the CLI, processing statuses, recalls."""
+    md = MetaData()
+    Table("control_requests", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("kind", String(16), nullable=False),
+          Column("message_id", String(32), nullable=False),
+          Column("peer", String(100)),
+          Column("payload", Text, nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("created_at", String(40), nullable=False),
+          Column("done_at", String(40)),
+          Column("error", Text),
+          CheckConstraint("kind IN ('status', 'recall')", name="control_requests_kind"),
+          CheckConstraint("state IN ('new', 'done', 'failed')", name="control_requests_state"),
+          Index("control_requests_by_state", "state", "id"))
+    Table("document_status", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("message_id", String(32), nullable=False),
+          Column("peer_node_id", String(100), nullable=False),
+          Column("sender_node_id", String(100), nullable=False),
+          Column("status", String(16), nullable=False),
+          Column("note", Text, nullable=False),
+          Column("register_number", String(200)),
+          Column("token", Text, nullable=False),
+          Column("token_sha256", String(64), nullable=False, unique=True),
+          Column("receipt_sha256", String(64)),
+          Column("time", String(40), nullable=False),
+          Column("received_at", String(40), nullable=False),
+          CheckConstraint("status IN ('registered', 'assigned', 'in-progress', 'completed', "
+                          "'rejected', 'recall-accepted', 'recall-refused')",
+                          name="document_status_status"),
+          Index("document_status_by_message", "message_id", "peer_node_id"))
+    Table("recalls", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("message_id", String(32), nullable=False),
+          Column("sender_node_id", String(100), nullable=False),
+          Column("token", Text, nullable=False),
+          Column("token_sha256", String(64), nullable=False, unique=True),
+          Column("reason", Text, nullable=False),
+          Column("replaced_by", String(32)),
+          Column("state", String(16), nullable=False),
+          Column("refusal", Text),
+          Column("recalled_path", Text),
+          Column("time", String(40), nullable=False),
+          Column("recorded_at", String(40), nullable=False),
+          CheckConstraint("state IN ('sent', 'accepted', 'refused')", name="recalls_state"),
+          Index("recalls_by_message", "message_id", "sender_node_id"))
+    md.create_all(conn)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
+    (2, _v2),
 )
 
 

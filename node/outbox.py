@@ -39,6 +39,7 @@ from node.names import safe_file_name, unique_name
 from node.runtime import NodeRuntime
 from node.records import NewDispatch
 from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
+from node.sidecars import adopt_document, adopt_staged_meta, prepare_document, sidecar_to_sent
 from node.spool import read_meta, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
@@ -103,16 +104,21 @@ class Outbox:
             yield self._refuse(path, "unknown-target", str(exc))
             return
         message_id = new_message_id()
+        prepared = yield prepare_document(rt, path, target, recipients, message_id)
+        if prepared is None:  # metadata refused; document and sidecar are in failed/
+            return
         try:
             taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
                                 message_id=message_id, max_bytes=rt.config.max_document_bytes,
                                 now=rt.now_text())
         except Refused as exc:
+            yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
                 yield self._refuse(exc.path, exc.code, exc.reason)
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
+        yield adopt_document(rt, prepared, taken)
         yield rt.audit("taken", message_id=message_id, name=taken.original_name,
                        target=target, size=taken.size)
         failpoint("sender-after-take")
@@ -122,6 +128,7 @@ class Outbox:
     def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
         rt = self._rt
         folder = rt.config.spool / taken.message_id
+        yield rt.io(adopt_staged_meta, rt.config.spool, taken.message_id)
         meta: dict[str, Any] = yield rt.io(read_meta, folder)
         if taken.hint and "folder_hint" not in meta:
             meta["folder_hint"] = taken.hint
@@ -173,7 +180,7 @@ class Outbox:
                             data=data, target=names, meta=dict(meta, priority=priority),
                             now=rt.now_text())
         yield rt.audit("taken", message_id=message_id, name=name, target=names,
-                       size=len(data), kind=meta.get("kind"))
+                       size=len(data), control_kind=meta.get("kind"))
         yield self._seal_and_record(taken, list(recipients))
         return message_id
 
@@ -312,6 +319,7 @@ def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str,
     sent_path.with_name(sent_path.name + ".meta.json").write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     fsync_dir(sent_path.parent)
+    sidecar_to_sent(spool_folder, sent_path)
     (spool_folder / ENVELOPE).unlink(missing_ok=True)
     if spool_folder.exists():
         shutil.rmtree(spool_folder)

@@ -22,7 +22,7 @@ from zope.interface import implementer
 from keys.errors import UnknownPeer
 from node.failpoints import failpoint
 from node.inbound import Inbound
-from node.sender import SOFTWARE
+from node.sender import CLOSE_GRACE, SOFTWARE
 from node.tls import peer_node_id
 from protocol.connection import Connection, Role, State
 from protocol.envelope import EnvelopeHeader
@@ -46,10 +46,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.inbound = inbound
         self.rt = inbound.rt
         self.connections = connections
+        # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
+        self.callLater = self.rt.reactor.callLater
         self.conn = Connection(Role.RECEIVER)
         self.peer: str | None = None
         self.incoming: dict[str, IncomingFile] = {}
         self._closed = False
+        self._drop: Any = None
 
     def connectionMade(self) -> None:  # noqa: N802
         self.setTimeout(self.rt.config.delivery.connect_timeout)
@@ -87,6 +90,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         self._closed = True
         self.setTimeout(None)
+        if self._drop is not None and self._drop.active():
+            self._drop.cancel()
         self.connections.discard(self)
         for mid, incoming in self.incoming.items():
             if incoming.handle is not None:
@@ -211,6 +216,9 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             pass
         self._closed = True
         self.transport.loseConnection()
+        # A silent or hostile peer may never answer our TLS close_notify; without this its
+        # socket, and any transfer it holds ("busy" to the sender's next connection), stay.
+        self._drop = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
 
 class ReceiverFactory(Factory):

@@ -258,3 +258,124 @@ class AuditHead:
     hash: str
     signature: str
     time: str
+
+
+# -- documents as the offices know them (node/store_documents.py) ----------------------------
+#
+#    control request: new -> done | failed   (the daemon turned it into signed objects, or not)
+#    processing (an office's own reports, checked before it signs one; see PROCESSING_TRANSITIONS)
+
+CONTROL_REQUEST_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "new": frozenset({"done", "failed"}),
+    "done": frozenset(),
+    "failed": frozenset(),
+}
+#: What an office may report next about a document it received (None: nothing reported yet).
+#: Completed and rejected are final; "assigned" and "in-progress" may repeat (reassignment,
+#: progress notes).
+PROCESSING_TRANSITIONS: Mapping[str | None, frozenset[str]] = {
+    None: frozenset({"registered", "assigned", "in-progress", "completed", "rejected"}),
+    "registered": frozenset({"assigned", "in-progress", "completed", "rejected"}),
+    "assigned": frozenset({"assigned", "in-progress", "completed", "rejected"}),
+    "in-progress": frozenset({"in-progress", "completed", "rejected"}),
+    "completed": frozenset(),
+    "rejected": frozenset(),
+}
+CONTROL_REQUEST_KINDS = frozenset({"status", "recall"})
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """Work the CLI asked of the daemon (sign and send a status, or a recall)."""
+
+    id: int
+    kind: str
+    message_id: str
+    peer: str | None
+    payload: Mapping[str, Any]
+    state: str
+    created_at: str
+    done_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewStatus:
+    """A verified status token, about to be kept (``peer_node_id`` signed it)."""
+
+    message_id: str
+    peer_node_id: str
+    sender_node_id: str
+    status: str
+    note: str
+    register_number: str | None
+    token: str
+    token_sha256: str
+    receipt_sha256: str | None
+    time: str
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.token_sha256)
+        if self.receipt_sha256 is not None:
+            _check_sha256(self.receipt_sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A kept status, in the order it was recorded."""
+
+    id: int
+    message_id: str
+    peer_node_id: str
+    sender_node_id: str
+    status: str
+    note: str
+    register_number: str | None
+    token: str
+    token_sha256: str
+    receipt_sha256: str | None
+    time: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecall:
+    """A recall token we sent (``sent``) or received and answered (``accepted``/``refused``)."""
+
+    message_id: str
+    sender_node_id: str
+    token: str
+    token_sha256: str
+    reason: str
+    replaced_by: str | None
+    state: str
+    refusal: str | None
+    recalled_path: str | None
+    time: str
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.token_sha256)
+        if self.state not in ("sent", "accepted", "refused"):
+            raise ValueError(f"recall state {self.state!r} is unknown")
+        if (self.state == "refused") != (self.refusal is not None):
+            raise ValueError("a refused recall, and only one, says why")
+
+
+@dataclass(frozen=True, slots=True)
+class RecallRow:
+    """A kept recall."""
+
+    id: int
+    message_id: str
+    sender_node_id: str
+    token: str
+    token_sha256: str
+    reason: str
+    replaced_by: str | None
+    state: str
+    refusal: str | None
+    recalled_path: str | None
+    time: str
+    recorded_at: str

@@ -16,7 +16,7 @@ from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, ForeignKey, 
                         MetaData, String, Table, Text)
 
 #: The schema version this code writes and understands (``node.migrations`` reaches it).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -165,4 +165,66 @@ audit_heads = Table(
     Column("hash", String(DIGEST), nullable=False),
     Column("signature", Text, nullable=False),
     Column("time", String(TIME), nullable=False),
+)
+
+# -- version 2: documents as the offices know them (node/store_documents.py) -----------------
+
+#: Work the CLI asks of the running daemon without its keystore passphrase (``lienthong mark``,
+#: ``lienthong recall``); the daemon polls for ``new`` rows and turns them into signed objects.
+control_requests = Table(
+    "control_requests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("peer", String(NODE_ID)),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", String(TIME), nullable=False),
+    Column("done_at", String(TIME)),
+    Column("error", Text),
+    CheckConstraint("kind IN ('status', 'recall')", name="control_requests_kind"),
+    CheckConstraint("state IN ('new', 'done', 'failed')", name="control_requests_state"),
+    Index("control_requests_by_state", "state", "id"),
+)
+
+#: Signed processing statuses: reported to us by the offices we sent to, and our own reports
+#: about documents we received (``peer_node_id`` is the office that signed the status).
+document_status = Table(
+    "document_status", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("peer_node_id", String(NODE_ID), nullable=False),
+    Column("sender_node_id", String(NODE_ID), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("register_number", String(NAME)),
+    Column("token", Text, nullable=False),
+    Column("token_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("receipt_sha256", String(DIGEST)),
+    Column("time", String(TIME), nullable=False),
+    Column("received_at", String(TIME), nullable=False),
+    CheckConstraint("status IN ('registered', 'assigned', 'in-progress', 'completed', "
+                    "'rejected', 'recall-accepted', 'recall-refused')",
+                    name="document_status_status"),
+    Index("document_status_by_message", "message_id", "peer_node_id"),
+)
+
+#: Signed recalls: those we sent (``sent``) and those we received and answered
+#: (``accepted``: the document is in recalled/; ``refused``: ``refusal`` says why).
+recalls = Table(
+    "recalls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("sender_node_id", String(NODE_ID), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("token_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("reason", Text, nullable=False),
+    Column("replaced_by", String(MESSAGE_ID)),
+    Column("state", String(16), nullable=False),
+    Column("refusal", Text),
+    Column("recalled_path", Text),
+    Column("time", String(TIME), nullable=False),
+    Column("recorded_at", String(TIME), nullable=False),
+    CheckConstraint("state IN ('sent', 'accepted', 'refused')", name="recalls_state"),
+    Index("recalls_by_message", "message_id", "sender_node_id"),
 )

@@ -36,6 +36,8 @@ DATA_FRAME = 256 * 1024
 #: Frames written per reactor turn before yielding, so reads (receipts) are not starved.
 FRAMES_PER_TURN = 16
 SOFTWARE = "lienthong/0.1"
+#: Seconds a peer gets to complete the TLS close after our ERROR before the socket is dropped.
+CLOSE_GRACE = 2.0
 
 
 @dataclass
@@ -66,6 +68,7 @@ class SenderProtocol(Protocol, TimeoutMixin):
         self.ready = False
         self._pump_scheduled = False
         self._closed = False
+        self._drop: Any = None
 
     # -- Twisted side ----------------------------------------------------------------------
 
@@ -93,6 +96,8 @@ class SenderProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         self._closed = True
         self.setTimeout(None)
+        if self._drop is not None and self._drop.active():
+            self._drop.cancel()
         for transfer in self.transfers.values():
             transfer.source.close()
         self.transfers.clear()
@@ -163,6 +168,9 @@ class SenderProtocol(Protocol, TimeoutMixin):
             pass
         self._closed = True
         self.transport.loseConnection()
+        # A stalled or half-open peer never completes the TLS close (loseConnection waits for
+        # the write buffer, our registered producer and the peer's close_notify): drop it.
+        self._drop = self.link.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def close(self) -> None:
         if not self._closed:

@@ -45,9 +45,11 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from node.migrations import migrate
 from node.records import StoreError
 from node.store_audit import AuditMethods
+from node.store_documents import DocumentMethods
 from node.store_incoming import IncomingMethods
 from node.store_outgoing import OutgoingMethods, ScheduleMethods
 from node.store_peers import PeerMethods
+from node.store_reports import ReportMethods
 
 _BEGIN_OPTION = "lienthong_begin"
 _BEGIN_STATEMENTS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
@@ -120,5 +122,6 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(statement)
 
 
-class Store(PeerMethods, OutgoingMethods, ScheduleMethods, IncomingMethods, AuditMethods):
+class Store(PeerMethods, OutgoingMethods, ScheduleMethods, IncomingMethods, AuditMethods,
+            ReportMethods, DocumentMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

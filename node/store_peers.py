@@ -196,3 +196,142 @@ class PeerMethods(StoreBase):
                         t.peer_keys.c.valid_until.is_(None)).values(valid_until=until))
             self._bump_directory(conn)
 
+
+    # -- announced keys and identity continuations (node.keyupdate) ------------------------
+
+    def apply_peer_keys(self, node_id: str, new_keys: Sequence[PeerKey], card_token: str,
+                        now: str, *, tls_grace_until: str | None = None) -> PeerRecord:
+        """Apply keys a trusted peer announced (binding verified by the caller), with its card.
+
+        Keys already current are skipped, so applying the same announcement twice changes
+        nothing. A key the peer used before and gave up is refused (an old binding replayed).
+        The previous TLS key is closed at ``tls_grace_until`` rather than at the new key's
+        start: the overlap lets handshakes still present it until then (keys.directory), and
+        :meth:`end_tls_grace` closes it properly afterwards.
+        """
+        check_time(now)
+        if tls_grace_until is not None:
+            check_time(tls_grace_until)
+        with self.transaction() as conn:
+            record = self._peer_where(conn, t.peers.c.node_id == node_id,
+                                      f"with node ID {node_id}")
+            if record.peer.state != "trusted":
+                raise StoreError(f"peer {record.peer.name} is revoked; its keys are not updated")
+            changed = False
+            for key in new_keys:
+                if key.kind == "identity":
+                    raise StoreError("an identity key changes only by continue_peer_identity")
+                current = record.peer.current(key.kind)
+                if current.kid == key.kid:
+                    continue
+                if any(old.kind == key.kind and old.kid == key.kid for old in record.peer.keys):
+                    raise StoreError(f"peer {record.peer.name} announced its old {key.kind} key "
+                                     f"{key.kid} again; refused (a replayed announcement?)")
+                until = tls_grace_until if key.kind == "tls" and tls_grace_until else key.valid_from
+                if parse_time(until) < parse_time(current.valid_from):
+                    until = current.valid_from  # the clock stepped back: never end before start
+                conn.execute(update(t.peer_keys).where(
+                    t.peer_keys.c.node_id == node_id, t.peer_keys.c.kind == key.kind,
+                    t.peer_keys.c.valid_until.is_(None)).values(valid_until=until))
+                conn.execute(insert(t.peer_keys).values(
+                    node_id=node_id, kind=key.kind, value=key.value, kid=key.kid,
+                    valid_from=key.valid_from, valid_until=None))
+                changed = True
+            if changed or record.card != card_token:
+                conn.execute(update(t.peers).where(t.peers.c.node_id == node_id)
+                             .values(card=card_token))
+                self._bump_directory(conn)
+            return self._peer_where(conn, t.peers.c.node_id == node_id, f"with node ID {node_id}")
+
+    def end_tls_grace(self, now: str) -> list[str]:
+        """Close every previous TLS key whose grace period is over; return the node IDs.
+
+        The key is closed at the start of the key that replaced it, so the history reads as
+        if there had never been an overlap.
+        """
+        check_time(now)
+        moment = parse_time(now)
+        ended: list[str] = []
+        with self.transaction() as conn:
+            for record in self._load_peers(conn, t.peers.c.state == "trusted"):
+                current = record.peer.current("tls")
+                for key in record.peer.accepted_tls_keys()[1:]:
+                    if parse_time(key.valid_until) > moment:  # type: ignore[arg-type]
+                        continue
+                    until = max(current.valid_from, key.valid_from, key=parse_time)
+                    conn.execute(update(t.peer_keys).where(
+                        t.peer_keys.c.node_id == record.peer.node_id,
+                        t.peer_keys.c.kind == "tls", t.peer_keys.c.kid == key.kid,
+                        t.peer_keys.c.valid_until == key.valid_until).values(valid_until=until))
+                    ended.append(record.peer.node_id)
+            if ended:
+                self._bump_directory(conn)
+        return ended
+
+    def continue_peer_identity(self, old_node_id: str, new_keys: Sequence[PeerKey],
+                               card_token: str, now: str) -> tuple[PeerRecord, list[str]]:
+        """Re-key a peer to a new identity it announced with a continuation signed by its old
+        identity (verified by the caller). Returns the new record and the message IDs of
+        deliveries that were queued for the old node ID (now failed: they were sealed for and
+        addressed to the old identity, and would be refused).
+
+        The peer keeps its name, addresses and enrolment; its node ID becomes the new one.
+        Every key row recorded under the old node ID stays there, closed at ``now``, so
+        ``key_history(old)`` still checks every receipt the old identity signed; the same
+        history is copied under the new node ID, so the directory still answers
+        ``verify_key_for(old, kid=old)``. ``new_keys`` are the new identity, encryption and TLS
+        keys (from the new card); an unchanged encryption or TLS key stays current.
+        """
+        check_time(now)
+        with self.transaction() as conn:
+            record = self._peer_where(conn, t.peers.c.node_id == old_node_id,
+                                      f"with node ID {old_node_id}")
+            old = record.peer
+            if old.state != "trusted":
+                raise StoreError(f"peer {old.name} is revoked; its identity is not continued")
+            by_kind = {key.kind: key for key in new_keys}
+            if set(by_kind) != {"identity", "encryption", "tls"} or len(new_keys) != 3:
+                raise StoreError("a continuation names exactly one key of each kind")
+            new_id = by_kind["identity"].kid
+            clash = conn.execute(select(t.peers.c.name).where(t.peers.c.node_id == new_id)).first()
+            if clash is not None or new_id == old_node_id:
+                raise StoreError(f"node ID {new_id} is already in the directory ({clash})")
+            history = conn.execute(select(t.peer_keys.c.id).where(
+                t.peer_keys.c.node_id == new_id)).first()
+            if history is not None:
+                raise StoreError(f"node ID {new_id} already has a key history; refusing to "
+                                 "merge two identities")
+
+            def closed(key: PeerKey) -> PeerKey:
+                until = now if parse_time(now) >= parse_time(key.valid_from) else key.valid_from
+                return replace(key, valid_until=until)
+
+            keys: list[PeerKey] = []
+            for key in old.keys:
+                keep = (key.is_current and key.kind != "identity"
+                        and by_kind[key.kind].value == key.value)
+                keys.append(key if keep or not key.is_current else closed(key))
+            kept = {(key.kind, key.value) for key in keys if key.is_current}
+            keys += [key for key in new_keys if (key.kind, key.value) not in kept]
+            peer = replace(old, node_id=new_id, keys=tuple(keys))  # validates the invariants
+            for key in old.keys:
+                if key.is_current:
+                    conn.execute(update(t.peer_keys).where(
+                        t.peer_keys.c.node_id == old_node_id, t.peer_keys.c.kind == key.kind,
+                        t.peer_keys.c.kid == key.kid, t.peer_keys.c.valid_until.is_(None))
+                        .values(valid_until=closed(key).valid_until))
+            conn.execute(insert(t.peer_keys), [
+                {"node_id": new_id, "kind": key.kind, "value": key.value, "kid": key.kid,
+                 "valid_from": key.valid_from, "valid_until": key.valid_until}
+                for key in peer.keys])
+            conn.execute(update(t.peers).where(t.peers.c.node_id == old_node_id)
+                         .values(node_id=new_id, card=card_token))
+            queued = [row.message_id for row in
+                      self.queued_deliveries(old_node_id, 1_000_000)]  # type: ignore[attr-defined]
+            reason = (f"{old.name} changed its identity key (new node ID {new_id}); this "
+                      "document was sealed for its old identity and cannot be delivered. "
+                      "Drop it into the outbox again to send it to the new identity.")
+            for message_id in queued:
+                self.fail_delivery(message_id, old_node_id, reason, now)  # type: ignore[attr-defined]
+            self._bump_directory(conn)
+        return PeerRecord(peer=peer, card=card_token, added_at=record.added_at), queued

@@ -86,6 +86,19 @@ class PinnedContextFactory:
             except Exception:  # noqa: BLE001 - reporting must never break the handshake logic
                 pass
 
+    def use_key(self, *, tls_key: object, certificate_der_bytes: bytes) -> None:
+        """Present another key and certificate from the next connection on (a key rotation).
+
+        Connections already open keep the context they were made with, so a transfer in
+        progress is not cut; every later ``getContext`` builds a context with the new key.
+        """
+        certificate = x509.load_der_x509_certificate(certificate_der_bytes)
+        if certificate == self._certificate and tls_key is self._tls_key:
+            return
+        self._tls_key = tls_key
+        self._certificate = certificate
+        self._context = None
+
     def getContext(self) -> SSL.Context:  # noqa: N802 - Twisted's interface name
         if self._context is None:
             context = SSL.Context(SSL.TLS_METHOD)

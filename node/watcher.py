@@ -72,6 +72,22 @@ OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify"
 _OVERFLOW_MARKERS = ("overflow", "unable to rebuild")
 
 OBSERVERS: dict[str, Callable[[], BaseObserver]] = {"native": Observer, "polling": PollingObserver}
+
+#: watchdog's inotify backend holds every IN_MOVED_FROM for 0.5 s to pair it with its
+#: IN_MOVED_TO, and every event queued behind it waits too. Each document the node takes is a
+#: move *out* of the outbox, so with that default a file dropped within half a second of the
+#: previous take was noticed up to 0.5 s late (bench/node_bench.py: single-document latency
+#: p50 ~300 ms). Both halves of one rename arrive in the same inotify read, so 10 ms still
+#: pairs them; a move left unpaired is reported as a delete plus a create, an equally good hint.
+MOVE_PAIRING_SECONDS = 0.01
+
+
+def _shorten_move_pairing() -> None:
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux: no inotify backend, nothing held back
+        return
+    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
 _HINT_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent,
                 DirCreatedEvent, DirMovedEvent]
 _LIMIT_ERRNOS = {errno.ENOSPC: "the system limit on watched folders (inotify watches) is "
@@ -220,6 +236,7 @@ class OutboxWatcher:
     # -- observer --------------------------------------------------------------------------
 
     def _start_observer(self) -> None:
+        _shorten_move_pairing()
         observer = OBSERVERS[self._observer_kind]()
         observer.schedule(_Hints(self._hint_from_thread), str(self._outbox), recursive=True,
                           event_filter=_HINT_EVENTS)

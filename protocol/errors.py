@@ -200,3 +200,59 @@ class PrematureEnd(StateError):
     """END arrived before all the announced ciphertext bytes."""
 
     code = "premature-end"
+
+
+# --- Processing statuses and recalls (protocol/status.py) -------------------------------------
+
+class SignedObjectError(ProtocolError):
+    """A processing status or a recall failed verification."""
+
+    code = "bad-signed-object"
+
+
+class MalformedStatus(SignedObjectError):
+    """The status is not a well-formed lienthong-status/1 token (syntax or schema)."""
+
+    code = "bad-status-format"
+
+
+class StatusWrongType(SignedObjectError):
+    """A valid signed token of another kind (a receipt, a recall) was given as a status."""
+
+    code = "status-wrong-type"
+
+
+class StatusBadSignature(SignedObjectError):
+    """The status's signature does not verify, or the key is not the reporting office's."""
+
+    code = "status-bad-signature"
+
+
+class StatusMismatch(SignedObjectError):
+    """The status is genuine but about another message, sender, office or receipt."""
+
+    code = "status-mismatch"
+
+
+class MalformedRecall(SignedObjectError):
+    """The recall is not a well-formed lienthong-recall/1 token (syntax or schema)."""
+
+    code = "bad-recall-format"
+
+
+class RecallWrongType(SignedObjectError):
+    """A valid signed token of another kind (a status, a receipt) was given as a recall."""
+
+    code = "recall-wrong-type"
+
+
+class RecallBadSignature(SignedObjectError):
+    """The recall's signature does not verify, or the key is not the sender's identity."""
+
+    code = "recall-bad-signature"
+
+
+class RecallMismatch(SignedObjectError):
+    """The recall is genuine but from another sender or not addressed to this office."""
+
+    code = "recall-mismatch"

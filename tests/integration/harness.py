@@ -10,9 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 
@@ -44,6 +45,7 @@ def free_port() -> int:
 
 @dataclass
 class TestNode:
+    __test__ = False  # a node, not a pytest test class
     name: str
     home: Path
     node_id: str
@@ -96,6 +98,30 @@ class TestNode:
             self.process.wait()
             self.process = None
 
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Wait for a node that is expected to stop by itself (a failpoint's SIGKILL)."""
+        if self.process is None:
+            raise AssertionError(f"{self.name} is not running")
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout} s") from None
+        self.process = None
+        return code
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise AssertionError(f"{self.name} is not running")
+        return self.process.pid
+
+    def peak_rss_kib(self) -> int:
+        """The process's peak resident set size so far (VmHWM), in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM in /proc/<pid>/status")
+
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file else ""
 
@@ -111,6 +137,17 @@ class TestNode:
     def store(self):  # type: ignore[no-untyped-def]
         from config.loader import load_config
         return open_store(load_config(self.home).store.url)
+
+    def query(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one ``Store`` method on this node's database (readable while it runs)."""
+        store = self.store()
+        try:
+            return getattr(store, method)(*args, **kwargs)
+        finally:
+            store.close()
+
+    def audit_kinds(self) -> list[str]:
+        return [entry.kind for entry in self.query("audit_entries")]
 
 
 def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str, list[str]]]
@@ -156,8 +193,36 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def sha256(data: bytes | Path) -> str:
+    """SHA-256 of bytes, or of a file's contents read in blocks (large documents)."""
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with open(data, "rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_large_file(path: Path, size: int) -> str:
+    """Write ``size`` bytes of incompressible, non-repeating data fast (1 MiB blocks) under a
+    temporary name, then rename it to ``path``; return its SHA-256."""
+    block = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as sink:
+        written = 0
+        while written < size:
+            chunk = (written.to_bytes(8, "big") + block[8:])[:size - written]
+            sink.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+    os.rename(tmp, path)
+    return digest.hexdigest()
+
+
+def is_document(path: Path) -> bool:
+    return not path.name.endswith((".meta.json", ".receipt.jws"))
 
 
 def inbox_documents(node: TestNode, sender: str) -> dict[str, bytes]:
@@ -165,31 +230,40 @@ def inbox_documents(node: TestNode, sender: str) -> dict[str, bytes]:
     folder = node.inbox / sender
     if not folder.exists():
         return {}
-    return {p.name: p.read_bytes() for p in folder.iterdir()
-            if not p.name.endswith((".meta.json", ".receipt.jws"))}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if is_document(p)}
+
+
+def inbox_digests(node: TestNode, sender: str) -> dict[str, str]:
+    """SHA-256 of each delivered document (not its sidecars) in inbox/<sender>/, streamed."""
+    folder = node.inbox / sender
+    if not folder.exists():
+        return {}
+    return {p.name: sha256(p) for p in folder.iterdir() if is_document(p)}
 
 
 def check_delivered(sender: TestNode, recipients: Iterable[TestNode],
-                    documents: dict[str, bytes]) -> None:
+                    documents: Mapping[str, bytes | Path]) -> None:
     """The shared checker: every document is in each recipient's inbox exactly once,
     byte-identical, with a receipt that verifies under the recipient's key; the sender holds
-    a verified receipt for each; nothing is half-written anywhere."""
+    a verified receipt for each; nothing is half-written anywhere. A document is given as its
+    bytes, or as the path of a copy (large files are hashed in blocks, never loaded)."""
+    expected = {name: sha256(data) for name, data in documents.items()}
     for recipient in recipients:
-        delivered = inbox_documents(recipient, sender.name)
+        delivered = inbox_digests(recipient, sender.name)
         by_digest: dict[str, list[str]] = {}
-        for name, data in delivered.items():
-            by_digest.setdefault(sha256(data), []).append(name)
+        for name, digest in delivered.items():
+            by_digest.setdefault(digest, []).append(name)
         recipient_card = read_card(recipient.card_path.read_text())
         key = nacl.signing.VerifyKey(recipient_card.identity_public)
-        for name, data in documents.items():
-            copies = by_digest.get(sha256(data), [])
+        for name, digest in expected.items():
+            copies = by_digest.get(digest, [])
             assert len(copies) == 1, (f"{name!r} is in {recipient.name}'s inbox "
                                       f"{len(copies)} times: {copies}")
             stored = recipient.inbox / sender.name / copies[0]
             receipt_file = stored.with_name(stored.name + ".receipt.jws")
             info = verify_receipt(receipt_file.read_text().strip(), key,
                                   recipient=recipient.node_id)
-            assert info.sha256 == sha256(data)
+            assert info.sha256 == digest
         assert len(delivered) == len(documents), (
             f"{recipient.name} has {len(delivered)} documents from {sender.name}, "
             f"expected {len(documents)}: {sorted(delivered)}")
@@ -205,9 +279,14 @@ def assert_nothing_half_written(node: TestNode) -> None:
 
 
 def sent_all(node: TestNode, count: int) -> bool:
+    """At least ``count`` dispatches are sent *and filed*: the store marks a dispatch sent just
+    before the document moves from the spool to sent/, so wait for the spool folder to go too."""
     store = node.store()
     try:
         states = store.dispatches_by_state()
+        if states.get("sent", 0) < count:
+            return False
+        rows = store.recent_dispatches(sum(states.values()))
     finally:
         store.close()
-    return states.get("sent", 0) >= count
+    return not any(row.state == "sent" and Path(row.spool_dir).exists() for row in rows)

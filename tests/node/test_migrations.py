@@ -23,11 +23,11 @@ def stored_version(path: Path) -> int:
 
 
 def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
-    """Opening a missing file creates its folder, the tables, and schema version 1."""
+    """Opening a missing file creates its folder, the tables, and the current schema version."""
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(path) == schema.SCHEMA_VERSION == 1
+    assert stored_version(path) == schema.SCHEMA_VERSION == 2
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -41,7 +41,7 @@ def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
     again = open_store(url(path))
     try:
         assert [r.peer.name for r in again.list_peers()] == ["so-tu-phap"]
-        assert stored_version(path) == 1
+        assert stored_version(path) == schema.SCHEMA_VERSION
     finally:
         again.close()
 
@@ -55,7 +55,8 @@ def test_newer_database_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SchemaTooNew) as caught:
         open_store(url(path))
     message = str(caught.value)
-    assert "99" in message and "version 1" in message and "upgrade lienthong" in message
+    assert "99" in message and f"version {schema.SCHEMA_VERSION}" in message
+    assert "upgrade lienthong" in message
     assert stored_version(path) == 99  # untouched
 
 
@@ -147,3 +148,28 @@ def test_memory_url_works_for_quick_tools() -> None:
         assert store.directory_version() == 0
     finally:
         store.close()
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A store written before documents had statuses gains the v2 tables and keeps its data."""
+    from sqlalchemy import insert
+    path = tmp_path / "old.db"
+    engine = create_engine(url(path))
+    with engine.begin() as conn:
+        schema.schema_meta.create(conn)
+        conn.execute(insert(schema.schema_meta).values(id=1, version=1))
+        migrations._v1(conn)
+    engine.dispose()
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO peers VALUES ('hdnd', 'X', 'card', '[]', 'trusted', NULL, "
+                    "NULL, '2026-01-05T08:00:00Z')")
+    store = open_store(url(path))
+    try:
+        request = store.add_control_request("status", "a" * 32, {"status": "registered"}, T0)
+        assert store.control_requests()[0].id == request.id
+    finally:
+        store.close()
+    assert stored_version(path) == 2
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT name FROM peers").fetchall() == [("hdnd",)]
+    assert {"control_requests", "document_status", "recalls"} <= set(describe(url(path)))
