@@ -46,8 +46,12 @@ log = Logger(namespace="lienthong.links")
 #: Refusals that no retry can cure; anything else is retried with backoff.
 PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
                                   "too-large", "unknown-sender", "bad-envelope"})
-#: Verification failures are retried from zero this many times (a receiver's damaged partial
-#: file after a crash looks the same as a damaged envelope); then the delivery fails.
+#: Refusals that say "not now" (full disk, busy, a fault at the receiver): retried forever,
+#: with backoff, because they cure themselves or need an operator, never a resend from zero.
+TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error"})
+#: Any other failure means the bytes did not verify; it is retried from zero this many times
+#: (a receiver's damaged partial file after a crash looks the same as a damaged envelope),
+#: then the delivery fails.
 MAX_VERIFY_RETRIES = 3
 
 
@@ -391,8 +395,10 @@ class PeerLink:
             return
         yield self.rt.audit("rejected-by-peer", peer=self.node_id, message_id=message_id,
                             code=code, reason=reason)
-        failures = self._verify_failures.get(message_id, 0) + 1
-        self._verify_failures[message_id] = failures
+        failures = self._verify_failures.get(message_id, 0)
+        if code not in TRANSIENT_REJECTIONS:
+            failures += 1
+            self._verify_failures[message_id] = failures
         if code in PERMANENT_REJECTIONS or failures > MAX_VERIFY_RETRIES:
             why = f"{self.name} refused it: {reason} ({code})"
             yield self.rt.db(self.rt.store.fail_delivery, message_id, self.node_id, why,
