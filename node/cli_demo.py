@@ -112,6 +112,10 @@ def demo(folder: Path) -> None:
                 recipients = [r.peer_node_id for r in row.deliveries]
                 names = [rt.peer_name(n) for n in recipients]
                 click.echo(f"✓ {name!r} from {sender} delivered to {', '.join(names)}")
+                facts = [f"{key} {row.meta[key]}" for key in ("type", "number", "urgency")
+                         if row.meta.get(key)]
+                if facts:
+                    click.echo(f"    {' · '.join(facts)} (signed inside the envelope)")
                 click.echo(f"    SHA-256 {row.sha256}")
                 for line in lines:
                     click.echo(f"    receipt verified with the peer's card only: {line}")

@@ -35,17 +35,25 @@ class SampleDocument:
     name: str
     text: str
     size: int = 0  # when set, the document is padded to this many bytes (a publication)
+    sidecar: str = ""  # NAME.meta.toml written first, as a document system would
 
 
 SAMPLES = (
     SampleDocument("tinhuy", "all", "Nghị quyết 12-NQ-TU về chuyển đổi số.txt",
-                   "NGHỊ QUYẾT số 12-NQ/TU của Ban Thường vụ Tỉnh ủy về chuyển đổi số.\n"),
+                   "NGHỊ QUYẾT số 12-NQ/TU của Ban Thường vụ Tỉnh ủy về chuyển đổi số.\n",
+                   sidecar='type = "nghị quyết"\nnumber = "12-NQ/TU"\n'
+                           'issuer = "Ban Thường vụ Tỉnh ủy"\ndate = "20/11/2026"\n'
+                           'subject = "Về đẩy mạnh chuyển đổi số giai đoạn 2026-2030"\n'
+                           'urgency = "hỏa tốc"\n'),
     SampleDocument("ubnd", "hdnd", "Chỉ thị 05-CT-UBND phòng chống thiên tai.txt",
-                   "CHỈ THỊ số 05/CT-UBND về công tác phòng, chống thiên tai năm 2027.\n"),
+                   "CHỈ THỊ số 05/CT-UBND về công tác phòng, chống thiên tai năm 2027.\n",
+                   sidecar='type = "chỉ thị"\nnumber = "05/CT-UBND"\nurgency = "khẩn"\n'),
     SampleDocument("hdnd", "tinhuy+ubnd", "Báo cáo kết quả kỳ họp thứ 9.txt",
-                   "BÁO CÁO kết quả kỳ họp thứ 9, Hội đồng nhân dân tỉnh khóa XI.\n"),
+                   "BÁO CÁO kết quả kỳ họp thứ 9, Hội đồng nhân dân tỉnh khóa XI.\n",
+                   sidecar='type = "báo cáo"\nnumber = "88/BC-HĐND"\n'),
     SampleDocument("ubnd", "all", "Niên giám thống kê 2026.pdf",
-                   "%PDF-1.7\n% Niên giám thống kê tỉnh năm 2026\n", size=6 * 1024 * 1024),
+                   "%PDF-1.7\n% Niên giám thống kê tỉnh năm 2026\n", size=6 * 1024 * 1024,
+                   sidecar='type = "ấn phẩm"\nsubject = "Niên giám thống kê tỉnh năm 2026"\n'),
 )
 
 
@@ -98,6 +106,10 @@ def write_sample(outbox: Path, sample: SampleDocument) -> Path:
     if sample.size:
         block = hashlib.sha256(data).digest() * 2048
         data = (data + block * (sample.size // len(block) + 1))[:sample.size]
+    if sample.sidecar:
+        sidecar_tmp = folder / f".{sample.name}.meta.part"
+        sidecar_tmp.write_text(sample.sidecar, encoding="utf-8")
+        os.rename(sidecar_tmp, folder / f"{sample.name}.meta.toml")
     tmp = folder / f".{sample.name}.part"
     tmp.write_bytes(data)
     final = folder / sample.name
