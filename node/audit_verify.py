@@ -167,6 +167,7 @@ def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
                    peer_name: Callable[[str], str], page: int = PAGE) -> None:
     own_key = nacl.signing.VerifyKey(own_card.identity_public)
     cache: dict[str, list[Any]] = {}
+    revocations: dict[str, tuple[str, str] | None] = {}
     after: tuple[str, str] = ("", "")
     while rows := store.delivery_receipts(after=after, limit=page):
         for row in rows:
@@ -178,9 +179,14 @@ def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
                 report.problems.append(Problem("receipts", where, "no identity key of "
                                                f"{row.signer} is on record to check it with"))
                 continue
-            _check_one(row, [nacl.signing.VerifyKey(k.public_bytes) for k in keys],
-                       recipient=row.signer, sender=own_card.node_id, where=where,
-                       report=report)
+            info = _check_one(row, [nacl.signing.VerifyKey(k.public_bytes) for k in keys],
+                              recipient=row.signer, sender=own_card.node_id, where=where,
+                              report=report)
+            revoked = _revocation(store, row.signer, revocations)
+            if info is not None and revoked is not None:
+                report.notes.append(f"{where}: verifies; signed at {info.time} by a peer "
+                                    f"revoked at {revoked[0]} ({revoked[1]}), so it was "
+                                    "accepted before the revocation")
         after = (rows[-1].message_id, rows[-1].signer)
     after = ("", "")
     while rows := store.own_receipts(after=after, limit=page):
@@ -193,8 +199,19 @@ def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
         after = (rows[-1].message_id, rows[-1].counterpart)
 
 
+def _revocation(store: Any, node_id: str,
+                cache: dict[str, tuple[str, str] | None]) -> tuple[str, str] | None:
+    """(revoked_at, reason) when ``node_id`` is a revoked peer, else None."""
+    if node_id not in cache:
+        record = store.peer_by_node_id(node_id)
+        peer = record.peer if record is not None else None
+        cache[node_id] = ((peer.revoked_at, peer.reason or "no reason given")
+                          if peer is not None and peer.state == "revoked" else None)
+    return cache[node_id]
+
+
 def _check_one(row: StoredReceipt, keys: list[nacl.signing.VerifyKey], *, recipient: str,
-               sender: str, where: str, report: VerifyReport) -> None:
+               sender: str, where: str, report: VerifyReport) -> Any:
     try:
         header = decode_header(row.header_token)
     except ProtocolError as exc:
@@ -211,8 +228,10 @@ def _check_one(row: StoredReceipt, keys: list[nacl.signing.VerifyKey], *, recipi
         if info.sender != sender or info.sha256 != row.sha256:
             report.problems.append(Problem("receipts", where, "it names another sender or "
                                            "digest than the one recorded for the document"))
-        return
+            return None
+        return info
     report.problems.append(Problem("receipts", where, f"does not verify: {error}"))
+    return None
 
 
 # -- 4. kept files -------------------------------------------------------------------------------

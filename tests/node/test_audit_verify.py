@@ -327,3 +327,16 @@ def test_a_replaced_receipt_copy_beside_a_document_is_named(honest: Home) -> Non
     problems = failure(honest).report.problems
     assert [(p.check, p.path) for p in problems] == [
         ("files", "sent/hdnd/Công văn 45.txt.hdnd.receipt.jws")]
+
+
+def test_receipts_from_a_revoked_peer_still_verify_and_are_marked(honest: Home) -> None:
+    """After revoking hdnd, its earlier receipt still verifies and verify notes the revocation."""
+    store = honest.store()
+    try:
+        store.revoke_peer("hdnd", "key lost", T2)
+    finally:
+        store.close()
+    report = honest.verify()
+    assert report.problems == []
+    marked = [note for note in report.notes if "revoked at" in note]
+    assert len(marked) == 1 and "key lost" in marked[0] and "before the revocation" in marked[0]
