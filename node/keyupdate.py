@@ -71,10 +71,11 @@ from keys.keystore import load_keystore, read_passphrase
 from node.clock import rfc3339
 from node.provision import write_card
 from node.records import NotFound
-from node.rotation import (ANNOUNCEMENT_KIND, REQUEST_FILE, RotationError, clear_request, clear_state,
-                           identity_announcement, key_announcement, next_keystore,
+from node.rotation import (ANNOUNCEMENT_KIND, REQUEST_FILE, RotationError, clear_request,
+                           clear_state, identity_announcement, key_announcement, next_keystore,
                            parse_announcement, previous_keystore, read_request, read_state,
-                           verify_identity_rotation, verify_key_announcement, write_state)
+                           record_identity_history, verify_identity_rotation,
+                           verify_key_announcement, write_state)
 from node.tls import PinnedContextFactory
 
 if TYPE_CHECKING:
@@ -211,7 +212,8 @@ class KeyUpdates:
             message_id = yield self.node.outbox.send_control(
                 recipients, name="key-update.json", data=data, meta={"kind": ANNOUNCEMENT_KIND})
         state = {"v": 1, "message_id": message_id, "kinds": list(request.kinds),
-                 "recipients": recipients, "started_at": rt.now(), "old_node_id": rt.node_id}
+                 "recipients": recipients, "started_at": rt.now(), "old_node_id": rt.node_id,
+                 "rotation": request.rotation}
         yield rt.io(write_state, home, state)
         yield rt.io(clear_request, home)
         self.state = state
@@ -318,6 +320,7 @@ class KeyUpdates:
             return False
         source = next_keystore(rt.config)
         new = yield rt.io(load_keystore, source, passphrase)
+        yield rt.io(record_identity_history, rt.config.home, rt.keys, self.state.get("rotation"))
         yield rt.io(os.replace, source, rt.config.keystore.path)
         yield rt.io(write_card, rt.config, new, now=rt.now_text())
         old_id = rt.node_id
@@ -325,11 +328,8 @@ class KeyUpdates:
         for node_id in list(self.node.links):
             rows = yield rt.db(rt.store.queued_deliveries, node_id, 1_000_000)
             queued += [(row.message_id, node_id) for row in rows]
-        reason = (f"this node changed its identity key (new node ID {new.node_id}); the "
-                  "document was signed with the old identity. Drop it into the outbox again.")
-        for message_id, node_id in queued:
-            yield rt.db(rt.store.fail_delivery, message_id, node_id, reason, rt.now_text())
-            yield self.node.outbox.delivery_failed(message_id, reason)
+        # Swap first, so that anything sealed from here on is signed by the new identity; what
+        # was queued before (signed by the old one) is then failed with a reason.
         rt.keys = new
         if self.node.head_signer is not None:
             self.node.head_signer._keys = new  # noqa: SLF001 - no setter; heads are signed anew
@@ -339,6 +339,11 @@ class KeyUpdates:
                 link.proto.close()
         for proto in list(self.node.receiver_factory.connections):
             proto.transport.loseConnection()
+        reason = (f"this node changed its identity key (new node ID {new.node_id}); the "
+                  "document was signed with the old identity. Drop it into the outbox again.")
+        for message_id, node_id in queued:
+            yield rt.db(rt.store.fail_delivery, message_id, node_id, reason, rt.now_text())
+            yield self.node.outbox.delivery_failed(message_id, reason)
         yield rt.audit("identity-rotated", old_node_id=old_id, new_node_id=new.node_id,
                        failed=[mid for mid, _ in queued])
         log.info("this node is now {node_id}", node_id=new.node_id)
@@ -354,7 +359,7 @@ class KeyUpdates:
         announcement = parse_announcement(data)
         now = rt.now_text()
         if announcement.rotation is not None:
-            new_id, failed = yield rt.db(_continue_identity, rt.store, peer,
+            new_id, failed = yield rt.db(apply_identity_continuation, rt.store, peer,
                                          announcement.rotation, now)
             # Seal from now on for the new node ID. The listeners (links, connection drops)
             # run at the daemon's next directory poll; the connection this announcement came
@@ -367,7 +372,7 @@ class KeyUpdates:
                 yield self.node.outbox.delivery_failed(message_id, reason)
             return
         grace_until = rfc3339(rt.now() + TLS_GRACE_SECONDS)
-        yield rt.db(_apply_keys, rt.store, peer, announcement, now, grace_until)
+        yield rt.db(apply_key_announcement, rt.store, peer, announcement, now, grace_until)
         yield rt.refresh_directory()
 
     @inlineCallbacks
@@ -386,7 +391,8 @@ class KeyUpdates:
         yield rt.refresh_directory()
 
 
-def _apply_keys(store: Any, peer: str, announcement: Any, now: str, grace_until: str) -> None:
+def apply_key_announcement(store: Any, peer: str, announcement: Any, now: str,
+                           grace_until: str) -> None:
     """On the database thread: verify against the identity we trust now, then apply."""
     with store.transaction():
         record = store.peer_by_node_id(peer)
@@ -399,6 +405,7 @@ def _apply_keys(store: Any, peer: str, announcement: Any, now: str, grace_until:
                 PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], now)]
         before = {k.kind: k.kid for k in record.peer.keys if k.is_current}
         store.apply_peer_keys(peer, keys, card.token, now, tls_grace_until=grace_until)
+        store.directory()  # a pin or key another peer holds is refused here (rolled back)
         changed = {k.kind: k.kid for k in keys if before.get(k.kind) != k.kid}
         if changed:
             store.append_audit("peer-keys-updated", now, peer=peer,
@@ -408,7 +415,7 @@ def _apply_keys(store: Any, peer: str, announcement: Any, now: str, grace_until:
                                        else None})
 
 
-def _continue_identity(store: Any, peer: str, token: str,
+def apply_identity_continuation(store: Any, peer: str, token: str,
                        now: str) -> tuple[str, list[tuple[str, str]]]:
     """On the database thread: verify a continuation and re-key the peer; return the new
     node ID and the deliveries that were failed (message ID, reason)."""
@@ -424,7 +431,8 @@ def _continue_identity(store: Any, peer: str, token: str,
                 PeerKey("encryption", b64url_encode(card.encryption_public),
                         card.encryption_kid, now),
                 PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], now)]
-        new_record, failed = store.continue_peer_identity(peer, keys, card.token, now)
+        _, failed = store.continue_peer_identity(peer, keys, card.token, now)
+        store.directory()  # a key another peer holds is refused here (rolled back)
         store.append_audit("peer-identity-continued", now, peer=card.node_id,
                            detail={"name": record.peer.name, "old_node_id": peer,
                                    "new_node_id": card.node_id, "failed": failed})

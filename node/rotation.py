@@ -31,7 +31,6 @@ Peers verify what they receive with :func:`verify_key_announcement` and
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -359,6 +358,30 @@ def _pending_kinds(home: Path) -> tuple[str, ...]:
     except RotationError:
         return ()
     return request.kinds if request is not None and request.rotation is None else ()
+
+
+IDENTITY_HISTORY = Path("state") / "identity-history.json"
+
+
+def record_identity_history(home: Path, old: NodeKeys, token: str | None) -> None:
+    """Remember an identity this node gave up, with the continuation that handed it over, so
+    that receipts and audit heads it signed can still be checked here (``audit verify``)."""
+    entries = [e for e in read_identity_history(home) if e.get("node_id") != old.node_id]
+    entries.append({"node_id": old.node_id, "identity": jws.b64url_encode(old.identity_public),
+                    "continuation": token})
+    write_private_file(home / IDENTITY_HISTORY,
+                       jws.canonical_json({"v": 1, "identities": entries}) + b"\n")
+
+
+def read_identity_history(home: Path) -> list[dict[str, Any]]:
+    """Identities this node used before its current one, oldest first."""
+    try:
+        raw = jws.strict_json_object((home / IDENTITY_HISTORY).read_bytes())
+    except FileNotFoundError:
+        return []
+    except KeysError as exc:
+        raise RotationError(f"{home / IDENTITY_HISTORY} is damaged: {exc}") from exc
+    return list(raw.get("identities", []))
 
 
 def read_state(home: Path) -> dict[str, Any] | None:

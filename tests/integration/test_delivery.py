@@ -1,6 +1,8 @@
 """Two and three real nodes on loopback: the whole path from outbox to receipt."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.integration.harness import check_delivered, sent_all, wait_for
 
 
@@ -45,7 +47,7 @@ def test_group_dispatch_reaches_both_and_is_sent_only_after_both_receipts(networ
     assert alpha.query("dispatches_by_state")["sent"] == 0
     assert not (alpha.home / "sent" / "all").exists() or \
         list((alpha.home / "sent" / "all").iterdir()) == []
-    assert (alpha.home / "spool" / dispatch.message_id / "payload").read_bytes() == data
+    assert (Path(dispatch.spool_dir) / "payload").read_bytes() == data
     gamma.start()
     wait_for(lambda: sent_all(alpha, 1), timeout=30, what="alpha to hold both receipts")
     check_delivered(alpha, [beta, gamma], {"thong-bao.txt": data})
@@ -53,7 +55,7 @@ def test_group_dispatch_reaches_both_and_is_sent_only_after_both_receipts(networ
     assert (sent / "thong-bao.txt").read_bytes() == data
     assert (sent / "thong-bao.txt.beta.receipt.jws").exists()
     assert (sent / "thong-bao.txt.gamma.receipt.jws").exists()
-    assert not (alpha.home / "spool" / dispatch.message_id).exists()
+    assert not Path(dispatch.spool_dir).exists()
     assert len(alpha.query("recent_dispatches", 10)) == 1
 
 

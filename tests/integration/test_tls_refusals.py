@@ -37,7 +37,7 @@ def test_unenrolled_sender_is_refused_and_keeps_its_document_queued(network) -> 
     (dispatch,) = mallory.query("recent_dispatches", 5)
     assert dispatch.state == "sending"
     assert [d.state for d in dispatch.deliveries] == ["queued"]
-    assert (mallory.home / "spool" / dispatch.message_id / "payload").exists()
+    assert (Path(dispatch.spool_dir) / "payload").exists()
     assert mallory.query("schedule_for", beta.node_id).last_error
     assert "cannot reach beta" in mallory.log_text()
     assert beta.process is not None and beta.process.poll() is None
