@@ -40,7 +40,6 @@ import re
 import stat
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -136,23 +135,6 @@ class TakenFile:
     taken_at: str
 
 
-class SpoolState(Enum):
-    TAKEN = "taken"  # intake.json and payload: taken, to be recorded/packaged
-    INCOMPLETE = "incomplete"  # no payload: the take did not finish; the folder can go
-    DAMAGED = "damaged"  # a payload without a usable record, or a mismatch: ask a human
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledIntake:
-    """What ``recover_spool`` found in one ``spool/<message_id>/`` folder."""
-
-    message_id: str
-    folder: Path
-    state: SpoolState
-    taken: TakenFile | None
-    problem: str | None
-
-
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
               max_bytes: int, now: str, allow_empty: bool = False) -> TakenFile:
     """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
@@ -208,7 +190,7 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         os.fsync(parent_fd)
     finally:
         os.close(fd)
-    return _taken_from_record(record, spool_dir / message_id)
+    return taken_from_record(record, spool_dir / message_id)
 
 
 def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
@@ -344,51 +326,7 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
     return failed_dir / reason_name
 
 
-def recover_spool(spool_dir: Path) -> list[SpooledIntake]:
-    """Report every ``spool/<message_id>/`` folder, for crash recovery. Never raises on content."""
-    with os.scandir(spool_dir) as entries:
-        folders = sorted(entry.name for entry in entries
-                         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
-    return [_inspect(spool_dir / message_id, message_id) for message_id in folders]
-
-
-def _inspect(folder: Path, message_id: str) -> SpooledIntake:
-    payload_mode = _lstat_mode(folder / PAYLOAD_FILE)
-    has_payload = payload_mode is not None and stat.S_ISREG(payload_mode)
-    lost = SpoolState.DAMAGED if has_payload else SpoolState.INCOMPLETE
-    try:
-        taken = _taken_from_record(_read_record(folder / INTAKE_FILE), folder)
-        if taken.message_id != message_id:
-            raise ValueError(f"it names message {taken.message_id!r}")
-    except FileNotFoundError:
-        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is missing")
-    except (OSError, ValueError, KeyError, TypeError, MalformedToken) as exc:
-        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is unusable: {exc}")
-    if not has_payload:
-        return SpooledIntake(message_id, folder, SpoolState.INCOMPLETE, taken,
-                             "the document was never moved in")
-    size = os.stat(folder / PAYLOAD_FILE, follow_symlinks=False).st_size
-    if size != taken.size:
-        return SpooledIntake(message_id, folder, SpoolState.DAMAGED, taken,
-                             f"payload is {size} bytes, {INTAKE_FILE} says {taken.size}")
-    return SpooledIntake(message_id, folder, SpoolState.TAKEN, taken, None)
-
-
-def _read_record(path: Path) -> dict[str, Any]:
-    fd = os.open(path, _FILE_FLAGS)
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(1 << 20)
-    record = strict_json_object(data)
-    if record.get("format") != INTAKE_FORMAT or record.get("version") != INTAKE_VERSION:
-        raise ValueError("unknown format or version")
-    expected = {"format", "version", "message_id", "target", "original_name", "hint", "size",
-                "mtime_ns", "taken_at"}
-    if set(record) != expected:
-        raise ValueError(f"fields {sorted(set(record) ^ expected)} are wrong")
-    return record
-
-
-def _taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
+def taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
     strings = ("message_id", "target", "original_name", "taken_at")
     if not all(isinstance(record[key], str) for key in strings):
         raise TypeError("a text field is not text")

@@ -34,13 +34,13 @@ from twisted.logger import Logger
 from keys.errors import KeysError
 from node.failpoints import failpoint
 from node.home import fsync_dir
-from node.intake import Refused, SpoolState, TakenFile, recover_spool, refuse_file, take_file
+from node.intake import Refused, TakenFile, refuse_file, take_file
 from node.names import safe_file_name, unique_name
 from node.runtime import NodeRuntime
 from node.records import NewDispatch
 from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
 from node.sidecars import adopt_document, adopt_staged_meta, prepare_document, sidecar_to_sent
-from node.spool import read_meta, spool_bytes
+from node.spool import SpoolState, read_meta, recover_spool, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
 

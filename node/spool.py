@@ -8,15 +8,23 @@ metadata that goes into the signed envelope header (``kind``, document fields, .
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import stat
+from dataclasses import dataclass
+from enum import Enum
+
+from keys.errors import MalformedToken
 from keys.jws import canonical_json, strict_json_object
 from node.home import fsync_dir
-from node.intake import INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, PAYLOAD_FILE, TakenFile
+from node.intake import (
+    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, PAYLOAD_FILE, TakenFile, taken_from_record,
+)
+
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 META_FILE = "meta.json"
 
@@ -62,5 +70,71 @@ def spool_bytes(spool_dir: Path, *, message_id: str, name: str, data: bytes, tar
                      taken_at=now)
 
 
-def pretty(meta: Mapping[str, Any]) -> str:
-    return json.dumps(dict(meta), ensure_ascii=False, indent=2, sort_keys=True)
+# -- crash recovery ------------------------------------------------------------------------
+
+class SpoolState(Enum):
+    TAKEN = "taken"  # intake.json and payload: taken, to be recorded/packaged
+    INCOMPLETE = "incomplete"  # no payload: the take did not finish; the folder can go
+    DAMAGED = "damaged"  # a payload without a usable record, or a mismatch: ask a human
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledIntake:
+    """What ``recover_spool`` found in one ``spool/<message_id>/`` folder."""
+
+    message_id: str
+    folder: Path
+    state: SpoolState
+    taken: TakenFile | None
+    problem: str | None
+
+
+def recover_spool(spool_dir: Path) -> list[SpooledIntake]:
+    """Report every ``spool/<message_id>/`` folder, for crash recovery. Never raises on content."""
+    with os.scandir(spool_dir) as entries:
+        folders = sorted(entry.name for entry in entries
+                         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
+    return [_inspect(spool_dir / message_id, message_id) for message_id in folders]
+
+
+def _inspect(folder: Path, message_id: str) -> SpooledIntake:
+    payload_mode = _lstat_mode(folder / PAYLOAD_FILE)
+    has_payload = payload_mode is not None and stat.S_ISREG(payload_mode)
+    lost = SpoolState.DAMAGED if has_payload else SpoolState.INCOMPLETE
+    try:
+        taken = taken_from_record(_read_record(folder / INTAKE_FILE), folder)
+        if taken.message_id != message_id:
+            raise ValueError(f"it names message {taken.message_id!r}")
+    except FileNotFoundError:
+        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is missing")
+    except (OSError, ValueError, KeyError, TypeError, MalformedToken) as exc:
+        return SpooledIntake(message_id, folder, lost, None, f"{INTAKE_FILE} is unusable: {exc}")
+    if not has_payload:
+        return SpooledIntake(message_id, folder, SpoolState.INCOMPLETE, taken,
+                             "the document was never moved in")
+    size = os.stat(folder / PAYLOAD_FILE, follow_symlinks=False).st_size
+    if size != taken.size:
+        return SpooledIntake(message_id, folder, SpoolState.DAMAGED, taken,
+                             f"payload is {size} bytes, {INTAKE_FILE} says {taken.size}")
+    return SpooledIntake(message_id, folder, SpoolState.TAKEN, taken, None)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    fd = os.open(path, _FILE_FLAGS)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(1 << 20)
+    record = strict_json_object(data)
+    if record.get("format") != INTAKE_FORMAT or record.get("version") != INTAKE_VERSION:
+        raise ValueError("unknown format or version")
+    expected = {"format", "version", "message_id", "target", "original_name", "hint", "size",
+                "mtime_ns", "taken_at"}
+    if set(record) != expected:
+        raise ValueError(f"fields {sorted(set(record) ^ expected)} are wrong")
+    return record
+
+
+def _lstat_mode(path: Path) -> int | None:
+    try:
+        return os.stat(path, follow_symlinks=False).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
