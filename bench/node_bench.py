@@ -26,6 +26,7 @@ baselines and a pass/short verdict for each target of the issue; ``--json`` writ
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -36,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, report
-from bench.nodes import Network, settings_text, write_large_file, write_small_files
+from bench.nodes import Files, Network, settings_text, write_large_file, write_small_files
 
 MIB = 1 << 20
 SCENARIOS = ("baselines", "large", "small", "single", "scaling", "fanout")
+DEFAULT_JSON = Path(tempfile.gettempdir()) / "lienthong-node-bench.json"
 
 
 class Plan:
@@ -89,13 +91,15 @@ def run_large(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> Non
         moved = net.staging("large") / source.name
         source.rename(moved)
         _say(f"large: {plan.large // MIB} MiB to {target}")
+        cpu_before = net.cpu_seconds()
         dropped = net.drop(target, [moved])
         net.wait_receipts(1, timeout=600, interval=0.05)
+        cpu = {name: value - cpu_before[name] for name, value in net.cpu_seconds().items()}
         seconds = net.latencies(dropped)[0]
         rss = {name: value / MIB for name, value in net.peak_rss().items()}
         phases = _phases(net, dropped[moved.name])
         return {"size": plan.large, "seconds": seconds, "mbps": plan.large / seconds / 1e6,
-                "peak_rss_mib": rss, "phases": phases}
+                "peak_rss_mib": rss, "phases": phases, "cpu_seconds": cpu}
 
     results["large"] = _with_network(base, "large", 1, body)
     shutil.rmtree(staging, ignore_errors=True)
@@ -104,7 +108,7 @@ def run_large(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> Non
 def _phases(net: Network, dropped: float) -> dict[str, float]:
     """Seconds from the drop to each audit milestone at the sender."""
     from node.clock import parse_rfc3339
-    db = net._sender_db()
+    db = net.sender_db()
     out = {}
     for kind in ("taken", "sealed", "receipt-verified"):
         row = db.execute("SELECT min(time) FROM audit WHERE kind = ?", (kind,)).fetchone()
@@ -113,35 +117,46 @@ def _phases(net: Network, dropped: float) -> dict[str, float]:
     return out
 
 
-def _many(base: Path, plan: Plan, count: int, name: str) -> dict[str, Any]:
+def _many(base: Path, plan: Plan, count: int, name: str,
+          source: Path | None = None) -> dict[str, Any]:
+    """Drop ``count`` small files at once (those in ``source`` when given: the very files the
+    rsync baseline copied) and wait for every receipt."""
     def body(net: Network) -> dict[str, Any]:
-        files = write_small_files(net.staging(name), count, plan.small_size)
+        if source is not None:
+            paths = sorted(source.iterdir())
+            for path in paths:
+                path.rename(net.staging(name) / path.name)
+            files = Files([net.staging(name) / path.name for path in paths], plan.small_size)
+        else:
+            files = write_small_files(net.staging(name), count, plan.small_size)
         time.sleep(0.5)  # let the pair settle (connections, first scan) before the drop
         _say(f"{name}: {count} x {plan.small_size // 1024} KiB")
+        cpu_before = net.cpu_seconds()
         dropped = net.drop(net.peers[0].name, files.paths)
         net.wait_receipts(count, timeout=60 + count * 0.5, interval=0.05)
+        cpu = {name: (value - cpu_before[name]) / count * 1000
+               for name, value in net.cpu_seconds().items()}
         latencies = net.latencies(dropped)
         first = min(dropped.values())
         last = max(at + lat for at, lat in zip(dropped.values(), latencies))
         seconds = last - first
         return {"count": count, "size": plan.small_size, "seconds": seconds,
                 "docs_per_s": count / seconds, "ms_per_doc": seconds / count * 1000,
-                **report.latency_summary(latencies)}
+                "cpu_ms_per_doc": cpu, **report.latency_summary(latencies)}
     return _with_network(base, name, 1, body)
 
 
 def run_small(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> None:
+    folder = base / "small-files"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_small_files(folder, plan.small, plan.small_size)
     if sshd is not None:
-        folder = base / "rsync-source"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_small_files(folder, plan.small, plan.small_size)
         _say(f"baseline: rsync -a --fsync -e ssh {plan.small} files")
         seconds = baselines.rsync_seconds(sshd, folder, base / "rsync-copy")
         results["baselines"]["rsync"] = {"files_per_s": plan.small / seconds,
                                          "seconds": seconds, "files": plan.small}
-        shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(base / "rsync-copy", ignore_errors=True)
-    results["small"] = _many(base, plan, plan.small, "small")
+    results["small"] = _many(base, plan, plan.small, "small", source=folder)
 
 
 def run_single(base: Path, plan: Plan, results: dict[str, Any]) -> None:
@@ -155,7 +170,9 @@ def run_single(base: Path, plan: Plan, results: dict[str, Any]) -> None:
             time.sleep(0.2)  # idle between runs
             dropped.update(net.drop(target, [path]))
             net.wait_receipts(index, timeout=30, interval=0.002)
+        taken = net.taken_after(dropped)
         return {"runs": plan.single_runs, "size": plan.small_size,
+                "drop_to_taken_p50_ms": report.percentile(taken, 0.5) * 1000,
                 **report.latency_summary(net.latencies(dropped))}
     results["single"] = _with_network(base, "single", 1, body)
 
@@ -210,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.node_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help=f"write every figure to this JSON file (default {DEFAULT_JSON})")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -252,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         if sshd is not None:
             sshd.__exit__(None, None, None)
         shutil.rmtree(base, ignore_errors=True)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     print(report.render(results))
-    if args.json:
-        report.write_json(results, args.json)
+    report.write_json(results, args.json)
+    print(f"all figures written to {args.json}")
     return 0
 
 

@@ -32,7 +32,7 @@ from tests.integration.harness import TestNode, make_network
 #: Replacements in each node's configuration (the harness's FAST_SETTINGS style).
 BENCH_SETTINGS = {
     "scan_interval = 30": "scan_interval = 1",
-    "stable_seconds = 1.0": "stable_seconds = 0.05",
+    "stable_seconds = 1.0": "stable_seconds = 0.01",
     "retry_initial = 1.0": "retry_initial = 0.2",
     "retry_max = 300.0": "retry_max = 2.0",
     "connect_timeout = 20": "connect_timeout = 10",
@@ -54,6 +54,15 @@ def peak_rss(node: TestNode) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds(node: TestNode) -> float:
+    """User + system CPU the node process has used so far (all its threads)."""
+    if node.process is None:
+        return 0.0
+    with open(f"/proc/{node.process.pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Network:
@@ -90,6 +99,10 @@ class Network:
     def peak_rss(self) -> dict[str, int]:
         return {node.name: peak_rss(node) for node in self.nodes}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by each node: unlike wall time, barely moved by other load."""
+        return {node.name: cpu_seconds(node) for node in self.nodes}
+
     # -- dropping ------------------------------------------------------------------------
 
     def staging(self, name: str) -> Path:
@@ -110,14 +123,14 @@ class Network:
 
     # -- what the sender's store says ----------------------------------------------------
 
-    def _sender_db(self) -> sqlite3.Connection:
+    def sender_db(self) -> sqlite3.Connection:
         if self._db is None:
             path = self.sender.home / "state" / "lienthong.db"
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         return self._db
 
     def receipts_count(self) -> int:
-        row = self._sender_db().execute(
+        row = self.sender_db().execute(
             "SELECT count(*) FROM audit WHERE kind = 'receipt-verified'").fetchone()
         return int(row[0])
 
@@ -136,7 +149,7 @@ class Network:
 
     def receipt_times(self) -> dict[str, list[float]]:
         """File name -> the times of its verified receipts (one per recipient)."""
-        db = self._sender_db()
+        db = self.sender_db()
         names = {mid: json.loads(detail)["name"] for mid, detail in db.execute(
             "SELECT message_id, detail FROM audit WHERE kind = 'taken'")}
         times: dict[str, list[float]] = {}
@@ -144,6 +157,13 @@ class Network:
                 "SELECT message_id, time FROM audit WHERE kind = 'receipt-verified'"):
             times.setdefault(names[mid], []).append(parse_rfc3339(when))
         return times
+
+    def taken_after(self, dropped: dict[str, float]) -> list[float]:
+        """Drop-to-taken seconds for each dropped file: the watcher's share of the latency."""
+        taken = {json.loads(detail)["name"]: parse_rfc3339(when) for detail, when in
+                 self.sender_db().execute(
+                     "SELECT detail, time FROM audit WHERE kind = 'taken'")}
+        return [taken[name] - at for name, at in dropped.items()]
 
     def latencies(self, dropped: dict[str, float], recipients: int = 1) -> list[float]:
         """Drop-to-last-receipt seconds for each dropped file (all recipients receipted)."""

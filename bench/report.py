@@ -101,7 +101,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 def render(results: dict[str, Any]) -> str:
     """The table printed at the end of a run (also pasted into docs/benchmarks.md)."""
     lines = ["", "lienthong delivery benchmark", "=" * 28,
-             f"settings: {results['settings']}", ""]
+             f"settings: {results['settings']}",
+             f"machine: {results['machine']['cores']} cores, {results['machine']['cpu']}, "
+             f"{results['machine']['ram_gib']} GiB; load average at start "
+             f"{results['machine']['load_average_at_start'][0]:.2f}", ""]
     base = results.get("baselines", {})
     rows: list[tuple[str, str]] = []
     if "large" in results:
@@ -111,20 +114,26 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("  phases (s)", "  ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())))
         rows.append(("  peak RSS (MiB)", "  ".join(f"{k} {v:.0f}"
                                                  for k, v in r["peak_rss_mib"].items())))
+        rows.append(("  CPU (s)", "  ".join(f"{k} {v:.1f}" for k, v in r["cpu_seconds"].items())))
     if "small" in results:
         r = results["small"]
         rows.append((f"small: {r['count']} x {r['size'] // 1024} KiB dropped at once",
                      f"{r['docs_per_s']:.0f} docs/s, latency p50 {r['p50_ms']:.0f} ms, "
                      f"p99 {r['p99_ms']:.0f} ms"))
+        rows.append(("  CPU per document (ms)", "  ".join(
+            f"{k} {v:.1f}" for k, v in r["cpu_ms_per_doc"].items())))
     if "single" in results:
         r = results["single"]
         rows.append((f"single: {r['size'] // 1024} KiB into an idle pair, {r['runs']} runs",
                      f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"))
+        rows.append(("  of which drop-to-taken (watcher) p50", f"{r['drop_to_taken_p50_ms']:.1f} ms"))
     if "scaling" in results:
         r = results["scaling"]
         for run in r["runs"]:
+            cpu = "  ".join(f"{k} {v:.1f}" for k, v in run["cpu_ms_per_doc"].items())
             rows.append((f"scaling: {run['count']} docs",
-                         f"{run['ms_per_doc']:.2f} ms/doc ({run['docs_per_s']:.0f} docs/s)"))
+                         f"{run['ms_per_doc']:.2f} ms/doc ({run['docs_per_s']:.0f} docs/s); "
+                         f"CPU ms/doc: {cpu}"))
         rows.append(("  spread (slowest/fastest per doc)", f"{r['spread']:.2f}x"))
     if "fanout" in results:
         for run in results["fanout"]["runs"]:

@@ -19,7 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from config.schema import NodeConfig, parse_address
 from keys.directory import Directory
 from keys.identity import NodeKeys
-from node.dbthread import DatabaseThread
+from node.store_commits import GroupCommitThread
 from node.inbound import Inbound
 from node.links import PeerLink
 from node.outbox import Outbox
@@ -185,7 +185,7 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
                   store: Any = None) -> NodeRuntime:
     """A runtime with a real store and database thread (started) and a worker pool."""
     store = store or open_store(config.store.url)
-    database = DatabaseThread(reactor)
+    database = GroupCommitThread(reactor, store)
     database.start()
     workers = ThreadPool(minthreads=1, maxthreads=4, name="lienthong-io")
     workers.start()

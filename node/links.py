@@ -43,6 +43,13 @@ from protocol.receipt import verify_receipt
 
 log = Logger(namespace="lienthong.links")
 
+#: A document up to this size (ciphertext) is "small": it does not count against
+#: ``max_parallel_transfers``. Small documents are offered up to ``SMALL_WINDOW`` at once, so
+#: a thousand letters keep the receiver's disk and database busy with batches instead of
+#: waiting four at a time for a round trip each (bench/node_bench.py, docs/benchmarks.md).
+SMALL_DOCUMENT = 1 << 20
+SMALL_WINDOW = 24
+
 #: Refusals that no retry can cure; anything else is retried with backoff.
 PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
                                   "too-large", "unknown-sender", "bad-envelope"})
@@ -127,6 +134,7 @@ class PeerLink:
         self._verify_failures: dict[str, int] = {}
         self._held_back: set[str] = set()
         self._retry_reason: str | None = None
+        self._checking_due = False
         cfg = runtime.config.delivery
         self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
 
@@ -169,13 +177,19 @@ class PeerLink:
     def kick(self) -> None:
         """Work may be waiting for this peer."""
         if self.state is LinkState.IDLE:
-            self._dial_when_due()
+            if not self._checking_due:
+                self._dial_when_due()
         elif self.state is LinkState.CONNECTED:
             self._fill()
 
     @inlineCallbacks
     def _dial_when_due(self):  # type: ignore[no-untyped-def]
-        depths = yield self.rt.db(self.rt.store.queue_depths)
+        # One look at a time: a thousand kicks while idle must not queue a thousand queries.
+        self._checking_due = True
+        try:
+            depths = yield self.rt.db(self.rt.store.queue_depths)
+        finally:
+            self._checking_due = False
         depth = depths.get(self.node_id, 0)
         if depth == 0 or self.state is not LinkState.IDLE:
             return
@@ -296,11 +310,16 @@ class PeerLink:
                     return
                 limit = self.rt.config.delivery.max_parallel_transfers
                 rows = yield self.rt.db(self.rt.store.queued_deliveries, self.node_id,
-                                        limit + len(self.offered) + len(self._held_back) + 8)
+                                        SMALL_WINDOW + len(self.offered) +
+                                        len(self._held_back) + 8)
                 for row in rows:
                     if row.message_id in self.offered or row.message_id in self._held_back:
                         continue
-                    if len(self.offered) >= limit and row.priority >= Priority.NORMAL:
+                    large = sum(1 for r in self.offered.values()
+                                if r.ciphertext_size > SMALL_DOCUMENT)
+                    full = (large >= limit if row.ciphertext_size > SMALL_DOCUMENT
+                            else len(self.offered) >= SMALL_WINDOW)
+                    if full and row.priority >= Priority.NORMAL:
                         break
                     if self.proto is None:
                         return

@@ -185,10 +185,16 @@ def _v2(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v3(conn: Connection) -> None:
+    """Version 3: an index in queue order (state, priority, seq) for queued_deliveries."""
+    conn.exec_driver_sql("CREATE INDEX dispatches_queue ON dispatches (state, priority, seq)")
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
     (2, _v2),
+    (3, _v3),
 )
 
 

@@ -67,7 +67,6 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self._write(Hello(node_id=self.rt.node_id, software=SOFTWARE))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        self.resetTimeout()
         if self.peer is None:
             self.abort("no-handshake", "data before the TLS handshake completed")
             return
@@ -77,6 +76,10 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self.rt.audit("protocol-error", peer=self.peer, code=exc.code, reason=str(exc))
             self.abort(exc.code, str(exc))
             return
+        if events:
+            # Only whole frames count as activity: a peer dribbling a byte at a time
+            # (slow-loris) must not hold the connection open forever.
+            self.resetTimeout()
         for event in events:
             if self._closed:
                 return

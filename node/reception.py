@@ -26,12 +26,17 @@ from typing import Any
 import nacl.public
 
 from node.home import fsync_dir
-from node.names import safe_file_name, unique_name
+from node.names import MAX_NAME_BYTES, is_noise, safe_file_name, unique_name
+from node.writeback import Writeback
 from protocol.envelope import EnvelopeHeader, Opener
 
-READ_SIZE = 1024 * 1024
+READ_SIZE = 4 * 1024 * 1024
 META_SUFFIX = ".meta.json"
 RECEIPT_SUFFIX = ".receipt.jws"
+#: A stored name leaves room for its longest sidecar suffix, so "<name>.receipt.jws" still
+#: fits in NAME_MAX (255 bytes); otherwise a long name would publish a document whose
+#: metadata and receipt can never be written.
+STORED_NAME_BYTES = MAX_NAME_BYTES - max(len(META_SUFFIX), len(RECEIPT_SUFFIX))
 
 
 def verify_to_staging(partial: Path, staging: Path, header: EnvelopeHeader, *, node_id: str,
@@ -41,8 +46,11 @@ def verify_to_staging(partial: Path, staging: Path, header: EnvelopeHeader, *, n
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as sink, open(partial, "rb") as source:
+            writeback = Writeback(fd)
             while block := source.read(READ_SIZE):
-                sink.write(opener.feed(block))
+                plain = opener.feed(block)
+                sink.write(plain)
+                writeback.wrote(len(plain))
             opener.finish()
             sink.flush()
             os.fsync(sink.fileno())
@@ -64,7 +72,20 @@ def choose_inbox_path(folder: Path, name: str,
             os.path.lexists(folder / (candidate + suffix))
             for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
 
-    return folder / unique_name(taken, safe_file_name(name))
+    safe = _not_temporary(safe_file_name(name, max_bytes=STORED_NAME_BYTES - 2))
+    return folder / unique_name(taken, safe, max_bytes=STORED_NAME_BYTES)
+
+
+def _not_temporary(name: str) -> str:
+    """A peer's name that looks like a temporary, partial or lock file (``x.part``,
+    ``~$x.docx``, ``desktop.ini``) gets a leading ``_``, and a trailing one if its ending is
+    the tell: a hot-folder tool reading the inbox would skip it, and so would our own checks."""
+    if not is_noise(name):
+        return name
+    for candidate in ("_" + name, name + "_"):
+        if not is_noise(candidate):
+            return candidate
+    return "_" + name + "_"
 
 
 def publish_staged(staging: Path, final: Path) -> None:

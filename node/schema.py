@@ -16,7 +16,7 @@ from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, ForeignKey, 
                         MetaData, String, Table, Text)
 
 #: The schema version this code writes and understands (``node.migrations`` reaches it).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -95,6 +95,8 @@ dispatches = Table(
     CheckConstraint("state IN ('sending', 'sent', 'failed')", name="dispatches_state"),
     CheckConstraint("priority BETWEEN 0 AND 3", name="dispatches_priority"),
     Index("dispatches_by_state", "state", "created_at"),
+    # The send queue in order, so "next 32 for this peer" never sorts the whole queue.
+    Index("dispatches_queue", "state", "priority", "seq"),
 )
 
 deliveries = Table(

@@ -25,6 +25,12 @@ from node.store_base import StoreBase, build
 _a = t.audit
 _h = t.audit_heads
 
+# Built once: SQLAlchemy then reuses the compiled form from its cache key, which it memoises
+# on the statement object. Building ``insert(...).values(...)`` per call cost more than the
+# SQL itself (~1 ms of a 2 ms append on the benchmark machine; docs/benchmarks.md).
+_TIP = select(_a.c.seq, _a.c.hash).order_by(_a.c.seq.desc()).limit(1)
+_INSERT = insert(_a)
+
 
 def _check_key(what: str, value: str | None, longest: int, required: bool = False) -> None:
     if value is None and not required:
@@ -57,8 +63,7 @@ class AuditMethods(StoreBase):
             check_message_id(message_id)
         detail_json = canonical_detail(detail)
         with self.transaction() as conn:
-            last = conn.execute(select(_a.c.seq, _a.c.hash).order_by(_a.c.seq.desc())
-                                .limit(1)).first()
+            last = conn.execute(_TIP).first()
             prev_seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
             seq = prev_seq + 1
             fields = hashed_fields(seq, now, kind, peer, message_id, digest,
@@ -66,17 +71,16 @@ class AuditMethods(StoreBase):
             entry = AuditEntry(seq=seq, time=now, kind=kind, peer=peer, message_id=message_id,
                                digest=digest, detail_json=detail_json, prev_hash=prev_hash,
                                hash=entry_hash(prev_hash, fields))
-            conn.execute(insert(_a).values(
-                seq=entry.seq, time=entry.time, kind=entry.kind, peer=entry.peer,
-                message_id=entry.message_id, digest=entry.digest, detail=entry.detail_json,
-                prev_hash=entry.prev_hash, hash=entry.hash))
+            conn.execute(_INSERT, {
+                "seq": entry.seq, "time": entry.time, "kind": entry.kind, "peer": entry.peer,
+                "message_id": entry.message_id, "digest": entry.digest,
+                "detail": entry.detail_json, "prev_hash": entry.prev_hash, "hash": entry.hash})
         return entry
 
     def audit_tip(self) -> tuple[int, str]:
         """(seq, hash) of the last entry; (0, 64 zeros) for an empty log."""
         with self._read() as conn:
-            last = conn.execute(select(_a.c.seq, _a.c.hash).order_by(_a.c.seq.desc())
-                                .limit(1)).first()
+            last = conn.execute(_TIP).first()
         return (int(last.seq), last.hash) if last is not None else (0, GENESIS_HASH)
 
     def audit_entries(self, *, after_seq: int = 0, limit: int | None = None,

@@ -68,6 +68,9 @@ _TRANSITIONS: dict[_State, frozenset[_State]] = {
 }
 
 _STOP = object()
+_SAVEPOINT = "SAVEPOINT lienthong_unit"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT lienthong_unit"
+_RELEASE = "RELEASE SAVEPOINT lienthong_unit"
 
 
 class GroupCommitThread:
@@ -151,17 +154,25 @@ class GroupCommitThread:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._store.transaction() as conn:
+                # Savepoints straight on the driver's cursor: SQLAlchemy's begin_nested()
+                # compiles a new SAVEPOINT clause each time and cost a third of the thread's
+                # time (py-spy, docs/benchmarks.md). Standard SQL; SQLite and PostgreSQL agree.
+                cursor = conn.connection.cursor()
                 for fn, args, kwargs, _d in batch:
-                    savepoint = conn.begin_nested()
+                    cursor.execute(_SAVEPOINT)
                     try:
                         value = _plain(fn(*args, **kwargs))
                     except BaseException:  # noqa: BLE001 - handed to the unit's Deferred
                         failure = Failure()
-                        savepoint.rollback()  # if this raises, the whole batch fails below
+                        # If this raises (the database dropped the whole transaction), every
+                        # unit of the batch fails below.
+                        cursor.execute(_ROLLBACK_TO)
+                        cursor.execute(_RELEASE)
                         outcomes.append((False, failure))
                     else:
-                        savepoint.commit()
+                        cursor.execute(_RELEASE)
                         outcomes.append((True, value))
+                cursor.close()
         except BaseException:  # noqa: BLE001 - the commit (or a rollback) failed: nothing stuck
             failure = Failure()
             return [(False, failure)] * len(batch)

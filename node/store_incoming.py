@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from keys.identity import check_time
@@ -26,6 +26,12 @@ from node.records import (RECEIVED_TRANSITIONS, DuplicateMessage, InvalidTransit
 from node.store_base import StoreBase, build
 
 _r = t.received
+
+# Built once (see node/store_outgoing.py): the reception path's statements, with bind parameters.
+_KEY = (_r.c.sender_node_id == bindparam("w_sender")) & (_r.c.message_id == bindparam("w_mid"))
+_GET = select(_r).where(_KEY)
+_INSERT = insert(_r)
+_UPDATE = update(_r).where(_KEY)
 
 
 def _row(row: Any) -> ReceivedRow:
@@ -39,7 +45,7 @@ class IncomingMethods(StoreBase):
         return (_r.c.sender_node_id == sender_node_id) & (_r.c.message_id == message_id)
 
     def _get(self, conn: Connection, sender_node_id: str, message_id: str) -> ReceivedRow | None:
-        row = conn.execute(select(_r).where(self._key(sender_node_id, message_id))).first()
+        row = conn.execute(_GET, {"w_sender": sender_node_id, "w_mid": message_id}).first()
         return None if row is None else _row(row)
 
     def get_received(self, sender_node_id: str, message_id: str) -> ReceivedRow | None:
@@ -53,11 +59,11 @@ class IncomingMethods(StoreBase):
             if self._get(conn, item.sender_node_id, item.message_id) is not None:
                 raise DuplicateMessage(f"message {item.message_id} from {item.sender_node_id} "
                                        "is already recorded")
-            conn.execute(insert(_r).values(
-                sender_node_id=item.sender_node_id, message_id=item.message_id, name=item.name,
-                stored_path=item.stored_path, size=item.size, sha256=item.sha256,
-                header_token=item.header_token, state="publishing", receipt=None,
-                received_at=now, meta=meta_json(item.meta)))
+            conn.execute(_INSERT, {
+                "sender_node_id": item.sender_node_id, "message_id": item.message_id,
+                "name": item.name, "stored_path": item.stored_path, "size": item.size,
+                "sha256": item.sha256, "header_token": item.header_token, "state": "publishing",
+                "receipt": None, "received_at": now, "meta": meta_json(item.meta)})
             row = self._get(conn, item.sender_node_id, item.message_id)
         if row is None:  # pragma: no cover - the insert above just succeeded
             raise NotFound("the row just inserted is gone")
@@ -78,8 +84,8 @@ class IncomingMethods(StoreBase):
                                           "has a different receipt; the first one is kept")
                 return row
             check_transition(RECEIVED_TRANSITIONS, f"message {message_id}", row.state, "stored")
-            conn.execute(update(_r).where(self._key(sender_node_id, message_id))
-                         .values(state="stored", receipt=receipt))
+            conn.execute(_UPDATE, {"w_sender": sender_node_id, "w_mid": message_id,
+                                   "state": "stored", "receipt": receipt})
             stored = self._get(conn, sender_node_id, message_id)
         if stored is None:  # pragma: no cover - updated in the same transaction
             raise NotFound("the row just updated is gone")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from keys.identity import check_time
@@ -30,6 +30,39 @@ from node.store_base import StoreBase, build
 _d = t.dispatches
 _v = t.deliveries
 _s = t.peer_schedule
+
+# The statements of the delivery path, built once with bind parameters. SQLAlchemy memoises a
+# statement object's cache key, so a prebuilt statement skips the construction and cache-key
+# work that otherwise cost more than the SQL itself (docs/benchmarks.md, "store statements").
+_KNOWN = (select(_d.c.message_id)
+          .where(_d.c.message_id.in_(bindparam("ids", expanding=True))).limit(1))
+_LAST_SEQ = select(func.max(_d.c.seq))
+_INSERT_DISPATCH = insert(_d)
+_INSERT_DELIVERY = insert(_v)
+_DISPATCH_BY_ID = select(_d).where(_d.c.message_id == bindparam("mid"))
+_DELIVERIES_OF = (select(_v).where(_v.c.message_id.in_(bindparam("mids", expanding=True)))
+                  .order_by(_v.c.message_id, _v.c.peer_node_id))
+_QUEUED = (select(_v.c.message_id, _v.c.peer_node_id, _d.c.spool_dir, _d.c.header_token,
+                  _d.c.ciphertext_size, _d.c.priority, _d.c.name, _d.c.size, _d.c.sha256,
+                  _d.c.created_at, _v.c.attempts, _v.c.bytes_sent)
+           .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
+           .where(_v.c.peer_node_id == bindparam("peer"), _v.c.state == "queued",
+                  _d.c.state == "sending")
+           .order_by(_d.c.priority, _d.c.seq).limit(bindparam("lim")))
+_QUEUE_DEPTHS = (select(_v.c.peer_node_id, func.count())
+                 .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
+                 .where(_v.c.state == "queued", _d.c.state == "sending")
+                 .group_by(_v.c.peer_node_id))
+_DELIVERY = select(_v).where(_v.c.message_id == bindparam("w_mid"),
+                             _v.c.peer_node_id == bindparam("w_peer"))
+#: SET columns come from the parameters given to ``execute`` (``w_*`` name the row).
+_UPDATE_DELIVERY = update(_v).where(_v.c.message_id == bindparam("w_mid"),
+                                    _v.c.peer_node_id == bindparam("w_peer"))
+_COUNT_ATTEMPT = _UPDATE_DELIVERY.values(attempts=_v.c.attempts + 1)
+_PENDING = select(func.count()).select_from(_v).where(_v.c.message_id == bindparam("mid"),
+                                                      _v.c.state != "delivered")
+_DISPATCH_STATE = select(_d.c.state, _d.c.sent_path).where(_d.c.message_id == bindparam("mid"))
+_UPDATE_DISPATCH = update(_d).where(_d.c.message_id == bindparam("w_mid"))
 
 
 def _meta(text: str) -> dict[str, Any]:
@@ -53,19 +86,18 @@ class OutgoingMethods(StoreBase):
         if not batch:
             return []
         with self.transaction() as conn:
-            known = conn.execute(select(_d.c.message_id).where(_d.c.message_id.in_(ids))
-                                 .limit(1)).scalar()
+            known = conn.execute(_KNOWN, {"ids": ids}).scalar()
             if known is not None:
                 raise DuplicateMessage(f"message {known} is already recorded as a dispatch")
-            last = conn.execute(select(func.max(_d.c.seq))).scalar() or 0
-            conn.execute(insert(_d), [
+            last = conn.execute(_LAST_SEQ).scalar() or 0
+            conn.execute(_INSERT_DISPATCH, [
                 {"message_id": item.message_id, "seq": last + 1 + index, "name": item.name,
                  "target": item.target, "spool_dir": item.spool_dir,
                  "header_token": item.header_token, "size": item.size, "sha256": item.sha256,
                  "ciphertext_size": item.ciphertext_size, "priority": item.priority,
                  "meta": meta_json(item.meta), "state": "sending", "created_at": now}
                 for index, item in enumerate(batch)])
-            conn.execute(insert(_v), [
+            conn.execute(_INSERT_DELIVERY, [
                 {"message_id": item.message_id, "peer_node_id": peer, "state": "queued",
                  "attempts": 0, "bytes_sent": 0}
                 for item in batch for peer in item.recipients])
@@ -82,13 +114,15 @@ class OutgoingMethods(StoreBase):
     def _load_dispatches(self, conn: Connection, where: Any, limit: int | None = None
                          ) -> list[DispatchRow]:
         query = select(_d).where(where).order_by(_d.c.seq.desc())
-        rows = conn.execute(query.limit(limit) if limit is not None else query).all()
+        return self._with_deliveries(
+            conn, conn.execute(query.limit(limit) if limit is not None else query).all())
+
+    def _with_deliveries(self, conn: Connection, rows: Sequence[Any]) -> list[DispatchRow]:
         if not rows:
             return []
         by_message: dict[str, list[DeliveryRow]] = {}
-        delivery_rows = conn.execute(
-            select(_v).where(_v.c.message_id.in_([row.message_id for row in rows]))
-            .order_by(_v.c.message_id, _v.c.peer_node_id)).all()
+        delivery_rows = conn.execute(_DELIVERIES_OF,
+                                     {"mids": [row.message_id for row in rows]}).all()
         for delivery in delivery_rows:
             by_message.setdefault(delivery.message_id, []).append(build(DeliveryRow, delivery))
         return [build(DispatchRow, row, meta=_meta(row.meta),
@@ -97,7 +131,8 @@ class OutgoingMethods(StoreBase):
 
     def get_dispatch(self, message_id: str) -> DispatchRow | None:
         with self._read() as conn:
-            found = self._load_dispatches(conn, _d.c.message_id == message_id)
+            found = self._with_deliveries(
+                conn, conn.execute(_DISPATCH_BY_ID, {"mid": message_id}).all())
             return found[0] if found else None
 
     def recent_dispatches(self, limit: int) -> list[DispatchRow]:
@@ -122,37 +157,25 @@ class OutgoingMethods(StoreBase):
 
     def queued_deliveries(self, peer_node_id: str, limit: int) -> list[QueuedDelivery]:
         """What to offer ``peer_node_id`` next: flash before normal, then oldest first."""
-        query = (select(_v.c.message_id, _v.c.peer_node_id, _d.c.spool_dir, _d.c.header_token,
-                        _d.c.ciphertext_size, _d.c.priority, _d.c.name, _d.c.size, _d.c.sha256,
-                        _d.c.created_at, _v.c.attempts, _v.c.bytes_sent)
-                 .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
-                 .where(_v.c.peer_node_id == peer_node_id, _v.c.state == "queued",
-                        _d.c.state == "sending")
-                 .order_by(_d.c.priority, _d.c.seq).limit(limit))
         with self._read() as conn:
-            return [build(QueuedDelivery, row) for row in conn.execute(query).all()]
+            return [build(QueuedDelivery, row) for row in
+                    conn.execute(_QUEUED, {"peer": peer_node_id, "lim": limit}).all()]
 
     def queue_depths(self) -> dict[str, int]:
         """Queued deliveries per peer node ID (peers with none are absent)."""
-        query = (select(_v.c.peer_node_id, func.count())
-                 .select_from(_v.join(_d, _v.c.message_id == _d.c.message_id))
-                 .where(_v.c.state == "queued", _d.c.state == "sending")
-                 .group_by(_v.c.peer_node_id))
         with self._read() as conn:
-            return {node: int(count) for node, count in conn.execute(query).all()}
+            return {node: int(count) for node, count in conn.execute(_QUEUE_DEPTHS).all()}
 
     def _delivery(self, conn: Connection, message_id: str, peer_node_id: str) -> Any:
-        row = conn.execute(select(_v).where(_v.c.message_id == message_id,
-                                            _v.c.peer_node_id == peer_node_id)).first()
+        row = conn.execute(_DELIVERY, {"w_mid": message_id, "w_peer": peer_node_id}).first()
         if row is None:
             raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
         return row
 
     def _update_delivery(self, conn: Connection, message_id: str, peer_node_id: str,
                          **values: Any) -> None:
-        result = conn.execute(update(_v).where(_v.c.message_id == message_id,
-                                               _v.c.peer_node_id == peer_node_id)
-                              .values(**values))
+        result = conn.execute(_UPDATE_DELIVERY,
+                              {"w_mid": message_id, "w_peer": peer_node_id, **values})
         if result.rowcount == 0:
             raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
 
@@ -160,8 +183,10 @@ class OutgoingMethods(StoreBase):
         """Count one more attempt to send this document to this peer."""
         check_time(now)
         with self.transaction() as conn:
-            self._update_delivery(conn, message_id, peer_node_id, offered_at=now,
-                                  attempts=_v.c.attempts + 1)
+            result = conn.execute(_COUNT_ATTEMPT, {"w_mid": message_id, "w_peer": peer_node_id,
+                                                   "offered_at": now})
+            if result.rowcount == 0:
+                raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
 
     def record_progress(self, message_id: str, peer_node_id: str, bytes_sent: int) -> None:
         """How far a transfer got (cheap; callers throttle how often they call it)."""
@@ -174,8 +199,7 @@ class OutgoingMethods(StoreBase):
             self._update_delivery(conn, message_id, peer_node_id, last_error=error)
 
     def _pending(self, conn: Connection, message_id: str) -> int:
-        return int(conn.execute(select(func.count()).select_from(_v).where(
-            _v.c.message_id == message_id, _v.c.state != "delivered")).scalar_one())
+        return int(conn.execute(_PENDING, {"mid": message_id}).scalar_one())
 
     def record_receipt(self, message_id: str, peer_node_id: str, receipt_token: str,
                        now: str) -> bool:
@@ -214,8 +238,7 @@ class OutgoingMethods(StoreBase):
                                   last_error=reason)
 
     def _dispatch_state(self, conn: Connection, message_id: str) -> Any:
-        row = conn.execute(select(_d.c.state, _d.c.sent_path)
-                           .where(_d.c.message_id == message_id)).first()
+        row = conn.execute(_DISPATCH_STATE, {"mid": message_id}).first()
         if row is None:
             raise NotFound(f"there is no dispatch with message ID {message_id}")
         return row
@@ -232,8 +255,9 @@ class OutgoingMethods(StoreBase):
             if pending:
                 raise InvalidTransition(f"dispatch {message_id} still waits for {pending} "
                                         "receipt(s): only receipts make a document sent")
-            conn.execute(update(_d).where(_d.c.message_id == message_id).values(
-                state="sent", sent_path=sent_path, finished_at=now, error=None))
+            conn.execute(_UPDATE_DISPATCH, {"w_mid": message_id, "state": "sent",
+                                            "sent_path": sent_path, "finished_at": now,
+                                            "error": None})
 
     def fail_dispatch(self, message_id: str, reason: str, now: str) -> None:
         """Give up on a document: it and its still-queued deliveries become ``failed``."""

@@ -27,7 +27,7 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(path) == schema.SCHEMA_VERSION == 2
+    assert stored_version(path) == schema.SCHEMA_VERSION == 3
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -169,7 +169,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         assert store.control_requests()[0].id == request.id
     finally:
         store.close()
-    assert stored_version(path) == 2
+    assert stored_version(path) == schema.SCHEMA_VERSION
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT name FROM peers").fetchall() == [("hdnd",)]
     assert {"control_requests", "document_status", "recalls"} <= set(describe(url(path)))
