@@ -42,7 +42,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from node.migrations import migrate
+from node import schema
+from node.migrations import current_version, migrate
 from node.records import StoreError
 from node.store_audit import AuditMethods
 from node.store_documents import DocumentMethods
@@ -68,7 +69,12 @@ def open_store(url: str) -> Store:
     else:
         reader = writer = create_engine(url)
     try:
-        migrate(writer)
+        # Look first with a read transaction: a reader (lienthong status, audit) must not
+        # queue for the write lock that a busy daemon holds, when there is nothing to migrate.
+        with reader.connect() as conn:
+            found = current_version(conn)
+        if found != schema.SCHEMA_VERSION:
+            migrate(writer)
     except BaseException:
         reader.dispose()
         raise
