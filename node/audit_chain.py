@@ -83,8 +83,30 @@ def hashed_fields(seq: int, time: str, kind: str, peer: str | None, message_id: 
 
 
 def canonical_detail(detail: Mapping[str, Any] | None) -> str:
-    """The stored text of an entry's detail (canonical JSON; ``{}`` when there is none)."""
-    return canonical_json(dict(detail or {})).decode("utf-8")
+    """The stored text of an entry's detail (canonical JSON; ``{}`` when there is none).
+
+    Text that cannot be UTF-8 (a file name with undecodable bytes arrives from the OS as lone
+    surrogates) is kept with those bytes escaped as ``\\xNN``: the event must never be lost.
+    """
+    return canonical_json(_encodable(dict(detail or {}))).decode("utf-8")
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                raw = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, Mapping):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(item) for item in value]
+    return value
 
 
 def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:

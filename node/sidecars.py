@@ -90,6 +90,9 @@ def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
         except FileNotFoundError:
             return SidecarFile(None, size)
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                # A 250-byte document name leaves no room for ".meta.toml": no sidecar can exist.
+                return SidecarFile(None, size)
             if exc.errno == errno.ELOOP:
                 raise MetadataError("bad-metadata", f"{parts[-1]} is a symbolic link; put the "
                                     "sidecar file itself beside the document") from None

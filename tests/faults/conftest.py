@@ -53,27 +53,30 @@ def proxies() -> Iterator:
 
 @pytest.fixture
 def small_filesystem(tmp_path: Path) -> Iterator:
-    """Mount a size-limited tmpfs at a fresh folder; unmounted (lazily) at the end.
+    """Mount a size-limited tmpfs at a fresh folder, owned by the user running the tests;
+    unmounted (lazily) at the end.
 
-    The suite runs as root in CI and here; if mounting is refused the test fails with the
-    reason rather than silently testing nothing.
+    Mounting needs root (or ``sudo -n``, as on CI runners); if it is refused the test fails
+    with the reason rather than silently testing nothing.
     """
     mounted: list[Path] = []
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
 
     def factory(name: str, size_mib: int) -> Path:
         where = tmp_path / name
         where.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755",
-                                 "tmpfs", str(where)], capture_output=True, text=True)
+        options = f"size={size_mib}m,mode=0755,uid={os.getuid()},gid={os.getgid()}"
+        result = subprocess.run([*sudo, "mount", "-t", "tmpfs", "-o", options, "tmpfs",
+                                 str(where)], capture_output=True, text=True)
         if result.returncode != 0:
             raise AssertionError(f"cannot mount a small tmpfs at {where} (the disk-full "
-                                 f"scenario needs root or CAP_SYS_ADMIN): {result.stderr}")
+                                 f"scenario needs root or passwordless sudo): {result.stderr}")
         mounted.append(where)
         return where
 
     yield factory
     for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        subprocess.run([*sudo, "umount", "-l", str(where)], capture_output=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,9 +6,11 @@ restarts it, lets the sender retry, and runs the shared checker.
 """
 from __future__ import annotations
 
+from node.sender import DATA_FRAME
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
-SIZE = 2 * 1024 * 1024 + 777
+#: Six DATA frames or more, so a kill after the second frame is really mid-transfer.
+SIZE = 6 * DATA_FRAME + 777
 
 
 def _kill_and_recover(network, tmp_path, stage: str, *,  # type: ignore[no-untyped-def]
@@ -37,7 +39,7 @@ def test_kill_mid_transfer(network, tmp_path) -> None:  # type: ignore[no-untype
         folder = beta.inbox / "alpha"
         assert not folder.exists() or list(folder.iterdir()) == []
 
-    alpha, _ = _kill_and_recover(network, tmp_path, "receiver-mid-transfer:3",
+    alpha, _ = _kill_and_recover(network, tmp_path, "receiver-mid-transfer:2",
                                  while_down=nothing_in_inbox)
     assert "resuming 'ho-so.bin' to beta at byte" in alpha.log_text()
 

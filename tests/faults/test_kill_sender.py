@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 
+from node.sealing import READ_SIZE
+from node.sender import DATA_FRAME
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
-#: Big enough for several 1 MiB sealing blocks and several 256 KiB DATA frames.
-SIZE = 3 * 1024 * 1024 + 12345
+#: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.
+SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
 
 
 def _kill_and_recover(network, tmp_path, stage: str) -> tuple:  # type: ignore[no-untyped-def]
@@ -48,14 +50,14 @@ def test_kill_after_the_file_is_taken(network, tmp_path) -> None:  # type: ignor
 
 def test_kill_during_sealing(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Killed with half an envelope written: the restart seals again and sends one copy."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:2")
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1")
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert os.listdir(alpha.home / "spool") == []
 
 
 def test_kill_mid_transfer_resumes(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Killed after some DATA frames: the restart resumes from the receiver's offset, not zero."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:4")
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2")
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
 

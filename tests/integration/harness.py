@@ -290,3 +290,17 @@ def sent_all(node: TestNode, count: int) -> bool:
     finally:
         store.close()
     return not any(row.state == "sent" and Path(row.spool_dir).exists() for row in rows)
+
+
+def start_wrapped(node: TestNode, prefix: list[str],
+                  extra_env: dict[str, str] | None = None) -> None:
+    """Start ``node`` under a command prefix, e.g. ``setpriv`` dropping the capabilities that
+    let root read any file (so a mode-000 file in the outbox is unreadable, as for a service
+    account)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **node.env, **(extra_env or {}))
+    node.log_file = node.home / "logs" / "stderr.txt"
+    log = open(node.log_file, "ab")  # noqa: SIM115 - the child owns it
+    node.process = subprocess.Popen([*prefix, sys.executable, "-m", "node", "run", str(node.home)],
+                                    stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    cwd=str(ROOT))
+    wait_for(lambda: node._listening(), timeout=20, what=f"{node.name} to listen")
