@@ -140,6 +140,11 @@ class Inbound:
         if row is not None and row.state == "publishing":
             yield self.recover_row(row)
             row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+        if row is not None and row.header_token != event.envelope:
+            # A message ID names one envelope forever: a different one under a delivered ID is
+            # a replay or a forgery attempt by an enrolled peer, never a retry.
+            return self._refuse(peer, mid, "message-id-reused", "this message ID was already "
+                                "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
             yield self.rt.io(discard_partials, self.partial_folder(peer), mid)

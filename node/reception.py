@@ -26,7 +26,7 @@ from typing import Any
 import nacl.public
 
 from node.home import fsync_dir
-from node.names import MAX_NAME_BYTES, is_noise, safe_file_name, unique_name
+from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
 from protocol.envelope import EnvelopeHeader, Opener
 
@@ -66,10 +66,14 @@ def choose_inbox_path(folder: Path, name: str,
     ``reserved`` names paths another reception in progress has already chosen.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
+    # document never hides another one for the clerks who open the inbox over a share.
+    present = {clash_key(entry) for entry in os.listdir(folder)}
 
     def taken(candidate: str) -> bool:
         return reserved(folder / candidate) or any(
-            os.path.lexists(folder / (candidate + suffix))
+            os.path.lexists(folder / (candidate + suffix)) or
+            clash_key(candidate + suffix) in present
             for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
 
     safe = _not_temporary(safe_file_name(name, max_bytes=STORED_NAME_BYTES - 2))
