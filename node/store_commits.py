@@ -35,7 +35,6 @@ finish (its Deferreds fire normally), then joins the thread.
 """
 from __future__ import annotations
 
-import enum
 import queue
 import threading
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
-from node.dbthread import THREAD_NAME, DatabaseStopped, _plain
+from node.dbthread import _TRANSITIONS, THREAD_NAME, DatabaseStopped, _plain, _State
 
 #: Most units in one transaction: bounds how long the write lock is held (the CLI waits for it).
 MAX_BATCH = 256
@@ -53,19 +52,6 @@ MAX_BATCH = 256
 _Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Deferred]
 
 
-class _State(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-_TRANSITIONS: dict[_State, frozenset[_State]] = {
-    _State.NEW: frozenset({_State.RUNNING}),
-    _State.RUNNING: frozenset({_State.STOPPING}),
-    _State.STOPPING: frozenset({_State.STOPPED}),
-    _State.STOPPED: frozenset(),
-}
 
 _STOP = object()
 _SAVEPOINT = "SAVEPOINT lienthong_unit"
