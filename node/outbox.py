@@ -35,7 +35,7 @@ from keys.errors import KeysError
 from node.failpoints import failpoint
 from node.home import fsync_dir
 from node.intake import Refused, TakenFile, refuse_file, take_file
-from node.names import safe_file_name, unique_name
+from node.names import MAX_NAME_BYTES, safe_file_name, unique_name
 from node.runtime import NodeRuntime
 from node.records import NewDispatch
 from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
@@ -284,7 +284,8 @@ def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str
     failed_dir.mkdir(parents=True, exist_ok=True)
     target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
-                                      safe_file_name(name))
+                                      safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
+                                      max_bytes=FAILED_NAME_BYTES)
     payload = spool_folder / PAYLOAD
     if payload.exists():
         os.rename(payload, target)
@@ -299,9 +300,17 @@ def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str
     return target
 
 
+#: Room kept in a sent/ name for the longest file written beside it:
+#: ``.<peer name, ≤ 64>.receipt.jws`` (a 250-byte document name must still get its receipts).
+SENT_NAME_BYTES = MAX_NAME_BYTES - (1 + 64 + len(".receipt.jws"))
+FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
+
+
 def _reserve_sent_path(folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / unique_name(lambda n: os.path.lexists(folder / n), safe_file_name(name))
+    return folder / unique_name(lambda n: os.path.lexists(folder / n),
+                                safe_file_name(name, max_bytes=SENT_NAME_BYTES),
+                                max_bytes=SENT_NAME_BYTES)
 
 
 def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str, str]],

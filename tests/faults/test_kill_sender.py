@@ -50,7 +50,6 @@ def test_kill_after_the_file_is_taken(network, tmp_path) -> None:  # type: ignor
     assert not any((alpha.outbox / "beta").iterdir())
 
 
-@pytest.mark.xfail(reason="KNOWN GAP, not yet diagnosed: the sender-during-seal failpoint did not stop the node within 60 s", strict=False)
 def test_kill_during_sealing(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Killed with half an envelope written: the restart seals again and sends one copy."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1")
