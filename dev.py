@@ -46,6 +46,22 @@ def ensure_venv() -> None:
     STAMP.write_text(want)
 
 
+def ensure_test_tools() -> None:
+    """The fault suite fakes per-process clocks with libfaketime (a Debian package, not a
+    Python one). Install it when we can (root with apt-get); otherwise say how, loudly."""
+    import glob
+    import shutil
+    if glob.glob("/usr/lib/*/faketime/libfaketime.so.1") or glob.glob("/usr/lib/faketime/libfaketime.so.1"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("dev.py: installing faketime (clock-skew fault tests)", flush=True)
+        subprocess.call(["apt-get", "update", "-qq"])
+        if subprocess.call(["apt-get", "install", "-y", "-qq", "faketime"]) == 0:
+            return
+    print("dev.py: libfaketime is missing; the clock-skew fault tests will fail. "
+          "Install it with: sudo apt-get install faketime", flush=True)
+
+
 TASKS = {
     "demo": [str(VENV / "bin" / "lienthong"), "demo"],
     "test": [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -62,6 +78,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     ensure_venv()
+    if argv[0] in ("test", "test-faults"):
+        ensure_test_tools()
     command = TASKS[argv[0]] + argv[1:]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.call(command, cwd=ROOT, env=env)

@@ -154,7 +154,7 @@ def _client_context(identity: Identity | None, *, max_version: ssl.TLSVersion | 
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the attacker does not care who the victim is
     if max_version is not None:
-        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.maximum_version = max_version
     else:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
