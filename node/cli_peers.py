@@ -6,8 +6,10 @@ verification code that the two clerks read to each other by phone before confirm
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -138,6 +140,27 @@ def show(name: str, as_json: bool, home: Path | None) -> None:
         click.echo(f"  {key['kind']:<10} {key['kid']:<20} {key['valid_from']} → {until}")
 
 
+def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: str,
+                 change: Callable[[Any, str], Any], detail: dict[str, Any]) -> None:
+    """Confirm, then apply ``change(store, now)`` and its audit entry in one transaction."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
+                                         default=False):
+            raise CliError(f"not {verb}d")
+        now = wall_clock_now()
+        with store.transaction():
+            change(store, now)
+            store.append_audit(event, now, peer=record.peer.node_id,
+                               detail={"name": name, **detail})
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+
+
 @peers.command("revoke")
 @click.argument("name")
 @click.option("--reason", default="revoked by the operator", show_default=True)
@@ -145,21 +168,9 @@ def show(name: str, as_json: bool, home: Path | None) -> None:
 @home_option
 def revoke(name: str, reason: str, yes: bool, home: Path | None) -> None:
     """Cut a peer off at once: connections dropped, handshakes refused, its queue parked."""
-    config = open_config(home)
-    store = open_store(config.store.url)
-    try:
-        record = _find(store, name)
-        if not yes and not click.confirm(f"Revoke {name} ({record.peer.node_id})?", default=False):
-            raise CliError("not revoked")
-        now = wall_clock_now()
-        with store.transaction():
-            store.revoke_peer(name, reason, now)
-            store.append_audit("peer-revoked", now, peer=record.peer.node_id,
-                               detail={"name": name, "reason": reason})
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
+    _change_peer(home, name, yes=yes, verb="revoke", event="peer-revoked",
+                 change=lambda store, now: store.revoke_peer(name, reason, now),
+                 detail={"reason": reason})
     click.echo(f"Revoked {name}. A running node drops its connections within a second; "
                "documents queued for it move to failed/. Receipts it signed earlier stay "
                "verifiable.")
@@ -171,19 +182,6 @@ def revoke(name: str, reason: str, yes: bool, home: Path | None) -> None:
 @home_option
 def remove(name: str, yes: bool, home: Path | None) -> None:
     """Remove a peer from the directory (its key history is kept for old receipts)."""
-    config = open_config(home)
-    store = open_store(config.store.url)
-    try:
-        record = _find(store, name)
-        if not yes and not click.confirm(f"Remove {name} ({record.peer.node_id})?", default=False):
-            raise CliError("not removed")
-        now = wall_clock_now()
-        with store.transaction():
-            store.remove_peer(name, now)
-            store.append_audit("peer-removed", now, peer=record.peer.node_id,
-                               detail={"name": name})
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
+    _change_peer(home, name, yes=yes, verb="remove", event="peer-removed",
+                 change=lambda store, now: store.remove_peer(name, now), detail={})
     click.echo(f"Removed {name}.")

@@ -73,14 +73,10 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return _plain(fn(*args, **kwargs))
 
 
-class DatabaseThread:
-    """Runs units of work one at a time on a dedicated thread; results arrive on the reactor."""
+class Lifecycle:
+    """The NEW → RUNNING → STOPPING → STOPPED life of a database thread (shared by both kinds)."""
 
-    def __init__(self, reactor: IReactorFromThreads, name: str = THREAD_NAME) -> None:
-        self._reactor = reactor
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=name)
-        self._state = _State.NEW
-        self._waiters: list[Deferred[None]] = []
+    _state: _State
 
     @property
     def state(self) -> str:
@@ -91,6 +87,16 @@ class DatabaseThread:
             raise RuntimeError(f"the database thread is {self._state.value}; it cannot "
                                f"become {new.value}")
         self._state = new
+
+
+class DatabaseThread(Lifecycle):
+    """Runs units of work one at a time on a dedicated thread; results arrive on the reactor."""
+
+    def __init__(self, reactor: IReactorFromThreads, name: str = THREAD_NAME) -> None:
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=name)
+        self._state = _State.NEW
+        self._waiters: list[Deferred[None]] = []
 
     def start(self) -> None:
         self._move(_State.RUNNING)

@@ -44,7 +44,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
-from node.dbthread import _TRANSITIONS, THREAD_NAME, DatabaseStopped, _plain, _State
+from node.dbthread import THREAD_NAME, DatabaseStopped, Lifecycle, _plain, _State
 
 #: Most units in one transaction: bounds how long the write lock is held (the CLI waits for it).
 MAX_BATCH = 256
@@ -59,7 +59,7 @@ _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT lienthong_unit"
 _RELEASE = "RELEASE SAVEPOINT lienthong_unit"
 
 
-class GroupCommitThread:
+class GroupCommitThread(Lifecycle):
     """Runs units of work on one thread, committing each batch of queued units together."""
 
     def __init__(self, reactor: IReactorFromThreads, store: Any, *, name: str = THREAD_NAME,
@@ -75,16 +75,6 @@ class GroupCommitThread:
         #: How many batches and units went through (for tests and the benchmark's notes).
         self.batches = 0
         self.units = 0
-
-    @property
-    def state(self) -> str:
-        return self._state.value
-
-    def _move(self, new: _State) -> None:
-        if new not in _TRANSITIONS[self._state]:
-            raise RuntimeError(f"the database thread is {self._state.value}; it cannot "
-                               f"become {new.value}")
-        self._state = new
 
     def start(self) -> None:
         self._move(_State.RUNNING)
