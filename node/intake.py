@@ -39,6 +39,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,7 +285,7 @@ def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> Non
 
 
 def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code: str,
-                now: str) -> Path:
+                now: str, companion: Callable[[str], object] | None = None) -> Path:
     """Move the entry at ``path`` itself into ``failed_dir`` and explain why beside it.
 
     The entry is renamed, never opened or followed: a symlink arrives as a symlink, a FIFO
@@ -292,6 +293,10 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
     and the entry are reached without following links (a swapped-in link must not make us
     move the node's own files). If the entry cannot be moved, only the reason file is
     written. Returns the path of the ``<name>.reason.txt`` file.
+
+    ``companion(kept_name)`` runs after the move and before the reason file is written, so
+    whatever travels with the file (its sidecar) is already beside it when the reason file --
+    the clerk's and the tests' sign that the refusal is complete -- appears.
     """
     parts = _parts_under(outbox, path)
     failed_fd = os.open(failed_dir, _DIR_FLAGS)
@@ -318,6 +323,8 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
                  f"Left where it is, because lienthong could not move it: {problem}")
         text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
                 f"When:    {now}\nWhy:     {_display(reason)}\nCode:    {_display(code)}\n")
+        if companion is not None:
+            companion(keep_as)
         reason_name = keep_as + _REASON_SUFFIX
         _write_new_file(failed_fd, reason_name, text.encode("utf-8"), 0o644)
         os.fsync(failed_fd)

@@ -242,10 +242,10 @@ def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):  
     failed = rt.config.failed
     where = None
     try:
-        where = yield rt.io(refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
-                            reason=error.reason, code=error.code, now=rt.now_text())
-        kept = where.name[:-len(".reason.txt")] + SIDECAR_SUFFIX
-        yield rt.io(move_sidecar, sidecar, failed, kept)
+        where = yield rt.io(
+            refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
+            reason=error.reason, code=error.code, now=rt.now_text(),
+            companion=lambda kept: move_sidecar(sidecar, failed, kept + SIDECAR_SUFFIX))
     except OSError as exc:
         rt.audit("refuse-failed", name=path.name, reason=str(exc))
     yield rt.audit("refused", code=error.code, reason=error.reason, name=path.name,
