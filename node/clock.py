@@ -59,7 +59,7 @@ def use_monotonic_timers(reactor: Any) -> None:
         return
     pending = reactor.getDelayedCalls()
     if pending:
-        raise RuntimeError(f"cannot move the reactor's timers to the monotonic clock: {len(pending)} "
-                           "timer(s) already scheduled on the wall clock (switch before starting "
-                           "anything)")
+        raise RuntimeError(f"cannot move the reactor's timers to the monotonic clock: "
+                           f"{len(pending)} timer(s) already scheduled on the wall clock "
+                           "(switch before starting anything)")
     reactor.seconds = time.monotonic
