@@ -54,9 +54,11 @@ def demo(folder: Path) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import deferLater
 
+    from node.clock import use_monotonic_timers
     from node.daemon import Node, build_runtime
     from node.demo import SAMPLES, create_network, open_keys, prepare_folder, wall_now, write_sample
 
+    use_monotonic_timers(reactor)  # as the daemon does: timers must not follow a clock step
     folder = folder.resolve()
     started = time.monotonic()
     try:

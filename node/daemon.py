@@ -3,11 +3,14 @@
 ``Node`` is constructed with everything it needs (reactor, config, keys, store, database
 thread), so tests run it on a real reactor with temporary folders and SQLite files, or parts
 of it on a ``task.Clock``. ``run_daemon`` is the command-line entry: it reads the passphrase,
-opens the keystore, starts logging and the reactor, and stops cleanly on SIGTERM/SIGINT.
+opens the keystore, moves the reactor's timers to the monotonic clock (node/clock.py), starts
+logging and the reactor, and stops cleanly on SIGTERM/SIGINT.
 """
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from node.inbound import Inbound
 from node.links import PeerLink
 from node.outbox import Outbox
 from node.receiver import ReceiverFactory
+from node.clock import use_monotonic_timers
 from node.runtime import NodeRuntime
 from node.store import open_store
 from node.tls import PinnedContextFactory
@@ -66,6 +70,7 @@ class Node:
     def start(self):  # type: ignore[no-untyped-def]
         rt = self.rt
         rt.started_at = rt.now()
+        rt.started_monotonic = rt.monotonic()
         yield rt.refresh_directory()
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
@@ -100,8 +105,10 @@ class Node:
     def live_status(self) -> dict[str, Any]:
         """What only the running daemon knows: link states and transfers in flight."""
         from node.status import live_from_links
+        rt = self.rt
         return live_from_links(
-            self.links, node_id=self.rt.node_id, now=self.rt.now(), started_at=self.rt.started_at,
+            self.links, node_id=rt.node_id, now=rt.now(), started_at=rt.started_at,
+            uptime=rt.monotonic() - rt.started_monotonic, monotonic=rt.monotonic(),
             status_listen=self.status_api.address if self.status_api is not None else None,
             receiving=self.inbound.active)
 
@@ -182,8 +189,13 @@ class Node:
 
 
 def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
-                  store: Any = None) -> NodeRuntime:
-    """A runtime with a real store and database thread (started) and a worker pool."""
+                  store: Any = None,
+                  wall_clock: Callable[[], float] = time.time) -> NodeRuntime:
+    """A runtime with a real store and database thread (started) and a worker pool.
+
+    Timestamps come from ``wall_clock``; timers from ``reactor`` (on the monotonic clock once
+    ``use_monotonic_timers`` has run, as ``run_daemon`` and the demo do).
+    """
     store = store or open_store(config.store.url)
     database = GroupCommitThread(reactor, store)
     database.start()
@@ -191,7 +203,7 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
     workers.start()
     reactor.addSystemEventTrigger("during", "shutdown", workers.stop)
     return NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,
-                       database=database, workers=workers)
+                       database=database, workers=workers, wall_clock=wall_clock)
 
 
 def load_keys(config: NodeConfig) -> NodeKeys:
@@ -216,6 +228,9 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     from twisted.internet import reactor
 
     from node.logs import start_logging
+    # First, before anything can schedule a timer: a step of the wall clock must neither hold
+    # a pending retry back nor fire every timer at once (docs/reliability.md, clock steps).
+    use_monotonic_timers(reactor)
     node_keys = load_keys(config)
     start_logging(config.log_dir, verbose=verbose)
     runtime = build_runtime(reactor, config, node_keys)

@@ -96,7 +96,8 @@ class Progress:
     name: str
     size: int
     offset: int
-    started_at: float
+    #: On the timer clock (``rt.monotonic()``): only ever subtracted from a later reading.
+    started_monotonic: float
     started_offset: int
 
 
@@ -353,7 +354,7 @@ class PeerLink:
             proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
-                                             self.rt.now(), offset)
+                                             self.rt.monotonic(), offset)
         _background(self.rt.db_audited(
             self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
             events=[("offered", {"peer": self.node_id, "message_id": message_id,

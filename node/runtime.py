@@ -1,7 +1,10 @@
 """What every part of a running node shares: configuration, keys, reactor, store, directory.
 
 Constructed by the daemon (or by tests, with a ``task.Clock`` or a real reactor and a real
-store file). Holds no logic of its own beyond three doors to the outside world:
+store file). Holds no logic of its own beyond three doors to the outside world, and the two
+clocks (node/clock.py): ``now()``/``now_text()`` read the wall clock, for every time that is
+stored, signed, shown or compared with a stored time; ``monotonic()`` reads the reactor's timer
+clock, for intervals only (uptime, transfer rates), never stored:
 
 * ``db(fn, ...)``: run a unit of work on the single database thread;
 * ``io(fn, ...)``: run blocking file or crypto work on the worker pool;
@@ -36,7 +39,14 @@ class NodeRuntime:
     workers: ThreadPool
     directory: Directory = field(default_factory=lambda: Directory([]))
     directory_version: int = -1
+    #: Epoch seconds for timestamps. None: the reactor's own ``seconds()`` (a ``task.Clock``
+    #: in tests then serves as both clocks). The daemon passes ``time.time`` and runs the
+    #: reactor's timers on ``time.monotonic``.
+    wall_clock: Callable[[], float] | None = None
+    #: When the daemon started, on the wall clock (shown as "since ...").
     started_at: float = 0.0
+    #: When the daemon started, on the timer clock (uptime survives a step of the wall clock).
+    started_monotonic: float = 0.0
     #: Listeners told when the directory changes (links, TLS drops of revoked peers).
     on_directory_change: list[Callable[[Directory], None]] = field(default_factory=list)
 
@@ -45,10 +55,15 @@ class NodeRuntime:
         return self.keys.node_id
 
     def now(self) -> float:
-        return self.reactor.seconds()
+        """Wall-clock epoch seconds: for what is stored, signed, shown or compared with those."""
+        return self.wall_clock() if self.wall_clock is not None else self.reactor.seconds()
 
     def now_text(self) -> str:
-        return rfc3339(self.reactor.seconds())
+        return rfc3339(self.now())
+
+    def monotonic(self) -> float:
+        """The timer clock (``callLater``'s): for measuring intervals in this process only."""
+        return self.reactor.seconds()
 
     def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
         return self.database.run(fn, *args, **kwargs)
@@ -59,7 +74,7 @@ class NodeRuntime:
     def audit(self, kind: str, *, peer: str | None = None, message_id: str | None = None,
               digest: str | None = None, **detail: Any) -> Deferred:
         """Append an audit event; failures are logged loudly (the caller need not wait)."""
-        d = self.db(self.store.append_audit, kind, rfc3339_ms(self.reactor.seconds()),
+        d = self.db(self.store.append_audit, kind, rfc3339_ms(self.now()),
                     peer=peer, message_id=message_id, digest=digest, detail=detail)
         d.addErrback(lambda failure: log.failure("could not write audit event {kind}",
                                                  failure, kind=kind))
@@ -73,7 +88,7 @@ class NodeRuntime:
         and never one without the other). Each event is ``(kind, fields)`` where fields may
         hold ``peer``, ``message_id``, ``digest`` and any detail.
         """
-        now = rfc3339_ms(self.reactor.seconds())
+        now = rfc3339_ms(self.now())
         store = self.store
 
         def unit() -> Any:

@@ -53,13 +53,16 @@ class Thresholds:
 # -- the daemon's live part ------------------------------------------------------------------
 
 def live_from_links(links: Mapping[str, Any], *, node_id: str, now: float, started_at: float,
-                    status_listen: str | None = None,
+                    uptime: float, monotonic: float, status_listen: str | None = None,
                     receiving: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """The in-memory state of a running node as plain values (reactor thread, no I/O).
 
     ``links`` maps peer node IDs to ``PeerLink``s; each has ``state``, ``proto``,
     ``last_error`` and ``progress`` (``Progress``: message_id, name, size, offset,
-    started_at, started_offset).
+    started_monotonic, started_offset). ``now`` and ``started_at`` are wall-clock epoch
+    seconds (shown, and compared with stored times); ``uptime`` and the transfer rates are
+    measured on the timer clock, of which ``monotonic`` is the current reading, so a step of
+    the wall clock neither makes the uptime negative nor a rate absurd.
     """
     peers: dict[str, Any] = {}
     transfers = []
@@ -68,7 +71,7 @@ def live_from_links(links: Mapping[str, Any], *, node_id: str, now: float, start
         peers[peer] = {"link": state, "connected": state == "connected",
                        "last_error": link.last_error, "offered": len(getattr(link, "offered", {}))}
         for progress in list(link.progress.values()):
-            elapsed = max(now - progress.started_at, 0.0)
+            elapsed = max(monotonic - progress.started_monotonic, 0.0)
             moved = max(progress.offset - progress.started_offset, 0)
             rate = moved / elapsed if elapsed > 0.5 else None
             left = max(progress.size - progress.offset, 0)
@@ -78,7 +81,7 @@ def live_from_links(links: Mapping[str, Any], *, node_id: str, now: float, start
                 "rate_bytes_per_second": rate,
                 "eta_seconds": left / rate if rate else None})
     return {"node_id": node_id, "now": now, "started_at": started_at,
-            "uptime_seconds": max(now - started_at, 0.0), "status_listen": status_listen,
+            "uptime_seconds": max(uptime, 0.0), "status_listen": status_listen,
             "peers": peers, "transfers": transfers,
             "receiving": [{"peer": peer, "message_id": mid} for peer, mid in sorted(receiving)]}
 

@@ -172,6 +172,8 @@ class StatusSite(Site):
         return super().getResourceFor(request)
 
     def log(self, request: Any) -> None:
+        # No access log. Were one added: HTTPFactory dates its lines from reactor.seconds(),
+        # which the daemon runs on the monotonic clock (node/clock.py), not the wall clock.
         return None
 
 

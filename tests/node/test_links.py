@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from node.links import LinkState, PeerLink
-from tests.node.runtimehelp import FakeReactor, Office, enrol, make_office
+from tests.node.runtimehelp import EPOCH, FakeReactor, Office, enrol, make_office
 from tests.node.storehelp import T0, make_dispatch
 
 RETRY_INITIAL = 1.0
@@ -163,6 +164,42 @@ def test_clock_stepped_back_does_not_hold_delivery_longer_than_retry_max(
     earlier.advance(0.01)
     assert len(earlier.dials) == 1
     stop(after_step, earlier)
+
+
+def test_retry_schedule_is_stored_in_wall_time_and_timed_on_the_timer_clock(
+        offices: tuple[Office, Office]) -> None:
+    """Two clocks, as in the daemon: the pending retry fires after its delay on the timer
+    clock although the wall clock steps back a day meanwhile, and what is stored is wall time
+    (a restarted link compares it with the wall clock, never with the timer clock)."""
+    alpha, beta = offices
+    rt = alpha.runtime
+    timers = FakeReactor(start=500.0)  # a monotonic clock: seconds since boot
+    wall = Clock()
+    wall.advance(EPOCH)
+    rt.reactor, rt.wall_clock = timers, wall.seconds
+    link = new_link(alpha, beta)
+    link.kick()
+    refuse(timers)
+    assert alpha.store.schedule_for(beta.node_id).next_attempt_at == EPOCH + RETRY_INITIAL
+
+    wall.advance(-DAY)  # an NTP step back while the retry is pending
+    timers.advance(RETRY_INITIAL)
+    assert len(timers.dials) == 2, "the pending retry waited for the wall clock"
+    refuse(timers)
+    assert alpha.store.schedule_for(beta.node_id).next_attempt_at == EPOCH - DAY + 2.0
+    stop(link, timers)
+
+    restarted = FakeReactor(start=20.0)  # after a reboot the timer clock starts again
+    rt.reactor = restarted
+    wall.advance(0.5)
+    second = new_link(alpha, beta)
+    second.kick()
+    assert second.state is LinkState.WAITING, "a stored wall time was read as a timer time"
+    restarted.advance(1.5 - 0.01)
+    assert restarted.dials == []
+    restarted.advance(0.01)
+    assert len(restarted.dials) == 1
+    stop(second, restarted)
 
 
 class FakeSender:

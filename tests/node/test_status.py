@@ -193,18 +193,23 @@ def test_recent_failures_and_security_refusals_warn(office: Office) -> None:
 
 
 def test_live_transfers_have_rate_and_eta() -> None:
-    """A transfer that moved 1 MiB in 2 s from offset 0 of 5 MiB: 512 KiB/s, 8 s left."""
+    """A transfer that moved 1 MiB in 2 s from offset 0 of 5 MiB: 512 KiB/s, 8 s left.
+
+    Rate and uptime come from the timer clock: the wall clock stepped back a day since the
+    start (``started_at`` is after ``now``) and neither changes."""
     link = SimpleNamespace(state=LinkState.CONNECTED, last_error=None, offered={"m": 1},
                            progress={"m": Progress("m" * 32, "Niên giám.pdf", 5 << 20, 1 << 20,
                                                    100.0, 0)})
-    live = live_from_links({"PEER": link}, node_id="ME", now=102.0, started_at=40.0,
-                           receiving=[("OTHER", "f" * 32)])
+    live = live_from_links({"PEER": link}, node_id="ME", now=NOW, started_at=NOW + 86400 - 62,
+                           uptime=62.0, monotonic=102.0, receiving=[("OTHER", "f" * 32)])
     transfer = live["transfers"][0]
     assert transfer["rate_bytes_per_second"] == 512 * 1024
     assert transfer["eta_seconds"] == 8.0
+    assert transfer["elapsed_seconds"] == 2.0
     assert live["peers"]["PEER"] == {"link": "connected", "connected": True,
                                      "last_error": None, "offered": 1}
     assert live["uptime_seconds"] == 62.0 and live["receiving"][0]["peer"] == "OTHER"
+    assert live["now"] == NOW
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -213,8 +218,9 @@ def test_the_screen_answers_the_operators_questions(office: Office) -> None:
     """Node, daemon state, who waits for what, what arrived, in one rendered screen."""
     link = SimpleNamespace(state=LinkState.CONNECTED, last_error=None, offered={},
                            progress={"m": Progress(office.queued_id, "Tờ trình 7.pdf", 2100,
-                                                   700, NOW - 2, 0)})
-    live = live_from_links({office.ubnd_id: link}, node_id="ME", now=NOW, started_at=NOW - 90)
+                                                   700, 5.0, 0)})
+    live = live_from_links({office.ubnd_id: link}, node_id="ME", now=NOW, started_at=NOW - 90,
+                           uptime=90.0, monotonic=7.0)
     text = rendered(snapshot_of(office, running=True, live=live))
     for expected in ("tinhuy", "Văn phòng Tỉnh ủy", "● running for 1 min", "ubnd", "hdnd",
                      "Tờ trình 7.pdf", "2 h", "1 · 2.0 KiB", "Transfers in progress",
