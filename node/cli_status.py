@@ -68,11 +68,13 @@ def gather(config: NodeConfig, *, now: float | None = None,
     daemon = {"running": live is not None, "note": note}
     node = {"name": config.node.name, "display_name": config.node.display_name,
             "node_id": node_id, "listen": config.node.listen, "home": str(config.home)}
+    probe = probe_home(config.home)
     own_store = store is None
     store = store or open_store(config.store.url)
     try:
-        return build_snapshot(store, node=node, home=config.home, now=now, daemon=daemon,
-                              live=live, probe=probe_home(config.home), thresholds=thresholds)
+        with store.reading():  # one consistent view, as the daemon's /status reads it
+            return build_snapshot(store, node=node, home=config.home, now=now, daemon=daemon,
+                                  live=live, probe=probe, thresholds=thresholds)
     finally:
         if own_store:
             store.close()

@@ -8,7 +8,9 @@ synchronous function (usually a ``Store`` method) that ``run`` hands to a dedica
 one-thread pool. Its result comes back as a Deferred fired on the reactor thread (Twisted's
 ``deferToThreadPool`` delivers it with ``reactor.callFromThread``). One thread, not a pool of
 several, because SQLite has one writer at a time anyway and a connection must not be used by
-two threads at once; it also keeps units of work in the order they were submitted.
+two threads at once; it also keeps units of work in the order they were submitted. Reads that
+must not wait behind that queue - the status API's snapshots - run on a second instance of
+this class with a read-only connection of their own (``node.status_reads``).
 
 A unit of work must return plain values (frozen dataclasses, tuples, ints), never SQLAlchemy
 ``Row``/``Result`` objects or ORM instances, which could run SQL later on the reactor thread;

@@ -6,12 +6,14 @@ A small ``twisted.web`` site, bound to ``[status] listen`` (loopback by default;
 loader refuses anything else unless ``allow_remote = true``). It is read-only: GET and HEAD
 only, no parameters, no state changed by any request.
 
-* ``/status``: the whole ``node.status`` snapshot as JSON (the store read on the database
-  thread, the disk probe on the worker pool, the live part from the links on the reactor);
+* ``/status``: the whole ``node.status`` snapshot as JSON: the live part from the links on
+  the reactor, then the disk probe and the store read on the status thread with its own
+  read-only connection (``node.status_reads``), never queued behind the database thread's
+  writes, and shared by requests that arrive while it is being built;
 * ``/status/live``: only what the daemon holds in memory (links, transfers in flight), which
   is what ``lienthong status`` asks for - it reads the store itself, so it works the same
   whether the daemon answers or not;
-* ``/metrics``: the Prometheus text exposition (``node.metrics``).
+* ``/metrics``: the Prometheus text exposition (``node.metrics``), built the same way.
 
 The actual address is written to ``HOME/state/status.port`` so the CLI can find the daemon
 when the configured port is 0 (any free port); it is removed at shutdown.
@@ -39,6 +41,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from config.schema import parse_address
 from node.metrics import CONTENT_TYPE, MetricsState, render_metrics
 from node.status import build_snapshot, probe_home
+from node.status_reads import Coalesced, StatusReads
 
 log = Logger(namespace="lienthong.status")
 
@@ -196,7 +199,11 @@ class StatusService:
         self.rt = node.rt
         self.port: Any = None
         self.address: str | None = None
+        #: Touched only by metrics units, which all run on the status thread.
         self.metrics_state = MetricsState()
+        self.reads = StatusReads(self.rt)
+        self._snapshots = Coalesced(lambda: self._build(self._snapshot_unit))
+        self._metrics = Coalesced(lambda: self._build(self._metrics_unit))
 
     @property
     def port_file(self) -> Path:
@@ -210,6 +217,7 @@ class StatusService:
             log.error("status API not started: {listen} is not loopback and allow_remote is "
                       "not set", listen=config.listen)
             return
+        self.reads.start()
         site = StatusSite(IndexResource(self), check_host=not config.allow_remote)
         try:
             self.port = self.rt.reactor.listenTCP(port, site, interface=host)
@@ -229,6 +237,7 @@ class StatusService:
     @inlineCallbacks
     def stop(self):  # type: ignore[no-untyped-def]
         if self.port is None:
+            yield self.reads.stop()
             return
         port, self.port = self.port, None
         yield port.stopListening()
@@ -237,6 +246,7 @@ class StatusService:
                 self.port_file.unlink()
         except OSError:
             pass
+        yield self.reads.stop()
 
     def live(self) -> dict[str, Any]:
         return self.node.live_status()
@@ -247,29 +257,36 @@ class StatusService:
                 "node_id": self.rt.node_id, "listen": config.node.listen,
                 "home": str(config.home)}
 
-    @inlineCallbacks
-    def _inputs(self):  # type: ignore[no-untyped-def]
-        live = self.live()
-        probe = yield self.rt.io(probe_home, self.rt.config.home)
-        return live, probe
-
     def snapshot(self) -> Deferred:
-        return self._inputs().addCallback(lambda inputs: self.rt.db(
-            self._snapshot_unit, *inputs))
+        """The ``/status`` snapshot; requests that overlap share one build."""
+        return self._snapshots()
 
     def metrics(self) -> Deferred:
-        return self._inputs().addCallback(lambda inputs: self.rt.db(
-            self._metrics_unit, *inputs))
+        """The ``/metrics`` text; scrapes that overlap share one build."""
+        return self._metrics()
 
-    def _snapshot_unit(self, live: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
-        return build_snapshot(self.rt.store, node=self._node_info(), home=self.rt.config.home,
-                              now=live["now"], daemon={"running": True, "note": ""},
-                              live=live, probe=probe)
+    def _build(self, unit: Any) -> Deferred:
+        # The live part is read here, on the reactor thread (it is the links' memory); the
+        # disk probe and the store are read on the status thread, never on this one.
+        return self.reads.run(unit, self.live(), self._node_info())
 
-    def _metrics_unit(self, live: dict[str, Any], probe: dict[str, Any]) -> str:
-        snapshot = self._snapshot_unit(live, probe)
-        names = {peer["node_id"]: peer["name"] for peer in snapshot["peers"]}
-        self.metrics_state.refresh(self.rt.store, names)
+    def _snapshot_unit(self, store: Any, live: dict[str, Any],
+                       node: dict[str, Any]) -> dict[str, Any]:
+        probe = probe_home(self.rt.config.home)  # before the view: it may scan outbox/
+        with store.reading():
+            return self._snapshot_in_view(store, live, node, probe)
+
+    def _snapshot_in_view(self, store: Any, live: dict[str, Any], node: dict[str, Any],
+                          probe: dict[str, Any]) -> dict[str, Any]:
+        return build_snapshot(store, node=node, home=self.rt.config.home, now=live["now"],
+                              daemon={"running": True, "note": ""}, live=live, probe=probe)
+
+    def _metrics_unit(self, store: Any, live: dict[str, Any], node: dict[str, Any]) -> str:
+        probe = probe_home(self.rt.config.home)
+        with store.reading():
+            snapshot = self._snapshot_in_view(store, live, node, probe)
+            names = {peer["node_id"]: peer["name"] for peer in snapshot["peers"]}
+            self.metrics_state.refresh(store, names)
         return render_metrics(snapshot, self.metrics_state)
 
 

@@ -81,10 +81,19 @@ def open_store(url: str) -> Store:
     return Store(reader, writer)
 
 
+def shared_only(url: str) -> bool:
+    """True for an in-memory SQLite URL: a second engine on it would open another, empty,
+    database, so every reader must share the one store object (tests only)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    return (parsed.database or "") in ("", ":memory:") or parsed.query.get("mode") == "memory"
+
+
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    in_memory = shared_only(url)
     if in_memory:
         # One connection shared by every thread (the pool serialises nothing: tests only).
         engine = create_engine(parsed, poolclass=StaticPool,

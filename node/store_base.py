@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
+from node.records import StoreError
+
 _T = TypeVar("_T")
 
 
@@ -49,6 +51,8 @@ class StoreBase:
         """One write transaction; store methods called inside it (on this thread) join it."""
         active = getattr(self._local, "conn", None)
         if active is not None:
+            if getattr(self._local, "read_only", False):
+                raise StoreError("a write was attempted inside a read-only view of the store")
             yield active
             return
         with self._writer.begin() as conn:
@@ -57,6 +61,28 @@ class StoreBase:
                 yield conn
             finally:
                 self._local.conn = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """One read transaction that store reads on this thread join: a consistent view.
+
+        Built for the status snapshot's dozen queries, which then see one moment of the store
+        (SQLite: one deferred ``BEGIN``, a WAL snapshot that neither waits for the writer nor
+        blocks it). Inside an open transaction it simply joins that one. A write inside it is
+        refused (``transaction`` raises ``StoreError``) rather than silently run on the reader.
+        """
+        active = getattr(self._local, "conn", None)
+        if active is not None:
+            yield active
+            return
+        with self._reader.connect() as conn, conn.begin():
+            self._local.conn = conn
+            self._local.read_only = True
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+                self._local.read_only = False
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -2,19 +2,23 @@
 node answers "how are you" promptly the whole time: ``lienthong status`` (which reads the store
 itself), and the daemon's ``GET /status/live`` and ``GET /status``.
 
-Size: 10,000 small documents when ``LIENTHONG_FULL_FAULTS=1``; otherwise 2,000, because the
-full run takes longer than the CI budget allows on two cores (docs/reliability.md gives the
-measured times). The same code path runs either way: capture while the peer is down (the
-sender retrying with backoff), then one drain when it returns; the test prints which size ran.
+Size: 2,000 small documents by default; 10,000 (the issue's figure) with
+``LIENTHONG_FULL_FAULTS=1``, or any size with ``LIENTHONG_BACKLOG=N``. The 10,000 run took
+12.6 minutes on the two-core development machine (docs/reliability.md, section 5), more than
+the whole rest of the suite, so it is the nightly/release variant. The same code path runs
+either way: capture while the peer is down (the sender retrying with backoff), then one drain
+when it returns; the test prints which size ran and, for each way of asking, the slowest
+sample and when it happened.
 """
 from __future__ import annotations
 
-import pytest
-
 import json
+import os
 import statistics
 import time
 import urllib.request
+
+import pytest
 
 from config.loader import load_config
 from node.cli import main as _cli  # noqa: F401 - node.cli_status must be imported after it
@@ -22,7 +26,7 @@ from node.cli_status import gather
 from tests.faults.conftest import FULL
 from tests.integration.harness import TestNode, check_delivered, sent_all, wait_for
 
-COUNT = 10_000 if FULL else 2_000
+COUNT = int(os.environ.get("LIENTHONG_BACKLOG") or (10_000 if FULL else 2_000))
 #: Status must answer within these bounds while the node is busy (seconds).
 STATUS_P95 = 1.0
 STATUS_MAX = 3.0
@@ -53,15 +57,27 @@ class StatusProbe:
         self.config = load_config(node.home)
         self.samples: dict[str, list[float]] = {"lienthong status": [], "GET /status": [],
                                                 "GET /status/live": []}
+        #: The slowest sample of each kind: (seconds, phase, seconds since the first probe).
+        self.worst: dict[str, tuple[float, str, float]] = {}
+        self.phase = "capture"
+        self.started = time.monotonic()
 
     def __call__(self) -> None:
-        self.samples["lienthong status"].append(_timed(lambda: gather(self.config)))
-        self.samples["GET /status/live"].append(_timed(lambda: _get(self.node, "/status/live")))
-        self.samples["GET /status"].append(_timed(lambda: _get(self.node, "/status")))
+        self._sample("lienthong status", lambda: gather(self.config))
+        self._sample("GET /status/live", lambda: _get(self.node, "/status/live"))
+        self._sample("GET /status", lambda: _get(self.node, "/status"))
+
+    def _sample(self, what: str, fn) -> None:  # type: ignore[no-untyped-def]
+        at = time.monotonic() - self.started
+        took = _timed(fn)
+        self.samples[what].append(took)
+        if took > self.worst.get(what, (-1.0,))[0]:
+            self.worst[what] = (took, self.phase, at)
 
     def report(self) -> str:
         return "; ".join(f"{what}: n={len(v)} median {statistics.median(v):.3f} s "
-                         f"p95 {_p95(v):.3f} s max {max(v):.3f} s"
+                         f"p95 {_p95(v):.3f} s max {max(v):.3f} s (during {self.worst[what][1]}"
+                         f", {self.worst[what][2]:.0f} s in)"
                          for what, v in self.samples.items())
 
     def check(self) -> None:
@@ -78,11 +94,15 @@ def _captured(node: TestNode) -> int:
     return sum(node.query("dispatches_by_state").values())
 
 
-@pytest.mark.xfail(reason="KNOWN GAP: GET /status answers in up to 7 s while a 2,000-document backlog drains (its queries wait on the busy database thread); delivery itself is exactly-once", strict=False)
+@pytest.mark.xfail(COUNT > 2_000, strict=False, reason=(
+    "KNOWN GAP at 10,000: alpha's reactor stalls for seconds while it takes a 10,000-file drop "
+    "(GET /status/live 10.8 s and 14.3 s in two runs), so every way of asking is slow then; "
+    "delivery itself is exactly-once (docs/reliability.md, section 5)"))
 def test_backlog_for_an_offline_peer_drains_exactly_once(network) -> None:  # type: ignore[no-untyped-def]
     """COUNT documents queue for an offline peer; when it returns all arrive exactly once and
     GET /status stays fast (p95 and max bounded) during capture and drain."""
-    print(f"backlog size: {COUNT} documents (LIENTHONG_FULL_FAULTS={'1' if FULL else 'unset'})")
+    print(f"backlog size: {COUNT} documents (LIENTHONG_FULL_FAULTS={'1' if FULL else 'unset'}, "
+          f"LIENTHONG_BACKLOG={os.environ.get('LIENTHONG_BACKLOG', 'unset')})")
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()
@@ -107,6 +127,7 @@ def test_backlog_for_an_offline_peer_drains_exactly_once(network) -> None:  # ty
     assert alpha.query("queue_depths").get(beta.node_id) == COUNT
 
     beta.start()
+    probe.phase = "drain"
     started = time.monotonic()
 
     def drained() -> bool:
