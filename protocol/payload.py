@@ -222,13 +222,32 @@ class _Codec:
         return self._phase in (_Phase.DONE, _Phase.FINISHED)
 
 
+class _NoDigest:
+    """Stands in for a SHA-256 when a stream is re-created whose digests are already known."""
+
+    def update(self, data: object) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return ""
+
+
 class PayloadEncryptor(_Codec):
-    """Encrypt exactly ``size`` plaintext bytes, fed in pieces of any size."""
+    """Encrypt exactly ``size`` plaintext bytes, fed in pieces of any size.
+
+    ``digests=False`` skips both SHA-256s: for re-creating, from the same key, stream header
+    and plaintext, a ciphertext stream whose digests were already taken and signed (the
+    sender re-encrypts while sending instead of storing it); its summary then has empty
+    digests. secretstream is deterministic given key and header, so the bytes are the same.
+    """
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> None:
+                 random_bytes: Callable[[int], bytes] = nacl.utils.random,
+                 digests: bool = True) -> None:
         super().__init__(key, ad, size, chunk_size)
+        if not digests:
+            self._plain = self._cipher = _NoDigest()  # type: ignore[assignment]
         header = random_bytes(HEADER_BYTES)
         if len(header) != HEADER_BYTES:
             raise ValueError("random_bytes(24) returned the wrong length")

@@ -24,7 +24,7 @@ from node.links import LinkState, PeerLink
 from node.outbox import Outbox
 from node.receiver import ReceiverFactory
 from node.records import NewDispatch
-from node.sealing import ENVELOPE, seal_spooled
+from node.sealing import STREAM_HEADER, seal_spooled
 from protocol.envelope import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
@@ -206,12 +206,13 @@ def test_envelope_for_another_node_is_refused_for_good(net: Net, tmp_path: Path)
 
 
 def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> None:
-    """A flipped ciphertext byte fails verification at END: no document, no receipt, retried."""
+    """A damaged stream header makes every chunk fail authentication as it arrives: no
+    document, no receipt, retried."""
     mid = net.dispatch("bao-cao.txt", b"Bao cao quy III\n" * 5000)
-    envelope = Path(net.alpha.store.get_dispatch(mid).spool_dir) / ENVELOPE
-    damaged = bytearray(envelope.read_bytes())
-    damaged[len(damaged) // 2] ^= 0x01
-    envelope.write_bytes(bytes(damaged))
+    stream_header = Path(net.alpha.store.get_dispatch(mid).spool_dir) / STREAM_HEADER
+    damaged = bytearray(stream_header.read_bytes())
+    damaged[5] ^= 0x01
+    stream_header.write_bytes(bytes(damaged))
 
     net.connect()
     (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
