@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import nacl.public
 
@@ -29,7 +29,7 @@ from protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
 #: 4 MiB: fewer Python turns per GiB; a few MiB in flight is nothing beside the RSS budget.
 READ_SIZE = 4 * 1024 * 1024
 PAYLOAD = "payload"
-#: Where the ciphertext used to be kept; removed with the spool folder if an older node left one.
+#: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
 HEADER = "header.jws"
 STREAM_HEADER = "stream-header.bin"
@@ -147,8 +147,14 @@ class EnvelopeSource:
 
 
 def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys
-                  ) -> EnvelopeSource:
-    """The ciphertext source of a document this node sealed (OSError if it cannot be read)."""
+                  ) -> EnvelopeSource | BinaryIO:
+    """The ciphertext source of a document this node sealed (OSError if it cannot be read).
+
+    A document sealed by an older version kept its whole ciphertext in ``envelope.bin``
+    and no stream header: that file is sent as it is."""
+    legacy = Path(spool_dir) / ENVELOPE
+    if not (Path(spool_dir) / STREAM_HEADER).exists() and legacy.exists():
+        return open(legacy, "rb")  # noqa: SIM115 - closed by the transfer
     header = decode_header(header_token)   # our own, signed by us when it was sealed
     entry = header.key_for(node_keys.node_id)
     private = node_keys.encryption_private_by_kid().get(entry.kid) if entry else None

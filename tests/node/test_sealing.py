@@ -76,3 +76,14 @@ def test_a_changed_payload_is_a_read_error_not_a_wrong_stream(sealed) -> None:  
     source = open_envelope(folder, envelope.header_token, alpha.runtime.keys)
     with pytest.raises(OSError, match="changed after sealing"):
         _read_all(source)
+
+
+def test_a_spool_folder_sealed_by_an_older_version_is_sent_from_its_envelope_file(sealed) -> None:  # type: ignore[no-untyped-def]
+    alpha, _, folder, envelope = sealed
+    whole = _read_all(open_envelope(folder, envelope.header_token, alpha.runtime.keys))
+    (folder / STREAM_HEADER).unlink()
+    (folder / ENVELOPE).write_bytes(whole)
+    source = open_envelope(folder, envelope.header_token, alpha.runtime.keys)
+    source.seek(5)
+    assert _read_all(source) == whole[5:]
+    source.close()
