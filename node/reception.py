@@ -111,10 +111,12 @@ class IncomingStream:
 
     def _decrypt(self, ciphertext: bytes) -> None:
         assert self._plain is not None and self._writeback is not None
-        plain = self._opener.feed(ciphertext)
-        if plain:
-            self._plain.write(plain)
-            self._writeback.wrote(len(plain))
+        written = 0
+        for plain in self._opener.feed_chunks(ciphertext):
+            self._plain.write(plain)   # a chunk (256 KiB) goes straight past the buffer
+            written += len(plain)
+        if written:
+            self._writeback.wrote(written)
 
     def write(self, ciphertext: bytes) -> None:
         """Append one frame's ciphertext to the partial and its plaintext to the staging file.

@@ -24,10 +24,11 @@ from node.failpoints import failpoint
 from node.home import fsync_dir
 from protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
 from protocol.errors import EnvelopeError
-from protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
+from protocol.payload import DEFAULT_CHUNK_SIZE, HEADER_BYTES, PayloadEncryptor, open_file_key
 
-#: 4 MiB: fewer Python turns per GiB; a few MiB in flight is nothing beside the RSS budget.
-READ_SIZE = 4 * 1024 * 1024
+#: Plaintext read per step while sealing: one chunk, so each feed returns exactly one
+#: ciphertext chunk and nothing is joined (copied); see bench/protocol_bench.py --piece-kib.
+READ_SIZE = DEFAULT_CHUNK_SIZE
 PAYLOAD = "payload"
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
@@ -80,8 +81,8 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
 class EnvelopeSource:
     """The ciphertext of a sealed spooled document, re-created as it is read.
 
-    File-like as far as the sender needs (``seek`` once, then ``read``, ``close``). Reads the
-    plaintext a whole number of chunks at a time and keeps at most one read's ciphertext.
+    File-like as far as the sender needs (``seek`` once, then ``read``, ``close``). Reads and
+    encrypts the plaintext one chunk at a time and keeps at most one chunk of ciphertext.
     """
 
     def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes) -> None:
@@ -91,7 +92,6 @@ class EnvelopeSource:
         self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
         if len(self._stream_header) != HEADER_BYTES:
             raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
-        self._step = max(1, READ_SIZE // header.chunk_size) * header.chunk_size
         self._plain = open(self._spool / PAYLOAD, "rb")  # noqa: SIM115 - closed by close()
         self._restart()
 
@@ -106,7 +106,8 @@ class EnvelopeSource:
         self._ended = False
 
     def _refill(self) -> None:
-        block = self._plain.read(self._step)
+        """The next ciphertext chunk (one chunk of plaintext read and encrypted, no copy)."""
+        block = self._plain.read(self._header.chunk_size)
         try:
             if block:
                 out = self._encryptor.feed(block)
@@ -120,27 +121,34 @@ class EnvelopeSource:
                           f"after sealing: {exc}") from exc
         self._buffer = memoryview(out)
 
+    def _take(self, count: int) -> list[memoryview]:
+        pieces = []
+        while count:
+            if not self._buffer:
+                self._refill()
+                if not self._buffer:
+                    break
+            piece = self._buffer[:count]
+            self._buffer = self._buffer[len(piece):]
+            pieces.append(piece)
+            count -= len(piece)
+        return pieces
+
     def seek(self, offset: int) -> None:
         """Position at ciphertext byte ``offset`` (re-encrypting everything before it)."""
         if offset < self._position:
             self._restart()
         while self._position < offset:
-            if not self._buffer:
-                self._refill()
-                if not self._buffer:
-                    return
-            skip = min(len(self._buffer), offset - self._position)
-            self._buffer = self._buffer[skip:]
-            self._position += skip
+            skipped = sum(len(p) for p in self._take(min(offset - self._position, 1 << 22)))
+            if not skipped:
+                return
+            self._position += skipped
 
     def read(self, count: int) -> bytes:
-        """Up to ``count`` further ciphertext bytes (b"" at the end)."""
-        if not self._buffer:
-            self._refill()
-        piece = self._buffer[:count]
-        self._buffer = self._buffer[len(piece):]
-        self._position += len(piece)
-        return bytes(piece)
+        """Up to ``count`` further ciphertext bytes (b"" at the end); one copy per call."""
+        data = b"".join(self._take(count))
+        self._position += len(data)
+        return data
 
     def close(self) -> None:
         self._plain.close()

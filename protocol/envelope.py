@@ -377,6 +377,10 @@ class Opener:
         :meth:`finish` returns."""
         return self._payload.feed(data)
 
+    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """:meth:`feed` as one plaintext piece per chunk (no joining copy); same rules."""
+        return self._payload.feed_chunks(data)
+
     def finish(self) -> None:
         """Prove the stream ended at its final chunk and matches the signed sizes and digests.
 

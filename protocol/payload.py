@@ -363,6 +363,16 @@ class PayloadDecryptor(_Codec):
         Plaintext returned here is authentic chunk by chunk, but the document is only proven
         complete by :meth:`finish`; callers must stage it, never publish it, until then.
         """
+        out = self._feed(data)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    @_fail_closed
+    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """:meth:`feed`, but the plaintext as one piece per chunk: a caller that writes them
+        out one by one saves joining (copying) them."""
+        return self._feed(data)
+
+    def _feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         view = memoryview(data).cast("B")
         n = len(view)
         if n and self.done:
@@ -399,7 +409,7 @@ class PayloadDecryptor(_Codec):
                 self._pull(piece, out)
         if pos < n:
             raise TrailingData(f"{n - pos} bytes arrived after the final chunk")
-        return out[0] if len(out) == 1 else b"".join(out)
+        return out
 
     @_fail_closed
     def finish(self) -> PayloadSummary:
