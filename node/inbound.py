@@ -51,8 +51,9 @@ def free_bytes(folder: Path) -> int:
 def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tuple[Path, int]:
     """The partial file for this exact envelope and how much of it we already hold.
 
-    Partials of the same message ID with another ciphertext digest are stale (the sender
-    sealed again after a crash) and are removed; a partial longer than the envelope is reset.
+    ``digest`` names the envelope (its header's SHA-256: a new sealing after a crash has a new
+    file key, so another ciphertext). Partials of the same message ID with another digest are
+    stale and are removed; a partial longer than the envelope is reset.
     """
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{message_id}-{digest[:16]}.part"
@@ -156,7 +157,7 @@ class Inbound:
                                reason="this document is already being received")
         try:
             partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
-                                               header.ciphertext_sha256, header.ciphertext_size)
+                                               header.header_sha256, header.ciphertext_size)
             # The ciphertext still to come and the decrypted copy live side by side in tmp/.
             need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
             free = yield self.rt.io(free_bytes, self.rt.config.tmp)

@@ -1,9 +1,9 @@
 """Seal a spooled document, and re-create its ciphertext while sending (blocking parts).
 
-Sealing reads the plaintext once, encrypting and hashing it: the signed header needs the size
-and both digests, so it can only be made at the end. The ciphertext itself is NOT kept: a
-1 GiB envelope written and fsynced before the offer cost the sender seconds of disk time
-(docs/benchmarks.md). secretstream is deterministic for a given file key, stream header and
+Sealing reads the plaintext once and only hashes it: the signed (v2) header needs its size and
+SHA-256, so it can only be made at the end, and it no longer names the ciphertext's digest
+(docs/protocol.md). The ciphertext is never kept: a 1 GiB envelope encrypted, written and
+fsynced before the offer cost the sender seconds (docs/benchmarks.md). secretstream is deterministic for a given file key, stream header and
 plaintext, so :class:`EnvelopeSource` produces the very same bytes again while they are sent,
 from the spooled plaintext, the 24-byte stream header kept in ``stream-header.bin`` (public:
 it is the first 24 bytes of the ciphertext) and the file key, which the sender reopens from its
@@ -24,11 +24,10 @@ from node.failpoints import failpoint
 from node.home import fsync_dir
 from protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
 from protocol.errors import EnvelopeError
-from protocol.payload import DEFAULT_CHUNK_SIZE, HEADER_BYTES, PayloadEncryptor, open_file_key
+from protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
 
-#: Plaintext read per step while sealing: one chunk, so each feed returns exactly one
-#: ciphertext chunk and nothing is joined (copied); see bench/protocol_bench.py --piece-kib.
-READ_SIZE = DEFAULT_CHUNK_SIZE
+#: Plaintext read per step while sealing (hashing only): fewer Python turns per GiB.
+READ_SIZE = 4 * 1024 * 1024
 PAYLOAD = "payload"
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
@@ -54,25 +53,21 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  ) -> SealedEnvelope:
     """Encrypt ``spool_dir/payload`` for ``recipients`` and sign; keep header and stream header."""
     current = node_keys.current_encryption
-    stream_header = b""
     with open(spool_dir / PAYLOAD, "rb") as source:
         size = os.fstat(source.fileno()).st_size
         sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
                         sender_key=(current.kid, current.private.public_key),
                         recipients=recipients, name=name, size=size, message_id=message_id,
                         created=created, meta=meta)
+        sealer.digest(b"")   # hash only: the ciphertext is made while sending
         while block := source.read(READ_SIZE):
-            sealed_block = sealer.feed(block)
-            if not stream_header:
-                stream_header = sealed_block[:HEADER_BYTES]
+            sealer.digest(block)
             failpoint("sender-during-seal")
         try:
             sealed = sealer.finish()
         except Exception as exc:
             raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
-    if not stream_header:  # an empty document: the whole stream came out at finish
-        stream_header = sealed.tail[:HEADER_BYTES]
-    _write_synced(spool_dir / STREAM_HEADER, stream_header)
+    _write_synced(spool_dir / STREAM_HEADER, sealer.stream_header)
     _write_synced(spool_dir / HEADER, (sealed.header_token + "\n").encode("ascii"))
     fsync_dir(spool_dir)
     return sealed
