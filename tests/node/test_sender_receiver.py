@@ -24,7 +24,7 @@ from node.links import LinkState, PeerLink
 from node.outbox import Outbox
 from node.receiver import ReceiverFactory
 from node.records import NewDispatch
-from node.sealing import STREAM_HEADER, seal_spooled
+from node.sealing import seal_spooled
 from protocol.envelope import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
@@ -206,13 +206,14 @@ def test_envelope_for_another_node_is_refused_for_good(net: Net, tmp_path: Path)
 
 
 def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> None:
-    """A damaged stream header makes every chunk fail authentication as it arrives: no
+    """The spooled document changes after sealing (a flipped byte): the ciphertext made while
+    sending no longer matches the signed SHA-256, so the receiver refuses it at END: no
     document, no receipt, retried."""
     mid = net.dispatch("bao-cao.txt", b"Bao cao quy III\n" * 5000)
-    stream_header = Path(net.alpha.store.get_dispatch(mid).spool_dir) / STREAM_HEADER
-    damaged = bytearray(stream_header.read_bytes())
-    damaged[5] ^= 0x01
-    stream_header.write_bytes(bytes(damaged))
+    payload = Path(net.alpha.store.get_dispatch(mid).spool_dir) / "payload"
+    damaged = bytearray(payload.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    payload.write_bytes(bytes(damaged))
 
     net.connect()
     (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
@@ -222,3 +223,5 @@ def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> No
     assert net.beta.store.get_received(net.alpha.node_id, mid) is None
     assert leftovers(net.beta) == []
     assert "rejected-by-peer" in kinds(net.alpha, mid)
+    assert {e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected")} == {
+        "digest-mismatch"}
