@@ -32,7 +32,7 @@ from node.tls import peer_node_id
 from protocol.connection import Connection, Role, State
 from protocol.envelope import EnvelopeHeader
 from protocol.errors import EnvelopeError, ProtocolError
-from protocol.events import Accept, Data, End, Error, Hello, Offer, Ping, Pong, Reject, clean_text
+from protocol.events import Data, End, Error, Hello, Offer, Ping, Pong, Reject, clean_text
 
 log = Logger(namespace="lienthong.receiver")
 

@@ -3,12 +3,13 @@
 Sealing reads the plaintext once and only hashes it: the signed (v2) header needs its size and
 SHA-256, so it can only be made at the end, and it no longer names the ciphertext's digest
 (docs/protocol.md). The ciphertext is never kept: a 1 GiB envelope encrypted, written and
-fsynced before the offer cost the sender seconds (docs/benchmarks.md). secretstream is deterministic for a given file key, stream header and
-plaintext, so :class:`EnvelopeSource` produces the very same bytes again while they are sent,
-from the spooled plaintext, the 24-byte stream header kept in ``stream-header.bin`` (public:
-it is the first 24 bytes of the ciphertext) and the file key, which the sender reopens from its
-own sealed copy in the header (every envelope is sealed to its sender too). The header token
-is kept in ``header.jws``. A resume at byte N re-encrypts the first N bytes and discards them.
+fsynced before the offer cost the sender seconds (docs/benchmarks.md). secretstream is
+deterministic for a given file key, stream header and plaintext, so :class:`EnvelopeSource`
+produces the ciphertext while it is sent, from the spooled plaintext, the 24-byte stream
+header kept in ``stream-header.bin`` (public: it is the first 24 bytes of the ciphertext) and
+the file key, which the sender reopens from its own sealed copy in the header (every envelope
+is sealed to its sender too). The header token is kept in ``header.jws``. A resume at byte N
+re-encrypts the first N bytes and discards them.
 """
 from __future__ import annotations
 

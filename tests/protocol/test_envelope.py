@@ -276,7 +276,8 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 @pytest.mark.parametrize("change", [
-    _set("v", 1), _set("v", 3), _set("v", 0), _set("v", 2.0), _set("v", True), _set("ciphertext_sha256", "ab" * 32), _set("size", 5.0), _set("size", -1),
+    _set("v", 1), _set("v", 3), _set("v", 0), _set("v", 2.0), _set("v", True),
+    _set("ciphertext_sha256", "ab" * 32), _set("size", 5.0), _set("size", -1),
     _set("size", True), _set("name", "../../etc/passwd"),
     _set("name", unicodedata.normalize("NFD", "Hường")), _set("extra", 1),
     lambda p: p.pop("meta"), _set("meta", []), _set("recipients", []),
