@@ -47,8 +47,8 @@ DEFAULT_JSON = Path(tempfile.gettempdir()) / "lienthong-node-bench.json"
 class Plan:
     """Sizes of every scenario, full or --quick."""
 
-    def __init__(self, quick: bool) -> None:
-        self.large = 64 * MIB if quick else 1024 * MIB
+    def __init__(self, quick: bool, large_mib: int | None = None) -> None:
+        self.large = large_mib * MIB if large_mib else 64 * MIB if quick else 1024 * MIB
         self.small = 200 if quick else 2000
         self.small_size = 10 * 1024
         self.single_runs = 10 if quick else 50
@@ -231,12 +231,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"write every figure to this JSON file (default {DEFAULT_JSON})")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary folder)")
+    parser.add_argument("--large-mib", type=int, metavar="N",
+                        help="size of the large document (and of its scp) in MiB, for quicker "
+                             "before/after comparisons (default 1024; 64 with --quick)")
     args = parser.parse_args(argv)
     chosen = SCENARIOS if not args.only else tuple(args.only.split(","))
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
-    plan = Plan(args.quick)
+    plan = Plan(args.quick, args.large_mib)
     base = Path(tempfile.mkdtemp(prefix="lienthong-bench-", dir=args.dir))
     results: dict[str, Any] = {"machine": report.machine(), "settings": settings_text(),
                                "command": " ".join(["python -m bench.node_bench",

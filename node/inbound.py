@@ -5,7 +5,8 @@ receipt: a duplicate never writes anything), or REJECT with a specific code. The
 verified here, before a single byte of payload is accepted: it must be signed by the very
 peer the TLS handshake authenticated, and name this node as a recipient.
 
-``finish`` runs after END: verify everything into a staging file, publish into
+DATA is decrypted into a staging file as it arrives (``node.reception.IncomingStream``, driven
+in order by the receiver). ``finish`` runs after END: prove the document complete, publish into
 ``inbox/<sender>/`` and commit, and only then sign the receipt (see node.reception for the
 order and the crash argument). Every refusal is audited with its code.
 """
@@ -24,7 +25,8 @@ from keys.errors import KeysError
 from node.failpoints import failpoint
 from node.names import safe_file_name
 from node.reception import (
-    choose_inbox_path, document_metadata, finish_interrupted, publish_staged, write_sidecars,
+    IncomingStream, choose_inbox_path, document_metadata, finish_interrupted, publish_staged,
+    write_sidecars,
 )
 from node.records import NewReceived
 from node.runtime import NodeRuntime
@@ -49,8 +51,9 @@ def free_bytes(folder: Path) -> int:
 def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tuple[Path, int]:
     """The partial file for this exact envelope and how much of it we already hold.
 
-    Partials of the same message ID with another ciphertext digest are stale (the sender
-    sealed again after a crash) and are removed; a partial longer than the envelope is reset.
+    ``digest`` names the envelope (its header's SHA-256: a new sealing after a crash has a new
+    file key, so another ciphertext). Partials of the same message ID with another digest are
+    stale and are removed; a partial longer than the envelope is reset.
     """
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{message_id}-{digest[:16]}.part"
@@ -100,7 +103,7 @@ class Inbound:
             return self.rt.config.home / "state" / "control" / peer.split("-", 1)[0]
         return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
 
-    def _refuse(self, peer: str, message_id: str, code: str, reason: str, *,
+    def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
                 security: bool = False) -> Reject:
         self.rt.audit("security-refused" if security else "rejected", peer=peer,
                       message_id=message_id, code=code, reason=reason)
@@ -130,12 +133,12 @@ class Inbound:
                 raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
                                f"{self.rt.config.max_document_bytes}")
         except _Refusal as refusal:
-            return self._refuse(peer, mid, refusal.code, refusal.reason,
+            return self.refuse(peer, mid, refusal.code, refusal.reason,
                                 security=refusal.security)
         except ProtocolError as exc:
-            return self._refuse(peer, mid, exc.code, str(exc), security=True)
+            return self.refuse(peer, mid, exc.code, str(exc), security=True)
         except KeysError as exc:
-            return self._refuse(peer, mid, "unknown-sender", str(exc), security=True)
+            return self.refuse(peer, mid, "unknown-sender", str(exc), security=True)
         row = yield self.rt.db(self.rt.store.get_received, peer, mid)
         if row is not None and row.state == "publishing":
             yield self.recover_row(row)
@@ -143,7 +146,7 @@ class Inbound:
         if row is not None and row.header_token != event.envelope:
             # A message ID names one envelope forever: a different one under a delivered ID is
             # a replay or a forgery attempt by an enrolled peer, never a retry.
-            return self._refuse(peer, mid, "message-id-reused", "this message ID was already "
+            return self.refuse(peer, mid, "message-id-reused", "this message ID was already "
                                 "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
@@ -154,18 +157,33 @@ class Inbound:
                                reason="this document is already being received")
         try:
             partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
-                                               header.ciphertext_sha256, header.ciphertext_size)
+                                               header.header_sha256, header.ciphertext_size)
             # The ciphertext still to come and the decrypted copy live side by side in tmp/.
             need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
             free = yield self.rt.io(free_bytes, self.rt.config.tmp)
         except OSError as exc:
-            return self._refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
+            return self.refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
         if free < need:
-            return self._refuse(peer, mid, "storage-unavailable",
+            return self.refuse(peer, mid, "storage-unavailable",
                                      f"not enough free disk space ({free} bytes free, {need} "
                                      "needed); it will be retried when space returns")
         self.active.add((peer, mid))
-        return (Accept(message_id=mid, offset=offset), header, partial)
+        try:
+            stream = yield self.rt.io(
+                IncomingStream.open, partial, self.staging_path(peer, mid), header,
+                offset=offset, node_id=self.rt.node_id,
+                encryption_keys=self.rt.keys.encryption_private_by_kid())
+        except OSError as exc:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot open the partial or staging file: {exc.strerror or exc}")
+        except ProtocolError as exc:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, exc.code, str(exc))
+        except BaseException:
+            self.release(peer, mid)
+            raise
+        return (Accept(message_id=mid, offset=stream.offset), header, stream)
 
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
@@ -173,27 +191,26 @@ class Inbound:
     # -- END -------------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, peer: str, header: EnvelopeHeader, partial: Path):  # type: ignore[no-untyped-def]
+    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
+        """After END and after every DATA frame went through ``stream`` (the caller orders
+        them): prove the document, publish it, commit, and return the RECEIPT (or a REJECT)."""
         rt = self.rt
         mid = header.message_id
-        staging = self.staging_path(peer, mid)
         try:
-            staging.parent.mkdir(parents=True, exist_ok=True)
-            from node.reception import verify_to_staging
-            yield rt.io(verify_to_staging, partial, staging, header, node_id=rt.node_id,
-                        encryption_keys=rt.keys.encryption_private_by_kid())
+            yield rt.io(stream.finish)
         except ProtocolError as exc:
-            yield rt.io(partial.unlink, True)
-            return self._refuse(peer, mid, exc.code, str(exc))
+            yield rt.io(stream.discard)
+            return self.refuse(peer, mid, exc.code, str(exc))
         except OSError as exc:
-            return self._refuse(peer, mid, "storage-unavailable",
-                                     f"cannot write the document: {exc.strerror}")
+            yield rt.io(stream.close)
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot write the document: {exc.strerror}")
         try:
-            receipt = yield self._publish(peer, header, staging)
+            receipt = yield self._publish(peer, header, stream.staging)
         except OSError as exc:
-            return self._refuse(peer, mid, "storage-unavailable",
-                                     f"cannot publish the document: {exc.strerror}")
-        yield rt.io(partial.unlink, True)
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot publish the document: {exc.strerror}")
+        yield rt.io(stream.partial.unlink, True)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)
 

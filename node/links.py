@@ -34,7 +34,7 @@ from keys.errors import KeysError
 from node.backoff import Backoff
 from node.failpoints import failpoint
 from node.runtime import NodeRuntime
-from node.sealing import ENVELOPE
+from node.sealing import open_envelope
 from node.sender import SenderProtocol
 from protocol.envelope import decode_header
 from protocol.errors import ProtocolError
@@ -349,7 +349,7 @@ class PeerLink:
             return
         self._cancel_timer()
         try:
-            source = open(f"{row.spool_dir}/{ENVELOPE}", "rb")  # noqa: SIM115 - closed by the transfer
+            source = open_envelope(row.spool_dir, row.header_token, self.rt.keys)
         except OSError as exc:
             proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
             return

@@ -3,15 +3,19 @@
 It speaks first (HELLO) only once the TLS handshake has completed and the peer's pinned key
 maps to a trusted node, because in TLS 1.3 the dialling side cannot otherwise know it was
 accepted. Offers and ENDs are decided by ``Inbound`` (asynchronously, off the reactor thread
-for disk and database work); DATA is appended to the transfer's partial file as it arrives.
-A peer that goes silent longer than the idle timeout is disconnected (slow-loris).
+for disk and database work). DATA is handed to the transfer's ``IncomingStream`` on the worker
+pool, which appends it to the partial file and decrypts it into the staging file; one
+transfer's frames (and then its END) run strictly in order, one after another, while different
+transfers proceed in parallel. When more than ``QUEUE_LIMIT`` bytes wait for the disk or the
+cipher, the connection stops reading (back-pressure), so memory stays bounded however fast the
+sender is. A peer that goes silent longer than the idle timeout is disconnected (slow-loris).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -22,22 +26,32 @@ from zope.interface import implementer
 from keys.errors import UnknownPeer
 from node.failpoints import failpoint
 from node.inbound import Inbound
+from node.reception import IncomingStream
 from node.sender import CLOSE_GRACE, SOFTWARE
 from node.tls import peer_node_id
 from protocol.connection import Connection, Role, State
 from protocol.envelope import EnvelopeHeader
-from protocol.errors import ProtocolError
-from protocol.events import Accept, Data, End, Error, Hello, Offer, Ping, Pong, Reject, clean_text
+from protocol.errors import EnvelopeError, ProtocolError
+from protocol.events import Data, End, Error, Hello, Offer, Ping, Pong, Reject, clean_text
 
 log = Logger(namespace="lienthong.receiver")
 
 
+#: Bytes of DATA received but not yet written and decrypted, per connection, above which the
+#: connection stops reading until the workers catch up (16 frames of 1 MiB).
+QUEUE_LIMIT = 16 * 1024 * 1024
+
+
 @dataclass
 class IncomingFile:
+    """One accepted transfer. ``tail`` is the last piece of work queued for it: each new one is
+    chained behind it, so the stream is never used by two threads at once."""
+
     header: EnvelopeHeader
-    path: Path
-    handle: BinaryIO | None
-    offset: int
+    stream: IncomingStream
+    tail: Deferred = field(default_factory=lambda: succeed(None))
+    failed: bool = False   # refused or lost: queued work is skipped
+    ended: bool = False    # END seen: the finish owns the stream now
 
 
 @implementer(IHandshakeListener)
@@ -53,6 +67,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.incoming: dict[str, IncomingFile] = {}
         self._closed = False
         self._drop: Any = None
+        self._queued = 0
+        self._reading_paused = False
 
     def connectionMade(self) -> None:  # noqa: N802
         self.setTimeout(self.rt.config.delivery.connect_timeout)
@@ -96,10 +112,9 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         if self._drop is not None and self._drop.active():
             self._drop.cancel()
         self.connections.discard(self)
-        for mid, incoming in self.incoming.items():
-            if incoming.handle is not None:
-                incoming.handle.close()
-            self.inbound.release(self.peer or "", mid)
+        for mid, incoming in list(self.incoming.items()):
+            if not incoming.ended:   # a transfer being finished releases itself when done
+                self._stop(mid, incoming, IncomingStream.close)
         self.incoming.clear()
 
     # -- events ----------------------------------------------------------------------------
@@ -128,63 +143,97 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self.transport.loseConnection()
 
     def _answer_offer(self, answer: Any) -> None:
-        if self._closed:
-            if isinstance(answer, tuple):
-                self.inbound.release(self.peer or "", answer[0].message_id)
-            return
         if isinstance(answer, tuple):
-            accept, header, partial = answer
-            try:
-                handle = open(partial, "ab")  # noqa: SIM115 - closed at END or on loss
-            except OSError as exc:
-                self.inbound.release(self.peer or "", accept.message_id)
-                self._write(Reject(message_id=accept.message_id, code="storage-unavailable",
-                                   reason=clean_text(f"cannot open a partial file: {exc.strerror}")))
+            accept, header, stream = answer
+            incoming = IncomingFile(header, stream)
+            if self._closed:
+                self._stop(accept.message_id, incoming, IncomingStream.close)
                 return
-            self.incoming[accept.message_id] = IncomingFile(header, partial, handle, accept.offset)
-            self._write(accept)
-        else:
-            self._write(answer)
+            self.incoming[accept.message_id] = incoming
+        self._write(answer[0] if isinstance(answer, tuple) else answer)
+
+    def _enqueue(self, incoming: IncomingFile, work: Any, *args: Any) -> Deferred:
+        """Run ``work(*args)`` after everything queued before for this transfer; skipped once
+        the transfer has failed. Returns the shared chain (callers add their own callbacks)."""
+        def step(_: object) -> Deferred | None:
+            return None if incoming.failed else self.rt.io(work, *args)
+        return incoming.tail.addCallback(step)
 
     def _data(self, event: Data) -> None:
         incoming = self.incoming.get(event.message_id)
-        if incoming is None or incoming.handle is None:
+        if incoming is None or incoming.failed:
             return  # rejected while the frame was in flight
-        try:
-            incoming.handle.write(event.data)
-        except OSError as exc:
-            self._storage_failure(event.message_id, incoming, exc)
-            return
-        incoming.offset += len(event.data)
-        failpoint("receiver-mid-transfer")
+        size = len(event.data)
+        self._queued += size
+        self._enqueue(incoming, incoming.stream.write, event.data).addCallbacks(
+            self._written, self._write_failed, callbackArgs=(size,),
+            errbackArgs=(event.message_id, incoming, size))
+        if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:
+            self._reading_paused = True
+            self.transport.pauseProducing()
 
-    def _storage_failure(self, message_id: str, incoming: IncomingFile, exc: OSError) -> None:
-        if incoming.handle is not None:
-            try:
-                incoming.handle.close()
-            except OSError:
-                pass
-        incoming.handle = None
-        self.incoming.pop(message_id, None)
-        self.inbound.release(self.peer or "", message_id)
-        reason = f"cannot store the document: {exc.strerror or exc}"
-        self.rt.audit("storage-error", peer=self.peer, message_id=message_id, reason=reason)
-        self._write(Reject(message_id=message_id, code="storage-unavailable",
-                           reason=clean_text(reason)))
+    def _written(self, _: object, size: int) -> None:
+        self._queued -= size
+        if self._reading_paused and self._queued <= QUEUE_LIMIT // 2:
+            self._reading_paused = False
+            if not self._closed:
+                self.transport.resumeProducing()
+
+    def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingFile,
+                      size: int) -> None:
+        self._written(None, size)
+        if incoming.failed:
+            return
+        exc = failure.value
+        if isinstance(exc, EnvelopeError):  # a chunk failed to authenticate: worthless
+            self._stop(message_id, incoming, IncomingStream.discard)
+            self._write(self.inbound.refuse(self.peer or "", message_id, exc.code, str(exc)))
+        elif isinstance(exc, OSError):
+            self._stop(message_id, incoming, IncomingStream.close)
+            reason = f"cannot store the document: {exc.strerror or exc}"
+            self.rt.audit("storage-error", peer=self.peer, message_id=message_id, reason=reason)
+            self._write(Reject(message_id=message_id, code="storage-unavailable",
+                               reason=clean_text(reason)))
+        else:
+            log.failure("internal error receiving {mid}", failure, mid=message_id)
+            self._stop(message_id, incoming, IncomingStream.close)
+            self._write(Reject(message_id=message_id, code="internal-error",
+                               reason="the receiving node failed; it will be retried"))
+
+    def _stop(self, message_id: str, incoming: IncomingFile, how: Any) -> None:
+        """Give up a transfer: skip its queued work, then close (or discard) its stream and
+        only then release it, so a new offer never shares the files with a running write."""
+        incoming.failed = True
+        if self.incoming.get(message_id) is incoming:
+            del self.incoming[message_id]
+        peer = self.peer or ""
+
+        def close(_: object) -> Deferred:
+            return self.rt.io(how, incoming.stream)
+
+        def release(result: object) -> None:
+            self.inbound.release(peer, message_id)
+            if isinstance(result, Failure):
+                log.failure("could not close the transfer {mid}", result, mid=message_id)
+
+        incoming.tail.addCallback(close).addBoth(release)
 
     def _end(self, message_id: str) -> None:
         incoming = self.incoming.get(message_id)
-        if incoming is None or incoming.handle is None:
+        if incoming is None or incoming.failed or incoming.ended:
             return
-        try:
-            incoming.handle.close()
-        except OSError as exc:
-            self._storage_failure(message_id, incoming, exc)
-            return
-        incoming.handle = None
-        d = self.inbound.finish(self.peer, incoming.header, incoming.path)
-        d.addCallback(self._answer_end, message_id)
-        d.addErrback(self._internal_error, message_id)
+        incoming.ended = True
+        peer = self.peer or ""
+
+        def finish(_: object) -> Deferred | None:
+            if incoming.failed:
+                return None
+            d = self.inbound.finish(peer, incoming.header, incoming.stream)
+            d.addCallback(self._answer_end, message_id)
+            d.addErrback(self._internal_error, message_id)
+            return d
+
+        incoming.tail.addCallback(finish)
 
     def _answer_end(self, answer: Any, message_id: str) -> None:
         self.incoming.pop(message_id, None)

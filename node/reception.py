@@ -2,9 +2,10 @@
 
 Order matters, because a receipt is a promise (DESIGN.md §3, §5):
 
-1. ``verify_to_staging``: decrypt the whole partial file into a staging file inside ``tmp/``,
-   proving signature (already checked at the offer), every chunk, the final tag exactly at the
-   end, size and SHA-256; fsync the staging file. Nothing is visible to a clerk yet.
+1. ``IncomingStream``: while DATA arrives, append the ciphertext to the partial file (for
+   resuming) and decrypt it into a staging file inside ``tmp/``; at END ``finish`` proves the
+   final tag exactly at the end, size and SHA-256 (the signature was checked at the offer,
+   every chunk as it came) and fsyncs the staging file. Nothing is visible to a clerk yet.
 2. The caller records ``publishing`` with the chosen inbox path in the store (commit).
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
    drop the staging name, fsync the inbox folder; write the metadata and receipt beside it.
@@ -21,14 +22,16 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import nacl.public
 
+from node.failpoints import failpoint
 from node.home import fsync_dir
 from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
 from protocol.envelope import EnvelopeHeader, Opener
+from protocol.errors import ProtocolError
 
 READ_SIZE = 4 * 1024 * 1024
 META_SUFFIX = ".meta.json"
@@ -39,24 +42,125 @@ RECEIPT_SUFFIX = ".receipt.jws"
 STORED_NAME_BYTES = MAX_NAME_BYTES - max(len(META_SUFFIX), len(RECEIPT_SUFFIX))
 
 
-def verify_to_staging(partial: Path, staging: Path, header: EnvelopeHeader, *, node_id: str,
-                      encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> None:
-    """Decrypt and fully verify ``partial`` into ``staging`` (fsynced); raise ProtocolError."""
-    opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys)
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as sink, open(partial, "rb") as source:
-            writeback = Writeback(fd)
-            while block := source.read(READ_SIZE):
-                plain = opener.feed(block)
-                sink.write(plain)
-                writeback.wrote(len(plain))
-            opener.finish()
-            sink.flush()
-            os.fsync(sink.fileno())
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
+class IncomingStream:
+    """One transfer's ciphertext partial and its decrypted staging file, written in step.
+
+    Each DATA frame is appended to the partial (what a resume starts from) and, in the same
+    call, decrypted into the staging file, so at END only the final checks and one fsync are
+    left: the document is never read back and decrypted in a second pass (docs/benchmarks.md).
+    Every method blocks (worker threads), and the caller runs one transfer's calls in order.
+
+    The partial stays the only thing resumption trusts: on a resume, :meth:`open` rebuilds the
+    staging file by decrypting the partial up to the receiver's offset, so a crash needs no
+    saved cipher state. The staging file lives in ``tmp/`` and holds only authenticated
+    chunks; nothing reaches the inbox before :meth:`finish` has proven the whole document.
+    """
+
+    def __init__(self, partial: Path, staging: Path, opener: Opener, offset: int) -> None:
+        self.partial = partial
+        self.staging = staging
+        self.offset = offset
+        self._opener = opener
+        self._sink: BinaryIO | None = None
+        self._plain: BinaryIO | None = None
+        self._writeback: Writeback | None = None
+        self._finished = False
+
+    @classmethod
+    def open(cls, partial: Path, staging: Path, header: EnvelopeHeader, *, offset: int,
+             node_id: str, encryption_keys: Mapping[str, nacl.public.PrivateKey]
+             ) -> IncomingStream:
+        """Open for appending at ``offset`` (the partial's length), catching the staging file
+        up from the partial first. A partial that does not decrypt (a power cut can leave
+        zeros at its end) is dropped and the transfer starts again at byte 0."""
+        def opener() -> Opener:
+            return Opener(header, node_id=node_id, encryption_keys=encryption_keys)
+
+        stream = cls(partial, staging, opener(), offset)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stream._open_files()
+            if offset:
+                try:
+                    stream._catch_up()
+                except ProtocolError:
+                    stream._close_files()
+                    partial.unlink(missing_ok=True)
+                    stream = cls(partial, staging, opener(), 0)
+                    stream._open_files()
+        except BaseException:
+            stream._close_files()
+            staging.unlink(missing_ok=True)
+            raise
+        return stream
+
+    def _open_files(self) -> None:
+        self._sink = open(self.partial, "ab")  # noqa: SIM115 - closed by finish/close
+        fd = os.open(self.staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self._plain = os.fdopen(fd, "wb")
+        self._writeback = Writeback(fd)
+
+    def _catch_up(self) -> None:
+        with open(self.partial, "rb") as source:
+            left = self.offset
+            while left and (block := source.read(min(READ_SIZE, left))):
+                left -= len(block)
+                self._decrypt(block)
+        if left:
+            raise OSError(f"the partial file {self.partial.name} is shorter than expected")
+
+    def _decrypt(self, ciphertext: bytes) -> None:
+        assert self._plain is not None and self._writeback is not None
+        written = 0
+        for plain in self._opener.feed_chunks(ciphertext):
+            self._plain.write(plain)   # a chunk (256 KiB) goes straight past the buffer
+            written += len(plain)
+        if written:
+            self._writeback.wrote(written)
+
+    def write(self, ciphertext: bytes) -> None:
+        """Append one frame's ciphertext to the partial and its plaintext to the staging file.
+
+        Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
+        (the transfer is then worthless: :meth:`discard` it)."""
+        assert self._sink is not None
+        self._sink.write(ciphertext)
+        self.offset += len(ciphertext)
+        failpoint("receiver-mid-transfer")
+        self._decrypt(ciphertext)
+
+    def finish(self) -> None:
+        """Prove the document complete (final tag at the end, sizes, digests) and fsync the
+        staging file; the partial is closed but kept until the document is published."""
+        try:
+            self._opener.finish()
+            assert self._plain is not None
+            self._plain.flush()
+            os.fsync(self._plain.fileno())
+            self._finished = True
+        finally:
+            self._close_files()
+
+    def close(self) -> None:
+        """Stop without finishing (connection lost, disk full): keep the partial for a resume,
+        remove the unverified staging file (a resume rebuilds it)."""
+        self._close_files()
+        if not self._finished:
+            self.staging.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Drop everything: the ciphertext failed authentication or verification."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
+
+    def _close_files(self) -> None:
+        for handle in (self._sink, self._plain):
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError:
+                    pass
+        self._sink = self._plain = None
 
 
 def choose_inbox_path(folder: Path, name: str,

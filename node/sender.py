@@ -2,7 +2,8 @@
 
 The protocol object decides nothing about *what* to send; its ``PeerLink`` does. It turns
 bytes into events for the link, turns the link's offers into bytes, and streams accepted
-transfers from their envelope files as a push producer: it writes DATA frames only while the
+transfers from their envelope sources (node.sealing.EnvelopeSource, which re-creates the
+ciphertext from the spooled plaintext) as a push producer: it writes DATA frames only while the
 transport wants more, so memory stays bounded whatever the document size. When several
 transfers are open it always serves the most urgent first (lowest priority number), so a
 flash document overtakes a publication already in transfer.
@@ -151,7 +152,12 @@ class SenderProtocol(Protocol, TimeoutMixin):
 
     def start_transfer(self, message_id: str, *, priority: int, size: int, offset: int,
                        source: BinaryIO) -> None:
-        source.seek(offset)
+        try:
+            source.seek(offset)  # re-encrypts up to ``offset`` (node.sealing.EnvelopeSource)
+        except OSError as exc:
+            source.close()
+            self.abort("local-read-error", f"cannot read envelope {message_id}: {exc}")
+            return
         self.transfers[message_id] = OutgoingTransfer(message_id, priority, size, offset, source,
                                                       started_offset=offset)
         self._schedule_pump()

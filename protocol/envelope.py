@@ -5,16 +5,18 @@ Theory of operation
 An envelope is two things that travel together: the *header token*, a JWS compact token of
 type ``lienthong-envelope/1`` signed by the sender's identity key, and the *ciphertext stream*
 (protocol/payload.py). The header names the message, the sender, every recipient, the file
-name, the plaintext size and SHA-256, the chunk size, the ciphertext size and SHA-256, and the
-file key sealed to every recipient and to the sender itself. The sender learns the digests only
-after the last byte, so :class:`Sealer` streams the ciphertext out first and signs at
+name, the plaintext size and SHA-256, the chunk size, the ciphertext size (v1 headers also
+its SHA-256; v2, written since issue 6, leaves that out: docs/protocol.md), and the file key
+sealed to every recipient and to the sender itself. The sender learns the digest only after
+the last byte, so :class:`Sealer` streams the ciphertext out first (or, with
+:meth:`Sealer.digest`, only hashes, for a sender that encrypts while sending) and signs at
 :meth:`Sealer.finish`.
 
 A receiver checks in this order (docs/protocol.md, part A): :func:`decode_header` only to learn
 who claims to have sent it, :func:`verify_header` with that peer's identity key and the node ID
 the connection authenticated, then :class:`Opener` opens its sealed key, decrypts chunk by
-chunk, and :meth:`Opener.finish` proves the final tag came exactly at the end and that size and
-both digests match. Plaintext must stay staged until ``finish`` returns.
+chunk, and :meth:`Opener.finish` proves the final tag came exactly at the end and that sizes
+and the signed digests match. Plaintext must stay staged until ``finish`` returns.
 
 Everything here is pure: no I/O, time and randomness come from the caller. Every failure on
 data from outside raises a :class:`protocol.errors.EnvelopeError` subclass.
@@ -38,19 +40,22 @@ from keys import errors as key_errors
 from keys import jws
 from keys.nodeid import node_id_from_public_key, parse_node_id
 from protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
-                             NotForUs, SenderMismatch)
+                             NotForUs, SenderMismatch, SizeMismatch)
 from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, PayloadDecryptor,
                               PayloadEncryptor, PayloadSummary, check_chunk_size, check_size,
                               ciphertext_size, open_file_key, seal_file_key)
 
 ENVELOPE_TYP = "lienthong-envelope/1"
-VERSION = 1
+#: The version this node writes. v2 (2026-11) dropped ``ciphertext_sha256`` from the header;
+#: v1 headers are still read (queued and stored envelopes, older peers).
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MESSAGE_ID_BYTES = 16
 MAX_NAME_BYTES = 255
 MAX_KID_CHARS = 128
-_FIELDS = frozenset({"v", "message_id", "sender", "recipients", "created", "name", "size",
-                     "sha256", "chunk_size", "ciphertext_size", "ciphertext_sha256", "keys",
-                     "meta"})
+_FIELDS_V2 = frozenset({"v", "message_id", "sender", "recipients", "created", "name", "size",
+                        "sha256", "chunk_size", "ciphertext_size", "keys", "meta"})
+_FIELDS = {1: _FIELDS_V2 | {"ciphertext_sha256"}, 2: _FIELDS_V2}
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
@@ -155,7 +160,7 @@ class EnvelopeHeader:
     sha256: str
     chunk_size: int
     ciphertext_size: int
-    ciphertext_sha256: str
+    ciphertext_sha256: str | None   # v1 only
     keys: tuple[SealedKey, ...]
     meta: Mapping[str, Any]
     token: str
@@ -199,10 +204,13 @@ def _parse_keys(value: object, readers: set[str]) -> tuple[SealedKey, ...]:
 def _parse(decoded: jws.Decoded) -> EnvelopeHeader:
     """Check every field of a decoded header token against the v1 schema."""
     p = decoded.payload
-    if type(p.get("v")) is not int or p["v"] != VERSION:
-        raise MalformedHeader(f"unsupported envelope version {p.get('v')!r}; this node reads v1")
-    if set(p) != _FIELDS:
-        missing, extra = sorted(_FIELDS - set(p)), sorted(set(p) - _FIELDS)
+    if type(p.get("v")) is not int or p["v"] not in READABLE_VERSIONS:
+        raise MalformedHeader(f"unsupported envelope version {p.get('v')!r}; this node reads "
+                              "v1 and v2")
+    version = p["v"]
+    fields = _FIELDS[version]
+    if set(p) != fields:
+        missing, extra = sorted(fields - set(p)), sorted(set(p) - fields)
         raise MalformedHeader(f"header fields wrong: missing {missing}, unknown {extra}")
     sender = check_node_id(p["sender"], "sender")
     if decoded.kid != sender:
@@ -230,9 +238,10 @@ def _parse(decoded: jws.Decoded) -> EnvelopeHeader:
         name=check_name(p["name"]), size=size,
         sha256=check_hex(p["sha256"], "sha256", 64),
         chunk_size=chunk_size, ciphertext_size=p["ciphertext_size"],
-        ciphertext_sha256=check_hex(p["ciphertext_sha256"], "ciphertext_sha256", 64),
+        ciphertext_sha256=(check_hex(p["ciphertext_sha256"], "ciphertext_sha256", 64)
+                           if version == 1 else None),
         keys=_parse_keys(p["keys"], set(recipients) | {sender}),
-        meta=MappingProxyType(p["meta"]), token=decoded.token)
+        meta=MappingProxyType(p["meta"]), token=decoded.token, version=version)
 
 
 def _decode(token: str | bytes) -> jws.Decoded:
@@ -295,7 +304,10 @@ class Sealer:
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]],
                  name: str, size: int, message_id: str, created: str,
                  meta: Mapping[str, Any] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> None:
+                 random_bytes: Callable[[int], bytes] = nacl.utils.random,
+                 version: int = VERSION) -> None:
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"cannot write envelope version {version!r}")
         check_node_id(sender, "sender")
         if node_id_from_public_key(identity.verify_key.encode()) != sender:
             raise ValueError("identity is not the signing key of node ID sender")
@@ -319,7 +331,7 @@ class Sealer:
             raise MalformedHeader(str(exc)) from exc
         self._identity = identity
         self._fields: dict[str, Any] = {
-            "v": VERSION, "message_id": check_hex(message_id, "message_id", 32),
+            "v": version, "message_id": check_hex(message_id, "message_id", 32),
             "sender": sender, "recipients": list(recipients),
             "created": check_time(created, "created"),
             "name": check_name(unicodedata.normalize("NFC", name) if isinstance(name, str)
@@ -332,7 +344,10 @@ class Sealer:
         if len(file_key) != KEY_BYTES:
             raise ValueError("random_bytes(32) returned the wrong length")
         self._payload = PayloadEncryptor(file_key, ad=bytes.fromhex(message_id), size=size,
-                                         chunk_size=chunk_size, random_bytes=random_bytes)
+                                         chunk_size=chunk_size, random_bytes=random_bytes,
+                                         ciphertext_digest=version == 1)
+        self._digest_only: Any = None   # a SHA-256 once digest() is used instead of feed()
+        self._digested = 0
         self._fields["keys"] = {
             node_id: {"kid": kid, "sealed": jws.b64url_encode(
                 seal_file_key(file_key, public.encode(), random_bytes=random_bytes))}
@@ -342,13 +357,47 @@ class Sealer:
         """Take the next plaintext piece; return the ciphertext now available (the first
         output starts with the 24-byte stream header). Pieces of exactly ``chunk_size`` bytes
         are cheapest: no copy, no join (bench/protocol_bench.py --piece-kib)."""
+        if self._digest_only is not None:
+            raise ValueError("this Sealer is hashing only (digest() was called)")
         return self._payload.feed(data)
+
+    def digest(self, data: bytes | bytearray | memoryview) -> None:
+        """Take the next plaintext piece without encrypting it (v2 only): for a sender that
+        encrypts later, while sending, from the same key and :attr:`stream_header`
+        (node.sealing.EnvelopeSource). Do not mix with :meth:`feed`."""
+        if self._fields["v"] == 1:
+            raise ValueError("a v1 header signs the ciphertext's digest: feed() it")
+        if self._digest_only is None:
+            if self._payload.started:
+                raise ValueError("this Sealer is already encrypting (feed() was called)")
+            self._digest_only = hashlib.sha256()
+        view = memoryview(data).cast("B")
+        if len(view) > self._fields["size"] - self._digested:
+            raise SizeMismatch(f"more plaintext than the declared {self._fields['size']} bytes "
+                               "(did the file grow while it was being sealed?)")
+        self._digest_only.update(view)
+        self._digested += len(view)
+
+    @property
+    def stream_header(self) -> bytes:
+        """The 24-byte secretstream header: the first bytes of the ciphertext stream."""
+        return self._payload.stream_header
 
     def finish(self) -> SealedEnvelope:
         """Close the stream (SizeMismatch if the plaintext was short) and sign the header."""
-        tail, summary = self._payload.finish()
-        fields = dict(self._fields, sha256=summary.sha256,
-                      ciphertext_sha256=summary.ciphertext_sha256)
+        if self._digest_only is not None:
+            if self._digested != self._fields["size"]:
+                raise SizeMismatch(f"only {self._digested} of the declared "
+                                   f"{self._fields['size']} plaintext bytes were read (did "
+                                   "the file shrink while it was being sealed?)")
+            digest = self._digest_only or hashlib.sha256()
+            fields = dict(self._fields, sha256=digest.hexdigest())
+            tail = b""
+        else:
+            tail, summary = self._payload.finish()
+            fields = dict(self._fields, sha256=summary.sha256)
+            if self._fields["v"] == 1:
+                fields["ciphertext_sha256"] = summary.ciphertext_sha256
         token = jws.sign(self._identity, ENVELOPE_TYP, fields, kid=fields["sender"])
         return SealedEnvelope(header_token=token, header=decode_header(token), tail=tail)
 
@@ -370,12 +419,17 @@ class Opener:
         file_key = open_file_key(entry.sealed, private.public_key.encode(), private.encode())
         self._header = header
         self._payload = PayloadDecryptor(file_key, ad=bytes.fromhex(header.message_id),
-                                         size=header.size, chunk_size=header.chunk_size)
+                                         size=header.size, chunk_size=header.chunk_size,
+                                         ciphertext_digest=header.ciphertext_sha256 is not None)
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next ciphertext piece; return plaintext to STAGE (not publish) until
         :meth:`finish` returns."""
         return self._payload.feed(data)
+
+    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """:meth:`feed` as one plaintext piece per chunk (no joining copy); same rules."""
+        return self._payload.feed_chunks(data)
 
     def finish(self) -> None:
         """Prove the stream ended at its final chunk and matches the signed sizes and digests.
@@ -392,7 +446,7 @@ class Opener:
         if summary.ciphertext_size != h.ciphertext_size:
             return DigestMismatch(f"ciphertext is {summary.ciphertext_size} bytes; the header "
                                   f"says {h.ciphertext_size}")
-        if summary.ciphertext_sha256 != h.ciphertext_sha256:
+        if h.ciphertext_sha256 is not None and summary.ciphertext_sha256 != h.ciphertext_sha256:
             return DigestMismatch("the ciphertext's SHA-256 differs from the signed header's")
         if summary.size != h.size:
             return DigestMismatch(f"plaintext is {summary.size} bytes; the header says {h.size}")

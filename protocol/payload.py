@@ -17,8 +17,9 @@ secretstream alone accepts a stream cut just before its final chunk (RELIABILITY
 the decryptor enforces the end itself: ``TAG_FINAL`` exactly on the last expected chunk, nothing
 after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped early.
 
-Both directions hash as they go (SHA-256 of the plaintext and of the whole ciphertext stream,
-header included), so nothing is ever read twice, and both buffer at most one chunk.
+Both directions hash as they go (SHA-256 of the plaintext and, unless told not to because a v2
+header does not sign it, of the whole ciphertext stream, header included), so nothing is ever
+read twice, and both buffer at most one chunk.
 
 The file key is wrapped for each reader with a sealed box (:func:`seal_file_key`) built by hand
 from ``crypto_box`` so that tests can inject randomness; the result is byte-for-byte the format
@@ -40,7 +41,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -142,12 +143,14 @@ def open_file_key(sealed: bytes, public_key: bytes, secret_key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class PayloadSummary:
-    """What a finished stream proved: sizes and SHA-256 digests (hex) of both sides."""
+    """What a finished stream proved: sizes and SHA-256 digests (hex) of both sides.
+    ``ciphertext_sha256`` is None when the codec was told not to hash the ciphertext
+    (envelope v2 headers do not carry it)."""
 
     size: int
     sha256: str
     ciphertext_size: int
-    ciphertext_sha256: str
+    ciphertext_sha256: str | None
 
 
 class _Phase(enum.Enum):
@@ -203,7 +206,7 @@ class _Codec:
         self._index = 0                    # index of the next chunk
         self._pending = bytearray()        # a partial chunk, never a whole one
         self._plain = hashlib.sha256()
-        self._cipher = hashlib.sha256()
+        self._cipher: Any = hashlib.sha256()   # None: the ciphertext is not hashed
         self._phase = _Phase.HEADER
         self._failure: EnvelopeError | None = None
         self._summary: PayloadSummary | None = None
@@ -222,13 +225,35 @@ class _Codec:
         return self._phase in (_Phase.DONE, _Phase.FINISHED)
 
 
+class _NoDigest:
+    """Stands in for a SHA-256 when a stream is re-created whose digests are already known."""
+
+    def update(self, data: object) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return ""
+
+
 class PayloadEncryptor(_Codec):
-    """Encrypt exactly ``size`` plaintext bytes, fed in pieces of any size."""
+    """Encrypt exactly ``size`` plaintext bytes, fed in pieces of any size.
+
+    ``ciphertext_digest=False`` skips hashing the ciphertext (envelope v2 does not sign it).
+    ``digests=False`` skips both SHA-256s: for re-creating, from the same key, stream header
+    and plaintext, a ciphertext stream whose digests were already taken and signed (the
+    sender re-encrypts while sending instead of storing it); its summary then has empty
+    digests. secretstream is deterministic given key and header, so the bytes are the same.
+    """
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> None:
+                 random_bytes: Callable[[int], bytes] = nacl.utils.random,
+                 digests: bool = True, ciphertext_digest: bool = True) -> None:
         super().__init__(key, ad, size, chunk_size)
+        if not digests:
+            self._plain = self._cipher = _NoDigest()  # type: ignore[assignment]
+        elif not ciphertext_digest:
+            self._cipher = None
         header = random_bytes(HEADER_BYTES)
         if len(header) != HEADER_BYTES:
             raise ValueError("random_bytes(24) returned the wrong length")
@@ -241,10 +266,21 @@ class PayloadEncryptor(_Codec):
         self._move(_Phase.CHUNKS)
         self._header_sent = False
 
+    @property
+    def stream_header(self) -> bytes:
+        """The 24-byte secretstream header that starts the ciphertext stream."""
+        return self._header
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`feed` has been called."""
+        return self._header_sent
+
     def _push(self, chunk: bytes, out: list[bytes]) -> None:
         final = self._index == self._chunks - 1
         sealed = _push(self._state, chunk, self._ad, TAG_FINAL if final else TAG_MESSAGE)
-        self._cipher.update(sealed)
+        if self._cipher is not None:
+            self._cipher.update(sealed)
         out.append(sealed)
         self._index += 1
         if final:
@@ -265,7 +301,8 @@ class PayloadEncryptor(_Codec):
         out: list[bytes] = []
         if not self._header_sent:
             self._header_sent = True
-            self._cipher.update(self._header)
+            if self._cipher is not None:
+                self._cipher.update(self._header)
             out.append(self._header)
         pos = 0
         while not self.done:
@@ -303,7 +340,7 @@ class PayloadEncryptor(_Codec):
         self._summary = PayloadSummary(
             size=self._size, sha256=self._plain.hexdigest(),
             ciphertext_size=ciphertext_size(self._size, self._chunk_size),
-            ciphertext_sha256=self._cipher.hexdigest())
+            ciphertext_sha256=None if self._cipher is None else self._cipher.hexdigest())
         return tail, self._summary
 
 
@@ -311,10 +348,12 @@ class PayloadDecryptor(_Codec):
     """Decrypt a ciphertext stream whose plaintext ``size`` and ``chunk_size`` are known."""
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, ciphertext_digest: bool = True) -> None:
         super().__init__(key, ad, size, chunk_size)
         self._state = _State()
         self._received = 0
+        if not ciphertext_digest:
+            self._cipher = None
 
     def _pull(self, sealed: bytes, out: list[bytes]) -> None:
         index, final = self._index, self._index == self._chunks - 1
@@ -344,13 +383,24 @@ class PayloadDecryptor(_Codec):
         Plaintext returned here is authentic chunk by chunk, but the document is only proven
         complete by :meth:`finish`; callers must stage it, never publish it, until then.
         """
+        out = self._feed(data)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    @_fail_closed
+    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """:meth:`feed`, but the plaintext as one piece per chunk: a caller that writes them
+        out one by one saves joining (copying) them."""
+        return self._feed(data)
+
+    def _feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         view = memoryview(data).cast("B")
         n = len(view)
         if n and self.done:
             raise TrailingData(f"{n} bytes arrived after the final chunk")
         if self._phase is _Phase.FINISHED:
             raise TrailingData("the payload was already finished")
-        self._cipher.update(view)
+        if self._cipher is not None:
+            self._cipher.update(view)
         self._received += n
         out: list[bytes] = []
         pos = 0
@@ -380,7 +430,7 @@ class PayloadDecryptor(_Codec):
                 self._pull(piece, out)
         if pos < n:
             raise TrailingData(f"{n - pos} bytes arrived after the final chunk")
-        return out[0] if len(out) == 1 else b"".join(out)
+        return out
 
     @_fail_closed
     def finish(self) -> PayloadSummary:
@@ -393,5 +443,6 @@ class PayloadDecryptor(_Codec):
         self._move(_Phase.FINISHED)
         self._summary = PayloadSummary(size=self._size, sha256=self._plain.hexdigest(),
                                        ciphertext_size=self._received,
-                                       ciphertext_sha256=self._cipher.hexdigest())
+                                       ciphertext_sha256=None if self._cipher is None
+                                       else self._cipher.hexdigest())
         return self._summary

@@ -24,7 +24,7 @@ from node.links import LinkState, PeerLink
 from node.outbox import Outbox
 from node.receiver import ReceiverFactory
 from node.records import NewDispatch
-from node.sealing import ENVELOPE, seal_spooled
+from node.sealing import seal_spooled
 from protocol.envelope import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
@@ -206,12 +206,14 @@ def test_envelope_for_another_node_is_refused_for_good(net: Net, tmp_path: Path)
 
 
 def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> None:
-    """A flipped ciphertext byte fails verification at END: no document, no receipt, retried."""
+    """The spooled document changes after sealing (a flipped byte): the ciphertext made while
+    sending no longer matches the signed SHA-256, so the receiver refuses it at END: no
+    document, no receipt, retried."""
     mid = net.dispatch("bao-cao.txt", b"Bao cao quy III\n" * 5000)
-    envelope = Path(net.alpha.store.get_dispatch(mid).spool_dir) / ENVELOPE
-    damaged = bytearray(envelope.read_bytes())
+    payload = Path(net.alpha.store.get_dispatch(mid).spool_dir) / "payload"
+    damaged = bytearray(payload.read_bytes())
     damaged[len(damaged) // 2] ^= 0x01
-    envelope.write_bytes(bytes(damaged))
+    payload.write_bytes(bytes(damaged))
 
     net.connect()
     (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
@@ -221,3 +223,5 @@ def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> No
     assert net.beta.store.get_received(net.alpha.node_id, mid) is None
     assert leftovers(net.beta) == []
     assert "rejected-by-peer" in kinds(net.alpha, mid)
+    assert {e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected")} == {
+        "digest-mismatch"}

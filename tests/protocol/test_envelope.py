@@ -109,7 +109,7 @@ def test_streaming_in_random_pieces(size: int, data: st.DataObject) -> None:
 
 
 def test_header_fields() -> None:
-    """The signed header carries exactly what was sealed, and both digests of the stream."""
+    """The signed (v2) header carries exactly what was sealed and the plaintext's digest."""
     data = "Nội dung công văn".encode() * 500
     message_id = new_message_id()
     envelope, ciphertext = seal_all(data, **_args(message_id=message_id, meta={"urgency": "flash"}))
@@ -119,7 +119,8 @@ def test_header_fields() -> None:
         message_id, ALICE.node_id, (BOB.node_id, CAROL.node_id))
     assert (header.name, header.size, header.created) == ("Báo cáo.pdf", len(data), CREATED)
     assert header.sha256 == hashlib.sha256(data).hexdigest()
-    assert header.ciphertext_sha256 == hashlib.sha256(ciphertext).hexdigest()
+    assert header.version == 2 and header.ciphertext_sha256 is None
+    assert "ciphertext_sha256" not in jws.decode(envelope.header_token, ENVELOPE_TYP).payload
     assert header.ciphertext_size == len(ciphertext)
     assert {k.node_id for k in header.keys} == {ALICE.node_id, BOB.node_id, CAROL.node_id}
     assert header.key_for(BOB.node_id).kid == BOB.kid  # type: ignore[union-attr]
@@ -275,7 +276,8 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 @pytest.mark.parametrize("change", [
-    _set("v", 2), _set("v", 1.0), _set("v", True), _set("size", 5.0), _set("size", -1),
+    _set("v", 1), _set("v", 3), _set("v", 0), _set("v", 2.0), _set("v", True),
+    _set("ciphertext_sha256", "ab" * 32), _set("size", 5.0), _set("size", -1),
     _set("size", True), _set("name", "../../etc/passwd"),
     _set("name", unicodedata.normalize("NFD", "Hường")), _set("extra", 1),
     lambda p: p.pop("meta"), _set("meta", []), _set("recipients", []),
@@ -288,7 +290,8 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     lambda p: next(iter(p["keys"].values())).__setitem__("kid", ""),
 ])
 def test_schema_violations_in_signed_headers(change: Callable[[dict[str, Any]], None]) -> None:
-    """A correctly signed header that breaks the v1 schema raises MalformedHeader."""
+    """A correctly signed header that breaks the v2 schema raises MalformedHeader (a v2 header
+    with v1's ciphertext_sha256 too)."""
     token, _ = _seal(b"hello")
     with pytest.raises(MalformedHeader):
         _verify(resign(token, ALICE, change))
@@ -385,16 +388,75 @@ def test_wrong_private_key_under_the_right_kid() -> None:
         Opener(_verify(token), node_id=BOB.node_id, encryption_keys={BOB.kid: CAROL.encryption})
 
 
-@pytest.mark.parametrize("field", ["sha256", "ciphertext_sha256"])
-def test_signed_digest_that_does_not_match(field: str) -> None:
-    """A signed header promising another plaintext or ciphertext digest raises DigestMismatch,
-    and keeps raising if the caller tries finish() again."""
-    token, ciphertext = _seal(b"hello")
+@pytest.mark.parametrize(("field", "version"), [("sha256", 2), ("sha256", 1),
+                                                 ("ciphertext_sha256", 1)])
+def test_signed_digest_that_does_not_match(field: str, version: int) -> None:
+    """A signed header promising another plaintext or (v1) ciphertext digest raises
+    DigestMismatch, and keeps raising if the caller tries finish() again."""
+    token, ciphertext = _seal(b"hello", version=version)
     opener = _opener(resign(token, ALICE, _set(field, "ab" * 32)))
     assert opener.feed(ciphertext) == b"hello"
     for _ in range(2):
         with pytest.raises(DigestMismatch):
             opener.finish()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_v1_envelopes_still_seal_verify_and_open(size: int) -> None:
+    """A v1 header (with ciphertext_sha256) is still read: queued and stored envelopes, and
+    peers not yet upgraded."""
+    data = os.urandom(size)
+    token, ciphertext = _seal(data, version=1)
+    header = _verify(token)
+    assert header.version == 1
+    assert header.ciphertext_sha256 == hashlib.sha256(ciphertext).hexdigest()
+    assert _open(token, ciphertext) == data
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_digest_only_sealing_matches_encrypting_it_later(size: int) -> None:
+    """Sealer.digest() (hash now, encrypt while sending) signs the same header as feeding,
+    and the stream made later from the same key and stream header opens under it."""
+    data = os.urandom(size)
+    draws: list[bytes] = []
+
+    def recorded(n: int) -> bytes:
+        draws.append(os.urandom(n))
+        return draws[-1]
+
+    def replay() -> Callable[[int], bytes]:
+        queue = list(draws)
+        return lambda n: queue.pop(0)
+
+    args = _args(random_bytes=recorded)
+    sealer = Sealer(size=size, **args)
+    sealer.digest(b"")
+    for i in range(0, size, 1000):
+        sealer.digest(data[i:i + 1000])
+    hashed = sealer.finish()
+    fed, ciphertext = seal_all(data, **dict(args, random_bytes=replay()))
+    assert hashed.header_token == fed.header_token and hashed.tail == b""
+    assert ciphertext[:HEADER_BYTES] == sealer.stream_header
+    assert _open(hashed.header_token, ciphertext) == data
+
+
+def test_digest_only_refuses_v1_mixing_and_wrong_sizes() -> None:
+    with pytest.raises(ValueError):
+        Sealer(size=5, **_args(version=1)).digest(b"hello")
+    sealer = Sealer(size=5, **_args())
+    sealer.feed(b"he")
+    with pytest.raises(ValueError):
+        sealer.digest(b"llo")
+    sealer = Sealer(size=5, **_args())
+    sealer.digest(b"hel")
+    with pytest.raises(ValueError):
+        sealer.feed(b"lo")
+    with pytest.raises(SizeMismatch):
+        sealer.finish()
+    with pytest.raises(SizeMismatch):
+        Sealer(size=5, **_args()).digest(b"hello!")
+    with pytest.raises(ValueError):
+        Sealer(size=5, **_args(version=3))
 
 
 def test_opener_failure_is_final() -> None:

@@ -345,3 +345,23 @@ def test_arbitrary_bytes_only_raise_envelope_errors(junk: bytes, size: int) -> N
     with pytest.raises(EnvelopeError):
         dec.feed(junk)
         dec.finish()
+
+
+def test_feed_chunks_gives_one_piece_per_chunk_and_latches_like_feed() -> None:
+    plaintext = os.urandom(3 * CS + 5)
+    ciphertext = _encrypt(plaintext)
+    dec = PayloadDecryptor(KEY, ad=AD, size=len(plaintext), chunk_size=CS)
+    cut = HEADER_BYTES + 2 * (CS + CHUNK_OVERHEAD) + 7
+    first = dec.feed_chunks(ciphertext[:cut])
+    assert [len(p) for p in first] == [CS, CS]
+    rest = dec.feed_chunks(ciphertext[cut:])
+    assert b"".join(first + rest) == plaintext
+    dec.finish()
+
+    damaged = bytearray(ciphertext)
+    damaged[-1] ^= 1
+    dec = PayloadDecryptor(KEY, ad=AD, size=len(plaintext), chunk_size=CS)
+    with pytest.raises(DecryptError):
+        dec.feed_chunks(bytes(damaged))
+    with pytest.raises(DecryptError):
+        dec.feed_chunks(b"")   # failed for good

@@ -33,10 +33,24 @@ def _encryption(p: dict[str, str]) -> nacl.public.PrivateKey:
     return nacl.public.PrivateKey(bytes.fromhex(p["encryption_secret"]))
 
 
-def test_envelope_vector_is_reproduced_byte_for_byte() -> None:
+ENVELOPES = pytest.mark.parametrize(("name", "version"), [("envelope-v1.json", 1),
+                                                          ("envelope-v2.json", 2)])
+
+
+@ENVELOPES
+def test_envelope_vector_is_reproduced_byte_for_byte(name: str, version: int) -> None:
     """Sealing with the vector's keys, inputs and randomness gives the committed file exactly."""
-    frozen = (VECTORS / "envelope-v1.json").read_text(encoding="utf-8")
-    assert make_vectors.render(make_vectors.build_envelope_vector()) == frozen
+    frozen = (VECTORS / name).read_text(encoding="utf-8")
+    assert make_vectors.render(make_vectors.build_envelope_vector(version)) == frozen
+
+
+def test_v1_and_v2_vectors_share_the_ciphertext_and_differ_only_in_the_header() -> None:
+    v1, v2 = _load("envelope-v1.json"), _load("envelope-v2.json")
+    assert v1["expected"]["ciphertext"] == v2["expected"]["ciphertext"]
+    assert v1["random_draws"] == v2["random_draws"]
+    assert decode_header(v1["expected"]["header_token"]).version == 1
+    assert decode_header(v2["expected"]["header_token"]).version == 2
+    assert "ciphertext_sha256" not in v2["expected"]
 
 
 def test_receipt_vector_is_reproduced_byte_for_byte() -> None:
@@ -46,9 +60,10 @@ def test_receipt_vector_is_reproduced_byte_for_byte() -> None:
     assert make_vectors.render(make_vectors.build_receipt_vector(envelope)) == frozen
 
 
-def test_frozen_envelope_replays_from_listed_draws() -> None:
+@ENVELOPES
+def test_frozen_envelope_replays_from_listed_draws(name: str, version: int) -> None:
     """The listed random draws alone (no DRBG) reproduce the frozen header and ciphertext."""
-    v = _load("envelope-v1.json")
+    v = _load(name)
     parties = v["parties"]
     sender = parties[v["sender"]]
     draws = [bytes.fromhex(d["hex"]) for d in v["random_draws"]]
@@ -61,21 +76,24 @@ def test_frozen_envelope_replays_from_listed_draws() -> None:
                     for r in v["recipients"]},
         name=v["inputs"]["name"], message_id=v["inputs"]["message_id"],
         created=v["inputs"]["created"], meta=v["inputs"]["meta"],
-        chunk_size=v["inputs"]["chunk_size"], random_bytes=make_vectors.ReplayRandom(draws))
+        chunk_size=v["inputs"]["chunk_size"], random_bytes=make_vectors.ReplayRandom(draws),
+        version=version)
     assert envelope.header_token == v["expected"]["header_token"]
     assert ciphertext.hex() == v["expected"]["ciphertext"]
 
 
-def test_frozen_envelope_verifies_and_opens_for_every_reader() -> None:
+@ENVELOPES
+def test_frozen_envelope_verifies_and_opens_for_every_reader(name: str, version: int) -> None:
     """The committed header verifies with the sender's key and every reader opens the payload."""
-    v = _load("envelope-v1.json")
+    v = _load(name)
     sender = v["parties"][v["sender"]]
     verify_key = nacl.signing.VerifyKey(bytes.fromhex(sender["identity_public"]))
     assert node_id_from_public_key(verify_key.encode()) == sender["node_id"]
     header = verify_header(v["expected"]["header_token"], verify_key,
                            expected_sender=sender["node_id"])
     assert header.header_sha256 == v["expected"]["header_sha256"]
-    assert header.ciphertext_sha256 == v["expected"]["ciphertext_sha256"]
+    assert header.version == version
+    assert header.ciphertext_sha256 == v["expected"].get("ciphertext_sha256")
     ciphertext = bytes.fromhex(v["expected"]["ciphertext"])
     for label in [v["sender"], *v["recipients"]]:
         p = v["parties"][label]
@@ -94,9 +112,10 @@ def test_frozen_sealed_keys_open_with_standard_sealed_box() -> None:
         assert nacl.public.SealedBox(_encryption(p)).decrypt(sealed) == file_key
 
 
-def test_frozen_envelope_rejects_a_flipped_ciphertext_byte() -> None:
+@ENVELOPES
+def test_frozen_envelope_rejects_a_flipped_ciphertext_byte(name: str, version: int) -> None:
     """The frozen vector is a live check: one flipped byte in the last chunk fails to open."""
-    v = _load("envelope-v1.json")
+    v = _load(name)
     bob = v["parties"]["bob"]
     header = decode_header(v["expected"]["header_token"])
     ciphertext = bytearray.fromhex(v["expected"]["ciphertext"])

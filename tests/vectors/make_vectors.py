@@ -1,9 +1,9 @@
 """Known-answer vectors for envelopes and receipts, and the fixed test keys they use.
 
-    cd /work/main && python -m tests.vectors.make_vectors      # rewrites the two JSON files
+    cd /work/main && python -m tests.vectors.make_vectors      # rewrites the three JSON files
 
 Run it only when the format changes on purpose (and then bump the version in the file names):
-tests/protocol/test_vectors.py rebuilds both vectors with this module and requires them to equal
+tests/protocol/test_vectors.py rebuilds every vector with this module and requires them to equal
 the committed JSON byte for byte, then opens and verifies the committed files as they are, so
 any drift in encoding, chunking, sealing or signing fails the suite.
 
@@ -31,6 +31,7 @@ from protocol.receipt import issue_receipt
 
 HERE = Path(__file__).resolve().parent
 ENVELOPE_FILE = HERE / "envelope-v1.json"
+ENVELOPE_V2_FILE = HERE / "envelope-v2.json"
 RECEIPT_FILE = HERE / "receipt-v1.json"
 
 CHUNK_SIZE = 4096
@@ -106,8 +107,9 @@ class ReplayRandom:
 SENDER, RECIPIENTS = "alice", ("bob", "carol")
 
 
-def build_envelope_vector() -> dict[str, Any]:
-    """The envelope vector: alice seals 2.5 chunks to bob and carol."""
+def build_envelope_vector(version: int = 1) -> dict[str, Any]:
+    """The envelope vector: alice seals 2.5 chunks to bob and carol (header version 1 or 2:
+    the same inputs and draws, so the same ciphertext; v2 leaves out ciphertext_sha256)."""
     sender = party(SENDER)
     readers = [party(label) for label in RECIPIENTS]
     plaintext = FixedRandom("plaintext")(PLAINTEXT_SIZE)
@@ -117,13 +119,26 @@ def build_envelope_vector() -> dict[str, Any]:
         plaintext, identity=sender.identity, sender=sender.node_id,
         sender_key=sender.sealing_key, recipients={p.node_id: p.sealing_key for p in readers},
         name=NAME, message_id=message_id, created=CREATED, meta=META, chunk_size=CHUNK_SIZE,
-        random_bytes=randomness)
+        random_bytes=randomness, version=version)
     header = envelope.header
     order = ["file key (32)", "secretstream header (24)"] + [
         f"ephemeral X25519 seed for {node_id} (32)" for node_id in
         sorted([sender.node_id] + [p.node_id for p in readers])]
+    expected = {
+        "header_token": envelope.header_token, "header_sha256": header.header_sha256,
+        "sha256": header.sha256, "size": header.size,
+        "ciphertext_size": header.ciphertext_size,
+        "ciphertext_sha256": header.ciphertext_sha256,
+        "sealed_keys": {k.node_id: b64url_encode(k.sealed) for k in header.keys},
+        "ciphertext": ciphertext.hex()}
+    if version != 1:
+        del expected["ciphertext_sha256"]
     return {
-        "description": "lienthong-envelope/1 known-answer vector (docs/protocol.md, part A). "
+        "description": f"lienthong-envelope/1 known-answer vector, header v{version} "
+                       "(docs/protocol.md, part A). Throwaway keys. Written by "
+                       "tests/vectors/make_vectors.py."
+                       if version != 1 else
+                       "lienthong-envelope/1 known-answer vector (docs/protocol.md, part A). "
                        "Throwaway keys. Written by tests/vectors/make_vectors.py.",
         "typ": "lienthong-envelope/1",
         "parties": {p.label: p.describe() for p in [sender] + readers},
@@ -132,13 +147,7 @@ def build_envelope_vector() -> dict[str, Any]:
                    "chunk_size": CHUNK_SIZE, "plaintext": plaintext.hex()},
         "random_draws": [{"purpose": purpose, "hex": draw.hex()}
                          for purpose, draw in zip(order, randomness.draws, strict=True)],
-        "expected": {
-            "header_token": envelope.header_token, "header_sha256": header.header_sha256,
-            "sha256": header.sha256, "size": header.size,
-            "ciphertext_size": header.ciphertext_size,
-            "ciphertext_sha256": header.ciphertext_sha256,
-            "sealed_keys": {k.node_id: b64url_encode(k.sealed) for k in header.keys},
-            "ciphertext": ciphertext.hex()},
+        "expected": expected,
     }
 
 
@@ -174,11 +183,12 @@ def render(vector: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    envelope = build_envelope_vector()
+    envelope = build_envelope_vector(1)
     receipt = build_receipt_vector(envelope)
     ENVELOPE_FILE.write_text(render(envelope), encoding="utf-8")
+    ENVELOPE_V2_FILE.write_text(render(build_envelope_vector(2)), encoding="utf-8")
     RECEIPT_FILE.write_text(render(receipt), encoding="utf-8")
-    print(f"wrote {ENVELOPE_FILE} and {RECEIPT_FILE}")
+    print(f"wrote {ENVELOPE_FILE}, {ENVELOPE_V2_FILE} and {RECEIPT_FILE}")
     return 0
 
 
