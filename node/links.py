@@ -348,10 +348,30 @@ class PeerLink:
         if row is None:
             return
         self._cancel_timer()
+        if offset:
+            # A resume re-creates the ciphertext up to ``offset`` (about a second per GiB):
+            # on the worker pool, so the reactor keeps serving other transfers meanwhile.
+            d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
+            d.addCallbacks(lambda source: self._start(proto, row, offset, source),
+                           lambda failure: self._unreadable(proto, message_id, failure.value))
+            _background(d, "open an envelope to resume")
+            return
         try:
             source = open_envelope(row.spool_dir, row.header_token, self.rt.keys)
         except OSError as exc:
-            proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
+            self._unreadable(proto, message_id, exc)
+            return
+        self._start(proto, row, offset, source)
+
+    def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
+        if not isinstance(exc, OSError):
+            raise exc
+        proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
+
+    def _start(self, proto: SenderProtocol, row: Any, offset: int, source: Any) -> None:
+        message_id = row.message_id
+        if proto is not self.proto or message_id not in self.offered:
+            source.close()  # the connection went away while the envelope was being prepared
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.monotonic(), offset)
@@ -442,3 +462,14 @@ class PeerLink:
         self.state = LinkState.STOPPED
         if self.proto is not None:
             self.proto.close()
+
+
+def _envelope_at(spool_dir: str, header_token: str, node_keys: Any, offset: int) -> Any:
+    """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
+    source = open_envelope(spool_dir, header_token, node_keys)
+    try:
+        source.seek(offset)
+    except BaseException:
+        source.close()
+        raise
+    return source
