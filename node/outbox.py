@@ -110,7 +110,7 @@ class Outbox:
         try:
             taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
                                 message_id=message_id, max_bytes=rt.config.max_document_bytes,
-                                now=rt.now_text())
+                                now=rt.now_text(), meta=prepared.meta.as_envelope_meta())
         except Refused as exc:
             yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
@@ -118,9 +118,9 @@ class Outbox:
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
-        yield adopt_document(rt, prepared, taken)
-        yield rt.audit("taken", message_id=message_id, name=taken.original_name,
-                       target=target, size=taken.size)
+        yield adopt_document(rt, prepared, taken, also=[("taken", {
+            "message_id": message_id, "name": taken.original_name, "target": target,
+            "size": taken.size})])
         failpoint("sender-after-take")
         yield self._seal_and_record(taken, recipients)
 
@@ -128,15 +128,10 @@ class Outbox:
     def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
         rt = self._rt
         folder = rt.config.spool / taken.message_id
-        yield rt.io(adopt_staged_meta, rt.config.spool, taken.message_id)
-        meta: dict[str, Any] = yield rt.io(read_meta, folder)
-        if taken.hint and "folder_hint" not in meta:
-            meta["folder_hint"] = taken.hint
-        priority = int(meta.get("priority", Priority.NORMAL))
         readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
-        sealed = yield rt.io(seal_spooled, folder, node_keys=rt.keys, recipients=readers,
-                             name=taken.original_name, message_id=taken.message_id,
-                             created=rt.now_text(), meta=meta)
+        meta, sealed = yield rt.io(_read_meta_and_seal, rt.config.spool, taken,
+                                   node_keys=rt.keys, recipients=readers, created=rt.now_text())
+        priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
         yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
@@ -278,6 +273,24 @@ class Outbox:
                        reason=reason, failed=str(where))
 
 
+def _read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
+                        recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
+    """The document's metadata and its sealed envelope, in one worker hop (blocking).
+
+    ``adopt_staged_meta`` finds a metadata file staged by an older version that crashed
+    between staging and taking (one ``stat`` otherwise).
+    """
+    folder = spool_dir / taken.message_id
+    adopt_staged_meta(spool_dir, taken.message_id)
+    meta = read_meta(folder)
+    if taken.hint and "folder_hint" not in meta:
+        meta["folder_hint"] = taken.hint
+    sealed = seal_spooled(folder, node_keys=node_keys, recipients=recipients,
+                          name=taken.original_name, message_id=taken.message_id,
+                          created=created, meta=meta)
+    return meta, sealed
+
+
 def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
                     now: str) -> Path:
     """Park an undeliverable document in failed/ with a plain-language reason beside it."""
@@ -319,8 +332,9 @@ def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str,
     payload = spool_folder / PAYLOAD
     sent_path.parent.mkdir(parents=True, exist_ok=True)
     if payload.exists() and not sent_path.exists():
+        # Made durable by the one fsync of sent/ below, before the spool folder goes: a crash
+        # in between finds the payload still in the spool and this runs again.
         os.rename(payload, sent_path)
-        fsync_dir(sent_path.parent)
     for node_id, token in receipts:
         receipt_file = sent_path.with_name(f"{sent_path.name}.{names[node_id]}.receipt.jws")
         receipt_file.write_text(token + "\n", encoding="ascii")
