@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
@@ -118,19 +118,38 @@ class Outbox:
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
-        yield adopt_document(rt, prepared, taken, also=[("taken", {
-            "message_id": message_id, "name": taken.original_name, "target": target,
-            "size": taken.size})])
-        failpoint("sender-after-take")
-        yield self._seal_and_record(taken, recipients)
+        # Sealing needs only the spool folder (meta.json is in it), so it runs while the
+        # sidecar moves and the take's audit commits. The dispatch is still recorded after
+        # that commit: the database thread commits in submission order.
+        sealing = self._seal(taken, recipients)
+        try:
+            yield adopt_document(rt, prepared, taken, also=[("taken", {
+                "message_id": message_id, "name": taken.original_name, "target": target,
+                "size": taken.size})])
+            failpoint("sender-after-take")
+        except BaseException:
+            sealing.addErrback(lambda _: None)  # the take's own error is the one to report
+            raise
+        yield self._seal_and_record(taken, recipients, sealing)
+
+    def _seal(self, taken: TakenFile, recipients: list[str]) -> Deferred:
+        """Start sealing on the worker pool; any error arrives through the Deferred."""
+        rt = self._rt
+        try:
+            readers = {node_id: rt.directory.encryption_key_for(node_id)
+                       for node_id in recipients}
+        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+            return fail()
+        return rt.io(_read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
+                     recipients=readers, created=rt.now_text())
 
     @inlineCallbacks
-    def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
+    def _seal_and_record(self, taken: TakenFile, recipients: list[str],  # type: ignore[no-untyped-def]
+                         sealing: Deferred | None = None):
+        """Seal (or wait for the sealing already started) and record the dispatch."""
         rt = self._rt
         folder = rt.config.spool / taken.message_id
-        readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
-        meta, sealed = yield rt.io(_read_meta_and_seal, rt.config.spool, taken,
-                                   node_keys=rt.keys, recipients=readers, created=rt.now_text())
+        meta, sealed = yield (sealing if sealing is not None else self._seal(taken, recipients))
         priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
         yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
