@@ -240,10 +240,15 @@ class Outbox:
     # -- completion ------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, message_id: str):  # type: ignore[no-untyped-def]
-        """All recipients have receipted: move the document to sent/ with its receipts."""
+    def finish(self, message_id: str, row: Any = None):  # type: ignore[no-untyped-def]
+        """All recipients have receipted: move the document to sent/ with its receipts.
+
+        ``row`` is the dispatch as read in the transaction that stored the last receipt
+        (the links pass it); without it, it is read here.
+        """
         rt = self._rt
-        row = yield rt.db(rt.store.get_dispatch, message_id)
+        if row is None:
+            row = yield rt.db(rt.store.get_dispatch, message_id)
         if row is None or (row.state == "sent" and not Path(row.spool_dir).exists()):
             return
         sent_path = row.sent_path
