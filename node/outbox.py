@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
@@ -66,22 +66,34 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
     return list(node_ids)
 
 
+#: Files taken, sealed and recorded at once. Two thousand files dropped together used to start
+#: two thousand take chains; the worker pool and the database thread serve them in order, so
+#: every file was taken before the first was sealed, and the first offer left seconds after
+#: the drop (bench small: first offer 5.4 s after the drop of 500). With a bounded number in
+#: flight the first documents are sealed and offered while the rest are still being taken.
+INTAKE_PARALLEL = 32
+
+
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
-                 on_released: Callable[[Path], None] = lambda path: None) -> None:
+                 on_released: Callable[[Path], None] = lambda path: None,
+                 parallel: int = INTAKE_PARALLEL) -> None:
         self._rt = runtime
         self._on_dispatch = on_dispatch
         self._on_released = on_released
+        self._slots = DeferredSemaphore(parallel)
         self.in_progress: set[Path] = set()
 
     # -- intake ----------------------------------------------------------------------------
 
     def file_ready(self, path: Path, target: str) -> Deferred:
-        """Called by the watcher for every stable candidate; never raises."""
+        """Called by the watcher for every stable candidate; never raises. At most
+        ``parallel`` files are in the take-seal-record chain at once; the others wait their
+        turn in the order they were reported."""
         if path in self.in_progress:
             return Deferred.fromResult(None)
         self.in_progress.add(path)
-        d = self._take(path, target)
+        d = self._slots.run(self._take, path, target)
         d.addErrback(lambda f: log.failure("could not take {path!r}", f, path=str(path)))
         d.addBoth(lambda _: self._release(path))
         return d
