@@ -188,6 +188,15 @@ class Node:
             yield self.head_signer.stop()
 
 
+#: Worker threads for blocking file and crypto work. Most of that work waits for fsync (a
+#: small document costs about ten on the sender and five on the receiver), and the kernel
+#: commits fsyncs that wait together in one journal commit: with 4 threads a burst of small
+#: documents waited in line for the disk (bench small: 12-13 docs/s with 4, 24-30 with 16
+#: and 32 on the same machine minutes apart; docs/benchmarks.md). The threads are idle
+#: otherwise, and a large document still streams through one of them.
+IO_THREADS = 16
+
+
 def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
                   store: Any = None,
                   wall_clock: Callable[[], float] = time.time) -> NodeRuntime:
@@ -199,7 +208,7 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
     store = store or open_store(config.store.url)
     database = GroupCommitThread(reactor, store)
     database.start()
-    workers = ThreadPool(minthreads=1, maxthreads=4, name="lienthong-io")
+    workers = ThreadPool(minthreads=1, maxthreads=IO_THREADS, name="lienthong-io")
     workers.start()
     reactor.addSystemEventTrigger("during", "shutdown", workers.stop)
     return NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,

@@ -70,6 +70,14 @@ def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tu
     return partial, held
 
 
+def _partial_and_space(folder: Path, message_id: str, digest: str, size: int,
+                       tmp: Path) -> tuple[Path, int, int]:
+    """``prepare_partial`` and ``free_bytes`` in one worker hop (one thread wake-up less per
+    offer; a burst of small documents pays one per document)."""
+    partial, held = prepare_partial(folder, message_id, digest, size)
+    return partial, held, free_bytes(tmp)
+
+
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
 ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
 
@@ -156,17 +164,17 @@ class Inbound:
             return Reject(message_id=mid, code="busy",
                                reason="this document is already being received")
         try:
-            partial, offset = yield self.rt.io(prepare_partial, self.partial_folder(peer), mid,
-                                               header.header_sha256, header.ciphertext_size)
+            partial, offset, free = yield self.rt.io(
+                _partial_and_space, self.partial_folder(peer), mid, header.header_sha256,
+                header.ciphertext_size, self.rt.config.tmp)
             # The ciphertext still to come and the decrypted copy live side by side in tmp/.
             need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
-            free = yield self.rt.io(free_bytes, self.rt.config.tmp)
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
         if free < need:
             return self.refuse(peer, mid, "storage-unavailable",
-                                     f"not enough free disk space ({free} bytes free, {need} "
-                                     "needed); it will be retried when space returns")
+                               f"not enough free disk space ({free} bytes free, {need} "
+                               "needed); it will be retried when space returns")
         self.active.add((peer, mid))
         try:
             stream = yield self.rt.io(

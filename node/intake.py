@@ -14,10 +14,11 @@ may leave the office happens here, on the file itself, in a fixed order (RELIABI
 3. Open it ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (a FIFO slipped in after the ``lstat`` cannot
    hang us, a symlink cannot be followed) and check that the descriptor is the very inode
    we looked at, and that it still passes step 2.
-4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` there and fsync it, *then*
+4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (and ``meta.json``, the
+   validated envelope metadata, when the caller gives it) there and fsync them, *then*
    rename the file to ``spool/<message_id>/payload``: a crash leaves either a folder with
    ``intake.json`` and no payload (nothing was taken; the file is still in the outbox) or a
-   complete pair that ``recover_spool`` reports. Across filesystems (``EXDEV``) the bytes
+   complete pair that ``recover_spool`` reports -- with its metadata already beside it. Across filesystems (``EXDEV``) the bytes
    are copied through the open descriptor, fsynced, and only then is the original unlinked.
 5. After the move, the payload must be the inode we opened, with the size and mtime we
    recorded. If not, someone was still writing (or swapped the name): we put the entry back
@@ -49,6 +50,7 @@ from keys.jws import canonical_json, strict_json_object
 from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
 
 INTAKE_FILE = "intake.json"
+META_FILE = "meta.json"
 PAYLOAD_FILE = "payload"
 INTAKE_FORMAT = "lienthong-intake"
 INTAKE_VERSION = 1
@@ -137,11 +139,14 @@ class TakenFile:
 
 
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
-              max_bytes: int, now: str, allow_empty: bool = False) -> TakenFile:
+              max_bytes: int, now: str, allow_empty: bool = False,
+              meta: dict[str, Any] | None = None) -> TakenFile:
     """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
 
     ``outbox`` is needed to name the target and to reach the file without following any
-    symbolic link below the outbox. ``now`` is recorded as the time taken.
+    symbolic link below the outbox. ``now`` is recorded as the time taken. ``meta`` (the
+    envelope metadata validated from the sidecar) is written as ``meta.json`` in the same
+    step as ``intake.json``, so a taken document is never without it.
     """
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"message ID {message_id!r} is not a safe folder name")
@@ -149,13 +154,14 @@ def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
     parent_fd = _open_parent(outbox, parts)
     try:
         return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
-                     max_bytes=max_bytes, now=now, allow_empty=allow_empty)
+                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta)
     finally:
         os.close(parent_fd)
 
 
 def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
-          message_id: str, max_bytes: int, now: str, allow_empty: bool) -> TakenFile:
+          message_id: str, max_bytes: int, now: str, allow_empty: bool,
+          meta: dict[str, Any] | None = None) -> TakenFile:
     name = parts[-1]
     seen = _lstat(parent_fd, name, path)
     _check_kind(seen, path)
@@ -182,7 +188,7 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
             folder_fd = os.open(message_id, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
             try:
                 _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
-                                 message_id, record)
+                                 message_id, record, meta)
             finally:
                 os.close(folder_fd)
             os.fsync(spool_fd)
@@ -196,9 +202,11 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
 
 def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
                      folder_fd: int, spool_fd: int, message_id: str,
-                     record: dict[str, Any]) -> None:
+                     record: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
     """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal."""
     try:
+        if meta is not None:
+            _write_new_file(folder_fd, META_FILE, canonical_json(meta), 0o600)
         _write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:
             os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
@@ -275,7 +283,7 @@ def _put_back(folder_fd: int, parent_fd: int, name: str) -> None:
 
 def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> None:
     """Remove a spool folder that holds no payload (only our record and partial copy)."""
-    for leftover in (INTAKE_FILE, _PARTIAL_PAYLOAD):
+    for leftover in (INTAKE_FILE, META_FILE, _PARTIAL_PAYLOAD):
         try:
             os.unlink(leftover, dir_fd=folder_fd)
         except FileNotFoundError:

@@ -112,9 +112,19 @@ class _Factory(ClientFactory):
         self.link.connect_failed(reason)
 
 
+def _record_receipt(store: Any, message_id: str, peer: str, token: str,
+                    now: str) -> tuple[bool, Any]:
+    """Record a verified receipt; when it was the last one, also read the dispatch the
+    outbox needs to finish (one unit of work instead of two)."""
+    done = store.record_receipt(message_id, peer, token, now)
+    return done, (store.get_dispatch(message_id) if done else None)
+
+
 class PeerLink:
+    """``on_all_delivered(message_id, dispatch_row)`` runs once every recipient receipted."""
+
     def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: Any,
-                 on_all_delivered: Callable[[str], Any],
+                 on_all_delivered: Callable[[str, Any], Any],
                  on_delivery_failed: Callable[[str, str], Any],
                  rng: Callable[[], float] = random.random) -> None:
         self.rt = runtime
@@ -413,8 +423,8 @@ class PeerLink:
                         peer_fault=True)
             return
         failpoint("sender-before-receipt-stored")
-        all_done = yield self.rt.db_audited(
-            self.rt.store.record_receipt, message_id, self.node_id, token, self.rt.now_text(),
+        all_done, dispatch = yield self.rt.db_audited(
+            _record_receipt, self.rt.store, message_id, self.node_id, token, self.rt.now_text(),
             events=[("receipt-verified", {"peer": self.node_id, "message_id": message_id,
                                           "digest": info.sha256, "receipt_time": info.time,
                                           "duplicate": already})])
@@ -424,7 +434,7 @@ class PeerLink:
         log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=message_id,
                  dup=" (it already had it)" if already else "")
         if all_done:
-            self._on_all_delivered(message_id)
+            self._on_all_delivered(message_id, dispatch)
         self._fill()
 
     @inlineCallbacks

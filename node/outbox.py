@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
@@ -66,22 +66,34 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
     return list(node_ids)
 
 
+#: Files taken, sealed and recorded at once. Two thousand files dropped together used to start
+#: two thousand take chains; the worker pool and the database thread serve them in order, so
+#: every file was taken before the first was sealed, and the first offer left seconds after
+#: the drop (bench small: first offer 5.4 s after the drop of 500). With a bounded number in
+#: flight the first documents are sealed and offered while the rest are still being taken.
+INTAKE_PARALLEL = 32
+
+
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
-                 on_released: Callable[[Path], None] = lambda path: None) -> None:
+                 on_released: Callable[[Path], None] = lambda path: None,
+                 parallel: int = INTAKE_PARALLEL) -> None:
         self._rt = runtime
         self._on_dispatch = on_dispatch
         self._on_released = on_released
+        self._slots = DeferredSemaphore(parallel)
         self.in_progress: set[Path] = set()
 
     # -- intake ----------------------------------------------------------------------------
 
     def file_ready(self, path: Path, target: str) -> Deferred:
-        """Called by the watcher for every stable candidate; never raises."""
+        """Called by the watcher for every stable candidate; never raises. At most
+        ``parallel`` files are in the take-seal-record chain at once; the others wait their
+        turn in the order they were reported."""
         if path in self.in_progress:
             return Deferred.fromResult(None)
         self.in_progress.add(path)
-        d = self._take(path, target)
+        d = self._slots.run(self._take, path, target)
         d.addErrback(lambda f: log.failure("could not take {path!r}", f, path=str(path)))
         d.addBoth(lambda _: self._release(path))
         return d
@@ -110,7 +122,7 @@ class Outbox:
         try:
             taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
                                 message_id=message_id, max_bytes=rt.config.max_document_bytes,
-                                now=rt.now_text())
+                                now=rt.now_text(), meta=prepared.meta.as_envelope_meta())
         except Refused as exc:
             yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
@@ -118,25 +130,39 @@ class Outbox:
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
-        yield adopt_document(rt, prepared, taken)
-        yield rt.audit("taken", message_id=message_id, name=taken.original_name,
-                       target=target, size=taken.size)
-        failpoint("sender-after-take")
-        yield self._seal_and_record(taken, recipients)
+        # Sealing needs only the spool folder (meta.json is in it), so it runs while the
+        # sidecar moves and the take's audit commits. The dispatch is still recorded after
+        # that commit: the database thread commits in submission order.
+        sealing = self._seal(taken, recipients)
+        try:
+            yield adopt_document(rt, prepared, taken, also=[("taken", {
+                "message_id": message_id, "name": taken.original_name, "target": target,
+                "size": taken.size})])
+            failpoint("sender-after-take")
+        except BaseException:
+            sealing.addErrback(lambda _: None)  # the take's own error is the one to report
+            raise
+        yield self._seal_and_record(taken, recipients, sealing)
+
+    def _seal(self, taken: TakenFile, recipients: list[str]) -> Deferred:
+        """Start sealing on the worker pool; any error arrives through the Deferred."""
+        rt = self._rt
+        try:
+            readers = {node_id: rt.directory.encryption_key_for(node_id)
+                       for node_id in recipients}
+        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+            return fail()
+        return rt.io(_read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
+                     recipients=readers, created=rt.now_text())
 
     @inlineCallbacks
-    def _seal_and_record(self, taken: TakenFile, recipients: list[str]):  # type: ignore[no-untyped-def]
+    def _seal_and_record(self, taken: TakenFile, recipients: list[str],  # type: ignore[no-untyped-def]
+                         sealing: Deferred | None = None):
+        """Seal (or wait for the sealing already started) and record the dispatch."""
         rt = self._rt
         folder = rt.config.spool / taken.message_id
-        yield rt.io(adopt_staged_meta, rt.config.spool, taken.message_id)
-        meta: dict[str, Any] = yield rt.io(read_meta, folder)
-        if taken.hint and "folder_hint" not in meta:
-            meta["folder_hint"] = taken.hint
+        meta, sealed = yield (sealing if sealing is not None else self._seal(taken, recipients))
         priority = int(meta.get("priority", Priority.NORMAL))
-        readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
-        sealed = yield rt.io(seal_spooled, folder, node_keys=rt.keys, recipients=readers,
-                             name=taken.original_name, message_id=taken.message_id,
-                             created=rt.now_text(), meta=meta)
         header = sealed.header
         yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
@@ -226,10 +252,15 @@ class Outbox:
     # -- completion ------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, message_id: str):  # type: ignore[no-untyped-def]
-        """All recipients have receipted: move the document to sent/ with its receipts."""
+    def finish(self, message_id: str, row: Any = None):  # type: ignore[no-untyped-def]
+        """All recipients have receipted: move the document to sent/ with its receipts.
+
+        ``row`` is the dispatch as read in the transaction that stored the last receipt
+        (the links pass it); without it, it is read here.
+        """
         rt = self._rt
-        row = yield rt.db(rt.store.get_dispatch, message_id)
+        if row is None:
+            row = yield rt.db(rt.store.get_dispatch, message_id)
         if row is None or (row.state == "sent" and not Path(row.spool_dir).exists()):
             return
         sent_path = row.sent_path
@@ -278,6 +309,24 @@ class Outbox:
                        reason=reason, failed=str(where))
 
 
+def _read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
+                        recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
+    """The document's metadata and its sealed envelope, in one worker hop (blocking).
+
+    ``adopt_staged_meta`` finds a metadata file staged by an older version that crashed
+    between staging and taking (one ``stat`` otherwise).
+    """
+    folder = spool_dir / taken.message_id
+    adopt_staged_meta(spool_dir, taken.message_id)
+    meta = read_meta(folder)
+    if taken.hint and "folder_hint" not in meta:
+        meta["folder_hint"] = taken.hint
+    sealed = seal_spooled(folder, node_keys=node_keys, recipients=recipients,
+                          name=taken.original_name, message_id=taken.message_id,
+                          created=created, meta=meta)
+    return meta, sealed
+
+
 def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
                     now: str) -> Path:
     """Park an undeliverable document in failed/ with a plain-language reason beside it."""
@@ -319,8 +368,9 @@ def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str,
     payload = spool_folder / PAYLOAD
     sent_path.parent.mkdir(parents=True, exist_ok=True)
     if payload.exists() and not sent_path.exists():
+        # Made durable by the one fsync of sent/ below, before the spool folder goes: a crash
+        # in between finds the payload still in the spool and this runs again.
         os.rename(payload, sent_path)
-        fsync_dir(sent_path.parent)
     for node_id, token in receipts:
         receipt_file = sent_path.with_name(f"{sent_path.name}.{names[node_id]}.receipt.jws")
         receipt_file.write_text(token + "\n", encoding="ascii")

@@ -10,17 +10,21 @@ is resolved and before the file is moved:
    confidentiality guard for the resolved recipients;
 3. on any error: move the document *and* its sidecar into ``failed/`` with a reason naming
    the field and what is allowed, audit ``refused``, and return None;
-4. otherwise write the envelope metadata to ``spool/.lienthong-meta-<message_id>.json``
-   (fsynced) -- *before* the file is taken.
+4. otherwise hand the envelope metadata to the take: ``take_file(meta=...)`` writes it as
+   ``spool/<message_id>/meta.json`` beside ``intake.json``, fsynced, *before* the file is
+   moved in, so a taken document is never sealed without the metadata -- urgency,
+   confidentiality -- it was validated with.
 
 After ``take_file`` has moved the file into ``spool/<message_id>/``, :func:`adopt_document`
-moves the staged metadata to ``spool/<message_id>/meta.json`` and the sidecar to
-``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it cannot attach itself
-to a later file of the same name), and audits the metadata. A crash between the take and the
-adoption leaves the staged file: ``adopt_staged_meta``, called again just before sealing
-(also by crash recovery), moves it in, so a taken document is never sealed without the
-metadata -- urgency, confidentiality -- it was validated with. When the document reaches
-``sent/``, the sidecar goes beside it as ``NAME.meta.toml``.
+moves the sidecar to ``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it
+cannot attach itself to a later file of the same name) and audits the metadata and the take
+in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
+``NAME.meta.toml``.
+
+Before this version the metadata was first staged as ``spool/.lienthong-meta-<id>.json``
+(two more fsyncs and two more worker hops per document; docs/benchmarks.md). A staged file
+left by a crash of such a version is still adopted before sealing and swept at start-up
+(``adopt_staged_meta``, ``sweep_staged``).
 
 The blocking functions run on the worker pool; the two ``inlineCallbacks`` functions are the
 outbox's entry points.
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
 
 from keys.jws import canonical_json
 from node.documents import (MAX_MESSAGE_BYTES, MAX_SIDECAR_BYTES, SIDECAR_SUFFIX, DocumentMeta,
@@ -46,6 +51,8 @@ from node.intake import _open_parent, _parts_under  # the outbox walk that follo
 from node.names import unique_name
 from node.runtime import NodeRuntime
 from node.spool import META_FILE
+
+log = Logger(namespace="lienthong.outbox")
 
 SPOOLED_SIDECAR = "sidecar.meta.toml"
 _STAGED_PREFIX = ".lienthong-meta-"
@@ -173,14 +180,13 @@ class Prepared:
     spool_dir: Path
 
     def abandon(self, to_failed: Path | None) -> None:
-        """The take was refused: drop the staged metadata; the sidecar follows the document
-        into ``to_failed`` (or stays, if the document stays in the outbox)."""
-        staged_meta_path(self.spool_dir, self.message_id).unlink(missing_ok=True)
+        """The take was refused: the sidecar follows the document into ``to_failed`` (or
+        stays, if the document stays in the outbox)."""
         if to_failed is not None and self.sidecar is not None:
             move_sidecar(self.sidecar, to_failed, self.sidecar.name)
 
     def adopt(self) -> None:
-        adopt_staged_meta(self.spool_dir, self.message_id)
+        """Move the sidecar (if any) into the document's spool folder."""
         if self.sidecar is not None:
             folder = self.spool_dir / self.message_id
             try:
@@ -219,21 +225,31 @@ def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[
     except MetadataError as exc:
         yield _refuse(rt, path, sidecar_path, exc)
         return None
-    yield rt.io(write_staged_meta, rt.config.spool, message_id, meta.as_envelope_meta())
     return Prepared(message_id=message_id, meta=meta,
                     sidecar=sidecar_path if sidecar.data is not None else None,
                     spool_dir=rt.config.spool)
 
 
 @inlineCallbacks
-def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile):  # type: ignore[no-untyped-def]
-    """The file is in the spool: bring its metadata and sidecar in, and audit the metadata."""
-    yield rt.io(prepared.adopt)
+def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
+                   also: list[tuple[str, dict[str, Any]]] = ()):  # type: ignore[no-untyped-def]
+    """The file is in the spool: bring its sidecar in, and audit the metadata followed by
+    ``also`` (the take itself) in ONE transaction (one unit of database work, one commit)."""
+    if prepared.sidecar is not None:
+        yield rt.io(prepared.adopt)
     meta = prepared.meta.as_envelope_meta()
     meta.pop("priority")
     meta["document_kind"] = meta.pop("kind")  # "kind" names the audit event itself
-    yield rt.audit("document-metadata", message_id=taken.message_id, name=taken.original_name,
-                   sidecar=prepared.sidecar is not None, **meta)
+    event = dict(meta, message_id=taken.message_id, name=taken.original_name,
+                 sidecar=prepared.sidecar is not None)
+    d = rt.db_audited(_nothing, events=[("document-metadata", event), *also])
+    d.addErrback(lambda failure: log.failure("could not write the audit of {mid}", failure,
+                                                mid=taken.message_id))
+    yield d
+
+
+def _nothing() -> None:
+    """A unit of work whose only writes are its audit events."""
 
 
 @inlineCallbacks

@@ -21,12 +21,11 @@ from keys.errors import MalformedToken
 from keys.jws import canonical_json, strict_json_object
 from node.home import fsync_dir
 from node.intake import (
-    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, PAYLOAD_FILE, TakenFile, taken_from_record,
+    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, META_FILE, PAYLOAD_FILE, TakenFile,
+    taken_from_record,
 )
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-META_FILE = "meta.json"
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -57,10 +57,17 @@ class StoreBase:
             return
         with self._writer.begin() as conn:
             self._local.conn = conn
+            self._local.audit_tip = None
             try:
                 yield conn
             finally:
                 self._local.conn = None
+                self._local.audit_tip = None
+
+    def rolled_back_to_savepoint(self) -> None:
+        """Part of the open transaction was undone (group commit): forget what was cached
+        about it, such as the audit chain's tip."""
+        self._local.audit_tip = None
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

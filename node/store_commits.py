@@ -144,6 +144,9 @@ class GroupCommitThread(Lifecycle):
                         # unit of the batch fails below.
                         cursor.execute(_ROLLBACK_TO)
                         cursor.execute(_RELEASE)
+                        forget = getattr(self._store, "rolled_back_to_savepoint", None)
+                        if forget is not None:
+                            forget()  # e.g. an audit tip written by the undone unit
                         outcomes.append((False, failure))
                     else:
                         cursor.execute(_RELEASE)

@@ -27,11 +27,24 @@ Each candidate path is in one state (``ABSENT`` means "not in the table")::
 
 The signature is ``(size, mtime_ns, ctime_ns, inode)`` from ``lstat``; a file is *still* when
 its signature is unchanged across a quiet window of ``stable_seconds``. Every hint (created,
-modified, closed, moved-in) re-samples the file, and a change restarts the window: so a
-file closed after writing becomes ready after one quiet window, a moved-in file gets one
-stability look, and a file that keeps growing (with or without events) never becomes ready.
-This is a heuristic (a writer that pauses longer than the window looks finished); intake
-re-checks size and mtime after moving the file and puts it back if it changed.
+modified, closed, moved-in) re-samples the file, and a change restarts the window, so a file
+that keeps growing (with or without events) never becomes ready. This is a heuristic (a
+writer that pauses longer than the window looks finished); intake re-checks size and mtime
+after moving the file and puts it back if it changed.
+
+A move skips the window. With the native inotify observer, a move *into* a name under the
+outbox (``IN_MOVED_TO``: a careful program writes elsewhere and renames, which is atomic) says
+the file is complete now, so a regular file with one link is handed over at once, after the
+one ``lstat`` this look makes (``complete`` in the table). Waiting a window after a rename only
+added its length to every delivery (docs/benchmarks.md, "single"). A *close* after writing
+(``IN_CLOSE_WRITE``) is not trusted the same way: a writer that opens, appends and closes
+again (a scanner adding pages, a log-like export) would have its first part sent alone, so it
+keeps the window. Scans, the polling observer (whose "moves" are guesses from two snapshots)
+and created/modified/closed hints wait for the window; a hard-linked file also waits (intake
+refuses it anyway).
+
+    (ABSENT,       complete)       -> HANDED_OVER   on_ready now (moved in)
+    (SETTLING,     complete)       -> HANDED_OVER   on_ready now
 
 Entries that are not regular files are handed over at once, never opened, so the node can
 refuse them into ``failed/``; so are files directly in ``outbox/`` once still (the node
@@ -62,6 +75,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+try:  # Linux: the inotify observer, able to report a move in from outside as a move
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # pragma: no cover - not Linux
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
 from node.names import is_noise
 
 #: Loggers on which watchdog 7.1 reports an inotify queue overflow. It logs the warning
@@ -71,7 +89,17 @@ from node.names import is_noise
 OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 _OVERFLOW_MARKERS = ("overflow", "unable to rebuild")
 
-OBSERVERS: dict[str, Callable[[], BaseObserver]] = {"native": Observer, "polling": PollingObserver}
+def _native_observer() -> BaseObserver:
+    """inotify with *full* events where available: a file moved in from outside the outbox
+    then arrives as a move (a completion event), not as a create (which a writer also makes
+    when it starts writing)."""
+    if InotifyObserver is not None:
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+OBSERVERS: dict[str, Callable[[], BaseObserver]] = {"native": _native_observer,
+                                                    "polling": PollingObserver}
 
 #: watchdog's inotify backend holds every IN_MOVED_FROM for 0.5 s to pair it with its
 #: IN_MOVED_TO, and every event queued behind it waits too. Each document the node takes is a
@@ -109,7 +137,9 @@ ABSENT = None
 TRANSITIONS: dict[tuple[State | None, str], State | None] = {
     (ABSENT, "seen-regular"): State.SETTLING,
     (ABSENT, "seen-special"): State.HANDED_OVER,
+    (ABSENT, "complete"): State.HANDED_OVER,
     (State.SETTLING, "changed"): State.SETTLING,
+    (State.SETTLING, "complete"): State.HANDED_OVER,
     (State.SETTLING, "still"): State.HANDED_OVER,
     (State.SETTLING, "became-special"): State.HANDED_OVER,
     (State.SETTLING, "gone"): ABSENT,
@@ -238,8 +268,10 @@ class OutboxWatcher:
     def _start_observer(self) -> None:
         _shorten_move_pairing()
         observer = OBSERVERS[self._observer_kind]()
-        observer.schedule(_Hints(self._hint_from_thread), str(self._outbox), recursive=True,
-                          event_filter=_HINT_EVENTS)
+        # Moves are trusted as completion only from inotify (see the theory of operation).
+        trust = self._observer_kind == "native" and isinstance(observer, InotifyObserver or ())
+        observer.schedule(_Hints(self._hint_from_thread, trust_completion=trust),
+                          str(self._outbox), recursive=True, event_filter=_HINT_EVENTS)
         try:
             observer.start()
         except OSError as exc:
@@ -263,13 +295,13 @@ class OutboxWatcher:
         return observer is not None and observer.is_alive() and all(
             emitter.is_alive() for emitter in observer.emitters)
 
-    def _hint_from_thread(self, path: str) -> None:
+    def _hint_from_thread(self, path: str, complete: bool = False) -> None:
         """Observer thread: hand the path over, nothing else."""
-        self._call_from_thread(self._hint, path)
+        self._call_from_thread(self._hint, path, complete)
 
-    def _hint(self, path: str) -> None:
+    def _hint(self, path: str, complete: bool = False) -> None:
         if self._running:
-            self._consider(Path(path))
+            self._consider(Path(path), complete=complete)
 
     def _overflowed(self) -> None:
         if not self._running:
@@ -335,8 +367,8 @@ class OutboxWatcher:
 
     # -- candidates ------------------------------------------------------------------------
 
-    def _consider(self, path: Path) -> None:
-        """One look at one path, from a hint or a scan."""
+    def _consider(self, path: Path, *, complete: bool = False) -> None:
+        """One look at one path, from a hint or a scan; ``complete``: it was moved in."""
         path = Path(os.path.abspath(path))
         target = self._target_of(path)
         if target is None:
@@ -358,6 +390,7 @@ class OutboxWatcher:
                 self._scan_call = self._clock.callLater(0, self._scan_step)
             return
         regular = stat.S_ISREG(st.st_mode)
+        ready_now = complete and regular and st.st_nlink == 1
         if candidate is None:
             if len(self._candidates) >= self._max_pending:
                 self._note_full()
@@ -365,6 +398,9 @@ class OutboxWatcher:
             candidate = _Candidate(state=ABSENT)
             if not regular:
                 self._hand_over(path, candidate, target, "seen-special")
+                return
+            if ready_now:
+                self._hand_over(path, candidate, target, "complete")
                 return
             self._transition(path, candidate, "seen-regular")
             candidate.signature = _signature(st)
@@ -377,6 +413,8 @@ class OutboxWatcher:
         signature = _signature(st)
         if not regular:
             self._hand_over(path, candidate, target, "became-special")
+        elif ready_now:
+            self._hand_over(path, candidate, target, "complete")
         elif signature != candidate.signature:
             self._transition(path, candidate, "changed")
             candidate.signature = signature
@@ -454,16 +492,23 @@ def _signature(st: os.stat_result) -> Signature:
 
 
 class _Hints(FileSystemEventHandler):
-    """Runs on the observer thread: passes paths on, touches no shared state."""
+    """Runs on the observer thread: passes paths on, touches no shared state.
 
-    def __init__(self, deliver: Callable[[str], None]) -> None:
+    With ``trust_completion``, a file moved in is passed on as complete (inotify only; the
+    polling observer's moves are guesses).
+    """
+
+    def __init__(self, deliver: Callable[[str, bool], None], *,
+                 trust_completion: bool = False) -> None:
         self._deliver = deliver
+        self._trust = trust_completion
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        path = event.dest_path if isinstance(event, (FileMovedEvent, DirMovedEvent)) \
-            else event.src_path
+        moved = isinstance(event, (FileMovedEvent, DirMovedEvent))
+        path = event.dest_path if moved else event.src_path
         if path:
-            self._deliver(os.fsdecode(path))
+            complete = self._trust and isinstance(event, FileMovedEvent)
+            self._deliver(os.fsdecode(path), complete)
 
 
 class _OverflowHook(logging.Handler):

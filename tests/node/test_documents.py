@@ -231,11 +231,9 @@ def test_sidecar_travels_to_sent_or_with_a_refused_document(tmp_path: Path) -> N
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     (outbox / "x.pdf.meta.toml").write_text("urgency = 'khan'\n")
-    write_staged_meta(spool, "e" * 32, {})
     prepared = Prepared("e" * 32, DocumentMeta(), outbox / "x.pdf.meta.toml", spool)
     prepared.abandon(tmp_path / "failed")
     assert (tmp_path / "failed" / "x.pdf.meta.toml").exists()
-    assert not staged_meta_path(spool, "e" * 32).exists()
 
 
 def _received(tmp_path: Path, name: str = "cv.pdf") -> ReceivedRow:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from node import intake
-from node.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile, refuse_file, take_file
+from node.intake import INTAKE_FILE, META_FILE, PAYLOAD_FILE, Refused, TakenFile, refuse_file, take_file
 from node.spool import SpoolState, recover_spool
 
 NOW = "2026-11-25T22:00:00Z"
@@ -294,6 +294,48 @@ def test_invalid_message_id_is_a_caller_error(home: Home) -> None:
     (home.peer / "x.pdf").write_bytes(b"x")
     with pytest.raises(ValueError):
         take(home, home.peer / "x.pdf", message_id="../escape")
+
+
+def test_metadata_is_written_and_fsynced_with_the_record_before_the_move(
+        home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """meta.json lands beside intake.json, both fsynced before the payload is moved in: a
+    taken document is never without the metadata it was validated with."""
+    source = home.peer / "x.pdf"
+    source.write_bytes(b"x")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: Any, dst: Any, **kw: Any) -> None:
+        events.append(("rename", f"{src}->{dst}"))
+        real_rename(src, dst, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    take(home, source, meta={"kind": "document", "priority": 0})
+    folder = home.spool / MID
+    assert json.loads((folder / META_FILE).read_bytes()) == {"kind": "document", "priority": 0}
+    moved = events.index(("rename", f"x.pdf->{PAYLOAD_FILE}"))
+    assert ("fsync", f"{folder}/{META_FILE}") in events[:moved]
+    assert sorted(os.listdir(folder)) == [INTAKE_FILE, META_FILE, PAYLOAD_FILE]
+
+
+def test_refused_take_with_metadata_leaves_no_spool_folder(
+        home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metadata written before a move that fails goes with the rest of the folder."""
+    source = home.peer / "x.pdf"
+    source.write_bytes(b"x")
+
+    def rename(src: Any, dst: Any, **kw: Any) -> None:
+        raise PermissionError(errno.EACCES, "no")
+
+    monkeypatch.setattr(os, "rename", rename)
+    exc = refused(home, source, meta={"kind": "document"})
+    assert exc.code == "not-movable"
+    assert os.listdir(home.spool) == []
 
 
 def test_change_between_open_and_move_puts_the_file_back(

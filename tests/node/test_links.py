@@ -35,7 +35,7 @@ def offices(tmp_path: Path) -> tuple[Office, Office]:
 
 def new_link(alpha: Office, beta: Office, rng: float = 1.0) -> PeerLink:
     return PeerLink(alpha.runtime, beta.node_id, tls="tls-context",
-                    on_all_delivered=lambda mid: None, on_delivery_failed=lambda mid, why: None,
+                    on_all_delivered=lambda mid, row: None, on_delivery_failed=lambda mid, why: None,
                     rng=lambda: rng)
 
 
@@ -67,7 +67,7 @@ def test_nothing_queued_means_no_dial(offices: tuple[Office, Office], tmp_path: 
     alpha, beta = offices
     gamma = make_office(tmp_path, "gamma", FakeReactor(), port=7445)
     enrol(alpha, gamma)
-    link = PeerLink(alpha.runtime, gamma.node_id, tls=None, on_all_delivered=lambda m: None,
+    link = PeerLink(alpha.runtime, gamma.node_id, tls=None, on_all_delivered=lambda m, row: None,
                     on_delivery_failed=lambda m, w: None)
     link.kick()
     assert link.state is LinkState.IDLE

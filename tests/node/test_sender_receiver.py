@@ -115,7 +115,7 @@ def net(tmp_path: Path) -> Net:
     enrol(beta, alpha)
     delivered: list[str] = []
     failed: list[tuple[str, str]] = []
-    link = PeerLink(alpha.runtime, beta.node_id, tls=None, on_all_delivered=delivered.append,
+    link = PeerLink(alpha.runtime, beta.node_id, tls=None, on_all_delivered=lambda mid, row: delivered.append(mid),
                     on_delivery_failed=lambda mid, why: failed.append((mid, why)),
                     rng=lambda: 1.0)
     return Net(reactor, alpha, beta, ReceiverFactory(Inbound(beta.runtime)), link, delivered,

@@ -155,3 +155,26 @@ def test_stop_drains_and_then_refuses(
     assert order == ["queued", "stopped"]
     assert db.state == "stopped"
     assert not [t for t in threading.enumerate() if t.name.startswith("lienthong-db")]
+
+
+def test_audit_chain_stays_whole_when_a_unit_with_audit_entries_rolls_back(
+        db: GroupCommitThread, reactor: FakeReactor, store: Store) -> None:
+    """append_audit remembers the chain's tip within a transaction; a unit undone by its
+    savepoint must not leave that memory pointing at its vanished entry."""
+    from node.audit_chain import verify_chain
+
+    def audit_then_fail() -> None:
+        store.append_audit("taken", T0, detail={"n": 2})
+        store.append_audit("sealed", T0, detail={"n": 3})
+        raise ValueError("changed its mind")
+
+    gate = _hold(db)
+    first = outcome(db.run(store.append_audit, "taken", T0, detail={"n": 1}))
+    failing = outcome(db.run(audit_then_fail))
+    after = outcome(db.run(store.append_audit, "sealed", T0, detail={"n": 4}))
+    gate.set()
+    reactor.pump_until(lambda: all((first, failing, after)))
+    assert isinstance(failing[0], Failure) and failing[0].check(ValueError)
+    entries = store.audit_entries()
+    assert [entry.detail["n"] for entry in entries] == [1, 4]
+    assert verify_chain(entries) == (2, entries[-1].hash)

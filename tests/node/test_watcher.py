@@ -311,8 +311,10 @@ def test_subfolder_keeps_first_folder_as_target(harness: Harness, outbox: Path) 
     assert harness.ready == [(path, "peer")]
 
 
-def test_moved_in_file_and_folder_get_one_stability_look(harness: Harness, outbox: Path) -> None:
-    """A file or whole folder moved in from elsewhere (created events only) becomes ready."""
+def test_moved_in_file_is_ready_at_once_and_a_moved_in_folder_after_one_look(
+        harness: Harness, outbox: Path) -> None:
+    """A rename into the outbox is complete (inotify says so): no quiet window for it. The
+    files of a folder moved in arrive as created hints and get one stability look."""
     staging = outbox.parent / "staging"
     (staging / "batch").mkdir(parents=True)
     write(staging / "one.pdf")
@@ -320,10 +322,41 @@ def test_moved_in_file_and_folder_get_one_stability_look(harness: Harness, outbo
     os.rename(staging / "one.pdf", outbox / "peer" / "one.pdf")
     os.rename(staging / "batch", outbox / "peer" / "batch")
     harness.settle()
-    assert harness.ready == []
+    assert harness.ready == [(outbox / "peer" / "one.pdf", "peer")]
     harness.clock.advance(STABLE)
     assert sorted(harness.ready) == [(outbox / "peer" / "batch" / "two.pdf", "peer"),
                                      (outbox / "peer" / "one.pdf", "peer")]
+
+
+def test_moved_in_hard_linked_file_still_waits(harness: Harness, outbox: Path) -> None:
+    """Only a regular file with one link skips the window (intake refuses the other)."""
+    staging = outbox.parent / "staging"
+    staging.mkdir()
+    write(staging / "linked.pdf")
+    os.link(staging / "linked.pdf", staging / "other-name.pdf")
+    os.rename(staging / "linked.pdf", outbox / "peer" / "linked.pdf")
+    harness.settle()
+    assert harness.ready == []
+    harness.clock.advance(STABLE)
+    assert harness.ready == [(outbox / "peer" / "linked.pdf", "peer")]
+
+
+def test_polling_observer_never_skips_the_window(outbox: Path) -> None:
+    """The polling observer's moves are guesses from snapshots: they get the window."""
+    h = Harness(outbox, observer="polling")
+    h.start()
+    try:
+        staging = outbox.parent / "staging"
+        staging.mkdir()
+        write(staging / "one.pdf")
+        time.sleep(0.05)
+        os.rename(staging / "one.pdf", outbox / "peer" / "one.pdf")
+        h.wait_for(lambda: h.watcher.state_of(outbox / "peer" / "one.pdf") is not None)
+        assert h.ready == []
+        h.clock.advance(STABLE)
+        assert h.ready == [(outbox / "peer" / "one.pdf", "peer")]
+    finally:
+        h.stop()
 
 
 def test_done_after_take_forgets_the_path(harness: Harness, outbox: Path) -> None:
