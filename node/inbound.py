@@ -13,7 +13,6 @@ order and the crash argument). Every refusal is audited with its code.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from twisted.logger import Logger
 
 from keys.errors import KeysError
 from node.failpoints import failpoint
+from node.inbox_names import InboxNames
 from node.names import safe_file_name
 from node.reception import (
-    IncomingStream, choose_inbox_path, document_metadata, finish_interrupted, publish_staged,
-    write_sidecars,
+    IncomingStream, document_metadata, finish_interrupted,
 )
 from node.records import NewReceived
 from node.runtime import NodeRuntime
@@ -97,8 +96,7 @@ class Inbound:
         self.rt = runtime
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
-        self._reserved: set[Path] = set()
-        self._reserve_lock = threading.Lock()
+        self.names = InboxNames(runtime.monotonic)
 
     def partial_folder(self, peer: str) -> Path:
         return self.rt.config.tmp / "receiving" / peer.split("-", 1)[0]
@@ -225,17 +223,16 @@ class Inbound:
     @inlineCallbacks
     def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
         rt = self.rt
-        final = yield rt.io(self._reserve, self.inbox_folder(peer, header), header.name)
+        final = yield rt.io(self.names.reserve, self.inbox_folder(peer, header), header.name)
         try:
             now = rt.now_text()
             yield rt.db(rt.store.begin_publish, NewReceived(
                 sender_node_id=peer, message_id=header.message_id, name=header.name,
                 stored_path=str(final.relative_to(rt.config.home)), size=header.size,
                 sha256=header.sha256, header_token=header.token, meta=header.meta), now)
-            yield rt.io(publish_staged, staging, final)
+            yield rt.io(self.names.publish, staging, final)
         finally:
-            with self._reserve_lock:
-                self._reserved.discard(final)
+            self.names.release(final)
         receipt = yield self._sign_and_commit(peer, header, final, now)
         return receipt
 
@@ -246,7 +243,7 @@ class Inbound:
         meta = document_metadata(header, sender_name=rt.peer_name(peer), received_at=now,
                                  original_name=header.name)
         meta["stored_as"] = final.name
-        yield rt.io(write_sidecars, final, meta, receipt)
+        yield rt.io(self.names.write_sidecars, final, meta, receipt)
         failpoint("receiver-after-fsync-before-commit")
         yield rt.db_audited(rt.store.complete_publish, peer, header.message_id, receipt, now,
                             events=[("received", {"peer": peer, "message_id": header.message_id,
@@ -268,12 +265,6 @@ class Inbound:
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
                                kind=document_kind(header), reason=str(exc)[:500])
         return receipt
-
-    def _reserve(self, folder: Path, name: str) -> Path:
-        with self._reserve_lock:
-            final = choose_inbox_path(folder, name, self._reserved.__contains__)
-            self._reserved.add(final)
-            return final
 
     # -- recovery --------------------------------------------------------------------------
 

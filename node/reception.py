@@ -164,15 +164,19 @@ class IncomingStream:
 
 
 def choose_inbox_path(folder: Path, name: str,
-                      reserved: Callable[[Path], bool] = lambda path: False) -> Path:
+                      reserved: Callable[[Path], bool] = lambda path: False, *,
+                      present: set[str] | None = None) -> Path:
     """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing).
 
-    ``reserved`` names paths another reception in progress has already chosen.
+    ``reserved`` names paths another reception in progress has already chosen; ``present``
+    is the folder's names as ``clash_key`` folds them, when the caller keeps them
+    (node/inbox_names.py), else the folder is listed.
     """
     folder.mkdir(parents=True, exist_ok=True)
     # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
     # document never hides another one for the clerks who open the inbox over a share.
-    present = {clash_key(entry) for entry in os.listdir(folder)}
+    if present is None:
+        present = {clash_key(entry) for entry in os.listdir(folder)}
 
     def taken(candidate: str) -> bool:
         return reserved(folder / candidate) or any(
@@ -205,12 +209,17 @@ def publish_staged(staging: Path, final: Path) -> None:
 
 
 def write_sidecars(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
-    """Write the metadata JSON and the receipt beside a delivered document."""
+    """Write the metadata JSON and the receipt beside a delivered document, durably."""
+    write_sidecar_files(final, metadata, receipt)
+    fsync_dir(final.parent)
+
+
+def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
+    """The two sidecar files, not yet made durable (the caller fsyncs the folder)."""
     meta_path = final.with_name(final.name + META_SUFFIX)
     meta_path.write_text(json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                          encoding="utf-8")
     final.with_name(final.name + RECEIPT_SUFFIX).write_text(receipt + "\n", encoding="ascii")
-    fsync_dir(final.parent)
 
 
 def file_sha256(path: Path) -> str:
