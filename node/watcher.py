@@ -57,10 +57,12 @@ import errno
 import logging
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +90,11 @@ from node.names import is_noise
 #: "Unable to rebuild recursive inotify watches below ...").
 OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 _OVERFLOW_MARKERS = ("overflow", "unable to rebuild")
+
+#: Hints looked at per turn of the reactor. A drop of thousands of files raises several
+#: events each; they are merged per path on the observer thread and looked at in batches,
+#: so the reactor keeps answering (status API, transfers) between batches.
+HINT_BATCH = 200
 
 def _native_observer() -> BaseObserver:
     """inotify with *full* events where available: a file moved in from outside the outbox
@@ -192,6 +199,11 @@ class OutboxWatcher:
         self._scan_call: IDelayedCall | None = None
         self._scan_again = False
         self._full_noted = False
+        # Hints from the observer thread, merged per path (value: moved in, so complete).
+        self._hint_lock = threading.Lock()
+        self._hinted: dict[str, bool] = {}
+        self._hints_handed = False          # a drain is queued or running on the reactor
+        self._hint_call: IDelayedCall | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -227,6 +239,12 @@ class OutboxWatcher:
             if candidate.look is not None and candidate.look.active():
                 candidate.look.cancel()
         self._candidates.clear()
+        if self._hint_call is not None and self._hint_call.active():
+            self._hint_call.cancel()
+        self._hint_call = None
+        with self._hint_lock:
+            self._hinted.clear()
+            self._hints_handed = False
 
     @property
     def watching(self) -> bool:
@@ -296,8 +314,28 @@ class OutboxWatcher:
             emitter.is_alive() for emitter in observer.emitters)
 
     def _hint_from_thread(self, path: str, complete: bool = False) -> None:
-        """Observer thread: hand the path over, nothing else."""
-        self._call_from_thread(self._hint, path, complete)
+        """Observer thread: note the path; wake the reactor once for all notes since."""
+        with self._hint_lock:
+            self._hinted[path] = self._hinted.get(path, False) or complete
+            if self._hints_handed:
+                return
+            self._hints_handed = True
+        self._call_from_thread(self._drain_hints)
+
+    def _drain_hints(self) -> None:
+        """Reactor: look at up to HINT_BATCH hinted paths, then yield to other work."""
+        self._hint_call = None
+        with self._hint_lock:
+            batch = []
+            for path in list(islice(self._hinted, HINT_BATCH)):
+                batch.append((path, self._hinted.pop(path)))
+            more = bool(self._hinted)
+            if not more:
+                self._hints_handed = False
+        for path, complete in batch:
+            self._hint(path, complete)
+        if more and self._running:
+            self._hint_call = self._clock.callLater(0, self._drain_hints)
 
     def _hint(self, path: str, complete: bool = False) -> None:
         if self._running:
