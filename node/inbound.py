@@ -21,6 +21,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
+from keys.identity import parse_time
+from node.clock import rfc3339
+from node.identity_history import IDENTITY_GRACE_SECONDS
 from node.failpoints import failpoint
 from node.names import safe_file_name
 from node.reception import (
@@ -118,12 +121,13 @@ class Inbound:
             if header.message_id != mid:
                 raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
             if header.sender != peer:
-                raise _Refusal("sender-mismatch", f"the envelope is signed as {header.sender} but "
-                               f"the connection is from {peer}", security=True)
-            header = verify_header(event.envelope, self.rt.directory.verify_key_for(peer),
-                                   expected_sender=peer)
-            if header.key_for(self.rt.node_id) is None or self.rt.node_id not in header.recipients:
-                raise _Refusal("not-addressed-to-us", "this node is not a recipient of the envelope")
+                self._former_sender(peer, header.sender)
+            header = verify_header(event.envelope,
+                                   self.rt.directory.verify_key_for(peer, kid=header.sender),
+                                   expected_sender=header.sender)
+            receiving = self.rt.receiving_keys(header.recipients)
+            if receiving is None or header.key_for(receiving.node_id) is None:
+                raise _Refusal("not-addressed-to-us", self._not_ours(header))
             if event.ciphertext_size != header.ciphertext_size:
                 raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
             if header.size > self.rt.config.max_document_bytes:
@@ -136,17 +140,21 @@ class Inbound:
             return self._refuse(peer, mid, exc.code, str(exc), security=True)
         except KeysError as exc:
             return self._refuse(peer, mid, "unknown-sender", str(exc), security=True)
-        row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+        # Received documents are kept under the identity that signed them: a document signed
+        # by a peer's former identity and offered again after the peer rotated is still the
+        # same document (HAVE), never a second copy.
+        signer = header.sender
+        row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.state == "publishing":
             yield self.recover_row(row)
-            row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+            row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.header_token != event.envelope:
             # A message ID names one envelope forever: a different one under a delivered ID is
             # a replay or a forgery attempt by an enrolled peer, never a retry.
             return self._refuse(peer, mid, "message-id-reused", "this message ID was already "
                                 "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
-            self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
+            self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
             yield self.rt.io(discard_partials, self.partial_folder(peer), mid)
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
@@ -167,6 +175,29 @@ class Inbound:
         self.active.add((peer, mid))
         return (Accept(message_id=mid, offset=offset), header, partial)
 
+    def _former_sender(self, peer: str, sender: str) -> None:
+        """Accept an envelope signed by a *former* identity of the authenticated peer (queued
+        before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
+        continuation; refuse anything else as a sender mismatch."""
+        former = [key for key in self.rt.directory.identities_of(peer)
+                  if key.kid == sender and not key.is_current]
+        if not former:
+            raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
+                           f"connection is from {peer}", security=True)
+        ended = rfc3339(parse_time(former[0].valid_until).timestamp() + IDENTITY_GRACE_SECONDS)
+        if parse_time(self.rt.now_text()) >= parse_time(ended):
+            raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
+                           f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
+                           f"at {ended}; it must be sent again", security=True)
+
+    def _not_ours(self, header: EnvelopeHeader) -> str:
+        for former in self.rt.retired_ids:
+            if former in header.recipients:
+                return (f"the envelope is addressed to {former}, a former identity of this "
+                        "node whose grace period has ended; send it again to this node's "
+                        f"current identity {self.rt.node_id}")
+        return "this node is not a recipient of the envelope"
+
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
 
@@ -176,11 +207,17 @@ class Inbound:
     def finish(self, peer: str, header: EnvelopeHeader, partial: Path):  # type: ignore[no-untyped-def]
         rt = self.rt
         mid = header.message_id
+        peer = header.sender  # the key the store keeps it under (see ``offer``)
         staging = self.staging_path(peer, mid)
+        receiving = rt.receiving_keys(header.recipients)
+        if receiving is None:
+            return self._refuse(peer, mid, "not-addressed-to-us", self._not_ours(header))
         try:
             staging.parent.mkdir(parents=True, exist_ok=True)
             from node.reception import verify_to_staging
-            yield rt.io(verify_to_staging, partial, staging, header, node_id=rt.node_id,
+            # Encryption keys are never dropped (and an identity rotation keeps them), so the
+            # current keystore opens envelopes addressed to a former identity too.
+            yield rt.io(verify_to_staging, partial, staging, header, node_id=receiving.node_id,
                         encryption_keys=rt.keys.encryption_private_by_kid())
         except ProtocolError as exc:
             yield rt.io(partial.unlink, True)
@@ -217,7 +254,11 @@ class Inbound:
     @inlineCallbacks
     def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
         rt = self.rt
-        receipt = issue_receipt(rt.keys.identity, recipient=rt.node_id, header=header, time=now)
+        # Signed by the identity the envelope was addressed to (a former one during its grace
+        # period), so the receipt verifies for the sender under the key it sealed for.
+        receiving = rt.receiving_keys(header.recipients) or rt.keys
+        receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
+                                time=now)
         meta = document_metadata(header, sender_name=rt.peer_name(peer), received_at=now,
                                  original_name=header.name)
         meta["stored_as"] = final.name

@@ -66,6 +66,11 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
     return list(node_ids)
 
 
+def _current_id(runtime: NodeRuntime, node_id: str) -> str:
+    peer = runtime.directory.peer_for_identity(node_id)
+    return peer.node_id if peer is not None else node_id
+
+
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
                  on_released: Callable[[Path], None] = lambda path: None) -> None:
@@ -133,12 +138,15 @@ class Outbox:
         if taken.hint and "folder_hint" not in meta:
             meta["folder_hint"] = taken.hint
         priority = int(meta.get("priority", Priority.NORMAL))
+        # A peer may have rotated its identity since the target was resolved: seal for the
+        # node ID it has now (the same office; its former ID is no longer in the directory).
+        recipients = list(dict.fromkeys(_current_id(rt, node_id) for node_id in recipients))
         readers = {node_id: rt.directory.encryption_key_for(node_id) for node_id in recipients}
         sealed = yield rt.io(seal_spooled, folder, node_keys=rt.keys, recipients=readers,
                              name=taken.original_name, message_id=taken.message_id,
                              created=rt.now_text(), meta=meta)
         header = sealed.header
-        yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
+        row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
             spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
             sha256=header.sha256, ciphertext_size=header.ciphertext_size,
@@ -149,7 +157,7 @@ class Outbox:
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))
-        self._on_dispatch(recipients)
+        self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
     def _refuse(self, path: Path, code: str, reason: str):  # type: ignore[no-untyped-def]
