@@ -30,9 +30,8 @@ returns the report otherwise: fail closed, never a bare bool.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,67 +43,17 @@ from keys.errors import KeysError
 from keys.identity import parse_time
 from node.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
 from node.audit_heads import HEAD_TYP, BadHead, verify_head_row
+from node.audit_files import check_files
 from node.identity_history import IdentityHistoryError, read_identity_history
-from node.reception import RECEIPT_SUFFIX, file_sha256
-from node.store_reports import KeptFile, StoredReceipt
+from node.audit_report import AuditFailed, Problem, VerifyReport
+from node.store_reports import StoredReceipt
 from protocol.envelope import decode_header
 from protocol.errors import ProtocolError
 from protocol.receipt import verify_receipt
 
 PAGE = 500
-#: At most this many missing files are listed one by one in the notes.
-MAX_LISTED = 20
 
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing found wrong: ``where`` names the entry, head, receipt or file; ``what`` why."""
-
-    check: str
-    where: str
-    what: str
-    seq: int | None = None
-    path: str | None = None
-
-
-@dataclass
-class VerifyReport:
-    """What was checked, what is wrong (problems) and what is merely worth knowing (notes)."""
-
-    entries: int = 0
-    last_seq: int = 0
-    heads: int = 0
-    last_signed_seq: int = 0
-    receipts: int = 0
-    #: Signed heads verified, per signing identity (node ID), oldest identity first.
-    head_signers: dict[str, int] = field(default_factory=dict)
-    files: int = 0
-    missing_files: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.problems)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": not self.problems, "entries": self.entries, "last_seq": self.last_seq,
-                "signed_heads": self.heads, "last_signed_seq": self.last_signed_seq,
-                "head_signers": dict(self.head_signers),
-                "receipts": self.receipts, "files": self.files,
-                "missing_files": self.missing_files,
-                "problems": [{"check": p.check, "where": p.where, "what": p.what, "seq": p.seq,
-                              "path": p.path} for p in self.problems],
-                "notes": list(self.notes)}
-
-
-class AuditFailed(Exception):
-    """The store does not verify; ``report.problems`` says exactly where."""
-
-    def __init__(self, report: VerifyReport) -> None:
-        first = report.problems[0]
-        super().__init__(f"{len(report.problems)} problem(s); first: {first.where}: {first.what}")
-        self.report = report
+__all__ = ["AuditFailed", "Problem", "VerifyReport", "verify_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,87 +285,3 @@ def _check_one(row: StoredReceipt, keys: list[tuple[str, nacl.signing.VerifyKey]
         return info
     report.problems.append(Problem("receipts", where, f"does not verify: {error}"))
     return None
-
-
-# -- 4. kept files -------------------------------------------------------------------------------
-
-def check_files(store: Any, home: Path, report: VerifyReport, *,
-                peer_name: Callable[[str], str], page: int = PAGE) -> None:
-    missing: list[str] = []
-    after_inbox: tuple[str, str] = ("", "")
-    while rows := store.inbox_files(after=after_inbox, limit=page):
-        for row in rows:
-            _check_file(store, row, home / row.path, home, report, missing, peer_name)
-        after_inbox = (rows[-1].message_id, rows[-1].counterpart)
-    after_sent = ""
-    while rows := store.sent_files(after=after_sent, limit=page):
-        for row in rows:
-            _check_file(store, row, Path(row.path), home, report, missing, peer_name)
-        after_sent = rows[-1].message_id
-    report.missing_files = len(missing)
-    if missing:
-        listed = ", ".join(missing[:MAX_LISTED])
-        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
-        report.notes.append(f"{len(missing)} kept document(s) are no longer in their folder "
-                            f"(moved away by staff?): {listed}{more}. Their digests and "
-                            "receipts stay in the store.")
-
-
-def _shown(path: Path, home: Path) -> str:
-    try:
-        return str(path.relative_to(home))
-    except ValueError:
-        return str(path)
-
-
-def _check_file(store: Any, row: KeptFile, path: Path, home: Path, report: VerifyReport,
-                missing: list[str], peer_name: Callable[[str], str]) -> None:
-    shown = _shown(path, home)
-    if not os.path.lexists(path):
-        missing.append(shown)
-        return
-    report.files += 1
-    where = f"file {shown} (message {row.message_id})"
-    if path.is_symlink() or not path.is_file():
-        report.problems.append(Problem("files", where, "is no longer a regular file",
-                                       path=shown))
-        return
-    try:
-        digest = file_sha256(path)
-    except OSError as exc:
-        report.problems.append(Problem("files", where, f"cannot be read: {exc.strerror}",
-                                       path=shown))
-        return
-    if digest != row.sha256:
-        report.problems.append(Problem(
-            "files", where, f"its SHA-256 is {digest}, but {row.sha256} was recorded "
-            "(the file was changed after it was " +
-            ("delivered to us)" if row.folder == "inbox" else "sent)"), path=shown))
-    _check_receipt_files(store, row, path, home, report, peer_name)
-
-
-def _check_receipt_files(store: Any, row: KeptFile, path: Path, home: Path,
-                         report: VerifyReport, peer_name: Callable[[str], str]) -> None:
-    """A receipt kept beside a document must be the very receipt kept in the store."""
-    if row.folder == "inbox":
-        stored = {r.receipt for r in store.received_for_message(row.message_id)
-                  if r.sender_node_id == row.counterpart and r.receipt}
-        candidates = [path.with_name(path.name + RECEIPT_SUFFIX)]
-    else:
-        dispatch = store.get_dispatch(row.message_id)
-        deliveries = [d for d in (dispatch.deliveries if dispatch else ()) if d.receipt]
-        stored = {d.receipt for d in deliveries}
-        candidates = [path.with_name(f"{path.name}.{peer_name(d.peer_node_id)}{RECEIPT_SUFFIX}")
-                      for d in deliveries]
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            text = candidate.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            text = f"<unreadable: {exc}>"
-        if text not in stored:
-            shown = _shown(candidate, home)
-            report.problems.append(Problem("files", f"file {shown} (message {row.message_id})",
-                                           "this receipt copy differs from the receipt kept in "
-                                           "the store", path=shown))
