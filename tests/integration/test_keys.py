@@ -435,6 +435,11 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     to_gamma["sau-a.txt"] = b"Gui gamma sau khi doi\n" * 30
     alpha.drop("gamma", "sau-a.txt", to_gamma["sau-a.txt"])
     gamma.drop("alpha", "truoc-g.txt", from_gamma["truoc-g.txt"])
+    # A restart in between: alpha must find its former identity's keystore and who still
+    # knows it by the old node ID again (keys/keystore.former-*.json, state/key-update.json).
+    assert alpha.stop() == 0
+    assert list((alpha.home / "keys").glob("keystore.former-*.json"))
+    alpha.start()
     gamma.start()
     wait_for(lambda: "key-update-complete" in alpha.audit_kinds(), timeout=60,
              what="gamma to receipt the continuation")
