@@ -71,6 +71,7 @@ class IdentitySwitch:
         self.node = node
         self.rt = node.rt
         self._passphrase = passphrase
+        self._said_no_passphrase = False  # the poll retries each second; say it once
 
     @inlineCallbacks
     def start(self):  # type: ignore[no-untyped-def]
@@ -109,7 +110,12 @@ class IdentitySwitch:
         config = rt.config
         passphrase = self._passphrase()
         if passphrase is None:
-            log.error("cannot open the new identity's keystore without the passphrase")
+            if not self._said_no_passphrase:
+                self._said_no_passphrase = True
+                log.error("cannot open the new identity's keystore without the passphrase; "
+                          "restart the node (lienthong run) to give it")
+                yield rt.audit("key-update-blocked", reason="no passphrase to open "
+                               "keys/keystore.next.json")
             return False
         new = yield rt.io(load_keystore, next_keystore(config), passphrase)
         old = rt.keys
