@@ -391,7 +391,10 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     alpha switches at once and trades documents with beta straight away; when gamma returns,
     everything queued across the switch arrives exactly once with receipts that verify, gamma
     learns the continuation, and ``audit verify`` passes on all three."""
-    nodes = network("alpha", "beta", "gamma")
+    # One large transfer at a time, so the last large documents queued before the rotation are
+    # offered to gamma well after the (small, urgent) continuation has been applied there.
+    nodes = network("alpha", "beta", "gamma",
+                    settings={"max_parallel_transfers = 4": "max_parallel_transfers = 1"})
     alpha, beta, gamma = nodes["alpha"], nodes["beta"], nodes["gamma"]
     for node in nodes.values():
         node.start()
@@ -405,9 +408,10 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     # gamma has applied the continuation: gamma must accept the old signature then too.
     to_gamma = {f"truoc-a-{i}.txt": f"Gui gamma truoc khi doi {i}\n".encode() * 30
                 for i in range(40)}
+    to_gamma.update({f"lon-{i}.bin": os.urandom(2 << 20) for i in range(3)})
     for name, data in to_gamma.items():
         alpha.drop("gamma", name, data)
-    wait_for(lambda: alpha.query("dispatches_by_state").get("sending", 0) == 40, timeout=60,
+    wait_for(lambda: alpha.query("dispatches_by_state").get("sending", 0) == 43, timeout=60,
              what="alpha's documents for gamma to be queued")
     from_gamma = {"truoc-g.txt": b"Gamma gui alpha khi offline\n" * 30}
     old_id = alpha.node_id
@@ -444,7 +448,7 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     wait_for(lambda: "key-update-complete" in alpha.audit_kinds(), timeout=60,
              what="gamma to receipt the continuation")
     wait_for(lambda: sent_all(gamma, 1), timeout=60, what="gamma's queued document")
-    wait_for(lambda: sent_all(alpha, 44), timeout=90,
+    wait_for(lambda: sent_all(alpha, 47), timeout=90,
              what="alpha's documents and the continuation (to beta and gamma)")
     check_delivered(alpha, [gamma], {**warm, **to_gamma})
     check_delivered(gamma, [alpha], from_gamma)
@@ -460,7 +464,9 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     # continuation (so this test exercises that acceptance, not only the easy order).
     kinds_peers = [(e.kind, e.peer) for e in gamma.query("audit_entries")]
     continued = kinds_peers.index(("peer-identity-continued", new_id))
-    assert ("received", old_id) in kinds_peers[continued:]
+    assert ("received", old_id) in kinds_peers[continued:], (
+        "every old-identity document reached gamma before the continuation: "
+        f"{[kind for kind, _ in kinds_peers[continued - 5:]]}")
     # gamma's document was addressed to the old identity: receipted by it.
     receipt = (gamma.home / "sent" / "alpha" / "truoc-g.txt.alpha.receipt.jws").read_text()
     assert jws.decode(receipt.strip(), RECEIPT_TYP).kid == old_id
