@@ -70,12 +70,13 @@ class Node:
         rt = self.rt
         rt.started_at = rt.now()
         yield rt.refresh_directory()
+        yield self.key_updates.resume()
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
         yield self.inbound.recover()
         yield self.outbox.recover()
-        yield self.key_updates.start()
+        self.key_updates.start()
         yield self.documents.start()
         self._directory_poll = LoopingCall(self._poll_directory)
         self._directory_poll.clock = rt.reactor

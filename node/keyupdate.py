@@ -147,8 +147,10 @@ class KeyUpdates:
     # -- life cycle -------------------------------------------------------------------------
 
     @inlineCallbacks
-    def start(self):  # type: ignore[no-untyped-def]
-        """Resume an announcement a restart interrupted, then poll for requests."""
+    def resume(self):  # type: ignore[no-untyped-def]
+        """Before the node listens: pick up the former identities still receiving and an
+        announcement a restart interrupted, so that the very first connection already gets
+        the right certificate and HELLO, and envelopes addressed to a former identity open."""
         yield self.identity.start()
         state = yield self.rt.io(read_state, self.rt.config.home)
         if state is not None:
@@ -158,6 +160,9 @@ class KeyUpdates:
             self._choose_server_key()
             self._choose_link_keys()
             self._update_known_as()
+
+    def start(self) -> None:
+        """Poll for requests (after :meth:`resume`)."""
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self.rt.reactor
         self._loop.start(self._poll_seconds, now=True)
