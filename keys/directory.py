@@ -245,6 +245,20 @@ class Directory:
         grace period: :meth:`Peer.accepted_tls_keys`) has this pin, else None."""
         return self._by_tls_pin.get(pin)
 
+    def identities_of(self, node_id: str) -> tuple[PeerKey, ...]:
+        """Every identity key (current and former) of the trusted peer that has, or had, node
+        ID ``node_id``; empty if there is none. After a peer's identity rotation its former
+        node ID still names it here: HELLOs, envelopes queued before the rotation and their
+        receipts name the former ID (the caller bounds how long it accepts that)."""
+        peer = self._by_identity_kid.get(node_id) if isinstance(node_id, str) else None
+        if peer is None or peer.state != "trusted":
+            return ()
+        return peer.all_identity_keys()
+
+    def peer_for_identity(self, node_id: str) -> Peer | None:
+        """The peer that has, or had, identity ``node_id`` (any state), else None."""
+        return self._by_identity_kid.get(node_id) if isinstance(node_id, str) else None
+
     def _trusted(self, peer: Peer) -> Peer:
         if peer.state != "trusted":
             raise UnknownPeer(f"peer {peer.name} ({peer.node_id}) was revoked at "

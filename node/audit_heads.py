@@ -111,14 +111,18 @@ def sign_current_head(store: Any, node_keys: NodeKeys, now: str) -> AuditHead | 
 
 
 class HeadSigner:
-    """Signs the audit head every ``interval`` seconds on the reactor, and once more at stop."""
+    """Signs the audit head every ``interval`` seconds on the reactor, and once more at stop.
+
+    ``current_keys`` is asked at each signing, so a head is always signed by the identity the
+    node holds at that moment (an identity rotation swaps the node's keys while this runs).
+    """
 
     def __init__(self, *, clock: Any, run_db: Callable[..., Deferred], store: Any,
-                 node_keys: NodeKeys, now_text: Callable[[], str],
+                 current_keys: Callable[[], NodeKeys], now_text: Callable[[], str],
                  interval: float = HEAD_INTERVAL_SECONDS) -> None:
         self._run_db = run_db
         self._store = store
-        self._keys = node_keys
+        self._current_keys = current_keys
         self._now_text = now_text
         self._interval = interval
         self._loop = LoopingCall(self.sign_now)
@@ -128,7 +132,7 @@ class HeadSigner:
         self._loop.start(self._interval, now=True)
 
     def sign_now(self) -> Deferred:
-        d = self._run_db(sign_current_head, self._store, self._keys, self._now_text())
+        d = self._run_db(sign_current_head, self._store, self._current_keys(), self._now_text())
         d.addErrback(lambda failure: log.failure("could not sign the audit head", failure))
         return d
 

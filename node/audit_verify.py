@@ -4,17 +4,21 @@ Theory of operation
 -------------------
 Four independent checks, each naming every row or file it finds wrong:
 
-1. **Signed heads.** Each row of ``audit_heads`` must carry a valid signature by this node's
-   identity key (public key from this node's own card, so no passphrase is needed), and the
-   row's seq and hash must be what was signed. Only heads that pass are trusted in step 2.
+1. **Signed heads.** Each row of ``audit_heads`` must carry a valid signature by one of this
+   node's identities (public keys from its own card and, after an identity rotation, from
+   ``state/identity-history.json``, so no passphrase is needed), signed while that identity was
+   current, and the row's seq and hash must be what was signed. The report counts heads per
+   signing identity. Former identities are trusted only through the chain of continuations
+   each signed to hand over to the next, ending at the current card (node.identity_history).
+   Only heads that pass are trusted in step 2.
 2. **Hash chain.** The log is read page by page (bounded memory) through
    ``audit_chain.verify_chain``: an edited, deleted, inserted or reordered entry breaks it at a
    named seq, and the chain must pass through every trusted head (a rewritten log does not; a
    log cut short leaves a head pointing past its end).
 3. **Receipts.** Every receipt kept in the store - each peer's receipt for a document we sent,
    and our own receipt for each document we received - must verify under the signer's identity
-   key from the key history (our own card for ours) and answer exactly the envelope recorded
-   beside it (message ID, parties, digest, size, header hash). A copy of a receipt kept as a
+   key from the key history (ours: the current identity, or a former one up to the end of its
+   grace period) and answer exactly the envelope recorded beside it (message ID, parties, digest, size, header hash). A copy of a receipt kept as a
    file beside the document must be byte-identical to the stored one.
 4. **Kept files.** Each document kept in ``sent/`` and ``inbox/`` must still have the SHA-256
    recorded for it. A document no longer there is *not* a failure (clerks move delivered
@@ -26,75 +30,52 @@ returns the report otherwise: fail closed, never a bare bool.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nacl.signing
 
+from keys import jws
 from keys.card import PeerCard
 from keys.errors import KeysError
+from keys.identity import parse_time
 from node.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
-from node.audit_heads import BadHead, verify_head_row
-from node.reception import RECEIPT_SUFFIX, file_sha256
-from node.store_reports import KeptFile, StoredReceipt
+from node.audit_heads import HEAD_TYP, BadHead, verify_head_row
+from node.audit_files import check_files
+from node.identity_history import IdentityHistoryError, read_identity_history
+from node.audit_report import AuditFailed, Problem, VerifyReport
+from node.store_reports import StoredReceipt
 from protocol.envelope import decode_header
 from protocol.errors import ProtocolError
 from protocol.receipt import verify_receipt
 
 PAGE = 500
-#: At most this many missing files are listed one by one in the notes.
-MAX_LISTED = 20
+
+__all__ = ["AuditFailed", "Problem", "VerifyReport", "verify_store"]
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing found wrong: ``where`` names the entry, head, receipt or file; ``what`` why."""
+class OwnIdentity:
+    """One identity of this node: the current one (``valid_until`` None) or a former one."""
 
-    check: str
-    where: str
-    what: str
-    seq: int | None = None
-    path: str | None = None
+    node_id: str
+    key: nacl.signing.VerifyKey
+    valid_from: str | None = None
+    valid_until: str | None = None
+    grace_until: str | None = None
 
+    def was_current_at(self, time: str) -> bool:
+        when = parse_time(time)
+        return ((self.valid_from is None or parse_time(self.valid_from) <= when) and
+                (self.valid_until is None or when <= parse_time(self.valid_until)))
 
-@dataclass
-class VerifyReport:
-    """What was checked, what is wrong (problems) and what is merely worth knowing (notes)."""
-
-    entries: int = 0
-    last_seq: int = 0
-    heads: int = 0
-    last_signed_seq: int = 0
-    receipts: int = 0
-    files: int = 0
-    missing_files: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.problems)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": not self.problems, "entries": self.entries, "last_seq": self.last_seq,
-                "signed_heads": self.heads, "last_signed_seq": self.last_signed_seq,
-                "receipts": self.receipts, "files": self.files,
-                "missing_files": self.missing_files,
-                "problems": [{"check": p.check, "where": p.where, "what": p.what, "seq": p.seq,
-                              "path": p.path} for p in self.problems],
-                "notes": list(self.notes)}
-
-
-class AuditFailed(Exception):
-    """The store does not verify; ``report.problems`` says exactly where."""
-
-    def __init__(self, report: VerifyReport) -> None:
-        first = report.problems[0]
-        super().__init__(f"{len(report.problems)} problem(s); first: {first.where}: {first.what}")
-        self.report = report
+    def signed_receipts_at(self, time: str) -> bool:
+        """A former identity signs receipts (for envelopes addressed to it) until its grace
+        period ends; the current one always."""
+        return self.valid_until is None or (self.grace_until is not None and
+                                            parse_time(time) <= parse_time(self.grace_until))
 
 
 def verify_store(store: Any, *, home: Path, own_card: PeerCard,
@@ -102,31 +83,91 @@ def verify_store(store: Any, *, home: Path, own_card: PeerCard,
                  page: int = PAGE) -> VerifyReport:
     """Run every check; raise ``AuditFailed`` if any problem was found, else return the report."""
     report = VerifyReport()
-    own_key = nacl.signing.VerifyKey(own_card.identity_public)
-    trusted = check_heads(store, own_key, report)
+    identities = own_identities(home, own_card, report)
+    trusted = check_heads(store, identities, report)
     check_chain(store, trusted, report, page=page)
-    check_receipts(store, own_card, report, peer_name=peer_name, page=page)
+    check_receipts(store, identities, report, peer_name=peer_name, page=page)
     check_files(store, home, report, peer_name=peer_name, page=page)
     if report.problems:
         raise AuditFailed(report)
     return report
 
 
+# -- 0. this node's identities -----------------------------------------------------------------
+
+def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list[OwnIdentity]:
+    """The current identity (from the card) and each former one whose continuation, signed by
+    it, hands over to the next identity in line. A broken link is a problem, and the identity
+    it would vouch for is not used (so what it signed is reported as unverifiable)."""
+    from node.rotation import verify_identity_rotation  # node.rotation imports config
+    where = "state/identity-history.json"
+    try:
+        history = read_identity_history(home)
+    except IdentityHistoryError as exc:
+        report.problems.append(Problem("identities", where, str(exc)))
+        history = []
+    successors = [entry.node_id for entry in history[1:]] + [own_card.node_id]
+    identities = []
+    for entry, successor in zip(history, successors):
+        label = f"former identity {entry.node_id} in {where}"
+        try:
+            if entry.continuation is None:
+                raise KeysError("it has no continuation handing over to the next identity")
+            rotation = verify_identity_rotation(entry.continuation, entry.identity_public)
+            if rotation.new_node_id != successor:
+                raise KeysError(f"its continuation hands over to {rotation.new_node_id}, but "
+                                f"the next identity is {successor}")
+        except KeysError as exc:
+            report.problems.append(Problem("identities", label, str(exc)))
+            continue
+        identities.append(OwnIdentity(entry.node_id, entry.verify_key, entry.valid_from,
+                                      entry.valid_until, entry.grace_until))
+    identities.append(OwnIdentity(own_card.node_id,
+                                  nacl.signing.VerifyKey(own_card.identity_public),
+                                  valid_from=history[-1].valid_until if history else None))
+    return identities
+
+
 # -- 1. heads ------------------------------------------------------------------------------------
 
-def check_heads(store: Any, own_key: nacl.signing.VerifyKey,
+def check_heads(store: Any, identities: list[OwnIdentity],
                 report: VerifyReport) -> list[SignedHead]:
+    by_id = {identity.node_id: identity for identity in identities}
     trusted = []
     for row in store.audit_heads():
+        where = f"signed head at audit entry {row.seq}"
         try:
-            info = verify_head_row(row, own_key)
+            kid = jws.decode(row.signature, HEAD_TYP).kid
+        except KeysError as exc:
+            report.problems.append(Problem("heads", where, f"not a signed head: {exc}",
+                                           seq=row.seq))
+            continue
+        identity = by_id.get(kid) if isinstance(kid, str) else None
+        if identity is None:
+            report.problems.append(Problem(
+                "heads", where, f"signed as {kid!r}, which is not this node's identity nor a "
+                "former one with a valid continuation", seq=row.seq))
+            continue
+        try:
+            info = verify_head_row(row, identity.key)
         except BadHead as exc:
-            report.problems.append(Problem("heads", f"signed head at audit entry {row.seq}",
-                                           str(exc), seq=row.seq))
+            report.problems.append(Problem("heads", where, f"{exc} (identity {kid})",
+                                           seq=row.seq))
+            continue
+        if not identity.was_current_at(info.time):
+            report.problems.append(Problem(
+                "heads", where, f"signed by {kid} at {info.time}, outside the period it was "
+                f"this node's identity ({identity.valid_from or 'start'} to "
+                f"{identity.valid_until or 'now'})", seq=row.seq))
             continue
         trusted.append(SignedHead(info.seq, info.hash, info.time))
+        report.head_signers[kid] = report.head_signers.get(kid, 0) + 1
     report.heads = len(trusted)
     report.last_signed_seq = max((head.seq for head in trusted), default=0)
+    # Oldest identity first, as the history lists them.
+    order = [identity.node_id for identity in identities]
+    report.head_signers = {node_id: report.head_signers[node_id] for node_id in order
+                           if node_id in report.head_signers}
     return trusted
 
 
@@ -163,11 +204,11 @@ def _identity_keys(store: Any, node_id: str, cache: dict[str, list[Any]]) -> lis
     return cache[node_id]
 
 
-def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
+def check_receipts(store: Any, identities: list[OwnIdentity], report: VerifyReport, *,
                    peer_name: Callable[[str], str], page: int = PAGE) -> None:
-    own_key = nacl.signing.VerifyKey(own_card.identity_public)
     cache: dict[str, list[Any]] = {}
     revocations: dict[str, tuple[str, str] | None] = {}
+    own_ids = {identity.node_id for identity in identities}
     after: tuple[str, str] = ("", "")
     while rows := store.delivery_receipts(after=after, limit=page):
         for row in rows:
@@ -179,9 +220,10 @@ def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
                 report.problems.append(Problem("receipts", where, "no identity key of "
                                                f"{row.signer} is on record to check it with"))
                 continue
-            info = _check_one(row, [nacl.signing.VerifyKey(k.public_bytes) for k in keys],
-                              recipient=row.signer, sender=own_card.node_id, where=where,
-                              report=report)
+            # The peer may have rotated its identity: any identity in its history may have
+            # signed (as the recipient our envelope named).
+            info = _check_one(row, [(k.kid, nacl.signing.VerifyKey(k.public_bytes))
+                                    for k in keys], senders=own_ids, where=where, report=report)
             revoked = _revocation(store, row.signer, revocations)
             if info is not None and revoked is not None:
                 report.notes.append(f"{where}: verifies; signed at {info.time} by a peer "
@@ -194,8 +236,17 @@ def check_receipts(store: Any, own_card: PeerCard, report: VerifyReport, *,
             report.receipts += 1
             where = (f"our receipt to {peer_name(row.counterpart)} for message "
                      f"{row.message_id} ({row.name!r})")
-            _check_one(row, [own_key], recipient=own_card.node_id, sender=row.counterpart,
-                       where=where, report=report)
+            senders = {row.counterpart} | {k.kid for k in
+                                           _identity_keys(store, row.counterpart, cache)}
+            info = _check_one(row, [(i.node_id, i.key) for i in identities], senders=senders,
+                              where=where, report=report)
+            if info is None:
+                continue
+            signer = next(i for i in identities if i.node_id == info.recipient)
+            if not signer.signed_receipts_at(info.time):
+                report.problems.append(Problem(
+                    "receipts", where, f"signed by our former identity {signer.node_id} at "
+                    f"{info.time}, after its grace period ended ({signer.grace_until})"))
         after = (rows[-1].message_id, rows[-1].counterpart)
 
 
@@ -210,8 +261,10 @@ def _revocation(store: Any, node_id: str,
     return cache[node_id]
 
 
-def _check_one(row: StoredReceipt, keys: list[nacl.signing.VerifyKey], *, recipient: str,
-               sender: str, where: str, report: VerifyReport) -> Any:
+def _check_one(row: StoredReceipt, keys: list[tuple[str, nacl.signing.VerifyKey]], *,
+               senders: set[str], where: str, report: VerifyReport) -> Any:
+    """Verify one receipt under the first of ``keys`` (node ID, key) it verifies with, as that
+    node ID, and check it names one of ``senders`` and the digest recorded."""
     try:
         header = decode_header(row.header_token)
     except ProtocolError as exc:
@@ -219,100 +272,16 @@ def _check_one(row: StoredReceipt, keys: list[nacl.signing.VerifyKey], *, recipi
                                        f"it cannot be read: {exc}"))
         return
     error: Exception | None = None
-    for key in keys:
+    for recipient, key in keys:
         try:
             info = verify_receipt(row.receipt, key, expected=header, recipient=recipient)
         except (ProtocolError, KeysError) as exc:
             error = exc
             continue
-        if info.sender != sender or info.sha256 != row.sha256:
+        if info.sender not in senders or info.sha256 != row.sha256:
             report.problems.append(Problem("receipts", where, "it names another sender or "
                                            "digest than the one recorded for the document"))
             return None
         return info
     report.problems.append(Problem("receipts", where, f"does not verify: {error}"))
     return None
-
-
-# -- 4. kept files -------------------------------------------------------------------------------
-
-def check_files(store: Any, home: Path, report: VerifyReport, *,
-                peer_name: Callable[[str], str], page: int = PAGE) -> None:
-    missing: list[str] = []
-    after_inbox: tuple[str, str] = ("", "")
-    while rows := store.inbox_files(after=after_inbox, limit=page):
-        for row in rows:
-            _check_file(store, row, home / row.path, home, report, missing, peer_name)
-        after_inbox = (rows[-1].message_id, rows[-1].counterpart)
-    after_sent = ""
-    while rows := store.sent_files(after=after_sent, limit=page):
-        for row in rows:
-            _check_file(store, row, Path(row.path), home, report, missing, peer_name)
-        after_sent = rows[-1].message_id
-    report.missing_files = len(missing)
-    if missing:
-        listed = ", ".join(missing[:MAX_LISTED])
-        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
-        report.notes.append(f"{len(missing)} kept document(s) are no longer in their folder "
-                            f"(moved away by staff?): {listed}{more}. Their digests and "
-                            "receipts stay in the store.")
-
-
-def _shown(path: Path, home: Path) -> str:
-    try:
-        return str(path.relative_to(home))
-    except ValueError:
-        return str(path)
-
-
-def _check_file(store: Any, row: KeptFile, path: Path, home: Path, report: VerifyReport,
-                missing: list[str], peer_name: Callable[[str], str]) -> None:
-    shown = _shown(path, home)
-    if not os.path.lexists(path):
-        missing.append(shown)
-        return
-    report.files += 1
-    where = f"file {shown} (message {row.message_id})"
-    if path.is_symlink() or not path.is_file():
-        report.problems.append(Problem("files", where, "is no longer a regular file",
-                                       path=shown))
-        return
-    try:
-        digest = file_sha256(path)
-    except OSError as exc:
-        report.problems.append(Problem("files", where, f"cannot be read: {exc.strerror}",
-                                       path=shown))
-        return
-    if digest != row.sha256:
-        report.problems.append(Problem(
-            "files", where, f"its SHA-256 is {digest}, but {row.sha256} was recorded "
-            "(the file was changed after it was " +
-            ("delivered to us)" if row.folder == "inbox" else "sent)"), path=shown))
-    _check_receipt_files(store, row, path, home, report, peer_name)
-
-
-def _check_receipt_files(store: Any, row: KeptFile, path: Path, home: Path,
-                         report: VerifyReport, peer_name: Callable[[str], str]) -> None:
-    """A receipt kept beside a document must be the very receipt kept in the store."""
-    if row.folder == "inbox":
-        stored = {r.receipt for r in store.received_for_message(row.message_id)
-                  if r.sender_node_id == row.counterpart and r.receipt}
-        candidates = [path.with_name(path.name + RECEIPT_SUFFIX)]
-    else:
-        dispatch = store.get_dispatch(row.message_id)
-        deliveries = [d for d in (dispatch.deliveries if dispatch else ()) if d.receipt]
-        stored = {d.receipt for d in deliveries}
-        candidates = [path.with_name(f"{path.name}.{peer_name(d.peer_node_id)}{RECEIPT_SUFFIX}")
-                      for d in deliveries]
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            text = candidate.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            text = f"<unreadable: {exc}>"
-        if text not in stored:
-            shown = _shown(candidate, home)
-            report.problems.append(Problem("files", f"file {shown} (message {row.message_id})",
-                                           "this receipt copy differs from the receipt kept in "
-                                           "the store", path=shown))

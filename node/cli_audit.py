@@ -255,6 +255,9 @@ def _print_report(report: Any) -> None:
     from node.status_render import clean
     click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) verified"
                f" (last covers entry {report.last_signed_seq}).")
+    if len(report.head_signers) > 1:  # after an identity rotation: say who signed what
+        click.echo("Signed by:  " + "; ".join(f"{node_id}: {count} head(s)"
+                                              for node_id, count in report.head_signers.items()))
     click.echo(f"Receipts:   {report.receipts} checked.")
     click.echo(f"Kept files: {report.files} checked against their recorded SHA-256"
                + (f"; {report.missing_files} no longer in place." if report.missing_files

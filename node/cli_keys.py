@@ -73,8 +73,9 @@ def rotate(tls_key: bool, encryption: bool, identity: bool, force: bool, yes: bo
         raise CliError("say which key to rotate: --tls, --encryption or --identity")
     config = open_config(home)
     if identity and not yes and not click.confirm(
-            "An identity rotation gives this node a new node ID. Documents still queued to "
-            "or from it when it switches go to failed/ and must be sent again. Continue?",
+            "An identity rotation gives this node a new node ID. Peers learn it from a "
+            "continuation signed by the current identity; this node still answers to the "
+            "old node ID for 7 days. Continue?",
             default=False):
         raise CliError("not rotated")
     passphrase = passphrase_for(config)
@@ -95,7 +96,8 @@ def rotate(tls_key: bool, encryption: bool, identity: bool, force: bool, yes: bo
         click.echo(f"New node ID:        {result.new_node_id}")
         click.echo(f"Old node ID:        {result.node_id}")
         click.echo("The running node announces the change, signed by the old identity, and "
-                   "switches once every peer has received it.")
+                   "switches at once; peers that have not received it yet still reach it "
+                   "under the old node ID. See: lienthong keys status")
     else:
         click.echo(f"New card written to {config.card_path}.")
         click.echo("The running node reloads its keys within a second and announces them to "
@@ -136,6 +138,8 @@ def status(home: Path | None) -> None:
         click.echo(f"  {names.get(delivery.peer_node_id, delivery.peer_node_id):<16} {label}")
     if previous_keystore(config).exists():
         click.echo("The old TLS key is kept until every peer has the new one.")
+    if state.get("old_node_id") and state["old_node_id"] != card.node_id:
+        click.echo(f"Peers still waiting know this node as {state['old_node_id']}.")
 
 
 @click.command("backup")

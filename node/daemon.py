@@ -39,7 +39,9 @@ DIRECTORY_POLL_SECONDS = 1.0
 
 
 class Node:
-    def __init__(self, runtime: NodeRuntime) -> None:
+    def __init__(self, runtime: NodeRuntime, *, passphrase: bytes | None = None) -> None:
+        """``passphrase``: the one typed at start, kept to reload keys after ``keys rotate``
+        (node.keyupdate says why that is acceptable); None when an unattended source has it."""
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
         self.inbound = Inbound(runtime)
@@ -57,8 +59,9 @@ class Node:
         self.head_signer: Any = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
-        from node.keyupdate import KeyUpdates  # key rotation: announce ours, apply peers'
-        self.key_updates = KeyUpdates(self)
+        from node.keyupdate import KeyUpdates, configured_passphrase  # key rotation
+        self.key_updates = KeyUpdates(
+            self, passphrase=configured_passphrase(runtime.config, remembered=passphrase))
         from node import control  # processing statuses and recalls
         self.documents = control.install(self)
 
@@ -72,12 +75,13 @@ class Node:
         rt.started_at = rt.now()
         rt.started_monotonic = rt.monotonic()
         yield rt.refresh_directory()
+        yield self.key_updates.resume()
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
         yield self.inbound.recover()
         yield self.outbox.recover()
-        yield self.key_updates.start()
+        self.key_updates.start()
         yield self.documents.start()
         self._directory_poll = LoopingCall(self._poll_directory)
         self._directory_poll.clock = rt.reactor
@@ -93,7 +97,8 @@ class Node:
         self.status_api = StatusService(self)
         self.status_api.start()
         self.head_signer = HeadSigner(clock=rt.reactor, run_db=rt.db, store=rt.store,
-                                      node_keys=rt.keys, now_text=rt.now_text)
+                                      current_keys=lambda: rt.keys,
+                                      now_text=rt.now_text)
         self.head_signer.start()
         self.running = True
         for link in self.links.values():
@@ -217,6 +222,12 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
 
 def load_keys(config: NodeConfig) -> NodeKeys:
     """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore."""
+    return load_keys_and_passphrase(config)[0]
+
+
+def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None]:
+    """Open the keystore; also return the passphrase if it was typed at a prompt (the daemon
+    keeps it to reload keys after a rotation), else None (it is found again when needed)."""
     import getpass
     import sys
 
@@ -229,8 +240,9 @@ def load_keys(config: NodeConfig) -> NodeKeys:
             raise KeystoreError("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
                                 "keystore.passphrase_file, use a systemd credential, or run "
                                 "from a terminal to be asked")
-        passphrase = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
-    return load_keystore(config.keystore.path, passphrase)
+        typed = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
+        return load_keystore(config.keystore.path, typed), typed
+    return load_keystore(config.keystore.path, passphrase), None
 
 
 def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
@@ -240,10 +252,10 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     # First, before anything can schedule a timer: a step of the wall clock must neither hold
     # a pending retry back nor fire every timer at once (docs/reliability.md, clock steps).
     use_monotonic_timers(reactor)
-    node_keys = load_keys(config)
+    node_keys, typed = load_keys_and_passphrase(config)
     start_logging(config.log_dir, verbose=verbose)
     runtime = build_runtime(reactor, config, node_keys)
-    node = Node(runtime)
+    node = Node(runtime, passphrase=typed)
     exit_code = [0]
 
     def started_failed(failure: Any) -> None:

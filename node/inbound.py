@@ -21,7 +21,10 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from keys.errors import KeysError
+from keys.identity import parse_time
+from node.clock import rfc3339
 from node.failpoints import failpoint
+from node.identity_history import IDENTITY_GRACE_SECONDS
 from node.inbox_names import InboxNames
 from node.names import safe_file_name
 from node.reception import (
@@ -127,12 +130,13 @@ class Inbound:
             if header.message_id != mid:
                 raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
             if header.sender != peer:
-                raise _Refusal("sender-mismatch", f"the envelope is signed as {header.sender} but "
-                               f"the connection is from {peer}", security=True)
-            header = verify_header(event.envelope, self.rt.directory.verify_key_for(peer),
-                                   expected_sender=peer)
-            if header.key_for(self.rt.node_id) is None or self.rt.node_id not in header.recipients:
-                raise _Refusal("not-addressed-to-us", "this node is not a recipient of the envelope")
+                self._former_sender(peer, header.sender)
+            header = verify_header(event.envelope,
+                                   self.rt.directory.verify_key_for(peer, kid=header.sender),
+                                   expected_sender=header.sender)
+            receiving = self.rt.receiving_keys(header.recipients)
+            if receiving is None or header.key_for(receiving.node_id) is None:
+                raise _Refusal("not-addressed-to-us", self._not_ours(header))
             if event.ciphertext_size != header.ciphertext_size:
                 raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
             if header.size > self.rt.config.max_document_bytes:
@@ -145,17 +149,21 @@ class Inbound:
             return self.refuse(peer, mid, exc.code, str(exc), security=True)
         except KeysError as exc:
             return self.refuse(peer, mid, "unknown-sender", str(exc), security=True)
-        row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+        # Received documents are kept under the identity that signed them: a document signed
+        # by a peer's former identity and offered again after the peer rotated is still the
+        # same document (HAVE), never a second copy.
+        signer = header.sender
+        row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.state == "publishing":
             yield self.recover_row(row)
-            row = yield self.rt.db(self.rt.store.get_received, peer, mid)
+            row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.header_token != event.envelope:
             # A message ID names one envelope forever: a different one under a delivered ID is
             # a replay or a forgery attempt by an enrolled peer, never a retry.
             return self.refuse(peer, mid, "message-id-reused", "this message ID was already "
                                 "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
-            self.rt.audit("duplicate", peer=peer, message_id=mid, digest=header.sha256)
+            self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
             yield self.rt.io(discard_partials, self.partial_folder(peer), mid)
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
@@ -177,7 +185,9 @@ class Inbound:
         try:
             stream = yield self.rt.io(
                 IncomingStream.open, partial, self.staging_path(peer, mid), header,
-                offset=offset, node_id=self.rt.node_id,
+                offset=offset, node_id=receiving.node_id,
+                # Encryption keys are never dropped (an identity rotation keeps them), so the
+                # current keystore opens envelopes addressed to a former identity too.
                 encryption_keys=self.rt.keys.encryption_private_by_kid())
         except OSError as exc:
             self.release(peer, mid)
@@ -190,6 +200,29 @@ class Inbound:
             self.release(peer, mid)
             raise
         return (Accept(message_id=mid, offset=stream.offset), header, stream)
+
+    def _former_sender(self, peer: str, sender: str) -> None:
+        """Accept an envelope signed by a *former* identity of the authenticated peer (queued
+        before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
+        continuation; refuse anything else as a sender mismatch."""
+        former = [key for key in self.rt.directory.identities_of(peer)
+                  if key.kid == sender and not key.is_current]
+        if not former:
+            raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
+                           f"connection is from {peer}", security=True)
+        ended = rfc3339(parse_time(former[0].valid_until).timestamp() + IDENTITY_GRACE_SECONDS)
+        if parse_time(self.rt.now_text()) >= parse_time(ended):
+            raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
+                           f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
+                           f"at {ended}; it must be sent again", security=True)
+
+    def _not_ours(self, header: EnvelopeHeader) -> str:
+        for former in self.rt.retired_ids:
+            if former in header.recipients:
+                return (f"the envelope is addressed to {former}, a former identity of this "
+                        "node whose grace period has ended; send it again to this node's "
+                        f"current identity {self.rt.node_id}")
+        return "this node is not a recipient of the envelope"
 
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
@@ -212,7 +245,8 @@ class Inbound:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot write the document: {exc.strerror}")
         try:
-            receipt = yield self._publish(peer, header, stream.staging)
+            # Kept under the identity that signed it (see ``offer``).
+            receipt = yield self._publish(header.sender, header, stream.staging)
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
@@ -239,7 +273,11 @@ class Inbound:
     @inlineCallbacks
     def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
         rt = self.rt
-        receipt = issue_receipt(rt.keys.identity, recipient=rt.node_id, header=header, time=now)
+        # Signed by the identity the envelope was addressed to (a former one during its grace
+        # period), so the receipt verifies for the sender under the key it sealed for.
+        receiving = rt.receiving_keys(header.recipients) or rt.keys
+        receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
+                                time=now)
         meta = document_metadata(header, sender_name=rt.peer_name(peer), received_at=now,
                                  original_name=header.name)
         meta["stored_as"] = final.name

@@ -45,12 +45,19 @@ the old one still opens a connection to that peer. That is acceptable for a rout
 lets a rotation never interrupt delivery. It is not a response to a stolen identity key:
 that calls for revocation and re-enrolment.
 
-**Identity rotation** sends a continuation signed by the old identity (node.rotation). Peers
-re-key their directory entry to the new node ID, keeping the old identity key in the history
-so old receipts still verify. This node switches identity when every peer has receipted it:
-it swaps in ``keys/keystore.next.json``, rewrites its card, closes every connection (they were
-authenticated under the old node ID) and fails its queued deliveries, which were signed by
-the old identity, into ``failed/`` with a reason.
+**Identity rotation** sends a continuation signed by the old identity (node.rotation), then
+switches to the new identity at once (node.identity_switch): peers that have not receipted
+the continuation yet still know this node by its former node ID (``rt.known_as``), which it
+keeps answering to for a grace period. Peers re-key their directory entry to the new node ID,
+keeping the old identity key in the history so old receipts still verify, and move what
+they had queued for the old node ID to the new one (node.keyupdate_apply).
+
+**Passphrase.** Reloading keys needs the keystore passphrase. The daemon asks its unattended
+source first (environment, passphrase file, systemd credential); a daemon started at a
+prompt keeps the passphrase it was typed in memory for this (``remembered``): it already
+holds every private key the passphrase protects, so the passphrase adds no new secret to its
+memory, and without it ``keys rotate`` would stop the node's peers from reaching it until a
+person restarts it.
 """
 from __future__ import annotations
 
@@ -63,23 +70,22 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from keys.directory import PeerKey
-from keys.errors import BadBinding
 from keys.identity import NodeKeys, parse_time
-from keys.jws import b64url_encode
 from keys.keystore import load_keystore, read_passphrase
 from node.clock import rfc3339
-from node.provision import write_card
-from node.records import NotFound
+from node.identity_switch import IdentitySwitch
+from node.keyupdate_apply import apply_identity_continuation, apply_key_announcement
 from node.rotation import (ANNOUNCEMENT_KIND, REQUEST_FILE, RotationError, clear_request,
-                           clear_state, identity_announcement, key_announcement, next_keystore,
+                           clear_state, identity_announcement, key_announcement,
                            parse_announcement, previous_keystore, read_request, read_state,
-                           record_identity_history, verify_identity_rotation,
-                           verify_key_announcement, write_state)
+                           write_state)
 from node.tls import PinnedContextFactory
 
 if TYPE_CHECKING:
     from node.daemon import Node
+
+__all__ = ["KeyUpdates", "apply_identity_continuation", "apply_key_announcement",
+           "configured_passphrase"]
 
 log = Logger(namespace="lienthong.keyupdate")
 
@@ -93,11 +99,14 @@ SERVER_SWITCH_SECONDS = TLS_GRACE_SECONDS - 24 * 3600.0
 MAX_READ = 64 * 1024
 
 
-def configured_passphrase(config: Any) -> Callable[[], bytes | None]:
-    """The unattended passphrase source the daemon started with (None: it was prompted)."""
+def configured_passphrase(config: Any, remembered: bytes | None = None
+                          ) -> Callable[[], bytes | None]:
+    """The passphrase source for reloading keys: the unattended source as it is now (a
+    passphrase file may have been replaced), else the passphrase typed at start."""
     def source() -> bytes | None:
-        return read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
-                               credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
+        found = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
+                                credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
+        return found if found is not None else remembered
     return source
 
 
@@ -121,6 +130,7 @@ class KeyUpdates:
         self.node = node
         self.rt = node.rt
         self._passphrase = passphrase or configured_passphrase(node.rt.config)
+        self.identity = IdentitySwitch(node, passphrase=self._passphrase)
         self._poll_seconds = poll_seconds
         self._loop: LoopingCall | None = None
         self._busy = False
@@ -137,8 +147,11 @@ class KeyUpdates:
     # -- life cycle -------------------------------------------------------------------------
 
     @inlineCallbacks
-    def start(self):  # type: ignore[no-untyped-def]
-        """Resume an announcement a restart interrupted, then poll for requests."""
+    def resume(self):  # type: ignore[no-untyped-def]
+        """Before the node listens: pick up the former identities still receiving and an
+        announcement a restart interrupted, so that the very first connection already gets
+        the right certificate and HELLO, and envelopes addressed to a former identity open."""
+        yield self.identity.start()
         state = yield self.rt.io(read_state, self.rt.config.home)
         if state is not None:
             self.state = state
@@ -146,6 +159,10 @@ class KeyUpdates:
             yield self._load_previous_tls()
             self._choose_server_key()
             self._choose_link_keys()
+            self._update_known_as()
+
+    def start(self) -> None:
+        """Poll for requests (after :meth:`resume`)."""
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self.rt.reactor
         self._loop.start(self._poll_seconds, now=True)
@@ -161,9 +178,12 @@ class KeyUpdates:
         self._busy = True
         try:
             yield self._check_request()
+            if self._identity_unswitched():
+                yield self._switch_identity()
             if self.state is not None:
                 yield self._check_progress()
             yield self._end_grace()
+            yield self.identity.retire_expired()
         except Exception:  # noqa: BLE001 - the poll must survive to try again
             log.failure("key update poll failed")
         finally:
@@ -190,8 +210,8 @@ class KeyUpdates:
         passphrase = self._passphrase()
         if passphrase is None:
             self._blocked = mtime
-            reason = ("the keys were rotated, but this node was started with a typed "
-                      "passphrase and cannot reload them: restart it (lienthong run)")
+            reason = ("the keys were rotated, but no passphrase is available to reload them "
+                      "(the passphrase file or credential is gone): restart it (lienthong run)")
             log.error(reason)
             yield self.rt.audit("key-update-blocked", reason=reason)
             return
@@ -224,6 +244,33 @@ class KeyUpdates:
                        recipients=recipients)
         log.info("announcing new {kinds} key(s) to {n} peer(s)", kinds="+".join(request.kinds),
                  n=len(recipients))
+        if self._identity_unswitched():
+            yield self._switch_identity()  # the continuation is sealed: switch at once
+
+    def _identity_unswitched(self) -> bool:
+        state = self.state
+        return (state is not None and "identity" in state["kinds"]
+                and self.rt.node_id == state["old_node_id"])
+
+    @inlineCallbacks
+    def _switch_identity(self):  # type: ignore[no-untyped-def]
+        switched = yield self.identity.switch(self.state.get("rotation"))
+        if switched:
+            self._update_known_as()
+            self._kick_links()
+
+    def _update_known_as(self) -> None:
+        """Peers that have not receipted our continuation know us by the former node ID."""
+        state = self.state
+        if (state is not None and "identity" in state["kinds"]
+                and self.rt.node_id != state["old_node_id"]):
+            self.rt.known_as = {peer: state["old_node_id"] for peer in self.pending}
+        else:
+            self.rt.known_as = {}
+
+    def _kick_links(self) -> None:
+        for link in self.node.links.values():
+            link.kick()
 
     @inlineCallbacks
     def _load_previous_tls(self, passphrase: bytes | None = None):  # type: ignore[no-untyped-def]
@@ -284,6 +331,8 @@ class KeyUpdates:
         if pending != self.pending:
             self.pending = pending
             self._choose_link_keys()
+            self._update_known_as()
+            self._kick_links()  # documents held back until the continuation was receipted
         self._choose_server_key()
         if not pending:
             yield self._finish(deliveries if message_id is not None else ())
@@ -292,10 +341,8 @@ class KeyUpdates:
     def _finish(self, deliveries: Any):  # type: ignore[no-untyped-def]
         rt = self.rt
         state = self.state
-        if "identity" in state["kinds"] and rt.node_id == state["old_node_id"]:
-            switched = yield self._switch_identity()
-            if not switched:
-                return
+        if self._identity_unswitched():
+            return
         yield rt.io(previous_keystore(rt.config).unlink, True)
         yield rt.io(clear_state, rt.config.home)
         self.state = None
@@ -303,51 +350,12 @@ class KeyUpdates:
         self._old_keys = self._old_tls = self._new_tls = None
         self._choose_server_key()
         self._choose_link_keys()
+        self._update_known_as()
         yield rt.audit("key-update-complete", message_id=state.get("message_id"),
                        kinds=state["kinds"],
                        delivered=[d.peer_node_id for d in deliveries if d.state == "delivered"],
                        failed=[d.peer_node_id for d in deliveries if d.state == "failed"])
         log.info("every peer has the new {kinds} key(s)", kinds="+".join(state["kinds"]))
-
-    @inlineCallbacks
-    def _switch_identity(self):  # type: ignore[no-untyped-def]
-        """Every peer has the continuation: become the new identity (see the module doc)."""
-        rt = self.rt
-        passphrase = self._passphrase()
-        if passphrase is None:
-            log.error("cannot switch to the new identity without an unattended passphrase; "
-                      "restart the node")
-            return False
-        source = next_keystore(rt.config)
-        new = yield rt.io(load_keystore, source, passphrase)
-        yield rt.io(record_identity_history, rt.config.home, rt.keys, self.state.get("rotation"))
-        yield rt.io(os.replace, source, rt.config.keystore.path)
-        yield rt.io(write_card, rt.config, new, now=rt.now_text())
-        old_id = rt.node_id
-        queued = []
-        for node_id in list(self.node.links):
-            rows = yield rt.db(rt.store.queued_deliveries, node_id, 1_000_000)
-            queued += [(row.message_id, node_id) for row in rows]
-        # Swap first, so that anything sealed from here on is signed by the new identity; what
-        # was queued before (signed by the old one) is then failed with a reason.
-        rt.keys = new
-        if self.node.head_signer is not None:
-            self.node.head_signer._keys = new  # noqa: SLF001 - no setter; heads are signed anew
-        self.node.tls.use_key(tls_key=new.tls_key, certificate_der_bytes=new.tls_cert_der)
-        for link in self.node.links.values():
-            if link.proto is not None:
-                link.proto.close()
-        for proto in list(self.node.receiver_factory.connections):
-            proto.transport.loseConnection()
-        reason = (f"this node changed its identity key (new node ID {new.node_id}); the "
-                  "document was signed with the old identity. Drop it into the outbox again.")
-        for message_id, node_id in queued:
-            yield rt.db(rt.store.fail_delivery, message_id, node_id, reason, rt.now_text())
-            yield self.node.outbox.delivery_failed(message_id, reason)
-        yield rt.audit("identity-rotated", old_node_id=old_id, new_node_id=new.node_id,
-                       failed=[mid for mid, _ in queued])
-        log.info("this node is now {node_id}", node_id=new.node_id)
-        return True
 
     # -- receiving side ---------------------------------------------------------------------
 
@@ -359,8 +367,8 @@ class KeyUpdates:
         announcement = parse_announcement(data)
         now = rt.now_text()
         if announcement.rotation is not None:
-            new_id, failed = yield rt.db(apply_identity_continuation, rt.store, peer,
-                                         announcement.rotation, now)
+            new_id = yield rt.db(apply_identity_continuation, rt.store, peer,
+                                 announcement.rotation, now)
             # Seal from now on for the new node ID. The listeners (links, connection drops)
             # run at the daemon's next directory poll; the connection this announcement came
             # on is relabelled first, so that poll does not cut it before our receipt is out.
@@ -368,8 +376,6 @@ class KeyUpdates:
             for proto in list(self.node.receiver_factory.connections):
                 if proto.peer == peer:
                     proto.peer = new_id
-            for message_id, reason in failed:
-                yield self.node.outbox.delivery_failed(message_id, reason)
             return
         grace_until = rfc3339(rt.now() + TLS_GRACE_SECONDS)
         yield rt.db(apply_key_announcement, rt.store, peer, announcement, now, grace_until)
@@ -389,53 +395,3 @@ class KeyUpdates:
         for node_id in ended:
             yield rt.audit("tls-grace-ended", peer=node_id)
         yield rt.refresh_directory()
-
-
-def apply_key_announcement(store: Any, peer: str, announcement: Any, now: str,
-                           grace_until: str) -> None:
-    """On the database thread: verify against the identity we trust now, then apply."""
-    with store.transaction():
-        record = store.peer_by_node_id(peer)
-        if record is None:
-            raise NotFound(f"{peer} is not in the directory")
-        verified = verify_key_announcement(announcement, record.peer)
-        card = verified.card
-        keys = [PeerKey("encryption", b64url_encode(card.encryption_public),
-                        card.encryption_kid, now),
-                PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], now)]
-        before = {k.kind: k.kid for k in record.peer.keys if k.is_current}
-        store.apply_peer_keys(peer, keys, card.token, now, tls_grace_until=grace_until)
-        store.directory()  # a pin or key another peer holds is refused here (rolled back)
-        changed = {k.kind: k.kid for k in keys if before.get(k.kind) != k.kid}
-        if changed:
-            store.append_audit("peer-keys-updated", now, peer=peer,
-                               detail={"name": record.peer.name, "keys": changed,
-                                       "seq": verified.binding.seq,
-                                       "tls_grace_until": grace_until if "tls" in changed
-                                       else None})
-
-
-def apply_identity_continuation(store: Any, peer: str, token: str,
-                       now: str) -> tuple[str, list[tuple[str, str]]]:
-    """On the database thread: verify a continuation and re-key the peer; return the new
-    node ID and the deliveries that were failed (message ID, reason)."""
-    with store.transaction():
-        record = store.peer_by_node_id(peer)
-        if record is None:
-            raise NotFound(f"{peer} is not in the directory (already continued?)")
-        rotation = verify_identity_rotation(token, record.peer.current("identity").public_bytes)
-        if rotation.old_node_id != peer:
-            raise BadBinding("the continuation is for another node")
-        card = rotation.card
-        keys = [PeerKey("identity", b64url_encode(card.identity_public), card.node_id, now),
-                PeerKey("encryption", b64url_encode(card.encryption_public),
-                        card.encryption_kid, now),
-                PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], now)]
-        _, failed = store.continue_peer_identity(peer, keys, card.token, now)
-        store.directory()  # a key another peer holds is refused here (rolled back)
-        store.append_audit("peer-identity-continued", now, peer=card.node_id,
-                           detail={"name": record.peer.name, "old_node_id": peer,
-                                   "new_node_id": card.node_id, "failed": failed})
-    dispatch_reason = (f"{record.peer.name} changed its identity key; the document was sealed "
-                       "for its old identity. Drop it into the outbox again.")
-    return card.node_id, [(message_id, dispatch_reason) for message_id in failed]

@@ -157,7 +157,22 @@ class PeerLink:
 
     @property
     def local_node_id(self) -> str:
-        return self.rt.node_id
+        """The node ID we give this peer: a former one until it has our continuation."""
+        return self.rt.identity_for_peer(self.node_id)
+
+    def peer_identities(self) -> tuple[Any, ...]:
+        return self.rt.directory.identities_of(self.node_id)
+
+    def _not_yet(self, row: Any) -> bool:
+        """True for a document signed by our new identity while this peer knows only a former
+        one (node.identity_switch): it waits until the peer has receipted the continuation,
+        which is offered first (it is urgent and was sealed before the switch)."""
+        if self.node_id not in self.rt.known_as:
+            return False
+        try:
+            return decode_header(row.header_token).sender == self.rt.node_id
+        except ProtocolError:
+            return False
 
     @property
     def clock(self) -> Any:
@@ -324,7 +339,8 @@ class PeerLink:
                                         SMALL_WINDOW + len(self.offered) +
                                         len(self._held_back) + 8)
                 for row in rows:
-                    if row.message_id in self.offered or row.message_id in self._held_back:
+                    if (row.message_id in self.offered or row.message_id in self._held_back
+                            or self._not_yet(row)):
                         continue
                     large = sum(1 for r in self.offered.values()
                                 if r.ciphertext_size > SMALL_DOCUMENT)
@@ -413,8 +429,10 @@ class PeerLink:
             return
         try:
             header = decode_header(row.header_token)
-            info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id),
-                                  expected=header, recipient=self.node_id)
+            signer = self._receipt_signer(header)
+            info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id,
+                                                                         kid=signer),
+                                  expected=header, recipient=signer)
         except (ProtocolError, KeysError) as exc:
             code = getattr(exc, "code", "bad-receipt")
             self.rt.audit("receipt-refused", peer=self.node_id, message_id=message_id,
@@ -436,6 +454,14 @@ class PeerLink:
         if all_done:
             self._on_all_delivered(message_id, dispatch)
         self._fill()
+
+    def _receipt_signer(self, header: Any) -> str:
+        """Which identity of this peer must sign the receipt: the one our envelope names as
+        recipient (a former one if we sealed it before the peer rotated its identity)."""
+        for key in self.peer_identities():
+            if key.kid in header.recipients:
+                return key.kid
+        return self.node_id
 
     @inlineCallbacks
     def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):  # type: ignore[no-untyped-def]

@@ -74,6 +74,16 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
 INTAKE_PARALLEL = 32
 
 
+def current_ids(runtime: NodeRuntime, node_ids: list[str]) -> list[str]:
+    """A peer may have rotated its identity since the target was resolved: seal for the node
+    ID it has now (the same office; its former ID is no longer in the directory)."""
+    current = []
+    for node_id in node_ids:
+        peer = runtime.directory.peer_for_identity(node_id)
+        current.append(peer.node_id if peer is not None else node_id)
+    return list(dict.fromkeys(current))
+
+
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
                  on_released: Callable[[Path], None] = lambda path: None,
@@ -133,6 +143,7 @@ class Outbox:
         # Sealing needs only the spool folder (meta.json is in it), so it runs while the
         # sidecar moves and the take's audit commits. The dispatch is still recorded after
         # that commit: the database thread commits in submission order.
+        recipients = current_ids(rt, recipients)
         sealing = self._seal(taken, recipients)
         try:
             yield adopt_document(rt, prepared, taken, also=[("taken", {
@@ -161,10 +172,13 @@ class Outbox:
         """Seal (or wait for the sealing already started) and record the dispatch."""
         rt = self._rt
         folder = rt.config.spool / taken.message_id
-        meta, sealed = yield (sealing if sealing is not None else self._seal(taken, recipients))
+        if sealing is None:
+            recipients = current_ids(rt, recipients)
+            sealing = self._seal(taken, recipients)
+        meta, sealed = yield sealing
         priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
-        yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
+        row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
             message_id=taken.message_id, name=taken.original_name, target=taken.target,
             spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
             sha256=header.sha256, ciphertext_size=header.ciphertext_size,
@@ -175,7 +189,7 @@ class Outbox:
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))
-        self._on_dispatch(recipients)
+        self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
     def _refuse(self, path: Path, code: str, reason: str):  # type: ignore[no-untyped-def]

@@ -80,7 +80,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         except UnknownPeer as exc:
             self.abort("unknown-peer", str(exc))
             return
-        self._write(Hello(node_id=self.rt.node_id, software=SOFTWARE))
+        # The node ID the peer knows us by (a former one until it has our continuation).
+        self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         if self.peer is None:
@@ -121,7 +122,10 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, Hello):
-            if event.node_id != self.peer:
+            if event.node_id != self.peer and not any(
+                    key.kid == event.node_id for key in self.rt.directory.identities_of(self.peer)):
+                # A peer that rotated its identity may still name its former node ID: the HELLO
+                # is a label, the TLS pin authenticates; any other name is refused.
                 self.rt.audit("security-refused", peer=self.peer, code="wrong-peer",
                               reason=f"HELLO claims {event.node_id}")
                 self.abort("wrong-peer", "HELLO names another node than the TLS certificate")

@@ -23,7 +23,8 @@ ID that every envelope, HELLO and receipt names. The new keys are therefore writ
 ``keys/keystore.next.json`` and the current keystore is left alone; the announcement carries a
 *continuation* (JWS ``lienthong-identity-rotation/1``) signed by the old identity, naming the
 new node ID, the new identity key and the new card (itself signed by the new key, so both keys
-consent). The daemon switches to the new identity once every peer has receipted it.
+consent). The daemon seals the continuation with the old identity and then switches to the
+new one at once (node.identity_switch).
 
 Peers verify what they receive with :func:`verify_key_announcement` and
 :func:`verify_identity_rotation` against the identity key they already trust for the sender.
@@ -313,9 +314,10 @@ def rotate(config: NodeConfig, kinds: tuple[str, ...], passphrase: bytes, *, now
         raise RotationError(f"choose what to rotate among {', '.join(KINDS)}")
     if "identity" in kinds and len(kinds) > 1:
         raise RotationError("rotate the identity on its own; rotate the other keys afterwards")
-    if next_keystore(config).exists() and not force:
+    if (next_keystore(config).exists() or _announcing_identity(home)) and not force:
         raise RotationError("an identity rotation is still being announced (see lienthong "
-                            "keys status); wait for it to finish, or add --force")
+                            "keys status); wait for it to finish, or add --force (peers that "
+                            "have not heard of it will then need the new card)")
     if "tls" in kinds and previous_keystore(config).exists() and not force:
         raise RotationError("the last TLS rotation is still being announced to some peers "
                             "(see lienthong keys status); wait for it to finish, or add --force "
@@ -352,36 +354,20 @@ def rotate(config: NodeConfig, kinds: tuple[str, ...], passphrase: bytes, *, now
                                            new.current_encryption.kid))
 
 
+def _announcing_identity(home: Path) -> bool:
+    try:
+        state = read_state(home)
+    except RotationError:
+        return False
+    return state is not None and "identity" in state.get("kinds", ())
+
+
 def _pending_kinds(home: Path) -> tuple[str, ...]:
     try:
         request = read_request(home)
     except RotationError:
         return ()
     return request.kinds if request is not None and request.rotation is None else ()
-
-
-IDENTITY_HISTORY = Path("state") / "identity-history.json"
-
-
-def record_identity_history(home: Path, old: NodeKeys, token: str | None) -> None:
-    """Remember an identity this node gave up, with the continuation that handed it over, so
-    that receipts and audit heads it signed can still be checked here (``audit verify``)."""
-    entries = [e for e in read_identity_history(home) if e.get("node_id") != old.node_id]
-    entries.append({"node_id": old.node_id, "identity": jws.b64url_encode(old.identity_public),
-                    "continuation": token})
-    write_private_file(home / IDENTITY_HISTORY,
-                       jws.canonical_json({"v": 1, "identities": entries}) + b"\n")
-
-
-def read_identity_history(home: Path) -> list[dict[str, Any]]:
-    """Identities this node used before its current one, oldest first."""
-    try:
-        raw = jws.strict_json_object((home / IDENTITY_HISTORY).read_bytes())
-    except FileNotFoundError:
-        return []
-    except KeysError as exc:
-        raise RotationError(f"{home / IDENTITY_HISTORY} is damaged: {exc}") from exc
-    return list(raw.get("identities", []))
 
 
 def read_state(home: Path) -> dict[str, Any] | None:

@@ -49,10 +49,30 @@ class NodeRuntime:
     started_monotonic: float = 0.0
     #: Listeners told when the directory changes (links, TLS drops of revoked peers).
     on_directory_change: list[Callable[[Directory], None]] = field(default_factory=list)
+    #: Former identities still in their grace period (node.identity_switch): their keys sign
+    #: receipts for envelopes that peers addressed to the former node ID.
+    former_keys: dict[str, NodeKeys] = field(default_factory=dict)
+    #: Peers that still know this node by a former node ID (they have not receipted the
+    #: continuation yet): peer node ID -> the node ID they know.
+    known_as: dict[str, str] = field(default_factory=dict)
+    #: Former identities whose grace period is over (envelopes to them are refused, saying so).
+    retired_ids: set[str] = field(default_factory=set)
 
     @property
     def node_id(self) -> str:
         return self.keys.node_id
+
+    def identity_for_peer(self, peer: str) -> str:
+        """The node ID this node gives in its HELLO to ``peer``: the one the peer knows."""
+        return self.known_as.get(peer, self.node_id)
+
+    def receiving_keys(self, recipients: Any) -> NodeKeys | None:
+        """The keys of whichever of our identities an envelope is addressed to: the current
+        one, or a former one still in its grace period; None if neither."""
+        for node_keys in (self.keys, *self.former_keys.values()):
+            if node_keys.node_id in recipients:
+                return node_keys
+        return None
 
     def now(self) -> float:
         """Wall-clock epoch seconds: for what is stored, signed, shown or compared with those."""
@@ -119,6 +139,10 @@ class NodeRuntime:
         return self.db(self.store.directory_version).addCallback(check)
 
     def peer_name(self, node_id: str) -> str:
+        """The peer's name, also under a node ID it had before an identity rotation."""
+        peer = self.directory.peer_for_identity(node_id)
+        if peer is not None:
+            return peer.name
         try:
             return self.directory.peer_with_id(node_id).name
         except Exception:  # noqa: BLE001 - a label for logs, never a decision

@@ -135,7 +135,11 @@ class SenderProtocol(Protocol, TimeoutMixin):
         except UnknownPeer as exc:
             self.abort("unknown-peer", str(exc))
             return
-        if authenticated != self.link.node_id or hello.node_id != self.link.node_id:
+        # After an identity rotation the receiver may still give the node ID we knew it by
+        # before (until it has our receipt for its continuation): any identity of the peer
+        # the TLS pin authenticated is accepted as its name.
+        names = {key.kid for key in self.link.peer_identities()} | {self.link.node_id}
+        if authenticated != self.link.node_id or hello.node_id not in names:
             self.abort("wrong-peer", f"dialled {self.link.node_id} but reached {authenticated} "
                        f"(says {hello.node_id})")
             return

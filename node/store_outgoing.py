@@ -12,6 +12,7 @@ and equal documents go oldest first whatever the clock did.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,6 +90,10 @@ class OutgoingMethods(StoreBase):
             known = conn.execute(_KNOWN, {"ids": ids}).scalar()
             if known is not None:
                 raise DuplicateMessage(f"message {known} is already recorded as a dispatch")
+            current = _current_node_ids(conn, {peer for item in batch for peer in item.recipients})
+            batch = [item if not current else _with_recipients(
+                item, tuple(dict.fromkeys(current.get(peer, peer) for peer in item.recipients)))
+                for item in batch]
             last = conn.execute(_LAST_SEQ).scalar() or 0
             conn.execute(_INSERT_DISPATCH, [
                 {"message_id": item.message_id, "seq": last + 1 + index, "name": item.name,
@@ -321,3 +326,28 @@ class ScheduleMethods(StoreBase):
         """The peer connected to us (it is alive), without touching our back-off."""
         check_time(now)
         return self._put_schedule(node_id, last_seen_at=now)
+
+
+def _current_node_ids(conn: Connection, recipients: set[str]) -> dict[str, str]:
+    """For recipients that are no longer a peer's node ID but a *former* identity of one (it
+    rotated its identity while the document was being sealed), that peer's node ID now.
+
+    Done here, in the transaction that queues the delivery, because the continuation is
+    applied in a transaction of its own: whichever commits first, the delivery ends up under
+    the node ID the peer has (continue_peer_identity moves what was queued before it).
+    """
+    present = set(conn.execute(select(t.peers.c.node_id)
+                               .where(t.peers.c.node_id.in_(recipients))).scalars())
+    moved = {}
+    for former in recipients - present:
+        row = conn.execute(
+            select(t.peers.c.node_id)
+            .join(t.peer_keys, t.peer_keys.c.node_id == t.peers.c.node_id)
+            .where(t.peer_keys.c.kind == "identity", t.peer_keys.c.kid == former)).first()
+        if row is not None:
+            moved[former] = row[0]
+    return moved
+
+
+def _with_recipients(item: Any, recipients: tuple[str, ...]) -> Any:
+    return dataclasses.replace(item, recipients=recipients)

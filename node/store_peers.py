@@ -269,11 +269,10 @@ class PeerMethods(StoreBase):
         return ended
 
     def continue_peer_identity(self, old_node_id: str, new_keys: Sequence[PeerKey],
-                               card_token: str, now: str) -> tuple[PeerRecord, list[str]]:
+                               card_token: str, now: str) -> tuple[PeerRecord, int]:
         """Re-key a peer to a new identity it announced with a continuation signed by its old
-        identity (verified by the caller). Returns the new record and the message IDs of
-        deliveries that were queued for the old node ID (now failed: they were sealed for and
-        addressed to the old identity, and would be refused).
+        identity (verified by the caller). Returns the new record and how many deliveries
+        queued for the old node ID now wait under the new one.
 
         The peer keeps its name, addresses and enrolment; its node ID becomes the new one.
         Every key row recorded under the old node ID stays there, closed at ``now``, so
@@ -326,12 +325,11 @@ class PeerMethods(StoreBase):
                 for key in peer.keys])
             conn.execute(update(t.peers).where(t.peers.c.node_id == old_node_id)
                          .values(node_id=new_id, card=card_token))
-            queued = [row.message_id for row in
-                      self.queued_deliveries(old_node_id, 1_000_000)]  # type: ignore[attr-defined]
-            reason = (f"{old.name} changed its identity key (new node ID {new_id}); this "
-                      "document was sealed for its old identity and cannot be delivered. "
-                      "Drop it into the outbox again to send it to the new identity.")
-            for message_id in queued:
-                self.fail_delivery(message_id, old_node_id, reason, now)  # type: ignore[attr-defined]
+            # What is still queued for the old node ID goes to the same office under its new
+            # one: the envelopes name the old ID and are sealed to encryption keys it kept,
+            # and the peer accepts them during its grace period (docs/keys.md §3).
+            moved = conn.execute(update(t.deliveries).where(
+                t.deliveries.c.peer_node_id == old_node_id, t.deliveries.c.state == "queued")
+                .values(peer_node_id=new_id)).rowcount
             self._bump_directory(conn)
-        return PeerRecord(peer=peer, card=card_token, added_at=record.added_at), queued
+        return PeerRecord(peer=peer, card=card_token, added_at=record.added_at), moved

@@ -17,11 +17,13 @@ from typing import Any
 
 import nacl.signing
 
+from keys import jws
 from keys.card import read_card
 from keys.directory import Peer
+from node.identity_history import read_identity_history
 from node.provision import create_node_home
 from node.store import open_store
-from protocol.receipt import verify_receipt
+from protocol.receipt import RECEIPT_TYP, verify_receipt
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T08:00:00Z"
@@ -253,22 +255,32 @@ def check_delivered(sender: TestNode, recipients: Iterable[TestNode],
         by_digest: dict[str, list[str]] = {}
         for name, digest in delivered.items():
             by_digest.setdefault(digest, []).append(name)
-        recipient_card = read_card(recipient.card_path.read_text())
-        key = nacl.signing.VerifyKey(recipient_card.identity_public)
+        identities = recipient_identities(recipient)
         for name, digest in expected.items():
             copies = by_digest.get(digest, [])
             assert len(copies) == 1, (f"{name!r} is in {recipient.name}'s inbox "
                                       f"{len(copies)} times: {copies}")
             stored = recipient.inbox / sender.name / copies[0]
             receipt_file = stored.with_name(stored.name + ".receipt.jws")
-            info = verify_receipt(receipt_file.read_text().strip(), key,
-                                  recipient=recipient.node_id)
+            token = receipt_file.read_text().strip()
+            signer = jws.decode(token, RECEIPT_TYP).kid
+            assert signer in identities, f"{name!r} receipted as {signer}, not {recipient.name}"
+            info = verify_receipt(token, identities[signer], recipient=signer)
             assert info.sha256 == digest
         assert len(delivered) == len(documents), (
             f"{recipient.name} has {len(delivered)} documents from {sender.name}, "
             f"expected {len(documents)}: {sorted(delivered)}")
         assert_nothing_half_written(recipient)
     assert_nothing_half_written(sender)
+
+
+def recipient_identities(node: TestNode) -> dict[str, nacl.signing.VerifyKey]:
+    """The node's current identity (its card) and the former ones its own identity history
+    lists: a document addressed to a former node ID is receipted by that identity."""
+    card = read_card(node.card_path.read_text())
+    keys = {card.node_id: nacl.signing.VerifyKey(card.identity_public)}
+    keys.update({entry.node_id: entry.verify_key for entry in read_identity_history(node.home)})
+    return keys
 
 
 def assert_nothing_half_written(node: TestNode) -> None:

@@ -340,3 +340,64 @@ def test_receipts_from_a_revoked_peer_still_verify_and_are_marked(honest: Home) 
     assert report.problems == []
     marked = [note for note in report.notes if "revoked at" in note]
     assert len(marked) == 1 and "key lost" in marked[0] and "before the revocation" in marked[0]
+
+
+# -- after an identity rotation --------------------------------------------------------------
+
+T3 = "2026-11-25T09:00:00Z"
+T4 = "2026-11-25T10:00:00Z"
+WEEK = "2026-12-02T09:00:00Z"
+
+
+def rotate_identity(home: Home, *, names: NodeKeys | None = None) -> NodeKeys:
+    """Do on disk what the daemon does when it switches identity at T3: record the former
+    identity with its continuation (naming ``names``, by default the new identity) and make
+    the new card the node's own. Returns the new keys."""
+    from node.identity_history import record_identity_history
+    from node.rotation import make_identity_rotation, successor_keys
+    new = successor_keys(home.keys)
+    named = names or new
+    token = make_identity_rotation(home.keys, named,
+                                   card_token=make_card(named, addresses=[], now=T3), now=T3)
+    record_identity_history(home.home, home.keys, token, switched_at=T3, grace_until=WEEK)
+    home.card = read_card(make_card(new, addresses=["127.0.0.1:7701"], now=T3))
+    return new
+
+
+def test_heads_of_a_former_identity_verify_and_each_signer_is_reported(honest: Home) -> None:
+    """After a rotation, heads signed by the former identity (while it was current) and by
+    the new one both verify; the report counts heads per identity, oldest first."""
+    old = honest.keys
+    new = rotate_identity(honest)
+    store = honest.store()
+    try:
+        store.append_audit("identity-rotated", T3, detail={"new_node_id": new.node_id})
+        sign_current_head(store, new, T4)
+    finally:
+        store.close()
+    report = honest.verify()
+    assert report.head_signers == {old.node_id: 1, new.node_id: 1}
+
+
+def test_a_former_identity_whose_continuation_names_another_node_is_not_trusted(honest: Home) -> None:
+    """A history entry whose continuation hands over to someone else than the next identity
+    is named, and the heads it signed are then not trusted."""
+    from node.rotation import successor_keys
+    rotate_identity(honest, names=successor_keys(honest.keys))
+    problems = failure(honest).report.problems
+    assert problems[0].check == "identities" and "hands over to" in problems[0].what
+    assert any(p.check == "heads" and "not this node's identity" in p.what for p in problems)
+
+
+def test_a_head_signed_by_a_former_identity_after_the_switch_is_named(honest: Home) -> None:
+    """A head the former identity signed after it stopped being current is refused."""
+    old = honest.keys
+    new = rotate_identity(honest)
+    store = honest.store()
+    try:
+        store.append_audit("identity-rotated", T3, detail={"new_node_id": new.node_id})
+        sign_current_head(store, old, T4)  # the old key, an hour after the switch
+    finally:
+        store.close()
+    problems = failure(honest).report.problems
+    assert [(p.check, "outside the period" in p.what) for p in problems] == [("heads", True)]

@@ -203,7 +203,7 @@ def test_a_revoked_peer_gets_no_new_keys(store: Store) -> None:
 
 def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipts(store: Store) -> None:
     """The peer moves to its new node ID with its name; the old identity stays in both
-    histories; deliveries queued for the old ID are failed with a reason."""
+    histories; deliveries queued for the old ID now wait under the new one (not failed)."""
     old = generate_node_keys("so-tu-phap", now=T0)
     enrol(store, old)
     store.add_dispatch(make_dispatch(1, (old.node_id,)), T0)
@@ -213,11 +213,17 @@ def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipt
             PeerKey("encryption", jws.b64url_encode(card.encryption_public), card.encryption_kid,
                     T1),
             PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], T1)]
-    record, failed = store.continue_peer_identity(old.node_id, keys, card.token, T1)
+    record, moved = store.continue_peer_identity(old.node_id, keys, card.token, T1)
     assert record.peer.name == "so-tu-phap" and record.peer.node_id == new.node_id
-    assert failed == [f"{1:032x}"]
+    assert moved == 1
     (delivery,) = store.get_dispatch(f"{1:032x}").deliveries
-    assert delivery.state == "failed" and "changed its identity key" in delivery.last_error
+    assert (delivery.state, delivery.peer_node_id) == ("queued", new.node_id)
+    assert [row.message_id for row in store.queued_deliveries(new.node_id, 10)] == [f"{1:032x}"]
+    assert store.queued_deliveries(old.node_id, 10) == []
+    # A document sealed for the old node ID while the continuation was being applied is
+    # queued under the new one too (the two transactions may commit in either order).
+    late = store.add_dispatch(make_dispatch(2, (old.node_id,)), T1)
+    assert [d.peer_node_id for d in late.deliveries] == [new.node_id]
     assert store.peer_by_node_id(old.node_id) is None
     assert store.get_peer("so-tu-phap").peer.node_id == new.node_id
     old_history = store.key_history(old.node_id)
