@@ -268,6 +268,11 @@ class PeerLink:
         log.info("connected to {peer}", peer=self.name)
         self._fill()
 
+    def retry_later(self, reason: str) -> None:
+        """The connection is about to close for a reason of ours: back off before redialling."""
+        self._retry_reason = reason
+        self.last_error = reason
+
     def connect_failed(self, reason: Failure) -> None:
         self._failed(reason.getErrorMessage())
 
@@ -392,7 +397,7 @@ class PeerLink:
     def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
         if not isinstance(exc, OSError):
             raise exc
-        proto.abort("local-read-error", f"envelope of {message_id} is missing: {exc}")
+        proto.local_failure(f"envelope of {message_id} is missing: {exc}")
 
     def _start(self, proto: SenderProtocol, row: Any, offset: int, source: Any) -> None:
         message_id = row.message_id

@@ -24,7 +24,7 @@ from keys.identity import NodeKeys
 from node.failpoints import failpoint
 from node.home import fsync_dir
 from protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
-from protocol.errors import EnvelopeError
+from protocol.errors import EnvelopeError, ProtocolError
 from protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
 
 #: Plaintext read per step while sealing (hashing only): fewer Python turns per GiB.
@@ -159,8 +159,13 @@ def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys
     legacy = Path(spool_dir) / ENVELOPE
     if not (Path(spool_dir) / STREAM_HEADER).exists() and legacy.exists():
         return open(legacy, "rb")  # noqa: SIM115 - closed by the transfer
-    header = decode_header(header_token)   # our own, signed by us when it was sealed
-    entry = header.key_for(node_keys.node_id)
+    try:
+        header = decode_header(header_token)   # our own, signed by us when it was sealed
+    except ProtocolError as exc:  # a damaged store: as unreadable as a missing file
+        raise OSError(f"the stored envelope header cannot be read: {exc}") from exc
+    # Our own copy of the file key is sealed to the identity that signed the header: this
+    # node's current one, or a former one if the document was sealed before a rotation.
+    entry = header.key_for(header.sender)
     private = node_keys.encryption_private_by_kid().get(entry.kid) if entry else None
     if entry is None or private is None:
         raise OSError(f"envelope {header.message_id} holds no file key this node can open")

@@ -160,11 +160,17 @@ class SenderProtocol(Protocol, TimeoutMixin):
             source.seek(offset)  # re-encrypts up to ``offset`` (node.sealing.EnvelopeSource)
         except OSError as exc:
             source.close()
-            self.abort("local-read-error", f"cannot read envelope {message_id}: {exc}")
+            self.local_failure(f"cannot read envelope {message_id}: {exc}")
             return
         self.transfers[message_id] = OutgoingTransfer(message_id, priority, size, offset, source,
                                                       started_offset=offset)
         self._schedule_pump()
+
+    def local_failure(self, reason: str) -> None:
+        """Our own spooled copy cannot be read: close, and let the link back off rather than
+        redial at once (it would offer the same document and fail the same way)."""
+        self.link.retry_later(reason)
+        self.abort("local-read-error", reason)
 
     def in_flight(self) -> set[str]:
         return {mid for mid in self.conn.transfers}
@@ -219,11 +225,11 @@ class SenderProtocol(Protocol, TimeoutMixin):
             try:
                 chunk = transfer.source.read(min(DATA_FRAME, transfer.size - transfer.offset))
             except OSError as exc:
-                self.abort("local-read-error", f"cannot read envelope {transfer.message_id}: {exc}")
+                self.local_failure(f"cannot read envelope {transfer.message_id}: {exc}")
                 return
             if not chunk:
-                self.abort("local-read-error", f"envelope {transfer.message_id} is shorter than "
-                           "its header says")
+                self.local_failure(f"envelope {transfer.message_id} is shorter than its "
+                                   "header says")
                 return
             self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
             transfer.offset += len(chunk)

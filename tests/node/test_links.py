@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -220,6 +220,9 @@ class FakeSender:
     def abort(self, code: str, reason: str, **kwargs: Any) -> None:
         self.aborted.append(code)
 
+    def local_failure(self, reason: str) -> None:
+        self.aborted.append("local-read-error")
+
 
 def test_handshake_refusal_counts_as_a_failure(offices: tuple[Office, Office]) -> None:
     """A connection closed before the receiver's HELLO (a TLS refusal) backs off like a refusal."""
@@ -268,3 +271,26 @@ def test_reaching_the_peer_resets_the_schedule_and_offers_the_queue(
     assert proto.offers == [(make_dispatch(1, (beta.node_id,)).message_id, 3)]
     stop(link, reactor)
     assert proto.closed
+
+
+def test_an_unreadable_spooled_document_backs_off_instead_of_redialling(
+        offices: tuple[Office, Office]) -> None:
+    """Accepted, but our own spooled copy is gone: the connection closes cleanly, and the link
+    waits out the retry delay rather than redialling at once to fail the same way (a loop of
+    hundreds of connections a second, seen once in an integration run)."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    link = new_link(alpha, beta)
+    link.kick()
+    proto = FakeSender()
+    link.connection_made(proto)  # type: ignore[arg-type]
+    link.connection_ready(proto)  # type: ignore[arg-type]
+    ((message_id, _),) = proto.offers
+    link.accepted(proto, message_id, 0)  # type: ignore[arg-type]   # spool folder never existed
+    assert proto.aborted == ["local-read-error"]
+    link.retry_later("cannot read envelope")   # what SenderProtocol.local_failure does
+    dials = len(reactor.dials)
+    link.connection_lost(proto, Failure(ConnectionDone()))  # type: ignore[arg-type]
+    assert link.state is LinkState.WAITING and len(reactor.dials) == dials
+    assert "cannot read envelope" in (alpha.store.schedule_for(beta.node_id).last_error or "")
+    stop(link, reactor)
