@@ -57,21 +57,19 @@ import errno
 import logging
 import os
 import stat
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from watchdog.events import (
     DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileModifiedEvent,
-    FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
+    FileMovedEvent,
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
@@ -83,18 +81,8 @@ except ImportError:  # pragma: no cover - not Linux
     InotifyObserver = None  # type: ignore[assignment,misc]
 
 from node.names import is_noise
+from node.watch_events import OVERFLOW_LOGGERS, HintQueue, Hints, OverflowHook
 
-#: Loggers on which watchdog 7.1 reports an inotify queue overflow. It logs the warning
-#: but sends the handler no event (inotify_c.py: "Inotify queue overflowed; filesystem
-#: events were lost"; inotify.py: "... reconciling recursive watches below ..." and
-#: "Unable to rebuild recursive inotify watches below ...").
-OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
-_OVERFLOW_MARKERS = ("overflow", "unable to rebuild")
-
-#: Hints looked at per turn of the reactor. A drop of thousands of files raises several
-#: events each; they are merged per path on the observer thread and looked at in batches,
-#: so the reactor keeps answering (status API, transfers) between batches.
-HINT_BATCH = 200
 
 def _native_observer() -> BaseObserver:
     """inotify with *full* events where available: a file moved in from outside the outbox
@@ -190,7 +178,7 @@ class OutboxWatcher:
         self._scan_batch = scan_batch
         self._candidates: dict[Path, _Candidate] = {}
         self._observer: BaseObserver | None = None
-        self._overflow_hook = _OverflowHook(lambda: call_from_thread(self._overflowed))
+        self._overflow_hook = OverflowHook(lambda: call_from_thread(self._overflowed))
         self._loop: LoopingCall | None = None
         self._running = False
         # Scan state: folders still to read, the listing being read, the next batch.
@@ -199,17 +187,14 @@ class OutboxWatcher:
         self._scan_call: IDelayedCall | None = None
         self._scan_again = False
         self._full_noted = False
-        # Hints from the observer thread, merged per path (value: moved in, so complete).
-        self._hint_lock = threading.Lock()
-        self._hinted: dict[str, bool] = {}
-        self._hints_handed = False          # a drain is queued or running on the reactor
-        self._hint_call: IDelayedCall | None = None
+        self._hints = HintQueue(clock, call_from_thread, self._hint)
 
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Hook the overflow warning, start the observer (or fall back), and scan."""
         self._running = True
+        self._hints.start()
         for name in OVERFLOW_LOGGERS:
             logger = logging.getLogger(name)
             logger.addHandler(self._overflow_hook)
@@ -239,12 +224,7 @@ class OutboxWatcher:
             if candidate.look is not None and candidate.look.active():
                 candidate.look.cancel()
         self._candidates.clear()
-        if self._hint_call is not None and self._hint_call.active():
-            self._hint_call.cancel()
-        self._hint_call = None
-        with self._hint_lock:
-            self._hinted.clear()
-            self._hints_handed = False
+        self._hints.stop()
 
     @property
     def watching(self) -> bool:
@@ -288,7 +268,7 @@ class OutboxWatcher:
         observer = OBSERVERS[self._observer_kind]()
         # Moves are trusted as completion only from inotify (see the theory of operation).
         trust = self._observer_kind == "native" and isinstance(observer, InotifyObserver or ())
-        observer.schedule(_Hints(self._hint_from_thread, trust_completion=trust),
+        observer.schedule(Hints(self._hints.note, trust_completion=trust),
                           str(self._outbox), recursive=True, event_filter=_HINT_EVENTS)
         try:
             observer.start()
@@ -312,30 +292,6 @@ class OutboxWatcher:
         observer = self._observer
         return observer is not None and observer.is_alive() and all(
             emitter.is_alive() for emitter in observer.emitters)
-
-    def _hint_from_thread(self, path: str, complete: bool = False) -> None:
-        """Observer thread: note the path; wake the reactor once for all notes since."""
-        with self._hint_lock:
-            self._hinted[path] = self._hinted.get(path, False) or complete
-            if self._hints_handed:
-                return
-            self._hints_handed = True
-        self._call_from_thread(self._drain_hints)
-
-    def _drain_hints(self) -> None:
-        """Reactor: look at up to HINT_BATCH hinted paths, then yield to other work."""
-        self._hint_call = None
-        with self._hint_lock:
-            batch = []
-            for path in list(islice(self._hinted, HINT_BATCH)):
-                batch.append((path, self._hinted.pop(path)))
-            more = bool(self._hinted)
-            if not more:
-                self._hints_handed = False
-        for path, complete in batch:
-            self._hint(path, complete)
-        if more and self._running:
-            self._hint_call = self._clock.callLater(0, self._drain_hints)
 
     def _hint(self, path: str, complete: bool = False) -> None:
         if self._running:
@@ -527,39 +483,3 @@ class OutboxWatcher:
 
 def _signature(st: os.stat_result) -> Signature:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
-
-
-class _Hints(FileSystemEventHandler):
-    """Runs on the observer thread: passes paths on, touches no shared state.
-
-    With ``trust_completion``, a file moved in is passed on as complete (inotify only; the
-    polling observer's moves are guesses).
-    """
-
-    def __init__(self, deliver: Callable[[str, bool], None], *,
-                 trust_completion: bool = False) -> None:
-        self._deliver = deliver
-        self._trust = trust_completion
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        moved = isinstance(event, (FileMovedEvent, DirMovedEvent))
-        path = event.dest_path if moved else event.src_path
-        if path:
-            complete = self._trust and isinstance(event, FileMovedEvent)
-            self._deliver(os.fsdecode(path), complete)
-
-
-class _OverflowHook(logging.Handler):
-    """Turns watchdog's overflow warning (logged on the observer thread) into a rescan."""
-
-    def __init__(self, rescan: Callable[[], Any]) -> None:
-        super().__init__(level=logging.WARNING)
-        self._rescan = rescan
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage().lower()
-        except Exception:  # a malformed record must not break watchdog's thread
-            return
-        if any(marker in message for marker in _OVERFLOW_MARKERS):
-            self._rescan()
