@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 
 
 def rfc3339(seconds: float) -> str:
@@ -38,10 +37,6 @@ def rfc3339_ms(seconds: float) -> str:
 def parse_rfc3339(text: str) -> float:
     """Inverse of ``rfc3339``/``rfc3339_ms`` (accepts a trailing Z)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def now_text(clock: IReactorTime) -> str:
-    return rfc3339(clock.seconds())
 
 
 def use_monotonic_timers(reactor: Any) -> None:

@@ -220,13 +220,9 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
                        database=database, workers=workers, wall_clock=wall_clock)
 
 
-def load_keys(config: NodeConfig) -> NodeKeys:
-    """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore."""
-    return load_keys_and_passphrase(config)[0]
-
-
 def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None]:
-    """Open the keystore; also return the passphrase if it was typed at a prompt (the daemon
+    """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore;
+    also return the passphrase if it was typed at a prompt (the daemon
     keeps it to reload keys after a rotation), else None (it is found again when needed)."""
     import getpass
     import sys
