@@ -14,6 +14,7 @@ stored, and the shared checker passes.
 from __future__ import annotations
 
 
+import errno
 import json
 import os
 import re
@@ -46,10 +47,19 @@ def _network_with_small_disk(network, proxies, small_filesystem, **proxy_args): 
 
 
 def _fill(disk, leave: int) -> None:  # type: ignore[no-untyped-def]
+    """Leave at most ``leave`` bytes free. The receiver may be writing at the same moment, so
+    the space can shrink under us: running out while filling means the disk is full, which
+    is the point (ENOSPC here once failed the test instead of filling the disk)."""
     stats = os.statvfs(disk)
-    free = stats.f_bavail * stats.f_frsize
-    with open(disk / "filler", "ab") as sink:
-        sink.write(b"\0" * max(0, free - leave))
+    remaining = max(0, stats.f_bavail * stats.f_frsize - leave)
+    block = b"\0" * MIB
+    with open(disk / "filler", "ab", buffering=0) as sink:
+        try:
+            while remaining:
+                remaining -= sink.write(block[:min(remaining, MIB)])
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
 
 
 def _refusals(node, kind: str, code: str) -> list[dict]:  # type: ignore[no-untyped-def]
