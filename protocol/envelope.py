@@ -24,11 +24,9 @@ data from outside raises a :class:`protocol.errors.EnvelopeError` subclass.
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -38,11 +36,15 @@ import nacl.utils
 
 from keys import errors as key_errors
 from keys import jws
-from keys.nodeid import node_id_from_public_key, parse_node_id
+from keys.nodeid import node_id_from_public_key
 from protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
                              NotForUs, SenderMismatch, SizeMismatch)
+from protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
+    MAX_NAME_BYTES, MESSAGE_ID_BYTES, check_hex, check_name, check_node_id, check_size_field,
+    check_time, new_message_id, rfc3339_utc,
+)
 from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, PayloadDecryptor,
-                              PayloadEncryptor, PayloadSummary, check_chunk_size, check_size,
+                              PayloadEncryptor, PayloadSummary, check_chunk_size,
                               ciphertext_size, open_file_key, seal_file_key)
 
 ENVELOPE_TYP = "lienthong-envelope/1"
@@ -50,90 +52,10 @@ ENVELOPE_TYP = "lienthong-envelope/1"
 #: v1 headers are still read (queued and stored envelopes, older peers).
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-MESSAGE_ID_BYTES = 16
-MAX_NAME_BYTES = 255
 MAX_KID_CHARS = 128
 _FIELDS_V2 = frozenset({"v", "message_id", "sender", "recipients", "created", "name", "size",
                         "sha256", "chunk_size", "ciphertext_size", "keys", "meta"})
 _FIELDS = {1: _FIELDS_V2 | {"ciphertext_sha256"}, 2: _FIELDS_V2}
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
-
-
-# -- field rules, shared with protocol/receipt.py ----------------------------------------------
-
-def new_message_id(random_bytes: Callable[[int], bytes] = nacl.utils.random) -> str:
-    """A fresh message ID: 16 random bytes as 32 lowercase hex digits (never time or name)."""
-    raw = random_bytes(MESSAGE_ID_BYTES)
-    if len(raw) != MESSAGE_ID_BYTES:
-        raise ValueError("random_bytes(16) returned the wrong length")
-    return raw.hex()
-
-
-def rfc3339_utc(timestamp: float) -> str:
-    """Render a POSIX time as the RFC 3339 UTC text used in headers and receipts."""
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def check_time(value: object, what: str, error: type[Exception] = MalformedHeader) -> str:
-    """Return ``value`` if it is RFC 3339 UTC (``Z``) text naming a real instant."""
-    if not isinstance(value, str) or not _TIME.fullmatch(value):
-        raise error(f"{what} must be RFC 3339 UTC text like 2026-11-25T22:00:00Z, not {value!r}")
-    try:
-        datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
-    except ValueError as exc:
-        raise error(f"{what} {value!r} is not a real date and time") from exc
-    return value
-
-
-def check_hex(value: object, what: str, digits: int,
-              error: type[Exception] = MalformedHeader) -> str:
-    """Return ``value`` if it is exactly ``digits`` lowercase hex digits (32 or 64)."""
-    pattern = _HEX32 if digits == 32 else _HEX64
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise error(f"{what} must be {digits} lowercase hex digits")
-    return value
-
-
-def check_node_id(value: object, what: str, error: type[Exception] = MalformedHeader) -> str:
-    """Return ``value`` if it is a node ID written in canonical form (as keys.nodeid prints)."""
-    try:
-        canonical = parse_node_id(value)  # type: ignore[arg-type]
-    except key_errors.BadNodeID as exc:
-        raise error(f"{what}: {exc}") from exc
-    if canonical != value:
-        raise error(f"{what} {value!r} is not in canonical form ({canonical})")
-    return canonical
-
-
-def check_size_field(value: object, what: str, error: type[Exception] = MalformedHeader) -> int:
-    try:
-        return check_size(value)
-    except ValueError as exc:
-        raise error(f"{what}: {exc}") from exc
-
-
-def check_name(name: object) -> str:
-    """Return ``name`` if it is a plausible single file name in NFC.
-
-    Only what no reader can accept is refused here (empty, over 255 UTF-8 bytes, a path
-    separator, NUL, not NFC, unencodable); turning it into a safe name on disk is the node's job.
-    """
-    if not isinstance(name, str) or not name:
-        raise MalformedHeader("file name must be non-empty text")
-    try:
-        encoded = name.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedHeader("file name is not valid Unicode text") from exc
-    if len(encoded) > MAX_NAME_BYTES:
-        raise MalformedHeader(f"file name is {len(encoded)} UTF-8 bytes; at most "
-                              f"{MAX_NAME_BYTES} are allowed")
-    if any(c in name for c in "/\\\x00"):
-        raise MalformedHeader(f"file name {name!r} contains '/', '\\' or NUL")
-    if unicodedata.normalize("NFC", name) != name:
-        raise MalformedHeader(f"file name {name!r} is not in Unicode NFC")
-    return name
 
 
 # -- the header --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import nacl.signing
 from keys import errors as key_errors
 from keys import jws
 from keys.nodeid import node_id_from_public_key
-from protocol.envelope import check_hex, check_node_id, check_time
+from protocol.fields import check_hex, check_node_id, check_time
 from protocol.errors import (MalformedRecall, MalformedStatus, RecallBadSignature,
                              RecallMismatch, RecallWrongType, StatusBadSignature,
                              StatusMismatch, StatusWrongType)
