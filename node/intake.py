@@ -45,8 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keys.errors import MalformedToken
-from keys.jws import canonical_json, strict_json_object
+from keys.jws import canonical_json
 from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
 
 INTAKE_FILE = "intake.json"

@@ -24,7 +24,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keys.errors import UnknownPeer
-from node.failpoints import failpoint
 from node.inbound import Inbound
 from node.reception import IncomingStream
 from node.sender import CLOSE_GRACE, SOFTWARE
