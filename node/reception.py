@@ -109,21 +109,27 @@ class IncomingStream:
         if left:
             raise OSError(f"the partial file {self.partial.name} is shorter than expected")
 
+    def _staging_file(self) -> tuple[BinaryIO, Writeback]:
+        if self._plain is None or self._writeback is None:
+            raise OSError(f"the staging file of {self.staging.name} is closed")
+        return self._plain, self._writeback
+
     def _decrypt(self, ciphertext: bytes) -> None:
-        assert self._plain is not None and self._writeback is not None
+        plain_file, writeback = self._staging_file()
         written = 0
         for plain in self._opener.feed_chunks(ciphertext):
-            self._plain.write(plain)   # a chunk (256 KiB) goes straight past the buffer
+            plain_file.write(plain)   # a chunk (256 KiB) goes straight past the buffer
             written += len(plain)
         if written:
-            self._writeback.wrote(written)
+            writeback.wrote(written)
 
     def write(self, ciphertext: bytes) -> None:
         """Append one frame's ciphertext to the partial and its plaintext to the staging file.
 
         Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
         (the transfer is then worthless: :meth:`discard` it)."""
-        assert self._sink is not None
+        if self._sink is None:
+            raise OSError(f"the partial file {self.partial.name} is closed")
         self._sink.write(ciphertext)
         self.offset += len(ciphertext)
         failpoint("receiver-mid-transfer")
@@ -134,9 +140,9 @@ class IncomingStream:
         staging file; the partial is closed but kept until the document is published."""
         try:
             self._opener.finish()
-            assert self._plain is not None
-            self._plain.flush()
-            os.fsync(self._plain.fileno())
+            plain_file, _ = self._staging_file()
+            plain_file.flush()
+            os.fsync(plain_file.fileno())
             self._finished = True
         finally:
             self._close_files()
