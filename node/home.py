@@ -34,6 +34,17 @@ def make_folders(home: Path) -> None:
         os.chmod(path, 0o700)
 
 
+def write_synced(path: Path, data: bytes, *, exclusive: bool = True) -> None:
+    """Write a small private (0600) file and fsync it before returning; with ``exclusive``,
+    refuse to replace one that exists (FileExistsError)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or creation inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

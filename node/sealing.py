@@ -22,7 +22,7 @@ import nacl.public
 
 from keys.identity import NodeKeys
 from node.failpoints import failpoint
-from node.home import fsync_dir
+from node.home import fsync_dir, write_synced
 from protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
 from protocol.errors import EnvelopeError, ProtocolError
 from protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
@@ -38,14 +38,6 @@ STREAM_HEADER = "stream-header.bin"
 
 class ChangedWhileSealing(Exception):
     """The spooled file changed size while it was being read (it should be ours alone)."""
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
@@ -68,8 +60,10 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
             sealed = sealer.finish()
         except Exception as exc:
             raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
-    _write_synced(spool_dir / STREAM_HEADER, sealer.stream_header)
-    _write_synced(spool_dir / HEADER, (sealed.header_token + "\n").encode("ascii"))
+    # A reseal after a crash rewrites both (a new sealing has a new key and stream header).
+    write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
+    write_synced(spool_dir / HEADER, (sealed.header_token + "\n").encode("ascii"),
+                 exclusive=False)
     fsync_dir(spool_dir)
     return sealed
 

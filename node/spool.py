@@ -9,17 +9,16 @@ metadata that goes into the signed envelope header (``kind``, document fields, .
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import stat
-from dataclasses import dataclass
-from enum import Enum
-
 from keys.errors import MalformedToken
 from keys.jws import canonical_json, strict_json_object
-from node.home import fsync_dir
+from node.home import fsync_dir, write_synced
 from node.intake import (
     INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, META_FILE, PAYLOAD_FILE, TakenFile,
     taken_from_record,
@@ -28,17 +27,9 @@ from node.intake import (
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:
     """Record the envelope metadata of a spooled document (before it is sealed)."""
-    _write(folder / META_FILE, canonical_json(dict(meta)))
+    write_synced(folder / META_FILE, canonical_json(dict(meta)))
     fsync_dir(folder)
 
 
@@ -55,13 +46,13 @@ def spool_bytes(spool_dir: Path, *, message_id: str, name: str, data: bytes, tar
     """Create ``spool/<message_id>/`` holding ``data`` as a taken document with ``meta``."""
     folder = spool_dir / message_id
     folder.mkdir(mode=0o700)
-    _write(folder / META_FILE, canonical_json(dict(meta)))
-    _write(folder / PAYLOAD_FILE, data)
+    write_synced(folder / META_FILE, canonical_json(dict(meta)))
+    write_synced(folder / PAYLOAD_FILE, data)
     stat = os.stat(folder / PAYLOAD_FILE)
     record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
               "target": target, "original_name": name, "hint": None, "size": len(data),
               "mtime_ns": stat.st_mtime_ns, "taken_at": now}
-    _write(folder / INTAKE_FILE, canonical_json(record))
+    write_synced(folder / INTAKE_FILE, canonical_json(record))
     fsync_dir(folder)
     fsync_dir(spool_dir)
     return TakenFile(message_id=message_id, original_name=name, spool_path=folder / PAYLOAD_FILE,
