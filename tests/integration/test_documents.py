@@ -166,6 +166,9 @@ def test_invalid_sidecar_and_unknown_folder_are_refused_with_the_field_named(net
     assert (alpha.home / "failed" / "to-trinh.txt.meta.toml").exists()
     folder = failed_reason(alpha, "qd.txt")
     assert "quyet-dinh-sai" in folder and "resolution (nghị quyết)" in folder
+    # The reason file is written before the refusal's audit event is committed (on the
+    # database thread), so wait for the events rather than read them once.
+    wait_for(lambda: len(audit_of(alpha, "refused")) >= 2, timeout=30, what="two audit events")
     assert sorted(e["code"] for e in audit_of(alpha, "refused")) == ["bad-metadata"] * 2
     assert alpha.query("recent_dispatches", 10) == []
     assert not (beta.inbox / "alpha").exists()
