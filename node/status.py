@@ -218,10 +218,10 @@ def build_snapshot(store: Any, *, node: Mapping[str, Any], home: Path, now: floa
                       for t in live.get("transfers", [])],
         "receiving": [dict(r, peer_name=names.get(r["peer"], r["peer"]))
                       for r in live.get("receiving", [])],
-        "recent_sent": [_sent_row(row, names) for row in store.recent_dispatches(
+        "recent_sent": [_sent_row(row, names, store) for row in store.recent_dispatches(
             thresholds.recent)],
-        "recent_received": [_received_row(row, names) for row in store.recent_received(
-            thresholds.recent)],
+        "recent_received": [_received_row(row, names, store, node.get("node_id"))
+                            for row in store.recent_received(thresholds.recent)],
         "today": {"since": since_day, "received": store.count_received_since(since_day),
                   "sent": store.count_sent_since(since_day)},
         "failures_24h": [{"kind": k, "code": c, "peer": p, "count": n}
@@ -272,22 +272,40 @@ def _daemon(store: Any, daemon: Mapping[str, Any], live: Mapping[str, Any]) -> d
     return out
 
 
-def _sent_row(row: Any, names: Mapping[str, str]) -> dict[str, Any]:
+#: The signed metadata fields a clerk recognises a document by (docs/documents.md); the rest
+#: (signer, dates, reply-to) is in the document's trail.
+DOCUMENT_FIELDS = ("type", "number", "urgency", "confidentiality", "subject", "kind")
+
+
+def document_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata shown beside a document in status and console. It came from the signed
+    envelope, but from a peer it is still data: renderers escape it."""
+    return {key: meta[key] for key in DOCUMENT_FIELDS if meta.get(key) not in (None, "")}
+
+
+def _sent_row(row: Any, names: Mapping[str, str], store: Any) -> dict[str, Any]:
     return {"message_id": row.message_id, "name": row.name, "target": row.target,
             "size": row.size, "sha256": row.sha256, "state": row.state,
             "created_at": row.created_at, "finished_at": row.finished_at, "error": row.error,
+            "document": document_fields(row.meta),
             "recipients": [{"peer": names.get(d.peer_node_id, d.peer_node_id),
                             "node_id": d.peer_node_id, "state": d.state,
                             "receipt_at": d.receipt_at, "attempts": d.attempts,
-                            "last_error": d.last_error} for d in row.deliveries]}
+                            "last_error": d.last_error,
+                            "processing": store.last_processing_status(
+                                row.message_id, d.peer_node_id)}
+                           for d in row.deliveries]}
 
 
-def _received_row(row: Any, names: Mapping[str, str]) -> dict[str, Any]:
+def _received_row(row: Any, names: Mapping[str, str], store: Any,
+                  own_node_id: str | None) -> dict[str, Any]:
     return {"message_id": row.message_id, "name": row.name,
             "from": names.get(row.sender_node_id, row.sender_node_id),
             "sender_node_id": row.sender_node_id, "received_at": row.received_at,
             "size": row.size, "sha256": row.sha256, "stored_path": row.stored_path,
-            "state": row.state}
+            "state": row.state, "document": document_fields(row.meta),
+            "processing": (store.last_processing_status(row.message_id, own_node_id)
+                           if own_node_id else None)}
 
 
 # -- warnings ----------------------------------------------------------------------------------
@@ -373,12 +391,13 @@ def build_trail(store: Any, message_id: str) -> dict[str, Any]:
     return {
         "message_id": message_id,
         "found": bool(dispatch or received or events),
-        "sent": dict(_sent_row(dispatch, names), spool_dir=dispatch.spool_dir,
+        "sent": dict(_sent_row(dispatch, names, store), spool_dir=dispatch.spool_dir,
                      sent_path=dispatch.sent_path, meta=dict(dispatch.meta),
                      receipts={names.get(d.peer_node_id, d.peer_node_id): d.receipt
                                for d in dispatch.deliveries if d.receipt})
         if dispatch else None,
-        "received": [dict(_received_row(row, names), receipt=row.receipt, meta=dict(row.meta))
+        "received": [dict(_received_row(row, names, store, None), receipt=row.receipt,
+                          meta=dict(row.meta))
                      for row in received],
         "events": [{"seq": e.seq, "time": e.time, "kind": e.kind,
                     "peer": names.get(e.peer, e.peer) if e.peer else None,

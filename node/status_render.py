@@ -310,8 +310,9 @@ def _recent_sent(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
                 status.append(f"… {clean(item['peer'])} waiting", style="yellow")
                 if item["attempts"]:
                     status.append(f" ({item['attempts']} tries)")
-        table.add_row(when(row["created_at"], now, tz),
-                      text(row["name"], limit=60) + Text(f"\n{row['message_id']}", style="dim"),
+            if item.get("processing"):
+                status.append(f" · {clean(item['processing'])}", style="cyan")
+        table.add_row(when(row["created_at"], now, tz), _document_cell(row),
                       text(row["target"]), status)
     return table
 
@@ -325,12 +326,37 @@ def _recent_received(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
     for column in ("Received", "From", "Document", "Size", "Receipt"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(when(row["received_at"], now, tz), text(row["from"]),
-                      text(row["name"], limit=60) + Text(f"\n{row['message_id']}", style="dim"),
-                      size(row["size"]),
-                      Text("✓ signed", style="green") if row["state"] == "stored"
-                      else Text("being stored", style="yellow"))
+        receipt = (Text("✓ signed", style="green") if row["state"] == "stored"
+                   else Text("being stored", style="yellow"))
+        if row.get("processing"):
+            receipt.append(f"\n{clean(row['processing'])}", style="cyan")
+        table.add_row(when(row["received_at"], now, tz), text(row["from"]), _document_cell(row),
+                      size(row["size"]), receipt)
     return table
+
+
+#: Urgencies that overtake the queue, shown so they stand out.
+_URGENT = {"flash": "bold red", "very-urgent": "red", "urgent": "yellow"}
+
+
+def _document_cell(row: Mapping[str, Any]) -> Text:
+    """Name, then what the signed metadata says it is (type · number · urgency, and the
+    confidentiality when it is not normal), its subject, and the message ID."""
+    cell = text(row["name"], limit=60)
+    fields = row.get("document") or {}
+    labels = [clean(fields[key], 40) for key in ("type", "number") if fields.get(key)]
+    urgency = fields.get("urgency")
+    if labels or (urgency and urgency != "normal"):
+        cell.append("\n" + " · ".join(labels), style="bold")
+        if urgency:
+            cell.append((" · " if labels else "") + clean(urgency, 20),
+                        style=_URGENT.get(str(urgency), ""))
+    if fields.get("confidentiality") not in (None, "normal"):
+        cell.append(f" · {clean(fields['confidentiality'], 20)}", style="magenta")
+    if fields.get("subject"):
+        cell.append("\n" + clean(fields["subject"], 80), style="italic")
+    cell.append(f"\n{row['message_id']}", style="dim")
+    return cell
 
 
 # -- one document's trail ------------------------------------------------------------------------

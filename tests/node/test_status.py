@@ -1,6 +1,7 @@
 """Status snapshot, warnings, rendering, console keys and metrics, from a real store and home."""
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import json
@@ -248,6 +249,58 @@ def test_hostile_names_are_shown_as_inert_text(office: Office) -> None:
     assert "[bold red]GIẢ[/bold red]" in plain
     assert "\x1b[2J" not in raw and "\u202e" not in raw
     assert clean(HOSTILE) == "[bold red]GIẢ[/bold red]\ufffd[2J\ufffdtxt.exe"
+
+
+def test_status_shows_what_each_document_is_and_what_became_of_it(office: Office) -> None:
+    """Issue 7: the signed metadata (type, number, urgency, subject, confidentiality) and the
+    latest processing status are shown beside each document, in the JSON and on screen; a
+    peer's metadata is inert text like its file names."""
+    from node.records import NewStatus
+    store = office.store()
+    sent_id, got_id = "a7" * 16, "b8" * 16
+    me, hdnd = office.honest.keys.node_id, office.honest.peer.node_id
+    try:
+        store.add_dispatch(NewDispatch(
+            message_id=sent_id, name="Nghị quyết 12.pdf", target="hdnd",
+            spool_dir=str(office.honest.home / "spool" / sent_id), header_token="h.e.s",
+            size=10, sha256="a" * 64, ciphertext_size=60, priority=0,
+            meta={"kind": "document", "type": "resolution", "number": "12-NQ/TU",
+                  "urgency": "flash", "confidentiality": "secret",
+                  "subject": "Về chuyển đổi số"}, recipients=(hdnd,)), T0)
+        store.begin_publish(NewReceived(
+            sender_node_id=hdnd, message_id=got_id, name="Công văn 9.txt",
+            stored_path="inbox/hdnd/y", size=5, sha256="b" * 64, header_token="h.x.z",
+            meta={"type": "report", "number": "9/BC-HĐND", "urgency": "normal",
+                  "subject": HOSTILE}), T2)
+        for message_id, signer, status in ((sent_id, hdnd, "registered"),
+                                           (sent_id, hdnd, "completed"),
+                                           (got_id, me, "assigned")):
+            store.record_status(NewStatus(
+                message_id=message_id, peer_node_id=signer, sender_node_id=me,
+                status=status, note="", register_number=None, token=f"t.{status}.s",
+                token_sha256=hashlib.sha256(status.encode()).hexdigest(),
+                receipt_sha256=None, time=T2), T2)
+    finally:
+        store.close()
+    snap = snapshot_of(office)
+    sent = next(r for r in snap["recent_sent"] if r["message_id"] == sent_id)
+    assert sent["document"] == {"kind": "document", "type": "resolution",
+                                "number": "12-NQ/TU", "urgency": "flash",
+                                "confidentiality": "secret", "subject": "Về chuyển đổi số"}
+    assert sent["recipients"][0]["processing"] == "completed"   # the latest one
+    got = next(r for r in snap["recent_received"] if r["message_id"] == got_id)
+    assert got["document"]["number"] == "9/BC-HĐND" and got["processing"] == "assigned"
+    other = next(r for r in snap["recent_received"] if r["message_id"] != got_id)
+    assert other["document"] == {} and other["processing"] is None
+    json.dumps(snap)
+    console = Console(record=True, width=200, force_terminal=True, color_system="truecolor",
+                      file=io.StringIO())
+    console.print(render_status(snap))
+    plain = console.export_text()
+    assert "resolution · 12-NQ/TU · flash · secret" in plain
+    assert "Về chuyển đổi số" in plain and "completed" in plain and "assigned" in plain
+    assert "report · 9/BC-HĐND" in plain and "[bold red]GIẢ[/bold red]" in plain
+    assert "\x1b[2J" not in console.file.getvalue()
 
 
 def test_trail_rendering_shows_the_story(office: Office) -> None:
