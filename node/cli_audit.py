@@ -33,6 +33,7 @@ from node.audit_chain import AuditEntry
 from node.cli import CliError, home_option, open_config
 from node.cli_status import home_argument, own_node_id
 from node.clock import rfc3339_ms
+from node.status import peer_names as status_peer_names
 from node.store import open_store
 from protocol.errors import ProtocolError
 from protocol.receipt import decode_receipt, verify_receipt
@@ -69,15 +70,20 @@ def parse_when(text: str | None, *, end: bool = False) -> str | None:
 
 
 def peer_names(store: Any) -> dict[str, str]:
-    return {record.peer.node_id: record.peer.name for record in store.list_peers()}
+    """Node ID -> name, former identities included (node.status.peer_names)."""
+    return status_peer_names(store.list_peers())
 
 
 def resolve_peers(names: dict[str, str], wanted: tuple[str, ...]) -> list[str]:
-    by_name = {name: node_id for node_id, name in names.items()}
+    """Node IDs for names or node IDs; a name stands for every identity that office has had,
+    so filtering by it also finds entries from before an identity rotation."""
+    by_name: dict[str, list[str]] = {}
+    for node_id, name in names.items():
+        by_name.setdefault(name, []).append(node_id)
     out = []
     for item in wanted:
         if item in by_name:
-            out.append(by_name[item])
+            out.extend(by_name[item])
         elif item in names or "-" in item:
             out.append(item.upper())
         else:

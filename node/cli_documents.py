@@ -216,10 +216,9 @@ def lifecycle(store: Any, message_id: str) -> dict[str, Any]:
         directory = None
 
     def name(node_id: str) -> str:
-        try:
-            return directory.peer_with_id(node_id).name if directory else node_id
-        except KeysError:
-            return node_id
+        """The office's name, also for an identity it had before a rotation."""
+        peer = directory.peer_for_identity(node_id) if directory else None
+        return peer.name if peer is not None else node_id
 
     statuses = store.statuses_for(message_id)
     out: dict[str, Any] = {"message_id": message_id}
@@ -234,7 +233,7 @@ def lifecycle(store: Any, message_id: str) -> dict[str, Any]:
                 "delivery": {"queued": "waiting"}.get(delivery.state, delivery.state),
                 "receipt_at": delivery.receipt_at, "last_error": delivery.last_error,
                 "statuses": [_status(s, receipt_sha) for s in statuses
-                             if s.peer_node_id == delivery.peer_node_id]})
+                             if name(s.peer_node_id) == name(delivery.peer_node_id)]})
     for row in store.stored_received(message_id):
         out.update(direction="received", name=row.name, sender=name(row.sender_node_id),
                    stored_path=row.stored_path, received_at=row.received_at,

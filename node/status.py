@@ -167,7 +167,7 @@ def build_snapshot(store: Any, *, node: Mapping[str, Any], home: Path, now: floa
     live = live or {}
     live_peers = live.get("peers", {})
     records = store.list_peers()
-    names = {r.peer.node_id: r.peer.name for r in records}
+    names = peer_names(records)
     queues = {q.peer_node_id: q for q in store.peer_queues()}
     traffic = {t.peer_node_id: t for t in store.traffic_by_peer()}
     schedules = {s.node_id: s for s in store.schedules()}
@@ -283,6 +283,24 @@ def document_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {key: meta[key] for key in DOCUMENT_FIELDS if meta.get(key) not in (None, "")}
 
 
+def peer_names(records: Iterable[Any]) -> dict[str, str]:
+    """Node ID -> peer name, former identities included: documents delivered, statuses
+    signed and audit entries made before a peer's identity rotation name its former node ID
+    (docs/keys.md §3), and they are still that office's."""
+    names: dict[str, str] = {}
+    for record in records:
+        for key in record.peer.all_identity_keys():
+            names[key.kid] = record.peer.name
+        names[record.peer.node_id] = record.peer.name
+    return names
+
+
+def _same_office(names: Mapping[str, str], node_id: str) -> list[str]:
+    """Every node ID (current and former) of the office ``node_id`` names."""
+    name = names.get(node_id)
+    return [other for other, n in names.items() if n == name] if name else [node_id]
+
+
 def _sent_row(row: Any, names: Mapping[str, str], store: Any) -> dict[str, Any]:
     return {"message_id": row.message_id, "name": row.name, "target": row.target,
             "size": row.size, "sha256": row.sha256, "state": row.state,
@@ -293,7 +311,7 @@ def _sent_row(row: Any, names: Mapping[str, str], store: Any) -> dict[str, Any]:
                             "receipt_at": d.receipt_at, "attempts": d.attempts,
                             "last_error": d.last_error,
                             "processing": store.last_processing_status(
-                                row.message_id, d.peer_node_id)}
+                                row.message_id, _same_office(names, d.peer_node_id))}
                            for d in row.deliveries]}
 
 
@@ -384,7 +402,7 @@ def build_trail(store: Any, message_id: str) -> dict[str, Any]:
     Blocking; peer node IDs are given with their directory names. Receipts are included as
     stored (``audit verify`` and ``receipt verify`` check them).
     """
-    names = {r.peer.node_id: r.peer.name for r in store.list_peers()}
+    names = peer_names(store.list_peers())
     dispatch = store.get_dispatch(message_id)
     received = store.received_for_message(message_id)
     events = store.audit_search(message_ids=[message_id])

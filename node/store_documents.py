@@ -18,7 +18,7 @@ and applying it), so the daemon can apply them at start-up.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -122,12 +122,15 @@ class DocumentMethods(StoreBase):
             rows = conn.execute(query.order_by(_s.c.time, _s.c.id)).all()
         return [build(StatusRow, row) for row in rows]
 
-    def last_processing_status(self, message_id: str, peer_node_id: str) -> str | None:
-        """The latest processing status ``peer_node_id`` reported (None: none yet)."""
+    def last_processing_status(self, message_id: str,
+                               peer_node_id: str | Sequence[str]) -> str | None:
+        """The latest processing status ``peer_node_id`` reported (None: none yet); several
+        node IDs (one office's current and former identities) may be given."""
+        ids = [peer_node_id] if isinstance(peer_node_id, str) else list(peer_node_id)
         with self._read() as conn:
             return conn.execute(
                 select(_s.c.status).where(_s.c.message_id == message_id,
-                                          _s.c.peer_node_id == peer_node_id,
+                                          _s.c.peer_node_id.in_(ids),
                                           _s.c.status.in_(_PROCESSING))
                 .order_by(_s.c.time.desc(), _s.c.id.desc()).limit(1)).scalar()
 

@@ -263,3 +263,46 @@ def test_applying_an_announcement_records_the_keys_and_an_audit_entry(store: Sto
     (entry,) = [e for e in store.audit_entries() if e.kind == "peer-keys-updated"]
     assert entry.detail["keys"] == {"tls": rotated.tls_spki_sha256[:16]}
     assert entry.detail["tls_grace_until"] == WEEK
+
+
+def test_documents_from_before_a_peer_rotation_still_show_its_name_and_statuses(
+        store: Store, tmp_path: Path) -> None:
+    """A document delivered to a peer's former identity stays under that node ID (its receipt
+    was signed by it); a processing status the office signs after its rotation names the new
+    one. Status, track and audit filters still join them as one office."""
+    import node.cli  # noqa: F401  (registers the subcommands before cli_audit is imported)
+    from node.cli_audit import peer_names, resolve_peers
+    from node.cli_documents import lifecycle
+    from node.records import NewStatus
+    from node.status import build_snapshot
+    old = generate_node_keys("so-tu-phap", now=T0)
+    enrol(store, old)
+    mid = f"{1:032x}"
+    store.add_dispatch(make_dispatch(1, (old.node_id,)), T0)
+    store.record_receipt(mid, old.node_id, "r.e.s", T0)
+    store.append_audit("receipt-verified", T0, peer=old.node_id, message_id=mid)
+    new = successor_keys(old)
+    card = read_card(make_card(new, addresses=["127.0.0.1:7701"], now=T1))
+    keys = [PeerKey("identity", jws.b64url_encode(card.identity_public), card.node_id, T1),
+            PeerKey("encryption", jws.b64url_encode(card.encryption_public), card.encryption_kid,
+                    T1),
+            PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], T1)]
+    store.continue_peer_identity(old.node_id, keys, card.token, T1)
+    store.record_status(NewStatus(
+        message_id=mid, peer_node_id=new.node_id, sender_node_id="X" * 63,
+        status="registered", note="", register_number="15/ĐẾN", token="s.t.u",
+        token_sha256="ab" * 32, receipt_sha256=None, time=T2), T2)
+
+    snap = build_snapshot(store, node={"name": "me", "node_id": "ME"}, home=tmp_path,
+                          now=1.8e9, daemon={"running": False, "note": ""})
+    (recipient,) = snap["recent_sent"][0]["recipients"]
+    assert (recipient["peer"], recipient["node_id"]) == ("so-tu-phap", old.node_id)
+    assert recipient["processing"] == "registered"
+    story = lifecycle(store, mid)
+    assert story["recipients"][0]["office"] == "so-tu-phap"
+    assert [s["status"] for s in story["recipients"][0]["statuses"]] == ["registered"]
+    names = peer_names(store)
+    assert names[old.node_id] == names[new.node_id] == "so-tu-phap"
+    assert set(resolve_peers(names, ("so-tu-phap",))) == {old.node_id, new.node_id}
+    found = store.audit_search(peers=resolve_peers(names, ("so-tu-phap",)))
+    assert [e.kind for e in found if e.message_id == mid] == ["receipt-verified"]
