@@ -51,7 +51,7 @@ from node.records import (PROCESSING_TRANSITIONS, ControlRequest, NewRecall, New
                           ReceivedRow)
 from node.sidecars import sweep_staged
 from protocol.envelope import EnvelopeHeader, decode_header
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, RecallMismatch
 from protocol.events import Priority
 from protocol.status import (RECALL_ANSWERS, check_chain, issue_recall,
                              issue_status, token_sha256, verify_recall, verify_status)
@@ -166,7 +166,7 @@ class ControlDocuments:
         # after signing, and only the sending is left to do.
         retry = yield rt.db(rt.store.has_status, token_sha256(token))
         if status not in RECALL_ANSWERS and not retry:
-            last = yield rt.db(rt.store.last_processing_status, mid, rt.node_id)
+            last = yield rt.db(rt.store.last_processing_status, mid, sorted(_own_ids(rt)))
             if status not in PROCESSING_TRANSITIONS.get(last, frozenset()):
                 raise RequestRefused(f"{mid} is already {last!r}; it cannot become "
                                      f"{status!r} (allowed next: "
@@ -239,10 +239,14 @@ class ControlDocuments:
         rt = self.rt
         token = yield rt.io(_read_token, stored)
         try:
-            info = verify_status(token, rt.directory.verify_key_for(peer), recipient=peer,
-                                 sender=rt.node_id)
+            info = verify_status(token, rt.directory.verify_key_for(peer), recipient=peer)
+            if info.sender not in _own_ids(rt):
+                raise _Mismatch(f"the status is about a document sent by {info.sender}, "
+                                "not by this office")
             row = yield rt.db(rt.store.get_dispatch, info.message_id)
-            delivery = next((d for d in row.deliveries if d.peer_node_id == peer), None) \
+            # Delivered before the peer's identity rotation, the delivery names its former ID.
+            office = _office_ids(rt, peer)
+            delivery = next((d for d in row.deliveries if d.peer_node_id in office), None) \
                 if row is not None else None
             if delivery is None:
                 raise _Mismatch(f"{info.message_id} is not a document this office sent to "
@@ -277,8 +281,9 @@ class ControlDocuments:
         rt = self.rt
         token = yield rt.io(_read_token, stored)
         try:
-            info = verify_recall(token, rt.directory.verify_key_for(peer), sender=peer,
-                                 recipient=rt.node_id)
+            info = verify_recall(token, rt.directory.verify_key_for(peer), sender=peer)
+            if not _own_ids(rt) & set(info.recipients):
+                raise RecallMismatch("this office is not among the recall's recipients")
         except (ProtocolError, KeysError) as exc:
             yield rt.audit("security-refused", peer=peer, message_id=header.message_id,
                            code=getattr(exc, "code", "bad-recall"), reason=str(exc),
@@ -288,8 +293,11 @@ class ControlDocuments:
         if known is not None:
             return  # already applied (a resend, or recovery after a crash)
         rows = yield rt.db(rt.store.stored_received, info.message_id)
-        row = next((r for r in rows if r.sender_node_id == peer), None)
-        earlier = yield rt.db(rt.store.recalls_for, info.message_id, peer)
+        # Received before the sender's identity rotation, the document names its former ID.
+        office = _office_ids(rt, peer)
+        row = next((r for r in rows if r.sender_node_id in office), None)
+        recalls = yield rt.db(rt.store.recalls_for, info.message_id)
+        earlier = [r for r in recalls if r.sender_node_id in office]
         refusal, where, receipt_sha = None, None, None
         if row is None:
             refusal = f"this office has no document {info.message_id} from you"
@@ -327,6 +335,17 @@ class ControlDocuments:
         log.info("{peer} recalled {mid}: {state}", peer=rt.peer_name(peer),
                  mid=info.message_id, state=state)
         self.poll()
+
+
+def _own_ids(rt: Any) -> set[str]:
+    """Every node ID this office has had: statuses and recalls about documents exchanged
+    before an identity rotation name the former one (docs/keys.md §3)."""
+    return {rt.node_id, *rt.former_keys, *rt.retired_ids}
+
+
+def _office_ids(rt: Any, peer: str) -> set[str]:
+    """Every node ID (current and former) of the peer ``peer`` names."""
+    return {peer, *(key.kid for key in rt.directory.identities_of(peer))}
 
 
 class _Mismatch(Exception):
