@@ -85,7 +85,8 @@ def send(file: Path, to: str, home: Path | None) -> None:
 
 
 def _register_subcommands() -> None:
-    from node.cli_audit import audit, receipt
+    from node.cli_audit import audit
+    from node.cli_receipt import receipt
     from node.cli_demo import demo
     from node.cli_peers import peers
     from node.cli_status import console, status
