@@ -46,11 +46,9 @@ import shutil
 import sqlite3
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.pwhash
 import nacl.signing
@@ -60,45 +58,22 @@ from sqlalchemy.engine import make_url
 from config.loader import CONFIG_FILE_NAME
 from config.schema import NodeConfig
 from keys import jws
-from keys.card import PeerCard, read_card
+from keys.card import read_card
 from keys.errors import KeysError
 from keys.identity import NodeKeys, check_time
 from keys.keystore import load_keystore
-from node.home import PRIVATE_FOLDERS, fsync_dir, make_folders
+from node.backup_format import (  # BackupError, WrongBackupPassphrase, verify_backup: the API
+    CHUNK, CIPHER, FORMAT, SIGNATURE_TYP, VERSION, BackupError, BackupInfo,
+    WrongBackupPassphrase, decrypt_archive, derive_key, encrypt_archive, verify_backup,
+    write_backup,
+)
+
+__all__ = ["BackupError", "BackupInfo", "WrongBackupPassphrase", "make_backup",
+           "restore_backup", "verify_backup"]
+from node.home import PRIVATE_FOLDERS, make_folders
 from node.rotation import keystore_limits
 
-FORMAT = "lienthong-backup"
-VERSION = 1
-SIGNATURE_TYP = "lienthong-backup/1"
-CIPHER = "xchacha20poly1305-secretstream"
-CHUNK = 64 * 1024
-MAX_LINE = 64 * 1024
-_HEADER_FIELDS = frozenset({"format", "version", "created", "node_id", "name", "card", "kdf",
-                            "cipher", "chunk"})
-_ABYTES = sodium.crypto_secretstream_xchacha20poly1305_ABYTES
-_HEADERBYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES
-_TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
-_TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
-#: Top-level names an archive may hold; anything else is refused at restore.
 _ALLOWED_TOP = ("keys", "state", "spool")
-
-
-class BackupError(Exception):
-    """A backup cannot be made, or a file is not a backup this node can restore."""
-
-
-class WrongBackupPassphrase(BackupError):
-    """The passphrase does not open this backup (or its encrypted part was altered)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackupInfo:
-    """What a backup holds, as signed."""
-
-    node_id: str
-    name: str
-    created: str
-    size: int
 
 
 # -- making a backup --------------------------------------------------------------------------
@@ -202,10 +177,6 @@ def _tar(config: NodeConfig, work: Path, out: BinaryIO) -> None:
                 archive.addfile(info, handle)
 
 
-def _key(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-    return nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=opslimit, memlimit=memlimit)
-
-
 def make_backup(config: NodeConfig, destination: Path, passphrase: bytes, *, now: str,
                 random_bytes: Callable[[int], bytes] = nacl.utils.random) -> BackupInfo:
     """Write an encrypted, signed backup of this node to ``destination`` (mode 0600)."""
@@ -230,153 +201,15 @@ def make_backup(config: NodeConfig, destination: Path, passphrase: bytes, *, now
         with open(plain, "wb") as out:
             _tar(config, work, out)
         sealed = work / "archive.sealed"
-        key = _key(passphrase, salt, opslimit, memlimit)
-        digest, size = _encrypt(plain, sealed, key, hashlib.sha256(header_line).digest())
+        key = derive_key(passphrase, salt, opslimit, memlimit)
+        digest, size = encrypt_archive(plain, sealed, key, hashlib.sha256(header_line).digest())
         signature = jws.sign(node_keys.identity, SIGNATURE_TYP, {
             "v": 1, "header_sha256": hashlib.sha256(header_line).hexdigest(),
             "ciphertext_sha256": digest, "ciphertext_size": size}, kid=node_keys.node_id)
-        _write_backup(destination, header_line, signature, sealed)
+        write_backup(destination, header_line, signature, sealed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupInfo(node_id=card.node_id, name=card.name, created=now, size=size)
-
-
-def _encrypt(plain: Path, sealed: Path, key: bytes, ad: bytes) -> tuple[str, int]:
-    state = sodium.crypto_secretstream_xchacha20poly1305_state()
-    stream_header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
-    digest = hashlib.sha256(stream_header)
-    size = len(stream_header)
-    with open(plain, "rb") as source, open(sealed, "wb") as out:
-        out.write(stream_header)
-        chunk = source.read(CHUNK)
-        while True:
-            following = source.read(CHUNK)
-            tag = _TAG_MESSAGE if following else _TAG_FINAL
-            piece = sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, ad, tag)
-            out.write(piece)
-            digest.update(piece)
-            size += len(piece)
-            if not following:
-                break
-            chunk = following
-    return digest.hexdigest(), size
-
-
-def _write_backup(destination: Path, header_line: bytes, signature: str, sealed: Path) -> None:
-    destination = Path(destination)
-    temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out, open(sealed, "rb") as source:
-            out.write(header_line + b"\n" + signature.encode("ascii") + b"\n")
-            shutil.copyfileobj(source, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, destination)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(destination.parent)
-
-
-# -- reading a backup -------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    header: dict[str, Any]
-    header_line: bytes
-    card: PeerCard
-    offset: int  # where the ciphertext starts
-
-
-def _read_line(handle: BinaryIO, what: str) -> bytes:
-    line = handle.readline(MAX_LINE + 1)
-    if not line.endswith(b"\n") or len(line) > MAX_LINE:
-        raise BackupError(f"this file is not a lienthong backup (its {what} is missing or "
-                          "too long)")
-    return line[:-1]
-
-
-def verify_backup(path: Path) -> tuple[BackupInfo, _Parsed]:
-    """Check the header, the card and the signature over the whole file; decrypt nothing."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise BackupError(f"cannot read {path}: {exc.strerror}") from exc
-    with handle:
-        header_line = _read_line(handle, "header")
-        try:
-            header = jws.strict_json_object(header_line)
-        except KeysError as exc:
-            raise BackupError(f"{path} is not a lienthong backup: {exc}") from exc
-        if header.get("format") != FORMAT:
-            raise BackupError(f"{path} is not a lienthong backup")
-        if header.get("version") != VERSION or set(header) != _HEADER_FIELDS:
-            raise BackupError(f"{path} is a lienthong backup of version "
-                              f"{header.get('version')!r}; this lienthong reads version "
-                              f"{VERSION}")
-        if header["cipher"] != CIPHER or header["chunk"] != CHUNK:
-            raise BackupError(f"{path} uses an unknown cipher or chunk size")
-        try:
-            card = read_card(header["card"])
-        except KeysError as exc:
-            raise BackupError(f"the card inside {path} is not valid: {exc}") from exc
-        if card.node_id != header["node_id"]:
-            raise BackupError(f"{path} names node {header['node_id']} but holds the card of "
-                              f"{card.node_id}")
-        signature = _read_line(handle, "signature").decode("ascii", "replace")
-        try:
-            signed = jws.verify(signature, nacl.signing.VerifyKey(card.identity_public),
-                                SIGNATURE_TYP)
-        except KeysError as exc:
-            raise BackupError(f"the signature of {path} does not verify under the key of "
-                              f"{card.node_id}: the file was altered ({exc})") from exc
-        offset = handle.tell()
-        digest = hashlib.sha256()
-        size = 0
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    expected = {"v": 1, "header_sha256": hashlib.sha256(header_line).hexdigest(),
-                "ciphertext_sha256": digest.hexdigest(), "ciphertext_size": size}
-    if signed != expected:
-        raise BackupError(f"{path} was altered or truncated after it was signed (its content "
-                          "does not match the signature)")
-    info = BackupInfo(node_id=card.node_id, name=card.name, created=header["created"],
-                      size=size)
-    return info, _Parsed(header=header, header_line=header_line, card=card, offset=offset)
-
-
-def _decrypt(path: Path, parsed: _Parsed, key: bytes, out: BinaryIO) -> None:
-    ad = hashlib.sha256(parsed.header_line).digest()
-    state = sodium.crypto_secretstream_xchacha20poly1305_state()
-    with open(path, "rb") as handle:
-        handle.seek(parsed.offset)
-        stream_header = handle.read(_HEADERBYTES)
-        if len(stream_header) != _HEADERBYTES:
-            raise BackupError(f"{path} is truncated")
-        sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, stream_header, key)
-        first = True
-        while True:
-            piece = handle.read(CHUNK + _ABYTES)
-            if not piece:
-                raise BackupError(f"{path} ends before its last chunk (truncated)")
-            try:
-                chunk, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(state, piece, ad)
-            except nacl.exceptions.CryptoError:
-                if first:
-                    raise WrongBackupPassphrase("wrong passphrase for this backup (it must be "
-                                                "the keystore passphrase of the node when the "
-                                                "backup was made)") from None
-                raise BackupError(f"{path} is damaged (a chunk does not decrypt)") from None
-            first = False
-            out.write(chunk)
-            if tag == _TAG_FINAL:
-                if handle.read(1):
-                    raise BackupError(f"{path} has data after its final chunk")
-                return
-            if len(piece) != CHUNK + _ABYTES:
-                raise BackupError(f"{path} is truncated")
 
 
 # -- restoring --------------------------------------------------------------------------------
@@ -450,7 +283,7 @@ def restore_backup(source: Path, home: Path, passphrase: bytes, *,
     kdf = parsed.header["kdf"]
     try:
         salt = jws.b64url_decode(kdf["salt"])
-        key = _key(passphrase, salt, int(kdf["opslimit"]), int(kdf["memlimit"]))
+        key = derive_key(passphrase, salt, int(kdf["opslimit"]), int(kdf["memlimit"]))
     except (KeysError, KeyError, TypeError, ValueError, nacl.exceptions.CryptoError) as exc:
         raise BackupError(f"the backup's key derivation settings are not usable: {exc}") from exc
     home.mkdir(parents=True, exist_ok=True)
@@ -459,7 +292,7 @@ def restore_backup(source: Path, home: Path, passphrase: bytes, *,
     try:
         tar_path = scratch / "archive.tar"
         with open(tar_path, "wb") as out:
-            _decrypt(source, parsed, key, out)
+            decrypt_archive(source, parsed, key, out)
         if force:
             _clear_for_force(home)
         make_folders(home)

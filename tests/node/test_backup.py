@@ -17,10 +17,8 @@ from keys import jws
 from keys.card import make_card
 from keys.identity import generate_node_keys
 from keys.keystore import load_keystore
-from node.backup import (
-    SIGNATURE_TYP, BackupError, WrongBackupPassphrase, _encrypt, _write_backup, make_backup,
-    restore_backup, verify_backup,
-)
+from node.backup import BackupError, WrongBackupPassphrase, make_backup, restore_backup, verify_backup
+from node.backup_format import SIGNATURE_TYP, encrypt_archive, write_backup
 from node.provision import create_node_home
 from node.rotation import keystore_limits
 from node.spool import spool_bytes
@@ -203,11 +201,11 @@ def test_an_archive_with_a_path_outside_the_home_is_refused(config, tmp_path) ->
     line = jws.canonical_json(header)
     key = nacl.pwhash.argon2id.kdf(32, passphrase_of(config), salt, opslimit=opslimit,
                                    memlimit=memlimit)
-    digest, size = _encrypt(plain, tmp_path / "evil.sealed", key, hashlib.sha256(line).digest())
+    digest, size = encrypt_archive(plain, tmp_path / "evil.sealed", key, hashlib.sha256(line).digest())
     signature = jws.sign(keys.identity, SIGNATURE_TYP, {
         "v": 1, "header_sha256": hashlib.sha256(line).hexdigest(),
         "ciphertext_sha256": digest, "ciphertext_size": size}, kid=keys.node_id)
-    _write_backup(tmp_path / "evil.lt", line, signature, tmp_path / "evil.sealed")
+    write_backup(tmp_path / "evil.lt", line, signature, tmp_path / "evil.sealed")
     verify_backup(tmp_path / "evil.lt")  # it is a genuine, signed backup...
     target = tmp_path / "nested" / "restored"
     with pytest.raises(BackupError, match="unsafe path"):  # ...whose content is refused
