@@ -7,8 +7,9 @@ and how a restore lays it out; this module only knows the bytes::
     <signature: JWS compact, typ lienthong-backup/1, one line>\n
     <secretstream header (24 bytes)> <chunk>... (the last one tagged FINAL)
 
-so that the format can be read, checked (``lienthong restore --check``) and tested apart from
-the archive it carries. The full description is in node/backup.py.
+so that the format can be read, checked (``lienthong restore`` checks the signature before it
+asks for the passphrase) and tested apart from the archive it carries. The full description is
+in node/backup.py.
 """
 from __future__ import annotations
 
