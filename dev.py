@@ -8,7 +8,7 @@ task inside that environment. ``make`` targets call it too, so there is one way 
 
     python3 dev.py demo      the three-office demo network
     python3 dev.py test      the whole test suite
-    python3 dev.py bench-protocol | bench | test-faults | fuzz
+    python3 dev.py bench-protocol | bench | bench-urgency | test-faults | fuzz
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ TASKS = {
     "test-faults": [str(PY), "-m", "pytest", "-q", "tests/faults"],
     "bench-protocol": [str(PY), "-m", "bench.protocol_bench"],
     "bench": [str(PY), "-m", "bench.node_bench"],
+    "bench-urgency": [str(PY), "-m", "bench.urgency_bench"],
     "fuzz": [str(PY), "-m", "tests.fuzz.fuzz_frames"],
 }
 
