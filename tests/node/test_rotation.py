@@ -201,6 +201,14 @@ def test_a_revoked_peer_gets_no_new_keys(store: Store) -> None:
         store.apply_peer_keys(keys.node_id, applied, card.token, T2)
 
 
+def continuation_keys(card, since: str) -> list[PeerKey]:  # type: ignore[no-untyped-def]
+    """The three keys a continuation's card gives, as the store records them."""
+    return [PeerKey("identity", jws.b64url_encode(card.identity_public), card.node_id, since),
+            PeerKey("encryption", jws.b64url_encode(card.encryption_public),
+                    card.encryption_kid, since),
+            PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], since)]
+
+
 def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipts(store: Store) -> None:
     """The peer moves to its new node ID with its name; the old identity stays in both
     histories; deliveries queued for the old ID now wait under the new one (not failed)."""
@@ -209,10 +217,7 @@ def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipt
     store.add_dispatch(make_dispatch(1, (old.node_id,)), T0)
     new = successor_keys(old)
     card = read_card(make_card(new, addresses=["127.0.0.1:7701"], now=T1))
-    keys = [PeerKey("identity", jws.b64url_encode(card.identity_public), card.node_id, T1),
-            PeerKey("encryption", jws.b64url_encode(card.encryption_public), card.encryption_kid,
-                    T1),
-            PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], T1)]
+    keys = continuation_keys(card, T1)
     record, moved = store.continue_peer_identity(old.node_id, keys, card.token, T1)
     assert record.peer.name == "so-tu-phap" and record.peer.node_id == new.node_id
     assert moved == 1
@@ -283,10 +288,7 @@ def test_documents_from_before_a_peer_rotation_still_show_its_name_and_statuses(
     store.append_audit("receipt-verified", T0, peer=old.node_id, message_id=mid)
     new = successor_keys(old)
     card = read_card(make_card(new, addresses=["127.0.0.1:7701"], now=T1))
-    keys = [PeerKey("identity", jws.b64url_encode(card.identity_public), card.node_id, T1),
-            PeerKey("encryption", jws.b64url_encode(card.encryption_public), card.encryption_kid,
-                    T1),
-            PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], T1)]
+    keys = continuation_keys(card, T1)
     store.continue_peer_identity(old.node_id, keys, card.token, T1)
     store.record_status(NewStatus(
         message_id=mid, peer_node_id=new.node_id, sender_node_id="X" * 63,
