@@ -9,6 +9,7 @@ reported as "daemon down" rather than trusted.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -96,12 +97,18 @@ def thresholds_options(function):  # type: ignore[no-untyped-def]
         function)
 
 
+#: ``status --check`` exit codes, as monitoring plugins (Nagios, Icinga, Zabbix) read them.
+CHECK_EXIT = {"ok": 0, "warning": 1, "critical": 2}
+
+
 @click.command()
 @home_argument
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", is_flag=True,
+              help="Exit 0 if healthy, 1 on a warning, 2 on a critical problem (for monitoring).")
 @thresholds_options
-def status(home_arg: Path | None, home: Path | None, as_json: bool, unreachable_hours: float,
-           overdue_hours: float) -> None:
+def status(home_arg: Path | None, home: Path | None, as_json: bool, check: bool,
+           unreachable_hours: float, overdue_hours: float) -> None:
     """One screen: is the node healthy, what waits for whom and why, what arrived today."""
     from rich.console import Console
 
@@ -111,8 +118,10 @@ def status(home_arg: Path | None, home: Path | None, as_json: bool, unreachable_
                                                     receipt_overdue_hours=overdue_hours))
     if as_json:
         click.echo(json.dumps(snapshot, ensure_ascii=False, indent=2, sort_keys=True))
-        return
-    Console(highlight=False).print(render_status(snapshot))
+    else:
+        Console(highlight=False).print(render_status(snapshot))
+    if check:
+        sys.exit(CHECK_EXIT.get(snapshot["health"], 2))
 
 
 @click.command()

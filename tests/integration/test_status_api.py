@@ -91,6 +91,8 @@ def test_metrics_count_a_delivery_on_both_sides(network) -> None:  # type: ignor
     assert seen["daemon"]["status_listen"] == status_address(alpha)
     code, output = cli("status", alpha.home)
     assert code == 0 and "● running" in output and "cong-van-1.txt" in output
+    code, output = cli("status", alpha.home, "--check", "--json")
+    assert (code, json.loads(output)["health"]) == (0, "ok")  # what a monitoring check sees
 
     assert alpha.stop() == 0
     assert beta.stop() == 0
@@ -98,6 +100,7 @@ def test_metrics_count_a_delivery_on_both_sides(network) -> None:  # type: ignor
     code, output = cli("status", alpha.home, "--json")
     down = json.loads(output)
     assert down["daemon"]["running"] is False and down["daemon"]["stopped_cleanly"] is True
+    assert cli("status", alpha.home, "--check")[0] == 2  # the daemon is down: critical
     for node in (alpha, beta):
         code, output = cli("audit", "verify", node.home, "--json")
         report = json.loads(output)

@@ -331,6 +331,9 @@ def test_status_command_json_and_screen(office: Office) -> None:
     assert {p["name"] for p in snap["peers"]} == {"hdnd", "ubnd"}
     result = CliRunner().invoke(main, ["status", "--home", str(office.honest.home)])
     assert result.exit_code == 0 and "NOT RUNNING" in result.output
+    # For monitoring: the daemon being down is critical (2); without --check always 0.
+    checked = CliRunner().invoke(main, ["status", str(office.honest.home), "--check", "--json"])
+    assert checked.exit_code == 2 and json.loads(checked.output)["health"] == "critical"
 
 
 def test_a_stale_port_file_means_daemon_down(office: Office) -> None:
