@@ -336,9 +336,14 @@ class PeerLink:
                 if self.state is not LinkState.CONNECTED or self.proto is None:
                     return
                 limit = self.rt.config.delivery.max_parallel_transfers
+                # The queue's head is mostly what is already offered (left out by the store):
+                # ask for that many rows plus room for the free slots, not a whole window more.
+                # If every row was offered and slots are still free, ask again.
+                free = max(SMALL_WINDOW - len(self.offered), 1)
                 rows = yield self.rt.db(self.rt.store.queued_deliveries, self.node_id,
-                                        SMALL_WINDOW + len(self.offered) +
-                                        len(self._held_back) + 8)
+                                        len(self.offered) + len(self._held_back) + free + 8,
+                                        frozenset(self.offered) | self._held_back)
+                stopped = offered_now = False
                 for row in rows:
                     if (row.message_id in self.offered or row.message_id in self._held_back
                             or self._not_yet(row)):
@@ -348,12 +353,16 @@ class PeerLink:
                     full = (large >= limit if row.ciphertext_size > SMALL_DOCUMENT
                             else len(self.offered) >= SMALL_WINDOW)
                     if full and row.priority >= Priority.NORMAL:
+                        stopped = True
                         break
                     if self.proto is None:
                         return
                     self.offered[row.message_id] = row
+                    offered_now = True
                     self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,
                                      row.priority)
+                if offered_now and not stopped and len(self.offered) < SMALL_WINDOW:
+                    self._refill = True
                 if not self._refill:
                     break
             if not self.offered and self.proto is not None:

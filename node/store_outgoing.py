@@ -13,7 +13,7 @@ and equal documents go oldest first whatever the clock did.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -166,11 +166,17 @@ class OutgoingMethods(StoreBase):
             return set(conn.execute(select(_d.c.message_id).where(_d.c.state == "sending"))
                        .scalars().all())
 
-    def queued_deliveries(self, peer_node_id: str, limit: int) -> list[QueuedDelivery]:
-        """What to offer ``peer_node_id`` next: flash before normal, then oldest first."""
+    def queued_deliveries(self, peer_node_id: str, limit: int,
+                          skip: Collection[str] = ()) -> list[QueuedDelivery]:
+        """What to offer ``peer_node_id`` next: flash before normal, then oldest first.
+
+        The first ``limit`` queued deliveries, less those whose message ID is in ``skip``
+        (the link's documents already offered: it asks after every batch of receipts, and
+        building records it would only skip was most of this query's cost)."""
         with self._read() as conn:
             return [build(QueuedDelivery, row) for row in
-                    conn.execute(_QUEUED, {"peer": peer_node_id, "lim": limit}).all()]
+                    conn.execute(_QUEUED, {"peer": peer_node_id, "lim": limit}).all()
+                    if row.message_id not in skip]
 
     def queue_depths(self) -> dict[str, int]:
         """Queued deliveries per peer node ID (peers with none are absent)."""
