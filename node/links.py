@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from config.schema import parse_address
 from keys.errors import KeysError
 from node.backoff import Backoff
-from node.failpoints import failpoint
+from node.receipt_batch import ReceiptBatch, Recorded, VerifiedReceipt
 from node.runtime import NodeRuntime
 from node.sealing import open_envelope
 from node.sender import SenderProtocol
@@ -112,14 +112,6 @@ class _Factory(ClientFactory):
         self.link.connect_failed(reason)
 
 
-def _record_receipt(store: Any, message_id: str, peer: str, token: str,
-                    now: str) -> tuple[bool, Any]:
-    """Record a verified receipt; when it was the last one, also read the dispatch the
-    outbox needs to finish (one unit of work instead of two)."""
-    done = store.record_receipt(message_id, peer, token, now)
-    return done, (store.get_dispatch(message_id) if done else None)
-
-
 class PeerLink:
     """``on_all_delivered(message_id, dispatch_row)`` runs once every recipient receipted."""
 
@@ -146,6 +138,9 @@ class PeerLink:
         self._held_back: set[str] = set()
         self._retry_reason: str | None = None
         self._checking_due = False
+        self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
+        #: Decoded headers of the documents offered on this connection (decoded once).
+        self._headers: dict[str, Any] = {}
         cfg = runtime.config.delivery
         self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
 
@@ -283,6 +278,7 @@ class PeerLink:
         self._cancel_timer()
         self.offered.clear()
         self.progress.clear()
+        self._headers.clear()
         if self.state is LinkState.STOPPED:
             return
         if self.state is LinkState.CONNECTING:
@@ -340,9 +336,14 @@ class PeerLink:
                 if self.state is not LinkState.CONNECTED or self.proto is None:
                     return
                 limit = self.rt.config.delivery.max_parallel_transfers
+                # The queue's head is mostly what is already offered (left out by the store):
+                # ask for that many rows plus room for the free slots, not a whole window more.
+                # If every row was offered and slots are still free, ask again.
+                free = max(SMALL_WINDOW - len(self.offered), 1)
                 rows = yield self.rt.db(self.rt.store.queued_deliveries, self.node_id,
-                                        SMALL_WINDOW + len(self.offered) +
-                                        len(self._held_back) + 8)
+                                        len(self.offered) + len(self._held_back) + free + 8,
+                                        frozenset(self.offered) | self._held_back)
+                stopped = offered_now = False
                 for row in rows:
                     if (row.message_id in self.offered or row.message_id in self._held_back
                             or self._not_yet(row)):
@@ -352,12 +353,16 @@ class PeerLink:
                     full = (large >= limit if row.ciphertext_size > SMALL_DOCUMENT
                             else len(self.offered) >= SMALL_WINDOW)
                     if full and row.priority >= Priority.NORMAL:
+                        stopped = True
                         break
                     if self.proto is None:
                         return
                     self.offered[row.message_id] = row
+                    offered_now = True
                     self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,
                                      row.priority)
+                if offered_now and not stopped and len(self.offered) < SMALL_WINDOW:
+                    self._refill = True
                 if not self._refill:
                     break
             if not self.offered and self.proto is not None:
@@ -427,13 +432,17 @@ class PeerLink:
             events=[("sent", {"peer": self.node_id, "message_id": message_id,
                               "bytes": sent_bytes})]), "record the transfer")
 
-    @inlineCallbacks
-    def receipt(self, proto: SenderProtocol, message_id: str, token: str, *, already: bool):  # type: ignore[no-untyped-def]
+    def receipt(self, proto: SenderProtocol, message_id: str, token: str, *,
+                already: bool) -> None:
+        """Verify a receipt at once; store it with the others that arrive meanwhile.
+
+        Only a verified receipt is queued, and the document counts as delivered only once the
+        transaction that records it has committed (``node.receipt_batch``)."""
         row = self.offered.get(message_id)
-        if row is None:
+        if row is None or message_id in self._receipts:
             return
         try:
-            header = decode_header(row.header_token)
+            header = self._header(row)
             signer = self._receipt_signer(header)
             info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id,
                                                                          kid=signer),
@@ -445,20 +454,35 @@ class PeerLink:
             proto.abort(code, f"receipt for {message_id} does not verify: {exc}",
                         peer_fault=True)
             return
-        failpoint("sender-before-receipt-stored")
-        all_done, dispatch = yield self.rt.db_audited(
-            _record_receipt, self.rt.store, message_id, self.node_id, token, self.rt.now_text(),
-            events=[("receipt-verified", {"peer": self.node_id, "message_id": message_id,
-                                          "digest": info.sha256, "receipt_time": info.time,
-                                          "duplicate": already})])
-        self.offered.pop(message_id, None)
-        self.progress.pop(message_id, None)
-        self._verify_failures.pop(message_id, None)
-        log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=message_id,
-                 dup=" (it already had it)" if already else "")
-        if all_done:
-            self._on_all_delivered(message_id, dispatch)
+        started = self._receipts.add(VerifiedReceipt(message_id, token, info.sha256,
+                                                     info.time, already))
+        if started is not None:
+            _background(started, "record receipts")
+
+    def _receipts_recorded(self, batch: list[Recorded]) -> None:
+        """A batch of receipts is committed: those documents are delivered to this peer."""
+        for item in batch:
+            mid = item.receipt.message_id
+            if item.error is not None:
+                log.error("could not record the receipt of {message_id} from {peer}: "
+                          "{error}", message_id=mid, peer=self.name, error=str(item.error))
+                continue
+            self.offered.pop(mid, None)
+            self.progress.pop(mid, None)
+            self._verify_failures.pop(mid, None)
+            self._headers.pop(mid, None)
+            log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=mid,
+                     dup=" (it already had it)" if item.receipt.already else "")
+            if item.all_done:
+                self._on_all_delivered(mid, item.dispatch)
         self._fill()
+
+    def _header(self, row: Any) -> Any:
+        """The decoded header of a document we offered (decoded once, not per use)."""
+        header = self._headers.get(row.message_id)
+        if header is None:
+            header = self._headers[row.message_id] = decode_header(row.header_token)
+        return header
 
     def _receipt_signer(self, header: Any) -> str:
         """Which identity of this peer must sign the receipt: the one our envelope names as
@@ -472,6 +496,7 @@ class PeerLink:
     def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):  # type: ignore[no-untyped-def]
         row = self.offered.pop(message_id, None)
         self.progress.pop(message_id, None)
+        self._headers.pop(message_id, None)
         if row is None:
             return
         yield self.rt.audit("rejected-by-peer", peer=self.node_id, message_id=message_id,

@@ -21,7 +21,6 @@ the destination first, so a crash in the middle is completed at the next start.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -37,9 +36,10 @@ from node.home import fsync_dir
 from node.intake import Refused, TakenFile, refuse_file, take_file
 from node.names import MAX_NAME_BYTES, safe_file_name, unique_name
 from node.runtime import NodeRuntime
+from node.sent_folder import SentFolder
 from node.records import NewDispatch
-from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
-from node.sidecars import adopt_document, adopt_staged_meta, prepare_document, sidecar_to_sent
+from node.sealing import PAYLOAD, seal_spooled
+from node.sidecars import adopt_document, adopt_staged_meta, prepare_document
 from node.spool import SpoolState, read_meta, recover_spool, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
@@ -92,6 +92,7 @@ class Outbox:
         self._on_dispatch = on_dispatch
         self._on_released = on_released
         self._slots = DeferredSemaphore(parallel)
+        self._sent = SentFolder(runtime)
         self.in_progress: set[Path] = set()
 
     # -- intake ----------------------------------------------------------------------------
@@ -265,32 +266,14 @@ class Outbox:
 
     # -- completion ------------------------------------------------------------------------
 
-    @inlineCallbacks
-    def finish(self, message_id: str, row: Any = None):  # type: ignore[no-untyped-def]
-        """All recipients have receipted: move the document to sent/ with its receipts.
+    def finish(self, message_id: str, row: Any = None) -> Deferred:
+        """All recipients have receipted: move the document to sent/ with its receipts
+        (``node.sent_folder``: documents receipted together are filed together).
 
         ``row`` is the dispatch as read in the transaction that stored the last receipt
         (the links pass it); without it, it is read here.
         """
-        rt = self._rt
-        if row is None:
-            row = yield rt.db(rt.store.get_dispatch, message_id)
-        if row is None or (row.state == "sent" and not Path(row.spool_dir).exists()):
-            return
-        sent_path = row.sent_path
-        if sent_path is None:
-            folder = rt.config.sent / safe_file_name(row.target)
-            sent_path = yield rt.io(_reserve_sent_path, folder, row.name)
-            yield rt.db(rt.store.mark_dispatch_sent, message_id, str(sent_path), rt.now_text())
-        receipts = [(d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt]
-        names = {node_id: rt.peer_name(node_id) for node_id, _ in receipts}
-        yield rt.io(_move_to_sent, Path(row.spool_dir), Path(sent_path), receipts, names,
-                    {"message_id": message_id, "name": row.name, "target": row.target,
-                     "size": row.size, "sha256": row.sha256, "sent": rt.now_text()})
-        yield rt.audit("delivered", message_id=message_id, digest=row.sha256,
-                       sent_path=str(sent_path), recipients=[n for n, _ in receipts])
-        log.info("{name!r} delivered to all recipients; kept in {path}", name=row.name,
-                 path=str(sent_path))
+        return self._sent.file(message_id, row)
 
     @inlineCallbacks
     def park_peer(self, node_id: str, reason: str):  # type: ignore[no-untyped-def]
@@ -363,36 +346,4 @@ def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str
     return target
 
 
-#: Room kept in a sent/ name for the longest file written beside it:
-#: ``.<peer name, ≤ 64>.receipt.jws`` (a 250-byte document name must still get its receipts).
-SENT_NAME_BYTES = MAX_NAME_BYTES - (1 + 64 + len(".receipt.jws"))
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
-
-
-def _reserve_sent_path(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / unique_name(lambda n: os.path.lexists(folder / n),
-                                safe_file_name(name, max_bytes=SENT_NAME_BYTES),
-                                max_bytes=SENT_NAME_BYTES)
-
-
-def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str, str]],
-                  names: dict[str, str], summary: dict[str, Any]) -> None:
-    """Idempotent: safe to run again after a crash at any point."""
-    payload = spool_folder / PAYLOAD
-    sent_path.parent.mkdir(parents=True, exist_ok=True)
-    if payload.exists() and not sent_path.exists():
-        # Made durable by the one fsync of sent/ below, before the spool folder goes: a crash
-        # in between finds the payload still in the spool and this runs again.
-        os.rename(payload, sent_path)
-    for node_id, token in receipts:
-        receipt_file = sent_path.with_name(f"{sent_path.name}.{names[node_id]}.receipt.jws")
-        receipt_file.write_text(token + "\n", encoding="ascii")
-    summary = dict(summary, receipts={names[n]: n for n, _ in receipts})
-    sent_path.with_name(sent_path.name + ".meta.json").write_text(
-        json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    fsync_dir(sent_path.parent)
-    sidecar_to_sent(spool_folder, sent_path)
-    (spool_folder / ENVELOPE).unlink(missing_ok=True)
-    if spool_folder.exists():
-        shutil.rmtree(spool_folder)

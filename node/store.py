@@ -50,6 +50,7 @@ from node.store_documents import DocumentMethods
 from node.store_incoming import IncomingMethods
 from node.store_outgoing import OutgoingMethods, ScheduleMethods
 from node.store_peers import PeerMethods
+from node.store_receipts import ReceiptMethods
 from node.store_reports import ReportMethods
 
 _BEGIN_OPTION = "lienthong_begin"
@@ -137,6 +138,6 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(statement)
 
 
-class Store(PeerMethods, OutgoingMethods, ScheduleMethods, IncomingMethods, AuditMethods,
-            ReportMethods, DocumentMethods):
+class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
+            AuditMethods, ReportMethods, DocumentMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

@@ -9,7 +9,6 @@ without SQLite's lock the loser gets an integrity error and must retry.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,8 +16,7 @@ from sqlalchemy import insert, select
 
 from keys.identity import check_time
 from node import schema as t
-from node.audit_chain import (GENESIS_HASH, AuditEntry, canonical_detail, entry_hash,
-                              hashed_fields)
+from node.audit_chain import GENESIS_HASH, AuditEntry, canonical_detail, entry_hash_of_stored
 from node.records import AuditHead, Conflict, NotFound, check_message_id
 from node.store_base import StoreBase, build
 
@@ -105,11 +103,10 @@ class AuditMethods(StoreBase):
                 tip = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
             prev_seq, prev_hash = tip
             seq = prev_seq + 1
-            fields = hashed_fields(seq, now, kind, peer, message_id, digest,
-                                   json.loads(detail_json))
             entry = AuditEntry(seq=seq, time=now, kind=kind, peer=peer, message_id=message_id,
                                digest=digest, detail_json=detail_json, prev_hash=prev_hash,
-                               hash=entry_hash(prev_hash, fields))
+                               hash=entry_hash_of_stored(prev_hash, seq, now, kind, peer,
+                                                         message_id, digest, detail_json))
             _insert_entry(conn, {
                 "seq": entry.seq, "time": entry.time, "kind": entry.kind, "peer": entry.peer,
                 "message_id": entry.message_id, "digest": entry.digest,

@@ -12,6 +12,7 @@ again. A sender retrying a ``stored`` document gets the stored receipt back (DES
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -30,6 +31,7 @@ _r = t.received
 # Built once (see node/store_outgoing.py): the reception path's statements, with bind parameters.
 _KEY = (_r.c.sender_node_id == bindparam("w_sender")) & (_r.c.message_id == bindparam("w_mid"))
 _GET = select(_r).where(_KEY)
+_EXISTS = select(_r.c.message_id).where(_KEY)
 _INSERT = insert(_r)
 _UPDATE = update(_r).where(_KEY)
 
@@ -56,18 +58,22 @@ class IncomingMethods(StoreBase):
         """Record a verified document about to be written into the inbox."""
         check_time(now)
         with self.transaction() as conn:
-            if self._get(conn, item.sender_node_id, item.message_id) is not None:
+            if conn.execute(_EXISTS, {"w_sender": item.sender_node_id,
+                                      "w_mid": item.message_id}).first() is not None:
                 raise DuplicateMessage(f"message {item.message_id} from {item.sender_node_id} "
                                        "is already recorded")
+            meta = meta_json(item.meta)
             conn.execute(_INSERT, {
                 "sender_node_id": item.sender_node_id, "message_id": item.message_id,
                 "name": item.name, "stored_path": item.stored_path, "size": item.size,
                 "sha256": item.sha256, "header_token": item.header_token, "state": "publishing",
-                "receipt": None, "received_at": now, "meta": meta_json(item.meta)})
-            row = self._get(conn, item.sender_node_id, item.message_id)
-        if row is None:  # pragma: no cover - the insert above just succeeded
-            raise NotFound("the row just inserted is gone")
-        return row
+                "receipt": None, "received_at": now, "meta": meta})
+        # The row as inserted (no second SELECT: one statement less per document received).
+        return ReceivedRow(sender_node_id=item.sender_node_id, message_id=item.message_id,
+                           name=item.name, stored_path=item.stored_path, size=item.size,
+                           sha256=item.sha256, header_token=item.header_token,
+                           state="publishing", receipt=None, received_at=now,
+                           meta=strict_json_object(meta.encode("utf-8")))
 
     def complete_publish(self, sender_node_id: str, message_id: str, receipt: str,
                          now: str) -> ReceivedRow:
@@ -86,10 +92,7 @@ class IncomingMethods(StoreBase):
             check_transition(RECEIVED_TRANSITIONS, f"message {message_id}", row.state, "stored")
             conn.execute(_UPDATE, {"w_sender": sender_node_id, "w_mid": message_id,
                                    "state": "stored", "receipt": receipt})
-            stored = self._get(conn, sender_node_id, message_id)
-        if stored is None:  # pragma: no cover - updated in the same transaction
-            raise NotFound("the row just updated is gone")
-        return stored
+        return dataclasses.replace(row, state="stored", receipt=receipt)
 
     def abandon_publish(self, sender_node_id: str, message_id: str, now: str) -> None:
         """Forget a publish that never completed, so the sender's next attempt starts over."""

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.audit_chain import (GENESIS_HASH, AuditEntry, ChainBroken, SignedHead,
-                              canonical_detail, entry_hash, hashed_fields, verify_chain)
+                              canonical_detail, entry_hash, entry_hash_of_stored,
+                              hashed_fields, verify_chain)
 
 
 def make_chain(count: int, start: tuple[int, str] = (0, GENESIS_HASH)) -> list[AuditEntry]:
@@ -50,6 +52,19 @@ def test_hash_is_the_documented_formula() -> None:
                      '"message_id":null,"peer":null,"seq":1,"time":"2026-01-01T09:00:00Z"}')
     expected = hashlib.sha256(("0" * 64 + "\n" + expected_json).encode("utf-8")).hexdigest()
     assert entry_hash(GENESIS_HASH, fields) == expected
+
+
+@pytest.mark.parametrize("detail", [{}, {"tên": "Quyết định.pdf", "b": [1, 2.5, None]},
+                                    {"z": {"y": "\u00e9\x00", "a": True}, "a": -7},
+                                    {"name": "bad\udcff.pdf"}])
+def test_hash_of_a_stored_detail_is_the_same_formula(detail: dict) -> None:
+    """entry_hash_of_stored (the append's shortcut) gives the documented hash byte for byte."""
+    detail_json = canonical_detail(detail)
+    for peer, mid, digest in ((None, None, None), ("so-tu-phap", "a" * 32, "b" * 64)):
+        fields = hashed_fields(9, "2026-01-01T09:00:00Z", "received", peer, mid, digest,
+                               json.loads(detail_json))
+        assert entry_hash_of_stored("c" * 64, 9, "2026-01-01T09:00:00Z", "received", peer,
+                                    mid, digest, detail_json) == entry_hash("c" * 64, fields)
 
 
 def test_intact_chain_verifies_and_returns_its_tip() -> None:

@@ -197,6 +197,9 @@ def test_queue_order_is_priority_then_oldest_first(store: Store) -> None:
     assert (first.spool_dir, first.priority, first.ciphertext_size) == (
         f"spool/{3:032x}", PRIORITY_FLASH, 1103)
     assert store.queue_depths() == {ALICE.node_id: 5, BOB.node_id: 1}
+    # The link's documents already offered are left out, and still count against the limit.
+    skipped = store.queued_deliveries(ALICE.node_id, 3, skip={order[0], order[2]})
+    assert [q.message_id for q in skipped] == [order[1]]
 
 
 def test_offer_progress_and_errors_are_recorded(store: Store) -> None:
