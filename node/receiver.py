@@ -4,7 +4,7 @@ It speaks first (HELLO) only once the TLS handshake has completed and the peer's
 maps to a trusted node, because in TLS 1.3 the dialling side cannot otherwise know it was
 accepted. Offers and ENDs are decided by ``Inbound`` (asynchronously, off the reactor thread
 for disk and database work). DATA is handed to the transfer's ``IncomingStream`` on the worker
-pool, which appends it to the partial file and decrypts it into the staging file; one
+pool, which decrypts it into the staging file (also the basis of a resume); one
 transfer's frames (and then its END) run strictly in order, one after another, while different
 transfers proceed in parallel. When more than ``QUEUE_LIMIT`` bytes wait for the disk or the
 cipher, the connection stops reading (back-pressure), so memory stays bounded however fast the
