@@ -172,3 +172,15 @@ def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
     with pytest.raises(Truncated):
         stream.finish()
 
+
+
+def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
+    """``tmp/receiving/<peer>/*.part`` (the old resume basis) is dropped; nothing else is."""
+    from node.inbound import discard_legacy_partials
+    folder = tmp_path / "receiving"
+    (folder / "abcd1234").mkdir(parents=True)
+    (folder / "abcd1234" / "0123-4567.part").write_bytes(b"x" * 100)
+    (folder / "abcd1234" / "keep.txt").write_bytes(b"y")
+    assert discard_legacy_partials(folder) == 1
+    assert [p.name for p in (folder / "abcd1234").iterdir()] == ["keep.txt"]
+    assert discard_legacy_partials(tmp_path / "missing") == 0
