@@ -28,7 +28,7 @@ from node.identity_history import IDENTITY_GRACE_SECONDS
 from node.inbox_names import InboxNames
 from node.names import safe_file_name
 from node.reception import (
-    IncomingStream, document_metadata, finish_interrupted,
+    RESUME_SUFFIX, IncomingStream, document_metadata, finish_interrupted,
 )
 from node.records import NewReceived
 from node.runtime import NodeRuntime
@@ -50,34 +50,26 @@ def free_bytes(folder: Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-def prepare_partial(folder: Path, message_id: str, digest: str, size: int) -> tuple[Path, int]:
-    """The partial file for this exact envelope and how much of it we already hold.
-
-    ``digest`` names the envelope (its header's SHA-256: a new sealing after a crash has a new
-    file key, so another ciphertext). Partials of the same message ID with another digest are
-    stale and are removed; a partial longer than the envelope is reset.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{message_id}-{digest[:16]}.part"
-    for other in folder.glob(f"{message_id}-*.part"):
-        if other != partial:
-            other.unlink(missing_ok=True)
+def _staged_and_space(staging: Path, tmp: Path) -> tuple[int, int]:
+    """Plaintext bytes already staged for a transfer (what a resume may keep; at most what
+    ``IncomingStream.open`` keeps) and the free space of ``tmp/``, in one worker hop (one
+    thread wake-up less per offer; a burst of small documents pays one per document)."""
     try:
-        held = partial.stat().st_size
+        staged = staging.stat().st_size
     except FileNotFoundError:
-        held = 0
-    if held > size:
-        partial.unlink()
-        held = 0
-    return partial, held
+        staged = 0
+    return staged, free_bytes(tmp)
 
 
-def _partial_and_space(folder: Path, message_id: str, digest: str, size: int,
-                       tmp: Path) -> tuple[Path, int, int]:
-    """``prepare_partial`` and ``free_bytes`` in one worker hop (one thread wake-up less per
-    offer; a burst of small documents pays one per document)."""
-    partial, held = prepare_partial(folder, message_id, digest, size)
-    return partial, held, free_bytes(tmp)
+def discard_legacy_partials(folder: Path) -> int:
+    """Remove the ciphertext partials (``tmp/receiving/<peer>/*.part``) that versions before
+    the single-stream reception kept for resuming; their transfers start again at byte 0.
+    Returns how many were removed."""
+    removed = 0
+    for partial in folder.glob("*/*.part"):
+        partial.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
@@ -101,8 +93,9 @@ class Inbound:
         self.active: set[tuple[str, str]] = set()
         self.names = InboxNames(runtime.monotonic)
 
-    def partial_folder(self, peer: str) -> Path:
-        return self.rt.config.tmp / "receiving" / peer.split("-", 1)[0]
+    def legacy_partials(self) -> Path:
+        """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
+        return self.rt.config.tmp / "receiving"
 
     def staging_path(self, peer: str, message_id: str) -> Path:
         return self.rt.config.tmp / "staging" / f"{message_id}-{peer.split('-', 1)[0]}"
@@ -157,17 +150,18 @@ class Inbound:
                                 "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
-            yield self.rt.io(discard_partials, self.partial_folder(peer), mid)
+            # A crash after the commit can leave the resume record behind.
+            staging = self.staging_path(peer, mid)
+            yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
                                reason="this document is already being received")
+        staging = self.staging_path(peer, mid)
         try:
-            partial, offset, free = yield self.rt.io(
-                _partial_and_space, self.partial_folder(peer), mid, header.header_sha256,
-                header.ciphertext_size, self.rt.config.tmp)
-            # The ciphertext still to come and the decrypted copy live side by side in tmp/.
-            need = (header.ciphertext_size - offset) + header.size + SPACE_RESERVE
+            staged, free = yield self.rt.io(_staged_and_space, staging, self.rt.config.tmp)
+            # Only the decrypted copy is written (node.reception), less what a resume keeps.
+            need = header.size - min(staged, header.size) + SPACE_RESERVE
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
         if free < need:
@@ -177,15 +171,14 @@ class Inbound:
         self.active.add((peer, mid))
         try:
             stream = yield self.rt.io(
-                IncomingStream.open, partial, self.staging_path(peer, mid), header,
-                offset=offset, node_id=receiving.node_id,
+                IncomingStream.open, staging, header, node_id=receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
                 encryption_keys=self.rt.keys.encryption_private_by_kid())
         except OSError as exc:
             self.release(peer, mid)
             return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot open the partial or staging file: {exc.strerror or exc}")
+                                f"cannot open the staging file: {exc.strerror or exc}")
         except ProtocolError as exc:
             self.release(peer, mid)
             return self.refuse(peer, mid, exc.code, str(exc))
@@ -266,7 +259,7 @@ class Inbound:
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
-        yield rt.io(stream.partial.unlink, True)
+        yield rt.io(stream.resume_record.unlink, True)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)
 
@@ -338,6 +331,10 @@ class Inbound:
 
     @inlineCallbacks
     def recover(self):  # type: ignore[no-untyped-def]
+        removed = yield self.rt.io(discard_legacy_partials, self.legacy_partials())
+        if removed:
+            log.info("removed {n} partial transfer(s) kept by an older version; they will be "
+                     "received again from the start", n=removed)
         rows = yield self.rt.db(self.rt.store.publishing_rows)
         for row in rows:
             yield self.recover_row(row)
@@ -353,14 +350,14 @@ class Inbound:
             header = decode_header(row.header_token)
             log.info("completing interrupted reception of {mid}", mid=row.message_id)
             yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
-            yield rt.io(discard_partials, self.partial_folder(row.sender_node_id),
-                        row.message_id)
+            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
         else:
             log.warn("forgetting interrupted reception of {mid}; the sender will resend",
                      mid=row.message_id)
             yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
                         rt.now_text())
             yield rt.io(_unlink_quietly, staging)
+            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
 
 
 def _publish_and_sign(names: InboxNames, staging: Path, final: Path, receiving: Any,
@@ -372,12 +369,6 @@ def _publish_and_sign(names: InboxNames, staging: Path, final: Path, receiving: 
                             time=now)
     names.write_sidecars(final, meta, receipt)
     return receipt
-
-
-def discard_partials(folder: Path, message_id: str) -> None:
-    """Remove the partial file of a document already stored (a crash can leave it behind)."""
-    for partial in folder.glob(f"{message_id}-*.part"):
-        partial.unlink(missing_ok=True)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -2,10 +2,10 @@
 
 Order matters, because a receipt is a promise (DESIGN.md §3, §5):
 
-1. ``IncomingStream``: while DATA arrives, append the ciphertext to the partial file (for
-   resuming) and decrypt it into a staging file inside ``tmp/``; at END ``finish`` proves the
-   final tag exactly at the end, size and SHA-256 (the signature was checked at the offer,
-   every chunk as it came) and fsyncs the staging file. Nothing is visible to a clerk yet.
+1. ``IncomingStream``: while DATA arrives, decrypt it into a staging file inside ``tmp/``
+   (which is also what a resume starts from); at END ``finish`` proves the final tag exactly
+   at the end, size and SHA-256 (the signature was checked at the offer, every chunk as it
+   came) and fsyncs the staging file. Nothing is visible to a clerk yet.
 2. The caller records ``publishing`` with the chosen inbox path in the store (commit).
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
    drop the staging name, fsync the inbox folder; write the metadata and receipt beside it.
@@ -31,7 +31,9 @@ from node.home import fsync_dir
 from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
 from protocol.envelope import EnvelopeHeader, Opener
-from protocol.errors import ProtocolError
+from protocol.errors import NotForUs
+from protocol.payload import (CHUNK_OVERHEAD, HEADER_BYTES, PayloadEncryptor, chunk_count,
+                              open_file_key)
 
 READ_SIZE = 4 * 1024 * 1024
 META_SUFFIX = ".meta.json"
@@ -43,101 +45,130 @@ STORED_NAME_BYTES = MAX_NAME_BYTES - max(len(META_SUFFIX), len(RECEIPT_SUFFIX))
 
 
 class IncomingStream:
-    """One transfer's ciphertext partial and its decrypted staging file, written in step.
+    """One transfer's decrypted staging file: the only stream a transfer writes to disk.
 
-    Each DATA frame is appended to the partial (what a resume starts from) and, in the same
-    call, decrypted into the staging file, so at END only the final checks and one fsync are
-    left: the document is never read back and decrypted in a second pass (docs/benchmarks.md).
-    Every method blocks (worker threads), and the caller runs one transfer's calls in order.
+    Each DATA frame is decrypted chunk by chunk straight into the staging file (in ``tmp/``,
+    holding only authenticated chunks), so at END only the final checks and one fsync are
+    left. There is no ciphertext copy: writing one beside the staging file doubled what the
+    disk had to take (docs/benchmarks.md). Every method blocks (worker threads), and the caller
+    runs one transfer's calls in order.
 
-    The partial stays the only thing resumption trusts: on a resume, :meth:`open` rebuilds the
-    staging file by decrypting the partial up to the receiver's offset, so a crash needs no
-    saved cipher state. The staging file lives in ``tmp/`` and holds only authenticated
-    chunks; nothing reaches the inbox before :meth:`finish` has proven the whole document.
+    Resuming needs no ciphertext either. The staging file is the basis of a resume, together
+    with a small *resume record* beside it (``<staging>.resume``: the envelope's header digest
+    and the 24-byte secretstream header, written when they arrive). secretstream is
+    deterministic for a file key, stream header and plaintext, so :meth:`open` re-encrypts the
+    staged whole chunks with the same key and header and feeds that ciphertext through a fresh
+    opener: its pull state and its SHA-256 of the plaintext come out exactly as if the chunks
+    had just arrived. The resume offset is the ciphertext offset just after the last whole
+    staged chunk. If the staged bytes were damaged (a power cut), the sender's next chunk fails
+    to authenticate and the final digest would not match either: the transfer is discarded and
+    starts again at byte 0; nothing unproven is ever published.
     """
 
-    def __init__(self, partial: Path, staging: Path, opener: Opener, offset: int) -> None:
-        self.partial = partial
+    #: Documents whose ciphertext is at most this long are not worth a resume record (one file
+    #: created and removed per document): an interrupted one starts again at byte 0.
+    RESUMABLE_ABOVE = 1 << 20
+
+    def __init__(self, staging: Path, header: EnvelopeHeader, opener: Opener, file_key: bytes,
+                 offset: int, *, resumable_above: int = RESUMABLE_ABOVE) -> None:
         self.staging = staging
+        self.resume_record = staging.with_name(staging.name + RESUME_SUFFIX)
         self.offset = offset
+        self._header = header
         self._opener = opener
-        self._sink: BinaryIO | None = None
+        self._file_key = file_key
+        self._stream_header = b""
+        self._record = header.ciphertext_size > resumable_above
         self._plain: BinaryIO | None = None
         self._writeback: Writeback | None = None
         self._finished = False
 
     @classmethod
-    def open(cls, partial: Path, staging: Path, header: EnvelopeHeader, *, offset: int,
-             node_id: str, encryption_keys: Mapping[str, nacl.public.PrivateKey]
-             ) -> IncomingStream:
-        """Open for appending at ``offset`` (the partial's length), catching the staging file
-        up from the partial first. A partial that does not decrypt (a power cut can leave
-        zeros at its end) is dropped and the transfer starts again at byte 0."""
-        def opener() -> Opener:
-            return Opener(header, node_id=node_id, encryption_keys=encryption_keys)
-
-        stream = cls(partial, staging, opener(), offset)
+    def open(cls, staging: Path, header: EnvelopeHeader, *, node_id: str,
+             encryption_keys: Mapping[str, nacl.public.PrivateKey],
+             resumable_above: int = RESUMABLE_ABOVE) -> IncomingStream:
+        """Open for the next DATA, resuming from what is staged when the resume record names
+        this very envelope; otherwise (none, another sealing, damaged) start at byte 0."""
+        opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys)
+        stream = cls(staging, header, opener, _file_key(header, node_id, encryption_keys), 0,
+                     resumable_above=resumable_above)
         staging.parent.mkdir(parents=True, exist_ok=True)
         try:
-            stream._open_files()
-            if offset:
-                try:
-                    stream._catch_up()
-                except ProtocolError:
-                    stream._close_files()
-                    partial.unlink(missing_ok=True)
-                    stream = cls(partial, staging, opener(), 0)
-                    stream._open_files()
+            stream._open_file()
+            stream._catch_up(_read_resume_record(stream.resume_record, header))
         except BaseException:
-            stream._close_files()
-            staging.unlink(missing_ok=True)
+            stream.discard()
             raise
         return stream
 
-    def _open_files(self) -> None:
-        self._sink = open(self.partial, "ab")  # noqa: SIM115 - closed by finish/close
-        fd = os.open(self.staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        self._plain = os.fdopen(fd, "wb")
-        self._writeback = Writeback(fd)
+    def _open_file(self) -> None:
+        fd = os.open(self.staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._plain = os.fdopen(fd, "r+b")
 
-    def _catch_up(self) -> None:
-        with open(self.partial, "rb") as source:
-            left = self.offset
-            while left and (block := source.read(min(READ_SIZE, left))):
-                left -= len(block)
-                self._decrypt(block)
-        if left:
-            raise OSError(f"the partial file {self.partial.name} is shorter than expected")
+    def _catch_up(self, stream_header: bytes | None) -> None:
+        """Rebuild the opener's state from the staged whole chunks (see the class docstring)
+        and truncate whatever follows them; with no usable record, truncate to zero."""
+        plain_file = self._plain
+        if plain_file is None:
+            raise OSError(f"the staging file of {self.staging.name} is closed")
+        h = self._header
+        chunks = 0
+        if stream_header is not None:
+            staged = os.fstat(plain_file.fileno()).st_size
+            # Never the final chunk: its tag must come from the sender's stream, and END too.
+            chunks = min(staged // h.chunk_size, chunk_count(h.size, h.chunk_size) - 1)
+        if chunks:
+            encryptor = PayloadEncryptor(self._file_key, ad=bytes.fromhex(h.message_id),
+                                         size=h.size, chunk_size=h.chunk_size,
+                                         random_bytes=lambda n: stream_header, digests=False)
+            plain_file.seek(0)
+            for _ in range(chunks):
+                block = plain_file.read(h.chunk_size)
+                if len(block) != h.chunk_size:
+                    raise OSError(f"the staging file {self.staging.name} changed while resuming")
+                # The digest of the plaintext is re-taken here, by the opener, as it decrypts.
+                self._opener.feed_chunks(encryptor.feed(block))
+            self._stream_header = stream_header
+            self.offset = HEADER_BYTES + chunks * (h.chunk_size + CHUNK_OVERHEAD)
+        else:
+            self.resume_record.unlink(missing_ok=True)
+        kept = chunks * h.chunk_size
+        plain_file.truncate(kept)
+        plain_file.seek(kept)
+        self._writeback = Writeback(plain_file.fileno(), start=kept)
 
     def _staging_file(self) -> tuple[BinaryIO, Writeback]:
         if self._plain is None or self._writeback is None:
             raise OSError(f"the staging file of {self.staging.name} is closed")
         return self._plain, self._writeback
 
-    def _decrypt(self, ciphertext: bytes) -> None:
+    def write(self, ciphertext: bytes) -> None:
+        """Decrypt one frame's ciphertext into the staging file.
+
+        Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
+        (the transfer is then worthless: :meth:`discard` it)."""
         plain_file, writeback = self._staging_file()
+        if len(self._stream_header) < HEADER_BYTES:
+            self._note_stream_header(ciphertext)
+        self.offset += len(ciphertext)
         written = 0
         for plain in self._opener.feed_chunks(ciphertext):
             plain_file.write(plain)   # a chunk (256 KiB) goes straight past the buffer
             written += len(plain)
         if written:
             writeback.wrote(written)
-
-    def write(self, ciphertext: bytes) -> None:
-        """Append one frame's ciphertext to the partial and its plaintext to the staging file.
-
-        Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
-        (the transfer is then worthless: :meth:`discard` it)."""
-        if self._sink is None:
-            raise OSError(f"the partial file {self.partial.name} is closed")
-        self._sink.write(ciphertext)
-        self.offset += len(ciphertext)
         failpoint("receiver-mid-transfer")
-        self._decrypt(ciphertext)
+
+    def _note_stream_header(self, ciphertext: bytes) -> None:
+        """Keep the first 24 ciphertext bytes; once whole, write the resume record (not
+        fsynced: losing it only means starting again at byte 0)."""
+        self._stream_header += ciphertext[:HEADER_BYTES - len(self._stream_header)]
+        if len(self._stream_header) == HEADER_BYTES and self._record:
+            write_resume_record(self.resume_record, self._header, self._stream_header)
 
     def finish(self) -> None:
         """Prove the document complete (final tag at the end, sizes, digests) and fsync the
-        staging file; the partial is closed but kept until the document is published."""
+        staging file; the resume record is kept until the document is published."""
         try:
             self._opener.finish()
             plain_file, _ = self._staging_file()
@@ -145,28 +176,60 @@ class IncomingStream:
             os.fsync(plain_file.fileno())
             self._finished = True
         finally:
-            self._close_files()
+            self._close_file()
 
     def close(self) -> None:
-        """Stop without finishing (connection lost, disk full): keep the partial for a resume,
-        remove the unverified staging file (a resume rebuilds it)."""
-        self._close_files()
-        if not self._finished:
-            self.staging.unlink(missing_ok=True)
+        """Stop without finishing (connection lost, disk full): keep the staged chunks and the
+        resume record, so the next offer of this envelope resumes."""
+        self._close_file()
 
     def discard(self) -> None:
         """Drop everything: the ciphertext failed authentication or verification."""
-        self.close()
-        self.partial.unlink(missing_ok=True)
+        self._close_file()
+        self.staging.unlink(missing_ok=True)
+        self.resume_record.unlink(missing_ok=True)
 
-    def _close_files(self) -> None:
-        for handle in (self._sink, self._plain):
-            if handle is not None:
-                try:
-                    handle.close()
-                except OSError:
-                    pass
-        self._sink = self._plain = None
+    def _close_file(self) -> None:
+        if self._plain is not None:
+            try:
+                self._plain.close()
+            except OSError:
+                pass
+        self._plain = None
+
+
+RESUME_SUFFIX = ".resume"
+_RESUME_MAGIC = b"lienthong-resume-v1\n"
+
+
+def write_resume_record(path: Path, header: EnvelopeHeader, stream_header: bytes) -> None:
+    """``<magic><header SHA-256, 64 hex digits>\n<24-byte stream header>`` (versioned: a
+    record this version cannot read is ignored and the transfer starts at byte 0)."""
+    with open(path, "wb") as record:
+        record.write(_RESUME_MAGIC + header.header_sha256.encode("ascii") + b"\n" + stream_header)
+
+
+def _read_resume_record(path: Path, header: EnvelopeHeader) -> bytes | None:
+    """The stream header a resume of exactly this envelope needs, or None."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    expected = _RESUME_MAGIC + header.header_sha256.encode("ascii") + b"\n"
+    if len(data) != len(expected) + HEADER_BYTES or not data.startswith(expected):
+        return None   # another sealing of the same message ID, or a damaged record
+    return data[len(expected):]
+
+
+def _file_key(header: EnvelopeHeader, node_id: str,
+              encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> bytes:
+    """The envelope's file key, needed to re-create staged chunks' ciphertext on a resume
+    (called once an Opener for the same header has succeeded, so the key is there)."""
+    entry = header.key_for(node_id)
+    private = encryption_keys.get(entry.kid) if entry is not None else None
+    if entry is None or private is None:
+        raise NotForUs(f"message {header.message_id} holds no key for {node_id}")
+    return open_file_key(entry.sealed, private.public_key.encode(), private.encode())
 
 
 def choose_inbox_path(folder: Path, name: str,

@@ -4,7 +4,9 @@ The protocol object decides nothing about *what* to send; its ``PeerLink`` does.
 bytes into events for the link, turns the link's offers into bytes, and streams accepted
 transfers from their envelope sources (node.sealing.EnvelopeSource, which re-creates the
 ciphertext from the spooled plaintext) as a push producer: it writes DATA frames only while the
-transport wants more, so memory stays bounded whatever the document size. When several
+transport wants more, so memory stays bounded whatever the document size. A large transfer's
+frames are read (re-encrypted) ahead on a worker thread (node.readahead), so the reactor
+thread only frames and TLS-encrypts them; a small one is read inline (no thread hop). When several
 transfers are open it always serves the most urgent first (lowest priority number), so a
 flash document overtakes a publication already in transfer.
 """
@@ -22,6 +24,7 @@ from twisted.internet.interfaces import IPushProducer
 
 from keys.errors import UnknownPeer
 from node.failpoints import failpoint
+from node.readahead import ReadAhead
 from node.tls import peer_node_id
 from protocol.connection import Connection, Role, State
 from protocol.errors import ProtocolError
@@ -39,6 +42,9 @@ DATA_FRAME = 1024 * 1024
 #: Frames written per reactor turn before yielding, so reads (receipts) are not starved
 #: (4 MiB per turn: the same as 16 frames of 256 KiB before).
 FRAMES_PER_TURN = 4
+#: Transfers with more envelope bytes than this left to send are read ahead on a worker
+#: (node.readahead); smaller ones are read inline, which costs less than a thread hop.
+READ_AHEAD_ABOVE = 4 * DATA_FRAME
 SOFTWARE = "lienthong/0.1"
 #: Seconds a peer gets to complete the TLS close after our ERROR before the socket is dropped.
 CLOSE_GRACE = 2.0
@@ -53,10 +59,17 @@ class OutgoingTransfer:
     source: BinaryIO
     started_offset: int = 0
     sent_bytes: int = field(default=0)
+    ahead: ReadAhead | None = None
 
     @property
     def complete(self) -> bool:
         return self.offset >= self.size
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()   # closes the source once no read is in flight
+        else:
+            self.source.close()
 
 
 @implementer(IPushProducer)
@@ -103,7 +116,7 @@ class SenderProtocol(Protocol, TimeoutMixin):
         if self._drop is not None and self._drop.active():
             self._drop.cancel()
         for transfer in self.transfers.values():
-            transfer.source.close()
+            transfer.close()
         self.transfers.clear()
         self.link.connection_lost(self, reason)
 
@@ -156,14 +169,23 @@ class SenderProtocol(Protocol, TimeoutMixin):
 
     def start_transfer(self, message_id: str, *, priority: int, size: int, offset: int,
                        source: BinaryIO) -> None:
+        transfer = OutgoingTransfer(message_id, priority, size, offset, source,
+                                    started_offset=offset)
+        if size - offset > READ_AHEAD_ABOVE:
+            # The seek (re-encrypting up to ``offset``) runs on the worker too.
+            transfer.ahead = ReadAhead(source, offset=offset, size=size, frame=DATA_FRAME,
+                                       run_in_thread=self.link.rt.io,
+                                       on_ready=self._schedule_pump)
+            self.transfers[message_id] = transfer
+            transfer.ahead.start()
+            return
         try:
             source.seek(offset)  # re-encrypts up to ``offset`` (node.sealing.EnvelopeSource)
         except OSError as exc:
             source.close()
             self.local_failure(f"cannot read envelope {message_id}: {exc}")
             return
-        self.transfers[message_id] = OutgoingTransfer(message_id, priority, size, offset, source,
-                                                      started_offset=offset)
+        self.transfers[message_id] = transfer
         self._schedule_pump()
 
     def local_failure(self, reason: str) -> None:
@@ -218,19 +240,27 @@ class SenderProtocol(Protocol, TimeoutMixin):
         self._pump_scheduled = False
         frames = 0
         while not self.paused and not self._closed and self.transfers and frames < FRAMES_PER_TURN:
-            transfer = min(self.transfers.values(), key=lambda t: (t.priority, t.offset))
+            # The most urgent transfer that has a frame ready (one read ahead may still be
+            # on its worker: the next one in order goes meanwhile).
+            transfer, chunk = None, None
+            for candidate in sorted(self.transfers.values(),
+                                    key=lambda t: (t.priority, t.offset)):
+                if candidate.complete:
+                    transfer = candidate
+                    break
+                try:
+                    chunk = self._next_frame(candidate)
+                except OSError as exc:
+                    self.local_failure(f"cannot read envelope {candidate.message_id}: {exc}")
+                    return
+                if chunk is not None:
+                    transfer = candidate
+                    break
+            if transfer is None:
+                return   # every open transfer waits for its read-ahead (it will call back)
             if transfer.complete:
                 self._finish_transfer(transfer)
                 continue
-            try:
-                chunk = transfer.source.read(min(DATA_FRAME, transfer.size - transfer.offset))
-            except OSError as exc:
-                self.local_failure(f"cannot read envelope {transfer.message_id}: {exc}")
-                return
-            if not chunk:
-                self.local_failure(f"envelope {transfer.message_id} is shorter than its "
-                                   "header says")
-                return
             self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
             transfer.offset += len(chunk)
             transfer.sent_bytes += len(chunk)
@@ -242,8 +272,20 @@ class SenderProtocol(Protocol, TimeoutMixin):
         if self.transfers and not self.paused and not self._closed:
             self._schedule_pump()
 
+    @staticmethod
+    def _next_frame(transfer: OutgoingTransfer) -> bytes | None:
+        """The transfer's next frame; None while its read-ahead has none ready yet."""
+        if transfer.ahead is not None:
+            if transfer.ahead.error is not None:
+                raise transfer.ahead.error
+            return transfer.ahead.take()
+        chunk = transfer.source.read(min(DATA_FRAME, transfer.size - transfer.offset))
+        if not chunk:
+            raise OSError("the envelope is shorter than its header says")
+        return chunk
+
     def _finish_transfer(self, transfer: OutgoingTransfer) -> None:
-        transfer.source.close()
+        transfer.close()
         del self.transfers[transfer.message_id]
         self._write(End(message_id=transfer.message_id))
         self.link.sent_all(transfer.message_id, transfer.sent_bytes)
@@ -251,7 +293,7 @@ class SenderProtocol(Protocol, TimeoutMixin):
     def _drop_transfer(self, message_id: str) -> None:
         transfer = self.transfers.pop(message_id, None)
         if transfer is not None:
-            transfer.source.close()
+            transfer.close()
 
     def _write(self, event: Any) -> None:
         if self._closed or self.conn.state in (State.CLOSED, State.ERROR):

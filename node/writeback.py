@@ -39,13 +39,14 @@ _SYNC_FILE_RANGE = _load()
 
 
 class Writeback:
-    """Call ``wrote(n)`` after each write to ``fd``; writeback starts every ``step`` bytes."""
+    """Call ``wrote(n)`` after each write to ``fd``; writeback starts every ``step`` bytes.
+    ``start`` is where the writes begin (a file appended to after its first ``start`` bytes)."""
 
-    def __init__(self, fd: int, *, step: int = DEFAULT_STEP) -> None:
+    def __init__(self, fd: int, *, step: int = DEFAULT_STEP, start: int = 0) -> None:
         self._fd = fd
         self._step = step
-        self._written = 0
-        self._started = 0
+        self._written = start
+        self._started = start
 
     def wrote(self, count: int) -> None:
         self._written += count

@@ -114,8 +114,8 @@ def test_disk_fills_mid_transfer_then_resumes(network, proxies, small_filesystem
     write_large_file(original, 8 * MIB)
     alpha.drop("beta", "so-lieu.bin", original.read_bytes())
 
-    receiving = beta.home / "tmp" / "receiving"
-    wait_for(lambda: any(p.stat().st_size >= 2 * MIB for p in receiving.glob("*/*.part")),
+    staging = beta.home / "tmp" / "staging"
+    wait_for(lambda: any(p.stat().st_size >= 2 * MIB for p in staging.glob("*")),
              timeout=30, what="2 MiB of the transfer to arrive", interval=0.02)
     _fill(disk, leave=0)
 

@@ -31,7 +31,7 @@ def test_hello_naming_another_node(arena: Arena) -> None:
 
 def _nothing_written_for(arena: Arena, identity: Identity) -> None:
     prefix = identity.node_id.split("-", 1)[0]
-    assert not (arena.beta.home / "tmp" / "receiving" / prefix).exists()
+    assert not list((arena.beta.home / "tmp" / "staging").glob(f"*-{prefix}*"))
     assert not (arena.beta.inbox / identity.name).exists()
 
 

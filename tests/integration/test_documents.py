@@ -245,8 +245,8 @@ def test_flash_document_overtakes_a_large_one_in_transfer(network) -> None:  # t
     beta.start()
     (alpha.outbox / "beta").mkdir()
     write_large_file(alpha.outbox / "beta" / "nien-giam-thong-ke.bin", LARGE)
-    partials = beta.home / "tmp" / "receiving"
-    wait_for(lambda: any(p.stat().st_size > 8 * 1024 * 1024 for p in partials.rglob("*.part")),
+    partials = beta.home / "tmp" / "staging"
+    wait_for(lambda: any(p.stat().st_size > 8 * 1024 * 1024 for p in partials.glob("*")),
              timeout=120, what="the publication to be in transfer")
     started = time.monotonic()
     drop_with_sidecar(alpha, "beta", "cong-dien-hoa-toc.txt", b"Cong dien hoa toc\n",

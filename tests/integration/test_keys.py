@@ -24,8 +24,9 @@ BIG = 64 << 20
 
 def receiving(node: TestNode) -> bool:
     """True once part of a document sits in node's partial-transfer folder."""
-    folder = node.home / "tmp" / "receiving"
-    return folder.exists() and any(p.stat().st_size > 0 for p in folder.rglob("*.part"))
+    folder = node.home / "tmp" / "staging"
+    return folder.exists() and any(p.stat().st_size > 0 for p in folder.glob("*")
+                                   if p.suffix != ".resume")
 
 
 def freeze(node: TestNode) -> None:

@@ -1,8 +1,9 @@
 """IncomingStream (node/reception.py): decrypting while receiving, resuming, and refusing.
 
 Real keys, real sealing, real files; no network. The stream must leave a proven, fsynced
-staging file only at ``finish``, rebuild the staging file from the ciphertext partial when a
-transfer resumes, and start over from byte 0 when that partial does not decrypt.
+staging file only at ``finish``, write no ciphertext to disk, resume from the staged whole
+chunks (rebuilding the decryptor's state and digest from them), and start over from byte 0
+when the resume record is missing, stale or damaged.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from node.reception import IncomingStream
 from protocol.envelope import new_message_id, seal_all, verify_header
 from protocol.errors import DecryptError, Truncated
+from protocol.payload import CHUNK_OVERHEAD, HEADER_BYTES
 from tests.vectors.make_vectors import party
 
 ALICE, BOB = party("alice"), party("bob")
@@ -21,19 +23,23 @@ CS = 16384  # above the write buffer, so staged plaintext is on disk at once
 PLAIN = os.urandom(10 * CS + 123)
 
 
-def _sealed():  # type: ignore[no-untyped-def]
+def _sealed(message_id: str | None = None):  # type: ignore[no-untyped-def]
     envelope, ciphertext = seal_all(
         PLAIN, identity=ALICE.identity, sender=ALICE.node_id, sender_key=ALICE.sealing_key,
         recipients={BOB.node_id: BOB.sealing_key}, name="so-lieu.bin",
-        message_id=new_message_id(), created="2026-11-25T22:00:00Z", chunk_size=CS)
+        message_id=message_id or new_message_id(), created="2026-11-25T22:00:00Z", chunk_size=CS)
     header = verify_header(envelope.header_token, ALICE.identity.verify_key)
     return header, ciphertext
 
 
-def _open(tmp_path: Path, header, offset: int = 0) -> IncomingStream:  # type: ignore[no-untyped-def]
-    return IncomingStream.open(tmp_path / "x.part", tmp_path / "staging" / "x", header,
-                               offset=offset, node_id=BOB.node_id,
-                               encryption_keys={BOB.kid: BOB.encryption})
+def _open(tmp_path: Path, header) -> IncomingStream:  # type: ignore[no-untyped-def]
+    return IncomingStream.open(tmp_path / "staging" / "x", header, node_id=BOB.node_id,
+                               encryption_keys={BOB.kid: BOB.encryption}, resumable_above=0)
+
+
+def _at_chunk(k: int) -> int:
+    """Ciphertext offset just after ``k`` whole chunks."""
+    return HEADER_BYTES + k * (CS + CHUNK_OVERHEAD)
 
 
 def _frames(data: bytes, size: int = 20000) -> list[bytes]:
@@ -52,34 +58,99 @@ def test_frames_are_decrypted_as_they_arrive_and_finish_proves_the_whole(tmp_pat
     stream.write(frames[-1])
     stream.finish()
     assert stream.staging.read_bytes() == PLAIN
-    assert stream.partial.read_bytes() == ciphertext
+    assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["x", "x.resume"], \
+        "only the staging file and its small resume record are written"
+    assert stream.resume_record.stat().st_size < 200
 
 
-def test_resume_rebuilds_the_staging_file_from_the_partial(tmp_path: Path) -> None:
+def test_resume_continues_after_the_last_whole_staged_chunk(tmp_path: Path) -> None:
+    """A cut mid-chunk resumes after the last whole chunk; the digest still proves the whole."""
     header, ciphertext = _sealed()
-    cut = len(ciphertext) // 2 + 7   # not on a chunk boundary
+    cut = _at_chunk(5) + 7   # not on a chunk boundary
     first = _open(tmp_path, header)
-    first.write(ciphertext[:cut])
+    for frame in _frames(ciphertext[:cut]):
+        first.write(frame)
     first.close()
-    assert not first.staging.exists(), "an unfinished staging file must not outlive its stream"
-    assert first.partial.stat().st_size == cut
-    second = _open(tmp_path, header, offset=cut)
-    assert second.offset == cut
-    second.write(ciphertext[cut:])
+    assert first.staging.stat().st_size == 5 * CS, "the staged chunks are kept for a resume"
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(5)
+    for frame in _frames(ciphertext[second.offset:]):
+        second.write(frame)
+    second.finish()   # raises DigestMismatch unless the staged prefix was hashed again
+    assert second.staging.read_bytes() == PLAIN
+
+
+def test_a_fully_staged_document_resumes_before_its_final_chunk(tmp_path: Path) -> None:
+    """Killed after every chunk was staged but before END: the final chunk is asked for again."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext)
+    first.close()
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(10)   # 10 whole chunks, then the final 123 bytes
+    assert second.staging.stat().st_size == 10 * CS
+    second.write(ciphertext[second.offset:])
     second.finish()
     assert second.staging.read_bytes() == PLAIN
 
 
-def test_a_partial_that_does_not_decrypt_restarts_at_zero(tmp_path: Path) -> None:
+def test_a_resume_record_of_another_sealing_restarts_at_zero(tmp_path: Path) -> None:
+    """Same message ID, new sealing (new key and stream header): nothing staged is kept."""
     header, ciphertext = _sealed()
-    cut = 3 * CS
-    (tmp_path / "x.part").write_bytes(b"\0" * cut)   # what a power cut can leave
-    stream = _open(tmp_path, header, offset=cut)
+    other, other_ciphertext = _sealed(header.message_id)
+    first = _open(tmp_path, other)
+    first.write(other_ciphertext[:_at_chunk(4)])
+    first.close()
+    stream = _open(tmp_path, header)
     assert stream.offset == 0
-    assert stream.partial.stat().st_size == 0
+    assert stream.staging.stat().st_size == 0 and not stream.resume_record.exists()
     stream.write(ciphertext)
     stream.finish()
     assert stream.staging.read_bytes() == PLAIN
+
+
+def test_a_damaged_resume_record_or_none_restarts_at_zero(tmp_path: Path) -> None:
+    """A record cut short (or missing) is never trusted: the staged bytes are dropped."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    record = first.resume_record.read_bytes()
+    first.resume_record.write_bytes(record[:-1])
+    assert _open(tmp_path, header).offset == 0
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    first.resume_record.unlink()
+    stream = _open(tmp_path, header)
+    assert stream.offset == 0 and stream.staging.stat().st_size == 0
+
+
+def test_damaged_staged_chunks_are_caught_and_never_finished(tmp_path: Path) -> None:
+    """Zeros where staged plaintext was (a power cut): the next chunk fails to authenticate."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    first.staging.write_bytes(b"\0" * (4 * CS))
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(4)
+    with pytest.raises(DecryptError):
+        second.write(ciphertext[second.offset:])
+    second.discard()
+    assert not second.staging.exists() and not second.resume_record.exists()
+
+
+def test_a_small_document_keeps_no_resume_record(tmp_path: Path) -> None:
+    """At or below the threshold no record is written; a cut transfer starts again at 0."""
+    header, ciphertext = _sealed()
+    stream = IncomingStream.open(tmp_path / "staging" / "x", header, node_id=BOB.node_id,
+                                 encryption_keys={BOB.kid: BOB.encryption},
+                                 resumable_above=len(ciphertext))
+    stream.write(ciphertext[:_at_chunk(4)])
+    stream.close()
+    assert not stream.resume_record.exists()
+    assert _open(tmp_path, header).offset == 0
 
 
 def test_a_damaged_frame_fails_when_it_arrives(tmp_path: Path) -> None:
@@ -91,7 +162,7 @@ def test_a_damaged_frame_fails_when_it_arrives(tmp_path: Path) -> None:
         for frame in _frames(bytes(damaged)):
             stream.write(frame)
     stream.discard()
-    assert not stream.partial.exists() and not stream.staging.exists()
+    assert not stream.resume_record.exists() and not stream.staging.exists()
 
 
 def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
@@ -100,3 +171,16 @@ def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
     stream.write(ciphertext[:-CS])
     with pytest.raises(Truncated):
         stream.finish()
+
+
+
+def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
+    """``tmp/receiving/<peer>/*.part`` (the old resume basis) is dropped; nothing else is."""
+    from node.inbound import discard_legacy_partials
+    folder = tmp_path / "receiving"
+    (folder / "abcd1234").mkdir(parents=True)
+    (folder / "abcd1234" / "0123-4567.part").write_bytes(b"x" * 100)
+    (folder / "abcd1234" / "keep.txt").write_bytes(b"y")
+    assert discard_legacy_partials(folder) == 1
+    assert [p.name for p in (folder / "abcd1234").iterdir()] == ["keep.txt"]
+    assert discard_legacy_partials(tmp_path / "missing") == 0
