@@ -97,8 +97,11 @@ class Inbound:
         """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
         return self.rt.config.tmp / "receiving"
 
-    def staging_path(self, peer: str, message_id: str) -> Path:
-        return self.rt.config.tmp / "staging" / f"{message_id}-{peer.split('-', 1)[0]}"
+    def staging_path(self, signer: str, message_id: str) -> Path:
+        """Keyed, like the received row, by the identity that signed the envelope: a transfer
+        from a peer's former identity resumes (and a crash recovers) under the same name
+        after the peer rotates."""
+        return self.rt.config.tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
 
     def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
         if header is not None and document_kind(header) in self.control:
@@ -151,13 +154,13 @@ class Inbound:
         if row is not None and row.state == "stored":
             self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
             # A crash after the commit can leave the resume record behind.
-            staging = self.staging_path(peer, mid)
+            staging = self.staging_path(signer, mid)
             yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
                                reason="this document is already being received")
-        staging = self.staging_path(peer, mid)
+        staging = self.staging_path(signer, mid)
         try:
             staged, free = yield self.rt.io(_staged_and_space, staging, self.rt.config.tmp)
             # Only the decrypted copy is written (node.reception), less what a resume keeps.
