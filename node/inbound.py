@@ -72,6 +72,37 @@ def discard_legacy_partials(folder: Path) -> int:
     return removed
 
 
+#: A partly received document nobody offered again for this long is removed at start-up: its
+#: staging file holds decrypted plaintext, which should not outlive its purpose. A sender that
+#: offers it later still gets it delivered, from byte 0.
+STALE_STAGING_SECONDS = 7 * 86400
+
+
+def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = frozenset()) -> int:
+    """Remove staging files (and their resume records) untouched for ``STALE_STAGING_SECONDS``,
+    except those of message IDs in ``busy`` (being received again right now). Called at
+    start-up, after interrupted publications are recovered. Returns how many documents' files
+    were removed. (Should an offer open one in the instant it is removed, the publication
+    fails, is refused as storage-unavailable and the sender sends it again: nothing is lost.)"""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        path = Path(entry.path)
+        base = path.with_name(path.name.removesuffix(RESUME_SUFFIX))
+        try:
+            stale = (entry.is_file(follow_symlinks=False)
+                     and now - entry.stat(follow_symlinks=False).st_mtime > STALE_STAGING_SECONDS)
+        except FileNotFoundError:
+            continue
+        if stale and path.name.split("-", 1)[0] not in busy:
+            path.unlink(missing_ok=True)
+            removed += path.name == base.name
+    return removed
+
+
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
 ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
 
@@ -341,6 +372,11 @@ class Inbound:
         rows = yield self.rt.db(self.rt.store.publishing_rows)
         for row in rows:
             yield self.recover_row(row)
+        stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
+                                 self.rt.now(), frozenset(mid for _, mid in self.active))
+        if stale:
+            log.info("removed {n} partly received document(s) no peer offered again for "
+                     "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
 
     @inlineCallbacks
     def recover_row(self, row: Any):  # type: ignore[no-untyped-def]
