@@ -141,18 +141,25 @@ class Outbox:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
         # Sealing needs only the spool folder (meta.json is in it), so it runs while the
-        # sidecar moves and the take's audit commits. The dispatch is still recorded after
-        # that commit: the database thread commits in submission order.
+        # sidecar moves and the take's audit commits.
         recipients = current_ids(rt, recipients)
         sealing = self._seal(taken, recipients)
         try:
-            yield adopt_document(rt, prepared, taken, also=[("taken", {
+            adopting = adopt_document(rt, prepared, taken, also=[("taken", {
                 "message_id": message_id, "name": taken.original_name, "target": target,
                 "size": taken.size})])
+            if prepared.sidecar is not None:
+                # The sidecar must be in the spool folder before the dispatch exists (finish
+                # moves it on to sent/); its move is a worker hop, so wait for it.
+                yield adopting
             failpoint("sender-after-take")
         except BaseException:
             sealing.addErrback(lambda _: None)  # the take's own error is the one to report
             raise
+        # Without a sidecar the audit unit was submitted when adopt_document was called, so
+        # the chain need not wait for its commit: the database thread commits in submission
+        # order, and the dispatch (submitted once sealing is done) lands after it in the audit
+        # chain. adopt_document logs its own failure, as it did when it was awaited.
         yield self._seal_and_record(taken, recipients, sealing)
 
     def _seal(self, taken: TakenFile, recipients: list[str]) -> Deferred:
