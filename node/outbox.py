@@ -7,7 +7,8 @@ then, in order, each step durable before the next:
    target is refused into ``failed/`` with a reason, before anything is moved;
 2. takes the file: it is moved into ``spool/<message_id>/payload`` (intake.take_file), out
    of the clerk's way, with ``intake.json`` describing it;
-3. seals it for every recipient and the sender (sealing.seal_spooled, worker thread);
+3. seals it for every recipient and the sender (sealing.seal_spooled), in the same worker
+   hop as the take (outbox_files.take_and_seal);
 4. records the dispatch and one delivery per recipient in the store, with audit events,
    in one transaction; then tells the links that work is waiting.
 
@@ -21,26 +22,25 @@ the destination first, so a crash in the middle is completed at the next start.
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from keys.errors import KeysError
-from node.failpoints import failpoint
-from node.home import fsync_dir
-from node.intake import Refused, TakenFile, refuse_file, take_file
-from node.names import MAX_NAME_BYTES, safe_file_name, unique_name
+from node.intake import Refused, TakenFile, refuse_file
+from node.names import safe_file_name
+from node.outbox_files import (
+    move_to_failed, move_to_sent, read_meta_and_seal, reserve_sent_path, take_and_seal,
+)
 from node.runtime import NodeRuntime
 from node.records import NewDispatch
-from node.sealing import ENVELOPE, PAYLOAD, seal_spooled
-from node.sidecars import adopt_document, adopt_staged_meta, prepare_document, sidecar_to_sent
-from node.spool import SpoolState, read_meta, recover_spool, spool_bytes
+from node.sidecars import adopt_document, prepare_document
+from node.spool import SpoolState, recover_spool, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
 
@@ -129,10 +129,16 @@ class Outbox:
         prepared = yield prepare_document(rt, path, target, recipients, message_id)
         if prepared is None:  # metadata refused; document and sidecar are in failed/
             return
+        recipients = current_ids(rt, recipients)
+        readers = self._readers(recipients)
+        seal = None if readers is None else {
+            "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
+            "created": rt.now_text()}
         try:
-            taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
-                                message_id=message_id, max_bytes=rt.config.max_document_bytes,
-                                now=rt.now_text(), meta=prepared.meta.as_envelope_meta())
+            taken, sealed = yield rt.io(take_and_seal, path, {
+                "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
+                "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
+                "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal)
         except Refused as exc:
             yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
@@ -140,10 +146,8 @@ class Outbox:
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
-        # Sealing needs only the spool folder (meta.json is in it), so it runs while the
-        # sidecar moves and the take's audit commits.
-        recipients = current_ids(rt, recipients)
-        sealing = self._seal(taken, recipients)
+        sealing = (self._seal(taken, recipients) if sealed is None else
+                   fail(sealed) if isinstance(sealed, Failure) else succeed(sealed))
         try:
             adopting = adopt_document(rt, prepared, taken, also=[("taken", {
                 "message_id": message_id, "name": taken.original_name, "target": target,
@@ -152,15 +156,22 @@ class Outbox:
                 # The sidecar must be in the spool folder before the dispatch exists (finish
                 # moves it on to sent/); its move is a worker hop, so wait for it.
                 yield adopting
-            failpoint("sender-after-take")
         except BaseException:
             sealing.addErrback(lambda _: None)  # the take's own error is the one to report
             raise
-        # Without a sidecar the audit unit was submitted when adopt_document was called, so
-        # the chain need not wait for its commit: the database thread commits in submission
-        # order, and the dispatch (submitted once sealing is done) lands after it in the audit
-        # chain. adopt_document logs its own failure, as it did when it was awaited.
+        # Without a sidecar the take's audit unit was submitted when adopt_document was
+        # called, and the dispatch is submitted right behind it (sealing is already done): the
+        # database thread commits in submission order, so the audit chain still reads taken,
+        # sealed, and both usually share one group commit. adopt_document logs its own failure.
         yield self._seal_and_record(taken, recipients, sealing)
+
+    def _readers(self, recipients: list[str]) -> dict[str, Any] | None:
+        """The recipients' encryption keys; None if one is missing (``_seal`` reports it)."""
+        try:
+            return {node_id: self._rt.directory.encryption_key_for(node_id)
+                    for node_id in recipients}
+        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+            return None
 
     def _seal(self, taken: TakenFile, recipients: list[str]) -> Deferred:
         """Start sealing on the worker pool; any error arrives through the Deferred."""
@@ -170,7 +181,7 @@ class Outbox:
                        for node_id in recipients}
         except Exception:  # noqa: BLE001 - reported where the sealing is awaited
             return fail()
-        return rt.io(_read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
+        return rt.io(read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
                      recipients=readers, created=rt.now_text())
 
     @inlineCallbacks
@@ -266,7 +277,7 @@ class Outbox:
             return self.finish(row.message_id)
         if row.state == "failed":
             rt = self._rt
-            return rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+            return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                          row.error or "delivery failed", rt.now_text())
         return None
 
@@ -287,11 +298,11 @@ class Outbox:
         sent_path = row.sent_path
         if sent_path is None:
             folder = rt.config.sent / safe_file_name(row.target)
-            sent_path = yield rt.io(_reserve_sent_path, folder, row.name)
+            sent_path = yield rt.io(reserve_sent_path, folder, row.name)
             yield rt.db(rt.store.mark_dispatch_sent, message_id, str(sent_path), rt.now_text())
         receipts = [(d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt]
         names = {node_id: rt.peer_name(node_id) for node_id, _ in receipts}
-        yield rt.io(_move_to_sent, Path(row.spool_dir), Path(sent_path), receipts, names,
+        yield rt.io(move_to_sent, Path(row.spool_dir), Path(sent_path), receipts, names,
                     {"message_id": message_id, "name": row.name, "target": row.target,
                      "size": row.size, "sha256": row.sha256, "sent": rt.now_text()})
         yield rt.audit("delivered", message_id=message_id, digest=row.sha256,
@@ -324,82 +335,7 @@ class Outbox:
         if any(d.state == "queued" for d in row.deliveries):
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
-        where = yield rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+        where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                             reason, rt.now_text())
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
                        reason=reason, failed=str(where))
-
-
-def _read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
-                        recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
-    """The document's metadata and its sealed envelope, in one worker hop (blocking).
-
-    ``adopt_staged_meta`` finds a metadata file staged by an older version that crashed
-    between staging and taking (one ``stat`` otherwise).
-    """
-    folder = spool_dir / taken.message_id
-    adopt_staged_meta(spool_dir, taken.message_id)
-    meta = read_meta(folder)
-    if taken.hint and "folder_hint" not in meta:
-        meta["folder_hint"] = taken.hint
-    sealed = seal_spooled(folder, node_keys=node_keys, recipients=recipients,
-                          name=taken.original_name, message_id=taken.message_id,
-                          created=created, meta=meta)
-    return meta, sealed
-
-
-def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
-                    now: str) -> Path:
-    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
-    failed_dir.mkdir(parents=True, exist_ok=True)
-    target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
-                                      os.path.lexists(failed_dir / f"{n}.reason.txt"),
-                                      safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
-                                      max_bytes=FAILED_NAME_BYTES)
-    payload = spool_folder / PAYLOAD
-    if payload.exists():
-        os.rename(payload, target)
-    target.with_name(target.name + ".reason.txt").write_text(
-        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
-        "Recipients that did receive it are listed in the audit log (lienthong audit). "
-        "To try again, fix the cause and drop the file into the outbox again.\n",
-        encoding="utf-8")
-    fsync_dir(failed_dir)
-    if spool_folder.exists():
-        shutil.rmtree(spool_folder)
-    return target
-
-
-#: Room kept in a sent/ name for the longest file written beside it:
-#: ``.<peer name, ≤ 64>.receipt.jws`` (a 250-byte document name must still get its receipts).
-SENT_NAME_BYTES = MAX_NAME_BYTES - (1 + 64 + len(".receipt.jws"))
-FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
-
-
-def _reserve_sent_path(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / unique_name(lambda n: os.path.lexists(folder / n),
-                                safe_file_name(name, max_bytes=SENT_NAME_BYTES),
-                                max_bytes=SENT_NAME_BYTES)
-
-
-def _move_to_sent(spool_folder: Path, sent_path: Path, receipts: list[tuple[str, str]],
-                  names: dict[str, str], summary: dict[str, Any]) -> None:
-    """Idempotent: safe to run again after a crash at any point."""
-    payload = spool_folder / PAYLOAD
-    sent_path.parent.mkdir(parents=True, exist_ok=True)
-    if payload.exists() and not sent_path.exists():
-        # Made durable by the one fsync of sent/ below, before the spool folder goes: a crash
-        # in between finds the payload still in the spool and this runs again.
-        os.rename(payload, sent_path)
-    for node_id, token in receipts:
-        receipt_file = sent_path.with_name(f"{sent_path.name}.{names[node_id]}.receipt.jws")
-        receipt_file.write_text(token + "\n", encoding="ascii")
-    summary = dict(summary, receipts={names[n]: n for n, _ in receipts})
-    sent_path.with_name(sent_path.name + ".meta.json").write_text(
-        json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    fsync_dir(sent_path.parent)
-    sidecar_to_sent(spool_folder, sent_path)
-    (spool_folder / ENVELOPE).unlink(missing_ok=True)
-    if spool_folder.exists():
-        shutil.rmtree(spool_folder)

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 
 from node.outbox import Outbox
 from node.sidecars import SPOOLED_SIDECAR
-from tests.node.runtimehelp import FakeReactor, Office, enrol, make_office
+from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
 
 
 class HeldCommits:
@@ -43,6 +43,18 @@ class HeldCommits:
                 d.callback(result)
 
 
+class CountedWorkers(InlineWorkers):
+    """Inline worker jobs, named as they run: each one is a thread hop in the real node."""
+
+    def __init__(self) -> None:
+        self.jobs: list[str] = []
+
+    def callInThreadWithCallback(self, on_result: Callable[[bool, Any], None],  # noqa: N802
+                                 fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.jobs.append(getattr(fn, "__name__", repr(fn)))
+        super().callInThreadWithCallback(on_result, fn, *args, **kwargs)
+
+
 def _offices(tmp_path: Path) -> tuple[Office, HeldCommits]:
     reactor = FakeReactor()
     alpha = make_office(tmp_path, "alpha", reactor)
@@ -50,6 +62,7 @@ def _offices(tmp_path: Path) -> tuple[Office, HeldCommits]:
     enrol(alpha, beta)
     held = HeldCommits()
     alpha.runtime.database = held
+    alpha.runtime.workers = CountedWorkers()  # type: ignore[assignment]
     return alpha, held
 
 
@@ -59,7 +72,7 @@ def _kinds(office: Office) -> list[str]:
 
 
 def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Path) -> None:
-    """Sealed before the take's audit committed, the dispatch is queued behind it at once."""
+    """Taken and sealed in one hop, the dispatch is queued right behind the take's audit."""
     alpha, held = _offices(tmp_path)
     folder = alpha.runtime.config.outbox / "beta"
     folder.mkdir(parents=True)
@@ -68,7 +81,9 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=dispatched.append).file_ready(
         folder / "to-trinh.pdf", "beta").addBoth(finished.append)
-    # Two units wait for the disk together: the take's audit and the dispatch after it.
+    # Two worker hops (the sidecar look, then take and seal together), and two units that
+    # wait for the disk together: the take's audit and the dispatch right behind it.
+    assert alpha.runtime.workers.jobs == ["read_sidecar", "take_and_seal"]
     assert len(held.pending) == 2
     assert dispatched == [] and finished == []
     held.release()
