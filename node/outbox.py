@@ -7,7 +7,8 @@ then, in order, each step durable before the next:
    target is refused into ``failed/`` with a reason, before anything is moved;
 2. takes the file: it is moved into ``spool/<message_id>/payload`` (intake.take_file), out
    of the clerk's way, with ``intake.json`` describing it;
-3. seals it for every recipient and the sender (sealing.seal_spooled, worker thread);
+3. seals it for every recipient and the sender (sealing.seal_spooled), in the same worker
+   hop as the take (outbox_files.take_and_seal);
 4. records the dispatch and one delivery per recipient in the store, with audit events,
    in one transaction; then tells the links that work is waiting.
 
@@ -21,26 +22,23 @@ the destination first, so a crash in the middle is completed at the next start.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from keys.errors import KeysError
-from node.failpoints import failpoint
-from node.home import fsync_dir
-from node.intake import Refused, TakenFile, refuse_file, take_file
-from node.names import MAX_NAME_BYTES, safe_file_name, unique_name
+from node.intake import Refused, TakenFile, refuse_file
+from node.outbox_files import move_to_failed, read_meta_and_seal, take_and_seal
 from node.runtime import NodeRuntime
 from node.sent_folder import SentFolder
 from node.records import NewDispatch
-from node.sealing import PAYLOAD, seal_spooled
-from node.sidecars import adopt_document, adopt_staged_meta, prepare_document
-from node.spool import SpoolState, read_meta, recover_spool, spool_bytes
+from node.sidecars import adopt_document, prepare_document
+from node.spool import SpoolState, recover_spool, spool_bytes
 from protocol.envelope import new_message_id
 from protocol.events import Priority
 
@@ -130,10 +128,16 @@ class Outbox:
         prepared = yield prepare_document(rt, path, target, recipients, message_id)
         if prepared is None:  # metadata refused; document and sidecar are in failed/
             return
+        recipients = current_ids(rt, recipients)
+        readers = self._readers(recipients)
+        seal = None if readers is None else {
+            "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
+            "created": rt.now_text()}
         try:
-            taken = yield rt.io(take_file, path, outbox=rt.config.outbox, spool_dir=rt.config.spool,
-                                message_id=message_id, max_bytes=rt.config.max_document_bytes,
-                                now=rt.now_text(), meta=prepared.meta.as_envelope_meta())
+            taken, sealed = yield rt.io(take_and_seal, path, {
+                "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
+                "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
+                "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal)
         except Refused as exc:
             yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
@@ -141,20 +145,32 @@ class Outbox:
             else:
                 log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
             return
-        # Sealing needs only the spool folder (meta.json is in it), so it runs while the
-        # sidecar moves and the take's audit commits. The dispatch is still recorded after
-        # that commit: the database thread commits in submission order.
-        recipients = current_ids(rt, recipients)
-        sealing = self._seal(taken, recipients)
+        sealing = (self._seal(taken, recipients) if sealed is None else
+                   fail(sealed) if isinstance(sealed, Failure) else succeed(sealed))
         try:
-            yield adopt_document(rt, prepared, taken, also=[("taken", {
+            adopting = adopt_document(rt, prepared, taken, also=[("taken", {
                 "message_id": message_id, "name": taken.original_name, "target": target,
                 "size": taken.size})])
-            failpoint("sender-after-take")
+            if prepared.sidecar is not None:
+                # The sidecar must be in the spool folder before the dispatch exists (finish
+                # moves it on to sent/); its move is a worker hop, so wait for it.
+                yield adopting
         except BaseException:
             sealing.addErrback(lambda _: None)  # the take's own error is the one to report
             raise
+        # Without a sidecar the take's audit unit was submitted when adopt_document was
+        # called, and the dispatch is submitted right behind it (sealing is already done): the
+        # database thread commits in submission order, so the audit chain still reads taken,
+        # sealed, and both usually share one group commit. adopt_document logs its own failure.
         yield self._seal_and_record(taken, recipients, sealing)
+
+    def _readers(self, recipients: list[str]) -> dict[str, Any] | None:
+        """The recipients' encryption keys; None if one is missing (``_seal`` reports it)."""
+        try:
+            return {node_id: self._rt.directory.encryption_key_for(node_id)
+                    for node_id in recipients}
+        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+            return None
 
     def _seal(self, taken: TakenFile, recipients: list[str]) -> Deferred:
         """Start sealing on the worker pool; any error arrives through the Deferred."""
@@ -164,7 +180,7 @@ class Outbox:
                        for node_id in recipients}
         except Exception:  # noqa: BLE001 - reported where the sealing is awaited
             return fail()
-        return rt.io(_read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
+        return rt.io(read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
                      recipients=readers, created=rt.now_text())
 
     @inlineCallbacks
@@ -260,7 +276,7 @@ class Outbox:
             return self.finish(row.message_id)
         if row.state == "failed":
             rt = self._rt
-            return rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+            return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                          row.error or "delivery failed", rt.now_text())
         return None
 
@@ -300,50 +316,7 @@ class Outbox:
         if any(d.state == "queued" for d in row.deliveries):
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
-        where = yield rt.io(_move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
+        where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                             reason, rt.now_text())
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
                        reason=reason, failed=str(where))
-
-
-def _read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
-                        recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
-    """The document's metadata and its sealed envelope, in one worker hop (blocking).
-
-    ``adopt_staged_meta`` finds a metadata file staged by an older version that crashed
-    between staging and taking (one ``stat`` otherwise).
-    """
-    folder = spool_dir / taken.message_id
-    adopt_staged_meta(spool_dir, taken.message_id)
-    meta = read_meta(folder)
-    if taken.hint and "folder_hint" not in meta:
-        meta["folder_hint"] = taken.hint
-    sealed = seal_spooled(folder, node_keys=node_keys, recipients=recipients,
-                          name=taken.original_name, message_id=taken.message_id,
-                          created=created, meta=meta)
-    return meta, sealed
-
-
-def _move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
-                    now: str) -> Path:
-    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
-    failed_dir.mkdir(parents=True, exist_ok=True)
-    target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
-                                      os.path.lexists(failed_dir / f"{n}.reason.txt"),
-                                      safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
-                                      max_bytes=FAILED_NAME_BYTES)
-    payload = spool_folder / PAYLOAD
-    if payload.exists():
-        os.rename(payload, target)
-    target.with_name(target.name + ".reason.txt").write_text(
-        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
-        "Recipients that did receive it are listed in the audit log (lienthong audit). "
-        "To try again, fix the cause and drop the file into the outbox again.\n",
-        encoding="utf-8")
-    fsync_dir(failed_dir)
-    if spool_folder.exists():
-        shutil.rmtree(spool_folder)
-    return target
-
-
-FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")

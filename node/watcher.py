@@ -344,7 +344,7 @@ class OutboxWatcher:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 self._folders.append(Path(entry.path))
-            else:
+            elif not self._seen_handed_over(Path(entry.path)):
                 self._consider(Path(entry.path))
         if not self._running:
             return
@@ -353,6 +353,22 @@ class OutboxWatcher:
         elif self._scan_again:
             self._scan_again = False
             self.request_scan()
+
+    def _seen_handed_over(self, path: Path) -> bool:
+        """A scan found a file that is already handed over (waiting its turn at intake): note
+        the sighting, as ``_consider`` would, without its ``lstat`` and path work.
+
+        With thousands of files waiting, every scan looked at each of them again (62 ms per
+        scan at 2,000, 280 ms at 8,000 on the benchmark machine; scans run every second there),
+        which slowed intake in proportion to the backlog. ``entry.path`` is already absolute
+        and normalised (the walk starts at the absolute outbox), so it is the table's key.
+        """
+        candidate = self._candidates.get(path)
+        if candidate is None or candidate.state is not State.HANDED_OVER:
+            return False
+        self._transition(path, candidate, "seen")
+        candidate.seen_again = True
+        return True
 
     def _close_listing(self) -> None:
         if self._listing is not None:

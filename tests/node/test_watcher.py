@@ -495,3 +495,27 @@ def test_a_burst_of_hints_wakes_the_reactor_once_and_is_looked_at_in_batches(
     h.clock.advance(1)
     assert sorted(p for p, _ in h.ready) == sorted(paths)
     h.stop()
+
+
+def test_scan_notes_files_waiting_at_intake_without_looking_at_them(
+        blind: Harness, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A periodic scan does no lstat for files already handed over (a backlog waiting its
+    turn at intake), yet still notes them: a name reused meanwhile is looked at after done()."""
+    paths = [write(outbox / "peer" / f"cho-{index}.pdf", b"first") for index in range(50)]
+    blind.clock.advance(SCAN)  # only scans see files here
+    blind.clock.advance(STABLE)
+    assert sorted(p for p, _ in blind.ready) == sorted(paths)
+    looked: list[str] = []
+    real_lstat = watcher_module.os.lstat
+    monkeypatch.setattr(watcher_module.os, "lstat",
+                        lambda path, *a, **kw: looked.append(str(path)) or real_lstat(path, *a, **kw))
+    os.rename(paths[0], outbox.parent / "taken")  # the node takes the first one...
+    write(paths[0], b"second version")  # ...and the clerk saves it again before done()
+    blind.clock.advance(SCAN)
+    assert looked == []
+    assert all(blind.watcher.state_of(p) is State.HANDED_OVER for p in paths)
+    blind.watcher.done(paths[0])  # seen by the scan meanwhile: looked at again at once
+    assert looked == [str(paths[0])]
+    assert blind.watcher.state_of(paths[0]) is State.SETTLING
+    blind.clock.advance(STABLE)
+    assert [p for p, _ in blind.ready].count(paths[0]) == 2
