@@ -325,7 +325,7 @@ class PayloadEncryptor(_Codec):
         self._summary = PayloadSummary(
             size=self._size, sha256=self._plain.digest().hex(),
             ciphertext_size=ciphertext_size(self._size, self._chunk_size),
-            ciphertext_sha256=None if self._cipher is None else self._cipher.hexdigest())
+            ciphertext_sha256=None if self._cipher is None else self._cipher.digest().hex())
         return tail, self._summary
 
 
@@ -432,5 +432,5 @@ class PayloadDecryptor(_Codec):
         self._summary = PayloadSummary(size=self._size, sha256=self._plain.digest().hex(),
                                        ciphertext_size=self._received,
                                        ciphertext_sha256=None if self._cipher is None
-                                       else self._cipher.hexdigest())
+                                       else self._cipher.digest().hex())
         return self._summary
