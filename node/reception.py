@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import nacl.public
 
 from node.failpoints import failpoint
+from node.hashing import BackgroundDigest
 from node.home import fsync_dir
 from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
@@ -74,7 +75,8 @@ class IncomingStream:
         up from the partial first. A partial that does not decrypt (a power cut can leave
         zeros at its end) is dropped and the transfer starts again at byte 0."""
         def opener() -> Opener:
-            return Opener(header, node_id=node_id, encryption_keys=encryption_keys)
+            return Opener(header, node_id=node_id, encryption_keys=encryption_keys,
+                          plaintext_digest=BackgroundDigest())
 
         stream = cls(partial, staging, opener(), offset)
         staging.parent.mkdir(parents=True, exist_ok=True)
