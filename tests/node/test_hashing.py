@@ -184,6 +184,30 @@ def test_queue_is_bounded() -> None:
                                                      for i in range(5))).digest()
 
 
+def test_flush_waits_until_everything_queued_is_hashed() -> None:
+    """After flush() nothing is pending, and the hash can still be continued."""
+    hashed: list[int] = []
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = hashlib.sha256()
+
+        def update(self, data: Any) -> None:
+            self.inner.update(data)
+            hashed.append(len(data))
+
+        def digest(self) -> bytes:
+            return self.inner.digest()
+
+    hasher = BackgroundDigest(Counting(), start_after=0)
+    for _ in range(20):
+        hasher.update(b"q" * 50_000)
+    hasher.flush()
+    assert sum(hashed) == 1_000_000
+    hasher.update(b"r")
+    assert hasher.digest() == hashlib.sha256(b"q" * 1_000_000 + b"r").digest()
+
+
 def _sealer_args(**extra: Any) -> dict[str, Any]:
     draws = iter(hashlib.sha256(bytes([i])).digest() for i in range(64))
     return dict(identity=ALICE.identity, sender=ALICE.node_id, sender_key=ALICE.sealing_key,
