@@ -77,8 +77,9 @@ _State = sodium.crypto_secretstream_xchacha20poly1305_state
 
 class Digest(Protocol):
     """What the codecs need of a hash: hashlib's ``update`` and ``digest``. An injected one
-    must be a fresh SHA-256 (its digest is signed as the document's SHA-256) and may keep the
-    buffers it is given: the codecs give it only bytes they never change again."""
+    must be a fresh SHA-256 (its digest is signed as the document's SHA-256). ``update`` may be
+    given a view of the caller's own buffer: a hash that keeps buffers past ``update`` must copy
+    any that can change (node/hashing.py does; plaintext the decryptor made is fresh bytes)."""
 
     def update(self, data: Any, /) -> None: ...
 
@@ -187,8 +188,8 @@ class _Codec:
         self._last_len = _last_chunk_len(size, chunk_size)
         self._index = 0                    # index of the next chunk
         # A partial chunk (never a whole one): the first _pending_len bytes of a buffer kept for
-        # the codec's life, since freeing and re-growing a 256 KiB bytearray for every piece
-        # that splits a chunk cost page faults (~0.4 ms per MiB opened, issue 2).
+        # the codec's life, rather than a bytearray freed and re-grown (and re-copied as it
+        # grows) for every piece that splits a chunk.
         self._pending = bytearray()
         self._pending_len = 0
         self._plain: Digest = hashlib.sha256() if plaintext_digest is None else plaintext_digest
