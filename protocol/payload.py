@@ -51,24 +51,14 @@ import nacl.utils
 from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
                              SizeMismatch, TrailingData, Truncated)
 from protocol.filekey import (  # noqa: F401 - re-exported: the payload's file key
-    SEALED_KEY_BYTES, open_file_key, seal_file_key)
+    KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key)
 from protocol.gather import Gather
+from protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES, MAX_CHUNK_SIZE, MAX_SIZE, MIN_CHUNK_SIZE,
+    check_chunk_size, check_size, chunk_count, ciphertext_size, last_chunk_len)
 
-KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES          # 32
-HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES    # 24
-CHUNK_OVERHEAD = sodium.crypto_secretstream_xchacha20poly1305_ABYTES       # 17
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
-
-#: Plaintext bytes per chunk. 256 KiB: large enough that the per-chunk cost (a libsodium call,
-#: 17 bytes, a Python loop turn) disappears in the cipher's cost, small enough that a stream in
-#: flight holds well under a megabyte (bench/protocol_bench.py measured 64 KiB..4 MiB equal).
-DEFAULT_CHUNK_SIZE = 256 * 1024
-MIN_CHUNK_SIZE = 4 * 1024
-MAX_CHUNK_SIZE = 4 * 1024 * 1024
-#: Largest document: keeps every size and offset an exact integer in any JSON reader (I-JSON,
-#: 2**53 - 1) with room for the ciphertext overhead.
-MAX_SIZE = 2 ** 52
 
 _push = sodium.crypto_secretstream_xchacha20poly1305_push
 _pull = sodium.crypto_secretstream_xchacha20poly1305_pull
@@ -84,41 +74,6 @@ class Digest(Protocol):
     def update(self, data: Any, /) -> None: ...
 
     def digest(self) -> bytes: ...
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_chunk_size(chunk_size: object) -> int:
-    """Return ``chunk_size`` if it is an allowed chunk size, else raise ValueError."""
-    if not _is_int(chunk_size) or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(f"chunk_size must be an integer from {MIN_CHUNK_SIZE} to "
-                         f"{MAX_CHUNK_SIZE}, not {chunk_size!r}")
-    return chunk_size
-
-
-def check_size(size: object) -> int:
-    """Return ``size`` if it is an allowed document size, else raise ValueError."""
-    if not _is_int(size) or not 0 <= size <= MAX_SIZE:
-        raise ValueError(f"size must be an integer from 0 to {MAX_SIZE}, not {size!r}")
-    return size
-
-
-def chunk_count(size: int, chunk_size: int) -> int:
-    """Number of chunks of a ``size``-byte document: at least one, even when it is empty."""
-    return max(1, -(-size // chunk_size))
-
-
-def ciphertext_size(size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """Exact length of the ciphertext stream (header and chunks) for ``size`` plaintext bytes."""
-    check_size(size)
-    check_chunk_size(chunk_size)
-    return HEADER_BYTES + size + CHUNK_OVERHEAD * chunk_count(size, chunk_size)
-
-
-def _last_chunk_len(size: int, chunk_size: int) -> int:
-    return size - (chunk_count(size, chunk_size) - 1) * chunk_size
 
 
 # -- the chunk codec ---------------------------------------------------------------------------
@@ -185,7 +140,7 @@ class _Codec:
         self._size = check_size(size)
         self._chunk_size = check_chunk_size(chunk_size)
         self._chunks = chunk_count(size, chunk_size)
-        self._last_len = _last_chunk_len(size, chunk_size)
+        self._last_len = last_chunk_len(size, chunk_size)
         self._index = 0                    # index of the next chunk
         # A partial chunk (never a whole one): the first _pending_len bytes of a buffer kept for
         # the codec's life, rather than a bytearray freed and re-grown (and re-copied as it
