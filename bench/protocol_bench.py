@@ -15,16 +15,18 @@ counted. SHA-256 alone is timed too, since on one thread its pass bounds the rat
 
 The envelope is measured as the node runs it: SHA-256 on a second thread
 (node.hashing.BackgroundDigest, as node/sealing.py and node/reception.py use it), and again
-with everything on one thread, so both figures are in the same run. Both directions take the
-output through ``feed_chunks`` (one piece per chunk, no gathering copy), as node/reception.py
-does; the sender's EnvelopeSource feeds single chunks, whose output is never gathered either. Before the clock stops after each batch of the open
-pass the background hash is flushed, so none of it hides in the untimed re-sealing.
+with everything on one thread, so both figures are in the same run. Opening takes the output
+through ``feed_chunks`` (one piece per chunk), as node/reception.py does. Before the clock
+stops after each batch of the open pass the background hash is flushed, so none of it hides
+in the untimed re-sealing.
 
 Targets: envelope/raw ratio >= 0.8 each way; peak RSS growth < 64 MiB.
 
 Observed on a 2-vCPU AMD EPYC, Python 3.11, glibc malloc: joining a feed's four 256 KiB
 chunks made glibc return the freed heap top to the kernel after every 1 MiB piece and re-fault
-it on the next one (about 40 % of the seal path); protocol/gather.py avoids that.
+it on the next one (sealing 256 MiB: 140,000 minor faults, 1.1 s of CPU; now ~400 and 0.6 s,
+protocol/gather.py). Which allocation pattern trims depends on glibc's dynamic thresholds, so
+a change elsewhere in a loop can bring it back: watch minor faults (``ru_minflt``).
 """
 from __future__ import annotations
 
@@ -177,9 +179,8 @@ def bench_envelope(block: bytes, size: int, chunk: int,
     digest = make_digest()
     t0 = time.perf_counter()
     sealer = make_sealer()
-    feed_chunks = sealer.feed_chunks
     for piece in _pieces(block, size):
-        feed_chunks(piece)
+        sealer.feed(piece)
     token = sealer.finish().header_token
     seal_time = time.perf_counter() - t0
 

@@ -289,13 +289,6 @@ class Sealer:
             raise ValueError("this Sealer is hashing only (digest() was called)")
         return self._payload.feed(data)
 
-    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """:meth:`feed`, the ciphertext as separate pieces (stream header, then one per
-        chunk), for a caller that writes them out one by one: no gathering copy."""
-        if self._digest_only is not None:
-            raise ValueError("this Sealer is hashing only (digest() was called)")
-        return self._payload.feed_chunks(data)
-
     def digest(self, data: bytes | bytearray | memoryview) -> None:
         """Take the next plaintext piece without encrypting it (v2 only): for a sender that
         encrypts later, while sending, from the same key and :attr:`stream_header`

@@ -249,14 +249,6 @@ class PayloadEncryptor(_Codec):
         self._feed(data, out.add)
         return out.result()
 
-    @_fail_closed
-    def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """:meth:`feed`, but the ciphertext as separate pieces (the stream header, then one per
-        chunk): a caller that writes them out one by one saves gathering (copying) them."""
-        out: list[bytes] = []
-        self._feed(data, out.append)
-        return out
-
     def _feed(self, data: bytes | bytearray | memoryview, out: Callable[[bytes], None]) -> None:
         if self._phase is _Phase.FINISHED:
             raise SizeMismatch("the payload was already finished")
