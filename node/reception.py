@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import nacl.public
 
 from node.failpoints import failpoint
+from node.hashing import BackgroundDigest
 from node.home import fsync_dir
 from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
@@ -89,7 +90,9 @@ class IncomingStream:
              resumable_above: int = RESUMABLE_ABOVE) -> IncomingStream:
         """Open for the next DATA, resuming from what is staged when the resume record names
         this very envelope; otherwise (none, another sealing, damaged) start at byte 0."""
-        opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys)
+        # The plaintext SHA-256 runs on a second thread, beside the decryption (node.hashing).
+        opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
+                        plaintext_digest=BackgroundDigest())
         stream = cls(staging, header, opener, _file_key(header, node_id, encryption_keys), 0,
                      resumable_above=resumable_above)
         staging.parent.mkdir(parents=True, exist_ok=True)

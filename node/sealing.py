@@ -22,6 +22,7 @@ import nacl.public
 
 from keys.identity import NodeKeys
 from node.failpoints import failpoint
+from node.hashing import BackgroundDigest
 from node.home import fsync_dir, write_synced
 from protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
 from protocol.errors import EnvelopeError, ProtocolError
@@ -46,20 +47,25 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  ) -> SealedEnvelope:
     """Encrypt ``spool_dir/payload`` for ``recipients`` and sign; keep header and stream header."""
     current = node_keys.current_encryption
+    # Hashed on a second thread while the next block is read (node/hashing.py).
+    hasher = BackgroundDigest()
     with open(spool_dir / PAYLOAD, "rb") as source:
         size = os.fstat(source.fileno()).st_size
         sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
                         sender_key=(current.kid, current.private.public_key),
                         recipients=recipients, name=name, size=size, message_id=message_id,
-                        created=created, meta=meta)
-        sealer.digest(b"")   # hash only: the ciphertext is made while sending
-        while block := source.read(READ_SIZE):
-            sealer.digest(block)
-            failpoint("sender-during-seal")
+                        created=created, meta=meta, plaintext_digest=hasher)
         try:
-            sealed = sealer.finish()
-        except Exception as exc:
-            raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
+            sealer.digest(b"")   # hash only: the ciphertext is made while sending
+            while block := source.read(READ_SIZE):
+                sealer.digest(block)
+                failpoint("sender-during-seal")
+            try:
+                sealed = sealer.finish()
+            except Exception as exc:
+                raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
+        finally:
+            hasher.close()   # ends the hashing thread also when reading failed
     # A reseal after a crash rewrites both (a new sealing has a new key and stream header).
     write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
     write_synced(spool_dir / HEADER, (sealed.header_token + "\n").encode("ascii"),

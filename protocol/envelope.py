@@ -43,9 +43,9 @@ from protocol.fields import (  # noqa: F401 - re-exported: the envelope's field 
     MAX_NAME_BYTES, MESSAGE_ID_BYTES, check_hex, check_name, check_node_id, check_size_field,
     check_time, new_message_id, rfc3339_utc,
 )
-from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, PayloadDecryptor,
-                              PayloadEncryptor, PayloadSummary, check_chunk_size,
-                              ciphertext_size, open_file_key, seal_file_key)
+from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, Digest,
+                              PayloadDecryptor, PayloadEncryptor, PayloadSummary,
+                              check_chunk_size, ciphertext_size, open_file_key, seal_file_key)
 
 ENVELOPE_TYP = "lienthong-envelope/1"
 #: The version this node writes. v2 (2026-11) dropped ``ciphertext_sha256`` from the header;
@@ -219,7 +219,11 @@ class SealedEnvelope:
 
 
 class Sealer:
-    """Encrypt one document as it is read and sign its header at the end."""
+    """Encrypt one document as it is read and sign its header at the end.
+
+    ``plaintext_digest`` is the SHA-256 object the document is hashed with (default
+    ``hashlib.sha256()``); the node passes one that hashes on another thread (node/hashing.py).
+    """
 
     def __init__(self, *, identity: nacl.signing.SigningKey, sender: str,
                  sender_key: tuple[str, nacl.public.PublicKey],
@@ -227,7 +231,7 @@ class Sealer:
                  name: str, size: int, message_id: str, created: str,
                  meta: Mapping[str, Any] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  random_bytes: Callable[[int], bytes] = nacl.utils.random,
-                 version: int = VERSION) -> None:
+                 version: int = VERSION, plaintext_digest: Digest | None = None) -> None:
         if version not in READABLE_VERSIONS:
             raise ValueError(f"cannot write envelope version {version!r}")
         check_node_id(sender, "sender")
@@ -267,8 +271,10 @@ class Sealer:
             raise ValueError("random_bytes(32) returned the wrong length")
         self._payload = PayloadEncryptor(file_key, ad=bytes.fromhex(message_id), size=size,
                                          chunk_size=chunk_size, random_bytes=random_bytes,
-                                         ciphertext_digest=version == 1)
-        self._digest_only: Any = None   # a SHA-256 once digest() is used instead of feed()
+                                         ciphertext_digest=version == 1,
+                                         plaintext_digest=plaintext_digest)
+        self._injected_digest = plaintext_digest
+        self._digest_only: Digest | None = None   # the SHA-256 once digest() replaces feed()
         self._digested = 0
         self._fields["keys"] = {
             node_id: {"kid": kid, "sealed": jws.b64url_encode(
@@ -292,7 +298,8 @@ class Sealer:
         if self._digest_only is None:
             if self._payload.started:
                 raise ValueError("this Sealer is already encrypting (feed() was called)")
-            self._digest_only = hashlib.sha256()
+            self._digest_only = (hashlib.sha256() if self._injected_digest is None
+                                 else self._injected_digest)
         view = memoryview(data).cast("B")
         if len(view) > self._fields["size"] - self._digested:
             raise SizeMismatch(f"more plaintext than the declared {self._fields['size']} bytes "
@@ -312,8 +319,7 @@ class Sealer:
                 raise SizeMismatch(f"only {self._digested} of the declared "
                                    f"{self._fields['size']} plaintext bytes were read (did "
                                    "the file shrink while it was being sealed?)")
-            digest = self._digest_only or hashlib.sha256()
-            fields = dict(self._fields, sha256=digest.hexdigest())
+            fields = dict(self._fields, sha256=self._digest_only.digest().hex())
             tail = b""
         else:
             tail, summary = self._payload.finish()
@@ -330,7 +336,10 @@ class Opener:
     """Decrypt a verified envelope's payload for one reader and prove it complete."""
 
     def __init__(self, header: EnvelopeHeader, *, node_id: str,
-                 encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> None:
+                 encryption_keys: Mapping[str, nacl.public.PrivateKey],
+                 plaintext_digest: Digest | None = None) -> None:
+        """``plaintext_digest``: the SHA-256 object to hash the plaintext with (default
+        ``hashlib.sha256()``; the node's hashes on another thread, node/hashing.py)."""
         entry = header.key_for(node_id)
         if entry is None:
             raise NotForUs(f"message {header.message_id} holds no sealed key for {node_id}")
@@ -342,7 +351,8 @@ class Opener:
         self._header = header
         self._payload = PayloadDecryptor(file_key, ad=bytes.fromhex(header.message_id),
                                          size=header.size, chunk_size=header.chunk_size,
-                                         ciphertext_digest=header.ciphertext_sha256 is not None)
+                                         ciphertext_digest=header.ciphertext_sha256 is not None,
+                                         plaintext_digest=plaintext_digest)
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next ciphertext piece; return plaintext to STAGE (not publish) until

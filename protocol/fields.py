@@ -17,7 +17,7 @@ import nacl.utils
 from keys import errors as key_errors
 from keys.nodeid import parse_node_id
 from protocol.errors import MalformedHeader
-from protocol.payload import check_size
+from protocol.layout import check_size
 
 MESSAGE_ID_BYTES = 16
 MAX_NAME_BYTES = 255

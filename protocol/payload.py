@@ -19,11 +19,12 @@ after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped earl
 
 Both directions hash as they go (SHA-256 of the plaintext and, unless told not to because a v2
 header does not sign it, of the whole ciphertext stream, header included), so nothing is ever
-read twice, and both buffer at most one chunk.
+read twice, and both buffer at most one chunk. The plaintext's hash object can be injected
+(``plaintext_digest``, anything with ``update``/``digest``): the node passes one that hashes on
+a second thread (node/hashing.py), so the hash overlaps the cipher; this module starts none.
 
-The file key is wrapped for each reader with a sealed box (:func:`seal_file_key`) built by hand
-from ``crypto_box`` so that tests can inject randomness; the result is byte-for-byte the format
-of libsodium's ``crypto_box_seal`` and opens with ``crypto_box_seal_open``.
+The file key is wrapped for each reader with a sealed box (protocol/filekey.py, re-exported
+here).
 
 State machine (both codecs)::
 
@@ -41,7 +42,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -49,94 +50,30 @@ import nacl.utils
 
 from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
                              SizeMismatch, TrailingData, Truncated)
+from protocol.filekey import (  # noqa: F401 - re-exported: the payload's file key
+    KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key)
+from protocol.gather import Gather
+from protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES, MAX_CHUNK_SIZE, MAX_SIZE, MIN_CHUNK_SIZE,
+    check_chunk_size, check_size, chunk_count, ciphertext_size, last_chunk_len)
 
-KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES          # 32
-HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES    # 24
-CHUNK_OVERHEAD = sodium.crypto_secretstream_xchacha20poly1305_ABYTES       # 17
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
-SEALED_KEY_BYTES = KEY_BYTES + sodium.crypto_box_SEALBYTES               # 80
-
-#: Plaintext bytes per chunk. 256 KiB: large enough that the per-chunk cost (a libsodium call,
-#: 17 bytes, a Python loop turn) disappears in the cipher's cost, small enough that a stream in
-#: flight holds well under a megabyte (bench/protocol_bench.py measured 64 KiB..4 MiB equal).
-DEFAULT_CHUNK_SIZE = 256 * 1024
-MIN_CHUNK_SIZE = 4 * 1024
-MAX_CHUNK_SIZE = 4 * 1024 * 1024
-#: Largest document: keeps every size and offset an exact integer in any JSON reader (I-JSON,
-#: 2**53 - 1) with room for the ciphertext overhead.
-MAX_SIZE = 2 ** 52
 
 _push = sodium.crypto_secretstream_xchacha20poly1305_push
 _pull = sodium.crypto_secretstream_xchacha20poly1305_pull
 _State = sodium.crypto_secretstream_xchacha20poly1305_state
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class Digest(Protocol):
+    """What the codecs need of a hash: hashlib's ``update`` and ``digest``. An injected one
+    must be a fresh SHA-256 (its digest is signed as the document's SHA-256). ``update`` may be
+    given a view of the caller's own buffer: a hash that keeps buffers past ``update`` must copy
+    any that can change (node/hashing.py does; plaintext the decryptor made is fresh bytes)."""
 
+    def update(self, data: Any, /) -> None: ...
 
-def check_chunk_size(chunk_size: object) -> int:
-    """Return ``chunk_size`` if it is an allowed chunk size, else raise ValueError."""
-    if not _is_int(chunk_size) or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(f"chunk_size must be an integer from {MIN_CHUNK_SIZE} to "
-                         f"{MAX_CHUNK_SIZE}, not {chunk_size!r}")
-    return chunk_size
-
-
-def check_size(size: object) -> int:
-    """Return ``size`` if it is an allowed document size, else raise ValueError."""
-    if not _is_int(size) or not 0 <= size <= MAX_SIZE:
-        raise ValueError(f"size must be an integer from 0 to {MAX_SIZE}, not {size!r}")
-    return size
-
-
-def chunk_count(size: int, chunk_size: int) -> int:
-    """Number of chunks of a ``size``-byte document: at least one, even when it is empty."""
-    return max(1, -(-size // chunk_size))
-
-
-def ciphertext_size(size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """Exact length of the ciphertext stream (header and chunks) for ``size`` plaintext bytes."""
-    check_size(size)
-    check_chunk_size(chunk_size)
-    return HEADER_BYTES + size + CHUNK_OVERHEAD * chunk_count(size, chunk_size)
-
-
-def _last_chunk_len(size: int, chunk_size: int) -> int:
-    return size - (chunk_count(size, chunk_size) - 1) * chunk_size
-
-
-# -- the file key ------------------------------------------------------------------------------
-
-def seal_file_key(file_key: bytes, recipient_public_key: bytes, *,
-                  random_bytes: Callable[[int], bytes] = nacl.utils.random) -> bytes:
-    """Wrap ``file_key`` for one reader: ``epk || crypto_box(key, blake2b(epk||pk), pk, esk)``.
-
-    This is libsodium's sealed-box format, built from its parts so that the ephemeral key comes
-    from ``random_bytes`` (32 bytes of seed) and known-answer vectors are reproducible.
-    """
-    if len(file_key) != KEY_BYTES or len(recipient_public_key) != 32:
-        raise ValueError("file key and X25519 public key are 32 bytes each")
-    seed = random_bytes(32)
-    if len(seed) != 32:
-        raise ValueError("random_bytes(32) returned the wrong length")
-    epk, esk = sodium.crypto_box_seed_keypair(seed)
-    nonce = hashlib.blake2b(epk + recipient_public_key, digest_size=24).digest()
-    return epk + sodium.crypto_box(file_key, nonce, recipient_public_key, esk)
-
-
-def open_file_key(sealed: bytes, public_key: bytes, secret_key: bytes) -> bytes:
-    """Unwrap a sealed file key with our X25519 key pair; DecryptError if it does not open."""
-    if len(sealed) != SEALED_KEY_BYTES:
-        raise DecryptError(f"a sealed file key is {SEALED_KEY_BYTES} bytes, not {len(sealed)}")
-    try:
-        key = sodium.crypto_box_seal_open(sealed, public_key, secret_key)
-    except nacl.exceptions.CryptoError as exc:
-        raise DecryptError("the sealed file key does not open with our encryption key") from exc
-    if len(key) != KEY_BYTES:  # unreachable given the length check; kept as a fail-closed guard
-        raise DecryptError("the sealed file key has the wrong length")
-    return key
+    def digest(self) -> bytes: ...
 
 
 # -- the chunk codec ---------------------------------------------------------------------------
@@ -194,7 +131,8 @@ def _fail_closed(method: Callable[Concatenate[_C, _P], _R]) -> Callable[Concaten
 class _Codec:
     """Position bookkeeping shared by both directions."""
 
-    def __init__(self, key: bytes, ad: bytes, size: int, chunk_size: int) -> None:
+    def __init__(self, key: bytes, ad: bytes, size: int, chunk_size: int,
+                 plaintext_digest: Digest | None) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("a file key is 32 bytes")
         self._key = bytes(key)
@@ -202,11 +140,16 @@ class _Codec:
         self._size = check_size(size)
         self._chunk_size = check_chunk_size(chunk_size)
         self._chunks = chunk_count(size, chunk_size)
-        self._last_len = _last_chunk_len(size, chunk_size)
+        self._last_len = last_chunk_len(size, chunk_size)
         self._index = 0                    # index of the next chunk
-        self._pending = bytearray()        # a partial chunk, never a whole one
-        self._plain = hashlib.sha256()
+        # A partial chunk (never a whole one): the first _pending_len bytes of a buffer kept for
+        # the codec's life, rather than a bytearray freed and re-grown (and re-copied as it
+        # grows) for every piece that splits a chunk.
+        self._pending = bytearray()
+        self._pending_len = 0
+        self._plain: Digest = hashlib.sha256() if plaintext_digest is None else plaintext_digest
         self._cipher: Any = hashlib.sha256()   # None: the ciphertext is not hashed
+        self._output = bytearray()         # reused by Gather
         self._phase = _Phase.HEADER
         self._failure: EnvelopeError | None = None
         self._summary: PayloadSummary | None = None
@@ -215,6 +158,17 @@ class _Codec:
         if phase not in _TRANSITIONS[self._phase]:
             raise RuntimeError(f"payload codec: {self._phase.value} -> {phase.value}")
         self._phase = phase
+
+    def _stash(self, data: memoryview) -> None:
+        end = self._pending_len + len(data)
+        self._pending[self._pending_len:end] = data
+        self._pending_len = end
+
+    def _take_pending(self) -> bytes:
+        with memoryview(self._pending) as buffer:
+            out = bytes(buffer[:self._pending_len])
+        self._pending_len = 0
+        return out
 
     def _plain_len(self, index: int) -> int:
         return self._chunk_size if index < self._chunks - 1 else self._last_len
@@ -231,8 +185,8 @@ class _NoDigest:
     def update(self, data: object) -> None:
         pass
 
-    def hexdigest(self) -> str:
-        return ""
+    def digest(self) -> bytes:
+        return b""
 
 
 class PayloadEncryptor(_Codec):
@@ -243,13 +197,15 @@ class PayloadEncryptor(_Codec):
     and plaintext, a ciphertext stream whose digests were already taken and signed (the
     sender re-encrypts while sending instead of storing it); its summary then has empty
     digests. secretstream is deterministic given key and header, so the bytes are the same.
+    ``plaintext_digest``: the plaintext's hash object (default ``hashlib.sha256()``).
     """
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
                  random_bytes: Callable[[int], bytes] = nacl.utils.random,
-                 digests: bool = True, ciphertext_digest: bool = True) -> None:
-        super().__init__(key, ad, size, chunk_size)
+                 digests: bool = True, ciphertext_digest: bool = True,
+                 plaintext_digest: Digest | None = None) -> None:
+        super().__init__(key, ad, size, chunk_size, plaintext_digest)
         if not digests:
             self._plain = self._cipher = _NoDigest()  # type: ignore[assignment]
         elif not ciphertext_digest:
@@ -276,12 +232,12 @@ class PayloadEncryptor(_Codec):
         """True once :meth:`feed` has been called."""
         return self._header_sent
 
-    def _push(self, chunk: bytes, out: list[bytes]) -> None:
+    def _push(self, chunk: bytes, out: Callable[[bytes], None]) -> None:
         final = self._index == self._chunks - 1
         sealed = _push(self._state, chunk, self._ad, TAG_FINAL if final else TAG_MESSAGE)
         if self._cipher is not None:
             self._cipher.update(sealed)
-        out.append(sealed)
+        out(sealed)
         self._index += 1
         if final:
             self._move(_Phase.DONE)
@@ -289,6 +245,11 @@ class PayloadEncryptor(_Codec):
     @_fail_closed
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take the next plaintext piece; return the ciphertext that is now complete."""
+        out = Gather(self._output)
+        self._feed(data, out.add)
+        return out.result()
+
+    def _feed(self, data: bytes | bytearray | memoryview, out: Callable[[bytes], None]) -> None:
         if self._phase is _Phase.FINISHED:
             raise SizeMismatch("the payload was already finished")
         view = memoryview(data).cast("B")
@@ -298,29 +259,26 @@ class PayloadEncryptor(_Codec):
                                "(did the file grow while it was being sealed?)")
         self._plain.update(view)
         self._fed += n
-        out: list[bytes] = []
         if not self._header_sent:
             self._header_sent = True
             if self._cipher is not None:
                 self._cipher.update(self._header)
-            out.append(self._header)
+            out(self._header)
         pos = 0
         while not self.done:
-            need = self._plain_len(self._index) - len(self._pending)
+            need = self._plain_len(self._index) - self._pending_len
             if need > n - pos:
-                self._pending += view[pos:]
+                self._stash(view[pos:])
                 break
-            if self._pending:
-                self._pending += view[pos:pos + need]
-                chunk = bytes(self._pending)
-                self._pending.clear()
+            if self._pending_len:
+                self._stash(view[pos:pos + need])
+                chunk = self._take_pending()
             elif pos == 0 and need == n and type(data) is bytes:
                 chunk = data                     # a whole chunk as given: no copy
             else:
                 chunk = bytes(view[pos:pos + need])
             pos += need
             self._push(chunk, out)
-        return out[0] if len(out) == 1 else b"".join(out)
 
     @_fail_closed
     def finish(self) -> tuple[bytes, PayloadSummary]:
@@ -338,24 +296,26 @@ class PayloadEncryptor(_Codec):
         tail = b"" if self.done else self.feed(b"")
         self._move(_Phase.FINISHED)
         self._summary = PayloadSummary(
-            size=self._size, sha256=self._plain.hexdigest(),
+            size=self._size, sha256=self._plain.digest().hex(),
             ciphertext_size=ciphertext_size(self._size, self._chunk_size),
-            ciphertext_sha256=None if self._cipher is None else self._cipher.hexdigest())
+            ciphertext_sha256=None if self._cipher is None else self._cipher.digest().hex())
         return tail, self._summary
 
 
 class PayloadDecryptor(_Codec):
-    """Decrypt a ciphertext stream whose plaintext ``size`` and ``chunk_size`` are known."""
+    """Decrypt a ciphertext stream whose plaintext ``size`` and ``chunk_size`` are known.
+    ``plaintext_digest``: the plaintext's hash object (default ``hashlib.sha256()``)."""
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, ciphertext_digest: bool = True) -> None:
-        super().__init__(key, ad, size, chunk_size)
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, ciphertext_digest: bool = True,
+                 plaintext_digest: Digest | None = None) -> None:
+        super().__init__(key, ad, size, chunk_size, plaintext_digest)
         self._state = _State()
         self._received = 0
         if not ciphertext_digest:
             self._cipher = None
 
-    def _pull(self, sealed: bytes, out: list[bytes]) -> None:
+    def _pull(self, sealed: bytes, out: Callable[[bytes], None]) -> None:
         index, final = self._index, self._index == self._chunks - 1
         try:
             chunk, tag = _pull(self._state, sealed, self._ad)
@@ -371,7 +331,7 @@ class PayloadDecryptor(_Codec):
                                    "carry the final tag")
             raise ChunkTagError(f"chunk {index} carries unexpected secretstream tag {tag}")
         self._plain.update(chunk)
-        out.append(chunk)
+        out(chunk)
         self._index += 1
         if final:
             self._move(_Phase.DONE)
@@ -383,16 +343,19 @@ class PayloadDecryptor(_Codec):
         Plaintext returned here is authentic chunk by chunk, but the document is only proven
         complete by :meth:`finish`; callers must stage it, never publish it, until then.
         """
-        out = self._feed(data)
-        return out[0] if len(out) == 1 else b"".join(out)
+        out = Gather(self._output)
+        self._feed(data, out.add)
+        return out.result()
 
     @_fail_closed
     def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """:meth:`feed`, but the plaintext as one piece per chunk: a caller that writes them
         out one by one saves joining (copying) them."""
-        return self._feed(data)
+        out: list[bytes] = []
+        self._feed(data, out.append)
+        return out
 
-    def _feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def _feed(self, data: bytes | bytearray | memoryview, out: Callable[[bytes], None]) -> None:
         view = memoryview(data).cast("B")
         n = len(view)
         if n and self.done:
@@ -402,21 +365,19 @@ class PayloadDecryptor(_Codec):
         if self._cipher is not None:
             self._cipher.update(view)
         self._received += n
-        out: list[bytes] = []
         pos = 0
         while pos < n and not self.done:
             if self._phase is _Phase.HEADER:
-                need = HEADER_BYTES - len(self._pending)
+                need = HEADER_BYTES - self._pending_len
             else:
-                need = self._plain_len(self._index) + CHUNK_OVERHEAD - len(self._pending)
+                need = self._plain_len(self._index) + CHUNK_OVERHEAD - self._pending_len
             if need > n - pos:
-                self._pending += view[pos:]
+                self._stash(view[pos:])
                 pos = n
                 break
-            if self._pending:
-                self._pending += view[pos:pos + need]
-                piece = bytes(self._pending)
-                self._pending.clear()
+            if self._pending_len:
+                self._stash(view[pos:pos + need])
+                piece = self._take_pending()
             elif pos == 0 and need == n and type(data) is bytes:
                 piece = data
             else:
@@ -430,7 +391,6 @@ class PayloadDecryptor(_Codec):
                 self._pull(piece, out)
         if pos < n:
             raise TrailingData(f"{n - pos} bytes arrived after the final chunk")
-        return out
 
     @_fail_closed
     def finish(self) -> PayloadSummary:
@@ -441,8 +401,8 @@ class PayloadDecryptor(_Codec):
             raise Truncated(f"the payload stopped after {self._received} bytes, before its "
                             f"final chunk ({self._index} of {self._chunks} chunks complete)")
         self._move(_Phase.FINISHED)
-        self._summary = PayloadSummary(size=self._size, sha256=self._plain.hexdigest(),
+        self._summary = PayloadSummary(size=self._size, sha256=self._plain.digest().hex(),
                                        ciphertext_size=self._received,
                                        ciphertext_sha256=None if self._cipher is None
-                                       else self._cipher.hexdigest())
+                                       else self._cipher.digest().hex())
         return self._summary

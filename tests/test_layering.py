@@ -13,7 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {"twisted", "sqlalchemy", "watchdog", "node"}
-PROTOCOL_FORBIDDEN = FORBIDDEN | {"os", "pathlib", "shutil", "tempfile", "io", "socket"}
+#: protocol/ also starts no threads: a hash that runs on another thread is the node's, injected
+#: (node/hashing.py into protocol.payload's ``plaintext_digest``).
+PROTOCOL_FORBIDDEN = FORBIDDEN | {"os", "pathlib", "shutil", "tempfile", "io", "socket",
+                                  "threading", "_thread", "concurrent", "multiprocessing"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
