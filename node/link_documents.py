@@ -72,20 +72,13 @@ class DocumentOutcomes:
         if row is None:
             return
         self._cancel_timer()
-        if offset:
-            # A resume re-creates the ciphertext up to ``offset`` (about a second per GiB):
-            # on the worker pool, so the reactor keeps serving other transfers meanwhile.
-            d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
-            d.addCallbacks(lambda source: self._start(proto, row, offset, source),
-                           lambda failure: self._unreadable(proto, message_id, failure.value))
-            _background(d, "open an envelope to resume")
-            return
-        try:
-            source = open_envelope(row.spool_dir, row.header_token, self.rt.keys)
-        except OSError as exc:
-            self._unreadable(proto, message_id, exc)
-            return
-        self._start(proto, row, offset, source)
+        # Opening the envelope reads the spool (files, the sealed file key) and a resume
+        # re-creates the ciphertext up to ``offset`` (about a second per GiB): on the worker
+        # pool, so the reactor never waits on the disk and keeps serving other transfers.
+        d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
+        d.addCallbacks(lambda source: self._start(proto, row, offset, source),
+                       lambda failure: self._unreadable(proto, message_id, failure.value))
+        _background(d, "open an envelope")
 
     def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
         if not isinstance(exc, OSError):
@@ -215,6 +208,8 @@ class DocumentOutcomes:
 def _envelope_at(spool_dir: str, header_token: str, node_keys: Any, offset: int) -> Any:
     """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
     source = open_envelope(spool_dir, header_token, node_keys)
+    if not offset:
+        return source
     try:
         source.seek(offset)
     except BaseException:
