@@ -53,7 +53,6 @@ refuses those too). A path handed over stays out of the table's reach until the 
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -67,56 +66,12 @@ from typing import Literal
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from watchdog.events import (
-    DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileModifiedEvent,
-    FileMovedEvent,
-)
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
-
-try:  # Linux: the inotify observer, able to report a move in from outside as a move
-    from watchdog.observers.inotify import InotifyObserver
-except ImportError:  # pragma: no cover - not Linux
-    InotifyObserver = None  # type: ignore[assignment,misc]
 
 from node.names import is_noise
-from node.watch_events import OVERFLOW_LOGGERS, HintQueue, Hints, OverflowHook
+from node.watch_events import OVERFLOW_LOGGERS, HintQueue, OverflowHook
+from node.watch_observer import OBSERVERS, ObserverUnavailable, start_observer
 
-
-def _native_observer() -> BaseObserver:
-    """inotify with *full* events where available: a file moved in from outside the outbox
-    then arrives as a move (a completion event), not as a create (which a writer also makes
-    when it starts writing)."""
-    if InotifyObserver is not None:
-        return InotifyObserver(generate_full_events=True)
-    return Observer()
-
-
-OBSERVERS: dict[str, Callable[[], BaseObserver]] = {"native": _native_observer,
-                                                    "polling": PollingObserver}
-
-#: watchdog's inotify backend holds every IN_MOVED_FROM for 0.5 s to pair it with its
-#: IN_MOVED_TO, and every event queued behind it waits too. Each document the node takes is a
-#: move *out* of the outbox, so with that default a file dropped within half a second of the
-#: previous take was noticed up to 0.5 s late (bench/node_bench.py: single-document latency
-#: p50 ~300 ms). Both halves of one rename arrive in the same inotify read, so 10 ms still
-#: pairs them; a move left unpaired is reported as a delete plus a create, an equally good hint.
-MOVE_PAIRING_SECONDS = 0.01
-
-
-def _shorten_move_pairing() -> None:
-    try:
-        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
-    except ImportError:  # not Linux: no inotify backend, nothing held back
-        return
-    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
-_HINT_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent,
-                DirCreatedEvent, DirMovedEvent]
-_LIMIT_ERRNOS = {errno.ENOSPC: "the system limit on watched folders (inotify watches) is "
-                               "reached; raise fs.inotify.max_user_watches",
-                 errno.EMFILE: "the system limit on folder watchers (inotify instances) is "
-                               "reached; raise fs.inotify.max_user_instances"}
 
 Signature = tuple[int, int, int, int]
 
@@ -264,22 +219,13 @@ class OutboxWatcher:
     # -- observer --------------------------------------------------------------------------
 
     def _start_observer(self) -> None:
-        _shorten_move_pairing()
-        observer = OBSERVERS[self._observer_kind]()
-        # Moves are trusted as completion only from inotify (see the theory of operation).
-        trust = self._observer_kind == "native" and isinstance(observer, InotifyObserver or ())
-        observer.schedule(Hints(self._hints.note, trust_completion=trust),
-                          str(self._outbox), recursive=True, event_filter=_HINT_EVENTS)
         try:
-            observer.start()
-        except OSError as exc:
-            why = _LIMIT_ERRNOS.get(exc.errno or 0, exc.strerror or str(exc))
+            self._observer = start_observer(self._observer_kind, self._outbox, self._hints.note)
+        except ObserverUnavailable as exc:
             log.error("cannot watch {outbox} for new files: {why}. Falling back to scanning "
                       "every {interval} s: files will still be sent, but noticed later.",
-                      outbox=str(self._outbox), why=why, interval=self._scan_interval)
+                      outbox=str(self._outbox), why=exc.why, interval=self._scan_interval)
             self._observer = None
-            return
-        self._observer = observer
 
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None

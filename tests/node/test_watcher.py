@@ -21,6 +21,7 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
 from node import watch_events
+from node import watch_observer
 from node import watcher as watcher_module
 from node.watcher import OutboxWatcher, State
 
@@ -401,11 +402,11 @@ def test_overflow_warning_forces_a_rescan(blind: Harness, outbox: Path) -> None:
 def test_watch_limit_falls_back_to_scanning(outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ENOSPC from inotify gives a clear message and scanning alone still finds files."""
 
-    class Exhausted(watcher_module.Observer):  # type: ignore[misc, valid-type]
+    class Exhausted(watch_observer.Observer):  # type: ignore[misc, valid-type]
         def start(self) -> None:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setitem(watcher_module.OBSERVERS, "native", Exhausted)
+    monkeypatch.setitem(watch_observer.OBSERVERS, "native", Exhausted)
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
     try:
