@@ -137,7 +137,8 @@ class Outbox:
             taken, sealed = yield rt.io(take_and_seal, path, {
                 "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
                 "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
-                "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal)
+                "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
+                prepared.adopt if prepared.sidecar is not None else None)
         except Refused as exc:
             yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
             if exc.belongs_in_failed:
@@ -148,18 +149,16 @@ class Outbox:
         sealing = (self._seal(taken, recipients) if sealed is None else
                    fail(sealed) if isinstance(sealed, Failure) else succeed(sealed))
         try:
-            adopting = adopt_document(rt, prepared, taken, also=[("taken", {
+            # The sidecar is already in the spool folder (take_and_seal moved it right after
+            # the take), so it is there before the dispatch exists (finish moves it to sent/).
+            adopt_document(rt, prepared, taken, also=[("taken", {
                 "message_id": message_id, "name": taken.original_name, "target": target,
-                "size": taken.size})])
-            if prepared.sidecar is not None:
-                # The sidecar must be in the spool folder before the dispatch exists (finish
-                # moves it on to sent/); its move is a worker hop, so wait for it.
-                yield adopting
+                "size": taken.size})], sidecar_moved=True)
         except BaseException:
             sealing.addErrback(lambda _: None)  # the take's own error is the one to report
             raise
-        # Without a sidecar the take's audit unit was submitted when adopt_document was
-        # called, and the dispatch is submitted right behind it (sealing is already done): the
+        # The take's audit unit was submitted when adopt_document was called, and the
+        # dispatch is submitted right behind it (sealing is already done): the
         # database thread commits in submission order, so the audit chain still reads taken,
         # sealed, and both usually share one group commit. adopt_document logs its own failure.
         yield self._seal_and_record(taken, recipients, sealing)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from node.spool import read_meta
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
 
 
-def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None
+def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
+                  adopt_sidecar: Callable[[], None] | None = None
                   ) -> tuple[TakenFile, tuple[dict[str, Any], Any] | Failure | None]:
     """Take ``path`` into the spool and seal it, in ONE worker hop (blocking).
 
@@ -35,8 +37,14 @@ def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None
     sealing error is *returned* as a Failure, because the file is taken either way and the
     take must still be audited. ``seal`` None: the caller could not look up the recipients'
     keys and reports that itself after the take, as before.
+
+    ``adopt_sidecar`` moves the document's sidecar into its spool folder right after the
+    take, before sealing (which takes a second per GiB): a crash in between would otherwise
+    leave the sidecar in the outbox, where it would attach to a later file of the same name.
     """
     taken = take_file(path, **take)
+    if adopt_sidecar is not None:
+        adopt_sidecar()
     failpoint("sender-after-take")
     if seal is None:
         return taken, None

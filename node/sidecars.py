@@ -232,10 +232,12 @@ def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[
 
 @inlineCallbacks
 def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
-                   also: list[tuple[str, dict[str, Any]]] = ()):  # type: ignore[no-untyped-def]
-    """The file is in the spool: bring its sidecar in, and audit the metadata followed by
-    ``also`` (the take itself) in ONE transaction (one unit of database work, one commit)."""
-    if prepared.sidecar is not None:
+                   also: list[tuple[str, dict[str, Any]]] = (), *,
+                   sidecar_moved: bool = False):  # type: ignore[no-untyped-def]
+    """The file is in the spool: bring its sidecar in (unless the take already did,
+    ``sidecar_moved``), and audit the metadata followed by ``also`` (the take itself) in ONE
+    transaction (one unit of database work, one commit)."""
+    if prepared.sidecar is not None and not sidecar_moved:
         yield rt.io(prepared.adopt)
     meta = prepared.meta.as_envelope_meta()
     meta.pop("priority")

@@ -50,6 +50,34 @@ def test_kill_after_the_file_is_taken(network, tmp_path) -> None:  # type: ignor
     assert not any((alpha.outbox / "beta").iterdir())
 
 
+def test_kill_after_the_take_leaves_no_sidecar_behind(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Killed right after a document with a sidecar was taken: its sidecar went into the spool
+    with it (not left in the outbox, where it would attach to a later file of the same name),
+    and after the restart the document arrives with that metadata and the sidecar reaches
+    sent/ beside it."""
+    import json
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-after-take"})
+    folder = alpha.outbox / "beta"
+    folder.mkdir(parents=True, exist_ok=True)
+    sidecar = 'type = "resolution"\nnumber = "12-NQ/TU"\nurgency = "urgent"\n'
+    (tmp_path / "qd.txt.meta.toml").write_text(sidecar, encoding="utf-8")
+    os.rename(tmp_path / "qd.txt.meta.toml", folder / "qd.txt.meta.toml")
+    (tmp_path / "qd.txt").write_bytes(b"Quyet dinh so 12\n" * 100)
+    os.rename(tmp_path / "qd.txt", folder / "qd.txt")
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    assert list(folder.iterdir()) == []  # neither the document nor its sidecar stayed behind
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, 1), timeout=60, what="delivery after the restart")
+    check_delivered(alpha, [beta], {"qd.txt": b"Quyet dinh so 12\n" * 100})
+    meta = json.loads((beta.inbox / "alpha" / "qd.txt.meta.json").read_text())["meta"]
+    assert (meta["number"], meta["urgency"]) == ("12-NQ/TU", "urgent")
+    assert (alpha.home / "sent" / "beta" / "qd.txt.meta.toml").read_text() == sidecar
+
+
 def test_kill_during_sealing(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Killed with half an envelope written: the restart seals again and sends one copy."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1")

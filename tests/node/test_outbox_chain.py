@@ -95,8 +95,10 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
 
 
 def test_a_sidecar_is_in_the_spool_before_the_dispatch_exists(tmp_path: Path) -> None:
-    """With a metadata sidecar the chain still waits for the take's unit (the sidecar moves
-    first), so nothing is recorded before the sidecar is beside the payload."""
+    """With a metadata sidecar, the take moves it into the spool in the same worker hop,
+    before sealing: it is beside the payload before anything is recorded, and the chain
+    needs no extra hop or wait for it (the dispatch is queued right behind the take's audit,
+    as without a sidecar)."""
     alpha, held = _offices(tmp_path)
     folder = alpha.runtime.config.outbox / "beta"
     folder.mkdir(parents=True)
@@ -106,7 +108,9 @@ def test_a_sidecar_is_in_the_spool_before_the_dispatch_exists(tmp_path: Path) ->
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=lambda ids: None).file_ready(
         folder / "quyet-dinh.pdf", "beta").addBoth(finished.append)
-    assert len(held.pending) == 1  # the take's audit only; the dispatch waits for it
+    assert alpha.runtime.workers.jobs == ["read_sidecar", "take_and_seal"]
+    assert len(held.pending) == 2  # the take's audit, and the dispatch right behind it
+    assert not (folder / "quyet-dinh.pdf.meta.toml").exists()
     spooled = [p for p in alpha.runtime.config.spool.iterdir() if p.is_dir()]
     assert len(spooled) == 1 and (spooled[0] / SPOOLED_SIDECAR).is_file()
     assert finished == []
