@@ -15,10 +15,11 @@ is resolved and before the file is moved:
    moved in, so a taken document is never sealed without the metadata -- urgency,
    confidentiality -- it was validated with.
 
-After ``take_file`` has moved the file into ``spool/<message_id>/``, :func:`adopt_document`
-moves the sidecar to ``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it
-cannot attach itself to a later file of the same name) and audits the metadata and the take
-in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
+Right after ``take_file`` has moved the file into ``spool/<message_id>/``, in the same worker
+hop and before sealing, ``Prepared.adopt`` moves the sidecar to
+``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it cannot attach itself
+to a later file of the same name, even if the node dies while sealing);
+:func:`adopt_document` then audits the metadata and the take in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
 ``NAME.meta.toml``.
 
 Before this version the metadata was first staged as ``spool/.lienthong-meta-<id>.json``
