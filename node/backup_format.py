@@ -14,7 +14,6 @@ in node/backup.py.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import nacl.signing
 from keys import jws
 from keys.card import PeerCard, read_card
 from keys.errors import KeysError
-from node.home import fsync_dir
+from node.home import write_private_stream
 
 FORMAT = "lienthong-backup"
 VERSION = 1
@@ -89,20 +88,13 @@ def encrypt_archive(plain: Path, sealed: Path, key: bytes, ad: bytes) -> tuple[s
 
 
 def write_backup(destination: Path, header_line: bytes, signature: str, sealed: Path) -> None:
-    destination = Path(destination)
-    temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out, open(sealed, "rb") as source:
-            out.write(header_line + b"\n" + signature.encode("ascii") + b"\n")
+    """The backup file (0600, written atomically): header line, signature line, ciphertext."""
+    def write(out: BinaryIO) -> None:
+        out.write(header_line + b"\n" + signature.encode("ascii") + b"\n")
+        with open(sealed, "rb") as source:
             shutil.copyfileobj(source, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, destination)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(destination.parent)
+
+    write_private_stream(Path(destination), write)
 
 
 # -- reading a backup -------------------------------------------------------------------------

@@ -17,7 +17,9 @@ Layout (DESIGN.md §4)::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 PUBLIC_FOLDERS = ("outbox", "inbox", "sent", "failed", "logs")
 PRIVATE_FOLDERS = ("keys", "spool", "tmp", "state")
@@ -56,11 +58,17 @@ def fsync_dir(path: Path) -> None:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically to a new 0600 file (temp name, fsync, rename, fsync folder)."""
+    write_private_stream(path, lambda handle: handle.write(data))
+
+
+def write_private_stream(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Like ``write_private_file``, for content ``write`` streams into the open file (a backup
+    of many GiB is never held in memory)."""
     tmp = path.with_name(f".lienthong-{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb", closefd=True) as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
