@@ -8,12 +8,13 @@ of the frame, and on the large-document benchmark the sender's reactor thread sp
 half its time in it (py-spy, issue 6).
 
 :class:`BulkTLSTransport` keeps Twisted's behaviour and only changes how bytes reach OpenSSL:
-``_write`` hands OpenSSL views of the caller's buffer (no slicing copy; pyOpenSSL still writes
-one record per call, as it enables partial writes), and the memory BIO is drained in large
-reads after the whole buffer is in, so the TCP transport gets a few large ``bytes`` rather
-than one per record; ``writeSequence`` of a large sequence writes its pieces one after the
-other instead of joining them (whatever small writes the transport was still aggregating go
-first, so the order of bytes never changes). Small writes keep Twisted's aggregation.
+``_write`` hands OpenSSL the caller's buffer as it is (no slicing copy) in one ``SSL_write``
+(:func:`whole_writes` turns off the partial writes pyOpenSSL enables, which stop each call
+after one record), and then drains the memory BIO in large reads, so the TCP transport gets
+one large ``bytes`` rather than one per record; ``writeSequence`` of a large sequence
+encrypts its pieces one after the other instead of joining them and drains the BIO once
+(whatever small writes the transport was still aggregating go first, so the order of bytes
+never changes). Small writes keep Twisted's aggregation.
 
 It depends on two private methods of ``TLSMemoryBIOProtocol`` (``_write`` and
 ``_flushSendBIO``, Twisted 26.10); :func:`bulk_tls` only upgrades a transport of exactly the
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from OpenSSL import SSL
 from OpenSSL.SSL import Error, WantReadError
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -34,6 +36,8 @@ BULK_WRITE = 64 * 1024
 #: Bytes taken from the memory BIO per read: a 1 MiB frame's records (plus their overhead)
 #: leave in one piece.
 BIO_READ = 1024 * 1024 + 64 * 1024
+#: ``SSL_MODE_ENABLE_PARTIAL_WRITE`` (openssl/ssl.h); pyOpenSSL does not export it.
+MODE_ENABLE_PARTIAL_WRITE = 0x1
 
 
 class BulkTLSTransport(BufferingTLSTransport):
@@ -44,14 +48,27 @@ class BulkTLSTransport(BufferingTLSTransport):
         if sum(len(piece) for piece in pieces) < BULK_WRITE:
             super().writeSequence(pieces)
             return
+        if self.disconnecting and self._producer is None:
+            return   # as TLSMemoryBIOProtocol.write: dropped after loseConnection
         self._aggregator.flush()   # earlier small writes first
-        for piece in pieces:
-            TLSMemoryBIOProtocol.write(self, piece)
+        for piece in pieces:       # once one is buffered (handshake), so are the rest
+            self._encrypt(piece)
+        if not self._lostTLSConnection:
+            self._flushSendBIO()   # all the pieces' records leave as one TCP write
 
     def _write(self, data: Any) -> None:
         """Encrypt all of ``data``, then pass the records on (Twisted: record by record)."""
+        if self._encrypt(data):
+            self._flushSendBIO()
+
+    def _encrypt(self, data: Any) -> bool:
+        """Hand ``data`` to OpenSSL; False if it could not all go (then handled as Twisted
+        does: the rest is buffered, or the connection is shut down)."""
         if self._lostTLSConnection:
-            return
+            return False
+        if self._appSendBuffer:   # waiting for the peer (handshake): keep the order
+            self._bufferedWrite(bytes(data))
+            return False
         view = memoryview(data)
         size = len(view)
         sent = 0
@@ -60,15 +77,16 @@ class BulkTLSTransport(BufferingTLSTransport):
             while sent < size:
                 sent += send(view[sent:])
         except WantReadError:
-            # As Twisted does: keep the rest until the peer's bytes let OpenSSL go on.
+            # As Twisted does: keep the rest until the peer's bytes let OpenSSL go on (the
+            # retry starts at the same byte with the same length, as OpenSSL requires).
             self._flushSendBIO()
             self._bufferedWrite(bytes(view[sent:]))
-            return
+            return False
         except Error:
             self._flushSendBIO()
             self._tlsShutdownFinished(Failure())
-            return
-        self._flushSendBIO()
+            return False
+        return True
 
     def _flushSendBIO(self) -> None:  # noqa: N802
         """Pass on everything OpenSSL has written to the memory BIO (Twisted: 32 KiB)."""
@@ -80,6 +98,14 @@ class BulkTLSTransport(BufferingTLSTransport):
             self.transport.write(data)
             if len(data) < BIO_READ:
                 return
+
+
+def whole_writes(context: SSL.Context) -> None:
+    """Let one ``SSL_write`` take a whole buffer rather than one record (pyOpenSSL enables
+    partial writes on every context). Safe under Twisted, whose TLS always writes to a memory
+    BIO, which never refuses bytes: a write either completes or stops for the peer (WANT_READ),
+    and Twisted retries it with the same bytes, as OpenSSL requires without partial writes."""
+    context.clear_mode(MODE_ENABLE_PARTIAL_WRITE)
 
 
 def bulk_tls(transport: object) -> None:

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -23,7 +22,7 @@ from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.test import iosim
 from zope.interface import implementer
 
-from node.tlsbulk import BIO_READ, BulkTLSTransport, bulk_tls
+from node.tlsbulk import BIO_READ, BulkTLSTransport, bulk_tls, whole_writes
 
 
 @implementer(IOpenSSLContextFactory)
@@ -47,6 +46,21 @@ class ServerContext:
         return context
 
 
+@implementer(IOpenSSLContextFactory)
+class ClientContext:
+    """A client context, with whole writes (as node.tls makes it) or pyOpenSSL's default."""
+
+    def __init__(self, *, whole: bool) -> None:
+        self.whole = whole
+
+    def getContext(self) -> SSL.Context:  # noqa: N802
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
+        if self.whole:
+            whole_writes(context)
+        return context
+
+
 class Collect(Protocol):
     def __init__(self) -> None:
         self.received: list[bytes] = []
@@ -62,7 +76,7 @@ class Connected:
         clock = Clock()
         self.server = TLSMemoryBIOFactory(ServerContext(), False, Factory.forProtocol(Collect),
                                           clock).buildProtocol(None)
-        self.client = TLSMemoryBIOFactory(ssl.CertificateOptions(), True,
+        self.client = TLSMemoryBIOFactory(ClientContext(whole=bulk), True,
                                           Factory.forProtocol(Protocol), clock).buildProtocol(None)
         self.pump = iosim.connect(self.server, iosim.makeFakeServer(self.server), self.client,
                                   iosim.makeFakeClient(self.client), greet=False, clock=clock)
@@ -105,7 +119,26 @@ def test_mixed_writes_arrive_whole_and_in_order() -> None:
     conn.client.write(b"end;")
     conn.client.write(other)
     conn.client.writeSequence([b"x", memoryview(b"yz")])
-    assert conn.received() == b"offer;head;" + big + b"end;" + other + b"xyz"
+    conn.client.writeSequence([memoryview(big)[:70_000], b"tail"])
+    assert conn.received() == (b"offer;head;" + big + b"end;" + other + b"xyz" +
+                               big[:70_000] + b"tail")
+
+
+def test_write_before_the_handshake_waits_in_order() -> None:
+    """Bytes written before the handshake completes are kept and sent, in order, after it."""
+    clock = Clock()
+    server = TLSMemoryBIOFactory(ServerContext(), False, Factory.forProtocol(Collect),
+                                 clock).buildProtocol(None)
+    client = TLSMemoryBIOFactory(ClientContext(whole=True), True, Factory.forProtocol(Protocol),
+                                 clock).buildProtocol(None)
+    bulk_tls(client)
+    pump = iosim.connect(server, iosim.makeFakeServer(server), client,
+                         iosim.makeFakeClient(client), greet=False, clock=clock)
+    big = os.urandom(200_000)
+    client.writeSequence([b"first;", big])
+    client.write(b"second")
+    pump.flush()
+    assert b"".join(server.wrappedProtocol.received) == b"first;" + big + b"second"
 
 
 def test_large_sequence_leaves_in_few_tcp_writes() -> None:
