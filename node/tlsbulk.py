@@ -36,6 +36,8 @@ BULK_WRITE = 64 * 1024
 #: Bytes taken from the memory BIO per read: a 1 MiB frame's records (plus their overhead)
 #: leave in one piece.
 BIO_READ = 1024 * 1024 + 64 * 1024
+#: Bytes the TCP transport may pass to one ``send`` (Twisted: 128 KiB).
+TCP_SEND = BIO_READ
 #: ``SSL_MODE_ENABLE_PARTIAL_WRITE`` (openssl/ssl.h); pyOpenSSL does not export it.
 MODE_ENABLE_PARTIAL_WRITE = 0x1
 
@@ -113,3 +115,8 @@ def bulk_tls(transport: object) -> None:
     ``connectSSL``/``listenSSL``); anything else is left as it is."""
     if type(transport) is BufferingTLSTransport:
         transport.__class__ = BulkTLSTransport
+        # The TCP connection under it sends at most SEND_LIMIT (128 KiB) per reactor turn:
+        # let it try a whole frame's records at once (the kernel takes what fits).
+        tcp = getattr(transport, "transport", None)
+        if isinstance(getattr(tcp, "SEND_LIMIT", None), int):
+            tcp.SEND_LIMIT = max(tcp.SEND_LIMIT, TCP_SEND)
