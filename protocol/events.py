@@ -331,10 +331,10 @@ def decode_event(frame: Frame) -> Event:
 def encode_event(event: Event) -> bytes:
     """Return the whole frame (header and payload) for ``event``."""
     parts = encode_event_parts(event)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
 
 
-def encode_event_parts(event: Event) -> tuple[bytes, ...] | tuple[bytes, bytes | memoryview]:
+def encode_event_parts(event: Event) -> tuple[bytes | memoryview, ...]:
     """The frame for ``event`` as pieces to write one after the other: a DATA frame is its
     header and prefix, then its ciphertext as it is (not copied into one buffer with them);
     any other frame is one piece."""
