@@ -22,7 +22,7 @@ from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.test import iosim
 from zope.interface import implementer
 
-from node.tlsbulk import BIO_READ, BulkTLSTransport, bulk_tls, whole_writes
+from node.tlsbulk import BIO_READ, TCP_SEND, BulkTLSTransport, bulk_tls, whole_writes
 
 
 @implementer(IOpenSSLContextFactory)
@@ -99,11 +99,14 @@ class Connected:
 
 
 def test_upgrades_only_twisteds_tls_transport() -> None:
-    """The transport connectSSL makes is upgraded; anything else is left alone."""
+    """The transport connectSSL makes is upgraded (and its TCP connection may send a whole
+    frame at once); anything else is left alone."""
     conn = Connected(bulk=False)
     assert type(conn.client) is BufferingTLSTransport
+    conn.client.transport.SEND_LIMIT = 128 * 1024   # as Twisted's TCP connection has it
     bulk_tls(conn.client)
     assert type(conn.client) is BulkTLSTransport
+    assert conn.client.transport.SEND_LIMIT == TCP_SEND   # a whole frame per send
     other = Protocol()
     bulk_tls(other)
     assert type(other) is Protocol
