@@ -26,6 +26,7 @@ from keys.errors import UnknownPeer
 from node.failpoints import failpoint
 from node.readahead import ReadAhead
 from node.tls import peer_node_id
+from node.tlsbulk import bulk_tls
 from protocol.connection import Connection, Role, State
 from protocol.errors import ProtocolError
 from protocol.events import (Accept, Data, End, Error, Have, Hello, Offer, Ping, Pong, Receipt,
@@ -90,6 +91,7 @@ class SenderProtocol(Protocol, TimeoutMixin):
     # -- Twisted side ----------------------------------------------------------------------
 
     def connectionMade(self) -> None:  # noqa: N802
+        bulk_tls(self.transport)
         self.transport.registerProducer(self, True)
         self.setTimeout(self.link.idle_timeout)
         self.link.connection_made(self)
@@ -298,4 +300,8 @@ class SenderProtocol(Protocol, TimeoutMixin):
     def _write(self, event: Any) -> None:
         if self._closed or self.conn.state in (State.CLOSED, State.ERROR):
             return
-        self.transport.write(self.conn.send(event))
+        parts = self.conn.send_parts(event)
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:   # a DATA frame: header, then the ciphertext as read (node.tlsbulk: no join)
+            self.transport.writeSequence(parts)

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from keys.errors import UnknownPeer
 from keys.tls import check_pin, spki_sha256
+from node.tlsbulk import whole_writes
 
 #: ALPN protocol name; versioned like every format we own.
 ALPN = b"lienthong/1"
@@ -111,6 +112,7 @@ class PinnedContextFactory:
             context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
             context.set_alpn_protos([ALPN])
             context.set_alpn_select_callback(self._select_alpn)
+            whole_writes(context)   # a 1 MiB DATA frame: one SSL_write (node.tlsbulk)
             self._context = context
         return self._context
 

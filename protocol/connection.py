@@ -64,7 +64,7 @@ from protocol.errors import (DataBeyondSize, DuplicateOffer, LocalProtocolError,
                              PrematureEnd, ProtocolError, StateError, TooManyOffers,
                              UnknownTransfer, UnsupportedVersion)
 from protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
-                             Receipt, Reject, TRANSFER_EVENTS, decode_event, encode_event)
+                             Receipt, Reject, TRANSFER_EVENTS, decode_event, encode_event_parts)
 from protocol.frames import MAX_PAYLOAD, PROTOCOL_VERSION, FrameDecoder
 
 #: Largest frame payload accepted before both HELLOs (an ERROR with a long reason fits).
@@ -274,7 +274,13 @@ class Connection:
 
     def send(self, event: Event) -> bytes:
         """Return the bytes that put ``event`` on the wire, if we may send it now."""
-        data = encode_event(event)
+        parts = self.send_parts(event)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
+
+    def send_parts(self, event: Event) -> tuple[bytes | memoryview, ...]:
+        """:meth:`send`, as pieces to write one after the other (``writeSequence``): a DATA
+        frame's ciphertext is not copied into one buffer with its header."""
+        data = encode_event_parts(event)
         if self._state is State.ERROR:
             if isinstance(event, Error) and not self._error_sent:
                 self._error_sent = True

@@ -29,7 +29,7 @@ from keys.jws import canonical_json, strict_json_object
 from keys.nodeid import parse_node_id
 from protocol.errors import LocalProtocolError, MessageError
 from protocol.frames import (DATA_PREFIX_SIZE, MAX_DATA, Frame, FrameKind, encode_frame,
-                             encode_frame_parts)
+                             frame_header)
 
 MAX_U64 = 2 ** 64 - 1
 MAX_CODE = 64
@@ -276,14 +276,19 @@ class Data:
 
     message_id: str
     offset: int
-    data: bytes = field(repr=False)
+    #: ``bytes``, or a read-only view of ``bytes`` (a received frame's ciphertext is not
+    #: copied out of the frame: protocol/frames.py).
+    data: bytes | memoryview = field(repr=False)
     KIND: ClassVar[FrameKind] = FrameKind.DATA
 
     def __post_init__(self) -> None:
         _message_id("message_id", self.message_id)
         _u64("offset", self.offset)
-        if not isinstance(self.data, bytes):
-            raise MessageError("data must be bytes")
+        data = self.data
+        if not isinstance(data, bytes) and not (
+                type(data) is memoryview and isinstance(data.obj, bytes)
+                and data.format == "B" and data.ndim == 1 and data.c_contiguous):
+            raise MessageError("data must be bytes (or a plain view of bytes)")
         # Empty DATA frames are refused: every frame must make progress.
         if not 1 <= len(self.data) <= MAX_DATA:
             raise MessageError(f"DATA carries 1 to {MAX_DATA} bytes, not {len(self.data)}")
@@ -291,18 +296,20 @@ class Data:
             raise MessageError("DATA would end beyond offset 2**64-1")
 
     def to_payload(self) -> bytes:
-        return b"".join(self._payload_parts())
+        return self.prefix() + self.data
 
-    def _payload_parts(self) -> tuple[bytes, bytes, bytes]:
-        return bytes.fromhex(self.message_id), self.offset.to_bytes(8, "big"), self.data
+    def prefix(self) -> bytes:
+        """The payload's first DATA_PREFIX_SIZE bytes: the ciphertext follows them."""
+        return bytes.fromhex(self.message_id) + self.offset.to_bytes(8, "big")
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> Data:
+    def from_payload(cls, payload: bytes | memoryview) -> Data:
         if len(payload) <= DATA_PREFIX_SIZE:
             raise MessageError(f"DATA payload of {len(payload)} bytes carries no ciphertext")
-        return cls(message_id=payload[:16].hex(),
-                   offset=int.from_bytes(payload[16:DATA_PREFIX_SIZE], "big"),
-                   data=payload[DATA_PREFIX_SIZE:])
+        view = memoryview(payload)   # the ciphertext is a view of the payload, not a copy
+        return cls(message_id=view[:16].hex(),
+                   offset=int.from_bytes(view[16:DATA_PREFIX_SIZE], "big"),
+                   data=view[DATA_PREFIX_SIZE:])
 
 
 Event: TypeAlias = Hello | Offer | Accept | Have | Reject | Data | End | Receipt | Error | Ping | Pong
@@ -323,8 +330,17 @@ def decode_event(frame: Frame) -> Event:
 
 def encode_event(event: Event) -> bytes:
     """Return the whole frame (header and payload) for ``event``."""
+    parts = encode_event_parts(event)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
+
+
+def encode_event_parts(event: Event) -> tuple[bytes | memoryview, ...]:
+    """The frame for ``event`` as pieces to write one after the other: a DATA frame is its
+    header and prefix, then its ciphertext as it is (not copied into one buffer with them);
+    any other frame is one piece."""
     if EVENT_TYPES.get(getattr(type(event), "KIND", None)) is not type(event):  # type: ignore[arg-type]
         raise LocalProtocolError(f"{event!r} is not a protocol event")
-    if isinstance(event, Data):  # one copy of up to 1 MiB of ciphertext, not two
-        return encode_frame_parts(event.KIND, *event._payload_parts())
-    return encode_frame(event.KIND, event.to_payload())
+    if isinstance(event, Data):
+        return (frame_header(event.KIND, DATA_PREFIX_SIZE + len(event.data)) + event.prefix(),
+                event.data)
+    return (encode_frame(event.KIND, event.to_payload()),)

@@ -15,11 +15,15 @@ and the caller can lower the ceiling further, as the connection does until both 
 HELLO, so a stranger's garbage costs us at most a few kilobytes.
 
 The decoder is incremental and O(bytes fed): feed it bytes as they arrive, in any pieces, and
-pull whole frames out with :meth:`FrameDecoder.next_frame`.
+pull whole frames out with :meth:`FrameDecoder.next_frame`. It copies each payload byte at most
+once (a 1 MiB DATA frame used to be copied three times between the socket and the cipher,
+issue 6), and the encoder can hand a DATA frame to the transport as header and ciphertext
+without joining them (:func:`frame_header`).
 """
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -79,10 +83,14 @@ MAX_PAYLOAD_BY_KIND: Mapping[FrameKind, int] = MappingProxyType({
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame: its kind and raw payload (not yet interpreted)."""
+    """One decoded frame: its kind and raw payload (not yet interpreted).
+
+    The payload is ``bytes``, or, for a DATA frame that arrived inside one piece fed to the
+    decoder, a read-only ``memoryview`` of that piece (which is ``bytes``, so it cannot change):
+    no copy is made of it."""
 
     kind: FrameKind
-    payload: bytes = field(repr=False)
+    payload: bytes | memoryview = field(repr=False)
 
 
 def encode_frame(kind: FrameKind, payload: bytes) -> bytes:
@@ -90,16 +98,23 @@ def encode_frame(kind: FrameKind, payload: bytes) -> bytes:
     return encode_frame_parts(kind, payload)
 
 
-def encode_frame_parts(kind: FrameKind, *parts: bytes) -> bytes:
+def encode_frame_parts(kind: FrameKind, *parts: bytes | memoryview) -> bytes:
     """Like ``encode_frame`` for a payload given in pieces, joined with a single copy."""
+    length = sum(len(part) for part in parts)
+    return b"".join((frame_header(kind, length), *parts))
+
+
+def frame_header(kind: FrameKind, length: int) -> bytes:
+    """The 6-byte header of a ``kind`` frame whose payload is ``length`` bytes, for a caller
+    that sends the payload after it without joining the two. Refuses (FrameTooLarge) what a
+    peer would refuse from us."""
     if not isinstance(kind, FrameKind):
         raise LocalProtocolError(f"{kind!r} is not a FrameKind")
-    length = sum(len(part) for part in parts)
     limit = MAX_PAYLOAD_BY_KIND[kind]
     if length > limit:
         raise FrameTooLarge(f"{kind.name} payload of {length} bytes exceeds the "
                             f"{limit}-byte limit")
-    return b"".join((HEADER.pack(PROTOCOL_VERSION, kind, length), *parts))
+    return HEADER.pack(PROTOCOL_VERSION, kind, length)
 
 
 class FrameDecoder:
@@ -115,11 +130,18 @@ class FrameDecoder:
     caller that keeps feeding without draining is told so (LocalProtocolError) once a whole
     maximal frame is waiting, rather than letting the buffer grow without bound.
 
+    Copies: the pieces fed are kept as they are (views of immutable ``bytes``), not appended to
+    one growing buffer, so a payload is copied once, when its frame is complete, by joining
+    the pieces it spans; a DATA payload that lies in one piece is not copied at all (it is
+    returned as a view of it, when it is at least half of that piece, so a view never keeps
+    alive more than twice its own size).
+
     After any error the decoder is dead: every later call raises the same error.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        self._buffer = bytearray()
+        self._pieces: deque[memoryview] = deque()
+        self._buffered = 0
         self._header: tuple[FrameKind, int] | None = None
         self._failure: ProtocolError | None = None
         #: Ceiling applied on top of the per-kind ones; the connection lowers it before HELLO.
@@ -128,15 +150,19 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes held that ``next_frame`` has not returned yet."""
-        return len(self._buffer)
+        return self._buffered
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer; checks the pending header at once."""
         self._raise_if_failed()
-        if len(self._buffer) >= MAX_FRAME_SIZE:
+        if self._buffered >= MAX_FRAME_SIZE:
             raise LocalProtocolError("feed() called again without draining next_frame(); "
                                      "the buffer already holds a complete frame")
-        self._buffer += data
+        if data:
+            if type(data) is not bytes:
+                data = bytes(data)   # it is kept, so it must be something that cannot change
+            self._pieces.append(memoryview(data))
+            self._buffered += len(data)
         if self._header is None:
             self._inspect_header()
 
@@ -148,40 +174,76 @@ class FrameDecoder:
             if self._header is None:
                 return None
         kind, length = self._header
-        end = HEADER_SIZE + length
-        if len(self._buffer) < end:
+        if self._buffered < HEADER_SIZE + length:
             return None
-        # One copy out of the buffer; deleting a bytearray's prefix only moves its start,
-        # so draining many frames from one large read stays linear.
-        with memoryview(self._buffer) as view:
-            payload = bytes(view[HEADER_SIZE:end])
-        del self._buffer[:end]
+        self._take(HEADER_SIZE, share=False)
+        payload = self._take(length, share=kind is FrameKind.DATA)
         self._header = None
         return Frame(kind, payload)
 
+    def _take(self, count: int, *, share: bool) -> bytes | memoryview:
+        """Remove the next ``count`` buffered bytes (all present) and return them."""
+        if not count:
+            return b""
+        pieces = self._pieces
+        self._buffered -= count
+        first = pieces[0]
+        if len(first) >= count:
+            part = first[:count]
+            if len(first) == count:
+                pieces.popleft()
+            else:
+                pieces[0] = first[count:]
+            if share and 2 * count >= len(first.obj):  # type: ignore[arg-type]
+                return part
+            return part.tobytes()
+        parts = []
+        while count:
+            first = pieces[0]
+            if len(first) > count:
+                parts.append(first[:count])
+                pieces[0] = first[count:]
+                break
+            parts.append(pieces.popleft())
+            count -= len(first)
+        return b"".join(parts)
+
+    def _peek(self, count: int) -> bytes:
+        """Up to ``count`` bytes from the front of the buffer, not removed."""
+        first = self._pieces[0]
+        if len(first) >= count:
+            return first[:count].tobytes()
+        head = bytearray()
+        for piece in self._pieces:
+            head += piece[:count - len(head)]
+            if len(head) >= count:
+                break
+        return bytes(head)
+
     def _inspect_header(self) -> None:
-        buffer = self._buffer
-        if not buffer:
+        if not self._buffered:
             return
+        head = self._peek(HEADER_SIZE)
         try:
-            if buffer[0] != PROTOCOL_VERSION:
-                raise UnsupportedVersion(f"frame version {buffer[0]}; this node speaks "
+            if head[0] != PROTOCOL_VERSION:
+                raise UnsupportedVersion(f"frame version {head[0]}; this node speaks "
                                          f"version {PROTOCOL_VERSION}")
-            if len(buffer) < 2:
+            if len(head) < 2:
                 return
-            kind = _KIND_BY_BYTE.get(buffer[1])
+            kind = _KIND_BY_BYTE.get(head[1])
             if kind is None:
-                raise FrameError(f"unknown frame kind {buffer[1]}")
-            if len(buffer) < HEADER_SIZE:
+                raise FrameError(f"unknown frame kind {head[1]}")
+            if len(head) < HEADER_SIZE:
                 return
-            _, _, length = HEADER.unpack_from(buffer)
+            _, _, length = HEADER.unpack(head)
             limit = min(self.max_payload, MAX_PAYLOAD_BY_KIND[kind])
             if length > limit:
                 raise FrameTooLarge(f"{kind.name} frame announces {length} bytes; the limit "
                                     f"here is {limit}")
         except ProtocolError as exc:
             self._failure = exc
-            self._buffer = bytearray()  # release the memory; nothing more will be read
+            self._pieces.clear()  # release the memory; nothing more will be read
+            self._buffered = 0
             raise
         self._header = (kind, length)
 

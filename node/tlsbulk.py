@@ -1,0 +1,122 @@
+"""Large writes through Twisted's TLS transport without its 16 KiB Python loop.
+
+Why: Twisted's ``TLSMemoryBIOProtocol`` encrypts a write by slicing (copying) it into 16 KiB
+pieces and, for each one, calling pyOpenSSL's ``send`` and reading the TLS record out of the
+memory BIO into a new ``bytes`` for the TCP transport; ``writeSequence`` first joins its
+pieces into one. For a 1 MiB DATA frame that is 64 trips through that loop plus two copies
+of the frame, and on the large-document benchmark the sender's reactor thread spent about
+half its time in it (py-spy, issue 6).
+
+:class:`BulkTLSTransport` keeps Twisted's behaviour and only changes how bytes reach OpenSSL:
+``_write`` hands OpenSSL the caller's buffer as it is (no slicing copy) in one ``SSL_write``
+(:func:`whole_writes` turns off the partial writes pyOpenSSL enables, which stop each call
+after one record), and then drains the memory BIO in large reads, so the TCP transport gets
+one large ``bytes`` rather than one per record; ``writeSequence`` of a large sequence
+encrypts its pieces one after the other instead of joining them and drains the BIO once
+(whatever small writes the transport was still aggregating go first, so the order of bytes
+never changes). Small writes keep Twisted's aggregation.
+
+It depends on two private methods of ``TLSMemoryBIOProtocol`` (``_write`` and
+``_flushSendBIO``, Twisted 26.10); :func:`bulk_tls` only upgrades a transport of exactly the
+class it was written against, and leaves anything else (another Twisted version's class, a
+test's transport) alone, which is always correct, just slower.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from OpenSSL import SSL
+from OpenSSL.SSL import Error, WantReadError
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+
+#: Sequences at least this large bypass the small-write aggregation and are not joined.
+BULK_WRITE = 64 * 1024
+#: Bytes taken from the memory BIO per read: a 1 MiB frame's records (plus their overhead)
+#: leave in one piece.
+BIO_READ = 1024 * 1024 + 64 * 1024
+#: Bytes the TCP transport may pass to one ``send`` (Twisted: 128 KiB).
+TCP_SEND = BIO_READ
+#: ``SSL_MODE_ENABLE_PARTIAL_WRITE`` (openssl/ssl.h); pyOpenSSL does not export it.
+MODE_ENABLE_PARTIAL_WRITE = 0x1
+
+
+class BulkTLSTransport(BufferingTLSTransport):
+    """Twisted's TLS transport with the large-write path described in the module docstring."""
+
+    def writeSequence(self, sequence: Iterable[bytes]) -> None:  # noqa: N802
+        pieces = list(sequence)
+        if sum(len(piece) for piece in pieces) < BULK_WRITE:
+            super().writeSequence(pieces)
+            return
+        if self.disconnecting and self._producer is None:
+            return   # as TLSMemoryBIOProtocol.write: dropped after loseConnection
+        self._aggregator.flush()   # earlier small writes first
+        for piece in pieces:       # once one is buffered (handshake), so are the rest
+            self._encrypt(piece)
+        if not self._lostTLSConnection:
+            self._flushSendBIO()   # all the pieces' records leave as one TCP write
+
+    def _write(self, data: Any) -> None:
+        """Encrypt all of ``data``, then pass the records on (Twisted: record by record)."""
+        if self._encrypt(data):
+            self._flushSendBIO()
+
+    def _encrypt(self, data: Any) -> bool:
+        """Hand ``data`` to OpenSSL; False if it could not all go (then handled as Twisted
+        does: the rest is buffered, or the connection is shut down)."""
+        if self._lostTLSConnection:
+            return False
+        if self._appSendBuffer:   # waiting for the peer (handshake): keep the order
+            self._bufferedWrite(bytes(data))
+            return False
+        view = memoryview(data)
+        size = len(view)
+        sent = 0
+        send = self._tlsConnection.send
+        try:
+            while sent < size:
+                sent += send(view[sent:])
+        except WantReadError:
+            # As Twisted does: keep the rest until the peer's bytes let OpenSSL go on (the
+            # retry starts at the same byte with the same length, as OpenSSL requires).
+            self._flushSendBIO()
+            self._bufferedWrite(bytes(view[sent:]))
+            return False
+        except Error:
+            self._flushSendBIO()
+            self._tlsShutdownFinished(Failure())
+            return False
+        return True
+
+    def _flushSendBIO(self) -> None:  # noqa: N802
+        """Pass on everything OpenSSL has written to the memory BIO (Twisted: 32 KiB)."""
+        while True:
+            try:
+                data = self._tlsConnection.bio_read(BIO_READ)
+            except WantReadError:
+                return
+            self.transport.write(data)
+            if len(data) < BIO_READ:
+                return
+
+
+def whole_writes(context: SSL.Context) -> None:
+    """Let one ``SSL_write`` take a whole buffer rather than one record (pyOpenSSL enables
+    partial writes on every context). Safe under Twisted, whose TLS always writes to a memory
+    BIO, which never refuses bytes: a write either completes or stops for the peer (WANT_READ),
+    and Twisted retries it with the same bytes, as OpenSSL requires without partial writes."""
+    context.clear_mode(MODE_ENABLE_PARTIAL_WRITE)
+
+
+def bulk_tls(transport: object) -> None:
+    """Give ``transport`` the large-write path if it is Twisted's TLS transport (as made by
+    ``connectSSL``/``listenSSL``); anything else is left as it is."""
+    if type(transport) is BufferingTLSTransport:
+        transport.__class__ = BulkTLSTransport
+        # The TCP connection under it sends at most SEND_LIMIT (128 KiB) per reactor turn:
+        # let it try a whole frame's records at once (the kernel takes what fits).
+        tcp = getattr(transport, "transport", None)
+        if isinstance(getattr(tcp, "SEND_LIMIT", None), int):
+            tcp.SEND_LIMIT = max(tcp.SEND_LIMIT, TCP_SEND)
