@@ -30,7 +30,7 @@ from node.names import safe_file_name
 from node.reception import (
     RESUME_SUFFIX, IncomingStream, document_metadata, finish_interrupted,
 )
-from node.records import NewReceived
+from node.publisher import Publication, Publisher, record_stored
 from node.runtime import NodeRuntime
 from protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from protocol.errors import ProtocolError
@@ -59,6 +59,19 @@ def _staged_and_space(staging: Path, tmp: Path) -> tuple[int, int]:
     except FileNotFoundError:
         staged = 0
     return staged, free_bytes(tmp)
+
+
+def _open_if_room(staging: Path, tmp: Path, header: EnvelopeHeader,
+                  **open_args: Any) -> tuple[IncomingStream | None, int, int]:
+    """The space check and the opening of the staging file in one worker hop (they were two
+    with a thread wake-up each per offer): ``(stream, free, need)``, with no stream when
+    ``tmp/`` lacks the room. Only the decrypted copy is written (node.reception), less what a
+    resume keeps."""
+    staged, free = _staged_and_space(staging, tmp)
+    need = header.size - min(staged, header.size) + SPACE_RESERVE
+    if free < need:
+        return None, free, need
+    return IncomingStream.open(staging, header, **open_args), free, need
 
 
 def discard_legacy_partials(folder: Path) -> int:
@@ -123,6 +136,7 @@ class Inbound:
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
         self.names = InboxNames(runtime.monotonic)
+        self.publisher = Publisher(runtime, self.names)
 
     def legacy_partials(self) -> Path:
         """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
@@ -175,6 +189,10 @@ class Inbound:
         signer = header.sender
         row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.state == "publishing":
+            if (peer, mid) in self.active:
+                # Being published right now (node.publisher), not cut short by a crash.
+                return Reject(message_id=mid, code="busy",
+                              reason="this document is already being received")
             yield self.recover_row(row)
             row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.header_token != event.envelope:
@@ -191,21 +209,13 @@ class Inbound:
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
                                reason="this document is already being received")
-        staging = self.staging_path(signer, mid)
-        try:
-            staged, free = yield self.rt.io(_staged_and_space, staging, self.rt.config.tmp)
-            # Only the decrypted copy is written (node.reception), less what a resume keeps.
-            need = header.size - min(staged, header.size) + SPACE_RESERVE
-        except OSError as exc:
-            return self.refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
-        if free < need:
-            return self.refuse(peer, mid, "storage-unavailable",
-                               f"not enough free disk space ({free} bytes free, {need} "
-                               "needed); it will be retried when space returns")
+        # Held from here, with no yield between the check and the hold: a second offer of
+        # the same document (a redial) can never open the same staging file.
         self.active.add((peer, mid))
         try:
-            stream = yield self.rt.io(
-                IncomingStream.open, staging, header, node_id=receiving.node_id,
+            stream, free, need = yield self.rt.io(
+                _open_if_room, self.staging_path(signer, mid), self.rt.config.tmp, header,
+                node_id=receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
                 encryption_keys=self.rt.keys.encryption_private_by_kid())
@@ -219,6 +229,11 @@ class Inbound:
         except BaseException:
             self.release(peer, mid)
             raise
+        if stream is None:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                               f"not enough free disk space ({free} bytes free, {need} "
+                               "needed); it will be retried when space returns")
         return (Accept(message_id=mid, offset=stream.offset), header, stream)
 
     def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
@@ -275,46 +290,39 @@ class Inbound:
     @inlineCallbacks
     def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
         """After END and after every DATA frame went through ``stream`` (the caller orders
-        them): prove the document, publish it, commit, and return the RECEIPT (or a REJECT)."""
+        them): prove the document and reserve its inbox name (one worker hop), publish and
+        commit it with whatever else finished meanwhile (node.publisher), and return the
+        RECEIPT (or a REJECT)."""
         rt = self.rt
         mid = header.message_id
+        # Kept under the identity that signed it (see ``offer``).
+        signer = header.sender
         try:
-            yield rt.io(stream.finish)
+            final = yield rt.io(_finish_and_reserve, stream, self.names,
+                                self.inbox_folder(signer, header), header.name)
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
+        except _CannotPublish as exc:
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot publish the document: {exc.error.strerror}")
         except OSError as exc:
             yield rt.io(stream.close)
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot write the document: {exc.strerror}")
+        now = rt.now_text()
+        receiving, header, now, meta = self._receipt_inputs(signer, header, final, now)
         try:
-            # Kept under the identity that signed it (see ``offer``).
-            receipt = yield self._publish(header.sender, header, stream.staging)
+            receipt = yield self.publisher.add(Publication(
+                signer=signer, header=header, staging=stream.staging,
+                resume_record=stream.resume_record, final=final, receiving=receiving,
+                meta=meta, now=now))
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
-        yield rt.io(stream.resume_record.unlink, True)
+        yield self._stored(signer, header, final)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)
-
-    @inlineCallbacks
-    def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
-        rt = self.rt
-        final = yield rt.io(self.names.reserve, self.inbox_folder(peer, header), header.name)
-        try:
-            now = rt.now_text()
-            yield rt.db(rt.store.begin_publish, NewReceived(
-                sender_node_id=peer, message_id=header.message_id, name=header.name,
-                stored_path=str(final.relative_to(rt.config.home)), size=header.size,
-                sha256=header.sha256, header_token=header.token, meta=header.meta), now)
-            # Publish, sign and write the sidecars in one worker hop (they were three): the
-            # order, each step durable before the next, is unchanged.
-            receipt = yield rt.io(_publish_and_sign, self.names, staging, final,
-                                  *self._receipt_inputs(peer, header, final, now))
-        finally:
-            self.names.release(final)
-        yield self._commit(peer, header, final, now, receipt)
-        return receipt
 
     def _receipt_inputs(self, peer: str, header: EnvelopeHeader, final: Path,
                         now: str) -> tuple[Any, EnvelopeHeader, str, dict[str, Any]]:
@@ -339,16 +347,14 @@ class Inbound:
     @inlineCallbacks
     def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,  # type: ignore[no-untyped-def]
                 receipt: str):
-        rt = self.rt
         failpoint("receiver-after-fsync-before-commit")
-        yield rt.db_audited(rt.store.complete_publish, peer, header.message_id, receipt, now,
-                            events=[("received", {"peer": peer, "message_id": header.message_id,
-                                                  "digest": header.sha256, "name": header.name,
-                                                  "stored_as": final.name,
-                                                  "size": header.size}),
-                                    ("receipt-issued", {"peer": peer,
-                                                        "message_id": header.message_id,
-                                                        "digest": header.sha256})])
+        yield record_stored(self.rt, peer, header, final, now, receipt)
+        yield self._stored(peer, header, final)
+
+    @inlineCallbacks
+    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):  # type: ignore[no-untyped-def]
+        """After the ``stored`` commit: log it, and apply a control document."""
+        rt = self.rt
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
         handler = self.control.get(document_kind(header))
@@ -399,15 +405,24 @@ class Inbound:
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
 
 
-def _publish_and_sign(names: InboxNames, staging: Path, final: Path, receiving: Any,
-                      header: EnvelopeHeader, now: str, meta: dict[str, Any]) -> str:
-    """Worker pool: move the verified document into the inbox (fsynced), only then sign its
-    receipt, and write the sidecars (fsynced). The receipt leaves only after the commit."""
-    names.publish(staging, final)
-    receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
-                            time=now)
-    names.write_sidecars(final, meta, receipt)
-    return receipt
+def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
+                        name: str) -> Path:
+    """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
+    name; one hop instead of two per document."""
+    stream.finish()
+    try:
+        return names.reserve(folder, name)
+    except OSError as exc:
+        raise _CannotPublish(exc) from exc
+
+
+class _CannotPublish(Exception):
+    """No inbox name could be reserved (the inbox folder is unusable): not a write error of
+    the staging file, which stays proven for the next attempt."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _unlink_quietly(path: Path) -> None:
