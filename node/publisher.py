@@ -70,7 +70,7 @@ class Publication:
 def record_stored(rt: NodeRuntime, peer: str, header: EnvelopeHeader, final: Path, now: str,
                   receipt: str) -> Deferred:
     """Commit a published document as ``stored`` with its receipt and audit entries."""
-    return rt.db_audited(rt.store.complete_publish, peer, header.message_id, receipt, now,
+    return rt.db_audited(rt.store.mark_stored, peer, header.message_id, receipt, now,
                          events=[("received", {"peer": peer, "message_id": header.message_id,
                                                "digest": header.sha256, "name": header.name,
                                                "stored_as": final.name, "size": header.size}),
