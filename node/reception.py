@@ -14,6 +14,9 @@ Order matters, because a receipt is a promise (DESIGN.md §3, §5):
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
 next start from whichever of the staging file or the inbox file exists, so a retry by the
 sender never produces a second copy.
+
+Steps 2 to 4 run for a batch of documents at once (node/publisher.py): documents that finish
+together share the commits and the folder fsyncs, each in the order above.
 """
 from __future__ import annotations
 
