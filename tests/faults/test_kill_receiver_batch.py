@@ -30,5 +30,6 @@ def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ig
     wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
     check_delivered(alpha, [beta], documents)
     assert beta.query("received_count") == COUNT
-    # The kill did cut a batch short: several documents were adopted by recovery.
-    assert beta.log_text().count("completing interrupted reception") >= 2
+    # The kill did cut a publication short, and recovery adopted it (how many documents the
+    # batch held depends on timing: 23 in a typical run here, 1 now and then).
+    assert beta.log_text().count("completing interrupted reception") >= 1
