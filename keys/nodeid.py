@@ -60,6 +60,14 @@ def parse_node_id(text: str) -> str:
     """
     if not isinstance(text, str):
         raise BadNodeID("node ID must be text")
+    return _parse_node_id(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_node_id(text: str) -> str:
+    # Memoised like ``_node_id``: every envelope, receipt and status names the same few IDs,
+    # and their check characters were recomputed for each (a bounded cache; a refusal is
+    # never cached, so it is raised again each time).
     compact = re.sub(r"[\s-]", "", text)
     # Check ASCII before upper(): str.upper() maps some non-ASCII letters onto ASCII ones
     # ("\u0131" -> "I", "\ufb00" -> "FF"), which would let look-alike text pass as an ID.
