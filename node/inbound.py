@@ -30,77 +30,17 @@ from node.names import safe_file_name
 from node.reception import (
     RESUME_SUFFIX, IncomingStream, document_metadata, finish_interrupted,
 )
-from node.records import NewReceived
+from node.publisher import Publication, Publisher, record_stored
 from node.runtime import NodeRuntime
+from node.staging_files import (
+    STALE_STAGING_SECONDS, discard_legacy_partials, discard_stale_staging, open_if_room,
+)
 from protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from protocol.errors import ProtocolError
 from protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
 from protocol.receipt import issue_receipt
 
 log = Logger(namespace="lienthong.inbound")
-
-
-#: Free space kept in reserve beyond what a document needs, so the store and the audit log
-#: can still be written when a large document has just filled the disk.
-SPACE_RESERVE = 16 * 1024 * 1024
-
-
-def free_bytes(folder: Path) -> int:
-    stats = os.statvfs(folder)
-    return stats.f_bavail * stats.f_frsize
-
-
-def _staged_and_space(staging: Path, tmp: Path) -> tuple[int, int]:
-    """Plaintext bytes already staged for a transfer (what a resume may keep; at most what
-    ``IncomingStream.open`` keeps) and the free space of ``tmp/``, in one worker hop (one
-    thread wake-up less per offer; a burst of small documents pays one per document)."""
-    try:
-        staged = staging.stat().st_size
-    except FileNotFoundError:
-        staged = 0
-    return staged, free_bytes(tmp)
-
-
-def discard_legacy_partials(folder: Path) -> int:
-    """Remove the ciphertext partials (``tmp/receiving/<peer>/*.part``) that versions before
-    the single-stream reception kept for resuming; their transfers start again at byte 0.
-    Returns how many were removed."""
-    removed = 0
-    for partial in folder.glob("*/*.part"):
-        partial.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-#: A partly received document nobody offered again for this long is removed at start-up: its
-#: staging file holds decrypted plaintext, which should not outlive its purpose. A sender that
-#: offers it later still gets it delivered, from byte 0.
-STALE_STAGING_SECONDS = 7 * 86400
-
-
-def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = frozenset()) -> int:
-    """Remove staging files (and their resume records) untouched for ``STALE_STAGING_SECONDS``,
-    except those of message IDs in ``busy`` (being received again right now). Called at
-    start-up, after interrupted publications are recovered. Returns how many documents' files
-    were removed. (Should an offer open one in the instant it is removed, the publication
-    fails, is refused as storage-unavailable and the sender sends it again: nothing is lost.)"""
-    removed = 0
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        path = Path(entry.path)
-        base = path.with_name(path.name.removesuffix(RESUME_SUFFIX))
-        try:
-            stale = (entry.is_file(follow_symlinks=False)
-                     and now - entry.stat(follow_symlinks=False).st_mtime > STALE_STAGING_SECONDS)
-        except FileNotFoundError:
-            continue
-        if stale and path.name.split("-", 1)[0] not in busy:
-            path.unlink(missing_ok=True)
-            removed += path.name == base.name
-    return removed
 
 
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
@@ -123,6 +63,7 @@ class Inbound:
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
         self.names = InboxNames(runtime.monotonic)
+        self.publisher = Publisher(runtime, self.names)
 
     def legacy_partials(self) -> Path:
         """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
@@ -175,6 +116,10 @@ class Inbound:
         signer = header.sender
         row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.state == "publishing":
+            if (peer, mid) in self.active:
+                # Being published right now (node.publisher), not cut short by a crash.
+                return Reject(message_id=mid, code="busy",
+                              reason="this document is already being received")
             yield self.recover_row(row)
             row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.header_token != event.envelope:
@@ -191,21 +136,13 @@ class Inbound:
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
                                reason="this document is already being received")
-        staging = self.staging_path(signer, mid)
-        try:
-            staged, free = yield self.rt.io(_staged_and_space, staging, self.rt.config.tmp)
-            # Only the decrypted copy is written (node.reception), less what a resume keeps.
-            need = header.size - min(staged, header.size) + SPACE_RESERVE
-        except OSError as exc:
-            return self.refuse(peer, mid, "storage-unavailable", f"cannot store: {exc}")
-        if free < need:
-            return self.refuse(peer, mid, "storage-unavailable",
-                               f"not enough free disk space ({free} bytes free, {need} "
-                               "needed); it will be retried when space returns")
+        # Held from here, with no yield between the check and the hold: a second offer of
+        # the same document (a redial) can never open the same staging file.
         self.active.add((peer, mid))
         try:
-            stream = yield self.rt.io(
-                IncomingStream.open, staging, header, node_id=receiving.node_id,
+            stream, free, need = yield self.rt.io(
+                open_if_room, self.staging_path(signer, mid), self.rt.config.tmp, header,
+                node_id=receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
                 encryption_keys=self.rt.keys.encryption_private_by_kid())
@@ -219,6 +156,11 @@ class Inbound:
         except BaseException:
             self.release(peer, mid)
             raise
+        if stream is None:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                               f"not enough free disk space ({free} bytes free, {need} "
+                               "needed); it will be retried when space returns")
         return (Accept(message_id=mid, offset=stream.offset), header, stream)
 
     def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
@@ -275,46 +217,39 @@ class Inbound:
     @inlineCallbacks
     def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
         """After END and after every DATA frame went through ``stream`` (the caller orders
-        them): prove the document, publish it, commit, and return the RECEIPT (or a REJECT)."""
+        them): prove the document and reserve its inbox name (one worker hop), publish and
+        commit it with whatever else finished meanwhile (node.publisher), and return the
+        RECEIPT (or a REJECT)."""
         rt = self.rt
         mid = header.message_id
+        # Kept under the identity that signed it (see ``offer``).
+        signer = header.sender
         try:
-            yield rt.io(stream.finish)
+            final = yield rt.io(_finish_and_reserve, stream, self.names,
+                                self.inbox_folder(signer, header), header.name)
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
+        except _CannotPublish as exc:
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot publish the document: {exc.error.strerror}")
         except OSError as exc:
             yield rt.io(stream.close)
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot write the document: {exc.strerror}")
+        now = rt.now_text()
+        receiving, header, now, meta = self._receipt_inputs(signer, header, final, now)
         try:
-            # Kept under the identity that signed it (see ``offer``).
-            receipt = yield self._publish(header.sender, header, stream.staging)
+            receipt = yield self.publisher.add(Publication(
+                signer=signer, header=header, staging=stream.staging,
+                resume_record=stream.resume_record, final=final, receiving=receiving,
+                meta=meta, now=now))
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
-        yield rt.io(stream.resume_record.unlink, True)
+        yield self._stored(signer, header, final)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)
-
-    @inlineCallbacks
-    def _publish(self, peer: str, header: EnvelopeHeader, staging: Path):  # type: ignore[no-untyped-def]
-        rt = self.rt
-        final = yield rt.io(self.names.reserve, self.inbox_folder(peer, header), header.name)
-        try:
-            now = rt.now_text()
-            yield rt.db(rt.store.begin_publish, NewReceived(
-                sender_node_id=peer, message_id=header.message_id, name=header.name,
-                stored_path=str(final.relative_to(rt.config.home)), size=header.size,
-                sha256=header.sha256, header_token=header.token, meta=header.meta), now)
-            # Publish, sign and write the sidecars in one worker hop (they were three): the
-            # order, each step durable before the next, is unchanged.
-            receipt = yield rt.io(_publish_and_sign, self.names, staging, final,
-                                  *self._receipt_inputs(peer, header, final, now))
-        finally:
-            self.names.release(final)
-        yield self._commit(peer, header, final, now, receipt)
-        return receipt
 
     def _receipt_inputs(self, peer: str, header: EnvelopeHeader, final: Path,
                         now: str) -> tuple[Any, EnvelopeHeader, str, dict[str, Any]]:
@@ -339,16 +274,14 @@ class Inbound:
     @inlineCallbacks
     def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,  # type: ignore[no-untyped-def]
                 receipt: str):
-        rt = self.rt
         failpoint("receiver-after-fsync-before-commit")
-        yield rt.db_audited(rt.store.complete_publish, peer, header.message_id, receipt, now,
-                            events=[("received", {"peer": peer, "message_id": header.message_id,
-                                                  "digest": header.sha256, "name": header.name,
-                                                  "stored_as": final.name,
-                                                  "size": header.size}),
-                                    ("receipt-issued", {"peer": peer,
-                                                        "message_id": header.message_id,
-                                                        "digest": header.sha256})])
+        yield record_stored(self.rt, peer, header, final, now, receipt)
+        yield self._stored(peer, header, final)
+
+    @inlineCallbacks
+    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):  # type: ignore[no-untyped-def]
+        """After the ``stored`` commit: log it, and apply a control document."""
+        rt = self.rt
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
         handler = self.control.get(document_kind(header))
@@ -399,15 +332,24 @@ class Inbound:
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
 
 
-def _publish_and_sign(names: InboxNames, staging: Path, final: Path, receiving: Any,
-                      header: EnvelopeHeader, now: str, meta: dict[str, Any]) -> str:
-    """Worker pool: move the verified document into the inbox (fsynced), only then sign its
-    receipt, and write the sidecars (fsynced). The receipt leaves only after the commit."""
-    names.publish(staging, final)
-    receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
-                            time=now)
-    names.write_sidecars(final, meta, receipt)
-    return receipt
+def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
+                        name: str) -> Path:
+    """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
+    name; one hop instead of two per document."""
+    stream.finish()
+    try:
+        return names.reserve(folder, name)
+    except OSError as exc:
+        raise _CannotPublish(exc) from exc
+
+
+class _CannotPublish(Exception):
+    """No inbox name could be reserved (the inbox folder is unusable): not a write error of
+    the staging file, which stays proven for the next attempt."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -72,7 +72,7 @@ class InboxNames:
 
     def publish(self, staging: Path, final: Path) -> None:
         """Give the verified staging file its inbox name, never overwriting anything."""
-        with self._own_change(final.parent):
+        with self.own_change(final.parent):
             os.link(staging, final)  # FileExistsError rather than replacing a document
         fsync_dir(final.parent)
         staging.unlink()
@@ -80,12 +80,14 @@ class InboxNames:
 
     def write_sidecars(self, final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
         """The metadata JSON and the receipt beside a delivered document, made durable."""
-        with self._own_change(final.parent):
+        with self.own_change(final.parent):
             write_sidecar_files(final, metadata, receipt)
         fsync_dir(final.parent)
 
     @contextmanager
-    def _own_change(self, folder: Path) -> Iterator[None]:
+    def own_change(self, folder: Path) -> Iterator[None]:
+        """Around the node's own change of ``folder`` (links, sidecars): its new modification
+        time is noted instead of forcing the next reservation to list the folder again."""
         with self._lock:
             before = _mtime_ns(folder)
             yield

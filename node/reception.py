@@ -14,6 +14,9 @@ Order matters, because a receipt is a promise (DESIGN.md §3, §5):
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
 next start from whichever of the staging file or the inbox file exists, so a retry by the
 sender never produces a second copy.
+
+Steps 2 to 4 run for a batch of documents at once (node/publisher.py): documents that finish
+together share the commits and the folder fsyncs, each in the order above.
 """
 from __future__ import annotations
 
@@ -70,8 +73,9 @@ class IncomingStream:
     #: created and removed per document): an interrupted one starts again at byte 0.
     RESUMABLE_ABOVE = 1 << 20
 
-    def __init__(self, staging: Path, header: EnvelopeHeader, opener: Opener, file_key: bytes,
-                 offset: int, *, resumable_above: int = RESUMABLE_ABOVE) -> None:
+    def __init__(self, staging: Path, header: EnvelopeHeader, opener: Opener,
+                 file_key: Callable[[], bytes], offset: int, *,
+                 resumable_above: int = RESUMABLE_ABOVE) -> None:
         self.staging = staging
         self.resume_record = staging.with_name(staging.name + RESUME_SUFFIX)
         self.offset = offset
@@ -93,7 +97,10 @@ class IncomingStream:
         # The plaintext SHA-256 runs on a second thread, beside the decryption (node.hashing).
         opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
                         plaintext_digest=BackgroundDigest())
-        stream = cls(staging, header, opener, _file_key(header, node_id, encryption_keys), 0,
+        # The file key again (the opener keeps its own) only if a resume re-encrypts staged
+        # chunks: opening it is an X25519 operation, wasted on every document that has none.
+        stream = cls(staging, header, opener,
+                     lambda: _file_key(header, node_id, encryption_keys), 0,
                      resumable_above=resumable_above)
         staging.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -121,7 +128,7 @@ class IncomingStream:
             # Never the final chunk: its tag must come from the sender's stream, and END too.
             chunks = min(staged // h.chunk_size, chunk_count(h.size, h.chunk_size) - 1)
         if chunks:
-            encryptor = PayloadEncryptor(self._file_key, ad=bytes.fromhex(h.message_id),
+            encryptor = PayloadEncryptor(self._file_key(), ad=bytes.fromhex(h.message_id),
                                          size=h.size, chunk_size=h.chunk_size,
                                          random_bytes=lambda n: stream_header, digests=False)
             plain_file.seek(0)

@@ -176,7 +176,7 @@ def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
 
 def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
     """``tmp/receiving/<peer>/*.part`` (the old resume basis) is dropped; nothing else is."""
-    from node.inbound import discard_legacy_partials
+    from node.staging_files import discard_legacy_partials
     folder = tmp_path / "receiving"
     (folder / "abcd1234").mkdir(parents=True)
     (folder / "abcd1234" / "0123-4567.part").write_bytes(b"x" * 100)
@@ -190,7 +190,7 @@ def test_staging_nobody_offered_again_for_a_week_is_removed(tmp_path: Path) -> N
     """Decrypted plaintext of an abandoned transfer does not stay in tmp/staging for ever; a
     recent one, and one being received again right now, are kept."""
     import os
-    from node.inbound import RESUME_SUFFIX, STALE_STAGING_SECONDS, discard_stale_staging
+    from node.staging_files import RESUME_SUFFIX, STALE_STAGING_SECONDS, discard_stale_staging
     folder = tmp_path / "staging"
     folder.mkdir()
     now = 2_000_000_000.0
