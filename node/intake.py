@@ -47,6 +47,7 @@ from typing import Any
 
 from keys.jws import canonical_json
 from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
+from node.refusals import Refused, display, refused_for, size_text
 
 INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"
@@ -61,67 +62,6 @@ _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-_REASONS = {
-    "symlink": "this is a symbolic link (a shortcut to another file); lienthong sends only "
-               "ordinary files. Copy the document itself into the outbox.",
-    "symlink-folder": "a folder on the way to this file is a symbolic link; lienthong does not "
-                      "follow links. Put real folders and the documents themselves in the outbox.",
-    "fifo": "this is a named pipe, not a document; lienthong sends only ordinary files. "
-            "Remove it from the outbox.",
-    "socket": "this is a socket, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "device": "this is a device, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "directory": "this is a folder, not a document. Put documents in "
-                 "outbox/<office>/ or outbox/<office>/<document type>/.",
-    "hardlink": "this file also has another name elsewhere on the disk (a hard link), so it "
-                "could still change after it is sent. Copy the document into the outbox "
-                "instead of linking it.",
-    "too-large": "the file is {size} but the largest document this office may send is "
-                 "{limit}. Split it into smaller files or ask the administrator to raise "
-                 "the limit.",
-    "empty": "the file is empty (0 bytes), so there is nothing to send. Save the document "
-             "again and put it back in the outbox.",
-    "unreadable": "lienthong is not allowed to read this file. Ask the administrator to let "
-                  "lienthong read the outbox, or copy the document in again.",
-    "not-movable": "lienthong is not allowed to move this file out of the outbox. Ask the "
-                   "administrator to give lienthong write access to the outbox folders.",
-    "no-target": "this file is directly in the outbox. Put the file in the folder of the "
-                 "office you send it to (outbox/<office>/).",
-    "bad-name": "the file or folder name contains bytes that are not valid text. Rename it "
-                "and put it back in the outbox.",
-    "changed-while-reading": "the file changed while lienthong was taking it. It has been "
-                             "left in the outbox and will be sent once it stops changing.",
-    "vanished": "the file disappeared before lienthong could take it (it was moved or "
-                "deleted). Nothing was sent.",
-}
-# Codes for which nothing should be moved to failed/: the file will be offered again, or
-# there is no file any more.
-_LEAVE_IN_PLACE = frozenset({"changed-while-reading", "vanished"})
-_ERRNO_CODES = {errno.ENOENT: "vanished", errno.ENOTDIR: "vanished",
-                errno.EACCES: "unreadable", errno.EPERM: "unreadable",
-                errno.ELOOP: "symlink", errno.ENXIO: "socket"}
-
-
-class Refused(Exception):
-    """A file that will not be sent, with a reason a clerk can act on.
-
-    ``code`` is stable (audit log, tests); ``reason`` is plain language; ``path`` is the
-    entry that is at fault, which may be a folder on the way rather than the file itself.
-    """
-
-    def __init__(self, code: str, path: Path, **details: Any) -> None:
-        self.code = code
-        self.path = path
-        self.reason = _REASONS[code].format(**details)
-        super().__init__(f"{code}: {self.reason}")
-
-    @property
-    def belongs_in_failed(self) -> bool:
-        """False when the entry must be left alone (it will be retried, or it is gone)."""
-        return self.code not in _LEAVE_IN_PLACE
-
 
 @dataclass(frozen=True, slots=True)
 class TakenFile:
@@ -171,7 +111,7 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
-        raise _refused_for(exc, path) from exc
+        raise refused_for(exc, path) from exc
     try:
         opened = os.fstat(fd)
         if _identity(opened) != _identity(seen) or _contents(opened) != _contents(seen):
@@ -213,7 +153,7 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 code = "not-movable" if exc.errno in (errno.EACCES, errno.EPERM) else None
-                raise (Refused(code, path) if code else _refused_for(exc, path)) from exc
+                raise (Refused(code, path) if code else refused_for(exc, path)) from exc
             renamed = False
             _copy_into_spool(fd, folder_fd, opened.st_size, path)
     except BaseException:
@@ -325,11 +265,11 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
                 os.close(parent_fd)
         except (OSError, Refused) as exc:
             problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
-        shown = _display("/".join(("outbox",) + parts))
-        where = (f"Kept as: {_display(keep_as)} (in this folder)" if problem is None else
+        shown = display("/".join(("outbox",) + parts))
+        where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
                  f"Left where it is, because lienthong could not move it: {problem}")
         text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
-                f"When:    {now}\nWhy:     {_display(reason)}\nCode:    {_display(code)}\n")
+                f"When:    {now}\nWhy:     {display(reason)}\nCode:    {display(code)}\n")
         if companion is not None:
             companion(keep_as)
         reason_name = keep_as + _REASON_SUFFIX
@@ -375,7 +315,7 @@ def _open_parent(outbox: Path, parts: tuple[str, ...]) -> int:
                 mode = _lstat_mode(part, fd)
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR) and mode and stat.S_ISLNK(mode):
                     raise Refused("symlink-folder", here) from exc
-                raise _refused_for(exc, here) from exc
+                raise refused_for(exc, here) from exc
             os.close(fd)
             fd = child
     except BaseException:
@@ -413,24 +353,16 @@ def _check_contents(st: os.stat_result, path: Path, max_bytes: int, allow_empty:
     if st.st_nlink != 1:
         raise Refused("hardlink", path)
     if st.st_size > max_bytes:
-        raise Refused("too-large", path, size=_size_text(st.st_size), limit=_size_text(max_bytes))
+        raise Refused("too-large", path, size=size_text(st.st_size), limit=size_text(max_bytes))
     if st.st_size == 0 and not allow_empty:
         raise Refused("empty", path)
-
-
-def _refused_for(exc: OSError, path: Path) -> Refused:
-    """The refusal an OSError means for the clerk; other errors (EIO, ENOSPC) propagate."""
-    code = _ERRNO_CODES.get(exc.errno or 0)
-    if code is None:
-        raise exc
-    return Refused(code, path)
 
 
 def _lstat(dir_fd: int, name: str, path: Path) -> os.stat_result:
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:
-        raise _refused_for(exc, path) from exc
+        raise refused_for(exc, path) from exc
 
 
 def _lstat_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
@@ -467,24 +399,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} TB"
-
-
-def _display(text: str) -> str:
-    """A name as a clerk may safely read it: undecodable bytes and control characters escaped."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(char if unicodedata.category(char) not in {"Cc", "Cf", "Zl", "Zp"}
-                   else f"\\u{ord(char):04x}" for char in text)
