@@ -14,12 +14,15 @@ may leave the office happens here, on the file itself, in a fixed order (RELIABI
 3. Open it ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (a FIFO slipped in after the ``lstat`` cannot
    hang us, a symlink cannot be followed) and check that the descriptor is the very inode
    we looked at, and that it still passes step 2.
-4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (and ``meta.json``, the
-   validated envelope metadata, when the caller gives it) there and fsync them, *then*
-   rename the file to ``spool/<message_id>/payload``: a crash leaves either a folder with
-   ``intake.json`` and no payload (nothing was taken; the file is still in the outbox) or a
-   complete pair that ``recover_spool`` reports -- with its metadata already beside it. Across filesystems (``EXDEV``) the bytes
-   are copied through the open descriptor, fsynced, and only then is the original unlinked.
+4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (which, since version 2,
+   also holds ``meta``, the validated envelope metadata, when the caller gives it) there and
+   fsync it, *then* rename the file to ``spool/<message_id>/payload``: a crash leaves either a
+   folder with ``intake.json`` and no payload (nothing was taken; the file is still in the
+   outbox) or a complete pair that ``recover_spool`` reports -- with its metadata already in
+   it. Across filesystems (``EXDEV``) the bytes are copied through the open descriptor,
+   fsynced, and only then is the original unlinked. Versions before 2 wrote the metadata
+   to a separate ``meta.json`` (one more file and fsync per document); ``spool.read_meta``
+   still reads it.
 5. After the move, the payload must be the inode we opened, with the size and mtime we
    recorded. If not, someone was still writing (or swapped the name): we put the entry back
    into the outbox under its name (or ``name (2)`` if the clerk has since saved a new file
@@ -30,6 +33,16 @@ may leave the office happens here, on the file itself, in a fixed order (RELIABI
 
 A file that a writer keeps open and changes *after* step 5 is still possible; the packager
 must ``fstat`` before and after hashing the payload and refuse a mismatch.
+
+The folder fsyncs that make the take durable (the new folder's entries, its entry in
+``spool/``, the file's absence from the outbox folder) are done before ``take_file``
+returns -- unless the caller passes a :class:`DirSyncs`: then they are owed to it, and the
+caller flushes it before anything (an audit entry, a dispatch row) refers to the taken
+documents. A batch of takes into the same ``spool/`` from the same outbox folder then
+fsyncs each folder once (``outbox_files.take_and_seal_batch``). Until the flush, a crash
+may undo the rename (the file is still in the outbox, as if never taken) or keep it
+(``recover_spool`` finds a complete pair): both are states a crash right after the take
+could already leave, because nothing has been recorded about the document yet.
 
 All functions block (fsync, copying); the daemon runs them in a thread.
 """
@@ -53,7 +66,9 @@ INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"
 PAYLOAD_FILE = "payload"
 INTAKE_FORMAT = "lienthong-intake"
-INTAKE_VERSION = 1
+INTAKE_VERSION = 2
+#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
+INTAKE_VERSIONS = (1, 2)
 
 _REASON_SUFFIX = ".reason.txt"
 _PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
@@ -62,6 +77,33 @@ _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+class DirSyncs:
+    """Folder fsyncs owed by a batch of takes, each folder once (see the module docstring).
+
+    Holds a duplicate descriptor of each folder, so the very folder the take used (reached
+    without following links) is the one fsynced, even if a name was swapped meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[tuple[int, int], int] = {}
+
+    def add(self, fd: int) -> None:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key not in self._fds:
+            self._fds[key] = os.dup(fd)
+
+    def flush(self) -> None:
+        """fsync every folder (in the order added) and forget them; raises the first error."""
+        fds, self._fds = list(self._fds.values()), {}
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
 
 @dataclass(frozen=True, slots=True)
 class TakenFile:
@@ -79,13 +121,14 @@ class TakenFile:
 
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
               max_bytes: int, now: str, allow_empty: bool = False,
-              meta: dict[str, Any] | None = None) -> TakenFile:
+              meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
     """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
 
     ``outbox`` is needed to name the target and to reach the file without following any
     symbolic link below the outbox. ``now`` is recorded as the time taken. ``meta`` (the
-    envelope metadata validated from the sidecar) is written as ``meta.json`` in the same
-    step as ``intake.json``, so a taken document is never without it.
+    envelope metadata validated from the sidecar) is written into ``intake.json``, so a
+    taken document is never without it. ``syncs``: the folder fsyncs are owed to it instead
+    of done here (the module docstring says when that is safe).
     """
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"message ID {message_id!r} is not a safe folder name")
@@ -93,14 +136,15 @@ def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
     parent_fd = _open_parent(outbox, parts)
     try:
         return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
-                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta)
+                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta,
+                     syncs=syncs)
     finally:
         os.close(parent_fd)
 
 
 def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
           message_id: str, max_bytes: int, now: str, allow_empty: bool,
-          meta: dict[str, Any] | None = None) -> TakenFile:
+          meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
     name = parts[-1]
     seen = _lstat(parent_fd, name, path)
     _check_kind(seen, path)
@@ -120,20 +164,26 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         _check_contents(opened, path, max_bytes, allow_empty)
         record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
                   "target": target, "original_name": original_name, "hint": hint,
-                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now}
+                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now,
+                  "meta": meta}
         spool_fd = os.open(spool_dir, _DIR_FLAGS)
         try:
             os.mkdir(message_id, 0o700, dir_fd=spool_fd)
             folder_fd = os.open(message_id, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
             try:
                 _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
-                                 message_id, record, meta)
+                                 message_id, record, sync=syncs is None)
+                if syncs is not None:
+                    for owed in (folder_fd, spool_fd, parent_fd):
+                        syncs.add(owed)
             finally:
                 os.close(folder_fd)
-            os.fsync(spool_fd)
+            if syncs is None:
+                os.fsync(spool_fd)
         finally:
             os.close(spool_fd)
-        os.fsync(parent_fd)
+        if syncs is None:
+            os.fsync(parent_fd)
     finally:
         os.close(fd)
     return taken_from_record(record, spool_dir / message_id)
@@ -141,11 +191,10 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
 
 def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
                      folder_fd: int, spool_fd: int, message_id: str,
-                     record: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal."""
+                     record: dict[str, Any], *, sync: bool = True) -> None:
+    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
+    ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
     try:
-        if meta is not None:
-            _write_new_file(folder_fd, META_FILE, canonical_json(meta), 0o600)
         _write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:
             os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
@@ -159,7 +208,8 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
     except BaseException:
         _discard_spool_folder(spool_fd, folder_fd, message_id)
         raise
-    os.fsync(folder_fd)
+    if sync:
+        os.fsync(folder_fd)
     after = os.fstat(fd)
     if renamed:
         landed = os.stat(PAYLOAD_FILE, dir_fd=folder_fd, follow_symlinks=False)
