@@ -23,6 +23,7 @@ the destination first, so a crash in the middle is completed at the next start.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,11 @@ class Outbox:
                 prepared: Prepared) -> Deferred:
         """Queue ``path`` for the next take-and-seal batch (node.take_batches)."""
         rt = self._rt
+        try:  # a large file is taken alone; the watcher lstats on this thread too
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0  # the take reports what is wrong with it
+
         readers = self._readers(recipients)
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
@@ -195,7 +201,7 @@ class Outbox:
             "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
             "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
             prepared.adopt if prepared.sidecar is not None else None,
-            None if prepared.looked else sidecar_of(path))
+            None if prepared.looked else sidecar_of(path), size=size)
 
     def _readers(self, recipients: list[str]) -> dict[str, Any] | None:
         """The recipients' encryption keys; None if one is missing (``_seal`` reports it)."""

@@ -14,6 +14,11 @@ load a batch is the one file that just arrived, so a single document waits for n
 fires with its own ``(taken, sealed)`` or fails with its own ``Refused`` (or error): one bad
 file never fails the others. The batch returns only after the folders its takes share are
 fsynced, so every Deferred fires on a durable take, as with one take per hop.
+
+A large file (over ``ALONE_BYTES``) is not batched: sealing it reads all of it (a second or
+more per GiB), and small files queued behind it -- an urgent one among them -- would wait
+that long. It gets a hop of its own at once, outside the ``hops`` limit, as every file did
+before batching.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from node.runtime import NodeRuntime
 MAX_BATCH = 32
 #: Batches at once: one fills while the other runs, so fsync waits overlap with Python work.
 HOPS = 2
+#: Files larger than this are taken and sealed alone, in a hop of their own (see above).
+ALONE_BYTES = 4 * 1024 * 1024
 
 _Item = tuple[int, Path, dict[str, Any], "dict[str, Any] | None", "Callable[[], None] | None",
               "Path | None", Deferred]
@@ -49,10 +56,15 @@ class TakeBatches:
 
     def submit(self, priority: int, path: Path, take: dict[str, Any],
                seal: dict[str, Any] | None, adopt_sidecar: Callable[[], None] | None,
-               unless_exists: Path | None = None) -> Deferred:
-        """Take and seal ``path`` in the next batch; fires with ``take_and_seal``'s result."""
+               unless_exists: Path | None = None, *, size: int = 0) -> Deferred:
+        """Take and seal ``path`` in the next batch (``size``, as last seen, over
+        ``ALONE_BYTES``: alone, at once); fires with ``take_and_seal``'s result."""
         d: Deferred = Deferred()
-        self._waiting.append((priority, path, take, seal, adopt_sidecar, unless_exists, d))
+        item = (priority, path, take, seal, adopt_sidecar, unless_exists, d)
+        if size > ALONE_BYTES:
+            self._rt.io(take_and_seal_batch, [item[1:6]]).addBoth(self._deliver, [item])
+            return d
+        self._waiting.append(item)
         self._start()
         return d
 
@@ -67,11 +79,15 @@ class TakeBatches:
     def _done(self, results: list[Any] | Failure, batch: list[_Item]) -> None:
         self._running -= 1
         try:
-            for index, item in enumerate(batch):
-                outcome = results if isinstance(results, Failure) else results[index]
-                if isinstance(outcome, Failure):
-                    item[6].errback(outcome)
-                else:
-                    item[6].callback(outcome)
+            self._deliver(results, batch)
         finally:
             self._start()
+
+    @staticmethod
+    def _deliver(results: list[Any] | Failure, batch: list[_Item]) -> None:
+        for index, item in enumerate(batch):
+            outcome = results if isinstance(results, Failure) else results[index]
+            if isinstance(outcome, Failure):
+                item[6].errback(outcome)
+            else:
+                item[6].callback(outcome)

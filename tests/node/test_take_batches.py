@@ -17,7 +17,7 @@ from node.outbox import Outbox
 from node.outbox_files import take_and_seal_batch
 from node.sealing import STREAM_HEADER
 from node.sidecars import SidecarFound, sidecar_of
-from node.take_batches import TakeBatches
+from node.take_batches import ALONE_BYTES, TakeBatches
 from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
 
 NOW = "2026-11-26T07:00:00.000Z"
@@ -205,3 +205,26 @@ def test_a_take_that_expected_no_sidecar_and_finds_one_takes_nothing(alpha: Offi
     assert paths[0].exists() and sidecar_of(paths[0]).exists()
     assert not (rt.config.spool / items[0][1]["message_id"]).exists()
     assert results[1][0].original_name == "without.pdf" and not paths[1].exists()
+
+
+def test_a_large_file_gets_a_hop_of_its_own_at_once(alpha: Office) -> None:
+    """Sealing a large file takes seconds: it is never batched, nor made to wait for a hop,
+    so small (urgent) files are not stuck behind it."""
+    rt = alpha.runtime
+    workers = HeldWorkers()
+    rt.workers = workers  # type: ignore[assignment]
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    names = ["small.pdf", "large.pdf", "urgent.pdf"]
+    for name in names:
+        (folder / name).write_bytes(b"x" * 100)
+    items = _items(alpha, [folder / name for name in names])
+    batches = TakeBatches(rt, hops=1)
+    batches.submit(3, *items[0])
+    batches.submit(3, *items[1], size=ALONE_BYTES + 1)
+    batches.submit(0, *items[2])
+    assert [[item[0].name for item in job[1][0]] for job in workers.jobs] == [
+        ["small.pdf"], ["large.pdf"]]
+    workers.run_next()
+    assert [[item[0].name for item in job[1][0]] for job in workers.jobs] == [
+        ["large.pdf"], ["urgent.pdf"]]
