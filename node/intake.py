@@ -14,12 +14,15 @@ may leave the office happens here, on the file itself, in a fixed order (RELIABI
 3. Open it ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (a FIFO slipped in after the ``lstat`` cannot
    hang us, a symlink cannot be followed) and check that the descriptor is the very inode
    we looked at, and that it still passes step 2.
-4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (and ``meta.json``, the
-   validated envelope metadata, when the caller gives it) there and fsync them, *then*
-   rename the file to ``spool/<message_id>/payload``: a crash leaves either a folder with
-   ``intake.json`` and no payload (nothing was taken; the file is still in the outbox) or a
-   complete pair that ``recover_spool`` reports -- with its metadata already beside it. Across filesystems (``EXDEV``) the bytes
-   are copied through the open descriptor, fsynced, and only then is the original unlinked.
+4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (which, since version 2,
+   also holds ``meta``, the validated envelope metadata, when the caller gives it) there and
+   fsync it, *then* rename the file to ``spool/<message_id>/payload``: a crash leaves either a
+   folder with ``intake.json`` and no payload (nothing was taken; the file is still in the
+   outbox) or a complete pair that ``recover_spool`` reports -- with its metadata already in
+   it. Across filesystems (``EXDEV``) the bytes are copied through the open descriptor,
+   fsynced, and only then is the original unlinked. Versions before 2 wrote the metadata
+   to a separate ``meta.json`` (one more file and fsync per document); ``spool.read_meta``
+   still reads it.
 5. After the move, the payload must be the inode we opened, with the size and mtime we
    recorded. If not, someone was still writing (or swapped the name): we put the entry back
    into the outbox under its name (or ``name (2)`` if the clerk has since saved a new file
@@ -30,6 +33,16 @@ may leave the office happens here, on the file itself, in a fixed order (RELIABI
 
 A file that a writer keeps open and changes *after* step 5 is still possible; the packager
 must ``fstat`` before and after hashing the payload and refuse a mismatch.
+
+The folder fsyncs that make the take durable (the new folder's entries, its entry in
+``spool/``, the file's absence from the outbox folder) are done before ``take_file``
+returns -- unless the caller passes a :class:`DirSyncs`: then they are owed to it, and the
+caller flushes it before anything (an audit entry, a dispatch row) refers to the taken
+documents. A batch of takes into the same ``spool/`` from the same outbox folder then
+fsyncs each folder once (``outbox_files.take_and_seal_batch``). Until the flush, a crash
+may undo the rename (the file is still in the outbox, as if never taken) or keep it
+(``recover_spool`` finds a complete pair): both are states a crash right after the take
+could already leave, because nothing has been recorded about the document yet.
 
 All functions block (fsync, copying); the daemon runs them in a thread.
 """
@@ -47,12 +60,15 @@ from typing import Any
 
 from keys.jws import canonical_json
 from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
+from node.refusals import Refused, display, refused_for, size_text
 
 INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"
 PAYLOAD_FILE = "payload"
 INTAKE_FORMAT = "lienthong-intake"
-INTAKE_VERSION = 1
+INTAKE_VERSION = 2
+#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
+INTAKE_VERSIONS = (1, 2)
 
 _REASON_SUFFIX = ".reason.txt"
 _PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
@@ -62,65 +78,31 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-_REASONS = {
-    "symlink": "this is a symbolic link (a shortcut to another file); lienthong sends only "
-               "ordinary files. Copy the document itself into the outbox.",
-    "symlink-folder": "a folder on the way to this file is a symbolic link; lienthong does not "
-                      "follow links. Put real folders and the documents themselves in the outbox.",
-    "fifo": "this is a named pipe, not a document; lienthong sends only ordinary files. "
-            "Remove it from the outbox.",
-    "socket": "this is a socket, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "device": "this is a device, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "directory": "this is a folder, not a document. Put documents in "
-                 "outbox/<office>/ or outbox/<office>/<document type>/.",
-    "hardlink": "this file also has another name elsewhere on the disk (a hard link), so it "
-                "could still change after it is sent. Copy the document into the outbox "
-                "instead of linking it.",
-    "too-large": "the file is {size} but the largest document this office may send is "
-                 "{limit}. Split it into smaller files or ask the administrator to raise "
-                 "the limit.",
-    "empty": "the file is empty (0 bytes), so there is nothing to send. Save the document "
-             "again and put it back in the outbox.",
-    "unreadable": "lienthong is not allowed to read this file. Ask the administrator to let "
-                  "lienthong read the outbox, or copy the document in again.",
-    "not-movable": "lienthong is not allowed to move this file out of the outbox. Ask the "
-                   "administrator to give lienthong write access to the outbox folders.",
-    "no-target": "this file is directly in the outbox. Put the file in the folder of the "
-                 "office you send it to (outbox/<office>/).",
-    "bad-name": "the file or folder name contains bytes that are not valid text. Rename it "
-                "and put it back in the outbox.",
-    "changed-while-reading": "the file changed while lienthong was taking it. It has been "
-                             "left in the outbox and will be sent once it stops changing.",
-    "vanished": "the file disappeared before lienthong could take it (it was moved or "
-                "deleted). Nothing was sent.",
-}
-# Codes for which nothing should be moved to failed/: the file will be offered again, or
-# there is no file any more.
-_LEAVE_IN_PLACE = frozenset({"changed-while-reading", "vanished"})
-_ERRNO_CODES = {errno.ENOENT: "vanished", errno.ENOTDIR: "vanished",
-                errno.EACCES: "unreadable", errno.EPERM: "unreadable",
-                errno.ELOOP: "symlink", errno.ENXIO: "socket"}
+class DirSyncs:
+    """Folder fsyncs owed by a batch of takes, each folder once (see the module docstring).
 
-
-class Refused(Exception):
-    """A file that will not be sent, with a reason a clerk can act on.
-
-    ``code`` is stable (audit log, tests); ``reason`` is plain language; ``path`` is the
-    entry that is at fault, which may be a folder on the way rather than the file itself.
+    Holds a duplicate descriptor of each folder, so the very folder the take used (reached
+    without following links) is the one fsynced, even if a name was swapped meanwhile.
     """
 
-    def __init__(self, code: str, path: Path, **details: Any) -> None:
-        self.code = code
-        self.path = path
-        self.reason = _REASONS[code].format(**details)
-        super().__init__(f"{code}: {self.reason}")
+    def __init__(self) -> None:
+        self._fds: dict[tuple[int, int], int] = {}
 
-    @property
-    def belongs_in_failed(self) -> bool:
-        """False when the entry must be left alone (it will be retried, or it is gone)."""
-        return self.code not in _LEAVE_IN_PLACE
+    def add(self, fd: int) -> None:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key not in self._fds:
+            self._fds[key] = os.dup(fd)
+
+    def flush(self) -> None:
+        """fsync every folder (in the order added) and forget them; raises the first error."""
+        fds, self._fds = list(self._fds.values()), {}
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +121,14 @@ class TakenFile:
 
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
               max_bytes: int, now: str, allow_empty: bool = False,
-              meta: dict[str, Any] | None = None) -> TakenFile:
+              meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
     """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
 
     ``outbox`` is needed to name the target and to reach the file without following any
     symbolic link below the outbox. ``now`` is recorded as the time taken. ``meta`` (the
-    envelope metadata validated from the sidecar) is written as ``meta.json`` in the same
-    step as ``intake.json``, so a taken document is never without it.
+    envelope metadata validated from the sidecar) is written into ``intake.json``, so a
+    taken document is never without it. ``syncs``: the folder fsyncs are owed to it instead
+    of done here (the module docstring says when that is safe).
     """
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"message ID {message_id!r} is not a safe folder name")
@@ -153,14 +136,15 @@ def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
     parent_fd = _open_parent(outbox, parts)
     try:
         return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
-                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta)
+                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta,
+                     syncs=syncs)
     finally:
         os.close(parent_fd)
 
 
 def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
           message_id: str, max_bytes: int, now: str, allow_empty: bool,
-          meta: dict[str, Any] | None = None) -> TakenFile:
+          meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
     name = parts[-1]
     seen = _lstat(parent_fd, name, path)
     _check_kind(seen, path)
@@ -171,7 +155,7 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
-        raise _refused_for(exc, path) from exc
+        raise refused_for(exc, path) from exc
     try:
         opened = os.fstat(fd)
         if _identity(opened) != _identity(seen) or _contents(opened) != _contents(seen):
@@ -180,20 +164,26 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         _check_contents(opened, path, max_bytes, allow_empty)
         record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
                   "target": target, "original_name": original_name, "hint": hint,
-                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now}
+                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now,
+                  "meta": meta}
         spool_fd = os.open(spool_dir, _DIR_FLAGS)
         try:
             os.mkdir(message_id, 0o700, dir_fd=spool_fd)
             folder_fd = os.open(message_id, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
             try:
                 _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
-                                 message_id, record, meta)
+                                 message_id, record, sync=syncs is None)
+                if syncs is not None:
+                    for owed in (folder_fd, spool_fd, parent_fd):
+                        syncs.add(owed)
             finally:
                 os.close(folder_fd)
-            os.fsync(spool_fd)
+            if syncs is None:
+                os.fsync(spool_fd)
         finally:
             os.close(spool_fd)
-        os.fsync(parent_fd)
+        if syncs is None:
+            os.fsync(parent_fd)
     finally:
         os.close(fd)
     return taken_from_record(record, spool_dir / message_id)
@@ -201,11 +191,10 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
 
 def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
                      folder_fd: int, spool_fd: int, message_id: str,
-                     record: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal."""
+                     record: dict[str, Any], *, sync: bool = True) -> None:
+    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
+    ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
     try:
-        if meta is not None:
-            _write_new_file(folder_fd, META_FILE, canonical_json(meta), 0o600)
         _write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:
             os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
@@ -213,13 +202,14 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 code = "not-movable" if exc.errno in (errno.EACCES, errno.EPERM) else None
-                raise (Refused(code, path) if code else _refused_for(exc, path)) from exc
+                raise (Refused(code, path) if code else refused_for(exc, path)) from exc
             renamed = False
             _copy_into_spool(fd, folder_fd, opened.st_size, path)
     except BaseException:
         _discard_spool_folder(spool_fd, folder_fd, message_id)
         raise
-    os.fsync(folder_fd)
+    if sync:
+        os.fsync(folder_fd)
     after = os.fstat(fd)
     if renamed:
         landed = os.stat(PAYLOAD_FILE, dir_fd=folder_fd, follow_symlinks=False)
@@ -325,11 +315,11 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
                 os.close(parent_fd)
         except (OSError, Refused) as exc:
             problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
-        shown = _display("/".join(("outbox",) + parts))
-        where = (f"Kept as: {_display(keep_as)} (in this folder)" if problem is None else
+        shown = display("/".join(("outbox",) + parts))
+        where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
                  f"Left where it is, because lienthong could not move it: {problem}")
         text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
-                f"When:    {now}\nWhy:     {_display(reason)}\nCode:    {_display(code)}\n")
+                f"When:    {now}\nWhy:     {display(reason)}\nCode:    {display(code)}\n")
         if companion is not None:
             companion(keep_as)
         reason_name = keep_as + _REASON_SUFFIX
@@ -375,7 +365,7 @@ def _open_parent(outbox: Path, parts: tuple[str, ...]) -> int:
                 mode = _lstat_mode(part, fd)
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR) and mode and stat.S_ISLNK(mode):
                     raise Refused("symlink-folder", here) from exc
-                raise _refused_for(exc, here) from exc
+                raise refused_for(exc, here) from exc
             os.close(fd)
             fd = child
     except BaseException:
@@ -413,24 +403,16 @@ def _check_contents(st: os.stat_result, path: Path, max_bytes: int, allow_empty:
     if st.st_nlink != 1:
         raise Refused("hardlink", path)
     if st.st_size > max_bytes:
-        raise Refused("too-large", path, size=_size_text(st.st_size), limit=_size_text(max_bytes))
+        raise Refused("too-large", path, size=size_text(st.st_size), limit=size_text(max_bytes))
     if st.st_size == 0 and not allow_empty:
         raise Refused("empty", path)
-
-
-def _refused_for(exc: OSError, path: Path) -> Refused:
-    """The refusal an OSError means for the clerk; other errors (EIO, ENOSPC) propagate."""
-    code = _ERRNO_CODES.get(exc.errno or 0)
-    if code is None:
-        raise exc
-    return Refused(code, path)
 
 
 def _lstat(dir_fd: int, name: str, path: Path) -> os.stat_result:
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:
-        raise _refused_for(exc, path) from exc
+        raise refused_for(exc, path) from exc
 
 
 def _lstat_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
@@ -467,24 +449,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} TB"
-
-
-def _display(text: str) -> str:
-    """A name as a clerk may safely read it: undecodable bytes and control characters escaped."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(char if unicodedata.category(char) not in {"Cc", "Cf", "Zl", "Zp"}
-                   else f"\\u{ord(char):04x}" for char in text)

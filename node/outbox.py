@@ -8,7 +8,8 @@ then, in order, each step durable before the next:
 2. takes the file: it is moved into ``spool/<message_id>/payload`` (intake.take_file), out
    of the clerk's way, with ``intake.json`` describing it;
 3. seals it for every recipient and the sender (sealing.seal_spooled), in the same worker
-   hop as the take (outbox_files.take_and_seal);
+   hop as the take (outbox_files.take_and_seal); files that reach this step together share
+   that hop and the folder fsyncs of their takes (node.take_batches);
 4. records the dispatch and one delivery per recipient in the store, with audit events,
    in one transaction; then tells the links that work is waiting.
 
@@ -22,6 +23,7 @@ the destination first, so a crash in the middle is completed at the next start.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +35,14 @@ from twisted.python.failure import Failure
 
 from keys.errors import KeysError
 from node.intake import Refused, TakenFile, refuse_file
-from node.outbox_files import move_to_failed, read_meta_and_seal, take_and_seal
+from node.outbox_files import move_to_failed, read_meta_and_seal
 from node.runtime import NodeRuntime
 from node.sent_folder import SentFolder
 from node.records import NewDispatch
-from node.sidecars import adopt_document, prepare_document
+from node.sidecars import (Prepared, SidecarFound, adopt_document, metadata_events,
+                           plain_document, prepare_document, sidecar_of)
 from node.spool import SpoolState, recover_spool, spool_bytes
+from node.take_batches import TakeBatches
 from protocol.envelope import new_message_id
 from protocol.events import Priority
 
@@ -82,6 +86,10 @@ def current_ids(runtime: NodeRuntime, node_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(current))
 
 
+def _audit_only() -> None:
+    """A unit of work whose only writes are its audit events."""
+
+
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
                  on_released: Callable[[Path], None] = lambda path: None,
@@ -91,6 +99,7 @@ class Outbox:
         self._on_released = on_released
         self._slots = DeferredSemaphore(parallel)
         self._sent = SentFolder(runtime)
+        self._batches = TakeBatches(runtime)
         self.in_progress: set[Path] = set()
 
     # -- intake ----------------------------------------------------------------------------
@@ -125,43 +134,74 @@ class Outbox:
             yield self._refuse(path, "unknown-target", str(exc))
             return
         message_id = new_message_id()
-        prepared = yield prepare_document(rt, path, target, recipients, message_id)
-        if prepared is None:  # metadata refused; document and sidecar are in failed/
+        # Without a sidecar (most documents) the metadata is decided here, and the take's own
+        # hop checks that there is none (node.sidecars); otherwise, or if it finds one, the
+        # sidecar is read and validated first, in a hop of its own.
+        prepared = plain_document(rt, path, recipients, message_id)
+        current = current_ids(rt, recipients)
+        while True:
+            if prepared is None:
+                prepared = yield prepare_document(rt, path, target, recipients, message_id)
+                if prepared is None:  # metadata refused; document and sidecar are in failed/
+                    return
+            try:
+                taken, sealed = yield self._submit(path, message_id, current, prepared)
+            except SidecarFound:  # nothing was taken: read and validate the sidecar first
+                prepared = None
+                continue
+            except Refused as exc:
+                if prepared.sidecar is not None:
+                    yield rt.io(prepared.abandon,
+                                rt.config.failed if exc.belongs_in_failed else None)
+                if exc.belongs_in_failed:
+                    yield self._refuse(exc.path, exc.code, exc.reason)
+                else:
+                    log.info("left {path!r} in place: {reason}", path=str(path),
+                             reason=exc.reason)
+                return
+            break
+        recipients = current
+        took = [("taken", {"message_id": message_id, "name": taken.original_name,
+                           "target": target, "size": taken.size})]
+        if sealed is not None and not isinstance(sealed, Failure):
+            # The usual case: sealed in the take's hop (the sidecar, if any, is already in the
+            # spool folder; finish moves it to sent/). The metadata and take audits go in the
+            # dispatch's own unit, ahead of ``sealed``: one unit of database work per document
+            # instead of two, and the audit chain still reads document-metadata, taken, sealed.
+            yield self._seal_and_record(taken, recipients, succeed(sealed),
+                                        before=[*metadata_events(prepared, taken), *took])
             return
-        recipients = current_ids(rt, recipients)
-        readers = self._readers(recipients)
-        seal = None if readers is None else {
-            "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
-            "created": rt.now_text()}
+        sealing = self._seal(taken, recipients) if sealed is None else fail(sealed)
         try:
-            taken, sealed = yield rt.io(take_and_seal, path, {
-                "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
-                "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
-                "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
-                prepared.adopt if prepared.sidecar is not None else None)
-        except Refused as exc:
-            yield rt.io(prepared.abandon, rt.config.failed if exc.belongs_in_failed else None)
-            if exc.belongs_in_failed:
-                yield self._refuse(exc.path, exc.code, exc.reason)
-            else:
-                log.info("left {path!r} in place: {reason}", path=str(path), reason=exc.reason)
-            return
-        sealing = (self._seal(taken, recipients) if sealed is None else
-                   fail(sealed) if isinstance(sealed, Failure) else succeed(sealed))
-        try:
-            # The sidecar is already in the spool folder (take_and_seal moved it right after
-            # the take), so it is there before the dispatch exists (finish moves it to sent/).
-            adopt_document(rt, prepared, taken, also=[("taken", {
-                "message_id": message_id, "name": taken.original_name, "target": target,
-                "size": taken.size})], sidecar_moved=True)
+            adopt_document(rt, prepared, taken, also=took, sidecar_moved=True)
         except BaseException:
             sealing.addErrback(lambda _: None)  # the take's own error is the one to report
             raise
         # The take's audit unit was submitted when adopt_document was called, and the
-        # dispatch is submitted right behind it (sealing is already done): the
-        # database thread commits in submission order, so the audit chain still reads taken,
-        # sealed, and both usually share one group commit. adopt_document logs its own failure.
+        # dispatch (if sealing succeeds after all) right behind it: the database thread
+        # commits in submission order, so the audit chain still reads taken, sealed.
+        # adopt_document logs its own failure.
         yield self._seal_and_record(taken, recipients, sealing)
+
+    def _submit(self, path: Path, message_id: str, recipients: list[str],
+                prepared: Prepared) -> Deferred:
+        """Queue ``path`` for the next take-and-seal batch (node.take_batches)."""
+        rt = self._rt
+        try:  # a large file is taken alone; the watcher lstats on this thread too
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0  # the take reports what is wrong with it
+
+        readers = self._readers(recipients)
+        seal = None if readers is None else {
+            "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
+            "created": rt.now_text()}
+        return self._batches.submit(prepared.meta.priority, path, {
+            "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
+            "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
+            "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
+            prepared.adopt if prepared.sidecar is not None else None,
+            None if prepared.looked else sidecar_of(path), size=size)
 
     def _readers(self, recipients: list[str]) -> dict[str, Any] | None:
         """The recipients' encryption keys; None if one is missing (``_seal`` reports it)."""
@@ -184,8 +224,11 @@ class Outbox:
 
     @inlineCallbacks
     def _seal_and_record(self, taken: TakenFile, recipients: list[str],  # type: ignore[no-untyped-def]
-                         sealing: Deferred | None = None):
-        """Seal (or wait for the sealing already started) and record the dispatch."""
+                         sealing: Deferred | None = None,
+                         before: list[tuple[str, dict[str, Any]]] = ()):
+        """Seal (or wait for the sealing already started) and record the dispatch, with the
+        audit events ``before`` ahead of ``sealed`` in the same unit. If that unit fails,
+        ``before`` (the take's audit) is written on its own: the take happened regardless."""
         rt = self._rt
         folder = rt.config.spool / taken.message_id
         if sealing is None:
@@ -194,14 +237,22 @@ class Outbox:
         meta, sealed = yield sealing
         priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
-        row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
-            message_id=taken.message_id, name=taken.original_name, target=taken.target,
-            spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
-            sha256=header.sha256, ciphertext_size=header.ciphertext_size,
-            priority=priority, meta=meta, recipients=tuple(recipients)),
-            rt.now_text(), events=[("sealed", {
-                "message_id": taken.message_id, "digest": header.sha256,
-                "name": taken.original_name, "recipients": recipients, "size": header.size})])
+        try:
+            row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
+                message_id=taken.message_id, name=taken.original_name, target=taken.target,
+                spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
+                sha256=header.sha256, ciphertext_size=header.ciphertext_size,
+                priority=priority, meta=meta, recipients=tuple(recipients)),
+                rt.now_text(), events=[*before, ("sealed", {
+                    "message_id": taken.message_id, "digest": header.sha256,
+                    "name": taken.original_name, "recipients": recipients,
+                    "size": header.size})])
+        except Exception:
+            if before:
+                d = rt.db_audited(_audit_only, events=list(before))
+                d.addErrback(lambda failure: log.failure("could not write the audit of {mid}",
+                                                         failure, mid=taken.message_id))
+            raise
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))

@@ -8,8 +8,11 @@ deterministic for a given file key, stream header and plaintext, so :class:`Enve
 produces the ciphertext while it is sent, from the spooled plaintext, the 24-byte stream
 header kept in ``stream-header.bin`` (public: it is the first 24 bytes of the ciphertext) and
 the file key, which the sender reopens from its own sealed copy in the header (every envelope
-is sealed to its sender too). The header token is kept in ``header.jws``. A resume at byte N
-re-encrypts the first N bytes and discards them.
+is sealed to its sender too). The header token is kept in the dispatch row of the store
+(which is what makes the sealing count: until that row commits, a crash means sealing again
+with a new key). Versions before this one also wrote it to ``header.jws``, which nothing
+read: one more file and fsync per document. A resume at byte N re-encrypts the first N bytes
+and discards them.
 """
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ READ_SIZE = 4 * 1024 * 1024
 PAYLOAD = "payload"
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
-HEADER = "header.jws"
 STREAM_HEADER = "stream-header.bin"
 
 
@@ -43,9 +45,11 @@ class ChangedWhileSealing(Exception):
 
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
-                 message_id: str, created: str, meta: Mapping[str, Any] | None = None
-                 ) -> SealedEnvelope:
-    """Encrypt ``spool_dir/payload`` for ``recipients`` and sign; keep header and stream header."""
+                 message_id: str, created: str, meta: Mapping[str, Any] | None = None,
+                 sync_folder: bool = True) -> SealedEnvelope:
+    """Hash ``spool_dir/payload``, seal its file key for ``recipients`` and sign; keep the
+    stream header (fsynced). ``sync_folder`` False: the caller fsyncs ``spool_dir`` before
+    the dispatch is recorded (a batch of takes shares that fsync with the take's own)."""
     current = node_keys.current_encryption
     # Hashed on a second thread while the next block is read (node/hashing.py).
     hasher = BackgroundDigest()
@@ -66,11 +70,10 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                 raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
         finally:
             hasher.close()   # ends the hashing thread also when reading failed
-    # A reseal after a crash rewrites both (a new sealing has a new key and stream header).
+    # A reseal after a crash rewrites it (a new sealing has a new key and stream header).
     write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
-    write_synced(spool_dir / HEADER, (sealed.header_token + "\n").encode("ascii"),
-                 exclusive=False)
-    fsync_dir(spool_dir)
+    if sync_folder:
+        fsync_dir(spool_dir)
     return sealed
 
 

@@ -27,7 +27,15 @@ Before this version the metadata was first staged as ``spool/.lienthong-meta-<id
 left by a crash of such a version is still adopted before sealing and swept at start-up
 (``adopt_staged_meta``, ``sweep_staged``).
 
-The blocking functions run on the worker pool; the two ``inlineCallbacks`` functions are the
+Most documents have no sidecar, and looking for one cost a worker hop per document before
+the take. :func:`plain_document` decides on the reactor what a document *without* a sidecar
+would carry (the folder hint, checked as in step 2) and marks it ``looked=False``; the take's
+own hop then checks that no sidecar is there, just before taking the file
+(``outbox_files.take_and_seal`` raises :class:`SidecarFound`, having taken nothing), and the
+outbox goes the long way above. A sidecar saved after that check is left in the outbox, as a
+sidecar saved after step 1 always was.
+
+The blocking functions run on the worker pool; the ``inlineCallbacks`` functions are the
 outbox's entry points.
 """
 from __future__ import annotations
@@ -171,14 +179,23 @@ def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
         fsync_dir(sent_path.parent)
 
 
+class SidecarFound(Exception):
+    """The take of a document prepared without looking for a sidecar found one: nothing was
+    taken; prepare it again, reading the sidecar (``prepare_document``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated document about to be taken: its metadata, and its sidecar if it has one."""
+    """A validated document about to be taken: its metadata, and its sidecar if it has one.
+
+    ``looked`` False: nobody has looked for a sidecar yet (:func:`plain_document`); the take
+    must check that there is none."""
 
     message_id: str
     meta: DocumentMeta
     sidecar: Path | None
     spool_dir: Path
+    looked: bool = True
 
     def abandon(self, to_failed: Path | None) -> None:
         """The take was refused: the sidecar follows the document into ``to_failed`` (or
@@ -213,6 +230,22 @@ def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | Non
     return meta
 
 
+def plain_document(rt: NodeRuntime, path: Path, recipients: list[str],
+                   message_id: str) -> Prepared | None:
+    """The document as it is if it has no sidecar, decided without a worker hop; None when
+    that cannot be decided here (the hint is refused, or makes it a message, whose size
+    limit needs the file): ``prepare_document`` then looks, and refuses if it must."""
+    try:
+        meta = _validate(rt, SidecarFile(None, 0), path, folder_hint(rt.config.outbox, path),
+                         recipients)
+    except (MetadataError, ValueError):
+        return None
+    if meta.kind == "message":
+        return None
+    return Prepared(message_id=message_id, meta=meta, sidecar=None,
+                    spool_dir=rt.config.spool, looked=False)
+
+
 @inlineCallbacks
 def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[str],
                      message_id: str):  # type: ignore[no-untyped-def]
@@ -240,15 +273,21 @@ def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
     transaction (one unit of database work, one commit)."""
     if prepared.sidecar is not None and not sidecar_moved:
         yield rt.io(prepared.adopt)
-    meta = prepared.meta.as_envelope_meta()
-    meta.pop("priority")
-    meta["document_kind"] = meta.pop("kind")  # "kind" names the audit event itself
-    event = dict(meta, message_id=taken.message_id, name=taken.original_name,
-                 sidecar=prepared.sidecar is not None)
-    d = rt.db_audited(_nothing, events=[("document-metadata", event), *also])
+    d = rt.db_audited(_nothing, events=[*metadata_events(prepared, taken), *also])
     d.addErrback(lambda failure: log.failure("could not write the audit of {mid}", failure,
                                                 mid=taken.message_id))
     yield d
+
+
+def metadata_events(prepared: Prepared, taken: TakenFile) -> list[tuple[str, dict[str, Any]]]:
+    """The ``document-metadata`` audit event of a taken document (``db_audited`` form); the
+    outbox records it in the dispatch's own unit when sealing succeeded in the take's hop."""
+    meta = prepared.meta.as_envelope_meta()
+    meta.pop("priority")
+    meta["document_kind"] = meta.pop("kind")  # "kind" names the audit event itself
+    return [("document-metadata", dict(meta, message_id=taken.message_id,
+                                       name=taken.original_name,
+                                       sidecar=prepared.sidecar is not None))]
 
 
 def _nothing() -> None:

@@ -3,8 +3,12 @@
 Processing statuses, recalls, key announcements and short messages travel the same signed,
 encrypted, receipted path as documents, so they get queueing, retries, resume and receipts
 for free. They are written straight into ``spool/<message_id>/`` with the same ``intake.json``
-record a taken file gets (so crash recovery treats them alike) and a ``meta.json`` holding the
+record a taken file gets (so crash recovery treats them alike), whose ``meta`` holds the
 metadata that goes into the signed envelope header (``kind``, document fields, ...).
+
+Spool folders written before intake version 2 keep that metadata in a separate ``meta.json``;
+``read_meta`` and ``recover_spool`` still read them, so a folder an older version left behind
+is still sealed and delivered after an upgrade.
 """
 from __future__ import annotations
 
@@ -20,25 +24,25 @@ from keys.errors import MalformedToken
 from keys.jws import canonical_json, strict_json_object
 from node.home import fsync_dir, write_synced
 from node.intake import (
-    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, META_FILE, PAYLOAD_FILE, TakenFile,
-    taken_from_record,
+    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, INTAKE_VERSIONS, META_FILE, PAYLOAD_FILE,
+    TakenFile, taken_from_record,
 )
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:
-    """Record the envelope metadata of a spooled document (before it is sealed)."""
-    write_synced(folder / META_FILE, canonical_json(dict(meta)))
-    fsync_dir(folder)
-
-
 def read_meta(folder: Path) -> dict[str, Any]:
-    """The metadata recorded for a spooled document, or {} when there is none."""
+    """The metadata recorded for a spooled document, or {} when there is none: the ``meta`` of
+    its ``intake.json``, or (folders of intake version 1) its ``meta.json``."""
     try:
         return strict_json_object((folder / META_FILE).read_bytes())
     except FileNotFoundError:
+        pass
+    try:
+        meta = _read_record(folder / INTAKE_FILE).get("meta")
+    except FileNotFoundError:
         return {}
+    return dict(meta) if meta else {}
 
 
 def spool_bytes(spool_dir: Path, *, message_id: str, name: str, data: bytes, target: str,
@@ -46,12 +50,11 @@ def spool_bytes(spool_dir: Path, *, message_id: str, name: str, data: bytes, tar
     """Create ``spool/<message_id>/`` holding ``data`` as a taken document with ``meta``."""
     folder = spool_dir / message_id
     folder.mkdir(mode=0o700)
-    write_synced(folder / META_FILE, canonical_json(dict(meta)))
     write_synced(folder / PAYLOAD_FILE, data)
     stat = os.stat(folder / PAYLOAD_FILE)
     record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
               "target": target, "original_name": name, "hint": None, "size": len(data),
-              "mtime_ns": stat.st_mtime_ns, "taken_at": now}
+              "mtime_ns": stat.st_mtime_ns, "taken_at": now, "meta": dict(meta)}
     write_synced(folder / INTAKE_FILE, canonical_json(record))
     fsync_dir(folder)
     fsync_dir(spool_dir)
@@ -114,12 +117,16 @@ def _read_record(path: Path) -> dict[str, Any]:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(1 << 20)
     record = strict_json_object(data)
-    if record.get("format") != INTAKE_FORMAT or record.get("version") != INTAKE_VERSION:
+    version = record.get("version")
+    if record.get("format") != INTAKE_FORMAT or (type(version) is not int
+                                                 or version not in INTAKE_VERSIONS):
         raise ValueError("unknown format or version")
     expected = {"format", "version", "message_id", "target", "original_name", "hint", "size",
-                "mtime_ns", "taken_at"}
+                "mtime_ns", "taken_at"} | ({"meta"} if version >= 2 else set())
     if set(record) != expected:
         raise ValueError(f"fields {sorted(set(record) ^ expected)} are wrong")
+    if record.get("meta") is not None and not isinstance(record["meta"], dict):
+        raise ValueError("meta is not an object")
     return record
 
 

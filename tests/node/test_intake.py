@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from node import intake
-from node.intake import INTAKE_FILE, META_FILE, PAYLOAD_FILE, Refused, TakenFile, refuse_file, take_file
+from node.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile, refuse_file, take_file
 from node.spool import SpoolState, recover_spool
 
 NOW = "2026-11-25T22:00:00Z"
@@ -298,8 +298,8 @@ def test_invalid_message_id_is_a_caller_error(home: Home) -> None:
 
 def test_metadata_is_written_and_fsynced_with_the_record_before_the_move(
         home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    """meta.json lands beside intake.json, both fsynced before the payload is moved in: a
-    taken document is never without the metadata it was validated with."""
+    """The metadata is inside intake.json, fsynced before the payload is moved in: a taken
+    document is never without the metadata it was validated with (no meta.json any more)."""
     source = home.peer / "x.pdf"
     source.write_bytes(b"x")
     events: list[tuple[str, str]] = []
@@ -317,10 +317,12 @@ def test_metadata_is_written_and_fsynced_with_the_record_before_the_move(
     monkeypatch.setattr(os, "rename", rename)
     take(home, source, meta={"kind": "document", "priority": 0})
     folder = home.spool / MID
-    assert json.loads((folder / META_FILE).read_bytes()) == {"kind": "document", "priority": 0}
+    record = json.loads((folder / INTAKE_FILE).read_bytes())
+    assert record["meta"] == {"kind": "document", "priority": 0}
+    assert record["version"] == 2
     moved = events.index(("rename", f"x.pdf->{PAYLOAD_FILE}"))
-    assert ("fsync", f"{folder}/{META_FILE}") in events[:moved]
-    assert sorted(os.listdir(folder)) == [INTAKE_FILE, META_FILE, PAYLOAD_FILE]
+    assert ("fsync", f"{folder}/{INTAKE_FILE}") in events[:moved]
+    assert sorted(os.listdir(folder)) == [INTAKE_FILE, PAYLOAD_FILE]
 
 
 def test_refused_take_with_metadata_leaves_no_spool_folder(

@@ -81,10 +81,11 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=dispatched.append).file_ready(
         folder / "to-trinh.pdf", "beta").addBoth(finished.append)
-    # Two worker hops (the sidecar look, then take and seal together), and two units that
-    # wait for the disk together: the take's audit and the dispatch right behind it.
-    assert alpha.runtime.workers.jobs == ["read_sidecar", "take_and_seal"]
-    assert len(held.pending) == 2
+    # ONE worker hop (no sidecar: the take's hop checks there is none; take and seal
+    # together), and ONE unit of database work: the dispatch, with the metadata and take
+    # audits ahead of ``sealed``.
+    assert alpha.runtime.workers.jobs == ["take_and_seal_batch"]
+    assert len(held.pending) == 1
     assert dispatched == [] and finished == []
     held.release()
     assert finished == [None] and dispatched == [[alpha.runtime.directory.resolve_target(
@@ -97,8 +98,8 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
 def test_a_sidecar_is_in_the_spool_before_the_dispatch_exists(tmp_path: Path) -> None:
     """With a metadata sidecar, the take moves it into the spool in the same worker hop,
     before sealing: it is beside the payload before anything is recorded, and the chain
-    needs no extra hop or wait for it (the dispatch is queued right behind the take's audit,
-    as without a sidecar)."""
+    needs no extra wait for it (the dispatch and the take's audits are one unit, as without
+    a sidecar)."""
     alpha, held = _offices(tmp_path)
     folder = alpha.runtime.config.outbox / "beta"
     folder.mkdir(parents=True)
@@ -108,8 +109,11 @@ def test_a_sidecar_is_in_the_spool_before_the_dispatch_exists(tmp_path: Path) ->
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=lambda ids: None).file_ready(
         folder / "quyet-dinh.pdf", "beta").addBoth(finished.append)
-    assert alpha.runtime.workers.jobs == ["read_sidecar", "take_and_seal"]
-    assert len(held.pending) == 2  # the take's audit, and the dispatch right behind it
+    # The take's hop finds the sidecar and takes nothing; the sidecar is read and validated,
+    # and the next hop takes the file and moves the sidecar in.
+    assert alpha.runtime.workers.jobs == ["take_and_seal_batch", "read_sidecar",
+                                          "take_and_seal_batch"]
+    assert len(held.pending) == 1  # the dispatch, with the take's audits ahead of it
     assert not (folder / "quyet-dinh.pdf.meta.toml").exists()
     spooled = [p for p in alpha.runtime.config.spool.iterdir() if p.is_dir()]
     assert len(spooled) == 1 and (spooled[0] / SPOOLED_SIDECAR).is_file()
@@ -117,3 +121,25 @@ def test_a_sidecar_is_in_the_spool_before_the_dispatch_exists(tmp_path: Path) ->
     held.release()
     assert finished == [None]
     assert _kinds(alpha) == ["document-metadata", "taken", "sealed"]
+
+
+def test_the_take_is_audited_even_if_the_dispatch_cannot_be_recorded(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The take's audits ride in the dispatch's unit; if that unit fails, they are written
+    on their own (the file was taken either way; recovery records it at the next start)."""
+    alpha, held = _offices(tmp_path)
+    folder = alpha.runtime.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    (folder / "to-trinh.pdf").write_bytes(b"%PDF-1.7 to trinh\n" * 100)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(alpha.store, "add_dispatch", broken)
+    finished: list[Any] = []
+    Outbox(alpha.runtime, on_dispatch=lambda ids: None).file_ready(
+        folder / "to-trinh.pdf", "beta").addBoth(finished.append)
+    held.release()
+    assert finished == [None]  # file_ready logs the failure and never raises
+    assert _kinds(alpha) == ["document-metadata", "taken"]
+    assert alpha.store.recent_dispatches(5) == []
