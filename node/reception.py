@@ -294,11 +294,25 @@ def write_sidecars(final: Path, metadata: Mapping[str, Any], receipt: str) -> No
 
 
 def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
-    """The two sidecar files, not yet made durable (the caller fsyncs the folder)."""
-    meta_path = final.with_name(final.name + META_SUFFIX)
-    meta_path.write_text(json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                         encoding="utf-8")
-    final.with_name(final.name + RECEIPT_SUFFIX).write_text(receipt + "\n", encoding="ascii")
+    """The two sidecar files, each fsynced (the caller fsyncs the folder that names them).
+
+    Their contents are synced too, not only their names: after a power cut a sidecar whose
+    name survived but whose bytes did not would be an empty or partial file in the inbox."""
+    meta = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    _write_durable(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"))
+    _write_durable(final.with_name(final.name + RECEIPT_SUFFIX), (receipt + "\n").encode("ascii"))
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    """Write ``path`` (clerks' umask, as any inbox file) and fsync it before returning."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ when the resume record is missing, stale or damaged.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -204,3 +205,28 @@ def test_staging_nobody_offered_again_for_a_week_is_removed(tmp_path: Path) -> N
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [recent, recent + RESUME_SUFFIX, busy, busy + RESUME_SUFFIX])
     assert discard_stale_staging(tmp_path / "missing", now) == 0
+
+
+def test_sidecar_contents_are_fsynced_not_only_their_names(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar whose name survives a power cut but whose bytes do not would be an empty file
+    in the inbox: each sidecar's own descriptor is fsynced before the folder is."""
+    import node.reception as reception
+    synced: list[tuple[int, int]] = []
+    real_fsync = reception.os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(reception.os, "fsync", fsync)
+    final = tmp_path / "quyet-dinh.pdf"
+    reception.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token")
+    meta = final.with_name(final.name + reception.META_SUFFIX)
+    receipt = final.with_name(final.name + reception.RECEIPT_SUFFIX)
+    assert json.loads(meta.read_text(encoding="utf-8")) == {"so_ky_hieu": "12/QĐ-UBND"}
+    assert receipt.read_text(encoding="ascii") == "receipt.token\n"
+    for path in (meta, receipt):
+        st = path.stat()
+        assert (st.st_dev, st.st_ino) in synced, path.name
