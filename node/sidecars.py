@@ -10,10 +10,10 @@ is resolved and before the file is moved:
    confidentiality guard for the resolved recipients;
 3. on any error: move the document *and* its sidecar into ``failed/`` with a reason naming
    the field and what is allowed, audit ``refused``, and return None;
-4. otherwise hand the envelope metadata to the take: ``take_file(meta=...)`` writes it as
-   ``spool/<message_id>/meta.json`` beside ``intake.json``, fsynced, *before* the file is
-   moved in, so a taken document is never sealed without the metadata -- urgency,
-   confidentiality -- it was validated with.
+4. otherwise hand the envelope metadata to the take: ``take_file(meta=...)`` writes it inside
+   ``spool/<message_id>/intake.json`` (version 2; version 1 folders kept it in ``meta.json``
+   beside it), fsynced, *before* the file is moved in, so a taken document is never sealed
+   without the metadata -- urgency, confidentiality -- it was validated with.
 
 Right after ``take_file`` has moved the file into ``spool/<message_id>/``, in the same worker
 hop and before sealing, ``Prepared.adopt`` moves the sidecar to
