@@ -1,4 +1,5 @@
-"""Taking a document out of the clerk's outbox into the spool, or refusing it into failed/.
+"""Taking a document out of the clerk's outbox into the spool (refusing it into failed/ is
+node.outbox_walk.refuse_file, which walks the outbox the same careful way).
 
 Theory of operation
 -------------------
@@ -53,14 +54,15 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from keys.jws import canonical_json
-from node.names import MAX_NAME_BYTES, TEMP_PREFIX, clash_key, safe_file_name, unique_name
-from node.refusals import Refused, display, refused_for, size_text
+from node.names import TEMP_PREFIX, unique_name
+from node.outbox_walk import (DIR_FLAGS, NEW_FILE_FLAGS, lstat_mode, open_parent, parts_under,
+                              write_all, write_new_file)
+from node.refusals import Refused, refused_for, size_text
 
 INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"
@@ -70,13 +72,10 @@ INTAKE_VERSION = 2
 #: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
 INTAKE_VERSIONS = (1, 2)
 
-_REASON_SUFFIX = ".reason.txt"
 _PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
 _COPY_CHUNK = 1 << 20
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class DirSyncs:
     """Folder fsyncs owed by a batch of takes, each folder once (see the module docstring).
@@ -132,8 +131,8 @@ def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
     """
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"message ID {message_id!r} is not a safe folder name")
-    parts = _parts_under(outbox, path)
-    parent_fd = _open_parent(outbox, parts)
+    parts = parts_under(outbox, path)
+    parent_fd = open_parent(outbox, parts)
     try:
         return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
                      max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta,
@@ -166,10 +165,10 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
                   "target": target, "original_name": original_name, "hint": hint,
                   "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now,
                   "meta": meta}
-        spool_fd = os.open(spool_dir, _DIR_FLAGS)
+        spool_fd = os.open(spool_dir, DIR_FLAGS)
         try:
             os.mkdir(message_id, 0o700, dir_fd=spool_fd)
-            folder_fd = os.open(message_id, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
+            folder_fd = os.open(message_id, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
             try:
                 _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
                                  message_id, record, sync=syncs is None)
@@ -195,7 +194,7 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
     """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
     ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
     try:
-        _write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
+        write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:
             os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
             renamed = True
@@ -233,11 +232,11 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
 
 def _copy_into_spool(fd: int, folder_fd: int, size: int, path: Path) -> None:
     """Copy through the already-checked descriptor (never by name), fsync, then name it."""
-    out = os.open(_PARTIAL_PAYLOAD, _NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
+    out = os.open(_PARTIAL_PAYLOAD, NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
     copied = 0
     try:
         while chunk := os.pread(fd, _COPY_CHUNK, copied):
-            _write_all(out, chunk)
+            write_all(out, chunk)
             copied += len(chunk)
         os.fsync(out)
     finally:
@@ -281,55 +280,6 @@ def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> Non
     os.fsync(spool_fd)
 
 
-def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code: str,
-                now: str, companion: Callable[[str], object] | None = None) -> Path:
-    """Move the entry at ``path`` itself into ``failed_dir`` and explain why beside it.
-
-    The entry is renamed, never opened or followed: a symlink arrives as a symlink, a FIFO
-    as a FIFO, one name of a hard-linked file as that name. The folders between ``outbox``
-    and the entry are reached without following links (a swapped-in link must not make us
-    move the node's own files). If the entry cannot be moved, only the reason file is
-    written. Returns the path of the ``<name>.reason.txt`` file.
-
-    ``companion(kept_name)`` runs after the move and before the reason file is written, so
-    whatever travels with the file (its sidecar) is already beside it when the reason file --
-    the clerk's and the tests' sign that the refusal is complete -- appears.
-    """
-    parts = _parts_under(outbox, path)
-    failed_fd = os.open(failed_dir, _DIR_FLAGS)
-    try:
-        present = {clash_key(entry) for entry in os.listdir(failed_fd)}
-        room = MAX_NAME_BYTES - len(_REASON_SUFFIX)
-        keep_as = unique_name(
-            lambda candidate: clash_key(candidate) in present
-            or clash_key(candidate + _REASON_SUFFIX) in present,
-            safe_file_name(parts[-1], max_bytes=room), max_bytes=room,
-        )
-        problem = None
-        try:
-            parent_fd = _open_parent(outbox, parts)
-            try:
-                os.rename(parts[-1], keep_as, src_dir_fd=parent_fd, dst_dir_fd=failed_fd)
-                os.fsync(parent_fd)
-            finally:
-                os.close(parent_fd)
-        except (OSError, Refused) as exc:
-            problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
-        shown = display("/".join(("outbox",) + parts))
-        where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
-                 f"Left where it is, because lienthong could not move it: {problem}")
-        text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
-                f"When:    {now}\nWhy:     {display(reason)}\nCode:    {display(code)}\n")
-        if companion is not None:
-            companion(keep_as)
-        reason_name = keep_as + _REASON_SUFFIX
-        _write_new_file(failed_fd, reason_name, text.encode("utf-8"), 0o644)
-        os.fsync(failed_fd)
-    finally:
-        os.close(failed_fd)
-    return failed_dir / reason_name
-
-
 def taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
     strings = ("message_id", "target", "original_name", "taken_at")
     if not all(isinstance(record[key], str) for key in strings):
@@ -343,35 +293,6 @@ def taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
                      spool_path=folder / PAYLOAD_FILE, size=record["size"],
                      target=record["target"], hint=record["hint"],
                      mtime_ns=record["mtime_ns"], taken_at=record["taken_at"])
-
-
-def _parts_under(outbox: Path, path: Path) -> tuple[str, ...]:
-    """Components of ``path`` below ``outbox``, lexically (symlinks are handled by the walk)."""
-    relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(outbox))
-    if not relative.parts:
-        raise ValueError(f"{path} is the outbox itself")
-    return relative.parts
-
-
-def _open_parent(outbox: Path, parts: tuple[str, ...]) -> int:
-    """A descriptor of the folder holding ``parts[-1]``, reached without following links."""
-    fd = os.open(outbox, _DIR_FLAGS)
-    try:
-        for depth, part in enumerate(parts[:-1], start=1):
-            try:
-                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                here = outbox.joinpath(*parts[:depth])
-                mode = _lstat_mode(part, fd)
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and mode and stat.S_ISLNK(mode):
-                    raise Refused("symlink-folder", here) from exc
-                raise refused_for(exc, here) from exc
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _names(parts: tuple[str, ...], path: Path) -> tuple[str, str | None, str]:
@@ -415,16 +336,8 @@ def _lstat(dir_fd: int, name: str, path: Path) -> os.stat_result:
         raise refused_for(exc, path) from exc
 
 
-def _lstat_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
-    """The entry's mode without following a link, or None if there is no such entry."""
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 def _lexists(dir_fd: int, name: str) -> bool:
-    return _lstat_mode(name, dir_fd) is not None
+    return lstat_mode(name, dir_fd) is not None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -433,19 +346,3 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
 
 def _contents(st: os.stat_result) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
-
-
-def _write_new_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
-    fd = os.open(name, _NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
-    try:
-        _write_all(fd, data)
-        os.fchmod(fd, mode)  # the umask must not make a reason file unreadable to clerks
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

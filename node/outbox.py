@@ -34,7 +34,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from keys.errors import KeysError
-from node.intake import Refused, TakenFile, refuse_file
+from node.intake import Refused, TakenFile
+from node.outbox_walk import refuse_file
 from node.outbox_files import move_to_failed, read_meta_and_seal
 from node.runtime import NodeRuntime
 from node.sent_folder import SentFolder

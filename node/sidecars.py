@@ -55,8 +55,8 @@ from keys.jws import canonical_json
 from node.documents import (MAX_MESSAGE_BYTES, MAX_SIDECAR_BYTES, SIDECAR_SUFFIX, DocumentMeta,
                             MetadataError, check_confidentiality, document_meta, parse_sidecar)
 from node.home import fsync_dir
-from node.intake import Refused, TakenFile, refuse_file
-from node.intake import _open_parent, _parts_under  # the outbox walk that follows no link
+from node.intake import Refused, TakenFile
+from node.outbox_walk import open_parent, parts_under, refuse_file
 from node.names import unique_name
 from node.runtime import NodeRuntime
 from node.spool import META_FILE
@@ -78,7 +78,7 @@ def staged_meta_path(spool_dir: Path, message_id: str) -> Path:
 
 def folder_hint(outbox: Path, path: Path) -> str | None:
     """The first folder below the target (``outbox/<peer>/<hint>/...``), NFC, or None."""
-    parts = _parts_under(outbox, path)
+    parts = parts_under(outbox, path)
     return unicodedata.normalize("NFC", parts[1]) if len(parts) > 2 else None
 
 
@@ -90,9 +90,9 @@ class SidecarFile:
 
 def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
     """The sidecar's bytes (or None) and the document's size; raise MetadataError."""
-    parts = _parts_under(outbox, sidecar_of(path))
+    parts = parts_under(outbox, sidecar_of(path))
     try:
-        parent_fd = _open_parent(outbox, parts)
+        parent_fd = open_parent(outbox, parts)
     except Refused:
         return SidecarFile(None, 0)  # a folder on the way is wrong: take_file will say so
     try:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from node import intake
-from node.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile, refuse_file, take_file
+from node.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile, take_file
+from node.outbox_walk import refuse_file
 from node.spool import SpoolState, recover_spool
 
 NOW = "2026-11-25T22:00:00Z"
