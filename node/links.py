@@ -327,6 +327,13 @@ class PeerLink(DocumentOutcomes):
                         break
                     if self.proto is None:
                         return
+                    if self.proto.offer_room() <= 0:
+                        # The protocol's own cap on transfers in flight binds urgent documents
+                        # too: beyond it the OFFER is refused locally, and the row stayed
+                        # "offered" but unsent until the idle timeout closed the connection.
+                        # The next receipt frees a place and refills.
+                        stopped = True
+                        break
                     self.offered[row.message_id] = row
                     offered_now = True
                     self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,

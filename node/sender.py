@@ -164,6 +164,10 @@ class SenderProtocol(Protocol, TimeoutMixin):
 
     # -- called by the link ----------------------------------------------------------------
 
+    def offer_room(self) -> int:
+        """OFFERs the protocol allows now (its cap on transfers in flight, urgent or not)."""
+        return self.conn.offer_room
+
     def offer(self, message_id: str, header_token: str, ciphertext_size: int,
               priority: int) -> None:
         self._write(Offer(message_id=message_id, envelope=header_token,

@@ -229,6 +229,12 @@ class Connection:
         return MappingProxyType(self._transfers)
 
     @property
+    def offer_room(self) -> int:
+        """How many more OFFERs may be sent now (``max_in_flight`` less the open transfers):
+        the sender asks before offering instead of meeting ``TooManyOffers``."""
+        return self._max_in_flight - len(self._transfers)
+
+    @property
     def peer_hello(self) -> Hello | None:
         """The peer's HELLO once received: the node checks its node_id against TLS."""
         return self._peer_hello

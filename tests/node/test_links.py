@@ -209,9 +209,16 @@ class FakeSender:
         self.offers: list[tuple[str, int]] = []
         self.closed = False
         self.aborted: list[str] = []
+        self.overrun: list[str] = []   # OFFERs the protocol would have refused
+
+    def offer_room(self) -> int:
+        return 32 - len(self.offers)   # protocol.connection's default max_in_flight
 
     def offer(self, message_id: str, header_token: str, ciphertext_size: int,
               priority: int) -> None:
+        if self.offer_room() <= 0:   # as Connection.send: TooManyOffers, nothing sent
+            self.overrun.append(message_id)
+            raise RuntimeError("OFFER beyond the transfers allowed in flight")
         self.offers.append((message_id, priority))
 
     def close(self) -> None:
@@ -293,4 +300,30 @@ def test_an_unreadable_spooled_document_backs_off_instead_of_redialling(
     link.connection_lost(proto, Failure(ConnectionDone()))  # type: ignore[arg-type]
     assert link.state is LinkState.WAITING and len(reactor.dials) == dials
     assert "cannot read envelope" in (alpha.store.schedule_for(beta.node_id).last_error or "")
+    stop(link, reactor)
+
+
+def test_urgent_documents_never_overrun_the_protocols_transfers_in_flight(
+        offices: tuple[Office, Office]) -> None:
+    """Urgent documents skip the small-document window, but not the protocol's cap on
+    transfers in flight (32): beyond it the OFFER was refused locally and the document sat
+    unsent until the idle timeout. A full window of 24 ordinary documents, then 20 flash
+    ones: 8 of them are offered at once, the rest when receipts free a place."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    for number in range(2, 25):
+        alpha.store.add_dispatch(make_dispatch(number, (beta.node_id,)), T0)
+    link = new_link(alpha, beta)
+    link.kick()
+    proto = FakeSender()
+    link.connection_made(proto)  # type: ignore[arg-type]
+    link.connection_ready(proto)  # type: ignore[arg-type]
+    assert len(proto.offers) == 24
+    for number in range(100, 120):
+        alpha.store.add_dispatch(make_dispatch(number, (beta.node_id,), priority=0), T0)
+    link.kick()
+    assert proto.overrun == []
+    assert len(proto.offers) == 32
+    assert [priority for _, priority in proto.offers[24:]] == [0] * 8
+    assert len(link.offered) == 32   # nothing counted as offered that was never sent
     stop(link, reactor)

@@ -426,9 +426,13 @@ def test_local_misuse_raises_and_changes_nothing() -> None:
 def test_local_offer_limit() -> None:
     """Our own side refuses to open more transfers than max_in_flight."""
     pair = ready(max_in_flight=1)
+    assert pair.sender.offer_room == 1
     pair.say(pair.sender, Offer(MID, TOKEN, 4, 3))
+    assert pair.sender.offer_room == 0   # what the node asks before offering
     with pytest.raises(LocalProtocolError, match="too-many-offers"):
         pair.sender.send(Offer(MID2, TOKEN, 4, 3))
+    pair.say(pair.receiver, Have(MID, TOKEN))
+    assert pair.sender.offer_room == 1
 
 
 def test_constructor_checks_arguments() -> None:
