@@ -2,23 +2,13 @@
 checks as ``complete_publish`` for every other case."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from node.records import NotFound, ReceiptMismatch
-from node.store import Store, open_store
+from node.store import Store
 from tests.node.storehelp import T0, T1, T2, make_peer, make_received
 
 ALICE = make_peer("so-tu-phap", 1)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    yield opened
-    opened.close()
 
 
 def test_marks_a_publishing_row_stored_with_its_receipt(store: Store) -> None:

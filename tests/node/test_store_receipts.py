@@ -1,24 +1,12 @@
 """The batch receipt methods keep record_receipt's and mark_dispatch_sent's rules item by item."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from node.records import InvalidTransition, NotFound, ReceiptMismatch
-from node.store import Store, open_store
+from node.store import Store
 from tests.node.storehelp import T0, T1, T2, T3, make_dispatch, make_peer
 
 ALICE = make_peer("so-tu-phap", 1)
 BOB = make_peer("so-tai-chinh", 2)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'state' / 'store.db'}")
-    yield opened
-    opened.close()
 
 
 def _mid(number: int) -> str:
