@@ -26,6 +26,14 @@ def _item(staging: Path, inbox: Path, names: InboxNames, n: int) -> Publication:
                        receiving=_Keys(), meta={"n": n}, now="2026-01-01T00:00:00Z")
 
 
+def _batch(tmp_path: Path, count: int) -> tuple[Path, Path, InboxNames, list[Publication]]:
+    """``count`` staged documents with their inbox names reserved, ready to publish."""
+    staging, inbox = tmp_path / "staging", tmp_path / "inbox"
+    staging.mkdir()
+    names = InboxNames(lambda: 0.0)
+    return staging, inbox, names, [_item(staging, inbox, names, n) for n in range(count)]
+
+
 @pytest.fixture
 def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     """Every folder fsync and every step publish_batch takes, in order."""
@@ -45,10 +53,7 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
 
 def test_a_batch_shares_three_folder_fsyncs_and_keeps_the_order(
         tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
-    staging, inbox = tmp_path / "staging", tmp_path / "inbox"
-    staging.mkdir()
-    names = InboxNames(lambda: 0.0)
-    items = [_item(staging, inbox, names, n) for n in range(5)]
+    staging, inbox, names, items = _batch(tmp_path, 5)
     outcomes = publish_batch(names, items)
     assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
     # Every link before the inbox fsync; that fsync before the staging names go (their
@@ -65,10 +70,7 @@ def test_a_batch_shares_three_folder_fsyncs_and_keeps_the_order(
 
 def test_one_failed_link_fails_only_its_document(
         tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
-    staging, inbox = tmp_path / "staging", tmp_path / "inbox"
-    staging.mkdir()
-    names = InboxNames(lambda: 0.0)
-    items = [_item(staging, inbox, names, n) for n in range(3)]
+    staging, inbox, names, items = _batch(tmp_path, 3)
     items[1].final.write_bytes(b"a clerk's file")    # appeared after the reservation
     outcomes = publish_batch(names, items)
     assert isinstance(outcomes[1], FileExistsError)
