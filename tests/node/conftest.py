@@ -1,4 +1,4 @@
-"""Fixtures shared by the node's store tests."""
+"""Fixtures shared by the node's tests: a store, and a watched outbox (tests.node.watchhelp)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from node.store import Store, open_store
+from tests.node.watchhelp import Harness
 
 
 @pytest.fixture
@@ -15,3 +16,27 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'state' / 'store.db'}")
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    box = tmp_path / "outbox"
+    (box / "peer").mkdir(parents=True)
+    return box
+
+
+@pytest.fixture
+def harness(outbox: Path) -> Iterator[Harness]:
+    h = Harness(outbox)
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def blind(outbox: Path) -> Iterator[Harness]:
+    """A watcher whose folder events are all lost: only scans can find files."""
+    h = Harness(outbox, drop_hints=True)
+    h.start()
+    yield h
+    h.stop()

@@ -6,122 +6,17 @@ them; the test thread drains the queue (as the reactor would) and advances the C
 """
 from __future__ import annotations
 
-import errno
-import logging
 import os
-import queue
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from node import watch_events
-from node import watch_observer
 from node import watcher as watcher_module
-from node.watcher import OutboxWatcher, State
-
-STABLE = 1.0
-SCAN = 30.0
-
-
-class Harness:
-    """One watcher with a Clock, a hint queue standing in for the reactor, and a ready list."""
-
-    def __init__(self, outbox: Path, *, drop_hints: bool = False, **kw: Any) -> None:
-        self.outbox = outbox
-        self.clock = Clock()
-        self.calls: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]]] = queue.Queue()
-        self.ready: list[tuple[Path, str]] = []
-        self.drop_hints = drop_hints
-        kw.setdefault("stable_seconds", STABLE)
-        kw.setdefault("scan_interval", SCAN)
-        self.watcher = OutboxWatcher(self.clock, outbox, self._on_ready,
-                                     call_from_thread=self._from_thread, **kw)
-
-    def _from_thread(self, fn: Callable[..., None], *args: Any) -> None:
-        if self.drop_hints and getattr(fn, "__name__", "") in ("_hint", "deliver_hints"):
-            return  # simulate events lost by the kernel or never delivered (network share)
-        self.calls.put((fn, args))
-
-    def _on_ready(self, path: Path, target: str) -> None:
-        self.ready.append((path, target))
-
-    def start(self) -> None:
-        self.watcher.start()
-        self.clock.advance(0)  # the start-up scan
-
-    def drain(self) -> int:
-        """Run the hints queued so far on 'the reactor thread'; return how many ran."""
-        count = 0
-        while True:
-            try:
-                fn, args = self.calls.get_nowait()
-            except queue.Empty:
-                break
-            fn(*args)
-            count += 1
-        self.clock.advance(0)
-        return count
-
-    def settle(self, quiet: float = 0.3, timeout: float = 20.0) -> None:
-        """Drain hints until none has arrived for ``quiet`` real seconds."""
-        deadline = time.monotonic() + timeout
-        last = time.monotonic()
-        while time.monotonic() < deadline:
-            if self.drain():
-                last = time.monotonic()
-            elif time.monotonic() - last >= quiet:
-                return
-            time.sleep(0.01)
-        raise AssertionError("hints never went quiet")
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.drain()
-            if condition():
-                return
-            time.sleep(0.02)
-        raise AssertionError("condition not reached")
-
-    def stop(self) -> None:
-        self.watcher.stop()
-        assert self.clock.getDelayedCalls() == []
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Path:
-    box = tmp_path / "outbox"
-    (box / "peer").mkdir(parents=True)
-    return box
-
-
-@pytest.fixture
-def harness(outbox: Path) -> Iterator[Harness]:
-    h = Harness(outbox)
-    h.start()
-    yield h
-    h.stop()
-
-
-@pytest.fixture
-def blind(outbox: Path) -> Iterator[Harness]:
-    """A watcher whose folder events are all lost: only scans can find files."""
-    h = Harness(outbox, drop_hints=True)
-    h.start()
-    yield h
-    h.stop()
-
-
-def write(path: Path, data: bytes = b"document") -> Path:
-    with open(path, "wb") as handle:
-        handle.write(data)
-    return path
+from node.watcher import State
+from tests.node.watchhelp import SCAN, STABLE, Harness, write
 
 
 def test_closed_file_becomes_ready_once_after_stability(harness: Harness, outbox: Path) -> None:
@@ -387,69 +282,6 @@ def test_name_reused_while_handed_over_is_reported_again_after_done(
     assert harness.watcher.state_of(path) is State.SETTLING
     harness.clock.advance(STABLE)
     assert harness.ready == [(path, "peer"), (path, "peer")]
-
-
-def test_overflow_warning_forces_a_rescan(blind: Harness, outbox: Path) -> None:
-    """watchdog's 'queue overflowed' warning (no event) triggers a scan at once."""
-    path = write(outbox / "peer" / "lost.pdf")
-    logging.getLogger("watchdog.observers.inotify_c").warning(
-        "Inotify queue overflowed; filesystem events were lost")
-    blind.drain()
-    blind.clock.advance(STABLE)
-    assert blind.ready == [(path, "peer")]
-
-
-def test_watch_limit_falls_back_to_scanning(outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ENOSPC from inotify gives a clear message and scanning alone still finds files."""
-
-    class Exhausted(watch_observer.Observer):  # type: ignore[misc, valid-type]
-        def start(self) -> None:
-            raise OSError(errno.ENOSPC, "inotify watch limit reached")
-
-    monkeypatch.setitem(watch_observer.OBSERVERS, "native", Exhausted)
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        h = Harness(outbox)
-        h.start()
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    try:
-        assert not h.watcher.watching
-        messages = [e for e in events if e.get("log_namespace") == "lienthong.watcher"]
-        assert any("max_user_watches" in e.get("why", "") for e in messages)
-        path = write(outbox / "peer" / "x.pdf")
-        h.clock.advance(SCAN)
-        h.clock.advance(STABLE)
-        assert h.ready == [(path, "peer")]
-    finally:
-        h.stop()
-
-
-def test_dead_observer_is_restarted(harness: Harness, outbox: Path) -> None:
-    """If the observer thread dies (e.g. a share vanished), the periodic check restarts it."""
-    old = harness.watcher._observer
-    assert old is not None
-    old.stop()
-    old.join(5)
-    harness.clock.advance(SCAN)
-    assert harness.watcher.watching and harness.watcher._observer is not old
-    path = write(outbox / "peer" / "after-restart.pdf")
-    harness.wait_for(lambda: harness.watcher.state_of(path) is State.SETTLING)
-
-
-def test_stop_leaves_no_delayed_calls_and_ignores_late_hints(outbox: Path) -> None:
-    """After stop, no timer is left and hints still queued from the observer are ignored."""
-    h = Harness(outbox)
-    h.start()
-    write(outbox / "peer" / "a.pdf")
-    h.settle()
-    assert h.clock.getDelayedCalls()
-    h.calls.put((h.watcher._hint, (str(outbox / "peer" / "late.pdf"),)))
-    write(outbox / "peer" / "late.pdf")
-    h.stop()
-    h.drain()
-    assert h.clock.getDelayedCalls() == [] and h.ready == [] and h.watcher.pending == 0
 
 
 def test_folder_replacing_a_settling_file_is_walked(harness: Harness, outbox: Path) -> None:
