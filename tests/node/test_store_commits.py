@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -17,17 +16,10 @@ from twisted.python.failure import Failure
 
 from node.dbthread import DatabaseStopped
 from node.records import DuplicateMessage
-from node.store import Store, open_store
+from node.store import Store
 from node.store_commits import GroupCommitThread
 from tests.node.storehelp import T0, make_dispatch, make_peer
 from tests.node.test_dbthread import FakeReactor, outcome
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'state' / 'lienthong.db'}")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
