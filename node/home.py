@@ -36,11 +36,12 @@ def make_folders(home: Path) -> None:
         os.chmod(path, 0o700)
 
 
-def write_synced(path: Path, data: bytes, *, exclusive: bool = True) -> None:
-    """Write a small private (0600) file and fsync it before returning; with ``exclusive``,
-    refuse to replace one that exists (FileExistsError)."""
+def write_synced(path: Path, data: bytes, *, exclusive: bool = True, mode: int = 0o600) -> None:
+    """Write a small file (private, 0600, unless ``mode`` says otherwise; the umask applies)
+    and fsync it before returning; with ``exclusive``, refuse to replace one that exists
+    (FileExistsError)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, flags, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

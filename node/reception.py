@@ -31,7 +31,7 @@ import nacl.public
 
 from node.failpoints import failpoint
 from node.hashing import BackgroundDigest
-from node.home import fsync_dir
+from node.home import fsync_dir, write_synced
 from node.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
 from node.writeback import Writeback
 from protocol.envelope import EnvelopeHeader, Opener
@@ -299,20 +299,11 @@ def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str) 
     Their contents are synced too, not only their names: after a power cut a sidecar whose
     name survived but whose bytes did not would be an empty or partial file in the inbox."""
     meta = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    _write_durable(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"))
-    _write_durable(final.with_name(final.name + RECEIPT_SUFFIX), (receipt + "\n").encode("ascii"))
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    """Write ``path`` (clerks' umask, as any inbox file) and fsync it before returning."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # Readable as any inbox file (the clerks' umask), where write_synced's default is private.
+    write_synced(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"),
+                 exclusive=False, mode=0o666)
+    write_synced(final.with_name(final.name + RECEIPT_SUFFIX), (receipt + "\n").encode("ascii"),
+                 exclusive=False, mode=0o666)
 
 
 def file_sha256(path: Path) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from OpenSSL import SSL
 from OpenSSL.SSL import Error, WantReadError
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
+from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
 
 #: Sequences at least this large bypass the small-write aggregation and are not joined.
