@@ -107,7 +107,7 @@ def run_large(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> Non
 
 def _phases(net: Network, dropped: float) -> dict[str, float]:
     """Seconds from the drop to each audit milestone at the sender."""
-    from node.clock import parse_rfc3339
+    from lienthong.node.core.clock import parse_rfc3339
     db = net.sender_db()
     out = {}
     for kind in ("taken", "sealed", "receipt-verified"):

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.clock import parse_rfc3339
+from lienthong.node.core.clock import parse_rfc3339
 from tests.integration.harness import TestNode, make_network
 
 #: Replacements in each node's configuration (the harness's FAST_SETTINGS style).

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from config.schema import (
+from lienthong.config.schema import (
     CONFIG_VERSION, GUARDED_CLASSES, NAME_PATTERN, ConfigError, DeliverySection,
     DocumentsSection, KeystoreSection, NodeConfig, NodeSection, StatusSection, StoreSection,
     WatchSection, parse_address,

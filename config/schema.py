@@ -12,7 +12,7 @@ from pathlib import Path
 
 CONFIG_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-#: Document types clerks may use when ``[documents] types`` is not set (node/documents.py
+#: Document types clerks may use when ``[documents] types`` is not set (node/documents/metadata.py
 #: maps the Vietnamese names onto these; "message" is always allowed besides).
 DEFAULT_DOCUMENT_TYPES = ("resolution", "decision", "directive", "report", "programme",
                           "conclusion", "announcement", "publication", "letter", "other")

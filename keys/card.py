@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import nacl.signing
 
-from keys import jws, tls
-from keys.errors import BadCard, BadNodeID, InvalidValue, KeysError
-from keys.identity import NodeKeys, check_node_name, check_time, decode_key32, encryption_kid
-from keys.nodeid import node_id_from_public_key, parse_node_id
+from lienthong.keys import jws, tls
+from lienthong.keys.errors import BadCard, BadNodeID, InvalidValue, KeysError
+from lienthong.keys.identity import NodeKeys, check_node_name, check_time, decode_key32, encryption_kid
+from lienthong.keys.nodeid import node_id_from_public_key, parse_node_id
 
 CARD_TYP = "lienthong-card/1"
 #: A card is a few kilobytes (the certificate is about 350 bytes); anything bigger is refused

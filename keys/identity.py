@@ -31,9 +31,9 @@ import nacl.signing
 import nacl.utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keys import jws, tls
-from keys.errors import BadBinding, InvalidValue, KeysError
-from keys.nodeid import node_id_from_public_key
+from lienthong.keys import jws, tls
+from lienthong.keys.errors import BadBinding, InvalidValue, KeysError
+from lienthong.keys.nodeid import node_id_from_public_key
 
 BINDING_TYP = "lienthong-binding/1"
 

@@ -25,7 +25,7 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from keys.errors import BadSignature, MalformedToken, WrongType
+from lienthong.keys.errors import BadSignature, MalformedToken, WrongType
 
 #: Tokens longer than this are refused before any decoding (a card with many addresses or a
 #: header with hundreds of recipients is still far below it).

@@ -38,9 +38,9 @@ import nacl.utils
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keys import jws
-from keys.errors import InsecurePermissions, KeysError, KeystoreError, WrongPassphrase
-from keys.identity import EncryptionKey, NodeKeys
+from lienthong.keys import jws
+from lienthong.keys.errors import InsecurePermissions, KeysError, KeystoreError, WrongPassphrase
+from lienthong.keys.identity import EncryptionKey, NodeKeys
 
 FORMAT = "lienthong-keystore"
 VERSION = 1

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 
-from keys.errors import BadNodeID
+from lienthong.keys.errors import BadNodeID
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _GROUP = 13

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
-from keys.errors import BadCertificate, UnknownPeer
-from keys.nodeid import parse_node_id
+from lienthong.keys.errors import BadCertificate, UnknownPeer
+from lienthong.keys.nodeid import parse_node_id
 
 NOT_BEFORE = datetime.datetime(2000, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)
 NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)

@@ -1,4 +1,4 @@
 """``python -m node`` is ``lienthong`` (handy before the console script is installed)."""
-from node.cli import main
+from lienthong.node.cli.main import main
 
 main()

@@ -34,16 +34,16 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
-from keys import errors as key_errors
-from keys import jws
-from keys.nodeid import node_id_from_public_key
-from protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
+from lienthong.keys import errors as key_errors
+from lienthong.keys import jws
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
                              NotForUs, SenderMismatch, SizeMismatch)
-from protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
+from lienthong.protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
     MAX_NAME_BYTES, MESSAGE_ID_BYTES, check_hex, check_name, check_node_id, check_size_field,
     check_time, new_message_id, rfc3339_utc,
 )
-from protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, Digest,
+from lienthong.protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, Digest,
                               PayloadDecryptor, PayloadEncryptor, PayloadSummary,
                               check_chunk_size, ciphertext_size, open_file_key, seal_file_key)
 
@@ -222,7 +222,7 @@ class Sealer:
     """Encrypt one document as it is read and sign its header at the end.
 
     ``plaintext_digest`` is the SHA-256 object the document is hashed with (default
-    ``hashlib.sha256()``); the node passes one that hashes on another thread (node/hashing.py).
+    ``hashlib.sha256()``); the node passes one that hashes on another thread (node/core/hashing.py).
     """
 
     def __init__(self, *, identity: nacl.signing.SigningKey, sender: str,
@@ -339,7 +339,7 @@ class Opener:
                  encryption_keys: Mapping[str, nacl.public.PrivateKey],
                  plaintext_digest: Digest | None = None) -> None:
         """``plaintext_digest``: the SHA-256 object to hash the plaintext with (default
-        ``hashlib.sha256()``; the node's hashes on another thread, node/hashing.py)."""
+        ``hashlib.sha256()``; the node's hashes on another thread, node/core/hashing.py)."""
         entry = header.key_for(node_id)
         if entry is None:
             raise NotForUs(f"message {header.message_id} holds no sealed key for {node_id}")

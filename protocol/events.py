@@ -24,11 +24,11 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias
 
-from keys.errors import BadNodeID, MalformedToken
-from keys.jws import canonical_json, strict_json_object
-from keys.nodeid import parse_node_id
-from protocol.errors import LocalProtocolError, MessageError
-from protocol.frames import (DATA_PREFIX_SIZE, MAX_DATA, Frame, FrameKind, encode_frame,
+from lienthong.keys.errors import BadNodeID, MalformedToken
+from lienthong.keys.jws import canonical_json, strict_json_object
+from lienthong.keys.nodeid import parse_node_id
+from lienthong.protocol.errors import LocalProtocolError, MessageError
+from lienthong.protocol.frames import (DATA_PREFIX_SIZE, MAX_DATA, Frame, FrameKind, encode_frame,
                              frame_header)
 
 MAX_U64 = 2 ** 64 - 1

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import nacl.utils
 
-from keys import errors as key_errors
-from keys.nodeid import parse_node_id
-from protocol.errors import MalformedHeader
-from protocol.layout import check_size
+from lienthong.keys import errors as key_errors
+from lienthong.keys.nodeid import parse_node_id
+from lienthong.protocol.errors import MalformedHeader
+from lienthong.protocol.layout import check_size
 
 MESSAGE_ID_BYTES = 16
 MAX_NAME_BYTES = 255

@@ -14,7 +14,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
 
-from protocol.errors import DecryptError
+from lienthong.protocol.errors import DecryptError
 
 KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES          # 32
 SEALED_KEY_BYTES = KEY_BYTES + sodium.crypto_box_SEALBYTES               # 80

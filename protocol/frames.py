@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
 
-from protocol.errors import (FrameError, FrameTooLarge, LocalProtocolError, ProtocolError,
+from lienthong.protocol.errors import (FrameError, FrameTooLarge, LocalProtocolError, ProtocolError,
                              UnsupportedVersion)
 
 PROTOCOL_VERSION = 1

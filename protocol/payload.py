@@ -21,7 +21,7 @@ Both directions hash as they go (SHA-256 of the plaintext and, unless told not t
 header does not sign it, of the whole ciphertext stream, header included), so nothing is ever
 read twice, and both buffer at most one chunk. The plaintext's hash object can be injected
 (``plaintext_digest``, anything with ``update``/``digest``): the node passes one that hashes on
-a second thread (node/hashing.py), so the hash overlaps the cipher; this module starts none.
+a second thread (node/core/hashing.py), so the hash overlaps the cipher; this module starts none.
 
 The file key is wrapped for each reader with a sealed box (protocol/filekey.py, re-exported
 here).
@@ -48,12 +48,12 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
 
-from protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
+from lienthong.protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
                              SizeMismatch, TrailingData, Truncated)
-from protocol.filekey import (  # noqa: F401 - re-exported: the payload's file key
+from lienthong.protocol.filekey import (  # noqa: F401 - re-exported: the payload's file key
     KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key)
-from protocol.gather import Gather
-from protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
+from lienthong.protocol.gather import Gather
+from lienthong.protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
     CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES, MAX_CHUNK_SIZE, MAX_SIZE, MIN_CHUNK_SIZE,
     check_chunk_size, check_size, chunk_count, ciphertext_size, last_chunk_len)
 
@@ -69,7 +69,7 @@ class Digest(Protocol):
     """What the codecs need of a hash: hashlib's ``update`` and ``digest``. An injected one
     must be a fresh SHA-256 (its digest is signed as the document's SHA-256). ``update`` may be
     given a view of the caller's own buffer: a hash that keeps buffers past ``update`` must copy
-    any that can change (node/hashing.py does; plaintext the decryptor made is fresh bytes)."""
+    any that can change (node/core/hashing.py does; plaintext the decryptor made is fresh bytes)."""
 
     def update(self, data: Any, /) -> None: ...
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import nacl.signing
 
-from keys import errors as key_errors
-from keys import jws
-from keys.nodeid import node_id_from_public_key
-from protocol.fields import check_hex, check_node_id, check_time
-from protocol.errors import (MalformedRecall, MalformedStatus, RecallBadSignature,
+from lienthong.keys import errors as key_errors
+from lienthong.keys import jws
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.fields import check_hex, check_node_id, check_time
+from lienthong.protocol.errors import (MalformedRecall, MalformedStatus, RecallBadSignature,
                              RecallMismatch, RecallWrongType, StatusBadSignature,
                              StatusMismatch, StatusWrongType)
 

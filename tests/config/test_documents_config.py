@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import CONFIG_FILE_NAME, load_config
-from config.schema import DEFAULT_DOCUMENT_TYPES, ConfigError
-from config.template import render_config
+from lienthong.config.loader import CONFIG_FILE_NAME, load_config
+from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, ConfigError
+from lienthong.config.template import render_config
 
 
 def _load(tmp_path: Path, extra: str = ""):  # type: ignore[no-untyped-def]

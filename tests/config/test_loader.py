@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import CONFIG_FILE_NAME, load_config, parse_config
-from config.schema import ConfigError
-from config.template import render_config
+from lienthong.config.loader import CONFIG_FILE_NAME, load_config, parse_config
+from lienthong.config.schema import ConfigError
+from lienthong.config.template import render_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 

@@ -24,16 +24,16 @@ from typing import Any
 
 import nacl.public
 
-from keys import jws
-from keys.card import PeerCard, make_card, read_card
-from keys.directory import Peer
-from keys.identity import NodeKeys, generate_node_keys
-from keys.tls import pem_certificate, pem_private_key
-from protocol.envelope import ENVELOPE_TYP, Sealer, decode_header, new_message_id
-from protocol.events import (Accept, Data, End, Error, Event, Hello, Offer, decode_event,
+from lienthong.keys import jws
+from lienthong.keys.card import PeerCard, make_card, read_card
+from lienthong.keys.directory import Peer
+from lienthong.keys.identity import NodeKeys, generate_node_keys
+from lienthong.keys.tls import pem_certificate, pem_private_key
+from lienthong.protocol.envelope import ENVELOPE_TYP, Sealer, decode_header, new_message_id
+from lienthong.protocol.events import (Accept, Data, End, Error, Event, Hello, Offer, decode_event,
                              encode_event)
-from protocol.frames import HEADER, MAX_PAYLOAD, FrameDecoder
-from protocol.receipt import RECEIPT_TYP
+from lienthong.protocol.frames import HEADER, MAX_PAYLOAD, FrameDecoder
+from lienthong.protocol.receipt import RECEIPT_TYP
 from tests.integration.harness import NOW, TestNode
 
 ALPN = "lienthong/1"

@@ -20,9 +20,9 @@ import time
 import urllib.request
 
 
-from config.loader import load_config
-from node.cli import main as _cli  # noqa: F401 - node.cli_status must be imported after it
-from node.cli_status import gather
+from lienthong.config.loader import load_config
+from lienthong.node.cli.main import main as _cli  # noqa: F401 - node.cli_status must be imported after it
+from lienthong.node.cli.status import gather
 from tests.integration.harness import TestNode, check_delivered, sent_all, wait_for
 
 COUNT = int(os.environ.get("LIENTHONG_BACKLOG") or 10_000)

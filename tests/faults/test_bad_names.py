@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from keys import jws
-from node.names import TEMP_PREFIX, clash_key, is_noise, is_safe_component
-from protocol.envelope import ENVELOPE_TYP
-from protocol.events import Receipt, Reject
+from lienthong.keys import jws
+from lienthong.node.core.names import TEMP_PREFIX, clash_key, is_noise, is_safe_component
+from lienthong.protocol.envelope import ENVELOPE_TYP
+from lienthong.protocol.events import Receipt, Reject
 from tests.faults.hostile import (HostileClient, Identity, card_of, enrol, make_identity,
                                   resign, seal)
 from tests.integration.harness import (TestNode, make_network, sent_all, sha256, wait_for)

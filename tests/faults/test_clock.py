@@ -5,7 +5,7 @@ Each node is a separate process, so each gets its own fake clock from libfaketim
 ``datetime.now()``, as a misconfigured office PC would. A step is made mid-run by rewriting a
 ``FAKETIME_TIMESTAMP_FILE`` (re-read every second), as an NTP step would do to a running node:
 the wall clock jumps, CLOCK_MONOTONIC does not (``FAKETIME_DONT_FAKE_MONOTONIC=1``). The node's
-timers run on CLOCK_MONOTONIC and its timestamps on the wall clock (node/clock.py), so a step
+timers run on CLOCK_MONOTONIC and its timestamps on the wall clock (node/core/clock.py), so a step
 neither holds a pending timer back nor fires one early.
 """
 from __future__ import annotations

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from keys import jws
-from protocol.envelope import ENVELOPE_TYP
-from protocol.events import Error, Have, Offer, Receipt, Reject
+from lienthong.keys import jws
+from lienthong.protocol.envelope import ENVELOPE_TYP
+from lienthong.protocol.events import Error, Have, Offer, Receipt, Reject
 from tests.faults.arena import Arena, arena, connect  # noqa: F401 - arena is the fixture
 from tests.faults.hostile import (FrameSocket, HostileReceiver, card_of, forged_receipt,
                                   make_identity, receive_transfer, resign, seal)

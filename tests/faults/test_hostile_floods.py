@@ -8,7 +8,7 @@ import os
 import ssl
 import time
 
-from protocol.events import Hello, Offer, encode_event
+from lienthong.protocol.events import Hello, Offer, encode_event
 from tests.faults.arena import (Arena, arena,  # noqa: F401 - arena is the fixture
                                 connect, tcp_closed_within)
 from tests.faults.hostile import HostileClient, PeerClosed, card_of, seal

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from keys import jws
-from protocol.events import Accept, Data, End
-from protocol.frames import HEADER, MAX_DATA, FrameKind
+from lienthong.keys import jws
+from lienthong.protocol.events import Accept, Data, End
+from lienthong.protocol.frames import HEADER, MAX_DATA, FrameKind
 from tests.faults.arena import (Arena, arena, attack_with_frames,  # noqa: F401 - the fixture
                                 connect, tcp_closed_within)
 from tests.faults.hostile import HostileClient, card_of, raw_frame, seal

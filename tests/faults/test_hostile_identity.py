@@ -8,7 +8,7 @@ import json
 import ssl
 import time
 
-from keys.card import read_card
+from lienthong.keys.card import read_card
 from tests.faults.arena import Arena, arena, tcp_closed_within  # noqa: F401 - arena is the fixture
 from tests.faults.hostile import HostileClient, Identity, attempt_handshake, enrol, make_identity
 from tests.integration.harness import NOW, wait_for

@@ -6,7 +6,7 @@ restarts it, lets the sender retry, and runs the shared checker.
 """
 from __future__ import annotations
 
-from node.sender import DATA_FRAME
+from lienthong.node.delivery.connection import DATA_FRAME
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
 #: Six DATA frames or more, so a kill after the second frame is really mid-transfer.

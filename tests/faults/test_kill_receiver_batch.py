@@ -1,4 +1,4 @@
-"""SIGKILL the receiver while it publishes a BATCH of small documents (node/publisher.py).
+"""SIGKILL the receiver while it publishes a BATCH of small documents (node/inbox/publication.py).
 
 Documents that finish together share their commits and folder fsyncs; a crash between the
 shared fsync and the shared commit leaves every document of the batch ``publishing``, in the

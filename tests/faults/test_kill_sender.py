@@ -1,7 +1,7 @@
 """SIGKILL the sending node at each named stage, restart it, and prove nothing is lost or doubled.
 
 Each test starts the sender with ``LIENTHONG_FAILPOINT=<stage>[:n]``; the node kills itself
-with SIGKILL when it gets there (node/failpoints.py), exactly as a power cut would stop it:
+with SIGKILL when it gets there (node/core/failpoints.py), exactly as a power cut would stop it:
 no cleanup, no flush. The test then restarts it without the failpoint and runs the shared
 checker: the document is in the recipient's inbox exactly once, byte-identical, with a receipt
 that verifies, the sender holds that same receipt, and nothing is half-written anywhere.
@@ -12,8 +12,8 @@ import pytest
 
 import os
 
-from node.sealing import READ_SIZE
-from node.sender import DATA_FRAME
+from lienthong.node.spool.sealing import READ_SIZE
+from lienthong.node.delivery.connection import DATA_FRAME
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
 #: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.

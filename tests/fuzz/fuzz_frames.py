@@ -29,12 +29,12 @@ from __future__ import annotations
 import os
 import sys
 
-from keys.nodeid import node_id_from_public_key
-from protocol.connection import Connection, Role, State
-from protocol.errors import LocalProtocolError, MessageError, ProtocolError
-from protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.connection import Connection, Role, State
+from lienthong.protocol.errors import LocalProtocolError, MessageError, ProtocolError
+from lienthong.protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
                              Receipt, Reject, encode_event)
-from protocol.frames import FrameDecoder
+from lienthong.protocol.frames import FrameDecoder
 
 FALLBACK_RUNS = 20_000
 NODE_A = node_id_from_public_key(b"\x01" * 32)

@@ -17,13 +17,13 @@ from typing import Any
 
 import nacl.signing
 
-from keys import jws
-from keys.card import read_card
-from keys.directory import Peer
-from node.identity_history import read_identity_history
-from node.provision import create_node_home
-from node.store import open_store
-from protocol.receipt import RECEIPT_TYP, verify_receipt
+from lienthong.keys import jws
+from lienthong.keys.card import read_card
+from lienthong.keys.directory import Peer
+from lienthong.node.identity.history import read_identity_history
+from lienthong.node.identity.provision import create_node_home
+from lienthong.node.store.database import open_store
+from lienthong.protocol.receipt import RECEIPT_TYP, verify_receipt
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T08:00:00Z"
@@ -69,7 +69,7 @@ class TestNode:
         env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env, **(extra_env or {}))
         self.log_file = self.home / "logs" / "stderr.txt"
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen([sys.executable, "-m", "node", "run", str(self.home)],
+        self.process = subprocess.Popen([sys.executable, "-m", "lienthong.node", "run", str(self.home)],
                                         stdout=log, stderr=subprocess.STDOUT, env=env,
                                         cwd=str(ROOT))
         wait_for(lambda: self._listening(), timeout=20, what=f"{self.name} to listen")
@@ -137,7 +137,7 @@ class TestNode:
         return folder / name
 
     def store(self):  # type: ignore[no-untyped-def]
-        from config.loader import load_config
+        from lienthong.config.loader import load_config
         return open_store(load_config(self.home).store.url)
 
     def query(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -312,7 +312,7 @@ def start_wrapped(node: TestNode, prefix: list[str],
     env = dict(os.environ, PYTHONPATH=str(ROOT), **node.env, **(extra_env or {}))
     node.log_file = node.home / "logs" / "stderr.txt"
     log = open(node.log_file, "ab")  # noqa: SIM115 - the child owns it
-    node.process = subprocess.Popen([*prefix, sys.executable, "-m", "node", "run", str(node.home)],
+    node.process = subprocess.Popen([*prefix, sys.executable, "-m", "lienthong.node", "run", str(node.home)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env,
                                     cwd=str(ROOT))
     wait_for(lambda: node._listening(), timeout=20, what=f"{node.name} to listen")

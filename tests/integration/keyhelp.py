@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 
-from keys.card import read_card
+from lienthong.keys.card import read_card
 from tests.integration.harness import ROOT, TestNode
 
 
 def cli(*args: str, env: dict[str, str] | None = None,
         check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the ``lienthong`` command line in a separate process, as an IT officer would."""
-    result = subprocess.run([sys.executable, "-m", "node", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "lienthong.node", *args], capture_output=True,
                             text=True, timeout=120, cwd=str(ROOT),
                             env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})))
     if check:

@@ -13,8 +13,8 @@ from typing import Any
 
 import nacl.signing
 
-from keys.card import read_card
-from protocol.status import check_chain, verify_status
+from lienthong.keys.card import read_card
+from lienthong.protocol.status import check_chain, verify_status
 from tests.integration.harness import (ROOT, TestNode, check_delivered, sent_all, wait_for,
                                        write_large_file)
 
@@ -33,7 +33,7 @@ due = "30/11/2026"
 
 def cli(node: TestNode, *args: str) -> subprocess.CompletedProcess:
     """Run ``lienthong ARGS --home NODE`` the way a clerk would (no passphrase needed)."""
-    return subprocess.run([sys.executable, "-m", "node", *args, "--home", str(node.home)],
+    return subprocess.run([sys.executable, "-m", "lienthong.node", *args, "--home", str(node.home)],
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           cwd=str(ROOT), timeout=60, check=False)
 

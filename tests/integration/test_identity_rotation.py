@@ -13,10 +13,10 @@ import time
 
 import nacl.signing
 
-from keys import jws
-from keys.card import read_card
-from node.audit_heads import HEAD_TYP
-from protocol.receipt import RECEIPT_TYP, verify_receipt
+from lienthong.keys import jws
+from lienthong.keys.card import read_card
+from lienthong.node.audit.heads import HEAD_TYP
+from lienthong.protocol.receipt import RECEIPT_TYP, verify_receipt
 from tests.integration.harness import (
     ROOT, TestNode, check_delivered, inbox_documents, sent_all, wait_for,
 )
@@ -182,7 +182,7 @@ def _run_at_a_prompt(node: TestNode, passphrase: str) -> int:
     pid, fd = pty.fork()
     if pid == 0:  # the child: become the node
         os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "node", "run", str(node.home)], env)
+        os.execve(sys.executable, [sys.executable, "-m", "lienthong.node", "run", str(node.home)], env)
     seen = b""
     deadline = time.monotonic() + 30
     while b"passphrase" not in seen.lower():

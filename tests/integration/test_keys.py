@@ -10,10 +10,10 @@ from pathlib import Path
 
 import nacl.signing
 
-from keys.card import read_card
-from keys.keystore import load_keystore
-from protocol.envelope import decode_header
-from protocol.receipt import verify_receipt
+from lienthong.keys.card import read_card
+from lienthong.keys.keystore import load_keystore
+from lienthong.protocol.envelope import decode_header
+from lienthong.protocol.receipt import verify_receipt
 from tests.integration.harness import (
     TestNode, check_delivered, inbox_documents, sent_all, wait_for, write_large_file,
 )

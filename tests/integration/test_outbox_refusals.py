@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from config.loader import load_config
+from lienthong.config.loader import load_config
 from tests.integration.harness import check_delivered, sent_all, wait_for
 
 

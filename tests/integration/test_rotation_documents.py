@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 
-from keys.card import read_card
+from lienthong.keys.card import read_card
 from tests.integration.harness import ROOT, TestNode, sent_all, wait_for
 
 
 def cli(node: TestNode, *args: str) -> subprocess.CompletedProcess:
     """Run ``lienthong ARGS --home NODE`` as an IT officer would."""
-    return subprocess.run([sys.executable, "-m", "node", *args, "--home", str(node.home)],
+    return subprocess.run([sys.executable, "-m", "lienthong.node", *args, "--home", str(node.home)],
                           capture_output=True, text=True, cwd=str(ROOT), timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
 

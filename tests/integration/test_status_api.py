@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from node.cli import main
+from lienthong.node.cli.main import main
 from tests.integration.harness import TestNode, sent_all, wait_for
 
 PORT_FILE = Path("state") / "status.port"

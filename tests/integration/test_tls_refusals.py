@@ -5,8 +5,8 @@ import socket
 import ssl
 from pathlib import Path
 
-from keys.card import read_card
-from keys.tls import (
+from lienthong.keys.card import read_card
+from lienthong.keys.tls import (
     generate_tls_key, make_self_signed_certificate, pem_certificate, pem_private_key,
     spki_sha256,
 )

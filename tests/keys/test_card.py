@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import jws
-from keys.card import CARD_TYP, MAX_ADDRESSES, make_card, parse_address, read_card, verification_code
-from keys.errors import BadCard, InvalidValue
-from keys.identity import generate_node_keys, rotate_tls_key
-from keys.nodeid import parse_node_id
+from lienthong.keys import jws
+from lienthong.keys.card import CARD_TYP, MAX_ADDRESSES, make_card, parse_address, read_card, verification_code
+from lienthong.keys.errors import BadCard, InvalidValue
+from lienthong.keys.identity import generate_node_keys, rotate_tls_key
+from lienthong.keys.nodeid import parse_node_id
 
 NOW = "2025-03-01T08:00:00Z"
 ADDRESSES = ["so-tu-phap.example.vn:7443", "10.20.30.40:7443", "[2001:db8::1]:7443"]

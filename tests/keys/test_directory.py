@@ -6,11 +6,11 @@ import nacl.public
 import nacl.signing
 import pytest
 
-from keys import jws, tls
-from keys.card import make_card, read_card
-from keys.directory import Directory, Peer, PeerKey
-from keys.errors import DirectoryError, InvalidValue, UnknownPeer
-from keys.identity import generate_node_keys, rotate_encryption_key, rotate_tls_key
+from lienthong.keys import jws, tls
+from lienthong.keys.card import make_card, read_card
+from lienthong.keys.directory import Directory, Peer, PeerKey
+from lienthong.keys.errors import DirectoryError, InvalidValue, UnknownPeer
+from lienthong.keys.identity import generate_node_keys, rotate_encryption_key, rotate_tls_key
 
 T0 = "2025-01-01T00:00:00Z"
 T1 = "2025-06-01T00:00:00Z"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import jws
-from keys.errors import BadSignature, KeysError, MalformedToken, WrongType
+from lienthong.keys import jws
+from lienthong.keys.errors import BadSignature, KeysError, MalformedToken, WrongType
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 OTHER = nacl.signing.SigningKey(bytes(range(1, 33)))

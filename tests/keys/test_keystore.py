@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys import jws
-from keys.errors import InsecurePermissions, KeystoreError, WrongPassphrase
-from keys.identity import generate_node_keys, rotate_encryption_key
-from keys.keystore import (
+from lienthong.keys import jws
+from lienthong.keys.errors import InsecurePermissions, KeystoreError, WrongPassphrase
+from lienthong.keys.identity import generate_node_keys, rotate_encryption_key
+from lienthong.keys.keystore import (
     check_private_permissions, load_keystore, passphrase_bytes, read_passphrase, save_keystore,
 )
 

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from keys.errors import BadNodeID
-from keys.nodeid import ALPHABET, node_id_from_public_key, parse_node_id, short_id
+from lienthong.keys.errors import BadNodeID
+from lienthong.keys.nodeid import ALPHABET, node_id_from_public_key, parse_node_id, short_id
 
 # RFC 8032 §7.1 test 1 public key, and its node ID (frozen: changing it breaks every peer).
 RFC8032_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")

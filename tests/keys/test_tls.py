@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
-from keys import tls
-from keys.errors import BadCertificate, BadNodeID, UnknownPeer
-from keys.nodeid import node_id_from_public_key
+from lienthong.keys import tls
+from lienthong.keys.errors import BadCertificate, BadNodeID, UnknownPeer
+from lienthong.keys.nodeid import node_id_from_public_key
 
 NODE_ID = node_id_from_public_key(bytes(32))
 

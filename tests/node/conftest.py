@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.store import Store, open_store
+from lienthong.node.store.database import Store, open_store
 from tests.node.watchhelp import Harness
 
 

@@ -15,14 +15,14 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from keys.card import read_card
-from keys.directory import Peer
-from keys.identity import parse_time
-from keys.keystore import load_keystore
-from node.dbthread import InlineDatabase
-from node.provision import create_node_home
-from node.runtime import NodeRuntime
-from node.store import open_store
+from lienthong.keys.card import read_card
+from lienthong.keys.directory import Peer
+from lienthong.keys.identity import parse_time
+from lienthong.keys.keystore import load_keystore
+from lienthong.node.store.db_thread import InlineDatabase
+from lienthong.node.identity.provision import create_node_home
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.store.database import open_store
 
 NOW = "2026-11-25T08:00:00Z"
 EPOCH = parse_time(NOW).timestamp()

@@ -6,11 +6,11 @@ import hashlib
 import nacl.public
 import nacl.signing
 
-from keys.directory import Peer, PeerKey
-from keys.identity import encryption_kid
-from keys.jws import b64url_encode
-from keys.nodeid import node_id_from_public_key
-from node.records import PRIORITY_NORMAL, NewDispatch, NewReceived
+from lienthong.keys.directory import Peer, PeerKey
+from lienthong.keys.identity import encryption_kid
+from lienthong.keys.jws import b64url_encode
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.node.store.records import PRIORITY_NORMAL, NewDispatch, NewReceived
 
 T0 = "2026-01-05T08:00:00Z"
 T1 = "2026-01-05T08:00:01Z"

@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.internet.task import Clock
 
-from node.watcher import OutboxWatcher
+from lienthong.node.watch.watcher import OutboxWatcher
 
 STABLE = 1.0
 SCAN = 30.0

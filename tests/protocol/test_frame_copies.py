@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import LocalProtocolError, MessageError
-from protocol.events import (Accept, Data, End, Offer, decode_event, encode_event,
+from lienthong.protocol.errors import LocalProtocolError, MessageError
+from lienthong.protocol.events import (Accept, Data, End, Offer, decode_event, encode_event,
                              encode_event_parts)
-from protocol.frames import MAX_DATA, FrameDecoder, FrameKind
+from lienthong.protocol.frames import MAX_DATA, FrameDecoder, FrameKind
 from tests.protocol.test_connection import Pair, ready
 from tests.protocol.test_frames import MID, SAMPLES, TOKEN
 

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from protocol import gather
-from protocol.gather import Gather
-from protocol.payload import PayloadDecryptor, PayloadEncryptor
+from lienthong.protocol import gather
+from lienthong.protocol.gather import Gather
+from lienthong.protocol.payload import PayloadDecryptor, PayloadEncryptor
 
 KEY, AD = bytes(range(32)), bytes(16)
 

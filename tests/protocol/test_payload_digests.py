@@ -5,7 +5,7 @@ import hashlib
 import os
 from typing import Any
 
-from protocol.payload import PayloadDecryptor, PayloadEncryptor
+from lienthong.protocol.payload import PayloadDecryptor, PayloadEncryptor
 
 KEY, AD, CS = bytes(range(32)), bytes(16), 4096
 PLAIN = os.urandom(3 * CS + 5)

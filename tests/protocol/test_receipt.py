@@ -12,11 +12,11 @@ from joserfc import jws as jose_jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
 
-from keys import jws
-from protocol.envelope import EnvelopeHeader, new_message_id, seal_all, verify_header
-from protocol.errors import (MalformedReceipt, ReceiptBadSignature, ReceiptError, ReceiptMismatch,
+from lienthong.keys import jws
+from lienthong.protocol.envelope import EnvelopeHeader, new_message_id, seal_all, verify_header
+from lienthong.protocol.errors import (MalformedReceipt, ReceiptBadSignature, ReceiptError, ReceiptMismatch,
                              ReceiptWrongType)
-from protocol.receipt import RECEIPT_TYP, ReceiptInfo, decode_receipt, issue_receipt, verify_receipt
+from lienthong.protocol.receipt import RECEIPT_TYP, ReceiptInfo, decode_receipt, issue_receipt, verify_receipt
 from tests.vectors.make_vectors import Party, party
 
 ALICE, BOB, CAROL, MALLORY = party("alice"), party("bob"), party("carol"), party("mallory")

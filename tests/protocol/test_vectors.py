@@ -12,10 +12,10 @@ import pytest
 from joserfc import jws as jose_jws
 from joserfc.jwk import OKPKey
 
-from keys.nodeid import node_id_from_public_key
-from protocol.envelope import decode_header, open_all, seal_all, verify_header
-from protocol.errors import DecryptError
-from protocol.receipt import decode_receipt, verify_receipt
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.envelope import decode_header, open_all, seal_all, verify_header
+from lienthong.protocol.errors import DecryptError
+from lienthong.protocol.receipt import decode_receipt, verify_receipt
 from tests.vectors import make_vectors
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"

@@ -24,10 +24,10 @@ from typing import Any
 import nacl.public
 import nacl.signing
 
-from keys.jws import b64url_encode
-from keys.nodeid import node_id_from_public_key
-from protocol.envelope import new_message_id, seal_all, verify_header
-from protocol.receipt import issue_receipt
+from lienthong.keys.jws import b64url_encode
+from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
+from lienthong.protocol.receipt import issue_receipt
 
 HERE = Path(__file__).resolve().parent
 ENVELOPE_FILE = HERE / "envelope-v1.json"

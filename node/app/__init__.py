@@ -1,0 +1,1 @@
+"""The running node: wiring its parts together, logging, the demo network."""

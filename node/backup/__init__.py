@@ -1,0 +1,1 @@
+"""Encrypted, signed backups of a node's keys, configuration and store."""

@@ -1,0 +1,156 @@
+"""``lienthong demo``: run the three-office network once and show what happens."""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lienthong.config.examples import OFFICES
+from lienthong.keys.card import read_card
+from lienthong.keys.errors import KeysError
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.receipt import verify_receipt
+
+DEADLINE_SECONDS = 50.0
+
+
+def check_sent_receipts(sent_file: Path, cards: dict[str, Any]) -> list[str]:
+    """Verify every receipt kept beside a sent document with only the peer's public card."""
+    import nacl.signing
+    digest = hashlib.sha256(sent_file.read_bytes()).hexdigest()
+    lines = []
+    for receipt_file in sorted(sent_file.parent.glob(f"{sent_file.name}.*.receipt.jws")):
+        peer = receipt_file.name[len(sent_file.name) + 1:-len(".receipt.jws")]
+        card = cards[peer]
+        info = verify_receipt(receipt_file.read_text().strip(),
+                              nacl.signing.VerifyKey(card.identity_public),
+                              recipient=card.node_id)
+        if info.sha256 != digest:
+            raise ProtocolError(f"receipt from {peer} names another digest")
+        lines.append(f"{peer} signed at {info.time}")
+    return lines
+
+
+def _lienthong_command() -> str:
+    """How the user can call us again: plain 'lienthong' if it is on PATH, else its full path."""
+    import shutil
+    beside = Path(sys.executable).parent / "lienthong"
+    if shutil.which("lienthong") or not beside.exists():
+        return "lienthong"
+    return str(beside)
+
+
+@click.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-network"), show_default=True,
+              help="Where to create the three office homes (an old demo there is replaced).")
+def demo(folder: Path) -> None:
+    """Run a three-office demo network on loopback and show each delivery and receipt."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import inlineCallbacks
+    from twisted.internet.task import deferLater
+
+    from lienthong.node.core.clock import use_monotonic_timers
+    from lienthong.node.app.daemon import Node, build_runtime
+    from lienthong.node.app.demo import SAMPLES, create_network, open_keys, prepare_folder, wall_now, write_sample
+
+    use_monotonic_timers(reactor)  # as the daemon does: timers must not follow a clock step
+    folder = folder.resolve()
+    started = time.monotonic()
+    try:
+        prepare_folder(folder)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Creating three office nodes in {folder}")
+    homes = create_network(folder, now=wall_now())
+    cards = {name: read_card(new.card_path.read_text()) for name, new in homes.items()}
+    for office in OFFICES:
+        new = homes[office.name]
+        click.echo(f"  {office.name:<7} {office.display_name}  ({office.english_name})")
+        click.echo(f"          node ID {new.node_id}, listening on {new.config.node.listen}")
+    nodes: dict[str, Node] = {}
+    outcome = {"code": 0}
+
+    @inlineCallbacks
+    def scenario():  # type: ignore[no-untyped-def]
+        for name, new in homes.items():
+            runtime = build_runtime(reactor, new.config, open_keys(new.config))
+            nodes[name] = Node(runtime)
+            yield nodes[name].start()
+        click.echo("All three nodes are running, enrolled with each other (mutual TLS 1.3).")
+        click.echo("")
+        pending = {}
+        for sample in SAMPLES:
+            path = write_sample(homes[sample.sender].config.outbox, sample)
+            pending[(sample.sender, sample.name)] = sample
+            size = path.stat().st_size
+            click.echo(f"→ {sample.sender} drops {sample.name!r} ({size:,} bytes) into "
+                       f"outbox/{sample.target}/")
+        click.echo("")
+        deadline = reactor.seconds() + DEADLINE_SECONDS
+        while pending and reactor.seconds() < deadline:
+            yield deferLater(reactor, 0.2, lambda: None)
+            for key in list(pending):
+                sender, name = key
+                rt = nodes[sender].rt
+                rows = yield rt.db(rt.store.recent_dispatches, 50)
+                row = next((r for r in rows if r.name == name), None)
+                if row is None or row.state != "sent" or row.sent_path is None:
+                    continue
+                sent_file = Path(row.sent_path)
+                if not sent_file.exists():
+                    continue
+                try:
+                    lines = check_sent_receipts(sent_file, cards)
+                except (ProtocolError, KeysError, OSError) as exc:
+                    click.echo(f"✗ {name!r}: receipt check failed: {exc}")
+                    outcome["code"] = 1
+                    del pending[key]
+                    continue
+                recipients = [r.peer_node_id for r in row.deliveries]
+                names = [rt.peer_name(n) for n in recipients]
+                click.echo(f"✓ {name!r} from {sender} delivered to {', '.join(names)}")
+                facts = [f"{key} {row.meta[key]}" for key in ("type", "number", "urgency")
+                         if row.meta.get(key)]
+                if facts:
+                    click.echo(f"    {' · '.join(facts)} (signed inside the envelope)")
+                click.echo(f"    SHA-256 {row.sha256}")
+                for line in lines:
+                    click.echo(f"    receipt verified with the peer's card only: {line}")
+                del pending[key]
+        if pending:
+            outcome["code"] = 1
+            for sender, name in pending:
+                click.echo(f"✗ {name!r} from {sender} was not delivered in "
+                           f"{DEADLINE_SECONDS:.0f} s")
+        for node in nodes.values():
+            yield node.stop()
+            yield node.rt.database.stop()
+
+    def done(_: Any) -> None:
+        reactor.stop()
+
+    def failed(failure: Any) -> None:
+        outcome["code"] = 1
+        click.echo(f"demo failed: {failure.getErrorMessage()}", err=True)
+        failure.printTraceback(file=sys.stderr)
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: scenario().addCallbacks(done, failed))
+    reactor.run()
+    elapsed = time.monotonic() - started
+    click.echo("")
+    click.echo(f"Finished in {elapsed:.1f} s. The offices' folders are in {folder}:")
+    for office in OFFICES:
+        click.echo(f"  {folder / office.name}/inbox, sent, outbox, failed")
+    click.echo("To try it by hand, start each node in its own terminal:")
+    command = _lienthong_command()
+    for office in OFFICES:
+        click.echo(f"  {command} run {folder / office.name}")
+    click.echo(f"then drop a file into {folder / 'tinhuy' / 'outbox' / 'hdnd'}/ and watch "
+               f"{folder / 'hdnd' / 'inbox' / 'tinhuy'}/")
+    sys.exit(outcome["code"])

@@ -1,0 +1,108 @@
+"""The ``lienthong`` command line: one entry point, one small function per command.
+
+Console output is for people; ``--json`` (where offered) is for machines. Errors a clerk can
+fix are printed as one plain sentence and exit with status 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from lienthong.config.schema import ConfigError
+from lienthong.keys.errors import KeysError
+from lienthong.node.cli.common import CliError, home_option, open_config, resolve_home, wall_clock_now  # noqa: F401
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lienthong")
+def main() -> None:
+    """lienthong: signed, end-to-end encrypted, receipted document exchange between offices."""
+
+
+@main.command()
+@click.argument("home", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Short name of this office (becomes a folder name at peers).")
+@click.option("--display-name", default=None, help="Full name shown to people.")
+@click.option("--listen", default="0.0.0.0:7701", show_default=True, help="HOST:PORT to accept peers on.")
+@click.option("--advertise", multiple=True, help="HOST:PORT peers should dial (repeatable; default: --listen).")
+@click.option("--passphrase-prompt/--generate-passphrase", default=False,
+              help="Prompt for the keystore passphrase, or generate one into keys/passphrase (0600, default).")
+@click.option("--kdf", type=click.Choice(["moderate", "interactive", "sensitive", "minimal"]),
+              default="moderate", show_default=True,
+              help="Argon2id strength for the keystore ('minimal' is for test suites only).")
+def init(home: Path, name: str, display_name: str | None, listen: str, advertise: tuple[str, ...],
+         passphrase_prompt: bool, kdf: str) -> None:
+    """Create a node home: configuration, encrypted keys, folders, and the peer card."""
+    from lienthong.keys.keystore import passphrase_bytes
+    from lienthong.node.identity.provision import create_node_home
+    passphrase = None
+    if os.environ.get("LIENTHONG_PASSPHRASE"):
+        passphrase = passphrase_bytes(os.environ["LIENTHONG_PASSPHRASE"])
+    elif passphrase_prompt:
+        passphrase = passphrase_bytes(click.prompt("Keystore passphrase", hide_input=True,
+                                                   confirmation_prompt=True))
+    try:
+        new = create_node_home(home, name=name, display_name=display_name, listen=listen,
+                               advertise=list(advertise) or None, passphrase=passphrase,
+                               now=wall_clock_now(), kdf=kdf)
+    except (ConfigError, KeysError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"Created node {name!r} in {new.config.home}")
+    click.echo(f"Node ID:   {new.node_id}")
+    click.echo(f"Peer card: {new.card_path}  (give this file to the other offices)")
+    click.echo(f"Next: lienthong peers add THEIR.card --home {new.config.home}; "
+               f"then lienthong run {new.config.home}")
+
+
+@main.command()
+@click.argument("home", type=click.Path(path_type=Path), required=False)
+@click.option("--verbose", is_flag=True, help="Also log debug events to stderr.")
+def run(home: Path | None, verbose: bool) -> None:
+    """Run the node daemon until SIGTERM or Ctrl-C."""
+    from lienthong.node.app.daemon import run_daemon
+    config = open_config(home)
+    try:
+        sys.exit(run_daemon(config, verbose=verbose))
+    except (KeysError, ConfigError) as exc:
+        raise CliError(str(exc)) from None
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--to", "to", required=True, help="Peer or group name; several joined with commas.")
+@home_option
+def send(file: Path, to: str, home: Path | None) -> None:
+    """Send FILE: the same pipeline as dropping it into outbox/<peer>/."""
+    from lienthong.node.outbox.drop import drop_into_outbox
+    config = open_config(home)
+    try:
+        placed = drop_into_outbox(config, file, [t.strip() for t in to.split(",") if t.strip()])
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"Queued {file.name!r} as {placed}; the running node will take it.")
+
+
+def _register_subcommands() -> None:
+    from lienthong.node.cli.audit import audit
+    from lienthong.node.cli.receipt import receipt
+    from lienthong.node.cli.demo import demo
+    from lienthong.node.cli.peers import peers
+    from lienthong.node.cli.status import console, status
+    main.add_command(peers)
+    main.add_command(demo)
+    from lienthong.node.cli.documents import mark, message, recall, track
+    for command in (message, mark, recall, track):
+        main.add_command(command)
+    main.add_command(status)
+    main.add_command(console)
+    main.add_command(audit)
+    main.add_command(receipt)
+    from lienthong.node.cli.keys import backup, keys, restore
+    main.add_command(keys)
+    main.add_command(backup)
+    main.add_command(restore)
+
+
+_register_subcommands()

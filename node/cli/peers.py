@@ -1,0 +1,187 @@
+"""``lienthong peers``: enrol, list and show the offices this node exchanges with.
+
+Enrolment is the moment trust is created, so ``add`` shows the node ID in groups and a short
+verification code that the two clerks read to each other by phone before confirming.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lienthong.keys.card import read_card, verification_code
+from lienthong.keys.directory import Peer
+from lienthong.keys.errors import KeysError
+from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.store.records import StoreError
+from lienthong.node.store.database import open_store
+
+
+def _own_node_id(config) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return read_card(config.card_path.read_text(encoding="utf-8")).node_id
+    except (OSError, KeysError) as exc:
+        raise CliError(f"cannot read this node's own card {config.card_path}: {exc}") from None
+
+
+@click.group()
+def peers() -> None:
+    """Enrol and list peer offices."""
+
+
+@peers.command("add")
+@click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--address", "addresses", multiple=True, help="HOST:PORT to dial instead of the card's.")
+@click.option("--name", default=None, help="Local name for the peer (default: the card's name).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, demo).")
+@home_option
+def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool,
+        home: Path | None) -> None:
+    """Enrol a peer office from its card file."""
+    config = open_config(home)
+    try:
+        card = read_card(card_file.read_bytes())
+    except KeysError as exc:
+        raise CliError(f"{card_file}: {exc}") from None
+    own = _own_node_id(config)
+    if card.node_id == own:
+        raise CliError(f"{card_file} is this node's own card")
+    name = name or card.name
+    click.echo(f"Peer:              {name}  ({card.name} in its card)")
+    click.echo(f"Node ID:           {card.node_id}")
+    click.echo(f"Addresses:         {', '.join(addresses or card.addresses)}")
+    click.echo(f"Verification code: {verification_code(own, card.node_id)}")
+    click.echo("Read the node ID or the code to the other office's clerk by phone; "
+               "it must match what they see.")
+    if not yes and not click.confirm("Does it match?", default=False):
+        raise CliError("not enrolled")
+    now = wall_clock_now()
+    store = open_store(config.store.url)
+    try:
+        peer = replace(Peer.from_card(card, now=now), name=name,
+                       addresses=tuple(addresses or card.addresses))
+        with store.transaction():
+            store.add_peer(peer, card.token, now)
+            store.append_audit("peer-added", now, peer=card.node_id,
+                               detail={"name": name, "addresses": list(peer.addresses)})
+    except (ValueError, KeysError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"Enrolled {name}. Documents for it go in {config.outbox / name}/")
+    (config.outbox / name).mkdir(parents=True, exist_ok=True)
+
+
+@peers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def list_(as_json: bool, home: Path | None) -> None:
+    """List enrolled peers."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        rows = [record.peer for record in store.list_peers()]
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "node_id": r.node_id, "state": r.state,
+                                "addresses": list(r.addresses)} for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No peers yet. Enrol one with: lienthong peers add THEIR.card")
+    for row in rows:
+        click.echo(f"{row.name:<16} {row.state:<8} {row.node_id}  {', '.join(row.addresses)}")
+
+
+def _find(store, name: str):  # type: ignore[no-untyped-def]
+    record = store.get_peer(name)
+    if record is None:
+        raise CliError(f"there is no peer named {name!r}; see 'lienthong peers list'")
+    return record
+
+
+@peers.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def show(name: str, as_json: bool, home: Path | None) -> None:
+    """Show one peer: node ID, verification code, addresses, state and key history."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        history = store.key_history(record.peer.node_id)
+    finally:
+        store.close()
+    peer = record.peer
+    code = verification_code(_own_node_id(config), peer.node_id)
+    keys = [{"kind": k.kind, "kid": k.kid, "valid_from": k.valid_from,
+             "valid_until": k.valid_until} for k in history]
+    if as_json:
+        click.echo(json.dumps({"name": peer.name, "node_id": peer.node_id, "state": peer.state,
+                               "addresses": list(peer.addresses), "verification_code": code,
+                               "revoked_at": peer.revoked_at, "reason": peer.reason,
+                               "added_at": record.added_at, "keys": keys}, indent=2))
+        return
+    click.echo(f"Peer:              {peer.name}")
+    click.echo(f"Node ID:           {peer.node_id}")
+    click.echo(f"Verification code: {code}")
+    click.echo(f"State:             {peer.state}"
+               + (f" since {peer.revoked_at}: {peer.reason}" if peer.revoked_at else ""))
+    click.echo(f"Addresses:         {', '.join(peer.addresses)}")
+    click.echo(f"Enrolled:          {record.added_at}")
+    click.echo("Keys (newest last):")
+    for key in keys:
+        until = key["valid_until"] or "now"
+        click.echo(f"  {key['kind']:<10} {key['kid']:<20} {key['valid_from']} → {until}")
+
+
+def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: str,
+                 change: Callable[[Any, str], Any], detail: dict[str, Any]) -> None:
+    """Confirm, then apply ``change(store, now)`` and its audit entry in one transaction."""
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        record = _find(store, name)
+        if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
+                                         default=False):
+            raise CliError(f"not {verb}d")
+        now = wall_clock_now()
+        with store.transaction():
+            change(store, now)
+            store.append_audit(event, now, peer=record.peer.node_id,
+                               detail={"name": name, **detail})
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+
+
+@peers.command("revoke")
+@click.argument("name")
+@click.option("--reason", default="revoked by the operator", show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@home_option
+def revoke(name: str, reason: str, yes: bool, home: Path | None) -> None:
+    """Cut a peer off at once: connections dropped, handshakes refused, its queue parked."""
+    _change_peer(home, name, yes=yes, verb="revoke", event="peer-revoked",
+                 change=lambda store, now: store.revoke_peer(name, reason, now),
+                 detail={"reason": reason})
+    click.echo(f"Revoked {name}. A running node drops its connections within a second; "
+               "documents queued for it move to failed/. Receipts it signed earlier stay "
+               "verifiable.")
+
+
+@peers.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@home_option
+def remove(name: str, yes: bool, home: Path | None) -> None:
+    """Remove a peer from the directory (its key history is kept for old receipts)."""
+    _change_peer(home, name, yes=yes, verb="remove", event="peer-removed",
+                 change=lambda store, now: store.remove_peer(name, now), detail={})
+    click.echo(f"Removed {name}.")

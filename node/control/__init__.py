@@ -1,0 +1,1 @@
+"""Processing statuses and recalls: asked for by the CLI, signed, sent, applied."""

@@ -1,0 +1,1 @@
+"""Sending: one link per peer, offers, transfers, verified receipts, backoff."""

@@ -1,0 +1,311 @@
+"""The sending side of one connection: a thin Twisted adapter around ``protocol.Connection``.
+
+The protocol object decides nothing about *what* to send; its ``PeerLink`` does. It turns
+bytes into events for the link, turns the link's offers into bytes, and streams accepted
+transfers from their envelope sources (node.sealing.EnvelopeSource, which re-creates the
+ciphertext from the spooled plaintext) as a push producer: it writes DATA frames only while the
+transport wants more, so memory stays bounded whatever the document size. A large transfer's
+frames are read (re-encrypted) ahead on a worker thread (node.readahead), so the reactor
+thread only frames and TLS-encrypts them; a small one is read inline (no thread hop). When several
+transfers are open it always serves the most urgent first (lowest priority number), so a
+flash document overtakes a publication already in transfer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import TimeoutMixin
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from lienthong.keys.errors import UnknownPeer
+from lienthong.node.core.failpoints import failpoint
+from lienthong.node.delivery.readahead import ReadAhead
+from lienthong.node.transport.tls import peer_node_id
+from lienthong.node.transport.bulk import bulk_tls
+from lienthong.protocol.connection import Connection, Role, State
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.events import (Accept, Data, End, Error, Have, Hello, Offer, Ping, Pong, Receipt,
+                             Reject, clean_text)
+
+if TYPE_CHECKING:
+    from lienthong.node.delivery.links import PeerLink
+
+log = Logger(namespace="lienthong.sender")
+
+#: Bytes of envelope per DATA frame: the protocol's largest (protocol.frames.MAX_DATA), so a
+#: GiB costs 1,024 trips through the frame encoder, TLS and the receiver's decoder, not 4,096.
+DATA_FRAME = 1024 * 1024
+#: Frames written per reactor turn before yielding, so reads (receipts) are not starved
+#: (4 MiB per turn: the same as 16 frames of 256 KiB before).
+FRAMES_PER_TURN = 4
+#: Transfers with more envelope bytes than this left to send are read ahead on a worker
+#: (node.readahead); smaller ones are read inline, which costs less than a thread hop.
+READ_AHEAD_ABOVE = 4 * DATA_FRAME
+SOFTWARE = "lienthong/0.1"
+#: Seconds a peer gets to complete the TLS close after our ERROR before the socket is dropped.
+CLOSE_GRACE = 2.0
+
+
+@dataclass
+class OutgoingTransfer:
+    message_id: str
+    priority: int
+    size: int
+    offset: int
+    source: BinaryIO
+    started_offset: int = 0
+    sent_bytes: int = field(default=0)
+    ahead: ReadAhead | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.offset >= self.size
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()   # closes the source once no read is in flight
+        else:
+            self.source.close()
+
+
+@implementer(IPushProducer)
+class SenderProtocol(Protocol, TimeoutMixin):
+    """Times out when the receiver sends nothing *and* accepts nothing for ``idle_timeout``:
+    a stalled or half-open connection is dropped and the next one resumes the transfer."""
+
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+        self.conn = Connection(Role.SENDER)
+        self.transfers: dict[str, OutgoingTransfer] = {}
+        self.paused = False
+        self.ready = False
+        self._pump_scheduled = False
+        self._closed = False
+        self._drop: Any = None
+
+    # -- Twisted side ----------------------------------------------------------------------
+
+    def connectionMade(self) -> None:  # noqa: N802
+        bulk_tls(self.transport)
+        self.transport.registerProducer(self, True)
+        self.setTimeout(self.link.idle_timeout)
+        self.link.connection_made(self)
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        self.link.remote_error("timeout", "the peer sent and accepted nothing in time")
+        self.abort("timeout", "no progress within the time limit")
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.resetTimeout()
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError as exc:
+            self.abort(exc.code, str(exc), peer_fault=True)
+            return
+        for event in events:
+            if self._closed:
+                return
+            self._handle(event)
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        self._closed = True
+        self.setTimeout(None)
+        if self._drop is not None and self._drop.active():
+            self._drop.cancel()
+        for transfer in self.transfers.values():
+            transfer.close()
+        self.transfers.clear()
+        self.link.connection_lost(self, reason)
+
+    # -- events from the receiver ----------------------------------------------------------
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Hello):
+            self._hello(event)
+        elif isinstance(event, Accept):
+            self.link.accepted(self, event.message_id, event.offset)
+        elif isinstance(event, Have):
+            self.link.receipt(self, event.message_id, event.receipt, already=True)
+        elif isinstance(event, Receipt):
+            self.link.receipt(self, event.message_id, event.receipt, already=False)
+        elif isinstance(event, Reject):
+            self._drop_transfer(event.message_id)
+            self.link.rejected(self, event.message_id, event.code, event.reason)
+        elif isinstance(event, Ping):
+            self._write(Pong(event.nonce))
+        elif isinstance(event, Error):
+            log.warn("{peer} closed the connection: {code}: {reason}", peer=self.link.name,
+                     code=event.code, reason=event.reason)
+            self.link.remote_error(event.code, event.reason)
+            self.transport.loseConnection()
+
+    def _hello(self, hello: Hello) -> None:
+        try:
+            authenticated = peer_node_id(self.transport, self.link.pin_lookup)
+        except UnknownPeer as exc:
+            self.abort("unknown-peer", str(exc))
+            return
+        # After an identity rotation the receiver may still give the node ID we knew it by
+        # before (until it has our receipt for its continuation): any identity of the peer
+        # the TLS pin authenticated is accepted as its name.
+        names = {key.kid for key in self.link.peer_identities()} | {self.link.node_id}
+        if authenticated != self.link.node_id or hello.node_id not in names:
+            self.abort("wrong-peer", f"dialled {self.link.node_id} but reached {authenticated} "
+                       f"(says {hello.node_id})")
+            return
+        self._write(Hello(node_id=self.link.local_node_id, software=SOFTWARE))
+        self.ready = True
+        self.link.connection_ready(self)
+
+    # -- called by the link ----------------------------------------------------------------
+
+    def offer_room(self) -> int:
+        """OFFERs the protocol allows now (its cap on transfers in flight, urgent or not)."""
+        return self.conn.offer_room
+
+    def offer(self, message_id: str, header_token: str, ciphertext_size: int,
+              priority: int) -> None:
+        self._write(Offer(message_id=message_id, envelope=header_token,
+                          ciphertext_size=ciphertext_size, priority=priority))
+
+    def start_transfer(self, message_id: str, *, priority: int, size: int, offset: int,
+                       source: BinaryIO) -> None:
+        transfer = OutgoingTransfer(message_id, priority, size, offset, source,
+                                    started_offset=offset)
+        if size - offset > READ_AHEAD_ABOVE:
+            # The seek (re-encrypting up to ``offset``) runs on the worker too.
+            transfer.ahead = ReadAhead(source, offset=offset, size=size, frame=DATA_FRAME,
+                                       run_in_thread=self.link.rt.io,
+                                       on_ready=self._schedule_pump)
+            self.transfers[message_id] = transfer
+            transfer.ahead.start()
+            return
+        try:
+            source.seek(offset)  # re-encrypts up to ``offset`` (node.sealing.EnvelopeSource)
+        except OSError as exc:
+            source.close()
+            self.local_failure(f"cannot read envelope {message_id}: {exc}")
+            return
+        self.transfers[message_id] = transfer
+        self._schedule_pump()
+
+    def local_failure(self, reason: str) -> None:
+        """Our own spooled copy cannot be read: close, and let the link back off rather than
+        redial at once (it would offer the same document and fail the same way)."""
+        self.link.retry_later(reason)
+        self.abort("local-read-error", reason)
+
+    def in_flight(self) -> set[str]:
+        return {mid for mid in self.conn.transfers}
+
+    def abort(self, code: str, reason: str, *, peer_fault: bool = False) -> None:
+        """Tell the peer why (when the state machine allows) and close."""
+        if self._closed:
+            return
+        if peer_fault:
+            self.link.protocol_violation(code, reason)
+        try:
+            self.transport.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
+        except ProtocolError:
+            pass
+        self._closed = True
+        self.transport.loseConnection()
+        # A stalled or half-open peer never completes the TLS close (loseConnection waits for
+        # the write buffer, our registered producer and the peer's close_notify): drop it.
+        self._drop = self.link.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.loseConnection()
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        self.resetTimeout()
+        self._schedule_pump()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled and not self._closed:
+            self._pump_scheduled = True
+            self.link.clock.callLater(0, self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        frames = 0
+        while not self.paused and not self._closed and self.transfers and frames < FRAMES_PER_TURN:
+            # The most urgent transfer that has a frame ready (one read ahead may still be
+            # on its worker: the next one in order goes meanwhile).
+            transfer, chunk = None, None
+            for candidate in sorted(self.transfers.values(),
+                                    key=lambda t: (t.priority, t.offset)):
+                if candidate.complete:
+                    transfer = candidate
+                    break
+                try:
+                    chunk = self._next_frame(candidate)
+                except OSError as exc:
+                    self.local_failure(f"cannot read envelope {candidate.message_id}: {exc}")
+                    return
+                if chunk is not None:
+                    transfer = candidate
+                    break
+            if transfer is None:
+                return   # every open transfer waits for its read-ahead (it will call back)
+            if transfer.complete:
+                self._finish_transfer(transfer)
+                continue
+            self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
+            transfer.offset += len(chunk)
+            transfer.sent_bytes += len(chunk)
+            failpoint("sender-mid-transfer")
+            self.link.transfer_progress(transfer.message_id, transfer.offset)
+            frames += 1
+            if transfer.complete:
+                self._finish_transfer(transfer)
+        if self.transfers and not self.paused and not self._closed:
+            self._schedule_pump()
+
+    @staticmethod
+    def _next_frame(transfer: OutgoingTransfer) -> bytes | None:
+        """The transfer's next frame; None while its read-ahead has none ready yet."""
+        if transfer.ahead is not None:
+            if transfer.ahead.error is not None:
+                raise transfer.ahead.error
+            return transfer.ahead.take()
+        chunk = transfer.source.read(min(DATA_FRAME, transfer.size - transfer.offset))
+        if not chunk:
+            raise OSError("the envelope is shorter than its header says")
+        return chunk
+
+    def _finish_transfer(self, transfer: OutgoingTransfer) -> None:
+        transfer.close()
+        del self.transfers[transfer.message_id]
+        self._write(End(message_id=transfer.message_id))
+        self.link.sent_all(transfer.message_id, transfer.sent_bytes)
+
+    def _drop_transfer(self, message_id: str) -> None:
+        transfer = self.transfers.pop(message_id, None)
+        if transfer is not None:
+            transfer.close()
+
+    def _write(self, event: Any) -> None:
+        if self._closed or self.conn.state in (State.CLOSED, State.ERROR):
+            return
+        parts = self.conn.send_parts(event)
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:   # a DATA frame: header, then the ciphertext as read (node.tlsbulk: no join)
+            self.transport.writeSequence(parts)

@@ -1,0 +1,363 @@
+"""One ``PeerLink`` per peer: dial when work waits, keep offers flowing, back off when it cannot.
+
+States (explicit, see ``TRANSITIONS``)::
+
+    IDLE --kick, due--> CONNECTING --receiver HELLO--> CONNECTED --idle/lost--> IDLE
+    IDLE --kick, not due--> WAITING --timer--> CONNECTING
+    CONNECTING --refused/failed/no hello--> WAITING     (failures += 1, delay grows)
+    CONNECTED --lost with work left--> WAITING          (short delay)
+    any --stop--> STOPPED
+
+The retry schedule (failures, next attempt) lives in the store, so a restart resumes it rather
+than hammering a peer that has been down for a day. Offers go out in priority order, up to
+``max_parallel_transfers`` at once; an urgent document is offered even when that many are
+already open, so it never waits behind a large publication. A document counts as delivered
+only when a receipt has been verified against the peer's identity key and names exactly the
+envelope we sent.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import ClientFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lienthong.config.schema import parse_address
+from lienthong.keys.errors import KeysError
+from lienthong.node.delivery.backoff import Backoff
+from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress, _background
+from lienthong.node.delivery.receipts import ReceiptBatch
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.delivery.connection import SenderProtocol
+from lienthong.protocol.envelope import decode_header
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.events import Priority
+
+log = Logger(namespace="lienthong.links")
+
+#: A document up to this size (ciphertext) is "small": it does not count against
+#: ``max_parallel_transfers``. Small documents are offered up to ``SMALL_WINDOW`` at once, so
+#: a thousand letters keep the receiver's disk and database busy with batches instead of
+#: waiting four at a time for a round trip each (bench/node_bench.py, docs/benchmarks.md).
+SMALL_DOCUMENT = 1 << 20
+SMALL_WINDOW = 24
+
+
+
+class LinkState(Enum):
+    IDLE = "idle"
+    WAITING = "waiting"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STOPPED = "stopped"
+
+
+TRANSITIONS: dict[tuple[LinkState, str], LinkState] = {
+    (LinkState.IDLE, "dial"): LinkState.CONNECTING,
+    (LinkState.IDLE, "wait"): LinkState.WAITING,
+    (LinkState.WAITING, "dial"): LinkState.CONNECTING,
+    (LinkState.WAITING, "wait"): LinkState.WAITING,
+    (LinkState.CONNECTING, "ready"): LinkState.CONNECTED,
+    (LinkState.CONNECTING, "wait"): LinkState.WAITING,
+    (LinkState.CONNECTING, "idle"): LinkState.IDLE,
+    (LinkState.CONNECTED, "idle"): LinkState.IDLE,
+    (LinkState.CONNECTED, "wait"): LinkState.WAITING,
+}
+
+
+class _Factory(ClientFactory):
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: Any) -> SenderProtocol:  # noqa: N802
+        return SenderProtocol(self.link)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:  # noqa: N802
+        self.link.connect_failed(reason)
+
+
+class PeerLink(DocumentOutcomes):
+    """``on_all_delivered(message_id, dispatch_row)`` runs once every recipient receipted."""
+
+    def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: Any,
+                 on_all_delivered: Callable[[str, Any], Any],
+                 on_delivery_failed: Callable[[str, str], Any],
+                 rng: Callable[[], float] = random.random) -> None:
+        self.rt = runtime
+        self.node_id = node_id
+        self.tls = tls
+        self.state = LinkState.IDLE
+        self.proto: SenderProtocol | None = None
+        self.offered: dict[str, Any] = {}
+        self.progress: dict[str, Progress] = {}
+        self.last_error: str | None = None
+        self._on_all_delivered = on_all_delivered
+        self._on_delivery_failed = on_delivery_failed
+        self._rng = rng
+        self._timer: Any = None
+        self._filling = False
+        self._refill = False
+        self._address_index = 0
+        self._verify_failures: dict[str, int] = {}
+        self._held_back: set[str] = set()
+        self._retry_reason: str | None = None
+        self._checking_due = False
+        self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
+        #: Decoded headers of the documents offered on this connection (decoded once).
+        self._headers: dict[str, Any] = {}
+        cfg = runtime.config.delivery
+        self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
+
+    # -- names the protocol uses -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.rt.peer_name(self.node_id)
+
+    @property
+    def local_node_id(self) -> str:
+        """The node ID we give this peer: a former one until it has our continuation."""
+        return self.rt.identity_for_peer(self.node_id)
+
+    def peer_identities(self) -> tuple[Any, ...]:
+        return self.rt.directory.identities_of(self.node_id)
+
+    def _not_yet(self, row: Any) -> bool:
+        """True for a document signed by our new identity while this peer knows only a former
+        one (node.identity_switch): it waits until the peer has receipted the continuation,
+        which is offered first (it is urgent and was sealed before the switch)."""
+        if self.node_id not in self.rt.known_as:
+            return False
+        try:
+            return decode_header(row.header_token).sender == self.rt.node_id
+        except ProtocolError:
+            return False
+
+    @property
+    def clock(self) -> Any:
+        return self.rt.reactor
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.rt.config.delivery.idle_timeout
+
+    def pin_lookup(self, pin: str) -> str | None:
+        return self.rt.directory.node_for_tls_pin(pin)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _go(self, action: str) -> None:
+        if self.state is LinkState.STOPPED:
+            return
+        new = TRANSITIONS.get((self.state, action))
+        if new is None:
+            raise RuntimeError(f"link {self.name}: no transition from {self.state} on {action}")
+        self.state = new
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def kick(self) -> None:
+        """Work may be waiting for this peer."""
+        if self.state is LinkState.IDLE:
+            if not self._checking_due:
+                self._dial_when_due()
+        elif self.state is LinkState.CONNECTED:
+            self._fill()
+
+    @inlineCallbacks
+    def _dial_when_due(self):  # type: ignore[no-untyped-def]
+        # One look at a time: a thousand kicks while idle must not queue a thousand queries.
+        self._checking_due = True
+        try:
+            depths = yield self.rt.db(self.rt.store.queue_depths)
+        finally:
+            self._checking_due = False
+        depth = depths.get(self.node_id, 0)
+        if depth == 0 or self.state is not LinkState.IDLE:
+            return
+        schedule = yield self.rt.db(self.rt.store.schedule_for, self.node_id)
+        now = self.rt.now()
+        due = self.backoff.clamp_due(schedule.next_attempt_at or 0.0, now)
+        if self.state is not LinkState.IDLE:
+            return
+        if due <= now:
+            self._dial()
+        else:
+            self._go("wait")
+            self._timer = self.clock.callLater(due - now, self._dial)
+
+    def _dial(self) -> None:
+        self._cancel_timer()
+        if self.state not in (LinkState.IDLE, LinkState.WAITING):
+            return
+        try:
+            peer = self.rt.directory.peer_with_id(self.node_id)
+        except KeysError:
+            return
+        if peer.state != "trusted" or not peer.addresses:
+            return
+        address = peer.addresses[self._address_index % len(peer.addresses)]
+        self._address_index += 1
+        host, port = parse_address(address, where=f"peer {peer.name} address")
+        self._go("dial")
+        timeout = self.rt.config.delivery.connect_timeout
+        self.rt.reactor.connectSSL(host, port, _Factory(self), self.tls, timeout=timeout)
+        self._timer = self.clock.callLater(timeout, self._hello_timeout)
+
+    def _hello_timeout(self) -> None:
+        self._timer = None
+        if self.state is LinkState.CONNECTING and self.proto is not None:
+            self.proto.abort("hello-timeout", "no HELLO from the receiver in time")
+
+    # -- connection events -----------------------------------------------------------------
+
+    def connection_made(self, proto: SenderProtocol) -> None:
+        self.proto = proto
+
+    def connection_ready(self, proto: SenderProtocol) -> None:
+        self._cancel_timer()
+        self._go("ready")
+        self.last_error = None
+        self._held_back.clear()
+        _background(self.rt.db(self.rt.store.record_connected, self.node_id,
+                               self.rt.now_text()), "record the connection")
+        log.info("connected to {peer}", peer=self.name)
+        self._fill()
+
+    def retry_later(self, reason: str) -> None:
+        """The connection is about to close for a reason of ours: back off before redialling."""
+        self._retry_reason = reason
+        self.last_error = reason
+
+    def connect_failed(self, reason: Failure) -> None:
+        self._failed(reason.getErrorMessage())
+
+    def connection_lost(self, proto: SenderProtocol, reason: Failure) -> None:
+        if proto is not self.proto:
+            return
+        self.proto = None
+        self._cancel_timer()
+        self.offered.clear()
+        self.progress.clear()
+        self._headers.clear()
+        if self.state is LinkState.STOPPED:
+            return
+        if self.state is LinkState.CONNECTING:
+            self._failed(self.last_error or "the peer closed the connection during the "
+                         "handshake (it may not know this node, or have revoked it)")
+            return
+        if self._retry_reason is not None or not reason.check(ConnectionDone):
+            # A refusal we must not hammer, or a connection that broke: back off.
+            why, self._retry_reason = self._retry_reason, None
+            self._failed(why or self.last_error or reason.getErrorMessage())
+            return
+        self._go("idle")
+        self.kick()
+
+    def _failed(self, error: str) -> None:
+        self._cancel_timer()
+        if self.state is LinkState.STOPPED:
+            return
+        self.proto = None
+        self.last_error = error
+        self._go("wait")
+        self._record_failure(error)
+
+    @inlineCallbacks
+    def _record_failure(self, error: str):  # type: ignore[no-untyped-def]
+        schedule = yield self.rt.db(self.rt.store.schedule_for, self.node_id)
+        failures = schedule.failures + 1
+        delay = self.backoff.delay(failures, self._rng)
+        now = self.rt.now()
+        yield self.rt.db(self.rt.store.record_connect_failure, self.node_id, error, now + delay,
+                         self.rt.now_text())
+        log.info("cannot reach {peer} ({error}); retry {n} in {delay:.1f}s", peer=self.name,
+                 error=error, n=failures, delay=delay)
+        if self.state is LinkState.WAITING and self._timer is None:
+            self._timer = self.clock.callLater(delay, self._dial)
+
+    def remote_error(self, code: str, reason: str) -> None:
+        self.last_error = f"{code}: {reason}"
+
+    def protocol_violation(self, code: str, reason: str) -> None:
+        self.last_error = f"{code}: {reason}"
+        self.rt.audit("protocol-error", peer=self.node_id, code=code, reason=reason)
+
+    # -- offers and transfers --------------------------------------------------------------
+
+    @inlineCallbacks
+    def _fill(self):  # type: ignore[no-untyped-def]
+        if self._filling:
+            self._refill = True
+            return
+        self._filling = True
+        try:
+            while True:
+                self._refill = False
+                if self.state is not LinkState.CONNECTED or self.proto is None:
+                    return
+                limit = self.rt.config.delivery.max_parallel_transfers
+                # The queue's head is mostly what is already offered (left out by the store):
+                # ask for that many rows plus room for the free slots, not a whole window more.
+                # If every row was offered and slots are still free, ask again.
+                free = max(SMALL_WINDOW - len(self.offered), 1)
+                rows = yield self.rt.db(self.rt.store.queued_deliveries, self.node_id,
+                                        len(self.offered) + len(self._held_back) + free + 8,
+                                        frozenset(self.offered) | self._held_back)
+                stopped = offered_now = False
+                for row in rows:
+                    if (row.message_id in self.offered or row.message_id in self._held_back
+                            or self._not_yet(row)):
+                        continue
+                    large = sum(1 for r in self.offered.values()
+                                if r.ciphertext_size > SMALL_DOCUMENT)
+                    full = (large >= limit if row.ciphertext_size > SMALL_DOCUMENT
+                            else len(self.offered) >= SMALL_WINDOW)
+                    if full and row.priority >= Priority.NORMAL:
+                        stopped = True
+                        break
+                    if self.proto is None:
+                        return
+                    if self.proto.offer_room() <= 0:
+                        # The protocol's own cap on transfers in flight binds urgent documents
+                        # too: beyond it the OFFER is refused locally, and the row stayed
+                        # "offered" but unsent until the idle timeout closed the connection.
+                        # The next receipt frees a place and refills.
+                        stopped = True
+                        break
+                    self.offered[row.message_id] = row
+                    offered_now = True
+                    self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,
+                                     row.priority)
+                if offered_now and not stopped and len(self.offered) < SMALL_WINDOW:
+                    self._refill = True
+                if not self._refill:
+                    break
+            if not self.offered and self.proto is not None:
+                self._arm_idle_timer()
+        finally:
+            self._filling = False
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_timer()
+        self._timer = self.clock.callLater(self.rt.config.delivery.idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        self._timer = None
+        if self.proto is not None and not self.offered:
+            self.proto.close()
+
+    def stop(self) -> None:
+        self._cancel_timer()
+        self.state = LinkState.STOPPED
+        if self.proto is not None:
+            self.proto.close()

@@ -1,0 +1,218 @@
+"""What happens to each document a ``PeerLink`` offers: accepted (start or resume the
+transfer), progress, sent, receipted (verified, then recorded in batches), or rejected (retried,
+held back or failed for good).
+
+A mixin of ``lienthong.node.delivery.links.PeerLink``, kept apart so the link's connection state machine (dial,
+back off, connect, idle) reads on its own; these methods are the ``SenderProtocol``'s
+callbacks about one document each, and touch only the link's per-document tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from lienthong.keys.errors import KeysError
+from lienthong.node.delivery.receipts import Recorded, VerifiedReceipt
+from lienthong.node.spool.sealing import open_envelope
+from lienthong.protocol.envelope import decode_header
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.receipt import verify_receipt
+
+if TYPE_CHECKING:
+    from lienthong.node.delivery.connection import SenderProtocol
+
+log = Logger(namespace="lienthong.links")
+
+#: Refusals that no retry can cure; anything else is retried with backoff.
+PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
+                                  "too-large", "unknown-sender", "bad-envelope"})
+#: Refusals that say "not now" (full disk, busy, a fault at the receiver): retried forever,
+#: with backoff, because they cure themselves or need an operator, never a resend from zero.
+TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error"})
+#: Any other failure means the bytes did not verify; it is retried from zero this many times
+#: (a receiver's damaged partial file after a crash looks the same as a damaged envelope),
+#: then the delivery fails.
+MAX_VERIFY_RETRIES = 3
+
+
+def _background(d: Deferred, what: str) -> Deferred:
+    """Work nobody waits for must still report its failure (never a silent lost error)."""
+    return d.addErrback(lambda failure: log.failure("could not " + what, failure))
+
+
+@dataclass
+class Progress:
+    """An in-flight transfer, for the status console."""
+
+    message_id: str
+    name: str
+    size: int
+    offset: int
+    #: On the timer clock (``rt.monotonic()``): only ever subtracted from a later reading.
+    started_monotonic: float
+    started_offset: int
+
+
+class DocumentOutcomes:
+    """Per-document callbacks of a ``PeerLink`` (which provides every attribute used here)."""
+
+    rt: Any
+    node_id: str
+    name: str
+    proto: Any
+    offered: dict[str, Any]
+    progress: dict[str, Progress]
+    last_error: str | None
+
+    def accepted(self, proto: SenderProtocol, message_id: str, offset: int) -> None:
+        row = self.offered.get(message_id)
+        if row is None:
+            return
+        self._cancel_timer()
+        # Opening the envelope reads the spool (files, the sealed file key) and a resume
+        # re-creates the ciphertext up to ``offset`` (about a second per GiB): on the worker
+        # pool, so the reactor never waits on the disk and keeps serving other transfers.
+        d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
+        d.addCallbacks(lambda source: self._start(proto, row, offset, source),
+                       lambda failure: self._unreadable(proto, message_id, failure.value))
+        _background(d, "open an envelope")
+
+    def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
+        if not isinstance(exc, OSError):
+            raise exc
+        proto.local_failure(f"envelope of {message_id} is missing: {exc}")
+
+    def _start(self, proto: SenderProtocol, row: Any, offset: int, source: Any) -> None:
+        message_id = row.message_id
+        if proto is not self.proto or message_id not in self.offered:
+            source.close()  # the connection went away while the envelope was being prepared
+            return
+        self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
+                                             self.rt.monotonic(), offset)
+        _background(self.rt.db_audited(
+            self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
+            events=[("offered", {"peer": self.node_id, "message_id": message_id,
+                                 "offset": offset})]), "record the offer")
+        if offset:
+            log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
+                     peer=self.name, offset=offset)
+        proto.start_transfer(message_id, priority=row.priority, size=row.ciphertext_size,
+                             offset=offset, source=source)
+
+    def transfer_progress(self, message_id: str, offset: int) -> None:
+        entry = self.progress.get(message_id)
+        if entry is not None:
+            entry.offset = offset
+
+    def sent_all(self, message_id: str, sent_bytes: int) -> None:
+        _background(self.rt.db_audited(
+            self.rt.store.record_progress, message_id, self.node_id, sent_bytes,
+            events=[("sent", {"peer": self.node_id, "message_id": message_id,
+                              "bytes": sent_bytes})]), "record the transfer")
+
+    def receipt(self, proto: SenderProtocol, message_id: str, token: str, *,
+                already: bool) -> None:
+        """Verify a receipt at once; store it with the others that arrive meanwhile.
+
+        Only a verified receipt is queued, and the document counts as delivered only once the
+        transaction that records it has committed (``lienthong.node.delivery.receipts``)."""
+        row = self.offered.get(message_id)
+        if row is None or message_id in self._receipts:
+            return
+        try:
+            header = self._header(row)
+            signer = self._receipt_signer(header)
+            info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id,
+                                                                         kid=signer),
+                                  expected=header, recipient=signer)
+        except (ProtocolError, KeysError) as exc:
+            code = getattr(exc, "code", "bad-receipt")
+            self.rt.audit("receipt-refused", peer=self.node_id, message_id=message_id,
+                          code=code, reason=str(exc))
+            proto.abort(code, f"receipt for {message_id} does not verify: {exc}",
+                        peer_fault=True)
+            return
+        started = self._receipts.add(VerifiedReceipt(message_id, token, info.sha256,
+                                                     info.time, already))
+        if started is not None:
+            _background(started, "record receipts")
+
+    def _receipts_recorded(self, batch: list[Recorded]) -> None:
+        """A batch of receipts is committed: those documents are delivered to this peer."""
+        for item in batch:
+            mid = item.receipt.message_id
+            if item.error is not None:
+                log.error("could not record the receipt of {message_id} from {peer}: "
+                          "{error}", message_id=mid, peer=self.name, error=str(item.error))
+                continue
+            self.offered.pop(mid, None)
+            self.progress.pop(mid, None)
+            self._verify_failures.pop(mid, None)
+            self._headers.pop(mid, None)
+            log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=mid,
+                     dup=" (it already had it)" if item.receipt.already else "")
+            if item.all_done:
+                self._on_all_delivered(mid, item.dispatch)
+        self._fill()
+
+    def _header(self, row: Any) -> Any:
+        """The decoded header of a document we offered (decoded once, not per use)."""
+        header = self._headers.get(row.message_id)
+        if header is None:
+            header = self._headers[row.message_id] = decode_header(row.header_token)
+        return header
+
+    def _receipt_signer(self, header: Any) -> str:
+        """Which identity of this peer must sign the receipt: the one our envelope names as
+        recipient (a former one if we sealed it before the peer rotated its identity)."""
+        for key in self.peer_identities():
+            if key.kid in header.recipients:
+                return key.kid
+        return self.node_id
+
+    @inlineCallbacks
+    def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):  # type: ignore[no-untyped-def]
+        row = self.offered.pop(message_id, None)
+        self.progress.pop(message_id, None)
+        self._headers.pop(message_id, None)
+        if row is None:
+            return
+        yield self.rt.audit("rejected-by-peer", peer=self.node_id, message_id=message_id,
+                            code=code, reason=reason)
+        failures = self._verify_failures.get(message_id, 0)
+        if code not in TRANSIENT_REJECTIONS:
+            failures += 1
+            self._verify_failures[message_id] = failures
+        if code in PERMANENT_REJECTIONS or failures > MAX_VERIFY_RETRIES:
+            why = f"{self.name} refused it: {reason} ({code})"
+            yield self.rt.db(self.rt.store.fail_delivery, message_id, self.node_id, why,
+                             self.rt.now_text())
+            self._on_delivery_failed(message_id, why)
+            log.warn("{peer} refused {message_id}: {reason}", peer=self.name,
+                     message_id=message_id, reason=reason)
+        else:
+            # Not on this connection again; the next connection retries it, after a backoff
+            # if nothing else is moving (a full disk at the peer must not be hammered).
+            self._held_back.add(message_id)
+            self.last_error = f"{code}: {reason}"
+            if not self.offered and self.proto is not None:
+                self._retry_reason = self.last_error
+                self.proto.close()
+                return
+        self._fill()
+
+
+def _envelope_at(spool_dir: str, header_token: str, node_keys: Any, offset: int) -> Any:
+    """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
+    source = open_envelope(spool_dir, header_token, node_keys)
+    if not offset:
+        return source
+    try:
+        source.seek(offset)
+    except BaseException:
+        source.close()
+        raise
+    return source

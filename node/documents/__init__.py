@@ -1,0 +1,1 @@
+"""Document metadata as the offices know it (number, type, urgency): parsing and naming."""

@@ -1,0 +1,361 @@
+"""Document metadata as the offices know it: parsing, validating and naming it (pure).
+
+Theory of operation
+-------------------
+A document's metadata (type, number/notation, issuing office, date, subject, signer,
+urgency, confidentiality, due date, reply-to, replaces) comes from two places:
+
+* the **sidecar** ``NAME.meta.toml`` a clerk or a document system writes beside ``NAME`` in
+  the outbox (:func:`parse_sidecar`);
+* the **folder** it is dropped in, ``outbox/<peer>/<type-or-urgency>/`` (the hint).
+
+:func:`document_meta` merges the two and validates every field *before* anything is sealed,
+so a mistake is refused into ``failed/`` with a reason that names the field and what is
+allowed (:class:`MetadataError`), instead of reaching another office. The result is the
+``meta`` object signed into the envelope header; the receiver writes it as JSON beside the
+delivered document. Urgency becomes the queue priority (flash 0 ... normal 3), and
+:func:`check_confidentiality` refuses secret and top-secret documents unless the
+configuration allows that class for every recipient.
+
+Values may be written in English or in Vietnamese, with or without diacritics and with
+spaces, hyphens or underscores ("Hỏa tốc", "hoa-toc", "HOA_TOC" are all *flash*): the tables
+below are the single list of names, and docs/documents.md shows them to clerks.
+
+Pure: no I/O, no clock. Reading the sidecar file is node/outbox/sidecars.py's job.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES
+
+SIDECAR_SUFFIX = ".meta.toml"
+MAX_SIDECAR_BYTES = 64 * 1024
+#: A short message (``lienthong message`` or a .txt with type = "message") is at most this.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+#: The always-allowed type of short text messages.
+MESSAGE_TYPE = "message"
+
+#: Canonical type -> Vietnamese names and abbreviations (as in a number like 12-NQ/TU).
+TYPE_NAMES: Mapping[str, tuple[str, ...]] = {
+    "resolution": ("nghị quyết", "NQ"),
+    "decision": ("quyết định", "QĐ"),
+    "directive": ("chỉ thị", "CT"),
+    "report": ("báo cáo", "BC"),
+    "programme": ("chương trình", "CTr", "program"),
+    "conclusion": ("kết luận", "KL"),
+    "announcement": ("thông báo", "TB"),
+    "publication": ("ấn phẩm", "xuất bản phẩm"),
+    "letter": ("công văn", "CV"),
+    "other": ("khác",),
+    MESSAGE_TYPE: ("tin nhắn", "thông điệp"),
+}
+#: Urgency (độ khẩn), most urgent last, and its queue priority.
+URGENCY_NAMES: Mapping[str, tuple[str, ...]] = {
+    "normal": ("thường",),
+    "urgent": ("khẩn",),
+    "very-urgent": ("thượng khẩn",),
+    "flash": ("hỏa tốc", "hoả tốc"),
+}
+URGENCY_PRIORITY: Mapping[str, int] = {"flash": 0, "very-urgent": 1, "urgent": 2, "normal": 3}
+#: Confidentiality (độ mật).
+CONFIDENTIALITY_NAMES: Mapping[str, tuple[str, ...]] = {
+    "normal": ("thường", "không mật"),
+    "confidential": ("mật",),
+    "secret": ("tối mật",),
+    "top-secret": ("tuyệt mật",),
+}
+#: Processing statuses (``lienthong mark``), as edXML names them (codes 03-06 and 02).
+STATUS_NAMES: Mapping[str, tuple[str, ...]] = {
+    "registered": ("vào sổ", "đã vào sổ", "tiếp nhận"),
+    "assigned": ("phân công", "đã phân công", "giao"),
+    "in-progress": ("đang xử lý", "xử lý"),
+    "completed": ("hoàn thành", "đã xử lý", "hoàn tất"),
+    "rejected": ("từ chối", "trả lại"),
+}
+#: Sidecar keys, with the Vietnamese (unaccented) spellings a document system may write.
+FIELD_NAMES: Mapping[str, tuple[str, ...]] = {
+    "type": ("loai", "loai_van_ban"),
+    "number": ("so_ky_hieu", "so"),
+    "issuer": ("co_quan_ban_hanh", "noi_ban_hanh"),
+    "date": ("ngay", "ngay_ban_hanh"),
+    "subject": ("trich_yeu",),
+    "signer": ("nguoi_ky",),
+    "urgency": ("do_khan",),
+    "confidentiality": ("do_mat",),
+    "due": ("han_xu_ly", "han"),
+    "reply_to": ("tra_loi", "phuc_dap"),
+    "replaces": ("thay_the",),
+}
+_TEXT_LIMITS = {"number": 64, "issuer": 200, "subject": 1000, "signer": 100}
+_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
+_FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+class MetadataError(Exception):
+    """Metadata that will not be sent, with a reason a clerk can act on.
+
+    ``code`` is stable (audit log, tests): ``bad-metadata`` for a sidecar or folder mistake,
+    ``confidentiality-refused`` for a class this office may not send to that peer.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _bad(reason: str) -> MetadataError:
+    return MetadataError("bad-metadata", reason)
+
+
+def lookup_key(text: str) -> str:
+    """The spelling-insensitive form of a name: 'Hỏa  tốc' -> 'hoa-toc', 'QĐ' -> 'qd'."""
+    text = unicodedata.normalize("NFC", text).strip().lower().replace("đ", "d")
+    stripped = "".join(c for c in unicodedata.normalize("NFD", text)
+                       if unicodedata.category(c) != "Mn")
+    return _SEPARATORS.sub("-", stripped).strip("-")
+
+
+def _index(table: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for canonical, names in table.items():
+        for name in (canonical, *names):
+            index[lookup_key(name)] = canonical
+    return index
+
+
+_STATUS = _index(STATUS_NAMES)
+_URGENCY = _index(URGENCY_NAMES)
+_CONFIDENTIALITY = _index(CONFIDENTIALITY_NAMES)
+_FIELDS = _index(FIELD_NAMES)
+
+
+def _shown(table: Mapping[str, tuple[str, ...]], names: Iterable[str]) -> str:
+    return ", ".join(f"{n} ({table[n][0]})" if table.get(n) else n for n in names)
+
+
+def type_index(allowed: Iterable[str]) -> dict[str, str]:
+    """Spelling -> canonical type, for the configured types (and "message", always)."""
+    allowed = tuple(dict.fromkeys((*allowed, MESSAGE_TYPE)))
+    return _index({name: TYPE_NAMES.get(name, ()) for name in allowed})
+
+
+def resolve_type(text: str, allowed: Iterable[str] = DEFAULT_DOCUMENT_TYPES) -> str | None:
+    """The canonical document type ``text`` names among ``allowed``, or None."""
+    return type_index(allowed).get(lookup_key(text))
+
+
+def resolve_status(text: str) -> str | None:
+    """The processing status ``text`` names ('vao-so' -> 'registered'), or None."""
+    return _STATUS.get(lookup_key(text))
+
+
+def describe_names(table: Mapping[str, tuple[str, ...]]) -> str:
+    """'registered (vào sổ), assigned (phân công), ...' for help texts and errors."""
+    return _shown(table, table)
+
+
+def resolve_urgency(text: str) -> str | None:
+    return _URGENCY.get(lookup_key(text))
+
+
+def resolve_confidentiality(text: str) -> str | None:
+    return _CONFIDENTIALITY.get(lookup_key(text))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMeta:
+    """Validated metadata of one outgoing document; ``as_envelope_meta`` is what is signed."""
+
+    kind: str = "document"
+    type: str | None = None
+    number: str | None = None
+    issuer: str | None = None
+    date: str | None = None
+    subject: str | None = None
+    signer: str | None = None
+    urgency: str = "normal"
+    confidentiality: str = "normal"
+    due: str | None = None
+    reply_to: str | None = None
+    replaces: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("document", "message"):
+            raise ValueError(f"kind {self.kind!r} is not a clerk's document kind")
+        if self.urgency not in URGENCY_PRIORITY:
+            raise ValueError(f"urgency {self.urgency!r} is unknown")
+        if self.confidentiality not in CONFIDENTIALITY_NAMES:
+            raise ValueError(f"confidentiality {self.confidentiality!r} is unknown")
+
+    @property
+    def priority(self) -> int:
+        return URGENCY_PRIORITY[self.urgency]
+
+    def as_envelope_meta(self) -> dict[str, Any]:
+        """The envelope ``meta`` object: fields that are set, plus kind and priority."""
+        meta: dict[str, Any] = {"kind": self.kind, "urgency": self.urgency,
+                                "confidentiality": self.confidentiality,
+                                "priority": self.priority}
+        for name in ("type", "number", "issuer", "date", "subject", "signer", "due",
+                     "reply_to", "replaces"):
+            value = getattr(self, name)
+            if value is not None:
+                meta[name] = value
+        return meta
+
+
+def parse_sidecar(data: bytes, *, name: str = "the sidecar") -> dict[str, Any]:
+    """The TOML table in a sidecar's bytes, keys mapped to canonical names; raise MetadataError."""
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise _bad(f"{name} is {len(data)} bytes; a sidecar holds a few lines of metadata "
+                   f"(at most {MAX_SIDECAR_BYTES} bytes)")
+    try:
+        raw = tomllib.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise _bad(f"{name} is not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _bad(f"{name} is not valid TOML ({exc}); write one 'key = \"value\"' per "
+                   "line, e.g. number = \"12-NQ/TU\"") from None
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        canonical = _FIELDS.get(lookup_key(key))
+        if canonical is None:
+            raise _bad(f"{name} has unknown field {key!r}; the fields are: "
+                       f"{', '.join(FIELD_NAMES)}")
+        if canonical in fields:
+            raise _bad(f"{name} gives the field {canonical!r} twice (as {key!r})")
+        fields[canonical] = value
+    return fields
+
+
+def _text(field: str, value: Any) -> str:
+    limit = _TEXT_LIMITS[field]
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise _bad(f"{field}: expected text in quotes, got {value!r}")
+    text = unicodedata.normalize("NFC", str(value)).strip()
+    if not text:
+        raise _bad(f"{field}: is empty; remove the line or fill it in")
+    if len(text) > limit:
+        raise _bad(f"{field}: is {len(text)} characters; at most {limit} are allowed")
+    if any(unicodedata.category(c) in _FORBIDDEN for c in text):
+        raise _bad(f"{field}: contains control or invisible characters; type it again")
+    return text
+
+
+def _date(field: str, value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        raise _bad(f"{field}: expected a date without a time, e.g. 2026-11-25, got {value}")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
+            try:
+                return dt.datetime.strptime(text, pattern).date().isoformat()
+            except ValueError:
+                continue
+    raise _bad(f"{field}: expected a date such as 2026-11-25 or 25/11/2026, got {value!r}")
+
+
+def _message_id(field: str, value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not _MESSAGE_ID.fullmatch(text):
+        raise _bad(f"{field}: expected a message ID (32 hexadecimal characters, as shown by "
+                   f"'lienthong status' or in the .meta.json of a document), got {value!r}")
+    return text
+
+
+def _choice(field: str, value: Any, index: Mapping[str, str],
+            table: Mapping[str, tuple[str, ...]], allowed: Iterable[str]) -> str:
+    found = index.get(lookup_key(value)) if isinstance(value, str) else None
+    if found is None:
+        raise _bad(f"{field}: {value!r} is not known; use one of: {_shown(table, allowed)}")
+    return found
+
+
+def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
+                  types: Iterable[str] = DEFAULT_DOCUMENT_TYPES) -> DocumentMeta:
+    """Validate sidecar ``fields`` (canonical keys) merged with the folder ``hint``.
+
+    The hint (``outbox/<peer>/<hint>/``) may name a document type or an urgency; a sidecar
+    that says otherwise is an error rather than a silent choice between the two.
+    """
+    types = tuple(types)
+    type_names = {name: TYPE_NAMES.get(name, ()) for name in (*types, MESSAGE_TYPE)}
+    types_by_key = type_index(types)
+    values: dict[str, Any] = {}
+    for field, value in fields.items():
+        if field == "type":
+            values[field] = _choice(field, value, types_by_key, type_names, type_names)
+        elif field == "urgency":
+            values[field] = _choice(field, value, _URGENCY, URGENCY_NAMES, URGENCY_NAMES)
+        elif field == "confidentiality":
+            values[field] = _choice(field, value, _CONFIDENTIALITY, CONFIDENTIALITY_NAMES,
+                                    CONFIDENTIALITY_NAMES)
+        elif field in ("date", "due"):
+            values[field] = _date(field, value)
+        elif field in ("reply_to", "replaces"):
+            values[field] = _message_id(field, value)
+        elif field in _TEXT_LIMITS:
+            values[field] = _text(field, value)
+        else:
+            raise _bad(f"unknown field {field!r}; the fields are: {', '.join(FIELD_NAMES)}")
+    if hint is not None:
+        _merge_hint(values, hint, types_by_key, type_names)
+    if "date" in values and "due" in values and values["due"] < values["date"]:
+        raise _bad(f"due: {values['due']} is before the document's date {values['date']}")
+    kind = "message" if values.get("type") == MESSAGE_TYPE else "document"
+    return DocumentMeta(kind=kind, **values)
+
+
+def _merge_hint(values: dict[str, Any], hint: str, types_by_key: Mapping[str, str],
+                type_names: Mapping[str, tuple[str, ...]]) -> None:
+    key = lookup_key(hint)
+    for field, index in (("type", types_by_key), ("urgency", _URGENCY)):
+        found = index.get(key)
+        if found is None:
+            continue
+        if field in values and values[field] != found:
+            raise _bad(f"{field}: the sidecar says {values[field]!r} but the folder {hint!r} "
+                       f"says {found!r}; fix one of them")
+        values[field] = found
+        return
+    raise _bad(f"the folder {hint!r} is neither a document type nor an urgency. Use a type: "
+               f"{_shown(type_names, type_names)}; or an urgency: "
+               f"{_shown(URGENCY_NAMES, URGENCY_NAMES)} (e.g. outbox/<office>/nghi-quyet/)")
+
+
+def check_confidentiality(confidentiality: str, recipients: Iterable[str], *,
+                          allowed: Mapping[str, tuple[str, ...]],
+                          groups: Mapping[str, tuple[str, ...]]) -> None:
+    """Refuse a guarded class (secret, top-secret) unless allowed for every recipient.
+
+    ``recipients`` are peer names. A class is allowed for a peer when ``[confidentiality]``
+    lists it under the peer's name or under a group the peer belongs to.
+    """
+    if confidentiality not in GUARDED_CLASSES:
+        return
+    refused = []
+    for peer in recipients:
+        names = [peer] + [group for group, members in groups.items() if peer in members]
+        if not any(confidentiality in allowed.get(name, ()) for name in names):
+            refused.append(peer)
+    if refused:
+        raise MetadataError(
+            "confidentiality-refused",
+            f"confidentiality: this document is marked {confidentiality} "
+            f"({CONFIDENTIALITY_NAMES[confidentiality][0]}), and this office is not allowed to "
+            f"send {confidentiality} documents to {', '.join(sorted(refused))}. Only classes "
+            "normal and confidential may be sent without permission; the administrator can "
+            f"allow it in lienthong.toml, e.g. [confidentiality] {sorted(refused)[0]} = "
+            f"[\"{confidentiality}\"]. Otherwise send it by the channel for secret documents.")

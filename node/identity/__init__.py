@@ -1,0 +1,1 @@
+"""The node's own identity over time: provisioning, rotation, key announcements."""

@@ -1,0 +1,1 @@
+"""Receiving: deciding on offers, staging the stream, publishing into the inbox."""

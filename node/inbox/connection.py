@@ -1,0 +1,298 @@
+"""The receiving side of one connection: a thin Twisted adapter around ``protocol.Connection``.
+
+It speaks first (HELLO) only once the TLS handshake has completed and the peer's pinned key
+maps to a trusted node, because in TLS 1.3 the dialling side cannot otherwise know it was
+accepted. Offers and ENDs are decided by ``Inbound`` (asynchronously, off the reactor thread
+for disk and database work). DATA is handed to the transfer's ``IncomingStream`` on the worker
+pool, which decrypts it into the staging file (also the basis of a resume); one
+transfer's frames (and then its END) run strictly in order, one after another, while different
+transfers proceed in parallel. When more than ``QUEUE_LIMIT`` bytes wait for the disk or the
+cipher, the connection stops reading (back-pressure), so memory stays bounded however fast the
+sender is. A peer that goes silent longer than the idle timeout is disconnected (slow-loris).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from lienthong.keys.errors import UnknownPeer
+from lienthong.node.inbox.offers import Inbound
+from lienthong.node.inbox.reception import IncomingStream
+from lienthong.node.delivery.connection import CLOSE_GRACE, SOFTWARE
+from lienthong.node.transport.tls import peer_node_id
+from lienthong.protocol.connection import Connection, Role, State
+from lienthong.protocol.envelope import EnvelopeHeader
+from lienthong.protocol.errors import EnvelopeError, ProtocolError
+from lienthong.protocol.events import Data, End, Error, Hello, Offer, Ping, Pong, Reject, clean_text
+
+log = Logger(namespace="lienthong.receiver")
+
+
+#: Bytes of DATA received but not yet written and decrypted, per connection, above which the
+#: connection stops reading until the workers catch up (16 frames of 1 MiB).
+QUEUE_LIMIT = 16 * 1024 * 1024
+#: Bytes taken from the socket per reactor turn. Twisted's default (64 KiB) made each 1 MiB DATA
+#: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread.
+SOCKET_READ = 1024 * 1024
+
+
+@dataclass
+class IncomingFile:
+    """One accepted transfer. ``tail`` is the last piece of work queued for it: each new one is
+    chained behind it, so the stream is never used by two threads at once."""
+
+    header: EnvelopeHeader
+    stream: IncomingStream
+    tail: Deferred = field(default_factory=lambda: succeed(None))
+    failed: bool = False   # refused or lost: queued work is skipped
+    ended: bool = False    # END seen: the finish owns the stream now
+
+
+@implementer(IHandshakeListener)
+class ReceiverProtocol(Protocol, TimeoutMixin):
+    def __init__(self, inbound: Inbound, connections: set[ReceiverProtocol]) -> None:
+        self.inbound = inbound
+        self.rt = inbound.rt
+        self.connections = connections
+        # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
+        self.callLater = self.rt.reactor.callLater
+        self.conn = Connection(Role.RECEIVER)
+        self.peer: str | None = None
+        self.incoming: dict[str, IncomingFile] = {}
+        self._closed = False
+        self._drop: Any = None
+        self._queued = 0
+        self._reading_paused = False
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self.setTimeout(self.rt.config.delivery.connect_timeout)
+        self.connections.add(self)
+        # Our transport is the TLS layer; the TCP connection under it does the reading.
+        tcp = getattr(self.transport, "transport", None)
+        if isinstance(getattr(tcp, "bufferSize", None), int):
+            tcp.bufferSize = max(tcp.bufferSize, SOCKET_READ)
+
+    def handshakeCompleted(self) -> None:  # noqa: N802
+        try:
+            self.peer = peer_node_id(self.transport, self.rt.directory.node_for_tls_pin)
+        except UnknownPeer as exc:
+            self.abort("unknown-peer", str(exc))
+            return
+        # The node ID the peer knows us by (a former one until it has our continuation).
+        self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE))
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.peer is None:
+            self.abort("no-handshake", "data before the TLS handshake completed")
+            return
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError as exc:
+            self.rt.audit("protocol-error", peer=self.peer, code=exc.code, reason=str(exc))
+            self.abort(exc.code, str(exc))
+            return
+        if events:
+            # Only whole frames count as activity: a peer dribbling a byte at a time
+            # (slow-loris) must not hold the connection open forever.
+            self.resetTimeout()
+        for event in events:
+            if self._closed:
+                return
+            self._handle(event)
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        if self.peer is not None:
+            self.rt.audit("timeout", peer=self.peer, idle=self.timeOut)
+        self.abort("timeout", "no data within the time limit")
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        self._closed = True
+        self.setTimeout(None)
+        if self._drop is not None and self._drop.active():
+            self._drop.cancel()
+        self.connections.discard(self)
+        for mid, incoming in list(self.incoming.items()):
+            if not incoming.ended:   # a transfer being finished releases itself when done
+                self._stop(mid, incoming, IncomingStream.close)
+        self.incoming.clear()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Hello):
+            if event.node_id != self.peer and not any(
+                    key.kid == event.node_id for key in self.rt.directory.identities_of(self.peer)):
+                # A peer that rotated its identity may still name its former node ID: the HELLO
+                # is a label, the TLS pin authenticates; any other name is refused.
+                self.rt.audit("security-refused", peer=self.peer, code="wrong-peer",
+                              reason=f"HELLO claims {event.node_id}")
+                self.abort("wrong-peer", "HELLO names another node than the TLS certificate")
+                return
+            self.setTimeout(self.rt.config.delivery.idle_timeout)
+        elif isinstance(event, Offer):
+            d = self.inbound.offer(self.peer, event)
+            d.addCallback(self._answer_offer)
+            d.addErrback(self._internal_error, event.message_id)
+        elif isinstance(event, Data):
+            self._data(event)
+        elif isinstance(event, End):
+            self._end(event.message_id)
+        elif isinstance(event, Ping):
+            self._write(Pong(event.nonce))
+        elif isinstance(event, Error):
+            log.info("{peer} closed: {code}: {reason}", peer=self.rt.peer_name(self.peer or ""),
+                     code=event.code, reason=event.reason)
+            self.transport.loseConnection()
+
+    def _answer_offer(self, answer: Any) -> None:
+        if isinstance(answer, tuple):
+            accept, header, stream = answer
+            incoming = IncomingFile(header, stream)
+            if self._closed:
+                self._stop(accept.message_id, incoming, IncomingStream.close)
+                return
+            self.incoming[accept.message_id] = incoming
+        self._write(answer[0] if isinstance(answer, tuple) else answer)
+
+    def _enqueue(self, incoming: IncomingFile, work: Any, *args: Any) -> Deferred:
+        """Run ``work(*args)`` after everything queued before for this transfer; skipped once
+        the transfer has failed. Returns the shared chain (callers add their own callbacks)."""
+        def step(_: object) -> Deferred | None:
+            return None if incoming.failed else self.rt.io(work, *args)
+        return incoming.tail.addCallback(step)
+
+    def _data(self, event: Data) -> None:
+        incoming = self.incoming.get(event.message_id)
+        if incoming is None or incoming.failed:
+            return  # rejected while the frame was in flight
+        size = len(event.data)
+        self._queued += size
+        self._enqueue(incoming, incoming.stream.write, event.data).addCallbacks(
+            self._written, self._write_failed, callbackArgs=(size,),
+            errbackArgs=(event.message_id, incoming, size))
+        if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def _written(self, _: object, size: int) -> None:
+        self._queued -= size
+        if self._reading_paused and self._queued <= QUEUE_LIMIT // 2:
+            self._reading_paused = False
+            if not self._closed:
+                self.transport.resumeProducing()
+
+    def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingFile,
+                      size: int) -> None:
+        self._written(None, size)
+        if incoming.failed:
+            return
+        exc = failure.value
+        if isinstance(exc, EnvelopeError):  # a chunk failed to authenticate: worthless
+            self._stop(message_id, incoming, IncomingStream.discard)
+            self._write(self.inbound.refuse(self.peer or "", message_id, exc.code, str(exc)))
+        elif isinstance(exc, OSError):
+            self._stop(message_id, incoming, IncomingStream.close)
+            reason = f"cannot store the document: {exc.strerror or exc}"
+            self.rt.audit("storage-error", peer=self.peer, message_id=message_id, reason=reason)
+            self._write(Reject(message_id=message_id, code="storage-unavailable",
+                               reason=clean_text(reason)))
+        else:
+            log.failure("internal error receiving {mid}", failure, mid=message_id)
+            self._stop(message_id, incoming, IncomingStream.close)
+            self._write(Reject(message_id=message_id, code="internal-error",
+                               reason="the receiving node failed; it will be retried"))
+
+    def _stop(self, message_id: str, incoming: IncomingFile, how: Any) -> None:
+        """Give up a transfer: skip its queued work, then close (or discard) its stream and
+        only then release it, so a new offer never shares the files with a running write."""
+        incoming.failed = True
+        if self.incoming.get(message_id) is incoming:
+            del self.incoming[message_id]
+        peer = self.peer or ""
+
+        def close(_: object) -> Deferred:
+            return self.rt.io(how, incoming.stream)
+
+        def release(result: object) -> None:
+            self.inbound.release(peer, message_id)
+            if isinstance(result, Failure):
+                log.failure("could not close the transfer {mid}", result, mid=message_id)
+
+        incoming.tail.addCallback(close).addBoth(release)
+
+    def _end(self, message_id: str) -> None:
+        incoming = self.incoming.get(message_id)
+        if incoming is None or incoming.failed or incoming.ended:
+            return
+        incoming.ended = True
+        peer = self.peer or ""
+
+        def finish(_: object) -> Deferred | None:
+            if incoming.failed:
+                return None
+            d = self.inbound.finish(peer, incoming.header, incoming.stream)
+            d.addCallback(self._answer_end, message_id)
+            d.addErrback(self._internal_error, message_id)
+            return d
+
+        incoming.tail.addCallback(finish)
+
+    def _answer_end(self, answer: Any, message_id: str) -> None:
+        self.incoming.pop(message_id, None)
+        self.inbound.release(self.peer or "", message_id)
+        self._write(answer)
+
+    def _internal_error(self, failure: Failure, message_id: str) -> None:
+        log.failure("internal error handling {mid}", failure, mid=message_id)
+        self.incoming.pop(message_id, None)
+        self.inbound.release(self.peer or "", message_id)
+        self._write(Reject(message_id=message_id, code="internal-error",
+                           reason="the receiving node failed; it will be retried"))
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _write(self, event: Any) -> None:
+        if self._closed or self.conn.state in (State.CLOSED, State.ERROR):
+            return
+        try:
+            data = self.conn.send(event)
+        except ProtocolError as exc:
+            log.warn("not sending {event}: {error}", event=type(event).__name__, error=str(exc))
+            return
+        self.transport.write(data)
+
+    def abort(self, code: str, reason: str) -> None:
+        if self._closed:
+            return
+        try:
+            self.transport.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
+        except ProtocolError:
+            pass
+        self._closed = True
+        self.transport.loseConnection()
+        # A silent or hostile peer may never answer our TLS close_notify; without this its
+        # socket, and any transfer it holds ("busy" to the sender's next connection), stay.
+        self._drop = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
+
+
+class ReceiverFactory(Factory):
+    def __init__(self, inbound: Inbound) -> None:
+        self.inbound = inbound
+        self.connections: set[ReceiverProtocol] = set()
+
+    def buildProtocol(self, addr: Any) -> ReceiverProtocol:  # noqa: N802
+        return ReceiverProtocol(self.inbound, self.connections)
+
+    def drop_peer(self, node_id: str) -> None:
+        """Close every connection from ``node_id`` (on revocation)."""
+        for proto in list(self.connections):
+            if proto.peer == node_id:
+                proto.abort("revoked", "this node has revoked your key")

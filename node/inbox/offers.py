@@ -1,0 +1,367 @@
+"""Deciding about offers and storing what arrives: the receiving node's logic.
+
+``offer`` answers an OFFER with ACCEPT (and the offset to resume from), HAVE (the stored
+receipt: a duplicate never writes anything), or REJECT with a specific code. The header is
+verified here, before a single byte of payload is accepted: it must be signed by the very
+peer the TLS handshake authenticated, and name this node as a recipient.
+
+DATA is decrypted into a staging file as it arrives (``lienthong.node.inbox.reception.IncomingStream``, driven
+in order by the receiver). ``finish`` runs after END: prove the document complete, publish into
+``inbox/<sender>/`` and commit, and only then sign the receipt (see node.reception for the
+order and the crash argument). Every refusal is audited with its code.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
+
+from lienthong.keys.errors import KeysError
+from lienthong.keys.identity import parse_time
+from lienthong.node.core.clock import rfc3339
+from lienthong.node.core.failpoints import failpoint
+from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
+from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.core.names import safe_file_name
+from lienthong.node.inbox.reception import (
+    RESUME_SUFFIX, IncomingStream, document_metadata, finish_interrupted,
+)
+from lienthong.node.inbox.publication import Publication, Publisher, record_stored
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.inbox.staging import (
+    STALE_STAGING_SECONDS, discard_legacy_partials, discard_stale_staging, open_if_room,
+)
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
+from lienthong.protocol.receipt import issue_receipt
+
+log = Logger(namespace="lienthong.inbound")
+
+
+#: What a control document's handler gets: (sender node ID, verified header, stored file).
+ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
+
+
+def document_kind(header: EnvelopeHeader) -> str:
+    # header.meta is a read-only MappingProxyType, not a dict.
+    kind = header.meta.get("kind", "document") if isinstance(header.meta, Mapping) else "document"
+    return kind if isinstance(kind, str) else "document"
+
+
+class Inbound:
+    """Receives documents; ``control`` maps a ``kind`` (status, recall, key-update...) to the
+    handler that applies such a document once it is durably stored and receipted. Control
+    documents are kept under ``state/control/`` rather than shown to clerks in the inbox."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.rt = runtime
+        self.control: dict[str, ControlHandler] = {}
+        self.active: set[tuple[str, str]] = set()
+        self.names = InboxNames(runtime.monotonic)
+        self.publisher = Publisher(runtime, self.names)
+
+    def legacy_partials(self) -> Path:
+        """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
+        return self.rt.config.tmp / "receiving"
+
+    def staging_path(self, signer: str, message_id: str) -> Path:
+        """Keyed, like the received row, by the identity that signed the envelope: a transfer
+        from a peer's former identity resumes (and a crash recovers) under the same name
+        after the peer rotates."""
+        return self.rt.config.tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
+
+    def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
+        if header is not None and document_kind(header) in self.control:
+            return self.rt.config.home / "state" / "control" / peer.split("-", 1)[0]
+        return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
+
+    def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
+                security: bool = False) -> Reject:
+        self.rt.audit("security-refused" if security else "rejected", peer=peer,
+                      message_id=message_id, code=code, reason=reason)
+        log.warn("refused {message_id} from {peer}: {code}: {reason}", message_id=message_id,
+                 peer=self.rt.peer_name(peer), code=code, reason=reason)
+        return Reject(message_id=message_id, code=code, reason=clean_text(reason))
+
+    # -- OFFER -----------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def offer(self, peer: str, event: Offer):  # type: ignore[no-untyped-def]
+        mid = event.message_id
+        try:
+            header = self._offered_header(peer, mid, event.envelope)
+            receiving = self.rt.receiving_keys(header.recipients)
+            if receiving is None or header.key_for(receiving.node_id) is None:
+                raise _Refusal("not-addressed-to-us", self._not_ours(header))
+            if event.ciphertext_size != header.ciphertext_size:
+                raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
+            if header.size > self.rt.config.max_document_bytes:
+                raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
+                               f"{self.rt.config.max_document_bytes}")
+        except _Refusal as refusal:
+            return self.refuse(peer, mid, refusal.code, refusal.reason,
+                                security=refusal.security)
+        except ProtocolError as exc:
+            return self.refuse(peer, mid, exc.code, str(exc), security=True)
+        except KeysError as exc:
+            return self.refuse(peer, mid, "unknown-sender", str(exc), security=True)
+        # Received documents are kept under the identity that signed them: a document signed
+        # by a peer's former identity and offered again after the peer rotated is still the
+        # same document (HAVE), never a second copy.
+        signer = header.sender
+        row = yield self.rt.db(self.rt.store.get_received, signer, mid)
+        if row is not None and row.state == "publishing":
+            if (peer, mid) in self.active:
+                # Being published right now (node.publisher), not cut short by a crash.
+                return Reject(message_id=mid, code="busy",
+                              reason="this document is already being received")
+            yield self.recover_row(row)
+            row = yield self.rt.db(self.rt.store.get_received, signer, mid)
+        if row is not None and row.header_token != event.envelope:
+            # A message ID names one envelope forever: a different one under a delivered ID is
+            # a replay or a forgery attempt by an enrolled peer, never a retry.
+            return self.refuse(peer, mid, "message-id-reused", "this message ID was already "
+                                "delivered with a different envelope", security=True)
+        if row is not None and row.state == "stored":
+            self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
+            # A crash after the commit can leave the resume record behind.
+            staging = self.staging_path(signer, mid)
+            yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+            return Have(message_id=mid, receipt=row.receipt)
+        if (peer, mid) in self.active:
+            return Reject(message_id=mid, code="busy",
+                               reason="this document is already being received")
+        # Held from here, with no yield between the check and the hold: a second offer of
+        # the same document (a redial) can never open the same staging file.
+        self.active.add((peer, mid))
+        try:
+            stream, free, need = yield self.rt.io(
+                open_if_room, self.staging_path(signer, mid), self.rt.config.tmp, header,
+                node_id=receiving.node_id,
+                # Encryption keys are never dropped (an identity rotation keeps them), so the
+                # current keystore opens envelopes addressed to a former identity too.
+                encryption_keys=self.rt.keys.encryption_private_by_kid())
+        except OSError as exc:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot open the staging file: {exc.strerror or exc}")
+        except ProtocolError as exc:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, exc.code, str(exc))
+        except BaseException:
+            self.release(peer, mid)
+            raise
+        if stream is None:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                               f"not enough free disk space ({free} bytes free, {need} "
+                               "needed); it will be retried when space returns")
+        return (Accept(message_id=mid, offset=stream.offset), header, stream)
+
+    def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
+        """The OFFER's header, verified as signed by ``peer`` (or by a former identity of it,
+        within the grace period); raises the refusal otherwise."""
+        try:
+            # The usual case first: signed by the authenticated peer's current identity. One
+            # parse instead of two (decoding the header to learn its signer, then verifying
+            # it, was a tenth of the receiver's CPU per small document); any doubt falls
+            # through to the full path below, which gives the precise refusal.
+            header = verify_header(token, self.rt.directory.verify_key_for(peer, kid=peer),
+                                   expected_sender=peer)
+        except (ProtocolError, KeysError):
+            pass
+        else:
+            if header.message_id == mid:
+                return header
+        header = decode_header(token)
+        if header.message_id != mid:
+            raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
+        if header.sender != peer:
+            self._former_sender(peer, header.sender)
+        return verify_header(token, self.rt.directory.verify_key_for(peer, kid=header.sender),
+                             expected_sender=header.sender)
+
+    def _former_sender(self, peer: str, sender: str) -> None:
+        """Accept an envelope signed by a *former* identity of the authenticated peer (queued
+        before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
+        continuation; refuse anything else as a sender mismatch."""
+        former = [key for key in self.rt.directory.identities_of(peer)
+                  if key.kid == sender and not key.is_current]
+        if not former:
+            raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
+                           f"connection is from {peer}", security=True)
+        ended = rfc3339(parse_time(former[0].valid_until).timestamp() + IDENTITY_GRACE_SECONDS)
+        if parse_time(self.rt.now_text()) >= parse_time(ended):
+            raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
+                           f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
+                           f"at {ended}; it must be sent again", security=True)
+
+    def _not_ours(self, header: EnvelopeHeader) -> str:
+        for former in self.rt.retired_ids:
+            if former in header.recipients:
+                return (f"the envelope is addressed to {former}, a former identity of this "
+                        "node whose grace period has ended; send it again to this node's "
+                        f"current identity {self.rt.node_id}")
+        return "this node is not a recipient of the envelope"
+
+    def release(self, peer: str, message_id: str) -> None:
+        self.active.discard((peer, message_id))
+
+    # -- END -------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
+        """After END and after every DATA frame went through ``stream`` (the caller orders
+        them): prove the document and reserve its inbox name (one worker hop), publish and
+        commit it with whatever else finished meanwhile (node.publisher), and return the
+        RECEIPT (or a REJECT)."""
+        rt = self.rt
+        mid = header.message_id
+        # Kept under the identity that signed it (see ``offer``).
+        signer = header.sender
+        try:
+            final = yield rt.io(_finish_and_reserve, stream, self.names,
+                                self.inbox_folder(signer, header), header.name)
+        except ProtocolError as exc:
+            yield rt.io(stream.discard)
+            return self.refuse(peer, mid, exc.code, str(exc))
+        except _CannotPublish as exc:
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot publish the document: {exc.error.strerror}")
+        except OSError as exc:
+            yield rt.io(stream.close)
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot write the document: {exc.strerror}")
+        now = rt.now_text()
+        receiving, header, now, meta = self._receipt_inputs(signer, header, final, now)
+        try:
+            receipt = yield self.publisher.add(Publication(
+                signer=signer, header=header, staging=stream.staging,
+                resume_record=stream.resume_record, final=final, receiving=receiving,
+                meta=meta, now=now))
+        except OSError as exc:
+            return self.refuse(peer, mid, "storage-unavailable",
+                                f"cannot publish the document: {exc.strerror}")
+        yield self._stored(signer, header, final)
+        failpoint("receiver-after-commit-before-receipt")
+        return Receipt(message_id=mid, receipt=receipt)
+
+    def _receipt_inputs(self, peer: str, header: EnvelopeHeader, final: Path,
+                        now: str) -> tuple[Any, EnvelopeHeader, str, dict[str, Any]]:
+        # Signed by the identity the envelope was addressed to (a former one during its grace
+        # period), so the receipt verifies for the sender under the key it sealed for.
+        receiving = self.rt.receiving_keys(header.recipients) or self.rt.keys
+        meta = document_metadata(header, sender_name=self.rt.peer_name(peer), received_at=now,
+                                 original_name=header.name)
+        meta["stored_as"] = final.name
+        return receiving, header, now, meta
+
+    @inlineCallbacks
+    def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
+        """For a document already in the inbox (a recovery): sign, write the sidecars, commit."""
+        receiving, header, now, meta = self._receipt_inputs(peer, header, final, now)
+        receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
+                                time=now)
+        yield self.rt.io(self.names.write_sidecars, final, meta, receipt)
+        yield self._commit(peer, header, final, now, receipt)
+        return receipt
+
+    @inlineCallbacks
+    def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,  # type: ignore[no-untyped-def]
+                receipt: str):
+        failpoint("receiver-after-fsync-before-commit")
+        yield record_stored(self.rt, peer, header, final, now, receipt)
+        yield self._stored(peer, header, final)
+
+    @inlineCallbacks
+    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):  # type: ignore[no-untyped-def]
+        """After the ``stored`` commit: log it, and apply a control document."""
+        rt = self.rt
+        log.info("received {name!r} from {peer} into {path}", name=header.name,
+                 peer=rt.peer_name(peer), path=str(final))
+        handler = self.control.get(document_kind(header))
+        if handler is not None:
+            try:
+                yield handler(peer, header, final)
+            except Exception as exc:  # noqa: BLE001 - a bad control document must not stop us
+                log.failure("could not apply {kind} {mid} from {peer}", kind=document_kind(header),
+                            mid=header.message_id, peer=rt.peer_name(peer))
+                yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
+                               kind=document_kind(header), reason=str(exc)[:500])
+
+    # -- recovery --------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def recover(self):  # type: ignore[no-untyped-def]
+        removed = yield self.rt.io(discard_legacy_partials, self.legacy_partials())
+        if removed:
+            log.info("removed {n} partial transfer(s) kept by an older version; they will be "
+                     "received again from the start", n=removed)
+        rows = yield self.rt.db(self.rt.store.publishing_rows)
+        for row in rows:
+            yield self.recover_row(row)
+        stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
+                                 self.rt.now(), frozenset(mid for _, mid in self.active))
+        if stale:
+            log.info("removed {n} partly received document(s) no peer offered again for "
+                     "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
+
+    @inlineCallbacks
+    def recover_row(self, row: Any):  # type: ignore[no-untyped-def]
+        """Complete (or forget) a publication a crash interrupted; never makes a second copy."""
+        rt = self.rt
+        final = rt.config.home / row.stored_path
+        staging = self.staging_path(row.sender_node_id, row.message_id)
+        done = yield rt.io(finish_interrupted, staging, final, row.sha256)
+        if done:
+            header = decode_header(row.header_token)
+            log.info("completing interrupted reception of {mid}", mid=row.message_id)
+            yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
+            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+        else:
+            log.warn("forgetting interrupted reception of {mid}; the sender will resend",
+                     mid=row.message_id)
+            yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
+                        rt.now_text())
+            yield rt.io(_unlink_quietly, staging)
+            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+
+
+def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
+                        name: str) -> Path:
+    """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
+    name; one hop instead of two per document."""
+    stream.finish()
+    try:
+        return names.reserve(folder, name)
+    except OSError as exc:
+        raise _CannotPublish(exc) from exc
+
+
+class _CannotPublish(Exception):
+    """No inbox name could be reserved (the inbox folder is unusable): not a write error of
+    the staging file, which stays proven for the next attempt."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, reason: str, *, security: bool = False) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.security = security

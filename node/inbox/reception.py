@@ -1,0 +1,338 @@
+"""Turning a received ciphertext into a document in the inbox (blocking: worker threads).
+
+Order matters, because a receipt is a promise (DESIGN.md §3, §5):
+
+1. ``IncomingStream``: while DATA arrives, decrypt it into a staging file inside ``tmp/``
+   (which is also what a resume starts from); at END ``finish`` proves the final tag exactly
+   at the end, size and SHA-256 (the signature was checked at the offer, every chunk as it
+   came) and fsyncs the staging file. Nothing is visible to a clerk yet.
+2. The caller records ``publishing`` with the chosen inbox path in the store (commit).
+3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
+   drop the staging name, fsync the inbox folder; write the metadata and receipt beside it.
+4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
+
+A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
+next start from whichever of the staging file or the inbox file exists, so a retry by the
+sender never produces a second copy.
+
+Steps 2 to 4 run for a batch of documents at once (node/inbox/publication.py): documents that finish
+together share the commits and the folder fsyncs, each in the order above.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import nacl.public
+
+from lienthong.node.core.failpoints import failpoint
+from lienthong.node.core.hashing import BackgroundDigest
+from lienthong.node.core.home import fsync_dir, write_synced
+from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
+from lienthong.node.core.writeback import Writeback
+from lienthong.protocol.envelope import EnvelopeHeader, Opener
+from lienthong.protocol.errors import NotForUs
+from lienthong.protocol.payload import (CHUNK_OVERHEAD, HEADER_BYTES, PayloadEncryptor, chunk_count,
+                              open_file_key)
+
+READ_SIZE = 4 * 1024 * 1024
+META_SUFFIX = ".meta.json"
+RECEIPT_SUFFIX = ".receipt.jws"
+#: A stored name leaves room for its longest sidecar suffix, so "<name>.receipt.jws" still
+#: fits in NAME_MAX (255 bytes); otherwise a long name would publish a document whose
+#: metadata and receipt can never be written.
+STORED_NAME_BYTES = MAX_NAME_BYTES - max(len(META_SUFFIX), len(RECEIPT_SUFFIX))
+
+
+class IncomingStream:
+    """One transfer's decrypted staging file: the only stream a transfer writes to disk.
+
+    Each DATA frame is decrypted chunk by chunk straight into the staging file (in ``tmp/``,
+    holding only authenticated chunks), so at END only the final checks and one fsync are
+    left. There is no ciphertext copy: writing one beside the staging file doubled what the
+    disk had to take (docs/benchmarks.md). Every method blocks (worker threads), and the caller
+    runs one transfer's calls in order.
+
+    Resuming needs no ciphertext either. The staging file is the basis of a resume, together
+    with a small *resume record* beside it (``<staging>.resume``: the envelope's header digest
+    and the 24-byte secretstream header, written when they arrive). secretstream is
+    deterministic for a file key, stream header and plaintext, so :meth:`open` re-encrypts the
+    staged whole chunks with the same key and header and feeds that ciphertext through a fresh
+    opener: its pull state and its SHA-256 of the plaintext come out exactly as if the chunks
+    had just arrived. The resume offset is the ciphertext offset just after the last whole
+    staged chunk. If the staged bytes were damaged (a power cut), the sender's next chunk fails
+    to authenticate and the final digest would not match either: the transfer is discarded and
+    starts again at byte 0; nothing unproven is ever published.
+    """
+
+    #: Documents whose ciphertext is at most this long are not worth a resume record (one file
+    #: created and removed per document): an interrupted one starts again at byte 0.
+    RESUMABLE_ABOVE = 1 << 20
+
+    def __init__(self, staging: Path, header: EnvelopeHeader, opener: Opener,
+                 file_key: Callable[[], bytes], offset: int, *,
+                 resumable_above: int = RESUMABLE_ABOVE) -> None:
+        self.staging = staging
+        self.resume_record = staging.with_name(staging.name + RESUME_SUFFIX)
+        self.offset = offset
+        self._header = header
+        self._opener = opener
+        self._file_key = file_key
+        self._stream_header = b""
+        self._record = header.ciphertext_size > resumable_above
+        self._plain: BinaryIO | None = None
+        self._writeback: Writeback | None = None
+        self._finished = False
+
+    @classmethod
+    def open(cls, staging: Path, header: EnvelopeHeader, *, node_id: str,
+             encryption_keys: Mapping[str, nacl.public.PrivateKey],
+             resumable_above: int = RESUMABLE_ABOVE) -> IncomingStream:
+        """Open for the next DATA, resuming from what is staged when the resume record names
+        this very envelope; otherwise (none, another sealing, damaged) start at byte 0."""
+        # The plaintext SHA-256 runs on a second thread, beside the decryption (node.hashing).
+        opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
+                        plaintext_digest=BackgroundDigest())
+        # The file key again (the opener keeps its own) only if a resume re-encrypts staged
+        # chunks: opening it is an X25519 operation, wasted on every document that has none.
+        stream = cls(staging, header, opener,
+                     lambda: _file_key(header, node_id, encryption_keys), 0,
+                     resumable_above=resumable_above)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stream._open_file()
+            stream._catch_up(_read_resume_record(stream.resume_record, header))
+        except BaseException:
+            stream.discard()
+            raise
+        return stream
+
+    def _open_file(self) -> None:
+        fd = os.open(self.staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._plain = os.fdopen(fd, "r+b")
+
+    def _catch_up(self, stream_header: bytes | None) -> None:
+        """Rebuild the opener's state from the staged whole chunks (see the class docstring)
+        and truncate whatever follows them; with no usable record, truncate to zero."""
+        plain_file = self._plain
+        if plain_file is None:
+            raise OSError(f"the staging file of {self.staging.name} is closed")
+        h = self._header
+        chunks = 0
+        if stream_header is not None:
+            staged = os.fstat(plain_file.fileno()).st_size
+            # Never the final chunk: its tag must come from the sender's stream, and END too.
+            chunks = min(staged // h.chunk_size, chunk_count(h.size, h.chunk_size) - 1)
+        if chunks:
+            encryptor = PayloadEncryptor(self._file_key(), ad=bytes.fromhex(h.message_id),
+                                         size=h.size, chunk_size=h.chunk_size,
+                                         random_bytes=lambda n: stream_header, digests=False)
+            plain_file.seek(0)
+            for _ in range(chunks):
+                block = plain_file.read(h.chunk_size)
+                if len(block) != h.chunk_size:
+                    raise OSError(f"the staging file {self.staging.name} changed while resuming")
+                # The digest of the plaintext is re-taken here, by the opener, as it decrypts.
+                self._opener.feed_chunks(encryptor.feed(block))
+            self._stream_header = stream_header
+            self.offset = HEADER_BYTES + chunks * (h.chunk_size + CHUNK_OVERHEAD)
+        else:
+            self.resume_record.unlink(missing_ok=True)
+        kept = chunks * h.chunk_size
+        plain_file.truncate(kept)
+        plain_file.seek(kept)
+        self._writeback = Writeback(plain_file.fileno(), start=kept)
+
+    def _staging_file(self) -> tuple[BinaryIO, Writeback]:
+        if self._plain is None or self._writeback is None:
+            raise OSError(f"the staging file of {self.staging.name} is closed")
+        return self._plain, self._writeback
+
+    def write(self, ciphertext: bytes) -> None:
+        """Decrypt one frame's ciphertext into the staging file.
+
+        Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
+        (the transfer is then worthless: :meth:`discard` it)."""
+        plain_file, writeback = self._staging_file()
+        if len(self._stream_header) < HEADER_BYTES:
+            self._note_stream_header(ciphertext)
+        self.offset += len(ciphertext)
+        written = 0
+        for plain in self._opener.feed_chunks(ciphertext):
+            plain_file.write(plain)   # a chunk (256 KiB) goes straight past the buffer
+            written += len(plain)
+        if written:
+            writeback.wrote(written)
+        failpoint("receiver-mid-transfer")
+
+    def _note_stream_header(self, ciphertext: bytes) -> None:
+        """Keep the first 24 ciphertext bytes; once whole, write the resume record (not
+        fsynced: losing it only means starting again at byte 0)."""
+        self._stream_header += ciphertext[:HEADER_BYTES - len(self._stream_header)]
+        if len(self._stream_header) == HEADER_BYTES and self._record:
+            write_resume_record(self.resume_record, self._header, self._stream_header)
+
+    def finish(self) -> None:
+        """Prove the document complete (final tag at the end, sizes, digests) and fsync the
+        staging file; the resume record is kept until the document is published."""
+        try:
+            self._opener.finish()
+            plain_file, _ = self._staging_file()
+            plain_file.flush()
+            os.fsync(plain_file.fileno())
+            self._finished = True
+        finally:
+            self._close_file()
+
+    def close(self) -> None:
+        """Stop without finishing (connection lost, disk full): keep the staged chunks and the
+        resume record, so the next offer of this envelope resumes."""
+        self._close_file()
+
+    def discard(self) -> None:
+        """Drop everything: the ciphertext failed authentication or verification."""
+        self._close_file()
+        self.staging.unlink(missing_ok=True)
+        self.resume_record.unlink(missing_ok=True)
+
+    def _close_file(self) -> None:
+        if self._plain is not None:
+            try:
+                self._plain.close()
+            except OSError:
+                pass
+        self._plain = None
+
+
+RESUME_SUFFIX = ".resume"
+_RESUME_MAGIC = b"lienthong-resume-v1\n"
+
+
+def write_resume_record(path: Path, header: EnvelopeHeader, stream_header: bytes) -> None:
+    """``<magic><header SHA-256, 64 hex digits>\n<24-byte stream header>`` (versioned: a
+    record this version cannot read is ignored and the transfer starts at byte 0)."""
+    with open(path, "wb") as record:
+        record.write(_RESUME_MAGIC + header.header_sha256.encode("ascii") + b"\n" + stream_header)
+
+
+def _read_resume_record(path: Path, header: EnvelopeHeader) -> bytes | None:
+    """The stream header a resume of exactly this envelope needs, or None."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    expected = _RESUME_MAGIC + header.header_sha256.encode("ascii") + b"\n"
+    if len(data) != len(expected) + HEADER_BYTES or not data.startswith(expected):
+        return None   # another sealing of the same message ID, or a damaged record
+    return data[len(expected):]
+
+
+def _file_key(header: EnvelopeHeader, node_id: str,
+              encryption_keys: Mapping[str, nacl.public.PrivateKey]) -> bytes:
+    """The envelope's file key, needed to re-create staged chunks' ciphertext on a resume
+    (called once an Opener for the same header has succeeded, so the key is there)."""
+    entry = header.key_for(node_id)
+    private = encryption_keys.get(entry.kid) if entry is not None else None
+    if entry is None or private is None:
+        raise NotForUs(f"message {header.message_id} holds no key for {node_id}")
+    return open_file_key(entry.sealed, private.public_key.encode(), private.encode())
+
+
+def choose_inbox_path(folder: Path, name: str,
+                      reserved: Callable[[Path], bool] = lambda path: False, *,
+                      present: set[str] | None = None) -> Path:
+    """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing).
+
+    ``reserved`` names paths another reception in progress has already chosen; ``present``
+    is the folder's names as ``clash_key`` folds them, when the caller keeps them
+    (node/inbox/folder_names.py), else the folder is listed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
+    # document never hides another one for the clerks who open the inbox over a share.
+    if present is None:
+        present = {clash_key(entry) for entry in os.listdir(folder)}
+
+    def taken(candidate: str) -> bool:
+        return reserved(folder / candidate) or any(
+            os.path.lexists(folder / (candidate + suffix)) or
+            clash_key(candidate + suffix) in present
+            for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
+
+    safe = _not_temporary(safe_file_name(name, max_bytes=STORED_NAME_BYTES - 2))
+    return folder / unique_name(taken, safe, max_bytes=STORED_NAME_BYTES)
+
+
+def _not_temporary(name: str) -> str:
+    """A peer's name that looks like a temporary, partial or lock file (``x.part``,
+    ``~$x.docx``, ``desktop.ini``) gets a leading ``_``, and a trailing one if its ending is
+    the tell: a hot-folder tool reading the inbox would skip it, and so would our own checks."""
+    if not is_noise(name):
+        return name
+    for candidate in ("_" + name, name + "_"):
+        if not is_noise(candidate):
+            return candidate
+    return "_" + name + "_"
+
+
+def publish_staged(staging: Path, final: Path) -> None:
+    """Give the verified staging file its inbox name without ever overwriting anything."""
+    os.link(staging, final)  # fails with FileExistsError rather than replacing a document
+    fsync_dir(final.parent)
+    staging.unlink()
+    fsync_dir(staging.parent)
+
+
+def write_sidecars(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
+    """Write the metadata JSON and the receipt beside a delivered document, durably."""
+    write_sidecar_files(final, metadata, receipt)
+    fsync_dir(final.parent)
+
+
+def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
+    """The two sidecar files, each fsynced (the caller fsyncs the folder that names them).
+
+    Their contents are synced too, not only their names: after a power cut a sidecar whose
+    name survived but whose bytes did not would be an empty or partial file in the inbox."""
+    meta = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    # Readable as any inbox file (the clerks' umask), where write_synced's default is private.
+    write_synced(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"),
+                 exclusive=False, mode=0o666)
+    write_synced(final.with_name(final.name + RECEIPT_SUFFIX), (receipt + "\n").encode("ascii"),
+                 exclusive=False, mode=0o666)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while block := source.read(READ_SIZE):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def finish_interrupted(staging: Path, final: Path, sha256: str) -> bool:
+    """Complete a publication cut short by a crash; True if the document is now in place."""
+    if final.exists() and file_sha256(final) == sha256:
+        staging.unlink(missing_ok=True)
+        return True
+    if staging.exists() and file_sha256(staging) == sha256:
+        if final.exists():
+            return False  # a different file holds the name; the caller picks another
+        publish_staged(staging, final)
+        return True
+    return False
+
+
+def document_metadata(header: EnvelopeHeader, *, sender_name: str, received_at: str,
+                      original_name: str) -> dict[str, Any]:
+    """What a clerk (or a document system) needs to know about a delivered document."""
+    return {
+        "message_id": header.message_id, "sender": sender_name, "sender_node_id": header.sender,
+        "recipients": list(header.recipients), "name": original_name, "size": header.size,
+        "sha256": header.sha256, "sent_at": header.created, "received_at": received_at,
+        "meta": dict(header.meta),
+    }

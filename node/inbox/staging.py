@@ -1,0 +1,90 @@
+"""The receiver's staging files (``tmp/staging/``): the space check and opening of one for an
+offer, and the start-up clean-up of those nobody will finish.
+
+Split out of node/inbox/offers.py, which decides about offers and ENDs; these are the blocking
+file-system parts it runs on the worker pool.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lienthong.node.inbox.reception import RESUME_SUFFIX, IncomingStream
+from lienthong.protocol.envelope import EnvelopeHeader
+
+
+#: Free space kept in reserve beyond what a document needs, so the store and the audit log
+#: can still be written when a large document has just filled the disk.
+SPACE_RESERVE = 16 * 1024 * 1024
+
+
+def free_bytes(folder: Path) -> int:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
+
+
+def _staged_and_space(staging: Path, tmp: Path) -> tuple[int, int]:
+    """Plaintext bytes already staged for a transfer (what a resume may keep; at most what
+    ``IncomingStream.open`` keeps) and the free space of ``tmp/``, in one worker hop (one
+    thread wake-up less per offer; a burst of small documents pays one per document)."""
+    try:
+        staged = staging.stat().st_size
+    except FileNotFoundError:
+        staged = 0
+    return staged, free_bytes(tmp)
+
+
+def open_if_room(staging: Path, tmp: Path, header: EnvelopeHeader,
+                 **open_args: Any) -> tuple[IncomingStream | None, int, int]:
+    """The space check and the opening of the staging file in one worker hop (they were two
+    with a thread wake-up each per offer): ``(stream, free, need)``, with no stream when
+    ``tmp/`` lacks the room. Only the decrypted copy is written (node.reception), less what a
+    resume keeps."""
+    staged, free = _staged_and_space(staging, tmp)
+    need = header.size - min(staged, header.size) + SPACE_RESERVE
+    if free < need:
+        return None, free, need
+    return IncomingStream.open(staging, header, **open_args), free, need
+
+
+def discard_legacy_partials(folder: Path) -> int:
+    """Remove the ciphertext partials (``tmp/receiving/<peer>/*.part``) that versions before
+    the single-stream reception kept for resuming; their transfers start again at byte 0.
+    Returns how many were removed."""
+    removed = 0
+    for partial in folder.glob("*/*.part"):
+        partial.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+#: A partly received document nobody offered again for this long is removed at start-up: its
+#: staging file holds decrypted plaintext, which should not outlive its purpose. A sender that
+#: offers it later still gets it delivered, from byte 0.
+STALE_STAGING_SECONDS = 7 * 86400
+
+
+def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = frozenset()) -> int:
+    """Remove staging files (and their resume records) untouched for ``STALE_STAGING_SECONDS``,
+    except those of message IDs in ``busy`` (being received again right now). Called at
+    start-up, after interrupted publications are recovered. Returns how many documents' files
+    were removed. (Should an offer open one in the instant it is removed, the publication
+    fails, is refused as storage-unavailable and the sender sends it again: nothing is lost.)"""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        path = Path(entry.path)
+        base = path.with_name(path.name.removesuffix(RESUME_SUFFIX))
+        try:
+            stale = (entry.is_file(follow_symlinks=False)
+                     and now - entry.stat(follow_symlinks=False).st_mtime > STALE_STAGING_SECONDS)
+        except FileNotFoundError:
+            continue
+        if stale and path.name.split("-", 1)[0] not in busy:
+            path.unlink(missing_ok=True)
+            removed += path.name == base.name
+    return removed

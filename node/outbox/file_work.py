@@ -1,0 +1,156 @@
+"""The blocking file work of the outbox (worker threads): take and seal, park in failed/.
+
+(Filing into sent/ is node.sent_folder.)
+
+Kept apart from ``lienthong.node.outbox.pipeline``, which runs on the reactor and decides the order of things.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.python.failure import Failure
+
+from lienthong.keys.jws import canonical_json, strict_json_object
+from lienthong.node.core.failpoints import failpoint
+from lienthong.node.core.home import fsync_dir
+from lienthong.node.outbox.intake import DirSyncs, TakenFile, take_file
+from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
+from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
+from lienthong.node.outbox.sidecars import SidecarFound, adopt_staged_meta
+from lienthong.node.spool.files import read_meta
+
+#: Room kept in a failed/ name for the reason file written beside it.
+FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
+
+
+def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
+                  adopt_sidecar: Callable[[], None] | None = None,
+                  unless_exists: Path | None = None, *, syncs: DirSyncs | None = None
+                  ) -> tuple[TakenFile, tuple[dict[str, Any], Any] | Failure | None]:
+    """Take ``path`` into the spool and seal it, in ONE worker hop (blocking).
+
+    A separate sealing hop cost a thread wake-up per document, and made the take's audit and
+    the dispatch reach the database one after the other (two commits on the way to the offer)
+    instead of together (one group commit). The take's errors (``Refused``) are raised; a
+    sealing error is *returned* as a Failure, because the file is taken either way and the
+    take must still be audited. ``seal`` None: the caller could not look up the recipients'
+    keys and reports that itself after the take, as before.
+
+    The envelope is sealed with ``take["meta"]`` as validated (it is also in ``intake.json``;
+    reading it back cost a file read per document). The new folder is fsynced once, after
+    the stream header is written, together with ``spool/`` and the outbox folder: before
+    this function returns, or -- ``syncs`` given, a batch -- when the batch flushes it, which
+    is still before anything is recorded about the document (``intake.DirSyncs``).
+
+    ``adopt_sidecar`` moves the document's sidecar into its spool folder right after the
+    take, before sealing (which takes a second per GiB): a crash in between would otherwise
+    leave the sidecar in the outbox, where it would attach to a later file of the same name.
+    Such a take fsyncs its folders at once, before the sidecar moves (as before batching), so
+    the sidecar never lands in a folder whose own entry could still be lost.
+
+    ``unless_exists``: the sidecar nobody has looked for yet (``sidecars.plain_document``);
+    if there is an entry of that name, nothing is taken and ``SidecarFound`` is raised.
+    """
+    if unless_exists is not None and os.path.lexists(unless_exists):
+        raise SidecarFound(str(unless_exists))
+    deferred = None if adopt_sidecar is not None else syncs if syncs is not None else DirSyncs()
+    try:
+        taken = take_file(path, **take, syncs=deferred)
+        if adopt_sidecar is not None:
+            adopt_sidecar()
+        failpoint("sender-after-take")
+        if seal is None:
+            return taken, None
+        try:
+            meta = (strict_json_object(canonical_json(take["meta"]))
+                    if take.get("meta") is not None else {})
+            return taken, seal_taken(taken, meta, sync_folder=deferred is None, **seal)
+        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+            failure = Failure()
+            failure.cleanFailure()
+            return taken, failure
+    finally:
+        if deferred is not None and deferred is not syncs:
+            deferred.flush()
+
+
+def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] | None,
+                                          Callable[[], None] | None, Path | None]]
+                        ) -> list[tuple[TakenFile, Any] | Failure]:
+    """``take_and_seal`` each item in turn, in ONE worker hop; each item's result or Failure.
+
+    One file's refusal (or error) is its own: the others are taken regardless. The folders
+    the takes share (``spool/``, the outbox folder they were dropped in) are fsynced once for
+    the batch, after the last take and before any result is returned: until then nothing
+    refers to these documents, so a crash before the flush leaves only states a crash
+    during a single take could leave (``intake`` module docstring). If that flush fails,
+    the whole batch fails with its error (``recover`` seals what was taken at the next start).
+    """
+    syncs = DirSyncs()
+    results: list[tuple[TakenFile, Any] | Failure] = []
+    try:
+        for path, take, seal, adopt, unless_exists in items:
+            try:
+                results.append(take_and_seal(path, take, seal, adopt, unless_exists,
+                                             syncs=syncs))
+            except Exception:  # noqa: BLE001 - each file's refusal goes to its own caller
+                failure = Failure()
+                failure.cleanFailure()
+                results.append(failure)
+    finally:
+        syncs.flush()
+    return results
+
+
+def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_keys: Any,
+               recipients: dict[str, Any], created: str, sync_folder: bool = True
+               ) -> tuple[dict[str, Any], Any]:
+    """Seal a taken document with its metadata (blocking); the metadata as signed, and the
+    sealed envelope."""
+    if taken.hint and "folder_hint" not in meta:
+        meta["folder_hint"] = taken.hint
+    sealed = seal_spooled(spool_dir / taken.message_id, node_keys=node_keys,
+                          recipients=recipients, name=taken.original_name,
+                          message_id=taken.message_id, created=created, meta=meta,
+                          sync_folder=sync_folder)
+    return meta, sealed
+
+
+def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
+                       recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
+    """Seal a document already in the spool (recovery, control messages), with the metadata
+    recorded beside it (blocking).
+
+    ``adopt_staged_meta`` finds a metadata file staged by an older version that crashed
+    between staging and taking (one ``stat`` otherwise).
+    """
+    adopt_staged_meta(spool_dir, taken.message_id)
+    return seal_taken(taken, read_meta(spool_dir / taken.message_id), spool_dir=spool_dir,
+                      node_keys=node_keys, recipients=recipients, created=created)
+
+
+def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
+                   now: str) -> Path:
+    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
+                                      os.path.lexists(failed_dir / f"{n}.reason.txt"),
+                                      safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
+                                      max_bytes=FAILED_NAME_BYTES)
+    payload = spool_folder / PAYLOAD
+    if payload.exists():
+        os.rename(payload, target)
+    target.with_name(target.name + ".reason.txt").write_text(
+        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
+        "Recipients that did receive it are listed in the audit log (lienthong audit). "
+        "To try again, fix the cause and drop the file into the outbox again.\n",
+        encoding="utf-8")
+    fsync_dir(failed_dir)
+    if spool_folder.exists():
+        shutil.rmtree(spool_folder)
+    return target
+

@@ -1,0 +1,348 @@
+"""Taking a document out of the clerk's outbox into the spool (refusing it into failed/ is
+node.outbox_walk.refuse_file, which walks the outbox the same careful way).
+
+Theory of operation
+-------------------
+The watcher only says "this path looks complete". Everything that decides whether a file
+may leave the office happens here, on the file itself, in a fixed order (RELIABILITY.md
+§3.4, steps 2 and 5):
+
+1. Reach the file's folder from the outbox one component at a time with ``O_NOFOLLOW``,
+   so a folder swapped for a symbolic link (to the node's keys, say) is refused instead of
+   followed. Every later call is relative to that folder's descriptor.
+2. ``lstat`` the entry: only a regular file with one link, within the size limit, goes on.
+   FIFOs, sockets and devices are never opened.
+3. Open it ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (a FIFO slipped in after the ``lstat`` cannot
+   hang us, a symlink cannot be followed) and check that the descriptor is the very inode
+   we looked at, and that it still passes step 2.
+4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (which, since version 2,
+   also holds ``meta``, the validated envelope metadata, when the caller gives it) there and
+   fsync it, *then* rename the file to ``spool/<message_id>/payload``: a crash leaves either a
+   folder with ``intake.json`` and no payload (nothing was taken; the file is still in the
+   outbox) or a complete pair that ``recover_spool`` reports -- with its metadata already in
+   it. Across filesystems (``EXDEV``) the bytes are copied through the open descriptor,
+   fsynced, and only then is the original unlinked. Versions before 2 wrote the metadata
+   to a separate ``meta.json`` (one more file and fsync per document); ``spool.read_meta``
+   still reads it.
+5. After the move, the payload must be the inode we opened, with the size and mtime we
+   recorded. If not, someone was still writing (or swapped the name): we put the entry back
+   into the outbox under its name (or ``name (2)`` if the clerk has since saved a new file
+   there; a hard link is used so nothing is ever overwritten), discard the spool folder and
+   raise ``Refused("changed-while-reading")``. The watcher will offer it again once it is
+   quiet. Putting it back, rather than keeping it, is the choice here because a writer that
+   still holds the file open would keep changing the spooled copy.
+
+A file that a writer keeps open and changes *after* step 5 is still possible; the packager
+must ``fstat`` before and after hashing the payload and refuse a mismatch.
+
+The folder fsyncs that make the take durable (the new folder's entries, its entry in
+``spool/``, the file's absence from the outbox folder) are done before ``take_file``
+returns -- unless the caller passes a :class:`DirSyncs`: then they are owed to it, and the
+caller flushes it before anything (an audit entry, a dispatch row) refers to the taken
+documents. A batch of takes into the same ``spool/`` from the same outbox folder then
+fsyncs each folder once (``outbox_files.take_and_seal_batch``). Until the flush, a crash
+may undo the rename (the file is still in the outbox, as if never taken) or keep it
+(``recover_spool`` finds a complete pair): both are states a crash right after the take
+could already leave, because nothing has been recorded about the document yet.
+
+All functions block (fsync, copying); the daemon runs them in a thread.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lienthong.keys.jws import canonical_json
+from lienthong.node.core.names import TEMP_PREFIX, unique_name
+from lienthong.node.outbox.walk import (DIR_FLAGS, NEW_FILE_FLAGS, lstat_mode, open_parent, parts_under,
+                              write_all, write_new_file)
+from lienthong.node.outbox.refusals import Refused, refused_for, size_text
+
+INTAKE_FILE = "intake.json"
+META_FILE = "meta.json"
+PAYLOAD_FILE = "payload"
+INTAKE_FORMAT = "lienthong-intake"
+INTAKE_VERSION = 2
+#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
+INTAKE_VERSIONS = (1, 2)
+
+_PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
+_COPY_CHUNK = 1 << 20
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+class DirSyncs:
+    """Folder fsyncs owed by a batch of takes, each folder once (see the module docstring).
+
+    Holds a duplicate descriptor of each folder, so the very folder the take used (reached
+    without following links) is the one fsynced, even if a name was swapped meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[tuple[int, int], int] = {}
+
+    def add(self, fd: int) -> None:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key not in self._fds:
+            self._fds[key] = os.dup(fd)
+
+    def flush(self) -> None:
+        """fsync every folder (in the order added) and forget them; raises the first error."""
+        fds, self._fds = list(self._fds.values()), {}
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class TakenFile:
+    """A document moved into ``spool/<message_id>/payload``; nothing has been sent yet."""
+
+    message_id: str
+    original_name: str  # NFC
+    spool_path: Path
+    size: int
+    target: str  # NFC; the peer or group folder under outbox/
+    hint: str | None  # NFC name of the first subfolder under the target (document type)
+    mtime_ns: int
+    taken_at: str
+
+
+def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
+              max_bytes: int, now: str, allow_empty: bool = False,
+              meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
+    """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
+
+    ``outbox`` is needed to name the target and to reach the file without following any
+    symbolic link below the outbox. ``now`` is recorded as the time taken. ``meta`` (the
+    envelope metadata validated from the sidecar) is written into ``intake.json``, so a
+    taken document is never without it. ``syncs``: the folder fsyncs are owed to it instead
+    of done here (the module docstring says when that is safe).
+    """
+    if not _MESSAGE_ID.match(message_id):
+        raise ValueError(f"message ID {message_id!r} is not a safe folder name")
+    parts = parts_under(outbox, path)
+    parent_fd = open_parent(outbox, parts)
+    try:
+        return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
+                     max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta,
+                     syncs=syncs)
+    finally:
+        os.close(parent_fd)
+
+
+def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
+          message_id: str, max_bytes: int, now: str, allow_empty: bool,
+          meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
+    name = parts[-1]
+    seen = _lstat(parent_fd, name, path)
+    _check_kind(seen, path)
+    if len(parts) == 1:
+        raise Refused("no-target", path)
+    target, hint, original_name = _names(parts, path)
+    _check_contents(seen, path, max_bytes, allow_empty)
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        raise refused_for(exc, path) from exc
+    try:
+        opened = os.fstat(fd)
+        if _identity(opened) != _identity(seen) or _contents(opened) != _contents(seen):
+            raise Refused("changed-while-reading", path)
+        _check_kind(opened, path)
+        _check_contents(opened, path, max_bytes, allow_empty)
+        record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
+                  "target": target, "original_name": original_name, "hint": hint,
+                  "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now,
+                  "meta": meta}
+        spool_fd = os.open(spool_dir, DIR_FLAGS)
+        try:
+            os.mkdir(message_id, 0o700, dir_fd=spool_fd)
+            folder_fd = os.open(message_id, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
+            try:
+                _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
+                                 message_id, record, sync=syncs is None)
+                if syncs is not None:
+                    for owed in (folder_fd, spool_fd, parent_fd):
+                        syncs.add(owed)
+            finally:
+                os.close(folder_fd)
+            if syncs is None:
+                os.fsync(spool_fd)
+        finally:
+            os.close(spool_fd)
+        if syncs is None:
+            os.fsync(parent_fd)
+    finally:
+        os.close(fd)
+    return taken_from_record(record, spool_dir / message_id)
+
+
+def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
+                     folder_fd: int, spool_fd: int, message_id: str,
+                     record: dict[str, Any], *, sync: bool = True) -> None:
+    """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
+    ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
+    try:
+        write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
+        try:
+            os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
+            renamed = True
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                code = "not-movable" if exc.errno in (errno.EACCES, errno.EPERM) else None
+                raise (Refused(code, path) if code else refused_for(exc, path)) from exc
+            renamed = False
+            _copy_into_spool(fd, folder_fd, opened.st_size, path)
+    except BaseException:
+        _discard_spool_folder(spool_fd, folder_fd, message_id)
+        raise
+    if sync:
+        os.fsync(folder_fd)
+    after = os.fstat(fd)
+    if renamed:
+        landed = os.stat(PAYLOAD_FILE, dir_fd=folder_fd, follow_symlinks=False)
+        if _identity(landed) != _identity(opened) or _contents(after) != _contents(opened):
+            _put_back(folder_fd, parent_fd, name)
+            _discard_spool_folder(spool_fd, folder_fd, message_id)
+            raise Refused("changed-while-reading", path)
+        return
+    if _contents(after) != _contents(opened):
+        os.unlink(PAYLOAD_FILE, dir_fd=folder_fd)
+        _discard_spool_folder(spool_fd, folder_fd, message_id)
+        raise Refused("changed-while-reading", path)
+    try:
+        still_there = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if _identity(still_there) == _identity(opened):
+        os.unlink(name, dir_fd=parent_fd)
+    # Otherwise the clerk replaced the file meanwhile: that new file is a new document.
+
+
+def _copy_into_spool(fd: int, folder_fd: int, size: int, path: Path) -> None:
+    """Copy through the already-checked descriptor (never by name), fsync, then name it."""
+    out = os.open(_PARTIAL_PAYLOAD, NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
+    copied = 0
+    try:
+        while chunk := os.pread(fd, _COPY_CHUNK, copied):
+            write_all(out, chunk)
+            copied += len(chunk)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    if copied != size:
+        raise Refused("changed-while-reading", path)
+    os.rename(_PARTIAL_PAYLOAD, PAYLOAD_FILE, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+
+
+def _put_back(folder_fd: int, parent_fd: int, name: str) -> None:
+    """Return the payload to the outbox under ``name`` or a free variant; never overwrite."""
+    candidate = name
+    for _ in range(100):
+        try:
+            os.link(PAYLOAD_FILE, candidate, src_dir_fd=folder_fd, dst_dir_fd=parent_fd,
+                    follow_symlinks=False)
+        except FileExistsError:
+            candidate = unique_name(lambda other: _lexists(parent_fd, other), name)
+            continue
+        except OSError:
+            # No hard links on this filesystem: rename to a name we just saw free.
+            if _lexists(parent_fd, candidate):
+                candidate = unique_name(lambda other: _lexists(parent_fd, other), name)
+            os.rename(PAYLOAD_FILE, candidate, src_dir_fd=folder_fd, dst_dir_fd=parent_fd)
+            break
+        os.unlink(PAYLOAD_FILE, dir_fd=folder_fd)
+        break
+    else:
+        raise FileExistsError(f"could not put {name!r} back into the outbox")
+    os.fsync(parent_fd)
+
+
+def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> None:
+    """Remove a spool folder that holds no payload (only our record and partial copy)."""
+    for leftover in (INTAKE_FILE, META_FILE, _PARTIAL_PAYLOAD):
+        try:
+            os.unlink(leftover, dir_fd=folder_fd)
+        except FileNotFoundError:
+            pass
+    os.rmdir(message_id, dir_fd=spool_fd)
+    os.fsync(spool_fd)
+
+
+def taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
+    strings = ("message_id", "target", "original_name", "taken_at")
+    if not all(isinstance(record[key], str) for key in strings):
+        raise TypeError("a text field is not text")
+    if record["hint"] is not None and not isinstance(record["hint"], str):
+        raise TypeError("hint is not text")
+    for key in ("size", "mtime_ns"):
+        if type(record[key]) is not int or record[key] < 0:
+            raise TypeError(f"{key} is not a non-negative integer")
+    return TakenFile(message_id=record["message_id"], original_name=record["original_name"],
+                     spool_path=folder / PAYLOAD_FILE, size=record["size"],
+                     target=record["target"], hint=record["hint"],
+                     mtime_ns=record["mtime_ns"], taken_at=record["taken_at"])
+
+
+def _names(parts: tuple[str, ...], path: Path) -> tuple[str, str | None, str]:
+    """Target, subfolder hint and file name, NFC; refuses undecodable names."""
+    named = parts if len(parts) > 2 else (parts[0], parts[-1])
+    if any(0xD800 <= ord(char) <= 0xDFFF for text in named for char in text):
+        raise Refused("bad-name", path)
+    hint = unicodedata.normalize("NFC", parts[1]) if len(parts) > 2 else None
+    return (unicodedata.normalize("NFC", parts[0]), hint,
+            unicodedata.normalize("NFC", parts[-1]))
+
+
+def _check_kind(st: os.stat_result, path: Path) -> None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        raise Refused("symlink", path)
+    if stat.S_ISDIR(mode):
+        raise Refused("directory", path)
+    if stat.S_ISFIFO(mode):
+        raise Refused("fifo", path)
+    if stat.S_ISSOCK(mode):
+        raise Refused("socket", path)
+    raise Refused("device", path)
+
+
+def _check_contents(st: os.stat_result, path: Path, max_bytes: int, allow_empty: bool) -> None:
+    if st.st_nlink != 1:
+        raise Refused("hardlink", path)
+    if st.st_size > max_bytes:
+        raise Refused("too-large", path, size=size_text(st.st_size), limit=size_text(max_bytes))
+    if st.st_size == 0 and not allow_empty:
+        raise Refused("empty", path)
+
+
+def _lstat(dir_fd: int, name: str, path: Path) -> os.stat_result:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        raise refused_for(exc, path) from exc
+
+
+def _lexists(dir_fd: int, name: str) -> bool:
+    return lstat_mode(name, dir_fd) is not None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _contents(st: os.stat_result) -> tuple[int, int]:
+    return st.st_size, st.st_mtime_ns

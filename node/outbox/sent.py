@@ -1,0 +1,243 @@
+"""Filing delivered documents into ``sent/``, a batch at a time.
+
+Theory of operation. Once every recipient of a document has returned a verified receipt (and
+it is committed), the document moves from its spool folder to ``sent/<target>/`` with the
+receipts and a summary beside it. Doing that one document at a time cost four thread hops,
+two database units and an fsync of ``sent/<target>/`` per document: with a thousand small
+documents receipted within seconds, that work rivalled the delivery itself
+(docs/benchmarks.md). ``SentFolder.file`` queues the document; the first one goes at once and
+the ones queued meanwhile go together, in the same steps, each step durable before the next:
+
+1. the store's dispatch rows (only for documents queued without one: a recovery);
+2. a name in ``sent/<target>/`` for each (worker pool; unique within the batch too);
+3. the destinations recorded and the dispatches marked ``sent`` (one transaction): from here a
+   crash is completed at the next start (``Outbox.recover`` files it again, idempotently);
+4. every payload renamed into place, receipts and summaries written, ONE fsync of each
+   ``sent/`` folder the batch touched, and only then the spool folders removed (worker pool);
+5. the ``delivered`` audit entries (one transaction).
+
+A document refused by the store in step 3 (it cannot be ``sent``) is left alone and its
+Deferred fails; the others of the batch go on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lienthong.node.core.clock import rfc3339_ms
+from lienthong.node.core.home import fsync_dir
+from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.spool.sealing import ENVELOPE, PAYLOAD
+from lienthong.node.outbox.sidecars import sidecar_to_sent
+
+log = Logger(namespace="lienthong.outbox")
+
+#: Room kept in a sent/ name for the longest file written beside it:
+#: ``.<peer name, ≤ 64>.receipt.jws`` (a 250-byte document name must still get its receipts).
+SENT_NAME_BYTES = MAX_NAME_BYTES - (1 + 64 + len(".receipt.jws"))
+#: Most documents filed in one batch (bounds one transaction and one worker hop).
+FILING_BATCH = 256
+
+
+@dataclass
+class _Item:
+    message_id: str
+    row: Any
+    waiters: list[Deferred] = field(default_factory=list)
+    sent_path: str | None = None
+    outcome: Failure | None = None
+    finished: bool = False
+
+    def fail(self, failure: Failure) -> None:
+        if not self.finished:
+            self.finished, self.outcome = True, failure
+
+    def fire(self) -> None:
+        self.finished = True
+        for waiter in self.waiters:
+            if self.outcome is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(self.outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """Everything the worker needs to file one document (plain values, no store rows)."""
+
+    spool_folder: Path
+    sent_path: Path
+    receipts: tuple[tuple[str, str], ...]
+    names: dict[str, str]
+    summary: dict[str, Any]
+    #: Recorded as sent before (a recovery): nothing to do if its spool folder is gone.
+    already_sent: bool = False
+
+
+class SentFolder:
+    """Files delivered documents into ``sent/`` in batches (see the module docstring)."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self._rt = runtime
+        self._queue: dict[str, _Item] = {}
+        self._running = False
+
+    def file(self, message_id: str, row: Any = None) -> Deferred:
+        """Queue a document whose every receipt is committed; fires once it is in sent/.
+
+        ``row`` is the dispatch as read in the transaction that stored the last receipt
+        (the links pass it); without it, it is read from the store.
+        """
+        item = self._queue.get(message_id)
+        if item is None:
+            item = self._queue[message_id] = _Item(message_id, row)
+        waiter: Deferred = Deferred()
+        item.waiters.append(waiter)
+        if not self._running:
+            self._drain()
+        return waiter
+
+    @inlineCallbacks
+    def _drain(self):  # type: ignore[no-untyped-def]
+        self._running = True
+        try:
+            while self._queue:
+                batch = list(self._queue.values())[:FILING_BATCH]
+                for item in batch:
+                    del self._queue[item.message_id]
+                try:
+                    yield self._file_batch(batch)
+                except Exception:  # noqa: BLE001 - every unfinished item gets the failure
+                    failure = Failure()
+                    log.failure("could not file {count} delivered document(s) in sent/",
+                                failure, count=len(batch))
+                    for item in batch:
+                        item.fail(failure)
+                for item in batch:
+                    item.fire()
+        finally:
+            self._running = False
+
+    @inlineCallbacks
+    def _file_batch(self, batch: list[_Item]):  # type: ignore[no-untyped-def]
+        rt = self._rt
+        unread = [item.message_id for item in batch if item.row is None]
+        if unread:
+            rows = yield rt.db(rt.store.dispatches_by_ids, unread)
+            for item in batch:
+                if item.row is None:
+                    item.row = rows.get(item.message_id)
+        batch = [item for item in batch if item.row is not None]
+        # Step 2: names for those not yet given one (a recovery may find it recorded).
+        fresh = [item for item in batch if item.row.sent_path is None]
+        for item in batch:
+            item.sent_path = item.row.sent_path
+        if fresh:
+            paths = yield rt.io(_reserve_sent_paths, [
+                (rt.config.sent / safe_file_name(item.row.target), item.row.name)
+                for item in fresh])
+            outcomes = yield rt.db(rt.store.mark_dispatches_sent,
+                                   [(item.message_id, str(path))
+                                    for item, path in zip(fresh, paths)], rt.now_text())
+            for item, path, outcome in zip(fresh, paths, outcomes):
+                if outcome is None:
+                    item.sent_path = str(path)
+                else:
+                    item.fail(Failure(outcome))
+        batch = [item for item in batch if item.sent_path is not None]
+        now = rt.now_text()
+        moves = []
+        for item in batch:
+            row = item.row
+            receipts = tuple((d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt)
+            moves.append(_Move(Path(row.spool_dir), Path(item.sent_path), receipts,
+                               {node_id: rt.peer_name(node_id) for node_id, _ in receipts},
+                               {"message_id": item.message_id, "name": row.name,
+                                "target": row.target, "size": row.size, "sha256": row.sha256,
+                                "sent": now}, already_sent=row.state == "sent"))
+        filed = yield rt.io(_move_all_to_sent, moves)
+        batch = [item for item, moved in zip(batch, filed) if moved]
+        if not batch:
+            return
+        yield rt.db(_audit_delivered, rt.store, rfc3339_ms(rt.now()), [
+            (item.message_id, item.row.sha256, item.sent_path,
+             [d.peer_node_id for d in item.row.deliveries if d.receipt]) for item in batch])
+        for item in batch:
+            log.info("{name!r} delivered to all recipients; kept in {path}",
+                     name=item.row.name, path=item.sent_path)
+
+
+def _reserve_sent_paths(wanted: list[tuple[Path, str]]) -> list[Path]:
+    """A free name in each folder for each document: free on disk, and not given to another
+    document of the same batch (two ``report.pdf`` delivered together get two names)."""
+    given: dict[Path, set[str]] = {}
+    out = []
+    for folder, name in wanted:
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = given.setdefault(folder, set())
+        chosen = unique_name(lambda n, f=folder, t=taken: clash_key(n) in t or
+                             os.path.lexists(f / n),
+                             safe_file_name(name, max_bytes=SENT_NAME_BYTES),
+                             max_bytes=SENT_NAME_BYTES)
+        taken.add(clash_key(chosen))
+        out.append(folder / chosen)
+    return out
+
+
+def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
+    """File each document; idempotent, so safe to run again after a crash at any point.
+
+    Every payload is renamed into place first, then each ``sent/`` folder is fsynced once,
+    and only then are the spool folders removed: a crash before that fsync finds the payload
+    still in the spool (or already in place) and this runs again. Returns, for each move,
+    False when there was nothing left to file (filed before, its spool folder gone).
+    """
+    folders: dict[Path, None] = {}
+    present = []
+    for move in moves:
+        if move.already_sent and not move.spool_folder.exists():
+            present.append(False)
+            continue
+        present.append(True)
+        payload = move.spool_folder / PAYLOAD
+        sent_path = move.sent_path
+        sent_path.parent.mkdir(parents=True, exist_ok=True)
+        if payload.exists() and not sent_path.exists():
+            os.rename(payload, sent_path)
+        for node_id, token in move.receipts:
+            receipt_file = sent_path.with_name(
+                f"{sent_path.name}.{move.names[node_id]}.receipt.jws")
+            receipt_file.write_text(token + "\n", encoding="ascii")
+        summary = dict(move.summary, receipts={move.names[n]: n for n, _ in move.receipts})
+        sent_path.with_name(sent_path.name + ".meta.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+            encoding="utf-8")
+        folders[sent_path.parent] = None
+    for folder in folders:
+        fsync_dir(folder)
+    for move, filed in zip(moves, present):
+        if not filed:
+            continue
+        sidecar_to_sent(move.spool_folder, move.sent_path)
+        (move.spool_folder / ENVELOPE).unlink(missing_ok=True)
+        if move.spool_folder.exists():
+            shutil.rmtree(move.spool_folder)
+    return present
+
+
+def _audit_delivered(store: Any, now: str,
+                     items: list[tuple[str, str, str, list[str]]]) -> None:
+    """The ``delivered`` entries of a batch, in one transaction."""
+    with store.transaction():
+        for message_id, digest, sent_path, recipients in items:
+            store.append_audit("delivered", now, message_id=message_id, digest=digest,
+                               detail={"sent_path": sent_path, "recipients": recipients})

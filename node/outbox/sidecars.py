@@ -1,0 +1,310 @@
+"""A document's sidecar on its way through the outbox: read, validated, staged, carried along.
+
+Theory of operation
+-------------------
+The outbox calls :func:`prepare_document` for each file it is about to take, after the target
+is resolved and before the file is moved:
+
+1. read ``NAME.meta.toml`` beside the file (if any), without following links, at most 64 KiB;
+2. validate it merged with the folder hint (node/documents/metadata.py), and apply the
+   confidentiality guard for the resolved recipients;
+3. on any error: move the document *and* its sidecar into ``failed/`` with a reason naming
+   the field and what is allowed, audit ``refused``, and return None;
+4. otherwise hand the envelope metadata to the take: ``take_file(meta=...)`` writes it inside
+   ``spool/<message_id>/intake.json`` (version 2; version 1 folders kept it in ``meta.json``
+   beside it), fsynced, *before* the file is moved in, so a taken document is never sealed
+   without the metadata -- urgency, confidentiality -- it was validated with.
+
+Right after ``take_file`` has moved the file into ``spool/<message_id>/``, in the same worker
+hop and before sealing, ``Prepared.adopt`` moves the sidecar to
+``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it cannot attach itself
+to a later file of the same name, even if the node dies while sealing);
+:func:`adopt_document` then audits the metadata and the take in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
+``NAME.meta.toml``.
+
+Before this version the metadata was first staged as ``spool/.lienthong-meta-<id>.json``
+(two more fsyncs and two more worker hops per document; docs/benchmarks.md). A staged file
+left by a crash of such a version is still adopted before sealing and swept at start-up
+(``adopt_staged_meta``, ``sweep_staged``).
+
+Most documents have no sidecar, and looking for one cost a worker hop per document before
+the take. :func:`plain_document` decides on the reactor what a document *without* a sidecar
+would carry (the folder hint, checked as in step 2) and marks it ``looked=False``; the take's
+own hop then checks that no sidecar is there, just before taking the file
+(``outbox_files.take_and_seal`` raises :class:`SidecarFound`, having taken nothing), and the
+outbox goes the long way above. A sidecar saved after that check is left in the outbox, as a
+sidecar saved after step 1 always was.
+
+The blocking functions run on the worker pool; the ``inlineCallbacks`` functions are the
+outbox's entry points.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
+
+from lienthong.keys.jws import canonical_json
+from lienthong.node.documents.metadata import (MAX_MESSAGE_BYTES, MAX_SIDECAR_BYTES, SIDECAR_SUFFIX, DocumentMeta,
+                            MetadataError, check_confidentiality, document_meta, parse_sidecar)
+from lienthong.node.core.home import fsync_dir
+from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
+from lienthong.node.core.names import unique_name
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.spool.files import META_FILE
+
+log = Logger(namespace="lienthong.outbox")
+
+SPOOLED_SIDECAR = "sidecar.meta.toml"
+_STAGED_PREFIX = ".lienthong-meta-"
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def sidecar_of(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def staged_meta_path(spool_dir: Path, message_id: str) -> Path:
+    return spool_dir / f"{_STAGED_PREFIX}{message_id}.json"
+
+
+def folder_hint(outbox: Path, path: Path) -> str | None:
+    """The first folder below the target (``outbox/<peer>/<hint>/...``), NFC, or None."""
+    parts = parts_under(outbox, path)
+    return unicodedata.normalize("NFC", parts[1]) if len(parts) > 2 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarFile:
+    data: bytes | None  # None: there is no sidecar
+    document_size: int
+
+
+def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
+    """The sidecar's bytes (or None) and the document's size; raise MetadataError."""
+    parts = parts_under(outbox, sidecar_of(path))
+    try:
+        parent_fd = open_parent(outbox, parts)
+    except Refused:
+        return SidecarFile(None, 0)  # a folder on the way is wrong: take_file will say so
+    try:
+        try:
+            size = os.stat(parts[-1][:-len(SIDECAR_SUFFIX)], dir_fd=parent_fd,
+                           follow_symlinks=False).st_size
+        except FileNotFoundError:
+            size = 0
+        try:
+            fd = os.open(parts[-1], _READ_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return SidecarFile(None, size)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                # A 250-byte document name leaves no room for ".meta.toml": no sidecar can exist.
+                return SidecarFile(None, size)
+            if exc.errno == errno.ELOOP:
+                raise MetadataError("bad-metadata", f"{parts[-1]} is a symbolic link; put the "
+                                    "sidecar file itself beside the document") from None
+            raise
+    finally:
+        os.close(parent_fd)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise MetadataError("bad-metadata", f"{parts[-1]} is not an ordinary file")
+        data = handle.read(MAX_SIDECAR_BYTES + 1)
+    return SidecarFile(data, size)
+
+
+def write_staged_meta(spool_dir: Path, message_id: str, meta: dict[str, Any]) -> None:
+    path = staged_meta_path(spool_dir, message_id)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(canonical_json(meta))
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_dir(spool_dir)
+
+
+def adopt_staged_meta(spool_dir: Path, message_id: str) -> None:
+    """Move staged metadata into ``spool/<message_id>/meta.json`` (idempotent)."""
+    staged = staged_meta_path(spool_dir, message_id)
+    folder = spool_dir / message_id
+    if not staged.exists() or not folder.is_dir():
+        return
+    if (folder / META_FILE).exists():
+        staged.unlink()
+    else:
+        os.rename(staged, folder / META_FILE)
+        fsync_dir(folder)
+    fsync_dir(spool_dir)
+
+
+def sweep_staged(spool_dir: Path) -> int:
+    """At start-up (after recovery): remove staged metadata whose take never happened."""
+    removed = 0
+    for entry in spool_dir.glob(f"{_STAGED_PREFIX}*.json"):
+        message_id = entry.name[len(_STAGED_PREFIX):-len(".json")]
+        adopt_staged_meta(spool_dir, message_id)
+        if entry.exists():
+            entry.unlink()
+            removed += 1
+    return removed
+
+
+def move_sidecar(source: Path, target_dir: Path, name: str) -> Path | None:
+    """Rename ``source`` to ``target_dir/name`` (a free variant); None if there is no source."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / unique_name(lambda n: os.path.lexists(target_dir / n), name)
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return None
+    fsync_dir(target_dir)
+    fsync_dir(source.parent)
+    return target
+
+
+def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
+    """Put the spooled sidecar beside the sent document as ``NAME.meta.toml`` (idempotent)."""
+    spooled = spool_folder / SPOOLED_SIDECAR
+    if spooled.exists():
+        os.replace(spooled, sent_path.with_name(sent_path.name + SIDECAR_SUFFIX))
+        fsync_dir(sent_path.parent)
+
+
+class SidecarFound(Exception):
+    """The take of a document prepared without looking for a sidecar found one: nothing was
+    taken; prepare it again, reading the sidecar (``prepare_document``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated document about to be taken: its metadata, and its sidecar if it has one.
+
+    ``looked`` False: nobody has looked for a sidecar yet (:func:`plain_document`); the take
+    must check that there is none."""
+
+    message_id: str
+    meta: DocumentMeta
+    sidecar: Path | None
+    spool_dir: Path
+    looked: bool = True
+
+    def abandon(self, to_failed: Path | None) -> None:
+        """The take was refused: the sidecar follows the document into ``to_failed`` (or
+        stays, if the document stays in the outbox)."""
+        if to_failed is not None and self.sidecar is not None:
+            move_sidecar(self.sidecar, to_failed, self.sidecar.name)
+
+    def adopt(self) -> None:
+        """Move the sidecar (if any) into the document's spool folder."""
+        if self.sidecar is not None:
+            folder = self.spool_dir / self.message_id
+            try:
+                os.rename(self.sidecar, folder / SPOOLED_SIDECAR)
+            except FileNotFoundError:
+                return
+            fsync_dir(folder)
+            fsync_dir(self.sidecar.parent)
+
+
+def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | None,
+              recipients: list[str]) -> DocumentMeta:
+    fields = (parse_sidecar(sidecar.data, name=sidecar_of(path).name)
+              if sidecar.data is not None else {})
+    meta = document_meta(fields, hint=hint, types=rt.config.documents.types)
+    if meta.kind == "message" and sidecar.document_size > MAX_MESSAGE_BYTES:
+        raise MetadataError("bad-metadata", f"type: a message is short text (at most "
+                            f"{MAX_MESSAGE_BYTES // 1024} KiB) but this file is "
+                            f"{sidecar.document_size} bytes; send it as a document "
+                            "(another type) instead")
+    check_confidentiality(meta.confidentiality, [rt.peer_name(n) for n in recipients],
+                          allowed=rt.config.confidentiality, groups=rt.config.groups)
+    return meta
+
+
+def plain_document(rt: NodeRuntime, path: Path, recipients: list[str],
+                   message_id: str) -> Prepared | None:
+    """The document as it is if it has no sidecar, decided without a worker hop; None when
+    that cannot be decided here (the hint is refused, or makes it a message, whose size
+    limit needs the file): ``prepare_document`` then looks, and refuses if it must."""
+    try:
+        meta = _validate(rt, SidecarFile(None, 0), path, folder_hint(rt.config.outbox, path),
+                         recipients)
+    except (MetadataError, ValueError):
+        return None
+    if meta.kind == "message":
+        return None
+    return Prepared(message_id=message_id, meta=meta, sidecar=None,
+                    spool_dir=rt.config.spool, looked=False)
+
+
+@inlineCallbacks
+def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[str],
+                     message_id: str):  # type: ignore[no-untyped-def]
+    """Validate ``path``'s metadata; a ``Prepared`` to take it with, or None if refused."""
+    outbox = rt.config.outbox
+    sidecar_path = sidecar_of(path)
+    try:
+        hint = folder_hint(outbox, path)
+        sidecar = yield rt.io(read_sidecar, outbox, path)
+        meta = _validate(rt, sidecar, path, hint, recipients)
+    except MetadataError as exc:
+        yield _refuse(rt, path, sidecar_path, exc)
+        return None
+    return Prepared(message_id=message_id, meta=meta,
+                    sidecar=sidecar_path if sidecar.data is not None else None,
+                    spool_dir=rt.config.spool)
+
+
+@inlineCallbacks
+def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
+                   also: list[tuple[str, dict[str, Any]]] = (), *,
+                   sidecar_moved: bool = False):  # type: ignore[no-untyped-def]
+    """The file is in the spool: bring its sidecar in (unless the take already did,
+    ``sidecar_moved``), and audit the metadata followed by ``also`` (the take itself) in ONE
+    transaction (one unit of database work, one commit)."""
+    if prepared.sidecar is not None and not sidecar_moved:
+        yield rt.io(prepared.adopt)
+    d = rt.db_audited(_nothing, events=[*metadata_events(prepared, taken), *also])
+    d.addErrback(lambda failure: log.failure("could not write the audit of {mid}", failure,
+                                                mid=taken.message_id))
+    yield d
+
+
+def metadata_events(prepared: Prepared, taken: TakenFile) -> list[tuple[str, dict[str, Any]]]:
+    """The ``document-metadata`` audit event of a taken document (``db_audited`` form); the
+    outbox records it in the dispatch's own unit when sealing succeeded in the take's hop."""
+    meta = prepared.meta.as_envelope_meta()
+    meta.pop("priority")
+    meta["document_kind"] = meta.pop("kind")  # "kind" names the audit event itself
+    return [("document-metadata", dict(meta, message_id=taken.message_id,
+                                       name=taken.original_name,
+                                       sidecar=prepared.sidecar is not None))]
+
+
+def _nothing() -> None:
+    """A unit of work whose only writes are its audit events."""
+
+
+@inlineCallbacks
+def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):  # type: ignore[no-untyped-def]
+    """Document and sidecar into failed/, side by side, with the reason; audited."""
+    failed = rt.config.failed
+    where = None
+    try:
+        where = yield rt.io(
+            refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
+            reason=error.reason, code=error.code, now=rt.now_text(),
+            companion=lambda kept: move_sidecar(sidecar, failed, kept + SIDECAR_SUFFIX))
+    except OSError as exc:
+        rt.audit("refuse-failed", name=path.name, reason=str(exc))
+    yield rt.audit("refused", code=error.code, reason=error.reason, name=path.name,
+                   failed=str(where) if where else None)

@@ -1,0 +1,1 @@
+"""What the node is doing: the snapshot, its rendering, the local status API, metrics."""

@@ -1,0 +1,101 @@
+"""What every part of the store shares: the engines, and the one open transaction per thread.
+
+Each store method is one transaction by itself. To make several changes commit together -- a
+state change and the audit entry that records it, a batch of receipts, a receipt plus
+"dispatch sent" -- a unit of work opens ``store.transaction()`` and calls the methods inside
+it; they join the open transaction (no savepoints: an exception anywhere rolls back all of
+it). The open transaction belongs to the thread that opened it, so a unit of work must finish
+it on the thread it runs on (the database thread).
+
+Reads outside a transaction use the reader engine (SQLite: deferred ``BEGIN``, a consistent
+snapshot that never blocks writers); transactions use the writer engine (SQLite:
+``BEGIN IMMEDIATE``, the write lock taken up front, so a read-then-write never fails half way
+with "database is locked" and two processes can never both extend the audit chain).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+from lienthong.node.store.records import StoreError
+
+_T = TypeVar("_T")
+
+
+def build(cls: type[_T], row: Any, **override: Any) -> _T:
+    """A record from a result row: fields named like columns, some given explicitly."""
+    mapping = row._mapping
+    return cls(**{f.name: override[f.name] if f.name in override else mapping[f.name]
+                  for f in fields(cls)})  # type: ignore[arg-type]
+
+
+class StoreBase:
+    """Engines and transactions; the table-specific methods live in the ``store_*`` mixins."""
+
+    def __init__(self, reader: Engine, writer: Engine) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._local = threading.local()
+
+    def close(self) -> None:
+        """Close the pooled connection (the store must not be used afterwards)."""
+        self._reader.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; store methods called inside it (on this thread) join it."""
+        active = getattr(self._local, "conn", None)
+        if active is not None:
+            if getattr(self._local, "read_only", False):
+                raise StoreError("a write was attempted inside a read-only view of the store")
+            yield active
+            return
+        with self._writer.begin() as conn:
+            self._local.conn = conn
+            self._local.audit_tip = None
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+                self._local.audit_tip = None
+
+    def rolled_back_to_savepoint(self) -> None:
+        """Part of the open transaction was undone (group commit): forget what was cached
+        about it, such as the audit chain's tip."""
+        self._local.audit_tip = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """One read transaction that store reads on this thread join: a consistent view.
+
+        Built for the status snapshot's dozen queries, which then see one moment of the store
+        (SQLite: one deferred ``BEGIN``, a WAL snapshot that neither waits for the writer nor
+        blocks it). Inside an open transaction it simply joins that one. A write inside it is
+        refused (``transaction`` raises ``StoreError``) rather than silently run on the reader.
+        """
+        active = getattr(self._local, "conn", None)
+        if active is not None:
+            yield active
+            return
+        with self._reader.connect() as conn, conn.begin():
+            self._local.conn = conn
+            self._local.read_only = True
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+                self._local.read_only = False
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        active = getattr(self._local, "conn", None)
+        if active is not None:
+            yield active
+            return
+        with self._reader.connect() as conn:
+            yield conn

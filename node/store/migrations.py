@@ -1,0 +1,253 @@
+"""Schema migrations: numbered, frozen steps that bring any older store up to this code's schema.
+
+Theory of operation
+-------------------
+``schema_meta`` holds one row with the schema version. ``migrate(engine)`` reads it (0 when the
+database is empty), refuses a database written by newer code (it could not understand it, and
+writing to it could destroy what the newer code relies on), and applies each missing step in
+order inside ONE transaction, setting the version last, so a crash leaves either the old
+schema or the new one, never half of each. (SQLite's DDL is transactional; the store opens
+write transactions with ``BEGIN IMMEDIATE``, so two processes starting at once cannot both
+migrate.)
+
+Steps are frozen history: a step's tables are written out here as they were at that version,
+not imported from ``lienthong.node.store.schema`` (which describes today's tables and will change). To change
+the schema, append a step ``(n + 1, function)``, raise ``schema.SCHEMA_VERSION``, and update
+``lienthong.node.store.schema``; the test that compares a migrated database with ``lienthong.node.store.schema`` keeps them
+honest. Syncthing (``lib/config/migrations.go``) and the wormhole mailbox server
+(``db-schemas/upgrade-*.sql``) do the same.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, inspect, insert, select, update)
+from sqlalchemy.engine import Connection, Engine
+
+from lienthong.node.store import schema
+from lienthong.node.store.records import SchemaTooNew, StoreError
+
+
+def _v1(conn: Connection) -> None:
+    """Version 1: peer directory, outgoing dispatches and deliveries, reception, audit."""
+    md = MetaData()
+    Table("peers", md,
+          Column("name", String(200), primary_key=True),
+          Column("node_id", String(100), nullable=False, unique=True),
+          Column("card", Text, nullable=False),
+          Column("addresses", Text, nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("revoked_at", String(40)),
+          Column("reason", Text),
+          Column("added_at", String(40), nullable=False),
+          CheckConstraint("state IN ('trusted', 'revoked')", name="peers_state"))
+    Table("peer_keys", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("node_id", String(100), nullable=False),
+          Column("kind", String(16), nullable=False),
+          Column("value", Text, nullable=False),
+          Column("kid", String(200), nullable=False),
+          Column("valid_from", String(40), nullable=False),
+          Column("valid_until", String(40)),
+          CheckConstraint("kind IN ('identity', 'encryption', 'tls')", name="peer_keys_kind"),
+          Index("peer_keys_by_node", "node_id", "kind"))
+    directory_version = Table(
+        "directory_version", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("version", Integer, nullable=False),
+        CheckConstraint("id = 1", name="directory_version_single_row"))
+    Table("dispatches", md,
+          Column("message_id", String(32), primary_key=True),
+          Column("seq", Integer, nullable=False, unique=True),
+          Column("name", Text, nullable=False),
+          Column("target", String(200), nullable=False),
+          Column("spool_dir", Text, nullable=False),
+          Column("header_token", Text, nullable=False),
+          Column("size", BigInteger, nullable=False),
+          Column("sha256", String(64), nullable=False),
+          Column("ciphertext_size", BigInteger, nullable=False),
+          Column("priority", Integer, nullable=False),
+          Column("meta", Text, nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("created_at", String(40), nullable=False),
+          Column("finished_at", String(40)),
+          Column("sent_path", Text),
+          Column("error", Text),
+          CheckConstraint("state IN ('sending', 'sent', 'failed')", name="dispatches_state"),
+          CheckConstraint("priority BETWEEN 0 AND 3", name="dispatches_priority"),
+          Index("dispatches_by_state", "state", "created_at"))
+    Table("deliveries", md,
+          Column("message_id", String(32), ForeignKey("dispatches.message_id"),
+                 primary_key=True),
+          Column("peer_node_id", String(100), primary_key=True),
+          Column("state", String(16), nullable=False),
+          Column("attempts", Integer, nullable=False),
+          Column("bytes_sent", BigInteger, nullable=False),
+          Column("last_error", Text),
+          Column("receipt", Text),
+          Column("receipt_at", String(40)),
+          Column("offered_at", String(40)),
+          CheckConstraint("state IN ('queued', 'delivered', 'failed')",
+                          name="deliveries_state"),
+          Index("deliveries_by_peer", "peer_node_id", "state"))
+    Table("peer_schedule", md,
+          Column("node_id", String(100), primary_key=True),
+          Column("failures", Integer, nullable=False),
+          Column("next_attempt_at", Float, nullable=False),
+          Column("last_error", Text),
+          Column("last_connected_at", String(40)),
+          Column("last_seen_at", String(40)))
+    Table("received", md,
+          Column("sender_node_id", String(100), primary_key=True),
+          Column("message_id", String(32), primary_key=True),
+          Column("name", Text, nullable=False),
+          Column("stored_path", Text, nullable=False),
+          Column("size", BigInteger, nullable=False),
+          Column("sha256", String(64), nullable=False),
+          Column("header_token", Text, nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("receipt", Text),
+          Column("received_at", String(40), nullable=False),
+          Column("meta", Text, nullable=False),
+          CheckConstraint("state IN ('publishing', 'stored')", name="received_state"),
+          Index("received_by_state", "state"))
+    Table("audit", md,
+          Column("seq", Integer, primary_key=True, autoincrement=False),
+          Column("time", String(40), nullable=False),
+          Column("kind", String(64), nullable=False),
+          Column("peer", String(200)),
+          Column("message_id", String(32)),
+          Column("digest", String(128)),
+          Column("detail", Text, nullable=False),
+          Column("prev_hash", String(64), nullable=False, unique=True),
+          Column("hash", String(64), nullable=False),
+          Index("audit_by_kind", "kind"),
+          Index("audit_by_peer", "peer"),
+          Index("audit_by_message", "message_id"))
+    Table("audit_heads", md,
+          Column("seq", Integer, primary_key=True, autoincrement=False),
+          Column("hash", String(64), nullable=False),
+          Column("signature", Text, nullable=False),
+          Column("time", String(40), nullable=False))
+    md.create_all(conn)
+    conn.execute(insert(directory_version).values(id=1, version=0))
+
+
+def _v2(conn: Connection) -> None:
+    """Version 2: control requests from the CLI, processing statuses, recalls."""
+    md = MetaData()
+    Table("control_requests", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("kind", String(16), nullable=False),
+          Column("message_id", String(32), nullable=False),
+          Column("peer", String(100)),
+          Column("payload", Text, nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("created_at", String(40), nullable=False),
+          Column("done_at", String(40)),
+          Column("error", Text),
+          CheckConstraint("kind IN ('status', 'recall')", name="control_requests_kind"),
+          CheckConstraint("state IN ('new', 'done', 'failed')", name="control_requests_state"),
+          Index("control_requests_by_state", "state", "id"))
+    Table("document_status", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("message_id", String(32), nullable=False),
+          Column("peer_node_id", String(100), nullable=False),
+          Column("sender_node_id", String(100), nullable=False),
+          Column("status", String(16), nullable=False),
+          Column("note", Text, nullable=False),
+          Column("register_number", String(200)),
+          Column("token", Text, nullable=False),
+          Column("token_sha256", String(64), nullable=False, unique=True),
+          Column("receipt_sha256", String(64)),
+          Column("time", String(40), nullable=False),
+          Column("received_at", String(40), nullable=False),
+          CheckConstraint("status IN ('registered', 'assigned', 'in-progress', 'completed', "
+                          "'rejected', 'recall-accepted', 'recall-refused')",
+                          name="document_status_status"),
+          Index("document_status_by_message", "message_id", "peer_node_id"))
+    Table("recalls", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("message_id", String(32), nullable=False),
+          Column("sender_node_id", String(100), nullable=False),
+          Column("token", Text, nullable=False),
+          Column("token_sha256", String(64), nullable=False, unique=True),
+          Column("reason", Text, nullable=False),
+          Column("replaced_by", String(32)),
+          Column("state", String(16), nullable=False),
+          Column("refusal", Text),
+          Column("recalled_path", Text),
+          Column("time", String(40), nullable=False),
+          Column("recorded_at", String(40), nullable=False),
+          CheckConstraint("state IN ('sent', 'accepted', 'refused')", name="recalls_state"),
+          Index("recalls_by_message", "message_id", "sender_node_id"))
+    md.create_all(conn)
+
+
+def _v3(conn: Connection) -> None:
+    """Version 3: an index in queue order (state, priority, seq) for queued_deliveries."""
+    conn.exec_driver_sql("CREATE INDEX dispatches_queue ON dispatches (state, priority, seq)")
+
+
+#: The ordered history of the schema. Never edit a step that has shipped; append a new one.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+)
+
+
+def _check_steps() -> None:
+    numbers = [number for number, _ in MIGRATIONS]
+    if numbers != list(range(1, len(numbers) + 1)) or numbers[-1] != schema.SCHEMA_VERSION:
+        raise RuntimeError(f"migration steps {numbers} do not lead to schema version "
+                           f"{schema.SCHEMA_VERSION}")
+
+
+_check_steps()
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the database behind ``conn`` (0 when it has no schema yet)."""
+    inspector = inspect(conn)
+    if not inspector.has_table(schema.schema_meta.name):
+        others = sorted(inspector.get_table_names())
+        if others:
+            raise StoreError(f"this database has tables ({', '.join(others)}) but no "
+                             "schema_meta table: it is not a lienthong store; refusing to "
+                             "use it")
+        return 0
+    version = conn.execute(select(schema.schema_meta.c.version)
+                           .where(schema.schema_meta.c.id == 1)).scalar_one_or_none()
+    if version is None:
+        raise StoreError("schema_meta has no version row: the store is damaged")
+    return int(version)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database up to ``schema.SCHEMA_VERSION`` in one transaction; return it.
+
+    Pass an engine whose transactions take the write lock at BEGIN (the store's writer), so
+    that a concurrent process cannot read the old version and migrate at the same time.
+    Raises ``SchemaTooNew`` for a database written by a newer lienthong.
+    """
+    latest = schema.SCHEMA_VERSION
+    with engine.begin() as conn:
+        found = current_version(conn)
+        if found > latest:
+            raise SchemaTooNew(
+                f"the store has schema version {found}, but this lienthong understands only "
+                f"up to version {latest}; upgrade lienthong (refusing to open it, so that "
+                "nothing newer code relies on is damaged)")
+        if found == latest:
+            return found
+        if found == 0:
+            schema.schema_meta.create(conn)
+            conn.execute(insert(schema.schema_meta).values(id=1, version=0))
+        for number, step in MIGRATIONS:
+            if number > found:
+                step(conn)
+        conn.execute(update(schema.schema_meta).where(schema.schema_meta.c.id == 1)
+                     .values(version=latest))
+    return latest

@@ -1,0 +1,381 @@
+"""Plain values the store takes and returns, the state machines of its rows, and its errors.
+
+Units of work run on the database thread and hand their results to reactor code, so everything
+here is a frozen dataclass of plain values: no ORM object, no SQLAlchemy ``Row``, nothing that
+could run SQL lazily on the reactor thread (alchimia's rule).
+
+State machines (one transition table each; the store refuses anything not listed)::
+
+    dispatch:  sending -> sent      every recipient's receipt is recorded, file moved to sent/
+               sending -> failed    could not be sent at all (reason kept, file in failed/)
+    delivery:  queued  -> delivered a verified receipt came back (final)
+               queued  -> failed    this recipient will not get it (revoked, refused)
+               failed  -> delivered a receipt still wins: it is proof of delivery
+    received:  publishing -> stored the file is durably in inbox/ and the receipt is signed
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lienthong.keys.directory import Peer
+from lienthong.keys.jws import canonical_json
+
+PRIORITY_FLASH = 0        # hỏa tốc
+PRIORITY_VERY_URGENT = 1  # thượng khẩn
+PRIORITY_URGENT = 2       # khẩn
+PRIORITY_NORMAL = 3       # thường
+
+DISPATCH_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "sending": frozenset({"sent", "failed"}),
+    "sent": frozenset(),
+    "failed": frozenset(),
+}
+DELIVERY_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "queued": frozenset({"delivered", "failed"}),
+    "failed": frozenset({"delivered"}),
+    "delivered": frozenset(),
+}
+RECEIVED_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "publishing": frozenset({"stored"}),
+    "stored": frozenset(),
+}
+
+_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class StoreError(Exception):
+    """Base class: the store refused an operation or found itself inconsistent."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer lienthong; this code refuses to touch it."""
+
+
+class NotFound(StoreError):
+    """The peer, dispatch, delivery or received document named does not exist."""
+
+
+class Conflict(StoreError):
+    """The change would duplicate or contradict something already recorded."""
+
+
+class DuplicatePeer(Conflict):
+    """A peer with that name or node ID is already in the directory."""
+
+
+class DuplicateMessage(Conflict):
+    """A dispatch or received document with that message ID is already recorded."""
+
+
+class ReceiptMismatch(Conflict):
+    """A different receipt is already recorded for the same document (the first one is kept)."""
+
+
+class InvalidTransition(StoreError):
+    """The row's state machine does not allow this change from its current state."""
+
+
+def check_transition(table: Mapping[str, frozenset[str]], what: str, current: str,
+                     new: str) -> None:
+    if new not in table.get(current, frozenset()):
+        raise InvalidTransition(f"{what} is {current!r}; it cannot become {new!r}")
+
+
+def check_message_id(message_id: str) -> str:
+    if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"message ID {message_id!r} is not 32 lowercase hex characters")
+    return message_id
+
+
+def _check_sha256(value: str) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValueError(f"SHA-256 {value!r} is not 64 lowercase hex characters")
+
+
+def _check_size(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+
+
+def meta_json(meta: Mapping[str, Any]) -> str:
+    """The stored form of document metadata (canonical JSON; raises ValueError/TypeError)."""
+    return canonical_json(dict(meta)).decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    """A peer as the store keeps it: the directory value, plus its card and enrolment time."""
+
+    peer: Peer
+    card: str
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDispatch:
+    """An outgoing document just packaged into the spool, with the peers it goes to."""
+
+    message_id: str
+    name: str
+    target: str
+    spool_dir: str
+    header_token: str
+    size: int
+    sha256: str
+    ciphertext_size: int
+    priority: int
+    meta: Mapping[str, Any]
+    recipients: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.sha256)
+        _check_size("size", self.size)
+        _check_size("ciphertext_size", self.ciphertext_size)
+        if self.priority not in (PRIORITY_FLASH, PRIORITY_VERY_URGENT, PRIORITY_URGENT,
+                                 PRIORITY_NORMAL):
+            raise ValueError(f"priority must be 0 (flash) to 3 (normal), not {self.priority!r}")
+        if not isinstance(self.recipients, tuple) or not self.recipients:
+            raise ValueError("a dispatch needs a tuple of one or more recipient node IDs")
+        if len(set(self.recipients)) != len(self.recipients):
+            raise ValueError("a recipient is listed twice")
+        meta_json(self.meta)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One recipient of one dispatch."""
+
+    message_id: str
+    peer_node_id: str
+    state: str
+    attempts: int
+    bytes_sent: int
+    last_error: str | None
+    receipt: str | None
+    receipt_at: str | None
+    offered_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRow:
+    """An outgoing document and the state of each of its deliveries."""
+
+    message_id: str
+    name: str
+    target: str
+    spool_dir: str
+    header_token: str
+    size: int
+    sha256: str
+    ciphertext_size: int
+    priority: int
+    meta: Mapping[str, Any]
+    state: str
+    created_at: str
+    finished_at: str | None
+    sent_path: str | None
+    error: str | None
+    deliveries: tuple[DeliveryRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDelivery:
+    """What the sender needs to offer one queued document to one peer."""
+
+    message_id: str
+    peer_node_id: str
+    spool_dir: str
+    header_token: str
+    ciphertext_size: int
+    priority: int
+    name: str
+    size: int
+    sha256: str
+    created_at: str
+    attempts: int
+    bytes_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """When to try a peer next, and how it went last time (failures 0 = never failed)."""
+
+    node_id: str
+    failures: int
+    next_attempt_at: float
+    last_error: str | None
+    last_connected_at: str | None
+    last_seen_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewReceived:
+    """A verified incoming document about to be published into ``inbox/<sender>/``."""
+
+    sender_node_id: str
+    message_id: str
+    name: str
+    stored_path: str
+    size: int
+    sha256: str
+    header_token: str
+    meta: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.sha256)
+        _check_size("size", self.size)
+        meta_json(self.meta)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRow:
+    """An incoming document: ``publishing`` until it is durably in the inbox, then ``stored``."""
+
+    sender_node_id: str
+    message_id: str
+    name: str
+    stored_path: str
+    size: int
+    sha256: str
+    header_token: str
+    state: str
+    receipt: str | None
+    received_at: str
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """A signed statement that the audit chain reached ``seq`` with ``hash`` at ``time``."""
+
+    seq: int
+    hash: str
+    signature: str
+    time: str
+
+
+# -- documents as the offices know them (node/store/documents.py) ----------------------------
+#
+#    control request: new -> done | failed   (the daemon turned it into signed objects, or not)
+#    processing (an office's own reports, checked before it signs one; see PROCESSING_TRANSITIONS)
+
+CONTROL_REQUEST_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "new": frozenset({"done", "failed"}),
+    "done": frozenset(),
+    "failed": frozenset(),
+}
+#: What an office may report next about a document it received (None: nothing reported yet).
+#: Completed and rejected are final; "assigned" and "in-progress" may repeat (reassignment,
+#: progress notes).
+PROCESSING_TRANSITIONS: Mapping[str | None, frozenset[str]] = {
+    None: frozenset({"registered", "assigned", "in-progress", "completed", "rejected"}),
+    "registered": frozenset({"assigned", "in-progress", "completed", "rejected"}),
+    "assigned": frozenset({"assigned", "in-progress", "completed", "rejected"}),
+    "in-progress": frozenset({"in-progress", "completed", "rejected"}),
+    "completed": frozenset(),
+    "rejected": frozenset(),
+}
+CONTROL_REQUEST_KINDS = frozenset({"status", "recall"})
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """Work the CLI asked of the daemon (sign and send a status, or a recall)."""
+
+    id: int
+    kind: str
+    message_id: str
+    peer: str | None
+    payload: Mapping[str, Any]
+    state: str
+    created_at: str
+    done_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewStatus:
+    """A verified status token, about to be kept (``peer_node_id`` signed it)."""
+
+    message_id: str
+    peer_node_id: str
+    sender_node_id: str
+    status: str
+    note: str
+    register_number: str | None
+    token: str
+    token_sha256: str
+    receipt_sha256: str | None
+    time: str
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.token_sha256)
+        if self.receipt_sha256 is not None:
+            _check_sha256(self.receipt_sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A kept status, in the order it was recorded."""
+
+    id: int
+    message_id: str
+    peer_node_id: str
+    sender_node_id: str
+    status: str
+    note: str
+    register_number: str | None
+    token: str
+    token_sha256: str
+    receipt_sha256: str | None
+    time: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecall:
+    """A recall token we sent (``sent``) or received and answered (``accepted``/``refused``)."""
+
+    message_id: str
+    sender_node_id: str
+    token: str
+    token_sha256: str
+    reason: str
+    replaced_by: str | None
+    state: str
+    refusal: str | None
+    recalled_path: str | None
+    time: str
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        _check_sha256(self.token_sha256)
+        if self.state not in ("sent", "accepted", "refused"):
+            raise ValueError(f"recall state {self.state!r} is unknown")
+        if (self.state == "refused") != (self.refusal is not None):
+            raise ValueError("a refused recall, and only one, says why")
+
+
+@dataclass(frozen=True, slots=True)
+class RecallRow:
+    """A kept recall."""
+
+    id: int
+    message_id: str
+    sender_node_id: str
+    token: str
+    token_sha256: str
+    reason: str
+    replaced_by: str | None
+    state: str
+    refusal: str | None
+    recalled_path: str | None
+    time: str
+    recorded_at: str

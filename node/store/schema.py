@@ -1,0 +1,232 @@
+"""The store's tables as the code queries them today (SQLAlchemy Core, no ORM).
+
+This module describes the *current* schema, for building queries. It is not how a database gets
+that shape: ``lienthong.node.store.migrations`` does that, with frozen steps, so an office's existing database
+is upgraded rather than recreated. A test checks that a freshly migrated database has exactly
+these tables, columns and indexes, so the two cannot drift apart silently.
+
+Conventions: times are RFC 3339 text given by the caller (``now``), except
+``peer_schedule.next_attempt_at`` which is epoch seconds for cheap comparison; JSON is stored as
+canonical text; key and indexed columns are bounded ``String`` so any SQL database can index
+them; enumerated states are also enforced by CHECK constraints (fail closed at the bottom).
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text)
+
+#: The schema version this code writes and understands (``lienthong.node.store.migrations`` reaches it).
+SCHEMA_VERSION = 3
+
+NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
+NAME = 200
+TIME = 40
+MESSAGE_ID = 32
+DIGEST = 64
+
+metadata = MetaData()
+
+#: One row: the schema version. Created by ``migrate`` itself (not by a step), so its shape
+#: must never change.
+schema_meta = Table(
+    "schema_meta", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("id = 1", name="schema_meta_single_row"),
+)
+
+peers = Table(
+    "peers", metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("node_id", String(NODE_ID), nullable=False, unique=True),
+    Column("card", Text, nullable=False),
+    Column("addresses", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("revoked_at", String(TIME)),
+    Column("reason", Text),
+    Column("added_at", String(TIME), nullable=False),
+    CheckConstraint("state IN ('trusted', 'revoked')", name="peers_state"),
+)
+
+#: Every key a peer has ever used (never deleted, even when the peer is removed), so old
+#: signatures and receipts stay verifiable.
+peer_keys = Table(
+    "peer_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node_id", String(NODE_ID), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("kid", String(NAME), nullable=False),
+    Column("valid_from", String(TIME), nullable=False),
+    Column("valid_until", String(TIME)),
+    CheckConstraint("kind IN ('identity', 'encryption', 'tls')", name="peer_keys_kind"),
+    Index("peer_keys_by_node", "node_id", "kind"),
+)
+
+#: One row, bumped in the same transaction as any change to peers or peer_keys, so a daemon can
+#: notice enrolment or revocation done by the CLI in another process with one cheap query.
+directory_version = Table(
+    "directory_version", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("id = 1", name="directory_version_single_row"),
+)
+
+dispatches = Table(
+    "dispatches", metadata,
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
+    # Queue order within a priority: assigned by the store (last + 1), so "oldest first" holds
+    # even when two documents are taken in the same second or the clock steps back.
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("target", String(NAME), nullable=False),
+    Column("spool_dir", Text, nullable=False),
+    Column("header_token", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(DIGEST), nullable=False),
+    Column("ciphertext_size", BigInteger, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", String(TIME), nullable=False),
+    Column("finished_at", String(TIME)),
+    Column("sent_path", Text),
+    Column("error", Text),
+    CheckConstraint("state IN ('sending', 'sent', 'failed')", name="dispatches_state"),
+    CheckConstraint("priority BETWEEN 0 AND 3", name="dispatches_priority"),
+    Index("dispatches_by_state", "state", "created_at"),
+    # The send queue in order, so "next 32 for this peer" never sorts the whole queue.
+    Index("dispatches_queue", "state", "priority", "seq"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("message_id", String(MESSAGE_ID), ForeignKey("dispatches.message_id"),
+           primary_key=True),
+    Column("peer_node_id", String(NODE_ID), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("bytes_sent", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("receipt", Text),
+    Column("receipt_at", String(TIME)),
+    Column("offered_at", String(TIME)),
+    CheckConstraint("state IN ('queued', 'delivered', 'failed')", name="deliveries_state"),
+    Index("deliveries_by_peer", "peer_node_id", "state"),
+)
+
+peer_schedule = Table(
+    "peer_schedule", metadata,
+    Column("node_id", String(NODE_ID), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("last_connected_at", String(TIME)),
+    Column("last_seen_at", String(TIME)),
+)
+
+received = Table(
+    "received", metadata,
+    Column("sender_node_id", String(NODE_ID), primary_key=True),
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("stored_path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(DIGEST), nullable=False),
+    Column("header_token", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("receipt", Text),
+    Column("received_at", String(TIME), nullable=False),
+    Column("meta", Text, nullable=False),
+    CheckConstraint("state IN ('publishing', 'stored')", name="received_state"),
+    Index("received_by_state", "state"),
+)
+
+#: ``seq`` is assigned by the store (last + 1), not by the database, because it is part of the
+#: hashed fields; the primary key and the UNIQUE ``prev_hash`` make a forked chain impossible
+#: even if two processes append at once on a database without SQLite's write lock.
+audit = Table(
+    "audit", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("time", String(TIME), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("peer", String(NAME)),
+    Column("message_id", String(MESSAGE_ID)),
+    Column("digest", String(128)),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(DIGEST), nullable=False, unique=True),
+    Column("hash", String(DIGEST), nullable=False),
+    Index("audit_by_kind", "kind"),
+    Index("audit_by_peer", "peer"),
+    Index("audit_by_message", "message_id"),
+)
+
+audit_heads = Table(
+    "audit_heads", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(DIGEST), nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("time", String(TIME), nullable=False),
+)
+
+# -- version 2: documents as the offices know them (node/store/documents.py) -----------------
+
+#: Work the CLI asks of the running daemon without its keystore passphrase (``lienthong mark``,
+#: ``lienthong recall``); the daemon polls for ``new`` rows and turns them into signed objects.
+control_requests = Table(
+    "control_requests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("peer", String(NODE_ID)),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", String(TIME), nullable=False),
+    Column("done_at", String(TIME)),
+    Column("error", Text),
+    CheckConstraint("kind IN ('status', 'recall')", name="control_requests_kind"),
+    CheckConstraint("state IN ('new', 'done', 'failed')", name="control_requests_state"),
+    Index("control_requests_by_state", "state", "id"),
+)
+
+#: Signed processing statuses: reported to us by the offices we sent to, and our own reports
+#: about documents we received (``peer_node_id`` is the office that signed the status).
+document_status = Table(
+    "document_status", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("peer_node_id", String(NODE_ID), nullable=False),
+    Column("sender_node_id", String(NODE_ID), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("register_number", String(NAME)),
+    Column("token", Text, nullable=False),
+    Column("token_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("receipt_sha256", String(DIGEST)),
+    Column("time", String(TIME), nullable=False),
+    Column("received_at", String(TIME), nullable=False),
+    CheckConstraint("status IN ('registered', 'assigned', 'in-progress', 'completed', "
+                    "'rejected', 'recall-accepted', 'recall-refused')",
+                    name="document_status_status"),
+    Index("document_status_by_message", "message_id", "peer_node_id"),
+)
+
+#: Signed recalls: those we sent (``sent``) and those we received and answered
+#: (``accepted``: the document is in recalled/; ``refused``: ``refusal`` says why).
+recalls = Table(
+    "recalls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("sender_node_id", String(NODE_ID), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("token_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("reason", Text, nullable=False),
+    Column("replaced_by", String(MESSAGE_ID)),
+    Column("state", String(16), nullable=False),
+    Column("refusal", Text),
+    Column("recalled_path", Text),
+    Column("time", String(TIME), nullable=False),
+    Column("recorded_at", String(TIME), nullable=False),
+    CheckConstraint("state IN ('sent', 'accepted', 'refused')", name="recalls_state"),
+    Index("recalls_by_message", "message_id", "sender_node_id"),
+)

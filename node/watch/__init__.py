@@ -1,0 +1,1 @@
+"""Noticing complete files in the outbox folders (watchdog, reconciled by scans)."""

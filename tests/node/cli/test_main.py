@@ -1,0 +1,101 @@
+"""The command line as a clerk or IT officer uses it: init, peers, send; errors are sentences."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lienthong.keys.card import read_card, verification_code
+from lienthong.node.cli.main import main
+
+
+def _init(runner: CliRunner, home: Path, name: str, port: int) -> str:
+    result = runner.invoke(main, ["init", str(home), "--name", name, "--listen",
+                                  f"127.0.0.1:{port}", "--kdf", "minimal"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_init_creates_a_private_home_and_prints_the_node_id(tmp_path: Path) -> None:
+    """init writes config, a 0600 keystore in a 0700 folder, a card, and prints the node ID."""
+    runner = CliRunner()
+    output = _init(runner, tmp_path / "a", "alpha", 17001)
+    card = read_card((tmp_path / "a" / "alpha.card").read_text())
+    assert card.node_id in output
+    keystore = tmp_path / "a" / "keys" / "keystore.json"
+    assert stat.S_IMODE(keystore.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keystore.parent.stat().st_mode) == 0o700
+    assert card.addresses == ("127.0.0.1:17001",)
+
+
+def test_init_refuses_an_existing_home(tmp_path: Path) -> None:
+    """A second init in the same folder is refused with a sentence, not a traceback."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf", "minimal"])
+    assert result.exit_code == 2
+    assert "already holds a node" in result.output
+
+
+def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path) -> None:
+    """peers add shows the node ID and the shared code; show/revoke/remove act on the store."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    _init(runner, tmp_path / "b", "beta", 17002)
+    alpha_card = read_card((tmp_path / "a" / "alpha.card").read_text())
+    beta_card = read_card((tmp_path / "b" / "beta.card").read_text())
+    home = ["--home", str(tmp_path / "a")]
+    refused = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
+                            input="n\n")
+    assert refused.exit_code == 2 and "not enrolled" in refused.output
+    result = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
+                           input="y\n")
+    assert result.exit_code == 0, result.output
+    assert beta_card.node_id in result.output
+    assert verification_code(alpha_card.node_id, beta_card.node_id) in result.output
+    assert (tmp_path / "a" / "outbox" / "beta").is_dir()
+    listed = json.loads(runner.invoke(main, ["peers", "list", "--json", *home]).output)
+    assert [(p["name"], p["state"]) for p in listed] == [("beta", "trusted")]
+    shown = runner.invoke(main, ["peers", "show", "beta", *home])
+    assert "identity" in shown.output and beta_card.node_id in shown.output
+    revoked = runner.invoke(main, ["peers", "revoke", "beta", "--reason", "key lost", "--yes", *home])
+    assert revoked.exit_code == 0, revoked.output
+    listed = json.loads(runner.invoke(main, ["peers", "list", "--json", *home]).output)
+    assert listed[0]["state"] == "revoked"
+    removed = runner.invoke(main, ["peers", "remove", "beta", "--yes", *home])
+    assert removed.exit_code == 0
+    assert json.loads(runner.invoke(main, ["peers", "list", "--json", *home]).output) == []
+
+
+def test_tampered_card_is_refused(tmp_path: Path) -> None:
+    """A card whose bytes were altered is refused with the reason, and nothing is enrolled."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    _init(runner, tmp_path / "b", "beta", 17002)
+    token = (tmp_path / "b" / "beta.card").read_text().strip()
+    head, payload, signature = token.split(".")
+    flipped = payload[:10] + ("A" if payload[10] != "A" else "B") + payload[11:]
+    bad = tmp_path / "bad.card"
+    bad.write_text(".".join([head, flipped, signature]) + "\n")
+    result = runner.invoke(main, ["peers", "add", str(bad), "--yes", "--home", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    listed = json.loads(runner.invoke(main, ["peers", "list", "--json", "--home",
+                                             str(tmp_path / "a")]).output)
+    assert listed == []
+
+
+def test_send_puts_the_file_in_the_outbox_atomically(tmp_path: Path) -> None:
+    """send copies the file into outbox/<a+b>/ under its own name, leaving no temp file."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    source = tmp_path / "Tờ trình.pdf"
+    source.write_bytes(b"%PDF-1.7 to trinh")
+    result = runner.invoke(main, ["send", str(source), "--to", "ubnd,hdnd", "--home",
+                                  str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "a" / "outbox" / "hdnd+ubnd"
+    assert sorted(os.listdir(folder)) == ["Tờ trình.pdf"]
+    assert (folder / "Tờ trình.pdf").read_bytes() == b"%PDF-1.7 to trinh"

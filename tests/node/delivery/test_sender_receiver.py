@@ -1,0 +1,227 @@
+"""SenderProtocol and ReceiverProtocol back to back: offer, accept, data, end, receipt, and refusals.
+
+No sockets and no TLS: two ``StringTransport``s whose ``getPeerCertificate`` returns the other
+node's real certificate stand in for an established mutual-TLS connection, and the test moves
+the bytes between them. Keys, sealing, the store and the inbox are all real; the database and
+the worker pool run inline, and the clock only moves when the test says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from OpenSSL import crypto
+from sqlalchemy import update
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from lienthong.node.store import schema
+from lienthong.node.inbox.offers import Inbound
+from lienthong.node.delivery.links import LinkState, PeerLink
+from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.inbox.connection import ReceiverFactory
+from lienthong.node.store.records import NewDispatch
+from lienthong.node.spool.sealing import seal_spooled
+from lienthong.protocol.envelope import new_message_id
+from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
+
+
+class PeerTransport(StringTransport):
+    """An established TLS connection, as far as our protocols can tell: it names the peer."""
+
+    def __init__(self, peer_cert_der: bytes) -> None:
+        super().__init__()
+        self._peer = crypto.X509.from_cryptography(x509.load_der_x509_certificate(peer_cert_der))
+
+    def getPeerCertificate(self) -> crypto.X509:  # noqa: N802
+        return self._peer
+
+
+class Wire:
+    """The link's latest dial, answered by beta's receiver, with bytes pumped both ways."""
+
+    def __init__(self, net: Net) -> None:
+        self.net = net
+        dial = net.reactor.dials[-1]
+        self.sender = dial.factory.buildProtocol(None)
+        self.receiver = net.receiver_factory.buildProtocol(None)
+        self.sender_side = PeerTransport(net.beta.runtime.keys.tls_cert_der)
+        self.receiver_side = PeerTransport(net.alpha.runtime.keys.tls_cert_der)
+        self.sender.makeConnection(self.sender_side)
+        self.receiver.makeConnection(self.receiver_side)
+        self.receiver.handshakeCompleted()
+        self.lost = False
+        self.pump()
+
+    def pump(self) -> None:
+        reactor = self.net.reactor
+        for _ in range(10_000):
+            reactor.advance(0)
+            moved = False
+            for source, destination in ((self.sender_side, self.receiver),
+                                        (self.receiver_side, self.sender)):
+                data = source.value()
+                if data:
+                    source.clear()
+                    destination.dataReceived(data)
+                    moved = True
+            if not moved and not reactor.due_now():
+                break
+        else:
+            raise AssertionError("the two protocols never went quiet")
+        if not self.lost and (self.sender_side.disconnecting or self.receiver_side.disconnecting):
+            self.lost = True
+            self.receiver.connectionLost(Failure(ConnectionDone()))
+            self.sender.connectionLost(Failure(ConnectionDone()))
+
+
+@dataclasses.dataclass
+class Net:
+    reactor: FakeReactor
+    alpha: Office
+    beta: Office
+    receiver_factory: ReceiverFactory
+    link: PeerLink
+    delivered: list[str]
+    failed: list[tuple[str, str]]
+
+    def dispatch(self, name: str, data: bytes) -> str:
+        """Drop a file into alpha's outbox/beta/ and take it for real (intake and sealing)."""
+        rt = self.alpha.runtime
+        folder = rt.config.outbox / "beta"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
+        Outbox(rt, on_dispatch=lambda ids: None).file_ready(folder / name, "beta")
+        (row,) = [d for d in self.alpha.store.recent_dispatches(50) if d.name == name]
+        return row.message_id
+
+    def connect(self) -> Wire:
+        self.link.kick()
+        return Wire(self)
+
+    def inbox(self) -> Path:
+        return self.beta.runtime.config.inbox / "alpha"
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Net:
+    reactor = FakeReactor()
+    alpha = make_office(tmp_path, "alpha", reactor)
+    beta = make_office(tmp_path, "beta", reactor, port=7444)
+    enrol(alpha, beta)
+    enrol(beta, alpha)
+    delivered: list[str] = []
+    failed: list[tuple[str, str]] = []
+    link = PeerLink(alpha.runtime, beta.node_id, tls=None, on_all_delivered=lambda mid, row: delivered.append(mid),
+                    on_delivery_failed=lambda mid, why: failed.append((mid, why)),
+                    rng=lambda: 1.0)
+    return Net(reactor, alpha, beta, ReceiverFactory(Inbound(beta.runtime)), link, delivered,
+               failed)
+
+
+def kinds(office: Office, message_id: str) -> list[str]:
+    return [entry.kind for entry in office.store.audit_entries(message_id=message_id)]
+
+
+def leftovers(office: Office) -> list[Path]:
+    return [p for p in office.runtime.config.tmp.rglob("*") if p.is_file()]
+
+
+def test_document_goes_offer_accept_data_end_receipt(net: Net) -> None:
+    """A sealed document is streamed, verified, published, and receipted; alpha records it."""
+    data = "Công văn số 7/UBND, hỏa tốc\n".encode() * 20_000  # several DATA frames
+    mid = net.dispatch("cong-van.txt", data)
+    wire = net.connect()
+    assert net.link.state is LinkState.CONNECTED
+    assert (net.inbox() / "cong-van.txt").read_bytes() == data
+    assert net.delivered == [mid]
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    stored = net.beta.store.get_received(net.alpha.node_id, mid)
+    assert delivery.state == "delivered" and stored.state == "stored"
+    assert delivery.receipt == stored.receipt
+    assert (net.inbox() / "cong-van.txt.receipt.jws").read_text().strip() == stored.receipt
+    assert kinds(net.beta, mid) == ["received", "receipt-issued"]
+    assert "receipt-verified" in kinds(net.alpha, mid)
+    assert leftovers(net.beta) == []
+    # Nothing more to send: the link closes the connection after the idle timeout.
+    net.reactor.advance(net.alpha.runtime.config.delivery.idle_timeout)
+    wire.pump()
+    assert wire.lost and net.link.state is LinkState.IDLE
+    assert net.reactor.getDelayedCalls() == []
+
+
+def test_offer_of_a_stored_document_gets_have_with_the_same_receipt(net: Net) -> None:
+    """Offered again (the sender lost its record), the receiver answers HAVE and writes nothing."""
+    data = b"Quyet dinh 12\n" * 1000
+    mid = net.dispatch("quyet-dinh.txt", data)
+    wire = net.connect()
+    first = net.alpha.store.get_dispatch(mid).deliveries[0].receipt
+    net.reactor.advance(net.alpha.runtime.config.delivery.idle_timeout)
+    wire.pump()
+    inbox_before = sorted(p.name for p in net.inbox().iterdir())
+    with net.alpha.store.transaction() as conn:  # as if the receipt had never been recorded
+        conn.execute(update(schema.deliveries).where(schema.deliveries.c.message_id == mid)
+                     .values(state="queued", receipt=None, receipt_at=None))
+
+    net.connect()
+    assert sorted(p.name for p in net.inbox().iterdir()) == inbox_before
+    assert net.alpha.store.get_dispatch(mid).deliveries[0].receipt == first
+    assert kinds(net.beta, mid) == ["received", "receipt-issued", "duplicate"]
+    verified = net.alpha.store.audit_entries(kind="receipt-verified", message_id=mid)
+    assert [entry.detail["duplicate"] for entry in verified] == [False, True]
+    assert net.delivered == [mid, mid]
+
+
+def test_envelope_for_another_node_is_refused_for_good(net: Net, tmp_path: Path) -> None:
+    """An envelope that does not name beta is rejected at the offer; alpha fails that delivery."""
+    gamma = make_office(tmp_path, "gamma", FakeReactor(), port=7445)
+    enrol(net.alpha, gamma)
+    rt = net.alpha.runtime
+    mid = new_message_id()
+    folder = rt.config.spool / mid
+    folder.mkdir()
+    (folder / "payload").write_bytes(b"only for gamma\n" * 100)
+    sealed = seal_spooled(folder, node_keys=rt.keys,
+                          recipients={gamma.node_id: rt.directory.encryption_key_for(
+                              gamma.node_id)},
+                          name="mat.txt", message_id=mid, created=NOW)
+    header = sealed.header
+    net.alpha.store.add_dispatch(NewDispatch(
+        message_id=mid, name="mat.txt", target="beta", spool_dir=str(folder),
+        header_token=sealed.header_token, size=header.size, sha256=header.sha256,
+        ciphertext_size=header.ciphertext_size, priority=3, meta={},
+        recipients=(net.beta.node_id,)), NOW)
+
+    net.connect()
+    assert [m for m, _ in net.failed] == [mid]
+    assert "not-addressed-to-us" in net.failed[0][1]
+    assert net.alpha.store.get_dispatch(mid).deliveries[0].state == "failed"
+    assert not net.inbox().exists()
+    assert leftovers(net.beta) == []
+    assert [e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected")] == [
+        "not-addressed-to-us"]
+
+
+def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> None:
+    """The spooled document changes after sealing (a flipped byte): the ciphertext made while
+    sending no longer matches the signed SHA-256, so the receiver refuses it at END: no
+    document, no receipt, retried."""
+    mid = net.dispatch("bao-cao.txt", b"Bao cao quy III\n" * 5000)
+    payload = Path(net.alpha.store.get_dispatch(mid).spool_dir) / "payload"
+    damaged = bytearray(payload.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    payload.write_bytes(bytes(damaged))
+
+    net.connect()
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    assert delivery.state == "queued" and delivery.receipt is None
+    assert net.delivered == [] and net.failed == []
+    assert not (net.inbox() / "bao-cao.txt").exists()
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert leftovers(net.beta) == []
+    assert "rejected-by-peer" in kinds(net.alpha, mid)
+    assert {e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected")} == {
+        "digest-mismatch"}

@@ -1,0 +1,80 @@
+"""publish_batch: documents finishing together share their folder fsyncs, in the same order of
+steps as one document alone, and one document's failure does not stop the others."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lienthong.node.inbox import publication as publisher
+from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.publication import Publication, publish_batch
+
+
+class _Keys:
+    identity = None
+    node_id = "RECEIVER"
+
+
+def _item(staging: Path, inbox: Path, names: InboxNames, n: int) -> Publication:
+    path = staging / f"{n:032x}-SENDER"
+    path.write_bytes(b"document %d" % n)
+    final = names.reserve(inbox, f"doc-{n}.txt")
+    return Publication(signer="SENDER", header=f"header-{n}", staging=path,
+                       resume_record=path.with_name(path.name + ".resume"), final=final,
+                       receiving=_Keys(), meta={"n": n}, now="2026-01-01T00:00:00Z")
+
+
+def _batch(tmp_path: Path, count: int) -> tuple[Path, Path, InboxNames, list[Publication]]:
+    """``count`` staged documents with their inbox names reserved, ready to publish."""
+    staging, inbox = tmp_path / "staging", tmp_path / "inbox"
+    staging.mkdir()
+    names = InboxNames(lambda: 0.0)
+    return staging, inbox, names, [_item(staging, inbox, names, n) for n in range(count)]
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
+    """Every folder fsync and every step publish_batch takes, in order."""
+    steps: list[tuple[str, Path]] = []
+    monkeypatch.setattr(publisher, "fsync_dir", lambda folder: steps.append(("fsync", folder)))
+    real_link = publisher.os.link
+
+    def link(source: Any, target: Any) -> None:
+        steps.append(("link", Path(target)))
+        real_link(source, target)
+
+    monkeypatch.setattr(publisher.os, "link", link)
+    monkeypatch.setattr(publisher, "issue_receipt",
+                        lambda identity, *, recipient, header, time: f"receipt-of-{header}")
+    return steps
+
+
+def test_a_batch_shares_three_folder_fsyncs_and_keeps_the_order(
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
+    staging, inbox, names, items = _batch(tmp_path, 5)
+    outcomes = publish_batch(names, items)
+    assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
+    # Every link before the inbox fsync; that fsync before the staging names go (their
+    # folder's fsync); the sidecars' fsync last: 3 folder fsyncs for 5 documents (was 15).
+    assert [kind for kind, _ in synced] == ["link"] * 5 + ["fsync"] * 3
+    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging, inbox]
+    assert list(staging.iterdir()) == []
+    for n, item in enumerate(items):
+        assert item.final.read_bytes() == b"document %d" % n
+        assert item.final.with_name(item.final.name + ".receipt.jws").read_text() == \
+            f"receipt-of-header-{n}\n"
+        assert item.final.with_name(item.final.name + ".meta.json").exists()
+
+
+def test_one_failed_link_fails_only_its_document(
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
+    staging, inbox, names, items = _batch(tmp_path, 3)
+    items[1].final.write_bytes(b"a clerk's file")    # appeared after the reservation
+    outcomes = publish_batch(names, items)
+    assert isinstance(outcomes[1], FileExistsError)
+    assert outcomes[0] == "receipt-of-header-0" and outcomes[2] == "receipt-of-header-2"
+    assert items[1].final.read_bytes() == b"a clerk's file"      # never overwritten
+    assert items[1].staging.exists()                             # kept for recovery
+    assert not items[1].final.with_name(items[1].final.name + ".receipt.jws").exists()

@@ -1,0 +1,232 @@
+"""IncomingStream (node/inbox/reception.py): decrypting while receiving, resuming, and refusing.
+
+Real keys, real sealing, real files; no network. The stream must leave a proven, fsynced
+staging file only at ``finish``, write no ciphertext to disk, resume from the staged whole
+chunks (rebuilding the decryptor's state and digest from them), and start over from byte 0
+when the resume record is missing, stale or damaged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lienthong.node.inbox.reception import IncomingStream
+from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
+from lienthong.protocol.errors import DecryptError, Truncated
+from lienthong.protocol.payload import CHUNK_OVERHEAD, HEADER_BYTES
+from tests.vectors.make_vectors import party
+
+ALICE, BOB = party("alice"), party("bob")
+CS = 16384  # above the write buffer, so staged plaintext is on disk at once
+PLAIN = os.urandom(10 * CS + 123)
+
+
+def _sealed(message_id: str | None = None):  # type: ignore[no-untyped-def]
+    envelope, ciphertext = seal_all(
+        PLAIN, identity=ALICE.identity, sender=ALICE.node_id, sender_key=ALICE.sealing_key,
+        recipients={BOB.node_id: BOB.sealing_key}, name="so-lieu.bin",
+        message_id=message_id or new_message_id(), created="2026-11-25T22:00:00Z", chunk_size=CS)
+    header = verify_header(envelope.header_token, ALICE.identity.verify_key)
+    return header, ciphertext
+
+
+def _open(tmp_path: Path, header) -> IncomingStream:  # type: ignore[no-untyped-def]
+    return IncomingStream.open(tmp_path / "staging" / "x", header, node_id=BOB.node_id,
+                               encryption_keys={BOB.kid: BOB.encryption}, resumable_above=0)
+
+
+def _at_chunk(k: int) -> int:
+    """Ciphertext offset just after ``k`` whole chunks."""
+    return HEADER_BYTES + k * (CS + CHUNK_OVERHEAD)
+
+
+def _frames(data: bytes, size: int = 20000) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_frames_are_decrypted_as_they_arrive_and_finish_proves_the_whole(tmp_path: Path) -> None:
+    header, ciphertext = _sealed()
+    stream = _open(tmp_path, header)
+    frames = _frames(ciphertext)
+    for frame in frames[:-1]:
+        stream.write(frame)
+    # Before the last frame, all but the last chunks are already plaintext on disk.
+    assert PLAIN.startswith(stream.staging.read_bytes())
+    assert stream.staging.stat().st_size >= len(PLAIN) - 2 * CS
+    stream.write(frames[-1])
+    stream.finish()
+    assert stream.staging.read_bytes() == PLAIN
+    assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["x", "x.resume"], \
+        "only the staging file and its small resume record are written"
+    assert stream.resume_record.stat().st_size < 200
+
+
+def test_resume_continues_after_the_last_whole_staged_chunk(tmp_path: Path) -> None:
+    """A cut mid-chunk resumes after the last whole chunk; the digest still proves the whole."""
+    header, ciphertext = _sealed()
+    cut = _at_chunk(5) + 7   # not on a chunk boundary
+    first = _open(tmp_path, header)
+    for frame in _frames(ciphertext[:cut]):
+        first.write(frame)
+    first.close()
+    assert first.staging.stat().st_size == 5 * CS, "the staged chunks are kept for a resume"
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(5)
+    for frame in _frames(ciphertext[second.offset:]):
+        second.write(frame)
+    second.finish()   # raises DigestMismatch unless the staged prefix was hashed again
+    assert second.staging.read_bytes() == PLAIN
+
+
+def test_a_fully_staged_document_resumes_before_its_final_chunk(tmp_path: Path) -> None:
+    """Killed after every chunk was staged but before END: the final chunk is asked for again."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext)
+    first.close()
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(10)   # 10 whole chunks, then the final 123 bytes
+    assert second.staging.stat().st_size == 10 * CS
+    second.write(ciphertext[second.offset:])
+    second.finish()
+    assert second.staging.read_bytes() == PLAIN
+
+
+def test_a_resume_record_of_another_sealing_restarts_at_zero(tmp_path: Path) -> None:
+    """Same message ID, new sealing (new key and stream header): nothing staged is kept."""
+    header, ciphertext = _sealed()
+    other, other_ciphertext = _sealed(header.message_id)
+    first = _open(tmp_path, other)
+    first.write(other_ciphertext[:_at_chunk(4)])
+    first.close()
+    stream = _open(tmp_path, header)
+    assert stream.offset == 0
+    assert stream.staging.stat().st_size == 0 and not stream.resume_record.exists()
+    stream.write(ciphertext)
+    stream.finish()
+    assert stream.staging.read_bytes() == PLAIN
+
+
+def test_a_damaged_resume_record_or_none_restarts_at_zero(tmp_path: Path) -> None:
+    """A record cut short (or missing) is never trusted: the staged bytes are dropped."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    record = first.resume_record.read_bytes()
+    first.resume_record.write_bytes(record[:-1])
+    assert _open(tmp_path, header).offset == 0
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    first.resume_record.unlink()
+    stream = _open(tmp_path, header)
+    assert stream.offset == 0 and stream.staging.stat().st_size == 0
+
+
+def test_damaged_staged_chunks_are_caught_and_never_finished(tmp_path: Path) -> None:
+    """Zeros where staged plaintext was (a power cut): the next chunk fails to authenticate."""
+    header, ciphertext = _sealed()
+    first = _open(tmp_path, header)
+    first.write(ciphertext[:_at_chunk(4)])
+    first.close()
+    first.staging.write_bytes(b"\0" * (4 * CS))
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(4)
+    with pytest.raises(DecryptError):
+        second.write(ciphertext[second.offset:])
+    second.discard()
+    assert not second.staging.exists() and not second.resume_record.exists()
+
+
+def test_a_small_document_keeps_no_resume_record(tmp_path: Path) -> None:
+    """At or below the threshold no record is written; a cut transfer starts again at 0."""
+    header, ciphertext = _sealed()
+    stream = IncomingStream.open(tmp_path / "staging" / "x", header, node_id=BOB.node_id,
+                                 encryption_keys={BOB.kid: BOB.encryption},
+                                 resumable_above=len(ciphertext))
+    stream.write(ciphertext[:_at_chunk(4)])
+    stream.close()
+    assert not stream.resume_record.exists()
+    assert _open(tmp_path, header).offset == 0
+
+
+def test_a_damaged_frame_fails_when_it_arrives(tmp_path: Path) -> None:
+    header, ciphertext = _sealed()
+    damaged = bytearray(ciphertext)
+    damaged[2 * CS] ^= 1
+    stream = _open(tmp_path, header)
+    with pytest.raises(DecryptError):
+        for frame in _frames(bytes(damaged)):
+            stream.write(frame)
+    stream.discard()
+    assert not stream.resume_record.exists() and not stream.staging.exists()
+
+
+def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
+    header, ciphertext = _sealed()
+    stream = _open(tmp_path, header)
+    stream.write(ciphertext[:-CS])
+    with pytest.raises(Truncated):
+        stream.finish()
+
+
+
+def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
+    """``tmp/receiving/<peer>/*.part`` (the old resume basis) is dropped; nothing else is."""
+    from lienthong.node.inbox.staging import discard_legacy_partials
+    folder = tmp_path / "receiving"
+    (folder / "abcd1234").mkdir(parents=True)
+    (folder / "abcd1234" / "0123-4567.part").write_bytes(b"x" * 100)
+    (folder / "abcd1234" / "keep.txt").write_bytes(b"y")
+    assert discard_legacy_partials(folder) == 1
+    assert [p.name for p in (folder / "abcd1234").iterdir()] == ["keep.txt"]
+    assert discard_legacy_partials(tmp_path / "missing") == 0
+
+
+def test_staging_nobody_offered_again_for_a_week_is_removed(tmp_path: Path) -> None:
+    """Decrypted plaintext of an abandoned transfer does not stay in tmp/staging for ever; a
+    recent one, and one being received again right now, are kept."""
+    import os
+    from lienthong.node.inbox.staging import RESUME_SUFFIX, STALE_STAGING_SECONDS, discard_stale_staging
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    now = 2_000_000_000.0
+    old, recent, busy = "a" * 32 + "-ABCD123", "b" * 32 + "-ABCD123", "c" * 32 + "-ABCD123"
+    for name, age in ((old, STALE_STAGING_SECONDS + 60), (recent, 3600),
+                      (busy, STALE_STAGING_SECONDS + 60)):
+        for path in (folder / name, folder / (name + RESUME_SUFFIX)):
+            path.write_bytes(b"plaintext")
+            os.utime(path, (now - age, now - age))
+    assert discard_stale_staging(folder, now, frozenset({"c" * 32})) == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [recent, recent + RESUME_SUFFIX, busy, busy + RESUME_SUFFIX])
+    assert discard_stale_staging(tmp_path / "missing", now) == 0
+
+
+def test_sidecar_contents_are_fsynced_not_only_their_names(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar whose name survives a power cut but whose bytes do not would be an empty file
+    in the inbox: each sidecar's own descriptor is fsynced before the folder is."""
+    import lienthong.node.inbox.reception as reception
+    synced: list[tuple[int, int]] = []
+    real_fsync = reception.os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(reception.os, "fsync", fsync)
+    final = tmp_path / "quyet-dinh.pdf"
+    reception.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token")
+    meta = final.with_name(final.name + reception.META_SUFFIX)
+    receipt = final.with_name(final.name + reception.RECEIPT_SUFFIX)
+    assert json.loads(meta.read_text(encoding="utf-8")) == {"so_ky_hieu": "12/QĐ-UBND"}
+    assert receipt.read_text(encoding="ascii") == "receipt.token\n"
+    for path in (meta, receipt):
+        st = path.stat()
+        assert (st.st_dev, st.st_ino) in synced, path.name

@@ -1,0 +1,230 @@
+"""Takes in batches (node.take_batches, outbox_files.take_and_seal_batch) and the spool layout
+they write, including spool folders of the older layout that must still be delivered."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.python.failure import Failure
+
+from lienthong.keys.jws import canonical_json
+from lienthong.node.outbox.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile
+from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.outbox.file_work import take_and_seal_batch
+from lienthong.node.spool.sealing import STREAM_HEADER
+from lienthong.node.outbox.sidecars import SidecarFound, sidecar_of
+from lienthong.node.outbox.batches import ALONE_BYTES, TakeBatches
+from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
+
+NOW = "2026-11-26T07:00:00.000Z"
+
+
+@pytest.fixture
+def alpha(tmp_path: Path) -> Office:
+    reactor = FakeReactor()
+    office = make_office(tmp_path, "alpha", reactor)
+    enrol(office, make_office(tmp_path, "beta", reactor, port=7444))
+    return office
+
+
+def _items(office: Office, paths: list[Path]) -> list[tuple[Any, ...]]:
+    rt = office.runtime
+    (beta,) = rt.directory.resolve_target("beta", rt.config.groups)
+    seal = {"spool_dir": rt.config.spool, "node_keys": rt.keys, "created": NOW,
+            "recipients": {beta.node_id: rt.directory.encryption_key_for(beta.node_id)}}
+    return [(path, {"outbox": rt.config.outbox, "spool_dir": rt.config.spool,
+                    "message_id": f"{index + 1:032x}", "max_bytes": 1 << 20, "now": NOW,
+                    "meta": {"kind": "document", "priority": 3, "urgency": "normal"}},
+             seal, None, None) for index, path in enumerate(paths)]
+
+
+def test_a_batch_fsyncs_shared_folders_once_and_refuses_one_file_alone(
+        alpha: Office, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three files, the middle one empty: the other two are taken and sealed, the empty one
+    fails with its own refusal; spool/ and the outbox folder are fsynced once for the batch,
+    each document's folder once (after its stream header), before the batch returns."""
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    paths = [folder / "a.pdf", folder / "empty.pdf", folder / "c.pdf"]
+    paths[0].write_bytes(b"a" * 10240)
+    paths[1].write_bytes(b"")
+    paths[2].write_bytes(b"c" * 10240)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    results = take_and_seal_batch(_items(alpha, paths))
+    assert isinstance(results[1], Failure) and isinstance(results[1].value, Refused)
+    assert results[1].value.code == "empty" and paths[1].exists()
+    for index in (0, 2):
+        taken, (meta, sealed) = results[index]
+        assert isinstance(taken, TakenFile) and not paths[index].exists()
+        assert meta["urgency"] == "normal" and sealed.header.size == 10240
+        spooled = rt.config.spool / taken.message_id
+        assert sorted(os.listdir(spooled)) == [INTAKE_FILE, PAYLOAD_FILE, STREAM_HEADER]
+        assert synced.count(str(spooled)) == 1
+        # Each document's own files are fsynced before the folder that names them.
+        assert (synced.index(f"{spooled}/{STREAM_HEADER}") < synced.index(str(spooled)))
+        assert synced.index(f"{spooled}/{INTAKE_FILE}") < synced.index(str(spooled))
+    assert synced.count(str(rt.config.spool)) == 1
+    assert synced.count(str(folder)) == 1
+    # The shared folders are fsynced once the batch is done: after the last document's files.
+    last = synced.index(f"{rt.config.spool / results[2][0].message_id}/{STREAM_HEADER}")
+    assert synced.index(str(rt.config.spool)) > last
+    assert synced.index(str(folder)) > last
+
+
+class HeldWorkers(InlineWorkers):
+    """Worker jobs that wait until the test runs them."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[..., Any], tuple[Any, ...], Callable[..., Any]]] = []
+
+    def callInThreadWithCallback(self, on_result: Callable[[bool, Any], None],  # noqa: N802
+                                 fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.jobs.append((fn, args, on_result))
+
+    def run_next(self) -> None:
+        fn, args, on_result = self.jobs.pop(0)
+        super().callInThreadWithCallback(on_result, fn, *args)
+
+
+def test_files_waiting_for_a_hop_go_together_most_urgent_first(alpha: Office) -> None:
+    """While a hop runs, arrivals wait; the next hop takes them all, flash before normal and
+    first come first among equals; every file's Deferred gets its own result."""
+    rt = alpha.runtime
+    workers = HeldWorkers()
+    rt.workers = workers  # type: ignore[assignment]
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    names = ["first.pdf", "normal.pdf", "flash.pdf", "later.pdf"]
+    for name in names:
+        (folder / name).write_bytes(name.encode() * 100)
+    items = _items(alpha, [folder / name for name in names])
+    batches = TakeBatches(rt, hops=1)
+    results: list[Any] = []
+    for priority, item in zip([3, 3, 0, 3], items):
+        batches.submit(priority, *item).addBoth(results.append)
+    assert len(workers.jobs) == 1  # one hop at a time here: the first file alone
+    assert [item[0].name for item in workers.jobs[0][1][0]] == ["first.pdf"]
+    workers.run_next()
+    assert len(results) == 1 and results[0][0].original_name == "first.pdf"
+    (batch,) = [job[1][0] for job in workers.jobs]
+    assert [item[0].name for item in batch] == ["flash.pdf", "normal.pdf", "later.pdf"]
+    workers.run_next()
+    assert [r[0].original_name for r in results] == ["first.pdf", "flash.pdf", "normal.pdf",
+                                                      "later.pdf"]
+
+
+def test_a_failed_batch_fails_each_of_its_files(alpha: Office) -> None:
+    """If the hop itself fails (the shared fsync, say), every file in it hears so."""
+    rt = alpha.runtime
+    workers = HeldWorkers()
+    rt.workers = workers  # type: ignore[assignment]
+    batches = TakeBatches(rt, hops=1)
+    results: list[Any] = []
+    for name in ("a.pdf", "b.pdf"):
+        batches.submit(3, rt.config.outbox / "beta" / name, {}, None, None).addBoth(
+            results.append)
+    workers.jobs[0] = (lambda items: (_ for _ in ()).throw(OSError(5, "EIO")),
+                       workers.jobs[0][1], workers.jobs[0][2])
+    workers.run_next()
+    workers.jobs[0] = (lambda items: (_ for _ in ()).throw(OSError(5, "EIO")),
+                       workers.jobs[0][1], workers.jobs[0][2])
+    workers.run_next()
+    assert [r.value.errno for r in results] == [5, 5]
+
+
+def test_a_spool_folder_of_the_older_layout_is_still_sealed_and_recorded(
+        alpha: Office) -> None:
+    """A version-1 spool folder (metadata in meta.json, not in intake.json) left by a crash
+    before the upgrade is sealed with that metadata at start-up, and its dispatch recorded."""
+    rt = alpha.runtime
+    folder = rt.config.spool / "0123456789abcdef0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / PAYLOAD_FILE).write_bytes(b"old layout\n" * 50)
+    (folder / "meta.json").write_bytes(canonical_json(
+        {"kind": "document", "priority": 0, "urgency": "flash", "subject": "Hoa toc"}))
+    (folder / INTAKE_FILE).write_bytes(canonical_json({
+        "format": "lienthong-intake", "version": 1, "message_id": folder.name,
+        "target": "beta", "original_name": "cu.pdf", "hint": None, "size": 550,
+        "mtime_ns": 1, "taken_at": NOW}))
+    dispatched: list[list[str]] = []
+    done: list[Any] = []
+    Outbox(rt, on_dispatch=dispatched.append).recover().addBoth(done.append)
+    assert done == [None] and len(dispatched) == 1
+    (row,) = rt.store.recent_dispatches(5)
+    assert row.message_id == folder.name and row.name == "cu.pdf" and row.priority == 0
+    assert json.loads(json.dumps(dict(row.meta)))["subject"] == "Hoa toc"
+    assert (folder / STREAM_HEADER).is_file()
+
+
+def test_a_new_spool_folder_is_recovered_with_the_metadata_in_its_record(
+        alpha: Office) -> None:
+    """A version-2 folder (taken, never recorded) is sealed with the ``meta`` of intake.json."""
+    rt = alpha.runtime
+    outbox = rt.config.outbox / "beta"
+    outbox.mkdir(parents=True)
+    (outbox / "moi.pdf").write_bytes(b"new layout\n" * 50)
+    (item,) = _items(alpha, [outbox / "moi.pdf"])
+    item[1]["meta"] = {"kind": "document", "priority": 1, "urgency": "very-urgent"}
+    (result,) = take_and_seal_batch([(item[0], item[1], None, None, None)])  # taken, not sealed
+    taken, _ = result
+    record = json.loads((taken.spool_path.parent / INTAKE_FILE).read_bytes())
+    assert record["version"] == 2 and record["meta"]["urgency"] == "very-urgent"
+    done: list[Any] = []
+    Outbox(rt, on_dispatch=lambda ids: None).recover().addBoth(done.append)
+    assert done == [None]
+    (row,) = rt.store.recent_dispatches(5)
+    assert row.message_id == taken.message_id and row.priority == 1
+
+
+def test_a_take_that_expected_no_sidecar_and_finds_one_takes_nothing(alpha: Office) -> None:
+    """A document prepared without looking for a sidecar (``plain_document``) is not taken
+    if its hop finds one: the outbox must read and validate it first. The other file of the
+    batch is taken regardless."""
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    paths = [folder / "with.pdf", folder / "without.pdf"]
+    for path in paths:
+        path.write_bytes(b"x" * 100)
+    sidecar_of(paths[0]).write_text('subject = "Co"\n', encoding="utf-8")
+    items = [item[:4] + (sidecar_of(item[0]),) for item in _items(alpha, paths)]
+    results = take_and_seal_batch(items)
+    assert isinstance(results[0], Failure) and isinstance(results[0].value, SidecarFound)
+    assert paths[0].exists() and sidecar_of(paths[0]).exists()
+    assert not (rt.config.spool / items[0][1]["message_id"]).exists()
+    assert results[1][0].original_name == "without.pdf" and not paths[1].exists()
+
+
+def test_a_large_file_gets_a_hop_of_its_own_at_once(alpha: Office) -> None:
+    """Sealing a large file takes seconds: it is never batched, nor made to wait for a hop,
+    so small (urgent) files are not stuck behind it."""
+    rt = alpha.runtime
+    workers = HeldWorkers()
+    rt.workers = workers  # type: ignore[assignment]
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    names = ["small.pdf", "large.pdf", "urgent.pdf"]
+    for name in names:
+        (folder / name).write_bytes(b"x" * 100)
+    items = _items(alpha, [folder / name for name in names])
+    batches = TakeBatches(rt, hops=1)
+    batches.submit(3, *items[0])
+    batches.submit(3, *items[1], size=ALONE_BYTES + 1)
+    batches.submit(0, *items[2])
+    assert [[item[0].name for item in job[1][0]] for job in workers.jobs] == [
+        ["small.pdf"], ["large.pdf"]]
+    workers.run_next()
+    assert [[item[0].name for item in job[1][0]] for job in workers.jobs] == [
+        ["large.pdf"], ["urgent.pdf"]]

@@ -1,0 +1,157 @@
+"""node.tlsbulk: Twisted's TLS transport with large writes that skip its 16 KiB loop.
+
+A real TLS 1.3 connection (pyOpenSSL memory BIOs under Twisted's TLS protocol, wired with
+twisted.test.iosim): what the server reads must be exactly what the client wrote, in order,
+whichever mix of small writes, large writes and sequences it was; and a large sequence must
+reach TCP as a few large writes rather than one per TLS record.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.test import iosim
+from zope.interface import implementer
+
+from lienthong.node.transport.bulk import BIO_READ, TCP_SEND, BulkTLSTransport, bulk_tls, whole_writes
+
+
+@implementer(IOpenSSLContextFactory)
+class ServerContext:
+    """An old-style context factory with a fresh self-signed certificate (as node.tls's)."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key()).serial_number(1)
+                     .not_valid_before(datetime.datetime(2000, 1, 1))
+                     .not_valid_after(datetime.datetime(2099, 1, 1))
+                     .sign(self.key, hashes.SHA256()))
+
+    def getContext(self) -> SSL.Context:  # noqa: N802
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
+        context.use_privatekey(self.key)
+        context.use_certificate(self.cert)
+        return context
+
+
+@implementer(IOpenSSLContextFactory)
+class ClientContext:
+    """A client context, with whole writes (as node.tls makes it) or pyOpenSSL's default."""
+
+    def __init__(self, *, whole: bool) -> None:
+        self.whole = whole
+
+    def getContext(self) -> SSL.Context:  # noqa: N802
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
+        if self.whole:
+            whole_writes(context)
+        return context
+
+
+class Collect(Protocol):
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.received.append(data)
+
+
+class Connected:
+    """A client and a server TLS transport over an in-memory pump, handshake done."""
+
+    def __init__(self, *, bulk: bool) -> None:
+        clock = Clock()
+        self.server = TLSMemoryBIOFactory(ServerContext(), False, Factory.forProtocol(Collect),
+                                          clock).buildProtocol(None)
+        self.client = TLSMemoryBIOFactory(ClientContext(whole=bulk), True,
+                                          Factory.forProtocol(Protocol), clock).buildProtocol(None)
+        self.pump = iosim.connect(self.server, iosim.makeFakeServer(self.server), self.client,
+                                  iosim.makeFakeClient(self.client), greet=False, clock=clock)
+        self.pump.flush()
+        if bulk:
+            bulk_tls(self.client)
+        # Count what the TLS layer hands to TCP.
+        self.tcp_writes: list[int] = []
+        tcp = self.client.transport
+        write = tcp.write
+
+        def counted(data: bytes) -> None:
+            self.tcp_writes.append(len(data))
+            write(data)
+        tcp.write = counted
+
+    def received(self) -> bytes:
+        self.pump.flush()
+        return b"".join(self.server.wrappedProtocol.received)
+
+
+def test_upgrades_only_twisteds_tls_transport() -> None:
+    """The transport connectSSL makes is upgraded (and its TCP connection may send a whole
+    frame at once); anything else is left alone."""
+    conn = Connected(bulk=False)
+    assert type(conn.client) is BufferingTLSTransport
+    conn.client.transport.SEND_LIMIT = 128 * 1024   # as Twisted's TCP connection has it
+    bulk_tls(conn.client)
+    assert type(conn.client) is BulkTLSTransport
+    assert conn.client.transport.SEND_LIMIT == TCP_SEND   # a whole frame per send
+    other = Protocol()
+    bulk_tls(other)
+    assert type(other) is Protocol
+
+
+def test_mixed_writes_arrive_whole_and_in_order() -> None:
+    """Small writes, a large sequence, a large write and a memoryview arrive in order."""
+    conn = Connected(bulk=True)
+    big = os.urandom(1024 * 1024 + 3)
+    other = os.urandom(300_000)
+    conn.client.write(b"offer;")
+    conn.client.writeSequence([b"head;", big])
+    conn.client.write(b"end;")
+    conn.client.write(other)
+    conn.client.writeSequence([b"x", memoryview(b"yz")])
+    conn.client.writeSequence([memoryview(big)[:70_000], b"tail"])
+    assert conn.received() == (b"offer;head;" + big + b"end;" + other + b"xyz" +
+                               big[:70_000] + b"tail")
+
+
+def test_write_before_the_handshake_waits_in_order() -> None:
+    """Bytes written before the handshake completes are kept and sent, in order, after it."""
+    clock = Clock()
+    server = TLSMemoryBIOFactory(ServerContext(), False, Factory.forProtocol(Collect),
+                                 clock).buildProtocol(None)
+    client = TLSMemoryBIOFactory(ClientContext(whole=True), True, Factory.forProtocol(Protocol),
+                                 clock).buildProtocol(None)
+    bulk_tls(client)
+    pump = iosim.connect(server, iosim.makeFakeServer(server), client,
+                         iosim.makeFakeClient(client), greet=False, clock=clock)
+    big = os.urandom(200_000)
+    client.writeSequence([b"first;", big])
+    client.write(b"second")
+    pump.flush()
+    assert b"".join(server.wrappedProtocol.received) == b"first;" + big + b"second"
+
+
+def test_large_sequence_leaves_in_few_tcp_writes() -> None:
+    """A 1 MiB frame reaches TCP in a couple of writes (Twisted alone: one per 32 KiB)."""
+    frame = [b"h" * 30, os.urandom(1024 * 1024)]
+    plain = Connected(bulk=False)
+    plain.client.writeSequence(frame)
+    plain.client._aggregator.flush()
+    bulk = Connected(bulk=True)
+    bulk.client.writeSequence(frame)
+    assert len(plain.tcp_writes) >= 32
+    assert len(bulk.tcp_writes) <= 2 and max(bulk.tcp_writes) <= BIO_READ
+    assert bulk.received() == plain.received() == b"".join(frame)
