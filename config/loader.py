@@ -12,9 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from lienthong.config.schema import (
-    CONFIG_VERSION, GUARDED_CLASSES, NAME_PATTERN, ConfigError, DeliverySection,
-    DocumentsSection, KeystoreSection, NodeConfig, NodeSection, StatusSection, StoreSection,
-    WatchSection, parse_address,
+    CONFIG_VERSION,
+    GUARDED_CLASSES,
+    NAME_PATTERN,
+    ConfigError,
+    DeliverySection,
+    DocumentsSection,
+    KeystoreSection,
+    NodeConfig,
+    NodeSection,
+    StatusSection,
+    StoreSection,
+    WatchSection,
+    parse_address,
 )
 
 CONFIG_FILE_NAME = "lienthong.toml"

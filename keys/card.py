@@ -21,7 +21,13 @@ import nacl.signing
 
 from lienthong.keys import jws, tls
 from lienthong.keys.errors import BadCard, BadNodeID, InvalidValue, KeysError
-from lienthong.keys.identity import NodeKeys, check_node_name, check_time, decode_key32, encryption_kid
+from lienthong.keys.identity import (
+    NodeKeys,
+    check_node_name,
+    check_time,
+    decode_key32,
+    encryption_kid,
+)
 from lienthong.keys.nodeid import node_id_from_public_key, parse_node_id
 
 CARD_TYP = "lienthong-card/1"

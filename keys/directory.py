@@ -36,7 +36,13 @@ import nacl.signing
 from lienthong.keys import jws
 from lienthong.keys.card import PeerCard, parse_address
 from lienthong.keys.errors import DirectoryError, InvalidValue, KeysError, UnknownPeer
-from lienthong.keys.identity import check_node_name, check_time, decode_key32, encryption_kid, parse_time
+from lienthong.keys.identity import (
+    check_node_name,
+    check_time,
+    decode_key32,
+    encryption_kid,
+    parse_time,
+)
 from lienthong.keys.nodeid import node_id_from_public_key, parse_node_id
 
 KeyKind = Literal["identity", "encryption", "tls"]

@@ -33,8 +33,8 @@ from cryptography.x509.oid import NameOID
 from lienthong.keys.errors import BadCertificate, UnknownPeer
 from lienthong.keys.nodeid import parse_node_id
 
-NOT_BEFORE = datetime.datetime(2000, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)
-NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
+NOT_BEFORE = datetime.datetime(2000, 1, 1, 0, 0, 0, tzinfo=datetime.UTC)
+NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 ORGANIZATION = "lienthong"
 #: Certificates larger than this are refused before parsing (ours are about 350 bytes).
 MAX_CERT_BYTES = 16 * 1024

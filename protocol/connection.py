@@ -60,11 +60,35 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from types import MappingProxyType
 
-from lienthong.protocol.errors import (DataBeyondSize, DuplicateOffer, LocalProtocolError, OutOfOrder,
-                             PrematureEnd, ProtocolError, StateError, TooManyOffers,
-                             UnknownTransfer, UnsupportedVersion)
-from lienthong.protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
-                             Receipt, Reject, TRANSFER_EVENTS, decode_event, encode_event_parts)
+from lienthong.protocol.errors import (
+    DataBeyondSize,
+    DuplicateOffer,
+    LocalProtocolError,
+    OutOfOrder,
+    PrematureEnd,
+    ProtocolError,
+    StateError,
+    TooManyOffers,
+    UnknownTransfer,
+    UnsupportedVersion,
+)
+from lienthong.protocol.events import (
+    TRANSFER_EVENTS,
+    Accept,
+    Data,
+    End,
+    Error,
+    Event,
+    Have,
+    Hello,
+    Offer,
+    Ping,
+    Pong,
+    Receipt,
+    Reject,
+    decode_event,
+    encode_event_parts,
+)
 from lienthong.protocol.frames import MAX_PAYLOAD, PROTOCOL_VERSION, FrameDecoder
 
 #: Largest frame payload accepted before both HELLOs (an ERROR with a long reason fits).

@@ -37,15 +37,39 @@ import nacl.utils
 from lienthong.keys import errors as key_errors
 from lienthong.keys import jws
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.errors import (BadSignature, DigestMismatch, HeaderWrongType, MalformedHeader,
-                             NotForUs, SenderMismatch, SizeMismatch)
-from lienthong.protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
-    MAX_NAME_BYTES, MESSAGE_ID_BYTES, check_hex, check_name, check_node_id, check_size_field,
-    check_time, new_message_id, rfc3339_utc,
+from lienthong.protocol.errors import (
+    BadSignature,
+    DigestMismatch,
+    HeaderWrongType,
+    MalformedHeader,
+    NotForUs,
+    SenderMismatch,
+    SizeMismatch,
 )
-from lienthong.protocol.payload import (DEFAULT_CHUNK_SIZE, KEY_BYTES, SEALED_KEY_BYTES, Digest,
-                              PayloadDecryptor, PayloadEncryptor, PayloadSummary,
-                              check_chunk_size, ciphertext_size, open_file_key, seal_file_key)
+from lienthong.protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
+    MAX_NAME_BYTES,
+    MESSAGE_ID_BYTES,
+    check_hex,
+    check_name,
+    check_node_id,
+    check_size_field,
+    check_time,
+    new_message_id,
+    rfc3339_utc,
+)
+from lienthong.protocol.payload import (
+    DEFAULT_CHUNK_SIZE,
+    KEY_BYTES,
+    SEALED_KEY_BYTES,
+    Digest,
+    PayloadDecryptor,
+    PayloadEncryptor,
+    PayloadSummary,
+    check_chunk_size,
+    ciphertext_size,
+    open_file_key,
+    seal_file_key,
+)
 
 ENVELOPE_TYP = "lienthong-envelope/1"
 #: The version this node writes. v2 (2026-11) dropped ``ciphertext_sha256`` from the header;

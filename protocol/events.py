@@ -28,8 +28,14 @@ from lienthong.keys.errors import BadNodeID, MalformedToken
 from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.keys.nodeid import parse_node_id
 from lienthong.protocol.errors import LocalProtocolError, MessageError
-from lienthong.protocol.frames import (DATA_PREFIX_SIZE, MAX_DATA, Frame, FrameKind, encode_frame,
-                             frame_header)
+from lienthong.protocol.frames import (
+    DATA_PREFIX_SIZE,
+    MAX_DATA,
+    Frame,
+    FrameKind,
+    encode_frame,
+    frame_header,
+)
 
 MAX_U64 = 2 ** 64 - 1
 MAX_CODE = 64

@@ -29,8 +29,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
 
-from lienthong.protocol.errors import (FrameError, FrameTooLarge, LocalProtocolError, ProtocolError,
-                             UnsupportedVersion)
+from lienthong.protocol.errors import (
+    FrameError,
+    FrameTooLarge,
+    LocalProtocolError,
+    ProtocolError,
+    UnsupportedVersion,
+)
 
 PROTOCOL_VERSION = 1
 

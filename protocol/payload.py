@@ -48,14 +48,31 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
 
-from lienthong.protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
-                             SizeMismatch, TrailingData, Truncated)
-from lienthong.protocol.filekey import (  # noqa: F401 - re-exported: the payload's file key
-    KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key)
+from lienthong.protocol.errors import (
+    ChunkTagError,
+    DecryptError,
+    EarlyFinal,
+    EnvelopeError,
+    MissingFinal,
+    SizeMismatch,
+    TrailingData,
+    Truncated,
+)
+from lienthong.protocol.filekey import KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key  # noqa: F401 - re-exported: the payload's file key
 from lienthong.protocol.gather import Gather
 from lienthong.protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
-    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES, MAX_CHUNK_SIZE, MAX_SIZE, MIN_CHUNK_SIZE,
-    check_chunk_size, check_size, chunk_count, ciphertext_size, last_chunk_len)
+    CHUNK_OVERHEAD,
+    DEFAULT_CHUNK_SIZE,
+    HEADER_BYTES,
+    MAX_CHUNK_SIZE,
+    MAX_SIZE,
+    MIN_CHUNK_SIZE,
+    check_chunk_size,
+    check_size,
+    chunk_count,
+    ciphertext_size,
+    last_chunk_len,
+)
 
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL

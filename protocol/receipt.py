@@ -23,8 +23,13 @@ from lienthong.keys import errors as key_errors
 from lienthong.keys import jws
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.protocol.envelope import EnvelopeHeader
+from lienthong.protocol.errors import (
+    MalformedReceipt,
+    ReceiptBadSignature,
+    ReceiptMismatch,
+    ReceiptWrongType,
+)
 from lienthong.protocol.fields import check_hex, check_node_id, check_size_field, check_time
-from lienthong.protocol.errors import MalformedReceipt, ReceiptBadSignature, ReceiptMismatch, ReceiptWrongType
 
 RECEIPT_TYP = "lienthong-receipt/1"
 VERSION = 1

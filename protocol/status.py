@@ -32,10 +32,17 @@ import nacl.signing
 from lienthong.keys import errors as key_errors
 from lienthong.keys import jws
 from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.protocol.errors import (
+    MalformedRecall,
+    MalformedStatus,
+    RecallBadSignature,
+    RecallMismatch,
+    RecallWrongType,
+    StatusBadSignature,
+    StatusMismatch,
+    StatusWrongType,
+)
 from lienthong.protocol.fields import check_hex, check_node_id, check_time
-from lienthong.protocol.errors import (MalformedRecall, MalformedStatus, RecallBadSignature,
-                             RecallMismatch, RecallWrongType, StatusBadSignature,
-                             StatusMismatch, StatusWrongType)
 
 STATUS_TYP = "lienthong-status/1"
 RECALL_TYP = "lienthong-recall/1"

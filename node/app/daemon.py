@@ -22,13 +22,13 @@ from twisted.python.threadpool import ThreadPool
 from lienthong.config.schema import NodeConfig, parse_address
 from lienthong.keys.directory import Directory
 from lienthong.keys.identity import NodeKeys
-from lienthong.node.store.commits import GroupCommitThread
-from lienthong.node.inbox.offers import Inbound
-from lienthong.node.delivery.links import PeerLink
-from lienthong.node.outbox.pipeline import Outbox
-from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.core.clock import use_monotonic_timers
 from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.delivery.links import PeerLink
+from lienthong.node.inbox.connection import ReceiverFactory
+from lienthong.node.inbox.offers import Inbound
+from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import open_store
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
@@ -59,7 +59,10 @@ class Node:
         self.head_signer: Any = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
-        from lienthong.node.identity.key_updates import KeyUpdates, configured_passphrase  # key rotation
+        from lienthong.node.identity.key_updates import (  # key rotation
+            KeyUpdates,
+            configured_passphrase,
+        )
         self.key_updates = KeyUpdates(
             self, passphrase=configured_passphrase(runtime.config, remembered=passphrase))
         from lienthong.node.control import processing as control  # processing statuses and recalls

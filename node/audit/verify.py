@@ -41,11 +41,11 @@ from lienthong.keys import jws
 from lienthong.keys.card import PeerCard
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
-from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
-from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head_row
 from lienthong.node.audit.files import check_files
-from lienthong.node.identity.history import IdentityHistoryError, read_identity_history
+from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head_row
 from lienthong.node.audit.report import AuditFailed, Problem, VerifyReport
+from lienthong.node.identity.history import IdentityHistoryError, read_identity_history
+from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
 from lienthong.node.store.reports import StoredReceipt
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
@@ -99,7 +99,9 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
     """The current identity (from the card) and each former one whose continuation, signed by
     it, hands over to the next identity in line. A broken link is a problem, and the identity
     it would vouch for is not used (so what it signed is reported as unverifiable)."""
-    from lienthong.node.identity.rotation import verify_identity_rotation  # node.rotation imports config
+    from lienthong.node.identity.rotation import (
+        verify_identity_rotation,  # node.rotation imports config
+    )
     where = "state/identity-history.json"
     try:
         history = read_identity_history(home)

@@ -63,8 +63,18 @@ from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.backup.format import (  # BackupError, WrongBackupPassphrase, verify_backup: the API
-    CHUNK, CIPHER, FORMAT, SIGNATURE_TYP, VERSION, BackupError, BackupInfo,
-    WrongBackupPassphrase, decrypt_archive, derive_key, encrypt_archive, verify_backup,
+    CHUNK,
+    CIPHER,
+    FORMAT,
+    SIGNATURE_TYP,
+    VERSION,
+    BackupError,
+    BackupInfo,
+    WrongBackupPassphrase,
+    decrypt_archive,
+    derive_key,
+    encrypt_archive,
+    verify_backup,
     write_backup,
 )
 

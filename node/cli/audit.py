@@ -28,11 +28,11 @@ import click
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
-from lienthong.node.store.audit_chain import AuditEntry
 from lienthong.node.cli.main import CliError, open_config
 from lienthong.node.cli.status import home_argument, own_node_id
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.status.snapshot import peer_names as status_peer_names
+from lienthong.node.store.audit_chain import AuditEntry
 from lienthong.node.store.database import open_store
 
 EXPORT_PAGE = 1000
@@ -198,8 +198,8 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
 
     from rich.console import Console
 
-    from lienthong.node.status.snapshot import build_trail
     from lienthong.node.status.render import render_trail
+    from lienthong.node.status.snapshot import build_trail
     config = open_config(home_arg or home)
     store = open_store(config.store.url)
     try:

@@ -35,8 +35,8 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from lienthong.config.schema import NodeConfig
-from lienthong.node.status.snapshot import Thresholds, build_trail
 from lienthong.node.status.render import clean, render_status, render_trail
+from lienthong.node.status.snapshot import Thresholds, build_trail
 
 
 class Mode(Enum):

@@ -54,9 +54,16 @@ def demo(folder: Path) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import deferLater
 
-    from lienthong.node.core.clock import use_monotonic_timers
     from lienthong.node.app.daemon import Node, build_runtime
-    from lienthong.node.app.demo import SAMPLES, create_network, open_keys, prepare_folder, wall_now, write_sample
+    from lienthong.node.app.demo import (
+        SAMPLES,
+        create_network,
+        open_keys,
+        prepare_folder,
+        wall_now,
+        write_sample,
+    )
+    from lienthong.node.core.clock import use_monotonic_timers
 
     use_monotonic_timers(reactor)  # as the daemon does: timers must not follow a clock step
     folder = folder.resolve()

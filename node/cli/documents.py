@@ -18,12 +18,19 @@ import click
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
-from lienthong.node.documents.metadata import (MAX_MESSAGE_BYTES, SIDECAR_SUFFIX, STATUS_NAMES, URGENCY_NAMES,
-                            describe_names, resolve_status, resolve_urgency)
 from lienthong.node.core.names import unique_name
+from lienthong.node.documents.metadata import (
+    MAX_MESSAGE_BYTES,
+    SIDECAR_SUFFIX,
+    STATUS_NAMES,
+    URGENCY_NAMES,
+    describe_names,
+    resolve_status,
+    resolve_urgency,
+)
 from lienthong.node.outbox.drop import target_folder_name
-from lienthong.node.store.records import PROCESSING_TRANSITIONS, StoreError
 from lienthong.node.store.database import open_store
+from lienthong.node.store.records import PROCESSING_TRANSITIONS, StoreError
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER, token_sha256
 
 _HEX32 = frozenset("0123456789abcdef")

@@ -13,7 +13,14 @@ import click
 
 from lienthong.config.schema import ConfigError
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import CliError, home_option, open_config, resolve_home, wall_clock_now  # noqa: F401
+from lienthong.node.cli.common import (  # noqa: F401
+    CliError,
+    home_option,
+    open_config,
+    resolve_home,
+    wall_clock_now,
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lienthong")
@@ -86,9 +93,9 @@ def send(file: Path, to: str, home: Path | None) -> None:
 
 def _register_subcommands() -> None:
     from lienthong.node.cli.audit import audit
-    from lienthong.node.cli.receipt import receipt
     from lienthong.node.cli.demo import demo
     from lienthong.node.cli.peers import peers
+    from lienthong.node.cli.receipt import receipt
     from lienthong.node.cli.status import console, status
     main.add_command(peers)
     main.add_command(demo)

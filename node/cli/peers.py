@@ -17,8 +17,8 @@ from lienthong.keys.card import read_card, verification_code
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
-from lienthong.node.store.records import StoreError
 from lienthong.node.store.database import open_store
+from lienthong.node.store.records import StoreError
 
 
 def _own_node_id(config) -> str:  # type: ignore[no-untyped-def]

@@ -22,8 +22,8 @@ from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.main import CliError, home_option, open_config
-from lienthong.node.status.snapshot import Thresholds, build_snapshot, probe_home
 from lienthong.node.status.api import PORT_FILE
+from lienthong.node.status.snapshot import Thresholds, build_snapshot, probe_home
 from lienthong.node.store.database import open_store
 
 ASK_TIMEOUT = 2.0

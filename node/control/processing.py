@@ -47,14 +47,26 @@ from lienthong.keys.errors import KeysError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
 from lienthong.node.inbox.reception import META_SUFFIX, RECEIPT_SUFFIX
-from lienthong.node.store.records import (PROCESSING_TRANSITIONS, ControlRequest, NewRecall, NewStatus,
-                          ReceivedRow)
 from lienthong.node.outbox.sidecars import sweep_staged
+from lienthong.node.store.records import (
+    PROCESSING_TRANSITIONS,
+    ControlRequest,
+    NewRecall,
+    NewStatus,
+    ReceivedRow,
+)
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError, RecallMismatch
 from lienthong.protocol.events import Priority
-from lienthong.protocol.status import (RECALL_ANSWERS, check_chain, issue_recall,
-                             issue_status, token_sha256, verify_recall, verify_status)
+from lienthong.protocol.status import (
+    RECALL_ANSWERS,
+    check_chain,
+    issue_recall,
+    issue_status,
+    token_sha256,
+    verify_recall,
+    verify_status,
+)
 
 log = Logger(namespace="lienthong.control")
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-
 def rfc3339(seconds: float) -> str:
     """``2026-11-25T22:00:00Z`` for an epoch time (second precision, UTC)."""
     return datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,22 +15,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
-from twisted.protocols.policies import TimeoutMixin
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.delivery.readahead import ReadAhead
-from lienthong.node.transport.tls import peer_node_id
 from lienthong.node.transport.bulk import bulk_tls
+from lienthong.node.transport.tls import peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.errors import ProtocolError
-from lienthong.protocol.events import (Accept, Data, End, Error, Have, Hello, Offer, Ping, Pong, Receipt,
-                             Reject, clean_text)
+from lienthong.protocol.events import (
+    Accept,
+    Data,
+    End,
+    Error,
+    Have,
+    Hello,
+    Offer,
+    Ping,
+    Pong,
+    Receipt,
+    Reject,
+    clean_text,
+)
 
 if TYPE_CHECKING:
     from lienthong.node.delivery.links import PeerLink

@@ -12,8 +12,8 @@ from typing import Any
 from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import BadBinding
 from lienthong.keys.jws import b64url_encode
-from lienthong.node.store.records import NotFound
 from lienthong.node.identity.rotation import verify_identity_rotation, verify_key_announcement
+from lienthong.node.store.records import NotFound
 
 
 def apply_key_announcement(store: Any, peer: str, announcement: Any, now: str,

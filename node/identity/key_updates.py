@@ -73,12 +73,25 @@ from twisted.logger import Logger
 from lienthong.keys.identity import NodeKeys, parse_time
 from lienthong.keys.keystore import load_keystore, read_passphrase
 from lienthong.node.core.clock import rfc3339
+from lienthong.node.identity.key_update_apply import (
+    apply_identity_continuation,
+    apply_key_announcement,
+)
+from lienthong.node.identity.rotation import (
+    ANNOUNCEMENT_KIND,
+    REQUEST_FILE,
+    RotationError,
+    clear_request,
+    clear_state,
+    identity_announcement,
+    key_announcement,
+    parse_announcement,
+    previous_keystore,
+    read_request,
+    read_state,
+    write_state,
+)
 from lienthong.node.identity.switch import IdentitySwitch
-from lienthong.node.identity.key_update_apply import apply_identity_continuation, apply_key_announcement
-from lienthong.node.identity.rotation import (ANNOUNCEMENT_KIND, REQUEST_FILE, RotationError, clear_request,
-                           clear_state, identity_announcement, key_announcement,
-                           parse_announcement, previous_keystore, read_request, read_state,
-                           write_state)
 from lienthong.node.transport.tls import PinnedContextFactory
 
 if TYPE_CHECKING:

@@ -45,8 +45,16 @@ from lienthong.keys import jws, tls
 from lienthong.keys.card import PeerCard, make_card, read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import BadBinding, KeysError, KeystoreError
-from lienthong.keys.identity import (Binding, NodeKeys, check_time, decode_key32, make_binding,
-                           rotate_encryption_key, rotate_tls_key, verify_binding)
+from lienthong.keys.identity import (
+    Binding,
+    NodeKeys,
+    check_time,
+    decode_key32,
+    make_binding,
+    rotate_encryption_key,
+    rotate_tls_key,
+    verify_binding,
+)
 from lienthong.keys.keystore import load_keystore, save_keystore
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.node.core.home import write_private_file

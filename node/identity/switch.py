@@ -49,8 +49,12 @@ from twisted.logger import Logger
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.home import write_private_file
-from lienthong.node.identity.history import (IDENTITY_GRACE_SECONDS, former_keystore,
-                                   read_identity_history, record_identity_history)
+from lienthong.node.identity.history import (
+    IDENTITY_GRACE_SECONDS,
+    former_keystore,
+    read_identity_history,
+    record_identity_history,
+)
 from lienthong.node.identity.provision import write_card
 from lienthong.node.identity.rotation import next_keystore
 

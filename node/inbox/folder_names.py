@@ -32,7 +32,12 @@ from typing import Any
 
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import clash_key
-from lienthong.node.inbox.reception import META_SUFFIX, RECEIPT_SUFFIX, choose_inbox_path, write_sidecar_files
+from lienthong.node.inbox.reception import (
+    META_SUFFIX,
+    RECEIPT_SUFFIX,
+    choose_inbox_path,
+    write_sidecar_files,
+)
 
 #: Seconds a folder's listing is trusted even though its modification time did not change.
 MAX_AGE = 30.0

@@ -24,16 +24,22 @@ from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.failpoints import failpoint
+from lienthong.node.core.names import safe_file_name
+from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.core.names import safe_file_name
-from lienthong.node.inbox.reception import (
-    RESUME_SUFFIX, IncomingStream, document_metadata, finish_interrupted,
-)
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
-from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.inbox.reception import (
+    RESUME_SUFFIX,
+    IncomingStream,
+    document_metadata,
+    finish_interrupted,
+)
 from lienthong.node.inbox.staging import (
-    STALE_STAGING_SECONDS, discard_legacy_partials, discard_stale_staging, open_if_room,
+    STALE_STAGING_SECONDS,
+    discard_legacy_partials,
+    discard_stale_staging,
+    open_if_room,
 )
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import ProtocolError

@@ -40,10 +40,10 @@ from twisted.python.failure import Failure
 
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.store.records import NewReceived
-from lienthong.node.inbox.reception import write_sidecar_files
 from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.reception import write_sidecar_files
+from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.receipt import issue_receipt
 

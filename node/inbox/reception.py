@@ -32,12 +32,23 @@ import nacl.public
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.home import fsync_dir, write_synced
-from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, is_noise, safe_file_name, unique_name
+from lienthong.node.core.names import (
+    MAX_NAME_BYTES,
+    clash_key,
+    is_noise,
+    safe_file_name,
+    unique_name,
+)
 from lienthong.node.core.writeback import Writeback
 from lienthong.protocol.envelope import EnvelopeHeader, Opener
 from lienthong.protocol.errors import NotForUs
-from lienthong.protocol.payload import (CHUNK_OVERHEAD, HEADER_BYTES, PayloadEncryptor, chunk_count,
-                              open_file_key)
+from lienthong.protocol.payload import (
+    CHUNK_OVERHEAD,
+    HEADER_BYTES,
+    PayloadEncryptor,
+    chunk_count,
+    open_file_key,
+)
 
 READ_SIZE = 4 * 1024 * 1024
 META_SUFFIX = ".meta.json"

@@ -13,7 +13,6 @@ from typing import Any
 from lienthong.node.inbox.reception import RESUME_SUFFIX, IncomingStream
 from lienthong.protocol.envelope import EnvelopeHeader
 
-
 #: Free space kept in reserve beyond what a document needs, so the store and the audit log
 #: can still be written when a large document has just filled the disk.
 SPACE_RESERVE = 16 * 1024 * 1024

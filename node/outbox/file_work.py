@@ -17,11 +17,11 @@ from twisted.python.failure import Failure
 from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.outbox.intake import DirSyncs, TakenFile, take_file
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
-from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
+from lienthong.node.outbox.intake import DirSyncs, TakenFile, take_file
 from lienthong.node.outbox.sidecars import SidecarFound, adopt_staged_meta
 from lienthong.node.spool.files import read_meta
+from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
 
 #: Room kept in a failed/ name for the reason file written beside it.
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")

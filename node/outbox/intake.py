@@ -60,9 +60,16 @@ from typing import Any
 
 from lienthong.keys.jws import canonical_json
 from lienthong.node.core.names import TEMP_PREFIX, unique_name
-from lienthong.node.outbox.walk import (DIR_FLAGS, NEW_FILE_FLAGS, lstat_mode, open_parent, parts_under,
-                              write_all, write_new_file)
 from lienthong.node.outbox.refusals import Refused, refused_for, size_text
+from lienthong.node.outbox.walk import (
+    DIR_FLAGS,
+    NEW_FILE_FLAGS,
+    lstat_mode,
+    open_parent,
+    parts_under,
+    write_all,
+    write_new_file,
+)
 
 INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"

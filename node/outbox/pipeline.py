@@ -34,16 +34,23 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
-from lienthong.node.outbox.intake import Refused, TakenFile
-from lienthong.node.outbox.walk import refuse_file
-from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
 from lienthong.node.core.runtime import NodeRuntime
-from lienthong.node.outbox.sent import SentFolder
-from lienthong.node.store.records import NewDispatch
-from lienthong.node.outbox.sidecars import (Prepared, SidecarFound, adopt_document, metadata_events,
-                           plain_document, prepare_document, sidecar_of)
-from lienthong.node.spool.files import SpoolState, recover_spool, spool_bytes
 from lienthong.node.outbox.batches import TakeBatches
+from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
+from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.sent import SentFolder
+from lienthong.node.outbox.sidecars import (
+    Prepared,
+    SidecarFound,
+    adopt_document,
+    metadata_events,
+    plain_document,
+    prepare_document,
+    sidecar_of,
+)
+from lienthong.node.outbox.walk import refuse_file
+from lienthong.node.spool.files import SpoolState, recover_spool, spool_bytes
+from lienthong.node.store.records import NewDispatch
 from lienthong.protocol.envelope import new_message_id
 from lienthong.protocol.events import Priority
 

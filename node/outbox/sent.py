@@ -36,8 +36,8 @@ from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
 from lienthong.node.core.runtime import NodeRuntime
-from lienthong.node.spool.sealing import ENVELOPE, PAYLOAD
 from lienthong.node.outbox.sidecars import sidecar_to_sent
+from lienthong.node.spool.sealing import ENVELOPE, PAYLOAD
 
 log = Logger(namespace="lienthong.outbox")
 

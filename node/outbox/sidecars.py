@@ -52,13 +52,21 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.jws import canonical_json
-from lienthong.node.documents.metadata import (MAX_MESSAGE_BYTES, MAX_SIDECAR_BYTES, SIDECAR_SUFFIX, DocumentMeta,
-                            MetadataError, check_confidentiality, document_meta, parse_sidecar)
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.outbox.intake import Refused, TakenFile
-from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
 from lienthong.node.core.names import unique_name
 from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.documents.metadata import (
+    MAX_MESSAGE_BYTES,
+    MAX_SIDECAR_BYTES,
+    SIDECAR_SUFFIX,
+    DocumentMeta,
+    MetadataError,
+    check_confidentiality,
+    document_meta,
+    parse_sidecar,
+)
+from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
 from lienthong.node.spool.files import META_FILE
 
 log = Logger(namespace="lienthong.outbox")

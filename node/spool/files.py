@@ -24,8 +24,14 @@ from lienthong.keys.errors import MalformedToken
 from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.home import fsync_dir, write_synced
 from lienthong.node.outbox.intake import (
-    INTAKE_FILE, INTAKE_FORMAT, INTAKE_VERSION, INTAKE_VERSIONS, META_FILE, PAYLOAD_FILE,
-    TakenFile, taken_from_record,
+    INTAKE_FILE,
+    INTAKE_FORMAT,
+    INTAKE_VERSION,
+    INTAKE_VERSIONS,
+    META_FILE,
+    PAYLOAD_FILE,
+    TakenFile,
+    taken_from_record,
 )
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

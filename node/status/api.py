@@ -40,8 +40,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from lienthong.config.schema import parse_address
 from lienthong.node.status.metrics import CONTENT_TYPE, MetricsState, render_metrics
-from lienthong.node.status.snapshot import build_snapshot, probe_home
 from lienthong.node.status.reads import Coalesced, StatusReads
+from lienthong.node.status.snapshot import build_snapshot, probe_home
 
 log = Logger(namespace="lienthong.status")
 

@@ -37,8 +37,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lienthong.node.store.db_thread import DatabaseThread
 from lienthong.node.store.database import open_store, shared_only
+from lienthong.node.store.db_thread import DatabaseThread
 
 THREAD_NAME = "lienthong-status"
 

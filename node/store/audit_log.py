@@ -16,9 +16,14 @@ from sqlalchemy import insert, select
 
 from lienthong.keys.identity import check_time
 from lienthong.node.store import schema as t
-from lienthong.node.store.audit_chain import GENESIS_HASH, AuditEntry, canonical_detail, entry_hash_of_stored
-from lienthong.node.store.records import AuditHead, Conflict, NotFound, check_message_id
+from lienthong.node.store.audit_chain import (
+    GENESIS_HASH,
+    AuditEntry,
+    canonical_detail,
+    entry_hash_of_stored,
+)
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.records import AuditHead, Conflict, NotFound, check_message_id
 
 _a = t.audit
 _h = t.audit_heads

@@ -43,14 +43,14 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from lienthong.node.store import schema
-from lienthong.node.store.migrations import current_version, migrate
-from lienthong.node.store.records import StoreError
 from lienthong.node.store.audit_log import AuditMethods
 from lienthong.node.store.documents import DocumentMethods
 from lienthong.node.store.incoming import IncomingMethods
+from lienthong.node.store.migrations import current_version, migrate
 from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
 from lienthong.node.store.receipts import ReceiptMethods
+from lienthong.node.store.records import StoreError
 from lienthong.node.store.reports import ReportMethods
 
 _BEGIN_OPTION = "lienthong_begin"

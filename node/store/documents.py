@@ -27,11 +27,22 @@ from sqlalchemy.engine import Connection
 from lienthong.keys.identity import check_time
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
-from lienthong.node.store.records import (CONTROL_REQUEST_KINDS, CONTROL_REQUEST_TRANSITIONS, ControlRequest,
-                          NewRecall, NewStatus, NotFound, ReceivedRow, RecallRow, StatusRow,
-                          check_message_id, check_transition, meta_json)
 from lienthong.node.store.base import StoreBase, build
 from lienthong.node.store.incoming import _row as _received_row
+from lienthong.node.store.records import (
+    CONTROL_REQUEST_KINDS,
+    CONTROL_REQUEST_TRANSITIONS,
+    ControlRequest,
+    NewRecall,
+    NewStatus,
+    NotFound,
+    RecallRow,
+    ReceivedRow,
+    StatusRow,
+    check_message_id,
+    check_transition,
+    meta_json,
+)
 
 _c = t.control_requests
 _s = t.document_status

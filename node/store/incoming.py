@@ -21,10 +21,18 @@ from sqlalchemy.engine import Connection
 from lienthong.keys.identity import check_time
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
-from lienthong.node.store.records import (RECEIVED_TRANSITIONS, DuplicateMessage, InvalidTransition,
-                          NewReceived, NotFound, ReceiptMismatch, ReceivedRow, check_transition,
-                          meta_json)
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.records import (
+    RECEIVED_TRANSITIONS,
+    DuplicateMessage,
+    InvalidTransition,
+    NewReceived,
+    NotFound,
+    ReceiptMismatch,
+    ReceivedRow,
+    check_transition,
+    meta_json,
+)
 
 _r = t.received
 

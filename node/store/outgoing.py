@@ -22,11 +22,22 @@ from sqlalchemy.engine import Connection
 from lienthong.keys.identity import check_time
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
-from lienthong.node.store.records import (DELIVERY_TRANSITIONS, DISPATCH_TRANSITIONS, DeliveryRow, DispatchRow,
-                          DuplicateMessage, InvalidTransition, NewDispatch, NotFound,
-                          QueuedDelivery, ReceiptMismatch, ScheduleRow, check_transition,
-                          meta_json)
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.records import (
+    DELIVERY_TRANSITIONS,
+    DISPATCH_TRANSITIONS,
+    DeliveryRow,
+    DispatchRow,
+    DuplicateMessage,
+    InvalidTransition,
+    NewDispatch,
+    NotFound,
+    QueuedDelivery,
+    ReceiptMismatch,
+    ScheduleRow,
+    check_transition,
+    meta_json,
+)
 
 _d = t.dispatches
 _v = t.deliveries

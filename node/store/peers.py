@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from lienthong.keys.directory import Directory, Peer, PeerKey
 from lienthong.keys.identity import check_time, parse_time
 from lienthong.node.store import schema as t
-from lienthong.node.store.records import DuplicatePeer, NotFound, PeerRecord, StoreError
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.records import DuplicatePeer, NotFound, PeerRecord, StoreError
 
 
 def _addresses(text: str) -> tuple[str, ...]:

@@ -23,10 +23,17 @@ from sqlalchemy import bindparam, select, update
 
 from lienthong.keys.identity import check_time
 from lienthong.node.store import schema as t
-from lienthong.node.store.records import (DELIVERY_TRANSITIONS, DISPATCH_TRANSITIONS, DispatchRow,
-                          InvalidTransition, NotFound, ReceiptMismatch, StoreError,
-                          check_transition)
 from lienthong.node.store.base import StoreBase
+from lienthong.node.store.records import (
+    DELIVERY_TRANSITIONS,
+    DISPATCH_TRANSITIONS,
+    DispatchRow,
+    InvalidTransition,
+    NotFound,
+    ReceiptMismatch,
+    StoreError,
+    check_transition,
+)
 
 _d = t.dispatches
 _v = t.deliveries

@@ -20,8 +20,8 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
 from lienthong.node.store.audit_chain import AuditEntry
-from lienthong.node.store.records import ReceivedRow
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.records import ReceivedRow
 
 _d = t.dispatches
 _v = t.deliveries

@@ -12,8 +12,19 @@ them; enumerated states are also enforced by CHECK constraints (fail closed at t
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text)
+from sqlalchemy import (
+                        BigInteger,
+                        CheckConstraint,
+                        Column,
+                        Float,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations`` reaches it).
 SCHEMA_VERSION = 3

@@ -11,7 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
-    DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileModifiedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
 )
 from watchdog.observers import Observer

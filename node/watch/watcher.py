@@ -72,7 +72,6 @@ from lienthong.node.core.names import is_noise
 from lienthong.node.watch.events import OVERFLOW_LOGGERS, HintQueue, OverflowHook
 from lienthong.node.watch.observer import OBSERVERS, ObserverUnavailable, start_observer
 
-
 Signature = tuple[int, int, int, int]
 
 log = Logger(namespace="lienthong.watcher")

@@ -26,8 +26,7 @@ import pytest
 
 from lienthong.protocol.events import Hello
 from lienthong.protocol.receipt import verify_receipt
-from tests.faults.hostile import (FrameSocket, HostileClient, Identity, card_of, enrol,
-                                  make_identity)
+from tests.faults.hostile import FrameSocket, HostileClient, Identity, card_of, enrol, make_identity
 from tests.integration.harness import TestNode, free_port, make_network, sha256, wait_for
 
 

@@ -30,8 +30,17 @@ from lienthong.keys.directory import Peer
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.tls import pem_certificate, pem_private_key
 from lienthong.protocol.envelope import ENVELOPE_TYP, Sealer, decode_header, new_message_id
-from lienthong.protocol.events import (Accept, Data, End, Error, Event, Hello, Offer, decode_event,
-                             encode_event)
+from lienthong.protocol.events import (
+    Accept,
+    Data,
+    End,
+    Error,
+    Event,
+    Hello,
+    Offer,
+    decode_event,
+    encode_event,
+)
 from lienthong.protocol.frames import HEADER, MAX_PAYLOAD, FrameDecoder
 from lienthong.protocol.receipt import RECEIPT_TYP
 from tests.integration.harness import NOW, TestNode
@@ -200,7 +209,7 @@ class FrameSocket:
             self.sock.settimeout(remaining)
             try:
                 data = self.sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except (ssl.SSLError, ConnectionError, OSError) as exc:
                 self.closed = True
@@ -338,7 +347,7 @@ class HostileReceiver:
         while not self._stopping.is_set():
             try:
                 raw, _ = self._listener.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.connections += 1
             conn: FrameSocket | None = None

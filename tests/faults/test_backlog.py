@@ -19,7 +19,6 @@ import statistics
 import time
 import urllib.request
 
-
 from lienthong.config.loader import load_config
 from lienthong.node.cli.main import main as _cli  # noqa: F401 - node.cli_status must be imported after it
 from lienthong.node.cli.status import gather

@@ -23,9 +23,16 @@ from lienthong.keys import jws
 from lienthong.node.core.names import TEMP_PREFIX, clash_key, is_noise, is_safe_component
 from lienthong.protocol.envelope import ENVELOPE_TYP
 from lienthong.protocol.events import Receipt, Reject
-from tests.faults.hostile import (HostileClient, Identity, card_of, enrol, make_identity,
-                                  resign, seal)
-from tests.integration.harness import (TestNode, make_network, sent_all, sha256, wait_for)
+from tests.faults.hostile import (
+    HostileClient,
+    Identity,
+    card_of,
+    enrol,
+    make_identity,
+    resign,
+    seal,
+)
+from tests.integration.harness import TestNode, make_network, sent_all, sha256, wait_for
 
 VIET_253 = "Ệ" * 83 + ".pdf"  # 83 x 3 + 4 = 253 UTF-8 bytes in NFC
 assert len(VIET_253.encode()) == 253

@@ -16,8 +16,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.integration.harness import (ROOT, TestNode, check_delivered, sent_all,
-                                       start_wrapped, wait_for)
+from tests.integration.harness import (
+    ROOT,
+    TestNode,
+    check_delivered,
+    sent_all,
+    start_wrapped,
+    wait_for,
+)
 
 LIBFAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
                      + glob.glob("/usr/lib/faketime/libfaketime.so.1")

@@ -13,7 +13,6 @@ stored, and the shared checker passes.
 """
 from __future__ import annotations
 
-
 import errno
 import json
 import os
@@ -21,8 +20,14 @@ import re
 import time
 
 from tests.faults.proxy import Throttle
-from tests.integration.harness import (NOW, check_delivered, enrol_peer, sent_all, wait_for,
-                                       write_large_file)
+from tests.integration.harness import (
+    NOW,
+    check_delivered,
+    enrol_peer,
+    sent_all,
+    wait_for,
+    write_large_file,
+)
 
 MIB = 1024 * 1024
 IDLE = 4

@@ -10,10 +10,17 @@ from lienthong.keys import jws
 from lienthong.protocol.envelope import ENVELOPE_TYP
 from lienthong.protocol.events import Error, Have, Offer, Receipt, Reject
 from tests.faults.arena import Arena, arena, connect  # noqa: F401 - arena is the fixture
-from tests.faults.hostile import (FrameSocket, HostileReceiver, card_of, forged_receipt,
-                                  make_identity, receive_transfer, resign, seal)
+from tests.faults.hostile import (
+    FrameSocket,
+    HostileReceiver,
+    card_of,
+    forged_receipt,
+    make_identity,
+    receive_transfer,
+    resign,
+    seal,
+)
 from tests.integration.harness import wait_for
-
 
 # -- envelopes that lie ------------------------------------------------------------------------
 

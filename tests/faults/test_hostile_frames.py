@@ -11,10 +11,8 @@ import pytest
 from lienthong.keys import jws
 from lienthong.protocol.events import Accept, Data, End
 from lienthong.protocol.frames import HEADER, MAX_DATA, FrameKind
-from tests.faults.arena import (Arena, arena, attack_with_frames,  # noqa: F401 - the fixture
-                                connect, tcp_closed_within)
+from tests.faults.arena import Arena, arena, attack_with_frames, connect, tcp_closed_within  # noqa: F401 - the fixture
 from tests.faults.hostile import HostileClient, card_of, raw_frame, seal
-
 
 MALFORMED = {
     "offer-not-json": (raw_frame(FrameKind.OFFER, b"{not json"), "bad-message"),

@@ -8,12 +8,10 @@ that verifies, the sender holds that same receipt, and nothing is half-written a
 """
 from __future__ import annotations
 
-import pytest
-
 import os
 
-from lienthong.node.spool.sealing import READ_SIZE
 from lienthong.node.delivery.connection import DATA_FRAME
+from lienthong.node.spool.sealing import READ_SIZE
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
 #: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.

@@ -11,8 +11,14 @@ from __future__ import annotations
 import re
 
 from tests.faults.proxy import FaultProxy, HalfOpen, Reset, Stall, Throttle
-from tests.integration.harness import (NOW, TestNode, check_delivered, sent_all, wait_for,
-                                       write_large_file)
+from tests.integration.harness import (
+    NOW,
+    TestNode,
+    check_delivered,
+    sent_all,
+    wait_for,
+    write_large_file,
+)
 
 MIB = 1024 * 1024
 IDLE = 5  # seconds; the receiver drops a silent connection after this, the sender should too

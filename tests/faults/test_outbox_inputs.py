@@ -21,8 +21,7 @@ import threading
 import time
 
 from tests.faults.conftest import FULL
-from tests.integration.harness import (TestNode, check_delivered, sent_all, start_wrapped,
-                                       wait_for)
+from tests.integration.harness import TestNode, check_delivered, sent_all, start_wrapped, wait_for
 
 #: Root reads any file; dropping these capabilities makes mode 000 mean "unreadable", as it
 #: does for the service account a node runs as in production.

@@ -32,8 +32,21 @@ import sys
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.errors import LocalProtocolError, MessageError, ProtocolError
-from lienthong.protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
-                             Receipt, Reject, encode_event)
+from lienthong.protocol.events import (
+    Accept,
+    Data,
+    End,
+    Error,
+    Event,
+    Have,
+    Hello,
+    Offer,
+    Ping,
+    Pong,
+    Receipt,
+    Reject,
+    encode_event,
+)
 from lienthong.protocol.frames import FrameDecoder
 
 FALLBACK_RUNS = 20_000

@@ -8,15 +8,20 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import nacl.signing
 
 from lienthong.keys.card import read_card
 from lienthong.protocol.status import check_chain, verify_status
-from tests.integration.harness import (ROOT, TestNode, check_delivered, sent_all, wait_for,
-                                       write_large_file)
+from tests.integration.harness import (
+    ROOT,
+    TestNode,
+    check_delivered,
+    sent_all,
+    wait_for,
+    write_large_file,
+)
 
 RESOLUTION = "NGHỊ QUYẾT số 12-NQ/TU của Ban Thường vụ Tỉnh ủy về chuyển đổi số.\n".encode() * 50
 SIDECAR = """\

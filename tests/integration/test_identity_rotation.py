@@ -18,7 +18,12 @@ from lienthong.keys.card import read_card
 from lienthong.node.audit.heads import HEAD_TYP
 from lienthong.protocol.receipt import RECEIPT_TYP, verify_receipt
 from tests.integration.harness import (
-    ROOT, TestNode, check_delivered, inbox_documents, sent_all, wait_for,
+    ROOT,
+    TestNode,
+    check_delivered,
+    inbox_documents,
+    sent_all,
+    wait_for,
 )
 from tests.integration.keyhelp import audit_verifies, cli, new_identity, peer_view
 

@@ -15,7 +15,12 @@ from lienthong.keys.keystore import load_keystore
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.receipt import verify_receipt
 from tests.integration.harness import (
-    TestNode, check_delivered, inbox_documents, sent_all, wait_for, write_large_file,
+    TestNode,
+    check_delivered,
+    inbox_documents,
+    sent_all,
+    wait_for,
+    write_large_file,
 )
 from tests.integration.keyhelp import audit_verifies, cli, peer_view
 

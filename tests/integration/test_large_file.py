@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from tests.integration.harness import (
-    check_delivered, sent_all, sha256, wait_for, write_large_file,
+    check_delivered,
+    sent_all,
+    sha256,
+    wait_for,
+    write_large_file,
 )
 
 SIZE = 200 * 1024 * 1024

@@ -7,7 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from tests.integration.harness import (
-    TestNode, check_delivered, is_document, sent_all, wait_for,
+    TestNode,
+    check_delivered,
+    is_document,
+    sent_all,
+    wait_for,
 )
 
 QUEUE = 20

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from lienthong.keys.card import read_card
 from lienthong.keys.tls import (
-    generate_tls_key, make_self_signed_certificate, pem_certificate, pem_private_key,
+    generate_tls_key,
+    make_self_signed_certificate,
+    pem_certificate,
+    pem_private_key,
     spki_sha256,
 )
 from tests.integration.harness import TestNode, enrol_peer, wait_for

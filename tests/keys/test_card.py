@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.keys import jws
-from lienthong.keys.card import CARD_TYP, MAX_ADDRESSES, make_card, parse_address, read_card, verification_code
+from lienthong.keys.card import (
+    CARD_TYP,
+    MAX_ADDRESSES,
+    make_card,
+    parse_address,
+    read_card,
+    verification_code,
+)
 from lienthong.keys.errors import BadCard, InvalidValue
 from lienthong.keys.identity import generate_node_keys, rotate_tls_key
 from lienthong.keys.nodeid import parse_node_id

@@ -7,14 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lienthong.keys import jws
+from lienthong.keys import jws, tls
 from lienthong.keys.errors import BadBinding, BadSignature, InvalidValue, KeysError, WrongType
 from lienthong.keys.identity import (
-    BINDING_TYP, EncryptionKey, NodeKeys, check_node_name, encryption_kid, generate_node_keys,
-    make_binding, parse_time, rotate_encryption_key, rotate_tls_key, verify_binding,
+    BINDING_TYP,
+    EncryptionKey,
+    NodeKeys,
+    check_node_name,
+    encryption_kid,
+    generate_node_keys,
+    make_binding,
+    parse_time,
+    rotate_encryption_key,
+    rotate_tls_key,
+    verify_binding,
 )
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.keys import tls
 
 NOW = "2025-03-01T08:00:00Z"
 LATER = "2026-03-01T08:00:00+07:00"

@@ -16,7 +16,11 @@ from lienthong.keys import jws
 from lienthong.keys.errors import InsecurePermissions, KeystoreError, WrongPassphrase
 from lienthong.keys.identity import generate_node_keys, rotate_encryption_key
 from lienthong.keys.keystore import (
-    check_private_permissions, load_keystore, passphrase_bytes, read_passphrase, save_keystore,
+    check_private_permissions,
+    load_keystore,
+    passphrase_bytes,
+    read_passphrase,
+    save_keystore,
 )
 
 NOW = "2025-03-01T08:00:00Z"

@@ -44,7 +44,7 @@ def test_certificate_profile(tls_key):
 def test_validity_dates_never_expire(tls_key):
     """notBefore is 2000-01-01 and notAfter 9999-12-31 23:59:59 UTC (clock skew never matters)."""
     cert = x509.load_der_x509_certificate(tls.make_self_signed_certificate(tls_key, NODE_ID))
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
     assert cert.not_valid_before_utc == datetime.datetime(2000, 1, 1, tzinfo=utc)
     assert cert.not_valid_after_utc == datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=utc)
 

@@ -19,10 +19,10 @@ from lienthong.keys.card import read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import parse_time
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.store.db_thread import InlineDatabase
-from lienthong.node.identity.provision import create_node_home
 from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.identity.provision import create_node_home
 from lienthong.node.store.database import open_store
+from lienthong.node.store.db_thread import InlineDatabase
 
 NOW = "2026-11-25T08:00:00Z"
 EPOCH = parse_time(NOW).timestamp()

@@ -3,14 +3,44 @@ from __future__ import annotations
 
 import pytest
 
-from lienthong.protocol.connection import (CONNECTION_TRANSITIONS, HANDSHAKE_MAX_PAYLOAD,
-                                 TRANSFER_TRANSITIONS, Connection, Role, State, TransferState)
-from lienthong.protocol.errors import (DataBeyondSize, DuplicateOffer, FrameTooLarge, LocalProtocolError,
-                             OutOfOrder, PrematureEnd, ProtocolError, StateError, TooManyOffers,
-                             UnknownTransfer, UnsupportedVersion)
-from lienthong.protocol.events import (Accept, Data, End, Error, Event, Have, Hello, Offer, Ping, Pong,
-                             Receipt, Reject, encode_event)
-from lienthong.protocol.frames import encode_frame, FrameKind
+from lienthong.protocol.connection import (
+    CONNECTION_TRANSITIONS,
+    HANDSHAKE_MAX_PAYLOAD,
+    TRANSFER_TRANSITIONS,
+    Connection,
+    Role,
+    State,
+    TransferState,
+)
+from lienthong.protocol.errors import (
+    DataBeyondSize,
+    DuplicateOffer,
+    FrameTooLarge,
+    LocalProtocolError,
+    OutOfOrder,
+    PrematureEnd,
+    ProtocolError,
+    StateError,
+    TooManyOffers,
+    UnknownTransfer,
+    UnsupportedVersion,
+)
+from lienthong.protocol.events import (
+    Accept,
+    Data,
+    End,
+    Error,
+    Event,
+    Have,
+    Hello,
+    Offer,
+    Ping,
+    Pong,
+    Receipt,
+    Reject,
+    encode_event,
+)
+from lienthong.protocol.frames import FrameKind, encode_frame
 from tests.protocol.test_frames import MID, MID2, NODE_A, NODE_B, TOKEN
 
 MID3 = "33333333333333333333333333333333"

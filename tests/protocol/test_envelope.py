@@ -14,11 +14,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import (ENVELOPE_TYP, EnvelopeHeader, Opener, Sealer, decode_header,
-                               new_message_id, open_all, rfc3339_utc, seal_all, verify_header)
-from lienthong.protocol.errors import (BadSignature, DecryptError, DigestMismatch, EnvelopeError,
-                             HeaderWrongType, MalformedHeader, NotForUs, SenderMismatch,
-                             SizeMismatch, TrailingData, Truncated)
+from lienthong.protocol.envelope import (
+    ENVELOPE_TYP,
+    EnvelopeHeader,
+    Opener,
+    Sealer,
+    decode_header,
+    new_message_id,
+    open_all,
+    rfc3339_utc,
+    seal_all,
+    verify_header,
+)
+from lienthong.protocol.errors import (
+    BadSignature,
+    DecryptError,
+    DigestMismatch,
+    EnvelopeError,
+    HeaderWrongType,
+    MalformedHeader,
+    NotForUs,
+    SenderMismatch,
+    SizeMismatch,
+    TrailingData,
+    Truncated,
+)
 from lienthong.protocol.payload import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES
 from lienthong.protocol.receipt import issue_receipt
 from tests.vectors.make_vectors import Party, party

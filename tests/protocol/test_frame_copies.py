@@ -10,8 +10,15 @@ from __future__ import annotations
 import pytest
 
 from lienthong.protocol.errors import LocalProtocolError, MessageError
-from lienthong.protocol.events import (Accept, Data, End, Offer, decode_event, encode_event,
-                             encode_event_parts)
+from lienthong.protocol.events import (
+    Accept,
+    Data,
+    End,
+    Offer,
+    decode_event,
+    encode_event,
+    encode_event_parts,
+)
 from lienthong.protocol.frames import MAX_DATA, FrameDecoder, FrameKind
 from tests.protocol.test_connection import Pair, ready
 from tests.protocol.test_frames import MID, SAMPLES, TOKEN

@@ -11,15 +11,51 @@ from hypothesis import strategies as st
 from lienthong.keys.jws import canonical_json
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.protocol.connection import Connection, Role, State
-from lienthong.protocol.errors import (FrameError, FrameTooLarge, LocalProtocolError, MessageError,
-                             ProtocolError, UnsupportedVersion)
-from lienthong.protocol.events import (EVENT_TYPES, MAX_CODE, MAX_ENVELOPE, MAX_REASON, MAX_RECEIPT,
-                             MAX_SOFTWARE, MAX_U64, Accept, Data, End, Error, Event, Have,
-                             Hello, Offer, Ping, Pong, Priority, Receipt, Reject, clean_text,
-                             decode_event, encode_event)
-from lienthong.protocol.frames import (HEADER_SIZE, MAX_DATA, MAX_FRAME_SIZE, MAX_PAYLOAD,
-                             MAX_PAYLOAD_BY_KIND, PROTOCOL_VERSION, Frame, FrameDecoder,
-                             FrameKind, encode_frame)
+from lienthong.protocol.errors import (
+    FrameError,
+    FrameTooLarge,
+    LocalProtocolError,
+    MessageError,
+    ProtocolError,
+    UnsupportedVersion,
+)
+from lienthong.protocol.events import (
+    EVENT_TYPES,
+    MAX_CODE,
+    MAX_ENVELOPE,
+    MAX_REASON,
+    MAX_RECEIPT,
+    MAX_SOFTWARE,
+    MAX_U64,
+    Accept,
+    Data,
+    End,
+    Error,
+    Event,
+    Have,
+    Hello,
+    Offer,
+    Ping,
+    Pong,
+    Priority,
+    Receipt,
+    Reject,
+    clean_text,
+    decode_event,
+    encode_event,
+)
+from lienthong.protocol.frames import (
+    HEADER_SIZE,
+    MAX_DATA,
+    MAX_FRAME_SIZE,
+    MAX_PAYLOAD,
+    MAX_PAYLOAD_BY_KIND,
+    PROTOCOL_VERSION,
+    Frame,
+    FrameDecoder,
+    FrameKind,
+    encode_frame,
+)
 
 NODE_A = node_id_from_public_key(b"\x01" * 32)
 NODE_B = node_id_from_public_key(b"\x02" * 32)

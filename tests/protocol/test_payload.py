@@ -11,12 +11,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lienthong.protocol.errors import (ChunkTagError, DecryptError, EarlyFinal, EnvelopeError, MissingFinal,
-                             SizeMismatch, TrailingData, Truncated)
-from lienthong.protocol.payload import (CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES, MAX_CHUNK_SIZE,
-                              MIN_CHUNK_SIZE, SEALED_KEY_BYTES, TAG_FINAL, TAG_MESSAGE,
-                              PayloadDecryptor, PayloadEncryptor, chunk_count, ciphertext_size,
-                              open_file_key, seal_file_key)
+from lienthong.protocol.errors import (
+    ChunkTagError,
+    DecryptError,
+    EarlyFinal,
+    EnvelopeError,
+    MissingFinal,
+    SizeMismatch,
+    TrailingData,
+    Truncated,
+)
+from lienthong.protocol.payload import (
+    CHUNK_OVERHEAD,
+    DEFAULT_CHUNK_SIZE,
+    HEADER_BYTES,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    SEALED_KEY_BYTES,
+    TAG_FINAL,
+    TAG_MESSAGE,
+    PayloadDecryptor,
+    PayloadEncryptor,
+    chunk_count,
+    ciphertext_size,
+    open_file_key,
+    seal_file_key,
+)
 
 CS = 4096
 KEY = bytes(range(32))

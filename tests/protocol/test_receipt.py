@@ -14,9 +14,20 @@ from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
 from lienthong.protocol.envelope import EnvelopeHeader, new_message_id, seal_all, verify_header
-from lienthong.protocol.errors import (MalformedReceipt, ReceiptBadSignature, ReceiptError, ReceiptMismatch,
-                             ReceiptWrongType)
-from lienthong.protocol.receipt import RECEIPT_TYP, ReceiptInfo, decode_receipt, issue_receipt, verify_receipt
+from lienthong.protocol.errors import (
+    MalformedReceipt,
+    ReceiptBadSignature,
+    ReceiptError,
+    ReceiptMismatch,
+    ReceiptWrongType,
+)
+from lienthong.protocol.receipt import (
+    RECEIPT_TYP,
+    ReceiptInfo,
+    decode_receipt,
+    issue_receipt,
+    verify_receipt,
+)
 from tests.vectors.make_vectors import Party, party
 
 ALICE, BOB, CAROL, MALLORY = party("alice"), party("bob"), party("carol"), party("mallory")

@@ -13,13 +13,31 @@ from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
 from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
-from lienthong.protocol.errors import (MalformedRecall, MalformedStatus, ProtocolError, RecallBadSignature,
-                             RecallMismatch, RecallWrongType, SignedObjectError,
-                             StatusBadSignature, StatusMismatch, StatusWrongType)
+from lienthong.protocol.errors import (
+    MalformedRecall,
+    MalformedStatus,
+    ProtocolError,
+    RecallBadSignature,
+    RecallMismatch,
+    RecallWrongType,
+    SignedObjectError,
+    StatusBadSignature,
+    StatusMismatch,
+    StatusWrongType,
+)
 from lienthong.protocol.receipt import issue_receipt
-from lienthong.protocol.status import (RECALL_TYP, STATUS_TYP, check_chain, decode_recall, decode_status,
-                             issue_recall, issue_status, token_sha256, verify_recall,
-                             verify_status)
+from lienthong.protocol.status import (
+    RECALL_TYP,
+    STATUS_TYP,
+    check_chain,
+    decode_recall,
+    decode_status,
+    issue_recall,
+    issue_status,
+    token_sha256,
+    verify_recall,
+    verify_status,
+)
 from tests.vectors.make_vectors import Party, party
 
 ALICE, BOB, CAROL = party("alice"), party("bob"), party("carol")

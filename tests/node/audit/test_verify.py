@@ -19,13 +19,19 @@ import pytest
 from lienthong.keys.card import PeerCard, make_card, read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import NodeKeys, generate_node_keys
-from lienthong.node.audit.heads import (HEAD_TYP, BadHead, sign_current_head, sign_head, verify_head,
-                              verify_head_row)
-from lienthong.node.audit.verify import AuditFailed, verify_store
 from lienthong.node.app.demo import open_keys
+from lienthong.node.audit.heads import (
+    HEAD_TYP,
+    BadHead,
+    sign_current_head,
+    sign_head,
+    verify_head,
+    verify_head_row,
+)
+from lienthong.node.audit.verify import AuditFailed, verify_store
 from lienthong.node.identity.provision import create_node_home
-from lienthong.node.store.records import NewDispatch, NewReceived
 from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.records import NewDispatch, NewReceived
 from lienthong.protocol.envelope import seal_all
 from lienthong.protocol.receipt import issue_receipt
 

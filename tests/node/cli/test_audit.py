@@ -18,8 +18,8 @@ from joserfc.jwk import OKPKey
 from lienthong.keys.card import read_card
 from lienthong.keys.jws import b64url_encode, canonical_json
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.node.store.audit_chain import GENESIS_HASH
 from lienthong.node.cli.main import main
+from lienthong.node.store.audit_chain import GENESIS_HASH
 from tests.node.audit.test_verify import SENT_TEXT, Home, make_honest_home
 
 

@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.node.core.names import (
-    FALLBACK_NAME, MAX_NAME_BYTES, TEMP_PREFIX, is_noise, is_safe_component, safe_file_name,
+    FALLBACK_NAME,
+    MAX_NAME_BYTES,
+    TEMP_PREFIX,
+    is_noise,
+    is_safe_component,
+    safe_file_name,
     unique_name,
 )
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from lienthong.node.store.db_thread import InlineDatabase
 from lienthong.node.delivery.receipts import ReceiptBatch, Recorded, VerifiedReceipt
-from lienthong.node.spool.sealing import PAYLOAD
 from lienthong.node.outbox.sent import SentFolder
+from lienthong.node.spool.sealing import PAYLOAD
+from lienthong.node.store.db_thread import InlineDatabase
 from tests.node.runtimehelp import FakeReactor, enrol, make_office
 from tests.node.storehelp import T0, make_dispatch
 

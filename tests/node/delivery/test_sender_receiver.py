@@ -18,13 +18,13 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from lienthong.node.store import schema
-from lienthong.node.inbox.offers import Inbound
 from lienthong.node.delivery.links import LinkState, PeerLink
-from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.inbox.connection import ReceiverFactory
-from lienthong.node.store.records import NewDispatch
+from lienthong.node.inbox.offers import Inbound
+from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
+from lienthong.node.store import schema
+from lienthong.node.store.records import NewDispatch
 from lienthong.protocol.envelope import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 

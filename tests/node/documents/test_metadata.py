@@ -13,18 +13,38 @@ import pytest
 from click.testing import CliRunner
 
 from lienthong.config.template import render_config
-from lienthong.node.cli.main import main
 from lienthong.node.cli.documents import lifecycle, write_message
+from lienthong.node.cli.main import main
 from lienthong.node.control.processing import recall_files
-from lienthong.node.documents.metadata import (CONFIDENTIALITY_NAMES, STATUS_NAMES, TYPE_NAMES, URGENCY_NAMES,
-                            DocumentMeta, MetadataError, check_confidentiality, document_meta,
-                            lookup_key, parse_sidecar, resolve_confidentiality, resolve_status,
-                            resolve_type, resolve_urgency)
-from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
-from lienthong.node.outbox.sidecars import (SPOOLED_SIDECAR, Prepared, adopt_staged_meta, read_sidecar,
-                           sidecar_to_sent, staged_meta_path, sweep_staged, write_staged_meta)
-from lienthong.node.spool.files import META_FILE, read_meta
+from lienthong.node.documents.metadata import (
+    CONFIDENTIALITY_NAMES,
+    STATUS_NAMES,
+    TYPE_NAMES,
+    URGENCY_NAMES,
+    DocumentMeta,
+    MetadataError,
+    check_confidentiality,
+    document_meta,
+    lookup_key,
+    parse_sidecar,
+    resolve_confidentiality,
+    resolve_status,
+    resolve_type,
+    resolve_urgency,
+)
+from lienthong.node.outbox.sidecars import (
+    SPOOLED_SIDECAR,
+    Prepared,
+    adopt_staged_meta,
+    read_sidecar,
+    sidecar_to_sent,
+    staged_meta_path,
+    sweep_staged,
+    write_staged_meta,
+)
+from lienthong.node.spool.files import read_meta
 from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
 from tests.node.storehelp import T0, T1, T2, make_dispatch, make_peer, make_received
 
 MID = "0123456789abcdef0123456789abcdef"

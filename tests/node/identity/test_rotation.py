@@ -16,13 +16,22 @@ from lienthong.keys.identity import generate_node_keys, rotate_tls_key
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.identity.key_updates import apply_key_announcement
 from lienthong.node.identity.provision import create_node_home
-from lienthong.node.store.records import StoreError
 from lienthong.node.identity.rotation import (
-    Announcement, RotationError, key_announcement, make_identity_rotation, next_keystore,
-    parse_announcement, previous_keystore, read_request, rotate, successor_keys,
-    verify_identity_rotation, verify_key_announcement,
+    Announcement,
+    RotationError,
+    key_announcement,
+    make_identity_rotation,
+    next_keystore,
+    parse_announcement,
+    previous_keystore,
+    read_request,
+    rotate,
+    successor_keys,
+    verify_identity_rotation,
+    verify_key_announcement,
 )
 from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.records import StoreError
 from tests.node.storehelp import make_dispatch
 
 T0 = "2026-03-01T08:00:00Z"
@@ -278,8 +287,8 @@ def test_documents_from_before_a_peer_rotation_still_show_its_name_and_statuses(
     import lienthong.node.cli.main  # noqa: F401  (registers the subcommands before cli_audit is imported)
     from lienthong.node.cli.audit import peer_names, resolve_peers
     from lienthong.node.cli.documents import lifecycle
-    from lienthong.node.store.records import NewStatus
     from lienthong.node.status.snapshot import build_snapshot
+    from lienthong.node.store.records import NewStatus
     old = generate_node_keys("so-tu-phap", now=T0)
     enrol(store, old)
     mid = f"{1:032x}"

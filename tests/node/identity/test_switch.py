@@ -6,11 +6,14 @@ import types
 from pathlib import Path
 from typing import Any
 
-from lienthong.node.identity.history import (IDENTITY_GRACE_SECONDS, former_keystore,
-                                   read_identity_history)
+from lienthong.node.identity.history import (
+    IDENTITY_GRACE_SECONDS,
+    former_keystore,
+    read_identity_history,
+)
+from lienthong.node.identity.rotation import next_keystore, read_request, rotate
 from lienthong.node.identity.switch import IdentitySwitch
 from lienthong.node.inbox.offers import Inbound
-from lienthong.node.identity.rotation import next_keystore, read_request, rotate
 from tests.node.runtimehelp import NOW, PASSPHRASE, FakeReactor, make_office
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lienthong.node.core.names import clash_key
 from lienthong.node.inbox import folder_names as inbox_names
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.core.names import clash_key
 
 
 class FakeClock:

@@ -191,7 +191,12 @@ def test_staging_nobody_offered_again_for_a_week_is_removed(tmp_path: Path) -> N
     """Decrypted plaintext of an abandoned transfer does not stay in tmp/staging for ever; a
     recent one, and one being received again right now, are kept."""
     import os
-    from lienthong.node.inbox.staging import RESUME_SUFFIX, STALE_STAGING_SECONDS, discard_stale_staging
+
+    from lienthong.node.inbox.staging import (
+        RESUME_SUFFIX,
+        STALE_STAGING_SECONDS,
+        discard_stale_staging,
+    )
     folder = tmp_path / "staging"
     folder.mkdir()
     now = 2_000_000_000.0

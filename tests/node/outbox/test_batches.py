@@ -12,12 +12,12 @@ import pytest
 from twisted.python.failure import Failure
 
 from lienthong.keys.jws import canonical_json
+from lienthong.node.outbox.batches import ALONE_BYTES, TakeBatches
+from lienthong.node.outbox.file_work import take_and_seal_batch
 from lienthong.node.outbox.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile
 from lienthong.node.outbox.pipeline import Outbox
-from lienthong.node.outbox.file_work import take_and_seal_batch
-from lienthong.node.spool.sealing import STREAM_HEADER
 from lienthong.node.outbox.sidecars import SidecarFound, sidecar_of
-from lienthong.node.outbox.batches import ALONE_BYTES, TakeBatches
+from lienthong.node.spool.sealing import STREAM_HEADER
 from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
 
 NOW = "2026-11-26T07:00:00.000Z"

@@ -17,13 +17,13 @@ import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
+from lienthong.node.status.reads import Coalesced, StatusReads
+from lienthong.node.store.commits import GroupCommitThread
+from lienthong.node.store.database import Store, open_store, shared_only
 from lienthong.node.store.db_thread import DatabaseStopped, InlineDatabase
 from lienthong.node.store.records import StoreError
-from lienthong.node.status.reads import Coalesced, StatusReads
-from lienthong.node.store.database import Store, open_store, shared_only
-from lienthong.node.store.commits import GroupCommitThread
-from tests.node.storehelp import T0, make_peer
 from tests.node.store.test_db_thread import FakeReactor, outcome
+from tests.node.storehelp import T0, make_peer
 
 
 def _runtime(url: str, reactor: Any, store: Any, database: Any) -> SimpleNamespace:

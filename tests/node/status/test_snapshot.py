@@ -9,7 +9,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,16 +20,22 @@ from rich.console import Console
 from lienthong.keys.card import make_card, read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import generate_node_keys
+from lienthong.node.cli.console import ESC, Mode, View, press, split_keys
 from lienthong.node.cli.main import main
 from lienthong.node.cli.status import gather
 from lienthong.node.core.clock import parse_rfc3339
-from lienthong.node.cli.console import ESC, Mode, View, press, split_keys
 from lienthong.node.delivery.links import LinkState, Progress
-from lienthong.node.status.metrics import MetricsState, escape_label, histogram, label_code, render_metrics
-from lienthong.node.store.records import NewDispatch, NewReceived
-from lienthong.node.status.snapshot import Thresholds, build_snapshot, live_from_links, probe_home
 from lienthong.node.status.api import host_name, to_json
+from lienthong.node.status.metrics import (
+    MetricsState,
+    escape_label,
+    histogram,
+    label_code,
+    render_metrics,
+)
 from lienthong.node.status.render import clean, render_status, render_trail
+from lienthong.node.status.snapshot import Thresholds, build_snapshot, live_from_links, probe_home
+from lienthong.node.store.records import NewDispatch, NewReceived
 from tests.node.audit.test_verify import T0, T2, Home, make_honest_home
 
 HOSTILE = "[bold red]GIẢ[/bold red]\x1b[2J\u202etxt.exe"
@@ -93,7 +99,7 @@ def snapshot_of(office: Office, *, now: float = NOW, live: dict | None = None,
                          "home": str(office.honest.home)},
             home=office.honest.home, now=now, daemon={"running": running, "note": ""},
             live=live, probe=probe if probe is not None else probe_home(office.honest.home),
-            tz=timezone.utc)
+            tz=UTC)
     finally:
         store.close()
 

@@ -9,9 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lienthong.node.store.audit_chain import (GENESIS_HASH, AuditEntry, ChainBroken, SignedHead,
-                              canonical_detail, entry_hash, entry_hash_of_stored,
-                              hashed_fields, verify_chain)
+from lienthong.node.store.audit_chain import (
+    GENESIS_HASH,
+    AuditEntry,
+    ChainBroken,
+    SignedHead,
+    canonical_detail,
+    entry_hash,
+    entry_hash_of_stored,
+    hashed_fields,
+    verify_chain,
+)
 
 
 def make_chain(count: int, start: tuple[int, str] = (0, GENESIS_HASH)) -> list[AuditEntry]:

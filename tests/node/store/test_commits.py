@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import text
 from twisted.python.failure import Failure
 
+from lienthong.node.store.commits import GroupCommitThread
+from lienthong.node.store.database import Store
 from lienthong.node.store.db_thread import DatabaseStopped
 from lienthong.node.store.records import DuplicateMessage
-from lienthong.node.store.database import Store
-from lienthong.node.store.commits import GroupCommitThread
-from tests.node.storehelp import T0, make_dispatch, make_peer
 from tests.node.store.test_db_thread import FakeReactor, outcome
+from tests.node.storehelp import T0, make_dispatch, make_peer
 
 
 @pytest.fixture

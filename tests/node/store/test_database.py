@@ -12,12 +12,28 @@ import pytest
 from lienthong.keys.directory import Directory
 from lienthong.keys.errors import InvalidValue
 from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
-from lienthong.node.store.records import (PRIORITY_FLASH, PRIORITY_URGENT, Conflict, DuplicateMessage,
-                          DuplicatePeer, InvalidTransition, NotFound, ReceiptMismatch,
-                          StoreError)
 from lienthong.node.store.database import Store, open_store
-from tests.node.storehelp import (T0, T1, T2, T3, encryption_key, make_dispatch, make_peer,
-                                  make_received)
+from lienthong.node.store.records import (
+    PRIORITY_FLASH,
+    PRIORITY_URGENT,
+    Conflict,
+    DuplicateMessage,
+    DuplicatePeer,
+    InvalidTransition,
+    NotFound,
+    ReceiptMismatch,
+    StoreError,
+)
+from tests.node.storehelp import (
+    T0,
+    T1,
+    T2,
+    T3,
+    encryption_key,
+    make_dispatch,
+    make_peer,
+    make_received,
+)
 
 ALICE = make_peer("so-tu-phap", 1)
 BOB = make_peer("so-tai-chinh", 2)

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from lienthong.node.store.db_thread import DatabaseStopped, DatabaseThread, InlineDatabase
 from lienthong.node.store.database import open_store
+from lienthong.node.store.db_thread import DatabaseStopped, DatabaseThread, InlineDatabase
 from tests.node.storehelp import T0, make_dispatch, make_peer
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lienthong.node.store.records import NotFound, ReceiptMismatch
 from lienthong.node.store.database import Store
+from lienthong.node.store.records import NotFound, ReceiptMismatch
 from tests.node.storehelp import T0, T1, T2, make_peer, make_received
 
 ALICE = make_peer("so-tu-phap", 1)

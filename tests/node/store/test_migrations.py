@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from lienthong.node.store import migrations
-
-from lienthong.node.store import schema
-from lienthong.node.store.records import SchemaTooNew, StoreError
+from lienthong.node.store import migrations, schema
 from lienthong.node.store.database import open_store
+from lienthong.node.store.records import SchemaTooNew, StoreError
 from tests.node.storehelp import T0, make_peer
 
 

@@ -1,8 +1,8 @@
 """The batch receipt methods keep record_receipt's and mark_dispatch_sent's rules item by item."""
 from __future__ import annotations
 
-from lienthong.node.store.records import InvalidTransition, NotFound, ReceiptMismatch
 from lienthong.node.store.database import Store
+from lienthong.node.store.records import InvalidTransition, NotFound, ReceiptMismatch
 from tests.node.storehelp import T0, T1, T2, T3, make_dispatch, make_peer
 
 ALICE = make_peer("so-tu-phap", 1)

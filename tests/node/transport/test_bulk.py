@@ -22,7 +22,13 @@ from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.test import iosim
 from zope.interface import implementer
 
-from lienthong.node.transport.bulk import BIO_READ, TCP_SEND, BulkTLSTransport, bulk_tls, whole_writes
+from lienthong.node.transport.bulk import (
+    BIO_READ,
+    TCP_SEND,
+    BulkTLSTransport,
+    bulk_tls,
+    whole_writes,
+)
 
 
 @implementer(IOpenSSLContextFactory)
