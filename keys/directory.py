@@ -1,8 +1,8 @@
 """The peer directory as a pure value: who we trust, with which keys, since when.
 
-Theory of operation: a node talks only to peers in its directory (DESIGN.md §1). The node keeps
-the directory in its database; this module is the in-memory model it rebuilds from there, an
-immutable snapshot that answers the questions the rest of the node asks:
+Theory of operation: a node talks only to peers in its directory (docs/design.md §2). The
+node keeps the directory in its database; this module is the in-memory model it rebuilds from
+there, an immutable snapshot that answers the questions the rest of the node asks:
 
 * TLS: which trusted node owns this key pin? (:meth:`Directory.node_for_tls_pin`, the lookup
   :func:`keys.tls.check_pin` takes);

@@ -1,6 +1,6 @@
 """A node's own key material, and the binding by which its identity key vouches for the others.
 
-Theory of operation (RELIABILITY.md C1): a node holds three independent keys, one per purpose.
+Theory of operation (docs/keys-format.md §1): a node holds three independent keys, one per purpose.
 
 * the **identity** key (Ed25519) only signs: envelopes, receipts, cards, bindings. Its public
   key determines the node ID, so it never changes for the life of the node;

@@ -1,6 +1,6 @@
 """The node's private keys at rest: one passphrase-encrypted, versioned JSON file.
 
-Theory of operation (RELIABILITY.md C10). The file is a JSON object::
+Theory of operation (docs/keys-format.md §6). The file is a JSON object::
 
     {"format": "lienthong-keystore", "version": 1,
      "kdf": {"alg": "argon2id", "opslimit": N, "memlimit": N, "salt": b64url(16)},

@@ -6,7 +6,7 @@ Every frame is a 6-byte header followed by a payload::
 
 Why a version byte in every frame rather than only in HELLO: a node that meets an unknown
 format notices at the first byte, before it interprets anything, and says
-``unsupported-version`` instead of misreading the rest (STYLE.md habit 6).
+``unsupported-version`` instead of misreading the rest (docs/design.md §8).
 
 Why the length is checked the moment the header is complete: a peer must not be able to make
 us reserve memory by announcing a large frame (Twisted CVE-2022-21716, h11's

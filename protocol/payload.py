@@ -13,7 +13,7 @@ into another document. Because the layout depends only on ``size`` and ``chunk_s
 ciphertext size is a pure function (:func:`ciphertext_size`) and the decryptor knows where every
 chunk boundary is and which chunk must be final: it never has to trust a length from the wire.
 
-secretstream alone accepts a stream cut just before its final chunk (RELIABILITY.md A.3), so
+secretstream alone accepts a stream cut just before its final chunk (docs/design.md §8), so
 the decryptor enforces the end itself: ``TAG_FINAL`` exactly on the last expected chunk, nothing
 after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped early.
 

@@ -10,8 +10,9 @@ another message, another version of the same message or another recipient. Becau
 JWS, an auditor can check it with any JOSE library and the recipient's public key alone
 (tests/protocol/test_receipt.py does so with joserfc).
 
-The node issues a receipt only after the document is verified and durably stored (DESIGN.md
-§3); this module only builds and checks the token. Time is passed in, never read.
+The node issues a receipt only after the document is verified and durably stored
+(docs/reliability.md §1.2); this module only builds and checks the token. Time is passed
+in, never read.
 """
 from __future__ import annotations
 

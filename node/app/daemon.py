@@ -196,12 +196,8 @@ class Node:
             yield self.head_signer.stop()
 
 
-#: Worker threads for blocking file and crypto work. Most of that work waits for fsync (a
-#: small document costs about ten on the sender and five on the receiver), and the kernel
-#: commits fsyncs that wait together in one journal commit: with 4 threads a burst of small
-#: documents waited in line for the disk (bench small: 12-13 docs/s with 4, 24-30 with 16
-#: and 32 on the same machine minutes apart; docs/benchmarks.md). The threads are idle
-#: otherwise, and a large document still streams through one of them.
+#: Worker threads for blocking file and crypto work: most of it waits for fsync, and fsyncs that
+#: wait together share one journal commit (docs/benchmarks.md, History 15).
 IO_THREADS = 16
 
 

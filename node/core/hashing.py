@@ -36,9 +36,7 @@ MAX_PENDING = 8 * 1024 * 1024
 #: Documents smaller than this are hashed inline: a thread costs more than it would save.
 START_AFTER = 1024 * 1024
 #: The idle worker is woken once this much is queued (or at flush/digest), not for every
-#: buffer: a wake-up is a futex call and a cross-CPU interrupt. Waking it for each 256 KiB
-#: chunk put ~10 % of the opening thread's py-spy samples in Condition.notify; batching cut
-#: that thread's CPU time by about 5 % (issue 2).
+#: buffer: a wake-up is a futex call and a cross-CPU interrupt (docs/benchmarks.md, History 29).
 WAKE_AFTER = 1024 * 1024
 
 

@@ -1,6 +1,6 @@
 """The node's home folder: what lives where, and creating it.
 
-Layout (DESIGN.md §4)::
+Layout (docs/design.md §5, docs/operations.md §5)::
 
     lienthong.toml        configuration
     keys/                 keystore (0600) and optional passphrase file, folder 0700

@@ -3,11 +3,11 @@
 Pure functions (no I/O), so they can be tested exhaustively. Two jobs:
 
 * ``is_noise`` keeps editors' lock files, partial downloads and hidden files out of the
-  outbox capture (RELIABILITY.md §3.3): a LibreOffice lock file looks exactly like a
+  outbox capture (docs/design.md §5.1): a LibreOffice lock file looks exactly like a
   document to the watcher, so the name is the only thing that tells them apart.
 * ``safe_file_name`` and ``unique_name`` turn a name that came from somewhere we do not
   control (a peer, or a clerk's folder) into one component that is safe to create inside one
-  folder on Linux, on a Samba share and on Windows (RELIABILITY.md (c), "File names").
+  folder on Linux, on a Samba share and on Windows (docs/reliability.md §2, hostile names).
   Names are attacker data: the result is never a path, never a device name, never our own
   temp prefix, never longer than NAME_MAX bytes, and always NFC so that the Vietnamese
   ``Nguyễn`` written by a macOS client (NFD) and by Windows (NFC) is the same name.

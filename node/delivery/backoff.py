@@ -1,4 +1,4 @@
-"""When to try a peer again: exponential backoff with jitter, forever (DESIGN.md §5).
+"""When to try a peer again: exponential backoff with jitter, forever (docs/reliability.md §1.5).
 
 A retry budget that runs out would be a silent loss, so there is none: the delay grows from
 ``initial`` to ``maximum`` and stays there until the peer answers. Jitter (a factor drawn

@@ -52,8 +52,7 @@ log = Logger(namespace="lienthong.sender")
 #: Bytes of envelope per DATA frame: the protocol's largest (protocol.frames.MAX_DATA), so a
 #: GiB costs 1,024 trips through the frame encoder, TLS and the receiver's decoder, not 4,096.
 DATA_FRAME = 1024 * 1024
-#: Frames written per reactor turn before yielding, so reads (receipts) are not starved
-#: (4 MiB per turn: the same as 16 frames of 256 KiB before).
+#: Frames written per reactor turn before yielding, so reads (receipts) are not starved.
 FRAMES_PER_TURN = 4
 #: Transfers with more envelope bytes than this left to send are read ahead on a worker
 #: (node.readahead); smaller ones are read inline, which costs less than a thread hop.

@@ -42,9 +42,8 @@ from lienthong.protocol.events import Priority
 log = Logger(namespace="lienthong.links")
 
 #: A document up to this size (ciphertext) is "small": it does not count against
-#: ``max_parallel_transfers``. Small documents are offered up to ``SMALL_WINDOW`` at once, so
-#: a thousand letters keep the receiver's disk and database busy with batches instead of
-#: waiting four at a time for a round trip each (bench/node_bench.py, docs/benchmarks.md).
+#: ``max_parallel_transfers``; up to ``SMALL_WINDOW`` are offered at once, so the receiver works
+#: in batches instead of idling between round trips (docs/benchmarks.md, History 6).
 SMALL_DOCUMENT = 1 << 20
 SMALL_WINDOW = 24
 

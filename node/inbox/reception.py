@@ -1,6 +1,6 @@
 """Turning a received ciphertext into a document in the inbox (blocking: worker threads).
 
-Order matters, because a receipt is a promise (DESIGN.md §3, §5):
+Order matters, because a receipt is a promise (docs/reliability.md §1.1, §1.2):
 
 1. ``IncomingStream``: while DATA arrives, decrypt it into a staging file inside ``tmp/``
    (which is also what a resume starts from); at END ``finish`` proves the final tag exactly

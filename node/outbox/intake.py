@@ -4,8 +4,8 @@ node.outbox_walk.refuse_file, which walks the outbox the same careful way).
 Theory of operation
 -------------------
 The watcher only says "this path looks complete". Everything that decides whether a file
-may leave the office happens here, on the file itself, in a fixed order (RELIABILITY.md
-§3.4, steps 2 and 5):
+may leave the office happens here, on the file itself, in a fixed order (docs/design.md
+§5.1, steps 2 and 5):
 
 1. Reach the file's folder from the outbox one component at a time with ``O_NOFOLLOW``,
    so a folder swapped for a symbolic link (to the node's keys, say) is refused instead of

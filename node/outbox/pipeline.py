@@ -76,16 +76,9 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
     return list(node_ids)
 
 
-#: Files taken, sealed and recorded at once. Two thousand files dropped together used to start
-#: two thousand take chains; the worker pool and the database thread serve them in order, so
-#: every file was taken before the first was sealed, and the first offer left seconds after
-#: the drop (bench small: first offer 5.4 s after the drop of 500). With a bounded number in
-#: flight the first documents are sealed and offered while the rest are still being taken.
-#: Since files are taken and sealed in batches (node.take_batches, at most 32 per hop, two hops
-#: at once) the bound only has to keep memory and the first offer's wait in check: with 32 the
-#: batches came out mostly one file long (the chain was full of files waiting for their
-#: database unit), 256 lets them fill. 2,000 x 10 KiB dropped at once, quiet machine: 44-67
-#: docs/s with 32, 61-89 with 256, sender CPU per document 15-19 ms -> 11-13 ms.
+#: Files in the take-seal-record chain at once: a bound keeps the first documents of a mass drop
+#: offered while the rest are taken, and is wide enough for take batches to fill
+#: (docs/benchmarks.md, History 19 and 36).
 INTAKE_PARALLEL = 256
 
 

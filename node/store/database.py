@@ -30,7 +30,7 @@ time. Other processes (the CLI) open their own engine on the same file: WAL lets
 beside our writes, ``busy_timeout`` makes a second writer wait instead of failing, and write
 transactions start with ``BEGIN IMMEDIATE`` so a read-then-write can never deadlock or fork the
 audit chain. ``synchronous=FULL`` makes every commit durable before a receipt is signed
-(DESIGN §5; with WAL, NORMAL may lose the last commits on power loss).
+(docs/reliability.md §1.2; with WAL, NORMAL may lose the last commits on power loss).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A commit with ``synchronous=FULL`` waits for fsync; doing that on the reactor thread would stall
-every connection (STYLE-ANCHORS §4.4.1). So all database work is a *unit of work*: a plain
+every connection (docs/design.md §7). So all database work is a *unit of work*: a plain
 synchronous function (usually a ``Store`` method) that ``run`` hands to a dedicated
 one-thread pool. Its result comes back as a Deferred fired on the reactor thread (Twisted's
 ``deferToThreadPool`` delivers it with ``reactor.callFromThread``). One thread, not a pool of

@@ -8,7 +8,8 @@ Publishing is two commits around the file system work, so a crash at any point i
 
 At start-up, ``publishing_rows`` lists documents caught between 1 and 3: the caller checks the
 inbox and either completes them or ``abandon_publish``es them so the sender's retry brings them
-again. A sender retrying a ``stored`` document gets the stored receipt back (DESIGN §5).
+again. A sender retrying a ``stored`` document gets the stored receipt back
+(docs/reliability.md §1.1).
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 A dispatch is recorded, with a queued delivery for each recipient, in the same transaction
 once its envelope is in the spool. Deliveries leave ``queued`` only through a verified receipt
 (``delivered``) or a decision that this recipient will not get it (``failed``); a dispatch
-becomes ``sent`` only when every delivery has a receipt (DESIGN §5: "only a verified receipt
-moves a document to sent/"). The transition tables are in ``lienthong.node.store.records``.
+becomes ``sent`` only when every delivery has a verified receipt (docs/reliability.md §1.2).
+The transition tables are in ``lienthong.node.store.records``.
 
 The queue order is priority first (0 flash ... 3 normal), then the order documents were taken
 (``dispatches.seq``, assigned here), so an urgent document never waits behind a large normal one

@@ -42,12 +42,9 @@ def _native_observer() -> BaseObserver:
 OBSERVERS: dict[str, Callable[[], BaseObserver]] = {"native": _native_observer,
                                                     "polling": PollingObserver}
 
-#: watchdog's inotify backend holds every IN_MOVED_FROM for 0.5 s to pair it with its
-#: IN_MOVED_TO, and every event queued behind it waits too. Each document the node takes is a
-#: move *out* of the outbox, so with that default a file dropped within half a second of the
-#: previous take was noticed up to 0.5 s late (bench/node_bench.py: single-document latency
-#: p50 ~300 ms). Both halves of one rename arrive in the same inotify read, so 10 ms still
-#: pairs them; a move left unpaired is reported as a delete plus a create, an equally good hint.
+#: watchdog holds every IN_MOVED_FROM (each take is one) for 0.5 s to pair it, and the events
+#: behind it wait; both halves of a rename arrive in one inotify read, so 10 ms still pairs them,
+#: and an unpaired move is a delete plus a create, as good a hint (docs/benchmarks.md, History 2).
 MOVE_PAIRING_SECONDS = 0.01
 
 

@@ -1,7 +1,7 @@
 """Noticing complete files in the outbox: hints, reconcile, stable, hand over.
 
-Theory of operation (RELIABILITY.md §3.4)
------------------------------------------
+Theory of operation (docs/design.md §5.1)
+----------------------------------------
 Folder events are *hints*. inotify drops events when its queue overflows, sees nothing on
 network shares, and no watcher replays what happened while the node was down; so the truth
 is a walk of the outbox, at start, every ``scan_interval`` seconds, and at once after

@@ -1,8 +1,8 @@
 """SIGKILL the receiving node at each named stage, restart it, and prove exactly-once delivery.
 
 The receiver promises that a receipt means "durably stored" and that a retry never makes a
-second copy (DESIGN.md §3, §5). Each test kills it at one stage of reception with a failpoint,
-restarts it, lets the sender retry, and runs the shared checker.
+second copy (docs/reliability.md §1.1, §1.2). Each test kills it at one stage of reception
+with a failpoint, restarts it, lets the sender retry, and runs the shared checker.
 """
 from __future__ import annotations
 

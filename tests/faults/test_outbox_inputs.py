@@ -1,10 +1,11 @@
 """What a clerk (or malware) can put in an outbox: links, special files, empty, unreadable and
 half-written files, and far more files at once than inotify can report.
 
-Only regular files with one link are sent (DESIGN.md §5). Everything else is refused into
-``failed/`` with a reason a clerk can act on, never opened or followed: above all a symbolic
-link to the node's own keystore must not send the keystore. A file still being written is
-taken once, complete. A mass drop that overflows the inotify queue is caught by the scans.
+Only regular files with one link are sent (docs/reliability.md §1.7). Everything else is
+refused into ``failed/`` with a reason a clerk can act on, never opened or followed: above all
+a symbolic link to the node's own keystore must not send the keystore. A file still being
+written is taken once, complete. A mass drop that overflows the inotify queue is caught by the
+scans.
 
 Mass drop size: 100,000 files when ``LIENTHONG_FULL_FAULTS=1``; otherwise 2,000 files whose
 writes are interleaved so that they still make more than inotify's 16,384 queued events while

@@ -30,7 +30,7 @@ def test_round_trip():
     assert jws.decode(token, TYP).kid == "k1"
 
 
-# RFC 9864 deprecates "EdDSA" in favour of "Ed25519"; DESIGN.md §3 fixes "EdDSA" for now.
+# RFC 9864 deprecates "EdDSA" in favour of "Ed25519"; docs/keys-format.md §1 fixes "EdDSA" for now.
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 def test_a_standard_jose_library_verifies_our_tokens():
     """joserfc, knowing only the public key, accepts our token (auditors need no lienthong)."""

@@ -1,0 +1,60 @@
+"""The repository explains itself: it cites only its own documents, and those documents exist.
+
+Design notes once lived outside the repository (DESIGN.md, RELIABILITY.md and the style
+anchors beside it); a reader of a clone could not follow those citations. What they said is now
+in docs/ (docs/design.md above all), and these tests keep it that way.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = {".py", ".md", ".cfg", ".toml", ".txt", ".service"}
+#: Citations of documents kept outside the repository.
+OUTSIDE = re.compile(r"\b(?:DESIGN|RELIABILITY)\.md\b|\bSTYLE-ANCHORS\b|\bMISSION-ANCHORS\b"
+                     r"|(?:\.\./)+shared\b|/work/shared\b")
+DOC_PATH = re.compile(r"\bdocs/[\w./-]+\.md\b")
+#: Documents whose docs/*.md paths must all exist (the README and the design of record).
+INDEXES = ("README.md", "docs/design.md")
+
+
+def _tracked_text_files() -> list[Path]:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                                check=True).stdout.decode("utf-8").split("\0")
+        paths = [ROOT / name for name in listed if name]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an sdist)
+        skip = {".venv", ".git", "build", "demo-network"}
+        paths = [p for p in ROOT.rglob("*") if not skip & set(p.relative_to(ROOT).parts)]
+    return [p for p in paths if p.suffix in TEXT_SUFFIXES and p.is_file()
+            and p != Path(__file__).resolve()]
+
+
+def test_no_file_cites_a_document_outside_the_repository() -> None:
+    """No tracked text file cites DESIGN.md, RELIABILITY.md, the anchors or ../shared."""
+    found = []
+    for path in _tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if OUTSIDE.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "cite docs/*.md in the repository instead:\n" + "\n".join(found)
+
+
+def test_the_files_list_the_texts_they_check() -> None:
+    """The walk finds the code and the docs, so the test above cannot pass on an empty list."""
+    names = {str(p.relative_to(ROOT)) for p in _tracked_text_files()}
+    assert {"README.md", "docs/design.md", "setup.cfg", "pyproject.toml"} <= names
+    assert "protocol/frames.py" in names
+
+
+def test_every_doc_named_by_the_readme_and_the_design_exists() -> None:
+    """Each docs/*.md path named in README.md and docs/design.md is a file in the repository."""
+    missing = []
+    for index in INDEXES:
+        for name in sorted(set(DOC_PATH.findall((ROOT / index).read_text(encoding="utf-8")))):
+            if not (ROOT / name).is_file():
+                missing.append(f"{index} names {name}")
+    assert not missing, "\n".join(missing)
