@@ -25,7 +25,8 @@ NEIGHBOURS = ("config==0.5.1", "node==2.0.0")
 pytestmark = pytest.mark.integration
 
 
-def _run(*args: str | Path, cwd: Path | None = None, timeout: float = 600) -> str:
+def _run(*args: str | Path, cwd: Path = Path("/"), timeout: float = 600) -> str:
+    """Run a command away from the repository, whose top folders would shadow what is installed."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
                             text=True, timeout=timeout)
