@@ -112,7 +112,7 @@ class Node:
 
     def live_status(self) -> dict[str, Any]:
         """What only the running daemon knows: link states and transfers in flight."""
-        from lienthong.node.status.snapshot import live_from_links
+        from lienthong.node.status.live import live_from_links
         rt = self.rt
         return live_from_links(
             self.links, node_id=rt.node_id, now=rt.now(), started_at=rt.started_at,

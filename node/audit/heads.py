@@ -31,6 +31,7 @@ from lienthong.keys import jws
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.node.core.errors import NodeError
 from lienthong.node.store.records import AuditHead
 
 HEAD_TYP = "lienthong-audit-head/1"
@@ -40,8 +41,10 @@ _FIELDS = frozenset({"seq", "hash", "time", "node_id"})
 log = Logger(namespace="lienthong.audit")
 
 
-class BadHead(Exception):
+class BadHead(NodeError):
     """A signed audit head does not verify, or says something other than its row."""
+
+    code = "bad-audit-head"
 
 
 @dataclass(frozen=True, slots=True)

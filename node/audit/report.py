@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lienthong.node.core.errors import NodeError
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -47,8 +49,10 @@ class VerifyReport:
                 "notes": list(self.notes)}
 
 
-class AuditFailed(Exception):
+class AuditFailed(NodeError):
     """The store does not verify; ``report.problems`` says exactly where."""
+
+    code = "audit-failed"
 
     def __init__(self, report: VerifyReport) -> None:
         first = report.problems[0]

@@ -27,6 +27,7 @@ import nacl.signing
 from lienthong.keys import jws
 from lienthong.keys.card import PeerCard, read_card
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import write_private_stream
 
 FORMAT = "lienthong-backup"
@@ -44,8 +45,10 @@ _TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 #: Top-level names an archive may hold; anything else is refused at restore.
 
 
-class BackupError(Exception):
+class BackupError(NodeError):
     """A backup cannot be made, or a file is not a backup this node can restore."""
+
+    code = "backup-error"
 
 
 class WrongBackupPassphrase(BackupError):

@@ -25,13 +25,10 @@ from typing import Any
 
 import click
 
-from lienthong.config.schema import NodeConfig
-from lienthong.keys.card import read_card
-from lienthong.keys.errors import KeysError
-from lienthong.node.cli.main import CliError, open_config
-from lienthong.node.cli.status import home_argument, own_node_id
+from lienthong.node.cli.common import CliError, home_argument, open_config
 from lienthong.node.core.clock import rfc3339_ms
-from lienthong.node.status.snapshot import peer_names as status_peer_names
+from lienthong.node.status.gather import own_card
+from lienthong.node.status.rows import peer_names as status_peer_names
 from lienthong.node.store.audit_chain import AuditEntry
 from lienthong.node.store.database import open_store
 
@@ -67,7 +64,7 @@ def parse_when(text: str | None, *, end: bool = False) -> str | None:
 
 
 def peer_names(store: Any) -> dict[str, str]:
-    """Node ID -> name, former identities included (node.status.peer_names)."""
+    """Node ID -> name, former identities included (``status.rows.peer_names``)."""
     return status_peer_names(store.list_peers())
 
 
@@ -199,7 +196,7 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
     from rich.console import Console
 
     from lienthong.node.status.render import render_trail
-    from lienthong.node.status.snapshot import build_trail
+    from lienthong.node.status.trail import build_trail
     config = open_config(home_arg or home)
     store = open_store(config.store.url)
     try:
@@ -245,13 +242,6 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool) -> None:
         _print_report(report)
     if failed:
         sys.exit(1)
-
-
-def own_card(config: NodeConfig) -> Any:
-    try:
-        return read_card(config.card_path.read_text(encoding="utf-8"))
-    except (OSError, KeysError) as exc:
-        raise CliError(f"cannot read this node's own card {config.card_path}: {exc}") from None
 
 
 def _print_report(report: Any) -> None:
@@ -305,7 +295,7 @@ def export(home_arg: Path | None, home: Path | None, peers: tuple[str, ...], sin
                 heads = [{"seq": h.seq, "hash": h.hash, "time": h.time, "signature": h.signature}
                          for h in store.audit_heads()]
                 write_json(sink, entries, names, heads=heads, node={
-                    "name": config.node.name, "node_id": own_node_id(config)})
+                    "name": config.node.name, "node_id": own_card(config).node_id})
         finally:
             if handle is not None:
                 handle.close()

@@ -1,4 +1,9 @@
-"""What every ``lienthong`` subcommand shares: the home option, config loading, errors."""
+"""What every ``lienthong`` subcommand shares: the home option and argument, config loading,
+the clock, and ``CliError``.
+
+Subcommand modules import these from here, never from node/cli/main.py: main imports every
+subcommand module to register it, so an import back from it would be a cycle.
+"""
 from __future__ import annotations
 
 import os
@@ -8,19 +13,30 @@ from pathlib import Path
 import click
 
 from lienthong.config.loader import load_config
-from lienthong.config.schema import ConfigError, NodeConfig
+from lienthong.config.schema import NodeConfig
 from lienthong.node.core.clock import rfc3339
+from lienthong.node.core.errors import NodeError
 
 HOME_HELP = "Node home folder (default: $LIENTHONG_HOME, else the current folder)."
 
 
-class CliError(click.ClickException):
+class CliError(NodeError, click.ClickException):
+    """A mistake the person at the command line can fix: one sentence, exit status 2."""
+
+    code = "command-error"
     exit_code = 2
 
 
 def home_option(function):  # type: ignore[no-untyped-def]
     return click.option("--home", "home", type=click.Path(path_type=Path), default=None,
                         help=HOME_HELP)(function)
+
+
+def home_argument(function):  # type: ignore[no-untyped-def]
+    """HOME as an optional argument (``status /srv/lienthong``) or ``--home``."""
+    function = click.argument("home_arg", required=False, metavar="[HOME]",
+                              type=click.Path(path_type=Path))(function)
+    return home_option(function)
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -30,10 +46,8 @@ def resolve_home(home: Path | None) -> Path:
 
 
 def open_config(home: Path | None) -> NodeConfig:
-    try:
-        return load_config(resolve_home(home))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    """The node's configuration; a ``ConfigError`` reaches the edge (node/cli/main.py)."""
+    return load_config(resolve_home(home))
 
 
 def wall_clock_now() -> str:

@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-The screen is ``lienthong.node.status.render.render_status`` redrawn every ``refresh`` seconds with a
-fresh snapshot (``cli_status.gather``: the store, plus the daemon's live part when it
-answers). Keys are read without blocking from the terminal in cbreak mode, one ``select``
-with the time left until the next refresh, so a key press redraws at once.
+The screen is ``lienthong.node.status.render.render_status`` redrawn every ``refresh`` seconds
+with a fresh snapshot (``lienthong.node.status.gather.gather``: the store, plus the daemon's
+live part when it answers). Keys are read without blocking from the terminal in cbreak mode,
+one ``select`` with the time left until the next refresh, so a key press redraws at once.
 
 The view is a small explicit state machine (``press``; pure, so tests drive it key by key)::
 
@@ -35,8 +35,11 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from lienthong.config.schema import NodeConfig
+from lienthong.node.status.gather import gather
+from lienthong.node.status.health import Thresholds
 from lienthong.node.status.render import clean, render_status, render_trail
-from lienthong.node.status.snapshot import Thresholds, build_trail
+from lienthong.node.status.trail import build_trail
+from lienthong.node.store.database import open_store
 
 
 class Mode(Enum):
@@ -164,12 +167,10 @@ def screen(store: Any, view: View, snapshot: dict[str, Any]) -> RenderableType:
 
 
 def run_console(config: NodeConfig, *, refresh: float = 2.0,
-                thresholds: Thresholds = Thresholds(), console: Console | None = None) -> int:
+                thresholds: Thresholds | None = None, console: Console | None = None) -> int:
     """Run until 'q' or Ctrl-C; without a terminal, print one snapshot and return."""
     from rich.live import Live
 
-    from lienthong.node.cli.status import gather
-    from lienthong.node.store.database import open_store
     console = console or Console(highlight=False)
     if not sys.stdin.isatty() or not console.is_terminal:
         console.print(render_status(gather(config, thresholds=thresholds)))

@@ -44,13 +44,6 @@ def _message_id(text: str, what: str = "MESSAGE_ID") -> str:
     return value
 
 
-def _open(config: NodeConfig) -> Any:
-    try:
-        return open_store(config.store.url)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".lienthong-{os.getpid()}-{path.name[:40]}.part")
     with open(tmp, "wb") as handle:
@@ -114,7 +107,7 @@ def message(text: str, to: str, urgency: str, reply_to: str | None, home: Path |
 def _wait(config: NodeConfig, request_id: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
-        store = _open(config)
+        store = open_store(config.store.url)
         try:
             request = store.get_control_request(request_id)
         finally:
@@ -159,7 +152,7 @@ def mark(message_id: str, status: str, note: str, register_number: str | None,
     if len(note) > MAX_NOTE or len(register_number or "") > MAX_REGISTER_NUMBER:
         raise CliError(f"--note is at most {MAX_NOTE} characters, --number at most "
                        f"{MAX_REGISTER_NUMBER}")
-    store = _open(config)
+    store = open_store(config.store.url)
     try:
         rows = [r for r in store.stored_received(mid) if r.meta.get("kind") not in
                 ("status", "recall")]
@@ -197,7 +190,7 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
     if not reason.strip() or len(reason) > MAX_NOTE:
         raise CliError(f"--reason must be 1 to {MAX_NOTE} characters")
     replacement = _message_id(replaced_by, "--replaced-by") if replaced_by else None
-    store = _open(config)
+    store = open_store(config.store.url)
     try:
         row = store.get_dispatch(mid)
         if row is None or row.meta.get("kind") in ("status", "recall"):
@@ -268,7 +261,7 @@ def track(message_id: str, as_json: bool, home: Path | None) -> None:
     """Show a document's lifecycle: metadata, each office's receipt, statuses, recalls."""
     config = open_config(home)
     mid = _message_id(message_id)
-    store = _open(config)
+    store = open_store(config.store.url)
     try:
         info = lifecycle(store, mid)
     finally:

@@ -13,20 +13,15 @@ from pathlib import Path
 
 import click
 
-from lienthong.config.schema import ConfigError
 from lienthong.keys.card import read_card
-from lienthong.keys.errors import KeysError
 from lienthong.keys.keystore import passphrase_bytes, read_passphrase
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
 
 
 def passphrase_for(config) -> bytes:  # type: ignore[no-untyped-def]
     """The keystore passphrase from the unattended sources, else asked for at the terminal."""
-    try:
-        found = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
-                                credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
-    except KeysError as exc:
-        raise CliError(str(exc)) from None
+    found = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
+                            credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
     if found is not None:
         return found
     return _prompt()
@@ -65,7 +60,6 @@ def keys() -> None:
 def rotate(tls_key: bool, encryption: bool, identity: bool, force: bool, yes: bool,
            home: Path | None) -> None:
     """Make a new key, save it, and have the running node announce it to every peer."""
-    from lienthong.node.identity.rotation import RotationError
     from lienthong.node.identity.rotation import rotate as do_rotate
     kinds = tuple(kind for kind, chosen in (("tls", tls_key), ("encryption", encryption),
                                             ("identity", identity)) if chosen)
@@ -82,7 +76,7 @@ def rotate(tls_key: bool, encryption: bool, identity: bool, force: bool, yes: bo
     now = wall_clock_now()
     try:
         result = do_rotate(config, kinds, passphrase, now=now, force=force)
-    except (RotationError, KeysError, ConfigError, OSError) as exc:
+    except OSError as exc:
         raise CliError(str(exc)) from None
     _audit(config, "key-rotated", now, kinds=list(kinds), node_id=result.node_id,
            new_node_id=result.new_node_id, tls_pins=list(result.tls_pins),
@@ -115,7 +109,7 @@ def status(home: Path | None) -> None:
         card = read_card(config.card_path.read_text(encoding="utf-8"))
         request = read_request(config.home)
         state = read_state(config.home)
-    except (OSError, KeysError, Exception) as exc:  # noqa: BLE001 - shown, not hidden
+    except OSError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"Node ID:        {card.node_id}")
     click.echo(f"TLS key:        {card.tls_spki_sha256}")
@@ -147,13 +141,13 @@ def status(home: Path | None) -> None:
 @home_option
 def backup(file: Path, home: Path | None) -> None:
     """Write an encrypted, signed backup of keys, configuration, store and spool to FILE."""
-    from lienthong.node.backup.archive import BackupError, make_backup
+    from lienthong.node.backup.archive import make_backup
     config = open_config(home)
     passphrase = passphrase_for(config)
     now = wall_clock_now()
     try:
         info = make_backup(config, file, passphrase, now=now)
-    except (BackupError, KeysError, OSError) as exc:
+    except OSError as exc:
         raise CliError(str(exc)) from None
     _audit(config, "backup-made", now, file=str(file), size=info.size)
     click.echo(f"Backed up {info.name} ({info.node_id}) to {file} ({info.size} bytes).")
@@ -170,22 +164,16 @@ def backup(file: Path, home: Path | None) -> None:
               default=None, help="Read the passphrase from this file (0600).")
 def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -> None:
     """Restore a backup FILE into the node home HOME (a new, empty folder unless --force)."""
-    from lienthong.node.backup.archive import BackupError, restore_backup, verify_backup
-    try:
-        info, _ = verify_backup(file)
-    except BackupError as exc:
-        raise CliError(str(exc)) from None
+    from lienthong.node.backup.archive import restore_backup, verify_backup
+    info, _ = verify_backup(file)
     click.echo(f"Backup of {info.name} ({info.node_id}), made {info.created}; signature OK.")
-    try:
-        passphrase = read_passphrase(env=os.environ, passphrase_file=passphrase_file,
-                                     credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
-    except KeysError as exc:
-        raise CliError(str(exc)) from None
+    passphrase = read_passphrase(env=os.environ, passphrase_file=passphrase_file,
+                                 credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
     if passphrase is None:
         passphrase = _prompt()
     try:
         _, node_keys = restore_backup(file, home, passphrase, force=force)
-    except (BackupError, KeysError, ConfigError, OSError) as exc:
+    except OSError as exc:
         raise CliError(str(exc)) from None
     config = open_config(home)
     now = wall_clock_now()

@@ -1,7 +1,11 @@
 """The ``lienthong`` command line: one entry point, one small function per command.
 
 Console output is for people; ``--json`` (where offered) is for machines. Errors a clerk can
-fix are printed as one plain sentence and exit with status 2, never as a traceback.
+fix are printed as one plain sentence and exit with status 2, never as a traceback: commands
+let the node's errors (``NodeError``, node/core/errors.py) and those of the layers below it
+(``KeysError``, ``ConfigError``) rise, and ``Commands.invoke``, the edge, turns them into
+that sentence. Commands catch only what they handle themselves (a retry, a cleanup, a message
+more precise than the error's own).
 """
 from __future__ import annotations
 
@@ -13,16 +17,27 @@ import click
 
 from lienthong.config.schema import ConfigError
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import (  # noqa: F401
-    CliError,
-    home_option,
-    open_config,
-    resolve_home,
-    wall_clock_now,
-)
+from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.core.errors import NodeError
+
+#: What a clerk can fix, from every layer: the node's own errors and the roots of those below
+#: it (keys and config cannot derive from ``NodeError``: they sit under the node).
+PLAIN_ERRORS = (NodeError, KeysError, ConfigError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The ``lienthong`` group; its ``invoke`` is the edge where errors become a sentence."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise  # already a sentence and an exit status (CliError, usage errors)
+        except PLAIN_ERRORS as exc:
+            raise CliError(str(exc)) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lienthong")
 def main() -> None:
     """lienthong: signed, end-to-end encrypted, receipted document exchange between offices."""
@@ -30,12 +45,16 @@ def main() -> None:
 
 @main.command()
 @click.argument("home", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Short name of this office (becomes a folder name at peers).")
+@click.option("--name", required=True,
+              help="Short name of this office (becomes a folder name at peers).")
 @click.option("--display-name", default=None, help="Full name shown to people.")
-@click.option("--listen", default="0.0.0.0:7701", show_default=True, help="HOST:PORT to accept peers on.")
-@click.option("--advertise", multiple=True, help="HOST:PORT peers should dial (repeatable; default: --listen).")
+@click.option("--listen", default="0.0.0.0:7701", show_default=True,
+              help="HOST:PORT to accept peers on.")
+@click.option("--advertise", multiple=True,
+              help="HOST:PORT peers should dial (repeatable; default: --listen).")
 @click.option("--passphrase-prompt/--generate-passphrase", default=False,
-              help="Prompt for the keystore passphrase, or generate one into keys/passphrase (0600, default).")
+              help="Prompt for the keystore passphrase, or generate one into keys/passphrase "
+                   "(0600, default).")
 @click.option("--kdf", type=click.Choice(["moderate", "interactive", "sensitive", "minimal"]),
               default="moderate", show_default=True,
               help="Argon2id strength for the keystore ('minimal' is for test suites only).")
@@ -54,7 +73,7 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
         new = create_node_home(home, name=name, display_name=display_name, listen=listen,
                                advertise=list(advertise) or None, passphrase=passphrase,
                                now=wall_clock_now(), kdf=kdf)
-    except (ConfigError, KeysError, ValueError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"Created node {name!r} in {new.config.home}")
     click.echo(f"Node ID:   {new.node_id}")
@@ -70,10 +89,7 @@ def run(home: Path | None, verbose: bool) -> None:
     """Run the node daemon until SIGTERM or Ctrl-C."""
     from lienthong.node.app.daemon import run_daemon
     config = open_config(home)
-    try:
-        sys.exit(run_daemon(config, verbose=verbose))
-    except (KeysError, ConfigError) as exc:
-        raise CliError(str(exc)) from None
+    sys.exit(run_daemon(config, verbose=verbose))
 
 
 @main.command()

@@ -17,15 +17,8 @@ from lienthong.keys.card import read_card, verification_code
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import open_store
-from lienthong.node.store.records import StoreError
-
-
-def _own_node_id(config) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return read_card(config.card_path.read_text(encoding="utf-8")).node_id
-    except (OSError, KeysError) as exc:
-        raise CliError(f"cannot read this node's own card {config.card_path}: {exc}") from None
 
 
 @click.group()
@@ -35,7 +28,8 @@ def peers() -> None:
 
 @peers.command("add")
 @click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--address", "addresses", multiple=True, help="HOST:PORT to dial instead of the card's.")
+@click.option("--address", "addresses", multiple=True,
+              help="HOST:PORT to dial instead of the card's.")
 @click.option("--name", default=None, help="Local name for the peer (default: the card's name).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, demo).")
 @home_option
@@ -47,7 +41,7 @@ def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool
         card = read_card(card_file.read_bytes())
     except KeysError as exc:
         raise CliError(f"{card_file}: {exc}") from None
-    own = _own_node_id(config)
+    own = own_card(config).node_id
     if card.node_id == own:
         raise CliError(f"{card_file} is this node's own card")
     name = name or card.name
@@ -68,7 +62,7 @@ def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool
             store.add_peer(peer, card.token, now)
             store.append_audit("peer-added", now, peer=card.node_id,
                                detail={"name": name, "addresses": list(peer.addresses)})
-    except (ValueError, KeysError, StoreError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
         store.close()
@@ -118,7 +112,7 @@ def show(name: str, as_json: bool, home: Path | None) -> None:
     finally:
         store.close()
     peer = record.peer
-    code = verification_code(_own_node_id(config), peer.node_id)
+    code = verification_code(own_card(config).node_id, peer.node_id)
     keys = [{"kind": k.kind, "kid": k.kid, "valid_from": k.valid_from,
              "valid_until": k.valid_until} for k in history]
     if as_json:
@@ -155,8 +149,6 @@ def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: s
             change(store, now)
             store.append_audit(event, now, peer=record.peer.node_id,
                                detail={"name": name, **detail})
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
     finally:
         store.close()
 

@@ -16,8 +16,9 @@ import nacl.signing
 
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.audit import own_card, peer_names
-from lienthong.node.cli.main import CliError, home_option, open_config
+from lienthong.node.cli.audit import peer_names
+from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import open_store
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import decode_receipt, verify_receipt

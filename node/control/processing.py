@@ -44,6 +44,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
 from lienthong.node.inbox.reception import META_SUFFIX, RECEIPT_SUFFIX
@@ -77,8 +78,10 @@ RECALL_SUFFIX = ".recall.jws"
 RECALL_NOTE_SUFFIX = ".recall.txt"
 
 
-class RequestRefused(Exception):
+class RequestRefused(NodeError):
     """A control request that cannot be carried out; the reason is shown by the CLI."""
+
+    code = "request-refused"
 
 
 def install(node: Any) -> ControlDocuments:
@@ -360,7 +363,7 @@ def _office_ids(rt: Any, peer: str) -> set[str]:
     return {peer, *(key.kid for key in rt.directory.identities_of(peer))}
 
 
-class _Mismatch(Exception):
+class _Mismatch(NodeError):
     code = "status-mismatch"
 
 

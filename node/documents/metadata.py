@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES
+from lienthong.node.core.errors import NodeError
 
 SIDECAR_SUFFIX = ".meta.toml"
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -100,12 +101,14 @@ _FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
-class MetadataError(Exception):
+class MetadataError(NodeError):
     """Metadata that will not be sent, with a reason a clerk can act on.
 
     ``code`` is stable (audit log, tests): ``bad-metadata`` for a sidecar or folder mistake,
     ``confidentiality-refused`` for a class this office may not send to that peer.
     """
+
+    code = "bad-metadata"
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(f"{code}: {reason}")

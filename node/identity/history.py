@@ -34,6 +34,7 @@ from lienthong.keys import jws
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time, decode_key32, parse_time
 from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import write_private_file
 
 IDENTITY_HISTORY = Path("state") / "identity-history.json"
@@ -42,8 +43,10 @@ IDENTITY_HISTORY = Path("state") / "identity-history.json"
 IDENTITY_GRACE_SECONDS = 7 * 24 * 3600.0
 
 
-class IdentityHistoryError(Exception):
+class IdentityHistoryError(NodeError):
     """The identity history file is damaged or says something impossible."""
+
+    code = "identity-history-damaged"
 
 
 @dataclass(frozen=True, slots=True)

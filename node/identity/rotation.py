@@ -57,6 +57,7 @@ from lienthong.keys.identity import (
 )
 from lienthong.keys.keystore import load_keystore, save_keystore
 from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import write_private_file
 from lienthong.node.identity.provision import write_card
 
@@ -74,8 +75,10 @@ SEQ_FILE = Path("state") / "binding-seq"
 MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 
-class RotationError(Exception):
+class RotationError(NodeError):
     """A rotation cannot start now (another is still being announced, bad request file...)."""
+
+    code = "rotation-refused"
 
 
 # -- where things are -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
 from lienthong.node.core.clock import rfc3339
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.core.runtime import NodeRuntime
@@ -349,9 +350,11 @@ def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
         raise _CannotPublish(exc) from exc
 
 
-class _CannotPublish(Exception):
+class _CannotPublish(NodeError):
     """No inbox name could be reserved (the inbox folder is unusable): not a write error of
     the staging file, which stays proven for the next attempt."""
+
+    code = "cannot-publish"
 
     def __init__(self, error: OSError) -> None:
         super().__init__(str(error))
@@ -365,7 +368,9 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-class _Refusal(Exception):
+class _Refusal(NodeError):
+    code = "offer-refused"
+
     def __init__(self, code: str, reason: str, *, security: bool = False) -> None:
         super().__init__(reason)
         self.code = code

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
@@ -57,8 +58,10 @@ from lienthong.protocol.events import Priority
 log = Logger(namespace="lienthong.outbox")
 
 
-class TargetError(Exception):
+class TargetError(NodeError):
     """The folder a file was dropped in does not name a peer or group we can send to."""
+
+    code = "unknown-target"
 
 
 def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:

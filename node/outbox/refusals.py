@@ -10,6 +10,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from lienthong.node.core.errors import NodeError
+
 _REASONS = {
     "symlink": "this is a symbolic link (a shortcut to another file); lienthong sends only "
                "ordinary files. Copy the document itself into the outbox.",
@@ -53,12 +55,14 @@ _ERRNO_CODES = {errno.ENOENT: "vanished", errno.ENOTDIR: "vanished",
 
 
 
-class Refused(Exception):
+class Refused(NodeError):
     """A file that will not be sent, with a reason a clerk can act on.
 
     ``code`` is stable (audit log, tests); ``reason`` is plain language; ``path`` is the
     entry that is at fault, which may be a folder on the way rather than the file itself.
     """
+
+    code = "file-refused"
 
     def __init__(self, code: str, path: Path, **details: Any) -> None:
         self.code = code

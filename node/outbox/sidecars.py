@@ -52,6 +52,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.jws import canonical_json
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
 from lienthong.node.core.runtime import NodeRuntime
@@ -187,9 +188,11 @@ def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
         fsync_dir(sent_path.parent)
 
 
-class SidecarFound(Exception):
+class SidecarFound(NodeError):
     """The take of a document prepared without looking for a sidecar found one: nothing was
     taken; prepare it again, reading the sidecar (``prepare_document``)."""
+
+    code = "sidecar-found"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import nacl.public
 
 from lienthong.keys.identity import NodeKeys
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.home import fsync_dir, write_synced
@@ -39,8 +40,10 @@ ENVELOPE = "envelope.bin"
 STREAM_HEADER = "stream-header.bin"
 
 
-class ChangedWhileSealing(Exception):
+class ChangedWhileSealing(NodeError):
     """The spooled file changed size while it was being read (it should be ours alone)."""
+
+    code = "changed-while-sealing"
 
 
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,

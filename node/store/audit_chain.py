@@ -29,13 +29,16 @@ from typing import Any
 
 from lienthong.keys.errors import MalformedToken
 from lienthong.keys.jws import canonical_json, strict_json_object
+from lienthong.node.core.errors import NodeError
 
 #: The ``prev_hash`` of the first entry.
 GENESIS_HASH = "0" * 64
 
 
-class ChainBroken(Exception):
+class ChainBroken(NodeError):
     """The audit chain is not intact; ``seq`` names the first entry found wrong."""
+
+    code = "audit-chain-broken"
 
     def __init__(self, seq: int, why: str) -> None:
         super().__init__(f"audit entry {seq}: {why}")

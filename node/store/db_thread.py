@@ -38,11 +38,15 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from lienthong.node.core.errors import NodeError
+
 THREAD_NAME = "lienthong-db"
 
 
-class DatabaseStopped(Exception):
+class DatabaseStopped(NodeError):
     """Work was submitted before ``start`` or after ``stop``."""
+
+    code = "database-stopped"
 
 
 class _State(enum.Enum):

@@ -22,6 +22,7 @@ from typing import Any
 
 from lienthong.keys.directory import Peer
 from lienthong.keys.jws import canonical_json
+from lienthong.node.core.errors import NodeError
 
 PRIORITY_FLASH = 0        # hỏa tốc
 PRIORITY_VERY_URGENT = 1  # thượng khẩn
@@ -47,8 +48,10 @@ _MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class StoreError(Exception):
+class StoreError(NodeError):
     """Base class: the store refused an operation or found itself inconsistent."""
+
+    code = "store-error"
 
 
 class SchemaTooNew(StoreError):

@@ -27,6 +27,7 @@ try:  # Linux: the inotify observer, able to report a move in from outside as a 
 except ImportError:  # pragma: no cover - not Linux
     InotifyObserver = None  # type: ignore[assignment,misc]
 
+from lienthong.node.core.errors import NodeError
 from lienthong.node.watch.events import Hints
 
 
@@ -62,8 +63,10 @@ LIMIT_ERRNOS = {errno.ENOSPC: "the system limit on watched folders (inotify watc
                                "reached; raise fs.inotify.max_user_instances"}
 
 
-class ObserverUnavailable(Exception):
+class ObserverUnavailable(NodeError):
     """The observer could not start (``why`` says what to change, e.g. an inotify limit)."""
+
+    code = "watch-unavailable"
 
     def __init__(self, why: str) -> None:
         super().__init__(why)

@@ -20,8 +20,7 @@ import time
 import urllib.request
 
 from lienthong.config.loader import load_config
-from lienthong.node.cli.main import main as _cli  # noqa: F401 - node.cli_status must be imported after it
-from lienthong.node.cli.status import gather
+from lienthong.node.status.gather import gather
 from tests.integration.harness import TestNode, check_delivered, sent_all, wait_for
 
 COUNT = int(os.environ.get("LIENTHONG_BACKLOG") or 10_000)

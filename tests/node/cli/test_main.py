@@ -8,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from lienthong.config.loader import load_config
 from lienthong.keys.card import read_card, verification_code
 from lienthong.node.cli.main import main
 
@@ -35,7 +36,8 @@ def test_init_refuses_an_existing_home(tmp_path: Path) -> None:
     """A second init in the same folder is refused with a sentence, not a traceback."""
     runner = CliRunner()
     _init(runner, tmp_path / "a", "alpha", 17001)
-    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf", "minimal"])
+    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf",
+                                  "minimal"])
     assert result.exit_code == 2
     assert "already holds a node" in result.output
 
@@ -61,7 +63,8 @@ def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path)
     assert [(p["name"], p["state"]) for p in listed] == [("beta", "trusted")]
     shown = runner.invoke(main, ["peers", "show", "beta", *home])
     assert "identity" in shown.output and beta_card.node_id in shown.output
-    revoked = runner.invoke(main, ["peers", "revoke", "beta", "--reason", "key lost", "--yes", *home])
+    revoked = runner.invoke(main, ["peers", "revoke", "beta", "--reason", "key lost", "--yes",
+                                   *home])
     assert revoked.exit_code == 0, revoked.output
     listed = json.loads(runner.invoke(main, ["peers", "list", "--json", *home]).output)
     assert listed[0]["state"] == "revoked"
@@ -99,3 +102,23 @@ def test_send_puts_the_file_in_the_outbox_atomically(tmp_path: Path) -> None:
     folder = tmp_path / "a" / "outbox" / "hdnd+ubnd"
     assert sorted(os.listdir(folder)) == ["Tờ trình.pdf"]
     assert (folder / "Tờ trình.pdf").read_bytes() == b"%PDF-1.7 to trinh"
+
+
+def test_the_edge_turns_node_and_lower_layer_errors_into_a_sentence_and_status_2(
+        tmp_path: Path) -> None:
+    """Commands let NodeError (here a BackupError), KeysError and ConfigError rise; the group
+    prints the message, no traceback, and exits 2."""
+    runner = CliRunner()
+    not_a_backup = tmp_path / "backup.lienthong"
+    not_a_backup.write_bytes(b"not a backup at all")
+    restored = runner.invoke(main, ["restore", str(not_a_backup), str(tmp_path / "home")])
+    assert restored.exit_code == 2 and restored.output.startswith("Error: "), restored.output
+    assert isinstance(restored.exception, SystemExit) and "Traceback" not in restored.output
+    unconfigured = runner.invoke(main, ["status", str(tmp_path / "nowhere")])
+    assert unconfigured.exit_code == 2 and unconfigured.output.startswith("Error: "), \
+        unconfigured.output
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    load_config(tmp_path / "a").card_path.write_text("damaged", encoding="utf-8")
+    unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
+    assert unreadable.exit_code == 2, unreadable.output
+    assert "cannot read this node's own card" in unreadable.output

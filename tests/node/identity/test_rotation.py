@@ -284,7 +284,6 @@ def test_documents_from_before_a_peer_rotation_still_show_its_name_and_statuses(
     """A document delivered to a peer's former identity stays under that node ID (its receipt
     was signed by it); a processing status the office signs after its rotation names the new
     one. Status, track and audit filters still join them as one office."""
-    import lienthong.node.cli.main  # noqa: F401  (registers the subcommands before cli_audit is imported)
     from lienthong.node.cli.audit import peer_names, resolve_peers
     from lienthong.node.cli.documents import lifecycle
     from lienthong.node.status.snapshot import build_snapshot

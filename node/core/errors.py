@@ -1,0 +1,47 @@
+"""The node's one error hierarchy: every exception raised in lienthong.node derives from
+``NodeError``.
+
+An error carries two things: ``code``, a stable machine word (a class attribute; log fields,
+tests and scripts may rely on it, so a code is never renamed or reused), and its message
+(``str(error)``), one plain sentence a clerk or an IT officer can act on. The command line
+catches ``NodeError`` once, at its edge (node/cli/main.py), and prints that sentence instead of
+a traceback; the protocol has the same shape for what a peer sends (lienthong/protocol/errors.py).
+
+A few errors (``Refused``, ``MetadataError``, the inbox's ``_Refusal``) also set ``code`` on the
+instance, to a finer reason from their own table; the class code names the family.
+
+The roots and their codes (a subclass inherits its root's code unless it has its own)::
+
+    NodeError                 node-error
+    core         (none yet)
+    store        StoreError                  store-error
+                 DatabaseStopped             database-stopped
+                 ChainBroken                 audit-chain-broken
+    identity     IdentityHistoryError        identity-history-damaged
+                 RotationError               rotation-refused
+    spool        ChangedWhileSealing         changed-while-sealing
+    watch        ObserverUnavailable         watch-unavailable
+    documents    MetadataError               bad-metadata
+    outbox       SidecarFound                sidecar-found
+                 Refused                     file-refused
+                 TargetError                 unknown-target
+    inbox        _CannotPublish              cannot-publish
+                 _Refusal                    offer-refused
+    audit        AuditFailed                 audit-failed
+                 BadHead                     bad-audit-head
+    status       OwnCardUnreadable           own-card-unreadable
+    backup       BackupError                 backup-error
+    control      RequestRefused              request-refused
+                 _Mismatch                   status-mismatch
+    cli          CliError                    command-error
+
+tests/node/core/test_errors.py holds the same table: it fails when an exception class in
+lienthong.node does not derive from ``NodeError`` or a code changes or repeats.
+"""
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base class: something the node cannot do, said in plain language (``str(error)``)."""
+
+    code = "node-error"

@@ -1,0 +1,92 @@
+"""When a snapshot's numbers become warnings: the thresholds, the plain-language warnings an
+IT officer can act on (most serious first), and the one word for the node's health.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SECURITY_KINDS = frozenset({"security-refused", "receipt-refused"})
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When a number becomes a warning. Defaults suit an office network that is up by day."""
+
+    disk_free_bytes: int = 1024 ** 3
+    disk_free_fraction: float = 0.05
+    peer_unreachable_hours: float = 4.0
+    receipt_overdue_hours: float = 2.0
+    recent: int = 8
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, Any]]:
+    """Plain-language warnings, most serious first, from a snapshot's numbers."""
+    out: list[dict[str, Any]] = []
+
+    def add(level: str, code: str, message: str, peer: str | None = None) -> None:
+        out.append({"level": level, "code": code, "message": message, "peer": peer})
+
+    daemon = snapshot["daemon"]
+    if not daemon["running"]:
+        add("critical", "daemon-down", "The node is NOT running: nothing is sent or received. "
+            f"Start it with: lienthong run {snapshot['node'].get('home', 'HOME')} "
+            "(or its system service).")
+    disk = snapshot.get("disk") or {}
+    if disk.get("free_bytes") is not None and disk.get("total_bytes"):
+        free, total = disk["free_bytes"], disk["total_bytes"]
+        if free < th.disk_free_bytes or free < total * th.disk_free_fraction:
+            add("critical", "disk-low", f"Disk space is low: {free / 1024 ** 3:.1f} GiB free of "
+                f"{total / 1024 ** 3:.0f} GiB. When the store cannot be written the node stops "
+                "taking documents.")
+    for folder in snapshot.get("not_writable", []):
+        add("critical", "not-writable", f"{folder} is not writable by this user: the node "
+            "cannot record or store documents there.")
+    unreachable = th.peer_unreachable_hours * 3600
+    overdue = th.receipt_overdue_hours * 3600
+    for peer in snapshot["peers"]:
+        queue = peer["queue"]
+        if peer["state"] != "trusted" or not queue["count"]:
+            continue
+        oldest = queue["oldest"] or {}
+        waited = oldest.get("age_seconds") or 0.0
+        seen_age = peer["last_seen_age"]
+        silent = seen_age if seen_age is not None else waited
+        error = f" Last error: {peer['last_error']}." if peer.get("last_error") else ""
+        if silent > unreachable and peer.get("connected") is not True:
+            add("warning", "peer-unreachable",
+                f"{peer['name']} has not been reachable for {_hours(silent)}; "
+                f"{queue['count']} document(s) wait for it, the oldest for {_hours(waited)}."
+                f"{error}", peer["name"])
+        elif waited > overdue:
+            add("warning", "receipt-overdue",
+                f"{queue['count']} document(s) for {peer['name']} have waited more than "
+                f"{_hours(overdue)} for a receipt (oldest {_hours(waited)}).{error}",
+                peer["name"])
+    failed = sum(f["count"] for f in snapshot["failures_24h"] if f["kind"] == "dispatch-failed")
+    if failed:
+        add("warning", "documents-failed", f"{failed} document(s) could not be delivered in the "
+            "last 24 h; each is in failed/ with a .reason.txt beside it.")
+    security = [f for f in snapshot["failures_24h"] if f["kind"] in SECURITY_KINDS]
+    if security:
+        codes = ", ".join(sorted({f["code"] or f["kind"] for f in security}))
+        add("warning", "security-refusals", f"{sum(f['count'] for f in security)} connection(s) "
+            f"or document(s) were refused for security reasons in the last 24 h ({codes}). "
+            "See: lienthong audit list --kind security-refused")
+    order = {"critical": 0, "warning": 1}
+    return sorted(out, key=lambda w: order[w["level"]])
+
+
+def health_of(warnings: Iterable[Mapping[str, Any]]) -> str:
+    """``critical``, ``warning`` or ``ok``: the most serious level among ``warnings``."""
+    levels = {w["level"] for w in warnings}
+    return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"

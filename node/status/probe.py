@@ -1,0 +1,62 @@
+"""The home folder as the status sees it: free space, folders writable, files waiting.
+
+Blocking I/O, done before the store is read; the snapshot carries the result as ``probe``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+#: Counting files waiting in outbox/ stops here (the number is shown as "N+").
+OUTBOX_COUNT_CAP = 10_000
+WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox")
+
+
+def probe_home(home: Path) -> dict[str, Any]:
+    """Free space, writable folders and files waiting in outbox/ (blocking I/O)."""
+    try:
+        usage = shutil.disk_usage(home)
+        disk = {"free_bytes": usage.free, "total_bytes": usage.total}
+    except OSError as exc:
+        disk = {"free_bytes": None, "total_bytes": None, "error": exc.strerror}
+    not_writable = [name for name in WRITABLE_FOLDERS
+                    if not (home / name).is_dir() or not os.access(home / name, os.W_OK)]
+    store_files = [p for p in (home / "state").glob("*.db") if not os.access(p, os.W_OK)] \
+        if (home / "state").is_dir() else []
+    not_writable += [str(p.relative_to(home)) for p in store_files]
+    return {"disk": disk, "not_writable": not_writable,
+            "outbox_waiting": _count_waiting(home / "outbox"),
+            "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt")}
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith((".", "~$")) and not name.endswith((".part", ".tmp", "~"))
+
+
+def _count_waiting(outbox: Path) -> int:
+    count = 0
+    try:
+        targets = [e for e in os.scandir(outbox) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for target in targets:
+        try:
+            with os.scandir(target.path) as entries:
+                for entry in entries:
+                    if _visible(entry.name):
+                        count += 1
+                        if count >= OUTBOX_COUNT_CAP:
+                            return count
+        except OSError:
+            continue
+    return count
+
+
+def _count_files(folder: Path, *, skip_suffix: str) -> int:
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if _visible(e.name) and not e.name.endswith(skip_suffix))
+    except OSError:
+        return 0
