@@ -1,8 +1,9 @@
 """The blocking file work of the outbox (worker threads): take and seal, park in failed/.
 
-(Filing into sent/ is node.sent_folder.)
+(Filing into sent/ is node/outbox/sent.py.)
 
-Kept apart from ``lienthong.node.outbox.pipeline``, which runs on the reactor and decides the order of things.
+Kept apart from node/outbox/pipeline.py, which runs on the reactor and decides the order of
+things.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
-from lienthong.node.outbox.intake import DirSyncs, TakenFile, take_file
+from lienthong.node.outbox.intake import DirSyncs, take_file
 from lienthong.node.outbox.sidecars import SidecarFound, adopt_staged_meta
-from lienthong.node.spool.files import read_meta
+from lienthong.node.spool.record import TakenFile, read_meta
 from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
 
 #: Room kept in a failed/ name for the reason file written beside it.

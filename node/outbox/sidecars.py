@@ -65,9 +65,9 @@ from lienthong.node.documents.metadata import (
     document_meta,
     parse_sidecar,
 )
-from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
-from lienthong.node.spool.files import META_FILE
+from lienthong.node.spool.record import META_FILE, TakenFile
 
 log = Logger(namespace="lienthong.outbox")
 

@@ -42,7 +42,7 @@ from lienthong.node.outbox.sidecars import (
     sweep_staged,
     write_staged_meta,
 )
-from lienthong.node.spool.files import read_meta
+from lienthong.node.spool.record import read_meta
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
 from tests.node.storehelp import T0, T1, T2, make_dispatch, make_peer, make_received
