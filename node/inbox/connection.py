@@ -24,9 +24,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
-from lienthong.node.delivery.connection import CLOSE_GRACE, SOFTWARE
 from lienthong.node.inbox.offers import Inbound
 from lienthong.node.inbox.reception import IncomingStream
+from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
 from lienthong.node.transport.tls import peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.envelope import EnvelopeHeader
