@@ -20,8 +20,9 @@ from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
 from lienthong.node.outbox.intake import DirSyncs, take_file
-from lienthong.node.outbox.sidecars import SidecarFound, adopt_staged_meta
+from lienthong.node.outbox.sidecars import SidecarFound
 from lienthong.node.spool.record import TakenFile, read_meta
+from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
 
 #: Room kept in a failed/ name for the reason file written beside it.

@@ -4,6 +4,12 @@ At start-up the outbox asks for every spool folder and is told, from the folder 
 it is a complete take to seal and record (``TAKEN``), a take that never finished and can go
 (``INCOMPLETE``), or something a human must look at (``DAMAGED``). Nothing here raises on a
 folder's content: one bad folder must not stop the others from being delivered.
+
+Versions from before the take wrote the metadata itself staged it as
+``spool/.lienthong-meta-<id>.json`` first, and moved it into the spool folder as ``meta.json``
+after the take. A staged file such a version left behind is adopted before its
+document is sealed (``adopt_staged_meta``) or, its take never having happened, swept at
+start-up (``sweep_staged``).
 """
 from __future__ import annotations
 
@@ -12,15 +18,21 @@ import stat
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from lienthong.keys.errors import MalformedToken
+from lienthong.keys.jws import canonical_json
+from lienthong.node.core.home import fsync_dir
 from lienthong.node.spool.record import (
     INTAKE_FILE,
+    META_FILE,
     PAYLOAD_FILE,
     TakenFile,
     read_record,
     taken_from_record,
 )
+
+_STAGED_PREFIX = ".lienthong-meta-"
 
 
 class SpoolState(Enum):
@@ -75,3 +87,46 @@ def _lstat_mode(path: Path) -> int | None:
         return os.stat(path, follow_symlinks=False).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+# -- metadata staged by older versions ---------------------------------------------------
+
+def staged_meta_path(spool_dir: Path, message_id: str) -> Path:
+    return spool_dir / f"{_STAGED_PREFIX}{message_id}.json"
+
+
+def write_staged_meta(spool_dir: Path, message_id: str, meta: dict[str, Any]) -> None:
+    """Stage metadata as older versions did (the tests make such a spool with it)."""
+    path = staged_meta_path(spool_dir, message_id)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(canonical_json(meta))
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_dir(spool_dir)
+
+
+def adopt_staged_meta(spool_dir: Path, message_id: str) -> None:
+    """Move staged metadata into ``spool/<message_id>/meta.json`` (idempotent)."""
+    staged = staged_meta_path(spool_dir, message_id)
+    folder = spool_dir / message_id
+    if not staged.exists() or not folder.is_dir():
+        return
+    if (folder / META_FILE).exists():
+        staged.unlink()
+    else:
+        os.rename(staged, folder / META_FILE)
+        fsync_dir(folder)
+    fsync_dir(spool_dir)
+
+
+def sweep_staged(spool_dir: Path) -> int:
+    """At start-up (after recovery): remove staged metadata whose take never happened."""
+    removed = 0
+    for entry in spool_dir.glob(f"{_STAGED_PREFIX}*.json"):
+        message_id = entry.name[len(_STAGED_PREFIX):-len(".json")]
+        adopt_staged_meta(spool_dir, message_id)
+        if entry.exists():
+            entry.unlink()
+            removed += 1
+    return removed

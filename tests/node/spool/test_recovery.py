@@ -1,4 +1,5 @@
-"""Spool recovery: what ``recover_spool`` makes of each folder a take (or a crash) left."""
+"""Spool recovery: what ``recover_spool`` makes of each folder a take (or a crash) left, and
+metadata an older version staged beside them."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,18 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.outbox.intake import take_file
-from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile
-from lienthong.node.spool.recovery import SpoolState, recover_spool
+from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile, read_meta
+from lienthong.node.spool.recovery import (
+    SpoolState,
+    adopt_staged_meta,
+    recover_spool,
+    staged_meta_path,
+    sweep_staged,
+    write_staged_meta,
+)
 from tests.node.intakehelp import NOW, Home, make_home
+
+STAGED_MID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
@@ -59,3 +69,20 @@ def test_recover_spool_rejects_a_record_for_another_message(home: Home) -> None:
     os.rename(home.spool / "m-one", home.spool / "m-two")
     (item,) = recover_spool(home.spool)
     assert item.state is SpoolState.DAMAGED and "m-one" in (item.problem or "")
+
+
+def test_staged_metadata_is_adopted_by_the_spool_folder_or_swept(tmp_path: Path) -> None:
+    """Metadata staged before the take lands in meta.json once the folder exists; staged
+    metadata of a take that never happened is removed at start-up."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    write_staged_meta(spool, STAGED_MID, {"kind": "document", "priority": 0})
+    adopt_staged_meta(spool, STAGED_MID)  # no folder yet: nothing happens
+    assert staged_meta_path(spool, STAGED_MID).exists()
+    (spool / STAGED_MID).mkdir()
+    adopt_staged_meta(spool, STAGED_MID)
+    assert read_meta(spool / STAGED_MID) == {"kind": "document", "priority": 0}
+    assert not staged_meta_path(spool, STAGED_MID).exists()
+    other = "f" * 32
+    write_staged_meta(spool, other, {"kind": "document"})
+    assert sweep_staged(spool) == 1 and not staged_meta_path(spool, other).exists()
