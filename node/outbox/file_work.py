@@ -21,9 +21,9 @@ from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
 from lienthong.node.outbox.intake import DirSyncs, take_file
 from lienthong.node.outbox.sidecars import SidecarFound
-from lienthong.node.spool.record import TakenFile, read_meta
+from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
-from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
+from lienthong.node.spool.sealing import seal_spooled
 
 #: Room kept in a failed/ name for the reason file written beside it.
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
@@ -143,7 +143,7 @@ def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
                                       safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
                                       max_bytes=FAILED_NAME_BYTES)
-    payload = spool_folder / PAYLOAD
+    payload = spool_folder / PAYLOAD_FILE
     if payload.exists():
         os.rename(payload, target)
     target.with_name(target.name + ".reason.txt").write_text(

@@ -39,7 +39,8 @@ from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name,
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
-from lienthong.node.spool.sealing import ENVELOPE, PAYLOAD
+from lienthong.node.spool.record import PAYLOAD_FILE
+from lienthong.node.spool.sealing import ENVELOPE
 
 log = Logger(namespace="lienthong.outbox")
 
@@ -211,7 +212,7 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
             present.append(False)
             continue
         present.append(True)
-        payload = move.spool_folder / PAYLOAD
+        payload = move.spool_folder / PAYLOAD_FILE
         sent_path = move.sent_path
         sent_path.parent.mkdir(parents=True, exist_ok=True)
         if payload.exists() and not sent_path.exists():
