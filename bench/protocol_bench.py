@@ -14,9 +14,9 @@ only after the whole document was sealed. Only time spent inside the code under 
 counted. SHA-256 alone is timed too, since on one thread its pass bounds the ratios.
 
 The envelope is measured as the node runs it: SHA-256 on a second thread
-(node.hashing.BackgroundDigest, as node/spool/sealing.py and node/inbox/reception.py use it), and again
+(node.hashing.BackgroundDigest, as node/spool/sealing.py and node/inbox/stream.py use it), and again
 with everything on one thread, so both figures are in the same run. Opening takes the output
-through ``feed_chunks`` (one piece per chunk), as node/inbox/reception.py does. Before the clock
+through ``feed_chunks`` (one piece per chunk), as node/inbox/stream.py does. Before the clock
 stops after each batch of the open pass the background hash is flushed, so none of it hides
 in the untimed re-sealing.
 

@@ -26,7 +26,7 @@ from lienthong.node.core.clock import use_monotonic_timers
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.links import PeerLink
 from lienthong.node.inbox.connection import ReceiverFactory
-from lienthong.node.inbox.offers import Inbound
+from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import open_store
@@ -44,7 +44,7 @@ class Node:
         (node.keyupdate says why that is acceptable); None when an unattended source has it."""
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
-        self.inbound = Inbound(runtime)
+        self.inbound = Offers(runtime)
         self.receiver_factory = ReceiverFactory(self.inbound)
         self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
                              on_released=self._released)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lienthong.node.audit.report import Problem, VerifyReport
-from lienthong.node.inbox.reception import RECEIPT_SUFFIX, file_sha256
+from lienthong.node.inbox.layout import RECEIPT_SUFFIX, file_sha256
 from lienthong.node.store.reports import KeptFile
 
 PAGE = 500

@@ -47,8 +47,8 @@ from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
-from lienthong.node.inbox.reception import META_SUFFIX, RECEIPT_SUFFIX
-from lienthong.node.outbox.sidecars import sweep_staged
+from lienthong.node.inbox.layout import META_SUFFIX, RECEIPT_SUFFIX
+from lienthong.node.spool.recovery import sweep_staged
 from lienthong.node.store.records import (
     PROCESSING_TRANSITIONS,
     ControlRequest,

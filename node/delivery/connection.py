@@ -26,6 +26,7 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.delivery.readahead import ReadAhead
 from lienthong.node.transport.bulk import bulk_tls
+from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
 from lienthong.node.transport.tls import peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.errors import ProtocolError
@@ -57,9 +58,6 @@ FRAMES_PER_TURN = 4
 #: Transfers with more envelope bytes than this left to send are read ahead on a worker
 #: (node.readahead); smaller ones are read inline, which costs less than a thread hop.
 READ_AHEAD_ABOVE = 4 * DATA_FRAME
-SOFTWARE = "lienthong/0.1"
-#: Seconds a peer gets to complete the TLS close after our ERROR before the socket is dropped.
-CLOSE_GRACE = 2.0
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 It speaks first (HELLO) only once the TLS handshake has completed and the peer's pinned key
 maps to a trusted node, because in TLS 1.3 the dialling side cannot otherwise know it was
-accepted. Offers and ENDs are decided by ``Inbound`` (asynchronously, off the reactor thread
+accepted. Offers and ENDs are decided by ``Offers`` (asynchronously, off the reactor thread
 for disk and database work). DATA is handed to the transfer's ``IncomingStream`` on the worker
 pool, which decrypts it into the staging file (also the basis of a resume); one
 transfer's frames (and then its END) run strictly in order, one after another, while different
@@ -24,9 +24,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
-from lienthong.node.delivery.connection import CLOSE_GRACE, SOFTWARE
-from lienthong.node.inbox.offers import Inbound
-from lienthong.node.inbox.reception import IncomingStream
+from lienthong.node.inbox.offers import Offers
+from lienthong.node.inbox.stream import IncomingStream
+from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
 from lienthong.node.transport.tls import peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.envelope import EnvelopeHeader
@@ -45,7 +45,7 @@ SOCKET_READ = 1024 * 1024
 
 
 @dataclass
-class IncomingFile:
+class IncomingTransfer:
     """One accepted transfer. ``tail`` is the last piece of work queued for it: each new one is
     chained behind it, so the stream is never used by two threads at once."""
 
@@ -58,15 +58,15 @@ class IncomingFile:
 
 @implementer(IHandshakeListener)
 class ReceiverProtocol(Protocol, TimeoutMixin):
-    def __init__(self, inbound: Inbound, connections: set[ReceiverProtocol]) -> None:
-        self.inbound = inbound
-        self.rt = inbound.rt
+    def __init__(self, offers: Offers, connections: set[ReceiverProtocol]) -> None:
+        self.offers = offers
+        self.rt = offers.rt
         self.connections = connections
         # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
         self.callLater = self.rt.reactor.callLater
         self.conn = Connection(Role.RECEIVER)
         self.peer: str | None = None
-        self.incoming: dict[str, IncomingFile] = {}
+        self.incoming: dict[str, IncomingTransfer] = {}
         self._closed = False
         self._drop: Any = None
         self._queued = 0
@@ -138,7 +138,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
                 return
             self.setTimeout(self.rt.config.delivery.idle_timeout)
         elif isinstance(event, Offer):
-            d = self.inbound.offer(self.peer, event)
+            d = self.offers.offer(self.peer, event)
             d.addCallback(self._answer_offer)
             d.addErrback(self._internal_error, event.message_id)
         elif isinstance(event, Data):
@@ -155,14 +155,14 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
     def _answer_offer(self, answer: Any) -> None:
         if isinstance(answer, tuple):
             accept, header, stream = answer
-            incoming = IncomingFile(header, stream)
+            incoming = IncomingTransfer(header, stream)
             if self._closed:
                 self._stop(accept.message_id, incoming, IncomingStream.close)
                 return
             self.incoming[accept.message_id] = incoming
         self._write(answer[0] if isinstance(answer, tuple) else answer)
 
-    def _enqueue(self, incoming: IncomingFile, work: Any, *args: Any) -> Deferred:
+    def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any) -> Deferred:
         """Run ``work(*args)`` after everything queued before for this transfer; skipped once
         the transfer has failed. Returns the shared chain (callers add their own callbacks)."""
         def step(_: object) -> Deferred | None:
@@ -189,7 +189,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             if not self._closed:
                 self.transport.resumeProducing()
 
-    def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingFile,
+    def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingTransfer,
                       size: int) -> None:
         self._written(None, size)
         if incoming.failed:
@@ -197,7 +197,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         exc = failure.value
         if isinstance(exc, EnvelopeError):  # a chunk failed to authenticate: worthless
             self._stop(message_id, incoming, IncomingStream.discard)
-            self._write(self.inbound.refuse(self.peer or "", message_id, exc.code, str(exc)))
+            self._write(self.offers.refuse(self.peer or "", message_id, exc.code, str(exc)))
         elif isinstance(exc, OSError):
             self._stop(message_id, incoming, IncomingStream.close)
             reason = f"cannot store the document: {exc.strerror or exc}"
@@ -210,7 +210,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self._write(Reject(message_id=message_id, code="internal-error",
                                reason="the receiving node failed; it will be retried"))
 
-    def _stop(self, message_id: str, incoming: IncomingFile, how: Any) -> None:
+    def _stop(self, message_id: str, incoming: IncomingTransfer, how: Any) -> None:
         """Give up a transfer: skip its queued work, then close (or discard) its stream and
         only then release it, so a new offer never shares the files with a running write."""
         incoming.failed = True
@@ -222,7 +222,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             return self.rt.io(how, incoming.stream)
 
         def release(result: object) -> None:
-            self.inbound.release(peer, message_id)
+            self.offers.release(peer, message_id)
             if isinstance(result, Failure):
                 log.failure("could not close the transfer {mid}", result, mid=message_id)
 
@@ -238,7 +238,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         def finish(_: object) -> Deferred | None:
             if incoming.failed:
                 return None
-            d = self.inbound.finish(peer, incoming.header, incoming.stream)
+            d = self.offers.finish(peer, incoming.header, incoming.stream)
             d.addCallback(self._answer_end, message_id)
             d.addErrback(self._internal_error, message_id)
             return d
@@ -247,13 +247,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     def _answer_end(self, answer: Any, message_id: str) -> None:
         self.incoming.pop(message_id, None)
-        self.inbound.release(self.peer or "", message_id)
+        self.offers.release(self.peer or "", message_id)
         self._write(answer)
 
     def _internal_error(self, failure: Failure, message_id: str) -> None:
         log.failure("internal error handling {mid}", failure, mid=message_id)
         self.incoming.pop(message_id, None)
-        self.inbound.release(self.peer or "", message_id)
+        self.offers.release(self.peer or "", message_id)
         self._write(Reject(message_id=message_id, code="internal-error",
                            reason="the receiving node failed; it will be retried"))
 
@@ -284,12 +284,12 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
 
 class ReceiverFactory(Factory):
-    def __init__(self, inbound: Inbound) -> None:
-        self.inbound = inbound
+    def __init__(self, offers: Offers) -> None:
+        self.offers = offers
         self.connections: set[ReceiverProtocol] = set()
 
     def buildProtocol(self, addr: Any) -> ReceiverProtocol:  # noqa: N802
-        return ReceiverProtocol(self.inbound, self.connections)
+        return ReceiverProtocol(self.offers, self.connections)
 
     def drop_peer(self, node_id: str) -> None:
         """Close every connection from ``node_id`` (on revocation)."""

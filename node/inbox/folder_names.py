@@ -32,7 +32,7 @@ from typing import Any
 
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import clash_key
-from lienthong.node.inbox.reception import (
+from lienthong.node.inbox.layout import (
     META_SUFFIX,
     RECEIPT_SUFFIX,
     choose_inbox_path,

@@ -5,10 +5,11 @@ receipt: a duplicate never writes anything), or REJECT with a specific code. The
 verified here, before a single byte of payload is accepted: it must be signed by the very
 peer the TLS handshake authenticated, and name this node as a recipient.
 
-DATA is decrypted into a staging file as it arrives (``lienthong.node.inbox.reception.IncomingStream``, driven
-in order by the receiver). ``finish`` runs after END: prove the document complete, publish into
-``inbox/<sender>/`` and commit, and only then sign the receipt (see node.reception for the
-order and the crash argument). Every refusal is audited with its code.
+DATA is decrypted into a staging file as it arrives (``IncomingStream``, node/inbox/stream.py,
+driven in order by the receiving connection). ``finish`` runs after END: prove the document
+complete, publish into ``inbox/<sender>/`` and commit, and only then sign the receipt (see
+node/inbox/layout.py for the order and the crash argument). Every refusal is audited with its
+code.
 """
 from __future__ import annotations
 
@@ -29,19 +30,15 @@ from lienthong.node.core.names import safe_file_name
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.layout import document_metadata, finish_interrupted
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
-from lienthong.node.inbox.reception import (
-    RESUME_SUFFIX,
-    IncomingStream,
-    document_metadata,
-    finish_interrupted,
-)
 from lienthong.node.inbox.staging import (
     STALE_STAGING_SECONDS,
     discard_legacy_partials,
     discard_stale_staging,
     open_if_room,
 )
+from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
@@ -60,10 +57,11 @@ def document_kind(header: EnvelopeHeader) -> str:
     return kind if isinstance(kind, str) else "document"
 
 
-class Inbound:
-    """Receives documents; ``control`` maps a ``kind`` (status, recall, key-update...) to the
-    handler that applies such a document once it is durably stored and receipted. Control
-    documents are kept under ``state/control/`` rather than shown to clerks in the inbox."""
+class Offers:
+    """Decides each offer and stores what the accepted ones bring. ``control`` maps a ``kind``
+    (status, recall, key-update...) to the handler that applies such a document once it is
+    durably stored and receipted. Control documents are kept under ``state/control/`` rather
+    than shown to clerks in the inbox."""
 
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
@@ -124,7 +122,7 @@ class Inbound:
         row = yield self.rt.db(self.rt.store.get_received, signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
-                # Being published right now (node.publisher), not cut short by a crash.
+                # Being published right now (node/inbox/publication.py), not cut short by a crash.
                 return Reject(message_id=mid, code="busy",
                               reason="this document is already being received")
             yield self.recover_row(row)
@@ -225,7 +223,7 @@ class Inbound:
     def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
         """After END and after every DATA frame went through ``stream`` (the caller orders
         them): prove the document and reserve its inbox name (one worker hop), publish and
-        commit it with whatever else finished meanwhile (node.publisher), and return the
+        commit it with whatever else finished meanwhile (node/inbox/publication.py), and return the
         RECEIPT (or a REJECT)."""
         rt = self.rt
         mid = header.message_id

@@ -6,7 +6,7 @@ worker hops between its END and its receipt. With 2,000 documents dropped at onc
 fsyncs alone were an eighth of the receiver's samples, and the hops and commits most of the
 rest of its time per document (docs/benchmarks.md).
 
-How: ``Inbound.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
+How: ``Offers.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
 staging file fsynced) and reserves its inbox name, then hands it to ``Publisher.add``. The
 first document is published at once; every document that finishes while a batch is being
 published goes into the next batch (no timer: a lone document waits for nothing, a burst
@@ -20,7 +20,7 @@ shares everything). A batch is:
 4. each caller gets its receipt, to send.
 
 Each document's steps happen in the same order as before, each durable before the next (the
-crash argument of node.reception and docs/reliability.md is unchanged): nothing is linked
+crash argument of node/inbox/layout.py and docs/reliability.md is unchanged): nothing is linked
 into the inbox before its ``publishing`` row is committed, no staging name is dropped before
 its inbox link is durable, and no receipt is returned before the ``stored`` commit. Only the
 fsyncs and commits are shared. A document whose step fails is refused on its own (a
@@ -42,7 +42,7 @@ from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.reception import write_sidecar_files
+from lienthong.node.inbox.layout import write_sidecar_files
 from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.receipt import issue_receipt
@@ -132,11 +132,11 @@ class Publisher:
         if not published:
             return
         failpoint("receiver-after-fsync-before-commit")
-        receipts = {id(item): outcome for item, outcome in zip(ready, outcomes)}
+        receipts = {id(item): outcome for item, outcome in zip(ready, outcomes, strict=True)}
         stored = yield DeferredList([record_stored(rt, item.signer, item.header, item.final,
                                                    item.now, receipts[id(item)])
                                      for item in published], consumeErrors=True)
-        for item, (ok, value) in zip(published, stored):
+        for item, (ok, value) in zip(published, stored, strict=True):
             if ok:
                 item.done.callback(receipts[id(item)])
             else:
@@ -146,7 +146,7 @@ class Publisher:
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
     """Fail the items whose step failed; return the others, in order."""
     going = []
-    for item, (ok, value) in zip(items, results):
+    for item, (ok, value) in zip(items, results, strict=True):
         if ok:
             going.append(item)
         else:
@@ -157,7 +157,7 @@ def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> li
 def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str | BaseException]:
     """Worker pool: publish ``items`` (each already recorded as ``publishing``) and sign their
     receipts; returns each one's receipt, or the exception that stopped it. The fsyncs are
-    shared, the order of each document's steps is that of node.reception."""
+    shared, the order of each document's steps is that of node/inbox/layout.py."""
     outcomes: list[str | BaseException | None] = [None] * len(items)
     folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
@@ -209,7 +209,7 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
             step(indices, sidecars)
         fsync(folder, indices)
     return [outcome if outcome is not None else receipts[id(item)]
-            for item, outcome in zip(items, outcomes)]
+            for item, outcome in zip(items, outcomes, strict=True)]
 
 
 def _link(staging: Path, final: Path) -> None:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lienthong.node.inbox.reception import RESUME_SUFFIX, IncomingStream
+from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.protocol.envelope import EnvelopeHeader
 
 #: Free space kept in reserve beyond what a document needs, so the store and the audit log
@@ -38,7 +38,7 @@ def open_if_room(staging: Path, tmp: Path, header: EnvelopeHeader,
                  **open_args: Any) -> tuple[IncomingStream | None, int, int]:
     """The space check and the opening of the staging file in one worker hop (they were two
     with a thread wake-up each per offer): ``(stream, free, need)``, with no stream when
-    ``tmp/`` lacks the room. Only the decrypted copy is written (node.reception), less what a
+    ``tmp/`` lacks the room. Only the decrypted copy is written (node/inbox/stream.py), less what a
     resume keeps."""
     staged, free = _staged_and_space(staging, tmp)
     need = header.size - min(staged, header.size) + SPACE_RESERVE

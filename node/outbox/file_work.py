@@ -1,8 +1,9 @@
 """The blocking file work of the outbox (worker threads): take and seal, park in failed/.
 
-(Filing into sent/ is node.sent_folder.)
+(Filing into sent/ is node/outbox/sent.py.)
 
-Kept apart from ``lienthong.node.outbox.pipeline``, which runs on the reactor and decides the order of things.
+Kept apart from node/outbox/pipeline.py, which runs on the reactor and decides the order of
+things.
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
-from lienthong.node.outbox.intake import DirSyncs, TakenFile, take_file
-from lienthong.node.outbox.sidecars import SidecarFound, adopt_staged_meta
-from lienthong.node.spool.files import read_meta
-from lienthong.node.spool.sealing import PAYLOAD, seal_spooled
+from lienthong.node.outbox.intake import DirSyncs, take_file
+from lienthong.node.outbox.sidecars import SidecarFound
+from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
+from lienthong.node.spool.recovery import adopt_staged_meta
+from lienthong.node.spool.sealing import seal_spooled
 
 #: Room kept in a failed/ name for the reason file written beside it.
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
@@ -141,7 +143,7 @@ def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
                                       safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
                                       max_bytes=FAILED_NAME_BYTES)
-    payload = spool_folder / PAYLOAD
+    payload = spool_folder / PAYLOAD_FILE
     if payload.exists():
         os.rename(payload, target)
     target.with_name(target.name + ".reason.txt").write_text(

@@ -1,5 +1,5 @@
 """Taking a document out of the clerk's outbox into the spool (refusing it into failed/ is
-node.outbox_walk.refuse_file, which walks the outbox the same careful way).
+node/outbox/walk.py ``refuse_file``, which walks the outbox the same careful way).
 
 Theory of operation
 -------------------
@@ -22,8 +22,8 @@ may leave the office happens here, on the file itself, in a fixed order (docs/de
    outbox) or a complete pair that ``recover_spool`` reports -- with its metadata already in
    it. Across filesystems (``EXDEV``) the bytes are copied through the open descriptor,
    fsynced, and only then is the original unlinked. Versions before 2 wrote the metadata
-   to a separate ``meta.json`` (one more file and fsync per document); ``spool.read_meta``
-   still reads it.
+   to a separate ``meta.json`` (one more file and fsync per document); ``read_meta``
+   (node/spool/record.py, where the record's format lives) still reads it.
 5. After the move, the payload must be the inode we opened, with the size and mtime we
    recorded. If not, someone was still writing (or swapped the name): we put the entry back
    into the outbox under its name (or ``name (2)`` if the clerk has since saved a new file
@@ -40,7 +40,7 @@ The folder fsyncs that make the take durable (the new folder's entries, its entr
 returns -- unless the caller passes a :class:`DirSyncs`: then they are owed to it, and the
 caller flushes it before anything (an audit entry, a dispatch row) refers to the taken
 documents. A batch of takes into the same ``spool/`` from the same outbox folder then
-fsyncs each folder once (``outbox_files.take_and_seal_batch``). Until the flush, a crash
+fsyncs each folder once (``file_work.take_and_seal_batch``). Until the flush, a crash
 may undo the rename (the file is still in the outbox, as if never taken) or keep it
 (``recover_spool`` finds a complete pair): both are states a crash right after the take
 could already leave, because nothing has been recorded about the document yet.
@@ -54,7 +54,6 @@ import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +69,15 @@ from lienthong.node.outbox.walk import (
     write_all,
     write_new_file,
 )
-
-INTAKE_FILE = "intake.json"
-META_FILE = "meta.json"
-PAYLOAD_FILE = "payload"
-INTAKE_FORMAT = "lienthong-intake"
-INTAKE_VERSION = 2
-#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
-INTAKE_VERSIONS = (1, 2)
+from lienthong.node.spool.record import (
+    INTAKE_FILE,
+    INTAKE_FORMAT,
+    INTAKE_VERSION,
+    META_FILE,
+    PAYLOAD_FILE,
+    TakenFile,
+    taken_from_record,
+)
 
 _PARTIAL_PAYLOAD = TEMP_PREFIX + "payload.part"
 _COPY_CHUNK = 1 << 20
@@ -109,20 +109,6 @@ class DirSyncs:
         finally:
             for fd in fds:
                 os.close(fd)
-
-
-@dataclass(frozen=True, slots=True)
-class TakenFile:
-    """A document moved into ``spool/<message_id>/payload``; nothing has been sent yet."""
-
-    message_id: str
-    original_name: str  # NFC
-    spool_path: Path
-    size: int
-    target: str  # NFC; the peer or group folder under outbox/
-    hint: str | None  # NFC name of the first subfolder under the target (document type)
-    mtime_ns: int
-    taken_at: str
 
 
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
@@ -285,21 +271,6 @@ def _discard_spool_folder(spool_fd: int, folder_fd: int, message_id: str) -> Non
             pass
     os.rmdir(message_id, dir_fd=spool_fd)
     os.fsync(spool_fd)
-
-
-def taken_from_record(record: dict[str, Any], folder: Path) -> TakenFile:
-    strings = ("message_id", "target", "original_name", "taken_at")
-    if not all(isinstance(record[key], str) for key in strings):
-        raise TypeError("a text field is not text")
-    if record["hint"] is not None and not isinstance(record["hint"], str):
-        raise TypeError("hint is not text")
-    for key in ("size", "mtime_ns"):
-        if type(record[key]) is not int or record[key] < 0:
-            raise TypeError(f"{key} is not a non-negative integer")
-    return TakenFile(message_id=record["message_id"], original_name=record["original_name"],
-                     spool_path=folder / PAYLOAD_FILE, size=record["size"],
-                     target=record["target"], hint=record["hint"],
-                     mtime_ns=record["mtime_ns"], taken_at=record["taken_at"])
 
 
 def _names(parts: tuple[str, ...], path: Path) -> tuple[str, str | None, str]:

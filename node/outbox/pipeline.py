@@ -38,7 +38,7 @@ from lienthong.node.core.errors import NodeError
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
-from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.sent import SentFolder
 from lienthong.node.outbox.sidecars import (
     Prepared,
@@ -50,7 +50,9 @@ from lienthong.node.outbox.sidecars import (
     sidecar_of,
 )
 from lienthong.node.outbox.walk import refuse_file
-from lienthong.node.spool.files import SpoolState, recover_spool, spool_bytes
+from lienthong.node.spool.own_documents import spool_bytes
+from lienthong.node.spool.record import TakenFile
+from lienthong.node.spool.recovery import SpoolState, recover_spool
 from lienthong.node.store.records import NewDispatch
 from lienthong.protocol.envelope import new_message_id
 from lienthong.protocol.events import Priority

@@ -13,7 +13,8 @@ the ones queued meanwhile go together, in the same steps, each step durable befo
 3. the destinations recorded and the dispatches marked ``sent`` (one transaction): from here a
    crash is completed at the next start (``Outbox.recover`` files it again, idempotently);
 4. every payload renamed into place, receipts and summaries written, ONE fsync of each
-   ``sent/`` folder the batch touched, and only then the spool folders removed (worker pool);
+   ``sent/`` folder the batch touched, the sidecar (if the clerk gave one) put beside its
+   document, and only then the spool folders removed (worker pool);
 5. the ``delivered`` audit entries (one transaction).
 
 A document refused by the store in step 3 (it cannot be ``sent``) is left alone and its
@@ -36,8 +37,10 @@ from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
 from lienthong.node.core.runtime import NodeRuntime
-from lienthong.node.outbox.sidecars import sidecar_to_sent
-from lienthong.node.spool.sealing import ENVELOPE, PAYLOAD
+from lienthong.node.documents.metadata import SIDECAR_SUFFIX
+from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
+from lienthong.node.spool.record import PAYLOAD_FILE
+from lienthong.node.spool.sealing import ENVELOPE
 
 log = Logger(namespace="lienthong.outbox")
 
@@ -147,8 +150,9 @@ class SentFolder:
                 for item in fresh])
             outcomes = yield rt.db(rt.store.mark_dispatches_sent,
                                    [(item.message_id, str(path))
-                                    for item, path in zip(fresh, paths)], rt.now_text())
-            for item, path, outcome in zip(fresh, paths, outcomes):
+                                    for item, path in zip(fresh, paths, strict=True)],
+                                   rt.now_text())
+            for item, path, outcome in zip(fresh, paths, outcomes, strict=True):
                 if outcome is None:
                     item.sent_path = str(path)
                 else:
@@ -165,7 +169,7 @@ class SentFolder:
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
                                 "sent": now}, already_sent=row.state == "sent"))
         filed = yield rt.io(_move_all_to_sent, moves)
-        batch = [item for item, moved in zip(batch, filed) if moved]
+        batch = [item for item, moved in zip(batch, filed, strict=True) if moved]
         if not batch:
             return
         yield rt.db(_audit_delivered, rt.store, rfc3339_ms(rt.now()), [
@@ -208,7 +212,7 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
             present.append(False)
             continue
         present.append(True)
-        payload = move.spool_folder / PAYLOAD
+        payload = move.spool_folder / PAYLOAD_FILE
         sent_path = move.sent_path
         sent_path.parent.mkdir(parents=True, exist_ok=True)
         if payload.exists() and not sent_path.exists():
@@ -224,7 +228,7 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
         folders[sent_path.parent] = None
     for folder in folders:
         fsync_dir(folder)
-    for move, filed in zip(moves, present):
+    for move, filed in zip(moves, present, strict=True):
         if not filed:
             continue
         sidecar_to_sent(move.spool_folder, move.sent_path)
@@ -232,6 +236,14 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
         if move.spool_folder.exists():
             shutil.rmtree(move.spool_folder)
     return present
+
+
+def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
+    """Put the spooled sidecar beside the sent document as ``NAME.meta.toml`` (idempotent)."""
+    spooled = spool_folder / SPOOLED_SIDECAR
+    if spooled.exists():
+        os.replace(spooled, sent_path.with_name(sent_path.name + SIDECAR_SUFFIX))
+        fsync_dir(sent_path.parent)
 
 
 def _audit_delivered(store: Any, now: str,

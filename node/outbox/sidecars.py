@@ -1,4 +1,4 @@
-"""A document's sidecar on its way through the outbox: read, validated, staged, carried along.
+"""A document's sidecar on its way through the outbox: read, validated, taken along.
 
 Theory of operation
 -------------------
@@ -19,19 +19,20 @@ Right after ``take_file`` has moved the file into ``spool/<message_id>/``, in th
 hop and before sealing, ``Prepared.adopt`` moves the sidecar to
 ``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it cannot attach itself
 to a later file of the same name, even if the node dies while sealing);
-:func:`adopt_document` then audits the metadata and the take in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
-``NAME.meta.toml``.
+:func:`adopt_document` then audits the metadata and the take in one transaction. When the
+document reaches ``sent/``, the sidecar goes beside it as ``NAME.meta.toml``
+(``sidecar_to_sent``, node/outbox/sent.py).
 
 Before this version the metadata was first staged as ``spool/.lienthong-meta-<id>.json``
 (two more fsyncs and two more worker hops per document; docs/benchmarks.md). A staged file
 left by a crash of such a version is still adopted before sealing and swept at start-up
-(``adopt_staged_meta``, ``sweep_staged``).
+(node/spool/recovery.py).
 
 Most documents have no sidecar, and looking for one cost a worker hop per document before
 the take. :func:`plain_document` decides on the reactor what a document *without* a sidecar
 would carry (the folder hint, checked as in step 2) and marks it ``looked=False``; the take's
 own hop then checks that no sidecar is there, just before taking the file
-(``outbox_files.take_and_seal`` raises :class:`SidecarFound`, having taken nothing), and the
+(``file_work.take_and_seal`` raises :class:`SidecarFound`, having taken nothing), and the
 outbox goes the long way above. A sidecar saved after that check is left in the outbox, as a
 sidecar saved after step 1 always was.
 
@@ -51,7 +52,6 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
-from lienthong.keys.jws import canonical_json
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
@@ -66,23 +66,18 @@ from lienthong.node.documents.metadata import (
     document_meta,
     parse_sidecar,
 )
-from lienthong.node.outbox.intake import Refused, TakenFile
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
-from lienthong.node.spool.files import META_FILE
+from lienthong.node.spool.record import TakenFile
 
 log = Logger(namespace="lienthong.outbox")
 
 SPOOLED_SIDECAR = "sidecar.meta.toml"
-_STAGED_PREFIX = ".lienthong-meta-"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def sidecar_of(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
-
-
-def staged_meta_path(spool_dir: Path, message_id: str) -> Path:
-    return spool_dir / f"{_STAGED_PREFIX}{message_id}.json"
 
 
 def folder_hint(outbox: Path, path: Path) -> str | None:
@@ -131,42 +126,6 @@ def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
     return SidecarFile(data, size)
 
 
-def write_staged_meta(spool_dir: Path, message_id: str, meta: dict[str, Any]) -> None:
-    path = staged_meta_path(spool_dir, message_id)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(canonical_json(meta))
-        handle.flush()
-        os.fsync(handle.fileno())
-    fsync_dir(spool_dir)
-
-
-def adopt_staged_meta(spool_dir: Path, message_id: str) -> None:
-    """Move staged metadata into ``spool/<message_id>/meta.json`` (idempotent)."""
-    staged = staged_meta_path(spool_dir, message_id)
-    folder = spool_dir / message_id
-    if not staged.exists() or not folder.is_dir():
-        return
-    if (folder / META_FILE).exists():
-        staged.unlink()
-    else:
-        os.rename(staged, folder / META_FILE)
-        fsync_dir(folder)
-    fsync_dir(spool_dir)
-
-
-def sweep_staged(spool_dir: Path) -> int:
-    """At start-up (after recovery): remove staged metadata whose take never happened."""
-    removed = 0
-    for entry in spool_dir.glob(f"{_STAGED_PREFIX}*.json"):
-        message_id = entry.name[len(_STAGED_PREFIX):-len(".json")]
-        adopt_staged_meta(spool_dir, message_id)
-        if entry.exists():
-            entry.unlink()
-            removed += 1
-    return removed
-
-
 def move_sidecar(source: Path, target_dir: Path, name: str) -> Path | None:
     """Rename ``source`` to ``target_dir/name`` (a free variant); None if there is no source."""
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -178,14 +137,6 @@ def move_sidecar(source: Path, target_dir: Path, name: str) -> Path | None:
     fsync_dir(target_dir)
     fsync_dir(source.parent)
     return target
-
-
-def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
-    """Put the spooled sidecar beside the sent document as ``NAME.meta.toml`` (idempotent)."""
-    spooled = spool_folder / SPOOLED_SIDECAR
-    if spooled.exists():
-        os.replace(spooled, sent_path.with_name(sent_path.name + SIDECAR_SUFFIX))
-        fsync_dir(sent_path.parent)
 
 
 class SidecarFound(NodeError):

@@ -1,10 +1,10 @@
 """Reaching a file under the outbox without following links, and refusing it into failed/.
 
-Split out of ``lienthong.node.outbox.intake`` (which takes files into the spool) because three modules walk the
-outbox the same careful way: the take, the sidecar reader (``lienthong.node.outbox.sidecars``) and the refusal
-(:func:`refuse_file`). The walk opens each folder between ``outbox`` and the entry with
-``O_NOFOLLOW`` relative to the one before, so a symbolic link swapped in anywhere on the way
-is refused, never followed into the node's own files.
+Split out of node/outbox/intake.py (which takes files into the spool) because three modules
+walk the outbox the same careful way: the take, the sidecar reader (node/outbox/sidecars.py)
+and the refusal (:func:`refuse_file`). The walk opens each folder between ``outbox`` and the
+entry with ``O_NOFOLLOW`` relative to the one before, so a symbolic link swapped in anywhere
+on the way is refused, never followed into the node's own files.
 """
 from __future__ import annotations
 

@@ -28,13 +28,13 @@ from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.home import fsync_dir, write_synced
+from lienthong.node.spool.record import PAYLOAD_FILE
 from lienthong.protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
 from lienthong.protocol.payload import HEADER_BYTES, PayloadEncryptor, open_file_key
 
 #: Plaintext read per step while sealing (hashing only): fewer Python turns per GiB.
 READ_SIZE = 4 * 1024 * 1024
-PAYLOAD = "payload"
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
 STREAM_HEADER = "stream-header.bin"
@@ -56,7 +56,7 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
     current = node_keys.current_encryption
     # Hashed on a second thread while the next block is read (node/core/hashing.py).
     hasher = BackgroundDigest()
-    with open(spool_dir / PAYLOAD, "rb") as source:
+    with open(spool_dir / PAYLOAD_FILE, "rb") as source:
         size = os.fstat(source.fileno()).st_size
         sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
                         sender_key=(current.kid, current.private.public_key),
@@ -94,7 +94,7 @@ class EnvelopeSource:
         self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
         if len(self._stream_header) != HEADER_BYTES:
             raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
-        self._plain = open(self._spool / PAYLOAD, "rb")  # noqa: SIM115 - closed by close()
+        self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
         self._restart()
 
     def _restart(self) -> None:

@@ -1,5 +1,5 @@
-"""A node home with only the folders intake and refusals touch (tests of node.intake and
-node.outbox_walk)."""
+"""A node home with only the folders intake and refusals touch (tests of node/outbox/intake.py,
+node/outbox/walk.py and node/spool/recovery.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -27,7 +27,7 @@ from lienthong.node.backup.archive import (
 from lienthong.node.backup.format import SIGNATURE_TYP, encrypt_archive, write_backup
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.identity.rotation import keystore_limits
-from lienthong.node.spool.files import spool_bytes
+from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.store.database import open_store
 from tests.node.storehelp import make_dispatch, make_peer
 

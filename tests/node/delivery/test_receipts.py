@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 
 from lienthong.node.delivery.receipts import ReceiptBatch, Recorded, VerifiedReceipt
 from lienthong.node.outbox.sent import SentFolder
-from lienthong.node.spool.sealing import PAYLOAD
+from lienthong.node.spool.record import PAYLOAD_FILE
 from lienthong.node.store.db_thread import InlineDatabase
 from tests.node.runtimehelp import FakeReactor, enrol, make_office
 from tests.node.storehelp import T0, make_dispatch
@@ -112,7 +112,7 @@ def test_documents_of_the_same_name_filed_together_get_two_names_in_sent(
     for number, item in zip((1, 2, 3), items):
         spool = rt.config.spool / item.message_id
         spool.mkdir(parents=True)
-        (spool / PAYLOAD).write_bytes(b"document %d" % number)
+        (spool / PAYLOAD_FILE).write_bytes(b"document %d" % number)
         spools[item.message_id] = spool
     items = [dataclasses.replace(item, spool_dir=str(spools[item.message_id])) for item in items]
     store.add_dispatches(items, T0)

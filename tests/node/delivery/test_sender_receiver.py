@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 
 from lienthong.node.delivery.links import LinkState, PeerLink
 from lienthong.node.inbox.connection import ReceiverFactory
-from lienthong.node.inbox.offers import Inbound
+from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
@@ -118,7 +118,7 @@ def net(tmp_path: Path) -> Net:
     link = PeerLink(alpha.runtime, beta.node_id, tls=None, on_all_delivered=lambda mid, row: delivered.append(mid),
                     on_delivery_failed=lambda mid, why: failed.append((mid, why)),
                     rng=lambda: 1.0)
-    return Net(reactor, alpha, beta, ReceiverFactory(Inbound(beta.runtime)), link, delivered,
+    return Net(reactor, alpha, beta, ReceiverFactory(Offers(beta.runtime)), link, delivered,
                failed)
 
 

@@ -32,17 +32,8 @@ from lienthong.node.documents.metadata import (
     resolve_type,
     resolve_urgency,
 )
-from lienthong.node.outbox.sidecars import (
-    SPOOLED_SIDECAR,
-    Prepared,
-    adopt_staged_meta,
-    read_sidecar,
-    sidecar_to_sent,
-    staged_meta_path,
-    sweep_staged,
-    write_staged_meta,
-)
-from lienthong.node.spool.files import read_meta
+from lienthong.node.outbox.sent import sidecar_to_sent
+from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR, Prepared, read_sidecar
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
 from tests.node.storehelp import T0, T1, T2, make_dispatch, make_peer, make_received
@@ -220,23 +211,6 @@ def test_read_sidecar_reads_beside_the_document_and_refuses_links(tmp_path: Path
     os.symlink(tmp_path / "elsewhere.toml", outbox / "peer" / "a.pdf.meta.toml")
     with pytest.raises(MetadataError, match="symbolic link"):
         read_sidecar(outbox, doc)
-
-
-def test_staged_metadata_is_adopted_by_the_spool_folder_or_swept(tmp_path: Path) -> None:
-    """Metadata staged before the take lands in meta.json once the folder exists; staged
-    metadata of a take that never happened is removed at start-up."""
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    write_staged_meta(spool, MID, {"kind": "document", "priority": 0})
-    adopt_staged_meta(spool, MID)  # no folder yet: nothing happens
-    assert staged_meta_path(spool, MID).exists()
-    (spool / MID).mkdir()
-    adopt_staged_meta(spool, MID)
-    assert read_meta(spool / MID) == {"kind": "document", "priority": 0}
-    assert not staged_meta_path(spool, MID).exists()
-    other = "f" * 32
-    write_staged_meta(spool, other, {"kind": "document"})
-    assert sweep_staged(spool) == 1 and not staged_meta_path(spool, other).exists()
 
 
 def test_sidecar_travels_to_sent_or_with_a_refused_document(tmp_path: Path) -> None:

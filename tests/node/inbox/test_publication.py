@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lienthong.node.inbox import publication as publisher
+from lienthong.node.inbox import publication
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.publication import Publication, publish_batch
 
@@ -38,15 +38,15 @@ def _batch(tmp_path: Path, count: int) -> tuple[Path, Path, InboxNames, list[Pub
 def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     """Every folder fsync and every step publish_batch takes, in order."""
     steps: list[tuple[str, Path]] = []
-    monkeypatch.setattr(publisher, "fsync_dir", lambda folder: steps.append(("fsync", folder)))
-    real_link = publisher.os.link
+    monkeypatch.setattr(publication, "fsync_dir", lambda folder: steps.append(("fsync", folder)))
+    real_link = publication.os.link
 
     def link(source: Any, target: Any) -> None:
         steps.append(("link", Path(target)))
         real_link(source, target)
 
-    monkeypatch.setattr(publisher.os, "link", link)
-    monkeypatch.setattr(publisher, "issue_receipt",
+    monkeypatch.setattr(publication.os, "link", link)
+    monkeypatch.setattr(publication, "issue_receipt",
                         lambda identity, *, recipient, header, time: f"receipt-of-{header}")
     return steps
 

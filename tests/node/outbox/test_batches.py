@@ -14,9 +14,10 @@ from twisted.python.failure import Failure
 from lienthong.keys.jws import canonical_json
 from lienthong.node.outbox.batches import ALONE_BYTES, TakeBatches
 from lienthong.node.outbox.file_work import take_and_seal_batch
-from lienthong.node.outbox.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.sidecars import SidecarFound, sidecar_of
+from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile
 from lienthong.node.spool.sealing import STREAM_HEADER
 from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
 
@@ -112,7 +113,7 @@ def test_files_waiting_for_a_hop_go_together_most_urgent_first(alpha: Office) ->
     items = _items(alpha, [folder / name for name in names])
     batches = TakeBatches(rt, hops=1)
     results: list[Any] = []
-    for priority, item in zip([3, 3, 0, 3], items):
+    for priority, item in zip([3, 3, 0, 3], items, strict=True):
         batches.submit(priority, *item).addBoth(results.append)
     assert len(workers.jobs) == 1  # one hop at a time here: the first file alone
     assert [item[0].name for item in workers.jobs[0][1][0]] == ["first.pdf"]

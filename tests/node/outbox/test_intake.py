@@ -1,4 +1,5 @@
-"""Intake: the type gate, the move into the spool, refusals into failed/, and spool recovery."""
+"""Intake: the type gate, the move into the spool, and refusals into failed/ (what spool
+recovery then finds is tests/node/spool/test_recovery.py)."""
 from __future__ import annotations
 
 import errno
@@ -14,9 +15,10 @@ from typing import Any
 import pytest
 
 from lienthong.node.outbox import intake
-from lienthong.node.outbox.intake import INTAKE_FILE, PAYLOAD_FILE, Refused, TakenFile, take_file
+from lienthong.node.outbox.intake import take_file
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import refuse_file
-from lienthong.node.spool.files import SpoolState, recover_spool
+from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile
 from tests.node.intakehelp import NOW, Home, make_home
 
 MID = "m-0001"
@@ -412,44 +414,3 @@ def test_move_not_permitted_is_refused_and_spool_cleaned(
     monkeypatch.setattr(os, "rename", denied)
     exc = refused(home, source)
     assert exc.code == "not-movable" and source.exists() and os.listdir(home.spool) == []
-
-
-# -- recovery -------------------------------------------------------------------------------
-
-def test_recover_spool_reports_each_state(home: Home) -> None:
-    """Taken, never-moved, damaged and mismatched spool folders are told apart, no crash."""
-    (home.peer / "a.pdf").write_bytes(b"aaa")
-    taken = take(home, home.peer / "a.pdf", message_id="m-taken")
-    (home.spool / "m-nopayload").mkdir()
-    (home.spool / "m-nopayload" / INTAKE_FILE).write_bytes(
-        (home.spool / "m-taken" / INTAKE_FILE).read_bytes().replace(b"m-taken", b"m-nopayload"))
-    (home.spool / "m-empty").mkdir()
-    (home.spool / "m-corrupt").mkdir()
-    (home.spool / "m-corrupt" / INTAKE_FILE).write_bytes(b"{not json")
-    (home.spool / "m-corrupt" / PAYLOAD_FILE).write_bytes(b"x")
-    (home.spool / "m-dupkeys").mkdir()
-    (home.spool / "m-dupkeys" / INTAKE_FILE).write_bytes(b'{"format":1,"format":2}')
-    (home.spool / "m-dupkeys" / PAYLOAD_FILE).write_bytes(b"x")
-    (home.spool / "m-short").mkdir()
-    (home.spool / "m-short" / INTAKE_FILE).write_bytes(
-        (home.spool / "m-taken" / INTAKE_FILE).read_bytes().replace(b"m-taken", b"m-short"))
-    (home.spool / "m-short" / PAYLOAD_FILE).write_bytes(b"a")
-    (home.spool / "stray-file").write_bytes(b"x")
-    found = {item.message_id: item for item in recover_spool(home.spool)}
-    assert set(found) == {"m-taken", "m-nopayload", "m-empty", "m-corrupt", "m-dupkeys",
-                          "m-short"}
-    assert found["m-taken"].state is SpoolState.TAKEN and found["m-taken"].taken == taken
-    assert found["m-nopayload"].state is SpoolState.INCOMPLETE
-    assert found["m-empty"].state is SpoolState.INCOMPLETE
-    assert found["m-corrupt"].state is SpoolState.DAMAGED and found["m-corrupt"].problem
-    assert found["m-dupkeys"].state is SpoolState.DAMAGED
-    assert found["m-short"].state is SpoolState.DAMAGED and "1 bytes" in found["m-short"].problem
-
-
-def test_recover_spool_rejects_a_record_for_another_message(home: Home) -> None:
-    """An intake.json naming another message ID (copied folder) is damaged, not trusted."""
-    (home.peer / "a.pdf").write_bytes(b"aaa")
-    take(home, home.peer / "a.pdf", message_id="m-one")
-    os.rename(home.spool / "m-one", home.spool / "m-two")
-    (item,) = recover_spool(home.spool)
-    assert item.state is SpoolState.DAMAGED and "m-one" in (item.problem or "")

@@ -1,4 +1,4 @@
-"""IncomingStream (node/inbox/reception.py): decrypting while receiving, resuming, and refusing.
+"""IncomingStream (node/inbox/stream.py): decrypting while receiving, resuming, and refusing.
 
 Real keys, real sealing, real files; no network. The stream must leave a proven, fsynced
 staging file only at ``finish``, write no ciphertext to disk, resume from the staged whole
@@ -7,13 +7,12 @@ when the resume record is missing, stale or damaged.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from lienthong.node.inbox.reception import IncomingStream
+from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
 from lienthong.protocol.payload import CHUNK_OVERHEAD, HEADER_BYTES
@@ -172,66 +171,3 @@ def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
     stream.write(ciphertext[:-CS])
     with pytest.raises(Truncated):
         stream.finish()
-
-
-
-def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
-    """``tmp/receiving/<peer>/*.part`` (the old resume basis) is dropped; nothing else is."""
-    from lienthong.node.inbox.staging import discard_legacy_partials
-    folder = tmp_path / "receiving"
-    (folder / "abcd1234").mkdir(parents=True)
-    (folder / "abcd1234" / "0123-4567.part").write_bytes(b"x" * 100)
-    (folder / "abcd1234" / "keep.txt").write_bytes(b"y")
-    assert discard_legacy_partials(folder) == 1
-    assert [p.name for p in (folder / "abcd1234").iterdir()] == ["keep.txt"]
-    assert discard_legacy_partials(tmp_path / "missing") == 0
-
-
-def test_staging_nobody_offered_again_for_a_week_is_removed(tmp_path: Path) -> None:
-    """Decrypted plaintext of an abandoned transfer does not stay in tmp/staging for ever; a
-    recent one, and one being received again right now, are kept."""
-    import os
-
-    from lienthong.node.inbox.staging import (
-        RESUME_SUFFIX,
-        STALE_STAGING_SECONDS,
-        discard_stale_staging,
-    )
-    folder = tmp_path / "staging"
-    folder.mkdir()
-    now = 2_000_000_000.0
-    old, recent, busy = "a" * 32 + "-ABCD123", "b" * 32 + "-ABCD123", "c" * 32 + "-ABCD123"
-    for name, age in ((old, STALE_STAGING_SECONDS + 60), (recent, 3600),
-                      (busy, STALE_STAGING_SECONDS + 60)):
-        for path in (folder / name, folder / (name + RESUME_SUFFIX)):
-            path.write_bytes(b"plaintext")
-            os.utime(path, (now - age, now - age))
-    assert discard_stale_staging(folder, now, frozenset({"c" * 32})) == 1
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [recent, recent + RESUME_SUFFIX, busy, busy + RESUME_SUFFIX])
-    assert discard_stale_staging(tmp_path / "missing", now) == 0
-
-
-def test_sidecar_contents_are_fsynced_not_only_their_names(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sidecar whose name survives a power cut but whose bytes do not would be an empty file
-    in the inbox: each sidecar's own descriptor is fsynced before the folder is."""
-    import lienthong.node.inbox.reception as reception
-    synced: list[tuple[int, int]] = []
-    real_fsync = reception.os.fsync
-
-    def fsync(fd: int) -> None:
-        st = os.fstat(fd)
-        synced.append((st.st_dev, st.st_ino))
-        real_fsync(fd)
-
-    monkeypatch.setattr(reception.os, "fsync", fsync)
-    final = tmp_path / "quyet-dinh.pdf"
-    reception.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token")
-    meta = final.with_name(final.name + reception.META_SUFFIX)
-    receipt = final.with_name(final.name + reception.RECEIPT_SUFFIX)
-    assert json.loads(meta.read_text(encoding="utf-8")) == {"so_ky_hieu": "12/QĐ-UBND"}
-    assert receipt.read_text(encoding="ascii") == "receipt.token\n"
-    for path in (meta, receipt):
-        st = path.stat()
-        assert (st.st_dev, st.st_ino) in synced, path.name
