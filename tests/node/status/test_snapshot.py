@@ -24,7 +24,8 @@ from lienthong.node.cli.console import ESC, Mode, View, press, split_keys
 from lienthong.node.cli.main import main
 from lienthong.node.cli.status import gather
 from lienthong.node.core.clock import parse_rfc3339
-from lienthong.node.delivery.links import LinkState, Progress
+from lienthong.node.delivery.links import LinkState
+from lienthong.node.delivery.outcomes import Progress
 from lienthong.node.status.api import host_name, to_json
 from lienthong.node.status.metrics import (
     MetricsState,
