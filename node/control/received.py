@@ -89,7 +89,7 @@ class ReceivedControl:
         except (ProtocolError, KeysError, _Mismatch) as exc:
             yield rt.audit("security-refused", peer=peer, message_id=header.message_id,
                            code=getattr(exc, "code", "status-mismatch"), reason=str(exc),
-                           kind="status")
+                           control_kind="status")
             log.warn("refused a status from {peer}: {error}", peer=rt.peer_name(peer),
                      error=str(exc))
             return
@@ -118,7 +118,7 @@ class ReceivedControl:
         except (ProtocolError, KeysError) as exc:
             yield rt.audit("security-refused", peer=peer, message_id=header.message_id,
                            code=getattr(exc, "code", "bad-recall"), reason=str(exc),
-                           kind="recall")
+                           control_kind="recall")
             return
         known = yield rt.db(rt.store.recall_by_token, info.token_sha256)
         if known is not None:
