@@ -42,6 +42,7 @@ from lienthong.node.identity.rotation import (
     verify_key_announcement,
 )
 from lienthong.node.store.records import NotFound
+from lienthong.protocol.envelope import EnvelopeHeader
 
 #: The largest announcement read from disk (they are a few kilobytes).
 MAX_READ = 64 * 1024
@@ -60,7 +61,7 @@ class IncomingKeyUpdates:
         self._accepted = accepted
 
     @inlineCallbacks
-    def receive(self, peer: str, header: Any, stored: Path):  # type: ignore[no-untyped-def]
+    def receive(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
         """Apply a peer's ``key-update`` (stored and receipted already; idempotent)."""
         rt = self.rt
         data = yield rt.io(_read_small, stored)
