@@ -54,7 +54,6 @@ def demo(folder: Path) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import deferLater
 
-    from lienthong.node.app.daemon import Node, build_runtime
     from lienthong.node.app.demo import (
         SAMPLES,
         create_network,
@@ -63,6 +62,7 @@ def demo(folder: Path) -> None:
         wall_now,
         write_sample,
     )
+    from lienthong.node.app.node import Node, build_runtime
     from lienthong.node.core.clock import use_monotonic_timers
 
     use_monotonic_timers(reactor)  # as the daemon does: timers must not follow a clock step

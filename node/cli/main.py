@@ -87,7 +87,7 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
 @click.option("--verbose", is_flag=True, help="Also log debug events to stderr.")
 def run(home: Path | None, verbose: bool) -> None:
     """Run the node daemon until SIGTERM or Ctrl-C."""
-    from lienthong.node.app.daemon import run_daemon
+    from lienthong.node.app.process import run_daemon
     config = open_config(home)
     sys.exit(run_daemon(config, verbose=verbose))
 

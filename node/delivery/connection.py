@@ -2,10 +2,10 @@
 
 The protocol object decides nothing about *what* to send; its ``PeerLink`` does. It turns
 bytes into events for the link, turns the link's offers into bytes, and streams accepted
-transfers from their envelope sources (node.sealing.EnvelopeSource, which re-creates the
+transfers from their envelope sources (spool/sealing.py's EnvelopeSource, which re-creates the
 ciphertext from the spooled plaintext) as a push producer: it writes DATA frames only while the
 transport wants more, so memory stays bounded whatever the document size. A large transfer's
-frames are read (re-encrypted) ahead on a worker thread (node.readahead), so the reactor
+frames are read (re-encrypted) ahead on a worker thread (delivery/readahead.py), so the reactor
 thread only frames and TLS-encrypts them; a small one is read inline (no thread hop). When several
 transfers are open it always serves the most urgent first (lowest priority number), so a
 flash document overtakes a publication already in transfer.
@@ -13,10 +13,10 @@ flash document overtakes a publication already in transfer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.failpoints import failpoint
+from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.readahead import ReadAhead
 from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
@@ -45,9 +46,6 @@ from lienthong.protocol.events import (
     clean_text,
 )
 
-if TYPE_CHECKING:
-    from lienthong.node.delivery.links import PeerLink
-
 log = Logger(namespace="lienthong.sender")
 
 #: Bytes of envelope per DATA frame: the protocol's largest (protocol.frames.MAX_DATA), so a
@@ -56,7 +54,7 @@ DATA_FRAME = 1024 * 1024
 #: Frames written per reactor turn before yielding, so reads (receipts) are not starved.
 FRAMES_PER_TURN = 4
 #: Transfers with more envelope bytes than this left to send are read ahead on a worker
-#: (node.readahead); smaller ones are read inline, which costs less than a thread hop.
+#: (delivery/readahead.py); smaller ones are read inline, which costs less than a thread hop.
 READ_AHEAD_ABOVE = 4 * DATA_FRAME
 
 
@@ -82,12 +80,63 @@ class OutgoingTransfer:
             self.source.close()
 
 
+class LinkEvents(Protocol):
+    """What a ``SenderProtocol`` reads from and reports to the link that dialled it
+    (delivery/links.py's ``PeerLink``): who the peer is, the clocks and threads to use, and
+    each event of the connection and of every document offered on it."""
+
+    node_id: str
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def local_node_id(self) -> str: ...
+
+    @property
+    def rt(self) -> NodeRuntime: ...
+
+    @property
+    def clock(self) -> Any: ...
+
+    @property
+    def idle_timeout(self) -> float: ...
+
+    def pin_lookup(self, pin: str) -> str | None: ...
+
+    def peer_identities(self) -> tuple[Any, ...]: ...
+
+    def connection_made(self, proto: SenderProtocol) -> None: ...
+
+    def connection_ready(self, proto: SenderProtocol) -> None: ...
+
+    def connection_lost(self, proto: SenderProtocol, reason: Failure) -> None: ...
+
+    def retry_later(self, reason: str) -> None: ...
+
+    def remote_error(self, code: str, reason: str) -> None: ...
+
+    def protocol_violation(self, code: str, reason: str) -> None: ...
+
+    def accepted(self, proto: SenderProtocol, message_id: str, offset: int) -> None: ...
+
+    def transfer_progress(self, message_id: str, offset: int) -> None: ...
+
+    def sent_all(self, message_id: str, sent_bytes: int) -> None: ...
+
+    def receipt(self, proto: SenderProtocol, message_id: str, token: str, *,
+                already: bool) -> None: ...
+
+    def rejected(self, proto: SenderProtocol, message_id: str, code: str,
+                 reason: str) -> Any: ...
+
+
 @implementer(IPushProducer)
-class SenderProtocol(Protocol, TimeoutMixin):
+class SenderProtocol(TwistedProtocol, TimeoutMixin):
     """Times out when the receiver sends nothing *and* accepts nothing for ``idle_timeout``:
     a stalled or half-open connection is dropped and the next one resumes the transfer."""
 
-    def __init__(self, link: PeerLink) -> None:
+    def __init__(self, link: LinkEvents) -> None:
         self.link = link
         self.conn = Connection(Role.SENDER)
         self.transfers: dict[str, OutgoingTransfer] = {}
@@ -195,7 +244,7 @@ class SenderProtocol(Protocol, TimeoutMixin):
             transfer.ahead.start()
             return
         try:
-            source.seek(offset)  # re-encrypts up to ``offset`` (node.sealing.EnvelopeSource)
+            source.seek(offset)  # re-encrypts up to ``offset`` (spool/sealing.py)
         except OSError as exc:
             source.close()
             self.local_failure(f"cannot read envelope {message_id}: {exc}")

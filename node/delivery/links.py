@@ -30,10 +30,11 @@ from twisted.python.failure import Failure
 
 from lienthong.config.schema import parse_address
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.background import in_background
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.backoff import Backoff
 from lienthong.node.delivery.connection import SenderProtocol
-from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress, _background
+from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
@@ -129,7 +130,7 @@ class PeerLink(DocumentOutcomes):
 
     def _not_yet(self, row: Any) -> bool:
         """True for a document signed by our new identity while this peer knows only a former
-        one (node.identity_switch): it waits until the peer has receipted the continuation,
+        one (identity/switch.py): it waits until the peer has receipted the continuation,
         which is offered first (it is urgent and was sealed before the switch)."""
         if self.node_id not in self.rt.known_as:
             return False
@@ -227,8 +228,8 @@ class PeerLink(DocumentOutcomes):
         self._go("ready")
         self.last_error = None
         self._held_back.clear()
-        _background(self.rt.db(self.rt.store.record_connected, self.node_id,
-                               self.rt.now_text()), "record the connection")
+        in_background(self.rt.db(self.rt.store.record_connected, self.node_id,
+                                 self.rt.now_text()), "record the connection", log)
         log.info("connected to {peer}", peer=self.name)
         self._fill()
 

@@ -2,27 +2,28 @@
 transfer), progress, sent, receipted (verified, then recorded in batches), or rejected (retried,
 held back or failed for good).
 
-A mixin of ``lienthong.node.delivery.links.PeerLink``, kept apart so the link's connection state machine (dial,
-back off, connect, idle) reads on its own; these methods are the ``SenderProtocol``'s
-callbacks about one document each, and touch only the link's per-document tables.
+A mixin of ``PeerLink`` (delivery/links.py), kept apart so the link's connection state
+machine (dial, back off, connect, idle) reads on its own; these methods are the
+``SenderProtocol``'s callbacks about one document each, and touch only the link's
+per-document tables.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.background import in_background
+from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.receipts import Recorded, VerifiedReceipt
 from lienthong.node.spool.sealing import open_envelope
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
-
-if TYPE_CHECKING:
-    from lienthong.node.delivery.connection import SenderProtocol
 
 log = Logger(namespace="lienthong.links")
 
@@ -36,11 +37,6 @@ TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error
 #: (a receiver's damaged partial file after a crash looks the same as a damaged envelope),
 #: then the delivery fails.
 MAX_VERIFY_RETRIES = 3
-
-
-def _background(d: Deferred, what: str) -> Deferred:
-    """Work nobody waits for must still report its failure (never a silent lost error)."""
-    return d.addErrback(lambda failure: log.failure("could not " + what, failure))
 
 
 @dataclass
@@ -59,10 +55,10 @@ class Progress:
 class DocumentOutcomes:
     """Per-document callbacks of a ``PeerLink`` (which provides every attribute used here)."""
 
-    rt: Any
+    rt: NodeRuntime
     node_id: str
     name: str
-    proto: Any
+    proto: SenderProtocol | None
     offered: dict[str, Any]
     progress: dict[str, Progress]
     last_error: str | None
@@ -78,7 +74,7 @@ class DocumentOutcomes:
         d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
         d.addCallbacks(lambda source: self._start(proto, row, offset, source),
                        lambda failure: self._unreadable(proto, message_id, failure.value))
-        _background(d, "open an envelope")
+        in_background(d, "open an envelope", log)
 
     def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
         if not isinstance(exc, OSError):
@@ -92,10 +88,10 @@ class DocumentOutcomes:
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.monotonic(), offset)
-        _background(self.rt.db_audited(
+        in_background(self.rt.db_audited(
             self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
             events=[("offered", {"peer": self.node_id, "message_id": message_id,
-                                 "offset": offset})]), "record the offer")
+                                 "offset": offset})]), "record the offer", log)
         if offset:
             log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
                      peer=self.name, offset=offset)
@@ -108,10 +104,10 @@ class DocumentOutcomes:
             entry.offset = offset
 
     def sent_all(self, message_id: str, sent_bytes: int) -> None:
-        _background(self.rt.db_audited(
+        in_background(self.rt.db_audited(
             self.rt.store.record_progress, message_id, self.node_id, sent_bytes,
             events=[("sent", {"peer": self.node_id, "message_id": message_id,
-                              "bytes": sent_bytes})]), "record the transfer")
+                              "bytes": sent_bytes})]), "record the transfer", log)
 
     def receipt(self, proto: SenderProtocol, message_id: str, token: str, *,
                 already: bool) -> None:
@@ -138,7 +134,7 @@ class DocumentOutcomes:
         started = self._receipts.add(VerifiedReceipt(message_id, token, info.sha256,
                                                      info.time, already))
         if started is not None:
-            _background(started, "record receipts")
+            in_background(started, "record receipts", log)
 
     def _receipts_recorded(self, batch: list[Recorded]) -> None:
         """A batch of receipts is committed: those documents are delivered to this peer."""

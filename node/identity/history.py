@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-An identity rotation (node.rotation, node.keyupdate) gives the node a new node ID, but what
-the old identity signed stays in the world: audit heads in our own store, receipts we issued,
-envelopes still queued at peers that were offline. ``state/identity-history.json`` lists each
-former identity, oldest first, with:
+An identity rotation (identity/rotation.py, identity/key_update_outgoing.py) gives the node a
+new node ID, but what the old identity signed stays in the world: audit heads in our own
+store, receipts we issued, envelopes still queued at peers that were offline.
+``state/identity-history.json`` lists each former identity, oldest first, with:
 
 * ``continuation``: the token, signed by that identity, that handed over to its successor
   (``audit verify`` checks the chain of continuations up to the current card, so an entry
@@ -39,7 +39,8 @@ from lienthong.node.core.home import write_private_file
 
 IDENTITY_HISTORY = Path("state") / "identity-history.json"
 #: How long a former identity still receives (envelopes addressed to it, receipts signed by it)
-#: after the node switched away from it. The same week as the TLS grace (node.keyupdate).
+#: after the node switched away from it. The same week as a peer's TLS grace
+#: (identity/peer_tls_grace.py).
 IDENTITY_GRACE_SECONDS = 7 * 24 * 3600.0
 
 

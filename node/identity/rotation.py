@@ -14,9 +14,10 @@ needs the passphrase because it rewrites the keystore. It never talks to the dae
    restart;
 3. it saves the new keystore atomically, rewrites the peer card, bumps the binding sequence
    number (``state/binding-seq``), and leaves a request, ``state/key-update-request.json``;
-4. the daemon polls for that file each second (:mod:`lienthong.node.identity.key_updates`): it reloads the keystore,
-   sends every trusted peer a ``key-update`` control document (the new card and a binding
-   signed by the identity key), and forgets the old TLS key once every peer has receipted it.
+4. the daemon polls for that file each second (identity/key_update_outgoing.py): it reloads
+   the keystore, sends every trusted peer a ``key-update`` control document (the new card and
+   a binding signed by the identity key), and forgets the old TLS key once every peer has
+   receipted it.
 
 An identity rotation cannot be applied the same way, because the identity key *is* the node
 ID that every envelope, HELLO and receipt names. The new keys are therefore written to
@@ -24,7 +25,7 @@ ID that every envelope, HELLO and receipt names. The new keys are therefore writ
 *continuation* (JWS ``lienthong-identity-rotation/1``) signed by the old identity, naming the
 new node ID, the new identity key and the new card (itself signed by the new key, so both keys
 consent). The daemon seals the continuation with the old identity and then switches to the
-new one at once (node.identity_switch).
+new one at once (identity/switch.py).
 
 Peers verify what they receive with :func:`verify_key_announcement` and
 :func:`verify_identity_rotation` against the identity key they already trust for the sender.

@@ -4,12 +4,12 @@ former identity for a bounded time, then retire it.
 Theory of operation
 -------------------
 ``keys rotate --identity`` leaves the new keys in ``keys/keystore.next.json`` and a
-continuation signed by the old identity. The daemon (node.keyupdate) seals that continuation
-as a ``key-update`` control document to every trusted peer *while still the old identity*,
-then calls :meth:`IdentitySwitch.switch` straight away:
+continuation signed by the old identity. The daemon (identity/key_update_outgoing.py) seals
+that continuation as a ``key-update`` control document to every trusted peer *while still the
+old identity*, then calls :meth:`IdentitySwitch.switch` straight away:
 
 1. the current keystore file is copied, still encrypted, to
-   ``keys/keystore.former-<ID>.json`` (node.identity_history.former_keystore);
+   ``keys/keystore.former-<ID>.json`` (identity/history.py, ``former_keystore``);
 2. the old identity is added to ``state/identity-history.json`` with the time it stopped
    being current and the end of its grace period (``IDENTITY_GRACE_SECONDS``);
 3. the new card is written, then ``keystore.next.json`` replaces ``keystore.json``;
@@ -21,7 +21,7 @@ including a peer that was offline; until a peer has receipted it (``rt.known_as`
 * our HELLO gives that peer the node ID it knows (the former one): a HELLO is a label, the
   TLS pin authenticates, and an identity rotation keeps the TLS key, so its pin still
   matches;
-* documents signed by the new identity wait in its queue (node.links ``_not_yet``); the
+* documents signed by the new identity wait in its queue (delivery/links.py, ``_not_yet``); the
   continuation and everything sealed before the switch, signed by the old identity, go first.
 
 In the other direction, peers keep envelopes they addressed to the former node ID before
@@ -41,7 +41,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
@@ -49,6 +48,8 @@ from twisted.logger import Logger
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.home import write_private_file
+from lienthong.node.core.ports import ServerCertificate
+from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.history import (
     IDENTITY_GRACE_SECONDS,
     former_keystore,
@@ -57,9 +58,6 @@ from lienthong.node.identity.history import (
 )
 from lienthong.node.identity.provision import write_card
 from lienthong.node.identity.rotation import next_keystore
-
-if TYPE_CHECKING:
-    from lienthong.node.app.daemon import Node
 
 log = Logger(namespace="lienthong.identity")
 
@@ -71,9 +69,10 @@ def _copy_private(source: Path, destination: Path) -> None:
 class IdentitySwitch:
     """Switches this node to its new identity and keeps former ones for their grace period."""
 
-    def __init__(self, node: Node, *, passphrase: Callable[[], bytes | None]) -> None:
-        self.node = node
-        self.rt = node.rt
+    def __init__(self, runtime: NodeRuntime, tls: ServerCertificate, *,
+                 passphrase: Callable[[], bytes | None]) -> None:
+        self.rt = runtime
+        self.tls = tls
         self._passphrase = passphrase
         self._said_no_passphrase = False  # the poll retries each second; say it once
 
@@ -108,7 +107,7 @@ class IdentitySwitch:
 
         The caller has already sealed the continuation with the old identity. Each step can
         be repeated after a crash: the daemon calls this again at start while its keystore
-        still holds the old identity (node.keyupdate).
+        still holds the old identity (identity/key_update_outgoing.py).
         """
         rt = self.rt
         config = rt.config
@@ -133,7 +132,7 @@ class IdentitySwitch:
         rt.former_keys[old.node_id] = old
         rt.keys = new
         # Same TLS key (the pins peers hold stay valid); the certificate names the new ID.
-        self.node.tls.use_key(tls_key=new.tls_key, certificate_der_bytes=new.tls_cert_der)
+        self.tls.use_key(tls_key=new.tls_key, certificate_der_bytes=new.tls_cert_der)
         yield rt.audit("identity-rotated", old_node_id=old.node_id, new_node_id=new.node_id,
                        former_identity_until=grace_until)
         log.info("this node is now {node_id}; it answers as {old} until {until}",

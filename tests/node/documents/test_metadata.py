@@ -1,5 +1,5 @@
 """Document metadata (node/documents/metadata.py), sidecars in the outbox (node/outbox/sidecars.py), the
-recall move (node/control/processing.py), their tables (node/store/documents.py) and CLI commands."""
+recall move (node/control/received.py), their tables (node/store/documents.py) and CLI commands."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from lienthong.config.template import render_config
 from lienthong.node.cli.documents import lifecycle, write_message
 from lienthong.node.cli.main import main
-from lienthong.node.control.processing import recall_files
+from lienthong.node.control.received import recall_files
 from lienthong.node.documents.metadata import (
     CONFIDENTIALITY_NAMES,
     STATUS_NAMES,

@@ -38,8 +38,8 @@ def test_switch_keeps_the_former_identity_for_its_grace_period_then_retires_it(
     old_id = rt.node_id
     rotate(config, ("identity",), PASSPHRASE, now=NOW)
     token = read_request(config.home).rotation
-    node = types.SimpleNamespace(rt=rt, tls=RecordingTLS())
-    switch = IdentitySwitch(node, passphrase=lambda: PASSPHRASE)  # type: ignore[arg-type]
+    tls = RecordingTLS()
+    switch = IdentitySwitch(rt, tls, passphrase=lambda: PASSPHRASE)
 
     switched = switch.switch(token)
     assert switched.result is True
@@ -49,7 +49,7 @@ def test_switch_keeps_the_former_identity_for_its_grace_period_then_retires_it(
     assert (entry.node_id, entry.continuation) == (old_id, token)
     assert rt.receiving_keys([old_id]).node_id == old_id  # still receives as the old identity
     assert rt.receiving_keys([rt.node_id]).node_id == rt.node_id
-    assert node.tls.used == [rt.keys.tls_cert_der]
+    assert tls.used == [rt.keys.tls_cert_der]
 
     # A restart during the grace period opens the former identity's keystore again.
     rt.former_keys.clear()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lienthong.node.delivery.links import LinkState, Progress
+from lienthong.node.delivery.links import LinkState
+from lienthong.node.delivery.outcomes import Progress
 from lienthong.node.status.live import live_from_links
 from tests.node.statushelp import NOW
 

@@ -1,8 +1,8 @@
-"""Key announcements between running nodes: sending ours after ``keys rotate``, applying peers'.
+"""Announcing this node's rotated keys to its peers after ``keys rotate``, until all have them.
 
 Theory of operation
 -------------------
-**Rotating side.** ``lienthong keys rotate`` (node.rotation) saves the new keys and leaves
+``lienthong keys rotate`` (identity/rotation.py) saves the new keys and leaves
 ``state/key-update-request.json``. Each second the daemon looks for it and then:
 
 1. reloads the keystore with the passphrase from its unattended source (environment,
@@ -25,32 +25,21 @@ and chooses per connection:
 * accepting connections (one certificate for everyone, chosen before we know who dials):
   the old key, until every peer has receipted or ``SERVER_SWITCH_SECONDS`` have passed, then
   the new one. Peers that did learn the new key still accept the old one during their grace
-  period (below), so nobody is refused in the meantime.
+  period (identity/peer_tls_grace.py), so nobody is refused in the meantime.
 
 When the announcement is complete the old keystore file is deleted and only the new key is
 used. A peer that never receipts it (offline for good) keeps the old key usable here, and
 must enrol the new card by hand once ``SERVER_SWITCH_SECONDS`` have passed.
 
-**Receiving side** (:meth:`KeyUpdates.receive`, run after the document is stored and
-receipted, so it must be idempotent): the binding and card must be signed by the identity key
-we already trust for the sender, and name it. The new encryption key becomes current at once
-(documents sealed from now on use it); the new TLS key becomes current and the previous one
-stays accepted for ``TLS_GRACE_SECONDS`` (an overlap in the key history that keys.directory
-reads as "still accepted"), because the rotating node may dial with the old key until it has
-our receipt. When the grace period is over, :meth:`_tick` closes the old key.
-
-Trade-off, documented in docs/keys.md: for up to a week after a peer learns our new TLS key,
-the old one still opens a connection to that peer. That is acceptable for a routine rotation
-(a TLS key alone can neither sign nor open documents: both are end to end), and it is what
-lets a rotation never interrupt delivery. It is not a response to a stolen identity key:
-that calls for revocation and re-enrolment.
-
-**Identity rotation** sends a continuation signed by the old identity (node.rotation), then
-switches to the new identity at once (node.identity_switch): peers that have not receipted
+**Identity rotation** sends a continuation signed by the old identity (identity/rotation.py),
+then switches to the new identity at once (identity/switch.py): peers that have not receipted
 the continuation yet still know this node by its former node ID (``rt.known_as``), which it
-keeps answering to for a grace period. Peers re-key their directory entry to the new node ID,
-keeping the old identity key in the history so old receipts still verify, and move what
-they had queued for the old node ID to the new one (node.keyupdate_apply).
+keeps answering to for a grace period. Peers re-key their directory entry to the new node ID
+(identity/key_update_incoming.py).
+
+Trade-off, documented in docs/keys.md: a peer that has learnt our new TLS key still accepts
+the old one for its grace period. It is not a response to a stolen identity key: that calls
+for revocation and re-enrolment.
 
 **Passphrase.** Reloading keys needs the keystore passphrase. The daemon asks its unattended
 source first (environment, passphrase file, systemd credential); a daemon started at a
@@ -64,19 +53,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from lienthong.keys.identity import NodeKeys, parse_time
+from lienthong.config.schema import NodeConfig
+from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, read_passphrase
-from lienthong.node.core.clock import rfc3339
-from lienthong.node.identity.key_update_apply import (
-    apply_identity_continuation,
-    apply_key_announcement,
-)
+from lienthong.node.core.ports import RotationHost
+from lienthong.node.identity.peer_tls_grace import TLS_GRACE_SECONDS
 from lienthong.node.identity.rotation import (
     ANNOUNCEMENT_KIND,
     REQUEST_FILE,
@@ -85,7 +72,6 @@ from lienthong.node.identity.rotation import (
     clear_state,
     identity_announcement,
     key_announcement,
-    parse_announcement,
     previous_keystore,
     read_request,
     read_state,
@@ -94,25 +80,16 @@ from lienthong.node.identity.rotation import (
 from lienthong.node.identity.switch import IdentitySwitch
 from lienthong.node.transport.tls import PinnedContextFactory
 
-if TYPE_CHECKING:
-    from lienthong.node.app.daemon import Node
-
-__all__ = ["KeyUpdates", "apply_identity_continuation", "apply_key_announcement",
-           "configured_passphrase"]
-
 log = Logger(namespace="lienthong.keyupdate")
 
 POLL_SECONDS = 1.0
-#: How long a peer still accepts our previous TLS key after it learnt the new one.
-TLS_GRACE_SECONDS = 7 * 24 * 3600.0
 #: How long we keep presenting the old key to whoever connects, while some peer has not
-#: receipted the announcement. One day shorter than the grace period, for clock drift.
+#: receipted the announcement. One day shorter than the grace period in which a peer still
+#: accepts our previous TLS key after it learnt the new one, for clock drift.
 SERVER_SWITCH_SECONDS = TLS_GRACE_SECONDS - 24 * 3600.0
-#: The largest announcement read from disk (they are a few kilobytes).
-MAX_READ = 64 * 1024
 
 
-def configured_passphrase(config: Any, remembered: bytes | None = None
+def configured_passphrase(config: NodeConfig, remembered: bytes | None = None
                           ) -> Callable[[], bytes | None]:
     """The passphrase source for reloading keys: the unattended source as it is now (a
     passphrase file may have been replaced), else the passphrase typed at start."""
@@ -130,20 +107,17 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _read_small(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(MAX_READ + 1)
+class OutgoingKeyUpdates:
+    """Announces this node's rotated keys to its peers and switches it to a new identity;
+    meanwhile dials and answers each peer with the TLS key and node ID it knows."""
 
-
-class KeyUpdates:
-    """Announces this node's rotated keys and applies the keys its peers announce."""
-
-    def __init__(self, node: Node, *, passphrase: Callable[[], bytes | None] | None = None,
+    def __init__(self, node: RotationHost, *,
+                 passphrase: Callable[[], bytes | None] | None = None,
                  poll_seconds: float = POLL_SECONDS) -> None:
         self.node = node
         self.rt = node.rt
         self._passphrase = passphrase or configured_passphrase(node.rt.config)
-        self.identity = IdentitySwitch(node, passphrase=self._passphrase)
+        self.identity = IdentitySwitch(node.rt, node.tls, passphrase=self._passphrase)
         self._poll_seconds = poll_seconds
         self._loop: LoopingCall | None = None
         self._busy = False
@@ -154,7 +128,6 @@ class KeyUpdates:
         self._old_keys: NodeKeys | None = None
         self._old_tls: PinnedContextFactory | None = None
         self._new_tls: PinnedContextFactory | None = None
-        node.inbound.control[ANNOUNCEMENT_KIND] = self.receive
         node.rt.on_directory_change.append(lambda directory: self._choose_link_keys())
 
     # -- life cycle -------------------------------------------------------------------------
@@ -195,14 +168,11 @@ class KeyUpdates:
                 yield self._switch_identity()
             if self.state is not None:
                 yield self._check_progress()
-            yield self._end_grace()
             yield self.identity.retire_expired()
         except Exception:  # noqa: BLE001 - the poll must survive to try again
             log.failure("key update poll failed")
         finally:
             self._busy = False
-
-    # -- rotating side ----------------------------------------------------------------------
 
     @inlineCallbacks
     def _check_request(self):  # type: ignore[no-untyped-def]
@@ -309,7 +279,7 @@ class KeyUpdates:
     def _factory(self, tls_key: Any, cert: bytes) -> PinnedContextFactory:
         return PinnedContextFactory(tls_key=tls_key, certificate_der_bytes=cert,
                                     lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
-                                    on_refused=self.node._tls_refused)
+                                    on_refused=self.node.tls_refused)
 
     def _choose_server_key(self) -> None:
         """One certificate for every incoming connection: the old key while it is needed."""
@@ -369,42 +339,3 @@ class KeyUpdates:
                        delivered=[d.peer_node_id for d in deliveries if d.state == "delivered"],
                        failed=[d.peer_node_id for d in deliveries if d.state == "failed"])
         log.info("every peer has the new {kinds} key(s)", kinds="+".join(state["kinds"]))
-
-    # -- receiving side ---------------------------------------------------------------------
-
-    @inlineCallbacks
-    def receive(self, peer: str, header: Any, stored: Path):  # type: ignore[no-untyped-def]
-        """Apply a peer's ``key-update`` (stored and receipted already; idempotent)."""
-        rt = self.rt
-        data = yield rt.io(_read_small, stored)
-        announcement = parse_announcement(data)
-        now = rt.now_text()
-        if announcement.rotation is not None:
-            new_id = yield rt.db(apply_identity_continuation, rt.store, peer,
-                                 announcement.rotation, now)
-            # Seal from now on for the new node ID. The listeners (links, connection drops)
-            # run at the daemon's next directory poll; the connection this announcement came
-            # on is relabelled first, so that poll does not cut it before our receipt is out.
-            rt.directory = yield rt.db(rt.store.directory)
-            for proto in list(self.node.receiver_factory.connections):
-                if proto.peer == peer:
-                    proto.peer = new_id
-            return
-        grace_until = rfc3339(rt.now() + TLS_GRACE_SECONDS)
-        yield rt.db(apply_key_announcement, rt.store, peer, announcement, now, grace_until)
-        yield rt.refresh_directory()
-
-    @inlineCallbacks
-    def _end_grace(self):  # type: ignore[no-untyped-def]
-        """Close peers' previous TLS keys whose grace period is over."""
-        rt = self.rt
-        now = parse_time(rt.now_text())
-        due = any(parse_time(key.valid_until) <= now  # type: ignore[arg-type]
-                  for peer in rt.directory.peers if peer.state == "trusted"
-                  for key in peer.accepted_tls_keys()[1:])
-        if not due:
-            return
-        ended = yield rt.db(rt.store.end_tls_grace, rt.now_text())
-        for node_id in ended:
-            yield rt.audit("tls-grace-ended", peer=node_id)
-        yield rt.refresh_directory()

@@ -2,13 +2,12 @@
 
 ``Node`` is constructed with everything it needs (reactor, config, keys, store, database
 thread), so tests run it on a real reactor with temporary folders and SQLite files, or parts
-of it on a ``task.Clock``. ``run_daemon`` is the command-line entry: it reads the passphrase,
-opens the keystore, moves the reactor's timers to the monotonic clock (node/core/clock.py), starts
-logging and the reactor, and stops cleanly on SIGTERM/SIGINT.
+of it on a ``task.Clock``; ``build_runtime`` makes that runtime with a real store, database
+thread and worker pool. The process around it (passphrase, logging, signals, the reactor) is
+app/process.py.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +21,24 @@ from twisted.python.threadpool import ThreadPool
 from lienthong.config.schema import NodeConfig, parse_address
 from lienthong.keys.directory import Directory
 from lienthong.keys.identity import NodeKeys
-from lienthong.node.core.clock import use_monotonic_timers
+from lienthong.node.audit.heads import HeadSigner
+from lienthong.node.control.received import ReceivedControl
+from lienthong.node.control.requests import ControlRequests
 from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.links import PeerLink
+from lienthong.node.identity.key_update_incoming import IncomingKeyUpdates
+from lienthong.node.identity.key_update_outgoing import (
+    OutgoingKeyUpdates,
+    configured_passphrase,
+)
+from lienthong.node.identity.peer_tls_grace import PeerTLSGrace
+from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.spool.recovery import sweep_staged
+from lienthong.node.status.api import StatusService
+from lienthong.node.status.live import live_from_links
 from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import open_store
 from lienthong.node.transport.tls import PinnedContextFactory
@@ -39,9 +50,13 @@ DIRECTORY_POLL_SECONDS = 1.0
 
 
 class Node:
+    """One running node: its listener, a link per trusted peer, the outbox and its watcher,
+    and the services beside them (key updates, statuses and recalls, status API, audit heads)."""
+
     def __init__(self, runtime: NodeRuntime, *, passphrase: bytes | None = None) -> None:
         """``passphrase``: the one typed at start, kept to reload keys after ``keys rotate``
-        (node.keyupdate says why that is acceptable); None when an unattended source has it."""
+        (identity/key_update_outgoing.py says why that is acceptable); None when an unattended
+        source has it."""
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
         self.inbound = Offers(runtime)
@@ -51,7 +66,7 @@ class Node:
         self.tls = PinnedContextFactory(
             tls_key=runtime.keys.tls_key, certificate_der_bytes=runtime.keys.tls_cert_der,
             lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
-            on_refused=self._tls_refused)
+            on_refused=self.tls_refused)
         self.watcher: OutboxWatcher | None = None
         self.port: Any = None
         self._directory_poll: LoopingCall | None = None
@@ -59,14 +74,16 @@ class Node:
         self.head_signer: Any = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
-        from lienthong.node.identity.key_updates import (  # key rotation
-            KeyUpdates,
-            configured_passphrase,
-        )
-        self.key_updates = KeyUpdates(
+        self.outgoing_key_updates = OutgoingKeyUpdates(
             self, passphrase=configured_passphrase(runtime.config, remembered=passphrase))
-        from lienthong.node.control import processing as control  # processing statuses and recalls
-        self.documents = control.install(self)
+        self.incoming_key_updates = IncomingKeyUpdates(runtime, self.receiver_factory)
+        self.peer_tls_grace = PeerTLSGrace(runtime)
+        self.control_requests = ControlRequests(runtime, self.outbox)
+        # A recall received is answered with a status: carry that request out at once.
+        self.received_control = ReceivedControl(runtime, answer=self.control_requests.poll)
+        self.inbound.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
+        self.inbound.control["status"] = self.received_control.on_status
+        self.inbound.control["recall"] = self.received_control.on_recall
 
     @property
     def listening_port(self) -> int:
@@ -78,14 +95,18 @@ class Node:
         rt.started_at = rt.now()
         rt.started_monotonic = rt.monotonic()
         yield rt.refresh_directory()
-        yield self.key_updates.resume()
+        yield self.outgoing_key_updates.resume()
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
         yield self.inbound.recover()
         yield self.outbox.recover()
-        self.key_updates.start()
-        yield self.documents.start()
+        self.outgoing_key_updates.start()
+        self.peer_tls_grace.start()
+        # Staged metadata whose take never happened (after the outbox's recovery adopted the rest).
+        yield rt.io(sweep_staged, rt.config.spool)
+        yield self.received_control.recover()
+        self.control_requests.start()
         self._directory_poll = LoopingCall(self._poll_directory)
         self._directory_poll.clock = rt.reactor
         self._directory_poll.start(DIRECTORY_POLL_SECONDS, now=False)
@@ -95,8 +116,6 @@ class Node:
             scan_interval=rt.config.watch.scan_interval,
             stable_seconds=rt.config.watch.stable_seconds)
         self.watcher.start()
-        from lienthong.node.audit.heads import HeadSigner
-        from lienthong.node.status.api import StatusService
         self.status_api = StatusService(self)
         self.status_api.start()
         self.head_signer = HeadSigner(clock=rt.reactor, run_db=rt.db, store=rt.store,
@@ -112,7 +131,6 @@ class Node:
 
     def live_status(self) -> dict[str, Any]:
         """What only the running daemon knows: link states and transfers in flight."""
-        from lienthong.node.status.live import live_from_links
         rt = self.rt
         return live_from_links(
             self.links, node_id=rt.node_id, now=rt.now(), started_at=rt.started_at,
@@ -169,7 +187,8 @@ class Node:
     def _delivery_failed(self, message_id: str, reason: str) -> None:
         self.outbox.delivery_failed(message_id, reason)
 
-    def _tls_refused(self, pin: str, reason: str) -> None:
+    def tls_refused(self, pin: str, reason: str) -> None:
+        """A TLS peer presented a key no trusted peer holds: audited and logged."""
         self.rt.audit("security-refused", code="tls-unknown-key", pin=pin, reason=reason)
         log.warn("refused a TLS peer: {reason}", reason=reason)
 
@@ -181,8 +200,9 @@ class Node:
             self.watcher.stop()
         if self._directory_poll is not None and self._directory_poll.running:
             self._directory_poll.stop()
-        self.key_updates.stop()
-        self.documents.stop()
+        self.outgoing_key_updates.stop()
+        self.peer_tls_grace.stop()
+        self.control_requests.stop()
         for link in self.links.values():
             link.stop()
         for proto in list(self.receiver_factory.connections):
@@ -207,7 +227,7 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
     """A runtime with a real store and database thread (started) and a worker pool.
 
     Timestamps come from ``wall_clock``; timers from ``reactor`` (on the monotonic clock once
-    ``use_monotonic_timers`` has run, as ``run_daemon`` and the demo do).
+    ``use_monotonic_timers`` has run, as app/process.py and the demo do).
     """
     store = store or open_store(config.store.url)
     database = GroupCommitThread(reactor, store)
@@ -217,53 +237,3 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
     reactor.addSystemEventTrigger("during", "shutdown", workers.stop)
     return NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,
                        database=database, workers=workers, wall_clock=wall_clock)
-
-
-def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None]:
-    """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore;
-    also return the passphrase if it was typed at a prompt (the daemon
-    keeps it to reload keys after a rotation), else None (it is found again when needed)."""
-    import getpass
-    import sys
-
-    from lienthong.keys.keystore import load_keystore, passphrase_bytes, read_passphrase
-    passphrase = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
-                                 credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
-    if passphrase is None:
-        if not sys.stdin.isatty():
-            from lienthong.keys.errors import KeystoreError
-            raise KeystoreError("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
-                                "keystore.passphrase_file, use a systemd credential, or run "
-                                "from a terminal to be asked")
-        typed = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
-        return load_keystore(config.keystore.path, typed), typed
-    return load_keystore(config.keystore.path, passphrase), None
-
-
-def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
-    from twisted.internet import reactor
-
-    from lienthong.node.app.logs import start_logging
-    # First, before anything can schedule a timer: a step of the wall clock must neither hold
-    # a pending retry back nor fire every timer at once (docs/reliability.md, clock steps).
-    use_monotonic_timers(reactor)
-    node_keys, typed = load_keys_and_passphrase(config)
-    start_logging(config.log_dir, verbose=verbose)
-    runtime = build_runtime(reactor, config, node_keys)
-    node = Node(runtime, passphrase=typed)
-    exit_code = [0]
-
-    def started_failed(failure: Any) -> None:
-        log.failure("the node could not start", failure)
-        exit_code[0] = 1
-        reactor.stop()
-
-    def shutdown() -> Deferred:
-        d = node.stop()
-        d.addBoth(lambda _: runtime.database.stop())
-        return d
-
-    reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))
-    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
-    reactor.run()
-    return exit_code[0]

@@ -1,0 +1,71 @@
+"""The daemon process (``lienthong run``): passphrase, keystore, logging, reactor, shutdown.
+
+``run_daemon`` reads the passphrase, opens the keystore, moves the reactor's timers to the
+monotonic clock (node/core/clock.py), starts logging, runs a ``Node`` (app/node.py) on the
+reactor, and stops it cleanly on SIGTERM/SIGINT (the reactor's shutdown, which Twisted
+triggers on those signals).
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from lienthong.config.schema import NodeConfig
+from lienthong.keys.errors import KeystoreError
+from lienthong.keys.identity import NodeKeys
+from lienthong.keys.keystore import load_keystore, passphrase_bytes, read_passphrase
+from lienthong.node.app.logs import start_logging
+from lienthong.node.app.node import Node, build_runtime
+from lienthong.node.core.clock import use_monotonic_timers
+
+log = Logger(namespace="lienthong.node")
+
+
+def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None]:
+    """Find the passphrase (env, file, systemd credential, or prompt) and open the keystore;
+    also return the passphrase if it was typed at a prompt (the daemon
+    keeps it to reload keys after a rotation), else None (it is found again when needed)."""
+    passphrase = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
+                                 credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise KeystoreError("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
+                                "keystore.passphrase_file, use a systemd credential, or run "
+                                "from a terminal to be asked")
+        typed = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
+        return load_keystore(config.keystore.path, typed), typed
+    return load_keystore(config.keystore.path, passphrase), None
+
+
+def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
+    # Imported here: importing the reactor installs it, which the caller must be free to do.
+    from twisted.internet import reactor
+
+    # First, before anything can schedule a timer: a step of the wall clock must neither hold
+    # a pending retry back nor fire every timer at once (docs/reliability.md, clock steps).
+    use_monotonic_timers(reactor)
+    node_keys, typed = load_keys_and_passphrase(config)
+    start_logging(config.log_dir, verbose=verbose)
+    runtime = build_runtime(reactor, config, node_keys)
+    node = Node(runtime, passphrase=typed)
+    exit_code = [0]
+
+    def started_failed(failure: Any) -> None:
+        log.failure("the node could not start", failure)
+        exit_code[0] = 1
+        reactor.stop()
+
+    def shutdown() -> Deferred:
+        d = node.stop()
+        d.addBoth(lambda _: runtime.database.stop())
+        return d
+
+    reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return exit_code[0]
