@@ -11,7 +11,7 @@ import pytest
 from lienthong.keys import jws
 from lienthong.protocol.events import Accept, Data, End
 from lienthong.protocol.frames import HEADER, MAX_DATA, FrameKind
-from tests.faults.arena import Arena, arena, attack_with_frames, connect, tcp_closed_within  # noqa: F401 - the fixture
+from tests.faults.arena import Arena, attack_with_frames, connect, tcp_closed_within
 from tests.faults.hostile import HostileClient, card_of, raw_frame, seal
 
 MALFORMED = {
