@@ -110,7 +110,7 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
         history = []
     successors = [entry.node_id for entry in history[1:]] + [own_card.node_id]
     identities = []
-    for entry, successor in zip(history, successors):
+    for entry, successor in zip(history, successors, strict=True):
         label = f"former identity {entry.node_id} in {where}"
         try:
             if entry.continuation is None:

@@ -106,7 +106,7 @@ def _inside(home: Path, path: Path, what: str) -> PurePosixPath:
 
 def _link_tree(source: Path, target: Path) -> None:
     """Mirror ``source`` into ``target`` with hard links (copies across file systems)."""
-    for folder, dirs, files in os.walk(source):
+    for folder, _dirs, files in os.walk(source):
         rel = Path(folder).relative_to(source)
         (target / rel).mkdir(mode=0o700, exist_ok=True)
         for name in files:

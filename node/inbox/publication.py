@@ -132,11 +132,11 @@ class Publisher:
         if not published:
             return
         failpoint("receiver-after-fsync-before-commit")
-        receipts = {id(item): outcome for item, outcome in zip(ready, outcomes)}
+        receipts = {id(item): outcome for item, outcome in zip(ready, outcomes, strict=True)}
         stored = yield DeferredList([record_stored(rt, item.signer, item.header, item.final,
                                                    item.now, receipts[id(item)])
                                      for item in published], consumeErrors=True)
-        for item, (ok, value) in zip(published, stored):
+        for item, (ok, value) in zip(published, stored, strict=True):
             if ok:
                 item.done.callback(receipts[id(item)])
             else:
@@ -146,7 +146,7 @@ class Publisher:
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
     """Fail the items whose step failed; return the others, in order."""
     going = []
-    for item, (ok, value) in zip(items, results):
+    for item, (ok, value) in zip(items, results, strict=True):
         if ok:
             going.append(item)
         else:
@@ -209,7 +209,7 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
             step(indices, sidecars)
         fsync(folder, indices)
     return [outcome if outcome is not None else receipts[id(item)]
-            for item, outcome in zip(items, outcomes)]
+            for item, outcome in zip(items, outcomes, strict=True)]
 
 
 def _link(staging: Path, final: Path) -> None:

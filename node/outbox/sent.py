@@ -147,8 +147,9 @@ class SentFolder:
                 for item in fresh])
             outcomes = yield rt.db(rt.store.mark_dispatches_sent,
                                    [(item.message_id, str(path))
-                                    for item, path in zip(fresh, paths)], rt.now_text())
-            for item, path, outcome in zip(fresh, paths, outcomes):
+                                    for item, path in zip(fresh, paths, strict=True)],
+                                   rt.now_text())
+            for item, path, outcome in zip(fresh, paths, outcomes, strict=True):
                 if outcome is None:
                     item.sent_path = str(path)
                 else:
@@ -165,7 +166,7 @@ class SentFolder:
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
                                 "sent": now}, already_sent=row.state == "sent"))
         filed = yield rt.io(_move_all_to_sent, moves)
-        batch = [item for item, moved in zip(batch, filed) if moved]
+        batch = [item for item, moved in zip(batch, filed, strict=True) if moved]
         if not batch:
             return
         yield rt.db(_audit_delivered, rt.store, rfc3339_ms(rt.now()), [
@@ -224,7 +225,7 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
         folders[sent_path.parent] = None
     for folder in folders:
         fsync_dir(folder)
-    for move, filed in zip(moves, present):
+    for move, filed in zip(moves, present, strict=True):
         if not filed:
             continue
         sidecar_to_sent(move.spool_folder, move.sent_path)

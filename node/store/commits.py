@@ -163,7 +163,7 @@ class GroupCommitThread(Lifecycle):
 
     @staticmethod
     def _deliver(batch: list[_Unit], outcomes: list[tuple[bool, Any]]) -> None:
-        for (_fn, _args, _kwargs, d), (ok, value) in zip(batch, outcomes):
+        for (_fn, _args, _kwargs, d), (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 d.callback(value)
             else:

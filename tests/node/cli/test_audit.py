@@ -233,8 +233,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "audit.md"
 
 
 def docs_example(name: str) -> str:
-    found = re.search(r"<!-- example:%s -->\n```text\n(.*?)\n```" % name, DOCS.read_text(),
-                      re.S)
+    found = re.search(rf"<!-- example:{name} -->\n```text\n(.*?)\n```", DOCS.read_text(), re.S)
     assert found is not None, f"docs/audit.md lost its {name} example"
     return found.group(1)
 

@@ -112,7 +112,7 @@ def test_files_waiting_for_a_hop_go_together_most_urgent_first(alpha: Office) ->
     items = _items(alpha, [folder / name for name in names])
     batches = TakeBatches(rt, hops=1)
     results: list[Any] = []
-    for priority, item in zip([3, 3, 0, 3], items):
+    for priority, item in zip([3, 3, 0, 3], items, strict=True):
         batches.submit(priority, *item).addBoth(results.append)
     assert len(workers.jobs) == 1  # one hop at a time here: the first file alone
     assert [item[0].name for item in workers.jobs[0][1][0]] == ["first.pdf"]
