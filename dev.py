@@ -51,7 +51,8 @@ def ensure_test_tools() -> None:
     Python one). Install it when we can (root with apt-get); otherwise say how, loudly."""
     import glob
     import shutil
-    if glob.glob("/usr/lib/*/faketime/libfaketime.so.1") or glob.glob("/usr/lib/faketime/libfaketime.so.1"):
+    if (glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+            or glob.glob("/usr/lib/faketime/libfaketime.so.1")):
         return
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         print("dev.py: installing faketime (clock-skew fault tests)", flush=True)

@@ -1,6 +1,7 @@
 """Speed and memory of a real delivery, beside scp, rsync and the raw limits (issue 6).
 
-    python -m bench.node_bench [--quick] [--json PATH] [--only large,small,single,scaling,fanout,baselines]
+    python -m bench.node_bench [--quick] [--json PATH]
+        [--only large,small,single,scaling,fanout,baselines]
     make bench        (the same, through dev.py)
 
 Each scenario starts fresh node processes on loopback (``bench.nodes``: SQLite, mutual TLS,

@@ -14,7 +14,8 @@ only after the whole document was sealed. Only time spent inside the code under 
 counted. SHA-256 alone is timed too, since on one thread its pass bounds the ratios.
 
 The envelope is measured as the node runs it: SHA-256 on a second thread
-(node.hashing.BackgroundDigest, as node/spool/sealing.py and node/inbox/reception.py use it), and again
+(node.hashing.BackgroundDigest, as node/spool/sealing.py and node/inbox/reception.py use it),
+and again
 with everything on one thread, so both figures are in the same run. Opening takes the output
 through ``feed_chunks`` (one piece per chunk), as node/inbox/reception.py does. Before the clock
 stops after each batch of the open pass the background hash is flushed, so none of it hides
@@ -298,7 +299,8 @@ def run(size_mib: int, chunk_kib: int, piece_kib: int = PIECE // 1024,
         "raw_push_MBps": mbps(push_t), "raw_pull_MBps": mbps(pull_t),
         "seal_MBps": mbps(seal_t), "open_MBps": mbps(open_t), "sha256_MBps": mbps(sha_t),
         "seal_ratio": seal_ratio, "open_ratio": open_ratio, "hashing": "second thread",
-        "second_core_speedup": second_core, "seal_one_thread_MBps": mbps(seal1_t), "open_one_thread_MBps": mbps(open1_t),
+        "second_core_speedup": second_core, "seal_one_thread_MBps": mbps(seal1_t),
+        "open_one_thread_MBps": mbps(open1_t),
         "seal_one_thread_ratio": seal1_ratio, "open_one_thread_ratio": open1_ratio,
         "seal_ratio_ceiling": seal_ceiling, "open_ratio_ceiling": open_ceiling,
         "maxrss_growth_MiB": rss_growth, "vmhwm_growth_MiB": hwm_growth, "targets": targets,

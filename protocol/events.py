@@ -318,7 +318,8 @@ class Data:
                    data=view[DATA_PREFIX_SIZE:])
 
 
-Event: TypeAlias = Hello | Offer | Accept | Have | Reject | Data | End | Receipt | Error | Ping | Pong
+Event: TypeAlias = (Hello | Offer | Accept | Have | Reject | Data | End | Receipt | Error | Ping
+                   | Pong)
 
 #: The codec table: frame kind -> event class.
 EVENT_TYPES: Mapping[FrameKind, type[Event]] = MappingProxyType({

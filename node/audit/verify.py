@@ -18,7 +18,8 @@ Four independent checks, each naming every row or file it finds wrong:
 3. **Receipts.** Every receipt kept in the store - each peer's receipt for a document we sent,
    and our own receipt for each document we received - must verify under the signer's identity
    key from the key history (ours: the current identity, or a former one up to the end of its
-   grace period) and answer exactly the envelope recorded beside it (message ID, parties, digest, size, header hash). A copy of a receipt kept as a
+   grace period) and answer exactly the envelope recorded beside it (message ID, parties,
+   digest, size, header hash). A copy of a receipt kept as a
    file beside the document must be byte-identical to the stored one.
 4. **Kept files.** Each document kept in ``sent/`` and ``inbox/`` must still have the SHA-256
    recorded for it. A document no longer there is *not* a failure (clerks move delivered
@@ -110,7 +111,8 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
         history = []
     successors = [entry.node_id for entry in history[1:]] + [own_card.node_id]
     identities = []
-    for entry, successor in zip(history, successors, strict=True):
+    # Without a former identity, successors holds only our own card and there is nothing to pair.
+    for entry, successor in zip(history, successors, strict=False):
         label = f"former identity {entry.node_id} in {where}"
         try:
             if entry.continuation is None:

@@ -62,7 +62,7 @@ from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.backup.format import (  # BackupError, WrongBackupPassphrase, verify_backup: the API
+from lienthong.node.backup.format import (  # __all__ below re-exports part of the API
     CHUNK,
     CIPHER,
     FORMAT,

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-The screen is ``lienthong.node.status.render.render_status`` redrawn every ``refresh`` seconds with a
+The screen is ``lienthong.node.status.render.render_status`` redrawn every ``refresh`` seconds
+with a
 fresh snapshot (``cli_status.gather``: the store, plus the daemon's live part when it
 answers). Keys are read without blocking from the terminal in cbreak mode, one ``select``
 with the time left until the next refresh, so a key press redraws at once.

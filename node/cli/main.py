@@ -30,12 +30,16 @@ def main() -> None:
 
 @main.command()
 @click.argument("home", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Short name of this office (becomes a folder name at peers).")
+@click.option("--name", required=True,
+              help="Short name of this office (becomes a folder name at peers).")
 @click.option("--display-name", default=None, help="Full name shown to people.")
-@click.option("--listen", default="0.0.0.0:7701", show_default=True, help="HOST:PORT to accept peers on.")
-@click.option("--advertise", multiple=True, help="HOST:PORT peers should dial (repeatable; default: --listen).")
+@click.option("--listen", default="0.0.0.0:7701", show_default=True,
+              help="HOST:PORT to accept peers on.")
+@click.option("--advertise", multiple=True,
+              help="HOST:PORT peers should dial (repeatable; default: --listen).")
 @click.option("--passphrase-prompt/--generate-passphrase", default=False,
-              help="Prompt for the keystore passphrase, or generate one into keys/passphrase (0600, default).")
+              help="Prompt for the keystore passphrase, or generate one into keys/passphrase "
+                   "(0600, default).")
 @click.option("--kdf", type=click.Choice(["moderate", "interactive", "sensitive", "minimal"]),
               default="moderate", show_default=True,
               help="Argon2id strength for the keystore ('minimal' is for test suites only).")

@@ -35,7 +35,8 @@ def peers() -> None:
 
 @peers.command("add")
 @click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--address", "addresses", multiple=True, help="HOST:PORT to dial instead of the card's.")
+@click.option("--address", "addresses", multiple=True,
+              help="HOST:PORT to dial instead of the card's.")
 @click.option("--name", default=None, help="Local name for the peer (default: the card's name).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, demo).")
 @home_option

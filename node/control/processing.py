@@ -180,9 +180,9 @@ class ControlDocuments:
         if status not in RECALL_ANSWERS and not retry:
             last = yield rt.db(rt.store.last_processing_status, mid, sorted(_own_ids(rt)))
             if status not in PROCESSING_TRANSITIONS.get(last, frozenset()):
+                allowed = ", ".join(sorted(PROCESSING_TRANSITIONS[last])) or "none"
                 raise RequestRefused(f"{mid} is already {last!r}; it cannot become "
-                                     f"{status!r} (allowed next: "
-                                     f"{', '.join(sorted(PROCESSING_TRANSITIONS[last])) or 'none'})")
+                                     f"{status!r} (allowed next: {allowed})")
         yield rt.db(rt.store.record_status, NewStatus(
             message_id=mid, peer_node_id=rt.node_id, sender_node_id=sender, status=status,
             note=payload.get("note", ""), register_number=payload.get("register_number"),

@@ -2,7 +2,8 @@
 transfer), progress, sent, receipted (verified, then recorded in batches), or rejected (retried,
 held back or failed for good).
 
-A mixin of ``lienthong.node.delivery.links.PeerLink``, kept apart so the link's connection state machine (dial,
+A mixin of ``lienthong.node.delivery.links.PeerLink``, kept apart so the link's connection state
+machine (dial,
 back off, connect, idle) reads on its own; these methods are the ``SenderProtocol``'s
 callbacks about one document each, and touch only the link's per-document tables.
 """

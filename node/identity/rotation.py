@@ -14,7 +14,8 @@ needs the passphrase because it rewrites the keystore. It never talks to the dae
    restart;
 3. it saves the new keystore atomically, rewrites the peer card, bumps the binding sequence
    number (``state/binding-seq``), and leaves a request, ``state/key-update-request.json``;
-4. the daemon polls for that file each second (:mod:`lienthong.node.identity.key_updates`): it reloads the keystore,
+4. the daemon polls for that file each second (:mod:`lienthong.node.identity.key_updates`): it
+   reloads the keystore,
    sends every trusted peer a ``key-update`` control document (the new card and a binding
    signed by the identity key), and forgets the old TLS key once every peer has receipted it.
 

@@ -5,7 +5,8 @@ receipt: a duplicate never writes anything), or REJECT with a specific code. The
 verified here, before a single byte of payload is accepted: it must be signed by the very
 peer the TLS handshake authenticated, and name this node as a recipient.
 
-DATA is decrypted into a staging file as it arrives (``lienthong.node.inbox.reception.IncomingStream``, driven
+DATA is decrypted into a staging file as it arrives
+(``lienthong.node.inbox.reception.IncomingStream``, driven
 in order by the receiver). ``finish`` runs after END: prove the document complete, publish into
 ``inbox/<sender>/`` and commit, and only then sign the receipt (see node.reception for the
 order and the crash argument). Every refusal is audited with its code.

@@ -2,7 +2,8 @@
 
 (Filing into sent/ is node.sent_folder.)
 
-Kept apart from ``lienthong.node.outbox.pipeline``, which runs on the reactor and decides the order of things.
+Kept apart from ``lienthong.node.outbox.pipeline``, which runs on the reactor and decides the
+order of things.
 """
 from __future__ import annotations
 

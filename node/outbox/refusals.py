@@ -1,6 +1,7 @@
 """Why a file in the outbox is not sent: the stable codes, and the words a clerk reads.
 
-Split out of ``lienthong.node.outbox.intake`` (which decides *when* a file is refused) so that module keeps to
+Split out of ``lienthong.node.outbox.intake`` (which decides *when* a file is refused) so that
+module keeps to
 its one job, the take; ``Refused`` is re-exported there.
 """
 from __future__ import annotations

@@ -19,7 +19,8 @@ Right after ``take_file`` has moved the file into ``spool/<message_id>/``, in th
 hop and before sealing, ``Prepared.adopt`` moves the sidecar to
 ``spool/<message_id>/sidecar.meta.toml`` (out of the clerk's way, so it cannot attach itself
 to a later file of the same name, even if the node dies while sealing);
-:func:`adopt_document` then audits the metadata and the take in one transaction. When the document reaches ``sent/``, the sidecar goes beside it as
+:func:`adopt_document` then audits the metadata and the take in one transaction. When the
+document reaches ``sent/``, the sidecar goes beside it as
 ``NAME.meta.toml``.
 
 Before this version the metadata was first staged as ``spool/.lienthong-meta-<id>.json``

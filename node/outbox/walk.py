@@ -1,7 +1,9 @@
 """Reaching a file under the outbox without following links, and refusing it into failed/.
 
-Split out of ``lienthong.node.outbox.intake`` (which takes files into the spool) because three modules walk the
-outbox the same careful way: the take, the sidecar reader (``lienthong.node.outbox.sidecars``) and the refusal
+Split out of ``lienthong.node.outbox.intake`` (which takes files into the spool) because three
+modules walk the
+outbox the same careful way: the take, the sidecar reader (``lienthong.node.outbox.sidecars``)
+and the refusal
 (:func:`refuse_file`). The walk opens each folder between ``outbox`` and the entry with
 ``O_NOFOLLOW`` relative to the one before, so a symbolic link swapped in anywhere on the way
 is refused, never followed into the node's own files.

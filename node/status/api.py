@@ -6,14 +6,16 @@ A small ``twisted.web`` site, bound to ``[status] listen`` (loopback by default;
 loader refuses anything else unless ``allow_remote = true``). It is read-only: GET and HEAD
 only, no parameters, no state changed by any request.
 
-* ``/status``: the whole ``lienthong.node.status.snapshot`` snapshot as JSON: the live part from the links on
+* ``/status``: the whole ``lienthong.node.status.snapshot`` snapshot as JSON: the live part from
+  the links on
   the reactor, then the disk probe and the store read on the status thread with its own
   read-only connection (``lienthong.node.status.reads``), never queued behind the database thread's
   writes, and shared by requests that arrive while it is being built;
 * ``/status/live``: only what the daemon holds in memory (links, transfers in flight), which
   is what ``lienthong status`` asks for - it reads the store itself, so it works the same
   whether the daemon answers or not;
-* ``/metrics``: the Prometheus text exposition (``lienthong.node.status.metrics``), built the same way.
+* ``/metrics``: the Prometheus text exposition (``lienthong.node.status.metrics``), built the
+  same way.
 
 The actual address is written to ``HOME/state/status.port`` so the CLI can find the daemon
 when the configured port is 0 (any free port); it is removed at shutdown.

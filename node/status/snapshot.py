@@ -12,7 +12,8 @@ failed) and merges two optional inputs that the store cannot know:
   waiting in ``outbox/``), from ``probe_home``.
 
 It then turns the numbers into warnings an office's IT officer can act on. It never reads the
-clock (``now`` is passed in) and never renders anything: ``lienthong.node.status.render`` draws the dict
+clock (``now`` is passed in) and never renders anything: ``lienthong.node.status.render`` draws
+the dict
 for people and the status API serves it as JSON. Everything in it is JSON-serialisable, and
 text that came from peers (document names, error reasons) is kept as data, never as markup.
 """

@@ -5,7 +5,8 @@ Theory of operation
 ``open_store(url)`` does the I/O (creates the folder, opens the engine, migrates the schema);
 ``Store(...)`` itself does none. Every method is synchronous and blocking: the daemon calls them
 on its one database thread (``DatabaseThread.run(store.method, ...)``), the CLI calls them
-directly. They return plain frozen values (``lienthong.node.store.records``), never ORM objects or ``Row``s.
+directly. They return plain frozen values (``lienthong.node.store.records``), never ORM objects
+or ``Row``s.
 Nothing here reads the clock: each change takes ``now`` (RFC 3339) from the caller.
 
 Transactions. Each method is one transaction by itself. To make several changes commit

@@ -29,7 +29,8 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_frame(arena: Arena, case: str) -> None:
-    """A malformed frame gets its own ERROR code and a protocol-error audit; alpha still delivers."""
+    """A malformed frame gets its own ERROR code and a protocol-error audit; alpha still
+    delivers."""
     payload, code = MALFORMED[case]
     attack_with_frames(arena, payload, code)
 

@@ -35,7 +35,8 @@ def test_init_refuses_an_existing_home(tmp_path: Path) -> None:
     """A second init in the same folder is refused with a sentence, not a traceback."""
     runner = CliRunner()
     _init(runner, tmp_path / "a", "alpha", 17001)
-    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf", "minimal"])
+    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha",
+                                  "--kdf", "minimal"])
     assert result.exit_code == 2
     assert "already holds a node" in result.output
 
@@ -61,7 +62,8 @@ def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path)
     assert [(p["name"], p["state"]) for p in listed] == [("beta", "trusted")]
     shown = runner.invoke(main, ["peers", "show", "beta", *home])
     assert "identity" in shown.output and beta_card.node_id in shown.output
-    revoked = runner.invoke(main, ["peers", "revoke", "beta", "--reason", "key lost", "--yes", *home])
+    revoked = runner.invoke(main, ["peers", "revoke", "beta", "--reason", "key lost", "--yes",
+                                   *home])
     assert revoked.exit_code == 0, revoked.output
     listed = json.loads(runner.invoke(main, ["peers", "list", "--json", *home]).output)
     assert listed[0]["state"] == "revoked"

@@ -78,7 +78,8 @@ def peer_of(keys):  # type: ignore[no-untyped-def]
 
 # -- the rotating node --------------------------------------------------------------------------
 
-def test_tls_and_encryption_rotation_saves_new_keys_keeps_old_ones_and_asks_the_daemon(home) -> None:  # type: ignore[no-untyped-def]
+def test_tls_and_encryption_rotation_saves_new_keys_keeps_old_ones_and_asks_the_daemon(
+        home) -> None:  # type: ignore[no-untyped-def]
     """The keystore gets the new keys (old X25519 kept), the old file is kept byte for byte
     for the daemon, the card names the new keys and a request with the next seq is left."""
     old_bytes = home.keystore.path.read_bytes()
@@ -87,7 +88,8 @@ def test_tls_and_encryption_rotation_saves_new_keys_keeps_old_ones_and_asks_the_
     new = load_keystore(home.keystore.path, PASSPHRASE)
     assert new.node_id == old.node_id
     assert new.tls_spki_sha256 != old.tls_spki_sha256 == result.tls_pins[0]
-    assert [k.kid for k in new.encryption] == [old.current_encryption.kid, result.encryption_kids[1]]
+    assert [k.kid for k in new.encryption] == [old.current_encryption.kid,
+                                               result.encryption_kids[1]]
     assert previous_keystore(home).read_bytes() == old_bytes
     assert previous_keystore(home).stat().st_mode & 0o777 == 0o600
     card = read_card(home.card_path.read_text())
@@ -218,7 +220,8 @@ def continuation_keys(card, since: str) -> list[PeerKey]:  # type: ignore[no-unt
             PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], since)]
 
 
-def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipts(store: Store) -> None:
+def test_identity_continuation_rekeys_and_keeps_the_old_identity_for_old_receipts(
+        store: Store) -> None:
     """The peer moves to its new node ID with its name; the old identity stays in both
     histories; deliveries queued for the old ID now wait under the new one (not failed)."""
     old = generate_node_keys("so-tu-phap", now=T0)
