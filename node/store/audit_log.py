@@ -56,7 +56,7 @@ class _DriverInsert:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = _INSERT.compile(dialect=dialect, column_keys=list(_COLUMNS))
-            order = tuple(compiled.positiontup) if compiled.positional else None
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
             found = self._compiled[dialect.name] = (str(compiled), order)
         sql, order = found
         cursor = conn.connection.cursor()

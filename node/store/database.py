@@ -67,7 +67,7 @@ def open_store(url: str) -> Store:
     """
     if make_url(url).get_backend_name() == "sqlite":
         reader = _sqlite_engine(url)
-        writer = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        writer: Engine = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
     else:
         reader = writer = create_engine(url)
     try:
