@@ -79,7 +79,8 @@ def start_observer(kind: str, outbox: Path, note: Callable[[str, bool], None]) -
     observer thread). Moves are trusted as completion only from inotify (see node.watcher)."""
     _shorten_move_pairing()
     observer = OBSERVERS[kind]()
-    trust = kind == "native" and isinstance(observer, InotifyObserver or ())
+    trust = (kind == "native" and InotifyObserver is not None
+             and isinstance(observer, InotifyObserver))
     observer.schedule(Hints(note, trust_completion=trust), str(outbox), recursive=True,
                       event_filter=HINT_EVENTS)
     try:
