@@ -1,6 +1,7 @@
 """Speed and memory of a real delivery, beside scp, rsync and the raw limits (issue 6).
 
-    python -m bench.node_bench [--quick] [--json PATH] [--only large,small,single,scaling,fanout,baselines]
+    python -m bench.node_bench [--quick] [--json PATH]
+        [--only large,small,single,scaling,fanout,baselines]
     make bench        (the same, through dev.py)
 
 Each scenario starts fresh node processes on loopback (``bench.nodes``: SQLite, mutual TLS,
@@ -138,7 +139,7 @@ def _many(base: Path, plan: Plan, count: int, name: str,
                for name, value in net.cpu_seconds().items()}
         latencies = net.latencies(dropped)
         first = min(dropped.values())
-        last = max(at + lat for at, lat in zip(dropped.values(), latencies))
+        last = max(at + lat for at, lat in zip(dropped.values(), latencies, strict=True))
         seconds = last - first
         return {"count": count, "size": plan.small_size, "seconds": seconds,
                 "docs_per_s": count / seconds, "ms_per_doc": seconds / count * 1000,

@@ -19,7 +19,8 @@ MB = 1_000_000
 
 #: (key, description, test on the results) — each prints "pass" or "short".
 TARGETS = [
-    ("large_vs_scp", "large document MB/s >= 1.0 x scp", lambda r: _ratio(r, "large", "scp") >= 1.0),
+    ("large_vs_scp", "large document MB/s >= 1.0 x scp",
+     lambda r: _ratio(r, "large", "scp") >= 1.0),
     ("small_vs_rsync", "many small docs/s >= 0.5 x rsync -a --fsync",
      lambda r: _ratio(r, "small", "rsync") >= 0.5),
     ("single_p50", "single document drop-to-receipt p50 < 50 ms",
@@ -126,7 +127,8 @@ def render(results: dict[str, Any]) -> str:
         r = results["single"]
         rows.append((f"single: {r['size'] // 1024} KiB into an idle pair, {r['runs']} runs",
                      f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"))
-        rows.append(("  of which drop-to-taken (watcher) p50", f"{r['drop_to_taken_p50_ms']:.1f} ms"))
+        rows.append(("  of which drop-to-taken (watcher) p50",
+                     f"{r['drop_to_taken_p50_ms']:.1f} ms"))
     if "scaling" in results:
         r = results["scaling"]
         for run in r["runs"]:

@@ -39,16 +39,17 @@ def _string(value: Any, where: str) -> str:
 
 
 def _slug(value: Any, where: str) -> str:
-    value = _string(value, where)
-    if not NAME_PATTERN.match(value):
+    text = _string(value, where)
+    if not NAME_PATTERN.match(text):
         raise ConfigError(f"{where}: expected a short name of lowercase letters, digits, '.', '-' "
-                          f"or '_' (it becomes a folder name), got {value!r}")
-    return value
+                          f"or '_' (it becomes a folder name), got {text!r}")
+    return text
 
 
 def _address(value: Any, where: str) -> str:
-    parse_address(_string(value, where), where=where)
-    return value
+    text = _string(value, where)
+    parse_address(text, where=where)
+    return text
 
 
 def _addresses(value: Any, where: str) -> tuple[str, ...]:
@@ -81,7 +82,7 @@ def _boolean(value: Any, where: str) -> bool:
 
 def _choice(*options: str) -> Check:
     def check(value: Any, where: str) -> str:
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             raise ConfigError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
         return value
     return check

@@ -140,7 +140,8 @@ def read_card(text: str | bytes) -> PeerCard:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadCard(f"this file is not a lienthong peer card (it is not text); {_ADVICE}") from None
+            raise BadCard("this file is not a lienthong peer card (it is not text); "
+                          f"{_ADVICE}") from None
     if not isinstance(text, str):
         raise BadCard("a peer card must be text")
     if len(text) > MAX_CARD_CHARS:

@@ -28,7 +28,7 @@ import datetime
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import nacl.public
 import nacl.signing
@@ -321,7 +321,11 @@ class Directory:
         return tuple(resolved.values())
 
 
-def _insert(index: dict[str, object], key: str, value: object, what: str) -> None:
+#: What an index maps its keys to (a Peer, or a node ID).
+_Indexed = TypeVar("_Indexed")
+
+
+def _insert(index: dict[str, _Indexed], key: str, value: _Indexed, what: str) -> None:
     if key in index:
         raise DirectoryError(f"two peers share the same {what} ({key})")
     index[key] = value

@@ -29,7 +29,8 @@ class KeystoreError(KeysError):
 
 
 class WrongPassphrase(KeystoreError):
-    """The keystore exists and is intact as far as we can tell, but the passphrase does not open it."""
+    """The keystore exists and is intact as far as we can tell, but the passphrase does not open
+    it."""
 
 
 class InsecurePermissions(KeystoreError):

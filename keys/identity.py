@@ -40,7 +40,9 @@ BINDING_TYP = "lienthong-binding/1"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # Windows refuses these as folder names whatever the extension; names become folder names.
 _WINDOWS_DEVICES = frozenset(
-    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(1, 10)] + [f"lpt{i}" for i in range(1, 10)]
+    ["con", "prn", "aux", "nul"]
+    + [f"com{i}" for i in range(1, 10)]
+    + [f"lpt{i}" for i in range(1, 10)]
 )
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -113,7 +115,8 @@ def make_encryption_key(*, now: str,
                         random_bytes: Callable[[int], bytes] = nacl.utils.random) -> EncryptionKey:
     """A fresh, independent X25519 key (never derived from the identity key)."""
     private = nacl.public.PrivateKey(random_bytes(nacl.public.PrivateKey.SIZE))
-    return EncryptionKey(kid=encryption_kid(bytes(private.public_key)), private=private, created=now)
+    return EncryptionKey(kid=encryption_kid(bytes(private.public_key)), private=private,
+                         created=now)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -200,7 +203,8 @@ def rotate_tls_key(keys: NodeKeys, *,
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """A verified binding: the identity key of ``node_id`` vouches for these keys from ``valid_from``."""
+    """A verified binding: the identity key of ``node_id`` vouches for these keys from
+    ``valid_from``."""
 
     node_id: str
     name: str
@@ -230,7 +234,8 @@ def make_binding(keys: NodeKeys, *, now: str, seq: int = 1) -> str:
     return jws.sign(keys.identity, BINDING_TYP, payload, kid=keys.node_id)
 
 
-_BINDING_FIELDS = frozenset(["v", "node_id", "name", "encryption", "tls_spki_sha256", "valid_from", "seq"])
+_BINDING_FIELDS = frozenset(
+    ["v", "node_id", "name", "encryption", "tls_spki_sha256", "valid_from", "seq"])
 
 
 def verify_binding(token: str | bytes, identity_public: bytes) -> Binding:
@@ -247,7 +252,8 @@ def verify_binding(token: str | bytes, identity_public: bytes) -> Binding:
     payload = jws.verify_decoded(decoded, verify_key)
     node_id = node_id_from_public_key(identity_public)
     if set(payload) != _BINDING_FIELDS:
-        raise BadBinding(f"binding fields are {sorted(payload)}, expected {sorted(_BINDING_FIELDS)}")
+        raise BadBinding(f"binding fields are {sorted(payload)}, "
+                         f"expected {sorted(_BINDING_FIELDS)}")
     if type(payload["v"]) is not int or payload["v"] != 1:
         raise BadBinding(f"unsupported binding version {payload['v']!r}")
     if payload["node_id"] != node_id or decoded.kid != node_id:
@@ -275,7 +281,8 @@ def verify_binding(token: str | bytes, identity_public: bytes) -> Binding:
 
 
 def decode_key32(value: Any, what: str, error: type[KeysError]) -> bytes:
-    """Decode a signed base64url field that must hold a 32-byte public key; raise ``error`` if not."""
+    """Decode a signed base64url field that must hold a 32-byte public key; raise ``error`` if
+    not."""
     if not isinstance(value, str):
         raise error(f"{what} must be base64url text")
     try:

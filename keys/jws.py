@@ -163,6 +163,7 @@ def verify_decoded(decoded: Decoded, verify_key: nacl.signing.VerifyKey) -> dict
     return decoded.payload
 
 
-def verify(token: str | bytes, verify_key: nacl.signing.VerifyKey, expected_typ: str) -> dict[str, Any]:
+def verify(token: str | bytes, verify_key: nacl.signing.VerifyKey,
+           expected_typ: str) -> dict[str, Any]:
     """Decode, check ``typ`` and verify the signature; return the payload."""
     return verify_decoded(decode(token, expected_typ), verify_key)

@@ -212,6 +212,8 @@ def _check_kdf_limits(opslimit: Any, memlimit: Any) -> None:
 def _field_b64(obj: Mapping[str, Any], name: str, where: str) -> bytes:
     value = obj.get(name)
     try:
+        if not isinstance(value, str):
+            raise KeysError("missing or not text")
         return jws.b64url_decode(value)
     except KeysError as exc:
         raise KeystoreError(f"{where}: field {name!r} is not base64url") from exc

@@ -40,7 +40,8 @@ ORGANIZATION = "lienthong"
 MAX_CERT_BYTES = 16 * 1024
 
 
-def generate_tls_key(*, random_bytes: Callable[[int], bytes] = nacl.utils.random) -> Ed25519PrivateKey:
+def generate_tls_key(*, random_bytes: Callable[[int], bytes] = nacl.utils.random
+                     ) -> Ed25519PrivateKey:
     """A fresh Ed25519 TLS key; the seed comes from ``random_bytes`` so tests can fix it."""
     return Ed25519PrivateKey.from_private_bytes(random_bytes(32))
 
@@ -96,7 +97,8 @@ def spki_sha256_of_public_key(public_key: Ed25519PublicKey) -> str:
 
 
 def spki_sha256(cert_der: bytes) -> str:
-    """The pin of a certificate: hex SHA-256 of its SubjectPublicKeyInfo DER (the key, not the cert)."""
+    """The pin of a certificate: hex SHA-256 of its SubjectPublicKeyInfo DER (the key, not the
+    cert)."""
     certificate = load_certificate(cert_der)
     try:
         public_key = certificate.public_key()

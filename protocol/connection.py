@@ -59,6 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from types import MappingProxyType
+from typing import TypeVar
 
 from lienthong.protocol.errors import (
     DataBeyondSize,
@@ -97,6 +98,9 @@ HANDSHAKE_MAX_PAYLOAD = 16 * 1024
 MAX_OUTSTANDING_PINGS = 16
 #: Finished message IDs remembered only to explain a late frame precisely.
 FINISHED_MEMORY = 256
+
+#: What a bounded memory of message IDs (``Connection._remember``) keeps for each.
+_Value = TypeVar("_Value")
 
 
 class Role(Enum):
@@ -155,7 +159,7 @@ TRANSFER_TRANSITIONS: Mapping[tuple[TransferState | None, type], TransferState] 
         (TransferState.ENDED, Reject): TransferState.REJECTED,
     })
 
-_WHY_NOT = {
+_WHY_NOT: Mapping[tuple[TransferState | None, type], str] = {
     (TransferState.OFFERED, Data): "before it was accepted",
     (TransferState.OFFERED, End): "before it was accepted",
     (TransferState.OFFERED, Receipt): "before it was accepted",
@@ -284,7 +288,7 @@ class Connection:
         events: list[Event] = []
         try:
             self._decoder.feed(data)
-            while self._state is not State.CLOSED:
+            while self.state is not State.CLOSED:  # _apply may close it
                 frame = self._decoder.next_frame()
                 if frame is None:
                     break
@@ -400,7 +404,7 @@ class Connection:
         return True
 
     @staticmethod
-    def _remember(memory: OrderedDict, key: str, value: object, limit: int) -> None:
+    def _remember(memory: OrderedDict[str, _Value], key: str, value: _Value, limit: int) -> None:
         memory.pop(key, None)
         memory[key] = value
         while len(memory) > limit:

@@ -57,18 +57,13 @@ from lienthong.protocol.fields import (  # noqa: F401 - re-exported: the envelop
     new_message_id,
     rfc3339_utc,
 )
+from lienthong.protocol.filekey import KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key
+from lienthong.protocol.layout import DEFAULT_CHUNK_SIZE, check_chunk_size, ciphertext_size
 from lienthong.protocol.payload import (
-    DEFAULT_CHUNK_SIZE,
-    KEY_BYTES,
-    SEALED_KEY_BYTES,
     Digest,
     PayloadDecryptor,
     PayloadEncryptor,
     PayloadSummary,
-    check_chunk_size,
-    ciphertext_size,
-    open_file_key,
-    seal_file_key,
 )
 
 ENVELOPE_TYP = "lienthong-envelope/1"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeGuard
 
 from lienthong.keys.errors import BadNodeID, MalformedToken
 from lienthong.keys.jws import canonical_json, strict_json_object
@@ -66,7 +66,7 @@ class Priority(IntEnum):
 Check: TypeAlias = Callable[[str, Any], None]
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -153,9 +153,9 @@ class _JsonEvent:
         return canonical_json({name: getattr(self, name) for name in self._CHECKS})
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> Any:
+    def from_payload(cls, payload: bytes | memoryview) -> Any:
         try:
-            members = strict_json_object(payload)
+            members = strict_json_object(bytes(payload))  # bytes(bytes) is no copy
         except MalformedToken as exc:
             raise MessageError(f"{cls.KIND.name} payload: {exc}") from exc
         missing = sorted(cls._CHECKS.keys() - members.keys())
@@ -318,7 +318,8 @@ class Data:
                    data=view[DATA_PREFIX_SIZE:])
 
 
-Event: TypeAlias = Hello | Offer | Accept | Have | Reject | Data | End | Receipt | Error | Ping | Pong
+Event: TypeAlias = (Hello | Offer | Accept | Have | Reject | Data | End | Receipt | Error | Ping
+                   | Pong)
 
 #: The codec table: frame kind -> event class.
 EVENT_TYPES: Mapping[FrameKind, type[Event]] = MappingProxyType({

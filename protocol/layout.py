@@ -6,6 +6,8 @@ all of it.
 """
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import nacl.bindings as sodium
 
 HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES    # 24
@@ -22,7 +24,7 @@ MAX_CHUNK_SIZE = 4 * 1024 * 1024
 MAX_SIZE = 2 ** 52
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -224,7 +224,7 @@ class PayloadEncryptor(_Codec):
                  plaintext_digest: Digest | None = None) -> None:
         super().__init__(key, ad, size, chunk_size, plaintext_digest)
         if not digests:
-            self._plain = self._cipher = _NoDigest()  # type: ignore[assignment]
+            self._plain = self._cipher = _NoDigest()
         elif not ciphertext_digest:
             self._cipher = None
         header = random_bytes(HEADER_BYTES)

@@ -31,7 +31,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _is_under(module: str, packages: set[str]) -> bool:
-    """``lienthong.node.core.clock`` is under ``lienthong.node``; ``osmosis`` is not under ``os``."""
+    """``lienthong.node.core.clock`` is under ``lienthong.node``; ``osmosis`` is not under
+    ``os``."""
     return any(module == package or module.startswith(package + ".") for package in packages)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lienthong.node.audit.report import Problem, VerifyReport
 from lienthong.node.inbox.layout import RECEIPT_SUFFIX, file_sha256
+from lienthong.node.store.database import Store
 from lienthong.node.store.reports import KeptFile
 
 PAGE = 500
@@ -22,7 +22,7 @@ MAX_LISTED = 20
 
 # -- 4. kept files -------------------------------------------------------------------------------
 
-def check_files(store: Any, home: Path, report: VerifyReport, *,
+def check_files(store: Store, home: Path, report: VerifyReport, *,
                 peer_name: Callable[[str], str], page: int = PAGE) -> None:
     missing: list[str] = []
     after_inbox: tuple[str, str] = ("", "")
@@ -51,7 +51,7 @@ def _shown(path: Path, home: Path) -> str:
         return str(path)
 
 
-def _check_file(store: Any, row: KeptFile, path: Path, home: Path, report: VerifyReport,
+def _check_file(store: Store, row: KeptFile, path: Path, home: Path, report: VerifyReport,
                 missing: list[str], peer_name: Callable[[str], str]) -> None:
     shown = _shown(path, home)
     if not os.path.lexists(path):
@@ -77,7 +77,7 @@ def _check_file(store: Any, row: KeptFile, path: Path, home: Path, report: Verif
     _check_receipt_files(store, row, path, home, report, peer_name)
 
 
-def _check_receipt_files(store: Any, row: KeptFile, path: Path, home: Path,
+def _check_receipt_files(store: Store, row: KeptFile, path: Path, home: Path,
                          report: VerifyReport, peer_name: Callable[[str], str]) -> None:
     """A receipt kept beside a document must be the very receipt kept in the store."""
     if row.folder == "inbox":
@@ -87,7 +87,7 @@ def _check_receipt_files(store: Any, row: KeptFile, path: Path, home: Path,
     else:
         dispatch = store.get_dispatch(row.message_id)
         deliveries = [d for d in (dispatch.deliveries if dispatch else ()) if d.receipt]
-        stored = {d.receipt for d in deliveries}
+        stored = {d.receipt for d in deliveries if d.receipt}
         candidates = [path.with_name(f"{path.name}.{peer_name(d.peer_node_id)}{RECEIPT_SUFFIX}")
                       for d in deliveries]
     for candidate in candidates:

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-The hash chain (``lienthong.node.store.audit_chain``) shows an edit, deletion or reordering, but someone who can
+The hash chain (``lienthong.node.store.audit_chain``) shows an edit, deletion or reordering, but
+someone who can
 write the database could recompute every hash after the edit. So the node periodically (every
 ``HEAD_INTERVAL_SECONDS`` while running, and once at shutdown) signs the current tip with its
 identity key and keeps the signature in ``audit_heads``. Rewriting history then means forging
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import nacl.signing
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -32,6 +33,7 @@ from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.node.core.errors import NodeError
+from lienthong.node.store.database import Store
 from lienthong.node.store.records import AuditHead
 
 HEAD_TYP = "lienthong-audit-head/1"
@@ -99,7 +101,7 @@ def verify_head_row(row: AuditHead, verify_key: nacl.signing.VerifyKey) -> HeadI
     return info
 
 
-def sign_current_head(store: Any, node_keys: NodeKeys, now: str) -> AuditHead | None:
+def sign_current_head(store: Store, node_keys: NodeKeys, now: str) -> AuditHead | None:
     """Sign the audit tip if no head covers it yet; return the new head (blocking: db thread)."""
     seq, tip = store.audit_tip()
     if seq == 0:
@@ -120,7 +122,7 @@ class HeadSigner:
     node holds at that moment (an identity rotation swaps the node's keys while this runs).
     """
 
-    def __init__(self, *, clock: Any, run_db: Callable[..., Deferred], store: Any,
+    def __init__(self, *, clock: IReactorTime, run_db: Callable[..., Deferred], store: Store,
                  current_keys: Callable[[], NodeKeys], now_text: Callable[[], str],
                  interval: float = HEAD_INTERVAL_SECONDS) -> None:
         self._run_db = run_db

@@ -18,7 +18,8 @@ Four independent checks, each naming every row or file it finds wrong:
 3. **Receipts.** Every receipt kept in the store - each peer's receipt for a document we sent,
    and our own receipt for each document we received - must verify under the signer's identity
    key from the key history (ours: the current identity, or a former one up to the end of its
-   grace period) and answer exactly the envelope recorded beside it (message ID, parties, digest, size, header hash). A copy of a receipt kept as a
+   grace period) and answer exactly the envelope recorded beside it (message ID, parties,
+   digest, size, header hash). A copy of a receipt kept as a
    file beside the document must be byte-identical to the stored one.
 4. **Kept files.** Each document kept in ``sent/`` and ``inbox/`` must still have the SHA-256
    recorded for it. A document no longer there is *not* a failure (clerks move delivered
@@ -46,6 +47,7 @@ from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head_row
 from lienthong.node.audit.report import AuditFailed, Problem, VerifyReport
 from lienthong.node.identity.history import IdentityHistoryError, read_identity_history
 from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
+from lienthong.node.store.database import Store
 from lienthong.node.store.reports import StoredReceipt
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
@@ -78,7 +80,7 @@ class OwnIdentity:
                                             parse_time(time) <= parse_time(self.grace_until))
 
 
-def verify_store(store: Any, *, home: Path, own_card: PeerCard,
+def verify_store(store: Store, *, home: Path, own_card: PeerCard,
                  peer_name: Callable[[str], str] = lambda node_id: node_id,
                  page: int = PAGE) -> VerifyReport:
     """Run every check; raise ``AuditFailed`` if any problem was found, else return the report."""
@@ -110,7 +112,8 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
         history = []
     successors = [entry.node_id for entry in history[1:]] + [own_card.node_id]
     identities = []
-    for entry, successor in zip(history, successors):
+    # Without a former identity, successors holds only our own card and there is nothing to pair.
+    for entry, successor in zip(history, successors, strict=False):
         label = f"former identity {entry.node_id} in {where}"
         try:
             if entry.continuation is None:
@@ -132,7 +135,7 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
 
 # -- 1. heads ------------------------------------------------------------------------------------
 
-def check_heads(store: Any, identities: list[OwnIdentity],
+def check_heads(store: Store, identities: list[OwnIdentity],
                 report: VerifyReport) -> list[SignedHead]:
     by_id = {identity.node_id: identity for identity in identities}
     trusted = []
@@ -163,7 +166,7 @@ def check_heads(store: Any, identities: list[OwnIdentity],
                 f"{identity.valid_until or 'now'})", seq=row.seq))
             continue
         trusted.append(SignedHead(info.seq, info.hash, info.time))
-        report.head_signers[kid] = report.head_signers.get(kid, 0) + 1
+        report.head_signers[identity.node_id] = report.head_signers.get(identity.node_id, 0) + 1
     report.heads = len(trusted)
     report.last_signed_seq = max((head.seq for head in trusted), default=0)
     # Oldest identity first, as the history lists them.
@@ -175,7 +178,7 @@ def check_heads(store: Any, identities: list[OwnIdentity],
 
 # -- 2. chain ------------------------------------------------------------------------------------
 
-def check_chain(store: Any, heads: list[SignedHead], report: VerifyReport, *,
+def check_chain(store: Store, heads: list[SignedHead], report: VerifyReport, *,
                 page: int = PAGE) -> None:
     after = (0, GENESIS_HASH)
     try:
@@ -200,13 +203,13 @@ def check_chain(store: Any, heads: list[SignedHead], report: VerifyReport, *,
 
 # -- 3. receipts ---------------------------------------------------------------------------------
 
-def _identity_keys(store: Any, node_id: str, cache: dict[str, list[Any]]) -> list[Any]:
+def _identity_keys(store: Store, node_id: str, cache: dict[str, list[Any]]) -> list[Any]:
     if node_id not in cache:
         cache[node_id] = [key for key in store.key_history(node_id) if key.kind == "identity"]
     return cache[node_id]
 
 
-def check_receipts(store: Any, identities: list[OwnIdentity], report: VerifyReport, *,
+def check_receipts(store: Store, identities: list[OwnIdentity], report: VerifyReport, *,
                    peer_name: Callable[[str], str], page: int = PAGE) -> None:
     cache: dict[str, list[Any]] = {}
     revocations: dict[str, tuple[str, str] | None] = {}
@@ -252,14 +255,15 @@ def check_receipts(store: Any, identities: list[OwnIdentity], report: VerifyRepo
         after = (rows[-1].message_id, rows[-1].counterpart)
 
 
-def _revocation(store: Any, node_id: str,
+def _revocation(store: Store, node_id: str,
                 cache: dict[str, tuple[str, str] | None]) -> tuple[str, str] | None:
     """(revoked_at, reason) when ``node_id`` is a revoked peer, else None."""
     if node_id not in cache:
         record = store.peer_by_node_id(node_id)
         peer = record.peer if record is not None else None
+        # A peer has revoked_at exactly when its state is "revoked" (keys.directory.Peer).
         cache[node_id] = ((peer.revoked_at, peer.reason or "no reason given")
-                          if peer is not None and peer.state == "revoked" else None)
+                          if peer is not None and peer.revoked_at is not None else None)
     return cache[node_id]
 
 

@@ -62,7 +62,7 @@ from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.backup.format import (  # BackupError, WrongBackupPassphrase, verify_backup: the API
+from lienthong.node.backup.format import (  # __all__ below re-exports part of the API
     CHUNK,
     CIPHER,
     FORMAT,
@@ -106,7 +106,7 @@ def _inside(home: Path, path: Path, what: str) -> PurePosixPath:
 
 def _link_tree(source: Path, target: Path) -> None:
     """Mirror ``source`` into ``target`` with hard links (copies across file systems)."""
-    for folder, dirs, files in os.walk(source):
+    for folder, _dirs, files in os.walk(source):
         rel = Path(folder).relative_to(source)
         (target / rel).mkdir(mode=0o700, exist_ok=True)
         for name in files:

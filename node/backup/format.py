@@ -1,6 +1,7 @@
 """The backup file format (version 1): writing and checking the signed, encrypted container.
 
-``lienthong.node.backup.archive`` decides what goes in (a consistent snapshot of keys, config, store and spool)
+``lienthong.node.backup.archive`` decides what goes in (a consistent snapshot of keys, config,
+store and spool)
 and how a restore lays it out; this module only knows the bytes::
 
     <header: canonical JSON, one line>\n

@@ -59,17 +59,18 @@ def record_receipts(store: Any, peer: str, batch: list[VerifiedReceipt], now: st
     with store.transaction():
         outcomes = store.record_receipts(peer, [(item.message_id, item.token) for item in batch],
                                          now)
-        for item, outcome in zip(batch, outcomes):
+        for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 continue
             store.append_audit("receipt-verified", now_ms, peer=peer, message_id=item.message_id,
                                digest=item.digest, detail={"receipt_time": item.receipt_time,
                                                            "duplicate": item.already})
-        done = [item.message_id for item, outcome in zip(batch, outcomes) if outcome is True]
+        done = [item.message_id for item, outcome in zip(batch, outcomes, strict=True)
+                if outcome is True]
         dispatches = store.dispatches_by_ids(done)
     return [Recorded(item, outcome if isinstance(outcome, Exception) else None,
                      outcome is True, dispatches.get(item.message_id))
-            for item, outcome in zip(batch, outcomes)]
+            for item, outcome in zip(batch, outcomes, strict=True)]
 
 
 class ReceiptBatch:

@@ -1,6 +1,7 @@
 """The audit log's tables: a hash-chained list of events and the signed heads of that chain.
 
-``append_audit`` extends the chain (``lienthong.node.store.audit_chain`` computes the hashes) inside the
+``append_audit`` extends the chain (``lienthong.node.store.audit_chain`` computes the hashes)
+inside the
 caller's transaction when there is one, so an event and the state change it records commit
 together or not at all. The audit entry's ``seq`` is chosen here (last + 1) because it is part
 of the hashed fields; the write lock (SQLite ``BEGIN IMMEDIATE``) and the primary key on
@@ -55,7 +56,7 @@ class _DriverInsert:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = _INSERT.compile(dialect=dialect, column_keys=list(_COLUMNS))
-            order = tuple(compiled.positiontup) if compiled.positional else None
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
             found = self._compiled[dialect.name] = (str(compiled), order)
         sql, order = found
         cursor = conn.connection.cursor()

@@ -38,8 +38,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
+from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
@@ -52,6 +54,14 @@ MAX_BATCH = 256
 _Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Deferred]
 
 
+class Transactional(Protocol):
+    """What the thread needs of the store (``StoreBase``): one write transaction per batch, and
+    to be told when a unit's savepoint was rolled back."""
+
+    def transaction(self) -> AbstractContextManager[Connection]: ...
+
+    def rolled_back_to_savepoint(self) -> None: ...
+
 
 _STOP = object()
 _SAVEPOINT = "SAVEPOINT lienthong_unit"
@@ -62,8 +72,8 @@ _RELEASE = "RELEASE SAVEPOINT lienthong_unit"
 class GroupCommitThread(Lifecycle):
     """Runs units of work on one thread, committing each batch of queued units together."""
 
-    def __init__(self, reactor: IReactorFromThreads, store: Any, *, name: str = THREAD_NAME,
-                 max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, reactor: IReactorFromThreads, store: Transactional, *,
+                 name: str = THREAD_NAME, max_batch: int = MAX_BATCH) -> None:
         self._reactor = reactor
         self._store = store
         self._name = name
@@ -144,9 +154,8 @@ class GroupCommitThread(Lifecycle):
                         # unit of the batch fails below.
                         cursor.execute(_ROLLBACK_TO)
                         cursor.execute(_RELEASE)
-                        forget = getattr(self._store, "rolled_back_to_savepoint", None)
-                        if forget is not None:
-                            forget()  # e.g. an audit tip written by the undone unit
+                        # e.g. forget an audit tip written by the undone unit
+                        self._store.rolled_back_to_savepoint()
                         outcomes.append((False, failure))
                     else:
                         cursor.execute(_RELEASE)
@@ -163,7 +172,7 @@ class GroupCommitThread(Lifecycle):
 
     @staticmethod
     def _deliver(batch: list[_Unit], outcomes: list[tuple[bool, Any]]) -> None:
-        for (_fn, _args, _kwargs, d), (ok, value) in zip(batch, outcomes):
+        for (_fn, _args, _kwargs, d), (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 d.callback(value)
             else:

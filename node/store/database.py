@@ -5,7 +5,8 @@ Theory of operation
 ``open_store(url)`` does the I/O (creates the folder, opens the engine, migrates the schema);
 ``Store(...)`` itself does none. Every method is synchronous and blocking: the daemon calls them
 on its one database thread (``DatabaseThread.run(store.method, ...)``), the CLI calls them
-directly. They return plain frozen values (``lienthong.node.store.records``), never ORM objects or ``Row``s.
+directly. They return plain frozen values (``lienthong.node.store.records``), never ORM objects
+or ``Row``s.
 Nothing here reads the clock: each change takes ``now`` (RFC 3339) from the caller.
 
 Transactions. Each method is one transaction by itself. To make several changes commit
@@ -66,7 +67,7 @@ def open_store(url: str) -> Store:
     """
     if make_url(url).get_backend_name() == "sqlite":
         reader = _sqlite_engine(url)
-        writer = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        writer: Engine = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
     else:
         reader = writer = create_engine(url)
     try:

@@ -39,6 +39,7 @@ from lienthong.node.store.records import (
     RecallRow,
     ReceivedRow,
     StatusRow,
+    StoreError,
     check_message_id,
     check_transition,
     meta_json,
@@ -73,8 +74,10 @@ class DocumentMethods(StoreBase):
             result = conn.execute(insert(_c).values(
                 kind=kind, message_id=message_id, peer=peer, payload=meta_json(payload),
                 state="new", created_at=now))
-            request_id = result.inserted_primary_key[0]
-            return _request(conn.execute(select(_c).where(_c.c.id == request_id)).one())
+            key = result.inserted_primary_key
+            if key is None:  # SQLite and PostgreSQL always report it for a one-row insert
+                raise StoreError("the database did not report the new control request's ID")
+            return _request(conn.execute(select(_c).where(_c.c.id == key[0])).one())
 
     def get_control_request(self, request_id: int) -> ControlRequest | None:
         with self._read() as conn:

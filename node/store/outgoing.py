@@ -52,6 +52,7 @@ _LAST_SEQ = select(func.max(_d.c.seq))
 _INSERT_DISPATCH = insert(_d)
 _INSERT_DELIVERY = insert(_v)
 _DISPATCH_BY_ID = select(_d).where(_d.c.message_id == bindparam("mid"))
+_DISPATCHES_OF = select(_d).where(_d.c.message_id.in_(bindparam("mids", expanding=True)))
 _DELIVERIES_OF = (select(_v).where(_v.c.message_id.in_(bindparam("mids", expanding=True)))
                   .order_by(_v.c.message_id, _v.c.peer_node_id))
 _QUEUED = (select(_v.c.message_id, _v.c.peer_node_id, _d.c.spool_dir, _d.c.header_token,
@@ -157,6 +158,14 @@ class OutgoingMethods(StoreBase):
                 conn, conn.execute(_DISPATCH_BY_ID, {"mid": message_id}).all())
             return found[0] if found else None
 
+    def dispatches_by_ids(self, message_ids: Sequence[str]) -> dict[str, DispatchRow]:
+        """The dispatches named (with their deliveries); absent IDs are left out."""
+        if not message_ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(_DISPATCHES_OF, {"mids": list(dict.fromkeys(message_ids))}).all()
+            return {row.message_id: row for row in self._with_deliveries(conn, rows)}
+
     def recent_dispatches(self, limit: int) -> list[DispatchRow]:
         """The last ``limit`` documents taken, newest first, with their deliveries."""
         with self._read() as conn:
@@ -165,8 +174,8 @@ class OutgoingMethods(StoreBase):
     def dispatches_by_state(self) -> dict[str, int]:
         """How many dispatches are sending, sent and failed (every state present)."""
         with self._read() as conn:
-            counts = dict(conn.execute(select(_d.c.state, func.count())
-                                       .group_by(_d.c.state)).all())
+            counts: dict[str, int] = dict(conn.execute(
+                select(_d.c.state, func.count()).group_by(_d.c.state)).all())
         return {state: int(counts.get(state, 0)) for state in DISPATCH_TRANSITIONS}
 
     def spool_message_ids(self) -> set[str]:

@@ -27,7 +27,6 @@ from lienthong.node.store.base import StoreBase
 from lienthong.node.store.records import (
     DELIVERY_TRANSITIONS,
     DISPATCH_TRANSITIONS,
-    DispatchRow,
     InvalidTransition,
     NotFound,
     ReceiptMismatch,
@@ -52,7 +51,6 @@ _PENDING = (select(_v.c.message_id)
 _MARK_SENT = (update(_d).where(_d.c.message_id == bindparam("w_mid"))
               .values(state="sent", sent_path=bindparam("sent_path"),
                       finished_at=bindparam("finished_at"), error=None))
-_BY_IDS = select(_d).where(_d.c.message_id.in_(bindparam("mids", expanding=True)))
 
 
 class ReceiptMethods(StoreBase):
@@ -106,14 +104,6 @@ class ReceiptMethods(StoreBase):
             if updates:
                 conn.execute(_DELIVER, updates)
         return out
-
-    def dispatches_by_ids(self, message_ids: Sequence[str]) -> dict[str, DispatchRow]:
-        """The dispatches named (with their deliveries); absent IDs are left out."""
-        if not message_ids:
-            return {}
-        with self._read() as conn:
-            rows = conn.execute(_BY_IDS, {"mids": list(dict.fromkeys(message_ids))}).all()
-            return {row.message_id: row for row in self._with_deliveries(conn, rows)}
 
     def mark_dispatches_sent(self, sent: Sequence[tuple[str, str]],
                              now: str) -> list[None | StoreError]:

@@ -108,8 +108,8 @@ class ReportMethods(StoreBase):
     def delivery_counts(self) -> dict[str, int]:
         """How many deliveries are queued, delivered and failed (every state present)."""
         with self._read() as conn:
-            counts = dict(conn.execute(select(_v.c.state, func.count())
-                                       .group_by(_v.c.state)).all())
+            counts: dict[str, int] = dict(conn.execute(
+                select(_v.c.state, func.count()).group_by(_v.c.state)).all())
         return {state: int(counts.get(state, 0)) for state in ("queued", "delivered", "failed")}
 
     def peer_queues(self) -> list[PeerQueue]:

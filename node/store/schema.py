@@ -1,7 +1,8 @@
 """The store's tables as the code queries them today (SQLAlchemy Core, no ORM).
 
 This module describes the *current* schema, for building queries. It is not how a database gets
-that shape: ``lienthong.node.store.migrations`` does that, with frozen steps, so an office's existing database
+that shape: ``lienthong.node.store.migrations`` does that, with frozen steps, so an office's
+existing database
 is upgraded rather than recreated. A test checks that a freshly migrated database has exactly
 these tables, columns and indexes, so the two cannot drift apart silently.
 
@@ -26,7 +27,8 @@ from sqlalchemy import (
                         Text,
 )
 
-#: The schema version this code writes and understands (``lienthong.node.store.migrations`` reaches it).
+#: The schema version this code writes and understands (``lienthong.node.store.migrations``
+#: reaches it).
 SCHEMA_VERSION = 3
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.

@@ -92,12 +92,14 @@ class BulkTLSTransport(BufferingTLSTransport):
 
     def _flushSendBIO(self) -> None:  # noqa: N802
         """Pass on everything OpenSSL has written to the memory BIO (Twisted: 32 KiB)."""
+        transport = self.transport
+        assert transport is not None, "flushed before the TCP connection was made"
         while True:
             try:
                 data = self._tlsConnection.bio_read(BIO_READ)
             except WantReadError:
                 return
-            self.transport.write(data)
+            transport.write(data)
             if len(data) < BIO_READ:
                 return
 
@@ -118,5 +120,6 @@ def bulk_tls(transport: object) -> None:
         # The TCP connection under it sends at most SEND_LIMIT (128 KiB) per reactor turn:
         # let it try a whole frame's records at once (the kernel takes what fits).
         tcp = getattr(transport, "transport", None)
-        if isinstance(getattr(tcp, "SEND_LIMIT", None), int):
-            tcp.SEND_LIMIT = max(tcp.SEND_LIMIT, TCP_SEND)
+        limit = getattr(tcp, "SEND_LIMIT", None)
+        if tcp is not None and isinstance(limit, int):
+            tcp.SEND_LIMIT = max(limit, TCP_SEND)

@@ -1,7 +1,8 @@
 """Starting the watchdog observer for the outbox: which one, how its events are filtered, and
 what to say when the system will not let us watch.
 
-Kept apart from ``lienthong.node.watch.watcher`` (the reactor-side state machine) because all of it is about
+Kept apart from ``lienthong.node.watch.watcher`` (the reactor-side state machine) because all of
+it is about
 watchdog and the kernel: inotify's move pairing delay, full events, the inotify limits.
 """
 from __future__ import annotations
@@ -78,7 +79,8 @@ def start_observer(kind: str, outbox: Path, note: Callable[[str, bool], None]) -
     observer thread). Moves are trusted as completion only from inotify (see node.watcher)."""
     _shorten_move_pairing()
     observer = OBSERVERS[kind]()
-    trust = kind == "native" and isinstance(observer, InotifyObserver or ())
+    trust = (kind == "native" and InotifyObserver is not None
+             and isinstance(observer, InotifyObserver))
     observer.schedule(Hints(note, trust_completion=trust), str(outbox), recursive=True,
                       event_filter=HINT_EVENTS)
     try:

@@ -46,12 +46,14 @@ def test_rendered_template_round_trips(tmp_path: Path) -> None:
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     """A misspelt key is an error naming the section, the key and the allowed keys."""
     _write(tmp_path, _base().replace("scan_interval = 30", "scan_intreval = 30"))
-    with pytest.raises(ConfigError, match=r"\[watch\] has unknown key 'scan_intreval'.*scan_interval"):
+    with pytest.raises(ConfigError,
+                       match=r"\[watch\] has unknown key 'scan_intreval'.*scan_interval"):
         load_config(tmp_path)
 
 
 @pytest.mark.parametrize("old,new,pattern", [
-    ('observer = "native"', 'observer = "fast"', r"\[watch\] observer: expected one of native, polling"),
+    ('observer = "native"', 'observer = "fast"',
+     r"\[watch\] observer: expected one of native, polling"),
     ("scan_interval = 30", 'scan_interval = "soon"', r"scan_interval: expected a number"),
     ('listen = "127.0.0.1:7701"', 'listen = "somewhere"', r"\[node\] listen: expected an address"),
     ('name = "tinhuy"', 'name = "Tỉnh ủy"', r"\[node\] name: expected a short name"),

@@ -1,9 +1,9 @@
 """The arena shared by the hostile-peer modules (``test_hostile_*.py``).
 
 alpha (an honest office), beta (the victim) and mallory, an identity enrolled at both (so TLS
-lets it in) that speaks raw frames (tests/faults/hostile.py). A module that imports the
-``arena`` fixture gets its own arena (module scope), so each attack family starts from clean
-nodes while the attacks of one family share a pair, as they always did.
+lets it in) that speaks raw frames (tests/faults/hostile.py). Each module that asks for the
+``arena`` fixture (tests/faults/conftest.py) gets its own arena (module scope), so each attack
+family starts from clean nodes while the attacks of one family share a pair, as they always did.
 
 Every attack must get a specific error (an ERROR or REJECT code), leave an audit event at the
 victim, leave the victim's socket really closed (not waiting forever for the attacker's TLS
@@ -17,17 +17,15 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
-import pytest
 
 from lienthong.protocol.events import Hello
 from lienthong.protocol.receipt import verify_receipt
-from tests.faults.hostile import FrameSocket, HostileClient, Identity, card_of, enrol, make_identity
-from tests.integration.harness import TestNode, free_port, make_network, sha256, wait_for
+from tests.faults.hostile import FrameSocket, HostileClient, Identity, card_of
+from tests.integration.harness import TestNode, sha256, wait_for
 
 
 @dataclass
@@ -77,24 +75,6 @@ class Arena:
     def wait_audit(self, kind: str, code: str, before: int = 0) -> None:
         wait_for(lambda: len(self.audit(kind, code=code)) > before, timeout=15,
                  what=f"beta to audit {kind} {code} for mallory")
-
-
-@pytest.fixture(scope="module")
-def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
-    base = tmp_path_factory.mktemp("hostile")
-    nodes = make_network(base, ["alpha", "beta"])
-    alpha, beta = nodes["alpha"], nodes["beta"]
-    port = free_port()
-    mallory = make_identity(base / "mallory", "mallory", addresses=[f"127.0.0.1:{port}"])
-    enrol(beta, mallory)
-    enrol(alpha, mallory)
-    beta.start()
-    alpha.start()
-    try:
-        yield Arena(alpha, beta, mallory, port, base)
-    finally:
-        alpha.kill()
-        beta.kill()
 
 
 def connect(arena: Arena) -> HostileClient:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.arena import Arena
+from tests.faults.hostile import enrol, make_identity
 from tests.faults.proxy import FaultProxy, Mode
-from tests.integration.harness import TestNode, make_network
+from tests.integration.harness import TestNode, free_port, make_network
 
 FULL = os.environ.get("LIENTHONG_FULL_FAULTS") == "1"
 
@@ -84,3 +86,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/faults" in str(item.fspath):
             item.add_marker(pytest.mark.faults)
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
+    """alpha and beta running, mallory enrolled at both (tests/faults/arena.py); one arena per
+    module that asks for it, killed when the module is done."""
+    base = tmp_path_factory.mktemp("hostile")
+    nodes = make_network(base, ["alpha", "beta"])
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    port = free_port()
+    mallory = make_identity(base / "mallory", "mallory", addresses=[f"127.0.0.1:{port}"])
+    enrol(beta, mallory)
+    enrol(alpha, mallory)
+    beta.start()
+    alpha.start()
+    try:
+        yield Arena(alpha, beta, mallory, port, base)
+    finally:
+        alpha.kill()
+        beta.kill()

@@ -7,9 +7,10 @@ Size: 10,000 small documents (the issue's figure), or any size with
 development machine (capture 161 s, drain 129 s; docs/reliability.md, section 5) since the
 receiver stopped listing its whole inbox for every arrival and the watcher stopped waking the
 reactor once per folder event; before those it took 12.6-14.7 minutes and stalled the
-reactor for seconds, so it was kept out of the default run. The same code path runs at any size: capture while the peer is down (the sender retrying with backoff), then one drain
-when it returns; the test prints which size ran and, for each way of asking, the slowest
-sample and when it happened.
+reactor for seconds, so it was kept out of the default run. The same code path runs at any
+size: capture while the peer is down (the sender retrying with backoff), then one drain when it
+returns; the test prints which size ran and, for each way of asking, the slowest sample and when
+it happened.
 """
 from __future__ import annotations
 

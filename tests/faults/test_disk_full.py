@@ -94,8 +94,8 @@ def test_full_disk_refuses_the_offer_and_delivery_waits_for_space(  # type: igno
 
     wait_for(lambda: len(_refusals(beta, "rejected", "storage-unavailable")) >= 5 or _failed(alpha),
              timeout=60, what="five refusals for lack of space")
-    assert not _failed(alpha), ("alpha gave the document up after "
-                                f"{len(_refusals(alpha, 'rejected-by-peer', 'storage-unavailable'))}"
+    refused = _refusals(alpha, "rejected-by-peer", "storage-unavailable")
+    assert not _failed(alpha), (f"alpha gave the document up after {len(refused)}"
                                 " 'storage-unavailable' refusals; a full disk at the peer is "
                                 "temporary and must be retried until space returns")
     reason = _refusals(alpha, "rejected-by-peer", "storage-unavailable")[0]["reason"]

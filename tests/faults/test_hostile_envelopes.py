@@ -9,7 +9,7 @@ import pytest
 from lienthong.keys import jws
 from lienthong.protocol.envelope import ENVELOPE_TYP
 from lienthong.protocol.events import Error, Have, Offer, Receipt, Reject
-from tests.faults.arena import Arena, arena, connect  # noqa: F401 - arena is the fixture
+from tests.faults.arena import Arena, connect
 from tests.faults.hostile import (
     FrameSocket,
     HostileReceiver,

@@ -9,7 +9,7 @@ import ssl
 import time
 
 from lienthong.protocol.events import Hello, Offer, encode_event
-from tests.faults.arena import Arena, arena, connect, tcp_closed_within  # noqa: F401 - arena is the fixture
+from tests.faults.arena import Arena, connect, tcp_closed_within
 from tests.faults.hostile import HostileClient, PeerClosed, card_of, seal
 from tests.integration.harness import wait_for
 

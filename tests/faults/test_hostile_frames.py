@@ -11,7 +11,7 @@ import pytest
 from lienthong.keys import jws
 from lienthong.protocol.events import Accept, Data, End
 from lienthong.protocol.frames import HEADER, MAX_DATA, FrameKind
-from tests.faults.arena import Arena, arena, attack_with_frames, connect, tcp_closed_within  # noqa: F401 - the fixture
+from tests.faults.arena import Arena, attack_with_frames, connect, tcp_closed_within
 from tests.faults.hostile import HostileClient, card_of, raw_frame, seal
 
 MALFORMED = {
@@ -29,7 +29,8 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_frame(arena: Arena, case: str) -> None:
-    """A malformed frame gets its own ERROR code and a protocol-error audit; alpha still delivers."""
+    """A malformed frame gets its own ERROR code and a protocol-error audit; alpha still
+    delivers."""
     payload, code = MALFORMED[case]
     attack_with_frames(arena, payload, code)
 

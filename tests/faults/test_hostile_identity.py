@@ -9,7 +9,7 @@ import ssl
 import time
 
 from lienthong.keys.card import read_card
-from tests.faults.arena import Arena, arena, tcp_closed_within  # noqa: F401 - arena is the fixture
+from tests.faults.arena import Arena, tcp_closed_within
 from tests.faults.hostile import HostileClient, Identity, attempt_handshake, enrol, make_identity
 from tests.integration.harness import NOW, wait_for
 

@@ -171,7 +171,8 @@ class _Script:
             target.send(event)
         except LocalProtocolError:
             if (target.state, dict(target.transfers)) != before:
-                raise AssertionError(f"refused send of {event!r} changed the connection")
+                raise AssertionError(
+                    f"refused send of {event!r} changed the connection") from None
 
     @staticmethod
     def _deliver(target: Connection, data: bytes, piece: int) -> None:

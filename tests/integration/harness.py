@@ -69,7 +69,8 @@ class TestNode:
         env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env, **(extra_env or {}))
         self.log_file = self.home / "logs" / "stderr.txt"
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen([sys.executable, "-m", "lienthong.node", "run", str(self.home)],
+        self.process = subprocess.Popen([sys.executable, "-m", "lienthong.node", "run",
+                                         str(self.home)],
                                         stdout=log, stderr=subprocess.STDOUT, env=env,
                                         cwd=str(ROOT))
         wait_for(lambda: self._listening(), timeout=20, what=f"{self.name} to listen")
@@ -312,7 +313,8 @@ def start_wrapped(node: TestNode, prefix: list[str],
     env = dict(os.environ, PYTHONPATH=str(ROOT), **node.env, **(extra_env or {}))
     node.log_file = node.home / "logs" / "stderr.txt"
     log = open(node.log_file, "ab")  # noqa: SIM115 - the child owns it
-    node.process = subprocess.Popen([*prefix, sys.executable, "-m", "lienthong.node", "run", str(node.home)],
+    node.process = subprocess.Popen([*prefix, sys.executable, "-m", "lienthong.node", "run",
+                                     str(node.home)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env,
                                     cwd=str(ROOT))
     wait_for(lambda: node._listening(), timeout=20, what=f"{node.name} to listen")

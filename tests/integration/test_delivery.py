@@ -7,7 +7,8 @@ from tests.integration.harness import check_delivered, sent_all, wait_for
 
 
 def test_drop_arrives_with_receipt_and_moves_to_sent(network) -> None:  # type: ignore[no-untyped-def]
-    """A file dropped at A arrives at B byte-identical; A gets a verified receipt; sent/ holds it."""
+    """A file dropped at A arrives at B byte-identical; A gets a verified receipt; sent/ holds
+    it."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()

@@ -39,7 +39,8 @@ due = "30/11/2026"
 def cli(node: TestNode, *args: str) -> subprocess.CompletedProcess:
     """Run ``lienthong ARGS --home NODE`` the way a clerk would (no passphrase needed)."""
     return subprocess.run([sys.executable, "-m", "lienthong.node", *args, "--home", str(node.home)],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           cwd=str(ROOT), timeout=60, check=False)
 
 

@@ -187,7 +187,8 @@ def _run_at_a_prompt(node: TestNode, passphrase: str) -> int:
     pid, fd = pty.fork()
     if pid == 0:  # the child: become the node
         os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "lienthong.node", "run", str(node.home)], env)
+        os.execve(sys.executable,
+                  [sys.executable, "-m", "lienthong.node", "run", str(node.home)], env)
     seen = b""
     deadline = time.monotonic() + 30
     while b"passphrase" not in seen.lower():

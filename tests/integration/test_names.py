@@ -11,7 +11,8 @@ NFD = unicodedata.normalize("NFD", NAME)
 
 
 def test_nfc_and_nfd_spellings_arrive_as_two_nfc_documents(network) -> None:  # type: ignore[no-untyped-def]
-    """The NFC and NFD spellings of one name arrive as NFC; the clash gets a suffix, none is lost."""
+    """The NFC and NFD spellings of one name arrive as NFC; the clash gets a suffix, none is
+    lost."""
     assert NFC != NFD
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]

@@ -89,7 +89,8 @@ def test_identity_swapped_card_refused(keys, other):
     forged = _resigned(other, node_id=keys.node_id)
     with pytest.raises(BadCard) as info:
         read_card(forged)
-    assert f"card claims node ID {keys.node_id} but its key gives {other.node_id}" in str(info.value)
+    assert (f"card claims node ID {keys.node_id} but its key gives {other.node_id}"
+            in str(info.value))
 
 
 def test_signature_kid_must_be_node_id(keys):
@@ -233,7 +234,8 @@ def test_verification_code_known_answer():
     a = "EH7DDX5-BKSRGCK-YTL7BKA-I36SE4E-NXX3KLN-K7ELKS5-YQ57PI7-4XEG4QG"
     b = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2"
     ids = sorted([parse_node_id(a), parse_node_id(b)])
-    digest = hashlib.sha256(b"lienthong-verification-code/1\x00" + "\x00".join(ids).encode()).digest()
+    digest = hashlib.sha256(b"lienthong-verification-code/1\x00"
+                            + "\x00".join(ids).encode()).digest()
     digits = f"{int.from_bytes(digest[:16], 'big') % 10 ** 18:018d}"
     assert verification_code(a, b) == " ".join(digits[i:i + 3] for i in range(0, 18, 3))
     assert verification_code(a, b) == FROZEN_CODE

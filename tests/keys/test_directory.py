@@ -142,7 +142,8 @@ def test_identity_history(nodes):
     assert [k.kid for k in peer.identity_keys_valid_at(T2)] == [new.node_id]
     assert peer.identity_keys_valid_at("2024-01-01T00:00:00Z") == ()
     # the boundary belongs to the new key only ([valid_from, valid_until))
-    assert [k.kid for k in peer.identity_keys_valid_at("2025-06-01T07:00:00+07:00")] == [new.node_id]
+    valid = peer.identity_keys_valid_at("2025-06-01T07:00:00+07:00")
+    assert [k.kid for k in valid] == [new.node_id]
     directory = Directory([peer])
     assert bytes(directory.verify_key_for(old.node_id, kid=old.node_id)) == old.identity_public
     assert bytes(directory.verify_key_for(new.node_id)) == new.identity_public
@@ -157,7 +158,8 @@ def test_resolve_target_peer_and_group(directory, nodes):
 
 
 def test_resolve_target_refusals(directory):
-    """Unknown names, unknown members, empty groups and peer/group clashes refuse the whole target."""
+    """Unknown names, unknown members, empty groups and peer/group clashes refuse the whole
+    target."""
     with pytest.raises(UnknownPeer, match="no peer or group"):
         directory.resolve_target("bo-ngoai-giao")
     with pytest.raises(UnknownPeer, match="lists 'bo-ngoai-giao'"):
@@ -195,8 +197,8 @@ def test_peer_invariants(nodes):
     with pytest.raises(InvalidValue, match="no current tls"):
         dataclasses.replace(peer, keys=tuple(k for k in peer.keys if k.kind != "tls"))
     with pytest.raises(InvalidValue, match="2 current"):
-        dataclasses.replace(peer, keys=peer.keys + (dataclasses.replace(peer.keys[2], value="1" * 64,
-                                                                        kid="1" * 16),))
+        extra = dataclasses.replace(peer.keys[2], value="1" * 64, kid="1" * 16)
+        dataclasses.replace(peer, keys=peer.keys + (extra,))
     with pytest.raises(InvalidValue):
         dataclasses.replace(peer, state="maybe")
     with pytest.raises(InvalidValue):

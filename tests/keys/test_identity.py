@@ -118,7 +118,8 @@ def test_bad_names(name):
 
 
 @pytest.mark.parametrize("text", ["2025-03-01", "2025-03-01T08:00:00", "2025-02-30T08:00:00Z",
-                                  "2025-03-01 08:00:00Z", "yesterday", "2025-03-01T08:00:00.1234567Z"])
+                                  "2025-03-01 08:00:00Z", "yesterday",
+                                  "2025-03-01T08:00:00.1234567Z"])
 def test_bad_times(text):
     """Times without an offset, impossible dates and free text are refused."""
     with pytest.raises(InvalidValue):
@@ -205,7 +206,8 @@ def test_encryption_kid_known_answer():
        value=st.none() | st.booleans() | st.integers() | st.text(max_size=70)
        | st.dictionaries(st.text(max_size=8), st.text(max_size=50), max_size=3))
 def test_any_signed_field_value_only_raises_bad_binding(field, value):
-    """A correctly signed binding with any value in any field is accepted or refused with BadBinding."""
+    """A correctly signed binding with any value in any field is accepted or refused with
+    BadBinding."""
     keys = generate_node_keys("so-tu-phap", now=NOW, random_bytes=_rng(b"node"))
     try:
         binding = verify_binding(_signed(keys, **{field: value}), keys.identity_public)

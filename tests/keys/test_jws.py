@@ -78,7 +78,8 @@ def test_unsigned_alg_none_token_is_refused():
 def test_crit_header_refused():
     """Critical header extensions (e.g. b64=false) are not supported, so they are refused."""
     with pytest.raises(MalformedToken):
-        jws.decode(_token({"alg": "EdDSA", "typ": TYP, "crit": ["b64"], "b64": False}, PAYLOAD), TYP)
+        jws.decode(_token({"alg": "EdDSA", "typ": TYP, "crit": ["b64"], "b64": False}, PAYLOAD),
+                   TYP)
 
 
 @pytest.mark.parametrize("part", ["header", "payload"])
@@ -86,7 +87,8 @@ def test_duplicate_json_members_refused(part):
     """Duplicate keys in the header or payload are refused (parsers disagree on which wins)."""
     dup = b'{"a":1,"a":2}'
     header = b'{"alg":"EdDSA","typ":"%s","typ":"%s"}' % (TYP.encode(), TYP.encode())
-    token = _token(header, PAYLOAD) if part == "header" else _token({"alg": "EdDSA", "typ": TYP}, dup)
+    token = (_token(header, PAYLOAD) if part == "header"
+             else _token({"alg": "EdDSA", "typ": TYP}, dup))
     with pytest.raises(MalformedToken):
         jws.decode(token, TYP)
 
@@ -98,8 +100,8 @@ def test_nested_duplicate_members_refused():
         jws.decode(token, TYP)
 
 
-@pytest.mark.parametrize("payload", [b"[1,2]", b'"text"', b"NaN", b'{"x":NaN}', b'{"x":Infinity}', b'{"x":1e999}', b'{"x":-1e999}',
-                                     b"\xff\xfe{}", b"{"])
+@pytest.mark.parametrize("payload", [b"[1,2]", b'"text"', b"NaN", b'{"x":NaN}', b'{"x":Infinity}',
+                                     b'{"x":1e999}', b'{"x":-1e999}', b"\xff\xfe{}", b"{"])
 def test_non_object_or_non_json_payload_refused(payload):
     """Payloads that are not a strict JSON object in UTF-8 are refused."""
     with pytest.raises(MalformedToken):
@@ -117,7 +119,8 @@ def test_padded_base64_refused():
 
 
 def test_non_canonical_base64_refused():
-    """Non-zero unused bits in the last character (another spelling of the same bytes) are refused."""
+    """Non-zero unused bits in the last character (another spelling of the same bytes) are
+    refused."""
     text = jws.b64url_encode(b"\x00")  # "AA": the second character carries 4 unused bits
     assert jws.b64url_decode(text) == b"\x00"
     with pytest.raises(MalformedToken):

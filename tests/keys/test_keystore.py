@@ -1,4 +1,5 @@
-"""Keys at rest: the encrypted keystore file, its permissions, and where the passphrase comes from."""
+"""Keys at rest: the encrypted keystore file, its permissions, and where the passphrase comes
+from."""
 import hashlib
 import json
 import os
@@ -25,7 +26,8 @@ from lienthong.keys.keystore import (
 
 NOW = "2025-03-01T08:00:00Z"
 PASS = b"m\xe1\xba\xadt kh\xe1\xba\xa9u"  # "mật khẩu" in UTF-8
-FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN, "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
+FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
+        "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
 
 
 def _rng(seed: bytes):
@@ -87,7 +89,8 @@ def test_associated_data_is_the_header(saved):
     document = json.loads(saved.read_text())
     header = {k: v for k, v in document.items() if k != "ciphertext"}
     key = nacl.pwhash.argon2id.kdf(32, PASS, jws.b64url_decode(header["kdf"]["salt"]), **FAST)
-    ciphertext, nonce = jws.b64url_decode(document["ciphertext"]), jws.b64url_decode(header["nonce"])
+    ciphertext = jws.b64url_decode(document["ciphertext"])
+    nonce = jws.b64url_decode(header["nonce"])
     decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
     assert json.loads(decrypt(ciphertext, jws.canonical_json(header), nonce, key))["v"] == 1
     with pytest.raises(nacl.exceptions.CryptoError):
@@ -296,7 +299,8 @@ def test_file_comes_second(tmp_path):
     creds.mkdir()
     (creds / "lienthong-passphrase").write_bytes(b"from creds")
     file = _secret_file(tmp_path, b"from file\n\n")
-    assert read_passphrase(env={}, passphrase_file=file, credentials_dir=str(creds)) == b"from file\n"
+    assert read_passphrase(env={}, passphrase_file=file,
+                           credentials_dir=str(creds)) == b"from file\n"
 
 
 def test_crlf_stripped(tmp_path):
@@ -333,13 +337,15 @@ def test_read_only_passphrase_file_accepted(tmp_path):
 
 
 def test_missing_or_empty_sources_refused(tmp_path):
-    """A named but missing file, an empty file or an empty variable is an error, not 'no passphrase'."""
+    """A named but missing file, an empty file or an empty variable is an error, not 'no
+    passphrase'."""
     with pytest.raises(KeystoreError, match="does not exist"):
         read_passphrase(env={}, passphrase_file=tmp_path / "nope", credentials_dir=None)
     with pytest.raises(KeystoreError, match="empty"):
         read_passphrase(env={}, passphrase_file=_secret_file(tmp_path, b"\n"), credentials_dir=None)
     with pytest.raises(KeystoreError, match="empty"):
-        read_passphrase(env={"LIENTHONG_PASSPHRASE": ""}, passphrase_file=None, credentials_dir=None)
+        read_passphrase(env={"LIENTHONG_PASSPHRASE": ""}, passphrase_file=None,
+                        credentials_dir=None)
 
 
 def test_passphrase_is_nfc_normalized(tmp_path):
@@ -375,13 +381,15 @@ def test_file_owned_by_another_user_refused(saved, monkeypatch):
 
 
 # Integers stay small (or absurdly large) so no example makes Argon2id take real memory or time.
-_VALUES = (st.none() | st.booleans() | st.integers(-2, 2 ** 14) | st.sampled_from([2 ** 40, 2 ** 70])
+_VALUES = (st.none() | st.booleans() | st.integers(-2, 2 ** 14)
+           | st.sampled_from([2 ** 40, 2 ** 70])
            | st.floats() | st.text(max_size=40)
-           | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=8), st.integers(),
-                                                                   max_size=2))
+           | st.lists(st.integers(), max_size=2)
+           | st.dictionaries(st.text(max_size=8), st.integers(), max_size=2))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.sampled_from(["format", "version", "aead", "nonce", "ciphertext", "kdf",
                               "kdf.alg", "kdf.opslimit", "kdf.memlimit", "kdf.salt"]),
        value=_VALUES)

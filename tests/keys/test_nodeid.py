@@ -61,7 +61,8 @@ def test_case_spaces_and_dashes_are_forgiven():
     """Lowercase, spaces, missing or extra dashes still give the canonical ID."""
     compact = RFC8032_NODE_ID.replace("-", "")
     for text in (RFC8032_NODE_ID.lower(), compact, " ".join(RFC8032_NODE_ID.split("-")),
-                 "  " + RFC8032_NODE_ID + "\n", "--".join(compact[i:i + 4] for i in range(0, 56, 4)),
+                 "  " + RFC8032_NODE_ID + "\n",
+                 "--".join(compact[i:i + 4] for i in range(0, 56, 4)),
                  RFC8032_NODE_ID.replace("-", "\u00a0")):
         assert parse_node_id(text) == RFC8032_NODE_ID
 

@@ -53,7 +53,8 @@ def test_node_id_is_checked(tls_key):
     """A malformed node ID is refused, and a lowercase one is written canonically."""
     with pytest.raises(BadNodeID):
         tls.make_self_signed_certificate(tls_key, "not-a-node-id")
-    cert = x509.load_der_x509_certificate(tls.make_self_signed_certificate(tls_key, NODE_ID.lower()))
+    cert = x509.load_der_x509_certificate(
+        tls.make_self_signed_certificate(tls_key, NODE_ID.lower()))
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == NODE_ID
 
 

@@ -385,7 +385,8 @@ def test_heads_of_a_former_identity_verify_and_each_signer_is_reported(honest: H
     assert report.head_signers == {old.node_id: 1, new.node_id: 1}
 
 
-def test_a_former_identity_whose_continuation_names_another_node_is_not_trusted(honest: Home) -> None:
+def test_a_former_identity_whose_continuation_names_another_node_is_not_trusted(
+        honest: Home) -> None:
     """A history entry whose continuation hands over to someone else than the next identity
     is named, and the heads it signed are then not trusted."""
     from lienthong.node.identity.rotation import successor_keys

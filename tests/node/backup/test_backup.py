@@ -68,7 +68,8 @@ def files(home: Path, *folders: str) -> dict[str, bytes]:
     return out
 
 
-def test_restore_gives_back_keys_config_store_and_spool_with_private_modes(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_restore_gives_back_keys_config_store_and_spool_with_private_modes(
+        config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Everything backed up comes back byte for byte (the store by content), 0600/0700."""
     archive = tmp_path / "backup.lt"
     info = make_backup(config, archive, passphrase_of(config), now=T1)
@@ -207,7 +208,8 @@ def test_an_archive_with_a_path_outside_the_home_is_refused(config, tmp_path) ->
     line = jws.canonical_json(header)
     key = nacl.pwhash.argon2id.kdf(32, passphrase_of(config), salt, opslimit=opslimit,
                                    memlimit=memlimit)
-    digest, size = encrypt_archive(plain, tmp_path / "evil.sealed", key, hashlib.sha256(line).digest())
+    digest, size = encrypt_archive(plain, tmp_path / "evil.sealed", key,
+                                   hashlib.sha256(line).digest())
     signature = jws.sign(keys.identity, SIGNATURE_TYP, {
         "v": 1, "header_sha256": hashlib.sha256(line).hexdigest(),
         "ciphertext_sha256": digest, "ciphertext_size": size}, kid=keys.node_id)

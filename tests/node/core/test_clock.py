@@ -1,4 +1,5 @@
-"""The two clocks: timers on the monotonic clock, timestamps on the wall clock (node/core/clock.py)."""
+"""The two clocks: timers on the monotonic clock, timestamps on the wall clock
+(node/core/clock.py)."""
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
-"""PeerLink's retry schedule, on a Clock with a real store: it grows, persists, survives time steps."""
+"""PeerLink's retry schedule, on a Clock with a real store: it grows, persists, survives time
+steps."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,8 @@ def offices(tmp_path: Path) -> tuple[Office, Office]:
 
 def new_link(alpha: Office, beta: Office, rng: float = 1.0) -> PeerLink:
     return PeerLink(alpha.runtime, beta.node_id, tls="tls-context",
-                    on_all_delivered=lambda mid, row: None, on_delivery_failed=lambda mid, why: None,
+                    on_all_delivered=lambda mid, row: None,
+                    on_delivery_failed=lambda mid, why: None,
                     rng=lambda: rng)
 
 

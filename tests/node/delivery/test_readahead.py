@@ -1,4 +1,5 @@
-"""ReadAhead (node/delivery/readahead.py): frames read on a worker, in order, bounded, closed safely.
+"""ReadAhead (node/delivery/readahead.py): frames read on a worker, in order, bounded, closed
+safely.
 
 The "worker" here is a list of pending calls the test runs when it chooses, so every
 interleaving of reads, takes and closes is reached deterministically.

@@ -109,7 +109,7 @@ def test_documents_of_the_same_name_filed_together_get_two_names_in_sent(
     store = alpha.store
     items = [make_dispatch(n, (beta.node_id,)) for n in (1, 2, 3)]
     spools = {}
-    for number, item in zip((1, 2, 3), items):
+    for number, item in zip((1, 2, 3), items, strict=True):
         spool = rt.config.spool / item.message_id
         spool.mkdir(parents=True)
         (spool / PAYLOAD_FILE).write_bytes(b"document %d" % number)
@@ -117,7 +117,7 @@ def test_documents_of_the_same_name_filed_together_get_two_names_in_sent(
     items = [dataclasses.replace(item, spool_dir=str(spools[item.message_id])) for item in items]
     store.add_dispatches(items, T0)
     store.record_receipts(beta.node_id, [(item.message_id, f"receipt-{n}")
-                                         for n, item in zip((1, 2, 3), items)], T0)
+                                         for n, item in zip((1, 2, 3), items, strict=True)], T0)
     rows = store.dispatches_by_ids([item.message_id for item in items])
     gate = GatedDatabase()
     rt.database = gate
@@ -135,7 +135,7 @@ def test_documents_of_the_same_name_filed_together_get_two_names_in_sent(
     assert len(set(paths.values())) == 3
     folder = rt.config.sent / "so-tu-phap"
     assert {p.parent for p in paths.values()} == {folder}
-    for number, item in zip((1, 2, 3), items):
+    for number, item in zip((1, 2, 3), items, strict=True):
         path = paths[item.message_id]
         assert path.read_bytes() == b"document %d" % number
         assert path.with_name(path.name + ".beta.receipt.jws").read_text() == f"receipt-{number}\n"

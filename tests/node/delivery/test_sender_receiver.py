@@ -1,4 +1,5 @@
-"""SenderProtocol and ReceiverProtocol back to back: offer, accept, data, end, receipt, and refusals.
+"""SenderProtocol and ReceiverProtocol back to back: offer, accept, data, end, receipt, and
+refusals.
 
 No sockets and no TLS: two ``StringTransport``s whose ``getPeerCertificate`` returns the other
 node's real certificate stand in for an established mutual-TLS connection, and the test moves
@@ -115,7 +116,8 @@ def net(tmp_path: Path) -> Net:
     enrol(beta, alpha)
     delivered: list[str] = []
     failed: list[tuple[str, str]] = []
-    link = PeerLink(alpha.runtime, beta.node_id, tls=None, on_all_delivered=lambda mid, row: delivered.append(mid),
+    link = PeerLink(alpha.runtime, beta.node_id, tls=None,
+                    on_all_delivered=lambda mid, row: delivered.append(mid),
                     on_delivery_failed=lambda mid, why: failed.append((mid, why)),
                     rng=lambda: 1.0)
     return Net(reactor, alpha, beta, ReceiverFactory(Offers(beta.runtime)), link, delivered,

@@ -1,5 +1,6 @@
-"""Document metadata (node/documents/metadata.py), sidecars in the outbox (node/outbox/sidecars.py), the
-recall move (node/control/received.py), their tables (node/store/documents.py) and CLI commands."""
+"""Document metadata (node/documents/metadata.py), sidecars in the outbox
+(node/outbox/sidecars.py), the recall move (node/control/received.py), their tables
+(node/store/documents.py) and CLI commands."""
 from __future__ import annotations
 
 import datetime as dt

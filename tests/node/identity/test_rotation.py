@@ -78,8 +78,8 @@ def peer_of(keys):  # type: ignore[no-untyped-def]
 
 # -- the rotating node --------------------------------------------------------------------------
 
-def test_tls_and_encryption_rotation_saves_new_keys_keeps_old_ones_and_asks_the_daemon(  # type: ignore[no-untyped-def]
-        home) -> None:
+def test_tls_and_encryption_rotation_saves_new_keys_keeps_old_ones_and_asks_the_daemon(
+        home) -> None:  # type: ignore[no-untyped-def]
     """The keystore gets the new keys (old X25519 kept), the old file is kept byte for byte
     for the daemon, the card names the new keys and a request with the next seq is left."""
     old_bytes = home.keystore.path.read_bytes()

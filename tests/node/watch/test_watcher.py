@@ -341,7 +341,8 @@ def test_scan_notes_files_waiting_at_intake_without_looking_at_them(
     looked: list[str] = []
     real_lstat = watcher_module.os.lstat
     monkeypatch.setattr(watcher_module.os, "lstat",
-                        lambda path, *a, **kw: looked.append(str(path)) or real_lstat(path, *a, **kw))
+                        lambda path, *a, **kw: looked.append(str(path))
+                        or real_lstat(path, *a, **kw))
     os.rename(paths[0], outbox.parent / "taken")  # the node takes the first one...
     write(paths[0], b"second version")  # ...and the clerk saves it again before done()
     blind.clock.advance(SCAN)
