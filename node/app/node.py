@@ -24,7 +24,6 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.node.audit.heads import HeadSigner
 from lienthong.node.control.received import ReceivedControl
 from lienthong.node.control.requests import ControlRequests
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.links import PeerLink
 from lienthong.node.identity.key_update_incoming import IncomingKeyUpdates
 from lienthong.node.identity.key_update_outgoing import (
@@ -36,6 +35,7 @@ from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.recovery import sweep_staged
 from lienthong.node.status.api import StatusService
 from lienthong.node.status.live import live_from_links

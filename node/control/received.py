@@ -31,8 +31,8 @@ from lienthong.node.control.requests import CONTROL_KINDS, own_node_ids
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.inbox.layout import META_SUFFIX, RECEIPT_SUFFIX
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import NewRecall, NewStatus, ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError, RecallMismatch

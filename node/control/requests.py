@@ -34,8 +34,8 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import (
     PROCESSING_TRANSITIONS,
     ControlRequest,

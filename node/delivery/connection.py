@@ -24,8 +24,8 @@ from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.readahead import ReadAhead
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
 from lienthong.node.transport.tls import peer_node_id

@@ -31,11 +31,11 @@ from twisted.python.failure import Failure
 from lienthong.config.schema import parse_address
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.background import in_background
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.backoff import Backoff
 from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Priority

@@ -17,9 +17,9 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.background import in_background
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.receipts import Recorded, VerifiedReceipt
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError

@@ -22,7 +22,7 @@ from twisted.internet.defer import inlineCallbacks
 
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.runtime.node_runtime import NodeRuntime
 
 #: Most receipts recorded in one unit of work (bounds one transaction).
 RECEIPT_BATCH = 256

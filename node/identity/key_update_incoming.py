@@ -33,14 +33,14 @@ from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import BadBinding
 from lienthong.keys.jws import b64url_encode
 from lienthong.node.core.clock import rfc3339
-from lienthong.node.core.ports import AcceptedConnections
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.peer_tls_grace import TLS_GRACE_SECONDS
 from lienthong.node.identity.rotation import (
     parse_announcement,
     verify_identity_rotation,
     verify_key_announcement,
 )
+from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.runtime.ports import AcceptedConnections
 from lienthong.node.store.records import NotFound
 from lienthong.protocol.envelope import EnvelopeHeader
 

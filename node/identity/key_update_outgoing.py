@@ -62,7 +62,6 @@ from twisted.logger import Logger
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, read_passphrase
-from lienthong.node.core.ports import RotationHost
 from lienthong.node.identity.peer_tls_grace import TLS_GRACE_SECONDS
 from lienthong.node.identity.rotation import (
     ANNOUNCEMENT_KIND,
@@ -78,6 +77,7 @@ from lienthong.node.identity.rotation import (
     write_state,
 )
 from lienthong.node.identity.switch import IdentitySwitch
+from lienthong.node.runtime.ports import RotationHost
 from lienthong.node.transport.tls import PinnedContextFactory
 
 log = Logger(namespace="lienthong.keyupdate")

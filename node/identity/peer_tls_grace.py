@@ -19,7 +19,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.keys.identity import parse_time
-from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.runtime.node_runtime import NodeRuntime
 
 log = Logger(namespace="lienthong.keyupdate")
 

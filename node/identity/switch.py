@@ -48,8 +48,6 @@ from twisted.logger import Logger
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.home import write_private_file
-from lienthong.node.core.ports import ServerCertificate
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.history import (
     IDENTITY_GRACE_SECONDS,
     former_keystore,
@@ -58,6 +56,8 @@ from lienthong.node.identity.history import (
 )
 from lienthong.node.identity.provision import write_card
 from lienthong.node.identity.rotation import next_keystore
+from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.runtime.ports import ServerCertificate
 
 log = Logger(namespace="lienthong.identity")
 

@@ -27,7 +27,6 @@ from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import document_metadata, finish_interrupted
@@ -39,6 +38,7 @@ from lienthong.node.inbox.staging import (
     open_if_room,
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text

@@ -40,9 +40,9 @@ from twisted.python.failure import Failure
 
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import write_sidecar_files
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.receipt import issue_receipt

@@ -29,8 +29,8 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.outbox.file_work import take_and_seal_batch
+from lienthong.node.runtime.node_runtime import NodeRuntime
 
 #: Most files in one hop: bounds how long the first of them waits for the last one's fsyncs.
 MAX_BATCH = 32

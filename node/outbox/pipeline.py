@@ -35,7 +35,6 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
 from lienthong.node.outbox.refusals import Refused
@@ -50,6 +49,7 @@ from lienthong.node.outbox.sidecars import (
     sidecar_of,
 )
 from lienthong.node.outbox.walk import refuse_file
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool

@@ -36,9 +36,9 @@ from twisted.python.failure import Failure
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.record import PAYLOAD_FILE
 from lienthong.node.spool.sealing import ENVELOPE
 

@@ -55,7 +55,6 @@ from twisted.logger import Logger
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.documents.metadata import (
     MAX_MESSAGE_BYTES,
     MAX_SIDECAR_BYTES,
@@ -68,6 +67,7 @@ from lienthong.node.documents.metadata import (
 )
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.record import TakenFile
 
 log = Logger(namespace="lienthong.outbox")

@@ -19,8 +19,8 @@ from lienthong.keys.card import read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import parse_time
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.core.runtime import NodeRuntime
 from lienthong.node.identity.provision import create_node_home
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.database import open_store
 from lienthong.node.store.db_thread import InlineDatabase
 

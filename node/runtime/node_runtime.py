@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
@@ -25,17 +25,27 @@ from lienthong.config.schema import NodeConfig
 from lienthong.keys.directory import Directory
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.clock import rfc3339, rfc3339_ms
+from lienthong.node.store.database import Store
 
 log = Logger(namespace="lienthong")
+
+
+class Database(Protocol):
+    """Where units of work run against the store: the database thread, its group-commit
+    variant, or inline in tests (node/store/db_thread.py, node/store/commits.py)."""
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]: ...
 
 
 @dataclass
 class NodeRuntime:
     config: NodeConfig
     keys: NodeKeys
+    #: The real reactor, or a ``task.Clock``-based fake in tests: several of Twisted's
+    #: interfaces at once (time, threads, TCP, SSL), which no one type names.
     reactor: Any
-    store: Any
-    database: Any  # DatabaseThread or InlineDatabase
+    store: Store
+    database: Database
     workers: ThreadPool
     directory: Directory = field(default_factory=lambda: Directory([]))
     directory_version: int = -1

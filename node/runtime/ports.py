@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
-from lienthong.node.core.runtime import NodeRuntime
+from lienthong.node.runtime.node_runtime import NodeRuntime
 
 
 class ServerCertificate(Protocol):
