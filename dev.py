@@ -7,7 +7,7 @@ creates ``.venv`` on first use, installs the project with its test extras, and t
 task inside that environment. ``make`` targets call it too, so there is one way to do things.
 
     python3 dev.py demo      the three-office demo network
-    python3 dev.py test      the whole test suite
+    python3 dev.py test      lint (below), then the whole test suite
     python3 dev.py lint      ruff, the layer contracts (lint-imports), then mypy
     python3 dev.py bench-protocol | bench | bench-urgency | test-faults | fuzz
 """
@@ -141,9 +141,15 @@ def main(argv: list[str]) -> int:
         return lint()
     if argv[0] in ("test", "test-faults"):
         ensure_test_tools()
+    # The whole suite starts with the checks that read the code (no arguments: a partial run
+    # such as `dev.py test tests/keys` is a developer's, who runs `dev.py lint` when ready).
+    lint_status = lint() if argv == ["test"] else 0
     command = TASKS[argv[0]] + argv[1:]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.call(command, cwd=ROOT, env=env)
+    status = subprocess.call(command, cwd=ROOT, env=env)
+    if lint_status != 0:
+        print("dev.py test: the suite ran, but lint failed (see above)", flush=True)
+    return status or lint_status
 
 
 if __name__ == "__main__":

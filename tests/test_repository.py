@@ -58,3 +58,39 @@ def test_every_doc_named_by_the_readme_and_the_design_exists() -> None:
             if not (ROOT / name).is_file():
                 missing.append(f"{index} names {name}")
     assert not missing, "\n".join(missing)
+
+
+#: A source or test file named in a document, with an optional ``::test_name``.
+CODE_PATH = re.compile(r"\b((?:node|protocol|keys|config|tests|bench)/[\w/]+\.py)(?:::(\w+))?")
+#: The documents that describe the code module by module: they must follow every move.
+CODE_INDEXES = ("README.md", "docs/design.md", "docs/reliability.md", "docs/benchmarks.md",
+                "CONTRIBUTING.md")
+
+
+def _named_code(text: str) -> set[tuple[str, str]]:
+    return {(path, test) for path, test in CODE_PATH.findall(text)}
+
+
+def test_every_module_and_test_the_design_names_exists() -> None:
+    """Each ``node/...py`` or ``tests/...py`` path (and ``::test_name``) named in the design and
+    the other module-level documents exists: a move that forgets the design fails here."""
+    missing = []
+    for index in CODE_INDEXES:
+        if not (ROOT / index).is_file():
+            continue
+        text = (ROOT / index).read_text(encoding="utf-8")
+        for path, test in sorted(_named_code(text)):
+            target = ROOT / path
+            if not target.is_file():
+                missing.append(f"{index} names {path}")
+            elif test and not re.search(rf"^\s*(?:async\s+)?def {test}\(",
+                                        target.read_text(encoding="utf-8"), re.M):
+                missing.append(f"{index} names {path}::{test}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_code_path_pattern_finds_paths_and_tests() -> None:
+    """The pattern above sees a module path and a path with its test."""
+    text = "see `node/inbox/stream.py` and `tests/faults/test_kill_receiver.py::test_kill_x`"
+    assert _named_code(text) == {("node/inbox/stream.py", ""),
+                                 ("tests/faults/test_kill_receiver.py", "test_kill_x")}

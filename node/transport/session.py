@@ -7,7 +7,14 @@ must agree on lives here, below both.
 """
 from __future__ import annotations
 
-#: Announced in HELLO by both ends.
-SOFTWARE = "lienthong/0.1"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    _VERSION = version("lienthong")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    _VERSION = "unknown"
+
+#: Announced in HELLO by both ends: the installed version, so a peer's logs say what it met.
+SOFTWARE = f"lienthong/{_VERSION}"
 #: Seconds a peer gets to complete the TLS close after our ERROR before the socket is dropped.
 CLOSE_GRACE = 2.0
