@@ -142,7 +142,7 @@ def test_no_import_cycle_anywhere() -> None:
     import grimp
 
     graph = grimp.build_graph("lienthong.node", "lienthong.protocol", "lienthong.keys",
-                              "lienthong.config")
+                              "lienthong.config", "tests", "bench")
     edges = {module: set(graph.find_modules_directly_imported_by(module))
              for module in graph.modules}
     assert _cycles(edges) == []
@@ -152,6 +152,13 @@ def test_cycle_finder_finds_a_cycle() -> None:
     """The finder above can fail: a -> b -> c -> a is one cycle; d -> a is not part of it."""
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(edges) == [["a", "b", "c"]]
+
+
+def test_every_module_of_the_node_is_in_a_room() -> None:
+    """node/ itself holds only ``__init__`` and ``__main__``: every other module is in the
+    subpackage whose job it does."""
+    loose = sorted(path.name for path in (ROOT / "node").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"]
 
 
 def test_every_package_folder_is_installed() -> None:
