@@ -12,19 +12,22 @@ flash document overtakes a publication already in transfer.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.delivery.readahead import ReadAhead
+from lienthong.node.delivery.readahead import CiphertextSource, ReadAhead
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
@@ -64,7 +67,7 @@ class OutgoingTransfer:
     priority: int
     size: int
     offset: int
-    source: BinaryIO
+    source: CiphertextSource
     started_offset: int = 0
     sent_bytes: int = field(default=0)
     ahead: ReadAhead | None = None
@@ -104,7 +107,7 @@ class LinkEvents(Protocol):
 
     def pin_lookup(self, pin: str) -> str | None: ...
 
-    def peer_identities(self) -> tuple[Any, ...]: ...
+    def peer_identities(self) -> tuple[PeerKey, ...]: ...
 
     def connection_made(self, proto: SenderProtocol) -> None: ...
 
@@ -131,6 +134,24 @@ class LinkEvents(Protocol):
                  reason: str) -> Any: ...
 
 
+class TLSTransport(Protocol):
+    """What a ``SenderProtocol`` uses of its transport, the TLS transport ``connectSSL`` made
+    (transport/bulk.py's ``BulkTLSTransport`` once upgraded). Twisted types
+    ``Protocol.transport`` as a bare ``ITransport``, without the producer registration and the
+    abort this one has, and with ``bytes`` writes where it takes any buffer (a DATA frame's
+    ciphertext goes out as read, not copied into ``bytes``)."""
+
+    def write(self, data: bytes | memoryview, /) -> None: ...
+
+    def writeSequence(self, data: Iterable[bytes | memoryview], /) -> None: ...  # noqa: N802
+
+    def loseConnection(self) -> None: ...  # noqa: N802
+
+    def abortConnection(self) -> None: ...  # noqa: N802
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool, /) -> None: ...  # noqa: N802
+
+
 @implementer(IPushProducer)
 class SenderProtocol(TwistedProtocol, TimeoutMixin):
     """Times out when the receiver sends nothing *and* accepts nothing for ``idle_timeout``:
@@ -148,9 +169,16 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
 
     # -- Twisted side ----------------------------------------------------------------------
 
+    @property
+    def _tls(self) -> TLSTransport:
+        """The connection's transport; only used once ``makeConnection`` has set it."""
+        if self.transport is None:
+            raise RuntimeError("the sender has no transport: the connection is not made yet")
+        return cast(TLSTransport, self.transport)
+
     def connectionMade(self) -> None:  # noqa: N802
         bulk_tls(self.transport)
-        self.transport.registerProducer(self, True)
+        self._tls.registerProducer(self, True)
         self.setTimeout(self.link.idle_timeout)
         self.link.connection_made(self)
 
@@ -170,7 +198,7 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
                 return
             self._handle(event)
 
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self._closed = True
         self.setTimeout(None)
         if self._drop is not None and self._drop.active():
@@ -200,7 +228,7 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
             log.warn("{peer} closed the connection: {code}: {reason}", peer=self.link.name,
                      code=event.code, reason=event.reason)
             self.link.remote_error(event.code, event.reason)
-            self.transport.loseConnection()
+            self._tls.loseConnection()
 
     def _hello(self, hello: Hello) -> None:
         try:
@@ -232,7 +260,7 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
                           ciphertext_size=ciphertext_size, priority=priority))
 
     def start_transfer(self, message_id: str, *, priority: int, size: int, offset: int,
-                       source: BinaryIO) -> None:
+                       source: CiphertextSource) -> None:
         transfer = OutgoingTransfer(message_id, priority, size, offset, source,
                                     started_offset=offset)
         if size - offset > READ_AHEAD_ABOVE:
@@ -268,19 +296,19 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
         if peer_fault:
             self.link.protocol_violation(code, reason)
         try:
-            self.transport.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
+            self._tls.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
         except ProtocolError:
             pass
         self._closed = True
-        self.transport.loseConnection()
+        self._tls.loseConnection()
         # A stalled or half-open peer never completes the TLS close (loseConnection waits for
         # the write buffer, our registered producer and the peer's close_notify): drop it.
-        self._drop = self.link.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
+        self._drop = self.link.clock.callLater(CLOSE_GRACE, self._tls.abortConnection)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.transport.loseConnection()
+            self._tls.loseConnection()
 
     # -- streaming -------------------------------------------------------------------------
 
@@ -322,7 +350,7 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
                     break
             if transfer is None:
                 return   # every open transfer waits for its read-ahead (it will call back)
-            if transfer.complete:
+            if chunk is None:   # it was picked because it is complete
                 self._finish_transfer(transfer)
                 continue
             self._write(Data(message_id=transfer.message_id, offset=transfer.offset, data=chunk))
@@ -364,6 +392,6 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
             return
         parts = self.conn.send_parts(event)
         if len(parts) == 1:
-            self.transport.write(parts[0])
-        else:   # a DATA frame: header, then the ciphertext as read (node.tlsbulk: no join)
-            self.transport.writeSequence(parts)
+            self._tls.write(parts[0])
+        else:   # a DATA frame: header, then the ciphertext as read (transport/bulk.py: no join)
+            self._tls.writeSequence(parts)

@@ -24,11 +24,13 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.config.schema import parse_address
+from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.backoff import Backoff
@@ -36,7 +38,9 @@ from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.node.runtime.node_runtime import NodeRuntime
-from lienthong.protocol.envelope import decode_header
+from lienthong.node.store.records import DispatchRow, QueuedDelivery
+from lienthong.node.transport.tls import PinnedContextFactory
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Priority
 
@@ -85,22 +89,22 @@ class _Factory(ClientFactory):
 class PeerLink(DocumentOutcomes):
     """``on_all_delivered(message_id, dispatch_row)`` runs once every recipient receipted."""
 
-    def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: Any,
-                 on_all_delivered: Callable[[str, Any], Any],
-                 on_delivery_failed: Callable[[str, str], Any],
+    def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: PinnedContextFactory,
+                 on_all_delivered: Callable[[str, DispatchRow | None], object],
+                 on_delivery_failed: Callable[[str, str], object],
                  rng: Callable[[], float] = random.random) -> None:
         self.rt = runtime
         self.node_id = node_id
         self.tls = tls
         self.state = LinkState.IDLE
         self.proto: SenderProtocol | None = None
-        self.offered: dict[str, Any] = {}
+        self.offered: dict[str, QueuedDelivery] = {}
         self.progress: dict[str, Progress] = {}
         self.last_error: str | None = None
         self._on_all_delivered = on_all_delivered
         self._on_delivery_failed = on_delivery_failed
         self._rng = rng
-        self._timer: Any = None
+        self._timer: IDelayedCall | None = None
         self._filling = False
         self._refill = False
         self._address_index = 0
@@ -110,7 +114,7 @@ class PeerLink(DocumentOutcomes):
         self._checking_due = False
         self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
         #: Decoded headers of the documents offered on this connection (decoded once).
-        self._headers: dict[str, Any] = {}
+        self._headers: dict[str, EnvelopeHeader] = {}
         cfg = runtime.config.delivery
         self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
 
@@ -125,10 +129,10 @@ class PeerLink(DocumentOutcomes):
         """The node ID we give this peer: a former one until it has our continuation."""
         return self.rt.identity_for_peer(self.node_id)
 
-    def peer_identities(self) -> tuple[Any, ...]:
+    def peer_identities(self) -> tuple[PeerKey, ...]:
         return self.rt.directory.identities_of(self.node_id)
 
-    def _not_yet(self, row: Any) -> bool:
+    def _not_yet(self, row: QueuedDelivery) -> bool:
         """True for a document signed by our new identity while this peer knows only a former
         one (identity/switch.py): it waits until the peer has receipted the continuation,
         which is offered first (it is urgent and was sealed before the switch)."""
@@ -174,7 +178,7 @@ class PeerLink(DocumentOutcomes):
             self._fill()
 
     @inlineCallbacks
-    def _dial_when_due(self):  # type: ignore[no-untyped-def]
+    def _dial_when_due(self):
         # One look at a time: a thousand kicks while idle must not queue a thousand queries.
         self._checking_due = True
         try:
@@ -273,7 +277,7 @@ class PeerLink(DocumentOutcomes):
         self._record_failure(error)
 
     @inlineCallbacks
-    def _record_failure(self, error: str):  # type: ignore[no-untyped-def]
+    def _record_failure(self, error: str):
         schedule = yield self.rt.db(self.rt.store.schedule_for, self.node_id)
         failures = schedule.failures + 1
         delay = self.backoff.delay(failures, self._rng)
@@ -295,7 +299,7 @@ class PeerLink(DocumentOutcomes):
     # -- offers and transfers --------------------------------------------------------------
 
     @inlineCallbacks
-    def _fill(self):  # type: ignore[no-untyped-def]
+    def _fill(self):
         if self._filling:
             self._refill = True
             return

@@ -9,19 +9,24 @@ per-document tables.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
+from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import KeysError
+from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.connection import SenderProtocol
-from lienthong.node.delivery.receipts import Recorded, VerifiedReceipt
+from lienthong.node.delivery.readahead import CiphertextSource
+from lienthong.node.delivery.receipts import ReceiptBatch, Recorded, VerifiedReceipt
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
-from lienthong.protocol.envelope import decode_header
+from lienthong.node.store.records import DispatchRow, QueuedDelivery
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
 
@@ -53,15 +58,38 @@ class Progress:
 
 
 class DocumentOutcomes:
-    """Per-document callbacks of a ``PeerLink`` (which provides every attribute used here)."""
+    """Per-document callbacks of a ``PeerLink``, which sets every attribute declared here and
+    defines the methods declared under ``TYPE_CHECKING``."""
 
     rt: NodeRuntime
     node_id: str
-    name: str
     proto: SenderProtocol | None
-    offered: dict[str, Any]
+    #: The documents offered on this connection and not yet receipted or rejected.
+    offered: dict[str, QueuedDelivery]
     progress: dict[str, Progress]
     last_error: str | None
+    #: Why the link closes the connection itself, so that it backs off before redialling.
+    _retry_reason: str | None
+    #: Retries from zero per document (``MAX_VERIFY_RETRIES``).
+    _verify_failures: dict[str, int]
+    #: Not offered again on this connection (a transient refusal).
+    _held_back: set[str]
+    _receipts: ReceiptBatch
+    _headers: dict[str, EnvelopeHeader]
+    _on_all_delivered: Callable[[str, DispatchRow | None], object]
+    _on_delivery_failed: Callable[[str, str], object]
+
+    if TYPE_CHECKING:
+        # The link's own (delivery/links.py); declared here only for the type checker, so
+        # that a PeerLink is still the one place that defines them.
+        @property
+        def name(self) -> str: ...
+
+        def peer_identities(self) -> tuple[PeerKey, ...]: ...
+
+        def _cancel_timer(self) -> None: ...
+
+        def _fill(self) -> object: ...
 
     def accepted(self, proto: SenderProtocol, message_id: str, offset: int) -> None:
         row = self.offered.get(message_id)
@@ -81,7 +109,8 @@ class DocumentOutcomes:
             raise exc
         proto.local_failure(f"envelope of {message_id} is missing: {exc}")
 
-    def _start(self, proto: SenderProtocol, row: Any, offset: int, source: Any) -> None:
+    def _start(self, proto: SenderProtocol, row: QueuedDelivery, offset: int,
+               source: CiphertextSource) -> None:
         message_id = row.message_id
         if proto is not self.proto or message_id not in self.offered:
             source.close()  # the connection went away while the envelope was being prepared
@@ -154,14 +183,14 @@ class DocumentOutcomes:
                 self._on_all_delivered(mid, item.dispatch)
         self._fill()
 
-    def _header(self, row: Any) -> Any:
+    def _header(self, row: QueuedDelivery) -> EnvelopeHeader:
         """The decoded header of a document we offered (decoded once, not per use)."""
         header = self._headers.get(row.message_id)
         if header is None:
             header = self._headers[row.message_id] = decode_header(row.header_token)
         return header
 
-    def _receipt_signer(self, header: Any) -> str:
+    def _receipt_signer(self, header: EnvelopeHeader) -> str:
         """Which identity of this peer must sign the receipt: the one our envelope names as
         recipient (a former one if we sealed it before the peer rotated its identity)."""
         for key in self.peer_identities():
@@ -170,7 +199,7 @@ class DocumentOutcomes:
         return self.node_id
 
     @inlineCallbacks
-    def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):  # type: ignore[no-untyped-def]
+    def rejected(self, proto: SenderProtocol, message_id: str, code: str, reason: str):
         row = self.offered.pop(message_id, None)
         self.progress.pop(message_id, None)
         self._headers.pop(message_id, None)
@@ -201,7 +230,8 @@ class DocumentOutcomes:
         self._fill()
 
 
-def _envelope_at(spool_dir: str, header_token: str, node_keys: Any, offset: int) -> Any:
+def _envelope_at(spool_dir: str, header_token: str, node_keys: NodeKeys,
+                 offset: int) -> CiphertextSource:
     """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
     source = open_envelope(spool_dir, header_token, node_keys)
     if not offset:

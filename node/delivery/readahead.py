@@ -1,8 +1,8 @@
 """Read a large transfer's envelope ahead of the reactor, on a worker thread.
 
-Reading an envelope means re-creating its ciphertext (node.sealing.EnvelopeSource encrypts
-the spooled plaintext as it is read), about a millisecond of CPU per MiB. Done on the reactor
-thread, that work and the TLS encryption of the same bytes took turns on one core while the
+Reading an envelope means re-creating its ciphertext (spool/sealing.py's EnvelopeSource
+encrypts the spooled plaintext as it is read), about a millisecond of CPU per MiB. Done on the
+reactor thread, that work and the TLS encryption of the same bytes took turns on one core while the
 other sat idle (py-spy on the large benchmark: a third of the sender's reactor time in
 ``crypto_secretstream_xchacha20poly1305_push``). ``ReadAhead`` keeps up to ``depth`` frames
 ready, each read by one worker call (libsodium releases the GIL), so the reactor only frames
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -27,6 +27,17 @@ log = Logger(namespace="lienthong.readahead")
 DEPTH = 4
 
 
+class CiphertextSource(Protocol):
+    """An envelope's ciphertext as the sender reads it: spool/sealing.py's ``EnvelopeSource``
+    (re-created from the spooled plaintext) or, for an older spool, the stored file."""
+
+    def seek(self, offset: int, /) -> object: ...
+
+    def read(self, count: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class ReadAhead:
     """Frames of ``source`` from ciphertext ``offset`` to ``size``, read in the background.
 
@@ -36,7 +47,7 @@ class ReadAhead:
     resume's offset: that too stays off the reactor.
     """
 
-    def __init__(self, source: BinaryIO, *, offset: int, size: int, frame: int,
+    def __init__(self, source: CiphertextSource, *, offset: int, size: int, frame: int,
                  run_in_thread: Callable[..., Deferred], on_ready: Callable[[], Any],
                  depth: int = DEPTH) -> None:
         self._source = source

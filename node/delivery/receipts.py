@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.database import Store
+from lienthong.node.store.records import DispatchRow
 
 #: Most receipts recorded in one unit of work (bounds one transaction).
 RECEIPT_BATCH = 256
@@ -48,10 +49,10 @@ class Recorded:
     receipt: VerifiedReceipt
     error: Exception | None
     all_done: bool
-    dispatch: Any
+    dispatch: DispatchRow | None
 
 
-def record_receipts(store: Any, peer: str, batch: list[VerifiedReceipt], now: str,
+def record_receipts(store: Store, peer: str, batch: list[VerifiedReceipt], now: str,
                     now_ms: str) -> list[Recorded]:
     """Record verified receipts with their ``receipt-verified`` audit entries in one
     transaction (a unit of work for the database thread). A receipt the store refuses writes
@@ -89,7 +90,7 @@ class ReceiptBatch:
         """A receipt for this document is already waiting (or being recorded)."""
         return message_id in self._waiting
 
-    def add(self, receipt: VerifiedReceipt) -> Any:
+    def add(self, receipt: VerifiedReceipt) -> Deferred[None] | None:
         """Queue a verified receipt; returns the recording loop's Deferred when this call
         started it (None when a loop already runs and will take it)."""
         self._waiting.setdefault(receipt.message_id, receipt)
@@ -98,7 +99,7 @@ class ReceiptBatch:
         return self._run()
 
     @inlineCallbacks
-    def _run(self):  # type: ignore[no-untyped-def]
+    def _run(self):
         self._running = True
         try:
             while self._waiting:

@@ -14,10 +14,12 @@ against the directory as it is now.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
@@ -32,14 +34,25 @@ PinLookup = Callable[[str], "str | None"]
 RefusalReporter = Callable[[str, str], None]
 
 
-def certificate_der(openssl_x509: object) -> bytes:
+@runtime_checkable
+class CertifiedTransport(Protocol):
+    """A TLS transport (Twisted's ``ISSLTransport``): it names the certificate the peer
+    presented."""
+
+    def getPeerCertificate(self) -> crypto.X509 | None: ...  # noqa: N802
+
+
+def certificate_der(openssl_x509: crypto.X509) -> bytes:
     """DER bytes of a pyOpenSSL X509 object (as handed to verify callbacks and by transports)."""
-    return openssl_x509.to_cryptography().public_bytes(Encoding.DER)  # type: ignore[attr-defined]
+    return openssl_x509.to_cryptography().public_bytes(Encoding.DER)
 
 
 def peer_node_id(transport: object, lookup: PinLookup) -> str:
     """The node ID of the peer on an established TLS transport; UnknownPeer if it has none."""
-    cert = transport.getPeerCertificate()  # type: ignore[attr-defined]
+    # Twisted types a protocol's transport as a bare ITransport, which does not declare this.
+    if not isinstance(transport, CertifiedTransport):
+        raise TypeError(f"{type(transport).__name__} is not a TLS transport: it names no peer")
+    cert = transport.getPeerCertificate()
     if cert is None:
         raise UnknownPeer("the peer presented no certificate")
     return check_pin(certificate_der(cert), 0, lookup)
@@ -53,15 +66,15 @@ class PinnedContextFactory:
     ``on_refused(pin, reason)`` is called for every certificate refused at the handshake.
     """
 
-    def __init__(self, *, tls_key: object, certificate_der_bytes: bytes, lookup: PinLookup,
-                 on_refused: RefusalReporter | None = None) -> None:
+    def __init__(self, *, tls_key: Ed25519PrivateKey, certificate_der_bytes: bytes,
+                 lookup: PinLookup, on_refused: RefusalReporter | None = None) -> None:
         self._tls_key = tls_key
         self._certificate = x509.load_der_x509_certificate(certificate_der_bytes)
         self._lookup = lookup
         self._on_refused = on_refused
         self._context: SSL.Context | None = None
 
-    def _verify(self, connection: SSL.Connection, cert: object, errno: int, depth: int,
+    def _verify(self, connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
                 ok: int) -> bool:
         # ``ok`` is 0 for every self-signed certificate; the pin decides, nothing else.
         try:
@@ -87,7 +100,7 @@ class PinnedContextFactory:
             except Exception:  # noqa: BLE001 - reporting must never break the handshake logic
                 pass
 
-    def use_key(self, *, tls_key: object, certificate_der_bytes: bytes) -> None:
+    def use_key(self, *, tls_key: Ed25519PrivateKey, certificate_der_bytes: bytes) -> None:
         """Present another key and certificate from the next connection on (a key rotation).
 
         Connections already open keep the context they were made with, so a transfer in
@@ -112,10 +125,12 @@ class PinnedContextFactory:
             context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
             context.set_alpn_protos([ALPN])
             context.set_alpn_select_callback(self._select_alpn)
-            whole_writes(context)   # a 1 MiB DATA frame: one SSL_write (node.tlsbulk)
+            whole_writes(context)   # a 1 MiB DATA frame: one SSL_write (transport/bulk.py)
             self._context = context
         return self._context
 
     @staticmethod
-    def _select_alpn(connection: SSL.Connection, offered: list[bytes]) -> bytes:
+    # pyOpenSSL exports the NO_OVERLAPPING_PROTOCOLS answer but not its type.
+    def _select_alpn(connection: SSL.Connection,
+                     offered: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
         return ALPN if ALPN in offered else SSL.NO_OVERLAPPING_PROTOCOLS

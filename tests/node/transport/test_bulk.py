@@ -1,4 +1,4 @@
-"""node.tlsbulk: Twisted's TLS transport with large writes that skip its 16 KiB loop.
+"""node/transport/bulk.py: Twisted's TLS transport with large writes that skip its 16 KiB loop.
 
 A real TLS 1.3 connection (pyOpenSSL memory BIOs under Twisted's TLS protocol, wired with
 twisted.test.iosim): what the server reads must be exactly what the client wrote, in order,
@@ -33,7 +33,7 @@ from lienthong.node.transport.bulk import (
 
 @implementer(IOpenSSLContextFactory)
 class ServerContext:
-    """An old-style context factory with a fresh self-signed certificate (as node.tls's)."""
+    """An old-style context factory with a fresh self-signed certificate (as transport/tls.py's)."""
 
     def __init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -54,7 +54,7 @@ class ServerContext:
 
 @implementer(IOpenSSLContextFactory)
 class ClientContext:
-    """A client context, with whole writes (as node.tls makes it) or pyOpenSSL's default."""
+    """A client context, with whole writes (as transport/tls.py makes it) or pyOpenSSL's default."""
 
     def __init__(self, *, whole: bool) -> None:
         self.whole = whole
