@@ -97,7 +97,7 @@ class Publisher:
         return item.done
 
     @inlineCallbacks
-    def _run(self):  # type: ignore[no-untyped-def]
+    def _run(self):
         self._running = True
         try:
             while self._waiting:
@@ -114,7 +114,7 @@ class Publisher:
             self._running = False
 
     @inlineCallbacks
-    def _publish(self, batch: list[Publication]):  # type: ignore[no-untyped-def]
+    def _publish(self, batch: list[Publication]):
         rt = self.rt
         try:
             begun = yield DeferredList([rt.db(rt.store.begin_publish, NewReceived(

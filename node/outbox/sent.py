@@ -22,6 +22,7 @@ Deferred fails; the others of the batch go on.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -110,7 +111,7 @@ class SentFolder:
         return waiter
 
     @inlineCallbacks
-    def _drain(self):  # type: ignore[no-untyped-def]
+    def _drain(self):
         self._running = True
         try:
             while self._queue:
@@ -131,7 +132,7 @@ class SentFolder:
             self._running = False
 
     @inlineCallbacks
-    def _file_batch(self, batch: list[_Item]):  # type: ignore[no-untyped-def]
+    def _file_batch(self, batch: list[_Item]):
         rt = self._rt
         unread = [item.message_id for item in batch if item.row is None]
         if unread:
@@ -157,13 +158,14 @@ class SentFolder:
                     item.sent_path = str(path)
                 else:
                     item.fail(Failure(outcome))
-        batch = [item for item in batch if item.sent_path is not None]
+        named = [(item, item.sent_path) for item in batch if item.sent_path is not None]
+        batch = [item for item, _ in named]
         now = rt.now_text()
         moves = []
-        for item in batch:
+        for item, sent_path in named:
             row = item.row
             receipts = tuple((d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt)
-            moves.append(_Move(Path(row.spool_dir), Path(item.sent_path), receipts,
+            moves.append(_Move(Path(row.spool_dir), Path(sent_path), receipts,
                                {node_id: rt.peer_name(node_id) for node_id, _ in receipts},
                                {"message_id": item.message_id, "name": row.name,
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
@@ -188,13 +190,17 @@ def _reserve_sent_paths(wanted: list[tuple[Path, str]]) -> list[Path]:
     for folder, name in wanted:
         folder.mkdir(parents=True, exist_ok=True)
         taken = given.setdefault(folder, set())
-        chosen = unique_name(lambda n, f=folder, t=taken: clash_key(n) in t or
-                             os.path.lexists(f / n),
+        chosen = unique_name(functools.partial(_clashes, folder, taken),
                              safe_file_name(name, max_bytes=SENT_NAME_BYTES),
                              max_bytes=SENT_NAME_BYTES)
         taken.add(clash_key(chosen))
         out.append(folder / chosen)
     return out
+
+
+def _clashes(folder: Path, given: set[str], name: str) -> bool:
+    """Whether ``name`` is already given in ``folder``: on disk, or earlier in the batch."""
+    return clash_key(name) in given or os.path.lexists(folder / name)
 
 
 def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
