@@ -95,7 +95,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.peer: str | None = None
         self.incoming: dict[str, IncomingTransfer] = {}
         self._closed = False
-        self._drop: Any = None
+        self._drop: IDelayedCall | None = None
         self._queued = 0
         self._reading_paused = False
 

@@ -39,6 +39,7 @@ from lienthong.node.inbox.staging import (
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.records import ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
@@ -318,7 +319,7 @@ class Offers:
                      "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
 
     @inlineCallbacks
-    def recover_row(self, row: Any):
+    def recover_row(self, row: ReceivedRow):
         """Complete (or forget) a publication a crash interrupted; never makes a second copy."""
         rt = self.rt
         final = rt.config.home / row.stored_path

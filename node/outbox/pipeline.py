@@ -55,7 +55,7 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool
-from lienthong.node.store.records import NewDispatch
+from lienthong.node.store.records import DispatchRow, NewDispatch
 from lienthong.protocol.events import Priority
 from lienthong.protocol.fields import new_message_id
 
@@ -332,7 +332,7 @@ class Outbox:
             log.info("resuming {mid} after a restart", mid=item.message_id)
             yield self._seal_and_record(item.taken, recipients)
 
-    def _resume_recorded(self, row: Any) -> Deferred | None:
+    def _resume_recorded(self, row: DispatchRow) -> Deferred | None:
         """A recorded dispatch whose spool folder is still here: finish what a crash cut."""
         if row.state == "sent" or (row.state == "sending" and row.deliveries and
                                    all(d.state == "delivered" for d in row.deliveries)):
@@ -345,7 +345,7 @@ class Outbox:
 
     # -- completion ------------------------------------------------------------------------
 
-    def finish(self, message_id: str, row: Any = None) -> Deferred:
+    def finish(self, message_id: str, row: DispatchRow | None = None) -> Deferred:
         """All recipients have receipted: move the document to sent/ with its receipts
         (``lienthong.node.outbox.sent``: documents receipted together are filed together).
 
