@@ -12,12 +12,14 @@ sender is. A peer that goes silent longer than the idle timeout is disconnected 
 """
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -56,29 +58,60 @@ class IncomingTransfer:
     ended: bool = False    # END seen: the finish owns the stream now
 
 
+@typing.runtime_checkable
+class ReceivingTransport(typing.Protocol):
+    """What the receiver uses of its transport (the TLS layer, or a test's StringTransport):
+    writing and closing, and pausing the reading under it for back-pressure."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...  # noqa: N802
+
+    def abortConnection(self) -> None: ...  # noqa: N802
+
+    def pauseProducing(self) -> None: ...  # noqa: N802
+
+    def resumeProducing(self) -> None: ...  # noqa: N802
+
+
+def receiving_transport(transport: object) -> ReceivingTransport:
+    """``transport`` as the receiver uses it; TypeError if it cannot pause or abort."""
+    if not isinstance(transport, ReceivingTransport):
+        raise TypeError(f"a receiving connection needs a transport that can write, pause "
+                        f"and abort; {type(transport).__name__} cannot")
+    return transport
+
+
 @implementer(IHandshakeListener)
 class ReceiverProtocol(Protocol, TimeoutMixin):
+    #: The connection's transport, checked by ``connectionMade`` (nothing runs before it).
+    _tls: ReceivingTransport
+
     def __init__(self, offers: Offers, connections: set[ReceiverProtocol]) -> None:
         self.offers = offers
         self.rt = offers.rt
         self.connections = connections
-        # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
-        self.callLater = self.rt.reactor.callLater
         self.conn = Connection(Role.RECEIVER)
         self.peer: str | None = None
         self.incoming: dict[str, IncomingTransfer] = {}
         self._closed = False
-        self._drop: Any = None
+        self._drop: IDelayedCall | None = None
         self._queued = 0
         self._reading_paused = False
 
+    def callLater(self, period: float, fn: Callable[[], object]) -> IDelayedCall:  # noqa: N802
+        # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
+        return self.rt.reactor.callLater(period, fn)
+
     def connectionMade(self) -> None:  # noqa: N802
+        self._tls = receiving_transport(self.transport)
         self.setTimeout(self.rt.config.delivery.connect_timeout)
         self.connections.add(self)
         # Our transport is the TLS layer; the TCP connection under it does the reading.
         tcp = getattr(self.transport, "transport", None)
-        if isinstance(getattr(tcp, "bufferSize", None), int):
-            tcp.bufferSize = max(tcp.bufferSize, SOCKET_READ)
+        buffer_size = getattr(tcp, "bufferSize", None)
+        if tcp is not None and isinstance(buffer_size, int):
+            tcp.bufferSize = max(buffer_size, SOCKET_READ)
 
     def handshakeCompleted(self) -> None:  # noqa: N802
         try:
@@ -90,13 +123,14 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        if self.peer is None:
+        peer = self.peer
+        if peer is None:
             self.abort("no-handshake", "data before the TLS handshake completed")
             return
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as exc:
-            self.rt.audit("protocol-error", peer=self.peer, code=exc.code, reason=str(exc))
+            self.rt.audit("protocol-error", peer=peer, code=exc.code, reason=str(exc))
             self.abort(exc.code, str(exc))
             return
         if events:
@@ -106,14 +140,14 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         for event in events:
             if self._closed:
                 return
-            self._handle(event)
+            self._handle(peer, event)
 
     def timeoutConnection(self) -> None:  # noqa: N802
         if self.peer is not None:
             self.rt.audit("timeout", peer=self.peer, idle=self.timeOut)
         self.abort("timeout", "no data within the time limit")
 
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self._closed = True
         self.setTimeout(None)
         if self._drop is not None and self._drop.active():
@@ -126,19 +160,20 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     # -- events ----------------------------------------------------------------------------
 
-    def _handle(self, event: Any) -> None:
+    def _handle(self, peer: str, event: Any) -> None:
+        """One event from ``peer`` (the node ID its TLS certificate proved)."""
         if isinstance(event, Hello):
-            if event.node_id != self.peer and not any(
-                    key.kid == event.node_id for key in self.rt.directory.identities_of(self.peer)):
+            if event.node_id != peer and not any(
+                    key.kid == event.node_id for key in self.rt.directory.identities_of(peer)):
                 # A peer that rotated its identity may still name its former node ID: the HELLO
                 # is a label, the TLS pin authenticates; any other name is refused.
-                self.rt.audit("security-refused", peer=self.peer, code="wrong-peer",
+                self.rt.audit("security-refused", peer=peer, code="wrong-peer",
                               reason=f"HELLO claims {event.node_id}")
                 self.abort("wrong-peer", "HELLO names another node than the TLS certificate")
                 return
             self.setTimeout(self.rt.config.delivery.idle_timeout)
         elif isinstance(event, Offer):
-            d = self.offers.offer(self.peer, event)
+            d = self.offers.offer(peer, event)
             d.addCallback(self._answer_offer)
             d.addErrback(self._internal_error, event.message_id)
         elif isinstance(event, Data):
@@ -148,9 +183,9 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         elif isinstance(event, Ping):
             self._write(Pong(event.nonce))
         elif isinstance(event, Error):
-            log.info("{peer} closed: {code}: {reason}", peer=self.rt.peer_name(self.peer or ""),
+            log.info("{peer} closed: {code}: {reason}", peer=self.rt.peer_name(peer),
                      code=event.code, reason=event.reason)
-            self.transport.loseConnection()
+            self._tls.loseConnection()
 
     def _answer_offer(self, answer: Any) -> None:
         if isinstance(answer, tuple):
@@ -180,14 +215,14 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             errbackArgs=(event.message_id, incoming, size))
         if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:
             self._reading_paused = True
-            self.transport.pauseProducing()
+            self._tls.pauseProducing()
 
     def _written(self, _: object, size: int) -> None:
         self._queued -= size
         if self._reading_paused and self._queued <= QUEUE_LIMIT // 2:
             self._reading_paused = False
             if not self._closed:
-                self.transport.resumeProducing()
+                self._tls.resumeProducing()
 
     def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingTransfer,
                       size: int) -> None:
@@ -267,20 +302,20 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         except ProtocolError as exc:
             log.warn("not sending {event}: {error}", event=type(event).__name__, error=str(exc))
             return
-        self.transport.write(data)
+        self._tls.write(data)
 
     def abort(self, code: str, reason: str) -> None:
         if self._closed:
             return
         try:
-            self.transport.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
+            self._tls.write(self.conn.send(Error(code=code, reason=clean_text(reason))))
         except ProtocolError:
             pass
         self._closed = True
-        self.transport.loseConnection()
+        self._tls.loseConnection()
         # A silent or hostile peer may never answer our TLS close_notify; without this its
         # socket, and any transfer it holds ("busy" to the sender's next connection), stay.
-        self._drop = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
+        self._drop = self.callLater(CLOSE_GRACE, self._tls.abortConnection)
 
 
 class ReceiverFactory(Factory):

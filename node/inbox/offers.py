@@ -39,6 +39,7 @@ from lienthong.node.inbox.staging import (
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.records import ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
@@ -96,7 +97,7 @@ class Offers:
     # -- OFFER -----------------------------------------------------------------------------
 
     @inlineCallbacks
-    def offer(self, peer: str, event: Offer):  # type: ignore[no-untyped-def]
+    def offer(self, peer: str, event: Offer):
         mid = event.message_id
         try:
             header = self._offered_header(peer, mid, event.envelope)
@@ -195,12 +196,13 @@ class Offers:
         """Accept an envelope signed by a *former* identity of the authenticated peer (queued
         before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
         continuation; refuse anything else as a sender mismatch."""
-        former = [key for key in self.rt.directory.identities_of(peer)
-                  if key.kid == sender and not key.is_current]
-        if not former:
+        # A former identity is one whose validity has ended (not the current one).
+        closed = [key.valid_until for key in self.rt.directory.identities_of(peer)
+                  if key.kid == sender and key.valid_until is not None]
+        if not closed:
             raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
                            f"connection is from {peer}", security=True)
-        ended = rfc3339(parse_time(former[0].valid_until).timestamp() + IDENTITY_GRACE_SECONDS)
+        ended = rfc3339(parse_time(closed[0]).timestamp() + IDENTITY_GRACE_SECONDS)
         if parse_time(self.rt.now_text()) >= parse_time(ended):
             raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
                            f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
@@ -220,7 +222,7 @@ class Offers:
     # -- END -------------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):  # type: ignore[no-untyped-def]
+    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):
         """After END and after every DATA frame went through ``stream`` (the caller orders
         them): prove the document and reserve its inbox name (one worker hop), publish and
         commit it with whatever else finished meanwhile (node/inbox/publication.py), and return the
@@ -267,7 +269,7 @@ class Offers:
         return receiving, header, now, meta
 
     @inlineCallbacks
-    def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):  # type: ignore[no-untyped-def]
+    def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):
         """For a document already in the inbox (a recovery): sign, write the sidecars, commit."""
         receiving, header, now, meta = self._receipt_inputs(peer, header, final, now)
         receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
@@ -277,14 +279,14 @@ class Offers:
         return receipt
 
     @inlineCallbacks
-    def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,  # type: ignore[no-untyped-def]
+    def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,
                 receipt: str):
         failpoint("receiver-after-fsync-before-commit")
         yield record_stored(self.rt, peer, header, final, now, receipt)
         yield self._stored(peer, header, final)
 
     @inlineCallbacks
-    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):  # type: ignore[no-untyped-def]
+    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):
         """After the ``stored`` commit: log it, and apply a control document."""
         rt = self.rt
         log.info("received {name!r} from {peer} into {path}", name=header.name,
@@ -297,12 +299,12 @@ class Offers:
                 log.failure("could not apply {kind} {mid} from {peer}", kind=document_kind(header),
                             mid=header.message_id, peer=rt.peer_name(peer))
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
-                               kind=document_kind(header), reason=str(exc)[:500])
+                               control_kind=document_kind(header), reason=str(exc)[:500])
 
     # -- recovery --------------------------------------------------------------------------
 
     @inlineCallbacks
-    def recover(self):  # type: ignore[no-untyped-def]
+    def recover(self):
         removed = yield self.rt.io(discard_legacy_partials, self.legacy_partials())
         if removed:
             log.info("removed {n} partial transfer(s) kept by an older version; they will be "
@@ -317,7 +319,7 @@ class Offers:
                      "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
 
     @inlineCallbacks
-    def recover_row(self, row: Any):  # type: ignore[no-untyped-def]
+    def recover_row(self, row: ReceivedRow):
         """Complete (or forget) a publication a crash interrupted; never makes a second copy."""
         rt = self.rt
         final = rt.config.home / row.stored_path

@@ -38,6 +38,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.python.failure import Failure
 
+from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.inbox.folder_names import InboxNames
@@ -61,7 +62,7 @@ class Publication:
     staging: Path
     resume_record: Path
     final: Path
-    receiving: Any            # the NodeKeys that sign the receipt
+    receiving: NodeKeys       # the keys that sign the receipt
     meta: dict[str, Any]
     now: str
     done: Deferred = field(default_factory=Deferred)
@@ -97,7 +98,7 @@ class Publisher:
         return item.done
 
     @inlineCallbacks
-    def _run(self):  # type: ignore[no-untyped-def]
+    def _run(self):
         self._running = True
         try:
             while self._waiting:
@@ -114,7 +115,7 @@ class Publisher:
             self._running = False
 
     @inlineCallbacks
-    def _publish(self, batch: list[Publication]):  # type: ignore[no-untyped-def]
+    def _publish(self, batch: list[Publication]):
         rt = self.rt
         try:
             begun = yield DeferredList([rt.db(rt.store.begin_publish, NewReceived(

@@ -22,13 +22,9 @@ from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.writeback import Writeback
 from lienthong.protocol.envelope import EnvelopeHeader, Opener
 from lienthong.protocol.errors import NotForUs
-from lienthong.protocol.payload import (
-    CHUNK_OVERHEAD,
-    HEADER_BYTES,
-    PayloadEncryptor,
-    chunk_count,
-    open_file_key,
-)
+from lienthong.protocol.filekey import open_file_key
+from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES, chunk_count
+from lienthong.protocol.payload import PayloadEncryptor
 
 
 class IncomingStream:
@@ -77,7 +73,8 @@ class IncomingStream:
              resumable_above: int = RESUMABLE_ABOVE) -> IncomingStream:
         """Open for the next DATA, resuming from what is staged when the resume record names
         this very envelope; otherwise (none, another sealing, damaged) start at byte 0."""
-        # The plaintext SHA-256 runs on a second thread, beside the decryption (node.hashing).
+        # The plaintext SHA-256 runs on a second thread, beside the decryption
+        # (node/core/hashing.py).
         opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
                         plaintext_digest=BackgroundDigest())
         # The file key again (the opener keeps its own) only if a resume re-encrypts staged
@@ -110,7 +107,7 @@ class IncomingStream:
             staged = os.fstat(plain_file.fileno()).st_size
             # Never the final chunk: its tag must come from the sender's stream, and END too.
             chunks = min(staged // h.chunk_size, chunk_count(h.size, h.chunk_size) - 1)
-        if chunks:
+        if chunks and stream_header is not None:   # chunks only when the record was usable
             encryptor = PayloadEncryptor(self._file_key(), ad=bytes.fromhex(h.message_id),
                                          size=h.size, chunk_size=h.chunk_size,
                                          random_bytes=lambda n: stream_header, digests=False)

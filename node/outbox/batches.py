@@ -8,12 +8,12 @@ outbox folder it came from on its own -- the same two folders, 2,000 times
 Theory of operation. ``submit`` queues one file (with everything ``take_and_seal`` needs) and
 returns a Deferred for its own result. At most ``hops`` batches run at once; whenever one is
 free, the files waiting are sorted by priority (lower is more urgent; FIFO among equals), and
-up to ``max_batch`` of them go to ``outbox_files.take_and_seal_batch`` together. Under no
-load a batch is the one file that just arrived, so a single document waits for nothing
-(the group commit of ``lienthong.node.store.commits``, applied to the take). Each file's Deferred
-fires with its own ``(taken, sealed)`` or fails with its own ``Refused`` (or error): one bad
-file never fails the others. The batch returns only after the folders its takes share are
-fsynced, so every Deferred fires on a durable take, as with one take per hop.
+up to ``max_batch`` of them go to ``take_and_seal_batch`` (node/outbox/file_work.py) together.
+Under no load a batch is the one file that just arrived, so a single document waits for
+nothing (the group commit of ``lienthong.node.store.commits``, applied to the take). Each
+file's Deferred fires with its own ``(taken, sealed)`` or fails with its own ``Refused`` (or
+error): one bad file never fails the others. The batch returns only after the folders its
+takes share are fsynced, so every Deferred fires on a durable take, as with one take per hop.
 
 A large file (over ``ALONE_BYTES``) is not batched: sealing it reads all of it (a second or
 more per GiB), and small files queued behind it -- an urgent one among them -- would wait

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import nacl.public
 from twisted.python.failure import Failure
 
+from lienthong.keys.identity import NodeKeys
 from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
@@ -24,6 +26,7 @@ from lienthong.node.outbox.sidecars import SidecarFound
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import seal_spooled
+from lienthong.protocol.envelope import SealedEnvelope
 
 #: Room kept in a failed/ name for the reason file written beside it.
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")
@@ -108,9 +111,9 @@ def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] |
     return results
 
 
-def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_keys: Any,
-               recipients: dict[str, Any], created: str, sync_folder: bool = True
-               ) -> tuple[dict[str, Any], Any]:
+def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_keys: NodeKeys,
+               recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], created: str,
+               sync_folder: bool = True) -> tuple[dict[str, Any], SealedEnvelope]:
     """Seal a taken document with its metadata (blocking); the metadata as signed, and the
     sealed envelope."""
     if taken.hint and "folder_hint" not in meta:
@@ -122,8 +125,9 @@ def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_
     return meta, sealed
 
 
-def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: Any,
-                       recipients: dict[str, Any], created: str) -> tuple[dict[str, Any], Any]:
+def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys,
+                       recipients: Mapping[str, tuple[str, nacl.public.PublicKey]],
+                       created: str) -> tuple[dict[str, Any], SealedEnvelope]:
     """Seal a document already in the spool (recovery, control messages), with the metadata
     recorded beside it (blocking).
 

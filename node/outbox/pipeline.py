@@ -5,11 +5,13 @@ then, in order, each step durable before the next:
 
 1. resolves the target (a peer, a group, or ``a+b``) against the directory — an unknown
    target is refused into ``failed/`` with a reason, before anything is moved;
-2. takes the file: it is moved into ``spool/<message_id>/payload`` (intake.take_file), out
-   of the clerk's way, with ``intake.json`` describing it;
-3. seals it for every recipient and the sender (sealing.seal_spooled), in the same worker
-   hop as the take (outbox_files.take_and_seal); files that reach this step together share
-   that hop and the folder fsyncs of their takes (node.take_batches);
+2. takes the file: it is moved into ``spool/<message_id>/payload``
+   (node/outbox/intake.py, take_file), out of the clerk's way, with ``intake.json``
+   describing it;
+3. seals it for every recipient and the sender (node/spool/sealing.py, seal_spooled), in the
+   same worker hop as the take (node/outbox/file_work.py, take_and_seal); files that reach
+   this step together share that hop and the folder fsyncs of their takes
+   (node/outbox/batches.py);
 4. records the dispatch and one delivery per recipient in the store, with audit events,
    in one transaction; then tells the links that work is waiting.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,9 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool
-from lienthong.node.store.records import NewDispatch
-from lienthong.protocol.envelope import new_message_id
+from lienthong.node.store.records import DispatchRow, NewDispatch
 from lienthong.protocol.events import Priority
+from lienthong.protocol.fields import new_message_id
 
 log = Logger(namespace="lienthong.outbox")
 
@@ -120,7 +122,7 @@ class Outbox:
         ``parallel`` files are in the take-seal-record chain at once; the others wait their
         turn in the order they were reported."""
         if path in self.in_progress:
-            return Deferred.fromResult(None)
+            return succeed(None)
         self.in_progress.add(path)
         d = self._slots.run(self._take, path, target)
         d.addErrback(lambda f: log.failure("could not take {path!r}", f, path=str(path)))
@@ -132,7 +134,7 @@ class Outbox:
         self._on_released(path)
 
     @inlineCallbacks
-    def _take(self, path: Path, target: str):  # type: ignore[no-untyped-def]
+    def _take(self, path: Path, target: str):
         rt = self._rt
         if path.parent == rt.config.outbox:
             yield self._refuse(path, "misplaced", "the file was dropped directly into outbox/; "
@@ -146,8 +148,8 @@ class Outbox:
             return
         message_id = new_message_id()
         # Without a sidecar (most documents) the metadata is decided here, and the take's own
-        # hop checks that there is none (node.sidecars); otherwise, or if it finds one, the
-        # sidecar is read and validated first, in a hop of its own.
+        # hop checks that there is none (node/outbox/sidecars.py); otherwise, or if it finds
+        # one, the sidecar is read and validated first, in a hop of its own.
         prepared = plain_document(rt, path, recipients, message_id)
         current = current_ids(rt, recipients)
         while True:
@@ -196,7 +198,7 @@ class Outbox:
 
     def _submit(self, path: Path, message_id: str, recipients: list[str],
                 prepared: Prepared) -> Deferred:
-        """Queue ``path`` for the next take-and-seal batch (node.take_batches)."""
+        """Queue ``path`` for the next take-and-seal batch (node/outbox/batches.py)."""
         rt = self._rt
         try:  # a large file is taken alone; the watcher lstats on this thread too
             size = os.lstat(path).st_size
@@ -234,9 +236,9 @@ class Outbox:
                      recipients=readers, created=rt.now_text())
 
     @inlineCallbacks
-    def _seal_and_record(self, taken: TakenFile, recipients: list[str],  # type: ignore[no-untyped-def]
+    def _seal_and_record(self, taken: TakenFile, recipients: list[str],
                          sealing: Deferred | None = None,
-                         before: list[tuple[str, dict[str, Any]]] = ()):
+                         before: Sequence[tuple[str, dict[str, Any]]] = ()):
         """Seal (or wait for the sealing already started) and record the dispatch, with the
         audit events ``before`` ahead of ``sealed`` in the same unit. If that unit fails,
         ``before`` (the take's audit) is written on its own: the take happened regardless."""
@@ -270,7 +272,7 @@ class Outbox:
         self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
-    def _refuse(self, path: Path, code: str, reason: str):  # type: ignore[no-untyped-def]
+    def _refuse(self, path: Path, code: str, reason: str):
         rt = self._rt
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
@@ -285,7 +287,7 @@ class Outbox:
 
     @inlineCallbacks
     def send_control(self, recipients: list[str], *, name: str, data: bytes,
-                     meta: dict[str, Any], priority: int = int(Priority.URGENT)):  # type: ignore[no-untyped-def]
+                     meta: dict[str, Any], priority: int = int(Priority.URGENT)):
         """Send bytes the node produced (a status, a recall, a message) to ``recipients``.
 
         ``meta`` must carry ``kind``; it is signed into the envelope header. Returns the new
@@ -305,7 +307,7 @@ class Outbox:
     # -- recovery --------------------------------------------------------------------------
 
     @inlineCallbacks
-    def recover(self):  # type: ignore[no-untyped-def]
+    def recover(self):
         """Finish what a crash interrupted: unrecorded spool folders and half-finished sends."""
         rt = self._rt
         found = yield rt.io(recover_spool, rt.config.spool)
@@ -330,7 +332,7 @@ class Outbox:
             log.info("resuming {mid} after a restart", mid=item.message_id)
             yield self._seal_and_record(item.taken, recipients)
 
-    def _resume_recorded(self, row: Any) -> Deferred | None:
+    def _resume_recorded(self, row: DispatchRow) -> Deferred | None:
         """A recorded dispatch whose spool folder is still here: finish what a crash cut."""
         if row.state == "sent" or (row.state == "sending" and row.deliveries and
                                    all(d.state == "delivered" for d in row.deliveries)):
@@ -343,7 +345,7 @@ class Outbox:
 
     # -- completion ------------------------------------------------------------------------
 
-    def finish(self, message_id: str, row: Any = None) -> Deferred:
+    def finish(self, message_id: str, row: DispatchRow | None = None) -> Deferred:
         """All recipients have receipted: move the document to sent/ with its receipts
         (``lienthong.node.outbox.sent``: documents receipted together are filed together).
 
@@ -353,7 +355,7 @@ class Outbox:
         return self._sent.file(message_id, row)
 
     @inlineCallbacks
-    def park_peer(self, node_id: str, reason: str):  # type: ignore[no-untyped-def]
+    def park_peer(self, node_id: str, reason: str):
         """A peer was revoked or removed: nothing more goes to it; its queue is parked."""
         rt = self._rt
         while True:
@@ -368,7 +370,7 @@ class Outbox:
                 yield self.delivery_failed(row.message_id, reason)
 
     @inlineCallbacks
-    def delivery_failed(self, message_id: str, reason: str):  # type: ignore[no-untyped-def]
+    def delivery_failed(self, message_id: str, reason: str):
         """A recipient refused for good; once nothing is left queued, park it in failed/."""
         rt = self._rt
         row = yield rt.db(rt.store.get_dispatch, message_id)

@@ -22,6 +22,7 @@ Deferred fails; the others of the batch go on.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -41,6 +42,8 @@ from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.record import PAYLOAD_FILE
 from lienthong.node.spool.sealing import ENVELOPE
+from lienthong.node.store.database import Store
+from lienthong.node.store.records import DispatchRow
 
 log = Logger(namespace="lienthong.outbox")
 
@@ -54,7 +57,7 @@ FILING_BATCH = 256
 @dataclass
 class _Item:
     message_id: str
-    row: Any
+    row: DispatchRow | None
     waiters: list[Deferred] = field(default_factory=list)
     sent_path: str | None = None
     outcome: Failure | None = None
@@ -94,7 +97,7 @@ class SentFolder:
         self._queue: dict[str, _Item] = {}
         self._running = False
 
-    def file(self, message_id: str, row: Any = None) -> Deferred:
+    def file(self, message_id: str, row: DispatchRow | None = None) -> Deferred:
         """Queue a document whose every receipt is committed; fires once it is in sent/.
 
         ``row`` is the dispatch as read in the transaction that stored the last receipt
@@ -110,7 +113,7 @@ class SentFolder:
         return waiter
 
     @inlineCallbacks
-    def _drain(self):  # type: ignore[no-untyped-def]
+    def _drain(self):
         self._running = True
         try:
             while self._queue:
@@ -131,7 +134,7 @@ class SentFolder:
             self._running = False
 
     @inlineCallbacks
-    def _file_batch(self, batch: list[_Item]):  # type: ignore[no-untyped-def]
+    def _file_batch(self, batch: list[_Item]):
         rt = self._rt
         unread = [item.message_id for item in batch if item.row is None]
         if unread:
@@ -139,45 +142,47 @@ class SentFolder:
             for item in batch:
                 if item.row is None:
                     item.row = rows.get(item.message_id)
-        batch = [item for item in batch if item.row is not None]
+        # Each step goes on with the documents the step before left (rows found, names given,
+        # files moved), paired with what it learnt about them.
+        found = [(item, item.row) for item in batch if item.row is not None]
         # Step 2: names for those not yet given one (a recovery may find it recorded).
-        fresh = [item for item in batch if item.row.sent_path is None]
-        for item in batch:
-            item.sent_path = item.row.sent_path
+        fresh = [(item, row) for item, row in found if row.sent_path is None]
+        for item, row in found:
+            item.sent_path = row.sent_path
         if fresh:
             paths = yield rt.io(_reserve_sent_paths, [
-                (rt.config.sent / safe_file_name(item.row.target), item.row.name)
-                for item in fresh])
+                (rt.config.sent / safe_file_name(row.target), row.name) for _, row in fresh])
             outcomes = yield rt.db(rt.store.mark_dispatches_sent,
                                    [(item.message_id, str(path))
-                                    for item, path in zip(fresh, paths, strict=True)],
+                                    for (item, _), path in zip(fresh, paths, strict=True)],
                                    rt.now_text())
-            for item, path, outcome in zip(fresh, paths, outcomes, strict=True):
+            for (item, _), path, outcome in zip(fresh, paths, outcomes, strict=True):
                 if outcome is None:
                     item.sent_path = str(path)
                 else:
                     item.fail(Failure(outcome))
-        batch = [item for item in batch if item.sent_path is not None]
+        named = [(item, row, item.sent_path) for item, row in found
+                 if item.sent_path is not None]
         now = rt.now_text()
         moves = []
-        for item in batch:
-            row = item.row
+        for item, row, sent_path in named:
             receipts = tuple((d.peer_node_id, d.receipt) for d in row.deliveries if d.receipt)
-            moves.append(_Move(Path(row.spool_dir), Path(item.sent_path), receipts,
+            moves.append(_Move(Path(row.spool_dir), Path(sent_path), receipts,
                                {node_id: rt.peer_name(node_id) for node_id, _ in receipts},
                                {"message_id": item.message_id, "name": row.name,
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
                                 "sent": now}, already_sent=row.state == "sent"))
-        filed = yield rt.io(_move_all_to_sent, moves)
-        batch = [item for item, moved in zip(batch, filed, strict=True) if moved]
-        if not batch:
+        moved = yield rt.io(_move_all_to_sent, moves)
+        filed = [entry for entry, ok in zip(named, moved, strict=True) if ok]
+        if not filed:
             return
         yield rt.db(_audit_delivered, rt.store, rfc3339_ms(rt.now()), [
-            (item.message_id, item.row.sha256, item.sent_path,
-             [d.peer_node_id for d in item.row.deliveries if d.receipt]) for item in batch])
-        for item in batch:
+            (item.message_id, row.sha256, sent_path,
+             [d.peer_node_id for d in row.deliveries if d.receipt])
+            for item, row, sent_path in filed])
+        for _, row, sent_path in filed:
             log.info("{name!r} delivered to all recipients; kept in {path}",
-                     name=item.row.name, path=item.sent_path)
+                     name=row.name, path=sent_path)
 
 
 def _reserve_sent_paths(wanted: list[tuple[Path, str]]) -> list[Path]:
@@ -188,13 +193,17 @@ def _reserve_sent_paths(wanted: list[tuple[Path, str]]) -> list[Path]:
     for folder, name in wanted:
         folder.mkdir(parents=True, exist_ok=True)
         taken = given.setdefault(folder, set())
-        chosen = unique_name(lambda n, f=folder, t=taken: clash_key(n) in t or
-                             os.path.lexists(f / n),
+        chosen = unique_name(functools.partial(_clashes, folder, taken),
                              safe_file_name(name, max_bytes=SENT_NAME_BYTES),
                              max_bytes=SENT_NAME_BYTES)
         taken.add(clash_key(chosen))
         out.append(folder / chosen)
     return out
+
+
+def _clashes(folder: Path, given: set[str], name: str) -> bool:
+    """Whether ``name`` is already given in ``folder``: on disk, or earlier in the batch."""
+    return clash_key(name) in given or os.path.lexists(folder / name)
 
 
 def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
@@ -246,7 +255,7 @@ def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
         fsync_dir(sent_path.parent)
 
 
-def _audit_delivered(store: Any, now: str,
+def _audit_delivered(store: Store, now: str,
                      items: list[tuple[str, str, str, list[str]]]) -> None:
     """The ``delivered`` entries of a batch, in one transaction."""
     with store.transaction():

@@ -45,6 +45,7 @@ import errno
 import os
 import stat
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ def plain_document(rt: NodeRuntime, path: Path, recipients: list[str],
 
 @inlineCallbacks
 def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[str],
-                     message_id: str):  # type: ignore[no-untyped-def]
+                     message_id: str):
     """Validate ``path``'s metadata; a ``Prepared`` to take it with, or None if refused."""
     outbox = rt.config.outbox
     sidecar_path = sidecar_of(path)
@@ -228,8 +229,8 @@ def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[
 
 @inlineCallbacks
 def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
-                   also: list[tuple[str, dict[str, Any]]] = (), *,
-                   sidecar_moved: bool = False):  # type: ignore[no-untyped-def]
+                   also: Sequence[tuple[str, dict[str, Any]]] = (), *,
+                   sidecar_moved: bool = False):
     """The file is in the spool: bring its sidecar in (unless the take already did,
     ``sidecar_moved``), and audit the metadata followed by ``also`` (the take itself) in ONE
     transaction (one unit of database work, one commit)."""
@@ -257,7 +258,7 @@ def _nothing() -> None:
 
 
 @inlineCallbacks
-def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):  # type: ignore[no-untyped-def]
+def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):
     """Document and sidecar into failed/, side by side, with the reason; audited."""
     failed = rt.config.failed
     where = None

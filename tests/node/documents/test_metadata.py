@@ -1,11 +1,9 @@
-"""Document metadata (node/documents/metadata.py), sidecars in the outbox
-(node/outbox/sidecars.py), the recall move (node/control/received.py), their tables
-(node/store/documents.py) and CLI commands."""
+"""Document metadata (node/documents/metadata.py), the recall move
+(node/control/received.py), their tables (node/store/documents.py) and CLI commands."""
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,6 @@ from lienthong.node.documents.metadata import (
     resolve_type,
     resolve_urgency,
 )
-from lienthong.node.outbox.sent import sidecar_to_sent
-from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR, Prepared, read_sidecar
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
 from tests.node.storehelp import T0, T1, T2, make_dispatch, make_peer, make_received
@@ -193,42 +189,6 @@ def test_confidentiality_guard() -> None:
         check_confidentiality("secret", ["hdnd", "ubnd", "so-tc"], allowed=allowed,
                               groups=groups)
     assert caught.value.code == "confidentiality-refused"
-
-
-# -- sidecar files -----------------------------------------------------------------------------
-
-def test_read_sidecar_reads_beside_the_document_and_refuses_links(tmp_path: Path) -> None:
-    """The sidecar is read through the outbox walk; a symlinked sidecar is refused."""
-    outbox = tmp_path / "outbox"
-    (outbox / "peer").mkdir(parents=True)
-    doc = outbox / "peer" / "a.pdf"
-    doc.write_bytes(b"12345")
-    assert read_sidecar(outbox, doc).data is None
-    (outbox / "peer" / "a.pdf.meta.toml").write_text('number = "1"\n')
-    found = read_sidecar(outbox, doc)
-    assert (found.data, found.document_size) == (b'number = "1"\n', 5)
-    os.unlink(outbox / "peer" / "a.pdf.meta.toml")
-    (tmp_path / "elsewhere.toml").write_text('number = "2"\n')
-    os.symlink(tmp_path / "elsewhere.toml", outbox / "peer" / "a.pdf.meta.toml")
-    with pytest.raises(MetadataError, match="symbolic link"):
-        read_sidecar(outbox, doc)
-
-
-def test_sidecar_travels_to_sent_or_with_a_refused_document(tmp_path: Path) -> None:
-    """The spooled sidecar ends beside the sent document; a refused take sends it to failed/."""
-    spool, sent = tmp_path / "spool", tmp_path / "sent"
-    (spool / MID).mkdir(parents=True)
-    sent.mkdir()
-    (spool / MID / SPOOLED_SIDECAR).write_text('number = "7"\n')
-    sidecar_to_sent(spool / MID, sent / "cv.pdf")
-    sidecar_to_sent(spool / MID, sent / "cv.pdf")  # idempotent
-    assert (sent / "cv.pdf.meta.toml").read_text() == 'number = "7"\n'
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    (outbox / "x.pdf.meta.toml").write_text("urgency = 'khan'\n")
-    prepared = Prepared("e" * 32, DocumentMeta(), outbox / "x.pdf.meta.toml", spool)
-    prepared.abandon(tmp_path / "failed")
-    assert (tmp_path / "failed" / "x.pdf.meta.toml").exists()
 
 
 def _received(tmp_path: Path, name: str = "cv.pdf") -> ReceivedRow:

@@ -143,3 +143,22 @@ def test_the_take_is_audited_even_if_the_dispatch_cannot_be_recorded(
     assert finished == [None]  # file_ready logs the failure and never raises
     assert _kinds(alpha) == ["document-metadata", "taken"]
     assert alpha.store.recent_dispatches(5) == []
+
+
+def test_a_file_reported_again_while_in_the_chain_is_taken_once(tmp_path: Path) -> None:
+    """The watcher may report a path again before its take is recorded: the second report
+    answers at once (a fired Deferred, never an exception) and takes nothing."""
+    alpha, held = _offices(tmp_path)
+    folder = alpha.runtime.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    (folder / "to-trinh.pdf").write_bytes(b"%PDF-1.7 to trinh\n" * 100)
+    outbox = Outbox(alpha.runtime, on_dispatch=lambda ids: None)
+    first: list[Any] = []
+    again: list[Any] = []
+    outbox.file_ready(folder / "to-trinh.pdf", "beta").addBoth(first.append)
+    outbox.file_ready(folder / "to-trinh.pdf", "beta").addBoth(again.append)
+    assert again == [None] and first == []
+    assert alpha.runtime.workers.jobs == ["take_and_seal_batch"]
+    held.release()
+    assert first == [None]
+    assert [d.name for d in alpha.store.recent_dispatches(5)] == ["to-trinh.pdf"]
