@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nacl.bindings as sodium
 
-from lienthong.protocol.payload import DEFAULT_CHUNK_SIZE
+from lienthong.protocol.layout import DEFAULT_CHUNK_SIZE
 
 INSTALL_HINT = "apt-get install openssh-server openssh-client rsync"
 MB = 1_000_000

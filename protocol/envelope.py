@@ -46,16 +46,12 @@ from lienthong.protocol.errors import (
     SenderMismatch,
     SizeMismatch,
 )
-from lienthong.protocol.fields import (  # noqa: F401 - re-exported: the envelope's field rules
-    MAX_NAME_BYTES,
-    MESSAGE_ID_BYTES,
+from lienthong.protocol.fields import (
     check_hex,
     check_name,
     check_node_id,
     check_size_field,
     check_time,
-    new_message_id,
-    rfc3339_utc,
 )
 from lienthong.protocol.filekey import KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key
 from lienthong.protocol.layout import DEFAULT_CHUNK_SIZE, check_chunk_size, ciphertext_size

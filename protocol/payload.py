@@ -58,15 +58,12 @@ from lienthong.protocol.errors import (
     TrailingData,
     Truncated,
 )
-from lienthong.protocol.filekey import KEY_BYTES, SEALED_KEY_BYTES, open_file_key, seal_file_key  # noqa: F401 - re-exported: the payload's file key
+from lienthong.protocol.filekey import KEY_BYTES
 from lienthong.protocol.gather import Gather
-from lienthong.protocol.layout import (  # noqa: F401 - re-exported: the stream's layout
+from lienthong.protocol.layout import (
     CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
     HEADER_BYTES,
-    MAX_CHUNK_SIZE,
-    MAX_SIZE,
-    MIN_CHUNK_SIZE,
     check_chunk_size,
     check_size,
     chunk_count,

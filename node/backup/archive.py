@@ -62,7 +62,7 @@ from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, check_time
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.backup.format import (  # __all__ below re-exports part of the API
+from lienthong.node.backup.format import (
     CHUNK,
     CIPHER,
     FORMAT,
@@ -70,16 +70,12 @@ from lienthong.node.backup.format import (  # __all__ below re-exports part of t
     VERSION,
     BackupError,
     BackupInfo,
-    WrongBackupPassphrase,
     decrypt_archive,
     derive_key,
     encrypt_archive,
     verify_backup,
     write_backup,
 )
-
-__all__ = ["BackupError", "BackupInfo", "WrongBackupPassphrase", "make_backup",
-           "restore_backup", "verify_backup"]
 from lienthong.node.core.home import PRIVATE_FOLDERS, make_folders
 from lienthong.node.identity.rotation import keystore_limits
 

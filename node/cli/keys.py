@@ -164,7 +164,8 @@ def backup(file: Path, home: Path | None) -> None:
               default=None, help="Read the passphrase from this file (0600).")
 def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -> None:
     """Restore a backup FILE into the node home HOME (a new, empty folder unless --force)."""
-    from lienthong.node.backup.archive import restore_backup, verify_backup
+    from lienthong.node.backup.archive import restore_backup
+    from lienthong.node.backup.format import verify_backup
     info, _ = verify_backup(file)
     click.echo(f"Backup of {info.name} ({info.node_id}), made {info.created}; signature OK.")
     passphrase = read_passphrase(env=os.environ, passphrase_file=passphrase_file,

@@ -29,7 +29,7 @@ from lienthong.keys.card import PeerCard, make_card, read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.tls import pem_certificate, pem_private_key
-from lienthong.protocol.envelope import ENVELOPE_TYP, Sealer, decode_header, new_message_id
+from lienthong.protocol.envelope import ENVELOPE_TYP, Sealer, decode_header
 from lienthong.protocol.events import (
     Accept,
     Data,
@@ -41,6 +41,7 @@ from lienthong.protocol.events import (
     decode_event,
     encode_event,
 )
+from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.frames import HEADER, MAX_PAYLOAD, FrameDecoder
 from lienthong.protocol.receipt import RECEIPT_TYP
 from tests.integration.harness import NOW, TestNode

@@ -20,9 +20,7 @@ from lienthong.protocol.envelope import (
     Opener,
     Sealer,
     decode_header,
-    new_message_id,
     open_all,
-    rfc3339_utc,
     seal_all,
     verify_header,
 )
@@ -39,7 +37,8 @@ from lienthong.protocol.errors import (
     TrailingData,
     Truncated,
 )
-from lienthong.protocol.payload import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES
+from lienthong.protocol.fields import new_message_id, rfc3339_utc
+from lienthong.protocol.layout import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES
 from lienthong.protocol.receipt import issue_receipt
 from tests.vectors.make_vectors import Party, party
 

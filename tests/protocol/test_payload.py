@@ -21,22 +21,17 @@ from lienthong.protocol.errors import (
     TrailingData,
     Truncated,
 )
-from lienthong.protocol.payload import (
+from lienthong.protocol.filekey import SEALED_KEY_BYTES, open_file_key, seal_file_key
+from lienthong.protocol.layout import (
     CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
     HEADER_BYTES,
     MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
-    SEALED_KEY_BYTES,
-    TAG_FINAL,
-    TAG_MESSAGE,
-    PayloadDecryptor,
-    PayloadEncryptor,
     chunk_count,
     ciphertext_size,
-    open_file_key,
-    seal_file_key,
 )
+from lienthong.protocol.payload import TAG_FINAL, TAG_MESSAGE, PayloadDecryptor, PayloadEncryptor
 
 CS = 4096
 KEY = bytes(range(32))

@@ -13,7 +13,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import EnvelopeHeader, new_message_id, seal_all, verify_header
+from lienthong.protocol.envelope import EnvelopeHeader, seal_all, verify_header
 from lienthong.protocol.errors import (
     MalformedReceipt,
     ReceiptBadSignature,
@@ -21,6 +21,7 @@ from lienthong.protocol.errors import (
     ReceiptMismatch,
     ReceiptWrongType,
 )
+from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import (
     RECEIPT_TYP,
     ReceiptInfo,

@@ -26,7 +26,8 @@ import nacl.signing
 
 from lienthong.keys.jws import b64url_encode
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
+from lienthong.protocol.envelope import seal_all, verify_header
+from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import issue_receipt
 
 HERE = Path(__file__).resolve().parent

@@ -17,14 +17,15 @@ from lienthong.keys import jws
 from lienthong.keys.card import make_card
 from lienthong.keys.identity import generate_node_keys
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.backup.archive import (
+from lienthong.node.backup.archive import make_backup, restore_backup
+from lienthong.node.backup.format import (
+    SIGNATURE_TYP,
     BackupError,
     WrongBackupPassphrase,
-    make_backup,
-    restore_backup,
+    encrypt_archive,
     verify_backup,
+    write_backup,
 )
-from lienthong.node.backup.format import SIGNATURE_TYP, encrypt_archive, write_backup
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.identity.rotation import keystore_limits
 from lienthong.node.spool.own_documents import spool_bytes

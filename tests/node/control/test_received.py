@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.control.received import ReceivedControl
-from lienthong.protocol.envelope import new_message_id
+from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import FakeReactor, enrol, make_office
 
 

@@ -26,7 +26,7 @@ from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
 from lienthong.node.store.records import NewDispatch
-from lienthong.protocol.envelope import new_message_id
+from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
 

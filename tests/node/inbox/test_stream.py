@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.inbox.stream import IncomingStream
-from lienthong.protocol.envelope import new_message_id, seal_all, verify_header
+from lienthong.protocol.envelope import seal_all, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
-from lienthong.protocol.payload import CHUNK_OVERHEAD, HEADER_BYTES
+from lienthong.protocol.fields import new_message_id
+from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES
 from tests.vectors.make_vectors import party
 
 ALICE, BOB = party("alice"), party("bob")

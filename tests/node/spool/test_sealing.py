@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.spool.sealing import ENVELOPE, STREAM_HEADER, open_envelope, seal_spooled
-from lienthong.protocol.envelope import Opener, new_message_id
+from lienthong.protocol.envelope import Opener
+from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, enrol, make_office
 
 PLAIN = os.urandom(3 * 1024 * 1024 + 4321)   # several chunks and a short last one
