@@ -59,8 +59,8 @@ class Node:
         source has it."""
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
-        self.inbound = Offers(runtime)
-        self.receiver_factory = ReceiverFactory(self.inbound)
+        self.offers = Offers(runtime)
+        self.receiver_factory = ReceiverFactory(self.offers)
         self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
                              on_released=self._released)
         self.tls = PinnedContextFactory(
@@ -81,9 +81,9 @@ class Node:
         self.control_requests = ControlRequests(runtime, self.outbox)
         # A recall received is answered with a status: carry that request out at once.
         self.received_control = ReceivedControl(runtime, answer=self.control_requests.poll)
-        self.inbound.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
-        self.inbound.control["status"] = self.received_control.on_status
-        self.inbound.control["recall"] = self.received_control.on_recall
+        self.offers.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
+        self.offers.control["status"] = self.received_control.on_status
+        self.offers.control["recall"] = self.received_control.on_recall
 
     @property
     def listening_port(self) -> int:
@@ -99,7 +99,7 @@ class Node:
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
-        yield self.inbound.recover()
+        yield self.offers.recover()
         yield self.outbox.recover()
         self.outgoing_key_updates.start()
         self.peer_tls_grace.start()
@@ -136,7 +136,7 @@ class Node:
             self.links, node_id=rt.node_id, now=rt.now(), started_at=rt.started_at,
             uptime=rt.monotonic() - rt.started_monotonic, monotonic=rt.monotonic(),
             status_listen=self.status_api.address if self.status_api is not None else None,
-            receiving=self.inbound.active)
+            receiving=self.offers.active)
 
     def _file_ready(self, path: Path, target: str) -> None:
         self.outbox.file_ready(path, target)
