@@ -19,11 +19,11 @@ documents whose token was never kept.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
@@ -54,7 +54,7 @@ class ReceivedControl:
         self._answer = answer
 
     @inlineCallbacks
-    def recover(self):  # type: ignore[no-untyped-def]
+    def recover(self) -> Generator[Deferred[Any], Any, None]:
         """At start, after the outbox's recovery: apply what a crash left unapplied."""
         rt = self.rt
         for kind, apply in (("status", self.on_status), ("recall", self.on_recall)):
@@ -66,7 +66,8 @@ class ReceivedControl:
                             rt.config.home / row.stored_path)
 
     @inlineCallbacks
-    def on_status(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
+    def on_status(self, peer: str, header: EnvelopeHeader,
+                  stored: Path) -> Generator[Deferred[Any], Any, None]:
         """A recipient reports what it did with a document we sent it."""
         rt = self.rt
         token = yield rt.io(_read_token, stored)
@@ -108,7 +109,8 @@ class ReceivedControl:
                      mid=info.message_id, status=info.status)
 
     @inlineCallbacks
-    def on_recall(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
+    def on_recall(self, peer: str, header: EnvelopeHeader,
+                  stored: Path) -> Generator[Deferred[Any], Any, None]:
         """The sender recalls a document: move it aside, keep the recall, answer it."""
         rt = self.rt
         token = yield rt.io(_read_token, stored)
