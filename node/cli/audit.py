@@ -25,12 +25,12 @@ from typing import Any
 
 import click
 
-from lienthong.node.cli.common import CliError, home_argument, open_config
+from lienthong.node.cli.common import CliError, CommandFunction, home_argument, open_config
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.status.gather import own_card
 from lienthong.node.status.rows import peer_names as status_peer_names
 from lienthong.node.store.audit_chain import AuditEntry
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 
 EXPORT_PAGE = 1000
 CSV_COLUMNS = ("seq", "time", "kind", "peer", "peer_name", "message_id", "digest", "detail",
@@ -63,7 +63,7 @@ def parse_when(text: str | None, *, end: bool = False) -> str | None:
     return rfc3339_ms(moment.timestamp())
 
 
-def peer_names(store: Any) -> dict[str, str]:
+def peer_names(store: Store) -> dict[str, str]:
     """Node ID -> name, former identities included (``status.rows.peer_names``)."""
     return status_peer_names(store.list_peers())
 
@@ -85,7 +85,7 @@ def resolve_peers(names: dict[str, str], wanted: tuple[str, ...]) -> list[str]:
     return out
 
 
-def resolve_document(store: Any, text: str) -> list[str]:
+def resolve_document(store: Store, text: str) -> list[str]:
     """Message IDs named by a message ID (or 6+ leading characters), a SHA-256 or a name part."""
     text = unicodedata.normalize("NFC", text.strip())
     lowered = text.lower()
@@ -94,7 +94,7 @@ def resolve_document(store: Any, text: str) -> list[str]:
     return store.find_message_ids(text)
 
 
-def filter_options(function):  # type: ignore[no-untyped-def]
+def filter_options(function: CommandFunction) -> CommandFunction:
     options = [
         click.option("--peer", "peers", multiple=True, help="Peer name or node ID (repeatable)."),
         click.option("--since", default=None, help="From this date/time (local), e.g. 2026-11-01."),
@@ -111,7 +111,7 @@ def filter_options(function):  # type: ignore[no-untyped-def]
     return function
 
 
-def search_args(store: Any, names: dict[str, str], peers: tuple[str, ...], since: str | None,
+def search_args(store: Store, names: dict[str, str], peers: tuple[str, ...], since: str | None,
                 until: str | None, kinds: tuple[str, ...], document: str | None
                 ) -> dict[str, Any] | None:
     """Filters for ``store.audit_search``; None when the document matches nothing."""
