@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +238,7 @@ class StatusService:
         log.info("status API on http://{address}/status and /metrics", address=self.address)
 
     @inlineCallbacks
-    def stop(self):  # type: ignore[no-untyped-def]
+    def stop(self) -> Generator[Deferred[Any], Any, None]:
         if self.port is None:
             yield self.reads.stop()
             return

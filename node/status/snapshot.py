@@ -102,7 +102,7 @@ def build_snapshot(store: Any, *, node: Mapping[str, Any], home: Path, now: floa
         grouped[key] = grouped.get(key, 0) + 1
     heads = store.audit_heads()
     seq, _ = store.audit_tip()
-    snapshot = {
+    snapshot: dict[str, Any] = {
         "version": SNAPSHOT_VERSION,
         "generated_at": rfc3339(now),
         "node": dict(node),
