@@ -3,7 +3,8 @@
 These commands rewrite or copy the keystore, so they need its passphrase: from the same
 unattended sources the daemon uses (``LIENTHONG_PASSPHRASE``, the configured passphrase file,
 the systemd credential), else a prompt. They never talk to the daemon: a rotation leaves a
-request file that the running daemon picks up within a second (node.keyupdate).
+request file that the running daemon picks up within a second
+(node/identity/key_update_outgoing.py).
 """
 from __future__ import annotations
 
