@@ -18,13 +18,14 @@ import csv
 import json
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
+from lienthong.node.audit.report import VerifyReport
 from lienthong.node.cli.common import CliError, CommandFunction, home_argument, open_config
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.status.gather import own_card
@@ -244,7 +245,7 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: VerifyReport) -> None:
     from lienthong.node.status.render import clean
     click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) verified"
                f" (last covers entry {report.last_signed_seq}).")
@@ -303,7 +304,7 @@ def export(home_arg: Path | None, home: Path | None, peers: tuple[str, ...], sin
         store.close()
 
 
-def _all_entries(store: Any, args: dict[str, Any] | None) -> Iterator[AuditEntry]:
+def _all_entries(store: Store, args: dict[str, Any] | None) -> Iterator[AuditEntry]:
     if args is None:
         return
     after = 0
@@ -312,7 +313,7 @@ def _all_entries(store: Any, args: dict[str, Any] | None) -> Iterator[AuditEntry
         after = page[-1].seq
 
 
-def write_csv(sink: Any, entries: Any, names: dict[str, str]) -> None:
+def write_csv(sink: TextIO, entries: Iterable[AuditEntry], names: dict[str, str]) -> None:
     writer = csv.writer(sink)
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
@@ -322,8 +323,8 @@ def write_csv(sink: Any, entries: Any, names: dict[str, str]) -> None:
                          entry.prev_hash, entry.hash])
 
 
-def write_json(sink: Any, entries: Any, names: dict[str, str], *, heads: list[dict[str, Any]],
-               node: dict[str, str]) -> None:
+def write_json(sink: TextIO, entries: Iterable[AuditEntry], names: dict[str, str], *,
+               heads: list[dict[str, Any]], node: dict[str, str]) -> None:
     """One JSON document, written entry by entry (bounded memory for a long log)."""
     sink.write('{"node": ' + json.dumps(node, ensure_ascii=False) + ',\n "heads": '
                + json.dumps(heads, ensure_ascii=False) + ',\n "entries": [')

@@ -36,7 +36,13 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import NewRecall, NewStatus, ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError, RecallMismatch
-from lienthong.protocol.status import check_chain, token_sha256, verify_recall, verify_status
+from lienthong.protocol.status import (
+    RecallInfo,
+    check_chain,
+    token_sha256,
+    verify_recall,
+    verify_status,
+)
 
 log = Logger(namespace="lienthong.control")
 
@@ -188,7 +194,7 @@ def _read_token(path: Path) -> str:
     return data.decode("ascii", errors="replace").strip()
 
 
-def _recall_note(info: Any, sender_name: str) -> str:
+def _recall_note(info: RecallInfo, sender_name: str) -> str:
     lines = [f"This document was recalled by {sender_name} (thu hồi văn bản).",
              f"Message ID:  {info.message_id}", f"Recalled at: {info.time}",
              f"Reason:      {info.reason}"]
