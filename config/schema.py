@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 CONFIG_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -57,7 +58,7 @@ class StoreSection:
 
 @dataclass(frozen=True, slots=True)
 class WatchSection:
-    observer: str = "native"
+    observer: Literal["native", "polling"] = "native"
     scan_interval: float = 30.0
     stable_seconds: float = 1.0
 

@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from lienthong.config.examples import OFFICES
+# mypy -p reads the TOML folder config/examples/ as a namespace package hiding examples.py.
+from lienthong.config.examples import OFFICES  # type: ignore[attr-defined]
+from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.directory import Peer
+from lienthong.keys.errors import KeystoreError
+from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, read_passphrase
 from lienthong.node.core.clock import rfc3339
-from lienthong.node.identity.provision import create_node_home
+from lienthong.node.identity.provision import NewNode, create_node_home
 
 MARKER = ".lienthong-demo"
 
@@ -74,7 +77,8 @@ def prepare_folder(folder: Path) -> None:
     (folder / MARKER).write_text("created by lienthong demo\n")
 
 
-def create_network(folder: Path, *, now: str, kdf: str = "interactive") -> dict[str, Any]:
+def create_network(folder: Path, *, now: str,
+                   kdf: str = "interactive") -> dict[str, NewNode]:
     """Create the three homes and enrol each with the other two. Returns name → NewNode."""
     from lienthong.node.store.database import open_store
     homes = {}
@@ -117,9 +121,13 @@ def write_sample(outbox: Path, sample: SampleDocument) -> Path:
     return final
 
 
-def open_keys(config: Any) -> Any:
+def open_keys(config: NodeConfig) -> NodeKeys:
+    """The keys of a demo office, opened with the passphrase file its home was created with."""
     passphrase = read_passphrase(env={}, passphrase_file=config.keystore.passphrase_file,
                                  credentials_dir=None)
+    if passphrase is None:
+        raise KeystoreError(f"{config.home} has no keystore passphrase file: "
+                            "is it a demo office home?")
     return load_keystore(config.keystore.path, passphrase)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from twisted.logger import (
     FilteringLogObserver,
+    ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
@@ -23,7 +24,7 @@ def start_logging(log_dir: Path, *, verbose: bool = False, stderr: bool = True) 
     """Send Twisted's log events to a JSON file (everything) and stderr (info and above)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     json_file = open(log_dir / "lienthong.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-    observers = [jsonFileLogObserver(json_file)]
+    observers: list[ILogObserver] = [jsonFileLogObserver(json_file)]
     if stderr:
         level = LogLevel.debug if verbose else LogLevel.info
         observers.append(FilteringLogObserver(

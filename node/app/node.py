@@ -9,11 +9,13 @@ app/process.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -40,7 +42,7 @@ from lienthong.node.spool.recovery import sweep_staged
 from lienthong.node.status.api import StatusService
 from lienthong.node.status.live import live_from_links
 from lienthong.node.store.commits import GroupCommitThread
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
 
@@ -59,8 +61,8 @@ class Node:
         source has it."""
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
-        self.inbound = Offers(runtime)
-        self.receiver_factory = ReceiverFactory(self.inbound)
+        self.offers = Offers(runtime)
+        self.receiver_factory = ReceiverFactory(self.offers)
         self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
                              on_released=self._released)
         self.tls = PinnedContextFactory(
@@ -68,10 +70,10 @@ class Node:
             lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
             on_refused=self.tls_refused)
         self.watcher: OutboxWatcher | None = None
-        self.port: Any = None
+        self.port: IListeningPort | None = None
         self._directory_poll: LoopingCall | None = None
-        self.status_api: Any = None
-        self.head_signer: Any = None
+        self.status_api: StatusService | None = None
+        self.head_signer: HeadSigner | None = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
         self.outgoing_key_updates = OutgoingKeyUpdates(
@@ -81,16 +83,22 @@ class Node:
         self.control_requests = ControlRequests(runtime, self.outbox)
         # A recall received is answered with a status: carry that request out at once.
         self.received_control = ReceivedControl(runtime, answer=self.control_requests.poll)
-        self.inbound.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
-        self.inbound.control["status"] = self.received_control.on_status
-        self.inbound.control["recall"] = self.received_control.on_recall
+        self.offers.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
+        self.offers.control["status"] = self.received_control.on_status
+        self.offers.control["recall"] = self.received_control.on_recall
 
     @property
     def listening_port(self) -> int:
-        return self.port.getHost().port
+        """The TCP port the node listens on (the one the system chose, if configured as 0)."""
+        if self.port is None:
+            raise RuntimeError("the node is not listening: start() has not run")
+        address = self.port.getHost()
+        if not isinstance(address, IPv4Address | IPv6Address):
+            raise RuntimeError(f"the node listens on {address!r}, not on a TCP port")
+        return address.port
 
     @inlineCallbacks
-    def start(self):  # type: ignore[no-untyped-def]
+    def start(self) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         rt.started_at = rt.now()
         rt.started_monotonic = rt.monotonic()
@@ -99,7 +107,7 @@ class Node:
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
         yield rt.audit("node-started", node_id=rt.node_id, listen=f"{host}:{self.listening_port}")
-        yield self.inbound.recover()
+        yield self.offers.recover()
         yield self.outbox.recover()
         self.outgoing_key_updates.start()
         self.peer_tls_grace.start()
@@ -136,7 +144,7 @@ class Node:
             self.links, node_id=rt.node_id, now=rt.now(), started_at=rt.started_at,
             uptime=rt.monotonic() - rt.started_monotonic, monotonic=rt.monotonic(),
             status_listen=self.status_api.address if self.status_api is not None else None,
-            receiving=self.inbound.active)
+            receiving=self.offers.active)
 
     def _file_ready(self, path: Path, target: str) -> None:
         self.outbox.file_ready(path, target)
@@ -193,7 +201,7 @@ class Node:
         log.warn("refused a TLS peer: {reason}", reason=reason)
 
     @inlineCallbacks
-    def stop(self):  # type: ignore[no-untyped-def]
+    def stop(self) -> Generator[Deferred[Any], Any, None]:
         """Stop taking work, close connections (partials stay for resume), flush the store."""
         self.running = False
         if self.watcher is not None:
@@ -206,9 +214,12 @@ class Node:
         for link in self.links.values():
             link.stop()
         for proto in list(self.receiver_factory.connections):
-            proto.transport.loseConnection()
+            if proto.transport is not None:  # None only once the connection is already lost
+                proto.transport.loseConnection()
         if self.port is not None:
-            yield self.port.stopListening()
+            stopped = self.port.stopListening()  # a Deferred, or None if it stopped at once
+            if stopped is not None:
+                yield stopped
         yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
         if self.status_api is not None:
             yield self.status_api.stop()
@@ -222,9 +233,11 @@ IO_THREADS = 16
 
 
 def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
-                  store: Any = None,
-                  wall_clock: Callable[[], float] = time.time) -> NodeRuntime:
-    """A runtime with a real store and database thread (started) and a worker pool.
+                  store: Store | None = None,
+                  wall_clock: Callable[[], float] = time.time
+                  ) -> tuple[NodeRuntime, GroupCommitThread]:
+    """A runtime with a real store and database thread (started) and a worker pool; and that
+    database thread, which the caller stops after the node (the runtime only runs work on it).
 
     Timestamps come from ``wall_clock``; timers from ``reactor`` (on the monotonic clock once
     ``use_monotonic_timers`` has run, as app/process.py and the demo do).
@@ -235,5 +248,6 @@ def build_runtime(reactor: Any, config: NodeConfig, node_keys: NodeKeys, *,
     workers = ThreadPool(minthreads=1, maxthreads=IO_THREADS, name="lienthong-io")
     workers.start()
     reactor.addSystemEventTrigger("during", "shutdown", workers.stop)
-    return NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,
-                       database=database, workers=workers, wall_clock=wall_clock)
+    runtime = NodeRuntime(config=config, keys=node_keys, reactor=reactor, store=store,
+                          database=database, workers=workers, wall_clock=wall_clock)
+    return runtime, database

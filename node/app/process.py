@@ -51,7 +51,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     use_monotonic_timers(reactor)
     node_keys, typed = load_keys_and_passphrase(config)
     start_logging(config.log_dir, verbose=verbose)
-    runtime = build_runtime(reactor, config, node_keys)
+    runtime, database = build_runtime(reactor, config, node_keys)
     node = Node(runtime, passphrase=typed)
     exit_code = [0]
 
@@ -62,7 +62,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
 
     def shutdown() -> Deferred:
         d = node.stop()
-        d.addBoth(lambda _: runtime.database.stop())
+        d.addBoth(lambda _: database.stop())
         return d
 
     reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))

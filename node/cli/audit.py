@@ -18,19 +18,20 @@ import csv
 import json
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
-from lienthong.node.cli.common import CliError, home_argument, open_config
+from lienthong.node.audit.report import VerifyReport
+from lienthong.node.cli.common import CliError, CommandFunction, home_argument, open_config
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.status.gather import own_card
 from lienthong.node.status.rows import peer_names as status_peer_names
 from lienthong.node.store.audit_chain import AuditEntry
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 
 EXPORT_PAGE = 1000
 CSV_COLUMNS = ("seq", "time", "kind", "peer", "peer_name", "message_id", "digest", "detail",
@@ -63,7 +64,7 @@ def parse_when(text: str | None, *, end: bool = False) -> str | None:
     return rfc3339_ms(moment.timestamp())
 
 
-def peer_names(store: Any) -> dict[str, str]:
+def peer_names(store: Store) -> dict[str, str]:
     """Node ID -> name, former identities included (``status.rows.peer_names``)."""
     return status_peer_names(store.list_peers())
 
@@ -85,7 +86,7 @@ def resolve_peers(names: dict[str, str], wanted: tuple[str, ...]) -> list[str]:
     return out
 
 
-def resolve_document(store: Any, text: str) -> list[str]:
+def resolve_document(store: Store, text: str) -> list[str]:
     """Message IDs named by a message ID (or 6+ leading characters), a SHA-256 or a name part."""
     text = unicodedata.normalize("NFC", text.strip())
     lowered = text.lower()
@@ -94,7 +95,7 @@ def resolve_document(store: Any, text: str) -> list[str]:
     return store.find_message_ids(text)
 
 
-def filter_options(function):  # type: ignore[no-untyped-def]
+def filter_options(function: CommandFunction) -> CommandFunction:
     options = [
         click.option("--peer", "peers", multiple=True, help="Peer name or node ID (repeatable)."),
         click.option("--since", default=None, help="From this date/time (local), e.g. 2026-11-01."),
@@ -111,7 +112,7 @@ def filter_options(function):  # type: ignore[no-untyped-def]
     return function
 
 
-def search_args(store: Any, names: dict[str, str], peers: tuple[str, ...], since: str | None,
+def search_args(store: Store, names: dict[str, str], peers: tuple[str, ...], since: str | None,
                 until: str | None, kinds: tuple[str, ...], document: str | None
                 ) -> dict[str, Any] | None:
     """Filters for ``store.audit_search``; None when the document matches nothing."""
@@ -244,7 +245,7 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: VerifyReport) -> None:
     from lienthong.node.status.render import clean
     click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) verified"
                f" (last covers entry {report.last_signed_seq}).")
@@ -303,7 +304,7 @@ def export(home_arg: Path | None, home: Path | None, peers: tuple[str, ...], sin
         store.close()
 
 
-def _all_entries(store: Any, args: dict[str, Any] | None) -> Iterator[AuditEntry]:
+def _all_entries(store: Store, args: dict[str, Any] | None) -> Iterator[AuditEntry]:
     if args is None:
         return
     after = 0
@@ -312,7 +313,7 @@ def _all_entries(store: Any, args: dict[str, Any] | None) -> Iterator[AuditEntry
         after = page[-1].seq
 
 
-def write_csv(sink: Any, entries: Any, names: dict[str, str]) -> None:
+def write_csv(sink: TextIO, entries: Iterable[AuditEntry], names: dict[str, str]) -> None:
     writer = csv.writer(sink)
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
@@ -322,8 +323,8 @@ def write_csv(sink: Any, entries: Any, names: dict[str, str]) -> None:
                          entry.prev_hash, entry.hash])
 
 
-def write_json(sink: Any, entries: Any, names: dict[str, str], *, heads: list[dict[str, Any]],
-               node: dict[str, str]) -> None:
+def write_json(sink: TextIO, entries: Iterable[AuditEntry], names: dict[str, str], *,
+               heads: list[dict[str, Any]], node: dict[str, str]) -> None:
     """One JSON document, written entry by entry (bounded memory for a long log)."""
     sink.write('{"node": ' + json.dumps(node, ensure_ascii=False) + ',\n "heads": '
                + json.dumps(heads, ensure_ascii=False) + ',\n "entries": [')

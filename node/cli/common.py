@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +21,9 @@ from lienthong.node.core.errors import NodeError
 
 HOME_HELP = "Node home folder (default: $LIENTHONG_HOME, else the current folder)."
 
+#: A subcommand's function, as the option decorators below get and return it.
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
+
 
 class CliError(NodeError, click.ClickException):
     """A mistake the person at the command line can fix: one sentence, exit status 2."""
@@ -27,12 +32,12 @@ class CliError(NodeError, click.ClickException):
     exit_code = 2
 
 
-def home_option(function):  # type: ignore[no-untyped-def]
+def home_option(function: CommandFunction) -> CommandFunction:
     return click.option("--home", "home", type=click.Path(path_type=Path), default=None,
                         help=HOME_HELP)(function)
 
 
-def home_argument(function):  # type: ignore[no-untyped-def]
+def home_argument(function: CommandFunction) -> CommandFunction:
     """HOME as an optional argument (``status /srv/lienthong``) or ``--home``."""
     function = click.argument("home_arg", required=False, metavar="[HOME]",
                               type=click.Path(path_type=Path))(function)

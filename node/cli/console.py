@@ -39,7 +39,7 @@ from lienthong.node.status.gather import gather
 from lienthong.node.status.health import Thresholds
 from lienthong.node.status.render import clean, render_status, render_trail
 from lienthong.node.status.trail import build_trail
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 
 
 class Mode(Enum):
@@ -124,7 +124,7 @@ def key_reader(stream: Any = None) -> Iterator[Any]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def resolve(store: Any, query: str) -> tuple[str | None, str]:
+def resolve(store: Store, query: str) -> tuple[str | None, str]:
     """The message ID a typed query names, or None and what to tell the operator."""
     query = unicodedata.normalize("NFC", query.strip())
     lowered = query.lower()

@@ -4,16 +4,22 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from twisted.internet.defer import Deferred
 
-from lienthong.config.examples import OFFICES
+# mypy -p reads the TOML folder config/examples/ as a namespace package hiding examples.py.
+from lienthong.config.examples import OFFICES  # type: ignore[attr-defined]
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
+
+if TYPE_CHECKING:
+    from lienthong.node.store.commits import GroupCommitThread
 
 DEADLINE_SECONDS = 50.0
 
@@ -80,12 +86,13 @@ def demo(folder: Path) -> None:
         click.echo(f"  {office.name:<7} {office.display_name}  ({office.english_name})")
         click.echo(f"          node ID {new.node_id}, listening on {new.config.node.listen}")
     nodes: dict[str, Node] = {}
+    databases: dict[str, GroupCommitThread] = {}
     outcome = {"code": 0}
 
     @inlineCallbacks
-    def scenario():  # type: ignore[no-untyped-def]
+    def scenario() -> Generator[Deferred[Any], Any, None]:
         for name, new in homes.items():
-            runtime = build_runtime(reactor, new.config, open_keys(new.config))
+            runtime, databases[name] = build_runtime(reactor, new.config, open_keys(new.config))
             nodes[name] = Node(runtime)
             yield nodes[name].start()
         click.echo("All three nodes are running, enrolled with each other (mutual TLS 1.3).")
@@ -134,9 +141,9 @@ def demo(folder: Path) -> None:
             for sender, name in pending:
                 click.echo(f"✗ {name!r} from {sender} was not delivered in "
                            f"{DEADLINE_SECONDS:.0f} s")
-        for node in nodes.values():
+        for name, node in nodes.items():
             yield node.stop()
-            yield node.rt.database.stop()
+            yield databases[name].stop()
 
     def done(_: Any) -> None:
         reactor.stop()

@@ -2,7 +2,7 @@
 
 None of these needs the keystore passphrase. ``message`` puts a text file and its sidecar
 into the outbox (the same pipeline as a clerk); ``mark`` and ``recall`` leave a request in
-the store that the running node signs and sends within a second (node/control/processing.py);
+the store that the running node signs and sends within a second (node/control/requests.py);
 ``track`` reads the store and shows a document's whole lifecycle.
 """
 from __future__ import annotations

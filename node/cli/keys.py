@@ -3,22 +3,25 @@
 These commands rewrite or copy the keystore, so they need its passphrase: from the same
 unattended sources the daemon uses (``LIENTHONG_PASSPHRASE``, the configured passphrase file,
 the systemd credential), else a prompt. They never talk to the daemon: a rotation leaves a
-request file that the running daemon picks up within a second (node.keyupdate).
+request file that the running daemon picks up within a second
+(node/identity/key_update_outgoing.py).
 """
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.keystore import passphrase_bytes, read_passphrase
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
 
 
-def passphrase_for(config) -> bytes:  # type: ignore[no-untyped-def]
+def passphrase_for(config: NodeConfig) -> bytes:
     """The keystore passphrase from the unattended sources, else asked for at the terminal."""
     found = read_passphrase(env=os.environ, passphrase_file=config.keystore.passphrase_file,
                             credentials_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
@@ -34,7 +37,7 @@ def _prompt() -> bytes:
     return passphrase_bytes(click.prompt("Keystore passphrase", hide_input=True))
 
 
-def _audit(config, kind: str, now: str, **detail) -> None:  # type: ignore[no-untyped-def]
+def _audit(config: NodeConfig, kind: str, now: str, **detail: Any) -> None:
     from lienthong.node.store.database import open_store
     store = open_store(config.store.url)
     try:

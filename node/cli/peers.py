@@ -18,7 +18,8 @@ from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
 from lienthong.node.status.gather import own_card
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.records import PeerRecord
 
 
 @click.group()
@@ -91,7 +92,7 @@ def list_(as_json: bool, home: Path | None) -> None:
         click.echo(f"{row.name:<16} {row.state:<8} {row.node_id}  {', '.join(row.addresses)}")
 
 
-def _find(store, name: str):  # type: ignore[no-untyped-def]
+def _find(store: Store, name: str) -> PeerRecord:
     record = store.get_peer(name)
     if record is None:
         raise CliError(f"there is no peer named {name!r}; see 'lienthong peers list'")

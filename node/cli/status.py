@@ -11,12 +11,12 @@ from pathlib import Path
 
 import click
 
-from lienthong.node.cli.common import home_argument, open_config
+from lienthong.node.cli.common import CommandFunction, home_argument, open_config
 from lienthong.node.status.gather import gather
 from lienthong.node.status.health import Thresholds
 
 
-def thresholds_options(function):  # type: ignore[no-untyped-def]
+def thresholds_options(function: CommandFunction) -> CommandFunction:
     function = click.option("--unreachable-hours", type=float, default=4.0, show_default=True,
                             help="Warn when a peer with work waiting was not seen for longer.")(
         function)

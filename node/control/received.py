@@ -19,11 +19,11 @@ documents whose token was never kept.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
@@ -36,7 +36,13 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import NewRecall, NewStatus, ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError, RecallMismatch
-from lienthong.protocol.status import check_chain, token_sha256, verify_recall, verify_status
+from lienthong.protocol.status import (
+    RecallInfo,
+    check_chain,
+    token_sha256,
+    verify_recall,
+    verify_status,
+)
 
 log = Logger(namespace="lienthong.control")
 
@@ -54,7 +60,7 @@ class ReceivedControl:
         self._answer = answer
 
     @inlineCallbacks
-    def recover(self):  # type: ignore[no-untyped-def]
+    def recover(self) -> Generator[Deferred[Any], Any, None]:
         """At start, after the outbox's recovery: apply what a crash left unapplied."""
         rt = self.rt
         for kind, apply in (("status", self.on_status), ("recall", self.on_recall)):
@@ -66,7 +72,8 @@ class ReceivedControl:
                             rt.config.home / row.stored_path)
 
     @inlineCallbacks
-    def on_status(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
+    def on_status(self, peer: str, header: EnvelopeHeader,
+                  stored: Path) -> Generator[Deferred[Any], Any, None]:
         """A recipient reports what it did with a document we sent it."""
         rt = self.rt
         token = yield rt.io(_read_token, stored)
@@ -108,7 +115,8 @@ class ReceivedControl:
                      mid=info.message_id, status=info.status)
 
     @inlineCallbacks
-    def on_recall(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
+    def on_recall(self, peer: str, header: EnvelopeHeader,
+                  stored: Path) -> Generator[Deferred[Any], Any, None]:
         """The sender recalls a document: move it aside, keep the recall, answer it."""
         rt = self.rt
         token = yield rt.io(_read_token, stored)
@@ -186,7 +194,7 @@ def _read_token(path: Path) -> str:
     return data.decode("ascii", errors="replace").strip()
 
 
-def _recall_note(info: Any, sender_name: str) -> str:
+def _recall_note(info: RecallInfo, sender_name: str) -> str:
     lines = [f"This document was recalled by {sender_name} (thu hồi văn bản).",
              f"Message ID:  {info.message_id}", f"Recalled at: {info.time}",
              f"Reason:      {info.reason}"]

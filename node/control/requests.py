@@ -28,7 +28,10 @@ control/received.py itself, with the sender and receipt digest it already checke
 """
 from __future__ import annotations
 
-from twisted.internet.defer import inlineCallbacks
+from collections.abc import Generator
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -41,6 +44,7 @@ from lienthong.node.store.records import (
     ControlRequest,
     NewRecall,
     NewStatus,
+    ReceivedRow,
 )
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Priority
@@ -79,7 +83,7 @@ class ControlRequests:
             self._poll.stop()
 
     @inlineCallbacks
-    def poll(self):  # type: ignore[no-untyped-def]
+    def poll(self) -> Generator[Deferred[Any], Any, None]:
         """Carry out every ``new`` control request; never raises (a LoopingCall would stop)."""
         if self._busy:
             return
@@ -94,7 +98,7 @@ class ControlRequests:
             self._busy = False
 
     @inlineCallbacks
-    def _carry_out(self, request: ControlRequest):  # type: ignore[no-untyped-def]
+    def _carry_out(self, request: ControlRequest) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         try:
             if request.kind == "status":
@@ -117,11 +121,13 @@ class ControlRequests:
         yield rt.db(rt.store.finish_control_request, request.id, rt.now_text())
 
     @inlineCallbacks
-    def _send_status(self, request: ControlRequest):  # type: ignore[no-untyped-def]
+    def _send_status(self, request: ControlRequest) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         mid = request.message_id
         payload = request.payload
         status = payload.get("status")
+        if not isinstance(status, str):
+            raise RequestRefused(f"the status request for {mid} names no status")
         if status in RECALL_ANSWERS:
             # Written by on_recall, which already knows the sender and the receipt.
             sender, receipt_sha = payload["sender"], payload.get("receipt_sha256")
@@ -156,9 +162,10 @@ class ControlRequests:
                        control_message_id=control_id)
 
     @inlineCallbacks
-    def _received(self, mid: str, sender: str | None):  # type: ignore[no-untyped-def]
-        rows = yield self.rt.db(self.rt.store.stored_received, mid)
-        rows = [r for r in rows if sender is None or r.sender_node_id == sender]
+    def _received(self, mid: str,
+                  sender: str | None) -> Generator[Deferred[Any], Any, ReceivedRow]:
+        stored: list[ReceivedRow] = yield self.rt.db(self.rt.store.stored_received, mid)
+        rows = [r for r in stored if sender is None or r.sender_node_id == sender]
         if not rows:
             raise RequestRefused(f"no document with message ID {mid} was received here")
         if len(rows) > 1:
@@ -168,7 +175,7 @@ class ControlRequests:
         return rows[0]
 
     @inlineCallbacks
-    def _send_recall(self, request: ControlRequest):  # type: ignore[no-untyped-def]
+    def _send_recall(self, request: ControlRequest) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         mid = request.message_id
         row = yield rt.db(rt.store.get_dispatch, mid)

@@ -84,7 +84,8 @@ def _entry(raw: Any, where: Path) -> FormerIdentity:
     try:
         if not isinstance(raw, dict):
             raise IdentityHistoryError("an entry is not an object")
-        public = decode_key32(raw["identity"], "identity key", IdentityHistoryError)
+        # A KeysError is reworded below as damage to the file, like any other.
+        public = decode_key32(raw["identity"], "identity key", KeysError)
         node_id = raw["node_id"]
         if node_id_from_public_key(public) != node_id:
             raise IdentityHistoryError(f"{node_id!r} does not match its identity key")

@@ -24,10 +24,11 @@ before commit and raises).
 """
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 
 from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import BadBinding
@@ -35,12 +36,14 @@ from lienthong.keys.jws import b64url_encode
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.identity.peer_tls_grace import TLS_GRACE_SECONDS
 from lienthong.node.identity.rotation import (
+    Announcement,
     parse_announcement,
     verify_identity_rotation,
     verify_key_announcement,
 )
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import AcceptedConnections
+from lienthong.node.store.database import Store
 from lienthong.node.store.records import NotFound
 from lienthong.protocol.envelope import EnvelopeHeader
 
@@ -61,7 +64,8 @@ class IncomingKeyUpdates:
         self._accepted = accepted
 
     @inlineCallbacks
-    def receive(self, peer: str, header: EnvelopeHeader, stored: Path):  # type: ignore[no-untyped-def]
+    def receive(self, peer: str, header: EnvelopeHeader,
+                stored: Path) -> Generator[Deferred[Any], Any, None]:
         """Apply a peer's ``key-update`` (stored and receipted already; idempotent)."""
         rt = self.rt
         data = yield rt.io(_read_small, stored)
@@ -83,7 +87,7 @@ class IncomingKeyUpdates:
         yield rt.refresh_directory()
 
 
-def apply_key_announcement(store: Any, peer: str, announcement: Any, now: str,
+def apply_key_announcement(store: Store, peer: str, announcement: Announcement, now: str,
                            grace_until: str) -> None:
     """On the database thread: verify against the identity we trust now, then apply."""
     with store.transaction():
@@ -107,7 +111,7 @@ def apply_key_announcement(store: Any, peer: str, announcement: Any, now: str,
                                        else None})
 
 
-def apply_identity_continuation(store: Any, peer: str, token: str, now: str) -> str:
+def apply_identity_continuation(store: Store, peer: str, token: str, now: str) -> str:
     """On the database thread: verify a continuation and re-key the peer (what was queued
     for its old node ID now waits under the new one); return the new node ID."""
     with store.transaction():

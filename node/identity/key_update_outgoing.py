@@ -51,11 +51,12 @@ person restarts it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -78,6 +79,7 @@ from lienthong.node.identity.rotation import (
 )
 from lienthong.node.identity.switch import IdentitySwitch
 from lienthong.node.runtime.ports import RotationHost
+from lienthong.node.store.records import DeliveryRow
 from lienthong.node.transport.tls import PinnedContextFactory
 
 log = Logger(namespace="lienthong.keyupdate")
@@ -133,7 +135,7 @@ class OutgoingKeyUpdates:
     # -- life cycle -------------------------------------------------------------------------
 
     @inlineCallbacks
-    def resume(self):  # type: ignore[no-untyped-def]
+    def resume(self) -> Generator[Deferred[Any], Any, None]:
         """Before the node listens: pick up the former identities still receiving and an
         announcement a restart interrupted, so that the very first connection already gets
         the right certificate and HELLO, and envelopes addressed to a former identity open."""
@@ -158,7 +160,7 @@ class OutgoingKeyUpdates:
             self._loop.stop()
 
     @inlineCallbacks
-    def _tick(self):  # type: ignore[no-untyped-def]
+    def _tick(self) -> Generator[Deferred[Any], Any, None]:
         if self._busy:
             return
         self._busy = True
@@ -175,7 +177,7 @@ class OutgoingKeyUpdates:
             self._busy = False
 
     @inlineCallbacks
-    def _check_request(self):  # type: ignore[no-untyped-def]
+    def _check_request(self) -> Generator[Deferred[Any], Any, None]:
         home = self.rt.config.home
         try:
             request = yield self.rt.io(read_request, home)
@@ -230,14 +232,20 @@ class OutgoingKeyUpdates:
         if self._identity_unswitched():
             yield self._switch_identity()  # the continuation is sealed: switch at once
 
+    def _announcement(self) -> dict[str, Any]:
+        """The announcement in progress: asked for only while there is one."""
+        if self.state is None:
+            raise RuntimeError("no key announcement is in progress")
+        return self.state
+
     def _identity_unswitched(self) -> bool:
         state = self.state
         return (state is not None and "identity" in state["kinds"]
                 and self.rt.node_id == state["old_node_id"])
 
     @inlineCallbacks
-    def _switch_identity(self):  # type: ignore[no-untyped-def]
-        switched = yield self.identity.switch(self.state.get("rotation"))
+    def _switch_identity(self) -> Generator[Deferred[Any], Any, None]:
+        switched = yield self.identity.switch(self._announcement().get("rotation"))
         if switched:
             self._update_known_as()
             self._kick_links()
@@ -256,7 +264,8 @@ class OutgoingKeyUpdates:
             link.kick()
 
     @inlineCallbacks
-    def _load_previous_tls(self, passphrase: bytes | None = None):  # type: ignore[no-untyped-def]
+    def _load_previous_tls(self,
+                           passphrase: bytes | None = None) -> Generator[Deferred[Any], Any, None]:
         """Keep the old TLS key (keystore.previous.json) for peers that do not know the new."""
         path = previous_keystore(self.rt.config)
         exists = yield self.rt.io(path.exists)
@@ -276,7 +285,7 @@ class OutgoingKeyUpdates:
         self._old_tls = self._factory(old.tls_key, old.tls_cert_der)
         self._new_tls = self._factory(self.rt.keys.tls_key, self.rt.keys.tls_cert_der)
 
-    def _factory(self, tls_key: Any, cert: bytes) -> PinnedContextFactory:
+    def _factory(self, tls_key: Ed25519PrivateKey, cert: bytes) -> PinnedContextFactory:
         return PinnedContextFactory(tls_key=tls_key, certificate_der_bytes=cert,
                                     lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
                                     on_refused=self.node.tls_refused)
@@ -301,10 +310,9 @@ class OutgoingKeyUpdates:
                 link.tls = self._old_tls if node_id in self.pending else self._new_tls
 
     @inlineCallbacks
-    def _check_progress(self):  # type: ignore[no-untyped-def]
+    def _check_progress(self) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
-        state = self.state
-        message_id = state.get("message_id")
+        message_id = self._announcement().get("message_id")
         if message_id is not None:
             row = yield rt.db(rt.store.get_dispatch, message_id)
             deliveries = row.deliveries if row is not None else ()
@@ -321,9 +329,9 @@ class OutgoingKeyUpdates:
             yield self._finish(deliveries if message_id is not None else ())
 
     @inlineCallbacks
-    def _finish(self, deliveries: Any):  # type: ignore[no-untyped-def]
+    def _finish(self, deliveries: Sequence[DeliveryRow]) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
-        state = self.state
+        state = self._announcement()
         if self._identity_unswitched():
             return
         yield rt.io(previous_keystore(rt.config).unlink, True)

@@ -14,7 +14,10 @@ lets a rotation never interrupt delivery.
 """
 from __future__ import annotations
 
-from twisted.internet.defer import inlineCallbacks
+from collections.abc import Generator
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -46,18 +49,19 @@ class PeerTLSGrace:
             self._loop.stop()
 
     @inlineCallbacks
-    def _tick(self):  # type: ignore[no-untyped-def]
+    def _tick(self) -> Generator[Deferred[Any], Any, None]:
         try:
             yield self.end_expired()
         except Exception:  # noqa: BLE001 - the poll must survive to try again
             log.failure("closing peers' previous TLS keys failed")
 
     @inlineCallbacks
-    def end_expired(self):  # type: ignore[no-untyped-def]
+    def end_expired(self) -> Generator[Deferred[Any], Any, None]:
         """Close peers' previous TLS keys whose grace period is over."""
         rt = self.rt
         now = parse_time(rt.now_text())
-        due = any(parse_time(key.valid_until) <= now  # type: ignore[arg-type]
+        # The keys after the current one were closed when it came: each has an end.
+        due = any(key.valid_until is not None and parse_time(key.valid_until) <= now
                   for peer in rt.directory.peers if peer.state == "trusted"
                   for key in peer.accepted_tls_keys()[1:])
         if not due:

@@ -39,10 +39,11 @@ stolen identity key: that calls for revocation.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from lienthong.keys.keystore import load_keystore
@@ -77,7 +78,7 @@ class IdentitySwitch:
         self._said_no_passphrase = False  # the poll retries each second; say it once
 
     @inlineCallbacks
-    def start(self):  # type: ignore[no-untyped-def]
+    def start(self) -> Generator[Deferred[Any], Any, None]:
         """Open the keystores of former identities still in their grace period."""
         rt = self.rt
         history = yield rt.io(read_identity_history, rt.config.home)
@@ -102,7 +103,7 @@ class IdentitySwitch:
             rt.former_keys[former.node_id] = former
 
     @inlineCallbacks
-    def switch(self, token: str | None):  # type: ignore[no-untyped-def]
+    def switch(self, token: str | None) -> Generator[Deferred[Any], Any, bool]:
         """Become the new identity now; return False if the new keystore cannot be opened.
 
         The caller has already sealed the continuation with the old identity. Each step can
@@ -140,7 +141,7 @@ class IdentitySwitch:
         return True
 
     @inlineCallbacks
-    def retire_expired(self):  # type: ignore[no-untyped-def]
+    def retire_expired(self) -> Generator[Deferred[Any], Any, None]:
         """Forget former identities whose grace period is over (delete their keystores)."""
         rt = self.rt
         if not rt.former_keys:

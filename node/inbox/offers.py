@@ -45,7 +45,7 @@ from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
 from lienthong.protocol.receipt import issue_receipt
 
-log = Logger(namespace="lienthong.inbound")
+log = Logger(namespace="lienthong.offers")
 
 
 #: What a control document's handler gets: (sender node ID, verified header, stored file).

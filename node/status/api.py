@@ -30,20 +30,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from lienthong.config.schema import parse_address
+from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.status.metrics import CONTENT_TYPE, MetricsState, render_metrics
 from lienthong.node.status.probe import probe_home
 from lienthong.node.status.reads import Coalesced, StatusReads
 from lienthong.node.status.snapshot import build_snapshot
+from lienthong.node.store.database import Store
 
 log = Logger(namespace="lienthong.status")
 
@@ -193,13 +198,22 @@ def host_name(header: bytes | str | None) -> str | None:
     return text.rsplit(":", 1)[0] if ":" in text else text
 
 
+class LiveNode(Protocol):
+    """The running node as the status API sees it (app's ``Node``): its runtime, and what only
+    the daemon knows (links and transfers in flight)."""
+
+    rt: NodeRuntime
+
+    def live_status(self) -> dict[str, Any]: ...
+
+
 class StatusService:
     """Serves the status API for a running ``Node``; started and stopped by the daemon."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: LiveNode) -> None:
         self.node = node
         self.rt = node.rt
-        self.port: Any = None
+        self.port: IListeningPort | None = None
         self.address: str | None = None
         #: Touched only by metrics units, which all run on the status thread.
         self.metrics_state = MetricsState()
@@ -228,6 +242,10 @@ class StatusService:
                       listen=config.listen, error=str(exc))
             return
         bound = self.port.getHost()
+        if not isinstance(bound, IPv4Address | IPv6Address):
+            log.error("status API not started: {listen} is not a TCP address",
+                      listen=config.listen)
+            return
         shown = f"[{bound.host}]" if ":" in bound.host else bound.host
         self.address = f"{shown}:{bound.port}"
         try:
@@ -237,12 +255,14 @@ class StatusService:
         log.info("status API on http://{address}/status and /metrics", address=self.address)
 
     @inlineCallbacks
-    def stop(self):  # type: ignore[no-untyped-def]
+    def stop(self) -> Generator[Deferred[Any], Any, None]:
         if self.port is None:
             yield self.reads.stop()
             return
         port, self.port = self.port, None
-        yield port.stopListening()
+        stopped = port.stopListening()  # a Deferred, or None if it stopped at once
+        if stopped is not None:
+            yield stopped
         try:
             if self.port_file.read_text().strip() == self.address:
                 self.port_file.unlink()
@@ -267,23 +287,23 @@ class StatusService:
         """The ``/metrics`` text; scrapes that overlap share one build."""
         return self._metrics()
 
-    def _build(self, unit: Any) -> Deferred:
+    def _build(self, unit: Callable[..., Any]) -> Deferred:
         # The live part is read here, on the reactor thread (it is the links' memory); the
         # disk probe and the store are read on the status thread, never on this one.
         return self.reads.run(unit, self.live(), self._node_info())
 
-    def _snapshot_unit(self, store: Any, live: dict[str, Any],
+    def _snapshot_unit(self, store: Store, live: dict[str, Any],
                        node: dict[str, Any]) -> dict[str, Any]:
         probe = probe_home(self.rt.config.home)  # before the view: it may scan outbox/
         with store.reading():
             return self._snapshot_in_view(store, live, node, probe)
 
-    def _snapshot_in_view(self, store: Any, live: dict[str, Any], node: dict[str, Any],
+    def _snapshot_in_view(self, store: Store, live: dict[str, Any], node: dict[str, Any],
                           probe: dict[str, Any]) -> dict[str, Any]:
         return build_snapshot(store, node=node, home=self.rt.config.home, now=live["now"],
                               daemon={"running": True, "note": ""}, live=live, probe=probe)
 
-    def _metrics_unit(self, store: Any, live: dict[str, Any], node: dict[str, Any]) -> str:
+    def _metrics_unit(self, store: Store, live: dict[str, Any], node: dict[str, Any]) -> str:
         probe = probe_home(self.rt.config.home)
         with store.reading():
             snapshot = self._snapshot_in_view(store, live, node, probe)

@@ -27,6 +27,7 @@ from typing import Any
 
 from lienthong.node.core.clock import parse_rfc3339
 from lienthong.node.status.snapshot import FAILURE_KINDS
+from lienthong.node.store.database import Store
 
 #: Receipt latency buckets (seconds): from "the peer was up" to "the peer was away for days".
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0, 86400.0,
@@ -99,7 +100,7 @@ class MetricsState:
     delivered: int = -1
     latency: Histogram = field(default_factory=lambda: histogram(()))
 
-    def refresh(self, store: Any, names: Mapping[str, str]) -> None:
+    def refresh(self, store: Store, names: Mapping[str, str]) -> None:
         """Fold new failure events and, if deliveries were receipted, recompute latency."""
         self.after_seq, events = store.failure_events(FAILURE_KINDS, after_seq=self.after_seq)
         for event in events:

@@ -16,6 +16,7 @@ WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox"
 
 def probe_home(home: Path) -> dict[str, Any]:
     """Free space, writable folders and files waiting in outbox/ (blocking I/O)."""
+    disk: dict[str, int | str | None]
     try:
         usage = shutil.disk_usage(home)
         disk = {"free_bytes": usage.free, "total_bytes": usage.total}

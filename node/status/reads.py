@@ -37,7 +37,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lienthong.node.store.database import open_store, shared_only
+from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.database import Store, open_store, shared_only
 from lienthong.node.store.db_thread import DatabaseThread
 
 THREAD_NAME = "lienthong-status"
@@ -90,12 +91,12 @@ class Coalesced:
 class StatusReads:
     """Runs read-only units of work ``fn(store, ...)`` off the database thread."""
 
-    def __init__(self, rt: Any, *, name: str = THREAD_NAME) -> None:
+    def __init__(self, rt: NodeRuntime, *, name: str = THREAD_NAME) -> None:
         self.rt = rt
         self.url: str = rt.config.store.url
         #: None when the store can only be shared (in-memory SQLite): reads use ``rt.db``.
         self._thread = None if shared_only(self.url) else DatabaseThread(rt.reactor, name=name)
-        self._store: Any = None  # opened and used on self._thread only
+        self._store: Store | None = None  # opened and used on self._thread only
 
     @property
     def separate(self) -> bool:

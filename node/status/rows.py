@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from lienthong.node.store.database import Store
+from lienthong.node.store.records import DispatchRow, PeerRecord, ReceivedRow
+
 #: The signed metadata fields a clerk recognises a document by (docs/documents.md); the rest
 #: (signer, dates, reply-to) is in the document's trail.
 DOCUMENT_FIELDS = ("type", "number", "urgency", "confidentiality", "subject", "kind")
@@ -17,7 +20,7 @@ def document_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {key: meta[key] for key in DOCUMENT_FIELDS if meta.get(key) not in (None, "")}
 
 
-def peer_names(records: Iterable[Any]) -> dict[str, str]:
+def peer_names(records: Iterable[PeerRecord]) -> dict[str, str]:
     """Node ID -> peer name, former identities included: documents delivered, statuses
     signed and audit entries made before a peer's identity rotation name its former node ID
     (docs/keys.md §3), and they are still that office's."""
@@ -35,7 +38,7 @@ def _same_office(names: Mapping[str, str], node_id: str) -> list[str]:
     return [other for other, n in names.items() if n == name] if name else [node_id]
 
 
-def sent_row(row: Any, names: Mapping[str, str], store: Any) -> dict[str, Any]:
+def sent_row(row: DispatchRow, names: Mapping[str, str], store: Store) -> dict[str, Any]:
     return {"message_id": row.message_id, "name": row.name, "target": row.target,
             "size": row.size, "sha256": row.sha256, "state": row.state,
             "created_at": row.created_at, "finished_at": row.finished_at, "error": row.error,
@@ -49,7 +52,7 @@ def sent_row(row: Any, names: Mapping[str, str], store: Any) -> dict[str, Any]:
                            for d in row.deliveries]}
 
 
-def received_row(row: Any, names: Mapping[str, str], store: Any,
+def received_row(row: ReceivedRow, names: Mapping[str, str], store: Store,
                   own_node_id: str | None) -> dict[str, Any]:
     return {"message_id": row.message_id, "name": row.name,
             "from": names.get(row.sender_node_id, row.sender_node_id),

@@ -27,6 +27,7 @@ from typing import Any
 from lienthong.node.core.clock import parse_rfc3339, rfc3339, rfc3339_ms
 from lienthong.node.status.health import Thresholds, health_of, warnings_for
 from lienthong.node.status.rows import peer_names, received_row, sent_row
+from lienthong.node.store.database import Store
 
 SNAPSHOT_VERSION = 1
 #: Audit kinds that count as failures (metrics label them with their ``code``).
@@ -51,7 +52,7 @@ def _age(now: float, when: str | None) -> float | None:
         return None
 
 
-def build_snapshot(store: Any, *, node: Mapping[str, Any], home: Path, now: float,
+def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: float,
                    daemon: Mapping[str, Any], live: Mapping[str, Any] | None = None,
                    probe: Mapping[str, Any] | None = None,
                    thresholds: Thresholds | None = None,
@@ -102,7 +103,7 @@ def build_snapshot(store: Any, *, node: Mapping[str, Any], home: Path, now: floa
         grouped[key] = grouped.get(key, 0) + 1
     heads = store.audit_heads()
     seq, _ = store.audit_tip()
-    snapshot = {
+    snapshot: dict[str, Any] = {
         "version": SNAPSHOT_VERSION,
         "generated_at": rfc3339(now),
         "node": dict(node),
@@ -155,7 +156,7 @@ def _queue(queue: Any, now: float) -> dict[str, Any]:
         "last_error": queue.oldest_last_error}}
 
 
-def _daemon(store: Any, daemon: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+def _daemon(store: Store, daemon: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     started = store.last_audit_of(["node-started"])
     stopped = store.last_audit_of(["node-stopped"])
     out = {"running": bool(daemon.get("running")), "note": daemon.get("note", ""),

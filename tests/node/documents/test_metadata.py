@@ -1,5 +1,5 @@
-"""Document metadata (node/documents/metadata.py), the recall move
-(node/control/received.py), their tables (node/store/documents.py) and CLI commands."""
+"""Document metadata (node/documents/metadata.py), their tables (node/store/documents.py) and
+CLI commands."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from lienthong.config.template import render_config
 from lienthong.node.cli.documents import lifecycle, write_message
 from lienthong.node.cli.main import main
-from lienthong.node.control.received import recall_files
 from lienthong.node.documents.metadata import (
     CONFIDENTIALITY_NAMES,
     STATUS_NAMES,
@@ -32,8 +31,8 @@ from lienthong.node.documents.metadata import (
     resolve_urgency,
 )
 from lienthong.node.store.database import Store, open_store
-from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus, ReceivedRow
-from tests.node.storehelp import T0, T1, T2, make_dispatch, make_peer, make_received
+from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus
+from tests.node.storehelp import T0, T1, T2, make_dispatch, make_received
 
 MID = "0123456789abcdef0123456789abcdef"
 
@@ -191,30 +190,6 @@ def test_confidentiality_guard() -> None:
     assert caught.value.code == "confidentiality-refused"
 
 
-def _received(tmp_path: Path, name: str = "cv.pdf") -> ReceivedRow:
-    inbox = tmp_path / "inbox" / "alpha"
-    inbox.mkdir(parents=True, exist_ok=True)
-    for suffix, text in (("", "document"), (".meta.json", "{}"), (".receipt.jws", "r")):
-        (inbox / (name + suffix)).write_text(text)
-    return ReceivedRow("SENDER", MID, name, f"inbox/alpha/{name}", 8, "0" * 64, "h", "stored",
-                       "r", T0, {})
-
-
-def test_recall_moves_document_and_sidecars_aside_idempotently(tmp_path: Path) -> None:
-    """Everything moves to recalled/alpha/ beside the signed recall; a rerun finds it; a clash
-    with an earlier recalled file of the same name gets a suffix; nothing is deleted."""
-    row = _received(tmp_path)
-    target = recall_files(tmp_path, row, "tok.en.sig", "Lý do: nhầm\n")
-    folder = tmp_path / "recalled" / "alpha"
-    assert target == folder / "cv.pdf" and target.read_text() == "document"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([
-        "cv.pdf", "cv.pdf.meta.json", "cv.pdf.receipt.jws", "cv.pdf.recall.jws",
-        "cv.pdf.recall.txt"])
-    assert list((tmp_path / "inbox" / "alpha").iterdir()) == []
-    assert recall_files(tmp_path, row, "tok.en.sig", "again") == target
-    second = recall_files(tmp_path, _received(tmp_path), "other.tok.sig", "x")
-    assert second == folder / "cv (2).pdf" and second.read_text() == "document"
-    assert recall_files(tmp_path, row, "third.tok.sig", "x") is None
 
 
 # -- the tables --------------------------------------------------------------------------------
@@ -275,21 +250,6 @@ def test_recalls_are_kept_once_and_refusals_say_why(store: Store) -> None:
         NewRecall(message_id=MID, sender_node_id="S", token="t", token_sha256="c" * 64,
                   reason="x", replaced_by=None, state="refused", refusal=None,
                   recalled_path=None, time=T0)
-
-
-def test_unapplied_control_lists_stored_notices_not_yet_recorded(store: Store) -> None:
-    """A stored status notice whose token (its SHA-256) was never kept is found at start-up."""
-    sender = make_peer("alpha", 1).node_id
-    notice = make_received(7, sender)
-    notice = type(notice)(**{**{f: getattr(notice, f) for f in notice.__dataclass_fields__},
-                             "meta": {"kind": "status", "message_id": MID}})
-    store.begin_publish(notice, T0)
-    store.complete_publish(sender, notice.message_id, "receipt", T0)
-    assert [r.message_id for r in store.unapplied_control("status")] == [notice.message_id]
-    assert store.unapplied_control("recall") == []
-    store.record_status(NewStatus(MID, "P", "ME", "completed", "", None, "t",
-                                  notice.sha256, "a" * 64, T1), T1)
-    assert store.unapplied_control("status") == []
 
 
 # -- command line ------------------------------------------------------------------------------
