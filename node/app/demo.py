@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-# mypy -p reads the TOML folder config/examples/ as a namespace package hiding examples.py.
-from lienthong.config.examples import OFFICES  # type: ignore[attr-defined]
+from lienthong.config.offices import OFFICES
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.directory import Peer

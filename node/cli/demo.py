@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from twisted.internet.defer import Deferred
 
-# mypy -p reads the TOML folder config/examples/ as a namespace package hiding examples.py.
-from lienthong.config.examples import OFFICES  # type: ignore[attr-defined]
+from lienthong.config.offices import OFFICES
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.protocol.errors import ProtocolError

@@ -81,4 +81,4 @@ def test_installing_beside_pypi_config_and_node_breaks_neither(wheel: Path,
 
     # And the other way round: removing PyPI's config leaves ours in place.
     _run(python, "-m", "pip", "uninstall", "--quiet", "--yes", "config")
-    _run(python, "-c", "import lienthong.config.examples")
+    _run(python, "-c", "import lienthong.config.offices")
