@@ -93,7 +93,8 @@ class BulkTLSTransport(BufferingTLSTransport):
     def _flushSendBIO(self) -> None:  # noqa: N802
         """Pass on everything OpenSSL has written to the memory BIO (Twisted: 32 KiB)."""
         transport = self.transport
-        assert transport is not None, "flushed before the TCP connection was made"
+        if transport is None:  # Twisted flushes only once the TCP connection exists
+            raise RuntimeError("TLS records flushed before the TCP connection was made")
         while True:
             try:
                 data = self._tlsConnection.bio_read(BIO_READ)
