@@ -2,7 +2,7 @@
 SHA-256 recorded for it, and each receipt copy beside it is the one kept in the store.
 
 A document no longer there is not a failure (clerks move delivered documents into their own
-systems): it is counted and listed in a note. See node.audit_verify for the other checks.
+systems): it is counted and listed in a note. See node/audit/verify.py for the other checks.
 """
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def own_identities(home: Path, own_card: PeerCard, report: VerifyReport) -> list
     it, hands over to the next identity in line. A broken link is a problem, and the identity
     it would vouch for is not used (so what it signed is reported as unverifiable)."""
     from lienthong.node.identity.rotation import (
-        verify_identity_rotation,  # node.rotation imports config
+        verify_identity_rotation,  # identity/rotation.py imports config
     )
     where = "state/identity-history.json"
     try:

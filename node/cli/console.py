@@ -154,7 +154,7 @@ def key_help(view: View) -> Text:
     return line
 
 
-def screen(store: Any, view: View, snapshot: dict[str, Any]) -> RenderableType:
+def screen(store: Store, view: View, snapshot: dict[str, Any]) -> RenderableType:
     """What to draw for ``view`` (a trail is read fresh from the store on every refresh)."""
     help_line = key_help(view)
     if view.mode is Mode.TRAIL and view.query:

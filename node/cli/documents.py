@@ -29,7 +29,7 @@ from lienthong.node.documents.metadata import (
     resolve_urgency,
 )
 from lienthong.node.outbox.drop import target_folder_name
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS, StoreError
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER, token_sha256
 
@@ -208,7 +208,7 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
         _wait(config, request.id, wait_seconds)
 
 
-def lifecycle(store: Any, message_id: str) -> dict[str, Any]:
+def lifecycle(store: Store, message_id: str) -> dict[str, Any]:
     """Everything the store knows about one document, sent or received, as plain JSON."""
     try:
         directory = store.directory()

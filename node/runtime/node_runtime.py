@@ -59,7 +59,7 @@ class NodeRuntime:
     started_monotonic: float = 0.0
     #: Listeners told when the directory changes (links, TLS drops of revoked peers).
     on_directory_change: list[Callable[[Directory], None]] = field(default_factory=list)
-    #: Former identities still in their grace period (node.identity_switch): their keys sign
+    #: Former identities still in their grace period (node/identity/switch.py): their keys sign
     #: receipts for envelopes that peers addressed to the former node ID.
     former_keys: dict[str, NodeKeys] = field(default_factory=dict)
     #: Peers that still know this node by a former node ID (they have not receipted the

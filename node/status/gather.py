@@ -23,7 +23,7 @@ from lienthong.node.status.api import PORT_FILE
 from lienthong.node.status.health import Thresholds
 from lienthong.node.status.probe import probe_home
 from lienthong.node.status.snapshot import build_snapshot
-from lienthong.node.store.database import open_store
+from lienthong.node.store.database import Store, open_store
 
 ASK_TIMEOUT = 2.0
 
@@ -67,7 +67,7 @@ def ask_daemon(config: NodeConfig, node_id: str, *,
 
 def gather(config: NodeConfig, *, now: float | None = None,
            thresholds: Thresholds | None = None, ask: bool = True,
-           store: Any = None) -> dict[str, Any]:
+           store: Store | None = None) -> dict[str, Any]:
     """A snapshot from the store, with the daemon's live part when it answers."""
     node_id = own_card(config).node_id
     live, note = ask_daemon(config, node_id) if ask else (None, "not asked")

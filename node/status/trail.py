@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from lienthong.node.status.rows import peer_names, received_row, sent_row
+from lienthong.node.store.database import Store
 
 
-def build_trail(store: Any, message_id: str) -> dict[str, Any]:
+def build_trail(store: Store, message_id: str) -> dict[str, Any]:
     """Everything recorded about one message: the dispatch or receptions, and every audit event.
 
     Blocking; peer node IDs are given with their directory names. Receipts are included as

@@ -5,7 +5,7 @@ Three tables (schema version 2):
 * ``control_requests``: what the CLI asks of the running daemon (``lienthong mark``,
   ``lienthong recall``) without holding the keystore passphrase. The CLI inserts a ``new``
   row; the daemon signs and sends, then marks it ``done`` or ``failed`` with the reason
-  (``CONTROL_REQUEST_TRANSITIONS`` in node.records).
+  (``CONTROL_REQUEST_TRANSITIONS`` in node/store/records.py).
 * ``document_status``: signed statuses, kept once each (keyed by the token's SHA-256, so a
   status that arrives twice, or is re-issued after a crash, is one row). The sender keeps
   those its recipients report; a recipient keeps its own, to check the next one it signs

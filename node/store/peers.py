@@ -197,7 +197,7 @@ class PeerMethods(StoreBase):
             self._bump_directory(conn)
 
 
-    # -- announced keys and identity continuations (node.keyupdate) ------------------------
+    # -- announced keys and identity continuations (identity/key_update_incoming.py) -------
 
     def apply_peer_keys(self, node_id: str, new_keys: Sequence[PeerKey], card_token: str,
                         now: str, *, tls_grace_until: str | None = None) -> PeerRecord:

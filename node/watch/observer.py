@@ -76,7 +76,7 @@ class ObserverUnavailable(NodeError):
 
 def start_observer(kind: str, outbox: Path, note: Callable[[str, bool], None]) -> BaseObserver:
     """Start the ``kind`` observer on ``outbox``, handing each event's path to ``note`` (on the
-    observer thread). Moves are trusted as completion only from inotify (see node.watcher)."""
+    observer thread). Moves are trusted as completion only from inotify (see watch/watcher.py)."""
     _shorten_move_pairing()
     observer = OBSERVERS[kind]()
     trust = (kind == "native" and InotifyObserver is not None

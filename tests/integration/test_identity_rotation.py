@@ -107,7 +107,7 @@ def test_identity_rotation_reaches_a_peer_that_was_offline_and_loses_nothing(net
     assert gamma.stop() == 0
 
     # Queued before the rotation, both ways: signed by / addressed to alpha's old identity.
-    # More than one offer window (node.links.SMALL_WINDOW), so that some are offered after
+    # More than one offer window (delivery/links.py SMALL_WINDOW), so that some are offered after
     # gamma has applied the continuation: gamma must accept the old signature then too.
     to_gamma = {f"truoc-a-{i}.txt": f"Gui gamma truoc khi doi {i}\n".encode() * 30
                 for i in range(40)}

@@ -1,4 +1,4 @@
-"""Takes in batches (node.take_batches, outbox_files.take_and_seal_batch) and the spool layout
+"""Takes in batches (node/outbox/batches.py, file_work.take_and_seal_batch) and the spool layout
 they write, including spool folders of the older layout that must still be delivered."""
 from __future__ import annotations
 
