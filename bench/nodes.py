@@ -1,8 +1,8 @@
 """Real nodes for the delivery benchmark: separate processes, SQLite, TLS on loopback, folders.
 
 The nodes are built with the integration harness (``tests/integration/harness.py``), so they are
-exactly what the integration tests run: ``python -m node run <home>``, a fresh keystore, every
-peer enrolled from its card. Only timings in each ``lienthong.toml`` are shortened
+exactly what the integration tests run: ``python -m lienthong.node run <home>``, a fresh
+keystore, every peer enrolled from its card. Only timings in each ``lienthong.toml`` are shortened
 (``BENCH_SETTINGS``); they are printed with the results because ``stable_seconds`` adds directly
 to every drop-to-receipt latency.
 
