@@ -236,15 +236,17 @@ def test_recall_moves_the_document_aside_and_is_answered(network) -> None:  # ty
     assert cli(alpha, "recall", mid, "--reason", "lần nữa").returncode == 2
 
 
-LARGE = 300 * 1024 * 1024
+#: Large enough that its transfer outlasts the flash document's by over a second even at the
+#: ~250 MB/s a quiet machine reaches on loopback (300 MiB once finished 1.26 s after the drop).
+LARGE = 600 * 1024 * 1024
 
 
 def test_flash_document_overtakes_a_large_one_in_transfer(network) -> None:  # type: ignore[no-untyped-def]
-    """A flash document dropped while a 300 MiB publication is in transfer is receipted within
-    2 s, well before the publication. (The issue's measure names 1 GiB; 300 MiB keeps the
-    test within CI time and disk while still taking several seconds to transfer on loopback:
-    what is measured is that the flash document does not wait for it, which does not depend
-    on the size.)"""
+    """A flash document dropped while a 600 MiB publication is in transfer is receipted within
+    2 s, well before the publication. (The issue's measure names 1 GiB; 600 MiB keeps the
+    test within CI time and disk while still taking seconds to transfer on loopback: what is
+    measured is that the flash document does not wait for it, which does not depend on the
+    size.)"""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()
@@ -267,7 +269,7 @@ def test_flash_document_overtakes_a_large_one_in_transfer(network) -> None:  # t
     large_done = delivered("nien-giam-thong-ke.bin")
     wait_for(lambda: delivered("nien-giam-thong-ke.bin"), timeout=300, what="the publication")
     large_seconds = time.monotonic() - started
-    print(f"flash receipted {flash_seconds:.2f} s after it was dropped; the 300 MiB "
+    print(f"flash receipted {flash_seconds:.2f} s after it was dropped; the 600 MiB "
           f"publication {large_seconds:.2f} s after that drop")
     assert flash_seconds < 2.0
     assert not large_done and large_seconds > flash_seconds + 1.0
