@@ -1,8 +1,8 @@
 """The repository explains itself: it cites only its own documents, and those documents exist.
 
-Design notes once lived outside the repository (DESIGN.md, RELIABILITY.md and the style
-anchors beside it); a reader of a clone could not follow those citations. What they said is now
-in docs/ (docs/design.md above all), and these tests keep it that way.
+Design notes once lived outside the repository, and code cited them; a reader of a clone could
+not follow those citations. What they said is now in docs/ (docs/design.md above all), and
+these tests keep it that way.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _tracked_text_files() -> list[Path]:
 
 
 def test_no_file_cites_a_document_outside_the_repository() -> None:
-    """No tracked text file cites DESIGN.md, RELIABILITY.md, the anchors or ../shared."""
+    """No tracked text file cites the design notes kept outside the repository (``OUTSIDE``)."""
     found = []
     for path in _tracked_text_files():
         text = path.read_text(encoding="utf-8", errors="replace")

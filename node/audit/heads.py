@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-The hash chain (``lienthong.node.store.audit_chain``) shows an edit, deletion or reordering, but
-someone who can
-write the database could recompute every hash after the edit. So the node periodically (every
+The hash chain (``lienthong.node.store.audit_chain``) shows an edit, deletion or reordering,
+but someone who can write the database could recompute every hash after the edit. So the node
+periodically (every
 ``HEAD_INTERVAL_SECONDS`` while running, and once at shutdown) signs the current tip with its
 identity key and keeps the signature in ``audit_heads``. Rewriting history then means forging
 the node's signature, and cutting entries off the end is seen because a signed head points past

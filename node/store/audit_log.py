@@ -1,10 +1,9 @@
 """The audit log's tables: a hash-chained list of events and the signed heads of that chain.
 
 ``append_audit`` extends the chain (``lienthong.node.store.audit_chain`` computes the hashes)
-inside the
-caller's transaction when there is one, so an event and the state change it records commit
-together or not at all. The audit entry's ``seq`` is chosen here (last + 1) because it is part
-of the hashed fields; the write lock (SQLite ``BEGIN IMMEDIATE``) and the primary key on
+inside the caller's transaction when there is one, so an event and the state change it records
+commit together or not at all. The audit entry's ``seq`` is chosen here (last + 1) because it is
+part of the hashed fields; the write lock (SQLite ``BEGIN IMMEDIATE``) and the primary key on
 ``seq`` plus the UNIQUE ``prev_hash`` mean two writers can never fork the chain: on a database
 without SQLite's lock the loser gets an integrity error and must retry.
 """

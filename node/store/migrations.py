@@ -12,12 +12,9 @@ migrate.)
 
 Steps are frozen history: a step's tables are written out here as they were at that version,
 not imported from ``lienthong.node.store.schema`` (which describes today's tables and will
-change). To change
-the schema, append a step ``(n + 1, function)``, raise ``schema.SCHEMA_VERSION``, and update
-``lienthong.node.store.schema``; the test that compares a migrated database with
-``lienthong.node.store.schema`` keeps them
-honest. Syncthing (``lib/config/migrations.go``) and the wormhole mailbox server
-(``db-schemas/upgrade-*.sql``) do the same.
+change). To change the schema, append a step ``(n + 1, function)``, raise
+``schema.SCHEMA_VERSION``, and update ``lienthong.node.store.schema``; the test that compares a
+migrated database with that module keeps them honest.
 """
 from __future__ import annotations
 

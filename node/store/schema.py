@@ -2,9 +2,8 @@
 
 This module describes the *current* schema, for building queries. It is not how a database gets
 that shape: ``lienthong.node.store.migrations`` does that, with frozen steps, so an office's
-existing database
-is upgraded rather than recreated. A test checks that a freshly migrated database has exactly
-these tables, columns and indexes, so the two cannot drift apart silently.
+existing database is upgraded rather than recreated. A test checks that a freshly migrated
+database has exactly these tables, columns and indexes, so the two cannot drift apart silently.
 
 Conventions: times are RFC 3339 text given by the caller (``now``), except
 ``peer_schedule.next_attempt_at`` which is epoch seconds for cheap comparison; JSON is stored as
@@ -14,17 +13,17 @@ them; enumerated states are also enforced by CHECK constraints (fail closed at t
 from __future__ import annotations
 
 from sqlalchemy import (
-                        BigInteger,
-                        CheckConstraint,
-                        Column,
-                        Float,
-                        ForeignKey,
-                        Index,
-                        Integer,
-                        MetaData,
-                        String,
-                        Table,
-                        Text,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``

@@ -1,9 +1,9 @@
 """Starting the watchdog observer for the outbox: which one, how its events are filtered, and
 what to say when the system will not let us watch.
 
-Kept apart from ``lienthong.node.watch.watcher`` (the reactor-side state machine) because all of
-it is about
-watchdog and the kernel: inotify's move pairing delay, full events, the inotify limits.
+Kept apart from ``lienthong.node.watch.watcher`` (the reactor-side state machine) because all
+of it is about watchdog and the kernel: inotify's move pairing delay, full events, the inotify
+limits.
 """
 from __future__ import annotations
 
