@@ -18,6 +18,7 @@ from lienthong.config.schema import (
     ConfigError,
     DeliverySection,
     DocumentsSection,
+    EdxmlSection,
     KeystoreSection,
     NodeConfig,
     NodeSection,
@@ -113,7 +114,7 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
 def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
-                "groups", "documents", "confidentiality"}
+                "groups", "documents", "confidentiality", "edxml"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -152,6 +153,9 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         groups[group] = tuple(_slug(member, where) for member in members)
     documents = _section(data, "documents", {"types": _slug_list}, source)
     confidentiality = _confidentiality(data.get("confidentiality", {}), source)
+    edxml = _section(data, "edxml", {
+        "organ_id": _string, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
+        "write_beside": _boolean, "max_mib": _integer(1)}, source)
     db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
     return NodeConfig(
         home=home, source=source,
@@ -162,7 +166,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         store=StoreSection(url=store.get("url") or db_default),
         watch=WatchSection(**watch), delivery=DeliverySection(**delivery),
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
-        confidentiality=confidentiality,
+        confidentiality=confidentiality, edxml=EdxmlSection(**edxml),
     )
 
 
@@ -190,6 +194,13 @@ def _confidentiality(raw: Any, source: Path) -> dict[str, tuple[str, ...]]:
                               f"(normal and confidential need no permission), got {classes!r}")
         allowed[name] = tuple(dict.fromkeys(classes))
     return allowed
+
+
+def _offices(value: Any, where: str) -> dict[str, str]:
+    """``[edxml.offices] hdnd = "000.00.31.H41"``: each peer's identifier code."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table of peer = \"identifier code\"")
+    return {_slug(name, where): _string(code, f"{where} {name}") for name, code in value.items()}
 
 
 def load_config(home: Path) -> NodeConfig:

@@ -86,6 +86,23 @@ class DocumentsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class EdxmlSection:
+    """edXML in and out (docs/edxml.md)."""
+
+    #: This office's identifier code (mã định danh), written as From in what it exports.
+    organ_id: str = ""
+    #: Peer name -> its identifier code, to check an edXML's To and to write it.
+    offices: dict[str, str] = field(default_factory=dict)
+    #: A received edXML stays as it came ("edxml"), or its attachments are also unpacked
+    #: into a folder beside it ("folder").
+    arrive_as: Literal["edxml", "folder"] = "edxml"
+    #: Write NAME.edxml beside every received document that did not come as edXML.
+    write_beside: bool = False
+    #: Largest edXML file accepted, in MiB (checked before it is parsed).
+    max_mib: int = 64
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """A whole, validated configuration; paths are absolute (resolved against the home)."""
 
@@ -101,6 +118,7 @@ class NodeConfig:
     documents: DocumentsSection = field(default_factory=DocumentsSection)
     #: Peer or group name -> the guarded classes (secret, top-secret) it may receive.
     confidentiality: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    edxml: EdxmlSection = field(default_factory=EdxmlSection)
 
     @property
     def outbox(self) -> Path:

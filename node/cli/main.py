@@ -122,6 +122,8 @@ def _register_subcommands() -> None:
     main.add_command(console)
     main.add_command(audit)
     main.add_command(receipt)
+    from lienthong.node.cli.edxml import export
+    main.add_command(export)
     from lienthong.node.cli.keys import backup, keys, restore
     main.add_command(keys)
     main.add_command(backup)

@@ -20,6 +20,7 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
@@ -27,6 +28,7 @@ from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
+from lienthong.node.edxml.export import write_received_extras
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import document_metadata, finish_interrupted
@@ -292,6 +294,8 @@ class Offers:
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
         handler = self.control.get(document_kind(header))
+        if handler is None:
+            self._edxml_extras(peer, header, final)
         if handler is not None:
             try:
                 yield handler(peer, header, final)
@@ -300,6 +304,24 @@ class Offers:
                             mid=header.message_id, peer=rt.peer_name(peer))
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
                                control_kind=document_kind(header), reason=str(exc)[:500])
+
+    def _edxml_extras(self, peer: str, header: EnvelopeHeader, final: Path) -> None:
+        """What ``[edxml]`` asks for beside a stored document (its attachments unpacked, or an
+        .edxml beside it): copies, made without delaying the receipt; a failure is logged and
+        audited, and ``lienthong export --edxml`` makes them again."""
+        rt = self.rt
+        edxml = rt.config.edxml
+        if not (edxml.arrive_as == "folder" or edxml.write_beside):
+            return
+        d = rt.io(write_received_extras, rt.config, final, message_id=header.message_id,
+                  sender=rt.peer_name(peer), meta=header.meta)
+
+        def failed(failure: Failure) -> None:
+            log.warn("could not write the edXML copies of {mid}: {error}",
+                     mid=header.message_id, error=failure.getErrorMessage())
+            rt.audit("edxml-extras-failed", peer=peer, message_id=header.message_id,
+                     reason=failure.getErrorMessage()[:500])
+        d.addErrback(failed)
 
     # -- recovery --------------------------------------------------------------------------
 

@@ -37,7 +37,9 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
+from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.outbox.batches import TakeBatches
+from lienthong.node.outbox.edxml_drop import prepare_edxml
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.sent import SentFolder
@@ -147,10 +149,16 @@ class Outbox:
             yield self._refuse(path, "unknown-target", str(exc))
             return
         message_id = new_message_id()
+        if is_edxml(path):
+            prepared = yield prepare_edxml(rt, path, target, recipients, message_id,
+                                           self._refuse)
+            if prepared is None:  # refused, or a recall or status: already handled
+                return
         # Without a sidecar (most documents) the metadata is decided here, and the take's own
         # hop checks that there is none (node/outbox/sidecars.py); otherwise, or if it finds
         # one, the sidecar is read and validated first, in a hop of its own.
-        prepared = plain_document(rt, path, recipients, message_id)
+        else:
+            prepared = plain_document(rt, path, recipients, message_id)
         current = current_ids(rt, recipients)
         while True:
             if prepared is None:

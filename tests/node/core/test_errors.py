@@ -22,6 +22,7 @@ ROOT_CODES = {
     "lienthong.node.control.requests.RequestRefused": "request-refused",
     "lienthong.node.control.received._Mismatch": "status-mismatch",
     "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
+    "lienthong.node.edxml.parse.EdxmlError": "bad-edxml",
     "lienthong.node.identity.history.IdentityHistoryError": "identity-history-damaged",
     "lienthong.node.identity.rotation.RotationError": "rotation-refused",
     "lienthong.node.inbox.offers._CannotPublish": "cannot-publish",

@@ -1,0 +1,379 @@
+"""Reading an edXML message from bytes, refusing anything hostile or ambiguous (pure).
+
+Theory of operation
+-------------------
+An edXML file comes from a document-management system, a clerk, or (exported) from a peer: it
+is attacker data. :func:`parse_message` therefore
+
+1. checks the size *before* parsing (``Limits.max_bytes``), so memory stays a small multiple
+   of a bounded input (the caller checks the file's size before reading it at all);
+2. parses with defusedxml with every DTD forbidden: a DOCTYPE, entity declarations (billion
+   laughs), external entities (``file:``, ``http:``) never reach the XML library's resolver;
+3. requires every element to be in the edXML namespace (or every element in none): an element
+   from another namespace that merely *looks* like ``Subject`` is refused, not read or skipped;
+4. refuses a single-valued field given twice, rather than choosing one;
+5. decodes each attachment's base64 strictly, within ``Limits`` (count, total bytes).
+
+Every refusal is an :class:`EdxmlError` whose ``reason`` tells a clerk what is wrong and what
+to do. Nothing here does I/O.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import unicodedata
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from typing import Any
+
+import defusedxml
+import defusedxml.ElementTree as SafeElementTree
+
+from lienthong.node.core.errors import NodeError
+from lienthong.node.edxml.message import (
+    NAMESPACE,
+    ORGAN_FIELDS,
+    OTHER_FIELDS,
+    STAFF_FIELDS,
+    XLINK,
+    Attachment,
+    Business,
+    EdxmlDocument,
+    MessageHeader,
+    Organ,
+    OtherInfo,
+    Replacement,
+    ResponseFor,
+    StaffInfo,
+    StatusMessage,
+    Trace,
+)
+
+#: A message of this many bytes or more is refused before it is parsed (docs/edxml.md).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_ATTACHMENTS = 100
+#: Longest text of a field; Content (the document's text, 1.7) may be longer.
+MAX_FIELD = 2000
+MAX_CONTENT = 200_000
+_WHITESPACE_CONTROLS = frozenset("\n\r\t")
+_FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+class EdxmlError(NodeError):
+    """An edXML message that will not be used, with a reason a clerk can act on.
+
+    ``code`` is stable (audit log, tests): ``bad-edxml`` for a malformed or hostile message,
+    ``edxml-too-large`` for one over the size limit, ``edxml-wrong-recipient`` for a header
+    naming an office this dispatch does not go to, ``edxml-unknown-document`` for a recall,
+    replacement or status naming a document this office does not know.
+    """
+
+    code = "bad-edxml"
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _bad(reason: str) -> EdxmlError:
+    return EdxmlError("bad-edxml", reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message may hold; ``max_attachment_bytes`` bounds the decoded total."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_attachment_bytes: int = DEFAULT_MAX_BYTES
+    max_attachments: int = MAX_ATTACHMENTS
+
+
+def too_large(size: int, limits: Limits) -> EdxmlError:
+    return EdxmlError("edxml-too-large",
+                      f"the edXML file is {size} bytes, more than the {limits.max_bytes} bytes "
+                      "this office accepts. Send the attachments as separate documents, or ask "
+                      "the administrator to raise [edxml] max_mib in lienthong.toml.")
+
+
+def parse_message(data: bytes, limits: Limits = Limits()) -> EdxmlDocument | StatusMessage:
+    """The document or status message ``data`` holds; raise EdxmlError."""
+    if len(data) > limits.max_bytes:
+        raise too_large(len(data), limits)
+    root = _parse_xml(data)
+    ns = _namespace(root)
+    reader = _Reader(ns)
+    if root.tag != reader.q("edXML"):
+        raise _bad(f"the file is XML but not an edXML message (its root is "
+                   f"{_local(root.tag)!r}, not 'edXML'); export it again from the "
+                   "document-management system as edXML")
+    reader.check_namespaces(root)
+    envelope = reader.required(root, "edXMLEnvelope")
+    header = reader.required(envelope, "edXMLHeader")
+    status = reader.one(header, "Status")
+    if status is not None:
+        return reader.status(status)
+    document = reader.required(header, "MessageHeader")
+    return EdxmlDocument(header=reader.header(document),
+                         business=reader.business(reader.one(header, "TraceHeaderList")),
+                         traces=reader.traces(reader.one(header, "TraceHeaderList")),
+                         attachments=reader.attachments(root, limits))
+
+
+def _parse_xml(data: bytes) -> ElementTree.Element:
+    try:
+        return SafeElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True,
+                                          forbid_external=True)
+    except defusedxml.DTDForbidden:
+        raise _bad("the file declares a DOCTYPE, which edXML messages never need and which can "
+                   "hide entity attacks; export it again without a DOCTYPE") from None
+    except defusedxml.EntitiesForbidden:
+        raise _bad("the file declares XML entities (a way to make a small file expand "
+                   "enormously); it was refused. Export it again from the document system") \
+            from None
+    except defusedxml.ExternalReferenceForbidden:
+        raise _bad("the file refers to an outside file or web address (an external entity); "
+                   "lienthong never fetches those. Export it again from the document system") \
+            from None
+    except defusedxml.DefusedXmlException as exc:
+        raise _bad(f"the file uses an XML feature lienthong refuses ({type(exc).__name__})") \
+            from None
+    except ElementTree.ParseError as exc:
+        raise _bad(f"the file is not well-formed XML ({exc}); export it again from the "
+                   "document-management system") from None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _namespace(root: ElementTree.Element) -> str:
+    if root.tag.startswith("{"):
+        ns = root.tag[1:].split("}", 1)[0]
+        if ns != NAMESPACE:
+            raise _bad(f"the message's namespace is {ns!r}, not the edXML namespace "
+                       f"{NAMESPACE!r}; it is not a QCVN 102 message")
+        return ns
+    return ""
+
+
+def _date(text: str, where: str) -> str:
+    head = text.strip()[:10]
+    for pattern in ("%Y/%m/%d", "%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
+        try:
+            return dt.datetime.strptime(head, pattern).date().isoformat()
+        except ValueError:
+            continue
+    raise _bad(f"{where}: {text!r} is not a date such as 2026/11/20")
+
+
+class _Reader:
+    """Reading elements of one namespace (the message's), strictly."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+
+    def q(self, name: str) -> str:
+        return f"{{{self.ns}}}{name}" if self.ns else name
+
+    def check_namespaces(self, root: ElementTree.Element) -> None:
+        for element in root.iter():
+            if not isinstance(element.tag, str):
+                continue
+            ns = element.tag[1:].split("}", 1)[0] if element.tag.startswith("{") else ""
+            if ns != self.ns:
+                raise _bad(f"the element {_local(element.tag)!r} is in the namespace "
+                           f"{ns or '(none)'!r}, not the message's {self.ns or '(none)'!r}; "
+                           "a message mixing namespaces is refused rather than guessed at")
+            for attribute in element.attrib:
+                if attribute.startswith("{") and not attribute.startswith(f"{{{XLINK}}}"):
+                    raise _bad(f"the element {_local(element.tag)!r} has the attribute "
+                               f"{attribute!r} from an unexpected namespace")
+
+    def all(self, parent: ElementTree.Element, name: str) -> list[ElementTree.Element]:
+        return parent.findall(self.q(name))
+
+    def one(self, parent: ElementTree.Element | None, name: str) -> ElementTree.Element | None:
+        if parent is None:
+            return None
+        found = self.all(parent, name)
+        if len(found) > 1:
+            raise _bad(f"{_local(parent.tag)} has {len(found)} {name} elements where one is "
+                       "allowed; lienthong will not choose between them")
+        return found[0] if found else None
+
+    def required(self, parent: ElementTree.Element, name: str) -> ElementTree.Element:
+        found = self.one(parent, name)
+        if found is None:
+            raise _bad(f"{_local(parent.tag)} has no {name}; the message is incomplete")
+        return found
+
+    def text(self, parent: ElementTree.Element | None, name: str,
+             limit: int = MAX_FIELD) -> str | None:
+        element = self.one(parent, name)
+        if element is None:
+            return None
+        return self.value(element, name, limit)
+
+    def value(self, element: ElementTree.Element, name: str, limit: int = MAX_FIELD) -> str | None:
+        if len(element):
+            raise _bad(f"{name} should hold text, not other elements")
+        text = unicodedata.normalize("NFC", (element.text or "").strip())
+        if not text:
+            return None
+        if len(text) > limit:
+            raise _bad(f"{name} is {len(text)} characters; at most {limit} are allowed")
+        if any(unicodedata.category(c) in _FORBIDDEN and c not in _WHITESPACE_CONTROLS
+               for c in text):
+            raise _bad(f"{name} contains control or invisible characters")
+        return text
+
+    def texts(self, parent: ElementTree.Element | None, name: str) -> tuple[str, ...]:
+        if parent is None:
+            return ()
+        return tuple(v for v in (self.value(e, name) for e in self.all(parent, name)) if v)
+
+    def fields(self, parent: ElementTree.Element | None,
+               spec: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        return {attr: self.text(parent, element) for attr, element in spec}
+
+    def organ(self, element: ElementTree.Element, where: str) -> Organ:
+        values = self.fields(element, ORGAN_FIELDS)
+        if not values["organ_id"]:
+            raise _bad(f"{where} has no OrganId (the office's identifier code)")
+        return Organ(**values)
+
+    def header(self, element: ElementTree.Element) -> MessageHeader:
+        sender = self.organ(self.required(element, "From"), "From")
+        to = tuple(self.organ(e, "To") for e in self.all(element, "To"))
+        code = self.one(element, "Code")
+        promulgation = self.one(element, "PromulgationInfo")
+        kind = self.one(element, "DocumentType")
+        signer = self.one(element, "SignerInfo")
+        other = self.one(element, "OtherInfo")
+        places = self.one(element, "ToPlaces")
+        appendixes = self.one(other, "Appendixes")
+        return MessageHeader(
+            sender=sender, to=to,
+            code_number=self.text(code, "CodeNumber"),
+            code_notation=self.text(code, "CodeNotation"),
+            place=self.text(promulgation, "Place"),
+            promulgation_date=self.date(promulgation, "PromulgationDate"),
+            type=self.text(kind, "Type"), type_name=self.text(kind, "TypeName"),
+            type_detail=self.text(kind, "TypeDetail"),
+            subject=self.text(element, "Subject"),
+            content=self.text(element, "Content", MAX_CONTENT),
+            signer_competence=self.text(signer, "Competence"),
+            signer_position=self.text(signer, "Position"),
+            signer_full_name=self.text(signer, "FullName"),
+            due_date=self.date(element, "DueDate"),
+            to_places=self.texts(places, "Place"),
+            other=OtherInfo(**self.fields(other, OTHER_FIELDS),
+                            appendixes=self.texts(appendixes, "Appendix")),
+            response_for=tuple(self.response_for(e) for e in self.all(element, "ResponseFor")),
+            steering_type=self.text(element, "SteeringType"),
+            document_id=self.text(element, "DocumentId"))
+
+    def date(self, parent: ElementTree.Element | None, name: str) -> str | None:
+        text = self.text(parent, name)
+        return _date(text, name) if text else None
+
+    def response_for(self, element: ElementTree.Element) -> ResponseFor:
+        return ResponseFor(organ_id=self.text(element, "OrganId"),
+                           code=self.text(element, "Code"),
+                           promulgation_date=self.date(element, "PromulgationDate"),
+                           document_id=self.text(element, "DocumentId"))
+
+    def staff(self, element: ElementTree.Element | None) -> StaffInfo | None:
+        return None if element is None else StaffInfo(**self.fields(element, STAFF_FIELDS))
+
+    def business(self, trace_list: ElementTree.Element | None) -> Business:
+        element = self.one(trace_list, "Bussiness")
+        if element is None:
+            return Business()
+        doc_type = self.text(element, "BussinessDocType") or "0"
+        if doc_type not in ("0", "1", "2", "3"):
+            raise _bad(f"BussinessDocType is {doc_type!r}; it must be 0 (new), 1 (recall), "
+                       "2 (update) or 3 (replace)")
+        replacements = []
+        holder = self.one(element, "ReplacementInfoList")
+        for info in self.all(element if holder is None else holder, "ReplacementInfo"):
+            replaced = self.text(info, "DocumentId")
+            if not replaced:
+                raise _bad("a ReplacementInfo has no DocumentId: which document does it name?")
+            replacements.append(Replacement(
+                document_id=replaced,
+                organ_ids=self.texts(self.one(info, "OrganIdList"), "OrganId")))
+        return Business(doc_type=int(doc_type), reason=self.text(element, "BussinessDocReason"),
+                        paper=self.text(element, "Paper"),
+                        document_id=self.text(element, "DocumentId"),
+                        staff=self.staff(self.one(element, "StaffInfo")),
+                        replacements=tuple(replacements))
+
+    def traces(self, trace_list: ElementTree.Element | None) -> tuple[Trace, ...]:
+        if trace_list is None:
+            return ()
+        found = []
+        for element in self.all(trace_list, "TraceHeader"):
+            organ_id = self.text(element, "OrganId")
+            if organ_id:
+                found.append(Trace(organ_id, self.text(element, "Timestamp")))
+        return tuple(found)
+
+    def status(self, element: ElementTree.Element) -> StatusMessage:
+        code = self.text(element, "StatusCode") or ""
+        code = code.zfill(2) if code.isdigit() else code
+        response = self.one(element, "ResponseFor")
+        if response is None:
+            raise _bad("the status message has no ResponseFor: which document is it about?")
+        try:
+            return StatusMessage(sender=self.organ(self.required(element, "From"), "From"),
+                                 status_code=code, response_for=self.response_for(response),
+                                 description=self.text(element, "Description"),
+                                 timestamp=self.text(element, "Timestamp"),
+                                 staff=self.staff(self.one(element, "StaffInfo")))
+        except ValueError as exc:
+            raise _bad(f"the status message's StatusCode is wrong: {exc}") from None
+
+    def attachments(self, root: ElementTree.Element, limits: Limits) -> tuple[Attachment, ...]:
+        encoded = self.one(root, "AttachmentEncoded")
+        if encoded is None:
+            return ()
+        elements = self.all(encoded, "Attachment")
+        if len(elements) > limits.max_attachments:
+            raise _bad(f"the message has {len(elements)} attachments; at most "
+                       f"{limits.max_attachments} are accepted in one message")
+        found: list[Attachment] = []
+        total = 0
+        for number, element in enumerate(elements, 1):
+            name = self.text(element, "AttachmentName") or f"attachment-{number}"
+            data = self.decoded(self.one(element, "ContentTransferEncoded"), name,
+                                limits.max_attachment_bytes - total)
+            total += len(data)
+            found.append(Attachment(
+                name=name, data=data,
+                content_type=self.text(element, "ContentType") or "application/octet-stream",
+                content_id=self.text(element, "ContentId"),
+                description=self.text(element, "Description")))
+        return tuple(found)
+
+    def decoded(self, element: ElementTree.Element | None, name: str, room: int) -> bytes:
+        if element is None or len(element):
+            raise _bad(f"the attachment {name!r} has no ContentTransferEncoded content")
+        text = element.text or ""
+        # Base64 is 4 characters per 3 bytes: a claim larger than the room is refused before
+        # anything is decoded.
+        if len(text) // 4 * 3 > room + 3 * 1024:
+            raise _bad(f"the attachment {name!r} holds about {len(text) // 4 * 3} bytes, more "
+                       "than this office accepts in one edXML message")
+        compact = "".join(text.split())
+        try:
+            data = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad(f"the attachment {name!r} is not valid base64, so its bytes cannot be "
+                       "recovered; export the message again from the document system") from None
+        if len(data) > room:
+            raise _bad(f"the attachment {name!r} is {len(data)} bytes, more than this office "
+                       "accepts in one edXML message")
+        return data

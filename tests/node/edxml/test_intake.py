@@ -1,0 +1,37 @@
+"""Reading an edXML file from the outbox: the size is checked before a byte is read."""
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from lienthong.node.edxml.build import build_document
+from lienthong.node.edxml.intake import read_edxml
+from lienthong.node.edxml.parse import EdxmlError, Limits
+from tests.node.edxml.samples import full_document
+
+
+def test_a_1_gib_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """A (sparse) 1 GiB .edxml: refused by its size; the peak memory stays tiny."""
+    path = tmp_path / "huge.edxml"
+    with open(path, "wb") as handle:
+        handle.truncate(1024 ** 3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(EdxmlError) as caught:
+            read_edxml(path, Limits())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.code == "edxml-too-large"
+    assert "1073741824 bytes" in caught.value.reason
+    assert peak < 64 * 1024
+
+
+def test_a_link_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "real.edxml").write_bytes(build_document(full_document()))
+    (tmp_path / "link.edxml").symlink_to(tmp_path / "real.edxml")
+    with pytest.raises(OSError):
+        read_edxml(tmp_path / "link.edxml", Limits())
+    assert read_edxml(tmp_path / "real.edxml", Limits()) == full_document()
