@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from lienthong.config.loader import load_config
 from lienthong.node.app.process import load_keys_and_passphrase
