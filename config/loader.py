@@ -22,6 +22,7 @@ from lienthong.config.schema import (
     KeystoreSection,
     NodeConfig,
     NodeSection,
+    ReviewSection,
     StatusSection,
     StoreSection,
     WatchSection,
@@ -114,7 +115,7 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
 def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
-                "groups", "documents", "confidentiality", "edxml"}
+                "groups", "documents", "confidentiality", "edxml", "review"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -152,6 +153,9 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
             raise ConfigError(f"{where}: expected a non-empty list of peer names")
         groups[group] = tuple(_slug(member, where) for member in members)
     documents = _section(data, "documents", {"types": _slug_list}, source)
+    review = _section(data, "review", {"witness_interval": _number(1.0),
+                                       "reconcile_retry": _number(1.0),
+                                       "monthly_reconciliation": _boolean}, source)
     confidentiality = _confidentiality(data.get("confidentiality", {}), source)
     edxml = _section(data, "edxml", {
         "organ_id": _string, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
@@ -167,6 +171,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         watch=WatchSection(**watch), delivery=DeliverySection(**delivery),
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
         confidentiality=confidentiality, edxml=EdxmlSection(**edxml),
+        review=ReviewSection(**review),
     )
 
 

@@ -81,6 +81,18 @@ class StatusSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewSection:
+    """The yearly review's evidence (docs/review.md): witnessed heads and reconciliation."""
+
+    #: Seconds between sending the audit head to every peer (and once more at stop).
+    witness_interval: float = 86400.0
+    #: Seconds before an unanswered reconciliation is asked again.
+    reconcile_retry: float = 21600.0
+    #: Reconcile last month with every peer on the node's own, early each month.
+    monthly_reconciliation: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentsSection:
     types: tuple[str, ...] = DEFAULT_DOCUMENT_TYPES
 
@@ -114,6 +126,7 @@ class NodeConfig:
     watch: WatchSection = field(default_factory=WatchSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     status: StatusSection = field(default_factory=StatusSection)
+    review: ReviewSection = field(default_factory=ReviewSection)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     documents: DocumentsSection = field(default_factory=DocumentsSection)
     #: Peer or group name -> the guarded classes (secret, top-secret) it may receive.

@@ -55,6 +55,15 @@ max_parallel_transfers = 4
 # allow_remote = true is set explicitly.
 listen = {status_listen}
 
+[review]
+# Evidence for the yearly review (docs/review.md). The signed head of the audit log goes to
+# every peer every witness_interval seconds and when the node stops; an unanswered
+# reconciliation is asked again after reconcile_retry seconds; last month is reconciled with
+# every peer early each month unless monthly_reconciliation = false.
+witness_interval = 86400
+reconcile_retry = 21600
+monthly_reconciliation = true
+
 # [documents]
 # Document types clerks may use, in a sidecar (type = "...") or as a folder
 # outbox/<office>/<type>/. Without this list: resolution, decision, directive, report,

@@ -256,3 +256,15 @@ class RecallMismatch(SignedObjectError):
     """The recall is genuine but from another sender or not addressed to this office."""
 
     code = "recall-mismatch"
+
+
+class WitnessError(SignedObjectError):
+    """An audit-head witness is malformed, forged, or about another office's chain."""
+
+    code = "bad-audit-witness"
+
+
+class SummaryError(SignedObjectError):
+    """A reconciliation summary is malformed, forged, or about another pair or period."""
+
+    code = "bad-reconciliation-summary"

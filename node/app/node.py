@@ -24,6 +24,7 @@ from lienthong.config.schema import NodeConfig, parse_address
 from lienthong.keys.directory import Directory
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.audit.heads import HeadSigner
+from lienthong.node.audit.witnesses import HEAD_KIND, WITNESS_KIND, HeadWitnessing
 from lienthong.node.control.received import ReceivedControl
 from lienthong.node.control.requests import ControlRequests
 from lienthong.node.delivery.links import PeerLink
@@ -37,6 +38,7 @@ from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.recovery import sweep_staged
 from lienthong.node.status.api import StatusService
@@ -86,6 +88,14 @@ class Node:
         self.offers.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
         self.offers.control["status"] = self.received_control.on_status
         self.offers.control["recall"] = self.received_control.on_recall
+        review = runtime.config.review
+        self.head_witnessing = HeadWitnessing(runtime, self.outbox,
+                                              interval=review.witness_interval)
+        self.reconciler = Reconciler(runtime, self.outbox, retry=review.reconcile_retry,
+                                     monthly=review.monthly_reconciliation)
+        self.offers.control[HEAD_KIND] = self.head_witnessing.on_head
+        self.offers.control[WITNESS_KIND] = self.head_witnessing.on_witness
+        self.offers.control[SUMMARY_KIND] = self.reconciler.on_summary
 
     @property
     def listening_port(self) -> int:
@@ -130,6 +140,8 @@ class Node:
                                       current_keys=lambda: rt.keys,
                                       now_text=rt.now_text)
         self.head_signer.start()
+        self.head_witnessing.start()
+        self.reconciler.start()
         self.running = True
         for link in self.links.values():
             link.kick()
@@ -204,6 +216,16 @@ class Node:
     def stop(self) -> Generator[Deferred[Any], Any, None]:
         """Stop taking work, close connections (partials stay for resume), flush the store."""
         self.running = False
+        self.reconciler.stop()
+        self.head_witnessing.stop()
+        if self.head_signer is not None:
+            # The head at shutdown goes to the peers (queued now, delivered after the next
+            # start); the head signed below, after "node-stopped", follows on the next round.
+            try:
+                yield self.head_signer.sign_now()
+                yield self.head_witnessing.send_head()
+            except Exception:  # noqa: BLE001 - stopping must go on
+                log.failure("could not send the audit head at shutdown")
         if self.watcher is not None:
             self.watcher.stop()
         if self._directory_poll is not None and self._directory_poll.running:

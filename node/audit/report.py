@@ -31,6 +31,10 @@ class VerifyReport:
     head_signers: dict[str, int] = field(default_factory=dict)
     files: int = 0
     missing_files: int = 0
+    #: Heads witnessed by peers checked against the log, and the last entry each peer vouches
+    #: for (by the peer's name).
+    witnesses: int = 0
+    witnessed_by: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -43,7 +47,8 @@ class VerifyReport:
                 "signed_heads": self.heads, "last_signed_seq": self.last_signed_seq,
                 "head_signers": dict(self.head_signers),
                 "receipts": self.receipts, "files": self.files,
-                "missing_files": self.missing_files,
+                "missing_files": self.missing_files, "witnesses": self.witnesses,
+                "witnessed_by": dict(self.witnessed_by),
                 "problems": [{"check": p.check, "where": p.where, "what": p.what, "seq": p.seq,
                               "path": p.path} for p in self.problems],
                 "notes": list(self.notes)}

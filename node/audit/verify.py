@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Four independent checks, each naming every row or file it finds wrong:
+Five independent checks, each naming every row or file it finds wrong:
 
 1. **Signed heads.** Each row of ``audit_heads`` must carry a valid signature by one of this
    node's identities (public keys from its own card and, after an identity rotation, from
@@ -21,7 +21,10 @@ Four independent checks, each naming every row or file it finds wrong:
    grace period) and answer exactly the envelope recorded beside it (message ID, parties,
    digest, size, header hash). A copy of a receipt kept as a
    file beside the document must be byte-identical to the stored one.
-4. **Kept files.** Each document kept in ``sent/`` and ``inbox/`` must still have the SHA-256
+4. **Witnesses.** Every head a peer witnessed (and every head in a peer's export given with
+   ``--peer-heads``) must match the log as it is now (node/audit/witness_check.py): this is
+   what catches a history rewritten with its own chain and heads recomputed.
+5. **Kept files.** Each document kept in ``sent/`` and ``inbox/`` must still have the SHA-256
    recorded for it. A document no longer there is *not* a failure (clerks move delivered
    documents into their own systems); it is listed as a note. A file that is there and differs
    is a failure.
@@ -31,7 +34,7 @@ returns the report otherwise: fail closed, never a bare bool.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ from lienthong.keys.identity import parse_time
 from lienthong.node.audit.files import check_files
 from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head_row
 from lienthong.node.audit.report import AuditFailed, Problem, VerifyReport
+from lienthong.node.audit.witness_check import HeldHeads, check_witnesses
 from lienthong.node.identity.history import IdentityHistoryError, read_identity_history
 from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
 from lienthong.node.store.database import Store
@@ -82,13 +86,17 @@ class OwnIdentity:
 
 def verify_store(store: Store, *, home: Path, own_card: PeerCard,
                  peer_name: Callable[[str], str] = lambda node_id: node_id,
-                 page: int = PAGE) -> VerifyReport:
-    """Run every check; raise ``AuditFailed`` if any problem was found, else return the report."""
+                 page: int = PAGE, held: Sequence[HeldHeads] = ()) -> VerifyReport:
+    """Run every check; raise ``AuditFailed`` if any problem was found, else return the report.
+
+    ``held``: heads of this chain as peers hold them (exports given with ``--peer-heads``)."""
     report = VerifyReport()
     identities = own_identities(home, own_card, report)
     trusted = check_heads(store, identities, report)
     check_chain(store, trusted, report, page=page)
     check_receipts(store, identities, report, peer_name=peer_name, page=page)
+    check_witnesses(store, {i.node_id for i in identities}, report, peer_name=peer_name,
+                    held=held, own_keys=[(i.node_id, i.key) for i in identities])
     check_files(store, home, report, peer_name=peer_name, page=page)
     if report.problems:
         raise AuditFailed(report)

@@ -219,19 +219,31 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
 @audit.command("verify")
 @home_argument
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def verify(home_arg: Path | None, home: Path | None, as_json: bool) -> None:
-    """Check the hash chain, the signed heads, every stored receipt and every kept file.
+@click.option("--peer-heads", "peer_heads", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A peer's export of the heads it holds for this office (lienthong audit "
+                   "witnesses --held-for NAME --json, run at the peer); may be repeated.")
+def verify(home_arg: Path | None, home: Path | None, as_json: bool,
+           peer_heads: tuple[Path, ...]) -> None:
+    """Check the hash chain, the signed heads, every stored receipt, the heads peers
+    witnessed, and every kept file.
 
     Exits 1 and names each wrong entry, receipt or file if anything does not verify."""
     from lienthong.node.audit.verify import AuditFailed, verify_store
+    from lienthong.node.audit.witness_check import read_held_heads
     config = open_config(home_arg or home)
     card = own_card(config)
+    try:
+        held = [read_held_heads(path) for path in peer_heads]
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     store = open_store(config.store.url)
     try:
         names = peer_names(store)
         try:
             report = verify_store(store, home=config.home, own_card=card,
-                                  peer_name=lambda node_id: names.get(node_id, node_id))
+                                  peer_name=lambda node_id: names.get(node_id, node_id),
+                                  held=held)
             failed = False
         except AuditFailed as exc:
             report, failed = exc.report, True
@@ -253,6 +265,10 @@ def _print_report(report: VerifyReport) -> None:
         click.echo("Signed by:  " + "; ".join(f"{node_id}: {count} head(s)"
                                               for node_id, count in report.head_signers.items()))
     click.echo(f"Receipts:   {report.receipts} checked.")
+    witnessed = "; ".join(f"{clean(name, 64)} up to entry {seq}"
+                          for name, seq in sorted(report.witnessed_by.items()))
+    click.echo(f"Witnessed:  {report.witnesses} head(s) held by peers checked against the log"
+               + (f" ({witnessed})." if witnessed else "."))
     click.echo(f"Kept files: {report.files} checked against their recorded SHA-256"
                + (f"; {report.missing_files} no longer in place." if report.missing_files
                   else "."))

@@ -121,6 +121,9 @@ def _register_subcommands() -> None:
     main.add_command(status)
     main.add_command(console)
     main.add_command(audit)
+    from lienthong.node.cli.review import reconcile, witnesses
+    audit.add_command(witnesses)
+    main.add_command(reconcile)
     main.add_command(receipt)
     from lienthong.node.cli.edxml import export
     main.add_command(export)

@@ -76,6 +76,16 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
     if failed:
         add("warning", "documents-failed", f"{failed} document(s) could not be delivered in the "
             "last 24 h; each is in failed/ with a .reason.txt beside it.")
+    for item in (snapshot.get("review") or {}).get("reconciliations", []):
+        if item["state"] == "differs":
+            add("warning", "reconciliation-differs", f"Reconciliation with {item['peer']} for "
+                f"{item['period']}: {item['differences']} document(s) differ between the two "
+                "offices' records. Nothing was changed. See: lienthong reconcile --peer "
+                f"{item['peer']} --period {item['period']}", item["peer"])
+        elif item["pending_seconds"] is not None and item["pending_seconds"] > 86400:
+            add("warning", "reconciliation-pending", f"Reconciliation with {item['peer']} for "
+                f"{item['period']} is still pending after {_hours(item['pending_seconds'])}: "
+                f"{item['peer']} has not answered; the node keeps asking.", item["peer"])
     security = [f for f in snapshot["failures_24h"] if f["kind"] in SECURITY_KINDS]
     if security:
         codes = ", ".join(sorted({f["code"] or f["kind"] for f in security}))

@@ -26,6 +26,7 @@ from typing import Any
 
 from lienthong.node.core.clock import parse_rfc3339, rfc3339, rfc3339_ms
 from lienthong.node.status.health import Thresholds, health_of, warnings_for
+from lienthong.node.status.review import review_status
 from lienthong.node.status.rows import peer_names, received_row, sent_row
 from lienthong.node.store.database import Store
 
@@ -130,6 +131,7 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
                   "last_signed_at": heads[-1].time if heads else None},
         "disk": (probe or {}).get("disk"),
         "not_writable": list((probe or {}).get("not_writable", [])),
+        "review": review_status(store, names, now),
     }
     snapshot["warnings"] = warnings_for(snapshot, thresholds)
     snapshot["health"] = health_of(snapshot["warnings"])

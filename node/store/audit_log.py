@@ -164,3 +164,9 @@ class AuditMethods(StoreBase):
         with self._read() as conn:
             return [build(AuditHead, row)
                     for row in conn.execute(select(_h).order_by(_h.c.seq)).all()]
+
+    def last_audit_head(self) -> AuditHead | None:
+        """The latest signed head (verify its signature before trusting it)."""
+        with self._read() as conn:
+            row = conn.execute(select(_h).order_by(_h.c.seq.desc()).limit(1)).first()
+        return build(AuditHead, row) if row is not None else None

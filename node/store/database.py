@@ -51,8 +51,10 @@ from lienthong.node.store.migrations import current_version, migrate
 from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
 from lienthong.node.store.receipts import ReceiptMethods
+from lienthong.node.store.reconciliations import ReconciliationMethods
 from lienthong.node.store.records import StoreError
 from lienthong.node.store.reports import ReportMethods
+from lienthong.node.store.witnesses import WitnessMethods
 
 _BEGIN_OPTION = "lienthong_begin"
 _BEGIN_STATEMENTS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
@@ -140,5 +142,6 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
-            AuditMethods, ReportMethods, DocumentMethods):
+            AuditMethods, ReportMethods, DocumentMethods, WitnessMethods,
+            ReconciliationMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     insert,
     inspect,
     select,
@@ -204,11 +205,66 @@ def _v3(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX dispatches_queue ON dispatches (state, priority, seq)")
 
 
+def _v4(conn: Connection) -> None:
+    """Version 4: witnessed audit heads (both ways) and reconciliation exchanges."""
+    md = MetaData()
+    Table("peer_heads", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("node_id", String(100), nullable=False),
+          Column("seq", Integer, nullable=False),
+          Column("hash", String(64), nullable=False),
+          Column("head_time", String(40), nullable=False),
+          Column("head", Text, nullable=False),
+          Column("head_sha256", String(64), nullable=False, unique=True),
+          Column("witness", Text, nullable=False),
+          Column("witness_index", Integer, nullable=False),
+          Column("witness_sha256", String(64), nullable=False),
+          Column("received_at", String(40), nullable=False),
+          UniqueConstraint("node_id", "seq", name="peer_heads_one_per_seq"),
+          UniqueConstraint("node_id", "witness_index", name="peer_heads_one_per_index"))
+    Table("head_witnesses", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("witness_node_id", String(100), nullable=False),
+          Column("seq", Integer, nullable=False),
+          Column("hash", String(64), nullable=False),
+          Column("head_sha256", String(64), nullable=False),
+          Column("witness_index", Integer, nullable=False),
+          Column("token", Text, nullable=False),
+          Column("token_sha256", String(64), nullable=False, unique=True),
+          Column("witnessed_at", String(40), nullable=False),
+          Column("received_at", String(40), nullable=False),
+          UniqueConstraint("witness_node_id", "witness_index",
+                           name="head_witnesses_one_per_index"))
+    Table("reconciliations", md,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("exchange", String(32), nullable=False),
+          Column("peer_node_id", String(100), nullable=False),
+          Column("period", String(16), nullable=False),
+          Column("role", String(16), nullable=False),
+          Column("state", String(16), nullable=False),
+          Column("requested_at", String(40), nullable=False),
+          Column("updated_at", String(40), nullable=False),
+          Column("next_attempt_at", String(40)),
+          Column("attempts", Integer, nullable=False),
+          Column("own_summary", Text),
+          Column("peer_summary", Text),
+          Column("differences", Text),
+          Column("error", Text),
+          CheckConstraint("role IN ('initiator', 'responder')", name="reconciliations_role"),
+          CheckConstraint("state IN ('requested', 'pending', 'agreed', 'differs')",
+                          name="reconciliations_state"),
+          UniqueConstraint("exchange", "peer_node_id", name="reconciliations_one_per_exchange"),
+          Index("reconciliations_by_state", "state"),
+          Index("reconciliations_by_peer", "peer_node_id", "period"))
+    md.create_all(conn)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
+    (4, _v4),
 )
 
 

@@ -382,3 +382,86 @@ class RecallRow:
     recalled_path: str | None
     time: str
     recorded_at: str
+
+
+# -- the yearly review (schema version 4): witnessed heads and reconciliations ----------------
+
+#: A reconciliation exchange::
+#:
+#:     requested -> pending     our summary was signed and sent; the peer's answer is awaited
+#:     requested -> agreed      (responder) our answer was sent and the roots are the same
+#:     requested -> differs     (responder) our answer was sent; the records differ
+#:     pending   -> agreed      the roots are the same
+#:     pending   -> differs     the item lists were compared; ``differences`` lists them
+#:     differs   -> differs     the other side's lists arrived (the differences are refined)
+RECONCILIATION_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "requested": frozenset({"pending", "agreed", "differs"}),
+    "pending": frozenset({"pending", "agreed", "differs"}),
+    "agreed": frozenset(),
+    "differs": frozenset({"differs"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHeadRow:
+    """A peer's signed audit head this node holds, and the witness this node signed for it."""
+
+    id: int
+    node_id: str
+    seq: int
+    hash: str
+    head_time: str
+    head: str
+    head_sha256: str
+    witness: str
+    witness_index: int
+    witness_sha256: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeadWitnessRow:
+    """A witness a peer signed for one of this node's own heads."""
+
+    id: int
+    witness_node_id: str
+    seq: int
+    hash: str
+    head_sha256: str
+    witness_index: int
+    token: str
+    token_sha256: str
+    witnessed_at: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRow:
+    """One reconciliation exchange with a peer for a period (node/reconciliation)."""
+
+    id: int
+    exchange: str
+    peer_node_id: str
+    period: str
+    role: str
+    state: str
+    requested_at: str
+    updated_at: str
+    next_attempt_at: str | None
+    attempts: int
+    own_summary: str | None
+    peer_summary: str | None
+    differences: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDocument:
+    """A document as one side's record knows it, for reconciliation: the header token (its
+    signed ``created``), the digest and the receipt (None: never receipted)."""
+
+    message_id: str
+    sha256: str
+    header_token: str
+    receipt: str | None
+    meta: str

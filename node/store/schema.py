@@ -24,11 +24,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -241,4 +242,68 @@ recalls = Table(
     Column("recorded_at", String(TIME), nullable=False),
     CheckConstraint("state IN ('sent', 'accepted', 'refused')", name="recalls_state"),
     Index("recalls_by_message", "message_id", "sender_node_id"),
+)
+
+# -- version 4: the yearly review: witnessed audit heads, reconciliation (docs/review.md) --------
+
+#: Heads of peers' audit chains that this node witnessed: the peer's signed head token and the
+#: witness this node signed for it (``witness_index`` counts per peer, from 1). Never updated:
+#: a head that contradicts one held is refused, not stored.
+peer_heads = Table(
+    "peer_heads", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node_id", String(NODE_ID), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(DIGEST), nullable=False),
+    Column("head_time", String(TIME), nullable=False),
+    Column("head", Text, nullable=False),
+    Column("head_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("witness", Text, nullable=False),
+    Column("witness_index", Integer, nullable=False),
+    Column("witness_sha256", String(DIGEST), nullable=False),
+    Column("received_at", String(TIME), nullable=False),
+    UniqueConstraint("node_id", "seq", name="peer_heads_one_per_seq"),
+    UniqueConstraint("node_id", "witness_index", name="peer_heads_one_per_index"),
+)
+
+#: Witnesses peers signed for this node's own heads (``lienthong-audit-witness/1`` tokens).
+head_witnesses = Table(
+    "head_witnesses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("witness_node_id", String(NODE_ID), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(DIGEST), nullable=False),
+    Column("head_sha256", String(DIGEST), nullable=False),
+    Column("witness_index", Integer, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("token_sha256", String(DIGEST), nullable=False, unique=True),
+    Column("witnessed_at", String(TIME), nullable=False),
+    Column("received_at", String(TIME), nullable=False),
+    UniqueConstraint("witness_node_id", "witness_index", name="head_witnesses_one_per_index"),
+)
+
+#: Reconciliation exchanges with a peer for a period: asked for here (``initiator``) or by
+#: the peer (``responder``); ``differences`` is the JSON list of what the records disagree on.
+reconciliations = Table(
+    "reconciliations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(MESSAGE_ID), nullable=False),
+    Column("peer_node_id", String(NODE_ID), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_at", String(TIME), nullable=False),
+    Column("updated_at", String(TIME), nullable=False),
+    Column("next_attempt_at", String(TIME)),
+    Column("attempts", Integer, nullable=False),
+    Column("own_summary", Text),
+    Column("peer_summary", Text),
+    Column("differences", Text),
+    Column("error", Text),
+    CheckConstraint("role IN ('initiator', 'responder')", name="reconciliations_role"),
+    CheckConstraint("state IN ('requested', 'pending', 'agreed', 'differs')",
+                    name="reconciliations_state"),
+    UniqueConstraint("exchange", "peer_node_id", name="reconciliations_one_per_exchange"),
+    Index("reconciliations_by_state", "state"),
+    Index("reconciliations_by_peer", "peer_node_id", "period"),
 )

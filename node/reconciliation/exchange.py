@@ -1,0 +1,352 @@
+"""Reconciling with a peer: signed summaries exchanged, roots compared, lists when they differ.
+
+Theory of operation
+-------------------
+One exchange, between the office that asks (A: ``lienthong reconcile`` or the monthly run)
+and its peer (B), for one period; every message is a ``lienthong-reconciliation/1`` summary
+(protocol/reconciliation.py) sent as a control document of kind ``reconciliation``::
+
+    A: row requested -> sign "request" (roots only) -> send -> pending (retried every
+       reconcile_retry until answered; shown as pending)
+    B: verify -> its own summary; the days whose roots differ -> sign "answer" carrying B's
+       items of those days -> send -> row agreed (no difference) or pending (lists awaited)
+    A: verify -> roots equal: agreed; else compare A's items with B's for the differing days
+       -> differs (the differences kept, audited, shown in status) -> sign "detail" carrying
+       A's items of those days -> send
+    B: verify -> compare -> differs (or agreed)
+
+A difference is a warning, never repaired: nothing here changes a document, a receipt or a
+record other than the exchange's own row. A summary that does not verify, answers an exchange
+that does not exist, or contradicts the one already held for that exchange is refused with a
+``security-refused`` audit event and stored nowhere. A request resent by A (its retry) gets
+the answer already signed. The monthly run asks for the month before, once per peer: the
+office with the smaller node ID asks first, the other only if nothing came by the 3rd.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from lienthong.keys.errors import KeysError
+from lienthong.node.reconciliation.records import own_items
+from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.runtime.ports import ControlSender
+from lienthong.node.store.records import ReconciliationRow
+from lienthong.protocol.envelope import EnvelopeHeader
+from lienthong.protocol.errors import ProtocolError, SummaryError
+from lienthong.protocol.fields import new_message_id
+from lienthong.protocol.reconciliation import (
+    Difference,
+    Item,
+    Side,
+    SummaryInfo,
+    compare,
+    decode_summary,
+    digest_side,
+    issue_summary,
+    month_before,
+    parse_period,
+    verify_summary,
+)
+
+log = Logger(namespace="lienthong.reconciliation")
+
+SUMMARY_KIND = "reconciliation"
+POLL_SECONDS = 1.0
+#: How often the monthly run looks whether last month still needs reconciling.
+MONTHLY_CHECK_SECONDS = 3600.0
+#: A summary carrying lists for a year of a busy pair stays well under jws.MAX_TOKEN_BYTES.
+MAX_SUMMARY_BYTES = 1024 * 1024
+
+
+def _later(now: str, seconds: float) -> str:
+    when = datetime.strptime(now[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return (when + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def request_reconciliation(store: Any, peer_node_id: str, period: str, now: str) -> Any:
+    """Ask the running daemon to reconcile with a peer for a period (the CLI's door: no
+    passphrase needed); returns the new ``requested`` row. Blocking."""
+    parse_period(period)
+    with store.transaction():
+        row = store.add_reconciliation(exchange=new_message_id(), peer_node_id=peer_node_id,
+                                       period=period, role="initiator", state="requested",
+                                       now=now)
+        store.append_audit("reconciliation-requested", now, peer=peer_node_id,
+                           detail={"period": period, "exchange": row.exchange})
+    return row
+
+
+class Reconciler:
+    """Carries out requested reconciliations, answers peers' summaries, retries the
+    unanswered, and starts the monthly run."""
+
+    def __init__(self, runtime: NodeRuntime, sender: ControlSender, *, retry: float,
+                 monthly: bool) -> None:
+        self.rt = runtime
+        self.sender = sender
+        self.retry = retry
+        self.monthly = monthly
+        self._loop: LoopingCall | None = None
+        self._busy = False
+        self._next_monthly = 0.0
+
+    def start(self) -> None:
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = self.rt.reactor
+        self._loop.start(POLL_SECONDS, now=True)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    # -- A: asking -------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def poll(self) -> Generator[Deferred[Any], Any, None]:
+        """Start requested exchanges, resend unanswered ones that are due, and the monthly
+        run; never raises (a LoopingCall would stop)."""
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            if self.monthly and self.rt.reactor.seconds() >= self._next_monthly:
+                self._next_monthly = self.rt.reactor.seconds() + MONTHLY_CHECK_SECONDS
+                yield self.start_monthly()
+            rows = yield self.rt.db(self.rt.store.reconciliations,
+                                    states=("requested", "pending"), role="initiator")
+            now = self.rt.now_text()
+            for row in reversed(rows):  # oldest first
+                if row.state == "requested":
+                    yield self._ask(row)
+                elif row.next_attempt_at is not None and row.next_attempt_at <= now:
+                    yield self._resend(row)
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            log.failure("reconciliation could not proceed")
+        finally:
+            self._busy = False
+
+    @inlineCallbacks
+    def start_monthly(self) -> Generator[Deferred[Any], Any, list[str]]:
+        """Request last month's reconciliation with each trusted peer that has none yet."""
+        rt = self.rt
+        now = rt.now_text()
+        period = month_before(now)
+        started = []
+        for peer in sorted(p.node_id for p in rt.directory.peers if p.state == "trusted"):
+            if rt.node_id > peer and int(now[8:10]) < 3:
+                continue  # the peer asks first; we ask only if it has not by the 3rd
+            known = yield rt.db(rt.store.reconciliations, peer_node_id=peer, period=period)
+            if known:
+                continue
+            yield rt.db(request_reconciliation, rt.store, peer, period, now)
+            started.append(peer)
+        return started
+
+    @inlineCallbacks
+    def _ask(self, row: ReconciliationRow) -> Generator[Deferred[Any], Any, None]:
+        rt = self.rt
+        period = parse_period(row.period)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id), period)
+        now = rt.now_text()
+        token = issue_summary(rt.keys.identity, role="request", exchange=row.exchange,
+                              peer=row.peer_node_id, period=row.period, time=now,
+                              sent=digest_side(sent), received=digest_side(received))
+        yield rt.db(rt.store.update_reconciliation, row.id, now, state="pending",
+                    own_summary=token, attempts=1, next_attempt_at=_later(now, self.retry))
+        yield self._send(row.peer_node_id, token, row.period, "request")
+
+    @inlineCallbacks
+    def _resend(self, row: ReconciliationRow) -> Generator[Deferred[Any], Any, None]:
+        rt = self.rt
+        now = rt.now_text()
+        yield rt.db_audited(rt.store.update_reconciliation, row.id, now, state="pending",
+                            attempts=row.attempts + 1, next_attempt_at=_later(now, self.retry),
+                            events=[("reconciliation-retried", {
+                                "peer": row.peer_node_id, "period": row.period,
+                                "exchange": row.exchange, "attempt": row.attempts + 1})])
+        log.info("no answer from {peer} to the reconciliation of {period}; asking again",
+                 peer=rt.peer_name(row.peer_node_id), period=row.period)
+        yield self._send(row.peer_node_id, row.own_summary or "", row.period, "request")
+
+    def _send(self, peer: str, token: str, period: str, role: str) -> Deferred:
+        return self.sender.send_control(
+            [peer], name=f"reconciliation-{period}-{role}.jws", data=token.encode("ascii"),
+            meta={"kind": SUMMARY_KIND, "period": period, "role": role})
+
+    # -- summaries arriving ----------------------------------------------------------------
+
+    @inlineCallbacks
+    def on_summary(self, peer: str, header: EnvelopeHeader,
+                   stored: Path) -> Generator[Deferred[Any], Any, None]:
+        """A peer's summary: a request to answer, an answer, or the lists after an answer."""
+        rt = self.rt
+        try:
+            token = yield rt.io(_read_summary, stored)
+            info = verify_summary(token, rt.directory.verify_key_for(peer), peer=rt.node_id)
+            if info.office != peer:
+                raise SummaryError(f"it is signed by {info.office}, not by {peer}")
+            row = yield rt.db(rt.store.reconciliation, info.exchange, peer)
+            if info.role == "request":
+                yield self._answer(peer, info, row)
+            elif info.role == "answer":
+                yield self._answered(peer, info, row)
+            else:
+                yield self._detailed(peer, info, row)
+        except (ProtocolError, KeysError, ValueError) as exc:
+            yield self._refuse(peer, header, str(exc))
+
+    def _refuse(self, peer: str, header: EnvelopeHeader, reason: str) -> Deferred:
+        log.warn("refused a reconciliation summary from {peer}: {reason}",
+                 peer=self.rt.peer_name(peer), reason=reason)
+        return self.rt.audit("security-refused", peer=peer, message_id=header.message_id,
+                             code="reconciliation-summary-refused", reason=reason[:500])
+
+    @inlineCallbacks
+    def _answer(self, peer: str, info: SummaryInfo,
+                row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+        """B: answer a request (again, with the same answer, if A asks again)."""
+        rt = self.rt
+        if row is not None:
+            held = decode_summary(row.peer_summary or "")
+            if row.role != "responder" or held.token != info.token:
+                raise SummaryError(f"exchange {info.exchange} is already held with other "
+                                   "content; the request contradicts it")
+            yield self._send(peer, row.own_summary or "", info.period.label, "answer")
+            return
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
+        mine_sent, mine_received = digest_side(sent), digest_side(received)
+        days_out = mine_sent.differing_days(info.received)
+        days_in = mine_received.differing_days(info.sent)
+        now = rt.now_text()
+        token = issue_summary(rt.keys.identity, role="answer", exchange=info.exchange, peer=peer,
+                              period=info.period.label, time=now,
+                              sent=mine_sent.carrying(sent, days_out),
+                              received=mine_received.carrying(received, days_in))
+        state = "pending" if days_out or days_in else "agreed"
+        events = [] if state == "pending" else [("reconciliation-agreed", {
+            "peer": peer, "period": info.period.label, "exchange": info.exchange,
+            "sent": mine_sent.count, "received": mine_received.count})]
+        yield rt.db_audited(rt.store.add_reconciliation, exchange=info.exchange,
+                            peer_node_id=peer, period=info.period.label, role="responder",
+                            state=state, now=now, own_summary=token, peer_summary=info.token,
+                            differences=None if state == "pending" else "[]", events=events)
+        yield self._send(peer, token, info.period.label, "answer")
+
+    @inlineCallbacks
+    def _answered(self, peer: str, info: SummaryInfo,
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+        """A: the answer to our request: agree, or compare the lists and send ours."""
+        rt = self.rt
+        if row is None or row.role != "initiator" or row.own_summary is None:
+            raise SummaryError(f"it answers exchange {info.exchange}, which this office "
+                               "never asked for")
+        if row.peer_summary is not None:
+            if row.peer_summary != info.token:
+                raise SummaryError(f"exchange {info.exchange} was already answered with other "
+                                   "content; this answer contradicts it")
+            return  # a resent answer
+        own = decode_summary(row.own_summary)
+        if info.period.label != row.period:
+            raise SummaryError(f"it answers for period {info.period.label}, not {row.period}")
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
+        # The record as it is now (a late receipt may have come since the request).
+        mine_sent, mine_received = digest_side(sent), digest_side(received)
+        days_out = mine_sent.differing_days(info.received)
+        days_in = mine_received.differing_days(info.sent)
+        now = rt.now_text()
+        if not days_out and not days_in:
+            yield rt.db_audited(rt.store.update_reconciliation, row.id, now, state="agreed",
+                                peer_summary=info.token, differences="[]",
+                                next_attempt_at=None, events=[("reconciliation-agreed", {
+                                    "peer": peer, "period": row.period,
+                                    "exchange": row.exchange, "sent": mine_sent.count,
+                                    "received": mine_received.count})])
+            return
+        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+        yield self._record_differences(row, info, differences, now)
+        detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange, peer=peer,
+                               period=row.period, time=now,
+                               sent=mine_sent.carrying(sent, days_out),
+                               received=mine_received.carrying(received, days_in))
+        yield self._send(peer, detail, row.period, "detail")
+
+    @inlineCallbacks
+    def _detailed(self, peer: str, info: SummaryInfo,
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+        """B: A's lists after our answer showed a difference."""
+        rt = self.rt
+        if row is None or row.role != "responder" or row.own_summary is None:
+            raise SummaryError(f"it details exchange {info.exchange}, which this office "
+                               "never answered")
+        if row.state != "pending":
+            if row.differences is not None and row.state == "differs":
+                return  # already compared (a resend)
+            raise SummaryError(f"exchange {info.exchange} is {row.state}; the lists "
+                               "contradict it")
+        own = decode_summary(row.own_summary)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
+        days_out = own.sent.differing_days(info.received)
+        days_in = own.received.differing_days(info.sent)
+        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+        yield self._record_differences(row, info, differences, rt.now_text())
+
+    def _record_differences(self, row: ReconciliationRow, info: SummaryInfo,
+                            differences: list[Difference], now: str) -> Deferred:
+        rt = self.rt
+        state = "differs" if differences else "agreed"
+        counts: dict[str, int] = {}
+        for d in differences:
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+        if differences:
+            log.warn("reconciliation of {period} with {peer}: {n} difference(s)",
+                     period=row.period, peer=rt.peer_name(row.peer_node_id),
+                     n=len(differences))
+        return rt.db_audited(
+            rt.store.update_reconciliation, row.id, now, state=state, peer_summary=info.token,
+            differences=json.dumps([d.as_dict() for d in differences], sort_keys=True),
+            next_attempt_at=None, events=[(f"reconciliation-{state}", {
+                "peer": row.peer_node_id, "period": row.period, "exchange": row.exchange,
+                "differences": counts,
+                "message_ids": [d.message_id for d in differences][:100]})])
+
+    def _ids(self, peer: str) -> set[str]:
+        """Every node ID (current and former) of the peer ``peer`` names."""
+        return {peer, *(key.kid for key in self.rt.directory.identities_of(peer))}
+
+
+def _carried(side: Side, days: set[str]) -> list[Item]:
+    """The peer's items of ``days``; every such day it listed must be carried whole."""
+    carried = [item for item in side.items if item.day in days]
+    missing = sorted(day for day in days if day in side.days and
+                     not any(item.day == day for item in carried))
+    if missing:
+        raise SummaryError(f"the summary lacks the items of {', '.join(missing[:5])}, whose "
+                           "roots differ")
+    return carried
+
+
+def _differences(me: str, peer: str, sent: list[Item], received: list[Item], info: SummaryInfo,
+                 days_out: set[str], days_in: set[str]) -> list[Difference]:
+    """What we sent vs what the peer received, and what it sent vs what we received."""
+    theirs_received = _carried(info.received, days_out)
+    theirs_sent = _carried(info.sent, days_in)
+    return (compare([i for i in sent if i.day in days_out], theirs_received, sender=me,
+                    recipient=peer) +
+            compare(theirs_sent, [i for i in received if i.day in days_in], sender=peer,
+                    recipient=me))
+
+
+def _read_summary(path: Path) -> str:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SUMMARY_BYTES + 1)
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise ValueError(f"{path.name} is too large to be a reconciliation summary")
+    return data.decode("ascii", errors="replace").strip()
