@@ -29,6 +29,7 @@ def test_monthly_run_asks_for_last_month_and_retries_until_answered(tmp_path: Pa
     clock = [1796083200.0]  # 2026-12-01T00:00:00Z
     a, b = make_office(tmp_path, "aa", reactor), make_office(tmp_path, "bb", reactor, port=7444)
     enrol(a, b)
+    enrol(b, a)
     first, other = sorted([a, b], key=lambda o: o.node_id)
     first.runtime.wall_clock = lambda: clock[0]
     sent = Sent()
