@@ -60,6 +60,12 @@ class NodeLockLost(StoreError):
     code = "node-lock-lost"
 
 
+class StoreOfAnotherNode(StoreError):
+    """The store was last run by a node with other keys (two homes pointed at one store)."""
+
+    code = "store-of-another-node"
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who runs a node: what a refused second ``run`` tells the person who started it."""
