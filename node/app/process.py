@@ -26,7 +26,7 @@ from lienthong.node.app.node import Node, build_runtime
 from lienthong.node.core.clock import rfc3339, use_monotonic_timers
 from lienthong.node.identity.history import read_identity_history
 from lienthong.node.store.database import Store, open_store
-from lienthong.node.store.node_lock import HomeLock, Holder, StoreOfAnotherNode
+from lienthong.node.store.node_lock import Holder, HomeLock, StoreOfAnotherNode
 
 log = Logger(namespace="lienthong.node")
 

@@ -76,9 +76,9 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
         # Checked before anything is created: a wrong URL or a missing driver is said now,
         # and the database is made ready (migrated) for the first run.
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
         from lienthong.node.store.database import open_store
-        from sqlalchemy.exc import ArgumentError
         try:
             parsed = make_url(store_url)
         except ArgumentError:

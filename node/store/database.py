@@ -48,8 +48,8 @@ from lienthong.node.store.audit_log import AuditMethods
 from lienthong.node.store.documents import DocumentMethods
 from lienthong.node.store.incoming import IncomingMethods
 from lienthong.node.store.migrations import current_version, migrate
-from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.node_lock import Holder
+from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
 from lienthong.node.store.postgresql import cannot_connect, postgresql_engines
 from lienthong.node.store.receipts import ReceiptMethods
