@@ -30,6 +30,15 @@ def plain_refusal(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr
 
 
+def start_fully(node: TestNode) -> None:
+    """Start and wait until the node has finished starting (its last log line of start):
+    a SIGTERM in the middle of Node.start is a separate, older race (see the report)."""
+    seen = node.log_text().count("listening on") if node.log_file else 0
+    node.start()
+    wait_for(lambda: node.log_text().count("listening on") > seen, timeout=60,
+             what=f"{node.name} to finish starting")
+
+
 def store_url(node: TestNode) -> str:
     from lienthong.config.loader import load_config
     return load_config(node.home).store.url
@@ -40,8 +49,7 @@ def test_a_second_run_of_a_running_home_is_refused_and_writes_nothing(network) -
     """The second `run` names the running node's PID and host, exits 2, and the running node's
     audit gains no false node-stopped; it keeps running."""
     alpha = network("alpha", enrol=False)["alpha"]
-    alpha.start()
-    wait_for(lambda: "node-started" in alpha.audit_kinds(), timeout=20, what="alpha's start")
+    start_fully(alpha)
     before = alpha.audit_kinds()
     message = plain_refusal(run_again(alpha.home))
     assert "already running" in message and f"process {alpha.pid} on" in message
@@ -49,7 +57,7 @@ def test_a_second_run_of_a_running_home_is_refused_and_writes_nothing(network) -
     assert alpha.process is not None and alpha.process.poll() is None
     assert alpha.stop() == 0
     assert alpha.audit_kinds()[-1] == "node-stopped"
-    alpha.start()  # the lock went with the process: a restart is not refused
+    start_fully(alpha)  # the lock went with the process: a restart is not refused
     assert alpha.stop() == 0
 
 
@@ -65,8 +73,7 @@ def test_two_homes_on_one_store_are_refused(network, store_backend: str) -> None
                       if store_backend == "postgresql"
                       else text.replace('url = ""', f'url = "{store_url(alpha)}"'))
     assert store_url(beta) == store_url(alpha)
-    alpha.start()
-    wait_for(lambda: "node-started" in alpha.audit_kinds(), timeout=20, what="alpha's start")
+    start_fully(alpha)
     before = alpha.audit_kinds()
     message = plain_refusal(run_again(beta.home))
     if store_backend == "postgresql":
@@ -86,7 +93,7 @@ def test_two_homes_on_one_store_are_refused(network, store_backend: str) -> None
 def test_a_store_from_newer_code_is_refused(network) -> None:  # type: ignore[no-untyped-def]
     """Schema version 99: `run` says to upgrade lienthong, and the version stays 99."""
     alpha = network("alpha", enrol=False)["alpha"]
-    alpha.start()
+    start_fully(alpha)
     assert alpha.stop() == 0
     url = store_url(alpha)
     before = raw_sql(url, "SELECT count(*) FROM audit")
