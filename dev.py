@@ -64,6 +64,24 @@ def ensure_test_tools() -> None:
           "Install it with: sudo apt-get install faketime", flush=True)
 
 
+def ensure_postgresql() -> None:
+    """The store and delivery tests also run against a real PostgreSQL server, which the test
+    session starts itself with initdb and pg_ctl (tests/pgserver.py). Install Debian's
+    package when we can (root with apt-get); otherwise say how, loudly."""
+    import glob
+    import shutil
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("dev.py: installing postgresql (the PostgreSQL store tests)", flush=True)
+        subprocess.call(["apt-get", "update", "-qq"])
+        if subprocess.call(["apt-get", "install", "-y", "-qq", "postgresql"],
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")) == 0:
+            return
+    print("dev.py: PostgreSQL is missing; the PostgreSQL store tests will fail. "
+          "Install it with: sudo apt-get install postgresql", flush=True)
+
+
 TASKS = {
     "demo": [str(VENV / "bin" / "lienthong"), "demo"],
     "test": [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -139,8 +157,9 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     if argv[0] == "lint":
         return lint()
-    if argv[0] in ("test", "test-faults"):
+    if argv[0] in ("test", "test-faults", "test-fast"):
         ensure_test_tools()
+        ensure_postgresql()
     # The whole suite starts with the checks that read the code (no arguments: a partial run
     # such as `dev.py test tests/keys` is a developer's, who runs `dev.py lint` when ready).
     lint_status = lint() if argv == ["test"] else 0

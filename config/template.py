@@ -29,8 +29,10 @@ path = "keys/keystore.json"
 {passphrase_line}
 
 [store]
-# Empty: SQLite in state/lienthong.db. Any SQLAlchemy URL works (e.g. postgresql://...).
-url = ""
+# Empty: SQLite in state/lienthong.db. Or a PostgreSQL database of this node's own,
+# postgresql://USER@HOST:5432/DATABASE (needs: pip install 'lienthong[postgresql]';
+# docs/scale.md). One database per node: a second node on it is refused.
+url = {store_url}
 
 [watch]
 # "native" (inotify) for local disks; "polling" for network shares (SMB/NFS).
@@ -85,7 +87,7 @@ monthly_reconciliation = true
 
 def render_config(*, name: str, display_name: str, listen: str, advertise: list[str],
                   status_listen: str = "127.0.0.1:0", passphrase_file: str | None = None,
-                  groups: dict[str, list[str]] | None = None) -> str:
+                  groups: dict[str, list[str]] | None = None, store_url: str = "") -> str:
     """Return the text of a new configuration; values are quoted with JSON (valid TOML)."""
     def quote(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
@@ -96,4 +98,4 @@ def render_config(*, name: str, display_name: str, listen: str, advertise: list[
     return TEMPLATE.format(name=quote(name), display_name=quote(display_name),
                            listen=quote(listen), advertise=quote(advertise),
                            status_listen=quote(status_listen), passphrase_line=passphrase_line,
-                           groups=group_lines)
+                           groups=group_lines, store_url=quote(store_url))

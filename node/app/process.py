@@ -1,6 +1,7 @@
 """The daemon process (``lienthong run``): passphrase, keystore, logging, reactor, shutdown.
 
-``run_daemon`` reads the passphrase, opens the keystore, moves the reactor's timers to the
+``run_daemon`` takes the node's exclusive locks (one node per home and per database), reads
+the passphrase, opens the keystore, moves the reactor's timers to the
 monotonic clock (node/core/clock.py), starts logging, runs a ``Node`` (app/node.py) on the
 reactor, and stops it cleanly on SIGTERM/SIGINT (the reactor's shutdown, which Twisted
 triggers on those signals).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -21,7 +23,10 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, passphrase_bytes, read_passphrase
 from lienthong.node.app.logs import start_logging
 from lienthong.node.app.node import Node, build_runtime
-from lienthong.node.core.clock import use_monotonic_timers
+from lienthong.node.core.clock import rfc3339, use_monotonic_timers
+from lienthong.node.identity.history import read_identity_history
+from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.node_lock import Holder, HomeLock, StoreOfAnotherNode
 
 log = Logger(namespace="lienthong.node")
 
@@ -46,12 +51,45 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     # Imported here: importing the reactor installs it, which the caller must be free to do.
     from twisted.internet import reactor
 
-    # First, before anything can schedule a timer: a step of the wall clock must neither hold
-    # a pending retry back nor fire every timer at once (docs/reliability.md, clock steps).
-    use_monotonic_timers(reactor)
-    node_keys, typed = load_keys_and_passphrase(config)
-    start_logging(config.log_dir, verbose=verbose)
-    runtime, database = build_runtime(reactor, config, node_keys)
+    # Before anything is written (a log line, a migration, an audit entry) or a passphrase
+    # asked for: one node per home, and per PostgreSQL database (node/store/node_lock.py).
+    holder = Holder.this_process()
+    home_lock = HomeLock(config.home)
+    home_lock.acquire(holder, started=rfc3339(time.time()))
+    try:
+        # First, before anything can schedule a timer: a step of the wall clock must neither
+        # hold a pending retry back nor fire every timer at once (docs/reliability.md).
+        use_monotonic_timers(reactor)
+        node_keys, typed = load_keys_and_passphrase(config)
+        store = open_store(config.store.url, exclusive=holder)
+        try:
+            check_store_is_ours(store, config, node_keys)
+        except BaseException:
+            store.close()
+            raise
+        start_logging(config.log_dir, verbose=verbose)
+        return _run(reactor, config, node_keys, typed, store)
+    finally:
+        home_lock.release()
+
+
+def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -> None:
+    """Refuse a store last run by a node with other keys: two homes configured with one
+    PostgreSQL database (or one SQLite file) would mix two offices' documents and audit."""
+    last = store.last_started_node_id()
+    if last is None:
+        return
+    ours = {node_keys.node_id} | {former.node_id for former in read_identity_history(config.home)}
+    if last not in ours:
+        raise StoreOfAnotherNode(
+            f"The store configured in {config.source} belongs to another node ({last}), not to "
+            f"this one ({node_keys.node_id}): two homes must not share one store. Give this "
+            "node a store of its own in [store] url.")
+
+
+def _run(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
+         store: Store) -> int:
+    runtime, database = build_runtime(reactor, config, node_keys, store=store)
     node = Node(runtime, passphrase=typed)
     exit_code = [0]
 
@@ -68,4 +106,5 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
+    store.close()
     return exit_code[0]

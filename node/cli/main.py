@@ -58,8 +58,11 @@ def main() -> None:
 @click.option("--kdf", type=click.Choice(["moderate", "interactive", "sensitive", "minimal"]),
               default="moderate", show_default=True,
               help="Argon2id strength for the keystore ('minimal' is for test suites only).")
+@click.option("--store", "store_url", default="", metavar="URL",
+              help="Keep the store in this PostgreSQL database (postgresql://USER@HOST/DB) "
+                   "instead of SQLite in the home.")
 def init(home: Path, name: str, display_name: str | None, listen: str, advertise: tuple[str, ...],
-         passphrase_prompt: bool, kdf: str) -> None:
+         passphrase_prompt: bool, kdf: str, store_url: str) -> None:
     """Create a node home: configuration, encrypted keys, folders, and the peer card."""
     from lienthong.keys.keystore import passphrase_bytes
     from lienthong.node.identity.provision import create_node_home
@@ -69,14 +72,33 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
     elif passphrase_prompt:
         passphrase = passphrase_bytes(click.prompt("Keystore passphrase", hide_input=True,
                                                    confirmation_prompt=True))
+    if store_url:
+        # Checked before anything is created: a wrong URL or a missing driver is said now,
+        # and the database is made ready (migrated) for the first run.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from lienthong.node.store.database import open_store
+        try:
+            parsed = make_url(store_url)
+        except ArgumentError:
+            raise CliError(f"{store_url!r} is not a database URL; write it as "
+                           "postgresql://USER@HOST:5432/DATABASE") from None
+        if parsed.password:
+            raise CliError("The store URL holds a password, and lienthong.toml is readable by "
+                           "the clerks: leave it out of the URL and put it in the node user's "
+                           "~/.pgpass file instead (docs/scale.md).")
+        open_store(store_url).close()
     try:
         new = create_node_home(home, name=name, display_name=display_name, listen=listen,
                                advertise=list(advertise) or None, passphrase=passphrase,
-                               now=wall_clock_now(), kdf=kdf)
+                               now=wall_clock_now(), kdf=kdf, store_url=store_url)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"Created node {name!r} in {new.config.home}")
     click.echo(f"Node ID:   {new.node_id}")
+    if store_url:
+        click.echo(f"Store:     {store_url}")
     click.echo(f"Peer card: {new.card_path}  (give this file to the other offices)")
     click.echo(f"Next: lienthong peers add THEIR.card --home {new.config.home}; "
                f"then lienthong run {new.config.home}")

@@ -45,7 +45,8 @@ def generate_passphrase() -> str:
 def create_node_home(home: Path, *, name: str, display_name: str | None, listen: str,
                      advertise: list[str] | None, passphrase: bytes | None, now: str,
                      kdf: str = "moderate", status_listen: str = "127.0.0.1:0",
-                     groups: dict[str, list[str]] | None = None) -> NewNode:
+                     groups: dict[str, list[str]] | None = None,
+                     store_url: str = "") -> NewNode:
     """Create a complete node home; refuse to overwrite an existing one.
 
     With ``passphrase=None`` a random passphrase is generated and kept in ``keys/passphrase``
@@ -63,7 +64,8 @@ def create_node_home(home: Path, *, name: str, display_name: str | None, listen:
         write_private_file(home / passphrase_file, passphrase + b"\n")
     text = render_config(name=name, display_name=display_name or name, listen=listen,
                          advertise=advertise or [listen], status_listen=status_listen,
-                         passphrase_file=passphrase_file, groups=groups)
+                         passphrase_file=passphrase_file, groups=groups,
+                         store_url=store_url)
     write_public_file(home / CONFIG_FILE_NAME, text.encode("utf-8"))
     config = load_config(home)
     node_keys = generate_node_keys(name, now=now)

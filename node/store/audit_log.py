@@ -9,6 +9,7 @@ without SQLite's lock the loser gets an integrity error and must retry.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,6 +125,17 @@ class AuditMethods(StoreBase):
         with self._read() as conn:
             last = conn.execute(_TIP).first()
         return (int(last.seq), last.hash) if last is not None else (0, GENESIS_HASH)
+
+    def last_started_node_id(self) -> str | None:
+        """The node ID of the last ``node-started`` entry: whose store this is (None when no
+        node has run on it yet)."""
+        with self._read() as conn:
+            detail = conn.execute(select(_a.c.detail).where(_a.c.kind == "node-started")
+                                  .order_by(_a.c.seq.desc()).limit(1)).scalar()
+        if detail is None:
+            return None
+        node_id = json.loads(detail).get("node_id")
+        return node_id if isinstance(node_id, str) else None
 
     def audit_entries(self, *, after_seq: int = 0, limit: int | None = None,
                       kind: str | None = None, peer: str | None = None,

@@ -43,8 +43,11 @@ class StoreBase:
         self._local = threading.local()
 
     def close(self) -> None:
-        """Close the pooled connection (the store must not be used afterwards)."""
+        """Close the pooled connections (the store must not be used afterwards); on
+        PostgreSQL this also lets the node's advisory lock go."""
         self._reader.dispose()
+        if self._writer.pool is not self._reader.pool:
+            self._writer.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -63,6 +66,14 @@ class StoreBase:
             finally:
                 self._local.conn = None
                 self._local.audit_tip = None
+
+    def connection_lost(self, exc: BaseException) -> bool:
+        """True when ``exc`` is a lost connection to a database server (PostgreSQL), after
+        which the same work may run again; never for SQLite, whose file does not go away."""
+        if self._writer.dialect.name != "postgresql":
+            return False
+        from lienthong.node.store.postgresql import connection_lost
+        return connection_lost(exc)
 
     def rolled_back_to_savepoint(self) -> None:
         """Part of the open transaction was undone (group commit): forget what was cached

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -44,9 +45,16 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.node.store.db_thread import THREAD_NAME, DatabaseStopped, Lifecycle, _plain, _State
+
+#: Waits between attempts while the database cannot be reached (seconds, doubling), and how
+#: long a node that is stopping keeps trying before it fails what is left.
+RECONNECT_FIRST = 0.2
+RECONNECT_MAX = 5.0
+RECONNECT_GIVE_UP = 30.0
 
 #: Most units in one transaction: bounds how long the write lock is held (the CLI waits for it).
 MAX_BATCH = 256
@@ -60,8 +68,12 @@ class Transactional(Protocol):
 
     def transaction(self) -> AbstractContextManager[Connection]: ...
 
+    def connection_lost(self, exc: BaseException) -> bool: ...
+
     def rolled_back_to_savepoint(self) -> None: ...
 
+
+log = Logger(namespace="lienthong.node.store")
 
 _STOP = object()
 _SAVEPOINT = "SAVEPOINT lienthong_unit"
@@ -85,6 +97,9 @@ class GroupCommitThread(Lifecycle):
         #: How many batches and units went through (for tests and the benchmark's notes).
         self.batches = 0
         self.units = 0
+        #: How many times a batch was run again after the connection was lost.
+        self.reconnects = 0
+        self._waited_since_stop = 0.0
 
     def start(self) -> None:
         self._move(_State.RUNNING)
@@ -137,6 +152,32 @@ class GroupCommitThread(Lifecycle):
         self._reactor.callFromThread(self._drained)
 
     def _run_batch(self, batch: list[_Unit]) -> list[tuple[bool, Any]]:
+        """Run the batch; while the failure is a lost connection, wait and run it again.
+
+        Nothing of a batch whose connection broke before its commit was kept (the server
+        rolls it back), so its units run again from the start on a new connection once the
+        server answers: a database restart delays documents, it does not fail them. The one
+        case it cannot tell apart is a connection cut after the server committed but before
+        it said so; the units then meet their own rows and fail as duplicates would, as after
+        any crash (docs/scale.md).
+        """
+        pause = RECONNECT_FIRST
+        while True:
+            outcomes = self._run_batch_once(batch)
+            lost = next((value.value for ok, value in outcomes
+                         if not ok and self._store.connection_lost(value.value)), None)
+            if lost is None or (self._state is _State.STOPPING
+                                and self._waited_since_stop > RECONNECT_GIVE_UP):
+                return outcomes
+            self.reconnects += 1
+            log.warn("the database connection was lost ({error}); retrying {units} units in "
+                     "{pause:.1f} s", error=type(lost).__name__, units=len(batch), pause=pause)
+            time.sleep(pause)
+            if self._state is _State.STOPPING:
+                self._waited_since_stop += pause
+            pause = min(pause * 2, RECONNECT_MAX)
+
+    def _run_batch_once(self, batch: list[_Unit]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._store.transaction() as conn:

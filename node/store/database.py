@@ -48,8 +48,10 @@ from lienthong.node.store.audit_log import AuditMethods
 from lienthong.node.store.documents import DocumentMethods
 from lienthong.node.store.incoming import IncomingMethods
 from lienthong.node.store.migrations import current_version, migrate
+from lienthong.node.store.node_lock import Holder
 from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
+from lienthong.node.store.postgresql import cannot_connect, postgresql_engines
 from lienthong.node.store.receipts import ReceiptMethods
 from lienthong.node.store.reconciliations import ReconciliationMethods
 from lienthong.node.store.records import StoreError
@@ -61,26 +63,39 @@ _BEGIN_STATEMENTS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 BUSY_TIMEOUT_MS = 5000
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, exclusive: Holder | None = None) -> Store:
     """Open the store at a SQLAlchemy URL, creating its folder and migrating its schema.
 
-    Raises ``SchemaTooNew`` for a store written by a newer lienthong, ``StoreError`` for a
-    database that is not a lienthong store or a SQLite file where WAL cannot be used.
+    ``exclusive`` (the daemon only; the CLI's commands share the store with it): on PostgreSQL,
+    take the node's advisory lock on the writer connection before anything is read or written,
+    naming this process (``lienthong.node.store.node_lock``).
+
+    Raises ``SchemaTooNew`` for a store written by a newer lienthong, ``NodeAlreadyRunning``
+    when another node holds the database, ``StoreError`` for a database that cannot be reached,
+    that is not a lienthong store, or a SQLite file where WAL cannot be used.
     """
     if make_url(url).get_backend_name() == "sqlite":
         reader = _sqlite_engine(url)
         writer: Engine = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
     else:
-        reader = writer = create_engine(url)
+        reader, writer = postgresql_engines(url, exclusive)
     try:
         # Look first with a read transaction: a reader (lienthong status, audit) must not
         # queue for the write lock that a busy daemon holds, when there is nothing to migrate.
+        # The daemon connects its writer first, so its lock is taken before the first read.
+        if exclusive is not None and writer is not reader:
+            writer.connect().close()
         with reader.connect() as conn:
             found = current_version(conn)
         if found != schema.SCHEMA_VERSION:
             migrate(writer)
-    except BaseException:
+    except BaseException as exc:
         reader.dispose()
+        if writer.pool is not reader.pool:
+            writer.dispose()
+        unreachable = cannot_connect(url, exc)
+        if unreachable is not None:
+            raise unreachable from None
         raise
     return Store(reader, writer)
 

@@ -154,15 +154,18 @@ class TestNode:
 
 
 def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str, list[str]]]
-                 | None = None, enrol: bool = True, settings: dict[str, str] | None = None
-                 ) -> dict[str, TestNode]:
+                 | None = None, enrol: bool = True, settings: dict[str, str] | None = None,
+                 store_url: Callable[[], str] | None = None) -> dict[str, TestNode]:
+    """Nodes with homes under ``base``; ``store_url`` makes each node's database URL (default:
+    SQLite in the home)."""
     nodes = {}
     for name in names:
         port = free_port()
         new = create_node_home(base / name, name=name, display_name=name,
                                listen=f"127.0.0.1:{port}", advertise=[f"127.0.0.1:{port}"],
                                passphrase=None, now=NOW, kdf="minimal",
-                               groups=(groups or {}).get(name))
+                               groups=(groups or {}).get(name),
+                               store_url=store_url() if store_url is not None else "")
         config_file = new.config.source
         text = config_file.read_text()
         for old, replacement in {**FAST_SETTINGS, **(settings or {})}.items():

@@ -1,9 +1,14 @@
-"""Two and three real nodes on loopback: the whole path from outbox to receipt."""
+"""Two and three real nodes on loopback: the whole path from outbox to receipt, with each
+node's store in SQLite and again in PostgreSQL."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.integration.harness import check_delivered, sent_all, wait_for
+
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 def test_drop_arrives_with_receipt_and_moves_to_sent(network) -> None:  # type: ignore[no-untyped-def]

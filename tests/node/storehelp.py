@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import nacl.public
 import nacl.signing
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
 
 from lienthong.keys.directory import Peer, PeerKey
 from lienthong.keys.identity import encryption_kid
 from lienthong.keys.jws import b64url_encode
 from lienthong.keys.nodeid import node_id_from_public_key
+from lienthong.node.store.postgresql import postgresql_url
 from lienthong.node.store.records import PRIORITY_NORMAL, NewDispatch, NewReceived
 
 T0 = "2026-01-05T08:00:00Z"
@@ -53,3 +57,21 @@ def make_received(number: int, sender: str) -> NewReceived:
                        name="Quyết định 7.pdf", stored_path=f"inbox/so-tu-phap/{number}.pdf",
                        size=42, sha256=hashlib.sha256(b"r%d" % number).hexdigest(),
                        header_token=f"h.{number}.s", meta={"confidentiality": "confidential"})
+
+
+def raw_engine(url: str) -> Engine:
+    """A plain engine on a store's database, beside the store (psycopg 3 for PostgreSQL)."""
+    if make_url(url).get_backend_name() == "postgresql":
+        return create_engine(postgresql_url(url))
+    return create_engine(url)
+
+
+def raw_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run one statement straight on the database (a tamperer, or an older lienthong)."""
+    engine = raw_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.exec_driver_sql(sql)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -33,22 +30,11 @@ from tests.node.storehelp import (
     make_dispatch,
     make_peer,
     make_received,
+    raw_sql,
 )
 
 ALICE = make_peer("so-tu-phap", 1)
 BOB = make_peer("so-tai-chinh", 2)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "store.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{db_path}")
-    yield opened
-    opened.close()
 
 
 # -- peers ---------------------------------------------------------------------------------------
@@ -79,9 +65,9 @@ def test_duplicate_peer_name_or_node_id_is_refused_clearly(store: Store) -> None
 
 
 def test_every_directory_change_bumps_the_version_seen_by_other_processes(
-        store: Store, db_path: Path) -> None:
+        store: Store, store_url: str) -> None:
     """add, addresses, card, key, revoke, remove each bump the counter a second engine reads."""
-    other = open_store(f"sqlite:///{db_path}")  # as the CLI would, in another process
+    other = open_store(store_url)  # as the CLI would, in another process
     try:
         seen = [other.directory_version()]
         store.add_peer(ALICE, "card", T0)
@@ -379,9 +365,8 @@ def test_audit_chain_appends_and_verifies(store: Store) -> None:
     assert entries[0].detail == {"name": "Tờ trình.pdf"}
 
 
-def tamper(db_path: Path, sql: str) -> None:
-    with sqlite3.connect(db_path) as raw:
-        raw.execute(sql)
+def tamper(store_url: str, sql: str) -> None:
+    raw_sql(store_url, sql)
 
 
 def three_entries(store: Store) -> None:
@@ -389,30 +374,30 @@ def three_entries(store: Store) -> None:
         store.append_audit("received", when, peer="so-tu-phap", detail={"n": index})
 
 
-def test_editing_a_stored_audit_row_is_named(store: Store, db_path: Path) -> None:
+def test_editing_a_stored_audit_row_is_named(store: Store, store_url: str) -> None:
     """Changing entry 2's detail in the database is reported at seq 2."""
     three_entries(store)
-    tamper(db_path, "UPDATE audit SET detail = '{\"n\":99}' WHERE seq = 2")
+    tamper(store_url, "UPDATE audit SET detail = '{\"n\":99}' WHERE seq = 2")
     with pytest.raises(ChainBroken) as caught:
         verify_chain(store.audit_entries())
     assert caught.value.seq == 2
 
 
-def test_deleting_a_stored_audit_row_is_named(store: Store, db_path: Path) -> None:
+def test_deleting_a_stored_audit_row_is_named(store: Store, store_url: str) -> None:
     """Deleting entry 2 from the database is reported at seq 3 as a missing entry 2."""
     three_entries(store)
-    tamper(db_path, "DELETE FROM audit WHERE seq = 2")
+    tamper(store_url, "DELETE FROM audit WHERE seq = 2")
     with pytest.raises(ChainBroken) as caught:
         verify_chain(store.audit_entries())
     assert caught.value.seq == 3 and "entry 2 is missing" in caught.value.why
 
 
-def test_reordering_stored_audit_rows_is_named(store: Store, db_path: Path) -> None:
+def test_reordering_stored_audit_rows_is_named(store: Store, store_url: str) -> None:
     """Swapping the seq numbers of entries 2 and 3 in the database is reported at seq 2."""
     three_entries(store)
-    tamper(db_path, "UPDATE audit SET seq = -3 WHERE seq = 3")
-    tamper(db_path, "UPDATE audit SET seq = 3 WHERE seq = 2")
-    tamper(db_path, "UPDATE audit SET seq = 2 WHERE seq = -3")
+    tamper(store_url, "UPDATE audit SET seq = -3 WHERE seq = 3")
+    tamper(store_url, "UPDATE audit SET seq = 3 WHERE seq = 2")
+    tamper(store_url, "UPDATE audit SET seq = 2 WHERE seq = -3")
     with pytest.raises(ChainBroken) as caught:
         verify_chain(store.audit_entries())
     assert caught.value.seq == 2
@@ -474,9 +459,9 @@ def test_removing_a_peer_after_the_clock_stepped_back_keeps_history_readable(
 
 
 def test_two_processes_appending_at_once_never_fork_the_chain(store: Store,
-                                                              db_path: Path) -> None:
+                                                              store_url: str) -> None:
     """Two engines on one file (daemon and CLI) appending concurrently: one intact chain."""
-    other = open_store(f"sqlite:///{db_path}")
+    other = open_store(store_url)
     errors: list[BaseException] = []
 
     def append_many(target: Store, who: str) -> None:

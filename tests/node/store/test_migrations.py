@@ -2,24 +2,32 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from lienthong.node.store import migrations, schema
 from lienthong.node.store.database import open_store
 from lienthong.node.store.records import SchemaTooNew, StoreError
-from tests.node.storehelp import T0, make_peer
+from tests.node.storehelp import T0, make_peer, raw_engine, raw_sql
 
 
 def url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def stored_version(path: Path) -> int:
-    with sqlite3.connect(path) as raw:
-        return raw.execute("SELECT version FROM schema_meta").fetchone()[0]
+def stored_version(store_url: str) -> int:
+    return int(raw_sql(store_url, "SELECT version FROM schema_meta")[0][0])
+
+
+def table_names(store_url: str) -> set[str]:
+    engine = raw_engine(store_url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
@@ -27,53 +35,45 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(path) == schema.SCHEMA_VERSION == 4
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 4
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
 
-def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
+def test_reopening_keeps_data_and_version(store_url: str) -> None:
     """A second open is a no-op migration: the data written before is still there."""
-    path = tmp_path / "store.db"
-    store = open_store(url(path))
+    store = open_store(store_url)
     store.add_peer(make_peer("so-tu-phap", 1), "card-token", T0)
     store.close()
-    again = open_store(url(path))
+    again = open_store(store_url)
     try:
         assert [r.peer.name for r in again.list_peers()] == ["so-tu-phap"]
-        assert stored_version(path) == schema.SCHEMA_VERSION
+        assert stored_version(store_url) == schema.SCHEMA_VERSION
     finally:
         again.close()
 
 
-def test_newer_database_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+def test_newer_database_is_refused_with_a_clear_message(store_url: str) -> None:
     """A store written by a newer lienthong (version 99) is refused, naming both versions."""
-    path = tmp_path / "store.db"
-    open_store(url(path)).close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("UPDATE schema_meta SET version = 99")
+    open_store(store_url).close()
+    raw_sql(store_url, "UPDATE schema_meta SET version = 99")
     with pytest.raises(SchemaTooNew) as caught:
-        open_store(url(path))
+        open_store(store_url)
     message = str(caught.value)
     assert "99" in message and f"version {schema.SCHEMA_VERSION}" in message
     assert "upgrade lienthong" in message
-    assert stored_version(path) == 99  # untouched
+    assert stored_version(store_url) == 99  # untouched
 
 
-def test_foreign_database_is_refused(tmp_path: Path) -> None:
-    """A SQLite file with other tables and no schema_meta is not taken over."""
-    path = tmp_path / "other.db"
-    with sqlite3.connect(path) as raw:
-        raw.execute("CREATE TABLE invoices (id INTEGER)")
+def test_foreign_database_is_refused(store_url: str) -> None:
+    """A database with other tables and no schema_meta is not taken over."""
+    raw_sql(store_url, "CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(StoreError, match="not a lienthong store"):
-        open_store(url(path))
-    with sqlite3.connect(path) as raw:
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master "
-                                                "WHERE type = 'table'")}
-    assert tables == {"invoices"}
+        open_store(store_url)
+    assert table_names(store_url) == {"invoices"}
 
 
-def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path,
+def test_a_failing_migration_leaves_nothing_behind(store_url: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Migration runs in one transaction: a step failing after creating tables rolls back all."""
     def broken(conn: object) -> None:
@@ -81,12 +81,9 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path,
         raise RuntimeError("disk full, say")
 
     monkeypatch.setattr(migrations, "MIGRATIONS", ((1, broken),))
-    path = tmp_path / "store.db"
     with pytest.raises(RuntimeError, match="disk full"):
-        open_store(url(path))
-    with sqlite3.connect(path) as raw:
-        tables = list(raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    assert tables == []
+        open_store(store_url)
+    assert table_names(store_url) == set()
 
 
 def test_pragmas_are_set_on_the_store_connection(tmp_path: Path) -> None:
@@ -107,7 +104,7 @@ def test_pragmas_are_set_on_the_store_connection(tmp_path: Path) -> None:
 
 
 def describe(engine_url: str) -> dict[str, object]:
-    engine = create_engine(engine_url)
+    engine = raw_engine(engine_url)
     try:
         inspector = inspect(engine)
         out: dict[str, object] = {}
@@ -129,16 +126,16 @@ def describe(engine_url: str) -> dict[str, object]:
         engine.dispose()
 
 
-def test_migrated_database_matches_node_schema(tmp_path: Path) -> None:
+def test_migrated_database_matches_node_schema(new_store_url: Callable[[], str]) -> None:
     """The frozen migration steps build exactly the tables node.schema describes."""
-    migrated = tmp_path / "migrated.db"
-    open_store(url(migrated)).close()
-    reference = tmp_path / "reference.db"
-    engine = create_engine(url(reference))
+    migrated = new_store_url()
+    open_store(migrated).close()
+    reference = new_store_url()
+    engine = raw_engine(reference)
     schema.metadata.create_all(engine)
     engine.dispose()
-    assert describe(url(migrated)) == describe(url(reference))
-    assert "peers" in describe(url(migrated))
+    assert describe(migrated) == describe(reference)
+    assert "peers" in describe(migrated)
 
 
 def test_memory_url_works_for_quick_tools() -> None:
@@ -150,26 +147,23 @@ def test_memory_url_works_for_quick_tools() -> None:
         store.close()
 
 
-def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     """A store written before documents had statuses gains the v2 tables and keeps its data."""
     from sqlalchemy import insert
-    path = tmp_path / "old.db"
-    engine = create_engine(url(path))
+    engine = raw_engine(store_url)
     with engine.begin() as conn:
         schema.schema_meta.create(conn)
         conn.execute(insert(schema.schema_meta).values(id=1, version=1))
         migrations._v1(conn)
     engine.dispose()
-    with sqlite3.connect(path) as raw:
-        raw.execute("INSERT INTO peers VALUES ('hdnd', 'X', 'card', '[]', 'trusted', NULL, "
-                    "NULL, '2026-01-05T08:00:00Z')")
-    store = open_store(url(path))
+    raw_sql(store_url, "INSERT INTO peers VALUES ('hdnd', 'X', 'card', '[]', 'trusted', NULL, "
+            "NULL, '2026-01-05T08:00:00Z')")
+    store = open_store(store_url)
     try:
         request = store.add_control_request("status", "a" * 32, {"status": "registered"}, T0)
         assert store.control_requests()[0].id == request.id
     finally:
         store.close()
-    assert stored_version(path) == schema.SCHEMA_VERSION
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT name FROM peers").fetchall() == [("hdnd",)]
-    assert {"control_requests", "document_status", "recalls"} <= set(describe(url(path)))
+    assert stored_version(store_url) == schema.SCHEMA_VERSION
+    assert raw_sql(store_url, "SELECT name FROM peers") == [("hdnd",)]
+    assert {"control_requests", "document_status", "recalls"} <= set(describe(store_url))

@@ -1,0 +1,27 @@
+"""Fixtures for the whole suite: a real PostgreSQL server (tests/pgserver.py), started on first
+use and stopped at the end of the session, and a fresh database on it for each test."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.pgserver import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the test server (dropped after the test)."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
