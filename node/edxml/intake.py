@@ -35,7 +35,15 @@ from lienthong.node.edxml.message import (
     EdxmlDocument,
     StatusMessage,
 )
-from lienthong.node.edxml.parse import EdxmlError, Limits, parse_message, too_large
+from lienthong.node.edxml.parse import (
+    CHUNK,
+    EdxmlError,
+    Limits,
+    SinkFactory,
+    drop_attachments,
+    parse_chunks,
+    too_large,
+)
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
@@ -62,8 +70,11 @@ class EdxmlDocumentMeta(DocumentMeta):
         return meta
 
 
-def read_edxml(path: Path, limits: Limits) -> EdxmlDocument | StatusMessage:
-    """Blocking: the message in ``path``, its size checked before anything is read."""
+def read_edxml(path: Path, limits: Limits,
+               sink_for: SinkFactory = drop_attachments) -> EdxmlDocument | StatusMessage:
+    """Blocking: the message in ``path``, its size checked before anything is read, then read
+    and parsed a chunk at a time; each attachment is decoded into ``sink_for`` (by default
+    checked and dropped: the outbox sends the file itself and needs only the header)."""
     fd = os.open(path, _READ_FLAGS)
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
@@ -71,8 +82,7 @@ def read_edxml(path: Path, limits: Limits) -> EdxmlDocument | StatusMessage:
             raise EdxmlError("bad-edxml", "this is not an ordinary file")
         if info.st_size > limits.max_bytes:
             raise too_large(info.st_size, limits)
-        data = handle.read(limits.max_bytes + 1)
-    return parse_message(data, limits)
+        return parse_chunks(iter(lambda: handle.read(CHUNK), b""), limits, sink_for)
 
 
 def document_meta_for(message: EdxmlDocument, *, file_name: str, recipients: Iterable[str],
