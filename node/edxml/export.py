@@ -180,6 +180,15 @@ def unpack_attachments(config: NodeConfig, source: Path, folder: Path, *,
     return folder
 
 
+def copies_wanted(config: NodeConfig, meta: Mapping[str, Any]) -> bool:
+    """Whether ``[edxml]`` asks for copies beside a received document with this metadata."""
+    if meta.get("kind", "document") != "document":
+        return False
+    if came_as_edxml(meta):
+        return config.edxml.arrive_as == "folder"
+    return config.edxml.write_beside
+
+
 def write_received_extras(config: NodeConfig, final: Path, *, message_id: str, sender: str,
                           meta: Mapping[str, Any], recovering: bool = False) -> Path | None:
     """After a document is stored: unpack a received edXML into ``NAME.files/``
@@ -188,21 +197,17 @@ def write_received_extras(config: NodeConfig, final: Path, *, message_id: str, s
     crash between the ``stored`` commit and these copies): a ``NAME.files`` folder or
     ``NAME.edxml`` already there is the finished copy (each appears whole, by one rename or
     link), so nothing is written twice."""
-    if meta.get("kind", "document") != "document":
+    if not copies_wanted(config, meta):
         return None
     parent = final.parent
 
     def free(name: str) -> Path:
         return parent / unique_name(lambda n: os.path.lexists(parent / n), name)
     if came_as_edxml(meta):
-        if config.edxml.arrive_as != "folder":
-            return None
         folder = parent / (final.name + FOLDER_SUFFIX)
         if recovering and folder.is_dir():
             return None
         return unpack_attachments(config, final, free(folder.name), message_id=message_id)
-    if not config.edxml.write_beside:
-        return None
     beside = parent / (final.name + EDXML_SUFFIX)
     if recovering and os.path.lexists(beside):
         return None

@@ -98,6 +98,9 @@ def test_every_hostile_file_is_refused_into_failed_and_the_node_goes_on(tmp_path
     sent = alpha.store.recent_dispatches(10)
     assert [(d.name, d.meta["edxml"]["document_id"]) for d in sent] == [
         ("good.edxml", samples.full_document().header.document_id)]
+    # Found again by its DocumentId (an indexed lookup), as a recall or replacement needs.
+    assert alpha.store.sent_by_document_id(
+        samples.full_document().header.document_id or "") == sent[0].message_id
 
 
 def test_a_1_gib_edxml_is_refused_by_its_size_without_being_read(tmp_path: Path) -> None:
