@@ -14,6 +14,7 @@ from typing import Any
 from lienthong.config.schema import (
     CONFIG_VERSION,
     GUARDED_CLASSES,
+    MAX_EDXML_MIB,
     NAME_PATTERN,
     ConfigError,
     DeliverySection,
@@ -68,10 +69,12 @@ def _number(minimum: float) -> Check:
     return check
 
 
-def _integer(minimum: int) -> Check:
+def _integer(minimum: int, maximum: int | None = None) -> Check:
     def check(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"{where}: expected a whole number ≥ {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{where}: expected a whole number ≤ {maximum}, got {value!r}")
         return value
     return check
 
@@ -158,8 +161,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
                                        "monthly_reconciliation": _boolean}, source)
     confidentiality = _confidentiality(data.get("confidentiality", {}), source)
     edxml = _section(data, "edxml", {
-        "organ_id": _string, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
-        "write_beside": _boolean, "max_mib": _integer(1)}, source)
+        "organ_id": _organ_id, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
+        "write_beside": _boolean, "max_mib": _integer(1, MAX_EDXML_MIB)}, source)
     db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
     return NodeConfig(
         home=home, source=source,
@@ -201,11 +204,30 @@ def _confidentiality(raw: Any, source: Path) -> dict[str, tuple[str, ...]]:
     return allowed
 
 
+def _organ_id(value: Any, where: str) -> str:
+    """An office's identifier code (mã định danh, such as 000.00.01.H41)."""
+    text = _string(value, where)
+    if not text.strip() or text != text.strip():
+        raise ConfigError(f"{where}: expected the office's identifier code, such as "
+                          f"\"000.00.01.H41\", without spaces around it, got {text!r}")
+    return text
+
+
 def _offices(value: Any, where: str) -> dict[str, str]:
-    """``[edxml.offices] hdnd = "000.00.31.H41"``: each peer's identifier code."""
+    """``[edxml.offices] hdnd = "000.00.31.H41"``: each peer's identifier code, each code
+    naming one peer (an edXML's To is matched to the peer by it)."""
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table of peer = \"identifier code\"")
-    return {_slug(name, where): _string(code, f"{where} {name}") for name, code in value.items()}
+    offices: dict[str, str] = {}
+    for name, code in value.items():
+        offices[_slug(name, where)] = _organ_id(code, f"{where} {name}")
+    seen: dict[str, str] = {}
+    for name, code in offices.items():
+        if code in seen:
+            raise ConfigError(f"{where}: {seen[code]} and {name} have the same identifier code "
+                              f"{code!r}; each office has its own")
+        seen[code] = name
+    return offices
 
 
 def load_config(home: Path) -> NodeConfig:

@@ -97,6 +97,11 @@ class DocumentsSection:
     types: tuple[str, ...] = DEFAULT_DOCUMENT_TYPES
 
 
+#: The largest ``[edxml] max_mib`` accepted: an edXML message is a handful of attachments in
+#: base64, not a publication (those go as plain documents, without the base64 third).
+MAX_EDXML_MIB = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class EdxmlSection:
     """edXML in and out (docs/edxml.md)."""
@@ -110,7 +115,8 @@ class EdxmlSection:
     arrive_as: Literal["edxml", "folder"] = "edxml"
     #: Write NAME.edxml beside every received document that did not come as edXML.
     write_beside: bool = False
-    #: Largest edXML file accepted, in MiB (checked before it is parsed).
+    #: Largest edXML file accepted, in MiB (checked before it is parsed; at most
+    #: MAX_EDXML_MIB).
     max_mib: int = 64
 
 

@@ -10,7 +10,7 @@ import click
 from lienthong.node.cli.common import CliError, home_option, open_config
 from lienthong.node.cli.documents import _message_id, _write_atomically, lifecycle
 from lienthong.node.core.names import safe_file_name
-from lienthong.node.edxml.export import document_edxml, edxml_document_id, status_edxml
+from lienthong.node.edxml.export import edxml_document_id, status_edxml, write_document_edxml
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.node.edxml.message import CODE_OF_STATUS
 from lienthong.node.store.database import open_store
@@ -52,10 +52,15 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
             path = config.home / recalled[-1]
         if not path.exists():
             raise CliError(f"the document {row.name!r} is no longer at {row.stored_path}")
-        data = document_edxml(config, path, name=row.name, message_id=mid,
-                              sender=info["sender"], meta=row.meta)
         name = row.name if row.name.lower().endswith(EDXML_SUFFIX) else row.name + EDXML_SUFFIX
-        written.append(_write(out_dir, name, data))
+        target = _free(out_dir, name)
+        try:
+            write_document_edxml(config, path, target, name=row.name, message_id=mid,
+                                 sender=info["sender"], meta=row.meta)
+        except FileExistsError:
+            raise CliError(f"{target} already exists; remove it or choose another --out "
+                           "folder") from None
+        written.append(target)
     if statuses:
         document_id = edxml_document_id(meta, mid)
         found = list(info.get("statuses", []))
@@ -75,9 +80,14 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
         click.echo(f"Wrote {path}")
 
 
-def _write(folder: Path, name: str, data: bytes) -> Path:
+def _free(folder: Path, name: str) -> Path:
     target = folder / safe_file_name(name)
     if os.path.lexists(target):
         raise CliError(f"{target} already exists; remove it or choose another --out folder")
+    return target
+
+
+def _write(folder: Path, name: str, data: bytes) -> Path:
+    target = _free(folder, name)
     _write_atomically(target, data)
     return target

@@ -21,6 +21,7 @@ STAGES = frozenset({
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
+    "receiver-after-commit-before-copies",  # committed, its edXML copies not yet written
 })
 
 _SPEC = os.environ.get("LIENTHONG_FAILPOINT", "")

@@ -8,8 +8,10 @@ values written (tests/node/edxml/test_build.py).
 from __future__ import annotations
 
 import base64
+import secrets
 import xml.etree.ElementTree as ElementTree
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 from lienthong.node.edxml.message import (
     NAMESPACE,
@@ -103,8 +105,47 @@ def _serialise(root: ElementTree.Element) -> bytes:
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+#: Bytes of an attachment encoded at a time: a multiple of 57, so the 76-character lines come
+#: out exactly as ``base64.encodebytes`` of the whole would write them.
+ENCODE_BLOCK = 57 * 1024
+
+
 def build_document(message: EdxmlDocument) -> bytes:
     """The edXML bytes of a document message."""
+    pieces = document_pieces(message)
+    encoded = [base64.encodebytes(a.data) for a in message.attachments]
+    return b"".join(piece for pair in zip(pieces, [*encoded, b""], strict=True) for piece in pair)
+
+
+def write_document(message: EdxmlDocument, out: BinaryIO,
+                   blocks_of: Callable[[int], Iterable[bytes]]) -> None:
+    """Write the edXML of ``message`` to ``out`` with attachment ``n``'s bytes (1-based) read
+    from ``blocks_of(n)`` in blocks of ENCODE_BLOCK bytes and encoded as they go (a large
+    document is never held in memory, nor its base64). Same bytes as :func:`build_document`."""
+    pieces = document_pieces(message)
+    for number, piece in enumerate(pieces[:-1], 1):
+        out.write(piece)
+        for block in blocks_of(number):
+            out.write(base64.encodebytes(block))
+    out.write(pieces[-1])
+
+
+def document_pieces(message: EdxmlDocument) -> list[bytes]:
+    """The edXML of a document message without its attachments' base64 text: the pieces
+    before, between and after them (one more than there are attachments)."""
+    marks = [f"@lienthong-{secrets.token_hex(16)}-{n}@" for n in range(len(message.attachments))]
+    data = _serialise(_document_tree(message, marks))
+    pieces = []
+    for mark in marks:
+        before, found, data = data.partition(mark.encode("ascii"))
+        if not found or mark.encode("ascii") in data:
+            raise ValueError("an attachment's place was not found once in the built message")
+        pieces.append(before)
+    pieces.append(data)
+    return pieces
+
+
+def _document_tree(message: EdxmlDocument, marks: list[str]) -> ElementTree.Element:
     h = message.header
     root = ElementTree.Element(_q("edXML"))
     envelope = _add(root, "edXMLEnvelope")
@@ -156,9 +197,8 @@ def build_document(message: EdxmlDocument) -> bytes:
             _add(element, "ContentId", attachment.content_id or str(number))
             _leaf(element, "Description", attachment.description)
             _add(element, "AttachmentName", attachment.name)
-            _add(element, "ContentTransferEncoded",
-                 base64.encodebytes(attachment.data).decode("ascii"))
-    return _serialise(root)
+            _add(element, "ContentTransferEncoded", marks[number - 1])
+    return root
 
 
 def build_status(status: StatusMessage) -> bytes:

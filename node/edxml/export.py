@@ -1,29 +1,36 @@
 """Received documents and their statuses written out as edXML, for the office's own system.
 
-* :func:`document_edxml`: the edXML of one received document. A document that came as edXML
-  is parsed again and rebuilt (well-formed, every header field and attachment byte as sent);
-  any other document gets a header written from its metadata
-  (``mapping.header_from_meta``) with the document itself as the one attachment, and
-  lienthong's message ID as DocumentId, so a status message about it finds it again.
+* :func:`write_document_edxml`: the edXML of one received document, into a file. A document
+  that came as edXML is checked (parsed again, its attachments decoded and dropped) and copied
+  as it came, byte for byte (so a signature the sending system put in it still holds); any
+  other document gets a header written from its metadata (``mapping.header_from_meta``) with
+  the document itself as the one attachment, base64-encoded as it is read, and lienthong's
+  message ID as DocumentId, so a status message about it finds it again.
 * :func:`status_edxml`: a processing status as an edXML status message with its code.
 * :func:`write_received_extras`: what ``[edxml]`` asks to be written beside a document as it
   arrives (its attachments unpacked into a folder, or an ``.edxml`` beside it). These are
-  copies made after the ``stored`` commit; ``lienthong export --edxml`` makes them again.
+  copies made after the ``stored`` commit; start-up recovery makes the ones a crash
+  interrupted (``recovering``), and ``lienthong export --edxml`` makes them on demand.
 
-Blocking functions (worker threads or the CLI).
+Memory stays a few chunks whatever the size: nothing here holds a whole document or
+attachment. Every file is written under a temporary name (``.edxml-<message ID>...``), fsynced,
+then linked to its name (never replacing a file) or, for the folder, renamed; a crash leaves
+at most the temporary name, which the next attempt removes. Blocking functions (worker
+threads or the CLI).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lienthong.config.schema import NodeConfig
-from lienthong.node.core.home import fsync_dir, write_synced
+from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import safe_file_name, unique_name
-from lienthong.node.edxml.build import build_document, build_status
-from lienthong.node.edxml.intake import EDXML_SUFFIX
+from lienthong.node.edxml.build import ENCODE_BLOCK, build_status, write_document
+from lienthong.node.edxml.intake import EDXML_SUFFIX, read_edxml
 from lienthong.node.edxml.mapping import META_KEY, header_from_meta
 from lienthong.node.edxml.message import (
     CODE_OF_STATUS,
@@ -33,7 +40,7 @@ from lienthong.node.edxml.message import (
     ResponseFor,
     StatusMessage,
 )
-from lienthong.node.edxml.parse import EdxmlError, Limits, parse_message, too_large
+from lienthong.node.edxml.parse import AttachmentSink, EdxmlError, Limits
 
 #: Suffix of the folder a received edXML's attachments are unpacked into.
 FOLDER_SUFFIX = ".files"
@@ -52,30 +59,36 @@ def organ_of(config: NodeConfig, name: str) -> Organ:
     return Organ(organ_id=config.edxml.offices.get(name, name))
 
 
-def _read(path: Path, limits: Limits) -> bytes:
-    size = os.stat(path).st_size
-    if size > limits.max_bytes:
-        raise too_large(size, limits)
-    with open(path, "rb") as handle:
-        return handle.read(limits.max_bytes + 1)
+def came_as_edxml(meta: Mapping[str, Any]) -> bool:
+    return isinstance(meta.get(META_KEY), Mapping)
 
 
-def document_edxml(config: NodeConfig, path: Path, *, name: str, message_id: str,
-                   sender: str, meta: Mapping[str, Any]) -> bytes:
-    """The edXML bytes of the received document at ``path``."""
-    limits = limits_of(config)
-    data = _read(path, limits)
-    if isinstance(meta.get(META_KEY), Mapping):
-        message = parse_message(data, limits)
+def write_document_edxml(config: NodeConfig, source: Path, target: Path, *, name: str,
+                         message_id: str, sender: str, meta: Mapping[str, Any]) -> None:
+    """Write the edXML of the received document at ``source`` as the new file ``target``
+    (FileExistsError if there is one)."""
+    if came_as_edxml(meta):
+        message = read_edxml(source, limits_of(config))
         if not isinstance(message, EdxmlDocument):
             raise EdxmlError("bad-edxml", "the received edXML is a status message, not a "
                              "document")
-        return build_document(message)
+
+        def copy(out: BinaryIO) -> None:
+            with open(source, "rb") as handle:
+                shutil.copyfileobj(handle, out, ENCODE_BLOCK)
+        _write_new_file(target, _temporary(target.parent, message_id, EDXML_SUFFIX), copy)
+        return
     header = header_from_meta(meta, sender=organ_of(config, sender),
                               recipient=organ_of(config, config.node.name),
                               document_id=message_id)
-    return build_document(EdxmlDocument(header=header, attachments=(
-        Attachment(name=name, data=data, content_id="1"),)))
+    message = EdxmlDocument(header=header, attachments=(
+        Attachment(name=name, data=b"", content_id="1"),))
+
+    def blocks(number: int) -> Iterator[bytes]:
+        with open(source, "rb") as handle:
+            yield from iter(lambda: handle.read(ENCODE_BLOCK), b"")
+    _write_new_file(target, _temporary(target.parent, message_id, EDXML_SUFFIX),
+                    lambda out: write_document(message, out, blocks))
 
 
 def edxml_document_id(meta: Mapping[str, Any], message_id: str) -> str:
@@ -98,37 +111,107 @@ def status_edxml(config: NodeConfig, *, status: str, office: str, document_id: s
         timestamp=time))
 
 
-def _write_new(folder: Path, name: str, data: bytes) -> Path:
-    target = folder / unique_name(lambda n: os.path.lexists(folder / n), safe_file_name(name))
-    write_synced(target, data, mode=0o666)
-    return target
+def _temporary(folder: Path, message_id: str, suffix: str) -> Path:
+    return folder / f".edxml-{message_id}{suffix}.tmp"
+
+
+def _write_new_file(target: Path, temporary: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into ``temporary`` (a leftover of a crash is replaced), fsync, then link it
+    to ``target`` (FileExistsError rather than replacing a file) and fsync the folder."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        with os.fdopen(os.open(temporary, flags, 0o666), "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+class _FileSink:
+    """An attachment decoded straight into a file of the folder being made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = open(path, "xb")  # noqa: SIM115 - closed in finish, or by the caller
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def finish(self) -> str:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return str(self.path)
+
+
+def unpack_attachments(config: NodeConfig, source: Path, folder: Path, *,
+                       message_id: str) -> Path:
+    """Decode the attachments of the received edXML ``source`` into a new folder ``folder``,
+    under their own (safe, distinct) names; returns ``folder``."""
+    temporary = _temporary(folder.parent, message_id, ".files")
+    if temporary.exists():
+        shutil.rmtree(temporary)  # what a crash left half made
+    temporary.mkdir()
+    sinks: list[_FileSink] = []
+
+    def sink_for(number: int) -> AttachmentSink:
+        sinks.append(_FileSink(temporary / f"{number}.part"))
+        return sinks[-1]
+    try:
+        message = read_edxml(source, limits_of(config), sink_for)
+        if not isinstance(message, EdxmlDocument):
+            raise EdxmlError("bad-edxml", "the received edXML is a status message")
+        taken: set[str] = set()
+        for attachment in message.attachments:
+            name = unique_name(taken, safe_file_name(attachment.name))
+            taken.add(name)
+            os.rename(attachment.file or "", temporary / name)
+        fsync_dir(temporary)
+        os.rename(temporary, folder)
+    except BaseException:
+        for sink in sinks:
+            sink.handle.close()
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    fsync_dir(folder.parent)
+    return folder
+
+
+def copies_wanted(config: NodeConfig, meta: Mapping[str, Any]) -> bool:
+    """Whether ``[edxml]`` asks for copies beside a received document with this metadata."""
+    if meta.get("kind", "document") != "document":
+        return False
+    if came_as_edxml(meta):
+        return config.edxml.arrive_as == "folder"
+    return config.edxml.write_beside
 
 
 def write_received_extras(config: NodeConfig, final: Path, *, message_id: str, sender: str,
-                          meta: Mapping[str, Any]) -> Path | None:
+                          meta: Mapping[str, Any], recovering: bool = False) -> Path | None:
     """After a document is stored: unpack a received edXML into ``NAME.files/``
     (``arrive_as = "folder"``) or write ``NAME.edxml`` beside another document
-    (``write_beside``). Returns what was written, or None."""
-    if meta.get("kind") != "document":
+    (``write_beside``). Returns what was written, or None. ``recovering`` (start-up, after a
+    crash between the ``stored`` commit and these copies): a ``NAME.files`` folder or
+    ``NAME.edxml`` already there is the finished copy (each appears whole, by one rename or
+    link), so nothing is written twice."""
+    if not copies_wanted(config, meta):
         return None
-    if isinstance(meta.get(META_KEY), Mapping):
-        if config.edxml.arrive_as != "folder":
+    parent = final.parent
+
+    def free(name: str) -> Path:
+        return parent / unique_name(lambda n: os.path.lexists(parent / n), name)
+    if came_as_edxml(meta):
+        folder = parent / (final.name + FOLDER_SUFFIX)
+        if recovering and folder.is_dir():
             return None
-        message = parse_message(_read(final, limits_of(config)), limits_of(config))
-        if not isinstance(message, EdxmlDocument):
-            return None
-        folder = final.parent / unique_name(lambda n: os.path.lexists(final.parent / n),
-                                            final.name + FOLDER_SUFFIX)
-        folder.mkdir()
-        for attachment in message.attachments:
-            _write_new(folder, attachment.name, attachment.data)
-        fsync_dir(folder)
-        fsync_dir(final.parent)
-        return folder
-    if not config.edxml.write_beside:
+        return unpack_attachments(config, final, free(folder.name), message_id=message_id)
+    beside = parent / (final.name + EDXML_SUFFIX)
+    if recovering and os.path.lexists(beside):
         return None
-    data = document_edxml(config, final, name=final.name, message_id=message_id,
-                          sender=sender, meta=meta)
-    written = _write_new(final.parent, final.name + EDXML_SUFFIX, data)
-    fsync_dir(final.parent)
-    return written
+    target = free(beside.name)
+    write_document_edxml(config, final, target, name=final.name, message_id=message_id,
+                         sender=sender, meta=meta)
+    return target

@@ -10,7 +10,8 @@ worker pool: the file is opened without following links, its size checked agains
   checks that every ``To`` office is a recipient of this dispatch and maps the header to the
   metadata of one dispatch whose payload is the edXML file itself, the sealed package of all
   its attachments; an update or replacement names the document it replaces
-  (``replaces``), found by its edXML DocumentId (:func:`find_sent`);
+  (``replaces``), found by its edXML DocumentId (:func:`find_sent`, an indexed lookup in
+  the store's ``edxml_documents``);
 * a **recall** (BussinessDocType 1): :func:`queue_recall` leaves the same request
   ``lienthong recall`` leaves, for the document named;
 * a **status message**: :func:`queue_status` leaves the request ``lienthong mark`` leaves.
@@ -35,14 +36,20 @@ from lienthong.node.edxml.message import (
     EdxmlDocument,
     StatusMessage,
 )
-from lienthong.node.edxml.parse import EdxmlError, Limits, parse_message, too_large
+from lienthong.node.edxml.parse import (
+    CHUNK,
+    EdxmlError,
+    Limits,
+    SinkFactory,
+    drop_attachments,
+    parse_chunks,
+    too_large,
+)
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
 
 EDXML_SUFFIX = ".edxml"
-#: How many of the latest documents a DocumentId is looked for among.
-LOOKUP_DEPTH = 5000
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -62,8 +69,11 @@ class EdxmlDocumentMeta(DocumentMeta):
         return meta
 
 
-def read_edxml(path: Path, limits: Limits) -> EdxmlDocument | StatusMessage:
-    """Blocking: the message in ``path``, its size checked before anything is read."""
+def read_edxml(path: Path, limits: Limits,
+               sink_for: SinkFactory = drop_attachments) -> EdxmlDocument | StatusMessage:
+    """Blocking: the message in ``path``, its size checked before anything is read, then read
+    and parsed a chunk at a time; each attachment is decoded into ``sink_for`` (by default
+    checked and dropped: the outbox sends the file itself and needs only the header)."""
     fd = os.open(path, _READ_FLAGS)
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
@@ -71,8 +81,7 @@ def read_edxml(path: Path, limits: Limits) -> EdxmlDocument | StatusMessage:
             raise EdxmlError("bad-edxml", "this is not an ordinary file")
         if info.st_size > limits.max_bytes:
             raise too_large(info.st_size, limits)
-        data = handle.read(limits.max_bytes + 1)
-    return parse_message(data, limits)
+        return parse_chunks(iter(lambda: handle.read(CHUNK), b""), limits, sink_for)
 
 
 def document_meta_for(message: EdxmlDocument, *, file_name: str, recipients: Iterable[str],
@@ -114,32 +123,39 @@ def named_documents(message: EdxmlDocument) -> list[str]:
     return named
 
 
-def _matches(meta: Mapping[str, Any], message_id: str, document_id: str) -> bool:
-    """A DocumentId names a lienthong document by its own edXML id, or by lienthong's message
-    ID (what lienthong writes as DocumentId when it exports a document)."""
-    if document_id.lower() == message_id:
-        return True
-    own = meta.get(META_KEY)
-    return isinstance(own, Mapping) and own.get("document_id") == document_id
+def _message_id(document_id: str) -> str | None:
+    """A DocumentId that is a lienthong message ID (what lienthong writes as DocumentId when it
+    exports a document that did not come as edXML)."""
+    text = document_id.strip().lower()
+    return text if len(text) == 32 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def find_sent(store: Store, document_id: str) -> str | None:
     """Database thread: the message ID of the latest document this office sent as
-    ``document_id``, or None."""
-    for row in store.recent_dispatches(LOOKUP_DEPTH):
-        if row.meta.get("kind") not in ("status", "recall") and \
-                _matches(row.meta, row.message_id, document_id):
+    ``document_id`` (its edXML DocumentId, or lienthong's message ID), or None. Both are
+    indexed lookups."""
+    found = store.sent_by_document_id(document_id)
+    if found is not None:
+        return found
+    mid = _message_id(document_id)
+    if mid is not None:
+        row = store.get_dispatch(mid)
+        if row is not None and row.meta.get("kind") not in ("status", "recall"):
             return row.message_id
     return None
 
 
 def find_received(store: Store, document_id: str) -> tuple[str, str] | None:
-    """Database thread: (message ID, sender node ID) of the latest document received as
-    ``document_id``, or None."""
-    for row in store.recent_received(LOOKUP_DEPTH):
-        if row.state == "stored" and row.meta.get("kind") not in ("status", "recall") and \
-                _matches(row.meta, row.message_id, document_id):
-            return row.message_id, row.sender_node_id
+    """Database thread: (message ID, sender node ID) of the latest stored document received as
+    ``document_id`` (its edXML DocumentId, or lienthong's message ID), or None."""
+    found = store.received_by_document_id(document_id)
+    if found is not None:
+        return found
+    mid = _message_id(document_id)
+    if mid is not None:
+        for row in store.stored_received(mid):
+            if row.meta.get("kind") not in ("status", "recall"):
+                return row.message_id, row.sender_node_id
     return None
 
 

@@ -149,13 +149,22 @@ class MessageHeader:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """One attachment, its bytes decoded."""
+    """One attachment, its bytes decoded: in ``data``, or (a message read from a file without
+    holding it, node/edxml/parse.py) in the file ``file``, or only counted (``size``). Two
+    attachments are equal when their name, type, identifiers and bytes are."""
 
     name: str
     data: bytes
     content_type: str = "application/octet-stream"
     content_id: str | None = None
     description: str | None = None
+    file: str | None = field(default=None, compare=False)
+    size: int = field(default=-1, compare=False)
+
+    @property
+    def length(self) -> int:
+        """The decoded size in bytes."""
+        return self.size if self.size >= 0 else len(self.data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,17 +5,24 @@ Theory of operation
 An edXML file comes from a document-management system, a clerk, or (exported) from a peer: it
 is attacker data. :func:`parse_message` therefore
 
-1. checks the size *before* parsing (``Limits.max_bytes``), so memory stays a small multiple
-   of a bounded input (the caller checks the file's size before reading it at all);
+1. checks the size *before* parsing (``Limits.max_bytes``; the caller checks the file's size
+   before reading it at all), and counts what it is fed, so a file that grows is caught too;
 2. parses with defusedxml with every DTD forbidden: a DOCTYPE, entity declarations (billion
    laughs), external entities (``file:``, ``http:``) never reach the XML library's resolver;
 3. requires every element to be in the edXML namespace (or every element in none): an element
    from another namespace that merely *looks* like ``Subject`` is refused, not read or skipped;
 4. refuses a single-valued field given twice, rather than choosing one;
-5. decodes each attachment's base64 strictly, within ``Limits`` (count, total bytes).
+5. decodes each attachment's base64 strictly, within ``Limits`` (count, total bytes), *as the
+   parser reads it*: the text of ``ContentTransferEncoded`` never becomes one string in the
+   tree; it goes, :data:`CHUNK` characters at a time, through a strict base64 decoder into an
+   :class:`AttachmentSink` the caller chooses (kept in memory by :func:`parse_message`,
+   counted and dropped, or written to a file by node/edxml/export.py). Memory is therefore
+   the header's elements plus a chunk or two, whatever the attachments weigh, and an
+   attachment claiming more than the limit is refused at the first chunk beyond it.
 
 Every refusal is an :class:`EdxmlError` whose ``reason`` tells a clerk what is wrong and what
-to do. Nothing here does I/O.
+to do. Nothing here does I/O: the caller feeds the bytes (:func:`parse_chunks`) and owns the
+sinks.
 """
 from __future__ import annotations
 
@@ -24,8 +31,9 @@ import binascii
 import datetime as dt
 import unicodedata
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import defusedxml
 import defusedxml.ElementTree as SafeElementTree
@@ -56,7 +64,11 @@ MAX_ATTACHMENTS = 100
 #: Longest text of a field; Content (the document's text, 1.7) may be longer.
 MAX_FIELD = 2000
 MAX_CONTENT = 200_000
+#: Bytes fed to the XML parser at a time, and characters of base64 text decoded at a time
+#: (small: expat and the decoder each hold a few of them; larger chunks were no faster).
+CHUNK = 64 * 1024
 _WHITESPACE_CONTROLS = frozenset("\n\r\t")
+_NO_WHITESPACE = {ord(c): None for c in " \t\r\n"}
 _FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
@@ -97,13 +109,71 @@ def too_large(size: int, limits: Limits) -> EdxmlError:
                       "the administrator to raise [edxml] max_mib in lienthong.toml.")
 
 
+class AttachmentSink(Protocol):
+    """Where one attachment's decoded bytes go, chunk by chunk."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> bytes | str | None:
+        """The bytes (kept in memory), the file they were written to, or None (dropped)."""
+
+
+#: The sink for attachment number 1, 2, ... of a message.
+SinkFactory = Callable[[int], AttachmentSink]
+
+
+class MemorySink:
+    """Keeps the attachment's bytes (``Attachment.data``): for messages already in memory."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def finish(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts = []
+        return data
+
+
+class DroppingSink:
+    """Checks the attachment decodes, keeps nothing (what the outbox needs to send it)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        return None
+
+
+def keep_in_memory(number: int) -> AttachmentSink:
+    return MemorySink()
+
+
+def drop_attachments(number: int) -> AttachmentSink:
+    return DroppingSink()
+
+
 def parse_message(data: bytes, limits: Limits = Limits()) -> EdxmlDocument | StatusMessage:
-    """The document or status message ``data`` holds; raise EdxmlError."""
+    """The document or status message ``data`` holds, attachments in memory; raise
+    EdxmlError."""
     if len(data) > limits.max_bytes:
         raise too_large(len(data), limits)
-    root = _parse_xml(data)
+    return parse_chunks((data[i:i + CHUNK] for i in range(0, len(data), CHUNK)), limits,
+                        keep_in_memory)
+
+
+def parse_chunks(chunks: Iterable[bytes], limits: Limits,
+                 sink_for: SinkFactory) -> EdxmlDocument | StatusMessage:
+    """The message whose bytes ``chunks`` yields (a file read piece by piece), each attachment
+    decoded into ``sink_for(number)`` as it is read; raise EdxmlError. An attachment's
+    ``data`` is what its sink kept in memory (else empty), its ``file`` where the sink wrote
+    it."""
+    target = _StreamingTarget(limits, sink_for)
+    root = _parse_xml(chunks, target, limits)
     ns = _namespace(root)
-    reader = _Reader(ns)
+    reader = _Reader(ns, target.decoded)
     if root.tag != reader.q("edXML"):
         raise _bad(f"the file is XML but not an edXML message (its root is "
                    f"{_local(root.tag)!r}, not 'edXML'); export it again from the "
@@ -121,10 +191,143 @@ def parse_message(data: bytes, limits: Limits = Limits()) -> EdxmlDocument | Sta
                          attachments=reader.attachments(root, limits))
 
 
-def _parse_xml(data: bytes) -> ElementTree.Element:
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """What came of one ContentTransferEncoded: its decoded size and what its sink kept."""
+
+    size: int
+    kept: bytes | str | None
+
+
+class _Base64Stream:
+    """Strict base64 decoding of text that arrives in pieces (whitespace between them
+    allowed, padding only at the very end), into a sink, refusing more than ``room`` bytes."""
+
+    def __init__(self, sink: AttachmentSink, room: int, name: str) -> None:
+        self.sink = sink
+        self.room = room
+        self.name = name
+        self.size = 0
+        self.padded = False
+        self._pending: list[str] = []
+        self._held = 0
+
+    def feed(self, text: str) -> None:
+        compact = text.translate(_NO_WHITESPACE)
+        if not compact:
+            return
+        if self.padded:
+            raise self._invalid()
+        self._pending.append(compact)
+        self._held += len(compact)
+        if self._held >= CHUNK:
+            self._decode(final=False)
+
+    def close(self) -> _Decoded:
+        self._decode(final=True)
+        return _Decoded(self.size, self.sink.finish())
+
+    def _decode(self, *, final: bool) -> None:
+        text = "".join(self._pending)
+        cut = len(text) if final else len(text) // 4 * 4
+        part, rest = text[:cut], text[cut:]
+        self._pending = [rest] if rest else []
+        self._held = len(rest)
+        if not part:
+            return
+        try:
+            data = base64.b64decode(part, validate=True)
+        except (binascii.Error, ValueError):
+            raise self._invalid() from None
+        self.padded = part.endswith("=")
+        self.size += len(data)
+        if self.size > self.room:
+            raise _bad(f"the attachment {self.name} holds more than the {self.room} bytes this "
+                       "office accepts in one edXML message; send it as a separate document, "
+                       "or ask the administrator to raise [edxml] max_mib in lienthong.toml")
+        self.sink.write(data)
+
+    def _invalid(self) -> EdxmlError:
+        return _bad(f"the attachment {self.name} is not valid base64, so its bytes cannot be "
+                    "recovered; export the message again from the document system")
+
+
+class _StreamingTarget(ElementTree.TreeBuilder):
+    """The tree of the message, except the text of ``AttachmentEncoded/Attachment/
+    ContentTransferEncoded`` (in the root's namespace), which is decoded as it arrives
+    instead of being kept (``decoded`` maps each such element to its outcome)."""
+
+    def __init__(self, limits: Limits, sink_for: SinkFactory) -> None:
+        super().__init__()
+        self.limits = limits
+        self.sink_for = sink_for
+        self.decoded: dict[ElementTree.Element, _Decoded] = {}
+        self._path: list[str] = []
+        self._ns: str | None = None
+        self._attachments = 0
+        self._total = 0
+        self._name: str | None = None
+        self._stream: _Base64Stream | None = None
+
+    def start(self, tag: Any, attrs: Any) -> ElementTree.Element:
+        if self._ns is None:
+            self._ns = tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+        if self._stream is not None:
+            raise _bad(f"the attachment {self._stream.name} holds elements where only base64 "
+                       "text belongs; export the message again from the document system")
+        self._path.append(tag)
+        element = super().start(tag, attrs)
+        if self._at(("AttachmentEncoded", "Attachment")):
+            self._attachments += 1
+            self._name = None
+            if self._attachments > self.limits.max_attachments:
+                raise _bad(f"the message has more than {self.limits.max_attachments} "
+                           "attachments; at most that many are accepted in one message")
+        elif self._at(("AttachmentEncoded", "Attachment", "ContentTransferEncoded")):
+            name = repr(self._name) if self._name else f"number {self._attachments}"
+            self._stream = _Base64Stream(self.sink_for(self._attachments),
+                                         self.limits.max_attachment_bytes - self._total, name)
+        return element
+
+    def data(self, data: str) -> None:
+        if self._stream is not None:
+            self._stream.feed(data)
+        else:
+            super().data(data)
+
+    def end(self, tag: Any) -> ElementTree.Element:
+        element = super().end(tag)
+        if self._stream is not None:
+            outcome = self._stream.close()
+            self._stream = None
+            self._total += outcome.size
+            self.decoded[element] = outcome
+        elif self._at(("AttachmentEncoded", "Attachment", "AttachmentName")):
+            self._name = (element.text or "").strip() or None
+        self._path.pop()
+        return element
+
+    def _at(self, names: tuple[str, ...]) -> bool:
+        """The element just started is root/<names...>, all in the root's namespace."""
+        if len(self._path) != len(names) + 1:
+            return False
+        prefix = f"{{{self._ns}}}" if self._ns else ""
+        return all(tag == prefix + name for tag, name in zip(self._path[1:], names,
+                                                             strict=True))
+
+
+def _parse_xml(chunks: Iterable[bytes], target: _StreamingTarget,
+               limits: Limits) -> ElementTree.Element:
+    parser = SafeElementTree.DefusedXMLParser(target=target, forbid_dtd=True,
+                                              forbid_entities=True, forbid_external=True)
+    fed = 0
     try:
-        return SafeElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True,
-                                          forbid_external=True)
+        for chunk in chunks:
+            fed += len(chunk)
+            if fed > limits.max_bytes:
+                raise too_large(fed, limits)
+            parser.feed(chunk)
+        return parser.close()
     except defusedxml.DTDForbidden:
         raise _bad("the file declares a DOCTYPE, which edXML messages never need and which can "
                    "hide entity attacks; export it again without a DOCTYPE") from None
@@ -171,8 +374,9 @@ def _date(text: str, where: str) -> str:
 class _Reader:
     """Reading elements of one namespace (the message's), strictly."""
 
-    def __init__(self, ns: str) -> None:
+    def __init__(self, ns: str, decoded: dict[ElementTree.Element, _Decoded]) -> None:
         self.ns = ns
+        self.decoded = decoded
 
     def q(self, name: str) -> str:
         return f"{{{self.ns}}}{name}" if self.ns else name
@@ -340,40 +544,18 @@ class _Reader:
         encoded = self.one(root, "AttachmentEncoded")
         if encoded is None:
             return ()
-        elements = self.all(encoded, "Attachment")
-        if len(elements) > limits.max_attachments:
-            raise _bad(f"the message has {len(elements)} attachments; at most "
-                       f"{limits.max_attachments} are accepted in one message")
         found: list[Attachment] = []
-        total = 0
-        for number, element in enumerate(elements, 1):
+        for number, element in enumerate(self.all(encoded, "Attachment"), 1):
             name = self.text(element, "AttachmentName") or f"attachment-{number}"
-            data = self.decoded(self.one(element, "ContentTransferEncoded"), name,
-                                limits.max_attachment_bytes - total)
-            total += len(data)
+            content = self.one(element, "ContentTransferEncoded")
+            outcome = self.decoded.get(content) if content is not None else None
+            if outcome is None:
+                raise _bad(f"the attachment {name!r} has no ContentTransferEncoded content")
             found.append(Attachment(
-                name=name, data=data,
+                name=name, data=outcome.kept if isinstance(outcome.kept, bytes) else b"",
                 content_type=self.text(element, "ContentType") or "application/octet-stream",
                 content_id=self.text(element, "ContentId"),
-                description=self.text(element, "Description")))
+                description=self.text(element, "Description"),
+                file=outcome.kept if isinstance(outcome.kept, str) else None,
+                size=outcome.size))
         return tuple(found)
-
-    def decoded(self, element: ElementTree.Element | None, name: str, room: int) -> bytes:
-        if element is None or len(element):
-            raise _bad(f"the attachment {name!r} has no ContentTransferEncoded content")
-        text = element.text or ""
-        # Base64 is 4 characters per 3 bytes: a claim larger than the room is refused before
-        # anything is decoded.
-        if len(text) // 4 * 3 > room + 3 * 1024:
-            raise _bad(f"the attachment {name!r} holds about {len(text) // 4 * 3} bytes, more "
-                       "than this office accepts in one edXML message")
-        compact = "".join(text.split())
-        try:
-            data = base64.b64decode(compact, validate=True)
-        except (binascii.Error, ValueError):
-            raise _bad(f"the attachment {name!r} is not valid base64, so its bytes cannot be "
-                       "recovered; export the message again from the document system") from None
-        if len(data) > room:
-            raise _bad(f"the attachment {name!r} is {len(data)} bytes, more than this office "
-                       "accepts in one edXML message")
-        return data

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,7 +28,7 @@ from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
-from lienthong.node.edxml.export import write_received_extras
+from lienthong.node.edxml.export import copies_wanted, write_received_extras
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import document_metadata, finish_interrupted
@@ -71,6 +71,8 @@ class Offers:
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
         self.names = InboxNames(runtime.monotonic)
+        #: (sender, message ID) of documents whose edXML copies are being written.
+        self.copying: set[tuple[str, str]] = set()
         self.publisher = Publisher(runtime, self.names)
 
     def legacy_partials(self) -> Path:
@@ -295,7 +297,7 @@ class Offers:
                  peer=rt.peer_name(peer), path=str(final))
         handler = self.control.get(document_kind(header))
         if handler is None:
-            self._edxml_extras(peer, header, final)
+            self._edxml_extras(peer, header.message_id, header.meta, final)
         if handler is not None:
             try:
                 yield handler(peer, header, final)
@@ -305,23 +307,47 @@ class Offers:
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
                                control_kind=document_kind(header), reason=str(exc)[:500])
 
-    def _edxml_extras(self, peer: str, header: EnvelopeHeader, final: Path) -> None:
+    def _edxml_extras(self, peer: str, message_id: str, meta: Mapping[str, Any], final: Path,
+                      *, recovering: bool = False) -> Deferred:
         """What ``[edxml]`` asks for beside a stored document (its attachments unpacked, or an
-        .edxml beside it): copies, made without delaying the receipt; a failure is logged and
-        audited, and ``lienthong export --edxml`` makes them again."""
+        .edxml beside it): copies, made without delaying the receipt. Its ``edxml_copies_due``
+        row goes once they are written, or once a failure is logged and audited (``lienthong
+        export --edxml`` makes them then); a crash before leaves the row for ``recover``."""
         rt = self.rt
-        edxml = rt.config.edxml
-        if not (edxml.arrive_as == "folder" or edxml.write_beside):
-            return
-        d = rt.io(write_received_extras, rt.config, final, message_id=header.message_id,
-                  sender=rt.peer_name(peer), meta=header.meta)
+        key = (peer, message_id)
+        if not copies_wanted(rt.config, meta) or key in self.copying:
+            return succeed(None)
+        self.copying.add(key)
+        failpoint("receiver-after-commit-before-copies")
+        d = rt.io(write_received_extras, rt.config, final, message_id=message_id,
+                  sender=rt.peer_name(peer), meta=meta, recovering=recovering)
 
-        def failed(failure: Failure) -> None:
+        def failed(failure: Failure) -> Deferred:
             log.warn("could not write the edXML copies of {mid}: {error}",
-                     mid=header.message_id, error=failure.getErrorMessage())
-            rt.audit("edxml-extras-failed", peer=peer, message_id=header.message_id,
-                     reason=failure.getErrorMessage()[:500])
+                     mid=message_id, error=failure.getErrorMessage())
+            return rt.audit("edxml-extras-failed", peer=peer, message_id=message_id,
+                            reason=failure.getErrorMessage()[:500])
         d.addErrback(failed)
+        d.addCallback(lambda _: rt.db(rt.store.edxml_copies_done, peer, message_id))
+        d.addErrback(lambda f: log.failure("could not record the edXML copies of {mid}", f,
+                                           mid=message_id))
+        d.addBoth(lambda _: self.copying.discard(key))
+        return d
+
+    @inlineCallbacks
+    def recover_copies(self):
+        """Write the edXML copies a crash interrupted (after the ``stored`` commit, before the
+        copies): idempotent, a finished copy is not made twice."""
+        rt = self.rt
+        due = yield rt.db(rt.store.edxml_copies_due)
+        for sender, message_id in due:
+            rows = yield rt.db(rt.store.stored_received, message_id)
+            row = next((r for r in rows if r.sender_node_id == sender), None)
+            if row is None:  # still publishing (recover_row handles it) or gone
+                continue
+            log.info("writing the edXML copies of {mid}, interrupted", mid=message_id)
+            yield self._edxml_extras(sender, message_id, row.meta,
+                                     rt.config.home / row.stored_path, recovering=True)
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -334,6 +360,7 @@ class Offers:
         rows = yield self.rt.db(self.rt.store.publishing_rows)
         for row in rows:
             yield self.recover_row(row)
+        yield self.recover_copies()
         stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
                                  self.rt.now(), frozenset(mid for _, mid in self.active))
         if stale:

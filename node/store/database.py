@@ -46,6 +46,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from lienthong.node.store import schema
 from lienthong.node.store.audit_log import AuditMethods
 from lienthong.node.store.documents import DocumentMethods
+from lienthong.node.store.edxml_ids import EdxmlIdMethods
 from lienthong.node.store.incoming import IncomingMethods
 from lienthong.node.store.migrations import current_version, migrate
 from lienthong.node.store.node_lock import Holder
@@ -158,5 +159,5 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
             AuditMethods, ReportMethods, DocumentMethods, WitnessMethods,
-            ReconciliationMethods):
+            ReconciliationMethods, EdxmlIdMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

@@ -23,6 +23,7 @@ from lienthong.keys.identity import check_time
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.edxml_ids import forget_received, record_document_id
 from lienthong.node.store.records import (
     RECEIVED_TRANSITIONS,
     DuplicateMessage,
@@ -79,6 +80,11 @@ class IncomingMethods(StoreBase):
                 "name": item.name, "stored_path": item.stored_path, "size": item.size,
                 "sha256": item.sha256, "header_token": item.header_token, "state": "publishing",
                 "receipt": None, "received_at": now, "meta": meta})
+            record_document_id(conn, "received", item.meta, item.message_id,
+                               item.sender_node_id)
+            if item.edxml_copies:
+                conn.execute(insert(t.edxml_copies_due).values(
+                    sender_node_id=item.sender_node_id, message_id=item.message_id))
         # The row as inserted (no second SELECT: one statement less per document received).
         return ReceivedRow(sender_node_id=item.sender_node_id, message_id=item.message_id,
                            name=item.name, stored_path=item.stored_path, size=item.size,
@@ -128,6 +134,7 @@ class IncomingMethods(StoreBase):
                 raise InvalidTransition(f"message {message_id} from {sender_node_id} is "
                                         f"{row.state!r}; a stored document is never forgotten")
             conn.execute(delete(_r).where(self._key(sender_node_id, message_id)))
+            forget_received(conn, sender_node_id, message_id)
 
     def publishing_rows(self) -> list[ReceivedRow]:
         """Documents whose publication a crash may have interrupted (check them at start-up)."""

@@ -18,6 +18,8 @@ migrated database with that module keeps them honest.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -259,12 +261,70 @@ def _v4(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _edxml_document_id(meta_text: str) -> str | None:
+    """The edXML DocumentId a stored document's metadata JSON records, if any."""
+    try:
+        meta = json.loads(meta_text)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    edxml = meta.get("edxml")
+    if meta.get("kind", "document") != "document" or not isinstance(edxml, dict):
+        return None
+    found = edxml.get("document_id")
+    return found if isinstance(found, str) and found else None
+
+
+def _v5(conn: Connection) -> None:
+    """Version 5: edXML DocumentIds by index, the edXML copies still due, and received
+    documents by message ID. The DocumentIds of documents already sent or received as edXML
+    are filled in from their metadata."""
+    md = MetaData()
+    documents = Table(
+        "edxml_documents", md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("direction", String(8), nullable=False),
+        Column("document_key", String(64), nullable=False),
+        Column("document_id", Text, nullable=False),
+        Column("message_id", String(32), nullable=False),
+        Column("sender_node_id", String(100)),
+        CheckConstraint("direction IN ('sent', 'received')", name="edxml_documents_direction"),
+        Index("edxml_documents_by_key", "direction", "document_key"))
+    Table("edxml_copies_due", md,
+          Column("sender_node_id", String(100), primary_key=True),
+          Column("message_id", String(32), primary_key=True))
+    md.create_all(conn)
+    received = Table("received", MetaData(), autoload_with=conn)
+    Index("received_by_message", received.c.message_id).create(conn)
+    dispatches = Table("dispatches", MetaData(), autoload_with=conn)
+    rows = []
+    for message_id, meta in conn.execute(select(dispatches.c.message_id, dispatches.c.meta)
+                                         .order_by(dispatches.c.seq)):
+        document_id = _edxml_document_id(meta)
+        if document_id is not None:
+            rows.append({"direction": "sent", "document_id": document_id,
+                         "document_key": hashlib.sha256(document_id.encode()).hexdigest(),
+                         "message_id": message_id, "sender_node_id": None})
+    for sender, message_id, meta in conn.execute(
+            select(received.c.sender_node_id, received.c.message_id, received.c.meta)
+            .order_by(received.c.received_at, received.c.message_id)):
+        document_id = _edxml_document_id(meta)
+        if document_id is not None:
+            rows.append({"direction": "received", "document_id": document_id,
+                         "document_key": hashlib.sha256(document_id.encode()).hexdigest(),
+                         "message_id": message_id, "sender_node_id": sender})
+    if rows:
+        conn.execute(insert(documents), rows)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 )
 
 

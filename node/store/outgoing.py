@@ -23,6 +23,7 @@ from lienthong.keys.identity import check_time
 from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
+from lienthong.node.store.edxml_ids import record_document_id
 from lienthong.node.store.records import (
     DELIVERY_TRANSITIONS,
     DISPATCH_TRANSITIONS,
@@ -120,6 +121,8 @@ class OutgoingMethods(StoreBase):
                  "ciphertext_size": item.ciphertext_size, "priority": item.priority,
                  "meta": meta_json(item.meta), "state": "sending", "created_at": now}
                 for index, item in enumerate(batch)])
+            for item in batch:
+                record_document_id(conn, "sent", item.meta, item.message_id)
             conn.execute(_INSERT_DELIVERY, [
                 {"message_id": item.message_id, "peer_node_id": peer, "state": "queued",
                  "attempts": 0, "bytes_sent": 0}

@@ -228,6 +228,8 @@ class NewReceived:
     sha256: str
     header_token: str
     meta: Mapping[str, Any]
+    #: edXML copies are to be written beside it once stored (node/store/edxml_ids.py).
+    edxml_copies: bool = False
 
     def __post_init__(self) -> None:
         check_message_id(self.message_id)

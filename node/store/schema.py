@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -153,6 +153,7 @@ received = Table(
     Column("meta", Text, nullable=False),
     CheckConstraint("state IN ('publishing', 'stored')", name="received_state"),
     Index("received_by_state", "state"),
+    Index("received_by_message", "message_id"),
 )
 
 #: ``seq`` is assigned by the store (last + 1), not by the database, because it is part of the
@@ -306,4 +307,31 @@ reconciliations = Table(
     UniqueConstraint("exchange", "peer_node_id", name="reconciliations_one_per_exchange"),
     Index("reconciliations_by_state", "state"),
     Index("reconciliations_by_peer", "peer_node_id", "period"),
+)
+
+# -- version 5: edXML DocumentIds and copies due (docs/edxml.md) ------------------------------
+
+#: The edXML DocumentId of each document sent or received as edXML (docs/edxml.md), so a
+#: recall, replacement or status message naming it is found by an index, not a scan. Keyed by
+#: the SHA-256 of the DocumentId (free text of up to 2000 characters, too long to index on
+#: every database); ``document_id`` keeps the text itself.
+edxml_documents = Table(
+    "edxml_documents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("direction", String(8), nullable=False),
+    Column("document_key", String(DIGEST), nullable=False),
+    Column("document_id", Text, nullable=False),
+    Column("message_id", String(MESSAGE_ID), nullable=False),
+    Column("sender_node_id", String(NODE_ID)),
+    CheckConstraint("direction IN ('sent', 'received')", name="edxml_documents_direction"),
+    Index("edxml_documents_by_key", "direction", "document_key"),
+)
+
+#: Received documents whose edXML copies (an unpacked folder, an .edxml beside) are still to be
+#: written: recorded with the ``publishing`` row, removed once written, so start-up recovery
+#: makes the copies a crash interrupted (docs/design.md §6).
+edxml_copies_due = Table(
+    "edxml_copies_due", metadata,
+    Column("sender_node_id", String(NODE_ID), primary_key=True),
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
 )

@@ -8,7 +8,8 @@ import pytest
 
 from lienthong.node.edxml.build import build_document
 from lienthong.node.edxml.intake import read_edxml
-from lienthong.node.edxml.parse import EdxmlError, Limits
+from lienthong.node.edxml.message import EdxmlDocument
+from lienthong.node.edxml.parse import EdxmlError, Limits, keep_in_memory
 from tests.node.edxml.samples import full_document
 
 
@@ -34,4 +35,14 @@ def test_a_link_is_not_followed(tmp_path: Path) -> None:
     (tmp_path / "link.edxml").symlink_to(tmp_path / "real.edxml")
     with pytest.raises(OSError):
         read_edxml(tmp_path / "link.edxml", Limits())
-    assert read_edxml(tmp_path / "real.edxml", Limits()) == full_document()
+    assert read_edxml(tmp_path / "real.edxml", Limits(), keep_in_memory) == full_document()
+
+
+def test_the_outbox_reads_the_header_and_drops_the_attachments(tmp_path: Path) -> None:
+    """By default the attachments are decoded (checked) and counted, not kept."""
+    (tmp_path / "real.edxml").write_bytes(build_document(full_document()))
+    message = read_edxml(tmp_path / "real.edxml", Limits())
+    assert isinstance(message, EdxmlDocument)
+    assert message.header == full_document().header
+    assert [(a.name, a.data, a.length) for a in message.attachments] == [
+        (a.name, b"", len(a.data)) for a in full_document().attachments]

@@ -35,7 +35,7 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 4
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 5
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -167,3 +167,48 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     assert stored_version(store_url) == schema.SCHEMA_VERSION
     assert raw_sql(store_url, "SELECT name FROM peers") == [("hdnd",)]
     assert {"control_requests", "document_status", "recalls"} <= set(describe(store_url))
+
+
+def test_a_version_3_store_gets_its_edxml_document_ids_indexed(tmp_path: Path) -> None:
+    """Documents sent and received as edXML before version 5 are found by DocumentId after the
+    upgrade (filled in from their metadata); other documents and control documents are not
+    indexed."""
+    import json
+
+    from sqlalchemy import insert
+    path = tmp_path / "v3.db"
+    engine = create_engine(url(path))
+    with engine.begin() as conn:
+        schema.schema_meta.create(conn)
+        conn.execute(insert(schema.schema_meta).values(id=1, version=3))
+        migrations._v1(conn)
+        migrations._v2(conn)
+        migrations._v3(conn)
+    engine.dispose()
+
+    def meta(document_id: str | None, kind: str = "document") -> str:
+        return json.dumps({"kind": kind} if document_id is None else
+                          {"kind": kind, "edxml": {"document_id": document_id}})
+    with sqlite3.connect(path) as raw:
+        for seq, (mid, text) in enumerate([("a" * 32, meta("000.00.01.H41,2026/11/20,12-NQ/TU")),
+                                           ("b" * 32, meta(None)),
+                                           ("c" * 32, meta("X", kind="status"))], 1):
+            raw.execute("INSERT INTO dispatches VALUES (?, ?, 'n', 't', 's', 'h', 1, ?, 1, 3, ?, "
+                        "'sent', ?, NULL, NULL, NULL)", (mid, seq, "0" * 64, text, T0))
+        raw.execute("INSERT INTO received VALUES ('SENDER', ?, 'n', 'p', 1, ?, 'h', 'stored', "
+                    "'r', ?, ?)", ("d" * 32, "0" * 64, T0, meta("000.00.03.H41,2026/11/01,45")))
+    store = open_store(url(path))
+    try:
+        assert store.sent_by_document_id("000.00.01.H41,2026/11/20,12-NQ/TU") == "a" * 32
+        assert store.sent_by_document_id("X") is None
+        assert store.received_by_document_id("000.00.03.H41,2026/11/01,45") == ("d" * 32,
+                                                                                 "SENDER")
+        assert store.received_by_document_id("000.00.01.H41,2026/11/20,12-NQ/TU") is None
+    finally:
+        store.close()
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION
+    with sqlite3.connect(path) as raw:
+        plan = " ".join(str(row) for row in raw.execute(
+            "EXPLAIN QUERY PLAN SELECT message_id FROM edxml_documents "
+            "WHERE direction = 'sent' AND document_key = 'k'"))
+    assert "edxml_documents_by_key" in plan  # an index, not a scan
