@@ -175,7 +175,7 @@ def test_a_version_3_store_gets_its_edxml_document_ids_indexed(tmp_path: Path) -
     indexed."""
     import json
 
-    from sqlalchemy import insert
+    from sqlalchemy import create_engine, insert
     path = tmp_path / "v3.db"
     engine = create_engine(url(path))
     with engine.begin() as conn:
