@@ -45,6 +45,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from lienthong.node.store import schema
 from lienthong.node.store.audit_log import AuditMethods
+from lienthong.node.store.coordination import CoordinationMethods
 from lienthong.node.store.documents import DocumentMethods
 from lienthong.node.store.incoming import IncomingMethods
 from lienthong.node.store.migrations import current_version, migrate
@@ -140,5 +141,5 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
-            AuditMethods, ReportMethods, DocumentMethods):
+            AuditMethods, ReportMethods, DocumentMethods, CoordinationMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""
