@@ -452,3 +452,25 @@ def _check_coordination(values: dict[str, Any], *, notation: str,
             values["number"] = check_number(values["number"], doc_type, notation=notation)
         except NumberError as exc:
             raise MetadataError("bad-number", str(exc)) from None
+
+
+def check_conclusion(meta: DocumentMeta, *, own_name: str, recipients: Iterable[str]) -> None:
+    """A meeting's conclusion goes from the office that hosted the meeting to exactly the
+    offices concerned (docs/coordination.md): refuse it otherwise, naming what to change."""
+    if meta.type != "conclusion":
+        return
+    if meta.meeting_host is not None and meta.meeting_host != own_name:
+        raise _bad(f"meeting_host: the meeting was hosted by {meta.meeting_host}, so "
+                   f"{meta.meeting_host} sends its conclusion, not this office ({own_name}); "
+                   "correct meeting_host or let the hosting office send it")
+    if meta.concerned is None:
+        return
+    wanted, going = set(meta.concerned) - {own_name}, set(recipients)
+    if wanted != going:
+        missing = ", ".join(sorted(wanted - going)) or "none"
+        extra = ", ".join(sorted(going - wanted)) or "none"
+        raise _bad(f"concerned: the conclusion must go to exactly the offices concerned "
+                   f"({', '.join(sorted(wanted))}), but this folder sends it to "
+                   f"{', '.join(sorted(going))} (missing: {missing}; not concerned: {extra}); "
+                   "put it in a group folder of exactly those offices, or use "
+                   "'lienthong send --to' with their names")
