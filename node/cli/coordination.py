@@ -32,7 +32,7 @@ def _state_text(row: dict) -> str:
     if row["state"] == "due":
         left = row["working_days_left"]
         return ("due today (hôm nay)" if left == 0
-                else "due in {left} working day(s) (còn {left} ngày làm việc)".format(left=left))
+                else f"due in {left} working day(s) (còn {left} ngày làm việc)")
     return STATE_TEXT[row["state"]]
 
 
@@ -103,11 +103,10 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
         (wanted,) = parse_periods([period])
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if config.node.name != config.coordination.consolidating_office:
-        raise CliError("this office ({name}) is not the consolidating office ({office}); "
-                       "programmes are consolidated there".format(
-                           name=config.node.name,
-                           office=config.coordination.consolidating_office))
+    name, office = config.node.name, config.coordination.consolidating_office
+    if name != office:
+        raise CliError(f"this office ({name}) is not the consolidating office ({office}); "
+                       "programmes are consolidated there")
     store = open_store(config.store.url)
     try:
         result = gather(store, wanted, own_name=config.node.name, own_files=own_files)

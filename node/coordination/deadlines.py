@@ -246,9 +246,9 @@ class DeadlineEngine:
                                 state, Fulfilment(got.message_id, got.name, got.received_at,
                                                   done)))
         for row in conclusions:
-            dispatch = dispatches.get(row.message_id)
-            if dispatch is not None:
-                out.extend(self._conclusion_rows(dispatch, statuses, names, today))
+            concluded = dispatches.get(row.message_id)
+            if concluded is not None:
+                out.extend(self._conclusion_rows(concluded, statuses, names, today))
         return out
 
     def _conclusion_rows(self, dispatch: DispatchRow, statuses: Mapping[str, Sequence[Any]],

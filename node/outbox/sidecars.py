@@ -62,8 +62,8 @@ from lienthong.node.documents.metadata import (
     SIDECAR_SUFFIX,
     DocumentMeta,
     MetadataError,
-    check_confidentiality,
     check_conclusion,
+    check_confidentiality,
     document_meta,
     parse_sidecar,
 )

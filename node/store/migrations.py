@@ -226,7 +226,7 @@ def _v4(conn: Connection) -> None:
         Index("tracked_by_period", "doc_type", "period"),
         Index("tracked_by_due", "due"))
     md.create_all(conn)
-    rows = []
+    rows: list[dict[str, Any] | None] = []
     sent = conn.execute(text("SELECT message_id, meta, created_at FROM dispatches")).all()
     for message_id, meta, at in sent:
         rows.append(_v4_row("sent", "", message_id, _json(meta), at))
@@ -234,9 +234,9 @@ def _v4(conn: Connection) -> None:
                                  "FROM received")).all()
     for sender, message_id, meta, at in received:
         rows.append(_v4_row("received", sender, message_id, _json(meta), at))
-    rows = [row for row in rows if row is not None]
-    if rows:
-        conn.execute(insert(tracked), rows)
+    kept = [row for row in rows if row is not None]
+    if kept:
+        conn.execute(insert(tracked), kept)
 
 
 def _v4_row(direction: str, sender: str, message_id: str, meta: dict[str, Any],
