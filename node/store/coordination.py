@@ -49,14 +49,12 @@ class CoordinationMethods(StoreBase):
         """The ``received`` rows of (sender node ID, message ID) pairs that exist."""
         if not keys:
             return {}
-        found: dict[tuple[str, str], ReceivedRow] = {}
+        wanted = set(keys)
         with self._read() as conn:
-            for sender, message_id in dict.fromkeys(keys):
-                row = conn.execute(select(_r).where(_r.c.sender_node_id == sender,
-                                                    _r.c.message_id == message_id)).first()
-                if row is not None:
-                    found[(sender, message_id)] = _received_row(row)
-        return found
+            rows = conn.execute(select(_r).where(
+                _r.c.message_id.in_(sorted({mid for _, mid in wanted})))).all()
+        return {(row.sender_node_id, row.message_id): _received_row(row) for row in rows
+                if (row.sender_node_id, row.message_id) in wanted}
 
     def statuses_of(self, message_ids: Sequence[str]) -> dict[str, list[StatusRow]]:
         """Every status kept about each of ``message_ids``, in the order recorded."""
