@@ -109,7 +109,8 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
                        "programmes are consolidated there")
     store = open_store(config.store.url)
     try:
-        result = gather(store, wanted, own_name=config.node.name, own_files=own_files)
+        result = gather(store, wanted, home=config.home, own_name=config.node.name,
+                        own_files=own_files)
     finally:
         store.close()
     folder = out_dir or config.home / "consolidated" / str(wanted)

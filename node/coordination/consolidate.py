@@ -76,9 +76,10 @@ def _read(office: str, name: str, data: bytes, out: Consolidation) -> None:
     out.items.extend(SourcedItem(office, name, item) for item in items)
 
 
-def gather(store: Store, period: Period, *, own_name: str,
+def gather(store: Store, period: Period, *, home: Path, own_name: str,
            own_files: Sequence[Path] = ()) -> Consolidation:
-    """Read the period's received programmes (and this office's own files); find clashes."""
+    """Read the period's received programmes (and this office's own files); find clashes.
+    ``home``: the node's home, which the inbox paths in the store are relative to."""
     out = Consolidation(str(period))
     names = {record.peer.node_id: record.peer.name for record in store.list_peers()}
     tracked = [row for row in store.tracked_documents(doc_type="programme",
@@ -91,7 +92,7 @@ def gather(store: Store, period: Period, *, own_name: str,
         if row.state != "stored":
             continue
         office = names.get(sender, sender)
-        latest[office] = (row.name, Path(row.stored_path), row.received_at)
+        latest[office] = (row.name, home / row.stored_path, row.received_at)
     for office, (name, path, _) in sorted(latest.items()):
         if not name.lower().endswith(STRUCTURED_SUFFIXES):
             out.sources.append(SourceProgramme(office, name, None, "not an .ics or .xlsx "

@@ -302,9 +302,13 @@ def parse_periods(texts: Iterable[str]) -> tuple[Period, ...]:
 
 
 def summary(rows: Sequence[DeadlineRow]) -> dict[str, Any]:
-    """The status snapshot's ``deadlines`` part: reminders, overdue rows, counts per office."""
+    """The status snapshot's ``deadlines`` part: reminders, overdue rows, counts per office.
+
+    A programme whose period has ended ("missing") is counted, not alerted: a node installed
+    today would otherwise greet its officer with every week of the last three months.
+    """
     alerts = [row.as_json() for row in rows
-              if row.state in ("overdue", "missing") or (row.state == "due" and row.reminder)]
+              if row.state == "overdue" or (row.state == "due" and row.reminder)]
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
         per = counts.setdefault(row.office, {})

@@ -111,10 +111,6 @@ def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
         return "programme-reminder", (
             "The {what} for {period} from {office} to {owed_to} is due {due}: "
             "{left} working day(s) left.").format(**fields)
-    if alert["state"] == "missing":
-        return "programme-missing", (
-            "The {what} for {period} from {office} to {owed_to} never arrived "
-            "(it was due {due}).").format(**fields)
     return "programme-overdue", (
         "The {what} for {period} from {office} to {owed_to} is overdue: it was due "
         "{due}.").format(**fields)

@@ -140,7 +140,7 @@ def receive(home: Path, sender: str, seed: int, number: int, name: str, data: by
         mid = f"{number:032x}"
         digest = hashlib.sha256(data).hexdigest()
         store.begin_publish(NewReceived(sender_node_id=peer.node_id, message_id=mid, name=name,
-                                        stored_path=str(path), size=len(data), sha256=digest,
+                                        stored_path=str(path.relative_to(home)), size=len(data), sha256=digest,
                                         header_token="h.x.s", meta=meta), at)
         store.complete_publish(peer.node_id, mid, "receipt", at)
     finally:
