@@ -22,6 +22,8 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     spool        ChangedWhileSealing         changed-while-sealing
     watch        ObserverUnavailable         watch-unavailable
     documents    MetadataError               bad-metadata
+                 NumberError                 bad-number
+                 ProgrammeFileError          bad-programme
     outbox       SidecarFound                sidecar-found
                  Refused                     file-refused
                  TargetError                 unknown-target

@@ -18,6 +18,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lienthong.node.core.errors import NodeError
+
 NOTATIONS = ("any", "state", "party")
 #: The type code(s) a document type's number carries. Types not listed (publication, other,
 #: an office's own types) accept any code.
@@ -38,8 +40,10 @@ _STATE = re.compile(rf"(\d{{1,6}})(?:/(\d{{4}}))?/({_CODE})-({_CODE}(?:-{_CODE})
 _PARTY = re.compile(rf"(\d{{1,6}})-({_CODE})/({_CODE}(?:[-/]{_CODE})*)")
 
 
-class NumberError(ValueError):
+class NumberError(NodeError, ValueError):
     """A number that fits no allowed notation or does not match the document's type."""
+
+    code = "bad-number"
 
 
 @dataclass(frozen=True, slots=True)

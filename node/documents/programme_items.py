@@ -27,6 +27,8 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lienthong.node.core.errors import NodeError
+
 ICS_SUFFIX = ".ics"
 XLSX_SUFFIX = ".xlsx"
 STRUCTURED_SUFFIXES = (ICS_SUFFIX, XLSX_SUFFIX)
@@ -48,8 +50,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _TIME = re.compile(r"(\d{1,2})\s*[:hH]\s*(\d{2})?")
 
 
-class ProgrammeFileError(ValueError):
+class ProgrammeFileError(NodeError, ValueError):
     """A programme file whose items cannot be read; the message says what to fix."""
+
+    code = "bad-programme"
 
 
 @dataclass(frozen=True, slots=True)

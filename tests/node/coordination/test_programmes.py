@@ -139,9 +139,10 @@ def receive(home: Path, sender: str, seed: int, number: int, name: str, data: by
             store.add_peer(peer, "card", T0)
         mid = f"{number:032x}"
         digest = hashlib.sha256(data).hexdigest()
-        store.begin_publish(NewReceived(sender_node_id=peer.node_id, message_id=mid, name=name,
-                                        stored_path=str(path.relative_to(home)), size=len(data), sha256=digest,
-                                        header_token="h.x.s", meta=meta), at)
+        store.begin_publish(NewReceived(
+            sender_node_id=peer.node_id, message_id=mid, name=name,
+            stored_path=str(path.relative_to(home)), size=len(data), sha256=digest,
+            header_token="h.x.s", meta=meta), at)
         store.complete_publish(peer.node_id, mid, "receipt", at)
     finally:
         store.close()

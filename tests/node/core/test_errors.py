@@ -22,6 +22,8 @@ ROOT_CODES = {
     "lienthong.node.control.requests.RequestRefused": "request-refused",
     "lienthong.node.control.received._Mismatch": "status-mismatch",
     "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
+    "lienthong.node.documents.numbers.NumberError": "bad-number",
+    "lienthong.node.documents.programme_items.ProgrammeFileError": "bad-programme",
     "lienthong.node.identity.history.IdentityHistoryError": "identity-history-damaged",
     "lienthong.node.identity.rotation.RotationError": "rotation-refused",
     "lienthong.node.inbox.offers._CannotPublish": "cannot-publish",
