@@ -6,6 +6,7 @@ unknown key, a wrong type or an out-of-range value all produce the same kind of 
 """
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,7 +17,10 @@ from lienthong.config.schema import (
     GUARDED_CLASSES,
     MAX_EDXML_MIB,
     NAME_PATTERN,
+    PROGRAMME_KINDS,
+    WEEKDAYS,
     ConfigError,
+    CoordinationSection,
     DeliverySection,
     DocumentsSection,
     EdxmlSection,
@@ -118,7 +122,7 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
 def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
-                "groups", "documents", "confidentiality", "edxml", "review"}
+                "groups", "documents", "confidentiality", "edxml", "review", "coordination"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -155,7 +159,10 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         if not isinstance(members, list) or not members:
             raise ConfigError(f"{where}: expected a non-empty list of peer names")
         groups[group] = tuple(_slug(member, where) for member in members)
-    documents = _section(data, "documents", {"types": _slug_list}, source)
+    documents = _section(data, "documents", {
+        "types": _slug_list, "number_notation": _choice("any", "state", "party"),
+        "lenient_numbers": _boolean}, source)
+    coordination = _coordination(data, source)
     review = _section(data, "review", {"witness_interval": _number(1.0),
                                        "reconcile_retry": _number(1.0),
                                        "monthly_reconciliation": _boolean}, source)
@@ -175,6 +182,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
         confidentiality=confidentiality, edxml=EdxmlSection(**edxml),
         review=ReviewSection(**review),
+        coordination=coordination,
     )
 
 
@@ -186,6 +194,62 @@ def _slug_list(value: Any, where: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: a name is listed twice")
     return names
+
+
+def _bounded(low: int, high: int, what: str) -> Check:
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{where}: expected {what} (a whole number {low}-{high}), "
+                              f"got {value!r}")
+        return value
+    return check
+
+
+def _iso_date(value: Any, where: str) -> str:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(_string(value, where)).isoformat()
+    except ValueError:
+        raise ConfigError(f"{where}: expected a date like 2027-02-08, got {value!r}") from None
+
+
+def _dates(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of dates like [2027-02-08, 2027-02-09]")
+    return tuple(sorted({_iso_date(item, f"{where}[{i}]") for i, item in enumerate(value)}))
+
+
+def _kinds(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(k not in PROGRAMME_KINDS for k in value):
+        raise ConfigError(f"{where}: expected a list of {', '.join(PROGRAMME_KINDS)}, "
+                          f"got {value!r}")
+    return tuple(k for k in PROGRAMME_KINDS if k in value)
+
+
+def _coordination(data: Mapping[str, Any], source: Path) -> CoordinationSection:
+    """``[coordination]``: the regulation's deadlines; every key has the regulation's default."""
+    raw = _section(data, "coordination", {
+        "consolidating_office": _slug, "offices": _slug_list, "kinds": _kinds,
+        "annual_due_day": _bounded(1, 31, "a day of the month"),
+        "annual_due_month": _bounded(1, 12, "a month"),
+        "quarterly_due_day": _bounded(1, 31, "a day of the month"),
+        "monthly_due_day": _bounded(1, 31, "a day of the month"),
+        "weekly_due_weekday": _choice(*WEEKDAYS),
+        "if_day_off": _choice("keep", "earlier", "later"),
+        "remind_working_days": _bounded(0, 60, "a number of working days"),
+        "conclusion_working_days": _bounded(1, 60, "a number of working days"),
+        "days_off": _dates, "working_days": _dates, "since": _iso_date}, source)
+    try:
+        dt.date(2027, raw.get("annual_due_month", 11), raw.get("annual_due_day", 30))
+    except ValueError:
+        raise ConfigError(f"{source}: [coordination] annual_due_day and annual_due_month do not "
+                          "make a date (e.g. 30 and 11 for 30 November)") from None
+    both = set(raw.get("days_off", ())) & set(raw.get("working_days", ()))
+    if both:
+        raise ConfigError(f"{source}: [coordination] {sorted(both)[0]} is listed both in "
+                          "days_off and in working_days; keep it in one of them")
+    return CoordinationSection(**raw)
 
 
 def _confidentiality(raw: Any, source: Path) -> dict[str, tuple[str, ...]]:

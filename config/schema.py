@@ -95,6 +95,46 @@ class ReviewSection:
 @dataclass(frozen=True, slots=True)
 class DocumentsSection:
     types: tuple[str, ...] = DEFAULT_DOCUMENT_TYPES
+    #: The notation of the numbers this office issues: any (State or Party), state, party.
+    number_notation: Literal["any", "state", "party"] = "any"
+    #: True: numbers are sent as written, without checking notation or type code.
+    lenient_numbers: bool = False
+
+
+#: The kinds of work programme the coordination regulation asks for (node/coordination/).
+PROGRAMME_KINDS = ("annual", "quarterly", "monthly", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinationSection:
+    """The offices' coordination regulation, as rules a node can check (docs/coordination.md).
+
+    Defaults are the regulation's: each office sends its draft programme to the consolidating
+    office, the annual one by 30 November of the year before, the quarterly one by the 20th of
+    the last month of the quarter before, the monthly one by the 25th of the month before, the
+    weekly one by the Thursday of the week before.
+    """
+
+    consolidating_office: str = "tinhuy"
+    #: Offices that owe programmes; empty: every trusted peer (at the consolidating office).
+    offices: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = PROGRAMME_KINDS
+    annual_due_day: int = 30
+    annual_due_month: int = 11
+    quarterly_due_day: int = 20
+    monthly_due_day: int = 25
+    weekly_due_weekday: str = "thursday"
+    #: A deadline on a day off: keep it (and say so), or move it to the working day before/after.
+    if_day_off: Literal["keep", "earlier", "later"] = "keep"
+    remind_working_days: int = 3
+    #: Working days an office concerned has to register (vào sổ) a meeting's conclusion.
+    conclusion_working_days: int = 3
+    #: Extra days off and make-up working days (usually Saturdays) the government announces.
+    days_off: tuple[str, ...] = ()
+    working_days: tuple[str, ...] = ()
+    #: No obligation is due before this day (ISO date); empty: 92 days back from today.
+    since: str = ""
 
 
 #: The largest ``[edxml] max_mib`` accepted: an edXML message is a handful of attachments in
@@ -138,6 +178,7 @@ class NodeConfig:
     #: Peer or group name -> the guarded classes (secret, top-secret) it may receive.
     confidentiality: dict[str, tuple[str, ...]] = field(default_factory=dict)
     edxml: EdxmlSection = field(default_factory=EdxmlSection)
+    coordination: CoordinationSection = field(default_factory=CoordinationSection)
 
     @property
     def outbox(self) -> Path:

@@ -149,6 +149,9 @@ def _register_subcommands() -> None:
     main.add_command(receipt)
     from lienthong.node.cli.edxml import export
     main.add_command(export)
+    from lienthong.node.cli.coordination import deadlines, programmes
+    main.add_command(deadlines)
+    main.add_command(programmes)
     from lienthong.node.cli.keys import backup, keys, restore
     main.add_command(keys)
     main.add_command(backup)

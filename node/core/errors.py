@@ -23,6 +23,8 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     watch        ObserverUnavailable         watch-unavailable
     documents    MetadataError               bad-metadata
     edxml        EdxmlError                  bad-edxml
+                 NumberError                 bad-number
+                 ProgrammeFileError          bad-programme
     outbox       SidecarFound                sidecar-found
                  Refused                     file-refused
                  TargetError                 unknown-target

@@ -33,8 +33,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES
+from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES, NAME_PATTERN
 from lienthong.node.core.errors import NodeError
+from lienthong.node.documents.numbers import NumberError, check_number
+from lienthong.node.documents.periods import parse_period
 
 SIDECAR_SUFFIX = ".meta.toml"
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -94,8 +96,22 @@ FIELD_NAMES: Mapping[str, tuple[str, ...]] = {
     "due": ("han_xu_ly", "han"),
     "reply_to": ("tra_loi", "phuc_dap"),
     "replaces": ("thay_the",),
+    # programmes (docs/coordination.md)
+    "period": ("ky", "ky_chuong_trinh"),
+    "consolidated": ("tong_hop", "ban_tong_hop"),
+    # conclusions of a leadership meeting (docs/coordination.md)
+    "meeting": ("cuoc_hop", "ten_cuoc_hop"),
+    "meeting_date": ("ngay_hop",),
+    "meeting_chair": ("chu_tri", "nguoi_chu_tri"),
+    "meeting_host": ("co_quan_chu_tri", "noi_chu_tri"),
+    "concerned": ("co_quan_lien_quan", "lien_quan"),
 }
-_TEXT_LIMITS = {"number": 64, "issuer": 200, "subject": 1000, "signer": 100}
+_TEXT_LIMITS = {"number": 64, "issuer": 200, "subject": 1000, "signer": 100, "meeting": 500,
+                "meeting_chair": 100}
+#: Fields only one type of document may carry.
+_ONLY_FOR = {"period": "programme", "consolidated": "programme", "meeting": "conclusion",
+             "meeting_date": "conclusion", "meeting_chair": "conclusion",
+             "meeting_host": "conclusion", "concerned": "conclusion"}
 _MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 _FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SEPARATORS = re.compile(r"[\s_\-]+")
@@ -191,6 +207,13 @@ class DocumentMeta:
     due: str | None = None
     reply_to: str | None = None
     replaces: str | None = None
+    period: str | None = None
+    consolidated: bool | None = None
+    meeting: str | None = None
+    meeting_date: str | None = None
+    meeting_chair: str | None = None
+    meeting_host: str | None = None
+    concerned: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("document", "message"):
@@ -210,10 +233,13 @@ class DocumentMeta:
                                 "confidentiality": self.confidentiality,
                                 "priority": self.priority}
         for name in ("type", "number", "issuer", "date", "subject", "signer", "due",
-                     "reply_to", "replaces"):
+                     "reply_to", "replaces", "period", "consolidated", "meeting", "meeting_date",
+                     "meeting_chair", "meeting_host"):
             value = getattr(self, name)
             if value is not None:
                 meta[name] = value
+        if self.concerned is not None:
+            meta["concerned"] = list(self.concerned)
         return meta
 
 
@@ -286,12 +312,39 @@ def _choice(field: str, value: Any, index: Mapping[str, str],
     return found
 
 
+def _period(field: str, value: Any) -> str:
+    try:
+        return str(parse_period(value if isinstance(value, str) else str(value)))
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(f"{field}: expected true or false (without quotes), got {value!r}")
+    return value
+
+
+def _offices(field: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    names = [lookup_key(item) if isinstance(item, str) else "" for item in value] \
+        if isinstance(value, list) else []
+    if not names or not all(NAME_PATTERN.match(name) for name in names):
+        raise _bad(f"{field}: expected a list of office names, e.g. [\"hdnd\", \"ubnd\"], "
+                   f"got {value!r}")
+    return tuple(dict.fromkeys(names))
+
+
 def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
-                  types: Iterable[str] = DEFAULT_DOCUMENT_TYPES) -> DocumentMeta:
+                  types: Iterable[str] = DEFAULT_DOCUMENT_TYPES, notation: str = "any",
+                  lenient_numbers: bool = False) -> DocumentMeta:
     """Validate sidecar ``fields`` (canonical keys) merged with the folder ``hint``.
 
     The hint (``outbox/<peer>/<hint>/``) may name a document type or an urgency; a sidecar
-    that says otherwise is an error rather than a silent choice between the two.
+    that says otherwise is an error rather than a silent choice between the two. The number
+    must be in ``notation`` (any, state, party) and carry the type's code
+    (node/documents/numbers.py) unless ``lenient_numbers``; a programme must name its period.
     """
     types = tuple(types)
     type_names = {name: TYPE_NAMES.get(name, ()) for name in (*types, MESSAGE_TYPE)}
@@ -305,8 +358,16 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
         elif field == "confidentiality":
             values[field] = _choice(field, value, _CONFIDENTIALITY, CONFIDENTIALITY_NAMES,
                                     CONFIDENTIALITY_NAMES)
-        elif field in ("date", "due"):
+        elif field in ("date", "due", "meeting_date"):
             values[field] = _date(field, value)
+        elif field == "period":
+            values[field] = _period(field, value)
+        elif field == "consolidated":
+            values[field] = _flag(field, value)
+        elif field == "concerned":
+            values[field] = _offices(field, value)
+        elif field == "meeting_host":
+            values[field] = _office(field, value)
         elif field in ("reply_to", "replaces"):
             values[field] = _message_id(field, value)
         elif field in _TEXT_LIMITS:
@@ -317,6 +378,7 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
         _merge_hint(values, hint, types_by_key, type_names)
     if "date" in values and "due" in values and values["due"] < values["date"]:
         raise _bad(f"due: {values['due']} is before the document's date {values['date']}")
+    _check_coordination(values, notation=notation, lenient_numbers=lenient_numbers)
     kind = "message" if values.get("type") == MESSAGE_TYPE else "document"
     return DocumentMeta(kind=kind, **values)
 
@@ -362,3 +424,53 @@ def check_confidentiality(confidentiality: str, recipients: Iterable[str], *,
             "normal and confidential may be sent without permission; the administrator can "
             f"allow it in lienthong.toml, e.g. [confidentiality] {sorted(refused)[0]} = "
             f"[\"{confidentiality}\"]. Otherwise send it by the channel for secret documents.")
+
+
+def _office(field: str, value: Any) -> str:
+    name = lookup_key(value) if isinstance(value, str) else ""
+    if not NAME_PATTERN.match(name):
+        raise _bad(f"{field}: expected the name of the one office that hosted the meeting, "
+                   f"e.g. \"tinhuy\", got {value!r}")
+    return name
+
+
+def _check_coordination(values: dict[str, Any], *, notation: str,
+                        lenient_numbers: bool) -> None:
+    """The rules of docs/coordination.md: fields that belong to one type, a programme's
+    period, and the number's notation and type code."""
+    doc_type = values.get("type")
+    for field, owner in _ONLY_FOR.items():
+        if field in values and doc_type != owner:
+            raise _bad(f"{field}: only a {owner} ({TYPE_NAMES[owner][0]}) carries this field, "
+                       f"but this document's type is {doc_type or 'not given'}; set type = "
+                       f"\"{TYPE_NAMES[owner][0]}\" or remove the line")
+    if doc_type == "programme" and "period" not in values:
+        raise _bad("period: a programme (chương trình) must name the period it covers, e.g. "
+                   "period = \"2027\", \"2027-Q1\", \"2027-01\" or \"2027-W05\"")
+    if "number" in values and not lenient_numbers:
+        try:
+            values["number"] = check_number(values["number"], doc_type, notation=notation)
+        except NumberError as exc:
+            raise MetadataError("bad-number", str(exc)) from None
+
+
+def check_conclusion(meta: DocumentMeta, *, own_name: str, recipients: Iterable[str]) -> None:
+    """A meeting's conclusion goes from the office that hosted the meeting to exactly the
+    offices concerned (docs/coordination.md): refuse it otherwise, naming what to change."""
+    if meta.type != "conclusion":
+        return
+    if meta.meeting_host is not None and meta.meeting_host != own_name:
+        raise _bad(f"meeting_host: the meeting was hosted by {meta.meeting_host}, so "
+                   f"{meta.meeting_host} sends its conclusion, not this office ({own_name}); "
+                   "correct meeting_host or let the hosting office send it")
+    if meta.concerned is None:
+        return
+    wanted, going = set(meta.concerned) - {own_name}, set(recipients)
+    if wanted != going:
+        missing = ", ".join(sorted(wanted - going)) or "none"
+        extra = ", ".join(sorted(going - wanted)) or "none"
+        raise _bad(f"concerned: the conclusion must go to exactly the offices concerned "
+                   f"({', '.join(sorted(wanted))}), but this folder sends it to "
+                   f"{', '.join(sorted(going))} (missing: {missing}; not concerned: {extra}); "
+                   "put it in a group folder of exactly those offices, or use "
+                   "'lienthong send --to' with their names")

@@ -62,9 +62,16 @@ from lienthong.node.documents.metadata import (
     SIDECAR_SUFFIX,
     DocumentMeta,
     MetadataError,
+    check_conclusion,
     check_confidentiality,
     document_meta,
     parse_sidecar,
+)
+from lienthong.node.documents.programme_items import (
+    MAX_PROGRAMME_BYTES,
+    STRUCTURED_SUFFIXES,
+    ProgrammeFileError,
+    read_programme_items,
 )
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
@@ -127,6 +134,30 @@ def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
     return SidecarFile(data, size)
 
 
+def check_programme_file(outbox: Path, path: Path) -> None:
+    """A programme sent as .ics or .xlsx must parse: its items are what the consolidating
+    office merges (node/coordination/consolidate.py). Raise MetadataError if it does not."""
+    parts = parts_under(outbox, path)
+    try:
+        parent_fd = open_parent(outbox, parts)
+    except Refused:
+        return  # a folder on the way is wrong: take_file will say so
+    try:
+        fd = os.open(parts[-1], _READ_FLAGS, dir_fd=parent_fd)
+    except OSError:
+        return  # gone or not a file: take_file will say so
+    finally:
+        os.close(parent_fd)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return
+        data = handle.read(MAX_PROGRAMME_BYTES + 1)
+    try:
+        read_programme_items(parts[-1], data)
+    except ProgrammeFileError as exc:
+        raise MetadataError("bad-programme", str(exc)) from None
+
+
 def move_sidecar(source: Path, target_dir: Path, name: str) -> Path | None:
     """Rename ``source`` to ``target_dir/name`` (a free variant); None if there is no source."""
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +213,10 @@ def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | Non
               recipients: list[str]) -> DocumentMeta:
     fields = (parse_sidecar(sidecar.data, name=sidecar_of(path).name)
               if sidecar.data is not None else {})
-    meta = document_meta(fields, hint=hint, types=rt.config.documents.types)
+    documents = rt.config.documents
+    meta = document_meta(fields, hint=hint, types=documents.types,
+                         notation=documents.number_notation,
+                         lenient_numbers=documents.lenient_numbers)
     if meta.kind == "message" and sidecar.document_size > MAX_MESSAGE_BYTES:
         raise MetadataError("bad-metadata", f"type: a message is short text (at most "
                             f"{MAX_MESSAGE_BYTES // 1024} KiB) but this file is "
@@ -190,6 +224,8 @@ def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | Non
                             "(another type) instead")
     check_confidentiality(meta.confidentiality, [rt.peer_name(n) for n in recipients],
                           allowed=rt.config.confidentiality, groups=rt.config.groups)
+    check_conclusion(meta, own_name=rt.config.node.name,
+                     recipients=[rt.peer_name(n) for n in recipients])
     return meta
 
 
@@ -219,6 +255,8 @@ def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[
         hint = folder_hint(outbox, path)
         sidecar = yield rt.io(read_sidecar, outbox, path)
         meta = _validate(rt, sidecar, path, hint, recipients)
+        if meta.type == "programme" and path.name.lower().endswith(STRUCTURED_SUFFIXES):
+            yield rt.io(check_programme_file, outbox, path)
     except MetadataError as exc:
         yield _refuse(rt, path, sidecar_path, exc)
         return None

@@ -301,7 +301,8 @@ class StatusService:
     def _snapshot_in_view(self, store: Store, live: dict[str, Any], node: dict[str, Any],
                           probe: dict[str, Any]) -> dict[str, Any]:
         return build_snapshot(store, node=node, home=self.rt.config.home, now=live["now"],
-                              daemon={"running": True, "note": ""}, live=live, probe=probe)
+                              daemon={"running": True, "note": ""}, live=live, probe=probe,
+                              coordination=self.rt.config.coordination)
 
     def _metrics_unit(self, store: Store, live: dict[str, Any], node: dict[str, Any]) -> str:
         probe = probe_home(self.rt.config.home)

@@ -81,7 +81,8 @@ def gather(config: NodeConfig, *, now: float | None = None,
     try:
         with store.reading():  # one consistent view, as the daemon's /status reads it
             return build_snapshot(store, node=node, home=config.home, now=now, daemon=daemon,
-                                  live=live, probe=probe, thresholds=thresholds)
+                                  live=live, probe=probe, thresholds=thresholds,
+                                  coordination=config.coordination)
     finally:
         if own_store:
             store.close()

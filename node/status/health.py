@@ -92,8 +92,38 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
         add("warning", "security-refusals", f"{sum(f['count'] for f in security)} connection(s) "
             f"or document(s) were refused for security reasons in the last 24 h ({codes}). "
             "See: lienthong audit list --kind security-refused")
+    for alert in (snapshot.get("deadlines") or {}).get("alerts", []):
+        add("warning", *_deadline_warning(alert), alert["office"])
     order = {"critical": 0, "warning": 1}
     return sorted(out, key=lambda w: order[w["level"]])
+
+
+_KIND_TEXT = {"annual": "annual programme", "quarterly": "quarterly programme",
+              "monthly": "monthly programme", "weekly": "weekly programme",
+              "document": "document", "conclusion": "meeting conclusion"}
+
+
+def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
+    """The code and sentence of one deadline alert (node/coordination/deadlines.py)."""
+    what = _KIND_TEXT.get(alert["kind"], alert["kind"])
+    fields = {"what": what, "period": alert["period"], "office": alert["office"],
+              "owed_to": alert["owed_to"], "due": alert["due"],
+              "left": alert["working_days_left"]}
+    if alert["kind"] in ("document", "conclusion"):
+        if alert["state"] == "due":
+            return "deadline-reminder", (
+                "{office} has {left} working day(s) left to process the {what} "
+                "{name} from {owed_to}, due {due}.").format(name=alert["name"], **fields)
+        return "deadline-overdue", (
+            "{office} has not finished the {what} {name} from {owed_to}, "
+            "due {due}.").format(name=alert["name"], **fields)
+    if alert["state"] == "due":
+        return "programme-reminder", (
+            "The {what} for {period} from {office} to {owed_to} is due {due}: "
+            "{left} working day(s) left.").format(**fields)
+    return "programme-overdue", (
+        "The {what} for {period} from {office} to {owed_to} is overdue: it was due "
+        "{due}.").format(**fields)
 
 
 def health_of(warnings: Iterable[Mapping[str, Any]]) -> str:

@@ -164,6 +164,7 @@ def render_metrics(snapshot: Mapping[str, Any], state: MetricsState) -> str:
     out.family("lienthong_warnings", "gauge", "Warnings the status screen shows, by code.")
     for code, count in sorted(warnings.items()):
         out.sample("lienthong_warnings", count, code=code)
+    _deadline_metrics(out, snapshot.get("deadlines"))
     audit = snapshot["audit"]
     out.family("lienthong_audit_entries", "gauge", "Entries in the audit log.")
     out.sample("lienthong_audit_entries", audit["entries"])
@@ -174,6 +175,25 @@ def render_metrics(snapshot: Mapping[str, Any], state: MetricsState) -> str:
     out.family("lienthong_disk_free_bytes", "gauge", "Free bytes on the disk holding the home.")
     out.sample("lienthong_disk_free_bytes", disk.get("free_bytes"))
     return out.text()
+
+
+def _deadline_metrics(out: _Exposition, deadlines: Mapping[str, Any] | None) -> None:
+    """Obligations per office and state (docs/coordination.md): overdue, missing, due, ..."""
+    if deadlines is None:
+        return
+    out.family("lienthong_obligations", "gauge", "Programme and document deadlines in view, "
+               "by office and state (on-time, late, due, overdue, missing).")
+    for office, states in sorted(deadlines["by_office"].items()):
+        for state, count in sorted(states.items()):
+            out.sample("lienthong_obligations", count, office=office, state=state)
+    reminders: dict[str, int] = {}
+    for alert in deadlines["alerts"]:
+        if alert["state"] == "due":
+            reminders[alert["office"]] = reminders.get(alert["office"], 0) + 1
+    out.family("lienthong_obligations_reminders", "gauge", "Deadlines within the reminder "
+               "window (working days), by office.")
+    for office, count in sorted(reminders.items()):
+        out.sample("lienthong_obligations_reminders", count, office=office)
 
 
 def _connected(peer: Mapping[str, Any]) -> int | None:

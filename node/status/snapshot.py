@@ -24,6 +24,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from lienthong.config.schema import CoordinationSection
+from lienthong.node.coordination.deadlines import DeadlineEngine, summary
 from lienthong.node.core.clock import parse_rfc3339, rfc3339, rfc3339_ms
 from lienthong.node.status.health import Thresholds, health_of, warnings_for
 from lienthong.node.status.review import review_status
@@ -57,11 +59,14 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
                    daemon: Mapping[str, Any], live: Mapping[str, Any] | None = None,
                    probe: Mapping[str, Any] | None = None,
                    thresholds: Thresholds | None = None,
-                   tz: tzinfo | None = None) -> dict[str, Any]:
+                   tz: tzinfo | None = None,
+                   coordination: CoordinationSection | None = None) -> dict[str, Any]:
     """Everything the status screen shows, from the store plus the optional live part.
 
     ``node`` holds name, display_name, node_id and listen; ``daemon`` at least ``running``
-    (bool) and ``note`` (why we think so). Blocking: call on the database thread or the CLI.
+    (bool) and ``note`` (why we think so); ``coordination``: the regulation's rules, whose
+    reminders and overdue programmes become warnings (node/coordination/deadlines.py).
+    Blocking: call on the database thread or the CLI.
     """
     thresholds = thresholds or Thresholds()
     live = live or {}
@@ -132,6 +137,9 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
         "disk": (probe or {}).get("disk"),
         "not_writable": list((probe or {}).get("not_writable", [])),
         "review": review_status(store, names, now),
+        "deadlines": (summary(DeadlineEngine(store, coordination, own_name=str(node["name"]))
+                              .rows(now)) if coordination is not None and node.get("name")
+                      else None),
     }
     snapshot["warnings"] = warnings_for(snapshot, thresholds)
     snapshot["health"] = health_of(snapshot["warnings"])

@@ -45,6 +45,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from lienthong.node.store import schema
 from lienthong.node.store.audit_log import AuditMethods
+from lienthong.node.store.coordination import CoordinationMethods
 from lienthong.node.store.documents import DocumentMethods
 from lienthong.node.store.edxml_ids import EdxmlIdMethods
 from lienthong.node.store.incoming import IncomingMethods
@@ -159,5 +160,6 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
             AuditMethods, ReportMethods, DocumentMethods, WitnessMethods,
-            ReconciliationMethods, EdxmlIdMethods):
+            ReconciliationMethods, EdxmlIdMethods,
+            CoordinationMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

@@ -34,6 +34,7 @@ from lienthong.node.store.records import (
     ReceivedRow,
     check_transition,
     meta_json,
+    tracked_row,
 )
 
 _r = t.received
@@ -43,6 +44,7 @@ _KEY = (_r.c.sender_node_id == bindparam("w_sender")) & (_r.c.message_id == bind
 _GET = select(_r).where(_KEY)
 _EXISTS = select(_r.c.message_id).where(_KEY)
 _INSERT = insert(_r)
+_INSERT_TRACKED = insert(t.tracked_documents)
 _UPDATE = update(_r).where(_KEY)
 _PUBLISHED = (update(_r).where(_KEY & (_r.c.state == "publishing"))
               .values(state="stored", receipt=bindparam("receipt")))
@@ -85,6 +87,10 @@ class IncomingMethods(StoreBase):
             if item.edxml_copies:
                 conn.execute(insert(t.edxml_copies_due).values(
                     sender_node_id=item.sender_node_id, message_id=item.message_id))
+            tracked = tracked_row("received", item.sender_node_id, item.message_id, item.meta,
+                                  now)
+            if tracked is not None:
+                conn.execute(_INSERT_TRACKED, tracked)
         # The row as inserted (no second SELECT: one statement less per document received).
         return ReceivedRow(sender_node_id=item.sender_node_id, message_id=item.message_id,
                            name=item.name, stored_path=item.stored_path, size=item.size,
@@ -135,6 +141,11 @@ class IncomingMethods(StoreBase):
                                         f"{row.state!r}; a stored document is never forgotten")
             conn.execute(delete(_r).where(self._key(sender_node_id, message_id)))
             forget_received(conn, sender_node_id, message_id)
+            tracked = t.tracked_documents
+            conn.execute(delete(tracked).where(
+                (tracked.c.direction == "received")
+                & (tracked.c.sender_node_id == sender_node_id)
+                & (tracked.c.message_id == message_id)))
 
     def publishing_rows(self) -> list[ReceivedRow]:
         """Documents whose publication a crash may have interrupted (check them at start-up)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -318,6 +320,61 @@ def _v5(conn: Connection) -> None:
         conn.execute(insert(documents), rows)
 
 
+def _v6(conn: Connection) -> None:
+    """Version 6: ``tracked_documents`` (programmes, conclusions, documents with a due date),
+    filled from the metadata of the documents already sent and received."""
+    md = MetaData()
+    tracked = Table(
+        "tracked_documents", md,
+        Column("direction", String(8), primary_key=True),
+        Column("sender_node_id", String(100), primary_key=True),
+        Column("message_id", String(32), primary_key=True),
+        Column("doc_type", String(64), nullable=False),
+        Column("period", String(16)),
+        Column("due", String(10)),
+        Column("consolidated", Integer, nullable=False),
+        Column("recorded_at", String(40), nullable=False),
+        CheckConstraint("direction IN ('sent', 'received')", name="tracked_documents_direction"),
+        CheckConstraint("consolidated IN (0, 1)", name="tracked_documents_consolidated"),
+        Index("tracked_by_period", "doc_type", "period"),
+        Index("tracked_by_due", "due"))
+    md.create_all(conn)
+    rows: list[dict[str, Any] | None] = []
+    sent = conn.execute(text("SELECT message_id, meta, created_at FROM dispatches")).all()
+    for message_id, meta, at in sent:
+        rows.append(_v6_row("sent", "", message_id, _json(meta), at))
+    received = conn.execute(text("SELECT sender_node_id, message_id, meta, received_at "
+                                 "FROM received")).all()
+    for sender, message_id, meta, at in received:
+        rows.append(_v6_row("received", sender, message_id, _json(meta), at))
+    kept = [row for row in rows if row is not None]
+    if kept:
+        conn.execute(insert(tracked), kept)
+
+
+def _v6_row(direction: str, sender: str, message_id: str, meta: dict[str, Any],
+            at: str) -> dict[str, Any] | None:
+    """The row version 6 indexes for one document (frozen: records.tracked_row is today's)."""
+    doc_type, period, due = meta.get("type"), meta.get("period"), meta.get("due")
+    if not isinstance(doc_type, str) or len(doc_type) > 64:
+        doc_type = ""
+    period = period if isinstance(period, str) and len(period) <= 16 else None
+    due = due if isinstance(due, str) and len(due) == 10 else None
+    if doc_type not in ("programme", "conclusion") and due is None:
+        return None
+    return {"direction": direction, "sender_node_id": sender, "message_id": message_id,
+            "doc_type": doc_type, "period": period, "due": due,
+            "consolidated": int(meta.get("consolidated") is True), "recorded_at": at}
+
+
+def _json(text_value: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text_value)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
@@ -325,6 +382,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
 )
 
 

@@ -38,6 +38,7 @@ from lienthong.node.store.records import (
     ScheduleRow,
     check_transition,
     meta_json,
+    tracked_row,
 )
 
 _d = t.dispatches
@@ -52,6 +53,7 @@ _KNOWN = (select(_d.c.message_id)
 _LAST_SEQ = select(func.max(_d.c.seq))
 _INSERT_DISPATCH = insert(_d)
 _INSERT_DELIVERY = insert(_v)
+_INSERT_TRACKED = insert(t.tracked_documents)
 _DISPATCH_BY_ID = select(_d).where(_d.c.message_id == bindparam("mid"))
 _DISPATCHES_OF = select(_d).where(_d.c.message_id.in_(bindparam("mids", expanding=True)))
 _DELIVERIES_OF = (select(_v).where(_v.c.message_id.in_(bindparam("mids", expanding=True)))
@@ -127,6 +129,10 @@ class OutgoingMethods(StoreBase):
                 {"message_id": item.message_id, "peer_node_id": peer, "state": "queued",
                  "attempts": 0, "bytes_sent": 0}
                 for item in batch for peer in item.recipients])
+            tracked = [row for row in (tracked_row("sent", "", item.message_id, item.meta, now)
+                                       for item in batch) if row is not None]
+            if tracked:
+                conn.execute(_INSERT_TRACKED, tracked)
         return [DispatchRow(
             message_id=item.message_id, name=item.name, target=item.target,
             spool_dir=item.spool_dir, header_token=item.header_token, size=item.size,

@@ -109,6 +109,39 @@ def meta_json(meta: Mapping[str, Any]) -> str:
     return canonical_json(dict(meta)).decode("utf-8")
 
 
+#: Document types the coordination regulation follows (besides any document with a due date).
+TRACKED_TYPES = ("programme", "conclusion")
+
+
+def tracked_row(direction: str, sender_node_id: str, message_id: str, meta: Mapping[str, Any],
+                now: str) -> dict[str, Any] | None:
+    """The ``tracked_documents`` row of a document, or None when the regulation ignores it."""
+    doc_type, period, due = meta.get("type"), meta.get("period"), meta.get("due")
+    if not isinstance(doc_type, str) or len(doc_type) > 64:
+        doc_type = ""
+    period = period if isinstance(period, str) and len(period) <= 16 else None
+    due = due if isinstance(due, str) and len(due) == 10 else None
+    if doc_type not in TRACKED_TYPES and due is None:
+        return None
+    return {"direction": direction, "sender_node_id": sender_node_id, "message_id": message_id,
+            "doc_type": doc_type, "period": period, "due": due,
+            "consolidated": int(meta.get("consolidated") is True), "recorded_at": now}
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedRow:
+    """A document the coordination regulation follows (``tracked_documents``)."""
+
+    direction: str
+    sender_node_id: str
+    message_id: str
+    doc_type: str
+    period: str | None
+    due: str | None
+    consolidated: bool
+    recorded_at: str
+
+
 @dataclass(frozen=True, slots=True)
 class PeerRecord:
     """A peer as the store keeps it: the directory value, plus its card and enrolment time."""

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -334,4 +334,26 @@ edxml_copies_due = Table(
     "edxml_copies_due", metadata,
     Column("sender_node_id", String(NODE_ID), primary_key=True),
     Column("message_id", String(MESSAGE_ID), primary_key=True),
+)
+
+# -- version 6: the coordination regulation (node/store/coordination.py) ----------------------
+
+#: Documents the coordination regulation follows (programmes, conclusions, anything with a
+#: ``due`` date), indexed by type, period and due day so deadlines are found without reading
+#: every document's metadata. ``direction`` is ``sent`` (``sender_node_id`` empty) or
+#: ``received``; the row is written in the same transaction as the dispatch or reception.
+tracked_documents = Table(
+    "tracked_documents", metadata,
+    Column("direction", String(8), primary_key=True),
+    Column("sender_node_id", String(NODE_ID), primary_key=True),
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
+    Column("doc_type", String(64), nullable=False),
+    Column("period", String(16)),
+    Column("due", String(10)),
+    Column("consolidated", Integer, nullable=False),
+    Column("recorded_at", String(TIME), nullable=False),
+    CheckConstraint("direction IN ('sent', 'received')", name="tracked_documents_direction"),
+    CheckConstraint("consolidated IN (0, 1)", name="tracked_documents_consolidated"),
+    Index("tracked_by_period", "doc_type", "period"),
+    Index("tracked_by_due", "due"),
 )

@@ -23,6 +23,8 @@ ROOT_CODES = {
     "lienthong.node.control.received._Mismatch": "status-mismatch",
     "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
     "lienthong.node.edxml.parse.EdxmlError": "bad-edxml",
+    "lienthong.node.documents.numbers.NumberError": "bad-number",
+    "lienthong.node.documents.programme_items.ProgrammeFileError": "bad-programme",
     "lienthong.node.identity.history.IdentityHistoryError": "identity-history-damaged",
     "lienthong.node.identity.rotation.RotationError": "rotation-refused",
     "lienthong.node.inbox.offers._CannotPublish": "cannot-publish",

@@ -1,0 +1,151 @@
+"""``lienthong deadlines`` and ``lienthong programmes consolidate``: the regulation's work.
+
+``deadlines`` lists every obligation this office can see (programmes owed to the consolidating
+office, documents with a due date, meeting conclusions awaiting registration) with its state
+today; ``programmes consolidate`` merges the offices' programmes for a period, lists the
+clashes, and writes the consolidated draft (docs/coordination.md).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.coordination.consolidate import gather, write_draft
+from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, parse_periods
+from lienthong.node.documents.periods import KINDS
+from lienthong.node.store.database import open_store
+
+STATE_TEXT = {"on-time": "on time (đúng hạn)", "late": "late (trễ hạn)",
+              "overdue": "overdue (quá hạn)", "missing": "missing (không có)"}
+STATE_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "bold red",
+               "missing": "red"}
+
+
+def _state_text(row: dict) -> str:
+    if row["state"] == "due":
+        left = row["working_days_left"]
+        return ("due today (hôm nay)" if left == 0
+                else f"due in {left} working day(s) (còn {left} ngày làm việc)")
+    return STATE_TEXT[row["state"]]
+
+
+@click.command()
+@click.option("--office", "offices", multiple=True, help="Only this office (repeatable).")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice([*KINDS, "document", "conclusion"]),
+              help="Only this kind (repeatable).")
+@click.option("--period", "periods", multiple=True,
+              help="Only this period: 2027, 2027-Q1, 2027-01 or 2027-W05 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[str, ...],
+              as_json: bool, home: Path | None) -> None:
+    """Programme deadlines and due dates: who owes what to whom, by when, and its state."""
+    config = open_config(home)
+    try:
+        query = DeadlineQuery(offices=offices, kinds=kinds, periods=parse_periods(periods))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    store = open_store(config.store.url)
+    try:
+        engine = DeadlineEngine(store, config.coordination, own_name=config.node.name)
+        rows = [row.as_json() for row in engine.rows(time.time(), query)]
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"office": config.node.name,
+                               "consolidating_office": config.coordination.consolidating_office,
+                               "deadlines": rows}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No deadlines match.")
+        return
+    table = Table(title=f"Deadlines seen by {config.node.name}")
+    for heading in ("Period", "Office", "Kind", "Due", "Sent", "Received", "State"):
+        table.add_column(heading)
+    for row in rows:
+        due = Text(row["due"])
+        if row["due_day_off"]:
+            due.append(f"\n(day off: {row['due_day_off']})", style="yellow")
+        table.add_row(Text(row["period"]), Text(f"{row['office']} → {row['owed_to']}"),
+                      Text(row["kind"]), due, Text(row["sent_at"] or "—"),
+                      Text(row["received_at"] or "—"),
+                      Text(_state_text(row), style=STATE_STYLE[row["state"]]))
+    Console().print(table)
+
+
+@click.group()
+def programmes() -> None:
+    """Work programmes (chương trình công tác): consolidation at the consolidating office."""
+
+
+@programmes.command()
+@click.option("--period", required=True, help="2027, 2027-Q1, 2027-01 or 2027-W05.")
+@click.option("--own", "own_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="This office's own programme file (.ics or .xlsx) to merge too (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Folder for the draft (default: HOME/consolidated/PERIOD).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, as_json: bool,
+                home: Path | None) -> None:
+    """Merge the programmes received for PERIOD, list clashes, write the consolidated draft."""
+    config = open_config(home)
+    try:
+        (wanted,) = parse_periods([period])
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    name, office = config.node.name, config.coordination.consolidating_office
+    if name != office:
+        raise CliError(f"this office ({name}) is not the consolidating office ({office}); "
+                       "programmes are consolidated there")
+    store = open_store(config.store.url)
+    try:
+        result = gather(store, wanted, home=config.home, own_name=config.node.name,
+                        own_files=own_files)
+    finally:
+        store.close()
+    folder = out_dir or config.home / "consolidated" / str(wanted)
+    written = write_draft(result, folder, now=time.time())
+    clashes = [{"kind": c.kind, "subject": c.subject, "day": c.first.item.day.isoformat(),
+                "first": {"office": c.first.office, "activity": c.first.item.activity,
+                          "source": c.first.source},
+                "second": {"office": c.second.office, "activity": c.second.item.activity,
+                           "source": c.second.source}} for c in result.clashes]
+    if as_json:
+        click.echo(json.dumps({
+            "period": result.period, "items": len(result.items), "clashes": clashes,
+            "sources": [{"office": s.office, "name": s.name, "items": s.items,
+                         "problem": s.problem} for s in result.sources],
+            "written": [str(p) for p in written]}, ensure_ascii=False, indent=2))
+        return
+    console = Console()
+    for source in result.sources:
+        if source.problem:
+            console.print(Text(f"✗ {source.office}: {source.name} — not merged: "
+                               f"{source.problem}", style="yellow"))
+        else:
+            console.print(Text(f"✓ {source.office}: {source.name} — {source.items} item(s)"))
+    if not result.sources:
+        console.print(Text(f"No programme for {result.period} has been received yet."))
+    if clashes:
+        console.print(Text(f"{len(clashes)} clash(es) to settle before sending the draft:",
+                           style="bold red"))
+        for c in result.clashes:
+            console.print(Text("  {day} {kind} ({subject}): {a} «{aa}» ↔ {b} «{bb}»".format(
+                day=c.first.item.day.strftime("%d/%m/%Y"), kind=c.kind, subject=c.subject,
+                a=c.first.office, aa=c.first.item.activity, b=c.second.office,
+                bb=c.second.item.activity)))
+    else:
+        console.print(Text("No clashes found.", style="green"))
+    console.print(Text(f"Draft written to {folder} ({len(result.items)} item(s)). Settle the "
+                       "clashes, then copy the .xlsx or .ics with its .meta.toml into "
+                       "outbox/<office>/ to notify the offices."))
