@@ -47,39 +47,42 @@ def ensure_venv() -> None:
     STAMP.write_text(want)
 
 
-def ensure_test_tools() -> None:
-    """The fault suite fakes per-process clocks with libfaketime (a Debian package, not a
-    Python one). Install it when we can (root with apt-get); otherwise say how, loudly."""
-    import glob
+def _ensure_debian_package(package: str, present: bool, needed_for: str) -> None:
+    """Install a Debian package the tests need when it is missing and we can (root with
+    apt-get); otherwise say how, loudly. The tests that need it fail rather than skip."""
     import shutil
-    if (glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
-            or glob.glob("/usr/lib/faketime/libfaketime.so.1")):
+    if present:
         return
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("dev.py: installing faketime (clock-skew fault tests)", flush=True)
+        print(f"dev.py: installing {package} ({needed_for})", flush=True)
         subprocess.call(["apt-get", "update", "-qq"])
-        if subprocess.call(["apt-get", "install", "-y", "-qq", "faketime"]) == 0:
-            return
-    print("dev.py: libfaketime is missing; the clock-skew fault tests will fail. "
-          "Install it with: sudo apt-get install faketime", flush=True)
-
-
-def ensure_postgresql() -> None:
-    """The store and delivery tests also run against a real PostgreSQL server, which the test
-    session starts itself with initdb and pg_ctl (tests/pgserver.py). Install Debian's
-    package when we can (root with apt-get); otherwise say how, loudly."""
-    import glob
-    import shutil
-    if glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"):
-        return
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("dev.py: installing postgresql (the PostgreSQL store tests)", flush=True)
-        subprocess.call(["apt-get", "update", "-qq"])
-        if subprocess.call(["apt-get", "install", "-y", "-qq", "postgresql"],
+        if subprocess.call(["apt-get", "install", "-y", "-qq", package],
                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")) == 0:
             return
-    print("dev.py: PostgreSQL is missing; the PostgreSQL store tests will fail. "
-          "Install it with: sudo apt-get install postgresql", flush=True)
+    print(f"dev.py: {package} is missing; {needed_for} will fail. "
+          f"Install it with: sudo apt-get install {package}", flush=True)
+
+
+def ensure_test_tools() -> None:
+    """What the suite needs outside Python, from Debian's packages:
+
+    - libfaketime, which fakes per-process clocks in the clock-skew fault tests;
+    - PostgreSQL, a real server the store and delivery tests start themselves with initdb and
+      pg_ctl (tests/pgserver.py);
+    - Chromium, the real browser the web-page and report tests drive with Playwright (the
+      tests launch /usr/bin/chromium; Playwright never downloads a browser).
+    """
+    import glob
+    import shutil
+    _ensure_debian_package(
+        "faketime", bool(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+                         or glob.glob("/usr/lib/faketime/libfaketime.so.1")),
+        "the clock-skew fault tests")
+    _ensure_debian_package(
+        "postgresql", bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")),
+        "the PostgreSQL store tests")
+    _ensure_debian_package("chromium", shutil.which("chromium") is not None,
+                           "the browser tests")
 
 
 TASKS = {
@@ -159,7 +162,6 @@ def main(argv: list[str]) -> int:
         return lint()
     if argv[0] in ("test", "test-faults", "test-fast"):
         ensure_test_tools()
-        ensure_postgresql()
     # The whole suite starts with the checks that read the code (no arguments: a partial run
     # such as `dev.py test tests/keys` is a developer's, who runs `dev.py lint` when ready).
     lint_status = lint() if argv == ["test"] else 0

@@ -1,11 +1,13 @@
 """Fixtures for the whole suite: a real PostgreSQL server (tests/pgserver.py), started on first
-use and stopped at the end of the session, and a fresh database on it for each test."""
+use and stopped at the end of the session, and a fresh database on it for each test; a real
+browser (tests/browser.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
 
+from tests.browser import browser  # noqa: F401  (a fixture, offered to every test)
 from tests.pgserver import PostgresServer
 
 

@@ -1,0 +1,36 @@
+"""A real browser for the tests that look at a page: Debian's Chromium driven by Playwright.
+
+Playwright is told the executable (``/usr/bin/chromium``, installed by ``dev.py``), so it never
+downloads a browser and the tests run offline. A missing Chromium is a failure with the install
+command, never a skip.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Chromium is missing: python3 dev.py test installs it as root, or run "
+                    "sudo apt-get install chromium", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session; each test opens its own context (cookies,
+    storage) with ``browser.new_context()``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                              args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
