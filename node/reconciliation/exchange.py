@@ -135,12 +135,20 @@ class Reconciler:
 
     @inlineCallbacks
     def start_monthly(self) -> Generator[Deferred[Any], Any, list[str]]:
-        """Request last month's reconciliation with each trusted peer that has none yet."""
+        """Request last month's reconciliation with each trusted peer that has none yet and was
+        enrolled before the month ended."""
         rt = self.rt
         now = rt.now_text()
         period = month_before(now)
+        ends = parse_period(period).end
+        records = yield rt.db(rt.store.list_peers)
+        # A peer enrolled after the month ended exchanged nothing with us in it: comparing
+        # two empty records would only add traffic (and a warning if the peer never answers).
+        enrolled_in_time = {r.peer.node_id for r in records if r.added_at < ends}
         started = []
         for peer in sorted(p.node_id for p in rt.directory.peers if p.state == "trusted"):
+            if peer not in enrolled_in_time:
+                continue
             if rt.node_id > peer and int(now[8:10]) < 3:
                 continue  # the peer asks first; we ask only if it has not by the 3rd
             known = yield rt.db(rt.store.reconciliations, peer_node_id=peer, period=period)

@@ -7,6 +7,8 @@ from typing import Any
 
 from twisted.internet.defer import succeed
 
+from lienthong.keys.card import read_card
+from lienthong.keys.directory import Peer
 from lienthong.node.reconciliation.exchange import Reconciler
 from lienthong.protocol.fields import rfc3339_utc
 from tests.node.runtimehelp import FakeReactor, enrol, make_office
@@ -47,3 +49,19 @@ def test_monthly_run_asks_for_last_month_and_retries_until_answered(tmp_path: Pa
     assert sent.items[1][2] == sent.items[0][2]  # the same signed request, asked again
     assert "reconciliation-retried" in [e.kind for e in first.store.audit_entries()]
     assert rfc3339_utc(clock[0]) < (row.next_attempt_at or "")
+
+
+def test_monthly_run_skips_a_peer_enrolled_after_the_month(tmp_path: Path) -> None:
+    """Enrolled on 1 December, the peer exchanged nothing with us in November: not asked."""
+    reactor = FakeReactor()
+    a, b = make_office(tmp_path, "aa", reactor), make_office(tmp_path, "bb", reactor, port=7444)
+    for office, other in ((a, b), (b, a)):
+        card = read_card(other.card_text)
+        office.store.add_peer(Peer.from_card(card, now="2026-12-01T00:00:00Z"), card.token,
+                              "2026-12-01T00:00:00Z")
+        office.runtime.refresh_directory()
+    first = min(a, b, key=lambda o: o.node_id)
+    first.runtime.wall_clock = lambda: 1796083200.0 + 86400  # 2026-12-02
+    sent = Sent()
+    Reconciler(first.runtime, sent, retry=3600, monthly=True).poll()
+    assert first.store.reconciliations() == [] and sent.items == []
