@@ -23,6 +23,7 @@ from lienthong.keys.directory import Peer
 from lienthong.node.identity.history import read_identity_history
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.store.database import open_store
+from lienthong.protocol.fields import rfc3339_utc
 from lienthong.protocol.receipt import RECEIPT_TYP, verify_receipt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,8 +184,10 @@ def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str
 def enrol_peer(node: TestNode, other: TestNode) -> None:
     card = read_card(other.card_path.read_text())
     store = node.store()
+    # Enrolled now, as an office does when it sets up: a node's monthly reconciliation asks
+    # only peers enrolled before the month ended, so a fresh network sends no such request.
     try:
-        store.add_peer(Peer.from_card(card, now=NOW), card.token, NOW)
+        store.add_peer(Peer.from_card(card, now=NOW), card.token, rfc3339_utc(time.time()))
     finally:
         store.close()
 
