@@ -16,11 +16,18 @@ and its peer (B), for one period; every message is a ``lienthong-reconciliation/
     B: verify -> compare -> differs (or agreed)
 
 A difference is a warning, never repaired: nothing here changes a document, a receipt or a
-record other than the exchange's own row. A summary that does not verify, answers an exchange
-that does not exist, or contradicts the one already held for that exchange is refused with a
-``security-refused`` audit event and stored nowhere. A request resent by A (its retry) gets
-the answer already signed. The monthly run asks for the month before, once per peer: the
-office with the smaller node ID asks first, the other only if nothing came by the 3rd.
+record other than the exchange's own row. A summary that does not verify
+(``reconciliation-summary-invalid``), is addressed to another office
+(``reconciliation-not-for-us``), answers an exchange that does not exist
+(``reconciliation-unknown-exchange``) or contradicts what is already held for that exchange
+(``reconciliation-contradiction``) is refused with a ``security-refused`` audit event of that
+code and stored nowhere. A summary is checked with the key its ``kid`` names among the peer's
+identities (node/identity/signers.py), so one signed just before the peer rotated still
+verifies. Every summary received ends with one audit entry naming its control document; at
+start, :meth:`Reconciler.recover` applies again those a crash left without one. A request
+resent by A (its retry) gets the answer already signed. The monthly run asks for the month
+before, once per peer: the office with the smaller node ID asks first, the other only if
+nothing came by the 3rd.
 """
 from __future__ import annotations
 
@@ -35,14 +42,17 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.errors import NodeError
+from lienthong.node.identity.signers import check_signed_while_current, signer_key
 from lienthong.node.reconciliation.records import own_items
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
 from lienthong.node.store.records import ReconciliationRow
-from lienthong.protocol.envelope import EnvelopeHeader
-from lienthong.protocol.errors import ProtocolError, SummaryError
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header
+from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.reconciliation import (
+    SUMMARY_TYP,
     Difference,
     Item,
     Side,
@@ -64,6 +74,9 @@ POLL_SECONDS = 1.0
 MONTHLY_CHECK_SECONDS = 3600.0
 #: A summary carrying lists for a year of a busy pair stays well under jws.MAX_TOKEN_BYTES.
 MAX_SUMMARY_BYTES = 1024 * 1024
+#: The audit kinds that record what became of a received summary (each names the control
+#: document's message ID); a summary without any is applied again at start.
+OUTCOME_KINDS = ("reconciliation-summary-received", "security-refused", "control-failed")
 
 
 def _later(now: str, seconds: float) -> str:
@@ -184,43 +197,70 @@ class Reconciler:
     # -- summaries arriving ----------------------------------------------------------------
 
     @inlineCallbacks
+    def recover(self) -> Generator[Deferred[Any], Any, int]:
+        """At start: apply the summaries a crash left between their receipt and their outcome
+        (each outcome is an audit entry naming the control document); returns how many."""
+        rt = self.rt
+        rows = yield rt.db(rt.store.unsettled_control, SUMMARY_KIND, OUTCOME_KINDS)
+        for row in rows:
+            log.info("applying reconciliation summary {mid} received before a restart",
+                     mid=row.message_id)
+            yield self.on_summary(row.sender_node_id, decode_header(row.header_token),
+                                  rt.config.home / row.stored_path)
+        return len(rows)
+
+    @inlineCallbacks
     def on_summary(self, peer: str, header: EnvelopeHeader,
                    stored: Path) -> Generator[Deferred[Any], Any, None]:
-        """A peer's summary: a request to answer, an answer, or the lists after an answer."""
+        """A peer's summary: a request to answer, an answer, or the lists after an answer.
+
+        Its outcome is audited last, naming the control document (``reconciliation-summary-
+        received``, or ``security-refused`` with the code of the refusal), after whatever it
+        asks for is sent: a crash before that leaves it to :meth:`recover`."""
         rt = self.rt
         try:
-            token = yield rt.io(_read_summary, stored)
-            info = verify_summary(token, rt.directory.verify_key_for(peer), peer=rt.node_id)
-            if info.office != peer:
-                raise SummaryError(f"it is signed by {info.office}, not by {peer}")
+            try:
+                token = yield rt.io(_read_summary, stored)
+                # Signed just before the peer rotated its identity, it names the former key.
+                key, closed = signer_key(rt.directory, peer, token, SUMMARY_TYP)
+                info = verify_summary(token, key)
+                check_signed_while_current(closed, info.time)
+            except (ProtocolError, KeysError, NodeError, ValueError) as exc:
+                raise _Refused("reconciliation-summary-invalid", str(exc)) from exc
+            if info.peer not in self._own_ids():
+                raise _Refused("reconciliation-not-for-us", f"it is addressed to {info.peer}, "
+                               "not to this office")
             row = yield rt.db(rt.store.reconciliation, info.exchange, peer)
             if info.role == "request":
-                yield self._answer(peer, info, row)
+                outcome = yield self._answer(peer, info, row)
             elif info.role == "answer":
-                yield self._answered(peer, info, row)
+                outcome = yield self._answered(peer, info, row)
             else:
-                yield self._detailed(peer, info, row)
-        except (ProtocolError, KeysError, ValueError) as exc:
-            yield self._refuse(peer, header, str(exc))
+                outcome = yield self._detailed(peer, info, row)
+        except _Refused as refused:
+            yield self._refuse(peer, header, refused.code, refused.reason)
+            return
+        yield rt.audit("reconciliation-summary-received", peer=peer,
+                       message_id=header.message_id, role=info.role, exchange=info.exchange,
+                       period=info.period.label, outcome=outcome)
 
-    def _refuse(self, peer: str, header: EnvelopeHeader, reason: str) -> Deferred:
+    def _refuse(self, peer: str, header: EnvelopeHeader, code: str, reason: str) -> Deferred:
         log.warn("refused a reconciliation summary from {peer}: {reason}",
                  peer=self.rt.peer_name(peer), reason=reason)
         return self.rt.audit("security-refused", peer=peer, message_id=header.message_id,
-                             code="reconciliation-summary-refused", reason=reason[:500])
+                             code=code, reason=reason[:500])
 
     @inlineCallbacks
     def _answer(self, peer: str, info: SummaryInfo,
-                row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """B: answer a request (again, with the same answer, if A asks again)."""
         rt = self.rt
         if row is not None:
-            held = decode_summary(row.peer_summary or "")
-            if row.role != "responder" or held.token != info.token:
-                raise SummaryError(f"exchange {info.exchange} is already held with other "
-                                   "content; the request contradicts it")
+            if row.role != "responder" or row.peer_summary != info.token:
+                raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} is "
+                               "already held with other content; the request contradicts it")
             yield self._send(peer, row.own_summary or "", info.period.label, "answer")
-            return
+            return "answered-again"
         sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
@@ -239,25 +279,31 @@ class Reconciler:
                             state=state, now=now, own_summary=token, peer_summary=info.token,
                             differences=None if state == "pending" else "[]", events=events)
         yield self._send(peer, token, info.period.label, "answer")
+        return "answered"
 
     @inlineCallbacks
     def _answered(self, peer: str, info: SummaryInfo,
-                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """A: the answer to our request: agree, or compare the lists and send ours."""
         rt = self.rt
         if row is None or row.role != "initiator" or row.own_summary is None:
-            raise SummaryError(f"it answers exchange {info.exchange}, which this office "
-                               "never asked for")
+            raise _Refused("reconciliation-unknown-exchange", f"it answers exchange "
+                           f"{info.exchange}, which this office never asked for")
+        if info.period.label != row.period:
+            raise _Refused("reconciliation-contradiction", f"it answers for period "
+                           f"{info.period.label}, but exchange {info.exchange} asked for "
+                           f"{row.period}")
         if row.peer_summary is not None:
             if row.peer_summary != info.token:
-                raise SummaryError(f"exchange {info.exchange} was already answered with other "
-                                   "content; this answer contradicts it")
-            return  # a resent answer
-        own = decode_summary(row.own_summary)
-        if info.period.label != row.period:
-            raise SummaryError(f"it answers for period {info.period.label}, not {row.period}")
-        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
+                raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} was "
+                               "already answered with other content; this answer contradicts "
+                               "it")
+            if row.state == "differs":
+                # Applied again after a crash: the lists may not have gone out.
+                yield self._send_detail(row, info)
+            return "answered-again"
         # The record as it is now (a late receipt may have come since the request).
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
@@ -269,34 +315,52 @@ class Reconciler:
                                     "peer": peer, "period": row.period,
                                     "exchange": row.exchange, "sent": mine_sent.count,
                                     "received": mine_received.count})])
-            return
+            return "agreed"
         differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
         yield self._record_differences(row, info, differences, now)
-        detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange, peer=peer,
-                               period=row.period, time=now,
+        yield self._send_detail(row, info)
+        return "differs" if differences else "agreed"
+
+    @inlineCallbacks
+    def _send_detail(self, row: ReconciliationRow,
+                     info: SummaryInfo) -> Generator[Deferred[Any], Any, None]:
+        """A: our items of the days whose roots differ from the peer's answer ``info``."""
+        rt = self.rt
+        sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id),
+                                     info.period)
+        mine_sent, mine_received = digest_side(sent), digest_side(received)
+        days_out = mine_sent.differing_days(info.received)
+        days_in = mine_received.differing_days(info.sent)
+        detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange,
+                               peer=row.peer_node_id, period=row.period, time=rt.now_text(),
                                sent=mine_sent.carrying(sent, days_out),
                                received=mine_received.carrying(received, days_in))
-        yield self._send(peer, detail, row.period, "detail")
+        yield self._send(row.peer_node_id, detail, row.period, "detail")
 
     @inlineCallbacks
     def _detailed(self, peer: str, info: SummaryInfo,
-                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """B: A's lists after our answer showed a difference."""
         rt = self.rt
         if row is None or row.role != "responder" or row.own_summary is None:
-            raise SummaryError(f"it details exchange {info.exchange}, which this office "
-                               "never answered")
+            raise _Refused("reconciliation-unknown-exchange", f"it details exchange "
+                           f"{info.exchange}, which this office never answered")
+        if info.period.label != row.period:
+            raise _Refused("reconciliation-contradiction", f"it details period "
+                           f"{info.period.label}, but exchange {info.exchange} is for "
+                           f"{row.period}")
         if row.state != "pending":
-            if row.differences is not None and row.state == "differs":
-                return  # already compared (a resend)
-            raise SummaryError(f"exchange {info.exchange} is {row.state}; the lists "
-                               "contradict it")
+            if row.state == "differs":
+                return "detailed-again"  # already compared (a resend)
+            raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} is "
+                           f"{row.state}; the lists contradict it")
         own = decode_summary(row.own_summary)
         sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
         days_out = own.sent.differing_days(info.received)
         days_in = own.received.differing_days(info.sent)
         differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
         yield self._record_differences(row, info, differences, rt.now_text())
+        return "differs" if differences else "agreed"
 
     def _record_differences(self, row: ReconciliationRow, info: SummaryInfo,
                             differences: list[Difference], now: str) -> Deferred:
@@ -317,9 +381,22 @@ class Reconciler:
                 "differences": counts,
                 "message_ids": [d.message_id for d in differences][:100]})])
 
+    def _own_ids(self) -> set[str]:
+        """This office's node IDs: current, and former ones still held."""
+        rt = self.rt
+        return {rt.node_id, *rt.former_keys, *rt.retired_ids}
+
     def _ids(self, peer: str) -> set[str]:
         """Every node ID (current and former) of the peer ``peer`` names."""
         return {peer, *(key.kid for key in self.rt.directory.identities_of(peer))}
+
+
+class _Refused(Exception):
+    """A summary refused: ``code`` names the case in the ``security-refused`` audit entry."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
 
 
 def _carried(side: Side, days: set[str]) -> list[Item]:
@@ -328,8 +405,8 @@ def _carried(side: Side, days: set[str]) -> list[Item]:
     missing = sorted(day for day in days if day in side.days and
                      not any(item.day == day for item in carried))
     if missing:
-        raise SummaryError(f"the summary lacks the items of {', '.join(missing[:5])}, whose "
-                           "roots differ")
+        raise _Refused("reconciliation-summary-invalid", "the summary lacks the items of "
+                       f"{', '.join(missing[:5])}, whose roots differ")
     return carried
 
 
