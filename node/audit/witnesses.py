@@ -47,7 +47,11 @@ from twisted.logger import Logger
 from lienthong.keys.errors import KeysError
 from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head
 from lienthong.node.core.errors import NodeError
-from lienthong.node.identity.signers import check_signed_while_current, signer_key
+from lienthong.node.identity.signers import (
+    check_signed_while_current,
+    office_node_id,
+    signer_key,
+)
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
 from lienthong.node.store.witnesses import HeadOutcome
@@ -141,6 +145,8 @@ class HeadWitnessing:
         the control document) is written last, after the witness is queued: a crash before it
         leaves the head to :meth:`recover`, which finds it held and sends the same witness."""
         rt = self.rt
+        # Kept and answered under the office's current node ID, whichever identity sealed it.
+        peer = office_node_id(rt.directory, peer)
         try:
             token = yield rt.io(read_token, stored)
             # Signed just before the peer rotated its identity, a head names its former key.

@@ -27,6 +27,13 @@ class SignerNotOfPeer(NodeError):
     code = "signer-not-of-peer"
 
 
+def office_node_id(directory: Directory, node_id: str) -> str:
+    """The current node ID of the office that has, or had, identity ``node_id`` (a document
+    sealed before a peer rotated arrives under its former ID; answers go to the current one)."""
+    peer = directory.peer_for_identity(node_id)
+    return peer.node_id if peer is not None else node_id
+
+
 def signer_key(directory: Directory, peer: str, token: str | bytes,
                typ: str) -> tuple[nacl.signing.VerifyKey, str | None]:
     """The identity key of ``peer`` that the token's kid names, and when that key stopped

@@ -43,7 +43,11 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
-from lienthong.node.identity.signers import check_signed_while_current, signer_key
+from lienthong.node.identity.signers import (
+    check_signed_while_current,
+    office_node_id,
+    signer_key,
+)
 from lienthong.node.reconciliation.records import own_items
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
@@ -218,6 +222,8 @@ class Reconciler:
         received``, or ``security-refused`` with the code of the refusal), after whatever it
         asks for is sent: a crash before that leaves it to :meth:`recover`."""
         rt = self.rt
+        # Answered under the office's current node ID, whichever identity sealed it.
+        peer = office_node_id(rt.directory, peer)
         try:
             try:
                 token = yield rt.io(_read_summary, stored)
@@ -230,7 +236,7 @@ class Reconciler:
             if info.peer not in self._own_ids():
                 raise _Refused("reconciliation-not-for-us", f"it is addressed to {info.peer}, "
                                "not to this office")
-            row = yield rt.db(rt.store.reconciliation, info.exchange, peer)
+            row = yield rt.db(_exchange_row, rt.store, info.exchange, self._ids(peer))
             if info.role == "request":
                 outcome = yield self._answer(peer, info, row)
             elif info.role == "answer":
@@ -335,7 +341,8 @@ class Reconciler:
                                peer=row.peer_node_id, period=row.period, time=rt.now_text(),
                                sent=mine_sent.carrying(sent, days_out),
                                received=mine_received.carrying(received, days_in))
-        yield self._send(row.peer_node_id, detail, row.period, "detail")
+        yield self._send(office_node_id(rt.directory, row.peer_node_id), detail, row.period,
+                         "detail")
 
     @inlineCallbacks
     def _detailed(self, peer: str, info: SummaryInfo,
@@ -397,6 +404,16 @@ class _Refused(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
+
+
+def _exchange_row(store: Any, exchange: str, peer_ids: set[str]) -> ReconciliationRow | None:
+    """The exchange's row with the peer under any of its node IDs (it may have rotated since
+    the exchange began). Blocking."""
+    for node_id in sorted(peer_ids):
+        row = store.reconciliation(exchange, node_id)
+        if row is not None:
+            return row
+    return None
 
 
 def _carried(side: Side, days: set[str]) -> list[Item]:
