@@ -68,8 +68,8 @@ WITNESS_KIND = "audit-witness"
 MAX_TOKEN_BYTES = 16 * 1024
 #: The audit kinds that record what became of a received head or witness (each names the
 #: control document's message ID); one without any is applied again at start.
-OUTCOME_KINDS = ("audit-head-witnessed", "audit-witness-received", "security-refused",
-                 "control-failed")
+OUTCOME_KINDS = ("audit-head-witnessed", "audit-head-superseded", "audit-witness-received",
+                 "security-refused", "control-failed")
 
 
 class HeadWitnessing:
@@ -130,20 +130,22 @@ class HeadWitnessing:
                 log.info("applying {kind} {mid} received before a restart", kind=kind,
                          mid=row.message_id)
                 yield apply(row.sender_node_id, decode_header(row.header_token),
-                            rt.config.home / row.stored_path)
+                            rt.config.home / row.stored_path, replay=True)
                 done += 1
         return done
 
     # -- B: a peer's head arrives ----------------------------------------------------------
 
     @inlineCallbacks
-    def on_head(self, peer: str, header: EnvelopeHeader,
-                stored: Path) -> Generator[Deferred[Any], Any, None]:
+    def on_head(self, peer: str, header: EnvelopeHeader, stored: Path, *,
+                replay: bool = False) -> Generator[Deferred[Any], Any, None]:
         """Witness a peer's head: verify, keep (never over one held), answer with a witness.
 
         The outcome's audit entry (``audit-head-witnessed`` or ``security-refused``, naming
         the control document) is written last, after the witness is queued: a crash before it
-        leaves the head to :meth:`recover`, which finds it held and sends the same witness."""
+        leaves the head to :meth:`recover`, which finds it held and sends the same witness.
+        Applied again at start (``replay``), a head a later one overtook meanwhile is no
+        offence: the later head covers it (``audit-head-superseded``)."""
         rt = self.rt
         # Kept and answered under the office's current node ID, whichever identity sealed it.
         peer = office_node_id(rt.directory, peer)
@@ -169,6 +171,10 @@ class HeadWitnessing:
             head_time=info.time, head=token, head_sha256=token_sha256(token), sign=sign,
             now=rt.now_text())
         held = outcome.row
+        if outcome.verdict == "older" and replay:
+            yield rt.audit("audit-head-superseded", peer=peer, message_id=header.message_id,
+                           seq=info.seq, by_seq=held.seq)
+            return
         if outcome.verdict == "older":
             yield self._refuse(peer, header, "audit-head-older",
                                f"head at entry {info.seq} is older than the head held at "
@@ -191,8 +197,8 @@ class HeadWitnessing:
     # -- A: a peer's witness of our head arrives -------------------------------------------
 
     @inlineCallbacks
-    def on_witness(self, peer: str, header: EnvelopeHeader,
-                   stored: Path) -> Generator[Deferred[Any], Any, None]:
+    def on_witness(self, peer: str, header: EnvelopeHeader, stored: Path, *,
+                   replay: bool = False) -> Generator[Deferred[Any], Any, None]:
         """Keep a peer's witness of one of our heads, once it names our chain as it is."""
         rt = self.rt
         own = {rt.node_id, *rt.former_keys, *rt.retired_ids}

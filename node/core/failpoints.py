@@ -21,6 +21,7 @@ STAGES = frozenset({
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
+    "receiver-before-control-applied",  # a control document committed, its handler not run
 })
 
 _SPEC = os.environ.get("LIENTHONG_FAILPOINT", "")

@@ -181,3 +181,29 @@ def test_a_head_signed_just_before_the_sender_rotated_is_checked_with_the_key_th
     assert "former identity key" in beta.store.audit_entries(
         kind="security-refused", message_id=refused)[0].detail["reason"]
     assert beta.store.peer_heads() == [held]
+
+
+def test_a_head_stored_before_a_crash_is_applied_at_start_or_found_overtaken(offices) -> None:  # type: ignore[no-untyped-def]
+    """Two heads committed while the handler never ran (the crash); a later one arrived after
+    the restart before the catch-up: start-up witnesses the first, and records the second
+    as overtaken by the later head instead of refusing it as a hostile older head."""
+    alpha, beta, _ = offices
+    crashed = Node(beta.runtime)
+    crashed.offers.control[HEAD_KIND] = lambda peer, header, stored: None
+    first = deliver(alpha, crashed, kind=HEAD_KIND, token=head(alpha, 3, "a" * 64))
+    second = deliver(alpha, crashed, kind=HEAD_KIND, token=head(alpha, 5, "b" * 64))
+    restarted = Node(beta.runtime)
+    deliver(alpha, restarted, kind=HEAD_KIND, token=head(alpha, 4, "c" * 64))
+    assert [h.seq for h in beta.store.peer_heads()] == [4]
+
+    applied: list[int] = []
+    restarted.head_witnessing.recover().addCallback(applied.append)
+
+    assert applied == [2]
+    kinds = {e.message_id: e.kind for e in beta.store.audit_entries()
+             if e.message_id in (first, second)}
+    assert kinds == {first: "audit-head-superseded", second: "audit-head-witnessed"}
+    assert [h.seq for h in beta.store.peer_heads()] == [4, 5]
+    assert refusals(beta) == {}
+    restarted.head_witnessing.recover().addCallback(applied.append)
+    assert applied == [2, 0]

@@ -104,3 +104,25 @@ def test_an_answer_contradicting_the_one_held_is_refused_and_the_held_one_kept(a
     again = deliver(beta, node, kind=SUMMARY_KIND, token=first)
     assert again not in refusals(alpha)
     assert alpha.store.reconciliations() == [held]
+
+
+def test_an_answer_stored_before_a_crash_is_applied_at_start_once(asked) -> None:  # type: ignore[no-untyped-def]
+    """Receipted and committed, but the node stopped before the handler ran (as the failpoint
+    ``receiver-before-control-applied`` does): start-up applies it, and only once."""
+    alpha, beta, _, node, exchange = asked
+    node.offers.control[SUMMARY_KIND] = lambda peer, header, stored: None  # the crash
+    first = answer(beta, exchange, peer=alpha.node_id)
+    mid = deliver(beta, node, kind=SUMMARY_KIND, token=first)
+    assert alpha.store.reconciliations()[0].state == "pending"
+
+    restarted = Node(alpha.runtime)
+    applied: list[int] = []
+    restarted.reconciler.recover().addCallback(applied.append)
+
+    assert applied == [1]
+    (row,) = alpha.store.reconciliations()
+    assert (row.state, row.peer_summary) == ("agreed", first)
+    (outcome,) = alpha.store.audit_entries(kind="reconciliation-summary-received")
+    assert outcome.message_id == mid
+    restarted.reconciler.recover().addCallback(applied.append)
+    assert applied == [1, 0]
