@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,18 @@ from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.reconciliation import (
+    MAX_ITEMS,
     SUMMARY_TYP,
     Difference,
     Item,
     Side,
     SummaryInfo,
+    carried_days,
     compare,
     decode_summary,
     digest_side,
     issue_summary,
+    listed,
     month_before,
     parse_period,
     verify_summary,
@@ -271,11 +275,12 @@ class Reconciler:
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
+        carry_out, carry_in = carried_days(mine_sent, days_out, mine_received, days_in)
         now = rt.now_text()
         token = issue_summary(rt.keys.identity, role="answer", exchange=info.exchange, peer=peer,
                               period=info.period.label, time=now,
-                              sent=mine_sent.carrying(sent, days_out),
-                              received=mine_received.carrying(received, days_in))
+                              sent=mine_sent.carrying(sent, carry_out),
+                              received=mine_received.carrying(received, carry_in))
         state = "pending" if days_out or days_in else "agreed"
         events = [] if state == "pending" else [("reconciliation-agreed", {
             "peer": peer, "period": info.period.label, "exchange": info.exchange,
@@ -322,7 +327,8 @@ class Reconciler:
                                     "exchange": row.exchange, "sent": mine_sent.count,
                                     "received": mine_received.count})])
             return "agreed"
-        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+        plan = _Plan.of(mine_sent, mine_received, info)
+        differences = _differences(rt.node_id, peer, sent, received, info, plan)
         yield self._record_differences(row, info, differences, now)
         yield self._send_detail(row, info)
         return "differs" if differences else "agreed"
@@ -335,12 +341,11 @@ class Reconciler:
         sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id),
                                      info.period)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
-        days_out = mine_sent.differing_days(info.received)
-        days_in = mine_received.differing_days(info.sent)
+        plan = _Plan.of(mine_sent, mine_received, info)
         detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange,
                                peer=row.peer_node_id, period=row.period, time=rt.now_text(),
-                               sent=mine_sent.carrying(sent, days_out),
-                               received=mine_received.carrying(received, days_in))
+                               sent=mine_sent.carrying(sent, plan.out),
+                               received=mine_received.carrying(received, plan.into))
         yield self._send(office_node_id(rt.directory, row.peer_node_id), detail, row.period,
                          "detail")
 
@@ -363,9 +368,9 @@ class Reconciler:
                            f"{row.state}; the lists contradict it")
         own = decode_summary(row.own_summary)
         sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
-        days_out = own.sent.differing_days(info.received)
-        days_in = own.received.differing_days(info.sent)
-        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+        # Compared where both lists travelled: ours in the answer, theirs in these lists.
+        plan = _Plan.of(own.sent, own.received, info, own=own)
+        differences = _differences(rt.node_id, peer, sent, received, info, plan)
         yield self._record_differences(row, info, differences, rt.now_text())
         return "differs" if differences else "agreed"
 
@@ -416,26 +421,54 @@ def _exchange_row(store: Any, exchange: str, peer_ids: set[str]) -> Reconciliati
     return None
 
 
-def _carried(side: Side, days: set[str]) -> list[Item]:
-    """The peer's items of ``days``; every such day it listed must be carried whole."""
-    carried = [item for item in side.items if item.day in days]
-    missing = sorted(day for day in days if day in side.days and
-                     not any(item.day == day for item in carried))
-    if missing:
-        raise _Refused("reconciliation-summary-invalid", "the summary lacks the items of "
-                       f"{', '.join(missing[:5])}, whose roots differ")
-    return carried
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which differing days are compared (``out``: what we sent, ``into``: what we received)
+    and which are not, because their lists did not fit in one exchange."""
+
+    out: set[str]
+    into: set[str]
+    left_out: set[str]
+    left_in: set[str]
+
+    @classmethod
+    def of(cls, mine_sent: Side, mine_received: Side, info: SummaryInfo, *,
+           own: SummaryInfo | None = None) -> _Plan:
+        """The days whose roots differ from the peer's summary ``info``, compared where the
+        peer listed them whole (and, with ``own``, where our summary did too), as many as
+        fit in the lists we send back."""
+        days_out = mine_sent.differing_days(info.received)
+        days_in = mine_received.differing_days(info.sent)
+        out = {d for d in days_out if listed(info.received, d) and
+               (own is None or listed(own.sent, d))}
+        into = {d for d in days_in if listed(info.sent, d) and
+                (own is None or listed(own.received, d))}
+        if own is None:  # what we compare is what our lists carry back
+            out, into = carried_days(mine_sent, out, mine_received, into)
+        return cls(out, into, days_out - out, days_in - into)
+
+
+def _not_compared(days: set[str], sender: str, recipient: str) -> list[Difference]:
+    if not days:
+        return []
+    return [Difference("not-compared", "-", sender, recipient,
+                       f"{len(days)} day(s) from {min(days)} to {max(days)}: more documents "
+                       f"differ than one exchange carries ({MAX_ITEMS}); reconcile those "
+                       "months one by one")]
 
 
 def _differences(me: str, peer: str, sent: list[Item], received: list[Item], info: SummaryInfo,
-                 days_out: set[str], days_in: set[str]) -> list[Difference]:
-    """What we sent vs what the peer received, and what it sent vs what we received."""
-    theirs_received = _carried(info.received, days_out)
-    theirs_sent = _carried(info.sent, days_in)
-    return (compare([i for i in sent if i.day in days_out], theirs_received, sender=me,
+                 plan: _Plan) -> list[Difference]:
+    """What we sent vs what the peer received, and what it sent vs what we received, on the
+    days compared; one ``not-compared`` entry per direction for the days that were not."""
+    theirs_received = [i for i in info.received.items if i.day in plan.out]
+    theirs_sent = [i for i in info.sent.items if i.day in plan.into]
+    return (compare([i for i in sent if i.day in plan.out], theirs_received, sender=me,
                     recipient=peer) +
-            compare(theirs_sent, [i for i in received if i.day in days_in], sender=peer,
-                    recipient=me))
+            _not_compared(plan.left_out, me, peer) +
+            compare(theirs_sent, [i for i in received if i.day in plan.into], sender=peer,
+                    recipient=me) +
+            _not_compared(plan.left_in, peer, me))
 
 
 def _read_summary(path: Path) -> str:
