@@ -403,8 +403,11 @@ class Reconciler:
         return {peer, *(key.kid for key in self.rt.directory.identities_of(peer))}
 
 
-class _Refused(Exception):
-    """A summary refused: ``code`` names the case in the ``security-refused`` audit entry."""
+class _Refused(NodeError):
+    """A summary refused; the instance's ``code`` names the case in the ``security-refused``
+    audit entry (docs/review.md)."""
+
+    code = "summary-refused"
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)

@@ -14,6 +14,7 @@ from lienthong.keys.jws import b64url_decode, b64url_encode
 from lienthong.node.app.node import Node
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, request_reconciliation
 from lienthong.protocol.reconciliation import digest_side, issue_summary
+from tests.node.audit.test_received_heads import rotate_identity
 from tests.node.reviewhelp import deliver, refusals, warnings
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
@@ -126,3 +127,20 @@ def test_an_answer_stored_before_a_crash_is_applied_at_start_once(asked) -> None
     assert outcome.message_id == mid
     restarted.reconciler.recover().addCallback(applied.append)
     assert applied == [1, 0]
+
+
+def test_an_answer_signed_just_before_the_peer_rotated_is_checked_with_the_key_that_signed_it(
+        asked) -> None:  # type: ignore[no-untyped-def]
+    """beta signs and seals its answer, then rotates its identity and alpha applies that; the
+    answer, arriving afterwards from beta's new node ID, is verified with the key its kid
+    names and closes the exchange asked of beta's former ID."""
+    alpha, beta, _, node, exchange = asked
+    signed = answer(beta, exchange, peer=alpha.node_id)
+    alpha.runtime.reactor.advance(3600)
+    new_id = rotate_identity(beta, alpha, "2026-11-25T09:00:00Z")
+
+    mid = deliver(beta, node, kind=SUMMARY_KIND, token=signed, peer=new_id)
+
+    assert mid not in refusals(alpha)
+    (row,) = alpha.store.reconciliations()
+    assert (row.state, row.peer_summary) == ("agreed", signed)
