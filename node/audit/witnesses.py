@@ -202,6 +202,7 @@ class HeadWitnessing:
         """Keep a peer's witness of one of our heads, once it names our chain as it is."""
         rt = self.rt
         own = {rt.node_id, *rt.former_keys, *rt.retired_ids}
+        peer = office_node_id(rt.directory, peer)
         try:
             token = yield rt.io(read_token, stored)
             key, closed = signer_key(rt.directory, peer, token, WITNESS_TYP)

@@ -12,11 +12,15 @@ import pytest
 
 from lienthong.keys.card import make_card, read_card
 from lienthong.keys.directory import PeerKey
+from lienthong.keys.identity import NodeKeys
 from lienthong.keys.jws import b64url_decode, b64url_encode
 from lienthong.node.app.node import Node
 from lienthong.node.audit.heads import sign_current_head, sign_head
+from lienthong.node.audit.report import VerifyReport
+from lienthong.node.audit.witness_check import check_witnesses
 from lienthong.node.audit.witnesses import HEAD_KIND, WITNESS_KIND
 from lienthong.node.identity.rotation import successor_keys
+from lienthong.node.store.records import AuditHead
 from lienthong.protocol.status import token_sha256
 from lienthong.protocol.witness import issue_witness
 from tests.node.reviewhelp import deliver, refusals, warnings
@@ -145,6 +149,11 @@ def test_a_stranger_signing_as_the_peer_is_refused(offices) -> None:  # type: ig
 def rotate_identity(office: Office, holder: Office, now: str) -> str:
     """``office`` rotates its identity and ``holder`` applies the continuation (as
     identity/key_update_incoming.py does); return the new node ID."""
+    return rotated_keys(office, holder, now).node_id
+
+
+def rotated_keys(office: Office, holder: Office, now: str) -> NodeKeys:
+    """As ``rotate_identity``; return the office's new keys."""
     new = successor_keys(office.runtime.keys)
     card = read_card(make_card(new, addresses=["127.0.0.1:7443"], now=now))
     keys = [PeerKey("identity", b64url_encode(card.identity_public), card.node_id, now),
@@ -153,7 +162,7 @@ def rotate_identity(office: Office, holder: Office, now: str) -> str:
             PeerKey("tls", card.tls_spki_sha256, card.tls_spki_sha256[:16], now)]
     holder.store.continue_peer_identity(office.node_id, keys, card.token, now)
     holder.runtime.refresh_directory()
-    return card.node_id
+    return new
 
 
 def test_a_head_signed_just_before_the_sender_rotated_is_checked_with_the_key_that_signed_it(
@@ -207,3 +216,34 @@ def test_a_head_stored_before_a_crash_is_applied_at_start_or_found_overtaken(off
     assert refusals(beta) == {}
     restarted.head_witnessing.recover().addCallback(applied.append)
     assert applied == [2, 0]
+
+
+def test_witnesses_from_before_and_after_the_witness_rotated_are_one_sequence(offices) -> None:  # type: ignore[no-untyped-def]
+    """beta witnesses alpha's head 1 as its former identity and head 2 as its new one: alpha
+    keeps both, and audit verify reads them as one numbering, not as witnesses deleted."""
+    alpha, beta, _ = offices
+    node = Node(alpha.runtime)
+    alpha.store.append_audit("node-started", NOW, detail={})
+    one = sign_current_head(alpha.store, alpha.runtime.keys, NOW)
+    alpha.store.append_audit("node-started", "2026-11-25T08:30:00Z", detail={})
+    two = sign_current_head(alpha.store, alpha.runtime.keys, "2026-11-25T08:30:00Z")
+    assert one is not None and two is not None
+
+    def witness(keys: NodeKeys, of: AuditHead, index: int, prev: str | None, at: str) -> str:
+        return issue_witness(keys.identity, subject=alpha.node_id, seq=of.seq, hash=of.hash,
+                             head_time=of.time, head_sha256=token_sha256(of.signature),
+                             index=index, prev_sha256=prev, time=at)
+
+    first = witness(beta.runtime.keys, one, 1, None, NOW)
+    deliver(beta, node, kind=WITNESS_KIND, token=first)
+    alpha.runtime.reactor.advance(3600)
+    new = rotated_keys(beta, alpha, "2026-11-25T09:00:00Z")
+    deliver(beta, node, kind=WITNESS_KIND, keys=new, peer=new.node_id,
+            token=witness(new, two, 2, token_sha256(first), "2026-11-25T09:00:01Z"))
+
+    assert refusals(alpha) == {}
+    assert sorted(w.witness_index for w in alpha.store.head_witnesses()) == [1, 2]
+    report = VerifyReport()
+    check_witnesses(alpha.store, {alpha.node_id}, report,
+                    peer_name=alpha.runtime.peer_name)
+    assert report.problems == [] and report.witnesses == 2
