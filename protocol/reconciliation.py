@@ -51,8 +51,13 @@ from lienthong.protocol.fields import check_hex, check_node_id, check_time
 SUMMARY_TYP = "lienthong-reconciliation/1"
 VERSION = 1
 ROLES = ("request", "answer", "detail")
-#: Bounds what a peer can make us hold: a summary over this many items is refused.
-MAX_ITEMS = 20000
+#: The most items one summary carries, both sides together. An item takes about 207 bytes of
+#: the signed token, so 4,000 of them and the per-day roots of a whole year (about 85 KB) stay
+#: under the 1 MiB a token may have (keys/jws.py); a summary carrying more is refused.
+MAX_ITEMS = 4000
+#: A side's count is only checked to be a sane number: however busy a pair, a period is
+#: summarised by its per-day roots, and only the items of days that differ travel.
+MAX_COUNT = 10_000_000
 _FIELDS = frozenset({"v", "role", "exchange", "office", "peer", "period", "time", "sent",
                      "received"})
 _SIDE_FIELDS = frozenset({"count", "root", "days", "items"})
@@ -175,6 +180,28 @@ class Side:
                     tuple(sorted(item for item in items if item.day in days)))
 
 
+def carried_days(sent: Side, days_out: Iterable[str], received: Side, days_in: Iterable[str],
+                 *, limit: int = MAX_ITEMS) -> tuple[set[str], set[str]]:
+    """Which differing days' items one summary carries: whole days, earliest first, sent and
+    received days together, at most ``limit`` items; a day that does not fit is left for a
+    later day that does. Days a side holds nothing of cost nothing (an empty list is whole)."""
+    wanted = sorted([(day, 0, sent.days.get(day, (0, ""))[0]) for day in days_out] +
+                    [(day, 1, received.days.get(day, (0, ""))[0]) for day in days_in])
+    total, out, into = 0, set[str](), set[str]()
+    for day, which, count in wanted:
+        if total + count > limit:
+            continue
+        total += count
+        (out if which == 0 else into).add(day)
+    return out, into
+
+
+def listed(side: Side, day: str) -> bool:
+    """Whether a received summary's side gives its whole list for ``day``: it carries that
+    day's items, or it holds nothing that day."""
+    return day not in side.days or any(item.day == day for item in side.items)
+
+
 def digest_side(items: Iterable[Item]) -> Side:
     """Count, per-day roots and root of a list of items (the Merkle tree of two levels)."""
     by_day: dict[str, list[str]] = {}
@@ -196,6 +223,7 @@ DIFFERENCE_KINDS = {
     "missing-at-sender": "the recipient receipted it, but the sender's record has no receipt",
     "digest-mismatch": "both hold it, with different SHA-256 digests",
     "receipt-mismatch": "both hold it, with different receipt times",
+    "not-compared": "days whose roots differ but whose lists did not fit in one exchange",
 }
 
 
@@ -286,8 +314,8 @@ def _side(raw: object, what: str, period: Period) -> Side:
     if not isinstance(raw, dict) or set(raw) != _SIDE_FIELDS:
         raise SummaryError(f"{what} must have exactly {sorted(_SIDE_FIELDS)}")
     count, root, days, items = raw["count"], raw["root"], raw["days"], raw["items"]
-    if type(count) is not int or not 0 <= count <= MAX_ITEMS:
-        raise SummaryError(f"{what}.count must be a whole number from 0 to {MAX_ITEMS}")
+    if type(count) is not int or not 0 <= count <= MAX_COUNT:
+        raise SummaryError(f"{what}.count must be a whole number from 0 to {MAX_COUNT}")
     check_hex(root, f"{what}.root", 64, SummaryError)
     if not isinstance(days, dict) or not isinstance(items, list) or len(items) > count:
         raise SummaryError(f"{what}.days must be an object and {what}.items a list of at "
@@ -332,6 +360,11 @@ def _parse(decoded: jws.Decoded) -> SummaryInfo:
     if p["role"] not in ROLES:
         raise SummaryError(f"unknown role {p['role']!r}")
     period = parse_period(p["period"])
+    for what in ("sent", "received"):
+        if not isinstance(p[what], dict) or not isinstance(p[what].get("items"), list):
+            raise SummaryError(f"{what} must be an object with a list of items")
+    if len(p["sent"]["items"]) + len(p["received"]["items"]) > MAX_ITEMS:
+        raise SummaryError(f"the summary carries more than {MAX_ITEMS} items")
     return SummaryInfo(role=p["role"], exchange=check_hex(p["exchange"], "exchange", 32,
                                                           SummaryError),
                        office=office, peer=check_node_id(p["peer"], "peer", SummaryError),

@@ -124,6 +124,9 @@ class Node:
         # Staged metadata whose take never happened (after the outbox's recovery adopted the rest).
         yield rt.io(sweep_staged, rt.config.spool)
         yield self.received_control.recover()
+        # Heads, witnesses and summaries receipted but not applied before a crash.
+        yield self.head_witnessing.recover()
+        yield self.reconciler.recover()
         self.control_requests.start()
         self._directory_poll = LoopingCall(self._poll_directory)
         self._directory_poll.clock = rt.reactor

@@ -7,7 +7,8 @@ rewriting its log. A witness (protocol/witness.py) is a peer's word, which it ca
 peer, the witnesses held here must
 
 * verify under that peer's identity key (any it has had: the key history) and be about this
-  office's chain;
+  office's chain; witnesses kept under a peer's former node ID and its current one are one
+  sequence;
 * be numbered 1, 2, 3... with each naming the one before (``prev_sha256``): a missing number
   is a witness deleted from this store, and is reported as such;
 * name an entry whose hash in the log *now* is the hash the peer witnessed: a history
@@ -80,10 +81,15 @@ def check_witnesses(store: Store, own_ids: set[str], report: VerifyReport, *,
                     peer_name: Callable[[str], str], held: Sequence[HeldHeads] = (),
                     own_keys: Iterable[tuple[str, nacl.signing.VerifyKey]] = ()) -> None:
     """Step 5 of ``verify_store``: every witness held here, and every exported peer copy."""
+    # A peer that rotated its identity numbers its witnesses on across the rotation: its
+    # witnesses under its former and its current node ID are one sequence.
+    office = {key.kid: record.peer.node_id for record in store.list_peers()
+              for key in store.key_history(record.peer.node_id) if key.kind == "identity"}
     by_peer: dict[str, list[HeadWitnessRow]] = {}
     for row in store.head_witnesses():
-        by_peer.setdefault(row.witness_node_id, []).append(row)
+        by_peer.setdefault(office.get(row.witness_node_id, row.witness_node_id), []).append(row)
     for peer, rows in by_peer.items():
+        rows.sort(key=lambda row: row.witness_index)
         _check_peer(store, peer, rows, own_ids, report, peer_name(peer))
     keys = dict(own_keys)
     for copy in held:

@@ -23,7 +23,16 @@ going out at all shows at B as a head that grows old (``audit witnesses``, statu
 
 Bad input (docs/review.md): a head or witness that does not verify, is older than one held or
 contradicts one held is refused with a ``security-refused`` audit event (shown in status) and
-never stored over what is held. A resent head gets the witness already signed for it again.
+never stored over what is held; the code names the case (``audit-head-invalid``,
+``-older``, ``-contradiction``; ``audit-witness-invalid``, ``-unknown-head``,
+``-contradiction``). A resent head gets the witness already signed for it again. Heads and
+witnesses are checked with the key their ``kid`` names among the sender's identities, so one
+signed just before the sender rotated its identity still verifies (node/identity/signers.py).
+
+Crashes: every head or witness received ends with one audit entry naming its control document
+(its outcome, :data:`OUTCOME_KINDS`); at start, :meth:`HeadWitnessing.recover` applies again
+those a crash left without one (docs/design.md §6). Applying is idempotent: a head already held
+gets the witness already signed for it, a witness already held is kept once.
 """
 from __future__ import annotations
 
@@ -36,14 +45,20 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
-from lienthong.node.audit.heads import BadHead, verify_head
+from lienthong.node.audit.heads import HEAD_TYP, BadHead, verify_head
+from lienthong.node.core.errors import NodeError
+from lienthong.node.identity.signers import (
+    check_signed_while_current,
+    office_node_id,
+    signer_key,
+)
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
 from lienthong.node.store.witnesses import HeadOutcome
-from lienthong.protocol.envelope import EnvelopeHeader
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.status import token_sha256
-from lienthong.protocol.witness import issue_witness, verify_witness
+from lienthong.protocol.witness import WITNESS_TYP, issue_witness, verify_witness
 
 log = Logger(namespace="lienthong.audit")
 
@@ -51,6 +66,10 @@ HEAD_KIND = "audit-head"
 WITNESS_KIND = "audit-witness"
 #: A head or witness is a few hundred bytes; anything much larger is not one.
 MAX_TOKEN_BYTES = 16 * 1024
+#: The audit kinds that record what became of a received head or witness (each names the
+#: control document's message ID); one without any is applied again at start.
+OUTCOME_KINDS = ("audit-head-witnessed", "audit-head-superseded", "audit-witness-received",
+                 "security-refused", "control-failed")
 
 
 class HeadWitnessing:
@@ -96,17 +115,47 @@ class HeadWitnessing:
                        peers=[rt.peer_name(p) for p in peers], control_message_id=message_id)
         return head.seq
 
+    # -- recovery ------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def recover(self) -> Generator[Deferred[Any], Any, int]:
+        """At start: apply the heads and witnesses a crash left between their receipt and
+        their outcome (each outcome is an audit entry naming the control document); returns
+        how many were applied."""
+        rt = self.rt
+        done = 0
+        for kind, apply in ((HEAD_KIND, self.on_head), (WITNESS_KIND, self.on_witness)):
+            rows = yield rt.db(rt.store.unsettled_control, kind, OUTCOME_KINDS)
+            for row in rows:
+                log.info("applying {kind} {mid} received before a restart", kind=kind,
+                         mid=row.message_id)
+                yield apply(row.sender_node_id, decode_header(row.header_token),
+                            rt.config.home / row.stored_path, replay=True)
+                done += 1
+        return done
+
     # -- B: a peer's head arrives ----------------------------------------------------------
 
     @inlineCallbacks
-    def on_head(self, peer: str, header: EnvelopeHeader,
-                stored: Path) -> Generator[Deferred[Any], Any, None]:
-        """Witness a peer's head: verify, keep (never over one held), answer with a witness."""
+    def on_head(self, peer: str, header: EnvelopeHeader, stored: Path, *,
+                replay: bool = False) -> Generator[Deferred[Any], Any, None]:
+        """Witness a peer's head: verify, keep (never over one held), answer with a witness.
+
+        The outcome's audit entry (``audit-head-witnessed`` or ``security-refused``, naming
+        the control document) is written last, after the witness is queued: a crash before it
+        leaves the head to :meth:`recover`, which finds it held and sends the same witness.
+        Applied again at start (``replay``), a head a later one overtook meanwhile is no
+        offence: the later head covers it (``audit-head-superseded``)."""
         rt = self.rt
+        # Kept and answered under the office's current node ID, whichever identity sealed it.
+        peer = office_node_id(rt.directory, peer)
         try:
             token = yield rt.io(read_token, stored)
-            info = verify_head(token, rt.directory.verify_key_for(peer))
-        except (BadHead, KeysError, ValueError) as exc:
+            # Signed just before the peer rotated its identity, a head names its former key.
+            key, closed = signer_key(rt.directory, peer, token, HEAD_TYP)
+            info = verify_head(token, key)
+            check_signed_while_current(closed, info.time)
+        except (BadHead, KeysError, NodeError, ValueError) as exc:
             yield self._refuse(peer, header, "audit-head-invalid", str(exc))
             return
         identity = rt.keys.identity
@@ -117,22 +166,15 @@ class HeadWitnessing:
                                     index=index, prev_sha256=prev, time=rt.now_text())
             return witness, token_sha256(witness)
 
-        store, now = rt.store, rt.now_text()
-
-        def keep() -> HeadOutcome:
-            # The head kept and the audit entry that records it commit together.
-            with store.transaction():
-                outcome = store.witness_peer_head(
-                    node_id=peer, seq=info.seq, hash=info.hash, head_time=info.time,
-                    head=token, head_sha256=token_sha256(token), sign=sign, now=now)
-                if outcome.verdict == "new":
-                    store.append_audit("audit-head-witnessed", now, peer=peer, detail={
-                        "seq": info.seq, "hash": info.hash, "head_time": info.time,
-                        "index": outcome.row.witness_index})
-            return outcome
-
-        outcome: HeadOutcome = yield rt.db(keep)
+        outcome: HeadOutcome = yield rt.db(
+            rt.store.witness_peer_head, node_id=peer, seq=info.seq, hash=info.hash,
+            head_time=info.time, head=token, head_sha256=token_sha256(token), sign=sign,
+            now=rt.now_text())
         held = outcome.row
+        if outcome.verdict == "older" and replay:
+            yield rt.audit("audit-head-superseded", peer=peer, message_id=header.message_id,
+                           seq=info.seq, by_seq=held.seq)
+            return
         if outcome.verdict == "older":
             yield self._refuse(peer, header, "audit-head-older",
                                f"head at entry {info.seq} is older than the head held at "
@@ -144,21 +186,32 @@ class HeadWitnessing:
                                f"office witnessed hash {held.hash[:16]}... at "
                                f"{held.received_at}: that office's history was rewritten")
             return
-        yield self.sender.send_control(
+        witness_id = yield self.sender.send_control(
             [peer], name=f"audit-witness-{held.seq}.jws", data=held.witness.encode("ascii"),
             meta={"kind": WITNESS_KIND, "seq": held.seq})
+        yield rt.audit("audit-head-witnessed", peer=peer, message_id=header.message_id,
+                       seq=info.seq, hash=info.hash, head_time=info.time,
+                       index=held.witness_index, again=outcome.verdict == "resend",
+                       witness_message_id=witness_id)
 
     # -- A: a peer's witness of our head arrives -------------------------------------------
 
     @inlineCallbacks
-    def on_witness(self, peer: str, header: EnvelopeHeader,
-                   stored: Path) -> Generator[Deferred[Any], Any, None]:
+    def on_witness(self, peer: str, header: EnvelopeHeader, stored: Path, *,
+                   replay: bool = False) -> Generator[Deferred[Any], Any, None]:
         """Keep a peer's witness of one of our heads, once it names our chain as it is."""
         rt = self.rt
         own = {rt.node_id, *rt.former_keys, *rt.retired_ids}
+        peer = office_node_id(rt.directory, peer)
         try:
             token = yield rt.io(read_token, stored)
-            info = verify_witness(token, rt.directory.verify_key_for(peer))
+            key, closed = signer_key(rt.directory, peer, token, WITNESS_TYP)
+            info = verify_witness(token, key)
+            check_signed_while_current(closed, info.time)
+        except (ProtocolError, KeysError, NodeError, ValueError) as exc:
+            yield self._refuse(peer, header, "audit-witness-invalid", str(exc))
+            return
+        try:
             if info.subject not in own:
                 raise ValueError(f"it witnesses the chain of {info.subject}, not this office's")
             entries = yield rt.db(rt.store.audit_entries, after_seq=info.seq - 1, limit=1)
@@ -168,8 +221,8 @@ class HeadWitnessing:
                     or info.head_sha256 not in signed:
                 raise ValueError(f"it names entry {info.seq} with hash {info.hash[:16]}..., "
                                  "which is not a head this office signed of its log as it is")
-        except (ProtocolError, KeysError, ValueError) as exc:
-            yield self._refuse(peer, header, "audit-witness-invalid", str(exc))
+        except ValueError as exc:
+            yield self._refuse(peer, header, "audit-witness-unknown-head", str(exc))
             return
         store, now = rt.store, rt.now_text()
 
@@ -179,10 +232,13 @@ class HeadWitnessing:
                     witness_node_id=peer, seq=info.seq, hash=info.hash,
                     head_sha256=info.head_sha256, witness_index=info.index, token=info.token,
                     token_sha256=info.token_sha256, witnessed_at=info.time, now=now)
-                if verdict == "new":
-                    store.append_audit("audit-witness-received", now, peer=peer, detail={
-                        "seq": info.seq, "hash": info.hash, "index": info.index,
-                        "witnessed_at": info.time})
+                if verdict != "contradicts":
+                    # The witness kept (or already held) and its audit entry commit together.
+                    store.append_audit("audit-witness-received", now, peer=peer,
+                                       message_id=header.message_id, detail={
+                                           "seq": info.seq, "hash": info.hash,
+                                           "index": info.index, "witnessed_at": info.time,
+                                           "again": verdict == "resend"})
             return verdict, held
 
         verdict, held = yield rt.db(keep)
@@ -193,7 +249,7 @@ class HeadWitnessing:
 
     def _refuse(self, peer: str, header: EnvelopeHeader, code: str, reason: str) -> Deferred:
         log.warn("refused an audit {what} from {peer}: {reason}", peer=self.rt.peer_name(peer),
-                 what="head" if "head" in code else "witness", reason=reason)
+                 what="head" if code.startswith("audit-head") else "witness", reason=reason)
         return self.rt.audit("security-refused", peer=peer, message_id=header.message_id,
                              code=code, reason=reason[:500])
 

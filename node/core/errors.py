@@ -7,7 +7,8 @@ tests and scripts may rely on it, so a code is never renamed or reused), and its
 catches ``NodeError`` once, at its edge (node/cli/main.py), and prints that sentence instead of
 a traceback; the protocol has the same shape for what a peer sends (lienthong/protocol/errors.py).
 
-A few errors (``Refused``, ``MetadataError``, the inbox's ``_Refusal``) also set ``code`` on the
+A few errors (``Refused``, ``MetadataError``, the inbox's ``_Refusal``, reconciliation's
+``_Refused``) also set ``code`` on the
 instance, to a finer reason from their own table; the class code names the family.
 
 The roots and their codes (a subclass inherits its root's code unless it has its own)::
@@ -19,6 +20,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
                  ChainBroken                 audit-chain-broken
     identity     IdentityHistoryError        identity-history-damaged
                  RotationError               rotation-refused
+                 SignerNotOfPeer             signer-not-of-peer
     spool        ChangedWhileSealing         changed-while-sealing
     watch        ObserverUnavailable         watch-unavailable
     documents    MetadataError               bad-metadata
@@ -36,6 +38,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     backup       BackupError                 backup-error
     control      RequestRefused              request-refused
                  _Mismatch                   status-mismatch
+    reconciliation _Refused                  summary-refused
     cli          CliError                    command-error
 
 tests/node/core/test_errors.py holds the same table: it fails when an exception class in

@@ -22,6 +22,7 @@ STAGES = frozenset({
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
     "receiver-after-commit-before-copies",  # committed, its edXML copies not yet written
+    "receiver-before-control-applied",  # a control document committed, its handler not run
 })
 
 _SPEC = os.environ.get("LIENTHONG_FAILPOINT", "")

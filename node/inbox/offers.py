@@ -299,6 +299,7 @@ class Offers:
         if handler is None:
             self._edxml_extras(peer, header.message_id, header.meta, final)
         if handler is not None:
+            failpoint("receiver-before-control-applied")
             try:
                 yield handler(peer, header, final)
             except Exception as exc:  # noqa: BLE001 - a bad control document must not stop us

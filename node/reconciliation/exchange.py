@@ -16,16 +16,24 @@ and its peer (B), for one period; every message is a ``lienthong-reconciliation/
     B: verify -> compare -> differs (or agreed)
 
 A difference is a warning, never repaired: nothing here changes a document, a receipt or a
-record other than the exchange's own row. A summary that does not verify, answers an exchange
-that does not exist, or contradicts the one already held for that exchange is refused with a
-``security-refused`` audit event and stored nowhere. A request resent by A (its retry) gets
-the answer already signed. The monthly run asks for the month before, once per peer: the
-office with the smaller node ID asks first, the other only if nothing came by the 3rd.
+record other than the exchange's own row. A summary that does not verify
+(``reconciliation-summary-invalid``), is addressed to another office
+(``reconciliation-not-for-us``), answers an exchange that does not exist
+(``reconciliation-unknown-exchange``) or contradicts what is already held for that exchange
+(``reconciliation-contradiction``) is refused with a ``security-refused`` audit event of that
+code and stored nowhere. A summary is checked with the key its ``kid`` names among the peer's
+identities (node/identity/signers.py), so one signed just before the peer rotated still
+verifies. Every summary received ends with one audit entry naming its control document; at
+start, :meth:`Reconciler.recover` applies again those a crash left without one. A request
+resent by A (its retry) gets the answer already signed. The monthly run asks for the month
+before, once per peer: the office with the smaller node ID asks first, the other only if
+nothing came by the 3rd.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,22 +43,32 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.errors import NodeError
+from lienthong.node.identity.signers import (
+    check_signed_while_current,
+    office_node_id,
+    signer_key,
+)
 from lienthong.node.reconciliation.records import own_items
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
 from lienthong.node.store.records import ReconciliationRow
-from lienthong.protocol.envelope import EnvelopeHeader
-from lienthong.protocol.errors import ProtocolError, SummaryError
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header
+from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.reconciliation import (
+    MAX_ITEMS,
+    SUMMARY_TYP,
     Difference,
     Item,
     Side,
     SummaryInfo,
+    carried_days,
     compare,
     decode_summary,
     digest_side,
     issue_summary,
+    listed,
     month_before,
     parse_period,
     verify_summary,
@@ -64,6 +82,9 @@ POLL_SECONDS = 1.0
 MONTHLY_CHECK_SECONDS = 3600.0
 #: A summary carrying lists for a year of a busy pair stays well under jws.MAX_TOKEN_BYTES.
 MAX_SUMMARY_BYTES = 1024 * 1024
+#: The audit kinds that record what became of a received summary (each names the control
+#: document's message ID); a summary without any is applied again at start.
+OUTCOME_KINDS = ("reconciliation-summary-received", "security-refused", "control-failed")
 
 
 def _later(now: str, seconds: float) -> str:
@@ -192,52 +213,82 @@ class Reconciler:
     # -- summaries arriving ----------------------------------------------------------------
 
     @inlineCallbacks
+    def recover(self) -> Generator[Deferred[Any], Any, int]:
+        """At start: apply the summaries a crash left between their receipt and their outcome
+        (each outcome is an audit entry naming the control document); returns how many."""
+        rt = self.rt
+        rows = yield rt.db(rt.store.unsettled_control, SUMMARY_KIND, OUTCOME_KINDS)
+        for row in rows:
+            log.info("applying reconciliation summary {mid} received before a restart",
+                     mid=row.message_id)
+            yield self.on_summary(row.sender_node_id, decode_header(row.header_token),
+                                  rt.config.home / row.stored_path)
+        return len(rows)
+
+    @inlineCallbacks
     def on_summary(self, peer: str, header: EnvelopeHeader,
                    stored: Path) -> Generator[Deferred[Any], Any, None]:
-        """A peer's summary: a request to answer, an answer, or the lists after an answer."""
-        rt = self.rt
-        try:
-            token = yield rt.io(_read_summary, stored)
-            info = verify_summary(token, rt.directory.verify_key_for(peer), peer=rt.node_id)
-            if info.office != peer:
-                raise SummaryError(f"it is signed by {info.office}, not by {peer}")
-            row = yield rt.db(rt.store.reconciliation, info.exchange, peer)
-            if info.role == "request":
-                yield self._answer(peer, info, row)
-            elif info.role == "answer":
-                yield self._answered(peer, info, row)
-            else:
-                yield self._detailed(peer, info, row)
-        except (ProtocolError, KeysError, ValueError) as exc:
-            yield self._refuse(peer, header, str(exc))
+        """A peer's summary: a request to answer, an answer, or the lists after an answer.
 
-    def _refuse(self, peer: str, header: EnvelopeHeader, reason: str) -> Deferred:
+        Its outcome is audited last, naming the control document (``reconciliation-summary-
+        received``, or ``security-refused`` with the code of the refusal), after whatever it
+        asks for is sent: a crash before that leaves it to :meth:`recover`."""
+        rt = self.rt
+        # Answered under the office's current node ID, whichever identity sealed it.
+        peer = office_node_id(rt.directory, peer)
+        try:
+            try:
+                token = yield rt.io(_read_summary, stored)
+                # Signed just before the peer rotated its identity, it names the former key.
+                key, closed = signer_key(rt.directory, peer, token, SUMMARY_TYP)
+                info = verify_summary(token, key)
+                check_signed_while_current(closed, info.time)
+            except (ProtocolError, KeysError, NodeError, ValueError) as exc:
+                raise _Refused("reconciliation-summary-invalid", str(exc)) from exc
+            if info.peer not in self._own_ids():
+                raise _Refused("reconciliation-not-for-us", f"it is addressed to {info.peer}, "
+                               "not to this office")
+            row = yield rt.db(_exchange_row, rt.store, info.exchange, self._ids(peer))
+            if info.role == "request":
+                outcome = yield self._answer(peer, info, row)
+            elif info.role == "answer":
+                outcome = yield self._answered(peer, info, row)
+            else:
+                outcome = yield self._detailed(peer, info, row)
+        except _Refused as refused:
+            yield self._refuse(peer, header, refused.code, refused.reason)
+            return
+        yield rt.audit("reconciliation-summary-received", peer=peer,
+                       message_id=header.message_id, role=info.role, exchange=info.exchange,
+                       period=info.period.label, outcome=outcome)
+
+    def _refuse(self, peer: str, header: EnvelopeHeader, code: str, reason: str) -> Deferred:
         log.warn("refused a reconciliation summary from {peer}: {reason}",
                  peer=self.rt.peer_name(peer), reason=reason)
         return self.rt.audit("security-refused", peer=peer, message_id=header.message_id,
-                             code="reconciliation-summary-refused", reason=reason[:500])
+                             code=code, reason=reason[:500])
 
     @inlineCallbacks
     def _answer(self, peer: str, info: SummaryInfo,
-                row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """B: answer a request (again, with the same answer, if A asks again)."""
         rt = self.rt
         if row is not None:
-            held = decode_summary(row.peer_summary or "")
-            if row.role != "responder" or held.token != info.token:
-                raise SummaryError(f"exchange {info.exchange} is already held with other "
-                                   "content; the request contradicts it")
+            if row.role != "responder" or row.peer_summary != info.token:
+                raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} is "
+                               "already held with other content; the request contradicts it")
             yield self._send(peer, row.own_summary or "", info.period.label, "answer")
-            return
+            return "answered-again"
         sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
+        carry_out, carry_in = carried_days(mine_sent, days_out, mine_received, days_in)
         now = rt.now_text()
         token = issue_summary(rt.keys.identity, role="answer", exchange=info.exchange, peer=peer,
                               period=info.period.label, time=now,
-                              sent=mine_sent.carrying(sent, days_out),
-                              received=mine_received.carrying(received, days_in))
+                              sent=mine_sent.carrying(sent, carry_out),
+                              received=mine_received.carrying(received, carry_in))
         state = "pending" if days_out or days_in else "agreed"
         events = [] if state == "pending" else [("reconciliation-agreed", {
             "peer": peer, "period": info.period.label, "exchange": info.exchange,
@@ -247,25 +298,31 @@ class Reconciler:
                             state=state, now=now, own_summary=token, peer_summary=info.token,
                             differences=None if state == "pending" else "[]", events=events)
         yield self._send(peer, token, info.period.label, "answer")
+        return "answered"
 
     @inlineCallbacks
     def _answered(self, peer: str, info: SummaryInfo,
-                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """A: the answer to our request: agree, or compare the lists and send ours."""
         rt = self.rt
         if row is None or row.role != "initiator" or row.own_summary is None:
-            raise SummaryError(f"it answers exchange {info.exchange}, which this office "
-                               "never asked for")
+            raise _Refused("reconciliation-unknown-exchange", f"it answers exchange "
+                           f"{info.exchange}, which this office never asked for")
+        if info.period.label != row.period:
+            raise _Refused("reconciliation-contradiction", f"it answers for period "
+                           f"{info.period.label}, but exchange {info.exchange} asked for "
+                           f"{row.period}")
         if row.peer_summary is not None:
             if row.peer_summary != info.token:
-                raise SummaryError(f"exchange {info.exchange} was already answered with other "
-                                   "content; this answer contradicts it")
-            return  # a resent answer
-        own = decode_summary(row.own_summary)
-        if info.period.label != row.period:
-            raise SummaryError(f"it answers for period {info.period.label}, not {row.period}")
-        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
+                raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} was "
+                               "already answered with other content; this answer contradicts "
+                               "it")
+            if row.state == "differs":
+                # Applied again after a crash: the lists may not have gone out.
+                yield self._send_detail(row, info)
+            return "answered-again"
         # The record as it is now (a late receipt may have come since the request).
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
@@ -277,34 +334,53 @@ class Reconciler:
                                     "peer": peer, "period": row.period,
                                     "exchange": row.exchange, "sent": mine_sent.count,
                                     "received": mine_received.count})])
-            return
-        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+            return "agreed"
+        plan = _Plan.of(mine_sent, mine_received, info)
+        differences = _differences(rt.node_id, peer, sent, received, info, plan)
         yield self._record_differences(row, info, differences, now)
-        detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange, peer=peer,
-                               period=row.period, time=now,
-                               sent=mine_sent.carrying(sent, days_out),
-                               received=mine_received.carrying(received, days_in))
-        yield self._send(peer, detail, row.period, "detail")
+        yield self._send_detail(row, info)
+        return "differs" if differences else "agreed"
+
+    @inlineCallbacks
+    def _send_detail(self, row: ReconciliationRow,
+                     info: SummaryInfo) -> Generator[Deferred[Any], Any, None]:
+        """A: our items of the days whose roots differ from the peer's answer ``info``."""
+        rt = self.rt
+        sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id),
+                                     info.period)
+        mine_sent, mine_received = digest_side(sent), digest_side(received)
+        plan = _Plan.of(mine_sent, mine_received, info)
+        detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange,
+                               peer=row.peer_node_id, period=row.period, time=rt.now_text(),
+                               sent=mine_sent.carrying(sent, plan.out),
+                               received=mine_received.carrying(received, plan.into))
+        yield self._send(office_node_id(rt.directory, row.peer_node_id), detail, row.period,
+                         "detail")
 
     @inlineCallbacks
     def _detailed(self, peer: str, info: SummaryInfo,
-                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, None]:
+                  row: ReconciliationRow | None) -> Generator[Deferred[Any], Any, str]:
         """B: A's lists after our answer showed a difference."""
         rt = self.rt
         if row is None or row.role != "responder" or row.own_summary is None:
-            raise SummaryError(f"it details exchange {info.exchange}, which this office "
-                               "never answered")
+            raise _Refused("reconciliation-unknown-exchange", f"it details exchange "
+                           f"{info.exchange}, which this office never answered")
+        if info.period.label != row.period:
+            raise _Refused("reconciliation-contradiction", f"it details period "
+                           f"{info.period.label}, but exchange {info.exchange} is for "
+                           f"{row.period}")
         if row.state != "pending":
-            if row.differences is not None and row.state == "differs":
-                return  # already compared (a resend)
-            raise SummaryError(f"exchange {info.exchange} is {row.state}; the lists "
-                               "contradict it")
+            if row.state == "differs":
+                return "detailed-again"  # already compared (a resend)
+            raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} is "
+                           f"{row.state}; the lists contradict it")
         own = decode_summary(row.own_summary)
         sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
-        days_out = own.sent.differing_days(info.received)
-        days_in = own.received.differing_days(info.sent)
-        differences = _differences(rt.node_id, peer, sent, received, info, days_out, days_in)
+        # Compared where both lists travelled: ours in the answer, theirs in these lists.
+        plan = _Plan.of(own.sent, own.received, info, own=own)
+        differences = _differences(rt.node_id, peer, sent, received, info, plan)
         yield self._record_differences(row, info, differences, rt.now_text())
+        return "differs" if differences else "agreed"
 
     def _record_differences(self, row: ReconciliationRow, info: SummaryInfo,
                             differences: list[Difference], now: str) -> Deferred:
@@ -325,31 +401,85 @@ class Reconciler:
                 "differences": counts,
                 "message_ids": [d.message_id for d in differences][:100]})])
 
+    def _own_ids(self) -> set[str]:
+        """This office's node IDs: current, and former ones still held."""
+        rt = self.rt
+        return {rt.node_id, *rt.former_keys, *rt.retired_ids}
+
     def _ids(self, peer: str) -> set[str]:
         """Every node ID (current and former) of the peer ``peer`` names."""
         return {peer, *(key.kid for key in self.rt.directory.identities_of(peer))}
 
 
-def _carried(side: Side, days: set[str]) -> list[Item]:
-    """The peer's items of ``days``; every such day it listed must be carried whole."""
-    carried = [item for item in side.items if item.day in days]
-    missing = sorted(day for day in days if day in side.days and
-                     not any(item.day == day for item in carried))
-    if missing:
-        raise SummaryError(f"the summary lacks the items of {', '.join(missing[:5])}, whose "
-                           "roots differ")
-    return carried
+class _Refused(NodeError):
+    """A summary refused; the instance's ``code`` names the case in the ``security-refused``
+    audit entry (docs/review.md)."""
+
+    code = "summary-refused"
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _exchange_row(store: Any, exchange: str, peer_ids: set[str]) -> ReconciliationRow | None:
+    """The exchange's row with the peer under any of its node IDs (it may have rotated since
+    the exchange began). Blocking."""
+    for node_id in sorted(peer_ids):
+        row = store.reconciliation(exchange, node_id)
+        if row is not None:
+            return row
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which differing days are compared (``out``: what we sent, ``into``: what we received)
+    and which are not, because their lists did not fit in one exchange."""
+
+    out: set[str]
+    into: set[str]
+    left_out: set[str]
+    left_in: set[str]
+
+    @classmethod
+    def of(cls, mine_sent: Side, mine_received: Side, info: SummaryInfo, *,
+           own: SummaryInfo | None = None) -> _Plan:
+        """The days whose roots differ from the peer's summary ``info``, compared where the
+        peer listed them whole (and, with ``own``, where our summary did too), as many as
+        fit in the lists we send back."""
+        days_out = mine_sent.differing_days(info.received)
+        days_in = mine_received.differing_days(info.sent)
+        out = {d for d in days_out if listed(info.received, d) and
+               (own is None or listed(own.sent, d))}
+        into = {d for d in days_in if listed(info.sent, d) and
+                (own is None or listed(own.received, d))}
+        if own is None:  # what we compare is what our lists carry back
+            out, into = carried_days(mine_sent, out, mine_received, into)
+        return cls(out, into, days_out - out, days_in - into)
+
+
+def _not_compared(days: set[str], sender: str, recipient: str) -> list[Difference]:
+    if not days:
+        return []
+    return [Difference("not-compared", "-", sender, recipient,
+                       f"{len(days)} day(s) from {min(days)} to {max(days)}: more documents "
+                       f"differ than one exchange carries ({MAX_ITEMS}); reconcile those "
+                       "months one by one")]
 
 
 def _differences(me: str, peer: str, sent: list[Item], received: list[Item], info: SummaryInfo,
-                 days_out: set[str], days_in: set[str]) -> list[Difference]:
-    """What we sent vs what the peer received, and what it sent vs what we received."""
-    theirs_received = _carried(info.received, days_out)
-    theirs_sent = _carried(info.sent, days_in)
-    return (compare([i for i in sent if i.day in days_out], theirs_received, sender=me,
+                 plan: _Plan) -> list[Difference]:
+    """What we sent vs what the peer received, and what it sent vs what we received, on the
+    days compared; one ``not-compared`` entry per direction for the days that were not."""
+    theirs_received = [i for i in info.received.items if i.day in plan.out]
+    theirs_sent = [i for i in info.sent.items if i.day in plan.into]
+    return (compare([i for i in sent if i.day in plan.out], theirs_received, sender=me,
                     recipient=peer) +
-            compare(theirs_sent, [i for i in received if i.day in days_in], sender=peer,
-                    recipient=me))
+            _not_compared(plan.left_out, me, peer) +
+            compare(theirs_sent, [i for i in received if i.day in plan.into], sender=peer,
+                    recipient=me) +
+            _not_compared(plan.left_in, peer, me))
 
 
 def _read_summary(path: Path) -> str:

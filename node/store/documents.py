@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from lienthong.keys.identity import check_time
@@ -194,6 +194,19 @@ class DocumentMethods(StoreBase):
         query = (select(_r).where(_r.c.state == "stored",
                                   _r.c.meta.contains(f'"kind":"{kind}"'),
                                   _r.c.sha256.not_in(applied))
+                 .order_by(_r.c.received_at).limit(limit))
+        with self._read() as conn:
+            return [_received_row(row) for row in conn.execute(query).all()]
+
+    def unsettled_control(self, kind: str, outcomes: Sequence[str],
+                          limit: int = 200) -> list[ReceivedRow]:
+        """Stored control documents of ``kind`` that no audit entry of the ``outcomes`` kinds
+        names by message ID: a crash came between their receipt and their outcome (the
+        yearly review's heads, witnesses and summaries record every outcome in the audit)."""
+        settled = exists().where(t.audit.c.message_id == _r.c.message_id,
+                                 t.audit.c.kind.in_(list(outcomes)))
+        query = (select(_r).where(_r.c.state == "stored",
+                                  _r.c.meta.contains(f'"kind":"{kind}"'), ~settled)
                  .order_by(_r.c.received_at).limit(limit))
         with self._read() as conn:
             return [_received_row(row) for row in conn.execute(query).all()]

@@ -1,13 +1,18 @@
 """The signed formats of the yearly review: witnesses, summaries, periods, digests, differences."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import nacl.signing
 import pytest
 
+from lienthong.keys.jws import MAX_TOKEN_BYTES
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.protocol.errors import SummaryError, WitnessError
 from lienthong.protocol.reconciliation import (
+    MAX_ITEMS,
     Item,
+    carried_days,
     compare,
     digest_side,
     issue_summary,
@@ -86,3 +91,61 @@ def test_compare_names_every_kind_of_difference() -> None:
                      ("digest-mismatch", item(4).message_id),
                      ("receipt-mismatch", item(5).message_id),
                      ("missing-at-sender", item(6).message_id)}
+
+
+def busy_year(per_day: int = 100, days: int = 365) -> list[Item]:
+    """A document every few minutes of every day of 2026, each receipted a second later."""
+    first = datetime.strptime(parse_period("2026").start, "%Y-%m-%dT%H:%M:%SZ")
+    out = []
+    for d in range(days):
+        day = (first + timedelta(days=d)).strftime("%Y-%m-%d")
+        for k in range(per_day):
+            n = d * per_day + k
+            out.append(Item(f"{n:032x}", f"{n:064x}", f"{day}T{k // 60:02d}:{k % 60:02d}:00Z",
+                            f"{day}T{k // 60:02d}:{k % 60:02d}:01.250Z"))
+    return out
+
+
+def test_a_year_of_a_busy_pair_is_summarised_by_roots_whatever_its_size() -> None:
+    """36,500 documents each way in a year (over the old 20,000 cap): the request, roots
+    only, verifies and stays small."""
+    items = busy_year()
+    side = digest_side(items)
+    token = issue_summary(A, role="request", exchange="e" * 32, peer=B_ID, period="2026",
+                          time=T, sent=side, received=side)
+    info = verify_summary(token, A.verify_key, peer=B_ID)
+    assert info.sent.count == 36500 and len(info.sent.days) == 365
+    assert len(token) < 100 * 1024
+
+
+def test_a_summary_carries_at_most_max_items_and_stays_under_a_token_s_size() -> None:
+    """At the cap (4,000 items, a whole year of day roots on both sides) the signed answer
+    verifies and fits in a token; one item more is refused."""
+    items = busy_year()
+    side = digest_side(items)
+    out, into = carried_days(side, set(side.days), side, set(side.days))
+    assert sum(side.days[d][0] for d in out) + sum(side.days[d][0] for d in into) == MAX_ITEMS
+    token = issue_summary(A, role="answer", exchange="e" * 32, peer=B_ID, period="2026",
+                          time=T, sent=side.carrying(items, out),
+                          received=side.carrying(items, into))
+    assert len(token) < MAX_TOKEN_BYTES
+    info = verify_summary(token, A.verify_key)
+    assert len(info.sent.items) + len(info.received.items) == MAX_ITEMS
+    # The same days, with one document more on the first of them: 4,001 items.
+    first = min(out)
+    more = [*items, Item("f" * 32, "f" * 64, f"{first}T23:59:00Z", None)]
+    over = issue_summary(A, role="answer", exchange="e" * 32, peer=B_ID, period="2026", time=T,
+                         sent=digest_side(more).carrying(more, out),
+                         received=side.carrying(items, into))
+    with pytest.raises(SummaryError, match=f"more than {MAX_ITEMS} items"):
+        verify_summary(over, A.verify_key)
+
+
+def test_carried_days_takes_whole_days_earliest_first_within_the_limit() -> None:
+    items = [item(1, day=3), item(2, day=3), item(3, day=4), item(4, day=5), item(5, day=5),
+             item(6, day=5)]
+    side = digest_side(items)
+    # Day 3 (2) fits, day 4 (1) fits, day 5 (3) would make 6 > 4: left for a smaller day.
+    out, into = carried_days(side, {"2026-11-03", "2026-11-04", "2026-11-05"}, digest_side([]),
+                             {"2026-11-06"}, limit=4)
+    assert out == {"2026-11-03", "2026-11-04"} and into == {"2026-11-06"}  # nothing held: free
