@@ -156,17 +156,19 @@ class IncomingStream:
         if len(self._stream_header) == HEADER_BYTES and self._record:
             write_resume_record(self.resume_record, self._header, self._stream_header)
 
-    def finish(self) -> None:
-        """Prove the document complete (final tag at the end, sizes, digests) and fsync the
-        staging file; the resume record is kept until the document is published."""
+    def finish(self) -> EnvelopeHeader:
+        """Prove the document complete (final tag at the end, sizes, digests; v3: the signed
+        trailer) and fsync the staging file; return the header with its proven digest. The
+        resume record is kept until the document is published."""
         try:
-            self._opener.finish()
+            header = self._opener.finish()
             plain_file, _ = self._staging_file()
             plain_file.flush()
             os.fsync(plain_file.fileno())
             self._finished = True
         finally:
             self._close_file()
+        return header
 
     def close(self) -> None:
         """Stop without finishing (connection lost, disk full): keep the staged chunks and the

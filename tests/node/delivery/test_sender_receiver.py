@@ -33,12 +33,19 @@ from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 class PeerTransport(StringTransport):
     """An established TLS connection, as far as our protocols can tell: it names the peer."""
 
-    def __init__(self, peer_cert_der: bytes) -> None:
+    def __init__(self, peer_cert_der: bytes, alpn: bytes = b"lienthong/2") -> None:
         super().__init__()
         self._peer = crypto.X509.from_cryptography(x509.load_der_x509_certificate(peer_cert_der))
+        self.alpn = alpn
 
     def getPeerCertificate(self) -> crypto.X509:  # noqa: N802
         return self._peer
+
+    def getHandle(self) -> PeerTransport:  # noqa: N802 - as the TLS connection it stands for
+        return self
+
+    def get_alpn_proto_negotiated(self) -> bytes:
+        return self.alpn
 
 
 class Wire:
