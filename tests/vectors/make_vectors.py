@@ -24,9 +24,8 @@ from typing import Any
 import nacl.public
 import nacl.signing
 
-from lienthong.keys.jws import b64url_encode
+from lienthong.keys.jws import b64url_encode, canonical_json
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.keys.jws import canonical_json
 from lienthong.protocol.envelope import contents_key, seal_all, verify_header
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import issue_receipt
