@@ -21,6 +21,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from lienthong.keys import jws
 from lienthong.node.delivery.links import LinkState, PeerLink
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
@@ -28,7 +29,6 @@ from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
 from lienthong.node.store.records import NewDispatch
-from lienthong.keys import jws
 from lienthong.protocol.envelope import decode_header, sign_trailer
 from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
