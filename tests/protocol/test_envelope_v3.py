@@ -357,3 +357,10 @@ def test_a_receipt_binds_the_digest_the_trailer_proved_and_any_jose_library_chec
         warnings.simplefilter("ignore")
         result = jose_jws.deserialize_compact(receipt, jwk, algorithms=["EdDSA"])
     assert b'"sha256":"' + proven.sha256.encode() in result.payload
+
+
+def test_ciphertext_sizes_as_docs_protocol_lists_them() -> None:
+    """docs/protocol.md Part A §8.3: the examples at chunk size 4096."""
+    from lienthong.protocol.layout import ciphertext_size
+    assert [ciphertext_size(n, CHUNK, TRAILER_BYTES) for n in (0, 1, 4096, 10240)] == \
+        [162, 163, 4258, 10436]
