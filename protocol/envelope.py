@@ -528,10 +528,9 @@ class Sealer:
         self._identity = identity
         self._version = version
         message_id = check_hex(message_id, "message_id", 32)
+        name = check_name(unicodedata.normalize("NFC", name) if isinstance(name, str) else name)
         contents = {
-            "created": check_time(created, "created"),
-            "name": check_name(unicodedata.normalize("NFC", name) if isinstance(name, str)
-                               else name),
+            "created": check_time(created, "created"), "name": name,
             "size": check_size_field(size, "size"), "chunk_size": chunk_size, "meta": meta}
         self._fields: dict[str, Any] = {"v": version, "message_id": message_id,
                                         "sender": sender, "recipients": list(recipients)}
@@ -566,7 +565,9 @@ class Sealer:
                                     _seal_contents(contents, file_key, message_id, nonce)))
             token = jws.sign(identity, ENVELOPE_TYP, self._fields, kid=sender)
             self._header = replace(decode_header(token), verified_key=identity.verify_key.encode(),
-                                   contents=_open_contents(decode_header(token), file_key))
+                                   contents=Contents(name=name, created=created,
+                                                     size=size, chunk_size=chunk_size,
+                                                     meta=MappingProxyType(meta)))
 
     @property
     def header(self) -> EnvelopeHeader | None:
