@@ -107,7 +107,8 @@ def test_kill_mid_transfer_resumes(network, tmp_path, envelope: int) -> None:  #
 
 
 @ENVELOPES
-def test_kill_after_receiver_stored_before_receipt_recorded(network, tmp_path, envelope: int) -> None:  # type: ignore[no-untyped-def]
+def test_kill_after_receiver_stored_before_receipt_recorded(  # type: ignore[no-untyped-def]
+        network, tmp_path, envelope: int) -> None:
     """Killed with the receipt in hand but unrecorded: the retry gets the same receipt back."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-before-receipt-stored", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
