@@ -83,6 +83,16 @@ def _integer(minimum: int, maximum: int | None = None) -> Check:
     return check
 
 
+def _integer_between(minimum: int, maximum: int) -> Check:
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not \
+                minimum <= value <= maximum:
+            raise ConfigError(f"{where}: expected a whole number from {minimum} to {maximum}, "
+                              f"got {value!r}")
+        return value
+    return check
+
+
 def _boolean(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -142,7 +152,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     delivery = _section(data, "delivery", {
         "max_document_mib": _integer(1), "retry_initial": _number(0.01),
         "retry_max": _number(0.01), "connect_timeout": _number(0.1),
-        "idle_timeout": _number(1.0), "max_parallel_transfers": _integer(1)}, source)
+        "idle_timeout": _number(1.0), "max_parallel_transfers": _integer(1),
+        "max_protocol": _integer_between(1, 2)}, source)
     status = _section(data, "status", {"listen": _address, "allow_remote": _boolean}, source)
     status_section = StatusSection(**status)
     status_host, _ = parse_address(status_section.listen, where="status.listen")

@@ -71,6 +71,9 @@ class DeliverySection:
     connect_timeout: float = 20.0
     idle_timeout: float = 300.0
     max_parallel_transfers: int = 4
+    #: The newest wire protocol this node offers and accepts (2: envelope v3, 1: v2 only, as a
+    #: node before issue 14). 1 is for rolling an upgrade back, and for tests of a mixed pair.
+    max_protocol: int = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,9 @@ retry_max = 300.0
 connect_timeout = 20
 idle_timeout = 300
 max_parallel_transfers = 4
+# Newest wire protocol: 2 seals file names and metadata end to end (envelope v3); 1 only
+# while rolling an upgrade back.
+# max_protocol = 2
 
 [status]
 # Local status API (JSON at /status, Prometheus at /metrics). Loopback only unless

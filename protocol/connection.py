@@ -50,6 +50,13 @@ the connection moves to ERROR, after which only ``send(Error(...))`` is allowed,
 node can tell the peer why before closing. Any attempt by us to send what the tables forbid
 raises LocalProtocolError and changes nothing.
 
+Versions. HELLO's ``protocol`` names the protocol the two sides speak: 1, or 2 (protocol 1
+whose envelopes may be v3: docs/protocol.md). The node agrees on it by ALPN during the TLS
+handshake (``lienthong/2`` preferred, ``lienthong/1`` still accepted, so a node that speaks
+only 1 keeps exchanging during an upgrade); the receiver's HELLO states it, the sender's HELLO
+must state the same one, and :attr:`Connection.protocol` tells the node which it was. Frames
+are the same in both (their version byte stays 1).
+
 Pure: no clock, no I/O. Deadlines (hello, idle, ping) are the node's job.
 """
 from __future__ import annotations
@@ -90,10 +97,14 @@ from lienthong.protocol.events import (
     decode_event,
     encode_event_parts,
 )
-from lienthong.protocol.frames import MAX_PAYLOAD, PROTOCOL_VERSION, FrameDecoder
+from lienthong.protocol.frames import MAX_PAYLOAD, FrameDecoder
 
 #: Largest frame payload accepted before both HELLOs (an ERROR with a long reason fits).
 HANDSHAKE_MAX_PAYLOAD = 16 * 1024
+#: Protocol versions a HELLO may name (see the module docstring): 2 carries envelope v3.
+PROTOCOLS = (1, 2)
+#: The protocol from which envelopes may be v3.
+ENVELOPE_V3_PROTOCOL = 2
 #: Unanswered PINGs allowed in each direction.
 MAX_OUTSTANDING_PINGS = 16
 #: Finished message IDs remembered only to explain a late frame precisely.
@@ -223,9 +234,16 @@ def advance_transfer(current: Transfer | None, event: Event) -> Transfer:
 class Connection:
     """One side of one lienthong connection. See the module docstring for the rules."""
 
-    def __init__(self, role: Role, max_in_flight: int = 32) -> None:
+    def __init__(self, role: Role, max_in_flight: int = 32,
+                 protocols: tuple[int, ...] = PROTOCOLS) -> None:
+        """``protocols``: the versions this side accepts in the peer's HELLO (the node passes
+        the one ALPN agreed on)."""
         if not isinstance(role, Role):
             raise TypeError(f"role must be a Role, not {role!r}")
+        if not protocols or not set(protocols) <= set(PROTOCOLS):
+            raise ValueError(f"protocols must be among {PROTOCOLS}")
+        self._protocols = tuple(protocols)
+        self._protocol: int | None = None
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValueError("max_in_flight must be a positive integer")
         self._role = role
@@ -261,6 +279,18 @@ class Connection:
         """How many more OFFERs may be sent now (``max_in_flight`` less the open transfers):
         the sender asks before offering instead of meeting ``TooManyOffers``."""
         return self._max_in_flight - len(self._transfers)
+
+    @property
+    def protocol(self) -> int | None:
+        """The protocol version the receiver's HELLO named (None before it)."""
+        return self._protocol
+
+    def set_protocols(self, protocols: tuple[int, ...]) -> None:
+        """Narrow the versions accepted before any HELLO (the node, once ALPN agreed)."""
+        if self._state is not State.AWAIT_RECEIVER_HELLO or not protocols or \
+                not set(protocols) <= set(PROTOCOLS):
+            raise LocalProtocolError("the protocol is fixed before the first HELLO")
+        self._protocols = tuple(protocols)
 
     @property
     def peer_hello(self) -> Hello | None:
@@ -343,9 +373,13 @@ class Connection:
             raise StateError(self._refusal(event, speaker))
         deliver = True
         if isinstance(event, Hello):
-            if event.protocol != PROTOCOL_VERSION:
-                raise UnsupportedVersion(f"peer speaks protocol {event.protocol}; this node "
-                                         f"speaks {PROTOCOL_VERSION}")
+            if self._protocol is None and event.protocol not in self._protocols:
+                raise UnsupportedVersion(f"HELLO names protocol {event.protocol}; this "
+                                         f"connection speaks {self._protocols}")
+            if self._protocol is not None and event.protocol != self._protocol:
+                raise UnsupportedVersion(f"the sender's HELLO names protocol {event.protocol}; "
+                                         f"the receiver's named {self._protocol}")
+            self._protocol = event.protocol
             if speaker is self._peer_role:
                 self._peer_hello = event
         elif isinstance(event, (Ping, Pong)):

@@ -86,6 +86,13 @@ class DigestMismatch(EnvelopeError):
     code = "digest-mismatch"
 
 
+class BadTrailer(EnvelopeError):
+    """The signed trailer at the end of a v3 stream is malformed, does not verify with the
+    sender's identity key, or was signed for another envelope header."""
+
+    code = "bad-trailer"
+
+
 class ReceiptError(ProtocolError):
     """A receipt failed verification or names something other than what was sent."""
 

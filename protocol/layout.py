@@ -48,11 +48,14 @@ def chunk_count(size: int, chunk_size: int) -> int:
     return max(1, -(-size // chunk_size))
 
 
-def ciphertext_size(size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """Exact length of the ciphertext stream (header and chunks) for ``size`` plaintext bytes."""
+def ciphertext_size(size: int, chunk_size: int = DEFAULT_CHUNK_SIZE, trailer: int = 0) -> int:
+    """Exact length of the ciphertext stream (header and chunks) for ``size`` plaintext bytes;
+    ``trailer``: the length of a signed trailer sealed as one more, final, chunk (envelope v3;
+    protocol/envelope.py), or 0 for none."""
     check_size(size)
     check_chunk_size(chunk_size)
-    return HEADER_BYTES + size + CHUNK_OVERHEAD * chunk_count(size, chunk_size)
+    extra = trailer + CHUNK_OVERHEAD if trailer else 0
+    return HEADER_BYTES + size + CHUNK_OVERHEAD * chunk_count(size, chunk_size) + extra
 
 
 def last_chunk_len(size: int, chunk_size: int) -> int:

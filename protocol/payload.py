@@ -23,8 +23,13 @@ read twice, and both buffer at most one chunk. The plaintext's hash object can b
 (``plaintext_digest``, anything with ``update``/``digest``): the node passes one that hashes on
 a second thread (node/core/hashing.py), so the hash overlaps the cipher; this module starts none.
 
-The file key is wrapped for each reader with a sealed box (protocol/filekey.py, re-exported
-here).
+The file key is wrapped for each reader with a sealed box (protocol/filekey.py).
+
+A stream with a *trailer* (envelope v3, ``trailer`` > 0) carries one more chunk after the
+plaintext's: exactly ``trailer`` bytes the caller gives to :meth:`PayloadEncryptor.finish` (the
+sender's signed trailer, protocol/envelope.py). Then every plaintext chunk carries
+``TAG_MESSAGE`` and the trailer chunk ``TAG_FINAL``; the decryptor hands the trailer back in
+its summary, never as plaintext, and hashes only the plaintext.
 
 State machine (both codecs)::
 
@@ -102,6 +107,8 @@ class PayloadSummary:
     sha256: str
     ciphertext_size: int
     ciphertext_sha256: str | None
+    #: The trailer chunk's content (a stream with a trailer), else None.
+    trailer: bytes | None = None
 
 
 class _Phase(enum.Enum):
@@ -146,14 +153,19 @@ class _Codec:
     """Position bookkeeping shared by both directions."""
 
     def __init__(self, key: bytes, ad: bytes, size: int, chunk_size: int,
-                 plaintext_digest: Digest | None) -> None:
+                 plaintext_digest: Digest | None, trailer: int = 0) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("a file key is 32 bytes")
+        if not 0 <= trailer <= chunk_size:
+            raise ValueError("a trailer is 0 to chunk_size bytes")
+        #: Bytes of the trailer chunk after the plaintext's chunks (0: no trailer chunk).
+        self._trailer = trailer
         self._key = bytes(key)
         self._ad = bytes(ad)
         self._size = check_size(size)
         self._chunk_size = check_chunk_size(chunk_size)
-        self._chunks = chunk_count(size, chunk_size)
+        self._chunks = chunk_count(size, chunk_size)          # the plaintext's chunks
+        self._total = self._chunks + (1 if trailer else 0)    # and the trailer's
         self._last_len = last_chunk_len(size, chunk_size)
         self._index = 0                    # index of the next chunk
         # A partial chunk (never a whole one): the first _pending_len bytes of a buffer kept for
@@ -185,6 +197,8 @@ class _Codec:
         return out
 
     def _plain_len(self, index: int) -> int:
+        if index >= self._chunks:
+            return self._trailer
         return self._chunk_size if index < self._chunks - 1 else self._last_len
 
     @property
@@ -218,8 +232,8 @@ class PayloadEncryptor(_Codec):
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
                  random_bytes: Callable[[int], bytes] = nacl.utils.random,
                  digests: bool = True, ciphertext_digest: bool = True,
-                 plaintext_digest: Digest | None = None) -> None:
-        super().__init__(key, ad, size, chunk_size, plaintext_digest)
+                 plaintext_digest: Digest | None = None, trailer: int = 0) -> None:
+        super().__init__(key, ad, size, chunk_size, plaintext_digest, trailer)
         if not digests:
             self._plain = self._cipher = _NoDigest()
         elif not ciphertext_digest:
@@ -233,6 +247,7 @@ class PayloadEncryptor(_Codec):
         sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, self._key)
         self._header = header
         self._fed = 0
+        self._digest_hex: str | None = None   # the plaintext's, once taken
         self._move(_Phase.CHUNKS)
         self._header_sent = False
 
@@ -241,13 +256,24 @@ class PayloadEncryptor(_Codec):
         """The 24-byte secretstream header that starts the ciphertext stream."""
         return self._header
 
+    @_fail_closed
+    def plaintext_sha256(self) -> str:
+        """The plaintext's SHA-256 (hex) once all of it was fed: what a trailer signs before
+        :meth:`finish` seals it."""
+        if self._fed != self._size:
+            raise SizeMismatch(f"only {self._fed} of the declared {self._size} plaintext bytes "
+                               "were fed (did the file shrink while it was being sealed?)")
+        if self._digest_hex is None:
+            self._digest_hex = self._plain.digest().hex()
+        return self._digest_hex
+
     @property
     def started(self) -> bool:
         """True once :meth:`feed` has been called."""
         return self._header_sent
 
     def _push(self, chunk: bytes, out: Callable[[bytes], None]) -> None:
-        final = self._index == self._chunks - 1
+        final = self._index == self._total - 1
         sealed = _push(self._state, chunk, self._ad, TAG_FINAL if final else TAG_MESSAGE)
         if self._cipher is not None:
             self._cipher.update(sealed)
@@ -279,7 +305,7 @@ class PayloadEncryptor(_Codec):
                 self._cipher.update(self._header)
             out(self._header)
         pos = 0
-        while not self.done:
+        while self._index < self._chunks:   # the plaintext's chunks (a trailer comes at finish)
             need = self._plain_len(self._index) - self._pending_len
             if need > n - pos:
                 self._stash(view[pos:])
@@ -295,24 +321,36 @@ class PayloadEncryptor(_Codec):
             self._push(chunk, out)
 
     @_fail_closed
-    def finish(self) -> tuple[bytes, PayloadSummary]:
+    def finish(self, trailer: bytes | None = None) -> tuple[bytes, PayloadSummary]:
         """End the stream: return any ciphertext not yet returned and the stream's summary.
 
         The leftover is empty unless ``feed`` was never called (an empty document), in which
-        case it is the stream header and the empty final chunk. Calling it again returns the
-        same summary and no more ciphertext.
+        case it is the stream header and the empty final chunk; with a trailer it also holds
+        the trailer chunk made of ``trailer`` (which must then be given, of the declared
+        length). Calling it again returns the same summary and no more ciphertext.
         """
         if self._summary is not None:
             return b"", self._summary
         if self._fed != self._size:
             raise SizeMismatch(f"only {self._fed} of the declared {self._size} plaintext bytes "
                                "were fed (did the file shrink while it was being sealed?)")
-        tail = b"" if self.done else self.feed(b"")
+        if (trailer is None) != (not self._trailer) or (
+                trailer is not None and len(trailer) != self._trailer):
+            raise ValueError(f"this stream ends with a trailer of {self._trailer} bytes")
+        tail = b"" if self._index >= self._chunks else self.feed(b"")
+        if trailer is not None:
+            out = Gather(bytearray())
+            out.add(tail)
+            self._push(bytes(trailer), out.add)
+            tail = out.result()
         self._move(_Phase.FINISHED)
+        if self._digest_hex is None:
+            self._digest_hex = self._plain.digest().hex()
         self._summary = PayloadSummary(
-            size=self._size, sha256=self._plain.digest().hex(),
-            ciphertext_size=ciphertext_size(self._size, self._chunk_size),
-            ciphertext_sha256=None if self._cipher is None else self._cipher.digest().hex())
+            size=self._size, sha256=self._digest_hex,
+            ciphertext_size=ciphertext_size(self._size, self._chunk_size, self._trailer),
+            ciphertext_sha256=None if self._cipher is None else self._cipher.digest().hex(),
+            trailer=trailer)
         return tail, self._summary
 
 
@@ -322,30 +360,36 @@ class PayloadDecryptor(_Codec):
 
     def __init__(self, key: bytes, *, ad: bytes, size: int,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, ciphertext_digest: bool = True,
-                 plaintext_digest: Digest | None = None) -> None:
-        super().__init__(key, ad, size, chunk_size, plaintext_digest)
+                 plaintext_digest: Digest | None = None, trailer: int = 0) -> None:
+        super().__init__(key, ad, size, chunk_size, plaintext_digest, trailer)
         self._state = _State()
         self._received = 0
+        self._trailer_plain: bytes | None = None
         if not ciphertext_digest:
             self._cipher = None
 
     def _pull(self, sealed: bytes, out: Callable[[bytes], None]) -> None:
-        index, final = self._index, self._index == self._chunks - 1
+        index, final = self._index, self._index == self._total - 1
         try:
             chunk, tag = _pull(self._state, sealed, self._ad)
         except nacl.exceptions.CryptoError as exc:
-            raise DecryptError(f"chunk {index} of {self._chunks} failed authentication "
+            raise DecryptError(f"chunk {index} of {self._total} failed authentication "
                                "(altered, reordered, duplicated or from another stream)") from exc
         if tag != (TAG_FINAL if final else TAG_MESSAGE):
             if tag == TAG_FINAL:
                 raise EarlyFinal(f"chunk {index} carries the final tag but the header promises "
-                                 f"{self._chunks} chunks")
+                                 f"{self._total} chunks"
+                                 + (" (the last one the signed trailer)" if self._trailer
+                                    else ""))
             if final and tag == TAG_MESSAGE:
                 raise MissingFinal(f"chunk {index}, the last one the header promises, does not "
                                    "carry the final tag")
             raise ChunkTagError(f"chunk {index} carries unexpected secretstream tag {tag}")
-        self._plain.update(chunk)
-        out(chunk)
+        if index >= self._chunks:         # the trailer: kept for the summary, not plaintext
+            self._trailer_plain = chunk
+        else:
+            self._plain.update(chunk)
+            out(chunk)
         self._index += 1
         if final:
             self._move(_Phase.DONE)
@@ -413,10 +457,12 @@ class PayloadDecryptor(_Codec):
             return self._summary
         if not self.done:
             raise Truncated(f"the payload stopped after {self._received} bytes, before its "
-                            f"final chunk ({self._index} of {self._chunks} chunks complete)")
+                            f"final chunk ({self._index} of {self._total} chunks complete"
+                            + (", the last one the signed trailer)" if self._trailer else ")"))
         self._move(_Phase.FINISHED)
         self._summary = PayloadSummary(size=self._size, sha256=self._plain.digest().hex(),
                                        ciphertext_size=self._received,
                                        ciphertext_sha256=None if self._cipher is None
-                                       else self._cipher.digest().hex())
+                                       else self._cipher.digest().hex(),
+                                       trailer=self._trailer_plain)
         return self._summary

@@ -121,12 +121,16 @@ def decode_receipt(token: str | bytes) -> ReceiptInfo:
 
 def verify_receipt(token: str | bytes, recipient_verify_key: nacl.signing.VerifyKey, *,
                    expected: EnvelopeHeader | None = None,
-                   recipient: str | None = None) -> ReceiptInfo:
+                   recipient: str | None = None, sha256: str | None = None,
+                   size: int | None = None) -> ReceiptInfo:
     """Check a receipt's type, signature and schema, and that it answers what we sent.
 
     ``recipient_verify_key`` must be the identity key of the node the receipt names (it must
     hash to that node ID). With ``expected`` (the header we sent), every field that identifies
-    the message must match it; with ``recipient``, the receipt must come from that node.
+    the message must match it; with ``recipient``, the receipt must come from that node. A v3
+    header read back from a token names neither the document's SHA-256 (its trailer did) nor
+    its size (sealed): the caller gives them as ``sha256`` and ``size`` from its own record
+    of what it sealed, and the receipt must name those.
     """
     decoded = _decode(token)
     try:
@@ -143,8 +147,14 @@ def verify_receipt(token: str | bytes, recipient_verify_key: nacl.signing.Verify
         if info.recipient not in expected.recipients:
             raise ReceiptMismatch(f"{info.recipient} is not a recipient of message "
                                   f"{expected.message_id}")
-        for field in ("message_id", "sender", "sha256", "size", "header_sha256"):
-            got, want = getattr(info, field), getattr(expected, field)
+        wanted = {"message_id": expected.message_id, "sender": expected.sender,
+                  "header_sha256": expected.header_sha256,
+                  "sha256": expected.digest if expected.digest is not None else sha256,
+                  "size": expected.size if expected.opened else size}
+        for field, want in wanted.items():
+            if want is None:
+                raise ValueError(f"the {field} the receipt must name is not known: give it")
+            got = getattr(info, field)
             if got != want:
                 raise ReceiptMismatch(f"the receipt's {field} is {got!r}, but we sent {want!r}")
     return info

@@ -27,6 +27,7 @@ from lienthong.node.audit.heads import HeadSigner
 from lienthong.node.audit.witnesses import HEAD_KIND, WITNESS_KIND, HeadWitnessing
 from lienthong.node.control.received import ReceivedControl
 from lienthong.node.control.requests import ControlRequests
+from lienthong.node.core.ratelimit import RateLimit
 from lienthong.node.delivery.links import PeerLink
 from lienthong.node.identity.key_update_incoming import IncomingKeyUpdates
 from lienthong.node.identity.key_update_outgoing import (
@@ -40,6 +41,7 @@ from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.runtime.peer_protocols import PeerProtocols, load_peer_protocols
 from lienthong.node.spool.recovery import sweep_staged
 from lienthong.node.status.api import StatusService
 from lienthong.node.status.live import live_from_links
@@ -47,6 +49,10 @@ from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
+
+#: Refused TLS handshakes recorded per minute at most; the rest are counted
+#: (node/core/ratelimit.py).
+REFUSALS_PER_MINUTE = 20
 
 log = Logger(namespace="lienthong.node")
 
@@ -64,13 +70,16 @@ class Node:
         self.rt = runtime
         self.links: dict[str, PeerLink] = {}
         self.offers = Offers(runtime)
-        self.receiver_factory = ReceiverFactory(self.offers)
+        self.receiver_factory = ReceiverFactory(self.offers, on_refused=self.handshake_refused)
         self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
                              on_released=self._released)
         self.tls = PinnedContextFactory(
             tls_key=runtime.keys.tls_key, certificate_der_bytes=runtime.keys.tls_cert_der,
             lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
-            on_refused=self.tls_refused)
+            on_refused=self.tls_refused, max_protocol=runtime.config.delivery.max_protocol)
+        # Refused handshakes are recorded, but a scan must not flood the log and the audit.
+        self._refusals = RateLimit(burst=REFUSALS_PER_MINUTE, window=60.0,
+                                   now=runtime.monotonic)
         self.watcher: OutboxWatcher | None = None
         self.port: IListeningPort | None = None
         self._directory_poll: LoopingCall | None = None
@@ -113,6 +122,8 @@ class Node:
         rt.started_at = rt.now()
         rt.started_monotonic = rt.monotonic()
         yield rt.refresh_directory()
+        known = yield rt.io(load_peer_protocols, rt.config.home / "state")
+        rt.peer_protocols = PeerProtocols(known)
         yield self.outgoing_key_updates.resume()
         host, port = parse_address(rt.config.node.listen, where="node.listen")
         self.port = rt.reactor.listenSSL(port, self.receiver_factory, self.tls, interface=host)
@@ -210,10 +221,22 @@ class Node:
     def _delivery_failed(self, message_id: str, reason: str) -> None:
         self.outbox.delivery_failed(message_id, reason)
 
-    def tls_refused(self, pin: str, reason: str) -> None:
-        """A TLS peer presented a key no trusted peer holds: audited and logged."""
-        self.rt.audit("security-refused", code="tls-unknown-key", pin=pin, reason=reason)
-        log.warn("refused a TLS peer: {reason}", reason=reason)
+    def tls_refused(self, pin: str, reason: str, code: str = "tls-unknown-key") -> None:
+        """A TLS peer was refused at the handshake by key (a key no trusted peer holds) or by
+        ALPN: audited and logged, at most ``REFUSALS_PER_MINUTE`` a minute."""
+        if not self._refusals.allow():
+            return
+        suppressed = self._refusals.take_suppressed()
+        detail: dict[str, Any] = {"suppressed": suppressed} if suppressed else {}
+        self.rt.audit("security-refused", code=code, pin=pin, reason=reason, **detail)
+        log.warn("refused a TLS peer: {reason}{more}", reason=reason,
+                 more=f" ({suppressed} more refused handshakes were not recorded)"
+                 if suppressed else "")
+
+    def handshake_refused(self, reason: str) -> None:
+        """A TLS handshake failed before any key could be named (no certificate, TLS 1.2 only,
+        no common ALPN protocol, not TLS at all): recorded like ``tls_refused``."""
+        self.tls_refused("none", reason, "tls-handshake-refused")
 
     @inlineCallbacks
     def stop(self) -> Generator[Deferred[Any], Any, None]:

@@ -55,7 +55,7 @@ from lienthong.node.store.database import Store
 from lienthong.node.store.reports import StoredReceipt
 from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
-from lienthong.protocol.receipt import verify_receipt
+from lienthong.protocol.receipt import decode_receipt, verify_receipt
 
 PAGE = 500
 
@@ -288,7 +288,12 @@ def _check_one(row: StoredReceipt, keys: list[tuple[str, nacl.signing.VerifyKey]
     error: Exception | None = None
     for recipient, key in keys:
         try:
-            info = verify_receipt(row.receipt, key, expected=header, recipient=recipient)
+            # A v3 header seals the size and leaves the digest to its trailer: the digest
+            # recorded is what the receipt must name; its size is checked below as recorded
+            # in the receipt itself (bound to the header by header_sha256).
+            info = verify_receipt(row.receipt, key, expected=header, recipient=recipient,
+                                  sha256=row.sha256, size=None if header.opened else
+                                  decode_receipt(row.receipt).size)
         except (ProtocolError, KeysError) as exc:
             error = exc
             continue

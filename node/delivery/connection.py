@@ -31,7 +31,7 @@ from lienthong.node.delivery.readahead import CiphertextSource, ReadAhead
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
-from lienthong.node.transport.tls import peer_node_id
+from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import (
@@ -244,11 +244,23 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
             self.abort("wrong-peer", f"dialled {self.link.node_id} but reached {authenticated} "
                        f"(says {hello.node_id})")
             return
-        self._write(Hello(node_id=self.link.local_node_id, software=SOFTWARE))
+        # The receiver's HELLO names the protocol ALPN agreed on; ours names the same.
+        if hello.protocol != negotiated_protocol(self.transport):
+            self.abort("unsupported-version", f"the HELLO names protocol {hello.protocol}, "
+                       "not the one the TLS handshake agreed on", peer_fault=True)
+            return
+        self.link.rt.note_peer_protocol(self.link.node_id, hello.protocol)
+        self._write(Hello(node_id=self.link.local_node_id, software=SOFTWARE,
+                          protocol=hello.protocol))
         self.ready = True
         self.link.connection_ready(self)
 
     # -- called by the link ----------------------------------------------------------------
+
+    @property
+    def protocol(self) -> int:
+        """The protocol the HELLOs agreed on (1 before them): 2 carries envelope v3."""
+        return self.conn.protocol or 1
 
     def offer_room(self) -> int:
         """OFFERs the protocol allows now (its cap on transfers in flight, urgent or not)."""

@@ -40,6 +40,7 @@ from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import DispatchRow, QueuedDelivery
 from lienthong.node.transport.tls import PinnedContextFactory
+from lienthong.protocol.connection import ENVELOPE_V3_PROTOCOL
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Priority
@@ -115,6 +116,8 @@ class PeerLink(DocumentOutcomes):
         self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
         #: Decoded headers of the documents offered on this connection (decoded once).
         self._headers: dict[str, EnvelopeHeader] = {}
+        #: v3 envelopes held back from a peer speaking protocol 1 (audited once each).
+        self._waiting_for_v3: set[str] = set()
         cfg = runtime.config.delivery
         self.backoff = Backoff(initial=cfg.retry_initial, maximum=cfg.retry_max)
 
@@ -142,6 +145,27 @@ class PeerLink(DocumentOutcomes):
             return decode_header(row.header_token).sender == self.rt.node_id
         except ProtocolError:
             return False
+
+    def _too_new(self, row: QueuedDelivery) -> bool:
+        """True for a v3 envelope while the connection speaks protocol 1 (the peer moved back
+        to a version that cannot read it after it was sealed): it waits, audited once, until
+        the peer speaks protocol 2 again (node/runtime/peer_protocols.py)."""
+        if self.proto is None or self.proto.protocol >= ENVELOPE_V3_PROTOCOL:
+            return False
+        try:
+            version = decode_header(row.header_token).version
+        except ProtocolError:
+            return False
+        if version < 3:
+            return False
+        if row.message_id not in self._waiting_for_v3:
+            self._waiting_for_v3.add(row.message_id)
+            self.rt.audit("delivery-waiting", peer=self.node_id, message_id=row.message_id,
+                          code="peer-protocol-too-old", envelope=version,
+                          protocol=self.proto.protocol)
+            log.warn("{mid} waits until {peer} speaks protocol 2 again (it was sealed as "
+                     "envelope v3)", mid=row.message_id, peer=self.name)
+        return True
 
     @property
     def clock(self) -> Any:
@@ -320,7 +344,7 @@ class PeerLink(DocumentOutcomes):
                 stopped = offered_now = False
                 for row in rows:
                     if (row.message_id in self.offered or row.message_id in self._held_back
-                            or self._not_yet(row)):
+                            or self._not_yet(row) or self._too_new(row)):
                         continue
                     large = sum(1 for r in self.offered.values()
                                 if r.ciphertext_size > SMALL_DOCUMENT)

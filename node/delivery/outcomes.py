@@ -152,7 +152,8 @@ class DocumentOutcomes:
             signer = self._receipt_signer(header)
             info = verify_receipt(token, self.rt.directory.verify_key_for(self.node_id,
                                                                          kid=signer),
-                                  expected=header, recipient=signer)
+                                  expected=header, recipient=signer, sha256=row.sha256,
+                                  size=row.size)
         except (ProtocolError, KeysError) as exc:
             code = getattr(exc, "code", "bad-receipt")
             self.rt.audit("receipt-refused", peer=self.node_id, message_id=message_id,

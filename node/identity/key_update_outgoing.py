@@ -288,7 +288,8 @@ class OutgoingKeyUpdates:
     def _factory(self, tls_key: Ed25519PrivateKey, cert: bytes) -> PinnedContextFactory:
         return PinnedContextFactory(tls_key=tls_key, certificate_der_bytes=cert,
                                     lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
-                                    on_refused=self.node.tls_refused)
+                                    on_refused=self.node.tls_refused,
+                                    max_protocol=self.rt.config.delivery.max_protocol)
 
     def _choose_server_key(self) -> None:
         """One certificate for every incoming connection: the old key while it is needed."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -29,7 +30,7 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
-from lienthong.node.transport.tls import peer_node_id
+from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
@@ -87,10 +88,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
     #: The connection's transport, checked by ``connectionMade`` (nothing runs before it).
     _tls: ReceivingTransport
 
-    def __init__(self, offers: Offers, connections: set[ReceiverProtocol]) -> None:
+    def __init__(self, offers: Offers, connections: set[ReceiverProtocol],
+                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
         self.offers = offers
         self.rt = offers.rt
         self.connections = connections
+        self.on_refused = on_refused
+        self.handshake_done = False
         self.conn = Connection(Role.RECEIVER)
         self.peer: str | None = None
         self.incoming: dict[str, IncomingTransfer] = {}
@@ -114,13 +118,23 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             tcp.bufferSize = max(buffer_size, SOCKET_READ)
 
     def handshakeCompleted(self) -> None:  # noqa: N802
+        self.handshake_done = True
         try:
             self.peer = peer_node_id(self.transport, self.rt.directory.node_for_tls_pin)
         except UnknownPeer as exc:
             self.abort("unknown-peer", str(exc))
             return
+        protocol = negotiated_protocol(self.transport)
+        if protocol is None:   # the verify callback refuses this; never trust it alone
+            self.abort("no-protocol", "no lienthong protocol was agreed (ALPN)")
+            return
+        # The HELLOs name the protocol ALPN agreed on (protocol/connection.py); which one is
+        # remembered for sealing, and audited when it changes.
+        self.conn.set_protocols((protocol,))
+        self.rt.note_peer_protocol(self.peer, protocol)
         # The node ID the peer knows us by (a former one until it has our continuation).
-        self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE))
+        self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE,
+                          protocol=protocol))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         peer = self.peer
@@ -148,6 +162,10 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.abort("timeout", "no data within the time limit")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        if not self.handshake_done and isinstance(reason.value, SSL.Error):
+            refused = handshake_refusal(reason.value)
+            if refused is not None:
+                self.on_refused(refused)
         self._closed = True
         self.setTimeout(None)
         if self._drop is not None and self._drop.active():
@@ -318,13 +336,28 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self._drop = self.callLater(CLOSE_GRACE, self._tls.abortConnection)
 
 
+def handshake_refusal(error: SSL.Error) -> str | None:
+    """Why a TLS handshake with us failed, in OpenSSL's words, or None when the verify
+    callback already reported it (an unknown key, no common ALPN: node/transport/tls.py)."""
+    reasons = [str(part[2]) for part in (error.args[0] if error.args and
+                                         isinstance(error.args[0], list) else [])
+               if isinstance(part, tuple) and len(part) == 3]
+    text = "; ".join(reasons) or str(error) or "TLS handshake failed"
+    if "certificate verify failed" in text:
+        return None
+    return f"TLS handshake refused: {text}"[:500]
+
+
 class ReceiverFactory(Factory):
-    def __init__(self, offers: Offers) -> None:
+    def __init__(self, offers: Offers,
+                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
+        """``on_refused(reason)``: a handshake failed before a key could be named."""
         self.offers = offers
+        self.on_refused = on_refused
         self.connections: set[ReceiverProtocol] = set()
 
     def buildProtocol(self, addr: Any) -> ReceiverProtocol:  # noqa: N802
-        return ReceiverProtocol(self.offers, self.connections)
+        return ReceiverProtocol(self.offers, self.connections, self.on_refused)
 
     def drop_peer(self, node_id: str) -> None:
         """Close every connection from ``node_id`` (on revocation)."""

@@ -42,7 +42,7 @@ from lienthong.node.inbox.staging import (
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import ReceivedRow
-from lienthong.protocol.envelope import EnvelopeHeader, decode_header, verify_header
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
 from lienthong.protocol.receipt import issue_receipt
@@ -108,6 +108,10 @@ class Offers:
             receiving = self.rt.receiving_keys(header.recipients)
             if receiving is None or header.key_for(receiving.node_id) is None:
                 raise _Refusal("not-addressed-to-us", self._not_ours(header))
+            # v3: the name, size and metadata are sealed to the readers; open them now (one
+            # X25519 operation), before deciding anything that depends on them.
+            header = open_header(header, node_id=receiving.node_id,
+                                 encryption_keys=self.rt.keys.encryption_private_by_kid())
             if event.ciphertext_size != header.ciphertext_size:
                 raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
             if header.size > self.rt.config.max_document_bytes:
@@ -138,7 +142,7 @@ class Offers:
             return self.refuse(peer, mid, "message-id-reused", "this message ID was already "
                                 "delivered with a different envelope", security=True)
         if row is not None and row.state == "stored":
-            self.rt.audit("duplicate", peer=signer, message_id=mid, digest=header.sha256)
+            self.rt.audit("duplicate", peer=signer, message_id=mid, digest=row.sha256)
             # A crash after the commit can leave the resume record behind.
             staging = self.staging_path(signer, mid)
             yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
@@ -220,6 +224,16 @@ class Offers:
                         f"current identity {self.rt.node_id}")
         return "this node is not a recipient of the envelope"
 
+    def _reader_of(self, header: EnvelopeHeader) -> str:
+        """Which of our identities (current or former) an envelope was sealed to."""
+        receiving = self.rt.receiving_keys(header.recipients)
+        if receiving is not None:
+            return receiving.node_id
+        # A former identity past its grace period: its sealed key opens with our keys still
+        # (encryption keys are never dropped).
+        return next((r for r in header.recipients if header.key_for(r) is not None
+                     and r in self.rt.retired_ids), self.rt.node_id)
+
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
 
@@ -236,8 +250,9 @@ class Offers:
         # Kept under the identity that signed it (see ``offer``).
         signer = header.sender
         try:
-            final = yield rt.io(_finish_and_reserve, stream, self.names,
-                                self.inbox_folder(signer, header), header.name)
+            # The header comes back with its digest proven (v3: by the signed trailer).
+            final, header = yield rt.io(_finish_and_reserve, stream, self.names,
+                                        self.inbox_folder(signer, header), header.name)
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
@@ -376,7 +391,12 @@ class Offers:
         staging = self.staging_path(row.sender_node_id, row.message_id)
         done = yield rt.io(finish_interrupted, staging, final, row.sha256)
         if done:
-            header = decode_header(row.header_token)
+            # A v3 header names neither the name nor the digest in the clear: reopen it with
+            # our keys, and take the digest this node proved and recorded.
+            stored = decode_header(row.header_token)
+            header = open_header(stored, node_id=self._reader_of(stored),
+                                 encryption_keys=rt.keys.encryption_private_by_kid())
+            header = header if header.digest is not None else header.with_digest(row.sha256)
             log.info("completing interrupted reception of {mid}", mid=row.message_id)
             yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
@@ -390,12 +410,12 @@ class Offers:
 
 
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
-                        name: str) -> Path:
+                        name: str) -> tuple[Path, EnvelopeHeader]:
     """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
-    name; one hop instead of two per document."""
-    stream.finish()
+    name; one hop instead of two per document. Returns the name and the proven header."""
+    header = stream.finish()
     try:
-        return names.reserve(folder, name)
+        return names.reserve(folder, name), header
     except OSError as exc:
         raise _CannotPublish(exc) from exc
 

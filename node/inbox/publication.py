@@ -75,7 +75,8 @@ def record_stored(rt: NodeRuntime, peer: str, header: EnvelopeHeader, final: Pat
     return rt.db_audited(rt.store.mark_stored, peer, header.message_id, receipt, now,
                          events=[("received", {"peer": peer, "message_id": header.message_id,
                                                "digest": header.sha256, "name": header.name,
-                                               "stored_as": final.name, "size": header.size}),
+                                               "stored_as": final.name, "size": header.size,
+                                               "envelope": header.version}),
                                  ("receipt-issued", {"peer": peer,
                                                      "message_id": header.message_id,
                                                      "digest": header.sha256})])

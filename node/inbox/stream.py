@@ -77,6 +77,7 @@ class IncomingStream:
         # (node/core/hashing.py).
         opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
                         plaintext_digest=BackgroundDigest())
+        header = opener.header   # v3: its contents opened (size and chunk size are sealed)
         # The file key again (the opener keeps its own) only if a resume re-encrypts staged
         # chunks: opening it is an X25519 operation, wasted on every document that has none.
         stream = cls(staging, header, opener,
@@ -110,7 +111,8 @@ class IncomingStream:
         if chunks and stream_header is not None:   # chunks only when the record was usable
             encryptor = PayloadEncryptor(self._file_key(), ad=bytes.fromhex(h.message_id),
                                          size=h.size, chunk_size=h.chunk_size,
-                                         random_bytes=lambda n: stream_header, digests=False)
+                                         random_bytes=lambda n: stream_header, digests=False,
+                                         trailer=h.trailer_bytes)
             plain_file.seek(0)
             for _ in range(chunks):
                 block = plain_file.read(h.chunk_size)
@@ -156,17 +158,19 @@ class IncomingStream:
         if len(self._stream_header) == HEADER_BYTES and self._record:
             write_resume_record(self.resume_record, self._header, self._stream_header)
 
-    def finish(self) -> None:
-        """Prove the document complete (final tag at the end, sizes, digests) and fsync the
-        staging file; the resume record is kept until the document is published."""
+    def finish(self) -> EnvelopeHeader:
+        """Prove the document complete (final tag at the end, sizes, digests; v3: the signed
+        trailer) and fsync the staging file; return the header with its proven digest. The
+        resume record is kept until the document is published."""
         try:
-            self._opener.finish()
+            header = self._opener.finish()
             plain_file, _ = self._staging_file()
             plain_file.flush()
             os.fsync(plain_file.fileno())
             self._finished = True
         finally:
             self._close_file()
+        return header
 
     def close(self) -> None:
         """Stop without finishing (connection lost, disk full): keep the staged chunks and the

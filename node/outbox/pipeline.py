@@ -216,7 +216,7 @@ class Outbox:
         readers = self._readers(recipients)
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
-            "created": rt.now_text()}
+            "created": rt.now_text(), "version": rt.envelope_version(recipients)}
         return self._batches.submit(prepared.meta.priority, path, {
             "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
             "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
@@ -241,7 +241,8 @@ class Outbox:
         except Exception:  # noqa: BLE001 - reported where the sealing is awaited
             return fail()
         return rt.io(read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
-                     recipients=readers, created=rt.now_text())
+                     recipients=readers, created=rt.now_text(),
+                     version=rt.envelope_version(recipients))
 
     @inlineCallbacks
     def _seal_and_record(self, taken: TakenFile, recipients: list[str],
@@ -267,7 +268,7 @@ class Outbox:
                 rt.now_text(), events=[*before, ("sealed", {
                     "message_id": taken.message_id, "digest": header.sha256,
                     "name": taken.original_name, "recipients": recipients,
-                    "size": header.size})])
+                    "size": header.size, "envelope": header.version})])
         except Exception:
             if before:
                 d = rt.db_audited(_audit_only, events=list(before))

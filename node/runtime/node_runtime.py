@@ -25,6 +25,7 @@ from lienthong.config.schema import NodeConfig
 from lienthong.keys.directory import Directory
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.clock import rfc3339, rfc3339_ms
+from lienthong.node.runtime.peer_protocols import PeerProtocols, save_peer_protocols
 from lienthong.node.store.database import Store
 
 log = Logger(namespace="lienthong")
@@ -67,6 +68,25 @@ class NodeRuntime:
     known_as: dict[str, str] = field(default_factory=dict)
     #: Former identities whose grace period is over (envelopes to them are refused, saying so).
     retired_ids: set[str] = field(default_factory=set)
+    #: The wire protocol each peer last spoke: decides the envelope version sealed for it.
+    peer_protocols: PeerProtocols = field(default_factory=PeerProtocols)
+
+    def note_peer_protocol(self, peer: str, protocol: int) -> None:
+        """A connection with ``peer`` agreed on ``protocol``: remember it (saved, and audited
+        when it changed, so the audit says from when a peer was sent envelope v3)."""
+        if not self.peer_protocols.note(peer, protocol):
+            return
+        self.audit("peer-protocol", peer=peer, protocol=protocol,
+                   envelope=3 if protocol >= 2 else 2)
+        d = self.io(save_peer_protocols, self.config.home / "state",
+                    self.peer_protocols.snapshot())
+        d.addErrback(lambda failure: log.failure("could not save the peers' protocols",
+                                                 failure))
+
+    def envelope_version(self, recipients: list[str]) -> int:
+        """The envelope version to seal for ``recipients`` (see node/runtime/peer_protocols.py)."""
+        return self.peer_protocols.envelope_version(recipients,
+                                                    self.config.delivery.max_protocol)
 
     @property
     def node_id(self) -> str:

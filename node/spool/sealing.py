@@ -13,6 +13,13 @@ is sealed to its sender too). The header token is kept in the dispatch row of th
 with a new key). Versions before this one also wrote it to ``header.jws``, which nothing
 read: one more file and fsync per document. A resume at byte N re-encrypts the first N bytes
 and discards them.
+
+Envelope v3 (sealed for peers that speak protocol 2: node/runtime/peer_protocols.py) ends its
+stream with the signed trailer, which the plaintext alone cannot re-create either: such a
+folder keeps ``stream-ends.bin`` instead, the 24-byte stream header followed by the 104-byte
+trailer (public too: the trailer is sealed into the last chunk when sent), in the same one
+file and fsync. Its header token names no file name, size or metadata; the spool folder's
+own records (``intake.json``) are the sender's, never sent.
 """
 from __future__ import annotations
 
@@ -29,7 +36,13 @@ from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.home import fsync_dir, write_synced
 from lienthong.node.spool.record import PAYLOAD_FILE
-from lienthong.protocol.envelope import EnvelopeHeader, SealedEnvelope, Sealer, decode_header
+from lienthong.protocol.envelope import (
+    EnvelopeHeader,
+    SealedEnvelope,
+    Sealer,
+    decode_header,
+    open_header,
+)
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
 from lienthong.protocol.filekey import open_file_key
 from lienthong.protocol.layout import HEADER_BYTES
@@ -40,6 +53,8 @@ READ_SIZE = 4 * 1024 * 1024
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
 STREAM_HEADER = "stream-header.bin"
+#: v3: the stream header and the signed trailer (see the module docstring).
+STREAM_ENDS = "stream-ends.bin"
 
 
 class ChangedWhileSealing(NodeError):
@@ -51,10 +66,11 @@ class ChangedWhileSealing(NodeError):
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
                  message_id: str, created: str, meta: Mapping[str, Any] | None = None,
-                 sync_folder: bool = True) -> SealedEnvelope:
+                 sync_folder: bool = True, version: int = 2) -> SealedEnvelope:
     """Hash ``spool_dir/payload``, seal its file key for ``recipients`` and sign; keep the
-    stream header (fsynced). ``sync_folder`` False: the caller fsyncs ``spool_dir`` before
-    the dispatch is recorded (a batch of takes shares that fsync with the take's own)."""
+    stream header (v3: and the trailer), fsynced. ``sync_folder`` False: the caller fsyncs
+    ``spool_dir`` before the dispatch is recorded (a batch of takes shares that fsync with the
+    take's own). ``version``: the envelope version the recipients read (2 or 3)."""
     current = node_keys.current_encryption
     # Hashed on a second thread while the next block is read (node/core/hashing.py).
     hasher = BackgroundDigest()
@@ -63,7 +79,8 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
         sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
                         sender_key=(current.kid, current.private.public_key),
                         recipients=recipients, name=name, size=size, message_id=message_id,
-                        created=created, meta=meta, plaintext_digest=hasher)
+                        created=created, meta=meta, plaintext_digest=hasher, version=version,
+                        priority=_priority(meta))
         try:
             sealer.digest(b"")   # hash only: the ciphertext is made while sending
             while block := source.read(READ_SIZE):
@@ -76,10 +93,20 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
         finally:
             hasher.close()   # ends the hashing thread also when reading failed
     # A reseal after a crash rewrites it (a new sealing has a new key and stream header).
-    write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
+    if sealed.trailer is not None:
+        write_synced(spool_dir / STREAM_ENDS, sealer.stream_header + sealed.trailer,
+                     exclusive=False)
+    else:
+        write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
     if sync_folder:
         fsync_dir(spool_dir)
     return sealed
+
+
+def _priority(meta: Mapping[str, Any] | None) -> int:
+    """The priority a v3 header names in the clear: the document's own (0 flash .. 3 normal)."""
+    value = (meta or {}).get("priority", 3)
+    return value if type(value) is int and 0 <= value <= 3 else 3
 
 
 class EnvelopeSource:
@@ -93,9 +120,16 @@ class EnvelopeSource:
         self._spool = Path(spool_dir)
         self._header = header
         self._key = file_key
-        self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
-        if len(self._stream_header) != HEADER_BYTES:
-            raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
+        self._trailer: bytes | None = None
+        if header.trailer_bytes:
+            ends = (self._spool / STREAM_ENDS).read_bytes()
+            if len(ends) != HEADER_BYTES + header.trailer_bytes:
+                raise OSError(f"{STREAM_ENDS} of {header.message_id} is damaged")
+            self._stream_header, self._trailer = ends[:HEADER_BYTES], ends[HEADER_BYTES:]
+        else:
+            self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
+            if len(self._stream_header) != HEADER_BYTES:
+                raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
         self._restart()
 
@@ -104,7 +138,7 @@ class EnvelopeSource:
         self._encryptor = PayloadEncryptor(
             self._key, ad=bytes.fromhex(self._header.message_id), size=self._header.size,
             chunk_size=self._header.chunk_size, random_bytes=lambda n: self._stream_header,
-            digests=False)
+            digests=False, trailer=self._header.trailer_bytes)
         self._buffer = memoryview(b"")
         self._position = 0          # ciphertext bytes returned (or skipped) so far
         self._ended = False
@@ -117,7 +151,7 @@ class EnvelopeSource:
                 out = self._encryptor.feed(block)
             elif not self._ended:
                 self._ended = True
-                out = self._encryptor.finish()[0]
+                out = self._encryptor.finish(self._trailer)[0]
             else:
                 out = b""
         except EnvelopeError as exc:  # SizeMismatch: the payload grew or shrank
@@ -169,6 +203,9 @@ def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys
         return open(legacy, "rb")  # noqa: SIM115 - closed by the transfer
     try:
         header = decode_header(header_token)   # our own, signed by us when it was sealed
+        # v3: its size and chunk size are sealed; we are a reader of our own envelopes.
+        header = open_header(header, node_id=header.sender,
+                             encryption_keys=node_keys.encryption_private_by_kid())
     except ProtocolError as exc:  # a damaged store: as unreadable as a missing file
         raise OSError(f"the stored envelope header cannot be read: {exc}") from exc
     # Our own copy of the file key is sealed to the identity that signed the header: this

@@ -8,8 +8,16 @@ clock that is days off never breaks delivery). The callback accepts exactly one 
 (depth 0) whose SubjectPublicKeyInfo pin belongs to a trusted peer; anything else fails the
 handshake, and the refusal is reported so it can be audited.
 
-No session tickets and no session cache: every connection presents a certificate checked
-against the directory as it is now.
+No session cache and no stateless tickets: every connection presents a certificate checked
+against the directory as it is now. (OpenSSL still sends two useless TLS 1.3 tickets unless
+``SSL_CTX_set_num_tickets(ctx, 0)`` is called, which pyOpenSSL does not expose: docs/protocol.md,
+Transport.)
+
+ALPN names the wire protocol and its version (``lienthong/2``, then ``lienthong/1``, down from
+the node's ``max_protocol``); the listening side picks the newest both speak, so a node that
+speaks only ``lienthong/1`` keeps exchanging during an upgrade. A peer that offers none of
+ours, or no ALPN at all, is refused at the handshake (checked in the verify callback, which
+runs after the ALPN choice on both sides), like a peer with an unknown key.
 """
 from __future__ import annotations
 
@@ -27,11 +35,16 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.keys.tls import check_pin, spki_sha256
 from lienthong.node.transport.bulk import whole_writes
 
-#: ALPN protocol name; versioned like every format we own.
-ALPN = b"lienthong/1"
+#: ALPN protocol names by wire protocol version (protocol/connection.py); versioned like
+#: every format we own.
+ALPN_BY_PROTOCOL = {2: b"lienthong/2", 1: b"lienthong/1"}
+#: The first one, kept for callers that name the original protocol.
+ALPN = ALPN_BY_PROTOCOL[1]
+_PROTOCOL_BY_ALPN = {name: version for version, name in ALPN_BY_PROTOCOL.items()}
 
 PinLookup = Callable[[str], "str | None"]
-RefusalReporter = Callable[[str, str], None]
+#: (pin, reason, code): a refused handshake the verify callback could name the key of.
+RefusalReporter = Callable[[str, str, str], None]
 
 
 @runtime_checkable
@@ -45,6 +58,19 @@ class CertifiedTransport(Protocol):
 def certificate_der(openssl_x509: crypto.X509) -> bytes:
     """DER bytes of a pyOpenSSL X509 object (as handed to verify callbacks and by transports)."""
     return openssl_x509.to_cryptography().public_bytes(Encoding.DER)
+
+
+def negotiated_protocol(transport: object) -> int | None:
+    """The wire protocol version ALPN agreed on for an established TLS transport (None: none,
+    which the handshake already refused)."""
+    get_handle = getattr(transport, "getHandle", None)
+    if get_handle is None:
+        return None
+    try:
+        chosen = get_handle().get_alpn_proto_negotiated()
+    except Exception:  # noqa: BLE001 - a transport without ALPN names no protocol
+        return None
+    return _PROTOCOL_BY_ALPN.get(chosen)
 
 
 def peer_node_id(transport: object, lookup: PinLookup) -> str:
@@ -67,7 +93,13 @@ class PinnedContextFactory:
     """
 
     def __init__(self, *, tls_key: Ed25519PrivateKey, certificate_der_bytes: bytes,
-                 lookup: PinLookup, on_refused: RefusalReporter | None = None) -> None:
+                 lookup: PinLookup, on_refused: RefusalReporter | None = None,
+                 max_protocol: int = max(ALPN_BY_PROTOCOL)) -> None:
+        if max_protocol not in ALPN_BY_PROTOCOL:
+            raise ValueError(f"max_protocol must be one of {sorted(ALPN_BY_PROTOCOL)}")
+        #: Our ALPN names, newest first (the client offers them in this order).
+        self._alpn = [ALPN_BY_PROTOCOL[v] for v in sorted(ALPN_BY_PROTOCOL, reverse=True)
+                      if v <= max_protocol]
         self._tls_key = tls_key
         self._certificate = x509.load_der_x509_certificate(certificate_der_bytes)
         self._lookup = lookup
@@ -77,6 +109,12 @@ class PinnedContextFactory:
     def _verify(self, connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
                 ok: int) -> bool:
         # ``ok`` is 0 for every self-signed certificate; the pin decides, nothing else.
+        if depth == 0 and connection.get_alpn_proto_negotiated() not in self._alpn:
+            # ALPN was settled before any certificate: a client that offered none of ours (or
+            # none at all) is not a lienthong node of a version we speak.
+            self._report(self._pin_of(cert), "the peer offered no lienthong protocol "
+                         "version this node speaks (ALPN)", "tls-wrong-alpn")
+            return False
         try:
             der = certificate_der(cert)
         except Exception:  # noqa: BLE001 - an unparsable certificate is simply refused
@@ -93,10 +131,17 @@ class PinnedContextFactory:
             return False
         return True
 
-    def _report(self, pin: str, reason: str) -> None:
+    @staticmethod
+    def _pin_of(cert: crypto.X509) -> str:
+        try:
+            return spki_sha256(certificate_der(cert))
+        except Exception:  # noqa: BLE001 - only named in the refusal
+            return "unknown"
+
+    def _report(self, pin: str, reason: str, code: str = "tls-unknown-key") -> None:
         if self._on_refused is not None:
             try:
-                self._on_refused(pin, reason)
+                self._on_refused(pin, reason, code)
             except Exception:  # noqa: BLE001 - reporting must never break the handshake logic
                 pass
 
@@ -123,14 +168,16 @@ class PinnedContextFactory:
             context.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
             context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
             context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
-            context.set_alpn_protos([ALPN])
+            context.set_alpn_protos(self._alpn)
             context.set_alpn_select_callback(self._select_alpn)
             whole_writes(context)   # a 1 MiB DATA frame: one SSL_write (transport/bulk.py)
             self._context = context
         return self._context
 
-    @staticmethod
     # pyOpenSSL exports the NO_OVERLAPPING_PROTOCOLS answer but not its type.
-    def _select_alpn(connection: SSL.Connection,
+    def _select_alpn(self, connection: SSL.Connection,
                      offered: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
-        return ALPN if ALPN in offered else SSL.NO_OVERLAPPING_PROTOCOLS
+        """The newest of our protocols the client offered; none in common fails the
+        handshake (a ``no_application_protocol`` alert)."""
+        return next((name for name in self._alpn if name in offered),
+                    SSL.NO_OVERLAPPING_PROTOCOLS)

@@ -41,6 +41,13 @@ def test_rendered_template_round_trips(tmp_path: Path) -> None:
     assert config.store.url == f"sqlite:///{tmp_path.resolve() / 'state' / 'lienthong.db'}"
     assert config.watch.scan_interval == 30.0
     assert config.keystore.path == tmp_path.resolve() / "keys" / "keystore.json"
+    assert config.delivery.max_protocol == 2
+
+
+def test_a_node_can_be_held_to_protocol_1(tmp_path: Path) -> None:
+    """Rolling an upgrade back: the node then speaks only what nodes before envelope v3 do."""
+    _write(tmp_path, _base().replace("# max_protocol = 2", "max_protocol = 1"))
+    assert load_config(tmp_path).delivery.max_protocol == 1
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
@@ -59,6 +66,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     ('name = "tinhuy"', 'name = "Tỉnh ủy"', r"\[node\] name: expected a short name"),
     ("config_version = 1", "config_version = 7", r"config_version must be 1"),
     ('listen = "127.0.0.1:0"', 'listen = "0.0.0.0:8080"', r"allow_remote = true"),
+    ("# max_protocol = 2", "max_protocol = 3",
+     r"\[delivery\] max_protocol: expected a whole number from 1 to 2"),
 ])
 def test_bad_values_are_explained(tmp_path: Path, old: str, new: str, pattern: str) -> None:
     """Wrong types, ranges and versions each produce a specific, actionable message."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from lienthong.node.delivery.connection import DATA_FRAME
+from lienthong.node.runtime.peer_protocols import save_peer_protocols
 from lienthong.node.spool.sealing import READ_SIZE
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
@@ -18,9 +21,18 @@ from tests.integration.harness import check_delivered, sent_all, wait_for, write
 SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
 
 
-def _kill_and_recover(network, tmp_path, stage: str) -> tuple:  # type: ignore[no-untyped-def]
+#: The stages where the envelope's form matters (sealing, resuming the re-created stream, the
+#: receipt) with the document sealed as v2 and as v3 (alpha already knows beta speaks
+#: protocol 2, as after any earlier connection).
+ENVELOPES = pytest.mark.parametrize("envelope", [2, 3])
+
+
+def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-def]
+                      envelope: int = 2) -> tuple:
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
+    if envelope == 3:
+        save_peer_protocols(alpha.home / "state", {beta.node_id: 2})
     beta.start()
     alpha.start(extra_env={"LIENTHONG_FAILPOINT": stage})
     original = tmp_path / "original.pdf"
@@ -32,6 +44,8 @@ def _kill_and_recover(network, tmp_path, stage: str) -> tuple:  # type: ignore[n
     alpha.start()
     wait_for(lambda: sent_all(alpha, 1), timeout=60, what=f"delivery after a kill at {stage}")
     check_delivered(alpha, [beta], {"cong-van.pdf": original})
+    assert {e.detail["envelope"] for e in alpha.query("audit_entries", kind="sealed")} == \
+        {envelope}
     return alpha, beta
 
 
@@ -76,22 +90,26 @@ def test_kill_after_the_take_leaves_no_sidecar_behind(network, tmp_path) -> None
     assert (alpha.home / "sent" / "beta" / "qd.txt.meta.toml").read_text() == sidecar
 
 
-def test_kill_during_sealing(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@ENVELOPES
+def test_kill_during_sealing(network, tmp_path, envelope: int) -> None:  # type: ignore[no-untyped-def]
     """Killed with half an envelope written: the restart seals again and sends one copy."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1")
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert os.listdir(alpha.home / "spool") == []
 
 
-def test_kill_mid_transfer_resumes(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@ENVELOPES
+def test_kill_mid_transfer_resumes(network, tmp_path, envelope: int) -> None:  # type: ignore[no-untyped-def]
     """Killed after some DATA frames: the restart resumes from the receiver's offset, not zero."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2")
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
 
 
-def test_kill_after_receiver_stored_before_receipt_recorded(network, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@ENVELOPES
+def test_kill_after_receiver_stored_before_receipt_recorded(  # type: ignore[no-untyped-def]
+        network, tmp_path, envelope: int) -> None:
     """Killed with the receipt in hand but unrecorded: the retry gets the same receipt back."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-before-receipt-stored")
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-before-receipt-stored", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "duplicate" in beta.audit_kinds()

@@ -184,7 +184,8 @@ def test_revoke_during_a_transfer_drops_parks_refuses_and_keeps_old_receipts(net
     (delivery,) = dispatch.deliveries
     identity = [k for k in alpha.query("key_history", beta.node_id) if k.kind == "identity"]
     info = verify_receipt(delivery.receipt, nacl.signing.VerifyKey(identity[0].public_bytes),
-                          expected=decode_header(dispatch.header_token), recipient=beta.node_id)
+                          expected=decode_header(dispatch.header_token), recipient=beta.node_id,
+                          sha256=dispatch.sha256, size=dispatch.size)
     assert info.message_id == dispatch.message_id
     audit_verifies(alpha)
 

@@ -358,8 +358,27 @@ def test_wrong_frame_version() -> None:
 
 def test_wrong_hello_protocol() -> None:
     """A HELLO announcing another protocol version is refused."""
-    violate(Connection(Role.SENDER), encode_event(Hello(NODE_B, "x", 2)), UnsupportedVersion,
-            "protocol 2")
+    violate(Connection(Role.SENDER), encode_event(Hello(NODE_B, "x", 3)), UnsupportedVersion,
+            "protocol 3")
+
+
+def test_hello_protocol_is_the_one_agreed() -> None:
+    """A side held to protocol 1 (ALPN agreed lienthong/1) refuses a HELLO naming 2; the
+    sender's HELLO must name the protocol the receiver's named; both sides then know it."""
+    held = Connection(Role.SENDER, protocols=(1,))
+    violate(held, encode_event(Hello(NODE_B, "x", 2)), UnsupportedVersion, "protocol 2")
+    receiver = Connection(Role.RECEIVER)
+    receiver.send(Hello(NODE_B, "x", 2))
+    violate(receiver, encode_event(Hello(NODE_A, "x", 1)), UnsupportedVersion,
+            "receiver's named 2")
+    pair = Pair(32)
+    pair.say(pair.receiver, Hello(NODE_B, "x", 2))
+    pair.say(pair.sender, Hello(NODE_A, "x", 2))
+    assert pair.sender.protocol == pair.receiver.protocol == 2
+    late = Connection(Role.SENDER)
+    late.receive_data(encode_event(Hello(NODE_B, "x", 1)))
+    with pytest.raises(LocalProtocolError):
+        late.set_protocols((2,))
 
 
 def test_unknown_transfer() -> None:

@@ -475,7 +475,7 @@ def test_digest_only_refuses_v1_mixing_and_wrong_sizes() -> None:
     with pytest.raises(SizeMismatch):
         Sealer(size=5, **_args()).digest(b"hello!")
     with pytest.raises(ValueError):
-        Sealer(size=5, **_args(version=3))
+        Sealer(size=5, **_args(version=4))
 
 
 def test_opener_failure_is_final() -> None:

@@ -1,19 +1,28 @@
 """Frozen known-answer vectors (tests/vectors/*.json): rebuilt byte for byte, and opened as-is."""
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings as sodium
 import nacl.public
 import nacl.signing
 import pytest
 from joserfc import jws as jose_jws
 from joserfc.jwk import OKPKey
 
+from lienthong.keys import jws
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.envelope import decode_header, open_all, seal_all, verify_header
+from lienthong.protocol.envelope import (
+    contents_key,
+    decode_header,
+    open_all,
+    seal_all,
+    verify_header,
+)
 from lienthong.protocol.errors import DecryptError
 from lienthong.protocol.receipt import decode_receipt, verify_receipt
 from tests.vectors import make_vectors
@@ -34,7 +43,8 @@ def _encryption(p: dict[str, str]) -> nacl.public.PrivateKey:
 
 
 ENVELOPES = pytest.mark.parametrize(("name", "version"), [("envelope-v1.json", 1),
-                                                          ("envelope-v2.json", 2)])
+                                                          ("envelope-v2.json", 2),
+                                                          ("envelope-v3.json", 3)])
 
 
 @ENVELOPES
@@ -77,7 +87,7 @@ def test_frozen_envelope_replays_from_listed_draws(name: str, version: int) -> N
         name=v["inputs"]["name"], message_id=v["inputs"]["message_id"],
         created=v["inputs"]["created"], meta=v["inputs"]["meta"],
         chunk_size=v["inputs"]["chunk_size"], random_bytes=make_vectors.ReplayRandom(draws),
-        version=version)
+        version=version, priority=v["inputs"].get("priority", 3))
     assert envelope.header_token == v["expected"]["header_token"]
     assert ciphertext.hex() == v["expected"]["ciphertext"]
 
@@ -148,3 +158,38 @@ def test_frozen_receipt_verifies_with_joserfc_and_the_jwk_alone() -> None:
                                               OKPKey.import_key(v["recipient_jwk"]),
                                               algorithms=["EdDSA"])
     assert json.loads(result.payload) == v["expected"]["payload"]
+
+
+def test_v3_vector_seals_the_contents_and_signs_the_digest_in_a_trailer() -> None:
+    """From the listed values alone: the header shows only routing facts; its sealed contents
+    open with the listed contents key (BLAKE2b of the file key) to the listed JSON; the last
+    chunk opens to the listed trailer, which is alice's signature over the header's SHA-256,
+    the size and the plaintext's SHA-256."""
+    v = _load("envelope-v3.json")
+    expected = v["expected"]
+    sender = v["parties"][v["sender"]]
+    header = decode_header(expected["header_token"])
+    payload = jws.decode(expected["header_token"], "lienthong-envelope/1").payload
+    assert set(payload) == {"v", "message_id", "sender", "recipients", "size_class",
+                            "priority", "keys", "sealed"}
+    assert (payload["v"], payload["priority"], payload["size_class"]) == (3, 2, 0)
+    for needle in ("Công văn", "Kế hoạch", "subject", "urgent"):
+        assert needle not in json.dumps(payload, ensure_ascii=False)
+    file_key = bytes.fromhex(v["random_draws"][0]["hex"])
+    assert contents_key(file_key).hex() == expected["contents_key"]
+    sealed = header.sealed
+    assert sealed is not None and sealed[:24].hex() == v["random_draws"][-1]["hex"]
+    opened = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        sealed[24:], bytes.fromhex(header.message_id), sealed[:24],
+        bytes.fromhex(expected["contents_key"]))
+    assert opened.decode("utf-8") == expected["contents"]
+    trailer = bytes.fromhex(expected["trailer"])
+    assert int.from_bytes(trailer[:8], "big") == expected["size"]
+    assert trailer[8:40].hex() == expected["sha256"]
+    nacl.signing.VerifyKey(bytes.fromhex(sender["identity_public"])).verify(
+        b"lienthong-trailer/1\x00" + bytes.fromhex(expected["header_sha256"]) + trailer[:40],
+        trailer[40:])
+    plaintext = bytes.fromhex(v["inputs"]["plaintext"])
+    assert hashlib.sha256(plaintext).hexdigest() == expected["sha256"]
+    assert len(bytes.fromhex(expected["ciphertext"])) == expected["ciphertext_size"] == \
+        24 + len(plaintext) + 17 * 3 + 104 + 17

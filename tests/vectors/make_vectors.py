@@ -1,6 +1,6 @@
 """Known-answer vectors for envelopes and receipts, and the fixed test keys they use.
 
-    cd /work/main && python -m tests.vectors.make_vectors      # rewrites the three JSON files
+    python -m tests.vectors.make_vectors      # rewrites the four JSON files
 
 Run it only when the format changes on purpose (and then bump the version in the file names):
 tests/protocol/test_vectors.py rebuilds every vector with this module and requires them to equal
@@ -24,15 +24,16 @@ from typing import Any
 import nacl.public
 import nacl.signing
 
-from lienthong.keys.jws import b64url_encode
+from lienthong.keys.jws import b64url_encode, canonical_json
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.envelope import seal_all, verify_header
+from lienthong.protocol.envelope import contents_key, seal_all, verify_header
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import issue_receipt
 
 HERE = Path(__file__).resolve().parent
 ENVELOPE_FILE = HERE / "envelope-v1.json"
 ENVELOPE_V2_FILE = HERE / "envelope-v2.json"
+ENVELOPE_V3_FILE = HERE / "envelope-v3.json"
 RECEIPT_FILE = HERE / "receipt-v1.json"
 
 CHUNK_SIZE = 4096
@@ -41,6 +42,8 @@ CREATED = "2026-11-25T22:00:00Z"
 RECEIPT_TIME = "2026-11-25T22:00:07Z"
 NAME = "Công văn số 12 - Nguyễn Thị Hường.pdf"
 META = {"confidentiality": "normal", "subject": "Kế hoạch năm 2027", "urgency": "urgent"}
+#: v3 names the priority in its readable routing part (2: khẩn, urgent).
+PRIORITY = 2
 
 
 def _label_seed(label: str) -> bytes:
@@ -110,7 +113,9 @@ SENDER, RECIPIENTS = "alice", ("bob", "carol")
 
 def build_envelope_vector(version: int = 1) -> dict[str, Any]:
     """The envelope vector: alice seals 2.5 chunks to bob and carol (header version 1 or 2:
-    the same inputs and draws, so the same ciphertext; v2 leaves out ciphertext_sha256)."""
+    the same inputs and draws, so the same ciphertext; v2 leaves out ciphertext_sha256. v3:
+    the same inputs and first draws, one more draw for the sealed contents' nonce, and a
+    stream whose last chunk is the signed trailer)."""
     sender = party(SENDER)
     readers = [party(label) for label in RECIPIENTS]
     plaintext = FixedRandom("plaintext")(PLAINTEXT_SIZE)
@@ -120,11 +125,14 @@ def build_envelope_vector(version: int = 1) -> dict[str, Any]:
         plaintext, identity=sender.identity, sender=sender.node_id,
         sender_key=sender.sealing_key, recipients={p.node_id: p.sealing_key for p in readers},
         name=NAME, message_id=message_id, created=CREATED, meta=META, chunk_size=CHUNK_SIZE,
-        random_bytes=randomness, version=version)
+        random_bytes=randomness, version=version,
+        **({"priority": PRIORITY} if version >= 3 else {}))
     header = envelope.header
     order = ["file key (32)", "secretstream header (24)"] + [
         f"ephemeral X25519 seed for {node_id} (32)" for node_id in
         sorted([sender.node_id] + [p.node_id for p in readers])]
+    if version >= 3:
+        order.append("sealed contents nonce (24)")
     expected = {
         "header_token": envelope.header_token, "header_sha256": header.header_sha256,
         "sha256": header.sha256, "size": header.size,
@@ -134,6 +142,18 @@ def build_envelope_vector(version: int = 1) -> dict[str, Any]:
         "ciphertext": ciphertext.hex()}
     if version != 1:
         del expected["ciphertext_sha256"]
+    inputs: dict[str, Any] = {"message_id": message_id, "created": CREATED, "name": NAME,
+                              "meta": META, "chunk_size": CHUNK_SIZE}
+    if version >= 3:
+        inputs["priority"] = PRIORITY
+        contents = {"name": NAME, "created": CREATED, "size": PLAINTEXT_SIZE,
+                    "chunk_size": CHUNK_SIZE, "meta": META}
+        expected.update(
+            size_class=header.size_class,
+            contents_key=contents_key(randomness.draws[0]).hex(),
+            contents=canonical_json(contents).decode("utf-8"),
+            trailer=envelope.trailer.hex() if envelope.trailer else None)
+    inputs["plaintext"] = plaintext.hex()
     return {
         "description": f"lienthong-envelope/1 known-answer vector, header v{version} "
                        "(docs/protocol.md, part A). Throwaway keys. Written by "
@@ -144,8 +164,7 @@ def build_envelope_vector(version: int = 1) -> dict[str, Any]:
         "typ": "lienthong-envelope/1",
         "parties": {p.label: p.describe() for p in [sender] + readers},
         "sender": SENDER, "recipients": list(RECIPIENTS),
-        "inputs": {"message_id": message_id, "created": CREATED, "name": NAME, "meta": META,
-                   "chunk_size": CHUNK_SIZE, "plaintext": plaintext.hex()},
+        "inputs": inputs,
         "random_draws": [{"purpose": purpose, "hex": draw.hex()}
                          for purpose, draw in zip(order, randomness.draws, strict=True)],
         "expected": expected,
@@ -188,8 +207,9 @@ def main() -> int:
     receipt = build_receipt_vector(envelope)
     ENVELOPE_FILE.write_text(render(envelope), encoding="utf-8")
     ENVELOPE_V2_FILE.write_text(render(build_envelope_vector(2)), encoding="utf-8")
+    ENVELOPE_V3_FILE.write_text(render(build_envelope_vector(3)), encoding="utf-8")
     RECEIPT_FILE.write_text(render(receipt), encoding="utf-8")
-    print(f"wrote {ENVELOPE_FILE}, {ENVELOPE_V2_FILE} and {RECEIPT_FILE}")
+    print(f"wrote {ENVELOPE_FILE}, {ENVELOPE_V2_FILE}, {ENVELOPE_V3_FILE} and {RECEIPT_FILE}")
     return 0
 
 

@@ -207,7 +207,8 @@ def test_retry_schedule_is_stored_in_wall_time_and_timed_on_the_timer_clock(
 class FakeSender:
     """The parts of SenderProtocol a link calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: int = 2) -> None:
+        self.protocol = protocol   # the one the HELLOs agreed on
         self.offers: list[tuple[str, int]] = []
         self.closed = False
         self.aborted: list[str] = []

@@ -9,6 +9,8 @@ the worker pool run inline, and the clock only moves when the test says so.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from lienthong.keys import jws
 from lienthong.node.delivery.links import LinkState, PeerLink
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
@@ -26,6 +29,7 @@ from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
 from lienthong.node.store.records import NewDispatch
+from lienthong.protocol.envelope import decode_header, sign_trailer
 from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 
@@ -33,19 +37,28 @@ from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 class PeerTransport(StringTransport):
     """An established TLS connection, as far as our protocols can tell: it names the peer."""
 
-    def __init__(self, peer_cert_der: bytes) -> None:
+    def __init__(self, peer_cert_der: bytes, alpn: bytes = b"lienthong/2") -> None:
         super().__init__()
         self._peer = crypto.X509.from_cryptography(x509.load_der_x509_certificate(peer_cert_der))
+        self.alpn = alpn
 
     def getPeerCertificate(self) -> crypto.X509:  # noqa: N802
         return self._peer
+
+    def getHandle(self) -> PeerTransport:  # noqa: N802 - as the TLS connection it stands for
+        return self
+
+    def get_alpn_proto_negotiated(self) -> bytes:
+        return self.alpn
 
 
 class Wire:
     """The link's latest dial, answered by beta's receiver, with bytes pumped both ways."""
 
-    def __init__(self, net: Net) -> None:
+    def __init__(self, net: Net, tap: list[bytes] | None = None) -> None:
+        """``tap``: collects every byte the sender puts on the wire (the frames, as sent)."""
         self.net = net
+        self.tap = tap
         dial = net.reactor.dials[-1]
         self.sender = dial.factory.buildProtocol(None)
         self.receiver = net.receiver_factory.buildProtocol(None)
@@ -67,6 +80,8 @@ class Wire:
                 data = source.value()
                 if data:
                     source.clear()
+                    if self.tap is not None and destination is self.receiver:
+                        self.tap.append(data)
                     destination.dataReceived(data)
                     moved = True
             if not moved and not reactor.due_now():
@@ -99,9 +114,9 @@ class Net:
         (row,) = [d for d in self.alpha.store.recent_dispatches(50) if d.name == name]
         return row.message_id
 
-    def connect(self) -> Wire:
+    def connect(self, tap: list[bytes] | None = None) -> Wire:
         self.link.kick()
-        return Wire(self)
+        return Wire(self, tap)
 
     def inbox(self) -> Path:
         return self.beta.runtime.config.inbox / "alpha"
@@ -227,3 +242,92 @@ def test_damaged_ciphertext_is_rejected_and_nothing_is_published(net: Net) -> No
     assert "rejected-by-peer" in kinds(net.alpha, mid)
     assert {e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected")} == {
         "digest-mismatch"}
+
+
+SIDECAR = """\
+subject = "Về nhân sự diện Ban Thường vụ quản lý"
+signer = "Trần Thị Bích"
+number = "77-BC/TU"
+"""
+SECRETS = ["bao-cao-nhan-su", "nhân sự", "Trần Thị Bích", "77-BC/TU"]
+
+
+def _dispatch_v3(net: Net, name: str, data: bytes) -> str:
+    """A document sealed as envelope v3 (beta last spoke protocol 2), with a sidecar."""
+    net.alpha.runtime.peer_protocols.note(net.beta.node_id, 2)
+    folder = net.alpha.runtime.config.outbox / "beta"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.meta.toml").write_text(SIDECAR, encoding="utf-8")
+    mid = net.dispatch(name, data)
+    assert net.alpha.store.audit_entries(kind="sealed", message_id=mid)[0].detail[
+        "envelope"] == 3
+    return mid
+
+
+def _assert_no_secrets(blob: bytes, where: str) -> None:
+    for needle in SECRETS:
+        for form in (needle.encode(), json.dumps(needle).strip('"').encode()):
+            assert form not in blob, f"{needle!r} readable in {where}"
+
+
+def test_v3_names_nothing_in_the_spool_the_store_or_on_the_wire(net: Net) -> None:
+    """The envelope as stored (spool, staging, both stores' header tokens) and as sent (every
+    frame byte) holds no file name, subject or metadata; beta still files it by name."""
+    data = "Báo cáo nhân sự.\n".encode() * 30_000   # several DATA frames
+    mid = _dispatch_v3(net, "bao-cao-nhan-su.txt", data)
+    spool = Path(net.alpha.store.get_dispatch(mid).spool_dir)
+    envelope_files = [p for p in spool.iterdir() if p.name not in ("payload", "intake.json")
+                      and not p.name.endswith(".meta.toml")]
+    assert [p.name for p in envelope_files] == ["stream-ends.bin"]
+    for path in envelope_files:
+        _assert_no_secrets(path.read_bytes(), path.name)
+    token = net.alpha.store.get_dispatch(mid).header_token
+    _assert_no_secrets(token.encode() + jws.b64url_decode(token.split(".")[1]), "the header")
+
+    tap: list[bytes] = []
+    net.connect(tap=tap)
+    sent = b"".join(tap)
+    assert token.encode() in sent and len(sent) > len(data)   # the tap saw the transfer
+    _assert_no_secrets(sent, "the frames sent")
+    assert (net.inbox() / "bao-cao-nhan-su.txt").read_bytes() == data
+    stored = net.beta.store.get_received(net.alpha.node_id, mid)
+    assert stored.header_token == token and stored.meta["subject"].startswith("Về nhân sự")
+    (received,) = net.beta.store.audit_entries(kind="received", message_id=mid)
+    assert received.detail["envelope"] == 3
+    assert net.delivered == [mid] and leftovers(net.beta) == []
+
+
+def _rewrite_trailer(net: Net, mid: str, change: Callable[[bytes], bytes]) -> None:
+    ends = Path(net.alpha.store.get_dispatch(mid).spool_dir) / "stream-ends.bin"
+    data = ends.read_bytes()
+    ends.write_bytes(data[:24] + change(data[24:]))
+
+
+def _refused_at_end(net: Net, mid: str, code: str) -> None:
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    assert delivery.state == "queued" and delivery.receipt is None
+    assert net.delivered == []
+    assert not net.inbox().exists() or list(net.inbox().iterdir()) == []
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert leftovers(net.beta) == []
+    assert "rejected-by-peer" in kinds(net.alpha, mid)
+    assert [e.detail["code"] for e in net.beta.store.audit_entries(kind="rejected",
+                                                                   message_id=mid)] == [code]
+
+
+def test_v3_trailer_altered_is_refused_at_end_and_nothing_is_published(net: Net) -> None:
+    mid = _dispatch_v3(net, "bao-cao-nhan-su.txt", b"Bao cao\n" * 5000)
+    _rewrite_trailer(net, mid, lambda t: t[:-1] + bytes([t[-1] ^ 1]))
+    net.connect()
+    _refused_at_end(net, mid, "bad-trailer")
+
+
+def test_v3_digest_mismatch_at_end_is_refused_and_nothing_is_published(net: Net) -> None:
+    """The sender's own signature over a digest the document does not have."""
+    mid = _dispatch_v3(net, "bao-cao-nhan-su.txt", b"Bao cao\n" * 5000)
+    row = net.alpha.store.get_dispatch(mid)
+    wrong = sign_trailer(net.alpha.runtime.keys.identity,
+                         decode_header(row.header_token).header_sha256, row.size, "0" * 64)
+    _rewrite_trailer(net, mid, lambda t: wrong)
+    net.connect()
+    _refused_at_end(net, mid, "digest-mismatch")

@@ -24,11 +24,12 @@ CS = 16384  # above the write buffer, so staged plaintext is on disk at once
 PLAIN = os.urandom(10 * CS + 123)
 
 
-def _sealed(message_id: str | None = None):  # type: ignore[no-untyped-def]
+def _sealed(message_id: str | None = None, version: int = 2):  # type: ignore[no-untyped-def]
     envelope, ciphertext = seal_all(
         PLAIN, identity=ALICE.identity, sender=ALICE.node_id, sender_key=ALICE.sealing_key,
         recipients={BOB.node_id: BOB.sealing_key}, name="so-lieu.bin",
-        message_id=message_id or new_message_id(), created="2026-11-25T22:00:00Z", chunk_size=CS)
+        message_id=message_id or new_message_id(), created="2026-11-25T22:00:00Z", chunk_size=CS,
+        meta={"subject": "Số liệu nhân sự"}, version=version)
     header = verify_header(envelope.header_token, ALICE.identity.verify_key)
     return header, ciphertext
 
@@ -172,3 +173,25 @@ def test_a_stream_cut_short_is_never_finished(tmp_path: Path) -> None:
     stream.write(ciphertext[:-CS])
     with pytest.raises(Truncated):
         stream.finish()
+
+
+@pytest.mark.parametrize("cut_chunks", [5, 10])
+def test_a_v3_transfer_resumes_and_its_staging_area_names_nothing(tmp_path: Path,
+                                                                   cut_chunks: int) -> None:
+    """Envelope v3: a cut transfer resumes from the staged chunks (the trailer chunk still
+    comes from the sender), and the resume record beside the staging file holds no name or
+    metadata, only the header's digest and the stream header."""
+    header, ciphertext = _sealed(version=3)
+    first = _open(tmp_path, header)
+    for frame in _frames(ciphertext[:_at_chunk(cut_chunks) + 7]):
+        first.write(frame)
+    first.close()
+    record = first.resume_record.read_bytes()
+    for secret in ("so-lieu", "Số liệu", "subject"):
+        assert secret.encode() not in record
+    second = _open(tmp_path, header)
+    assert second.offset == _at_chunk(cut_chunks)
+    for frame in _frames(ciphertext[second.offset:]):
+        second.write(frame)
+    proven = second.finish()
+    assert second.staging.read_bytes() == PLAIN and proven.size == len(PLAIN)
