@@ -6,6 +6,8 @@ change to the table in frames.py that the documentation does not share fails a t
 """
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lienthong.protocol.errors import (
@@ -144,3 +146,50 @@ def test_partial_header_waits_for_more() -> None:
         assert decoder.next_frame() is None and decoder.buffered == cut
         decoder.feed(header(FrameKind.END, 3)[cut:] + b"abc")
         assert drain(decoder) == [Frame(FrameKind.END, b"abc")]
+
+
+def test_local_misuse_is_named() -> None:
+    with pytest.raises(LocalProtocolError) as caught:
+        frame_header(42, 0)  # type: ignore[arg-type]
+    assert str(caught.value) == "42 is not a FrameKind"
+    decoder = FrameDecoder()
+    decoder.feed(header(FrameKind.OFFER, MAX_PAYLOAD) + bytes(MAX_PAYLOAD))
+    with pytest.raises(LocalProtocolError) as full:
+        decoder.feed(b"")
+    assert str(full.value) == ("feed() called again without draining next_frame(); the buffer "
+                               "already holds a complete frame")
+
+
+def _data_frame_in_a_piece(piece_size: int, payload_size: int = 1000) -> tuple[bytes, Frame]:
+    """A DATA frame of ``payload_size`` at the start of a piece of ``piece_size`` bytes."""
+    frame = header(FrameKind.DATA, payload_size) + bytes(range(256)) * 3 + bytes(232)
+    frame = frame[:HEADER_SIZE + payload_size]
+    piece = frame + b"\x01" * (piece_size - len(frame))
+    decoder = FrameDecoder()
+    decoder.feed(piece)
+    out = decoder.next_frame()
+    assert out is not None and bytes(out.payload) == frame[HEADER_SIZE:]
+    return piece, out
+
+
+def test_a_data_payload_of_exactly_half_its_piece_is_shared() -> None:
+    """A view never keeps alive more than twice its own size: half is shared, less is copied."""
+    piece, half = _data_frame_in_a_piece(2000)
+    assert isinstance(half.payload, memoryview) and half.payload.obj is piece
+    _, less = _data_frame_in_a_piece(2002)
+    assert type(less.payload) is bytes
+
+
+def test_a_frame_that_ends_a_piece_leaves_no_view_of_it() -> None:
+    """Once a frame spanning two pieces is taken, the decoder holds nothing of either, so a
+    received piece is freed as soon as its frames are."""
+    frame = header(FrameKind.END, 40) + b"e" * 40
+    first, second = frame[:20], frame[20:]
+    before = sys.getrefcount(second)
+    decoder = FrameDecoder()
+    decoder.feed(first)
+    decoder.feed(second)
+    assert sys.getrefcount(second) > before
+    assert drain(decoder) == [Frame(FrameKind.END, b"e" * 40)]
+    assert decoder.buffered == 0
+    assert sys.getrefcount(second) == before

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from lienthong.keys import jws
-from lienthong.protocol.errors import MalformedReceipt, ReceiptMismatch, ReceiptWrongType
+from lienthong.protocol.errors import (
+    MalformedReceipt,
+    ReceiptBadSignature,
+    ReceiptMismatch,
+    ReceiptWrongType,
+)
 from lienthong.protocol.receipt import (
     RECEIPT_TYP,
     VERSION,
@@ -21,6 +26,7 @@ from lienthong.protocol.receipt import (
     verify_receipt,
 )
 from tests.protocol.test_receipt import ALICE, BOB, CAROL, TIME, _header, _receipt
+from tests.vectors.make_vectors import party
 
 
 def _payload() -> dict[str, Any]:
@@ -168,3 +174,81 @@ def test_issued_payload_is_exactly_the_documented_one() -> None:
         "v": 1, "message_id": header.message_id, "sender": header.sender,
         "recipient": BOB.node_id, "sha256": header.sha256, "size": header.size,
         "status": "delivered", "time": TIME, "header_sha256": header.header_sha256}
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("message_id", "x", "message_id must be 32 lowercase hex digits"),
+    ("sender", "x", "sender: 'x' is not a node ID (56 base32 characters in 8 groups)"),
+    ("recipient", "x", "recipient: 'x' is not a node ID (56 base32 characters in 8 groups)"),
+    ("sha256", "x", "sha256 must be 64 lowercase hex digits"),
+    ("size", -1, "size: size must be an integer from 0 to 4503599627370496, not -1"),
+    ("time", "x", "time must be RFC 3339 UTC text like 2026-11-25T22:00:00Z, not 'x'"),
+    ("header_sha256", "x", "header_sha256 must be 64 lowercase hex digits"),
+    ("v", 2, "unsupported receipt version 2; this node reads v1"),
+    ("status", "x", "unknown receipt status 'x'"),
+])
+def test_each_refusal_names_the_field_word_for_word(key: str, value: Any, message: str) -> None:
+    """The refusal goes into the audit log and the clerk's report as it is: its words are part
+    of what the node shows, so they are pinned."""
+    payload = _payload()
+    payload[key] = value
+    with pytest.raises(MalformedReceipt) as caught:
+        verify_receipt(_signed_by_bob(payload), BOB.identity.verify_key)
+    assert str(caught.value) == message
+
+
+def test_wrong_type_keeps_the_reason() -> None:
+    other = jws.sign(BOB.identity, "lienthong-status/1", _payload(), kid=BOB.node_id)
+    with pytest.raises(ReceiptWrongType) as caught:
+        decode_receipt(other)
+    assert str(caught.value) == ("expected a 'lienthong-receipt/1' object, got "
+                                 "'lienthong-status/1'")
+
+
+def test_issue_refusals_word_for_word() -> None:
+    header = _header()
+    with pytest.raises(ValueError) as key:
+        issue_receipt(CAROL.identity, recipient=BOB.node_id, header=header, time=TIME)
+    assert str(key.value) == "identity is not the signing key of node ID recipient"
+    with pytest.raises(MalformedReceipt) as time:
+        issue_receipt(BOB.identity, recipient=BOB.node_id, header=header, time="now")
+    assert str(time.value) == ("time must be RFC 3339 UTC text like 2026-11-25T22:00:00Z, "
+                               "not 'now'")
+    with pytest.raises(MalformedReceipt) as who:
+        issue_receipt(BOB.identity, recipient="bob", header=header, time=TIME)
+    assert str(who.value).startswith("recipient: 'bob' is not a node ID")
+    mallory = party("mallory")
+    with pytest.raises(ReceiptMismatch) as mismatch:
+        issue_receipt(mallory.identity, recipient=mallory.node_id, header=header, time=TIME)
+    assert str(mismatch.value) == (f"{mallory.node_id} is not a recipient of message "
+                                   f"{header.message_id}")
+
+
+def test_verify_refusals_word_for_word() -> None:
+    """Who signed, who answered and whether they were addressed, as the sender's audit
+    entry records them."""
+    header = _header()
+    payload = jws.decode(_receipt(header), RECEIPT_TYP).payload
+    mallory = party("mallory")
+    forged = jws.sign(mallory.identity, RECEIPT_TYP, payload, kid=BOB.node_id)
+    with pytest.raises(ReceiptBadSignature) as key:
+        verify_receipt(forged, mallory.identity.verify_key)
+    assert str(key.value) == (f"the key that signed the receipt is not the identity of "
+                              f"{BOB.node_id}")
+    with pytest.raises(ReceiptMismatch) as who:
+        verify_receipt(_receipt(header, CAROL), CAROL.identity.verify_key,
+                       recipient=BOB.node_id)
+    assert str(who.value) == f"the receipt comes from {CAROL.node_id}, not {BOB.node_id}"
+    payload["recipient"] = mallory.node_id
+    stranger = jws.sign(mallory.identity, RECEIPT_TYP, payload, kid=mallory.node_id)
+    with pytest.raises(ReceiptMismatch) as addressed:
+        verify_receipt(stranger, mallory.identity.verify_key, expected=header)
+    assert str(addressed.value) == (f"{mallory.node_id} is not a recipient of message "
+                                    f"{header.message_id}")
+
+
+def test_a_bad_signature_says_so() -> None:
+    token = _receipt(_header())
+    with pytest.raises(ReceiptBadSignature) as caught:
+        verify_receipt(token, CAROL.identity.verify_key)
+    assert str(caught.value) == "the receipt's signature does not verify"

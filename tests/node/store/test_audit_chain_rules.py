@@ -32,7 +32,8 @@ def test_a_broken_prev_hash_link_is_caught_at_the_next_entry() -> None:
     with pytest.raises(ChainBroken) as caught:
         verify_chain(entries)
     assert caught.value.seq == 4
-    assert caught.value.why.startswith("prev_hash does not match the entry before it")
+    assert caught.value.why == ("prev_hash does not match the entry before it "
+                                "(an entry was deleted, inserted or reordered)")
 
 
 def test_first_entry_must_link_to_the_genesis_hash() -> None:
@@ -109,11 +110,32 @@ def test_a_cut_log_names_the_last_head_beyond_it() -> None:
 
 
 def test_a_head_at_or_before_the_start_is_not_a_cut() -> None:
-    """A head at an entry already verified by an earlier page is not 'beyond' this one."""
+    """A head at an entry already verified by an earlier page is not 'beyond' this one, even
+    when this page is empty and the head is at the very entry it starts after."""
     entries = make_chain(4)
     head = SignedHead(seq=2, hash=entries[1].hash, time="t")
     assert verify_chain(entries[2:], after=(2, entries[1].hash), heads=[head]) == \
         (4, entries[3].hash)
+    assert verify_chain([], after=(2, entries[1].hash), heads=[head]) == (2, entries[1].hash)
+
+
+def test_each_kind_of_edit_says_what_was_found() -> None:
+    """The reason shown by `audit verify` for an edited entry, word for word."""
+    entries = make_chain(2)
+    cases = {
+        "detail is not in canonical form (edited)":
+            dataclasses.replace(entries[0], detail_json=entries[0].detail_json + " "),
+        "content does not match its hash (edited)":
+            dataclasses.replace(entries[0], kind="forged"),
+    }
+    for why, edited in cases.items():
+        with pytest.raises(ChainBroken) as caught:
+            verify_chain([edited, entries[1]])
+        assert (caught.value.seq, caught.value.why) == (1, why)
+    garbage = dataclasses.replace(entries[0], detail_json="{not json")
+    with pytest.raises(ChainBroken) as caught:
+        verify_chain([garbage])
+    assert caught.value.why.startswith("detail is not valid JSON (edited): not valid JSON")
 
 
 def test_canonical_detail_of_nothing_is_an_empty_object() -> None:
