@@ -169,8 +169,14 @@ def _run_module(module: Module, jobs: int, equivalents: dict[str, str], *,
     if not report_only:
         print(f"mutate: {module.path} with {', '.join(module.tests)}", flush=True)
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
-                       cwd=stage, env=env, stdout=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
+        subprocess.run(command, cwd=stage, env=env, stdout=subprocess.DEVNULL)
+        # mutmut reuses a mutant's result while its function is unchanged, even when the
+        # tests changed: test the survivors again, so a new test counts at once.
+        again = [name for name, code in _results(stage, module).items()
+                 if code not in KILLED_CODES]
+        if again:
+            subprocess.run(command + again, cwd=stage, env=env, stdout=subprocess.DEVNULL)
     results = _results(stage, module)
     stale = sorted(set(equivalents) - set(results))
     for name in stale:
