@@ -40,9 +40,11 @@ def _signed_by_bob(payload: dict[str, Any], kid: str | None = None) -> str:
 def test_kid_other_than_the_recipient_is_refused() -> None:
     """Bob's receipt, signed by Bob, but with Carol's node ID as kid: refused on its form."""
     forged = _signed_by_bob(_payload(), kid=CAROL.node_id)
-    with pytest.raises(MalformedReceipt, match="kid must be the recipient"):
+    with pytest.raises(MalformedReceipt,
+                       match=r"^the receipt's kid must be the recipient's node ID$"):
         verify_receipt(forged, BOB.identity.verify_key)
-    with pytest.raises(MalformedReceipt, match="kid must be the recipient"):
+    with pytest.raises(MalformedReceipt,
+                       match=r"^the receipt's kid must be the recipient's node ID$"):
         decode_receipt(forged)
 
 
