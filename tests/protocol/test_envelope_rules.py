@@ -102,6 +102,8 @@ def test_a_kid_of_exactly_the_limit_is_accepted() -> None:
     token, _ = _seal(b"hello")
     header = _verify(resign(token, ALICE, lambda p: _first_key(p).__setitem__("kid", "k" * 128)))
     assert "k" * 128 in {key.kid for key in header.keys}
+    header = _verify(resign(token, ALICE, lambda p: _first_key(p).__setitem__("kid", "k")))
+    assert "k" in {key.kid for key in header.keys}
     sealer = Sealer(size=1, **_args(sender_key=(
         "s" * 128, ALICE.sealing_key[1])))
     sealer.feed(b"x")
