@@ -9,6 +9,7 @@ task inside that environment. ``make`` targets call it too, so there is one way 
     python3 dev.py demo      the three-office demo network
     python3 dev.py test      lint (below), then the whole test suite
     python3 dev.py lint      ruff, the layer contracts (lint-imports), then mypy
+    python3 dev.py mutate [MODULE...]   mutation testing of the security-critical modules
     python3 dev.py bench-protocol | bench | bench-urgency | test-faults | fuzz
 """
 from __future__ import annotations
@@ -85,6 +86,15 @@ def ensure_test_tools() -> None:
                            "the browser tests")
 
 
+def ensure_mutation_tools() -> None:
+    """mutmut is in the ``mutation`` extra, not in ``test``: only `dev.py mutate` needs it."""
+    if subprocess.call([str(PY), "-c", "import mutmut"], stderr=subprocess.DEVNULL) == 0:
+        return
+    print("dev.py: installing the mutation extra (mutmut; first run only)", flush=True)
+    subprocess.check_call([str(PY), "-m", "pip", "install", "--quiet", "-e",
+                           f"{ROOT}[test,mutation]"])
+
+
 TASKS = {
     "demo": [str(VENV / "bin" / "lienthong"), "demo"],
     "test": [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -94,6 +104,7 @@ TASKS = {
     "bench": [str(PY), "-m", "bench.node_bench"],
     "bench-urgency": [str(PY), "-m", "bench.urgency_bench"],
     "fuzz": [str(PY), "-m", "tests.fuzz.fuzz_frames"],
+    "mutate": [str(PY), "-m", "tests.mutation.run"],
 }
 
 
@@ -154,12 +165,14 @@ def lint() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or (argv[0] not in TASKS and argv[0] != "lint"):
+    if not argv or (argv[0] not in TASKS and argv[0] not in ("lint", "mutate")):
         print(__doc__)
         return 2
     ensure_venv()
     if argv[0] == "lint":
         return lint()
+    if argv[0] == "mutate":
+        ensure_mutation_tools()
     if argv[0] in ("test", "test-faults", "test-fast"):
         ensure_test_tools()
     # The whole suite starts with the checks that read the code (no arguments: a partial run
