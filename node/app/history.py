@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -244,9 +245,10 @@ def plan_year(year: int, *, until: dt.date | None = None) -> Plan:
     # Two recalls, each a few days after the document; two files refused at the outbox.
     ubnd_report = next((d.key for d in plan.documents if d.sender == "ubnd"
                         and d.type == "report" and d.day >= f"{year}-03"), None)
-    for key, office in (("directive-3", CONSOLIDATING), (ubnd_report, "ubnd")):
-        doc = next((d for d in plan.documents if d.key == key), None)
+    for wanted, office in (("directive-3", CONSOLIDATING), (ubnd_report, "ubnd")):
+        doc = next((d for d in plan.documents if d.key == wanted), None)
         if doc is not None:
+            key = doc.key
             plan.actions = [a for a in plan.actions if a.key != key]
             when = _working_after(dt.date.fromisoformat(doc.day), 2)
             act(PlannedAction(when.isoformat(), "recall", office, key,
@@ -337,8 +339,7 @@ class HistoryRun:
                 doc.sender, doc.target, doc.name,
                 f"%PDF-1.7\n% {doc.name} ({doc.key}, {day})\n", sidecar=doc.sidecar))
         for doc in documents:
-            yield self.wait_async(lambda d=doc: self._settled(d),
-                                  f"{doc.name} from {doc.sender}")
+            yield self.wait_async(partial(self._settled, doc), f"{doc.name} from {doc.sender}")
             if not doc.refused:
                 self.message_ids[doc.key] = doc.message_id = self._sent[doc.key]
         actions = [a for a in self.plan.actions if a.day == day]

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-STYLE = {
+STYLE: dict[str, Any] = {
     "svg.fonttype": "path",
     "font.family": "DejaVu Sans",
     "font.size": 9,
@@ -31,8 +33,14 @@ STATE_COLOURS = {"on-time": "#548235", "late": "#c55a11", "missing": "#a50021",
                  "overdue": "#e46c0a", "due": "#8ea9db"}
 
 
+def _context(extra: dict[str, Any] | None = None) -> Any:
+    """matplotlib's settings for the report (its stubs type the keys as literals)."""
+    settings: Any = {**STYLE, **(extra or {})}
+    return matplotlib.rc_context(settings)
+
+
 def _svg(figure: Figure, salt: str) -> str:
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": salt}):
+    with _context({"svg.hashsalt": salt}):
         buffer = io.StringIO()
         FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
@@ -40,14 +48,14 @@ def _svg(figure: Figure, salt: str) -> str:
 
 
 def _figure(width: float = 6.8, height: float = 2.8) -> Figure:
-    with matplotlib.rc_context(STYLE):
+    with _context():
         return Figure(figsize=(width, height), layout="constrained")
 
 
 def monthly_volume(series: Mapping[str, Sequence[int]], *, months: Sequence[str],
                    title: str, ylabel: str) -> str:
     """Stacked bars: documents per month, one colour per sending office."""
-    with matplotlib.rc_context(STYLE):
+    with _context():
         figure = _figure()
         axes = figure.subplots()
         bottom = [0] * len(months)
@@ -57,7 +65,7 @@ def monthly_volume(series: Mapping[str, Sequence[int]], *, months: Sequence[str]
             bottom = [a + b for a, b in zip(bottom, counts, strict=True)]
         axes.set_title(title)
         axes.set_ylabel(ylabel)
-        axes.yaxis.get_major_locator().set_params(integer=True)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         return _svg(figure, "volume")
 
@@ -65,7 +73,7 @@ def monthly_volume(series: Mapping[str, Sequence[int]], *, months: Sequence[str]
 def on_time(counts: Mapping[str, Mapping[str, int]], *, states: Mapping[str, str],
             title: str, xlabel: str) -> str:
     """Horizontal stacked bars per owing office: obligations by state, with the on-time rate."""
-    with matplotlib.rc_context(STYLE):
+    with _context():
         offices = list(counts)
         figure = _figure(height=0.6 + 0.45 * max(1, len(offices)))
         axes = figure.subplots()
@@ -86,7 +94,7 @@ def on_time(counts: Mapping[str, Mapping[str, int]], *, states: Mapping[str, str
         axes.invert_yaxis()
         axes.set_title(title)
         axes.set_xlabel(xlabel)
-        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         return _svg(figure, "ontime")
 
@@ -94,12 +102,12 @@ def on_time(counts: Mapping[str, Mapping[str, int]], *, states: Mapping[str, str
 def latency(histogram: Sequence[int], *, buckets: Sequence[str], title: str,
             ylabel: str) -> str:
     """Bars: receipted documents by how long delivery took."""
-    with matplotlib.rc_context(STYLE):
+    with _context():
         figure = _figure(height=2.4)
         axes = figure.subplots()
         bars = axes.bar(buckets, histogram, color=PALETTE[0])
         axes.bar_label(bars, labels=[str(v) if v else "" for v in histogram])
         axes.set_title(title)
         axes.set_ylabel(ylabel)
-        axes.yaxis.get_major_locator().set_params(integer=True)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         return _svg(figure, "latency")

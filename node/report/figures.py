@@ -261,8 +261,8 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
             coordination: CoordinationSection, now: float) -> YearFigures:
     """Every figure of the report for ``year`` (blocking: the CLI or the database thread).
 
-    Raises ``ReportError`` when the store holds no clerk's document of the year and no
-    obligation due in it: there is nothing to show.
+    Raises ``ReportError`` when the store holds no clerk's document of the year: there is
+    nothing to show (obligations alone would all be "missing" for a year the node never ran).
     """
     start, end = year_bounds(year)
     since, until = _utc(start - SLACK), _utc(end + SLACK)
@@ -288,11 +288,10 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
                          names, by_message, start, end, name=got.name, failed=None)
         if item is not None:
             exchanges.append(item)
-    obligations = _obligations(store, coordination, own_name, year, now)
-    if not exchanges and not obligations:
+    if not exchanges:
         raise ReportError(f"this office's records hold no document sent or received in "
-                          f"{year} and no programme due in it: there is nothing to report "
-                          f"for {year}")
+                          f"{year}: there is nothing to report for {year}")
+    obligations = _obligations(store, coordination, own_name, year, now)
     failures += _refusals(store, _utc(start), _utc(end), names)
     offices = tuple(sorted({own_name, *(n for n in names.values())},
                            key=lambda n: (n != own_name, n)))

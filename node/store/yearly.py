@@ -104,4 +104,5 @@ class YearMethods(StoreBase):
         query = (select(_a).where(_a.c.kind.in_(list(kinds)), _a.c.time >= since,
                                   _a.c.time < until).order_by(_a.c.seq))
         with self._read() as conn:
-            return [build(AuditEntry, row, detail_json=row.detail) for row in conn.execute(query).all()]
+            rows = conn.execute(query).all()
+        return [build(AuditEntry, row, detail_json=row.detail) for row in rows]
