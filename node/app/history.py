@@ -243,9 +243,12 @@ def plan_year(year: int, *, until: dt.date | None = None) -> Plan:
                                   {"status": "registered", "note": "",
                                    "register_number": f"{number}/VT"}))
     # Two recalls, each a few days after the document; two files refused at the outbox.
+    plan.documents.sort(key=lambda d: (d.day, d.key))
     ubnd_report = next((d.key for d in plan.documents if d.sender == "ubnd"
                         and d.type == "report" and d.day >= f"{year}-03"), None)
-    for wanted, office in (("directive-3", CONSOLIDATING), (ubnd_report, "ubnd")):
+    directive = next((d.key for d in plan.documents if d.type == "directive"
+                      and d.day >= f"{year}-02"), None)
+    for wanted, office in ((directive, CONSOLIDATING), (ubnd_report, "ubnd")):
         doc = next((d for d in plan.documents if d.key == wanted), None)
         if doc is not None:
             key = doc.key
