@@ -53,8 +53,15 @@ def _lienthong_command() -> str:
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo-network"), show_default=True,
               help="Where to create the three office homes (an old demo there is replaced).")
-def demo(folder: Path) -> None:
+@click.option("--year", type=click.IntRange(2000, 2200), default=None,
+              help="Instead: play a year of the offices' traffic through the three nodes "
+                   "(programmes, directives, conclusions, statuses, recalls) and leave the "
+                   "network behind for `lienthong report --year`.")
+def demo(folder: Path, year: int | None) -> None:
     """Run a three-office demo network on loopback and show each delivery and receipt."""
+    if year is not None:
+        _history(folder, year)
+        return
     from twisted.internet import reactor
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import deferLater
@@ -166,4 +173,49 @@ def demo(folder: Path) -> None:
         click.echo(f"  {command} run {folder / office.name}")
     click.echo(f"then drop a file into {folder / 'tinhuy' / 'outbox' / 'hdnd'}/ and watch "
                f"{folder / 'hdnd' / 'inbox' / 'tinhuy'}/")
+    sys.exit(outcome["code"])
+
+
+def _history(folder: Path, year: int) -> None:
+    """``demo --year``: a year of traffic through real nodes on an injected clock."""
+    import datetime as dt
+
+    from twisted.internet import reactor
+
+    from lienthong.node.app.history import HistoryRun, plan_year
+    from lienthong.node.core.clock import use_monotonic_timers
+
+    today = dt.date.today()
+    if year > today.year:
+        raise click.ClickException(f"{year} has not begun: choose this year or an earlier one")
+    use_monotonic_timers(reactor)
+    plan = plan_year(year, until=today if year == today.year else None)
+    folder = folder.resolve()
+    run = HistoryRun(reactor, folder, plan, report=click.echo)
+    try:
+        run.create()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Playing {len(plan.documents)} documents and {len(plan.actions)} statuses "
+               f"and recalls of {year} through three nodes in {folder}")
+    started = time.monotonic()
+    outcome = {"code": 0}
+
+    def failed(failure: Any) -> None:
+        outcome["code"] = 1
+        click.echo(f"the history failed: {failure.getErrorMessage()}", err=True)
+
+    def played() -> None:
+        d = run.run()
+        d.addErrback(failed)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(played)
+    reactor.run()
+    click.echo(f"Finished in {time.monotonic() - started:.0f} s; what was played is in "
+               f"{folder / 'history.json'}. The reports:")
+    command = _lienthong_command()
+    for office in OFFICES:
+        click.echo(f"  {command} report --home {folder / office.name} --year {year} "
+                   f"--out {office.name}-{year}.html --pdf")
     sys.exit(outcome["code"])

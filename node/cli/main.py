@@ -152,6 +152,8 @@ def _register_subcommands() -> None:
     from lienthong.node.cli.coordination import deadlines, programmes
     main.add_command(deadlines)
     main.add_command(programmes)
+    from lienthong.node.cli.report import report
+    main.add_command(report)
     from lienthong.node.cli.keys import backup, keys, restore
     main.add_command(keys)
     main.add_command(backup)

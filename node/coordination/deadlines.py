@@ -73,11 +73,13 @@ class DeadlineRow:
 
 @dataclass(frozen=True, slots=True)
 class DeadlineQuery:
-    """Which rows to list: all by default; ``periods`` overrides the date window."""
+    """Which rows to list: all by default; ``periods`` overrides the date window, and
+    ``between`` (first and last due day, both included) replaces it (the yearly report)."""
 
     offices: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     periods: tuple[Period, ...] = ()
+    between: tuple[dt.date, dt.date] | None = None
 
 
 def working_calendar(section: CoordinationSection) -> WorkingCalendar:
@@ -99,7 +101,10 @@ class DeadlineEngine:
     def consolidating(self) -> bool:
         return self.own_name == self.section.consolidating_office
 
-    def window(self, today: dt.date) -> tuple[dt.date, dt.date]:
+    def window(self, today: dt.date,
+               query: DeadlineQuery = DeadlineQuery()) -> tuple[dt.date, dt.date]:
+        if query.between is not None:
+            return query.between
         first = today - dt.timedelta(days=LOOKBACK_DAYS)
         if self.section.since:
             first = dt.date.fromisoformat(self.section.since)
@@ -112,7 +117,7 @@ class DeadlineEngine:
         rows = self._programme_rows(today, query, names, ids_of)
         if not query.periods and (not query.kinds or "document" in query.kinds
                                   or "conclusion" in query.kinds):
-            rows += self._document_rows(today, names)
+            rows += self._document_rows(today, names, query)
         if query.offices:
             rows = [row for row in rows if row.office in query.offices
                     or row.owed_to in query.offices]
@@ -143,7 +148,7 @@ class DeadlineEngine:
         if query.periods:
             return [self.rules.deadline(p) for p in query.periods
                     if p.kind in self.rules.kinds]
-        first, last = self.window(today)
+        first, last = self.window(today, query)
         kinds = tuple(k for k in query.kinds if k in self.rules.kinds) if query.kinds else None
         if query.kinds and not kinds:
             return []
@@ -203,13 +208,14 @@ class DeadlineEngine:
 
     # -- documents with a due date, and conclusions ------------------------------------------
 
-    def _document_rows(self, today: dt.date, names: Mapping[str, str]) -> list[DeadlineRow]:
-        first, last = self.window(today)
+    def _document_rows(self, today: dt.date, names: Mapping[str, str],
+                       query: DeadlineQuery) -> list[DeadlineRow]:
+        first, last = self.window(today, query)
         tracked = self.store.tracked_documents(due_from=first.isoformat(),
                                                due_until=last.isoformat())
         conclusions = [row for row in self.store.tracked_documents(
             doc_type="conclusion", direction="sent")
-            if local_day(row.recorded_at) >= first - dt.timedelta(days=LOOKAHEAD_DAYS)]
+            if first - dt.timedelta(days=LOOKAHEAD_DAYS) <= local_day(row.recorded_at) <= last]
         mids = [r.message_id for r in tracked] + [r.message_id for r in conclusions]
         statuses = self.store.statuses_of(mids)
         dispatches = self.store.dispatches_by_ids(

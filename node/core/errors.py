@@ -36,6 +36,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
                  BadHead                     bad-audit-head
     status       OwnCardUnreadable           own-card-unreadable
     backup       BackupError                 backup-error
+    report       ReportError                 report-error
     control      RequestRefused              request-refused
                  _Mismatch                   status-mismatch
     reconciliation _Refused                  summary-refused

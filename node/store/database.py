@@ -59,6 +59,7 @@ from lienthong.node.store.reconciliations import ReconciliationMethods
 from lienthong.node.store.records import StoreError
 from lienthong.node.store.reports import ReportMethods
 from lienthong.node.store.witnesses import WitnessMethods
+from lienthong.node.store.yearly import YearMethods
 
 _BEGIN_OPTION = "lienthong_begin"
 _BEGIN_STATEMENTS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
@@ -161,5 +162,5 @@ def _on_sqlite_begin(conn: Connection) -> None:
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
             AuditMethods, ReportMethods, DocumentMethods, WitnessMethods,
             ReconciliationMethods, EdxmlIdMethods,
-            CoordinationMethods):
+            CoordinationMethods, YearMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

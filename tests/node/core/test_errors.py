@@ -34,6 +34,7 @@ ROOT_CODES = {
     "lienthong.node.outbox.refusals.Refused": "file-refused",
     "lienthong.node.outbox.sidecars.SidecarFound": "sidecar-found",
     "lienthong.node.reconciliation.exchange._Refused": "summary-refused",
+    "lienthong.node.report.figures.ReportError": "report-error",
     "lienthong.node.spool.sealing.ChangedWhileSealing": "changed-while-sealing",
     "lienthong.node.status.gather.OwnCardUnreadable": "own-card-unreadable",
     "lienthong.node.store.audit_chain.ChainBroken": "audit-chain-broken",

@@ -1,0 +1,71 @@
+"""``lienthong report``: the yearly cooperation report, as HTML and, on request, PDF.
+
+Reads the store only (no passphrase, the node may be running): the figures come from
+node/report/figures.py, the page from node/report/render.py. ``--json`` prints the figures
+for scripts (and the tests that compare two offices' reports).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from lienthong.keys.card import read_card
+from lienthong.keys.errors import KeysError
+from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.core.home import write_public_file
+from lienthong.node.store.database import open_store
+
+
+@click.command("report")
+@click.option("--year", type=click.IntRange(2000, 2200), required=True,
+              help="The year of the report, e.g. 2026.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The HTML file to write (required unless --json).")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+              help="Vietnamese (the default) or English.")
+@click.option("--pdf", "pdf", is_flag=True,
+              help="Also print it to a PDF beside the HTML (needs Chromium and Playwright).")
+@click.option("--chromium", default=None,
+              help="The Chromium executable for --pdf (default: chromium on PATH, or "
+                   "/usr/bin/chromium).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@home_option
+def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | None,
+           as_json: bool, home: Path | None) -> None:
+    """The yearly cooperation report: documents, deadlines, delivery times, recalls, failures,
+    reconciliations and witnessed audit heads, with charts, as one HTML file (and a PDF)."""
+    from lienthong.node.report.figures import collect
+    from lienthong.node.report.render import print_pdf, render_html
+
+    if out is None and not as_json:
+        raise CliError("say where to write the report: --out FILE.html (or --json)")
+    config = open_config(home)
+    try:
+        own = read_card(config.card_path.read_text(encoding="utf-8"))
+    except (OSError, KeysError) as exc:
+        raise CliError(f"cannot read this office's own card {config.card_path}: {exc}"
+                       ) from None
+    store = open_store(config.store.url)
+    try:
+        figures = collect(store, year=year, own_name=config.node.name,
+                          own_node_id=own.node_id, coordination=config.coordination,
+                          now=time.time())
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(figures.as_json(), ensure_ascii=False, indent=2))
+    if out is None:
+        return
+    page = render_html(figures, lang=lang)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_public_file(out, page.encode("utf-8"))
+    if not as_json:
+        click.echo(f"Wrote the {year} report of {config.node.name} to {out}")
+    if pdf:
+        target = out.with_suffix(".pdf")
+        print_pdf(out, target, chromium=chromium)
+        if not as_json:
+            click.echo(f"Printed it to {target}")

@@ -1,0 +1,1 @@
+"""The yearly cooperation report: figures from the store, charts, one HTML file and its PDF."""

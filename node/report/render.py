@@ -1,0 +1,148 @@
+"""The yearly report as one self-contained HTML file (Jinja2, autoescaped), and its PDF.
+
+The page carries its charts inline (SVG from node/report/charts.py), its style in one
+``<style>`` element with print rules for A4, and nothing fetched from anywhere, so the file
+can be mailed, archived and opened offline. Every value shown goes through Jinja2's
+autoescape: subjects, file names and reasons that came from a peer are text, never markup.
+The charts are our own SVG (text drawn as outlines), the one thing marked safe.
+
+The PDF is printed from that HTML by a real browser: Debian's Chromium (``/usr/bin/chromium``)
+driven by Playwright, both optional (``pip install lienthong[pdf]``, ``apt install chromium``).
+An office without them opens the HTML in any browser and prints it to PDF: the print rules
+give the same A4 pages.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from lienthong.node.report import charts
+from lienthong.node.report.figures import (
+    LATENCY_BUCKETS,
+    OBLIGATION_STATES,
+    ReportError,
+    Spread,
+    YearFigures,
+)
+from lienthong.node.report.text import LANGUAGES, MESSAGES, translate
+
+
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("lienthong.node.report", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def duration(lang: str, seconds: float | None) -> str:
+    """A duration in the largest unit that keeps it readable."""
+    if seconds is None:
+        return translate(lang, "none")
+    if seconds < 120:
+        return translate(lang, "seconds", value=f"{seconds:.1f}")
+    if seconds < 7200:
+        return translate(lang, "minutes", value=f"{seconds / 60:.0f}")
+    if seconds < 2 * 86400:
+        return translate(lang, "hours", value=f"{seconds / 3600:.1f}")
+    return translate(lang, "days", value=f"{seconds / 86400:.1f}")
+
+
+def _day(text: str | None) -> str:
+    return text[:10] if text else ""
+
+
+def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
+    """The report page for ``figures`` in ``lang`` (``vi`` or ``en``)."""
+    if lang not in LANGUAGES:
+        raise ReportError(f"the report is written in {' or '.join(LANGUAGES)}, not {lang!r}")
+
+    def t(name: str, **fields: object) -> str:
+        return translate(lang, name, **fields)
+
+    months = [t("month_short", month=m) for m in range(1, 13)]
+    states = {s: t(f"state_{s}") for s in OBLIGATION_STATES}
+    counts = figures.obligation_counts()
+    sent = sum(p.documents for p in figures.pairs if p.sender == figures.office)
+    received = sum(p.documents for p in figures.pairs if p.recipient == figures.office)
+    receipted = sum(p.receipted for p in figures.pairs if p.sender == figures.office)
+    volume = figures.monthly_by_sender()
+    volume = {office: series for office, series in volume.items() if any(series)}
+    histogram = figures.latency_histogram()
+    context: dict[str, Any] = {
+        "t": t, "lang": lang, "f": figures, "months": months, "states": states,
+        "counts": counts, "sent": sent, "received": received, "receipted": receipted,
+        "duration": lambda s: duration(lang, s), "day": _day,
+        "rate": _rate,
+        "kind_label": lambda kind: t(f"kind_{kind}") if f"kind_{kind}" in MESSAGES else kind,
+        "late_rows": [row for row in figures.obligations
+                      if row.state in ("late", "missing", "overdue")],
+        "types": sorted({ty for p in figures.pairs for ty in p.by_type}),
+        "overall": {"latency": Spread.of(e.latency for e in figures.exchanges),
+                    "turnaround": Spread.of(e.turnaround for e in figures.exchanges)},
+        "volume_svg": Markup(charts.monthly_volume(  # noqa: S704 - our own SVG, text as paths
+            volume, months=months, title=t("volume_chart"), ylabel=t("documents")))
+        if volume else None,
+        "on_time_svg": Markup(charts.on_time(  # noqa: S704
+            counts, states=states, title=t("obligations_chart"), xlabel=t("count")))
+        if counts else None,
+        "latency_svg": Markup(charts.latency(  # noqa: S704
+            histogram, buckets=[t(f"bucket_{i}") for i in range(len(LATENCY_BUCKETS))],
+            title=t("latency_chart"), ylabel=t("documents")))
+        if any(histogram) else None,
+    }
+    return _environment().get_template("report.html.j2").render(context)
+
+
+def _rate(per: dict[str, int]) -> str:
+    settled = sum(per.get(s, 0) for s in ("on-time", "late", "missing"))
+    if not settled:
+        return "—"
+    return f"{100 * per.get('on-time', 0) / settled:.0f}%"
+
+
+#: Where Debian installs Chromium; ``--chromium`` names another.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium_executable(given: str | None = None) -> str:
+    """The browser that prints the PDF, or a ReportError saying how to get one."""
+    candidate = given or shutil.which("chromium") or CHROMIUM
+    if not Path(candidate).exists():
+        raise ReportError(f"printing the PDF needs Chromium, not found at {candidate} "
+                          "(apt install chromium); or open the HTML report in any browser "
+                          "and print it to PDF")
+    return candidate
+
+
+def print_pdf(html: Path, pdf: Path, *, chromium: str | None = None) -> None:
+    """Print the HTML file to an A4 PDF with headless Chromium (blocking)."""
+    executable = chromium_executable(chromium)
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise ReportError("printing the PDF needs Playwright (pip install 'lienthong[pdf]'); "
+                          "or open the HTML report in any browser and print it to PDF"
+                          ) from None
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                                 args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(html.resolve().as_uri(), wait_until="load")
+                page.pdf(path=str(pdf), format="A4", print_background=True,
+                         prefer_css_page_size=True, outline=True, tagged=True)
+            finally:
+                browser.close()
+    except PlaywrightError as exc:
+        raise ReportError(f"Chromium could not print the report to PDF: "
+                          f"{str(exc).splitlines()[0]}") from None
+
+
+def today_text(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
