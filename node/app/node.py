@@ -176,7 +176,7 @@ class Node:
             elif peer.state == "revoked":
                 link = self.links.pop(peer.node_id, None)
                 if link is not None:
-                    link.stop()
+                    link.cut("revoked", "this node has revoked your key")
                 self.receiver_factory.drop_peer(peer.node_id)
                 self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at}: "
                            f"{peer.reason or 'no reason given'}")

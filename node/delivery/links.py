@@ -365,3 +365,11 @@ class PeerLink(DocumentOutcomes):
         self.state = LinkState.STOPPED
         if self.proto is not None:
             self.proto.close()
+
+    def cut(self, code: str, reason: str) -> None:
+        """Stop at once (the peer was revoked): transfers in flight are aborted, not finished;
+        a receipt already on its way is refused by the store (``PeerRevoked``)."""
+        self._cancel_timer()
+        self.state = LinkState.STOPPED
+        if self.proto is not None:
+            self.proto.abort(code, reason)

@@ -22,10 +22,15 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.readahead import CiphertextSource
-from lienthong.node.delivery.receipts import ReceiptBatch, Recorded, VerifiedReceipt
+from lienthong.node.delivery.receipts import (
+    ReceiptBatch,
+    Recorded,
+    VerifiedReceipt,
+    late_receipt_reason,
+)
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
-from lienthong.node.store.records import DispatchRow, QueuedDelivery
+from lienthong.node.store.records import DispatchRow, PeerRevoked, QueuedDelivery
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
@@ -169,6 +174,15 @@ class DocumentOutcomes:
         """A batch of receipts is committed: those documents are delivered to this peer."""
         for item in batch:
             mid = item.receipt.message_id
+            if isinstance(item.error, PeerRevoked):
+                # Refused and failed in the store (delivery/receipts.py): file it in failed/.
+                self.offered.pop(mid, None)
+                self.progress.pop(mid, None)
+                self._headers.pop(mid, None)
+                log.warn("refused the receipt of {message_id} from {peer}: {error}",
+                         message_id=mid, peer=self.name, error=str(item.error))
+                self._on_delivery_failed(mid, late_receipt_reason(item.error))
+                continue
             if item.error is not None:
                 log.error("could not record the receipt of {message_id} from {peer}: "
                           "{error}", message_id=mid, peer=self.name, error=str(item.error))
