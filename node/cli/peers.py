@@ -178,3 +178,59 @@ def remove(name: str, yes: bool, home: Path | None) -> None:
     _change_peer(home, name, yes=yes, verb="remove", event="peer-removed",
                  change=lambda store, now: store.remove_peer(name, now), detail={})
     click.echo(f"Removed {name}.")
+
+
+#: ``peers test`` exit codes for scripts: every peer answered (and, with --deliver, receipted
+#: the test message), or at least one did not.
+TEST_EXIT = {"ok": 0, "failed": 1}
+
+
+@peers.command("test")
+@click.argument("name", required=False)
+@click.option("--deliver", is_flag=True,
+              help="Also send a signed test message through the running node and wait for "
+                   "its receipt.")
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for each peer to answer (and, with --deliver, ten times "
+                   "this for the receipt).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
+         home: Path | None) -> None:
+    """Dial each enrolled peer (or NAME) now and say whether it can be reached: address,
+    TCP, TLS 1.3, identity against its card, protocol, round trip; exit 1 if one cannot."""
+    from lienthong.node.app.process import load_keys_and_passphrase
+    from lienthong.node.cli.reachability import dial_all, record_results, render_check
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        directory = store.directory()
+        names = [p.name for p in directory.peers if p.state == "trusted"]
+        if name is not None:
+            record = _find(store, name)
+            if record.peer.state != "trusted":
+                raise CliError(f"{name} is revoked; a revoked peer is never dialled")
+            names = [name]
+    finally:
+        store.close()
+    if not names:
+        raise CliError("no peers enrolled yet; enrol one with: lienthong peers add THEIR.card")
+    node_keys, _typed = load_keys_and_passphrase(config)
+    checks = dial_all(node_keys, directory, names, timeout=timeout)
+    deliveries: dict[str, dict[str, Any]] = {}
+    if deliver:
+        from lienthong.node.cli.reachability import deliver_test_messages
+        deliveries = deliver_test_messages(config, [c.peer for c in checks if c.ok],
+                                           timeout=timeout * 10,
+                                           progress=None if as_json else click.echo)
+    record_results(config, checks, deliveries, now=wall_clock_now())
+    passed = all(c.ok for c in checks) and all(d["ok"] for d in deliveries.values()) \
+        and (not deliver or len(deliveries) == len(checks))
+    if as_json:
+        click.echo(json.dumps({"ok": passed, "peers": [
+            {**check.as_json(), "deliver": deliveries.get(check.peer)} for check in checks]},
+            ensure_ascii=False, indent=2))
+    else:
+        for check in checks:
+            click.echo(render_check(check, deliveries.get(check.peer) if deliver else None))
+    raise SystemExit(TEST_EXIT["ok" if passed else "failed"])

@@ -89,6 +89,7 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
             "next_attempt_at": (rfc3339(schedule.next_attempt_at)
                                 if schedule and schedule.next_attempt_at else None),
             "last_error": _last_error(link, schedule),
+            "reachable": _reachable(store, peer.node_id, link, schedule),
             "queue": _queue(queue, now),
             "sent": {"documents": moved.sent_documents if moved else 0,
                      "bytes": moved.sent_bytes if moved else 0},
@@ -134,6 +135,25 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
     snapshot["warnings"] = warnings_for(snapshot, thresholds)
     snapshot["health"] = health_of(snapshot["warnings"])
     return snapshot
+
+
+def _reachable(store: Store, node_id: str, link: Mapping[str, Any],
+               schedule: Any) -> dict[str, Any] | None:
+    """Whether the peer could be reached, by the newest evidence: a connection open now, the
+    last ``peers test`` (audited as ``peer-tested``), or the last connection either way
+    (``last_seen_at``); None when there is none yet."""
+    if link.get("connected"):
+        return {"reachable": True, "at": None, "source": "connected now", "reason": None}
+    tests = store.audit_search(peers=[node_id], kinds=["peer-tested"], limit=1, newest=True)
+    test = tests[-1] if tests else None
+    seen = schedule.last_seen_at if schedule is not None else None
+    if test is not None and (seen is None or test.time >= seen):
+        detail = test.detail
+        return {"reachable": detail.get("result") == "ok", "at": test.time, "source": "test",
+                "reason": None if detail.get("result") == "ok" else detail.get("reason")}
+    if seen is not None:
+        return {"reachable": True, "at": seen, "source": "connection", "reason": None}
+    return None
 
 
 def _last_error(link: Mapping[str, Any], schedule: Any) -> str | None:

@@ -1,0 +1,23 @@
+"""The peer test's words: network errors in plain language, and only known answers."""
+from __future__ import annotations
+
+import pytest
+
+from lienthong.node.delivery.dial_check import DialCheck, plain_network_error
+
+
+def test_network_errors_are_put_in_plain_words() -> None:
+    """What an IT officer saw before ("...111: Connection refused..") becomes a sentence that
+    says what to look at; an unknown error is kept as it was."""
+    refused = "Connection was refused by other side: 111: Connection refused."
+    assert plain_network_error(refused).startswith("the connection was refused: nothing listens")
+    assert "firewall" in plain_network_error("User timeout caused connection failure: timed out")
+    assert plain_network_error("something new.") == "something new"
+
+
+def test_a_dial_check_has_one_of_the_known_answers() -> None:
+    check = DialCheck(peer="hdnd", node_id="N", address="10.0.0.2:7701", result="unreachable",
+                      reason="down")
+    assert not check.ok and check.as_json()["result"] == "unreachable"
+    with pytest.raises(ValueError):
+        DialCheck(peer="hdnd", node_id="N", address="a:1", result="fine", reason="?")
