@@ -36,6 +36,7 @@ from lienthong.node.identity.peer_tls_grace import PeerTLSGrace
 from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
+from lienthong.node.outbox.drop import make_target_folders
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.recovery import sweep_staged
@@ -165,6 +166,9 @@ class Node:
         return d
 
     def _directory_changed(self, directory: Directory) -> None:
+        trusted = [peer.name for peer in directory.peers if peer.state == "trusted"]
+        d = self.rt.io(make_target_folders, self.rt.config, trusted)
+        d.addErrback(lambda f: log.failure("could not create the outbox folders", f))
         for peer in directory.peers:
             if peer.state == "trusted" and peer.node_id not in self.links:
                 self.links[peer.node_id] = PeerLink(
