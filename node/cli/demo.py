@@ -170,7 +170,7 @@ def demo(folder: Path) -> None:
     def shut_down() -> Generator[Deferred[Any], Any, None]:
         """Stop whatever was started, failed or not: a database thread left running would
         keep the process alive after the reactor stopped."""
-        for name, node in nodes.items():
+        for node in nodes.values():
             try:
                 yield node.stop()
             except Exception:  # noqa: BLE001 - the others must still be stopped
