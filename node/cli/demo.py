@@ -117,8 +117,8 @@ def demo(folder: Path) -> None:
                     yield node.rt.db(node.rt.store.update_peer_addresses, other, [address],
                                      node.rt.now_text())
             yield node.rt.refresh_directory()
-        for name in OFFICES:
-            click.echo(f"  {name.name:<7} listening on {addresses[name.name]}")
+        for office in OFFICES:
+            click.echo(f"  {office.name:<7} listening on {addresses[office.name]}")
         click.echo("All three nodes are running, enrolled with each other (mutual TLS 1.3).")
         click.echo("")
         pending = {}
