@@ -152,8 +152,9 @@ def backup(file: Path, home: Path | None) -> None:
         info = make_backup(config, file, passphrase, now=now)
     except OSError as exc:
         raise CliError(str(exc)) from None
-    _audit(config, "backup-made", now, file=str(file), size=info.size)
-    click.echo(f"Backed up {info.name} ({info.node_id}) to {file} ({info.size} bytes).")
+    written = file.stat().st_size  # the file as written, not what it holds before encryption
+    _audit(config, "backup-made", now, file=str(file), size=written)
+    click.echo(f"Backed up {info.name} ({info.node_id}) to {file} ({written:,} bytes).")
     click.echo("It is encrypted with the keystore passphrase: keep the passphrase somewhere "
                "else than the backup.")
 
@@ -182,7 +183,22 @@ def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -
     config = open_config(home)
     now = wall_clock_now()
     _audit(config, "restored", now, file=str(file), backup_created=info.created)
+    _make_outbox_folders(config)
     click.echo(f"Restored {node_keys.name} ({node_keys.node_id}) into {config.home}.")
     click.echo("Start it with: lienthong run " + str(config.home))
     click.echo("Documents delivered after the backup are offered again; peers answer that "
                "they already have them, so nothing arrives twice.")
+
+
+def _make_outbox_folders(config: NodeConfig) -> None:
+    """The clerks' ``outbox/<peer>/`` and ``outbox/<group>/`` folders, as at start-up (the
+    backup holds the directory, not the clerks' folders)."""
+    from lienthong.node.outbox.drop import make_target_folders
+    from lienthong.node.store.database import open_store
+    store = open_store(config.store.url)
+    try:
+        names = [record.peer.name for record in store.list_peers()
+                 if record.peer.state == "trusted"]
+    finally:
+        store.close()
+    make_target_folders(config, names)

@@ -63,6 +63,7 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
     """Create a node home: configuration, encrypted keys, folders, and the peer card."""
     from lienthong.keys.keystore import passphrase_bytes
     from lienthong.node.identity.provision import create_node_home
+    advertise = _dialable_advertise(home, listen, advertise)
     passphrase = None
     if os.environ.get("LIENTHONG_PASSPHRASE"):
         passphrase = passphrase_bytes(os.environ["LIENTHONG_PASSPHRASE"])
@@ -80,6 +81,27 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
     click.echo(f"Peer card: {new.card_path}  (give this file to the other offices)")
     click.echo(f"Next: lienthong peers add THEIR.card --home {new.config.home}; "
                f"then lienthong run {new.config.home}")
+
+
+#: Listening addresses that mean "every address of this machine": no other office can dial one.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> tuple[str, ...]:
+    """Without --advertise the card carries --listen; a wildcard there is no address another
+    office can dial, so ask for one (or, in a script, refuse with what to add)."""
+    from lienthong.config.loader import CONFIG_FILE_NAME
+    from lienthong.config.schema import parse_address
+    host, _port = parse_address(listen, where="--listen")
+    if advertise or host not in WILDCARD_HOSTS or (home / CONFIG_FILE_NAME).exists():
+        return advertise
+    if not sys.stdin.isatty():
+        raise CliError(f"--listen {listen} accepts peers on every address of this machine, "
+                       "so it is no address another office can dial; add the one they should "
+                       "use, e.g. --advertise 10.1.2.3:7701")
+    click.echo(f"Warning: --listen {listen} accepts peers on every address of this machine, "
+               "but the peer card must carry one address the other offices can dial.", err=True)
+    return (click.prompt("Address the other offices should dial (HOST:PORT)"),)
 
 
 @main.command()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.integration.harness import NOW, ROOT
+from tests.integration.harness import NOW, ROOT, wait_for
 
 
 def _cli(*args: str) -> tuple[int, Any, str]:
@@ -75,10 +75,13 @@ def test_a_running_a_stopped_and_an_impostor_peer_get_three_answers(network) -> 
 
 
 def test_deliver_sends_a_test_message_and_waits_for_its_receipt(network) -> None:  # type: ignore[no-untyped-def]
-    nodes = network("alpha", "beta")
+    nodes = network("alpha", "beta", groups={"alpha": {"everyone": ["beta"]}})
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()
     beta.start()
+    # Enrolled without 'peers add' (no folder made then): the node makes the clerks' folders.
+    wait_for(lambda: (alpha.outbox / "beta").is_dir() and (alpha.outbox / "everyone").is_dir(),
+             timeout=10, what="outbox/beta/ and outbox/everyone/ at alpha")
     code, out, err = _cli("peers", "test", "beta", "--deliver", "--json", "--home",
                           str(alpha.home))
     assert code == 0, (out, err)
