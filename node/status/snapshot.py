@@ -28,6 +28,7 @@ from lienthong.node.core.clock import parse_rfc3339, rfc3339, rfc3339_ms
 from lienthong.node.status.health import Thresholds, health_of, warnings_for
 from lienthong.node.status.rows import peer_names, received_row, sent_row
 from lienthong.node.store.database import Store
+from lienthong.node.store.reports import is_control
 
 SNAPSHOT_VERSION = 1
 #: Audit kinds that count as failures (metrics label them with their ``code``).
@@ -118,10 +119,13 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
                       for t in live.get("transfers", [])],
         "receiving": [dict(r, peer_name=names.get(r["peer"], r["peer"]))
                       for r in live.get("receiving", [])],
+        # Documents only: the node's own statuses and recalls travel the same path but are
+        # not what a clerk calls a document.
         "recent_sent": [sent_row(row, names, store) for row in store.recent_dispatches(
-            thresholds.recent)],
+            thresholds.recent * 3) if not is_control(dict(row.meta))][:thresholds.recent],
         "recent_received": [received_row(row, names, store, node.get("node_id"))
-                            for row in store.recent_received(thresholds.recent)],
+                            for row in store.recent_received(thresholds.recent * 3)
+                            if not is_control(dict(row.meta))][:thresholds.recent],
         "today": {"since": since_day, "received": store.count_received_since(since_day),
                   "sent": store.count_sent_since(since_day)},
         "failures_24h": [{"kind": k, "code": c, "peer": p, "count": n}
