@@ -18,7 +18,14 @@ import click
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.keystore import passphrase_bytes, read_passphrase
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    home_argument,
+    home_option,
+    new_home,
+    open_config,
+    wall_clock_now,
+)
 
 
 def passphrase_for(config: NodeConfig) -> bytes:
@@ -161,15 +168,17 @@ def backup(file: Path, home: Path | None) -> None:
 
 @click.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("home", type=click.Path(file_okay=False, path_type=Path))
+@home_argument
 @click.option("--force", is_flag=True,
               help="Replace the keys, configuration, store and spool of an existing node home.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Read the passphrase from this file (0600).")
-def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -> None:
+def restore(file: Path, home_arg: Path | None, home: Path | None, force: bool,
+            passphrase_file: Path | None) -> None:
     """Restore a backup FILE into the node home HOME (a new, empty folder unless --force)."""
     from lienthong.node.backup.archive import restore_backup
     from lienthong.node.backup.format import verify_backup
+    home = new_home(home_arg or home)
     info, _ = verify_backup(file)
     click.echo(f"Backup of {info.name} ({info.node_id}), made {info.created}; signature OK.")
     passphrase = read_passphrase(env=os.environ, passphrase_file=passphrase_file,

@@ -17,7 +17,14 @@ import click
 
 from lienthong.config.schema import ConfigError
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    home_argument,
+    home_option,
+    new_home,
+    open_config,
+    wall_clock_now,
+)
 from lienthong.node.core.errors import NodeError
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
@@ -44,7 +51,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("home", type=click.Path(path_type=Path))
+@home_argument
 @click.option("--name", required=True,
               help="Short name of this office (becomes a folder name at peers).")
 @click.option("--display-name", default=None, help="Full name shown to people.")
@@ -58,11 +65,12 @@ def main() -> None:
 @click.option("--kdf", type=click.Choice(["moderate", "interactive", "sensitive", "minimal"]),
               default="moderate", show_default=True,
               help="Argon2id strength for the keystore ('minimal' is for test suites only).")
-def init(home: Path, name: str, display_name: str | None, listen: str, advertise: tuple[str, ...],
-         passphrase_prompt: bool, kdf: str) -> None:
+def init(home_arg: Path | None, home: Path | None, name: str, display_name: str | None,
+         listen: str, advertise: tuple[str, ...], passphrase_prompt: bool, kdf: str) -> None:
     """Create a node home: configuration, encrypted keys, folders, and the peer card."""
     from lienthong.keys.keystore import passphrase_bytes
     from lienthong.node.identity.provision import create_node_home
+    home = new_home(home_arg or home)
     advertise = _dialable_advertise(home, listen, advertise)
     passphrase = None
     if os.environ.get("LIENTHONG_PASSPHRASE"):
@@ -105,12 +113,12 @@ def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> 
 
 
 @main.command()
-@click.argument("home", type=click.Path(path_type=Path), required=False)
+@home_argument
 @click.option("--verbose", is_flag=True, help="Also log debug events to stderr.")
-def run(home: Path | None, verbose: bool) -> None:
+def run(home_arg: Path | None, home: Path | None, verbose: bool) -> None:
     """Run the node daemon until SIGTERM or Ctrl-C."""
     from lienthong.node.app.process import run_daemon
-    config = open_config(home)
+    config = open_config(home_arg or home)
     sys.exit(run_daemon(config, verbose=verbose))
 
 

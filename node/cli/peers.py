@@ -6,6 +6,7 @@ verification code that the two clerks read to each other by phone before confirm
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -142,6 +143,10 @@ def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: s
     store = open_store(config.store.url)
     try:
         record = _find(store, name)
+        if not yes and not sys.stdin.isatty():
+            # In a script there is nobody to answer: say what to add rather than "Aborted!".
+            raise CliError(f"not {verb}d: there is no one to confirm it here; add --yes to "
+                           f"{verb} {name} from a script")
         if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
                                          default=False):
             raise CliError(f"not {verb}d")

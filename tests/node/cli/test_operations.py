@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from lienthong.keys.card import read_card
@@ -75,3 +76,51 @@ def test_a_failed_restore_leaves_no_folder_and_a_good_one_makes_the_outbox_folde
     restored = runner.invoke(main, ["restore", str(backup_file), str(tmp_path / "restored")])
     assert restored.exit_code == 0, restored.output
     assert (tmp_path / "restored" / "outbox" / "beta").is_dir()
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(command, click.Group):
+        return [found for name, sub in command.commands.items()
+                for found in _commands(sub, (*path, name))]
+    return [path]
+
+
+def test_every_command_takes_the_home_the_same_way(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """--home on every command that works on a node home (the demo makes its own), and
+    $LIENTHONG_HOME when none is given, init and run included."""
+    missing = []
+    for path in _commands(main):
+        command = main
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        if path != ("demo",) and not any("--home" in p.opts for p in command.params
+                                         if isinstance(p, click.Option)):
+            missing.append(" ".join(path))
+    assert missing == []
+    runner = CliRunner()
+    monkeypatch.setenv("LIENTHONG_HOME", str(tmp_path / "env-home"))
+    made = runner.invoke(main, ["init", "--name", "alpha", "--listen", "127.0.0.1:17201",
+                                "--kdf", "minimal"])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "env-home" / "lienthong.toml").exists()
+    listed = runner.invoke(main, ["peers", "list"])
+    assert listed.exit_code == 0 and "No peers yet" in listed.output
+    monkeypatch.delenv("LIENTHONG_HOME")
+    unnamed = runner.invoke(main, ["init", "--name", "beta", "--kdf", "minimal",
+                                   "--listen", "127.0.0.1:17202"])
+    assert unnamed.exit_code == 2 and "LIENTHONG_HOME" in unnamed.output
+
+
+def test_revoke_in_a_script_without_yes_refuses_in_words(tmp_path: Path) -> None:
+    """Not "Aborted!": the refusal says what to add, and nothing is revoked."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    _init(runner, tmp_path / "b", "beta", 17002)
+    home = ["--home", str(tmp_path / "a")]
+    assert runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), "--yes",
+                                *home]).exit_code == 0
+    refused = runner.invoke(main, ["peers", "revoke", "beta", *home])
+    assert refused.exit_code == 2
+    assert "Aborted" not in refused.output and "--yes" in refused.output
+    listed = runner.invoke(main, ["peers", "list", "--json", *home])
+    assert '"trusted"' in listed.output
