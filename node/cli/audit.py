@@ -247,8 +247,12 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool) -> None:
 
 def _print_report(report: VerifyReport) -> None:
     from lienthong.node.status.render import clean
-    click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) verified"
-               f" (last covers entry {report.last_signed_seq}).")
+    if any(problem.check == "chain" for problem in report.problems):
+        click.echo(f"Audit log:  read {report.entries} entries; the chain is broken (see "
+                   f"below); {report.heads} signed head(s) verified.")
+    else:
+        click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) "
+                   f"verified (last covers entry {report.last_signed_seq}).")
     if len(report.head_signers) > 1:  # after an identity rotation: say who signed what
         click.echo("Signed by:  " + "; ".join(f"{node_id}: {count} head(s)"
                                               for node_id, count in report.head_signers.items()))
