@@ -182,14 +182,19 @@ class Node:
                 if link is not None:
                     link.cut("revoked", "this node has revoked your key")
                 self.receiver_factory.drop_peer(peer.node_id)
-                self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at}: "
-                           f"{peer.reason or 'no reason given'}")
+                self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at} "
+                           f"({peer.reason or 'no reason given'}), so nothing more is sent to "
+                           "it. If that office must still get this document, send it again "
+                           "once it is enrolled again, or by another official channel.")
         known = {peer.node_id for peer in directory.peers}
         for node_id in list(self.links):
             if node_id not in known:
                 self.links.pop(node_id).stop()
                 self.receiver_factory.drop_peer(node_id)
-                self._park(node_id, "the peer was removed from the directory")
+                self._park(node_id, "the office was removed from the peer directory, so "
+                           "nothing more is sent to it. If it must still get this document, "
+                           "enrol it again (lienthong peers add) and drop the file into the "
+                           "outbox again.")
 
     def _park(self, node_id: str, reason: str) -> None:
         d = self.outbox.park_peer(node_id, reason)

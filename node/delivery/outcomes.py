@@ -48,6 +48,31 @@ TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error
 #: then the delivery fails.
 MAX_VERIFY_RETRIES = 3
 
+#: What the clerk (or the IT officer) can do next, by the peer's refusal code: written into the
+#: document's ``failed/`` reason after the refusal itself.
+NEXT_STEPS = {
+    "too-large": "The file is over {peer}'s size limit: split it, or ask {peer}'s IT officer "
+                 "to raise max_document_bytes, then drop it into the outbox again.",
+    "not-addressed-to-us": "{peer} has another identity than the one it was sealed for: ask "
+                           "your IT officer to check {peer}'s card (lienthong peers show "
+                           "{peer}), then drop the file into the outbox again.",
+    "unknown-sender": "{peer} does not know this office (it has not enrolled it, or removed "
+                      "it): ask your IT officer to call {peer}'s, then drop the file into the "
+                      "outbox again.",
+    "revoked": "{peer} has revoked this office's key: the IT officers must enrol the offices "
+               "again before anything can be sent.",
+    "peer-revoked": "{peer} has revoked this office's key: the IT officers must enrol the "
+                    "offices again before anything can be sent.",
+}
+DEFAULT_NEXT_STEP = ("Tell your IT officer: {peer} gave the reason above. Once it is fixed, "
+                     "drop the file into the outbox again.")
+
+
+def refusal_reason(peer: str, code: str, reason: str) -> str:
+    """A peer's final refusal as written into ``failed/``: what it said, then what to do."""
+    step = NEXT_STEPS.get(code, DEFAULT_NEXT_STEP).format(peer=peer)
+    return f"{peer} refused it: {reason} ({code}). {step}"
+
 
 @dataclass
 class Progress:
@@ -226,7 +251,7 @@ class DocumentOutcomes:
             failures += 1
             self._verify_failures[message_id] = failures
         if code in PERMANENT_REJECTIONS or failures > MAX_VERIFY_RETRIES:
-            why = f"{self.name} refused it: {reason} ({code})"
+            why = refusal_reason(self.name, code, reason)
             yield self.rt.db(self.rt.store.fail_delivery, message_id, self.node_id, why,
                              self.rt.now_text())
             self._on_delivery_failed(message_id, why)

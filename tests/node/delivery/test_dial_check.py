@@ -1,4 +1,5 @@
-"""The peer test's words: network errors in plain language, and only known answers."""
+"""The peer test's words: network errors in plain language, only known answers, and what a
+clerk does next after a refusal."""
 from __future__ import annotations
 
 import pytest
@@ -21,3 +22,13 @@ def test_a_dial_check_has_one_of_the_known_answers() -> None:
     assert not check.ok and check.as_json()["result"] == "unreachable"
     with pytest.raises(ValueError):
         DialCheck(peer="hdnd", node_id="N", address="a:1", result="fine", reason="?")
+
+
+def test_a_final_refusal_says_what_to_do_next() -> None:
+    """Issue 20: a failed/ reason names the refusal and the next step, for each kind."""
+    from lienthong.node.delivery.outcomes import refusal_reason
+    big = refusal_reason("hdnd", "too-large", "5000000 bytes is over this node's limit")
+    assert big.startswith("hdnd refused it: 5000000 bytes")
+    assert "split it" in big and "max_document_bytes" in big
+    other = refusal_reason("hdnd", "bad-envelope", "the header does not parse")
+    assert "Tell your IT officer" in other and "outbox again" in other
