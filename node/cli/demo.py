@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from lienthong.config.offices import OFFICES
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
+from lienthong.node.cli.common import CliError
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
 
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
 DEADLINE_SECONDS = 50.0
 
 
-class DemoFailed(click.ClickException):
-    """The demo could not run to its end: one plain sentence and a non-zero exit."""
+class DemoFailed(CliError):
+    """The demo could not run to its end: one plain sentence and exit status 1."""
 
+    code = "demo-failed"
     exit_code = 1
 
     def __init__(self, error: str) -> None:

@@ -45,8 +45,9 @@ def _message_id(config: NodeConfig, text: str, what: str = "MESSAGE_ID") -> str:
     exactly one document (not a status or recall) starts with them."""
     value = text.strip().lower()
     if len(value) < MIN_PREFIX or len(value) > 32 or not set(value) <= _HEX32:
-        raise CliError(f"{what} must be a message ID, or its first {MIN_PREFIX} characters or "
-                       "more, as shown by 'lienthong status' or in a document's .meta.json")
+        raise CliError(f"{what} must be a message ID (32 hexadecimal characters) or its first "
+                       f"{MIN_PREFIX} characters or more, as shown by 'lienthong status' or in "
+                       "a document's .meta.json")
     if len(value) == 32:
         return value
     store = open_store(config.store.url)
