@@ -220,6 +220,13 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
         store.close()
     if not names:
         raise CliError("no peers enrolled yet; enrol one with: lienthong peers add THEIR.card")
+    if deliver:
+        from lienthong.node.status.gather import ask_daemon
+        live, why = ask_daemon(config, own_card(config).node_id)
+        if live is None:
+            raise CliError(f"--deliver sends the test message through the running node, and "
+                           f"it is not running. {why} Start it with 'lienthong run', or test "
+                           "without --deliver.".replace("  ", " "))
     node_keys, _typed = load_keys_and_passphrase(config)
     checks = dial_all(node_keys, directory, names, timeout=timeout)
     deliveries: dict[str, dict[str, Any]] = {}

@@ -94,3 +94,14 @@ def test_deliver_sends_a_test_message_and_waits_for_its_receipt(network) -> None
     code, snapshot, err = _cli("status", "--json", "--home", str(beta.home))
     assert _peer(snapshot, "alpha")["last_seen_at"] is not None
     assert _peer(snapshot, "alpha")["reachable"]["source"] == "connection"
+
+
+def test_deliver_without_the_running_node_says_so_at_once(network) -> None:  # type: ignore[no-untyped-def]
+    """--deliver needs the node's outbox and links: with the daemon down the command refuses in
+    a sentence instead of waiting for a receipt that cannot come, and leaves nothing queued."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start()
+    code, out, err = _cli("peers", "test", "beta", "--deliver", "--home", str(alpha.home))
+    assert code == 2 and "not running" in err and "lienthong run" in err
+    assert not any(p.is_file() for p in alpha.outbox.rglob("*"))
