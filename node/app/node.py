@@ -225,11 +225,15 @@ class Node:
         for proto in list(self.receiver_factory.connections):
             if proto.transport is not None:  # None only once the connection is already lost
                 proto.transport.loseConnection()
+        listened = self.port is not None
         if self.port is not None:
             stopped = self.port.stopListening()  # a Deferred, or None if it stopped at once
             if stopped is not None:
                 yield stopped
-        yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
+        if listened:
+            # Only a node that started (and audited node-started) records its stop: a start
+            # that failed, e.g. on a busy port, leaves nothing in the audit log.
+            yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
         if self.status_api is not None:
             yield self.status_api.stop()
         if self.head_signer is not None:

@@ -23,3 +23,5 @@ def test_a_port_in_use_is_named_with_its_holder_and_the_setting_to_change(networ
     assert f"cannot listen on 127.0.0.1:{alpha.port}" in done.stderr
     assert "[node] listen" in done.stderr and "lienthong.toml" in done.stderr
     assert f"(pid {os.getpid()})" in done.stderr
+    # A start that failed leaves nothing in the audit log (no node-stopped without a start).
+    assert not {"node-started", "node-stopped"} & set(alpha.audit_kinds())
