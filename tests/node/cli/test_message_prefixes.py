@@ -61,6 +61,7 @@ def test_a_unique_prefix_names_a_document_and_an_ambiguous_one_lists_them(
     assert "Công văn 2.pdf" in recalled.output
     trail = runner.invoke(main, ["audit", "trail", "abcdef", *home])
     assert trail.exit_code == 2 and "2 documents" in trail.output
+    assert "Công văn 1.pdf" in trail.output and "Công văn 2.pdf" in trail.output
 
 
 def test_status_lists_documents_not_the_nodes_own_control_objects(tmp_path: Path) -> None:
