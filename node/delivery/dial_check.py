@@ -273,6 +273,11 @@ _PLAIN_ERRORS = (
     ("connection refused", "the connection was refused: nothing listens at that address (the "
                            "node is stopped, or the port is wrong)"),
     ("timed out", "no answer in time (a firewall, or the machine is off)"),
+    ("timeout caused connection failure", "no answer in time (a firewall, or the machine is "
+                                          "off)"),
+    ("dns lookup failed", "the machine's name is not known (DNS)"),
+    ("lost in a non-clean fashion", "the connection broke off (the network, or the other "
+                                    "node stopped)"),
     ("no route to host", "no route to that machine (network or firewall)"),
     ("network is unreachable", "the network is unreachable from here"),
     ("name or service not known", "the machine's name is not known (DNS)"),

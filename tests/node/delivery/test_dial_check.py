@@ -12,7 +12,8 @@ def test_network_errors_are_put_in_plain_words() -> None:
     says what to look at; an unknown error is kept as it was."""
     refused = "Connection was refused by other side: 111: Connection refused."
     assert plain_network_error(refused).startswith("the connection was refused: nothing listens")
-    assert "firewall" in plain_network_error("User timeout caused connection failure: timed out")
+    assert "firewall" in plain_network_error("User timeout caused connection failure.")
+    assert "DNS" in plain_network_error("DNS lookup failed: hdnd.tinh.vn.")
     assert plain_network_error("something new.") == "something new"
 
 
