@@ -105,3 +105,18 @@ def test_deliver_without_the_running_node_says_so_at_once(network) -> None:  # t
     code, out, err = _cli("peers", "test", "beta", "--deliver", "--home", str(alpha.home))
     assert code == 2 and "not running" in err and "lienthong run" in err
     assert not any(p.is_file() for p in alpha.outbox.rglob("*"))
+
+
+def test_a_node_nobody_enrolled_at_the_address_is_named_an_impostor(network) -> None:  # type: ignore[no-untyped-def]
+    """A node whose key no enrolled office has answers at beta's address: the handshake is
+    refused on our side, and the answer says the key is unknown, not that beta is down."""
+    alpha = network("alpha", "beta")["alpha"]
+    mallory = network("mallory", enrol=False)["mallory"]
+    mallory.start()
+    alpha.query("update_peer_addresses", "beta", [f"127.0.0.1:{mallory.port}"], NOW)
+    code, out, err = _cli("peers", "test", "beta", "--json", "--home", str(alpha.home))
+    assert code == 1, (out, err)
+    check = out["peers"][0]
+    assert (check["result"], check["tls"]) == ("wrong-identity", False), check
+    assert check["identity"] == "a key no enrolled office has"
+    assert "is not beta" in check["reason"]
