@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from lienthong.keys.directory import Directory, Peer, PeerKey
@@ -33,6 +33,11 @@ def _addresses(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+#: Built once: this runs for every received document and every batch of receipts.
+_PEER_STATE = (select(t.peers.c.name, t.peers.c.state, t.peers.c.revoked_at)
+               .where(t.peers.c.node_id == bindparam("node_id")))
+
+
 def refuse_if_revoked(conn: Connection, node_id: str) -> None:
     """Raise ``PeerRevoked`` when ``node_id`` is a revoked peer.
 
@@ -41,8 +46,7 @@ def refuse_if_revoked(conn: Connection, node_id: str) -> None:
     record are ordered, and whatever commits after the revocation is refused, however stale
     the daemon's copy of the directory is (it reloads it once a second).
     """
-    row = conn.execute(select(t.peers.c.name, t.peers.c.state, t.peers.c.revoked_at)
-                       .where(t.peers.c.node_id == node_id)).first()
+    row = conn.execute(_PEER_STATE, {"node_id": node_id}).first()
     if row is not None and row.state == "revoked":
         raise PeerRevoked(f"{row.name} was revoked at {row.revoked_at}")
 
