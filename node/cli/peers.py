@@ -228,6 +228,8 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
                            f"it is not running. {why} Start it with 'lienthong run', or test "
                            "without --deliver.".replace("  ", " "))
     node_keys, _typed = load_keys_and_passphrase(config)
+    if not as_json:
+        click.echo(f"Dialling {', '.join(names)} (each answers within {timeout:g} s)...")
     checks = dial_all(node_keys, directory, names, timeout=timeout)
     deliveries: dict[str, dict[str, Any]] = {}
     if deliver:
