@@ -14,18 +14,18 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lienthong.config.offices import OFFICES
-from lienthong.config.schema import NodeConfig
+from lienthong.config.schema import NodeConfig, parse_address
 from lienthong.keys.card import read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeystoreError
 from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, read_passphrase
 from lienthong.node.core.clock import rfc3339
-from lienthong.node.identity.provision import NewNode, create_node_home
+from lienthong.node.identity.provision import NewNode, create_node_home, write_card
 
 MARKER = ".lienthong-demo"
 
@@ -99,6 +99,28 @@ def create_network(folder: Path, *, now: str,
         finally:
             store.close()
     return homes
+
+
+def listening_anywhere(config: NodeConfig) -> NodeConfig:
+    """The office's configuration with its listening port left to the system (port 0): a port
+    chosen beforehand and released can be taken by another program before the node listens
+    on it, as happened on a busy machine. The port actually bound is then written back with
+    ``settle_address``."""
+    host, _port = parse_address(config.node.listen, where="node.listen")
+    return replace(config, node=replace(config.node, listen=f"{host}:0"))
+
+
+def settle_address(config: NodeConfig, node_keys: NodeKeys, port: int, *, now: str) -> str:
+    """Write the port a demo office really listens on into its configuration file and its
+    peer card (so ``lienthong run`` on the home later uses it); return its address."""
+    host, old_port = parse_address(config.node.listen, where="node.listen")
+    address = f"{host}:{port}"
+    text = config.source.read_text(encoding="utf-8")
+    config.source.write_text(text.replace(f'"{host}:{old_port}"', f'"{address}"'),
+                             encoding="utf-8")
+    write_card(replace(config, node=replace(config.node, listen=address,
+                                            advertise=(address,))), node_keys, now=now)
+    return address
 
 
 def write_sample(outbox: Path, sample: SampleDocument) -> Path:

@@ -38,6 +38,7 @@ from lienthong.node.identity.peer_tls_grace import PeerTLSGrace
 from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
+from lienthong.node.outbox.drop import make_target_folders
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
@@ -191,6 +192,9 @@ class Node:
         return d
 
     def _directory_changed(self, directory: Directory) -> None:
+        trusted = [peer.name for peer in directory.peers if peer.state == "trusted"]
+        d = self.rt.io(make_target_folders, self.rt.config, trusted)
+        d.addErrback(lambda f: log.failure("could not create the outbox folders", f))
         for peer in directory.peers:
             if peer.state == "trusted" and peer.node_id not in self.links:
                 self.links[peer.node_id] = PeerLink(
@@ -202,16 +206,21 @@ class Node:
             elif peer.state == "revoked":
                 link = self.links.pop(peer.node_id, None)
                 if link is not None:
-                    link.stop()
+                    link.cut("revoked", "this node has revoked your key")
                 self.receiver_factory.drop_peer(peer.node_id)
-                self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at}: "
-                           f"{peer.reason or 'no reason given'}")
+                self._park(peer.node_id, f"{peer.name} was revoked at {peer.revoked_at} "
+                           f"({peer.reason or 'no reason given'}), so nothing more is sent to "
+                           "it. If that office must still get this document, send it again "
+                           "once it is enrolled again, or by another official channel.")
         known = {peer.node_id for peer in directory.peers}
         for node_id in list(self.links):
             if node_id not in known:
                 self.links.pop(node_id).stop()
                 self.receiver_factory.drop_peer(node_id)
-                self._park(node_id, "the peer was removed from the directory")
+                self._park(node_id, "the office was removed from the peer directory, so "
+                           "nothing more is sent to it. If it must still get this document, "
+                           "enrol it again (lienthong peers add) and drop the file into the "
+                           "outbox again.")
 
     def _park(self, node_id: str, reason: str) -> None:
         d = self.outbox.park_peer(node_id, reason)
@@ -264,11 +273,15 @@ class Node:
         for proto in list(self.receiver_factory.connections):
             if proto.transport is not None:  # None only once the connection is already lost
                 proto.transport.loseConnection()
+        listened = self.port is not None
         if self.port is not None:
             stopped = self.port.stopListening()  # a Deferred, or None if it stopped at once
             if stopped is not None:
                 yield stopped
-        yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
+        if listened:
+            # Only a node that started (and audited node-started) records its stop: a start
+            # that failed, e.g. on a busy port, leaves nothing in the audit log.
+            yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
         if self.status_api is not None:
             yield self.status_api.stop()
         if self.head_signer is not None:

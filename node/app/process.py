@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from lienthong.config.schema import NodeConfig
@@ -45,6 +46,47 @@ def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None
         typed = passphrase_bytes(getpass.getpass("Keystore passphrase: "))
         return load_keystore(config.keystore.path, typed), typed
     return load_keystore(config.keystore.path, passphrase), None
+
+
+def busy_port_message(config: NodeConfig, error: CannotListenError) -> str:
+    """Why the node cannot listen, which program holds the port (when this system says), and
+    the setting to change."""
+    holder = port_holder(int(error.port)) if str(error.port).isdigit() else None
+    held = f" It is used by {holder}." if holder else ""
+    return (f"cannot listen on {config.node.listen} for other offices: the port is already "
+            f"in use or not allowed ({error.socketError}).{held} Stop that program, or choose "
+            f"another port in [node] listen (and advertise) in {config.source}, then tell "
+            "the other offices the new address.")
+
+
+def port_holder(port: int) -> str | None:
+    """The process listening on TCP ``port`` ("name (pid N)"), read from /proc on Linux;
+    None when it cannot be told (another system, or a process of another user)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    # local address "ADDR:PORT" in hex; state 0A is LISTEN.
+                    if len(fields) > 9 and fields[3] == "0A" \
+                            and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except (OSError, ValueError):
+            continue
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
+                        return f"{comm.read().strip()} (pid {pid})"
+        except OSError:
+            continue
+    return None
 
 
 def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
@@ -94,7 +136,11 @@ def _run(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | N
     exit_code = [0]
 
     def started_failed(failure: Any) -> None:
-        log.failure("the node could not start", failure)
+        if failure.check(CannotListenError):
+            # A clear sentence instead of a traceback: the one thing the officer must change.
+            log.error("{message}", message=busy_port_message(config, failure.value))
+        else:
+            log.failure("the node could not start", failure)
         exit_code[0] = 1
         reactor.stop()
 

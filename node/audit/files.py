@@ -25,9 +25,16 @@ MAX_LISTED = 20
 def check_files(store: Store, home: Path, report: VerifyReport, *,
                 peer_name: Callable[[str], str], page: int = PAGE) -> None:
     missing: list[str] = []
+    recalled: list[str] = []
     after_inbox: tuple[str, str] = ("", "")
     while rows := store.inbox_files(after=after_inbox, limit=page):
         for row in rows:
+            moved = _recalled_to(store, row, home)
+            if moved is not None and not os.path.lexists(home / row.path):
+                # Moved by its sender's recall, not lost: checked where the recall put it.
+                recalled.append(f"{_shown(home / row.path, home)} → {_shown(moved, home)}")
+                _check_file(store, row, moved, home, report, missing, peer_name)
+                continue
             _check_file(store, row, home / row.path, home, report, missing, peer_name)
         after_inbox = (rows[-1].message_id, rows[-1].counterpart)
     after_sent = ""
@@ -35,6 +42,12 @@ def check_files(store: Store, home: Path, report: VerifyReport, *,
         for row in rows:
             _check_file(store, row, Path(row.path), home, report, missing, peer_name)
         after_sent = rows[-1].message_id
+    if recalled:
+        listed = ", ".join(recalled[:MAX_LISTED])
+        more = f" and {len(recalled) - MAX_LISTED} more" if len(recalled) > MAX_LISTED else ""
+        report.notes.append(f"{len(recalled)} received document(s) were recalled by their "
+                            f"sender and moved to recalled/, where they were checked: "
+                            f"{listed}{more}.")
     report.missing_files = len(missing)
     if missing:
         listed = ", ".join(missing[:MAX_LISTED])
@@ -42,6 +55,16 @@ def check_files(store: Store, home: Path, report: VerifyReport, *,
         report.notes.append(f"{len(missing)} kept document(s) are no longer in their folder "
                             f"(moved away by staff?): {listed}{more}. Their digests and "
                             "receipts stay in the store.")
+
+
+def _recalled_to(store: Store, row: KeptFile, home: Path) -> Path | None:
+    """Where an accepted recall moved a received document (None if it was not recalled)."""
+    if row.folder != "inbox":
+        return None
+    for recall in store.recalls_for(row.message_id, row.counterpart):
+        if recall.recalled_path:
+            return home / recall.recalled_path
+    return None
 
 
 def _shown(path: Path, home: Path) -> str:

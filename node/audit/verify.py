@@ -194,8 +194,10 @@ def check_chain(store: Store, heads: list[SignedHead], report: VerifyReport, *,
             entries = store.audit_entries(after_seq=after[0], limit=page)
             if not entries:
                 break
-            after = verify_chain(entries, after=after, heads=heads, final=False)
+            # Counted as read before they are checked: a failing verify says how many entries
+            # it read, not "0 entries" because the break was in the first page.
             report.entries += len(entries)
+            after = verify_chain(entries, after=after, heads=heads, final=False)
         verify_chain([], after=after, heads=heads, final=True)
     except ChainBroken as exc:
         report.problems.append(Problem("chain", f"audit entry {exc.seq}", exc.why, seq=exc.seq))

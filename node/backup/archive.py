@@ -70,13 +70,14 @@ from lienthong.node.backup.format import (
     VERSION,
     BackupError,
     BackupInfo,
+    ParsedBackup,
     decrypt_archive,
     derive_key,
     encrypt_archive,
     verify_backup,
     write_backup,
 )
-from lienthong.node.core.home import PRIVATE_FOLDERS, make_folders
+from lienthong.node.core.home import PRIVATE_FOLDERS, make_folders, removed_on_failure
 from lienthong.node.identity.rotation import keystore_limits
 
 _ALLOWED_TOP = ("keys", "state", "spool")
@@ -292,6 +293,16 @@ def restore_backup(source: Path, home: Path, passphrase: bytes, *,
         key = derive_key(passphrase, salt, int(kdf["opslimit"]), int(kdf["memlimit"]))
     except (KeysError, KeyError, TypeError, ValueError, nacl.exceptions.CryptoError) as exc:
         raise BackupError(f"the backup's key derivation settings are not usable: {exc}") from exc
+    if force:
+        return _restore(source, parsed, key, info, home, passphrase, force=True)
+    # Into a new or empty folder: a restore that fails (a wrong passphrase, a damaged archive,
+    # another node's keystore) leaves that folder as it found it.
+    with removed_on_failure(home):
+        return _restore(source, parsed, key, info, home, passphrase, force=False)
+
+
+def _restore(source: Path, parsed: ParsedBackup, key: bytes, info: BackupInfo, home: Path,
+             passphrase: bytes, *, force: bool) -> tuple[BackupInfo, NodeKeys]:
     home.mkdir(parents=True, exist_ok=True)
     scratch = home.parent / f".{home.name}.restore-{nacl.utils.random(6).hex()}"
     scratch.mkdir(mode=0o700)

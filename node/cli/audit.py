@@ -95,6 +95,15 @@ def resolve_document(store: Store, text: str) -> list[str]:
     return store.find_message_ids(text)
 
 
+def _document_name(store: Store, message_id: str) -> str:
+    """The name a document was sent or received under, to tell look-alike IDs apart."""
+    dispatch = store.get_dispatch(message_id)
+    if dispatch is not None:
+        return dispatch.name
+    received = store.received_for_message(message_id)
+    return received[0].name if received else "?"
+
+
 def filter_options(function: CommandFunction) -> CommandFunction:
     options = [
         click.option("--peer", "peers", multiple=True, help="Peer name or node ID (repeatable)."),
@@ -205,7 +214,8 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
         if not ids:
             raise CliError(f"no document matches {document!r}")
         if len(ids) > 1:
-            raise CliError(f"{len(ids)} documents match {document!r}: {', '.join(ids[:10])}"
+            listed = "; ".join(f"{mid} ({_document_name(store, mid)})" for mid in ids[:10])
+            raise CliError(f"{len(ids)} documents match {document!r}: {listed}"
                            f"{' ...' if len(ids) > 10 else ''}; give more of the message ID")
         story = build_trail(store, ids[0])
     finally:
@@ -259,8 +269,12 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool,
 
 def _print_report(report: VerifyReport) -> None:
     from lienthong.node.status.render import clean
-    click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) verified"
-               f" (last covers entry {report.last_signed_seq}).")
+    if any(problem.check == "chain" for problem in report.problems):
+        click.echo(f"Audit log:  read {report.entries} entries; the chain is broken (see "
+                   f"below); {report.heads} signed head(s) verified.")
+    else:
+        click.echo(f"Audit log:  {report.entries} entries; {report.heads} signed head(s) "
+                   f"verified (last covers entry {report.last_signed_seq}).")
     if len(report.head_signers) > 1:  # after an identity rotation: say who signed what
         click.echo("Signed by:  " + "; ".join(f"{node_id}: {count} head(s)"
                                               for node_id, count in report.head_signers.items()))

@@ -50,6 +50,17 @@ def resolve_home(home: Path | None) -> Path:
     return Path(os.environ.get("LIENTHONG_HOME", "."))
 
 
+def new_home(home: Path | None) -> Path:
+    """The folder a new home goes into (``init``, ``restore``): HOME, ``--home`` or
+    ``$LIENTHONG_HOME``; never the current folder by default, which would fill it unasked."""
+    if home is not None:
+        return home
+    if os.environ.get("LIENTHONG_HOME"):
+        return Path(os.environ["LIENTHONG_HOME"])
+    raise CliError("name the folder for the node: lienthong COMMAND HOME, --home HOME, or "
+                   "set LIENTHONG_HOME")
+
+
 def open_config(home: Path | None) -> NodeConfig:
     """The node's configuration; a ``ConfigError`` reaches the edge (node/cli/main.py)."""
     return load_config(resolve_home(home))

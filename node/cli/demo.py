@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from lienthong.config.offices import OFFICES
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
+from lienthong.node.cli.common import CliError
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
 
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
     from lienthong.node.store.commits import GroupCommitThread
 
 DEADLINE_SECONDS = 50.0
+
+
+class DemoFailed(CliError):
+    """The demo could not run to its end: one plain sentence and exit status 1."""
+
+    code = "demo-failed"
+    exit_code = 1
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"the demo stopped: {error}. Nothing was left running; run "
+                         "'lienthong demo' again (an old demo folder is replaced).")
 
 
 def check_sent_receipts(sent_file: Path, cards: dict[str, Any]) -> list[str]:
@@ -69,8 +81,10 @@ def demo(folder: Path, year: int | None) -> None:
     from lienthong.node.app.demo import (
         SAMPLES,
         create_network,
+        listening_anywhere,
         open_keys,
         prepare_folder,
+        settle_address,
         wall_now,
         write_sample,
     )
@@ -90,17 +104,30 @@ def demo(folder: Path, year: int | None) -> None:
     for office in OFFICES:
         new = homes[office.name]
         click.echo(f"  {office.name:<7} {office.display_name}  ({office.english_name})")
-        click.echo(f"          node ID {new.node_id}, listening on {new.config.node.listen}")
+        click.echo(f"          node ID {new.node_id}")
     nodes: dict[str, Node] = {}
     databases: dict[str, GroupCommitThread] = {}
-    outcome = {"code": 0}
+    outcome: dict[str, Any] = {"code": 0}
 
     @inlineCallbacks
     def scenario() -> Generator[Deferred[Any], Any, None]:
+        addresses = {}
         for name, new in homes.items():
-            runtime, databases[name] = build_runtime(reactor, new.config, open_keys(new.config))
+            keys = open_keys(new.config)
+            runtime, databases[name] = build_runtime(reactor, listening_anywhere(new.config),
+                                                     keys)
             nodes[name] = Node(runtime)
             yield nodes[name].start()
+            addresses[name] = settle_address(new.config, keys, nodes[name].listening_port,
+                                             now=wall_now())
+        for name, node in nodes.items():
+            for other, address in addresses.items():
+                if other != name:
+                    yield node.rt.db(node.rt.store.update_peer_addresses, other, [address],
+                                     node.rt.now_text())
+            yield node.rt.refresh_directory()
+        for office in OFFICES:
+            click.echo(f"  {office.name:<7} listening on {addresses[office.name]}")
         click.echo("All three nodes are running, enrolled with each other (mutual TLS 1.3).")
         click.echo("")
         pending = {}
@@ -147,21 +174,33 @@ def demo(folder: Path, year: int | None) -> None:
             for sender, name in pending:
                 click.echo(f"✗ {name!r} from {sender} was not delivered in "
                            f"{DEADLINE_SECONDS:.0f} s")
-        for name, node in nodes.items():
-            yield node.stop()
-            yield databases[name].stop()
 
-    def done(_: Any) -> None:
-        reactor.stop()
+    @inlineCallbacks
+    def shut_down() -> Generator[Deferred[Any], Any, None]:
+        """Stop whatever was started, failed or not: a database thread left running would
+        keep the process alive after the reactor stopped."""
+        for node in nodes.values():
+            try:
+                yield node.stop()
+            except Exception:  # noqa: BLE001 - the others must still be stopped
+                pass
+        for database in databases.values():
+            yield database.stop()
 
     def failed(failure: Any) -> None:
         outcome["code"] = 1
-        click.echo(f"demo failed: {failure.getErrorMessage()}", err=True)
-        failure.printTraceback(file=sys.stderr)
-        reactor.stop()
+        outcome["error"] = failure.getErrorMessage()
 
-    reactor.callWhenRunning(lambda: scenario().addCallbacks(done, failed))
+    def run() -> None:
+        d = scenario()
+        d.addErrback(failed)
+        d.addBoth(lambda _: shut_down())
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(run)
     reactor.run()
+    if "error" in outcome:
+        raise DemoFailed(outcome["error"])
     elapsed = time.monotonic() - started
     click.echo("")
     click.echo(f"Finished in {elapsed:.1f} s. The offices' folders are in {folder}:")

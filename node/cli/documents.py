@@ -36,12 +36,32 @@ from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER, token_sha25
 _HEX32 = frozenset("0123456789abcdef")
 
 
-def _message_id(text: str, what: str = "MESSAGE_ID") -> str:
+#: The fewest leading characters of a message ID that name a document.
+MIN_PREFIX = 6
+
+
+def _message_id(config: NodeConfig, text: str, what: str = "MESSAGE_ID") -> str:
+    """The message ID ``text`` names: a whole one, or its first 6 characters or more when
+    exactly one document (not a status or recall) starts with them."""
     value = text.strip().lower()
-    if len(value) != 32 or not set(value) <= _HEX32:
-        raise CliError(f"{what} must be a message ID: 32 hexadecimal characters, as shown by "
-                       "'lienthong track' or in a document's .meta.json")
-    return value
+    if len(value) < MIN_PREFIX or len(value) > 32 or not set(value) <= _HEX32:
+        raise CliError(f"{what} must be a message ID (32 hexadecimal characters) or its first "
+                       f"{MIN_PREFIX} characters or more, as shown by 'lienthong status' or in "
+                       "a document's .meta.json")
+    if len(value) == 32:
+        return value
+    store = open_store(config.store.url)
+    try:
+        matches = store.documents_with_prefix(value, limit=11)
+    finally:
+        store.close()
+    if not matches:
+        raise CliError(f"no document's message ID starts with {value}")
+    if len(matches) > 1:
+        listed = "; ".join(f"{mid} ({name})" for mid, name in matches[:10])
+        raise CliError(f"{len(matches)} documents start with {value}: {listed}; give more "
+                       "characters")
+    return matches[0][0]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -98,7 +118,8 @@ def message(text: str, to: str, urgency: str, reply_to: str | None, home: Path |
     try:
         placed = write_message(config, [t.strip() for t in to.split(",") if t.strip()], text,
                                now=time.time(), urgency=level,
-                               reply_to=_message_id(reply_to, "--reply-to") if reply_to else None)
+                               reply_to=(_message_id(config, reply_to, "--reply-to") if reply_to
+                                         else None))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"Queued the message as {placed}; the running node will send it.")
@@ -140,7 +161,7 @@ def mark(message_id: str, status: str, note: str, register_number: str | None,
     completed (hoàn thành), rejected (từ chối).
     """
     config = open_config(home)
-    mid = _message_id(message_id)
+    mid = _message_id(config, message_id)
     chosen = resolve_status(status)
     if chosen is None:
         raise CliError(f"STATUS {status!r} is not known; use one of: "
@@ -186,10 +207,10 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
            home: Path | None) -> None:
     """Recall a document this office sent (thu hồi): every recipient moves it to recalled/."""
     config = open_config(home)
-    mid = _message_id(message_id)
+    mid = _message_id(config, message_id)
     if not reason.strip() or len(reason) > MAX_NOTE:
         raise CliError(f"--reason must be 1 to {MAX_NOTE} characters")
-    replacement = _message_id(replaced_by, "--replaced-by") if replaced_by else None
+    replacement = _message_id(config, replaced_by, "--replaced-by") if replaced_by else None
     store = open_store(config.store.url)
     try:
         row = store.get_dispatch(mid)
@@ -260,7 +281,7 @@ def _status(row: Any, receipt_sha: str | None) -> dict[str, Any]:
 def track(message_id: str, as_json: bool, home: Path | None) -> None:
     """Show a document's lifecycle: metadata, each office's receipt, statuses, recalls."""
     config = open_config(home)
-    mid = _message_id(message_id)
+    mid = _message_id(config, message_id)
     store = open_store(config.store.url)
     try:
         info = lifecycle(store, mid)

@@ -18,7 +18,14 @@ import click
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import read_card
 from lienthong.keys.keystore import passphrase_bytes, read_passphrase
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    home_argument,
+    home_option,
+    new_home,
+    open_config,
+    wall_clock_now,
+)
 
 
 def passphrase_for(config: NodeConfig) -> bytes:
@@ -152,23 +159,26 @@ def backup(file: Path, home: Path | None) -> None:
         info = make_backup(config, file, passphrase, now=now)
     except OSError as exc:
         raise CliError(str(exc)) from None
-    _audit(config, "backup-made", now, file=str(file), size=info.size)
-    click.echo(f"Backed up {info.name} ({info.node_id}) to {file} ({info.size} bytes).")
+    written = file.stat().st_size  # the file as written, not what it holds before encryption
+    _audit(config, "backup-made", now, file=str(file), size=written)
+    click.echo(f"Backed up {info.name} ({info.node_id}) to {file} ({written:,} bytes).")
     click.echo("It is encrypted with the keystore passphrase: keep the passphrase somewhere "
                "else than the backup.")
 
 
 @click.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("home", type=click.Path(file_okay=False, path_type=Path))
+@home_argument
 @click.option("--force", is_flag=True,
               help="Replace the keys, configuration, store and spool of an existing node home.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Read the passphrase from this file (0600).")
-def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -> None:
+def restore(file: Path, home_arg: Path | None, home: Path | None, force: bool,
+            passphrase_file: Path | None) -> None:
     """Restore a backup FILE into the node home HOME (a new, empty folder unless --force)."""
     from lienthong.node.backup.archive import restore_backup
     from lienthong.node.backup.format import verify_backup
+    home = new_home(home_arg or home)
     info, _ = verify_backup(file)
     click.echo(f"Backup of {info.name} ({info.node_id}), made {info.created}; signature OK.")
     passphrase = read_passphrase(env=os.environ, passphrase_file=passphrase_file,
@@ -182,7 +192,22 @@ def restore(file: Path, home: Path, force: bool, passphrase_file: Path | None) -
     config = open_config(home)
     now = wall_clock_now()
     _audit(config, "restored", now, file=str(file), backup_created=info.created)
+    _make_outbox_folders(config)
     click.echo(f"Restored {node_keys.name} ({node_keys.node_id}) into {config.home}.")
     click.echo("Start it with: lienthong run " + str(config.home))
     click.echo("Documents delivered after the backup are offered again; peers answer that "
                "they already have them, so nothing arrives twice.")
+
+
+def _make_outbox_folders(config: NodeConfig) -> None:
+    """The clerks' ``outbox/<peer>/`` and ``outbox/<group>/`` folders, as at start-up (the
+    backup holds the directory, not the clerks' folders)."""
+    from lienthong.node.outbox.drop import make_target_folders
+    from lienthong.node.store.database import open_store
+    store = open_store(config.store.url)
+    try:
+        names = [record.peer.name for record in store.list_peers()
+                 if record.peer.state == "trusted"]
+    finally:
+        store.close()
+    make_target_folders(config, names)

@@ -17,7 +17,14 @@ import click
 
 from lienthong.config.schema import ConfigError
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    home_argument,
+    home_option,
+    new_home,
+    open_config,
+    wall_clock_now,
+)
 from lienthong.node.core.errors import NodeError
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
@@ -44,7 +51,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("home", type=click.Path(path_type=Path))
+@home_argument
 @click.option("--name", required=True,
               help="Short name of this office (becomes a folder name at peers).")
 @click.option("--display-name", default=None, help="Full name shown to people.")
@@ -61,11 +68,14 @@ def main() -> None:
 @click.option("--store", "store_url", default="", metavar="URL",
               help="Keep the store in this PostgreSQL database (postgresql://USER@HOST/DB) "
                    "instead of SQLite in the home.")
-def init(home: Path, name: str, display_name: str | None, listen: str, advertise: tuple[str, ...],
-         passphrase_prompt: bool, kdf: str, store_url: str) -> None:
+def init(home_arg: Path | None, home: Path | None, name: str, display_name: str | None,
+         listen: str, advertise: tuple[str, ...], passphrase_prompt: bool, kdf: str,
+         store_url: str) -> None:
     """Create a node home: configuration, encrypted keys, folders, and the peer card."""
     from lienthong.keys.keystore import passphrase_bytes
     from lienthong.node.identity.provision import create_node_home
+    home = new_home(home_arg or home)
+    advertise = _dialable_advertise(home, listen, advertise)
     passphrase = None
     if os.environ.get("LIENTHONG_PASSPHRASE"):
         passphrase = passphrase_bytes(os.environ["LIENTHONG_PASSPHRASE"])
@@ -104,13 +114,34 @@ def init(home: Path, name: str, display_name: str | None, listen: str, advertise
                f"then lienthong run {new.config.home}")
 
 
+#: Listening addresses that mean "every address of this machine": no other office can dial one.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> tuple[str, ...]:
+    """Without --advertise the card carries --listen; a wildcard there is no address another
+    office can dial, so ask for one (or, in a script, refuse with what to add)."""
+    from lienthong.config.loader import CONFIG_FILE_NAME
+    from lienthong.config.schema import parse_address
+    host, _port = parse_address(listen, where="--listen")
+    if advertise or host not in WILDCARD_HOSTS or (home / CONFIG_FILE_NAME).exists():
+        return advertise
+    if not sys.stdin.isatty():
+        raise CliError(f"--listen {listen} accepts peers on every address of this machine, "
+                       "so it is no address another office can dial; add the one they should "
+                       "use, e.g. --advertise 10.1.2.3:7701")
+    click.echo(f"Warning: --listen {listen} accepts peers on every address of this machine, "
+               "but the peer card must carry one address the other offices can dial.", err=True)
+    return (click.prompt("Address the other offices should dial (HOST:PORT)"),)
+
+
 @main.command()
-@click.argument("home", type=click.Path(path_type=Path), required=False)
+@home_argument
 @click.option("--verbose", is_flag=True, help="Also log debug events to stderr.")
-def run(home: Path | None, verbose: bool) -> None:
+def run(home_arg: Path | None, home: Path | None, verbose: bool) -> None:
     """Run the node daemon until SIGTERM or Ctrl-C."""
     from lienthong.node.app.process import run_daemon
-    config = open_config(home)
+    config = open_config(home_arg or home)
     sys.exit(run_daemon(config, verbose=verbose))
 
 

@@ -6,6 +6,7 @@ verification code that the two clerks read to each other by phone before confirm
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -142,6 +143,10 @@ def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: s
     store = open_store(config.store.url)
     try:
         record = _find(store, name)
+        if not yes and not sys.stdin.isatty():
+            # In a script there is nobody to answer: say what to add rather than "Aborted!".
+            raise CliError(f"not {verb}d: there is no one to confirm it here; add --yes to "
+                           f"{verb} {name} from a script")
         if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
                                          default=False):
             raise CliError(f"not {verb}d")
@@ -178,3 +183,68 @@ def remove(name: str, yes: bool, home: Path | None) -> None:
     _change_peer(home, name, yes=yes, verb="remove", event="peer-removed",
                  change=lambda store, now: store.remove_peer(name, now), detail={})
     click.echo(f"Removed {name}.")
+
+
+#: ``peers test`` exit codes for scripts: every peer answered (and, with --deliver, receipted
+#: the test message), or at least one did not.
+TEST_EXIT = {"ok": 0, "failed": 1}
+
+
+@peers.command("test")
+@click.argument("name", required=False)
+@click.option("--deliver", is_flag=True,
+              help="Also send a signed test message through the running node and wait for "
+                   "its receipt.")
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for each peer to answer (and, with --deliver, ten times "
+                   "this for the receipt).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
+         home: Path | None) -> None:
+    """Dial each enrolled peer (or NAME) now and say whether it can be reached: address,
+    TCP, TLS 1.3, identity against its card, protocol, round trip; exit 1 if one cannot."""
+    from lienthong.node.app.process import load_keys_and_passphrase
+    from lienthong.node.cli.reachability import dial_all, record_results, render_check
+    config = open_config(home)
+    store = open_store(config.store.url)
+    try:
+        directory = store.directory()
+        names = [p.name for p in directory.peers if p.state == "trusted"]
+        if name is not None:
+            record = _find(store, name)
+            if record.peer.state != "trusted":
+                raise CliError(f"{name} is revoked; a revoked peer is never dialled")
+            names = [name]
+    finally:
+        store.close()
+    if not names:
+        raise CliError("no peers enrolled yet; enrol one with: lienthong peers add THEIR.card")
+    if deliver:
+        from lienthong.node.status.gather import ask_daemon
+        live, why = ask_daemon(config, own_card(config).node_id)
+        if live is None:
+            raise CliError(f"--deliver sends the test message through the running node, and "
+                           f"it is not running. {why} Start it with 'lienthong run', or test "
+                           "without --deliver.".replace("  ", " "))
+    node_keys, _typed = load_keys_and_passphrase(config)
+    if not as_json:
+        click.echo(f"Dialling {', '.join(names)} (each answers within {timeout:g} s)...")
+    checks = dial_all(node_keys, directory, names, timeout=timeout)
+    deliveries: dict[str, dict[str, Any]] = {}
+    if deliver:
+        from lienthong.node.cli.reachability import deliver_test_messages
+        deliveries = deliver_test_messages(config, [c.peer for c in checks if c.ok],
+                                           timeout=timeout * 10,
+                                           progress=None if as_json else click.echo)
+    record_results(config, checks, deliveries, now=wall_clock_now())
+    passed = all(c.ok for c in checks) and all(d["ok"] for d in deliveries.values()) \
+        and (not deliver or len(deliveries) == len(checks))
+    if as_json:
+        click.echo(json.dumps({"ok": passed, "peers": [
+            {**check.as_json(), "deliver": deliveries.get(check.peer)} for check in checks]},
+            ensure_ascii=False, indent=2))
+    else:
+        for check in checks:
+            click.echo(render_check(check, deliveries.get(check.peer) if deliver else None))
+    raise SystemExit(TEST_EXIT["ok" if passed else "failed"])

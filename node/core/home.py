@@ -17,7 +17,9 @@ Layout (docs/design.md §5, docs/operations.md §5)::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -83,3 +85,26 @@ def write_public_file(path: Path, data: bytes) -> None:
     """Like ``write_private_file`` but readable by the office's staff (0644)."""
     write_private_file(path, data)
     os.chmod(path, 0o644)
+
+
+@contextmanager
+def removed_on_failure(home: Path) -> Iterator[None]:
+    """Undo a half-made home: a folder this call created is removed, an empty folder it was
+    given is emptied again, so a failed ``init`` or ``restore`` leaves nothing behind. A
+    folder that held anything is never touched (the callers refuse such a home first)."""
+    existed = home.exists()
+    if existed and any(home.iterdir()):
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(home, ignore_errors=True)
+        elif home.is_dir():
+            for child in list(home.iterdir()):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise

@@ -35,6 +35,7 @@ from lienthong.keys.errors import KeysError
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.backoff import Backoff
 from lienthong.node.delivery.connection import SenderProtocol
+from lienthong.node.delivery.dial_check import plain_network_error
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.node.runtime.node_runtime import NodeRuntime
@@ -267,7 +268,8 @@ class PeerLink(DocumentOutcomes):
         self.last_error = reason
 
     def connect_failed(self, reason: Failure) -> None:
-        self._failed(reason.getErrorMessage())
+        # Kept as last_error and shown on the status screen: plain words, not "111: ...".
+        self._failed(plain_network_error(reason.getErrorMessage()))
 
     def connection_lost(self, proto: SenderProtocol, reason: Failure) -> None:
         if proto is not self.proto:
@@ -389,3 +391,11 @@ class PeerLink(DocumentOutcomes):
         self.state = LinkState.STOPPED
         if self.proto is not None:
             self.proto.close()
+
+    def cut(self, code: str, reason: str) -> None:
+        """Stop at once (the peer was revoked): transfers in flight are aborted, not finished;
+        a receipt already on its way is refused by the store (``PeerRevoked``)."""
+        self._cancel_timer()
+        self.state = LinkState.STOPPED
+        if self.proto is not None:
+            self.proto.abort(code, reason)

@@ -22,10 +22,15 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.readahead import CiphertextSource
-from lienthong.node.delivery.receipts import ReceiptBatch, Recorded, VerifiedReceipt
+from lienthong.node.delivery.receipts import (
+    ReceiptBatch,
+    Recorded,
+    VerifiedReceipt,
+    late_receipt_reason,
+)
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
-from lienthong.node.store.records import DispatchRow, QueuedDelivery
+from lienthong.node.store.records import DispatchRow, PeerRevoked, QueuedDelivery
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
@@ -42,6 +47,31 @@ TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error
 #: (a receiver's damaged partial file after a crash looks the same as a damaged envelope),
 #: then the delivery fails.
 MAX_VERIFY_RETRIES = 3
+
+#: What the clerk (or the IT officer) can do next, by the peer's refusal code: written into the
+#: document's ``failed/`` reason after the refusal itself.
+NEXT_STEPS = {
+    "too-large": "The file is over {peer}'s size limit: split it, or ask {peer}'s IT officer "
+                 "to raise max_document_bytes, then drop it into the outbox again.",
+    "not-addressed-to-us": "{peer} has another identity than the one it was sealed for: ask "
+                           "your IT officer to check {peer}'s card (lienthong peers show "
+                           "{peer}), then drop the file into the outbox again.",
+    "unknown-sender": "{peer} does not know this office (it has not enrolled it, or removed "
+                      "it): ask your IT officer to call {peer}'s, then drop the file into the "
+                      "outbox again.",
+    "revoked": "{peer} has revoked this office's key: the IT officers must enrol the offices "
+               "again before anything can be sent.",
+    "peer-revoked": "{peer} has revoked this office's key: the IT officers must enrol the "
+                    "offices again before anything can be sent.",
+}
+DEFAULT_NEXT_STEP = ("Tell your IT officer: {peer} gave the reason above. Once it is fixed, "
+                     "drop the file into the outbox again.")
+
+
+def refusal_reason(peer: str, code: str, reason: str) -> str:
+    """A peer's final refusal as written into ``failed/``: what it said, then what to do."""
+    step = NEXT_STEPS.get(code, DEFAULT_NEXT_STEP).format(peer=peer)
+    return f"{peer} refused it: {reason} ({code}). {step}"
 
 
 @dataclass
@@ -170,6 +200,15 @@ class DocumentOutcomes:
         """A batch of receipts is committed: those documents are delivered to this peer."""
         for item in batch:
             mid = item.receipt.message_id
+            if isinstance(item.error, PeerRevoked):
+                # Refused and failed in the store (delivery/receipts.py): file it in failed/.
+                self.offered.pop(mid, None)
+                self.progress.pop(mid, None)
+                self._headers.pop(mid, None)
+                log.warn("refused the receipt of {message_id} from {peer}: {error}",
+                         message_id=mid, peer=self.name, error=str(item.error))
+                self._on_delivery_failed(mid, late_receipt_reason(item.error))
+                continue
             if item.error is not None:
                 log.error("could not record the receipt of {message_id} from {peer}: "
                           "{error}", message_id=mid, peer=self.name, error=str(item.error))
@@ -213,7 +252,7 @@ class DocumentOutcomes:
             failures += 1
             self._verify_failures[message_id] = failures
         if code in PERMANENT_REJECTIONS or failures > MAX_VERIFY_RETRIES:
-            why = f"{self.name} refused it: {reason} ({code})"
+            why = refusal_reason(self.name, code, reason)
             yield self.rt.db(self.rt.store.fail_delivery, message_id, self.node_id, why,
                              self.rt.now_text())
             self._on_delivery_failed(message_id, why)

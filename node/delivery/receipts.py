@@ -23,7 +23,7 @@ from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.database import Store
-from lienthong.node.store.records import DispatchRow
+from lienthong.node.store.records import DispatchRow, PeerRevoked, StoreError
 
 #: Most receipts recorded in one unit of work (bounds one transaction).
 RECEIPT_BATCH = 256
@@ -52,6 +52,14 @@ class Recorded:
     dispatch: DispatchRow | None
 
 
+def late_receipt_reason(refusal: PeerRevoked) -> str:
+    """Why a document whose receipt came after its recipient's revocation is not delivered,
+    and what the clerk can do (it is written into the document's ``failed/`` reason)."""
+    return (f"its receipt came after {refusal}, so it was not accepted and this document "
+            "does not count as delivered. If that office must still get it, send it again "
+            "once the office is enrolled again, or by another official channel.")
+
+
 def record_receipts(store: Store, peer: str, batch: list[VerifiedReceipt], now: str,
                     now_ms: str) -> list[Recorded]:
     """Record verified receipts with their ``receipt-verified`` audit entries in one
@@ -61,6 +69,18 @@ def record_receipts(store: Store, peer: str, batch: list[VerifiedReceipt], now: 
         outcomes = store.record_receipts(peer, [(item.message_id, item.token) for item in batch],
                                          now)
         for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, PeerRevoked):
+                # Too late: the revocation committed first. The delivery fails here, in the
+                # same transaction as the refusal, so the audit shows revocation, refusal.
+                reason = late_receipt_reason(outcome)
+                try:
+                    store.fail_delivery(item.message_id, peer, reason, now)
+                except StoreError:
+                    pass  # already delivered (a repeated receipt) or unknown: nothing to fail
+                store.append_audit("receipt-refused", now_ms, peer=peer,
+                                   message_id=item.message_id, digest=item.digest,
+                                   detail={"code": outcome.code, "reason": reason})
+                continue
             if isinstance(outcome, Exception):
                 continue
             store.append_audit("receipt-verified", now_ms, peer=peer, message_id=item.message_id,

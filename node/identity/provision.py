@@ -17,7 +17,12 @@ from lienthong.config.template import render_config
 from lienthong.keys.card import make_card
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.keystore import save_keystore
-from lienthong.node.core.home import make_folders, write_private_file, write_public_file
+from lienthong.node.core.home import (
+    make_folders,
+    removed_on_failure,
+    write_private_file,
+    write_public_file,
+)
 
 #: Argon2id strength for the keystore. ``minimal`` exists for test suites that create dozens
 #: of nodes; it is hidden from ``--help`` and documented as unsafe.
@@ -56,6 +61,16 @@ def create_node_home(home: Path, *, name: str, display_name: str | None, listen:
     if (home / CONFIG_FILE_NAME).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE_NAME} exists); "
                           "choose another folder")
+    with removed_on_failure(home):
+        return _create_node_home(home, name=name, display_name=display_name, listen=listen,
+                                 advertise=advertise, passphrase=passphrase, now=now, kdf=kdf,
+                                 status_listen=status_listen, groups=groups)
+
+
+def _create_node_home(home: Path, *, name: str, display_name: str | None, listen: str,
+                      advertise: list[str] | None, passphrase: bytes | None, now: str,
+                      kdf: str, status_listen: str,
+                      groups: dict[str, list[str]] | None) -> NewNode:
     make_folders(home)
     passphrase_file = None
     if passphrase is None:

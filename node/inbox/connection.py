@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
+from lienthong.node.core.background import in_background
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
@@ -135,6 +136,9 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         # The node ID the peer knows us by (a former one until it has our continuation).
         self._write(Hello(node_id=self.rt.identity_for_peer(self.peer), software=SOFTWARE,
                           protocol=protocol))
+        # It reached us, so it is up: the status screen's "last seen" is not only our dials.
+        in_background(self.rt.db(self.rt.store.record_seen, self.peer, self.rt.now_text()),
+                      "record that a peer connected", log)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         peer = self.peer

@@ -41,7 +41,7 @@ from lienthong.node.inbox.staging import (
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
-from lienthong.node.store.records import ReceivedRow
+from lienthong.node.store.records import PeerRevoked, ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header, verify_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
@@ -269,10 +269,13 @@ class Offers:
             receipt = yield self.publisher.add(Publication(
                 signer=signer, header=header, staging=stream.staging,
                 resume_record=stream.resume_record, final=final, receiving=receiving,
-                meta=meta, now=now))
+                meta=meta, now=now, peer=peer))
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
+        except PeerRevoked as exc:
+            yield rt.io(stream.discard)
+            return self.refuse(peer, mid, exc.code, f"not accepted: {exc}")
         yield self._stored(signer, header, final)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)

@@ -66,6 +66,9 @@ class Publication:
     receiving: NodeKeys       # the keys that sign the receipt
     meta: dict[str, Any]
     now: str
+    #: The node the connection authenticated (``signer`` may be a former identity of it); a
+    #: revoked one gets nothing recorded (``Store.begin_publish``).
+    peer: str | None = None
     done: Deferred = field(default_factory=Deferred)
 
 
@@ -125,7 +128,8 @@ class Publisher:
                 name=item.header.name, stored_path=str(item.final.relative_to(rt.config.home)),
                 size=item.header.size, sha256=item.header.sha256,
                 header_token=item.header.token, meta=item.header.meta,
-                edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now)
+                edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now,
+                from_peer=item.peer)
                 for item in batch], consumeErrors=True)
             ready = _settle(batch, begun)
             outcomes = (yield rt.io(publish_batch, self.names, ready)) if ready else []

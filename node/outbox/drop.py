@@ -34,3 +34,18 @@ def drop_into_outbox(config: NodeConfig, source: Path, targets: list[str]) -> Pa
         os.fsync(dst.fileno())
     os.rename(tmp, final)
     return final
+
+
+def make_target_folders(config: NodeConfig, peer_names: list[str]) -> list[Path]:
+    """Create ``outbox/<peer>/`` for each enrolled peer and ``outbox/<group>/`` for each
+    configured group, where a clerk expects them (at start-up, on enrolment, after a restore);
+    returns the folders that were missing. A name that is not a safe folder name is skipped."""
+    made = []
+    for name in [*peer_names, *config.groups]:
+        if not NAME_PATTERN.match(name):
+            continue
+        folder = config.outbox / name
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            made.append(folder)
+    return made

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lienthong.node.documents.metadata import SIDECAR_SUFFIX
+
 #: Counting files waiting in outbox/ stops here (the number is shown as "N+").
 OUTBOX_COUNT_CAP = 10_000
 WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox")
@@ -37,16 +39,25 @@ def _visible(name: str) -> bool:
 
 
 def _count_waiting(outbox: Path) -> int:
+    """Documents waiting in ``outbox/<target>/`` and its hint folders (``hoa-toc/``...): files
+    only, not the folders themselves nor the sidecars that travel with a document."""
     count = 0
     try:
-        targets = [e for e in os.scandir(outbox) if e.is_dir(follow_symlinks=False)]
+        folders = [e.path for e in os.scandir(outbox) if e.is_dir(follow_symlinks=False)]
     except OSError:
         return 0
-    for target in targets:
+    while folders:
+        folder = folders.pop()
+        hints = folder.count(os.sep) - str(outbox).count(os.sep) < 2
         try:
-            with os.scandir(target.path) as entries:
+            with os.scandir(folder) as entries:
                 for entry in entries:
-                    if _visible(entry.name):
+                    if not _visible(entry.name):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        if hints:  # a hint folder inside a target folder
+                            folders.append(entry.path)
+                    elif not entry.name.endswith(SIDECAR_SUFFIX):
                         count += 1
                         if count >= OUTBOX_COUNT_CAP:
                             return count

@@ -208,6 +208,20 @@ def _connection(peer: Mapping[str, Any], running: bool, now: float, tz: tzinfo |
     return Text("○ idle", style="dim")
 
 
+def _last_seen(peer: Mapping[str, Any], now: float) -> Text:
+    """When the peer was last seen, and whether it was reachable by the newest evidence (a
+    ``peers test`` or a connection either way)."""
+    out = Text(ago(peer.get("last_seen_at"), now) if peer.get("last_seen_at") else "never")
+    reachable = peer.get("reachable")
+    if reachable is not None:
+        source = reachable["source"]
+        if reachable["reachable"]:
+            out.append(f"\n✓ reachable ({source})", style="green")
+        else:
+            out.append(f"\n✗ not reachable ({source} {ago(reachable['at'], now)})", style="red")
+    return out
+
+
 def _peers(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
            only: str | None) -> RenderableType:
     table = Table(title="Peers", title_justify="left", expand=True, show_lines=False)
@@ -222,7 +236,7 @@ def _peers(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
         table.add_row(
             text(peer["name"], "bold") + Text("\n") + text(", ".join(peer["addresses"]), "dim"),
             _connection(peer, running, now, tz),
-            Text(ago(peer.get("last_seen_at"), now) if peer.get("last_seen_at") else "never"),
+            _last_seen(peer, now),
             Text(f"{queue['count']} · {size(queue['bytes'])}" if queue["count"] else "—",
                  style="yellow" if queue["count"] else ""),
             (text(oldest["name"], limit=40) + Text(f"  {duration(oldest['age_seconds'])}",

@@ -31,6 +31,7 @@ from lienthong.node.status.health import Thresholds, health_of, warnings_for
 from lienthong.node.status.review import review_status
 from lienthong.node.status.rows import peer_names, received_row, sent_row
 from lienthong.node.store.database import Store
+from lienthong.node.store.reports import is_control
 
 SNAPSHOT_VERSION = 1
 #: Audit kinds that count as failures (metrics label them with their ``code``).
@@ -95,6 +96,7 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
             "next_attempt_at": (rfc3339(schedule.next_attempt_at)
                                 if schedule and schedule.next_attempt_at else None),
             "last_error": _last_error(link, schedule),
+            "reachable": _reachable(store, peer.node_id, link, schedule),
             "queue": _queue(queue, now),
             "sent": {"documents": moved.sent_documents if moved else 0,
                      "bytes": moved.sent_bytes if moved else 0},
@@ -123,10 +125,13 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
                       for t in live.get("transfers", [])],
         "receiving": [dict(r, peer_name=names.get(r["peer"], r["peer"]))
                       for r in live.get("receiving", [])],
+        # Documents only: the node's own statuses and recalls travel the same path but are
+        # not what a clerk calls a document.
         "recent_sent": [sent_row(row, names, store) for row in store.recent_dispatches(
-            thresholds.recent)],
+            thresholds.recent * 3) if not is_control(dict(row.meta))][:thresholds.recent],
         "recent_received": [received_row(row, names, store, node.get("node_id"))
-                            for row in store.recent_received(thresholds.recent)],
+                            for row in store.recent_received(thresholds.recent * 3)
+                            if not is_control(dict(row.meta))][:thresholds.recent],
         "today": {"since": since_day, "received": store.count_received_since(since_day),
                   "sent": store.count_sent_since(since_day)},
         "failures_24h": [{"kind": k, "code": c, "peer": p, "count": n}
@@ -144,6 +149,25 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
     snapshot["warnings"] = warnings_for(snapshot, thresholds)
     snapshot["health"] = health_of(snapshot["warnings"])
     return snapshot
+
+
+def _reachable(store: Store, node_id: str, link: Mapping[str, Any],
+               schedule: Any) -> dict[str, Any] | None:
+    """Whether the peer could be reached, by the newest evidence: a connection open now, the
+    last ``peers test`` (audited as ``peer-tested``), or the last connection either way
+    (``last_seen_at``); None when there is none yet."""
+    if link.get("connected"):
+        return {"reachable": True, "at": None, "source": "connected now", "reason": None}
+    tests = store.audit_search(peers=[node_id], kinds=["peer-tested"], limit=1, newest=True)
+    test = tests[-1] if tests else None
+    seen = schedule.last_seen_at if schedule is not None else None
+    if test is not None and (seen is None or test.time >= seen):
+        detail = test.detail
+        return {"reachable": detail.get("result") == "ok", "at": test.time, "source": "test",
+                "reason": None if detail.get("result") == "ok" else detail.get("reason")}
+    if seen is not None:
+        return {"reachable": True, "at": seen, "source": "connection", "reason": None}
+    return None
 
 
 def _last_error(link: Mapping[str, Any], schedule: Any) -> str | None:

@@ -24,6 +24,7 @@ from lienthong.keys.jws import strict_json_object
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
 from lienthong.node.store.edxml_ids import forget_received, record_document_id
+from lienthong.node.store.peers import refuse_if_revoked
 from lienthong.node.store.records import (
     RECEIVED_TRANSITIONS,
     DuplicateMessage,
@@ -68,10 +69,16 @@ class IncomingMethods(StoreBase):
         with self._read() as conn:
             return self._get(conn, sender_node_id, message_id)
 
-    def begin_publish(self, item: NewReceived, now: str) -> ReceivedRow:
-        """Record a verified document about to be written into the inbox."""
+    def begin_publish(self, item: NewReceived, now: str, *,
+                      from_peer: str | None = None) -> ReceivedRow:
+        """Record a verified document about to be written into the inbox; ``from_peer`` (the
+        node the connection authenticated) must not be revoked: this commit is where a
+        document is accepted, so nothing is accepted from a peer once its revocation has
+        committed (``PeerRevoked``)."""
         check_time(now)
         with self.transaction() as conn:
+            if from_peer is not None:
+                refuse_if_revoked(conn, from_peer)
             if conn.execute(_EXISTS, {"w_sender": item.sender_node_id,
                                       "w_mid": item.message_id}).first() is not None:
                 raise DuplicateMessage(f"message {item.message_id} from {item.sender_node_id} "

@@ -13,18 +13,42 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from lienthong.keys.directory import Directory, Peer, PeerKey
 from lienthong.keys.identity import check_time, parse_time
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
-from lienthong.node.store.records import DuplicatePeer, NotFound, PeerRecord, StoreError
+from lienthong.node.store.records import (
+    DuplicatePeer,
+    NotFound,
+    PeerRecord,
+    PeerRevoked,
+    StoreError,
+)
 
 
 def _addresses(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
+
+
+#: Built once: this runs for every received document and every batch of receipts.
+_PEER_STATE = (select(t.peers.c.name, t.peers.c.state, t.peers.c.revoked_at)
+               .where(t.peers.c.node_id == bindparam("node_id")))
+
+
+def refuse_if_revoked(conn: Connection, node_id: str) -> None:
+    """Raise ``PeerRevoked`` when ``node_id`` is a revoked peer.
+
+    Called inside the transaction that would record something the peer sent (a receipt, the
+    start of a document's publication): SQLite has one writer, so the revocation and that
+    record are ordered, and whatever commits after the revocation is refused, however stale
+    the daemon's copy of the directory is (it reloads it once a second).
+    """
+    row = conn.execute(_PEER_STATE, {"node_id": node_id}).first()
+    if row is not None and row.state == "revoked":
+        raise PeerRevoked(f"{row.name} was revoked at {row.revoked_at}")
 
 
 class PeerMethods(StoreBase):

@@ -24,11 +24,13 @@ from sqlalchemy import bindparam, select, update
 from lienthong.keys.identity import check_time
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase
+from lienthong.node.store.peers import refuse_if_revoked
 from lienthong.node.store.records import (
     DELIVERY_TRANSITIONS,
     DISPATCH_TRANSITIONS,
     InvalidTransition,
     NotFound,
+    PeerRevoked,
     ReceiptMismatch,
     StoreError,
     check_transition,
@@ -66,6 +68,12 @@ class ReceiptMethods(StoreBase):
             return []
         mids = list(dict.fromkeys(mid for mid, _token in items))
         with self.transaction() as conn:
+            try:
+                # Checked in this transaction: a receipt that commits after the peer's
+                # revocation is refused, even from a transfer that was already in flight.
+                refuse_if_revoked(conn, peer_node_id)
+            except PeerRevoked as exc:
+                return [exc for _item in items]
             rows: dict[str, list[Any]] = {}
             for row in conn.execute(_DELIVERIES, {"mids": mids}):
                 rows.setdefault(row.message_id, []).append(row)

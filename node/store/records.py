@@ -78,6 +78,13 @@ class ReceiptMismatch(Conflict):
     """A different receipt is already recorded for the same document (the first one is kept)."""
 
 
+class PeerRevoked(StoreError):
+    """The peer was revoked: nothing more from it is accepted (receipt, status, document),
+    checked in the very transaction that would have recorded it (docs/operations.md)."""
+
+    code = "peer-revoked"
+
+
 class InvalidTransition(StoreError):
     """The row's state machine does not allow this change from its current state."""
 

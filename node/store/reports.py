@@ -238,9 +238,27 @@ class ReportMethods(StoreBase):
                 clauses = [table.c.name.like(pattern, escape="\\"), table.c.sha256 == lowered]
                 if prefix is not None:
                     clauses.append(table.c.message_id.like(prefix))
-                ids += conn.execute(select(table.c.message_id).where(or_(*clauses))
-                                    .limit(limit)).scalars().all()
+                ids += [row.message_id for row in conn.execute(
+                    select(table.c.message_id, table.c.meta).where(or_(*clauses)).limit(limit))
+                    if not is_control_meta(row.meta)]
         return sorted(set(ids))
+
+    def documents_with_prefix(self, prefix: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(message ID, name) of the documents sent or received whose message ID starts with
+        ``prefix`` (lower-case hex), by message ID; the node's own control objects (statuses,
+        recalls, key announcements: a ``kind`` in their metadata) are not documents here."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        found: dict[str, str] = {}
+        with self._read() as conn:
+            for table in (_d, _r):
+                rows = conn.execute(select(table.c.message_id, table.c.name, table.c.meta)
+                                    .where(table.c.message_id.like(prefix + "%"))
+                                    .order_by(table.c.message_id).limit(limit * 4)).all()
+                for row in rows:
+                    if not is_control_meta(row.meta):
+                        found.setdefault(row.message_id, row.name)
+        return sorted(found.items())[:limit]
 
     def received_for_message(self, message_id: str) -> list[ReceivedRow]:
         """Every received row for ``message_id`` (one per sender; normally one)."""
@@ -310,3 +328,26 @@ def _detail_code(detail: str) -> str | None:
         return None
     code = value.get("code") if isinstance(value, dict) else None
     return code if isinstance(code, str) else None
+
+
+
+#: The kinds of what clerks send (node/documents/metadata.py); any other ``kind`` in a row's
+#: metadata is one of the node's own control objects (a status, a recall, a key announcement).
+CLERK_KINDS = frozenset({"document", "message"})
+
+
+def is_control(meta: Any) -> bool:
+    """True for the metadata of a node's own control object, which people do not count as a
+    document (``meta`` as a mapping)."""
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    return bool(kind) and kind not in CLERK_KINDS
+
+
+def is_control_meta(meta_text: str | None) -> bool:
+    """``is_control`` for metadata still in its stored JSON text."""
+    if not meta_text or '"kind"' not in meta_text:
+        return False
+    try:
+        return is_control(json.loads(meta_text))
+    except ValueError:
+        return False

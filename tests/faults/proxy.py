@@ -16,6 +16,9 @@ Each accepted connection takes the next ``Mode`` from ``plan`` (then ``default``
                               everything server->client and never tell the client that the
                               server closed; client->server keeps flowing (a peer whose replies
                               vanish, as when its host lost power behind a NAT).
+* ``HoldReplies(hold)``       forward both ways, but while the event ``hold`` is set keep the
+                              server->client bytes back (a reply late on the wire), and deliver
+                              them, in order, once it is cleared.
 
 Two threads per connection, blocking sockets; ``stop()`` closes everything.
 """
@@ -55,7 +58,12 @@ class HalfOpen:
     after: int
 
 
-Mode = Pass | Reset | Stall | Throttle | HalfOpen
+@dataclass(frozen=True, slots=True)
+class HoldReplies:
+    hold: threading.Event
+
+
+Mode = Pass | Reset | Stall | Throttle | HalfOpen | HoldReplies
 
 
 @dataclass
@@ -168,6 +176,9 @@ class FaultProxy:
                     data = data[len(head):]  # HalfOpen: the rest still goes up
             if not upward and isinstance(mode, HalfOpen) and conn.faulted.is_set():
                 continue  # replies vanish
+            if not upward and isinstance(mode, HoldReplies):
+                while mode.hold.is_set() and not self._stopping.is_set():
+                    time.sleep(0.02)
             if isinstance(mode, Throttle):
                 moved += len(data)
                 ahead = moved / mode.rate - (time.monotonic() - started)

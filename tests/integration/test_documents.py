@@ -251,7 +251,7 @@ def test_flash_document_overtakes_a_large_one_in_transfer(network) -> None:  # t
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()
     beta.start()
-    (alpha.outbox / "beta").mkdir()
+    (alpha.outbox / "beta").mkdir(exist_ok=True)  # the node makes it at start (issue 20)
     write_large_file(alpha.outbox / "beta" / "nien-giam-thong-ke.bin", LARGE)
     partials = beta.home / "tmp" / "staging"
     wait_for(lambda: any(p.stat().st_size > 8 * 1024 * 1024 for p in partials.glob("*")),

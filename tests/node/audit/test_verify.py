@@ -31,7 +31,7 @@ from lienthong.node.audit.heads import (
 from lienthong.node.audit.verify import AuditFailed, verify_store
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.store.database import Store, open_store
-from lienthong.node.store.records import NewDispatch, NewReceived
+from lienthong.node.store.records import NewDispatch, NewRecall, NewReceived
 from lienthong.protocol.envelope import seal_all
 from lienthong.protocol.receipt import issue_receipt
 
@@ -209,9 +209,12 @@ def test_unsigned_tail_and_moved_files_are_notes_not_failures(honest: Home) -> N
 def test_editing_a_row_is_named(honest: Home) -> None:
     """An edited detail in entry 1 fails verification at audit entry 1."""
     tamper(honest, "UPDATE audit SET detail = '{\"name\":\"Khác.txt\"}' WHERE seq = 1")
-    problems = failure(honest).report.problems
+    report = failure(honest).report
+    problems = report.problems
     assert [(p.check, p.seq) for p in problems] == [("chain", 1)]
     assert problems[0].where == "audit entry 1" and "edited" in problems[0].what
+    # Issue 20: it says how many entries it read, not "0 entries".
+    assert report.entries > 1
 
 
 def test_rewriting_a_row_and_rehashing_the_chain_is_caught_by_the_signed_head(
@@ -408,3 +411,29 @@ def test_a_head_signed_by_a_former_identity_after_the_switch_is_named(honest: Ho
         store.close()
     problems = failure(honest).report.problems
     assert [(p.check, "outside the period" in p.what) for p in problems] == [("heads", True)]
+
+
+def test_a_recalled_document_is_named_as_recalled_and_checked_where_it_went(
+        honest: Home) -> None:
+    """Issue 20: a document the sender recalled is not "moved away by staff?": the note says
+    it was recalled, and its digest is checked in recalled/ (a change there still fails)."""
+    store = honest.store()
+    try:
+        sender = store.received_for_message(honest.received_message_id)[0].sender_node_id
+        moved = honest.home / "recalled" / "hdnd" / honest.inbox_file.name
+        moved.parent.mkdir(parents=True)
+        honest.inbox_file.rename(moved)
+        store.record_recall(NewRecall(
+            message_id=honest.received_message_id, sender_node_id=sender, token="t",
+            token_sha256="0" * 64, reason="sai sót", replaced_by=None, state="accepted",
+            refusal=None, recalled_path=str(moved.relative_to(honest.home)), time=T2), T2)
+        store.append_audit("node-stopped", T2)
+    finally:
+        store.close()
+    report = honest.verify()
+    assert report.missing_files == 0 and report.files == 2
+    assert not any("staff" in note for note in report.notes)
+    assert any("recalled by their sender" in note and "recalled/hdnd/" in note
+               for note in report.notes)
+    moved.write_bytes(b"changed")
+    assert [p.check for p in failure(honest).report.problems] == ["files"]

@@ -330,3 +330,17 @@ def test_urgent_documents_never_overrun_the_protocols_transfers_in_flight(
     assert [priority for _, priority in proto.offers[24:]] == [0] * 8
     assert len(link.offered) == 32   # nothing counted as offered that was never sent
     stop(link, reactor)
+
+
+def test_a_refused_dial_is_kept_as_a_plain_sentence(offices: tuple[Office, Office]) -> None:
+    """Issue 20: the last error the status screen shows says what happened in words, not the
+    operating system's "...111: Connection refused.."."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    link = new_link(alpha, beta)
+    link.kick()
+    refuse(reactor)
+    error = alpha.store.schedule_for(beta.node_id).last_error or ""
+    assert error.startswith("the connection was refused: nothing listens at that address")
+    assert "111" not in error and link.last_error == error
+    stop(link, reactor)

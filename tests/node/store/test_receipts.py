@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from lienthong.node.store.database import Store
-from lienthong.node.store.records import InvalidTransition, NotFound, ReceiptMismatch
-from tests.node.storehelp import T0, T1, T2, T3, make_dispatch, make_peer
+from lienthong.node.store.records import InvalidTransition, NotFound, ReceiptMismatch, StoreError
+from tests.node.storehelp import T0, T1, T2, T3, make_dispatch, make_peer, make_received
 
 ALICE = make_peer("so-tu-phap", 1)
 BOB = make_peer("so-tai-chinh", 2)
@@ -73,3 +73,34 @@ def test_only_receipted_dispatches_become_sent_in_a_batch(store: Store) -> None:
         "sent", "sent/a/1.pdf", T2)
     assert (rows[_mid(2)].state, rows[_mid(2)].sent_path) == ("sending", None)
     assert store.spool_message_ids() == {_mid(2)}
+
+
+def test_nothing_from_a_revoked_peer_is_recorded_once_its_revocation_committed(
+        store: Store) -> None:
+    """Issue 20: after ``peers revoke``, a receipt (even for a transfer already in flight, even
+    for a delivery that failed meanwhile) and the start of a document's publication are refused
+    in the transaction that would record them, and nothing is written."""
+    store.add_peer(ALICE, "card", T0)
+    store.add_dispatches([make_dispatch(n, (ALICE.node_id,)) for n in (1, 2)], T0)
+    store.fail_delivery(_mid(2), ALICE.node_id, "refused", T0)
+    store.revoke_peer(ALICE.name, "key lost", T1)
+    out = store.record_receipts(ALICE.node_id, [(_mid(1), "r-1"), (_mid(2), "r-2")], T2)
+    assert [getattr(item, "code", item) for item in out] == ["peer-revoked", "peer-revoked"]
+    assert "revoked at" in str(out[0]) and ALICE.name in str(out[0])
+    rows = store.dispatches_by_ids([_mid(1), _mid(2)])
+    assert [(rows[_mid(n)].deliveries[0].state, rows[_mid(n)].deliveries[0].receipt)
+            for n in (1, 2)] == [("queued", None), ("failed", None)]
+    received = make_received(7, ALICE.node_id)
+    try:
+        store.begin_publish(received, T2, from_peer=ALICE.node_id)
+    except StoreError as exc:
+        assert exc.code == "peer-revoked"
+    else:
+        raise AssertionError("a document from a revoked peer was recorded")
+    assert store.get_received(ALICE.node_id, received.message_id) is None
+    # A trusted peer is unaffected.
+    store.add_peer(BOB, "card", T0)
+    store.add_dispatches([make_dispatch(3, (BOB.node_id,))], T0)
+    assert store.record_receipts(BOB.node_id, [(_mid(3), "r-3")], T2) == [True]
+    assert store.begin_publish(make_received(8, BOB.node_id), T2,
+                               from_peer=BOB.node_id).state == "publishing"

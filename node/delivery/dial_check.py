@@ -1,0 +1,296 @@
+"""Dialling one peer now, with nothing to send, to see whether it can be reached
+(``lienthong peers test``).
+
+Theory of operation
+-------------------
+The check makes exactly the connection a ``PeerLink`` would (node/delivery/links.py): TCP to
+the peer's address, mutual TLS 1.3 with this node's key and the pins of the directory
+(node/transport/tls.py), then the protocol's opening: the receiver's HELLO, ours, and one
+PING answered by a PONG (protocol/connection.py). It offers nothing, so the peer records
+nothing but a connection. Each step is timed and the first one that fails decides the answer,
+in the order a person would look for the fault::
+
+    connect --refused/timeout--> unreachable       (node down, wrong address, firewall)
+    TLS     --our check fails--> wrong-identity    (the key at that address is not the card's)
+    TLS/HELLO --peer closes----> not-accepted      (the peer has not enrolled us, or revoked us)
+    HELLO   --names another----> wrong-identity
+    HELLO   --never comes------> no-answer
+    PING    --PONG-------------> ok                (round-trip time measured)
+
+Only the peer's card decides who it is: a key that belongs to another enrolled office is as
+wrong as an unknown one, and the answer says which it was.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import ClientFactory, connectionDone
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from lienthong.config.schema import parse_address
+from lienthong.keys.directory import Directory
+from lienthong.keys.errors import UnknownPeer
+from lienthong.keys.identity import NodeKeys
+from lienthong.node.transport.session import SOFTWARE
+from lienthong.node.transport.tls import PinnedContextFactory, peer_node_id
+from lienthong.protocol.connection import Connection, Role
+from lienthong.protocol.errors import ProtocolError
+from lienthong.protocol.events import Error, Hello, Ping, Pong
+
+#: The answers, from best to worst; ``ok`` is the only one that is not a failure.
+RESULTS = ("ok", "unreachable", "not-accepted", "wrong-identity", "no-answer")
+
+
+@dataclass(frozen=True, slots=True)
+class DialCheck:
+    """What dialling one peer found: each step (None: not reached) and one plain answer."""
+
+    peer: str
+    node_id: str
+    address: str
+    result: str
+    reason: str
+    tcp_ms: float | None = None
+    tls: bool | None = None
+    identity: str | None = None
+    protocol: int | None = None
+    software: str | None = None
+    rtt_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.result not in RESULTS:
+            raise ValueError(f"unknown dial result {self.result!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@implementer(IHandshakeListener)
+class _DialProtocol(TwistedProtocol):
+    def __init__(self, check: _Check) -> None:
+        self.check = check
+        self.conn = Connection(Role.SENDER)
+        self._ping_at = 0.0
+        self._nonce = random.getrandbits(63)
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self.check.tcp_done()
+
+    def handshakeCompleted(self) -> None:  # noqa: N802
+        self.check.tls_done(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError as exc:
+            self.check.finish("no-answer", f"the peer's answer broke the protocol: {exc}")
+            return
+        transport = self.transport
+        if transport is None:
+            return
+        for event in events:
+            if isinstance(event, Hello):
+                if not self.check.hello(event):
+                    return
+                transport.write(self.conn.send(Hello(node_id=self.check.local_node_id,
+                                                     software=SOFTWARE)))
+                self._ping_at = time.monotonic()
+                transport.write(self.conn.send(Ping(nonce=self._nonce)))
+            elif isinstance(event, Pong) and event.nonce == self._nonce:
+                self.check.pong((time.monotonic() - self._ping_at) * 1000)
+            elif isinstance(event, Error):
+                self.check.closed_by_peer(f"{event.code}: {event.reason}")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        self.check.lost(reason)
+
+
+class _Factory(ClientFactory):
+    def __init__(self, check: _Check) -> None:
+        self.check = check
+
+    def buildProtocol(self, addr: Any) -> _DialProtocol:  # noqa: N802
+        proto = _DialProtocol(self.check)
+        self.check.proto = proto
+        return proto
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:  # noqa: N802
+        self.check.finish("unreachable", f"no connection to {self.check.address}: "
+                          f"{plain_network_error(reason.getErrorMessage())}")
+
+
+class _Check:
+    """One dial in progress; ``done`` fires once with its ``DialCheck``."""
+
+    def __init__(self, reactor: Any, *, peer: str, node_id: str, address: str,
+                 local_node_id: str, directory: Directory, timeout: float) -> None:
+        self.reactor = reactor
+        self.peer = peer
+        self.node_id = node_id
+        self.address = address
+        self.local_node_id = local_node_id
+        self.directory = directory
+        self.timeout = timeout
+        self.done: Deferred[DialCheck] = Deferred()
+        self.proto: _DialProtocol | None = None
+        self.found: dict[str, Any] = {}
+        self.refused_pin: tuple[str, str] | None = None
+        self._started = time.monotonic()
+        self._timer: Any = None
+
+    def start(self, tls: PinnedContextFactory) -> None:
+        try:
+            host, port = parse_address(self.address, where=f"peer {self.peer} address")
+        except ValueError as exc:
+            self.finish("unreachable", str(exc))
+            return
+        self._timer = self.reactor.callLater(self.timeout, self._timed_out)
+        self.reactor.connectSSL(host, port, _Factory(self), tls, timeout=self.timeout)
+
+    def refused(self, pin: str, reason: str) -> None:
+        self.refused_pin = (pin, reason)
+
+    def tcp_done(self) -> None:
+        self.found["tcp_ms"] = round((time.monotonic() - self._started) * 1000, 1)
+
+    def tls_done(self, transport: Any) -> None:
+        try:
+            reached = peer_node_id(transport, self.directory.node_for_tls_pin)
+        except UnknownPeer:
+            return  # our verify callback refused it already (``refused``)
+        self.found["tls"] = True
+        if reached != self.node_id:
+            other = self._name_of(reached)
+            self.found["identity"] = f"the key belongs to {other}"
+            self.finish("wrong-identity",
+                        f"the node at {self.address} is {other}, not {self.peer}: its key does "
+                        f"not match {self.peer}'s card. Check the address with "
+                        f"'lienthong peers show {self.peer}'.")
+            return
+        self.found["identity"] = "matches the card"
+
+    def hello(self, hello: Hello) -> bool:
+        names = {key.kid for key in self.directory.identities_of(self.node_id)} | {self.node_id}
+        self.found["protocol"] = hello.protocol
+        self.found["software"] = hello.software
+        if hello.node_id not in names:
+            self.finish("wrong-identity", f"the node at {self.address} says it is "
+                        f"{hello.node_id}, which is not {self.peer}'s node ID")
+            return False
+        return True
+
+    def pong(self, rtt_ms: float) -> None:
+        self.found["rtt_ms"] = round(rtt_ms, 1)
+        self.finish("ok", f"{self.peer} answered at {self.address}: TLS 1.3 with the key of "
+                    "its card, and the protocol's greeting")
+
+    def closed_by_peer(self, why: str) -> None:
+        self.finish("not-accepted", f"{self.peer} closed the connection ({why}): it does not "
+                    "accept this node's key. Has it enrolled this office, or revoked it?")
+
+    def lost(self, reason: Failure) -> None:
+        if self.refused_pin is not None:
+            pin, why = self.refused_pin
+            other = self.directory.node_for_tls_pin(pin)
+            self.found["tls"] = False
+            self.found["identity"] = ("the key belongs to " + self._name_of(other) if other
+                                      else "a key no enrolled office has")
+            self.finish("wrong-identity",
+                        f"the node at {self.address} is not {self.peer}: it presented "
+                        f"{self.found['identity']}, not the key of {self.peer}'s card ({why}). "
+                        "Another machine may have that address, or the office reinstalled "
+                        "its node: check the address and its card by phone.")
+            return
+        if "tcp_ms" not in self.found:
+            self.finish("unreachable", f"no connection to {self.address}: "
+                        f"{plain_network_error(reason.getErrorMessage())}")
+            return
+        self.finish("not-accepted", f"{self.peer} closed the connection without a greeting: "
+                    "it does not accept this node's key. Has it enrolled this office "
+                    "(lienthong peers add), or revoked it?")
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if "tcp_ms" not in self.found:
+            self.finish("unreachable", f"no answer from {self.address} within "
+                        f"{self.timeout:g} s (a firewall, or the machine is off)")
+        else:
+            self.finish("no-answer", f"{self.peer} accepted the connection but did not answer "
+                        f"within {self.timeout:g} s")
+
+    def _name_of(self, node_id: str | None) -> str:
+        if node_id is None:
+            return "an unknown office"
+        for peer in self.directory.peers:
+            if peer.node_id == node_id:
+                return peer.name
+        return node_id
+
+    def finish(self, result: str, reason: str) -> None:
+        if self.done.called:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        transport = self.proto.transport if self.proto is not None else None
+        abort = getattr(transport, "abortConnection", None)   # a TCP/TLS transport has it
+        if abort is not None:
+            abort()
+        self.done.callback(DialCheck(peer=self.peer, node_id=self.node_id,
+                                     address=self.address, result=result, reason=reason,
+                                     **self.found))
+
+
+def dial_peer(reactor: Any, node_keys: NodeKeys, directory: Directory, name: str, *,
+              timeout: float = 10.0, address: str | None = None) -> Deferred[DialCheck]:
+    """Dial the enrolled peer ``name`` (at ``address``, default its first) and report."""
+    peer = next(p for p in directory.peers if p.name == name)
+    check = _Check(reactor, peer=name, node_id=peer.node_id,
+                   address=address or (peer.addresses[0] if peer.addresses else ""),
+                   local_node_id=node_keys.node_id, directory=directory, timeout=timeout)
+    lookup: Callable[[str], str | None] = directory.node_for_tls_pin
+    tls = PinnedContextFactory(tls_key=node_keys.tls_key,
+                               certificate_der_bytes=node_keys.tls_cert_der, lookup=lookup,
+                               on_refused=check.refused)
+    check.start(tls)
+    return check.done
+
+
+#: Network errors as the operating system words them, in plain words (the status screen and
+#: the peer test show these instead of "...111: Connection refused.").
+_PLAIN_ERRORS = (
+    ("connection refused", "the connection was refused: nothing listens at that address (the "
+                           "node is stopped, or the port is wrong)"),
+    ("timed out", "no answer in time (a firewall, or the machine is off)"),
+    ("timeout caused connection failure", "no answer in time (a firewall, or the machine is "
+                                          "off)"),
+    ("dns lookup failed", "the machine's name is not known (DNS)"),
+    ("lost in a non-clean fashion", "the connection broke off (the network, or the other "
+                                    "node stopped)"),
+    ("no route to host", "no route to that machine (network or firewall)"),
+    ("network is unreachable", "the network is unreachable from here"),
+    ("name or service not known", "the machine's name is not known (DNS)"),
+    ("connection was refused by other side", "the connection was refused: nothing listens at "
+                                             "that address (the node is stopped, or the port "
+                                             "is wrong)"),
+)
+
+
+def plain_network_error(message: str) -> str:
+    """A connection error in words an IT officer reads at a glance (the original if unknown)."""
+    lowered = message.lower()
+    for needle, plain in _PLAIN_ERRORS:
+        if needle in lowered:
+            return plain
+    return message.strip().rstrip(".")
