@@ -31,7 +31,7 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
     if not as_edxml:
         raise CliError("say which format to write: --edxml")
     config = open_config(home)
-    mid = _message_id(message_id)
+    mid = _message_id(config, message_id)
     store = open_store(config.store.url)
     try:
         info = lifecycle(store, mid)

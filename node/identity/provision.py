@@ -64,13 +64,14 @@ def create_node_home(home: Path, *, name: str, display_name: str | None, listen:
     with removed_on_failure(home):
         return _create_node_home(home, name=name, display_name=display_name, listen=listen,
                                  advertise=advertise, passphrase=passphrase, now=now, kdf=kdf,
-                                 status_listen=status_listen, groups=groups)
+                                 status_listen=status_listen, groups=groups,
+                                 store_url=store_url)
 
 
 def _create_node_home(home: Path, *, name: str, display_name: str | None, listen: str,
                       advertise: list[str] | None, passphrase: bytes | None, now: str,
                       kdf: str, status_listen: str,
-                      groups: dict[str, list[str]] | None) -> NewNode:
+                      groups: dict[str, list[str]] | None, store_url: str) -> NewNode:
     make_folders(home)
     passphrase_file = None
     if passphrase is None:

@@ -89,7 +89,7 @@ class PinnedContextFactory:
     """An old-style Twisted context factory (``getContext``) usable for listenSSL and connectSSL.
 
     ``lookup`` maps a TLS pin (SPKI SHA-256, hex) to the node ID of a *trusted* peer, or None.
-    ``on_refused(pin, reason)`` is called for every certificate refused at the handshake.
+    ``on_refused(pin, reason, code)`` is called for every certificate refused at the handshake.
     """
 
     def __init__(self, *, tls_key: Ed25519PrivateKey, certificate_der_bytes: bytes,
