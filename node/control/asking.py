@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lienthong.node.control.requests import RequestRefused
 from lienthong.node.documents.metadata import resolve_status
-from lienthong.node.language.text import Text
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS, ControlRequest
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
@@ -33,7 +33,7 @@ class Asked:
 
 
 def _refused(message: str, **fields: object) -> RequestRefused:
-    return RequestRefused(Text(message, **fields))
+    return RequestRefused(Phrase(message, **fields))
 
 
 def ask_status(store: Store, message_id: str, status: str, *, note: str = "",

@@ -37,7 +37,7 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
-from lienthong.node.language.text import Text
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import (
@@ -67,9 +67,9 @@ class RequestRefused(NodeError):
 
     code = "request-refused"
 
-    def __init__(self, message: str | Text) -> None:
+    def __init__(self, message: str | Phrase) -> None:
         super().__init__(str(message))
-        self.text = message if isinstance(message, Text) else None
+        self.text = message if isinstance(message, Phrase) else None
 
 
 class ControlRequests:

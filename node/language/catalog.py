@@ -57,11 +57,11 @@ def translations(language: str) -> NullTranslations:
     return GNUTranslations(compiled)
 
 
-def gettext(language: str, message: str) -> str:
+def translate(language: str, message: str) -> str:
     return translations(language).gettext(message)
 
 
-def ngettext(language: str, singular: str, plural: str, n: int) -> str:
+def translate_plural(language: str, singular: str, plural: str, n: int) -> str:
     return translations(language).ngettext(singular, plural, n)
 
 

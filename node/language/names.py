@@ -11,7 +11,7 @@ import datetime as dt
 
 from babel.dates import format_date, format_datetime
 
-from lienthong.node.language.catalog import checked_language, gettext
+from lienthong.node.language.catalog import checked_language, translate
 from lienthong.node.language.text import _
 
 DOCUMENT_TYPES = {
@@ -45,7 +45,7 @@ def name_of(table: str, code: object, language: str) -> str:
     """The clerk's word for ``code`` in one of ``TABLES`` (the code itself if unknown)."""
     text = "" if code is None else str(code)
     msgid = TABLES[table].get(text)
-    return gettext(language, msgid) if msgid is not None else text
+    return translate(language, msgid) if msgid is not None else text
 
 
 def _parse(value: str | dt.date | dt.datetime) -> dt.date | dt.datetime | None:

@@ -1,9 +1,9 @@
 """A clerk-facing message that is translated where it is shown, not where it is made.
 
-``Text("{name} was refused: {reason}", name=..., reason=...)`` keeps the msgid (one whole
+``Phrase("{name} was refused: {reason}", name=..., reason=...)`` keeps the msgid (one whole
 sentence with named fields, never fragments) and its fields; ``str()`` is the English text
 (logs, exceptions), ``in_language("vi")`` the Vietnamese. Fields are formatted after the
-translation, so a translator may reorder them. ``Text`` is a Babel extraction keyword
+translation, so a translator may reorder them. ``Phrase`` is a Babel extraction keyword
 (``babel.cfg``), so a message made this way is in the catalog like any ``_()``.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lienthong.node.language.catalog import gettext
+from lienthong.node.language.catalog import translate
 
 
 def _(message: str) -> str:
@@ -21,7 +21,7 @@ def _(message: str) -> str:
 
 
 @dataclass(frozen=True, slots=True, init=False)
-class Text:
+class Phrase:
     message: str
     fields: Mapping[str, Any] = field(default_factory=dict)
 
@@ -30,7 +30,7 @@ class Text:
         object.__setattr__(self, "fields", dict(fields))
 
     def in_language(self, language: str) -> str:
-        return gettext(language, self.message).format(**self.fields)
+        return translate(language, self.message).format(**self.fields)
 
     def __str__(self) -> str:
         return self.message.format(**self.fields)
