@@ -36,6 +36,8 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     backup       BackupError                 backup-error
     control      RequestRefused              request-refused
                  _Mismatch                   status-mismatch
+    web          AccountError                web-account
+                 _Answer                     web-request-refused
     cli          CliError                    command-error
 
 tests/node/core/test_errors.py holds the same table: it fails when an exception class in

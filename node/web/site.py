@@ -43,6 +43,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from lienthong.node.control.asking import ask_recall, ask_status
 from lienthong.node.control.requests import RequestRefused
+from lienthong.node.core.errors import NodeError
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.documents.metadata import (
     CONFIDENTIALITY_NAMES,
@@ -59,8 +60,8 @@ from lienthong.node.status.api import StatusService, to_json
 from lienthong.node.status.gather import own_card
 from lienthong.node.web import views
 from lienthong.node.web.accounts import Account, check_password
+from lienthong.node.web.rendering import render
 from lienthong.node.web.sessions import COOKIE, LoginThrottle, Session, Sessions
-from lienthong.node.web.templates import render
 
 log = Logger(namespace="lienthong.web")
 
@@ -102,8 +103,10 @@ class WebService:
         return WebPages(self, remote=remote)
 
 
-class _Answer(Exception):
+class _Answer(NodeError):
     """Ends a request early with a status code and a page (or a redirect)."""
+
+    code = "web-request-refused"
 
     def __init__(self, code: int, text: Phrase | None = None, *, location: str | None = None,
                  audit: str | None = None) -> None:
@@ -553,12 +556,13 @@ def _multipart(request: Any) -> dict[str, str | tuple[str, bytes]]:
     message = BytesParser(policy=policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     fields: dict[str, str | tuple[str, bytes]] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if not name:
+        if not isinstance(name, str) or not name:
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
-        fields[name] = ((filename, payload) if filename is not None
-                        else payload.decode("utf-8", "replace"))
+        fields[name] = ((filename, data) if filename is not None
+                        else data.decode("utf-8", "replace"))
     return fields

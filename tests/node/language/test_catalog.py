@@ -86,7 +86,7 @@ def test_every_code_of_the_documents_room_has_a_clerks_name() -> None:
 def test_dates_are_day_month_year() -> None:
     assert names.show_date("2026-03-09", "vi") == "09/03/2026"
     assert names.show_date(dt.date(2026, 12, 31), "en") == "31/12/2026"
-    assert names.show_time("2026-03-09T01:02:03Z", "vi", tz=dt.timezone.utc) == \
+    assert names.show_time("2026-03-09T01:02:03Z", "vi", tz=dt.UTC) == \
         "09/03/2026 01:02"
     assert names.show_date("not a date", "vi") == "not a date"
 
