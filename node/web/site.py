@@ -195,6 +195,10 @@ class WebPages(Resource):
             request.write(self.web.static[path[1]])
             request.finish()
             return
+        if path == ["favicon.ico"]:  # browsers ask for it; there is none
+            request.setResponseCode(204)
+            self._write(request, b"", b"image/x-icon")
+            return
         session = self._session(request)
         lang = self._language(request)
         try:
