@@ -111,7 +111,7 @@ class _Answer(NodeError):
     def __init__(self, code: int, text: Phrase | None = None, *, location: str | None = None,
                  audit: str | None = None) -> None:
         super().__init__(str(text) if text else location)
-        self.code = code
+        self.status = code
         self.text = text
         self.location = location
         self.audit = audit
@@ -234,7 +234,7 @@ class WebPages(Resource):
 
     def _answer(self, request: Any, session: Session, lang: str, answer: _Answer) -> Deferred:
         if answer.location is not None:
-            request.setResponseCode(answer.code)
+            request.setResponseCode(answer.status)
             request.setHeader(b"location", answer.location.encode("utf-8"))
             self._headers(request, HTML)
             request.finish()
@@ -243,7 +243,7 @@ class WebPages(Resource):
                            path=request.path.decode("utf-8", "replace")[:200],
                            address=self._address(request))
              if answer.audit else Deferred.fromCoroutine(_done()))
-        request.setResponseCode(answer.code)
+        request.setResponseCode(answer.status)
         message = answer.text.in_language(lang) if answer.text else ""
         if request.getHeader(b"x-csrf-token") is not None or request.path.endswith(b"/test"):
             self._write(request, to_json({"message": message}), b"application/json")
