@@ -15,9 +15,11 @@ from typing import Any
 from lienthong.config.schema import (
     CONFIG_VERSION,
     GUARDED_CLASSES,
+    LANGUAGES,
     MAX_EDXML_MIB,
     NAME_PATTERN,
     PROGRAMME_KINDS,
+    WEB_ROLES,
     WEEKDAYS,
     ConfigError,
     CoordinationSection,
@@ -31,6 +33,7 @@ from lienthong.config.schema import (
     StatusSection,
     StoreSection,
     WatchSection,
+    WebSection,
     parse_address,
 )
 
@@ -132,7 +135,8 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
 def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeConfig:
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
-                "groups", "documents", "confidentiality", "edxml", "review", "coordination"}
+                "groups", "documents", "confidentiality", "edxml", "review", "coordination", "web",
+                "language"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -181,6 +185,11 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     edxml = _section(data, "edxml", {
         "organ_id": _organ_id, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
         "write_beside": _boolean, "max_mib": _integer(1, MAX_EDXML_MIB)}, source)
+    web = _web(data, home, source)
+    language = data.get("language", "vi")
+    if language not in LANGUAGES:
+        raise ConfigError(f"{source}: language must be one of {', '.join(LANGUAGES)}, "
+                          f"got {language!r}")
     db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
     return NodeConfig(
         home=home, source=source,
@@ -193,8 +202,26 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
         confidentiality=confidentiality, edxml=EdxmlSection(**edxml),
         review=ReviewSection(**review),
-        coordination=coordination,
+        coordination=coordination, web=web, language=language,
     )
+
+
+def _web(data: Mapping[str, Any], home: Path, source: Path) -> WebSection:
+    web = _section(data, "web", {
+        "local_role": _choice(*WEB_ROLES), "remote_listen": _address,
+        "certificate": _path(home), "private_key": _path(home),
+        "remote_hosts": _strings, "session_minutes": _number(1.0)}, source)
+    section = WebSection(**web)
+    if section.remote_listen and (section.certificate is None or section.private_key is None):
+        raise ConfigError(f"{source}: [web] remote_listen is served only over HTTPS: set "
+                          "certificate and private_key (PEM files) too")
+    return section
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of names")
+    return tuple(_string(item, where).lower() for item in value)
 
 
 def _slug_list(value: Any, where: str) -> tuple[str, ...]:

@@ -83,6 +83,29 @@ class StatusSection:
     allow_remote: bool = False
 
 
+#: Languages a clerk can read lienthong in (node/language/); Vietnamese is the default.
+LANGUAGES = ("vi", "en")
+#: Who may do what on the web pages (docs/web.md): read, act on documents, administer.
+WEB_ROLES = ("viewer", "clerk", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSection:
+    """The web pages (docs/web.md): served on the status listener; remote access over HTTPS."""
+
+    #: The role of whoever opens the pages on the loopback listener (no account needed there).
+    local_role: str = "admin"
+    #: ``HOST:PORT`` for remote access over HTTPS with accounts; empty (the default): none.
+    remote_listen: str = ""
+    #: PEM certificate (chain) and private key of the remote listener.
+    certificate: Path | None = None
+    private_key: Path | None = None
+    #: Host names a remote browser may address (the Host-header allow-list); empty: any.
+    remote_hosts: tuple[str, ...] = ()
+    #: Minutes a session lasts without use.
+    session_minutes: float = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewSection:
     """The yearly review's evidence (docs/review.md): witnessed heads and reconciliation."""
@@ -182,6 +205,9 @@ class NodeConfig:
     confidentiality: dict[str, tuple[str, ...]] = field(default_factory=dict)
     edxml: EdxmlSection = field(default_factory=EdxmlSection)
     coordination: CoordinationSection = field(default_factory=CoordinationSection)
+    web: WebSection = field(default_factory=WebSection)
+    #: The language of what the node writes for clerks (``vi`` or ``en``).
+    language: str = "vi"
 
     @property
     def outbox(self) -> Path:

@@ -10,6 +10,8 @@ import json
 TEMPLATE = """\
 # lienthong node configuration. Edit, then restart the node (lienthong run).
 config_version = 1
+# Language of the web pages and of what the node writes for clerks: "vi" or "en".
+language = "vi"
 
 [node]
 # Short name of this office; peers see it as the folder name inbox/<name>/.
@@ -59,6 +61,16 @@ max_parallel_transfers = 4
 # Local status API (JSON at /status, Prometheus at /metrics). Loopback only unless
 # allow_remote = true is set explicitly.
 listen = {status_listen}
+
+[web]
+# The web pages are on the status listener above (open its address in a browser).
+# Role of whoever opens them there: "viewer", "clerk" or "admin" (docs/web.md).
+local_role = "admin"
+# Remote access (off): HTTPS only, with accounts (lienthong web user add). For example:
+# remote_listen = "0.0.0.0:8443"
+# certificate = "keys/web-cert.pem"
+# private_key = "keys/web-key.pem"
+# remote_hosts = ["vanthu.tinhuy.example.vn"]
 
 [review]
 # Evidence for the yearly review (docs/review.md). The signed head of the audit log goes to

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -39,6 +39,7 @@ from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.drop import make_target_folders
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
@@ -50,6 +51,8 @@ from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
+from lienthong.node.web.remote import RemoteListener
+from lienthong.node.web.site import WebPages, WebService
 
 #: Refused TLS handshakes recorded per minute at most; the rest are counted
 #: (node/core/ratelimit.py).
@@ -58,6 +61,8 @@ REFUSALS_PER_MINUTE = 20
 log = Logger(namespace="lienthong.node")
 
 DIRECTORY_POLL_SECONDS = 1.0
+#: How long the "test the connection" button waits for a link to connect.
+TEST_CONNECTION_SECONDS = 3.0
 
 
 class Node:
@@ -85,6 +90,8 @@ class Node:
         self.port: IListeningPort | None = None
         self._directory_poll: LoopingCall | None = None
         self.status_api: StatusService | None = None
+        self.web: WebService | None = None
+        self.remote_web: RemoteListener | None = None
         self.head_signer: HeadSigner | None = None
         self.running = False
         runtime.on_directory_change.append(self._directory_changed)
@@ -149,8 +156,11 @@ class Node:
             scan_interval=rt.config.watch.scan_interval,
             stable_seconds=rt.config.watch.stable_seconds)
         self.watcher.start()
-        self.status_api = StatusService(self)
+        self.status_api = StatusService(self, pages=self._web_pages)
         self.status_api.start()
+        if self.web is not None:
+            self.remote_web = RemoteListener(self.web)
+            self.remote_web.start()
         self.head_signer = HeadSigner(clock=rt.reactor, run_db=rt.db, store=rt.store,
                                       current_keys=lambda: rt.keys,
                                       now_text=rt.now_text)
@@ -172,6 +182,28 @@ class Node:
             uptime=rt.monotonic() - rt.started_monotonic, monotonic=rt.monotonic(),
             status_listen=self.status_api.address if self.status_api is not None else None,
             receiving=self.offers.active)
+
+    def _web_pages(self, status: StatusService) -> WebPages:
+        self.web = WebService(status, tester=self)
+        return self.web.pages(remote=False)
+
+    def test_connection(self, peer_name: str) -> Deferred:
+        """The peers page's button: dial the peer now, and say after a few seconds whether
+        its link is connected (a fuller check comes with ``lienthong peers test``)."""
+        peer = next((p for p in self.rt.directory.peers if p.name == peer_name), None)
+        link = self.links.get(peer.node_id) if peer is not None else None
+        if peer is None or link is None:
+            return succeed(Phrase("{peer} is not a trusted office of this node.", peer=peer_name))
+        link.kick()
+
+        def report(_: object) -> Phrase:
+            state = self.live_status()["peers"].get(peer.node_id, {})
+            if state.get("connected"):
+                return Phrase("{peer} answers: the connection works.", peer=peer_name)
+            return Phrase("{peer} does not answer yet: {error}", peer=peer_name,
+                        error=state.get("last_error") or state.get("link") or "-")
+        return deferLater(self.rt.reactor, TEST_CONNECTION_SECONDS, lambda: None).addCallback(
+            report)
 
     def _file_ready(self, path: Path, target: str) -> None:
         self.outbox.file_ready(path, target)
@@ -282,6 +314,8 @@ class Node:
             # Only a node that started (and audited node-started) records its stop: a start
             # that failed, e.g. on a busy port, leaves nothing in the audit log.
             yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
+        if self.remote_web is not None:
+            yield self.remote_web.stop()
         if self.status_api is not None:
             yield self.status_api.stop()
         if self.head_signer is not None:

@@ -212,6 +212,10 @@ def demo(folder: Path, year: int | None) -> None:
         click.echo(f"  {command} run {folder / office.name}")
     click.echo(f"then drop a file into {folder / 'tinhuy' / 'outbox' / 'hdnd'}/ and watch "
                f"{folder / 'hdnd' / 'inbox' / 'tinhuy'}/")
+    click.echo("Each office's web pages (docs/web.md), while its node runs: open http:// and "
+               "the address the node writes into its state/status.port:")
+    for office in OFFICES:
+        click.echo(f"  {office.name}: {folder / office.name / 'state' / 'status.port'}")
     sys.exit(outcome["code"])
 
 

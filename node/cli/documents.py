@@ -8,7 +8,6 @@ the store that the running node signs and sends within a second (node/control/re
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,19 @@ from typing import Any
 import click
 
 from lienthong.config.schema import NodeConfig
-from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
-from lienthong.node.core.names import unique_name
+from lienthong.node.control.asking import ask_recall, ask_status
+from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.documents.metadata import (
-    MAX_MESSAGE_BYTES,
-    SIDECAR_SUFFIX,
     STATUS_NAMES,
     URGENCY_NAMES,
     describe_names,
     resolve_status,
     resolve_urgency,
 )
-from lienthong.node.outbox.drop import target_folder_name
-from lienthong.node.store.database import Store, open_store
-from lienthong.node.store.records import PROCESSING_TRANSITIONS, StoreError
-from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER, token_sha256
+from lienthong.node.outbox.drop import write_message
+from lienthong.node.store.database import open_store
+from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
 
 _HEX32 = frozenset("0123456789abcdef")
 
@@ -62,43 +58,6 @@ def _message_id(config: NodeConfig, text: str, what: str = "MESSAGE_ID") -> str:
         raise CliError(f"{len(matches)} documents start with {value}: {listed}; give more "
                        "characters")
     return matches[0][0]
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".lienthong-{os.getpid()}-{path.name[:40]}.part")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
-
-
-def _toml(fields: dict[str, str]) -> bytes:
-    # JSON string syntax is valid TOML basic-string syntax for everything json.dumps writes.
-    return "".join(f"{key} = {json.dumps(value, ensure_ascii=False)}\n"
-                   for key, value in fields.items()).encode("utf-8")
-
-
-def write_message(config: NodeConfig, targets: list[str], text: str, *, now: float,
-                  urgency: str = "normal", reply_to: str | None = None) -> Path:
-    """Put ``text`` into ``outbox/<target>/`` as a message: sidecar first, then the .txt."""
-    data = text.encode("utf-8")
-    if not text.strip():
-        raise ValueError("the message is empty")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"a message is at most {MAX_MESSAGE_BYTES // 1024} KiB; send a longer "
-                         "text as a document (lienthong send)")
-    folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-    name = unique_name(lambda n: os.path.lexists(folder / n)
-                       or os.path.lexists(folder / (n + SIDECAR_SUFFIX)), f"{stamp}-message.txt")
-    fields = {"type": "message", "urgency": urgency}
-    if reply_to:
-        fields["reply_to"] = reply_to
-    _write_atomically(folder / (name + SIDECAR_SUFFIX), _toml(fields))
-    _write_atomically(folder / name, data if data.endswith(b"\n") else data + b"\n")
-    return folder / name
 
 
 @click.command("message")
@@ -175,22 +134,12 @@ def mark(message_id: str, status: str, note: str, register_number: str | None,
                        f"{MAX_REGISTER_NUMBER}")
     store = open_store(config.store.url)
     try:
-        rows = [r for r in store.stored_received(mid) if r.meta.get("kind") not in
-                ("status", "recall")]
-        if not rows:
-            raise CliError(f"no document with message ID {mid} was received by this office")
-        done = [s.status for s in store.statuses_for(mid) if s.status in PROCESSING_TRANSITIONS]
-        last = done[-1] if done else None
-        if chosen not in PROCESSING_TRANSITIONS[last]:
-            raise CliError(f"{mid} is already {last!r}; next it can be: "
-                           f"{', '.join(sorted(PROCESSING_TRANSITIONS[last])) or 'nothing'}")
-        payload = {"status": chosen, "note": note.strip(),
-                   "register_number": register_number.strip() if register_number else None}
-        request = store.add_control_request("status", mid, payload, wall_clock_now(),
-                                            peer=rows[0].sender_node_id)
+        asked = ask_status(store, mid, chosen, note=note, register_number=register_number,
+                           now=wall_clock_now())
     finally:
         store.close()
-    click.echo(f"Marked {rows[0].name!r} as {chosen}; the running node signs it and sends it "
+    request = asked.request
+    click.echo(f"Marked {asked.name!r} as {chosen}; the running node signs it and sends it "
                f"to the sender (request {request.id}).")
     if wait_seconds:
         _wait(config, request.id, wait_seconds)
@@ -213,65 +162,15 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
     replacement = _message_id(config, replaced_by, "--replaced-by") if replaced_by else None
     store = open_store(config.store.url)
     try:
-        row = store.get_dispatch(mid)
-        if row is None or row.meta.get("kind") in ("status", "recall"):
-            raise CliError(f"no document with message ID {mid} was sent by this office")
-        if store.recalls_for(mid):
-            raise CliError(f"{row.name!r} has already been recalled")
-        request = store.add_control_request(
-            "recall", mid, {"reason": reason.strip(), "replaced_by": replacement},
-            wall_clock_now())
+        asked = ask_recall(store, mid, reason=reason, replaced_by=replacement,
+                           now=wall_clock_now())
     finally:
         store.close()
-    click.echo(f"Recalling {row.name!r} from {len(row.deliveries)} office(s) (request "
+    request = asked.request
+    click.echo(f"Recalling {asked.name!r} from {asked.recipients} office(s) (request "
                f"{request.id}); each answers with a signed accept or refuse.")
     if wait_seconds:
         _wait(config, request.id, wait_seconds)
-
-
-def lifecycle(store: Store, message_id: str) -> dict[str, Any]:
-    """Everything the store knows about one document, sent or received, as plain JSON."""
-    try:
-        directory = store.directory()
-    except (KeysError, StoreError):
-        directory = None
-
-    def name(node_id: str) -> str:
-        """The office's name, also for an identity it had before a rotation."""
-        peer = directory.peer_for_identity(node_id) if directory else None
-        return peer.name if peer is not None else node_id
-
-    statuses = store.statuses_for(message_id)
-    out: dict[str, Any] = {"message_id": message_id}
-    dispatch = store.get_dispatch(message_id)
-    if dispatch is not None:
-        out.update(direction="sent", name=dispatch.name, target=dispatch.target,
-                   state=dispatch.state, meta=dict(dispatch.meta), recipients=[])
-        for delivery in dispatch.deliveries:
-            receipt_sha = token_sha256(delivery.receipt) if delivery.receipt else None
-            out["recipients"].append({
-                "office": name(delivery.peer_node_id), "node_id": delivery.peer_node_id,
-                "delivery": {"queued": "waiting"}.get(delivery.state, delivery.state),
-                "receipt_at": delivery.receipt_at, "last_error": delivery.last_error,
-                "statuses": [_status(s, receipt_sha) for s in statuses
-                             if name(s.peer_node_id) == name(delivery.peer_node_id)]})
-    for row in store.stored_received(message_id):
-        out.update(direction="received", name=row.name, sender=name(row.sender_node_id),
-                   stored_path=row.stored_path, received_at=row.received_at,
-                   meta=dict(row.meta),
-                   statuses=[_status(s, token_sha256(row.receipt or "")) for s in statuses])
-    out["recalls"] = [{"state": r.state, "reason": r.reason, "time": r.time,
-                       "replaced_by": r.replaced_by, "refusal": r.refusal,
-                       "recalled_path": r.recalled_path}
-                      for r in store.recalls_for(message_id)]
-    return out
-
-
-def _status(row: Any, receipt_sha: str | None) -> dict[str, Any]:
-    chained = (None if row.receipt_sha256 is None or receipt_sha is None
-               else row.receipt_sha256 == receipt_sha)
-    return {"status": row.status, "time": row.time, "note": row.note,
-            "register_number": row.register_number, "chained_to_receipt": chained}
 
 
 @click.command("track")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from lienthong.config.schema import ConfigError
+from lienthong.config.schema import LANGUAGES, ConfigError
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import (
     CliError,
@@ -26,6 +26,8 @@ from lienthong.node.cli.common import (
     wall_clock_now,
 )
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.catalog import checked_language
+from lienthong.node.language.text import Phrase
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
 #: it (keys and config cannot derive from ``NodeError``: they sit under the node).
@@ -41,13 +43,22 @@ class Commands(click.Group):
         except click.ClickException:
             raise  # already a sentence and an exit status (CliError, usage errors)
         except PLAIN_ERRORS as exc:
+            text = getattr(exc, "text", None)
+            language = (ctx.obj or {}).get("language") or os.environ.get("LIENTHONG_LANG")
+            if isinstance(text, Phrase) and language:
+                raise CliError(text.in_language(checked_language(language))) from None
             raise CliError(str(exc)) from None
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lienthong")
-def main() -> None:
+@click.option("--lang", "language", type=click.Choice(LANGUAGES), default=None,
+              help="Language of the messages already in the catalog (vi or en).")
+@click.pass_context
+def main(ctx: click.Context, language: str | None) -> None:
     """lienthong: signed, end-to-end encrypted, receipted document exchange between offices."""
+    # Messages already in the catalog are shown in this language (the rest follow, issue 18).
+    ctx.obj = {"language": language}
 
 
 @main.command()
@@ -189,6 +200,8 @@ def _register_subcommands() -> None:
     main.add_command(keys)
     main.add_command(backup)
     main.add_command(restore)
+    from lienthong.node.cli.web import web
+    main.add_command(web)
 
 
 _register_subcommands()

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import (
@@ -58,9 +59,17 @@ CONTROL_KINDS = frozenset({"status", "recall"})
 
 
 class RequestRefused(NodeError):
-    """A control request that cannot be carried out; the reason is shown by the CLI."""
+    """A control request that cannot be carried out; the reason is shown by the CLI.
+
+    ``text``, when given, is the reason as a translatable message (the web pages show it in
+    the clerk's language); ``str(error)`` is always the English sentence.
+    """
 
     code = "request-refused"
+
+    def __init__(self, message: str | Phrase) -> None:
+        super().__init__(str(message))
+        self.text = message if isinstance(message, Phrase) else None
 
 
 class ControlRequests:

@@ -40,6 +40,8 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     control      RequestRefused              request-refused
                  _Mismatch                   status-mismatch
     reconciliation _Refused                  summary-refused
+    web          AccountError                web-account
+                 _Answer                     web-request-refused
     cli          CliError                    command-error
 
 tests/node/core/test_errors.py holds the same table: it fails when an exception class in

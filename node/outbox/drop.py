@@ -1,16 +1,26 @@
-"""Putting a file into the outbox the way a careful clerk would (used by ``lienthong send``).
+"""Putting a file into the outbox the way a careful clerk would: ``lienthong send``,
+``lienthong message`` and the web pages' upload and message forms.
 
-The copy is written under a hidden temporary name the watcher ignores, fsynced, then renamed
-into place, so the node can never take a half-copied file.
+Every copy is written where the watcher does not look (a hidden temporary name, or the
+home's ``tmp/``), fsynced, then renamed into ``outbox/<target>/``, its sidecar first, so the
+node can never take a half-copied file nor a document without the metadata meant for it.
+From there the file takes the one outbox pipeline: refusals, receipts and audit are the same
+as for a file a clerk copied by hand.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from lienthong.config.schema import NAME_PATTERN, NodeConfig
 from lienthong.node.core.names import unique_name
+from lienthong.node.documents.metadata import MAX_MESSAGE_BYTES, SIDECAR_SUFFIX
+
+UPLOADS = "web-uploads"
 
 
 def target_folder_name(targets: list[str]) -> str:
@@ -49,3 +59,83 @@ def make_target_folders(config: NodeConfig, peer_names: list[str]) -> list[Path]
             folder.mkdir(parents=True, exist_ok=True)
             made.append(folder)
     return made
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".lienthong-{os.getpid()}-{path.name[:40]}.part")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(tmp, path)
+
+
+def sidecar_text(fields: Mapping[str, str]) -> bytes:
+    """A sidecar (``.meta.toml``) holding ``fields`` as TOML strings."""
+    # JSON string syntax is valid TOML basic-string syntax for everything json.dumps writes.
+    return "".join(f"{key} = {json.dumps(value, ensure_ascii=False)}\n"
+                   for key, value in fields.items()).encode("utf-8")
+
+
+def write_message(config: NodeConfig, targets: list[str], text: str, *, now: float,
+                  urgency: str = "normal", reply_to: str | None = None) -> Path:
+    """Put ``text`` into ``outbox/<target>/`` as a message: sidecar first, then the .txt."""
+    data = text.encode("utf-8")
+    if not text.strip():
+        raise ValueError("the message is empty")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"a message is at most {MAX_MESSAGE_BYTES // 1024} KiB; send a longer "
+                         "text as a document (lienthong send)")
+    folder = config.outbox / target_folder_name(targets)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    name = unique_name(lambda n: os.path.lexists(folder / n)
+                       or os.path.lexists(folder / (n + SIDECAR_SUFFIX)), f"{stamp}-message.txt")
+    fields = {"type": "message", "urgency": urgency}
+    if reply_to:
+        fields["reply_to"] = reply_to
+    write_atomically(folder / (name + SIDECAR_SUFFIX), sidecar_text(fields))
+    write_atomically(folder / name, data if data.endswith(b"\n") else data + b"\n")
+    return folder / name
+
+
+def drop_upload(config: NodeConfig, targets: list[str], name: str, data: bytes,
+                fields: Mapping[str, str]) -> Path:
+    """An uploaded document and its sidecar into ``outbox/<target>/`` by way of ``tmp/``.
+
+    Both files are written and fsynced in a private folder under the home's ``tmp/`` (same
+    file system as the outbox), then renamed in: the sidecar, then the document; the outbox
+    folder is fsynced after. ``name`` must already be a safe file name.
+    """
+    folder = config.outbox / target_folder_name(targets)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = config.tmp / UPLOADS
+    work.mkdir(parents=True, exist_ok=True)
+    final = unique_name(lambda n: os.path.lexists(folder / n)
+                        or os.path.lexists(folder / (n + SIDECAR_SUFFIX)), name)
+    staged = work / f"{os.getpid()}-{time.monotonic_ns()}"
+    staged.mkdir()
+    try:
+        _write_synced(staged / "sidecar", sidecar_text(fields))
+        _write_synced(staged / "document", data)
+        os.rename(staged / "sidecar", folder / (final + SIDECAR_SUFFIX))
+        os.rename(staged / "document", folder / final)
+        _sync_folder(folder)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return folder / final
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

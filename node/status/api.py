@@ -132,12 +132,21 @@ class StatusResource(Resource):
 
 
 class IndexResource(Resource):
-    def __init__(self, service: StatusService) -> None:
+    """``/status`` and ``/metrics``; every other address goes to ``pages`` when there are
+    pages (the web interface, node/web/, mounted by the running node), else is not found."""
+
+    def __init__(self, service: StatusService, pages: Resource | None = None) -> None:
         super().__init__()
+        self.pages = pages
         self.putChild(b"status", StatusResource(service))
         self.putChild(b"metrics", MetricsResource(service))
 
     def getChild(self, path: bytes, request: Any) -> Resource:  # noqa: N802
+        if self.pages is not None:
+            # The pages are one leaf resource that routes the whole path itself.
+            request.prepath.pop()
+            request.postpath.insert(0, path)
+            return self.pages
         if path == b"":
             return self
         return _not_found()
@@ -208,10 +217,16 @@ class LiveNode(Protocol):
 
 
 class StatusService:
-    """Serves the status API for a running ``Node``; started and stopped by the daemon."""
+    """Serves the status API for a running ``Node``; started and stopped by the daemon.
 
-    def __init__(self, node: LiveNode) -> None:
+    ``pages``: made with this service once it exists, the resource that answers every address
+    other than ``/status`` and ``/metrics`` on the same listener (the web pages).
+    """
+
+    def __init__(self, node: LiveNode, *,
+                 pages: Callable[[StatusService], Resource] | None = None) -> None:
         self.node = node
+        self.pages = pages
         self.rt = node.rt
         self.port: IListeningPort | None = None
         self.address: str | None = None
@@ -234,7 +249,8 @@ class StatusService:
                       "not set", listen=config.listen)
             return
         self.reads.start()
-        site = StatusSite(IndexResource(self), check_host=not config.allow_remote)
+        pages = self.pages(self) if self.pages is not None else None
+        site = StatusSite(IndexResource(self, pages), check_host=not config.allow_remote)
         try:
             self.port = self.rt.reactor.listenTCP(port, site, interface=host)
         except CannotListenError as exc:

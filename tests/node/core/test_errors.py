@@ -41,6 +41,8 @@ ROOT_CODES = {
     "lienthong.node.store.db_thread.DatabaseStopped": "database-stopped",
     "lienthong.node.store.records.StoreError": "store-error",
     "lienthong.node.watch.observer.ObserverUnavailable": "watch-unavailable",
+    "lienthong.node.web.accounts.AccountError": "web-account",
+    "lienthong.node.web.site._Answer": "web-request-refused",
 }
 
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from lienthong.config.template import render_config
-from lienthong.node.cli.documents import lifecycle, write_message
 from lienthong.node.cli.main import main
+from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.documents.metadata import (
     CONFIDENTIALITY_NAMES,
     STATUS_NAMES,
@@ -30,6 +30,7 @@ from lienthong.node.documents.metadata import (
     resolve_type,
     resolve_urgency,
 )
+from lienthong.node.outbox.drop import write_message
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import InvalidTransition, NewRecall, NewStatus
 from tests.node.storehelp import T0, T1, T2, make_dispatch, make_received

@@ -288,7 +288,7 @@ def test_documents_from_before_a_peer_rotation_still_show_its_name_and_statuses(
     was signed by it); a processing status the office signs after its rotation names the new
     one. Status, track and audit filters still join them as one office."""
     from lienthong.node.cli.audit import peer_names, resolve_peers
-    from lienthong.node.cli.documents import lifecycle
+    from lienthong.node.control.lifecycle import lifecycle
     from lienthong.node.status.snapshot import build_snapshot
     from lienthong.node.store.records import NewStatus
     old = generate_node_keys("so-tu-phap", now=T0)

@@ -1,0 +1,1 @@
+"""What a clerk reads, in the clerk's language: gettext catalogs, names, dates (docs/web.md)."""

@@ -1,0 +1,83 @@
+"""The names a clerk reads for the node's codes, and dates as offices write them.
+
+The codes (``resolution``, ``flash``, ``registered``...) are what the node stores, signs and
+sends; a clerk reads ``Nghị quyết``, ``Hỏa tốc``, ``Đã vào sổ``. Each table maps a code to an
+English msgid; the Vietnamese is in the catalog like every other string. An unknown code (a
+newer peer's) is shown as it is, never dropped.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from babel.dates import format_date, format_datetime
+
+from lienthong.node.language.catalog import checked_language, translate
+from lienthong.node.language.text import _
+
+DOCUMENT_TYPES = {
+    "resolution": _("Resolution"), "decision": _("Decision"), "directive": _("Directive"),
+    "report": _("Report"), "programme": _("Programme"), "conclusion": _("Conclusion"),
+    "announcement": _("Announcement"), "publication": _("Publication"),
+    "letter": _("Official letter"), "other": _("Other document"), "message": _("Message"),
+}
+URGENCIES = {"normal": _("Normal"), "urgent": _("Urgent"), "very-urgent": _("Very urgent"),
+             "flash": _("Flash")}
+CONFIDENTIALITY = {"normal": _("Not classified"), "confidential": _("Confidential"),
+                   "secret": _("Secret"), "top-secret": _("Top secret")}
+#: Processing statuses a recipient reports (``lienthong mark``).
+STATUSES = {"registered": _("Registered"), "assigned": _("Assigned"),
+            "in-progress": _("In progress"), "completed": _("Completed"),
+            "rejected": _("Rejected")}
+#: Where a document is on its way (dispatch and delivery states, recalls).
+STATES = {"sending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"),
+          "waiting": _("Waiting to be delivered"), "queued": _("Waiting to be delivered"),
+          "delivered": _("Delivered, receipt verified"), "stored": _("Received"),
+          "publishing": _("Being received"), "refused": _("Refused"),
+          "requested": _("Recall requested"), "accepted": _("Recall accepted"),
+          "trusted": _("Trusted"), "revoked": _("Revoked"), "pending": _("Pending"),
+          "ok": _("Working normally"), "warning": _("Needs attention"),
+          "error": _("Not working")}
+TABLES = {"type": DOCUMENT_TYPES, "urgency": URGENCIES, "confidentiality": CONFIDENTIALITY,
+          "status": STATUSES, "state": STATES}
+
+
+def name_of(table: str, code: object, language: str) -> str:
+    """The clerk's word for ``code`` in one of ``TABLES`` (the code itself if unknown)."""
+    text = "" if code is None else str(code)
+    msgid = TABLES[table].get(text)
+    return translate(language, msgid) if msgid is not None else text
+
+
+def _parse(value: str | dt.date | dt.datetime) -> dt.date | dt.datetime | None:
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def show_date(value: str | dt.date | dt.datetime | None, language: str) -> str:
+    """A date as offices write it: dd/mm/yyyy (in both languages: it is the offices' form)."""
+    if value is None or value == "":
+        return ""
+    parsed = _parse(value)
+    if parsed is None:
+        return str(value)
+    day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
+    return format_date(day, "dd/MM/yyyy", locale=checked_language(language))
+
+
+def show_time(value: str | dt.datetime | None, language: str,
+              tz: dt.tzinfo | None = None) -> str:
+    """An RFC 3339 time as dd/mm/yyyy HH:MM in the node's local time zone."""
+    if value is None or value == "":
+        return ""
+    parsed = _parse(value)
+    if not isinstance(parsed, dt.datetime):
+        return show_date(value, language) if parsed is not None else str(value)
+    local = parsed.astimezone(tz) if parsed.tzinfo is not None else parsed
+    return format_datetime(local, "dd/MM/yyyy HH:mm", locale=checked_language(language))

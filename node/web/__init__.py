@@ -1,0 +1,1 @@
+"""The web pages served by the node for clerks and IT staff (docs/web.md)."""
