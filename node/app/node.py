@@ -38,8 +38,8 @@ from lienthong.node.identity.peer_tls_grace import PeerTLSGrace
 from lienthong.node.identity.rotation import ANNOUNCEMENT_KIND
 from lienthong.node.inbox.connection import ReceiverFactory
 from lienthong.node.inbox.offers import Offers
-from lienthong.node.outbox.drop import make_target_folders
 from lienthong.node.language.text import Phrase
+from lienthong.node.outbox.drop import make_target_folders
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
