@@ -10,6 +10,7 @@ task inside that environment. ``make`` targets call it too, so there is one way 
     python3 dev.py test      lint (below), then the whole test suite
     python3 dev.py lint      ruff, the layer contracts (lint-imports), then mypy
     python3 dev.py bench-protocol | bench | bench-urgency | test-faults | fuzz
+    python3 dev.py simulate --offices N   a province of N real nodes (bench/network_sim.py)
 """
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ TASKS = {
     "bench-protocol": [str(PY), "-m", "bench.protocol_bench"],
     "bench": [str(PY), "-m", "bench.node_bench"],
     "bench-urgency": [str(PY), "-m", "bench.urgency_bench"],
+    "simulate": [str(PY), "-m", "bench.network_sim"],
     "fuzz": [str(PY), "-m", "tests.fuzz.fuzz_frames"],
 }
 
