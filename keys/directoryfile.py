@@ -25,6 +25,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.signing
 
@@ -156,7 +157,7 @@ def _index(token: str) -> jws.Decoded:
                                  f"{_ADVICE}") from exc
 
 
-def _check_index(index: dict[str, object], signer: str) -> list[tuple[str, str, str]]:
+def _check_index(index: dict[str, Any], signer: str) -> list[tuple[str, str, str]]:
     """The (name, node ID, card digest) of each entry of a verified index, checked."""
     if set(index) != _INDEX_FIELDS or type(index.get("v")) is not int or index["v"] != 1:
         raise DirectoryFileError("this directory file has an unknown layout or version; it may "
