@@ -10,7 +10,7 @@ four lists, without touching the store:
   same directory file is harmless), and this node's own card;
 * ``refused``: a card that failed its checks (named by the label the operator knows it by: the
   file name, or the name the coordinator's index gives it), a name already used by another
-  node ID, a node ID already enrolled under another name or revoked here, and cards that
+  node ID (this office's own name included), a node ID already enrolled under another name or revoked here, and cards that
   contradict each other in one command (two different cards for one name or one node ID:
   there is no telling which is right, so neither is enrolled).
 
@@ -49,7 +49,7 @@ class EnrolmentPlan:
     refused: tuple[Refusal, ...]
 
 
-def plan_enrolment(offers: Sequence[Offer], *, own_node_id: str,
+def plan_enrolment(offers: Sequence[Offer], *, own_node_id: str, own_name: str,
                    enrolled: Iterable[Peer]) -> EnrolmentPlan:
     """Sort ``offers`` into add, unchanged and refused (see the module docstring)."""
     by_name = {peer.name: peer for peer in enrolled}
@@ -79,6 +79,9 @@ def plan_enrolment(offers: Sequence[Offer], *, own_node_id: str,
                                                 f"{card.node_id}; neither is enrolled"))
         elif card.node_id == own_node_id:
             unchanged.append(offer)
+        elif card.name == own_name:
+            refused.append(Refusal(offer.label, f"another node ({card.node_id}) claims this "
+                                                f"office's own name {own_name!r}"))
         else:
             reason = _clash(card, by_name.get(card.name), by_node_id.get(card.node_id))
             if reason == "":

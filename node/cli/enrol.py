@@ -40,13 +40,14 @@ from lienthong.node.store.database import Store, open_store
 def enrol_many(config: NodeConfig, card_files: Sequence[Path], directory_file: Path | None,
                coordinator: str | None, *, yes: bool, as_json: bool) -> None:
     """Read, plan, confirm and apply (see the module docstring)."""
-    own = own_card(config).node_id
+    own_node = own_card(config)
+    own = own_node.node_id
     store = open_store(config.store.url)
     try:
         offers = [_offer_from_file(path) for path in card_files]
         if directory_file is not None and coordinator is not None:
             offers += _offers_from_directory(store, directory_file, coordinator, as_json)
-        plan = plan_enrolment(offers, own_node_id=own,
+        plan = plan_enrolment(offers, own_node_id=own, own_name=own_node.name,
                               enrolled=[record.peer for record in store.list_peers()])
         if not as_json:
             _show(plan, own)
@@ -152,7 +153,7 @@ def _confirm(plan: EnrolmentPlan, *, yes: bool) -> None:
         return
     if yes:
         return
-    question = (f"{len(plan.refused)} cards were refused (see above). Enrol the other "
+    question = (f"Refused (see above): {len(plan.refused)}. Enrol the other "
                 f"{len(plan.add)} offices?" if plan.refused else
                 f"Enrol these {len(plan.add)} offices?")
     if not click.confirm(question, default=False, err=True):

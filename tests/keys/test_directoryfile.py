@@ -170,7 +170,8 @@ def test_plan_adds_new_offices_and_leaves_known_ones_and_itself(province):
     offices, cards = province
     enrolled = [Peer.from_card(cards["tinhuy"], now=NOW)]
     offers = [Offer(name, card) for name, card in cards.items()]
-    plan = plan_enrolment(offers, own_node_id=cards["so-y-te"].node_id, enrolled=enrolled)
+    plan = plan_enrolment(offers, own_node_id=cards["so-y-te"].node_id, own_name="so-y-te",
+                          enrolled=enrolled)
     assert sorted(o.card.name for o in plan.add) == ["huyen-a", "huyen-b", "so-tu-phap"]
     assert sorted(o.card.name for o in plan.unchanged) == ["so-y-te", "tinhuy"]
     assert plan.refused == ()
@@ -194,12 +195,15 @@ def test_plan_refuses_unreadable_cards_clashes_and_contradictions(province):
     ]
     enrolled.append(Peer.from_card(impostor, now=NOW))  # another node holds the name huyen-b
     offers.append(Offer("huyen-b.card", cards["huyen-b"]))
-    plan = plan_enrolment(offers, own_node_id=_keys("me").node_id, enrolled=enrolled)
+    offers.append(Offer("me.card", _other_node("me")))  # another node taking our own name
+    plan = plan_enrolment(offers, own_node_id=_keys("me").node_id, own_name="me",
+                          enrolled=enrolled)
     assert [o.label for o in plan.add] == ["so-y-te.card"]
     reasons = {r.label: r.reason for r in plan.refused}
     assert set(reasons) == {"broken.card", "tinhuy.card", "so-tu-phap.card", "huyen-a.card",
-                            "huyen-a-too.card", "huyen-b.card"}
+                            "huyen-a-too.card", "huyen-b.card", "me.card"}
     assert "revoked" in reasons["tinhuy.card"]
     assert "already enrolled here as 'tu-phap'" in reasons["so-tu-phap.card"]
     assert "two different cards" in reasons["huyen-a.card"]
     assert "another office" in reasons["huyen-b.card"]
+    assert "this office's own name 'me'" in reasons["me.card"]
