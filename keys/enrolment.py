@@ -10,9 +10,9 @@ four lists, without touching the store:
   same directory file is harmless), and this node's own card;
 * ``refused``: a card that failed its checks (named by the label the operator knows it by: the
   file name, or the name the coordinator's index gives it), a name already used by another
-  node ID (this office's own name included), a node ID already enrolled under another name or revoked here, and cards that
-  contradict each other in one command (two different cards for one name or one node ID:
-  there is no telling which is right, so neither is enrolled).
+  node ID (this office's own name included), a node ID already enrolled under another name
+  or revoked here, and cards that contradict each other in one command (two different cards
+  for one name or one node ID: there is no telling which is right, so neither is enrolled).
 
 Key changes of an enrolled office never come from here: they travel as key updates signed by
 the office itself (docs/keys.md), so a card that disagrees with the keys we hold is left alone.
