@@ -11,6 +11,7 @@ task inside that environment. ``make`` targets call it too, so there is one way 
     python3 dev.py lint      ruff, the layer contracts (lint-imports), then mypy
     python3 dev.py mutate [MODULE...]   mutation testing of the security-critical modules
     python3 dev.py bench-protocol | bench | bench-urgency | test-faults | fuzz
+    python3 dev.py simulate --offices N   a province of N real nodes (bench/network_sim.py)
 """
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ TASKS = {
     "bench-protocol": [str(PY), "-m", "bench.protocol_bench"],
     "bench": [str(PY), "-m", "bench.node_bench"],
     "bench-urgency": [str(PY), "-m", "bench.urgency_bench"],
+    "simulate": [str(PY), "-m", "bench.network_sim"],
     "fuzz": [str(PY), "-m", "tests.fuzz.fuzz_frames"],
     "mutate": [str(PY), "-m", "tests.mutation.run"],
 }

@@ -59,3 +59,7 @@ class BadBinding(KeysError):
 
 class DirectoryError(KeysError):
     """A peer directory would be inconsistent (duplicate name, node ID or TLS pin)."""
+
+
+class DirectoryFileError(KeysError):
+    """A directory file (cards vouched for by a coordinating office) cannot be used at all."""

@@ -29,15 +29,51 @@ def peers() -> None:
 
 
 @peers.command("add")
-@click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("card_files", nargs=-1,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--directory", "directory_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A directory file: the cards of many offices, signed by a coordinating office.")
+@click.option("--coordinator", default=None,
+              help="The enrolled office that signed the directory file (with --directory).")
 @click.option("--address", "addresses", multiple=True,
-              help="HOST:PORT to dial instead of the card's.")
-@click.option("--name", default=None, help="Local name for the peer (default: the card's name).")
+              help="HOST:PORT to dial instead of the card's (one card only).")
+@click.option("--name", default=None,
+              help="Local name for the peer (default: the card's name; one card only).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, demo).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable result (with several cards or a directory file).")
 @home_option
-def add(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool,
+def add(card_files: tuple[Path, ...], directory_file: Path | None, coordinator: str | None,
+        addresses: tuple[str, ...], name: str | None, yes: bool, as_json: bool,
         home: Path | None) -> None:
-    """Enrol a peer office from its card file."""
+    """Enrol peer offices from their card files, or from a directory file.
+
+    One card: its node ID and verification code are shown, to be checked by phone. Several
+    cards, or a directory file, are enrolled together in one transaction once the list is
+    confirmed; a card that fails its checks is named and left out.
+    """
+    if directory_file is None and coordinator is not None:
+        raise CliError("--coordinator names who signed a directory file; give the file with "
+                       "--directory")
+    if directory_file is not None and coordinator is None:
+        raise CliError("name the enrolled office that signed the directory file: "
+                       "--coordinator NAME")
+    if not card_files and directory_file is None:
+        raise CliError("give one or more card files, or a directory file with --directory")
+    if len(card_files) == 1 and directory_file is None and not as_json:
+        _add_one(card_files[0], addresses, name, yes, home)
+        return
+    if addresses or name:
+        raise CliError("--address and --name apply to one card only; enrol that card on its own")
+    from lienthong.node.cli.enrol import enrol_many
+    enrol_many(open_config(home), card_files, directory_file, coordinator, yes=yes,
+               as_json=as_json)
+
+
+def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes: bool,
+             home: Path | None) -> None:
+    """Enrol one office after the clerk confirms its verification code."""
     config = open_config(home)
     try:
         card = read_card(card_file.read_bytes())
@@ -248,3 +284,23 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
         for check in checks:
             click.echo(render_check(check, deliveries.get(check.peer) if deliver else None))
     raise SystemExit(TEST_EXIT["ok" if passed else "failed"])
+
+
+@peers.command("make-directory")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--only", multiple=True,
+              help="Include only this enrolled office (repeatable; default: every trusted one).")
+@home_option
+def make_directory(out: Path, only: tuple[str, ...], home: Path | None) -> None:
+    """Sign a directory file of this office and the offices it enrolled (coordinating office).
+
+    Every office that has enrolled this one can then enrol the rest with
+    'lienthong peers add --directory OUT --coordinator THIS-NAME'.
+    """
+    from lienthong.node.cli.enrol import make_directory as write_directory
+    config = open_config(home)
+    count = write_directory(config, out, only)
+    name = config.node.name
+    click.echo(f"Wrote {out}: {count} offices, signed by {name}. Offices that enrolled {name} "
+               f"enrol them all with: lienthong peers add --directory {out.name} "
+               f"--coordinator {name}")
