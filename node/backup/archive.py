@@ -76,6 +76,7 @@ from lienthong.node.backup.format import (
     verify_backup,
     write_backup,
 )
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import PRIVATE_FOLDERS, make_folders
 from lienthong.node.identity.rotation import keystore_limits
 
@@ -301,7 +302,7 @@ def restore_backup(source: Path, home: Path, passphrase: bytes, *,
             decrypt_archive(source, parsed, key, out)
         if force:
             _clear_for_force(home)
-        make_folders(home)
+        make_folders(home, AccessPolicy())  # the configured group is given at the next start
         try:
             _extract(tar_path, home)
         except tarfile.TarError as exc:

@@ -18,6 +18,7 @@ import click
 from lienthong.config.schema import NodeConfig
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.names import unique_name
 from lienthong.node.documents.metadata import (
     MAX_MESSAGE_BYTES,
@@ -69,7 +70,7 @@ def write_message(config: NodeConfig, targets: list[str], text: str, *, now: flo
         raise ValueError(f"a message is at most {MAX_MESSAGE_BYTES // 1024} KiB; send a longer "
                          "text as a document (lienthong send)")
     folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
     name = unique_name(lambda n: os.path.lexists(folder / n)
                        or os.path.lexists(folder / (n + SIDECAR_SUFFIX)), f"{stamp}-message.txt")

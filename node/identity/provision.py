@@ -17,6 +17,7 @@ from lienthong.config.template import render_config
 from lienthong.keys.card import make_card
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.keystore import save_keystore
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import make_folders, write_private_file, write_public_file
 
 #: Argon2id strength for the keystore. ``minimal`` exists for test suites that create dozens
@@ -56,7 +57,7 @@ def create_node_home(home: Path, *, name: str, display_name: str | None, listen:
     if (home / CONFIG_FILE_NAME).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE_NAME} exists); "
                           "choose another folder")
-    make_folders(home)
+    make_folders(home, AccessPolicy())
     passphrase_file = None
     if passphrase is None:
         passphrase = generate_passphrase().encode("ascii")

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
@@ -70,7 +71,8 @@ class Offers:
         self.rt = runtime
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
-        self.names = InboxNames(runtime.monotonic)
+        self.names = InboxNames(runtime.monotonic,
+                                access_policy(runtime.config.node.clerks_group))
         #: (sender, message ID) of documents whose edXML copies are being written.
         self.copying: set[tuple[str, str]] = set()
         self.publisher = Publisher(runtime, self.names)
@@ -373,7 +375,7 @@ class Offers:
         rt = self.rt
         final = rt.config.home / row.stored_path
         staging = self.staging_path(row.sender_node_id, row.message_id)
-        done = yield rt.io(finish_interrupted, staging, final, row.sha256)
+        done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)
         if done:
             header = decode_header(row.header_token)
             log.info("completing interrupted reception of {mid}", mid=row.message_id)

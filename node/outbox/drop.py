@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from lienthong.config.schema import NAME_PATTERN, NodeConfig
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.names import unique_name
 
 
@@ -25,7 +26,7 @@ def target_folder_name(targets: list[str]) -> str:
 
 def drop_into_outbox(config: NodeConfig, source: Path, targets: list[str]) -> Path:
     folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
     final = folder / unique_name(lambda n: os.path.lexists(folder / n), source.name)
     tmp = folder / f".lienthong-send-{os.getpid()}.part"
     with open(source, "rb") as src, open(tmp, "wb") as dst:

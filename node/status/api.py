@@ -294,7 +294,7 @@ class StatusService:
 
     def _snapshot_unit(self, store: Store, live: dict[str, Any],
                        node: dict[str, Any]) -> dict[str, Any]:
-        probe = probe_home(self.rt.config.home)  # before the view: it may scan outbox/
+        probe = probe_home(self.rt.config.home, self.rt.config.node.clerks_group)  # it scans
         with store.reading():
             return self._snapshot_in_view(store, live, node, probe)
 
@@ -305,7 +305,7 @@ class StatusService:
                               coordination=self.rt.config.coordination)
 
     def _metrics_unit(self, store: Store, live: dict[str, Any], node: dict[str, Any]) -> str:
-        probe = probe_home(self.rt.config.home)
+        probe = probe_home(self.rt.config.home, self.rt.config.node.clerks_group)
         with store.reading():
             snapshot = self._snapshot_in_view(store, live, node, probe)
             names = {peer["node_id"]: peer["name"] for peer in snapshot["peers"]}

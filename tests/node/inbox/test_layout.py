@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox import layout
 
 
@@ -24,7 +25,8 @@ def test_sidecar_contents_are_fsynced_not_only_their_names(tmp_path: Path,
 
     monkeypatch.setattr(layout.os, "fsync", fsync)
     final = tmp_path / "quyet-dinh.pdf"
-    layout.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token")
+    layout.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token",
+                              AccessPolicy())
     meta = final.with_name(final.name + layout.META_SUFFIX)
     receipt = final.with_name(final.name + layout.RECEIPT_SUFFIX)
     assert json.loads(meta.read_text(encoding="utf-8")) == {"so_ky_hieu": "12/QĐ-UBND"}

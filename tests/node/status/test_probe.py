@@ -11,6 +11,6 @@ def test_probe_counts_files_waiting_in_the_outbox_but_not_temporary_ones(tmp_pat
     for name in ("a.pdf", ".b.pdf.part", "~$c.docx", "d.txt.part"):
         (tmp_path / "outbox" / "ubnd").mkdir(parents=True, exist_ok=True)
         (tmp_path / "outbox" / "ubnd" / name).write_text("x")
-    probe = probe_home(tmp_path)
+    probe = probe_home(tmp_path, None)
     assert probe["outbox_waiting"] == 1
     assert "state" in probe["not_writable"]  # missing folders cannot be written either
