@@ -135,13 +135,18 @@ class AccessPolicy:
                 handle.flush()
                 os.fsync(handle.fileno())
 
-    def settle(self, path: Path) -> None:
+    def settle(self, path: Path, *, refused: bool = False) -> None:
         """Give a file the node placed in a clerks' folder (by link or rename) the rule. A file
         another user owns (a clerk's, renamed from the outbox) is replaced by the node's own
         copy of it, so neither its owner's mode nor its owner stays. Anything but a regular
-        file (a refused symbolic link or FIFO) is left as it is: its folder keeps it private."""
+        file (a refused symbolic link or FIFO) is left as it is: its folder keeps it private.
+        ``refused``: an entry refused from the outbox as it was, which may be too large to copy
+        or have other names (hard links) whose mode is not the node's to change; only the
+        node's own single-named file is given the rule."""
         info = os.lstat(path)
         if not stat.S_ISREG(info.st_mode):
+            return
+        if refused and (info.st_uid != os.geteuid() or info.st_nlink != 1):
             return
         if info.st_uid == os.geteuid():
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -59,6 +59,8 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
                 os.close(parent_fd)
         except (OSError, Refused) as exc:
             problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
+        if problem is None:
+            access.settle(failed_dir / keep_as, refused=True)
         shown = display("/".join(("outbox",) + parts))
         where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
                  f"Left where it is, because lienthong could not move it: {problem}")
