@@ -25,7 +25,6 @@ from tests.integration.harness import (
     ROOT,
     TestNode,
     make_network,
-    sent_all,
     wait_for,
 )
 
@@ -123,7 +122,10 @@ def test_an_outsider_reads_nothing_and_a_clerk_reads_only_the_clerks_part(
         alpha.drop("beta", "quyet-dinh-12.pdf", b"Quyet dinh so 12/QD-UBND\n" * 40)
         alpha.drop("beta", "cong-van-45.txt", b"Cong van so 45/UBND-VP\n")
         alpha.drop("no-such-office", "lac-dia-chi.txt", b"goes to failed/\n")
-        wait_for(lambda: sent_all(alpha, 2), timeout=60, what="both documents receipted")
+        # Waited for in sent/: the node's own notices (signed audit heads) are dispatches too.
+        wait_for(lambda: all((alpha.home / "sent" / "beta" / f"{name}.meta.json").exists()
+                             for name in ("quyet-dinh-12.pdf", "cong-van-45.txt")),
+                 timeout=60, what="both documents receipted and filed")
         wait_for(lambda: (alpha.home / "failed" / "lac-dia-chi.txt.reason.txt").exists(),
                  timeout=30, what="the refusal into failed/")
         mid = next(d.message_id for d in alpha.query("recent_dispatches", 10)
