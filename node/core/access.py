@@ -47,6 +47,9 @@ PRIVATE_FILE_MODE = 0o600
 CLERK_FOLDERS = ("inbox", "sent", "failed", "recalled", "consolidated", "logs")
 DROP_FOLDERS = ("outbox",)
 NODE_FOLDERS = ("keys", "spool", "tmp", "state")
+#: Folders inside those that the node makes at start, 0700 like them: what is being received
+#: is decrypted into tmp/staging/ (node/inbox/stream.py).
+NODE_SUBFOLDERS = ("tmp/staging",)
 #: Prefix of the temporary copy ``settle`` makes (core/names.py TEMP_PREFIX, never taken).
 _COPY_PREFIX = ".lienthong-settle-"
 _COPY_BLOCK = 1 << 20
@@ -242,7 +245,7 @@ class Wider:
 def _covered(home: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """The paths ``survey`` checks, with their lstat (symbolic links are not followed)."""
     yield home, os.lstat(home)
-    for name in NODE_FOLDERS:
+    for name in (*NODE_FOLDERS, *NODE_SUBFOLDERS):
         path = home / name
         if path.is_dir():
             yield path, os.lstat(path)

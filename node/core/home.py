@@ -29,6 +29,7 @@ from lienthong.node.core.access import (
     CLERK_FOLDERS,
     DROP_FOLDERS,
     NODE_FOLDERS,
+    NODE_SUBFOLDERS,
     PRIVATE_FOLDER_MODE,
     AccessPolicy,
 )
@@ -48,7 +49,7 @@ def make_folders(home: Path, access: AccessPolicy) -> None:
     for name in PUBLIC_FOLDERS:
         access.make_folder(home / name, drop=name in DROP_FOLDERS)
         access.apply_folder(home / name, drop=name in DROP_FOLDERS)
-    for name in PRIVATE_FOLDERS:
+    for name in (*PRIVATE_FOLDERS, *NODE_SUBFOLDERS):
         path = home / name
         path.mkdir(exist_ok=True)
         os.chmod(path, PRIVATE_FOLDER_MODE)
