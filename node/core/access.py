@@ -169,23 +169,12 @@ class AccessPolicy:
             os.fsync(out.fileno())
         os.replace(copy, path)
 
-    def expected_mode(self, home: Path, path: Path, *, is_dir: bool) -> int:
-        """The mode the rule gives ``path`` inside ``home``."""
-        parts = path.relative_to(home).parts
-        if not parts:
-            return self.folder_mode
-        if parts[0] in NODE_FOLDERS:
-            return PRIVATE_FOLDER_MODE if is_dir else PRIVATE_FILE_MODE
-        if parts[0] in DROP_FOLDERS and is_dir:
-            return self.drop_folder_mode
-        return self.folder_mode if is_dir else self.file_mode
-
     def survey(self, home: Path) -> list[Wider]:
         """Every folder and file under ``home`` the rule covers that others can read more of:
         the home, the clerks' folders and all inside them, the outbox's folders, and the
         node's own folders (not their contents: a 0700 folder keeps them private)."""
-        return [found for found in (self._wider(home, path, info)
-                                    for path, info in _covered(home)) if found is not None]
+        return [found for found in (self._wider(path, info, expected) for path, info, expected
+                                    in self._covered(home)) if found is not None]
 
     def enforce(self, home: Path) -> tuple[int, list[Wider]]:
         """Give every path ``survey`` covers exactly the rule's mode and group (start-up);
@@ -193,14 +182,12 @@ class AccessPolicy:
         user owns it (only its owner or root can change it)."""
         changed, left = 0, []
         me = os.geteuid()
-        for path, info in _covered(home):
-            is_dir = stat.S_ISDIR(info.st_mode)
-            expected = self.expected_mode(home, path, is_dir=is_dir)
+        for path, info, expected in self._covered(home):
             group_right = self.gid is None or info.st_gid == self.gid
             if stat.S_IMODE(info.st_mode) == expected and group_right:
                 continue
             if info.st_uid != me:
-                found = self._wider(home, path, info)
+                found = self._wider(path, info, expected)
                 if found is not None:
                     left.append(found)
                 continue
@@ -213,15 +200,27 @@ class AccessPolicy:
             changed += 1
         return changed, left
 
-    def _wider(self, home: Path, path: Path, info: os.stat_result) -> Wider | None:
-        is_dir = stat.S_ISDIR(info.st_mode)
-        expected = self.expected_mode(home, path, is_dir=is_dir)
+    def _covered(self, home: Path) -> Iterator[tuple[str, os.stat_result, int]]:
+        """The paths ``survey`` checks, with their lstat (links are not followed) and the mode
+        the rule gives them; as text, because a home may hold a hundred thousand files."""
+        yield str(home), os.lstat(home), self.folder_mode
+        for name in (*NODE_FOLDERS, *NODE_SUBFOLDERS):
+            path = home / name
+            if path.is_dir():
+                yield str(path), os.lstat(path), PRIVATE_FOLDER_MODE
+        for name in CLERK_FOLDERS:
+            yield from _tree(str(home / name), self.folder_mode, self.file_mode)
+        for name in DROP_FOLDERS:
+            yield from _tree(str(home / name), self.drop_folder_mode, None)
+
+    def _wider(self, path: str, info: os.stat_result, expected: int) -> Wider | None:
         mode = stat.S_IMODE(info.st_mode)
         group_wrong = bool(mode & 0o070) and self.gid is not None and info.st_gid != self.gid
         if not (mode & 0o777 & ~expected) and not group_wrong:
             return None
-        return Wider(path=path, mode=mode, expected=expected, is_dir=is_dir,
-                     group_wrong=group_wrong, group=self.group)
+        return Wider(path=Path(path), mode=mode, expected=expected,
+                     is_dir=stat.S_ISDIR(info.st_mode), group_wrong=group_wrong,
+                     group=self.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,27 +241,16 @@ class Wider:
         return f"chgrp {self.group} '{self.path}' && {chmod}" if self.group_wrong else chmod
 
 
-def _covered(home: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """The paths ``survey`` checks, with their lstat (symbolic links are not followed)."""
-    yield home, os.lstat(home)
-    for name in (*NODE_FOLDERS, *NODE_SUBFOLDERS):
-        path = home / name
-        if path.is_dir():
-            yield path, os.lstat(path)
-    for name in CLERK_FOLDERS:
-        yield from _tree(home / name, files=True)
-    for name in DROP_FOLDERS:
-        yield from _tree(home / name, files=False)
-
-
-def _tree(top: Path, *, files: bool) -> Iterator[tuple[Path, os.stat_result]]:
+def _tree(top: str, folder_mode: int,
+          file_mode: int | None) -> Iterator[tuple[str, os.stat_result, int]]:
+    """``top`` and every folder below it (and file, unless ``file_mode`` is None)."""
     try:
         info = os.lstat(top)
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(info.st_mode):
         return
-    yield top, info
+    yield top, info, folder_mode
     try:
         entries = list(os.scandir(top))
     except OSError:
@@ -270,9 +258,9 @@ def _tree(top: Path, *, files: bool) -> Iterator[tuple[Path, os.stat_result]]:
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _tree(Path(entry.path), files=files)
-            elif files and entry.is_file(follow_symlinks=False):
-                yield Path(entry.path), entry.stat(follow_symlinks=False)
+                yield from _tree(entry.path, folder_mode, file_mode)
+            elif file_mode is not None and entry.is_file(follow_symlinks=False):
+                yield entry.path, entry.stat(follow_symlinks=False), file_mode
         except FileNotFoundError:
             continue  # removed while we looked
 

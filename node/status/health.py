@@ -54,7 +54,7 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
     if snapshot.get("access_problem"):
         add("critical", "clerks-group", snapshot["access_problem"])
     for wide in snapshot.get("too_wide") or []:
-        add("warning", "too-wide", _too_wide_message(wide))
+        add("warning", "too-wide", too_wide_message(wide))
     unreachable = th.peer_unreachable_hours * 3600
     overdue = th.receipt_overdue_hours * 3600
     for peer in snapshot["peers"]:
@@ -130,7 +130,7 @@ def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
         "{due}.").format(**fields)
 
 
-def _too_wide_message(wide: Mapping[str, Any]) -> str:
+def too_wide_message(wide: Mapping[str, Any]) -> str:
     """One folder of what others on this machine can read, and the command that fixes it."""
     who = (f"the node's user and the group {wide['group']}" if wide.get("group")
            else "the node's user")

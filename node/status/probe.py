@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,39 @@ from lienthong.node.core.access import AccessError, Wider, access_policy
 #: Counting files waiting in outbox/ stops here (the number is shown as "N+").
 OUTBOX_COUNT_CAP = 10_000
 WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox")
+#: Seconds the daemon's status API reuses one survey of the access rule: it reads the mode of
+#: every file in the clerks' folders (about a second for 90,000 files), which a Prometheus
+#: scrape every 15 s should not repeat.
+SURVEY_SECONDS = 300.0
 
 
-def probe_home(home: Path, clerks_group: str | None) -> dict[str, Any]:
+class AccessSurvey:
+    """What is wider than the access rule, surveyed at most every ``max_age`` seconds (one
+    per status API; the CLI surveys once per run). Called on the status thread only."""
+
+    def __init__(self, home: Path, clerks_group: str | None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_age: float = SURVEY_SECONDS) -> None:
+        self.home, self.clerks_group = home, clerks_group
+        self._clock, self._max_age = clock, max_age
+        self._last: tuple[float, list[dict[str, Any]] | None, str | None] | None = None
+
+    def current(self) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """(what is too wide, by folder; or None and why the group cannot be used)."""
+        now = self._clock()
+        if self._last is None or not 0 <= now - self._last[0] < self._max_age:
+            try:
+                found = access_policy(self.clerks_group).survey(self.home)
+                self._last = (now, too_wide_by_folder(self.home, found), None)
+            except AccessError as exc:
+                self._last = (now, None, str(exc))
+        return self._last[1], self._last[2]
+
+
+def probe_home(home: Path, clerks_group: str | None,
+               survey: AccessSurvey | None = None) -> dict[str, Any]:
     """Free space, writable folders, files waiting in outbox/, and what is wider than the
-    access rule for ``[node] clerks_group`` (blocking I/O)."""
+    access rule for ``[node] clerks_group`` (``survey``: a kept one; blocking I/O)."""
     disk: dict[str, int | str | None]
     try:
         usage = shutil.disk_usage(home)
@@ -31,12 +61,7 @@ def probe_home(home: Path, clerks_group: str | None) -> dict[str, Any]:
     store_files = [p for p in (home / "state").glob("*.db") if not os.access(p, os.W_OK)] \
         if (home / "state").is_dir() else []
     not_writable += [str(p.relative_to(home)) for p in store_files]
-    try:
-        too_wide: list[dict[str, Any]] | None = too_wide_by_folder(
-            home, access_policy(clerks_group).survey(home))
-        access_problem = None
-    except AccessError as exc:
-        too_wide, access_problem = None, str(exc)
+    too_wide, access_problem = (survey or AccessSurvey(home, clerks_group)).current()
     return {"disk": disk, "not_writable": not_writable, "too_wide": too_wide,
             "access_problem": access_problem,
             "outbox_waiting": _count_waiting(home / "outbox"),
