@@ -29,6 +29,7 @@ from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
+from lienthong.node.documents.metadata import not_allowed
 from lienthong.node.edxml.export import copies_wanted, write_received_extras
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
@@ -115,6 +116,7 @@ class Offers:
             if header.size > self.rt.config.max_document_bytes:
                 raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
                                f"{self.rt.config.max_document_bytes}")
+            self._check_confidentiality(peer, header)
         except _Refusal as refusal:
             return self.refuse(peer, mid, refusal.code, refusal.reason,
                                 security=refusal.security)
@@ -197,6 +199,19 @@ class Offers:
             self._former_sender(peer, header.sender)
         return verify_header(token, self.rt.directory.verify_key_for(peer, kid=header.sender),
                              expected_sender=header.sender)
+
+    def _check_confidentiality(self, peer: str, header: EnvelopeHeader) -> None:
+        """This office's own ``[confidentiality]`` must allow a secret or top-secret document
+        from this peer too: the sender's guard is the sender's policy, not ours
+        (docs/documents.md §1)."""
+        marked = header.meta.get("confidentiality", "normal")
+        name = self.rt.peer_name(peer)
+        config = self.rt.config
+        if not_allowed(str(marked), [name], allowed=config.confidentiality,
+                       groups=config.groups):
+            raise _Refusal("confidentiality-refused", f"{config.node.name} does not accept "
+                           f"{marked} documents from {name}: its administrator can allow it in "
+                           f"lienthong.toml, [confidentiality] {name} = [\"{marked}\"]")
 
     def _former_sender(self, peer: str, sender: str) -> None:
         """Accept an envelope signed by a *former* identity of the authenticated peer (queued
