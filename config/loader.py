@@ -7,6 +7,7 @@ unknown key, a wrong type or an out-of-range value all produce the same kind of 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -146,7 +147,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         raise ConfigError(f"{source}: config_version must be {CONFIG_VERSION} for this version "
                           f"of lienthong, got {version!r}")
     node = _section(data, "node", {"name": _slug, "display_name": _string, "listen": _address,
-                                   "advertise": _addresses}, source, required=("name", "listen"))
+                                   "advertise": _addresses, "clerks_group": _unix_group},
+                    source, required=("name", "listen"))
     keystore = _section(data, "keystore", {"path": _path(home), "passphrase_file": _path(home)},
                         source)
     store = _section(data, "store", {"url": _string}, source)
@@ -194,7 +196,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     return NodeConfig(
         home=home, source=source,
         node=NodeSection(name=node["name"], display_name=node.get("display_name", node["name"]),
-                         listen=node["listen"], advertise=node.get("advertise", (node["listen"],))),
+                         listen=node["listen"], advertise=node.get("advertise", (node["listen"],)),
+                         clerks_group=node.get("clerks_group")),
         keystore=KeystoreSection(path=keystore.get("path", home / "keys" / "keystore.json"),
                                  passphrase_file=keystore.get("passphrase_file")),
         store=StoreSection(url=store.get("url") or db_default),
@@ -222,6 +225,15 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{where}: expected a list of names")
     return tuple(_string(item, where).lower() for item in value)
+
+
+def _unix_group(value: Any, where: str) -> str:
+    text = _string(value, where)
+    # What useradd/groupadd accept (NAME_REGEX); whether it exists is checked by the node.
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", text):
+        raise ConfigError(f"{where}: expected the name of a Unix group, e.g. \"vanthu\", "
+                          f"got {text!r}")
+    return text
 
 
 def _slug_list(value: Any, where: str) -> tuple[str, ...]:

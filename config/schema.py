@@ -43,6 +43,10 @@ class NodeSection:
     display_name: str
     listen: str
     advertise: tuple[str, ...]
+    #: The Unix group whose members (the clerks) may read what the node keeps for them:
+    #: received and sent documents, their sidecars, failed/, recalled/, logs. None: only the
+    #: node's own user (docs/operations.md §5).
+    clerks_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

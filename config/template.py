@@ -22,6 +22,10 @@ display_name = {display_name}
 listen = {listen}
 # Addresses peers should dial, written into this node's peer card.
 advertise = {advertise}
+# The Unix group of the clerks (văn thư) who may read received and sent documents, their
+# sidecars, failed/ and the logs (folders 0750, files 0640). Unset: only this node's user
+# (0700/0600). See docs/operations.md §5.
+# clerks_group = "vanthu"
 
 [keystore]
 # Encrypted keys (Argon2id + XChaCha20-Poly1305), mode 0600 in a 0700 folder.

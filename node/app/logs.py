@@ -6,6 +6,7 @@ control character cannot forge a log line.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,11 +20,19 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from lienthong.node.core.access import AccessPolicy
 
-def start_logging(log_dir: Path, *, verbose: bool = False, stderr: bool = True) -> None:
-    """Send Twisted's log events to a JSON file (everything) and stderr (info and above)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    json_file = open(log_dir / "lienthong.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+#: The JSON log, inside ``logs/``.
+LOG_FILE = "lienthong.jsonl"
+
+
+def start_logging(log_dir: Path, access: AccessPolicy, *, verbose: bool = False,
+                  stderr: bool = True) -> None:
+    """Send Twisted's log events to a JSON file (everything; readable as the access rule
+    says, node/core/access.py) and stderr (info and above)."""
+    access.make_folder(log_dir)
+    fd = access.create(log_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC)
+    json_file = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     observers: list[ILogObserver] = [jsonFileLogObserver(json_file)]
     if stderr:
         level = LogLevel.debug if verbose else LogLevel.info

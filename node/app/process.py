@@ -1,10 +1,11 @@
 """The daemon process (``lienthong run``): passphrase, keystore, logging, reactor, shutdown.
 
-``run_daemon`` takes the node's exclusive locks (one node per home and per database), reads
-the passphrase, opens the keystore, moves the reactor's timers to the
-monotonic clock (node/core/clock.py), starts logging, runs a ``Node`` (app/node.py) on the
-reactor, and stops it cleanly on SIGTERM/SIGINT (the reactor's shutdown, which Twisted
-triggers on those signals).
+``run_daemon`` takes the node's exclusive locks (one node per home and per database), gives
+the home the access rule (node/core/access.py: its umask, and what it owns in the clerks'
+folders exactly the rule's modes and group), reads the passphrase, opens the keystore, moves
+the reactor's timers to the monotonic clock (node/core/clock.py), starts logging, runs a
+``Node`` (app/node.py) on the reactor, and stops it cleanly on SIGTERM/SIGINT (the
+reactor's shutdown, which Twisted triggers on those signals).
 """
 from __future__ import annotations
 
@@ -24,12 +25,17 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.keys.keystore import load_keystore, passphrase_bytes, read_passphrase
 from lienthong.node.app.logs import start_logging
 from lienthong.node.app.node import Node, build_runtime
+from lienthong.node.core.access import AccessPolicy, Wider, access_policy
 from lienthong.node.core.clock import rfc3339, use_monotonic_timers
+from lienthong.node.core.home import make_folders
 from lienthong.node.identity.history import read_identity_history
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.node_lock import Holder, HomeLock, StoreOfAnotherNode
 
 log = Logger(namespace="lienthong.node")
+#: Paths still wider than the access rule named one by one in the log at start; the rest are
+#: counted (``lienthong status`` lists them all).
+LOGGED_WIDER = 20
 
 
 def load_keys_and_passphrase(config: NodeConfig) -> tuple[NodeKeys, bytes | None]:
@@ -99,6 +105,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     home_lock = HomeLock(config.home)
     home_lock.acquire(holder, started=rfc3339(time.time()))
     try:
+        access, changed, wider = apply_access_rule(config)
         # First, before anything can schedule a timer: a step of the wall clock must neither
         # hold a pending retry back nor fire every timer at once (docs/reliability.md).
         use_monotonic_timers(reactor)
@@ -109,10 +116,38 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
         except BaseException:
             store.close()
             raise
-        start_logging(config.log_dir, verbose=verbose)
+        start_logging(config.log_dir, access, verbose=verbose)
+        log_access_rule(access, changed, wider)
         return _run(reactor, config, node_keys, typed, store)
     finally:
         home_lock.release()
+
+
+def apply_access_rule(config: NodeConfig) -> tuple[AccessPolicy, int, list[Wider]]:
+    """The access rule for this home, set up before the node writes anything: the process
+    umask (for a file made without the rule), the folders, and what the node owns in them
+    (an upgraded node's older files, a group configured since). Blocking, before the reactor
+    runs. The node narrows and widens only what it owns and never leaves the rule: files in
+    its clerks' folders are its own, and a warning asking a person to chmod thousands of
+    sidecars after an upgrade would stay unread (docs/operations.md §5)."""
+    access = access_policy(config.node.clerks_group)
+    os.umask(access.umask)
+    make_folders(config.home, access)
+    changed, wider = access.enforce(config.home)
+    return access, changed, wider
+
+
+def log_access_rule(access: AccessPolicy, changed: int, wider: list[Wider]) -> None:
+    if changed:
+        log.info("access rule: {changed} folders and files given mode and group of the rule "
+                 "(clerks' group {group!r})", changed=changed, group=access.group)
+    for found in wider[:LOGGED_WIDER]:
+        log.warn("{path!r} is readable by more people than the access rule allows and is "
+                 "owned by another user; fix it as root: {fix}", path=str(found.path),
+                 fix=found.fix)
+    if len(wider) > LOGGED_WIDER:
+        log.warn("{more} more paths are wider than the access rule; 'lienthong status' lists "
+                 "them", more=len(wider) - LOGGED_WIDER)
 
 
 def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -> None:

@@ -77,6 +77,7 @@ from lienthong.node.backup.format import (
     verify_backup,
     write_backup,
 )
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import PRIVATE_FOLDERS, make_folders, removed_on_failure
 from lienthong.node.identity.rotation import keystore_limits
 
@@ -312,7 +313,7 @@ def _restore(source: Path, parsed: ParsedBackup, key: bytes, info: BackupInfo, h
             decrypt_archive(source, parsed, key, out)
         if force:
             _clear_for_force(home)
-        make_folders(home)
+        make_folders(home, AccessPolicy())  # the configured group is given at the next start
         try:
             _extract(tar_path, home)
         except tarfile.TarError as exc:

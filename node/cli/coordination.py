@@ -19,6 +19,7 @@ from rich.text import Text
 from lienthong.node.cli.common import CliError, home_option, open_config
 from lienthong.node.coordination.consolidate import gather, write_draft
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, parse_periods
+from lienthong.node.core.access import access_policy
 from lienthong.node.documents.periods import KINDS
 from lienthong.node.store.database import open_store
 
@@ -114,7 +115,8 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
     finally:
         store.close()
     folder = out_dir or config.home / "consolidated" / str(wanted)
-    written = write_draft(result, folder, now=time.time())
+    written = write_draft(result, folder, access_policy(config.node.clerks_group),
+                          now=time.time())
     clashes = [{"kind": c.kind, "subject": c.subject, "day": c.first.item.day.isoformat(),
                 "first": {"office": c.first.office, "activity": c.first.item.activity,
                           "source": c.first.source},

@@ -18,6 +18,7 @@ from lienthong.keys.card import read_card, verification_code
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.core.access import access_policy
 from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import PeerRecord
@@ -105,7 +106,7 @@ def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes:
     finally:
         store.close()
     click.echo(f"Enrolled {name}. Documents for it go in {config.outbox / name}/")
-    (config.outbox / name).mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(config.outbox / name, drop=True)
 
 
 @peers.command("list")

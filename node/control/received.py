@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.control.requests import CONTROL_KINDS, own_node_ids
+from lienthong.node.core.access import AccessPolicy, access_policy
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
@@ -149,7 +150,8 @@ class ReceivedControl:
                 refusal = f"{info.message_id} is a {row.meta['kind']} notice, not a document"
             else:
                 where = yield rt.io(recall_files, rt.config.home, row, info.token,
-                                    _recall_note(info, rt.peer_name(peer)))
+                                    _recall_note(info, rt.peer_name(peer)),
+                                    access_policy(rt.config.node.clerks_group))
         state = "refused" if refusal else "accepted"
         answer = "recall-refused" if refusal else "recall-accepted"
         note = refusal or (f"moved to {where.relative_to(rt.config.home)}" if where else
@@ -204,13 +206,15 @@ def _recall_note(info: RecallInfo, sender_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def recall_files(home: Path, row: ReceivedRow, token: str, note: str) -> Path | None:
+def recall_files(home: Path, row: ReceivedRow, token: str, note: str,
+                 access: AccessPolicy) -> Path | None:
     """Move the delivered document and its sidecars to ``recalled/<sender>/``; None if the
     document is no longer in the inbox. Idempotent: a run cut short by a crash is finished
-    under the same name (the signed recall, written first, marks it)."""
+    under the same name (the signed recall, written first, marks it). Folders and the files
+    written here have the access rule (node/core/access.py), as the moved ones already do."""
     source = home / row.stored_path
     folder = home / "recalled" / source.parent.name
-    folder.mkdir(parents=True, exist_ok=True)
+    access.make_folder(folder)
     name = next((recall.name[:-len(RECALL_SUFFIX)] for recall in folder.glob(f"*{RECALL_SUFFIX}")
                  if recall.read_text(encoding="ascii", errors="replace").strip() == token), None)
     if name is None:
@@ -219,8 +223,8 @@ def recall_files(home: Path, row: ReceivedRow, token: str, note: str) -> Path | 
         suffixes = ("", META_SUFFIX, RECEIPT_SUFFIX, RECALL_SUFFIX, RECALL_NOTE_SUFFIX)
         name = unique_name(lambda n: any(os.path.lexists(folder / (n + s)) for s in suffixes),
                            source.name)
-        (folder / (name + RECALL_NOTE_SUFFIX)).write_text(note, encoding="utf-8")
-        (folder / (name + RECALL_SUFFIX)).write_text(token + "\n", encoding="ascii")
+        access.write_file(folder / (name + RECALL_NOTE_SUFFIX), note.encode("utf-8"))
+        access.write_file(folder / (name + RECALL_SUFFIX), (token + "\n").encode("ascii"))
         fsync_dir(folder)
     target = folder / name
     for suffix in (META_SUFFIX, RECEIPT_SUFFIX, ""):

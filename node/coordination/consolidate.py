@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lienthong.node.coordination.clashes import Clash, SourcedItem, find_clashes
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.documents.periods import Period
 from lienthong.node.documents.programme_items import (
     STRUCTURED_SUFFIXES,
@@ -116,9 +117,11 @@ def draft_name(period: str) -> str:
     return f"Chuong trinh tong hop {period}"
 
 
-def write_draft(result: Consolidation, folder: Path, *, now: float) -> list[Path]:
-    """Write the xlsx and .ics drafts, each with its sidecar, into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_draft(result: Consolidation, folder: Path, access: AccessPolicy, *,
+                now: float) -> list[Path]:
+    """Write the xlsx and .ics drafts, each with its sidecar, into ``folder``; they hold what
+    offices sent, so folder and files have the access rule (node/core/access.py)."""
+    access.make_folder(folder)
     base = draft_name(result.period)
     sidecar = (f'type = "programme"\nperiod = "{result.period}"\nconsolidated = true\n'
                f'subject = "Dự thảo chương trình công tác tổng hợp {result.period}"\n')
@@ -126,15 +129,16 @@ def write_draft(result: Consolidation, folder: Path, *, now: float) -> list[Path
     for suffix, data in ((".xlsx", _xlsx(result)), (".ics", _ics(result, now))):
         for name, content in ((base + suffix, data),
                               (base + suffix + ".meta.toml", sidecar.encode("utf-8"))):
-            _write_atomically(folder / name, content)
+            _write_atomically(folder / name, content, access)
             written.append(folder / name)
     result.written = written
     return written
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, access: AccessPolicy) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    with os.fdopen(access.create(tmp, flags), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -9,10 +9,14 @@ Layout (docs/design.md §5, docs/operations.md §5)::
     inbox/<sender>/       delivered documents with their metadata and receipt
     sent/<peer|group>/    what was sent, with the receipts that came back
     failed/               what could not be sent, each with a .reason.txt
+    recalled/<sender>/    documents their sender recalled, with the recall
+    consolidated/<period>/  drafts consolidated from the offices' programmes
     spool/                documents taken from the outbox, sealed, awaiting receipts (0700)
     tmp/                  partial transfers and files being verified (0700)
-    state/                the SQLite store
+    state/                the SQLite store (0700)
     logs/                 structured logs
+
+Who may read each is node/core/access.py's rule (docs/operations.md §5).
 """
 from __future__ import annotations
 
@@ -23,19 +27,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-PUBLIC_FOLDERS = ("outbox", "inbox", "sent", "failed", "logs")
-PRIVATE_FOLDERS = ("keys", "spool", "tmp", "state")
+from lienthong.node.core.access import (
+    CLERK_FOLDERS,
+    DROP_FOLDERS,
+    NODE_FOLDERS,
+    NODE_SUBFOLDERS,
+    PRIVATE_FOLDER_MODE,
+    AccessPolicy,
+)
+
+PUBLIC_FOLDERS = tuple(name for name in (*DROP_FOLDERS, *CLERK_FOLDERS)
+                       if name not in ("recalled", "consolidated"))
+PRIVATE_FOLDERS = NODE_FOLDERS
 
 
-def make_folders(home: Path) -> None:
-    """Create every folder of a home; private ones are 0700 whatever the umask."""
-    home.mkdir(parents=True, exist_ok=True)
+def make_folders(home: Path, access: AccessPolicy) -> None:
+    """Create every folder of a home and give each, and the home, the rule of ``access``
+    (private ones 0700 whatever the umask). ``recalled/`` and ``consolidated/`` are made
+    when first needed."""
+    access.make_folder(home)
+    if home.stat().st_uid == os.geteuid():  # a home another user made is theirs to set
+        access.apply_folder(home)
     for name in PUBLIC_FOLDERS:
-        (home / name).mkdir(exist_ok=True)
-    for name in PRIVATE_FOLDERS:
+        access.make_folder(home / name, drop=name in DROP_FOLDERS)
+        access.apply_folder(home / name, drop=name in DROP_FOLDERS)
+    for name in (*PRIVATE_FOLDERS, *NODE_SUBFOLDERS):
         path = home / name
         path.mkdir(exist_ok=True)
-        os.chmod(path, 0o700)
+        os.chmod(path, PRIVATE_FOLDER_MODE)
 
 
 def write_synced(path: Path, data: bytes, *, exclusive: bool = True, mode: int = 0o600) -> None:
@@ -82,7 +101,8 @@ def write_private_stream(path: Path, write: Callable[[BinaryIO], Any]) -> None:
 
 
 def write_public_file(path: Path, data: bytes) -> None:
-    """Like ``write_private_file`` but readable by the office's staff (0644)."""
+    """Like ``write_private_file`` but readable by anyone (0644): the configuration and the
+    peer card, which hold nothing secret; never a document or its sidecars."""
     write_private_file(path, data)
     os.chmod(path, 0o644)
 

@@ -39,7 +39,8 @@ log = Logger(namespace="lienthong.links")
 
 #: Refusals that no retry can cure; anything else is retried with backoff.
 PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
-                                  "too-large", "unknown-sender", "bad-envelope"})
+                                  "too-large", "unknown-sender", "bad-envelope",
+                                  "confidentiality-refused"})
 #: Refusals that say "not now" (full disk, busy, a fault at the receiver): retried forever,
 #: with backoff, because they cure themselves or need an operator, never a resend from zero.
 TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error"})

@@ -400,6 +400,22 @@ def _merge_hint(values: dict[str, Any], hint: str, types_by_key: Mapping[str, st
                f"{_shown(URGENCY_NAMES, URGENCY_NAMES)} (e.g. outbox/<office>/nghi-quyet/)")
 
 
+def not_allowed(confidentiality: str, peers: Iterable[str], *,
+                allowed: Mapping[str, tuple[str, ...]],
+                groups: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The peers ``[confidentiality]`` does not allow this class for, sending or receiving:
+    a guarded class (secret, top-secret) must be listed under the peer's name or under a
+    group the peer belongs to; the others need no permission."""
+    if confidentiality not in GUARDED_CLASSES:
+        return []
+    refused = []
+    for peer in peers:
+        names = [peer] + [group for group, members in groups.items() if peer in members]
+        if not any(confidentiality in allowed.get(name, ()) for name in names):
+            refused.append(peer)
+    return refused
+
+
 def check_confidentiality(confidentiality: str, recipients: Iterable[str], *,
                           allowed: Mapping[str, tuple[str, ...]],
                           groups: Mapping[str, tuple[str, ...]]) -> None:
@@ -408,13 +424,7 @@ def check_confidentiality(confidentiality: str, recipients: Iterable[str], *,
     ``recipients`` are peer names. A class is allowed for a peer when ``[confidentiality]``
     lists it under the peer's name or under a group the peer belongs to.
     """
-    if confidentiality not in GUARDED_CLASSES:
-        return
-    refused = []
-    for peer in recipients:
-        names = [peer] + [group for group, members in groups.items() if peer in members]
-        if not any(confidentiality in allowed.get(name, ()) for name in names):
-            refused.append(peer)
+    refused = not_allowed(confidentiality, recipients, allowed=allowed, groups=groups)
     if refused:
         raise MetadataError(
             "confidentiality-refused",

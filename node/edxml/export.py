@@ -15,8 +15,8 @@
 Memory stays a few chunks whatever the size: nothing here holds a whole document or
 attachment. Every file is written under a temporary name (``.edxml-<message ID>...``), fsynced,
 then linked to its name (never replacing a file) or, for the folder, renamed; a crash leaves
-at most the temporary name, which the next attempt removes. Blocking functions (worker
-threads or the CLI).
+at most the temporary name, which the next attempt removes. Every file and folder follows the
+access rule (node/core/access.py). Blocking functions (worker threads or the CLI).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lienthong.config.schema import NodeConfig
+from lienthong.node.core.access import AccessPolicy, access_policy
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import safe_file_name, unique_name
 from lienthong.node.edxml.build import ENCODE_BLOCK, build_status, write_document
@@ -76,7 +77,8 @@ def write_document_edxml(config: NodeConfig, source: Path, target: Path, *, name
         def copy(out: BinaryIO) -> None:
             with open(source, "rb") as handle:
                 shutil.copyfileobj(handle, out, ENCODE_BLOCK)
-        _write_new_file(target, _temporary(target.parent, message_id, EDXML_SUFFIX), copy)
+        _write_new_file(target, _temporary(target.parent, message_id, EDXML_SUFFIX), copy,
+                        _access(config))
         return
     header = header_from_meta(meta, sender=organ_of(config, sender),
                               recipient=organ_of(config, config.node.name),
@@ -88,7 +90,7 @@ def write_document_edxml(config: NodeConfig, source: Path, target: Path, *, name
         with open(source, "rb") as handle:
             yield from iter(lambda: handle.read(ENCODE_BLOCK), b"")
     _write_new_file(target, _temporary(target.parent, message_id, EDXML_SUFFIX),
-                    lambda out: write_document(message, out, blocks))
+                    lambda out: write_document(message, out, blocks), _access(config))
 
 
 def edxml_document_id(meta: Mapping[str, Any], message_id: str) -> str:
@@ -115,12 +117,17 @@ def _temporary(folder: Path, message_id: str, suffix: str) -> Path:
     return folder / f".edxml-{message_id}{suffix}.tmp"
 
 
-def _write_new_file(target: Path, temporary: Path, write: Callable[[BinaryIO], None]) -> None:
+def _access(config: NodeConfig) -> AccessPolicy:
+    return access_policy(config.node.clerks_group)
+
+
+def _write_new_file(target: Path, temporary: Path, write: Callable[[BinaryIO], None],
+                    access: AccessPolicy) -> None:
     """``write`` into ``temporary`` (a leftover of a crash is replaced), fsync, then link it
     to ``target`` (FileExistsError rather than replacing a file) and fsync the folder."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        with os.fdopen(os.open(temporary, flags, 0o666), "wb") as handle:
+        with os.fdopen(access.create(temporary, flags), "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -133,9 +140,10 @@ def _write_new_file(target: Path, temporary: Path, write: Callable[[BinaryIO], N
 class _FileSink:
     """An attachment decoded straight into a file of the folder being made."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, access: AccessPolicy) -> None:
         self.path = path
-        self.handle = open(path, "xb")  # noqa: SIM115 - closed in finish, or by the caller
+        fd = access.create(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
+        self.handle = open(fd, "wb")  # noqa: SIM115 - closed in finish, or by the caller
 
     def write(self, data: bytes) -> None:
         self.handle.write(data)
@@ -154,11 +162,13 @@ def unpack_attachments(config: NodeConfig, source: Path, folder: Path, *,
     temporary = _temporary(folder.parent, message_id, ".files")
     if temporary.exists():
         shutil.rmtree(temporary)  # what a crash left half made
-    temporary.mkdir()
+    access = _access(config)
+    temporary.mkdir(mode=0o700)
+    access.apply_folder(temporary)
     sinks: list[_FileSink] = []
 
     def sink_for(number: int) -> AttachmentSink:
-        sinks.append(_FileSink(temporary / f"{number}.part"))
+        sinks.append(_FileSink(temporary / f"{number}.part", access))
         return sinks[-1]
     try:
         message = read_edxml(source, limits_of(config), sink_for)

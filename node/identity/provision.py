@@ -17,6 +17,7 @@ from lienthong.config.template import render_config
 from lienthong.keys.card import make_card
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.keystore import save_keystore
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import (
     make_folders,
     removed_on_failure,
@@ -72,7 +73,7 @@ def _create_node_home(home: Path, *, name: str, display_name: str | None, listen
                       advertise: list[str] | None, passphrase: bytes | None, now: str,
                       kdf: str, status_listen: str,
                       groups: dict[str, list[str]] | None, store_url: str) -> NewNode:
-    make_folders(home)
+    make_folders(home, AccessPolicy())
     passphrase_file = None
     if passphrase is None:
         passphrase = generate_passphrase().encode("ascii")

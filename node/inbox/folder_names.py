@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import clash_key
 from lienthong.node.inbox.layout import (
-    META_SUFFIX,
-    RECEIPT_SUFFIX,
+    BESIDE_SUFFIXES,
     choose_inbox_path,
     write_sidecar_files,
 )
@@ -53,8 +53,11 @@ class _Listing:
 class InboxNames:
     """Chooses and reserves inbox names; thread-safe (called from the worker pool)."""
 
-    def __init__(self, clock: Callable[[], float], *, max_age: float = MAX_AGE) -> None:
+    def __init__(self, clock: Callable[[], float], access: AccessPolicy, *,
+                 max_age: float = MAX_AGE) -> None:
         self._clock = clock
+        #: The modes and group of every folder and file made in the inbox.
+        self.access = access
         self._max_age = max_age
         self._lock = threading.Lock()
         self._reserved: set[Path] = set()
@@ -64,11 +67,11 @@ class InboxNames:
         """A free name for ``name`` in ``folder``, held until ``release``."""
         with self._lock:
             listing = self._listing(folder)
-            final = choose_inbox_path(folder, name, self._reserved.__contains__,
+            final = choose_inbox_path(folder, name, self.access, self._reserved.__contains__,
                                       present=listing.keys)
             self._reserved.add(final)
             listing.keys.update(clash_key(final.name + suffix)
-                                for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
+                                for suffix in ("", *BESIDE_SUFFIXES))
             return final
 
     def release(self, final: Path) -> None:
@@ -79,6 +82,7 @@ class InboxNames:
         """Give the verified staging file its inbox name, never overwriting anything."""
         with self.own_change(final.parent):
             os.link(staging, final)  # FileExistsError rather than replacing a document
+            self.access.settle(final)
         fsync_dir(final.parent)
         staging.unlink()
         fsync_dir(staging.parent)
@@ -86,7 +90,7 @@ class InboxNames:
     def write_sidecars(self, final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
         """The metadata JSON and the receipt beside a delivered document, made durable."""
         with self.own_change(final.parent):
-            write_sidecar_files(final, metadata, receipt)
+            write_sidecar_files(final, metadata, receipt, self.access)
         fsync_dir(final.parent)
 
     @contextmanager
@@ -107,7 +111,7 @@ class InboxNames:
         if (listing is not None and mtime is not None and listing.mtime_ns == mtime
                 and 0 <= now - listing.listed_at < self._max_age):
             return listing
-        folder.mkdir(parents=True, exist_ok=True)
+        self.access.make_folder(folder)
         mtime = _mtime_ns(folder)  # before listing: a change during the listing shows next time
         listing = _Listing(mtime, now, {clash_key(entry) for entry in os.listdir(folder)})
         self._listed[folder] = listing

@@ -18,6 +18,19 @@ sender never produces a second copy.
 
 Steps 2 to 4 run for a batch of documents at once (node/inbox/publication.py): documents that
 finish together share the commits and the folder fsyncs, each in the order above.
+
+Every folder and file made here follows the access rule (node/core/access.py): the clerks'
+group may read them, nobody else.
+
+A peer chooses the document's name, so it could choose one that looks like a file the node
+writes beside a document (``x.pdf.meta.json``, ``x.pdf.receipt.jws``) and so plant a forged
+sidecar beside a real ``x.pdf`` arriving later. Two rules close that (docs/documents.md):
+
+* a name ending like a file only the node writes (``NODE_SUFFIXES``) gets ``.file`` added:
+  ``x.pdf.meta.json`` arrives as ``x.pdf.meta.json.file``;
+* ``.edxml`` is also a real document's ending, so it is not renamed; instead a name is taken
+  while any of its companions is there (``x.pdf`` while ``x.pdf.edxml`` is, and
+  ``x.pdf.edxml`` while ``x.pdf`` is): a document and a look-alike never share a name.
 """
 from __future__ import annotations
 
@@ -28,7 +41,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lienthong.node.core.home import fsync_dir, write_synced
+from lienthong.node.core.access import AccessPolicy
+from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import (
     MAX_NAME_BYTES,
     clash_key,
@@ -36,41 +50,74 @@ from lienthong.node.core.names import (
     safe_file_name,
     unique_name,
 )
+from lienthong.node.edxml.export import FOLDER_SUFFIX
+from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.protocol.envelope import EnvelopeHeader
 
 #: Bytes read per step while hashing a received file (``file_sha256``).
 READ_SIZE = 4 * 1024 * 1024
 META_SUFFIX = ".meta.json"
 RECEIPT_SUFFIX = ".receipt.jws"
+#: What the node may write beside a received document ``NAME``: ``NAME`` + each of these (the
+#: edXML copy and the folder of its unpacked attachments: node/edxml/export.py).
+BESIDE_SUFFIXES = (META_SUFFIX, RECEIPT_SUFFIX, EDXML_SUFFIX, FOLDER_SUFFIX)
+#: Endings of files only the node writes beside a document, anywhere in the home: the inbox's
+#: sidecars and edXML folder, a recall's token and note (node/control/received.py) and a
+#: refusal's reason (node/outbox/walk.py; tests/node/inbox/test_layout.py checks the list).
+#: A peer's name ending so is given ``NEUTRAL_SUFFIX``.
+NODE_SUFFIXES = (META_SUFFIX, RECEIPT_SUFFIX, FOLDER_SUFFIX, ".recall.jws", ".recall.txt",
+                 ".reason.txt")
+NEUTRAL_SUFFIX = ".file"
 #: A stored name leaves room for its longest sidecar suffix, so "<name>.receipt.jws" still
 #: fits in NAME_MAX (255 bytes); otherwise a long name would publish a document whose
 #: metadata and receipt can never be written.
 STORED_NAME_BYTES = MAX_NAME_BYTES - max(len(META_SUFFIX), len(RECEIPT_SUFFIX))
 
 
-def choose_inbox_path(folder: Path, name: str,
+def choose_inbox_path(folder: Path, name: str, access: AccessPolicy,
                       reserved: Callable[[Path], bool] = lambda path: False, *,
                       present: set[str] | None = None) -> Path:
-    """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing).
+    """A safe, NFC, not-yet-used name for ``name`` inside ``folder`` (created if missing,
+    with the access rule), never one that looks like a node-written sidecar (module docstring).
 
     ``reserved`` names paths another reception in progress has already chosen; ``present``
     is the folder's names as ``clash_key`` folds them, when the caller keeps them
     (node/inbox/folder_names.py), else the folder is listed.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    access.make_folder(folder)
     # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
     # document never hides another one for the clerks who open the inbox over a share.
     if present is None:
         present = {clash_key(entry) for entry in os.listdir(folder)}
 
-    def taken(candidate: str) -> bool:
-        return reserved(folder / candidate) or any(
-            os.path.lexists(folder / (candidate + suffix)) or
-            clash_key(candidate + suffix) in present
-            for suffix in ("", META_SUFFIX, RECEIPT_SUFFIX))
+    def used(entry: str) -> bool:
+        return (reserved(folder / entry) or os.path.lexists(folder / entry)
+                or clash_key(entry) in present)
 
-    safe = _not_temporary(safe_file_name(name, max_bytes=STORED_NAME_BYTES - 2))
+    def taken(candidate: str) -> bool:
+        companions = [candidate + suffix for suffix in ("", *BESIDE_SUFFIXES)]
+        folded = clash_key(candidate)
+        companions += [candidate[:-len(suffix)] for suffix in BESIDE_SUFFIXES
+                       if folded.endswith(clash_key(suffix)) and len(candidate) > len(suffix)]
+        return any(used(entry) for entry in companions)
+
+    safe = neutral_name(name, max_bytes=STORED_NAME_BYTES - 2)
     return folder / unique_name(taken, safe, max_bytes=STORED_NAME_BYTES)
+
+
+def neutral_name(name: str, *, max_bytes: int) -> str:
+    """``name`` made safe (node/core/names.py), not taken for a temporary file, and with
+    ``.file`` added when it ends like a file only the node writes (module docstring)."""
+    safe = _not_temporary(safe_file_name(name, max_bytes=max_bytes))
+    if not _ends_like_node_file(safe):
+        return safe
+    room = max_bytes - len(NEUTRAL_SUFFIX)
+    return _not_temporary(safe_file_name(name, max_bytes=room)) + NEUTRAL_SUFFIX
+
+
+def _ends_like_node_file(name: str) -> bool:
+    folded = clash_key(name)
+    return any(folded.endswith(clash_key(suffix)) for suffix in NODE_SUFFIXES)
 
 
 def _not_temporary(name: str) -> str:
@@ -85,25 +132,26 @@ def _not_temporary(name: str) -> str:
     return "_" + name + "_"
 
 
-def publish_staged(staging: Path, final: Path) -> None:
+def publish_staged(staging: Path, final: Path, access: AccessPolicy) -> None:
     """Give the verified staging file its inbox name without ever overwriting anything."""
     os.link(staging, final)  # fails with FileExistsError rather than replacing a document
+    access.settle(final)  # the staging file is the node's alone (0600)
     fsync_dir(final.parent)
     staging.unlink()
     fsync_dir(staging.parent)
 
 
-def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str) -> None:
+def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
+                        access: AccessPolicy) -> None:
     """The two sidecar files, each fsynced (the caller fsyncs the folder that names them).
 
     Their contents are synced too, not only their names: after a power cut a sidecar whose
     name survived but whose bytes did not would be an empty or partial file in the inbox."""
     meta = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    # Readable as any inbox file (the clerks' umask), where write_synced's default is private.
-    write_synced(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"),
-                 exclusive=False, mode=0o666)
-    write_synced(final.with_name(final.name + RECEIPT_SUFFIX), (receipt + "\n").encode("ascii"),
-                 exclusive=False, mode=0o666)
+    access.write_synced(final.with_name(final.name + META_SUFFIX), meta.encode("utf-8"),
+                        exclusive=False)
+    access.write_synced(final.with_name(final.name + RECEIPT_SUFFIX),
+                        (receipt + "\n").encode("ascii"), exclusive=False)
 
 
 def file_sha256(path: Path) -> str:
@@ -114,15 +162,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def finish_interrupted(staging: Path, final: Path, sha256: str) -> bool:
+def finish_interrupted(staging: Path, final: Path, sha256: str, access: AccessPolicy) -> bool:
     """Complete a publication cut short by a crash; True if the document is now in place."""
     if final.exists() and file_sha256(final) == sha256:
+        access.settle(final)  # the crash may have come between the link and the mode
         staging.unlink(missing_ok=True)
         return True
     if staging.exists() and file_sha256(staging) == sha256:
         if final.exists():
             return False  # a different file holds the name; the caller picks another
-        publish_staged(staging, final)
+        publish_staged(staging, final, access)
         return True
     return False
 

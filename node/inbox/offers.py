@@ -24,10 +24,12 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
+from lienthong.node.documents.metadata import not_allowed
 from lienthong.node.edxml.export import copies_wanted, write_received_extras
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
@@ -70,7 +72,8 @@ class Offers:
         self.rt = runtime
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
-        self.names = InboxNames(runtime.monotonic)
+        self.names = InboxNames(runtime.monotonic,
+                                access_policy(runtime.config.node.clerks_group))
         #: (sender, message ID) of documents whose edXML copies are being written.
         self.copying: set[tuple[str, str]] = set()
         self.publisher = Publisher(runtime, self.names)
@@ -117,6 +120,7 @@ class Offers:
             if header.size > self.rt.config.max_document_bytes:
                 raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
                                f"{self.rt.config.max_document_bytes}")
+            self._check_confidentiality(peer, header)
         except _Refusal as refusal:
             return self.refuse(peer, mid, refusal.code, refusal.reason,
                                 security=refusal.security)
@@ -199,6 +203,19 @@ class Offers:
             self._former_sender(peer, header.sender)
         return verify_header(token, self.rt.directory.verify_key_for(peer, kid=header.sender),
                              expected_sender=header.sender)
+
+    def _check_confidentiality(self, peer: str, header: EnvelopeHeader) -> None:
+        """This office's own ``[confidentiality]`` must allow a secret or top-secret document
+        from this peer too: the sender's guard is the sender's policy, not ours
+        (docs/documents.md §1)."""
+        marked = header.meta.get("confidentiality", "normal")
+        name = self.rt.peer_name(peer)
+        config = self.rt.config
+        if not_allowed(str(marked), [name], allowed=config.confidentiality,
+                       groups=config.groups):
+            raise _Refusal("confidentiality-refused", f"{config.node.name} does not accept "
+                           f"{marked} documents from {name}: its administrator can allow it in "
+                           f"lienthong.toml, [confidentiality] {name} = [\"{marked}\"]")
 
     def _former_sender(self, peer: str, sender: str) -> None:
         """Accept an envelope signed by a *former* identity of the authenticated peer (queued
@@ -392,7 +409,7 @@ class Offers:
         rt = self.rt
         final = rt.config.home / row.stored_path
         staging = self.staging_path(row.sender_node_id, row.message_id)
-        done = yield rt.io(finish_interrupted, staging, final, row.sha256)
+        done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)
         if done:
             # A v3 header names neither the name nor the digest in the clear: reopen it with
             # our keys, and take the digest this node proved and recorded.

@@ -39,6 +39,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.edxml.export import copies_wanted
@@ -192,7 +193,7 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
     #    durable before any staging name is dropped.
     for folder, indices in folders.items():
         with names.own_change(folder):
-            step(indices, lambda item: _link(item.staging, item.final))
+            step(indices, lambda item: _link(item.staging, item.final, names.access))
         fsync(folder, indices)
     # 2. The staging names go; the receipts are signed and written beside the documents.
     receipts: dict[int, str] = {}
@@ -203,7 +204,7 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                                            header=item.header, time=item.now)
 
     def sidecars(item: Publication) -> None:
-        write_sidecar_files(item.final, item.meta, receipts[id(item)])
+        write_sidecar_files(item.final, item.meta, receipts[id(item)], names.access)
 
     staging_folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
@@ -220,8 +221,9 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
             for item, outcome in zip(items, outcomes, strict=True)]
 
 
-def _link(staging: Path, final: Path) -> None:
+def _link(staging: Path, final: Path, access: AccessPolicy) -> None:
     os.link(staging, final)
+    access.settle(final)  # the staging file is the node's alone (0600)
 
 
 def _drop_staging(item: Publication) -> None:

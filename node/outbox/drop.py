@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lienthong.config.schema import NAME_PATTERN, NodeConfig
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.names import unique_name
 from lienthong.node.documents.metadata import MAX_MESSAGE_BYTES, SIDECAR_SUFFIX
 
@@ -35,7 +36,7 @@ def target_folder_name(targets: list[str]) -> str:
 
 def drop_into_outbox(config: NodeConfig, source: Path, targets: list[str]) -> Path:
     folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
     final = folder / unique_name(lambda n: os.path.lexists(folder / n), source.name)
     tmp = folder / f".lienthong-send-{os.getpid()}.part"
     with open(source, "rb") as src, open(tmp, "wb") as dst:
@@ -56,7 +57,7 @@ def make_target_folders(config: NodeConfig, peer_names: list[str]) -> list[Path]
             continue
         folder = config.outbox / name
         if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
+            access_policy(config.node.clerks_group).make_folder(folder, drop=True)
             made.append(folder)
     return made
 
@@ -87,7 +88,7 @@ def write_message(config: NodeConfig, targets: list[str], text: str, *, now: flo
         raise ValueError(f"a message is at most {MAX_MESSAGE_BYTES // 1024} KiB; send a longer "
                          "text as a document (lienthong send)")
     folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
     name = unique_name(lambda n: os.path.lexists(folder / n)
                        or os.path.lexists(folder / (n + SIDECAR_SUFFIX)), f"{stamp}-message.txt")
@@ -108,7 +109,7 @@ def drop_upload(config: NodeConfig, targets: list[str], name: str, data: bytes,
     folder is fsynced after. ``name`` must already be a safe file name.
     """
     folder = config.outbox / target_folder_name(targets)
-    folder.mkdir(parents=True, exist_ok=True)
+    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
     work = config.tmp / UPLOADS
     work.mkdir(parents=True, exist_ok=True)
     final = unique_name(lambda n: os.path.lexists(folder / n)

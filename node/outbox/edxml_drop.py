@@ -17,6 +17,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from lienthong.node.core.access import AccessPolicy, access_policy
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
 from lienthong.node.edxml.intake import (
@@ -40,11 +41,13 @@ def edxml_limits(rt: NodeRuntime) -> Limits:
                   max_attachment_bytes=min(max_bytes, rt.config.max_document_bytes))
 
 
-def file_into_sent(path: Path, folder: Path) -> Path:
-    """Blocking: move a handled recall or status file into ``folder`` under a free name."""
-    folder.mkdir(parents=True, exist_ok=True)
+def file_into_sent(path: Path, folder: Path, access: AccessPolicy) -> Path:
+    """Blocking: move a handled recall or status file into ``folder`` under a free name,
+    with the access rule (node/core/access.py)."""
+    access.make_folder(folder)
     target = folder / unique_name(lambda n: os.path.lexists(folder / n), path.name)
     os.rename(path, target)
+    access.settle(target)
     fsync_dir(folder)
     fsync_dir(path.parent)
     return target
@@ -83,7 +86,8 @@ def prepare_edxml(rt: NodeRuntime, path: Path, target: str, recipients: list[str
 @inlineCallbacks
 def _filed(rt: NodeRuntime, path: Path, target: str, kind: str, message_id: str,
            request: int):
-    where = yield rt.io(file_into_sent, path, rt.config.sent / target)
+    where = yield rt.io(file_into_sent, path, rt.config.sent / target,
+                        access_policy(rt.config.node.clerks_group))
     yield rt.audit(kind, message_id=message_id, request=request, name=path.name,
                    filed=str(where))
     log.info("{name!r}: {kind} for {mid} (request {request})", name=path.name, kind=kind,

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
 from lienthong.keys.jws import canonical_json, strict_json_object
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
@@ -142,9 +143,10 @@ def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys
 
 
 def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
-                   now: str) -> Path:
-    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
-    failed_dir.mkdir(parents=True, exist_ok=True)
+                   now: str, access: AccessPolicy) -> Path:
+    """Park an undeliverable document in failed/ with a plain-language reason beside it,
+    both with the access rule (node/core/access.py)."""
+    access.make_folder(failed_dir)
     target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
                                       safe_file_name(name, max_bytes=FAILED_NAME_BYTES),
@@ -152,11 +154,12 @@ def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
     payload = spool_folder / PAYLOAD_FILE
     if payload.exists():
         os.rename(payload, target)
-    target.with_name(target.name + ".reason.txt").write_text(
+        access.settle(target)
+    access.write_file(target.with_name(target.name + ".reason.txt"), (
         f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
         "Recipients that did receive it are listed in the audit log (lienthong audit). "
-        "To try again, fix the cause and drop the file into the outbox again.\n",
-        encoding="utf-8")
+        "To try again, fix the cause and drop the file into the outbox again.\n"
+    ).encode())
     fsync_dir(failed_dir)
     if spool_folder.exists():
         shutil.rmtree(spool_folder)

@@ -36,6 +36,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.errors import NodeError
 from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.outbox.batches import TakeBatches
@@ -110,6 +111,8 @@ class Outbox:
                  on_released: Callable[[Path], None] = lambda path: None,
                  parallel: int = INTAKE_PARALLEL) -> None:
         self._rt = runtime
+        #: Modes and group of what lands in failed/ (node/core/access.py).
+        self._access = access_policy(runtime.config.node.clerks_group)
         self._on_dispatch = on_dispatch
         self._on_released = on_released
         self._slots = DeferredSemaphore(parallel)
@@ -286,7 +289,7 @@ class Outbox:
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
                                 failed_dir=rt.config.failed, reason=reason, code=code,
-                                now=rt.now_text())
+                                now=rt.now_text(), access=self._access)
         except OSError as exc:
             where = None
             log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
@@ -349,7 +352,7 @@ class Outbox:
         if row.state == "failed":
             rt = self._rt
             return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                         row.error or "delivery failed", rt.now_text())
+                         row.error or "delivery failed", rt.now_text(), self._access)
         return None
 
     # -- completion ------------------------------------------------------------------------
@@ -389,6 +392,6 @@ class Outbox:
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
         where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                            reason, rt.now_text())
+                            reason, rt.now_text(), self._access)
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
                        reason=reason, failed=str(where))

@@ -34,6 +34,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from lienthong.node.core.access import AccessPolicy, access_policy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
@@ -94,6 +95,7 @@ class SentFolder:
 
     def __init__(self, runtime: NodeRuntime) -> None:
         self._rt = runtime
+        self._access = access_policy(runtime.config.node.clerks_group)
         self._queue: dict[str, _Item] = {}
         self._running = False
 
@@ -150,7 +152,7 @@ class SentFolder:
         for item, row in found:
             item.sent_path = row.sent_path
         if fresh:
-            paths = yield rt.io(_reserve_sent_paths, [
+            paths = yield rt.io(_reserve_sent_paths, self._access, [
                 (rt.config.sent / safe_file_name(row.target), row.name) for _, row in fresh])
             outcomes = yield rt.db(rt.store.mark_dispatches_sent,
                                    [(item.message_id, str(path))
@@ -172,7 +174,7 @@ class SentFolder:
                                {"message_id": item.message_id, "name": row.name,
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
                                 "sent": now}, already_sent=row.state == "sent"))
-        moved = yield rt.io(_move_all_to_sent, moves)
+        moved = yield rt.io(_move_all_to_sent, moves, self._access)
         filed = [entry for entry, ok in zip(named, moved, strict=True) if ok]
         if not filed:
             return
@@ -185,13 +187,13 @@ class SentFolder:
                      name=row.name, path=sent_path)
 
 
-def _reserve_sent_paths(wanted: list[tuple[Path, str]]) -> list[Path]:
+def _reserve_sent_paths(access: AccessPolicy, wanted: list[tuple[Path, str]]) -> list[Path]:
     """A free name in each folder for each document: free on disk, and not given to another
     document of the same batch (two ``report.pdf`` delivered together get two names)."""
     given: dict[Path, set[str]] = {}
     out = []
     for folder, name in wanted:
-        folder.mkdir(parents=True, exist_ok=True)
+        access.make_folder(folder)
         taken = given.setdefault(folder, set())
         chosen = unique_name(functools.partial(_clashes, folder, taken),
                              safe_file_name(name, max_bytes=SENT_NAME_BYTES),
@@ -206,12 +208,14 @@ def _clashes(folder: Path, given: set[str], name: str) -> bool:
     return clash_key(name) in given or os.path.lexists(folder / name)
 
 
-def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
+def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
     """File each document; idempotent, so safe to run again after a crash at any point.
 
     Every payload is renamed into place first, then each ``sent/`` folder is fsynced once,
     and only then are the spool folders removed: a crash before that fsync finds the payload
-    still in the spool (or already in place) and this runs again. Returns, for each move,
+    still in the spool (or already in place) and this runs again. Every file takes the access
+    rule (node/core/access.py), the document too: not the mode or owner the clerk gave it.
+    Returns, for each move,
     False when there was nothing left to file (filed before, its spool folder gone).
     """
     folders: dict[Path, None] = {}
@@ -223,35 +227,39 @@ def _move_all_to_sent(moves: list[_Move]) -> list[bool]:
         present.append(True)
         payload = move.spool_folder / PAYLOAD_FILE
         sent_path = move.sent_path
-        sent_path.parent.mkdir(parents=True, exist_ok=True)
+        access.make_folder(sent_path.parent)
         if payload.exists() and not sent_path.exists():
             os.rename(payload, sent_path)
+        if sent_path.exists():
+            access.settle(sent_path)
         for node_id, token in move.receipts:
             receipt_file = sent_path.with_name(
                 f"{sent_path.name}.{move.names[node_id]}.receipt.jws")
-            receipt_file.write_text(token + "\n", encoding="ascii")
+            access.write_file(receipt_file, (token + "\n").encode("ascii"))
         summary = dict(move.summary, receipts={move.names[n]: n for n, _ in move.receipts})
-        sent_path.with_name(sent_path.name + ".meta.json").write_text(
-            json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-            encoding="utf-8")
+        access.write_file(sent_path.with_name(sent_path.name + ".meta.json"), (json.dumps(
+            summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
         folders[sent_path.parent] = None
     for folder in folders:
         fsync_dir(folder)
     for move, filed in zip(moves, present, strict=True):
         if not filed:
             continue
-        sidecar_to_sent(move.spool_folder, move.sent_path)
+        sidecar_to_sent(move.spool_folder, move.sent_path, access)
         (move.spool_folder / ENVELOPE).unlink(missing_ok=True)
         if move.spool_folder.exists():
             shutil.rmtree(move.spool_folder)
     return present
 
 
-def sidecar_to_sent(spool_folder: Path, sent_path: Path) -> None:
-    """Put the spooled sidecar beside the sent document as ``NAME.meta.toml`` (idempotent)."""
+def sidecar_to_sent(spool_folder: Path, sent_path: Path, access: AccessPolicy) -> None:
+    """Put the spooled sidecar beside the sent document as ``NAME.meta.toml`` (idempotent),
+    with the access rule."""
     spooled = spool_folder / SPOOLED_SIDECAR
     if spooled.exists():
-        os.replace(spooled, sent_path.with_name(sent_path.name + SIDECAR_SUFFIX))
+        beside = sent_path.with_name(sent_path.name + SIDECAR_SUFFIX)
+        os.replace(spooled, beside)
+        access.settle(beside)
         fsync_dir(sent_path.parent)
 
 

@@ -53,6 +53,7 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
@@ -304,6 +305,7 @@ def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):
         where = yield rt.io(
             refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
             reason=error.reason, code=error.code, now=rt.now_text(),
+            access=access_policy(rt.config.node.clerks_group),
             companion=lambda kept: move_sidecar(sidecar, failed, kept + SIDECAR_SUFFIX))
     except OSError as exc:
         rt.audit("refuse-failed", name=path.name, reason=str(exc))

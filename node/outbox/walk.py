@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
 from lienthong.node.outbox.refusals import Refused, display, refused_for
 
@@ -23,14 +24,16 @@ NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLO
 
 
 def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code: str,
-                now: str, companion: Callable[[str], object] | None = None) -> Path:
+                now: str, access: AccessPolicy,
+                companion: Callable[[str], object] | None = None) -> Path:
     """Move the entry at ``path`` itself into ``failed_dir`` and explain why beside it.
 
     The entry is renamed, never opened or followed: a symlink arrives as a symlink, a FIFO
     as a FIFO, one name of a hard-linked file as that name. The folders between ``outbox``
     and the entry are reached without following links (a swapped-in link must not make us
     move the node's own files). If the entry cannot be moved, only the reason file is
-    written. Returns the path of the ``<name>.reason.txt`` file.
+    written. Returns the path of the ``<name>.reason.txt`` file, which has the access rule
+    (node/core/access.py); the entry keeps what the clerk gave it, inside the rule's folder.
 
     ``companion(kept_name)`` runs after the move and before the reason file is written, so
     whatever travels with the file (its sidecar) is already beside it when the reason file --
@@ -56,6 +59,8 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
                 os.close(parent_fd)
         except (OSError, Refused) as exc:
             problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
+        if problem is None:
+            access.settle(failed_dir / keep_as, refused=True)
         shown = display("/".join(("outbox",) + parts))
         where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
                  f"Left where it is, because lienthong could not move it: {problem}")
@@ -64,7 +69,7 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
         if companion is not None:
             companion(keep_as)
         reason_name = keep_as + REASON_SUFFIX
-        write_new_file(failed_fd, reason_name, text.encode("utf-8"), 0o644)
+        _write_reason(failed_fd, reason_name, text.encode("utf-8"), access)
         os.fsync(failed_fd)
     finally:
         os.close(failed_fd)
@@ -108,11 +113,20 @@ def lstat_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
         return None
 
 
+def _write_reason(dir_fd: int, name: str, data: bytes, access: AccessPolicy) -> None:
+    fd = access.create(Path(name), NEW_FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_new_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     fd = os.open(name, NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
     try:
         write_all(fd, data)
-        os.fchmod(fd, mode)  # the umask must not make a reason file unreadable to clerks
+        os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -45,7 +45,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from lienthong.config.schema import parse_address
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.status.metrics import CONTENT_TYPE, MetricsState, render_metrics
-from lienthong.node.status.probe import probe_home
+from lienthong.node.status.probe import AccessSurvey, probe_home
 from lienthong.node.status.reads import Coalesced, StatusReads
 from lienthong.node.status.snapshot import build_snapshot
 from lienthong.node.store.database import Store
@@ -233,6 +233,7 @@ class StatusService:
         #: Touched only by metrics units, which all run on the status thread.
         self.metrics_state = MetricsState()
         self.reads = StatusReads(self.rt)
+        self.survey = AccessSurvey(self.rt.config.home, self.rt.config.node.clerks_group)
         self._snapshots = Coalesced(lambda: self._build(self._snapshot_unit))
         self._metrics = Coalesced(lambda: self._build(self._metrics_unit))
 
@@ -310,7 +311,8 @@ class StatusService:
 
     def _snapshot_unit(self, store: Store, live: dict[str, Any],
                        node: dict[str, Any]) -> dict[str, Any]:
-        probe = probe_home(self.rt.config.home)  # before the view: it may scan outbox/
+        probe = probe_home(self.rt.config.home, self.rt.config.node.clerks_group,  # it scans
+                           self.survey)
         with store.reading():
             return self._snapshot_in_view(store, live, node, probe)
 
@@ -321,7 +323,7 @@ class StatusService:
                               coordination=self.rt.config.coordination)
 
     def _metrics_unit(self, store: Store, live: dict[str, Any], node: dict[str, Any]) -> str:
-        probe = probe_home(self.rt.config.home)
+        probe = probe_home(self.rt.config.home, self.rt.config.node.clerks_group, self.survey)
         with store.reading():
             snapshot = self._snapshot_in_view(store, live, node, probe)
             names = {peer["node_id"]: peer["name"] for peer in snapshot["peers"]}

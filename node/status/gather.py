@@ -75,7 +75,7 @@ def gather(config: NodeConfig, *, now: float | None = None,
     daemon = {"running": live is not None, "note": note}
     node = {"name": config.node.name, "display_name": config.node.display_name,
             "node_id": node_id, "listen": config.node.listen, "home": str(config.home)}
-    probe = probe_home(config.home)
+    probe = probe_home(config.home, config.node.clerks_group)
     own_store = store is None
     store = store or open_store(config.store.url)
     try:

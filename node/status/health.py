@@ -51,6 +51,10 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
     for folder in snapshot.get("not_writable", []):
         add("critical", "not-writable", f"{folder} is not writable by this user: the node "
             "cannot record or store documents there.")
+    if snapshot.get("access_problem"):
+        add("critical", "clerks-group", snapshot["access_problem"])
+    for wide in snapshot.get("too_wide") or []:
+        add("warning", "too-wide", too_wide_message(wide))
     unreachable = th.peer_unreachable_hours * 3600
     overdue = th.receipt_overdue_hours * 3600
     for peer in snapshot["peers"]:
@@ -124,6 +128,24 @@ def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
     return "programme-overdue", (
         "The {what} for {period} from {office} to {owed_to} is overdue: it was due "
         "{due}.").format(**fields)
+
+
+def too_wide_message(wide: Mapping[str, Any]) -> str:
+    """One folder of what others on this machine can read, and the command that fixes it."""
+    who = (f"the node's user and the group {wide['group']}" if wide.get("group")
+           else "the node's user")
+    if wide.get("folder_mode") and wide.get("files"):
+        return (f"The folder {wide['folder']} (mode {wide['folder_mode']}) and {wide['files']} "
+                f"file(s) in it can be read by more people than {who}. Fix it as root: "
+                f"{wide['fix']}")
+    if wide.get("folder_mode"):
+        return (f"The folder {wide['folder']} (mode {wide['folder_mode']}, at most "
+                f"{wide['allowed_folder_mode']}) can be read by more people than {who}. Fix "
+                f"it: {wide['fix']}")
+    return (f"{wide['files']} file(s) in {wide['folder']} (mode "
+            f"{', '.join(wide['file_modes'])}, at most {wide['allowed']}) can be read by more "
+            f"people than {who}. Fix them as root: {wide['fix']} (the node gives its own "
+            "files the rule at every start)")
 
 
 def health_of(warnings: Iterable[Mapping[str, Any]]) -> str:

@@ -1,4 +1,5 @@
-"""The home folder as the status sees it: free space, folders writable, files waiting.
+"""The home folder as the status sees it: free space, folders writable, files waiting, and
+what others on the machine could read (node/core/access.py).
 
 Blocking I/O, done before the store is read; the snapshot carries the result as ``probe``.
 """
@@ -6,18 +7,50 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lienthong.node.core.access import AccessError, Wider, access_policy
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
 
 #: Counting files waiting in outbox/ stops here (the number is shown as "N+").
 OUTBOX_COUNT_CAP = 10_000
 WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox")
+#: Seconds the daemon's status API reuses one survey of the access rule: it reads the mode of
+#: every file in the clerks' folders (about a second for 90,000 files), which a Prometheus
+#: scrape every 15 s should not repeat.
+SURVEY_SECONDS = 300.0
 
 
-def probe_home(home: Path) -> dict[str, Any]:
-    """Free space, writable folders and files waiting in outbox/ (blocking I/O)."""
+class AccessSurvey:
+    """What is wider than the access rule, surveyed at most every ``max_age`` seconds (one
+    per status API; the CLI surveys once per run). Called on the status thread only."""
+
+    def __init__(self, home: Path, clerks_group: str | None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_age: float = SURVEY_SECONDS) -> None:
+        self.home, self.clerks_group = home, clerks_group
+        self._clock, self._max_age = clock, max_age
+        self._last: tuple[float, list[dict[str, Any]] | None, str | None] | None = None
+
+    def current(self) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """(what is too wide, by folder; or None and why the group cannot be used)."""
+        now = self._clock()
+        if self._last is None or not 0 <= now - self._last[0] < self._max_age:
+            try:
+                found = access_policy(self.clerks_group).survey(self.home)
+                self._last = (now, too_wide_by_folder(self.home, found), None)
+            except AccessError as exc:
+                self._last = (now, None, str(exc))
+        return self._last[1], self._last[2]
+
+
+def probe_home(home: Path, clerks_group: str | None,
+               survey: AccessSurvey | None = None) -> dict[str, Any]:
+    """Free space, writable folders, files waiting in outbox/, and what is wider than the
+    access rule for ``[node] clerks_group`` (``survey``: a kept one; blocking I/O)."""
     disk: dict[str, int | str | None]
     try:
         usage = shutil.disk_usage(home)
@@ -29,9 +62,52 @@ def probe_home(home: Path) -> dict[str, Any]:
     store_files = [p for p in (home / "state").glob("*.db") if not os.access(p, os.W_OK)] \
         if (home / "state").is_dir() else []
     not_writable += [str(p.relative_to(home)) for p in store_files]
-    return {"disk": disk, "not_writable": not_writable,
+    too_wide, access_problem = (survey or AccessSurvey(home, clerks_group)).current()
+    return {"disk": disk, "not_writable": not_writable, "too_wide": too_wide,
+            "access_problem": access_problem,
             "outbox_waiting": _count_waiting(home / "outbox"),
             "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt")}
+
+
+def too_wide_by_folder(home: Path, found: list[Wider]) -> list[dict[str, Any]]:
+    """What ``survey`` found, one entry per folder of the home's first two levels
+    (``inbox/hdnd``): that folder's own mode if it is too wide, and how many files or folders
+    below it are. Deeper paths are counted, not named: a document's name (an edXML
+    attachments folder is named after one) is the office's business, not the status page's."""
+    folders: dict[Path, dict[str, Any]] = {}
+    for wider in found:
+        parts = wider.path.relative_to(home).parts
+        shown = len(parts) <= 2 and wider.is_dir
+        folder = wider.path if shown else home.joinpath(*parts[:min(len(parts) - 1, 2)])
+        entry = folders.setdefault(folder, {
+            "folder": str(folder.relative_to(home)) if folder != home else ".",
+            "folder_mode": None, "files": 0, "file_modes": [], "allowed": None,
+            "group": wider.group})
+        if shown:
+            entry["folder_mode"] = f"{wider.mode:04o}"
+            entry["allowed_folder_mode"] = f"{wider.expected:04o}"
+        else:
+            entry["files"] += 1
+            mode = f"{wider.mode:04o}"
+            if mode not in entry["file_modes"]:
+                entry["file_modes"].append(mode)
+            entry["allowed"] = f"{wider.expected:04o}"
+    out = []
+    for folder, entry in folders.items():
+        entry["fix"] = _fix(folder, entry)
+        out.append(entry)
+    return out
+
+
+def _fix(folder: Path, entry: dict[str, Any]) -> str:
+    """The command that narrows what ``entry`` found (as root, for another user's files)."""
+    quoted = f"'{folder}'"
+    group = entry["group"]
+    if group is None:
+        return f"chmod -R go-rwx {quoted}"
+    if entry["folder"].split("/")[0] == "outbox":
+        return f"chgrp {group} {quoted} && chmod 2770 {quoted}"
+    return f"chgrp -R {group} {quoted} && chmod -R o-rwx,g-w {quoted}"
 
 
 def _visible(name: str) -> bool:

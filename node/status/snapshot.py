@@ -9,7 +9,8 @@ failed) and merges two optional inputs that the store cannot know:
   with their progress - from ``status.live.live_from_links`` (in the daemon) or fetched over
   the local status API (by the CLI, ``status.gather``);
 * ``probe``: the state of the home folder on disk (free space, folders writable, files
-  waiting in ``outbox/``), from ``status.probe.probe_home``.
+  waiting in ``outbox/``, what others on the machine could read), from
+  ``status.probe.probe_home``.
 
 It then turns the numbers into warnings an office's IT officer can act on (``status.health``).
 It never reads the clock (``now`` is passed in) and never renders anything:
@@ -141,6 +142,8 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
                   "last_signed_at": heads[-1].time if heads else None},
         "disk": (probe or {}).get("disk"),
         "not_writable": list((probe or {}).get("not_writable", [])),
+        "too_wide": (probe or {}).get("too_wide"),
+        "access_problem": (probe or {}).get("access_problem"),
         "review": review_status(store, names, now),
         "deadlines": (summary(DeadlineEngine(store, coordination, own_name=str(node["name"]))
                               .rows(now)) if coordination is not None and node.get("name")

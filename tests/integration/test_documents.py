@@ -133,11 +133,13 @@ def test_numbered_resolution_to_a_group_is_registered_and_completed(network) -> 
 
 def test_secret_document_is_refused_unless_allowed_for_that_peer(network) -> None:  # type: ignore[no-untyped-def]
     """'tối mật' to beta is refused into failed/ with the reason and an audit event; to gamma,
-    which [confidentiality] allows, it is delivered and marked secret."""
+    which [confidentiality] allows (at alpha, and at gamma for alpha), it is delivered and
+    marked secret."""
     nodes = network("alpha", "beta", "gamma")
     alpha, beta, gamma = nodes["alpha"], nodes["beta"], nodes["gamma"]
-    config = alpha.home / "lienthong.toml"
-    config.write_text(config.read_text() + '\n[confidentiality]\ngamma = ["secret"]\n')
+    for node, peer in ((alpha, "gamma"), (gamma, "alpha")):
+        config = node.home / "lienthong.toml"
+        config.write_text(config.read_text() + f'\n[confidentiality]\n{peer} = ["secret"]\n')
     for node in nodes.values():
         node.start()
     secret = 'number = "03-KL/TU"\nconfidentiality = "tối mật"\n'
@@ -145,7 +147,9 @@ def test_secret_document_is_refused_unless_allowed_for_that_peer(network) -> Non
     drop_with_sidecar(alpha, "gamma", "ket-luan.txt", b"Ket luan so 03-KL/TU\n", secret)
     wait_for(lambda: (alpha.home / "failed" / "ket-luan.txt.reason.txt").exists(), timeout=30,
              what="the refusal")
-    wait_for(lambda: sent_all(alpha, 1), timeout=30, what="gamma's receipt")
+    # Waited for in gamma's inbox: the node's signed audit heads are dispatches too.
+    wait_for(lambda: (gamma.inbox / "alpha" / "ket-luan.txt.meta.json").exists(), timeout=30,
+             what="gamma's copy")
     reason = failed_reason(alpha, "ket-luan.txt")
     assert "confidentiality" in reason and "secret" in reason and "beta" in reason
     assert (alpha.home / "failed" / "ket-luan.txt").read_bytes() == b"Ket luan so 03-KL/TU\n"
@@ -154,6 +158,29 @@ def test_secret_document_is_refused_unless_allowed_for_that_peer(network) -> Non
     meta = json.loads((gamma.inbox / "alpha" / "ket-luan.txt.meta.json").read_text())
     assert meta["meta"]["confidentiality"] == "secret"
     assert not (beta.inbox / "alpha").exists()
+
+
+def test_a_receiver_refuses_a_secret_document_its_own_policy_does_not_allow(network) -> None:  # type: ignore[no-untyped-def]
+    """alpha may send secret documents to beta, but beta's own [confidentiality] does not
+    accept them from alpha: beta refuses the offer (audited), nothing reaches its inbox, and
+    alpha parks the document in failed/ with beta's reason."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    config = alpha.home / "lienthong.toml"
+    config.write_text(config.read_text() + '\n[confidentiality]\nbeta = ["secret"]\n')
+    for node in nodes.values():
+        node.start()
+    secret = 'number = "04-KL/TU"\nconfidentiality = "tối mật"\n'
+    drop_with_sidecar(alpha, "beta", "ket-luan-04.txt", b"Ket luan so 04-KL/TU\n", secret)
+    wait_for(lambda: (alpha.home / "failed" / "ket-luan-04.txt.reason.txt").exists(),
+             timeout=30, what="beta's refusal to reach alpha")
+    reason = failed_reason(alpha, "ket-luan-04.txt")
+    assert "beta refused it" in reason and "does not accept secret documents from alpha" in reason
+    assert "confidentiality-refused" in reason
+    assert (alpha.home / "failed" / "ket-luan-04.txt").read_bytes() == b"Ket luan so 04-KL/TU\n"
+    assert [e["code"] for e in audit_of(alpha, "rejected-by-peer")] == ["confidentiality-refused"]
+    assert [e["code"] for e in audit_of(beta, "rejected")] == ["confidentiality-refused"]
+    assert not (beta.inbox / "alpha").exists() or not any((beta.inbox / "alpha").iterdir())
 
 
 def test_invalid_sidecar_and_unknown_folder_are_refused_with_the_field_named(network) -> None:  # type: ignore[no-untyped-def]

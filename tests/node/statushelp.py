@@ -81,7 +81,7 @@ def snapshot_of(office: Office, *, now: float = NOW, live: dict | None = None,
                          "node_id": office.honest.keys.node_id, "listen": "0.0.0.0:7701",
                          "home": str(office.honest.home)},
             home=office.honest.home, now=now, daemon={"running": running, "note": ""},
-            live=live, probe=probe if probe is not None else probe_home(office.honest.home),
+            live=live, probe=probe if probe is not None else probe_home(office.honest.home, None),
             tz=UTC)
     finally:
         store.close()

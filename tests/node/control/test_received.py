@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.control.received import ReceivedControl, recall_files
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import NewStatus, ReceivedRow
 from lienthong.protocol.fields import new_message_id
@@ -56,17 +57,17 @@ def test_recall_moves_document_and_sidecars_aside_idempotently(tmp_path: Path) -
     """Everything moves to recalled/alpha/ beside the signed recall; a rerun finds it; a clash
     with an earlier recalled file of the same name gets a suffix; nothing is deleted."""
     row = _received(tmp_path)
-    target = recall_files(tmp_path, row, "tok.en.sig", "Lý do: nhầm\n")
+    target = recall_files(tmp_path, row, "tok.en.sig", "Lý do: nhầm\n", AccessPolicy())
     folder = tmp_path / "recalled" / "alpha"
     assert target == folder / "cv.pdf" and target.read_text() == "document"
     assert sorted(p.name for p in folder.iterdir()) == sorted([
         "cv.pdf", "cv.pdf.meta.json", "cv.pdf.receipt.jws", "cv.pdf.recall.jws",
         "cv.pdf.recall.txt"])
     assert list((tmp_path / "inbox" / "alpha").iterdir()) == []
-    assert recall_files(tmp_path, row, "tok.en.sig", "again") == target
-    second = recall_files(tmp_path, _received(tmp_path), "other.tok.sig", "x")
+    assert recall_files(tmp_path, row, "tok.en.sig", "again", AccessPolicy()) == target
+    second = recall_files(tmp_path, _received(tmp_path), "other.tok.sig", "x", AccessPolicy())
     assert second == folder / "cv (2).pdf" and second.read_text() == "document"
-    assert recall_files(tmp_path, row, "third.tok.sig", "x") is None
+    assert recall_files(tmp_path, row, "third.tok.sig", "x", AccessPolicy()) is None
 
 
 def test_unapplied_control_lists_stored_notices_not_yet_recorded(store: Store) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.names import clash_key
 from lienthong.node.inbox import folder_names as inbox_names
 from lienthong.node.inbox.folder_names import InboxNames
@@ -35,7 +36,7 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_reservations_in_a_row_never_share_a_name_even_by_case(tmp_path: Path) -> None:
-    names = InboxNames(FakeClock())
+    names = InboxNames(FakeClock(), AccessPolicy())
     first = names.reserve(tmp_path, "Báo cáo.pdf")
     second = names.reserve(tmp_path, "Báo cáo.pdf")
     third = names.reserve(tmp_path, "BÁO CÁO.PDF")
@@ -46,7 +47,7 @@ def test_reservations_in_a_row_never_share_a_name_even_by_case(tmp_path: Path) -
 def test_a_released_name_stays_taken_while_the_listing_is_fresh(tmp_path: Path) -> None:
     """The reserved document and its sidecars are about to exist: a released name must not be
     handed out again just because the publication finished in between."""
-    names = InboxNames(FakeClock())
+    names = InboxNames(FakeClock(), AccessPolicy())
     first = names.reserve(tmp_path, "a.txt")
     names.release(first)
     assert names.reserve(tmp_path, "a.txt") != first
@@ -55,7 +56,7 @@ def test_a_released_name_stays_taken_while_the_listing_is_fresh(tmp_path: Path) 
 
 def test_the_folder_is_listed_once_per_max_age(tmp_path: Path, listings: list[str]) -> None:
     clock = FakeClock()
-    names = InboxNames(clock, max_age=10)
+    names = InboxNames(clock, AccessPolicy(), max_age=10)
     for i in range(50):
         names.reserve(tmp_path, f"doc-{i}.txt")
     assert len(listings) == 1
@@ -65,7 +66,7 @@ def test_the_folder_is_listed_once_per_max_age(tmp_path: Path, listings: list[st
 
 
 def test_an_exact_name_a_clerk_made_since_the_listing_is_never_reused(tmp_path: Path) -> None:
-    names = InboxNames(FakeClock())
+    names = InboxNames(FakeClock(), AccessPolicy())
     names.reserve(tmp_path, "other.txt")                 # lists the (empty) folder
     (tmp_path / "ke-hoach.docx").write_bytes(b"clerk's own file")
     chosen = names.reserve(tmp_path, "ke-hoach.docx")
@@ -75,7 +76,7 @@ def test_an_exact_name_a_clerk_made_since_the_listing_is_never_reused(tmp_path: 
 
 def test_a_name_an_smb_client_wrote_in_nfd_is_seen_at_once(tmp_path: Path) -> None:
     """Someone else changed the folder (its modification time moved): it is listed again."""
-    names = InboxNames(FakeClock())
+    names = InboxNames(FakeClock(), AccessPolicy())
     names.reserve(tmp_path, "other.txt")
     (tmp_path / unicodedata.normalize("NFD", "Công văn số 9.pdf")).write_bytes(b"smb")
     chosen = names.reserve(tmp_path, "CÔNG VĂN SỐ 9.pdf")
@@ -84,7 +85,7 @@ def test_a_name_an_smb_client_wrote_in_nfd_is_seen_at_once(tmp_path: Path) -> No
 
 def test_the_nodes_own_publications_do_not_force_a_listing(tmp_path: Path,
                                                           listings: list[str]) -> None:
-    names = InboxNames(FakeClock())
+    names = InboxNames(FakeClock(), AccessPolicy())
     staging = tmp_path / "staging"
     staging.mkdir()
     inbox = tmp_path / "inbox"
@@ -100,7 +101,7 @@ def test_the_nodes_own_publications_do_not_force_a_listing(tmp_path: Path,
 
 def test_a_change_hidden_by_a_coarse_timestamp_is_seen_after_max_age(tmp_path: Path) -> None:
     clock = FakeClock()
-    names = InboxNames(clock, max_age=10)
+    names = InboxNames(clock, AccessPolicy(), max_age=10)
     names.reserve(tmp_path, "other.txt")
     before = os.stat(tmp_path)
     (tmp_path / "KE-HOACH.DOCX").write_bytes(b"x")
@@ -113,7 +114,7 @@ def test_a_change_hidden_by_a_coarse_timestamp_is_seen_after_max_age(tmp_path: P
 def test_a_clock_that_steps_back_forces_a_fresh_listing(tmp_path: Path,
                                                         listings: list[str]) -> None:
     clock = FakeClock()
-    names = InboxNames(clock, max_age=10)
+    names = InboxNames(clock, AccessPolicy(), max_age=10)
     names.reserve(tmp_path, "a.txt")
     clock.now -= 100
     names.reserve(tmp_path, "b.txt")

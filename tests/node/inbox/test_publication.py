@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox import publication
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.publication import Publication, publish_batch
@@ -30,7 +31,7 @@ def _batch(tmp_path: Path, count: int) -> tuple[Path, Path, InboxNames, list[Pub
     """``count`` staged documents with their inbox names reserved, ready to publish."""
     staging, inbox = tmp_path / "staging", tmp_path / "inbox"
     staging.mkdir()
-    names = InboxNames(lambda: 0.0)
+    names = InboxNames(lambda: 0.0, AccessPolicy())
     return staging, inbox, names, [_item(staging, inbox, names, n) for n in range(count)]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.outbox import intake
 from lienthong.node.outbox.intake import take_file
 from lienthong.node.outbox.refusals import Refused
@@ -44,7 +45,7 @@ def refused(home: Home, path: Path, **kw: Any) -> Refused:
 
 def refuse(home: Home, exc: Refused) -> Path:
     return refuse_file(exc.path, outbox=home.outbox, failed_dir=home.failed, reason=exc.reason,
-                       code=exc.code, now=NOW)
+                       code=exc.code, now=NOW, access=AccessPolicy())
 
 
 def test_regular_file_is_moved_into_the_spool(home: Home) -> None:

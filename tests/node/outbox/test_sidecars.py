@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.documents.metadata import DocumentMeta, MetadataError
 from lienthong.node.outbox.sent import sidecar_to_sent
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR, Prepared, read_sidecar
@@ -37,8 +38,8 @@ def test_sidecar_travels_to_sent_or_with_a_refused_document(tmp_path: Path) -> N
     (spool / MID).mkdir(parents=True)
     sent.mkdir()
     (spool / MID / SPOOLED_SIDECAR).write_text('number = "7"\n')
-    sidecar_to_sent(spool / MID, sent / "cv.pdf")
-    sidecar_to_sent(spool / MID, sent / "cv.pdf")  # idempotent
+    sidecar_to_sent(spool / MID, sent / "cv.pdf", AccessPolicy())
+    sidecar_to_sent(spool / MID, sent / "cv.pdf", AccessPolicy())  # idempotent
     assert (sent / "cv.pdf.meta.toml").read_text() == 'number = "7"\n'
     outbox = tmp_path / "outbox"
     outbox.mkdir()

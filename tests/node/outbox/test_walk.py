@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.outbox.walk import refuse_file
 from tests.node.intakehelp import NOW, Home, make_home
 
@@ -23,7 +24,8 @@ def test_refuse_file_does_not_walk_through_a_symlinked_folder(home: Home) -> Non
     """refuse_file on a path under a linked folder never moves the node's own files."""
     (home.outbox / "thief").symlink_to(home.keys, target_is_directory=True)
     reason_file = refuse_file(home.outbox / "thief" / "keystore", outbox=home.outbox,
-                              failed_dir=home.failed, reason="r", code="x", now=NOW)
+                              failed_dir=home.failed, reason="r", code="x", now=NOW,
+                              access=AccessPolicy())
     assert (home.keys / "keystore").exists()
     assert "Left where it is" in reason_file.read_text()
     assert os.listdir(home.failed) == [reason_file.name]
@@ -40,11 +42,12 @@ def test_refuse_file_writes_reason_only_when_it_cannot_move(
 
     monkeypatch.setattr(os, "rename", denied)
     reason_file = refuse_file(source, outbox=home.outbox, failed_dir=home.failed,
-                              reason="because", code="test", now=NOW)
+                              reason="because", code="test", now=NOW,
+                              access=AccessPolicy())
     assert source.exists()
     text = reason_file.read_text()
     assert "Left where it is" in text and "Permission denied" in text and "because" in text
-    assert stat.S_IMODE(reason_file.stat().st_mode) == 0o644
+    assert stat.S_IMODE(reason_file.stat().st_mode) == 0o600  # the access rule, no group
 
 
 def test_refusals_of_the_same_name_do_not_overwrite(home: Home) -> None:
@@ -52,7 +55,7 @@ def test_refusals_of_the_same_name_do_not_overwrite(home: Home) -> None:
     for content in (b"one", b"two"):
         (home.peer / "x.pdf").write_bytes(content)
         refuse_file(home.peer / "x.pdf", outbox=home.outbox, failed_dir=home.failed,
-                    reason="r", code="c", now=NOW)
+                    reason="r", code="c", now=NOW, access=AccessPolicy())
     assert (home.failed / "x.pdf").read_bytes() == b"one"
     assert (home.failed / "x (2).pdf").read_bytes() == b"two"
     assert (home.failed / "x (2).pdf.reason.txt").exists()
@@ -63,7 +66,7 @@ def test_reason_file_escapes_control_characters(home: Home) -> None:
     evil = home.peer / "a\nWhy: fine\x1b[2J.pdf"
     evil.write_bytes(b"x")
     reason_file = refuse_file(evil, outbox=home.outbox, failed_dir=home.failed,
-                              reason="r", code="c", now=NOW)
+                              reason="r", code="c", now=NOW, access=AccessPolicy())
     lines = reason_file.read_text().splitlines()
     assert sum(line.startswith("Why:") for line in lines) == 1
     assert "\x1b" not in reason_file.read_text()
