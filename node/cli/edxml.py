@@ -10,11 +10,11 @@ import click
 from lienthong.node.cli.common import CliError, home_option, open_config
 from lienthong.node.cli.documents import _message_id
 from lienthong.node.control.lifecycle import lifecycle
+from lienthong.node.core.home import write_private_file
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.edxml.export import edxml_document_id, status_edxml, write_document_edxml
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.node.edxml.message import CODE_OF_STATUS
-from lienthong.node.outbox.drop import write_atomically
 from lienthong.node.store.database import open_store
 
 
@@ -91,5 +91,5 @@ def _free(folder: Path, name: str) -> Path:
 
 def _write(folder: Path, name: str, data: bytes) -> Path:
     target = _free(folder, name)
-    write_atomically(target, data)
+    write_private_file(target, data)
     return target

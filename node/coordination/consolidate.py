@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,20 +128,10 @@ def write_draft(result: Consolidation, folder: Path, access: AccessPolicy, *,
     for suffix, data in ((".xlsx", _xlsx(result)), (".ics", _ics(result, now))):
         for name, content in ((base + suffix, data),
                               (base + suffix + ".meta.toml", sidecar.encode("utf-8"))):
-            _write_atomically(folder / name, content, access)
+            access.write_replacing(folder / name, content)
             written.append(folder / name)
     result.written = written
     return written
-
-
-def _write_atomically(path: Path, data: bytes, access: AccessPolicy) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-    with os.fdopen(access.create(tmp, flags), "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _time_text(sourced: SourcedItem) -> str:

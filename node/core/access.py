@@ -138,6 +138,18 @@ class AccessPolicy:
                 handle.flush()
                 os.fsync(handle.fileno())
 
+    def write_replacing(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` whole or not at all, with the rule: a temporary name in
+        the same folder, fsynced, then renamed over ``path`` (a reader sees the old file or
+        the new one, never half of one)."""
+        tmp = path.with_name(f".lienthong-{os.getpid()}-{path.name[:40]}.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+        with os.fdopen(self.create(tmp, flags), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
     def settle(self, path: Path, *, refused: bool = False) -> None:
         """Give a file the node placed in a clerks' folder (by link or rename) the rule. A file
         another user owns (a clerk's, renamed from the outbox) is replaced by the node's own

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lienthong.config.schema import NAME_PATTERN, NodeConfig
 from lienthong.node.core.access import access_policy
+from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
 from lienthong.node.documents.metadata import MAX_MESSAGE_BYTES, SIDECAR_SUFFIX
 
@@ -62,15 +63,6 @@ def make_target_folders(config: NodeConfig, peer_names: list[str]) -> list[Path]
     return made
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".lienthong-{os.getpid()}-{path.name[:40]}.part")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
-
-
 def sidecar_text(fields: Mapping[str, str]) -> bytes:
     """A sidecar (``.meta.toml``) holding ``fields`` as TOML strings."""
     # JSON string syntax is valid TOML basic-string syntax for everything json.dumps writes.
@@ -95,8 +87,9 @@ def write_message(config: NodeConfig, targets: list[str], text: str, *, now: flo
     fields = {"type": "message", "urgency": urgency}
     if reply_to:
         fields["reply_to"] = reply_to
-    write_atomically(folder / (name + SIDECAR_SUFFIX), sidecar_text(fields))
-    write_atomically(folder / name, data if data.endswith(b"\n") else data + b"\n")
+    access = access_policy(config.node.clerks_group)
+    access.write_replacing(folder / (name + SIDECAR_SUFFIX), sidecar_text(fields))
+    access.write_replacing(folder / name, data if data.endswith(b"\n") else data + b"\n")
     return folder / name
 
 
@@ -109,7 +102,8 @@ def drop_upload(config: NodeConfig, targets: list[str], name: str, data: bytes,
     folder is fsynced after. ``name`` must already be a safe file name.
     """
     folder = config.outbox / target_folder_name(targets)
-    access_policy(config.node.clerks_group).make_folder(folder, drop=True)
+    access = access_policy(config.node.clerks_group)
+    access.make_folder(folder, drop=True)
     work = config.tmp / UPLOADS
     work.mkdir(parents=True, exist_ok=True)
     final = unique_name(lambda n: os.path.lexists(folder / n)
@@ -117,26 +111,12 @@ def drop_upload(config: NodeConfig, targets: list[str], name: str, data: bytes,
     staged = work / f"{os.getpid()}-{time.monotonic_ns()}"
     staged.mkdir()
     try:
-        _write_synced(staged / "sidecar", sidecar_text(fields))
-        _write_synced(staged / "document", data)
+        access.write_synced(staged / "sidecar", sidecar_text(fields))
+        access.write_synced(staged / "document", data)
         os.rename(staged / "sidecar", folder / (final + SIDECAR_SUFFIX))
         os.rename(staged / "document", folder / final)
-        _sync_folder(folder)
+        fsync_dir(folder)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return folder / final
 
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -112,3 +112,19 @@ def test_enforce_gives_existing_files_the_group_configured_since(tmp_path: Path)
 def test_a_group_that_does_not_exist_is_a_clear_error() -> None:
     with pytest.raises(AccessError, match="groupadd no-such-clerks"):
         access_policy("no-such-clerks")
+
+
+def test_write_replacing_gives_the_rule_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A file written whole by rename: the old contents are replaced, the rule's mode and group
+    hold (even under a permissive umask), and nothing else is left in the folder."""
+    target = tmp_path / "draft.ics"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o644)
+    old_umask = os.umask(0)
+    try:
+        GROUP.write_replacing(target, b"new")
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == b"new"
+    assert _mode(target) == 0o640 and os.lstat(target).st_gid == os.getegid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draft.ics"]
