@@ -26,7 +26,7 @@ def test_probe_counts_documents_not_hint_folders_nor_sidecars(tmp_path: Path) ->
     (target / "a.pdf").write_text("x")
     (target / "a.pdf.meta.toml").write_text('type = "công văn"\n')
     (target / "khan" / "b.pdf").write_text("x")
-    assert probe_home(tmp_path)["outbox_waiting"] == 2
+    assert probe_home(tmp_path, None)["outbox_waiting"] == 2
 
 
 def test_probe_names_folders_wider_than_the_access_rule_and_counts_their_files(
