@@ -40,6 +40,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, DeadlineRow
+from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.documents.metadata import DocumentMeta
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.ports import ControlSender
@@ -153,6 +154,16 @@ class ProgrammeReminders:
             self._busy = False
         return sent
 
+    def _claim(self, key: dict[str, str], due: str, peer: str, now: str) -> bool:
+        """Blocking: claim the step and audit the claim in one transaction (no audit event
+        when it was already claimed: nothing happens then)."""
+        store = self.rt.store
+        with store.transaction():
+            if not store.claim_reminder(due=due, now=now, **key):
+                return False
+            store.append_audit("programme-reminder", now, peer=peer, detail=dict(key, due=due))
+        return True
+
     @inlineCallbacks
     def _send(self, reminder: Reminder) -> Generator[Deferred[Any], Any, str | None]:
         rt = self.rt
@@ -164,9 +175,8 @@ class ProgrammeReminders:
             return None
         key = {"office": reminder.office, "kind": reminder.kind, "period": reminder.period,
                "step": reminder.step}
-        claimed = yield rt.db_audited(
-            rt.store.claim_reminder, due=reminder.due, now=rt.now_text(), **key,
-            events=[("programme-reminder", dict(key, peer=peer.node_id, due=reminder.due))])
+        claimed = yield rt.db(self._claim, key, reminder.due, peer.node_id,
+                              rfc3339_ms(rt.now()))
         if not claimed:
             return None
         meta = DocumentMeta(kind="message", type="message",

@@ -95,6 +95,8 @@ def test_a_reminder_and_an_overdue_message_each_sent_once(tmp_path: Path) -> Non
                                                            on_dispatch=lambda ids: None))) == []
     finally:
         again.close()
+    claims = [e for e in tinhuy.store.audit_entries() if e.kind == "programme-reminder"]
+    assert len(claims) == 2  # a claim refused is no event: nothing happened
 
     # Tuesday 26 January: 2027-02 is now overdue (its reminder was sent; now the overdue).
     reactor.advance(5 * 24 * 3600)
