@@ -18,12 +18,12 @@ PLACES = ("", "Phòng họp 1", "phong hop 1", "Hội trường A")
 TITLES = ("Họp Thường trực", "hop thuong truc", "Tiếp công dân", "Giao ban")
 OFFICES = ("tinhuy", "hdnd", "ubnd")
 
+ANY_TITLE = st.sampled_from(TITLES)
 times = st.one_of(st.none(), st.builds(dt.time, st.integers(0, 23), st.sampled_from((0, 30))))
 
 
 @st.composite
-def sourced_items(draw: st.DrawFn, titles: st.SearchStrategy[str] = st.sampled_from(TITLES)
-                  ) -> SourcedItem:
+def sourced_items(draw: st.DrawFn, titles: st.SearchStrategy[str] = ANY_TITLE) -> SourcedItem:
     start = draw(times)
     end = None
     if start is not None and draw(st.booleans()):

@@ -187,3 +187,28 @@ def test_a_clerks_date_without_a_year_is_this_year() -> None:
     assert parse_day("2026-11-30", today) == dt.date(2026, 11, 30)
     assert parse_day("31/02", today) is None
     assert parse_day("", today) is None
+
+
+def test_the_report_shows_the_month_in_its_period_column(store: Store) -> None:
+    """node/report reads ``period`` for its "Kỳ" column: a due-date document shows its month
+    there, not its document type."""
+    import re
+
+    from lienthong.node.report.figures import YearFigures
+    from lienthong.node.report.render import render_html
+
+    hdnd = make_peer("hdnd", 2).node_id
+    mid = f"{11:032x}"
+    store.add_dispatch(NewDispatch(
+        message_id=mid, name="Chỉ thị 07.pdf", target="hdnd", spool_dir=f"spool/{mid}",
+        header_token="h.11.s", size=4, sha256="0" * 64, ciphertext_size=8, priority=3,
+        meta={"kind": "document", "type": "directive", "due": "2027-03-15"},
+        recipients=(hdnd,)), _at("2027-03-01"))
+    rows = [r for r in DeadlineEngine(store, SECTION, own_name="tinhuy").rows(
+        _now("2027-03-20")) if r.kind == "document"]
+    figures = YearFigures(2027, "tinhuy", "2027-03-20T05:00:00Z", ("tinhuy", "hdnd"), (), (),
+                          tuple(rows), (), (), (), ())
+    page = render_html(figures, lang="vi")
+    assert "<th>Kỳ</th>" in page
+    (cells,) = [r for r in re.findall(r"<tr>(.*?)</tr>", page, re.S) if "2027-03-15" in r]
+    assert "<td>2027-03</td>" in cells and "directive" not in cells
