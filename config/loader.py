@@ -289,7 +289,8 @@ def _coordination(data: Mapping[str, Any], source: Path) -> CoordinationSection:
         "if_day_off": _choice("keep", "earlier", "later"),
         "remind_working_days": _bounded(0, 60, "a number of working days"),
         "conclusion_working_days": _bounded(1, 60, "a number of working days"),
-        "days_off": _dates, "working_days": _dates, "since": _iso_date}, source)
+        "days_off": _dates, "working_days": _dates, "since": _iso_date,
+        "send_reminders": _boolean}, source)
     try:
         dt.date(2027, raw.get("annual_due_month", 11), raw.get("annual_due_day", 30))
     except ValueError:

@@ -165,6 +165,9 @@ class CoordinationSection:
     working_days: tuple[str, ...] = ()
     #: No obligation is due before this day (ISO date); empty: 92 days back from today.
     since: str = ""
+    #: At the consolidating office: also send the office that owes a programme a signed
+    #: message when the reminder window opens and when it becomes overdue (once each).
+    send_reminders: bool = False
 
 
 #: The largest ``[edxml] max_mib`` accepted: an edXML message is a handful of attachments in

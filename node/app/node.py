@@ -27,6 +27,7 @@ from lienthong.node.audit.heads import HeadSigner
 from lienthong.node.audit.witnesses import HEAD_KIND, WITNESS_KIND, HeadWitnessing
 from lienthong.node.control.received import ReceivedControl
 from lienthong.node.control.requests import ControlRequests
+from lienthong.node.coordination.reminders import ProgrammeReminders
 from lienthong.node.core.ratelimit import RateLimit
 from lienthong.node.delivery.links import PeerLink
 from lienthong.node.identity.key_update_incoming import IncomingKeyUpdates
@@ -113,6 +114,7 @@ class Node:
         self.offers.control[HEAD_KIND] = self.head_witnessing.on_head
         self.offers.control[WITNESS_KIND] = self.head_witnessing.on_witness
         self.offers.control[SUMMARY_KIND] = self.reconciler.on_summary
+        self.programme_reminders = ProgrammeReminders(runtime, self.outbox)
 
     @property
     def listening_port(self) -> int:
@@ -167,6 +169,7 @@ class Node:
         self.head_signer.start()
         self.head_witnessing.start()
         self.reconciler.start()
+        self.programme_reminders.start()
         self.running = True
         for link in self.links.values():
             link.kick()
@@ -284,6 +287,7 @@ class Node:
         """Stop taking work, close connections (partials stay for resume), flush the store."""
         self.running = False
         self.reconciler.stop()
+        self.programme_reminders.stop()
         self.head_witnessing.stop()
         if self.head_signer is not None:
             # The head at shutdown goes to the peers (queued now, delivered after the next

@@ -7,6 +7,7 @@ clashes, and writes the consolidated draft (docs/coordination.md).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -19,14 +20,43 @@ from rich.text import Text
 from lienthong.node.cli.common import CliError, home_option, open_config
 from lienthong.node.coordination.consolidate import gather, write_draft
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, parse_periods
+from lienthong.node.coordination.obligations import local_today
 from lienthong.node.core.access import access_policy
 from lienthong.node.documents.periods import KINDS
+from lienthong.node.documents.programme_items import VIETNAM
 from lienthong.node.store.database import open_store
 
 STATE_TEXT = {"on-time": "on time (đúng hạn)", "late": "late (trễ hạn)",
               "overdue": "overdue (quá hạn)", "missing": "missing (không có)"}
 STATE_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "bold red",
                "missing": "red"}
+
+
+def _kind_text(row: dict) -> str:
+    """A programme's kind, or the document type of a due-date document ("document: directive")."""
+    if row["kind"] == "document" and row.get("doc_type"):
+        return f"document: {row['doc_type']}"
+    return str(row["kind"])
+
+
+def parse_day(text: str, today: dt.date) -> dt.date | None:
+    """A clerk's date: 30/11/2026, 2026-11-30, or 30/11 (in ``today``'s year); else None."""
+    value = text.strip()
+    for pattern in ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y"):
+        try:
+            return dt.datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    try:
+        day_month = dt.datetime.strptime(f"{value}/{today.year}", "%d/%m/%Y")
+    except ValueError:
+        return None
+    return day_month.date()
+
+
+def noon_of(day: dt.date) -> float:
+    """Midday of ``day`` in Vietnam, as a timestamp: the engine's "today" is that day."""
+    return dt.datetime.combine(day, dt.time(12), VIETNAM).timestamp()
 
 
 def _state_text(row: dict) -> str:
@@ -44,31 +74,44 @@ def _state_text(row: dict) -> str:
               help="Only this kind (repeatable).")
 @click.option("--period", "periods", multiple=True,
               help="Only this period: 2027, 2027-Q1, 2027-01 or 2027-W05 (repeatable).")
+@click.option("--on", "on_day", default=None, metavar="DATE",
+              help="Evaluate as of this day (30/11/2026, 2026-11-30, or 30/11 for this year) "
+                   "instead of today: what was due, sent and late on that day.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @home_option
 def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[str, ...],
-              as_json: bool, home: Path | None) -> None:
+              on_day: str | None, as_json: bool, home: Path | None) -> None:
     """Programme deadlines and due dates: who owes what to whom, by when, and its state."""
     config = open_config(home)
     try:
         query = DeadlineQuery(offices=offices, kinds=kinds, periods=parse_periods(periods))
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    now = time.time()
+    if on_day is not None:
+        day = parse_day(on_day, local_today(now))
+        if day is None:
+            raise CliError(f"--on {on_day!r} is not a date; write it as 30/11/2026, "
+                           "2026-11-30, or 30/11 for this year")
+        now = noon_of(day)
+    as_of = local_today(now)
     store = open_store(config.store.url)
     try:
         engine = DeadlineEngine(store, config.coordination, own_name=config.node.name)
-        rows = [row.as_json() for row in engine.rows(time.time(), query)]
+        rows = [row.as_json() for row in engine.rows(now, query)]
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"office": config.node.name,
+        click.echo(json.dumps({"office": config.node.name, "as_of": as_of.isoformat(),
                                "consolidating_office": config.coordination.consolidating_office,
                                "deadlines": rows}, ensure_ascii=False, indent=2))
         return
     if not rows:
         click.echo("No deadlines match.")
         return
-    table = Table(title=f"Deadlines seen by {config.node.name}")
+    title = (f"Deadlines seen by {config.node.name}" if on_day is None else
+             f"Deadlines seen by {config.node.name} as of {as_of.strftime('%d/%m/%Y')}")
+    table = Table(title=title)
     for heading in ("Period", "Office", "Kind", "Due", "Sent", "Received", "State"):
         table.add_column(heading)
     for row in rows:
@@ -76,7 +119,7 @@ def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[s
         if row["due_day_off"]:
             due.append(f"\n(day off: {row['due_day_off']})", style="yellow")
         table.add_row(Text(row["period"]), Text(f"{row['office']} → {row['owed_to']}"),
-                      Text(row["kind"]), due, Text(row["sent_at"] or "—"),
+                      Text(_kind_text(row)), due, Text(row["sent_at"] or "—"),
                       Text(row["received_at"] or "—"),
                       Text(_state_text(row), style=STATE_STYLE[row["state"]]))
     Console().print(table)

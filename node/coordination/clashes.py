@@ -75,9 +75,10 @@ def find_clashes(items: Sequence[SourcedItem]) -> list[Clash]:
             if not _overlap(first.item, second.item) or _same_event(first, second):
                 continue
             leaders = {fold(n): n for n in first.item.leaders}
-            for name in second.item.leaders:
-                if fold(name) in leaders:
-                    clashes.append(Clash("leader", leaders[fold(name)], first, second))
+            # A leader written twice in one item (two spellings) is one clash, not two.
+            for key in dict.fromkeys(fold(name) for name in second.item.leaders):
+                if key in leaders:
+                    clashes.append(Clash("leader", leaders[key], first, second))
             if first.item.place and fold(first.item.place) == fold(second.item.place):
                 clashes.append(Clash("place", first.item.place, first, second))
     return clashes

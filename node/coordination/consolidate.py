@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lienthong.node.coordination.clashes import Clash, SourcedItem, find_clashes
+from lienthong.node.coordination.deadlines import office_names
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.documents.periods import Period
 from lienthong.node.documents.programme_items import (
@@ -81,7 +82,7 @@ def gather(store: Store, period: Period, *, home: Path, own_name: str,
     """Read the period's received programmes (and this office's own files); find clashes.
     ``home``: the node's home, which the inbox paths in the store are relative to."""
     out = Consolidation(str(period))
-    names = {record.peer.node_id: record.peer.name for record in store.list_peers()}
+    names = office_names(store)
     tracked = [row for row in store.tracked_documents(doc_type="programme",
                                                       periods=[str(period)],
                                                       direction="received")

@@ -35,6 +35,7 @@ from lienthong.node.coordination.obligations import (
     Obligation,
     assess,
     assess_due,
+    happened_by,
     local_day,
     local_today,
 )
@@ -54,7 +55,11 @@ class DeadlineRow:
     """One obligation and its state: a line of ``lienthong deadlines``."""
 
     kind: str
+    #: The programme's period; for a due-date document or a conclusion, the month it is due
+    #: or was held in (2027-03), the same form as a monthly period.
     period: str
+    #: The document type (``programme``, ``directive``, ``conclusion``...).
+    doc_type: str | None
     office: str
     owed_to: str
     due: str
@@ -80,6 +85,21 @@ class DeadlineQuery:
     kinds: tuple[str, ...] = ()
     periods: tuple[Period, ...] = ()
     between: tuple[dt.date, dt.date] | None = None
+
+
+def office_names(store: Store) -> dict[str, str]:
+    """Node ID -> office name, for every identity each peer has had, current and former.
+
+    A peer that rotated its identity (docs/keys.md §3) keeps its former identity keys in the
+    directory; a programme it sent before rotating was received (and receipted) under the
+    former node ID and must still count for the same office.
+    """
+    names: dict[str, str] = {}
+    for record in store.list_peers():
+        for key in record.peer.all_identity_keys():
+            names[key.kid] = record.peer.name
+        names[record.peer.node_id] = record.peer.name
+    return names
 
 
 def working_calendar(section: CoordinationSection) -> WorkingCalendar:
@@ -115,24 +135,25 @@ class DeadlineEngine:
         today = local_today(now)
         names, ids_of = self._directory()
         rows = self._programme_rows(today, query, names, ids_of)
-        if not query.periods and (not query.kinds or "document" in query.kinds
-                                  or "conclusion" in query.kinds):
-            rows += self._document_rows(today, names, query)
+        if not query.kinds or "document" in query.kinds or "conclusion" in query.kinds:
+            rows += self._document_rows(today, names, _months_of(query))
         if query.offices:
             rows = [row for row in rows if row.office in query.offices
                     or row.owed_to in query.offices]
         if query.kinds:
             rows = [row for row in rows if row.kind in query.kinds]
+        if query.periods:
+            wanted = {str(period) for period in query.periods}
+            rows = [row for row in rows if row.period in wanted]
         return sorted(rows, key=lambda r: (r.due, r.kind, r.period, r.office))
 
     # -- programmes ------------------------------------------------------------------------
 
     def _directory(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-        names: dict[str, str] = {}
+        names = office_names(self.store)
         ids_of: dict[str, list[str]] = {}
-        for record in self.store.list_peers():
-            names[record.peer.node_id] = record.peer.name
-            ids_of.setdefault(record.peer.name, []).append(record.peer.node_id)
+        for node_id, name in names.items():
+            ids_of.setdefault(name, []).append(node_id)
         return names, {name: tuple(ids) for name, ids in ids_of.items()}
 
     def _owing_offices(self, ids_of: Mapping[str, Sequence[str]]) -> list[str]:
@@ -170,6 +191,7 @@ class DeadlineEngine:
             for office in offices:
                 obligation = Obligation(office, self.section.consolidating_office, deadline)
                 found = answers.get((office, obligation.period))
+                found = found.as_of(today) if found is not None else None
                 state = assess(obligation, found, today, self.calendar,
                                remind_working_days=self.section.remind_working_days)
                 out.append(_row(obligation.kind, obligation.period, office,
@@ -215,7 +237,8 @@ class DeadlineEngine:
                                                due_until=last.isoformat())
         conclusions = [row for row in self.store.tracked_documents(
             doc_type="conclusion", direction="sent")
-            if first - dt.timedelta(days=LOOKAHEAD_DAYS) <= local_day(row.recorded_at) <= last]
+            if first - dt.timedelta(days=LOOKAHEAD_DAYS) <= local_day(row.recorded_at) <= last
+            and happened_by(row.recorded_at, today)]
         mids = [r.message_id for r in tracked] + [r.message_id for r in conclusions]
         statuses = self.store.statuses_of(mids)
         dispatches = self.store.dispatches_by_ids(
@@ -231,26 +254,29 @@ class DeadlineEngine:
             day_off = self.calendar.day_off_reason(due)
             if row.direction == "sent" and row.message_id in dispatches:
                 dispatch = dispatches[row.message_id]
+                if not happened_by(dispatch.created_at, today):
+                    continue
                 for delivery in dispatch.deliveries:
                     done = _first_status(statuses.get(row.message_id, ()), "completed",
-                                         delivery.peer_node_id)
+                                         delivery.peer_node_id, today)
                     state = assess_due(due, done, today, self.calendar,
                                        remind_working_days=remind)
-                    out.append(_row("document", row.doc_type or "document",
+                    out.append(_row("document", month_label(due),
                                     names.get(delivery.peer_node_id, delivery.peer_node_id),
                                     self.own_name, due, day_off, state,
                                     Fulfilment(dispatch.message_id, dispatch.name,
-                                               dispatch.created_at, done)))
+                                               dispatch.created_at, done),
+                                    doc_type=row.doc_type or None))
             elif row.direction == "received":
                 got = received.get((row.sender_node_id, row.message_id))
-                if got is None:
+                if got is None or not happened_by(got.received_at, today):
                     continue
-                done = _first_status(statuses.get(row.message_id, ()), "completed", None)
+                done = _first_status(statuses.get(row.message_id, ()), "completed", None, today)
                 state = assess_due(due, done, today, self.calendar, remind_working_days=remind)
-                out.append(_row("document", row.doc_type or "document", self.own_name,
+                out.append(_row("document", month_label(due), self.own_name,
                                 names.get(row.sender_node_id, row.sender_node_id), due, day_off,
                                 state, Fulfilment(got.message_id, got.name, got.received_at,
-                                                  done)))
+                                                  done), doc_type=row.doc_type or None))
         for row in conclusions:
             concluded = dispatches.get(row.message_id)
             if concluded is not None:
@@ -261,18 +287,18 @@ class DeadlineEngine:
                          names: Mapping[str, str], today: dt.date) -> list[DeadlineRow]:
         due = self.calendar.add_working_days(local_day(dispatch.created_at),
                                              self.section.conclusion_working_days)
-        meeting = dispatch.meta.get("meeting_date") or local_day(dispatch.created_at).isoformat()
+        meeting = _iso_day(dispatch.meta.get("meeting_date")) or local_day(dispatch.created_at)
         out = []
         for delivery in dispatch.deliveries:
             done = _first_status(statuses.get(dispatch.message_id, ()), "registered",
-                                 delivery.peer_node_id)
+                                 delivery.peer_node_id, today)
             state = assess_due(due, done, today, self.calendar,
                                remind_working_days=self.section.remind_working_days)
-            out.append(_row("conclusion", str(meeting),
+            out.append(_row("conclusion", month_label(meeting),
                             names.get(delivery.peer_node_id, delivery.peer_node_id),
                             self.own_name, due, None, state,
                             Fulfilment(dispatch.message_id, dispatch.name, dispatch.created_at,
-                                       done)))
+                                       done), doc_type="conclusion"))
         return out
 
 
@@ -284,16 +310,44 @@ def _keep_first(found: dict[tuple[str, str], Fulfilment], key: tuple[str, str],
         found[key] = candidate
 
 
-def _first_status(rows: Iterable[Any], status: str, peer_node_id: str | None) -> str | None:
+def _first_status(rows: Iterable[Any], status: str, peer_node_id: str | None,
+                  today: dt.date) -> str | None:
+    """When ``status`` was first reported (by ``peer_node_id``), if by the end of ``today``."""
     for row in rows:
-        if row.status == status and (peer_node_id is None or row.peer_node_id == peer_node_id):
+        if row.status == status and (peer_node_id is None or row.peer_node_id == peer_node_id) \
+                and happened_by(str(row.time), today):
             return str(row.time)
     return None
 
 
+def _months_of(query: DeadlineQuery) -> DeadlineQuery:
+    """The window of due days for documents when periods are asked for: from the first day of
+    the earliest period to the last day of the latest (document rows are labelled by month)."""
+    if not query.periods:
+        return query
+    return DeadlineQuery(between=(min(p.first_day for p in query.periods),
+                                  max(p.last_day for p in query.periods)))
+
+
+def month_label(day: dt.date) -> str:
+    """The period a due-date document or a conclusion is listed under: its month (2027-03),
+    in the same form as a monthly programme's period, so the report's "Kỳ" column and
+    ``--period`` read alike for every row."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _iso_day(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _row(kind: str, period: str, office: str, owed_to: str, due: dt.date, day_off: str | None,
-         state: Assessment, found: Fulfilment | None) -> DeadlineRow:
-    return DeadlineRow(kind=kind, period=period, office=office, owed_to=owed_to,
+         state: Assessment, found: Fulfilment | None, *,
+         doc_type: str | None = "programme") -> DeadlineRow:
+    return DeadlineRow(kind=kind, period=period, doc_type=doc_type, office=office,
+                       owed_to=owed_to,
                        due=due.isoformat(), due_day_off=day_off, state=state.state,
                        working_days_left=state.working_days_left, reminder=state.reminder,
                        sent_at=found.sent_at if found else None,

@@ -38,6 +38,11 @@ def local_day(moment: str) -> dt.date:
     return parsed.astimezone(VIETNAM).date()
 
 
+def happened_by(moment: str | None, today: dt.date) -> bool:
+    """True when ``moment`` (RFC 3339) is on or before Vietnam's local day ``today``."""
+    return moment is not None and local_day(moment) <= today
+
+
 def local_today(now: float) -> dt.date:
     return dt.datetime.fromtimestamp(now, VIETNAM).date()
 
@@ -67,6 +72,15 @@ class Fulfilment:
     @property
     def done_at(self) -> str | None:
         return self.received_at or self.sent_at
+
+    def as_of(self, today: dt.date) -> Fulfilment | None:
+        """What of it had happened by the end of ``today`` (``deadlines --on`` asks about a
+        past day: a programme received since then must not make that day's answer)."""
+        sent = self.sent_at if happened_by(self.sent_at, today) else None
+        received = self.received_at if happened_by(self.received_at, today) else None
+        if sent is None and received is None:
+            return None
+        return Fulfilment(self.message_id, self.name, sent, received)
 
 
 @dataclass(frozen=True, slots=True)

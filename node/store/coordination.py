@@ -1,4 +1,5 @@
-"""Documents the coordination regulation follows (``tracked_documents``, schema version 6).
+"""Documents the coordination regulation follows (``tracked_documents``, schema version 6), and
+the reminder messages sent to offices that owe a programme (``programme_reminders``, 7).
 
 A programme, a conclusion or any document with a ``due`` date gets a row when it is recorded
 as sent (``add_dispatches``) or received (``begin_publish``), in the same transaction, so the
@@ -10,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
 from lienthong.node.store.incoming import _row as _received_row
-from lienthong.node.store.records import ReceivedRow, StatusRow, TrackedRow
+from lienthong.node.store.records import ReceivedRow, ReminderRow, StatusRow, TrackedRow
 
 _k = t.tracked_documents
 _r = t.received
 _s = t.document_status
+_m = t.programme_reminders
 
 
 class CoordinationMethods(StoreBase):
@@ -67,3 +69,34 @@ class CoordinationMethods(StoreBase):
         for row in rows:
             out.setdefault(row.message_id, []).append(build(StatusRow, row))
         return out
+
+    # -- reminders (node/coordination/reminders.py) ----------------------------------------
+
+    def claim_reminder(self, *, office: str, kind: str, period: str, step: str, due: str,
+                       now: str) -> bool:
+        """Record that the reminder ``step`` for this obligation is being sent; False when it
+        was already (then it must not be sent again). Joins the caller's transaction."""
+        with self.transaction() as conn:
+            found = conn.execute(select(_m.c.office).where(
+                _m.c.office == office, _m.c.kind == kind, _m.c.period == period,
+                _m.c.step == step)).first()
+            if found is not None:
+                return False
+            conn.execute(insert(_m).values(office=office, kind=kind, period=period, step=step,
+                                           due=due, claimed_at=now, message_id=None))
+        return True
+
+    def note_reminder_queued(self, *, office: str, kind: str, period: str, step: str,
+                             message_id: str) -> None:
+        """The claimed reminder is queued as ``message_id``."""
+        with self.transaction() as conn:
+            conn.execute(update(_m).where(
+                _m.c.office == office, _m.c.kind == kind, _m.c.period == period,
+                _m.c.step == step).values(message_id=message_id))
+
+    def reminders(self) -> list[ReminderRow]:
+        """Every reminder claimed, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(_m).order_by(_m.c.claimed_at, _m.c.office,
+                                                    _m.c.period, _m.c.step)).all()
+        return [build(ReminderRow, row) for row in rows]

@@ -375,6 +375,22 @@ def _json(text_value: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _v7(conn: Connection) -> None:
+    """Version 7: ``programme_reminders``, the reminder messages sent to offices that owe a
+    programme (one per obligation and step)."""
+    md = MetaData()
+    Table("programme_reminders", md,
+          Column("office", String(200), primary_key=True),
+          Column("kind", String(16), primary_key=True),
+          Column("period", String(16), primary_key=True),
+          Column("step", String(16), primary_key=True),
+          Column("due", String(10), nullable=False),
+          Column("claimed_at", String(40), nullable=False),
+          Column("message_id", String(32)),
+          CheckConstraint("step IN ('reminder', 'overdue')", name="programme_reminders_step"))
+    md.create_all(conn)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
@@ -383,6 +399,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    (7, _v7),
 )
 
 

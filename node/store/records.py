@@ -150,6 +150,19 @@ class TrackedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ReminderRow:
+    """A reminder message sent (or claimed) for a programme obligation (``programme_reminders``)."""
+
+    office: str
+    kind: str
+    period: str
+    step: str
+    due: str
+    claimed_at: str
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PeerRecord:
     """A peer as the store keeps it: the directory value, plus its card and enrolment time."""
 

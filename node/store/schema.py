@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -356,4 +356,23 @@ tracked_documents = Table(
     CheckConstraint("consolidated IN (0, 1)", name="tracked_documents_consolidated"),
     Index("tracked_by_period", "doc_type", "period"),
     Index("tracked_by_due", "due"),
+)
+
+# -- version 7: reminders sent to offices that owe a programme (node/coordination/reminders.py)
+
+#: One row per programme obligation (office, kind, period) and step (``reminder``: the
+#: reminder window opened; ``overdue``: the due day passed) for which the consolidating office
+#: sent, or began sending, a signed reminder message. The primary key is what keeps a reminder
+#: from being sent twice, across restarts; ``message_id`` is filled in once the message is
+#: queued (NULL: a crash came between claiming and queueing it; it is not sent again).
+programme_reminders = Table(
+    "programme_reminders", metadata,
+    Column("office", String(NAME), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("step", String(16), primary_key=True),
+    Column("due", String(10), nullable=False),
+    Column("claimed_at", String(TIME), nullable=False),
+    Column("message_id", String(MESSAGE_ID)),
+    CheckConstraint("step IN ('reminder', 'overdue')", name="programme_reminders_step"),
 )

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from tests.integration.harness import ROOT, TestNode, sent_all, wait_for
@@ -141,3 +142,50 @@ def tinhuy_metrics(node: TestNode) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"http://{address}/metrics", timeout=10) as answer:
         return answer.read().decode("utf-8")
+
+
+def test_the_consolidating_office_reminds_an_office_that_owes_a_programme(network) -> None:  # type: ignore[no-untyped-def]
+    """With send_reminders on, tinhuy's node sends hdnd a signed message for the weekly
+    programme of this week (due last Thursday, not received: overdue); it arrives in hdnd's
+    inbox as a Vietnamese text, and a restart of tinhuy sends it no second time."""
+    from lienthong.node.documents.periods import period_containing
+
+    nodes = network("tinhuy", "hdnd")
+    tinhuy, hdnd = nodes["tinhuy"], nodes["hdnd"]
+    today = dt.datetime.now(VN).date()
+    with open(tinhuy.home / "lienthong.toml", "a", encoding="utf-8") as config:
+        config.write(f'\n[coordination]\nkinds = ["weekly"]\noffices = ["hdnd"]\n'
+                     f'send_reminders = true\nsince = {today - dt.timedelta(days=14)}\n')
+    for node in nodes.values():
+        node.start()
+    week = str(period_containing("weekly", today))
+    inbox = hdnd.home / "inbox" / "tinhuy"
+
+    def overdue_texts() -> list[str]:
+        if not inbox.is_dir():
+            return []
+        texts = [p.read_text(encoding="utf-8") for p in inbox.glob("*.txt")]
+        return [t for t in texts if "Quá hạn" in t and f"kỳ {week}" in t]
+
+    wait_for(lambda: len(overdue_texts()) == 1, timeout=60,
+             what="the overdue reminder in hdnd's inbox")
+    (text,) = overdue_texts()
+    assert "chương trình công tác tuần" in text and "hdnd" in text and "tinhuy" in text
+    claimed = audit_of(tinhuy, "programme-reminder")
+    assert {(e["period"], e["step"]) for e in claimed} >= {(week, "overdue")}
+    assert all(e["peer"] == hdnd.node_id for e in claimed)
+    wait_for(lambda: len(audit_of(tinhuy, "programme-reminder-queued")) == len(claimed),
+             timeout=30, what="every claimed reminder queued")
+    # What tinhuy's deadlines say agrees: each reminder names an overdue or reminded row.
+    rows = {(r["period"], r["state"]) for r in cli_json(tinhuy, "deadlines", "--kind",
+                                                       "weekly")["deadlines"]}
+    assert (week, "overdue") in rows
+
+    before = len(list(inbox.glob("*.txt")))
+    assert tinhuy.stop() == 0
+    tinhuy.start()
+    wait_for(lambda: len(audit_of(tinhuy, "node-started")) == 2, timeout=30,
+             what="tinhuy started again")
+    time.sleep(3)  # its start-up check has run (it is the first thing after listening)
+    assert len(audit_of(tinhuy, "programme-reminder")) == len(claimed)
+    assert len(list(inbox.glob("*.txt"))) == before
