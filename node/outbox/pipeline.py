@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
+from lienthong.node.documents.petitions import PETITION_TYPE, petition_reference, public_meta
 from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.edxml_drop import prepare_edxml
@@ -175,7 +176,9 @@ class Outbox:
                     yield rt.io(prepared.abandon,
                                 rt.config.failed if exc.belongs_in_failed else None)
                 if exc.belongs_in_failed:
-                    yield self._refuse(exc.path, exc.code, exc.reason)
+                    yield self._refuse(exc.path, exc.code, exc.reason,
+                                       shown=petition_reference(message_id)
+                                       if prepared.meta.kind == PETITION_TYPE else None)
                 else:
                     log.info("left {path!r} in place: {reason}", path=str(path),
                              reason=exc.reason)
@@ -264,7 +267,8 @@ class Outbox:
                 message_id=taken.message_id, name=taken.original_name, target=taken.target,
                 spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
                 sha256=header.sha256, ciphertext_size=header.ciphertext_size,
-                priority=priority, meta=meta, recipients=tuple(recipients)),
+                priority=priority, meta=public_meta(meta, taken.message_id),
+                recipients=tuple(recipients)),
                 rt.now_text(), events=[*before, ("sealed", {
                     "message_id": taken.message_id, "digest": header.sha256,
                     "name": taken.original_name, "recipients": recipients,
@@ -281,7 +285,9 @@ class Outbox:
         self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
-    def _refuse(self, path: Path, code: str, reason: str):
+    def _refuse(self, path: Path, code: str, reason: str, *, shown: str | None = None):
+        """Into failed/ with the reason, audited and logged under ``shown`` (a petition's
+        opaque reference) or the file's name."""
         rt = self._rt
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
@@ -290,9 +296,9 @@ class Outbox:
         except OSError as exc:
             where = None
             log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
-        yield rt.audit("refused", code=code, reason=reason, name=path.name,
-                       failed=str(where) if where else None)
-        log.warn("refused {path!r}: {reason}", path=str(path), reason=reason)
+        yield rt.audit("refused", code=code, reason=reason, name=shown or path.name,
+                       failed=str(where) if where and shown is None else None)
+        log.warn("refused {path!r}: {reason}", path=shown or str(path), reason=reason)
 
     @inlineCallbacks
     def send_control(self, recipients: list[str], *, name: str, data: bytes,
