@@ -140,10 +140,13 @@ class MetadataError(NodeError):
 
     code = "bad-metadata"
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, *, petition: bool = False) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+        #: A citizens' petition's: its file name must not be logged or audited, and
+        #: ``reason`` never repeats a value (docs/petitions.md §5).
+        self.petition = petition
 
 
 def _bad(reason: str) -> MetadataError:

@@ -37,7 +37,12 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
-from lienthong.node.documents.petitions import PETITION_TYPE, petition_reference, public_meta
+from lienthong.node.documents.petitions import (
+    PETITION_TYPE,
+    is_petition,
+    petition_reference,
+    public_meta,
+)
 from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.edxml_drop import prepare_edxml
@@ -279,10 +284,21 @@ class Outbox:
                 d.addErrback(lambda failure: log.failure("could not write the audit of {mid}",
                                                          failure, mid=taken.message_id))
             raise
+        if is_petition(meta):
+            yield self._register_petition(taken.message_id, recipients, meta)
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))
         self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
+
+    @inlineCallbacks
+    def _register_petition(self, message_id: str, recipients: list[str],
+                           meta: dict[str, Any]):
+        """A forwarded petition (chuyển đơn) enters the register, once per recipient."""
+        rt = self._rt
+        for node_id in recipients:
+            yield rt.db(rt.store.record_petition, "sent", node_id, message_id,
+                        meta["petition"], rt.now_text())
 
     @inlineCallbacks
     def _refuse(self, path: Path, code: str, reason: str, *, shown: str | None = None):
