@@ -145,10 +145,8 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         raise Refused("no-target", path)
     target, hint, original_name = _names(parts, path)
     if is_petition(meta):
-        # A petition's real name travels sealed; everything else names it opaquely
-        # (node/documents/petitions.py).
-        assert meta is not None
-        meta = dict(meta, petition=dict(meta["petition"], file_name=original_name))
+        # A petition's real name travels sealed (the outbox put it in ``meta``); everything
+        # else names it opaquely (node/documents/petitions.py).
         original_name = opaque_file_name(message_id, original_name)
     _check_contents(seen, path, max_bytes, allow_empty)
     try:

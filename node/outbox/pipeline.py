@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,13 @@ class Outbox:
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
             "created": rt.now_text(), "version": rt.envelope_version(recipients)}
+        meta = prepared.meta.as_envelope_meta()
+        if is_petition(meta):  # its real name travels sealed, in the petition object
+            meta["petition"]["file_name"] = unicodedata.normalize("NFC", path.name)
         return self._batches.submit(prepared.meta.priority, path, {
             "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
             "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
-            "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
+            "now": rt.now_text(), "meta": meta}, seal,
             prepared.adopt if prepared.sidecar is not None else None,
             None if prepared.looked else sidecar_of(path), size=size)
 
