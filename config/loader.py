@@ -228,7 +228,7 @@ def _petitions(data: Mapping[str, Any], home: Path, source: Path) -> PetitionsSe
         return PetitionLimits(accept, resolve, complex_)
 
     spec: dict[str, Check] = {"peers": _strings_of_slugs, "group": _unix_group,
-                              "folder": _path(home), "working_days": _boolean}
+                              "web_users": _strings, "working_days": _boolean}
     spec.update({kind: limits for kind in PETITION_KINDS})
     raw = _section(data, "petitions", spec, source)
     table = dict(DEFAULT_PETITION_LIMITS)

@@ -200,8 +200,9 @@ class PetitionsSection:
     #: The Unix group of the petition staff: they (and the node's user) read the restricted
     #: folder and may use ``lienthong petitions``; empty: the node's user only.
     group: str = ""
-    #: The restricted folder (inbox/ and sent/ of petitions); default ``<home>/petitions``.
-    folder: Path | None = None
+    #: Web accounts (``lienthong web user add``) of the petition staff: only they see the
+    #: petition page, signed in (never the loopback page any local user can open).
+    web_users: tuple[str, ...] = ()
     #: Count limits in working days (the deadline engine's calendar) or calendar days.
     working_days: bool = True
     limits: dict[str, PetitionLimits] = field(
@@ -274,7 +275,7 @@ class NodeConfig:
     @property
     def petitions_folder(self) -> Path:
         """The restricted folder of citizens' petitions (docs/petitions.md §5)."""
-        return self.petitions.folder or self.home / "petitions"
+        return self.home / "petitions"
 
     @property
     def spool(self) -> Path:

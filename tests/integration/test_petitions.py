@@ -176,7 +176,7 @@ def identity_key(node: TestNode) -> nacl.signing.VerifyKey:
     return nacl.signing.VerifyKey(read_card(node.card_path.read_text()).identity_public)
 
 
-def test_receiver_refuses_a_petition_its_policy_does_not_allow_with_a_signed_refusal(network) -> None:  # type: ignore[no-untyped-def]
+def test_receiver_refuses_a_petition_its_policy_does_not_allow(network) -> None:  # type: ignore[no-untyped-def]
     """hdnd may send petitions to ubnd by its own configuration, but ubnd accepts them only
     from tinhuy: ubnd refuses the offer, signs a refusal, and hdnd keeps it (verified) with
     the petition in failed/. hdnd itself refuses to send a petition to tinhuy, and one
@@ -193,7 +193,8 @@ def test_receiver_refuses_a_petition_its_policy_does_not_allow_with_a_signed_ref
              timeout=40, what="the refused petition in hdnd's failed/")
     reasons = [p.read_text(encoding="utf-8") for p in (hdnd.home / "failed").glob("*.reason.txt")]
     assert len(reasons) == 1 and "petition-not-allowed" in reasons[0]
-    (dispatch,) = [d for d in hdnd.query("recent_dispatches", 20) if d.meta.get("kind") == "petition"]
+    (dispatch,) = [d for d in hdnd.query("recent_dispatches", 20)
+                   if d.meta.get("kind") == "petition"]
     mid = dispatch.message_id
 
     def refused() -> bool:
