@@ -75,6 +75,12 @@ _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
+#: The only notes a status about a petition may carry: a note travels to the other office
+#: and into both audit logs, so nothing a clerk types about the citizen goes with it
+#: (node/petitions/decisions.py).
+PETITION_STATUS_NOTES = ("", "Đã thụ lý đơn", "Không thụ lý đơn", "Đã giải quyết đơn")
+
+
 class PetitionError(NodeError):
     """A petition's metadata that will not be sent or accepted; ``reason`` names the field
     and never repeats its value. ``code``: ``bad-petition``, or ``petition-not-allowed``

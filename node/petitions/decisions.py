@@ -20,15 +20,16 @@ from dataclasses import dataclass
 
 from lienthong.node.control.asking import ask_status
 from lienthong.node.control.requests import RequestRefused
+from lienthong.node.documents.petitions import PETITION_STATUS_NOTES
 from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PetitionRow
 
 #: decision -> (processing status, fixed note, register column).
 DECISIONS = {
-    "accept": ("in-progress", "Đã thụ lý đơn", "accepted_at"),
-    "reject": ("rejected", "Không thụ lý đơn", "rejected_at"),
-    "resolve": ("completed", "Đã giải quyết đơn", "resolved_at"),
+    "accept": ("in-progress", PETITION_STATUS_NOTES[1], "accepted_at"),
+    "reject": ("rejected", PETITION_STATUS_NOTES[2], "rejected_at"),
+    "resolve": ("completed", PETITION_STATUS_NOTES[3], "resolved_at"),
 }
 
 

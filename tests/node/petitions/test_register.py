@@ -7,16 +7,21 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
 from lienthong.config.loader import parse_config
+from lienthong.node.control.asking import ask_status
+from lienthong.node.control.requests import RequestRefused
+from lienthong.node.petitions.decisions import decide
 from lienthong.node.petitions.export import write_register
 from lienthong.node.petitions.register import PetitionRegister, RegisterQuery, summary
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import NewStatus
+from tests.node.storehelp import make_received
 
 PEER = "peer-node-id"
 MID = "a" * 32
@@ -112,3 +117,24 @@ def test_forwarded_petition_follows_the_handling_offices_statuses(store: Store,
     rows = list(load_workbook(path).active.iter_rows(values_only=True))
     assert rows[0][0] == "Sổ theo dõi đơn — ubnd" and len(rows) == 4
     assert rows[2][5] == "'=HYPERLINK(\"x\")"  # a formula is written as text
+
+
+def test_a_petitions_status_carries_no_free_note_and_decisions_go_in_order(
+        store: Store) -> None:
+
+    item = replace(make_received(7, PEER), meta={"kind": "petition", "petition_ref": "p"})
+    store.begin_publish(item, "2026-12-01T02:00:00Z")
+    store.mark_stored(PEER, item.message_id, "receipt", "2026-12-01T02:00:01Z")
+    store.record_petition("received", PEER, item.message_id, PETITION, "2026-12-01T02:00:01Z")
+    with pytest.raises(RequestRefused, match="carries no free note"):
+        ask_status(store, item.message_id, "completed", note="Bà B đã rút đơn",
+                   register_number=None, now="2026-12-02T00:00:00Z")
+    with pytest.raises(RequestRefused, match="only after it was accepted"):
+        decide(store, item.message_id, "resolve", now="2026-12-02T00:00:00Z")
+    done = decide(store, item.message_id, "accept", now="2026-12-02T00:00:00Z")
+    assert done.status == "in-progress"
+    (request,) = store.control_requests()
+    assert (request.message_id, request.payload["status"], request.payload["note"]) == (
+        item.message_id, "in-progress", "Đã thụ lý đơn")
+    (row,) = store.petition_by_message(item.message_id)
+    assert row.accepted_at == "2026-12-02T00:00:00Z"
