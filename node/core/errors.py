@@ -14,7 +14,7 @@ instance, to a finer reason from their own table; the class code names the famil
 The roots and their codes (a subclass inherits its root's code unless it has its own)::
 
     NodeError                 node-error
-    core         (none yet)
+    core         RestrictedFolderError       restricted-folder
     store        StoreError                  store-error
                  DatabaseStopped             database-stopped
                  ChainBroken                 audit-chain-broken
@@ -27,6 +27,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     edxml        EdxmlError                  bad-edxml
                  NumberError                 bad-number
                  ProgrammeFileError          bad-programme
+                 PetitionError               bad-petition
     outbox       SidecarFound                sidecar-found
                  Refused                     file-refused
                  TargetError                 unknown-target
@@ -38,6 +39,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     backup       BackupError                 backup-error
     report       ReportError                 report-error
     control      RequestRefused              request-refused
+    petitions    NotPetitionStaff            not-petition-staff
                  _Mismatch                   status-mismatch
     reconciliation _Refused                  summary-refused
     web          AccountError                web-account
