@@ -57,9 +57,10 @@ def ask_status(store: Store, message_id: str, status: str, *, note: str = "",
         raise _refused("This office received no document with message ID {mid}.",
                        mid=message_id)
     if is_petition(rows[0].meta) and note.strip() not in PETITION_STATUS_NOTES:
-        raise _refused("A status about a citizens' petition carries no free note (it would "
-                       "reach the other office and both audit logs); use lienthong petitions "
-                       "accept, reject or resolve.")
+        raise RequestRefused(Phrase(
+            "A status about a citizens' petition carries no free note (it would reach the "
+            "other office and both audit logs); use lienthong petitions accept, reject or "
+            "resolve."))
     done = [s.status for s in store.statuses_for(message_id)
             if s.status in PROCESSING_TRANSITIONS]
     last = done[-1] if done else None
