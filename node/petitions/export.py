@@ -24,6 +24,7 @@ COLUMNS = (
     ("Chiều", lambda line: "nhận từ" if line.direction == "received" else "chuyển tới"),
     ("Cơ quan", lambda line: line.office),
     ("Tình trạng", lambda line: line.state),
+    ("Biên nhận đã ký lúc", lambda line: line.receipt_at or ""),
     ("Hạn thụ lý", lambda line: line.accept_limit.due if line.accept_limit else ""),
     ("Hạn giải quyết", lambda line: line.resolve_limit.due if line.resolve_limit else ""),
     ("Đơn liên quan", lambda line: ", ".join(line.related)),

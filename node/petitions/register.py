@@ -83,6 +83,9 @@ class RegisterLine:
     accept_limit: Limit | None
     resolve_limit: Limit | None
     refusal: str | None
+    #: Forwarded: when the office that took it over signed its delivery receipt (the signed
+    #: record of the transfer, kept with the dispatch); None before, or for a received one.
+    receipt_at: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__slots__}
@@ -123,8 +126,14 @@ class PetitionRegister:
                                     received_from=query.received_from,
                                     received_until=query.received_until)
         statuses = self.store.statuses_of(sorted({row.message_id for row in rows}))
+        sent = self.store.dispatches_by_ids(sorted({row.message_id for row in rows
+                                                    if row.direction == "sent"}))
+        receipts = {(d.message_id, d.peer_node_id): d.receipt_at
+                    for dispatch in sent.values() for d in dispatch.deliveries if d.receipt}
         today = local_today(now)
-        lines = [self._line(row, statuses.get(row.message_id, []), today) for row in rows]
+        lines = [self._line(row, statuses.get(row.message_id, []), today,
+                            receipts.get((row.message_id, row.peer_node_id)))
+                 for row in rows]
         if query.states:
             lines = [line for line in lines if line.state in query.states]
         return lines
@@ -140,8 +149,8 @@ class PetitionRegister:
                            remind_working_days=self.config.coordination.remind_working_days)
         return Limit(due=due.isoformat(), state=found.state, days_left=found.working_days_left)
 
-    def _line(self, row: PetitionRow, statuses: Sequence[StatusRow],
-              today: dt.date) -> RegisterLine:
+    def _line(self, row: PetitionRow, statuses: Sequence[StatusRow], today: dt.date,
+              receipt_at: str | None = None) -> RegisterLine:
         details = row.details
         person = details.get("petitioner") or {}
         limits: PetitionLimits = self.config.petitions.limits[row.kind]
@@ -183,7 +192,8 @@ class PetitionRegister:
             handling_office=details.get("handling_office"),
             related=tuple(details.get("related") or ()), state=state,
             accepted_at=accepted_at, resolved_at=resolved_at, complex=row.complex,
-            accept_limit=accept_limit, resolve_limit=resolve_limit, refusal=refusal)
+            accept_limit=accept_limit, resolve_limit=resolve_limit, refusal=refusal,
+            receipt_at=receipt_at)
 
 
 def summary(lines: Sequence[RegisterLine]) -> dict[str, int]:

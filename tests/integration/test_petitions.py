@@ -138,6 +138,7 @@ def test_petition_forwarded_accepted_resolved_with_every_status_back(network) ->
     (forwarded,) = register(tinhuy)
     assert (forwarded["direction"], forwarded["state"], forwarded["office"]) == \
         ("sent", "forwarded", "ubnd")
+    assert forwarded["receipt_at"] is not None  # ubnd's signed receipt: it took the petition
 
     accepted = cli(ubnd, "petitions", "accept", mid[:12])
     assert accepted.returncode == 0, accepted.stderr
