@@ -15,10 +15,12 @@ from typing import Any
 
 from lienthong.config.schema import (
     CONFIG_VERSION,
+    DEFAULT_PETITION_LIMITS,
     GUARDED_CLASSES,
     LANGUAGES,
     MAX_EDXML_MIB,
     NAME_PATTERN,
+    PETITION_KINDS,
     PROGRAMME_KINDS,
     WEB_ROLES,
     WEEKDAYS,
@@ -30,6 +32,8 @@ from lienthong.config.schema import (
     KeystoreSection,
     NodeConfig,
     NodeSection,
+    PetitionLimits,
+    PetitionsSection,
     ReviewSection,
     StatusSection,
     StoreSection,
@@ -137,7 +141,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     """Validate an already parsed TOML document."""
     sections = {"config_version", "node", "keystore", "store", "watch", "delivery", "status",
                 "groups", "documents", "confidentiality", "edxml", "review", "coordination", "web",
-                "language"}
+                "language", "petitions"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
@@ -188,6 +192,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         "organ_id": _organ_id, "offices": _offices, "arrive_as": _choice("edxml", "folder"),
         "write_beside": _boolean, "max_mib": _integer(1, MAX_EDXML_MIB)}, source)
     web = _web(data, home, source)
+    petitions = _petitions(data, home, source)
     language = data.get("language", "vi")
     if language not in LANGUAGES:
         raise ConfigError(f"{source}: language must be one of {', '.join(LANGUAGES)}, "
@@ -205,8 +210,47 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
         confidentiality=confidentiality, edxml=EdxmlSection(**edxml),
         review=ReviewSection(**review),
-        coordination=coordination, web=web, language=language,
+        coordination=coordination, web=web, language=language, petitions=petitions,
     )
+
+
+def _petitions(data: Mapping[str, Any], home: Path, source: Path) -> PetitionsSection:
+    """``[petitions]``: peers, the staff's Unix group, the folder, and per sub-kind
+    ``complaint = [accept, resolve, complex]`` days (docs/petitions.md)."""
+    days = _bounded(1, 365, "a number of days")
+
+    def limits(value: Any, where: str) -> PetitionLimits:
+        if not isinstance(value, list) or len(value) != 3:
+            raise ConfigError(f"{where}: expected [days to accept, days to resolve, days to "
+                              f"resolve a complex case], e.g. [10, 30, 45], got {value!r}")
+        accept, resolve, complex_ = (days(item, where) for item in value)
+        if complex_ < resolve:
+            raise ConfigError(f"{where}: a complex case cannot have less time ({complex_} "
+                              f"days) than an ordinary one ({resolve} days)")
+        return PetitionLimits(accept, resolve, complex_)
+
+    spec: dict[str, Check] = {"peers": _strings_of_slugs, "group": _unix_group,
+                              "web_users": _strings, "working_days": _boolean}
+    spec.update({kind: limits for kind in PETITION_KINDS})
+    raw = _section(data, "petitions", spec, source)
+    table = dict(DEFAULT_PETITION_LIMITS)
+    table.update({kind: raw.pop(kind) for kind in PETITION_KINDS if kind in raw})
+    return PetitionsSection(**raw, limits=table)
+
+
+def _strings_of_slugs(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of peer or group names, e.g. "
+                          '["ubnd", "hdnd"]')
+    return tuple(dict.fromkeys(_slug(item, where) for item in value))
+
+
+def _unix_group(value: Any, where: str) -> str:
+    text = _string(value, where)
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", text):
+        raise ConfigError(f"{where}: expected the name of a Unix group, e.g. "
+                          f"\"lienthong-don\", got {value!r}")
+    return text
 
 
 def _web(data: Mapping[str, Any], home: Path, source: Path) -> WebSection:

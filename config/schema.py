@@ -170,6 +170,52 @@ class CoordinationSection:
     send_reminders: bool = False
 
 
+#: The sub-kinds of a citizens' petition (đơn thư): khiếu nại, tố cáo, kiến nghị, phản ánh.
+PETITION_KINDS = ("complaint", "denunciation", "recommendation", "reflection")
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionLimits:
+    """The time limits of one sub-kind of petition, in days (docs/petitions.md §4)."""
+
+    #: From receipt to the decision to accept (thụ lý) or not.
+    accept: int
+    #: From acceptance to resolution.
+    resolve: int
+    #: From acceptance to resolution when the case is complex (phức tạp).
+    complex: int
+
+
+#: The Law on Complaints: decide within 10 days of receipt, resolve within 30 days of
+#: acceptance, 45 for complex cases; the Law on Denunciations: 7 days to accept, 30 (60 complex)
+#: to resolve; recommendations and reflections as the office's own rules (configurable).
+DEFAULT_PETITION_LIMITS = {
+    "complaint": PetitionLimits(10, 30, 45),
+    "denunciation": PetitionLimits(7, 30, 60),
+    "recommendation": PetitionLimits(10, 15, 30),
+    "reflection": PetitionLimits(10, 15, 30),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionsSection:
+    """Citizens' petitions (đơn thư): with whom they may be exchanged, who may read them here,
+    and their time limits (docs/petitions.md)."""
+
+    #: Peers (or groups) petitions may be sent to and accepted from; empty: nobody.
+    peers: tuple[str, ...] = ()
+    #: The Unix group of the petition staff: they (and the node's user) read the restricted
+    #: folder and may use ``lienthong petitions``; empty: the node's user only.
+    group: str = ""
+    #: Web accounts (``lienthong web user add``) of the petition staff: only they see the
+    #: petition page, signed in (never the loopback page any local user can open).
+    web_users: tuple[str, ...] = ()
+    #: Count limits in working days (the deadline engine's calendar) or calendar days.
+    working_days: bool = True
+    limits: dict[str, PetitionLimits] = field(
+        default_factory=lambda: dict(DEFAULT_PETITION_LIMITS))
+
+
 #: The largest ``[edxml] max_mib`` accepted: an edXML message is a handful of attachments in
 #: base64, not a publication (those go as plain documents, without the base64 third).
 MAX_EDXML_MIB = 1024
@@ -213,6 +259,7 @@ class NodeConfig:
     edxml: EdxmlSection = field(default_factory=EdxmlSection)
     coordination: CoordinationSection = field(default_factory=CoordinationSection)
     web: WebSection = field(default_factory=WebSection)
+    petitions: PetitionsSection = field(default_factory=PetitionsSection)
     #: The language of what the node writes for clerks (``vi`` or ``en``).
     language: str = "vi"
 
@@ -231,6 +278,11 @@ class NodeConfig:
     @property
     def failed(self) -> Path:
         return self.home / "failed"
+
+    @property
+    def petitions_folder(self) -> Path:
+        """The restricted folder of citizens' petitions (docs/petitions.md §5)."""
+        return self.home / "petitions"
 
     @property
     def spool(self) -> Path:

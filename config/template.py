@@ -97,6 +97,15 @@ monthly_reconciliation = true
 # allowed here for the receiving office or a group it belongs to, e.g.
 # hdnd = ["secret"]
 
+# [petitions]
+# Citizens' petitions (đơn thư) go to and are accepted from only these offices; the petition
+# staff's Unix group reads the petitions/ folder and the register (docs/petitions.md), and only
+# these web accounts see the petition page. Limits: [accept, resolve, complex] in days.
+# peers = ["ubnd"]
+# group = "lienthong-don"
+# web_users = ["lan"]
+# complaint = [10, 30, 45]
+
 [groups]
 # Send to several offices with one drop into outbox/<group>/, e.g.
 # all = ["hdnd", "ubnd"]

@@ -275,3 +275,9 @@ class SummaryError(SignedObjectError):
     """A reconciliation summary is malformed, forged, or about another pair or period."""
 
     code = "bad-reconciliation-summary"
+
+
+class RefusalError(SignedObjectError):
+    """An offer refusal is malformed, forged, or about another office's document."""
+
+    code = "bad-refusal"

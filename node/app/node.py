@@ -42,6 +42,7 @@ from lienthong.node.inbox.offers import Offers
 from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.drop import make_target_folders
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.petitions.desk import REFUSAL_KIND, PetitionDesk
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND, Reconciler
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.runtime.peer_protocols import PeerProtocols, load_peer_protocols
@@ -115,6 +116,9 @@ class Node:
         self.offers.control[WITNESS_KIND] = self.head_witnessing.on_witness
         self.offers.control[SUMMARY_KIND] = self.reconciler.on_summary
         self.programme_reminders = ProgrammeReminders(runtime, self.outbox)
+        self.petition_desk = PetitionDesk(runtime, self.outbox)
+        self.offers.control[REFUSAL_KIND] = self.petition_desk.on_refusal
+        self.offers.on_petition_refused = self.petition_desk.refuse_offer
 
     @property
     def listening_port(self) -> int:

@@ -196,6 +196,8 @@ def _register_subcommands() -> None:
     main.add_command(programmes)
     from lienthong.node.cli.report import report
     main.add_command(report)
+    from lienthong.node.cli.petitions import petitions
+    main.add_command(petitions)
     from lienthong.node.cli.keys import backup, keys, restore
     main.add_command(keys)
     main.add_command(backup)

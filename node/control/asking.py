@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lienthong.node.control.requests import RequestRefused
 from lienthong.node.documents.metadata import resolve_status
+from lienthong.node.documents.petitions import PETITION_STATUS_NOTES, is_petition
 from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS, ControlRequest
@@ -55,6 +56,11 @@ def ask_status(store: Store, message_id: str, status: str, *, note: str = "",
     if not rows:
         raise _refused("This office received no document with message ID {mid}.",
                        mid=message_id)
+    if is_petition(rows[0].meta) and note.strip() not in PETITION_STATUS_NOTES:
+        raise RequestRefused(Phrase(
+            "A status about a citizens' petition carries no free note (it would reach the "
+            "other office and both audit logs); use lienthong petitions accept, reject or "
+            "resolve."))
     done = [s.status for s in store.statuses_for(message_id)
             if s.status in PROCESSING_TRANSITIONS]
     last = done[-1] if done else None

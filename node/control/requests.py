@@ -55,7 +55,8 @@ log = Logger(namespace="lienthong.control")
 
 POLL_SECONDS = 1.0
 #: The ``kind`` of the control documents that are notices about another document.
-CONTROL_KINDS = frozenset({"status", "recall"})
+#: Control documents that are not documents a clerk can mark (a petition refusal included).
+CONTROL_KINDS = frozenset({"status", "recall", "refusal"})
 
 
 class RequestRefused(NodeError):

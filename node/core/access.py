@@ -107,6 +107,15 @@ class AccessPolicy:
             os.chown(folder, -1, self.gid)
         os.chmod(folder, self.drop_folder_mode if drop else self.folder_mode)
 
+    def apply_file(self, path: Path) -> None:
+        """Give an existing file the node owns the rule's group and mode, never through a
+        link (O_NOFOLLOW: a link planted in its place raises OSError)."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            self.settle_fd(fd)
+        finally:
+            os.close(fd)
+
     def settle_fd(self, fd: int) -> None:
         """Give a file the node just created (open descriptor) the rule's group and mode."""
         if self.gid is not None:

@@ -15,6 +15,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
 
     NodeError                 node-error
     core         AccessError                 clerks-group-unusable
+                 RestrictedFolderError       restricted-folder
     store        StoreError                  store-error
                  DatabaseStopped             database-stopped
                  ChainBroken                 audit-chain-broken
@@ -27,6 +28,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     edxml        EdxmlError                  bad-edxml
                  NumberError                 bad-number
                  ProgrammeFileError          bad-programme
+                 PetitionError               bad-petition
     outbox       SidecarFound                sidecar-found
                  Refused                     file-refused
                  TargetError                 unknown-target
@@ -38,6 +40,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     backup       BackupError                 backup-error
     report       ReportError                 report-error
     control      RequestRefused              request-refused
+    petitions    NotPetitionStaff            not-petition-staff
                  _Mismatch                   status-mismatch
     reconciliation _Refused                  summary-refused
     web          AccountError                web-account

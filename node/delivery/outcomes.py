@@ -40,7 +40,10 @@ log = Logger(namespace="lienthong.links")
 #: Refusals that no retry can cure; anything else is retried with backoff.
 PERMANENT_REJECTIONS = frozenset({"not-addressed-to-us", "sender-mismatch", "bad-signature",
                                   "too-large", "unknown-sender", "bad-envelope",
-                                  "confidentiality-refused"})
+                                  "confidentiality-refused",
+                                  # the receiver's own petition policy (docs/petitions.md §3)
+                                  "petition-not-allowed", "petition-not-sealed",
+                                  "bad-petition"})
 #: Refusals that say "not now" (full disk, busy, a fault at the receiver): retried forever,
 #: with backoff, because they cure themselves or need an operator, never a resend from zero.
 TRANSIENT_REJECTIONS = frozenset({"storage-unavailable", "busy", "internal-error"})
@@ -60,6 +63,11 @@ NEXT_STEPS = {
     "unknown-sender": "{peer} does not know this office (it has not enrolled it, or removed "
                       "it): ask your IT officer to call {peer}'s, then drop the file into the "
                       "outbox again.",
+    "petition-not-allowed": "{peer} does not accept citizens' petitions from this office: "
+                            "its signed refusal is kept with the document (lienthong "
+                            "petitions). Send the petition to an office that handles it.",
+    "petition-not-sealed": "{peer} accepts citizens' petitions only sealed: wait until {peer} "
+                           "runs protocol 2, then drop the petition into the outbox again.",
     "revoked": "{peer} has revoked this office's key: the IT officers must enrol the offices "
                "again before anything can be sent.",
     "peer-revoked": "{peer} has revoked this office's key: the IT officers must enrol the "

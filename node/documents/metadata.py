@@ -37,6 +37,13 @@ from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES, NAM
 from lienthong.node.core.errors import NodeError
 from lienthong.node.documents.numbers import NumberError, check_number
 from lienthong.node.documents.periods import parse_period
+from lienthong.node.documents.petitions import (
+    PETITION_FIELD_NAMES,
+    PETITION_TYPE,
+    PETITION_TYPE_NAMES,
+    PetitionError,
+    petition_fields,
+)
 
 SIDECAR_SUFFIX = ".meta.toml"
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -59,6 +66,7 @@ TYPE_NAMES: Mapping[str, tuple[str, ...]] = {
     "letter": ("công văn", "CV"),
     "other": ("khác",),
     MESSAGE_TYPE: ("tin nhắn", "thông điệp"),
+    PETITION_TYPE: PETITION_TYPE_NAMES,
 }
 #: Urgency (độ khẩn), most urgent last, and its queue priority.
 URGENCY_NAMES: Mapping[str, tuple[str, ...]] = {
@@ -105,13 +113,19 @@ FIELD_NAMES: Mapping[str, tuple[str, ...]] = {
     "meeting_chair": ("chu_tri", "nguoi_chu_tri"),
     "meeting_host": ("co_quan_chu_tri", "noi_chu_tri"),
     "concerned": ("co_quan_lien_quan", "lien_quan"),
+    # citizens' petitions (docs/petitions.md)
+    **PETITION_FIELD_NAMES,
 }
 _TEXT_LIMITS = {"number": 64, "issuer": 200, "subject": 1000, "signer": 100, "meeting": 500,
                 "meeting_chair": 100}
 #: Fields only one type of document may carry.
 _ONLY_FOR = {"period": "programme", "consolidated": "programme", "meeting": "conclusion",
              "meeting_date": "conclusion", "meeting_chair": "conclusion",
-             "meeting_host": "conclusion", "concerned": "conclusion"}
+             "meeting_host": "conclusion", "concerned": "conclusion",
+             **dict.fromkeys(PETITION_FIELD_NAMES, PETITION_TYPE)}
+#: What a petition may carry besides its own fields (docs/petitions.md §2).
+_PETITION_ALSO = frozenset({"type", "urgency", "confidentiality", "subject", "reply_to",
+                            "replaces"})
 _MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 _FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SEPARATORS = re.compile(r"[\s_\-]+")
@@ -126,10 +140,13 @@ class MetadataError(NodeError):
 
     code = "bad-metadata"
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, *, petition: bool = False) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+        #: A citizens' petition's: its file name must not be logged or audited, and
+        #: ``reason`` never repeats a value (docs/petitions.md §5).
+        self.petition = petition
 
 
 def _bad(reason: str) -> MetadataError:
@@ -164,7 +181,7 @@ def _shown(table: Mapping[str, tuple[str, ...]], names: Iterable[str]) -> str:
 
 def type_index(allowed: Iterable[str]) -> dict[str, str]:
     """Spelling -> canonical type, for the configured types (and "message", always)."""
-    allowed = tuple(dict.fromkeys((*allowed, MESSAGE_TYPE)))
+    allowed = tuple(dict.fromkeys((*allowed, MESSAGE_TYPE, PETITION_TYPE)))
     return _index({name: TYPE_NAMES.get(name, ()) for name in allowed})
 
 
@@ -214,9 +231,11 @@ class DocumentMeta:
     meeting_chair: str | None = None
     meeting_host: str | None = None
     concerned: tuple[str, ...] | None = None
+    #: A citizens' petition's own metadata (node/documents/petitions.py): sealed, personal.
+    petition: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("document", "message"):
+        if self.kind not in ("document", "message", PETITION_TYPE):
             raise ValueError(f"kind {self.kind!r} is not a clerk's document kind")
         if self.urgency not in URGENCY_PRIORITY:
             raise ValueError(f"urgency {self.urgency!r} is unknown")
@@ -240,6 +259,10 @@ class DocumentMeta:
                 meta[name] = value
         if self.concerned is not None:
             meta["concerned"] = list(self.concerned)
+        if self.petition is not None:
+            # The subject and the petitioner travel only in the sealed ``petition`` object.
+            meta.pop("subject", None)
+            meta["petition"] = dict(self.petition)
         return meta
 
 
@@ -347,7 +370,12 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
     (node/documents/numbers.py) unless ``lenient_numbers``; a programme must name its period.
     """
     types = tuple(types)
-    type_names = {name: TYPE_NAMES.get(name, ()) for name in (*types, MESSAGE_TYPE)}
+    type_names = {name: TYPE_NAMES.get(name, ())
+                  for name in (*types, MESSAGE_TYPE, PETITION_TYPE)}
+    if fields.get("type") is not None and \
+            type_index(types).get(lookup_key(str(fields["type"]))) == PETITION_TYPE:
+        return _petition_meta(fields, hint=hint, types_by_key=type_index(types),
+                              type_names=type_names)
     types_by_key = type_index(types)
     values: dict[str, Any] = {}
     for field, value in fields.items():
@@ -372,15 +400,56 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
             values[field] = _message_id(field, value)
         elif field in _TEXT_LIMITS:
             values[field] = _text(field, value)
+        elif field in PETITION_FIELD_NAMES:
+            raise _bad(f"{field}: only a citizens' petition (type = \"đơn thư\") carries this "
+                       "field; set the type or remove the line")
         else:
             raise _bad(f"unknown field {field!r}; the fields are: {', '.join(FIELD_NAMES)}")
     if hint is not None:
         _merge_hint(values, hint, types_by_key, type_names)
+    if values.get("type") == PETITION_TYPE:  # the folder made it a petition
+        return _petition_meta(dict(fields, type=PETITION_TYPE), hint=hint,
+                              types_by_key=types_by_key, type_names=type_names)
     if "date" in values and "due" in values and values["due"] < values["date"]:
         raise _bad(f"due: {values['due']} is before the document's date {values['date']}")
     _check_coordination(values, notation=notation, lenient_numbers=lenient_numbers)
     kind = "message" if values.get("type") == MESSAGE_TYPE else "document"
     return DocumentMeta(kind=kind, **values)
+
+
+def _petition_meta(fields: Mapping[str, Any], *, hint: str | None,
+                   types_by_key: Mapping[str, str],
+                   type_names: Mapping[str, tuple[str, ...]]) -> DocumentMeta:
+    """A citizens' petition: its own fields checked by node/documents/petitions.py; nothing
+    of a registered office document (number, issuer, signer...) that it does not have. No
+    reason repeats a value (reasons reach the audit log)."""
+    values: dict[str, Any] = {"type": PETITION_TYPE}
+    own: dict[str, Any] = {}
+    for field, value in fields.items():
+        if field in PETITION_FIELD_NAMES or field == "subject":
+            own[field] = value
+        elif field not in _PETITION_ALSO:
+            raise MetadataError("bad-petition", f"{field}: a citizens' petition does not carry "
+                                "this field; use its own fields (docs/petitions.md)",
+                                petition=True)
+        elif field == "urgency":
+            values[field] = _choice(field, value, _URGENCY, URGENCY_NAMES, URGENCY_NAMES)
+        elif field == "confidentiality":
+            values[field] = _choice(field, value, _CONFIDENTIALITY, CONFIDENTIALITY_NAMES,
+                                    CONFIDENTIALITY_NAMES)
+        elif field in ("reply_to", "replaces"):
+            values[field] = _message_id(field, value)
+    try:
+        if hint is not None:
+            _merge_hint(values, hint, types_by_key, type_names)
+        if values["type"] != PETITION_TYPE:
+            raise _bad("type: the folder says another type than the sidecar's petition")
+        petition = petition_fields(own)
+    except PetitionError as exc:
+        raise MetadataError(exc.code, exc.reason, petition=True) from None
+    except MetadataError as exc:
+        raise MetadataError(exc.code, exc.reason, petition=True) from None
+    return DocumentMeta(kind=PETITION_TYPE, petition=petition, **values)
 
 
 def _merge_hint(values: dict[str, Any], hint: str, types_by_key: Mapping[str, str],

@@ -25,15 +25,29 @@ from twisted.python.failure import Failure
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import parse_time
 from lienthong.node.core.access import access_policy
+from lienthong.node.core.background import in_background
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.documents.metadata import not_allowed
+from lienthong.node.core.restricted import restrict, restricted_folder
+from lienthong.node.documents.petitions import (
+    PETITION_TYPE,
+    PetitionError,
+    allowed_peers,
+    petition_reference,
+    read_petition,
+)
 from lienthong.node.edxml.export import copies_wanted, write_received_extras
 from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import document_metadata, finish_interrupted
+from lienthong.node.inbox.layout import (
+    META_SUFFIX,
+    RECEIPT_SUFFIX,
+    document_metadata,
+    finish_interrupted,
+)
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
 from lienthong.node.inbox.staging import (
     STALE_STAGING_SECONDS,
@@ -77,6 +91,10 @@ class Offers:
         #: (sender, message ID) of documents whose edXML copies are being written.
         self.copying: set[tuple[str, str]] = set()
         self.publisher = Publisher(runtime, self.names)
+        #: Signs and sends back the refusal of a petition this office's policy does not
+        #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
+        self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
+            = None
 
     def legacy_partials(self) -> Path:
         """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
@@ -91,6 +109,9 @@ class Offers:
     def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
         if header is not None and document_kind(header) in self.control:
             return self.rt.config.home / "state" / "control" / peer.split("-", 1)[0]
+        if header is not None and document_kind(header) == PETITION_TYPE:
+            return (self.rt.config.petitions_folder / "inbox"
+                    / safe_file_name(self.rt.peer_name(peer)))
         return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
 
     def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
@@ -121,7 +142,14 @@ class Offers:
                 raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
                                f"{self.rt.config.max_document_bytes}")
             self._check_confidentiality(peer, header)
+            if document_kind(header) == PETITION_TYPE:
+                self._check_petition(peer, header)
         except _Refusal as refusal:
+            if refusal.petition and self.on_petition_refused is not None:
+                # Signed and sent back in the background; the REJECT answers the offer now.
+                in_background(self.on_petition_refused(peer, header, refusal.code,
+                                                       refusal.reason),
+                              f"sign and send the refusal of {mid}", log)
             return self.refuse(peer, mid, refusal.code, refusal.reason,
                                 security=refusal.security)
         except ProtocolError as exc:
@@ -157,6 +185,15 @@ class Offers:
         # Held from here, with no yield between the check and the hold: a second offer of
         # the same document (a redial) can never open the same staging file.
         self.active.add((peer, mid))
+        if document_kind(header) == PETITION_TYPE:
+            try:
+                yield self.rt.io(restricted_folder, self.inbox_folder(signer, header),
+                                 self.rt.config.petitions.group,
+                                 below=self.rt.config.petitions_folder)
+            except (OSError, NodeError) as exc:
+                self.release(peer, mid)
+                return self.refuse(peer, mid, "storage-unavailable",
+                                   f"cannot prepare the restricted petition folder: {exc}")
         try:
             stream, free, need = yield self.rt.io(
                 open_if_room, self.staging_path(signer, mid), self.rt.config.tmp, header,
@@ -232,6 +269,25 @@ class Offers:
             raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
                            f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
                            f"at {ended}; it must be sent again", security=True)
+
+    def _check_petition(self, peer: str, header: EnvelopeHeader) -> None:
+        """This office's own policy for petitions (docs/petitions.md §3), whatever the
+        sender's: only sealed, only from a peer allowed for petitions, only well-formed."""
+        config = self.rt.config
+        name = self.rt.peer_name(peer)
+        if header.version < 3:
+            raise _Refusal("petition-not-sealed", "a citizens' petition is accepted only in a "
+                           "sealed envelope (version 3); it was offered unsealed",
+                           petition=True)
+        if name not in allowed_peers(config.petitions.peers, config.groups):
+            raise _Refusal("petition-not-allowed", f"this office ({config.node.name}) does not "
+                           f"accept citizens' petitions from {name} ([petitions] peers)",
+                           petition=True)
+        try:
+            read_petition(header.meta)
+        except PetitionError as exc:
+            raise _Refusal(exc.code, f"the petition's metadata is not acceptable: {exc.reason}",
+                           petition=True) from None
 
     def _not_ours(self, header: EnvelopeHeader) -> str:
         for former in self.rt.retired_ids:
@@ -330,6 +386,8 @@ class Offers:
         rt = self.rt
         log.info("received {name!r} from {peer} into {path}", name=header.name,
                  peer=rt.peer_name(peer), path=str(final))
+        if document_kind(header) == PETITION_TYPE:
+            yield self._file_petition(peer, header, final)
         handler = self.control.get(document_kind(header))
         if handler is None:
             self._edxml_extras(peer, header.message_id, header.meta, final)
@@ -342,6 +400,20 @@ class Offers:
                             mid=header.message_id, peer=rt.peer_name(peer))
                 yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
                                control_kind=document_kind(header), reason=str(exc)[:500])
+
+    @inlineCallbacks
+    def _file_petition(self, peer: str, header: EnvelopeHeader, final: Path):
+        """A stored petition: readable by the petition staff only, and in the register."""
+        rt = self.rt
+        try:
+            yield rt.io(_restrict_published, final, rt.config.petitions.group)
+            yield rt.db(rt.store.record_petition, "received", peer, header.message_id,
+                        read_petition(header.meta), rt.now_text())
+        except Exception as exc:  # noqa: BLE001 - the document is stored and receipted
+            log.error("could not register petition {ref}: {error}",
+                      ref=petition_reference(header.message_id), error=type(exc).__name__)
+            yield rt.audit("petition-register-failed", peer=peer,
+                           message_id=header.message_id, reason=type(exc).__name__)
 
     def _edxml_extras(self, peer: str, message_id: str, meta: Mapping[str, Any], final: Path,
                       *, recovering: bool = False) -> Deferred:
@@ -451,6 +523,14 @@ class _CannotPublish(NodeError):
         self.error = error
 
 
+def _restrict_published(final: Path, group: str) -> None:
+    """The document and its sidecars: the petition staff's group may read them."""
+    for path in (final, final.with_name(final.name + META_SUFFIX),
+                 final.with_name(final.name + RECEIPT_SUFFIX)):
+        if path.exists():
+            restrict(path, group)
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         os.unlink(path)
@@ -461,8 +541,11 @@ def _unlink_quietly(path: Path) -> None:
 class _Refusal(NodeError):
     code = "offer-refused"
 
-    def __init__(self, code: str, reason: str, *, security: bool = False) -> None:
+    def __init__(self, code: str, reason: str, *, security: bool = False,
+                 petition: bool = False) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
         self.security = security
+        #: Refused by this office's petition policy: the sender gets a signed refusal too.
+        self.petition = petition

@@ -42,6 +42,7 @@ from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
+from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import write_sidecar_files
@@ -128,7 +129,8 @@ class Publisher:
                 sender_node_id=item.signer, message_id=item.header.message_id,
                 name=item.header.name, stored_path=str(item.final.relative_to(rt.config.home)),
                 size=item.header.size, sha256=item.header.sha256,
-                header_token=item.header.token, meta=item.header.meta,
+                header_token=item.header.token,
+                meta=public_meta(item.header.meta, item.header.message_id),
                 edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now,
                 from_peer=item.peer)
                 for item in batch], consumeErrors=True)

@@ -19,6 +19,7 @@ DOCUMENT_TYPES = {
     "report": _("Report"), "programme": _("Programme"), "conclusion": _("Conclusion"),
     "announcement": _("Announcement"), "publication": _("Publication"),
     "letter": _("Official letter"), "other": _("Other document"), "message": _("Message"),
+    "petition": _("Citizens' petition"),
 }
 URGENCIES = {"normal": _("Normal"), "urgent": _("Urgent"), "very-urgent": _("Very urgent"),
              "flash": _("Flash")}

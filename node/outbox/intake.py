@@ -59,6 +59,7 @@ from typing import Any
 
 from lienthong.keys.jws import canonical_json
 from lienthong.node.core.names import TEMP_PREFIX, unique_name
+from lienthong.node.documents.petitions import is_petition, opaque_file_name
 from lienthong.node.outbox.refusals import Refused, refused_for, size_text
 from lienthong.node.outbox.walk import (
     DIR_FLAGS,
@@ -143,6 +144,10 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
     if len(parts) == 1:
         raise Refused("no-target", path)
     target, hint, original_name = _names(parts, path)
+    if is_petition(meta):
+        # A petition's real name travels sealed (the outbox put it in ``meta``); everything
+        # else names it opaquely (node/documents/petitions.py).
+        original_name = opaque_file_name(message_id, original_name)
     _check_contents(seen, path, max_bytes, allow_empty)
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ from twisted.python.failure import Failure
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.access import access_policy
 from lienthong.node.core.errors import NodeError
+from lienthong.node.documents.petitions import (
+    PETITION_TYPE,
+    is_petition,
+    petition_reference,
+    public_meta,
+)
 from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.edxml_drop import prepare_edxml
@@ -178,7 +185,9 @@ class Outbox:
                     yield rt.io(prepared.abandon,
                                 rt.config.failed if exc.belongs_in_failed else None)
                 if exc.belongs_in_failed:
-                    yield self._refuse(exc.path, exc.code, exc.reason)
+                    yield self._refuse(exc.path, exc.code, exc.reason,
+                                       shown=petition_reference(message_id)
+                                       if prepared.meta.kind == PETITION_TYPE else None)
                 else:
                     log.info("left {path!r} in place: {reason}", path=str(path),
                              reason=exc.reason)
@@ -220,10 +229,13 @@ class Outbox:
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
             "created": rt.now_text(), "version": rt.envelope_version(recipients)}
+        meta = prepared.meta.as_envelope_meta()
+        if is_petition(meta):  # its real name travels sealed, in the petition object
+            meta["petition"]["file_name"] = unicodedata.normalize("NFC", path.name)
         return self._batches.submit(prepared.meta.priority, path, {
             "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
             "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
-            "now": rt.now_text(), "meta": prepared.meta.as_envelope_meta()}, seal,
+            "now": rt.now_text(), "meta": meta}, seal,
             prepared.adopt if prepared.sidecar is not None else None,
             None if prepared.looked else sidecar_of(path), size=size)
 
@@ -267,7 +279,8 @@ class Outbox:
                 message_id=taken.message_id, name=taken.original_name, target=taken.target,
                 spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
                 sha256=header.sha256, ciphertext_size=header.ciphertext_size,
-                priority=priority, meta=meta, recipients=tuple(recipients)),
+                priority=priority, meta=public_meta(meta, taken.message_id),
+                recipients=tuple(recipients)),
                 rt.now_text(), events=[*before, ("sealed", {
                     "message_id": taken.message_id, "digest": header.sha256,
                     "name": taken.original_name, "recipients": recipients,
@@ -278,13 +291,26 @@ class Outbox:
                 d.addErrback(lambda failure: log.failure("could not write the audit of {mid}",
                                                          failure, mid=taken.message_id))
             raise
+        if is_petition(meta):
+            yield self._register_petition(taken.message_id, recipients, meta)
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))
         self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
-    def _refuse(self, path: Path, code: str, reason: str):
+    def _register_petition(self, message_id: str, recipients: list[str],
+                           meta: dict[str, Any]):
+        """A forwarded petition (chuyển đơn) enters the register, once per recipient."""
+        rt = self._rt
+        for node_id in recipients:
+            yield rt.db(rt.store.record_petition, "sent", node_id, message_id,
+                        meta["petition"], rt.now_text())
+
+    @inlineCallbacks
+    def _refuse(self, path: Path, code: str, reason: str, *, shown: str | None = None):
+        """Into failed/ with the reason, audited and logged under ``shown`` (a petition's
+        opaque reference) or the file's name."""
         rt = self._rt
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
@@ -293,9 +319,9 @@ class Outbox:
         except OSError as exc:
             where = None
             log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
-        yield rt.audit("refused", code=code, reason=reason, name=path.name,
-                       failed=str(where) if where else None)
-        log.warn("refused {path!r}: {reason}", path=str(path), reason=reason)
+        yield rt.audit("refused", code=code, reason=reason, name=shown or path.name,
+                       failed=str(where) if where and shown is None else None)
+        log.warn("refused {path!r}: {reason}", path=shown or str(path), reason=reason)
 
     @inlineCallbacks
     def send_control(self, recipients: list[str], *, name: str, data: bytes,

@@ -38,7 +38,9 @@ from lienthong.node.core.access import AccessPolicy, access_policy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
+from lienthong.node.core.restricted import restricted_folder
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
+from lienthong.node.documents.petitions import is_petition
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.record import PAYLOAD_FILE
@@ -99,6 +101,14 @@ class SentFolder:
         self._queue: dict[str, _Item] = {}
         self._running = False
 
+    def _folder_for(self, row: DispatchRow) -> Path:
+        """``sent/<target>/``; a citizens' petition's restricted ``petitions/sent/<target>/``
+        (made on the worker pool by ``_reserve_sent_paths``)."""
+        config = self._rt.config
+        if is_petition(row.meta):
+            return config.petitions_folder / "sent" / safe_file_name(row.target)
+        return config.sent / safe_file_name(row.target)
+
     def file(self, message_id: str, row: DispatchRow | None = None) -> Deferred:
         """Queue a document whose every receipt is committed; fires once it is in sent/.
 
@@ -153,7 +163,8 @@ class SentFolder:
             item.sent_path = row.sent_path
         if fresh:
             paths = yield rt.io(_reserve_sent_paths, self._access, [
-                (rt.config.sent / safe_file_name(row.target), row.name) for _, row in fresh])
+                (self._folder_for(row), row.name) for _, row in fresh],
+                restricted=(rt.config.petitions_folder, rt.config.petitions.group))
             outcomes = yield rt.db(rt.store.mark_dispatches_sent,
                                    [(item.message_id, str(path))
                                     for (item, _), path in zip(fresh, paths, strict=True)],
@@ -187,13 +198,18 @@ class SentFolder:
                      name=row.name, path=sent_path)
 
 
-def _reserve_sent_paths(access: AccessPolicy, wanted: list[tuple[Path, str]]) -> list[Path]:
+def _reserve_sent_paths(access: AccessPolicy, wanted: list[tuple[Path, str]],
+                        restricted: tuple[Path, str] | None = None) -> list[Path]:
     """A free name in each folder for each document: free on disk, and not given to another
-    document of the same batch (two ``report.pdf`` delivered together get two names)."""
+    document of the same batch (two ``report.pdf`` delivered together get two names). A
+    folder below ``restricted`` (the petitions folder, its group) is made restricted."""
     given: dict[Path, set[str]] = {}
     out = []
     for folder, name in wanted:
-        access.make_folder(folder)
+        if restricted is not None and folder.is_relative_to(restricted[0]):
+            restricted_folder(folder, restricted[1], below=restricted[0])
+        else:
+            access.make_folder(folder)
         taken = given.setdefault(folder, set())
         chosen = unique_name(functools.partial(_clashes, folder, taken),
                              safe_file_name(name, max_bytes=SENT_NAME_BYTES),

@@ -68,6 +68,13 @@ from lienthong.node.documents.metadata import (
     document_meta,
     parse_sidecar,
 )
+from lienthong.node.documents.petitions import (
+    PETITION_TYPE,
+    PetitionError,
+    check_petition_peers,
+    petition_reference,
+    public_meta,
+)
 from lienthong.node.documents.programme_items import (
     MAX_PROGRAMME_BYTES,
     STRUCTURED_SUFFIXES,
@@ -77,6 +84,7 @@ from lienthong.node.documents.programme_items import (
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.runtime.peer_protocols import V3_PROTOCOL
 from lienthong.node.spool.record import TakenFile
 
 log = Logger(namespace="lienthong.outbox")
@@ -225,9 +233,26 @@ def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | Non
                             "(another type) instead")
     check_confidentiality(meta.confidentiality, [rt.peer_name(n) for n in recipients],
                           allowed=rt.config.confidentiality, groups=rt.config.groups)
+    if meta.kind == PETITION_TYPE:
+        _check_petition_route(rt, recipients)
     check_conclusion(meta, own_name=rt.config.node.name,
                      recipients=[rt.peer_name(n) for n in recipients])
     return meta
+
+
+def _check_petition_route(rt: NodeRuntime, recipients: list[str]) -> None:
+    """A petition goes only to peers allowed for petitions, and only sealed (envelope v3,
+    which this node must be allowed to speak); docs/petitions.md §3."""
+    try:
+        check_petition_peers([rt.peer_name(n) for n in recipients],
+                             peers=rt.config.petitions.peers, groups=rt.config.groups)
+    except PetitionError as exc:
+        raise MetadataError(exc.code, exc.reason, petition=True) from None
+    if rt.config.delivery.max_protocol < V3_PROTOCOL:
+        raise MetadataError("petition-not-sealed", "this office is configured for protocol 1 "
+                            "([delivery] max_protocol = 1), whose envelopes do not seal the "
+                            "metadata; a citizens' petition travels only sealed. Ask the "
+                            "administrator to allow protocol 2.", petition=True)
 
 
 def plain_document(rt: NodeRuntime, path: Path, recipients: list[str],
@@ -259,7 +284,7 @@ def prepare_document(rt: NodeRuntime, path: Path, target: str, recipients: list[
         if meta.type == "programme" and path.name.lower().endswith(STRUCTURED_SUFFIXES):
             yield rt.io(check_programme_file, outbox, path)
     except MetadataError as exc:
-        yield _refuse(rt, path, sidecar_path, exc)
+        yield _refuse(rt, path, sidecar_path, exc, message_id)
         return None
     return Prepared(message_id=message_id, meta=meta,
                     sidecar=sidecar_path if sidecar.data is not None else None,
@@ -284,7 +309,7 @@ def adopt_document(rt: NodeRuntime, prepared: Prepared, taken: TakenFile,
 def metadata_events(prepared: Prepared, taken: TakenFile) -> list[tuple[str, dict[str, Any]]]:
     """The ``document-metadata`` audit event of a taken document (``db_audited`` form); the
     outbox records it in the dispatch's own unit when sealing succeeded in the take's hop."""
-    meta = prepared.meta.as_envelope_meta()
+    meta = public_meta(prepared.meta.as_envelope_meta(), taken.message_id)
     meta.pop("priority")
     meta["document_kind"] = meta.pop("kind")  # "kind" names the audit event itself
     return [("document-metadata", dict(meta, message_id=taken.message_id,
@@ -297,10 +322,13 @@ def _nothing() -> None:
 
 
 @inlineCallbacks
-def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):
-    """Document and sidecar into failed/, side by side, with the reason; audited."""
+def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError,
+            message_id: str):
+    """Document and sidecar into failed/, side by side, with the reason; audited (a
+    petition by its opaque reference only: its file name may name the citizen)."""
     failed = rt.config.failed
     where = None
+    shown = petition_reference(message_id) if error.petition else path.name
     try:
         where = yield rt.io(
             refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
@@ -308,6 +336,6 @@ def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError):
             access=access_policy(rt.config.node.clerks_group),
             companion=lambda kept: move_sidecar(sidecar, failed, kept + SIDECAR_SUFFIX))
     except OSError as exc:
-        rt.audit("refuse-failed", name=path.name, reason=str(exc))
-    yield rt.audit("refused", code=error.code, reason=error.reason, name=path.name,
-                   failed=str(where) if where else None)
+        rt.audit("refuse-failed", name=shown, reason=str(exc.strerror))
+    yield rt.audit("refused", code=error.code, reason=error.reason, name=shown,
+                   failed=None if where is None or error.petition else str(where))

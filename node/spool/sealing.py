@@ -63,6 +63,11 @@ class ChangedWhileSealing(NodeError):
     code = "changed-while-sealing"
 
 
+#: Kinds of document whose name and metadata may travel only sealed (envelope v3): citizens'
+#: petitions (docs/petitions.md §3).
+SEALED_ONLY_KINDS = frozenset({"petition"})
+
+
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
                  message_id: str, created: str, meta: Mapping[str, Any] | None = None,
@@ -71,6 +76,8 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
     stream header (v3: and the trailer), fsynced. ``sync_folder`` False: the caller fsyncs
     ``spool_dir`` before the dispatch is recorded (a batch of takes shares that fsync with the
     take's own). ``version``: the envelope version the recipients read (2 or 3)."""
+    if isinstance(meta, Mapping) and meta.get("kind") in SEALED_ONLY_KINDS:
+        version = 3  # a peer that reads only v2 is never offered it (node/delivery/links.py)
     current = node_keys.current_encryption
     # Hashed on a second thread while the next block is read (node/core/hashing.py).
     hasher = BackgroundDigest()

@@ -53,6 +53,7 @@ from lienthong.node.store.migrations import current_version, migrate
 from lienthong.node.store.node_lock import Holder
 from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
+from lienthong.node.store.petitions import PetitionMethods
 from lienthong.node.store.postgresql import cannot_connect, postgresql_engines
 from lienthong.node.store.receipts import ReceiptMethods
 from lienthong.node.store.reconciliations import ReconciliationMethods
@@ -162,5 +163,5 @@ def _on_sqlite_begin(conn: Connection) -> None:
 class Store(PeerMethods, OutgoingMethods, ReceiptMethods, ScheduleMethods, IncomingMethods,
             AuditMethods, ReportMethods, DocumentMethods, WitnessMethods,
             ReconciliationMethods, EdxmlIdMethods,
-            CoordinationMethods, YearMethods):
+            CoordinationMethods, YearMethods, PetitionMethods):
     """The node's database. Methods are grouped by table in the ``store_*`` modules."""

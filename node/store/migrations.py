@@ -391,6 +391,34 @@ def _v7(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v8(conn: Connection) -> None:
+    """Version 8: ``petitions``, the petition register (docs/petitions.md); it starts empty
+    (no petition kind existed before)."""
+    md = MetaData()
+    Table("petitions", md,
+          Column("direction", String(8), primary_key=True),
+          Column("peer_node_id", String(100), primary_key=True),
+          Column("message_id", String(32), primary_key=True),
+          Column("kind", String(16), nullable=False),
+          Column("number", String(64)),
+          Column("received_date", String(10), nullable=False),
+          Column("details", Text, nullable=False),
+          Column("recorded_at", String(40), nullable=False),
+          Column("accepted_at", String(40)),
+          Column("complex", Integer, nullable=False),
+          Column("rejected_at", String(40)),
+          Column("resolved_at", String(40)),
+          Column("outcome", Text),
+          Column("refusal_token", Text),
+          Column("refusal_code", String(64)),
+          Column("refusal_reason", Text),
+          CheckConstraint("direction IN ('sent', 'received')", name="petitions_direction"),
+          CheckConstraint("complex IN (0, 1)", name="petitions_complex"),
+          Index("petitions_by_received_date", "received_date"),
+          Index("petitions_by_message", "message_id"))
+    md.create_all(conn)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
@@ -400,6 +428,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (5, _v5),
     (6, _v6),
     (7, _v7),
+    (8, _v8),
 )
 
 

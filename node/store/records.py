@@ -520,3 +520,25 @@ class RecordedDocument:
     header_token: str
     receipt: str | None
     meta: str
+
+
+@dataclass(frozen=True, slots=True)
+class PetitionRow:
+    """A line of the petition register (``petitions``); ``details`` holds personal data."""
+
+    direction: str
+    peer_node_id: str
+    message_id: str
+    kind: str
+    number: str | None
+    received_date: str
+    details: dict[str, Any]
+    recorded_at: str
+    accepted_at: str | None
+    complex: bool
+    rejected_at: str | None
+    resolved_at: str | None
+    outcome: str | None
+    refusal_token: str | None
+    refusal_code: str | None
+    refusal_reason: str | None

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -375,4 +375,36 @@ programme_reminders = Table(
     Column("claimed_at", String(TIME), nullable=False),
     Column("message_id", String(MESSAGE_ID)),
     CheckConstraint("step IN ('reminder', 'overdue')", name="programme_reminders_step"),
+)
+
+# -- version 8: the petition register (node/store/petitions.py) ---------------------------
+
+#: The petition register (sổ theo dõi đơn, docs/petitions.md §4): one row per petition
+#: received from a peer (``direction`` ``received``, ``peer_node_id`` its sender) or forwarded
+#: to one (``sent``, the recipient). ``details`` is the petition's sealed metadata as JSON
+#: (personal data: read only by ``lienthong petitions`` and the petition page). What the
+#: handling office decided is kept at that office (``accepted_at``...) and travels back as
+#: signed statuses; a refusal by the receiver is kept, signed, at the sender.
+petitions = Table(
+    "petitions", metadata,
+    Column("direction", String(8), primary_key=True),
+    Column("peer_node_id", String(NODE_ID), primary_key=True),
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("number", String(64)),
+    Column("received_date", String(10), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("recorded_at", String(TIME), nullable=False),
+    Column("accepted_at", String(TIME)),
+    Column("complex", Integer, nullable=False),
+    Column("rejected_at", String(TIME)),
+    Column("resolved_at", String(TIME)),
+    Column("outcome", Text),
+    Column("refusal_token", Text),
+    Column("refusal_code", String(64)),
+    Column("refusal_reason", Text),
+    CheckConstraint("direction IN ('sent', 'received')", name="petitions_direction"),
+    CheckConstraint("complex IN (0, 1)", name="petitions_complex"),
+    Index("petitions_by_received_date", "received_date"),
+    Index("petitions_by_message", "message_id"),
 )

@@ -270,7 +270,9 @@ class WebPages(Resource):
                       user=session.user, remote=self.remote,
                       role_name=translate(lang, _ROLE_NAMES.get(session.role or "", "")),
                       may_act=session.may("clerk"), may_admin=session.may("admin"),
-                      slots=SLOTS, notice=context.pop("notice", None) or notice, **context)
+                      slots=[slot for slot in SLOTS if slot["path"] != "petitions"
+                             or self._may_see_petitions(session)],
+                      notice=context.pop("notice", None) or notice, **context)
         self._write(request, body, HTML)
 
     def _done_with(self, session: Session, lang: str, text: Phrase, location: str) -> _Answer:
@@ -316,6 +318,8 @@ class WebPages(Resource):
             yield from self._audit_export(request, session, path[1])
         elif get and path == ["deadlines"]:
             yield from self._deadlines(request, session, lang)
+        elif get and path == ["petitions"]:
+            yield from self._petitions(request, session, lang)
         elif get and len(path) == 1 and head in {slot["path"] for slot in SLOTS}:
             slot = next(s for s in SLOTS if s["path"] == head)
             self._page(request, session, lang, "slot.html", page=head,
@@ -511,6 +515,22 @@ class WebPages(Resource):
             self.rt.now())
         self._page(request, session, lang, "deadlines.html", page="deadlines",
                    title=translate(lang, "Deadlines"), rows=rows)
+
+    def _may_see_petitions(self, session: Session) -> bool:
+        """Petition staff only: a signed-in account named in ``[petitions] web_users``; never
+        the loopback session, which any user of this machine can open (docs/petitions.md)."""
+        return (session.user is not None and session.user != "local"
+                and session.user in self.rt.config.petitions.web_users)
+
+    def _petitions(self, request: Any, session: Session,
+                   lang: str) -> Generator[Deferred[Any], Any, None]:
+        if not self._may_see_petitions(session):
+            raise _Answer(403, Phrase("Only the petition staff may see citizens' petitions; "
+                                      "sign in with a petition staff account."),
+                          audit="petition-staff")
+        rows = yield self.web.status.reads.run(views.petitions, self.rt.config, self.rt.now())
+        self._page(request, session, lang, "petitions.html", page="petitions",
+                   title=translate(lang, "Petitions"), rows=rows)
 
     def _login(self, request: Any, session: Session,
                lang: str) -> Generator[Deferred[Any], Any, None]:

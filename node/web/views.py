@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lienthong.config.schema import CoordinationSection
+from lienthong.config.schema import CoordinationSection, NodeConfig
 from lienthong.keys.card import verification_code
 from lienthong.node.audit.report import AuditFailed
 from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.coordination.deadlines import DeadlineEngine
+from lienthong.node.petitions.register import PetitionRegister
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS
 
@@ -174,3 +175,11 @@ def deadlines(store: Store, section: CoordinationSection, own_name: str,
               now: float) -> list[dict[str, Any]]:
     engine = DeadlineEngine(store, section, own_name=own_name)
     return [row.as_json() for row in engine.rows(now)]
+
+
+def petitions(store: Store, config: NodeConfig, now: float) -> list[dict[str, Any]]:
+    """The petition register (petition staff only: the page checks who asks)."""
+    names = _names(store)
+    register = PetitionRegister(store, config,
+                                peer_name=lambda node_id: names.get(node_id, node_id))
+    return [line.as_json() for line in register.lines(now)]

@@ -73,12 +73,13 @@ def offices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     config.write_text(config.read_text().replace(
         "[web]\n", f'[web]\nremote_listen = "127.0.0.1:{remote_port}"\n'
                    f'certificate = "{cert}"\nprivate_key = "{key}"\n'
-                   'remote_hosts = ["localhost"]\n'))
-    result = CliRunner().invoke(main, ["web", "user", "add", "vanthu", "--role", "clerk",
-                                       "--home", str(nodes["hdnd"].home)],
-                                env={"LIENTHONG_WEB_PASSWORD": PASSWORD,
-                                     "LIENTHONG_WEB_FAST_HASH": "1"})
-    assert result.exit_code == 0, result.output
+                   'remote_hosts = ["localhost"]\n') + '\n[petitions]\nweb_users = ["donthu"]\n')
+    for user, role in (("vanthu", "clerk"), ("donthu", "viewer")):
+        result = CliRunner().invoke(main, ["web", "user", "add", user, "--role", role,
+                                           "--home", str(nodes["hdnd"].home)],
+                                    env={"LIENTHONG_WEB_PASSWORD": PASSWORD,
+                                         "LIENTHONG_WEB_FAST_HASH": "1"})
+        assert result.exit_code == 0, result.output
     for node in nodes.values():
         node.start()
     tinhuy, hdnd = nodes["tinhuy"], nodes["hdnd"]
@@ -124,7 +125,7 @@ def test_every_page_renders_with_data_and_passes_axe(offices: dict[str, Any],
     axe = Axe()
     expected = {"/": "Tổng quan", "/documents": NUMBER, f"/documents/{mid}": "Hỏa tốc",
                 "/send": "Gửi văn bản", "/peers": "Mã xác minh", "/audit": "Nhật ký kiểm toán",
-                "/deadlines": "Thời hạn", "/petitions": "Đơn thư", "/report": "Báo cáo năm"}
+                "/deadlines": "Thời hạn", "/report": "Báo cáo năm"}
     for path, text in expected.items():
         answer = page.goto(base + path)
         assert answer.status == 200, path
@@ -135,6 +136,14 @@ def test_every_page_renders_with_data_and_passes_axe(offices: dict[str, Any],
         assert serious == [], (path, [(v["id"], v["nodes"][0]["html"]) for v in serious])
         name = path.strip("/").replace("/", "-")[:20] or "overview"
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    # The petition page is for signed-in petition staff only (docs/petitions.md §5): the
+    # loopback session, which any user of the machine can open, gets a refusal, no link.
+    answer = page.goto(base + "/petitions")
+    assert answer.status == 403 and "Chỉ cán bộ xử lý đơn thư" in page.content()
+    page.errors.remove("Failed to load resource: the server responded with a status of 403 "
+                       "(Forbidden)")  # that refusal itself, as the browser's console says
+    page.goto(base + "/")
+    assert page.locator("a[href='/petitions']").count() == 0
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(base + "/documents")
     page.screenshot(path=str(SHOTS / "documents-phone.png"), full_page=True)
@@ -244,6 +253,29 @@ def test_a_remote_clerk_signs_in_and_a_cookie_is_strict(offices: dict[str, Any],
     page.goto(remote + "/documents")
     assert NUMBER in page.content() and "văn thư" in page.content()
     page.screenshot(path=str(SHOTS / "remote-documents.png"), full_page=True)
+
+
+def test_only_a_petition_staff_account_sees_the_petition_page(
+        offices: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    """[petitions] web_users names donthu: signed in, donthu sees the register (with the link
+    in the menu); vanthu, a clerk but not petition staff, is refused."""
+    from axe_playwright_python.sync_playwright import Axe
+    remote = offices["remote"]
+    seen = {}
+    for user in ("donthu", "vanthu"):
+        page = page_of(browser, ignore_https_errors=True)
+        page.goto(remote + "/login")
+        page.fill("#user", user)
+        page.fill("#password", PASSWORD)
+        page.click("form.login button[type=submit]")
+        links = page.locator("a[href='/petitions']").count()
+        answer = page.goto(remote + "/petitions")
+        seen[user] = (answer.status, links, "Sổ theo dõi đơn chưa có đơn nào" in page.content())
+        if user == "donthu":
+            violations = [v for v in Axe().run(page).response["violations"]
+                          if v["impact"] in ("serious", "critical")]
+            assert violations == []
+    assert seen == {"donthu": (200, 1, True), "vanthu": (403, 0, False)}
 
 
 def test_wrong_remote_passwords_are_rate_limited(offices: dict[str, Any],

@@ -7,7 +7,7 @@ from typing import Any
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.spool.sealing import open_envelope, seal_spooled
 from lienthong.protocol.envelope import EnvelopeHeader
-from lienthong.protocol.events import Accept, Offer, Receipt
+from lienthong.protocol.events import Accept, Offer, Receipt, Reject
 from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import NOW, FakeReactor, enrol, make_office
 
@@ -59,3 +59,77 @@ def test_a_control_document_whose_handler_fails_is_receipted_and_the_failure_aud
     assert (entry.peer, entry.message_id) == (alpha.node_id, mid)
     assert entry.detail["control_kind"] == "status"
     assert entry.detail["reason"] == "the status does not parse"
+
+
+def _petition_offer(alpha: Any, beta: Any, meta: dict[str, Any]) -> tuple[str, Offer]:
+    rt = alpha.runtime
+    mid = new_message_id()
+    folder = rt.config.spool / mid
+    folder.mkdir()
+    (folder / "payload").write_bytes(b"%PDF petition\n")
+    sealed = seal_spooled(folder, node_keys=rt.keys,
+                          recipients={beta.node_id: rt.directory.encryption_key_for(
+                              beta.node_id)},
+                          name=f"petition-{mid[:12]}.pdf", message_id=mid, created=NOW,
+                          meta=meta, version=2)
+    assert sealed.header.version == 3  # a petition is sealed v3 whatever was asked
+    return mid, Offer(message_id=mid, envelope=sealed.header_token,
+                      ciphertext_size=sealed.header.ciphertext_size, priority=3)
+
+
+PETITION_META = {"kind": "petition", "priority": 3, "petition": {
+    "kind": "complaint", "received": "2026-12-01", "petitioner": {"name": "Nguyễn Thị C"}}}
+
+
+def test_the_receivers_own_petition_policy_refuses_and_asks_for_a_signed_refusal(
+        tmp_path: Path) -> None:
+    """beta accepts petitions only from gamma: alpha's is refused (petition-not-allowed),
+    the refusal is handed on to be signed; from an allowed alpha, a petition without its
+    petitioner is refused as bad-petition, and a good one is accepted into the restricted
+    folder. No reason names the petitioner."""
+    from dataclasses import replace
+
+    from lienthong.config.schema import PetitionsSection
+
+    reactor = FakeReactor()
+    alpha = make_office(tmp_path, "alpha", reactor)
+    beta = make_office(tmp_path, "beta", reactor, port=7444)
+    enrol(alpha, beta)
+    enrol(beta, alpha)
+    config = beta.runtime.config
+    beta.runtime.config = replace(config, petitions=PetitionsSection(peers=("gamma",)))
+    offers = Offers(beta.runtime)
+    handed: list[tuple[str, str, str]] = []
+
+    def refused(peer: str, header: EnvelopeHeader, code: str, reason: str) -> Any:
+        handed.append((peer, header.message_id, code))
+        from twisted.internet.defer import succeed
+        return succeed(None)
+
+    offers.on_petition_refused = refused
+    answers: list[Any] = []
+    mid, offer = _petition_offer(alpha, beta, PETITION_META)
+    offers.offer(alpha.node_id, offer).addBoth(answers.append)
+    (answer,) = answers
+    assert isinstance(answer, Reject) and answer.code == "petition-not-allowed"
+    assert "from alpha" in answer.reason and handed == [(alpha.node_id, mid,
+                                                         "petition-not-allowed")]
+
+    beta.runtime.config = replace(config, petitions=PetitionsSection(peers=("alpha",)))
+    bad = dict(PETITION_META, petition={"kind": "complaint", "received": "2026-12-01",
+                                        "petitioner": {"name": "<b>C</b>"}})
+    answers.clear()
+    _, offer = _petition_offer(alpha, beta, bad)
+    offers.offer(alpha.node_id, offer).addBoth(answers.append)
+    (answer,) = answers
+    assert isinstance(answer, Reject) and answer.code == "bad-petition"
+    assert "petitioner" in answer.reason and "<b>" not in answer.reason
+    answers.clear()
+    _, offer = _petition_offer(alpha, beta, PETITION_META)
+    offers.offer(alpha.node_id, offer).addBoth(answers.append)
+    (answer,) = answers
+    assert isinstance(answer[0], Accept)
+    folder = beta.runtime.config.home / "petitions" / "inbox" / "alpha"
+    assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == oct(0o700)
+    rejected = [e.detail["reason"] for e in beta.store.audit_entries(kind="rejected")]
+    assert len(rejected) == 2 and not any("Nguyễn" in r for r in rejected)

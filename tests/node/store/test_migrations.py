@@ -35,7 +35,7 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 7
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 8
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 

@@ -1,0 +1,146 @@
+"""``lienthong petitions``: the petition register (sổ theo dõi đơn), for the petition staff.
+
+Lists and filters the register (``--json`` for programs, ``--xlsx FILE`` for the periodic
+reports), and records the handling office's decisions (``accept``, ``reject``, ``resolve``),
+which the running node sends back as signed statuses (docs/petitions.md). Every command first
+checks that the caller is petition staff (node/petitions/access.py).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lienthong.config.schema import PETITION_KINDS
+from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.control.requests import RequestRefused
+from lienthong.node.petitions.access import check_petition_staff
+from lienthong.node.petitions.decisions import decide
+from lienthong.node.petitions.export import write_register
+from lienthong.node.petitions.register import STATES, PetitionRegister, RegisterQuery, summary
+from lienthong.node.store.database import open_store
+
+LIMIT_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "bold red"}
+
+
+def _limit_text(limit: dict | None) -> Text:
+    if limit is None:
+        return Text("—")
+    return Text(f"{limit['due']} {limit['state']}", style=LIMIT_STYLE.get(limit["state"], ""))
+
+
+@click.group(invoke_without_command=True)
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(PETITION_KINDS),
+              help="Only this kind: complaint (khiếu nại), denunciation (tố cáo), "
+                   "recommendation (kiến nghị), reflection (phản ánh). Repeatable.")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES),
+              help="Only petitions in this state (repeatable).")
+@click.option("--direction", type=click.Choice(["received", "sent"]), default=None,
+              help="Only petitions received here, or forwarded from here.")
+@click.option("--from", "received_from", default=None, help="Received on or after (YYYY-MM-DD).")
+@click.option("--until", "received_until", default=None,
+              help="Received on or before (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--xlsx", "xlsx", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the listed petitions to this spreadsheet (.xlsx) instead.")
+@home_option
+@click.pass_context
+def petitions(ctx: click.Context, kinds: tuple[str, ...], states: tuple[str, ...],
+              direction: str | None, received_from: str | None, received_until: str | None,
+              as_json: bool, xlsx: Path | None, home: Path | None) -> None:
+    """The petition register (sổ theo dõi đơn): list, filter, export; petition staff only."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = open_config(home)
+    check_petition_staff(config)
+    query = RegisterQuery(direction=direction, kinds=kinds, states=states,
+                          received_from=received_from, received_until=received_until)
+    store = open_store(config.store.url)
+    try:
+        directory = store.directory()
+        names = {key.kid: peer.name for peer in directory.peers
+                 for key in peer.all_identity_keys()}
+        register = PetitionRegister(store, config,
+                                    peer_name=lambda node_id: names.get(node_id, node_id))
+        lines = register.lines(time.time(), query)
+    finally:
+        store.close()
+    if xlsx is not None:
+        write_register(lines, xlsx, office=config.node.name)
+        click.echo(f"Wrote {len(lines)} petition(s) to {xlsx}.")
+        return
+    if as_json:
+        click.echo(json.dumps({"office": config.node.name, "summary": summary(lines),
+                               "petitions": [line.as_json() for line in lines]},
+                              ensure_ascii=False, indent=2))
+        return
+    if not lines:
+        click.echo("No petitions match.")
+        return
+    table = Table(title=f"Petition register of {config.node.name} (sổ theo dõi đơn)")
+    for heading in ("Reference", "Received", "Kind", "Petitioner", "Office", "State",
+                    "Accept by", "Resolve by"):
+        table.add_column(heading)
+    for line in lines:
+        data = line.as_json()
+        arrow = "←" if line.direction == "received" else "→"
+        table.add_row(Text(line.reference), Text(line.received), Text(line.kind),
+                      Text(line.petitioner), Text(f"{arrow} {line.office}"), Text(line.state),
+                      _limit_text(data["accept_limit"]), _limit_text(data["resolve_limit"]))
+    Console().print(table)
+
+
+def _decide(home: Path | None, message_id: str, decision: str, *, complex_case: bool = False,
+            outcome: str | None = None) -> None:
+    config = open_config(home)
+    check_petition_staff(config)
+    store = open_store(config.store.url)
+    try:
+        matches = sorted({row.message_id for row in store.petitions(direction="received")
+                          if row.message_id.startswith(message_id.lower())})
+        if len(matches) != 1:
+            raise CliError(f"{message_id} names {len(matches)} petitions received here; give "
+                           "more of the message ID (lienthong petitions --direction received)")
+        try:
+            done = decide(store, matches[0], decision, now=wall_clock_now(),
+                          complex_case=complex_case, outcome=outcome)
+        except RequestRefused as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"{done.row.message_id[:12]}: {decision} recorded; the node sends the signed "
+               f"status '{done.status}' back to the office it came from.")
+
+
+@petitions.command()
+@click.argument("message_id")
+@click.option("--complex", "complex_case", is_flag=True,
+              help="A complex case (vụ việc phức tạp): the longer limit to resolve it.")
+@home_option
+def accept(message_id: str, complex_case: bool, home: Path | None) -> None:
+    """Accept a received petition for resolution (thụ lý)."""
+    _decide(home, message_id, "accept", complex_case=complex_case)
+
+
+@petitions.command()
+@click.argument("message_id")
+@click.option("--reason", required=True,
+              help="Why it is not accepted; kept in this office's register only.")
+@home_option
+def reject(message_id: str, reason: str, home: Path | None) -> None:
+    """Do not accept a received petition (không thụ lý)."""
+    _decide(home, message_id, "reject", outcome=reason)
+
+
+@petitions.command()
+@click.argument("message_id")
+@click.option("--outcome", default=None, help="The result; kept in this register only.")
+@home_option
+def resolve(message_id: str, outcome: str | None, home: Path | None) -> None:
+    """Record that an accepted petition is resolved (đã giải quyết)."""
+    _decide(home, message_id, "resolve", outcome=outcome)
