@@ -245,14 +245,6 @@ def _strings_of_slugs(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_slug(item, where) for item in value))
 
 
-def _unix_group(value: Any, where: str) -> str:
-    text = _string(value, where)
-    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", text):
-        raise ConfigError(f"{where}: expected the name of a Unix group, e.g. "
-                          f"\"lienthong-don\", got {value!r}")
-    return text
-
-
 def _web(data: Mapping[str, Any], home: Path, source: Path) -> WebSection:
     web = _section(data, "web", {
         "local_role": _choice(*WEB_ROLES), "remote_listen": _address,

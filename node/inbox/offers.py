@@ -30,8 +30,8 @@ from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import safe_file_name
-from lienthong.node.documents.metadata import not_allowed
 from lienthong.node.core.restricted import restrict, restricted_folder
+from lienthong.node.documents.metadata import not_allowed
 from lienthong.node.documents.petitions import (
     PETITION_TYPE,
     PetitionError,

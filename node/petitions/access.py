@@ -11,7 +11,7 @@ import os
 
 from lienthong.config.schema import NodeConfig
 from lienthong.node.core.errors import NodeError
-from lienthong.node.core.restricted import group_id
+from lienthong.node.core.restricted import petition_access
 
 
 class NotPetitionStaff(NodeError):
@@ -25,7 +25,7 @@ def check_petition_staff(config: NodeConfig) -> None:
     uid = os.geteuid()
     if uid == 0 or uid == os.stat(config.home).st_uid:
         return
-    gid = group_id(config.petitions.group)
+    gid = petition_access(config.petitions.group).gid
     if gid is not None and (gid == os.getegid() or gid in os.getgroups()):
         return
     group = config.petitions.group

@@ -1,6 +1,6 @@
-"""The restricted folder of petitions: 2750/0640 (the access rule) for the node's user and the petition staff's
-group; a user outside that group reads nothing, tried as a real other Unix user (root runs a
-child process that becomes ``nobody``)."""
+"""The restricted folder of petitions: 2750/0640 (the access rule) for the node's user and
+the petition staff's group; a user outside that group reads nothing, tried as a real other
+Unix user (root runs a child process that becomes ``nobody``)."""
 from __future__ import annotations
 
 import grp
