@@ -28,13 +28,14 @@ from typing import Any
 
 from lienthong.config.schema import CoordinationSection
 from lienthong.keys.errors import KeysError
+from lienthong.keys.identity import NodeKeys
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, DeadlineRow
 from lienthong.node.core.errors import NodeError
 from lienthong.node.documents.metadata import TYPE_NAMES
 from lienthong.node.documents.programme_items import VIETNAM
+from lienthong.node.identity.stored_headers import open_stored_header
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import StatusRow
-from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import decode_receipt
 
@@ -258,8 +259,9 @@ def year_bounds(year: int) -> tuple[dt.datetime, dt.datetime]:
 
 
 def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
-            coordination: CoordinationSection, now: float) -> YearFigures:
-    """Every figure of the report for ``year`` (blocking: the CLI or the database thread).
+            coordination: CoordinationSection, now: float, keys: NodeKeys) -> YearFigures:
+    """Every figure of the report for ``year`` (blocking: the CLI or the database thread);
+    ``keys`` open the sealed contents of v3 headers (this office is a reader of each).
 
     Raises ``ReportError`` when the store holds no clerk's document of the year: there is
     nothing to show (obligations alone would all be "missing" for a year the node never ran).
@@ -276,7 +278,7 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
     failures: list[Failure] = []
     for sent in store.sent_between(since, until):
         item = _exchange(sent.header_token, sent.receipt, own_node_id, sent.peer_node_id,
-                         names, by_message, start, end, name=sent.name,
+                         names, by_message, start, end, keys, name=sent.name,
                          failed=sent.last_error if sent.state == "failed" else None)
         if item is not None:
             exchanges.append(item)
@@ -285,7 +287,7 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
                                         item.failed))
     for got in store.received_between(since, until):
         item = _exchange(got.header_token, got.receipt, got.sender_node_id, own_node_id,
-                         names, by_message, start, end, name=got.name, failed=None)
+                         names, by_message, start, end, keys, name=got.name, failed=None)
         if item is not None:
             exchanges.append(item)
     if not exchanges:
@@ -308,10 +310,10 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
 
 def _exchange(header_token: str, receipt: str | None, sender: str, recipient: str,
               names: Mapping[str, str], statuses: Mapping[str, Sequence[StatusRow]],
-              start: dt.datetime, end: dt.datetime, *, name: str,
+              start: dt.datetime, end: dt.datetime, keys: NodeKeys, *, name: str,
               failed: str | None) -> Exchange | None:
     try:
-        header = decode_header(header_token)
+        header = open_stored_header(header_token, keys)
         receipt_time = decode_receipt(receipt).time if receipt else None
     except (ProtocolError, KeysError, ValueError):
         return None  # a damaged record is for audit verify to report
