@@ -206,6 +206,12 @@ class YearFigures:
             "obligations": [row.as_json() for row in self.obligations],
             "obligation_counts": self.obligation_counts(),
             "latency_histogram": self.latency_histogram(),
+            # Each delivery's own latency, so a script (and the tests) can find the documents
+            # behind the spread and the histogram.
+            "deliveries": [{"message_id": e.message_id, "sender": e.sender,
+                            "recipient": e.recipient, "type": e.doc_type,
+                            "created": e.created, "receipt_time": e.receipt_time,
+                            "latency": e.latency} for e in self.exchanges],
             "recalls": [vars_of(r) for r in self.recalls],
             "failures": [vars_of(f) for f in self.failures],
             "reconciliations": [vars_of(r) for r in self.reconciliations],
