@@ -39,7 +39,7 @@ from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
@@ -357,9 +357,9 @@ def _add_outages(plan: Plan, last: dt.date) -> None:
         if action.day <= doc.day:
             action.day = _working_after(dt.date.fromisoformat(doc.day), 1).isoformat()
     for obligation in plan.obligations:
-        doc = docs.get(obligation.key or "")
-        if doc is not None:
-            obligation.expected = "late" if doc.day > obligation.due else "on-time"
+        sent = docs.get(obligation.key or "")
+        if sent is not None:
+            obligation.expected = "late" if sent.day > obligation.due else "on-time"
 
 
 def office_time(day: str, hour: int = 9) -> float:
@@ -427,7 +427,7 @@ class HistoryRun:
         transports += [proto.transport for proto in node.receiver_factory.connections]
         for transport in transports:
             if transport is not None:
-                transport.abortConnection()
+                cast(Any, transport).abortConnection()  # TCP and TLS transports have it
         yield database.stop()
 
     @inlineCallbacks
