@@ -229,17 +229,40 @@ DIFFERENCE_KINDS = {
 
 @dataclass(frozen=True, slots=True)
 class Difference:
-    """One document the two records disagree about; ``direction`` is from whom to whom."""
+    """One document the two records disagree about; ``direction`` is from whom to whom. A
+    ``not-compared`` line names no document but ``days`` days left out in one direction."""
 
     kind: str
     message_id: str
     sender: str
     recipient: str
     detail: str = ""
+    days: int = 0
 
-    def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "message_id": self.message_id, "sender": self.sender,
-                "recipient": self.recipient, "detail": self.detail}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "message_id": self.message_id,
+                               "sender": self.sender, "recipient": self.recipient,
+                               "detail": self.detail}
+        if self.kind == "not-compared":
+            out["days"] = self.days
+        return out
+
+
+def tally(differences: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """(documents that differ, days not compared) in a list of ``Difference.as_dict``: a
+    ``not-compared`` line stands for days, not for a document."""
+    documents = days = 0
+    for d in differences:
+        if d.get("kind") != "not-compared":
+            documents += 1
+            continue
+        # Recorded before lines carried "days": the detail starts with the count.
+        found = d.get("days")
+        if not isinstance(found, int):
+            match = re.match(r"(\d+) day", str(d.get("detail", "")))
+            found = int(match.group(1)) if match else 1
+        days += found
+    return documents, days
 
 
 def compare(sent: Iterable[Item], received: Iterable[Item], *, sender: str,

@@ -14,10 +14,20 @@ that step's office time (09:00 in Vietnam on the day); between steps it runs ``R
 faster than real time, so a delivery that takes 0.5 s is recorded as about 30 s. Nothing else
 is faked: every envelope, receipt, status and witness is made and checked by the nodes.
 
+Outages: two offices go down for a while, as offices do (``Outage``): ``ubnd`` is unreachable
+for two days in May, ``hdnd``'s node is stopped over a weekend in September. The generator
+stops that node (listener, links, watcher, database: ``Node.stop``, as ``lienthong stop``)
+at the outage's start on the shared clock and starts it again at its end, from its home as a
+restart would. What the others send it meanwhile waits in their queues and their links retry
+(``retry_max`` is 5 s in the generated homes: 5 office minutes at 60 times, as 300 s is for a
+real office), so those documents' receipts, and the report's latency figures, show the
+outage. The down office sends nothing and acts on nothing during its outage: the plan moves
+its work to the day it is back.
+
 The plan is deterministic for a year (a seeded ``random.Random``) and written beside the
 homes as ``history.json``: what was sent, by whom, to whom, of which type and month, which
-programmes were late or missing, what was recalled and refused, so tests compare the reports
-with what really happened.
+programmes were late or missing, what was recalled and refused, and the outages, so tests
+compare the reports with what really happened.
 """
 from __future__ import annotations
 
@@ -29,7 +39,7 @@ from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
@@ -116,15 +126,41 @@ class Obligation:
 
 
 @dataclass
+class Outage:
+    """``office``'s node is down from ``start_hour`` o'clock on ``start_day`` to ``end_hour``
+    on ``end_day`` (Vietnam time); ``start`` and ``end`` are the same moments in RFC 3339."""
+
+    office: str
+    start_day: str
+    start_hour: int
+    end_day: str
+    end_hour: int
+    why: str
+    start: str = ""
+    end: str = ""
+
+    def __post_init__(self) -> None:
+        self.start = rfc3339(office_time(self.start_day, self.start_hour))
+        self.end = rfc3339(office_time(self.end_day, self.end_hour))
+
+    def holds(self, day: str) -> bool:
+        """Whether the day's work (at 09:00) falls in the outage."""
+        return office_time(self.start_day, self.start_hour) <= office_time(day) < \
+            office_time(self.end_day, self.end_hour)
+
+
+@dataclass
 class Plan:
     year: int
     documents: list[PlannedDocument] = field(default_factory=list)
     actions: list[PlannedAction] = field(default_factory=list)
     obligations: list[Obligation] = field(default_factory=list)
     months: list[str] = field(default_factory=list)
+    outages: list[Outage] = field(default_factory=list)
 
     def days(self) -> list[str]:
         found = {d.day for d in self.documents} | {a.day for a in self.actions}
+        found |= {o.start_day for o in self.outages} | {o.end_day for o in self.outages}
         return sorted(found)
 
 
@@ -266,10 +302,64 @@ def plan_year(year: int, *, until: dt.date | None = None) -> Plan:
     plan.documents.sort(key=lambda d: (d.day, d.key))
     plan.actions = [a for a in plan.actions
                     if any(d.key == a.key and d.day < a.day for d in plan.documents)]
+    _add_outages(plan, last)
+    plan.documents.sort(key=lambda d: (d.day, d.key))
     plan.actions.sort(key=lambda a: (a.day, a.key, a.office))
     plan.months = [f"{year}-{m:02d}" for m in range(1, 13)
                    if dt.date(year, m, 1) <= last]
     return plan
+
+
+def _weekday_from(day: dt.date, weekday: int) -> dt.date:
+    return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def _add_outages(plan: Plan, last: dt.date) -> None:
+    """Two outages, neither over the 1st of a month (the monthly reconciliation waits for
+    every office): ``ubnd`` unreachable Tuesday 08:00 to Thursday 08:00 in May, with a report
+    from each other office sent to it meanwhile; ``hdnd`` stopped Friday 17:00 to Monday
+    07:00 in September, with one sent to it on the Saturday. The down office's own documents
+    and actions in the outage move to the day it is back (and a status after its document)."""
+    tuesday = _weekday_from(dt.date(plan.year, 5, 12), 1)
+    friday = _weekday_from(dt.date(plan.year, 9, 15), 4)
+    outages = [Outage("ubnd", tuesday.isoformat(), 8,
+                      (tuesday + dt.timedelta(days=2)).isoformat(), 8,
+                      "unreachable: the provincial network link to it was cut"),
+               Outage("hdnd", friday.isoformat(), 17,
+                      (friday + dt.timedelta(days=3)).isoformat(), 7,
+                      "node stopped over the weekend for server maintenance")]
+    waiting = [("outage-report-1", tuesday, "tinhuy", "ubnd"),
+               ("outage-report-2", tuesday + dt.timedelta(days=1), "hdnd", "ubnd"),
+               ("outage-report-3", friday + dt.timedelta(days=1), "tinhuy", "hdnd")]
+    for outage in outages:
+        if dt.date.fromisoformat(outage.end_day) <= last:
+            plan.outages.append(outage)
+    for key, day, sender, recipient in waiting:
+        if any(o.office == recipient for o in plan.outages):
+            plan.documents.append(PlannedDocument(
+                key, day.isoformat(), sender, recipient, [recipient],
+                f"Bao cao {key} {sender.upper()}.pdf", "report",
+                f'type = "báo cáo"\nsubject = "Báo cáo gửi khi {recipient} không liên lạc '
+                f'được ({day.isoformat()})"\n'))
+    docs = {d.key: d for d in plan.documents}
+    for outage in plan.outages:
+        down = outage.office
+        for doc in plan.documents:
+            if doc.sender == down and outage.holds(doc.day):
+                doc.day = outage.end_day
+        for action in plan.actions:
+            doc = docs[action.key]
+            if outage.holds(action.day) and down in (action.office, doc.sender,
+                                                     *doc.recipients):
+                action.day = outage.end_day
+    for action in plan.actions:
+        doc = docs[action.key]
+        if action.day <= doc.day:
+            action.day = _working_after(dt.date.fromisoformat(doc.day), 1).isoformat()
+    for obligation in plan.obligations:
+        sent = docs.get(obligation.key or "")
+        if sent is not None:
+            obligation.expected = "late" if sent.day > obligation.due else "on-time"
 
 
 def office_time(day: str, hour: int = 9) -> float:
@@ -296,6 +386,10 @@ class HistoryRun:
         self.databases: dict[str, Any] = {}
         self.message_ids: dict[str, str] = {}
         self._sent: dict[str, str] = {}
+        #: Offices whose node is stopped now, and documents sent to them meanwhile (their
+        #: receipts are awaited once they are back).
+        self.down: set[str] = set()
+        self.held: list[PlannedDocument] = []
 
     def create(self) -> None:
         prepare_folder(self.folder)
@@ -303,18 +397,64 @@ class HistoryRun:
         self.homes = create_network(self.folder, now=start)
         for name, new in self.homes.items():
             config_file = new.config.home / CONFIG_FILE_NAME
-            with config_file.open("a", encoding="utf-8") as handle:
-                handle.write(COORDINATION.format(since=f"{self.plan.year}-01-01"))
+            text = config_file.read_text(encoding="utf-8")
+            # The retry schedule in office time: 5 s at RATE times is 5 office minutes, as
+            # 300 s is for a real office (a link back from an outage waits no longer).
+            text = text.replace("retry_max = 300.0", "retry_max = 5.0")
+            config_file.write_text(text + COORDINATION.format(since=f"{self.plan.year}-01-01"),
+                                   encoding="utf-8")
             self.homes[name] = NewNode(load_config(new.config.home), new.node_id,
                                        new.card_path)
 
     @inlineCallbacks
+    def start_node(self, name: str) -> Generator[Deferred[Any], Any, None]:
+        """Start ``name``'s node from its home, as ``lienthong start`` does."""
+        config = self.homes[name].config
+        runtime, self.databases[name] = build_runtime(
+            self.reactor, config, open_keys(config), wall_clock=self.clock)
+        self.nodes[name] = Node(runtime)
+        yield self.nodes[name].start()
+
+    @inlineCallbacks
+    def stop_node(self, name: str) -> Generator[Deferred[Any], Any, None]:
+        """Stop ``name``'s node as its process ending would: ``Node.stop``, then every
+        connection it still holds cut (a process that exits leaves none open; in this process
+        a transfer closed gracefully would keep the peer's side of it busy)."""
+        node, database = self.nodes.pop(name), self.databases.pop(name)
+        yield node.stop()
+        transports = [link.proto.transport for link in node.links.values()
+                      if link.proto is not None]
+        transports += [proto.transport for proto in node.receiver_factory.connections]
+        for transport in transports:
+            if transport is not None:
+                cast(Any, transport).abortConnection()  # TCP and TLS transports have it
+        yield database.stop()
+
+    @inlineCallbacks
+    def outage_begins(self, outage: Outage) -> Generator[Deferred[Any], Any, None]:
+        self.clock.set(office_time(outage.start_day, outage.start_hour))
+        yield self.stop_node(outage.office)
+        self.down.add(outage.office)
+        self.report(f"{outage.start}: {outage.office} down ({outage.why})")
+
+    @inlineCallbacks
+    def outage_ends(self, outage: Outage) -> Generator[Deferred[Any], Any, None]:
+        """Start the office again and wait for what the others sent it meanwhile."""
+        self.clock.set(office_time(outage.end_day, outage.end_hour))
+        yield self.start_node(outage.office)
+        self.down.discard(outage.office)
+        held = [d for d in self.held if not self.down & set(d.recipients)]
+        self.held = [d for d in self.held if d not in held]
+        for doc in held:
+            yield self.wait_async(partial(self._settled, doc), f"{doc.name} from {doc.sender}")
+            self.message_ids[doc.key] = doc.message_id = self._sent[doc.key]
+        self.report(f"{outage.end}: {outage.office} back; {len(held)} document(s) sent to it "
+                    "meanwhile delivered")
+
+    @inlineCallbacks
     def run(self) -> Generator[Deferred[Any], Any, None]:
-        for name, new in self.homes.items():
-            runtime, self.databases[name] = build_runtime(
-                self.reactor, new.config, open_keys(new.config), wall_clock=self.clock)
-            self.nodes[name] = Node(runtime)
-            yield self.nodes[name].start()
+        for name in self.homes:
+            yield self.start_node(name)
         try:
             months = iter(self.plan.months[1:] + [f"{self.plan.year + 1}-01"])
             next_month = next(months, None)
@@ -334,6 +474,14 @@ class HistoryRun:
 
     @inlineCallbacks
     def step(self, day: str) -> Generator[Deferred[Any], Any, None]:
+        """The day's outages that end (or begin) before 09:00, its documents and actions at
+        09:00, then the outages that begin after the day's work."""
+        for outage in self.plan.outages:
+            if outage.end_day == day:
+                yield self.outage_ends(outage)
+        for outage in self.plan.outages:
+            if outage.start_day == day and outage.start_hour < 9:
+                yield self.outage_begins(outage)
         self.clock.set(office_time(day))
         documents = [d for d in self.plan.documents if d.day == day]
         for doc in documents:
@@ -342,6 +490,11 @@ class HistoryRun:
                 doc.sender, doc.target, doc.name,
                 f"%PDF-1.7\n% {doc.name} ({doc.key}, {day})\n", sidecar=doc.sidecar))
         for doc in documents:
+            if self.down & set(doc.recipients):
+                # Sealed now (its created is today's), receipted when the office is back.
+                yield self.wait_async(partial(self._taken, doc), f"{doc.name} taken")
+                self.held.append(doc)
+                continue
             yield self.wait_async(partial(self._settled, doc), f"{doc.name} from {doc.sender}")
             if not doc.refused:
                 self.message_ids[doc.key] = doc.message_id = self._sent[doc.key]
@@ -350,6 +503,9 @@ class HistoryRun:
             yield self.act(action)
         self.report(f"{day}: {len(documents)} document(s), {len(actions)} status(es) and "
                     "recall(s)")
+        for outage in self.plan.outages:
+            if outage.start_day == day and outage.start_hour >= 9:
+                yield self.outage_begins(outage)
 
     @inlineCallbacks
     def _settled(self, doc: PlannedDocument) -> Generator[Deferred[Any], Any, bool]:
@@ -364,6 +520,13 @@ class HistoryRun:
             return False
         self._sent[doc.key] = row.message_id
         return True
+
+    @inlineCallbacks
+    def _taken(self, doc: PlannedDocument) -> Generator[Deferred[Any], Any, bool]:
+        """Taken from the outbox and sealed (queued for its recipients)."""
+        rt = self.nodes[doc.sender].rt
+        rows = yield rt.db(rt.store.recent_dispatches, 50)
+        return any(r.name == doc.name for r in rows)
 
     @inlineCallbacks
     def act(self, action: PlannedAction) -> Generator[Deferred[Any], Any, None]:
@@ -429,6 +592,7 @@ class HistoryRun:
             "documents": [asdict(d) for d in self.plan.documents],
             "actions": [asdict(a) for a in self.plan.actions],
             "obligations": [asdict(o) for o in self.plan.obligations],
+            "outages": [asdict(o) for o in self.plan.outages],
             "homes": {name: str(new.config.home) for name, new in self.homes.items()},
         }
         (self.folder / "history.json").write_text(

@@ -21,13 +21,15 @@ head went out disagrees with B's copy, which A cannot reach. Deleting witnesses 
 that leaves a gap in B's numbering (each witness names the one before); keeping heads from
 going out at all shows at B as a head that grows old (``audit witnesses``, status).
 
-Bad input (docs/review.md): a head or witness that does not verify, is older than one held or
-contradicts one held is refused with a ``security-refused`` audit event (shown in status) and
-never stored over what is held; the code names the case (``audit-head-invalid``,
-``-older``, ``-contradiction``; ``audit-witness-invalid``, ``-unknown-head``,
-``-contradiction``). A resent head gets the witness already signed for it again. Heads and
-witnesses are checked with the key their ``kid`` names among the sender's identities, so one
-signed just before the sender rotated its identity still verifies (node/identity/signers.py).
+Bad input (docs/review.md): a head or witness that does not verify, goes back on the heads
+held (an earlier entry signed after a later one) or contradicts one held is refused with a
+``security-refused`` audit event (shown in status) and never stored over what is held; the
+code names the case (``audit-head-invalid``, ``-older``, ``-contradiction``;
+``audit-witness-invalid``, ``-unknown-head``, ``-contradiction``). A resent head gets the
+witness already signed for it again; an earlier head that the sender's outbox delivered after
+a later one is recorded as superseded (an audit entry, not a warning). Heads and witnesses are
+checked with the key their ``kid`` names among the sender's identities, so one signed just
+before the sender rotated its identity still verifies (node/identity/signers.py).
 
 Crashes: every head or witness received ends with one audit entry naming its control document
 (its outcome, :data:`OUTCOME_KINDS`); at start, :meth:`HeadWitnessing.recover` applies again
@@ -144,8 +146,11 @@ class HeadWitnessing:
         The outcome's audit entry (``audit-head-witnessed`` or ``security-refused``, naming
         the control document) is written last, after the witness is queued: a crash before it
         leaves the head to :meth:`recover`, which finds it held and sends the same witness.
-        Applied again at start (``replay``), a head a later one overtook meanwhile is no
-        offence: the later head covers it (``audit-head-superseded``)."""
+        A head for an earlier entry than one held is no offence when it was signed in order
+        with the heads held (it arrived late, or is applied again at start after a later one
+        overtook it): the later head covers it (``audit-head-superseded``, nothing kept).
+        Signed after a held head for a later entry, it says the log went backwards
+        (``audit-head-older``)."""
         rt = self.rt
         # Kept and answered under the office's current node ID, whichever identity sealed it.
         peer = office_node_id(rt.directory, peer)
@@ -171,14 +176,18 @@ class HeadWitnessing:
             head_time=info.time, head=token, head_sha256=token_sha256(token), sign=sign,
             now=rt.now_text())
         held = outcome.row
-        if outcome.verdict == "older" and replay:
+        if outcome.verdict == "superseded":
+            # Overtaken in delivery (two heads on the way, or one applied again after a
+            # restart): the later head held covers its entry, so there is nothing to keep.
             yield rt.audit("audit-head-superseded", peer=peer, message_id=header.message_id,
-                           seq=info.seq, by_seq=held.seq)
+                           seq=info.seq, hash=info.hash, head_time=info.time, by_seq=held.seq)
             return
         if outcome.verdict == "older":
             yield self._refuse(peer, header, "audit-head-older",
-                               f"head at entry {info.seq} is older than the head held at "
-                               f"entry {held.seq} (witness {held.witness_index})")
+                               f"head at entry {info.seq} signed at {info.time} goes back on "
+                               f"the head held at entry {held.seq} signed at "
+                               f"{held.head_time} (witness {held.witness_index}): that "
+                               "office's log went backwards")
             return
         if outcome.verdict == "contradicts":
             yield self._refuse(peer, header, "audit-head-contradiction",

@@ -1,7 +1,9 @@
 """``lienthong report``: the yearly cooperation report, as HTML and, on request, PDF.
 
-Reads the store only (no passphrase, the node may be running): the figures come from
-node/report/figures.py, the page from node/report/render.py. ``--json`` prints the figures
+Reads the store (the node may be running) and opens the keystore: a v3 envelope header seals
+its ``created`` and type, which this office reads as the document's reader (the passphrase is
+found as ``lienthong start`` finds it). The figures come from node/report/figures.py, the page
+from node/report/render.py. ``--json`` prints the figures
 for scripts (and the tests that compare two offices' reports).
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | No
            as_json: bool, home: Path | None) -> None:
     """The yearly cooperation report: documents, deadlines, delivery times, recalls, failures,
     reconciliations and witnessed audit heads, with charts, as one HTML file (and a PDF)."""
+    from lienthong.node.app.process import load_keys_and_passphrase
     from lienthong.node.report.figures import collect
     from lienthong.node.report.render import print_pdf, render_html
 
@@ -48,11 +51,16 @@ def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | No
     except (OSError, KeysError) as exc:
         raise CliError(f"cannot read this office's own card {config.card_path}: {exc}"
                        ) from None
+    try:
+        keys, _ = load_keys_and_passphrase(config)
+    except KeysError as exc:
+        raise CliError(f"the report reads the sealed headers of this office's documents, so "
+                       f"it needs the keystore: {exc}") from None
     store = open_store(config.store.url)
     try:
         figures = collect(store, year=year, own_name=config.node.name,
                           own_node_id=own.node_id, coordination=config.coordination,
-                          now=time.time())
+                          now=time.time(), keys=keys)
     finally:
         store.close()
     if as_json:

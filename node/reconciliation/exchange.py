@@ -183,7 +183,8 @@ class Reconciler:
     def _ask(self, row: ReconciliationRow) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         period = parse_period(row.period)
-        sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id), period)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id),
+                                     period, rt.keys)
         now = rt.now_text()
         token = issue_summary(rt.keys.identity, role="request", exchange=row.exchange,
                               peer=row.peer_node_id, period=row.period, time=now,
@@ -279,7 +280,8 @@ class Reconciler:
                                "already held with other content; the request contradicts it")
             yield self._send(peer, row.own_summary or "", info.period.label, "answer")
             return "answered-again"
-        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer),
+                                     info.period, rt.keys)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
@@ -322,7 +324,8 @@ class Reconciler:
                 yield self._send_detail(row, info)
             return "answered-again"
         # The record as it is now (a late receipt may have come since the request).
-        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), info.period)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer),
+                                     info.period, rt.keys)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         days_out = mine_sent.differing_days(info.received)
         days_in = mine_received.differing_days(info.sent)
@@ -347,7 +350,7 @@ class Reconciler:
         """A: our items of the days whose roots differ from the peer's answer ``info``."""
         rt = self.rt
         sent, received = yield rt.db(own_items, rt.store, self._ids(row.peer_node_id),
-                                     info.period)
+                                     info.period, rt.keys)
         mine_sent, mine_received = digest_side(sent), digest_side(received)
         plan = _Plan.of(mine_sent, mine_received, info)
         detail = issue_summary(rt.keys.identity, role="detail", exchange=row.exchange,
@@ -375,7 +378,8 @@ class Reconciler:
             raise _Refused("reconciliation-contradiction", f"exchange {info.exchange} is "
                            f"{row.state}; the lists contradict it")
         own = decode_summary(row.own_summary)
-        sent, received = yield rt.db(own_items, rt.store, self._ids(peer), own.period)
+        sent, received = yield rt.db(own_items, rt.store, self._ids(peer),
+                                     own.period, rt.keys)
         # Compared where both lists travelled: ours in the answer, theirs in these lists.
         plan = _Plan.of(own.sent, own.received, info, own=own)
         differences = _differences(rt.node_id, peer, sent, received, info, plan)
@@ -465,7 +469,7 @@ def _not_compared(days: set[str], sender: str, recipient: str) -> list[Differenc
     return [Difference("not-compared", "-", sender, recipient,
                        f"{len(days)} day(s) from {min(days)} to {max(days)}: more documents "
                        f"differ than one exchange carries ({MAX_ITEMS}); reconcile those "
-                       "months one by one")]
+                       "months one by one", days=len(days))]
 
 
 def _differences(me: str, peer: str, sent: list[Item], received: list[Item], info: SummaryInfo,

@@ -1,10 +1,11 @@
 """What this office's record says about its exchanges with one peer in one period, as items.
 
 Blocking (run on the database thread): reads the store, then keeps the documents whose
-envelope was *created* in the period, by the sender's signed ``created`` in the header token,
-so both offices place each document in the same period whatever their clocks said when they
-recorded it. Only clerks' documents and messages are reconciled: statuses, recalls, key
-announcements, audit heads and the summaries themselves are the exchange's own machinery.
+envelope was *created* in the period, by the sender's signed ``created`` in the header token
+(sealed in a v3 header, which this office opens as one of its readers), so both offices place
+each document in the same period whatever their clocks said when they recorded it. Only
+clerks' documents and messages are reconciled: statuses, recalls, key announcements, audit
+heads and the summaries themselves are the exchange's own machinery.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from lienthong.keys.errors import KeysError
+from lienthong.keys.identity import NodeKeys
+from lienthong.node.identity.stored_headers import open_stored_header
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import RecordedDocument
-from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import decode_receipt
 from lienthong.protocol.reconciliation import Item, Period
@@ -32,14 +34,15 @@ def _since(period: Period) -> str:
     return (start - CLOCK_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _items(rows: Iterable[RecordedDocument], period: Period) -> list[Item]:
+def _items(rows: Iterable[RecordedDocument], period: Period, keys: NodeKeys) -> list[Item]:
     out = []
     for row in rows:
         try:
             kind = json.loads(row.meta).get("kind", "document")
             if kind not in RECONCILED_KINDS:
                 continue
-            created = decode_header(row.header_token).created
+            # A v3 header seals its created: this office is a reader of all it recorded.
+            created = open_stored_header(row.header_token, keys).created
             receipt = decode_receipt(row.receipt).time if row.receipt else None
         except (ProtocolError, KeysError, ValueError, AttributeError):
             continue  # a damaged record is audit verify's to report
@@ -48,10 +51,11 @@ def _items(rows: Iterable[RecordedDocument], period: Period) -> list[Item]:
     return out
 
 
-def own_items(store: Store, peer_ids: Iterable[str],
-              period: Period) -> tuple[list[Item], list[Item]]:
-    """(what we sent the peer, what we received from it and receipted) in ``period``."""
+def own_items(store: Store, peer_ids: Iterable[str], period: Period,
+              keys: NodeKeys) -> tuple[list[Item], list[Item]]:
+    """(what we sent the peer, what we received from it and receipted) in ``period``;
+    ``keys`` open the sealed contents of v3 headers."""
     ids = list(peer_ids)
     since = _since(period)
-    return (_items(store.sent_documents(ids, since), period),
-            _items(store.received_documents(ids, since), period))
+    return (_items(store.sent_documents(ids, since), period, keys),
+            _items(store.received_documents(ids, since), period, keys))

@@ -28,13 +28,14 @@ from typing import Any
 
 from lienthong.config.schema import CoordinationSection
 from lienthong.keys.errors import KeysError
+from lienthong.keys.identity import NodeKeys
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, DeadlineRow
 from lienthong.node.core.errors import NodeError
 from lienthong.node.documents.metadata import TYPE_NAMES
 from lienthong.node.documents.programme_items import VIETNAM
+from lienthong.node.identity.stored_headers import open_stored_header
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import StatusRow
-from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import decode_receipt
 
@@ -205,6 +206,12 @@ class YearFigures:
             "obligations": [row.as_json() for row in self.obligations],
             "obligation_counts": self.obligation_counts(),
             "latency_histogram": self.latency_histogram(),
+            # Each delivery's own latency, so a script (and the tests) can find the documents
+            # behind the spread and the histogram.
+            "deliveries": [{"message_id": e.message_id, "sender": e.sender,
+                            "recipient": e.recipient, "type": e.doc_type,
+                            "created": e.created, "receipt_time": e.receipt_time,
+                            "latency": e.latency} for e in self.exchanges],
             "recalls": [vars_of(r) for r in self.recalls],
             "failures": [vars_of(f) for f in self.failures],
             "reconciliations": [vars_of(r) for r in self.reconciliations],
@@ -258,8 +265,9 @@ def year_bounds(year: int) -> tuple[dt.datetime, dt.datetime]:
 
 
 def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
-            coordination: CoordinationSection, now: float) -> YearFigures:
-    """Every figure of the report for ``year`` (blocking: the CLI or the database thread).
+            coordination: CoordinationSection, now: float, keys: NodeKeys) -> YearFigures:
+    """Every figure of the report for ``year`` (blocking: the CLI or the database thread);
+    ``keys`` open the sealed contents of v3 headers (this office is a reader of each).
 
     Raises ``ReportError`` when the store holds no clerk's document of the year: there is
     nothing to show (obligations alone would all be "missing" for a year the node never ran).
@@ -276,7 +284,7 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
     failures: list[Failure] = []
     for sent in store.sent_between(since, until):
         item = _exchange(sent.header_token, sent.receipt, own_node_id, sent.peer_node_id,
-                         names, by_message, start, end, name=sent.name,
+                         names, by_message, start, end, keys, name=sent.name,
                          failed=sent.last_error if sent.state == "failed" else None)
         if item is not None:
             exchanges.append(item)
@@ -285,7 +293,7 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
                                         item.failed))
     for got in store.received_between(since, until):
         item = _exchange(got.header_token, got.receipt, got.sender_node_id, own_node_id,
-                         names, by_message, start, end, name=got.name, failed=None)
+                         names, by_message, start, end, keys, name=got.name, failed=None)
         if item is not None:
             exchanges.append(item)
     if not exchanges:
@@ -308,10 +316,10 @@ def collect(store: Store, *, year: int, own_name: str, own_node_id: str,
 
 def _exchange(header_token: str, receipt: str | None, sender: str, recipient: str,
               names: Mapping[str, str], statuses: Mapping[str, Sequence[StatusRow]],
-              start: dt.datetime, end: dt.datetime, *, name: str,
+              start: dt.datetime, end: dt.datetime, keys: NodeKeys, *, name: str,
               failed: str | None) -> Exchange | None:
     try:
-        header = decode_header(header_token)
+        header = open_stored_header(header_token, keys)
         receipt_time = decode_receipt(receipt).time if receipt else None
     except (ProtocolError, KeysError, ValueError):
         return None  # a damaged record is for audit verify to report

@@ -82,10 +82,7 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
             "last 24 h; each is in failed/ with a .reason.txt beside it.")
     for item in (snapshot.get("review") or {}).get("reconciliations", []):
         if item["state"] == "differs":
-            add("warning", "reconciliation-differs", f"Reconciliation with {item['peer']} for "
-                f"{item['period']}: {item['differences']} document(s) differ between the two "
-                "offices' records. Nothing was changed. See: lienthong reconcile --peer "
-                f"{item['peer']} --period {item['period']}", item["peer"])
+            add("warning", "reconciliation-differs", _differs_text(item), item["peer"])
         elif item["pending_seconds"] is not None and item["pending_seconds"] > 86400:
             add("warning", "reconciliation-pending", f"Reconciliation with {item['peer']} for "
                 f"{item['period']} is still pending after {_hours(item['pending_seconds'])}: "
@@ -100,6 +97,25 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
         add("warning", *_deadline_warning(alert), alert["office"])
     order = {"critical": 0, "warning": 1}
     return sorted(out, key=lambda w: order[w["level"]])
+
+
+def _differs_text(item: Mapping[str, Any]) -> str:
+    """A reconciliation that differs: documents that differ and days left uncompared (a
+    busy period's overflow) are told apart, for each asks something else of the clerk."""
+    peer, period = item["peer"], item["period"]
+    documents, days = item["differences"], item.get("days_not_compared", 0)
+    if documents and days:
+        return (f"Reconciliation with {peer} for {period}: {documents} document(s) differ "
+                f"between the two offices' records, and {days} day(s) not compared (reconcile "
+                f"those months one by one). Nothing was changed. See: lienthong reconcile "
+                f"--peer {peer} --period {period}")
+    if days:
+        return (f"Reconciliation with {peer} for {period}: {days} day(s) not compared "
+                f"(reconcile those months one by one). Nothing was changed. See: lienthong "
+                f"reconcile --peer {peer} --period {period}")
+    return (f"Reconciliation with {peer} for {period}: {documents} document(s) differ between "
+            f"the two offices' records. Nothing was changed. See: lienthong reconcile --peer "
+            f"{peer} --period {period}")
 
 
 _KIND_TEXT = {"annual": "annual programme", "quarterly": "quarterly programme",

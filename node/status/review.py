@@ -1,6 +1,7 @@
 """The yearly review's part of the status snapshot: reconciliations and witnessed heads.
 
-Per peer: the latest reconciliation exchange (period, state, how many differences) and the
+Per peer: the latest reconciliation exchange (period, state, how many documents differ and how
+many days were left uncompared, a busy period's overflow: docs/review.md §2) and the
 ages of the latest head each side witnessed of the other. ``status.health`` turns a
 reconciliation whose records differ, or one a peer has left unanswered, into a warning: a
 difference is shown, never repaired (docs/review.md).
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from lienthong.node.store.database import Store
+from lienthong.protocol.reconciliation import tally
 
 #: Reconciliations shown: the latest per peer and period, newest first, at most this many.
 SHOWN = 12
@@ -33,14 +35,14 @@ def review_status(store: Store, names: Mapping[str, str], now: float) -> dict[st
         if key in seen:
             continue
         seen.add(key)
-        differences = json.loads(row.differences) if row.differences else []
+        documents, days = tally(json.loads(row.differences) if row.differences else [])
         reconciliations.append({
             "peer": names.get(row.peer_node_id, row.peer_node_id), "period": row.period,
             "state": row.state, "role": row.role, "attempts": row.attempts,
             "requested_at": row.requested_at, "updated_at": row.updated_at,
             "pending_seconds": (_age(now, row.requested_at)
                                 if row.state in ("requested", "pending") else None),
-            "differences": len(differences)})
+            "differences": documents, "days_not_compared": days})
         if len(reconciliations) >= SHOWN:
             break
     ours: dict[str, Any] = {}

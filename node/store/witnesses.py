@@ -2,8 +2,9 @@
 
 * ``peer_heads``: heads of *peers'* audit chains this node holds as their witness, each with
   the ``lienthong-audit-witness/1`` token this node signed for it. ``witness_peer_head`` decides
-  in one transaction whether a head is new, a resend, older than the latest held, or a
-  contradiction of one held; only a new one is kept (and numbered), nothing is ever updated.
+  in one transaction whether a head is new, a resend, an earlier head overtaken in delivery,
+  one that goes back on the heads held, or a contradiction of one held; only a new one is kept
+  (and numbered), nothing is ever updated.
 * ``head_witnesses``: witnesses peers signed for *this node's* heads, kept as they came.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from lienthong.keys.identity import check_time
+from lienthong.keys.identity import check_time, parse_time
 from lienthong.node.store import schema as t
 from lienthong.node.store.base import StoreBase, build
 from lienthong.node.store.records import HeadWitnessRow, PeerHeadRow
@@ -26,8 +27,11 @@ _w = t.head_witnesses
 @dataclass(frozen=True, slots=True)
 class HeadOutcome:
     """What ``witness_peer_head`` decided: ``new`` (kept, ``row`` is it), ``resend`` (that very
-    head is held, ``row``), ``older`` (a later head is held, ``row`` the latest) or
-    ``contradicts`` (another head for the same entry is held, ``row`` it)."""
+    head is held, ``row``), ``superseded`` (a head for an earlier entry than the latest held,
+    signed in order with the heads held: overtaken in delivery, ``row`` the latest),
+    ``older`` (a head for an earlier entry signed after a held head for a later entry, or
+    before a held head for an earlier one: the log went backwards, ``row`` the head it
+    goes back on) or ``contradicts`` (another hash for an entry held, ``row`` it)."""
 
     verdict: str
     row: PeerHeadRow
@@ -41,9 +45,9 @@ class WitnessMethods(StoreBase):
                           sign: Callable[[int, str | None], tuple[str, str]],
                           now: str) -> HeadOutcome:
         """Keep a verified head of ``node_id``'s chain unless it is a resend, older than the
-        latest held, or contradicts one held. ``sign(index, prev_sha256)`` returns the witness
-        token and its SHA-256 for a new head (called inside the transaction, so the numbering
-        has no gap and no repeat)."""
+        latest held (superseded, or going back on the heads held), or contradicts one held.
+        ``sign(index, prev_sha256)`` returns the witness token and its SHA-256 for a new head
+        (called inside the transaction, so the numbering has no gap and no repeat)."""
         check_time(now)
         with self.transaction() as conn:
             same = conn.execute(select(_p).where(_p.c.node_id == node_id, _p.c.seq == seq)) \
@@ -56,7 +60,7 @@ class WitnessMethods(StoreBase):
             latest = conn.execute(select(_p).where(_p.c.node_id == node_id)
                                   .order_by(_p.c.witness_index.desc()).limit(1)).first()
             if latest is not None and latest.seq > seq:
-                return HeadOutcome("older", build(PeerHeadRow, latest))
+                return self._earlier_head(conn, build(PeerHeadRow, latest), seq, head_time)
             index = 1 if latest is None else latest.witness_index + 1
             token, token_sha = sign(index, None if latest is None else latest.witness_sha256)
             values: dict[str, Any] = dict(
@@ -65,6 +69,24 @@ class WitnessMethods(StoreBase):
                 witness_sha256=token_sha, received_at=now)
             key = conn.execute(insert(_p).values(**values)).inserted_primary_key
             return HeadOutcome("new", PeerHeadRow(id=int(key[0]) if key else 0, **values))
+
+    @staticmethod
+    def _earlier_head(conn: Any, latest: PeerHeadRow, seq: int, head_time: str) -> HeadOutcome:
+        """A head for an entry before the latest held (none held for that entry): an office
+        signs its heads in the order of its log, so one that came late is ``superseded``
+        when it was signed no later than the held head just past its entry and no earlier
+        than the one just before; otherwise the office's log went backwards between two
+        signatures (``older``, with the held head it goes back on)."""
+        node_id, signed = latest.node_id, parse_time(head_time)
+        after = conn.execute(select(_p).where(_p.c.node_id == node_id, _p.c.seq > seq)
+                             .order_by(_p.c.seq).limit(1)).first()
+        before = conn.execute(select(_p).where(_p.c.node_id == node_id, _p.c.seq < seq)
+                              .order_by(_p.c.seq.desc()).limit(1)).first()
+        if after is not None and parse_time(after.head_time) < signed:
+            return HeadOutcome("older", build(PeerHeadRow, after))
+        if before is not None and parse_time(before.head_time) > signed:
+            return HeadOutcome("older", build(PeerHeadRow, before))
+        return HeadOutcome("superseded", latest)
 
     def peer_heads(self, node_id: str | None = None) -> list[PeerHeadRow]:
         """Heads held for peers (one peer's, or all), per peer in witness order."""

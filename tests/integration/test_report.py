@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,52 @@ def test_figures_match_the_traffic_played(history: dict[str, Any]) -> None:
             assert pair["by_month"] == expected_months[key]
             for doc_type, n in pair["by_type"].items():
                 assert expected_types[(*key, doc_type)] == n
+
+
+def _seconds(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_outages_show_in_the_latencies(history: dict[str, Any]) -> None:
+    """The generator took ubnd offline for two days and hdnd for a weekend: each document
+    sent to the office while it was down has a latency of at least the outage's remaining
+    time (receipted only once it was back), at both ends; every other delivery took less than
+    an hour; the histogram's slow buckets hold exactly those documents, and the p95 of a pair
+    where they are more than 5 % shows it."""
+    manifest = history["manifest"]
+    outages = manifest["outages"]
+    assert {o["office"] for o in outages} == {"ubnd", "hdnd"}
+    waited: dict[tuple[str, str], float] = {}  # (message ID, recipient) -> outage end
+    for outage in outages:
+        start, end = _seconds(outage["start"]), _seconds(outage["end"])
+        for doc in manifest["documents"]:
+            if outage["office"] in doc["recipients"] and not doc["refused"] and \
+                    start <= _seconds(f"{doc['day']}T02:00:00Z") < end:
+                waited[(doc["message_id"], outage["office"])] = end
+    assert len(waited) >= 4, waited  # the plan sends three reports into the outages, and more
+    for office in OFFICES:
+        report = history["reports"][office]["json"]
+        slow = set()
+        for d in report["deliveries"]:
+            key = (d["message_id"], d["recipient"])
+            if key in waited:
+                assert d["latency"] >= waited[key] - _seconds(d["created"]) > 3600, d
+                assert _seconds(d["receipt_time"]) >= waited[key]
+                slow.add(key)
+            else:
+                assert d["latency"] is not None and d["latency"] < 3600, d
+        assert slow == {k for k in waited if office in (k[1], _sender(manifest, k[0]))}
+        assert sum(report["latency_histogram"][3:]) == len(slow)
+        for pair in report["pairs"]:
+            mine = sorted(d["latency"] for d in report["deliveries"]
+                          if (d["sender"], d["recipient"]) == (pair["sender"], pair["recipient"]))
+            assert pair["latency"]["p95"] == mine[math.ceil(0.95 * len(mine)) - 1]
+    hdnd_ubnd = _pair(history["reports"]["ubnd"]["json"], "hdnd", "ubnd")
+    assert hdnd_ubnd["latency"]["p95"] > 86400  # two of its 13 waited for ubnd
+
+
+def _sender(manifest: dict[str, Any], message_id: str) -> str:
+    return next(d["sender"] for d in manifest["documents"] if d["message_id"] == message_id)
 
 
 def _as_of_today(expected: str, period: str) -> str:
@@ -187,6 +234,20 @@ def test_rendered_in_chromium_and_printed_to_pdf(history: dict[str, Any],
             total = sum(p["documents"] for p in sent["pairs"] if p["sender"] == office)
             assert f"đã gửi {total} và nhận" in summary
             page.screenshot(path=str(ARTIFACTS / f"{office}-{YEAR}.png"), full_page=True)
+            # Every table fits the page's text column, on a wide screen, a narrow one, and
+            # on A4 paper (the print rules): none is wider than the body.
+            for width, media in ((1100, "screen"), (720, "screen"), (703, "print")):
+                page.emulate_media(media=media)
+                page.set_viewport_size({"width": width, "height": 1400})
+                wide = page.evaluate("""() => {
+                    const body = document.body.getBoundingClientRect().right;
+                    return [...document.querySelectorAll('table')]
+                        .filter(t => t.getBoundingClientRect().right > body + 0.5)
+                        .map(t => t.id || t.rows[0].innerText)
+                        .concat(document.documentElement.scrollWidth >
+                                document.documentElement.clientWidth ? ['the page'] : []);
+                }""")
+                assert wide == [], (office, width, media, wide)
         finally:
             context.close()
     pdf = history["folder"] / f"hdnd-{YEAR}.pdf"

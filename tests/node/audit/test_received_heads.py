@@ -70,7 +70,7 @@ def test_a_head_that_does_not_verify_is_refused_and_nothing_is_kept(offices) -> 
     assert beta.store.peer_heads() == []
 
 
-def test_an_older_or_contradicting_head_is_refused_and_the_held_one_kept(offices) -> None:  # type: ignore[no-untyped-def]
+def test_a_contradicting_head_is_refused_and_the_held_one_kept(offices) -> None:  # type: ignore[no-untyped-def]
     alpha, beta, _ = offices
     node = Node(beta.runtime)
     first = deliver(alpha, node, kind=HEAD_KIND, token=head(alpha, 5, "a" * 64))
@@ -80,8 +80,6 @@ def test_an_older_or_contradicting_head_is_refused_and_the_held_one_kept(offices
     witnessed = beta.store.audit_entries(kind="audit-head-witnessed")
     assert [(e.message_id, e.detail["again"]) for e in witnessed] == [(first, False)]
 
-    older = deliver(alpha, node, kind=HEAD_KIND, token=head(alpha, 3, "c" * 64))
-    assert_refused(beta, older, "audit-head-older")
     rewritten = deliver(alpha, node, kind=HEAD_KIND, token=head(alpha, 5, "d" * 64))
     assert_refused(beta, rewritten, "audit-head-contradiction")
     assert beta.store.peer_heads(alpha.node_id) == [held]
@@ -90,6 +88,75 @@ def test_an_older_or_contradicting_head_is_refused_and_the_held_one_kept(offices
     again = deliver(alpha, node, kind=HEAD_KIND, token=head(alpha, 5, "a" * 64))
     assert again not in refusals(beta)
     assert beta.store.peer_heads(alpha.node_id) == [held]
+
+
+def signed_heads(office: Office, times: list[str]) -> list[AuditHead]:
+    """Heads of ``office``'s real audit chain, signed at ``times``, an entry or two apart."""
+    out = []
+    for n, at in enumerate(times):
+        for _ in range(n + 1):
+            office.store.append_audit("node-started", at, detail={})
+        signed = sign_current_head(office.store, office.runtime.keys, at)
+        assert signed is not None
+        out.append(signed)
+    return out
+
+
+def test_heads_delivered_out_of_order_are_superseded_not_refused(offices) -> None:  # type: ignore[no-untyped-def]
+    """alpha's outbox delivers its heads out of order: the later head is witnessed first,
+    and each earlier one that arrives after it (signed in order with the heads held, before
+    or between them) is recorded as superseded: an audit entry, no witness, no warning, and
+    nothing held replaced or added."""
+    alpha, beta, _ = offices
+    node = Node(beta.runtime)
+    one, two, three, four = signed_heads(alpha, ["2026-11-24T08:00:00Z", "2026-11-24T09:00:00Z",
+                                                 "2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z"])
+    assert one.seq < two.seq < three.seq < four.seq
+    deliver(alpha, node, kind=HEAD_KIND, token=two.signature)
+    deliver(alpha, node, kind=HEAD_KIND, token=four.signature)
+    held = beta.store.peer_heads(alpha.node_id)
+    assert [(h.seq, h.witness_index) for h in held] == [(two.seq, 1), (four.seq, 2)]
+
+    late = [deliver(alpha, node, kind=HEAD_KIND, token=h.signature) for h in (three, one)]
+
+    assert refusals(beta) == {}
+    assert not [w for w in warnings(beta) if w["code"] == "security-refusals"], warnings(beta)
+    superseded = {e.message_id: e.detail for e in
+                  beta.store.audit_entries(kind="audit-head-superseded")}
+    assert set(superseded) == set(late)
+    assert [(superseded[m]["seq"], superseded[m]["by_seq"]) for m in late] == \
+        [(three.seq, four.seq), (one.seq, four.seq)]
+    assert superseded[late[0]]["hash"] == three.hash
+    assert beta.store.peer_heads(alpha.node_id) == held
+    assert len(beta.store.audit_entries(kind="audit-head-witnessed")) == 2
+
+
+def test_an_earlier_head_signed_out_of_order_with_those_held_is_refused(offices) -> None:  # type: ignore[no-untyped-def]
+    """A head for an earlier entry signed after a held head for a later one (or before a held
+    head for an earlier one) says the office's log went backwards between two signatures:
+    refused as audit-head-older, shown in status, and nothing held replaced."""
+    alpha, beta, _ = offices
+    node = Node(beta.runtime)
+    deliver(alpha, node, kind=HEAD_KIND, token=sign_head(
+        alpha.runtime.keys.identity, seq=2, hash="a" * 64, time="2026-11-24T09:00:00Z"))
+    deliver(alpha, node, kind=HEAD_KIND, token=sign_head(
+        alpha.runtime.keys.identity, seq=6, hash="b" * 64, time="2026-11-24T10:00:00Z"))
+    held = beta.store.peer_heads(alpha.node_id)
+    assert [h.seq for h in held] == [2, 6]
+
+    after_the_later = deliver(alpha, node, kind=HEAD_KIND, token=sign_head(
+        alpha.runtime.keys.identity, seq=4, hash="c" * 64, time="2026-11-24T10:30:00Z"))
+    assert_refused(beta, after_the_later, "audit-head-older")
+    reason = beta.store.audit_entries(kind="security-refused",
+                                      message_id=after_the_later)[0].detail["reason"]
+    assert "entry 6" in reason and "went backwards" in reason
+    before_the_earlier = deliver(alpha, node, kind=HEAD_KIND, token=sign_head(
+        alpha.runtime.keys.identity, seq=4, hash="c" * 64, time="2026-11-24T08:00:00Z"))
+    assert_refused(beta, before_the_earlier, "audit-head-older")
+    assert "entry 2" in beta.store.audit_entries(
+        kind="security-refused", message_id=before_the_earlier)[0].detail["reason"]
+    assert beta.store.audit_entries(kind="audit-head-superseded") == []
+    assert beta.store.peer_heads(alpha.node_id) == held
 
 
 def test_a_witness_of_a_head_we_never_signed_is_refused(offices) -> None:  # type: ignore[no-untyped-def]

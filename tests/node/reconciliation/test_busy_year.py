@@ -20,6 +20,7 @@ from lienthong.node.reconciliation import exchange
 from lienthong.node.reconciliation.exchange import Reconciler, request_reconciliation
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.reconciliation import MAX_ITEMS, Item, Period
+from tests.node.reviewhelp import warnings
 from tests.node.runtimehelp import NOW, FakeReactor, enrol, make_office
 
 PER_DAY = 100
@@ -75,8 +76,8 @@ def test_a_busy_year_with_a_lost_quarter_is_reconciled_within_a_token(
     records = {tinhuy.node_id: (documents, []),  # tinhuy sent them all, and got receipts
                hdnd.node_id: ([], [i for i in documents if i.day not in lost_days])}
 
-    def own_items(store: Any, peer_ids: Iterable[str],
-                  period: Period) -> tuple[list[Item], list[Item]]:
+    def own_items(store: Any, peer_ids: Iterable[str], period: Period,
+                  keys: Any) -> tuple[list[Item], list[Item]]:
         office = tinhuy if store is tinhuy.store else hdnd
         return records[office.node_id]
 
@@ -103,5 +104,11 @@ def test_a_busy_year_with_a_lost_quarter_is_reconciled_within_a_token(
                                      "2026-04-01")
     named = {d["message_id"] for d in differences if d["kind"] == "missing-at-recipient"}
     assert named == {i.message_id for i in documents if "2026-02-01" <= i.day <= "2026-03-12"}
+    assert left["days"] == LOST - MAX_ITEMS // PER_DAY
+    # Status tells the documents that differ from the days left uncompared.
+    (shown,) = [w["message"] for w in warnings(tinhuy) if w["code"] == "reconciliation-differs"]
+    assert f"{MAX_ITEMS} document(s) differ between the two offices' records, and " \
+        f"{LOST - MAX_ITEMS // PER_DAY} day(s) not compared (reconcile those months one by " \
+        "one)" in shown
     assert tinhuy.store.audit_entries(kind="security-refused") == []
     assert hdnd.store.audit_entries(kind="security-refused") == []

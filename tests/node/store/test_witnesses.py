@@ -1,5 +1,6 @@
-"""The store keeps a peer's heads once each: a resend, an older head and a contradiction are
-told apart in one transaction, and nothing held is ever replaced."""
+"""The store keeps a peer's heads once each: a resend, an earlier head overtaken on the way, an
+earlier head signed out of order (the log went backwards) and a contradiction are told apart
+in one transaction, and nothing held is ever replaced."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,8 @@ def test_heads_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
         signed.append((index, prev))
         return f"witness-{index}", f"{index:064x}"
 
-    def offer(seq: int, digest: str, head: str):  # type: ignore[no-untyped-def]
-        return store.witness_peer_head(node_id=PEER, seq=seq, hash=digest, head_time=T,
+    def offer(seq: int, digest: str, head: str, at: str = T):  # type: ignore[no-untyped-def]
+        return store.witness_peer_head(node_id=PEER, seq=seq, hash=digest, head_time=at,
                                        head=head, head_sha256=head.ljust(64, "0"), sign=sign,
                                        now=T)
 
@@ -27,7 +28,13 @@ def test_heads_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
     assert offer(9, "b" * 64, "h9").verdict == "new"
     assert signed == [(1, None), (2, f"{1:064x}")]
     assert offer(9, "b" * 64, "h9").verdict == "resend"
-    assert offer(7, "c" * 64, "h7").verdict == "older"
+    superseded = offer(7, "c" * 64, "h7")  # signed with the others, delivered late
+    assert superseded.verdict == "superseded" and superseded.row.seq == 9
+    backwards = offer(7, "c" * 64, "h7", at="2026-11-25T09:00:00Z")  # after the head of 9
+    assert backwards.verdict == "older" and backwards.row.seq == 9
+    before = offer(3, "e" * 64, "h3", at="2026-11-25T07:00:00Z")  # before the head of 5
+    assert before.verdict == "superseded"
+    assert offer(7, "c" * 64, "h7", at="2026-11-25T07:00:00Z").verdict == "older"  # before 5
     contradiction = offer(9, "d" * 64, "h9x")
     assert contradiction.verdict == "contradicts" and contradiction.row.hash == "b" * 64
     assert [(r.seq, r.hash, r.witness_index) for r in store.peer_heads(PEER)] == \
