@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -70,6 +70,9 @@ class NodeRuntime:
     retired_ids: set[str] = field(default_factory=set)
     #: The wire protocol each peer last spoke: decides the envelope version sealed for it.
     peer_protocols: PeerProtocols = field(default_factory=PeerProtocols)
+    #: Saves of ``peer_protocols`` run one at a time, each writing the latest snapshot: two
+    #: threads renaming one temporary file raced, and an older snapshot could land last.
+    peer_protocols_saving: DeferredLock = field(default_factory=DeferredLock)
 
     def note_peer_protocol(self, peer: str, protocol: int) -> None:
         """A connection with ``peer`` agreed on ``protocol``: remember it (saved, and audited
@@ -78,8 +81,9 @@ class NodeRuntime:
             return
         self.audit("peer-protocol", peer=peer, protocol=protocol,
                    envelope=3 if protocol >= 2 else 2)
-        d = self.io(save_peer_protocols, self.config.home / "state",
-                    self.peer_protocols.snapshot())
+        d = self.peer_protocols_saving.run(
+            lambda: self.io(save_peer_protocols, self.config.home / "state",
+                            self.peer_protocols.snapshot()))
         d.addErrback(lambda failure: log.failure("could not save the peers' protocols",
                                                  failure))
 

@@ -37,3 +37,28 @@ def test_the_record_is_saved_and_a_damaged_one_is_ignored(tmp_path: Path) -> Non
     assert load_peer_protocols(state) == {"a": 2}
     (state / FILE_NAME).write_text("not json")
     assert load_peer_protocols(state) == {}
+
+
+def test_saves_run_one_at_a_time_each_with_the_latest_record(tmp_path: Path) -> None:
+    """Two peers met at once: the second save waits for the first (two threads renaming one
+    temporary file raced), and writes the record as it is when it runs."""
+    from twisted.internet.defer import Deferred
+
+    from tests.node.runtimehelp import FakeReactor, make_office
+
+    runtime = make_office(tmp_path, "aa", FakeReactor()).runtime
+    started: list[tuple[object, dict[str, int]]] = []
+    pending: list[Deferred[None]] = []
+
+    def io(function: object, state: Path, known: dict[str, int]) -> Deferred[None]:
+        started.append((function, dict(known)))
+        pending.append(Deferred())
+        return pending[-1]
+
+    runtime.io = io  # type: ignore[method-assign]
+    runtime.note_peer_protocol("b", 2)
+    runtime.note_peer_protocol("c", 2)
+    assert [known for _, known in started] == [{"b": 2}]     # the second waits
+    pending[0].callback(None)
+    assert [known for _, known in started] == [{"b": 2}, {"b": 2, "c": 2}]
+    pending[1].callback(None)
