@@ -110,7 +110,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
             store.close()
             raise
         start_logging(config.log_dir, verbose=verbose)
-        return _run(reactor, config, node_keys, typed, store)
+        return run_node(reactor, config, node_keys, typed, store)
     finally:
         home_lock.release()
 
@@ -129,8 +129,9 @@ def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -
             "node a store of its own in [store] url.")
 
 
-def _run(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
-         store: Store) -> int:
+def run_node(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
+             store: Store) -> int:
+    """Run the node on ``reactor`` until it stops (the store is open and this process's)."""
     runtime, database = build_runtime(reactor, config, node_keys, store=store)
     node = Node(runtime, passphrase=typed)
     exit_code = [0]

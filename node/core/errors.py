@@ -14,7 +14,7 @@ instance, to a finer reason from their own table; the class code names the famil
 The roots and their codes (a subclass inherits its root's code unless it has its own)::
 
     NodeError                 node-error
-    core         (none yet)
+    core         LeaseExpired                lease-expired
     store        StoreError                  store-error
                  DatabaseStopped             database-stopped
                  ChainBroken                 audit-chain-broken

@@ -39,6 +39,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
+from lienthong.node.core import fence
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.edxml.export import copies_wanted
@@ -221,6 +222,8 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
 
 
 def _link(staging: Path, final: Path) -> None:
+    # A node of an active/standby pair publishes only while its lease is proven.
+    fence.check()
     os.link(staging, final)
 
 

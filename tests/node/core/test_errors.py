@@ -20,6 +20,7 @@ ROOT_CODES = {
     "lienthong.node.backup.format.BackupError": "backup-error",
     "lienthong.node.cli.common.CliError": "command-error",
     "lienthong.node.control.requests.RequestRefused": "request-refused",
+    "lienthong.node.core.fence.LeaseExpired": "lease-expired",
     "lienthong.node.control.received._Mismatch": "status-mismatch",
     "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
     "lienthong.node.edxml.parse.EdxmlError": "bad-edxml",
