@@ -1,0 +1,66 @@
+"""An office run by an active/standby pair (docs/scale.md, "Active/standby"): the standby takes
+over after the active node is killed, within the bound, and delivery carries on."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.pair import PairMember, audit_verify, make_pair_network
+from tests.integration.harness import TestNode, check_delivered, sent_all, wait_for
+from tests.pgserver import PostgresServer
+
+#: The default lease is 5 s: a killed active node's lock goes at once, the standby waits one
+#: lease, then starts (docs/scale.md gives the measured figure).
+TAKEOVER_BOUND = 15.0
+
+
+@pytest.fixture
+def pair(tmp_path: Path, postgres_server: PostgresServer
+         ) -> Iterator[tuple[TestNode, PairMember, PairMember, TestNode]]:
+    url = postgres_server.create_database()
+    office, a, b, peer = make_pair_network(tmp_path, url)
+    yield office, a, b, peer
+    for process in (a, b, peer):
+        process.kill()
+    postgres_server.drop_database(url)
+
+
+def test_the_standby_takes_over_after_kill_9(pair) -> None:  # type: ignore[no-untyped-def]
+    office, a, b, peer = pair
+    a.start()
+    a.wait_active()
+    b.start()
+    b.wait_standing_by()
+    peer.start()
+    to_peer = {f"di-{n:02d}.txt": f"Cong van di {n}\n".encode() * 40 for n in range(5)}
+    to_office = {f"den-{n:02d}.txt": f"Cong van den {n}\n".encode() * 40 for n in range(5)}
+    for name, data in to_peer.items():
+        office.drop("hdnd", name, data)
+    for name, data in to_office.items():
+        peer.drop("ubnd", name, data)
+    wait_for(lambda: sent_all(office, 5) and sent_all(peer, 5), timeout=60,
+             what="the first documents both ways")
+    killed = time.monotonic()
+    a.kill()
+    b.wait_active(timeout=TAKEOVER_BOUND + 30)
+    took = time.monotonic() - killed
+    print(f"the standby took over {took:.1f} s after kill -9")
+    assert took < TAKEOVER_BOUND
+    # Delivery carries on through the other address of the card, both ways.
+    more_to_peer = {f"di-sau-{n:02d}.txt": f"Sau {n}\n".encode() * 40 for n in range(5)}
+    more_to_office = {f"den-sau-{n:02d}.txt": f"Sau {n}\n".encode() * 40 for n in range(5)}
+    for name, data in more_to_peer.items():
+        office.drop("hdnd", name, data)
+    for name, data in more_to_office.items():
+        peer.drop("ubnd", name, data)
+    wait_for(lambda: sent_all(office, 10) and sent_all(peer, 10), timeout=90,
+             what="delivery after the takeover")
+    check_delivered(office, [peer], {**to_peer, **more_to_peer})
+    check_delivered(peer, [office], {**to_office, **more_to_office})
+    assert b.stop() == 0
+    assert peer.stop() == 0
+    verified = audit_verify(office)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
