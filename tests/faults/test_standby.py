@@ -64,3 +64,75 @@ def test_the_standby_takes_over_after_kill_9(pair) -> None:  # type: ignore[no-u
     assert peer.stop() == 0
     verified = audit_verify(office)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def snapshot(office: TestNode) -> dict[str, object]:
+    """What a writer of the office leaves behind: audit chain, rows, and files."""
+    store = office.store()
+    try:
+        entries = store.audit_entries()
+        state = {
+            "audit": [(entry.seq, entry.kind) for entry in entries],
+            "dispatches": store.dispatches_by_state(),
+            "received": store.received_count(),
+        }
+    finally:
+        store.close()
+    for folder in ("inbox", "spool", "sent", "failed", "tmp"):
+        root = office.home / folder
+        state[folder] = sorted(str(p.relative_to(root)) for p in root.rglob("*")) \
+            if root.exists() else []
+    return state
+
+
+def test_a_frozen_active_node_writes_nothing_once_its_lease_is_gone(pair) -> None:  # type: ignore[no-untyped-def]
+    """Split brain: the active node is frozen (SIGSTOP) past its lease with work in hand, the
+    standby takes over; thawed, the old one must end itself without a row, an audit entry or
+    a file."""
+    import signal
+    office, a, b, peer = pair
+    a.start()
+    a.wait_active()
+    b.start()
+    b.wait_standing_by()
+    peer.start()
+    to_peer = {f"di-{n:02d}.txt": f"Cong van di {n}\n".encode() * 400 for n in range(20)}
+    to_office = {f"den-{n:02d}.txt": f"Cong van den {n}\n".encode() * 400 for n in range(20)}
+    for name, data in to_peer.items():
+        office.drop("hdnd", name, data)
+    for name, data in to_office.items():
+        peer.drop("ubnd", name, data)
+    wait_for(lambda: office.query("received_count") >= 3, timeout=60,
+             what="the first documents to arrive")
+    assert a.process is not None
+    a.process.send_signal(signal.SIGSTOP)
+    frozen = time.monotonic()
+    b.wait_active(timeout=60)
+    print(f"the standby took over {time.monotonic() - frozen:.1f} s after the active one froze")
+    wait_for(lambda: sent_all(office, 20) and sent_all(peer, 20), timeout=120,
+             what="the standby to deliver everything")
+    # Freeze the new active node too, for a moment: whatever changes now is the old one's.
+    assert b.process is not None
+    b.process.send_signal(signal.SIGSTOP)
+    try:
+        late = {f"muon-{n}.txt": f"Muon {n}\n".encode() for n in range(3)}
+        for name, data in late.items():
+            office.drop("hdnd", name, data)  # work the thawed old node would take at once
+        before = snapshot(office)
+        a.process.send_signal(signal.SIGCONT)
+        code = a.wait_exit(timeout=10)
+        after = snapshot(office)
+    finally:
+        b.process.send_signal(signal.SIGCONT)
+    assert code == 3, f"the old active node exited with {code}:\n{a.log_text()[-3000:]}"
+    assert "lost its lease" in a.log_text()
+    assert after == before
+    for name in late:
+        assert (office.outbox / "hdnd" / name).exists(), f"{name} was taken by the old node"
+    wait_for(lambda: sent_all(office, 23), timeout=90, what="the late documents")
+    check_delivered(office, [peer], {**to_peer, **late})
+    check_delivered(peer, [office], to_office)
+    assert b.running()
+    assert b.stop() == 0
+    verified = audit_verify(office)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
