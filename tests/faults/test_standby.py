@@ -136,3 +136,86 @@ def test_a_frozen_active_node_writes_nothing_once_its_lease_is_gone(pair) -> Non
     assert b.stop() == 0
     verified = audit_verify(office)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this test's own: stopping it must not disturb the suite's shared one."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def test_a_standby_that_loses_the_database_keeps_waiting(tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         own_server: PostgresServer) -> None:
+    """The database goes away: the active node cannot prove its lease and ends itself; the
+    standby says it cannot reach the database and waits, and takes over only once the database
+    is back and it holds the lease."""
+    import json
+    import socket
+    office, a, b, peer = make_pair_network(tmp_path, own_server.create_database())
+    try:
+        a.start()
+        a.wait_active()
+        b.start()
+        b.wait_standing_by()
+        own_server.stop("immediate")
+        assert a.wait_exit(timeout=30) == 3, a.log_text()[-3000:]
+        wait_for(lambda: "cannot reach the database, still waiting" in b.log_text(),
+                 timeout=30, what="the standby to say it cannot reach the database")
+        status = json.loads((office.home / "state" /
+                             f"standby-{socket.gethostname()}.json").read_text())
+        assert status["state"] == "database-unreachable"
+        time.sleep(3)
+        assert b.running() and not b.listening(), "the standby took over without the lease"
+        own_server.start()
+        b.wait_active(timeout=TAKEOVER_BOUND + 30)
+        assert not (office.home / "state" / f"standby-{socket.gethostname()}.json").exists()
+        peer.start()
+        documents = {f"sau-{n}.txt": f"Sau {n}\n".encode() * 50 for n in range(3)}
+        for name, data in documents.items():
+            office.drop("hdnd", name, data)
+        wait_for(lambda: sent_all(office, 3), timeout=60, what="delivery after the outage")
+        check_delivered(office, [peer], documents)
+    finally:
+        for process in (a, b, peer):
+            process.kill()
+
+
+def test_a_member_with_other_keys_is_refused_before_it_waits(tmp_path: Path, pair,  # type: ignore[no-untyped-def]
+                                                             postgres_server: PostgresServer
+                                                             ) -> None:
+    """Two nodes configured with different keys on one store: the second is refused with a
+    plain sentence and exit status 2, and writes nothing."""
+    import subprocess
+    import sys
+
+    from lienthong.config.loader import load_config
+    from lienthong.node.identity.provision import create_node_home
+    from tests.integration.harness import NOW, ROOT
+    office, a, b, peer = pair
+    a.start()
+    a.wait_active()
+    url = load_config(office.home).store.url
+    other = create_node_home(tmp_path / "other", name="ubnd", display_name="ubnd",
+                             listen="127.0.0.1:1", advertise=["127.0.0.1:1"], passphrase=None,
+                             now=NOW, kdf="minimal", store_url=url)
+    before = len(office.query("audit_entries"))
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    for args, said in ((["run", "--standby"], "belongs to another node"),
+                       (["run"], "already running on the database")):
+        done = subprocess.run([sys.executable, "-m", "lienthong.node", *args,
+                               str(other.config.home)], capture_output=True, text=True,
+                              timeout=60, env=env, cwd=str(ROOT))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert said in done.stderr, done.stderr
+    # And a plain run of the pair's own home is refused while the pair runs.
+    done = subprocess.run([sys.executable, "-m", "lienthong.node", "run", str(office.home)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
+    assert done.returncode == 2 and "already running" in done.stderr, done.stderr
+    assert len(office.query("audit_entries")) == before
+    assert a.running()
