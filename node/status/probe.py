@@ -4,6 +4,7 @@ Blocking I/O, done before the store is read; the snapshot carries the result as 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +32,22 @@ def probe_home(home: Path) -> dict[str, Any]:
     not_writable += [str(p.relative_to(home)) for p in store_files]
     return {"disk": disk, "not_writable": not_writable,
             "outbox_waiting": _count_waiting(home / "outbox"),
-            "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt")}
+            "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt"),
+            "standby": _standby(home / "state")}
+
+
+def _standby(state: Path) -> list[dict[str, Any]]:
+    """What the waiting members of an active/standby pair say (``state/standby-HOST.json``,
+    written by node/app/standby.py): process, host, state, since."""
+    found = []
+    for path in sorted(state.glob("standby-*.json")) if state.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            found.append({key: record.get(key) for key in ("pid", "host", "state", "since")})
+    return found
 
 
 def _visible(name: str) -> bool:

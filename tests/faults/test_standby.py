@@ -34,6 +34,22 @@ def test_the_standby_takes_over_after_kill_9(pair) -> None:  # type: ignore[no-u
     a.wait_active()
     b.start()
     b.wait_standing_by()
+    # lienthong status shows the waiting member, for people and for machines.
+    import json
+    import subprocess
+    import sys
+
+    from tests.integration.harness import ROOT
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    shown = subprocess.run([sys.executable, "-m", "lienthong.node", "status", "--json",
+                            str(office.home)], capture_output=True, text=True, timeout=60,
+                           env=env, cwd=str(ROOT))
+    (standby,) = json.loads(shown.stdout)["standby"]
+    assert (standby["pid"], standby["state"]) == (b.process.pid, "waiting")
+    shown = subprocess.run([sys.executable, "-m", "lienthong.node", "status", str(office.home)],
+                           capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
+    assert f"process {b.process.pid} on" in shown.stdout, shown.stdout
+    assert "waiting to take over" in shown.stdout
     peer.start()
     to_peer = {f"di-{n:02d}.txt": f"Cong van di {n}\n".encode() * 40 for n in range(5)}
     to_office = {f"den-{n:02d}.txt": f"Cong van den {n}\n".encode() * 40 for n in range(5)}
