@@ -4,9 +4,9 @@ and its commit, between the commit and the receipt, at an arbitrary moment. The 
 over each time, and in the end every document is delivered exactly once, byte-identical, with
 its verified receipt, and the office's audit chain verifies across every takeover.
 
-The default burst is 200 documents each way (about three minutes on a busy two-core machine);
-LIENTHONG_STANDBY_BURST=1000 runs the full 1,000 each way of issue 19 (docs/scale.md gives the
-time it takes).
+The default burst is 200 documents each way (about two minutes on a busy two-core machine);
+LIENTHONG_STANDBY_BURST=1000 runs the full 1,000 each way of issue 19 (about six minutes;
+docs/scale.md gives the figures).
 """
 from __future__ import annotations
 
