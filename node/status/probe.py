@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,23 @@ def _standby(state: Path) -> list[dict[str, Any]]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict):
+        if isinstance(record, dict) and not _gone(record):
             found.append({key: record.get(key) for key in ("pid", "host", "state", "since")})
     return found
+
+
+def _gone(record: dict[str, Any]) -> bool:
+    """A standby of this machine whose process has ended (killed while waiting): not shown.
+    One on the other machine cannot be checked from here, and is shown with its time."""
+    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return False
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _visible(name: str) -> bool:
