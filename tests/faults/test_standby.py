@@ -235,3 +235,58 @@ def test_a_member_with_other_keys_is_refused_before_it_waits(tmp_path: Path, pai
     assert done.returncode == 2 and "already running" in done.stderr, done.stderr
     assert len(office.query("audit_entries")) == before
     assert a.running()
+
+
+def test_the_active_hosts_database_link_goes_dead_and_the_standby_takes_over(  # type: ignore[no-untyped-def]
+        tmp_path: Path, postgres_server: PostgresServer, monkeypatch) -> None:
+    """The active node's path to the database turns into a black hole (its host lost the
+    network; the database and the standby are fine): the active node cannot renew and ends
+    itself, the server ends its silent sessions, and the standby takes over.
+
+    Each member reaches the database its own way, as two hosts do: the URL names no host or
+    port, so libpq takes PGHOST/PGPORT from each process's environment; member a goes through
+    a fault proxy."""
+    from tests.faults.proxy import FaultProxy, Reset, Stall
+    direct = postgres_server.create_database()
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(postgres_server.port))
+    url = f"postgresql://lienthong@/{direct.rsplit('/', 1)[1]}"
+    office, a, b, peer = make_pair_network(tmp_path, url)
+    proxy = FaultProxy(("127.0.0.1", postgres_server.port), default=Stall(after=1 << 60))
+    try:
+        a.start({"PGPORT": str(proxy.port)})
+        a.wait_active()
+        b.start()
+        b.wait_standing_by()
+        peer.start()
+        before = {f"truoc-{n}.txt": f"Truoc {n}\n".encode() * 60 for n in range(3)}
+        for name, data in before.items():
+            office.drop("hdnd", name, data)
+        wait_for(lambda: sent_all(office, 3), timeout=60, what="delivery before the cut")
+        assert proxy.connections, "member a does not go through the proxy"
+        cut = time.monotonic()
+        proxy.default = Reset(after=0)  # no new connection gets through either
+        for connection in list(proxy.connections):
+            connection.faulted.set()  # nothing more either way; the sockets stay open
+        code = a.wait_exit(timeout=30)
+        ended = time.monotonic() - cut
+        assert code == 3, f"member a exited with {code}:\n{a.log_text()[-3000:]}"
+        assert ended < 5.0, f"member a wrote on for {ended:.1f} s without a provable lease"
+        b.wait_active(timeout=TAKEOVER_BOUND + 30)
+        took = time.monotonic() - cut
+        print(f"the active node ended itself {ended:.1f} s after its database link died; "
+              f"the standby took over {took:.1f} s after it")
+        assert took < TAKEOVER_BOUND
+        after = {f"sau-{n}.txt": f"Sau {n}\n".encode() * 60 for n in range(3)}
+        for name, data in after.items():
+            office.drop("hdnd", name, data)
+        wait_for(lambda: sent_all(office, 6), timeout=90, what="delivery after the takeover")
+        check_delivered(office, [peer], {**before, **after})
+        assert b.stop() == 0
+        verified = audit_verify(office)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        proxy.stop()
+        for process in (a, b, peer):
+            process.kill()
+        postgres_server.drop_database(direct)
