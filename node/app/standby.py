@@ -22,7 +22,7 @@ same folders (a shared filesystem), the same PostgreSQL database, the same keys.
 The keeper ends the process (``os._exit``, exit status ``EXIT_LEASE_LOST``: no clean-up, no
 audit entry, no file) when a renewal fails, when the last proof is older than the lease less a
 margin, or when a fenced write finds the lease gone. The service manager (systemd
-``Restart=always``) starts it again, and it comes back as the standby.
+``Restart=on-failure``) starts it again, and it comes back as the standby.
 
 There is no home lock here: ``flock`` is not reliable across the machines of a shared
 filesystem, so the database lease is the one source of truth for both folders and rows.
