@@ -103,7 +103,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
         # hold a pending retry back nor fire every timer at once (docs/reliability.md).
         use_monotonic_timers(reactor)
         node_keys, typed = load_keys_and_passphrase(config)
-        store = open_store(config.store.url, exclusive=holder)
+        store = open_store(config.store.url, exclusive=holder, on_lock_lost=exit_now)
         try:
             check_store_is_ours(store, config, node_keys)
         except BaseException:
@@ -113,6 +113,22 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
         return run_node(reactor, config, node_keys, typed, store)
     finally:
         home_lock.release()
+
+
+#: The exit status of a node that lost its hold on the database (a plain node's lock, or a pair
+#: member's lease): it writes nothing more (docs/scale.md).
+EXIT_LOCK_LOST = 3
+
+
+def exit_now(reason: str) -> None:
+    """End the process at once: a node that cannot prove it is the one writer writes nothing
+    more, not even a log line through the reactor (this one goes straight to stderr)."""
+    try:
+        sys.stderr.write(f"lienthong: this node can no longer prove that it is the only one "
+                         f"writing, so it stops at once ({reason})\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(EXIT_LOCK_LOST)
 
 
 def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -> None:

@@ -19,7 +19,7 @@ same folders (a shared filesystem), the same PostgreSQL database, the same keys.
 4. then it runs exactly as ``lienthong run`` after a restart: the same ``Node.start``, whose
    recovery adopts whatever the former holder left half-done (docs/design.md §6).
 
-The keeper ends the process (``os._exit``, exit status ``EXIT_LEASE_LOST``: no clean-up, no
+The keeper ends the process (``exit_now``, exit status 3: no clean-up, no
 audit entry, no file) when a renewal fails, when the last proof is older than the lease less a
 margin, or when a fenced write finds the lease gone. The service manager (systemd
 ``Restart=on-failure``) starts it again, and it comes back as the standby.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -42,6 +41,12 @@ from twisted.logger import Logger
 
 from lienthong.config.schema import NodeConfig
 from lienthong.node.app.logs import start_logging
+from lienthong.node.app.process import (
+    check_store_is_ours,
+    exit_now,
+    load_keys_and_passphrase,
+    run_node,
+)
 from lienthong.node.core import fence
 from lienthong.node.core.clock import rfc3339, use_monotonic_timers
 from lienthong.node.store.database import open_store
@@ -53,8 +58,6 @@ log = Logger(namespace="lienthong.node.standby")
 
 #: How often a standby asks for the lease.
 POLL_SECONDS = 0.5
-#: The exit status of an active node that lost its lease (systemd restarts it as the standby).
-EXIT_LEASE_LOST = 3
 #: The part of the lease kept as a margin: the keeper ends the process when its last proof is
 #: older than (1 - MARGIN) leases, well before the server can give the lease to the standby.
 MARGIN = 0.25
@@ -125,17 +128,6 @@ def wait_for_lease(lease: DatabaseLease, report: StandbyReport, *,
         sleep(poll)
 
 
-def exit_now(reason: str) -> None:
-    """End the process at once: an active node that cannot prove its lease writes nothing
-    more, not even a log line through the reactor (this one goes straight to stderr)."""
-    try:
-        sys.stderr.write(f"lienthong: this node lost its lease on the database and stops at "
-                         f"once so that the standby is the only one writing ({reason})\n")
-        sys.stderr.flush()
-    finally:
-        os._exit(EXIT_LEASE_LOST)
-
-
 class LeaseKeeper:
     """Renews the lease every fifth of it, and ends the process when it cannot prove it."""
 
@@ -190,11 +182,6 @@ def run_pair_member(config: NodeConfig, *, verbose: bool = False) -> int:
     # Imported here: importing the reactor installs it, which the caller must be free to do.
     from twisted.internet import reactor
 
-    from lienthong.node.app.process import (
-        check_store_is_ours,
-        load_keys_and_passphrase,
-        run_node,
-    )
     holder = Holder(pid=os.getpid(), host=socket.gethostname())
     lease = DatabaseLease(config.store.url, holder, seconds=config.store.lease)
     use_monotonic_timers(reactor)

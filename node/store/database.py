@@ -36,6 +36,7 @@ audit chain. ``synchronous=FULL`` makes every commit durable before a receipt is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,17 @@ BUSY_TIMEOUT_MS = 5000
 
 
 def open_store(url: str, *, exclusive: Holder | None = None,
-               fenced_by: Fence | None = None) -> Store:
+               fenced_by: Fence | None = None,
+               on_lock_lost: Callable[[str], None] | None = None) -> Store:
     """Open the store at a SQLAlchemy URL, creating its folder and migrating its schema.
 
     ``exclusive`` (the daemon only; the CLI's commands share the store with it): on PostgreSQL,
     take the node's advisory lock on the writer connection before anything is read or written,
     naming this process (``lienthong.node.store.node_lock``). ``fenced_by`` (a node of an
     active/standby pair, instead of ``exclusive``): every write transaction first proves that
-    this process holds the pair's lease (``lienthong.node.store.lease``).
+    this process holds the pair's lease (``lienthong.node.store.lease``). ``on_lock_lost``
+    (with ``exclusive``): called when a new writer connection finds the node lock taken by
+    another process after this one held it (the daemon ends itself).
 
     Raises ``SchemaTooNew`` for a store written by a newer lienthong, ``NodeAlreadyRunning``
     when another node holds the database, ``StoreError`` for a database that cannot be reached,
@@ -84,7 +88,7 @@ def open_store(url: str, *, exclusive: Holder | None = None,
         reader = _sqlite_engine(url)
         writer: Engine = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
     else:
-        reader, writer = postgresql_engines(url, exclusive, fenced_by)
+        reader, writer = postgresql_engines(url, exclusive, fenced_by, on_lock_lost)
     try:
         # Look first with a read transaction: a reader (lienthong status, audit) must not
         # queue for the write lock that a busy daemon holds, when there is nothing to migrate.

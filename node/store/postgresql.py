@@ -30,6 +30,7 @@ and standard SQL; what differs is how each database is made to behave like the o
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import create_engine, event
@@ -90,7 +91,8 @@ class Fence(Protocol):
     def lost(self, reason: str) -> None: ...
 
 
-def postgresql_engines(url: str, exclusive: Holder | None, fenced_by: Fence | None = None
+def postgresql_engines(url: str, exclusive: Holder | None, fenced_by: Fence | None = None,
+                       on_lock_lost: Callable[[str], None] | None = None
                        ) -> tuple[Engine, Engine]:
     """The reader and the writer engine of a PostgreSQL store (see the module docstring)."""
     parsed = postgresql_url(url)
@@ -110,7 +112,8 @@ def postgresql_engines(url: str, exclusive: Holder | None, fenced_by: Fence | No
     event.listen(writer, "begin", _take_write_lock if fenced_by is None
                  else _FencedWriteLock(fenced_by, shown(url)))
     if exclusive is not None:
-        event.listen(writer, "connect", _NodeLockOnConnect(exclusive, shown(url)))
+        event.listen(writer, "connect", _NodeLockOnConnect(exclusive, shown(url),
+                                                             on_lock_lost))
     return reader, writer
 
 
@@ -146,9 +149,11 @@ class _FencedWriteLock:
 class _NodeLockOnConnect:
     """The writer's ``connect`` hook: no connection of the node without the node lock."""
 
-    def __init__(self, holder: Holder, where: str) -> None:
+    def __init__(self, holder: Holder, where: str,
+                 on_lost: Callable[[str], None] | None = None) -> None:
         self.holder = holder
         self.where = where
+        self.on_lost = on_lost
         self.held_before = False
 
     def __call__(self, dbapi_connection: Any, _record: Any) -> None:
@@ -170,9 +175,12 @@ class _NodeLockOnConnect:
         dbapi_connection.rollback()
         holder = Holder.from_application_name(row[0] if row else None)
         if self.held_before:
-            raise NodeLockLost(f"this node lost its hold on the database {self.where} when "
-                               "its connection was cut, and another process took it; this "
-                               "node stops writing")
+            reason = (f"this node lost its hold on the database {self.where} when its "
+                      "connection was cut, and another process took it; this node stops "
+                      "writing")
+            if self.on_lost is not None:
+                self.on_lost(reason)  # the daemon ends itself here
+            raise NodeLockLost(reason)
         raise already_running_on_database(self.where, holder)
 
 

@@ -124,3 +124,31 @@ def test_an_unreachable_database_is_said_plainly(leases) -> None:  # type: ignor
     with pytest.raises(StoreUnreachable, match="Cannot reach the PostgreSQL store"):
         lease.try_take()
     assert not lease.held
+
+
+def test_a_plain_node_that_lost_its_lock_to_another_process_is_told_to_stop(
+        postgres_url: str, leases) -> None:  # type: ignore[no-untyped-def]
+    """lienthong run (no pair): its writer connection holds the node lock; cut, and the lock
+    taken by another process before it reconnects, the reconnection refuses, and the daemon's
+    ``on_lock_lost`` (which ends the process) is called before anything is written."""
+    lost: list[str] = []
+    store = open_store(postgres_url, exclusive=Holder(pid=101, host="host101"),
+                       on_lock_lost=lost.append)
+    try:
+        store.append_audit("test-written", NOW)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name LIKE 'lienthong node pid=101 %'")
+        other = new_lease(postgres_url, leases, 202)
+        deadline = time.monotonic() + 10
+        while not other.held and time.monotonic() < deadline:
+            try:
+                other.try_take()
+            except NodeAlreadyRunning:
+                time.sleep(0.05)
+        assert other.held
+        with pytest.raises(NodeLockLost):
+            store.append_audit("test-not-written", NOW)
+        assert lost and "another process took it" in lost[0]
+    finally:
+        store.close()
