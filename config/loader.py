@@ -155,7 +155,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
                     source, required=("name", "listen"))
     keystore = _section(data, "keystore", {"path": _path(home), "passphrase_file": _path(home)},
                         source)
-    store = _section(data, "store", {"url": _string}, source)
+    store = _section(data, "store", {"url": _string, "lease": _number(1.0)}, source)
     watch = _section(data, "watch", {"observer": _choice("native", "polling"),
                                      "scan_interval": _number(0.1),
                                      "stable_seconds": _number(0.0)}, source)
@@ -205,7 +205,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
                          clerks_group=node.get("clerks_group")),
         keystore=KeystoreSection(path=keystore.get("path", home / "keys" / "keystore.json"),
                                  passphrase_file=keystore.get("passphrase_file")),
-        store=StoreSection(url=store.get("url") or db_default),
+        store=StoreSection(url=store.get("url") or db_default, lease=store.get("lease", 5.0)),
         watch=WatchSection(**watch), delivery=DeliverySection(**delivery),
         status=status_section, groups=groups, documents=DocumentsSection(**documents),
         confidentiality=confidentiality, edxml=EdxmlSection(**edxml),

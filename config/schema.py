@@ -58,6 +58,8 @@ class KeystoreSection:
 @dataclass(frozen=True, slots=True)
 class StoreSection:
     url: str
+    #: Seconds: the lease of an active/standby pair on a PostgreSQL store (docs/scale.md).
+    lease: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

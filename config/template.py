@@ -39,6 +39,9 @@ path = "keys/keystore.json"
 # postgresql://USER@HOST:5432/DATABASE (needs: pip install 'lienthong[postgresql]';
 # docs/scale.md). One database per node: a second node on it is refused.
 url = {store_url}
+# An active/standby pair (lienthong run --standby, PostgreSQL only): seconds of the lease.
+# The standby takes over about one lease after the active node dies, two after it hangs.
+# lease = 5.0
 
 [watch]
 # "native" (inotify) for local disks; "polling" for network shares (SMB/NFS).

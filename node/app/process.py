@@ -110,7 +110,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
         # hold a pending retry back nor fire every timer at once (docs/reliability.md).
         use_monotonic_timers(reactor)
         node_keys, typed = load_keys_and_passphrase(config)
-        store = open_store(config.store.url, exclusive=holder)
+        store = open_store(config.store.url, exclusive=holder, on_lock_lost=exit_now)
         try:
             check_store_is_ours(store, config, node_keys)
         except BaseException:
@@ -118,7 +118,7 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
             raise
         start_logging(config.log_dir, access, verbose=verbose)
         log_access_rule(access, changed, wider)
-        return _run(reactor, config, node_keys, typed, store)
+        return run_node(reactor, config, node_keys, typed, store)
     finally:
         home_lock.release()
 
@@ -150,6 +150,22 @@ def log_access_rule(access: AccessPolicy, changed: int, wider: list[Wider]) -> N
                  "them", more=len(wider) - LOGGED_WIDER)
 
 
+#: The exit status of a node that lost its hold on the database (a plain node's lock, or a pair
+#: member's lease): it writes nothing more (docs/scale.md).
+EXIT_LOCK_LOST = 3
+
+
+def exit_now(reason: str) -> None:
+    """End the process at once: a node that cannot prove it is the one writer writes nothing
+    more, not even a log line through the reactor (this one goes straight to stderr)."""
+    try:
+        sys.stderr.write(f"lienthong: this node can no longer prove that it is the only one "
+                         f"writing, so it stops at once ({reason})\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(EXIT_LOCK_LOST)
+
+
 def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -> None:
     """Refuse a store last run by a node with other keys: two homes configured with one
     PostgreSQL database (or one SQLite file) would mix two offices' documents and audit."""
@@ -164,8 +180,9 @@ def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -
             "node a store of its own in [store] url.")
 
 
-def _run(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
-         store: Store) -> int:
+def run_node(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
+             store: Store) -> int:
+    """Run the node on ``reactor`` until it stops (the store is open and this process's)."""
     runtime, database = build_runtime(reactor, config, node_keys, store=store)
     node = Node(runtime, passphrase=typed)
     exit_code = [0]

@@ -9,13 +9,14 @@ more precise than the error's own).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from lienthong.config.schema import LANGUAGES, ConfigError
+from lienthong.config.schema import LANGUAGES, ConfigError, NodeConfig, parse_address
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import (
     CliError,
@@ -149,11 +150,31 @@ def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> 
 @main.command()
 @home_argument
 @click.option("--verbose", is_flag=True, help="Also log debug events to stderr.")
-def run(home_arg: Path | None, home: Path | None, verbose: bool) -> None:
+@click.option("--standby", is_flag=True,
+              help="One of an active/standby pair on a PostgreSQL store: wait for the lease, "
+                   "then run (docs/scale.md).")
+@click.option("--listen", "listen", default=None, metavar="HOST:PORT",
+              help="Listen here instead of [node] listen (each host of a pair its own).")
+def run(home_arg: Path | None, home: Path | None, verbose: bool, standby: bool,
+        listen: str | None) -> None:
     """Run the node daemon until SIGTERM or Ctrl-C."""
-    from lienthong.node.app.process import run_daemon
     config = open_config(home_arg or home)
+    if listen is not None:
+        config = with_listen(config, listen)
+    if standby:
+        from lienthong.node.app.standby import run_pair_member
+        sys.exit(run_pair_member(config, verbose=verbose))
+    from lienthong.node.app.process import run_daemon
     sys.exit(run_daemon(config, verbose=verbose))
+
+
+def with_listen(config: NodeConfig, listen: str) -> NodeConfig:
+    """The configuration with another listen address (checked as [node] listen is)."""
+    try:
+        parse_address(listen, where="--listen")
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return dataclasses.replace(config, node=dataclasses.replace(config.node, listen=listen))
 
 
 @main.command()

@@ -16,6 +16,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
     NodeError                 node-error
     core         AccessError                 clerks-group-unusable
                  RestrictedFolderError       restricted-folder
+                 LeaseExpired                lease-expired
     store        StoreError                  store-error
                  DatabaseStopped             database-stopped
                  ChainBroken                 audit-chain-broken

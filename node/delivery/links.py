@@ -234,8 +234,9 @@ class PeerLink(DocumentOutcomes):
             return
         if peer.state != "trusted" or not peer.addresses:
             return
+        # The card's addresses in turn (an office run by an active/standby pair advertises
+        # both hosts): stay on the one that answered, move on after a failure (``_failed``).
         address = peer.addresses[self._address_index % len(peer.addresses)]
-        self._address_index += 1
         host, port = parse_address(address, where=f"peer {peer.name} address")
         self._go("dial")
         timeout = self.rt.config.delivery.connect_timeout
@@ -299,6 +300,7 @@ class PeerLink(DocumentOutcomes):
             return
         self.proto = None
         self.last_error = error
+        self._address_index += 1
         self._go("wait")
         self._record_failure(error)
 

@@ -90,6 +90,8 @@ class Offers:
                                 access_policy(runtime.config.node.clerks_group))
         #: (sender, message ID) of documents whose edXML copies are being written.
         self.copying: set[tuple[str, str]] = set()
+        #: (sender, message ID) -> the recovery of that interrupted publication under way.
+        self.recovering: dict[tuple[str, str], Deferred] = {}
         self.publisher = Publisher(runtime, self.names)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
@@ -475,10 +477,36 @@ class Offers:
             log.info("removed {n} partly received document(s) no peer offered again for "
                      "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
 
+    def recover_row(self, row: ReceivedRow) -> Deferred:
+        """Complete (or forget) a publication a crash interrupted; never makes a second copy.
+
+        One at a time per document: the start-up recovery and a peer that offers the same
+        document again at once (it redials as soon as the node listens, as after a standby's
+        takeover) both come here; the second waits for the first, then finds it done."""
+        key = (row.sender_node_id, row.message_id)
+        running = self.recovering.get(key)
+        if running is not None:
+            waited: Deferred = Deferred()
+
+            def wake(result: object) -> object:
+                waited.callback(None)
+                return result
+            running.addBoth(wake)
+            return waited
+        started = self._recover_row(row)
+        self.recovering[key] = started
+
+        def finished(result: object) -> object:
+            self.recovering.pop(key, None)
+            return result
+        return started.addBoth(finished)
+
     @inlineCallbacks
-    def recover_row(self, row: ReceivedRow):
-        """Complete (or forget) a publication a crash interrupted; never makes a second copy."""
+    def _recover_row(self, row: ReceivedRow):
         rt = self.rt
+        current = yield rt.db(rt.store.get_received, row.sender_node_id, row.message_id)
+        if current is None or current.state != "publishing":
+            return  # completed (or forgotten) since the row was read
         final = rt.config.home / row.stored_path
         staging = self.staging_path(row.sender_node_id, row.message_id)
         done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)

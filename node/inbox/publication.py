@@ -40,6 +40,7 @@ from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.access import AccessPolicy
+from lienthong.node.core import fence
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.documents.petitions import public_meta
@@ -224,6 +225,8 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
 
 
 def _link(staging: Path, final: Path, access: AccessPolicy) -> None:
+    # A node of an active/standby pair publishes only while its lease is proven.
+    fence.check()
     os.link(staging, final)
     access.settle(final)  # the staging file is the node's alone (0600)
 

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from lienthong.keys.jws import canonical_json
+from lienthong.node.core import fence
 from lienthong.node.core.names import TEMP_PREFIX, unique_name
 from lienthong.node.documents.petitions import is_petition, opaque_file_name
 from lienthong.node.outbox.refusals import Refused, refused_for, size_text
@@ -191,6 +192,8 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
                      record: dict[str, Any], *, sync: bool = True) -> None:
     """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
     ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
+    # A node of an active/standby pair takes a file only while its lease is proven.
+    fence.check()
     try:
         write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:

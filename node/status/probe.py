@@ -5,8 +5,10 @@ Blocking I/O, done before the store is read; the snapshot carries the result as 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +68,36 @@ def probe_home(home: Path, clerks_group: str | None,
     return {"disk": disk, "not_writable": not_writable, "too_wide": too_wide,
             "access_problem": access_problem,
             "outbox_waiting": _count_waiting(home / "outbox"),
-            "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt")}
+            "failed_files": _count_files(home / "failed", skip_suffix=".reason.txt"),
+            "standby": _standby(home / "state")}
+
+
+def _standby(state: Path) -> list[dict[str, Any]]:
+    """What the waiting members of an active/standby pair say (``state/standby-HOST.json``,
+    written by node/app/standby.py): process, host, state, since."""
+    found = []
+    for path in sorted(state.glob("standby-*.json")) if state.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and not _gone(record):
+            found.append({key: record.get(key) for key in ("pid", "host", "state", "since")})
+    return found
+
+
+def _gone(record: dict[str, Any]) -> bool:
+    """A standby of this machine whose process has ended (killed while waiting): not shown.
+    One on the other machine cannot be checked from here, and is shown with its time."""
+    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return False
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def too_wide_by_folder(home: Path, found: list[Wider]) -> list[dict[str, Any]]:

@@ -130,6 +130,16 @@ def render_status(snapshot: Mapping[str, Any], *, peer: str | None = None,
     return Group(*parts)
 
 
+#: What a waiting member of an active/standby pair is doing (node/app/standby.py).
+STANDBY_STATES = {
+    "waiting": "process {pid} on {host} is waiting to take over (since {since})",
+    "database-unreachable": "process {pid} on {host} cannot reach the database and is still "
+                            "waiting; it takes over only once it holds the lease "
+                            "(since {since})",
+    "taking-over": "process {pid} on {host} holds the lease and is taking over (since {since})",
+}
+
+
 def _header(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None) -> Panel:
     node, daemon = snapshot["node"], snapshot["daemon"]
     grid = Table.grid(padding=(0, 2))
@@ -158,6 +168,11 @@ def _header(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None) -> Panel
         if daemon.get("note"):
             line.append(f" {clean(daemon['note'], 200)}", style="dim")
     grid.add_row("Daemon", line)
+    for standby in snapshot.get("standby", []):
+        grid.add_row("Standby", Text(STANDBY_STATES.get(str(standby.get("state")),
+                                                        "{state}").format(
+            pid=standby.get("pid"), host=clean(standby.get("host")),
+            state=clean(standby.get("state")), since=when(standby.get("since"), now, tz))))
     health = snapshot["health"]
     count = len(snapshot["warnings"])
     grid.add_row("Health", {

@@ -141,6 +141,7 @@ def build_snapshot(store: Store, *, node: Mapping[str, Any], home: Path, now: fl
         "audit": {"entries": seq, "last_signed_seq": heads[-1].seq if heads else 0,
                   "last_signed_at": heads[-1].time if heads else None},
         "disk": (probe or {}).get("disk"),
+        "standby": list((probe or {}).get("standby", [])),
         "not_writable": list((probe or {}).get("not_writable", [])),
         "too_wide": (probe or {}).get("too_wide"),
         "access_problem": (probe or {}).get("access_problem"),

@@ -36,6 +36,7 @@ audit chain. ``synchronous=FULL`` makes every commit durable before a receipt is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from lienthong.node.store.node_lock import Holder
 from lienthong.node.store.outgoing import OutgoingMethods, ScheduleMethods
 from lienthong.node.store.peers import PeerMethods
 from lienthong.node.store.petitions import PetitionMethods
-from lienthong.node.store.postgresql import cannot_connect, postgresql_engines
+from lienthong.node.store.postgresql import Fence, cannot_connect, postgresql_engines
 from lienthong.node.store.receipts import ReceiptMethods
 from lienthong.node.store.reconciliations import ReconciliationMethods
 from lienthong.node.store.records import StoreError
@@ -67,12 +68,18 @@ _BEGIN_STATEMENTS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 BUSY_TIMEOUT_MS = 5000
 
 
-def open_store(url: str, *, exclusive: Holder | None = None) -> Store:
+def open_store(url: str, *, exclusive: Holder | None = None,
+               fenced_by: Fence | None = None,
+               on_lock_lost: Callable[[str], None] | None = None) -> Store:
     """Open the store at a SQLAlchemy URL, creating its folder and migrating its schema.
 
     ``exclusive`` (the daemon only; the CLI's commands share the store with it): on PostgreSQL,
     take the node's advisory lock on the writer connection before anything is read or written,
-    naming this process (``lienthong.node.store.node_lock``).
+    naming this process (``lienthong.node.store.node_lock``). ``fenced_by`` (a node of an
+    active/standby pair, instead of ``exclusive``): every write transaction first proves that
+    this process holds the pair's lease (``lienthong.node.store.lease``). ``on_lock_lost``
+    (with ``exclusive``): called when a new writer connection finds the node lock taken by
+    another process after this one held it (the daemon ends itself).
 
     Raises ``SchemaTooNew`` for a store written by a newer lienthong, ``NodeAlreadyRunning``
     when another node holds the database, ``StoreError`` for a database that cannot be reached,
@@ -82,7 +89,7 @@ def open_store(url: str, *, exclusive: Holder | None = None) -> Store:
         reader = _sqlite_engine(url)
         writer: Engine = reader.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
     else:
-        reader, writer = postgresql_engines(url, exclusive)
+        reader, writer = postgresql_engines(url, exclusive, fenced_by, on_lock_lost)
     try:
         # Look first with a read transaction: a reader (lienthong status, audit) must not
         # queue for the write lock that a busy daemon holds, when there is nothing to migrate.

@@ -19,6 +19,10 @@ and standard SQL; what differs is how each database is made to behave like the o
   dozen queries see one snapshot, as SQLite's deferred ``BEGIN`` gives them in WAL mode.
 * **The node lock.** With ``exclusive``, the writer engine's connections take the session-level
   advisory lock ``NODE_LOCK`` as they connect (``lienthong.node.store.node_lock``).
+* **The lease.** With ``fenced_by`` (an active/standby pair, ``lienthong.node.store.lease``),
+  the node lock is held by the lease's own connection instead, and every write transaction,
+  after the write lock, checks that the lease session still holds it: a former holder's write
+  is refused by the database itself (``NodeLockLost``) and the lease's keeper ends the process.
 * **A lost connection.** The pools ping a connection before lending it and replace a dead one,
   and ``connection_lost`` tells the database thread that a failure was the connection's (the
   server restarted), so it waits and runs the same units again (``node/store/commits.py``)
@@ -26,7 +30,8 @@ and standard SQL; what differs is how each database is made to behave like the o
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -77,7 +82,18 @@ def shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def postgresql_engines(url: str, exclusive: Holder | None) -> tuple[Engine, Engine]:
+class Fence(Protocol):
+    """What a fenced writer needs of the lease (``lienthong.node.store.lease.DatabaseLease``)."""
+
+    seconds: float
+    backend_pid: int | None
+
+    def lost(self, reason: str) -> None: ...
+
+
+def postgresql_engines(url: str, exclusive: Holder | None, fenced_by: Fence | None = None,
+                       on_lock_lost: Callable[[str], None] | None = None
+                       ) -> tuple[Engine, Engine]:
     """The reader and the writer engine of a PostgreSQL store (see the module docstring)."""
     parsed = postgresql_url(url)
     connect_args = {"connect_timeout": CONNECT_TIMEOUT,
@@ -86,26 +102,58 @@ def postgresql_engines(url: str, exclusive: Holder | None) -> tuple[Engine, Engi
                     "keepalives_count": 3}
     reader = create_engine(parsed, pool_size=2, max_overflow=4, pool_pre_ping=True,
                            isolation_level="REPEATABLE READ", connect_args=connect_args)
+    options = f"-c lock_timeout={LOCK_TIMEOUT_MS}"
+    if fenced_by is not None:
+        # A frozen former holder must not keep the write lock inside an open transaction.
+        options += f" -c idle_in_transaction_session_timeout={int(fenced_by.seconds * 1000)}"
     writer = create_engine(parsed, pool_size=1, max_overflow=0, pool_pre_ping=True,
                            isolation_level="READ COMMITTED",
-                           connect_args={**connect_args,
-                                         "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"})
-    event.listen(writer, "begin", _take_write_lock)
+                           connect_args={**connect_args, "options": options})
+    event.listen(writer, "begin", _take_write_lock if fenced_by is None
+                 else _FencedWriteLock(fenced_by, shown(url)))
     if exclusive is not None:
-        event.listen(writer, "connect", _NodeLockOnConnect(exclusive, shown(url)))
+        event.listen(writer, "connect", _NodeLockOnConnect(exclusive, shown(url),
+                                                             on_lock_lost))
     return reader, writer
+
+
+#: Checked by every fenced write transaction, after the write lock: does the lease session
+#: (its backend PID) still hold the node lock?
+FENCE_QUERY = ("SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' "
+               "AND granted AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2")
 
 
 def _take_write_lock(conn: Connection) -> None:
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK[0]}, {WRITE_LOCK[1]})")
 
 
+class _FencedWriteLock:
+    """The writer's ``begin`` hook in a pair: the write lock, then proof of the lease."""
+
+    def __init__(self, lease: Fence, where: str) -> None:
+        self.lease = lease
+        self.where = where
+
+    def __call__(self, conn: Connection) -> None:
+        _take_write_lock(conn)
+        pid = self.lease.backend_pid
+        held = pid is not None and conn.exec_driver_sql(
+            FENCE_QUERY, (pid, *NODE_LOCK)).scalar()
+        if not held:
+            reason = (f"a write was refused: this process no longer holds the lease on the "
+                      f"database {self.where}")
+            self.lease.lost(reason)
+            raise NodeLockLost(reason)
+
+
 class _NodeLockOnConnect:
     """The writer's ``connect`` hook: no connection of the node without the node lock."""
 
-    def __init__(self, holder: Holder, where: str) -> None:
+    def __init__(self, holder: Holder, where: str,
+                 on_lost: Callable[[str], None] | None = None) -> None:
         self.holder = holder
         self.where = where
+        self.on_lost = on_lost
         self.held_before = False
 
     def __call__(self, dbapi_connection: Any, _record: Any) -> None:
@@ -127,9 +175,12 @@ class _NodeLockOnConnect:
         dbapi_connection.rollback()
         holder = Holder.from_application_name(row[0] if row else None)
         if self.held_before:
-            raise NodeLockLost(f"this node lost its hold on the database {self.where} when "
-                               "its connection was cut, and another process took it; this "
-                               "node stops writing")
+            reason = (f"this node lost its hold on the database {self.where} when its "
+                      "connection was cut, and another process took it; this node stops "
+                      "writing")
+            if self.on_lost is not None:
+                self.on_lost(reason)  # the daemon ends itself here
+            raise NodeLockLost(reason)
         raise already_running_on_database(self.where, holder)
 
 

@@ -89,3 +89,14 @@ def test_invalid_toml_is_reported(tmp_path: Path) -> None:
     _write(tmp_path, "config_version = = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path)
+
+
+def test_the_lease_of_a_pair_is_five_seconds_unless_set(tmp_path: Path) -> None:
+    """[store] lease (active/standby, docs/scale.md): 5 s by default; under 1 s is refused."""
+    _write(tmp_path, _base())
+    assert load_config(tmp_path).store.lease == 5.0
+    _write(tmp_path, _base().replace("# lease = 5.0", "lease = 8"))
+    assert load_config(tmp_path).store.lease == 8.0
+    _write(tmp_path, _base().replace("# lease = 5.0", "lease = 0.5"))
+    with pytest.raises(ConfigError, match=r"\[store\] lease: expected a number ≥ 1"):
+        load_config(tmp_path)

@@ -122,3 +122,17 @@ def test_the_edge_turns_node_and_lower_layer_errors_into_a_sentence_and_status_2
     unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
     assert unreadable.exit_code == 2, unreadable.output
     assert "cannot read this node's own card" in unreadable.output
+
+
+def test_run_standby_refuses_a_sqlite_store_and_a_bad_listen_address(tmp_path: Path) -> None:
+    """run --standby needs a PostgreSQL store; --listen is checked like [node] listen. Both are
+    one sentence and exit status 2, before anything is written."""
+    runner = CliRunner()
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    result = runner.invoke(main, ["run", "--standby", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    assert "shares one PostgreSQL database" in result.output
+    result = runner.invoke(main, ["run", "--listen", "nowhere", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    assert "--listen: expected an address like 127.0.0.1:7701" in result.output
+    assert not (tmp_path / "a" / "logs" / "lienthong.jsonl").exists()

@@ -21,6 +21,7 @@ ROOT_CODES = {
     "lienthong.node.cli.common.CliError": "command-error",
     "lienthong.node.control.requests.RequestRefused": "request-refused",
     "lienthong.node.core.access.AccessError": "clerks-group-unusable",
+    "lienthong.node.core.fence.LeaseExpired": "lease-expired",
     "lienthong.node.control.received._Mismatch": "status-mismatch",
     "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
     "lienthong.node.edxml.parse.EdxmlError": "bad-edxml",

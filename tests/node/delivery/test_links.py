@@ -344,3 +344,27 @@ def test_a_refused_dial_is_kept_as_a_plain_sentence(offices: tuple[Office, Offic
     assert error.startswith("the connection was refused: nothing listens at that address")
     assert "111" not in error and link.last_error == error
     stop(link, reactor)
+
+
+def test_the_cards_addresses_are_dialled_in_turn_staying_on_one_that_answers(
+        offices: tuple[Office, Office]) -> None:
+    """An office run by an active/standby pair advertises both hosts: a failed dial moves on to
+    the next address, a connection that worked and closed cleanly redials the same one."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    alpha.store.update_peer_addresses("beta", ["127.0.0.1:7444", "127.0.0.1:7544"], T0)
+    alpha.runtime.refresh_directory()
+    link = new_link(alpha, beta)
+    link.kick()
+    refuse(reactor)                     # the first host is down
+    reactor.advance(RETRY_INITIAL)
+    refuse(reactor)                     # the second too, for now
+    reactor.advance(2 * RETRY_INITIAL)  # round again: the first
+    refuse(reactor)
+    reactor.advance(4 * RETRY_INITIAL)  # the second answers
+    proto = FakeSender()
+    link.connection_made(proto)  # type: ignore[arg-type]
+    link.connection_ready(proto)  # type: ignore[arg-type]
+    link.connection_lost(proto, Failure(ConnectionDone()))  # closed cleanly (idle)
+    assert [dial.port for dial in reactor.dials] == [7444, 7544, 7444, 7544, 7544]
+    stop(link, reactor)
