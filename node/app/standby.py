@@ -42,12 +42,15 @@ from twisted.logger import Logger
 from lienthong.config.schema import NodeConfig
 from lienthong.node.app.logs import start_logging
 from lienthong.node.app.process import (
+    apply_access_rule,
     check_store_is_ours,
     exit_now,
     load_keys_and_passphrase,
+    log_access_rule,
     run_node,
 )
 from lienthong.node.core import fence
+from lienthong.node.core.access import access_policy
 from lienthong.node.core.clock import rfc3339, use_monotonic_timers
 from lienthong.node.store.database import open_store
 from lienthong.node.store.lease import DatabaseLease
@@ -195,7 +198,11 @@ def run_pair_member(config: NodeConfig, *, verbose: bool = False) -> int:
         finally:
             store.close()
 
-    start_logging(config.log_dir, verbose=verbose)
+    # Only the umask and the log's own mode while waiting: the folders' modes are set once
+    # this member holds the lease (setting them is writing to the shared home).
+    access = access_policy(config.node.clerks_group)
+    os.umask(access.umask)
+    start_logging(config.log_dir, access, verbose=verbose)
     report = StandbyReport(config.home, holder)
     wait_for_lease(lease, report, first=refuse_another_nodes_store)
     report.taking_over()
@@ -210,6 +217,7 @@ def run_pair_member(config: NodeConfig, *, verbose: bool = False) -> int:
             store.close()
             raise
         report.active()
+        log_access_rule(*apply_access_rule(config))
         log.info("standby: took over as the active node ({host}, process {pid})",
                  host=holder.host, pid=holder.pid)
         return run_node(reactor, config, node_keys, typed, store)

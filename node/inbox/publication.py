@@ -39,8 +39,8 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
-from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core import fence
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.documents.petitions import public_meta

@@ -110,7 +110,8 @@ def test_a_postgresql_url_that_does_not_connect_is_said_plainly(tmp_path: Path) 
     url = f"postgresql://lienthong@127.0.0.1:{free_port()}/nothing"
     home = tmp_path / "alpha"
     result = subprocess.run([sys.executable, "-m", "lienthong.node", "init", str(home),
-                             "--name", "alpha", "--kdf", "minimal", "--store", url],
+                             "--name", "alpha", "--kdf", "minimal", "--listen", "127.0.0.1:7443",
+                             "--store", url],
                             capture_output=True, text=True, timeout=60, cwd=str(ROOT),
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     message = plain_refusal(result)
