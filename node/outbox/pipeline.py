@@ -57,7 +57,9 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool
+from lienthong.node.spool.sealing import read_signed_digest
 from lienthong.node.store.records import DispatchRow, NewDispatch
+from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.events import Priority
 from lienthong.protocol.fields import new_message_id
 
@@ -263,10 +265,10 @@ class Outbox:
             row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
                 message_id=taken.message_id, name=taken.original_name, target=taken.target,
                 spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
-                sha256=header.sha256, ciphertext_size=header.ciphertext_size,
+                sha256=header.digest, ciphertext_size=header.ciphertext_size,
                 priority=priority, meta=meta, recipients=tuple(recipients)),
                 rt.now_text(), events=[*before, ("sealed", {
-                    "message_id": taken.message_id, "digest": header.sha256,
+                    "message_id": taken.message_id, "digest": header.digest,
                     "name": taken.original_name, "recipients": recipients,
                     "size": header.size, "envelope": header.version})])
         except Exception:
@@ -343,6 +345,8 @@ class Outbox:
 
     def _resume_recorded(self, row: DispatchRow) -> Deferred | None:
         """A recorded dispatch whose spool folder is still here: finish what a crash cut."""
+        if row.state == "sending" and row.sha256 is None:
+            return self._recover_digest(row)
         if row.state == "sent" or (row.state == "sending" and row.deliveries and
                                    all(d.state == "delivered" for d in row.deliveries)):
             return self.finish(row.message_id)
@@ -351,6 +355,27 @@ class Outbox:
             return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                          row.error or "delivery failed", rt.now_text())
         return None
+
+    @inlineCallbacks
+    def _recover_digest(self, row: DispatchRow):
+        """A streamed seal whose trailer may have been signed and kept before a crash cut the
+        recording of its digest: record it from the kept trailer. None kept: the stream never
+        reached its end, and the next transfer derives the digest again from byte 0."""
+        rt = self._rt
+        keys = {k.node_id: k.identity.verify_key.encode()
+                for k in (rt.keys, *rt.former_keys.values())}
+        sender = decode_header(row.header_token).sender
+        try:
+            signed = yield rt.io(read_signed_digest, row.spool_dir, row.header_token,
+                                 keys.get(sender, b""))
+        except OSError as exc:
+            log.error("the kept trailer of {mid} cannot be read: {error}", mid=row.message_id,
+                      error=str(exc))
+            return
+        if signed is not None:
+            yield rt.db_audited(rt.store.record_digest, row.message_id, signed[1], events=[
+                ("trailer-signed", {"message_id": row.message_id, "digest": signed[1],
+                                    "size": signed[0], "recovered": True})])
 
     # -- completion ------------------------------------------------------------------------
 
