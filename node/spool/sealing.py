@@ -343,6 +343,7 @@ def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys,
         file_key = open_file_key(entry.sealed, private.public_key.encode(), private.encode())
     except EnvelopeError as exc:
         raise OSError(f"envelope {header.message_id}: {exc}") from exc
-    signer = (signers or {node_keys.node_id: node_keys.identity}).get(header.sender)
+    signer = (signers if signers is not None
+              else {node_keys.node_id: node_keys.identity}).get(header.sender)
     return EnvelopeSource(Path(spool_dir), header, file_key, signer=signer,
                           on_trailer=on_trailer)
