@@ -27,6 +27,7 @@ baselines and a pass/short verdict for each target of the issue; ``--json`` writ
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -99,8 +100,11 @@ def run_large(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> Non
         seconds = net.latencies(dropped)[0]
         rss = {name: value / MIB for name, value in net.peak_rss().items()}
         phases = _phases(net, dropped[moved.name])
+        envelope = net.sender_db().execute(
+            "SELECT detail FROM audit WHERE kind = 'sealed'").fetchone()
         return {"size": plan.large, "seconds": seconds, "mbps": plan.large / seconds / 1e6,
-                "peak_rss_mib": rss, "phases": phases, "cpu_seconds": cpu}
+                "peak_rss_mib": rss, "phases": phases, "cpu_seconds": cpu,
+                "envelope": json.loads(envelope[0]).get("envelope") if envelope else None}
 
     results["large"] = _with_network(base, "large", 1, body)
     shutil.rmtree(staging, ignore_errors=True)
@@ -111,7 +115,7 @@ def _phases(net: Network, dropped: float) -> dict[str, float]:
     from lienthong.node.core.clock import parse_rfc3339
     db = net.sender_db()
     out = {}
-    for kind in ("taken", "sealed", "receipt-verified"):
+    for kind in ("taken", "sealed", "trailer-signed", "receipt-verified"):
         row = db.execute("SELECT min(time) FROM audit WHERE kind = ?", (kind,)).fetchone()
         if row[0]:
             out[kind] = parse_rfc3339(row[0]) - dropped

@@ -498,7 +498,7 @@ class RecordedDocument:
     signed ``created``), the digest and the receipt (None: never receipted)."""
 
     message_id: str
-    sha256: str
+    sha256: str | None   # None: a streamed seal whose trailer is not signed yet
     header_token: str
     receipt: str | None
     meta: str

@@ -188,7 +188,7 @@ def test_a_streamed_seal_whose_plaintext_changed_keeps_no_second_trailer(streame
     assert (folder / STREAM_ENDS).read_bytes() == kept
 
 
-def test_a_streamed_seal_is_not_read_by_a_node_without_the_identity_that_signed_it(streamed) -> None:  # type: ignore[no-untyped-def]
+def test_a_streamed_seal_needs_the_identity_that_signed_its_header(streamed) -> None:  # type: ignore[no-untyped-def]
     alpha, beta, folder, envelope = streamed
     with pytest.raises(OSError, match="no longer holds the identity"):
         open_envelope(folder, envelope.header_token, alpha.runtime.keys, signers={})
