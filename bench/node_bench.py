@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, report
-from bench.nodes import Files, Network, settings_text, write_large_file, write_small_files
+from bench.nodes import (
+    BENCH_SETTINGS,
+    Files,
+    Network,
+    settings_text,
+    write_large_file,
+    write_small_files,
+)
 
 MIB = 1 << 20
 SCENARIOS = ("baselines", "large", "small", "single", "scaling", "fanout")
@@ -239,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-mib", type=int, metavar="N",
                         help="size of the large document (and of its scp) in MiB, for quicker "
                              "before/after comparisons (default 1024; 64 with --quick)")
+    parser.add_argument("--streamed-seal-above-mib", type=int, metavar="N",
+                        help="set delivery.streamed_seal_above_mib = N in every node (offer v3 "
+                             "documents over N MiB before reading them; default: off)")
     args = parser.parse_args(argv)
+    if args.streamed_seal_above_mib:
+        BENCH_SETTINGS["# streamed_seal_above_mib = 0"] = (
+            f"streamed_seal_above_mib = {args.streamed_seal_above_mib}")
     chosen = SCENARIOS if not args.only else tuple(args.only.split(","))
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:

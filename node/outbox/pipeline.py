@@ -218,7 +218,8 @@ class Outbox:
         readers = self._readers(recipients)
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
-            "created": rt.now_text(), "version": rt.envelope_version(recipients)}
+            "created": rt.now_text(), "version": rt.envelope_version(recipients),
+            "streamed_above": self._streamed_above()}
         return self._batches.submit(prepared.meta.priority, path, {
             "outbox": rt.config.outbox, "spool_dir": rt.config.spool,
             "message_id": message_id, "max_bytes": rt.config.max_document_bytes,
@@ -244,7 +245,13 @@ class Outbox:
             return fail()
         return rt.io(read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
                      recipients=readers, created=rt.now_text(),
-                     version=rt.envelope_version(recipients))
+                     version=rt.envelope_version(recipients),
+                     streamed_above=self._streamed_above())
+
+    def _streamed_above(self) -> int | None:
+        """Bytes above which a v3 document is offered before it is read (None: never)."""
+        mib = self._rt.config.delivery.streamed_seal_above_mib
+        return mib * 1024 * 1024 if mib else None
 
     @inlineCallbacks
     def _seal_and_record(self, taken: TakenFile, recipients: list[str],

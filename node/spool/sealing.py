@@ -21,7 +21,8 @@ trailer (public too: the trailer is sealed into the last chunk when sent), in th
 file and fsync. Its header token names no file name, size or metadata; the spool folder's
 own records (``intake.json``) are the sender's, never sent.
 
-A v3 document larger than :data:`STREAMED_SEAL_ABOVE` is not read at all before it is
+A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: measured
+slower on the shared benchmark machine, docs/benchmarks.md) is not read at all before it is
 offered: its header needs no digest, so sealing only signs the header and keeps the stream
 header in ``stream-header.bin``. The first :class:`EnvelopeSource` to read it to the end hashes
 the plaintext as it encrypts it, signs the trailer, and keeps ``stream-ends.bin`` (written
@@ -73,10 +74,6 @@ ENVELOPE = "envelope.bin"
 STREAM_HEADER = "stream-header.bin"
 #: v3: the stream header and the signed trailer (see the module docstring).
 STREAM_ENDS = "stream-ends.bin"
-#: v3 documents above this many plaintext bytes are offered before they are read, and hashed
-#: while they are sent (the module docstring). Below it, one read while sealing costs little
-#: and spares the store a second write per document.
-STREAMED_SEAL_ABOVE = 16 * 1024 * 1024
 
 
 class ChangedWhileSealing(NodeError):
@@ -89,17 +86,19 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
                  message_id: str, created: str, meta: Mapping[str, Any] | None = None,
                  sync_folder: bool = True, version: int = 2,
-                 streamed_above: int = STREAMED_SEAL_ABOVE) -> SealedEnvelope:
+                 streamed_above: int | None = None) -> SealedEnvelope:
     """Hash ``spool_dir/payload``, seal its file key for ``recipients`` and sign; keep the
     stream header (v3: and the trailer), fsynced. ``sync_folder`` False: the caller fsyncs
     ``spool_dir`` before the dispatch is recorded (a batch of takes shares that fsync with the
     take's own). ``version``: the envelope version the recipients read (2 or 3).
 
-    v3 and over ``streamed_above`` bytes: nothing is read; the header is signed and the stream
+    v3 and over ``streamed_above`` bytes (None: never; ``delivery.streamed_seal_above_mib``):
+    nothing is read; the header is signed and the stream
     header kept, and the returned envelope has no digest and no trailer yet (the module
     docstring)."""
     current = node_keys.current_encryption
-    if version >= 3 and (spool_dir / PAYLOAD_FILE).stat().st_size > streamed_above:
+    if (version >= 3 and streamed_above is not None
+            and (spool_dir / PAYLOAD_FILE).stat().st_size > streamed_above):
         size = (spool_dir / PAYLOAD_FILE).stat().st_size
         sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
                         sender_key=(current.kid, current.private.public_key),

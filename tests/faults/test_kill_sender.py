@@ -14,13 +14,11 @@ import pytest
 
 from lienthong.node.delivery.connection import DATA_FRAME
 from lienthong.node.runtime.peer_protocols import save_peer_protocols
-from lienthong.node.spool.sealing import READ_SIZE, STREAMED_SEAL_ABOVE
+from lienthong.node.spool.sealing import READ_SIZE
 from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
 
 #: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.
 SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
-#: A v3 document this large is offered before it is read (node/spool/sealing.py).
-STREAMED = STREAMED_SEAL_ABOVE + 6 * DATA_FRAME + 12345
 
 
 #: The stages where the envelope's form matters (sealing, resuming the re-created stream, the
@@ -30,15 +28,21 @@ ENVELOPES = pytest.mark.parametrize("envelope", [2, 3])
 
 
 def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-def]
-                      envelope: int = 2, size: int = SIZE) -> tuple:
+                      envelope: int = 2, streamed: bool = False) -> tuple:
+    """``streamed``: ``delivery.streamed_seal_above_mib = 1``, so the document (over 1 MiB)
+    is offered before it is read (docs/design.md §5.3)."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     if envelope == 3:
         save_peer_protocols(alpha.home / "state", {beta.node_id: 2})
+    if streamed:
+        (config,) = alpha.home.glob("*.toml")
+        config.write_text(config.read_text().replace(
+            "# streamed_seal_above_mib = 0", "streamed_seal_above_mib = 1"))
     beta.start()
     alpha.start(extra_env={"LIENTHONG_FAILPOINT": stage})
     original = tmp_path / "original.pdf"
-    write_large_file(original, size)
+    write_large_file(original, SIZE)
     (alpha.outbox / "beta").mkdir(parents=True, exist_ok=True)
     alpha.drop("beta", "cong-van.pdf", original.read_bytes())
     code = alpha.wait_exit(timeout=60)
@@ -134,7 +138,7 @@ def test_kill_after_a_streamed_trailer_is_kept_before_its_digest_is_recorded(  #
     kept but before the trailer left or the digest reached the store: the restart records the
     digest from the kept trailer, and the resumed transfer sends that same trailer."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-after-trailer-kept", 3,
-                                    size=STREAMED)
+                                    streamed=True)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     signed = _recorded_digest(alpha, tmp_path / "original.pdf")
     assert [entry.detail.get("recovered") for entry in signed] == [True]
@@ -145,7 +149,7 @@ def test_kill_mid_way_through_a_streamed_seal_derives_its_digest_again(  # type:
     """Killed after some DATA frames of a document whose digest nobody has taken yet: the
     resume re-reads (and hashes) from byte 0, signs the trailer and sends from the offset."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2", 3,
-                                    size=STREAMED)
+                                    streamed=True)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
     signed = _recorded_digest(alpha, tmp_path / "original.pdf")
