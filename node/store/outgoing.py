@@ -164,11 +164,6 @@ class OutgoingMethods(StoreBase):
                                   f"{kept.sha256}, not {sha256}")
         return False
 
-    def dispatches_awaiting_digest(self) -> list[DispatchRow]:
-        """Dispatches still sending whose digest is not recorded yet (streamed seals)."""
-        with self._read() as conn:
-            return self._load_dispatches(conn, (_d.c.state == "sending") & _d.c.sha256.is_(None))
-
     def _load_dispatches(self, conn: Connection, where: Any, limit: int | None = None
                          ) -> list[DispatchRow]:
         query = select(_d).where(where).order_by(_d.c.seq.desc())
