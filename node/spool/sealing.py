@@ -25,7 +25,8 @@ A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: 
 slower on the shared benchmark machine, docs/benchmarks.md) is not read at all before it is
 offered: its header needs no digest, so sealing only signs the header and keeps the stream
 header in ``stream-header.bin``. The first :class:`EnvelopeSource` to read it to the end hashes
-the plaintext as it encrypts it, signs the trailer, and keeps ``stream-ends.bin`` (written
+the plaintext (on a thread of its own, reading the file alongside: :class:`FileDigest`) while
+it encrypts it, signs the trailer, and keeps ``stream-ends.bin`` (written
 under a temporary name, fsynced, renamed, folder fsynced) *before* the trailer chunk is
 returned to be sent: no receipt can name a digest the node has not durably recorded. It then
 reports the digest (``on_trailer``) so the store's dispatch row gets it. A read cut before the
@@ -146,6 +147,52 @@ def _priority(meta: Mapping[str, Any] | None) -> int:
     return value if type(value) is int and 0 <= value <= 3 else 3
 
 
+#: A streamed seal's digest reads this much per step (1 MiB: peak memory stays under 100 MiB).
+DIGEST_READ = 1024 * 1024
+
+
+class FileDigest:
+    """The SHA-256 of a file, read and hashed from byte 0 on a thread of its own.
+
+    For a streamed seal's trailer: hashing each chunk on the encrypting worker made that
+    worker fall behind the socket, and handing each chunk to a hashing thread
+    (node/core/hashing.py) cost more in wake-ups than the hash (docs/benchmarks.md, issue 14);
+    a second sequential read of the spooled file (from the page cache) needs neither.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._stop = threading.Event()
+        self._result: tuple[int, str] | OSError | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="trailer-digest",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            digest, count = hashlib.sha256(), 0
+            with open(path, "rb") as source:
+                while not self._stop.is_set() and (block := source.read(DIGEST_READ)):
+                    digest.update(block)    # releases the GIL
+                    count += len(block)
+            self._result = (count, digest.hexdigest())
+        except OSError as exc:
+            self._result = exc
+
+    def result(self) -> tuple[int, str]:
+        """Wait for the end of the file: (bytes hashed, SHA-256 hex); OSError if unreadable."""
+        self._thread.join()
+        if isinstance(self._result, OSError):
+            raise self._result
+        if self._result is None or self._stop.is_set():
+            raise OSError("the plaintext digest was abandoned")
+        return self._result
+
+    def close(self) -> None:
+        """Stop hashing (the transfer ended early); the thread ends after its current block,
+        without anyone waiting for it (this may run on the reactor)."""
+        self._stop.set()
+
+
 class EnvelopeSource:
     """The ciphertext of a sealed spooled document, re-created as it is read.
 
@@ -164,7 +211,7 @@ class EnvelopeSource:
         #: end with ``signer`` (the identity that signed the header), then ``on_trailer``.
         self._signer: nacl.signing.SigningKey | None = None
         self._on_trailer = on_trailer
-        self._hasher: Any = None   # a hashlib SHA-256 while signing the trailer
+        self._digest: FileDigest | None = None
         if header.trailer_bytes and not (self._spool / STREAM_ENDS).exists():
             if signer is None or node_id_from_public_key(
                     signer.verify_key.encode()) != header.sender:
@@ -175,6 +222,9 @@ class EnvelopeSource:
             self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
             if len(self._stream_header) != HEADER_BYTES:
                 raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
+            # The whole plaintext is hashed from byte 0, whatever offset this source is sent
+            # from, on a thread of its own reading the file alongside the encryption.
+            self._digest = FileDigest(self._spool / PAYLOAD_FILE)
         elif header.trailer_bytes:
             ends = (self._spool / STREAM_ENDS).read_bytes()
             if len(ends) != HEADER_BYTES + header.trailer_bytes:
@@ -195,16 +245,10 @@ class EnvelopeSource:
 
     def _restart(self) -> None:
         self._plain.seek(0)
-        # A streamed seal hashes from byte 0, whatever offset it is sent from. On this same
-        # (worker) thread: handing each chunk to a hashing thread (node/core/hashing.py) cost
-        # the sender about 3.5 s more CPU per GiB on the loaded benchmark machine, in thread
-        # wake-ups; encrypting and hashing here still outruns the network and the disk.
-        self._hasher = hashlib.sha256() if self.signs_trailer else None
         self._encryptor = PayloadEncryptor(
             self._key, ad=bytes.fromhex(self._header.message_id), size=self._header.size,
             chunk_size=self._header.chunk_size, random_bytes=lambda n: self._stream_header,
-            digests=self._hasher is not None, ciphertext_digest=False,
-            plaintext_digest=self._hasher, trailer=self._header.trailer_bytes)
+            digests=False, trailer=self._header.trailer_bytes)
         self._buffer = memoryview(b"")
         self._position = 0          # ciphertext bytes returned (or skipped) so far
         self._ended = False
@@ -259,9 +303,12 @@ class EnvelopeSource:
     def _sign_and_keep_trailer(self) -> bytes:
         """The last plaintext byte is in: sign the trailer and keep it durably, before its
         chunk can be sent; then report the digest."""
-        assert self._signer is not None
-        sha256 = self._encryptor.plaintext_sha256()
+        assert self._signer is not None and self._digest is not None
         size = self._header.size
+        hashed, sha256 = self._digest.result()
+        if hashed != size:
+            raise OSError(f"the spooled plaintext of {self._header.message_id} changed after "
+                          f"sealing: {hashed} bytes hashed, {size} sealed")
         trailer = sign_trailer(self._signer, self._header.header_sha256, size, sha256)
         keep_stream_ends(self._spool, self._stream_header + trailer, self._header.message_id)
         failpoint("sender-after-trailer-kept")
@@ -271,6 +318,8 @@ class EnvelopeSource:
 
     def close(self) -> None:
         self._plain.close()
+        if self._digest is not None:
+            self._digest.close()
 
 
 def keep_stream_ends(spool_dir: Path, ends: bytes, message_id: str) -> None:
