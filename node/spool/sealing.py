@@ -147,8 +147,10 @@ def _priority(meta: Mapping[str, Any] | None) -> int:
     return value if type(value) is int and 0 <= value <= 3 else 3
 
 
-#: A streamed seal's digest reads this much per step (1 MiB: peak memory stays under 100 MiB).
-DIGEST_READ = 1024 * 1024
+#: A streamed seal's digest reads this much per step. 4 MiB: with 1 MiB steps the sender's
+#: CPU per GiB went back up from 3.3 to 5.0-5.8 s (two pairs, docs/benchmarks.md), at the
+#: cost of about 4 MiB of peak memory.
+DIGEST_READ = 4 * 1024 * 1024
 
 
 class FileDigest:
