@@ -76,7 +76,7 @@ class DeliverySection:
     max_protocol: int = 2
     #: Envelope v3 documents larger than this many MiB are offered before they are read and
     #: hashed while they are sent (docs/design.md §5.3); 0 (the default): every document is
-    #: read once before its offer. Off until measured faster (docs/benchmarks.md, issue 14).
+    #: read once before its offer. Off until measured faster (docs/benchmarks.md).
     streamed_seal_above_mib: int = 0
 
 

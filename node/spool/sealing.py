@@ -21,9 +21,9 @@ trailer (public too: the trailer is sealed into the last chunk when sent), in th
 file and fsync. Its header token names no file name, size or metadata; the spool folder's
 own records (``intake.json``) are the sender's, never sent.
 
-A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: measured
-slower on the shared benchmark machine, docs/benchmarks.md) is not read at all before it is
-offered: its header needs no digest, so sealing only signs the header and keeps the stream
+A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: level with
+reading first on the shared benchmark machine, docs/benchmarks.md) is not read at all before
+it is offered: its header needs no digest, so sealing only signs the header and keeps the stream
 header in ``stream-header.bin``. The first :class:`EnvelopeSource` to read it to the end hashes
 the plaintext (on a thread of its own, reading the file alongside: :class:`FileDigest`) while
 it encrypts it, signs the trailer, and keeps ``stream-ends.bin`` (written
