@@ -27,6 +27,7 @@ baselines and a pass/short verdict for each target of the issue; ``--json`` writ
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -38,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, report
-from bench.nodes import Files, Network, settings_text, write_large_file, write_small_files
+from bench.nodes import (
+    BENCH_SETTINGS,
+    Files,
+    Network,
+    settings_text,
+    write_large_file,
+    write_small_files,
+)
 
 MIB = 1 << 20
 SCENARIOS = ("baselines", "large", "small", "single", "scaling", "fanout")
@@ -99,8 +107,11 @@ def run_large(base: Path, plan: Plan, results: dict[str, Any], sshd: Any) -> Non
         seconds = net.latencies(dropped)[0]
         rss = {name: value / MIB for name, value in net.peak_rss().items()}
         phases = _phases(net, dropped[moved.name])
+        envelope = net.sender_db().execute(
+            "SELECT detail FROM audit WHERE kind = 'sealed'").fetchone()
         return {"size": plan.large, "seconds": seconds, "mbps": plan.large / seconds / 1e6,
-                "peak_rss_mib": rss, "phases": phases, "cpu_seconds": cpu}
+                "peak_rss_mib": rss, "phases": phases, "cpu_seconds": cpu,
+                "envelope": json.loads(envelope[0]).get("envelope") if envelope else None}
 
     results["large"] = _with_network(base, "large", 1, body)
     shutil.rmtree(staging, ignore_errors=True)
@@ -111,7 +122,7 @@ def _phases(net: Network, dropped: float) -> dict[str, float]:
     from lienthong.node.core.clock import parse_rfc3339
     db = net.sender_db()
     out = {}
-    for kind in ("taken", "sealed", "receipt-verified"):
+    for kind in ("taken", "sealed", "trailer-signed", "receipt-verified"):
         row = db.execute("SELECT min(time) FROM audit WHERE kind = ?", (kind,)).fetchone()
         if row[0]:
             out[kind] = parse_rfc3339(row[0]) - dropped
@@ -235,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-mib", type=int, metavar="N",
                         help="size of the large document (and of its scp) in MiB, for quicker "
                              "before/after comparisons (default 1024; 64 with --quick)")
+    parser.add_argument("--streamed-seal-above-mib", type=int, metavar="N",
+                        help="set delivery.streamed_seal_above_mib = N in every node (offer v3 "
+                             "documents over N MiB before reading them; default: off)")
     args = parser.parse_args(argv)
+    if args.streamed_seal_above_mib:
+        BENCH_SETTINGS["# streamed_seal_above_mib = 0"] = (
+            f"streamed_seal_above_mib = {args.streamed_seal_above_mib}")
     chosen = SCENARIOS if not args.only else tuple(args.only.split(","))
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lienthong.node.core.clock import parse_rfc3339
+from lienthong.node.runtime.peer_protocols import save_peer_protocols
 from tests.integration.harness import TestNode, make_network
 
 #: Replacements in each node's configuration (the harness's FAST_SETTINGS style).
@@ -73,6 +74,12 @@ class Network:
         nodes = make_network(base, names, settings=BENCH_SETTINGS)
         self.sender = nodes["sender"]
         self.peers = [nodes[name] for name in names[1:]]
+        # Offices that have exchanged before know each other's protocol, so the first
+        # document measured is sealed as such a pair seals it (envelope v3, protocol 2), not
+        # as at first contact (v2, until a HELLO has said more).
+        save_peer_protocols(self.sender.home / "state", {p.node_id: 2 for p in self.peers})
+        for peer in self.peers:
+            save_peer_protocols(peer.home / "state", {self.sender.node_id: 2})
         self.base = base
         self._db: sqlite3.Connection | None = None
 

@@ -163,7 +163,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         "max_document_mib": _integer(1), "retry_initial": _number(0.01),
         "retry_max": _number(0.01), "connect_timeout": _number(0.1),
         "idle_timeout": _number(1.0), "max_parallel_transfers": _integer(1),
-        "max_protocol": _integer_between(1, 2)}, source)
+        "max_protocol": _integer_between(1, 2), "streamed_seal_above_mib": _integer(0)},
+        source)
     status = _section(data, "status", {"listen": _address, "allow_remote": _boolean}, source)
     status_section = StatusSection(**status)
     status_host, _ = parse_address(status_section.listen, where="status.listen")

@@ -80,6 +80,10 @@ class DeliverySection:
     #: The newest wire protocol this node offers and accepts (2: envelope v3, 1: v2 only, as a
     #: node before issue 14). 1 is for rolling an upgrade back, and for tests of a mixed pair.
     max_protocol: int = 2
+    #: Envelope v3 documents larger than this many MiB are offered before they are read and
+    #: hashed while they are sent (docs/design.md §5.3); 0 (the default): every document is
+    #: read once before its offer. Off until measured faster (docs/benchmarks.md).
+    streamed_seal_above_mib: int = 0
 
 
 @dataclass(frozen=True, slots=True)

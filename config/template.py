@@ -63,6 +63,9 @@ max_parallel_transfers = 4
 # Newest wire protocol: 2 seals file names and metadata end to end (envelope v3); 1 only
 # while rolling an upgrade back.
 # max_protocol = 2
+# Offer envelope v3 documents over this many MiB before reading them, hashing them while
+# they are sent (0: read every document once before its offer).
+# streamed_seal_above_mib = 0
 
 [status]
 # Local status API (JSON at /status, Prometheus at /metrics). Loopback only unless

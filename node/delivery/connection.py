@@ -275,7 +275,8 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
                        source: CiphertextSource) -> None:
         transfer = OutgoingTransfer(message_id, priority, size, offset, source,
                                     started_offset=offset)
-        if size - offset > READ_AHEAD_ABOVE:
+        # A source that will sign and keep a trailer fsyncs at its end: never on the reactor.
+        if size - offset > READ_AHEAD_ABOVE or getattr(source, "signs_trailer", False):
             # The seek (re-encrypting up to ``offset``) runs on the worker too.
             transfer.ahead = ReadAhead(source, offset=offset, size=size, frame=DATA_FRAME,
                                        run_in_thread=self.link.rt.io,

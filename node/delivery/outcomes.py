@@ -10,9 +10,10 @@ per-document tables.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import nacl.signing
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
@@ -29,7 +30,7 @@ from lienthong.node.delivery.receipts import (
     late_receipt_reason,
 )
 from lienthong.node.runtime.node_runtime import NodeRuntime
-from lienthong.node.spool.sealing import open_envelope
+from lienthong.node.spool.sealing import open_envelope, read_signed_digest
 from lienthong.node.store.records import DispatchRow, PeerRevoked, QueuedDelivery
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
@@ -138,7 +139,10 @@ class DocumentOutcomes:
         # Opening the envelope reads the spool (files, the sealed file key) and a resume
         # re-creates the ciphertext up to ``offset`` (about a second per GiB): on the worker
         # pool, so the reactor never waits on the disk and keeps serving other transfers.
-        d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset)
+        d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset,
+                       signers=self._identities(),
+                       on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
+                           self._trailer_signed, message_id, size, sha256))
         d.addCallbacks(lambda source: self._start(proto, row, offset, source),
                        lambda failure: self._unreadable(proto, message_id, failure.value))
         in_background(d, "open an envelope", log)
@@ -177,14 +181,41 @@ class DocumentOutcomes:
             events=[("sent", {"peer": self.node_id, "message_id": message_id,
                               "bytes": sent_bytes})]), "record the transfer", log)
 
+    def _identities(self) -> dict[str, nacl.signing.SigningKey]:
+        """Our identity keys by node ID, current and former: a streamed seal's trailer is
+        signed by the identity that signed its header."""
+        return {keys.node_id: keys.identity
+                for keys in (self.rt.keys, *self.rt.former_keys.values())}
+
+    def _trailer_signed(self, message_id: str, size: int, sha256: str) -> None:
+        """A streamed seal's trailer is signed and kept (worker thread, then here): record its
+        digest in the dispatch row. Nothing waits for it: the kept trailer is the durable
+        record, and a receipt that arrives first records the digest itself."""
+        in_background(self.rt.db_audited(
+            self.rt.store.record_digest, message_id, sha256,
+            events=[("trailer-signed", {"message_id": message_id, "digest": sha256,
+                                        "size": size})]), "record a signed digest", log)
+
     def receipt(self, proto: SenderProtocol, message_id: str, token: str, *,
                 already: bool) -> None:
         """Verify a receipt at once; store it with the others that arrive meanwhile.
 
         Only a verified receipt is queued, and the document counts as delivered only once the
-        transaction that records it has committed (``lienthong.node.delivery.receipts``)."""
+        transaction that records it has committed (``lienthong.node.delivery.receipts``).
+        A streamed seal offered before its digest was recorded is checked against the trailer
+        kept in its spool folder, whose digest is recorded first (the database thread commits
+        in order, so no delivery is ever recorded without its dispatch's digest)."""
         row = self.offered.get(message_id)
         if row is None or message_id in self._receipts:
+            return
+        if row.sha256 is None:
+            verify_keys = {node_id: key.verify_key.encode()
+                           for node_id, key in self._identities().items()}
+            sender = self._header(row).sender
+            d = self.rt.io(read_signed_digest, row.spool_dir, row.header_token,
+                           verify_keys.get(sender, b""))
+            d.addCallback(self._digest_for_receipt, proto, message_id, token, already)
+            in_background(d, "read a kept trailer", log)
             return
         try:
             header = self._header(row)
@@ -204,6 +235,23 @@ class DocumentOutcomes:
                                                      info.time, already))
         if started is not None:
             in_background(started, "record receipts", log)
+
+    def _digest_for_receipt(self, signed: tuple[int, str] | None, proto: SenderProtocol,
+                            message_id: str, token: str, already: bool) -> None:
+        row = self.offered.get(message_id)
+        if row is None or proto is not self.proto:
+            return
+        if signed is None:   # no trailer ever left this node: the receipt cannot be for it
+            self.rt.audit("receipt-refused", peer=self.node_id, message_id=message_id,
+                          code="bad-receipt", reason="a receipt arrived for a document "
+                          "whose trailer this node never signed")
+            proto.abort("bad-receipt", f"receipt for {message_id} answers a stream this node "
+                        "never finished", peer_fault=True)
+            return
+        in_background(self.rt.db(self.rt.store.record_digest, message_id, signed[1]),
+                      "record a signed digest", log)
+        self.offered[message_id] = replace(row, sha256=signed[1])
+        self.receipt(proto, message_id, token, already=already)
 
     def _receipts_recorded(self, batch: list[Recorded]) -> None:
         """A batch of receipts is committed: those documents are delivered to this peer."""
@@ -280,9 +328,11 @@ class DocumentOutcomes:
 
 
 def _envelope_at(spool_dir: str, header_token: str, node_keys: NodeKeys,
-                 offset: int) -> CiphertextSource:
+                 offset: int, *, signers: dict[str, nacl.signing.SigningKey],
+                 on_trailer: Callable[[int, str], object]) -> CiphertextSource:
     """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
-    source = open_envelope(spool_dir, header_token, node_keys)
+    source = open_envelope(spool_dir, header_token, node_keys, signers=signers,
+                           on_trailer=on_trailer)
     if not offset:
         return source
     try:

@@ -114,7 +114,7 @@ def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] |
 
 def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_keys: NodeKeys,
                recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], created: str,
-               sync_folder: bool = True, version: int = 2
+               sync_folder: bool = True, version: int = 2, streamed_above: int | None = None
                ) -> tuple[dict[str, Any], SealedEnvelope]:
     """Seal a taken document with its metadata (blocking); the metadata as signed, and the
     sealed envelope."""
@@ -123,13 +123,15 @@ def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_
     sealed = seal_spooled(spool_dir / taken.message_id, node_keys=node_keys,
                           recipients=recipients, name=taken.original_name,
                           message_id=taken.message_id, created=created, meta=meta,
-                          sync_folder=sync_folder, version=version)
+                          sync_folder=sync_folder, version=version,
+                          streamed_above=streamed_above)
     return meta, sealed
 
 
 def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys,
                        recipients: Mapping[str, tuple[str, nacl.public.PublicKey]],
-                       created: str, version: int = 2) -> tuple[dict[str, Any], SealedEnvelope]:
+                       created: str, version: int = 2, streamed_above: int | None = None
+                       ) -> tuple[dict[str, Any], SealedEnvelope]:
     """Seal a document already in the spool (recovery, control messages), with the metadata
     recorded beside it (blocking).
 
@@ -139,7 +141,7 @@ def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys
     adopt_staged_meta(spool_dir, taken.message_id)
     return seal_taken(taken, read_meta(spool_dir / taken.message_id), spool_dir=spool_dir,
                       node_keys=node_keys, recipients=recipients, created=created,
-                      version=version)
+                      version=version, streamed_above=streamed_above)
 
 
 def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,

@@ -65,7 +65,9 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool
+from lienthong.node.spool.sealing import read_signed_digest
 from lienthong.node.store.records import DispatchRow, NewDispatch
+from lienthong.protocol.envelope import decode_header
 from lienthong.protocol.events import Priority
 from lienthong.protocol.fields import new_message_id
 
@@ -228,7 +230,8 @@ class Outbox:
         readers = self._readers(recipients)
         seal = None if readers is None else {
             "spool_dir": rt.config.spool, "node_keys": rt.keys, "recipients": readers,
-            "created": rt.now_text(), "version": rt.envelope_version(recipients)}
+            "created": rt.now_text(), "version": rt.envelope_version(recipients),
+            "streamed_above": self._streamed_above()}
         meta = prepared.meta.as_envelope_meta()
         if is_petition(meta):  # its real name travels sealed, in the petition object
             meta["petition"]["file_name"] = unicodedata.normalize("NFC", path.name)
@@ -257,7 +260,13 @@ class Outbox:
             return fail()
         return rt.io(read_meta_and_seal, rt.config.spool, taken, node_keys=rt.keys,
                      recipients=readers, created=rt.now_text(),
-                     version=rt.envelope_version(recipients))
+                     version=rt.envelope_version(recipients),
+                     streamed_above=self._streamed_above())
+
+    def _streamed_above(self) -> int | None:
+        """Bytes above which a v3 document is offered before it is read (None: never)."""
+        mib = self._rt.config.delivery.streamed_seal_above_mib
+        return mib * 1024 * 1024 if mib else None
 
     @inlineCallbacks
     def _seal_and_record(self, taken: TakenFile, recipients: list[str],
@@ -278,11 +287,11 @@ class Outbox:
             row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
                 message_id=taken.message_id, name=taken.original_name, target=taken.target,
                 spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
-                sha256=header.sha256, ciphertext_size=header.ciphertext_size,
+                sha256=header.digest, ciphertext_size=header.ciphertext_size,
                 priority=priority, meta=public_meta(meta, taken.message_id),
                 recipients=tuple(recipients)),
                 rt.now_text(), events=[*before, ("sealed", {
-                    "message_id": taken.message_id, "digest": header.sha256,
+                    "message_id": taken.message_id, "digest": header.digest,
                     "name": taken.original_name, "recipients": recipients,
                     "size": header.size, "envelope": header.version})])
         except Exception:
@@ -372,6 +381,8 @@ class Outbox:
 
     def _resume_recorded(self, row: DispatchRow) -> Deferred | None:
         """A recorded dispatch whose spool folder is still here: finish what a crash cut."""
+        if row.state == "sending" and row.sha256 is None:
+            return self._recover_digest(row)
         if row.state == "sent" or (row.state == "sending" and row.deliveries and
                                    all(d.state == "delivered" for d in row.deliveries)):
             return self.finish(row.message_id)
@@ -380,6 +391,27 @@ class Outbox:
             return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                          row.error or "delivery failed", rt.now_text(), self._access)
         return None
+
+    @inlineCallbacks
+    def _recover_digest(self, row: DispatchRow):
+        """A streamed seal whose trailer may have been signed and kept before a crash cut the
+        recording of its digest: record it from the kept trailer. None kept: the stream never
+        reached its end, and the next transfer derives the digest again from byte 0."""
+        rt = self._rt
+        keys = {k.node_id: k.identity.verify_key.encode()
+                for k in (rt.keys, *rt.former_keys.values())}
+        sender = decode_header(row.header_token).sender
+        try:
+            signed = yield rt.io(read_signed_digest, row.spool_dir, row.header_token,
+                                 keys.get(sender, b""))
+        except OSError as exc:
+            log.error("the kept trailer of {mid} cannot be read: {error}", mid=row.message_id,
+                      error=str(exc))
+            return
+        if signed is not None:
+            yield rt.db_audited(rt.store.record_digest, row.message_id, signed[1], events=[
+                ("trailer-signed", {"message_id": row.message_id, "digest": signed[1],
+                                    "size": signed[0], "recovered": True})])
 
     # -- completion ------------------------------------------------------------------------
 

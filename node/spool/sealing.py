@@ -20,17 +20,35 @@ folder keeps ``stream-ends.bin`` instead, the 24-byte stream header followed by 
 trailer (public too: the trailer is sealed into the last chunk when sent), in the same one
 file and fsync. Its header token names no file name, size or metadata; the spool folder's
 own records (``intake.json``) are the sender's, never sent.
+
+A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: level with
+reading first on the shared benchmark machine, docs/benchmarks.md) is not read at all before
+it is offered: its header needs no digest, so sealing only signs the header and keeps the stream
+header in ``stream-header.bin``. The first :class:`EnvelopeSource` to read it to the end hashes
+the plaintext (on a thread of its own, reading the file alongside: :class:`FileDigest`) while
+it encrypts it, signs the trailer, and keeps ``stream-ends.bin`` (written
+under a temporary name, fsynced, renamed, folder fsynced) *before* the trailer chunk is
+returned to be sent: no receipt can name a digest the node has not durably recorded. It then
+reports the digest (``on_trailer``) so the store's dispatch row gets it. A read cut before the
+end (crash, lost connection) kept nothing; the next one, from any offset, re-encrypts and
+hashes from byte 0 (as every resume re-creates its prefix), so the digest is derived again
+from the spooled plaintext and the trailer, Ed25519 being deterministic, is the same bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import nacl.public
+import nacl.signing
 
 from lienthong.keys.identity import NodeKeys
+from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
@@ -40,8 +58,10 @@ from lienthong.protocol.envelope import (
     EnvelopeHeader,
     SealedEnvelope,
     Sealer,
+    check_trailer,
     decode_header,
     open_header,
+    sign_trailer,
 )
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
 from lienthong.protocol.filekey import open_file_key
@@ -71,14 +91,32 @@ SEALED_ONLY_KINDS = frozenset({"petition"})
 def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                  recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
                  message_id: str, created: str, meta: Mapping[str, Any] | None = None,
-                 sync_folder: bool = True, version: int = 2) -> SealedEnvelope:
+                 sync_folder: bool = True, version: int = 2,
+                 streamed_above: int | None = None) -> SealedEnvelope:
     """Hash ``spool_dir/payload``, seal its file key for ``recipients`` and sign; keep the
     stream header (v3: and the trailer), fsynced. ``sync_folder`` False: the caller fsyncs
     ``spool_dir`` before the dispatch is recorded (a batch of takes shares that fsync with the
-    take's own). ``version``: the envelope version the recipients read (2 or 3)."""
+    take's own). ``version``: the envelope version the recipients read (2 or 3).
+
+    v3 and over ``streamed_above`` bytes (None: never; ``delivery.streamed_seal_above_mib``):
+    nothing is read; the header is signed and the stream
+    header kept, and the returned envelope has no digest and no trailer yet (the module
+    docstring)."""
     if isinstance(meta, Mapping) and meta.get("kind") in SEALED_ONLY_KINDS:
         version = 3  # a peer that reads only v2 is never offered it (node/delivery/links.py)
     current = node_keys.current_encryption
+    if (version >= 3 and streamed_above is not None
+            and (spool_dir / PAYLOAD_FILE).stat().st_size > streamed_above):
+        size = (spool_dir / PAYLOAD_FILE).stat().st_size
+        sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
+                        sender_key=(current.kid, current.private.public_key),
+                        recipients=recipients, name=name, size=size, message_id=message_id,
+                        created=created, meta=meta, version=version, priority=_priority(meta))
+        assert sealer.header is not None and sealer.header_token is not None   # v3
+        write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
+        if sync_folder:
+            fsync_dir(spool_dir)
+        return SealedEnvelope(header_token=sealer.header_token, header=sealer.header, tail=b"")
     # Hashed on a second thread while the next block is read (node/core/hashing.py).
     hasher = BackgroundDigest()
     with open(spool_dir / PAYLOAD_FILE, "rb") as source:
@@ -116,6 +154,54 @@ def _priority(meta: Mapping[str, Any] | None) -> int:
     return value if type(value) is int and 0 <= value <= 3 else 3
 
 
+#: A streamed seal's digest reads this much per step. 4 MiB: with 1 MiB steps the sender's
+#: CPU per GiB went back up from 3.3 to 5.0-5.8 s (two pairs, docs/benchmarks.md), at the
+#: cost of about 4 MiB of peak memory.
+DIGEST_READ = 4 * 1024 * 1024
+
+
+class FileDigest:
+    """The SHA-256 of a file, read and hashed from byte 0 on a thread of its own.
+
+    For a streamed seal's trailer: hashing each chunk on the encrypting worker made that
+    worker fall behind the socket, and handing each chunk to a hashing thread
+    (node/core/hashing.py) cost more in wake-ups than the hash (docs/benchmarks.md, issue 14);
+    a second sequential read of the spooled file (from the page cache) needs neither.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._stop = threading.Event()
+        self._result: tuple[int, str] | OSError | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="trailer-digest",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            digest, count = hashlib.sha256(), 0
+            with open(path, "rb") as source:
+                while not self._stop.is_set() and (block := source.read(DIGEST_READ)):
+                    digest.update(block)    # releases the GIL
+                    count += len(block)
+            self._result = (count, digest.hexdigest())
+        except OSError as exc:
+            self._result = exc
+
+    def result(self) -> tuple[int, str]:
+        """Wait for the end of the file: (bytes hashed, SHA-256 hex); OSError if unreadable."""
+        self._thread.join()
+        if isinstance(self._result, OSError):
+            raise self._result
+        if self._result is None or self._stop.is_set():
+            raise OSError("the plaintext digest was abandoned")
+        return self._result
+
+    def close(self) -> None:
+        """Stop hashing (the transfer ended early); the thread ends after its current block,
+        without anyone waiting for it (this may run on the reactor)."""
+        self._stop.set()
+
+
 class EnvelopeSource:
     """The ciphertext of a sealed spooled document, re-created as it is read.
 
@@ -123,12 +209,32 @@ class EnvelopeSource:
     encrypts the plaintext one chunk at a time and keeps at most one chunk of ciphertext.
     """
 
-    def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes) -> None:
+    def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes, *,
+                 signer: nacl.signing.SigningKey | None = None,
+                 on_trailer: Callable[[int, str], object] | None = None) -> None:
         self._spool = Path(spool_dir)
         self._header = header
         self._key = file_key
         self._trailer: bytes | None = None
-        if header.trailer_bytes:
+        #: A streamed seal (module docstring): hash while encrypting, sign the trailer at the
+        #: end with ``signer`` (the identity that signed the header), then ``on_trailer``.
+        self._signer: nacl.signing.SigningKey | None = None
+        self._on_trailer = on_trailer
+        self._digest: FileDigest | None = None
+        if header.trailer_bytes and not (self._spool / STREAM_ENDS).exists():
+            if signer is None or node_id_from_public_key(
+                    signer.verify_key.encode()) != header.sender:
+                raise OSError(f"the trailer of {header.message_id} is not signed yet and "
+                              f"this node no longer holds the identity {header.sender} that "
+                              "signed its header")
+            self._signer = signer
+            self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
+            if len(self._stream_header) != HEADER_BYTES:
+                raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
+            # The whole plaintext is hashed from byte 0, whatever offset this source is sent
+            # from, on a thread of its own reading the file alongside the encryption.
+            self._digest = FileDigest(self._spool / PAYLOAD_FILE)
+        elif header.trailer_bytes:
             ends = (self._spool / STREAM_ENDS).read_bytes()
             if len(ends) != HEADER_BYTES + header.trailer_bytes:
                 raise OSError(f"{STREAM_ENDS} of {header.message_id} is damaged")
@@ -139,6 +245,12 @@ class EnvelopeSource:
                 raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
         self._restart()
+
+    @property
+    def signs_trailer(self) -> bool:
+        """True while this source will sign and keep the trailer when it reaches the end
+        (blocking work: a worker thread must read it, never the reactor)."""
+        return self._signer is not None and self._trailer is None
 
     def _restart(self) -> None:
         self._plain.seek(0)
@@ -158,6 +270,8 @@ class EnvelopeSource:
                 out = self._encryptor.feed(block)
             elif not self._ended:
                 self._ended = True
+                if self._trailer is None and self._signer is not None:
+                    self._trailer = self._sign_and_keep_trailer()
                 out = self._encryptor.finish(self._trailer)[0]
             else:
                 out = b""
@@ -195,13 +309,73 @@ class EnvelopeSource:
         self._position += len(data)
         return data
 
+    def _sign_and_keep_trailer(self) -> bytes:
+        """The last plaintext byte is in: sign the trailer and keep it durably, before its
+        chunk can be sent; then report the digest."""
+        assert self._signer is not None and self._digest is not None
+        size = self._header.size
+        hashed, sha256 = self._digest.result()
+        if hashed != size:
+            raise OSError(f"the spooled plaintext of {self._header.message_id} changed after "
+                          f"sealing: {hashed} bytes hashed, {size} sealed")
+        trailer = sign_trailer(self._signer, self._header.header_sha256, size, sha256)
+        keep_stream_ends(self._spool, self._stream_header + trailer, self._header.message_id)
+        failpoint("sender-after-trailer-kept")
+        if self._on_trailer is not None:
+            self._on_trailer(size, sha256)
+        return trailer
+
     def close(self) -> None:
         self._plain.close()
+        if self._digest is not None:
+            self._digest.close()
 
 
-def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys
+def keep_stream_ends(spool_dir: Path, ends: bytes, message_id: str) -> None:
+    """Keep a streamed seal's stream header and trailer in ``stream-ends.bin``, durably and
+    atomically (two transfers of one document may finish at once). One already there must be
+    the same bytes: the trailer is deterministic for one plaintext, so a different one means
+    the spooled plaintext changed (OSError, nothing replaced)."""
+    target = spool_dir / STREAM_ENDS
+    try:
+        kept = target.read_bytes()
+    except FileNotFoundError:
+        kept = None
+    if kept is not None:
+        if kept != ends:
+            raise OSError(f"the spooled plaintext of {message_id} changed after its trailer "
+                          "was signed")
+        return
+    temporary = spool_dir / f".{STREAM_ENDS}.{os.getpid()}.{threading.get_ident()}"
+    write_synced(temporary, ends, exclusive=False)
+    os.replace(temporary, target)
+    fsync_dir(spool_dir)
+
+
+def read_signed_digest(spool_dir: str | Path, header_token: str, verify_key: bytes
+                       ) -> tuple[int, str] | None:
+    """The size and SHA-256 that a document's kept trailer signs, checked against the header
+    it was signed over with ``verify_key`` (our identity then); None while no trailer is kept
+    (a streamed seal not yet read to the end). OSError if the kept trailer does not verify."""
+    try:
+        ends = (Path(spool_dir) / STREAM_ENDS).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        header = replace(decode_header(header_token), verified_key=verify_key)
+        return check_trailer(header, ends[HEADER_BYTES:])
+    except ProtocolError as exc:
+        raise OSError(f"the kept trailer cannot be read: {exc}") from exc
+
+
+def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys, *,
+                  signers: Mapping[str, nacl.signing.SigningKey] | None = None,
+                  on_trailer: Callable[[int, str], object] | None = None
                   ) -> EnvelopeSource | BinaryIO:
     """The ciphertext source of a document this node sealed (OSError if it cannot be read).
+
+    ``signers`` (node ID to identity key: ours, current and former) and ``on_trailer`` serve a
+    streamed seal whose trailer is not signed yet (:class:`EnvelopeSource`).
 
     A document sealed by an older version kept its whole ciphertext in ``envelope.bin``
     and no stream header: that file is sent as it is."""
@@ -225,4 +399,7 @@ def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys
         file_key = open_file_key(entry.sealed, private.public_key.encode(), private.encode())
     except EnvelopeError as exc:
         raise OSError(f"envelope {header.message_id}: {exc}") from exc
-    return EnvelopeSource(Path(spool_dir), header, file_key)
+    signer = (signers if signers is not None
+              else {node_keys.node_id: node_keys.identity}).get(header.sender)
+    return EnvelopeSource(Path(spool_dir), header, file_key, signer=signer,
+                          on_trailer=on_trailer)

@@ -419,6 +419,52 @@ def _v8(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v9(conn: Connection) -> None:
+    """Version 9: ``dispatches.sha256`` may be NULL. A large v3 document is offered before it
+    has been read (docs/protocol.md Part A §8): its digest is recorded when the sender signs
+    the trailer, at the end of the stream (docs/design.md §5.3).
+
+    PostgreSQL drops the constraint in place. SQLite cannot alter a column, and renaming
+    ``dispatches`` would point the foreign key of ``deliveries`` at the renamed table, so the
+    rows are copied aside, the table dropped and created anew under its own name, and the rows
+    copied back. Foreign keys are deferred to the commit: dropping the table leaves the
+    deliveries without their parent rows for a moment, and copying each row back restores it.
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(text("ALTER TABLE dispatches ALTER COLUMN sha256 DROP NOT NULL"))
+        return
+    conn.execute(text("PRAGMA defer_foreign_keys = ON"))
+    conn.execute(text("CREATE TABLE dispatches_v8 AS SELECT * FROM dispatches"))
+    conn.execute(text("DROP TABLE dispatches"))
+    md = MetaData()
+    rebuilt = Table(
+        "dispatches", md,
+        Column("message_id", String(32), primary_key=True),
+        Column("seq", Integer, nullable=False, unique=True),
+        Column("name", Text, nullable=False),
+        Column("target", String(200), nullable=False),
+        Column("spool_dir", Text, nullable=False),
+        Column("header_token", Text, nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("sha256", String(64)),
+        Column("ciphertext_size", BigInteger, nullable=False),
+        Column("priority", Integer, nullable=False),
+        Column("meta", Text, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("finished_at", String(40)),
+        Column("sent_path", Text),
+        Column("error", Text),
+        CheckConstraint("state IN ('sending', 'sent', 'failed')", name="dispatches_state"),
+        CheckConstraint("priority BETWEEN 0 AND 3", name="dispatches_priority"),
+        Index("dispatches_by_state", "state", "created_at"),
+        Index("dispatches_queue", "state", "priority", "seq"))
+    rebuilt.create(conn)
+    names = ", ".join(column.name for column in rebuilt.columns)
+    conn.execute(text(f"INSERT INTO dispatches ({names}) SELECT {names} FROM dispatches_v8"))
+    conn.execute(text("DROP TABLE dispatches_v8"))
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
@@ -429,6 +475,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (9, _v9),
 )
 
 

@@ -77,6 +77,9 @@ _UPDATE_DELIVERY = update(_v).where(_v.c.message_id == bindparam("w_mid"),
 _COUNT_ATTEMPT = _UPDATE_DELIVERY.values(attempts=_v.c.attempts + 1)
 _PENDING = select(func.count()).select_from(_v).where(_v.c.message_id == bindparam("mid"),
                                                       _v.c.state != "delivered")
+_SET_DIGEST = (update(_d).where(_d.c.message_id == bindparam("w_mid"), _d.c.sha256.is_(None))
+               .values(sha256=bindparam("sha256")))
+_DIGEST_OF = select(_d.c.sha256).where(_d.c.message_id == bindparam("mid"))
 _DISPATCH_STATE = select(_d.c.state, _d.c.sent_path).where(_d.c.message_id == bindparam("mid"))
 _UPDATE_DISPATCH = update(_d).where(_d.c.message_id == bindparam("w_mid"))
 # ``_current_node_ids``: built per call, these were a third of ``add_dispatch``'s time.
@@ -142,6 +145,24 @@ class OutgoingMethods(StoreBase):
             deliveries=tuple(DeliveryRow(item.message_id, peer, "queued", 0, 0, None, None,
                                          None, None) for peer in item.recipients))
             for item in batch]
+
+    def record_digest(self, message_id: str, sha256: str) -> bool:
+        """A streamed seal's trailer is signed: record the SHA-256 it names. True if recorded
+        now, False if the row had it already (the same one: a second transfer, or the
+        receipt, got there first); StoreError if it names another one."""
+        if len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
+        with self.transaction() as conn:
+            changed = conn.execute(_SET_DIGEST, {"w_mid": message_id, "sha256": sha256}).rowcount
+            if changed:
+                return True
+            kept = conn.execute(_DIGEST_OF, {"mid": message_id}).first()
+        if kept is None:
+            raise NotFound(f"message {message_id} is not a dispatch")
+        if kept.sha256 != sha256:
+            raise ReceiptMismatch(f"message {message_id} was recorded with SHA-256 "
+                                  f"{kept.sha256}, not {sha256}")
+        return False
 
     def _load_dispatches(self, conn: Connection, where: Any, limit: int | None = None
                          ) -> list[DispatchRow]:

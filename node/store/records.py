@@ -181,7 +181,8 @@ class NewDispatch:
     spool_dir: str
     header_token: str
     size: int
-    sha256: str
+    #: None: a streamed seal, whose digest is recorded when its trailer is signed.
+    sha256: str | None
     ciphertext_size: int
     priority: int
     meta: Mapping[str, Any]
@@ -189,7 +190,8 @@ class NewDispatch:
 
     def __post_init__(self) -> None:
         check_message_id(self.message_id)
-        _check_sha256(self.sha256)
+        if self.sha256 is not None:
+            _check_sha256(self.sha256)
         _check_size("size", self.size)
         _check_size("ciphertext_size", self.ciphertext_size)
         if self.priority not in (PRIORITY_FLASH, PRIORITY_VERY_URGENT, PRIORITY_URGENT,
@@ -227,7 +229,7 @@ class DispatchRow:
     spool_dir: str
     header_token: str
     size: int
-    sha256: str
+    sha256: str | None   # None until a streamed seal's trailer is signed
     ciphertext_size: int
     priority: int
     meta: Mapping[str, Any]
@@ -251,7 +253,7 @@ class QueuedDelivery:
     priority: int
     name: str
     size: int
-    sha256: str
+    sha256: str | None   # None until a streamed seal's trailer is signed
     created_at: str
     attempts: int
     bytes_sent: int
@@ -516,7 +518,7 @@ class RecordedDocument:
     signed ``created``), the digest and the receipt (None: never receipted)."""
 
     message_id: str
-    sha256: str
+    sha256: str | None   # None: a streamed seal whose trailer is not signed yet
     header_token: str
     receipt: str | None
     meta: str

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -96,7 +96,9 @@ dispatches = Table(
     Column("spool_dir", Text, nullable=False),
     Column("header_token", Text, nullable=False),
     Column("size", BigInteger, nullable=False),
-    Column("sha256", String(DIGEST), nullable=False),
+    # NULL while a large v3 document is still being read and sent: set when the sender signs
+    # its trailer (and at the latest with its first receipt), docs/design.md §5.3.
+    Column("sha256", String(DIGEST)),
     Column("ciphertext_size", BigInteger, nullable=False),
     Column("priority", Integer, nullable=False),
     Column("meta", Text, nullable=False),

@@ -9,9 +9,9 @@ clock that is days off never breaks delivery). The callback accepts exactly one 
 handshake, and the refusal is reported so it can be audited.
 
 No session cache and no stateless tickets: every connection presents a certificate checked
-against the directory as it is now. (OpenSSL still sends two useless TLS 1.3 tickets unless
-``SSL_CTX_set_num_tickets(ctx, 0)`` is called, which pyOpenSSL does not expose: docs/protocol.md,
-Transport.)
+against the directory as it is now. (OpenSSL 4.0.3 still sends two useless TLS 1.3 tickets
+unless ``SSL_CTX_set_num_tickets(ctx, 0)`` is called, which neither pyOpenSSL nor
+cryptography's build of OpenSSL lets Python reach: docs/protocol.md, Transport.)
 
 ALPN names the wire protocol and its version (``lienthong/2``, then ``lienthong/1``, down from
 the node's ``max_protocol``); the listening side picks the newest both speak, so a node that

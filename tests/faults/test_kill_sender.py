@@ -28,11 +28,17 @@ ENVELOPES = pytest.mark.parametrize("envelope", [2, 3])
 
 
 def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-def]
-                      envelope: int = 2) -> tuple:
+                      envelope: int = 2, streamed: bool = False) -> tuple:
+    """``streamed``: ``delivery.streamed_seal_above_mib = 1``, so the document (over 1 MiB)
+    is offered before it is read (docs/design.md §5.3)."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     if envelope == 3:
         save_peer_protocols(alpha.home / "state", {beta.node_id: 2})
+    if streamed:
+        (config,) = alpha.home.glob("*.toml")
+        config.write_text(config.read_text().replace(
+            "# streamed_seal_above_mib = 0", "streamed_seal_above_mib = 1"))
     beta.start()
     alpha.start(extra_env={"LIENTHONG_FAILPOINT": stage})
     original = tmp_path / "original.pdf"
@@ -113,3 +119,38 @@ def test_kill_after_receiver_stored_before_receipt_recorded(  # type: ignore[no-
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-before-receipt-stored", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "duplicate" in beta.audit_kinds()
+
+
+def _recorded_digest(alpha, original) -> None:  # type: ignore[no-untyped-def]
+    """The dispatch row holds the plaintext's SHA-256 and the audit says when it was signed."""
+    import hashlib
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    (dispatch,) = alpha.query("recent_dispatches", 5)
+    assert dispatch.sha256 == digest
+    signed = alpha.query("audit_entries", kind="trailer-signed")
+    assert signed and {entry.digest for entry in signed} == {digest}
+    return signed
+
+
+def test_kill_after_a_streamed_trailer_is_kept_before_its_digest_is_recorded(  # type: ignore[no-untyped-def]
+        network, tmp_path) -> None:
+    """A large v3 document, offered before it was read, killed once its trailer is signed and
+    kept but before the trailer left or the digest reached the store: the restart records the
+    digest from the kept trailer, and the resumed transfer sends that same trailer."""
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-after-trailer-kept", 3,
+                                    streamed=True)
+    _sent_receipt_equals_inbox_receipt(alpha, beta)
+    signed = _recorded_digest(alpha, tmp_path / "original.pdf")
+    assert [entry.detail.get("recovered") for entry in signed] == [True]
+
+
+def test_kill_mid_way_through_a_streamed_seal_derives_its_digest_again(  # type: ignore[no-untyped-def]
+        network, tmp_path) -> None:
+    """Killed after some DATA frames of a document whose digest nobody has taken yet: the
+    resume re-reads (and hashes) from byte 0, signs the trailer and sends from the offset."""
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2", 3,
+                                    streamed=True)
+    _sent_receipt_equals_inbox_receipt(alpha, beta)
+    assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
+    signed = _recorded_digest(alpha, tmp_path / "original.pdf")
+    assert [entry.detail.get("recovered") for entry in signed] == [None]

@@ -164,8 +164,9 @@ def test_a_scan_cannot_flood_the_audit_with_refused_handshakes(network) -> None:
     assert beta.process is not None and beta.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason="pyOpenSSL exposes no SSL_CTX_set_num_tickets, without "
-                   "which OpenSSL sends two (useless) TLS 1.3 tickets: docs/protocol.md")
+@pytest.mark.xfail(strict=True, reason="pyOpenSSL 26.4 binds no SSL_CTX_set_num_tickets, and the "
+                   "OpenSSL 4.0.3 inside cryptography 50 still sends two TLS 1.3 tickets when "
+                   "stateless tickets and the session cache are off: docs/protocol.md, Transport")
 def test_the_node_issues_no_session_ticket(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """docs/protocol.md promises no session tickets or resumption; a TLS 1.3 client that reads
     after the handshake would hold one if the node sent a NewSessionTicket."""
@@ -179,3 +180,23 @@ def test_the_node_issues_no_session_ticket(network, tmp_path: Path) -> None:  # 
         assert tls.recv(4096)[:2] == bytes([1, 1])   # HELLO: accepted
         session = tls.session
         assert session is None or not session.has_ticket, "the node sent a session ticket"
+
+
+def test_a_ticket_the_node_sent_resumes_nothing(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the promise of no resumption rests on while OpenSSL still sends tickets: a client
+    that presents the node's ticket on its next connection gets a full handshake (a new
+    certificate check against the directory), never a resumed session."""
+    beta = network("beta")["beta"]
+    probe = make_identity(tmp_path / "keys", "probe")
+    enrol(beta, probe)
+    beta.start()
+    context = _probe_context(probe, alpn=["lienthong/2"])
+    with socket.create_connection(("127.0.0.1", beta.port), timeout=5) as raw, \
+            context.wrap_socket(raw) as tls:
+        assert tls.recv(4096)[:2] == bytes([1, 1])   # HELLO: accepted (tickets read by now)
+        session = tls.session
+    assert session is not None
+    with socket.create_connection(("127.0.0.1", beta.port), timeout=5) as raw, \
+            context.wrap_socket(raw, session=session) as tls:
+        assert tls.recv(4096)[:2] == bytes([1, 1])
+        assert not tls.session_reused, "the node resumed a TLS session from a ticket"

@@ -160,6 +160,23 @@ def test_dispatch_round_trip(store: Store) -> None:
     assert store.get_dispatch("f" * 32) is None
 
 
+def test_a_streamed_seal_gets_its_digest_once_and_only_that_one(store: Store) -> None:
+    """A dispatch recorded before its document was read has no digest; the one its trailer
+    signs is recorded once (again: no change), another one is refused and changes nothing."""
+    waiting = dataclasses.replace(make_dispatch(1, (ALICE.node_id,)), sha256=None)
+    added = store.add_dispatch(waiting, T0)
+    assert added.sha256 is None and store.get_dispatch(added.message_id).sha256 is None
+    assert [q.sha256 for q in store.queued_deliveries(ALICE.node_id, 5)] == [None]
+    digest = "ab" * 32
+    assert store.record_digest(added.message_id, digest) is True
+    assert store.record_digest(added.message_id, digest) is False
+    with pytest.raises(ReceiptMismatch, match="was recorded with SHA-256"):
+        store.record_digest(added.message_id, "cd" * 32)
+    with pytest.raises(NotFound):
+        store.record_digest("f" * 32, digest)
+    assert store.get_dispatch(added.message_id).sha256 == digest
+
+
 def test_duplicate_dispatch_and_bad_batches_are_refused_whole(store: Store) -> None:
     """A known message ID, or one repeated in a batch, refuses the whole batch."""
     store.add_dispatch(make_dispatch(1, (ALICE.node_id,)), T0)

@@ -35,7 +35,7 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 8
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 9
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -212,3 +212,34 @@ def test_a_version_3_store_gets_its_edxml_document_ids_indexed(tmp_path: Path) -
             "EXPLAIN QUERY PLAN SELECT message_id FROM edxml_documents "
             "WHERE direction = 'sent' AND document_key = 'k'"))
     assert "edxml_documents_by_key" in plan  # an index, not a scan
+
+
+def test_a_version_8_store_keeps_its_dispatches_and_deliveries_when_the_digest_may_wait(
+        store_url: str) -> None:
+    """Version 9 lets ``dispatches.sha256`` wait for the trailer; the rows of a version 8 store
+    (and the deliveries that refer to them) come through the rebuild unchanged."""
+    from sqlalchemy import insert
+    engine = raw_engine(store_url)
+    with engine.begin() as conn:
+        schema.schema_meta.create(conn)
+        conn.execute(insert(schema.schema_meta).values(id=1, version=8))
+        for _number, step in migrations.MIGRATIONS[:8]:
+            step(conn)
+    engine.dispose()
+    raw_sql(store_url, "INSERT INTO dispatches VALUES ('" + "a" * 32 + "', 1, 'n', 't', 's', "
+            "'h', 1, '" + "0" * 64 + "', 42, 3, '{}', 'sending', '" + T0 + "', NULL, NULL, NULL)")
+    raw_sql(store_url, "INSERT INTO deliveries (message_id, peer_node_id, state, attempts, "
+            "bytes_sent) VALUES ('" + "a" * 32 + "', 'PEER', 'queued', 0, 0)")
+    open_store(store_url).close()
+    assert stored_version(store_url) == 9
+    assert raw_sql(store_url, "SELECT message_id, seq, sha256, ciphertext_size FROM dispatches"
+                   ) == [("a" * 32, 1, "0" * 64, 42)]
+    assert raw_sql(store_url, "SELECT message_id, state FROM deliveries") == [("a" * 32, "queued")]
+    raw_sql(store_url, "UPDATE dispatches SET sha256 = NULL")
+    assert raw_sql(store_url, "SELECT sha256 FROM dispatches") == [(None,)]
+    engine = raw_engine(store_url)
+    try:   # still the parent of deliveries, under its own name
+        assert [key["referred_table"] for key in inspect(engine).get_foreign_keys("deliveries")
+                ] == ["dispatches"]
+    finally:
+        engine.dispose()
