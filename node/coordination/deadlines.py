@@ -163,6 +163,10 @@ class DeadlineEngine:
             return [o for o in offices if o != self.own_name]
         if configured and self.own_name not in configured:
             return []
+        # An office owes programmes only to a consolidating office it exchanges with: a node
+        # whose directory does not hold it (another network, a test pair) owes nothing.
+        if self.section.consolidating_office not in ids_of:
+            return []
         return [self.own_name]
 
     def _deadlines(self, today: dt.date, query: DeadlineQuery) -> list[Deadline]:

@@ -40,7 +40,7 @@ from lienthong.keys.directory import Directory
 from lienthong.keys.errors import UnknownPeer
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.transport.session import SOFTWARE
-from lienthong.node.transport.tls import PinnedContextFactory, peer_node_id
+from lienthong.node.transport.tls import PinnedContextFactory, negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Error, Hello, Ping, Pong
@@ -104,8 +104,16 @@ class _DialProtocol(TwistedProtocol):
             if isinstance(event, Hello):
                 if not self.check.hello(event):
                     return
+                if event.protocol != negotiated_protocol(transport):
+                    self.check.finish("no-answer", f"the peer's greeting names protocol "
+                                      f"{event.protocol}, not the one the TLS handshake "
+                                      "agreed on")
+                    return
+                # Our HELLO names the protocol the receiver's named, the one ALPN agreed on,
+                # as the delivery link does.
                 transport.write(self.conn.send(Hello(node_id=self.check.local_node_id,
-                                                     software=SOFTWARE)))
+                                                     software=SOFTWARE,
+                                                     protocol=event.protocol)))
                 self._ping_at = time.monotonic()
                 transport.write(self.conn.send(Ping(nonce=self._nonce)))
             elif isinstance(event, Pong) and event.nonce == self._nonce:

@@ -39,7 +39,7 @@ def test_a_running_a_stopped_and_an_impostor_peer_get_three_answers(network) -> 
     assert code == 0, (out, err)
     beta_check = out["peers"][0]
     assert (beta_check["result"], beta_check["tls"], beta_check["identity"],
-            beta_check["protocol"]) == ("ok", True, "matches the card", 1)
+            beta_check["protocol"]) == ("ok", True, "matches the card", 2)
     assert beta_check["address"] == f"127.0.0.1:{beta.port}"
     assert beta_check["tcp_ms"] is not None and beta_check["rtt_ms"] is not None
 

@@ -132,7 +132,8 @@ def test_a_waiting_document_and_an_unreachable_peer_show_up(  # type: ignore[no-
 
 
 def test_the_api_refuses_other_hosts_and_methods(network) -> None:  # type: ignore[no-untyped-def]
-    """A rebinding Host header gets 403, POST gets 405, an unknown path a JSON 404."""
+    """A rebinding Host header gets 403, POST gets 405, an unknown path under /status a JSON
+    404 (other addresses belong to the web pages, which answer 404 in HTML)."""
     alpha = network("alpha", "beta")["alpha"]
     alpha.start()
     forbidden = raw_request(alpha, b"GET /status HTTP/1.0\r\nHost: evil.example\r\n\r\n")
@@ -140,8 +141,10 @@ def test_the_api_refuses_other_hosts_and_methods(network) -> None:  # type: igno
     posted = raw_request(alpha, b"POST /status HTTP/1.0\r\nHost: 127.0.0.1\r\n"
                                 b"Content-Length: 0\r\n\r\n")
     assert b" 405 " in posted.split(b"\r\n", 1)[0]
-    status, body, _ = get(alpha, "/nothing-here")
+    status, body, _ = get(alpha, "/status/nothing-here")
     assert status == 404 and "error" in json.loads(body)
+    status, body, _ = get(alpha, "/nothing-here")
+    assert status == 404 and "<html" in body.lower()
     status, body, _ = get(alpha, "/status/live")
     live = json.loads(body)
     assert status == 200 and live["node_id"] == alpha.node_id and "transfers" in live

@@ -27,9 +27,10 @@ def test_a_waiting_standby_is_shown_and_a_dead_one_of_this_machine_is_not(tmp_pa
     for name, record in records.items():
         (state / name).write_text(json.dumps(record))
     (state / "standby-broken.json").write_text("{not json")
-    assert probe_home(tmp_path)["standby"] == [
+    assert probe_home(tmp_path, None)["standby"] == [
         {"pid": 1234, "host": "other-host", "state": "database-unreachable",
          "since": "2026-12-07T08:00:00Z"}]
     records[f"standby-{here}.json"]["pid"] = os.getpid()
     (state / f"standby-{here}.json").write_text(json.dumps(records[f"standby-{here}.json"]))
-    assert [entry["host"] for entry in probe_home(tmp_path)["standby"]] == ["other-host", here]
+    hosts = [entry["host"] for entry in probe_home(tmp_path, None)["standby"]]
+    assert hosts == ["other-host", here]
