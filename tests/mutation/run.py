@@ -67,7 +67,8 @@ MODULES = (
             "tests/node/store/test_audit_chain_rules.py")),
     Module("protocol/envelope.py",
            ("tests/protocol/test_envelope.py", "tests/protocol/test_vectors.py",
-            "tests/protocol/test_envelope_rules.py")),
+            "tests/protocol/test_envelope_rules.py", "tests/protocol/test_envelope_v3.py",
+            "tests/protocol/test_envelope_v3_rules.py")),
     Module("protocol/payload.py",
            ("tests/protocol/test_payload.py", "tests/protocol/test_payload_digests.py",
             "tests/protocol/test_payload_rules.py")),
@@ -81,6 +82,11 @@ MODULES = (
     Module("node/delivery/receipts.py", ("tests/node/delivery/test_receipts.py",)),
     Module("node/control/received.py", ("tests/node/control/test_received.py",)),
     Module("node/audit/heads.py", ("tests/node/audit/test_verify.py",)),
+    Module("protocol/witness.py",
+           ("tests/protocol/test_review_formats.py", "tests/protocol/test_witness_rules.py")),
+    Module("protocol/reconciliation.py",
+           ("tests/protocol/test_review_formats.py",
+            "tests/protocol/test_reconciliation_rules.py")),
 )
 
 #: mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code): a timeout or a crash
