@@ -1,13 +1,14 @@
-"""Envelope v2 rules pinned word for word (issue 22; v3 has its own, test_envelope_v3_rules.py): each schema refusal of a correctly
-signed header names its field as the audit log shows it, and the kid length at its boundary.
+"""Envelope v2 rules pinned word for word (issue 22): each schema refusal of a correctly
+signed header names its field as the audit log shows it, and the kid length at its boundary
+(v3 has its own: test_envelope_v3_rules.py).
 
 In a file of its own so that the v3 envelope work (issue 14) merges without conflicts.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
