@@ -380,3 +380,10 @@ def test_decode_recall_reads_any_signer_but_checks_the_schema() -> None:
     assert decode_recall(token).sender == SENDER_ID
     with pytest.raises(MalformedRecall):
         decode_recall(forged_recall(key=OTHER, recipients=[]))
+
+
+def test_a_status_without_a_note_has_an_empty_one() -> None:
+    token = issue_status(READER, message_id=MID, sender=SENDER_ID, recipient=READER_ID,
+                         status="completed", time=T, receipt_sha256=RSHA)
+    assert jws.decode(token, STATUS_TYP).payload["note"] == ""
+    assert verify_status(token, READER.verify_key).register_number is None
