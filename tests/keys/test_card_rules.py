@@ -241,3 +241,25 @@ def test_a_read_card_holds_exactly_what_was_signed(keys: NodeKeys) -> None:
     card = read_card(text)
     assert (card.encryption_kid, card.tls_spki_sha256, card.created, card.token) == \
         (keys.current_encryption.kid, keys.tls_spki_sha256, NOW, text.strip())
+
+
+def test_a_host_name_of_254_characters_is_too_long() -> None:
+    host = ".".join(["a" * 63] * 3 + ["a" * 62])
+    assert len(host) == 254
+    assert address_refusal(f"{host}:1") == (
+        f"address {host + ':1'!r} does not hold a valid host name (letters, digits and "
+        "hyphens, separated by dots)")
+    assert parse_address(f"{host[1:]}:1") == (host[1:], 1)
+
+
+def test_the_first_bracket_closes_an_ipv6_address() -> None:
+    assert address_refusal("[::1]:80]:90") == \
+        "address '[::1]:80]:90': the port must be a number from 1 to 65535"
+
+
+def test_only_a_byte_order_mark_and_white_space_are_forgiven(keys: NodeKeys) -> None:
+    text = make_card(keys, addresses=ADDRESSES, now=NOW)
+    assert read_card("\ufeff" + text).node_id == keys.node_id
+    for noise in ("X", "x", ".", "\u200b"):
+        with pytest.raises(BadCard):
+            read_card(noise + text)
