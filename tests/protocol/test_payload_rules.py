@@ -364,3 +364,25 @@ def test_the_state_machine_refuses_a_transition_it_does_not_list() -> None:
         enc._move(_Phase.HEADER)
     assert str(caught.value) == "payload codec: chunks -> header"
     assert not enc.done
+
+
+def test_started_is_false_until_the_first_feed() -> None:
+    enc = PayloadEncryptor(KEY, ad=AD, size=1, chunk_size=CS)
+    assert enc.started is False
+    enc.feed(b"")
+    assert enc.started is True
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_pieces_of_exactly_one_part_that_are_not_bytes(kind: Any) -> None:
+    """A buffer that is exactly the stream header, or exactly one sealed chunk, is copied into
+    the bytes the cipher needs (only ``bytes`` are used as they are)."""
+    plain = b"p" * (CS + 3)
+    whole = encrypt(plain)
+    cuts = [0, HEADER_BYTES, HEADER_BYTES + CS + CHUNK_OVERHEAD, len(whole)]
+    dec = decryptor(len(plain))
+    out = b"".join(dec.feed(kind(whole[a:b])) for a, b in zip(cuts, cuts[1:], strict=False))
+    assert out == plain and dec.finish().size == len(plain)
+    enc = PayloadEncryptor(KEY, ad=AD, size=len(plain), chunk_size=CS, random_bytes=fixed_header)
+    again = enc.feed(kind(plain[:CS])) + enc.feed(kind(plain[CS:]))
+    assert again + enc.finish()[0] == whole
