@@ -353,3 +353,51 @@ def test_transfer_guards_are_worded() -> None:
     assert advance_transfer(full, End(MID)).state is TransferState.ENDED
     opened = advance_transfer(None, Offer(MID2, TOKEN, 7, 2))
     assert opened == Transfer(MID2, TransferState.OFFERED, 7, 2, 0, 0)
+
+
+def test_thirty_two_transfers_in_flight_by_default() -> None:
+    assert Connection(Role.SENDER).offer_room == 32
+    assert Connection(Role.RECEIVER).offer_room == 32
+
+
+def test_frames_stay_small_between_the_two_hellos() -> None:
+    receiver = Connection(Role.RECEIVER)
+    receiver.send(Hello(NODE_B, "t"))
+    big = encode_frame(FrameKind.OFFER, b"{" + b" " * HANDSHAKE_MAX_PAYLOAD)
+    with pytest.raises(FrameTooLarge):
+        receiver.receive_data(big)
+    sender = Connection(Role.SENDER)
+    received(sender, Hello(NODE_B, "t"))
+    with pytest.raises(FrameTooLarge):
+        sender.receive_data(encode_frame(FrameKind.ERROR, b" " * (HANDSHAKE_MAX_PAYLOAD + 1)))
+
+
+def test_a_new_offer_of_a_drained_id_ends_the_drain() -> None:
+    """Rejected while DATA was in flight, then offered again and answered HAVE: a late DATA
+    for it is now an error, not a frame to drop."""
+    pair = Pair().greet()
+    pair.say(pair.sender, Offer(MID, TOKEN, 10, 3))
+    pair.say(pair.receiver, Accept(MID, 0))
+    pair.say(pair.receiver, Reject(MID, "no", "no"))
+    received(pair.receiver, Offer(MID, TOKEN, 10, 3))
+    pair.receiver.send(Have(MID, TOKEN))
+    assert refused(UnknownTransfer, received, pair.receiver, Data(MID, 0, b"a")) == \
+        f"DATA for transfer {MID}, which already finished (done)"
+
+
+def test_finishing_again_makes_an_id_the_newest_remembered() -> None:
+    pair = Pair().greet()
+
+    def finish(n: int) -> None:
+        pair.say(pair.sender, Offer(mid(n), TOKEN, 5, 3))
+        pair.say(pair.receiver, Have(mid(n), TOKEN))
+
+    finish(0)
+    for n in range(1, FINISHED_MEMORY):
+        finish(n)
+    finish(0)                                      # again: now the newest, not the oldest
+    finish(FINISHED_MEMORY)                        # one more: the oldest (1) is forgotten
+    assert refused(UnknownTransfer, received, pair.sender, Have(mid(0), TOKEN)) == \
+        f"HAVE for transfer {mid(0)}, which already finished (done)"
+    assert refused(UnknownTransfer, received, pair.receiver, End(mid(1))) == \
+        f"END for transfer {mid(1)}, which was never offered"
