@@ -361,3 +361,23 @@ def test_signature_signer_and_addressee() -> None:
     assert refusal(decode_summary, "a.b") == \
         "not a reconciliation summary: JWS compact serialization has exactly three parts"
     assert decode_summary(forged(key=B)).office == A_ID       # display only: no signature
+
+
+def test_a_fraction_of_a_second_past_the_end_is_outside() -> None:
+    assert not parse_period("2026-11").holds("2026-12-01T00:00:00.5Z")
+    assert parse_period("2026-11").holds("2026-11-01T00:00:00.5Z")
+
+
+def test_periods_are_utc_whatever_the_machine_s_time_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        assert parse_period("2026-11-03") == Period("2026-11-03", "day",
+                                                     "2026-11-03T00:00:00Z",
+                                                     "2026-11-04T00:00:00Z")
+        assert parse_period("2026-12-31").end == "2027-01-01T00:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
