@@ -385,3 +385,108 @@ def test_credential_needs_no_private_mode_and_env_wins(tmp_path: Path) -> None:
     assert read_passphrase(env={"LIENTHONG_PASSPHRASE": "Thu\u031b"}, passphrase_file=None,
                            credentials_dir=str(credentials)) == "Thư".encode()
     assert passphrase_bytes("\udcff") == b"\xff"
+
+
+# -- found by mutation testing: each rule pinned where it acts ---------------------------------
+
+def test_a_short_write_is_continued_until_every_byte_is_written(
+        tmp_path: Path, keys: NodeKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:100])))
+    path = tmp_path / "k" / "keystore.json"
+    save_keystore(path, keys, PASS, **FAST)
+    monkeypatch.undo()
+    assert load_keystore(path, PASS).node_id == keys.node_id
+
+
+def test_key_material_fields_are_named_when_not_base64url(saved: Path) -> None:
+    where = f"keystore {saved}"
+    good = secret_of(saved)
+    reseal(saved, dict(good, tls_key_pkcs8=5))
+    assert refusal(saved) == f"{where}: field 'tls_key_pkcs8' is not base64url"
+    reseal(saved, dict(good, tls_cert=5))
+    assert refusal(saved) == f"{where}: field 'tls_cert' is not base64url"
+    reseal(saved, dict(good, encryption=[dict(good["encryption"][0], private=5)]))
+    assert refusal(saved) == f"{where}: field 'private' is not base64url"
+    edit(saved, lambda d: d.update(ciphertext=5))
+    assert refusal(saved) == f"{where}: field 'ciphertext' is not base64url"
+
+
+def test_an_open_passphrase_file_is_named_in_the_refusal(tmp_path: Path) -> None:
+    path = write_secret(tmp_path / "pass", b"secret", 0o640)
+    with pytest.raises(InsecurePermissions) as caught:
+        read_passphrase(env={}, passphrase_file=path, credentials_dir=None)
+    assert str(caught.value) == (f"file {path} has mode 0640, so other users can read or "
+                                 f"change it; lienthong refuses to use it. Fix it with: "
+                                 f"chmod 600 {path}")
+
+
+def test_a_keystore_gone_or_unreadable_after_its_check(saved: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the permission check and the open (a file removed or replaced meanwhile)."""
+    from lienthong.keys import keystore
+    monkeypatch.setattr(keystore, "check_private_permissions", lambda path: None)
+    gone = tmp_path / "gone.json"
+    assert refusal(gone) == f"no keystore at {gone}; run lienthong init"
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    assert refusal(folder) == f"cannot read keystore {folder}: Is a directory"
+
+
+def test_owners_are_checked_for_every_user_but_root(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1)
+    with pytest.raises(InsecurePermissions):
+        check_private_file(tmp_path, os.stat_result((0o100600, 0, 0, 0, 2000) + (0,) * 5))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    check_private_file(tmp_path, os.stat_result((0o100600, 0, 0, 0, 2000) + (0,) * 5))
+    directory = tmp_path / "d"
+    directory.mkdir(mode=0o700)
+    os.chmod(directory, 0o700)
+    owner = os.stat(directory).st_uid
+    if owner == 0:                  # root's files are accepted: give it to an ordinary uid
+        owner = 12345
+        os.chown(directory, owner, -1)
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    from lienthong.keys.keystore import check_private_directory
+    with pytest.raises(InsecurePermissions) as caught:
+        check_private_directory(directory)
+    assert str(caught.value) == (f"{directory} belongs to user id {owner}, not to the user "
+                                 f"running lienthong ({owner + 1}); fix it with: "
+                                 f"chown {owner + 1} {directory}")
+
+
+def test_the_largest_memlimit_is_allowed() -> None:
+    """Checked without running Argon2id with 4 GiB: the bound is inclusive."""
+    from lienthong.keys.keystore import _check_kdf_limits
+    _check_kdf_limits(ARGON.OPSLIMIT_MIN, MAX_MEMLIMIT)
+    _check_kdf_limits(MAX_OPSLIMIT, ARGON.MEMLIMIT_MIN)
+    with pytest.raises(KeystoreError):
+        _check_kdf_limits(ARGON.OPSLIMIT_MIN, MAX_MEMLIMIT + 1)
+
+
+def _peak_while(call: Any) -> int:
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        call()
+    except KeystoreError:
+        pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def test_a_huge_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    """A 32 MiB (sparse) passphrase file or keystore is refused after reading only past its
+    limit: the refusal costs no more memory than the limit."""
+    os.chmod(tmp_path, 0o700)
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as handle:
+        handle.truncate(32 * 1024 * 1024)
+    os.chmod(huge, 0o600)
+    peak = _peak_while(lambda: read_passphrase(env={}, passphrase_file=huge,
+                                               credentials_dir=None))
+    assert peak < 4 * 1024 * 1024
+    peak = _peak_while(lambda: load_keystore(huge, PASS))
+    assert peak < 8 * 1024 * 1024
