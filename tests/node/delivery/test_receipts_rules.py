@@ -149,3 +149,18 @@ def test_the_crash_point_is_reached_before_the_unit_of_work(tmp_path: Path,
     assert [sig for _pid, sig in killed] == [signal.SIGKILL]
     assert gate.waiting == []                       # nothing was sent to the database
     assert alpha.store.get_dispatch(f"{1:032x}").deliveries[0].receipt is None
+
+
+def test_a_refused_receipt_does_not_stop_the_audit_of_those_after_it(tmp_path: Path) -> None:
+    alpha, beta, gate = offices(tmp_path, 2)
+    reported: list[list[Recorded]] = []
+    batch = ReceiptBatch(alpha.runtime, beta.node_id, reported.append)
+    batch.add(receipt(2))
+    batch.add(receipt(9))                          # no such document: the store refuses it
+    batch.add(receipt(1))                          # same unit, after the refused one
+    gate.open_one()
+    gate.open_one()
+    assert [r.receipt.message_id for r in reported[1]] == [f"{9:032x}", f"{1:032x}"]
+    assert reported[1][0].error is not None and reported[1][1].error is None
+    assert [e.message_id for e in alpha.store.audit_entries(kind="receipt-verified")] == \
+        [f"{2:032x}", f"{1:032x}"]
