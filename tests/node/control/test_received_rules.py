@@ -343,3 +343,73 @@ def test_start_up_applies_the_notices_a_crash_left_unapplied(tmp_path: Path) -> 
     assert [r.token for r in pair.beta.store.recalls_for(mid(3))] == [recall]
     assert pair.alpha.store.unapplied_control("status") == []
     assert pair.beta.store.unapplied_control("recall") == []
+
+
+# -- found by mutation testing -----------------------------------------------------------------
+
+def test_an_office_s_ids_are_its_current_and_former_identities() -> None:
+    from lienthong.node.control.received import _office_ids
+    keys = {"NEW": (types.SimpleNamespace(kid="OLD"), types.SimpleNamespace(kid="NEW"))}
+    rt: Any = types.SimpleNamespace(directory=types.SimpleNamespace(
+        identities_of=lambda node_id: keys.get(node_id, ())))
+    assert _office_ids(rt, "NEW") == {"NEW", "OLD"}
+    assert _office_ids(rt, "OTHER") == {"OTHER"}
+
+
+def test_a_notice_is_read_as_ascii_whatever_its_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "n.jws"
+    path.write_bytes("a.é.c".encode("utf-8"))
+    assert _read_token(path) == "a.\ufffd\ufffd.c"
+
+
+def test_a_huge_notice_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    import tracemalloc
+    path = tmp_path / "huge.jws"
+    with open(path, "wb") as handle:
+        handle.truncate(32 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError):
+            _read_token(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
+
+
+def _row(tmp_path: Path, name: str = "cv.pdf") -> Any:
+    from lienthong.node.store.records import ReceivedRow
+    inbox = tmp_path / "inbox" / "alpha"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / name).write_text("document")
+    return ReceivedRow("SENDER", MID, name, f"inbox/alpha/{name}", 8, "0" * 64, "h", "stored",
+                       "r", NOW, {})
+
+
+def test_a_recalled_file_of_the_same_name_is_never_overwritten(tmp_path: Path) -> None:
+    from lienthong.node.control.received import recall_files
+    folder = tmp_path / "recalled" / "alpha"
+    folder.mkdir(parents=True)
+    (folder / "cv.pdf").write_text("put here by a clerk")          # no sidecars beside it
+    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "note")
+    assert target == folder / "cv (2).pdf" and target.read_text() == "document"
+    assert (folder / "cv.pdf").read_text() == "put here by a clerk"
+
+
+def test_stray_files_in_the_recalled_folder_do_not_stop_a_recall(tmp_path: Path) -> None:
+    from lienthong.node.control.received import recall_files
+    folder = tmp_path / "recalled" / "alpha"
+    folder.mkdir(parents=True)
+    (folder / "other.recall.jws").write_bytes(b"\xff\xfe not a token")
+    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "Lý do\n")
+    assert target == folder / "cv.pdf"
+    assert (folder / "cv.pdf.recall.txt").read_bytes() == "Lý do\n".encode("utf-8")
+
+
+def test_a_recalled_document_removed_since_is_not_reported_as_moved(tmp_path: Path) -> None:
+    from lienthong.node.control.received import recall_files
+    row = _row(tmp_path)
+    target = recall_files(tmp_path, row, "tok.en.sig", "note")
+    assert target is not None
+    target.unlink()                                              # a clerk deleted it since
+    assert recall_files(tmp_path, row, "tok.en.sig", "note") is None
