@@ -358,7 +358,7 @@ def test_an_office_s_ids_are_its_current_and_former_identities() -> None:
 
 def test_a_notice_is_read_as_ascii_whatever_its_bytes(tmp_path: Path) -> None:
     path = tmp_path / "n.jws"
-    path.write_bytes("a.é.c".encode("utf-8"))
+    path.write_bytes("a.é.c".encode())
     assert _read_token(path) == "a.\ufffd\ufffd.c"
 
 
@@ -403,7 +403,7 @@ def test_stray_files_in_the_recalled_folder_do_not_stop_a_recall(tmp_path: Path)
     (folder / "other.recall.jws").write_bytes(b"\xff\xfe not a token")
     target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "Lý do\n")
     assert target == folder / "cv.pdf"
-    assert (folder / "cv.pdf.recall.txt").read_bytes() == "Lý do\n".encode("utf-8")
+    assert (folder / "cv.pdf.recall.txt").read_bytes() == "Lý do\n".encode()
 
 
 def test_a_recalled_document_removed_since_is_not_reported_as_moved(tmp_path: Path) -> None:
