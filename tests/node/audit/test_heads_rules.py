@@ -246,3 +246,18 @@ def test_a_signing_failure_is_logged_not_raised(store: Store, keys: NodeKeys,
     assert any(event.get("log_format") == "could not sign the audit head"
                and event.get("log_namespace") == "lienthong.audit" for event in seen)
     assert store.audit_heads() == []
+
+
+def test_no_head_is_signed_for_a_log_cut_shorter_than_its_last_head(store: Store,
+                                                                    keys: NodeKeys) -> None:
+    """Entries deleted from the end (tampering) leave the tip below the last signed head: the
+    signer must not sign the shorter chain, or the cut would look signed."""
+    for kind in ("node-started", "document-sealed", "node-stopped"):
+        store.append_audit(kind, T0)
+    assert sign_current_head(store, keys, T0).seq == 3                # type: ignore[union-attr]
+    from sqlalchemy import text
+    with store.transaction() as conn:
+        conn.execute(text("DELETE FROM audit WHERE seq = 3"))
+    assert store.audit_tip()[0] == 2
+    assert sign_current_head(store, keys, T1) is None
+    assert [h.seq for h in store.audit_heads()] == [3]
