@@ -36,6 +36,7 @@ from lienthong.protocol.envelope import (
 from lienthong.protocol.errors import (
     BadTrailer,
     DecryptError,
+    DigestMismatch,
     MalformedHeader,
     SizeMismatch,
 )
@@ -463,3 +464,48 @@ def test_nothing_of_another_key_signs() -> None:
     other = nacl.signing.SigningKey(b"\x09" * 32)
     assert refused(ValueError, Sealer, size=1, **_args(identity=other)) == \
         "identity is not the signing key of node ID sender"
+
+
+# -- found by mutation testing: each field named in its refusal --------------------------------
+
+def test_sealer_field_refusals_name_the_field() -> None:
+    assert refused(MalformedHeader, Sealer, size=1, **_args(message_id="X" * 32)) == \
+        "message_id must be 32 lowercase hex digits"
+    assert refused(MalformedHeader, Sealer, size=1, **_args(created="x")) == \
+        "created must be RFC 3339 UTC text like 2026-11-25T22:00:00Z, not 'x'"
+    assert refused(MalformedHeader, Sealer, size=-1, **_args()) == \
+        "size: size must be an integer from 0 to 4503599627370496, not -1"
+    assert refused(MalformedHeader, Sealer, size=1, **_args(name=5)).startswith("file name")
+    assert refused(MalformedHeader, Sealer, size=1, **_args(version=2, priority=True)) == \
+        "priority must be an integer from 0 to 3"
+
+
+def test_header_refusals_name_the_field() -> None:
+    token, _, _ = _seal(b"abc")
+    sender = refused(MalformedHeader, _verified, _resign(token, lambda p: p.update(sender="x")))
+    assert sender.startswith("sender: ")
+    recipient = refused(MalformedHeader, _verified,
+                        _resign(token, lambda p: p.update(recipients=["x"])))
+    assert recipient.startswith("recipient: ")
+    v1, _, _ = _seal(b"abc", version=1)
+    for bad in ("x", "A" * 64, 5):
+        assert refused(MalformedHeader, decode_header,
+                       _resign(v1, lambda p, b=bad: p.update(ciphertext_sha256=b))) == \
+            "ciphertext_sha256 must be 64 lowercase hex digits"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_the_opener_hashes_with_the_injected_digest(version: int) -> None:
+    data = b"opened"
+    token, ciphertext, _ = _seal(data, version=version)
+    digest = Fixed(hashlib.sha256(data).digest())
+    opener = Opener(_verified(token), node_id=BOB.node_id, encryption_keys=bob_keys(),
+                    plaintext_digest=digest)
+    assert opener.feed(ciphertext) == data
+    opener.finish()
+    assert bytes(digest.fed) == data
+    lying = Opener(_verified(token), node_id=BOB.node_id, encryption_keys=bob_keys(),
+                   plaintext_digest=Fixed(b"\x00" * 32))
+    lying.feed(ciphertext)
+    with pytest.raises(DigestMismatch):
+        lying.finish()
