@@ -57,7 +57,8 @@ class Module:
 #: In the order of issue 22: the four first measured, then the rest of the security core.
 MODULES = (
     Module("protocol/receipt.py",
-           ("tests/protocol/test_receipt.py", "tests/protocol/test_receipt_rules.py")),
+           ("tests/protocol/test_receipt.py", "tests/protocol/test_receipt_rules.py",
+            "tests/protocol/test_receipt_v3_rules.py")),
     Module("protocol/frames.py",
            ("tests/protocol/test_frames.py", "tests/protocol/test_frame_copies.py",
             "tests/protocol/test_frames_boundaries.py")),
