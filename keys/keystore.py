@@ -355,9 +355,14 @@ def _read_secret_file(path: Path, *, check_mode: bool) -> bytes:
         raise KeystoreError(f"passphrase file {path} does not exist") from None
     except OSError as exc:
         raise KeystoreError(f"cannot read passphrase file {path}: {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        # A folder opens for reading on Linux but cannot be read: say so, not IsADirectoryError.
+        os.close(fd)
+        raise KeystoreError(f"passphrase file {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         if check_mode:
-            check_private_file(path, os.fstat(handle.fileno()))
+            check_private_file(path, st)
         raw = handle.read(64 * 1024 + 1)
     if len(raw) > 64 * 1024:
         raise KeystoreError(f"passphrase file {path} is larger than 64 KiB")

@@ -500,7 +500,7 @@ class Sealer:
                  random_bytes: Callable[[int], bytes] = nacl.utils.random,
                  version: int = 2, plaintext_digest: Digest | None = None,
                  priority: int = 3) -> None:
-        if version not in READABLE_VERSIONS:
+        if type(version) is not int or version not in READABLE_VERSIONS:   # True == 1
             raise ValueError(f"cannot write envelope version {version!r}")
         check_node_id(sender, "sender")
         if node_id_from_public_key(identity.verify_key.encode()) != sender:

@@ -1,5 +1,6 @@
 """Envelope v2 rules pinned word for word (issue 22): each schema refusal of a correctly
-signed header names its field as the audit log shows it, and the kid length at its boundary.
+signed header names its field as the audit log shows it, and the kid length at its boundary
+(v3 has its own: test_envelope_v3_rules.py).
 
 In a file of its own so that the v3 envelope work (issue 14) merges without conflicts.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -42,8 +44,17 @@ def _first_key(p: dict[str, Any]) -> dict[str, Any]:
 
 
 CASES: list[tuple[str, Change, str]] = [
-    ("v3", _set("v", 3), "unsupported envelope version 3; this node reads v1 and v2"),
-    ("v-bool", _set("v", True), "unsupported envelope version True; this node reads v1 and v2"),
+    ("v4", _set("v", 4), "unsupported envelope version 4; this node reads v1, v2 and v3"),
+    ("v0", _set("v", 0), "unsupported envelope version 0; this node reads v1, v2 and v3"),
+    ("v-bool", _set("v", True),
+     "unsupported envelope version True; this node reads v1, v2 and v3"),
+    ("v-missing", lambda p: p.pop("v"),
+     "unsupported envelope version None; this node reads v1, v2 and v3"),
+    ("v2-fields-as-v3", _set("v", 3),
+     "header fields wrong: missing ['priority', 'sealed', 'size_class'], unknown "
+     "['chunk_size', 'ciphertext_size', 'created', 'meta', 'name', 'sha256', 'size']"),
+    ("v2-fields-as-v1", _set("v", 1),
+     "header fields wrong: missing ['ciphertext_sha256'], unknown []"),
     ("extra", _set("extra", 1), "header fields wrong: missing [], unknown ['extra']"),
     ("missing", lambda p: p.pop("meta"), "header fields wrong: missing ['meta'], unknown []"),
     ("recipients-empty", _set("recipients", []), "recipients must be a non-empty list"),
@@ -155,7 +166,9 @@ def test_header_names_and_keys() -> None:
     assert header.header_sha256 == hashlib.sha256(token.encode("ascii")).hexdigest()
     assert header.key_for(MALLORY.node_id) is None
     assert header.key_for(BOB.node_id).kid == BOB.kid
-    assert decode_header(token.encode("ascii")) == header
+    # Only verify_header records the key it checked the token with (a v3 trailer needs it).
+    assert header.verified_key == ALICE.identity.verify_key.encode()
+    assert decode_header(token.encode("ascii")) == replace(header, verified_key=None)
 
 
 def test_not_for_us_word_for_word() -> None:
@@ -172,8 +185,9 @@ def test_not_for_us_word_for_word() -> None:
 
 
 def test_sealer_refusals_word_for_word() -> None:
-    with pytest.raises(ValueError, match=r"^cannot write envelope version 3$"):
-        Sealer(size=1, **_args(version=3))
+    for version in (0, 4, True):
+        with pytest.raises(ValueError, match=rf"^cannot write envelope version {version!r}$"):
+            Sealer(size=1, **_args(version=version))
     with pytest.raises(ValueError, match=r"^identity is not the signing key of node ID sender$"):
         Sealer(size=1, **_args(identity=MALLORY.identity))
     with pytest.raises(MalformedHeader, match=r"^an envelope needs at least one recipient$"):
