@@ -18,6 +18,7 @@ from lienthong.node.control.received import (
     ReceivedControl,
     _read_token,
 )
+from lienthong.node.core.access import AccessPolicy
 from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import seal_all
 from lienthong.protocol.status import issue_recall, issue_status, token_sha256
@@ -391,7 +392,7 @@ def test_a_recalled_file_of_the_same_name_is_never_overwritten(tmp_path: Path) -
     folder = tmp_path / "recalled" / "alpha"
     folder.mkdir(parents=True)
     (folder / "cv.pdf").write_text("put here by a clerk")          # no sidecars beside it
-    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "note")
+    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "note", AccessPolicy())
     assert target == folder / "cv (2).pdf" and target.read_text() == "document"
     assert (folder / "cv.pdf").read_text() == "put here by a clerk"
 
@@ -401,7 +402,7 @@ def test_stray_files_in_the_recalled_folder_do_not_stop_a_recall(tmp_path: Path)
     folder = tmp_path / "recalled" / "alpha"
     folder.mkdir(parents=True)
     (folder / "other.recall.jws").write_bytes(b"\xff\xfe not a token")
-    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "Lý do\n")
+    target = recall_files(tmp_path, _row(tmp_path), "tok.en.sig", "Lý do\n", AccessPolicy())
     assert target == folder / "cv.pdf"
     assert (folder / "cv.pdf.recall.txt").read_bytes() == "Lý do\n".encode()
 
@@ -409,7 +410,7 @@ def test_stray_files_in_the_recalled_folder_do_not_stop_a_recall(tmp_path: Path)
 def test_a_recalled_document_removed_since_is_not_reported_as_moved(tmp_path: Path) -> None:
     from lienthong.node.control.received import recall_files
     row = _row(tmp_path)
-    target = recall_files(tmp_path, row, "tok.en.sig", "note")
+    target = recall_files(tmp_path, row, "tok.en.sig", "note", AccessPolicy())
     assert target is not None
     target.unlink()                                              # a clerk deleted it since
-    assert recall_files(tmp_path, row, "tok.en.sig", "note") is None
+    assert recall_files(tmp_path, row, "tok.en.sig", "note", AccessPolicy()) is None
