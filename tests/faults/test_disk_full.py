@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import time
 
 from tests.faults.proxy import Throttle
@@ -40,7 +41,7 @@ def _network_with_small_disk(network, proxies, small_filesystem, **proxy_args): 
     nodes = network("alpha", "beta", settings=SETTINGS, enrol=False)
     alpha, beta = nodes["alpha"], nodes["beta"]
     for name in ("inbox", "tmp"):  # same filesystem for both, so publishing can link
-        (beta.home / name).rmdir()
+        shutil.rmtree(beta.home / name)  # empty but for the node's own empty subfolders
         (disk / name).mkdir(mode=0o700)
         (beta.home / name).symlink_to(disk / name)
     enrol_peer(alpha, beta)
