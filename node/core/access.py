@@ -173,7 +173,15 @@ class AccessPolicy:
         if refused and (info.st_uid != os.geteuid() or info.st_nlink != 1):
             return
         if info.st_uid == os.geteuid():
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except PermissionError:
+                # Our own file that we may not read (mode 000, refused as unreadable): set the
+                # rule by name. lstat said it is no link, and the folder is the node's alone.
+                if self.gid is not None:
+                    os.chown(path, -1, self.gid, follow_symlinks=False)
+                os.chmod(path, self.file_mode)
+                return
             try:
                 self.settle_fd(fd)
             finally:
