@@ -105,11 +105,13 @@ def run_daemon(config: NodeConfig, *, verbose: bool = False) -> int:
     home_lock = HomeLock(config.home)
     home_lock.acquire(holder, started=rfc3339(time.time()))
     try:
-        access, changed, wider = apply_access_rule(config)
         # First, before anything can schedule a timer: a step of the wall clock must neither
         # hold a pending retry back nor fire every timer at once (docs/reliability.md).
         use_monotonic_timers(reactor)
+        # The keys before the access rule: key material found readable by others stops the
+        # node (it may have been read), rather than being quietly narrowed by the rule.
         node_keys, typed = load_keys_and_passphrase(config)
+        access, changed, wider = apply_access_rule(config)
         store = open_store(config.store.url, exclusive=holder, on_lock_lost=exit_now)
         try:
             check_store_is_ours(store, config, node_keys)
