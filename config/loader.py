@@ -186,6 +186,7 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
         "lenient_numbers": _boolean}, source)
     coordination = _coordination(data, source)
     review = _section(data, "review", {"witness_interval": _number(1.0),
+                                       "witness_at_stop": _boolean,
                                        "reconcile_retry": _number(1.0),
                                        "monthly_reconciliation": _boolean}, source)
     confidentiality = _confidentiality(data.get("confidentiality", {}), source)

@@ -122,6 +122,9 @@ class ReviewSection:
 
     #: Seconds between sending the audit head to every peer (and once more at stop).
     witness_interval: float = 86400.0
+    #: Send the head once more when the node stops (so the last entries before a planned
+    #: stop are witnessed too).
+    witness_at_stop: bool = True
     #: Seconds before an unanswered reconciliation is asked again.
     reconcile_retry: float = 21600.0
     #: Reconcile last month with every peer on the node's own, early each month.

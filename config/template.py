@@ -84,10 +84,11 @@ local_role = "admin"
 
 [review]
 # Evidence for the yearly review (docs/review.md). The signed head of the audit log goes to
-# every peer every witness_interval seconds and when the node stops; an unanswered
-# reconciliation is asked again after reconcile_retry seconds; last month is reconciled with
-# every peer early each month unless monthly_reconciliation = false.
+# every peer every witness_interval seconds and, unless witness_at_stop = false, when the node
+# stops; an unanswered reconciliation is asked again after reconcile_retry seconds; last month
+# is reconciled with every peer early each month unless monthly_reconciliation = false.
 witness_interval = 86400
+witness_at_stop = true
 reconcile_retry = 21600
 monthly_reconciliation = true
 

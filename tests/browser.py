@@ -25,8 +25,14 @@ def chromium_path() -> str:
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session; each test opens its own context (cookies,
     storage) with ``browser.new_context()``."""
+    import asyncio
+
     from playwright.sync_api import sync_playwright
 
+    # An earlier test in the session can leave this thread marked as running an asyncio loop
+    # that no longer runs; Playwright's sync API refuses to start under that mark.
+    if asyncio.events._get_running_loop() is not None:
+        asyncio.events._set_running_loop(None)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
                                               args=["--no-sandbox"])

@@ -293,7 +293,7 @@ class Node:
         self.reconciler.stop()
         self.programme_reminders.stop()
         self.head_witnessing.stop()
-        if self.head_signer is not None:
+        if self.head_signer is not None and self.rt.config.review.witness_at_stop:
             # The head at shutdown goes to the peers (queued now, delivered after the next
             # start); the head signed below, after "node-stopped", follows on the next round.
             try:

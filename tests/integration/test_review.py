@@ -19,7 +19,9 @@ from tests.integration.harness import ROOT, TestNode, sent_all, wait_for
 
 FAST_REVIEW = {"witness_interval = 86400": "witness_interval = 1",
                "reconcile_retry = 21600": "reconcile_retry = 5",
-               "monthly_reconciliation = true": "monthly_reconciliation = false"}
+               "monthly_reconciliation = true": "monthly_reconciliation = false",
+               # heads at stop too, as offices run them (the harness turns them off)
+               "witness_at_stop = true": "witness_at_stop = true"}
 
 
 def lienthong(node: TestNode, *args: str) -> subprocess.CompletedProcess[str]:
