@@ -87,7 +87,8 @@ def enrol_many(config: NodeConfig, card_files: Sequence[Path], directory_file: P
 
 
 def _card(offer: Offer) -> PeerCard:
-    assert offer.card is not None  # the plan only adds readable cards
+    if offer.card is None:  # the plan only adds readable cards
+        raise RuntimeError("the enrolment plan offered an entry without a card")
     return offer.card
 
 

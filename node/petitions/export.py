@@ -39,8 +39,8 @@ def _cell(text: str) -> str:
 def write_register(lines: Sequence[RegisterLine], path: Path, *, office: str) -> None:
     """Write ``lines`` to ``path`` (.xlsx), mode 0600: it holds personal data."""
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None
+    # A new workbook has one sheet; openpyxl types it as optional.
+    sheet = book.active if book.active is not None else book.create_sheet()
     sheet.title = "So theo doi don"
     sheet.append([f"Sổ theo dõi đơn — {office}"])
     sheet.append([heading for heading, _ in COLUMNS])

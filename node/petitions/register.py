@@ -181,8 +181,8 @@ class PetitionRegister:
         if accepted_at is not None:
             days = limits.complex if row.complex else limits.resolve
             accepted_day = _day(accepted_at)
-            assert accepted_day is not None
-            resolve_limit = self._limit(accepted_day, days, resolved_at, today)
+            if accepted_day is not None:
+                resolve_limit = self._limit(accepted_day, days, resolved_at, today)
         return RegisterLine(
             reference=petition_reference(row.message_id), message_id=row.message_id,
             direction=row.direction, office=self._peer_name(row.peer_node_id), kind=row.kind,

@@ -112,7 +112,8 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
                         sender_key=(current.kid, current.private.public_key),
                         recipients=recipients, name=name, size=size, message_id=message_id,
                         created=created, meta=meta, version=version, priority=_priority(meta))
-        assert sealer.header is not None and sealer.header_token is not None   # v3
+        if sealer.header is None or sealer.header_token is None:   # v3 signs it at once
+            raise RuntimeError("the sealer signed no header before the stream was read")
         write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
         if sync_folder:
             fsync_dir(spool_dir)
@@ -312,7 +313,8 @@ class EnvelopeSource:
     def _sign_and_keep_trailer(self) -> bytes:
         """The last plaintext byte is in: sign the trailer and keep it durably, before its
         chunk can be sent; then report the digest."""
-        assert self._signer is not None and self._digest is not None
+        if self._signer is None or self._digest is None:
+            raise RuntimeError("a trailer is signed only for a document sealed while streamed")
         size = self._header.size
         hashed, sha256 = self._digest.result()
         if hashed != size:
