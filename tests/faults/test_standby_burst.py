@@ -31,6 +31,8 @@ TERMS: list[tuple[str, str | None, int | None]] = [
     ("mid-transfer (sending)", "sender-mid-transfer:5", None),
     ("receipt arrived, not yet stored", "sender-before-receipt-stored:3", None),
 ]
+#: The first term that needs the office to be sending (the arbitrary kill sees both ways).
+SENDING_FROM = 3
 
 
 def documents(prefix: str) -> dict[str, bytes]:
@@ -63,10 +65,11 @@ def test_a_burst_both_ways_survives_repeated_takeovers(tmp_path: Path,  # type: 
         b.wait_standing_by()
         peer.start()
         to_peer, to_office = documents("di"), documents("den")
-        for name, data in to_peer.items():
-            office.drop("hdnd", name, data)
         for name, data in to_office.items():
             peer.drop("ubnd", name, data)
+        # The office's own burst waits for the sending terms: dropped at the start, it could
+        # all be sent during the receiving terms and leave the sending failpoints nothing to do.
+        office_dropped = False
         term, active, standby = 0, a, b
         term_began = progress(office)
         takeovers: list[float] = []
@@ -74,6 +77,10 @@ def test_a_burst_both_ways_survives_repeated_takeovers(tmp_path: Path,  # type: 
         deadline = time.monotonic() + 1800
         while not (sent_all(office, BURST) and sent_all(peer, BURST)):
             assert time.monotonic() < deadline, "the burst did not finish in 30 minutes"
+            if not office_dropped and (term >= SENDING_FROM or sent_all(peer, BURST)):
+                for name, data in to_peer.items():
+                    office.drop("hdnd", name, data)
+                office_dropped = True
             label, _, kill_after = TERMS[term] if term < len(TERMS) else ("", None, None)
             if kill_after is not None and progress(office) - term_began >= kill_after:
                 active.kill()
