@@ -29,7 +29,7 @@ from lienthong.node.report.figures import (
     Spread,
     YearFigures,
 )
-from lienthong.node.report.text import LANGUAGES, MESSAGES, translate
+from lienthong.node.report.text import LANGUAGES, MESSAGES, wording
 
 
 def _environment() -> Environment:
@@ -41,14 +41,14 @@ def _environment() -> Environment:
 def duration(lang: str, seconds: float | None) -> str:
     """A duration in the largest unit that keeps it readable."""
     if seconds is None:
-        return translate(lang, "none")
+        return wording(lang, "none")
     if seconds < 120:
-        return translate(lang, "seconds", value=f"{seconds:.1f}")
+        return wording(lang, "seconds", value=f"{seconds:.1f}")
     if seconds < 7200:
-        return translate(lang, "minutes", value=f"{seconds / 60:.0f}")
+        return wording(lang, "minutes", value=f"{seconds / 60:.0f}")
     if seconds < 2 * 86400:
-        return translate(lang, "hours", value=f"{seconds / 3600:.1f}")
-    return translate(lang, "days", value=f"{seconds / 86400:.1f}")
+        return wording(lang, "hours", value=f"{seconds / 3600:.1f}")
+    return wording(lang, "days", value=f"{seconds / 86400:.1f}")
 
 
 def _day(text: str | None) -> str:
@@ -61,7 +61,7 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
         raise ReportError(f"the report is written in {' or '.join(LANGUAGES)}, not {lang!r}")
 
     def t(name: str, **fields: object) -> str:
-        return translate(lang, name, **fields)
+        return wording(lang, name, **fields)
 
     months = [t("month_short", month=m) for m in range(1, 13)]
     states = {s: t(f"state_{s}") for s in OBLIGATION_STATES}

@@ -162,6 +162,6 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def translate(lang: str, name: str, **fields: object) -> str:
+def wording(lang: str, name: str, **fields: object) -> str:
     """The message ``name`` in ``lang`` with its fields filled in."""
     return MESSAGES[name][lang].format(**fields)
