@@ -26,7 +26,13 @@ from typing import Any, TextIO
 import click
 
 from lienthong.node.audit.report import VerifyReport
-from lienthong.node.cli.common import CliError, CommandFunction, home_argument, open_config
+from lienthong.node.cli.common import (
+    CliError,
+    CommandFunction,
+    clerk_language,
+    home_argument,
+    open_config,
+)
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.status.gather import own_card
 from lienthong.node.status.rows import peer_names as status_peer_names
@@ -223,7 +229,8 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
     if as_json:
         click.echo(json.dumps(story, ensure_ascii=False, indent=2))
         return
-    Console(highlight=False).print(render_trail(story, now=time.time()))
+    Console(highlight=False).print(render_trail(story, now=time.time(),
+                                                lang=clerk_language(config)))
 
 
 @audit.command("verify")

@@ -1,11 +1,19 @@
 """When a snapshot's numbers become warnings: the thresholds, the plain-language warnings an
 IT officer can act on (most serious first), and the one word for the node's health.
+
+Each warning is a ``Phrase`` (node/language/text.py): the snapshot carries its English text for
+scripts and the phrase itself, so ``lienthong status``, the console and the web page show it in
+the reader's language.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE
+from lienthong.node.language.names import show_date
+from lienthong.node.language.text import Phrase, _
 
 SECURITY_KINDS = frozenset({"security-refused", "receipt-refused"})
 
@@ -21,36 +29,41 @@ class Thresholds:
     recent: int = 8
 
 
-def _hours(seconds: float) -> str:
+def _hours(seconds: float) -> Phrase:
     if seconds < 3600:
-        return f"{int(seconds // 60)} min"
+        return Phrase("{minutes} min", minutes=int(seconds // 60))
     if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+        return Phrase("{hours} h", hours=f"{seconds / 3600:.1f}")
+    return Phrase("{days} days", days=f"{seconds / 86400:.1f}")
 
 
 def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, Any]]:
-    """Plain-language warnings, most serious first, from a snapshot's numbers."""
+    """Plain-language warnings, most serious first, from a snapshot's numbers: each with its
+    English ``message`` (scripts, logs) and its ``text``, the phrase a renderer shows in the
+    reader's language (``Phrase.as_json``)."""
     out: list[dict[str, Any]] = []
 
-    def add(level: str, code: str, message: str, peer: str | None = None) -> None:
-        out.append({"level": level, "code": code, "message": message, "peer": peer})
+    def add(level: str, code: str, message: Phrase, peer: str | None = None) -> None:
+        out.append({"level": level, "code": code, "message": str(message),
+                    "text": message.as_json(), "peer": peer})
 
     daemon = snapshot["daemon"]
     if not daemon["running"]:
-        add("critical", "daemon-down", "The node is NOT running: nothing is sent or received. "
-            f"Start it with: lienthong run {snapshot['node'].get('home', 'HOME')} "
-            "(or its system service).")
+        add("critical", "daemon-down", Phrase(
+            "The node is NOT running: nothing is sent or received. Start it with: lienthong "
+            "run {home} (or its system service).", home=snapshot["node"].get("home", "HOME")))
     disk = snapshot.get("disk") or {}
     if disk.get("free_bytes") is not None and disk.get("total_bytes"):
         free, total = disk["free_bytes"], disk["total_bytes"]
         if free < th.disk_free_bytes or free < total * th.disk_free_fraction:
-            add("critical", "disk-low", f"Disk space is low: {free / 1024 ** 3:.1f} GiB free of "
-                f"{total / 1024 ** 3:.0f} GiB. When the store cannot be written the node stops "
-                "taking documents.")
+            add("critical", "disk-low", Phrase(
+                "Disk space is low: {free} GiB free of {total} GiB. When the store cannot be "
+                "written the node stops taking documents.", free=f"{free / 1024 ** 3:.1f}",
+                total=f"{total / 1024 ** 3:.0f}"))
     for folder in snapshot.get("not_writable", []):
-        add("critical", "not-writable", f"{folder} is not writable by this user: the node "
-            "cannot record or store documents there.")
+        add("critical", "not-writable", Phrase(
+            "{folder} is not writable by this user: the node cannot record or store documents "
+            "there.", folder=folder))
     unreachable = th.peer_unreachable_hours * 3600
     overdue = th.receipt_overdue_hours * 3600
     for peer in snapshot["peers"]:
@@ -61,69 +74,75 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
         waited = oldest.get("age_seconds") or 0.0
         seen_age = peer["last_seen_age"]
         silent = seen_age if seen_age is not None else waited
-        error = f" Last error: {peer['last_error']}." if peer.get("last_error") else ""
+        error = Phrase(" Last error: {error}.", error=peer["last_error"]) \
+            if peer.get("last_error") else ""
         if silent > unreachable and peer.get("connected") is not True:
-            add("warning", "peer-unreachable",
-                f"{peer['name']} has not been reachable for {_hours(silent)}; "
-                f"{queue['count']} document(s) wait for it, the oldest for {_hours(waited)}."
-                f"{error}", peer["name"])
+            add("warning", "peer-unreachable", Phrase(
+                "{peer} has not been reachable for {silent}; {count} document(s) wait for it, "
+                "the oldest for {waited}.{error}", peer=peer["name"], silent=_hours(silent),
+                count=queue["count"], waited=_hours(waited), error=error), peer["name"])
         elif waited > overdue:
-            add("warning", "receipt-overdue",
-                f"{queue['count']} document(s) for {peer['name']} have waited more than "
-                f"{_hours(overdue)} for a receipt (oldest {_hours(waited)}).{error}",
-                peer["name"])
+            add("warning", "receipt-overdue", Phrase(
+                "{count} document(s) for {peer} have waited more than {overdue} for a receipt "
+                "(oldest {waited}).{error}", count=queue["count"], peer=peer["name"],
+                overdue=_hours(overdue), waited=_hours(waited), error=error), peer["name"])
     failed = sum(f["count"] for f in snapshot["failures_24h"] if f["kind"] == "dispatch-failed")
     if failed:
-        add("warning", "documents-failed", f"{failed} document(s) could not be delivered in the "
-            "last 24 h; each is in failed/ with a .reason.txt beside it.")
+        add("warning", "documents-failed", Phrase(
+            "{count} document(s) could not be delivered in the last 24 h; each is in failed/ "
+            "with a .reason.txt beside it.", count=failed))
     for item in (snapshot.get("review") or {}).get("reconciliations", []):
         if item["state"] == "differs":
-            add("warning", "reconciliation-differs", f"Reconciliation with {item['peer']} for "
-                f"{item['period']}: {item['differences']} document(s) differ between the two "
-                "offices' records. Nothing was changed. See: lienthong reconcile --peer "
-                f"{item['peer']} --period {item['period']}", item["peer"])
+            add("warning", "reconciliation-differs", Phrase(
+                "Reconciliation with {peer} for {period}: {count} document(s) differ between "
+                "the two offices' records. Nothing was changed. See: lienthong reconcile "
+                "--peer {peer} --period {period}", peer=item["peer"], period=item["period"],
+                count=item["differences"]), item["peer"])
         elif item["pending_seconds"] is not None and item["pending_seconds"] > 86400:
-            add("warning", "reconciliation-pending", f"Reconciliation with {item['peer']} for "
-                f"{item['period']} is still pending after {_hours(item['pending_seconds'])}: "
-                f"{item['peer']} has not answered; the node keeps asking.", item["peer"])
+            add("warning", "reconciliation-pending", Phrase(
+                "Reconciliation with {peer} for {period} is still pending after {waited}: "
+                "{peer} has not answered; the node keeps asking.", peer=item["peer"],
+                period=item["period"], waited=_hours(item["pending_seconds"])), item["peer"])
     security = [f for f in snapshot["failures_24h"] if f["kind"] in SECURITY_KINDS]
     if security:
         codes = ", ".join(sorted({f["code"] or f["kind"] for f in security}))
-        add("warning", "security-refusals", f"{sum(f['count'] for f in security)} connection(s) "
-            f"or document(s) were refused for security reasons in the last 24 h ({codes}). "
-            "See: lienthong audit list --kind security-refused")
+        add("warning", "security-refusals", Phrase(
+            "{count} connection(s) or document(s) were refused for security reasons in the "
+            "last 24 h ({codes}). See: lienthong audit list --kind security-refused",
+            count=sum(f["count"] for f in security), codes=codes))
     for alert in (snapshot.get("deadlines") or {}).get("alerts", []):
         add("warning", *_deadline_warning(alert), alert["office"])
     order = {"critical": 0, "warning": 1}
     return sorted(out, key=lambda w: order[w["level"]])
 
 
-_KIND_TEXT = {"annual": "annual programme", "quarterly": "quarterly programme",
-              "monthly": "monthly programme", "weekly": "weekly programme",
-              "document": "document", "conclusion": "meeting conclusion"}
+_KIND_TEXT = {"annual": _("annual programme"), "quarterly": _("quarterly programme"),
+              "monthly": _("monthly programme"), "weekly": _("weekly programme"),
+              "document": _("document"), "conclusion": _("meeting conclusion")}
 
 
-def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
+def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, Phrase]:
     """The code and sentence of one deadline alert (node/coordination/deadlines.py)."""
-    what = _KIND_TEXT.get(alert["kind"], alert["kind"])
+    kind = _KIND_TEXT.get(alert["kind"])
+    what: Phrase | str = Phrase(kind) if kind else alert["kind"]
     fields = {"what": what, "period": alert["period"], "office": alert["office"],
-              "owed_to": alert["owed_to"], "due": alert["due"],
+              "owed_to": alert["owed_to"], "due": show_date(alert["due"], DEFAULT_LANGUAGE),
               "left": alert["working_days_left"]}
     if alert["kind"] in ("document", "conclusion"):
         if alert["state"] == "due":
-            return "deadline-reminder", (
-                "{office} has {left} working day(s) left to process the {what} "
-                "{name} from {owed_to}, due {due}.").format(name=alert["name"], **fields)
-        return "deadline-overdue", (
-            "{office} has not finished the {what} {name} from {owed_to}, "
-            "due {due}.").format(name=alert["name"], **fields)
+            return "deadline-reminder", Phrase(
+                "{office} has {left} working day(s) left to process the {what} {name} from "
+                "{owed_to}, due {due}.", name=alert["name"], **fields)
+        return "deadline-overdue", Phrase(
+            "{office} has not finished the {what} {name} from {owed_to}, due {due}.",
+            name=alert["name"], **fields)
     if alert["state"] == "due":
-        return "programme-reminder", (
-            "The {what} for {period} from {office} to {owed_to} is due {due}: "
-            "{left} working day(s) left.").format(**fields)
-    return "programme-overdue", (
-        "The {what} for {period} from {office} to {owed_to} is overdue: it was due "
-        "{due}.").format(**fields)
+        return "programme-reminder", Phrase(
+            "The {what} for {period} from {office} to {owed_to} is due {due}: {left} working "
+            "day(s) left.", **fields)
+    return "programme-overdue", Phrase(
+        "The {what} for {period} from {office} to {owed_to} is overdue: it was due {due}.",
+        **fields)
 
 
 def health_of(warnings: Iterable[Mapping[str, Any]]) -> str:
