@@ -65,17 +65,22 @@ _SECRET_FIELDS = frozenset(["v", "name", "node_id", "created", "identity_seed", 
 
 def _refuse_mode(path: Path, mode: int, forbidden: int, fix: str, what: str) -> None:
     if mode & forbidden:
-        raise InsecurePermissions(
-            f"{what} {path} has mode {stat.S_IMODE(mode):04o}, so other users can read or change "
-            f"it; lienthong refuses to use it. Fix it with: {fix}")
+        shown = f"{stat.S_IMODE(mode):04o}"
+        if what == "file":
+            raise InsecurePermissions("The file {path} has mode {mode}, so other users can read "
+                                      "or change it; lienthong refuses to use it. Fix it with: "
+                                      "{fix}", path=path, mode=shown, fix=fix)
+        raise InsecurePermissions("The folder {path} has mode {mode}, so other users can read or "
+                                  "change it; lienthong refuses to use it. Fix it with: {fix}",
+                                  path=path, mode=shown, fix=fix)
 
 
 def _check_owner(path: Path, st: os.stat_result) -> None:
     euid = os.geteuid()
     if euid != 0 and st.st_uid not in (euid, 0):
         raise InsecurePermissions(
-            f"{path} belongs to user id {st.st_uid}, not to the user running lienthong ({euid}); "
-            f"fix it with: chown {euid} {path}")
+            "{path} belongs to user id {owner}, not to the user running lienthong ({user}); "
+            "fix it with: chown {user} {path}", path=path, owner=st.st_uid, user=euid)
 
 
 def check_private_file(path: Path, st: os.stat_result) -> None:
@@ -100,9 +105,10 @@ def check_private_permissions(path: Path) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {path}; run lienthong init") from None
+        raise KeystoreError("no keystore at {path}; run lienthong init", path=path) from None
     if not stat.S_ISREG(st.st_mode):
-        raise KeystoreError(f"{path} is not a regular file, so it cannot be the keystore")
+        raise KeystoreError("{path} is not a regular file, so it cannot be the keystore",
+                            path=path)
     check_private_file(path, st)
     # Both the folder holding the name and the folder holding the file (if it is a symlink).
     for directory in dict.fromkeys([path.absolute().parent, Path(os.path.realpath(path)).parent]):
@@ -304,12 +310,13 @@ def load_keystore(path: Path, passphrase: bytes) -> NodeKeys:
         with open(path, "rb") as handle:
             data = handle.read(MAX_KEYSTORE_BYTES + 1)
     except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {path}; run lienthong init") from None
+        raise KeystoreError("no keystore at {path}; run lienthong init", path=path) from None
     except OSError as exc:
-        raise KeystoreError(f"cannot read keystore {path}: {exc.strerror}") from exc
+        raise KeystoreError("cannot read keystore {path}: {error}", path=path,
+                            error=exc.strerror) from exc
     if len(data) > MAX_KEYSTORE_BYTES:
-        raise KeystoreError(f"keystore {path} is larger than {MAX_KEYSTORE_BYTES} bytes; "
-                            "it is not a lienthong keystore")
+        raise KeystoreError("keystore {path} is larger than {limit} bytes; it is not a "
+                            "lienthong keystore", path=path, limit=MAX_KEYSTORE_BYTES)
     header, salt, nonce, ciphertext = _parse_header(path, data)
     key = _argon2id.kdf(32, passphrase, salt, opslimit=header["kdf"]["opslimit"],
                         memlimit=header["kdf"]["memlimit"])

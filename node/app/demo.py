@@ -147,8 +147,8 @@ def open_keys(config: NodeConfig) -> NodeKeys:
     passphrase = read_passphrase(env={}, passphrase_file=config.keystore.passphrase_file,
                                  credentials_dir=None)
     if passphrase is None:
-        raise KeystoreError(f"{config.home} has no keystore passphrase file: "
-                            "is it a demo office home?")
+        raise KeystoreError("{home} has no keystore passphrase file: is it a demo office "
+                            "home?", home=config.home)
     return load_keystore(config.keystore.path, passphrase)
 
 

@@ -18,16 +18,17 @@ import click
 from lienthong.config.schema import LANGUAGES, ConfigError
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import (
+    CHOSEN_LANGUAGE,
     CliError,
+    clerk_language,
     home_argument,
     home_option,
     new_home,
     open_config,
     wall_clock_now,
 )
+from lienthong.node.cli.errors import error_sentence
 from lienthong.node.core.errors import NodeError
-from lienthong.node.language.catalog import checked_language
-from lienthong.node.language.text import Phrase
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
 #: it (keys and config cannot derive from ``NodeError``: they sit under the node).
@@ -40,25 +41,37 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise  # already a sentence and an exit status (CliError, usage errors)
+        except click.ClickException as exc:
+            # already a sentence and an exit status (CliError, usage errors); a CliError made
+            # with a Phrase is said in the clerk's language
+            if isinstance(exc, CliError):
+                exc.language = clerk_language()
+                if exc.text is not None:
+                    said = CliError(exc.text.in_language(exc.language))
+                    said.language = exc.language
+                    raise said from None
+            raise
         except PLAIN_ERRORS as exc:
-            text = getattr(exc, "text", None)
-            language = (ctx.obj or {}).get("language") or os.environ.get("LIENTHONG_LANG")
-            if isinstance(text, Phrase) and language:
-                raise CliError(text.in_language(checked_language(language))) from None
-            raise CliError(str(exc)) from None
+            language = clerk_language()
+            said = CliError(error_sentence(exc, language))
+            said.language = language
+            raise said from None
+
+
+def _choose_language(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--lang`` is eager, so ``lienthong --lang en --help`` already speaks English."""
+    if value:
+        ctx.meta[CHOSEN_LANGUAGE] = value
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lienthong")
-@click.option("--lang", "language", type=click.Choice(LANGUAGES), default=None,
-              help="Language of the messages already in the catalog (vi or en).")
-@click.pass_context
-def main(ctx: click.Context, language: str | None) -> None:
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None, is_eager=True,
+              expose_value=False, callback=_choose_language,
+              help="Language of what lienthong prints: vi (default: the node's language, "
+                   "else Vietnamese) or en.")
+def main() -> None:
     """lienthong: signed, end-to-end encrypted, receipted document exchange between offices."""
-    # Messages already in the catalog are shown in this language (the rest follow, issue 18).
-    ctx.obj = {"language": language}
 
 
 @main.command()

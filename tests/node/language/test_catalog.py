@@ -20,9 +20,12 @@ from lienthong.node.language.text import Phrase
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The extraction keywords beside Babel's defaults: ``Phrase(msgid, **fields)`` and
-#: ``translate(language, msgid)`` (node/language/).
+#: ``translate(language, msgid)`` (node/language/), and the errors of the layers under the
+#: node, which carry an English format string and its fields (config/schema.py,
+#: keys/errors.py; translated at the command line's edge, node/cli/errors.py).
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "Phrase": None,
-            "translate": (2,), "translate_plural": (2, 3)}
+            "translate": (2,), "translate_plural": (2, 3), "ConfigError": None,
+            "KeystoreError": None, "WrongPassphrase": None, "InsecurePermissions": None}
 
 
 def extracted() -> set[str]:
