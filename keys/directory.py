@@ -308,7 +308,7 @@ class Directory:
         if peer is not None:
             return (self._trusted(peer),)
         if key not in groups:
-            raise UnknownPeer(f"there is no peer or group named {name!r}")
+            raise UnknownPeer("there is no peer or group named {name!r}", name=name)
         members = groups[key]
         if isinstance(members, str) or not members:
             raise DirectoryError(f"group {name!r} must list one or more peer names")

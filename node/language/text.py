@@ -52,6 +52,19 @@ class Phrase:
             else value for key, value in (data.get("fields") or {}).items()})
 
 
+def from_error(error: BaseException) -> Phrase | str:
+    """An error's sentence as a Phrase when it carries one: ``text`` (the node's errors), or
+    ``template`` and ``fields`` (config/ and keys/, which cannot import this room); else its
+    English ``str()``."""
+    text = getattr(error, "text", None)
+    if isinstance(text, Phrase):
+        return text
+    template = getattr(error, "template", None)
+    if isinstance(template, str) and template:
+        return Phrase(template, **(getattr(error, "fields", None) or {}))
+    return str(error)
+
+
 def shown(text: str | Phrase, language: str) -> str:
     """``text`` as the clerk reads it: a Phrase translated, a plain string as it is."""
     return text.in_language(language) if isinstance(text, Phrase) else text

@@ -21,8 +21,11 @@ from lienthong.keys.jws import canonical_json, strict_json_object
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.intake import DirSyncs, take_file
 from lienthong.node.outbox.sidecars import SidecarFound
+from lienthong.node.outbox.walk import when_text
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import seal_spooled
@@ -142,8 +145,9 @@ def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys
 
 
 def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
-                   now: str) -> Path:
-    """Park an undeliverable document in failed/ with a plain-language reason beside it."""
+                   now: str, language: str = DEFAULT_LANGUAGE) -> Path:
+    """Park an undeliverable document in failed/ with a plain-language reason beside it, in
+    ``language`` (the node's; the reason itself is as delivery recorded it)."""
     failed_dir.mkdir(parents=True, exist_ok=True)
     target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
@@ -152,11 +156,11 @@ def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
     payload = spool_folder / PAYLOAD_FILE
     if payload.exists():
         os.rename(payload, target)
-    target.with_name(target.name + ".reason.txt").write_text(
-        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
-        "Recipients that did receive it are listed in the audit log (lienthong audit). "
-        "To try again, fix the cause and drop the file into the outbox again.\n",
-        encoding="utf-8")
+    target.with_name(target.name + ".reason.txt").write_text(Phrase(
+        "{name} could not be delivered ({time}).\n\n{reason}\n\nRecipients that did receive "
+        "it are listed in the audit log (lienthong audit). To try again, fix the cause and "
+        "drop the file into the outbox again.\n", name=name, time=when_text(now, language),
+        reason=reason).in_language(language), encoding="utf-8")
     fsync_dir(failed_dir)
     if spool_folder.exists():
         shutil.rmtree(spool_folder)

@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
 from lienthong.node.edxml.intake import is_edxml
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.edxml_drop import prepare_edxml
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
@@ -78,10 +79,11 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
             for peer in runtime.directory.resolve_target(part, runtime.config.groups):
                 node_ids[peer.node_id] = None
         except KeysError as exc:
-            raise TargetError(f"{exc}. Enrol the peer (lienthong peers add) or fix the "
-                              f"folder name, then drop the file again.") from None
+            raise TargetError(Phrase("{problem}. Enrol the peer (lienthong peers add) or fix "
+                                     "the folder name, then drop the file again.",
+                                     problem=from_error(exc))) from None
     if runtime.node_id in node_ids:
-        raise TargetError("this node cannot send to itself")
+        raise TargetError(Phrase("this node cannot send to itself"))
     return list(node_ids)
 
 
@@ -139,14 +141,14 @@ class Outbox:
     def _take(self, path: Path, target: str):
         rt = self._rt
         if path.parent == rt.config.outbox:
-            yield self._refuse(path, "misplaced", "the file was dropped directly into outbox/; "
-                               "put it in the folder of the office (or group) it is for, e.g. "
-                               "outbox/<peer>/")
+            yield self._refuse(path, "misplaced", Phrase(
+                "the file was dropped directly into outbox/; put it in the folder of the office "
+                "(or group) it is for, e.g. outbox/<peer>/"))
             return
         try:
             recipients = resolve_recipients(rt, target)
         except TargetError as exc:
-            yield self._refuse(path, "unknown-target", str(exc))
+            yield self._refuse(path, "unknown-target", exc.text or str(exc))
             return
         message_id = new_message_id()
         if is_edxml(path):
@@ -175,7 +177,7 @@ class Outbox:
                     yield rt.io(prepared.abandon,
                                 rt.config.failed if exc.belongs_in_failed else None)
                 if exc.belongs_in_failed:
-                    yield self._refuse(exc.path, exc.code, exc.reason)
+                    yield self._refuse(exc.path, exc.code, exc.reason_text)
                 else:
                     log.info("left {path!r} in place: {reason}", path=str(path),
                              reason=exc.reason)
@@ -281,12 +283,15 @@ class Outbox:
         self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
 
     @inlineCallbacks
-    def _refuse(self, path: Path, code: str, reason: str):
+    def _refuse(self, path: Path, code: str, said: str | Phrase):
+        """``said`` goes into the reason file in the node's language; the audit log and the
+        log keep the English sentence."""
         rt = self._rt
+        reason = str(said)
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
-                                failed_dir=rt.config.failed, reason=reason, code=code,
-                                now=rt.now_text())
+                                failed_dir=rt.config.failed, reason=said, code=code,
+                                now=rt.now_text(), language=rt.config.language)
         except OSError as exc:
             where = None
             log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
@@ -349,7 +354,7 @@ class Outbox:
         if row.state == "failed":
             rt = self._rt
             return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                         row.error or "delivery failed", rt.now_text())
+                         row.error or "delivery failed", rt.now_text(), rt.config.language)
         return None
 
     # -- completion ------------------------------------------------------------------------
@@ -389,6 +394,6 @@ class Outbox:
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
         where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                            reason, rt.now_text())
+                            reason, rt.now_text(), rt.config.language)
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
                        reason=reason, failed=str(where))

@@ -68,7 +68,7 @@ def offices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     base = tmp_path_factory.mktemp("web")
     remote_port = free_port()
     cert, key = _certificate(base / "tls")
-    nodes = make_network(base, ["tinhuy", "hdnd"])
+    nodes = make_network(base, ["tinhuy", "hdnd"], language="vi")
     config = nodes["hdnd"].home / "lienthong.toml"
     config.write_text(config.read_text().replace(
         "[web]\n", f'[web]\nremote_listen = "127.0.0.1:{remote_port}"\n'

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[3]
 #: keys/errors.py; translated at the command line's edge, node/cli/errors.py).
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "Phrase": None,
             "translate": (2,), "translate_plural": (2, 3), "ConfigError": None,
-            "KeystoreError": None, "WrongPassphrase": None, "InsecurePermissions": None}
+            "KeystoreError": None, "WrongPassphrase": None, "InsecurePermissions": None,
+            "UnknownPeer": None}
 
 
 def extracted() -> set[str]:
