@@ -221,7 +221,8 @@ def _web(data: Mapping[str, Any], home: Path, source: Path) -> WebSection:
     web = _section(data, "web", {
         "local_role": _choice(*WEB_ROLES), "remote_listen": _address,
         "certificate": _path(home), "private_key": _path(home),
-        "remote_hosts": _strings, "session_minutes": _number(1.0)}, source)
+        "remote_hosts": _strings, "session_minutes": _number(1.0),
+        "follow_browser_language": _boolean}, source)
     section = WebSection(**web)
     if section.remote_listen and (section.certificate is None or section.private_key is None):
         raise ConfigError("{source}: [web] remote_listen is served only over HTTPS: set "

@@ -117,6 +117,10 @@ class WebSection:
     remote_hosts: tuple[str, ...] = ()
     #: Minutes a session lasts without use.
     session_minutes: float = 30.0
+    #: Answer in the browser's language (Accept-Language) when the page's language buttons
+    #: were not used. Off by default: office PCs often run an English browser, and the pages
+    #: are to be in the office's language (``language``, Vietnamese) unless a clerk chooses.
+    follow_browser_language: bool = False
 
 
 @dataclass(frozen=True, slots=True)

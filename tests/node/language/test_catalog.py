@@ -105,6 +105,8 @@ def test_phrase_formats_after_translating_and_english_is_the_msgid() -> None:
 
 def test_the_browser_language_is_negotiated_with_vietnamese_as_default() -> None:
     assert negotiate("en-US,en;q=0.9") == "en"
+    assert negotiate("en-US") == "en"  # what an en-US Chromium sends, alone
+    assert negotiate("vi-VN") == "vi"
     assert negotiate("vi-VN,vi;q=0.9,en;q=0.8") == "vi"
     assert negotiate("fr-FR,de;q=0.5") == "vi"
     assert negotiate("fr;q=1, en;q=0.4") == "en"
