@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import time
@@ -120,6 +121,19 @@ def settle_address(config: NodeConfig, node_keys: NodeKeys, port: int, *, now: s
                              encoding="utf-8")
     write_card(replace(config, node=replace(config.node, listen=address,
                                             advertise=(address,))), node_keys, now=now)
+    return address
+
+
+def settle_status_address(config: NodeConfig, address: str) -> str:
+    """Write the address a demo office's status listener (its web pages) really took into its
+    ``[status] listen``, so the page address the demo prints is the one ``lienthong run`` on
+    the home listens on again; return it."""
+    text = config.source.read_text(encoding="utf-8")
+    head, marker, section = text.partition("[status]")
+    if not marker:
+        return address
+    section = re.sub(r'(?m)^listen = "[^"\n]*"$', f'listen = "{address}"', section, count=1)
+    config.source.write_text(head + marker + section, encoding="utf-8")
     return address
 
 

@@ -36,6 +36,12 @@ class CliError(NodeError, click.ClickException):
     #: is gone, so it cannot ask ``clerk_language`` itself).
     language: str | None = None
 
+    def format_message(self) -> str:
+        """The sentence, in the edge's language when it was made with a Phrase."""
+        if self.text is not None:
+            return self.text.in_language(self.language or clerk_language())
+        return self.message
+
     def show(self, file: Any = None) -> None:
         """``Error: <sentence>``, the prefix in the clerk's language too."""
         click.echo(Phrase("Error: {message}", message=self.format_message()).in_language(

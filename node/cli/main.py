@@ -46,10 +46,6 @@ class Commands(click.Group):
             # with a Phrase is said in the clerk's language
             if isinstance(exc, CliError):
                 exc.language = clerk_language()
-                if exc.text is not None:
-                    said = CliError(exc.text.in_language(exc.language))
-                    said.language = exc.language
-                    raise said from None
             raise
         except PLAIN_ERRORS as exc:
             language = clerk_language()
