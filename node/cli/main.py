@@ -9,6 +9,7 @@ more precise than the error's own).
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ from lienthong.node.cli.common import (
 )
 from lienthong.node.cli.errors import error_sentence
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE, checked_language, translate
+from lienthong.node.language.extract import summary
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
 #: it (keys and config cannot derive from ``NodeError``: they sit under the node).
@@ -37,6 +40,13 @@ PLAIN_ERRORS = (NodeError, KeysError, ConfigError)
 
 class Commands(click.Group):
     """The ``lienthong`` group; its ``invoke`` is the edge where errors become a sentence."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Before --help is processed (it is eager): every command's summary in the language
+        # asked for (--lang, $LIENTHONG_LANG; else Vietnamese, as no node is read yet).
+        if ctx.parent is None:
+            show_help_in(self, requested_language(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -52,6 +62,32 @@ class Commands(click.Group):
             said = CliError(error_sentence(exc, language))
             said.language = language
             raise said from None
+
+
+def requested_language(args: list[str]) -> str:
+    """The language ``--lang`` names on this command line, else $LIENTHONG_LANG, else the
+    default."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--lang" and index + 1 < len(args):
+            return checked_language(args[index + 1])
+        if arg.startswith("--lang="):
+            return checked_language(arg.partition("=")[2])
+    return checked_language(os.environ.get("LIENTHONG_LANG") or DEFAULT_LANGUAGE)
+
+
+def show_help_in(command: click.Command, language: str) -> None:
+    """Put the first paragraph of every command's help (its summary, the catalog's msgid:
+    node/language/extract.py) into ``language``; the English text is kept to start from."""
+    original = command.__dict__.setdefault("_english_help", command.help)
+    if original:
+        first, sep, rest = inspect.cleandoc(original).partition("\n\n")
+        shown = translate(language, summary(first))
+        command.help = shown + sep + rest if shown != summary(first) else original
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            show_help_in(sub, language)
 
 
 def _choose_language(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

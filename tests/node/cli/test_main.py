@@ -157,3 +157,35 @@ def test_errors_are_said_in_vietnamese_by_default_and_in_english_on_request(
         'language = "en"', 'language = "vi"'), encoding="utf-8")
     unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
     assert unreadable.exit_code == 2 and "Lỗi: " in unreadable.output
+
+
+def test_every_command_summary_is_in_vietnamese_and_english_on_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lienthong --help`` and each command's help show its summary in Vietnamese by default
+    (the catalog has every one: node/language/extract.py puts them there); --lang en (or
+    LIENTHONG_LANG=en) gives back the English text."""
+    from lienthong.node.language.catalog import translate
+    from lienthong.node.language.extract import summary
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["--help"])
+    assert shown.exit_code == 0 and "trao đổi văn bản giữa các cơ quan" in shown.output
+    assert "Chạy nút cho đến khi nhận SIGTERM" in shown.output
+    english = runner.invoke(main, ["--lang", "en", "--help"])
+    assert "signed, end-to-end encrypted" in english.output
+    assert "Run the node daemon until SIGTERM" in english.output
+    nested = runner.invoke(main, ["peers", "--help"])
+    assert "Đăng ký một cơ quan từ tệp thẻ" in nested.output
+    status_help = runner.invoke(main, ["--lang=en", "status", "--help"])
+    assert "One screen: is the node healthy" in status_help.output
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    assert "List enrolled peers." in runner.invoke(main, ["peers", "--help"]).output
+
+    def commands(command):  # type: ignore[no-untyped-def]
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+    untranslated = [c.name for c in commands(main) if translate(
+        "vi", summary(c.__dict__.get("_english_help", c.help))) == summary(
+        c.__dict__.get("_english_help", c.help))]
+    assert untranslated == []
