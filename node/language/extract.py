@@ -39,8 +39,8 @@ def _is_command(function: ast.FunctionDef) -> bool:
 
 
 def extract_commands(fileobj: IO[bytes], keywords: Mapping[str, Any],
-                     comment_tags: Collection[str], options: dict[str, Any]
-                     ) -> Iterator[tuple[int, str | None, str | tuple[str, ...], list[str]]]:
+                     comment_tags: Collection[str], options: Any
+                     ) -> Iterator[tuple[Any, ...]]:
     """Babel's Python extraction of ``fileobj``, plus its commands' help summaries."""
     yield from extract_python(fileobj, keywords, comment_tags, options)
     fileobj.seek(0)
