@@ -73,8 +73,8 @@ def new_home(home: Path | None) -> Path:
         return home
     if os.environ.get("LIENTHONG_HOME"):
         return Path(os.environ["LIENTHONG_HOME"])
-    raise CliError("name the folder for the node: lienthong COMMAND HOME, --home HOME, or "
-                   "set LIENTHONG_HOME")
+    raise CliError(Phrase("name the folder for the node: lienthong COMMAND HOME, --home HOME, or "
+                          "set LIENTHONG_HOME"))
 
 
 def open_config(home: Path | None) -> NodeConfig:

@@ -32,6 +32,7 @@ from lienthong.node.cli.errors import error_sentence
 from lienthong.node.core.errors import NodeError
 from lienthong.node.language.catalog import DEFAULT_LANGUAGE, checked_language, translate
 from lienthong.node.language.extract import summary
+from lienthong.node.language.text import Phrase
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
 #: it (keys and config cannot derive from ``NodeError``: they sit under the node).
@@ -148,12 +149,13 @@ def init(home_arg: Path | None, home: Path | None, name: str, display_name: str 
         try:
             parsed = make_url(store_url)
         except ArgumentError:
-            raise CliError(f"{store_url!r} is not a database URL; write it as "
-                           "postgresql://USER@HOST:5432/DATABASE") from None
+            raise CliError(Phrase("{store_url!r} is not a database URL; write it as "
+                                  "postgresql://USER@HOST:5432/DATABASE",
+                                  store_url=store_url)) from None
         if parsed.password:
-            raise CliError("The store URL holds a password, and lienthong.toml is readable by "
-                           "the clerks: leave it out of the URL and put it in the node user's "
-                           "~/.pgpass file instead (docs/scale.md).")
+            raise CliError(Phrase("The store URL holds a password, and lienthong.toml is "
+                                  "readable by the clerks: leave it out of the URL and put it in "
+                                  "the node user's ~/.pgpass file instead (docs/scale.md)."))
         open_store(store_url).close()
     try:
         new = create_node_home(home, name=name, display_name=display_name, listen=listen,
@@ -183,9 +185,9 @@ def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> 
     if advertise or host not in WILDCARD_HOSTS or (home / CONFIG_FILE_NAME).exists():
         return advertise
     if not sys.stdin.isatty():
-        raise CliError(f"--listen {listen} accepts peers on every address of this machine, "
-                       "so it is no address another office can dial; add the one they should "
-                       "use, e.g. --advertise 10.1.2.3:7701")
+        raise CliError(Phrase("--listen {listen} accepts peers on every address of this machine, "
+                              "so it is no address another office can dial; add the one they "
+                              "should use, e.g. --advertise 10.1.2.3:7701", listen=listen))
     click.echo(f"Warning: --listen {listen} accepts peers on every address of this machine, "
                "but the peer card must carry one address the other offices can dial.", err=True)
     return (click.prompt("Address the other offices should dial (HOST:PORT)"),)

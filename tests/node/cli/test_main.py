@@ -55,8 +55,8 @@ def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path)
     alpha_card = read_card((tmp_path / "a" / "alpha.card").read_text())
     beta_card = read_card((tmp_path / "b" / "beta.card").read_text())
     home = ["--home", str(tmp_path / "a")]
-    refused = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
-                            input="n\n")
+    refused = runner.invoke(main, ["--lang", "en", "peers", "add",
+                                   str(tmp_path / "b" / "beta.card"), *home], input="n\n")
     assert refused.exit_code == 2 and "not enrolled" in refused.output
     result = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
                            input="y\n")
