@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -69,9 +68,7 @@ def load_peer_protocols(state_dir: Path) -> dict[str, int]:
 def save_peer_protocols(state_dir: Path, known: Mapping[str, int]) -> None:
     """Replace the saved record atomically (blocking)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    # A name of its own: two saves can run at once on the I/O pool (two peers learned
-    # together); sharing one temporary name, the second's rename found it gone.
-    temporary = state_dir / f".{FILE_NAME}.{secrets.token_hex(4)}.part"
+    temporary = state_dir / f".{FILE_NAME}.part"
     write_synced(temporary, json.dumps(dict(sorted(known.items()))).encode("ascii"),
                  exclusive=False)
     os.replace(temporary, state_dir / FILE_NAME)
