@@ -97,7 +97,7 @@ def ensure_mutation_tools() -> None:
 
 
 TASKS = {
-    "demo": [str(VENV / "bin" / "lienthong"), "demo"],
+    "demo": [str(VENV / "bin" / "lienthong"), "demo", "--serve"],
     "test": [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
     "test-fast": [str(PY), "-m", "pytest", "-q", "-m", "not integration and not faults"],
     "test-faults": [str(PY), "-m", "pytest", "-q", "tests/faults"],

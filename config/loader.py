@@ -49,15 +49,16 @@ Check = Callable[[Any, str], Any]
 
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: expected text in quotes, got {value!r}")
+        raise ConfigError("{where}: expected text in quotes, got {value!r}", where=where,
+                          value=value)
     return value
 
 
 def _slug(value: Any, where: str) -> str:
     text = _string(value, where)
     if not NAME_PATTERN.match(text):
-        raise ConfigError(f"{where}: expected a short name of lowercase letters, digits, '.', '-' "
-                          f"or '_' (it becomes a folder name), got {text!r}")
+        raise ConfigError("{where}: expected a short name of lowercase letters, digits, '.', '-' "
+                          "or '_' (it becomes a folder name), got {text!r}", where=where, text=text)
     return text
 
 
@@ -69,14 +70,16 @@ def _address(value: Any, where: str) -> str:
 
 def _addresses(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of addresses like [\"10.0.0.5:7701\"]")
+        raise ConfigError("{where}: expected a list of addresses like [\"10.0.0.5:7701\"]",
+                          where=where)
     return tuple(_address(item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
 def _number(minimum: float) -> Check:
     def check(value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ConfigError(f"{where}: expected a number ≥ {minimum:g}, got {value!r}")
+            raise ConfigError("{where}: expected a number ≥ {minimum:g}, got {value!r}",
+                                  where=where, minimum=minimum, value=value)
         return float(value)
     return check
 
@@ -84,9 +87,11 @@ def _number(minimum: float) -> Check:
 def _integer(minimum: int, maximum: int | None = None) -> Check:
     def check(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{where}: expected a whole number ≥ {minimum}, got {value!r}")
+            raise ConfigError("{where}: expected a whole number ≥ {minimum}, got {value!r}",
+                              where=where, minimum=minimum, value=value)
         if maximum is not None and value > maximum:
-            raise ConfigError(f"{where}: expected a whole number ≤ {maximum}, got {value!r}")
+            raise ConfigError("{where}: expected a whole number ≤ {maximum}, got {value!r}",
+                              where=where, maximum=maximum, value=value)
         return value
     return check
 
@@ -95,22 +100,25 @@ def _integer_between(minimum: int, maximum: int) -> Check:
     def check(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not \
                 minimum <= value <= maximum:
-            raise ConfigError(f"{where}: expected a whole number from {minimum} to {maximum}, "
-                              f"got {value!r}")
+            raise ConfigError("{where}: expected a whole number from {minimum} to {maximum}, "
+                              "got {value!r}", where=where, minimum=minimum, maximum=maximum,
+                              value=value)
         return value
     return check
 
 
 def _boolean(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError("{where}: expected true or false, got {value!r}", where=where,
+                          value=value)
     return value
 
 
 def _choice(*options: str) -> Check:
     def check(value: Any, where: str) -> str:
         if not isinstance(value, str) or value not in options:
-            raise ConfigError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
+            raise ConfigError("{where}: expected one of {options}, got {value!r}", where=where,
+                              options=", ".join(options), value=value)
         return value
     return check
 
@@ -126,14 +134,15 @@ def _section(data: Mapping[str, Any], name: str, spec: Mapping[str, Check], sour
              required: tuple[str, ...] = ()) -> dict[str, Any]:
     raw = data.get(name, {})
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: [{name}] must be a table")
+        raise ConfigError("{source}: [{name}] must be a table", source=source, name=name)
     unknown = sorted(set(raw) - set(spec))
     if unknown:
-        raise ConfigError(f"{source}: [{name}] has unknown key {unknown[0]!r}; "
-                          f"expected one of: {', '.join(sorted(spec))}")
+        raise ConfigError("{source}: [{name}] has unknown key {key!r}; expected one of: {keys}",
+                          source=source, name=name, key=unknown[0], keys=", ".join(sorted(spec)))
     missing = [key for key in required if key not in raw]
     if missing:
-        raise ConfigError(f"{source}: [{name}] is missing required key {missing[0]!r}")
+        raise ConfigError("{source}: [{name}] is missing required key {key!r}", source=source,
+                          name=name, key=missing[0])
     return {key: spec[key](value, f"{source}: [{name}] {key}") for key, value in raw.items()}
 
 
@@ -144,12 +153,13 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
                 "language", "petitions"}
     unknown = sorted(set(data) - sections)
     if unknown:
-        raise ConfigError(f"{source}: unknown section or key {unknown[0]!r}; expected one of: "
-                          f"{', '.join(sorted(sections))}")
+        raise ConfigError("{source}: unknown section or key {key!r}; expected one of: {keys}",
+                          source=source, key=unknown[0], keys=", ".join(sorted(sections)))
     version = data.get("config_version")
     if version != CONFIG_VERSION:
-        raise ConfigError(f"{source}: config_version must be {CONFIG_VERSION} for this version "
-                          f"of lienthong, got {version!r}")
+        raise ConfigError("{source}: config_version must be {expected} for this version of "
+                          "lienthong, got {version!r}", source=source, expected=CONFIG_VERSION,
+                          version=version)
     node = _section(data, "node", {"name": _slug, "display_name": _string, "listen": _address,
                                    "advertise": _addresses, "clerks_group": _unix_group},
                     source, required=("name", "listen"))
@@ -169,17 +179,18 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     status_section = StatusSection(**status)
     status_host, _ = parse_address(status_section.listen, where="status.listen")
     if status_host not in ("127.0.0.1", "::1", "localhost") and not status_section.allow_remote:
-        raise ConfigError(f"{source}: [status] listen = {status_section.listen!r} is reachable "
-                          "from other machines; set allow_remote = true if that is intended")
+        raise ConfigError("{source}: [status] listen = {listen!r} is reachable from other "
+                          "machines; set allow_remote = true if that is intended", source=source,
+                          listen=status_section.listen)
     groups_raw = data.get("groups", {})
     if not isinstance(groups_raw, dict):
-        raise ConfigError(f"{source}: [groups] must be a table of name = [peer, ...]")
+        raise ConfigError("{source}: [groups] must be a table of name = [peer, ...]", source=source)
     groups: dict[str, tuple[str, ...]] = {}
     for group, members in groups_raw.items():
         where = f"{source}: [groups] {group}"
         _slug(group, where)
         if not isinstance(members, list) or not members:
-            raise ConfigError(f"{where}: expected a non-empty list of peer names")
+            raise ConfigError("{where}: expected a non-empty list of peer names", where=where)
         groups[group] = tuple(_slug(member, where) for member in members)
     documents = _section(data, "documents", {
         "types": _slug_list, "number_notation": _choice("any", "state", "party"),
@@ -197,8 +208,8 @@ def parse_config(data: Mapping[str, Any], *, home: Path, source: Path) -> NodeCo
     petitions = _petitions(data, home, source)
     language = data.get("language", "vi")
     if language not in LANGUAGES:
-        raise ConfigError(f"{source}: language must be one of {', '.join(LANGUAGES)}, "
-                          f"got {language!r}")
+        raise ConfigError("{source}: language must be one of {languages}, got {language!r}",
+                          source=source, languages=", ".join(LANGUAGES), language=language)
     db_default = f"sqlite:///{home / 'state' / 'lienthong.db'}"
     return NodeConfig(
         home=home, source=source,
@@ -223,12 +234,14 @@ def _petitions(data: Mapping[str, Any], home: Path, source: Path) -> PetitionsSe
 
     def limits(value: Any, where: str) -> PetitionLimits:
         if not isinstance(value, list) or len(value) != 3:
-            raise ConfigError(f"{where}: expected [days to accept, days to resolve, days to "
-                              f"resolve a complex case], e.g. [10, 30, 45], got {value!r}")
+            raise ConfigError("{where}: expected [days to accept, days to resolve, days to "
+                              "resolve a complex case], e.g. [10, 30, 45], got {value!r}",
+                              where=where, value=value)
         accept, resolve, complex_ = (days(item, where) for item in value)
         if complex_ < resolve:
-            raise ConfigError(f"{where}: a complex case cannot have less time ({complex_} "
-                              f"days) than an ordinary one ({resolve} days)")
+            raise ConfigError("{where}: a complex case cannot have less time ({complex} "
+                              "days) than an ordinary one ({resolve} days)", where=where,
+                              complex=complex_, resolve=resolve)
         return PetitionLimits(accept, resolve, complex_)
 
     spec: dict[str, Check] = {"peers": _strings_of_slugs, "group": _unix_group,
@@ -242,8 +255,8 @@ def _petitions(data: Mapping[str, Any], home: Path, source: Path) -> PetitionsSe
 
 def _strings_of_slugs(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of peer or group names, e.g. "
-                          '["ubnd", "hdnd"]')
+        raise ConfigError("{where}: expected a list of peer or group names, e.g. "
+                          '["ubnd", "hdnd"]', where=where)
     return tuple(dict.fromkeys(_slug(item, where) for item in value))
 
 
@@ -251,17 +264,18 @@ def _web(data: Mapping[str, Any], home: Path, source: Path) -> WebSection:
     web = _section(data, "web", {
         "local_role": _choice(*WEB_ROLES), "remote_listen": _address,
         "certificate": _path(home), "private_key": _path(home),
-        "remote_hosts": _strings, "session_minutes": _number(1.0)}, source)
+        "remote_hosts": _strings, "session_minutes": _number(1.0),
+        "follow_browser_language": _boolean}, source)
     section = WebSection(**web)
     if section.remote_listen and (section.certificate is None or section.private_key is None):
-        raise ConfigError(f"{source}: [web] remote_listen is served only over HTTPS: set "
-                          "certificate and private_key (PEM files) too")
+        raise ConfigError("{source}: [web] remote_listen is served only over HTTPS: set "
+                          "certificate and private_key (PEM files) too", source=source)
     return section
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of names")
+        raise ConfigError("{where}: expected a list of names", where=where)
     return tuple(_string(item, where).lower() for item in value)
 
 
@@ -269,26 +283,27 @@ def _unix_group(value: Any, where: str) -> str:
     text = _string(value, where)
     # What useradd/groupadd accept (NAME_REGEX); whether it exists is checked by the node.
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", text):
-        raise ConfigError(f"{where}: expected the name of a Unix group, e.g. \"vanthu\", "
-                          f"got {text!r}")
+        raise ConfigError("{where}: expected the name of a Unix group, e.g. \"vanthu\", "
+                          "got {text!r}", where=where, text=text)
     return text
 
 
 def _slug_list(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: expected a non-empty list of short names, e.g. "
-                          '["resolution", "report", "letter"]')
+        raise ConfigError("{where}: expected a non-empty list of short names, e.g. "
+                          '["resolution", "report", "letter"]', where=where)
     names = tuple(_slug(item, f"{where}[{i}]") for i, item in enumerate(value))
     if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: a name is listed twice")
+        raise ConfigError("{where}: a name is listed twice", where=where)
     return names
 
 
 def _bounded(low: int, high: int, what: str) -> Check:
     def check(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{where}: expected {what} (a whole number {low}-{high}), "
-                              f"got {value!r}")
+            raise ConfigError("{where}: expected {what} (a whole number {low}-{high}), got "
+                              "{value!r}", where=where, what=what, low=low, high=high,
+                              value=value)
         return value
     return check
 
@@ -299,19 +314,21 @@ def _iso_date(value: Any, where: str) -> str:
     try:
         return dt.date.fromisoformat(_string(value, where)).isoformat()
     except ValueError:
-        raise ConfigError(f"{where}: expected a date like 2027-02-08, got {value!r}") from None
+        raise ConfigError("{where}: expected a date like 2027-02-08, got {value!r}", where=where,
+                          value=value) from None
 
 
 def _dates(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of dates like [2027-02-08, 2027-02-09]")
+        raise ConfigError("{where}: expected a list of dates like [2027-02-08, 2027-02-09]",
+                          where=where)
     return tuple(sorted({_iso_date(item, f"{where}[{i}]") for i, item in enumerate(value)}))
 
 
 def _kinds(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or any(k not in PROGRAMME_KINDS for k in value):
-        raise ConfigError(f"{where}: expected a list of {', '.join(PROGRAMME_KINDS)}, "
-                          f"got {value!r}")
+        raise ConfigError("{where}: expected a list of {kinds}, got {value!r}", where=where,
+                          kinds=", ".join(PROGRAMME_KINDS), value=value)
     return tuple(k for k in PROGRAMME_KINDS if k in value)
 
 
@@ -332,27 +349,29 @@ def _coordination(data: Mapping[str, Any], source: Path) -> CoordinationSection:
     try:
         dt.date(2027, raw.get("annual_due_month", 11), raw.get("annual_due_day", 30))
     except ValueError:
-        raise ConfigError(f"{source}: [coordination] annual_due_day and annual_due_month do not "
-                          "make a date (e.g. 30 and 11 for 30 November)") from None
+        raise ConfigError("{source}: [coordination] annual_due_day and annual_due_month do not "
+                          "make a date (e.g. 30 and 11 for 30 November)", source=source) from None
     both = set(raw.get("days_off", ())) & set(raw.get("working_days", ()))
     if both:
-        raise ConfigError(f"{source}: [coordination] {sorted(both)[0]} is listed both in "
-                          "days_off and in working_days; keep it in one of them")
+        raise ConfigError("{source}: [coordination] {day} is listed both in days_off and in "
+                          "working_days; keep it in one of them", source=source,
+                          day=sorted(both)[0])
     return CoordinationSection(**raw)
 
 
 def _confidentiality(raw: Any, source: Path) -> dict[str, tuple[str, ...]]:
     """``[confidentiality] hdnd = ["secret"]``: who may receive the guarded classes."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: [confidentiality] must be a table of "
-                          'peer-or-group = ["secret", "top-secret"]')
+        raise ConfigError("{source}: [confidentiality] must be a table of "
+                          'peer-or-group = ["secret", "top-secret"]', source=source)
     allowed: dict[str, tuple[str, ...]] = {}
     for name, classes in raw.items():
         where = f"{source}: [confidentiality] {name}"
         _slug(name, where)
         if not isinstance(classes, list) or any(c not in GUARDED_CLASSES for c in classes):
-            raise ConfigError(f"{where}: expected a list of {' and '.join(GUARDED_CLASSES)} "
-                              f"(normal and confidential need no permission), got {classes!r}")
+            raise ConfigError("{where}: expected a list of {classes} (normal and confidential "
+                              "need no permission), got {value!r}", where=where,
+                              classes=" and ".join(GUARDED_CLASSES), value=classes)
         allowed[name] = tuple(dict.fromkeys(classes))
     return allowed
 
@@ -361,8 +380,9 @@ def _organ_id(value: Any, where: str) -> str:
     """An office's identifier code (mã định danh, such as 000.00.01.H41)."""
     text = _string(value, where)
     if not text.strip() or text != text.strip():
-        raise ConfigError(f"{where}: expected the office's identifier code, such as "
-                          f"\"000.00.01.H41\", without spaces around it, got {text!r}")
+        raise ConfigError("{where}: expected the office's identifier code, such as "
+                          "\"000.00.01.H41\", without spaces around it, got {text!r}",
+                          where=where, text=text)
     return text
 
 
@@ -370,15 +390,16 @@ def _offices(value: Any, where: str) -> dict[str, str]:
     """``[edxml.offices] hdnd = "000.00.31.H41"``: each peer's identifier code, each code
     naming one peer (an edXML's To is matched to the peer by it)."""
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a table of peer = \"identifier code\"")
+        raise ConfigError("{where}: expected a table of peer = \"identifier code\"", where=where)
     offices: dict[str, str] = {}
     for name, code in value.items():
         offices[_slug(name, where)] = _organ_id(code, f"{where} {name}")
     seen: dict[str, str] = {}
     for name, code in offices.items():
         if code in seen:
-            raise ConfigError(f"{where}: {seen[code]} and {name} have the same identifier code "
-                              f"{code!r}; each office has its own")
+            raise ConfigError("{where}: {first} and {name} have the same identifier code {code!r}; "
+                              "each office has its own", where=where, first=seen[code],
+                              name=name, code=code)
         seen[code] = name
     return offices
 
@@ -390,14 +411,15 @@ def load_config(home: Path) -> NodeConfig:
     try:
         raw = source.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{source}: no configuration here; create a node with "
-                          f"'lienthong init {home} --name NAME'") from None
+        raise ConfigError("{source}: no configuration here; create a node with "
+                          "'lienthong init {home} --name NAME'", source=source, home=home) from None
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        raise ConfigError("{source}: cannot read: {error}", source=source,
+                          error=exc.strerror) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{source}: not UTF-8 text") from None
+        raise ConfigError("{source}: not UTF-8 text", source=source) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        raise ConfigError("{source}: not valid TOML: {error}", source=source, error=exc) from None
     return parse_config(data, home=home, source=source)

@@ -23,17 +23,30 @@ GUARDED_CLASSES = ("secret", "top-secret")
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message says where and how to fix it."""
+    """The configuration cannot be used; the message says where and how to fix it.
+
+    Made as ``ConfigError("{where}: expected ..., got {value}", where=..., value=...)``: one
+    English sentence with named fields (``template``, ``fields``), so the command line can
+    show it in the clerk's language from the catalog of node/language/, which this layer
+    cannot import (docs/design.md §8). ``str(error)`` is the English sentence.
+    """
+
+    def __init__(self, template: str, /, **fields: object) -> None:
+        self.template = template
+        self.fields = fields
+        super().__init__(template.format(**fields) if fields else template)
 
 
 def parse_address(text: str, *, where: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6) into host and port."""
     if not isinstance(text, str) or ":" not in text:
-        raise ConfigError(f"{where}: expected an address like 127.0.0.1:7701, got {text!r}")
+        raise ConfigError("{where}: expected an address like 127.0.0.1:7701, got {text!r}",
+                          where=where, text=text)
     host, _, port_text = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{where}: expected an address like 127.0.0.1:7701, got {text!r}")
+        raise ConfigError("{where}: expected an address like 127.0.0.1:7701, got {text!r}",
+                          where=where, text=text)
     return host, int(port_text)
 
 
@@ -114,6 +127,10 @@ class WebSection:
     remote_hosts: tuple[str, ...] = ()
     #: Minutes a session lasts without use.
     session_minutes: float = 30.0
+    #: Answer in the browser's language (Accept-Language) when the page's language buttons
+    #: were not used. Off by default: office PCs often run an English browser, and the pages
+    #: are to be in the office's language (``language``, Vietnamese) unless a clerk chooses.
+    follow_browser_language: bool = False
 
 
 @dataclass(frozen=True, slots=True)

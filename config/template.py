@@ -76,6 +76,9 @@ listen = {status_listen}
 # The web pages are on the status listener above (open its address in a browser).
 # Role of whoever opens them there: "viewer", "clerk" or "admin" (docs/web.md).
 local_role = "admin"
+# Pages are in this office's language (above) unless a clerk presses "Tiếng Việt / English";
+# true: follow the browser's language instead (office PCs often run an English browser).
+follow_browser_language = false
 # Remote access (off): HTTPS only, with accounts (lienthong web user add). For example:
 # remote_listen = "0.0.0.0:8443"
 # certificate = "keys/web-cert.pem"

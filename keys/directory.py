@@ -159,7 +159,7 @@ class Peer:
         for key in self.keys:
             if key.kind == kind and key.is_current:
                 return key
-        raise UnknownPeer(f"peer {self.name} has no current {kind} key")
+        raise UnknownPeer("peer {name} has no current {kind} key", name=self.name, kind=kind)
 
     def accepted_tls_keys(self) -> tuple[PeerKey, ...]:
         """TLS keys a handshake may present: the current one, and any older one still in its
@@ -232,7 +232,7 @@ class Directory:
     def peer_named(self, name: str) -> Peer:
         peer = self._by_name.get(_lookup_name(name))
         if peer is None:
-            raise UnknownPeer(f"there is no peer named {name!r} in the directory")
+            raise UnknownPeer("there is no peer named {name!r} in the directory", name=name)
         return peer
 
     def peer_with_id(self, node_id: str) -> Peer:
@@ -240,10 +240,11 @@ class Directory:
         try:
             canonical = parse_node_id(node_id)
         except KeysError as exc:
-            raise UnknownPeer(f"{node_id!r} is not a node ID: {exc}") from exc
+            raise UnknownPeer("{node_id!r} is not a node ID: {error}", node_id=node_id,
+                              error=exc) from exc
         peer = self._by_node_id.get(canonical)
         if peer is None:
-            raise UnknownPeer(f"node {canonical} is not in the directory")
+            raise UnknownPeer("node {canonical} is not in the directory", canonical=canonical)
         return peer
 
     def node_for_tls_pin(self, pin: str) -> str | None:
@@ -267,8 +268,9 @@ class Directory:
 
     def _trusted(self, peer: Peer) -> Peer:
         if peer.state != "trusted":
-            raise UnknownPeer(f"peer {peer.name} ({peer.node_id}) was revoked at "
-                              f"{peer.revoked_at}: {peer.reason or 'no reason given'}")
+            raise UnknownPeer("peer {name} ({node_id}) was revoked at {revoked_at}: {value}",
+                              name=peer.name, node_id=peer.node_id, revoked_at=peer.revoked_at,
+                              value=peer.reason or "no reason given")
         return peer
 
     def verify_key_for(self, node_id: str, kid: str | None = None) -> nacl.signing.VerifyKey:
@@ -279,13 +281,14 @@ class Directory:
         """
         peer = self._by_identity_kid.get(node_id) if isinstance(node_id, str) else None
         if peer is None:
-            raise UnknownPeer(f"no peer in the directory has node ID {node_id!r}")
+            raise UnknownPeer("no peer in the directory has node ID {node_id!r}", node_id=node_id)
         self._trusted(peer)
         wanted = kid if kid is not None else peer.current("identity").kid
         for key in peer.all_identity_keys():
             if key.kid == wanted:
                 return nacl.signing.VerifyKey(key.public_bytes)
-        raise UnknownPeer(f"peer {peer.name} has no identity key {wanted!r}")
+        raise UnknownPeer("peer {name} has no identity key {wanted!r}", name=peer.name,
+                          wanted=wanted)
 
     def encryption_key_for(self, node_id: str) -> tuple[str, nacl.public.PublicKey]:
         """The key ID and X25519 key to seal a document to trusted peer ``node_id``."""
@@ -308,7 +311,7 @@ class Directory:
         if peer is not None:
             return (self._trusted(peer),)
         if key not in groups:
-            raise UnknownPeer(f"there is no peer or group named {name!r}")
+            raise UnknownPeer("there is no peer or group named {name!r}", name=name)
         members = groups[key]
         if isinstance(members, str) or not members:
             raise DirectoryError(f"group {name!r} must list one or more peer names")
@@ -316,7 +319,8 @@ class Directory:
         for member in members:
             found = self._by_name.get(_lookup_name(member))
             if found is None:
-                raise UnknownPeer(f"group {name!r} lists {member!r}, which is not in the directory")
+                raise UnknownPeer("group {name!r} lists {member!r}, which is not in the directory",
+                                  name=name, member=member)
             resolved[found.node_id] = self._trusted(found)
         return tuple(resolved.values())
 

@@ -5,7 +5,19 @@ Verification fails closed: every check raises one of these, never returns False.
 
 
 class KeysError(Exception):
-    """Base class for every error raised by the keys package."""
+    """Base class for every error raised by the keys package.
+
+    A message a clerk may read is made as ``WrongPassphrase("... {path} ...", path=...)``:
+    one English sentence with named fields (``template``, ``fields``), which the command line
+    shows in the clerk's language (this layer cannot import the node's catalog). Without
+    fields the message is used as it is.
+    """
+
+    def __init__(self, template: object = "", /, **fields: object) -> None:
+        self.template = template if isinstance(template, str) else None
+        self.fields = fields
+        super().__init__(template.format(**fields) if fields and isinstance(template, str)
+                         else template)
 
 
 class MalformedToken(KeysError):

@@ -65,17 +65,22 @@ _SECRET_FIELDS = frozenset(["v", "name", "node_id", "created", "identity_seed", 
 
 def _refuse_mode(path: Path, mode: int, forbidden: int, fix: str, what: str) -> None:
     if mode & forbidden:
-        raise InsecurePermissions(
-            f"{what} {path} has mode {stat.S_IMODE(mode):04o}, so other users can read or change "
-            f"it; lienthong refuses to use it. Fix it with: {fix}")
+        shown = f"{stat.S_IMODE(mode):04o}"
+        if what == "file":
+            raise InsecurePermissions("The file {path} has mode {mode}, so other users can read "
+                                      "or change it; lienthong refuses to use it. Fix it with: "
+                                      "{fix}", path=path, mode=shown, fix=fix)
+        raise InsecurePermissions("The folder {path} has mode {mode}, so other users can read or "
+                                  "change it; lienthong refuses to use it. Fix it with: {fix}",
+                                  path=path, mode=shown, fix=fix)
 
 
 def _check_owner(path: Path, st: os.stat_result) -> None:
     euid = os.geteuid()
     if euid != 0 and st.st_uid not in (euid, 0):
         raise InsecurePermissions(
-            f"{path} belongs to user id {st.st_uid}, not to the user running lienthong ({euid}); "
-            f"fix it with: chown {euid} {path}")
+            "{path} belongs to user id {owner}, not to the user running lienthong ({user}); "
+            "fix it with: chown {user} {path}", path=path, owner=st.st_uid, user=euid)
 
 
 def check_private_file(path: Path, st: os.stat_result) -> None:
@@ -100,9 +105,10 @@ def check_private_permissions(path: Path) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {path}; run lienthong init") from None
+        raise KeystoreError("no keystore at {path}; run lienthong init", path=path) from None
     if not stat.S_ISREG(st.st_mode):
-        raise KeystoreError(f"{path} is not a regular file, so it cannot be the keystore")
+        raise KeystoreError("{path} is not a regular file, so it cannot be the keystore",
+                            path=path)
     check_private_file(path, st)
     # Both the folder holding the name and the folder holding the file (if it is a symlink).
     for directory in dict.fromkeys([path.absolute().parent, Path(os.path.realpath(path)).parent]):
@@ -202,11 +208,13 @@ def _check_passphrase(passphrase: bytes) -> None:
 
 def _check_kdf_limits(opslimit: Any, memlimit: Any) -> None:
     if type(opslimit) is not int or not _argon2id.OPSLIMIT_MIN <= opslimit <= MAX_OPSLIMIT:
-        raise KeystoreError(f"keystore KDF opslimit {opslimit!r} is outside "
-                            f"{_argon2id.OPSLIMIT_MIN}..{MAX_OPSLIMIT}")
+        raise KeystoreError("keystore KDF opslimit {opslimit!r} is outside "
+                            "{opslimit_min}..{max_opslimit}", opslimit=opslimit,
+                            opslimit_min=_argon2id.OPSLIMIT_MIN, max_opslimit=MAX_OPSLIMIT)
     if type(memlimit) is not int or not _argon2id.MEMLIMIT_MIN <= memlimit <= MAX_MEMLIMIT:
-        raise KeystoreError(f"keystore KDF memlimit {memlimit!r} is outside "
-                            f"{_argon2id.MEMLIMIT_MIN}..{MAX_MEMLIMIT}")
+        raise KeystoreError("keystore KDF memlimit {memlimit!r} is outside "
+                            "{memlimit_min}..{max_memlimit}", memlimit=memlimit,
+                            memlimit_min=_argon2id.MEMLIMIT_MIN, max_memlimit=MAX_MEMLIMIT)
 
 
 def _field_b64(obj: Mapping[str, Any], name: str, where: str) -> bytes:
@@ -216,7 +224,8 @@ def _field_b64(obj: Mapping[str, Any], name: str, where: str) -> bytes:
             raise KeysError("missing or not text")
         return jws.b64url_decode(value)
     except KeysError as exc:
-        raise KeystoreError(f"{where}: field {name!r} is not base64url") from exc
+        raise KeystoreError("{where}: field {name!r} is not base64url", where=where,
+                            name=name) from exc
 
 
 def _parse_header(path: Path, data: bytes) -> tuple[dict[str, Any], bytes, bytes, bytes]:
@@ -225,33 +234,39 @@ def _parse_header(path: Path, data: bytes) -> tuple[dict[str, Any], bytes, bytes
     try:
         document = jws.strict_json_object(data)
     except KeysError as exc:
-        raise KeystoreError(f"{where} is not a lienthong keystore (damaged or truncated?): "
-                            f"{exc}") from exc
+        raise KeystoreError("{where} is not a lienthong keystore (damaged or truncated?): {exc}",
+                            where=where, exc=exc) from exc
     if document.get("format") != FORMAT:
-        raise KeystoreError(f"{where} is not a lienthong keystore (format is "
-                            f"{document.get('format')!r}, expected {FORMAT!r})")
+        raise KeystoreError("{where} is not a lienthong keystore (format is {value!r}, expected "
+                            "{format!r})", where=where, value=document.get('format'),
+                            format=FORMAT)
     version = document.get("version")
     if type(version) is not int or version != VERSION:
-        raise KeystoreError(f"{where} has version {version!r}; this lienthong reads version "
-                            f"{VERSION} only (was it written by a newer lienthong?)")
+        raise KeystoreError("{where} has version {version!r}; this lienthong reads version "
+                            "{known} only (was it written by a newer lienthong?)", where=where,
+                            version=version, known=VERSION)
     if set(document) != _HEADER_FIELDS:
-        raise KeystoreError(f"{where} has fields {sorted(document)}, expected "
-                            f"{sorted(_HEADER_FIELDS)}")
+        raise KeystoreError("{where} has fields {fields}, expected {expected}", where=where,
+                            fields=sorted(document), expected=sorted(_HEADER_FIELDS))
     if document["aead"] != AEAD:
-        raise KeystoreError(f"{where} uses cipher {document['aead']!r}; only {AEAD!r} is known")
+        raise KeystoreError("{where} uses cipher {value!r}; only {aead!r} is known", where=where,
+                            value=document['aead'], aead=AEAD)
     kdf = document["kdf"]
     if not isinstance(kdf, dict) or set(kdf) != _KDF_FIELDS or kdf["alg"] != KDF_ALG:
-        raise KeystoreError(f"{where}: 'kdf' must be argon2id with opslimit, memlimit and salt")
+        raise KeystoreError("{where}: 'kdf' must be argon2id with opslimit, memlimit and salt",
+                            where=where)
     _check_kdf_limits(kdf["opslimit"], kdf["memlimit"])
     salt = _field_b64(kdf, "salt", where)
     nonce = _field_b64(document, "nonce", where)
     ciphertext = _field_b64(document, "ciphertext", where)
     if len(salt) != _argon2id.SALTBYTES:
-        raise KeystoreError(f"{where}: salt must be {_argon2id.SALTBYTES} bytes")
+        raise KeystoreError("{where}: salt must be {saltbytes} bytes", where=where,
+                            saltbytes=_argon2id.SALTBYTES)
     if len(nonce) != nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES:
-        raise KeystoreError(f"{where}: nonce must be 24 bytes")
+        raise KeystoreError("{where}: nonce must be 24 bytes", where=where)
     if len(ciphertext) < nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES:
-        raise KeystoreError(f"{where}: ciphertext is too short to hold anything (truncated?)")
+        raise KeystoreError("{where}: ciphertext is too short to hold anything (truncated?)",
+                            where=where)
     header = {name: value for name, value in document.items() if name != "ciphertext"}
     return header, salt, nonce, ciphertext
 
@@ -259,15 +274,16 @@ def _parse_header(path: Path, data: bytes) -> tuple[dict[str, Any], bytes, bytes
 def _keys_from_secret(path: Path, secret: dict[str, Any]) -> NodeKeys:
     where = f"keystore {path}"
     if set(secret) != _SECRET_FIELDS or secret.get("v") != 1:
-        raise KeystoreError(f"{where} decrypted, but its content is not a version 1 key set")
+        raise KeystoreError("{where} decrypted, but its content is not a version 1 key set",
+                            where=where)
     try:
         encryption = secret["encryption"]
         if not isinstance(encryption, list):
-            raise KeystoreError(f"{where}: 'encryption' must be a list")
+            raise KeystoreError("{where}: 'encryption' must be a list", where=where)
         tls_key = serialization.load_der_private_key(
             _field_b64(secret, "tls_key_pkcs8", where), password=None)
         if not isinstance(tls_key, Ed25519PrivateKey):
-            raise KeystoreError(f"{where}: the TLS key is not Ed25519")
+            raise KeystoreError("{where}: the TLS key is not Ed25519", where=where)
         keys = NodeKeys(
             name=secret["name"],
             identity=nacl.signing.SigningKey(_field_b64(secret, "identity_seed", where)),
@@ -284,10 +300,11 @@ def _keys_from_secret(path: Path, secret: dict[str, Any]) -> NodeKeys:
         raise
     except (KeysError, KeyError, TypeError, ValueError, AttributeError,
             nacl.exceptions.CryptoError) as exc:
-        raise KeystoreError(f"{where} decrypted, but its key material is invalid: {exc}") from exc
+        raise KeystoreError("{where} decrypted, but its key material is invalid: {exc}",
+                            where=where, exc=exc) from exc
     if keys.node_id != secret["node_id"]:
-        raise KeystoreError(f"{where} decrypted, but its identity key does not give the "
-                            f"recorded node ID {secret['node_id']!r}")
+        raise KeystoreError("{where} decrypted, but its identity key does not give the recorded "
+                            "node ID {value!r}", where=where, value=secret['node_id'])
     return keys
 
 
@@ -304,12 +321,13 @@ def load_keystore(path: Path, passphrase: bytes) -> NodeKeys:
         with open(path, "rb") as handle:
             data = handle.read(MAX_KEYSTORE_BYTES + 1)
     except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {path}; run lienthong init") from None
+        raise KeystoreError("no keystore at {path}; run lienthong init", path=path) from None
     except OSError as exc:
-        raise KeystoreError(f"cannot read keystore {path}: {exc.strerror}") from exc
+        raise KeystoreError("cannot read keystore {path}: {error}", path=path,
+                            error=exc.strerror) from exc
     if len(data) > MAX_KEYSTORE_BYTES:
-        raise KeystoreError(f"keystore {path} is larger than {MAX_KEYSTORE_BYTES} bytes; "
-                            "it is not a lienthong keystore")
+        raise KeystoreError("keystore {path} is larger than {limit} bytes; it is not a "
+                            "lienthong keystore", path=path, limit=MAX_KEYSTORE_BYTES)
     header, salt, nonce, ciphertext = _parse_header(path, data)
     key = _argon2id.kdf(32, passphrase, salt, opslimit=header["kdf"]["opslimit"],
                         memlimit=header["kdf"]["memlimit"])
@@ -321,7 +339,8 @@ def load_keystore(path: Path, passphrase: bytes) -> NodeKeys:
     try:
         secret = jws.strict_json_object(plaintext)
     except KeysError as exc:
-        raise KeystoreError(f"keystore {path} decrypted, but its content is not JSON") from exc
+        raise KeystoreError("keystore {path} decrypted, but its content is not JSON",
+                            path=path) from exc
     return _keys_from_secret(path, secret)
 
 
@@ -352,23 +371,24 @@ def _read_secret_file(path: Path, *, check_mode: bool) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise KeystoreError(f"passphrase file {path} does not exist") from None
+        raise KeystoreError("passphrase file {path} does not exist", path=path) from None
     except OSError as exc:
-        raise KeystoreError(f"cannot read passphrase file {path}: {exc.strerror}") from exc
+        raise KeystoreError("cannot read passphrase file {path}: {strerror}", path=path,
+                            strerror=exc.strerror) from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         # A folder opens for reading on Linux but cannot be read: say so, not IsADirectoryError.
         os.close(fd)
-        raise KeystoreError(f"passphrase file {path} is not a regular file")
+        raise KeystoreError("passphrase file {path} is not a regular file", path=path)
     with os.fdopen(fd, "rb") as handle:
         if check_mode:
             check_private_file(path, st)
         raw = handle.read(64 * 1024 + 1)
     if len(raw) > 64 * 1024:
-        raise KeystoreError(f"passphrase file {path} is larger than 64 KiB")
+        raise KeystoreError("passphrase file {path} is larger than 64 KiB", path=path)
     passphrase = _from_file_bytes(raw)
     if not passphrase:
-        raise KeystoreError(f"passphrase file {path} is empty")
+        raise KeystoreError("passphrase file {path} is empty", path=path)
     return passphrase
 
 
@@ -390,7 +410,8 @@ def read_passphrase(*, env: Mapping[str, str], passphrase_file: Path | None,
     if PASSPHRASE_ENV in env:
         value = env[PASSPHRASE_ENV]
         if not value:
-            raise KeystoreError(f"{PASSPHRASE_ENV} is set but empty")
+            raise KeystoreError("{passphrase_env} is set but empty",
+                                passphrase_env=PASSPHRASE_ENV)
         return passphrase_bytes(value)
     if passphrase_file is not None:
         return _read_secret_file(Path(passphrase_file), check_mode=True)

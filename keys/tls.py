@@ -129,16 +129,18 @@ def check_pin(cert_der: bytes, depth: int, pins: Callable[[str], str | None]) ->
     certificate, so anything that makes OpenSSL look at an issuer is refused.
     """
     if depth != 0:
-        raise UnknownPeer(f"the peer sent a certificate chain (certificate at depth {depth}); "
-                          "lienthong peers present a single self-signed certificate")
+        raise UnknownPeer("the peer sent a certificate chain (certificate at depth {depth}); "
+                          "lienthong peers present a single self-signed certificate",
+                          depth=depth)
     try:
         pin = spki_sha256(cert_der)
     except BadCertificate as exc:
         raise UnknownPeer(f"the peer's certificate cannot be read ({exc})") from exc
     node_id = pins(pin)
     if node_id is None:
-        raise UnknownPeer(f"the peer's TLS key (SPKI SHA-256 {pin}) belongs to no trusted peer "
-                          "in the directory; it is unknown, revoked or has rotated its key")
+        raise UnknownPeer("the peer's TLS key (SPKI SHA-256 {pin}) belongs to no trusted peer "
+                          "in the directory; it is unknown, revoked or has rotated its key",
+                          pin=pin)
     return node_id
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import time
@@ -123,6 +124,19 @@ def settle_address(config: NodeConfig, node_keys: NodeKeys, port: int, *, now: s
     return address
 
 
+def settle_status_address(config: NodeConfig, address: str) -> str:
+    """Write the address a demo office's status listener (its web pages) really took into its
+    ``[status] listen``, so the page address the demo prints is the one ``lienthong run`` on
+    the home listens on again; return it."""
+    text = config.source.read_text(encoding="utf-8")
+    head, marker, section = text.partition("[status]")
+    if not marker:
+        return address
+    section = re.sub(r'(?m)^listen = "[^"\n]*"$', f'listen = "{address}"', section, count=1)
+    config.source.write_text(head + marker + section, encoding="utf-8")
+    return address
+
+
 def write_sample(outbox: Path, sample: SampleDocument) -> Path:
     """Write like a careful program: a hidden temporary name, then a rename into place."""
     folder = outbox / sample.target
@@ -147,8 +161,8 @@ def open_keys(config: NodeConfig) -> NodeKeys:
     passphrase = read_passphrase(env={}, passphrase_file=config.keystore.passphrase_file,
                                  credentials_dir=None)
     if passphrase is None:
-        raise KeystoreError(f"{config.home} has no keystore passphrase file: "
-                            "is it a demo office home?")
+        raise KeystoreError("{home} has no keystore passphrase file: is it a demo office "
+                            "home?", home=config.home)
     return load_keystore(config.keystore.path, passphrase)
 
 

@@ -26,8 +26,15 @@ from typing import Any, TextIO
 import click
 
 from lienthong.node.audit.report import VerifyReport
-from lienthong.node.cli.common import CliError, CommandFunction, home_argument, open_config
+from lienthong.node.cli.common import (
+    CliError,
+    CommandFunction,
+    clerk_language,
+    home_argument,
+    open_config,
+)
 from lienthong.node.core.clock import rfc3339_ms
+from lienthong.node.language.text import Phrase
 from lienthong.node.status.gather import own_card
 from lienthong.node.status.rows import peer_names as status_peer_names
 from lienthong.node.store.audit_chain import AuditEntry
@@ -55,8 +62,8 @@ def parse_when(text: str | None, *, end: bool = False) -> str | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"{text!r} is not a date or time; write 2026-11-25 or "
-                       "2026-11-25T14:30") from None
+        raise CliError(Phrase("{text!r} is not a date or time; write 2026-11-25 or "
+                              "2026-11-25T14:30", text=text)) from None
     if end and len(text.strip()) == 10:
         moment += timedelta(days=1)
     if moment.tzinfo is None:
@@ -82,7 +89,8 @@ def resolve_peers(names: dict[str, str], wanted: tuple[str, ...]) -> list[str]:
         elif item in names or "-" in item:
             out.append(item.upper())
         else:
-            raise CliError(f"there is no peer named {item!r} (give its name or node ID)")
+            raise CliError(Phrase("there is no peer named {item!r} (give its name or node ID)",
+                                  item=item))
     return out
 
 
@@ -212,18 +220,20 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
     try:
         ids = resolve_document(store, document)
         if not ids:
-            raise CliError(f"no document matches {document!r}")
+            raise CliError(Phrase("no document matches {document!r}", document=document))
         if len(ids) > 1:
             listed = "; ".join(f"{mid} ({_document_name(store, mid)})" for mid in ids[:10])
-            raise CliError(f"{len(ids)} documents match {document!r}: {listed}"
-                           f"{' ...' if len(ids) > 10 else ''}; give more of the message ID")
+            raise CliError(Phrase("{count} documents match {document!r}: {listed}{value}; give "
+                                  "more of the message ID", count=len(ids), document=document,
+                                  listed=listed, value=' ...' if len(ids) > 10 else ''))
         story = build_trail(store, ids[0])
     finally:
         store.close()
     if as_json:
         click.echo(json.dumps(story, ensure_ascii=False, indent=2))
         return
-    Console(highlight=False).print(render_trail(story, now=time.time()))
+    Console(highlight=False).print(render_trail(story, now=time.time(),
+                                                lang=clerk_language(config)))
 
 
 @audit.command("verify")

@@ -35,6 +35,8 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from lienthong.config.schema import NodeConfig
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE, translate
+from lienthong.node.language.text import Phrase
 from lienthong.node.status.gather import gather
 from lienthong.node.status.health import Thresholds
 from lienthong.node.status.render import clean, render_status, render_trail
@@ -124,8 +126,9 @@ def key_reader(stream: Any = None) -> Iterator[Any]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def resolve(store: Store, query: str) -> tuple[str | None, str]:
-    """The message ID a typed query names, or None and what to tell the operator."""
+def resolve(store: Store, query: str, lang: str = DEFAULT_LANGUAGE) -> tuple[str | None, str]:
+    """The message ID a typed query names, or None and what to tell the operator (in
+    ``lang``)."""
     query = unicodedata.normalize("NFC", query.strip())
     lowered = query.lower()
     if len(lowered) == 32 and all(c in "0123456789abcdef" for c in lowered):
@@ -134,48 +137,56 @@ def resolve(store: Store, query: str) -> tuple[str | None, str]:
     if len(found) == 1:
         return found[0], ""
     if not found:
-        return None, f"Nothing matches {clean(query, 80)!r} (type a message ID, its first " \
-                     "6+ characters, a SHA-256 or part of a document name)."
-    return None, f"{len(found)} documents match {clean(query, 80)!r}: " + ", ".join(
-        found[:6]) + (" …" if len(found) > 6 else "") + ". Type more of the ID."
+        return None, Phrase("Nothing matches {query} (type a message ID, its first 6+ "
+                            "characters, a SHA-256 or part of a document name).",
+                            query=repr(clean(query, 80))).in_language(lang)
+    return None, Phrase("{count} documents match {query}: {found}. Type more of the ID.",
+                        count=len(found), query=repr(clean(query, 80)),
+                        found=", ".join(found[:6]) + (" …" if len(found) > 6 else "")
+                        ).in_language(lang)
 
 
-def key_help(view: View) -> Text:
+def key_help(view: View, lang: str = DEFAULT_LANGUAGE) -> Text:
     line = Text(style="reverse")
     if view.mode is Mode.TYPING:
-        line.append(f" Message ID, SHA-256 or name: {clean(view.typed, MAX_TYPED)}█ ")
-        line.append(" [Enter] show  [Esc] cancel ")
+        line.append(Phrase(" Message ID, SHA-256 or name: {typed}█ ",
+                           typed=clean(view.typed, MAX_TYPED)).in_language(lang))
+        line.append(translate(lang, " [Enter] show  [Esc] cancel "))
         return line
-    line.append(f" [p] peer: {clean(view.peer) if view.peer else 'all'} ")
-    line.append(" [t] trail of a document ")
+    line.append(Phrase(" [p] peer: {peer} ", peer=clean(view.peer) if view.peer
+                       else translate(lang, "all")).in_language(lang))
+    line.append(translate(lang, " [t] trail of a document "))
     if view.mode is Mode.TRAIL:
-        line.append(" [Esc] back ")
-    line.append(" [q] quit ")
+        line.append(translate(lang, " [Esc] back "))
+    line.append(translate(lang, " [q] quit "))
     return line
 
 
-def screen(store: Store, view: View, snapshot: dict[str, Any]) -> RenderableType:
+def screen(store: Store, view: View, snapshot: dict[str, Any],
+           lang: str = DEFAULT_LANGUAGE) -> RenderableType:
     """What to draw for ``view`` (a trail is read fresh from the store on every refresh)."""
-    help_line = key_help(view)
+    help_line = key_help(view, lang)
     if view.mode is Mode.TRAIL and view.query:
-        message_id, problem = resolve(store, view.query)
+        message_id, problem = resolve(store, view.query, lang)
         if message_id is None:
             return Group(Text(problem, style="yellow"), help_line)
         now = time.time()
-        return Group(render_trail(build_trail(store, message_id), now=now), help_line)
-    return render_status(snapshot, peer=view.peer, footer=help_line)
+        return Group(render_trail(build_trail(store, message_id), now=now, lang=lang),
+                     help_line)
+    return render_status(snapshot, peer=view.peer, footer=help_line, lang=lang)
 
 
 def run_console(config: NodeConfig, *, refresh: float = 2.0,
-                thresholds: Thresholds | None = None, console: Console | None = None) -> int:
+                thresholds: Thresholds | None = None, console: Console | None = None,
+                lang: str = DEFAULT_LANGUAGE) -> int:
     """Run until 'q' or Ctrl-C; without a terminal, print one snapshot and return."""
     from rich.live import Live
 
     console = console or Console(highlight=False)
     if not sys.stdin.isatty() or not console.is_terminal:
-        console.print(render_status(gather(config, thresholds=thresholds)))
-        console.print("(lienthong console needs an interactive terminal; this was one snapshot. "
-                      "Use 'lienthong status' in scripts.)")
+        console.print(render_status(gather(config, thresholds=thresholds), lang=lang))
+        console.print(translate(lang, "(lienthong console needs an interactive terminal; this "
+                                      "was one snapshot. Use 'lienthong status' in scripts.)"))
         return 0
     store = open_store(config.store.url)
     view = View()
@@ -185,7 +196,7 @@ def run_console(config: NodeConfig, *, refresh: float = 2.0,
             snapshot = gather(config, thresholds=thresholds, store=store)
             next_refresh = time.monotonic() + refresh
             while True:
-                live.update(screen(store, view, snapshot), refresh=True)
+                live.update(screen(store, view, snapshot, lang), refresh=True)
                 for key in read_keys(next_refresh - time.monotonic()):
                     view = press(view, key, [p["name"] for p in snapshot["peers"]])
                 if view.mode is Mode.QUIT:

@@ -24,6 +24,7 @@ from lienthong.node.coordination.obligations import local_today
 from lienthong.node.core.access import access_policy
 from lienthong.node.documents.periods import KINDS
 from lienthong.node.documents.programme_items import VIETNAM
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import open_store
 
 STATE_TEXT = {"on-time": "on time (đúng hạn)", "late": "late (trễ hạn)",
@@ -149,8 +150,8 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
         raise CliError(str(exc)) from None
     name, office = config.node.name, config.coordination.consolidating_office
     if name != office:
-        raise CliError(f"this office ({name}) is not the consolidating office ({office}); "
-                       "programmes are consolidated there")
+        raise CliError(Phrase("this office ({name}) is not the consolidating office ({office}); "
+                              "programmes are consolidated there", name=name, office=office))
     store = open_store(config.store.url)
     try:
         result = gather(store, wanted, home=config.home, own_name=config.node.name,

@@ -25,6 +25,7 @@ from lienthong.node.documents.metadata import (
     resolve_status,
     resolve_urgency,
 )
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.drop import write_message
 from lienthong.node.store.database import open_store
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
@@ -41,9 +42,10 @@ def _message_id(config: NodeConfig, text: str, what: str = "MESSAGE_ID") -> str:
     exactly one document (not a status or recall) starts with them."""
     value = text.strip().lower()
     if len(value) < MIN_PREFIX or len(value) > 32 or not set(value) <= _HEX32:
-        raise CliError(f"{what} must be a message ID (32 hexadecimal characters) or its first "
-                       f"{MIN_PREFIX} characters or more, as shown by 'lienthong status' or in "
-                       "a document's .meta.json")
+        raise CliError(Phrase("{what} must be a message ID (32 hexadecimal characters) or its "
+                              "first {min_prefix} characters or more, as shown by 'lienthong "
+                              "status' or in a document's .meta.json", what=what,
+                              min_prefix=MIN_PREFIX))
     if len(value) == 32:
         return value
     store = open_store(config.store.url)
@@ -52,11 +54,11 @@ def _message_id(config: NodeConfig, text: str, what: str = "MESSAGE_ID") -> str:
     finally:
         store.close()
     if not matches:
-        raise CliError(f"no document's message ID starts with {value}")
+        raise CliError(Phrase("no document's message ID starts with {value}", value=value))
     if len(matches) > 1:
         listed = "; ".join(f"{mid} ({name})" for mid, name in matches[:10])
-        raise CliError(f"{len(matches)} documents start with {value}: {listed}; give more "
-                       "characters")
+        raise CliError(Phrase("{count} documents start with {value}: {listed}; give more "
+                              "characters", count=len(matches), value=value, listed=listed))
     return matches[0][0]
 
 
@@ -72,8 +74,8 @@ def message(text: str, to: str, urgency: str, reply_to: str | None, home: Path |
     config = open_config(home)
     level = resolve_urgency(urgency)
     if level is None:
-        raise CliError(f"--urgency {urgency!r} is not known; use one of: "
-                       f"{describe_names(URGENCY_NAMES)}")
+        raise CliError(Phrase("--urgency {urgency!r} is not known; use one of: {value}",
+                              urgency=urgency, value=describe_names(URGENCY_NAMES)))
     try:
         placed = write_message(config, [t.strip() for t in to.split(",") if t.strip()], text,
                                now=time.time(), urgency=level,
@@ -94,7 +96,8 @@ def _wait(config: NodeConfig, request_id: int, seconds: float) -> None:
             store.close()
         if request is not None and request.state != "new":
             if request.state == "failed":
-                raise CliError(f"the node refused request {request_id}: {request.error}")
+                raise CliError(Phrase("the node refused request {request_id}: {error}",
+                                      request_id=request_id, error=request.error))
             click.echo(f"Done: request {request_id} was signed and queued for sending.")
             return
         if time.monotonic() >= deadline:
@@ -123,15 +126,16 @@ def mark(message_id: str, status: str, note: str, register_number: str | None,
     mid = _message_id(config, message_id)
     chosen = resolve_status(status)
     if chosen is None:
-        raise CliError(f"STATUS {status!r} is not known; use one of: "
-                       f"{describe_names(STATUS_NAMES)}")
+        raise CliError(Phrase("STATUS {status!r} is not known; use one of: {value}",
+                              status=status, value=describe_names(STATUS_NAMES)))
     if chosen == "registered" and not (register_number or "").strip():
-        raise CliError("'registered' needs the incoming-register number: --number 152/VP")
+        raise CliError(Phrase("'registered' needs the incoming-register number: --number 152/VP"))
     if chosen == "rejected" and not note.strip():
-        raise CliError("'rejected' needs the reason: --note \"...\"")
+        raise CliError(Phrase("'rejected' needs the reason: --note \"...\""))
     if len(note) > MAX_NOTE or len(register_number or "") > MAX_REGISTER_NUMBER:
-        raise CliError(f"--note is at most {MAX_NOTE} characters, --number at most "
-                       f"{MAX_REGISTER_NUMBER}")
+        raise CliError(Phrase("--note is at most {max_note} characters, --number at most "
+                              "{max_register_number}", max_note=MAX_NOTE,
+                              max_register_number=MAX_REGISTER_NUMBER))
     store = open_store(config.store.url)
     try:
         asked = ask_status(store, mid, chosen, note=note, register_number=register_number,
@@ -158,7 +162,7 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
     config = open_config(home)
     mid = _message_id(config, message_id)
     if not reason.strip() or len(reason) > MAX_NOTE:
-        raise CliError(f"--reason must be 1 to {MAX_NOTE} characters")
+        raise CliError(Phrase("--reason must be 1 to {max_note} characters", max_note=MAX_NOTE))
     replacement = _message_id(config, replaced_by, "--replaced-by") if replaced_by else None
     store = open_store(config.store.url)
     try:
@@ -187,7 +191,7 @@ def track(message_id: str, as_json: bool, home: Path | None) -> None:
     finally:
         store.close()
     if "direction" not in info:
-        raise CliError(f"this office neither sent nor received a document {mid}")
+        raise CliError(Phrase("this office neither sent nor received a document {mid}", mid=mid))
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False, indent=2, sort_keys=True))
         return

@@ -15,6 +15,7 @@ from lienthong.node.core.names import safe_file_name
 from lienthong.node.edxml.export import edxml_document_id, status_edxml, write_document_edxml
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.node.edxml.message import CODE_OF_STATUS
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import open_store
 
 
@@ -31,7 +32,7 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
            home: Path | None) -> None:
     """Write a received document as an edXML message (with --statuses, its statuses too)."""
     if not as_edxml:
-        raise CliError("say which format to write: --edxml")
+        raise CliError(Phrase("say which format to write: --edxml"))
     config = open_config(home)
     mid = _message_id(config, message_id)
     store = open_store(config.store.url)
@@ -42,7 +43,8 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
     finally:
         store.close()
     if not rows and not (statuses and info.get("direction") == "sent"):
-        raise CliError(f"no document with message ID {mid} was received by this office")
+        raise CliError(Phrase("no document with message ID {mid} was received by this office",
+                              mid=mid))
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = info.get("meta", {})
     written: list[Path] = []
@@ -53,15 +55,16 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
         if not path.exists() and recalled:
             path = config.home / recalled[-1]
         if not path.exists():
-            raise CliError(f"the document {row.name!r} is no longer at {row.stored_path}")
+            raise CliError(Phrase("the document {name!r} is no longer at {stored_path}",
+                                  name=row.name, stored_path=row.stored_path))
         name = row.name if row.name.lower().endswith(EDXML_SUFFIX) else row.name + EDXML_SUFFIX
         target = _free(out_dir, name)
         try:
             write_document_edxml(config, path, target, name=row.name, message_id=mid,
                                  sender=info["sender"], meta=row.meta)
         except FileExistsError:
-            raise CliError(f"{target} already exists; remove it or choose another --out "
-                           "folder") from None
+            raise CliError(Phrase("{target} already exists; remove it or choose another --out "
+                                  "folder", target=target)) from None
         written.append(target)
     if statuses:
         document_id = edxml_document_id(meta, mid)
@@ -85,7 +88,8 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
 def _free(folder: Path, name: str) -> Path:
     target = folder / safe_file_name(name)
     if os.path.lexists(target):
-        raise CliError(f"{target} already exists; remove it or choose another --out folder")
+        raise CliError(Phrase("{target} already exists; remove it or choose another --out folder",
+                              target=target))
     return target
 
 

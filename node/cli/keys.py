@@ -26,6 +26,7 @@ from lienthong.node.cli.common import (
     open_config,
     wall_clock_now,
 )
+from lienthong.node.language.text import Phrase
 
 
 def passphrase_for(config: NodeConfig) -> bytes:
@@ -39,8 +40,8 @@ def passphrase_for(config: NodeConfig) -> bytes:
 
 def _prompt() -> bytes:
     if not sys.stdin.isatty():
-        raise CliError("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
-                       "keystore.passphrase_file, or run from a terminal to be asked")
+        raise CliError(Phrase("no keystore passphrase: set LIENTHONG_PASSPHRASE, configure "
+                              "keystore.passphrase_file, or run from a terminal to be asked"))
     return passphrase_bytes(click.prompt("Keystore passphrase", hide_input=True))
 
 
@@ -74,14 +75,14 @@ def rotate(tls_key: bool, encryption: bool, identity: bool, force: bool, yes: bo
     kinds = tuple(kind for kind, chosen in (("tls", tls_key), ("encryption", encryption),
                                             ("identity", identity)) if chosen)
     if not kinds:
-        raise CliError("say which key to rotate: --tls, --encryption or --identity")
+        raise CliError(Phrase("say which key to rotate: --tls, --encryption or --identity"))
     config = open_config(home)
     if identity and not yes and not click.confirm(
             "An identity rotation gives this node a new node ID. Peers learn it from a "
             "continuation signed by the current identity; this node still answers to the "
             "old node ID for 7 days. Continue?",
             default=False):
-        raise CliError("not rotated")
+        raise CliError(Phrase("not rotated"))
     passphrase = passphrase_for(config)
     now = wall_clock_now()
     try:

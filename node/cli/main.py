@@ -10,6 +10,7 @@ more precise than the error's own).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -19,15 +20,19 @@ import click
 from lienthong.config.schema import LANGUAGES, ConfigError, NodeConfig, parse_address
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import (
+    CHOSEN_LANGUAGE,
     CliError,
+    clerk_language,
     home_argument,
     home_option,
     new_home,
     open_config,
     wall_clock_now,
 )
+from lienthong.node.cli.errors import error_sentence
 from lienthong.node.core.errors import NodeError
-from lienthong.node.language.catalog import checked_language
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE, checked_language, translate
+from lienthong.node.language.extract import summary
 from lienthong.node.language.text import Phrase
 
 #: What a clerk can fix, from every layer: the node's own errors and the roots of those below
@@ -38,28 +43,69 @@ PLAIN_ERRORS = (NodeError, KeysError, ConfigError)
 class Commands(click.Group):
     """The ``lienthong`` group; its ``invoke`` is the edge where errors become a sentence."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Before --help is processed (it is eager): every command's summary in the language
+        # asked for (--lang, $LIENTHONG_LANG; else Vietnamese, as no node is read yet).
+        if ctx.parent is None:
+            show_help_in(self, requested_language(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise  # already a sentence and an exit status (CliError, usage errors)
+        except click.ClickException as exc:
+            # already a sentence and an exit status (CliError, usage errors); a CliError made
+            # with a Phrase is said in the clerk's language
+            if isinstance(exc, CliError):
+                exc.language = clerk_language()
+            raise
         except PLAIN_ERRORS as exc:
-            text = getattr(exc, "text", None)
-            language = (ctx.obj or {}).get("language") or os.environ.get("LIENTHONG_LANG")
-            if isinstance(text, Phrase) and language:
-                raise CliError(text.in_language(checked_language(language))) from None
-            raise CliError(str(exc)) from None
+            language = clerk_language()
+            said = CliError(error_sentence(exc, language))
+            said.language = language
+            raise said from None
+
+
+def requested_language(args: list[str]) -> str:
+    """The language ``--lang`` names on this command line, else $LIENTHONG_LANG, else the
+    default."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--lang" and index + 1 < len(args):
+            return checked_language(args[index + 1])
+        if arg.startswith("--lang="):
+            return checked_language(arg.partition("=")[2])
+    return checked_language(os.environ.get("LIENTHONG_LANG") or DEFAULT_LANGUAGE)
+
+
+def show_help_in(command: click.Command, language: str) -> None:
+    """Put the first paragraph of every command's help (its summary, the catalog's msgid:
+    node/language/extract.py) into ``language``; the English text is kept to start from."""
+    original = command.__dict__.setdefault("_english_help", command.help)
+    if original:
+        first, sep, rest = inspect.cleandoc(original).partition("\n\n")
+        shown = translate(language, summary(first))
+        command.help = shown + sep + rest if shown != summary(first) else original
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            show_help_in(sub, language)
+
+
+def _choose_language(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--lang`` is eager, so ``lienthong --lang en --help`` already speaks English."""
+    if value:
+        ctx.meta[CHOSEN_LANGUAGE] = value
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lienthong")
-@click.option("--lang", "language", type=click.Choice(LANGUAGES), default=None,
-              help="Language of the messages already in the catalog (vi or en).")
-@click.pass_context
-def main(ctx: click.Context, language: str | None) -> None:
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None, is_eager=True,
+              expose_value=False, callback=_choose_language,
+              help="Language of what lienthong prints: vi (default: the node's language, "
+                   "else Vietnamese) or en.")
+def main() -> None:
     """lienthong: signed, end-to-end encrypted, receipted document exchange between offices."""
-    # Messages already in the catalog are shown in this language (the rest follow, issue 18).
-    ctx.obj = {"language": language}
 
 
 @main.command()
@@ -104,12 +150,13 @@ def init(home_arg: Path | None, home: Path | None, name: str, display_name: str 
         try:
             parsed = make_url(store_url)
         except ArgumentError:
-            raise CliError(f"{store_url!r} is not a database URL; write it as "
-                           "postgresql://USER@HOST:5432/DATABASE") from None
+            raise CliError(Phrase("{store_url!r} is not a database URL; write it as "
+                                  "postgresql://USER@HOST:5432/DATABASE",
+                                  store_url=store_url)) from None
         if parsed.password:
-            raise CliError("The store URL holds a password, and lienthong.toml is readable by "
-                           "the clerks: leave it out of the URL and put it in the node user's "
-                           "~/.pgpass file instead (docs/scale.md).")
+            raise CliError(Phrase("The store URL holds a password, and lienthong.toml is "
+                                  "readable by the clerks: leave it out of the URL and put it in "
+                                  "the node user's ~/.pgpass file instead (docs/scale.md)."))
         open_store(store_url).close()
     try:
         new = create_node_home(home, name=name, display_name=display_name, listen=listen,
@@ -139,9 +186,9 @@ def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> 
     if advertise or host not in WILDCARD_HOSTS or (home / CONFIG_FILE_NAME).exists():
         return advertise
     if not sys.stdin.isatty():
-        raise CliError(f"--listen {listen} accepts peers on every address of this machine, "
-                       "so it is no address another office can dial; add the one they should "
-                       "use, e.g. --advertise 10.1.2.3:7701")
+        raise CliError(Phrase("--listen {listen} accepts peers on every address of this machine, "
+                              "so it is no address another office can dial; add the one they "
+                              "should use, e.g. --advertise 10.1.2.3:7701", listen=listen))
     click.echo(f"Warning: --listen {listen} accepts peers on every address of this machine, "
                "but the peer card must carry one address the other offices can dial.", err=True)
     return (click.prompt("Address the other offices should dial (HOST:PORT)"),)

@@ -19,6 +19,7 @@ from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
 from lienthong.node.core.access import access_policy
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import PeerRecord
@@ -79,10 +80,11 @@ def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes:
     try:
         card = read_card(card_file.read_bytes())
     except KeysError as exc:
-        raise CliError(f"{card_file}: {exc}") from None
+        raise CliError(Phrase("{card_file}: {error}", card_file=card_file,
+                              error=from_error(exc))) from None
     own = own_card(config).node_id
     if card.node_id == own:
-        raise CliError(f"{card_file} is this node's own card")
+        raise CliError(Phrase("{card_file} is this node's own card", card_file=card_file))
     name = name or card.name
     click.echo(f"Peer:              {name}  ({card.name} in its card)")
     click.echo(f"Node ID:           {card.node_id}")
@@ -91,7 +93,7 @@ def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes:
     click.echo("Read the node ID or the code to the other office's clerk by phone; "
                "it must match what they see.")
     if not yes and not click.confirm("Does it match?", default=False):
-        raise CliError("not enrolled")
+        raise CliError(Phrase("not enrolled"))
     now = wall_clock_now()
     store = open_store(config.store.url)
     try:
@@ -133,7 +135,8 @@ def list_(as_json: bool, home: Path | None) -> None:
 def _find(store: Store, name: str) -> PeerRecord:
     record = store.get_peer(name)
     if record is None:
-        raise CliError(f"there is no peer named {name!r}; see 'lienthong peers list'")
+        raise CliError(Phrase("there is no peer named {name!r}; see 'lienthong peers list'",
+                              name=name))
     return record
 
 
@@ -182,11 +185,11 @@ def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: s
         record = _find(store, name)
         if not yes and not sys.stdin.isatty():
             # In a script there is nobody to answer: say what to add rather than "Aborted!".
-            raise CliError(f"not {verb}d: there is no one to confirm it here; add --yes to "
-                           f"{verb} {name} from a script")
+            raise CliError(Phrase("not {verb}d: there is no one to confirm it here; add --yes to "
+                                  "{verb} {name} from a script", verb=verb, name=name))
         if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
                                          default=False):
-            raise CliError(f"not {verb}d")
+            raise CliError(Phrase("not {verb}d", verb=verb))
         now = wall_clock_now()
         with store.transaction():
             change(store, now)
@@ -251,12 +254,14 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
         if name is not None:
             record = _find(store, name)
             if record.peer.state != "trusted":
-                raise CliError(f"{name} is revoked; a revoked peer is never dialled")
+                raise CliError(Phrase("{name} is revoked; a revoked peer is never dialled",
+                                      name=name))
             names = [name]
     finally:
         store.close()
     if not names:
-        raise CliError("no peers enrolled yet; enrol one with: lienthong peers add THEIR.card")
+        raise CliError(Phrase("no peers enrolled yet; enrol one with: lienthong peers add "
+                              "THEIR.card"))
     if deliver:
         from lienthong.node.status.gather import ask_daemon
         live, why = ask_daemon(config, own_card(config).node_id)

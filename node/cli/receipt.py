@@ -18,6 +18,7 @@ from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.audit import peer_names
 from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import open_store
 from lienthong.protocol.errors import ProtocolError
@@ -44,7 +45,8 @@ def receipt_verify(receipt_file: Path, card_file: Path | None, document: Path | 
     try:
         token = receipt_file.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {receipt_file}: {exc}") from None
+        raise CliError(Phrase("cannot read {receipt_file}: {error}", receipt_file=receipt_file,
+                              error=from_error(exc))) from None
     try:
         claimed = decode_receipt(token)
     except ProtocolError as exc:
@@ -101,7 +103,8 @@ def _signer_keys(recipient: str, card_file: Path | None, home: Path | None
         try:
             card = read_card(card_file.read_bytes())
         except (OSError, KeysError) as exc:
-            raise CliError(f"{card_file}: {exc}") from None
+            raise CliError(Phrase("{card_file}: {error}", card_file=card_file,
+                                  error=from_error(exc))) from None
         return [nacl.signing.VerifyKey(card.identity_public)], card.name
     config = open_config(home)
     own = own_card(config)
@@ -114,8 +117,8 @@ def _signer_keys(recipient: str, card_file: Path | None, home: Path | None
     finally:
         store.close()
     if not history:
-        raise CliError(f"the receipt is signed as {recipient}, which this node has never "
-                       "known; give the signer's card with --card")
+        raise CliError(Phrase("the receipt is signed as {recipient}, which this node has never "
+                              "known; give the signer's card with --card", recipient=recipient))
     return [nacl.signing.VerifyKey(k.public_bytes) for k in history], name
 
 

@@ -18,6 +18,7 @@ from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
 from lienthong.node.cli.common import CliError, home_option, open_config
 from lienthong.node.core.home import write_public_file
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.store.database import open_store
 
 
@@ -44,12 +45,13 @@ def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | No
     from lienthong.node.report.render import print_pdf, render_html
 
     if out is None and not as_json:
-        raise CliError("say where to write the report: --out FILE.html (or --json)")
+        raise CliError(Phrase("say where to write the report: --out FILE.html (or --json)"))
     config = open_config(home)
     try:
         own = read_card(config.card_path.read_text(encoding="utf-8"))
     except (OSError, KeysError) as exc:
-        raise CliError(f"cannot read this office's own card {config.card_path}: {exc}"
+        raise CliError(Phrase("cannot read this office's own card {card_path}: {error}",
+                              card_path=config.card_path, error=from_error(exc))
                        ) from None
     try:
         keys, _ = load_keys_and_passphrase(config)

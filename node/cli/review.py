@@ -22,6 +22,7 @@ import click
 
 from lienthong.node.cli.audit import audit
 from lienthong.node.cli.common import CliError, home_argument, open_config, wall_clock_now
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import ReconciliationRow
 from lienthong.protocol.errors import SummaryError
@@ -84,7 +85,7 @@ def witnesses(home_arg: Path | None, home: Path | None, as_json: bool,
         if held_for is not None:
             peer = next((r.peer for r in store.list_peers() if r.peer.name == held_for), None)
             if peer is None:
-                raise CliError(f"there is no peer named {held_for!r}")
+                raise CliError(Phrase("there is no peer named {held_for!r}", held_for=held_for))
             held_rows = store.peer_heads(peer.node_id)
             click.echo(json.dumps({
                 "subject": peer.node_id, "subject_name": peer.name,
@@ -144,7 +145,8 @@ def reconcile(home_arg: Path | None, home: Path | None, peer_name: str, period: 
     try:
         peer = next((r.peer for r in store.list_peers() if r.peer.name == peer_name), None)
         if peer is None or peer.state != "trusted":
-            raise CliError(f"there is no trusted peer named {peer_name!r}")
+            raise CliError(Phrase("there is no trusted peer named {peer_name!r}",
+                                  peer_name=peer_name))
         row = request_reconciliation(store, peer.node_id, period, wall_clock_now())
         deadline = time.monotonic() + wait
         while True:

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import click
 
-from lienthong.node.cli.common import CommandFunction, home_argument, open_config
+from lienthong.node.cli.common import (
+    CommandFunction,
+    clerk_language,
+    home_argument,
+    open_config,
+)
 from lienthong.node.status.gather import gather
 from lienthong.node.status.health import Thresholds
 
@@ -47,7 +52,7 @@ def status(home_arg: Path | None, home: Path | None, as_json: bool, check: bool,
     if as_json:
         click.echo(json.dumps(snapshot, ensure_ascii=False, indent=2, sort_keys=True))
     else:
-        Console(highlight=False).print(render_status(snapshot))
+        Console(highlight=False).print(render_status(snapshot, lang=clerk_language(config)))
     if check:
         sys.exit(CHECK_EXIT.get(snapshot["health"], 2))
 
@@ -65,4 +70,5 @@ def console(home_arg: Path | None, home: Path | None, refresh: float, unreachabl
     config = open_config(home_arg or home)
     thresholds = Thresholds(peer_unreachable_hours=unreachable_hours,
                             receipt_overdue_hours=overdue_hours)
-    raise SystemExit(run_console(config, refresh=max(refresh, 0.5), thresholds=thresholds))
+    raise SystemExit(run_console(config, refresh=max(refresh, 0.5), thresholds=thresholds,
+                                 lang=clerk_language(config)))

@@ -50,11 +50,27 @@ The roots and their codes (a subclass inherits its root's code unless it has its
 
 tests/node/core/test_errors.py holds the same table: it fails when an exception class in
 lienthong.node does not derive from ``NodeError`` or a code changes or repeats.
+
+An error made with a ``Phrase`` (``NodeError(Phrase("{name} ...", name=...))``) keeps it as
+``text``: ``str(error)`` is the English sentence (logs), and the command line's edge shows
+``text`` in the clerk's language (node/cli/errors.py).
 """
 from __future__ import annotations
+
+from typing import Any
+
+from lienthong.node.language.text import Phrase
 
 
 class NodeError(Exception):
     """Base class: something the node cannot do, said in plain language (``str(error)``)."""
 
     code = "node-error"
+    #: The sentence as a translatable message, when the error was made with one.
+    text: Phrase | None = None
+
+    def __init__(self, *args: Any) -> None:
+        if args and isinstance(args[0], Phrase):
+            self.text = args[0]
+            args = (str(args[0]), *args[1:])
+        super().__init__(*args)

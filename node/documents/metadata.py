@@ -44,6 +44,7 @@ from lienthong.node.documents.petitions import (
     PetitionError,
     petition_fields,
 )
+from lienthong.node.language.text import Phrase
 
 SIDECAR_SUFFIX = ".meta.toml"
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -140,16 +141,19 @@ class MetadataError(NodeError):
 
     code = "bad-metadata"
 
-    def __init__(self, code: str, reason: str, *, petition: bool = False) -> None:
+    def __init__(self, code: str, reason: str | Phrase, *, petition: bool = False) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
-        self.reason = reason
+        #: The reason as a clerk reads it (a Phrase is translated where it is written, in
+        #: the reason file beside the refused document).
+        self.reason_text = reason
+        self.reason = str(reason)
         #: A citizens' petition's: its file name must not be logged or audited, and
         #: ``reason`` never repeats a value (docs/petitions.md §5).
         self.petition = petition
 
 
-def _bad(reason: str) -> MetadataError:
+def _bad(reason: str | Phrase) -> MetadataError:
     return MetadataError("bad-metadata", reason)
 
 
@@ -269,23 +273,25 @@ class DocumentMeta:
 def parse_sidecar(data: bytes, *, name: str = "the sidecar") -> dict[str, Any]:
     """The TOML table in a sidecar's bytes, keys mapped to canonical names; raise MetadataError."""
     if len(data) > MAX_SIDECAR_BYTES:
-        raise _bad(f"{name} is {len(data)} bytes; a sidecar holds a few lines of metadata "
-                   f"(at most {MAX_SIDECAR_BYTES} bytes)")
+        raise _bad(Phrase("{name} is {size} bytes; a sidecar holds a few lines of metadata (at "
+                          "most {limit} bytes)", name=name, size=len(data),
+                          limit=MAX_SIDECAR_BYTES))
     try:
         raw = tomllib.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise _bad(f"{name} is not UTF-8 text; save it as UTF-8") from None
+        raise _bad(Phrase("{name} is not UTF-8 text; save it as UTF-8", name=name)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise _bad(f"{name} is not valid TOML ({exc}); write one 'key = \"value\"' per "
-                   "line, e.g. number = \"12-NQ/TU\"") from None
+        raise _bad(Phrase("{name} is not valid TOML ({error}); write one 'key = \"value\"' per "
+                          "line, e.g. number = \"12-NQ/TU\"", name=name, error=exc)) from None
     fields: dict[str, Any] = {}
     for key, value in raw.items():
         canonical = _FIELDS.get(lookup_key(key))
         if canonical is None:
-            raise _bad(f"{name} has unknown field {key!r}; the fields are: "
-                       f"{', '.join(FIELD_NAMES)}")
+            raise _bad(Phrase("{name} has unknown field {key!r}; the fields are: {fields}",
+                              name=name, key=key, fields=", ".join(FIELD_NAMES)))
         if canonical in fields:
-            raise _bad(f"{name} gives the field {canonical!r} twice (as {key!r})")
+            raise _bad(Phrase("{name} gives the field {field!r} twice (as {key!r})", name=name,
+                              field=canonical, key=key))
         fields[canonical] = value
     return fields
 
@@ -293,20 +299,24 @@ def parse_sidecar(data: bytes, *, name: str = "the sidecar") -> dict[str, Any]:
 def _text(field: str, value: Any) -> str:
     limit = _TEXT_LIMITS[field]
     if not isinstance(value, str | int) or isinstance(value, bool):
-        raise _bad(f"{field}: expected text in quotes, got {value!r}")
+        raise _bad(Phrase("{field}: expected text in quotes, got {value!r}", field=field,
+                          value=value))
     text = unicodedata.normalize("NFC", str(value)).strip()
     if not text:
-        raise _bad(f"{field}: is empty; remove the line or fill it in")
+        raise _bad(Phrase("{field}: is empty; remove the line or fill it in", field=field))
     if len(text) > limit:
-        raise _bad(f"{field}: is {len(text)} characters; at most {limit} are allowed")
+        raise _bad(Phrase("{field}: is {count} characters; at most {limit} are allowed",
+                          field=field, count=len(text), limit=limit))
     if any(unicodedata.category(c) in _FORBIDDEN for c in text):
-        raise _bad(f"{field}: contains control or invisible characters; type it again")
+        raise _bad(Phrase("{field}: contains control or invisible characters; type it again",
+                          field=field))
     return text
 
 
 def _date(field: str, value: Any) -> str:
     if isinstance(value, dt.datetime):
-        raise _bad(f"{field}: expected a date without a time, e.g. 2026-11-25, got {value}")
+        raise _bad(Phrase("{field}: expected a date without a time, e.g. 2026-11-25, got "
+                          "{value}", field=field, value=value))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, str):
@@ -316,14 +326,16 @@ def _date(field: str, value: Any) -> str:
                 return dt.datetime.strptime(text, pattern).date().isoformat()
             except ValueError:
                 continue
-    raise _bad(f"{field}: expected a date such as 2026-11-25 or 25/11/2026, got {value!r}")
+    raise _bad(Phrase("{field}: expected a date such as 2026-11-25 or 25/11/2026, got {value!r}",
+                      field=field, value=value))
 
 
 def _message_id(field: str, value: Any) -> str:
     text = value.strip().lower() if isinstance(value, str) else ""
     if not _MESSAGE_ID.fullmatch(text):
-        raise _bad(f"{field}: expected a message ID (32 hexadecimal characters, as shown by "
-                   f"'lienthong status' or in the .meta.json of a document), got {value!r}")
+        raise _bad(Phrase("{field}: expected a message ID (32 hexadecimal characters, as shown "
+                          "by 'lienthong status' or in the .meta.json of a document), got "
+                          "{value!r}", field=field, value=value))
     return text
 
 
@@ -331,7 +343,8 @@ def _choice(field: str, value: Any, index: Mapping[str, str],
             table: Mapping[str, tuple[str, ...]], allowed: Iterable[str]) -> str:
     found = index.get(lookup_key(value)) if isinstance(value, str) else None
     if found is None:
-        raise _bad(f"{field}: {value!r} is not known; use one of: {_shown(table, allowed)}")
+        raise _bad(Phrase("{field}: {value!r} is not known; use one of: {allowed}", field=field,
+                          value=value, allowed=_shown(table, allowed)))
     return found
 
 
@@ -344,7 +357,8 @@ def _period(field: str, value: Any) -> str:
 
 def _flag(field: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _bad(f"{field}: expected true or false (without quotes), got {value!r}")
+        raise _bad(Phrase("{field}: expected true or false (without quotes), got {value!r}",
+                          field=field, value=value))
     return value
 
 
@@ -354,8 +368,8 @@ def _offices(field: str, value: Any) -> tuple[str, ...]:
     names = [lookup_key(item) if isinstance(item, str) else "" for item in value] \
         if isinstance(value, list) else []
     if not names or not all(NAME_PATTERN.match(name) for name in names):
-        raise _bad(f"{field}: expected a list of office names, e.g. [\"hdnd\", \"ubnd\"], "
-                   f"got {value!r}")
+        raise _bad(Phrase("{field}: expected a list of office names, e.g. [\"hdnd\", "
+                          "\"ubnd\"], got {value!r}", field=field, value=value))
     return tuple(dict.fromkeys(names))
 
 
@@ -404,14 +418,16 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
             raise _bad(f"{field}: only a citizens' petition (type = \"đơn thư\") carries this "
                        "field; set the type or remove the line")
         else:
-            raise _bad(f"unknown field {field!r}; the fields are: {', '.join(FIELD_NAMES)}")
+            raise _bad(Phrase("unknown field {field!r}; the fields are: {fields}", field=field,
+                              fields=", ".join(FIELD_NAMES)))
     if hint is not None:
         _merge_hint(values, hint, types_by_key, type_names)
     if values.get("type") == PETITION_TYPE:  # the folder made it a petition
         return _petition_meta(dict(fields, type=PETITION_TYPE), hint=hint,
                               types_by_key=types_by_key, type_names=type_names)
     if "date" in values and "due" in values and values["due"] < values["date"]:
-        raise _bad(f"due: {values['due']} is before the document's date {values['date']}")
+        raise _bad(Phrase("due: {due} is before the document's date {date}", due=values["due"],
+                          date=values["date"]))
     _check_coordination(values, notation=notation, lenient_numbers=lenient_numbers)
     kind = "message" if values.get("type") == MESSAGE_TYPE else "document"
     return DocumentMeta(kind=kind, **values)
@@ -460,13 +476,16 @@ def _merge_hint(values: dict[str, Any], hint: str, types_by_key: Mapping[str, st
         if found is None:
             continue
         if field in values and values[field] != found:
-            raise _bad(f"{field}: the sidecar says {values[field]!r} but the folder {hint!r} "
-                       f"says {found!r}; fix one of them")
+            raise _bad(Phrase("{field}: the sidecar says {value!r} but the folder {hint!r} says "
+                              "{found!r}; fix one of them", field=field, value=values[field],
+                              hint=hint, found=found))
         values[field] = found
         return
-    raise _bad(f"the folder {hint!r} is neither a document type nor an urgency. Use a type: "
-               f"{_shown(type_names, type_names)}; or an urgency: "
-               f"{_shown(URGENCY_NAMES, URGENCY_NAMES)} (e.g. outbox/<office>/nghi-quyet/)")
+    raise _bad(Phrase("the folder {hint!r} is neither a document type nor an urgency. Use a "
+                      "type: {types}; or an urgency: {urgencies} (e.g. "
+                      "outbox/<office>/nghi-quyet/)", hint=hint,
+                      types=_shown(type_names, type_names),
+                      urgencies=_shown(URGENCY_NAMES, URGENCY_NAMES)))
 
 
 def not_allowed(confidentiality: str, peers: Iterable[str], *,
@@ -495,21 +514,21 @@ def check_confidentiality(confidentiality: str, recipients: Iterable[str], *,
     """
     refused = not_allowed(confidentiality, recipients, allowed=allowed, groups=groups)
     if refused:
-        raise MetadataError(
-            "confidentiality-refused",
-            f"confidentiality: this document is marked {confidentiality} "
-            f"({CONFIDENTIALITY_NAMES[confidentiality][0]}), and this office is not allowed to "
-            f"send {confidentiality} documents to {', '.join(sorted(refused))}. Only classes "
-            "normal and confidential may be sent without permission; the administrator can "
-            f"allow it in lienthong.toml, e.g. [confidentiality] {sorted(refused)[0]} = "
-            f"[\"{confidentiality}\"]. Otherwise send it by the channel for secret documents.")
+        raise MetadataError("confidentiality-refused", Phrase(
+            "confidentiality: this document is marked {code} ({name}), and this office is not "
+            "allowed to send {code} documents to {offices}. Only classes normal and "
+            "confidential may be sent without permission; the administrator can allow it in "
+            "lienthong.toml, e.g. [confidentiality] {office} = [\"{code}\"]. Otherwise send it "
+            "by the channel for secret documents.", code=confidentiality,
+            name=CONFIDENTIALITY_NAMES[confidentiality][0], offices=", ".join(sorted(refused)),
+            office=sorted(refused)[0]))
 
 
 def _office(field: str, value: Any) -> str:
     name = lookup_key(value) if isinstance(value, str) else ""
     if not NAME_PATTERN.match(name):
-        raise _bad(f"{field}: expected the name of the one office that hosted the meeting, "
-                   f"e.g. \"tinhuy\", got {value!r}")
+        raise _bad(Phrase("{field}: expected the name of the one office that hosted the "
+                          "meeting, e.g. \"tinhuy\", got {value!r}", field=field, value=value))
     return name
 
 
@@ -520,12 +539,13 @@ def _check_coordination(values: dict[str, Any], *, notation: str,
     doc_type = values.get("type")
     for field, owner in _ONLY_FOR.items():
         if field in values and doc_type != owner:
-            raise _bad(f"{field}: only a {owner} ({TYPE_NAMES[owner][0]}) carries this field, "
-                       f"but this document's type is {doc_type or 'not given'}; set type = "
-                       f"\"{TYPE_NAMES[owner][0]}\" or remove the line")
+            raise _bad(Phrase("{field}: only a {owner} ({name}) carries this field, but this "
+                              "document's type is {type}; set type = \"{name}\" or remove the "
+                              "line", field=field, owner=owner, name=TYPE_NAMES[owner][0],
+                              type=doc_type or "not given"))
     if doc_type == "programme" and "period" not in values:
-        raise _bad("period: a programme (chương trình) must name the period it covers, e.g. "
-                   "period = \"2027\", \"2027-Q1\", \"2027-01\" or \"2027-W05\"")
+        raise _bad(Phrase("period: a programme (chương trình) must name the period it covers, "
+                          "e.g. period = \"2027\", \"2027-Q1\", \"2027-01\" or \"2027-W05\""))
     if "number" in values and not lenient_numbers:
         try:
             values["number"] = check_number(values["number"], doc_type, notation=notation)
@@ -539,17 +559,18 @@ def check_conclusion(meta: DocumentMeta, *, own_name: str, recipients: Iterable[
     if meta.type != "conclusion":
         return
     if meta.meeting_host is not None and meta.meeting_host != own_name:
-        raise _bad(f"meeting_host: the meeting was hosted by {meta.meeting_host}, so "
-                   f"{meta.meeting_host} sends its conclusion, not this office ({own_name}); "
-                   "correct meeting_host or let the hosting office send it")
+        raise _bad(Phrase("meeting_host: the meeting was hosted by {host}, so {host} sends its "
+                          "conclusion, not this office ({own}); correct meeting_host or let "
+                          "the hosting office send it", host=meta.meeting_host, own=own_name))
     if meta.concerned is None:
         return
     wanted, going = set(meta.concerned) - {own_name}, set(recipients)
     if wanted != going:
         missing = ", ".join(sorted(wanted - going)) or "none"
         extra = ", ".join(sorted(going - wanted)) or "none"
-        raise _bad(f"concerned: the conclusion must go to exactly the offices concerned "
-                   f"({', '.join(sorted(wanted))}), but this folder sends it to "
-                   f"{', '.join(sorted(going))} (missing: {missing}; not concerned: {extra}); "
-                   "put it in a group folder of exactly those offices, or use "
-                   "'lienthong send --to' with their names")
+        raise _bad(Phrase("concerned: the conclusion must go to exactly the offices concerned "
+                          "({wanted}), but this folder sends it to {going} (missing: "
+                          "{missing}; not concerned: {extra}); put it in a group folder of "
+                          "exactly those offices, or use 'lienthong send --to' with their names",
+                          wanted=", ".join(sorted(wanted)), going=", ".join(sorted(going)),
+                          missing=missing, extra=extra))

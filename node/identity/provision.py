@@ -60,8 +60,8 @@ def create_node_home(home: Path, *, name: str, display_name: str | None, listen:
     """
     home = Path(home).resolve()
     if (home / CONFIG_FILE_NAME).exists():
-        raise ConfigError(f"{home} already holds a node ({CONFIG_FILE_NAME} exists); "
-                          "choose another folder")
+        raise ConfigError("{home} already holds a node ({file} exists); choose another folder",
+                          home=home, file=CONFIG_FILE_NAME)
     with removed_on_failure(home):
         return _create_node_home(home, name=name, display_name=display_name, listen=listen,
                                  advertise=advertise, passphrase=passphrase, now=now, kdf=kdf,

@@ -90,8 +90,10 @@ def _by_quality(header: str) -> list[str]:
 
 
 def _known(tag: str) -> str:
+    """The tag in canonical case, still joined with "-" (``negotiate`` falls back from
+    ``en-US`` to ``en`` by splitting at that separator)."""
     try:
-        return str(Locale.parse(tag, sep="-"))
+        return str(Locale.parse(tag, sep="-")).replace("_", "-")
     except (ValueError, UnknownLocaleError):
         return tag
 

@@ -22,8 +22,11 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.intake import DirSyncs, take_file
 from lienthong.node.outbox.sidecars import SidecarFound
+from lienthong.node.outbox.walk import when_text
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import seal_spooled
@@ -145,9 +148,10 @@ def read_meta_and_seal(spool_dir: Path, taken: TakenFile, *, node_keys: NodeKeys
 
 
 def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
-                   now: str, access: AccessPolicy) -> Path:
+                   now: str, access: AccessPolicy, language: str = DEFAULT_LANGUAGE) -> Path:
     """Park an undeliverable document in failed/ with a plain-language reason beside it,
-    both with the access rule (node/core/access.py)."""
+    both with the access rule (node/core/access.py), the reason in ``language`` (the node's;
+    the reason itself is as delivery recorded it)."""
     access.make_folder(failed_dir)
     target = failed_dir / unique_name(lambda n: os.path.lexists(failed_dir / n) or
                                       os.path.lexists(failed_dir / f"{n}.reason.txt"),
@@ -157,11 +161,11 @@ def move_to_failed(spool_folder: Path, failed_dir: Path, name: str, reason: str,
     if payload.exists():
         os.rename(payload, target)
         access.settle(target)
-    access.write_file(target.with_name(target.name + ".reason.txt"), (
-        f"{name} could not be delivered ({now}).\n\n{reason}\n\n"
-        "Recipients that did receive it are listed in the audit log (lienthong audit). "
-        "To try again, fix the cause and drop the file into the outbox again.\n"
-    ).encode())
+    access.write_file(target.with_name(target.name + ".reason.txt"), Phrase(
+        "{name} could not be delivered ({time}).\n\n{reason}\n\nRecipients that did receive "
+        "it are listed in the audit log (lienthong audit). To try again, fix the cause and "
+        "drop the file into the outbox again.\n", name=name, time=when_text(now, language),
+        reason=reason).in_language(language).encode())
     fsync_dir(failed_dir)
     if spool_folder.exists():
         shutil.rmtree(spool_folder)

@@ -46,6 +46,7 @@ from lienthong.node.documents.petitions import (
     public_meta,
 )
 from lienthong.node.edxml.intake import is_edxml
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.outbox.batches import TakeBatches
 from lienthong.node.outbox.edxml_drop import prepare_edxml
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
@@ -88,10 +89,11 @@ def resolve_recipients(runtime: NodeRuntime, target: str) -> list[str]:
             for peer in runtime.directory.resolve_target(part, runtime.config.groups):
                 node_ids[peer.node_id] = None
         except KeysError as exc:
-            raise TargetError(f"{exc}. Enrol the peer (lienthong peers add) or fix the "
-                              f"folder name, then drop the file again.") from None
+            raise TargetError(Phrase("{problem}. Enrol the peer (lienthong peers add) or fix "
+                                     "the folder name, then drop the file again.",
+                                     problem=from_error(exc))) from None
     if runtime.node_id in node_ids:
-        raise TargetError("this node cannot send to itself")
+        raise TargetError(Phrase("this node cannot send to itself"))
     return list(node_ids)
 
 
@@ -151,14 +153,14 @@ class Outbox:
     def _take(self, path: Path, target: str):
         rt = self._rt
         if path.parent == rt.config.outbox:
-            yield self._refuse(path, "misplaced", "the file was dropped directly into outbox/; "
-                               "put it in the folder of the office (or group) it is for, e.g. "
-                               "outbox/<peer>/")
+            yield self._refuse(path, "misplaced", Phrase(
+                "the file was dropped directly into outbox/; put it in the folder of the office "
+                "(or group) it is for, e.g. outbox/<peer>/"))
             return
         try:
             recipients = resolve_recipients(rt, target)
         except TargetError as exc:
-            yield self._refuse(path, "unknown-target", str(exc))
+            yield self._refuse(path, "unknown-target", exc.text or str(exc))
             return
         message_id = new_message_id()
         if is_edxml(path):
@@ -187,7 +189,7 @@ class Outbox:
                     yield rt.io(prepared.abandon,
                                 rt.config.failed if exc.belongs_in_failed else None)
                 if exc.belongs_in_failed:
-                    yield self._refuse(exc.path, exc.code, exc.reason,
+                    yield self._refuse(exc.path, exc.code, exc.reason_text,
                                        shown=petition_reference(message_id)
                                        if prepared.meta.kind == PETITION_TYPE else None)
                 else:
@@ -317,14 +319,16 @@ class Outbox:
                         meta["petition"], rt.now_text())
 
     @inlineCallbacks
-    def _refuse(self, path: Path, code: str, reason: str, *, shown: str | None = None):
-        """Into failed/ with the reason, audited and logged under ``shown`` (a petition's
-        opaque reference) or the file's name."""
+    def _refuse(self, path: Path, code: str, said: str | Phrase, *, shown: str | None = None):
+        """Into failed/ with ``said`` in the reason file in the node's language; audited and
+        logged in English under ``shown`` (a petition's opaque reference) or the file's name."""
         rt = self._rt
+        reason = str(said)
         try:
             where = yield rt.io(refuse_file, path, outbox=rt.config.outbox,
-                                failed_dir=rt.config.failed, reason=reason, code=code,
-                                now=rt.now_text(), access=self._access)
+                                failed_dir=rt.config.failed, reason=said, code=code,
+                                now=rt.now_text(), access=self._access,
+                                language=rt.config.language)
         except OSError as exc:
             where = None
             log.error("could not move {path!r} to failed/: {error}", path=str(path), error=exc)
@@ -389,7 +393,8 @@ class Outbox:
         if row.state == "failed":
             rt = self._rt
             return rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                         row.error or "delivery failed", rt.now_text(), self._access)
+                         row.error or "delivery failed", rt.now_text(), self._access,
+                         rt.config.language)
         return None
 
     @inlineCallbacks
@@ -450,6 +455,6 @@ class Outbox:
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
         where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
-                            reason, rt.now_text(), self._access)
+                            reason, rt.now_text(), self._access, rt.config.language)
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,
                        reason=reason, failed=str(where))

@@ -1,7 +1,8 @@
 """Why a file in the outbox is not sent: the stable codes, and the words a clerk reads.
 
 Split out of node/outbox/intake.py (which decides *when* a file is refused) so that module
-keeps to its one job, the take.
+keeps to its one job, the take. The words are English msgids; the reason file is written in
+the node's language (``language`` in lienthong.toml) from the catalog (node/language/).
 """
 from __future__ import annotations
 
@@ -11,40 +12,42 @@ from pathlib import Path
 from typing import Any
 
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.text import Phrase, _
 
 _REASONS = {
-    "symlink": "this is a symbolic link (a shortcut to another file); lienthong sends only "
-               "ordinary files. Copy the document itself into the outbox.",
-    "symlink-folder": "a folder on the way to this file is a symbolic link; lienthong does not "
-                      "follow links. Put real folders and the documents themselves in the outbox.",
-    "fifo": "this is a named pipe, not a document; lienthong sends only ordinary files. "
-            "Remove it from the outbox.",
-    "socket": "this is a socket, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "device": "this is a device, not a document; lienthong sends only ordinary files. "
-              "Remove it from the outbox.",
-    "directory": "this is a folder, not a document. Put documents in "
-                 "outbox/<office>/ or outbox/<office>/<document type>/.",
-    "hardlink": "this file also has another name elsewhere on the disk (a hard link), so it "
-                "could still change after it is sent. Copy the document into the outbox "
-                "instead of linking it.",
-    "too-large": "the file is {size} but the largest document this office may send is "
-                 "{limit}. Split it into smaller files or ask the administrator to raise "
-                 "the limit.",
-    "empty": "the file is empty (0 bytes), so there is nothing to send. Save the document "
-             "again and put it back in the outbox.",
-    "unreadable": "lienthong is not allowed to read this file. Ask the administrator to let "
-                  "lienthong read the outbox, or copy the document in again.",
-    "not-movable": "lienthong is not allowed to move this file out of the outbox. Ask the "
-                   "administrator to give lienthong write access to the outbox folders.",
-    "no-target": "this file is directly in the outbox. Put the file in the folder of the "
-                 "office you send it to (outbox/<office>/).",
-    "bad-name": "the file or folder name contains bytes that are not valid text. Rename it "
-                "and put it back in the outbox.",
-    "changed-while-reading": "the file changed while lienthong was taking it. It has been "
-                             "left in the outbox and will be sent once it stops changing.",
-    "vanished": "the file disappeared before lienthong could take it (it was moved or "
-                "deleted). Nothing was sent.",
+    "symlink": _("this is a symbolic link (a shortcut to another file); lienthong sends only "
+                 "ordinary files. Copy the document itself into the outbox."),
+    "symlink-folder": _("a folder on the way to this file is a symbolic link; lienthong does "
+                        "not follow links. Put real folders and the documents themselves in "
+                        "the outbox."),
+    "fifo": _("this is a named pipe, not a document; lienthong sends only ordinary files. "
+              "Remove it from the outbox."),
+    "socket": _("this is a socket, not a document; lienthong sends only ordinary files. "
+                "Remove it from the outbox."),
+    "device": _("this is a device, not a document; lienthong sends only ordinary files. "
+                "Remove it from the outbox."),
+    "directory": _("this is a folder, not a document. Put documents in "
+                   "outbox/<office>/ or outbox/<office>/<document type>/."),
+    "hardlink": _("this file also has another name elsewhere on the disk (a hard link), so it "
+                  "could still change after it is sent. Copy the document into the outbox "
+                  "instead of linking it."),
+    "too-large": _("the file is {size} but the largest document this office may send is "
+                   "{limit}. Split it into smaller files or ask the administrator to raise "
+                   "the limit."),
+    "empty": _("the file is empty (0 bytes), so there is nothing to send. Save the document "
+               "again and put it back in the outbox."),
+    "unreadable": _("lienthong is not allowed to read this file. Ask the administrator to let "
+                    "lienthong read the outbox, or copy the document in again."),
+    "not-movable": _("lienthong is not allowed to move this file out of the outbox. Ask the "
+                     "administrator to give lienthong write access to the outbox folders."),
+    "no-target": _("this file is directly in the outbox. Put the file in the folder of the "
+                   "office you send it to (outbox/<office>/)."),
+    "bad-name": _("the file or folder name contains bytes that are not valid text. Rename it "
+                  "and put it back in the outbox."),
+    "changed-while-reading": _("the file changed while lienthong was taking it. It has been "
+                               "left in the outbox and will be sent once it stops changing."),
+    "vanished": _("the file disappeared before lienthong could take it (it was moved or "
+                  "deleted). Nothing was sent."),
 }
 # Codes for which nothing should be moved to failed/: the file will be offered again, or
 # there is no file any more.
@@ -67,7 +70,9 @@ class Refused(NodeError):
     def __init__(self, code: str, path: Path, **details: Any) -> None:
         self.code = code
         self.path = path
-        self.reason = _REASONS[code].format(**details)
+        #: The reason as a clerk reads it, translated where it is written (the reason file).
+        self.reason_text = Phrase(_REASONS[code], **details)
+        self.reason = str(self.reason_text)
         super().__init__(f"{code}: {self.reason}")
 
     @property

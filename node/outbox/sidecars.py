@@ -81,6 +81,7 @@ from lienthong.node.documents.programme_items import (
     ProgrammeFileError,
     read_programme_items,
 )
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import open_parent, parts_under, refuse_file
 from lienthong.node.runtime.node_runtime import NodeRuntime
@@ -131,14 +132,16 @@ def read_sidecar(outbox: Path, path: Path) -> SidecarFile:
                 # A 250-byte document name leaves no room for ".meta.toml": no sidecar can exist.
                 return SidecarFile(None, size)
             if exc.errno == errno.ELOOP:
-                raise MetadataError("bad-metadata", f"{parts[-1]} is a symbolic link; put the "
-                                    "sidecar file itself beside the document") from None
+                raise MetadataError("bad-metadata", Phrase(
+                    "{name} is a symbolic link; put the sidecar file itself beside the "
+                    "document", name=parts[-1])) from None
             raise
     finally:
         os.close(parent_fd)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise MetadataError("bad-metadata", f"{parts[-1]} is not an ordinary file")
+            raise MetadataError("bad-metadata", Phrase("{name} is not an ordinary file",
+                                                       name=parts[-1]))
         data = handle.read(MAX_SIDECAR_BYTES + 1)
     return SidecarFile(data, size)
 
@@ -227,10 +230,10 @@ def _validate(rt: NodeRuntime, sidecar: SidecarFile, path: Path, hint: str | Non
                          notation=documents.number_notation,
                          lenient_numbers=documents.lenient_numbers)
     if meta.kind == "message" and sidecar.document_size > MAX_MESSAGE_BYTES:
-        raise MetadataError("bad-metadata", f"type: a message is short text (at most "
-                            f"{MAX_MESSAGE_BYTES // 1024} KiB) but this file is "
-                            f"{sidecar.document_size} bytes; send it as a document "
-                            "(another type) instead")
+        raise MetadataError("bad-metadata", Phrase(
+            "type: a message is short text (at most {limit} KiB) but this file is {size} bytes; "
+            "send it as a document (another type) instead", limit=MAX_MESSAGE_BYTES // 1024,
+            size=sidecar.document_size))
     check_confidentiality(meta.confidentiality, [rt.peer_name(n) for n in recipients],
                           allowed=rt.config.confidentiality, groups=rt.config.groups)
     if meta.kind == PETITION_TYPE:
@@ -332,8 +335,8 @@ def _refuse(rt: NodeRuntime, path: Path, sidecar: Path, error: MetadataError,
     try:
         where = yield rt.io(
             refuse_file, path, outbox=rt.config.outbox, failed_dir=failed,
-            reason=error.reason, code=error.code, now=rt.now_text(),
-            access=access_policy(rt.config.node.clerks_group),
+            reason=error.reason_text, code=error.code, now=rt.now_text(),
+            access=access_policy(rt.config.node.clerks_group), language=rt.config.language,
             companion=lambda kept: move_sidecar(sidecar, failed, kept + SIDECAR_SUFFIX))
     except OSError as exc:
         rt.audit("refuse-failed", name=shown, reason=str(exc.strerror))

@@ -16,6 +16,10 @@ from pathlib import Path
 
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE
+from lienthong.node.language.names import show_time
+from lienthong.node.language.text import Phrase
+from lienthong.node.language.text import shown as shown_in
 from lienthong.node.outbox.refusals import Refused, display, refused_for
 
 REASON_SUFFIX = ".reason.txt"
@@ -23,9 +27,10 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code: str,
+def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str | Phrase, code: str,
                 now: str, access: AccessPolicy,
-                companion: Callable[[str], object] | None = None) -> Path:
+                companion: Callable[[str], object] | None = None,
+                language: str = DEFAULT_LANGUAGE) -> Path:
     """Move the entry at ``path`` itself into ``failed_dir`` and explain why beside it.
 
     The entry is renamed, never opened or followed: a symlink arrives as a symlink, a FIFO
@@ -38,6 +43,9 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
     ``companion(kept_name)`` runs after the move and before the reason file is written, so
     whatever travels with the file (its sidecar) is already beside it when the reason file --
     the clerk's and the tests' sign that the refusal is complete -- appears.
+
+    The reason file is written in ``language`` (the node's ``language``, Vietnamese by
+    default); the code stays as it is, so a clerk can quote it to the IT officer.
     """
     parts = parts_under(outbox, path)
     failed_fd = os.open(failed_dir, DIR_FLAGS)
@@ -58,14 +66,20 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
             finally:
                 os.close(parent_fd)
         except (OSError, Refused) as exc:
-            problem = exc.reason if isinstance(exc, Refused) else (exc.strerror or str(exc))
+            problem = exc.reason_text.in_language(language) if isinstance(exc, Refused) else (
+                exc.strerror or str(exc))
         if problem is None:
             access.settle(failed_dir / keep_as, refused=True)
         shown = display("/".join(("outbox",) + parts))
-        where = (f"Kept as: {display(keep_as)} (in this folder)" if problem is None else
-                 f"Left where it is, because lienthong could not move it: {problem}")
-        text = (f"lienthong did not send this file.\n\nFile:    {shown}\n{where}\n"
-                f"When:    {now}\nWhy:     {display(reason)}\nCode:    {display(code)}\n")
+        where = (Phrase("Kept as: {name} (in this folder)", name=display(keep_as))
+                 if problem is None else
+                 Phrase("Left where it is, because lienthong could not move it: {problem}",
+                        problem=problem))
+        text = Phrase("lienthong did not send this file.\n\nFile:    {file}\n{where}\n"
+                      "When:    {time}\nWhy:     {reason}\nCode:    {code}\n", file=shown,
+                      where=where, time=when_text(now, language),
+                      reason=display(shown_in(reason, language)),
+                      code=display(code)).in_language(language)
         if companion is not None:
             companion(keep_as)
         reason_name = keep_as + REASON_SUFFIX
@@ -74,6 +88,12 @@ def refuse_file(path: Path, *, outbox: Path, failed_dir: Path, reason: str, code
     finally:
         os.close(failed_fd)
     return failed_dir / reason_name
+
+
+def when_text(now: str, language: str) -> str:
+    """The time of a refusal as offices write it (dd/mm/yyyy HH:MM, local time) with the exact
+    RFC 3339 stamp the audit log carries, so the two can be matched."""
+    return f"{show_time(now, language)} ({now})"
 
 
 def parts_under(outbox: Path, path: Path) -> tuple[str, ...]:

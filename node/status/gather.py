@@ -19,6 +19,7 @@ from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import PeerCard, read_card
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.text import Phrase
 from lienthong.node.status.api import PORT_FILE
 from lienthong.node.status.health import Thresholds
 from lienthong.node.status.probe import probe_home
@@ -38,8 +39,8 @@ def own_card(config: NodeConfig) -> PeerCard:
     try:
         return read_card(config.card_path.read_text(encoding="utf-8"))
     except (OSError, KeysError) as exc:
-        raise OwnCardUnreadable(
-            f"cannot read this node's own card {config.card_path}: {exc}") from None
+        raise OwnCardUnreadable(Phrase("cannot read this node's own card {path}: {error}",
+                                       path=config.card_path, error=exc)) from None
 
 
 def ask_daemon(config: NodeConfig, node_id: str, *,

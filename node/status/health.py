@@ -1,11 +1,19 @@
 """When a snapshot's numbers become warnings: the thresholds, the plain-language warnings an
 IT officer can act on (most serious first), and the one word for the node's health.
+
+Each warning is a ``Phrase`` (node/language/text.py): the snapshot carries its English text for
+scripts and the phrase itself, so ``lienthong status``, the console and the web page show it in
+the reader's language.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE
+from lienthong.node.language.names import show_date
+from lienthong.node.language.text import Phrase, _
 
 SECURITY_KINDS = frozenset({"security-refused", "receipt-refused"})
 
@@ -21,38 +29,45 @@ class Thresholds:
     recent: int = 8
 
 
-def _hours(seconds: float) -> str:
+def _hours(seconds: float) -> Phrase:
     if seconds < 3600:
-        return f"{int(seconds // 60)} min"
+        return Phrase("{minutes} min", minutes=int(seconds // 60))
     if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+        return Phrase("{hours} h", hours=f"{seconds / 3600:.1f}")
+    return Phrase("{days} days", days=f"{seconds / 86400:.1f}")
 
 
 def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, Any]]:
-    """Plain-language warnings, most serious first, from a snapshot's numbers."""
+    """Plain-language warnings, most serious first, from a snapshot's numbers: each with its
+    English ``message`` (scripts, logs) and its ``text``, the phrase a renderer shows in the
+    reader's language (``Phrase.as_json``)."""
     out: list[dict[str, Any]] = []
 
-    def add(level: str, code: str, message: str, peer: str | None = None) -> None:
-        out.append({"level": level, "code": code, "message": message, "peer": peer})
+    def add(level: str, code: str, message: Phrase, peer: str | None = None) -> None:
+        out.append({"level": level, "code": code, "message": str(message),
+                    "text": message.as_json(), "peer": peer})
 
     daemon = snapshot["daemon"]
     if not daemon["running"]:
-        add("critical", "daemon-down", "The node is NOT running: nothing is sent or received. "
-            f"Start it with: lienthong run {snapshot['node'].get('home', 'HOME')} "
-            "(or its system service).")
+        add("critical", "daemon-down", Phrase(
+            "The node is NOT running: nothing is sent or received. Start it with: lienthong "
+            "run {home} (or its system service).", home=snapshot["node"].get("home", "HOME")))
     disk = snapshot.get("disk") or {}
     if disk.get("free_bytes") is not None and disk.get("total_bytes"):
         free, total = disk["free_bytes"], disk["total_bytes"]
         if free < th.disk_free_bytes or free < total * th.disk_free_fraction:
-            add("critical", "disk-low", f"Disk space is low: {free / 1024 ** 3:.1f} GiB free of "
-                f"{total / 1024 ** 3:.0f} GiB. When the store cannot be written the node stops "
-                "taking documents.")
+            add("critical", "disk-low", Phrase(
+                "Disk space is low: {free} GiB free of {total} GiB. When the store cannot be "
+                "written the node stops taking documents.", free=f"{free / 1024 ** 3:.1f}",
+                total=f"{total / 1024 ** 3:.0f}"))
     for folder in snapshot.get("not_writable", []):
-        add("critical", "not-writable", f"{folder} is not writable by this user: the node "
-            "cannot record or store documents there.")
-    if snapshot.get("access_problem"):
-        add("critical", "clerks-group", snapshot["access_problem"])
+        add("critical", "not-writable", Phrase(
+            "{folder} is not writable by this user: the node cannot record or store documents "
+            "there.", folder=folder))
+    problem = snapshot.get("access_problem")
+    if problem:
+        add("critical", "clerks-group", Phrase.from_json(problem) if isinstance(problem, Mapping)
+            else Phrase("{problem}", problem=problem))
     for wide in snapshot.get("too_wide") or []:
         add("warning", "too-wide", too_wide_message(wide))
     unreachable = th.peer_unreachable_hours * 3600
@@ -65,103 +80,112 @@ def warnings_for(snapshot: Mapping[str, Any], th: Thresholds) -> list[dict[str, 
         waited = oldest.get("age_seconds") or 0.0
         seen_age = peer["last_seen_age"]
         silent = seen_age if seen_age is not None else waited
-        error = f" Last error: {peer['last_error']}." if peer.get("last_error") else ""
+        error = Phrase(" Last error: {error}.", error=peer["last_error"]) \
+            if peer.get("last_error") else ""
         if silent > unreachable and peer.get("connected") is not True:
-            add("warning", "peer-unreachable",
-                f"{peer['name']} has not been reachable for {_hours(silent)}; "
-                f"{queue['count']} document(s) wait for it, the oldest for {_hours(waited)}."
-                f"{error}", peer["name"])
+            add("warning", "peer-unreachable", Phrase(
+                "{peer} has not been reachable for {silent}; {count} document(s) wait for it, "
+                "the oldest for {waited}.{error}", peer=peer["name"], silent=_hours(silent),
+                count=queue["count"], waited=_hours(waited), error=error), peer["name"])
         elif waited > overdue:
-            add("warning", "receipt-overdue",
-                f"{queue['count']} document(s) for {peer['name']} have waited more than "
-                f"{_hours(overdue)} for a receipt (oldest {_hours(waited)}).{error}",
-                peer["name"])
+            add("warning", "receipt-overdue", Phrase(
+                "{count} document(s) for {peer} have waited more than {overdue} for a receipt "
+                "(oldest {waited}).{error}", count=queue["count"], peer=peer["name"],
+                overdue=_hours(overdue), waited=_hours(waited), error=error), peer["name"])
     failed = sum(f["count"] for f in snapshot["failures_24h"] if f["kind"] == "dispatch-failed")
     if failed:
-        add("warning", "documents-failed", f"{failed} document(s) could not be delivered in the "
-            "last 24 h; each is in failed/ with a .reason.txt beside it.")
+        add("warning", "documents-failed", Phrase(
+            "{count} document(s) could not be delivered in the last 24 h; each is in failed/ "
+            "with a .reason.txt beside it.", count=failed))
     for item in (snapshot.get("review") or {}).get("reconciliations", []):
         if item["state"] == "differs":
             add("warning", "reconciliation-differs", _differs_text(item), item["peer"])
         elif item["pending_seconds"] is not None and item["pending_seconds"] > 86400:
-            add("warning", "reconciliation-pending", f"Reconciliation with {item['peer']} for "
-                f"{item['period']} is still pending after {_hours(item['pending_seconds'])}: "
-                f"{item['peer']} has not answered; the node keeps asking.", item["peer"])
+            add("warning", "reconciliation-pending", Phrase(
+                "Reconciliation with {peer} for {period} is still pending after {waited}: "
+                "{peer} has not answered; the node keeps asking.", peer=item["peer"],
+                period=item["period"], waited=_hours(item["pending_seconds"])), item["peer"])
     security = [f for f in snapshot["failures_24h"] if f["kind"] in SECURITY_KINDS]
     if security:
         codes = ", ".join(sorted({f["code"] or f["kind"] for f in security}))
-        add("warning", "security-refusals", f"{sum(f['count'] for f in security)} connection(s) "
-            f"or document(s) were refused for security reasons in the last 24 h ({codes}). "
-            "See: lienthong audit list --kind security-refused")
+        add("warning", "security-refusals", Phrase(
+            "{count} connection(s) or document(s) were refused for security reasons in the "
+            "last 24 h ({codes}). See: lienthong audit list --kind security-refused",
+            count=sum(f["count"] for f in security), codes=codes))
     for alert in (snapshot.get("deadlines") or {}).get("alerts", []):
         add("warning", *_deadline_warning(alert), alert["office"])
     order = {"critical": 0, "warning": 1}
     return sorted(out, key=lambda w: order[w["level"]])
 
 
-def _differs_text(item: Mapping[str, Any]) -> str:
+def _differs_text(item: Mapping[str, Any]) -> Phrase:
     """A reconciliation that differs: documents that differ and days left uncompared (a
     busy period's overflow) are told apart, for each asks something else of the clerk."""
     peer, period = item["peer"], item["period"]
     documents, days = item["differences"], item.get("days_not_compared", 0)
     if documents and days:
-        return (f"Reconciliation with {peer} for {period}: {documents} document(s) differ "
-                f"between the two offices' records, and {days} day(s) not compared (reconcile "
-                f"those months one by one). Nothing was changed. See: lienthong reconcile "
-                f"--peer {peer} --period {period}")
+        return Phrase("Reconciliation with {peer} for {period}: {count} document(s) differ "
+                      "between the two offices' records, and {days} day(s) not compared "
+                      "(reconcile those months one by one). Nothing was changed. See: lienthong "
+                      "reconcile --peer {peer} --period {period}", peer=peer, period=period,
+                      count=documents, days=days)
     if days:
-        return (f"Reconciliation with {peer} for {period}: {days} day(s) not compared "
-                f"(reconcile those months one by one). Nothing was changed. See: lienthong "
-                f"reconcile --peer {peer} --period {period}")
-    return (f"Reconciliation with {peer} for {period}: {documents} document(s) differ between "
-            f"the two offices' records. Nothing was changed. See: lienthong reconcile --peer "
-            f"{peer} --period {period}")
+        return Phrase("Reconciliation with {peer} for {period}: {days} day(s) not compared "
+                      "(reconcile those months one by one). Nothing was changed. See: lienthong "
+                      "reconcile --peer {peer} --period {period}", peer=peer, period=period,
+                      days=days)
+    return Phrase("Reconciliation with {peer} for {period}: {count} document(s) differ between "
+                  "the two offices' records. Nothing was changed. See: lienthong reconcile "
+                  "--peer {peer} --period {period}", peer=peer, period=period, count=documents)
 
 
-_KIND_TEXT = {"annual": "annual programme", "quarterly": "quarterly programme",
-              "monthly": "monthly programme", "weekly": "weekly programme",
-              "document": "document", "conclusion": "meeting conclusion"}
+_KIND_TEXT = {"annual": _("annual programme"), "quarterly": _("quarterly programme"),
+              "monthly": _("monthly programme"), "weekly": _("weekly programme"),
+              "document": _("document"), "conclusion": _("meeting conclusion")}
 
 
-def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, str]:
+def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, Phrase]:
     """The code and sentence of one deadline alert (node/coordination/deadlines.py)."""
-    what = _KIND_TEXT.get(alert["kind"], alert["kind"])
+    kind = _KIND_TEXT.get(alert["kind"])
+    what: Phrase | str = Phrase(kind) if kind else alert["kind"]
     fields = {"what": what, "period": alert["period"], "office": alert["office"],
-              "owed_to": alert["owed_to"], "due": alert["due"],
+              "owed_to": alert["owed_to"], "due": show_date(alert["due"], DEFAULT_LANGUAGE),
               "left": alert["working_days_left"]}
     if alert["kind"] in ("document", "conclusion"):
         if alert["state"] == "due":
-            return "deadline-reminder", (
-                "{office} has {left} working day(s) left to process the {what} "
-                "{name} from {owed_to}, due {due}.").format(name=alert["name"], **fields)
-        return "deadline-overdue", (
-            "{office} has not finished the {what} {name} from {owed_to}, "
-            "due {due}.").format(name=alert["name"], **fields)
+            return "deadline-reminder", Phrase(
+                "{office} has {left} working day(s) left to process the {what} {name} from "
+                "{owed_to}, due {due}.", name=alert["name"], **fields)
+        return "deadline-overdue", Phrase(
+            "{office} has not finished the {what} {name} from {owed_to}, due {due}.",
+            name=alert["name"], **fields)
     if alert["state"] == "due":
-        return "programme-reminder", (
-            "The {what} for {period} from {office} to {owed_to} is due {due}: "
-            "{left} working day(s) left.").format(**fields)
-    return "programme-overdue", (
-        "The {what} for {period} from {office} to {owed_to} is overdue: it was due "
-        "{due}.").format(**fields)
+        return "programme-reminder", Phrase(
+            "The {what} for {period} from {office} to {owed_to} is due {due}: {left} working "
+            "day(s) left.", **fields)
+    return "programme-overdue", Phrase(
+        "The {what} for {period} from {office} to {owed_to} is overdue: it was due {due}.",
+        **fields)
 
 
-def too_wide_message(wide: Mapping[str, Any]) -> str:
+def too_wide_message(wide: Mapping[str, Any]) -> Phrase:
     """One folder of what others on this machine can read, and the command that fixes it."""
-    who = (f"the node's user and the group {wide['group']}" if wide.get("group")
-           else "the node's user")
+    who = (Phrase("the node's user and the group {group}", group=wide["group"])
+           if wide.get("group") else Phrase("the node's user"))
     if wide.get("folder_mode") and wide.get("files"):
-        return (f"The folder {wide['folder']} (mode {wide['folder_mode']}) and {wide['files']} "
-                f"file(s) in it can be read by more people than {who}. Fix it as root: "
-                f"{wide['fix']}")
+        return Phrase("The folder {folder} (mode {mode}) and {count} file(s) in it can be read "
+                      "by more people than {who}. Fix it as root: {fix}", folder=wide["folder"],
+                      mode=wide["folder_mode"], count=wide["files"], who=who, fix=wide["fix"])
     if wide.get("folder_mode"):
-        return (f"The folder {wide['folder']} (mode {wide['folder_mode']}, at most "
-                f"{wide['allowed_folder_mode']}) can be read by more people than {who}. Fix "
-                f"it: {wide['fix']}")
-    return (f"{wide['files']} file(s) in {wide['folder']} (mode "
-            f"{', '.join(wide['file_modes'])}, at most {wide['allowed']}) can be read by more "
-            f"people than {who}. Fix them as root: {wide['fix']} (the node gives its own "
-            "files the rule at every start)")
+        return Phrase("The folder {folder} (mode {mode}, at most {allowed}) can be read by more "
+                      "people than {who}. Fix it: {fix}", folder=wide["folder"],
+                      mode=wide["folder_mode"], allowed=wide["allowed_folder_mode"], who=who,
+                      fix=wide["fix"])
+    return Phrase("{count} file(s) in {folder} (mode {modes}, at most {allowed}) can be read by "
+                  "more people than {who}. Fix them as root: {fix} (the node gives its own files "
+                  "the rule at every start)", count=wide["files"], folder=wide["folder"],
+                  modes=", ".join(wide["file_modes"]), allowed=wide["allowed"], who=who,
+                  fix=wide["fix"])
 
 
 def health_of(warnings: Iterable[Mapping[str, Any]]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from lienthong.node.core.access import AccessError, Wider, access_policy
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
+from lienthong.node.language.text import Phrase, from_error
 
 #: Counting files waiting in outbox/ stops here (the number is shown as "N+").
 OUTBOX_COUNT_CAP = 10_000
@@ -24,6 +25,15 @@ WRITABLE_FOLDERS = ("state", "spool", "tmp", "inbox", "sent", "failed", "outbox"
 #: every file in the clerks' folders (about a second for 90,000 files), which a Prometheus
 #: scrape every 15 s should not repeat.
 SURVEY_SECONDS = 300.0
+
+
+#: Why the clerks' group cannot be used: ``Phrase.as_json`` (shown in the reader's language) or
+#: an English sentence.
+Problem = dict[str, Any] | str
+
+
+def _as_json(problem: Phrase | str) -> Problem:
+    return problem.as_json() if isinstance(problem, Phrase) else problem
 
 
 class AccessSurvey:
@@ -35,17 +45,18 @@ class AccessSurvey:
                  max_age: float = SURVEY_SECONDS) -> None:
         self.home, self.clerks_group = home, clerks_group
         self._clock, self._max_age = clock, max_age
-        self._last: tuple[float, list[dict[str, Any]] | None, str | None] | None = None
+        self._last: tuple[float, list[dict[str, Any]] | None, Problem | None] | None = None
 
-    def current(self) -> tuple[list[dict[str, Any]] | None, str | None]:
-        """(what is too wide, by folder; or None and why the group cannot be used)."""
+    def current(self) -> tuple[list[dict[str, Any]] | None, Problem | None]:
+        """(what is too wide, by folder; or None and why the group cannot be used, as a
+        phrase carried in JSON when the error has one)."""
         now = self._clock()
         if self._last is None or not 0 <= now - self._last[0] < self._max_age:
             try:
                 found = access_policy(self.clerks_group).survey(self.home)
                 self._last = (now, too_wide_by_folder(self.home, found), None)
             except AccessError as exc:
-                self._last = (now, None, str(exc))
+                self._last = (now, None, _as_json(from_error(exc)))
         return self._last[1], self._last[2]
 
 

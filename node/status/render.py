@@ -11,6 +11,10 @@ attacker data. It is passed through ``clean`` (control characters, bidi override
 zero-width characters replaced, so a name can neither move the cursor nor disguise
 ``invoice\u202efdp.exe``) and either put into ``rich.text.Text`` (never parsed as markup) or
 escaped with ``rich.markup.escape`` where a markup string is built.
+
+Every word is in the clerk's language (``lang``, Vietnamese by default; the catalog in
+node/language/): static words through ``translate``, sentences with numbers as one ``Phrase``
+each, document types, urgencies, classes and statuses by their names (``name_of``).
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ from rich.table import Table
 from rich.text import Text
 
 from lienthong.node.core.clock import parse_rfc3339
+from lienthong.node.language.catalog import DEFAULT_LANGUAGE, translate
+from lienthong.node.language.names import name_of
+from lienthong.node.language.text import Phrase, _
 
 #: Invisible characters that can reorder or hide text (Trojan Source, RLO file names).
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d"
@@ -67,23 +74,26 @@ def size(count: int | None) -> str:
     return f"{count} B"
 
 
-def duration(seconds: float | None) -> str:
+def duration(seconds: float | None, lang: str = DEFAULT_LANGUAGE) -> str:
     if seconds is None:
         return "?"
     seconds = max(seconds, 0.0)
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return Phrase("{seconds} s", seconds=f"{seconds:.0f}").in_language(lang)
     if seconds < 3600:
-        return f"{seconds // 60:.0f} min"
+        return Phrase("{minutes} min", minutes=f"{seconds // 60:.0f}").in_language(lang)
     if seconds < 86400:
-        return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
-    return f"{seconds // 86400:.0f} d {seconds % 86400 // 3600:.0f} h"
+        return Phrase("{hours} h {minutes} min", hours=f"{seconds // 3600:.0f}",
+                      minutes=f"{seconds % 3600 // 60:.0f}").in_language(lang)
+    return Phrase("{days} d {hours} h", days=f"{seconds // 86400:.0f}",
+                  hours=f"{seconds % 86400 // 3600:.0f}").in_language(lang)
 
 
-def when(stamp: str | None, now: float, tz: tzinfo | None = None) -> str:
+def when(stamp: str | None, now: float, tz: tzinfo | None = None,
+         lang: str = DEFAULT_LANGUAGE) -> str:
     """A time as an operator reads it: "14:03" today, "25/11 14:03" before (local time)."""
     if not stamp:
-        return "never"
+        return translate(lang, "never")
     try:
         seconds = parse_rfc3339(stamp)
     except ValueError:
@@ -98,11 +108,12 @@ def when(stamp: str | None, now: float, tz: tzinfo | None = None) -> str:
     return moment.strftime("%d/%m/%Y %H:%M")
 
 
-def ago(stamp: str | None, now: float) -> str:
+def ago(stamp: str | None, now: float, lang: str = DEFAULT_LANGUAGE) -> str:
     if not stamp:
-        return "never"
+        return translate(lang, "never")
     try:
-        return duration(now - parse_rfc3339(stamp)) + " ago"
+        return Phrase("{duration} ago", duration=duration(now - parse_rfc3339(stamp), lang)
+                      ).in_language(lang)
     except ValueError:
         return "?"
 
@@ -110,80 +121,93 @@ def ago(stamp: str | None, now: float) -> str:
 # -- the status screen ---------------------------------------------------------------------------
 
 def render_status(snapshot: Mapping[str, Any], *, peer: str | None = None,
-                  tz: tzinfo | None = None, footer: RenderableType | None = None
-                  ) -> RenderableType:
-    """The whole status screen; ``peer`` limits peers, transfers and documents to one peer."""
+                  tz: tzinfo | None = None, footer: RenderableType | None = None,
+                  lang: str = DEFAULT_LANGUAGE) -> RenderableType:
+    """The whole status screen in ``lang``; ``peer`` limits peers, transfers and documents
+    to one peer."""
     now = parse_rfc3339(snapshot["generated_at"])
-    parts: list[RenderableType] = [_header(snapshot, now, tz)]
+    parts: list[RenderableType] = [_header(snapshot, now, tz, lang)]
     if snapshot["warnings"]:
-        parts.append(_warnings(snapshot["warnings"]))
-    parts.append(_peers(snapshot, now, tz, peer))
-    parts.append(_outbox(snapshot))
-    parts.append(_transfers(snapshot, peer))
-    parts.append(_recent_sent(snapshot, now, tz, peer))
-    parts.append(_recent_received(snapshot, now, tz, peer))
+        parts.append(_warnings(snapshot["warnings"], lang))
+    parts.append(_peers(snapshot, now, tz, peer, lang))
+    parts.append(_outbox(snapshot, lang))
+    parts.append(_transfers(snapshot, peer, lang))
+    parts.append(_recent_sent(snapshot, now, tz, peer, lang))
+    parts.append(_recent_received(snapshot, now, tz, peer, lang))
     if footer is not None:
         parts.append(footer)
     else:
-        parts.append(Text("One document's whole story: lienthong audit trail MESSAGE_ID_OR_NAME"
-                          " · check the evidence: lienthong audit verify", style="dim"))
+        parts.append(Text(translate(lang, "One document's whole story: lienthong audit trail "
+                                          "MESSAGE_ID_OR_NAME · check the evidence: lienthong "
+                                          "audit verify"), style="dim"))
     return Group(*parts)
 
 
 #: What a waiting member of an active/standby pair is doing (node/app/standby.py).
 STANDBY_STATES = {
-    "waiting": "process {pid} on {host} is waiting to take over (since {since})",
-    "database-unreachable": "process {pid} on {host} cannot reach the database and is still "
-                            "waiting; it takes over only once it holds the lease "
-                            "(since {since})",
-    "taking-over": "process {pid} on {host} holds the lease and is taking over (since {since})",
+    "waiting": _("process {pid} on {host} is waiting to take over (since {since})"),
+    "database-unreachable": _("process {pid} on {host} cannot reach the database and is still "
+                              "waiting; it takes over only once it holds the lease "
+                              "(since {since})"),
+    "taking-over": _("process {pid} on {host} holds the lease and is taking over "
+                     "(since {since})"),
 }
 
 
-def _header(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None) -> Panel:
+def _header(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None, lang: str) -> Panel:
     node, daemon = snapshot["node"], snapshot["daemon"]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Node ID", text(node.get("node_id")))
+    grid.add_row(translate(lang, "Node ID"), text(node.get("node_id")))
     if daemon["running"]:
-        line = Text("● running", style="bold green")
+        line = Text(translate(lang, "● running"), style="bold green")
         if daemon.get("uptime_seconds") is not None:
-            line.append(f" for {duration(daemon['uptime_seconds'])}"
-                        f" (since {when(daemon.get('started_at'), now, tz)})")
-        line.append(f"; peers connect to {clean(node.get('listen'))}")
+            line.append(Phrase(" for {duration} (since {time})",
+                               duration=duration(daemon["uptime_seconds"], lang),
+                               time=when(daemon.get("started_at"), now, tz, lang)
+                               ).in_language(lang))
+        line.append(Phrase("; peers connect to {address}", address=clean(node.get("listen"))
+                           ).in_language(lang))
         if daemon.get("status_listen"):
-            line.append(f"; status API http://{clean(daemon['status_listen'])}/status")
+            line.append(Phrase("; web page http://{address}/ (status API: /status)",
+                               address=clean(daemon["status_listen"])).in_language(lang))
     else:
-        line = Text("✗ NOT RUNNING", style="bold red")
+        line = Text(translate(lang, "✗ NOT RUNNING"), style="bold red")
         if daemon.get("last_stopped_at") and daemon.get("stopped_cleanly"):
-            line.append(f" — stopped at {when(daemon['last_stopped_at'], now, tz)} "
-                        f"({ago(daemon['last_stopped_at'], now)})")
+            line.append(Phrase(" — stopped at {time} ({ago})",
+                               time=when(daemon["last_stopped_at"], now, tz, lang),
+                               ago=ago(daemon["last_stopped_at"], now, lang)).in_language(lang))
         elif daemon.get("last_started_at"):
-            line.append(f" — last started {when(daemon['last_started_at'], now, tz)}; it did "
-                        "not stop cleanly (crash or power loss?)")
+            line.append(Phrase(" — last started {time}; it did not stop cleanly (crash or "
+                               "power loss?)", time=when(daemon["last_started_at"], now, tz,
+                                                         lang)).in_language(lang))
         else:
-            line.append(" — it has never run")
-        line.append(". Showing what the store knows.", style="dim")
+            line.append(translate(lang, " — it has never run"))
+        line.append(translate(lang, ". Showing what the store knows."), style="dim")
         if daemon.get("note"):
             line.append(f" {clean(daemon['note'], 200)}", style="dim")
-    grid.add_row("Daemon", line)
+    grid.add_row(translate(lang, "Daemon"), line)
     for standby in snapshot.get("standby", []):
-        grid.add_row("Standby", Text(STANDBY_STATES.get(str(standby.get("state")),
-                                                        "{state}").format(
+        grid.add_row(translate(lang, "Standby"), Text(Phrase(
+            STANDBY_STATES.get(str(standby.get("state")), "{state}"),
             pid=standby.get("pid"), host=clean(standby.get("host")),
-            state=clean(standby.get("state")), since=when(standby.get("since"), now, tz))))
+            state=clean(standby.get("state")),
+            since=when(standby.get("since"), now, tz, lang)).in_language(lang)))
     health = snapshot["health"]
     count = len(snapshot["warnings"])
-    grid.add_row("Health", {
-        "ok": Text("✓ all good", style="bold green"),
-        "warning": Text(f"⚠ {count} warning(s), see below", style="bold yellow"),
-        "critical": Text(f"✗ needs attention: {count} problem(s), see below", style="bold red"),
+    grid.add_row(translate(lang, "Health"), {
+        "ok": Text(translate(lang, "✓ all good"), style="bold green"),
+        "warning": Text(Phrase("⚠ {count} warning(s), see below", count=count
+                               ).in_language(lang), style="bold yellow"),
+        "critical": Text(Phrase("✗ needs attention: {count} problem(s), see below",
+                                count=count).in_language(lang), style="bold red"),
     }[health])
     today = snapshot["today"]
-    grid.add_row("Today", f"{today['received']} received · {today['sent']} sent and fully "
-                          "receipted (since midnight)")
-    grid.add_row("Home", text(node.get("home")))
+    grid.add_row(translate(lang, "Today"), Phrase(
+        "{received} received · {sent} sent and fully receipted (since midnight)",
+        received=today["received"], sent=today["sent"]).in_language(lang))
+    grid.add_row(translate(lang, "Home"), text(node.get("home")))
     title = f"lienthong · [bold]{safe(node.get('name'))}[/bold]"
     if node.get("display_name") and node.get("display_name") != node.get("name"):
         title += f" — {safe(node.get('display_name'))}"
@@ -191,57 +215,77 @@ def _header(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None) -> Panel
     return Panel(grid, title=title, title_align="left", border_style=style)
 
 
-def _warnings(warnings: Sequence[Mapping[str, Any]]) -> Panel:
+def warning_text(warning: Mapping[str, Any], lang: str) -> str:
+    """A health warning in ``lang`` (its phrase, node/status/health.py), else its message."""
+    if warning.get("text"):
+        try:
+            return Phrase.from_json(warning["text"]).in_language(lang)
+        except (KeyError, IndexError, ValueError, TypeError):
+            pass  # a snapshot from another version: its English message is still right
+    return str(warning["message"])
+
+
+def _warnings(warnings: Sequence[Mapping[str, Any]], lang: str) -> Panel:
     lines = Text()
     for index, warning in enumerate(warnings):
         if index:
             lines.append("\n")
         critical = warning["level"] == "critical"
         lines.append("✗ " if critical else "⚠ ", style="bold red" if critical else "bold yellow")
-        lines.append(clean(warning["message"], 400))
-    return Panel(lines, title="Warnings", title_align="left", border_style="red" if any(
-        w["level"] == "critical" for w in warnings) else "yellow")
+        lines.append(clean(warning_text(warning, lang), 400))
+    return Panel(lines, title=translate(lang, "Warnings"), title_align="left",
+                 border_style="red" if any(w["level"] == "critical" for w in warnings)
+                 else "yellow")
 
 
-def _connection(peer: Mapping[str, Any], running: bool, now: float, tz: tzinfo | None) -> Text:
+def _connection(peer: Mapping[str, Any], running: bool, now: float, tz: tzinfo | None,
+                lang: str) -> Text:
     if peer["state"] == "revoked":
-        return Text(f"revoked {when(peer.get('revoked_at'), now, tz)}", style="red")
+        return Text(Phrase("revoked {time}", time=when(peer.get("revoked_at"), now, tz, lang)
+                           ).in_language(lang), style="red")
     link = peer.get("link")
     if link == "connected":
-        return Text("● connected", style="green")
+        return Text(translate(lang, "● connected"), style="green")
     if link == "connecting":
-        return Text("… connecting", style="yellow")
+        return Text(translate(lang, "… connecting"), style="yellow")
     if link == "waiting" or (peer["failures"] and running):
-        out = Text("↻ retrying", style="yellow")
+        out = Text(translate(lang, "↻ retrying"), style="yellow")
         if peer.get("next_attempt_at"):
-            out.append(f" at {when(peer['next_attempt_at'], now, tz)}")
+            out.append(Phrase(" at {time}", time=when(peer["next_attempt_at"], now, tz, lang)
+                              ).in_language(lang))
         if peer["failures"]:
-            out.append(f" ({peer['failures']} failed)")
+            out.append(Phrase(" ({count} failed)", count=peer["failures"]).in_language(lang))
         return out
     if not running:
-        return Text("— (daemon down)", style="dim")
-    return Text("○ idle", style="dim")
+        return Text(translate(lang, "— (daemon down)"), style="dim")
+    return Text(translate(lang, "○ idle"), style="dim")
 
 
-def _last_seen(peer: Mapping[str, Any], now: float) -> Text:
+def _last_seen(peer: Mapping[str, Any], now: float, lang: str) -> Text:
     """When the peer was last seen, and whether it was reachable by the newest evidence (a
     ``peers test`` or a connection either way)."""
-    out = Text(ago(peer.get("last_seen_at"), now) if peer.get("last_seen_at") else "never")
+    out = Text(ago(peer.get("last_seen_at"), now, lang) if peer.get("last_seen_at")
+               else translate(lang, "never"))
     reachable = peer.get("reachable")
     if reachable is not None:
         source = reachable["source"]
         if reachable["reachable"]:
-            out.append(f"\n✓ reachable ({source})", style="green")
+            out.append("\n" + Phrase("✓ reachable ({source})", source=source
+                                     ).in_language(lang), style="green")
         else:
-            out.append(f"\n✗ not reachable ({source} {ago(reachable['at'], now)})", style="red")
+            out.append("\n" + Phrase("✗ not reachable ({source} {ago})", source=source,
+                                     ago=ago(reachable["at"], now, lang)).in_language(lang),
+                       style="red")
     return out
 
 
 def _peers(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
-           only: str | None) -> RenderableType:
-    table = Table(title="Peers", title_justify="left", expand=True, show_lines=False)
-    for column in ("Peer", "Connection", "Last seen", "Waiting", "Oldest waiting",
-                   "Last error"):
+           only: str | None, lang: str) -> RenderableType:
+    table = Table(title=translate(lang, "Peers"), title_justify="left", expand=True,
+                  show_lines=False)
+    for column in (translate(lang, "Peer"), translate(lang, "Connection"),
+                   translate(lang, "Last seen"), translate(lang, "Waiting"),
+                   translate(lang, "Oldest waiting"), translate(lang, "Last error")):
         table.add_column(column, overflow="fold")
     running = snapshot["daemon"]["running"]
     shown = [p for p in snapshot["peers"] if only is None or p["name"] == only]
@@ -250,55 +294,63 @@ def _peers(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
         oldest = queue["oldest"]
         table.add_row(
             text(peer["name"], "bold") + Text("\n") + text(", ".join(peer["addresses"]), "dim"),
-            _connection(peer, running, now, tz),
-            _last_seen(peer, now),
+            _connection(peer, running, now, tz, lang),
+            _last_seen(peer, now, lang),
             Text(f"{queue['count']} · {size(queue['bytes'])}" if queue["count"] else "—",
                  style="yellow" if queue["count"] else ""),
-            (text(oldest["name"], limit=40) + Text(f"  {duration(oldest['age_seconds'])}",
+            (text(oldest["name"], limit=40) + Text(f"  {duration(oldest['age_seconds'], lang)}",
                                                    style="yellow")) if oldest else Text("—"),
             text(peer.get("last_error") or "", "red", limit=120))
     if not shown:
-        return Text("No peers enrolled yet: lienthong peers add THEIR.card" if only is None
-                    else f"No peer named {clean(only)}.", style="yellow")
+        return Text(translate(lang, "No peers enrolled yet: lienthong peers add THEIR.card")
+                    if only is None else Phrase("No peer named {name}.", name=clean(only)
+                                                ).in_language(lang), style="yellow")
     return table
 
 
-def _outbox(snapshot: Mapping[str, Any]) -> RenderableType:
+def _outbox(snapshot: Mapping[str, Any], lang: str) -> RenderableType:
     outbox = snapshot["outbox"]
     dispatches = outbox["dispatches"]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     line = Text()
-    line.append(f"{dispatches['sending']} waiting for receipts",
-                style="yellow" if dispatches["sending"] else "")
+    line.append(Phrase("{count} waiting for receipts", count=dispatches["sending"]
+                       ).in_language(lang), style="yellow" if dispatches["sending"] else "")
     line.append(" · ")
-    line.append(f"{dispatches['sent']} sent", style="green" if dispatches["sent"] else "")
+    line.append(Phrase("{count} sent", count=dispatches["sent"]).in_language(lang),
+                style="green" if dispatches["sent"] else "")
     line.append(" · ")
-    line.append(f"{dispatches['failed']} failed", style="red" if dispatches["failed"] else "")
-    grid.add_row("Documents", line)
+    line.append(Phrase("{count} failed", count=dispatches["failed"]).in_language(lang),
+                style="red" if dispatches["failed"] else "")
+    grid.add_row(translate(lang, "Documents"), line)
     folders = Text()
     waiting = outbox.get("waiting_in_outbox")
     if waiting is not None:
-        folders.append(f"outbox/ {waiting} file(s) not yet taken",
+        folders.append(Phrase("outbox/ {count} file(s) not yet taken", count=waiting
+                              ).in_language(lang),
                        style="yellow" if waiting and not snapshot["daemon"]["running"] else "")
     if outbox.get("failed_files") is not None:
-        folders.append(f" · failed/ {outbox['failed_files']} file(s)",
+        folders.append(Phrase(" · failed/ {count} file(s)", count=outbox["failed_files"]
+                              ).in_language(lang),
                        style="red" if outbox["failed_files"] else "")
-    grid.add_row("Folders", folders)
+    grid.add_row(translate(lang, "Folders"), folders)
     return grid
 
 
-def _transfers(snapshot: Mapping[str, Any], only: str | None) -> RenderableType:
+def _transfers(snapshot: Mapping[str, Any], only: str | None, lang: str) -> RenderableType:
     if not snapshot["daemon"]["running"]:
-        return Text("Transfers: none (the daemon is not running)", style="dim")
+        return Text(translate(lang, "Transfers: none (the daemon is not running)"), style="dim")
     transfers = [t for t in snapshot["transfers"] if only is None or t["peer_name"] == only]
     receiving = [r for r in snapshot.get("receiving", []) if only is None
                  or r["peer_name"] == only]
     if not transfers and not receiving:
-        return Text("Transfers: none in progress", style="dim")
-    table = Table(title="Transfers in progress", title_justify="left", expand=True)
-    for column in ("Document", "To", "Progress", "Bytes", "Rate", "ETA"):
+        return Text(translate(lang, "Transfers: none in progress"), style="dim")
+    table = Table(title=translate(lang, "Transfers in progress"), title_justify="left",
+                  expand=True)
+    for column in (translate(lang, "Document"), translate(lang, "To"),
+                   translate(lang, "Progress"), translate(lang, "Bytes"),
+                   translate(lang, "Rate"), translate(lang, "ETA")):
         table.add_column(column, overflow="fold")
     for item in transfers:
         total = max(item["size"], 1)
@@ -307,22 +359,25 @@ def _transfers(snapshot: Mapping[str, Any], only: str | None) -> RenderableType:
                       ProgressBar(total=total, completed=min(item["offset"], total), width=24),
                       f"{size(item['offset'])} / {size(item['size'])}",
                       f"{size(int(rate))}/s" if rate else "…",
-                      duration(item["eta_seconds"]) if item.get("eta_seconds") is not None
-                      else "…")
+                      duration(item["eta_seconds"], lang)
+                      if item.get("eta_seconds") is not None else "…")
     for item in receiving:
-        table.add_row(text(item["message_id"]), Text(f"from {clean(item['peer_name'])}"),
-                      Text("receiving", style="cyan"), "", "", "")
+        table.add_row(text(item["message_id"]), Text(Phrase(
+            "from {peer}", peer=clean(item["peer_name"])).in_language(lang)),
+            Text(translate(lang, "receiving"), style="cyan"), "", "", "")
     return table
 
 
 def _recent_sent(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
-                 only: str | None) -> RenderableType:
+                 only: str | None, lang: str) -> RenderableType:
     rows = [r for r in snapshot["recent_sent"]
             if only is None or any(x["peer"] == only for x in r["recipients"])]
     if not rows:
-        return Text("Latest sent: nothing yet", style="dim")
-    table = Table(title="Latest documents sent", title_justify="left", expand=True)
-    for column in ("Taken", "Document", "To", "Receipts"):
+        return Text(translate(lang, "Latest sent: nothing yet"), style="dim")
+    table = Table(title=translate(lang, "Latest documents sent"), title_justify="left",
+                  expand=True)
+    for column in (translate(lang, "Taken"), translate(lang, "Document"), translate(lang, "To"),
+                   translate(lang, "Receipts")):
         table.add_column(column, overflow="fold")
     for row in rows:
         status = Text()
@@ -330,37 +385,44 @@ def _recent_sent(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
             if index:
                 status.append("\n")
             if item["state"] == "delivered":
-                status.append(f"✓ {clean(item['peer'])} {when(item['receipt_at'], now, tz)}",
-                              style="green")
+                status.append(f"✓ {clean(item['peer'])} "
+                              f"{when(item['receipt_at'], now, tz, lang)}", style="green")
             elif item["state"] == "failed":
                 status.append(f"✗ {clean(item['peer'])}: {clean(item['last_error'], 80)}",
                               style="red")
             else:
-                status.append(f"… {clean(item['peer'])} waiting", style="yellow")
+                status.append(Phrase("… {peer} waiting", peer=clean(item["peer"])
+                                     ).in_language(lang), style="yellow")
                 if item["attempts"]:
-                    status.append(f" ({item['attempts']} tries)")
+                    status.append(Phrase(" ({count} tries)", count=item["attempts"]
+                                         ).in_language(lang))
             if item.get("processing"):
-                status.append(f" · {clean(item['processing'])}", style="cyan")
-        table.add_row(when(row["created_at"], now, tz), _document_cell(row),
+                status.append(f" · {clean(name_of('status', item['processing'], lang))}",
+                              style="cyan")
+        table.add_row(when(row["created_at"], now, tz, lang), _document_cell(row, lang),
                       text(row["target"]), status)
     return table
 
 
 def _recent_received(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
-                     only: str | None) -> RenderableType:
+                     only: str | None, lang: str) -> RenderableType:
     rows = [r for r in snapshot["recent_received"] if only is None or r["from"] == only]
     if not rows:
-        return Text("Latest received: nothing yet", style="dim")
-    table = Table(title="Latest documents received", title_justify="left", expand=True)
-    for column in ("Received", "From", "Document", "Size", "Receipt"):
+        return Text(translate(lang, "Latest received: nothing yet"), style="dim")
+    table = Table(title=translate(lang, "Latest documents received"), title_justify="left",
+                  expand=True)
+    for column in (translate(lang, "Received"), translate(lang, "From"),
+                   translate(lang, "Document"), translate(lang, "Size"),
+                   translate(lang, "Receipt")):
         table.add_column(column, overflow="fold")
     for row in rows:
-        receipt = (Text("✓ signed", style="green") if row["state"] == "stored"
-                   else Text("being stored", style="yellow"))
+        receipt = (Text(translate(lang, "✓ signed"), style="green") if row["state"] == "stored"
+                   else Text(translate(lang, "being stored"), style="yellow"))
         if row.get("processing"):
-            receipt.append(f"\n{clean(row['processing'])}", style="cyan")
-        table.add_row(when(row["received_at"], now, tz), text(row["from"]), _document_cell(row),
-                      size(row["size"]), receipt)
+            receipt.append(f"\n{clean(name_of('status', row['processing'], lang))}",
+                           style="cyan")
+        table.add_row(when(row["received_at"], now, tz, lang), text(row["from"]),
+                      _document_cell(row, lang), size(row["size"]), receipt)
     return table
 
 
@@ -368,20 +430,23 @@ def _recent_received(snapshot: Mapping[str, Any], now: float, tz: tzinfo | None,
 _URGENT = {"flash": "bold red", "very-urgent": "red", "urgent": "yellow"}
 
 
-def _document_cell(row: Mapping[str, Any]) -> Text:
+def _document_cell(row: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -> Text:
     """Name, then what the signed metadata says it is (type · number · urgency, and the
-    confidentiality when it is not normal), its subject, and the message ID."""
+    confidentiality when it is not normal), its subject, and the message ID; types, urgencies
+    and classes by their names in ``lang``."""
     cell = text(row["name"], limit=60)
     fields = row.get("document") or {}
-    labels = [clean(fields[key], 40) for key in ("type", "number") if fields.get(key)]
+    labels = [clean(name_of("type", fields["type"], lang) if key == "type" else fields[key], 40)
+              for key in ("type", "number") if fields.get(key)]
     urgency = fields.get("urgency")
     if labels or (urgency and urgency != "normal"):
         cell.append("\n" + " · ".join(labels), style="bold")
         if urgency:
-            cell.append((" · " if labels else "") + clean(urgency, 20),
+            cell.append((" · " if labels else "") + clean(name_of("urgency", urgency, lang), 20),
                         style=_URGENT.get(str(urgency), ""))
     if fields.get("confidentiality") not in (None, "normal"):
-        cell.append(f" · {clean(fields['confidentiality'], 20)}", style="magenta")
+        cell.append(f" · {clean(name_of('confidentiality', fields['confidentiality'], lang), 20)}",
+                    style="magenta")
     if fields.get("subject"):
         cell.append("\n" + clean(fields["subject"], 80), style="italic")
     cell.append(f"\n{row['message_id']}", style="dim")
@@ -390,11 +455,13 @@ def _document_cell(row: Mapping[str, Any]) -> Text:
 
 # -- one document's trail ------------------------------------------------------------------------
 
-def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = None
-                 ) -> RenderableType:
-    """The story of one document: what was sent or received, then every audit event."""
+def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = None,
+                 lang: str = DEFAULT_LANGUAGE) -> RenderableType:
+    """The story of one document in ``lang``: what was sent or received, then every audit
+    event."""
     if not trail["found"]:
-        return Text(f"Nothing is recorded about message {clean(trail['message_id'])}.",
+        return Text(Phrase("Nothing is recorded about message {message_id}.",
+                           message_id=clean(trail["message_id"])).in_language(lang),
                     style="yellow")
     parts: list[RenderableType] = []
     sent = trail.get("sent")
@@ -402,44 +469,59 @@ def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = No
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("Document", text(sent["name"]))
-        grid.add_row("Sent to", text(sent["target"]))
-        grid.add_row("Size", f"{size(sent['size'])} ({sent['size']} bytes)")
+        grid.add_row(translate(lang, "Document"), text(sent["name"]))
+        grid.add_row(translate(lang, "Sent to"), text(sent["target"]))
+        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
+                                                     size=size(sent["size"]),
+                                                     count=sent["size"]).in_language(lang))
         grid.add_row("SHA-256", sent["sha256"])
-        grid.add_row("Taken", when(sent["created_at"], now, tz))
-        grid.add_row("State", Text(sent["state"], style={"sent": "green", "failed": "red"}.get(
-            sent["state"], "yellow")))
+        grid.add_row(translate(lang, "Taken"), when(sent["created_at"], now, tz, lang))
+        grid.add_row(translate(lang, "State"), Text(
+            name_of("state", sent["state"], lang),
+            style={"sent": "green", "failed": "red"}.get(sent["state"], "yellow")))
         if sent.get("sent_path"):
-            grid.add_row("Kept in", text(sent["sent_path"]))
+            grid.add_row(translate(lang, "Kept in"), text(sent["sent_path"]))
         if sent.get("error"):
-            grid.add_row("Error", text(sent["error"], "red"))
+            grid.add_row(translate(lang, "Error"), text(sent["error"], "red"))
         for item in sent["recipients"]:
-            grid.add_row(f"→ {clean(item['peer'])}", Text(
-                f"{item['state']}" + (f", receipt {when(item['receipt_at'], now, tz)}"
-                                      if item["receipt_at"] else "")
-                + (f", {item['attempts']} attempt(s)" if item["attempts"] else "")
-                + (f", last error: {clean(item['last_error'], 120)}"
-                   if item["last_error"] else "")))
-        parts.append(Panel(grid, title=f"Sent · message {trail['message_id']}",
-                           title_align="left"))
+            said = [name_of("state", item["state"], lang)]
+            if item["receipt_at"]:
+                said.append(Phrase("receipt {time}", time=when(item["receipt_at"], now, tz,
+                                                               lang)).in_language(lang))
+            if item["attempts"]:
+                said.append(Phrase("{count} attempt(s)", count=item["attempts"]
+                                   ).in_language(lang))
+            if item["last_error"]:
+                said.append(Phrase("last error: {error}", error=clean(item["last_error"], 120)
+                                   ).in_language(lang))
+            grid.add_row(f"→ {clean(item['peer'])}", Text(", ".join(said)))
+        parts.append(Panel(grid, title=Phrase("Sent · message {message_id}",
+                                              message_id=trail["message_id"]
+                                              ).in_language(lang), title_align="left"))
     for row in trail.get("received", []):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("Document", text(row["name"]))
-        grid.add_row("From", text(row["from"]))
-        grid.add_row("Size", f"{size(row['size'])} ({row['size']} bytes)")
+        grid.add_row(translate(lang, "Document"), text(row["name"]))
+        grid.add_row(translate(lang, "From"), text(row["from"]))
+        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
+                                                     size=size(row["size"]),
+                                                     count=row["size"]).in_language(lang))
         grid.add_row("SHA-256", row["sha256"])
-        grid.add_row("Received", when(row["received_at"], now, tz))
-        grid.add_row("Stored as", text(row["stored_path"]))
-        grid.add_row("Receipt", Text("signed and kept" if row.get("receipt") else "not yet"))
-        parts.append(Panel(grid, title=f"Received · message {trail['message_id']}",
-                           title_align="left"))
-    table = Table(title="Audit events", title_justify="left", expand=True)
-    for column in ("#", "Time", "Event", "Peer", "Details"):
+        grid.add_row(translate(lang, "Received"), when(row["received_at"], now, tz, lang))
+        grid.add_row(translate(lang, "Stored as"), text(row["stored_path"]))
+        grid.add_row(translate(lang, "Receipt"), Text(
+            translate(lang, "signed and kept") if row.get("receipt")
+            else translate(lang, "not yet")))
+        parts.append(Panel(grid, title=Phrase("Received · message {message_id}",
+                                              message_id=trail["message_id"]
+                                              ).in_language(lang), title_align="left"))
+    table = Table(title=translate(lang, "Audit events"), title_justify="left", expand=True)
+    for column in ("#", translate(lang, "Time"), translate(lang, "Event"),
+                   translate(lang, "Peer"), translate(lang, "Details")):
         table.add_column(column, overflow="fold")
     for event in trail["events"]:
-        table.add_row(str(event["seq"]), when(event["time"], now, tz), event["kind"],
+        table.add_row(str(event["seq"]), when(event["time"], now, tz, lang), event["kind"],
                       text(event["peer"] or ""), text(describe_detail(event["detail"]),
                                                       limit=200))
     parts.append(table)

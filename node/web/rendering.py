@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lienthong.node.language.catalog import checked_language, translations
 from lienthong.node.language.names import name_of, show_date, show_time
+from lienthong.node.language.text import Phrase
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -47,7 +48,9 @@ def environment(language: str) -> Environment:
         state_name=lambda code: name_of("state", code, language),
         day=lambda value: show_date(value, language),
         when=lambda value: show_time(value, language),
-        status_line=status_line)
+        status_line=status_line,
+        warning_text=lambda warning: Phrase.from_json(warning["text"]).in_language(language)
+        if warning.get("text") else warning["message"])
     return env
 
 

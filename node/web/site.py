@@ -177,11 +177,14 @@ class WebPages(Resource):
                           sameSite="strict", secure=self.remote)
 
     def _language(self, request: Any) -> str:
+        """The page's language: the clerk's choice (the language buttons' cookie), else the
+        office's ``language``; the browser's Accept-Language only with ``[web]
+        follow_browser_language = true`` (docs/web.md)."""
         chosen = request.getCookie(LANGUAGE_COOKIE)
         if chosen:
             return checked_language(chosen.decode("ascii", "replace"))
         header = request.getHeader(b"accept-language")
-        if header:
+        if header and self.rt.config.web.follow_browser_language:
             return negotiate(header.decode("latin-1"))
         return checked_language(self.rt.config.language)
 

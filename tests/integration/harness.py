@@ -161,9 +161,12 @@ class TestNode:
 
 def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str, list[str]]]
                  | None = None, enrol: bool = True, settings: dict[str, str] | None = None,
-                 store_url: Callable[[], str] | None = None) -> dict[str, TestNode]:
+                 store_url: Callable[[], str] | None = None,
+                 language: str = "en") -> dict[str, TestNode]:
     """Nodes with homes under ``base``; ``store_url`` makes each node's database URL (default:
-    SQLite in the home)."""
+    SQLite in the home). ``language`` is the nodes' (``lienthong.toml``): English for the tests
+    that check wording in reason files and logs; "vi", the offices' default, where a test checks
+    what a clerk reads."""
     nodes = {}
     for name in names:
         port = free_port()
@@ -174,6 +177,7 @@ def make_network(base: Path, names: Iterable[str], *, groups: dict[str, dict[str
                                store_url=store_url() if store_url is not None else "")
         config_file = new.config.source
         text = config_file.read_text()
+        text = text.replace('language = "vi"', f'language = "{language}"')
         for old, replacement in {**FAST_SETTINGS, **(settings or {})}.items():
             text = text.replace(old, replacement)
         config_file.write_text(text)

@@ -68,12 +68,16 @@ def offices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     base = tmp_path_factory.mktemp("web")
     remote_port = free_port()
     cert, key = _certificate(base / "tls")
-    nodes = make_network(base, ["tinhuy", "hdnd"])
+    nodes = make_network(base, ["tinhuy", "hdnd"], language="vi")
     config = nodes["hdnd"].home / "lienthong.toml"
     config.write_text(config.read_text().replace(
         "[web]\n", f'[web]\nremote_listen = "127.0.0.1:{remote_port}"\n'
                    f'certificate = "{cert}"\nprivate_key = "{key}"\n'
                    'remote_hosts = ["localhost"]\n') + '\n[petitions]\nweb_users = ["donthu"]\n')
+    # tinhuy follows the browser's language (docs/web.md); hdnd keeps the default.
+    tinhuy_config = nodes["tinhuy"].home / "lienthong.toml"
+    tinhuy_config.write_text(tinhuy_config.read_text().replace(
+        "follow_browser_language = false", "follow_browser_language = true"))
     for user, role in (("vanthu", "clerk"), ("donthu", "viewer")):
         result = CliRunner().invoke(main, ["web", "user", "add", user, "--role", role,
                                            "--home", str(nodes["hdnd"].home)],
@@ -304,3 +308,33 @@ def test_wrong_remote_passwords_are_rate_limited(offices: dict[str, Any],
     outcomes = [json.loads(e.detail_json)["outcome"]
                 for e in hdnd.query("audit_entries", kind="web-login")]
     assert outcomes.count("failed") == 5 and "throttled" in outcomes
+
+
+def test_an_english_browser_gets_the_offices_language_until_the_clerk_chooses(
+        offices: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    """An en-US Chromium (as many office PCs are) gets the office's language, Vietnamese;
+    the page's "English" button switches it (its cookie wins over everything); the browser's
+    Accept-Language counts only where [web] follow_browser_language = true (tinhuy here)."""
+    hdnd, tinhuy = offices["nodes"]["hdnd"], offices["nodes"]["tinhuy"]
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.goto(address(hdnd) + "/documents")
+    assert page.evaluate("navigator.language") == "en-US"
+    assert page.locator("html").get_attribute("lang") == "vi"
+    assert "Văn bản" in page.content() and "Chưa vào sổ" in page.content()
+    page.locator("form.language button[value=en]").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert "Overview" in page.content() and "Tổng quan" not in page.content()
+    page.goto(address(hdnd) + "/documents")
+    assert "Not yet registered" in page.content() and "Chưa vào sổ" not in page.content()
+    page.locator("form.language button[value=vi]").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "vi"
+    context.close()
+    following = browser.new_context(locale="en-US")
+    page = following.new_page()
+    page.goto(address(tinhuy) + "/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert "Overview" in page.content()
+    following.close()

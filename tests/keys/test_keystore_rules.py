@@ -179,12 +179,12 @@ def test_passphrase_refusals(saved: Path, tmp_path: Path, keys: NodeKeys) -> Non
 def test_permission_refusals_say_how_to_fix(saved: Path) -> None:
     os.chmod(saved, 0o640)
     assert refusal(saved, error=InsecurePermissions) == (
-        f"file {saved} has mode 0640, so other users can read or change it; lienthong "
+        f"The file {saved} has mode 0640, so other users can read or change it; lienthong "
         f"refuses to use it. Fix it with: chmod 600 {saved}")
     os.chmod(saved, 0o600)
     os.chmod(saved.parent, 0o701)
     assert refusal(saved, error=InsecurePermissions) == (
-        f"directory {saved.parent} has mode 0701, so other users can read or change it; "
+        f"The folder {saved.parent} has mode 0701, so other users can read or change it; "
         f"lienthong refuses to use it. Fix it with: chmod 700 {saved.parent}")
     os.chmod(saved.parent, 0o700)
     os.chmod(saved, 0o400)
@@ -230,7 +230,7 @@ def test_a_symlinked_keystore_checks_the_target_directory(saved: Path, tmp_path:
     (link_dir / "keystore.json").symlink_to(target)
     with pytest.raises(InsecurePermissions) as caught:
         check_private_permissions(link_dir / "keystore.json")
-    assert str(caught.value).startswith(f"directory {elsewhere} has mode 0755")
+    assert str(caught.value).startswith(f"The folder {elsewhere} has mode 0755")
 
 
 # -- reading a damaged file --------------------------------------------------------------------
@@ -416,7 +416,7 @@ def test_an_open_passphrase_file_is_named_in_the_refusal(tmp_path: Path) -> None
     path = write_secret(tmp_path / "pass", b"secret", 0o640)
     with pytest.raises(InsecurePermissions) as caught:
         read_passphrase(env={}, passphrase_file=path, credentials_dir=None)
-    assert str(caught.value) == (f"file {path} has mode 0640, so other users can read or "
+    assert str(caught.value) == (f"The file {path} has mode 0640, so other users can read or "
                                  f"change it; lienthong refuses to use it. Fix it with: "
                                  f"chmod 600 {path}")
 

@@ -7,6 +7,8 @@ therefore already there when the call returns, and the clock only moves when a t
 """
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +89,17 @@ class Office:
         return self.runtime.store
 
 
-def make_office(base: Path, name: str, reactor: FakeReactor, *, port: int = 7443) -> Office:
-    """A node home with real keys and a real SQLite store, wired to ``reactor``."""
+def make_office(base: Path, name: str, reactor: FakeReactor, *, port: int = 7443,
+                language: str | None = None) -> Office:
+    """A node home with real keys and a real SQLite store, wired to ``reactor``; ``language``
+    replaces the configured one (a test that checks English wording)."""
     new = create_node_home(base / name, name=name, display_name=name,
                            listen=f"127.0.0.1:{port}", advertise=[f"127.0.0.1:{port}"],
                            passphrase=PASSPHRASE, now=NOW, kdf="minimal")
     node_keys = load_keystore(new.config.keystore.path, PASSPHRASE)
-    runtime = NodeRuntime(config=new.config, keys=node_keys, reactor=reactor,
+    config = new.config if language is None else dataclasses.replace(new.config,
+                                                                      language=language)
+    runtime = NodeRuntime(config=config, keys=node_keys, reactor=reactor,
                           store=open_store(new.config.store.url), database=InlineDatabase(),
                           workers=InlineWorkers())  # type: ignore[arg-type]
     return Office(name, runtime, new.card_path.read_text())

@@ -88,6 +88,8 @@ def snapshot_of(office: Office, *, now: float = NOW, live: dict | None = None,
 
 
 def rendered(snapshot: dict, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    """The screen as text; in English unless ``lang`` says otherwise (tests of wording)."""
+    kwargs.setdefault("lang", "en")
     console = Console(record=True, width=160, file=io.StringIO())
     console.print(render_status(snapshot, **kwargs))
     return console.export_text()

@@ -29,7 +29,8 @@ def honest(tmp_path: Path) -> Home:
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["--lang", "en", *(str(a) for a in args)],
+                                catch_exceptions=False)
     return result.exit_code, result.output
 
 

@@ -10,9 +10,11 @@ from tests.node.statushelp import Office
 
 def test_console_without_a_terminal_prints_one_snapshot_and_exits(office: Office) -> None:
     """With stdin not a TTY the console shows one screen, says why, and exits 0."""
-    result = CliRunner().invoke(main, ["console", str(office.honest.home)])
+    result = CliRunner().invoke(main, ["--lang", "en", "console", str(office.honest.home)])
     assert result.exit_code == 0
     assert "tinhuy" in result.output and "needs an interactive terminal" in result.output
+    result = CliRunner().invoke(main, ["console", str(office.honest.home)])
+    assert result.exit_code == 0 and "cần một cửa sổ dòng lệnh tương tác" in result.output
 
 
 def test_console_keys_form_a_small_state_machine() -> None:

@@ -14,7 +14,7 @@ import socket, sys
 from lienthong.node.app import demo as app_demo
 {change}
 from lienthong.node.cli.main import main
-sys.argv = ["lienthong", "demo", "--dir", sys.argv[1]]
+sys.argv = ["lienthong", *sys.argv[2:], "demo", "--dir", sys.argv[1]]
 main()
 """
 
@@ -34,9 +34,9 @@ app_demo.write_sample = refuse
 """
 
 
-def _demo(tmp_path: Path, change: str) -> subprocess.CompletedProcess[str]:
+def _demo(tmp_path: Path, change: str, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", RUNNER.format(change=change),
-                           str(tmp_path / "demo")], capture_output=True, text=True,
+                           str(tmp_path / "demo"), *options], capture_output=True, text=True,
                           cwd=str(ROOT), timeout=240, env={"PYTHONPATH": str(ROOT),
                                                            "PATH": "/usr/bin:/bin"})
 
@@ -54,11 +54,18 @@ def test_a_port_taken_by_another_program_does_not_stop_the_demo(tmp_path: Path) 
     config = (tmp_path / "demo" / "tinhuy" / "lienthong.toml").read_text()
     card = (tmp_path / "demo" / "hdnd" / "hdnd.card").read_text()
     assert "127.0.0.1:0\"" not in config.split("[status]")[0] and card
+    # In Vietnamese by default; it ends with each office's page, at the address its
+    # configuration keeps for 'lienthong run'.
+    assert done.stdout.count("đã chuyển tới") == 4 and "Xong sau" in done.stdout
+    last = done.stdout.strip().splitlines()[-3:]
+    assert [line.split()[0] for line in last] == ["tinhuy", "hdnd", "ubnd"], last
+    address = last[0].split()[1].removeprefix("http://").rstrip("/")
+    assert f'listen = "{address}"' in config.split("[status]")[1]
 
 
 def test_a_failure_ends_the_demo_with_a_plain_sentence_and_an_exit_status(
         tmp_path: Path) -> None:
-    done = _demo(tmp_path, WRITE_FAILS)
+    done = _demo(tmp_path, WRITE_FAILS, "--lang", "en")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     assert "the demo stopped: " in done.stderr and "No space left on device" in done.stderr

@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from lienthong.config.loader import load_config
@@ -36,10 +37,14 @@ def test_init_refuses_an_existing_home(tmp_path: Path) -> None:
     """A second init in the same folder is refused with a sentence, not a traceback."""
     runner = CliRunner()
     _init(runner, tmp_path / "a", "alpha", 17001)
-    result = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf",
-                                  "minimal"])
+    result = runner.invoke(main, ["--lang", "en", "init", str(tmp_path / "a"), "--name",
+                                  "alpha", "--kdf", "minimal"])
     assert result.exit_code == 2
     assert "already holds a node" in result.output
+    said = runner.invoke(main, ["init", str(tmp_path / "a"), "--name", "alpha", "--kdf",
+                                "minimal"])
+    assert said.exit_code == 2 and said.output.startswith("Lỗi: "), said.output
+    assert "đã chứa một nút (đã có lienthong.toml)" in said.output
 
 
 def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path) -> None:
@@ -50,8 +55,8 @@ def test_peers_add_shows_code_and_enrols_then_show_revoke_remove(tmp_path: Path)
     alpha_card = read_card((tmp_path / "a" / "alpha.card").read_text())
     beta_card = read_card((tmp_path / "b" / "beta.card").read_text())
     home = ["--home", str(tmp_path / "a")]
-    refused = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
-                            input="n\n")
+    refused = runner.invoke(main, ["--lang", "en", "peers", "add",
+                                   str(tmp_path / "b" / "beta.card"), *home], input="n\n")
     assert refused.exit_code == 2 and "not enrolled" in refused.output
     result = runner.invoke(main, ["peers", "add", str(tmp_path / "b" / "beta.card"), *home],
                            input="y\n")
@@ -111,15 +116,16 @@ def test_the_edge_turns_node_and_lower_layer_errors_into_a_sentence_and_status_2
     runner = CliRunner()
     not_a_backup = tmp_path / "backup.lienthong"
     not_a_backup.write_bytes(b"not a backup at all")
-    restored = runner.invoke(main, ["restore", str(not_a_backup), str(tmp_path / "home")])
+    restored = runner.invoke(main, ["--lang", "en", "restore", str(not_a_backup),
+                                    str(tmp_path / "home")])
     assert restored.exit_code == 2 and restored.output.startswith("Error: "), restored.output
     assert isinstance(restored.exception, SystemExit) and "Traceback" not in restored.output
-    unconfigured = runner.invoke(main, ["status", str(tmp_path / "nowhere")])
+    unconfigured = runner.invoke(main, ["--lang", "en", "status", str(tmp_path / "nowhere")])
     assert unconfigured.exit_code == 2 and unconfigured.output.startswith("Error: "), \
         unconfigured.output
     _init(runner, tmp_path / "a", "alpha", 17001)
     load_config(tmp_path / "a").card_path.write_text("damaged", encoding="utf-8")
-    unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
+    unreadable = runner.invoke(main, ["--lang", "en", "status", str(tmp_path / "a")])
     assert unreadable.exit_code == 2, unreadable.output
     assert "cannot read this node's own card" in unreadable.output
 
@@ -129,10 +135,72 @@ def test_run_standby_refuses_a_sqlite_store_and_a_bad_listen_address(tmp_path: P
     one sentence and exit status 2, before anything is written."""
     runner = CliRunner()
     _init(runner, tmp_path / "a", "alpha", 17001)
-    result = runner.invoke(main, ["run", "--standby", str(tmp_path / "a")])
+    result = runner.invoke(main, ["--lang", "en", "run", "--standby", str(tmp_path / "a")])
     assert result.exit_code == 2
     assert "shares one PostgreSQL database" in result.output
-    result = runner.invoke(main, ["run", "--listen", "nowhere", str(tmp_path / "a")])
+    result = runner.invoke(main, ["--lang", "en", "run", "--listen", "nowhere",
+                                  str(tmp_path / "a")])
     assert result.exit_code == 2
     assert "--listen: expected an address like 127.0.0.1:7701" in result.output
     assert not (tmp_path / "a" / "logs" / "lienthong.jsonl").exists()
+
+
+def test_errors_are_said_in_vietnamese_by_default_and_in_english_on_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configuration error (config/ cannot import the catalog: it carries its format string
+    and fields) and a node's own error are shown in Vietnamese unless --lang en, LIENTHONG_LANG
+    or the node's ``language = "en"`` says otherwise."""
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    runner = CliRunner()
+    missing = runner.invoke(main, ["status", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    assert missing.output.startswith("Lỗi: ") and "không có cấu hình ở đây" in missing.output
+    english = runner.invoke(main, ["--lang", "en", "status", str(tmp_path / "nowhere")])
+    assert english.output.startswith("Error: ") and "no configuration here" in english.output
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    assert "no configuration here" in runner.invoke(
+        main, ["status", str(tmp_path / "nowhere")]).output
+    monkeypatch.delenv("LIENTHONG_LANG")
+    _init(runner, tmp_path / "a", "alpha", 17001)
+    config_file = tmp_path / "a" / "lienthong.toml"
+    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
+        'language = "vi"', 'language = "en"'), encoding="utf-8")
+    load_config(tmp_path / "a").card_path.write_text("damaged", encoding="utf-8")
+    unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
+    assert unreadable.exit_code == 2 and "cannot read this node's own card" in unreadable.output
+    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
+        'language = "en"', 'language = "vi"'), encoding="utf-8")
+    unreadable = runner.invoke(main, ["status", str(tmp_path / "a")])
+    assert unreadable.exit_code == 2 and "Lỗi: " in unreadable.output
+
+
+def test_every_command_summary_is_in_vietnamese_and_english_on_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lienthong --help`` and each command's help show its summary in Vietnamese by default
+    (the catalog has every one: node/language/extract.py puts them there); --lang en (or
+    LIENTHONG_LANG=en) gives back the English text."""
+    from lienthong.node.language.catalog import translate
+    from lienthong.node.language.extract import summary
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["--help"])
+    assert shown.exit_code == 0 and "trao đổi văn bản giữa các cơ quan" in shown.output
+    assert "Chạy nút cho đến khi nhận SIGTERM" in shown.output
+    english = runner.invoke(main, ["--lang", "en", "--help"])
+    assert "signed, end-to-end encrypted" in english.output
+    assert "Run the node daemon until SIGTERM" in english.output
+    nested = runner.invoke(main, ["peers", "--help"])
+    assert "Đăng ký các cơ quan từ tệp thẻ" in nested.output
+    status_help = runner.invoke(main, ["--lang=en", "status", "--help"])
+    assert "One screen: is the node healthy" in status_help.output
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    assert "List enrolled peers." in runner.invoke(main, ["peers", "--help"]).output
+
+    def commands(command):  # type: ignore[no-untyped-def]
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+    untranslated = [c.name for c in commands(main) if translate(
+        "vi", summary(c.__dict__.get("_english_help", c.help))) == summary(
+        c.__dict__.get("_english_help", c.help))]
+    assert untranslated == []

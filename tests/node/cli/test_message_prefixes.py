@@ -44,7 +44,7 @@ def _home(tmp_path: Path) -> list[str]:
 def test_a_unique_prefix_names_a_document_and_an_ambiguous_one_lists_them(
         tmp_path: Path) -> None:
     home = _home(tmp_path)
-    runner = CliRunner()
+    runner = CliRunner(env={"LIENTHONG_LANG": "en"})  # the wording of the errors
     tracked = runner.invoke(main, ["track", "ABCDEF12", "--json", *home])
     assert tracked.exit_code == 0, tracked.output
     assert json.loads(tracked.output)["message_id"] == ONE

@@ -194,11 +194,11 @@ def test_consolidate_finds_a_clash_between_two_offices_and_writes_the_draft(
 
 def test_consolidate_refuses_elsewhere_and_a_bad_period(tmp_path: Path) -> None:
     home = make_home(tmp_path, "hdnd")
-    result = CliRunner().invoke(main, ["programmes", "consolidate", "--period", "2027-01",
-                                       "--home", str(home)])
+    result = CliRunner().invoke(main, ["--lang", "en", "programmes", "consolidate", "--period",
+                                       "2027-01", "--home", str(home)])
     assert result.exit_code == 2 and "not the consolidating office" in result.output
-    result = CliRunner().invoke(main, ["programmes", "consolidate", "--period", "tháng 1",
-                                       "--home", str(make_home(tmp_path, "tinhuy"))])
+    result = CliRunner().invoke(main, ["--lang", "en", "programmes", "consolidate", "--period",
+                                       "tháng 1", "--home", str(make_home(tmp_path, "tinhuy"))])
     assert result.exit_code == 2 and "2027-Q1" in result.output
 
 

@@ -266,7 +266,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def run(home: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, [*args, "--home", str(home)])
+    return CliRunner().invoke(main, ["--lang", "en", *args, "--home", str(home)])
 
 
 def test_write_message_puts_the_sidecar_first_then_the_text(home: Path) -> None:

@@ -184,6 +184,7 @@ def test_export_cli_writes_a_plain_received_document_as_edxml(tmp_path: Path) ->
     assert message.header.sender.organ_id == "000.00.03.H41"
     assert message.header.document_id == MID
     assert [(a.name, a.data) for a in message.attachments] == [("QĐ-45.pdf", PDF)]
-    again = CliRunner().invoke(main, ["export", "--edxml", MID, "--out", str(out), "--home",
-                                      str(config.home)], catch_exceptions=False)
+    again = CliRunner().invoke(main, ["--lang", "en", "export", "--edxml", MID, "--out",
+                                      str(out), "--home", str(config.home)],
+                               catch_exceptions=False)
     assert again.exit_code == 2 and "already exists" in again.output

@@ -20,9 +20,13 @@ from lienthong.node.language.text import Phrase
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The extraction keywords beside Babel's defaults: ``Phrase(msgid, **fields)`` and
-#: ``translate(language, msgid)`` (node/language/).
+#: ``translate(language, msgid)`` (node/language/), and the errors of the layers under the
+#: node, which carry an English format string and its fields (config/schema.py,
+#: keys/errors.py; translated at the command line's edge, node/cli/errors.py).
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "Phrase": None,
-            "translate": (2,), "translate_plural": (2, 3)}
+            "translate": (2,), "translate_plural": (2, 3), "ConfigError": None,
+            "KeystoreError": None, "WrongPassphrase": None, "InsecurePermissions": None,
+            "UnknownPeer": None}
 
 
 def extracted() -> set[str]:
@@ -101,6 +105,8 @@ def test_phrase_formats_after_translating_and_english_is_the_msgid() -> None:
 
 def test_the_browser_language_is_negotiated_with_vietnamese_as_default() -> None:
     assert negotiate("en-US,en;q=0.9") == "en"
+    assert negotiate("en-US") == "en"  # what an en-US Chromium sends, alone
+    assert negotiate("vi-VN") == "vi"
     assert negotiate("vi-VN,vi;q=0.9,en;q=0.8") == "vi"
     assert negotiate("fr-FR,de;q=0.5") == "vi"
     assert negotiate("fr;q=1, en;q=0.4") == "en"

@@ -57,7 +57,7 @@ CASES = [
 @pytest.fixture
 def offices(tmp_path: Path) -> dict[str, Office]:
     reactor = FakeReactor()
-    made = {name: make_office(tmp_path, name, reactor, port=7443 + i)
+    made = {name: make_office(tmp_path, name, reactor, port=7443 + i, language="en")
             for i, name in enumerate(("tinhuy", "hdnd", "ubnd"))}
     for office in made.values():
         for other in made.values():

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lienthong.node.core.access import AccessPolicy
+from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.walk import refuse_file
 from tests.node.intakehelp import NOW, Home, make_home
 
@@ -25,7 +26,7 @@ def test_refuse_file_does_not_walk_through_a_symlinked_folder(home: Home) -> Non
     (home.outbox / "thief").symlink_to(home.keys, target_is_directory=True)
     reason_file = refuse_file(home.outbox / "thief" / "keystore", outbox=home.outbox,
                               failed_dir=home.failed, reason="r", code="x", now=NOW,
-                              access=AccessPolicy())
+                              access=AccessPolicy(), language="en")
     assert (home.keys / "keystore").exists()
     assert "Left where it is" in reason_file.read_text()
     assert os.listdir(home.failed) == [reason_file.name]
@@ -43,7 +44,7 @@ def test_refuse_file_writes_reason_only_when_it_cannot_move(
     monkeypatch.setattr(os, "rename", denied)
     reason_file = refuse_file(source, outbox=home.outbox, failed_dir=home.failed,
                               reason="because", code="test", now=NOW,
-                              access=AccessPolicy())
+                              access=AccessPolicy(), language="en")
     assert source.exists()
     text = reason_file.read_text()
     assert "Left where it is" in text and "Permission denied" in text and "because" in text
@@ -66,8 +67,27 @@ def test_reason_file_escapes_control_characters(home: Home) -> None:
     evil = home.peer / "a\nWhy: fine\x1b[2J.pdf"
     evil.write_bytes(b"x")
     reason_file = refuse_file(evil, outbox=home.outbox, failed_dir=home.failed,
-                              reason="r", code="c", now=NOW, access=AccessPolicy())
+                              reason="r", code="c", now=NOW, access=AccessPolicy(), language="en")
     lines = reason_file.read_text().splitlines()
     assert sum(line.startswith("Why:") for line in lines) == 1
     assert "\x1b" not in reason_file.read_text()
 
+
+
+def test_the_reason_file_is_in_vietnamese_by_default(home: Home) -> None:
+    """The node's default language writes the reason, its labels and the time in Vietnamese
+    (dd/mm/yyyy, with the audit log's exact stamp); the code stays the stable word."""
+    source = home.peer / "Tờ trình.pdf"
+    source.write_bytes(b"%PDF")
+    refused = Refused("empty", source)
+    reason_file = refuse_file(source, outbox=home.outbox, failed_dir=home.failed,
+                              reason=refused.reason_text, code=refused.code, now=NOW,
+                              access=AccessPolicy())
+    text = reason_file.read_text(encoding="utf-8")
+    assert text.startswith("lienthong không gửi tệp này.")
+    assert "Lý do:   tệp trống (0 byte), nên không có gì để gửi." in text
+    assert "Mã lỗi:  empty" in text and "Đã chuyển thành: Tờ trình.pdf" in text
+    assert f"({NOW})" in text and "/20" in text
+    assert "did not send" not in text and "Why:" not in text
+    english = Refused("empty", home.peer / "x")
+    assert english.reason.startswith("the file is empty (0 bytes)")

@@ -18,6 +18,7 @@ AS_NOBODY = """
 import os, sys
 from lienthong.node.cli.main import main
 import lienthong.node.cli.petitions
+import _strptime  # dates are parsed lazily; after setuid the standard library is out of reach
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 sys.argv = ["lienthong", "petitions", "--home", sys.argv[1]]
 main()
@@ -36,7 +37,8 @@ def test_a_user_outside_the_petition_group_is_refused() -> None:
         os.chmod(home / "lienthong.toml", 0o644)
         done = subprocess.run([sys.executable, "-c", AS_NOBODY, str(home)],
                               capture_output=True, text=True, timeout=60, check=False,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/")
+                              env=dict(os.environ, PYTHONPATH=str(ROOT), LIENTHONG_LANG="en"),
+                              cwd="/")
         assert done.returncode == 2, done.stderr
         assert "only the petition staff may read the petition register" in done.stderr
         assert f"members of the Unix group {group}" in done.stderr

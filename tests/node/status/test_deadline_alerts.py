@@ -38,7 +38,7 @@ def test_reminder_then_overdue_warnings_and_metrics(tmp_path: Path) -> None:
         early = snapshot_on(store, "2027-01-21")
         codes = [(w["code"], w["peer"]) for w in early["warnings"]]
         assert codes == [("programme-reminder", "ubnd")]
-        assert "2027-02 from ubnd to tinhuy is due 2027-01-25: 2 working day(s) left" in \
+        assert "2027-02 from ubnd to tinhuy is due 25/01/2027: 2 working day(s) left" in \
             early["warnings"][0]["message"]
         assert early["health"] == "warning"
         late = snapshot_on(store, "2027-01-26")

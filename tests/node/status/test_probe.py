@@ -45,7 +45,7 @@ def test_probe_names_folders_wider_than_the_access_rule_and_counts_their_files(
     assert probe["too_wide"] == [{
         "folder": "inbox/hdnd", "folder_mode": None, "files": 1, "file_modes": ["0644"],
         "allowed": "0600", "group": None, "fix": f"chmod -R go-rwx '{secret.parent}'"}]
-    message = too_wide_message(probe["too_wide"][0])
+    message = str(too_wide_message(probe["too_wide"][0]))
     assert "1 file(s) in inbox/hdnd (mode 0644, at most 0600)" in message
     assert "tố cáo" not in message and "chmod -R go-rwx" in message
 

@@ -31,6 +31,22 @@ def test_the_screen_answers_the_operators_questions(office: Office) -> None:
     assert "✗ NOT RUNNING" in down and "daemon is not running" in down
 
 
+def test_the_screen_is_in_vietnamese_by_default(office: Office) -> None:
+    """Without a language the screen, its warnings, names of urgencies and statuses and its
+    durations read in Vietnamese; English words of the screen are gone."""
+    snapshot = snapshot_of(office)
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(render_status(snapshot))
+    text = console.export_text()
+    for expected in ("Mã nút", "✗ KHÔNG CHẠY", "Nút KHÔNG chạy", "Cảnh báo", "Các cơ quan",
+                     "Văn bản đến gần đây", "Đang truyền: không có (nút không chạy)",
+                     "Hôm nay"):
+        assert expected in text, expected
+    for english in ("NOT RUNNING", "Warnings", "Latest documents", "Peers", "never"):
+        assert english not in text, english
+    assert rendered(snapshot, lang="vi") == text
+
+
 def test_peer_filter_limits_the_screen_to_one_peer(office: Office) -> None:
     """With peer='ubnd' the hdnd rows and documents disappear."""
     text = rendered(snapshot_of(office), peer="ubnd")
@@ -42,7 +58,7 @@ def test_hostile_names_are_shown_as_inert_text(office: Office) -> None:
     snapshot = snapshot_of(office)
     console = Console(record=True, width=200, force_terminal=True, color_system="truecolor",
                       file=io.StringIO())
-    console.print(render_status(snapshot))
+    console.print(render_status(snapshot, lang="en"))
     raw = console.file.getvalue()
     plain = console.export_text()
     assert "[bold red]GIẢ[/bold red]" in plain

@@ -88,9 +88,16 @@ def test_status_shows_what_each_document_is_and_what_became_of_it(office: Office
     json.dumps(snap)
     console = Console(record=True, width=200, force_terminal=True, color_system="truecolor",
                       file=io.StringIO())
-    console.print(render_status(snap))
+    console.print(render_status(snap, lang="en"))
     plain = console.export_text()
-    assert "resolution · 12-NQ/TU · flash · secret" in plain
-    assert "Về chuyển đổi số" in plain and "completed" in plain and "assigned" in plain
-    assert "report · 9/BC-HĐND" in plain and "[bold red]GIẢ[/bold red]" in plain
+    assert "Resolution · 12-NQ/TU · Flash · Secret" in plain
+    assert "Về chuyển đổi số" in plain and "Completed" in plain and "Assigned" in plain
+    assert "Report · 9/BC-HĐND" in plain and "[bold red]GIẢ[/bold red]" in plain
+    # The clerk's default: types, urgencies, classes and statuses by their Vietnamese names.
+    console = Console(record=True, width=200, file=io.StringIO())
+    console.print(render_status(snap))
+    vietnamese = console.export_text()
+    assert "Nghị quyết · 12-NQ/TU · Hỏa tốc · Tối mật" in vietnamese
+    assert "Đã hoàn thành" in vietnamese and "Đã phân công" in vietnamese
+    assert "Báo cáo · 9/BC-HĐND" in vietnamese
     assert "\x1b[2J" not in console.file.getvalue()
