@@ -8,7 +8,6 @@ therefore already there when the call returns, and the clock only moves when a t
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
