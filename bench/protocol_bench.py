@@ -49,10 +49,11 @@ import nacl.signing
 
 from lienthong.keys.nodeid import node_id_from_public_key
 from lienthong.node.core.hashing import BackgroundDigest
-from lienthong.protocol.envelope import Opener, Sealer, verify_header
+from lienthong.protocol.envelope import verify_header
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.layout import CHUNK_OVERHEAD, chunk_count
 from lienthong.protocol.payload import TAG_FINAL, TAG_MESSAGE
+from lienthong.protocol.sealing import Opener, Sealer
 
 PIECE = 1024 * 1024
 MIB = 1024 * 1024

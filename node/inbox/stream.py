@@ -20,11 +20,12 @@ import nacl.public
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.writeback import Writeback
-from lienthong.protocol.envelope import EnvelopeHeader, Opener
+from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import NotForUs
 from lienthong.protocol.filekey import open_file_key
 from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES, chunk_count
 from lienthong.protocol.payload import PayloadEncryptor
+from lienthong.protocol.sealing import Opener
 
 
 class IncomingStream:

@@ -30,7 +30,7 @@ from lienthong.node.outbox.walk import when_text
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import seal_spooled
-from lienthong.protocol.envelope import SealedEnvelope
+from lienthong.protocol.sealing import SealedEnvelope
 
 #: Room kept in a failed/ name for the reason file written beside it.
 FAILED_NAME_BYTES = MAX_NAME_BYTES - len(".reason.txt")

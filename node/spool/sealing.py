@@ -56,8 +56,6 @@ from lienthong.node.core.home import fsync_dir, write_synced
 from lienthong.node.spool.record import PAYLOAD_FILE
 from lienthong.protocol.envelope import (
     EnvelopeHeader,
-    SealedEnvelope,
-    Sealer,
     check_trailer,
     decode_header,
     open_header,
@@ -67,6 +65,7 @@ from lienthong.protocol.errors import EnvelopeError, ProtocolError
 from lienthong.protocol.filekey import open_file_key
 from lienthong.protocol.layout import HEADER_BYTES
 from lienthong.protocol.payload import PayloadEncryptor
+from lienthong.protocol.sealing import SealedEnvelope, Sealer
 
 #: Plaintext read per step while sealing (hashing only): fewer Python turns per GiB.
 READ_SIZE = 4 * 1024 * 1024

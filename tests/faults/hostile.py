@@ -5,7 +5,7 @@ the enrolled key is let in; after that, everything it says is attacker data. Thi
 builds such an identity (``make_identity``), enrols its card at a victim (``enrol``), and
 drives connections with Python's ``ssl`` module (not Twisted, not our own sender), so the
 bytes on the wire are exactly what the test writes: valid events from ``protocol.events``,
-envelopes sealed with ``protocol.envelope.Sealer`` or signed by hand with ``keys.jws`` when a
+envelopes sealed with ``protocol.sealing.Sealer`` or signed by hand with ``keys.jws`` when a
 name or a field is one the sealer would refuse, and raw frames with any header at all.
 
 ``HostileClient`` dials a victim as a sender; ``HostileReceiver`` listens and lets a victim
@@ -29,7 +29,7 @@ from lienthong.keys.card import PeerCard, make_card, read_card
 from lienthong.keys.directory import Peer
 from lienthong.keys.identity import NodeKeys, generate_node_keys
 from lienthong.keys.tls import pem_certificate, pem_private_key
-from lienthong.protocol.envelope import ENVELOPE_TYP, Sealer, decode_header
+from lienthong.protocol.envelope import ENVELOPE_TYP, decode_header
 from lienthong.protocol.events import (
     Accept,
     Data,
@@ -44,6 +44,7 @@ from lienthong.protocol.events import (
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.frames import HEADER, MAX_PAYLOAD, FrameDecoder
 from lienthong.protocol.receipt import RECEIPT_TYP
+from lienthong.protocol.sealing import Sealer
 from tests.integration.harness import NOW, TestNode
 
 ALPN = "lienthong/1"

@@ -14,16 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import (
-    ENVELOPE_TYP,
-    EnvelopeHeader,
-    Opener,
-    Sealer,
-    decode_header,
-    open_all,
-    seal_all,
-    verify_header,
-)
+from lienthong.protocol.envelope import ENVELOPE_TYP, EnvelopeHeader, decode_header, verify_header
 from lienthong.protocol.errors import (
     BadSignature,
     DecryptError,
@@ -40,6 +31,7 @@ from lienthong.protocol.errors import (
 from lienthong.protocol.fields import new_message_id, rfc3339_utc
 from lienthong.protocol.layout import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_BYTES
 from lienthong.protocol.receipt import issue_receipt
+from lienthong.protocol.sealing import Opener, Sealer, open_all, seal_all
 from tests.vectors.make_vectors import Party, party
 
 CS = 4096

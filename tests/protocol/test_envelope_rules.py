@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import ENVELOPE_TYP, MAX_KID_CHARS, Sealer, decode_header
+from lienthong.protocol.envelope import ENVELOPE_TYP, MAX_KID_CHARS, decode_header
 from lienthong.protocol.errors import (
     BadSignature,
     HeaderWrongType,
@@ -22,6 +22,7 @@ from lienthong.protocol.errors import (
     NotForUs,
     SenderMismatch,
 )
+from lienthong.protocol.sealing import Sealer
 from tests.protocol.test_envelope import (
     ALICE,
     BOB,

@@ -18,14 +18,10 @@ from lienthong.protocol.envelope import (
     ENVELOPE_TYP,
     TRAILER_BYTES,
     EnvelopeHeader,
-    Opener,
     SealedContents,
-    Sealer,
     contents_key,
     decode_header,
-    open_all,
     open_header,
-    seal_all,
     sign_trailer,
     size_class,
     verify_header,
@@ -45,6 +41,7 @@ from lienthong.protocol.errors import (
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.payload import PayloadEncryptor
 from lienthong.protocol.receipt import issue_receipt, verify_receipt
+from lienthong.protocol.sealing import Opener, Sealer, open_all, seal_all
 from tests.vectors.make_vectors import FixedRandom, party
 
 ALICE, BOB, CAROL, MALLORY = party("alice"), party("bob"), party("carol"), party("mallory")

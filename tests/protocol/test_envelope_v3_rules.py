@@ -21,13 +21,10 @@ from lienthong.protocol.envelope import (
     NONCE_BYTES,
     TRAILER_BYTES,
     TRAILER_CONTEXT,
-    Opener,
     SealedContents,
-    Sealer,
     check_trailer,
     contents_key,
     decode_header,
-    open_all,
     open_header,
     sign_trailer,
     size_class,
@@ -41,6 +38,7 @@ from lienthong.protocol.errors import (
     SizeMismatch,
 )
 from lienthong.protocol.payload import PayloadSummary
+from lienthong.protocol.sealing import Opener, Sealer, open_all
 from tests.protocol.test_envelope_v3 import (
     ALICE,
     BOB,

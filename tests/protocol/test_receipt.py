@@ -13,7 +13,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import EnvelopeHeader, seal_all, verify_header
+from lienthong.protocol.envelope import EnvelopeHeader, verify_header
 from lienthong.protocol.errors import (
     MalformedReceipt,
     ReceiptBadSignature,
@@ -29,6 +29,7 @@ from lienthong.protocol.receipt import (
     issue_receipt,
     verify_receipt,
 )
+from lienthong.protocol.sealing import seal_all
 from tests.vectors.make_vectors import Party, party
 
 ALICE, BOB, CAROL, MALLORY = party("alice"), party("bob"), party("carol"), party("mallory")

@@ -12,7 +12,7 @@ from joserfc import jws as jose_jws
 from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
-from lienthong.protocol.envelope import seal_all, verify_header
+from lienthong.protocol.envelope import verify_header
 from lienthong.protocol.errors import (
     MalformedRecall,
     MalformedStatus,
@@ -27,6 +27,7 @@ from lienthong.protocol.errors import (
 )
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import issue_receipt
+from lienthong.protocol.sealing import seal_all
 from lienthong.protocol.status import (
     RECALL_TYP,
     STATUS_TYP,

@@ -16,15 +16,10 @@ from joserfc.jwk import OKPKey
 
 from lienthong.keys import jws
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.envelope import (
-    contents_key,
-    decode_header,
-    open_all,
-    seal_all,
-    verify_header,
-)
+from lienthong.protocol.envelope import contents_key, decode_header, verify_header
 from lienthong.protocol.errors import DecryptError
 from lienthong.protocol.receipt import decode_receipt, verify_receipt
+from lienthong.protocol.sealing import open_all, seal_all
 from tests.vectors import make_vectors
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"

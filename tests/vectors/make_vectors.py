@@ -26,9 +26,10 @@ import nacl.signing
 
 from lienthong.keys.jws import b64url_encode, canonical_json
 from lienthong.keys.nodeid import node_id_from_public_key
-from lienthong.protocol.envelope import contents_key, seal_all, verify_header
+from lienthong.protocol.envelope import contents_key, verify_header
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.receipt import issue_receipt
+from lienthong.protocol.sealing import seal_all
 
 HERE = Path(__file__).resolve().parent
 ENVELOPE_FILE = HERE / "envelope-v1.json"

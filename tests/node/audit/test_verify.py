@@ -32,8 +32,8 @@ from lienthong.node.audit.verify import AuditFailed, verify_store
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import NewDispatch, NewRecall, NewReceived
-from lienthong.protocol.envelope import seal_all
 from lienthong.protocol.receipt import issue_receipt
+from lienthong.protocol.sealing import seal_all
 
 T0 = "2026-11-25T08:00:00Z"
 T1 = "2026-11-25T08:00:05Z"

@@ -20,7 +20,7 @@ from lienthong.node.control.received import (
 )
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.store.records import NewReceived
-from lienthong.protocol.envelope import seal_all
+from lienthong.protocol.sealing import seal_all
 from lienthong.protocol.status import issue_recall, issue_status, token_sha256
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
 from tests.node.storehelp import make_dispatch

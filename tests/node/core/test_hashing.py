@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lienthong.node.core.hashing import BackgroundDigest
-from lienthong.protocol.envelope import Opener, Sealer, open_all, seal_all, verify_header
+from lienthong.protocol.envelope import verify_header
+from lienthong.protocol.sealing import Opener, Sealer, open_all, seal_all
 from tests.vectors.make_vectors import party
 
 DATA = os.urandom(300_001)

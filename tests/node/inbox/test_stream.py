@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.inbox.stream import IncomingStream
-from lienthong.protocol.envelope import seal_all, verify_header
+from lienthong.protocol.envelope import verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES
+from lienthong.protocol.sealing import seal_all
 from tests.vectors.make_vectors import party
 
 ALICE, BOB = party("alice"), party("bob")

@@ -21,8 +21,8 @@ from lienthong.node.spool.sealing import (
     read_signed_digest,
     seal_spooled,
 )
-from lienthong.protocol.envelope import Opener
 from lienthong.protocol.fields import new_message_id
+from lienthong.protocol.sealing import Opener
 from tests.node.runtimehelp import NOW, FakeReactor, enrol, make_office
 
 PLAIN = os.urandom(3 * 1024 * 1024 + 4321)   # several chunks and a short last one
