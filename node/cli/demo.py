@@ -279,7 +279,8 @@ def _history(folder: Path, year: int) -> None:
 
     from twisted.internet import reactor
 
-    from lienthong.node.app.history import HistoryRun, plan_year
+    from lienthong.node.app.history import HistoryRun
+    from lienthong.node.app.year_plan import plan_year
     from lienthong.node.core.clock import use_monotonic_timers
 
     today = dt.date.today()
