@@ -14,6 +14,14 @@ from lienthong.keys import jws
 from lienthong.keys.card import read_card, verification_code
 from lienthong.node.cli.main import main
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
+
 NAMES = ("tinhuy", "so-a", "so-b", "so-c", "so-d")
 
 

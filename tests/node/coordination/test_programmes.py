@@ -24,6 +24,14 @@ from lienthong.node.store.records import NewReceived
 from tests.node.coordination.programmes import VN, ics, xlsx
 from tests.node.storehelp import T0, make_peer
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
+
 D = dt.date.fromisoformat
 T = dt.time.fromisoformat
 
@@ -214,6 +222,6 @@ def test_deadlines_json_and_table_filter_by_office_kind_and_period(tmp_path: Pat
         ("hdnd", "2027", "2026-11-30", "on-time"), ("ubnd", "2027", "2026-11-30", "overdue")}
     only = CliRunner().invoke(main, ["deadlines", "--period", "2027", "--office", "hdnd",
                                      "--home", str(home)], catch_exceptions=False).output
-    assert "hdnd" in only and "ubnd" not in only and "on time" in only
+    assert "hdnd" in only and "ubnd" not in only and "On time" in only
     bad = CliRunner().invoke(main, ["deadlines", "--period", "Q1", "--home", str(home)])
     assert bad.exit_code == 2 and "is not a period" in bad.output

@@ -11,6 +11,7 @@ import os
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from lienthong.config.schema import EdxmlSection, NodeConfig
@@ -25,6 +26,14 @@ from lienthong.node.edxml.parse import Limits, keep_in_memory, parse_message
 from lienthong.node.store.records import NewReceived
 from tests.node.edxml.samples import full_document, full_header
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
 
 MID = "0123456789abcdef0123456789abcdef"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 300
