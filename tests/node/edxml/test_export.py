@@ -187,6 +187,9 @@ def test_export_cli_writes_a_plain_received_document_as_edxml(tmp_path: Path) ->
                                        str(config.home)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert f"Wrote {out / 'QĐ-45.pdf.edxml'}" in result.output
+    vi = CliRunner().invoke(main, ["--lang", "vi", "export", "--edxml", MID, "--out",
+                                   str(tmp_path / "vi"), "--home", str(config.home)])
+    assert f"Đã ghi {tmp_path / 'vi' / 'QĐ-45.pdf.edxml'}" in vi.output
     message = read_edxml(out / "QĐ-45.pdf.edxml", Limits(), keep_in_memory)
     assert isinstance(message, EdxmlDocument)
     assert message.header.subject == "Về việc tổ chức hội nghị"
