@@ -307,14 +307,15 @@ class Directory:
         groups = {_lookup_name(g): members for g, members in (groups or {}).items()}
         peer = self._by_name.get(key)
         if peer is not None and key in groups:
-            raise DirectoryError(f"{name!r} is both a peer and a group; rename the group")
+            raise DirectoryError("{name!r} is both a peer and a group; rename the group",
+                                 name=name)
         if peer is not None:
             return (self._trusted(peer),)
         if key not in groups:
             raise UnknownPeer("there is no peer or group named {name!r}", name=name)
         members = groups[key]
         if isinstance(members, str) or not members:
-            raise DirectoryError(f"group {name!r} must list one or more peer names")
+            raise DirectoryError("group {name!r} must list one or more peer names", name=name)
         resolved: dict[str, Peer] = {}
         for member in members:
             found = self._by_name.get(_lookup_name(member))
@@ -331,5 +332,5 @@ _Indexed = TypeVar("_Indexed")
 
 def _insert(index: dict[str, _Indexed], key: str, value: _Indexed, what: str) -> None:
     if key in index:
-        raise DirectoryError(f"two peers share the same {what} ({key})")
+        raise DirectoryError("two peers share the same {what} ({key})", what=what, key=key)
     index[key] = value

@@ -43,7 +43,6 @@ MAX_FILE_CHARS = 64 * 1024 * 1024
 _INDEX_FIELDS = frozenset(["v", "name", "node_id", "created", "entries"])
 _ENTRY_FIELDS = frozenset(["name", "node_id", "card_sha256"])
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ADVICE = "ask the coordinating office to send its directory file again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,8 @@ def make_directory_file(keys: NodeKeys, cards: Sequence[PeerCard], *, now: str) 
     if not cards:
         raise DirectoryFileError("a directory file lists at least one office")
     if len(cards) > MAX_ENTRIES:
-        raise DirectoryFileError(f"a directory file lists at most {MAX_ENTRIES} offices")
+        raise DirectoryFileError("a directory file lists at most {most} offices",
+                                 most=MAX_ENTRIES)
     _refuse_duplicates([(card.name, card.node_id) for card in cards])
     ordered = sorted(cards, key=lambda card: card.name)
     index = {
@@ -114,13 +114,16 @@ def read_directory_file(text: str | bytes, coordinator_node_id: str,
     lines = _lines(text)
     decoded = _index(lines[0])
     if decoded.kid != coordinator_node_id:
-        raise DirectoryFileError(f"this directory file is signed by node {decoded.kid!r}, not by "
-                                 f"the coordinating office ({coordinator_node_id})")
+        raise DirectoryFileError("this directory file is signed by node {kid!r}, not by the "
+                                 "coordinating office ({coordinator})", kid=decoded.kid,
+                                 coordinator=coordinator_node_id)
     try:
         index = jws.verify_decoded(decoded, coordinator_key)
     except KeysError as exc:
         raise DirectoryFileError("this directory file was changed after the coordinating office "
-                                 f"signed it (its signature does not verify); {_ADVICE}") from exc
+                                 "signed it (its signature does not verify); ask the "
+                                 "coordinating office to send its directory file again"
+                                 ) from exc
     listed = _check_index(index, coordinator_node_id)
     by_digest = {card_digest(line): line for line in lines[1:]}
     entries = tuple(_entry(name, node_id, by_digest.get(digest))
@@ -137,15 +140,17 @@ def _lines(text: str | bytes) -> list[str]:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise DirectoryFileError("this file is not a lienthong directory file (it is not "
-                                     f"text); {_ADVICE}") from None
+                                     "text); ask the coordinating office to send its "
+                                     "directory file again") from None
     if not isinstance(text, str):
         raise DirectoryFileError("a directory file must be text")
     if len(text) > MAX_FILE_CHARS:
-        raise DirectoryFileError(f"this file is too large to be a lienthong directory file "
-                                 f"(more than {MAX_FILE_CHARS} characters)")
+        raise DirectoryFileError("this file is too large to be a lienthong directory file "
+                                 "(more than {most} characters)", most=MAX_FILE_CHARS)
     lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
     if not lines:
-        raise DirectoryFileError(f"this directory file is empty; {_ADVICE}")
+        raise DirectoryFileError("this directory file is empty; ask the coordinating office to "
+                                 "send its directory file again")
     return lines
 
 
@@ -153,39 +158,44 @@ def _index(token: str) -> jws.Decoded:
     try:
         return jws.decode(token, DIRECTORY_TYP)
     except KeysError as exc:
-        raise DirectoryFileError(f"this file is not a lienthong directory file ({exc}); "
-                                 f"{_ADVICE}") from exc
+        raise DirectoryFileError("this file is not a lienthong directory file ({error}); ask the "
+                                 "coordinating office to send its directory file again",
+                                 error=exc) from exc
 
 
 def _check_index(index: dict[str, Any], signer: str) -> list[tuple[str, str, str]]:
     """The (name, node ID, card digest) of each entry of a verified index, checked."""
     if set(index) != _INDEX_FIELDS or type(index.get("v")) is not int or index["v"] != 1:
         raise DirectoryFileError("this directory file has an unknown layout or version; it may "
-                                 f"come from a newer lienthong. {_ADVICE.capitalize()}")
+                                 "come from a newer lienthong. Ask the coordinating office to "
+                                 "send its directory file again")
     try:
         check_node_name(index["name"])
         check_time(index["created"])
         if index["node_id"] != signer:
             raise InvalidValue("the index names another office than the one that signed it")
     except InvalidValue as exc:
-        raise DirectoryFileError(f"this directory file's header is not usable: {exc}") from exc
+        raise DirectoryFileError("this directory file's header is not usable: {error}",
+                                 error=exc) from exc
     entries = index["entries"]
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ENTRIES:
-        raise DirectoryFileError(f"a directory file lists from 1 to {MAX_ENTRIES} offices")
+        raise DirectoryFileError("a directory file lists from 1 to {most} offices",
+                                 most=MAX_ENTRIES)
     listed = []
     for position, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict) or set(entry) != _ENTRY_FIELDS:
-            raise DirectoryFileError(f"entry {position} of the directory file is not well formed")
+            raise DirectoryFileError("entry {position} of the directory file is not well formed",
+                                     position=position)
         try:
             name = check_node_name(entry["name"])
             node_id = parse_node_id(entry["node_id"])
         except KeysError as exc:
-            raise DirectoryFileError(f"entry {position} of the directory file is not usable: "
-                                     f"{exc}") from exc
+            raise DirectoryFileError("entry {position} of the directory file is not usable: "
+                                     "{error}", position=position, error=exc) from exc
         digest = entry["card_sha256"]
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-            raise DirectoryFileError(f"entry {position} ({name}) of the directory file has no "
-                                     "usable card digest")
+            raise DirectoryFileError("entry {position} ({name}) of the directory file has no "
+                                     "usable card digest", position=position, name=name)
         listed.append((name, node_id, digest))
     _refuse_duplicates([(name, node_id) for name, node_id, _ in listed])
     return listed
@@ -196,11 +206,13 @@ def _refuse_duplicates(pairs: Sequence[tuple[str, str]]) -> None:
     node_ids: set[str] = set()
     for name, node_id in pairs:
         if name in names:
-            raise DirectoryFileError(f"the directory file lists office {name!r} twice; "
-                                     f"{_ADVICE}")
+            raise DirectoryFileError("the directory file lists office {name!r} twice; ask the "
+                                     "coordinating office to send its directory file again",
+                                     name=name)
         if node_id in node_ids:
-            raise DirectoryFileError(f"the directory file lists node {node_id} twice (the "
-                                     f"second time as {name!r}); {_ADVICE}")
+            raise DirectoryFileError("the directory file lists node {node_id} twice (the second "
+                                     "time as {name!r}); ask the coordinating office to send "
+                                     "its directory file again", node_id=node_id, name=name)
         names.add(name)
         node_ids.add(node_id)
 

@@ -17,27 +17,47 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.cli.common import CliError, clerk_language, home_option, open_config
 from lienthong.node.coordination.consolidate import gather, write_draft
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, parse_periods
 from lienthong.node.coordination.obligations import local_today
 from lienthong.node.core.access import access_policy
 from lienthong.node.documents.periods import KINDS
 from lienthong.node.documents.programme_items import VIETNAM
-from lienthong.node.language.text import Phrase
+from lienthong.node.language.catalog import translate
+from lienthong.node.language.names import name_of, show_date, show_time
+from lienthong.node.language.text import Phrase, _
 from lienthong.node.store.database import open_store
 
-STATE_TEXT = {"on-time": "on time (đúng hạn)", "late": "late (trễ hạn)",
-              "overdue": "overdue (quá hạn)", "missing": "missing (không có)"}
+#: A clash between two offices' programme items (node/coordination/clashes.py), as a clerk
+#: reads it.
+CLASH_KINDS = {"event-time": _("same event, different time"),
+               "leader": _("same leader, overlapping times"),
+               "place": _("same place, overlapping times")}
 STATE_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "bold red",
                "missing": "red"}
 
 
-def _kind_text(row: dict) -> str:
-    """A programme's kind, or the document type of a due-date document ("document: directive")."""
+def _kind_text(row: dict, language: str) -> str:
+    """A programme's kind, or the document type of a due-date document ("Document with a due
+    date: Directive")."""
+    kind = name_of("obligation", row["kind"], language)
     if row["kind"] == "document" and row.get("doc_type"):
-        return f"document: {row['doc_type']}"
-    return str(row["kind"])
+        return Phrase("{kind}: {doc_type}", kind=kind,
+                      doc_type=name_of("type", row["doc_type"], language)).in_language(language)
+    return kind
+
+
+def periods_of(texts: tuple[str, ...] | list[str]) -> tuple:
+    """``--period`` values as periods; a bad one is said as one sentence naming it."""
+    for text in texts:
+        try:
+            parse_periods([text])
+        except ValueError:
+            raise CliError(Phrase("--period {text!r} is not a period; write 2027 (year), "
+                                  "2027-Q1 (quarter), 2027-01 (month) or 2027-W05 (ISO week, "
+                                  "Monday to Sunday)", text=text)) from None
+    return parse_periods(texts)
 
 
 def parse_day(text: str, today: dt.date) -> dt.date | None:
@@ -60,12 +80,12 @@ def noon_of(day: dt.date) -> float:
     return dt.datetime.combine(day, dt.time(12), VIETNAM).timestamp()
 
 
-def _state_text(row: dict) -> str:
+def _state_text(row: dict, language: str) -> str:
     if row["state"] == "due":
         left = row["working_days_left"]
-        return ("due today (hôm nay)" if left == 0
-                else f"due in {left} working day(s) (còn {left} ngày làm việc)")
-    return STATE_TEXT[row["state"]]
+        return (Phrase("due today") if left == 0 else
+                Phrase("due in {days} working day(s)", days=left)).in_language(language)
+    return name_of("deadline", row["state"], language)
 
 
 @click.command()
@@ -84,16 +104,14 @@ def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[s
               on_day: str | None, as_json: bool, home: Path | None) -> None:
     """Programme deadlines and due dates: who owes what to whom, by when, and its state."""
     config = open_config(home)
-    try:
-        query = DeadlineQuery(offices=offices, kinds=kinds, periods=parse_periods(periods))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    language = clerk_language(config)
+    query = DeadlineQuery(offices=offices, kinds=kinds, periods=periods_of(periods))
     now = time.time()
     if on_day is not None:
         day = parse_day(on_day, local_today(now))
         if day is None:
-            raise CliError(f"--on {on_day!r} is not a date; write it as 30/11/2026, "
-                           "2026-11-30, or 30/11 for this year")
+            raise CliError(Phrase("--on {on_day!r} is not a date; write it as 30/11/2026, "
+                                  "2026-11-30, or 30/11 for this year", on_day=on_day))
         now = noon_of(day)
     as_of = local_today(now)
     store = open_store(config.store.url)
@@ -108,21 +126,25 @@ def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[s
                                "deadlines": rows}, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("No deadlines match.")
+        click.echo(Phrase("No deadlines match.").in_language(language))
         return
-    title = (f"Deadlines seen by {config.node.name}" if on_day is None else
-             f"Deadlines seen by {config.node.name} as of {as_of.strftime('%d/%m/%Y')}")
-    table = Table(title=title)
-    for heading in ("Period", "Office", "Kind", "Due", "Sent", "Received", "State"):
-        table.add_column(heading)
+    title = (Phrase("Deadlines seen by {office}", office=config.node.name) if on_day is None
+             else Phrase("Deadlines seen by {office} as of {day}", office=config.node.name,
+                         day=show_date(as_of, language)))
+    table = Table(title=title.in_language(language))
+    for heading in (Phrase("Period"), Phrase("Office"), Phrase("Kind"), Phrase("Due"),
+                    Phrase("Sent"), Phrase("Received"), Phrase("State")):
+        table.add_column(heading.in_language(language))
     for row in rows:
-        due = Text(row["due"])
+        due = Text(show_date(row["due"], language))
         if row["due_day_off"]:
-            due.append(f"\n(day off: {row['due_day_off']})", style="yellow")
+            due.append("\n" + Phrase("(day off: {day_off})", day_off=row["due_day_off"]
+                                      ).in_language(language), style="yellow")
         table.add_row(Text(row["period"]), Text(f"{row['office']} → {row['owed_to']}"),
-                      Text(_kind_text(row)), due, Text(row["sent_at"] or "—"),
-                      Text(row["received_at"] or "—"),
-                      Text(_state_text(row), style=STATE_STYLE[row["state"]]))
+                      Text(_kind_text(row, language)), due,
+                      Text(show_time(row["sent_at"], language) or "—"),
+                      Text(show_time(row["received_at"], language) or "—"),
+                      Text(_state_text(row, language), style=STATE_STYLE[row["state"]]))
     Console().print(table)
 
 
@@ -144,10 +166,8 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
                 home: Path | None) -> None:
     """Merge the programmes received for PERIOD, list clashes, write the consolidated draft."""
     config = open_config(home)
-    try:
-        (wanted,) = parse_periods([period])
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    language = clerk_language(config)
+    (wanted,) = periods_of([period])
     name, office = config.node.name, config.coordination.consolidating_office
     if name != office:
         raise CliError(Phrase("this office ({name}) is not the consolidating office ({office}); "
@@ -174,24 +194,28 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
             "written": [str(p) for p in written]}, ensure_ascii=False, indent=2))
         return
     console = Console()
+
+    def say(text: Phrase, style: str = "") -> None:
+        console.print(Text(text.in_language(language), style=style))
     for source in result.sources:
         if source.problem:
-            console.print(Text(f"✗ {source.office}: {source.name} — not merged: "
-                               f"{source.problem}", style="yellow"))
+            say(Phrase("✗ {office}: {name} — not merged: {problem}", office=source.office,
+                       name=source.name, problem=source.problem), "yellow")
         else:
-            console.print(Text(f"✓ {source.office}: {source.name} — {source.items} item(s)"))
+            say(Phrase("✓ {office}: {name} — {count} item(s)", office=source.office,
+                       name=source.name, count=source.items))
     if not result.sources:
-        console.print(Text(f"No programme for {result.period} has been received yet."))
+        say(Phrase("No programme for {period} has been received yet.", period=result.period))
     if clashes:
-        console.print(Text(f"{len(clashes)} clash(es) to settle before sending the draft:",
-                           style="bold red"))
+        say(Phrase("{count} clash(es) to settle before sending the draft:",
+                   count=len(clashes)), "bold red")
         for c in result.clashes:
-            console.print(Text("  {day} {kind} ({subject}): {a} «{aa}» ↔ {b} «{bb}»".format(
-                day=c.first.item.day.strftime("%d/%m/%Y"), kind=c.kind, subject=c.subject,
-                a=c.first.office, aa=c.first.item.activity, b=c.second.office,
-                bb=c.second.item.activity)))
+            kind = translate(language, CLASH_KINDS[c.kind]) if c.kind in CLASH_KINDS else c.kind
+            console.print(Text(f"  {show_date(c.first.item.day, language)} {kind} "
+                               f"({c.subject}): {c.first.office} «{c.first.item.activity}» ↔ "
+                               f"{c.second.office} «{c.second.item.activity}»"))
     else:
-        console.print(Text("No clashes found.", style="green"))
-    console.print(Text(f"Draft written to {folder} ({len(result.items)} item(s)). Settle the "
-                       "clashes, then copy the .xlsx or .ics with its .meta.toml into "
-                       "outbox/<office>/ to notify the offices."))
+        say(Phrase("No clashes found."), "green")
+    say(Phrase("Draft written to {folder} ({count} item(s)). Settle the clashes, then copy the "
+               ".xlsx or .ics with its .meta.toml into outbox/<office>/ to notify the offices.",
+               folder=folder, count=len(result.items)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.cli.common import CliError, clerk_language, home_option, open_config
 from lienthong.node.cli.documents import _message_id
 from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.core.home import write_private_file
@@ -81,8 +81,9 @@ def export(message_id: str, as_edxml: bool, statuses: bool, out_dir: Path,
                                 register_number=status["register_number"])
             code = CODE_OF_STATUS[status["status"]]
             written.append(_write(out_dir, f"{mid}-status-{number}-{code}{EDXML_SUFFIX}", data))
+    language = clerk_language(config)
     for path in written:
-        click.echo(f"Wrote {path}")
+        click.echo(Phrase("Wrote {file}", file=path).in_language(language))
 
 
 def _free(folder: Path, name: str) -> Path:

@@ -31,8 +31,10 @@ from lienthong.keys.directoryfile import make_directory_file, read_directory_fil
 from lienthong.keys.enrolment import EnrolmentPlan, Offer, plan_enrolment
 from lienthong.keys.errors import KeysError
 from lienthong.keys.keystore import load_keystore
-from lienthong.node.cli.common import CliError, wall_clock_now
+from lienthong.node.cli.common import CliError, clerk_language, wall_clock_now
 from lienthong.node.cli.keys import passphrase_for
+from lienthong.node.language.names import show_time
+from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import Store, open_store
 
@@ -70,11 +72,13 @@ def enrol_many(config: NodeConfig, card_files: Sequence[Path], directory_file: P
                                    detail={"name": card.name, "addresses": list(card.addresses),
                                            **source})
     except ValueError as exc:
-        raise CliError(f"nothing was enrolled: {exc}") from None
+        raise CliError(Phrase("nothing was enrolled: {error}", error=str(exc))) from None
     except SQLAlchemyError as exc:
         # The transaction rolled back as a whole; say so in one sentence, not a traceback.
-        raise CliError(f"nothing was enrolled: the database refused the change "
-                       f"({getattr(exc, 'orig', None) or type(exc).__name__})") from None
+        raise CliError(Phrase("nothing was enrolled: the database refused the change "
+                              "({error})",
+                              error=str(getattr(exc, "orig", None) or type(exc).__name__))
+                       ) from None
     finally:
         store.close()
     for offer in plan.add:
@@ -82,8 +86,9 @@ def enrol_many(config: NodeConfig, card_files: Sequence[Path], directory_file: P
     if as_json:
         click.echo(json.dumps(_as_json(plan, own), indent=2, ensure_ascii=False))
         return
-    click.echo(f"Enrolled {len(plan.add)} offices; documents for each go in "
-               f"{config.outbox}/<name>/.")
+    click.echo(Phrase("Enrolled {count} offices; documents for each go in {outbox}/<name>/.",
+                      count=len(plan.add), outbox=config.outbox).in_language(
+        clerk_language(config)))
 
 
 def _card(offer: Offer) -> PeerCard:
@@ -106,59 +111,72 @@ def _offers_from_directory(store: Store, path: Path, coordinator: str,
     record = store.get_peer(coordinator)
     try:
         if record is None:
-            raise CliError(f"{coordinator!r} is not an office enrolled here; enrol the "
-                           "coordinating office from its card first (with a phone check)")
+            raise CliError(Phrase("{coordinator!r} is not an office enrolled here; enrol the "
+                                  "coordinating office from its card first (with a phone "
+                                  "check)", coordinator=coordinator))
         if record.peer.state != "trusted":
-            raise CliError(f"{coordinator} was revoked here; its directory file is not used")
+            raise CliError(Phrase("{coordinator} was revoked here; its directory file is not "
+                                  "used", coordinator=coordinator))
         key = nacl.signing.VerifyKey(record.peer.current("identity").public_bytes)
         try:
             directory = read_directory_file(path.read_bytes(), record.peer.node_id, key)
         except (OSError, KeysError) as exc:
-            raise CliError(f"{path.name}: {exc}") from None
+            raise CliError(Phrase("{name}: {error}", name=path.name,
+                                  error=from_error(exc))) from None
     except CliError as exc:
         store.append_audit("enrolment-refused", now,
                            detail={"directory": path.name, "coordinator": coordinator,
                                    "reason": exc.message})
         raise
     if not as_json:
-        click.echo(f"Directory file {path.name}: {len(directory.entries)} offices, signed by "
-                   f"{coordinator} ({directory.issuer_node_id}) at {directory.created}.")
+        language = clerk_language()
+        click.echo(Phrase("Directory file {name}: {count} offices, signed by {coordinator} "
+                          "({node_id}) at {time}.", name=path.name,
+                          count=len(directory.entries), coordinator=coordinator,
+                          node_id=directory.issuer_node_id,
+                          time=show_time(directory.created, language)).in_language(language))
         if directory.unlisted:
-            click.echo(f"  {directory.unlisted} cards in the file are not in its signed list "
-                       "and are ignored.")
+            click.echo("  " + Phrase("{count} cards in the file are not in its signed list and "
+                                     "are ignored.", count=directory.unlisted
+                                     ).in_language(language))
     return [Offer(entry.name, entry.card, entry.problem) for entry in directory.entries]
 
 
 def _show(plan: EnrolmentPlan, own: str) -> None:
     """One line per office: the node ID and verification code of each new one."""
+    language = clerk_language()
     if plan.add:
-        click.echo(f"New offices ({len(plan.add)}), with the verification code to read by "
-                   "phone if in doubt:")
+        click.echo(Phrase("New offices ({count}), with the verification code to read by phone "
+                          "if in doubt:", count=len(plan.add)).in_language(language))
         width = max(len(_card(offer).name) for offer in plan.add)
         for offer in plan.add:
             card = _card(offer)
-            click.echo(f"  {card.name:<{width}}  {card.node_id}  "
-                       f"code {verification_code(own, card.node_id)}")
+            click.echo(f"  {card.name:<{width}}  {card.node_id}  " + Phrase(
+                "code {code}", code=verification_code(own, card.node_id)).in_language(language))
     if plan.unchanged:
-        click.echo(f"Already enrolled, or this node itself ({len(plan.unchanged)}): "
-                   + ", ".join(_card(offer).name for offer in plan.unchanged))
+        click.echo(Phrase("Already enrolled, or this node itself ({count}): {names}",
+                          count=len(plan.unchanged),
+                          names=", ".join(_card(offer).name for offer in plan.unchanged)
+                          ).in_language(language))
     for refusal in plan.refused:
-        click.echo(f"REFUSED {refusal.label}: {refusal.reason}")
+        click.echo(Phrase("REFUSED {card}: {reason}", card=refusal.label,
+                          reason=refusal.reason).in_language(language))
 
 
 def _confirm(plan: EnrolmentPlan, *, yes: bool) -> None:
     if not plan.add:
         if plan.refused:
-            raise CliError(f"nothing was enrolled: all {len(plan.refused)} offered cards that "
-                           "were not already enrolled were refused (see above)")
+            raise CliError(Phrase("nothing was enrolled: all {count} offered cards that were "
+                                  "not already enrolled were refused (see above)",
+                                  count=len(plan.refused)))
         return
     if yes:
         return
-    question = (f"Refused (see above): {len(plan.refused)}. Enrol the other "
-                f"{len(plan.add)} offices?" if plan.refused else
-                f"Enrol these {len(plan.add)} offices?")
-    if not click.confirm(question, default=False, err=True):
-        raise CliError("nothing was enrolled")
+    question = (Phrase("Refused (see above): {refused}. Enrol the other {count} offices?",
+                       refused=len(plan.refused), count=len(plan.add)) if plan.refused else
+                Phrase("Enrol these {count} offices?", count=len(plan.add)))
+    if not click.confirm(question.in_language(clerk_language()), default=False, err=True):
+        raise CliError(Phrase("nothing was enrolled"))
 
 
 def _as_json(plan: EnrolmentPlan, own: str) -> dict[str, Any]:
@@ -183,7 +201,8 @@ def make_directory(config: NodeConfig, out: Path, only: Sequence[str]) -> int:
         wanted = set(only)
         unknown = wanted - {record.peer.name for record in records}
         if unknown:
-            raise CliError(f"not trusted peers of this node: {', '.join(sorted(unknown))}")
+            raise CliError(Phrase("not trusted peers of this node: {names}",
+                                  names=", ".join(sorted(unknown))))
         records = [record for record in records if record.peer.name in wanted]
     cards = [own_card(config)]
     for record in records:
@@ -192,8 +211,9 @@ def make_directory(config: NodeConfig, out: Path, only: Sequence[str]) -> int:
         if (card.node_id != peer.node_id
                 or card.encryption_kid != peer.current("encryption").kid
                 or card.tls_spki_sha256 != peer.current("tls").value):
-            raise CliError(f"the card held for {peer.name} does not match its current keys; "
-                           "ask it for its current card and enrol it again")
+            raise CliError(Phrase("the card held for {name} does not match its current keys; "
+                                  "ask it for its current card and enrol it again",
+                                  name=peer.name))
         cards.append(card)
     keys = load_keystore(config.keystore.path, passphrase_for(config))
     now = wall_clock_now()

@@ -19,7 +19,10 @@ def error_sentence(error: BaseException, language: str) -> str:
         return text.in_language(language)
     template = getattr(error, "template", None)
     if isinstance(template, str) and template:
-        fields = getattr(error, "fields", None) or {}
+        # A field that is itself an error ("... not usable: {error}") is said in the language
+        # of the sentence around it.
+        fields = {key: error_sentence(value, language) if isinstance(value, BaseException)
+                  else value for key, value in (getattr(error, "fields", None) or {}).items()}
         try:
             return translate(language, template).format(**fields) if fields else \
                 translate(language, template)

@@ -17,9 +17,16 @@ import click
 from lienthong.keys.card import read_card, verification_code
 from lienthong.keys.directory import Peer
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    clerk_language,
+    home_option,
+    open_config,
+    wall_clock_now,
+)
 from lienthong.node.core.access import access_policy
-from lienthong.node.language.text import Phrase, from_error
+from lienthong.node.language.names import name_of, show_time
+from lienthong.node.language.text import Phrase, _, from_error
 from lienthong.node.status.gather import own_card
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import PeerRecord
@@ -56,18 +63,20 @@ def add(card_files: tuple[Path, ...], directory_file: Path | None, coordinator: 
     confirmed; a card that fails its checks is named and left out.
     """
     if directory_file is None and coordinator is not None:
-        raise CliError("--coordinator names who signed a directory file; give the file with "
-                       "--directory")
+        raise CliError(Phrase("--coordinator names who signed a directory file; give the file "
+                              "with --directory"))
     if directory_file is not None and coordinator is None:
-        raise CliError("name the enrolled office that signed the directory file: "
-                       "--coordinator NAME")
+        raise CliError(Phrase("name the enrolled office that signed the directory file: "
+                              "--coordinator NAME"))
     if not card_files and directory_file is None:
-        raise CliError("give one or more card files, or a directory file with --directory")
+        raise CliError(Phrase("give one or more card files, or a directory file with "
+                              "--directory"))
     if len(card_files) == 1 and directory_file is None and not as_json:
         _add_one(card_files[0], addresses, name, yes, home)
         return
     if addresses or name:
-        raise CliError("--address and --name apply to one card only; enrol that card on its own")
+        raise CliError(Phrase("--address and --name apply to one card only; enrol that card on "
+                              "its own"))
     from lienthong.node.cli.enrol import enrol_many
     enrol_many(open_config(home), card_files, directory_file, coordinator, yes=yes,
                as_json=as_json)
@@ -86,13 +95,17 @@ def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes:
     if card.node_id == own:
         raise CliError(Phrase("{card_file} is this node's own card", card_file=card_file))
     name = name or card.name
-    click.echo(f"Peer:              {name}  ({card.name} in its card)")
-    click.echo(f"Node ID:           {card.node_id}")
-    click.echo(f"Addresses:         {', '.join(addresses or card.addresses)}")
-    click.echo(f"Verification code: {verification_code(own, card.node_id)}")
-    click.echo("Read the node ID or the code to the other office's clerk by phone; "
-               "it must match what they see.")
-    if not yes and not click.confirm("Does it match?", default=False):
+    language = clerk_language(config)
+    _rows(language, [
+        (Phrase("Peer:"), Phrase("{name}  ({card_name} in its card)", name=name,
+                                 card_name=card.name).in_language(language)),
+        (Phrase("Node ID:"), card.node_id),
+        (Phrase("Addresses:"), ", ".join(addresses or card.addresses)),
+        (Phrase("Verification code:"), verification_code(own, card.node_id))])
+    click.echo(Phrase("Read the node ID or the code to the other office's clerk by phone; it "
+                      "must match what they see.").in_language(language))
+    if not yes and not click.confirm(Phrase("Does it match?").in_language(language),
+                                     default=False):
         raise CliError(Phrase("not enrolled"))
     now = wall_clock_now()
     store = open_store(config.store.url)
@@ -107,7 +120,8 @@ def _add_one(card_file: Path, addresses: tuple[str, ...], name: str | None, yes:
         raise CliError(str(exc)) from None
     finally:
         store.close()
-    click.echo(f"Enrolled {name}. Documents for it go in {config.outbox / name}/")
+    click.echo(Phrase("Enrolled {name}. Documents for it go in {folder}/", name=name,
+                      folder=config.outbox / name).in_language(language))
     access_policy(config.node.clerks_group).make_folder(config.outbox / name, drop=True)
 
 
@@ -126,10 +140,13 @@ def list_(as_json: bool, home: Path | None) -> None:
         click.echo(json.dumps([{"name": r.name, "node_id": r.node_id, "state": r.state,
                                 "addresses": list(r.addresses)} for r in rows], indent=2))
         return
+    language = clerk_language(config)
     if not rows:
-        click.echo("No peers yet. Enrol one with: lienthong peers add THEIR.card")
+        click.echo(Phrase("No peers yet. Enrol one with: lienthong peers add THEIR.card"
+                          ).in_language(language))
     for row in rows:
-        click.echo(f"{row.name:<16} {row.state:<8} {row.node_id}  {', '.join(row.addresses)}")
+        click.echo(f"{row.name:<16} {name_of('state', row.state, language):<12} {row.node_id}  "
+                   f"{', '.join(row.addresses)}")
 
 
 def _find(store: Store, name: str) -> PeerRecord:
@@ -163,17 +180,42 @@ def show(name: str, as_json: bool, home: Path | None) -> None:
                                "revoked_at": peer.revoked_at, "reason": peer.reason,
                                "added_at": record.added_at, "keys": keys}, indent=2))
         return
-    click.echo(f"Peer:              {peer.name}")
-    click.echo(f"Node ID:           {peer.node_id}")
-    click.echo(f"Verification code: {code}")
-    click.echo(f"State:             {peer.state}"
-               + (f" since {peer.revoked_at}: {peer.reason}" if peer.revoked_at else ""))
-    click.echo(f"Addresses:         {', '.join(peer.addresses)}")
-    click.echo(f"Enrolled:          {record.added_at}")
-    click.echo("Keys (newest last):")
+    language = clerk_language(config)
+    state = name_of("state", peer.state, language)
+    if peer.revoked_at:
+        state = Phrase("{state} since {time}: {reason}", state=state,
+                       time=show_time(peer.revoked_at, language),
+                       reason=peer.reason).in_language(language)
+    _rows(language, [(Phrase("Peer:"), peer.name), (Phrase("Node ID:"), peer.node_id),
+                     (Phrase("Verification code:"), code), (Phrase("State:"), state),
+                     (Phrase("Addresses:"), ", ".join(peer.addresses)),
+                     (Phrase("Enrolled:"), show_time(record.added_at, language))])
+    click.echo(Phrase("Keys (newest last):").in_language(language))
     for key in keys:
-        until = key["valid_until"] or "now"
-        click.echo(f"  {key['kind']:<10} {key['kid']:<20} {key['valid_from']} → {until}")
+        until = (show_time(key["valid_until"], language) if key["valid_until"]
+                 else Phrase("now").in_language(language))
+        click.echo(f"  {key['kind']:<10} {key['kid']:<20} "
+                   f"{show_time(key['valid_from'], language)} → {until}")
+
+
+def _rows(language: str, rows: list[tuple[Phrase, str]]) -> None:
+    """Label and value, the values aligned after the longest label in ``language``."""
+    labels = [label.in_language(language) for label, _value in rows]
+    width = max(len(label) for label in labels) + 1
+    for label, (_phrase, value) in zip(labels, rows, strict=True):
+        click.echo(f"{label:<{width}}{value}")
+
+
+#: What ``revoke`` and ``remove`` ask and say, one whole sentence per verb (a translation
+#: cannot be built from a verb and an ending).
+QUESTIONS = {"revoke": _("Revoke {name} ({node_id})?"),
+             "remove": _("Remove {name} ({node_id})?")}
+NOT_DONE = {"revoke": _("not revoked"), "remove": _("not removed")}
+NO_ONE_TO_CONFIRM = {
+    "revoke": _("not revoked: there is no one to confirm it here; add --yes to revoke {name} "
+                "from a script"),
+    "remove": _("not removed: there is no one to confirm it here; add --yes to remove {name} "
+                "from a script")}
 
 
 def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: str,
@@ -185,11 +227,11 @@ def _change_peer(home: Path | None, name: str, *, yes: bool, verb: str, event: s
         record = _find(store, name)
         if not yes and not sys.stdin.isatty():
             # In a script there is nobody to answer: say what to add rather than "Aborted!".
-            raise CliError(Phrase("not {verb}d: there is no one to confirm it here; add --yes to "
-                                  "{verb} {name} from a script", verb=verb, name=name))
-        if not yes and not click.confirm(f"{verb.capitalize()} {name} ({record.peer.node_id})?",
+            raise CliError(Phrase(NO_ONE_TO_CONFIRM[verb], name=name))
+        question = Phrase(QUESTIONS[verb], name=name, node_id=record.peer.node_id)
+        if not yes and not click.confirm(question.in_language(clerk_language(config)),
                                          default=False):
-            raise CliError(Phrase("not {verb}d", verb=verb))
+            raise CliError(Phrase(NOT_DONE[verb]))
         now = wall_clock_now()
         with store.transaction():
             change(store, now)
@@ -209,9 +251,9 @@ def revoke(name: str, reason: str, yes: bool, home: Path | None) -> None:
     _change_peer(home, name, yes=yes, verb="revoke", event="peer-revoked",
                  change=lambda store, now: store.revoke_peer(name, reason, now),
                  detail={"reason": reason})
-    click.echo(f"Revoked {name}. A running node drops its connections within a second; "
-               "documents queued for it move to failed/. Receipts it signed earlier stay "
-               "verifiable.")
+    click.echo(Phrase("Revoked {name}. A running node drops its connections within a second; "
+                      "documents queued for it move to failed/. Receipts it signed earlier "
+                      "stay verifiable.", name=name).in_language(clerk_language()))
 
 
 @peers.command("remove")
@@ -222,7 +264,7 @@ def remove(name: str, yes: bool, home: Path | None) -> None:
     """Remove a peer from the directory (its key history is kept for old receipts)."""
     _change_peer(home, name, yes=yes, verb="remove", event="peer-removed",
                  change=lambda store, now: store.remove_peer(name, now), detail={})
-    click.echo(f"Removed {name}.")
+    click.echo(Phrase("Removed {name}.", name=name).in_language(clerk_language()))
 
 
 #: ``peers test`` exit codes for scripts: every peer answered (and, with --deliver, receipted
@@ -266,12 +308,18 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
         from lienthong.node.status.gather import ask_daemon
         live, why = ask_daemon(config, own_card(config).node_id)
         if live is None:
-            raise CliError(f"--deliver sends the test message through the running node, and "
-                           f"it is not running. {why} Start it with 'lienthong run', or test "
-                           "without --deliver.".replace("  ", " "))
+            raise CliError(Phrase("--deliver sends the test message through the running node, "
+                                  "and it is not running. Start it with 'lienthong run', or "
+                                  "test without --deliver.") if not why else
+                           Phrase("--deliver sends the test message through the running node, "
+                                  "and it is not running ({why}). Start it with 'lienthong "
+                                  "run', or test without --deliver.",
+                                  why=str(why).strip().rstrip(".")))
     node_keys, _typed = load_keys_and_passphrase(config)
     if not as_json:
-        click.echo(f"Dialling {', '.join(names)} (each answers within {timeout:g} s)...")
+        click.echo(Phrase("Dialling {names} (each answers within {seconds} s)...",
+                          names=", ".join(names), seconds=f"{timeout:g}"
+                          ).in_language(clerk_language(config)))
     checks = dial_all(node_keys, directory, names, timeout=timeout)
     deliveries: dict[str, dict[str, Any]] = {}
     if deliver:
@@ -307,6 +355,7 @@ def make_directory(out: Path, only: tuple[str, ...], home: Path | None) -> None:
     config = open_config(home)
     count = write_directory(config, out, only)
     name = config.node.name
-    click.echo(f"Wrote {out}: {count} offices, signed by {name}. Offices that enrolled {name} "
-               f"enrol them all with: lienthong peers add --directory {out.name} "
-               f"--coordinator {name}")
+    click.echo(Phrase("Wrote {out}: {count} offices, signed by {name}. Offices that enrolled "
+                      "{name} enrol them all with: lienthong peers add --directory {file} "
+                      "--coordinator {name}", out=out, count=count, name=name, file=out.name
+                      ).in_language(clerk_language(config)))

@@ -17,8 +17,17 @@ from rich.table import Table
 from rich.text import Text
 
 from lienthong.config.schema import PETITION_KINDS
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    clerk_language,
+    home_option,
+    open_config,
+    wall_clock_now,
+)
 from lienthong.node.control.requests import RequestRefused
+from lienthong.node.language.catalog import translate
+from lienthong.node.language.names import name_of, show_date
+from lienthong.node.language.text import Phrase, _, from_error
 from lienthong.node.petitions.access import check_petition_staff
 from lienthong.node.petitions.decisions import decide
 from lienthong.node.petitions.export import write_register
@@ -28,10 +37,17 @@ from lienthong.node.store.database import open_store
 LIMIT_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "bold red"}
 
 
-def _limit_text(limit: dict | None) -> Text:
+#: What each decision is called when the CLI says it was recorded.
+DECISIONS = {"accept": _("accepted (thụ lý)"), "reject": _("not accepted (không thụ lý)"),
+             "resolve": _("resolved")}
+
+
+def _limit_text(limit: dict | None, language: str) -> Text:
     if limit is None:
         return Text("—")
-    return Text(f"{limit['due']} {limit['state']}", style=LIMIT_STYLE.get(limit["state"], ""))
+    return Text(f"{show_date(limit['due'], language)} "
+                f"{name_of('deadline', limit['state'], language)}",
+                style=LIMIT_STYLE.get(limit["state"], ""))
 
 
 @click.group(invoke_without_command=True)
@@ -70,9 +86,11 @@ def petitions(ctx: click.Context, kinds: tuple[str, ...], states: tuple[str, ...
         lines = register.lines(time.time(), query)
     finally:
         store.close()
+    language = clerk_language(config)
     if xlsx is not None:
         write_register(lines, xlsx, office=config.node.name)
-        click.echo(f"Wrote {len(lines)} petition(s) to {xlsx}.")
+        click.echo(Phrase("Wrote {count} petition(s) to {file}.", count=len(lines), file=xlsx
+                          ).in_language(language))
         return
     if as_json:
         click.echo(json.dumps({"office": config.node.name, "summary": summary(lines),
@@ -80,18 +98,23 @@ def petitions(ctx: click.Context, kinds: tuple[str, ...], states: tuple[str, ...
                               ensure_ascii=False, indent=2))
         return
     if not lines:
-        click.echo("No petitions match.")
+        click.echo(Phrase("No petitions match.").in_language(language))
         return
-    table = Table(title=f"Petition register of {config.node.name} (sổ theo dõi đơn)")
-    for heading in ("Reference", "Received", "Kind", "Petitioner", "Office", "State",
-                    "Accept by", "Resolve by"):
-        table.add_column(heading)
+    table = Table(title=Phrase("Petition register of {office}", office=config.node.name
+                               ).in_language(language))
+    for heading in (Phrase("Reference"), Phrase("Received"), Phrase("Kind"),
+                    Phrase("Petitioner"), Phrase("Office"), Phrase("State"),
+                    Phrase("Accept by"), Phrase("Resolve by")):
+        table.add_column(heading.in_language(language))
     for line in lines:
         data = line.as_json()
         arrow = "←" if line.direction == "received" else "→"
-        table.add_row(Text(line.reference), Text(line.received), Text(line.kind),
-                      Text(line.petitioner), Text(f"{arrow} {line.office}"), Text(line.state),
-                      _limit_text(data["accept_limit"]), _limit_text(data["resolve_limit"]))
+        table.add_row(Text(line.reference), Text(show_date(line.received, language)),
+                      Text(name_of("petition-kind", line.kind, language)),
+                      Text(line.petitioner), Text(f"{arrow} {line.office}"),
+                      Text(name_of("petition-state", line.state, language)),
+                      _limit_text(data["accept_limit"], language),
+                      _limit_text(data["resolve_limit"], language))
     Console().print(table)
 
 
@@ -104,17 +127,22 @@ def _decide(home: Path | None, message_id: str, decision: str, *, complex_case: 
         matches = sorted({row.message_id for row in store.petitions(direction="received")
                           if row.message_id.startswith(message_id.lower())})
         if len(matches) != 1:
-            raise CliError(f"{message_id} names {len(matches)} petitions received here; give "
-                           "more of the message ID (lienthong petitions --direction received)")
+            raise CliError(Phrase("{message_id} names {count} petitions received here; give "
+                                  "more of the message ID (lienthong petitions --direction "
+                                  "received)", message_id=message_id, count=len(matches)))
         try:
             done = decide(store, matches[0], decision, now=wall_clock_now(),
                           complex_case=complex_case, outcome=outcome)
         except RequestRefused as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(from_error(exc)) from None
     finally:
         store.close()
-    click.echo(f"{done.row.message_id[:12]}: {decision} recorded; the node sends the signed "
-               f"status '{done.status}' back to the office it came from.")
+    language = clerk_language(config)
+    click.echo(Phrase("{reference}: recorded as {decision}; the node sends the signed status "
+                      "\"{status}\" back to the office it came from.",
+                      reference=done.row.message_id[:12],
+                      decision=translate(language, DECISIONS[decision]),
+                      status=name_of("status", done.status, language)).in_language(language))
 
 
 @petitions.command()

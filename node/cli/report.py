@@ -16,7 +16,7 @@ import click
 
 from lienthong.keys.card import read_card
 from lienthong.keys.errors import KeysError
-from lienthong.node.cli.common import CliError, home_option, open_config
+from lienthong.node.cli.common import CliError, clerk_language, home_option, open_config
 from lienthong.node.core.home import write_public_file
 from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.store.database import open_store
@@ -27,8 +27,9 @@ from lienthong.node.store.database import open_store
               help="The year of the report, e.g. 2026.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The HTML file to write (required unless --json).")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
-              help="Vietnamese (the default) or English.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None,
+              help="Vietnamese or English (default: lienthong --lang, $LIENTHONG_LANG, else "
+                   "the node's language).")
 @click.option("--pdf", "pdf", is_flag=True,
               help="Also print it to a PDF beside the HTML (needs Chromium and Playwright).")
 @click.option("--chromium", default=None,
@@ -36,7 +37,7 @@ from lienthong.node.store.database import open_store
                    "/usr/bin/chromium).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @home_option
-def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | None,
+def report(year: int, out: Path | None, lang: str | None, pdf: bool, chromium: str | None,
            as_json: bool, home: Path | None) -> None:
     """The yearly cooperation report: documents, deadlines, delivery times, recalls, failures,
     reconciliations and witnessed audit heads, with charts, as one HTML file (and a PDF)."""
@@ -56,8 +57,9 @@ def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | No
     try:
         keys, _ = load_keys_and_passphrase(config)
     except KeysError as exc:
-        raise CliError(f"the report reads the sealed headers of this office's documents, so "
-                       f"it needs the keystore: {exc}") from None
+        raise CliError(Phrase("the report reads the sealed headers of this office's documents, "
+                              "so it needs the keystore: {error}", error=from_error(exc))
+                       ) from None
     store = open_store(config.store.url)
     try:
         figures = collect(store, year=year, own_name=config.node.name,
@@ -69,13 +71,15 @@ def report(year: int, out: Path | None, lang: str, pdf: bool, chromium: str | No
         click.echo(json.dumps(figures.as_json(), ensure_ascii=False, indent=2))
     if out is None:
         return
+    lang = lang or clerk_language(config)
     page = render_html(figures, lang=lang)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_public_file(out, page.encode("utf-8"))
     if not as_json:
-        click.echo(f"Wrote the {year} report of {config.node.name} to {out}")
+        click.echo(Phrase("Wrote the {year} report of {office} to {file}", year=year,
+                          office=config.node.name, file=out).in_language(lang))
     if pdf:
         target = out.with_suffix(".pdf")
         print_pdf(out, target, chromium=chromium)
         if not as_json:
-            click.echo(f"Printed it to {target}")
+            click.echo(Phrase("Printed it to {file}", file=target).in_language(lang))

@@ -21,8 +21,15 @@ from typing import Any
 import click
 
 from lienthong.node.cli.audit import audit
-from lienthong.node.cli.common import CliError, home_argument, open_config, wall_clock_now
-from lienthong.node.language.text import Phrase
+from lienthong.node.cli.common import (
+    CliError,
+    clerk_language,
+    home_argument,
+    open_config,
+    wall_clock_now,
+)
+from lienthong.node.language.catalog import translate
+from lienthong.node.language.text import Phrase, _
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import ReconciliationRow
 from lienthong.protocol.errors import SummaryError
@@ -36,14 +43,28 @@ def _age(now: float, when: str | None) -> float | None:
     return max(0.0, now - moment.timestamp())
 
 
-def _age_text(seconds: float | None) -> str:
+def _age_text(seconds: float | None, language: str) -> str:
     if seconds is None:
-        return "never"
+        return translate(language, "never")
     if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
+        return Phrase("{minutes} min ago", minutes=int(seconds // 60)).in_language(language)
     if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+        return Phrase("{hours} h ago", hours=f"{seconds / 3600:.1f}").in_language(language)
+    return Phrase("{days} days ago", days=f"{seconds / 86400:.1f}").in_language(language)
+
+
+#: What each kind of reconciliation difference means, for a person (the protocol's
+#: DIFFERENCE_KINDS, which cannot import the catalog, says the same in English).
+DIFFERENCE_TEXT = {
+    "not-receipted": _("sent, never receipted, and the recipient has no record of it"),
+    "missing-at-recipient": _("the sender holds a receipt for it, but the recipient has no "
+                              "record"),
+    "missing-at-sender": _("the recipient receipted it, but the sender's record has no "
+                           "receipt"),
+    "digest-mismatch": _("both hold it, with different SHA-256 digests"),
+    "receipt-mismatch": _("both hold it, with different receipt times"),
+    "not-compared": _("days whose roots differ but whose lists did not fit in one exchange"),
+}
 
 
 def witness_summary(store: Store, now: float) -> list[dict[str, Any]]:
@@ -100,16 +121,20 @@ def witnesses(home_arg: Path | None, home: Path | None, as_json: bool,
     if as_json:
         click.echo(json.dumps({"peers": rows}, ensure_ascii=False, indent=2))
         return
+    language = clerk_language(config)
     if not rows:
-        click.echo("No peers yet.")
+        click.echo(translate(language, "No peers yet."))
         return
-    click.echo(f"{'Peer':<16} {'Our head it witnessed':<34} {'Its head we hold':<34}")
+    click.echo(f"{translate(language, 'Peer'):<16} "
+               f"{translate(language, 'Our head it witnessed'):<34} "
+               f"{translate(language, 'Its head we hold'):<34}")
     for row in rows:
         mine, held = row["witnessed_our_head"], row["we_hold_its_head"]
-        left = ("none yet" if mine is None else
-                f"entry {mine['seq']}, {_age_text(mine['age_seconds'])}")
-        right = ("none yet" if held is None else
-                 f"entry {held['seq']}, {_age_text(held['age_seconds'])}")
+        left, right = (translate(language, "none yet") if head is None else
+                       Phrase("entry {seq}, {age}", seq=head["seq"],
+                              age=_age_text(head["age_seconds"], language)
+                              ).in_language(language)
+                       for head in (mine, held))
         click.echo(f"{row['peer']:<16} {left:<34} {right:<34}")
 
 
@@ -138,8 +163,10 @@ def reconcile(home_arg: Path | None, home: Path | None, peer_name: str, period: 
     from lienthong.node.reconciliation.exchange import request_reconciliation
     try:
         parse_period(period)
-    except SummaryError as exc:
-        raise CliError(str(exc)) from None
+    except SummaryError:
+        raise CliError(Phrase("--period {period!r} is not a period of a real date; write "
+                              "2026 (year), 2026-Q4 (quarter), 2026-11 (month) or 2026-11-03 "
+                              "(day)", period=period)) from None
     config = open_config(home_arg or home)
     store = open_store(config.store.url)
     try:
@@ -160,27 +187,37 @@ def reconcile(home_arg: Path | None, home: Path | None, peer_name: str, period: 
     if as_json:
         click.echo(json.dumps(view, ensure_ascii=False, indent=2))
     else:
-        _print_reconciliation(view)
+        _print_reconciliation(view, clerk_language(config))
     if current.state == "differs":
         sys.exit(1)
 
 
-def _print_reconciliation(view: dict[str, Any]) -> None:
+def _print_reconciliation(view: dict[str, Any], language: str) -> None:
     from lienthong.node.status.render import clean
     peer, period = clean(view["peer"], 64), view["period"]
+
+    def say(text: Phrase) -> None:
+        click.echo(text.in_language(language))
     if view["state"] in ("requested", "pending"):
-        click.echo(f"Reconciliation with {peer} for {period}: pending. {peer} has not answered "
-                   "yet; the node keeps asking. See the result later with: lienthong status")
+        say(Phrase("Reconciliation with {peer} for {period}: pending. {peer} has not answered "
+                   "yet; the node keeps asking. See the result later with: lienthong status",
+                   peer=peer, period=period))
         return
     if view["state"] == "agreed":
-        click.echo(f"✓ Reconciliation with {peer} for {period}: both records agree.")
+        say(Phrase("✓ Reconciliation with {peer} for {period}: both records agree.",
+                   peer=peer, period=period))
         return
-    click.echo(f"✗ Reconciliation with {peer} for {period}: "
-               f"{len(view['differences'])} difference(s). Nothing was changed; investigate.")
-    click.echo(f"{'Message ID':<34} {'From':<8} {'What':<22} Detail")
+    say(Phrase("✗ Reconciliation with {peer} for {period}: {count} difference(s). Nothing was "
+               "changed; investigate.", peer=peer, period=period,
+               count=len(view["differences"])))
+    click.echo(f"{translate(language, 'Message ID'):<34} {translate(language, 'From'):<8} "
+               f"{translate(language, 'What'):<22} {translate(language, 'Detail')}")
+    us = translate(language, "us")
     for d in view["differences"]:
-        direction = "us" if d["recipient"] == view["peer_node_id"] else peer
+        direction = us if d["recipient"] == view["peer_node_id"] else peer
         click.echo(f"{d['message_id']:<34} {clean(direction, 8):<8} {d['kind']:<22} "
                    f"{clean(d['detail'], 80)}")
     for kind in sorted({d["kind"] for d in view["differences"]}):
-        click.echo(f"  {kind}: {DIFFERENCE_KINDS[kind]}")
+        meaning = DIFFERENCE_TEXT.get(kind)
+        click.echo(f"  {kind}: "
+                   + (translate(language, meaning) if meaning else DIFFERENCE_KINDS[kind]))

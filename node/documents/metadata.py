@@ -415,8 +415,8 @@ def document_meta(fields: Mapping[str, Any], *, hint: str | None = None,
         elif field in _TEXT_LIMITS:
             values[field] = _text(field, value)
         elif field in PETITION_FIELD_NAMES:
-            raise _bad(f"{field}: only a citizens' petition (type = \"đơn thư\") carries this "
-                       "field; set the type or remove the line")
+            raise _bad(Phrase("{field}: only a citizens' petition (type = \"đơn thư\") carries "
+                              "this field; set the type or remove the line", field=field))
         else:
             raise _bad(Phrase("unknown field {field!r}; the fields are: {fields}", field=field,
                               fields=", ".join(FIELD_NAMES)))
@@ -445,9 +445,9 @@ def _petition_meta(fields: Mapping[str, Any], *, hint: str | None,
         if field in PETITION_FIELD_NAMES or field == "subject":
             own[field] = value
         elif field not in _PETITION_ALSO:
-            raise MetadataError("bad-petition", f"{field}: a citizens' petition does not carry "
-                                "this field; use its own fields (docs/petitions.md)",
-                                petition=True)
+            raise MetadataError("bad-petition", Phrase(
+                "{field}: a citizens' petition does not carry this field; use its own fields "
+                "(docs/petitions.md)", field=field), petition=True)
         elif field == "urgency":
             values[field] = _choice(field, value, _URGENCY, URGENCY_NAMES, URGENCY_NAMES)
         elif field == "confidentiality":
@@ -459,12 +459,12 @@ def _petition_meta(fields: Mapping[str, Any], *, hint: str | None,
         if hint is not None:
             _merge_hint(values, hint, types_by_key, type_names)
         if values["type"] != PETITION_TYPE:
-            raise _bad("type: the folder says another type than the sidecar's petition")
+            raise _bad(Phrase("type: the folder says another type than the sidecar's petition"))
         petition = petition_fields(own)
     except PetitionError as exc:
-        raise MetadataError(exc.code, exc.reason, petition=True) from None
+        raise MetadataError(exc.code, exc.reason_text, petition=True) from None
     except MetadataError as exc:
-        raise MetadataError(exc.code, exc.reason, petition=True) from None
+        raise MetadataError(exc.code, exc.reason_text, petition=True) from None
     return DocumentMeta(kind=PETITION_TYPE, petition=petition, **values)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from lienthong.config.schema import NAME_PATTERN
 from lienthong.node.core.errors import NodeError
+from lienthong.node.language.text import Phrase
 
 #: The document type, and the envelope ``meta.kind``, of a petition.
 PETITION_TYPE = "petition"
@@ -88,10 +89,12 @@ class PetitionError(NodeError):
 
     code = "bad-petition"
 
-    def __init__(self, reason: str, *, code: str = "bad-petition") -> None:
+    def __init__(self, reason: str | Phrase, *, code: str = "bad-petition") -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = reason
+        #: The reason as a clerk reads it, translated where it is written (the reason file).
+        self.reason_text = reason
+        self.reason = str(reason)
 
 
 def _key(text: str) -> str:
@@ -116,25 +119,29 @@ def _shown(table: Mapping[str, tuple[str, ...]]) -> str:
 
 def _text(field: str, value: Any) -> str:
     if not isinstance(value, str | int) or isinstance(value, bool):
-        raise PetitionError(f"{field}: expected text in quotes")
+        raise PetitionError(Phrase("{field}: expected text in quotes", field=field))
     text = unicodedata.normalize("NFC", str(value)).strip()
     if not text:
-        raise PetitionError(f"{field}: is empty; remove the line or fill it in")
+        raise PetitionError(Phrase("{field}: is empty; remove the line or fill it in",
+                                   field=field))
     if len(text) > _LIMITS[field]:
-        raise PetitionError(f"{field}: is {len(text)} characters; at most {_LIMITS[field]} "
-                            "are allowed")
+        raise PetitionError(Phrase("{field}: is {length} characters; at most {most} are "
+                                   "allowed", field=field, length=len(text),
+                                   most=_LIMITS[field]))
     if any(unicodedata.category(c) in _FORBIDDEN for c in text):
-        raise PetitionError(f"{field}: contains control or invisible characters; type it "
-                            "again")
+        raise PetitionError(Phrase("{field}: contains control or invisible characters; "
+                                   "type it again", field=field))
     if _MARKUP.search(text):
-        raise PetitionError(f"{field}: contains the characters < or >, which a petition may "
-                            "not carry (they could be read as markup); remove them")
+        raise PetitionError(Phrase("{field}: contains the characters < or >, which a petition "
+                                   "may not carry (they could be read as markup); remove them",
+                                   field=field))
     return text
 
 
 def _date(field: str, value: Any) -> str:
     if isinstance(value, dt.datetime):
-        raise PetitionError(f"{field}: expected a date without a time, e.g. 2026-11-25")
+        raise PetitionError(Phrase("{field}: expected a date without a time, e.g. 2026-11-25",
+                                   field=field))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, str):
@@ -143,29 +150,32 @@ def _date(field: str, value: Any) -> str:
                 return dt.datetime.strptime(value.strip(), pattern).date().isoformat()
             except ValueError:
                 continue
-    raise PetitionError(f"{field}: expected a date such as 2026-11-25 or 25/11/2026")
+    raise PetitionError(Phrase("{field}: expected a date such as 2026-11-25 or 25/11/2026",
+                               field=field))
 
 
 def _choice(field: str, value: Any, index: Mapping[str, str],
             table: Mapping[str, tuple[str, ...]]) -> str:
     found = index.get(_key(value)) if isinstance(value, str) else None
     if found is None:
-        raise PetitionError(f"{field}: is not known; use one of: {_shown(table)}")
+        raise PetitionError(Phrase("{field}: is not known; use one of: {choices}", field=field,
+                                   choices=_shown(table)))
     return found
 
 
 def _office(field: str, value: Any) -> str:
     name = _key(value) if isinstance(value, str) else ""
     if not NAME_PATTERN.match(name):
-        raise PetitionError(f"{field}: expected the short name of an office, e.g. \"ubnd\"")
+        raise PetitionError(Phrase("{field}: expected the short name of an office, e.g. \"ubnd\"",
+                                   field=field))
     return name
 
 
 def _related(field: str, value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or len(items) > _MAX_RELATED:
-        raise PetitionError(f"{field}: expected a list of up to {_MAX_RELATED} petition "
-                            "numbers, e.g. [\"15/ĐKN\"]")
+        raise PetitionError(Phrase("{field}: expected a list of up to {most} petition numbers, "
+                                   "e.g. [\"15/ĐKN\"]", field=field, most=_MAX_RELATED))
     return list(dict.fromkeys(_text(field, item) for item in items))
 
 
@@ -175,10 +185,12 @@ def petition_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 
     The petitioner's name and the received date are required: a petition without them cannot
     be registered, nor its time limits counted."""
-    for required, what in (("petitioner", "the petitioner's name (người viết đơn)"),
-                           ("received", "the date the office received it (ngày nhận đơn)")):
-        if required not in fields:
-            raise PetitionError(f"{required}: a petition must give {what}")
+    if "petitioner" not in fields:
+        raise PetitionError(Phrase("petitioner: a petition must give the petitioner's name "
+                                   "(người viết đơn)"))
+    if "received" not in fields:
+        raise PetitionError(Phrase("received: a petition must give the date the office "
+                                   "received it (ngày nhận đơn)"))
     petition: dict[str, Any] = {
         "kind": _choice("petition_kind", fields.get("petition_kind", "complaint"), _KINDS,
                         PETITION_KIND_NAMES),
@@ -195,8 +207,8 @@ def petition_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "petitioner_id" in fields:
         id_number = _text("petitioner_id", fields["petitioner_id"])
         if not _ID_NUMBER.fullmatch(id_number):
-            raise PetitionError("petitioner_id: expected an ID card or passport number (6 to "
-                                "32 letters and digits)")
+            raise PetitionError(Phrase("petitioner_id: expected an ID card or passport number "
+                                       "(6 to 32 letters and digits)"))
         petition["petitioner"]["id_number"] = id_number
     if "subject" in fields:
         petition["subject"] = _text("subject", fields["subject"])
@@ -213,7 +225,7 @@ def _file_name(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 255 or "/" in value \
             or value in (".", "..") or any(unicodedata.category(c) in _FORBIDDEN
                                            for c in value):
-        raise PetitionError("file_name: is not a plain file name")
+        raise PetitionError(Phrase("file_name: is not a plain file name"))
     return unicodedata.normalize("NFC", value)
 
 
@@ -222,10 +234,10 @@ def read_petition(meta: Mapping[str, Any]) -> dict[str, Any]:
     sidecar; raise PetitionError (the receiver refuses the offer)."""
     raw = meta.get("petition")
     if not isinstance(raw, Mapping):
-        raise PetitionError("the envelope of a petition carries no petition metadata")
+        raise PetitionError(Phrase("the envelope of a petition carries no petition metadata"))
     person = raw.get("petitioner")
     if not isinstance(person, Mapping):
-        raise PetitionError("petitioner: missing")
+        raise PetitionError(Phrase("petitioner: missing"))
     fields: dict[str, Any] = {"petition_kind": raw.get("kind"), "petitioner": person.get("name"),
                               "received": raw.get("received")}
     for key, field in (("number", "petition_number"), ("channel", "channel"),
@@ -237,11 +249,12 @@ def read_petition(meta: Mapping[str, Any]) -> dict[str, Any]:
         if key in person:
             fields[field] = person[key]
     if any(value is None for value in fields.values()):
-        raise PetitionError("a petition field is empty")
+        raise PetitionError(Phrase("a petition field is empty"))
     unknown = set(raw) - {"kind", "received", "petitioner", "number", "channel", "subject",
                           "handling_office", "related", "file_name"}
     if unknown or set(person) - {"name", "address", "id_number"}:
-        raise PetitionError("the petition metadata has fields this office does not know")
+        raise PetitionError(Phrase("the petition metadata has fields this office does not "
+                                   "know"))
     return petition_fields(fields)
 
 
@@ -289,8 +302,13 @@ def check_petition_peers(recipients: Iterable[str], *, peers: Iterable[str],
     allowed = allowed_peers(peers, groups)
     refused = sorted(set(recipients) - allowed)
     if refused:
-        raise PetitionError(
-            f"this office may not send citizens' petitions to {', '.join(refused)}: only to "
-            f"{', '.join(sorted(allowed)) or 'no office'} ([petitions] peers in "
-            "lienthong.toml). Send it to an office allowed for petitions, or ask the "
-            "administrator.", code="petition-not-allowed")
+        if not allowed:
+            raise PetitionError(Phrase(
+                "this office may not send citizens' petitions to {refused}: it is allowed to "
+                "send them to no office ([petitions] peers in lienthong.toml). Ask the "
+                "administrator.", refused=", ".join(refused)), code="petition-not-allowed")
+        raise PetitionError(Phrase(
+            "this office may not send citizens' petitions to {refused}: only to {allowed} "
+            "([petitions] peers in lienthong.toml). Send it to an office allowed for "
+            "petitions, or ask the administrator.", refused=", ".join(refused),
+            allowed=", ".join(sorted(allowed))), code="petition-not-allowed")

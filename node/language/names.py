@@ -38,8 +38,27 @@ STATES = {"sending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"),
           "trusted": _("Trusted"), "revoked": _("Revoked"), "pending": _("Pending"),
           "ok": _("Working normally"), "warning": _("Needs attention"),
           "error": _("Not working")}
+#: Where an obligation stands on a day (``lienthong deadlines``, a petition's time limits).
+DEADLINE_STATES = {"on-time": _("On time"), "late": _("Late"), "due": _("Due"),
+                   "overdue": _("Overdue"), "missing": _("Missing")}
+#: What is owed (``lienthong deadlines``): a programme of a period, a document's due date, a
+#: meeting's conclusion.
+OBLIGATION_KINDS = {"annual": _("Annual programme"), "quarterly": _("Quarterly programme"),
+                    "monthly": _("Monthly programme"), "weekly": _("Weekly programme"),
+                    "document": _("Document with a due date"),
+                    "conclusion": _("Meeting conclusion")}
+#: Where a citizens' petition is in this office's register (node/petitions/register.py).
+PETITION_STATES = {"received": _("Received"), "accepted": _("Accepted for resolution"),
+                   "rejected": _("Not accepted"), "resolved": _("Resolved"),
+                   "forwarded": _("Forwarded"),
+                   "taken-over": _("Taken over by the handling office"),
+                   "refused": _("Refused")}
+PETITION_KINDS = {"complaint": _("Complaint"), "denunciation": _("Denunciation"),
+                  "recommendation": _("Recommendation"), "reflection": _("Reflection")}
 TABLES = {"type": DOCUMENT_TYPES, "urgency": URGENCIES, "confidentiality": CONFIDENTIALITY,
-          "status": STATUSES, "state": STATES}
+          "status": STATUSES, "state": STATES, "deadline": DEADLINE_STATES,
+          "obligation": OBLIGATION_KINDS, "petition-state": PETITION_STATES,
+          "petition-kind": PETITION_KINDS}
 
 
 def name_of(table: str, code: object, language: str) -> str:

@@ -32,8 +32,10 @@ class Phrase:
         object.__setattr__(self, "fields", dict(fields))
 
     def in_language(self, language: str) -> str:
-        fields = {key: value.in_language(language) if isinstance(value, Phrase) else value
-                  for key, value in self.fields.items()}
+        # a field that is an error ("... not usable: {error}") is said in this language too
+        fields = {key: value.in_language(language) if isinstance(value, Phrase)
+                  else shown(from_error(value), language) if isinstance(value, BaseException)
+                  else value for key, value in self.fields.items()}
         return translate(language, self.message).format(**fields)
 
     def __str__(self) -> str:

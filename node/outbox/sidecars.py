@@ -250,12 +250,12 @@ def _check_petition_route(rt: NodeRuntime, recipients: list[str]) -> None:
         check_petition_peers([rt.peer_name(n) for n in recipients],
                              peers=rt.config.petitions.peers, groups=rt.config.groups)
     except PetitionError as exc:
-        raise MetadataError(exc.code, exc.reason, petition=True) from None
+        raise MetadataError(exc.code, exc.reason_text, petition=True) from None
     if rt.config.delivery.max_protocol < V3_PROTOCOL:
-        raise MetadataError("petition-not-sealed", "this office is configured for protocol 1 "
-                            "([delivery] max_protocol = 1), whose envelopes do not seal the "
-                            "metadata; a citizens' petition travels only sealed. Ask the "
-                            "administrator to allow protocol 2.", petition=True)
+        raise MetadataError("petition-not-sealed", Phrase(
+            "this office is configured for protocol 1 ([delivery] max_protocol = 1), whose "
+            "envelopes do not seal the metadata; a citizens' petition travels only sealed. Ask "
+            "the administrator to allow protocol 2."), petition=True)
 
 
 def plain_document(rt: NodeRuntime, path: Path, recipients: list[str],

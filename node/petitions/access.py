@@ -12,6 +12,7 @@ import os
 from lienthong.config.schema import NodeConfig
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.restricted import petition_access
+from lienthong.node.language.text import Phrase
 
 
 class NotPetitionStaff(NodeError):
@@ -30,7 +31,9 @@ def check_petition_staff(config: NodeConfig) -> None:
         return
     group = config.petitions.group
     raise NotPetitionStaff(
-        "only the petition staff may read the petition register"
-        + (f" (members of the Unix group {group})" if group else
-           " (no [petitions] group is configured, so only the node's user)")
-        + "; ask the administrator to add you to that group")
+        Phrase("only the petition staff may read the petition register (members of the Unix "
+               "group {group}); ask the administrator to add you to that group", group=group)
+        if group else
+        Phrase("only the petition staff may read the petition register (no [petitions] group "
+               "is configured, so only the node's user); ask the administrator to add you to "
+               "that group"))

@@ -14,6 +14,14 @@ from lienthong.keys import jws
 from lienthong.keys.card import read_card, verification_code
 from lienthong.node.cli.main import main
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
+
 NAMES = ("tinhuy", "so-a", "so-b", "so-c", "so-d")
 
 
@@ -178,3 +186,39 @@ def test_a_store_error_midway_enrols_nothing(province):
     assert "nothing was enrolled: the database refused the change" in result.output
     assert _enrolled(coordinator) == []
     assert _audit(coordinator, "peer-added") == []
+
+
+def test_enrolment_speaks_vietnamese_by_default_and_english_when_asked(province, monkeypatch):
+    """The plan, the result and a keys-layer refusal nested in a command error (a directory
+    file signed by another office) read in Vietnamese by default, in English with --lang en;
+    the audit log stays English."""
+    monkeypatch.delenv("LIENTHONG_LANG")
+    coordinator = province["tinhuy"]
+    cards = [_card(province[name]) for name in NAMES[1:3]]
+    result = _run("peers", "add", *cards, "--yes", "--home", coordinator)
+    assert result.exit_code == 0, result.output
+    assert "Cơ quan mới (2)" in result.output and "Đã kết nạp 2 cơ quan" in result.output
+    again = _run("--lang", "en", "peers", "add", *cards, "--yes", "--home", coordinator)
+    assert "Enrolled 0 offices" in again.output and "Already enrolled" in again.output
+    assert _run("peers", "add", _card(province["so-c"]), "--yes", "--home",
+                province["so-b"]).exit_code == 0
+    forged = province["so-b"] / "mine.directory"
+    made = _run("peers", "make-directory", forged, "--home", province["so-b"])
+    assert made.exit_code == 0 and "Đã ghi" in made.output
+    office = province["so-a"]
+    assert _run("peers", "add", _card(coordinator), "--yes", "--home", office).exit_code == 0
+    refused = _run("peers", "add", "--directory", forged, "--coordinator", "tinhuy", "--yes",
+                   "--home", office)
+    assert refused.exit_code == 2
+    assert "không phải cơ quan điều phối" in refused.output, refused.output
+    assert "not by the coordinating office" not in refused.output
+    english = _run("--lang", "en", "peers", "add", "--directory", forged, "--coordinator",
+                   "tinhuy", "--yes", "--home", office)
+    assert "not by the coordinating office" in english.output
+    assert "not by the coordinating office" in _audit(office, "enrolment-refused")[-1]["reason"]
+    listed = _run("peers", "list", "--home", office).output
+    assert "Tin cậy" in listed or "tin cậy" in listed.lower(), listed
+    shown = _run("peers", "show", "tinhuy", "--home", office).output
+    assert "Mã xác minh:" in shown
+    assert "Verification code:" in _run("--lang", "en", "peers", "show", "tinhuy", "--home",
+                                         office).output

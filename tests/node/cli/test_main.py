@@ -204,3 +204,16 @@ def test_every_command_summary_is_in_vietnamese_and_english_on_request(
         "vi", summary(c.__dict__.get("_english_help", c.help))) == summary(
         c.__dict__.get("_english_help", c.help))]
     assert untranslated == []
+
+
+def test_reconcile_and_report_errors_speak_the_clerks_language(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """A bad --period for reconcile, and report without --out, are one sentence in
+    Vietnamese by default and in English with --lang en."""
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    args = ["reconcile", "--peer", "hdnd", "--period", "2026-13", "--home", str(tmp_path)]
+    vi = CliRunner().invoke(main, args)
+    assert vi.exit_code == 2 and "không phải là một kỳ có thật" in vi.output, vi.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args])
+    assert en.exit_code == 2 and "is not a period of a real date" in en.output
+    assert "Lỗi" in CliRunner().invoke(main, ["report", "--year", "2026"]).output

@@ -25,6 +25,14 @@ from tests.node.coordination.programmes import xlsx
 from tests.node.coordination.test_programmes import make_home, receive
 from tests.node.storehelp import T0, make_peer
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
+
 VN = dt.timezone(dt.timedelta(hours=7))
 SECTION = CoordinationSection(kinds=("monthly",), since="2026-11-01")
 

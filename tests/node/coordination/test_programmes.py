@@ -24,6 +24,14 @@ from lienthong.node.store.records import NewReceived
 from tests.node.coordination.programmes import VN, ics, xlsx
 from tests.node.storehelp import T0, make_peer
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
+
 D = dt.date.fromisoformat
 T = dt.time.fromisoformat
 
@@ -214,6 +222,35 @@ def test_deadlines_json_and_table_filter_by_office_kind_and_period(tmp_path: Pat
         ("hdnd", "2027", "2026-11-30", "on-time"), ("ubnd", "2027", "2026-11-30", "overdue")}
     only = CliRunner().invoke(main, ["deadlines", "--period", "2027", "--office", "hdnd",
                                      "--home", str(home)], catch_exceptions=False).output
-    assert "hdnd" in only and "ubnd" not in only and "on time" in only
+    assert "hdnd" in only and "ubnd" not in only and "On time" in only
     bad = CliRunner().invoke(main, ["deadlines", "--period", "Q1", "--home", str(home)])
     assert bad.exit_code == 2 and "is not a period" in bad.output
+
+
+def test_deadlines_and_consolidate_speak_vietnamese_by_default(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """The deadlines table (title, headings, states by name, dates dd/mm/yyyy) and
+    consolidate's errors are Vietnamese by default and English with --lang en; --json is the
+    same either way."""
+    monkeypatch.delenv("LIENTHONG_LANG")
+    monkeypatch.setenv("COLUMNS", "200")  # the table's cells whole, not wrapped
+    home = make_home(tmp_path, "tinhuy")
+    programme = {"kind": "document", "type": "programme", "period": "2027"}
+    receive(home, "hdnd", 2, 1, "CT nam 2027.pdf", b"%PDF", programme, "2026-11-27T02:00:00Z")
+    args = ["deadlines", "--period", "2027", "--office", "hdnd", "--on", "01/12/2026",
+            "--home", str(home)]
+    vi = CliRunner().invoke(main, args, catch_exceptions=False).output
+    assert "Đúng hạn" in vi and "Các hạn mà tinhuy theo dõi" in vi, vi
+    assert "tính đến ngày 01/12/2026" in vi and "30/11/2026" in vi and "On time" not in vi
+    en = CliRunner().invoke(main, ["--lang", "en", *args], catch_exceptions=False).output
+    assert "On time" in en and "as of 01/12/2026" in en
+    as_json = [CliRunner().invoke(main, [*lang, *args, "--json"]).output
+               for lang in ([], ["--lang", "en"])]
+    assert as_json[0] == as_json[1] and '"on-time"' in as_json[0]
+    bad = CliRunner().invoke(main, ["programmes", "consolidate", "--period", "tháng 1",
+                                    "--home", str(home)])
+    assert bad.exit_code == 2 and "không phải là một kỳ" in bad.output
+    elsewhere = CliRunner().invoke(main, ["programmes", "consolidate", "--period", "2027-01",
+                                          "--home", str(make_home(tmp_path, "hdnd"))])
+    assert elsewhere.exit_code == 2 and "not the consolidating office" not in elsewhere.output

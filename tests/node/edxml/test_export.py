@@ -11,6 +11,7 @@ import os
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from lienthong.config.schema import EdxmlSection, NodeConfig
@@ -25,6 +26,14 @@ from lienthong.node.edxml.parse import Limits, keep_in_memory, parse_message
 from lienthong.node.store.records import NewReceived
 from tests.node.edxml.samples import full_document, full_header
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the English wording, so they ask for it (the default is Vietnamese;
+    test_words.py shows the Vietnamese)."""
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+
 
 MID = "0123456789abcdef0123456789abcdef"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 300
@@ -178,6 +187,9 @@ def test_export_cli_writes_a_plain_received_document_as_edxml(tmp_path: Path) ->
                                        str(config.home)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert f"Wrote {out / 'QĐ-45.pdf.edxml'}" in result.output
+    vi = CliRunner().invoke(main, ["--lang", "vi", "export", "--edxml", MID, "--out",
+                                   str(tmp_path / "vi"), "--home", str(config.home)])
+    assert f"Đã ghi {tmp_path / 'vi' / 'QĐ-45.pdf.edxml'}" in vi.output
     message = read_edxml(out / "QĐ-45.pdf.edxml", Limits(), keep_in_memory)
     assert isinstance(message, EdxmlDocument)
     assert message.header.subject == "Về việc tổ chức hội nghị"

@@ -17,6 +17,8 @@ GUARDED = {
     "KeystoreError": ["keys/keystore.py", "node/app"],
     "InsecurePermissions": ["keys"],
     "UnknownPeer": ["keys/directory.py"],
+    "DirectoryError": ["keys/directory.py"],
+    "DirectoryFileError": ["keys/directoryfile.py"],
     "_bad": ["node/documents/metadata.py"],
     "MetadataError": ["node/documents/metadata.py", "node/outbox/sidecars.py"],
     "TargetError": ["node/outbox/pipeline.py"],

@@ -43,5 +43,11 @@ def test_a_user_outside_the_petition_group_is_refused() -> None:
         assert "only the petition staff may read the petition register" in done.stderr
         assert f"members of the Unix group {group}" in done.stderr
         assert "Traceback" not in done.stderr
+        vietnamese = {k: v for k, v in os.environ.items() if k != "LIENTHONG_LANG"}
+        done = subprocess.run([sys.executable, "-c", AS_NOBODY, str(home)],
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env=dict(vietnamese, PYTHONPATH=str(ROOT)), cwd="/")
+        assert done.returncode == 2 and "chỉ cán bộ xử lý đơn thư" in done.stderr, done.stderr
+        assert f"thành viên nhóm Unix {group}" in done.stderr
     finally:
         shutil.rmtree(home)
