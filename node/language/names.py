@@ -38,8 +38,34 @@ STATES = {"sending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"),
           "trusted": _("Trusted"), "revoked": _("Revoked"), "pending": _("Pending"),
           "ok": _("Working normally"), "warning": _("Needs attention"),
           "error": _("Not working")}
+#: What a deadline row is for (node/coordination/deadlines.py: a programme's period kind, a
+#: document with a due date, a meeting's conclusion to register).
+DEADLINE_KINDS = {"annual": _("Annual programme"), "quarterly": _("Quarterly programme"),
+                  "monthly": _("Monthly programme"), "weekly": _("Weekly programme"),
+                  "document": _("Document with a deadline"), "conclusion": _("Conclusion")}
+#: A deadline's state (node/coordination/obligations.py), also a petition's time limit's.
+DEADLINE_STATES = {"on-time": _("On time"), "late": _("Late"), "due": _("Not yet due"),
+                   "overdue": _("Overdue"), "missing": _("Missing")}
+#: The kinds of citizens' petitions (node/documents/petitions.py).
+PETITION_KINDS = {"complaint": _("Complaint"), "denunciation": _("Denunciation"),
+                  "recommendation": _("Recommendation"), "reflection": _("Feedback")}
+#: Where a petition is in the register (node/petitions/register.py).
+PETITION_STATES = {"received": _("Received, not yet decided"),
+                   "accepted": _("Accepted for resolution"),
+                   "rejected": _("Not accepted"), "resolved": _("Resolved"),
+                   "forwarded": _("Forwarded"), "taken-over": _("Taken over by the office"),
+                   "refused": _("Refused by the office")}
+#: How a peer was last found reachable or not (node/status/snapshot.py ``reachable``).
+REACHABILITY_SOURCES = {"connected now": _("connected now"),
+                        "test": _("connection test"), "connection": _("last connection")}
+#: The kinds of a peer's keys (keys/directory.py).
+KEY_KINDS = {"identity": _("identity key"), "tls": _("TLS key"),
+             "encryption": _("encryption key")}
 TABLES = {"type": DOCUMENT_TYPES, "urgency": URGENCIES, "confidentiality": CONFIDENTIALITY,
-          "status": STATUSES, "state": STATES}
+          "status": STATUSES, "state": STATES, "deadline_kind": DEADLINE_KINDS,
+          "deadline_state": DEADLINE_STATES, "petition_kind": PETITION_KINDS,
+          "petition_state": PETITION_STATES, "reachability": REACHABILITY_SOURCES,
+          "key_kind": KEY_KINDS}
 
 
 def name_of(table: str, code: object, language: str) -> str:
