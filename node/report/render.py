@@ -21,6 +21,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from lienthong.node.language.catalog import translate
+from lienthong.node.language.names import name_of
 from lienthong.node.report import charts
 from lienthong.node.report.figures import (
     OBLIGATION_STATES,
@@ -28,8 +30,6 @@ from lienthong.node.report.figures import (
     Spread,
     YearFigures,
 )
-from lienthong.node.language.catalog import translate
-from lienthong.node.language.names import name_of
 from lienthong.node.report.text import (
     FAILURE_NAMES,
     LANGUAGES,
