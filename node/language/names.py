@@ -37,7 +37,7 @@ STATES = {"sending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"),
           "requested": _("Recall requested"), "accepted": _("Recall accepted"),
           "trusted": _("Trusted"), "revoked": _("Revoked"), "pending": _("Pending"),
           "ok": _("Working normally"), "warning": _("Needs attention"),
-          "error": _("Not working")}
+          "error": _("Not working"), "critical": _("Needs attention at once")}
 #: What a deadline row is for (node/coordination/deadlines.py: a programme's period kind, a
 #: document with a due date, a meeting's conclusion to register).
 DEADLINE_KINDS = {"annual": _("Annual programme"), "quarterly": _("Quarterly programme"),

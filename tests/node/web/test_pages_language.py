@@ -155,3 +155,13 @@ def test_peers_name_the_kinds_of_keys() -> None:
     vi = _page("peers.html", "vi")
     assert "khóa định danh k1" in vi and "khóa mã hóa k2" in vi
     assert "identity key k1" in _page("peers.html", "en")
+
+
+def test_the_overview_names_every_health() -> None:
+    """ok, warning and critical (node/status/health.py) each have a name in both languages."""
+    for health, vi, en in (("ok", "Hoạt động bình thường", "Working normally"),
+                           ("critical", "Cần xử lý ngay", "Needs attention at once")):
+        context = dict(BASE, **PAGES["overview.html"])
+        context["snap"] = dict(SNAPSHOT, health=health)
+        assert vi in _words(render("overview.html", "vi", **context))
+        assert en in _words(render("overview.html", "en", **context))
