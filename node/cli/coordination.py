@@ -41,7 +41,7 @@ STATE_STYLE = {"on-time": "green", "late": "yellow", "due": "cyan", "overdue": "
 def _kind_text(row: dict, language: str) -> str:
     """A programme's kind, or the document type of a due-date document ("Document with a due
     date: Directive")."""
-    kind = name_of("obligation", row["kind"], language)
+    kind = name_of("deadline_kind", row["kind"], language)
     if row["kind"] == "document" and row.get("doc_type"):
         return Phrase("{kind}: {doc_type}", kind=kind,
                       doc_type=name_of("type", row["doc_type"], language)).in_language(language)
@@ -85,7 +85,7 @@ def _state_text(row: dict, language: str) -> str:
         left = row["working_days_left"]
         return (Phrase("due today") if left == 0 else
                 Phrase("due in {days} working day(s)", days=left)).in_language(language)
-    return name_of("deadline", row["state"], language)
+    return name_of("deadline_state", row["state"], language)
 
 
 @click.command()

@@ -46,7 +46,7 @@ def _limit_text(limit: dict | None, language: str) -> Text:
     if limit is None:
         return Text("—")
     return Text(f"{show_date(limit['due'], language)} "
-                f"{name_of('deadline', limit['state'], language)}",
+                f"{name_of('deadline_state', limit['state'], language)}",
                 style=LIMIT_STYLE.get(limit["state"], ""))
 
 
@@ -110,9 +110,9 @@ def petitions(ctx: click.Context, kinds: tuple[str, ...], states: tuple[str, ...
         data = line.as_json()
         arrow = "←" if line.direction == "received" else "→"
         table.add_row(Text(line.reference), Text(show_date(line.received, language)),
-                      Text(name_of("petition-kind", line.kind, language)),
+                      Text(name_of("petition_kind", line.kind, language)),
                       Text(line.petitioner), Text(f"{arrow} {line.office}"),
-                      Text(name_of("petition-state", line.state, language)),
+                      Text(name_of("petition_state", line.state, language)),
                       _limit_text(data["accept_limit"], language),
                       _limit_text(data["resolve_limit"], language))
     Console().print(table)

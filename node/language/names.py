@@ -37,28 +37,36 @@ STATES = {"sending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"),
           "requested": _("Recall requested"), "accepted": _("Recall accepted"),
           "trusted": _("Trusted"), "revoked": _("Revoked"), "pending": _("Pending"),
           "ok": _("Working normally"), "warning": _("Needs attention"),
-          "error": _("Not working")}
-#: Where an obligation stands on a day (``lienthong deadlines``, a petition's time limits).
-DEADLINE_STATES = {"on-time": _("On time"), "late": _("Late"), "due": _("Due"),
+          "error": _("Not working"), "critical": _("Needs attention at once")}
+#: What a deadline row is for (node/coordination/deadlines.py: a programme's period kind, a
+#: document with a due date, a meeting's conclusion to register).
+DEADLINE_KINDS = {"annual": _("Annual programme"), "quarterly": _("Quarterly programme"),
+                  "monthly": _("Monthly programme"), "weekly": _("Weekly programme"),
+                  "document": _("Document with a due date"),
+                  "conclusion": _("Meeting conclusion")}
+#: A deadline's state (node/coordination/obligations.py), also a petition's time limit's.
+DEADLINE_STATES = {"on-time": _("On time"), "late": _("Late"), "due": _("Not yet due"),
                    "overdue": _("Overdue"), "missing": _("Missing")}
-#: What is owed (``lienthong deadlines``): a programme of a period, a document's due date, a
-#: meeting's conclusion.
-OBLIGATION_KINDS = {"annual": _("Annual programme"), "quarterly": _("Quarterly programme"),
-                    "monthly": _("Monthly programme"), "weekly": _("Weekly programme"),
-                    "document": _("Document with a due date"),
-                    "conclusion": _("Meeting conclusion")}
-#: Where a citizens' petition is in this office's register (node/petitions/register.py).
-PETITION_STATES = {"received": _("Received"), "accepted": _("Accepted for resolution"),
-                   "rejected": _("Not accepted"), "resolved": _("Resolved"),
-                   "forwarded": _("Forwarded"),
-                   "taken-over": _("Taken over by the handling office"),
-                   "refused": _("Refused")}
+#: The kinds of citizens' petitions (node/documents/petitions.py).
 PETITION_KINDS = {"complaint": _("Complaint"), "denunciation": _("Denunciation"),
-                  "recommendation": _("Recommendation"), "reflection": _("Reflection")}
+                  "recommendation": _("Recommendation"), "reflection": _("Feedback")}
+#: Where a petition is in the register (node/petitions/register.py).
+PETITION_STATES = {"received": _("Received, not yet decided"),
+                   "accepted": _("Accepted for resolution"),
+                   "rejected": _("Not accepted"), "resolved": _("Resolved"),
+                   "forwarded": _("Forwarded"), "taken-over": _("Taken over by the office"),
+                   "refused": _("Refused by the office")}
+#: How a peer was last found reachable or not (node/status/snapshot.py ``reachable``).
+REACHABILITY_SOURCES = {"connected now": _("connected now"),
+                        "test": _("connection test"), "connection": _("last connection")}
+#: The kinds of a peer's keys (keys/directory.py).
+KEY_KINDS = {"identity": _("identity key"), "tls": _("TLS key"),
+             "encryption": _("encryption key")}
 TABLES = {"type": DOCUMENT_TYPES, "urgency": URGENCIES, "confidentiality": CONFIDENTIALITY,
-          "status": STATUSES, "state": STATES, "deadline": DEADLINE_STATES,
-          "obligation": OBLIGATION_KINDS, "petition-state": PETITION_STATES,
-          "petition-kind": PETITION_KINDS}
+          "status": STATUSES, "state": STATES, "deadline_kind": DEADLINE_KINDS,
+          "deadline_state": DEADLINE_STATES, "petition_kind": PETITION_KINDS,
+          "petition_state": PETITION_STATES, "reachability": REACHABILITY_SOURCES,
+          "key_kind": KEY_KINDS}
 
 
 def name_of(table: str, code: object, language: str) -> str:

@@ -21,15 +21,27 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from lienthong.node.language.catalog import translate
+from lienthong.node.language.names import name_of
 from lienthong.node.report import charts
 from lienthong.node.report.figures import (
-    LATENCY_BUCKETS,
     OBLIGATION_STATES,
     ReportError,
     Spread,
     YearFigures,
 )
-from lienthong.node.report.text import LANGUAGES, MESSAGES, report_message
+from lienthong.node.report.text import (
+    FAILURE_NAMES,
+    LANGUAGES,
+    LATENCY_BUCKET_NAMES,
+    RECALL_OUTCOME_NAMES,
+    RECONCILIATION_NAMES,
+    named,
+    report_text,
+)
+
+#: Shown where there is no figure, in both languages.
+NO_FIGURE = "—"
 
 
 def _environment() -> Environment:
@@ -41,14 +53,14 @@ def _environment() -> Environment:
 def duration(lang: str, seconds: float | None) -> str:
     """A duration in the largest unit that keeps it readable."""
     if seconds is None:
-        return report_message(lang, "none")
+        return NO_FIGURE
     if seconds < 120:
-        return report_message(lang, "seconds", value=f"{seconds:.1f}")
+        return translate(lang, "{value} s").format(value=f"{seconds:.1f}")
     if seconds < 7200:
-        return report_message(lang, "minutes", value=f"{seconds / 60:.0f}")
+        return translate(lang, "{value} min").format(value=f"{seconds / 60:.0f}")
     if seconds < 2 * 86400:
-        return report_message(lang, "hours", value=f"{seconds / 3600:.1f}")
-    return report_message(lang, "days", value=f"{seconds / 86400:.1f}")
+        return translate(lang, "{value} h").format(value=f"{seconds / 3600:.1f}")
+    return translate(lang, "{value} days").format(value=f"{seconds / 86400:.1f}")
 
 
 def _day(text: str | None) -> str:
@@ -60,11 +72,12 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
     if lang not in LANGUAGES:
         raise ReportError(f"the report is written in {' or '.join(LANGUAGES)}, not {lang!r}")
 
-    def t(name: str, **fields: object) -> str:
-        return report_message(lang, name, **fields)
+    def t(message: str, **fields: object) -> str:
+        return report_text(lang, message, **fields)
 
-    months = [t("month_short", month=m) for m in range(1, 13)]
-    states = {s: t(f"state_{s}") for s in OBLIGATION_STATES}
+    # The month's number alone in English; "T3" (tháng 3) in Vietnamese.
+    months = [translate(lang, "{month}").format(month=m) for m in range(1, 13)]
+    states = {s: name_of("deadline_state", s, lang) for s in OBLIGATION_STATES}
     counts = figures.obligation_counts()
     sent = sum(p.documents for p in figures.pairs if p.sender == figures.office)
     received = sum(p.documents for p in figures.pairs if p.recipient == figures.office)
@@ -73,25 +86,35 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
     volume = {office: series for office, series in volume.items() if any(series)}
     histogram = figures.latency_histogram()
     context: dict[str, Any] = {
-        "t": t, "lang": lang, "f": figures, "months": months, "states": states,
+        "_": t, "lang": lang, "f": figures, "months": months, "states": states,
         "counts": counts, "sent": sent, "received": received, "receipted": receipted,
         "duration": lambda s: duration(lang, s), "day": _day,
         "rate": _rate,
-        "kind_label": lambda kind: t(f"kind_{kind}") if f"kind_{kind}" in MESSAGES else kind,
+        "kind_name": lambda kind: name_of("deadline_kind", kind, lang),
+        "type_name": lambda code: name_of("type", code, lang),
+        "failure_name": lambda code: named(lang, FAILURE_NAMES, code),
+        "reconciliation_name": lambda code: named(lang, RECONCILIATION_NAMES, code),
+        "outcome_name": lambda outcome: ", ".join(
+            named(lang, RECALL_OUTCOME_NAMES, part) for part in outcome.split(", ")),
         "late_rows": [row for row in figures.obligations
                       if row.state in ("late", "missing", "overdue")],
         "types": sorted({ty for p in figures.pairs for ty in p.by_type}),
         "overall": {"latency": Spread.of(e.latency for e in figures.exchanges),
                     "turnaround": Spread.of(e.turnaround for e in figures.exchanges)},
         "volume_svg": Markup(charts.monthly_volume(  # noqa: S704 - our own SVG, text as paths
-            volume, months=months, title=t("volume_chart"), ylabel=t("documents")))
+            volume, months=months,
+            title=translate(lang, "Documents per month, by sending office"),
+            ylabel=translate(lang, "Documents")))
         if volume else None,
         "on_time_svg": Markup(charts.on_time(  # noqa: S704
-            counts, states=states, title=t("obligations_chart"), xlabel=t("count")))
+            counts, states=states,
+            title=translate(lang, "Obligations due in the year, by office"),
+            xlabel=translate(lang, "Count")))
         if counts else None,
         "latency_svg": Markup(charts.latency(  # noqa: S704
-            histogram, buckets=[t(f"bucket_{i}") for i in range(len(LATENCY_BUCKETS))],
-            title=t("latency_chart"), ylabel=t("documents")))
+            histogram, buckets=[translate(lang, name) for name in LATENCY_BUCKET_NAMES],
+            title=translate(lang, "Time from dispatch to signed receipt"),
+            ylabel=translate(lang, "Documents")))
         if any(histogram) else None,
     }
     return _environment().get_template("report.html.j2").render(context)
@@ -100,7 +123,7 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
 def _rate(per: dict[str, int]) -> str:
     settled = sum(per.get(s, 0) for s in ("on-time", "late", "missing"))
     if not settled:
-        return "—"
+        return NO_FIGURE
     return f"{100 * per.get('on-time', 0) / settled:.0f}%"
 
 

@@ -268,7 +268,7 @@ def _last_seen(peer: Mapping[str, Any], now: float, lang: str) -> Text:
                else translate(lang, "never"))
     reachable = peer.get("reachable")
     if reachable is not None:
-        source = reachable["source"]
+        source = name_of("reachability", reachable["source"], lang)
         if reachable["reachable"]:
             out.append("\n" + Phrase("✓ reachable ({source})", source=source
                                      ).in_language(lang), style="green")

@@ -47,6 +47,7 @@ from lienthong.node.core.errors import NodeError
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.documents.metadata import (
     CONFIDENTIALITY_NAMES,
+    MAX_MESSAGE_BYTES,
     STATUS_NAMES,
     URGENCY_NAMES,
     MetadataError,
@@ -150,7 +151,8 @@ class WebPages(Resource):
         if not gone:
             request.setResponseCode(500)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.write(b"internal error; see the node's log\n")
+            request.write(translate(self._language(request), "Something went wrong inside "
+                                    "the node; its log says what.").encode("utf-8") + b"\n")
             request.finish()
 
     def _headers(self, request: Any, content_type: bytes) -> None:
@@ -427,9 +429,15 @@ class WebPages(Resource):
         urgency = _arg(request, "urgency") or "normal"
         if urgency not in URGENCY_NAMES:
             raise _Answer(400, Phrase("The urgency {urgency} is not known.", urgency=urgency))
+        text = _arg(request, "text")
+        if not text.strip():
+            raise _Answer(400, Phrase("The message is empty; write its text first."))
+        if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise _Answer(400, Phrase("A message is at most {kib} KiB; send a longer text as a "
+                                      "document.", kib=MAX_MESSAGE_BYTES // 1024))
         try:
             placed = yield self.rt.io(write_message, self.rt.config, [target],
-                                      _arg(request, "text"), now=self.rt.now(), urgency=urgency)
+                                      text, now=self.rt.now(), urgency=urgency)
         except ValueError as exc:
             raise _Answer(400, Phrase("The message was not sent: {reason}",
                                     reason=str(exc))) from None
@@ -455,7 +463,7 @@ class WebPages(Resource):
                           lenient_numbers=documents.lenient_numbers)
         except MetadataError as exc:
             raise _Answer(400, Phrase("The document was not sent: {reason}",
-                                    reason=exc.reason)) from None
+                                      reason=exc.reason_text)) from None
         name = safe_file_name(filename or "document")
         placed = yield self.rt.io(drop_upload, self.rt.config, [target], name, data, fields)
         yield self.rt.audit("web-action", user=session.user or "-", action="upload",

@@ -63,7 +63,7 @@
         const answer = await response.json();
         result.textContent = answer.message;
       } catch (error) {
-        result.textContent = String(error);
+        result.textContent = button.dataset.failed || String(error);
       } finally {
         button.disabled = false;
       }

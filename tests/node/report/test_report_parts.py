@@ -11,7 +11,6 @@ from lienthong.node.report.figures import (
     doc_type,
 )
 from lienthong.node.report.render import duration, render_html
-from lienthong.node.report.text import MESSAGES
 
 
 def test_median_and_p95_by_nearest_rank() -> None:
@@ -29,9 +28,6 @@ def test_latency_buckets_and_types() -> None:
     assert doc_type({"kind": "message", "type": "message"}) == "message"
 
 
-def test_every_message_has_both_languages() -> None:
-    for name, texts in MESSAGES.items():
-        assert set(texts) == {"vi", "en"}, name
 
 
 def test_chart_text_is_drawn_not_written() -> None:
