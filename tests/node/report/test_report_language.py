@@ -63,7 +63,8 @@ def test_the_report_is_vietnamese_by_default_with_names_not_codes() -> None:
     assert page == render_html(_figures(), lang="vi")
     text = _text(page)
     for expected in ("Báo cáo kết quả phối hợp năm 2025", "Tóm tắt", "Theo tháng", "T3",
-                     "Chương trình công tác quý", "Văn bản có hạn", "Trễ hạn", "Không có", "Đúng hạn",
+                     "Chương trình công tác quý", "Văn bản có hạn", "Trễ hạn", "Không có",
+                     "Đúng hạn",
                      "Công văn", "Chỉ thị", "Đã chấp nhận thu hồi", "Thu hồi bị từ chối",
                      "Từ chối tại hộp gửi", "Gửi không thành", "Có khác biệt",
                      "Đầu chuỗi nhật ký được làm chứng", "24.0 giờ", "30.0 giây"):
