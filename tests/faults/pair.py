@@ -123,7 +123,8 @@ def make_pair_network(base: Path, office_url: str, peer_name: str = "hdnd", *,
         text = new.config.source.read_text()
         for old, replacement in {**FAST_SETTINGS, **(settings or {})}.items():
             text = text.replace(old, replacement)
-        new.config.source.write_text(text)
+        # English, as the integration harness's nodes (tests check the English wording).
+        new.config.source.write_text(text.replace('language = "vi"', 'language = "en"'))
         homes[name] = TestNode(name, new.config.home, new.node_id, port, new.card_path)
     office, peer = homes[office_name], homes[peer_name]
     enrol_peer(office, peer)

@@ -40,7 +40,7 @@ def test_the_standby_takes_over_after_kill_9(pair) -> None:  # type: ignore[no-u
     import sys
 
     from tests.integration.harness import ROOT
-    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "LIENTHONG_LANG": "en"}
     shown = subprocess.run([sys.executable, "-m", "lienthong.node", "status", "--json",
                             str(office.home)], capture_output=True, text=True, timeout=60,
                            env=env, cwd=str(ROOT))
@@ -220,7 +220,7 @@ def test_a_member_with_other_keys_is_refused_before_it_waits(tmp_path: Path, pai
                              listen="127.0.0.1:1", advertise=["127.0.0.1:1"], passphrase=None,
                              now=NOW, kdf="minimal", store_url=url)
     before = len(office.query("audit_entries"))
-    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "LIENTHONG_LANG": "en"}
     for args, said in ((["run", "--standby"], "belongs to another node"),
                        (["run"], "already running on the database")):
         done = subprocess.run([sys.executable, "-m", "lienthong.node", *args,
