@@ -63,6 +63,6 @@ def test_the_peer_test_lines_are_vietnamese_by_default_and_english_on_request() 
               "reason_text": Phrase("no receipt within {seconds} s", seconds="5")}
     vi = render_check(fine, failed, "vi")
     assert "✓ Danh tính" in vi and "khớp với thẻ" in vi
-    assert "✗ Tin nhắn thử" in vi and "không có báo nhận trong vòng 5 giây" in vi
+    assert "✗ Tin nhắn thử" in vi and "không có biên nhận trong vòng 5 giây" in vi
     assert "→ liên lạc được: answered" in vi  # an English-only reason is shown as it is
     assert json_of(failed) == {"ok": False, "reason": "no receipt within 5 s"}
