@@ -39,7 +39,6 @@ _CARD_FIELDS = frozenset(["v", "name", "node_id", "identity", "encryption", "tls
                           "tls_cert", "addresses", "created"])
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
-_ADVICE = "ask the other office to send its card file again"
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -141,67 +140,86 @@ def read_card(text: str | bytes) -> PeerCard:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise BadCard("this file is not a lienthong peer card (it is not text); "
-                          f"{_ADVICE}") from None
+                          "ask the other office to send its card file again") \
+                from None
     if not isinstance(text, str):
         raise BadCard("a peer card must be text")
     if len(text) > MAX_CARD_CHARS:
-        raise BadCard(f"this file is too large to be a lienthong peer card "
-                      f"(more than {MAX_CARD_CHARS} characters)")
+        raise BadCard("this file is too large to be a lienthong peer card (more than {limit} "
+                      "characters)", limit=MAX_CARD_CHARS)
     text = text.strip().lstrip("\ufeff").strip()  # editors add a byte-order mark or newlines
     try:
         decoded = jws.decode(text, CARD_TYP)
     except KeysError as exc:
-        raise BadCard(f"this file is not a lienthong peer card ({exc}); {_ADVICE}") from exc
+        raise BadCard("this file is not a lienthong peer card ({problem}); "
+                      "ask the other office to send its card file again",
+                      problem=exc) from exc
     payload = decoded.payload
     if set(payload) != _CARD_FIELDS or type(payload.get("v")) is not int or payload["v"] != 1:
-        raise BadCard(f"this peer card has an unknown layout or version; it may come from a "
-                      f"newer lienthong. {_ADVICE.capitalize()}")
+        raise BadCard("this peer card has an unknown layout or version; it may come from a "
+                      "newer lienthong. Ask the other office to send its card file again")
     identity = decode_key32(payload["identity"], "the card's identity key", BadCard)
     try:
         verify_key = nacl.signing.VerifyKey(identity)
         payload = jws.verify_decoded(decoded, verify_key)
     except KeysError as exc:
         raise BadCard("this peer card was changed after it was signed (its signature does not "
-                      f"verify); do not use it, {_ADVICE}") from exc
+                      "verify); do not use it, "
+                      "ask the other office to send its card file again") from exc
     computed = node_id_from_public_key(identity)
     claimed = payload["node_id"]
     try:
         claimed = parse_node_id(claimed)
     except BadNodeID as exc:
-        raise BadCard(f"the card's node ID {claimed!r} is not well formed; {_ADVICE}") from exc
+        raise BadCard("the card's node ID {node_id} is not well formed; "
+                      "ask the other office to send its card file again",
+                      node_id=repr(claimed)) from exc
     if claimed != computed:
-        raise BadCard(f"card claims node ID {claimed} but its key gives {computed}; "
-                      f"do not use it, {_ADVICE}")
+        raise BadCard("card claims node ID {claimed} but its key gives {computed}; do not use "
+                      "it, "
+                      "ask the other office to send its card file again",
+                      claimed=claimed, computed=computed)
     if decoded.kid != computed:
-        raise BadCard(f"the card's signature names key {decoded.kid!r}, not its node ID; {_ADVICE}")
+        raise BadCard("the card's signature names key {kid}, not its node ID; "
+                      "ask the other office to send its card file again",
+                      kid=repr(decoded.kid))
     encryption = payload["encryption"]
     if not isinstance(encryption, dict) or set(encryption) != {"kid", "public"}:
-        raise BadCard(f"the card's encryption key is not well formed; {_ADVICE}")
+        raise BadCard("the card's encryption key is not well formed; "
+                      "ask the other office to send its card file again")
     encryption_public = decode_key32(encryption["public"], "the card's encryption key", BadCard)
     if encryption["kid"] != encryption_kid(encryption_public):
-        raise BadCard(f"the card's encryption key ID does not match its key; {_ADVICE}")
+        raise BadCard("the card's encryption key ID does not match its key; "
+                      "ask the other office to send its card file again")
     tls_cert = payload["tls_cert"]
     try:
         cert_der = jws.b64url_decode(tls_cert)
         pin = tls.check_certificate_key(cert_der)
     except KeysError as exc:
-        raise BadCard(f"the card's TLS certificate cannot be read ({exc}); {_ADVICE}") from exc
+        raise BadCard("the card's TLS certificate cannot be read ({problem}); "
+                      "ask the other office to send its card file again",
+                      problem=exc) from exc
     if payload["tls_spki_sha256"] != pin:
-        raise BadCard(f"the card's TLS pin {payload['tls_spki_sha256']!r} does not match its TLS "
-                      f"certificate ({pin}); {_ADVICE}")
+        raise BadCard("the card's TLS pin {pin} does not match its TLS certificate "
+                      "({certificate_pin}); "
+                      "ask the other office to send its card file again",
+                      pin=repr(payload["tls_spki_sha256"]),
+                      certificate_pin=pin)
     try:
         name = check_node_name(payload["name"])
     except InvalidValue as exc:
-        raise BadCard(f"the card's office name is not usable: {exc}. The other office must "
-                      "choose another name") from exc
+        raise BadCard("the card's office name is not usable: {problem}. The other office must "
+                      "choose another name", problem=exc) from exc
     try:
         addresses = _check_addresses(payload["addresses"])
     except InvalidValue as exc:
-        raise BadCard(f"the card's network address is not usable: {exc}") from exc
+        raise BadCard("the card's network address is not usable: {problem}", problem=exc) \
+            from exc
     try:
         created = check_time(payload["created"])
     except InvalidValue as exc:
-        raise BadCard(f"the card's creation time is not usable: {exc}") from exc
+        raise BadCard("the card's creation time is not usable: {problem}", problem=exc) \
+            from exc
     return PeerCard(name=name, node_id=computed, identity_public=identity,
                     encryption_kid=encryption["kid"], encryption_public=encryption_public,
                     tls_spki_sha256=pin, tls_cert_der=cert_der, addresses=addresses,

@@ -47,12 +47,14 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry:
-    """One office the index names: its card when the card checks out, else why not."""
+    """One office the index names: its card when the card checks out, else why not
+    (``problem`` in English; ``error`` says it with a template and fields, for the catalog)."""
 
     name: str
     node_id: str
     card: PeerCard | None
     problem: str | None = None
+    error: KeysError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +221,18 @@ def _refuse_duplicates(pairs: Sequence[tuple[str, str]]) -> None:
 
 def _entry(name: str, node_id: str, token: str | None) -> DirectoryEntry:
     if token is None:
-        return DirectoryEntry(name, node_id, None, "its card is missing from the file, or was "
-                                                   "changed after the directory was signed")
+        return _unusable(name, node_id, DirectoryFileError(
+            "its card is missing from the file, or was changed after the directory was signed"))
     try:
         card = read_card(token)
     except BadCard as exc:
-        return DirectoryEntry(name, node_id, None, str(exc))
+        return _unusable(name, node_id, exc)
     if card.node_id != node_id or card.name != name:
-        return DirectoryEntry(name, node_id, None, f"its card is for {card.name} "
-                                                   f"({card.node_id}), not the office the "
-                                                   "directory names")
+        return _unusable(name, node_id, DirectoryFileError(
+            "its card is for {card_name} ({card_node_id}), not the office the directory names",
+            card_name=card.name, card_node_id=card.node_id))
     return DirectoryEntry(name, node_id, card)
+
+
+def _unusable(name: str, node_id: str, error: KeysError) -> DirectoryEntry:
+    return DirectoryEntry(name, node_id, None, str(error), error)

@@ -20,8 +20,8 @@ the office itself (docs/keys.md), so a card that disagrees with the keys we hold
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from lienthong.keys.card import PeerCard
 from lienthong.keys.directory import Peer
@@ -29,17 +29,31 @@ from lienthong.keys.directory import Peer
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """One card offered for enrolment, or the reason it could not be read."""
+    """One card offered for enrolment, or the reason it could not be read (``problem`` in
+    English; ``error``, when there is one, carries it as a template and fields)."""
 
     label: str
     card: PeerCard | None
     problem: str | None = None
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
+    """A card that is not enrolled: ``reason`` in English (the audit log, ``--json``), and
+    the sentence as ``template`` and ``fields`` (or the ``error`` that says it), which the
+    command line looks up in the catalog; this layer cannot import it (docs/design.md §8)."""
+
     label: str
     reason: str
+    template: str | None = None
+    fields: Mapping[str, object] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def refused_because(label: str, template: str, /, **fields: object) -> Refusal:
+    """A refusal said with an English format string and its fields (an extraction keyword)."""
+    return Refusal(label, template.format(**fields), template, dict(fields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,41 +80,53 @@ def plan_enrolment(offers: Sequence[Offer], *, own_node_id: str, own_name: str,
     for offer in offers:
         card = offer.card
         if card is None:
-            refused.append(Refusal(offer.label, offer.problem or "the card could not be read"))
+            refused.append(Refusal(offer.label, offer.problem, error=offer.error)
+                           if offer.problem else
+                           refused_because(offer.label, "the card could not be read"))
             continue
         if card.token in seen:
             continue
         seen.add(card.token)
         if names[card.name] > 1:
-            refused.append(Refusal(offer.label, f"two different cards are offered for the name "
-                                                f"{card.name!r}; neither is enrolled"))
+            refused.append(refused_because(
+                offer.label, "two different cards are offered for the name {name}; neither is "
+                "enrolled", name=repr(card.name)))
         elif node_ids[card.node_id] > 1:
-            refused.append(Refusal(offer.label, f"two different cards are offered for node "
-                                                f"{card.node_id}; neither is enrolled"))
+            refused.append(refused_because(
+                offer.label, "two different cards are offered for node {node_id}; neither is "
+                "enrolled", node_id=card.node_id))
         elif card.node_id == own_node_id:
             unchanged.append(offer)
         elif card.name == own_name:
-            refused.append(Refusal(offer.label, f"another node ({card.node_id}) claims this "
-                                                f"office's own name {own_name!r}"))
+            refused.append(refused_because(
+                offer.label, "another node ({node_id}) claims this office's own name {name}",
+                node_id=card.node_id, name=repr(own_name)))
         else:
-            reason = _clash(card, by_name.get(card.name), by_node_id.get(card.node_id))
-            if reason == "":
+            clash = _clash(offer.label, card, by_name.get(card.name),
+                           by_node_id.get(card.node_id))
+            if clash == "":
                 unchanged.append(offer)
-            elif reason is None:
+            elif clash is None:
                 add.append(offer)
-            else:
-                refused.append(Refusal(offer.label, reason))
+            elif isinstance(clash, Refusal):
+                refused.append(clash)
     return EnrolmentPlan(add=tuple(add), unchanged=tuple(unchanged), refused=tuple(refused))
 
 
-def _clash(card: PeerCard, same_name: Peer | None, same_node: Peer | None) -> str | None:
+def _clash(label: str, card: PeerCard, same_name: Peer | None,
+           same_node: Peer | None) -> Refusal | str | None:
     """None: new office; "": already enrolled as is; else why the card is refused."""
     if same_node is not None and same_node.state == "revoked":
-        return (f"node {card.node_id} was revoked here ({same_node.revoked_at}); only "
-                "'lienthong peers remove' and a new phone check can bring it back")
+        return refused_because(
+            label, "node {node_id} was revoked here ({revoked_at}); only 'lienthong peers "
+            "remove' and a new phone check can bring it back", node_id=card.node_id,
+            revoked_at=same_node.revoked_at)
     if same_node is not None and same_node.name != card.name:
-        return f"node {card.node_id} is already enrolled here as {same_node.name!r}"
+        return refused_because(label, "node {node_id} is already enrolled here as {name}",
+                               node_id=card.node_id, name=repr(same_node.name))
     if same_name is not None and same_name.node_id != card.node_id:
-        return (f"another office (node {same_name.node_id}) is enrolled here under the name "
-                f"{card.name!r}; if that office really has a new node, remove it first")
+        return refused_because(
+            label, "another office (node {node_id}) is enrolled here under the name {name}; if "
+            "that office really has a new node, remove it first", node_id=same_name.node_id,
+            name=repr(card.name))
     return "" if same_node is not None else None

@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from lienthong.config.schema import NodeConfig
-from lienthong.node.cli.common import CliError, home_option, open_config, wall_clock_now
+from lienthong.node.cli.common import (
+    CliError,
+    clerk_language,
+    home_option,
+    open_config,
+    wall_clock_now,
+)
 from lienthong.node.control.asking import ask_recall, ask_status
 from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.documents.metadata import (
@@ -25,7 +31,8 @@ from lienthong.node.documents.metadata import (
     resolve_status,
     resolve_urgency,
 )
-from lienthong.node.language.text import Phrase
+from lienthong.node.language.names import name_of, show_date, show_time
+from lienthong.node.language.text import Phrase, _
 from lienthong.node.outbox.drop import write_message
 from lienthong.node.store.database import open_store
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
@@ -83,7 +90,8 @@ def message(text: str, to: str, urgency: str, reply_to: str | None, home: Path |
                                          else None))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"Queued the message as {placed}; the running node will send it.")
+    _say(config, Phrase("Queued the message as {placed}; the running node will send it.",
+                        placed=placed))
 
 
 def _wait(config: NodeConfig, request_id: int, seconds: float) -> None:
@@ -98,10 +106,12 @@ def _wait(config: NodeConfig, request_id: int, seconds: float) -> None:
             if request.state == "failed":
                 raise CliError(Phrase("the node refused request {request_id}: {error}",
                                       request_id=request_id, error=request.error))
-            click.echo(f"Done: request {request_id} was signed and queued for sending.")
+            _say(config, Phrase("Done: request {request_id} was signed and queued for sending.",
+                                request_id=request_id))
             return
         if time.monotonic() >= deadline:
-            click.echo(f"Request {request_id} is still waiting; is the node running?")
+            _say(config, Phrase("Request {request_id} is still waiting; is the node running?",
+                                request_id=request_id))
             return
         time.sleep(0.2)
 
@@ -143,8 +153,10 @@ def mark(message_id: str, status: str, note: str, register_number: str | None,
     finally:
         store.close()
     request = asked.request
-    click.echo(f"Marked {asked.name!r} as {chosen}; the running node signs it and sends it "
-               f"to the sender (request {request.id}).")
+    _say(config, Phrase("Marked {name} as {status}; the running node signs it and sends it to "
+                        "the sender (request {request_id}).", name=repr(asked.name),
+                        status=Phrase(_STATUS_WORDS.get(chosen, chosen)),
+                        request_id=request.id))
     if wait_seconds:
         _wait(config, request.id, wait_seconds)
 
@@ -171,8 +183,9 @@ def recall(message_id: str, reason: str, replaced_by: str | None, wait_seconds: 
     finally:
         store.close()
     request = asked.request
-    click.echo(f"Recalling {asked.name!r} from {asked.recipients} office(s) (request "
-               f"{request.id}); each answers with a signed accept or refuse.")
+    _say(config, Phrase("Recalling {name} from {count} office(s) (request {request_id}); each "
+                        "answers with a signed accept or refuse.", name=repr(asked.name),
+                        count=asked.recipients, request_id=request.id))
     if wait_seconds:
         _wait(config, request.id, wait_seconds)
 
@@ -195,27 +208,70 @@ def track(message_id: str, as_json: bool, home: Path | None) -> None:
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False, indent=2, sort_keys=True))
         return
+    language = clerk_language(config)
+    click.echo(render_lifecycle(info, mid, language))
+
+
+def _say(config: NodeConfig, sentence: Phrase) -> None:
+    click.echo(sentence.in_language(clerk_language(config)))
+
+
+#: A processing status as ``mark`` names it back (names.STATUSES, lower case in a sentence).
+_STATUS_WORDS = {"registered": _("registered"), "assigned": _("assigned"),
+                 "in-progress": _("in progress"), "completed": _("completed"),
+                 "rejected": _("rejected")}
+#: The labels of ``track``'s metadata lines, and which names table (or date) a value reads by.
+_TRACK_LABELS = {"type": _("Type"), "number": _("Number"), "issuer": _("Issued by"),
+                 "date": _("Date"), "subject": _("Subject"), "signer": _("Signer"),
+                 "urgency": _("Urgency"), "confidentiality": _("Confidentiality"),
+                 "due": _("Due date"), "reply_to": _("Reply to"), "replaces": _("Replaces")}
+_TRACK_TABLES = {"type": "type", "urgency": "urgency", "confidentiality": "confidentiality"}
+
+
+def render_lifecycle(info: dict[str, Any], mid: str, language: str) -> str:
+    """``track``'s lines in ``language``: names of types, states and statuses by their words,
+    dates dd/mm/yyyy; what offices wrote (subject, notes, reasons) shown as it is."""
+    def _(message: str, /, **fields: Any) -> str:  # said in ``language``; extracted as _
+        return Phrase(message, **fields).in_language(language)
+
     meta = info["meta"]
-    click.echo(f"{info['name']}  ({info['direction']}, {mid})")
-    for key in ("type", "number", "issuer", "date", "subject", "signer", "urgency",
-                "confidentiality", "due", "reply_to", "replaces"):
-        if key in meta:
-            click.echo(f"  {key + ':':17}{meta[key]}")
+    direction = _("sent") if info["direction"] == "sent" else _("received")
+    lines = [f"{info['name']}  ({direction}, {mid})"]
+    for key, label in _TRACK_LABELS.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if key in _TRACK_TABLES:
+            value = name_of(_TRACK_TABLES[key], value, language)
+        elif key in ("date", "due"):
+            value = show_date(value, language)
+        lines.append(f"  {Phrase(label).in_language(language) + ':':17}{value}")
     for office in info.get("recipients", []):
-        click.echo(f"  → {office['office']}: {office['delivery']}"
-                   + (f", receipt {office['receipt_at']}" if office["receipt_at"] else ""))
+        state = name_of("state", office["delivery"], language)
+        lines.append(f"  → {office['office']}: " + (
+            _("{state}, receipt {time}", state=state,
+                time=show_time(office["receipt_at"], language))
+            if office["receipt_at"] else state))
         for status in office["statuses"]:
-            click.echo("      " + _status_line(status))
+            lines.append("      " + _status_line(status, language))
     for status in info.get("statuses", []):
-        click.echo("  " + _status_line(status))
+        lines.append("  " + _status_line(status, language))
     for item in info["recalls"]:
-        click.echo(f"  recall ({item['state']}) {item['time']}: {item['reason']}"
-                   + (f" — {item['refusal']}" if item["refusal"] else ""))
+        line = _("recall ({state}) {time}: {reason}",
+                   state=name_of("state", item["state"], language),
+                   time=show_time(item["time"], language), reason=item["reason"])
+        if item["refusal"]:
+            line += f" — {item['refusal']}"
+        lines.append("  " + line)
+    return "\n".join(lines)
 
 
-def _status_line(status: dict[str, Any]) -> str:
-    chain = {True: "chained to receipt", False: "NOT chained to the receipt",
-             None: "no receipt to chain to"}[status["chained_to_receipt"]]
-    number = f" số {status['register_number']}" if status["register_number"] else ""
+def _status_line(status: dict[str, Any], language: str) -> str:
+    chain = Phrase({True: _("chained to receipt"), False: _("NOT chained to the receipt"),
+                    None: _("no receipt to chain to")}[status["chained_to_receipt"]])
+    number = (" " + Phrase("no. {number}", number=status["register_number"]).in_language(
+        language)) if status["register_number"] else ""
     note = f" — {status['note']}" if status["note"] else ""
-    return f"{status['time']} {status['status']}{number}{note} [{chain}]"
+    return (f"{show_time(status['time'], language)} "
+            f"{name_of('status', status['status'], language)}{number}{note} "
+            f"[{chain.in_language(language)}]")

@@ -28,7 +28,7 @@ from lienthong.config.schema import NodeConfig
 from lienthong.keys.card import PeerCard, read_card, verification_code
 from lienthong.keys.directory import Peer
 from lienthong.keys.directoryfile import make_directory_file, read_directory_file
-from lienthong.keys.enrolment import EnrolmentPlan, Offer, plan_enrolment
+from lienthong.keys.enrolment import EnrolmentPlan, Offer, Refusal, plan_enrolment
 from lienthong.keys.errors import KeysError
 from lienthong.keys.keystore import load_keystore
 from lienthong.node.cli.common import CliError, clerk_language, wall_clock_now
@@ -97,11 +97,21 @@ def _card(offer: Offer) -> PeerCard:
     return offer.card
 
 
+def refusal_sentence(refusal: Refusal) -> Phrase | str:
+    """Why a card is refused, as the clerk reads it: the refusal's template looked up in the
+    catalog, else its error's sentence (keys/ cannot import the catalog, docs/design.md §8)."""
+    if refusal.template is not None:
+        return Phrase(refusal.template, **refusal.fields)
+    if refusal.error is not None:
+        return from_error(refusal.error)
+    return refusal.reason
+
+
 def _offer_from_file(path: Path) -> Offer:
     try:
         return Offer(path.name, read_card(path.read_bytes()))
     except (OSError, KeysError) as exc:
-        return Offer(path.name, None, str(exc))
+        return Offer(path.name, None, str(exc), exc)
 
 
 def _offers_from_directory(store: Store, path: Path, coordinator: str,
@@ -139,7 +149,8 @@ def _offers_from_directory(store: Store, path: Path, coordinator: str,
             click.echo("  " + Phrase("{count} cards in the file are not in its signed list and "
                                      "are ignored.", count=directory.unlisted
                                      ).in_language(language))
-    return [Offer(entry.name, entry.card, entry.problem) for entry in directory.entries]
+    return [Offer(entry.name, entry.card, entry.problem, entry.error)
+            for entry in directory.entries]
 
 
 def _show(plan: EnrolmentPlan, own: str) -> None:
@@ -160,7 +171,7 @@ def _show(plan: EnrolmentPlan, own: str) -> None:
                           ).in_language(language))
     for refusal in plan.refused:
         click.echo(Phrase("REFUSED {card}: {reason}", card=refusal.label,
-                          reason=refusal.reason).in_language(language))
+                          reason=refusal_sentence(refusal)).in_language(language))
 
 
 def _confirm(plan: EnrolmentPlan, *, yes: bool) -> None:

@@ -164,13 +164,16 @@ def init(home_arg: Path | None, home: Path | None, name: str, display_name: str 
                                now=wall_clock_now(), kdf=kdf, store_url=store_url)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"Created node {name!r} in {new.config.home}")
-    click.echo(f"Node ID:   {new.node_id}")
+    language = clerk_language()
+    click.echo(Phrase("Created node {name} in {home}", name=repr(name),
+                      home=new.config.home).in_language(language))
+    click.echo(Phrase("Node ID: {node_id}", node_id=new.node_id).in_language(language))
     if store_url:
-        click.echo(f"Store:     {store_url}")
-    click.echo(f"Peer card: {new.card_path}  (give this file to the other offices)")
-    click.echo(f"Next: lienthong peers add THEIR.card --home {new.config.home}; "
-               f"then lienthong run {new.config.home}")
+        click.echo(Phrase("Store: {store_url}", store_url=store_url).in_language(language))
+    click.echo(Phrase("Peer card: {path}  (give this file to the other offices)",
+                      path=new.card_path).in_language(language))
+    click.echo(Phrase("Next: lienthong peers add THEIR.card --home {home}; then lienthong run "
+                      "{home}", home=new.config.home).in_language(language))
 
 
 #: Listening addresses that mean "every address of this machine": no other office can dial one.
@@ -189,9 +192,12 @@ def _dialable_advertise(home: Path, listen: str, advertise: tuple[str, ...]) -> 
         raise CliError(Phrase("--listen {listen} accepts peers on every address of this machine, "
                               "so it is no address another office can dial; add the one they "
                               "should use, e.g. --advertise 10.1.2.3:7701", listen=listen))
-    click.echo(f"Warning: --listen {listen} accepts peers on every address of this machine, "
-               "but the peer card must carry one address the other offices can dial.", err=True)
-    return (click.prompt("Address the other offices should dial (HOST:PORT)"),)
+    language = clerk_language()
+    click.echo(Phrase("Warning: --listen {listen} accepts peers on every address of this "
+                      "machine, but the peer card must carry one address the other offices can "
+                      "dial.", listen=listen).in_language(language), err=True)
+    return (click.prompt(Phrase("Address the other offices should dial (HOST:PORT)"
+                                ).in_language(language)),)
 
 
 @main.command()
@@ -233,7 +239,8 @@ def send(file: Path, to: str, home: Path | None) -> None:
         placed = drop_into_outbox(config, file, [t.strip() for t in to.split(",") if t.strip()])
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"Queued {file.name!r} as {placed}; the running node will take it.")
+    click.echo(Phrase("Queued {name} as {placed}; the running node will take it.",
+                      name=repr(file.name), placed=placed).in_language(clerk_language(config)))
 
 
 def _register_subcommands() -> None:

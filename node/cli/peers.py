@@ -287,7 +287,12 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
     """Dial each enrolled peer (or NAME) now and say whether it can be reached: address,
     TCP, TLS 1.3, identity against its card, protocol, round trip; exit 1 if one cannot."""
     from lienthong.node.app.process import load_keys_and_passphrase
-    from lienthong.node.cli.reachability import dial_all, record_results, render_check
+    from lienthong.node.cli.reachability import (
+        dial_all,
+        json_of,
+        record_results,
+        render_check,
+    )
     config = open_config(home)
     store = open_store(config.store.url)
     try:
@@ -326,17 +331,20 @@ def test(name: str | None, deliver: bool, timeout: float, as_json: bool,
         from lienthong.node.cli.reachability import deliver_test_messages
         deliveries = deliver_test_messages(config, [c.peer for c in checks if c.ok],
                                            timeout=timeout * 10,
-                                           progress=None if as_json else click.echo)
+                                           progress=None if as_json else click.echo,
+                                           language=clerk_language(config))
     record_results(config, checks, deliveries, now=wall_clock_now())
     passed = all(c.ok for c in checks) and all(d["ok"] for d in deliveries.values()) \
         and (not deliver or len(deliveries) == len(checks))
     if as_json:
         click.echo(json.dumps({"ok": passed, "peers": [
-            {**check.as_json(), "deliver": deliveries.get(check.peer)} for check in checks]},
+            {**check.as_json(), "deliver": json_of(deliveries.get(check.peer))}
+            for check in checks]},
             ensure_ascii=False, indent=2))
     else:
         for check in checks:
-            click.echo(render_check(check, deliveries.get(check.peer) if deliver else None))
+            click.echo(render_check(check, deliveries.get(check.peer) if deliver else None,
+                                    clerk_language(config)))
     raise SystemExit(TEST_EXIT["ok" if passed else "failed"])
 
 

@@ -25,8 +25,9 @@ from lienthong.keys.directory import Directory
 from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys, parse_time
 from lienthong.node.cli.documents import write_message
-from lienthong.node.delivery.dial_check import DialCheck, dial_peer
+from lienthong.node.delivery.dial_check import MATCHES_CARD, DialCheck, dial_peer
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
+from lienthong.node.language.text import Phrase, shown
 from lienthong.node.store.database import open_store
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.receipt import verify_receipt
@@ -61,10 +62,13 @@ def dial_all(node_keys: NodeKeys, directory: Directory, names: Sequence[str], *,
 
 
 def deliver_test_messages(config: NodeConfig, peers: Sequence[str], *, timeout: float,
-                          progress: Callable[[str], object] | None) -> dict[str, dict[str, Any]]:
+                          progress: Callable[[str], object] | None,
+                          language: str = "en") -> dict[str, dict[str, Any]]:
     """Put one test message for each peer into its outbox folder and wait until the running
     node has its receipt (or ``timeout`` passes); for each peer: ok, seconds, the clock
-    difference read from the receipt's signed time, or the reason it failed."""
+    difference read from the receipt's signed time, or the reason it failed (``reason`` in
+    English for ``--json``, ``reason_text`` to be said in the clerk's language; progress is
+    said in ``language``)."""
     placed = {}
     started = time.time()
     for peer in peers:
@@ -72,8 +76,9 @@ def deliver_test_messages(config: NodeConfig, peers: Sequence[str], *, timeout: 
                                    time=time.strftime("%Y-%m-%d %H:%M:%S"))
         placed[peer] = write_message(config, [peer], text, now=started)
     if progress is not None and placed:
-        progress(f"Sent a test message to {', '.join(placed)}; waiting up to {timeout:g} s "
-                 "for the receipts...")
+        progress(Phrase("Sent a test message to {peers}; waiting up to {seconds} s for the "
+                        "receipts...", peers=", ".join(placed), seconds=f"{timeout:g}"
+                        ).in_language(language))
     results: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     while len(results) < len(placed) and time.monotonic() < deadline:
@@ -91,8 +96,8 @@ def deliver_test_messages(config: NodeConfig, peers: Sequence[str], *, timeout: 
                 continue
             delivery = row.deliveries[0]
             if delivery.state == "failed":
-                results[peer] = {"ok": False, "reason": f"the test message failed: "
-                                                        f"{delivery.last_error}"}
+                results[peer] = _failed(Phrase("the test message failed: {problem}",
+                                               problem=delivery.last_error or ""))
             elif delivery.state == "delivered" and delivery.receipt:
                 results[peer] = _receipted(directory, delivery.peer_node_id, delivery.receipt,
                                            started)
@@ -102,12 +107,24 @@ def deliver_test_messages(config: NodeConfig, peers: Sequence[str], *, timeout: 
         if peer not in results:
             taken = not path.exists()
             _withdraw(path)
-            results[peer] = {"ok": False, "reason": (
-                f"no receipt within {timeout:g} s" + ("" if taken else
-                                                      ": the node did not take the message from "
-                                                      "the outbox. Is it running? (lienthong "
-                                                      "status)"))}
+            results[peer] = _failed(
+                Phrase("no receipt within {seconds} s", seconds=f"{timeout:g}") if taken else
+                Phrase("no receipt within {seconds} s: the node did not take the message from "
+                       "the outbox. Is it running? (lienthong status)", seconds=f"{timeout:g}"))
     return results
+
+
+def _failed(reason: Phrase) -> dict[str, Any]:
+    """A failed delivery test: ``reason`` in English (``--json``, the audit log) and as the
+    phrase the clerk reads (``reason_text``, left out of ``--json`` by ``json_of``)."""
+    return {"ok": False, "reason": str(reason), "reason_text": reason}
+
+
+def json_of(delivery: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A delivery test's result as ``--json`` shows it (the English reason only)."""
+    if delivery is None:
+        return None
+    return {key: value for key, value in delivery.items() if key != "reason_text"}
 
 
 def _receipted(directory: Directory, node_id: str, token: str,
@@ -116,7 +133,7 @@ def _receipted(directory: Directory, node_id: str, token: str,
     try:
         info = verify_receipt(token, directory.verify_key_for(node_id), recipient=node_id)
     except (ProtocolError, KeysError) as exc:
-        return {"ok": False, "reason": f"the receipt does not verify: {exc}"}
+        return _failed(Phrase("the receipt does not verify: {problem}", problem=exc))
     seen = time.time()
     return {"ok": True, "seconds": round(seen - started, 2), "receipt_time": info.time,
             # The peer signed its time just before the receipt came back, and this poll sees
@@ -155,35 +172,50 @@ def record_results(config: NodeConfig, checks: Sequence[DialCheck],
 
 def _line(ok: bool | None, what: str, detail: str) -> str:
     mark = "✓" if ok else ("✗" if ok is False else "·")
-    return f"  {mark} {what:<18} {detail}"
+    return f"  {mark} {what:<22} {detail}"
 
 
-def render_check(check: DialCheck, delivery: dict[str, Any] | None) -> str:
-    """One peer's answer, a line per step, in the order they were tried."""
+def render_check(check: DialCheck, delivery: dict[str, Any] | None,
+                 language: str = "en") -> str:
+    """One peer's answer, a line per step, in the order they were tried, in ``language``."""
+    def _(message: str, /, **fields: Any) -> str:
+        # ``message`` said in ``language``; named _ so that Babel extracts each msgid here
+        return Phrase(message, **fields).in_language(language)
+
+    def said(text: Phrase | str | None, fallback: str = "") -> str:
+        return shown(text, language) if text is not None else fallback
+
     lines = [f"{check.peer}  ({check.address})"]
-    lines.append(_line(check.tcp_ms is not None, "TCP connection",
-                       f"{check.tcp_ms:g} ms" if check.tcp_ms is not None else "not reached"))
-    lines.append(_line(check.tls, "TLS 1.3 handshake",
-                       "done" if check.tls else ("refused" if check.tls is False
-                                                 else "not reached")))
-    lines.append(_line(check.identity == "matches the card" if check.identity else None,
-                       "identity", check.identity or "not checked"))
-    lines.append(_line(check.protocol is not None or None, "protocol",
-                       f"version {check.protocol} ({check.software})"
-                       if check.protocol is not None else "no greeting"))
-    lines.append(_line(check.rtt_ms is not None or None, "round trip",
-                       f"{check.rtt_ms:g} ms" if check.rtt_ms is not None else "not measured"))
+    lines.append(_line(check.tcp_ms is not None, _("TCP connection"),
+                       _("{ms} ms", ms=f"{check.tcp_ms:g}") if check.tcp_ms is not None
+                       else _("not reached")))
+    lines.append(_line(check.tls, _("TLS 1.3 handshake"),
+                       _("done") if check.tls else (_("refused") if check.tls is False
+                                                      else _("not reached"))))
+    lines.append(_line(check.identity == str(Phrase(MATCHES_CARD)) if check.identity else None,
+                       _("identity"),
+                       said(check.identity_text or check.identity, _("not checked"))))
+    lines.append(_line(check.protocol is not None or None, _("protocol"),
+                       _("version {version} ({software})", version=check.protocol,
+                           software=check.software)
+                       if check.protocol is not None else _("no greeting")))
+    lines.append(_line(check.rtt_ms is not None or None, _("round trip"),
+                       _("{ms} ms", ms=f"{check.rtt_ms:g}") if check.rtt_ms is not None
+                       else _("not measured")))
     if delivery is not None:
         if delivery["ok"]:
-            lines.append(_line(True, "test message",
-                               f"delivered and receipted in {delivery['seconds']:g} s"))
-            lines.append(_line(True, "clock difference",
-                               f"about {delivery['clock_difference_seconds']:+g} s "
-                               "(from the receipt's signed time)"))
+            lines.append(_line(True, _("test message"),
+                               _("delivered and receipted in {seconds} s",
+                                   seconds=f"{delivery['seconds']:g}")))
+            lines.append(_line(True, _("clock difference"),
+                               _("about {seconds} s (from the receipt's signed time)",
+                                   seconds=f"{delivery['clock_difference_seconds']:+g}")))
         else:
-            lines.append(_line(False, "test message", delivery["reason"]))
+            lines.append(_line(False, _("test message"),
+                               said(delivery.get("reason_text") or delivery["reason"])))
     elif check.ok:
-        lines.append(_line(None, "clock difference", "measured with --deliver"))
-    verdict = "reachable" if check.ok else "NOT reachable"
-    lines.append(f"  → {verdict}: {check.reason}")
+        lines.append(_line(None, _("clock difference"), _("measured with --deliver")))
+    reason = said(check.reason_text or check.reason)
+    lines.append("  → " + (_("reachable: {reason}", reason=reason) if check.ok
+                           else _("NOT reachable: {reason}", reason=reason)))
     return "\n".join(lines)

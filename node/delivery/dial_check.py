@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -39,6 +39,7 @@ from lienthong.config.schema import parse_address
 from lienthong.keys.directory import Directory
 from lienthong.keys.errors import UnknownPeer
 from lienthong.keys.identity import NodeKeys
+from lienthong.node.language.text import Phrase, _
 from lienthong.node.transport.session import SOFTWARE
 from lienthong.node.transport.tls import PinnedContextFactory, negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role
@@ -64,6 +65,10 @@ class DialCheck:
     protocol: int | None = None
     software: str | None = None
     rtt_ms: float | None = None
+    #: ``reason`` and ``identity`` as a clerk reads them (translated where shown); the
+    #: English strings above are what the audit log and ``--json`` carry.
+    reason_text: Phrase | str | None = field(default=None, compare=False)
+    identity_text: Phrase | str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
@@ -74,7 +79,9 @@ class DialCheck:
         return self.result == "ok"
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        del found["reason_text"], found["identity_text"]
+        return found
 
 
 @implementer(IHandshakeListener)
@@ -95,7 +102,8 @@ class _DialProtocol(TwistedProtocol):
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as exc:
-            self.check.finish("no-answer", f"the peer's answer broke the protocol: {exc}")
+            self.check.finish("no-answer", Phrase("the peer's answer broke the protocol: "
+                                                  "{problem}", problem=str(exc)))
             return
         transport = self.transport
         if transport is None:
@@ -105,9 +113,9 @@ class _DialProtocol(TwistedProtocol):
                 if not self.check.hello(event):
                     return
                 if event.protocol != negotiated_protocol(transport):
-                    self.check.finish("no-answer", f"the peer's greeting names protocol "
-                                      f"{event.protocol}, not the one the TLS handshake "
-                                      "agreed on")
+                    self.check.finish("no-answer", Phrase(
+                        "the peer's greeting names protocol {protocol}, not the one the TLS "
+                        "handshake agreed on", protocol=event.protocol))
                     return
                 # Our HELLO names the protocol the receiver's named, the one ALPN agreed on,
                 # as the delivery link does.
@@ -135,8 +143,9 @@ class _Factory(ClientFactory):
         return proto
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:  # noqa: N802
-        self.check.finish("unreachable", f"no connection to {self.check.address}: "
-                          f"{plain_network_error(reason.getErrorMessage())}")
+        self.check.finish("unreachable", Phrase(
+            "no connection to {address}: {problem}", address=self.check.address,
+            problem=plain_network_phrase(reason.getErrorMessage())))
 
 
 class _Check:
@@ -162,7 +171,7 @@ class _Check:
         try:
             host, port = parse_address(self.address, where=f"peer {self.peer} address")
         except ValueError as exc:
-            self.finish("unreachable", str(exc))
+            self.finish("unreachable", Phrase("{problem}", problem=str(exc)))
             return
         self._timer = self.reactor.callLater(self.timeout, self._timed_out)
         self.reactor.connectSSL(host, port, _Factory(self), tls, timeout=self.timeout)
@@ -183,72 +192,84 @@ class _Check:
         self.found["tls"] = True
         if reached != self.node_id:
             other = self._name_of(reached)
-            self.found["identity"] = f"the key belongs to {other}"
-            self.finish("wrong-identity",
-                        f"the node at {self.address} is {other}, not {self.peer}: its key does "
-                        f"not match {self.peer}'s card. Check the address with "
-                        f"'lienthong peers show {self.peer}'.")
+            self._identity(Phrase("the key belongs to {office}", office=other))
+            self.finish("wrong-identity", Phrase(
+                "the node at {address} is {office}, not {peer}: its key does not match "
+                "{peer}'s card. Check the address with 'lienthong peers show {peer}'.",
+                address=self.address, office=other, peer=self.peer))
             return
-        self.found["identity"] = "matches the card"
+        self._identity(Phrase(MATCHES_CARD))
 
     def hello(self, hello: Hello) -> bool:
         names = {key.kid for key in self.directory.identities_of(self.node_id)} | {self.node_id}
         self.found["protocol"] = hello.protocol
         self.found["software"] = hello.software
         if hello.node_id not in names:
-            self.finish("wrong-identity", f"the node at {self.address} says it is "
-                        f"{hello.node_id}, which is not {self.peer}'s node ID")
+            self.finish("wrong-identity", Phrase(
+                "the node at {address} says it is {node_id}, which is not {peer}'s node ID",
+                address=self.address, node_id=hello.node_id, peer=self.peer))
             return False
         return True
 
     def pong(self, rtt_ms: float) -> None:
         self.found["rtt_ms"] = round(rtt_ms, 1)
-        self.finish("ok", f"{self.peer} answered at {self.address}: TLS 1.3 with the key of "
-                    "its card, and the protocol's greeting")
+        self.finish("ok", Phrase("{peer} answered at {address}: TLS 1.3 with the key of its "
+                                 "card, and the protocol's greeting", peer=self.peer,
+                                 address=self.address))
 
     def closed_by_peer(self, why: str) -> None:
-        self.finish("not-accepted", f"{self.peer} closed the connection ({why}): it does not "
-                    "accept this node's key. Has it enrolled this office, or revoked it?")
+        self.finish("not-accepted", Phrase(
+            "{peer} closed the connection ({why}): it does not accept this node's key. Has it "
+            "enrolled this office, or revoked it?", peer=self.peer, why=why))
 
     def lost(self, reason: Failure) -> None:
         if self.refused_pin is not None:
             pin, why = self.refused_pin
             other = self.directory.node_for_tls_pin(pin)
             self.found["tls"] = False
-            self.found["identity"] = ("the key belongs to " + self._name_of(other) if other
-                                      else "a key no enrolled office has")
-            self.finish("wrong-identity",
-                        f"the node at {self.address} is not {self.peer}: it presented "
-                        f"{self.found['identity']}, not the key of {self.peer}'s card ({why}). "
-                        "Another machine may have that address, or the office reinstalled "
-                        "its node: check the address and its card by phone.")
+            presented = (Phrase("the key belongs to {office}", office=self._name_of(other))
+                         if other else Phrase("a key no enrolled office has"))
+            self._identity(presented)
+            self.finish("wrong-identity", Phrase(
+                "the node at {address} is not {peer}: it presented {key}, not the key of "
+                "{peer}'s card ({why}). Another machine may have that address, or the office "
+                "reinstalled its node: check the address and its card by phone.",
+                address=self.address, peer=self.peer, key=presented, why=why))
             return
         if "tcp_ms" not in self.found:
-            self.finish("unreachable", f"no connection to {self.address}: "
-                        f"{plain_network_error(reason.getErrorMessage())}")
+            self.finish("unreachable", Phrase(
+                "no connection to {address}: {problem}", address=self.address,
+                problem=plain_network_phrase(reason.getErrorMessage())))
             return
-        self.finish("not-accepted", f"{self.peer} closed the connection without a greeting: "
-                    "it does not accept this node's key. Has it enrolled this office "
-                    "(lienthong peers add), or revoked it?")
+        self.finish("not-accepted", Phrase(
+            "{peer} closed the connection without a greeting: it does not accept this node's "
+            "key. Has it enrolled this office (lienthong peers add), or revoked it?",
+            peer=self.peer))
 
     def _timed_out(self) -> None:
         self._timer = None
         if "tcp_ms" not in self.found:
-            self.finish("unreachable", f"no answer from {self.address} within "
-                        f"{self.timeout:g} s (a firewall, or the machine is off)")
+            self.finish("unreachable", Phrase(
+                "no answer from {address} within {seconds} s (a firewall, or the machine is "
+                "off)", address=self.address, seconds=f"{self.timeout:g}"))
         else:
-            self.finish("no-answer", f"{self.peer} accepted the connection but did not answer "
-                        f"within {self.timeout:g} s")
+            self.finish("no-answer", Phrase(
+                "{peer} accepted the connection but did not answer within {seconds} s",
+                peer=self.peer, seconds=f"{self.timeout:g}"))
 
-    def _name_of(self, node_id: str | None) -> str:
+    def _name_of(self, node_id: str | None) -> Phrase | str:
         if node_id is None:
-            return "an unknown office"
+            return Phrase("an unknown office")
         for peer in self.directory.peers:
             if peer.node_id == node_id:
                 return peer.name
         return node_id
 
-    def finish(self, result: str, reason: str) -> None:
+    def _identity(self, said: Phrase) -> None:
+        self.found["identity"] = str(said)
+        self.found["identity_text"] = said
+
+    def finish(self, result: str, reason: Phrase) -> None:
         if self.done.called:
             return
         if self._timer is not None and self._timer.active():
@@ -258,8 +279,8 @@ class _Check:
         if abort is not None:
             abort()
         self.done.callback(DialCheck(peer=self.peer, node_id=self.node_id,
-                                     address=self.address, result=result, reason=reason,
-                                     **self.found))
+                                     address=self.address, result=result,
+                                     reason=str(reason), reason_text=reason, **self.found))
 
 
 def dial_peer(reactor: Any, node_keys: NodeKeys, directory: Directory, name: str, *,
@@ -279,28 +300,36 @@ def dial_peer(reactor: Any, node_keys: NodeKeys, directory: Directory, name: str
 
 #: Network errors as the operating system words them, in plain words (the status screen and
 #: the peer test show these instead of "...111: Connection refused.").
+_REFUSED = _("the connection was refused: nothing listens at that address (the node is "
+             "stopped, or the port is wrong)")
+_NO_ANSWER = _("no answer in time (a firewall, or the machine is off)")
+_NO_NAME = _("the machine's name is not known (DNS)")
 _PLAIN_ERRORS = (
-    ("connection refused", "the connection was refused: nothing listens at that address (the "
-                           "node is stopped, or the port is wrong)"),
-    ("timed out", "no answer in time (a firewall, or the machine is off)"),
-    ("timeout caused connection failure", "no answer in time (a firewall, or the machine is "
-                                          "off)"),
-    ("dns lookup failed", "the machine's name is not known (DNS)"),
-    ("lost in a non-clean fashion", "the connection broke off (the network, or the other "
-                                    "node stopped)"),
-    ("no route to host", "no route to that machine (network or firewall)"),
-    ("network is unreachable", "the network is unreachable from here"),
-    ("name or service not known", "the machine's name is not known (DNS)"),
-    ("connection was refused by other side", "the connection was refused: nothing listens at "
-                                             "that address (the node is stopped, or the port "
-                                             "is wrong)"),
+    ("connection refused", _REFUSED),
+    ("timed out", _NO_ANSWER),
+    ("timeout caused connection failure", _NO_ANSWER),
+    ("dns lookup failed", _NO_NAME),
+    ("lost in a non-clean fashion", _("the connection broke off (the network, or the other "
+                                      "node stopped)")),
+    ("no route to host", _("no route to that machine (network or firewall)")),
+    ("network is unreachable", _("the network is unreachable from here")),
+    ("name or service not known", _NO_NAME),
+    ("connection was refused by other side", _REFUSED),
 )
+#: What the identity line says when the key is the card's.
+MATCHES_CARD = _("matches the card")
 
 
 def plain_network_error(message: str) -> str:
     """A connection error in words an IT officer reads at a glance (the original if unknown)."""
+    return str(plain_network_phrase(message))
+
+
+def plain_network_phrase(message: str) -> Phrase | str:
+    """``plain_network_error`` as a catalog message, to be said in the reader's language (the
+    operating system's own words, when unknown, are kept as they are)."""
     lowered = message.lower()
     for needle, plain in _PLAIN_ERRORS:
         if needle in lowered:
-            return plain
+            return Phrase(plain)
     return message.strip().rstrip(".")

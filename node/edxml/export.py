@@ -42,6 +42,7 @@ from lienthong.node.edxml.message import (
     StatusMessage,
 )
 from lienthong.node.edxml.parse import AttachmentSink, EdxmlError, Limits
+from lienthong.node.language.text import Phrase
 
 #: Suffix of the folder a received edXML's attachments are unpacked into.
 FOLDER_SUFFIX = ".files"
@@ -71,8 +72,8 @@ def write_document_edxml(config: NodeConfig, source: Path, target: Path, *, name
     if came_as_edxml(meta):
         message = read_edxml(source, limits_of(config))
         if not isinstance(message, EdxmlDocument):
-            raise EdxmlError("bad-edxml", "the received edXML is a status message, not a "
-                             "document")
+            raise EdxmlError("bad-edxml", Phrase("the received edXML is a status message, "
+                                                 "not a document"))
 
         def copy(out: BinaryIO) -> None:
             with open(source, "rb") as handle:
@@ -173,7 +174,8 @@ def unpack_attachments(config: NodeConfig, source: Path, folder: Path, *,
     try:
         message = read_edxml(source, limits_of(config), sink_for)
         if not isinstance(message, EdxmlDocument):
-            raise EdxmlError("bad-edxml", "the received edXML is a status message")
+            raise EdxmlError("bad-edxml", Phrase("the received edXML is a status message, "
+                                                 "not a document"))
         taken: set[str] = set()
         for attachment in message.attachments:
             name = unique_name(taken, safe_file_name(attachment.name))

@@ -31,6 +31,7 @@ from typing import Any
 from lienthong.node.documents.metadata import DocumentMeta, MetadataError, document_meta
 from lienthong.node.edxml.mapping import META_KEY, edxml_meta, sidecar_fields
 from lienthong.node.edxml.message import (
+    CODE_OF_STATUS,
     RECALL,
     STATUS_CODES,
     EdxmlDocument,
@@ -45,6 +46,8 @@ from lienthong.node.edxml.parse import (
     parse_chunks,
     too_large,
 )
+from lienthong.node.language.names import STATUSES
+from lienthong.node.language.text import Phrase, _
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS
 from lienthong.protocol.status import MAX_NOTE, MAX_REGISTER_NUMBER
@@ -78,7 +81,7 @@ def read_edxml(path: Path, limits: Limits,
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise EdxmlError("bad-edxml", "this is not an ordinary file")
+            raise EdxmlError("bad-edxml", Phrase("this is not an ordinary file"))
         if info.st_size > limits.max_bytes:
             raise too_large(info.st_size, limits)
         return parse_chunks(iter(lambda: handle.read(CHUNK), b""), limits, sink_for)
@@ -92,24 +95,26 @@ def document_meta_for(message: EdxmlDocument, *, file_name: str, recipients: Ite
     known = {organ_ids.get(name, name): name for name in recipients}
     for organ in message.header.to:
         if organ.organ_id not in known:
-            raise EdxmlError(
-                "edxml-wrong-recipient",
-                f"the edXML is addressed to {organ.organ_id!r}"
-                f"{f' ({organ.organ_name})' if organ.organ_name else ''}, but it was put in the "
-                f"folder for {', '.join(sorted(recipients))}. Put it in the folder of the "
-                "office it is addressed to, or correct the recipients (To) in the "
-                "document-management system. Identifier codes are set in lienthong.toml, "
-                "[edxml.offices].")
+            office = repr(organ.organ_id) + (f" ({organ.organ_name})" if organ.organ_name
+                                             else "")
+            raise EdxmlError("edxml-wrong-recipient", Phrase(
+                "the edXML is addressed to {office}, but it was put in the folder for "
+                "{folder}. Put it in the folder of the office it is addressed to, or correct "
+                "the recipients (To) in the document-management system. Identifier codes are "
+                "set in lienthong.toml, [edxml.offices].",
+                office=office, folder=", ".join(sorted(recipients))))
     if not message.attachments:
-        raise EdxmlError("bad-edxml", "the edXML message has no attachment, so there is no "
-                         "document to send; attach the document in the document system")
+        raise EdxmlError("bad-edxml", Phrase(
+            "the edXML message has no attachment, so there is no document to send; attach the "
+            "document in the document system"))
     values = sidecar_fields(message.header, types)
     if replaces is not None:
         values["replaces"] = replaces
     try:
         meta = document_meta(values, types=types)
     except MetadataError as exc:
-        raise EdxmlError("bad-edxml", f"the edXML header is not usable: {exc.reason}") from None
+        raise EdxmlError("bad-edxml", Phrase("the edXML header is not usable: {problem}",
+                                             problem=exc.reason_text)) from None
     base = {f.name: getattr(meta, f.name) for f in fields(DocumentMeta)}
     return EdxmlDocumentMeta(**base, edxml=edxml_meta(message, file_name=file_name))
 
@@ -159,11 +164,23 @@ def find_received(store: Store, document_id: str) -> tuple[str, str] | None:
     return None
 
 
+#: What names an unknown document, each its own sentence (a translator sees it whole).
+_UNKNOWN = {
+    "replacement": _("the edXML replacement names the document {document}, which this office "
+                     "has no record of. Check the DocumentId in the document system; a new "
+                     "document is sent with BussinessDocType 0."),
+    "recall": _("the edXML recall names the document {document}, which this office has no "
+                "record of. Check the DocumentId in the document system; a new document is "
+                "sent with BussinessDocType 0."),
+    "status": _("the edXML status message names the document {document}, which this office "
+                "has no record of. Check the DocumentId in the document system; a new "
+                "document is sent with BussinessDocType 0."),
+}
+
+
 def _unknown(document_id: str, what: str) -> EdxmlError:
     return EdxmlError("edxml-unknown-document",
-                      f"the edXML {what} names the document {document_id!r}, which this office "
-                      "has no record of. Check the DocumentId in the document system; a new "
-                      "document is sent with BussinessDocType 0.")
+                      Phrase(_UNKNOWN[what], document=repr(document_id)))
 
 
 def replaced_document(store: Store, message: EdxmlDocument) -> str | None:
@@ -173,8 +190,8 @@ def replaced_document(store: Store, message: EdxmlDocument) -> str | None:
         return None
     named = named_documents(message)
     if not named:
-        raise EdxmlError("bad-edxml", "the edXML is an update or replacement but names no "
-                         "document (ReplacementInfo/DocumentId)")
+        raise EdxmlError("bad-edxml", Phrase("the edXML is an update or replacement but names "
+                                             "no document (ReplacementInfo/DocumentId)"))
     found = find_sent(store, named[0])
     if found is None:
         raise _unknown(named[0], "replacement")
@@ -188,18 +205,19 @@ def queue_recall(store: Store, message: EdxmlDocument, now: str) -> tuple[str, i
         raise ValueError("not a recall")
     named = named_documents(message)
     if not named:
-        raise EdxmlError("bad-edxml", "the edXML recall names no document to recall "
-                         "(ReplacementInfo/DocumentId)")
+        raise EdxmlError("bad-edxml", Phrase("the edXML recall names no document to recall "
+                                             "(ReplacementInfo/DocumentId)"))
     reason = (message.business.reason or "").strip()
     if not reason or len(reason) > MAX_NOTE:
-        raise EdxmlError("bad-edxml", f"an edXML recall needs its reason "
-                         f"(BussinessDocReason, 1 to {MAX_NOTE} characters)")
+        raise EdxmlError("bad-edxml", Phrase("an edXML recall needs its reason "
+                                             "(BussinessDocReason, 1 to {limit} characters)",
+                                             limit=MAX_NOTE))
     found = find_sent(store, named[0])
     if found is None:
         raise _unknown(named[0], "recall")
     if store.recalls_for(found):
-        raise EdxmlError("edxml-unknown-document",
-                         f"the document {named[0]!r} has already been recalled")
+        raise EdxmlError("edxml-unknown-document", Phrase(
+            "the document {document} has already been recalled", document=repr(named[0])))
     request = store.add_control_request("recall", found, {"reason": reason,
                                                           "replaced_by": None}, now)
     return found, request.id
@@ -210,37 +228,44 @@ def queue_status(store: Store, status: StatusMessage, now: str) -> tuple[str, in
     document's message ID and the request's ID."""
     name = STATUS_CODES[status.status_code]
     if name not in ("registered", "assigned", "in-progress", "completed", "rejected"):
-        raise EdxmlError("bad-edxml",
-                         f"status code {status.status_code} ({name}) is sent by lienthong "
-                         "itself; an office reports only 02, 03, 04, 05 or 06")
+        raise EdxmlError("bad-edxml", Phrase(
+            "status code {code} is sent by lienthong itself; an office reports only 02, 03, "
+            "04, 05 or 06", code=status.status_code))
     document_id = status.response_for.document_id
     if not document_id:
-        raise EdxmlError("bad-edxml", "the status message's ResponseFor has no DocumentId: "
-                         "which document is it about?")
+        raise EdxmlError("bad-edxml", Phrase("the status message's ResponseFor has no "
+                                             "DocumentId: which document is it about?"))
     found = find_received(store, document_id)
     if found is None:
-        raise _unknown(document_id, "status message")
+        raise _unknown(document_id, "status")
     message_id, sender = found
     note = (status.description or "").strip()
     number = None
     if name == "registered":
         number = note
         if not number or len(number) > MAX_REGISTER_NUMBER:
-            raise EdxmlError("bad-edxml", "a 03 (registered) status needs the incoming-register "
-                             f"number (số đến) in Description, at most {MAX_REGISTER_NUMBER} "
-                             "characters")
+            raise EdxmlError("bad-edxml", Phrase(
+                "a 03 (registered) status needs the incoming-register number (số đến) in "
+                "Description, at most {limit} characters", limit=MAX_REGISTER_NUMBER))
         note = ""
     if name == "rejected" and not note:
-        raise EdxmlError("bad-edxml", "a 02 (rejected) status needs the reason in Description")
+        raise EdxmlError("bad-edxml", Phrase("a 02 (rejected) status needs the reason in "
+                                             "Description"))
     if len(note) > MAX_NOTE:
-        raise EdxmlError("bad-edxml", f"Description is at most {MAX_NOTE} characters")
+        raise EdxmlError("bad-edxml", Phrase("Description is at most {limit} characters",
+                                             limit=MAX_NOTE))
     done = [s.status for s in store.statuses_for(message_id)
             if s.status in PROCESSING_TRANSITIONS]
     last = done[-1] if done else None
     if name not in PROCESSING_TRANSITIONS[last]:
-        raise EdxmlError("bad-edxml",
-                         f"the document is already {last!r}; next it can be: "
-                         f"{', '.join(sorted(PROCESSING_TRANSITIONS[last])) or 'nothing'}")
+        following = sorted(CODE_OF_STATUS[n] for n in PROCESSING_TRANSITIONS[last])
+        if not following:
+            raise EdxmlError("bad-edxml", Phrase(
+                "the document is already {status}; no status can follow it",
+                status=Phrase(STATUSES.get(last or "", str(last)))))
+        raise EdxmlError("bad-edxml", Phrase(
+            "the document is already {status}; the status codes that can follow are: {codes}",
+            status=Phrase(STATUSES.get(last or "", str(last))), codes=", ".join(following)))
     request = store.add_control_request("status", message_id, {
         "status": name, "note": note, "register_number": number}, now, peer=sender)
     return message_id, request.id

@@ -44,6 +44,7 @@ from lienthong.node.edxml.message import (
     ORGAN_FIELDS,
     OTHER_FIELDS,
     STAFF_FIELDS,
+    STATUS_CODES,
     XLINK,
     Attachment,
     Business,
@@ -57,6 +58,7 @@ from lienthong.node.edxml.message import (
     StatusMessage,
     Trace,
 )
+from lienthong.node.language.text import Phrase
 
 #: A message of this many bytes or more is refused before it is parsed (docs/edxml.md).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -83,13 +85,18 @@ class EdxmlError(NodeError):
 
     code = "bad-edxml"
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str | Phrase) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
-        self.reason = reason
+        #: The reason as a clerk reads it, translated where it is shown (the reason file in
+        #: failed/, the command line's edge); ``reason`` is its English (audit log, log).
+        self.reason_text = reason
+        self.reason = str(reason)
+        if isinstance(reason, Phrase):
+            self.text = reason
 
 
-def _bad(reason: str) -> EdxmlError:
+def _bad(reason: Phrase) -> EdxmlError:
     return EdxmlError("bad-edxml", reason)
 
 
@@ -103,10 +110,10 @@ class Limits:
 
 
 def too_large(size: int, limits: Limits) -> EdxmlError:
-    return EdxmlError("edxml-too-large",
-                      f"the edXML file is {size} bytes, more than the {limits.max_bytes} bytes "
-                      "this office accepts. Send the attachments as separate documents, or ask "
-                      "the administrator to raise [edxml] max_mib in lienthong.toml.")
+    return EdxmlError("edxml-too-large", Phrase(
+        "the edXML file is {size} bytes, more than the {limit} bytes this office accepts. "
+        "Send the attachments as separate documents, or ask the administrator to raise "
+        "[edxml] max_mib in lienthong.toml.", size=size, limit=limits.max_bytes))
 
 
 class AttachmentSink(Protocol):
@@ -175,9 +182,9 @@ def parse_chunks(chunks: Iterable[bytes], limits: Limits,
     ns = _namespace(root)
     reader = _Reader(ns, target.decoded)
     if root.tag != reader.q("edXML"):
-        raise _bad(f"the file is XML but not an edXML message (its root is "
-                   f"{_local(root.tag)!r}, not 'edXML'); export it again from the "
-                   "document-management system as edXML")
+        raise _bad(Phrase("the file is XML but not an edXML message (its root is {root}, "
+                          "not 'edXML'); export it again from the document-management system "
+                          "as edXML", root=repr(_local(root.tag))))
     reader.check_namespaces(root)
     envelope = reader.required(root, "edXMLEnvelope")
     header = reader.required(envelope, "edXMLHeader")
@@ -242,14 +249,16 @@ class _Base64Stream:
         self.padded = part.endswith("=")
         self.size += len(data)
         if self.size > self.room:
-            raise _bad(f"the attachment {self.name} holds more than the {self.room} bytes this "
-                       "office accepts in one edXML message; send it as a separate document, "
-                       "or ask the administrator to raise [edxml] max_mib in lienthong.toml")
+            raise _bad(Phrase("the attachment {name} holds more than the {limit} bytes this "
+                              "office accepts in one edXML message; send it as a separate "
+                              "document, or ask the administrator to raise [edxml] max_mib in "
+                              "lienthong.toml", name=self.name, limit=self.room))
         self.sink.write(data)
 
     def _invalid(self) -> EdxmlError:
-        return _bad(f"the attachment {self.name} is not valid base64, so its bytes cannot be "
-                    "recovered; export the message again from the document system")
+        return _bad(Phrase("the attachment {name} is not valid base64, so its bytes cannot be "
+                           "recovered; export the message again from the document system",
+                           name=self.name))
 
 
 class _StreamingTarget(ElementTree.TreeBuilder):
@@ -273,18 +282,20 @@ class _StreamingTarget(ElementTree.TreeBuilder):
         if self._ns is None:
             self._ns = tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
         if self._stream is not None:
-            raise _bad(f"the attachment {self._stream.name} holds elements where only base64 "
-                       "text belongs; export the message again from the document system")
+            raise _bad(Phrase("the attachment {name} holds elements where only base64 text "
+                              "belongs; export the message again from the document system",
+                              name=self._stream.name))
         self._path.append(tag)
         element = super().start(tag, attrs)
         if self._at(("AttachmentEncoded", "Attachment")):
             self._attachments += 1
             self._name = None
             if self._attachments > self.limits.max_attachments:
-                raise _bad(f"the message has more than {self.limits.max_attachments} "
-                           "attachments; at most that many are accepted in one message")
+                raise _bad(Phrase("the message has more than {limit} attachments; at most "
+                                  "that many are accepted in one message",
+                                  limit=self.limits.max_attachments))
         elif self._at(("AttachmentEncoded", "Attachment", "ContentTransferEncoded")):
-            name = repr(self._name) if self._name else f"number {self._attachments}"
+            name = repr(self._name) if self._name else f"#{self._attachments}"
             self._stream = _Base64Stream(self.sink_for(self._attachments),
                                          self.limits.max_attachment_bytes - self._total, name)
         return element
@@ -329,22 +340,23 @@ def _parse_xml(chunks: Iterable[bytes], target: _StreamingTarget,
             parser.feed(chunk)
         return parser.close()
     except defusedxml.DTDForbidden:
-        raise _bad("the file declares a DOCTYPE, which edXML messages never need and which can "
-                   "hide entity attacks; export it again without a DOCTYPE") from None
+        raise _bad(Phrase("the file declares a DOCTYPE, which edXML messages never need and "
+                          "which can hide entity attacks; export it again without a DOCTYPE")) \
+            from None
     except defusedxml.EntitiesForbidden:
-        raise _bad("the file declares XML entities (a way to make a small file expand "
-                   "enormously); it was refused. Export it again from the document system") \
-            from None
+        raise _bad(Phrase("the file declares XML entities (a way to make a small file expand "
+                          "enormously); it was refused. Export it again from the document "
+                          "system")) from None
     except defusedxml.ExternalReferenceForbidden:
-        raise _bad("the file refers to an outside file or web address (an external entity); "
-                   "lienthong never fetches those. Export it again from the document system") \
-            from None
+        raise _bad(Phrase("the file refers to an outside file or web address (an external "
+                          "entity); lienthong never fetches those. Export it again from the "
+                          "document system")) from None
     except defusedxml.DefusedXmlException as exc:
-        raise _bad(f"the file uses an XML feature lienthong refuses ({type(exc).__name__})") \
-            from None
+        raise _bad(Phrase("the file uses an XML feature lienthong refuses ({feature})",
+                          feature=type(exc).__name__)) from None
     except ElementTree.ParseError as exc:
-        raise _bad(f"the file is not well-formed XML ({exc}); export it again from the "
-                   "document-management system") from None
+        raise _bad(Phrase("the file is not well-formed XML ({problem}); export it again from "
+                          "the document-management system", problem=str(exc))) from None
 
 
 def _local(tag: str) -> str:
@@ -355,8 +367,9 @@ def _namespace(root: ElementTree.Element) -> str:
     if root.tag.startswith("{"):
         ns = root.tag[1:].split("}", 1)[0]
         if ns != NAMESPACE:
-            raise _bad(f"the message's namespace is {ns!r}, not the edXML namespace "
-                       f"{NAMESPACE!r}; it is not a QCVN 102 message")
+            raise _bad(Phrase("the message's namespace is {found}, not the edXML namespace "
+                              "{expected}; it is not a QCVN 102 message", found=repr(ns),
+                              expected=repr(NAMESPACE)))
         return ns
     return ""
 
@@ -368,7 +381,8 @@ def _date(text: str, where: str) -> str:
             return dt.datetime.strptime(head, pattern).date().isoformat()
         except ValueError:
             continue
-    raise _bad(f"{where}: {text!r} is not a date such as 2026/11/20")
+    raise _bad(Phrase("{where}: {value} is not a date such as 2026/11/20", where=where,
+                      value=repr(text)))
 
 
 class _Reader:
@@ -387,13 +401,17 @@ class _Reader:
                 continue
             ns = element.tag[1:].split("}", 1)[0] if element.tag.startswith("{") else ""
             if ns != self.ns:
-                raise _bad(f"the element {_local(element.tag)!r} is in the namespace "
-                           f"{ns or '(none)'!r}, not the message's {self.ns or '(none)'!r}; "
-                           "a message mixing namespaces is refused rather than guessed at")
+                raise _bad(Phrase("the element {element} is in the namespace {found}, not "
+                                  "the message's {expected}; a message mixing namespaces is "
+                                  "refused rather than guessed at",
+                                  element=repr(_local(element.tag)),
+                                  found=repr(ns or "(none)"), expected=repr(self.ns or "(none)")))
             for attribute in element.attrib:
                 if attribute.startswith("{") and not attribute.startswith(f"{{{XLINK}}}"):
-                    raise _bad(f"the element {_local(element.tag)!r} has the attribute "
-                               f"{attribute!r} from an unexpected namespace")
+                    raise _bad(Phrase("the element {element} has the attribute {attribute} "
+                                      "from an unexpected namespace",
+                                      element=repr(_local(element.tag)),
+                                      attribute=repr(attribute)))
 
     def all(self, parent: ElementTree.Element, name: str) -> list[ElementTree.Element]:
         return parent.findall(self.q(name))
@@ -403,14 +421,16 @@ class _Reader:
             return None
         found = self.all(parent, name)
         if len(found) > 1:
-            raise _bad(f"{_local(parent.tag)} has {len(found)} {name} elements where one is "
-                       "allowed; lienthong will not choose between them")
+            raise _bad(Phrase("{parent} has {count} {name} elements where one is allowed; "
+                              "lienthong will not choose between them",
+                              parent=_local(parent.tag), count=len(found), name=name))
         return found[0] if found else None
 
     def required(self, parent: ElementTree.Element, name: str) -> ElementTree.Element:
         found = self.one(parent, name)
         if found is None:
-            raise _bad(f"{_local(parent.tag)} has no {name}; the message is incomplete")
+            raise _bad(Phrase("{parent} has no {name}; the message is incomplete",
+                              parent=_local(parent.tag), name=name))
         return found
 
     def text(self, parent: ElementTree.Element | None, name: str,
@@ -422,15 +442,16 @@ class _Reader:
 
     def value(self, element: ElementTree.Element, name: str, limit: int = MAX_FIELD) -> str | None:
         if len(element):
-            raise _bad(f"{name} should hold text, not other elements")
+            raise _bad(Phrase("{name} should hold text, not other elements", name=name))
         text = unicodedata.normalize("NFC", (element.text or "").strip())
         if not text:
             return None
         if len(text) > limit:
-            raise _bad(f"{name} is {len(text)} characters; at most {limit} are allowed")
+            raise _bad(Phrase("{name} is {length} characters; at most {limit} are allowed",
+                              name=name, length=len(text), limit=limit))
         if any(unicodedata.category(c) in _FORBIDDEN and c not in _WHITESPACE_CONTROLS
                for c in text):
-            raise _bad(f"{name} contains control or invisible characters")
+            raise _bad(Phrase("{name} contains control or invisible characters", name=name))
         return text
 
     def texts(self, parent: ElementTree.Element | None, name: str) -> tuple[str, ...]:
@@ -445,7 +466,8 @@ class _Reader:
     def organ(self, element: ElementTree.Element, where: str) -> Organ:
         values = self.fields(element, ORGAN_FIELDS)
         if not values["organ_id"]:
-            raise _bad(f"{where} has no OrganId (the office's identifier code)")
+            raise _bad(Phrase("{where} has no OrganId (the office's identifier code)",
+                              where=where))
         return Organ(**values)
 
     def header(self, element: ElementTree.Element) -> MessageHeader:
@@ -498,14 +520,15 @@ class _Reader:
             return Business()
         doc_type = self.text(element, "BussinessDocType") or "0"
         if doc_type not in ("0", "1", "2", "3"):
-            raise _bad(f"BussinessDocType is {doc_type!r}; it must be 0 (new), 1 (recall), "
-                       "2 (update) or 3 (replace)")
+            raise _bad(Phrase("BussinessDocType is {value}; it must be 0 (new), 1 (recall), "
+                              "2 (update) or 3 (replace)", value=repr(doc_type)))
         replacements = []
         holder = self.one(element, "ReplacementInfoList")
         for info in self.all(element if holder is None else holder, "ReplacementInfo"):
             replaced = self.text(info, "DocumentId")
             if not replaced:
-                raise _bad("a ReplacementInfo has no DocumentId: which document does it name?")
+                raise _bad(Phrase("a ReplacementInfo has no DocumentId: which document does it "
+                                  "name?"))
             replacements.append(Replacement(
                 document_id=replaced,
                 organ_ids=self.texts(self.one(info, "OrganIdList"), "OrganId")))
@@ -530,7 +553,11 @@ class _Reader:
         code = code.zfill(2) if code.isdigit() else code
         response = self.one(element, "ResponseFor")
         if response is None:
-            raise _bad("the status message has no ResponseFor: which document is it about?")
+            raise _bad(Phrase("the status message has no ResponseFor: which document is it "
+                              "about?"))
+        if code not in STATUS_CODES:
+            raise _bad(Phrase("the status message's StatusCode is {value}; it must be one of "
+                              "{codes}", value=repr(code), codes=", ".join(STATUS_CODES)))
         try:
             return StatusMessage(sender=self.organ(self.required(element, "From"), "From"),
                                  status_code=code, response_for=self.response_for(response),
@@ -538,7 +565,8 @@ class _Reader:
                                  timestamp=self.text(element, "Timestamp"),
                                  staff=self.staff(self.one(element, "StaffInfo")))
         except ValueError as exc:
-            raise _bad(f"the status message's StatusCode is wrong: {exc}") from None
+            raise _bad(Phrase("the status message's StatusCode is wrong: {problem}",
+                              problem=str(exc))) from None
 
     def attachments(self, root: ElementTree.Element, limits: Limits) -> tuple[Attachment, ...]:
         encoded = self.one(root, "AttachmentEncoded")
@@ -550,7 +578,8 @@ class _Reader:
             content = self.one(element, "ContentTransferEncoded")
             outcome = self.decoded.get(content) if content is not None else None
             if outcome is None:
-                raise _bad(f"the attachment {name!r} has no ContentTransferEncoded content")
+                raise _bad(Phrase("the attachment {name} has no ContentTransferEncoded content",
+                                  name=repr(name)))
             found.append(Attachment(
                 name=name, data=outcome.kept if isinstance(outcome.kept, bytes) else b"",
                 content_type=self.text(element, "ContentType") or "application/octet-stream",

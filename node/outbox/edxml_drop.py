@@ -29,6 +29,7 @@ from lienthong.node.edxml.intake import (
 )
 from lienthong.node.edxml.message import RECALL, StatusMessage
 from lienthong.node.edxml.parse import EdxmlError, Limits
+from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.sidecars import Prepared
 from lienthong.node.runtime.node_runtime import NodeRuntime
 
@@ -55,7 +56,7 @@ def file_into_sent(path: Path, folder: Path, access: AccessPolicy) -> Path:
 
 @inlineCallbacks
 def prepare_edxml(rt: NodeRuntime, path: Path, target: str, recipients: list[str],
-                  message_id: str, refuse: Callable[[Path, str, str], Deferred]):
+                  message_id: str, refuse: Callable[[Path, str, str | Phrase], Deferred]):
     """A ``Prepared`` to take the edXML document with, or None when it was refused or was a
     recall or status (then it is already handled)."""
     try:
@@ -74,11 +75,12 @@ def prepare_edxml(rt: NodeRuntime, path: Path, target: str, recipients: list[str
             organ_ids=rt.config.edxml.offices, types=rt.config.documents.types,
             replaces=replaces)
     except EdxmlError as exc:
-        yield refuse(path, exc.code, exc.reason)
+        yield refuse(path, exc.code, exc.reason_text)
         return None
     except OSError as exc:
-        yield refuse(path, "bad-edxml", f"the edXML file could not be read ({exc.strerror}); "
-                     "put it back in the outbox")
+        yield refuse(path, "bad-edxml", Phrase("the edXML file could not be read ({problem}); "
+                                               "put it back in the outbox",
+                                               problem=exc.strerror))
         return None
     return Prepared(message_id=message_id, meta=meta, sidecar=None, spool_dir=rt.config.spool)
 

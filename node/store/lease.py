@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.node_lock import (
     NODE_LOCK,
     Holder,
@@ -74,10 +75,10 @@ class DatabaseLease:
     def __init__(self, url: str, holder: Holder, *, seconds: float = DEFAULT_LEASE_SECONDS
                  ) -> None:
         if make_url(url).get_backend_name() != "postgresql":
-            raise StandbyNeedsPostgreSQL(
+            raise StandbyNeedsPostgreSQL(Phrase(
                 "An active/standby pair (lienthong run --standby) shares one PostgreSQL "
                 "database; this node's store is a SQLite file in its home. Set [store] url to "
-                "a PostgreSQL database (docs/scale.md), or run the node without --standby.")
+                "a PostgreSQL database (docs/scale.md), or run the node without --standby."))
         self.url = url
         self.where = shown(url)
         self.holder = holder
@@ -112,8 +113,9 @@ class DatabaseLease:
                 row = cursor.fetchone()
         except psycopg.Error as exc:
             self._drop()
-            raise StoreUnreachable(f"Cannot reach the PostgreSQL store at {self.where}: "
-                                   f"{_first_line(exc)}") from None
+            raise StoreUnreachable(Phrase("Cannot reach the PostgreSQL store at {where}: "
+                                          "{problem}", where=self.where,
+                                          problem=_first_line(exc))) from None
         raise already_running_on_database(
             self.where, Holder.from_application_name(row[0] if row else None))
 

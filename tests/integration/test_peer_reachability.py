@@ -65,6 +65,13 @@ def test_a_running_a_stopped_and_an_impostor_peer_get_three_answers(network) -> 
     assert done.returncode == 1
     assert "→ reachable" in done.stdout and "→ NOT reachable" in done.stdout
     assert "Traceback" not in done.stderr
+    # ... and in Vietnamese, the default language, the reasons the dial made included.
+    done = subprocess.run([sys.executable, "-m", "lienthong.node", "--lang", "vi", "peers",
+                           "test", *home], capture_output=True, text=True, cwd=str(ROOT),
+                          timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 1
+    assert "→ liên lạc được" in done.stdout and "→ KHÔNG liên lạc được" in done.stdout
+    assert "Bắt tay TLS 1.3" in done.stdout and "không phải gamma" in done.stdout
 
     code, snapshot, err = _cli("status", "--json", *home)
     assert _peer(snapshot, "beta")["reachable"]["reachable"] is True

@@ -222,3 +222,33 @@ def test_enrolment_speaks_vietnamese_by_default_and_english_when_asked(province,
     assert "Mã xác minh:" in shown
     assert "Verification code:" in _run("--lang", "en", "peers", "show", "tinhuy", "--home",
                                          office).output
+
+
+def test_enrolment_refusal_reasons_are_vietnamese_by_default_and_english_when_asked(
+        province, tmp_path, monkeypatch):
+    """The reasons of the plan (two cards for one name, a card changed after signing) come
+    from keys/ as a template and fields and are said in the clerk's language at the edge; the
+    audit log keeps the English reason."""
+    monkeypatch.delenv("LIENTHONG_LANG")
+    assert _run("init", tmp_path / "dup" / "so-b", "--name", "so-b", "--listen",
+                "127.0.0.1:17198", "--kdf", "minimal").exit_code == 0
+    broken = tmp_path / "broken.card"
+    head, payload, signature = _card(province["so-d"]).read_text().strip().split(".")
+    changed = {**jws.strict_json_object(jws.b64url_decode(payload)),
+               "addresses": ["203.0.113.66:7443"]}
+    broken.write_text(".".join([head, jws.b64url_encode(jws.canonical_json(changed)),
+                                signature]) + "\n")
+    args = ("peers", "add", _card(province["so-b"]), _card(tmp_path / "dup" / "so-b"), broken,
+            _card(province["so-c"]), "--yes", "--home", province["tinhuy"])
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("có hai thẻ khác nhau cùng mang tên 'so-b'") == 2, result.output
+    assert "TỪ CHỐI broken.card: thẻ nút đã bị sửa sau khi ký" in result.output
+    assert "two different cards" not in result.output and "was changed" not in result.output
+    reasons = [r["reason"] for r in _audit(province["tinhuy"], "enrolment-refused")]
+    assert any("two different cards are offered for the name 'so-b'" in r for r in reasons)
+    assert any("was changed after it was signed" in r for r in reasons)
+    english = _run("--lang", "en", *args)
+    assert "REFUSED broken.card: this peer card was changed after it was signed" in \
+        english.output
+    assert "two different cards are offered for the name 'so-b'" in english.output

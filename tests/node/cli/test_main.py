@@ -217,3 +217,27 @@ def test_reconcile_and_report_errors_speak_the_clerks_language(monkeypatch: pyte
     en = CliRunner().invoke(main, ["--lang", "en", *args])
     assert en.exit_code == 2 and "is not a period of a real date" in en.output
     assert "Lỗi" in CliRunner().invoke(main, ["report", "--year", "2026"]).output
+
+
+def test_init_send_and_run_standby_speak_vietnamese_by_default_and_english_on_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """init's report, send's confirmation and run --standby's refusal on a SQLite store are
+    in Vietnamese by default and in English with --lang en."""
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    runner = CliRunner()
+    output = _init(runner, tmp_path / "a", "alpha", 17001)
+    assert "Đã tạo nút 'alpha'" in output and "Mã nút:" in output and "Thẻ nút:" in output
+    assert "Created node" not in output
+    english = runner.invoke(main, ["--lang", "en", "init", str(tmp_path / "b"), "--name",
+                                   "beta", "--listen", "127.0.0.1:17002", "--kdf", "minimal"])
+    assert "Created node 'beta'" in english.output and "Node ID:" in english.output
+    source = tmp_path / "Tờ trình.pdf"
+    source.write_bytes(b"%PDF-1.7 to trinh")
+    home = ["--home", str(tmp_path / "a")]
+    sent = runner.invoke(main, ["send", str(source), "--to", "ubnd", *home])
+    assert sent.exit_code == 0 and "Đã xếp 'Tờ trình.pdf' vào hàng đợi" in sent.output
+    sent = runner.invoke(main, ["--lang", "en", "send", str(source), "--to", "hdnd", *home])
+    assert "Queued 'Tờ trình.pdf' as" in sent.output, sent.output
+    standby = runner.invoke(main, ["run", "--standby", str(tmp_path / "a")])
+    assert standby.exit_code == 2 and "dùng chung một cơ sở dữ liệu PostgreSQL" in \
+        standby.output, standby.output

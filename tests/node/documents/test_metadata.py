@@ -349,3 +349,35 @@ def test_cli_recall_and_track(home: Path) -> None:
 def test_dates_accept_toml_dates() -> None:
     """A TOML date value (unquoted) is read as such."""
     assert document_meta({"date": dt.date(2026, 11, 20)}).date == "2026-11-20"
+
+
+def test_recall_mark_and_track_speak_vietnamese_by_default_and_english_on_request(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What recall, mark and track print is in the clerk's language: Vietnamese by default
+    (states and statuses by their Vietnamese names, dates dd/mm/yyyy), English with --lang en."""
+    monkeypatch.delenv("LIENTHONG_LANG", raising=False)
+    store = open_store(f"sqlite:///{home / 'state' / 'lienthong.db'}")
+    try:
+        dispatch = make_dispatch(5, ("HDND", "UBND"))
+        store.add_dispatch(dispatch, T0)
+        store.record_receipt(dispatch.message_id, "HDND", "rec.eipt.sig", T1)
+        received = make_received(1, "SENDER")
+        store.begin_publish(received, T0)
+        store.complete_publish("SENDER", received.message_id, "receipt", T0)
+    finally:
+        store.close()
+
+    def vi(*args: str) -> Any:
+        return CliRunner().invoke(main, [*args, "--home", str(home)])
+    recalled = vi("recall", dispatch.message_id, "--reason", "Ban hành nhầm")
+    assert recalled.exit_code == 0 and "Đang thu hồi" in recalled.output, recalled.output
+    tracked = vi("track", dispatch.message_id)
+    assert tracked.exit_code == 0, tracked.output
+    assert "đã gửi" in tracked.output and "Đã chuyển, đã kiểm tra biên nhận" in tracked.output
+    assert "Đang chờ chuyển" in tracked.output and "delivered" not in tracked.output
+    english = run(home, "track", dispatch.message_id)
+    assert "(sent, " in english.output and "Delivered, receipt verified" in english.output
+    marked = vi("mark", received.message_id, "registered", "--number", "152/VP")
+    assert marked.exit_code == 0 and "là đã vào sổ" in marked.output, marked.output
+    marked = run(home, "mark", received.message_id, "assigned")
+    assert "as assigned; the running node signs it" in marked.output, marked.output

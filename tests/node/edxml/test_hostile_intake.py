@@ -38,10 +38,12 @@ HOSTILE: dict[str, tuple[bytes, str, str]] = {
 }
 
 
-def _alpha(tmp_path: Path, *, max_mib: int = 64, max_document_mib: int | None = None
-           ) -> Office:
+def _alpha(tmp_path: Path, *, max_mib: int = 64, max_document_mib: int | None = None,
+           language: str | None = "en") -> Office:
+    """An office taking edXML; English reason files unless ``language`` says otherwise
+    (None: the node's default, Vietnamese), as these tests check the English wording."""
     reactor = FakeReactor()
-    alpha = make_office(tmp_path, "alpha", reactor)
+    alpha = make_office(tmp_path, "alpha", reactor, language=language)
     beta = make_office(tmp_path, "beta", reactor, port=7444)
     enrol(alpha, beta)
     config = alpha.runtime.config
@@ -168,4 +170,28 @@ def test_an_attachment_over_the_document_limit_is_refused_while_decoding(
     assert event["code"] == "bad-edxml"
     assert "the attachment 'a.txt' holds more than the 1048576 bytes" in reason
     assert peak < (alpha.runtime.config.failed / "big-claim.edxml").stat().st_size // 4, peak
+    _nothing_sent(alpha)
+
+
+def test_a_refused_edxml_reason_file_is_in_vietnamese_by_default_and_its_audit_in_english(
+        tmp_path: Path) -> None:
+    """The node's default language is Vietnamese: a clerk reads why in failed/*.reason.txt in
+    Vietnamese, with the file's own values (the addressee's code) kept as they are; the audit
+    event, a record compared across offices, keeps the English reason."""
+    alpha = _alpha(tmp_path, language=None)
+    folder = alpha.runtime.config.outbox / "beta"
+    for name in ("doctype.edxml", "wrong-recipient.edxml", "not-xml.edxml"):
+        (folder / name).write_bytes(HOSTILE[name][0])
+        _take(alpha, folder / name)
+    reason, event = _refusal(alpha, "doctype.edxml")
+    assert "tệp khai báo DOCTYPE" in reason and "declares a DOCTYPE" not in reason
+    assert "declares a DOCTYPE" in event["reason"] and "DOCTYPE" in event["reason"]
+    reason, event = _refusal(alpha, "wrong-recipient.edxml")
+    assert "tệp edXML được gửi đến '000.00.03.H41'" in reason
+    assert "thư mục của beta" in reason
+    assert "addressed to '000.00.03.H41'" in event["reason"]
+    assert event["code"] == "edxml-wrong-recipient"
+    reason, event = _refusal(alpha, "not-xml.edxml")
+    assert "tệp không phải XML đúng cú pháp" in reason
+    assert "not well-formed XML" in event["reason"]
     _nothing_sent(alpha)

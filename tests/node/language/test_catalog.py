@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[3]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "Phrase": None,
             "translate": (2,), "translate_plural": (2, 3), "ConfigError": None,
             "KeystoreError": None, "WrongPassphrase": None, "InsecurePermissions": None,
-            "UnknownPeer": None, "DirectoryError": None, "DirectoryFileError": None}
+            "UnknownPeer": None, "DirectoryError": None, "DirectoryFileError": None,
+            "BadCard": None, "refused_because": (2,)}
 
 
 def extracted() -> set[str]:

@@ -19,7 +19,8 @@ GUARDED = {
     "UnknownPeer": ["keys/directory.py"],
     "DirectoryError": ["keys/directory.py"],
     "DirectoryFileError": ["keys/directoryfile.py"],
-    "_bad": ["node/documents/metadata.py"],
+    "_bad": ["node/documents/metadata.py", "node/edxml/parse.py"],
+    "EdxmlError": ["node/edxml", "node/outbox/edxml_drop.py"],
     "MetadataError": ["node/documents/metadata.py", "node/outbox/sidecars.py"],
     "TargetError": ["node/outbox/pipeline.py"],
     "OwnCardUnreadable": ["node/status"],
@@ -51,7 +52,7 @@ def offending_calls() -> list[str]:
                     made_plain = isinstance(sentence, ast.JoinedStr) or (
                         isinstance(sentence, ast.Constant) and isinstance(sentence.value, str)
                         and name in ("CliError", "_bad", "MetadataError", "TargetError",
-                                     "OwnCardUnreadable"))
+                                     "OwnCardUnreadable", "EdxmlError"))
                     if made_plain and not (name == "MetadataError" and len(node.args) < 2):
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
     return found
