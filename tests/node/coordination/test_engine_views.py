@@ -218,5 +218,5 @@ def test_the_report_shows_the_month_in_its_period_column(store: Store) -> None:
                           tuple(rows), (), (), (), ())
     page = render_html(figures, lang="vi")
     assert "<th>Kỳ</th>" in page
-    (cells,) = [r for r in re.findall(r"<tr>(.*?)</tr>", page, re.S) if "2027-03-15" in r]
-    assert "<td>2027-03</td>" in cells and "directive" not in cells
+    (cells,) = [r for r in re.findall(r"<tr>(.*?)</tr>", page, re.S) if "15/03/2027" in r]
+    assert "<td>Tháng 03/2027</td>" in cells and "directive" not in cells
