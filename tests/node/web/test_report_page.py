@@ -6,7 +6,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from pathlib import Path
 
 import pytest
 
