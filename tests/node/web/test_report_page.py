@@ -82,7 +82,7 @@ def test_dates_are_dd_mm_yyyy_on_vietnams_calendar(home: Home) -> None:
     body = str(render_body(_figures(home, 2026), lang="en"))
     assert "drawn up on 20/03/2027" in body
     # 16:30 UTC on 31 December is 23:30 in Hanoi: still 31/12 (and not 2026-12-31)
-    assert "<td>31/12/2026</td>" in body and "2026-12-31" not in body
+    assert "<td class=\"d\">31/12/2026</td>" in body and "2026-12-31" not in body
     assert not re.search(r">\d{4}-\d{2}-\d{2}<", body)
 
 
