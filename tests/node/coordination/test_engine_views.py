@@ -184,6 +184,7 @@ def test_deadlines_on_a_past_day_ignores_what_came_later(tmp_path: Path) -> None
     table = CliRunner().invoke(main, ["deadlines", "--period", "2027", "--on", "30/11/2026",
                                       "--home", str(home)], catch_exceptions=False).output
     assert "as of 30/11/2026" in table and "due today" in table
+    assert "Year 2027" in table and "│ 2027 " not in table  # the period as offices write it
     bad = CliRunner().invoke(main, ["deadlines", "--on", "hôm qua", "--home", str(home)])
     assert bad.exit_code == 2 and "--on" in bad.output and "30/11/2026" in bad.output
 
