@@ -25,7 +25,13 @@ from lienthong.node.core.access import access_policy
 from lienthong.node.documents.periods import KINDS
 from lienthong.node.documents.programme_items import VIETNAM
 from lienthong.node.language.catalog import translate
-from lienthong.node.language.names import name_of, show_date, show_time
+from lienthong.node.language.names import (
+    name_of,
+    period_phrase,
+    show_date,
+    show_period,
+    show_time,
+)
 from lienthong.node.language.text import Phrase, _
 from lienthong.node.store.database import open_store
 
@@ -140,7 +146,8 @@ def deadlines(offices: tuple[str, ...], kinds: tuple[str, ...], periods: tuple[s
         if row["due_day_off"]:
             due.append("\n" + Phrase("(day off: {day_off})", day_off=row["due_day_off"]
                                       ).in_language(language), style="yellow")
-        table.add_row(Text(row["period"]), Text(f"{row['office']} → {row['owed_to']}"),
+        table.add_row(Text(show_period(row["period"], language)),
+                      Text(f"{row['office']} → {row['owed_to']}"),
                       Text(_kind_text(row, language)), due,
                       Text(show_time(row["sent_at"], language) or "—"),
                       Text(show_time(row["received_at"], language) or "—"),
@@ -205,7 +212,8 @@ def consolidate(period: str, own_files: tuple[Path, ...], out_dir: Path | None, 
             say(Phrase("✓ {office}: {name} — {count} item(s)", office=source.office,
                        name=source.name, count=source.items))
     if not result.sources:
-        say(Phrase("No programme for {period} has been received yet.", period=result.period))
+        say(Phrase("No programme for {period} has been received yet.",
+                   period=period_phrase(result.period)))
     if clashes:
         say(Phrase("{count} clash(es) to settle before sending the draft:",
                    count=len(clashes)), "bold red")

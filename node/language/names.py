@@ -3,16 +3,18 @@
 The codes (``resolution``, ``flash``, ``registered``...) are what the node stores, signs and
 sends; a clerk reads ``Nghị quyết``, ``Hỏa tốc``, ``Đã vào sổ``. Each table maps a code to an
 English msgid; the Vietnamese is in the catalog like every other string. An unknown code (a
-newer peer's) is shown as it is, never dropped.
+newer peer's) is shown as it is, never dropped. A period code (``2027-Q1``) reads as offices
+write it (``Quý I/2027``, ``Q1 2027``), a date as dd/mm/yyyy.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from babel.dates import format_date, format_datetime
 
 from lienthong.node.language.catalog import checked_language, translate
-from lienthong.node.language.text import _
+from lienthong.node.language.text import Phrase, _, shown
 
 DOCUMENT_TYPES = {
     "resolution": _("Resolution"), "decision": _("Decision"), "directive": _("Directive"),
@@ -109,3 +111,49 @@ def show_time(value: str | dt.datetime | None, language: str,
         return show_date(value, language) if parsed is not None else str(value)
     local = parsed.astimezone(tz) if parsed.tzinfo is not None else parsed
     return format_datetime(local, "dd/MM/yyyy HH:mm", locale=checked_language(language))
+
+
+_PERIOD_FORMS = (("annual", re.compile(r"(\d{4})")),
+                 ("quarterly", re.compile(r"(\d{4})-[Qq]([1-4])")),
+                 ("monthly", re.compile(r"(\d{4})-(0[1-9]|1[0-2])")),
+                 ("weekly", re.compile(r"(\d{4})-[Ww](0[1-9]|[1-4]\d|5[0-3])")))
+#: A quarter and a month as offices write them, one msgid each ("Quý I/{year}" and
+#: "Tháng 01/{year}" in Vietnamese, "Q1 {year}" and "January {year}" in English).
+QUARTERS = (_("Q1 {year}"), _("Q2 {year}"), _("Q3 {year}"), _("Q4 {year}"))
+MONTHS = (_("January {year}"), _("February {year}"), _("March {year}"), _("April {year}"),
+          _("May {year}"), _("June {year}"), _("July {year}"), _("August {year}"),
+          _("September {year}"), _("October {year}"), _("November {year}"),
+          _("December {year}"))
+
+
+def period_phrase(code: object) -> Phrase | str:
+    """A period code (node/documents/periods.py: ``2027``, ``2027-Q1``, ``2027-01``,
+    ``2027-W05``; a reconciliation's day ``2027-01-31``) as a Phrase that reads as offices
+    write it in either language; anything else is returned as it is, never dropped.
+
+    A Phrase rather than a string so that a sentence carrying it (a status warning) is said in
+    the language of whoever reads it; ``show_period`` is the string for one language.
+    """
+    text = "" if code is None else str(code).strip()
+    for kind, pattern in _PERIOD_FORMS:
+        found = pattern.fullmatch(text)
+        if found is None:
+            continue
+        year = int(found.group(1))
+        if kind == "annual":
+            return Phrase("Year {year}", year=year)
+        number = int(found.group(2))
+        if kind == "quarterly":
+            return Phrase(QUARTERS[number - 1], year=year)
+        if kind == "monthly":
+            return Phrase(MONTHS[number - 1], year=year)
+        return Phrase("Week {week} of {year}", week=f"{number:02d}", year=year)
+    if len(text) == 10 and _parse(text) is not None:
+        return show_date(text, "vi")  # a day: dd/mm/yyyy in both languages
+    return text
+
+
+def show_period(code: object, language: str) -> str:
+    """A period code as offices write it in ``language`` ("Quý I/2027", "Q1 2027"); a value
+    that is not a period is shown as it is."""
+    return shown(period_phrase(code), checked_language(language))

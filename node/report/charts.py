@@ -6,11 +6,14 @@ which matplotlib ships and which covers Vietnamese, so the diacritics show in ev
 and printer without any font installed, and no text of the chart is markup that a peer could
 shape. Math text is off: a ``$`` in a label is a dollar sign. Each chart gets its own id
 prefix (``svg.hashsalt``) so that several inline SVGs in one page never share an element id,
-and the output is the same for the same figures (no date, fixed ids).
+and the output is the same for the same figures (no date, fixed ids). matplotlib's CSS (a
+``<style>`` element and ``style`` attributes) is rewritten as SVG presentation attributes,
+which draw the same and which the web page's Content-Security-Policy (no inline style) allows.
 """
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,7 +47,27 @@ def _svg(figure: Figure, salt: str) -> str:
         buffer = io.StringIO()
         FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return _presentation(text[text.index("<svg"):])
+
+
+_STYLE_ATTRIBUTE = re.compile(r' style="([^"<>]*)"')
+_STYLE_ELEMENT = re.compile(r"\s*<style[^>]*>\s*\*\s*\{([^}<]*)\}\s*</style>")
+_DECLARATION = re.compile(r"\s*([a-z-]+)\s*:\s*([^;]+?)\s*(?:;|$)")
+
+
+def _attributes(declarations: str) -> str:
+    return "".join(f' {name}="{value}"' for name, value in _DECLARATION.findall(declarations))
+
+
+def _presentation(svg: str) -> str:
+    """matplotlib's SVG with its CSS as presentation attributes (``fill="#fff"`` for
+    ``style="fill: #fff"``; the root's ``* {...}`` rule on the root, whose properties the
+    elements inherit): the same drawing, with no inline style for a CSP to refuse."""
+    found = _STYLE_ELEMENT.search(svg)
+    if found is not None:
+        svg = svg[:found.start()] + svg[found.end():]
+        svg = svg.replace("<svg", "<svg" + _attributes(found.group(1)), 1)
+    return _STYLE_ATTRIBUTE.sub(lambda m: _attributes(m.group(1)), svg)
 
 
 def _figure(width: float = 6.8, height: float = 2.8) -> Figure:

@@ -1,8 +1,11 @@
 """The yearly report as one self-contained HTML file (Jinja2, autoescaped), and its PDF.
 
 The page carries its charts inline (SVG from node/report/charts.py), its style in one
-``<style>`` element with print rules for A4, and nothing fetched from anywhere, so the file
-can be mailed, archived and opened offline. Every value shown goes through Jinja2's
+``<style>`` element with print rules for A4 (templates/report.css), and nothing fetched from
+anywhere, so the file can be mailed, archived and opened offline. The web page shows the same
+body (``render_body``: templates/report-body.html.j2, from the same figures) inside its own
+frame, with report.css served as a file so that its strict Content-Security-Policy needs no
+inline style. Every value shown goes through Jinja2's
 autoescape: subjects, file names and reasons that came from a peer are text, never markup.
 The charts are our own SVG (text drawn as outlines), the one thing marked safe.
 
@@ -14,15 +17,18 @@ give the same A4 pages.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from lienthong.node.documents.programme_items import VIETNAM
 from lienthong.node.language.catalog import translate
-from lienthong.node.language.names import name_of
+from lienthong.node.language.names import name_of, show_date, show_period
 from lienthong.node.report import charts
 from lienthong.node.report.figures import (
     OBLIGATION_STATES,
@@ -42,6 +48,9 @@ from lienthong.node.report.text import (
 
 #: Shown where there is no figure, in both languages.
 NO_FIGURE = "—"
+#: The report's style (every rule scoped to ``.report``), inlined in the file and served to
+#: the web page as a stylesheet.
+STYLESHEET = Path(__file__).resolve().parent / "templates" / "report.css"
 
 
 def _environment() -> Environment:
@@ -63,12 +72,37 @@ def duration(lang: str, seconds: float | None) -> str:
     return translate(lang, "{value} days").format(value=f"{seconds / 86400:.1f}")
 
 
-def _day(text: str | None) -> str:
-    return text[:10] if text else ""
+def _day(lang: str, text: str | None) -> str:
+    """A day as offices write it (dd/mm/yyyy); a time is first put on Vietnam's calendar, the
+    one the report counts by, so a document of 31/12 at 23:00 is not shown as 31/12 UTC's."""
+    if not text:
+        return ""
+    if len(text) > 10:
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        if moment.tzinfo is not None:
+            return show_date(moment.astimezone(VIETNAM).date(), lang)
+    return show_date(text, lang)
 
 
 def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
-    """The report page for ``figures`` in ``lang`` (``vi`` or ``en``)."""
+    """The report file for ``figures`` in ``lang`` (``vi`` or ``en``): one self-contained
+    HTML document."""
+    context = _context(figures, lang, embedded=False)
+    context["stylesheet"] = Markup(STYLESHEET.read_text(encoding="utf-8"))  # noqa: S704 - ours
+    return _environment().get_template("report.html.j2").render(context)
+
+
+def render_body(figures: YearFigures, *, lang: str = "vi") -> Markup:
+    """The report's content for the web page (no document shell, no title: the page has its
+    own), the same figures and words as ``render_html``; style from report.css."""
+    return Markup(_environment().get_template("report-body.html.j2").render(  # noqa: S704
+        _context(figures, lang, embedded=True)))
+
+
+def _context(figures: YearFigures, lang: str, *, embedded: bool) -> dict[str, Any]:
     if lang not in LANGUAGES:
         raise ReportError(f"the report is written in {' or '.join(LANGUAGES)}, not {lang!r}")
 
@@ -88,7 +122,8 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
     context: dict[str, Any] = {
         "_": t, "lang": lang, "f": figures, "months": months, "states": states,
         "counts": counts, "sent": sent, "received": received, "receipted": receipted,
-        "duration": lambda s: duration(lang, s), "day": _day,
+        "embedded": embedded, "duration": lambda s: duration(lang, s),
+        "day": lambda text: _day(lang, text), "period": lambda code: show_period(code, lang),
         "rate": _rate,
         "kind_name": lambda kind: name_of("deadline_kind", kind, lang),
         "type_name": lambda code: name_of("type", code, lang),
@@ -117,7 +152,7 @@ def render_html(figures: YearFigures, *, lang: str = "vi") -> str:
             ylabel=translate(lang, "Documents")))
         if any(histogram) else None,
     }
-    return _environment().get_template("report.html.j2").render(context)
+    return context
 
 
 def _rate(per: dict[str, int]) -> str:
@@ -139,6 +174,28 @@ def chromium_executable(given: str | None = None) -> str:
                           "(apt install chromium); or open the HTML report in any browser "
                           "and print it to PDF")
     return candidate
+
+
+def pdf_available() -> bool:
+    """Whether this computer can print the PDF: Playwright installed and Chromium found."""
+    if importlib.util.find_spec("playwright") is None:
+        return False
+    try:
+        chromium_executable()
+    except ReportError:
+        return False
+    return True
+
+
+def pdf_bytes(figures: YearFigures, *, lang: str, workdir: Path) -> bytes:
+    """The report of ``figures`` printed to PDF (blocking), through files in ``workdir``
+    that are removed afterwards."""
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="report-") as folder:
+        html = Path(folder) / "report.html"
+        html.write_text(render_html(figures, lang=lang), encoding="utf-8")
+        pdf = html.with_suffix(".pdf")
+        print_pdf(html, pdf)
+        return pdf.read_bytes()
 
 
 def print_pdf(html: Path, pdf: Path, *, chromium: str | None = None) -> None:

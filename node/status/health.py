@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.node.language.catalog import DEFAULT_LANGUAGE
-from lienthong.node.language.names import show_date
+from lienthong.node.language.names import period_phrase, show_date
 from lienthong.node.language.text import Phrase, _
 
 SECURITY_KINDS = frozenset({"security-refused", "receipt-refused"})
@@ -148,7 +148,7 @@ def _deadline_warning(alert: Mapping[str, Any]) -> tuple[str, Phrase]:
     """The code and sentence of one deadline alert (node/coordination/deadlines.py)."""
     kind = _KIND_TEXT.get(alert["kind"])
     what: Phrase | str = Phrase(kind) if kind else alert["kind"]
-    fields = {"what": what, "period": alert["period"], "office": alert["office"],
+    fields = {"what": what, "period": period_phrase(alert["period"]), "office": alert["office"],
               "owed_to": alert["owed_to"], "due": show_date(alert["due"], DEFAULT_LANGUAGE),
               "left": alert["working_days_left"]}
     if alert["kind"] in ("document", "conclusion"):

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lienthong.node.language.catalog import checked_language, translations
-from lienthong.node.language.names import name_of, show_date, show_time
+from lienthong.node.language.names import name_of, show_date, show_period, show_time
 from lienthong.node.language.text import Phrase
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -52,6 +52,7 @@ def environment(language: str) -> Environment:
         petition_state_name=lambda code: name_of("petition_state", code, language),
         key_kind_name=lambda code: name_of("key_kind", code, language),
         day=lambda value: show_date(value, language),
+        period=lambda code: show_period(code, language),
         when=lambda value: show_time(value, language),
         status_line=status_line,
         warning_text=lambda warning: Phrase.from_json(warning["text"]).in_language(language)

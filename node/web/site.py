@@ -24,11 +24,18 @@ The clerk's actions take the node's own paths: marking and recalling are
 (written in ``tmp/``, fsynced, renamed into ``outbox/<peer>/`` with its sidecar): from there
 the outbox pipeline does the rest, refusals, receipts and audit unchanged. Every login and
 action is audited (``web-login``, ``web-action``, ``web-refused``) with the user's name.
+
+The yearly report (``/report``) is ``lienthong report``'s: the same figures
+(node/report/figures.py, read on the status thread) and the same words, its body rendered
+and its charts drawn on the runtime's worker (``rt.io``); its stylesheet is served as
+``/static/report.css`` so that the page keeps the strict CSP.
 """
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import re
 from collections.abc import Generator
 from email import policy
 from email.parser import BytesParser
@@ -53,10 +60,14 @@ from lienthong.node.documents.metadata import (
     MetadataError,
     document_meta,
 )
+from lienthong.node.documents.programme_items import VIETNAM
 from lienthong.node.language.catalog import checked_language, negotiate, translate
 from lienthong.node.language.names import name_of
 from lienthong.node.language.text import Phrase, _
 from lienthong.node.outbox.drop import drop_upload, write_message
+from lienthong.node.report.figures import ReportError
+from lienthong.node.report.render import STYLESHEET, pdf_available, pdf_bytes, render_body
+from lienthong.node.report.render import render_html as render_report
 from lienthong.node.status.api import StatusService, to_json
 from lienthong.node.status.gather import own_card
 from lienthong.node.web import views
@@ -68,7 +79,11 @@ log = Logger(namespace="lienthong.web")
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {"app.js": b"text/javascript; charset=utf-8",
-                "style.css": b"text/css; charset=utf-8"}
+                "style.css": b"text/css; charset=utf-8",
+                "report.css": b"text/css; charset=utf-8"}
+#: Where each static asset is: the page's own, and the yearly report's style (node/report).
+STATIC_FILES = {"app.js": STATIC / "app.js", "style.css": STATIC / "style.css",
+                "report.css": STYLESHEET}
 HTML = b"text/html; charset=utf-8"
 CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -76,8 +91,10 @@ LANGUAGE_COOKIE = b"lienthong_language"
 #: Largest document the upload form takes (a larger one goes through the outbox folder).
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: Pages other issues fill in: (path, title msgid).
-SLOTS = ({"path": "petitions", "title": _("Petitions")},
-         {"path": "report", "title": _("Yearly report")})
+SLOTS = ({"path": "petitions", "title": _("Petitions")},)
+#: How many years the report page offers: this year (so far) and the years before it.
+REPORT_YEARS = 6
+_REPORT_FILE = re.compile(r"(\d{4})\.(html|pdf)")
 
 
 class ConnectionTester(Protocol):
@@ -98,7 +115,7 @@ class WebService:
         self.sessions = Sessions(clock, lifetime=web.session_minutes * 60.0,
                                  local_role=web.local_role)
         self.throttle = LoginThrottle(clock)
-        self.static = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
+        self.static = {name: path.read_bytes() for name, path in STATIC_FILES.items()}
 
     def pages(self, *, remote: bool) -> WebPages:
         return WebPages(self, remote=remote)
@@ -325,6 +342,10 @@ class WebPages(Resource):
             yield from self._deadlines(request, session, lang)
         elif get and path == ["petitions"]:
             yield from self._petitions(request, session, lang)
+        elif get and path == ["report"]:
+            yield from self._report(request, session, lang)
+        elif get and head == "report" and len(path) == 2:
+            yield from self._report_file(request, session, lang, path[1])
         elif get and len(path) == 1 and head in {slot["path"] for slot in SLOTS}:
             slot = next(s for s in SLOTS if s["path"] == head)
             self._page(request, session, lang, "slot.html", page=head,
@@ -543,6 +564,76 @@ class WebPages(Resource):
         self._page(request, session, lang, "petitions.html", page="petitions",
                    title=translate(lang, "Petitions"), rows=rows)
 
+    # -- the yearly report -------------------------------------------------------------------
+
+    def _this_year(self) -> int:
+        return dt.datetime.fromtimestamp(self.rt.now(), VIETNAM).year
+
+    def _report_figures(self, year: int) -> Deferred:
+        """The year's figures on the status thread (read-only, never behind the node's
+        writes): ``lienthong report``'s code, this office's keys to open the sealed headers."""
+        rt = self.rt
+        return self.web.status.reads.run(views.report_figures, year, rt.config.node.name,
+                                         rt.node_id, rt.config.coordination, rt.now(), rt.keys)
+
+    def _report(self, request: Any, session: Session,
+                lang: str) -> Generator[Deferred[Any], Any, None]:
+        this_year = self._this_year()
+        wanted = _arg(request, "year").strip()
+        year = _report_year(wanted) if wanted else this_year - 1
+        years = sorted({*range(this_year, this_year - REPORT_YEARS, -1), year}, reverse=True)
+        yield self.rt.audit("web-action", user=session.user or "-", action="report",
+                            year=year, format="page")
+        pdf = yield self.rt.io(pdf_available)
+        body, problem = None, None
+        try:
+            figures = yield self._report_figures(year)
+        except ReportError:
+            problem = Phrase("This office's records hold no document sent or received in "
+                             "{year}: there is nothing to report for {year}.", year=year)
+        else:
+            body = yield self.rt.io(render_body, figures, lang=lang)
+        self._page(request, session, lang, "report.html", page="report",
+                   title=translate(lang, "Cooperation report for {year}").format(year=year),
+                   year=year, this_year=this_year, years=years, pdf=pdf, body=body,
+                   problem=problem.in_language(lang) if problem else None)
+
+    def _report_file(self, request: Any, session: Session, lang: str,
+                     name: str) -> Generator[Deferred[Any], Any, None]:
+        found = _REPORT_FILE.fullmatch(name)
+        if found is None:
+            raise _Answer(404, Phrase("There is no such page."))
+        year, kind = _report_year(found.group(1)), found.group(2)
+        if kind == "pdf":
+            ready = yield self.rt.io(pdf_available)
+            if not ready:
+                raise _Answer(404, Phrase(
+                    "This computer cannot print the report to PDF: it needs Chromium and "
+                    "Playwright (apt install chromium; pip install 'lienthong[pdf]'). Download "
+                    "the HTML report and print it to PDF from any browser."))
+        yield self.rt.audit("web-action", user=session.user or "-", action="report",
+                            year=year, format=kind)
+        try:
+            figures = yield self._report_figures(year)
+        except ReportError:
+            raise _Answer(404, Phrase("This office's records hold no document sent or received "
+                                      "in {year}: there is nothing to report for {year}.",
+                                      year=year)) from None
+        filename = f"lienthong-report-{year}-{lang}.{kind}"
+        request.setHeader(b"content-disposition",
+                          f"attachment; filename={filename}".encode("ascii"))
+        if kind == "html":
+            page = yield self.rt.io(render_report, figures, lang=lang)
+            self._write(request, page.encode("utf-8"), HTML)
+            return
+        try:
+            data = yield self.rt.io(pdf_bytes, figures, lang=lang,
+                                    workdir=self.rt.config.home / "tmp")
+        except ReportError as exc:
+            raise _Answer(503, Phrase("The PDF could not be printed: {reason}",
+                                      reason=str(exc))) from None
+        self._write(request, data, b"application/pdf")
+
     def _login(self, request: Any, session: Session,
                lang: str) -> Generator[Deferred[Any], Any, None]:
         user = _arg(request, "user").strip().lower()[:64]
@@ -563,6 +654,14 @@ class WebPages(Resource):
         yield self.rt.audit("web-login", user=user, outcome="ok", role=account.role,
                             address=address)
         raise _Answer(303, location="/")
+
+
+def _report_year(text: str) -> int:
+    """The report's year from the page's address, or a 400 naming the value."""
+    if not (text.isascii() and text.isdigit() and 2000 <= int(text) <= 2200):
+        raise _Answer(400, Phrase("{year} is not a year the report can be made for; choose a "
+                                  "year between 2000 and 2200.", year=text[:20]))
+    return int(text)
 
 
 _ROLE_NAMES = {"viewer": _("viewer"), "clerk": _("clerk"), "admin": _("administrator")}

@@ -16,10 +16,12 @@ from typing import Any
 
 from lienthong.config.schema import CoordinationSection, NodeConfig
 from lienthong.keys.card import verification_code
+from lienthong.keys.identity import NodeKeys
 from lienthong.node.audit.report import AuditFailed
 from lienthong.node.control.lifecycle import lifecycle
 from lienthong.node.coordination.deadlines import DeadlineEngine
 from lienthong.node.petitions.register import PetitionRegister
+from lienthong.node.report.figures import YearFigures, collect
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS
 
@@ -183,3 +185,12 @@ def petitions(store: Store, config: NodeConfig, now: float) -> list[dict[str, An
     register = PetitionRegister(store, config,
                                 peer_name=lambda node_id: names.get(node_id, node_id))
     return [line.as_json() for line in register.lines(now)]
+
+
+def report_figures(store: Store, year: int, own_name: str, own_node_id: str,
+                   coordination: CoordinationSection, now: float,
+                   keys: NodeKeys) -> YearFigures:
+    """The yearly report's figures, computed exactly as ``lienthong report`` computes them
+    (node/report/figures.py); ``ReportError`` for a year with nothing to report."""
+    return collect(store, year=year, own_name=own_name, own_node_id=own_node_id,
+                   coordination=coordination, now=now, keys=keys)

@@ -338,3 +338,56 @@ def test_an_english_browser_gets_the_offices_language_until_the_clerk_chooses(
     assert page.locator("html").get_attribute("lang") == "en"
     assert "Overview" in page.content()
     following.close()
+
+
+def test_the_yearly_report_renders_with_data_passes_axe_and_keeps_peer_text_inert(
+        offices: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    """hdnd's report of this year: the resolution it received, a refused file whose name and
+    type are hostile HTML (shown as text), the charts drawn under the strict CSP (a refused
+    inline style would be a console error), no serious axe violation, the HTML file to
+    download, the PDF or a sentence saying why not, and each request in the audit log."""
+    from axe_playwright_python.sync_playwright import Axe
+    hdnd = offices["nodes"]["hdnd"]
+    hostile_name = "<img src=x onerror=alert(3)>.txt"
+    (hdnd.outbox / "tinhuy").mkdir(parents=True, exist_ok=True)
+    (hdnd.outbox / "tinhuy" / f"{hostile_name}.meta.toml").write_text(
+        'type = "<script>alert(4)</script>"\n', encoding="utf-8")
+    hdnd.drop("tinhuy", hostile_name, b"x\n")
+    wait_for(lambda: any(json.loads(e.detail_json).get("name") == hostile_name
+                         for e in hdnd.query("audit_entries", kind="refused")),
+             timeout=30, what="the refusal of the hostile file")
+    year = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).year
+    page = page_of(browser)
+    answer = page.goto(address(hdnd) + f"/report?year={year}")
+    assert answer.status == 200
+    main = page.locator("main").inner_text()
+    assert f"Báo cáo kết quả phối hợp năm {year}" in main
+    assert page.locator("#report tr[data-pair='tinhuy-hdnd']").count() == 1
+    assert page.locator("#report figure svg").count() >= 2  # volume and latency charts
+    assert hostile_name in main and "<script>alert(4)</script>" in main
+    assert page.locator("img[src=x]").count() == 0 and page.locator("#report script").count() == 0
+    # the report's own style applies (served as /static/report.css, not inline)
+    assert page.locator("#report h2").first.evaluate(
+        "h => getComputedStyle(h).color") == "rgb(31, 78, 121)"
+    results = Axe().run(page)
+    serious = [v for v in results.response["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert serious == [], [(v["id"], v["nodes"][0]["html"]) for v in serious]
+    page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
+    with page.expect_download() as download:
+        page.locator(f"a[href='/report/{year}.html']").click()
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    assert saved.startswith("<!DOCTYPE html>") and "<style>" in saved
+    assert "&lt;img src=x onerror=alert(3)&gt;.txt" in saved
+    pdf_link = page.locator(f"a[href='/report/{year}.pdf']")
+    if pdf_link.count():
+        with page.expect_download() as download:
+            pdf_link.click()
+        assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    else:
+        assert "không có Chromium hoặc Playwright" in main
+    assert page.errors == [] and page.dialogs == []
+    formats = [json.loads(e.detail_json)["format"]
+               for e in hdnd.query("audit_entries", kind="web-action")
+               if json.loads(e.detail_json).get("action") == "report"]
+    assert "page" in formats and "html" in formats

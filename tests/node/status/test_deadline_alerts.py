@@ -38,8 +38,10 @@ def test_reminder_then_overdue_warnings_and_metrics(tmp_path: Path) -> None:
         early = snapshot_on(store, "2027-01-21")
         codes = [(w["code"], w["peer"]) for w in early["warnings"]]
         assert codes == [("programme-reminder", "ubnd")]
-        assert "2027-02 from ubnd to tinhuy is due 25/01/2027: 2 working day(s) left" in \
+        assert "February 2027 from ubnd to tinhuy is due 25/01/2027: 2 working day(s) left" in \
             early["warnings"][0]["message"]
+        from lienthong.node.language.text import Phrase
+        assert "Tháng 02/2027" in Phrase.from_json(early["warnings"][0]["text"]).in_language("vi")
         assert early["health"] == "warning"
         late = snapshot_on(store, "2027-01-26")
         assert [(w["code"], w["peer"]) for w in late["warnings"]] == [

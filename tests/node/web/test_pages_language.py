@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_file
+from markupsafe import Markup
 
 from lienthong.node.language.catalog import translate
 from lienthong.node.web.rendering import TEMPLATES, render
@@ -17,8 +18,7 @@ from lienthong.node.web.rendering import TEMPLATES, render
 BASE: dict[str, Any] = {
     "office": "Văn phòng Tỉnh ủy", "csrf": "t" * 32, "user": "local", "remote": False,
     "role_name": "", "may_act": True, "may_admin": True,
-    "slots": [{"path": "petitions", "title": "Petitions"},
-              {"path": "report", "title": "Yearly report"}],
+    "slots": [{"path": "petitions", "title": "Petitions"}],
     "notice": None, "problem": None, "title": "-"}
 
 DEADLINE = {"kind": "quarterly", "period": "2026-Q2", "office": "hdnd", "owed_to": "tinhuy",
@@ -75,7 +75,9 @@ PAGES: dict[str, dict[str, Any]] = {
     "deadlines.html": {"page": "deadlines", "rows": [DEADLINE, dict(
         DEADLINE, kind="document", state="due", working_days_left=2)]},
     "petitions.html": {"page": "petitions", "rows": [PETITION]},
-    "slot.html": {"page": "report"},
+    "slot.html": {"page": "petitions"},
+    "report.html": {"page": "report", "year": 2026, "this_year": 2027, "years": [2027, 2026],
+                    "pdf": False, "body": Markup("<h2>-</h2>")},
     "login.html": {"page": "login"},
     "notice.html": {"page": "", "problem": "-", "back": "/"},
 }
@@ -138,6 +140,16 @@ def test_deadlines_show_the_names_of_kinds_and_states() -> None:
     for code in ("quarterly", "overdue", "document "):
         assert code not in vi, code
     assert "Quarterly programme" in en and "Overdue" in en and "Not yet due" in en
+    # the period as offices write it, the code nowhere
+    assert "Quý II/2026" in vi and "Q2 2026" in en and "2026-Q2" not in vi + en
+
+
+def test_the_report_page_offers_the_years_and_says_why_there_is_no_pdf() -> None:
+    vi, en = _page("report.html", "vi"), _page("report.html", "en")
+    assert "2027 (đến nay)" in vi and "2027 (so far)" in en
+    assert "không có Chromium hoặc Playwright" in vi and "no Chromium or Playwright" in en
+    with_pdf = render("report.html", "vi", **{**BASE, **PAGES["report.html"], "pdf": True})
+    assert b'href="/report/2026.pdf"' in with_pdf and b"Playwright" not in with_pdf
 
 
 def test_petitions_show_the_names_of_kinds_states_and_limits() -> None:
