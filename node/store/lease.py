@@ -144,7 +144,15 @@ class DatabaseLease:
             self.on_lost(reason)
 
     def release(self) -> None:
-        """Let the lease go (closing the session releases the lock)."""
+        """Let the lease go: unlocked before the session closes, because a closed session's
+        lock lasts until its server process has exited, and the standby asking in that
+        moment would be refused by a holder that is already gone."""
+        import psycopg
+        if self.held and self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", NODE_LOCK)
+            except psycopg.Error:
+                pass  # the session is gone, and its lock with it
         self._drop()
 
     def _connection(self) -> Any:
