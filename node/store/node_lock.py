@@ -35,6 +35,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from lienthong.node.language.text import Phrase
 from lienthong.node.store.records import StoreError
 
 #: The advisory lock keys (two 32-bit halves: pg_locks shows them as classid, objid). The
@@ -94,20 +95,23 @@ class Holder:
             return None
 
 
+def _holder_phrase(holder: Holder | None) -> Phrase:
+    return (Phrase("process {pid} on {host}", pid=holder.pid, host=holder.host)
+            if holder is not None else
+            Phrase("a process whose PID and host could not be read"))
+
+
 def already_running_at_home(home: Path, holder: Holder | None) -> NodeAlreadyRunning:
-    who = (f"process {holder.pid} on {holder.host}" if holder is not None
-           else "another process (its PID could not be read)")
-    return NodeAlreadyRunning(
-        f"The node in {home} is already running ({who}). Only one node may run per home: "
-        "stop that one first, or leave it running.")
+    return NodeAlreadyRunning(Phrase(
+        "The node in {home} is already running ({who}). Only one node may run per home: stop "
+        "that one first, or leave it running.", home=home, who=_holder_phrase(holder)))
 
 
 def already_running_on_database(where: str, holder: Holder | None) -> NodeAlreadyRunning:
-    who = (f"process {holder.pid} on {holder.host}" if holder is not None
-           else "a process whose PID and host could not be read")
-    return NodeAlreadyRunning(
-        f"Another lienthong node is already running on the database {where} ({who}). One "
-        "database serves one node: stop that node, or give this one a database of its own.")
+    return NodeAlreadyRunning(Phrase(
+        "Another lienthong node is already running on the database {where} ({who}). One "
+        "database serves one node: stop that node, or give this one a database of its own.",
+        where=where, who=_holder_phrase(holder)))
 
 
 class HomeLock:
