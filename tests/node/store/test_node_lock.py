@@ -8,8 +8,8 @@ import pytest
 
 from lienthong.node.language.text import from_error
 from lienthong.node.store.node_lock import (
-    HomeLock,
     Holder,
+    HomeLock,
     NodeAlreadyRunning,
     already_running_on_database,
 )
