@@ -36,10 +36,6 @@ from lienthong.node.store.records import DispatchRow, NewDispatch
 #: Most dispatches recorded in one unit of work (bounds one transaction).
 DISPATCH_BATCH = 256
 
-_SAVEPOINT = "SAVEPOINT lienthong_dispatch"
-_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT lienthong_dispatch"
-_RELEASE = "RELEASE SAVEPOINT lienthong_dispatch"
-
 Events = Sequence[tuple[str, dict[str, Any]]]
 
 
@@ -64,41 +60,28 @@ def record_dispatches(store: Store, batch: Sequence[SealedDispatch], now: str,
     """Record the dispatches of ``batch`` with their audit entries in one transaction (a unit
     of work for the database thread); each result is the document's row, or the error that
     refused it alone."""
-    with store.transaction() as conn:
-        cursor = conn.connection.cursor()
+    with store.transaction():
         try:
-            cursor.execute(_SAVEPOINT)
-            try:
+            with store.savepoint():
                 rows: list[DispatchRow | Exception] = list(
                     store.add_dispatches([item.dispatch for item in batch], now))
                 for item in batch:
                     _append_events(store, item.events, now_ms)
                 # Every row and audit entry of the batch is written, none committed.
                 failpoint("sender-before-dispatches-committed")
-            except Exception:  # noqa: BLE001 - retried one by one below, to find which
-                cursor.execute(_ROLLBACK_TO)
-                cursor.execute(_RELEASE)
-                store.rolled_back_to_savepoint()
-            else:
-                cursor.execute(_RELEASE)
-                return rows
-            return [_record_alone(store, cursor, item, now, now_ms) for item in batch]
-        finally:
-            cursor.close()
+        except Exception:  # noqa: BLE001 - recorded one by one below, to find which
+            return [_record_alone(store, item, now, now_ms) for item in batch]
+        return rows
 
 
-def _record_alone(store: Store, cursor: Any, item: SealedDispatch, now: str,
+def _record_alone(store: Store, item: SealedDispatch, now: str,
                   now_ms: str) -> DispatchRow | Exception:
-    cursor.execute(_SAVEPOINT)
     try:
-        row = store.add_dispatch(item.dispatch, now)
-        _append_events(store, item.events, now_ms)
+        with store.savepoint():
+            row = store.add_dispatch(item.dispatch, now)
+            _append_events(store, item.events, now_ms)
     except Exception as exc:  # noqa: BLE001 - this document's own refusal, handed back
-        cursor.execute(_ROLLBACK_TO)
-        cursor.execute(_RELEASE)
-        store.rolled_back_to_savepoint()
         return exc
-    cursor.execute(_RELEASE)
     return row
 
 
