@@ -3,8 +3,9 @@
 Why: every ACCEPT opens its document's envelope on the worker pool (it reads the spool and
 opens the sealed file key, so the reactor never waits on the disk). With many small documents
 in flight the receiver answers offers in bursts, and each ACCEPT was a hop of its own: a
-thread woken, the GIL handed over and back, a result called back on the reactor; opening envelopes was a fifth of the
-worker threads' Python time in a burst of 2,000 (docs/benchmarks.md, History 40).
+thread woken, the GIL handed over and back, a result called back on the reactor; opening
+envelopes was a fifth of the worker threads' Python time in a burst of 2,000
+(docs/benchmarks.md, History 40).
 
 Theory of operation (the group commit of ``lienthong.node.store.commits`` applied to a hop):
 ``open`` queues one opening and returns a Deferred for its own source. At most ``hops``
