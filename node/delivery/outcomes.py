@@ -21,6 +21,7 @@ from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import KeysError
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.connection import SenderProtocol
+from lienthong.node.delivery.notes import TransferNotes
 from lienthong.node.delivery.openings import EnvelopeOpenings, Opening
 from lienthong.node.delivery.readahead import CiphertextSource
 from lienthong.node.delivery.receipts import (
@@ -116,6 +117,8 @@ class DocumentOutcomes:
     _held_back: set[str]
     _receipts: ReceiptBatch
     _openings: EnvelopeOpenings
+    #: ``offered`` and ``sent``, written in shared units of work (delivery/notes.py).
+    _notes: TransferNotes
     _headers: dict[str, EnvelopeHeader]
     _on_all_delivered: Callable[[str, DispatchRow | None], object]
     _on_delivery_failed: Callable[[str, str], object]
@@ -163,10 +166,7 @@ class DocumentOutcomes:
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.monotonic(), offset)
-        in_background(self.rt.db_audited(
-            self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
-            events=[("offered", {"peer": self.node_id, "message_id": message_id,
-                                 "offset": offset})]), "record the offer", log)
+        self._notes.offered(message_id, self.node_id, offset)
         if offset:
             log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
                      peer=self.name, offset=offset)
@@ -179,10 +179,7 @@ class DocumentOutcomes:
             entry.offset = offset
 
     def sent_all(self, message_id: str, sent_bytes: int) -> None:
-        in_background(self.rt.db_audited(
-            self.rt.store.record_progress, message_id, self.node_id, sent_bytes,
-            events=[("sent", {"peer": self.node_id, "message_id": message_id,
-                              "bytes": sent_bytes})]), "record the transfer", log)
+        self._notes.sent(message_id, self.node_id, sent_bytes)
 
     def _identities(self) -> dict[str, nacl.signing.SigningKey]:
         """Our identity keys by node ID, current and former: a streamed seal's trailer is

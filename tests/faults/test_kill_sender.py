@@ -180,3 +180,23 @@ def test_kill_before_a_batch_of_dispatches_commits(network) -> None:  # type: ig
     assert alpha.log_text().count("after a restart") >= 2
     sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
     assert len(sealed) == len(set(sealed)) == count
+
+
+def test_kill_before_a_unit_of_transfer_notes_commits(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed with several documents' ``offered``/``sent`` notes written but not committed
+    (node/delivery/notes.py): nothing durable depended on them; their deliveries are still
+    queued, offered again after the restart, and each document arrives exactly once."""
+    count = 30
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    documents = {f"to-trinh-{i:02d}.txt": os.urandom(10240) for i in range(count)}
+    for name, data in documents.items():
+        alpha.drop("beta", name, data)
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-before-transfer-notes-committed:3"})
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert beta.query("received_count") == count
