@@ -36,6 +36,8 @@ from lienthong.node.core.background import in_background
 from lienthong.node.delivery.backoff import Backoff
 from lienthong.node.delivery.connection import SenderProtocol
 from lienthong.node.delivery.dial_check import plain_network_error
+from lienthong.node.delivery.notes import TransferNotes
+from lienthong.node.delivery.openings import EnvelopeOpenings
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.node.runtime.node_runtime import NodeRuntime
@@ -115,6 +117,8 @@ class PeerLink(DocumentOutcomes):
         self._retry_reason: str | None = None
         self._checking_due = False
         self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
+        self._openings = EnvelopeOpenings(runtime)
+        self._notes = TransferNotes(runtime)
         #: Decoded headers of the documents offered on this connection (decoded once).
         self._headers: dict[str, EnvelopeHeader] = {}
         #: v3 envelopes held back from a peer speaking protocol 1 (audited once each).

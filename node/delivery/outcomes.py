@@ -19,9 +19,10 @@ from twisted.logger import Logger
 
 from lienthong.keys.directory import PeerKey
 from lienthong.keys.errors import KeysError
-from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.background import in_background
 from lienthong.node.delivery.connection import SenderProtocol
+from lienthong.node.delivery.notes import TransferNotes
+from lienthong.node.delivery.openings import EnvelopeOpenings, Opening
 from lienthong.node.delivery.readahead import CiphertextSource
 from lienthong.node.delivery.receipts import (
     ReceiptBatch,
@@ -30,7 +31,7 @@ from lienthong.node.delivery.receipts import (
     late_receipt_reason,
 )
 from lienthong.node.runtime.node_runtime import NodeRuntime
-from lienthong.node.spool.sealing import open_envelope, read_signed_digest
+from lienthong.node.spool.sealing import read_signed_digest
 from lienthong.node.store.records import DispatchRow, PeerRevoked, QueuedDelivery
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
 from lienthong.protocol.errors import ProtocolError
@@ -115,6 +116,9 @@ class DocumentOutcomes:
     #: Not offered again on this connection (a transient refusal).
     _held_back: set[str]
     _receipts: ReceiptBatch
+    _openings: EnvelopeOpenings
+    #: ``offered`` and ``sent``, written in shared units of work (delivery/notes.py).
+    _notes: TransferNotes
     _headers: dict[str, EnvelopeHeader]
     _on_all_delivered: Callable[[str, DispatchRow | None], object]
     _on_delivery_failed: Callable[[str, str], object]
@@ -138,11 +142,13 @@ class DocumentOutcomes:
         self._cancel_timer()
         # Opening the envelope reads the spool (files, the sealed file key) and a resume
         # re-creates the ciphertext up to ``offset`` (about a second per GiB): on the worker
-        # pool, so the reactor never waits on the disk and keeps serving other transfers.
-        d = self.rt.io(_envelope_at, row.spool_dir, row.header_token, self.rt.keys, offset,
-                       signers=self._identities(),
-                       on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
-                           self._trailer_signed, message_id, size, sha256))
+        # pool, so the reactor never waits on the disk and keeps serving other transfers;
+        # the envelopes of documents accepted together share one hop (delivery/openings.py).
+        d = self._openings.open(Opening(
+            row.spool_dir, row.header_token, offset, signers=self._identities(),
+            on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
+                self._trailer_signed, message_id, size, sha256)),
+            priority=row.priority, size=row.ciphertext_size)
         d.addCallbacks(lambda source: self._start(proto, row, offset, source),
                        lambda failure: self._unreadable(proto, message_id, failure.value))
         in_background(d, "open an envelope", log)
@@ -160,10 +166,7 @@ class DocumentOutcomes:
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.monotonic(), offset)
-        in_background(self.rt.db_audited(
-            self.rt.store.record_offer, message_id, self.node_id, self.rt.now_text(),
-            events=[("offered", {"peer": self.node_id, "message_id": message_id,
-                                 "offset": offset})]), "record the offer", log)
+        self._notes.offered(message_id, self.node_id, offset)
         if offset:
             log.info("resuming {name!r} to {peer} at byte {offset}", name=row.name,
                      peer=self.name, offset=offset)
@@ -176,10 +179,7 @@ class DocumentOutcomes:
             entry.offset = offset
 
     def sent_all(self, message_id: str, sent_bytes: int) -> None:
-        in_background(self.rt.db_audited(
-            self.rt.store.record_progress, message_id, self.node_id, sent_bytes,
-            events=[("sent", {"peer": self.node_id, "message_id": message_id,
-                              "bytes": sent_bytes})]), "record the transfer", log)
+        self._notes.sent(message_id, self.node_id, sent_bytes)
 
     def _identities(self) -> dict[str, nacl.signing.SigningKey]:
         """Our identity keys by node ID, current and former: a streamed seal's trailer is
@@ -325,19 +325,3 @@ class DocumentOutcomes:
                 self.proto.close()
                 return
         self._fill()
-
-
-def _envelope_at(spool_dir: str, header_token: str, node_keys: NodeKeys,
-                 offset: int, *, signers: dict[str, nacl.signing.SigningKey],
-                 on_trailer: Callable[[int, str], object]) -> CiphertextSource:
-    """The document's ciphertext source positioned at ``offset`` (on the worker pool)."""
-    source = open_envelope(spool_dir, header_token, node_keys, signers=signers,
-                           on_trailer=on_trailer)
-    if not offset:
-        return source
-    try:
-        source.seek(offset)
-    except BaseException:
-        source.close()
-        raise
-    return source

@@ -26,11 +26,13 @@ Pure: no I/O, no clock. Reading the sidecar file is node/outbox/sidecars.py's jo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES, GUARDED_CLASSES, NAME_PATTERN
@@ -183,10 +185,17 @@ def _shown(table: Mapping[str, tuple[str, ...]], names: Iterable[str]) -> str:
     return ", ".join(f"{n} ({table[n][0]})" if table.get(n) else n for n in names)
 
 
-def type_index(allowed: Iterable[str]) -> dict[str, str]:
+def type_index(allowed: Iterable[str]) -> Mapping[str, str]:
     """Spelling -> canonical type, for the configured types (and "message", always)."""
-    allowed = tuple(dict.fromkeys((*allowed, MESSAGE_TYPE, PETITION_TYPE)))
-    return _index({name: TYPE_NAMES.get(name, ()) for name in allowed})
+    return _type_index(tuple(dict.fromkeys((*allowed, MESSAGE_TYPE, PETITION_TYPE))))
+
+
+@functools.lru_cache(maxsize=16)
+def _type_index(allowed: tuple[str, ...]) -> Mapping[str, str]:
+    # Built once per configured list, not per document: folding every spelling of every type
+    # was 5 % of the sender's reactor time in a burst of small files (docs/benchmarks.md,
+    # History 40). Read-only, since every caller shares it.
+    return MappingProxyType(_index({name: TYPE_NAMES.get(name, ()) for name in allowed}))
 
 
 def resolve_type(text: str, allowed: Iterable[str] = DEFAULT_DOCUMENT_TYPES) -> str | None:

@@ -29,6 +29,7 @@ from lienthong.node.core.background import in_background
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
+from lienthong.node.core.hops import CallBatches
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.core.restricted import restrict, restricted_folder
 from lienthong.node.documents.metadata import not_allowed
@@ -93,6 +94,10 @@ class Offers:
         #: (sender, message ID) -> the recovery of that interrupted publication under way.
         self.recovering: dict[tuple[str, str], Deferred] = {}
         self.publisher = Publisher(runtime, self.names)
+        # Offers come in bursts (a sender offers up to its window at once): their look-ups
+        # share a database unit and their staging files a worker hop (node/core/hops.py).
+        self._lookups = CallBatches(runtime.db, self._get_received)
+        self._staging_opens = CallBatches(runtime.io, _open_staging)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
         self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
@@ -162,7 +167,7 @@ class Offers:
         # by a peer's former identity and offered again after the peer rotated is still the
         # same document (HAVE), never a second copy.
         signer = header.sender
-        row = yield self.rt.db(self.rt.store.get_received, signer, mid)
+        row = yield self._lookups.call(signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
                 # Being published right now (node/inbox/publication.py), not cut short by a crash.
@@ -197,12 +202,11 @@ class Offers:
                 return self.refuse(peer, mid, "storage-unavailable",
                                    f"cannot prepare the restricted petition folder: {exc}")
         try:
-            stream, free, need = yield self.rt.io(
-                open_if_room, self.staging_path(signer, mid), self.rt.config.tmp, header,
-                node_id=receiving.node_id,
+            stream, free, need = yield self._staging_opens.call(
+                self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
-                encryption_keys=self.rt.keys.encryption_private_by_kid())
+                self.rt.keys.encryption_private_by_kid())
         except OSError as exc:
             self.release(peer, mid)
             return self.refuse(peer, mid, "storage-unavailable",
@@ -219,6 +223,10 @@ class Offers:
                                f"not enough free disk space ({free} bytes free, {need} "
                                "needed); it will be retried when space returns")
         return (Accept(message_id=mid, offset=stream.offset), header, stream)
+
+    def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
+        """On the database thread (a read): the document as received so far, if at all."""
+        return self.rt.store.get_received(signer, mid)
 
     def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
         """The OFFER's header, verified as signed by ``peer`` (or by a former identity of it,
@@ -527,6 +535,13 @@ class Offers:
                         rt.now_text())
             yield rt.io(_unlink_quietly, staging)
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+
+
+def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str,
+                  encryption_keys: Any) -> tuple[IncomingStream | None, int, int]:
+    """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
+    shares one hop)."""
+    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys)
 
 
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,

@@ -48,6 +48,7 @@ from lienthong.node.documents.petitions import (
 from lienthong.node.edxml.intake import is_edxml
 from lienthong.node.language.text import Phrase, from_error
 from lienthong.node.outbox.batches import TakeBatches
+from lienthong.node.outbox.dispatches import DispatchBatch
 from lienthong.node.outbox.edxml_drop import prepare_edxml
 from lienthong.node.outbox.file_work import move_to_failed, read_meta_and_seal
 from lienthong.node.outbox.refusals import Refused
@@ -129,6 +130,7 @@ class Outbox:
         self._slots = DeferredSemaphore(parallel)
         self._sent = SentFolder(runtime)
         self._batches = TakeBatches(runtime)
+        self._dispatches = DispatchBatch(runtime)
         self.in_progress: set[Path] = set()
 
     # -- intake ----------------------------------------------------------------------------
@@ -286,13 +288,15 @@ class Outbox:
         priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
         try:
-            row = yield rt.db_audited(rt.store.add_dispatch, NewDispatch(
+            # Recorded with the other documents sealed meanwhile, in one unit of work
+            # (node/outbox/dispatches.py); this Deferred fires once that unit has committed.
+            row = yield self._dispatches.add(NewDispatch(
                 message_id=taken.message_id, name=taken.original_name, target=taken.target,
                 spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
                 sha256=header.digest, ciphertext_size=header.ciphertext_size,
                 priority=priority, meta=public_meta(meta, taken.message_id),
                 recipients=tuple(recipients)),
-                rt.now_text(), events=[*before, ("sealed", {
+                [*before, ("sealed", {
                     "message_id": taken.message_id, "digest": header.digest,
                     "name": taken.original_name, "recipients": recipients,
                     "size": header.size, "envelope": header.version})])

@@ -24,6 +24,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from lienthong.node.store.records import StoreError
 
+_SAVEPOINT = "SAVEPOINT lienthong_part"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT lienthong_part"
+_RELEASE = "RELEASE SAVEPOINT lienthong_part"
+
 _T = TypeVar("_T")
 
 
@@ -79,6 +83,29 @@ class StoreBase:
         """Part of the open transaction was undone (group commit): forget what was cached
         about it, such as the audit chain's tip."""
         self._local.audit_tip = None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside an open transaction: a part of it that a failure undoes alone (the exception
+        still propagates), so one item of a batched unit of work can fail without the others.
+        Straight on the driver's cursor, as the group commit's own savepoints (SQLAlchemy's
+        ``begin_nested`` compiles a new clause each time); standard SQL."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise StoreError("a savepoint needs an open transaction")
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(_SAVEPOINT)
+            try:
+                yield
+            except BaseException:
+                cursor.execute(_ROLLBACK_TO)
+                cursor.execute(_RELEASE)
+                self.rolled_back_to_savepoint()
+                raise
+            cursor.execute(_RELEASE)
+        finally:
+            cursor.close()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -154,3 +154,49 @@ def test_kill_mid_way_through_a_streamed_seal_derives_its_digest_again(  # type:
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
     signed = _recorded_digest(alpha, tmp_path / "original.pdf")
     assert [entry.detail.get("recovered") for entry in signed] == [None]
+
+
+def test_kill_before_a_batch_of_dispatches_commits(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed with the dispatch rows of several documents sealed together written but not
+    committed (node/outbox/dispatches.py): every one of them is still a taken, sealed,
+    unrecorded spool folder; the restart seals and records each again (same message ID) and
+    each arrives exactly once."""
+    count = 30
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    documents = {f"cong-van-{i:02d}.txt": os.urandom(10240) for i in range(count)}
+    for name, data in documents.items():  # dropped before the start: taken in batches
+        alpha.drop("beta", name, data)
+    beta.start()
+    # The second unit: the first takes the batch's first document alone, the second those
+    # sealed while it committed.
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-before-dispatches-committed:2"})
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    # The unit cut short held several documents, and each was sealed again at the start.
+    assert alpha.log_text().count("after a restart") >= 2
+    sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
+    assert len(sealed) == len(set(sealed)) == count
+
+
+def test_kill_before_a_unit_of_transfer_notes_commits(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed with several documents' ``offered``/``sent`` notes written but not committed
+    (node/delivery/notes.py): nothing durable depended on them; their deliveries are still
+    queued, offered again after the restart, and each document arrives exactly once."""
+    count = 30
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    documents = {f"to-trinh-{i:02d}.txt": os.urandom(10240) for i in range(count)}
+    for name, data in documents.items():
+        alpha.drop("beta", name, data)
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-before-transfer-notes-committed:3"})
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert beta.query("received_count") == count

@@ -135,7 +135,7 @@ def test_the_take_is_audited_even_if_the_dispatch_cannot_be_recorded(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(alpha.store, "add_dispatch", broken)
+    monkeypatch.setattr(alpha.store, "add_dispatches", broken)  # add_dispatch calls it too
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=lambda ids: None).file_ready(
         folder / "to-trinh.pdf", "beta").addBoth(finished.append)

@@ -511,3 +511,25 @@ def test_re_enrolment_after_the_clock_stepped_back_still_builds_a_directory(
     peer = store.directory().peer_named("so-tu-phap")
     assert sorted(k.kind for k in peer.keys) == ["encryption", "identity", "tls"]
     assert all(k.is_current for k in peer.keys)
+
+
+def test_a_failed_savepoint_undoes_only_its_part_and_keeps_the_chain(store: Store) -> None:
+    """``Store.savepoint``: a failing part of a transaction is undone alone (its audit entry
+    too: the chain's cached tip is forgotten), the rest commits, and the chain stays whole."""
+    with store.transaction():
+        store.append_audit("first", T0, detail={})
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.add_peer(ALICE, "card.alice", T0)
+            store.append_audit("undone", T0, detail={})
+            raise RuntimeError("this part fails")
+        with store.savepoint():
+            store.add_peer(BOB, "card.bob", T1)
+        store.append_audit("last", T1, detail={})
+    assert [p.peer.node_id for p in store.list_peers()] == [BOB.node_id]
+    entries = store.audit_entries()
+    kinds = [e.kind for e in entries]
+    assert "undone" not in kinds and kinds.index("first") < kinds.index("last")
+    assert verify_chain(entries)[0] == entries[-1].seq
+    with pytest.raises(StoreError):  # only inside a transaction
+        with store.savepoint():
+            pass

@@ -1,0 +1,80 @@
+"""Calls of one function made while an earlier batch of them runs go together in the next hop.
+
+Why: a burst of small documents made the same call once per document through a door to
+another thread (the worker pool, the database thread): a thread woken, the GIL handed over
+and back, a result called back on the reactor, for a few microseconds of work each
+(docs/benchmarks.md, History 40). ``CallBatches`` is the group commit of
+``lienthong.node.store.commits`` for any such call: the first call goes at once, alone (a lone
+document waits for nothing), and the calls made while at most ``hops`` batches run wait for the
+next one, up to ``max_batch`` together. Each call's Deferred fires with its own result or
+fails with its own error; one failing call never fails the others. Calls are made in the order
+they were queued.
+
+Only for calls whose order against other work does not matter and that change nothing durable
+on their own, or whose durability each caller already awaits: batching moves when a call
+runs, never what it does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+#: Most calls in one hop: bounds how long the first waits for the last.
+MAX_BATCH = 32
+
+
+def call_each(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
+    """On the other thread: ``fn(*args)`` for each call, its result or the Failure it raised."""
+    results: list[Any] = []
+    for args in calls:
+        try:
+            results.append(fn(*args))
+        except Exception:  # noqa: BLE001 - this call's own failure, handed back
+            results.append(Failure())
+    return results
+
+
+class CallBatches:
+    """Calls of ``fn`` through ``door`` (``rt.io`` or ``rt.db``), made in batches."""
+
+    def __init__(self, door: Callable[..., Deferred], fn: Callable[..., Any], *,
+                 max_batch: int = MAX_BATCH, hops: int = 1) -> None:
+        self._door = door
+        self._fn = fn
+        self._max = max_batch
+        self._hops = hops
+        self._running = 0
+        self._waiting: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
+        #: Hops made (for tests and the benchmark's notes).
+        self.hops_run = 0
+
+    def call(self, *args: Any) -> Deferred[Any]:
+        """``fn(*args)`` in the next hop; fires with its result."""
+        d: Deferred[Any] = Deferred()
+        self._waiting.append((args, d))
+        self._start()
+        return d
+
+    def _start(self) -> None:
+        while self._waiting and self._running < self._hops:
+            batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
+            self._running += 1
+            self.hops_run += 1
+            d = self._door(call_each, self._fn, [args for args, _ in batch])
+            d.addBoth(self._done, batch)
+
+    def _done(self, results: list[Any] | Failure,
+              batch: list[tuple[tuple[Any, ...], Deferred[Any]]]) -> None:
+        self._running -= 1
+        try:
+            for index, (_, d) in enumerate(batch):
+                outcome = results if isinstance(results, Failure) else results[index]
+                if isinstance(outcome, Failure):
+                    d.errback(outcome)
+                else:
+                    d.callback(outcome)
+        finally:
+            self._start()

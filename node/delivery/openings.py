@@ -1,0 +1,127 @@
+"""Envelopes of documents accepted together are opened in ONE worker hop.
+
+Why: every ACCEPT opens its document's envelope on the worker pool (it reads the spool and
+opens the sealed file key, so the reactor never waits on the disk). With many small documents
+in flight the receiver answers offers in bursts, and each ACCEPT was a hop of its own: a
+thread woken, the GIL handed over and back, a result called back on the reactor; opening
+envelopes was a fifth of the worker threads' Python time in a burst of 2,000
+(docs/benchmarks.md, History 40).
+
+Theory of operation (the group commit of ``lienthong.node.store.commits`` applied to a hop):
+``open`` queues one opening and returns a Deferred for its own source. At most ``hops``
+batches run at once; whenever one is free, every opening waiting (up to ``max_batch``) goes
+to the worker in one call, most urgent first (lower priority value; FIFO among equals). Under
+no load a batch is the one ACCEPT that just came, so a lone document waits for nothing. Each
+Deferred fires with its own source or fails with its own error: one unreadable envelope never
+fails the others. A resume (an offset other than 0: the ciphertext is re-created up to it,
+about a second per GiB) or a large document is opened alone, at once, in a hop of its own, so
+small urgent documents never wait behind it.
+
+Nothing here is durable: a crash loses only openings in memory, and the documents are offered
+again after the restart, exactly as before batching.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.signing
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from lienthong.keys.identity import NodeKeys
+from lienthong.node.delivery.readahead import CiphertextSource
+from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.spool.sealing import open_envelope
+
+#: Most envelopes opened in one hop: bounds how long the first waits for the last.
+MAX_BATCH = 32
+#: Batches at once: one fills while the other runs.
+HOPS = 2
+#: Envelopes larger than this are opened alone (their source reads ahead on its own).
+ALONE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What opening one document's envelope needs (on the worker pool)."""
+
+    spool_dir: str
+    header_token: str
+    offset: int
+    signers: dict[str, nacl.signing.SigningKey]
+    on_trailer: Callable[[int, str], object]
+
+
+def envelope_at(opening: Opening, node_keys: NodeKeys) -> CiphertextSource:
+    """The document's ciphertext source positioned at its offset (on the worker pool)."""
+    source = open_envelope(opening.spool_dir, opening.header_token, node_keys,
+                           signers=opening.signers, on_trailer=opening.on_trailer)
+    if not opening.offset:
+        return source
+    try:
+        source.seek(opening.offset)
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
+def open_batch(openings: list[Opening], node_keys: NodeKeys) -> list[Any]:
+    """Open each envelope of the batch: its source, or the Failure that stopped it."""
+    results: list[Any] = []
+    for opening in openings:
+        try:
+            results.append(envelope_at(opening, node_keys))
+        except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            results.append(Failure())
+    return results
+
+
+class EnvelopeOpenings:
+    """Openings waiting for the worker pool, served in batches."""
+
+    def __init__(self, runtime: NodeRuntime, *, max_batch: int = MAX_BATCH,
+                 hops: int = HOPS) -> None:
+        self._rt = runtime
+        self._max = max_batch
+        self._hops = hops
+        self._running = 0
+        self._waiting: list[tuple[int, Opening, Deferred[CiphertextSource]]] = []
+        #: Hops run and envelopes opened in them (for tests and the benchmark's notes).
+        self.hops_run = 0
+
+    def open(self, opening: Opening, *, priority: int, size: int) -> Deferred[CiphertextSource]:
+        """Open the envelope in the next batch (a resume or ``size`` over ``ALONE_BYTES``:
+        alone, at once); fires with its ciphertext source."""
+        d: Deferred[CiphertextSource] = Deferred()
+        if opening.offset or size > ALONE_BYTES:
+            self.hops_run += 1
+            self._rt.io(envelope_at, opening, self._rt.keys).chainDeferred(d)
+            return d
+        self._waiting.append((priority, opening, d))
+        self._start()
+        return d
+
+    def _start(self) -> None:
+        while self._waiting and self._running < self._hops:
+            self._waiting.sort(key=lambda item: item[0])  # stable: FIFO among equals
+            batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
+            self._running += 1
+            self.hops_run += 1
+            d = self._rt.io(open_batch, [opening for _, opening, _ in batch], self._rt.keys)
+            d.addBoth(self._done, batch)
+
+    def _done(self, results: list[Any] | Failure,
+              batch: list[tuple[int, Opening, Deferred[CiphertextSource]]]) -> None:
+        self._running -= 1
+        try:
+            for index, (_, _, d) in enumerate(batch):
+                outcome = results if isinstance(results, Failure) else results[index]
+                if isinstance(outcome, Failure):
+                    d.errback(outcome)
+                else:
+                    d.callback(outcome)
+        finally:
+            self._start()

@@ -1,0 +1,67 @@
+"""Calls made while a batch runs share the next hop (node/core/hops.py)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from lienthong.node.core.hops import CallBatches, call_each
+
+
+class HeldDoor:
+    """A door to another thread whose hops wait until the test runs them."""
+
+    def __init__(self) -> None:
+        self.hops: list[tuple[Callable[..., Any], tuple[Any, ...], Deferred]] = []
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        d: Deferred = Deferred()
+        self.hops.append((fn, args, d))
+        return d
+
+    def run_next(self) -> None:
+        fn, args, d = self.hops.pop(0)
+        maybeDeferred(fn, *args).chainDeferred(d)
+
+
+def _half(n: int) -> int:
+    if n % 2:
+        raise ValueError(f"{n} is odd")
+    return n // 2
+
+
+def test_calls_made_while_a_hop_runs_share_the_next_one_in_order() -> None:
+    door = HeldDoor()
+    batches = CallBatches(door, _half)
+    results: list[Any] = []
+    for n in (2, 4, 5, 8):
+        batches.call(n).addBoth(results.append)
+    assert len(door.hops) == 1 and results == []  # the first call went at once, alone
+    door.run_next()
+    assert results == [1] and len(door.hops) == 1
+    _, args, _ = door.hops[0]
+    assert args == (_half, [(4,), (5,), (8,)])  # the other three: ONE hop, in order
+    door.run_next()
+    assert results[1] == 2 and results[3] == 4
+    assert results[2].check(ValueError)  # failed alone
+    assert batches.hops_run == 2
+
+
+def test_a_hop_that_fails_as_a_whole_fails_each_of_its_calls() -> None:
+    door = HeldDoor()
+    batches = CallBatches(door, _half, max_batch=2)
+    results: list[Any] = []
+    for n in (2, 4, 6, 8):
+        batches.call(n).addBoth(results.append)
+    door.run_next()
+    fn, args, d = door.hops.pop(0)
+    d.errback(RuntimeError("the database thread is stopping"))
+    assert [r.check(RuntimeError) for r in results[1:3]] == [RuntimeError, RuntimeError]
+    door.run_next()  # the rest still get their hop
+    assert results[3] == 4
+
+
+def test_call_each_hands_back_each_result_or_failure() -> None:
+    out = call_each(_half, [(2,), (3,)])
+    assert out[0] == 1 and out[1].check(ValueError)
