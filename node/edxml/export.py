@@ -32,6 +32,7 @@ from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import safe_file_name, unique_name
 from lienthong.node.edxml.build import ENCODE_BLOCK, build_status, write_document
 from lienthong.node.edxml.intake import EDXML_SUFFIX, read_edxml
+from lienthong.node.edxml.limits import EdxmlError, Limits
 from lienthong.node.edxml.mapping import META_KEY, header_from_meta
 from lienthong.node.edxml.message import (
     CODE_OF_STATUS,
@@ -41,7 +42,7 @@ from lienthong.node.edxml.message import (
     ResponseFor,
     StatusMessage,
 )
-from lienthong.node.edxml.parse import AttachmentSink, EdxmlError, Limits
+from lienthong.node.edxml.sinks import AttachmentSink
 from lienthong.node.language.text import Phrase
 
 #: Suffix of the folder a received edXML's attachments are unpacked into.

@@ -17,7 +17,7 @@ worker pool: the file is opened without following links, its size checked agains
 * a **status message**: :func:`queue_status` leaves the request ``lienthong mark`` leaves.
 
 The store functions run on the database thread (``rt.db``); a refusal is an
-:class:`~lienthong.node.edxml.parse.EdxmlError` the outbox files into ``failed/``.
+:class:`~lienthong.node.edxml.limits.EdxmlError` the outbox files into ``failed/``.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lienthong.node.documents.metadata import DocumentMeta, MetadataError, document_meta
+from lienthong.node.edxml.limits import CHUNK, EdxmlError, Limits, too_large
 from lienthong.node.edxml.mapping import META_KEY, edxml_meta, sidecar_fields
 from lienthong.node.edxml.message import (
     CODE_OF_STATUS,
@@ -37,15 +38,8 @@ from lienthong.node.edxml.message import (
     EdxmlDocument,
     StatusMessage,
 )
-from lienthong.node.edxml.parse import (
-    CHUNK,
-    EdxmlError,
-    Limits,
-    SinkFactory,
-    drop_attachments,
-    parse_chunks,
-    too_large,
-)
+from lienthong.node.edxml.parse import parse_chunks
+from lienthong.node.edxml.sinks import SinkFactory, drop_attachments
 from lienthong.node.language.names import STATUSES
 from lienthong.node.language.text import Phrase, _
 from lienthong.node.store.database import Store

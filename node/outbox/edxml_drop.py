@@ -27,8 +27,8 @@ from lienthong.node.edxml.intake import (
     read_edxml,
     replaced_document,
 )
+from lienthong.node.edxml.limits import EdxmlError, Limits
 from lienthong.node.edxml.message import RECALL, StatusMessage
-from lienthong.node.edxml.parse import EdxmlError, Limits
 from lienthong.node.language.text import Phrase
 from lienthong.node.outbox.sidecars import Prepared
 from lienthong.node.runtime.node_runtime import NodeRuntime

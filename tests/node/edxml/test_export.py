@@ -20,9 +20,11 @@ from lienthong.node.documents.metadata import document_meta
 from lienthong.node.edxml.build import build_document, write_document
 from lienthong.node.edxml.export import FOLDER_SUFFIX, write_received_extras
 from lienthong.node.edxml.intake import read_edxml
+from lienthong.node.edxml.limits import Limits
 from lienthong.node.edxml.mapping import edxml_meta
 from lienthong.node.edxml.message import Attachment, EdxmlDocument
-from lienthong.node.edxml.parse import Limits, keep_in_memory, parse_message
+from lienthong.node.edxml.parse import parse_message
+from lienthong.node.edxml.sinks import keep_in_memory
 from lienthong.node.store.records import NewReceived
 from tests.node.edxml.samples import full_document, full_header
 from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office

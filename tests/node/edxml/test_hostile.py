@@ -7,7 +7,8 @@ import tracemalloc
 
 import pytest
 
-from lienthong.node.edxml.parse import EdxmlError, Limits, parse_message
+from lienthong.node.edxml.limits import EdxmlError, Limits
+from lienthong.node.edxml.parse import parse_message
 from tests.node.edxml import samples
 
 HOSTILE = {

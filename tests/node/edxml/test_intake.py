@@ -8,8 +8,9 @@ import pytest
 
 from lienthong.node.edxml.build import build_document
 from lienthong.node.edxml.intake import read_edxml
+from lienthong.node.edxml.limits import EdxmlError, Limits
 from lienthong.node.edxml.message import EdxmlDocument
-from lienthong.node.edxml.parse import EdxmlError, Limits, keep_in_memory
+from lienthong.node.edxml.sinks import keep_in_memory
 from tests.node.edxml.samples import full_document
 
 

@@ -9,9 +9,10 @@ import pytest
 from lienthong.config.schema import DEFAULT_DOCUMENT_TYPES
 from lienthong.node.edxml.build import build_document, build_status
 from lienthong.node.edxml.intake import document_meta_for
+from lienthong.node.edxml.limits import EdxmlError
 from lienthong.node.edxml.mapping import join_number, sidecar_fields, split_number
 from lienthong.node.edxml.message import ResponseFor, StatusMessage
-from lienthong.node.edxml.parse import EdxmlError, parse_message
+from lienthong.node.edxml.parse import parse_message
 from tests.node.edxml.samples import OFFICES, TINHUY, UBND, full_document, replacement
 
 

@@ -19,7 +19,8 @@ GUARDED = {
     "UnknownPeer": ["keys/directory.py"],
     "DirectoryError": ["keys/directory.py"],
     "DirectoryFileError": ["keys/directoryfile.py"],
-    "_bad": ["node/documents/metadata.py", "node/edxml/parse.py"],
+    "_bad": ["node/documents/metadata.py"],
+    "bad_edxml": ["node/edxml"],
     "EdxmlError": ["node/edxml", "node/outbox/edxml_drop.py"],
     "MetadataError": ["node/documents/metadata.py", "node/outbox/sidecars.py"],
     "TargetError": ["node/outbox/pipeline.py"],
@@ -51,8 +52,8 @@ def offending_calls() -> list[str]:
                     sentence = node.args[-1]
                     made_plain = isinstance(sentence, ast.JoinedStr) or (
                         isinstance(sentence, ast.Constant) and isinstance(sentence.value, str)
-                        and name in ("CliError", "_bad", "MetadataError", "TargetError",
-                                     "OwnCardUnreadable", "EdxmlError"))
+                        and name in ("CliError", "_bad", "bad_edxml", "MetadataError",
+                                     "TargetError", "OwnCardUnreadable", "EdxmlError"))
                     if made_plain and not (name == "MetadataError" and len(node.args) < 2):
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
     return found
