@@ -24,7 +24,7 @@ from lienthong.node.cli.common import (
 )
 from lienthong.node.control.asking import ask_recall, ask_status
 from lienthong.node.control.lifecycle import lifecycle
-from lienthong.node.documents.metadata import (
+from lienthong.node.documents.vocabulary import (
     STATUS_NAMES,
     URGENCY_NAMES,
     describe_names,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lienthong.node.control.requests import RequestRefused
-from lienthong.node.documents.metadata import resolve_status
 from lienthong.node.documents.petitions import PETITION_STATUS_NOTES, is_petition
+from lienthong.node.documents.vocabulary import resolve_status
 from lienthong.node.language.text import Phrase
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import PROCESSING_TRANSITIONS, ControlRequest

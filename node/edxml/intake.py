@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lienthong.node.documents.metadata import DocumentMeta, MetadataError, document_meta
+from lienthong.node.documents.metadata import DocumentMeta, document_meta
+from lienthong.node.documents.metadata_error import MetadataError
 from lienthong.node.edxml.limits import CHUNK, EdxmlError, Limits, too_large
 from lienthong.node.edxml.mapping import META_KEY, edxml_meta, sidecar_fields
 from lienthong.node.edxml.message import (

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lienthong.node.documents.metadata import TYPE_NAMES, resolve_type
+from lienthong.node.documents.vocabulary import TYPE_NAMES, resolve_type
 from lienthong.node.edxml.message import (
     BUSINESS_NAMES,
     PRIORITY_URGENCY,

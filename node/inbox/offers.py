@@ -32,7 +32,7 @@ from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hops import CallBatches
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.core.restricted import restrict, restricted_folder
-from lienthong.node.documents.metadata import not_allowed
+from lienthong.node.documents.confidentiality import not_allowed
 from lienthong.node.documents.petitions import (
     PETITION_TYPE,
     PetitionError,

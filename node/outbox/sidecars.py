@@ -57,17 +57,17 @@ from lienthong.node.core.access import access_policy
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import unique_name
+from lienthong.node.documents.confidentiality import check_confidentiality
+from lienthong.node.documents.coordination_rules import check_conclusion
 from lienthong.node.documents.metadata import (
     MAX_MESSAGE_BYTES,
     MAX_SIDECAR_BYTES,
     SIDECAR_SUFFIX,
     DocumentMeta,
-    MetadataError,
-    check_conclusion,
-    check_confidentiality,
     document_meta,
     parse_sidecar,
 )
+from lienthong.node.documents.metadata_error import MetadataError
 from lienthong.node.documents.petitions import (
     PETITION_TYPE,
     PetitionError,

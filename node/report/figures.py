@@ -31,8 +31,8 @@ from lienthong.keys.errors import KeysError
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.coordination.deadlines import DeadlineEngine, DeadlineQuery, DeadlineRow
 from lienthong.node.core.errors import NodeError
-from lienthong.node.documents.metadata import TYPE_NAMES
 from lienthong.node.documents.programme_items import VIETNAM
+from lienthong.node.documents.vocabulary import TYPE_NAMES
 from lienthong.node.identity.stored_headers import open_stored_header
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import StatusRow

@@ -52,15 +52,14 @@ from lienthong.node.control.asking import ask_recall, ask_status
 from lienthong.node.control.requests import RequestRefused
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.names import safe_file_name
-from lienthong.node.documents.metadata import (
+from lienthong.node.documents.metadata import MAX_MESSAGE_BYTES, document_meta
+from lienthong.node.documents.metadata_error import MetadataError
+from lienthong.node.documents.programme_items import VIETNAM
+from lienthong.node.documents.vocabulary import (
     CONFIDENTIALITY_NAMES,
-    MAX_MESSAGE_BYTES,
     STATUS_NAMES,
     URGENCY_NAMES,
-    MetadataError,
-    document_meta,
 )
-from lienthong.node.documents.programme_items import VIETNAM
 from lienthong.node.language.catalog import checked_language, negotiate, translate
 from lienthong.node.language.names import name_of
 from lienthong.node.language.text import Phrase, _

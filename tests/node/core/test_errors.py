@@ -23,7 +23,7 @@ ROOT_CODES = {
     "lienthong.node.core.access.AccessError": "clerks-group-unusable",
     "lienthong.node.core.fence.LeaseExpired": "lease-expired",
     "lienthong.node.control.received._Mismatch": "status-mismatch",
-    "lienthong.node.documents.metadata.MetadataError": "bad-metadata",
+    "lienthong.node.documents.metadata_error.MetadataError": "bad-metadata",
     "lienthong.node.edxml.limits.EdxmlError": "bad-edxml",
     "lienthong.node.documents.numbers.NumberError": "bad-number",
     "lienthong.node.documents.programme_items.ProgrammeFileError": "bad-programme",

@@ -14,17 +14,15 @@ from click.testing import CliRunner
 from lienthong.config.template import render_config
 from lienthong.node.cli.main import main
 from lienthong.node.control.lifecycle import lifecycle
-from lienthong.node.documents.metadata import (
+from lienthong.node.documents.confidentiality import check_confidentiality
+from lienthong.node.documents.metadata import DocumentMeta, document_meta, parse_sidecar
+from lienthong.node.documents.metadata_error import MetadataError
+from lienthong.node.documents.vocabulary import (
     CONFIDENTIALITY_NAMES,
     STATUS_NAMES,
     TYPE_NAMES,
     URGENCY_NAMES,
-    DocumentMeta,
-    MetadataError,
-    check_confidentiality,
-    document_meta,
     lookup_key,
-    parse_sidecar,
     resolve_confidentiality,
     resolve_status,
     resolve_type,

@@ -7,7 +7,9 @@ import unicodedata
 
 import pytest
 
-from lienthong.node.documents.metadata import MetadataError, check_conclusion, document_meta
+from lienthong.node.documents.coordination_rules import check_conclusion
+from lienthong.node.documents.metadata import document_meta
+from lienthong.node.documents.metadata_error import MetadataError
 from lienthong.node.documents.numbers import NumberError, check_number, parse_number
 from lienthong.node.documents.periods import Period, parse_period
 

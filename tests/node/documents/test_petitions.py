@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lienthong.node.documents.metadata import MetadataError, document_meta, parse_sidecar
+from lienthong.node.documents.metadata import document_meta, parse_sidecar
+from lienthong.node.documents.metadata_error import MetadataError
 from lienthong.node.documents.petitions import (
     PetitionError,
     check_petition_peers,

@@ -8,7 +8,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from lienthong.node.documents.metadata import (
+from lienthong.node.documents.vocabulary import (
     CONFIDENTIALITY_NAMES,
     STATUS_NAMES,
     TYPE_NAMES,

@@ -19,10 +19,10 @@ GUARDED = {
     "UnknownPeer": ["keys/directory.py"],
     "DirectoryError": ["keys/directory.py"],
     "DirectoryFileError": ["keys/directoryfile.py"],
-    "_bad": ["node/documents/metadata.py"],
+    "refusal": ["node/documents"],
     "bad_edxml": ["node/edxml"],
     "EdxmlError": ["node/edxml", "node/outbox/edxml_drop.py"],
-    "MetadataError": ["node/documents/metadata.py", "node/outbox/sidecars.py"],
+    "MetadataError": ["node/documents", "node/outbox/sidecars.py"],
     "TargetError": ["node/outbox/pipeline.py"],
     "OwnCardUnreadable": ["node/status"],
     "DemoFailed": ["node/cli"],
@@ -52,7 +52,7 @@ def offending_calls() -> list[str]:
                     sentence = node.args[-1]
                     made_plain = isinstance(sentence, ast.JoinedStr) or (
                         isinstance(sentence, ast.Constant) and isinstance(sentence.value, str)
-                        and name in ("CliError", "_bad", "bad_edxml", "MetadataError",
+                        and name in ("CliError", "refusal", "bad_edxml", "MetadataError",
                                      "TargetError", "OwnCardUnreadable", "EdxmlError"))
                     if made_plain and not (name == "MetadataError" and len(node.args) < 2):
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")

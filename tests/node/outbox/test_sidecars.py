@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lienthong.node.core.access import AccessPolicy
-from lienthong.node.documents.metadata import DocumentMeta, MetadataError
+from lienthong.node.documents.metadata import DocumentMeta
+from lienthong.node.documents.metadata_error import MetadataError
 from lienthong.node.outbox.sent import sidecar_to_sent
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR, Prepared, read_sidecar
 
