@@ -1,0 +1,16 @@
+"""What a node loads at start: the yearly report's chart library is loaded only when a report
+is drawn, not by every node that serves its web page (it cost about 40 MiB per node)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.integration.harness import ROOT
+
+
+def test_starting_a_node_does_not_load_matplotlib() -> None:
+    probe = ("import sys, lienthong.node.app.process, lienthong.node.web.site; "
+             "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=120, check=True)
+    assert done.stdout.strip() == "False", done.stderr
