@@ -8,7 +8,7 @@ and back, a result called back on the reactor, for a few microseconds of work ea
 document waits for nothing), and the calls made while at most ``hops`` batches run wait for the
 next one, up to ``max_batch`` together. Each call's Deferred fires with its own result or
 fails with its own error; one failing call never fails the others. Calls are made in the order
-they were queued.
+they were queued, the most urgent first when calls carry a ``priority`` (lower goes first).
 
 Only for calls whose order against other work does not matter and that change nothing durable
 on their own, or whose durability each caller already awaits: batching moves when a call
@@ -47,30 +47,32 @@ class CallBatches:
         self._max = max_batch
         self._hops = hops
         self._running = 0
-        self._waiting: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
+        self._waiting: list[tuple[int, tuple[Any, ...], Deferred[Any]]] = []
         #: Hops made (for tests and the benchmark's notes).
         self.hops_run = 0
 
-    def call(self, *args: Any) -> Deferred[Any]:
-        """``fn(*args)`` in the next hop; fires with its result."""
+    def call(self, *args: Any, priority: int = 0) -> Deferred[Any]:
+        """``fn(*args)`` in the next hop, before waiting calls of a larger ``priority``;
+        fires with its result."""
         d: Deferred[Any] = Deferred()
-        self._waiting.append((args, d))
+        self._waiting.append((priority, args, d))
         self._start()
         return d
 
     def _start(self) -> None:
         while self._waiting and self._running < self._hops:
+            self._waiting.sort(key=lambda item: item[0])  # stable: FIFO among equals
             batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
             self._running += 1
             self.hops_run += 1
-            d = self._door(call_each, self._fn, [args for args, _ in batch])
+            d = self._door(call_each, self._fn, [args for _, args, _ in batch])
             d.addBoth(self._done, batch)
 
     def _done(self, results: list[Any] | Failure,
-              batch: list[tuple[tuple[Any, ...], Deferred[Any]]]) -> None:
+              batch: list[tuple[int, tuple[Any, ...], Deferred[Any]]]) -> None:
         self._running -= 1
         try:
-            for index, (_, d) in enumerate(batch):
+            for index, (_, _, d) in enumerate(batch):
                 outcome = results if isinstance(results, Failure) else results[index]
                 if isinstance(outcome, Failure):
                     d.errback(outcome)

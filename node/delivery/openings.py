@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import nacl.signing
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
+from lienthong.node.core.hops import CallBatches
 from lienthong.node.delivery.readahead import CiphertextSource
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
@@ -68,60 +67,24 @@ def envelope_at(opening: Opening, node_keys: NodeKeys) -> CiphertextSource:
     return source
 
 
-def open_batch(openings: list[Opening], node_keys: NodeKeys) -> list[Any]:
-    """Open each envelope of the batch: its source, or the Failure that stopped it."""
-    results: list[Any] = []
-    for opening in openings:
-        try:
-            results.append(envelope_at(opening, node_keys))
-        except Exception:  # noqa: BLE001 - this document's own failure, handed back
-            results.append(Failure())
-    return results
-
-
 class EnvelopeOpenings:
-    """Openings waiting for the worker pool, served in batches."""
+    """Openings waiting for the worker pool, served in batches (``CallBatches``)."""
 
     def __init__(self, runtime: NodeRuntime, *, max_batch: int = MAX_BATCH,
                  hops: int = HOPS) -> None:
         self._rt = runtime
-        self._max = max_batch
-        self._hops = hops
-        self._running = 0
-        self._waiting: list[tuple[int, Opening, Deferred[CiphertextSource]]] = []
-        #: Hops run and envelopes opened in them (for tests and the benchmark's notes).
-        self.hops_run = 0
+        self._batches = CallBatches(runtime.io, envelope_at, max_batch=max_batch, hops=hops)
+        self._alone = 0
+
+    @property
+    def hops_run(self) -> int:
+        """Hops run (for tests and the benchmark's notes)."""
+        return self._batches.hops_run + self._alone
 
     def open(self, opening: Opening, *, priority: int, size: int) -> Deferred[CiphertextSource]:
         """Open the envelope in the next batch (a resume or ``size`` over ``ALONE_BYTES``:
         alone, at once); fires with its ciphertext source."""
-        d: Deferred[CiphertextSource] = Deferred()
         if opening.offset or size > ALONE_BYTES:
-            self.hops_run += 1
-            self._rt.io(envelope_at, opening, self._rt.keys).chainDeferred(d)
-            return d
-        self._waiting.append((priority, opening, d))
-        self._start()
-        return d
-
-    def _start(self) -> None:
-        while self._waiting and self._running < self._hops:
-            self._waiting.sort(key=lambda item: item[0])  # stable: FIFO among equals
-            batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
-            self._running += 1
-            self.hops_run += 1
-            d = self._rt.io(open_batch, [opening for _, opening, _ in batch], self._rt.keys)
-            d.addBoth(self._done, batch)
-
-    def _done(self, results: list[Any] | Failure,
-              batch: list[tuple[int, Opening, Deferred[CiphertextSource]]]) -> None:
-        self._running -= 1
-        try:
-            for index, (_, _, d) in enumerate(batch):
-                outcome = results if isinstance(results, Failure) else results[index]
-                if isinstance(outcome, Failure):
-                    d.errback(outcome)
-                else:
-                    d.callback(outcome)
-        finally:
-            self._start()
+            self._alone += 1
+            return self._rt.io(envelope_at, opening, self._rt.keys)
+        return self._batches.call(opening, self._rt.keys, priority=priority)

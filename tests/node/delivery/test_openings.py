@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, maybeDeferred
 
+from lienthong.node.core.hops import call_each
 from lienthong.node.delivery import openings
 from lienthong.node.delivery.openings import EnvelopeOpenings, Opening
 
@@ -61,7 +62,7 @@ def test_openings_waiting_for_a_hop_share_the_next_one(opened: list[str]) -> Non
     rt.run_next()
     assert list(results) == ["a"] and len(rt.hops) == 1  # the other four: ONE hop
     fn, args = rt.run_next()
-    assert fn is openings.open_batch and len(args[0]) == 4
+    assert fn is call_each and len(args[1]) == 4
     assert results["d"] == "source of spool/d"
     assert results["bad"].check(OSError)  # failed alone
     assert results["c"] == "source of spool/c"
@@ -86,5 +87,5 @@ def test_a_resume_or_a_large_envelope_is_opened_alone_at_once(opened: list[str])
     queue.open(_opening("small"), priority=3, size=1)
     queue.open(_opening("resumed", offset=4096), priority=3, size=1)
     queue.open(_opening("large"), priority=3, size=openings.ALONE_BYTES + 1)
-    assert [fn for fn, _, _ in rt.hops] == [openings.open_batch, openings.envelope_at,
+    assert [fn for fn, _, _ in rt.hops] == [call_each, openings.envelope_at,
                                             openings.envelope_at]
