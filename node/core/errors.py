@@ -45,7 +45,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
                  _Mismatch                   status-mismatch
     reconciliation _Refused                  summary-refused
     web          AccountError                web-account
-                 _Answer                     web-request-refused
+                 Answer                      web-request-refused
     cli          CliError                    command-error
 
 tests/node/core/test_errors.py holds the same table: it fails when an exception class in

@@ -47,7 +47,7 @@ ROOT_CODES = {
     "lienthong.node.store.records.StoreError": "store-error",
     "lienthong.node.watch.observer.ObserverUnavailable": "watch-unavailable",
     "lienthong.node.web.accounts.AccountError": "web-account",
-    "lienthong.node.web.site._Answer": "web-request-refused",
+    "lienthong.node.web.context.Answer": "web-request-refused",
 }
 
 
