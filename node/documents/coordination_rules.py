@@ -4,7 +4,7 @@ number's notation and type code, and where a meeting's conclusion may go."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lienthong.node.documents.metadata_error import MetadataError, refusal
 from lienthong.node.documents.numbers import NumberError, check_number
@@ -12,8 +12,19 @@ from lienthong.node.documents.petitions import PETITION_FIELD_NAMES, PETITION_TY
 from lienthong.node.documents.vocabulary import TYPE_NAMES
 from lienthong.node.language.text import Phrase
 
-if TYPE_CHECKING:  # metadata.py checks its fields with the rules here
-    from lienthong.node.documents.metadata import DocumentMeta
+
+class ConclusionFields(Protocol):
+    """What ``check_conclusion`` reads of a ``DocumentMeta`` (metadata.py, which imports this
+    module to check its fields, so this one names the fields rather than the class)."""
+
+    @property
+    def type(self) -> str | None: ...
+
+    @property
+    def meeting_host(self) -> str | None: ...
+
+    @property
+    def concerned(self) -> tuple[str, ...] | None: ...
 
 #: Fields only one type of document may carry.
 _ONLY_FOR = {"period": "programme", "consolidated": "programme", "meeting": "conclusion",
@@ -43,7 +54,7 @@ def check_coordination(values: dict[str, Any], *, notation: str,
             raise MetadataError("bad-number", str(exc)) from None
 
 
-def check_conclusion(meta: DocumentMeta, *, own_name: str, recipients: Iterable[str]) -> None:
+def check_conclusion(meta: ConclusionFields, *, own_name: str, recipients: Iterable[str]) -> None:
     """A meeting's conclusion goes from the office that hosted the meeting to exactly the
     offices concerned (docs/coordination.md): refuse it otherwise, naming what to change."""
     if meta.type != "conclusion":
