@@ -26,6 +26,7 @@ class ConclusionFields(Protocol):
     @property
     def concerned(self) -> tuple[str, ...] | None: ...
 
+
 #: Fields only one type of document may carry.
 _ONLY_FOR = {"period": "programme", "consolidated": "programme", "meeting": "conclusion",
              "meeting_date": "conclusion", "meeting_chair": "conclusion",
