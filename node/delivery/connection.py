@@ -30,7 +30,7 @@ from lienthong.node.core.failpoints import failpoint
 from lienthong.node.delivery.readahead import CiphertextSource, ReadAhead
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.transport.bulk import bulk_tls
-from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
+from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE, frames_at_once
 from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.errors import ProtocolError
@@ -178,6 +178,7 @@ class SenderProtocol(TwistedProtocol, TimeoutMixin):
 
     def connectionMade(self) -> None:  # noqa: N802
         bulk_tls(self.transport)
+        frames_at_once(self.transport)
         self._tls.registerProducer(self, True)
         self.setTimeout(self.link.idle_timeout)
         self.link.connection_made(self)

@@ -284,6 +284,7 @@ class PeerLink(DocumentOutcomes):
         self.offered.clear()
         self.progress.clear()
         self._headers.clear()
+        self._openings.forget_all()
         if self.state is LinkState.STOPPED:
             return
         if self.state is LinkState.CONNECTING:
@@ -374,6 +375,7 @@ class PeerLink(DocumentOutcomes):
                     offered_now = True
                     self.proto.offer(row.message_id, row.header_token, row.ciphertext_size,
                                      row.priority)
+                    self.offering(row)
                 if offered_now and not stopped and len(self.offered) < SMALL_WINDOW:
                     self._refill = True
                 if not self._refill:

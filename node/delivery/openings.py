@@ -17,6 +17,15 @@ fails the others. A resume (an offset other than 0: the ciphertext is re-created
 about a second per GiB) or a large document is opened alone, at once, in a hop of its own, so
 small urgent documents never wait behind it.
 
+**Opened at the OFFER** (``open_early``): a small document's envelope is opened while the
+receiver checks its offer, not after its ACCEPT, so the ACCEPT finds its source ready and the
+DATA leaves in the same reactor turn. On an idle pair that took the worker hop (a thread woken,
+the spool read, the GIL handed over and back) off the path between ACCEPT and DATA
+(docs/benchmarks.md, History 43). ``take_early`` hands the ACCEPT the opening begun at the
+OFFER (offset 0; a resume opens afresh); an early opening nobody takes (HAVE, REJECT, the
+connection lost) is closed when it finishes (``forget``). It is the same opening as at ACCEPT,
+begun a few milliseconds sooner, so it reads nothing the ACCEPT would not have read.
+
 Nothing here is durable: a crash loses only openings in memory, and the documents are offered
 again after the restart, exactly as before batching.
 """
@@ -75,6 +84,8 @@ class EnvelopeOpenings:
         self._rt = runtime
         self._batches = CallBatches(runtime.io, envelope_at, max_batch=max_batch, hops=hops)
         self._alone = 0
+        #: Openings begun at the OFFER and not yet taken by an ACCEPT, by message ID.
+        self._early: dict[str, Deferred[CiphertextSource]] = {}
 
     @property
     def hops_run(self) -> int:
@@ -88,3 +99,41 @@ class EnvelopeOpenings:
             self._alone += 1
             return self._rt.io(envelope_at, opening, self._rt.keys)
         return self._batches.call(opening, self._rt.keys, priority=priority)
+
+    def open_early(self, message_id: str, opening: Opening, *, priority: int, size: int) -> None:
+        """Begin opening a small document's envelope as it is offered (module docstring); a
+        large one, or one already begun, is left to its ACCEPT."""
+        if opening.offset or size > ALONE_BYTES or message_id in self._early:
+            return
+        self._early[message_id] = self._batches.call(opening, self._rt.keys, priority=priority)
+
+    def take_early(self, message_id: str, offset: int) -> Deferred[CiphertextSource] | None:
+        """The opening begun at the OFFER of ``message_id``, if any and ``offset`` is 0 (a
+        resume needs a source positioned elsewhere: the early one is closed)."""
+        d = self._early.pop(message_id, None)
+        if d is not None and offset:
+            _close_when_open(d)
+            return None
+        return d
+
+    def forget(self, message_id: str) -> None:
+        """No ACCEPT will take ``message_id``'s early opening: close its source."""
+        d = self._early.pop(message_id, None)
+        if d is not None:
+            _close_when_open(d)
+
+    def forget_all(self) -> None:
+        """The connection is gone: close every early opening's source."""
+        early, self._early = self._early, {}
+        for d in early.values():
+            _close_when_open(d)
+
+    @property
+    def early(self) -> int:
+        """Early openings not yet taken or forgotten (for tests)."""
+        return len(self._early)
+
+
+def _close_when_open(d: Deferred[CiphertextSource]) -> None:
+    # An unreadable envelope is reported by the ACCEPT that opens it again, if one comes.
+    d.addCallbacks(lambda source: source.close(), lambda failure: None)

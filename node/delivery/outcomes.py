@@ -143,15 +143,27 @@ class DocumentOutcomes:
         # Opening the envelope reads the spool (files, the sealed file key) and a resume
         # re-creates the ciphertext up to ``offset`` (about a second per GiB): on the worker
         # pool, so the reactor never waits on the disk and keeps serving other transfers;
-        # the envelopes of documents accepted together share one hop (delivery/openings.py).
-        d = self._openings.open(Opening(
-            row.spool_dir, row.header_token, offset, signers=self._identities(),
-            on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
-                self._trailer_signed, message_id, size, sha256)),
-            priority=row.priority, size=row.ciphertext_size)
+        # the envelopes of documents accepted together share one hop, and a small one's was
+        # begun at its OFFER (delivery/openings.py).
+        d = self._openings.take_early(message_id, offset)
+        if d is None:
+            d = self._openings.open(self._opening(row, offset), priority=row.priority,
+                                    size=row.ciphertext_size)
         d.addCallbacks(lambda source: self._start(proto, row, offset, source),
                        lambda failure: self._unreadable(proto, message_id, failure.value))
         in_background(d, "open an envelope", log)
+
+    def _opening(self, row: QueuedDelivery, offset: int) -> Opening:
+        message_id = row.message_id
+        return Opening(row.spool_dir, row.header_token, offset, signers=self._identities(),
+                       on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
+                           self._trailer_signed, message_id, size, sha256))
+
+    def offering(self, row: QueuedDelivery) -> None:
+        """``row`` is being offered: begin opening its envelope now if it is small, so that
+        its ACCEPT finds it open (delivery/openings.py)."""
+        self._openings.open_early(row.message_id, self._opening(row, 0), priority=row.priority,
+                                  size=row.ciphertext_size)
 
     def _unreadable(self, proto: SenderProtocol, message_id: str, exc: BaseException) -> None:
         if not isinstance(exc, OSError):
@@ -262,6 +274,7 @@ class DocumentOutcomes:
                 self.offered.pop(mid, None)
                 self.progress.pop(mid, None)
                 self._headers.pop(mid, None)
+                self._openings.forget(mid)
                 log.warn("refused the receipt of {message_id} from {peer}: {error}",
                          message_id=mid, peer=self.name, error=str(item.error))
                 self._on_delivery_failed(mid, late_receipt_reason(item.error))
@@ -274,6 +287,7 @@ class DocumentOutcomes:
             self.progress.pop(mid, None)
             self._verify_failures.pop(mid, None)
             self._headers.pop(mid, None)
+            self._openings.forget(mid)   # a HAVE: the ACCEPT never came
             log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=mid,
                      dup=" (it already had it)" if item.receipt.already else "")
             if item.all_done:
@@ -300,6 +314,7 @@ class DocumentOutcomes:
         row = self.offered.pop(message_id, None)
         self.progress.pop(message_id, None)
         self._headers.pop(message_id, None)
+        self._openings.forget(message_id)
         if row is None:
             return
         yield self.rt.audit("rejected-by-peer", peer=self.node_id, message_id=message_id,

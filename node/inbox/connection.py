@@ -30,7 +30,7 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.background import in_background
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.inbox.stream import IncomingStream
-from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE
+from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE, frames_at_once
 from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
 from lienthong.protocol.envelope import EnvelopeHeader
@@ -117,6 +117,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         buffer_size = getattr(tcp, "bufferSize", None)
         if tcp is not None and isinstance(buffer_size, int):
             tcp.bufferSize = max(buffer_size, SOCKET_READ)
+        frames_at_once(self.transport)
 
     def handshakeCompleted(self) -> None:  # noqa: N802
         self.handshake_done = True
