@@ -51,6 +51,7 @@ from lienthong.node.status.api import StatusService
 from lienthong.node.status.live import live_from_links
 from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import Store, open_store
+from lienthong.node.store.records import DispatchRow, QueuedDelivery
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
 from lienthong.node.web.remote import RemoteListener
@@ -219,11 +220,13 @@ class Node:
         if self.watcher is not None:
             self.watcher.done(path)
 
-    def _kick_links(self, node_ids: list[str]) -> None:
-        for node_id in node_ids:
-            link = self.links.get(node_id)
+    def _kick_links(self, dispatch: DispatchRow) -> None:
+        """A dispatch is recorded: each recipient's link may offer it at once (it is handed
+        the delivery as recorded, so an idle connection needs no look-up to offer it)."""
+        for delivery in dispatch.deliveries:
+            link = self.links.get(delivery.peer_node_id)
             if link is not None:
-                link.kick()
+                link.kick(QueuedDelivery.recorded(dispatch, delivery.peer_node_id))
 
     def _poll_directory(self) -> Deferred:
         d = self.rt.refresh_directory()

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.signing
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.core.hops import CallBatches
@@ -85,7 +87,7 @@ class EnvelopeOpenings:
         self._batches = CallBatches(runtime.io, envelope_at, max_batch=max_batch, hops=hops)
         self._alone = 0
         #: Openings begun at the OFFER and not yet taken by an ACCEPT, by message ID.
-        self._early: dict[str, Deferred[CiphertextSource]] = {}
+        self._early: dict[str, Deferred[Any]] = {}
 
     @property
     def hops_run(self) -> int:
@@ -105,16 +107,20 @@ class EnvelopeOpenings:
         large one, or one already begun, is left to its ACCEPT."""
         if opening.offset or size > ALONE_BYTES or message_id in self._early:
             return
-        self._early[message_id] = self._batches.call(opening, self._rt.keys, priority=priority)
+        d = self._batches.call(opening, self._rt.keys, priority=priority)
+        # Kept as a value until an ACCEPT takes it: one nobody takes is no unhandled error.
+        self._early[message_id] = d.addErrback(_Unopened)
 
     def take_early(self, message_id: str, offset: int) -> Deferred[CiphertextSource] | None:
         """The opening begun at the OFFER of ``message_id``, if any and ``offset`` is 0 (a
         resume needs a source positioned elsewhere: the early one is closed)."""
         d = self._early.pop(message_id, None)
-        if d is not None and offset:
+        if d is None:
+            return None
+        if offset:
             _close_when_open(d)
             return None
-        return d
+        return d.addCallback(_Unopened.raise_again)
 
     def forget(self, message_id: str) -> None:
         """No ACCEPT will take ``message_id``'s early opening: close its source."""
@@ -134,6 +140,19 @@ class EnvelopeOpenings:
         return len(self._early)
 
 
-def _close_when_open(d: Deferred[CiphertextSource]) -> None:
+class _Unopened:
+    """An early opening that failed, held as a value until its ACCEPT takes it."""
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+
+    @staticmethod
+    def raise_again(value: CiphertextSource | _Unopened) -> CiphertextSource:
+        if isinstance(value, _Unopened):
+            value.failure.raiseException()
+        return value  # type: ignore[return-value]
+
+
+def _close_when_open(d: Deferred[Any]) -> None:
     # An unreadable envelope is reported by the ACCEPT that opens it again, if one comes.
-    d.addCallbacks(lambda source: source.close(), lambda failure: None)
+    d.addCallback(lambda value: None if isinstance(value, _Unopened) else value.close())

@@ -119,7 +119,7 @@ def _audit_only() -> None:
 
 
 class Outbox:
-    def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[list[str]], None],
+    def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[DispatchRow], None],
                  on_released: Callable[[Path], None] = lambda path: None,
                  parallel: int = INTAKE_PARALLEL) -> None:
         self._rt = runtime
@@ -311,7 +311,7 @@ class Outbox:
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
                  name=taken.original_name, size=header.size, message_id=taken.message_id,
                  count=len(recipients))
-        self._on_dispatch([delivery.peer_node_id for delivery in row.deliveries])
+        self._on_dispatch(row)
 
     @inlineCallbacks
     def _register_petition(self, message_id: str, recipients: list[str],

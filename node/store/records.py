@@ -258,6 +258,16 @@ class QueuedDelivery:
     attempts: int
     bytes_sent: int
 
+    @classmethod
+    def recorded(cls, dispatch: DispatchRow, peer_node_id: str) -> QueuedDelivery:
+        """The delivery to ``peer_node_id`` of a dispatch just recorded (never attempted), as
+        ``queued_deliveries`` would read it back."""
+        return cls(message_id=dispatch.message_id, peer_node_id=peer_node_id,
+                   spool_dir=dispatch.spool_dir, header_token=dispatch.header_token,
+                   ciphertext_size=dispatch.ciphertext_size, priority=dispatch.priority,
+                   name=dispatch.name, size=dispatch.size, sha256=dispatch.sha256,
+                   created_at=dispatch.created_at, attempts=0, bytes_sent=0)
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:

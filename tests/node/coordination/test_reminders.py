@@ -51,13 +51,14 @@ def _sent_text(office: Office, message_id: str) -> str:
 
 def test_a_reminder_and_an_overdue_message_each_sent_once(tmp_path: Path) -> None:
     reactor, tinhuy, hdnd = _offices(tmp_path)
-    dispatched: list[list[str]] = []
+    dispatched: list[Any] = []
     reminders = ProgrammeReminders(tinhuy.runtime, Outbox(tinhuy.runtime,
                                                           on_dispatch=dispatched.append))
     # Wednesday 20 January 2027: the programme for 2027-01 (due 25 December) is overdue; the
     # one for 2027-02 is due Monday 25 January, 3 working days away (21, 22, 25): remind.
     first = _check(reminders)
-    assert len(first) == 2 and dispatched == [[hdnd.node_id], [hdnd.node_id]]
+    assert len(first) == 2 and [[d.peer_node_id for d in row.deliveries]
+                                for row in dispatched] == [[hdnd.node_id], [hdnd.node_id]]
     rows = {(r.period, r.step): r for r in tinhuy.store.reminders()}
     assert set(rows) == {("2027-01", "overdue"), ("2027-02", "reminder")}
     assert {r.message_id for r in rows.values()} == set(first)

@@ -368,3 +368,56 @@ def test_the_cards_addresses_are_dialled_in_turn_staying_on_one_that_answers(
     link.connection_lost(proto, Failure(ConnectionDone()))  # closed cleanly (idle)
     assert [dial.port for dial in reactor.dials] == [7444, 7544, 7444, 7544, 7544]
     stop(link, reactor)
+
+
+def _recorded(alpha: Office, number: int, beta: Office, priority: int = 3) -> Any:
+    from lienthong.node.store.records import QueuedDelivery
+    alpha.store.add_dispatch(make_dispatch(number, (beta.node_id,), priority=priority), T0)
+    return QueuedDelivery.recorded(alpha.store.get_dispatch(f"{number:032x}"), beta.node_id)
+
+
+def test_a_document_recorded_while_nothing_waits_is_offered_without_a_queue_look_up(
+        offices: tuple[Office, Office], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an idle connection the delivery handed over with the kick is offered at once: the
+    look-up of the queue was a database round trip on every lone document's path."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    link = new_link(alpha, beta)
+    link.kick()
+    proto = FakeSender()
+    link.connection_made(proto)  # type: ignore[arg-type]
+    link.connection_ready(proto)  # type: ignore[arg-type]
+    assert len(proto.offers) == 1            # the queued one; the queue is now drained
+    looked: list[int] = []
+    real = alpha.store.queued_deliveries
+    monkeypatch.setattr(alpha.store, "queued_deliveries",
+                        lambda *args: looked.append(1) or real(*args))
+    link.kick(_recorded(alpha, 2, beta))
+    assert [mid for mid, _ in proto.offers] == [f"{1:032x}", f"{2:032x}"] and looked == []
+    assert set(link.offered) == {f"{1:032x}", f"{2:032x}"}
+    # A kick without a delivery (a retry, a recovery) looks at the queue as before.
+    link.kick()
+    assert looked == [1] and len(proto.offers) == 2
+    stop(link, reactor)
+
+
+def test_a_recorded_document_waits_its_turn_when_the_window_is_full(
+        offices: tuple[Office, Office]) -> None:
+    """With documents still waiting for the window, a new one is not offered ahead of them:
+    the link looks at the queue, which gives the order (flash first, then oldest)."""
+    alpha, beta = offices
+    reactor = alpha.runtime.reactor
+    for number in range(2, 27):
+        alpha.store.add_dispatch(make_dispatch(number, (beta.node_id,)), T0)
+    link = new_link(alpha, beta)
+    link.kick()
+    proto = FakeSender()
+    link.connection_made(proto)  # type: ignore[arg-type]
+    link.connection_ready(proto)  # type: ignore[arg-type]
+    assert len(proto.offers) == 24           # 2 of the 26 wait for the window
+    link.kick(_recorded(alpha, 40, beta))
+    assert len(proto.offers) == 24           # not offered ahead of the two waiting
+    link.kick(_recorded(alpha, 41, beta, priority=0))
+    assert proto.offers[-1] == (f"{41:032x}", 0)   # flash skips the window, as in _fill
+    assert f"{40:032x}" not in link.offered
+    stop(link, reactor)

@@ -89,3 +89,79 @@ def test_a_resume_or_a_large_envelope_is_opened_alone_at_once(opened: list[str])
     queue.open(_opening("large"), priority=3, size=openings.ALONE_BYTES + 1)
     assert [fn for fn, _, _ in rt.hops] == [call_each, openings.envelope_at,
                                             openings.envelope_at]
+
+
+class Source:
+    """A ciphertext source that says whether it was closed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def sources(monkeypatch: pytest.MonkeyPatch) -> list[Source]:
+    made: list[Source] = []
+
+    def fake(opening: Opening, node_keys: Any) -> Source:
+        made.append(Source(opening.spool_dir))
+        return made[-1]
+
+    monkeypatch.setattr(openings, "envelope_at", fake)
+    return made
+
+
+def test_an_envelope_opened_at_the_offer_is_the_one_its_accept_takes(
+        sources: list[Source]) -> None:
+    rt = HeldWorkers()
+    queue = EnvelopeOpenings(rt)  # type: ignore[arg-type]
+    queue.open_early("m1", _opening("m1"), priority=3, size=10240)
+    assert len(rt.hops) == 1 and queue.early == 1   # begun while the peer checks the offer
+    rt.run_next()
+    got: list[Any] = []
+    taken = queue.take_early("m1", 0)
+    assert taken is not None
+    taken.addCallback(got.append)
+    assert got == [sources[0]] and not sources[0].closed
+    assert rt.hops == [] and queue.early == 0        # the ACCEPT needed no hop of its own
+    assert queue.take_early("m1", 0) is None         # taken once
+
+
+def test_early_openings_nobody_takes_are_closed(sources: list[Source]) -> None:
+    rt = HeldWorkers()
+    queue = EnvelopeOpenings(rt, hops=4)  # type: ignore[arg-type]
+    for name in ("have", "resumed", "lost-1", "lost-2"):
+        queue.open_early(name, _opening(name), priority=3, size=10240)
+    queue.forget("have")                            # HAVE or REJECT: no ACCEPT comes
+    assert queue.take_early("resumed", 4096) is None  # a resume opens afresh at its offset
+    queue.forget_all()                              # the connection is gone
+    assert queue.early == 0
+    while rt.hops:                                  # the hops finish after all that
+        rt.run_next()
+    assert [s.closed for s in sources] == [True, True, True, True]
+
+
+def test_large_documents_and_resumes_are_not_opened_early(sources: list[Source]) -> None:
+    rt = HeldWorkers()
+    queue = EnvelopeOpenings(rt)  # type: ignore[arg-type]
+    queue.open_early("big", _opening("big"), priority=3, size=openings.ALONE_BYTES + 1)
+    queue.open_early("again", _opening("again", offset=10), priority=3, size=10240)
+    assert rt.hops == [] and queue.early == 0
+
+
+def test_an_early_opening_that_failed_fails_its_accept_and_nothing_else(
+        opened: list[str]) -> None:
+    rt = HeldWorkers()
+    queue = EnvelopeOpenings(rt)  # type: ignore[arg-type]
+    queue.open_early("bad", _opening("bad"), priority=3, size=10)
+    queue.open_early("worse", _opening("worse-bad", 0), priority=3, size=10)
+    rt.run_next()
+    got: list[Any] = []
+    taken = queue.take_early("bad", 0)
+    assert taken is not None
+    taken.addErrback(got.append)
+    assert got[0].check(OSError)   # reported where the ACCEPT is handled, as before
+    queue.forget_all()             # one nobody takes: no unhandled error is left behind

@@ -159,7 +159,7 @@ def test_a_spool_folder_of_the_older_layout_is_still_sealed_and_recorded(
         "format": "lienthong-intake", "version": 1, "message_id": folder.name,
         "target": "beta", "original_name": "cu.pdf", "hint": None, "size": 550,
         "mtime_ns": 1, "taken_at": NOW}))
-    dispatched: list[list[str]] = []
+    dispatched: list[object] = []
     done: list[Any] = []
     Outbox(rt, on_dispatch=dispatched.append).recover().addBoth(done.append)
     assert done == [None] and len(dispatched) == 1

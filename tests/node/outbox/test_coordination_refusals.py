@@ -77,7 +77,7 @@ def test_refused_into_failed_with_its_sidecar_and_a_reason(
     target.mkdir(parents=True, exist_ok=True)
     (target / f"{name}.meta.toml").write_text(sidecar, encoding="utf-8")
     (target / name).write_bytes(data)
-    dispatched: list[list[str]] = []
+    dispatched: list[object] = []
     finished: list[Any] = []
     Outbox(office.runtime, on_dispatch=dispatched.append).file_ready(
         target / name, folder).addBoth(finished.append)
@@ -113,7 +113,7 @@ def test_a_good_programme_and_a_good_conclusion_are_taken(offices: dict[str, Off
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{name}.meta.toml").write_text(sidecar, encoding="utf-8")
         (target / name).write_bytes(data)
-        dispatched: list[list[str]] = []
+        dispatched: list[object] = []
         Outbox(office.runtime, on_dispatch=dispatched.append).file_ready(target / name, folder)
         assert len(dispatched) == 1, office.store.audit_entries()
         assert [d.name for d in office.store.recent_dispatches(5)] == [name]

@@ -77,7 +77,7 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
     folder = alpha.runtime.config.outbox / "beta"
     folder.mkdir(parents=True)
     (folder / "to-trinh.pdf").write_bytes(b"%PDF-1.7 to trinh\n" * 100)
-    dispatched: list[list[str]] = []
+    dispatched: list[Any] = []
     finished: list[Any] = []
     Outbox(alpha.runtime, on_dispatch=dispatched.append).file_ready(
         folder / "to-trinh.pdf", "beta").addBoth(finished.append)
@@ -88,8 +88,9 @@ def test_dispatch_is_submitted_without_waiting_for_the_take_commit(tmp_path: Pat
     assert len(held.pending) == 1
     assert dispatched == [] and finished == []
     held.release()
-    assert finished == [None] and dispatched == [[alpha.runtime.directory.resolve_target(
-        "beta", alpha.runtime.config.groups)[0].node_id]]
+    beta = alpha.runtime.directory.resolve_target("beta", alpha.runtime.config.groups)[0]
+    assert finished == [None]
+    assert [[d.peer_node_id for d in row.deliveries] for row in dispatched] == [[beta.node_id]]
     # The audit chain still says taken before sealed (submission order is commit order).
     assert _kinds(alpha) == ["document-metadata", "taken", "sealed"]
     assert [d.name for d in alpha.store.recent_dispatches(5)] == ["to-trinh.pdf"]
