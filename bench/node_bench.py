@@ -185,6 +185,7 @@ def run_single(base: Path, plan: Plan, results: dict[str, Any]) -> None:
         taken = net.taken_after(dropped)
         return {"runs": plan.single_runs, "size": plan.small_size,
                 "drop_to_taken_p50_ms": report.percentile(taken, 0.5) * 1000,
+                "steps_p50_ms": net.steps(dropped),
                 **report.latency_summary(net.latencies(dropped))}
     results["single"] = _with_network(base, "single", 1, body)
 

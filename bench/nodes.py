@@ -172,6 +172,41 @@ class Network:
                      "SELECT detail, time FROM audit WHERE kind = 'taken'")}
         return [taken[name] - at for name, at in dropped.items()]
 
+    def steps(self, dropped: dict[str, float]) -> list[tuple[str, float]]:
+        """Median milliseconds between one document's milestones in both nodes' audit logs
+        (one clock: both nodes run on this machine), drop to verified receipt.
+
+        Each audit entry's time is taken when its unit of work is submitted, before its
+        commit: ``taken`` once the take-and-seal hop is back (take, seal, their fsyncs);
+        ``offered`` once the ACCEPT came and the envelope is open (so it includes the
+        dispatch commit, the OFFER and the receiver's checks); ``sent`` after END;
+        ``received`` when the receiver's ``stored`` unit is submitted (after the staging
+        fsync, the ``publishing`` commit and the inbox link, sidecars and folder fsyncs);
+        ``receipt-verified`` after the ``stored`` commit, the RECEIPT and its check."""
+        from statistics import median
+        kinds = ("taken", "offered", "sent", "received", "receipt-verified")
+        sender = self.sender_db()
+        names = {mid: json.loads(detail)["name"] for mid, detail in sender.execute(
+            "SELECT message_id, detail FROM audit WHERE kind = 'taken'")}
+        seen: dict[str, dict[str, float]] = {}
+        peer_path = self.peers[0].home / "state" / "lienthong.db"
+        with sqlite3.connect(f"file:{peer_path}?mode=ro", uri=True, timeout=30) as peer:
+            for db in (sender, peer):
+                for mid, kind, when in db.execute(
+                        "SELECT message_id, kind, time FROM audit WHERE kind IN "
+                        "(?, ?, ?, ?, ?) ORDER BY seq", kinds):
+                    seen.setdefault(mid, {}).setdefault(kind, parse_rfc3339(when))
+        gaps: dict[str, list[float]] = {}
+        for mid, name in names.items():
+            times = seen.get(mid, {})
+            if name not in dropped or any(kind not in times for kind in kinds):
+                continue
+            previous, before = "drop", dropped[name]
+            for kind in kinds:
+                gaps.setdefault(f"{previous} -> {kind}", []).append(times[kind] - before)
+                previous, before = kind, times[kind]
+        return [(step, median(values) * 1000) for step, values in gaps.items()]
+
     def latencies(self, dropped: dict[str, float], recipients: int = 1) -> list[float]:
         """Drop-to-last-receipt seconds for each dropped file (all recipients receipted)."""
         times = self.receipt_times()

@@ -130,6 +130,8 @@ def render(results: dict[str, Any]) -> str:
                      f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"))
         rows.append(("  of which drop-to-taken (watcher) p50",
                      f"{r['drop_to_taken_p50_ms']:.1f} ms"))
+        for step, ms in r.get("steps_p50_ms", []):
+            rows.append((f"  step p50: {step}", f"{ms:.1f} ms"))
     if "scaling" in results:
         r = results["scaling"]
         for run in r["runs"]:
