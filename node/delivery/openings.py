@@ -150,7 +150,7 @@ class _Unopened:
     def raise_again(value: CiphertextSource | _Unopened) -> CiphertextSource:
         if isinstance(value, _Unopened):
             value.failure.raiseException()
-        return value  # type: ignore[return-value]
+        return value
 
 
 def _close_when_open(d: Deferred[Any]) -> None:
