@@ -9,7 +9,9 @@ Order matters, because a receipt is a promise (docs/reliability.md):
    the store (commit).
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
    drop the staging name, fsync the inbox folder; write the metadata and receipt beside it
-   (``write_sidecar_files``).
+   (``write_sidecar_files``). A batch (node/inbox/publication.py) writes the sidecars before
+   its one inbox-folder fsync and drops the staging names after it: the staging name is
+   never dropped before the inbox name is durable, either way.
 4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
 
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the

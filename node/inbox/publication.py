@@ -1,8 +1,9 @@
 """Publishing received documents in batches: the receiver's group publish.
 
 Why: every small document used to pay, on its own, three folder fsyncs (inbox folder after the
-link, staging folder after the unlink, inbox folder after the sidecars), two commits and three
-worker hops between its END and its receipt. With 2,000 documents dropped at once the folder
+link, staging folder after the unlink, inbox folder after the sidecars; now two: the inbox
+folder once for the link and the sidecars), two commits and three worker hops between its END
+and its receipt. With 2,000 documents dropped at once the folder
 fsyncs alone were an eighth of the receiver's samples, and the hops and commits most of the
 rest of its time per document (docs/benchmarks.md).
 
@@ -14,8 +15,8 @@ shares everything). A batch is:
 
 1. one group commit recording every document as ``publishing``, with its inbox path;
 2. ONE worker hop (``publish_batch``): link each staging file to its inbox name (``link``
-   never overwrites); fsync each inbox folder once; drop the staging names, sign each
-   receipt and write the sidecars; fsync each staging folder and each inbox folder once;
+   never overwrites), sign each receipt and write the sidecars; fsync each inbox folder once
+   (links and sidecars together); drop the staging names and fsync each staging folder once;
 3. one group commit marking every document ``stored`` with its receipt and audit entries;
 4. each caller gets its receipt, to send.
 
@@ -192,13 +193,17 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
             for i in indices:
                 outcomes[i] = outcomes[i] or exc
 
-    # 1. Each staging file under its inbox name (FileExistsError rather than overwriting),
-    #    durable before any staging name is dropped.
+    # 1. Each staging file under its inbox name (FileExistsError rather than overwriting).
     for folder, indices in folders.items():
         with names.own_change(folder):
             step(indices, lambda item: _link(item.staging, item.final, names.access))
-        fsync(folder, indices)
-    # 2. The staging names go; the receipts are signed and written beside the documents.
+    # 2. The receipts are signed and written beside the documents (each file's bytes fsynced);
+    #    then ONE fsync of each inbox folder makes the links and the sidecars' names durable
+    #    together (it was one fsync after the links and another after the sidecars: one
+    #    flush more on every document's path, docs/benchmarks.md History 44). Until that fsync
+    #    every staging name is still there, so a crash leaves what a crash right after the
+    #    link always could: recovery completes the document from its staging file or its
+    #    inbox file and writes the sidecars again (node/inbox/layout.py).
     receipts: dict[int, str] = {}
 
     def sign(item: Publication) -> None:
@@ -209,16 +214,18 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
     def sidecars(item: Publication) -> None:
         write_sidecar_files(item.final, item.meta, receipts[id(item)], names.access)
 
+    for folder, indices in folders.items():
+        step(indices, sign)   # outside the lock reservations wait for
+        with names.own_change(folder):
+            step(indices, sidecars)
+        failpoint("receiver-before-inbox-fsync")
+        fsync(folder, indices)
+    # 3. The staging names go, only once their inbox names are durable.
     staging_folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
         staging_folders.setdefault(item.staging.parent, []).append(i)
     for folder, indices in staging_folders.items():
         step(indices, _drop_staging)
-        fsync(folder, indices)
-    for folder, indices in folders.items():
-        step(indices, sign)   # outside the lock reservations wait for
-        with names.own_change(folder):
-            step(indices, sidecars)
         fsync(folder, indices)
     return [outcome if outcome is not None else receipts[id(item)]
             for item, outcome in zip(items, outcomes, strict=True)]

@@ -33,3 +33,28 @@ def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ig
     # The kill did cut a publication short, and recovery adopted it (how many documents the
     # batch held depends on timing: 23 in a typical run here, 1 now and then).
     assert beta.log_text().count("completing interrupted reception") >= 1
+
+
+def test_kill_before_the_inbox_fsync_of_a_batch(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed after a batch's links and sidecars are written and before the ONE inbox-folder
+    fsync that covers them both (node/inbox/publication.py): every document of the batch is in
+    the inbox AND still staged, with sidecars beside it, its row ``publishing``. Recovery
+    completes each from its inbox file, drops the staging name and writes the sidecars again;
+    nothing is lost, nothing arrives twice, no staging file is left."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-before-inbox-fsync:3"})
+    documents = {f"van-ban-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
+    for name, data in documents.items():
+        alpha.drop("beta", name, data)
+    alpha.start()
+    code = beta.wait_exit(timeout=60)
+    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
+    staged = list((beta.home / "tmp" / "staging").iterdir())
+    assert staged, "the kill left no staging name: the stage was not reached as described"
+    beta.start()
+    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert beta.query("received_count") == COUNT
+    assert beta.log_text().count("completing interrupted reception") >= 1
+    assert list((beta.home / "tmp" / "staging").iterdir()) == []

@@ -47,20 +47,33 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
         real_link(source, target)
 
     monkeypatch.setattr(publication.os, "link", link)
+    real_drop, real_sidecars = publication._drop_staging, publication.write_sidecar_files
+
+    def drop(item: Publication) -> None:
+        steps.append(("drop", item.staging))
+        real_drop(item)
+
+    def sidecars(final: Path, *args: Any) -> None:
+        steps.append(("sidecars", final))
+        real_sidecars(final, *args)
+
+    monkeypatch.setattr(publication, "_drop_staging", drop)
+    monkeypatch.setattr(publication, "write_sidecar_files", sidecars)
     monkeypatch.setattr(publication, "issue_receipt",
                         lambda identity, *, recipient, header, time: f"receipt-of-{header}")
     return steps
 
 
-def test_a_batch_shares_three_folder_fsyncs_and_keeps_the_order(
+def test_a_batch_shares_two_folder_fsyncs_and_keeps_the_order(
         tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
     staging, inbox, names, items = _batch(tmp_path, 5)
     outcomes = publish_batch(names, items)
     assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
-    # Every link before the inbox fsync; that fsync before the staging names go (their
-    # folder's fsync); the sidecars' fsync last: 3 folder fsyncs for 5 documents (was 15).
-    assert [kind for kind, _ in synced] == ["link"] * 5 + ["fsync"] * 3
-    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging, inbox]
+    # Every link and every sidecar before the ONE inbox fsync; the staging names go only
+    # after it, then their folder's fsync: 2 folder fsyncs for 5 documents (was 15, then 3).
+    assert [kind for kind, _ in synced] == (["link"] * 5 + ["sidecars"] * 5 + ["fsync"]
+                                            + ["drop"] * 5 + ["fsync"])
+    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging]
     assert list(staging.iterdir()) == []
     for n, item in enumerate(items):
         assert item.final.read_bytes() == b"document %d" % n
