@@ -23,6 +23,7 @@ STAGES = frozenset({
     # receiver
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
+    "receiver-before-stored-committed",  # a batch's stored rows + audit, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
     "receiver-after-commit-before-copies",  # committed, its edXML copies not yet written
     "receiver-before-control-applied",  # a control document committed, its handler not run

@@ -98,6 +98,9 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
+        # ENDs come in bursts too: their proofs (one fsync each) and name reservations share
+        # a worker hop.
+        self._finishes = CallBatches(runtime.io, _finish_and_reserve)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
         self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
@@ -334,8 +337,9 @@ class Offers:
         signer = header.sender
         try:
             # The header comes back with its digest proven (v3: by the signed trailer).
-            final, header = yield rt.io(_finish_and_reserve, stream, self.names,
-                                        self.inbox_folder(signer, header), header.name)
+            final, header = yield self._finishes.call(stream, self.names,
+                                                      self.inbox_folder(signer, header),
+                                                      header.name)
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
@@ -547,7 +551,8 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
                         name: str) -> tuple[Path, EnvelopeHeader]:
     """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
-    name; one hop instead of two per document. Returns the name and the proven header."""
+    name; one hop instead of two per document, shared by the ENDs of a burst
+    (``CallBatches``). Returns the name and the proven header."""
     header = stream.finish()
     try:
         return names.reserve(folder, name), header
