@@ -10,7 +10,10 @@ import pytest
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox import publication
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.publication import Publication, publish_batch
+from lienthong.node.inbox.publication import Publication, publish_batch, store_batch
+from lienthong.node.store.database import Store
+from lienthong.node.store.records import ReceiptMismatch
+from tests.node.storehelp import T0, T1, make_received
 
 
 class _Keys:
@@ -79,3 +82,37 @@ def test_one_failed_link_fails_only_its_document(
     assert items[1].final.read_bytes() == b"a clerk's file"      # never overwritten
     assert items[1].staging.exists()                             # kept for recovery
     assert not items[1].final.with_name(items[1].final.name + ".receipt.jws").exists()
+
+
+class _Header:
+    """What ``store_batch`` reads of a verified header."""
+
+    version = 3
+    size = 42
+
+    def __init__(self, message_id: str, sha256: str) -> None:
+        self.message_id, self.sha256, self.name = message_id, sha256, f"{message_id[-2:]}.pdf"
+
+
+def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_order(
+        tmp_path: Path, store: Store) -> None:
+    """One unit of work: every row ``stored`` with its receipt, the two audit entries of each
+    document in its order; a document the store refuses (its row is not ``publishing``: a
+    second receipt for a stored one) fails alone, and the others still commit."""
+    items = [make_received(n, "SENDER") for n in (1, 2, 3)]
+    store.begin_publishes([(item, T0, None) for item in items])
+    store.mark_stored("SENDER", items[1].message_id, "earlier-receipt", T0)
+    done = [(Publication(signer="SENDER", header=_Header(item.message_id, item.sha256),
+                         staging=tmp_path / "s", resume_record=tmp_path / "r",
+                         final=tmp_path / "inbox" / f"{n}.pdf", receiving=_Keys(), meta={},
+                         now=T1), f"receipt-{n}") for n, item in enumerate(items)]
+    results = store_batch(store, done, T1)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ReceiptMismatch)
+    assert [(row.state, row.receipt) for row in
+            (store.get_received("SENDER", item.message_id) for item in items) if row] == [
+        ("stored", "receipt-0"), ("stored", "earlier-receipt"), ("stored", "receipt-2")]
+    entries = [(e.kind, e.message_id) for e in store.audit_entries()
+               if e.kind in ("received", "receipt-issued")]
+    assert entries == [(kind, items[n].message_id) for n in (0, 2)
+                       for kind in ("received", "receipt-issued")]
