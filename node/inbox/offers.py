@@ -98,9 +98,9 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
-        # ENDs come in bursts too: their proofs (one fsync each) and name reservations share
-        # a worker hop.
-        self._finishes = CallBatches(runtime.io, _finish_and_reserve)
+        # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
+        # share a worker hop (``finish_batch``).
+        self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
         self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
@@ -551,11 +551,38 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
                         name: str) -> tuple[Path, EnvelopeHeader]:
     """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
-    name; one hop instead of two per document, shared by the ENDs of a burst
-    (``CallBatches``). Returns the name and the proven header."""
+    name; one hop instead of two per document. Returns the name and the proven header."""
     header = stream.finish()
+    return _reserve(names, folder, name), header
+
+
+def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
+    every staging file proven and its writeback started, then each fsynced (the first fsync
+    commits the journal for all: node/core/writeback.py ``start_writeback``) and its name
+    reserved. Each call's result, or the Failure that stopped it alone."""
+    proven: list[Any] = []
+    for stream, _names, _folder, _name in calls:
+        try:
+            proven.append(stream.prove())
+        except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            proven.append(Failure())
+    results: list[Any] = []
+    for (stream, names, folder, name), header in zip(calls, proven, strict=True):
+        if isinstance(header, Failure):
+            results.append(header)
+            continue
+        try:
+            stream.sync()
+            results.append((_reserve(names, folder, name), header))
+        except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            results.append(Failure())
+    return results
+
+
+def _reserve(names: InboxNames, folder: Path, name: str) -> Path:
     try:
-        return names.reserve(folder, name), header
+        return names.reserve(folder, name)
     except OSError as exc:
         raise _CannotPublish(exc) from exc
 

@@ -50,7 +50,7 @@ from lienthong.node.core.home import fsync_dir
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import write_sidecar_files
+from lienthong.node.inbox.layout import start_sidecar_files, sync_and_close
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import NewReceived
@@ -259,8 +259,14 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                                            recipient=item.receiving.node_id,
                                            header=item.header, time=item.now)
 
+    unsynced: dict[int, list[int]] = {}
+
     def sidecars(item: Publication) -> None:
-        write_sidecar_files(item.final, item.meta, receipts[id(item)], names.access)
+        unsynced[id(item)] = start_sidecar_files(item.final, item.meta, receipts[id(item)],
+                                                 names.access)
+
+    def sync_sidecars(item: Publication) -> None:
+        sync_and_close(unsynced.pop(id(item)))
 
     staging_folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
@@ -272,6 +278,14 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
         step(indices, sign)   # outside the lock reservations wait for
         with names.own_change(folder):
             step(indices, sidecars)
+        # One fsync pass: every sidecar of the folder written and its writeback started,
+        # then each fsynced (the first commits the journal for all), then the folder.
+        try:
+            step(indices, sync_sidecars)
+        finally:
+            for fds in unsynced.values():   # a document that failed meanwhile
+                _close_quietly(fds)
+            unsynced.clear()
         fsync(folder, indices)
     return [outcome if outcome is not None else receipts[id(item)]
             for item, outcome in zip(items, outcomes, strict=True)]
@@ -287,3 +301,12 @@ def _link(staging: Path, final: Path, access: AccessPolicy) -> None:
 def _drop_staging(item: Publication) -> None:
     item.staging.unlink()
     item.resume_record.unlink(missing_ok=True)
+
+
+def _close_quietly(fds: list[int]) -> None:
+    """Close the sidecars of a document whose publication failed (its error is reported)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
