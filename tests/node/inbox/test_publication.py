@@ -2,6 +2,7 @@
 steps as one document alone, and one document's failure does not stop the others."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,29 @@ def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_o
                if e.kind in ("received", "receipt-issued")]
     assert entries == [(kind, items[n].message_id) for n in (0, 2)
                        for kind in ("received", "receipt-issued")]
+
+
+def test_a_batch_writes_every_sidecar_before_the_first_fsync_and_fsyncs_each_before_its_folder(
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fsync pass: all sidecars written (their writeback started), then each fsynced, and
+    only then the inbox folder: a sidecar's bytes are durable before its name is."""
+    staging, inbox, names, items = _batch(tmp_path, 4)
+    real_fsync = os.fsync
+    sidecars = [item.final.with_name(item.final.name + suffix) for item in items
+                for suffix in (".meta.json", ".receipt.jws")]
+    files_synced: list[tuple[int, int]] = []
+
+    def fsync(fd: int) -> None:
+        if not files_synced:
+            assert all(path.exists() for path in sidecars)
+        st = os.fstat(fd)
+        files_synced.append((st.st_dev, st.st_ino))
+        synced.append(("file", Path()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert publish_batch(names, items) == [f"receipt-of-header-{n}" for n in range(4)]
+    for path in sidecars:
+        assert (path.stat().st_dev, path.stat().st_ino) in files_synced, path.name
+    assert [kind for kind, _ in synced] == (["link"] * 4 + ["fsync"] * 2 + ["file"] * 8
+                                            + ["fsync"])
