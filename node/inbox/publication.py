@@ -187,7 +187,7 @@ class Publisher:
                 meta=public_meta(item.header.meta, item.header.message_id),
                 edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now, item.peer)
                 for item in batch])
-            ready = _settle(batch, [(not isinstance(b, Exception), b) for b in begun])
+            ready = _settle(batch, [(b is None, b) for b in begun])
             outcomes = (yield rt.io(publish_batch, self.names, ready)) if ready else []
         finally:
             for item in batch:

@@ -46,6 +46,8 @@ _KEY = (_r.c.sender_node_id == bindparam("w_sender")) & (_r.c.message_id == bind
 _GET = select(_r).where(_KEY)
 _EXISTS = select(_r.c.message_id).where(_KEY)
 _INSERT = insert(_r)
+_KNOWN = select(_r.c.sender_node_id, _r.c.message_id).where(
+    _r.c.message_id.in_(bindparam("mids", expanding=True)))
 _INSERT_TRACKED = insert(t.tracked_documents)
 _UPDATE = update(_r).where(_KEY)
 _PUBLISHED = (update(_r).where(_KEY & (_r.c.state == "publishing"))
@@ -107,9 +109,10 @@ class IncomingMethods(StoreBase):
                            meta=strict_json_object(meta.encode("utf-8")))
 
     def begin_publishes(self, items: Sequence[tuple[NewReceived, str, str | None]]
-                        ) -> list[ReceivedRow | Exception]:
+                        ) -> list[None | Exception]:
         """``begin_publish`` for a batch of ``(item, now, from_peer)`` in the caller's unit of
-        work, each item's result or the error that refused it alone.
+        work: for each item None (recorded ``publishing``), or the error that refused it
+        alone. (No rows are handed back: building and parsing them was a tenth of the unit.)
 
         Why: the receiver's publication batches (node/inbox/publication.py) paid a unit of
         work per document -- a savepoint, a revocation look-up, an existence look-up, an
@@ -123,27 +126,27 @@ class IncomingMethods(StoreBase):
                     return self._begin_all(conn, items)
             except Exception:  # noqa: BLE001 - recorded one by one below, to find which
                 pass
-            results: list[ReceivedRow | Exception] = []
+            results: list[None | Exception] = []
             for item, now, from_peer in items:
                 try:
                     with self.savepoint():
-                        results.append(self.begin_publish(item, now, from_peer=from_peer))
+                        self.begin_publish(item, now, from_peer=from_peer)
                 except Exception as exc:  # noqa: BLE001 - this item's own refusal
                     results.append(exc)
+                else:
+                    results.append(None)
             return results
 
     def _begin_all(self, conn: Connection, items: Sequence[tuple[NewReceived, str, str | None]]
-                   ) -> list[ReceivedRow | Exception]:
+                   ) -> list[None | Exception]:
         for peer in {from_peer for _, _, from_peer in items if from_peer is not None}:
             refuse_if_revoked(conn, peer)
         keys = {(item.sender_node_id, item.message_id) for item, _, _ in items}
         if len(keys) != len(items):
             raise DuplicateMessage("a message appears twice in one batch")
-        known = conn.execute(select(_r.c.sender_node_id, _r.c.message_id).where(
-            _r.c.message_id.in_([mid for _, mid in keys]))).all()
+        known = conn.execute(_KNOWN, {"mids": [mid for _, mid in keys]}).all()
         if any((row.sender_node_id, row.message_id) in keys for row in known):
             raise DuplicateMessage("a message of the batch is already recorded")
-        rows: list[ReceivedRow | Exception] = []
         inserts, copies, tracked = [], [], []
         for item, now, _ in items:
             check_time(now)
@@ -159,11 +162,6 @@ class IncomingMethods(StoreBase):
             row = tracked_row("received", item.sender_node_id, item.message_id, item.meta, now)
             if row is not None:
                 tracked.append(row)
-            rows.append(ReceivedRow(
-                sender_node_id=item.sender_node_id, message_id=item.message_id, name=item.name,
-                stored_path=item.stored_path, size=item.size, sha256=item.sha256,
-                header_token=item.header_token, state="publishing", receipt=None,
-                received_at=now, meta=strict_json_object(meta.encode("utf-8"))))
         conn.execute(_INSERT, inserts)
         for item, _, _ in items:
             record_document_id(conn, "received", item.meta, item.message_id,
@@ -172,7 +170,7 @@ class IncomingMethods(StoreBase):
             conn.execute(insert(t.edxml_copies_due), copies)
         if tracked:
             conn.execute(_INSERT_TRACKED, tracked)
-        return rows
+        return [None] * len(items)
 
     def mark_stored_many(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
         """``mark_stored`` for ``(sender, message ID, receipt, now)`` rows in one statement;
