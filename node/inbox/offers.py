@@ -101,6 +101,9 @@ class Offers:
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
         self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
+        #: Small DATA frames of different transfers share a worker hop
+        #: (node/inbox/connection.py ``SMALL_FRAME``); each transfer's own frames stay in order.
+        self.small_writes = CallBatches(runtime.io, _call)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
         self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
@@ -546,6 +549,11 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
     """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
     shares one hop)."""
     return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys)
+
+
+def _call(work: Callable[..., Any], *args: Any) -> Any:
+    """Worker pool: ``work(*args)`` (a batched call of any blocking step)."""
+    return work(*args)
 
 
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
