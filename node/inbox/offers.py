@@ -67,6 +67,9 @@ from lienthong.protocol.receipt import issue_receipt
 log = Logger(namespace="lienthong.offers")
 
 
+#: Documents up to this many ciphertext bytes finish in batches (``finish_batch``).
+BATCHED_FINISH_MAX = IncomingStream.RESUMABLE_ABOVE
+
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
 ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
 
@@ -340,9 +343,12 @@ class Offers:
         signer = header.sender
         try:
             # The header comes back with its digest proven (v3: by the signed trailer).
-            final, header = yield self._finishes.call(stream, self.names,
-                                                      self.inbox_folder(signer, header),
-                                                      header.name)
+            # A large document's proof and fsync take long: it keeps a hop of its own, so
+            # the small documents finishing meanwhile do not wait behind it.
+            args = (stream, self.names, self.inbox_folder(signer, header), header.name)
+            final, header = yield (self._finishes.call(*args)
+                                   if header.ciphertext_size <= BATCHED_FINISH_MAX
+                                   else rt.io(_finish_and_reserve, *args))
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
