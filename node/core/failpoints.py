@@ -25,6 +25,7 @@ STAGES = frozenset({
     "receiver-before-inbox-fsync",  # a batch linked into the inbox with its sidecars, the
                                     # inbox folder not fsynced, the staging names still there
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
+    "receiver-before-stored-committed",  # a batch's stored rows + audit, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
     "receiver-after-commit-before-copies",  # committed, its edXML copies not yet written
     "receiver-before-control-applied",  # a control document committed, its handler not run

@@ -41,9 +41,15 @@ class CallBatches:
     """Calls of ``fn`` through ``door`` (``rt.io`` or ``rt.db``), made in batches."""
 
     def __init__(self, door: Callable[..., Deferred], fn: Callable[..., Any], *,
-                 max_batch: int = MAX_BATCH, hops: int = 1) -> None:
+                 max_batch: int = MAX_BATCH, hops: int = 1,
+                 each: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
+                 = call_each) -> None:
+        """``each(fn, calls)`` runs a batch on the other thread (``call_each`` by default); a
+        caller whose calls share a step (one fsync pass) gives its own, with the same
+        contract: one result or Failure per call, in order."""
         self._door = door
         self._fn = fn
+        self._each = each
         self._max = max_batch
         self._hops = hops
         self._running = 0
@@ -65,7 +71,7 @@ class CallBatches:
             batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
             self._running += 1
             self.hops_run += 1
-            d = self._door(call_each, self._fn, [args for _, args, _ in batch])
+            d = self._door(self._each, self._fn, [args for _, args, _ in batch])
             d.addBoth(self._done, batch)
 
     def _done(self, results: list[Any] | Failure,

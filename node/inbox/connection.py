@@ -46,6 +46,11 @@ QUEUE_LIMIT = 16 * 1024 * 1024
 #: Bytes taken from the socket per reactor turn. Twisted's default (64 KiB) made each 1 MiB DATA
 #: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread.
 SOCKET_READ = 1024 * 1024
+#: DATA frames up to this size (a small document's whole ciphertext) are written in batches
+#: with the frames of other transfers that arrive meanwhile: one worker hop for a burst
+#: (``Offers.small_writes``) instead of one per document. Larger frames keep a hop each, so
+#: transfers of large documents still decrypt in parallel.
+SMALL_FRAME = 64 * 1024
 
 
 @dataclass
@@ -220,11 +225,15 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self.incoming[accept.message_id] = incoming
         self._write(answer[0] if isinstance(answer, tuple) else answer)
 
-    def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any) -> Deferred:
-        """Run ``work(*args)`` after everything queued before for this transfer; skipped once
-        the transfer has failed. Returns the shared chain (callers add their own callbacks)."""
+    def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any,
+                 door: Callable[..., Deferred] | None = None) -> Deferred:
+        """Run ``work(*args)`` through ``door`` (the worker pool unless told) after everything
+        queued before for this transfer; skipped once the transfer has failed. Returns the
+        shared chain (callers add their own callbacks)."""
+        through = door or self.rt.io
+
         def step(_: object) -> Deferred | None:
-            return None if incoming.failed else self.rt.io(work, *args)
+            return None if incoming.failed else through(work, *args)
         return incoming.tail.addCallback(step)
 
     def _data(self, event: Data) -> None:
@@ -233,7 +242,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             return  # rejected while the frame was in flight
         size = len(event.data)
         self._queued += size
-        self._enqueue(incoming, incoming.stream.write, event.data).addCallbacks(
+        door = self.offers.small_writes.call if size <= SMALL_FRAME else None
+        self._enqueue(incoming, incoming.stream.write, event.data, door=door).addCallbacks(
             self._written, self._write_failed, callbackArgs=(size,),
             errbackArgs=(event.message_id, incoming, size))
         if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:

@@ -67,6 +67,9 @@ from lienthong.protocol.receipt import issue_receipt
 log = Logger(namespace="lienthong.offers")
 
 
+#: Documents up to this many ciphertext bytes finish in batches (``finish_batch``).
+BATCHED_FINISH_MAX = IncomingStream.RESUMABLE_ABOVE
+
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
 ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
 
@@ -98,6 +101,12 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
+        # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
+        # share a worker hop (``finish_batch``).
+        self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
+        #: Small DATA frames of different transfers share a worker hop
+        #: (node/inbox/connection.py ``SMALL_FRAME``); each transfer's own frames stay in order.
+        self.small_writes = CallBatches(runtime.io, _call)
         #: Signs and sends back the refusal of a petition this office's policy does not
         #: allow: (peer, header, code, reason) -> Deferred; wired by the app.
         self.on_petition_refused: Callable[[str, EnvelopeHeader, str, str], Deferred] | None \
@@ -334,8 +343,12 @@ class Offers:
         signer = header.sender
         try:
             # The header comes back with its digest proven (v3: by the signed trailer).
-            final, header = yield rt.io(_finish_and_reserve, stream, self.names,
-                                        self.inbox_folder(signer, header), header.name)
+            # A large document's proof and fsync take long: it keeps a hop of its own, so
+            # the small documents finishing meanwhile do not wait behind it.
+            args = (stream, self.names, self.inbox_folder(signer, header), header.name)
+            final, header = yield (self._finishes.call(*args)
+                                   if header.ciphertext_size <= BATCHED_FINISH_MAX
+                                   else rt.io(_finish_and_reserve, *args))
         except ProtocolError as exc:
             yield rt.io(stream.discard)
             return self.refuse(peer, mid, exc.code, str(exc))
@@ -544,13 +557,46 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
     return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys)
 
 
+def _call(work: Callable[..., Any], *args: Any) -> Any:
+    """Worker pool: ``work(*args)`` (a batched call of any blocking step)."""
+    return work(*args)
+
+
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
                         name: str) -> tuple[Path, EnvelopeHeader]:
     """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
     name; one hop instead of two per document. Returns the name and the proven header."""
     header = stream.finish()
+    return _reserve(names, folder, name), header
+
+
+def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
+    every staging file proven and its writeback started, then each fsynced (the first fsync
+    commits the journal for all: node/core/writeback.py ``start_writeback``) and its name
+    reserved. Each call's result, or the Failure that stopped it alone."""
+    proven: list[Any] = []
+    for stream, _names, _folder, _name in calls:
+        try:
+            proven.append(stream.prove())
+        except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            proven.append(Failure())
+    results: list[Any] = []
+    for (stream, names, folder, name), header in zip(calls, proven, strict=True):
+        if isinstance(header, Failure):
+            results.append(header)
+            continue
+        try:
+            stream.sync()
+            results.append((_reserve(names, folder, name), header))
+        except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            results.append(Failure())
+    return results
+
+
+def _reserve(names: InboxNames, folder: Path, name: str) -> Path:
     try:
-        return names.reserve(folder, name), header
+        return names.reserve(folder, name)
     except OSError as exc:
         raise _CannotPublish(exc) from exc
 

@@ -13,20 +13,24 @@ first document is published at once; every document that finishes while a batch 
 published goes into the next batch (no timer: a lone document waits for nothing, a burst
 shares everything). A batch is:
 
-1. one group commit recording every document as ``publishing``, with its inbox path;
+1. ONE unit of work (``Store.begin_publishes``: one look-up of each kind, one insert per
+   table) recording every document as ``publishing``, with its inbox path;
 2. ONE worker hop (``publish_batch``): link each staging file to its inbox name (``link``
-   never overwrites), sign each receipt and write the sidecars; fsync each inbox folder once
-   (links and sidecars together); drop the staging names and fsync each staging folder once;
-3. one group commit marking every document ``stored`` with its receipt and audit entries;
+   never overwrites), sign each receipt and write the sidecars (one fsync pass over their
+   bytes); fsync each inbox folder once (links and sidecars together); drop the staging
+   names and fsync each staging folder once;
+3. ONE unit of work (``store_batch``: one UPDATE for the batch) marking every document
+   ``stored`` with its receipt, and each document's audit entries in its order;
 4. each caller gets its receipt, to send.
 
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/reliability.md is unchanged): nothing is linked
 into the inbox before its ``publishing`` row is committed, no staging name is dropped before
 its inbox link is durable, and no receipt is returned before the ``stored`` commit. Only the
-fsyncs and commits are shared. A document whose step fails is refused on its own (a
-``publishing`` row left behind is completed or forgotten by recovery, as before); the others
-of its batch go on.
+fsyncs and commits are shared. A document whose step fails is refused on its own (a unit of
+work that meets a refusal is undone and run again one document at a time, each in a
+savepoint; a ``publishing`` row left behind is completed or forgotten by recovery, as
+before); the others of its batch go on.
 """
 from __future__ import annotations
 
@@ -36,19 +40,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
 from lienthong.node.core import fence
 from lienthong.node.core.access import AccessPolicy
+from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import write_sidecar_files
+from lienthong.node.inbox.layout import start_sidecar_files, sync_and_close
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.database import Store
 from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.receipt import issue_receipt
@@ -76,17 +82,64 @@ class Publication:
     done: Deferred = field(default_factory=Deferred)
 
 
+def stored_events(peer: str, header: EnvelopeHeader,
+                  final: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The audit entries of a document committed as ``stored``, in their order."""
+    return [("received", {"peer": peer, "message_id": header.message_id,
+                          "digest": header.sha256, "name": header.name,
+                          "stored_as": final.name, "size": header.size,
+                          "envelope": header.version}),
+            ("receipt-issued", {"peer": peer, "message_id": header.message_id,
+                                "digest": header.sha256})]
+
+
 def record_stored(rt: NodeRuntime, peer: str, header: EnvelopeHeader, final: Path, now: str,
                   receipt: str) -> Deferred:
-    """Commit a published document as ``stored`` with its receipt and audit entries."""
+    """Commit a published document as ``stored`` with its receipt and audit entries (one
+    document: a recovery)."""
     return rt.db_audited(rt.store.mark_stored, peer, header.message_id, receipt, now,
-                         events=[("received", {"peer": peer, "message_id": header.message_id,
-                                               "digest": header.sha256, "name": header.name,
-                                               "stored_as": final.name, "size": header.size,
-                                               "envelope": header.version}),
-                                 ("receipt-issued", {"peer": peer,
-                                                     "message_id": header.message_id,
-                                                     "digest": header.sha256})])
+                         events=stored_events(peer, header, final))
+
+
+def _append_events(store: Store, events: Sequence[tuple[str, dict[str, Any]]],
+                   now_ms: str) -> None:
+    for kind, fields in events:
+        fields = dict(fields)
+        store.append_audit(kind, now_ms, peer=fields.pop("peer", None),
+                           message_id=fields.pop("message_id", None),
+                           digest=fields.pop("digest", None), detail=fields)
+
+
+def store_batch(store: Store, done: Sequence[tuple[Publication, str]],
+                now_ms: str) -> list[None | Exception]:
+    """Database thread, one unit of work: mark every published document of a batch
+    ``stored`` with its receipt (one statement) and append each one's audit entries in its
+    order. Each result is None, or the error that refused that document alone: when anything
+    refuses, the batch is undone and recorded again one document at a time."""
+    with store.transaction():
+        try:
+            with store.savepoint():
+                store.mark_stored_many([(item.signer, item.header.message_id, receipt,
+                                         item.now) for item, receipt in done])
+                for item, _ in done:
+                    _append_events(store, stored_events(item.signer, item.header, item.final),
+                                   now_ms)
+                # Every row and audit entry of the batch is written, none committed.
+                failpoint("receiver-before-stored-committed")
+        except Exception:  # noqa: BLE001 - recorded one by one below, to find which
+            return [_store_alone(store, item, receipt, now_ms) for item, receipt in done]
+    return [None] * len(done)
+
+
+def _store_alone(store: Store, item: Publication, receipt: str,
+                 now_ms: str) -> None | Exception:
+    try:
+        with store.savepoint():
+            store.mark_stored(item.signer, item.header.message_id, receipt, item.now)
+            _append_events(store, stored_events(item.signer, item.header, item.final), now_ms)
+    except Exception as exc:  # noqa: BLE001 - this document's own refusal, handed back
+        return exc
+    return None
 
 
 class Publisher:
@@ -127,16 +180,16 @@ class Publisher:
     def _publish(self, batch: list[Publication]):
         rt = self.rt
         try:
-            begun = yield DeferredList([rt.db(rt.store.begin_publish, NewReceived(
+            # One unit of work records the whole batch as ``publishing`` (Store.begin_publishes).
+            begun = yield rt.db(rt.store.begin_publishes, [(NewReceived(
                 sender_node_id=item.signer, message_id=item.header.message_id,
                 name=item.header.name, stored_path=str(item.final.relative_to(rt.config.home)),
                 size=item.header.size, sha256=item.header.sha256,
                 header_token=item.header.token,
                 meta=public_meta(item.header.meta, item.header.message_id),
-                edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now,
-                from_peer=item.peer)
-                for item in batch], consumeErrors=True)
-            ready = _settle(batch, begun)
+                edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now, item.peer)
+                for item in batch])
+            ready = _settle(batch, [(b is None, b) for b in begun])
             outcomes = (yield rt.io(publish_batch, self.names, ready)) if ready else []
         finally:
             for item in batch:
@@ -146,14 +199,15 @@ class Publisher:
             return
         failpoint("receiver-after-fsync-before-commit")
         receipts = {id(item): outcome for item, outcome in zip(ready, outcomes, strict=True)}
-        stored = yield DeferredList([record_stored(rt, item.signer, item.header, item.final,
-                                                   item.now, receipts[id(item)])
-                                     for item in published], consumeErrors=True)
-        for item, (ok, value) in zip(published, stored, strict=True):
-            if ok:
+        # One unit of work marks the batch ``stored`` with its audit entries (``store_batch``).
+        stored = yield rt.db(store_batch, rt.store,
+                             [(item, receipts[id(item)]) for item in published],
+                             rfc3339_ms(rt.now()))
+        for item, error in zip(published, stored, strict=True):
+            if error is None:
                 item.done.callback(receipts[id(item)])
             else:
-                item.done.errback(value)
+                item.done.errback(Failure(error))
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
@@ -211,13 +265,27 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                                            recipient=item.receiving.node_id,
                                            header=item.header, time=item.now)
 
+    unsynced: dict[int, list[int]] = {}
+
     def sidecars(item: Publication) -> None:
-        write_sidecar_files(item.final, item.meta, receipts[id(item)], names.access)
+        unsynced[id(item)] = start_sidecar_files(item.final, item.meta, receipts[id(item)],
+                                                 names.access)
+
+    def sync_sidecars(item: Publication) -> None:
+        sync_and_close(unsynced.pop(id(item)))
 
     for folder, indices in folders.items():
         step(indices, sign)   # outside the lock reservations wait for
         with names.own_change(folder):
             step(indices, sidecars)
+        # One fsync pass: every sidecar of the folder written and its writeback started,
+        # then each fsynced (the first commits the journal for all), then the folder once.
+        try:
+            step(indices, sync_sidecars)
+        finally:
+            for fds in unsynced.values():   # a document that failed meanwhile
+                _close_quietly(fds)
+            unsynced.clear()
         failpoint("receiver-before-inbox-fsync")
         fsync(folder, indices)
     # 3. The staging names go, only once their inbox names are durable.
@@ -241,3 +309,12 @@ def _link(staging: Path, final: Path, access: AccessPolicy) -> None:
 def _drop_staging(item: Publication) -> None:
     item.staging.unlink()
     item.resume_record.unlink(missing_ok=True)
+
+
+def _close_quietly(fds: list[int]) -> None:
+    """Close the sidecars of a document whose publication failed (its error is reported)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -19,7 +19,7 @@ import nacl.public
 
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
-from lienthong.node.core.writeback import Writeback
+from lienthong.node.core.writeback import Writeback, start_writeback
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import NotForUs
 from lienthong.protocol.filekey import open_file_key
@@ -163,15 +163,32 @@ class IncomingStream:
         """Prove the document complete (final tag at the end, sizes, digests; v3: the signed
         trailer) and fsync the staging file; return the header with its proven digest. The
         resume record is kept until the document is published."""
+        header = self.prove()
+        self.sync()
+        return header
+
+    def prove(self) -> EnvelopeHeader:
+        """The proof of :meth:`finish`, and the staging file's writeback started but not
+        waited for: a batch proves all its documents, then :meth:`sync`s each (one journal
+        commit for the batch rather than one per file)."""
         try:
             header = self._opener.finish()
             plain_file, _ = self._staging_file()
             plain_file.flush()
+            start_writeback(plain_file.fileno())
+        except BaseException:
+            self._close_file()
+            raise
+        return header
+
+    def sync(self) -> None:
+        """After :meth:`prove`: fsync the staging file and close it."""
+        try:
+            plain_file, _ = self._staging_file()
             os.fsync(plain_file.fileno())
             self._finished = True
         finally:
             self._close_file()
-        return header
 
     def close(self) -> None:
         """Stop without finishing (connection lost, disk full): keep the staged chunks and the

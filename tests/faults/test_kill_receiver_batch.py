@@ -58,3 +58,23 @@ def test_kill_before_the_inbox_fsync_of_a_batch(network) -> None:  # type: ignor
     assert beta.query("received_count") == COUNT
     assert beta.log_text().count("completing interrupted reception") >= 1
     assert list((beta.home / "tmp" / "staging").iterdir()) == []
+
+
+def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> None:  # type: ignore[no-untyped-def]
+    """The ``stored`` rows and audit entries of a whole batch are written in one unit of work
+    (node/inbox/publication.py ``store_batch``); killed before it commits, every document of
+    the batch is published in the inbox but still ``publishing``, with no receipt sent."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-before-stored-committed:3"})
+    documents = {f"cong-van-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
+    for name, data in documents.items():
+        alpha.drop("beta", name, data)
+    alpha.start()
+    code = beta.wait_exit(timeout=60)
+    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
+    beta.start()
+    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert beta.query("received_count") == COUNT
+    assert beta.log_text().count("completing interrupted reception") >= 1

@@ -65,3 +65,22 @@ def test_a_hop_that_fails_as_a_whole_fails_each_of_its_calls() -> None:
 def test_call_each_hands_back_each_result_or_failure() -> None:
     out = call_each(_half, [(2,), (3,)])
     assert out[0] == 1 and out[1].check(ValueError)
+
+
+def test_a_batch_runner_of_its_own_gets_the_whole_batch_at_once() -> None:
+    """``each``: a caller whose calls share a step (one fsync pass) runs the batch itself."""
+    door = HeldDoor()
+    seen: list[list[tuple[Any, ...]]] = []
+
+    def halves_together(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
+        seen.append(calls)
+        return call_each(fn, calls)
+
+    batches = CallBatches(door, _half, each=halves_together)
+    results: list[Any] = []
+    for n in (2, 4, 5):
+        batches.call(n).addBoth(results.append)
+    door.run_next()
+    door.run_next()
+    assert seen == [[(2,)], [(4,), (5,)]]
+    assert results[:2] == [1, 2] and results[2].check(ValueError)

@@ -331,3 +331,19 @@ def test_v3_digest_mismatch_at_end_is_refused_and_nothing_is_published(net: Net)
     _rewrite_trailer(net, mid, lambda t: wrong)
     net.connect()
     _refused_at_end(net, mid, "digest-mismatch")
+
+
+def test_small_data_frames_go_through_the_shared_hop_and_large_ones_do_not(net: Net) -> None:
+    """A small document's DATA goes through ``Offers.small_writes`` (one worker hop for the
+    frames of a burst); a large frame keeps a hop of its own, so large transfers still decrypt
+    in parallel. Both arrive whole and receipted."""
+    small = b"To trinh 3\n" * 900                      # about 10 KiB: one small frame
+    large = "Báo cáo quý\n".encode() * 60_000          # frames above SMALL_FRAME
+    first = net.dispatch("to-trinh.txt", small)
+    second = net.dispatch("bao-cao.txt", large)
+    net.connect()
+    assert sorted(net.delivered) == sorted([first, second])
+    # The inline worker pool runs each hop at once: one hop, the small document's one frame.
+    assert net.receiver_factory.offers.small_writes.hops_run == 1
+    assert (net.inbox() / "to-trinh.txt").read_bytes() == small
+    assert (net.inbox() / "bao-cao.txt").read_bytes() == large

@@ -2,6 +2,7 @@
 steps as one document alone, and one document's failure does not stop the others."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,10 @@ import pytest
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox import publication
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.publication import Publication, publish_batch
+from lienthong.node.inbox.publication import Publication, publish_batch, store_batch
+from lienthong.node.store.database import Store
+from lienthong.node.store.records import ReceiptMismatch
+from tests.node.storehelp import T0, T1, make_received
 
 
 class _Keys:
@@ -47,18 +51,18 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
         real_link(source, target)
 
     monkeypatch.setattr(publication.os, "link", link)
-    real_drop, real_sidecars = publication._drop_staging, publication.write_sidecar_files
+    real_drop, real_sidecars = publication._drop_staging, publication.start_sidecar_files
 
     def drop(item: Publication) -> None:
         steps.append(("drop", item.staging))
         real_drop(item)
 
-    def sidecars(final: Path, *args: Any) -> None:
+    def sidecars(final: Path, *args: Any) -> list[int]:
         steps.append(("sidecars", final))
-        real_sidecars(final, *args)
+        return real_sidecars(final, *args)
 
     monkeypatch.setattr(publication, "_drop_staging", drop)
-    monkeypatch.setattr(publication, "write_sidecar_files", sidecars)
+    monkeypatch.setattr(publication, "start_sidecar_files", sidecars)
     monkeypatch.setattr(publication, "issue_receipt",
                         lambda identity, *, recipient, header, time: f"receipt-of-{header}")
     return steps
@@ -92,3 +96,63 @@ def test_one_failed_link_fails_only_its_document(
     assert items[1].final.read_bytes() == b"a clerk's file"      # never overwritten
     assert items[1].staging.exists()                             # kept for recovery
     assert not items[1].final.with_name(items[1].final.name + ".receipt.jws").exists()
+
+
+class _Header:
+    """What ``store_batch`` reads of a verified header."""
+
+    version = 3
+    size = 42
+
+    def __init__(self, message_id: str, sha256: str) -> None:
+        self.message_id, self.sha256, self.name = message_id, sha256, f"{message_id[-2:]}.pdf"
+
+
+def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_order(
+        tmp_path: Path, store: Store) -> None:
+    """One unit of work: every row ``stored`` with its receipt, the two audit entries of each
+    document in its order; a document the store refuses (its row is not ``publishing``: a
+    second receipt for a stored one) fails alone, and the others still commit."""
+    items = [make_received(n, "SENDER") for n in (1, 2, 3)]
+    store.begin_publishes([(item, T0, None) for item in items])
+    store.mark_stored("SENDER", items[1].message_id, "earlier-receipt", T0)
+    done = [(Publication(signer="SENDER", header=_Header(item.message_id, item.sha256),
+                         staging=tmp_path / "s", resume_record=tmp_path / "r",
+                         final=tmp_path / "inbox" / f"{n}.pdf", receiving=_Keys(), meta={},
+                         now=T1), f"receipt-{n}") for n, item in enumerate(items)]
+    results = store_batch(store, done, T1)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ReceiptMismatch)
+    assert [(row.state, row.receipt) for row in
+            (store.get_received("SENDER", item.message_id) for item in items) if row] == [
+        ("stored", "receipt-0"), ("stored", "earlier-receipt"), ("stored", "receipt-2")]
+    entries = [(e.kind, e.message_id) for e in store.audit_entries()
+               if e.kind in ("received", "receipt-issued")]
+    assert entries == [(kind, items[n].message_id) for n in (0, 2)
+                       for kind in ("received", "receipt-issued")]
+
+
+def test_a_batch_writes_every_sidecar_before_the_first_fsync_and_fsyncs_each_before_its_folder(
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fsync pass: all sidecars written (their writeback started), then each fsynced, and
+    only then the inbox folder: a sidecar's bytes are durable before its name is."""
+    staging, inbox, names, items = _batch(tmp_path, 4)
+    real_fsync = os.fsync
+    sidecars = [item.final.with_name(item.final.name + suffix) for item in items
+                for suffix in (".meta.json", ".receipt.jws")]
+    files_synced: list[tuple[int, int]] = []
+
+    def fsync(fd: int) -> None:
+        if not files_synced:
+            assert all(path.exists() for path in sidecars)
+        st = os.fstat(fd)
+        files_synced.append((st.st_dev, st.st_ino))
+        synced.append(("file", Path()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert publish_batch(names, items) == [f"receipt-of-header-{n}" for n in range(4)]
+    for path in sidecars:
+        assert (path.stat().st_dev, path.stat().st_ino) in files_synced, path.name
+    assert [kind for kind, _ in synced] == (["link"] * 4 + ["sidecars"] * 4 + ["file"] * 8
+                                            + ["fsync"] + ["drop"] * 4 + ["fsync"])

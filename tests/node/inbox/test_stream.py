@@ -11,7 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from twisted.python.failure import Failure
 
+from lienthong.node.core.access import AccessPolicy
+from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.offers import finish_batch
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
@@ -196,3 +200,32 @@ def test_a_v3_transfer_resumes_and_its_staging_area_names_nothing(tmp_path: Path
         second.write(frame)
     proven = second.finish()
     assert second.staging.read_bytes() == PLAIN and proven.size == len(PLAIN)
+
+
+def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``finish_batch`` (node/inbox/offers.py): every staging file proven and its writeback
+    started before the first fsync; a document cut short fails alone, unfinished."""
+    names = InboxNames(lambda: 0.0, AccessPolicy())
+    calls = []
+    for n in range(3):
+        header, ciphertext = _sealed()
+        stream = IncomingStream.open(tmp_path / "staging" / f"x{n}", header,
+                                     node_id=BOB.node_id,
+                                     encryption_keys={BOB.kid: BOB.encryption})
+        stream.write(ciphertext if n != 1 else ciphertext[:-CS])
+        calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin"))
+    order: list[str] = []
+    real_prove, real_sync = IncomingStream.prove, IncomingStream.sync
+    monkeypatch.setattr(IncomingStream, "prove",
+                        lambda self: (order.append("prove"), real_prove(self))[1])
+    monkeypatch.setattr(IncomingStream, "sync",
+                        lambda self: (order.append("sync"), real_sync(self))[1])
+    results = finish_batch(None, calls)
+    assert order == ["prove"] * 3 + ["sync"] * 2
+    assert isinstance(results[1], Failure) and results[1].check(Truncated)
+    for n in (0, 2):
+        final, header = results[n]
+        assert final == tmp_path / "inbox" / f"so-lieu-{n}.bin"
+        assert header.sha256 is not None
+        assert calls[n][0].staging.read_bytes() == PLAIN
