@@ -31,9 +31,9 @@ import threading
 import weakref
 from typing import Any
 
-#: Bytes that may wait for the worker: one 4 MiB read of node/spool/sealing.py while the next
-#: is read, or 16 chunks of a received document (8 MiB held 4 MiB more at the peak of each
-#: node, with the worker no slower: docs/benchmarks.md History 43).
+#: Bytes that may wait for the worker (at least one buffer always may: one 4 MiB read of
+#: node/spool/sealing.py while the next is read, or 8 chunks of a received document). 8 MiB held
+#: up to 6 MiB more at each node's peak, with no lower CPU (docs/benchmarks.md History 43).
 MAX_PENDING = 2 * 1024 * 1024
 #: Documents smaller than this are hashed inline: a thread costs more than it would save.
 START_AFTER = 1024 * 1024
