@@ -25,7 +25,8 @@ log = Logger(namespace="lienthong.readahead")
 
 #: Frames kept ready per transfer (2 MiB of 1 MiB frames): enough to cover a worker hop, since
 #: the worker starts the next frame as soon as one is taken; 4 held 2 MiB more at the sender's
-#: peak with no gain in throughput (docs/benchmarks.md History 43).
+#: peak (measured with the other memory changes of docs/benchmarks.md History 43, which left
+#: the sender's CPU per GiB lower, not higher).
 DEPTH = 2
 
 

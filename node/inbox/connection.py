@@ -43,8 +43,8 @@ log = Logger(namespace="lienthong.receiver")
 
 #: Bytes of DATA received but not yet written and decrypted, per connection, above which the
 #: connection stops reading until the workers catch up (4 frames of 1 MiB). 16 held 12-14 MiB
-#: more at the receiver's peak; 2 held 2 MiB less but cost about 0.4 s more receiver CPU per
-#: GiB (reading stopped and resumed twice as often), docs/benchmarks.md History 43.
+#: more at the receiver's peak; 2 held 2 MiB less but cost 0.6-1.0 s more receiver CPU per GiB
+#: (reading stops and resumes twice as often), docs/benchmarks.md History 43.
 QUEUE_LIMIT = 4 * 1024 * 1024
 #: Bytes taken from the socket per reactor turn. Twisted's default (64 KiB) made each 1 MiB DATA
 #: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread;
