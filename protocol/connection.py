@@ -62,7 +62,7 @@ Pure: no clock, no I/O. Deadlines (hello, idle, ping) are the node's job.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from types import MappingProxyType
@@ -310,26 +310,39 @@ class Connection:
         Raises a ProtocolError subclass on any violation (events decoded earlier in the same
         call are then discarded: the peer is not to be acted on any further).
         """
+        return self.receive_pieces((data,))
+
+    def receive_pieces(self, pieces: Iterable[bytes]) -> list[Event]:
+        """:meth:`receive_data` for bytes that arrived as several pieces, in order (the TLS
+        records of one socket read): the same events as feeding each in turn, without joining
+        them (a frame's payload is still copied once, when it is complete)."""
         if self._state is State.ERROR:
             raise LocalProtocolError(f"receive_data() after the connection failed "
                                      f"({self._failure!r})")
         if self._state is State.CLOSED:
             return []
         events: list[Event] = []
+        decoder = self._decoder
         try:
-            self._decoder.feed(data)
-            while self.state is not State.CLOSED:  # _apply may close it
-                frame = self._decoder.next_frame()
-                if frame is None:
+            for piece in pieces:
+                if self._closed():   # _apply closed it: the rest is not read
                     break
-                event = decode_event(frame)
-                if self._apply(event, self._peer_role):
-                    events.append(event)
+                decoder.feed(piece)
+                while not self._closed():
+                    frame = decoder.next_frame()
+                    if frame is None:
+                        break
+                    event = decode_event(frame)
+                    if self._apply(event, self._peer_role):
+                        events.append(event)
         except ProtocolError as exc:
             self._state = State.ERROR
             self._failure = exc
             raise
         return events
+
+    def _closed(self) -> bool:
+        return self._state is State.CLOSED
 
     def receive_eof(self) -> None:
         """The peer closed its side. Open transfers stay listed in ``transfers``."""

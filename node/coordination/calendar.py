@@ -11,14 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @lru_cache(maxsize=8)
 def _vietnam(year: int) -> holidays.HolidayBase:
+    # Imported at the first date asked, not by every node at start: 3.6 MiB of each node's
+    # memory (docs/benchmarks.md History 46).
+    import holidays
+
     return holidays.country_holidays("VN", years=[year])
 
 

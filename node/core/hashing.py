@@ -31,8 +31,10 @@ import threading
 import weakref
 from typing import Any
 
-#: Bytes that may wait for the worker: two 4 MiB reads of node/spool/sealing.py, or 32 chunks.
-MAX_PENDING = 8 * 1024 * 1024
+#: Bytes that may wait for the worker (at least one buffer always may: one 4 MiB read of
+#: node/spool/sealing.py while the next is read, or 8 chunks of a received document). 8 MiB held
+#: up to 6 MiB more at each node's peak, with no lower CPU (docs/benchmarks.md History 46).
+MAX_PENDING = 2 * 1024 * 1024
 #: Documents smaller than this are hashed inline: a thread costs more than it would save.
 START_AFTER = 1024 * 1024
 #: The idle worker is woken once this much is queued (or at flush/digest), not for every

@@ -23,8 +23,11 @@ from twisted.python.failure import Failure
 
 log = Logger(namespace="lienthong.readahead")
 
-#: Frames kept ready per transfer (4 MiB of 1 MiB frames): enough to cover a worker hop.
-DEPTH = 4
+#: Frames kept ready per transfer (2 MiB of 1 MiB frames): enough to cover a worker hop, since
+#: the worker starts the next frame as soon as one is taken; 4 held 2 MiB more at the sender's
+#: peak (measured with the other memory changes of docs/benchmarks.md History 46, which left
+#: the sender's CPU per GiB lower, not higher).
+DEPTH = 2
 
 
 class CiphertextSource(Protocol):

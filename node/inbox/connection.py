@@ -13,7 +13,7 @@ sender is. A peer that goes silent longer than the idle timeout is disconnected 
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.background import in_background
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.inbox.stream import IncomingStream
+from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE, frames_at_once
 from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
 from lienthong.protocol.connection import Connection, Role, State
@@ -41,11 +42,15 @@ log = Logger(namespace="lienthong.receiver")
 
 
 #: Bytes of DATA received but not yet written and decrypted, per connection, above which the
-#: connection stops reading until the workers catch up (16 frames of 1 MiB).
-QUEUE_LIMIT = 16 * 1024 * 1024
+#: connection stops reading until the workers catch up (4 frames of 1 MiB). 16 held 12-14 MiB
+#: more at the receiver's peak; 2 held 2 MiB less but cost 0.6-1.0 s more receiver CPU per GiB
+#: (reading stops and resumes twice as often), docs/benchmarks.md History 46.
+QUEUE_LIMIT = 4 * 1024 * 1024
 #: Bytes taken from the socket per reactor turn. Twisted's default (64 KiB) made each 1 MiB DATA
-#: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread.
-SOCKET_READ = 1024 * 1024
+#: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread;
+#: since a read's TLS records reach the decoder in one call (node/transport/bulk.py), 256 KiB
+#: reads cost no more CPU than 1 MiB ones and hold about 4 MiB less at the peak.
+SOCKET_READ = 256 * 1024
 #: DATA frames up to this size (a small document's whole ciphertext) are written in batches
 #: with the frames of other transfers that arrive meanwhile: one worker hop for a burst
 #: (``Offers.small_writes``) instead of one per document. Larger frames keep a hop each, so
@@ -114,6 +119,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         return self.rt.reactor.callLater(period, fn)
 
     def connectionMade(self) -> None:  # noqa: N802
+        # Received records reach dataReceived a TCP read at a time, not 16 KiB at a time.
+        bulk_tls(self.transport)
         self._tls = receiving_transport(self.transport)
         self.setTimeout(self.rt.config.delivery.connect_timeout)
         self.connections.add(self)
@@ -147,12 +154,17 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
                       "record that a peer connected", log)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.pieces_received((data,))
+
+    def pieces_received(self, pieces: Sequence[bytes]) -> None:
+        """The bytes of one socket read, as the TLS records they came in (node/transport/
+        bulk.py): decoded without joining them first."""
         peer = self.peer
         if peer is None:
             self.abort("no-handshake", "data before the TLS handshake completed")
             return
         try:
-            events = self.conn.receive_data(data)
+            events = self.conn.receive_pieces(pieces)
         except ProtocolError as exc:
             self.rt.audit("protocol-error", peer=peer, code=exc.code, reason=str(exc))
             self.abort(exc.code, str(exc))

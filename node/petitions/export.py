@@ -5,8 +5,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from openpyxl import Workbook
-
 from lienthong.node.petitions.register import RegisterLine
 
 #: Column heading (Vietnamese, as the register is kept) -> how to read it from a line.
@@ -38,6 +36,10 @@ def _cell(text: str) -> str:
 
 def write_register(lines: Sequence[RegisterLine], path: Path, *, office: str) -> None:
     """Write ``lines`` to ``path`` (.xlsx), mode 0600: it holds personal data."""
+    # Imported here, not by every node at start: openpyxl loads numpy and Pillow with it,
+    # about 25 MiB of each node's memory (tests/node/app/test_start_cost.py).
+    from openpyxl import Workbook
+
     book = Workbook()
     # A new workbook has one sheet; openpyxl types it as optional.
     sheet = book.active if book.active is not None else book.create_sheet()

@@ -21,9 +21,8 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from lienthong.node.documents.programme_items import VIETNAM
@@ -45,6 +44,9 @@ from lienthong.node.report.text import (
     report_text,
 )
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 #: Shown where there is no figure, in both languages.
 NO_FIGURE = "—"
 #: The report's style (every rule scoped to ``.report``), inlined in the file and served to
@@ -53,6 +55,10 @@ STYLESHEET = Path(__file__).resolve().parent / "templates" / "report.css"
 
 
 def _environment() -> Environment:
+    # Imported when a report is drawn, not by every node at start (docs/benchmarks.md
+    # History 46).
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
     return Environment(loader=PackageLoader("lienthong.node.report", "templates"),
                        autoescape=select_autoescape(default=True, default_for_string=True),
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)

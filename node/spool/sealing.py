@@ -154,9 +154,10 @@ def _priority(meta: Mapping[str, Any] | None) -> int:
     return value if type(value) is int and 0 <= value <= 3 else 3
 
 
-#: A streamed seal's digest reads this much per step. 4 MiB: with 1 MiB steps the sender's
-#: CPU per GiB went back up from 3.3 to 5.0-5.8 s (two pairs, docs/benchmarks.md), at the
-#: cost of about 4 MiB of peak memory.
+#: A streamed seal's digest reads this much per step, into one buffer reused to the end. 4 MiB:
+#: 1 MiB steps held 3 MiB less at the sender's peak but cost 2.6 s of sender CPU per 512 MiB
+#: against 1.9 (even reused: the thread takes the GIL back four times as often while the
+#: encrypting worker and the reactor want it), docs/benchmarks.md History 46.
 DIGEST_READ = 4 * 1024 * 1024
 
 
@@ -179,10 +180,13 @@ class FileDigest:
     def _run(self, path: Path) -> None:
         try:
             digest, count = hashlib.sha256(), 0
-            with open(path, "rb") as source:
-                while not self._stop.is_set() and (block := source.read(DIGEST_READ)):
-                    digest.update(block)    # releases the GIL
-                    count += len(block)
+            # One buffer for the whole file (DIGEST_READ).
+            buffer = bytearray(DIGEST_READ)
+            view = memoryview(buffer)
+            with open(path, "rb", buffering=0) as source:
+                while not self._stop.is_set() and (got := source.readinto(buffer)):
+                    digest.update(view[:got])    # releases the GIL
+                    count += got
             self._result = (count, digest.hexdigest())
         except OSError as exc:
             self._result = exc

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from typing import TYPE_CHECKING, Any
 
 from lienthong.node.language.catalog import checked_language, translations
 from lienthong.node.language.names import name_of, show_date, show_period, show_time
 from lienthong.node.language.text import Phrase
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @functools.cache
 def environment(language: str) -> Environment:
+    # Imported with the first page, not by every node at start (docs/benchmarks.md History 46).
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     language = checked_language(language)
     env = Environment(loader=FileSystemLoader(TEMPLATES), extensions=["jinja2.ext.i18n"],
                       autoescape=select_autoescape(default=True, default_for_string=True))

@@ -10,11 +10,14 @@ from tests.integration.harness import (
 )
 
 SIZE = 200 * 1024 * 1024
-RSS_LIMIT_KIB = 150 * 1024
+#: Issue 14's target is 100 MiB per node; both measured 95-99 (docs/benchmarks.md History 43).
+#: 110 leaves room for allocator noise and still fails on the 113 MiB an idle node used while it
+#: loaded openpyxl at start, or on the receiver's former 16 MiB DATA queue (132-136 MiB).
+RSS_LIMIT_KIB = 110 * 1024
 
 
 def test_200_mib_document_arrives_intact_with_bounded_memory(network) -> None:  # type: ignore[no-untyped-def]
-    """200 MiB arrives byte-identical while each node's peak RSS stays under 150 MiB."""
+    """200 MiB arrives byte-identical while each node's peak RSS stays under 110 MiB."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     alpha.start()

@@ -119,6 +119,34 @@ def test_full_exchange_byte_by_byte() -> None:
     assert not pair.sender.transfers and not pair.receiver.transfers
 
 
+def test_pieces_give_the_same_events_as_the_joined_bytes() -> None:
+    """``receive_pieces`` (the TLS records of one read, node/transport/bulk.py) decodes the
+    same events as the joined bytes, wherever the pieces cut the frames, 1 MiB DATA included."""
+    pair = Pair()
+    big = bytes(range(256)) * 4096
+    events = [Hello(NODE_A, "x"), Offer(MID, TOKEN, len(big) + 3, 0)]
+    pair.say(pair.receiver, Hello(NODE_B, "x"))
+    wire = b"".join(pair.sender.send(event) for event in events)
+    assert pair.receiver.receive_pieces([wire[:5], wire[5:6], wire[6:]]) == events
+    pair.say(pair.receiver, Accept(MID, 0))
+    data = [Data(MID, 0, big), Data(MID, len(big), b"abc"), End(MID)]
+    wire = b"".join(pair.sender.send(event) for event in data)
+    pieces = [wire[i:i + 16384] for i in range(0, len(wire), 16384)]
+    assert len(pieces) > 64
+    assert pair.receiver.receive_pieces(pieces) == data
+    assert pair.receiver.transfers[MID].state is TransferState.ENDED
+
+
+def test_pieces_after_an_error_frame_are_not_read() -> None:
+    """An ERROR in an early piece closes the connection: later pieces (garbage) are ignored,
+    as when they follow it in one piece."""
+    pair = ready()
+    error = pair.receiver.send(Error("disk-full", "stopping"))
+    assert pair.sender.receive_pieces([error, b"\xff garbage", b"\xff" * 2_000_000]) == [
+        Error("disk-full", "stopping")]
+    assert pair.sender.state is State.CLOSED
+
+
 def test_resume_from_offset() -> None:
     """An ACCEPT with offset > 0 resumes: DATA starts there and END comes at the size."""
     pair = ready()

@@ -14,3 +14,17 @@ def test_starting_a_node_does_not_load_matplotlib() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           cwd=str(ROOT), timeout=120, check=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_starting_a_node_does_not_load_what_only_a_command_or_page_needs() -> None:
+    """``python -m lienthong.node run`` goes through the whole command line (cli/main), which
+    names the petition register's export: openpyxl, and with it numpy and Pillow, cost each
+    node about 25 MiB from start; the holiday tables 3.6 MiB and Jinja2 2 MiB more, needed
+    only for a date's working days and a page or report (docs/benchmarks.md, History 43)."""
+    probe = ("import sys, lienthong.node.cli.main, lienthong.node.app.process, "
+             "lienthong.node.web.site; "
+             "print(sorted(m for m in ('openpyxl', 'numpy', 'PIL', 'holidays', 'jinja2') "
+             "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stderr

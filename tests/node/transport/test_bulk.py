@@ -70,17 +70,35 @@ class ClientContext:
 class Collect(Protocol):
     def __init__(self) -> None:
         self.received: list[bytes] = []
+        self.lost_after: int | None = None   # bytes received when the connection was lost
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.received.append(data)
+
+    def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+        self.lost_after = sum(len(piece) for piece in self.received)
+
+
+class CollectPieces(Collect):
+    """A protocol that takes one read's records as they came (as the receiver does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[bytes]] = []
+
+    def pieces_received(self, pieces: list[bytes]) -> None:
+        self.calls.append(list(pieces))
+        self.received.extend(pieces)
 
 
 class Connected:
     """A client and a server TLS transport over an in-memory pump, handshake done."""
 
-    def __init__(self, *, bulk: bool) -> None:
+    def __init__(self, *, bulk: bool, bulk_server: bool = False,
+                 server_protocol: type[Collect] = Collect) -> None:
         clock = Clock()
-        self.server = TLSMemoryBIOFactory(ServerContext(), False, Factory.forProtocol(Collect),
+        self.server = TLSMemoryBIOFactory(ServerContext(), False,
+                                          Factory.forProtocol(server_protocol),
                                           clock).buildProtocol(None)
         self.client = TLSMemoryBIOFactory(ClientContext(whole=bulk), True,
                                           Factory.forProtocol(Protocol), clock).buildProtocol(None)
@@ -89,6 +107,8 @@ class Connected:
         self.pump.flush()
         if bulk:
             bulk_tls(self.client)
+        if bulk_server:
+            bulk_tls(self.server)
         # Count what the TLS layer hands to TCP.
         self.tcp_writes: list[int] = []
         tcp = self.client.transport
@@ -161,3 +181,43 @@ def test_large_sequence_leaves_in_few_tcp_writes() -> None:
     assert len(plain.tcp_writes) >= 32
     assert len(bulk.tcp_writes) <= 2 and max(bulk.tcp_writes) <= BIO_READ
     assert bulk.received() == plain.received() == b"".join(frame)
+
+
+def test_received_records_reach_the_protocol_together() -> None:
+    """A receiver with the bulk transport gets a 1 MiB frame in a few calls, not one per
+    16 KiB record (Twisted alone: 64), and exactly the bytes sent, in order."""
+    frame = [b"h" * 30, os.urandom(1024 * 1024)]
+    plain = Connected(bulk=True)
+    plain.client.writeSequence(frame)
+    assert plain.received() == b"".join(frame)
+    bulk = Connected(bulk=True, bulk_server=True)
+    bulk.client.writeSequence(frame)
+    bulk.client.write(b"end;")
+    assert bulk.received() == b"".join(frame) + b"end;"
+    assert len(plain.server.wrappedProtocol.received) >= 64
+    assert len(bulk.server.wrappedProtocol.received) <= 3
+
+
+def test_a_protocol_that_takes_pieces_gets_the_records_unjoined() -> None:
+    """The receiver's protocol (ReceivesPieces) gets one read's records as a list in one call:
+    no join, and nothing lost or reordered."""
+    frame = [b"h" * 30, os.urandom(1024 * 1024)]
+    conn = Connected(bulk=True, bulk_server=True, server_protocol=CollectPieces)
+    collect = conn.server.wrappedProtocol
+    conn.client.writeSequence(frame)
+    assert conn.received() == b"".join(frame)
+    assert len(collect.calls) <= 3
+    assert max(len(call) for call in collect.calls) >= 32   # records, not one joined bytes
+
+
+def test_records_before_a_close_are_delivered_before_it() -> None:
+    """A peer that sends its last bytes and closes at once (close_notify in the same TCP
+    read): the bulk receiver delivers those bytes first, then learns of the close."""
+    conn = Connected(bulk=True, bulk_server=True)
+    collect = conn.server.wrappedProtocol
+    last = os.urandom(100_000)
+    conn.client.write(last)
+    conn.client.loseConnection()
+    conn.pump.flush()
+    assert b"".join(collect.received) == last
+    assert collect.lost_after == len(last)
