@@ -31,6 +31,7 @@ from lienthong.node.core.background import in_background
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 
 log = Logger(namespace="lienthong.node.delivery")
@@ -56,7 +57,11 @@ def write_notes(store: Store, notes: list[Note]) -> list[tuple[str, str]]:
         try:
             with store.savepoint():
                 for note in notes:
-                    _write_one(store, note)
+                    note.write(store)
+                # The notes' audit entries in their order, in one INSERT.
+                store.append_audits([AuditEvent(note.kind, note.time, peer=note.peer,
+                                                message_id=note.message_id,
+                                                detail=note.detail) for note in notes])
                 # Every note of the unit is written, none committed.
                 failpoint("sender-before-transfer-notes-committed")
         except Exception:  # noqa: BLE001 - written one by one below, to find which

@@ -46,6 +46,7 @@ from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.record import INTAKE_FILE, META_FILE, PAYLOAD_FILE
 from lienthong.node.spool.sealing import ENVELOPE, STREAM_ENDS, STREAM_HEADER
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import DispatchRow
 
@@ -278,20 +279,25 @@ def remove_spool_folder(folder: Path) -> None:
     Its entries are known, so they are unlinked by name and the folder removed: a
     ``shutil.rmtree`` per document (open, scan, stat each entry) was about 6 % of the sender's
     samples in a burst of small documents (docs/benchmarks.md, History 43). Anything else found
-    there (a temporary file a crash left, a payload not moved) falls back to ``rmtree``."""
-    for name in _SPOOL_LEFTOVERS:
+    there (a temporary file a crash left, a payload not moved) falls back to ``rmtree``.
+    Usually only ``intake.json`` is left (node/outbox/file_work.py seals small files before
+    the take): that and the folder are tried first, two calls, before the older layouts'
+    names."""
+    for names in ((INTAKE_FILE,), _SPOOL_LEFTOVERS[1:]):
+        for name in names:
+            try:
+                os.unlink(folder / name)
+            except FileNotFoundError:
+                pass
         try:
-            os.unlink(folder / name)
+            os.rmdir(folder)
+            return
         except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(folder)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        if exc.errno != errno.ENOTEMPTY:
-            raise
-        shutil.rmtree(folder)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+    shutil.rmtree(folder)
 
 
 def sidecar_to_sent(spool_folder: Path, sent_path: Path, access: AccessPolicy) -> None:
@@ -307,8 +313,9 @@ def sidecar_to_sent(spool_folder: Path, sent_path: Path, access: AccessPolicy) -
 
 def _audit_delivered(store: Store, now: str,
                      items: list[tuple[str, str, str, list[str]]]) -> None:
-    """The ``delivered`` entries of a batch, in one transaction."""
+    """The ``delivered`` entries of a batch, in one transaction and one INSERT."""
     with store.transaction():
-        for message_id, digest, sent_path, recipients in items:
-            store.append_audit("delivered", now, message_id=message_id, digest=digest,
-                               detail={"sent_path": sent_path, "recipients": recipients})
+        store.append_audits([
+            AuditEvent("delivered", now, message_id=message_id, digest=digest,
+                       detail={"sent_path": sent_path, "recipients": recipients})
+            for message_id, digest, sent_path, recipients in items])

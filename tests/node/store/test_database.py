@@ -9,6 +9,7 @@ import pytest
 from lienthong.keys.directory import Directory
 from lienthong.keys.errors import InvalidValue
 from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import (
     PRIORITY_FLASH,
@@ -380,6 +381,33 @@ def test_audit_chain_appends_and_verifies(store: Store) -> None:
     assert [e.seq for e in store.audit_entries(kind="sent")] == [2]
     assert [e.seq for e in store.audit_entries(after_seq=1, limit=1)] == [2]
     assert entries[0].detail == {"name": "Tờ trình.pdf"}
+
+
+def test_append_audits_writes_the_entries_append_audit_would_in_one_insert(
+        store: Store, new_store_url) -> None:  # type: ignore[no-untyped-def]
+    """A batch of events appended at once, inside a transaction after a single append,
+    chains exactly as the same events appended one by one (same seqs, hashes, details); a
+    bad event refuses the whole batch before anything is written."""
+    events = [AuditEvent("taken", T0, message_id="a" * 32, detail={"name": "Tờ trình.pdf"}),
+              AuditEvent("sent", T1, peer="so-tu-phap", message_id="a" * 32,
+                         digest="d" * 64, detail={"bytes": 7}),
+              AuditEvent("peer-added", T2, peer="so-tai-chinh")]
+    other = open_store(new_store_url())
+    try:
+        with store.transaction():
+            store.append_audit("node-started", T0, detail={"n": 0})
+            batch = store.append_audits(events)
+        other.append_audit("node-started", T0, detail={"n": 0})
+        alone = [other.append_audit(e.kind, e.time, peer=e.peer, message_id=e.message_id,
+                                    digest=e.digest, detail=e.detail) for e in events]
+        assert batch == alone and [e.seq for e in batch] == [2, 3, 4]
+        assert store.audit_entries() == other.audit_entries()
+        assert verify_chain(store.audit_entries()) == store.audit_tip() == (4, batch[-1].hash)
+    finally:
+        other.close()
+    with pytest.raises(ValueError):
+        store.append_audits([AuditEvent("received", T3), AuditEvent("", T3)])
+    assert store.audit_tip()[0] == 4 and store.append_audits([]) == []
 
 
 def tamper(store_url: str, sql: str) -> None:
