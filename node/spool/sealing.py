@@ -21,6 +21,10 @@ trailer (public too: the trailer is sealed into the last chunk when sent), in th
 file and fsync. Its header token names no file name, size or metadata; the spool folder's
 own records (``intake.json``) are the sender's, never sent.
 
+A small file is sealed before it is taken (``seal_opened``, node/outbox/file_work.py): its
+stream ends (stream header, then any trailer) are kept in its ``intake.json`` instead, written
+and fsynced with the record; ``kept_stream_ends`` finds them, a file beside the payload first.
+
 A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: level with
 reading first on the shared benchmark machine, docs/benchmarks.md) is not read at all before
 it is offered: its header needs no digest, so sealing only signs the header and keeps the stream
