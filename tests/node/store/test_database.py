@@ -236,6 +236,25 @@ def test_offer_progress_and_errors_are_recorded(store: Store) -> None:
         store.record_progress(message_id, BOB.node_id, 1)
 
 
+def test_transfer_notes_are_recorded_together_or_not_at_all(store: Store) -> None:
+    """``record_transfers`` (a link's notes in one statement per kind) records what
+    ``record_offer`` and ``record_progress`` would; a note naming a missing delivery raises
+    NotFound and, in the caller's savepoint, none of the unit is kept."""
+    first = store.add_dispatch(make_dispatch(1, (ALICE.node_id, BOB.node_id)), T0).message_id
+    second = store.add_dispatch(make_dispatch(2, (ALICE.node_id,)), T0).message_id
+    store.record_transfers([(first, ALICE.node_id, T1), (first, BOB.node_id, T1),
+                            (second, ALICE.node_id, T2), (first, ALICE.node_id, T2)],
+                           [(first, ALICE.node_id, 4096), (second, ALICE.node_id, 10)])
+    rows = {m: store.get_dispatch(m) for m in (first, second)}
+    seen = {(m, d.peer_node_id): (d.attempts, d.offered_at, d.bytes_sent)
+            for m, row in rows.items() for d in row.deliveries}  # type: ignore[union-attr]
+    assert seen == {(first, ALICE.node_id): (2, T2, 4096), (first, BOB.node_id): (1, T1, 0),
+                    (second, ALICE.node_id): (1, T2, 10)}
+    with pytest.raises(NotFound), store.transaction(), store.savepoint():
+        store.record_transfers([(second, ALICE.node_id, T3), (second, BOB.node_id, T3)], [])
+    assert store.get_dispatch(second).deliveries[0].attempts == 1  # type: ignore[union-attr]
+
+
 def test_receipts_are_idempotent_and_all_delivered_only_at_the_last(store: Store) -> None:
     """all_delivered is False until every recipient receipted; repeats answer the same."""
     message_id = store.add_dispatch(make_dispatch(1, (ALICE.node_id, BOB.node_id)), T0).message_id
