@@ -66,7 +66,7 @@ def _summary(path: Path, top: int) -> str:
     samples = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():  # a line cut short when py-spy stopped
             continue
         count = int(count_text)
         frames = stack.split(";")

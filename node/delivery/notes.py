@@ -31,6 +31,7 @@ from lienthong.node.core.background import in_background
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 
 log = Logger(namespace="lienthong.node.delivery")
@@ -46,6 +47,9 @@ class Note:
     message_id: str
     detail: dict[str, Any]
     time: str
+    #: ``offered``: the time recorded as offered; ``sent``: the bytes sent (the value ``write``
+    #: records, for ``Store.record_transfers``, which writes a unit's notes together).
+    value: Any = None
 
 
 def write_notes(store: Store, notes: list[Note]) -> list[tuple[str, str]]:
@@ -55,8 +59,18 @@ def write_notes(store: Store, notes: list[Note]) -> list[tuple[str, str]]:
     with store.transaction():
         try:
             with store.savepoint():
-                for note in notes:
-                    _write_one(store, note)
+                if all(note.kind in ("offered", "sent") for note in notes):
+                    # One UPDATE statement per kind for the unit (executemany).
+                    store.record_transfers(
+                        [(n.message_id, n.peer, n.value) for n in notes if n.kind == "offered"],
+                        [(n.message_id, n.peer, n.value) for n in notes if n.kind == "sent"])
+                else:
+                    for note in notes:
+                        note.write(store)
+                # The notes' audit entries in their order, in one INSERT.
+                store.append_audits([AuditEvent(note.kind, note.time, peer=note.peer,
+                                                message_id=note.message_id,
+                                                detail=note.detail) for note in notes])
                 # Every note of the unit is written, none committed.
                 failpoint("sender-before-transfer-notes-committed")
         except Exception:  # noqa: BLE001 - written one by one below, to find which
@@ -94,12 +108,13 @@ class TransferNotes:
         """One more attempt to send ``message_id`` to ``peer`` began (at ``offset``)."""
         now = self._rt.now_text()
         self.add(Note(lambda store: store.record_offer(message_id, peer, now), "offered",
-                      peer, message_id, {"offset": offset}, rfc3339_ms(self._rt.now())))
+                      peer, message_id, {"offset": offset}, rfc3339_ms(self._rt.now()), now))
 
     def sent(self, message_id: str, peer: str, sent_bytes: int) -> None:
         """Every byte of ``message_id`` went out to ``peer``."""
         self.add(Note(lambda store: store.record_progress(message_id, peer, sent_bytes), "sent",
-                      peer, message_id, {"bytes": sent_bytes}, rfc3339_ms(self._rt.now())))
+                      peer, message_id, {"bytes": sent_bytes}, rfc3339_ms(self._rt.now()),
+                      sent_bytes))
 
     def add(self, note: Note) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import DispatchRow, PeerRevoked, StoreError
 
@@ -68,6 +69,8 @@ def record_receipts(store: Store, peer: str, batch: list[VerifiedReceipt], now: 
     with store.transaction():
         outcomes = store.record_receipts(peer, [(item.message_id, item.token) for item in batch],
                                          now)
+        # The entries in the receipts' order, in one INSERT (``fail_delivery`` appends none).
+        events: list[AuditEvent] = []
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, PeerRevoked):
                 # Too late: the revocation committed first. The delivery fails here, in the
@@ -77,15 +80,17 @@ def record_receipts(store: Store, peer: str, batch: list[VerifiedReceipt], now: 
                     store.fail_delivery(item.message_id, peer, reason, now)
                 except StoreError:
                     pass  # already delivered (a repeated receipt) or unknown: nothing to fail
-                store.append_audit("receipt-refused", now_ms, peer=peer,
-                                   message_id=item.message_id, digest=item.digest,
-                                   detail={"code": outcome.code, "reason": reason})
+                events.append(AuditEvent("receipt-refused", now_ms, peer=peer,
+                                         message_id=item.message_id, digest=item.digest,
+                                         detail={"code": outcome.code, "reason": reason}))
                 continue
             if isinstance(outcome, Exception):
                 continue
-            store.append_audit("receipt-verified", now_ms, peer=peer, message_id=item.message_id,
-                               digest=item.digest, detail={"receipt_time": item.receipt_time,
-                                                           "duplicate": item.already})
+            events.append(AuditEvent("receipt-verified", now_ms, peer=peer,
+                                     message_id=item.message_id, digest=item.digest,
+                                     detail={"receipt_time": item.receipt_time,
+                                             "duplicate": item.already}))
+        store.append_audits(events)
         done = [item.message_id for item, outcome in zip(batch, outcomes, strict=True)
                 if outcome is True]
         dispatches = store.dispatches_by_ids(done)

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import DispatchRow, NewDispatch
 
@@ -47,12 +48,18 @@ class SealedDispatch:
     events: tuple[tuple[str, dict[str, Any]], ...]
 
 
-def _append_events(store: Store, events: Events, now_ms: str) -> None:
+def _audit_events(events: Events, now_ms: str) -> list[AuditEvent]:
+    out = []
     for kind, fields in events:
         fields = dict(fields)
-        store.append_audit(kind, now_ms, peer=fields.pop("peer", None),
-                           message_id=fields.pop("message_id", None),
-                           digest=fields.pop("digest", None), detail=fields)
+        out.append(AuditEvent(kind, now_ms, peer=fields.pop("peer", None),
+                              message_id=fields.pop("message_id", None),
+                              digest=fields.pop("digest", None), detail=fields))
+    return out
+
+
+def _append_events(store: Store, events: Events, now_ms: str) -> None:
+    store.append_audits(_audit_events(events, now_ms))
 
 
 def record_dispatches(store: Store, batch: Sequence[SealedDispatch], now: str,
@@ -65,8 +72,9 @@ def record_dispatches(store: Store, batch: Sequence[SealedDispatch], now: str,
             with store.savepoint():
                 rows: list[DispatchRow | Exception] = list(
                     store.add_dispatches([item.dispatch for item in batch], now))
-                for item in batch:
-                    _append_events(store, item.events, now_ms)
+                # Every document's entries in its order, in one INSERT for the batch.
+                store.append_audits([event for item in batch
+                                     for event in _audit_events(item.events, now_ms)])
                 # Every row and audit entry of the batch is written, none committed.
                 failpoint("sender-before-dispatches-committed")
         except Exception:  # noqa: BLE001 - recorded one by one below, to find which

@@ -29,7 +29,7 @@ from lienthong.node.outbox.sidecars import SidecarFound
 from lienthong.node.outbox.walk import when_text
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
-from lienthong.node.spool.sealing import seal_spooled
+from lienthong.node.spool.sealing import SEALED_ONLY_KINDS, seal_opened, seal_spooled
 from lienthong.protocol.sealing import SealedEnvelope
 
 #: Room kept in a failed/ name for the reason file written beside it.
@@ -50,8 +50,11 @@ def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
     keys and reports that itself after the take, as before.
 
     The envelope is sealed with ``take["meta"]`` as validated (it is also in ``intake.json``;
-    reading it back cost a file read per document). The new folder is fsynced once, after
-    the stream header is written, together with ``spool/`` and the outbox folder: before
+    reading it back cost a file read per document). A small file without a sidecar is sealed
+    before it is taken, through the take's checked descriptor, and its stream ends are
+    written with its ``intake.json`` (``_seal_before_take``); any other is sealed after the
+    take and its ends kept in a file beside the payload. The new folder is fsynced once,
+    after its last entry is written, together with ``spool/`` and the outbox folder: before
     this function returns, or -- ``syncs`` given, a batch -- when the batch flushes it, which
     is still before anything is recorded about the document (``intake.DirSyncs``).
 
@@ -67,13 +70,20 @@ def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
     if unless_exists is not None and os.path.lexists(unless_exists):
         raise SidecarFound(str(unless_exists))
     deferred = None if adopt_sidecar is not None else syncs if syncs is not None else DirSyncs()
+    early: list[tuple[dict[str, Any], SealedEnvelope]] = []
+    preseal = None
+    if adopt_sidecar is None and seal is not None:
+        def preseal(fd: int, record: dict[str, Any]) -> bytes | None:
+            return _seal_before_take(fd, record, take.get("meta"), seal, early)
     try:
-        taken = take_file(path, **take, syncs=deferred)
+        taken = take_file(path, **take, syncs=deferred, preseal=preseal)
         if adopt_sidecar is not None:
             adopt_sidecar()
         failpoint("sender-after-take")
         if seal is None:
             return taken, None
+        if early:
+            return taken, early[0]
         try:
             meta = (strict_json_object(canonical_json(take["meta"]))
                     if take.get("meta") is not None else {})
@@ -85,6 +95,44 @@ def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
     finally:
         if deferred is not None and deferred is not syncs:
             deferred.flush()
+
+
+#: Files up to this size are sealed before they are taken (``_seal_before_take``); larger
+#: ones are taken first, out of the clerk's way, and then read (as ``batches.ALONE_BYTES``).
+PRESEAL_BYTES = 4 * 1024 * 1024
+
+
+def _seal_before_take(fd: int, record: dict[str, Any], meta: dict[str, Any] | None,
+                      seal: dict[str, Any],
+                      early: list[tuple[dict[str, Any], SealedEnvelope]]) -> bytes | None:
+    """Seal a small file through the take's checked descriptor, before its record is
+    written (node/outbox/intake.py, "Sealed before the take"); its stream ends for the record,
+    and the metadata as signed and the envelope appended to ``early``.
+
+    None (sealed after the take instead, as before): a large file, one a v3 envelope offers
+    before reading it (``streamed_above``), or any sealing error -- sealing after the take
+    meets it again and reports it with the file taken, as it always did."""
+    signed = strict_json_object(canonical_json(meta)) if meta is not None else {}
+    version = 3 if signed.get("kind") in SEALED_ONLY_KINDS else seal.get("version", 2)
+    size = record["size"]
+    streamed = seal.get("streamed_above")
+    if size > PRESEAL_BYTES or (version >= 3 and streamed is not None and size > streamed):
+        return None
+    if record["hint"] and "folder_hint" not in signed:
+        signed["folder_hint"] = record["hint"]
+    try:
+        with open(fd, "rb", closefd=False) as source:
+            source.seek(0)
+            sealed, ends = seal_opened(
+                source, node_keys=seal["node_keys"], recipients=seal["recipients"],
+                name=record["original_name"], message_id=record["message_id"],
+                created=seal["created"], meta=signed, version=version)
+    except Exception:  # noqa: BLE001 - sealed again after the take, which reports it
+        return None
+    if sealed.header.size != size:
+        return None
+    early.append((signed, sealed))
+    return ends
 
 
 def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] | None,

@@ -16,7 +16,8 @@ may leave the office happens here, on the file itself, in a fixed order (docs/de
    hang us, a symlink cannot be followed) and check that the descriptor is the very inode
    we looked at, and that it still passes step 2.
 4. Create ``spool/<message_id>/`` (0700), write ``intake.json`` (which, since version 2,
-   also holds ``meta``, the validated envelope metadata, when the caller gives it) there and
+   also holds ``meta``, the validated envelope metadata, when the caller gives it; since
+   version 3, the stream ends of a document sealed before its take: see below) there and
    fsync it, *then* rename the file to ``spool/<message_id>/payload``: a crash leaves either a
    folder with ``intake.json`` and no payload (nothing was taken; the file is still in the
    outbox) or a complete pair that ``recover_spool`` reports -- with its metadata already in
@@ -34,6 +35,17 @@ may leave the office happens here, on the file itself, in a fixed order (docs/de
 
 A file that a writer keeps open and changes *after* step 5 is still possible; the packager
 must ``fstat`` before and after hashing the payload and refuse a mismatch.
+
+Sealed before the take (``preseal``, the outbox's small files: node/outbox/file_work.py).
+Between steps 3 and 4 the file is read and sealed through the descriptor checked in step 3,
+and the public ends of the envelope's stream go into ``intake.json``: written and fsynced
+with the record, they need no ``stream-ends.bin`` of their own (one file, one fsync and one
+inode fewer per document; docs/benchmarks.md, History 47). Step 5 then also proves the
+sealed bytes are the taken ones: the same inode, size and mtime as when it was opened,
+before the reading. A crash while sealing leaves the file in the outbox and no spool folder
+(it is taken again); a crash after the take leaves a complete pair whose recorded ends are
+of no use without the header token, which only the dispatch row holds: recovery seals it
+again and keeps the new ends in a file, which wins over the record (docs/design.md §6).
 
 The folder fsyncs that make the take durable (the new folder's entries, its entry in
 ``spool/``, the file's absence from the outbox folder) are done before ``take_file``
@@ -54,6 +66,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +126,24 @@ class DirSyncs:
                 os.close(fd)
 
 
+#: Seals the checked, open file before it is taken (``fd``, the record so far): its stream
+#: ends to record in ``intake.json``, or None (not sealed: it is sealed after the take).
+Preseal = Callable[[int, dict[str, Any]], "bytes | None"]
+
+
 def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
               max_bytes: int, now: str, allow_empty: bool = False,
-              meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
+              meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None,
+              preseal: Preseal | None = None) -> TakenFile:
     """Move ``path`` (inside ``outbox``) to ``spool_dir/<message_id>/payload`` or raise Refused.
 
     ``outbox`` is needed to name the target and to reach the file without following any
     symbolic link below the outbox. ``now`` is recorded as the time taken. ``meta`` (the
     envelope metadata validated from the sidecar) is written into ``intake.json``, so a
     taken document is never without it. ``syncs``: the folder fsyncs are owed to it instead
-    of done here (the module docstring says when that is safe).
+    of done here (the module docstring says when that is safe). ``preseal``: the file is
+    sealed through the checked descriptor before its record is written (module docstring,
+    step 4), and the stream ends it returns go into the record.
     """
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"message ID {message_id!r} is not a safe folder name")
@@ -131,14 +152,15 @@ def take_file(path: Path, *, outbox: Path, spool_dir: Path, message_id: str,
     try:
         return _take(path, parts, parent_fd, spool_dir=spool_dir, message_id=message_id,
                      max_bytes=max_bytes, now=now, allow_empty=allow_empty, meta=meta,
-                     syncs=syncs)
+                     syncs=syncs, preseal=preseal)
     finally:
         os.close(parent_fd)
 
 
 def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path,
           message_id: str, max_bytes: int, now: str, allow_empty: bool,
-          meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None) -> TakenFile:
+          meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None,
+          preseal: Preseal | None = None) -> TakenFile:
     name = parts[-1]
     seen = _lstat(parent_fd, name, path)
     _check_kind(seen, path)
@@ -163,7 +185,10 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
                   "target": target, "original_name": original_name, "hint": hint,
                   "size": opened.st_size, "mtime_ns": opened.st_mtime_ns, "taken_at": now,
-                  "meta": meta}
+                  "meta": meta, "stream_ends": None}
+        if preseal is not None:
+            ends = preseal(fd, record)
+            record["stream_ends"] = ends.hex() if ends is not None else None
         spool_fd = os.open(spool_dir, DIR_FLAGS)
         try:
             os.mkdir(message_id, 0o700, dir_fd=spool_fd)

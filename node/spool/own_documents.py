@@ -34,7 +34,8 @@ def spool_bytes(spool_dir: Path, *, message_id: str, name: str, data: bytes, tar
     stat = os.stat(folder / PAYLOAD_FILE)
     record = {"format": INTAKE_FORMAT, "version": INTAKE_VERSION, "message_id": message_id,
               "target": target, "original_name": name, "hint": None, "size": len(data),
-              "mtime_ns": stat.st_mtime_ns, "taken_at": now, "meta": dict(meta)}
+              "mtime_ns": stat.st_mtime_ns, "taken_at": now, "meta": dict(meta),
+              "stream_ends": None}
     write_synced(folder / INTAKE_FILE, canonical_json(record))
     fsync_dir(folder)
     fsync_dir(spool_dir)

@@ -11,10 +11,19 @@ below both, so the spool never has to import the outbox to read its own folders.
 Spool folders written before intake version 2 keep the metadata in a separate ``meta.json``;
 :func:`read_meta` still reads it, so a folder an older version left behind is still sealed and
 delivered after an upgrade.
+
+Since version 3 the record also holds ``stream_ends`` (hex; null when the document was not
+sealed before its take): a small file is sealed while it is still in the outbox, so the
+public ends of its envelope's stream (the 24-byte stream header, then a v3 envelope's signed
+trailer) are written and fsynced with the record, not in a ``stream-ends.bin`` of their own
+(one file and one fsync fewer per document; node/outbox/intake.py, docs/design.md §6). A
+folder of versions 1 and 2 keeps them beside the payload, as does any sealing after the take
+(node/spool/sealing.py, ``kept_stream_ends``: the file wins).
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +34,13 @@ INTAKE_FILE = "intake.json"
 META_FILE = "meta.json"
 PAYLOAD_FILE = "payload"
 INTAKE_FORMAT = "lienthong-intake"
-INTAKE_VERSION = 2
-#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``).
-INTAKE_VERSIONS = (1, 2)
+INTAKE_VERSION = 3
+#: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``),
+#: version 2 no ``stream_ends``.
+INTAKE_VERSIONS = (1, 2, 3)
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_HEX = re.compile(r"(?:[0-9a-f]{2}){1,1024}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +84,26 @@ def read_record(path: Path) -> dict[str, Any]:
                                                  or version not in INTAKE_VERSIONS):
         raise ValueError("unknown format or version")
     expected = {"format", "version", "message_id", "target", "original_name", "hint", "size",
-                "mtime_ns", "taken_at"} | ({"meta"} if version >= 2 else set())
+                "mtime_ns", "taken_at"} | ({"meta"} if version >= 2 else set()) | (
+                    {"stream_ends"} if version >= 3 else set())
     if set(record) != expected:
         raise ValueError(f"fields {sorted(set(record) ^ expected)} are wrong")
     if record.get("meta") is not None and not isinstance(record["meta"], dict):
         raise ValueError("meta is not an object")
+    ends = record.get("stream_ends")
+    if ends is not None and (not isinstance(ends, str) or not _HEX.fullmatch(ends)):
+        raise ValueError("stream_ends is not hex")
     return record
+
+
+def recorded_stream_ends(folder: Path) -> bytes | None:
+    """The stream ends recorded in a folder's ``intake.json`` by a sealing before the take, or
+    None (none recorded, no record, or an older version's record)."""
+    try:
+        ends = read_record(folder / INTAKE_FILE).get("stream_ends")
+    except FileNotFoundError:
+        return None
+    return bytes.fromhex(ends) if ends is not None else None
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

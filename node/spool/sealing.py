@@ -21,6 +21,10 @@ trailer (public too: the trailer is sealed into the last chunk when sent), in th
 file and fsync. Its header token names no file name, size or metadata; the spool folder's
 own records (``intake.json``) are the sender's, never sent.
 
+A small file is sealed before it is taken (``seal_opened``, node/outbox/file_work.py): its
+stream ends (stream header, then any trailer) are kept in its ``intake.json`` instead, written
+and fsynced with the record; ``kept_stream_ends`` finds them, a file beside the payload first.
+
 A v3 document larger than ``delivery.streamed_seal_above_mib`` (off by default: level with
 reading first on the shared benchmark machine, docs/benchmarks.md) is not read at all before
 it is offered: its header needs no digest, so sealing only signs the header and keeps the stream
@@ -53,7 +57,7 @@ from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hashing import BackgroundDigest
 from lienthong.node.core.home import fsync_dir, write_synced
-from lienthong.node.spool.record import PAYLOAD_FILE
+from lienthong.node.spool.record import PAYLOAD_FILE, recorded_stream_ends
 from lienthong.protocol.envelope import (
     EnvelopeHeader,
     check_trailer,
@@ -117,35 +121,51 @@ def seal_spooled(spool_dir: Path, *, node_keys: NodeKeys,
         if sync_folder:
             fsync_dir(spool_dir)
         return SealedEnvelope(header_token=sealer.header_token, header=sealer.header, tail=b"")
-    # Hashed on a second thread while the next block is read (node/core/hashing.py).
-    hasher = BackgroundDigest()
     with open(spool_dir / PAYLOAD_FILE, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
-        sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
-                        sender_key=(current.kid, current.private.public_key),
-                        recipients=recipients, name=name, size=size, message_id=message_id,
-                        created=created, meta=meta, plaintext_digest=hasher, version=version,
-                        priority=_priority(meta))
-        try:
-            sealer.digest(b"")   # hash only: the ciphertext is made while sending
-            while block := source.read(READ_SIZE):
-                sealer.digest(block)
-                failpoint("sender-during-seal")
-            try:
-                sealed = sealer.finish()
-            except Exception as exc:
-                raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
-        finally:
-            hasher.close()   # ends the hashing thread also when reading failed
-    # A reseal after a crash rewrites it (a new sealing has a new key and stream header).
-    if sealed.trailer is not None:
-        write_synced(spool_dir / STREAM_ENDS, sealer.stream_header + sealed.trailer,
-                     exclusive=False)
-    else:
-        write_synced(spool_dir / STREAM_HEADER, sealer.stream_header, exclusive=False)
+        sealed, ends = seal_opened(source, node_keys=node_keys, recipients=recipients,
+                                   name=name, message_id=message_id, created=created,
+                                   meta=meta, version=version)
+    # A reseal after a crash rewrites it (a new sealing has a new key and stream header); a
+    # file here wins over the stream ends an earlier sealing left in ``intake.json``.
+    write_synced(spool_dir / (STREAM_ENDS if sealed.trailer is not None else STREAM_HEADER),
+                 ends, exclusive=False)
     if sync_folder:
         fsync_dir(spool_dir)
     return sealed
+
+
+def seal_opened(source: BinaryIO, *, node_keys: NodeKeys,
+                recipients: Mapping[str, tuple[str, nacl.public.PublicKey]], name: str,
+                message_id: str, created: str, meta: Mapping[str, Any] | None = None,
+                version: int = 2) -> tuple[SealedEnvelope, bytes]:
+    """Hash the open plaintext ``source`` (from where it stands to its end), seal its file key
+    for ``recipients`` and sign; the envelope, and its stream ends to keep (the 24-byte stream
+    header, then the v3 trailer): nothing is written. The outbox seals a small file this way
+    before it is taken, so the stream ends go into ``intake.json`` instead of a file of their
+    own (node/outbox/intake.py)."""
+    if isinstance(meta, Mapping) and meta.get("kind") in SEALED_ONLY_KINDS:
+        version = 3
+    current = node_keys.current_encryption
+    # Hashed on a second thread while the next block is read (node/core/hashing.py).
+    hasher = BackgroundDigest()
+    size = os.fstat(source.fileno()).st_size - source.tell()
+    sealer = Sealer(identity=node_keys.identity, sender=node_keys.node_id,
+                    sender_key=(current.kid, current.private.public_key),
+                    recipients=recipients, name=name, size=size, message_id=message_id,
+                    created=created, meta=meta, plaintext_digest=hasher, version=version,
+                    priority=_priority(meta))
+    try:
+        sealer.digest(b"")   # hash only: the ciphertext is made while sending
+        while block := source.read(READ_SIZE):
+            sealer.digest(block)
+            failpoint("sender-during-seal")
+        try:
+            sealed = sealer.finish()
+        except Exception as exc:
+            raise ChangedWhileSealing(f"{name!r} changed size while it was sealed") from exc
+    finally:
+        hasher.close()   # ends the hashing thread also when reading failed
+    return sealed, sealer.stream_header + (sealed.trailer or b"")
 
 
 def _priority(meta: Mapping[str, Any] | None) -> int:
@@ -225,7 +245,8 @@ class EnvelopeSource:
         self._signer: nacl.signing.SigningKey | None = None
         self._on_trailer = on_trailer
         self._digest: FileDigest | None = None
-        if header.trailer_bytes and not (self._spool / STREAM_ENDS).exists():
+        ends = kept_stream_ends(self._spool, HEADER_BYTES + header.trailer_bytes)
+        if header.trailer_bytes and ends is None:
             if signer is None or node_id_from_public_key(
                     signer.verify_key.encode()) != header.sender:
                 raise OSError(f"the trailer of {header.message_id} is not signed yet and "
@@ -238,15 +259,11 @@ class EnvelopeSource:
             # The whole plaintext is hashed from byte 0, whatever offset this source is sent
             # from, on a thread of its own reading the file alongside the encryption.
             self._digest = FileDigest(self._spool / PAYLOAD_FILE)
-        elif header.trailer_bytes:
-            ends = (self._spool / STREAM_ENDS).read_bytes()
-            if len(ends) != HEADER_BYTES + header.trailer_bytes:
-                raise OSError(f"{STREAM_ENDS} of {header.message_id} is damaged")
-            self._stream_header, self._trailer = ends[:HEADER_BYTES], ends[HEADER_BYTES:]
+        elif ends is None or len(ends) != HEADER_BYTES + header.trailer_bytes:
+            raise OSError(f"the stream ends of {header.message_id} are missing or damaged")
         else:
-            self._stream_header = (self._spool / STREAM_HEADER).read_bytes()
-            if len(self._stream_header) != HEADER_BYTES:
-                raise OSError(f"{STREAM_HEADER} of {header.message_id} is damaged")
+            self._stream_header = ends[:HEADER_BYTES]
+            self._trailer = ends[HEADER_BYTES:] if header.trailer_bytes else None
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
         self._restart()
 
@@ -334,6 +351,25 @@ class EnvelopeSource:
         self._plain.close()
         if self._digest is not None:
             self._digest.close()
+
+
+def kept_stream_ends(spool_dir: Path, length: int) -> bytes | None:
+    """The stream ends kept for a sealed document (the stream header, then a v3 trailer; or
+    the stream header alone, ``length`` 24, for a v2 envelope), or None when none are kept (a
+    streamed seal whose trailer is not signed yet).
+
+    A file beside the payload wins (``stream-ends.bin``, else ``stream-header.bin``): it is
+    what a sealing after the take wrote, a reseal after a crash included. Without one, the
+    ends recorded in ``intake.json`` by a sealing before the take (node/outbox/intake.py).
+    The length names which: a v2 header has no trailer."""
+    try:
+        return (spool_dir / (STREAM_ENDS if length > HEADER_BYTES else STREAM_HEADER)
+                ).read_bytes()
+    except FileNotFoundError:
+        pass
+    if length > HEADER_BYTES and (spool_dir / STREAM_HEADER).exists():
+        return None  # a streamed seal (or a reseal as one): its trailer is not signed yet
+    return recorded_stream_ends(spool_dir)
 
 
 def keep_stream_ends(spool_dir: Path, ends: bytes, message_id: str) -> None:

@@ -255,6 +255,29 @@ class OutgoingMethods(StoreBase):
             if result.rowcount == 0:
                 raise NotFound(f"message {message_id} has no delivery to {peer_node_id}")
 
+    def record_transfers(self, offers: Sequence[tuple[str, str, str]],
+                         progress: Sequence[tuple[str, str, int]]) -> None:
+        """``record_offer`` for each of ``offers`` (message ID, peer, time) and
+        ``record_progress`` for each of ``progress`` (message ID, peer, bytes sent): one
+        statement per kind for all of them (a link's transfer notes, node/delivery/notes.py).
+        NotFound if a delivery is missing; the caller's savepoint then keeps none of them."""
+        for _, _, now in offers:
+            check_time(now)
+        with self.transaction() as conn:
+            for statement, rows in (
+                    (_COUNT_ATTEMPT, [{"w_mid": mid, "w_peer": peer, "offered_at": now}
+                                      for mid, peer, now in offers]),
+                    (_UPDATE_DELIVERY, [{"w_mid": mid, "w_peer": peer, "bytes_sent": sent}
+                                        for mid, peer, sent in progress])):
+                # A (message, peer) names at most one delivery: all were there iff the count
+                # of rows changed is the count of notes.
+                if len(rows) > 1 and conn.dialect.supports_sane_multi_rowcount:
+                    changed = conn.execute(statement, rows).rowcount
+                else:
+                    changed = sum(conn.execute(statement, row).rowcount for row in rows)
+                if changed != len(rows):
+                    raise NotFound("a transfer note names a delivery that is not there")
+
     def record_progress(self, message_id: str, peer_node_id: str, bytes_sent: int) -> None:
         """How far a transfer got (cheap; callers throttle how often they call it)."""
         with self.transaction() as conn:

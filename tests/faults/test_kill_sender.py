@@ -21,6 +21,9 @@ from tests.integration.harness import check_delivered, sent_all, wait_for, write
 SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
 
 
+#: A small document: sealed before it is taken, its stream ends kept in its ``intake.json``.
+SMALL = 10 * 1024
+
 #: The stages where the envelope's form matters (sealing, resuming the re-created stream, the
 #: receipt) with the document sealed as v2 and as v3 (alpha already knows beta speaks
 #: protocol 2, as after any earlier connection).
@@ -28,9 +31,12 @@ ENVELOPES = pytest.mark.parametrize("envelope", [2, 3])
 
 
 def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-def]
-                      envelope: int = 2, streamed: bool = False) -> tuple:
+                      envelope: int = 2, streamed: bool = False, size: int = SIZE,
+                      still_in_outbox: bool = False) -> tuple:
     """``streamed``: ``delivery.streamed_seal_above_mib = 1``, so the document (over 1 MiB)
-    is offered before it is read (docs/design.md §5.3)."""
+    is offered before it is read (docs/design.md §5.3). ``size``: SMALL is sealed before its
+    take (node/outbox/file_work.py); ``still_in_outbox``: the kill came before the take, so
+    the file must still be in the outbox and nothing in the spool."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
     if envelope == 3:
@@ -42,11 +48,14 @@ def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-
     beta.start()
     alpha.start(extra_env={"LIENTHONG_FAILPOINT": stage})
     original = tmp_path / "original.pdf"
-    write_large_file(original, SIZE)
+    write_large_file(original, size)
     (alpha.outbox / "beta").mkdir(parents=True, exist_ok=True)
     alpha.drop("beta", "cong-van.pdf", original.read_bytes())
     code = alpha.wait_exit(timeout=60)
     assert code == -9, f"alpha exited with {code}, not SIGKILL, at {stage}:\n{alpha.log_text()}"
+    if still_in_outbox:
+        assert (alpha.outbox / "beta" / "cong-van.pdf").read_bytes() == original.read_bytes()
+        assert os.listdir(alpha.home / "spool") == []
     alpha.start()
     wait_for(lambda: sent_all(alpha, 1), timeout=60, what=f"delivery after a kill at {stage}")
     check_delivered(alpha, [beta], {"cong-van.pdf": original})
@@ -102,6 +111,30 @@ def test_kill_during_sealing(network, tmp_path, envelope: int) -> None:  # type:
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert os.listdir(alpha.home / "spool") == []
+
+
+@ENVELOPES
+def test_kill_while_a_small_file_is_sealed_before_its_take(  # type: ignore[no-untyped-def]
+        network, tmp_path, envelope: int) -> None:
+    """A small file is sealed before it is taken: killed while sealing, it is still in the
+    outbox and nothing is in the spool; the restart takes, seals and sends it once."""
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1", envelope,
+                                    size=SMALL, still_in_outbox=True)
+    _sent_receipt_equals_inbox_receipt(alpha, beta)
+    assert os.listdir(alpha.home / "spool") == []
+
+
+@ENVELOPES
+def test_kill_after_a_small_file_is_taken_with_its_stream_ends_recorded(  # type: ignore[no-untyped-def]
+        network, tmp_path, envelope: int) -> None:
+    """Killed after the take of a file sealed before it: its ``intake.json`` holds stream ends
+    whose header token was never recorded. The restart seals it again (same message ID), keeps
+    the new ends beside the payload, and the document arrives once and verifies."""
+    alpha, beta = _kill_and_recover(network, tmp_path, "sender-after-take", envelope,
+                                    size=SMALL)
+    _sent_receipt_equals_inbox_receipt(alpha, beta)
+    assert len(alpha.query("audit_entries", kind="sealed")) == 1
+    assert not any((alpha.outbox / "beta").iterdir())
 
 
 @ENVELOPES

@@ -17,8 +17,12 @@ from lienthong.node.outbox.file_work import take_and_seal_batch
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.sidecars import SidecarFound, sidecar_of
-from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile
-from lienthong.node.spool.sealing import STREAM_HEADER
+from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile, recorded_stream_ends
+from lienthong.node.spool.recovery import SpoolState, recover_spool
+from lienthong.node.spool.sealing import STREAM_HEADER, kept_stream_ends, open_envelope
+from lienthong.protocol.envelope import decode_header
+from lienthong.protocol.layout import HEADER_BYTES
+from lienthong.protocol.sealing import Opener
 from tests.node.runtimehelp import FakeReactor, InlineWorkers, Office, enrol, make_office
 
 NOW = "2026-11-26T07:00:00.000Z"
@@ -47,7 +51,9 @@ def test_a_batch_fsyncs_shared_folders_once_and_refuses_one_file_alone(
         alpha: Office, monkeypatch: pytest.MonkeyPatch) -> None:
     """Three files, the middle one empty: the other two are taken and sealed, the empty one
     fails with its own refusal; spool/ and the outbox folder are fsynced once for the batch,
-    each document's folder once (after its stream header), before the batch returns."""
+    each document's folder once (after its record), before the batch returns. Each small
+    document was sealed before its take: its stream ends are in its fsynced ``intake.json``,
+    with no file of their own (docs/design.md §6)."""
     rt = alpha.runtime
     folder = rt.config.outbox / "beta"
     folder.mkdir(parents=True)
@@ -71,15 +77,17 @@ def test_a_batch_fsyncs_shared_folders_once_and_refuses_one_file_alone(
         assert isinstance(taken, TakenFile) and not paths[index].exists()
         assert meta["urgency"] == "normal" and sealed.header.size == 10240
         spooled = rt.config.spool / taken.message_id
-        assert sorted(os.listdir(spooled)) == [INTAKE_FILE, PAYLOAD_FILE, STREAM_HEADER]
+        assert sorted(os.listdir(spooled)) == [INTAKE_FILE, PAYLOAD_FILE]
+        assert recorded_stream_ends(spooled) == kept_stream_ends(spooled, HEADER_BYTES)
+        assert len(recorded_stream_ends(spooled) or b"") == HEADER_BYTES  # v2: no trailer
         assert synced.count(str(spooled)) == 1
-        # Each document's own files are fsynced before the folder that names them.
-        assert (synced.index(f"{spooled}/{STREAM_HEADER}") < synced.index(str(spooled)))
+        # Each document's record is fsynced once, before the folder that names it.
+        assert synced.count(f"{spooled}/{INTAKE_FILE}") == 1
         assert synced.index(f"{spooled}/{INTAKE_FILE}") < synced.index(str(spooled))
     assert synced.count(str(rt.config.spool)) == 1
     assert synced.count(str(folder)) == 1
     # The shared folders are fsynced once the batch is done: after the last document's files.
-    last = synced.index(f"{rt.config.spool / results[2][0].message_id}/{STREAM_HEADER}")
+    last = synced.index(f"{rt.config.spool / results[2][0].message_id}/{INTAKE_FILE}")
     assert synced.index(str(rt.config.spool)) > last
     assert synced.index(str(folder)) > last
 
@@ -171,7 +179,7 @@ def test_a_spool_folder_of_the_older_layout_is_still_sealed_and_recorded(
 
 def test_a_new_spool_folder_is_recovered_with_the_metadata_in_its_record(
         alpha: Office) -> None:
-    """A version-2 folder (taken, never recorded) is sealed with the ``meta`` of intake.json."""
+    """A version-3 folder (taken, never recorded) is sealed with the ``meta`` of intake.json."""
     rt = alpha.runtime
     outbox = rt.config.outbox / "beta"
     outbox.mkdir(parents=True)
@@ -181,7 +189,7 @@ def test_a_new_spool_folder_is_recovered_with_the_metadata_in_its_record(
     (result,) = take_and_seal_batch([(item[0], item[1], None, None, None)])  # taken, not sealed
     taken, _ = result
     record = json.loads((taken.spool_path.parent / INTAKE_FILE).read_bytes())
-    assert record["version"] == 2 and record["meta"]["urgency"] == "very-urgent"
+    assert record["version"] == 3 and record["meta"]["urgency"] == "very-urgent"
     done: list[Any] = []
     Outbox(rt, on_dispatch=lambda ids: None).recover().addBoth(done.append)
     assert done == [None]
@@ -229,3 +237,112 @@ def test_a_large_file_gets_a_hop_of_its_own_at_once(alpha: Office) -> None:
     workers.run_next()
     assert [[item[0].name for item in job[1][0]] for job in workers.jobs] == [
         ["large.pdf"], ["urgent.pdf"]]
+
+
+def _beta(office: Office) -> Any:
+    rt = office.runtime
+    (beta,) = rt.directory.resolve_target("beta", rt.config.groups)
+    return beta
+
+
+def _opened_by_beta(office: Office, beta_keys: Any, folder: Path, header_token: str,
+                    header: Any) -> bytes:
+    """The plaintext beta reads from the stream the sender re-creates from ``folder``."""
+    source = open_envelope(folder, header_token, office.runtime.keys)
+    try:
+        ciphertext = b"".join(iter(lambda: source.read(1 << 16), b""))
+    finally:
+        source.close()
+    opener = Opener(header, node_id=_beta(office).node_id,
+                    encryption_keys=beta_keys.encryption_private_by_kid())
+    plain = opener.feed(ciphertext)
+    opener.finish()
+    return plain
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Office, Office]:
+    reactor = FakeReactor()
+    alpha = make_office(tmp_path, "alpha", reactor)
+    beta = make_office(tmp_path, "beta", reactor, port=7444)
+    enrol(alpha, beta)
+    return alpha, beta
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_small_file_sealed_before_its_take_is_sent_from_the_ends_in_its_record(
+        pair: tuple[Office, Office], version: int) -> None:
+    """A small file is sealed before its take: no stream-ends file, the ends in intake.json,
+    and the stream re-created from them is the one the recipient opens (v3: its trailer
+    verifies)."""
+    alpha, beta = pair
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    plain = os.urandom(300_000)
+    (folder / "nho.pdf").write_bytes(plain)
+    (item,) = _items(alpha, [folder / "nho.pdf"])
+    item[2]["version"] = version
+    ((taken, (meta, sealed)),) = take_and_seal_batch([item])
+    spooled = taken.spool_path.parent
+    assert sorted(os.listdir(spooled)) == [INTAKE_FILE, PAYLOAD_FILE]
+    ends = recorded_stream_ends(spooled)
+    assert ends is not None and len(ends) == HEADER_BYTES + sealed.header.trailer_bytes
+    assert (sealed.header.trailer_bytes > 0) == (version == 3)
+    assert _opened_by_beta(alpha, beta.runtime.keys, spooled, sealed.header_token,
+                           sealed.header) == plain
+
+
+def test_a_reseal_after_a_crash_wins_over_the_stream_ends_in_the_record(
+        pair: tuple[Office, Office]) -> None:
+    """Crash after the take, before the dispatch commit: the ends recorded at the take belong
+    to a header token nobody kept. Recovery seals again (a new file key and stream header),
+    keeps the new ends in a file, and that file is what the stream is re-created from."""
+    alpha, beta = pair
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    plain = b"cong van so 7\n" * 700
+    (folder / "cv.txt").write_bytes(plain)
+    (item,) = _items(alpha, [folder / "cv.txt"])
+    ((taken, _),) = take_and_seal_batch([item])   # the dispatch is never recorded
+    spooled = taken.spool_path.parent
+    first = recorded_stream_ends(spooled)
+    done: list[Any] = []
+    Outbox(rt, on_dispatch=lambda ids: None).recover().addBoth(done.append)
+    assert done == [None]
+    (row,) = rt.store.recent_dispatches(5)
+    assert row.message_id == taken.message_id
+    kept = (spooled / STREAM_HEADER).read_bytes()
+    assert kept != first and recorded_stream_ends(spooled) == first
+    header = decode_header(row.header_token)
+    assert _opened_by_beta(alpha, beta.runtime.keys, spooled, row.header_token,
+                           header) == plain
+
+
+def test_a_folder_of_the_previous_layout_is_recovered_and_sent(
+        pair: tuple[Office, Office]) -> None:
+    """An upgrade with work in the spool: a version-2 ``intake.json`` (no ``stream_ends``),
+    taken before the upgrade and never recorded, is read, sealed, recorded and sent."""
+    alpha, beta = pair
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    plain = b"truoc khi nang cap\n" * 300
+    (folder / "cu.txt").write_bytes(plain)
+    (item,) = _items(alpha, [folder / "cu.txt"])
+    ((taken, _),) = take_and_seal_batch([(item[0], item[1], None, None, None)])
+    spooled = taken.spool_path.parent
+    record = json.loads((spooled / INTAKE_FILE).read_bytes())
+    del record["stream_ends"]
+    record["version"] = 2
+    (spooled / INTAKE_FILE).write_bytes(canonical_json(record))
+    (found,) = recover_spool(rt.config.spool)
+    assert found.state is SpoolState.TAKEN and recorded_stream_ends(spooled) is None
+    done: list[Any] = []
+    Outbox(rt, on_dispatch=lambda ids: None).recover().addBoth(done.append)
+    assert done == [None]
+    (row,) = rt.store.recent_dispatches(5)
+    assert row.message_id == taken.message_id
+    assert _opened_by_beta(alpha, beta.runtime.keys, spooled, row.header_token,
+                           decode_header(row.header_token)) == plain

@@ -296,7 +296,7 @@ def test_metadata_is_written_and_fsynced_with_the_record_before_the_move(
     folder = home.spool / MID
     record = json.loads((folder / INTAKE_FILE).read_bytes())
     assert record["meta"] == {"kind": "document", "priority": 0}
-    assert record["version"] == 2
+    assert record["version"] == 3 and record["stream_ends"] is None  # not sealed here
     moved = events.index(("rename", f"x.pdf->{PAYLOAD_FILE}"))
     assert ("fsync", f"{folder}/{INTAKE_FILE}") in events[:moved]
     assert sorted(os.listdir(folder)) == [INTAKE_FILE, PAYLOAD_FILE]

@@ -9,6 +9,7 @@ import pytest
 from lienthong.keys.directory import Directory
 from lienthong.keys.errors import InvalidValue
 from lienthong.node.store.audit_chain import GENESIS_HASH, ChainBroken, SignedHead, verify_chain
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store, open_store
 from lienthong.node.store.records import (
     PRIORITY_FLASH,
@@ -235,6 +236,25 @@ def test_offer_progress_and_errors_are_recorded(store: Store) -> None:
         store.record_progress(message_id, BOB.node_id, 1)
 
 
+def test_transfer_notes_are_recorded_together_or_not_at_all(store: Store) -> None:
+    """``record_transfers`` (a link's notes in one statement per kind) records what
+    ``record_offer`` and ``record_progress`` would; a note naming a missing delivery raises
+    NotFound and, in the caller's savepoint, none of the unit is kept."""
+    first = store.add_dispatch(make_dispatch(1, (ALICE.node_id, BOB.node_id)), T0).message_id
+    second = store.add_dispatch(make_dispatch(2, (ALICE.node_id,)), T0).message_id
+    store.record_transfers([(first, ALICE.node_id, T1), (first, BOB.node_id, T1),
+                            (second, ALICE.node_id, T2), (first, ALICE.node_id, T2)],
+                           [(first, ALICE.node_id, 4096), (second, ALICE.node_id, 10)])
+    rows = {m: store.get_dispatch(m) for m in (first, second)}
+    seen = {(m, d.peer_node_id): (d.attempts, d.offered_at, d.bytes_sent)
+            for m, row in rows.items() for d in row.deliveries}  # type: ignore[union-attr]
+    assert seen == {(first, ALICE.node_id): (2, T2, 4096), (first, BOB.node_id): (1, T1, 0),
+                    (second, ALICE.node_id): (1, T2, 10)}
+    with pytest.raises(NotFound), store.transaction(), store.savepoint():
+        store.record_transfers([(second, ALICE.node_id, T3), (second, BOB.node_id, T3)], [])
+    assert store.get_dispatch(second).deliveries[0].attempts == 1  # type: ignore[union-attr]
+
+
 def test_receipts_are_idempotent_and_all_delivered_only_at_the_last(store: Store) -> None:
     """all_delivered is False until every recipient receipted; repeats answer the same."""
     message_id = store.add_dispatch(make_dispatch(1, (ALICE.node_id, BOB.node_id)), T0).message_id
@@ -380,6 +400,33 @@ def test_audit_chain_appends_and_verifies(store: Store) -> None:
     assert [e.seq for e in store.audit_entries(kind="sent")] == [2]
     assert [e.seq for e in store.audit_entries(after_seq=1, limit=1)] == [2]
     assert entries[0].detail == {"name": "Tờ trình.pdf"}
+
+
+def test_append_audits_writes_the_entries_append_audit_would_in_one_insert(
+        store: Store, new_store_url) -> None:  # type: ignore[no-untyped-def]
+    """A batch of events appended at once, inside a transaction after a single append,
+    chains exactly as the same events appended one by one (same seqs, hashes, details); a
+    bad event refuses the whole batch before anything is written."""
+    events = [AuditEvent("taken", T0, message_id="a" * 32, detail={"name": "Tờ trình.pdf"}),
+              AuditEvent("sent", T1, peer="so-tu-phap", message_id="a" * 32,
+                         digest="d" * 64, detail={"bytes": 7}),
+              AuditEvent("peer-added", T2, peer="so-tai-chinh")]
+    other = open_store(new_store_url())
+    try:
+        with store.transaction():
+            store.append_audit("node-started", T0, detail={"n": 0})
+            batch = store.append_audits(events)
+        other.append_audit("node-started", T0, detail={"n": 0})
+        alone = [other.append_audit(e.kind, e.time, peer=e.peer, message_id=e.message_id,
+                                    digest=e.digest, detail=e.detail) for e in events]
+        assert batch == alone and [e.seq for e in batch] == [2, 3, 4]
+        assert store.audit_entries() == other.audit_entries()
+        assert verify_chain(store.audit_entries()) == store.audit_tip() == (4, batch[-1].hash)
+    finally:
+        other.close()
+    with pytest.raises(ValueError):
+        store.append_audits([AuditEvent("received", T3), AuditEvent("", T3)])
+    assert store.audit_tip()[0] == 4 and store.append_audits([]) == []
 
 
 def tamper(store_url: str, sql: str) -> None:
