@@ -70,3 +70,22 @@ def start_writeback(fd: int) -> None:
     """
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
+
+
+def write_started(fd: int, data: bytes) -> None:
+    """Write ``data`` whole to ``fd`` and start its writeback without waiting: the first half
+    of a batch's fsync pass, ``sync_and_close`` the second."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    start_writeback(fd)
+
+
+def sync_and_close(fds: list[int]) -> None:
+    """fsync each descriptor, then close them all (even when an fsync fails)."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -52,7 +52,7 @@ from lienthong.node.core.names import (
     safe_file_name,
     unique_name,
 )
-from lienthong.node.core.writeback import start_writeback
+from lienthong.node.core.writeback import sync_and_close, write_started
 from lienthong.node.edxml.export import FOLDER_SUFFIX
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.protocol.envelope import EnvelopeHeader
@@ -167,25 +167,12 @@ def start_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
                             (receipt + "\n").encode("ascii"))):
             fd = access.create(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
             fds.append(fd)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            start_writeback(fd)
+            write_started(fd, data)
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
     return fds
-
-
-def sync_and_close(fds: list[int]) -> None:
-    """fsync each descriptor, then close them all (even when an fsync fails)."""
-    try:
-        for fd in fds:
-            os.fsync(fd)
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

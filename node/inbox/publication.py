@@ -49,10 +49,11 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
+from lienthong.node.core.writeback import sync_and_close
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import start_sidecar_files, sync_and_close
+from lienthong.node.inbox.layout import start_sidecar_files
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import NewReceived

@@ -12,9 +12,10 @@ the ones queued meanwhile go together, in the same steps, each step durable befo
 2. a name in ``sent/<target>/`` for each (worker pool; unique within the batch too);
 3. the destinations recorded and the dispatches marked ``sent`` (one transaction): from here a
    crash is completed at the next start (``Outbox.recover`` files it again, idempotently);
-4. every payload renamed into place, receipts and summaries written, ONE fsync of each
-   ``sent/`` folder the batch touched, the sidecar (if the clerk gave one) put beside its
-   document, and only then the spool folders removed (worker pool);
+4. every payload renamed into place, receipts and summaries written and each fsynced (one
+   fsync pass: all written first), ONE fsync of each ``sent/`` folder the batch touched,
+   the sidecar (if the clerk gave one) put beside its document, and only then the spool
+   folders removed (worker pool);
 5. the ``delivered`` audit entries (one transaction).
 
 A document refused by the store in step 3 (it cannot be ``sent``) is left alone and its
@@ -40,6 +41,7 @@ from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, clash_key, safe_file_name, unique_name
 from lienthong.node.core.restricted import restricted_folder
+from lienthong.node.core.writeback import sync_and_close, write_started
 from lienthong.node.documents.metadata import SIDECAR_SUFFIX
 from lienthong.node.documents.petitions import is_petition
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
@@ -229,15 +231,42 @@ def _clashes(folder: Path, given: set[str], name: str) -> bool:
 def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
     """File each document; idempotent, so safe to run again after a crash at any point.
 
-    Every payload is renamed into place first, then each ``sent/`` folder is fsynced once,
-    and only then are the spool folders removed: a crash before that fsync finds the payload
-    still in the spool (or already in place) and this runs again. Every file takes the access
+    Every payload is renamed into place first (its receipts and summary written and fsynced
+    beside it), then each ``sent/`` folder is fsynced once, and only then are the spool
+    folders removed: a crash before that fsync finds the payload still in the spool (or
+    already in place) and this runs again. Every file takes the access
     rule (node/core/access.py), the document too: not the mode or owner the clerk gave it.
     Returns, for each move,
     False when there was nothing left to file (filed before, its spool folder gone).
     """
     folders: dict[Path, None] = {}
     present = []
+    unsynced: list[int] = []   # receipts and summaries written, their fsync still owed
+    try:
+        _place_all(moves, access, folders, present, unsynced)
+    except BaseException:
+        for fd in unsynced:
+            os.close(fd)
+        raise
+    # One fsync pass: every file written and its writeback started, then each fsynced (the
+    # first commits the journal for all), then each folder: a receipt's bytes are durable
+    # before the spool folder that could write it again is gone (a power cut must not leave
+    # an empty receipt in sent/).
+    sync_and_close(unsynced)
+    for folder in folders:
+        fsync_dir(folder)
+    for move, filed in zip(moves, present, strict=True):
+        if not filed:
+            continue
+        sidecar_to_sent(move.spool_folder, move.sent_path, access)
+        remove_spool_folder(move.spool_folder)
+    return present
+
+
+def _place_all(moves: list[_Move], access: AccessPolicy, folders: dict[Path, None],
+               present: list[bool], unsynced: list[int]) -> None:
+    """Rename each payload into ``sent/`` and write its receipts and summary beside it,
+    starting their writeback (``unsynced`` gets the descriptors to fsync)."""
     for move in moves:
         if move.already_sent and not move.spool_folder.exists():
             present.append(False)
@@ -253,19 +282,23 @@ def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
         for node_id, token in move.receipts:
             receipt_file = sent_path.with_name(
                 f"{sent_path.name}.{move.names[node_id]}.receipt.jws")
-            access.write_file(receipt_file, (token + "\n").encode("ascii"))
+            unsynced.append(_write_started(access, receipt_file, (token + "\n").encode("ascii")))
         summary = dict(move.summary, receipts={move.names[n]: n for n, _ in move.receipts})
-        access.write_file(sent_path.with_name(sent_path.name + ".meta.json"), (json.dumps(
-            summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        unsynced.append(_write_started(
+            access, sent_path.with_name(sent_path.name + ".meta.json"),
+            (json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True)
+             + "\n").encode("utf-8")))
         folders[sent_path.parent] = None
-    for folder in folders:
-        fsync_dir(folder)
-    for move, filed in zip(moves, present, strict=True):
-        if not filed:
-            continue
-        sidecar_to_sent(move.spool_folder, move.sent_path, access)
-        remove_spool_folder(move.spool_folder)
-    return present
+
+
+def _write_started(access: AccessPolicy, path: Path, data: bytes) -> int:
+    fd = access.create(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        write_started(fd, data)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 #: What a spool folder holds once its payload and sidecar have gone to sent/ (every layout
