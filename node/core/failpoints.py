@@ -15,7 +15,7 @@ STAGES = frozenset({
     # sender
     "sender-after-take",          # the file is in the spool, nothing sealed or recorded yet
     "sender-during-seal",         # part of the envelope written
-    "sender-before-dispatches-committed",  # a batch's dispatch rows written, not committed
+    "sender-before-dispatches-committed",  # a unit of several dispatch rows written, not committed
     "sender-mid-transfer",        # some DATA frames written to the receiver
     "sender-before-transfer-notes-committed",  # offered/sent notes written, not committed
     "sender-after-trailer-kept",  # a streamed seal's trailer kept, its digest not recorded
