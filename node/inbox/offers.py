@@ -59,7 +59,13 @@ from lienthong.node.inbox.staging import (
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import PeerRevoked, ReceivedRow
-from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header, verify_header
+from lienthong.protocol.envelope import (
+    EnvelopeHeader,
+    decode_header,
+    open_header,
+    open_header_key,
+    verify_header,
+)
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
 from lienthong.protocol.receipt import issue_receipt
@@ -149,9 +155,12 @@ class Offers:
             if receiving is None or header.key_for(receiving.node_id) is None:
                 raise _Refusal("not-addressed-to-us", self._not_ours(header))
             # v3: the name, size and metadata are sealed to the readers; open them now (one
-            # X25519 operation), before deciding anything that depends on them.
-            header = open_header(header, node_id=receiving.node_id,
-                                 encryption_keys=self.rt.keys.encryption_private_by_kid())
+            # X25519 operation), before deciding anything that depends on them. The file key
+            # it opened goes on to the staging stream, which would otherwise open it again
+            # (memory only: never logged, never written).
+            header, file_key = open_header_key(
+                header, node_id=receiving.node_id,
+                encryption_keys=self.rt.keys.encryption_private_by_kid())
             if event.ciphertext_size != header.ciphertext_size:
                 raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
             if header.size > self.rt.config.max_document_bytes:
@@ -215,7 +224,7 @@ class Offers:
                 self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
-                self.rt.keys.encryption_private_by_kid())
+                self.rt.keys.encryption_private_by_kid(), file_key)
         except OSError as exc:
             self.release(peer, mid)
             return self.refuse(peer, mid, "storage-unavailable",
@@ -551,10 +560,12 @@ class Offers:
 
 
 def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str,
-                  encryption_keys: Any) -> tuple[IncomingStream | None, int, int]:
+                  encryption_keys: Any, file_key: bytes | None,
+                  ) -> tuple[IncomingStream | None, int, int]:
     """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
-    shares one hop)."""
-    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys)
+    shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
+    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
+                        file_key=file_key)
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:
