@@ -341,11 +341,14 @@ class Offers:
     # -- END -------------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):
+    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream,
+               last: bytes | memoryview | None = None):
         """After END and after every DATA frame went through ``stream`` (the caller orders
-        them): prove the document and reserve its inbox name (one worker hop), publish and
-        commit it with whatever else finished meanwhile (node/inbox/publication.py), and return the
-        RECEIPT (or a REJECT)."""
+        them), except ``last``, the final DATA frame if it had not been written yet (a small
+        document's whole ciphertext, arriving with its END): write it, prove the document and
+        reserve its inbox name (one worker hop), publish and commit it with whatever else
+        finished meanwhile (node/inbox/publication.py), and return the RECEIPT (or a
+        REJECT)."""
         rt = self.rt
         mid = header.message_id
         # Kept under the identity that signed it (see ``offer``).
@@ -354,7 +357,7 @@ class Offers:
             # The header comes back with its digest proven (v3: by the signed trailer).
             # A large document's proof and fsync take long: it keeps a hop of its own, so
             # the small documents finishing meanwhile do not wait behind it.
-            args = (stream, self.names, self.inbox_folder(signer, header), header.name)
+            args = (stream, self.names, self.inbox_folder(signer, header), header.name, last)
             final, header = yield (self._finishes.call(*args)
                                    if header.ciphertext_size <= BATCHED_FINISH_MAX
                                    else rt.io(_finish_and_reserve, *args))
@@ -574,26 +577,41 @@ def _call(work: Callable[..., Any], *args: Any) -> Any:
 
 
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
-                        name: str) -> tuple[Path, EnvelopeHeader]:
-    """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
-    name; one hop instead of two per document. Returns the name and the proven header."""
+                        name: str, last: bytes | memoryview | None,
+                        ) -> tuple[Path, EnvelopeHeader]:
+    """Worker pool: write ``last`` (see ``_write_last``), prove the document (fsyncing its
+    staging file), then reserve its inbox name; one hop instead of two or three per
+    document. Returns the name and the proven header."""
+    _write_last(stream, last)
     header = stream.finish()
     return _reserve(names, folder, name), header
 
 
+def _write_last(stream: IncomingStream, last: bytes | memoryview | None) -> None:
+    """The document's final DATA frame, when it came with its END and was not written yet: the
+    same decryption into the staging file as any frame (node/inbox/stream.py), in the END's
+    hop rather than a hop of its own. Nothing is durable before the proof and fsync that
+    follow, so a crash here is a crash mid-transfer (docs/design.md §6)."""
+    if last is not None:
+        stream.write(last)
+        failpoint("receiver-last-data-at-end")
+
+
 def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
     """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
-    every staging file proven and its writeback started, then each fsynced (the first fsync
-    commits the journal for all: node/core/writeback.py ``start_writeback``) and its name
-    reserved. Each call's result, or the Failure that stopped it alone."""
+    every final DATA frame that came with its END written, every staging file proven and its
+    writeback started, then each fsynced (the first fsync commits the journal for all:
+    node/core/writeback.py ``start_writeback``) and its name reserved. Each call's result, or
+    the Failure that stopped it alone."""
     proven: list[Any] = []
-    for stream, _names, _folder, _name in calls:
+    for stream, _names, _folder, _name, last in calls:
         try:
+            _write_last(stream, last)
             proven.append(stream.prove())
         except Exception:  # noqa: BLE001 - this document's own failure, handed back
             proven.append(Failure())
     results: list[Any] = []
-    for (stream, names, folder, name), header in zip(calls, proven, strict=True):
+    for (stream, names, folder, name, _last), header in zip(calls, proven, strict=True):
         if isinstance(header, Failure):
             results.append(header)
             continue

@@ -232,7 +232,8 @@ def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
 def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``finish_batch`` (node/inbox/offers.py): every staging file proven and its writeback
-    started before the first fsync; a document cut short fails alone, unfinished."""
+    started before the first fsync, a last frame that came with its END written first; a
+    document cut short fails alone, unfinished."""
     names = InboxNames(lambda: 0.0, AccessPolicy())
     calls = []
     for n in range(3):
@@ -240,8 +241,10 @@ def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         stream = IncomingStream.open(tmp_path / "staging" / f"x{n}", header,
                                      node_id=BOB.node_id,
                                      encryption_keys={BOB.kid: BOB.encryption})
-        stream.write(ciphertext if n != 1 else ciphertext[:-CS])
-        calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin"))
+        # The third's last frame came with its END: the batch writes it before the proofs.
+        last = ciphertext[-CS:] if n == 2 else None
+        stream.write(ciphertext[:-CS] if n else ciphertext)
+        calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin", last))
     order: list[str] = []
     real_prove, real_sync = IncomingStream.prove, IncomingStream.sync
     monkeypatch.setattr(IncomingStream, "prove",
