@@ -178,11 +178,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             # Only whole frames count as activity: a peer dribbling a byte at a time
             # (slow-loris) must not hold the connection open forever.
             self.resetTimeout()
-        for event in events:
-            if self._closed:
-                break
-            self._handle(peer, event)
-        self._write_held()
+        try:
+            for event in events:
+                if self._closed:
+                    break
+                self._handle(peer, event)
+        finally:
+            self._write_held()   # a held frame never outlives its read
 
     def timeoutConnection(self) -> None:  # noqa: N802
         if self.peer is not None:

@@ -55,12 +55,15 @@ class PeerTransport(StringTransport):
 class Wire:
     """The link's latest dial, answered by beta's receiver, with bytes pumped both ways."""
 
-    def __init__(self, net: Net, tap: list[bytes] | None = None, piece: int = 0) -> None:
+    def __init__(self, net: Net, tap: list[bytes] | None = None, piece: int = 0,
+                 alter: Callable[[bytes], bytes] | None = None) -> None:
         """``tap``: collects every byte the sender puts on the wire (the frames, as sent);
-        ``piece``: the receiver reads them that many bytes at a time (0: all at once)."""
+        ``piece``: the receiver reads them that many bytes at a time (0: all at once);
+        ``alter``: changes what the sender sent before the receiver reads it."""
         self.net = net
         self.tap = tap
         self.piece = piece
+        self.alter = alter
         dial = net.reactor.dials[-1]
         self.sender = dial.factory.buildProtocol(None)
         self.receiver = net.receiver_factory.buildProtocol(None)
@@ -84,6 +87,8 @@ class Wire:
                     source.clear()
                     if self.tap is not None and destination is self.receiver:
                         self.tap.append(data)
+                    if self.alter is not None and destination is self.receiver:
+                        data = self.alter(data)
                     step = self.piece if destination is self.receiver and self.piece else \
                         len(data)
                     for start in range(0, len(data), step):
@@ -119,9 +124,10 @@ class Net:
         (row,) = [d for d in self.alpha.store.recent_dispatches(50) if d.name == name]
         return row.message_id
 
-    def connect(self, tap: list[bytes] | None = None, piece: int = 0) -> Wire:
+    def connect(self, tap: list[bytes] | None = None, piece: int = 0,
+                alter: Callable[[bytes], bytes] | None = None) -> Wire:
         self.link.kick()
-        return Wire(self, tap, piece)
+        return Wire(self, tap, piece, alter)
 
     def inbox(self) -> Path:
         return self.beta.runtime.config.inbox / "alpha"
@@ -367,3 +373,31 @@ def test_a_small_data_frame_read_without_its_end_is_written_at_once(net: Net) ->
     assert net.delivered == [mid]
     assert net.receiver_factory.offers.small_writes.hops_run == 1
     assert (net.inbox() / "to-trinh.txt").read_bytes() == small
+
+
+def test_a_small_documents_damaged_data_written_with_its_end_is_refused_and_discarded(
+        net: Net) -> None:
+    """A ciphertext byte flipped on the wire in a small document's one DATA frame (read with
+    its END, so written in the finish's hop): the chunk fails to authenticate there, the
+    document is refused with the chunk's own code and audited, nothing is published and no
+    staging file is left; the sender keeps it queued for its retry."""
+    mid = net.dispatch("giay-moi.txt", b"Giay moi hop\n" * 800)
+    flipped: list[int] = []
+
+    def flip(data: bytes) -> bytes:
+        if len(data) < 8000 or flipped:   # the read with the DATA frame (and its END)
+            return data
+        flipped.append(len(data))
+        changed = bytearray(data)
+        changed[len(data) // 2] ^= 0x01
+        return bytes(changed)
+    net.connect(alter=flip)
+    assert flipped, "the DATA frame was never on the wire"
+    assert net.receiver_factory.offers.small_writes.hops_run == 0
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    assert delivery.state == "queued" and delivery.receipt is None and net.delivered == []
+    assert not net.inbox().exists() or list(net.inbox().iterdir()) == []
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert leftovers(net.beta) == []
+    assert [e.detail["code"] for e in net.beta.store.audit_entries(
+        kind="rejected", message_id=mid)] == ["decrypt-failed"]
