@@ -380,10 +380,20 @@ def open_header(header: EnvelopeHeader, *, node_id: str,
     """``header`` with its sealed contents opened by reader ``node_id`` (v3); a v1 or v2 header,
     or one already opened, is returned as it is. Raises NotForUs, DecryptError or
     MalformedHeader (contents that do not fit the signed routing part)."""
+    return open_header_key(header, node_id=node_id, encryption_keys=encryption_keys)[0]
+
+
+def open_header_key(header: EnvelopeHeader, *, node_id: str,
+                    encryption_keys: Mapping[str, nacl.public.PrivateKey],
+                    ) -> tuple[EnvelopeHeader, bytes | None]:
+    """:func:`open_header`, and the file key it opened the contents with (None when it opened
+    nothing: a v1 or v2 header, or one already opened). A reader that goes on to decrypt the
+    payload passes the key to :class:`protocol.sealing.Opener` instead of opening it a second
+    time (an X25519 operation each). The key is a secret: keep it in memory only."""
     if header.contents is not None:
-        return header
-    return replace(header, contents=open_contents(
-        header, reader_file_key(header, node_id, encryption_keys)))
+        return header, None
+    file_key = reader_file_key(header, node_id, encryption_keys)
+    return replace(header, contents=open_contents(header, file_key)), file_key
 
 
 def trailer_message(header_sha256: str, size: int, sha256: str) -> bytes:

@@ -247,11 +247,20 @@ class Opener:
 
     def __init__(self, header: EnvelopeHeader, *, node_id: str,
                  encryption_keys: Mapping[str, nacl.public.PrivateKey],
-                 plaintext_digest: Digest | None = None) -> None:
+                 plaintext_digest: Digest | None = None,
+                 file_key: bytes | None = None) -> None:
         """``plaintext_digest``: the SHA-256 object to hash the plaintext with (default
         ``hashlib.sha256()``; the node's hashes on another thread, node/core/hashing.py).
-        A v3 ``header`` is opened here if it was not yet (:attr:`header`)."""
-        file_key = reader_file_key(header, node_id, encryption_keys)
+        A v3 ``header`` is opened here if it was not yet (:attr:`header`).
+
+        ``file_key``: the document's file key, when the caller already opened it for this
+        reader (``protocol.envelope.open_header_key``); then ``encryption_keys`` are not
+        used. A wrong key opens nothing: the contents (v3) or the first chunk fail to
+        authenticate."""
+        if file_key is None:
+            file_key = reader_file_key(header, node_id, encryption_keys)
+        elif len(file_key) != KEY_BYTES:
+            raise ValueError(f"a file key is {KEY_BYTES} bytes, not {len(file_key)}")
         if header.contents is None:
             header = replace(header, contents=open_contents(header, file_key))
         self._header = header

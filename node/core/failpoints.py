@@ -22,6 +22,8 @@ STAGES = frozenset({
     "sender-before-receipt-stored",  # receipt arrived (receiver has stored), not yet recorded
     # receiver
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
+    "receiver-last-data-at-end",  # a small document's last DATA written in its END's hop,
+                                  # not yet proven or fsynced
     "receiver-before-inbox-fsync",  # a batch linked into the inbox with its sidecars, the
                                     # inbox folder not fsynced, the staging names still there
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed

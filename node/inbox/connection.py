@@ -68,6 +68,9 @@ class IncomingTransfer:
     tail: Deferred = field(default_factory=lambda: succeed(None))
     failed: bool = False   # refused or lost: queued work is skipped
     ended: bool = False    # END seen: the finish owns the stream now
+    #: A small DATA frame held until the other events of its socket read are handled
+    #: (``ReceiverProtocol._hold``): if its END is among them, it is written in the END's hop.
+    held: bytes | memoryview | None = None
 
 
 @typing.runtime_checkable
@@ -113,6 +116,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self._drop: IDelayedCall | None = None
         self._queued = 0
         self._reading_paused = False
+        #: Transfers holding a small DATA frame during the current socket read's events.
+        self._holding: list[IncomingTransfer] = []
 
     def callLater(self, period: float, fn: Callable[[], object]) -> IDelayedCall:  # noqa: N802
         # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
@@ -173,10 +178,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             # Only whole frames count as activity: a peer dribbling a byte at a time
             # (slow-loris) must not hold the connection open forever.
             self.resetTimeout()
-        for event in events:
-            if self._closed:
-                return
-            self._handle(peer, event)
+        try:
+            for event in events:
+                if self._closed:
+                    break
+                self._handle(peer, event)
+        finally:
+            self._write_held()   # a held frame never outlives its read
 
     def timeoutConnection(self) -> None:  # noqa: N802
         if self.peer is not None:
@@ -254,13 +262,49 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             return  # rejected while the frame was in flight
         size = len(event.data)
         self._queued += size
-        door = self.offers.small_writes.call if size <= SMALL_FRAME else None
-        self._enqueue(incoming, incoming.stream.write, event.data, door=door).addCallbacks(
-            self._written, self._write_failed, callbackArgs=(size,),
-            errbackArgs=(event.message_id, incoming, size))
+        if incoming.held is not None:   # a frame held before this one goes first
+            self._write_small(incoming)
+        if size <= SMALL_FRAME:
+            self._hold(incoming, event.data)
+        else:
+            self._enqueue(incoming, incoming.stream.write, event.data).addCallbacks(
+                self._written, self._write_failed, callbackArgs=(size,),
+                errbackArgs=(event.message_id, incoming, size))
         if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:
             self._reading_paused = True
             self._tls.pauseProducing()
+
+    def _hold(self, incoming: IncomingTransfer, data: bytes | memoryview) -> None:
+        """Keep a small DATA frame until this socket read's events are handled
+        (``pieces_received``): a small document's whole ciphertext is one frame with its END
+        right behind it, usually in the same read, and then ``_end`` writes it in the
+        finish's worker hop (one hop instead of two). Otherwise it is written then, in the
+        same reactor turn, so holding it delays nothing."""
+        incoming.held = data
+        self._holding.append(incoming)
+
+    def _write_held(self) -> None:
+        """After a socket read's events: write the small frames no END took."""
+        holding, self._holding = self._holding, []
+        for incoming in holding:
+            if incoming.held is not None:
+                self._write_small(incoming)
+
+    def _write_small(self, incoming: IncomingTransfer) -> None:
+        """Queue a held small frame's write behind its transfer's earlier work; frames of
+        different transfers share worker hops (``Offers.small_writes``)."""
+        data, incoming.held = incoming.held, None
+        if data is None:
+            return
+        size = len(data)
+        message_id = incoming.header.message_id
+        if incoming.failed or self._closed:
+            self._written(None, size)   # dropped with its transfer (closed, or refused)
+            return
+        self._enqueue(incoming, incoming.stream.write, data,
+                      door=self.offers.small_writes.call).addCallbacks(
+            self._written, self._write_failed, callbackArgs=(size,),
+            errbackArgs=(message_id, incoming, size))
 
     def _written(self, _: object, size: int) -> None:
         self._queued -= size
@@ -314,16 +358,27 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             return
         incoming.ended = True
         peer = self.peer or ""
+        # The last DATA frame, if still held (``_hold``), is written in the finish's hop.
+        last, incoming.held = incoming.held, None
+        size = len(last) if last is not None else 0
 
         def finish(_: object) -> Deferred | None:
             if incoming.failed:
+                self._written(None, size)
                 return None
-            d = self.offers.finish(peer, incoming.header, incoming.stream)
+            d = self.offers.finish(peer, incoming.header, incoming.stream, last)
+            d.addBoth(self._finished_last, size)
             d.addCallback(self._answer_end, message_id)
             d.addErrback(self._internal_error, message_id)
             return d
 
         incoming.tail.addCallback(finish)
+
+    def _finished_last(self, result: object, size: int) -> object:
+        """The held last frame is written (or given up): it no longer counts as queued."""
+        if size:
+            self._written(None, size)
+        return result
 
     def _answer_end(self, answer: Any, message_id: str) -> None:
         self.incoming.pop(message_id, None)

@@ -59,7 +59,13 @@ from lienthong.node.inbox.staging import (
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import PeerRevoked, ReceivedRow
-from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header, verify_header
+from lienthong.protocol.envelope import (
+    EnvelopeHeader,
+    decode_header,
+    open_header,
+    open_header_key,
+    verify_header,
+)
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
 from lienthong.protocol.receipt import issue_receipt
@@ -149,9 +155,12 @@ class Offers:
             if receiving is None or header.key_for(receiving.node_id) is None:
                 raise _Refusal("not-addressed-to-us", self._not_ours(header))
             # v3: the name, size and metadata are sealed to the readers; open them now (one
-            # X25519 operation), before deciding anything that depends on them.
-            header = open_header(header, node_id=receiving.node_id,
-                                 encryption_keys=self.rt.keys.encryption_private_by_kid())
+            # X25519 operation), before deciding anything that depends on them. The file key
+            # it opened goes on to the staging stream, which would otherwise open it again
+            # (memory only: never logged, never written).
+            header, file_key = open_header_key(
+                header, node_id=receiving.node_id,
+                encryption_keys=self.rt.keys.encryption_private_by_kid())
             if event.ciphertext_size != header.ciphertext_size:
                 raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
             if header.size > self.rt.config.max_document_bytes:
@@ -215,7 +224,7 @@ class Offers:
                 self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
                 # Encryption keys are never dropped (an identity rotation keeps them), so the
                 # current keystore opens envelopes addressed to a former identity too.
-                self.rt.keys.encryption_private_by_kid())
+                self.rt.keys.encryption_private_by_kid(), file_key)
         except OSError as exc:
             self.release(peer, mid)
             return self.refuse(peer, mid, "storage-unavailable",
@@ -332,11 +341,14 @@ class Offers:
     # -- END -------------------------------------------------------------------------------
 
     @inlineCallbacks
-    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream):
+    def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream,
+               last: bytes | memoryview | None = None):
         """After END and after every DATA frame went through ``stream`` (the caller orders
-        them): prove the document and reserve its inbox name (one worker hop), publish and
-        commit it with whatever else finished meanwhile (node/inbox/publication.py), and return the
-        RECEIPT (or a REJECT)."""
+        them), except ``last``, the final DATA frame if it had not been written yet (a small
+        document's whole ciphertext, arriving with its END): write it, prove the document and
+        reserve its inbox name (one worker hop), publish and commit it with whatever else
+        finished meanwhile (node/inbox/publication.py), and return the RECEIPT (or a
+        REJECT)."""
         rt = self.rt
         mid = header.message_id
         # Kept under the identity that signed it (see ``offer``).
@@ -345,7 +357,7 @@ class Offers:
             # The header comes back with its digest proven (v3: by the signed trailer).
             # A large document's proof and fsync take long: it keeps a hop of its own, so
             # the small documents finishing meanwhile do not wait behind it.
-            args = (stream, self.names, self.inbox_folder(signer, header), header.name)
+            args = (stream, self.names, self.inbox_folder(signer, header), header.name, last)
             final, header = yield (self._finishes.call(*args)
                                    if header.ciphertext_size <= BATCHED_FINISH_MAX
                                    else rt.io(_finish_and_reserve, *args))
@@ -551,10 +563,12 @@ class Offers:
 
 
 def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str,
-                  encryption_keys: Any) -> tuple[IncomingStream | None, int, int]:
+                  encryption_keys: Any, file_key: bytes | None,
+                  ) -> tuple[IncomingStream | None, int, int]:
     """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
-    shares one hop)."""
-    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys)
+    shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
+    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
+                        file_key=file_key)
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:
@@ -563,26 +577,41 @@ def _call(work: Callable[..., Any], *args: Any) -> Any:
 
 
 def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
-                        name: str) -> tuple[Path, EnvelopeHeader]:
-    """Worker pool: prove the document (fsyncing its staging file), then reserve its inbox
-    name; one hop instead of two per document. Returns the name and the proven header."""
+                        name: str, last: bytes | memoryview | None,
+                        ) -> tuple[Path, EnvelopeHeader]:
+    """Worker pool: write ``last`` (see ``_write_last``), prove the document (fsyncing its
+    staging file), then reserve its inbox name; one hop instead of two or three per
+    document. Returns the name and the proven header."""
+    _write_last(stream, last)
     header = stream.finish()
     return _reserve(names, folder, name), header
 
 
+def _write_last(stream: IncomingStream, last: bytes | memoryview | None) -> None:
+    """The document's final DATA frame, when it came with its END and was not written yet: the
+    same decryption into the staging file as any frame (node/inbox/stream.py), in the END's
+    hop rather than a hop of its own. Nothing is durable before the proof and fsync that
+    follow, so a crash here is a crash mid-transfer (docs/design.md §6)."""
+    if last is not None:
+        stream.write(last)
+        failpoint("receiver-last-data-at-end")
+
+
 def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
     """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
-    every staging file proven and its writeback started, then each fsynced (the first fsync
-    commits the journal for all: node/core/writeback.py ``start_writeback``) and its name
-    reserved. Each call's result, or the Failure that stopped it alone."""
+    every final DATA frame that came with its END written, every staging file proven and its
+    writeback started, then each fsynced (the first fsync commits the journal for all:
+    node/core/writeback.py ``start_writeback``) and its name reserved. Each call's result, or
+    the Failure that stopped it alone."""
     proven: list[Any] = []
-    for stream, _names, _folder, _name in calls:
+    for stream, _names, _folder, _name, last in calls:
         try:
+            _write_last(stream, last)
             proven.append(stream.prove())
         except Exception:  # noqa: BLE001 - this document's own failure, handed back
             proven.append(Failure())
     results: list[Any] = []
-    for (stream, names, folder, name), header in zip(calls, proven, strict=True):
+    for (stream, names, folder, name, _last), header in zip(calls, proven, strict=True):
         if isinstance(header, Failure):
             results.append(header)
             continue

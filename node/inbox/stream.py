@@ -71,19 +71,26 @@ class IncomingStream:
     @classmethod
     def open(cls, staging: Path, header: EnvelopeHeader, *, node_id: str,
              encryption_keys: Mapping[str, nacl.public.PrivateKey],
-             resumable_above: int = RESUMABLE_ABOVE) -> IncomingStream:
+             resumable_above: int = RESUMABLE_ABOVE,
+             file_key: bytes | None = None) -> IncomingStream:
         """Open for the next DATA, resuming from what is staged when the resume record names
-        this very envelope; otherwise (none, another sealing, damaged) start at byte 0."""
+        this very envelope; otherwise (none, another sealing, damaged) start at byte 0.
+
+        ``file_key``: the envelope's file key if the offer's check already opened it (v3,
+        ``protocol.envelope.open_header_key``); without it the opener opens it (an X25519
+        operation). Held in memory only, by the opener and for a resume's catch-up."""
         # The plaintext SHA-256 runs on a second thread, beside the decryption
         # (node/core/hashing.py).
         opener = Opener(header, node_id=node_id, encryption_keys=encryption_keys,
-                        plaintext_digest=BackgroundDigest())
+                        plaintext_digest=BackgroundDigest(), file_key=file_key)
         header = opener.header   # v3: its contents opened (size and chunk size are sealed)
         # The file key again (the opener keeps its own) only if a resume re-encrypts staged
-        # chunks: opening it is an X25519 operation, wasted on every document that has none.
-        stream = cls(staging, header, opener,
-                     lambda: _file_key(header, node_id, encryption_keys), 0,
-                     resumable_above=resumable_above)
+        # chunks and it was not handed over: opening it is an X25519 operation, wasted on
+        # every document that has none.
+        def reopen() -> bytes:
+            return file_key if file_key is not None else \
+                _file_key(header, node_id, encryption_keys)
+        stream = cls(staging, header, opener, reopen, 0, resumable_above=resumable_above)
         staging.parent.mkdir(parents=True, exist_ok=True)
         try:
             stream._open_file()
@@ -135,7 +142,7 @@ class IncomingStream:
             raise OSError(f"the staging file of {self.staging.name} is closed")
         return self._plain, self._writeback
 
-    def write(self, ciphertext: bytes) -> None:
+    def write(self, ciphertext: bytes | memoryview) -> None:
         """Decrypt one frame's ciphertext into the staging file.
 
         Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
@@ -152,7 +159,7 @@ class IncomingStream:
             writeback.wrote(written)
         failpoint("receiver-mid-transfer")
 
-    def _note_stream_header(self, ciphertext: bytes) -> None:
+    def _note_stream_header(self, ciphertext: bytes | memoryview) -> None:
         """Keep the first 24 ciphertext bytes; once whole, write the resume record (not
         fsynced: losing it only means starting again at byte 0)."""
         self._stream_header += ciphertext[:HEADER_BYTES - len(self._stream_header)]

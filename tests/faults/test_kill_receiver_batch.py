@@ -78,3 +78,25 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
     check_delivered(alpha, [beta], documents)
     assert beta.query("received_count") == COUNT
     assert beta.log_text().count("completing interrupted reception") >= 1
+
+
+def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) -> None:  # type: ignore[no-untyped-def]
+    """A small document's one DATA frame, arriving with its END, is written in the END's
+    worker hop (node/inbox/connection.py ``_end``, node/inbox/offers.py ``_write_last``).
+    Killed just after that write, before the proof and the staging fsync: nothing of it is
+    durable or recorded (no row), so the sender's retry brings it again from byte 0 and it
+    is stored once; no staging file is left behind."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-last-data-at-end:5"})
+    documents = {f"giay-moi-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
+    for name, data in documents.items():
+        alpha.drop("beta", name, data)
+    alpha.start()
+    code = beta.wait_exit(timeout=60)
+    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
+    beta.start()
+    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert beta.query("received_count") == COUNT
+    assert list((beta.home / "tmp" / "staging").iterdir()) == []

@@ -22,6 +22,7 @@ from lienthong.protocol.envelope import (
     contents_key,
     decode_header,
     open_header,
+    open_header_key,
     sign_trailer,
     size_class,
     verify_header,
@@ -129,6 +130,38 @@ def test_the_header_holds_routing_facts_and_sealed_boxes_only() -> None:
         open_header(header, node_id=MALLORY.node_id,
                     encryption_keys={MALLORY.kid: MALLORY.encryption})
     assert envelope.header.name == NAME
+
+
+def test_the_file_key_opened_with_the_header_opens_the_stream_without_the_reader_keys() -> None:
+    """``open_header_key`` hands back the file key it opened the contents with, and an
+    ``Opener`` given it decrypts without the reader's private keys: one X25519 operation per
+    document at the receiver, not two. A v2 header (nothing sealed) and one already opened
+    give no key; a wrong or short key opens nothing."""
+    data = os.urandom(3 * CHUNK + 5)
+    token, ciphertext, _ = _seal(data)
+    header, file_key = open_header_key(_verified(token), node_id=BOB.node_id,
+                                       encryption_keys={BOB.kid: BOB.encryption})
+    assert file_key is not None and len(file_key) == 32
+    assert (header.name, dict(header.meta)) == (NAME, META)
+    opener = Opener(header, node_id=BOB.node_id, encryption_keys={}, file_key=file_key)
+    assert opener.feed(ciphertext) == data
+    assert opener.finish().sha256 == hashlib.sha256(data).hexdigest()
+    # The same key also opens a header whose contents are still sealed.
+    assert Opener(_verified(token), node_id=BOB.node_id, encryption_keys={},
+                  file_key=file_key).header.name == NAME
+    assert open_header_key(header, node_id=BOB.node_id, encryption_keys={}) == (header, None)
+    v2_token, _, _ = _seal(data, version=2)
+    v2 = _verified(v2_token)
+    assert open_header_key(v2, node_id=BOB.node_id,
+                           encryption_keys={BOB.kid: BOB.encryption}) == (v2, None)
+    with pytest.raises(DecryptError):   # another document's key: the contents do not open
+        Opener(_verified(_seal(data)[0]), node_id=BOB.node_id, encryption_keys={},
+               file_key=file_key)
+    with pytest.raises(ValueError):
+        Opener(header, node_id=BOB.node_id, encryption_keys={}, file_key=file_key[:16])
+    wrong = Opener(header, node_id=BOB.node_id, encryption_keys={}, file_key=bytes(32))
+    with pytest.raises(DecryptError):   # opened contents, wrong key: the first chunk fails
+        wrong.feed(ciphertext)
 
 
 def test_size_classes_are_coarse() -> None:

@@ -55,10 +55,15 @@ class PeerTransport(StringTransport):
 class Wire:
     """The link's latest dial, answered by beta's receiver, with bytes pumped both ways."""
 
-    def __init__(self, net: Net, tap: list[bytes] | None = None) -> None:
-        """``tap``: collects every byte the sender puts on the wire (the frames, as sent)."""
+    def __init__(self, net: Net, tap: list[bytes] | None = None, piece: int = 0,
+                 alter: Callable[[bytes], bytes] | None = None) -> None:
+        """``tap``: collects every byte the sender puts on the wire (the frames, as sent);
+        ``piece``: the receiver reads them that many bytes at a time (0: all at once);
+        ``alter``: changes what the sender sent before the receiver reads it."""
         self.net = net
         self.tap = tap
+        self.piece = piece
+        self.alter = alter
         dial = net.reactor.dials[-1]
         self.sender = dial.factory.buildProtocol(None)
         self.receiver = net.receiver_factory.buildProtocol(None)
@@ -82,7 +87,12 @@ class Wire:
                     source.clear()
                     if self.tap is not None and destination is self.receiver:
                         self.tap.append(data)
-                    destination.dataReceived(data)
+                    if self.alter is not None and destination is self.receiver:
+                        data = self.alter(data)
+                    step = self.piece if destination is self.receiver and self.piece else \
+                        len(data)
+                    for start in range(0, len(data), step):
+                        destination.dataReceived(data[start:start + step])
                     moved = True
             if not moved and not reactor.due_now():
                 break
@@ -114,9 +124,10 @@ class Net:
         (row,) = [d for d in self.alpha.store.recent_dispatches(50) if d.name == name]
         return row.message_id
 
-    def connect(self, tap: list[bytes] | None = None) -> Wire:
+    def connect(self, tap: list[bytes] | None = None, piece: int = 0,
+                alter: Callable[[bytes], bytes] | None = None) -> Wire:
         self.link.kick()
-        return Wire(self, tap)
+        return Wire(self, tap, piece, alter)
 
     def inbox(self) -> Path:
         return self.beta.runtime.config.inbox / "alpha"
@@ -333,17 +344,60 @@ def test_v3_digest_mismatch_at_end_is_refused_and_nothing_is_published(net: Net)
     _refused_at_end(net, mid, "digest-mismatch")
 
 
-def test_small_data_frames_go_through_the_shared_hop_and_large_ones_do_not(net: Net) -> None:
-    """A small document's DATA goes through ``Offers.small_writes`` (one worker hop for the
-    frames of a burst); a large frame keeps a hop of its own, so large transfers still decrypt
-    in parallel. Both arrive whole and receipted."""
+def test_a_small_documents_data_with_its_end_is_written_in_the_finishs_hop(net: Net) -> None:
+    """A small document's whole ciphertext is one DATA frame with its END right behind it, in
+    the same read: the frame is written in the END's worker hop (``Offers.finish`` with
+    ``last``), not in a hop of its own; a large document's frames keep a hop each, so large
+    transfers still decrypt in parallel. Both arrive whole and receipted."""
     small = b"To trinh 3\n" * 900                      # about 10 KiB: one small frame
     large = "Báo cáo quý\n".encode() * 60_000          # frames above SMALL_FRAME
     first = net.dispatch("to-trinh.txt", small)
     second = net.dispatch("bao-cao.txt", large)
     net.connect()
     assert sorted(net.delivered) == sorted([first, second])
-    # The inline worker pool runs each hop at once: one hop, the small document's one frame.
-    assert net.receiver_factory.offers.small_writes.hops_run == 1
+    offers = net.receiver_factory.offers
+    # The inline worker pool runs each hop at once: the small frame took no hop of its own;
+    # the large document's last frame (small, with its END) went with its finish too.
+    assert offers.small_writes.hops_run == 0
     assert (net.inbox() / "to-trinh.txt").read_bytes() == small
     assert (net.inbox() / "bao-cao.txt").read_bytes() == large
+
+
+def test_a_small_data_frame_read_without_its_end_is_written_at_once(net: Net) -> None:
+    """Read a byte at a time, each frame completes in a read of its own: the small DATA frame
+    is written through the shared small-frame hop at the end of its read (never held beyond
+    it), and the END then finishes what is already staged."""
+    small = b"To trinh 4\n" * 900
+    mid = net.dispatch("to-trinh.txt", small)
+    net.connect(piece=1)
+    assert net.delivered == [mid]
+    assert net.receiver_factory.offers.small_writes.hops_run == 1
+    assert (net.inbox() / "to-trinh.txt").read_bytes() == small
+
+
+def test_a_small_documents_damaged_data_written_with_its_end_is_refused_and_discarded(
+        net: Net) -> None:
+    """A ciphertext byte flipped on the wire in a small document's one DATA frame (read with
+    its END, so written in the finish's hop): the chunk fails to authenticate there, the
+    document is refused with the chunk's own code and audited, nothing is published and no
+    staging file is left; the sender keeps it queued for its retry."""
+    mid = net.dispatch("giay-moi.txt", b"Giay moi hop\n" * 800)
+    flipped: list[int] = []
+
+    def flip(data: bytes) -> bytes:
+        if len(data) < 8000 or flipped:   # the read with the DATA frame (and its END)
+            return data
+        flipped.append(len(data))
+        changed = bytearray(data)
+        changed[len(data) // 2] ^= 0x01
+        return bytes(changed)
+    net.connect(alter=flip)
+    assert flipped, "the DATA frame was never on the wire"
+    assert net.receiver_factory.offers.small_writes.hops_run == 0
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    assert delivery.state == "queued" and delivery.receipt is None and net.delivered == []
+    assert not net.inbox().exists() or list(net.inbox().iterdir()) == []
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert leftovers(net.beta) == []
+    assert [e.detail["code"] for e in net.beta.store.audit_entries(
+        kind="rejected", message_id=mid)] == ["decrypt-failed"]

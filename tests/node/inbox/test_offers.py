@@ -133,3 +133,51 @@ def test_the_receivers_own_petition_policy_refuses_and_asks_for_a_signed_refusal
     assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == oct(0o700)
     rejected = [e.detail["reason"] for e in beta.store.audit_entries(kind="rejected")]
     assert len(rejected) == 2 and not any("Nguyễn" in r for r in rejected)
+
+
+def test_a_v3_offer_opens_its_file_key_once_from_offer_to_receipt(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The offer's check opens the sealed contents (one X25519 operation) and hands the file
+    key to the staging stream, which does not open it again: one opening per document."""
+    import lienthong.protocol.envelope as envelope_module
+
+    reactor = FakeReactor()
+    alpha = make_office(tmp_path, "alpha", reactor)
+    beta = make_office(tmp_path, "beta", reactor, port=7444)
+    enrol(alpha, beta)
+    enrol(beta, alpha)
+    rt = alpha.runtime
+    mid = new_message_id()
+    folder = rt.config.spool / mid
+    folder.mkdir()
+    (folder / "payload").write_bytes(b"noi dung van ban\n" * 600)
+    sealed = seal_spooled(folder, node_keys=rt.keys,
+                          recipients={beta.node_id: rt.directory.encryption_key_for(
+                              beta.node_id)},
+                          name="cong-van.txt", message_id=mid, created=NOW, meta={},
+                          version=3)
+    source = open_envelope(folder, sealed.header_token, rt.keys)
+    try:
+        ciphertext = source.read(sealed.header.ciphertext_size)
+    finally:
+        source.close()
+    openings: list[bytes] = []
+    real = envelope_module.open_file_key
+
+    def counted(*args: Any) -> bytes:
+        openings.append(args[0])
+        return real(*args)
+    monkeypatch.setattr(envelope_module, "open_file_key", counted)
+    offers = Offers(beta.runtime)
+    answers: list[Any] = []
+    offers.offer(alpha.node_id, Offer(
+        message_id=mid, envelope=sealed.header_token,
+        ciphertext_size=sealed.header.ciphertext_size, priority=3)).addBoth(answers.append)
+    ((accept, header, stream),) = answers
+    assert isinstance(accept, Accept) and header.name == "cong-van.txt"
+    stream.write(ciphertext)
+    finished: list[Any] = []
+    offers.finish(alpha.node_id, header, stream).addBoth(finished.append)
+    (answer,) = finished
+    assert isinstance(answer, Receipt) and answer.message_id == mid
+    assert len(openings) == 1, "the file key is opened once per offer"

@@ -17,7 +17,7 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.offers import finish_batch
 from lienthong.node.inbox.stream import IncomingStream
-from lienthong.protocol.envelope import verify_header
+from lienthong.protocol.envelope import open_header_key, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
 from lienthong.protocol.fields import new_message_id
 from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES
@@ -202,10 +202,38 @@ def test_a_v3_transfer_resumes_and_its_staging_area_names_nothing(tmp_path: Path
     assert second.staging.read_bytes() == PLAIN and proven.size == len(PLAIN)
 
 
+def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
+        tmp_path: Path) -> None:
+    """The file key the offer's check opened (node/inbox/offers.py) goes to the stream: it
+    opens, resumes (re-encrypting the staged chunks) and finishes with no private key at
+    all, so no second X25519 operation is made; and nothing of the key is written beside
+    the staging file."""
+    header, ciphertext = _sealed(version=3)
+    opened, file_key = open_header_key(header, node_id=BOB.node_id,
+                                       encryption_keys={BOB.kid: BOB.encryption})
+    assert file_key is not None
+
+    def keyed() -> IncomingStream:
+        return IncomingStream.open(tmp_path / "staging" / "x", opened, node_id=BOB.node_id,
+                                   encryption_keys={}, resumable_above=0, file_key=file_key)
+    first = keyed()
+    for frame in _frames(ciphertext[:_at_chunk(4) + 7]):
+        first.write(frame)
+    first.close()
+    second = keyed()
+    assert second.offset == _at_chunk(4)
+    for frame in _frames(ciphertext[second.offset:]):
+        second.write(frame)
+    assert second.finish().sha256 is not None
+    assert second.staging.read_bytes() == PLAIN
+    assert file_key not in second.resume_record.read_bytes()
+
+
 def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``finish_batch`` (node/inbox/offers.py): every staging file proven and its writeback
-    started before the first fsync; a document cut short fails alone, unfinished."""
+    started before the first fsync, a last frame that came with its END written first; a
+    document cut short fails alone, unfinished."""
     names = InboxNames(lambda: 0.0, AccessPolicy())
     calls = []
     for n in range(3):
@@ -213,8 +241,10 @@ def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         stream = IncomingStream.open(tmp_path / "staging" / f"x{n}", header,
                                      node_id=BOB.node_id,
                                      encryption_keys={BOB.kid: BOB.encryption})
-        stream.write(ciphertext if n != 1 else ciphertext[:-CS])
-        calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin"))
+        # The third's last frame came with its END: the batch writes it before the proofs.
+        last = ciphertext[-CS:] if n == 2 else None
+        stream.write(ciphertext[:-CS] if n else ciphertext)
+        calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin", last))
     order: list[str] = []
     real_prove, real_sync = IncomingStream.prove, IncomingStream.sync
     monkeypatch.setattr(IncomingStream, "prove",
