@@ -63,12 +63,12 @@ class FrameBatch:
     starts a new batch, chained behind this one). The lock makes "none left" and "closed" one
     step, so no frame is added to a batch nobody will write."""
 
-    def __init__(self, first: bytes) -> None:
+    def __init__(self, first: bytes | memoryview) -> None:
         self._lock = threading.Lock()
-        self._frames: deque[bytes] = deque((first,))
+        self._frames: deque[bytes | memoryview] = deque((first,))
         self._closed = False
 
-    def add(self, frame: bytes) -> bool:
+    def add(self, frame: bytes | memoryview) -> bool:
         """Queue ``frame`` behind the others; False once the worker has finished the batch."""
         with self._lock:
             if self._closed:
@@ -76,7 +76,7 @@ class FrameBatch:
             self._frames.append(frame)
             return True
 
-    def take(self) -> bytes | None:
+    def take(self) -> bytes | memoryview | None:
         """The next frame to write, or None (and the batch closed) when there is none."""
         with self._lock:
             if self._frames:

@@ -269,7 +269,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self._written, self._write_failed, callbackArgs=(size,),
             errbackArgs=(event.message_id, incoming, size))
 
-    def _large_data(self, message_id: str, incoming: IncomingTransfer, frame: bytes) -> None:
+    def _large_data(self, message_id: str, incoming: IncomingTransfer,
+                    frame: bytes | memoryview) -> None:
         """A frame above ``SMALL_FRAME``: into the batch the transfer's worker is writing, or
         else the first of a new batch, one worker hop queued behind the transfer's earlier
         work. Different transfers' batches still run in parallel."""

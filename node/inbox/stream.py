@@ -135,7 +135,7 @@ class IncomingStream:
             raise OSError(f"the staging file of {self.staging.name} is closed")
         return self._plain, self._writeback
 
-    def write(self, ciphertext: bytes) -> None:
+    def write(self, ciphertext: bytes | memoryview) -> None:
         """Decrypt one frame's ciphertext into the staging file.
 
         Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
@@ -152,7 +152,7 @@ class IncomingStream:
             writeback.wrote(written)
         failpoint("receiver-mid-transfer")
 
-    def _note_stream_header(self, ciphertext: bytes) -> None:
+    def _note_stream_header(self, ciphertext: bytes | memoryview) -> None:
         """Keep the first 24 ciphertext bytes; once whole, write the resume record (not
         fsynced: losing it only means starting again at byte 0)."""
         self._stream_header += ciphertext[:HEADER_BYTES - len(self._stream_header)]
