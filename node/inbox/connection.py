@@ -289,10 +289,12 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             frame = batch.take()
             if frame is None:
                 return
+            size = len(frame)
             try:
                 incoming.stream.write(frame)
             finally:
-                if self._backlog.done(len(frame)):
+                del frame   # counted as written only once nothing holds it any more
+                if self._backlog.done(size):
                     self.rt.reactor.callFromThread(self._resume)
 
     def _batch_done(self, result: object, message_id: str, incoming: IncomingTransfer,
