@@ -69,9 +69,13 @@ class Writeback:
         _SYNC_FILE_RANGE(self._fd, self._started, self._written - self._started,
                          SYNC_FILE_RANGE_WRITE)
         if self._drop_behind and self._previous > self._dropped:
-            # Pages still dirty or being written are skipped by the kernel: only a hint.
-            os.posix_fadvise(self._fd, self._dropped, self._previous - self._dropped,
-                             os.POSIX_FADV_DONTNEED)
+            # Pages still dirty or being written are skipped by the kernel: only a hint, and a
+            # file system that refuses it (EINVAL) costs the transfer nothing.
+            try:
+                os.posix_fadvise(self._fd, self._dropped, self._previous - self._dropped,
+                                 os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
             self._dropped = self._previous
         self._previous = self._started
         self._started = self._written

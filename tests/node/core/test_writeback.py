@@ -113,3 +113,15 @@ def test_a_real_file_written_back_leaves_the_page_cache_behind_it(tmp_path: Path
     assert sum(dropped) < len(dropped) // 10
     assert sum(kept) > len(kept) // 2
     assert path.read_bytes() == data
+
+
+def test_a_refused_drop_costs_the_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """posix_fadvise refused (a file system without it): wrote() still raises nothing."""
+    monkeypatch.setattr(writeback, "_SYNC_FILE_RANGE", lambda *args: 0)
+
+    def refuse(*args: object) -> None:
+        raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    early = Writeback(7, step=1 << 20, drop_behind=True)
+    for _ in range(5):
+        early.wrote(1 << 20)
