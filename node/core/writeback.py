@@ -8,6 +8,13 @@ what has been written so far (``sync_file_range(SYNC_FILE_RANGE_WRITE)``: start,
 so the disk works *while* the CPU encrypts or decrypts, and the final fsync, still required
 before anything is recorded or receipted, finds little left to do.
 
+With ``drop_behind`` (the receiver's staging file), each step also drops from the page cache
+what the writeback started two steps before has made clean (``posix_fadvise(DONTNEED)``; a
+page still dirty or being written is skipped by the kernel). A 1 GiB file otherwise fills the
+cache with pages nobody reads soon, and on a machine whose memory is full of cache the writer
+pays for reclaiming other pages for each new one: 1.5-2.0 s of kernel time per GiB at the
+receiver, against about 0.5 s with the drop (docs/benchmarks.md, History 49).
+
 It changes no guarantee: durability still comes only from the caller's fsync. Where
 ``sync_file_range`` does not exist (not Linux, or no libc found), ``Writeback`` does nothing.
 """
@@ -42,11 +49,16 @@ class Writeback:
     """Call ``wrote(n)`` after each write to ``fd``; writeback starts every ``step`` bytes.
     ``start`` is where the writes begin (a file appended to after its first ``start`` bytes)."""
 
-    def __init__(self, fd: int, *, step: int = DEFAULT_STEP, start: int = 0) -> None:
+    def __init__(self, fd: int, *, step: int = DEFAULT_STEP, start: int = 0,
+                 drop_behind: bool = False) -> None:
         self._fd = fd
         self._step = step
         self._written = start
         self._started = start
+        #: Drop from the page cache what the writeback started two steps ago has made clean.
+        self._drop_behind = drop_behind and hasattr(os, "posix_fadvise")
+        self._previous = start
+        self._dropped = start
 
     def wrote(self, count: int) -> None:
         self._written += count
@@ -56,6 +68,16 @@ class Writeback:
         # any real failure to write.
         _SYNC_FILE_RANGE(self._fd, self._started, self._written - self._started,
                          SYNC_FILE_RANGE_WRITE)
+        if self._drop_behind and self._previous > self._dropped:
+            # Pages still dirty or being written are skipped by the kernel: only a hint, and a
+            # file system that refuses it (EINVAL) costs the transfer nothing.
+            try:
+                os.posix_fadvise(self._fd, self._dropped, self._previous - self._dropped,
+                                 os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+            self._dropped = self._previous
+        self._previous = self._started
         self._started = self._written
 
 

@@ -6,9 +6,11 @@ accepted. Offers and ENDs are decided by ``Offers`` (asynchronously, off the rea
 for disk and database work). DATA is handed to the transfer's ``IncomingStream`` on the worker
 pool, which decrypts it into the staging file (also the basis of a resume); one
 transfer's frames (and then its END) run strictly in order, one after another, while different
-transfers proceed in parallel. When more than ``QUEUE_LIMIT`` bytes wait for the disk or the
-cipher, the connection stops reading (back-pressure), so memory stays bounded however fast the
-sender is. A peer that goes silent longer than the idle timeout is disconnected (slow-loris).
+transfers proceed in parallel. A transfer's large frames that arrive while its worker is busy
+join the worker's batch (node/inbox/backlog.py): one hop writes them all. When more than
+``QUEUE_LIMIT`` bytes wait for the disk or the cipher, the connection stops reading
+(back-pressure), so memory stays bounded however fast the sender is. A peer that goes silent
+longer than the idle timeout is disconnected (slow-loris).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from zope.interface import implementer
 
 from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.background import in_background
+from lienthong.node.inbox.backlog import Backlog, FrameBatch
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.node.transport.bulk import bulk_tls
@@ -71,6 +74,9 @@ class IncomingTransfer:
     #: A small DATA frame held until the other events of its socket read are handled
     #: (``ReceiverProtocol._hold``): if its END is among them, it is written in the END's hop.
     held: bytes | memoryview | None = None
+    #: The large frames' batch still taking frames, if it is the last work queued (anything
+    #: chained after it closes it here, so a frame never overtakes earlier work).
+    batch: FrameBatch | None = None
 
 
 @typing.runtime_checkable
@@ -114,8 +120,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.incoming: dict[str, IncomingTransfer] = {}
         self._closed = False
         self._drop: IDelayedCall | None = None
-        self._queued = 0
-        self._reading_paused = False
+        self._backlog = Backlog(QUEUE_LIMIT)
         #: Transfers holding a small DATA frame during the current socket read's events.
         self._holding: list[IncomingTransfer] = []
 
@@ -251,6 +256,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         queued before for this transfer; skipped once the transfer has failed. Returns the
         shared chain (callers add their own callbacks)."""
         through = door or self.rt.io
+        incoming.batch = None   # later large frames go behind this work, not into the batch
 
         def step(_: object) -> Deferred | None:
             return None if incoming.failed else through(work, *args)
@@ -261,18 +267,51 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         if incoming is None or incoming.failed:
             return  # rejected while the frame was in flight
         size = len(event.data)
-        self._queued += size
+        if self._backlog.add(size) and not self._closed:
+            self._tls.pauseProducing()
         if incoming.held is not None:   # a frame held before this one goes first
             self._write_small(incoming)
-        if size <= SMALL_FRAME:
-            self._hold(incoming, event.data)
-        else:
-            self._enqueue(incoming, incoming.stream.write, event.data).addCallbacks(
-                self._written, self._write_failed, callbackArgs=(size,),
-                errbackArgs=(event.message_id, incoming, size))
-        if self._queued > QUEUE_LIMIT and not self._reading_paused and not self._closed:
-            self._reading_paused = True
-            self._tls.pauseProducing()
+        if size > SMALL_FRAME:
+            self._large_data(event.message_id, incoming, event.data)
+            return
+        self._hold(incoming, event.data)
+
+    def _large_data(self, message_id: str, incoming: IncomingTransfer,
+                    frame: bytes | memoryview) -> None:
+        """A frame above ``SMALL_FRAME``: into the batch the transfer's worker is writing, or
+        else the first of a new batch, one worker hop queued behind the transfer's earlier
+        work. Different transfers' batches still run in parallel."""
+        batch = incoming.batch
+        if batch is not None and batch.add(frame):
+            return
+        batch = FrameBatch(frame)
+        self._enqueue(incoming, self._write_batch, incoming, batch).addBoth(
+            self._batch_done, message_id, incoming, batch)
+        incoming.batch = batch   # after _enqueue, which closes the earlier one
+
+    def _write_batch(self, incoming: IncomingTransfer, batch: FrameBatch) -> None:
+        """Worker thread: write the batch's frames until none is waiting. The reactor hears
+        of it only when reading may resume (and when the hop ends), not once per frame."""
+        while not incoming.failed:
+            frame = batch.take()
+            if frame is None:
+                return
+            size = len(frame)
+            try:
+                incoming.stream.write(frame)
+            finally:
+                del frame   # counted as written only once nothing holds it any more
+                if self._backlog.done(size):
+                    self.rt.reactor.callFromThread(self._resume)
+
+    def _batch_done(self, result: object, message_id: str, incoming: IncomingTransfer,
+                    batch: FrameBatch) -> None:
+        """Reactor: a batch's hop ended (or was skipped): release what it left unwritten."""
+        left = batch.close()
+        if left:
+            self._written(None, left)
+        if isinstance(result, Failure):
+            self._write_failed(result, message_id, incoming, 0)
 
     def _hold(self, incoming: IncomingTransfer, data: bytes | memoryview) -> None:
         """Keep a small DATA frame until this socket read's events are handled
@@ -307,11 +346,13 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             errbackArgs=(message_id, incoming, size))
 
     def _written(self, _: object, size: int) -> None:
-        self._queued -= size
-        if self._reading_paused and self._queued <= QUEUE_LIMIT // 2:
-            self._reading_paused = False
-            if not self._closed:
-                self._tls.resumeProducing()
+        if self._backlog.done(size):
+            self._resume()
+
+    def _resume(self) -> None:
+        # Not if reading was stopped again since a worker asked for this (it will ask again).
+        if not self._closed and not self._backlog.paused:
+            self._tls.resumeProducing()
 
     def _write_failed(self, failure: Failure, message_id: str, incoming: IncomingTransfer,
                       size: int) -> None:
@@ -357,6 +398,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         if incoming is None or incoming.failed or incoming.ended:
             return
         incoming.ended = True
+        incoming.batch = None   # END goes behind every frame
         peer = self.peer or ""
         # The last DATA frame, if still held (``_hold``), is written in the finish's hop.
         last, incoming.held = incoming.held, None

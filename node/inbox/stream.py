@@ -135,7 +135,8 @@ class IncomingStream:
         kept = chunks * h.chunk_size
         plain_file.truncate(kept)
         plain_file.seek(kept)
-        self._writeback = Writeback(plain_file.fileno(), start=kept)
+        # Written back pages leave the cache: a clerk opens the document later, if at all.
+        self._writeback = Writeback(plain_file.fileno(), start=kept, drop_behind=True)
 
     def _staging_file(self) -> tuple[BinaryIO, Writeback]:
         if self._plain is None or self._writeback is None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -31,7 +33,14 @@ from lienthong.node.store import schema
 from lienthong.node.store.records import NewDispatch
 from lienthong.protocol.envelope import decode_header, sign_trailer
 from lienthong.protocol.fields import new_message_id
-from tests.node.runtimehelp import NOW, FakeReactor, Office, enrol, make_office
+from tests.node.runtimehelp import (
+    NOW,
+    FakeReactor,
+    InlineWorkers,
+    Office,
+    enrol,
+    make_office,
+)
 
 
 class PeerTransport(StringTransport):
@@ -401,3 +410,42 @@ def test_a_small_documents_damaged_data_written_with_its_end_is_refused_and_disc
     assert leftovers(net.beta) == []
     assert [e.detail["code"] for e in net.beta.store.audit_entries(
         kind="rejected", message_id=mid)] == ["decrypt-failed"]
+
+
+class HeldBatches:
+    """beta's worker pool, inline except for the large frames' batch hops, which wait until
+    ``release``: the frames that arrive meanwhile must join the waiting batch."""
+
+    def __init__(self) -> None:
+        self.inline = InlineWorkers()
+        self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any) -> None:  # noqa: N802
+        if getattr(fn, "__name__", "") == "_write_batch":
+            self.held.append((on_result, fn, args))
+        else:
+            self.inline.callInThreadWithCallback(on_result, fn, *args)
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for on_result, fn, args in held:
+            self.inline.callInThreadWithCallback(on_result, fn, *args)
+
+
+def test_large_frames_waiting_for_the_worker_are_written_in_one_hop(net: Net) -> None:
+    """Six 1 MiB frames arrive while the worker is busy: one hop writes them all, reading
+    stops above QUEUE_LIMIT and resumes once they are written, and the document arrives whole
+    and receipted."""
+    data = random.Random(14).randbytes(6 * 1024 * 1024 + 1000)
+    mid = net.dispatch("ban-do.bin", data)
+    workers = HeldBatches()
+    net.beta.runtime.workers = workers  # type: ignore[assignment]
+    wire = net.connect()
+    assert len(workers.held) == 1                       # one hop for every large frame
+    assert wire.receiver_side.producerState == "paused"  # 6 MiB waiting > QUEUE_LIMIT
+    assert net.delivered == []
+    workers.release()
+    assert wire.receiver_side.producerState == "producing"
+    wire.pump()
+    assert net.delivered == [mid]
+    assert (net.inbox() / "ban-do.bin").read_bytes() == data
