@@ -14,22 +14,31 @@ from tests.integration.harness import check_delivered, sent_all, wait_for
 COUNT = 30
 
 
-def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ignore[no-untyped-def]
+def _kill_and_restart(network, failpoint: str, prefix: str,  # type: ignore[no-untyped-def]
+                      on_kill=lambda beta: None):
+    """beta SIGKILLed at ``failpoint`` while alpha sends COUNT small documents, then started
+    again (``on_kill(beta)`` looks at what the kill left first); every document arrives once."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
-    # The third batch: by then the sender has a window of documents in flight, so the batch
-    # cut short holds several of them.
-    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-after-fsync-before-commit:3"})
-    documents = {f"van-ban-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
+    beta.start(extra_env={"LIENTHONG_FAILPOINT": failpoint})
+    documents = {f"{prefix}-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
     for name, data in documents.items():
         alpha.drop("beta", name, data)
     alpha.start()
     code = beta.wait_exit(timeout=60)
     assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
+    on_kill(beta)
     beta.start()
     wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
     check_delivered(alpha, [beta], documents)
     assert beta.query("received_count") == COUNT
+    return beta
+
+
+def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ignore[no-untyped-def]
+    # The third batch: by then the sender has a window of documents in flight, so the batch
+    # cut short holds several of them.
+    beta = _kill_and_restart(network, "receiver-after-fsync-before-commit:3", "van-ban")
     # The kill did cut a publication short, and recovery adopted it (how many documents the
     # batch held depends on timing: 23 in a typical run here, 1 now and then).
     assert beta.log_text().count("completing interrupted reception") >= 1
@@ -41,21 +50,11 @@ def test_kill_before_the_inbox_fsync_of_a_batch(network) -> None:  # type: ignor
     the inbox AND still staged, with sidecars beside it, its row ``publishing``. Recovery
     completes each from its inbox file, drops the staging name and writes the sidecars again;
     nothing is lost, nothing arrives twice, no staging file is left."""
-    nodes = network("alpha", "beta")
-    alpha, beta = nodes["alpha"], nodes["beta"]
-    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-before-inbox-fsync:3"})
-    documents = {f"van-ban-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
-    for name, data in documents.items():
-        alpha.drop("beta", name, data)
-    alpha.start()
-    code = beta.wait_exit(timeout=60)
-    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
-    staged = list((beta.home / "tmp" / "staging").iterdir())
-    assert staged, "the kill left no staging name: the stage was not reached as described"
-    beta.start()
-    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
-    check_delivered(alpha, [beta], documents)
-    assert beta.query("received_count") == COUNT
+    def staged(beta) -> None:  # type: ignore[no-untyped-def]
+        assert list((beta.home / "tmp" / "staging").iterdir()), \
+            "the kill left no staging name: the stage was not reached as described"
+    beta = _kill_and_restart(network, "receiver-before-inbox-fsync:3", "van-ban",
+                             on_kill=staged)
     assert beta.log_text().count("completing interrupted reception") >= 1
     assert list((beta.home / "tmp" / "staging").iterdir()) == []
 
@@ -64,19 +63,7 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
     """The ``stored`` rows and audit entries of a whole batch are written in one unit of work
     (node/inbox/publication.py ``store_batch``); killed before it commits, every document of
     the batch is published in the inbox but still ``publishing``, with no receipt sent."""
-    nodes = network("alpha", "beta")
-    alpha, beta = nodes["alpha"], nodes["beta"]
-    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-before-stored-committed:3"})
-    documents = {f"cong-van-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
-    for name, data in documents.items():
-        alpha.drop("beta", name, data)
-    alpha.start()
-    code = beta.wait_exit(timeout=60)
-    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
-    beta.start()
-    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
-    check_delivered(alpha, [beta], documents)
-    assert beta.query("received_count") == COUNT
+    beta = _kill_and_restart(network, "receiver-before-stored-committed:3", "cong-van")
     assert beta.log_text().count("completing interrupted reception") >= 1
 
 
@@ -86,17 +73,5 @@ def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) 
     Killed just after that write, before the proof and the staging fsync: nothing of it is
     durable or recorded (no row), so the sender's retry brings it again from byte 0 and it
     is stored once; no staging file is left behind."""
-    nodes = network("alpha", "beta")
-    alpha, beta = nodes["alpha"], nodes["beta"]
-    beta.start(extra_env={"LIENTHONG_FAILPOINT": "receiver-last-data-at-end:5"})
-    documents = {f"giay-moi-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
-    for name, data in documents.items():
-        alpha.drop("beta", name, data)
-    alpha.start()
-    code = beta.wait_exit(timeout=60)
-    assert code == -9, f"beta exited with {code}, not SIGKILL:\n{beta.log_text()}"
-    beta.start()
-    wait_for(lambda: sent_all(alpha, COUNT), timeout=120, what="delivery after the kill")
-    check_delivered(alpha, [beta], documents)
-    assert beta.query("received_count") == COUNT
+    beta = _kill_and_restart(network, "receiver-last-data-at-end:5", "giay-moi")
     assert list((beta.home / "tmp" / "staging").iterdir()) == []
