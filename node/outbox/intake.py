@@ -73,6 +73,7 @@ from typing import Any
 from lienthong.keys.jws import canonical_json
 from lienthong.node.core import fence
 from lienthong.node.core.names import TEMP_PREFIX, unique_name
+from lienthong.node.core.writeback import sync_and_close
 from lienthong.node.documents.petitions import is_petition, opaque_file_name
 from lienthong.node.outbox.refusals import Refused, refused_for, size_text
 from lienthong.node.outbox.walk import (
@@ -118,12 +119,7 @@ class DirSyncs:
     def flush(self) -> None:
         """fsync every folder (in the order added) and forget them; raises the first error."""
         fds, self._fds = list(self._fds.values()), {}
-        try:
-            for fd in fds:
-                os.fsync(fd)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        sync_and_close(fds)
 
 
 #: Seals the checked, open file before it is taken (``fd``, the record so far): its stream

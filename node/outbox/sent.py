@@ -240,7 +240,7 @@ def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
     False when there was nothing left to file (filed before, its spool folder gone).
     """
     folders: dict[Path, None] = {}
-    present = []
+    present: list[bool] = []
     unsynced: list[int] = []   # receipts and summaries written, their fsync still owed
     try:
         _place_all(moves, access, folders, present, unsynced)

@@ -108,6 +108,17 @@ def _check_key(what: str, value: str | None, longest: int, required: bool = Fals
         raise ValueError(f"audit {what} {value!r} must be 1 to {longest} characters")
 
 
+def _checked(event: AuditEvent) -> str:
+    """Validate an event's search keys and time; its detail as canonical JSON."""
+    check_time(event.time)
+    _check_key("kind", event.kind, 64, required=True)
+    _check_key("peer", event.peer, 200)
+    _check_key("digest", event.digest, 128)
+    if event.message_id is not None:
+        check_message_id(event.message_id)
+    return canonical_detail(event.detail)
+
+
 def _entry(row: Any) -> AuditEntry:
     return build(AuditEntry, row, detail_json=row.detail)
 
@@ -124,22 +135,10 @@ class AuditMethods(StoreBase):
         validated values only (a peer name or node ID, a 32-hex message ID, a hex digest);
         anything a peer sent that failed validation belongs in ``detail``.
         """
-        check_time(now)
-        _check_key("kind", kind, 64, required=True)
-        _check_key("peer", peer, 200)
-        _check_key("digest", digest, 128)
-        if message_id is not None:
-            check_message_id(message_id)
-        detail_json = canonical_detail(detail)
+        detail_json = _checked(AuditEvent(kind=kind, time=now, peer=peer, message_id=message_id,
+                                          digest=digest, detail=detail))
         with self.transaction() as conn:
-            # The tip read by the previous append of this transaction (the write lock is held,
-            # so no other writer can have moved it): one SELECT less per entry when a unit of
-            # work -- or a group-commit batch -- appends several.
-            tip = getattr(self._local, "audit_tip", None)
-            if tip is None:
-                last = conn.execute(_TIP).first()
-                tip = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
-            prev_seq, prev_hash = tip
+            prev_seq, prev_hash = self._tip_in(conn)
             seq = prev_seq + 1
             entry = AuditEntry(seq=seq, time=now, kind=kind, peer=peer, message_id=message_id,
                                digest=digest, detail_json=detail_json, prev_hash=prev_hash,
@@ -160,22 +159,10 @@ class AuditMethods(StoreBase):
         before any is written."""
         if not events:
             return []
-        checked = []
-        for event in events:
-            check_time(event.time)
-            _check_key("kind", event.kind, 64, required=True)
-            _check_key("peer", event.peer, 200)
-            _check_key("digest", event.digest, 128)
-            if event.message_id is not None:
-                check_message_id(event.message_id)
-            checked.append((event, canonical_detail(event.detail)))
+        checked = [(event, _checked(event)) for event in events]
         entries: list[AuditEntry] = []
         with self.transaction() as conn:
-            tip = getattr(self._local, "audit_tip", None)
-            if tip is None:
-                last = conn.execute(_TIP).first()
-                tip = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
-            seq, prev_hash = tip
+            seq, prev_hash = self._tip_in(conn)
             for event, detail_json in checked:
                 seq += 1
                 entry = AuditEntry(
@@ -192,6 +179,16 @@ class AuditMethods(StoreBase):
                  "prev_hash": e.prev_hash, "hash": e.hash} for e in entries])
             self._local.audit_tip = (entries[-1].seq, entries[-1].hash)
         return entries
+
+    def _tip_in(self, conn: Any) -> tuple[int, str]:
+        # The tip read by the previous append of this transaction (the write lock is held, so
+        # no other writer can have moved it): one SELECT less per entry when a unit of work --
+        # or a group-commit batch -- appends several.
+        tip = getattr(self._local, "audit_tip", None)
+        if tip is None:
+            last = conn.execute(_TIP).first()
+            tip = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+        return tip
 
     def audit_tip(self) -> tuple[int, str]:
         """(seq, hash) of the last entry; (0, 64 zeros) for an empty log."""
