@@ -15,7 +15,8 @@ same folders (a shared filesystem), the same PostgreSQL database, the same keys.
    the lease;
 3. holding the lease, it starts the **keeper** (``LeaseKeeper``: renewals in one thread, a
    watchdog in another) and waits one lease time, so that a former holder cut off early has
-   passed its own deadline and ended itself;
+   passed its own deadline and ended itself; a server session of it that still holds the
+   write lock (cut off in the middle of a transaction) is ended then;
 4. then it runs exactly as ``lienthong run`` after a restart: the same ``Node.start``, whose
    recovery adopts whatever the former holder left half-done (docs/design.md §6).
 
@@ -210,6 +211,10 @@ def run_pair_member(config: NodeConfig, *, verbose: bool = False) -> int:
     keeper.start()
     try:
         time.sleep(lease.seconds)
+        ended = lease.end_former_writers()
+        if ended:
+            log.warn("standby: ended {count} database session(s) of the former holder that "
+                     "still held the write lock", count=ended)
         store = open_store(config.store.url, fenced_by=lease)
         try:
             check_store_is_ours(store, config, node_keys)

@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from lienthong.node.language.text import Phrase
 from lienthong.node.store.node_lock import (
     NODE_LOCK,
+    WRITE_LOCK,
     Holder,
     NodeLockLost,
     already_running_on_database,
@@ -57,6 +58,13 @@ DEFAULT_LEASE_SECONDS = 5.0
 
 _HELD = ("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
          "AND granted AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2")
+#: The sessions of this database holding the write lock, other than this one: with the lease
+#: held, only a former holder's (one whose network went dark in the middle of a transaction).
+_FORMER_WRITERS = (
+    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+    "WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted "
+    "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 2 "
+    "AND l.pid <> pg_backend_pid()")
 _HOLDER = ("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s "
            "AND l.objid::bigint = %s AND l.objsubid = 2 AND l.database = "
@@ -137,6 +145,23 @@ class DatabaseLease:
             self._drop()
             raise NodeLockLost(f"the lease on the database {self.where} is no longer held by "
                                "this process")
+
+    def end_former_writers(self) -> int:
+        """With the lease held: end the server sessions that still hold the write lock (a
+        former holder cut off in the middle of a transaction, whose server session waits for
+        the rest of it: no idle timeout runs until a statement is complete, and a network
+        that drops packets without resetting the connection keeps it open); returns how many.
+        Not allowed (another role's session), or not reachable: 0, and the new holder's first
+        write waits for the lock as before."""
+        import psycopg
+        if self._conn is None or self.backend_pid is None:
+            return 0
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute(_FORMER_WRITERS, WRITE_LOCK)
+                return sum(1 for (ended,) in cursor.fetchall() if ended)
+        except psycopg.Error:
+            return 0
 
     def lost(self, reason: str) -> None:
         """A fenced write found the lease gone: tell the keeper (which ends the process)."""

@@ -12,7 +12,7 @@ import pytest
 
 from lienthong.node.store.database import open_store
 from lienthong.node.store.lease import DatabaseLease, StandbyNeedsPostgreSQL
-from lienthong.node.store.node_lock import Holder, NodeAlreadyRunning, NodeLockLost
+from lienthong.node.store.node_lock import WRITE_LOCK, Holder, NodeAlreadyRunning, NodeLockLost
 from lienthong.node.store.postgresql import StoreUnreachable
 
 NOW = "2026-12-07T08:00:00Z"
@@ -108,6 +108,32 @@ def test_a_write_of_a_former_holder_is_refused_by_the_database(postgres_url: str
         reader.close()
     assert "test-written" in kinds
     assert "test-not-written" not in kinds
+
+
+def test_the_new_holder_ends_a_former_holders_session_still_holding_the_write_lock(  # type: ignore[no-untyped-def]
+        postgres_url: str, leases) -> None:
+    """A former holder cut off in the middle of a transaction keeps the write lock in a server
+    session that waits for the rest of it (no idle timeout runs mid-statement). The new holder
+    ends that session; a session holding no write lock (a reader) is left alone."""
+    new = new_lease(postgres_url, leases, 202)
+    writer = psycopg.connect(postgres_url)             # a transaction left open, lock held
+    writer.execute("SELECT pg_advisory_xact_lock(%s, %s)", WRITE_LOCK)
+    reader = psycopg.connect(postgres_url, autocommit=True)
+    try:
+        assert new.end_former_writers() == 0           # no lease yet: nothing is ended
+        new.try_take()
+        assert new.end_former_writers() == 1
+        with pytest.raises(psycopg.OperationalError):
+            writer.execute("SELECT 1")
+        assert reader.execute("SELECT 1").fetchone() == (1,)
+        assert new.end_former_writers() == 0
+        with psycopg.connect(postgres_url, autocommit=True) as fresh:
+            fresh.execute("SET lock_timeout = 2000")
+            with fresh.transaction():
+                fresh.execute("SELECT pg_advisory_xact_lock(%s, %s)", WRITE_LOCK)
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_a_pair_needs_postgresql(tmp_path: Path) -> None:
