@@ -224,7 +224,7 @@ class PeerLink(DocumentOutcomes):
             return False
         if self._window_full(row) or self.proto.offer_room() <= 0:
             return False
-        self._offer(row)
+        self._offer(self.proto, row)
         return True
 
     def _window_full(self, row: QueuedDelivery) -> bool:
@@ -233,10 +233,9 @@ class PeerLink(DocumentOutcomes):
                 if row.ciphertext_size > SMALL_DOCUMENT else len(self.offered) >= SMALL_WINDOW)
         return full and row.priority >= Priority.NORMAL
 
-    def _offer(self, row: QueuedDelivery) -> None:
-        assert self.proto is not None
+    def _offer(self, proto: SenderProtocol, row: QueuedDelivery) -> None:
         self.offered[row.message_id] = row
-        self.proto.offer(row.message_id, row.header_token, row.ciphertext_size, row.priority)
+        proto.offer(row.message_id, row.header_token, row.ciphertext_size, row.priority)
         self.offering(row)
 
     @inlineCallbacks
@@ -400,7 +399,7 @@ class PeerLink(DocumentOutcomes):
                         # The next receipt frees a place and refills.
                         stopped = True
                         break
-                    self._offer(row)
+                    self._offer(self.proto, row)
                     offered_now = True
                 if offered_now and not stopped and len(self.offered) < SMALL_WINDOW:
                     self._refill = True
