@@ -245,7 +245,8 @@ class OutgoingKeyUpdates:
 
     @inlineCallbacks
     def _switch_identity(self) -> Generator[Deferred[Any], Any, None]:
-        switched = yield self.identity.switch(self._announcement().get("rotation"))
+        switched = yield self.identity.switch(self._announcement().get("rotation"),
+                                              on_switched=self._update_known_as)
         if switched:
             self._update_known_as()
             self._kick_links()

@@ -103,7 +103,8 @@ class IdentitySwitch:
             rt.former_keys[former.node_id] = former
 
     @inlineCallbacks
-    def switch(self, token: str | None) -> Generator[Deferred[Any], Any, bool]:
+    def switch(self, token: str | None, on_switched: Callable[[], None] = lambda: None
+               ) -> Generator[Deferred[Any], Any, bool]:
         """Become the new identity now; return False if the new keystore cannot be opened.
 
         The caller has already sealed the continuation with the old identity. Each step can
@@ -132,6 +133,9 @@ class IdentitySwitch:
         yield rt.io(os.replace, next_keystore(config), config.keystore.path)
         rt.former_keys[old.node_id] = old
         rt.keys = new
+        # In this same reactor turn: a HELLO written while the audit below is committed must
+        # already name the identity each peer knows (``rt.known_as``), as its certificate does.
+        on_switched()
         # Same TLS key (the pins peers hold stay valid); the certificate names the new ID.
         self.tls.use_key(tls_key=new.tls_key, certificate_der_bytes=new.tls_cert_der)
         yield rt.audit("identity-rotated", old_node_id=old.node_id, new_node_id=new.node_id,
