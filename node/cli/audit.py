@@ -172,7 +172,8 @@ def list_(home_arg: Path | None, home: Path | None, peers: tuple[str, ...], sinc
     from rich.console import Console
     from rich.table import Table
 
-    from lienthong.node.status.render import describe_detail, text, when
+    from lienthong.node.status.cells import text, when
+    from lienthong.node.status.render_trail import describe_detail
     config = open_config(home_arg or home)
     store = open_store(config.store.url)
     try:
@@ -213,7 +214,7 @@ def trail(document: str, home_arg: Path | None, home: Path | None, as_json: bool
 
     from rich.console import Console
 
-    from lienthong.node.status.render import render_trail
+    from lienthong.node.status.render_trail import render_trail
     from lienthong.node.status.trail import build_trail
     config = open_config(home_arg or home)
     store = open_store(config.store.url)
@@ -278,7 +279,7 @@ def verify(home_arg: Path | None, home: Path | None, as_json: bool,
 
 
 def _print_report(report: VerifyReport) -> None:
-    from lienthong.node.status.render import clean
+    from lienthong.node.status.cells import clean
     if any(problem.check == "chain" for problem in report.problems):
         click.echo(f"Audit log:  read {report.entries} entries; the chain is broken (see "
                    f"below); {report.heads} signed head(s) verified.")

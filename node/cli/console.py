@@ -37,9 +37,11 @@ from rich.text import Text
 from lienthong.config.schema import NodeConfig
 from lienthong.node.language.catalog import DEFAULT_LANGUAGE, translate
 from lienthong.node.language.text import Phrase
+from lienthong.node.status.cells import clean
 from lienthong.node.status.gather import gather
 from lienthong.node.status.health import Thresholds
-from lienthong.node.status.render import clean, render_status, render_trail
+from lienthong.node.status.render import render_status
+from lienthong.node.status.render_trail import render_trail
 from lienthong.node.status.trail import build_trail
 from lienthong.node.store.database import Store, open_store
 

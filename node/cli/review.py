@@ -193,7 +193,7 @@ def reconcile(home_arg: Path | None, home: Path | None, peer_name: str, period: 
 
 
 def _print_reconciliation(view: dict[str, Any], language: str) -> None:
-    from lienthong.node.status.render import clean
+    from lienthong.node.status.cells import clean
     peer, period = clean(view["peer"], 64), view["period"]
 
     def say(text: Phrase) -> None:

@@ -7,10 +7,8 @@ text when output is not a terminal, and is one small dependency; textual would b
 application framework, its own event loop and CSS for what is a read-only dashboard.
 
 Everything shown that came from a peer (document names, reasons in errors, metadata) is
-attacker data. It is passed through ``clean`` (control characters, bidi overrides and
-zero-width characters replaced, so a name can neither move the cursor nor disguise
-``invoice\u202efdp.exe``) and either put into ``rich.text.Text`` (never parsed as markup) or
-escaped with ``rich.markup.escape`` where a markup string is built.
+attacker data: it goes through ``lienthong.node.status.cells`` (``clean``, ``text``, ``safe``),
+which makes it inert. One document's trail is drawn by ``lienthong.node.status.render_trail``.
 
 Every word is in the clerk's language (``lang``, Vietnamese by default; the catalog in
 node/language/): static words through ``translate``, sentences with numbers as one ``Phrase``
@@ -18,13 +16,11 @@ each, document types, urgencies, classes and statuses by their names (``name_of`
 """
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -34,89 +30,7 @@ from lienthong.node.core.clock import parse_rfc3339
 from lienthong.node.language.catalog import DEFAULT_LANGUAGE, translate
 from lienthong.node.language.names import name_of
 from lienthong.node.language.text import Phrase, _
-
-#: Invisible characters that can reorder or hide text (Trojan Source, RLO file names).
-_INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d"
-                       "\u202e\u2060\u2066\u2067\u2068\u2069\ufeff")
-MAX_TEXT = 160
-
-
-def clean(value: Any, limit: int = MAX_TEXT) -> str:
-    """Peer-supplied text made harmless for a terminal: no control or invisible characters."""
-    text = "" if value is None else str(value)
-    out = []
-    for char in text[:limit]:
-        if char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            out.append("\ufffd")
-        else:
-            out.append(char)
-    return "".join(out) + ("…" if len(text) > limit else "")
-
-
-def safe(value: Any, limit: int = MAX_TEXT) -> str:
-    """``clean`` and escaped for use inside a rich markup string."""
-    return escape(clean(value, limit))
-
-
-def text(value: Any, style: str = "", limit: int = MAX_TEXT) -> Text:
-    """A rich Text of cleaned peer data (Text is never parsed as markup)."""
-    return Text(clean(value, limit), style=style)
-
-
-def size(count: int | None) -> str:
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
-def duration(seconds: float | None, lang: str = DEFAULT_LANGUAGE) -> str:
-    if seconds is None:
-        return "?"
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return Phrase("{seconds} s", seconds=f"{seconds:.0f}").in_language(lang)
-    if seconds < 3600:
-        return Phrase("{minutes} min", minutes=f"{seconds // 60:.0f}").in_language(lang)
-    if seconds < 86400:
-        return Phrase("{hours} h {minutes} min", hours=f"{seconds // 3600:.0f}",
-                      minutes=f"{seconds % 3600 // 60:.0f}").in_language(lang)
-    return Phrase("{days} d {hours} h", days=f"{seconds // 86400:.0f}",
-                  hours=f"{seconds % 86400 // 3600:.0f}").in_language(lang)
-
-
-def when(stamp: str | None, now: float, tz: tzinfo | None = None,
-         lang: str = DEFAULT_LANGUAGE) -> str:
-    """A time as an operator reads it: "14:03" today, "25/11 14:03" before (local time)."""
-    if not stamp:
-        return translate(lang, "never")
-    try:
-        seconds = parse_rfc3339(stamp)
-    except ValueError:
-        return clean(stamp, 40)
-    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(
-        seconds).astimezone()
-    today = datetime.fromtimestamp(now, tz) if tz else datetime.fromtimestamp(now).astimezone()
-    if moment.date() == today.date():
-        return moment.strftime("%H:%M:%S")
-    if moment.year == today.year:
-        return moment.strftime("%d/%m %H:%M")
-    return moment.strftime("%d/%m/%Y %H:%M")
-
-
-def ago(stamp: str | None, now: float, lang: str = DEFAULT_LANGUAGE) -> str:
-    if not stamp:
-        return translate(lang, "never")
-    try:
-        return Phrase("{duration} ago", duration=duration(now - parse_rfc3339(stamp), lang)
-                      ).in_language(lang)
-    except ValueError:
-        return "?"
-
+from lienthong.node.status.cells import ago, clean, duration, safe, size, text, when
 
 # -- the status screen ---------------------------------------------------------------------------
 
@@ -451,93 +365,3 @@ def _document_cell(row: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -> Text
         cell.append("\n" + clean(fields["subject"], 80), style="italic")
     cell.append(f"\n{row['message_id']}", style="dim")
     return cell
-
-
-# -- one document's trail ------------------------------------------------------------------------
-
-def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = None,
-                 lang: str = DEFAULT_LANGUAGE) -> RenderableType:
-    """The story of one document in ``lang``: what was sent or received, then every audit
-    event."""
-    if not trail["found"]:
-        return Text(Phrase("Nothing is recorded about message {message_id}.",
-                           message_id=clean(trail["message_id"])).in_language(lang),
-                    style="yellow")
-    parts: list[RenderableType] = []
-    sent = trail.get("sent")
-    if sent:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row(translate(lang, "Document"), text(sent["name"]))
-        grid.add_row(translate(lang, "Sent to"), text(sent["target"]))
-        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
-                                                     size=size(sent["size"]),
-                                                     count=sent["size"]).in_language(lang))
-        grid.add_row("SHA-256", sent["sha256"])
-        grid.add_row(translate(lang, "Taken"), when(sent["created_at"], now, tz, lang))
-        grid.add_row(translate(lang, "State"), Text(
-            name_of("state", sent["state"], lang),
-            style={"sent": "green", "failed": "red"}.get(sent["state"], "yellow")))
-        if sent.get("sent_path"):
-            grid.add_row(translate(lang, "Kept in"), text(sent["sent_path"]))
-        if sent.get("error"):
-            grid.add_row(translate(lang, "Error"), text(sent["error"], "red"))
-        for item in sent["recipients"]:
-            said = [name_of("state", item["state"], lang)]
-            if item["receipt_at"]:
-                said.append(Phrase("receipt {time}", time=when(item["receipt_at"], now, tz,
-                                                               lang)).in_language(lang))
-            if item["attempts"]:
-                said.append(Phrase("{count} attempt(s)", count=item["attempts"]
-                                   ).in_language(lang))
-            if item["last_error"]:
-                said.append(Phrase("last error: {error}", error=clean(item["last_error"], 120)
-                                   ).in_language(lang))
-            grid.add_row(f"→ {clean(item['peer'])}", Text(", ".join(said)))
-        parts.append(Panel(grid, title=Phrase("Sent · message {message_id}",
-                                              message_id=trail["message_id"]
-                                              ).in_language(lang), title_align="left"))
-    for row in trail.get("received", []):
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row(translate(lang, "Document"), text(row["name"]))
-        grid.add_row(translate(lang, "From"), text(row["from"]))
-        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
-                                                     size=size(row["size"]),
-                                                     count=row["size"]).in_language(lang))
-        grid.add_row("SHA-256", row["sha256"])
-        grid.add_row(translate(lang, "Received"), when(row["received_at"], now, tz, lang))
-        grid.add_row(translate(lang, "Stored as"), text(row["stored_path"]))
-        grid.add_row(translate(lang, "Receipt"), Text(
-            translate(lang, "signed and kept") if row.get("receipt")
-            else translate(lang, "not yet")))
-        parts.append(Panel(grid, title=Phrase("Received · message {message_id}",
-                                              message_id=trail["message_id"]
-                                              ).in_language(lang), title_align="left"))
-    table = Table(title=translate(lang, "Audit events"), title_justify="left", expand=True)
-    for column in ("#", translate(lang, "Time"), translate(lang, "Event"),
-                   translate(lang, "Peer"), translate(lang, "Details")):
-        table.add_column(column, overflow="fold")
-    for event in trail["events"]:
-        table.add_row(str(event["seq"]), when(event["time"], now, tz, lang), event["kind"],
-                      text(event["peer"] or ""), text(describe_detail(event["detail"]),
-                                                      limit=200))
-    parts.append(table)
-    return Group(*parts)
-
-
-def describe_detail(detail: Mapping[str, Any]) -> str:
-    """An audit entry's detail as one short line (``key=value``, most telling keys first)."""
-    first = ("code", "reason", "name", "size", "target", "stored_as", "sent_path")
-    skip = ("node_id",)  # node-started/-stopped carry our own ID: noise in a listing
-    keys = [k for k in first if k in detail] + sorted(
-        k for k in detail if k not in first and k not in skip)
-    parts = []
-    for key in keys:
-        value = detail[key]
-        if isinstance(value, list):
-            value = f"{len(value)} item(s)"
-        parts.append(f"{key}={value}")
-    return " ".join(parts)

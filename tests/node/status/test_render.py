@@ -9,8 +9,9 @@ from rich.console import Console
 
 from lienthong.node.delivery.links import LinkState
 from lienthong.node.delivery.outcomes import Progress
+from lienthong.node.status.cells import clean
 from lienthong.node.status.live import live_from_links
-from lienthong.node.status.render import clean, render_status
+from lienthong.node.status.render import render_status
 from tests.node.statushelp import HOSTILE, NOW, Office, rendered, snapshot_of
 
 

@@ -5,7 +5,7 @@ import io
 
 from rich.console import Console
 
-from lienthong.node.status.render import render_trail
+from lienthong.node.status.render_trail import render_trail
 from lienthong.node.status.trail import build_trail
 from tests.node.statushelp import NOW, Office
 
