@@ -45,9 +45,12 @@ log = Logger(namespace="lienthong.receiver")
 
 
 #: Bytes of DATA received but not yet written and decrypted, per connection, above which the
-#: connection stops reading until the workers catch up (4 frames of 1 MiB). 16 held 12-14 MiB
-#: more at the receiver's peak; 2 held 2 MiB less but cost 0.6-1.0 s more receiver CPU per GiB
-#: (reading stops and resumes twice as often), docs/benchmarks.md History 46.
+#: connection stops reading until the workers catch up (4 frames of 1 MiB; reading resumes at
+#: half). 16 held 12-14 MiB more at the receiver's peak; 2 held 2 MiB less but cost 0.6-1.0 s
+#: more receiver CPU per GiB (docs/benchmarks.md History 46). 8 was faster on a quiet machine
+#: but brought the receiver's peak to 97-100 MiB, against a target below 100, even with the
+#: plaintext hashed on the worker; resuming at 1 MiB instead of half was no cheaper (History
+#: 50 and 51).
 QUEUE_LIMIT = 4 * 1024 * 1024
 #: Bytes taken from the socket per reactor turn. Twisted's default (64 KiB) made each 1 MiB DATA
 #: frame cost 16 turns through epoll, the TLS layer and the frame decoder on the reactor thread;

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from lienthong.keys import jws
 from lienthong.node.delivery.links import LinkState, PeerLink
-from lienthong.node.inbox.connection import ReceiverFactory
+from lienthong.node.inbox.connection import QUEUE_LIMIT, ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool.sealing import seal_spooled
@@ -433,16 +433,16 @@ class HeldBatches:
 
 
 def test_large_frames_waiting_for_the_worker_are_written_in_one_hop(net: Net) -> None:
-    """Six 1 MiB frames arrive while the worker is busy: one hop writes them all, reading
-    stops above QUEUE_LIMIT and resumes once they are written, and the document arrives whole
-    and receipted."""
-    data = random.Random(14).randbytes(6 * 1024 * 1024 + 1000)
+    """Two frames more than QUEUE_LIMIT holds (1 MiB each) arrive while the worker is busy:
+    one hop writes them all, reading stops above QUEUE_LIMIT and resumes once they are
+    written, and the document arrives whole and receipted."""
+    data = random.Random(14).randbytes(QUEUE_LIMIT + 2 * 1024 * 1024 + 1000)
     mid = net.dispatch("ban-do.bin", data)
     workers = HeldBatches()
     net.beta.runtime.workers = workers  # type: ignore[assignment]
     wire = net.connect()
     assert len(workers.held) == 1                       # one hop for every large frame
-    assert wire.receiver_side.producerState == "paused"  # 6 MiB waiting > QUEUE_LIMIT
+    assert wire.receiver_side.producerState == "paused"  # more waiting than QUEUE_LIMIT
     assert net.delivered == []
     workers.release()
     assert wire.receiver_side.producerState == "producing"
