@@ -73,13 +73,15 @@ class SealedEnvelope:
     re-creates the ciphertext later (node/spool/sealing.py). ``file_key`` is the document's
     key (b"" when not given): a sender that re-creates the ciphertext while sending keeps it
     in memory instead of opening its own sealed copy again (an X25519 operation); a secret,
-    never shown (``repr``) nor written."""
+    never shown (``repr``) nor written. ``stream_header``: the 24 bytes that begin the
+    ciphertext (b"" when not given), public, for the same sender."""
 
     header_token: str
     header: EnvelopeHeader
     tail: bytes
     trailer: bytes | None = None
     file_key: bytes = field(default=b"", repr=False)
+    stream_header: bytes = field(default=b"", repr=False)
 
 
 class Sealer:
@@ -231,7 +233,8 @@ class Sealer:
             tail = b"" if self._digest_only is not None else self._payload.finish(trailer)[0]
             return SealedEnvelope(header_token=self._header.token,
                                   header=self._header.with_digest(sha256), tail=tail,
-                                  trailer=trailer, file_key=self._file_key)
+                                  trailer=trailer, file_key=self._file_key,
+                                  stream_header=self.stream_header)
         if self._digest_only is not None:
             fields = dict(self._fields, sha256=sha256)
             tail = b""
@@ -243,7 +246,7 @@ class Sealer:
         token = jws.sign(self._identity, ENVELOPE_TYP, fields, kid=fields["sender"])
         header = replace(decode_header(token), verified_key=self._identity.verify_key.encode())
         return SealedEnvelope(header_token=token, header=header, tail=tail,
-                              file_key=self._file_key)
+                              file_key=self._file_key, stream_header=self.stream_header)
 
 
 # -- opening -----------------------------------------------------------------------------------

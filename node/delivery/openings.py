@@ -63,9 +63,9 @@ class Opening:
     offset: int
     signers: dict[str, nacl.signing.SigningKey]
     on_trailer: Callable[[int, str], object]
-    #: The opened header and file key kept from the sealing, if this process sealed it
+    #: The opened header, file key and stream ends kept from the sealing, if this process sealed it
     #: (node/spool/kept_keys.py); None: opened from the header token.
-    kept: tuple[EnvelopeHeader, bytes] | None = field(default=None, repr=False)
+    kept: tuple[EnvelopeHeader, bytes, bytes] | None = field(default=None, repr=False)
 
 
 def envelope_at(opening: Opening, node_keys: NodeKeys) -> CiphertextSource:

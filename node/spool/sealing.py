@@ -235,7 +235,10 @@ class EnvelopeSource:
 
     def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes, *,
                  signer: nacl.signing.SigningKey | None = None,
-                 on_trailer: Callable[[int, str], object] | None = None) -> None:
+                 on_trailer: Callable[[int, str], object] | None = None,
+                 ends: bytes | None = None) -> None:
+        """``ends``: the stream ends as kept in memory from the sealing (else read from the
+        spool: ``kept_stream_ends``)."""
         self._spool = Path(spool_dir)
         self._header = header
         self._key = file_key
@@ -245,7 +248,8 @@ class EnvelopeSource:
         self._signer: nacl.signing.SigningKey | None = None
         self._on_trailer = on_trailer
         self._digest: FileDigest | None = None
-        ends = kept_stream_ends(self._spool, HEADER_BYTES + header.trailer_bytes)
+        if ends is None:
+            ends = kept_stream_ends(self._spool, HEADER_BYTES + header.trailer_bytes)
         if header.trailer_bytes and ends is None:
             if signer is None or node_id_from_public_key(
                     signer.verify_key.encode()) != header.sender:
@@ -412,28 +416,30 @@ def read_signed_digest(spool_dir: str | Path, header_token: str, verify_key: byt
 def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys, *,
                   signers: Mapping[str, nacl.signing.SigningKey] | None = None,
                   on_trailer: Callable[[int, str], object] | None = None,
-                  kept: tuple[EnvelopeHeader, bytes] | None = None
+                  kept: tuple[EnvelopeHeader, bytes, bytes] | None = None
                   ) -> EnvelopeSource | BinaryIO:
     """The ciphertext source of a document this node sealed (OSError if it cannot be read).
 
     ``signers`` (node ID to identity key: ours, current and former) and ``on_trailer`` serve a
     streamed seal whose trailer is not signed yet (:class:`EnvelopeSource`). ``kept``: the
-    opened header and file key this process kept from the sealing
-    (node/spool/kept_keys.py), so no X25519 operation opens them again from the token.
+    opened header, file key and stream ends this process kept from the sealing
+    (node/spool/kept_keys.py), so no X25519 operation opens them again from the token and
+    no record is read for the ends.
 
     A document sealed by an older version kept its whole ciphertext in ``envelope.bin``
     and no stream header: that file is sent as it is."""
     legacy = Path(spool_dir) / ENVELOPE
     if kept is None and not (Path(spool_dir) / STREAM_HEADER).exists() and legacy.exists():
         return open(legacy, "rb")  # noqa: SIM115 - closed by the transfer
+    ends = None
     if kept is not None:
-        header, file_key = kept
+        header, file_key, ends = kept
     else:
         header, file_key = _open_own_key(header_token, node_keys)
     signer = (signers if signers is not None
               else {node_keys.node_id: node_keys.identity}).get(header.sender)
     return EnvelopeSource(Path(spool_dir), header, file_key, signer=signer,
-                          on_trailer=on_trailer)
+                          on_trailer=on_trailer, ends=ends)
 
 
 def _open_own_key(header_token: str, node_keys: NodeKeys) -> tuple[EnvelopeHeader, bytes]:

@@ -200,7 +200,7 @@ def test_a_streamed_seal_needs_the_identity_that_signed_its_header(streamed) -> 
 # -- the file key kept from sealing to offer (node/spool/kept_keys.py) -------------------------
 
 @pytest.mark.parametrize("version", [2, 3])
-def test_a_kept_key_re_creates_the_same_stream_without_any_x25519(
+def test_a_kept_key_re_creates_the_same_stream_without_any_x25519_or_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
     alpha = make_office(tmp_path, "alpha", FakeReactor())
     beta = make_office(tmp_path, "beta", FakeReactor(), port=7444)
@@ -227,6 +227,7 @@ def test_a_kept_key_re_creates_the_same_stream_without_any_x25519(
 
     monkeypatch.setattr(sealing_module, "open_header_key", no_x25519)
     monkeypatch.setattr(sealing_module, "open_file_key", no_x25519)
+    monkeypatch.setattr(sealing_module, "kept_stream_ends", no_x25519)   # nor any record read
     source = open_envelope(folder, envelope.header_token, rt.keys, kept=found)
     source.seek(1000)
     assert _read_all(source, frame=77_777) == from_token[1000:]
@@ -243,7 +244,8 @@ def test_kept_keys_match_the_token_are_bounded_and_dropped(sealed) -> None:  # t
     mid = envelope.header.message_id
     kept = KeptFileKeys(max_kept=2)
     kept.keep(mid, envelope)
-    assert kept.get(mid, envelope.header_token) == (envelope.header, envelope.file_key)
+    assert kept.get(mid, envelope.header_token) == (
+        envelope.header, envelope.file_key, envelope.stream_header)
     assert kept.get(mid, envelope.header_token + "x") is None   # a reseal's token: not this key
     assert envelope.file_key.hex() not in repr(kept) and str(envelope.file_key) not in repr(kept)
     others = [new_message_id() for _ in range(2)]
