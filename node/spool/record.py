@@ -15,7 +15,9 @@ delivered after an upgrade.
 Since version 4 a batch of takes writes ONE record for all its documents (``records``: a
 version-3 record each), fsynced once in the first document's folder and hard-linked as the
 others' ``intake.json`` (node/outbox/intake.py, "One record per batch"); :func:`read_record`
-returns the record of the folder's own document, so nothing else reads it differently.
+returns the record of the folder's own document, so nothing else reads it differently. Each
+folder's record thus also names the batch's other documents: the spool is the node's own
+(0700), and no record is ever copied out of it (not to ``sent/``, ``failed/`` or a report).
 
 Since version 3 the record also holds ``stream_ends`` (hex; null when the document was not
 sealed before its take): a small file is sealed while it is still in the outbox, so the
