@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -70,12 +70,18 @@ class SealedEnvelope:
     """A finished envelope. ``tail`` is ciphertext ``feed`` had not yet returned (usually b"";
     v3: the trailer chunk; for an empty document never fed, the whole stream): append it to
     the ciphertext. ``trailer`` is the v3 signed trailer (None before v3), for a sender that
-    re-creates the ciphertext later (node/spool/sealing.py)."""
+    re-creates the ciphertext later (node/spool/sealing.py). ``file_key`` is the document's
+    key (b"" when not given): a sender that re-creates the ciphertext while sending keeps it
+    in memory instead of opening its own sealed copy again (an X25519 operation); a secret,
+    never shown (``repr``) nor written. ``stream_header``: the 24 bytes that begin the
+    ciphertext (b"" when not given), public, for the same sender."""
 
     header_token: str
     header: EnvelopeHeader
     tail: bytes
     trailer: bytes | None = None
+    file_key: bytes = field(default=b"", repr=False)
+    stream_header: bytes = field(default=b"", repr=False)
 
 
 class Sealer:
@@ -139,6 +145,7 @@ class Sealer:
         file_key = random_bytes(KEY_BYTES)
         if len(file_key) != KEY_BYTES:
             raise ValueError("random_bytes(32) returned the wrong length")
+        self._file_key = file_key
         self._payload = PayloadEncryptor(file_key, ad=bytes.fromhex(message_id), size=size,
                                          chunk_size=chunk_size, random_bytes=random_bytes,
                                          ciphertext_digest=version == 1,
@@ -226,7 +233,8 @@ class Sealer:
             tail = b"" if self._digest_only is not None else self._payload.finish(trailer)[0]
             return SealedEnvelope(header_token=self._header.token,
                                   header=self._header.with_digest(sha256), tail=tail,
-                                  trailer=trailer)
+                                  trailer=trailer, file_key=self._file_key,
+                                  stream_header=self.stream_header)
         if self._digest_only is not None:
             fields = dict(self._fields, sha256=sha256)
             tail = b""
@@ -237,7 +245,8 @@ class Sealer:
                 fields["ciphertext_sha256"] = summary.ciphertext_sha256
         token = jws.sign(self._identity, ENVELOPE_TYP, fields, kid=fields["sender"])
         header = replace(decode_header(token), verified_key=self._identity.verify_key.encode())
-        return SealedEnvelope(header_token=token, header=header, tail=tail)
+        return SealedEnvelope(header_token=token, header=header, tail=tail,
+                              file_key=self._file_key, stream_header=self.stream_header)
 
 
 # -- opening -----------------------------------------------------------------------------------

@@ -242,7 +242,8 @@ class Node:
                 self.links[peer.node_id] = PeerLink(
                     self.rt, peer.node_id, tls=self.tls,
                     on_all_delivered=self.outbox.finish,
-                    on_delivery_failed=self._delivery_failed)
+                    on_delivery_failed=self._delivery_failed,
+                    kept_keys=self.outbox.kept_keys)
                 if self.running:
                     self.links[peer.node_id].kick()
             elif peer.state == "revoked":

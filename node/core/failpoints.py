@@ -14,6 +14,7 @@ import signal
 STAGES = frozenset({
     # sender
     "sender-after-take",          # the file is in the spool, nothing sealed or recorded yet
+    "sender-during-batch-take",   # a batch's one record in every folder, n files moved in
     "sender-during-seal",         # part of the envelope written
     "sender-before-dispatches-committed",  # a unit of several dispatch rows written, not committed
     "sender-mid-transfer",        # some DATA frames written to the receiver

@@ -41,6 +41,7 @@ from lienthong.node.delivery.openings import EnvelopeOpenings
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.store.records import DispatchRow, QueuedDelivery
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.protocol.connection import ENVELOPE_V3_PROTOCOL
@@ -96,7 +97,9 @@ class PeerLink(DocumentOutcomes):
     def __init__(self, runtime: NodeRuntime, node_id: str, *, tls: PinnedContextFactory,
                  on_all_delivered: Callable[[str, DispatchRow | None], object],
                  on_delivery_failed: Callable[[str, str], object],
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random,
+                 kept_keys: KeptFileKeys | None = None) -> None:
+        """``kept_keys``: the file keys the outbox kept from sealing (node/spool/kept_keys.py)."""
         self.rt = runtime
         self.node_id = node_id
         self.tls = tls
@@ -120,6 +123,7 @@ class PeerLink(DocumentOutcomes):
         self._drained = False
         self._receipts = ReceiptBatch(runtime, node_id, self._receipts_recorded)
         self._openings = EnvelopeOpenings(runtime)
+        self._kept_keys = kept_keys
         self._notes = TransferNotes(runtime)
         #: Decoded headers of the documents offered on this connection (decoded once).
         self._headers: dict[str, EnvelopeHeader] = {}

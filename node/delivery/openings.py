@@ -32,7 +32,7 @@ again after the restart, exactly as before batching.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nacl.signing
@@ -44,6 +44,7 @@ from lienthong.node.core.hops import CallBatches
 from lienthong.node.delivery.readahead import CiphertextSource
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.sealing import open_envelope
+from lienthong.protocol.envelope import EnvelopeHeader
 
 #: Most envelopes opened in one hop: bounds how long the first waits for the last.
 MAX_BATCH = 32
@@ -62,12 +63,16 @@ class Opening:
     offset: int
     signers: dict[str, nacl.signing.SigningKey]
     on_trailer: Callable[[int, str], object]
+    #: The opened header, file key and stream ends kept from the sealing, if this process sealed it
+    #: (node/spool/kept_keys.py); None: opened from the header token.
+    kept: tuple[EnvelopeHeader, bytes, bytes] | None = field(default=None, repr=False)
 
 
 def envelope_at(opening: Opening, node_keys: NodeKeys) -> CiphertextSource:
     """The document's ciphertext source positioned at its offset (on the worker pool)."""
     source = open_envelope(opening.spool_dir, opening.header_token, node_keys,
-                           signers=opening.signers, on_trailer=opening.on_trailer)
+                           signers=opening.signers, on_trailer=opening.on_trailer,
+                           kept=opening.kept)
     if not opening.offset:
         return source
     try:

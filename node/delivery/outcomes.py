@@ -31,6 +31,7 @@ from lienthong.node.delivery.receipts import (
     late_receipt_reason,
 )
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.spool.sealing import read_signed_digest
 from lienthong.node.store.records import DispatchRow, PeerRevoked, QueuedDelivery
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header
@@ -117,6 +118,8 @@ class DocumentOutcomes:
     _held_back: set[str]
     _receipts: ReceiptBatch
     _openings: EnvelopeOpenings
+    #: The file keys the outbox kept from sealing, if it shares them (node/spool/kept_keys.py).
+    _kept_keys: KeptFileKeys | None
     #: ``offered`` and ``sent``, written in shared units of work (delivery/notes.py).
     _notes: TransferNotes
     _headers: dict[str, EnvelopeHeader]
@@ -155,9 +158,11 @@ class DocumentOutcomes:
 
     def _opening(self, row: QueuedDelivery, offset: int) -> Opening:
         message_id = row.message_id
+        kept = (self._kept_keys.get(message_id, row.header_token)
+                if self._kept_keys is not None else None)
         return Opening(row.spool_dir, row.header_token, offset, signers=self._identities(),
                        on_trailer=lambda size, sha256: self.rt.reactor.callFromThread(
-                           self._trailer_signed, message_id, size, sha256))
+                           self._trailer_signed, message_id, size, sha256), kept=kept)
 
     def offering(self, row: QueuedDelivery) -> None:
         """``row`` is being offered: begin opening its envelope now if it is small, so that

@@ -24,7 +24,13 @@ from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import MAX_NAME_BYTES, safe_file_name, unique_name
 from lienthong.node.language.catalog import DEFAULT_LANGUAGE
 from lienthong.node.language.text import Phrase
-from lienthong.node.outbox.intake import DirSyncs, take_file
+from lienthong.node.outbox.intake import (
+    DirSyncs,
+    PendingTake,
+    prepare_take,
+    take_file,
+    take_files,
+)
 from lienthong.node.outbox.sidecars import SidecarFound
 from lienthong.node.outbox.walk import when_text
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
@@ -138,29 +144,88 @@ def _seal_before_take(fd: int, record: dict[str, Any], meta: dict[str, Any] | No
 def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] | None,
                                           Callable[[], None] | None, Path | None]]
                         ) -> list[tuple[TakenFile, Any] | Failure]:
-    """``take_and_seal`` each item in turn, in ONE worker hop; each item's result or Failure.
+    """``take_and_seal`` each item, in ONE worker hop; each item's result or Failure.
 
-    One file's refusal (or error) is its own: the others are taken regardless. The folders
-    the takes share (``spool/``, the outbox folder they were dropped in) are fsynced once for
-    the batch, after the last take and before any result is returned: until then nothing
-    refers to these documents, so a crash before the flush leaves only states a crash
-    during a single take could leave (``intake`` module docstring). If that flush fails,
-    the whole batch fails with its error (``recover`` seals what was taken at the next start).
+    One file's refusal (or error) is its own: the others are taken regardless. The files
+    without a sidecar to adopt are checked (and small ones sealed) first, then taken together
+    with ONE record for all of them (node/outbox/intake.py, "One record per batch"). The
+    folders the takes share (``spool/``, the outbox folder they were dropped in) are fsynced
+    once for the batch, after the last take and before any result is returned: until then
+    nothing refers to these documents, so a crash before the flush leaves only states a crash
+    during a single take could leave (``intake`` module docstring). If that flush fails, the
+    whole batch fails with its error (``recover`` seals what was taken at the next start).
     """
     syncs = DirSyncs()
-    results: list[tuple[TakenFile, Any] | Failure] = []
+    results: list[tuple[TakenFile, Any] | Failure | None] = [None] * len(items)
+    together: list[tuple[int, PendingTake, list[tuple[dict[str, Any], SealedEnvelope]]]] = []
     try:
-        for path, take, seal, adopt, unless_exists in items:
+        for index, (path, take, seal, adopt, unless_exists) in enumerate(items):
             try:
-                results.append(take_and_seal(path, take, seal, adopt, unless_exists,
-                                             syncs=syncs))
+                if adopt is not None:   # taken alone, its folders fsynced at once
+                    results[index] = take_and_seal(path, take, seal, adopt, unless_exists,
+                                                   syncs=syncs)
+                    continue
+                early: list[tuple[dict[str, Any], SealedEnvelope]] = []
+                together.append((index, _prepare(path, take, seal, unless_exists, early),
+                                 early))
             except Exception:  # noqa: BLE001 - each file's refusal goes to its own caller
-                failure = Failure()
-                failure.cleanFailure()
-                results.append(failure)
+                results[index] = _failure()
+        if together:
+            spool = items[together[0][0]][1]["spool_dir"]
+            taken_all = take_files([pending for _, pending, _ in together], spool, syncs)
+            for (index, _, early), taken in zip(together, taken_all, strict=True):
+                if isinstance(taken, Exception):
+                    try:
+                        raise taken
+                    except Exception:  # noqa: BLE001 - as a Failure with its traceback
+                        results[index] = _failure()
+                    continue
+                _, take, seal, _, _ = items[index]
+                results[index] = _after_take(taken, take, seal, early, sync_folder=False)
     finally:
+        for _, pending, _ in together:   # closed by take_files; if it never ran, here
+            pending.close()
         syncs.flush()
-    return results
+    return [result if result is not None else Failure(RuntimeError("not taken"))
+            for result in results]
+
+
+def _prepare(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
+             unless_exists: Path | None,
+             early: list[tuple[dict[str, Any], SealedEnvelope]]) -> PendingTake:
+    """Check ``path`` for a batch's take (and seal it first if small: ``early``)."""
+    if unless_exists is not None and os.path.lexists(unless_exists):
+        raise SidecarFound(str(unless_exists))
+    preseal = None
+    if seal is not None:
+        def preseal(fd: int, record: dict[str, Any]) -> bytes | None:
+            return _seal_before_take(fd, record, take.get("meta"), seal, early)
+    return prepare_take(path, **{key: value for key, value in take.items()
+                                 if key != "spool_dir"}, preseal=preseal)
+
+
+def _after_take(taken: TakenFile, take: dict[str, Any], seal: dict[str, Any] | None,
+                early: list[tuple[dict[str, Any], SealedEnvelope]], *, sync_folder: bool
+                ) -> tuple[TakenFile, tuple[dict[str, Any], Any] | Failure | None]:
+    """What ``take_and_seal`` returns once ``taken`` is in the spool: its sealing (before the
+    take, or now), or the sealing's Failure, or None without ``seal``."""
+    failpoint("sender-after-take")
+    if seal is None:
+        return taken, None
+    if early:
+        return taken, early[0]
+    try:
+        meta = (strict_json_object(canonical_json(take["meta"]))
+                if take.get("meta") is not None else {})
+        return taken, seal_taken(taken, meta, sync_folder=sync_folder, **seal)
+    except Exception:  # noqa: BLE001 - reported where the sealing is awaited
+        return taken, _failure()
+
+
+def _failure() -> Failure:
+    failure = Failure()
+    failure.cleanFailure()
+    return failure
 
 
 def seal_taken(taken: TakenFile, meta: dict[str, Any], *, spool_dir: Path, node_keys: NodeKeys,

@@ -57,6 +57,20 @@ may undo the rename (the file is still in the outbox, as if never taken) or keep
 (``recover_spool`` finds a complete pair): both are states a crash right after the take
 could already leave, because nothing has been recorded about the document yet.
 
+One record per batch (``prepare_take`` then ``take_files``: the outbox's batches of small
+files, node/outbox/file_work.py). Steps 1-3 (and the sealing before the take) are done for
+every file of the batch first; then ONE record naming all of them (``intake.json`` version 4:
+a version-3 record each, node/spool/record.py) is written and fsynced in the first file's new
+folder and hard-linked as ``intake.json`` into each other new folder; only then is any file
+moved in (step 4's rename and step 5, file by file). A record and its fsync per document were
+the largest single cost of a take in a burst (docs/benchmarks.md, History 52); a link is a
+directory entry, made durable by the folder fsync each take already owes. Every folder thus
+holds its document's record before its file can move in, as with a record each: a crash
+before a file moved leaves its folder with the record and no payload (nothing taken; the
+file is still in the outbox), after it a complete pair whose record ``read_record`` finds by
+the folder's name (docs/design.md §6). A file refused in step 5 discards its own folder (its
+link); the others keep theirs. A batch of one writes a version-3 record, as before.
+
 All functions block (fsync, copying); the daemon runs them in a thread.
 """
 from __future__ import annotations
@@ -67,11 +81,13 @@ import re
 import stat
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lienthong.keys.jws import canonical_json
 from lienthong.node.core import fence
+from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import TEMP_PREFIX, unique_name
 from lienthong.node.core.writeback import sync_and_close
 from lienthong.node.documents.petitions import is_petition, opaque_file_name
@@ -86,6 +102,7 @@ from lienthong.node.outbox.walk import (
     write_new_file,
 )
 from lienthong.node.spool.record import (
+    BATCH_VERSION,
     INTAKE_FILE,
     INTAKE_FORMAT,
     INTAKE_VERSION,
@@ -157,6 +174,46 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
           message_id: str, max_bytes: int, now: str, allow_empty: bool,
           meta: dict[str, Any] | None = None, syncs: DirSyncs | None = None,
           preseal: Preseal | None = None) -> TakenFile:
+    pending = _prepare(path, parts, parent_fd, message_id=message_id, max_bytes=max_bytes,
+                       now=now, allow_empty=allow_empty, meta=meta, preseal=preseal)
+    try:
+        _make_folders(spool_dir, [pending], canonical_json(pending.record))
+        return _move_in(spool_dir, pending, syncs)
+    finally:
+        pending.close(parent=False)
+
+
+@dataclass(slots=True)
+class PendingTake:
+    """A file checked (steps 1-3) and its record made, not yet moved into the spool."""
+
+    path: Path
+    name: str
+    parent_fd: int
+    fd: int
+    opened: os.stat_result
+    record: dict[str, Any]
+
+    @property
+    def message_id(self) -> str:
+        return str(self.record["message_id"])
+
+    closed: bool = False
+
+    def close(self, *, parent: bool = True) -> None:
+        """Close the file (and its folder's descriptor, unless ``parent`` is False); once."""
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.fd)
+        if parent:
+            os.close(self.parent_fd)
+
+
+def _prepare(path: Path, parts: tuple[str, ...], parent_fd: int, *, message_id: str,
+             max_bytes: int, now: str, allow_empty: bool, meta: dict[str, Any] | None,
+             preseal: Preseal | None) -> PendingTake:
+    """Steps 1-3 (and a sealing before the take): the open, checked file and its record."""
     name = parts[-1]
     seen = _lstat(parent_fd, name, path)
     _check_kind(seen, path)
@@ -185,27 +242,114 @@ def _take(path: Path, parts: tuple[str, ...], parent_fd: int, *, spool_dir: Path
         if preseal is not None:
             ends = preseal(fd, record)
             record["stream_ends"] = ends.hex() if ends is not None else None
-        spool_fd = os.open(spool_dir, DIR_FLAGS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return PendingTake(path, name, parent_fd, fd, opened, record)
+
+
+def prepare_take(path: Path, *, outbox: Path, message_id: str, max_bytes: int, now: str,
+                 allow_empty: bool = False, meta: dict[str, Any] | None = None,
+                 preseal: Preseal | None = None) -> PendingTake:
+    """Steps 1-3 for one file of a batch (``take_files`` moves them in); raises Refused. The
+    caller closes what it returns (``take_files`` does)."""
+    if not _MESSAGE_ID.match(message_id):
+        raise ValueError(f"message ID {message_id!r} is not a safe folder name")
+    parts = parts_under(outbox, path)
+    parent_fd = open_parent(outbox, parts)
+    try:
+        return _prepare(path, parts, parent_fd, message_id=message_id, max_bytes=max_bytes,
+                        now=now, allow_empty=allow_empty, meta=meta, preseal=preseal)
+    except BaseException:
+        os.close(parent_fd)
+        raise
+
+
+def take_files(pendings: list[PendingTake], spool_dir: Path, syncs: DirSyncs
+               ) -> list[TakenFile | Exception]:
+    """Step 4 and 5 for a batch of prepared files, with ONE record for the batch ("One record
+    per batch" in the module docstring); each file's TakenFile or its own error. The folder
+    fsyncs are owed to ``syncs``. Closes every pending take."""
+    results: list[TakenFile | Exception] = []
+    try:
+        if len(pendings) == 1:
+            data = canonical_json(pendings[0].record)
+        else:
+            data = canonical_json({"format": INTAKE_FORMAT, "version": BATCH_VERSION,
+                                   "records": [p.record for p in pendings]})
         try:
-            os.mkdir(message_id, 0o700, dir_fd=spool_fd)
+            _make_folders(spool_dir, pendings, data)
+        except Exception as exc:  # noqa: BLE001 - nothing was moved: each file fails with it
+            return [exc for _ in pendings]
+        for pending in pendings:
+            try:
+                results.append(_move_in(spool_dir, pending, syncs))
+            except Exception as exc:  # noqa: BLE001 - each file's refusal is its own
+                results.append(exc)
+            if len(pendings) > 1:
+                failpoint("sender-during-batch-take")
+    finally:
+        for pending in pendings:
+            pending.close()
+    return results
+
+
+def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes) -> None:
+    """Step 4's first half: ``spool/<message_id>/`` for each file, the record written and
+    fsynced in the first folder and hard-linked into the others (one file, one fsync), before
+    any file is moved. On error every folder made is removed again."""
+    # A node of an active/standby pair takes a file only while its lease is proven.
+    fence.check()
+    spool_fd = os.open(spool_dir, DIR_FLAGS)
+    made: list[str] = []
+    try:
+        first = pendings[0].message_id
+        for pending in pendings:
+            os.mkdir(pending.message_id, 0o700, dir_fd=spool_fd)
+            made.append(pending.message_id)
+            if pending.message_id == first:
+                folder_fd = os.open(first, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
+                try:
+                    write_new_file(folder_fd, INTAKE_FILE, data, 0o600)
+                finally:
+                    os.close(folder_fd)
+            else:
+                os.link(f"{first}/{INTAKE_FILE}", f"{pending.message_id}/{INTAKE_FILE}",
+                        src_dir_fd=spool_fd, dst_dir_fd=spool_fd, follow_symlinks=False)
+    except BaseException:
+        for message_id in made:
             folder_fd = os.open(message_id, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
             try:
-                _move_into_spool(fd, opened, name, path, parent_fd, folder_fd, spool_fd,
-                                 message_id, record, sync=syncs is None)
-                if syncs is not None:
-                    for owed in (folder_fd, spool_fd, parent_fd):
-                        syncs.add(owed)
+                _discard_spool_folder(spool_fd, folder_fd, message_id)
             finally:
                 os.close(folder_fd)
-            if syncs is None:
-                os.fsync(spool_fd)
-        finally:
-            os.close(spool_fd)
-        if syncs is None:
-            os.fsync(parent_fd)
+        raise
     finally:
-        os.close(fd)
-    return taken_from_record(record, spool_dir / message_id)
+        os.close(spool_fd)
+
+
+def _move_in(spool_dir: Path, pending: PendingTake, syncs: DirSyncs | None) -> TakenFile:
+    """Step 4's second half and step 5 for one prepared file whose folder and record exist."""
+    message_id = pending.message_id
+    spool_fd = os.open(spool_dir, DIR_FLAGS)
+    try:
+        folder_fd = os.open(message_id, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
+        try:
+            _move_into_spool(pending.fd, pending.opened, pending.name, pending.path,
+                             pending.parent_fd, folder_fd, spool_fd, message_id,
+                             pending.record, sync=syncs is None)
+            if syncs is not None:
+                for owed in (folder_fd, spool_fd, pending.parent_fd):
+                    syncs.add(owed)
+        finally:
+            os.close(folder_fd)
+        if syncs is None:
+            os.fsync(spool_fd)
+    finally:
+        os.close(spool_fd)
+    if syncs is None:
+        os.fsync(pending.parent_fd)
+    return taken_from_record(pending.record, spool_dir / message_id)
 
 
 def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, parent_fd: int,
@@ -213,10 +357,9 @@ def _move_into_spool(fd: int, opened: os.stat_result, name: str, path: Path, par
                      record: dict[str, Any], *, sync: bool = True) -> None:
     """Steps 4 and 5 of the theory of operation; leaves no spool folder behind on refusal.
     ``sync`` False: the caller fsyncs the folder (``DirSyncs``)."""
-    # A node of an active/standby pair takes a file only while its lease is proven.
+    # The record is written (``_make_folders``); the lease is checked again for each move.
     fence.check()
     try:
-        write_new_file(folder_fd, INTAKE_FILE, canonical_json(record), 0o600)
         try:
             os.rename(name, PAYLOAD_FILE, src_dir_fd=parent_fd, dst_dir_fd=folder_fd)
             renamed = True

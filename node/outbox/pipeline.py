@@ -64,6 +64,7 @@ from lienthong.node.outbox.sidecars import (
 )
 from lienthong.node.outbox.walk import refuse_file
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.spool.own_documents import spool_bytes
 from lienthong.node.spool.record import TakenFile
 from lienthong.node.spool.recovery import SpoolState, recover_spool
@@ -132,6 +133,8 @@ class Outbox:
         self._batches = TakeBatches(runtime)
         self._dispatches = DispatchBatch(runtime)
         self.in_progress: set[Path] = set()
+        #: File keys from sealing to offer, shared with the links (node/spool/kept_keys.py).
+        self.kept_keys = KeptFileKeys()
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -306,6 +309,7 @@ class Outbox:
                 d.addErrback(lambda failure: log.failure("could not write the audit of {mid}",
                                                          failure, mid=taken.message_id))
             raise
+        self.kept_keys.keep(taken.message_id, sealed)
         if is_petition(meta):
             yield self._register_petition(taken.message_id, recipients, meta)
         log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
@@ -431,6 +435,7 @@ class Outbox:
         ``row`` is the dispatch as read in the transaction that stored the last receipt
         (the links pass it); without it, it is read here.
         """
+        self.kept_keys.drop(message_id)
         return self._sent.file(message_id, row)
 
     @inlineCallbacks
@@ -458,6 +463,7 @@ class Outbox:
         if any(d.state == "queued" for d in row.deliveries):
             return
         yield rt.db(rt.store.fail_dispatch, message_id, reason, rt.now_text())
+        self.kept_keys.drop(message_id)
         where = yield rt.io(move_to_failed, Path(row.spool_dir), rt.config.failed, row.name,
                             reason, rt.now_text(), self._access, rt.config.language)
         yield rt.audit("dispatch-failed", message_id=message_id, digest=row.sha256,

@@ -12,6 +12,13 @@ Spool folders written before intake version 2 keep the metadata in a separate ``
 :func:`read_meta` still reads it, so a folder an older version left behind is still sealed and
 delivered after an upgrade.
 
+Since version 4 a batch of takes writes ONE record for all its documents (``records``: a
+version-3 record each), fsynced once in the first document's folder and hard-linked as the
+others' ``intake.json`` (node/outbox/intake.py, "One record per batch"); :func:`read_record`
+returns the record of the folder's own document, so nothing else reads it differently. Each
+folder's record thus also names the batch's other documents: the spool is the node's own
+(0700), and no record is ever copied out of it (not to ``sent/``, ``failed/`` or a report).
+
 Since version 3 the record also holds ``stream_ends`` (hex; null when the document was not
 sealed before its take): a small file is sealed while it is still in the outbox, so the
 public ends of its envelope's stream (the 24-byte stream header, then a v3 envelope's signed
@@ -38,6 +45,10 @@ INTAKE_VERSION = 3
 #: Versions ``recover_spool`` reads: version 1 has no ``meta`` (it is in ``meta.json``),
 #: version 2 no ``stream_ends``.
 INTAKE_VERSIONS = (1, 2, 3)
+#: A batch's one record (node/outbox/intake.py, "One record per batch"): ``records`` holds a
+#: version-3 record for each document of the batch; each folder's ``intake.json`` is a hard
+#: link to it, and names its own document by the folder's name.
+BATCH_VERSION = 4
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _HEX = re.compile(r"(?:[0-9a-f]{2}){1,1024}")
@@ -79,6 +90,8 @@ def read_record(path: Path) -> dict[str, Any]:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(1 << 20)
     record = strict_json_object(data)
+    if record.get("format") == INTAKE_FORMAT and record.get("version") == BATCH_VERSION:
+        record = _own_record(record, path.parent.name)
     version = record.get("version")
     if record.get("format") != INTAKE_FORMAT or (type(version) is not int
                                                  or version not in INTAKE_VERSIONS):
@@ -94,6 +107,18 @@ def read_record(path: Path) -> dict[str, Any]:
     if ends is not None and (not isinstance(ends, str) or not _HEX.fullmatch(ends)):
         raise ValueError("stream_ends is not hex")
     return record
+
+
+def _own_record(batch: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """The record of ``message_id`` (its folder's name) in a batch's record."""
+    if set(batch) != {"format", "version", "records"} or not isinstance(batch["records"], list):
+        raise ValueError("a batch record holds format, version and a list of records only")
+    for record in batch["records"]:
+        if isinstance(record, dict) and record.get("message_id") == message_id:
+            if record.get("version") == BATCH_VERSION:
+                raise ValueError("a batch record names another batch record")
+            return record
+    raise ValueError(f"the batch record names no document {message_id!r}")
 
 
 def recorded_stream_ends(folder: Path) -> bytes | None:

@@ -62,7 +62,7 @@ from lienthong.protocol.envelope import (
     EnvelopeHeader,
     check_trailer,
     decode_header,
-    open_header,
+    open_header_key,
     sign_trailer,
 )
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
@@ -235,7 +235,10 @@ class EnvelopeSource:
 
     def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes, *,
                  signer: nacl.signing.SigningKey | None = None,
-                 on_trailer: Callable[[int, str], object] | None = None) -> None:
+                 on_trailer: Callable[[int, str], object] | None = None,
+                 ends: bytes | None = None) -> None:
+        """``ends``: the stream ends as kept in memory from the sealing (else read from the
+        spool: ``kept_stream_ends``)."""
         self._spool = Path(spool_dir)
         self._header = header
         self._key = file_key
@@ -245,7 +248,8 @@ class EnvelopeSource:
         self._signer: nacl.signing.SigningKey | None = None
         self._on_trailer = on_trailer
         self._digest: FileDigest | None = None
-        ends = kept_stream_ends(self._spool, HEADER_BYTES + header.trailer_bytes)
+        if ends is None:
+            ends = kept_stream_ends(self._spool, HEADER_BYTES + header.trailer_bytes)
         if header.trailer_bytes and ends is None:
             if signer is None or node_id_from_public_key(
                     signer.verify_key.encode()) != header.sender:
@@ -411,25 +415,46 @@ def read_signed_digest(spool_dir: str | Path, header_token: str, verify_key: byt
 
 def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys, *,
                   signers: Mapping[str, nacl.signing.SigningKey] | None = None,
-                  on_trailer: Callable[[int, str], object] | None = None
+                  on_trailer: Callable[[int, str], object] | None = None,
+                  kept: tuple[EnvelopeHeader, bytes, bytes] | None = None
                   ) -> EnvelopeSource | BinaryIO:
     """The ciphertext source of a document this node sealed (OSError if it cannot be read).
 
     ``signers`` (node ID to identity key: ours, current and former) and ``on_trailer`` serve a
-    streamed seal whose trailer is not signed yet (:class:`EnvelopeSource`).
+    streamed seal whose trailer is not signed yet (:class:`EnvelopeSource`). ``kept``: the
+    opened header, file key and stream ends this process kept from the sealing
+    (node/spool/kept_keys.py), so no X25519 operation opens them again from the token and
+    no record is read for the ends.
 
     A document sealed by an older version kept its whole ciphertext in ``envelope.bin``
     and no stream header: that file is sent as it is."""
     legacy = Path(spool_dir) / ENVELOPE
-    if not (Path(spool_dir) / STREAM_HEADER).exists() and legacy.exists():
+    if kept is None and not (Path(spool_dir) / STREAM_HEADER).exists() and legacy.exists():
         return open(legacy, "rb")  # noqa: SIM115 - closed by the transfer
+    ends = None
+    if kept is not None:
+        header, file_key, ends = kept
+    else:
+        header, file_key = _open_own_key(header_token, node_keys)
+    signer = (signers if signers is not None
+              else {node_keys.node_id: node_keys.identity}).get(header.sender)
+    return EnvelopeSource(Path(spool_dir), header, file_key, signer=signer,
+                          on_trailer=on_trailer, ends=ends)
+
+
+def _open_own_key(header_token: str, node_keys: NodeKeys) -> tuple[EnvelopeHeader, bytes]:
+    """Our own header, opened, and the file key from our own sealed copy (OSError if this
+    node cannot open it). A v3 header's contents are opened with that key: one X25519
+    operation, not one for the contents and another for the key."""
     try:
         header = decode_header(header_token)   # our own, signed by us when it was sealed
         # v3: its size and chunk size are sealed; we are a reader of our own envelopes.
-        header = open_header(header, node_id=header.sender,
-                             encryption_keys=node_keys.encryption_private_by_kid())
+        header, file_key = open_header_key(
+            header, node_id=header.sender, encryption_keys=node_keys.encryption_private_by_kid())
     except ProtocolError as exc:  # a damaged store: as unreadable as a missing file
         raise OSError(f"the stored envelope header cannot be read: {exc}") from exc
+    if file_key is not None:
+        return header, file_key
     # Our own copy of the file key is sealed to the identity that signed the header: this
     # node's current one, or a former one if the document was sealed before a rotation.
     entry = header.key_for(header.sender)
@@ -440,7 +465,4 @@ def open_envelope(spool_dir: str | Path, header_token: str, node_keys: NodeKeys,
         file_key = open_file_key(entry.sealed, private.public_key.encode(), private.encode())
     except EnvelopeError as exc:
         raise OSError(f"envelope {header.message_id}: {exc}") from exc
-    signer = (signers if signers is not None
-              else {node_keys.node_id: node_keys.identity}).get(header.sender)
-    return EnvelopeSource(Path(spool_dir), header, file_key, signer=signer,
-                          on_trailer=on_trailer)
+    return header, file_key

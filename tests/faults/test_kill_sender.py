@@ -233,3 +233,31 @@ def test_kill_before_a_unit_of_transfer_notes_commits(network) -> None:  # type:
     wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
     check_delivered(alpha, [beta], documents)
     assert beta.query("received_count") == count
+
+
+def test_kill_during_a_batch_take_with_one_record(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed inside a batch of takes (node/outbox/intake.py, "One record per batch"): the
+    batch's one record is in every folder, the first file moved in and the others not. The
+    restart seals and records the moved one again from its share of the record, removes the
+    folders whose file never moved (still in the outbox, taken again), and every document
+    arrives exactly once; no spool folder is left."""
+    count = 30
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    documents = {f"giay-moi-{i:02d}.txt": os.urandom(10240) for i in range(count)}
+    for name, data in documents.items():  # dropped before the start: taken in batches
+        alpha.drop("beta", name, data)
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-during-batch-take:1"})
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    spooled = os.listdir(alpha.home / "spool")
+    assert len(spooled) >= 2   # the cut batch's folders, one with its file moved in
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    assert "after a restart" in alpha.log_text()
+    sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
+    assert len(sealed) == len(set(sealed)) == count
+    wait_for(lambda: os.listdir(alpha.home / "spool") == [], timeout=30,
+             what="an empty spool")

@@ -28,6 +28,7 @@ from lienthong.node.delivery.links import LinkState, PeerLink
 from lienthong.node.inbox.connection import QUEUE_LIMIT, ReceiverFactory
 from lienthong.node.inbox.offers import Offers
 from lienthong.node.outbox.pipeline import Outbox
+from lienthong.node.spool import sealing as sealing_module
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
 from lienthong.node.store.records import NewDispatch
@@ -449,3 +450,39 @@ def test_large_frames_waiting_for_the_worker_are_written_in_one_hop(net: Net) ->
     wire.pump()
     assert net.delivered == [mid]
     assert (net.inbox() / "ban-do.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_document_this_process_sealed_is_offered_with_its_kept_key(
+        net: Net, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    """The outbox keeps the file key from sealing to offer (node/spool/kept_keys.py): the
+    link opens no key from the header token, the receiver still verifies and files the
+    document, and the key is dropped when the document is filed into sent/."""
+    rt = net.alpha.runtime
+    if version == 3:
+        rt.peer_protocols.note(net.beta.node_id, 2)
+    outbox = Outbox(rt, on_dispatch=lambda row: None)
+    net.link = PeerLink(rt, net.beta.node_id, tls=None,
+                        on_all_delivered=lambda mid, row: net.delivered.append(mid),
+                        on_delivery_failed=lambda mid, why: net.failed.append((mid, why)),
+                        rng=lambda: 1.0, kept_keys=outbox.kept_keys)
+    folder = rt.config.outbox / "beta"
+    folder.mkdir()
+    data = "Giấy mời họp.\n".encode() * 2000
+    (folder / "giay-moi.txt").write_bytes(data)
+    outbox.file_ready(folder / "giay-moi.txt", "beta")
+    (row,) = net.alpha.store.recent_dispatches(5)
+    assert decode_header(row.header_token).version == version
+    assert outbox.kept_keys.get(row.message_id, row.header_token) is not None
+
+    def from_token(*args: Any) -> Any:
+        raise AssertionError("the file key was opened from the header token")
+
+    monkeypatch.setattr(sealing_module, "_open_own_key", from_token)
+    net.connect()
+    assert (net.inbox() / "giay-moi.txt").read_bytes() == data
+    assert net.delivered == [row.message_id] and net.failed == []
+    outbox.finish(row.message_id)
+    net.reactor.advance(0)
+    assert len(outbox.kept_keys) == 0
+    assert net.alpha.store.get_dispatch(row.message_id).state == "sent"

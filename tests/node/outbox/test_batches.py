@@ -12,12 +12,19 @@ import pytest
 from twisted.python.failure import Failure
 
 from lienthong.keys.jws import canonical_json
+from lienthong.node.outbox import intake
 from lienthong.node.outbox.batches import ALONE_BYTES, TakeBatches
 from lienthong.node.outbox.file_work import take_and_seal_batch
 from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.outbox.refusals import Refused
 from lienthong.node.outbox.sidecars import SidecarFound, sidecar_of
-from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE, TakenFile, recorded_stream_ends
+from lienthong.node.spool.record import (
+    INTAKE_FILE,
+    PAYLOAD_FILE,
+    TakenFile,
+    read_record,
+    recorded_stream_ends,
+)
 from lienthong.node.spool.recovery import SpoolState, recover_spool
 from lienthong.node.spool.sealing import STREAM_HEADER, kept_stream_ends, open_envelope
 from lienthong.protocol.envelope import decode_header
@@ -51,9 +58,11 @@ def test_a_batch_fsyncs_shared_folders_once_and_refuses_one_file_alone(
         alpha: Office, monkeypatch: pytest.MonkeyPatch) -> None:
     """Three files, the middle one empty: the other two are taken and sealed, the empty one
     fails with its own refusal; spool/ and the outbox folder are fsynced once for the batch,
-    each document's folder once (after its record), before the batch returns. Each small
-    document was sealed before its take: its stream ends are in its fsynced ``intake.json``,
-    with no file of their own (docs/design.md §6)."""
+    each document's folder once, before the batch returns. The batch's documents share ONE
+    record, written and fsynced once before any folder (node/outbox/intake.py, "One record per
+    batch"): each folder's ``intake.json`` is a hard link to it and reads as its own
+    document's record. Each small document was sealed before its take: its stream ends are in
+    that record, with no file of their own (docs/design.md §6)."""
     rt = alpha.runtime
     folder = rt.config.outbox / "beta"
     folder.mkdir(parents=True)
@@ -72,24 +81,29 @@ def test_a_batch_fsyncs_shared_folders_once_and_refuses_one_file_alone(
     results = take_and_seal_batch(_items(alpha, paths))
     assert isinstance(results[1], Failure) and isinstance(results[1].value, Refused)
     assert results[1].value.code == "empty" and paths[1].exists()
+    records = [name for name in synced if name.endswith(f"/{INTAKE_FILE}")]
+    assert len(records) == 1   # one record for the batch, fsynced once
+    inodes = set()
     for index in (0, 2):
         taken, (meta, sealed) = results[index]
         assert isinstance(taken, TakenFile) and not paths[index].exists()
         assert meta["urgency"] == "normal" and sealed.header.size == 10240
         spooled = rt.config.spool / taken.message_id
         assert sorted(os.listdir(spooled)) == [INTAKE_FILE, PAYLOAD_FILE]
+        assert read_record(spooled / INTAKE_FILE)["message_id"] == taken.message_id
+        assert read_record(spooled / INTAKE_FILE)["original_name"] == paths[index].name
+        inodes.add(os.stat(spooled / INTAKE_FILE).st_ino)
         assert recorded_stream_ends(spooled) == kept_stream_ends(spooled, HEADER_BYTES)
         assert len(recorded_stream_ends(spooled) or b"") == HEADER_BYTES  # v2: no trailer
         assert synced.count(str(spooled)) == 1
-        # Each document's record is fsynced once, before the folder that names it.
-        assert synced.count(f"{spooled}/{INTAKE_FILE}") == 1
-        assert synced.index(f"{spooled}/{INTAKE_FILE}") < synced.index(str(spooled))
+        # The record is fsynced before the folders that name it.
+        assert synced.index(records[0]) < synced.index(str(spooled))
+    assert len(inodes) == 1   # hard links to the one record
     assert synced.count(str(rt.config.spool)) == 1
     assert synced.count(str(folder)) == 1
-    # The shared folders are fsynced once the batch is done: after the last document's files.
-    last = synced.index(f"{rt.config.spool / results[2][0].message_id}/{INTAKE_FILE}")
-    assert synced.index(str(rt.config.spool)) > last
-    assert synced.index(str(folder)) > last
+    # The folders are fsynced once the batch is done (together, in one pass): after the record.
+    assert synced.index(str(rt.config.spool)) > synced.index(records[0])
+    assert synced.index(str(folder)) > synced.index(records[0])
 
 
 class HeldWorkers(InlineWorkers):
@@ -346,3 +360,48 @@ def test_a_folder_of_the_previous_layout_is_recovered_and_sent(
     assert row.message_id == taken.message_id
     assert _opened_by_beta(alpha, beta.runtime.keys, spooled, row.header_token,
                            decode_header(row.header_token)) == plain
+
+
+class _Killed(BaseException):
+    """Stands for the SIGKILL of the fault tests (tests/faults), inside one process."""
+
+
+def test_a_batch_cut_after_its_first_move_is_recovered_from_its_share_of_the_record(
+        alpha: Office, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut where ``sender-during-batch-take:1`` kills the node: the batch's record is in all
+    three folders and only the first file was moved in. Recovery finds that one taken, named
+    by its own share of the record, and the two others incomplete (their files are still in
+    the outbox, to be taken again)."""
+    rt = alpha.runtime
+    folder = rt.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    paths = [folder / f"{name}.pdf" for name in ("a", "b", "c")]
+    for path in paths:
+        path.write_bytes(path.name.encode() * 1000)
+
+    def killed(stage: str) -> None:
+        if stage == "sender-during-batch-take":
+            raise _Killed(stage)
+
+    monkeypatch.setattr(intake, "failpoint", killed)
+    with pytest.raises(_Killed):
+        take_and_seal_batch(_items(alpha, paths))
+    assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
+    found = {item.message_id: item for item in recover_spool(rt.config.spool)}
+    assert [item.state for item in found.values()] == [
+        SpoolState.TAKEN, SpoolState.INCOMPLETE, SpoolState.INCOMPLETE]
+    first = found[f"{1:032x}"]
+    assert first.taken is not None and first.taken.original_name == "a.pdf"
+    assert first.taken.size == len(b"a.pdf" * 1000)
+    assert found[f"{2:032x}"].taken.original_name == "b.pdf"   # its share, though not moved
+
+
+def test_a_batch_record_naming_no_such_document_is_unusable(alpha: Office) -> None:
+    rt = alpha.runtime
+    spooled = rt.config.spool / f"{9:032x}"
+    spooled.mkdir(parents=True)
+    (spooled / INTAKE_FILE).write_text(
+        '{"format":"lienthong-intake","version":4,"records":[]}')
+    (spooled / PAYLOAD_FILE).write_bytes(b"x")
+    (item,) = recover_spool(rt.config.spool)
+    assert item.state is SpoolState.DAMAGED and "names no document" in (item.problem or "")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from lienthong.node.spool import sealing as sealing_module
+from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.spool.sealing import (
     ENVELOPE,
     STREAM_ENDS,
@@ -192,3 +195,64 @@ def test_a_streamed_seal_needs_the_identity_that_signed_its_header(streamed) -> 
     alpha, beta, folder, envelope = streamed
     with pytest.raises(OSError, match="no longer holds the identity"):
         open_envelope(folder, envelope.header_token, alpha.runtime.keys, signers={})
+
+
+# -- the file key kept from sealing to offer (node/spool/kept_keys.py) -------------------------
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_kept_key_re_creates_the_same_stream_without_any_x25519_or_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    alpha = make_office(tmp_path, "alpha", FakeReactor())
+    beta = make_office(tmp_path, "beta", FakeReactor(), port=7444)
+    enrol(alpha, beta)
+    rt = alpha.runtime
+    mid = new_message_id()
+    folder = rt.config.spool / mid
+    folder.mkdir(parents=True)
+    (folder / "payload").write_bytes(PLAIN)
+    envelope = seal_spooled(folder, node_keys=rt.keys, version=version,
+                            recipients={beta.node_id: rt.directory.encryption_key_for(
+                                beta.node_id)},
+                            name="so-lieu.bin", message_id=mid, created=NOW)
+    assert len(envelope.file_key) == 32
+    assert envelope.file_key.hex() not in repr(envelope) and "file_key" not in repr(envelope)
+    from_token = _read_all(open_envelope(folder, envelope.header_token, rt.keys))
+    kept = KeptFileKeys()
+    kept.keep(mid, envelope)
+    found = kept.get(mid, envelope.header_token)
+    assert found is not None
+
+    def no_x25519(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("an X25519 operation was made for a kept key")
+
+    monkeypatch.setattr(sealing_module, "open_header_key", no_x25519)
+    monkeypatch.setattr(sealing_module, "open_file_key", no_x25519)
+    monkeypatch.setattr(sealing_module, "kept_stream_ends", no_x25519)   # nor any record read
+    source = open_envelope(folder, envelope.header_token, rt.keys, kept=found)
+    source.seek(1000)
+    assert _read_all(source, frame=77_777) == from_token[1000:]
+    source.close()
+    with pytest.raises(AssertionError, match="X25519"):   # without it, opened from the token
+        open_envelope(folder, envelope.header_token, rt.keys)
+    opener = Opener(envelope.header, node_id=beta.node_id,
+                    encryption_keys=beta.runtime.keys.encryption_private_by_kid())
+    assert opener.feed(from_token) == PLAIN
+
+
+def test_kept_keys_match_the_token_are_bounded_and_dropped(sealed) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, envelope = sealed
+    mid = envelope.header.message_id
+    kept = KeptFileKeys(max_kept=2)
+    kept.keep(mid, envelope)
+    assert kept.get(mid, envelope.header_token) == (
+        envelope.header, envelope.file_key, envelope.stream_header)
+    assert kept.get(mid, envelope.header_token + "x") is None   # a reseal's token: not this key
+    assert envelope.file_key.hex() not in repr(kept) and str(envelope.file_key) not in repr(kept)
+    others = [new_message_id() for _ in range(2)]
+    for other in others:
+        kept.keep(other, envelope)
+    assert len(kept) == 2 and kept.get(mid, envelope.header_token) is None   # oldest out
+    kept.drop(others[0])
+    assert kept.get(others[0], envelope.header_token) is None
+    kept.keep(new_message_id(), replace(envelope, file_key=b""))   # a streamed seal: no key
+    assert len(kept) == 1
