@@ -93,25 +93,31 @@ def choose_inbox_path(folder: Path, name: str, access: AccessPolicy,
     with the access rule), never one that looks like a node-written sidecar (module docstring).
 
     ``reserved`` names paths another reception in progress has already chosen; ``present``
-    is the folder's names as ``clash_key`` folds them, when the caller keeps them
-    (node/inbox/folder_names.py), else the folder is listed.
+    is the folder's names as ``clash_key`` folds them, when the caller keeps them (it made
+    the folder and listed it: node/inbox/folder_names.py), else the folder is made and listed.
+
+    The look-alike names (``NAME.meta.json``, ``NAME.edxml``...) are checked against that
+    listing only; the candidate itself is also looked up on disk (one ``lstat``), so a name a
+    clerk made since the listing is never reused. Each look-alike used to be
+    looked up on disk too: five ``lstat`` calls a name, about half of the CPU time to choose one
+    (docs/benchmarks.md).
     """
-    access.make_folder(folder)
-    # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
-    # document never hides another one for the clerks who open the inbox over a share.
     if present is None:
+        access.make_folder(folder)
+        # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
+        # document never hides another one for the clerks who open the inbox over a share.
         present = {clash_key(entry) for entry in os.listdir(folder)}
+    listed = present
 
     def used(entry: str) -> bool:
-        return (reserved(folder / entry) or os.path.lexists(folder / entry)
-                or clash_key(entry) in present)
+        return clash_key(entry) in listed or reserved(folder / entry)
 
     def taken(candidate: str) -> bool:
         companions = [candidate + suffix for suffix in ("", *BESIDE_SUFFIXES)]
         folded = clash_key(candidate)
         companions += [candidate[:-len(suffix)] for suffix in BESIDE_SUFFIXES
                        if folded.endswith(clash_key(suffix)) and len(candidate) > len(suffix)]
-        return any(used(entry) for entry in companions)
+        return any(used(entry) for entry in companions) or os.path.lexists(folder / candidate)
 
     safe = neutral_name(name, max_bytes=STORED_NAME_BYTES - 2)
     return folder / unique_name(taken, safe, max_bytes=STORED_NAME_BYTES)
