@@ -46,6 +46,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,9 @@ def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
         raise error
 
 
-def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy) -> list[Exception | None]:
+def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
+                   changing: Callable[[], AbstractContextManager[object]] = nullcontext,
+                   ) -> list[Exception | None]:
     """Write the sidecars of ``items`` (documents of one folder) under temporary names, fsync
     them, then rename each into place: a clerk sees no sidecar or a whole one, never a partial
     one, and a sidecar a crash cut short is replaced whole (``rename`` replaces it atomically).
@@ -205,9 +208,35 @@ def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy) -> list[Exce
     written and their writeback started before the first fsync (one journal commit for the
     batch: node/core/writeback.py ``start_writeback``). A document no longer in the inbox (a
     clerk moved it away before a repair at start-up) gets none: nothing is planted beside a
-    name that may be reused. Each result is None, or the error that stopped that document."""
+    name that may be reused. Each result is None, or the error that stopped that document.
+    ``changing`` is held while the folder's names change (the files made, then renamed), not
+    during the fsyncs between (node/inbox/folder_names.py ``own_change``: it holds the lock
+    the inbox names are reserved under)."""
     outcomes: list[Exception | None] = [None] * len(items)
     started: list[tuple[int, list[tuple[int, Path, Path]]]] = []
+    with changing():
+        _start_sidecars(items, access, outcomes, started)
+    synced = []
+    for i, files in started:
+        try:
+            sync_and_close([fd for fd, _, _ in files])
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            outcomes[i] = exc
+        else:
+            synced.append((i, files))
+    with changing():
+        for i, files in synced:
+            try:
+                for _, temporary, target in files:
+                    os.rename(temporary, target)
+            except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+                outcomes[i] = exc
+    return outcomes
+
+
+def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
+                    outcomes: list[Exception | None],
+                    started: list[tuple[int, list[tuple[int, Path, Path]]]]) -> None:
     for i, item in enumerate(items):
         files: list[tuple[int, Path, Path]] = []
         try:
@@ -231,14 +260,6 @@ def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy) -> list[Exce
             outcomes[i] = exc
             continue
         started.append((i, files))
-    for i, files in started:
-        try:
-            sync_and_close([fd for fd, _, _ in files])
-            for _, temporary, target in files:
-                os.rename(temporary, target)
-        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
-            outcomes[i] = exc
-    return outcomes
 
 
 def _close_all(fds: Iterable[int]) -> None:

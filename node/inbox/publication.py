@@ -44,6 +44,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ log = Logger()
 
 #: Most documents in one batch (bounds one transaction and one worker hop).
 PUBLISH_BATCH = 128
+#: About the most documents whose sidecars one worker hop writes (whole publication batches
+#: are taken, so one hop may hold up to ``PUBLISH_BATCH`` - 1 more).
+SIDECAR_BATCH = 512
 
 
 @dataclass
@@ -166,6 +170,8 @@ class Publisher:
         self.names = names
         self._waiting: list[Publication] = []
         self._running = False
+        self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
+        self._placing = False
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -233,22 +239,49 @@ class Publisher:
 
     def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
         """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then
-        drop their ``sidecars_due`` rows; fires when done. A failure is logged and leaves the
-        rows, so the next start writes them again (``Offers.recover_sidecars``)."""
-        rt = self.rt
-        d = rt.io(place_sidecar_batch, self.names, [sidecars for _, _, sidecars in items])
+        drop their ``sidecars_due`` rows; fires when done (never fails). The documents stored
+        while a sidecar hop runs wait for it and go together in the next (no timer): in a
+        burst one hop, one fsync pass and one statement serve several publication batches.
+        A failure is logged and leaves the rows, so the next start writes them again
+        (``Offers.recover_sidecars``)."""
+        done: Deferred = Deferred()
+        self._sidecars_waiting.append((list(items), done))
+        if not self._placing:
+            self._place_waiting()
+        return done
 
-        def written(outcomes: list[Exception | None]) -> Deferred:
-            for (_, mid, _), outcome in zip(items, outcomes, strict=True):
-                if outcome is not None:
-                    log.warn("could not write the sidecars of {mid}: {error}; they will be "
-                             "written at the next start", mid=mid, error=str(outcome))
-            return rt.db(rt.store.sidecars_written,
-                         [(sender, mid) for (sender, mid, _), outcome
-                          in zip(items, outcomes, strict=True) if outcome is None])
-        d.addCallback(written)
-        d.addErrback(lambda f: log.failure("could not write or record sidecars", f))
-        return d
+    @inlineCallbacks
+    def _place_waiting(self):
+        self._placing = True
+        try:
+            while self._sidecars_waiting:
+                taken, count = 0, 0
+                while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
+                    count += len(self._sidecars_waiting[taken][0])
+                    taken += 1
+                groups = self._sidecars_waiting[:taken]
+                del self._sidecars_waiting[:taken]
+                try:
+                    yield self._place([item for group, _ in groups for item in group])
+                except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
+                    log.failure("could not write or record sidecars")
+                for _, done in groups:
+                    done.callback(None)
+        finally:
+            self._placing = False
+
+    @inlineCallbacks
+    def _place(self, items: list[tuple[str, str, Sidecars]]):
+        rt = self.rt
+        outcomes = yield rt.io(place_sidecar_batch, self.names,
+                               [sidecars for _, _, sidecars in items])
+        for (_, mid, _), outcome in zip(items, outcomes, strict=True):
+            if outcome is not None:
+                log.warn("could not write the sidecars of {mid}: {error}; they will be "
+                         "written at the next start", mid=mid, error=str(outcome))
+        yield rt.db(rt.store.sidecars_written,
+                    [(sender, mid) for (sender, mid, _), outcome
+                     in zip(items, outcomes, strict=True) if outcome is None])
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
@@ -341,8 +374,8 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
     for i, item in enumerate(items):
         folders.setdefault(item.final.parent, []).append(i)
     for folder, indices in folders.items():
-        with names.own_change(folder):
-            placed = place_sidecars([items[i] for i in indices], names.access)
+        placed = place_sidecars([items[i] for i in indices], names.access,
+                                partial(names.own_change, folder))
         for i, outcome in zip(indices, placed, strict=True):
             outcomes[i] = outcome
         if any(outcomes[i] is None for i in indices):

@@ -169,8 +169,8 @@ def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_then_their_folde
             == {"n": n}
     for path in sidecars:
         assert (path.stat().st_dev, path.stat().st_ino) in files_synced, path.name
-    # Each document's two files fsynced, then renamed; the folder once, after all.
-    assert [kind for kind, _ in synced] == ["file", "file", "rename", "rename"] * 4 + ["fsync"]
+    # Every file fsynced, then every one renamed; the folder once, after all.
+    assert [kind for kind, _ in synced] == ["file"] * 8 + ["rename"] * 8 + ["fsync"]
     assert [folder for kind, folder in synced if kind == "fsync"] == [inbox]
     assert not [p for p in inbox.iterdir() if p.name.startswith(".lienthong-")]
 
