@@ -193,3 +193,32 @@ def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_
     assert json.loads(meta.read_text()) == {"n": 0}
     assert sorted(p.name for p in inbox.iterdir()) == sorted(
         [kept.final.name, meta.name, kept.final.name + ".receipt.jws"])
+
+
+def test_a_petitions_sidecars_are_the_petition_staffs_before_a_byte_is_written(
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A petition's sidecars get the petition staff's group and modes while still under their
+    temporary names, before anything is written into them (the clerks' group never reads a
+    citizen's petition metadata, not even for a moment)."""
+    import grp
+
+    from lienthong.node.core.restricted import petition_access
+    group = grp.getgrgid(os.getgid()).gr_name
+    staging, inbox, names, items = _batch(tmp_path, 1)
+    publish_batch(names, items)
+    final = items[0].final
+    sizes_when_restricted: list[int] = []
+    real_restrict = layout.restrict
+
+    def restrict(path: Path, group_name: str) -> None:
+        sizes_when_restricted.append(path.stat().st_size)
+        real_restrict(path, group_name)
+
+    monkeypatch.setattr(layout, "restrict", restrict)
+    assert publication.place_sidecar_batch(names, [Sidecars(final, {"n": 0}, "r", group)]) \
+        == [None]
+    assert sizes_when_restricted == [0, 0]
+    rule = petition_access(group)
+    for suffix in (".meta.json", ".receipt.jws"):
+        st = final.with_name(final.name + suffix).stat()
+        assert (st.st_gid, st.st_mode & 0o7777) == (rule.gid, rule.file_mode)
