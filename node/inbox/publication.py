@@ -369,6 +369,9 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
     that document (its ``sidecars_due`` row stays, for the next start)."""
     # Stored and receipted, the sidecars not yet begun (docs/design.md §6).
     failpoint("receiver-before-sidecars")
+    # Written on the shared inbox only while this node's lease is proven (a standby that took
+    # over writes what is left from its ``sidecars_due`` rows when it starts).
+    fence.check()
     outcomes: list[Exception | None] = [None] * len(items)
     folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
