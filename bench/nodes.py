@@ -181,7 +181,8 @@ class Network:
         ``offered`` once the ACCEPT came and the envelope is open (so it includes the
         dispatch commit, the OFFER and the receiver's checks); ``sent`` after END;
         ``received`` when the receiver's ``stored`` unit is submitted (after the staging
-        fsync, the ``publishing`` commit and the inbox link, sidecars and folder fsyncs);
+        fsync, the ``publishing`` commit and the inbox link and folder fsyncs; the sidecars
+        follow the RECEIPT);
         ``receipt-verified`` after the ``stored`` commit, the RECEIPT and its check."""
         from statistics import median
         kinds = ("taken", "offered", "sent", "received", "receipt-verified")

@@ -6,19 +6,25 @@ Order matters, because a receipt is a promise (docs/reliability.md):
 1. ``IncomingStream`` (node/inbox/stream.py) decrypts the transfer into a staging file inside
    ``tmp/`` and, at END, proves it complete and fsyncs it. Nothing is visible to a clerk yet.
 2. The caller records ``publishing`` with the chosen inbox path (``choose_inbox_path``) in
-   the store (commit).
+   the store, and the document's sidecars as due (commit).
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
-   drop the staging name, fsync the inbox folder; write the metadata and receipt beside it
-   (``write_sidecar_files``). A batch (node/inbox/publication.py) writes the sidecars before
-   its one inbox-folder fsync and drops the staging names after it: the staging name is
-   never dropped before the inbox name is durable, either way.
+   fsync the inbox folder, then drop the staging name: the staging name is never dropped
+   before the inbox name is durable.
 4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
+5. The metadata and the receipt are written beside the document (``place_sidecars``: each
+   under a temporary name, fsynced, renamed into place, then the folder fsynced), and only
+   then is the document's ``sidecars_due`` row dropped.
 
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
 next start from whichever of the staging file or the inbox file exists, so a retry by the
-sender never produces a second copy.
+sender never produces a second copy; its sidecars are then written as in 5. A crash between 4
+and the end of 5 leaves a ``sidecars_due`` row: the next start writes the sidecars again from
+the store (the receipt is in the ``stored`` row; the metadata is the header and the row), and
+the rename replaces whatever the crash left, so a clerk sees no sidecar or a whole one, never
+a partial one. The receipt sent in 4 is the one the store keeps, so the sender's retry gets
+the same receipt and the document is receipted once.
 
-Steps 2 to 4 run for a batch of documents at once (node/inbox/publication.py): documents that
+Steps 2 to 5 run for a batch of documents at once (node/inbox/publication.py): documents that
 finish together share the commits and the folder fsyncs, each in the order above.
 
 Every folder and file made here follows the access rule (node/core/access.py): the clerks'
@@ -39,7 +45,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +55,13 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.home import fsync_dir
 from lienthong.node.core.names import (
     MAX_NAME_BYTES,
+    TEMP_PREFIX,
     clash_key,
     is_noise,
     safe_file_name,
     unique_name,
 )
+from lienthong.node.core.restricted import restrict
 from lienthong.node.core.writeback import sync_and_close, write_started
 from lienthong.node.edxml.export import FOLDER_SUFFIX
 from lienthong.node.edxml.intake import EDXML_SUFFIX
@@ -84,25 +94,31 @@ def choose_inbox_path(folder: Path, name: str, access: AccessPolicy,
     with the access rule), never one that looks like a node-written sidecar (module docstring).
 
     ``reserved`` names paths another reception in progress has already chosen; ``present``
-    is the folder's names as ``clash_key`` folds them, when the caller keeps them
-    (node/inbox/folder_names.py), else the folder is listed.
+    is the folder's names as ``clash_key`` folds them, when the caller keeps them (it made
+    the folder and listed it: node/inbox/folder_names.py), else the folder is made and listed.
+
+    The look-alike names (``NAME.meta.json``, ``NAME.edxml``...) are checked against that
+    listing only; the candidate itself is also looked up on disk (one ``lstat``), so a name a
+    clerk made since the listing is never reused. Each look-alike used to be
+    looked up on disk too: five ``lstat`` calls a name, about half of the CPU time to choose one
+    (docs/benchmarks.md).
     """
-    access.make_folder(folder)
-    # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
-    # document never hides another one for the clerks who open the inbox over a share.
     if present is None:
+        access.make_folder(folder)
+        # Compared as Windows/SMB/macOS clients would see them (NFC and case-folded), so a
+        # document never hides another one for the clerks who open the inbox over a share.
         present = {clash_key(entry) for entry in os.listdir(folder)}
+    listed = present
 
     def used(entry: str) -> bool:
-        return (reserved(folder / entry) or os.path.lexists(folder / entry)
-                or clash_key(entry) in present)
+        return clash_key(entry) in listed or reserved(folder / entry)
 
     def taken(candidate: str) -> bool:
         companions = [candidate + suffix for suffix in ("", *BESIDE_SUFFIXES)]
         folded = clash_key(candidate)
         companions += [candidate[:-len(suffix)] for suffix in BESIDE_SUFFIXES
                        if folded.endswith(clash_key(suffix)) and len(candidate) > len(suffix)]
-        return any(used(entry) for entry in companions)
+        return any(used(entry) for entry in companions) or os.path.lexists(folder / candidate)
 
     safe = neutral_name(name, max_bytes=STORED_NAME_BYTES - 2)
     return folder / unique_name(taken, safe, max_bytes=STORED_NAME_BYTES)
@@ -144,35 +160,114 @@ def publish_staged(staging: Path, final: Path, access: AccessPolicy) -> None:
     fsync_dir(staging.parent)
 
 
+@dataclass(frozen=True)
+class Sidecars:
+    """What is written beside one delivered document: its metadata and its receipt, and the
+    petition staff's group when the document is a petition (node/core/restricted.py)."""
+
+    final: Path
+    metadata: Mapping[str, Any]
+    receipt: str
+    group: str | None = None
+
+
+def sidecar_paths(final: Path) -> tuple[Path, Path]:
+    """``NAME.meta.json`` and ``NAME.receipt.jws`` beside the document ``final``."""
+    return (final.with_name(final.name + META_SUFFIX),
+            final.with_name(final.name + RECEIPT_SUFFIX))
+
+
+def sidecar_temporary(target: Path) -> Path:
+    """The temporary name a sidecar is written under before it is renamed to ``target``: a
+    hidden ``.lienthong-`` name no clerk tool or intake takes for a document, the same for the
+    same target (a retry after a crash overwrites what the crash left), and short whatever
+    the document's name (``NAME`` may already use all but 12 of NAME_MAX's 255 bytes)."""
+    digest = hashlib.sha256(target.name.encode("utf-8")).hexdigest()[:32]
+    return target.with_name(f"{TEMP_PREFIX}sidecar-{digest}.part")
+
+
 def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
                         access: AccessPolicy) -> None:
-    """The two sidecar files, each fsynced (the caller fsyncs the folder that names them).
+    """The two sidecar files of one document, each fsynced and renamed into place (the caller
+    fsyncs the folder that names them); raises what stopped them."""
+    error = place_sidecars([Sidecars(final, metadata, receipt)], access)[0]
+    if error is not None:
+        raise error
 
-    Their contents are synced too, not only their names: after a power cut a sidecar whose
-    name survived but whose bytes did not would be an empty or partial file in the inbox."""
-    sync_and_close(start_sidecar_files(final, metadata, receipt, access))
+
+def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
+                   changing: Callable[[], AbstractContextManager[object]] = nullcontext,
+                   ) -> list[Exception | None]:
+    """Write the sidecars of ``items`` (documents of one folder) under temporary names, fsync
+    them, then rename each into place: a clerk sees no sidecar or a whole one, never a partial
+    one, and a sidecar a crash cut short is replaced whole (``rename`` replaces it atomically).
+    The caller fsyncs the folder afterwards, which makes the new names durable.
+
+    Their contents are synced, not only their names: after a power cut a sidecar whose name
+    survived but whose bytes did not would be an empty or partial file in the inbox. All are
+    written and their writeback started before the first fsync (one journal commit for the
+    batch: node/core/writeback.py ``start_writeback``). A document no longer in the inbox (a
+    clerk moved it away before a repair at start-up) gets none: nothing is planted beside a
+    name that may be reused. Each result is None, or the error that stopped that document.
+    ``changing`` is held while the folder's names change (the files made, then renamed), not
+    during the fsyncs between (node/inbox/folder_names.py ``own_change``: it holds the lock
+    the inbox names are reserved under)."""
+    outcomes: list[Exception | None] = [None] * len(items)
+    started: list[tuple[int, list[tuple[int, Path, Path]]]] = []
+    with changing():
+        _start_sidecars(items, access, outcomes, started)
+    synced = []
+    for i, files in started:
+        try:
+            sync_and_close([fd for fd, _, _ in files])
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            outcomes[i] = exc
+        else:
+            synced.append((i, files))
+    with changing():
+        for i, files in synced:
+            try:
+                for _, temporary, target in files:
+                    os.rename(temporary, target)
+            except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+                outcomes[i] = exc
+    return outcomes
 
 
-def start_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
-                        access: AccessPolicy) -> list[int]:
-    """Write the two sidecar files and start their writeback without waiting; returns their
-    open descriptors, which the caller must ``sync_and_close`` before it fsyncs the folder
-    (a batch writes all its sidecars first: one journal commit for the batch, not two per
-    document; node/core/writeback.py ``start_writeback``)."""
-    meta = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    fds: list[int] = []
-    try:
-        for path, data in ((final.with_name(final.name + META_SUFFIX), meta.encode("utf-8")),
-                           (final.with_name(final.name + RECEIPT_SUFFIX),
-                            (receipt + "\n").encode("ascii"))):
-            fd = access.create(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
-            fds.append(fd)
-            write_started(fd, data)
-    except BaseException:
-        for fd in fds:
+def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
+                    outcomes: list[Exception | None],
+                    started: list[tuple[int, list[tuple[int, Path, Path]]]]) -> None:
+    for i, item in enumerate(items):
+        files: list[tuple[int, Path, Path]] = []
+        try:
+            targets = sidecar_paths(item.final)
+            if not os.path.lexists(item.final):
+                for target in targets:
+                    sidecar_temporary(target).unlink(missing_ok=True)
+                continue
+            meta = json.dumps(item.metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+            for target, data in ((targets[0], meta.encode("utf-8")),
+                                 (targets[1], (item.receipt + "\n").encode("ascii"))):
+                temporary = sidecar_temporary(target)
+                fd = access.create(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                                   | os.O_NOFOLLOW | os.O_CLOEXEC)
+                files.append((fd, temporary, target))
+                if item.group is not None:   # before a byte of it is written
+                    restrict(temporary, item.group)
+                write_started(fd, data)
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            _close_all(fd for fd, _, _ in files)
+            outcomes[i] = exc
+            continue
+        started.append((i, files))
+
+
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
             os.close(fd)
-        raise
-    return fds
+        except OSError:
+            pass
 
 
 def file_sha256(path: Path) -> str:

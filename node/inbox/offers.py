@@ -46,6 +46,7 @@ from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import (
     META_SUFFIX,
     RECEIPT_SUFFIX,
+    Sidecars,
     document_metadata,
     finish_interrupted,
 )
@@ -377,7 +378,7 @@ class Offers:
             receipt = yield self.publisher.add(Publication(
                 signer=signer, header=header, staging=stream.staging,
                 resume_record=stream.resume_record, final=final, receiving=receiving,
-                meta=meta, now=now, peer=peer))
+                meta=meta, now=now, peer=peer, sidecar_group=self._sidecar_group(header)))
         except OSError as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.strerror}")
@@ -398,14 +399,21 @@ class Offers:
         meta["stored_as"] = final.name
         return receiving, header, now, meta
 
+    def _sidecar_group(self, header: EnvelopeHeader) -> str | None:
+        """A petition's sidecars are the petition staff's alone, like the petition."""
+        return (self.rt.config.petitions.group if document_kind(header) == PETITION_TYPE
+                else None)
+
     @inlineCallbacks
     def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):
-        """For a document already in the inbox (a recovery): sign, write the sidecars, commit."""
+        """For a document already in the inbox (a recovery): sign, commit, write the sidecars
+        (after the commit, as for any document: node/inbox/publication.py)."""
         receiving, header, now, meta = self._receipt_inputs(peer, header, final, now)
         receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
                                 time=now)
-        yield self.rt.io(self.names.write_sidecars, final, meta, receipt)
         yield self._commit(peer, header, final, now, receipt)
+        yield self.publisher.place_sidecars([(peer, header.message_id, Sidecars(
+            final, meta, receipt, self._sidecar_group(header)))])
         return receipt
 
     @inlineCallbacks
@@ -503,12 +511,49 @@ class Offers:
         rows = yield self.rt.db(self.rt.store.publishing_rows)
         for row in rows:
             yield self.recover_row(row)
+        yield self.recover_sidecars()
         yield self.recover_copies()
         stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
                                  self.rt.now(), frozenset(mid for _, mid in self.active))
         if stale:
             log.info("removed {n} partly received document(s) no peer offered again for "
                      "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
+
+    @inlineCallbacks
+    def recover_sidecars(self):
+        """Write again the sidecars a crash cut short after the ``stored`` commit (a
+        ``sidecars_due`` row left): from the store, each under a temporary name renamed into
+        place, so a partial one is replaced whole. Idempotent."""
+        rt = self.rt
+        rows = yield rt.db(rt.store.sidecars_due_rows)
+        if not rows:
+            return
+        log.info("writing the sidecars of {n} stored document(s), interrupted", n=len(rows))
+        items = []
+        for row in rows:
+            if row.receipt is None:  # a stored row always has one (Store.mark_stored)
+                continue
+            try:
+                header = self._stored_header(row)
+            except Exception as exc:  # noqa: BLE001 - one row must not stop the start
+                log.warn("cannot write the sidecars of {mid}: its stored header does not "
+                         "open ({error})", mid=row.message_id, error=type(exc).__name__)
+                continue
+            final = rt.config.home / row.stored_path
+            _, header, _, meta = self._receipt_inputs(row.sender_node_id, header, final,
+                                                      row.received_at)
+            items.append((row.sender_node_id, row.message_id, Sidecars(
+                final, meta, row.receipt, self._sidecar_group(header))))
+        yield self.publisher.place_sidecars(items)
+
+    def _stored_header(self, row: ReceivedRow) -> EnvelopeHeader:
+        """A received row's header, opened again. A v3 header names neither the name nor the
+        digest in the clear: reopen it with our keys, and take the digest this node proved
+        and recorded."""
+        stored = decode_header(row.header_token)
+        header = open_header(stored, node_id=self._reader_of(stored),
+                             encryption_keys=self.rt.keys.encryption_private_by_kid())
+        return header if header.digest is not None else header.with_digest(row.sha256)
 
     def recover_row(self, row: ReceivedRow) -> Deferred:
         """Complete (or forget) a publication a crash interrupted; never makes a second copy.
@@ -544,12 +589,7 @@ class Offers:
         staging = self.staging_path(row.sender_node_id, row.message_id)
         done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)
         if done:
-            # A v3 header names neither the name nor the digest in the clear: reopen it with
-            # our keys, and take the digest this node proved and recorded.
-            stored = decode_header(row.header_token)
-            header = open_header(stored, node_id=self._reader_of(stored),
-                                 encryption_keys=rt.keys.encryption_private_by_kid())
-            header = header if header.digest is not None else header.with_digest(row.sha256)
+            header = self._stored_header(row)
             log.info("completing interrupted reception of {mid}", mid=row.message_id)
             yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))

@@ -1,11 +1,10 @@
 """Publishing received documents in batches: the receiver's group publish.
 
-Why: every small document used to pay, on its own, three folder fsyncs (inbox folder after the
-link, staging folder after the unlink, inbox folder after the sidecars; now two: the inbox
-folder once for the link and the sidecars), two commits and three worker hops between its END
-and its receipt. With 2,000 documents dropped at once the folder
-fsyncs alone were an eighth of the receiver's samples, and the hops and commits most of the
-rest of its time per document (docs/benchmarks.md).
+Why: every small document used to pay, on its own, three folder fsyncs, two commits and three
+worker hops between its END and its receipt, and then two sidecar files, each fsynced, before
+its receipt. With 2,000 documents dropped at once the folder fsyncs alone were an eighth of
+the receiver's samples, and the hops and commits most of the rest of its time per document
+(docs/benchmarks.md).
 
 How: ``Offers.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
 staging file fsynced) and reserves its inbox name, then hands it to ``Publisher.add``. The
@@ -14,33 +13,43 @@ published goes into the next batch (no timer: a lone document waits for nothing,
 shares everything). A batch is:
 
 1. ONE unit of work (``Store.begin_publishes``: one look-up of each kind, one insert per
-   table) recording every document as ``publishing``, with its inbox path;
+   table) recording every document as ``publishing``, with its inbox path, and its sidecars
+   as due (``sidecars_due``);
 2. ONE worker hop (``publish_batch``): link each staging file to its inbox name (``link``
-   never overwrites), sign each receipt and write the sidecars (one fsync pass over their
-   bytes); fsync each inbox folder once (links and sidecars together); drop the staging
+   never overwrites) and sign each receipt; fsync each inbox folder once; drop the staging
    names and fsync each staging folder once;
-3. ONE unit of work (``store_batch``: one UPDATE for the batch) marking every document
-   ``stored`` with its receipt, and each document's audit entries in its order;
-4. each caller gets its receipt, to send.
+3. ONE unit of work (``store_batch``: one UPDATE and one audit INSERT for the batch) marking
+   every document ``stored`` with its receipt, and each document's audit entries in its
+   order;
+4. each caller gets its receipt, to send;
+5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
+   document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names,
+   fsynced, renamed into place, each folder fsynced once; then one statement drops their
+   ``sidecars_due`` rows.
 
 Each document's steps happen in the same order as before, each durable before the next (the
-crash argument of node/inbox/layout.py and docs/reliability.md is unchanged): nothing is linked
-into the inbox before its ``publishing`` row is committed, no staging name is dropped before
-its inbox link is durable, and no receipt is returned before the ``stored`` commit. Only the
-fsyncs and commits are shared. A document whose step fails is refused on its own (a unit of
-work that meets a refusal is undone and run again one document at a time, each in a
-savepoint; a ``publishing`` row left behind is completed or forgotten by recovery, as
-before); the others of its batch go on.
+crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
+inbox before its ``publishing`` row is committed, no staging name is dropped before its inbox
+link is durable, and no receipt is returned before the ``stored`` commit. The sidecars hold
+nothing the store does not (the receipt is in the ``stored`` row, the metadata is the header
+and the row): a crash before their rows are dropped leaves the rows, and the next start
+writes them again from the store (``Offers.recover_sidecars``); a clerk sees no sidecar or a
+whole one. Only the fsyncs and commits are shared. A document whose step fails is refused on
+its own (a unit of work that meets a refusal is undone and run again one document at a time,
+each in a savepoint; a ``publishing`` row left behind is completed or forgotten by recovery,
+as before); the others of its batch go on.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.identity import NodeKeys
@@ -49,19 +58,24 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.core.writeback import sync_and_close
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import start_sidecar_files
+from lienthong.node.inbox.layout import Sidecars, place_sidecars
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import NewReceived
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.receipt import issue_receipt
 
+log = Logger()
+
 #: Most documents in one batch (bounds one transaction and one worker hop).
 PUBLISH_BATCH = 128
+#: About the most documents whose sidecars one worker hop writes (whole publication batches
+#: are taken, so one hop may hold up to ``PUBLISH_BATCH`` - 1 more).
+SIDECAR_BATCH = 512
 
 
 @dataclass
@@ -80,6 +94,9 @@ class Publication:
     #: The node the connection authenticated (``signer`` may be a former identity of it); a
     #: revoked one gets nothing recorded (``Store.begin_publish``).
     peer: str | None = None
+    #: The petition staff's group when the document is a petition: its sidecars get it
+    #: before a byte is written (node/inbox/layout.py ``place_sidecars``).
+    sidecar_group: str | None = None
     done: Deferred = field(default_factory=Deferred)
 
 
@@ -102,13 +119,14 @@ def record_stored(rt: NodeRuntime, peer: str, header: EnvelopeHeader, final: Pat
                          events=stored_events(peer, header, final))
 
 
-def _append_events(store: Store, events: Sequence[tuple[str, dict[str, Any]]],
-                   now_ms: str) -> None:
+def _audit_events(events: Sequence[tuple[str, dict[str, Any]]], now_ms: str) -> list[AuditEvent]:
+    found = []
     for kind, fields in events:
         fields = dict(fields)
-        store.append_audit(kind, now_ms, peer=fields.pop("peer", None),
-                           message_id=fields.pop("message_id", None),
-                           digest=fields.pop("digest", None), detail=fields)
+        found.append(AuditEvent(kind, now_ms, peer=fields.pop("peer", None),
+                                message_id=fields.pop("message_id", None),
+                                digest=fields.pop("digest", None), detail=fields))
+    return found
 
 
 def store_batch(store: Store, done: Sequence[tuple[Publication, str]],
@@ -122,9 +140,9 @@ def store_batch(store: Store, done: Sequence[tuple[Publication, str]],
             with store.savepoint():
                 store.mark_stored_many([(item.signer, item.header.message_id, receipt,
                                          item.now) for item, receipt in done])
-                for item, _ in done:
-                    _append_events(store, stored_events(item.signer, item.header, item.final),
-                                   now_ms)
+                # The batch's entries in one INSERT, each document's in its order.
+                store.append_audits([event for item, _ in done for event in _audit_events(
+                    stored_events(item.signer, item.header, item.final), now_ms)])
                 # Every row and audit entry of the batch is written, none committed.
                 failpoint("receiver-before-stored-committed")
         except Exception:  # noqa: BLE001 - recorded one by one below, to find which
@@ -137,7 +155,8 @@ def _store_alone(store: Store, item: Publication, receipt: str,
     try:
         with store.savepoint():
             store.mark_stored(item.signer, item.header.message_id, receipt, item.now)
-            _append_events(store, stored_events(item.signer, item.header, item.final), now_ms)
+            store.append_audits(_audit_events(
+                stored_events(item.signer, item.header, item.final), now_ms))
     except Exception as exc:  # noqa: BLE001 - this document's own refusal, handed back
         return exc
     return None
@@ -151,6 +170,8 @@ class Publisher:
         self.names = names
         self._waiting: list[Publication] = []
         self._running = False
+        self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
+        self._placing = False
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -204,11 +225,63 @@ class Publisher:
         stored = yield rt.db(store_batch, rt.store,
                              [(item, receipts[id(item)]) for item in published],
                              rfc3339_ms(rt.now()))
+        kept = [item for item, error in zip(published, stored, strict=True) if error is None]
         for item, error in zip(published, stored, strict=True):
             if error is None:
                 item.done.callback(receipts[id(item)])
             else:
                 item.done.errback(Failure(error))
+        # The sidecars follow, without holding any receipt (nor the next batch).
+        if kept:
+            self.place_sidecars([(item.signer, item.header.message_id, Sidecars(
+                item.final, item.meta, receipts[id(item)], item.sidecar_group))
+                for item in kept])
+
+    def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
+        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then
+        drop their ``sidecars_due`` rows; fires when done (never fails). The documents stored
+        while a sidecar hop runs wait for it and go together in the next (no timer): in a
+        burst one hop, one fsync pass and one statement serve several publication batches.
+        A failure is logged and leaves the rows, so the next start writes them again
+        (``Offers.recover_sidecars``)."""
+        done: Deferred = Deferred()
+        self._sidecars_waiting.append((list(items), done))
+        if not self._placing:
+            self._place_waiting()
+        return done
+
+    @inlineCallbacks
+    def _place_waiting(self):
+        self._placing = True
+        try:
+            while self._sidecars_waiting:
+                taken, count = 0, 0
+                while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
+                    count += len(self._sidecars_waiting[taken][0])
+                    taken += 1
+                groups = self._sidecars_waiting[:taken]
+                del self._sidecars_waiting[:taken]
+                try:
+                    yield self._place([item for group, _ in groups for item in group])
+                except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
+                    log.failure("could not write or record sidecars")
+                for _, done in groups:
+                    done.callback(None)
+        finally:
+            self._placing = False
+
+    @inlineCallbacks
+    def _place(self, items: list[tuple[str, str, Sidecars]]):
+        rt = self.rt
+        outcomes = yield rt.io(place_sidecar_batch, self.names,
+                               [sidecars for _, _, sidecars in items])
+        for (_, mid, _), outcome in zip(items, outcomes, strict=True):
+            if outcome is not None:
+                log.warn("could not write the sidecars of {mid}: {error}; they will be "
+                         "written at the next start", mid=mid, error=str(outcome))
+        yield rt.db(rt.store.sidecars_written,
+                    [(sender, mid) for (sender, mid, _), outcome
+                     in zip(items, outcomes, strict=True) if outcome is None])
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
@@ -252,13 +325,9 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
     for folder, indices in folders.items():
         with names.own_change(folder):
             step(indices, lambda item: _link(item.staging, item.final, names.access))
-    # 2. The receipts are signed and written beside the documents (each file's bytes fsynced);
-    #    then ONE fsync of each inbox folder makes the links and the sidecars' names durable
-    #    together (it was one fsync after the links and another after the sidecars: one
-    #    flush more on every document's path, docs/benchmarks.md History 44). Until that fsync
-    #    every staging name is still there, so a crash leaves what a crash right after the
-    #    link always could: recovery completes the document from its staging file or its
-    #    inbox file and writes the sidecars again (node/inbox/layout.py).
+    # 2. Each inbox folder fsynced once: the links are durable before any staging name goes.
+    #    The receipts are signed meanwhile (no sidecar is written here: they follow the
+    #    ``stored`` commit, off the receipt's path; ``place_sidecar_batch``).
     receipts: dict[int, str] = {}
 
     def sign(item: Publication) -> None:
@@ -266,27 +335,8 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                                            recipient=item.receiving.node_id,
                                            header=item.header, time=item.now)
 
-    unsynced: dict[int, list[int]] = {}
-
-    def sidecars(item: Publication) -> None:
-        unsynced[id(item)] = start_sidecar_files(item.final, item.meta, receipts[id(item)],
-                                                 names.access)
-
-    def sync_sidecars(item: Publication) -> None:
-        sync_and_close(unsynced.pop(id(item)))
-
     for folder, indices in folders.items():
-        step(indices, sign)   # outside the lock reservations wait for
-        with names.own_change(folder):
-            step(indices, sidecars)
-        # One fsync pass: every sidecar of the folder written and its writeback started,
-        # then each fsynced (the first commits the journal for all), then the folder once.
-        try:
-            step(indices, sync_sidecars)
-        finally:
-            for fds in unsynced.values():   # a document that failed meanwhile
-                _close_quietly(fds)
-            unsynced.clear()
+        step(indices, sign)
         failpoint("receiver-before-inbox-fsync")
         fsync(folder, indices)
     # 3. The staging names go, only once their inbox names are durable.
@@ -312,10 +362,29 @@ def _drop_staging(item: Publication) -> None:
     item.resume_record.unlink(missing_ok=True)
 
 
-def _close_quietly(fds: list[int]) -> None:
-    """Close the sidecars of a document whose publication failed (its error is reported)."""
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Exception | None]:
+    """Worker pool, after the ``stored`` commit: write each document's sidecars under a
+    temporary name, fsync them, rename them into place and fsync each folder once
+    (node/inbox/layout.py ``place_sidecars``). Each result is None, or the error that stopped
+    that document (its ``sidecars_due`` row stays, for the next start)."""
+    # Stored and receipted, the sidecars not yet begun (docs/design.md §6).
+    failpoint("receiver-before-sidecars")
+    # Written on the shared inbox only while this node's lease is proven (a standby that took
+    # over writes what is left from its ``sidecars_due`` rows when it starts).
+    fence.check()
+    outcomes: list[Exception | None] = [None] * len(items)
+    folders: dict[Path, list[int]] = {}
+    for i, item in enumerate(items):
+        folders.setdefault(item.final.parent, []).append(i)
+    for folder, indices in folders.items():
+        placed = place_sidecars([items[i] for i in indices], names.access,
+                                partial(names.own_change, folder))
+        for i, outcome in zip(indices, placed, strict=True):
+            outcomes[i] = outcome
+        if any(outcomes[i] is None for i in indices):
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                for i in indices:
+                    outcomes[i] = outcomes[i] or exc
+    return outcomes

@@ -6,6 +6,10 @@ Publishing is two commits around the file system work, so a crash at any point i
 2. the caller writes it into ``inbox/<sender>/``, fsyncs file and folder, signs the receipt;
 3. ``complete_publish`` stores the receipt and marks it ``stored`` (a synchronous commit).
 
+The sidecars (``NAME.meta.json``, ``NAME.receipt.jws``) are written after 3, off the receipt's
+path: ``sidecars_due`` holds each document from 1 until ``sidecars_written``, so start-up
+writes the ones a crash interrupted (``sidecars_due_rows``).
+
 At start-up, ``publishing_rows`` lists documents caught between 1 and 3: the caller checks the
 inbox and either completes them or ``abandon_publish``es them so the sender's retry brings them
 again. A sender retrying a ``stored`` document gets the stored receipt back
@@ -49,6 +53,10 @@ _INSERT = insert(_r)
 _KNOWN = select(_r.c.sender_node_id, _r.c.message_id).where(
     _r.c.message_id.in_(bindparam("mids", expanding=True)))
 _INSERT_TRACKED = insert(t.tracked_documents)
+_s = t.sidecars_due
+_INSERT_DUE = insert(_s)
+_DUE_DONE = delete(_s).where((_s.c.sender_node_id == bindparam("w_sender"))
+                             & (_s.c.message_id == bindparam("w_mid")))
 _UPDATE = update(_r).where(_KEY)
 _PUBLISHED = (update(_r).where(_KEY & (_r.c.state == "publishing"))
               .values(state="stored", receipt=bindparam("receipt")))
@@ -97,6 +105,8 @@ class IncomingMethods(StoreBase):
             if item.edxml_copies:
                 conn.execute(insert(t.edxml_copies_due).values(
                     sender_node_id=item.sender_node_id, message_id=item.message_id))
+            conn.execute(_INSERT_DUE, {"sender_node_id": item.sender_node_id,
+                                       "message_id": item.message_id})
             tracked = tracked_row("received", item.sender_node_id, item.message_id, item.meta,
                                   now)
             if tracked is not None:
@@ -163,6 +173,8 @@ class IncomingMethods(StoreBase):
             if row is not None:
                 tracked.append(row)
         conn.execute(_INSERT, inserts)
+        conn.execute(_INSERT_DUE, [{"sender_node_id": item.sender_node_id,
+                                    "message_id": item.message_id} for item, _, _ in items])
         for item, _, _ in items:
             record_document_id(conn, "received", item.meta, item.message_id,
                                item.sender_node_id)
@@ -229,6 +241,7 @@ class IncomingMethods(StoreBase):
                                         f"{row.state!r}; a stored document is never forgotten")
             conn.execute(delete(_r).where(self._key(sender_node_id, message_id)))
             forget_received(conn, sender_node_id, message_id)
+            conn.execute(_DUE_DONE, {"w_sender": sender_node_id, "w_mid": message_id})
             tracked = t.tracked_documents
             conn.execute(delete(tracked).where(
                 (tracked.c.direction == "received")
@@ -241,6 +254,25 @@ class IncomingMethods(StoreBase):
             rows = conn.execute(select(_r).where(_r.c.state == "publishing")
                                 .order_by(_r.c.received_at, _r.c.message_id)).all()
             return [_row(row) for row in rows]
+
+    def sidecars_due_rows(self) -> list[ReceivedRow]:
+        """``stored`` documents whose sidecars a crash may have cut short (start-up writes
+        them again; a ``publishing`` row's are written by its recovery)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_r).join(_s, (_s.c.sender_node_id == _r.c.sender_node_id)
+                                & (_s.c.message_id == _r.c.message_id))
+                .where(_r.c.state == "stored")
+                .order_by(_r.c.received_at, _r.c.message_id)).all()
+            return [_row(row) for row in rows]
+
+    def sidecars_written(self, keys: Sequence[tuple[str, str]]) -> None:
+        """The sidecars of these ``(sender, message ID)`` documents are durable (one
+        statement for a batch)."""
+        if keys:
+            with self.transaction() as conn:
+                conn.execute(_DUE_DONE, [{"w_sender": sender, "w_mid": mid}
+                                         for sender, mid in keys])
 
     def recent_received(self, limit: int) -> list[ReceivedRow]:
         """The last ``limit`` documents received, newest first."""

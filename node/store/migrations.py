@@ -465,6 +465,17 @@ def _v9(conn: Connection) -> None:
     conn.execute(text("DROP TABLE dispatches_v8"))
 
 
+def _v10(conn: Connection) -> None:
+    """Version 10: ``sidecars_due``, the received documents whose sidecars are written after
+    their ``stored`` commit and not yet known durable. Documents stored before this version
+    had theirs written before the commit, so none is due."""
+    md = MetaData()
+    Table("sidecars_due", md,
+          Column("sender_node_id", String(100), primary_key=True),
+          Column("message_id", String(32), primary_key=True))
+    md.create_all(conn)
+
+
 #: The ordered history of the schema. Never edit a step that has shipped; append a new one.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
@@ -476,6 +487,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (7, _v7),
     (8, _v8),
     (9, _v9),
+    (10, _v10),
 )
 
 

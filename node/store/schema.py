@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 #: The schema version this code writes and understands (``lienthong.node.store.migrations``
 #: reaches it).
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 NODE_ID = 100  # "XXXXXXX-" * 8 is 63 characters; leave room.
 NAME = 200
@@ -409,4 +409,16 @@ petitions = Table(
     CheckConstraint("complex IN (0, 1)", name="petitions_complex"),
     Index("petitions_by_received_date", "received_date"),
     Index("petitions_by_message", "message_id"),
+)
+
+# -- version 10: sidecars still to be written (node/inbox/publication.py) -----------------------
+
+#: Received documents whose sidecars (``NAME.meta.json``, ``NAME.receipt.jws``) are not known
+#: to be durable yet: recorded with the ``publishing`` row, removed once both are written,
+#: fsynced and renamed into place after the ``stored`` commit (off the receipt's path).
+#: Start-up writes the rest again from the store (docs/design.md §6).
+sidecars_due = Table(
+    "sidecars_due", metadata,
+    Column("sender_node_id", String(NODE_ID), primary_key=True),
+    Column("message_id", String(MESSAGE_ID), primary_key=True),
 )

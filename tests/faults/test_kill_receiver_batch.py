@@ -7,9 +7,10 @@ bring the rest: no loss, no second copy.
 """
 from __future__ import annotations
 
+import json
 import os
 
-from tests.integration.harness import check_delivered, sent_all, wait_for
+from tests.integration.harness import check_delivered, is_document, sent_all, wait_for
 
 COUNT = 30
 
@@ -75,3 +76,30 @@ def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) 
     is stored once; no staging file is left behind."""
     beta = _kill_and_restart(network, "receiver-last-data-at-end:5", "giay-moi")
     assert list((beta.home / "tmp" / "staging").iterdir()) == []
+
+
+def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # type: ignore[no-untyped-def]
+    """The sidecars are written after the ``stored`` commit, without holding the receipt
+    (node/inbox/publication.py ``place_sidecar_batch``). Killed there, documents are stored
+    and receipted but have no sidecars; the next start writes them from the store, whole,
+    and no document is receipted twice (a retry by the sender gets the stored receipt)."""
+    def without_sidecars(beta) -> None:  # type: ignore[no-untyped-def]
+        documents = [p for p in (beta.inbox / "alpha").iterdir() if is_document(p)
+                     and not p.name.startswith(".lienthong-")]
+        assert any(not p.with_name(p.name + ".receipt.jws").exists() for p in documents), \
+            "every document has its sidecars: the stage was not reached as described"
+        assert beta.query("sidecars_due_rows"), "no stored document is due its sidecars"
+    beta = _kill_and_restart(network, "receiver-before-sidecars:3", "to-trinh",
+                             on_kill=without_sidecars)
+    assert "writing the sidecars of" in beta.log_text()
+    wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
+             what="the due sidecars written and recorded")
+    issued = [e.message_id for e in beta.query("audit_entries", kind="receipt-issued")]
+    assert len(issued) == len(set(issued)) == COUNT, "a document was receipted twice"
+    for row in beta.query("recent_received", COUNT):
+        final = beta.home / row.stored_path
+        meta = json.loads(final.with_name(final.name + ".meta.json").read_text("utf-8"))
+        assert (meta["message_id"], meta["stored_as"]) == (row.message_id, final.name)
+        receipt = final.with_name(final.name + ".receipt.jws").read_text("ascii")
+        assert receipt == row.receipt + "\n"
+    assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]

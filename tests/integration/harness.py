@@ -278,6 +278,8 @@ def check_delivered(sender: TestNode, recipients: Iterable[TestNode],
                                       f"{len(copies)} times: {copies}")
             stored = recipient.inbox / sender.name / copies[0]
             receipt_file = stored.with_name(stored.name + ".receipt.jws")
+            # Written just after the receipt is sent, not before (node/inbox/publication.py).
+            wait_for(receipt_file.exists, timeout=30, what=f"the receipt beside {name!r}")
             token = receipt_file.read_text().strip()
             signer = jws.decode(token, RECEIPT_TYP).kid
             assert signer in identities, f"{name!r} receipted as {signer}, not {recipient.name}"
@@ -300,10 +302,16 @@ def recipient_identities(node: TestNode) -> dict[str, nacl.signing.VerifyKey]:
 
 
 def assert_nothing_half_written(node: TestNode) -> None:
-    leftovers = [p for p in (node.home / "inbox").rglob("*")
+    def leftovers() -> list[Path]:
+        found = [p for p in (node.home / "inbox").rglob("*")
                  if p.name.startswith(".lienthong-") or p.suffix == ".part"]
-    leftovers += [p for p in (node.home / "tmp").rglob("*") if p.is_file()]
-    assert leftovers == [], f"half-written files at {node.name}: {leftovers}"
+        return found + [p for p in (node.home / "tmp").rglob("*") if p.is_file()]
+    # A sidecar's temporary name lives for the moment after the receipt is sent
+    # (node/inbox/publication.py): what stays longer than that is a leftover.
+    deadline = time.monotonic() + 5
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftovers() == [], f"half-written files at {node.name}: {leftovers()}"
 
 
 #: Control objects a node sends on its own schedule, not because of anything a test did: its

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,23 @@ def test_a_clock_that_steps_back_forces_a_fresh_listing(tmp_path: Path,
     clock.now -= 100
     names.reserve(tmp_path, "b.txt")
     assert len(listings) == 2
+
+
+def test_a_name_is_looked_up_on_disk_once_and_its_look_alikes_in_the_listing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``lstat`` a name (the candidate itself), not one for each look-alike: a look-alike
+    the listing holds still keeps the name from being chosen."""
+    from lienthong.node.inbox import layout
+    names = InboxNames(FakeClock(), AccessPolicy())
+    (tmp_path / "to-trinh.pdf.receipt.jws").write_bytes(b"planted")
+    looked_up: list[str] = []
+    real = layout.os.path.lexists
+
+    def lexists(path: Any) -> bool:
+        looked_up.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(layout.os.path, "lexists", lexists)
+    assert names.reserve(tmp_path, "bao-cao.pdf").name == "bao-cao.pdf"
+    assert looked_up == ["bao-cao.pdf"]
+    assert names.reserve(tmp_path, "to-trinh.pdf").name == "to-trinh (2).pdf"

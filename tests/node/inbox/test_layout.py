@@ -25,6 +25,7 @@ def test_sidecar_contents_are_fsynced_not_only_their_names(tmp_path: Path,
 
     monkeypatch.setattr(layout.os, "fsync", fsync)
     final = tmp_path / "quyet-dinh.pdf"
+    final.write_bytes(b"%PDF")
     layout.write_sidecar_files(final, {"so_ky_hieu": "12/QĐ-UBND"}, "receipt.token",
                               AccessPolicy())
     meta = final.with_name(final.name + layout.META_SUFFIX)

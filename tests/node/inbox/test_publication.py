@@ -2,6 +2,7 @@
 steps as one document alone, and one document's failure does not stop the others."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 
 from lienthong.node.core.access import AccessPolicy
-from lienthong.node.inbox import publication
+from lienthong.node.inbox import layout, publication
 from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.layout import Sidecars
 from lienthong.node.inbox.publication import Publication, publish_batch, store_batch
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import ReceiptMismatch
@@ -51,18 +53,13 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
         real_link(source, target)
 
     monkeypatch.setattr(publication.os, "link", link)
-    real_drop, real_sidecars = publication._drop_staging, publication.start_sidecar_files
+    real_drop = publication._drop_staging
 
     def drop(item: Publication) -> None:
         steps.append(("drop", item.staging))
         real_drop(item)
 
-    def sidecars(final: Path, *args: Any) -> list[int]:
-        steps.append(("sidecars", final))
-        return real_sidecars(final, *args)
-
     monkeypatch.setattr(publication, "_drop_staging", drop)
-    monkeypatch.setattr(publication, "start_sidecar_files", sidecars)
     monkeypatch.setattr(publication, "issue_receipt",
                         lambda identity, *, recipient, header, time: f"receipt-of-{header}")
     return steps
@@ -73,17 +70,17 @@ def test_a_batch_shares_two_folder_fsyncs_and_keeps_the_order(
     staging, inbox, names, items = _batch(tmp_path, 5)
     outcomes = publish_batch(names, items)
     assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
-    # Every link and every sidecar before the ONE inbox fsync; the staging names go only
-    # after it, then their folder's fsync: 2 folder fsyncs for 5 documents (was 15, then 3).
-    assert [kind for kind, _ in synced] == (["link"] * 5 + ["sidecars"] * 5 + ["fsync"]
+    # Every link before the ONE inbox fsync; the staging names go only after it, then their
+    # folder's fsync: 2 folder fsyncs for 5 documents (was 15, then 3). No sidecar is
+    # written before the receipt (they follow the ``stored`` commit: place_sidecar_batch).
+    assert [kind for kind, _ in synced] == (["link"] * 5 + ["fsync"]
                                             + ["drop"] * 5 + ["fsync"])
     assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging]
     assert list(staging.iterdir()) == []
     for n, item in enumerate(items):
         assert item.final.read_bytes() == b"document %d" % n
-        assert item.final.with_name(item.final.name + ".receipt.jws").read_text() == \
-            f"receipt-of-header-{n}\n"
-        assert item.final.with_name(item.final.name + ".meta.json").exists()
+        assert not item.final.with_name(item.final.name + ".receipt.jws").exists()
+        assert not item.final.with_name(item.final.name + ".meta.json").exists()
 
 
 def test_one_failed_link_fails_only_its_document(
@@ -132,27 +129,96 @@ def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_o
                        for kind in ("received", "receipt-issued")]
 
 
-def test_a_batch_writes_every_sidecar_before_the_first_fsync_and_fsyncs_each_before_its_folder(
+def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_then_their_folder_fsynced(
         tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """One fsync pass: all sidecars written (their writeback started), then each fsynced, and
-    only then the inbox folder: a sidecar's bytes are durable before its name is."""
+    """After the ``stored`` commit (place_sidecar_batch), one fsync pass: every sidecar written
+    under a temporary name (its writeback started), then each fsynced and renamed into place,
+    then the inbox folder once. A sidecar's bytes are durable before its name exists, and a
+    clerk never sees a partial one; no temporary name is left."""
     staging, inbox, names, items = _batch(tmp_path, 4)
-    real_fsync = os.fsync
+    assert publish_batch(names, items) == [f"receipt-of-header-{n}" for n in range(4)]
+    del synced[:]
+    real_fsync, real_rename = os.fsync, os.rename
     sidecars = [item.final.with_name(item.final.name + suffix) for item in items
                 for suffix in (".meta.json", ".receipt.jws")]
     files_synced: list[tuple[int, int]] = []
 
     def fsync(fd: int) -> None:
-        if not files_synced:
-            assert all(path.exists() for path in sidecars)
+        if not files_synced:   # the first fsync: every temporary file already written
+            assert len([p for p in inbox.iterdir() if p.name.startswith(".lienthong-")]) == 8
+            assert not any(path.exists() for path in sidecars)
         st = os.fstat(fd)
         files_synced.append((st.st_dev, st.st_ino))
         synced.append(("file", Path()))
         real_fsync(fd)
 
+    def rename(source: Any, target: Any) -> None:
+        synced.append(("rename", Path(target)))
+        real_rename(source, target)
+
     monkeypatch.setattr(os, "fsync", fsync)
-    assert publish_batch(names, items) == [f"receipt-of-header-{n}" for n in range(4)]
+    monkeypatch.setattr(os, "rename", rename)
+    placed = publication.place_sidecar_batch(names, [
+        Sidecars(item.final, {"n": n}, f"receipt-of-header-{n}")
+        for n, item in enumerate(items)])
+    assert placed == [None] * 4
+    for n, item in enumerate(items):
+        assert item.final.with_name(item.final.name + ".receipt.jws").read_text() == \
+            f"receipt-of-header-{n}\n"
+        assert json.loads(item.final.with_name(item.final.name + ".meta.json").read_text()) \
+            == {"n": n}
     for path in sidecars:
         assert (path.stat().st_dev, path.stat().st_ino) in files_synced, path.name
-    assert [kind for kind, _ in synced] == (["link"] * 4 + ["sidecars"] * 4 + ["file"] * 8
-                                            + ["fsync"] + ["drop"] * 4 + ["fsync"])
+    # Every file fsynced, then every one renamed; the folder once, after all.
+    assert [kind for kind, _ in synced] == ["file"] * 8 + ["rename"] * 8 + ["fsync"]
+    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox]
+    assert not [p for p in inbox.iterdir() if p.name.startswith(".lienthong-")]
+
+
+def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_none(
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
+    """The repair at start-up writes over a partial sidecar and a leftover temporary file; a
+    document a clerk has moved away meanwhile gets no sidecar (and its leftovers go)."""
+    staging, inbox, names, items = _batch(tmp_path, 2)
+    publish_batch(names, items)
+    kept, gone = items
+    meta = kept.final.with_name(kept.final.name + ".meta.json")
+    meta.write_text('{"n": ')                     # partial, as a power cut could leave it
+    leftover = layout.sidecar_temporary(gone.final.with_name(gone.final.name + ".receipt.jws"))
+    leftover.write_text("half")
+    gone.final.unlink()
+    placed = publication.place_sidecar_batch(names, [
+        Sidecars(kept.final, {"n": 0}, "receipt-0"), Sidecars(gone.final, {"n": 1}, "r-1")])
+    assert placed == [None, None]
+    assert json.loads(meta.read_text()) == {"n": 0}
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(
+        [kept.final.name, meta.name, kept.final.name + ".receipt.jws"])
+
+
+def test_a_petitions_sidecars_are_the_petition_staffs_before_a_byte_is_written(
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A petition's sidecars get the petition staff's group and modes while still under their
+    temporary names, before anything is written into them (the clerks' group never reads a
+    citizen's petition metadata, not even for a moment)."""
+    import grp
+
+    from lienthong.node.core.restricted import petition_access
+    group = grp.getgrgid(os.getgid()).gr_name
+    staging, inbox, names, items = _batch(tmp_path, 1)
+    publish_batch(names, items)
+    final = items[0].final
+    sizes_when_restricted: list[int] = []
+    real_restrict = layout.restrict
+
+    def restrict(path: Path, group_name: str) -> None:
+        sizes_when_restricted.append(path.stat().st_size)
+        real_restrict(path, group_name)
+
+    monkeypatch.setattr(layout, "restrict", restrict)
+    assert publication.place_sidecar_batch(names, [Sidecars(final, {"n": 0}, "r", group)]) \
+        == [None]
+    assert sizes_when_restricted == [0, 0]
+    rule = petition_access(group)
+    for suffix in (".meta.json", ".receipt.jws"):
+        st = final.with_name(final.name + suffix).stat()
+        assert (st.st_gid, st.st_mode & 0o7777) == (rule.gid, rule.file_mode)

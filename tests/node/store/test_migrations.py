@@ -35,7 +35,7 @@ def test_fresh_database_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "home" / "state" / "store.db"
     store = open_store(url(path))
     store.close()
-    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 9
+    assert stored_version(url(path)) == schema.SCHEMA_VERSION == 10
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -231,7 +231,7 @@ def test_a_version_8_store_keeps_its_dispatches_and_deliveries_when_the_digest_m
     raw_sql(store_url, "INSERT INTO deliveries (message_id, peer_node_id, state, attempts, "
             "bytes_sent) VALUES ('" + "a" * 32 + "', 'PEER', 'queued', 0, 0)")
     open_store(store_url).close()
-    assert stored_version(store_url) == 9
+    assert stored_version(store_url) == schema.SCHEMA_VERSION
     assert raw_sql(store_url, "SELECT message_id, seq, sha256, ciphertext_size FROM dispatches"
                    ) == [("a" * 32, 1, "0" * 64, 42)]
     assert raw_sql(store_url, "SELECT message_id, state FROM deliveries") == [("a" * 32, "queued")]
