@@ -53,9 +53,10 @@ from lienthong.node.inbox.publication import Publication, Publisher, record_stor
 from lienthong.node.inbox.staging import (
     SPACE_RESERVE,
     STALE_STAGING_SECONDS,
+    FreeSpace,
     discard_legacy_partials,
     discard_stale_staging,
-    free_bytes,
+    free_or_error,
     open_if_room,
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
@@ -109,9 +110,10 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
-        # A small document's free-space read (beside its look-up) and its staging file opened
-        # behind its ACCEPT (``_accept_fresh``).
-        self._free_space = CallBatches(runtime.io, _free_space)
+        # A small document's free space (a recent reading, node/inbox/staging.py) and its
+        # staging file opened behind its ACCEPT (``_accept_fresh``).
+        self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
+                                     runtime.monotonic)
         self._fresh_opens = CallBatches(runtime.io, _start_fresh)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
@@ -194,11 +196,11 @@ class Offers:
         # A small v3 document never resumes (it keeps no resume record, so every offer of it
         # starts at byte 0): it is accepted as soon as the look-up below and the free space
         # allow, and its staging file is opened behind the ACCEPT (``_accept_fresh``). The
-        # free space is read (nothing written) beside the look-up, on another thread.
+        # free space is a recent reading (``FreeSpace``), or is read beside the look-up.
         fresh = (file_key is not None
                  and header.ciphertext_size <= IncomingStream.RESUMABLE_ABOVE
                  and document_kind(header) != PETITION_TYPE)
-        space = self._free_space.call(self.rt.config.tmp) if fresh else None
+        space = self._free_space.estimate() if fresh else None
         row = yield self._lookups.call(signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
@@ -233,7 +235,7 @@ class Offers:
                 self.release(peer, mid)
                 return self.refuse(peer, mid, "storage-unavailable",
                                    f"cannot prepare the restricted petition folder: {exc}")
-        if space is not None:
+        if space is not None and file_key is not None:
             return (yield self._accept_fresh(peer, header, receiving.node_id, file_key, space))
         try:
             stream, free, need = yield self._staging_opens.call(
@@ -277,6 +279,7 @@ class Offers:
                                if isinstance(free, OSError) else
                                f"not enough free disk space ({free} bytes free, {need} "
                                "needed); it will be retried when space returns")
+        self._free_space.accepted(header.size)
         try:
             # With the file key the offer's check opened: no I/O, no public-key work here.
             stream = IncomingStream.prepare(self.staging_path(header.sender, mid), header,
@@ -631,15 +634,6 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
     shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
     return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
                         file_key=file_key)
-
-
-def _free_space(tmp: Path) -> int | OSError:
-    """Worker pool: the free bytes of ``tmp/``, or the error that stopped reading them (handed
-    back as a value: the offer may have been answered without it, HAVE or REJECT)."""
-    try:
-        return free_bytes(tmp)
-    except OSError as exc:
-        return exc
 
 
 def _start_fresh(stream: IncomingStream) -> IncomingStream:

@@ -527,8 +527,8 @@ def test_a_staging_file_that_cannot_be_opened_behind_its_accept_refuses_the_docu
 def test_a_small_v3_offer_refused_for_space_writes_nothing(net: Net, monkeypatch: Any) -> None:
     """The free space is checked before the ACCEPT, beside the offer's look-up: too little and
     the offer is refused with nothing opened or written."""
-    import lienthong.node.inbox.offers as offers_module
-    monkeypatch.setattr(offers_module, "free_bytes", lambda folder: 1000)
+    import lienthong.node.inbox.staging as staging_module
+    monkeypatch.setattr(staging_module, "free_bytes", lambda folder: 1000)
     mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
     net.connect()
     assert net.delivered == [] and _staged(net) == []
