@@ -242,18 +242,21 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     def _answer_offer(self, answer: Any) -> None:
         if isinstance(answer, tuple):
-            accept, header, stream, opening = answer
+            accept, header, stream, open_staging = answer
             incoming = IncomingTransfer(header, stream)
-            if opening is not None:
-                # Accepted before its staging file was opened (node/inbox/offers.py
-                # ``_accept_fresh``): its DATA and END wait behind the opening.
-                incoming.tail = opening.addErrback(self._open_failed, accept.message_id,
-                                                   incoming)
             if self._closed:
                 self._stop(accept.message_id, incoming, IncomingStream.close)
                 return
             self.incoming[accept.message_id] = incoming
-        self._write(answer[0] if isinstance(answer, tuple) else answer)
+            self._write(accept)
+            if open_staging is not None:
+                # Accepted before its staging file is opened (node/inbox/offers.py
+                # ``_accept_fresh``): its DATA and END, which cannot have come yet, wait
+                # behind the opening.
+                incoming.tail = open_staging().addErrback(self._open_failed,
+                                                          accept.message_id, incoming)
+            return
+        self._write(answer)
 
     def _open_failed(self, failure: Failure, message_id: str,
                      incoming: IncomingTransfer) -> None:

@@ -268,7 +268,8 @@ class Offers:
         opened on the worker pool behind the ACCEPT (a thread hop less before it: the DATA
         waits for the opening, node/inbox/connection.py). Nothing is written before the ACCEPT
         and nothing durable before END (docs/design.md §6). Returns ``(Accept, header, stream,
-        opening)``, or the refusal."""
+        open_staging)``, ``open_staging()`` to be called once the ACCEPT is written (so the
+        worker it wakes does not compete with the writing), or the refusal."""
         mid = header.message_id
         free = yield space
         need = header.size + SPACE_RESERVE
@@ -293,7 +294,7 @@ class Offers:
             self.release(peer, mid)
             raise
         return (Accept(message_id=mid, offset=0), header, stream,
-                self._fresh_opens.call(stream))
+                lambda: self._fresh_opens.call(stream))
 
     def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
         """The refusal (audited) of an accepted document whose staging file could not be

@@ -40,9 +40,9 @@ def free_or_error(folder: Path) -> int | OSError:
 
 
 #: A reading of the free space a small document's offer may be checked against, in seconds.
-FREE_SPACE_MAX_AGE = 1.0
+FREE_SPACE_MAX_AGE = 2.0
 #: A reading used when older than this is read again in the background, for the next offer.
-FREE_SPACE_REFRESH = 0.25
+FREE_SPACE_REFRESH = 1.0
 
 _log = Logger(namespace="lienthong.staging")
 
