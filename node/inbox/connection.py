@@ -245,13 +245,37 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     def _answer_offer(self, answer: Any) -> None:
         if isinstance(answer, tuple):
-            accept, header, stream = answer
+            accept, header, stream, open_staging = answer
             incoming = IncomingTransfer(header, stream)
             if self._closed:
                 self._stop(accept.message_id, incoming, IncomingStream.close)
                 return
             self.incoming[accept.message_id] = incoming
-        self._write(answer[0] if isinstance(answer, tuple) else answer)
+            self._write(accept)
+            if open_staging is not None:
+                # Accepted before its staging file is opened (node/inbox/offers.py
+                # ``_accept_fresh``): its DATA and END, which cannot have come yet, wait
+                # behind the opening.
+                incoming.tail = open_staging().addErrback(self._open_failed,
+                                                          accept.message_id, incoming)
+            return
+        self._write(answer)
+
+    def _open_failed(self, failure: Failure, message_id: str,
+                     incoming: IncomingTransfer) -> None:
+        """The staging file of an accepted transfer could not be opened (nothing was left of
+        it): refuse the document now; the work queued behind the opening is skipped."""
+        incoming.failed = True
+        if self.incoming.get(message_id) is incoming:
+            del self.incoming[message_id]
+        peer = self.peer or ""
+        self.offers.release(peer, message_id)
+        refusal = self.offers.opening_refused(peer, message_id, failure)
+        if refusal is None:
+            log.failure("internal error opening {mid}", failure, mid=message_id)
+            refusal = Reject(message_id=message_id, code="internal-error",
+                             reason="the receiving node failed; it will be retried")
+        self._write(refusal)
 
     def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any,
                  door: Callable[..., Deferred] | None = None) -> Deferred:

@@ -52,9 +52,12 @@ from lienthong.node.inbox.layout import (
 )
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
 from lienthong.node.inbox.staging import (
+    SPACE_RESERVE,
     STALE_STAGING_SECONDS,
+    FreeSpace,
     discard_legacy_partials,
     discard_stale_staging,
+    free_or_error,
     open_if_room,
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
@@ -108,6 +111,11 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
+        # A small document's free space (a recent reading, node/inbox/staging.py) and its
+        # staging file opened behind its ACCEPT (``_accept_fresh``).
+        self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
+                                     runtime.monotonic)
+        self._fresh_opens = CallBatches(runtime.io, _start_fresh)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
         self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
@@ -186,6 +194,14 @@ class Offers:
         # by a peer's former identity and offered again after the peer rotated is still the
         # same document (HAVE), never a second copy.
         signer = header.sender
+        # A small v3 document never resumes (it keeps no resume record, so every offer of it
+        # starts at byte 0): it is accepted as soon as the look-up below and the free space
+        # allow, and its staging file is opened behind the ACCEPT (``_accept_fresh``). The
+        # free space is a recent reading (``FreeSpace``), or is read beside the look-up.
+        fresh = (file_key is not None
+                 and header.ciphertext_size <= IncomingStream.RESUMABLE_ABOVE
+                 and document_kind(header) != PETITION_TYPE)
+        space = self._free_space.estimate() if fresh else None
         row = yield self._lookups.call(signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
@@ -220,6 +236,8 @@ class Offers:
                 self.release(peer, mid)
                 return self.refuse(peer, mid, "storage-unavailable",
                                    f"cannot prepare the restricted petition folder: {exc}")
+        if space is not None and file_key is not None:
+            return (yield self._accept_fresh(peer, header, receiving.node_id, file_key, space))
         try:
             stream, free, need = yield self._staging_opens.call(
                 self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
@@ -241,7 +259,55 @@ class Offers:
             return self.refuse(peer, mid, "storage-unavailable",
                                f"not enough free disk space ({free} bytes free, {need} "
                                "needed); it will be retried when space returns")
-        return (Accept(message_id=mid, offset=stream.offset), header, stream)
+        return (Accept(message_id=mid, offset=stream.offset), header, stream, None)
+
+    @inlineCallbacks
+    def _accept_fresh(self, peer: str, header: EnvelopeHeader, node_id: str, file_key: bytes,
+                      space: Deferred):
+        """The ACCEPT (offset 0) of a document that never resumes, once its offer passed every
+        check and ``space`` (the free bytes of ``tmp/``) says it fits; its staging file is
+        opened on the worker pool behind the ACCEPT (a thread hop less before it: the DATA
+        waits for the opening, node/inbox/connection.py). Nothing is written before the ACCEPT
+        and nothing durable before END (docs/design.md §6). Returns ``(Accept, header, stream,
+        open_staging)``, ``open_staging()`` to be called once the ACCEPT is written (so the
+        worker it wakes does not compete with the writing), or the refusal."""
+        mid = header.message_id
+        free = yield space
+        need = header.size + SPACE_RESERVE
+        if isinstance(free, OSError) or free < need:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, "storage-unavailable",
+                               f"cannot open the staging file: {free.strerror or free}"
+                               if isinstance(free, OSError) else
+                               f"not enough free disk space ({free} bytes free, {need} "
+                               "needed); it will be retried when space returns")
+        self._free_space.accepted(header.size)
+        try:
+            # With the file key the offer's check opened: no I/O, no public-key work here.
+            stream = IncomingStream.prepare(self.staging_path(header.sender, mid), header,
+                                            node_id=node_id, file_key=file_key,
+                                            encryption_keys=self.rt.keys.
+                                            encryption_private_by_kid())
+        except ProtocolError as exc:
+            self.release(peer, mid)
+            return self.refuse(peer, mid, exc.code, str(exc))
+        except BaseException:
+            self.release(peer, mid)
+            raise
+        return (Accept(message_id=mid, offset=0), header, stream,
+                lambda: self._fresh_opens.call(stream))
+
+    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
+        """The refusal (audited) of an accepted document whose staging file could not be
+        opened behind its ACCEPT (``_accept_fresh``), as ``offer`` refuses one it cannot open
+        before; None for an unexpected error (the caller reports it as internal)."""
+        exc = failure.value
+        if isinstance(exc, OSError):
+            return self.refuse(peer, message_id, "storage-unavailable",
+                               f"cannot open the staging file: {exc.strerror or exc}")
+        if isinstance(exc, ProtocolError):
+            return self.refuse(peer, message_id, exc.code, str(exc))
+        return None
 
     def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
         """On the database thread (a read): the document as received so far, if at all."""
@@ -609,6 +675,13 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
     shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
     return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
                         file_key=file_key)
+
+
+def _start_fresh(stream: IncomingStream) -> IncomingStream:
+    """Worker pool: open the staging file of a document accepted before it was opened."""
+    failpoint("receiver-accepted-before-staging-open")
+    stream.start_fresh()
+    return stream
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:

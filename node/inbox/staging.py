@@ -2,14 +2,21 @@
 offer, and the start-up clean-up of those nobody will finish.
 
 Split out of node/inbox/offers.py, which decides about offers and ENDs; these are the blocking
-file-system parts it runs on the worker pool.
+file-system parts it runs on the worker pool, and ``FreeSpace``, the reactor's recent reading
+of the free space that a small document's offer is checked against.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lienthong.node.core.background import in_background
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.protocol.envelope import EnvelopeHeader
 
@@ -21,6 +28,76 @@ SPACE_RESERVE = 16 * 1024 * 1024
 def free_bytes(folder: Path) -> int:
     stats = os.statvfs(folder)
     return stats.f_bavail * stats.f_frsize
+
+
+def free_or_error(folder: Path) -> int | OSError:
+    """Worker pool: the free bytes of ``folder``, or the error that stopped reading them
+    (handed back as a value, so a reading nobody waits for never fails unheard)."""
+    try:
+        return free_bytes(folder)
+    except OSError as exc:
+        return exc
+
+
+#: A reading of the free space a small document's offer may be checked against, in seconds.
+FREE_SPACE_MAX_AGE = 2.0
+#: A reading used when older than this is read again in the background, for the next offer.
+FREE_SPACE_REFRESH = 1.0
+
+_log = Logger(namespace="lienthong.staging")
+
+
+class FreeSpace:
+    """The free bytes of ``tmp/`` for the offers of small documents, without a thread hop each.
+
+    An offer is checked against the last reading less the sizes accepted since, while that
+    reading is at most ``FREE_SPACE_MAX_AGE`` old; an older one (an idle node) is read again
+    and waited for. Using a reading older than ``FREE_SPACE_REFRESH`` starts the next one in
+    the background (one at a time). Like the check it replaces, it is a courtesy to refuse
+    early: a disk that fills anyway fails the write, and the document is refused then.
+    """
+
+    def __init__(self, read: Callable[[], Deferred], monotonic: Callable[[], float]) -> None:
+        """``read()``: a Deferred of ``free_or_error`` run on the worker pool."""
+        self._read = read
+        self._monotonic = monotonic
+        self._free: int | None = None
+        self._read_at = 0.0
+        self._accepted = 0
+        self._waiting: list[Deferred] = []
+        self._reading = False
+
+    def estimate(self) -> Deferred:
+        """The free bytes now (an ``int``), or the ``OSError`` that stopped the reading."""
+        age = self._monotonic() - self._read_at
+        if self._free is None or age > FREE_SPACE_MAX_AGE:
+            return self._next_reading()
+        if age > FREE_SPACE_REFRESH and not self._reading:
+            in_background(self._next_reading(), "read the free space of tmp/", _log)
+        return succeed(self._free - self._accepted)
+
+    def accepted(self, size: int) -> None:
+        """``size`` bytes were accepted since the last reading (they will be written)."""
+        self._accepted += size
+
+    def _next_reading(self) -> Deferred:
+        d: Deferred = Deferred()
+        self._waiting.append(d)
+        if not self._reading:
+            self._reading = True
+            self._read().addBoth(self._done)
+        return d
+
+    def _done(self, result: int | OSError | Failure) -> None:
+        self._reading = False
+        if isinstance(result, int):
+            self._free, self._read_at, self._accepted = result, self._monotonic(), 0
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
 
 
 def _staged_and_space(staging: Path, tmp: Path) -> tuple[int, int]:

@@ -78,6 +78,26 @@ class IncomingStream:
         ``file_key``: the envelope's file key if the offer's check already opened it (v3,
         ``protocol.envelope.open_header_key``); without it the opener opens it (an X25519
         operation). Held in memory only, by the opener and for a resume's catch-up."""
+        stream = cls.prepare(staging, header, node_id=node_id, encryption_keys=encryption_keys,
+                             resumable_above=resumable_above, file_key=file_key)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stream._open_file()
+            stream._catch_up(_read_resume_record(stream.resume_record, header))
+        except BaseException:
+            stream.discard()
+            raise
+        return stream
+
+    @classmethod
+    def prepare(cls, staging: Path, header: EnvelopeHeader, *, node_id: str,
+                encryption_keys: Mapping[str, nacl.public.PrivateKey],
+                resumable_above: int = RESUMABLE_ABOVE,
+                file_key: bytes | None = None) -> IncomingStream:
+        """The stream with its opener ready and no file touched yet (:meth:`start_fresh` or
+        :meth:`open` does that): with ``file_key`` given, no I/O and no public-key work, so
+        the receiver can build it on the reactor and answer the offer before the staging
+        file is opened (node/inbox/offers.py). Raises what the opener raises."""
         # The plaintext SHA-256 is taken on the decrypting worker, chunk by chunk (hashlib
         # releases the GIL): no plaintext queued for a hashing thread and no hand-offs to it,
         # 2-5 MiB less at the receiver's peak and no more CPU (docs/benchmarks.md History 51).
@@ -90,15 +110,20 @@ class IncomingStream:
         def reopen() -> bytes:
             return file_key if file_key is not None else \
                 _file_key(header, node_id, encryption_keys)
-        stream = cls(staging, header, opener, reopen, 0, resumable_above=resumable_above)
-        staging.parent.mkdir(parents=True, exist_ok=True)
+        return cls(staging, header, opener, reopen, 0, resumable_above=resumable_above)
+
+    def start_fresh(self) -> None:
+        """Worker pool: open the staging file of a stream made by :meth:`prepare`, for DATA
+        from byte 0 whatever was staged before (truncated, its resume record removed): the
+        offset the receiver promised in an ACCEPT sent before this ran. On failure nothing is
+        left."""
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
         try:
-            stream._open_file()
-            stream._catch_up(_read_resume_record(stream.resume_record, header))
+            self._open_file()
+            self._catch_up(None)
         except BaseException:
-            stream.discard()
+            self.discard()
             raise
-        return stream
 
     def _open_file(self) -> None:
         fd = os.open(self.staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

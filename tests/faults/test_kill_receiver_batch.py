@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 import os
 
+from lienthong.node.runtime.peer_protocols import save_peer_protocols
 from tests.integration.harness import check_delivered, is_document, sent_all, wait_for
 
 COUNT = 30
 
 
 def _kill_and_restart(network, failpoint: str, prefix: str,  # type: ignore[no-untyped-def]
-                      on_kill=lambda beta: None):
+                      on_kill=lambda beta: None, envelope: int = 2):
     """beta SIGKILLed at ``failpoint`` while alpha sends COUNT small documents, then started
-    again (``on_kill(beta)`` looks at what the kill left first); every document arrives once."""
+    again (``on_kill(beta)`` looks at what the kill left first); every document arrives once.
+    ``envelope=3``: alpha already knows beta speaks protocol 2, so it seals v3 from the
+    first document."""
     nodes = network("alpha", "beta")
     alpha, beta = nodes["alpha"], nodes["beta"]
+    if envelope == 3:
+        save_peer_protocols(alpha.home / "state", {beta.node_id: 2})
     beta.start(extra_env={"LIENTHONG_FAILPOINT": failpoint})
     documents = {f"{prefix}-{i:02d}.txt": os.urandom(10240) for i in range(COUNT)}
     for name, data in documents.items():
@@ -103,3 +108,13 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
         receipt = final.with_name(final.name + ".receipt.jws").read_text("ascii")
         assert receipt == row.receipt + "\n"
     assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]
+
+
+def test_kill_with_a_small_document_accepted_before_its_staging_file_is_opened(network) -> None:  # type: ignore[no-untyped-def]
+    """A small v3 document is accepted before its staging file is opened (node/inbox/offers.py
+    ``_accept_fresh``); killed after the ACCEPT went out and before the opening: nothing of
+    it was written or recorded, so the sender's retry starts it again from byte 0 and it is
+    stored once; no staging file is left behind."""
+    beta = _kill_and_restart(network, "receiver-accepted-before-staging-open:5", "to-trinh",
+                             envelope=3)
+    assert list((beta.home / "tmp" / "staging").iterdir()) == []

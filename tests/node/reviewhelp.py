@@ -42,7 +42,7 @@ def deliver(sender: Office, receiver: Node, *, kind: str, token: str,
         ciphertext_size=sealed.header.ciphertext_size, priority=3)).addBoth(answers.append)
     (accepted,) = answers
     assert isinstance(accepted, tuple) and isinstance(accepted[0], Accept), accepted
-    _, header, stream = accepted
+    _, header, stream, _ = accepted
     source = open_envelope(folder, sealed.header_token, keys)
     try:
         stream.write(source.read(header.ciphertext_size))

@@ -486,3 +486,90 @@ def test_a_document_this_process_sealed_is_offered_with_its_kept_key(
     net.reactor.advance(0)
     assert len(outbox.kept_keys) == 0
     assert net.alpha.store.get_dispatch(row.message_id).state == "sent"
+
+
+class HeldOpenings:
+    """beta's worker pool, inline except for the hops that open a staging file behind its
+    ACCEPT (``Offers._accept_fresh``), which wait until ``release``."""
+
+    def __init__(self) -> None:
+        self.inline = InlineWorkers()
+        self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any) -> None:  # noqa: N802
+        if any(getattr(arg, "__name__", "") == "_start_fresh" for arg in args):
+            self.held.append((on_result, fn, args))
+        else:
+            self.inline.callInThreadWithCallback(on_result, fn, *args)
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for on_result, fn, args in held:
+            self.inline.callInThreadWithCallback(on_result, fn, *args)
+
+
+def _staged(net: Net) -> list[Path]:
+    folder = net.beta.runtime.config.tmp / "staging"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_a_small_v3_document_is_accepted_before_its_staging_file_is_opened(net: Net) -> None:
+    """The ACCEPT of a small v3 document goes out once the offer's checks and look-up pass,
+    without waiting for its staging file (one thread hop less before it); its DATA and END
+    wait behind the opening, and the document then arrives whole and receipted."""
+    data = b"To trinh 5\n" * 900
+    mid = _dispatch_v3(net, "to-trinh.txt", data)
+    workers = HeldOpenings()
+    net.beta.runtime.workers = workers  # type: ignore[assignment]
+    wire = net.connect()
+    assert len(workers.held) == 1
+    assert "offered" in kinds(net.alpha, mid)          # alpha had its ACCEPT...
+    assert _staged(net) == [] and net.delivered == []   # ...before beta opened anything
+    workers.release()
+    wire.pump()
+    assert net.delivered == [mid]
+    assert (net.inbox() / "to-trinh.txt").read_bytes() == data
+    assert leftovers(net.beta) == []
+
+
+def test_a_staging_file_that_cannot_be_opened_behind_its_accept_refuses_the_document(
+        net: Net) -> None:
+    """The opening behind the ACCEPT fails (``tmp/staging`` is a file): the document is
+    refused as storage-unavailable and audited, its queued DATA and END are dropped, nothing
+    is left and it is no longer held as being received; the sender keeps it for its retry."""
+    mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
+    workers = HeldOpenings()
+    net.beta.runtime.workers = workers  # type: ignore[assignment]
+    wire = net.connect()
+    assert len(workers.held) == 1
+    staging = net.beta.runtime.config.tmp / "staging"
+    if staging.is_dir():
+        staging.rmdir()
+    staging.write_bytes(b"")
+    workers.release()
+    wire.pump()
+    (delivery,) = net.alpha.store.get_dispatch(mid).deliveries
+    assert delivery.state == "queued" and delivery.receipt is None and net.delivered == []
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert not net.inbox().exists() or list(net.inbox().iterdir()) == []
+    (refused,) = net.beta.store.audit_entries(kind="rejected", message_id=mid)
+    assert refused.detail["code"] == "storage-unavailable"
+    assert "staging" in refused.detail["reason"]
+    assert "rejected-by-peer" in kinds(net.alpha, mid)
+    assert net.receiver_factory.offers.active == set()
+    staging.unlink()
+    assert leftovers(net.beta) == []
+
+
+def test_a_small_v3_offer_refused_for_space_writes_nothing(net: Net, monkeypatch: Any) -> None:
+    """The free space is checked before the ACCEPT, beside the offer's look-up: too little and
+    the offer is refused with nothing opened or written."""
+    import lienthong.node.inbox.staging as staging_module
+    monkeypatch.setattr(staging_module, "free_bytes", lambda folder: 1000)
+    mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
+    net.connect()
+    assert net.delivered == [] and _staged(net) == []
+    (refused,) = net.beta.store.audit_entries(kind="rejected", message_id=mid)
+    assert refused.detail["code"] == "storage-unavailable"
+    assert "1000 bytes free" in refused.detail["reason"]
+    assert "offered" not in kinds(net.alpha, mid)
