@@ -259,6 +259,15 @@ def inbox_digests(node: TestNode, sender: str) -> dict[str, str]:
     return {p.name: sha256(p) for p in folder.iterdir() if is_document(p)}
 
 
+def sidecar(stored: Path, suffix: str = ".meta.json", *, timeout: float = 30) -> Path:
+    """A received document's sidecar (``suffix``), once written: the sidecars follow the
+    receipt by a moment (node/inbox/publication.py), the ``.receipt.jws`` renamed into place
+    last, so once it is there both are."""
+    receipt = stored.with_name(stored.name + ".receipt.jws")
+    wait_for(receipt.exists, timeout=timeout, what=f"the sidecars beside {stored.name!r}")
+    return stored.with_name(stored.name + suffix)
+
+
 def check_delivered(sender: TestNode, recipients: Iterable[TestNode],
                     documents: Mapping[str, bytes | Path]) -> None:
     """The shared checker: every document is in each recipient's inbox exactly once,

@@ -19,6 +19,7 @@ from tests.integration.harness import (
     TestNode,
     check_delivered,
     sent_all,
+    sidecar,
     wait_for,
     write_large_file,
 )
@@ -94,7 +95,7 @@ def test_numbered_resolution_to_a_group_is_registered_and_completed(network) -> 
     mid = dispatch.message_id
     assert dispatch.priority == 0 and dispatch.meta["urgency"] == "flash"
     for office in (hdnd, ubnd):
-        meta = json.loads((office.inbox / "tinhuy" / f"{name}.meta.json").read_text())
+        meta = json.loads(sidecar(office.inbox / "tinhuy" / name).read_text())
         assert meta["message_id"] == mid
         assert {k: meta["meta"][k] for k in ("kind", "type", "number", "date", "due", "signer")} \
             == {"kind": "document", "type": "resolution", "number": "12-NQ/TU",
@@ -220,7 +221,7 @@ def test_message_command_travels_the_receipted_path(network) -> None:  # type: i
     (name,) = [p.name for p in (beta.inbox / "alpha").iterdir() if p.suffix == ".txt"]
     assert name.endswith("-message.txt")
     assert (beta.inbox / "alpha" / name).read_text(encoding="utf-8") == text + "\n"
-    meta = json.loads((beta.inbox / "alpha" / f"{name}.meta.json").read_text())["meta"]
+    meta = json.loads(sidecar(beta.inbox / "alpha" / name).read_text())["meta"]
     assert (meta["kind"], meta["type"], meta["urgency"]) == ("message", "message", "urgent")
     check_delivered(alpha, [beta], {name: (text + "\n").encode()})
 

@@ -17,7 +17,7 @@ from lienthong.node.edxml.message import (
     StatusMessage,
 )
 from lienthong.node.edxml.parse import parse_message
-from tests.integration.harness import TestNode, wait_for
+from tests.integration.harness import TestNode, sidecar, wait_for
 from tests.integration.test_documents import audit_of, cli, documents_sent, failed_reason
 from tests.node.edxml import samples
 
@@ -49,7 +49,7 @@ def test_edxml_round_trip_replacement_status_recall_and_refusals(network, tmp_pa
     wait_for(lambda: sent_count(tinhuy) == 1, timeout=30, what="the edXML to be receipted")
     mid = documents_sent(tinhuy)[0].message_id
     inbox = hdnd.inbox / "tinhuy"
-    meta = json.loads((inbox / "NQ-12.edxml.meta.json").read_text())["meta"]
+    meta = json.loads(sidecar(inbox / "NQ-12.edxml").read_text())["meta"]
     assert {k: meta[k] for k in ("type", "number", "date", "due", "signer", "urgency")} == {
         "type": "resolution", "number": "12-NQ/TU", "date": "2026-11-20", "due": "2026-11-30",
         "signer": "Nguyễn Văn An", "urgency": "flash"}

@@ -8,7 +8,7 @@ import json
 
 from lienthong.keys import jws
 from lienthong.protocol.envelope import ENVELOPE_TYP
-from tests.integration.harness import TestNode, check_delivered, sent_all, wait_for
+from tests.integration.harness import TestNode, check_delivered, sent_all, sidecar, wait_for
 from tests.integration.keyhelp import audit_verifies
 from tests.integration.test_documents import drop_with_sidecar
 
@@ -75,7 +75,7 @@ def test_v2_and_v3_nodes_exchange_both_ways(network) -> None:  # type: ignore[no
                                                                     kind="peer-protocol")}
     assert learned == {(beta.node_id, 1), (gamma.node_id, 2)}
     # The clerk at gamma still sees the metadata (opened from the sealed contents).
-    meta = json.loads((gamma.inbox / "alpha" / f"{SECRET_NAME}.meta.json").read_text())
+    meta = json.loads(sidecar(gamma.inbox / "alpha" / SECRET_NAME).read_text())
     assert meta["meta"]["subject"] == "Về nhân sự diện Ban Thường vụ quản lý"
 
     # The v3 envelope as stored by both sides: routing facts only, in any encoding.

@@ -25,6 +25,7 @@ from tests.integration.harness import (
     ROOT,
     TestNode,
     make_network,
+    sidecar,
     wait_for,
 )
 
@@ -152,6 +153,7 @@ def test_an_outsider_reads_nothing_and_a_clerk_reads_only_the_clerks_part(
             assert clerk_files and node_files
             assert set(clerk_files) <= insider, sorted(map(str, set(clerk_files) - insider))
             assert not insider & set(node_files), sorted(map(str, insider & set(node_files)))
+        sidecar(beta.inbox / "alpha" / "quyet-dinh-12.pdf")  # written just after the receipt
         must_read = [beta.inbox / "alpha" / "quyet-dinh-12.pdf",
                      beta.inbox / "alpha" / "quyet-dinh-12.pdf.meta.json",
                      beta.inbox / "alpha" / "quyet-dinh-12.pdf.receipt.jws",

@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 
 from lienthong.keys.card import read_card
 from lienthong.protocol.refusal import verify_refusal
-from tests.integration.harness import ROOT, TestNode, sent_all, wait_for
+from tests.integration.harness import ROOT, TestNode, sent_all, sidecar, wait_for
 
 PETITIONER = "Trần Thị Bích Ngọc"
 SUBJECT = "Khiếu nại quyết định thu hồi đất tại thôn Đông Xá"
@@ -123,7 +123,7 @@ def test_petition_forwarded_accepted_resolved_with_every_status_back(network) ->
     folder = ubnd.home / "petitions" / "inbox" / "tinhuy"
     stored = folder / f"petition-{mid[:12]}.pdf"
     assert stored.read_bytes() == PETITION
-    meta = json.loads((folder / f"{stored.name}.meta.json").read_text(encoding="utf-8"))
+    meta = json.loads(sidecar(stored).read_text(encoding="utf-8"))
     assert meta["meta"]["petition"]["file_name"] == FILE_NAME
     assert meta["meta"]["petition"]["petitioner"]["name"] == PETITIONER
     assert mode(ubnd.home / "petitions") == mode(folder) == 0o2750

@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from lienthong.node.cli.main import main
 from tests.browser import browser  # noqa: F401 - the session's Chromium
-from tests.integration.harness import TestNode, free_port, make_network, wait_for
+from tests.integration.harness import TestNode, free_port, make_network, sidecar, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "web-screenshots"
@@ -113,7 +113,7 @@ def page_of(browser: Any, **options: Any) -> Any:  # noqa: F811
 
 
 def message_id(node: TestNode, name: str) -> str:
-    meta = next((node.inbox / "tinhuy").glob(f"{name}.meta.json"))
+    meta = sidecar(node.inbox / "tinhuy" / name)
     return str(json.loads(meta.read_text())["message_id"])
 
 
@@ -206,7 +206,7 @@ def test_an_upload_is_delivered_and_receipted(offices: dict[str, Any], tmp_path:
     assert "bao-cao-quy-4.txt" in page.locator("p.notice").inner_text()
     wait_for(lambda: (hdnd.inbox / "tinhuy" / "bao-cao-quy-4.txt").exists(), timeout=60,
              what="the uploaded document at hdnd")
-    meta = json.loads((hdnd.inbox / "tinhuy" / "bao-cao-quy-4.txt.meta.json").read_text())
+    meta = json.loads(sidecar(hdnd.inbox / "tinhuy" / "bao-cao-quy-4.txt").read_text())
     assert meta["meta"]["number"] == "45-BC/TU" and meta["meta"]["due"] == "2026-12-31"
 
     def receipted() -> bool:
