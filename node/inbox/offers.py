@@ -255,11 +255,15 @@ class Offers:
             self.release(peer, mid)
             raise
         if stream is None:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, "storage-unavailable",
-                               f"not enough free disk space ({free} bytes free, {need} "
-                               "needed); it will be retried when space returns")
+            return self._no_space(peer, mid, free, need)
         return (Accept(message_id=mid, offset=stream.offset), header, stream, None)
+
+    def _no_space(self, peer: str, mid: str, free: int, need: int) -> Reject:
+        """The refusal of a document ``tmp/`` has no room for (retried when space returns)."""
+        self.release(peer, mid)
+        return self.refuse(peer, mid, "storage-unavailable",
+                           f"not enough free disk space ({free} bytes free, {need} "
+                           "needed); it will be retried when space returns")
 
     @inlineCallbacks
     def _accept_fresh(self, peer: str, header: EnvelopeHeader, node_id: str, file_key: bytes,
@@ -274,13 +278,12 @@ class Offers:
         mid = header.message_id
         free = yield space
         need = header.size + SPACE_RESERVE
-        if isinstance(free, OSError) or free < need:
+        if isinstance(free, OSError):
             self.release(peer, mid)
             return self.refuse(peer, mid, "storage-unavailable",
-                               f"cannot open the staging file: {free.strerror or free}"
-                               if isinstance(free, OSError) else
-                               f"not enough free disk space ({free} bytes free, {need} "
-                               "needed); it will be retried when space returns")
+                               f"cannot open the staging file: {free.strerror or free}")
+        if free < need:
+            return self._no_space(peer, mid, free, need)
         self._free_space.accepted(header.size)
         try:
             # With the file key the offer's check opened: no I/O, no public-key work here.

@@ -85,19 +85,7 @@ def take_and_seal(path: Path, take: dict[str, Any], seal: dict[str, Any] | None,
         taken = take_file(path, **take, syncs=deferred, preseal=preseal)
         if adopt_sidecar is not None:
             adopt_sidecar()
-        failpoint("sender-after-take")
-        if seal is None:
-            return taken, None
-        if early:
-            return taken, early[0]
-        try:
-            meta = (strict_json_object(canonical_json(take["meta"]))
-                    if take.get("meta") is not None else {})
-            return taken, seal_taken(taken, meta, sync_folder=deferred is None, **seal)
-        except Exception:  # noqa: BLE001 - reported where the sealing is awaited
-            failure = Failure()
-            failure.cleanFailure()
-            return taken, failure
+        return _after_take(taken, take, seal, early, sync_folder=deferred is None)
     finally:
         if deferred is not None and deferred is not syncs:
             deferred.flush()

@@ -32,15 +32,7 @@ def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = No
     parts: list[RenderableType] = []
     sent = trail.get("sent")
     if sent:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row(translate(lang, "Document"), text(sent["name"]))
-        grid.add_row(translate(lang, "Sent to"), text(sent["target"]))
-        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
-                                                     size=size(sent["size"]),
-                                                     count=sent["size"]).in_language(lang))
-        grid.add_row("SHA-256", sent["sha256"])
+        grid = _document_grid(sent, translate(lang, "Sent to"), sent["target"], lang)
         grid.add_row(translate(lang, "Taken"), when(sent["created_at"], now, tz, lang))
         grid.add_row(translate(lang, "State"), Text(
             name_of("state", sent["state"], lang),
@@ -65,15 +57,7 @@ def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = No
                                               message_id=trail["message_id"]
                                               ).in_language(lang), title_align="left"))
     for row in trail.get("received", []):
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row(translate(lang, "Document"), text(row["name"]))
-        grid.add_row(translate(lang, "From"), text(row["from"]))
-        grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
-                                                     size=size(row["size"]),
-                                                     count=row["size"]).in_language(lang))
-        grid.add_row("SHA-256", row["sha256"])
+        grid = _document_grid(row, translate(lang, "From"), row["from"], lang)
         grid.add_row(translate(lang, "Received"), when(row["received_at"], now, tz, lang))
         grid.add_row(translate(lang, "Stored as"), text(row["stored_path"]))
         grid.add_row(translate(lang, "Receipt"), Text(
@@ -92,6 +76,22 @@ def render_trail(trail: Mapping[str, Any], *, now: float, tz: tzinfo | None = No
                                                       limit=200))
     parts.append(table)
     return Group(*parts)
+
+
+def _document_grid(document: Mapping[str, Any], party_label: str, party: Any,
+                   lang: str) -> Table:
+    """The first rows of a sent or received document's panel: its name, the other office
+    (peer-supplied text, made inert), its size and SHA-256."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row(translate(lang, "Document"), text(document["name"]))
+    grid.add_row(party_label, text(party))
+    grid.add_row(translate(lang, "Size"), Phrase("{size} ({count} bytes)",
+                                                 size=size(document["size"]),
+                                                 count=document["size"]).in_language(lang))
+    grid.add_row("SHA-256", document["sha256"])
+    return grid
 
 
 def describe_detail(detail: Mapping[str, Any]) -> str:
