@@ -25,7 +25,7 @@ import nacl.signing
 from lienthong.protocol.events import Hello
 from lienthong.protocol.receipt import verify_receipt
 from tests.faults.hostile import FrameSocket, HostileClient, Identity, card_of
-from tests.integration.harness import TestNode, sha256, wait_for
+from tests.integration.harness import TestNode, is_document, sha256, wait_for
 
 
 @dataclass
@@ -52,8 +52,8 @@ class Arena:
         def copies() -> list[Path]:
             if not folder.exists():
                 return []
-            return [p for p in folder.iterdir() if not p.name.endswith((".meta.json",
-                    ".receipt.jws")) and p.stat().st_size == len(data) and
+            return [p for p in folder.iterdir() if is_document(p)
+                    and p.stat().st_size == len(data) and
                     sha256(p.read_bytes()) == sha256(data)]
 
         wait_for(lambda: copies() and copies()[0].with_name(copies()[0].name + ".receipt.jws")

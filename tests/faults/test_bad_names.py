@@ -92,12 +92,21 @@ def _files_outside_inbox(arena: Arena) -> set[Path]:
     return found
 
 
+def _sidecars(folder: Path) -> list[dict]:
+    """The ``.meta.json`` sidecars of ``folder`` that are complete: each is renamed into place
+    whole, a moment after its document's receipt (node/inbox/publication.py)."""
+    return [json.loads(meta_file.read_text()) for meta_file in folder.glob("*.meta.json")]
+
+
 def _stored(arena: Arena, message_id: str) -> tuple[Path, dict]:
-    for meta_file in arena.folder.glob("*.meta.json"):
-        meta = json.loads(meta_file.read_text())
-        if meta["message_id"] == message_id:
-            return arena.folder / meta["stored_as"], meta
-    raise AssertionError(f"no metadata for {message_id} in {arena.folder}")
+    found: list[dict] = []
+
+    def written() -> bool:  # both sidecars: the receipt's is renamed into place last
+        found[:] = [meta for meta in _sidecars(arena.folder) if meta["message_id"] == message_id
+                    and (arena.folder / (meta["stored_as"] + ".receipt.jws")).exists()]
+        return bool(found)
+    wait_for(written, timeout=30, what=f"the sidecars of {message_id} in {arena.folder}")
+    return arena.folder / found[0]["stored_as"], found[0]
 
 
 ACCEPTED = {
@@ -274,10 +283,12 @@ def test_outbox_names_are_sent_under_safe_names(arena: Arena) -> None:
     wait_for(lambda: sent_all(arena.alpha, len(documents)), timeout=30,
              what="alpha to deliver the awkward names and file each in sent/ with its receipt")
     folder = arena.beta.inbox / "alpha"
-    stored = {}
-    for meta_file in folder.glob("*.meta.json"):
-        meta = json.loads(meta_file.read_text())
-        stored[meta["name"]] = folder / meta["stored_as"]
+    stored: dict[str, Path] = {}
+
+    def all_written() -> bool:
+        stored.update({meta["name"]: folder / meta["stored_as"] for meta in _sidecars(folder)})
+        return set(documents) <= set(stored)
+    wait_for(all_written, timeout=30, what="the sidecars of every document at beta")
     for original, data in documents.items():
         path = stored[original]
         assert is_safe_component(path.name) and path.read_bytes() == data
