@@ -271,7 +271,10 @@ class DocumentOutcomes:
         self.receipt(proto, message_id, token, already=already)
 
     def _receipts_recorded(self, batch: list[Recorded]) -> None:
-        """A batch of receipts is committed: those documents are delivered to this peer."""
+        """A batch of receipts is committed: those documents are delivered to this peer.
+        The batch is logged in one line (a line per document was a tenth of the reactor's
+        CPU in a burst: docs/benchmarks.md, History 55); the audit keeps one entry each."""
+        receipted: list[str] = []
         for item in batch:
             mid = item.receipt.message_id
             if isinstance(item.error, PeerRevoked):
@@ -293,17 +296,25 @@ class DocumentOutcomes:
             self._verify_failures.pop(mid, None)
             self._headers.pop(mid, None)
             self._openings.forget(mid)   # a HAVE: the ACCEPT never came
-            log.info("{peer} receipted {message_id}{dup}", peer=self.name, message_id=mid,
-                     dup=" (it already had it)" if item.receipt.already else "")
+            receipted.append(f"{mid} (it already had it)" if item.receipt.already else mid)
             if item.all_done:
                 self._on_all_delivered(mid, item.dispatch)
+        if len(receipted) == 1:
+            log.info("{peer} receipted {message_id}", peer=self.name, message_id=receipted[0])
+        elif receipted:
+            log.info("{peer} receipted {count} documents: {message_ids}", peer=self.name,
+                     count=len(receipted), message_ids=", ".join(receipted))
         self._fill()
 
     def _header(self, row: QueuedDelivery) -> EnvelopeHeader:
-        """The decoded header of a document we offered (decoded once, not per use)."""
+        """The decoded header of a document we offered (decoded once, not per use; the one
+        the sealing opened when the outbox kept it, node/spool/kept_keys.py)."""
         header = self._headers.get(row.message_id)
         if header is None:
-            header = self._headers[row.message_id] = decode_header(row.header_token)
+            kept = (self._kept_keys.get(row.message_id, row.header_token)
+                    if self._kept_keys is not None else None)
+            header = kept[0] if kept is not None else decode_header(row.header_token)
+            self._headers[row.message_id] = header
         return header
 
     def _receipt_signer(self, header: EnvelopeHeader) -> str:

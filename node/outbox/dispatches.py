@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.node.core.clock import rfc3339_ms
@@ -33,6 +34,8 @@ from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.audit_log import AuditEvent
 from lienthong.node.store.database import Store
 from lienthong.node.store.records import DispatchRow, NewDispatch
+
+log = Logger(namespace="lienthong.outbox")
 
 #: Most dispatches recorded in one unit of work (bounds one transaction).
 DISPATCH_BATCH = 256
@@ -131,6 +134,9 @@ class DispatchBatch:
                         d.errback(failure)
                     continue
                 self.units += 1
+                sealed = [item.dispatch for (item, _), result in zip(batch, results, strict=True)
+                          if not isinstance(result, Exception)]
+                _log_sealed(sealed)
                 for (_, d), result in zip(batch, results, strict=True):
                     if isinstance(result, Exception):
                         d.errback(Failure(result))
@@ -139,3 +145,18 @@ class DispatchBatch:
                         d.callback(result)
         finally:
             self._running = False
+
+
+def _log_sealed(sealed: list[NewDispatch]) -> None:
+    """One log line for the documents a unit recorded: a line per document was a tenth of the
+    reactor's CPU in a burst of small documents (docs/benchmarks.md, History 55)."""
+    if len(sealed) == 1:
+        item = sealed[0]
+        log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
+                 name=item.name, size=item.size, message_id=item.message_id,
+                 count=len(item.recipients))
+    elif sealed:
+        log.info("sealed {count} documents: {documents}", count=len(sealed),
+                 documents="; ".join(f"{item.name!r} ({item.size} bytes) as {item.message_id} "
+                                     f"for {len(item.recipients)} recipient(s)"
+                                     for item in sealed))

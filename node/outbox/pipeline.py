@@ -312,9 +312,7 @@ class Outbox:
         self.kept_keys.keep(taken.message_id, sealed)
         if is_petition(meta):
             yield self._register_petition(taken.message_id, recipients, meta)
-        log.info("sealed {name!r} ({size} bytes) as {message_id} for {count} recipient(s)",
-                 name=taken.original_name, size=header.size, message_id=taken.message_id,
-                 count=len(recipients))
+        # Logged by the batch that recorded it, one line per batch (node/outbox/dispatches.py).
         self._on_dispatch(row)
 
     @inlineCallbacks

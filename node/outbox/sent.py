@@ -197,9 +197,14 @@ class SentFolder:
             (item.message_id, row.sha256, sent_path,
              [d.peer_node_id for d in row.deliveries if d.receipt])
             for item, row, sent_path in filed])
-        for _, row, sent_path in filed:
+        # One line for the batch: a line per document was a share of the reactor's CPU in a
+        # burst of small documents (docs/benchmarks.md, History 55).
+        if len(filed) == 1:
             log.info("{name!r} delivered to all recipients; kept in {path}",
-                     name=row.name, path=sent_path)
+                     name=filed[0][1].name, path=filed[0][2])
+        else:
+            log.info("{count} documents delivered to all recipients; kept in {paths}",
+                     count=len(filed), paths=", ".join(str(path) for _, _, path in filed))
 
 
 def _reserve_sent_paths(access: AccessPolicy, wanted: list[tuple[Path, str]],

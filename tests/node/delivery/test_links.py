@@ -421,3 +421,39 @@ def test_a_recorded_document_waits_its_turn_when_the_window_is_full(
     assert proto.offers[-1] == (f"{41:032x}", 0)   # flash skips the window, as in _fill
     assert f"{40:032x}" not in link.offered
     stop(link, reactor)
+
+
+def test_receipts_committed_together_are_logged_in_one_line(
+        offices: tuple[Office, Office]) -> None:
+    """A batch of receipts logs ONE line naming each document (docs/benchmarks.md, History
+    55); every document is still reported delivered; a batch of one logs the line it did."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from lienthong.node.delivery.receipts import Recorded, VerifiedReceipt
+
+    alpha, beta = offices
+    delivered: list[str] = []
+    link = PeerLink(alpha.runtime, beta.node_id, tls="tls-context",
+                    on_all_delivered=lambda mid, row: delivered.append(mid),
+                    on_delivery_failed=lambda mid, why: None)
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "receipted" in str(event.get("log_format", "")):
+            lines.append(formatEvent(event))
+
+    def recorded(number: int, already: bool = False) -> Recorded:
+        return Recorded(VerifiedReceipt(f"{number:032x}", "token", "ab" * 32,
+                                        "2026-01-05T08:00:09Z", already), None, True, None)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        link._receipts_recorded([recorded(1), recorded(2, already=True), recorded(3)])
+        link._receipts_recorded([recorded(4)])
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert delivered == [f"{n:032x}" for n in (1, 2, 3, 4)]
+    assert len(lines) == 2, lines
+    assert lines[0] == (f"{link.name} receipted 3 documents: {1:032x}, "
+                        f"{2:032x} (it already had it), {3:032x}")
+    assert lines[1] == f"{link.name} receipted {4:032x}"

@@ -84,3 +84,36 @@ def test_a_whole_batch_is_recorded_with_one_look_up_of_each_kind(store: Store) -
                                 "2026-01-05T08:00:01.000Z")
     assert calls == [8]
     assert len(results) == 8 and not any(isinstance(r, Exception) for r in results)
+
+
+def test_a_unit_logs_its_documents_in_one_line(tmp_path: Path) -> None:
+    """The lone first dispatch logs its own line, as before; the four recorded together in the
+    next unit share ONE line naming each of them (docs/benchmarks.md, History 55)."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "lienthong.outbox" and \
+                str(event.get("log_format", "")).startswith("sealed"):
+            events.append(event)
+
+    alpha, held = _offices(tmp_path)
+    folder = alpha.runtime.config.outbox / "beta"
+    folder.mkdir(parents=True)
+    outbox = Outbox(alpha.runtime, on_dispatch=lambda ids: None)
+    globalLogPublisher.addObserver(observe)
+    try:
+        for index in range(5):
+            path = folder / f"cong-van-{index}.pdf"
+            path.write_bytes((b"PDF-1.7 cong van %d\n" % index) * 50)
+            outbox.file_ready(path, "beta")
+        held.release()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    lines = [formatEvent(event) for event in events]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("sealed 'cong-van-") and "for 1 recipient(s)" in lines[0]
+    assert lines[1].startswith("sealed 4 documents: ")
+    ids = {row.message_id for row in alpha.store.recent_dispatches(10)}
+    assert sum(mid in "".join(lines) for mid in ids) == 5
