@@ -22,8 +22,8 @@ before batching.
 
 Ready folders (node/spool/ready.py): a batch's first take renames a spool folder made ahead of
 time instead of allocating a folder and a record file (about 1.7 ms of a lone document's take
-on the node's disk). They are made on a worker ``REFILL_DELAY`` after a batch used one (and
-after the first file is submitted), so that making them never competes with the document's
+on the node's disk). They are made on a worker ``REFILL_DELAY`` after a batch (the first
+ones after the node's first take), so that making them never competes with the document's
 own dispatch commit and offer; a burst that finds none ready takes with ``mkdir``, as before.
 """
 from __future__ import annotations
@@ -81,7 +81,6 @@ class TakeBatches:
             return d
         self._waiting.append(item)
         self._start()
-        self._refill_later()
         return d
 
     def _refill_later(self) -> None:
