@@ -33,6 +33,7 @@ from lienthong.node.outbox.intake import (
 )
 from lienthong.node.outbox.sidecars import SidecarFound
 from lienthong.node.outbox.walk import when_text
+from lienthong.node.spool.ready import ReadyFolders
 from lienthong.node.spool.record import PAYLOAD_FILE, TakenFile, read_meta
 from lienthong.node.spool.recovery import adopt_staged_meta
 from lienthong.node.spool.sealing import SEALED_ONLY_KINDS, seal_opened, seal_spooled
@@ -130,7 +131,8 @@ def _seal_before_take(fd: int, record: dict[str, Any], meta: dict[str, Any] | No
 
 
 def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] | None,
-                                          Callable[[], None] | None, Path | None]]
+                                          Callable[[], None] | None, Path | None]],
+                        ready: ReadyFolders | None = None
                         ) -> list[tuple[TakenFile, Any] | Failure]:
     """``take_and_seal`` each item, in ONE worker hop; each item's result or Failure.
 
@@ -142,6 +144,7 @@ def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] |
     nothing refers to these documents, so a crash before the flush leaves only states a crash
     during a single take could leave (``intake`` module docstring). If that flush fails, the
     whole batch fails with its error (``recover`` seals what was taken at the next start).
+    ``ready``: folders made ahead of the take, for the batch's first file (node/spool/ready.py).
     """
     syncs = DirSyncs()
     results: list[tuple[TakenFile, Any] | Failure | None] = [None] * len(items)
@@ -160,7 +163,9 @@ def take_and_seal_batch(items: list[tuple[Path, dict[str, Any], dict[str, Any] |
                 results[index] = _failure()
         if together:
             spool = items[together[0][0]][1]["spool_dir"]
-            taken_all = take_files([pending for _, pending, _ in together], spool, syncs)
+            taken_all = take_files([pending for _, pending, _ in together], spool, syncs,
+                                   ready if ready is not None and ready.spool_dir == spool
+                                   else None)
             for (index, _, early), taken in zip(together, taken_all, strict=True):
                 if isinstance(taken, Exception):
                     try:

@@ -71,6 +71,14 @@ file is still in the outbox), after it a complete pair whose record ``read_recor
 the folder's name (docs/design.md §6). A file refused in step 5 discards its own folder (its
 link); the others keep theirs. A batch of one writes a version-3 record, as before.
 
+Ready folders (node/spool/ready.py). The first folder of a batch -- a lone document's only
+one -- is, when one is ready, a folder made ahead of the take (``.lienthong-ready-<random>``
+in ``spool/``, holding an empty ``intake.json``) renamed to the message ID, its record written
+into that file and fsynced: the same folder and record as ``mkdir`` and a new file, without
+the two inode allocations (about 1.7 ms of kernel time on the node's disk). The order is
+unchanged (the record fsynced before the file moves in), so a crash leaves the same states;
+a ready folder itself is a dot-name that ``recover_spool`` skips (docs/design.md §6).
+
 All functions block (fsync, copying); the daemon runs them in a thread.
 """
 from __future__ import annotations
@@ -101,6 +109,7 @@ from lienthong.node.outbox.walk import (
     write_all,
     write_new_file,
 )
+from lienthong.node.spool.ready import ReadyFolders, open_empty_record
 from lienthong.node.spool.record import (
     BATCH_VERSION,
     INTAKE_FILE,
@@ -265,11 +274,12 @@ def prepare_take(path: Path, *, outbox: Path, message_id: str, max_bytes: int, n
         raise
 
 
-def take_files(pendings: list[PendingTake], spool_dir: Path, syncs: DirSyncs
-               ) -> list[TakenFile | Exception]:
+def take_files(pendings: list[PendingTake], spool_dir: Path, syncs: DirSyncs,
+               ready: ReadyFolders | None = None) -> list[TakenFile | Exception]:
     """Step 4 and 5 for a batch of prepared files, with ONE record for the batch ("One record
     per batch" in the module docstring); each file's TakenFile or its own error. The folder
-    fsyncs are owed to ``syncs``. Closes every pending take."""
+    fsyncs are owed to ``syncs``. ``ready``: the folders made ahead of the take (node/spool/
+    ready.py), of which the batch's first file uses one. Closes every pending take."""
     results: list[TakenFile | Exception] = []
     try:
         if len(pendings) == 1:
@@ -278,7 +288,7 @@ def take_files(pendings: list[PendingTake], spool_dir: Path, syncs: DirSyncs
             data = canonical_json({"format": INTAKE_FORMAT, "version": BATCH_VERSION,
                                    "records": [p.record for p in pendings]})
         try:
-            _make_folders(spool_dir, pendings, data)
+            _make_folders(spool_dir, pendings, data, ready)
         except Exception as exc:  # noqa: BLE001 - nothing was moved: each file fails with it
             return [exc for _ in pendings]
         for pending in pendings:
@@ -294,10 +304,12 @@ def take_files(pendings: list[PendingTake], spool_dir: Path, syncs: DirSyncs
     return results
 
 
-def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes) -> None:
+def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes,
+                  ready: ReadyFolders | None = None) -> None:
     """Step 4's first half: ``spool/<message_id>/`` for each file, the record written and
     fsynced in the first folder and hard-linked into the others (one file, one fsync), before
-    any file is moved. On error every folder made is removed again."""
+    any file is moved. The first folder is a ready one renamed, if ``ready`` has one ("Ready
+    folders" in the module docstring). On error every folder made is removed again."""
     # A node of an active/standby pair takes a file only while its lease is proven.
     fence.check()
     spool_fd = os.open(spool_dir, DIR_FLAGS)
@@ -305,12 +317,20 @@ def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes) -> 
     try:
         first = pendings[0].message_id
         for pending in pendings:
-            os.mkdir(pending.message_id, 0o700, dir_fd=spool_fd)
+            ready_name = ready.take() if ready is not None and pending.message_id == first \
+                else None
+            if ready_name is None:
+                os.mkdir(pending.message_id, 0o700, dir_fd=spool_fd)
+            else:
+                _rename_ready(spool_fd, ready_name, pending.message_id)
             made.append(pending.message_id)
             if pending.message_id == first:
                 folder_fd = os.open(first, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=spool_fd)
                 try:
-                    write_new_file(folder_fd, INTAKE_FILE, data, 0o600)
+                    if ready_name is None:
+                        write_new_file(folder_fd, INTAKE_FILE, data, 0o600)
+                    else:
+                        _write_ready_record(folder_fd, data)
                 finally:
                     os.close(folder_fd)
             else:
@@ -326,6 +346,26 @@ def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes) -> 
         raise
     finally:
         os.close(spool_fd)
+
+
+def _rename_ready(spool_fd: int, ready_name: str, message_id: str) -> None:
+    """A ready folder becomes ``message_id``'s; like ``mkdir``, never over an existing entry
+    (a rename would replace an empty folder of that name)."""
+    if lstat_mode(message_id, spool_fd) is not None:
+        raise FileExistsError(errno.EEXIST, "spool folder exists", message_id)
+    os.rename(ready_name, message_id, src_dir_fd=spool_fd, dst_dir_fd=spool_fd)
+    failpoint("sender-after-ready-folder-renamed")
+
+
+def _write_ready_record(folder_fd: int, data: bytes) -> None:
+    """The record written into a ready folder's empty ``intake.json`` and fsynced: what
+    ``write_new_file`` does, less the inode allocation."""
+    fd = open_empty_record(folder_fd)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _move_in(spool_dir: Path, pending: PendingTake, syncs: DirSyncs | None) -> TakenFile:

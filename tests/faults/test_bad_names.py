@@ -32,7 +32,14 @@ from tests.faults.hostile import (
     resign,
     seal,
 )
-from tests.integration.harness import TestNode, make_network, sent_all, sha256, wait_for
+from tests.integration.harness import (
+    TestNode,
+    make_network,
+    sent_all,
+    sha256,
+    spool_entries,
+    wait_for,
+)
 
 VIET_253 = "Ệ" * 83 + ".pdf"  # 83 x 3 + 4 = 253 UTF-8 bytes in NFC
 assert len(VIET_253.encode()) == 253
@@ -299,7 +306,7 @@ def test_outbox_names_are_sent_under_safe_names(arena: Arena) -> None:
              what="every sent document to be kept in sent/ with beta's receipt beside it")
     kept = {p.read_bytes() for p in sent.iterdir() if not p.name.endswith((".jws", ".json"))}
     assert set(documents.values()) <= kept
-    assert os.listdir(arena.alpha.home / "spool") == []
+    assert spool_entries(arena.alpha) == []
     wait_for(lambda: any(p.name.endswith(".reason.txt")
                          for p in (arena.alpha.home / "failed").iterdir()),
              timeout=30, what="the undecodable name to be refused into failed/")

@@ -15,7 +15,13 @@ import pytest
 from lienthong.node.delivery.connection import DATA_FRAME
 from lienthong.node.runtime.peer_protocols import save_peer_protocols
 from lienthong.node.spool.sealing import READ_SIZE
-from tests.integration.harness import check_delivered, sent_all, wait_for, write_large_file
+from tests.integration.harness import (
+    check_delivered,
+    sent_all,
+    spool_entries,
+    wait_for,
+    write_large_file,
+)
 
 #: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.
 SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
@@ -55,7 +61,7 @@ def _kill_and_recover(network, tmp_path, stage: str,  # type: ignore[no-untyped-
     assert code == -9, f"alpha exited with {code}, not SIGKILL, at {stage}:\n{alpha.log_text()}"
     if still_in_outbox:
         assert (alpha.outbox / "beta" / "cong-van.pdf").read_bytes() == original.read_bytes()
-        assert os.listdir(alpha.home / "spool") == []
+        assert spool_entries(alpha) == []
     alpha.start()
     wait_for(lambda: sent_all(alpha, 1), timeout=60, what=f"delivery after a kill at {stage}")
     check_delivered(alpha, [beta], {"cong-van.pdf": original})
@@ -110,7 +116,7 @@ def test_kill_during_sealing(network, tmp_path, envelope: int) -> None:  # type:
     """Killed with half an envelope written: the restart seals again and sends one copy."""
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1", envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
-    assert os.listdir(alpha.home / "spool") == []
+    assert spool_entries(alpha) == []
 
 
 @ENVELOPES
@@ -121,7 +127,7 @@ def test_kill_while_a_small_file_is_sealed_before_its_take(  # type: ignore[no-u
     alpha, beta = _kill_and_recover(network, tmp_path, "sender-during-seal:1", envelope,
                                     size=SMALL, still_in_outbox=True)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
-    assert os.listdir(alpha.home / "spool") == []
+    assert spool_entries(alpha) == []
 
 
 @ENVELOPES
@@ -251,7 +257,7 @@ def test_kill_during_a_batch_take_with_one_record(network) -> None:  # type: ign
     alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-during-batch-take:1"})
     code = alpha.wait_exit(timeout=60)
     assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
-    spooled = os.listdir(alpha.home / "spool")
+    spooled = spool_entries(alpha)
     assert len(spooled) >= 2   # the cut batch's folders, one with its file moved in
     alpha.start()
     wait_for(lambda: sent_all(alpha, count), timeout=120, what="delivery after the kill")
@@ -259,5 +265,38 @@ def test_kill_during_a_batch_take_with_one_record(network) -> None:  # type: ign
     assert "after a restart" in alpha.log_text()
     sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
     assert len(sealed) == len(set(sealed)) == count
-    wait_for(lambda: os.listdir(alpha.home / "spool") == [], timeout=30,
+    wait_for(lambda: spool_entries(alpha) == [], timeout=30,
              what="an empty spool")
+
+
+def test_kill_after_a_ready_folder_became_a_take_before_its_record(  # type: ignore[no-untyped-def]
+        network, tmp_path) -> None:
+    """A lone document's take renames a spool folder made ahead of time (node/spool/ready.py)
+    and writes its record into the empty ``intake.json`` there. Killed between the rename and
+    the record: the file is still in the outbox, the folder holds an empty record and no
+    payload; the restart removes it (and the other ready folder left behind), takes the file
+    again and sends it once."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start()
+    # The first take finds nothing ready (it uses mkdir); the second uses a ready folder.
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-after-ready-folder-renamed"})
+    first, second = os.urandom(SMALL), os.urandom(SMALL)
+    alpha.drop("beta", "mot.pdf", first)
+    wait_for(lambda: sent_all(alpha, 1), timeout=60, what="the first document")
+    wait_for(lambda: len(os.listdir(alpha.home / "spool")) >= 2, timeout=30,
+             what="folders made ready after the first take")
+    alpha.drop("beta", "hai.pdf", second)
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    assert (alpha.outbox / "beta" / "hai.pdf").read_bytes() == second
+    (cut,) = spool_entries(alpha)   # the renamed folder: an empty record, no payload
+    assert os.listdir(alpha.home / "spool" / cut) == ["intake.json"]
+    assert (alpha.home / "spool" / cut / "intake.json").stat().st_size == 0
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, 2), timeout=60, what="delivery after the kill")
+    check_delivered(alpha, [beta], {"mot.pdf": first, "hai.pdf": second})
+    sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
+    assert len(sealed) == len(set(sealed)) == 2
+    wait_for(lambda: spool_entries(alpha) == [], timeout=30, what="no take left in the spool")
+    assert len(os.listdir(alpha.home / "spool")) <= 2   # only folders made ready again

@@ -24,6 +24,7 @@ from lienthong.node.audit.witnesses import HEAD_KIND, WITNESS_KIND
 from lienthong.node.identity.history import read_identity_history
 from lienthong.node.identity.provision import create_node_home
 from lienthong.node.reconciliation.exchange import SUMMARY_KIND
+from lienthong.node.spool.ready import READY_PREFIX
 from lienthong.node.store.database import open_store
 from lienthong.protocol.fields import rfc3339_utc
 from lienthong.protocol.receipt import RECEIPT_TYP, verify_receipt
@@ -330,6 +331,13 @@ def assert_nothing_half_written(node: TestNode) -> None:
 #: audit heads, the witnesses it answers with, reconciliation summaries. ``sent_all`` leaves
 #: them out, so a test's count is not met by a head sent when a node stopped.
 BACKGROUND_KINDS = frozenset({HEAD_KIND, WITNESS_KIND, SUMMARY_KIND})
+
+
+def spool_entries(node: TestNode) -> list[str]:
+    """What ``spool/`` holds besides the folders made ready for the next take
+    (node/spool/ready.py): documents taken and not yet filed, or what a crash left."""
+    return sorted(name for name in os.listdir(node.home / "spool")
+                  if not name.startswith(READY_PREFIX))
 
 
 def sent_all(node: TestNode, count: int) -> bool:

@@ -158,10 +158,10 @@ def test_a_failed_batch_fails_each_of_its_files(alpha: Office) -> None:
     for name in ("a.pdf", "b.pdf"):
         batches.submit(3, rt.config.outbox / "beta" / name, {}, None, None).addBoth(
             results.append)
-    workers.jobs[0] = (lambda items: (_ for _ in ()).throw(OSError(5, "EIO")),
+    workers.jobs[0] = (lambda *args: (_ for _ in ()).throw(OSError(5, "EIO")),
                        workers.jobs[0][1], workers.jobs[0][2])
     workers.run_next()
-    workers.jobs[0] = (lambda items: (_ for _ in ()).throw(OSError(5, "EIO")),
+    workers.jobs[0] = (lambda *args: (_ for _ in ()).throw(OSError(5, "EIO")),
                        workers.jobs[0][1], workers.jobs[0][2])
     workers.run_next()
     assert [r.value.errno for r in results] == [5, 5]

@@ -1,0 +1,126 @@
+"""Spool folders made ahead of the take (node/spool/ready.py) and a take that uses one."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lienthong.node.outbox import intake
+from lienthong.node.spool.ready import READY_PREFIX, ReadyFolders
+from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE
+from lienthong.node.spool.recovery import SpoolState, recover_spool
+
+NOW = "2026-12-07T23:00:00.000Z"
+
+
+def _outbox_file(tmp_path: Path, name: str = "to-trinh.pdf") -> tuple[Path, Path]:
+    outbox = tmp_path / "outbox"
+    (outbox / "beta").mkdir(parents=True)
+    path = outbox / "beta" / name
+    path.write_bytes(b"noi dung " * 100)
+    return outbox, path
+
+
+def _take(outbox: Path, path: Path, spool: Path, message_id: str,
+          ready: ReadyFolders | None) -> object:
+    pending = intake.prepare_take(path, outbox=outbox, message_id=message_id,
+                                  max_bytes=1 << 20, now=NOW)
+    syncs = intake.DirSyncs()
+    (result,) = intake.take_files([pending], spool, syncs, ready)
+    syncs.flush()
+    return result
+
+
+def test_ready_folders_are_dot_names_holding_an_empty_record_that_recovery_skips(
+        tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool)
+    ready.make()
+    names = sorted(os.listdir(spool))
+    assert len(names) == len(ready) == ready.keep == 2
+    for name in names:
+        assert name.startswith(READY_PREFIX)
+        assert os.listdir(spool / name) == [INTAKE_FILE]
+        assert (spool / name / INTAKE_FILE).stat().st_size == 0
+        assert (spool / name).stat().st_mode & 0o777 == 0o700
+    assert recover_spool(spool) == []
+
+
+def test_a_take_renames_a_ready_folder_and_writes_its_record_into_it(tmp_path: Path) -> None:
+    outbox, path = _outbox_file(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool)
+    ready.make()
+    before = {name: (spool / name / INTAKE_FILE).stat().st_ino for name in os.listdir(spool)}
+    taken = _take(outbox, path, spool, "a" * 32, ready)
+    assert not isinstance(taken, Exception)
+    folder = spool / ("a" * 32)
+    # The folder's record is the ready folder's own file (no inode allocated for it).
+    assert (folder / INTAKE_FILE).stat().st_ino in before.values()
+    record = json.loads((folder / INTAKE_FILE).read_bytes())
+    assert (record["message_id"], record["original_name"]) == ("a" * 32, "to-trinh.pdf")
+    assert (folder / PAYLOAD_FILE).exists() and not path.exists()
+    assert len(ready) == 1
+    (found,) = recover_spool(spool)
+    assert found.state is SpoolState.TAKEN
+
+
+def test_without_a_ready_folder_the_take_makes_its_own(tmp_path: Path) -> None:
+    outbox, path = _outbox_file(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    taken = _take(outbox, path, spool, "b" * 32, ReadyFolders(spool))   # none made
+    assert not isinstance(taken, Exception)
+    assert os.listdir(spool) == ["b" * 32]
+
+
+def test_a_ready_folder_never_replaces_an_existing_spool_folder(tmp_path: Path) -> None:
+    """A rename would silently replace an empty folder of that name; mkdir refuses."""
+    outbox, path = _outbox_file(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / ("c" * 32)).mkdir()
+    ready = ReadyFolders(spool)
+    ready.make()
+    result = _take(outbox, path, spool, "c" * 32, ready)
+    assert isinstance(result, FileExistsError)
+    assert path.exists()
+
+
+def test_a_ready_folder_whose_record_is_not_empty_is_not_used(tmp_path: Path) -> None:
+    outbox, path = _outbox_file(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1)
+    ready.make()
+    (name,) = os.listdir(spool)
+    (spool / name / INTAKE_FILE).write_bytes(b"{}")
+    result = _take(outbox, path, spool, "d" * 32, ready)
+    assert isinstance(result, OSError)
+    assert path.exists() and not (spool / ("d" * 32)).exists()
+
+
+def test_a_ready_folder_cut_after_its_rename_is_an_incomplete_take(tmp_path: Path) -> None:
+    """The state a kill between the rename and the record leaves (the kill test's stage): an
+    empty record and no payload, which recovery reports incomplete (removed at start)."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1)
+    ready.make()
+    name = ready.take()
+    assert name is not None
+    os.rename(spool / name, spool / ("e" * 32))
+    (found,) = recover_spool(spool)
+    assert (found.message_id, found.state) == ("e" * 32, SpoolState.INCOMPLETE)
+
+
+def test_the_first_refill_removes_ready_folders_an_earlier_run_left(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ReadyFolders(spool).make()
+    (spool / f"{READY_PREFIX}half").mkdir()   # cut before its record was made
+    again = ReadyFolders(spool, keep=1)
+    again.make()
+    assert len(os.listdir(spool)) == 1 and len(again) == 1
