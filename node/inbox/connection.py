@@ -256,8 +256,19 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
                 return
             self.incoming[accept.message_id] = incoming
             self._write(accept)
+            if stream.opens_on_first_use and len(self.incoming) == 1:
+                # Alone on the connection: opened now, overlapping the round trip to its
+                # DATA; in a burst its DATA's hop opens it (one hop less per document).
+                incoming.tail = self.offers.open_now(stream).addErrback(
+                    self._open_failed, accept.message_id, incoming)
             return
         self._write(answer)
+
+    def _open_failed(self, failure: Failure, message_id: str,
+                     incoming: IncomingTransfer) -> None:
+        """A lone document's staging file could not be opened behind its ACCEPT: refused as
+        if its first write had failed (``_write_failed``); its DATA and END are skipped."""
+        self._write_failed(failure, message_id, incoming, 0)
 
     def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any,
                  door: Callable[..., Deferred] | None = None) -> Deferred:

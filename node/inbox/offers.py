@@ -121,6 +121,8 @@ class Offers:
         self._staging_opens = CallBatches(runtime.io, _open_staging)
         # A small document's free space (a recent reading, node/inbox/staging.py), read
         # before its ACCEPT (``_accept_fresh``).
+        # A lone small document's staging file, opened behind its ACCEPT (``open_now``).
+        self._openings = CallBatches(runtime.io, IncomingStream.open_now)
         self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
                                      runtime.monotonic)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
@@ -308,6 +310,13 @@ class Offers:
             raise
         stream.open_on_first_use()
         return (Accept(message_id=mid, offset=0), header, stream)
+
+    def open_now(self, stream: IncomingStream) -> Deferred:
+        """Open a lone small document's staging file on the worker pool behind its ACCEPT,
+        not in its DATA's hop: with no other transfer to share that hop with, the opening
+        overlaps the round trip to its DATA (the single document's path, History 54);
+        fails with ``StagingNotOpened``."""
+        return self._openings.call(stream)
 
     def opening_refused(self, peer: str, message_id: str, exc: StagingNotOpened) -> Reject:
         """The refusal (audited) of an accepted document whose staging file could not be

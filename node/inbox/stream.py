@@ -134,6 +134,17 @@ class IncomingStream:
         (docs/benchmarks.md History 55). Raises :class:`StagingNotOpened` if it cannot."""
         self._unopened = True
 
+    @property
+    def opens_on_first_use(self) -> bool:
+        """Marked :meth:`open_on_first_use` and not opened (nor closed) yet."""
+        return self._unopened
+
+    def open_now(self) -> None:
+        """Worker pool: open the staging file of a stream marked :meth:`open_on_first_use`
+        now, ahead of its DATA (a lone document: the opening then overlaps the DATA's round
+        trip); nothing if it is open already."""
+        self._open_if_unopened()
+
     def _open_if_unopened(self) -> None:
         if not self._unopened:
             return
