@@ -535,9 +535,9 @@ def test_a_small_v3_document_is_accepted_before_its_staging_file_is_opened(net: 
 
 def test_a_staging_file_that_cannot_be_opened_behind_its_accept_refuses_the_document(
         net: Net) -> None:
-    """The opening after the ACCEPT fails (``tmp/staging`` is a file): the document is refused as storage-unavailable and audited, its DATA and END
-    are dropped, nothing is left and it is no longer held as being received; the sender
-    keeps it for its retry."""
+    """The opening behind the ACCEPT fails (``tmp/staging`` is a file): the document is
+    refused as storage-unavailable and audited, its DATA and END are dropped, nothing is left
+    and it is no longer held as being received; the sender keeps it for its retry."""
     mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
     workers = HeldOpenings()
     net.beta.runtime.workers = workers  # type: ignore[assignment]
