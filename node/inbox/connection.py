@@ -32,7 +32,7 @@ from lienthong.keys.errors import UnknownPeer
 from lienthong.node.core.background import in_background
 from lienthong.node.inbox.backlog import Backlog, FrameBatch
 from lienthong.node.inbox.offers import Offers
-from lienthong.node.inbox.stream import IncomingStream, StagingNotOpened
+from lienthong.node.inbox.stream import IncomingStream
 from lienthong.node.transport.bulk import bulk_tls
 from lienthong.node.transport.session import CLOSE_GRACE, SOFTWARE, frames_at_once
 from lienthong.node.transport.tls import negotiated_protocol, peer_node_id
@@ -247,28 +247,37 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
 
     def _answer_offer(self, answer: Any) -> None:
         if isinstance(answer, tuple):
-            # A small v3 document's stream opens its staging file in the first worker hop
-            # that writes or proves it (node/inbox/offers.py ``_accept_fresh``).
-            accept, header, stream = answer
+            accept, header, stream, open_staging = answer
             incoming = IncomingTransfer(header, stream)
             if self._closed:
                 self._stop(accept.message_id, incoming, IncomingStream.close)
                 return
             self.incoming[accept.message_id] = incoming
             self._write(accept)
-            if stream.opens_on_first_use and len(self.incoming) == 1:
-                # Alone on the connection: opened now, overlapping the round trip to its
-                # DATA; in a burst its DATA's hop opens it (one hop less per document).
-                incoming.tail = self.offers.open_now(stream).addErrback(
-                    self._open_failed, accept.message_id, incoming)
+            if open_staging is not None:
+                # Accepted before its staging file is opened (node/inbox/offers.py
+                # ``_accept_fresh``): its DATA and END, which cannot have come yet, wait
+                # behind the opening.
+                incoming.tail = open_staging().addErrback(self._open_failed,
+                                                          accept.message_id, incoming)
             return
         self._write(answer)
 
     def _open_failed(self, failure: Failure, message_id: str,
                      incoming: IncomingTransfer) -> None:
-        """A lone document's staging file could not be opened behind its ACCEPT: refused as
-        if its first write had failed (``_write_failed``); its DATA and END are skipped."""
-        self._write_failed(failure, message_id, incoming, 0)
+        """The staging file of an accepted transfer could not be opened (nothing was left of
+        it): refuse the document now; the work queued behind the opening is skipped."""
+        incoming.failed = True
+        if self.incoming.get(message_id) is incoming:
+            del self.incoming[message_id]
+        peer = self.peer or ""
+        self.offers.release(peer, message_id)
+        refusal = self.offers.opening_refused(peer, message_id, failure)
+        if refusal is None:
+            log.failure("internal error opening {mid}", failure, mid=message_id)
+            refusal = Reject(message_id=message_id, code="internal-error",
+                             reason="the receiving node failed; it will be retried")
+        self._write(refusal)
 
     def _enqueue(self, incoming: IncomingTransfer, work: Any, *args: Any,
                  door: Callable[..., Deferred] | None = None) -> Deferred:
@@ -380,10 +389,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         if incoming.failed:
             return
         exc = failure.value
-        if isinstance(exc, StagingNotOpened):   # nothing of it was written
-            self._stop(message_id, incoming, IncomingStream.close)
-            self._write(self.offers.opening_refused(self.peer or "", message_id, exc))
-        elif isinstance(exc, EnvelopeError):  # a chunk failed to authenticate: worthless
+        if isinstance(exc, EnvelopeError):  # a chunk failed to authenticate: worthless
             self._stop(message_id, incoming, IncomingStream.discard)
             self._write(self.offers.refuse(self.peer or "", message_id, exc.code, str(exc)))
         elif isinstance(exc, OSError):

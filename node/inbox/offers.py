@@ -62,7 +62,7 @@ from lienthong.node.inbox.staging import (
     free_or_error,
     open_if_room,
 )
-from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream, StagingNotOpened
+from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import PeerRevoked, ReceivedRow
 from lienthong.protocol.envelope import (
@@ -119,12 +119,11 @@ class Offers:
         # share a database unit and their staging files a worker hop (node/core/hops.py).
         self._lookups = CallBatches(runtime.db, self._get_received)
         self._staging_opens = CallBatches(runtime.io, _open_staging)
-        # A small document's free space (a recent reading, node/inbox/staging.py), read
-        # before its ACCEPT (``_accept_fresh``).
-        # A lone small document's staging file, opened behind its ACCEPT (``open_now``).
-        self._openings = CallBatches(runtime.io, IncomingStream.open_now)
+        # A small document's free space (a recent reading, node/inbox/staging.py) and its
+        # staging file opened behind its ACCEPT (``_accept_fresh``).
         self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
                                      runtime.monotonic)
+        self._fresh_opens = CallBatches(runtime.io, _start_fresh)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
         self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
@@ -274,17 +273,18 @@ class Offers:
             return self.refuse(peer, mid, "storage-unavailable",
                                f"not enough free disk space ({free} bytes free, {need} "
                                "needed); it will be retried when space returns")
-        return (Accept(message_id=mid, offset=stream.offset), header, stream)
+        return (Accept(message_id=mid, offset=stream.offset), header, stream, None)
 
     @inlineCallbacks
     def _accept_fresh(self, peer: str, header: EnvelopeHeader, node_id: str, file_key: bytes,
                       space: Deferred):
         """The ACCEPT (offset 0) of a document that never resumes, once its offer passed every
-        check and ``space`` (the free bytes of ``tmp/``) says it fits. Its staging file is not
-        opened here: the first worker hop that writes its DATA (or proves it at END) opens it
-        (``IncomingStream.open_on_first_use``), so neither the ACCEPT nor the document waits
-        for a hop of its own. Nothing is written before the ACCEPT and nothing durable before
-        END (docs/design.md §6). Returns ``(Accept, header, stream)`` or the refusal."""
+        check and ``space`` (the free bytes of ``tmp/``) says it fits; its staging file is
+        opened on the worker pool behind the ACCEPT (a thread hop less before it: the DATA
+        waits for the opening, node/inbox/connection.py). Nothing is written before the ACCEPT
+        and nothing durable before END (docs/design.md §6). Returns ``(Accept, header, stream,
+        open_staging)``, ``open_staging()`` to be called once the ACCEPT is written (so the
+        worker it wakes does not compete with the writing), or the refusal."""
         mid = header.message_id
         free = yield space
         need = header.size + SPACE_RESERVE
@@ -308,22 +308,20 @@ class Offers:
         except BaseException:
             self.release(peer, mid)
             raise
-        stream.open_on_first_use()
-        return (Accept(message_id=mid, offset=0), header, stream)
+        return (Accept(message_id=mid, offset=0), header, stream,
+                lambda: self._fresh_opens.call(stream))
 
-    def open_now(self, stream: IncomingStream) -> Deferred:
-        """Open a lone small document's staging file on the worker pool behind its ACCEPT,
-        not in its DATA's hop: with no other transfer to share that hop with, the opening
-        overlaps the round trip to its DATA (the single document's path, History 54);
-        fails with ``StagingNotOpened``."""
-        return self._openings.call(stream)
-
-    def opening_refused(self, peer: str, message_id: str, exc: StagingNotOpened) -> Reject:
+    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
         """The refusal (audited) of an accepted document whose staging file could not be
-        opened at its first use (``_accept_fresh``), as ``offer`` refuses one it cannot open
-        before."""
-        return self.refuse(peer, message_id, "storage-unavailable",
-                           f"cannot open the staging file: {exc.strerror or exc}")
+        opened behind its ACCEPT (``_accept_fresh``), as ``offer`` refuses one it cannot open
+        before; None for an unexpected error (the caller reports it as internal)."""
+        exc = failure.value
+        if isinstance(exc, OSError):
+            return self.refuse(peer, message_id, "storage-unavailable",
+                               f"cannot open the staging file: {exc.strerror or exc}")
+        if isinstance(exc, ProtocolError):
+            return self.refuse(peer, message_id, exc.code, str(exc))
+        return None
 
     def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
         """On the database thread (a read): the document as received so far, if at all."""
@@ -450,8 +448,6 @@ class Offers:
         except _CannotPublish as exc:
             return self.refuse(peer, mid, "storage-unavailable",
                                 f"cannot publish the document: {exc.error.strerror}")
-        except StagingNotOpened as exc:   # nothing of it was written (``_accept_fresh``)
-            return self.opening_refused(peer, mid, exc)
         except OSError as exc:
             yield rt.io(stream.close)
             return self.refuse(peer, mid, "storage-unavailable",
@@ -693,6 +689,13 @@ def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str
     shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
     return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
                         file_key=file_key)
+
+
+def _start_fresh(stream: IncomingStream) -> IncomingStream:
+    """Worker pool: open the staging file of a document accepted before it was opened."""
+    failpoint("receiver-accepted-before-staging-open")
+    stream.start_fresh()
+    return stream
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:

@@ -66,8 +66,6 @@ class IncomingStream:
         self._plain: BinaryIO | None = None
         self._writeback: Writeback | None = None
         self._finished = False
-        #: Accepted before its staging file was opened (:meth:`open_on_first_use`).
-        self._unopened = False
 
     @classmethod
     def open(cls, staging: Path, header: EnvelopeHeader, *, node_id: str,
@@ -127,34 +125,6 @@ class IncomingStream:
             self.discard()
             raise
 
-    def open_on_first_use(self) -> None:
-        """Open the staging file as :meth:`start_fresh` does, but only in the first worker
-        hop that writes or proves (the DATA's or the END's): a small document accepted before
-        its staging file is opened then costs no hop of its own for the opening
-        (docs/benchmarks.md History 55). Raises :class:`StagingNotOpened` if it cannot."""
-        self._unopened = True
-
-    @property
-    def opens_on_first_use(self) -> bool:
-        """Marked :meth:`open_on_first_use` and not opened (nor closed) yet."""
-        return self._unopened
-
-    def open_now(self) -> None:
-        """Worker pool: open the staging file of a stream marked :meth:`open_on_first_use`
-        now, ahead of its DATA (a lone document: the opening then overlaps the DATA's round
-        trip); nothing if it is open already."""
-        self._open_if_unopened()
-
-    def _open_if_unopened(self) -> None:
-        if not self._unopened:
-            return
-        self._unopened = False
-        failpoint("receiver-accepted-before-staging-open")
-        try:
-            self.start_fresh()
-        except OSError as exc:
-            raise StagingNotOpened(exc.errno, exc.strerror or str(exc)) from exc
-
     def _open_file(self) -> None:
         fd = os.open(self.staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._plain = os.fdopen(fd, "r+b")
@@ -203,7 +173,6 @@ class IncomingStream:
 
         Raises OSError when the disk refuses, ProtocolError when a chunk fails to authenticate
         (the transfer is then worthless: :meth:`discard` it)."""
-        self._open_if_unopened()
         plain_file, writeback = self._staging_file()
         if len(self._stream_header) < HEADER_BYTES:
             self._note_stream_header(ciphertext)
@@ -236,7 +205,6 @@ class IncomingStream:
         waited for: a batch proves all its documents, then :meth:`sync`s each (one journal
         commit for the batch rather than one per file)."""
         try:
-            self._open_if_unopened()
             header = self._opener.finish()
             plain_file, _ = self._staging_file()
             plain_file.flush()
@@ -267,19 +235,12 @@ class IncomingStream:
         self.resume_record.unlink(missing_ok=True)
 
     def _close_file(self) -> None:
-        self._unopened = False   # stopped before its first use: never opened
         if self._plain is not None:
             try:
                 self._plain.close()
             except OSError:
                 pass
         self._plain = None
-
-
-class StagingNotOpened(OSError):
-    """The staging file of a document accepted before it was opened could not be opened
-    (:meth:`IncomingStream.open_on_first_use`): nothing of it was written; the document is
-    refused as the offer would have refused it."""
 
 
 RESUME_SUFFIX = ".resume"

@@ -489,15 +489,15 @@ def test_a_document_this_process_sealed_is_offered_with_its_kept_key(
 
 
 class HeldOpenings:
-    """beta's worker pool, inline except for the hops that open the staging file of a lone
-    document behind its ACCEPT (``Offers.open_now``), which wait until ``release``."""
+    """beta's worker pool, inline except for the hops that open a staging file behind its
+    ACCEPT (``Offers._accept_fresh``), which wait until ``release``."""
 
     def __init__(self) -> None:
         self.inline = InlineWorkers()
         self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
 
     def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any) -> None:  # noqa: N802
-        if any(getattr(arg, "__name__", "") == "open_now" for arg in args):
+        if any(getattr(arg, "__name__", "") == "_start_fresh" for arg in args):
             self.held.append((on_result, fn, args))
         else:
             self.inline.callInThreadWithCallback(on_result, fn, *args)
@@ -515,9 +515,8 @@ def _staged(net: Net) -> list[Path]:
 
 def test_a_small_v3_document_is_accepted_before_its_staging_file_is_opened(net: Net) -> None:
     """The ACCEPT of a small v3 document goes out once the offer's checks and look-up pass,
-    without waiting for its staging file (alone on its connection, it is opened behind the
-    ACCEPT, overlapping the round trip to its DATA); the document then arrives whole and
-    receipted."""
+    without waiting for its staging file (one thread hop less before it); its DATA and END
+    wait behind the opening, and the document then arrives whole and receipted."""
     data = b"To trinh 5\n" * 900
     mid = _dispatch_v3(net, "to-trinh.txt", data)
     workers = HeldOpenings()
@@ -536,8 +535,8 @@ def test_a_small_v3_document_is_accepted_before_its_staging_file_is_opened(net: 
 def test_a_staging_file_that_cannot_be_opened_behind_its_accept_refuses_the_document(
         net: Net) -> None:
     """The opening behind the ACCEPT fails (``tmp/staging`` is a file): the document is
-    refused as storage-unavailable and audited, its DATA and END are dropped, nothing is left
-    and it is no longer held as being received; the sender keeps it for its retry."""
+    refused as storage-unavailable and audited, its queued DATA and END are dropped, nothing
+    is left and it is no longer held as being received; the sender keeps it for its retry."""
     mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
     workers = HeldOpenings()
     net.beta.runtime.workers = workers  # type: ignore[assignment]

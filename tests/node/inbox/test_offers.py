@@ -42,7 +42,7 @@ def test_a_control_document_whose_handler_fails_is_receipted_and_the_failure_aud
         message_id=mid, envelope=sealed.header_token,
         ciphertext_size=sealed.header.ciphertext_size, priority=3)).addBoth(answers.append)
     (accepted,) = answers
-    accept, header, stream = accepted
+    accept, header, stream, _ = accepted
     assert isinstance(accept, Accept) and accept.offset == 0
     source = open_envelope(folder, sealed.header_token, rt.keys)
     try:
@@ -173,13 +173,15 @@ def test_a_v3_offer_opens_its_file_key_once_from_offer_to_receipt(
     offers.offer(alpha.node_id, Offer(
         message_id=mid, envelope=sealed.header_token,
         ciphertext_size=sealed.header.ciphertext_size, priority=3)).addBoth(answers.append)
-    ((accept, header, stream),) = answers
+    ((accept, header, stream, open_staging),) = answers
     assert isinstance(accept, Accept) and header.name == "cong-van.txt"
-    # A small v3 document is accepted before its staging file is opened: its first write
-    # opens it (on the worker that writes the DATA), with no hop of its own.
+    # A small v3 document is accepted before its staging file is opened: the connection opens
+    # it once the ACCEPT is written (here the worker pool runs inline).
     assert not stream.staging.exists()
+    opened: list[Any] = []
+    open_staging().addBoth(opened.append)
+    assert opened == [stream] and stream.staging.exists()
     stream.write(ciphertext)
-    assert stream.staging.exists()
     finished: list[Any] = []
     offers.finish(alpha.node_id, header, stream).addBoth(finished.append)
     (answer,) = finished

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.offers import finish_batch
-from lienthong.node.inbox.stream import IncomingStream, StagingNotOpened
+from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import open_header_key, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
 from lienthong.protocol.fields import new_message_id
@@ -259,41 +259,3 @@ def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         assert final == tmp_path / "inbox" / f"so-lieu-{n}.bin"
         assert header.sha256 is not None
         assert calls[n][0].staging.read_bytes() == PLAIN
-
-
-def _opened_on_first_use(tmp_path: Path) -> tuple[IncomingStream, bytes]:
-    header, ciphertext = _sealed(version=3)
-    opened, file_key = open_header_key(header, node_id=BOB.node_id,
-                                       encryption_keys={BOB.kid: BOB.encryption})
-    stream = IncomingStream.prepare(tmp_path / "staging" / "x", opened, node_id=BOB.node_id,
-                                    encryption_keys={}, file_key=file_key)
-    stream.open_on_first_use()
-    return stream, ciphertext
-
-
-def test_a_stream_accepted_before_its_opening_opens_at_its_first_write(tmp_path: Path) -> None:
-    """A small v3 document accepted before its staging file exists (node/inbox/offers.py
-    ``_accept_fresh``): the first write opens it, from byte 0, whatever was staged before."""
-    stream, ciphertext = _opened_on_first_use(tmp_path)
-    (tmp_path / "staging").mkdir()
-    stream.staging.write_bytes(b"left by an earlier attempt")
-    assert stream.staging.read_bytes() == b"left by an earlier attempt"   # nothing opened yet
-    for frame in _frames(ciphertext):
-        stream.write(frame)
-    assert stream.finish().sha256 is not None
-    assert stream.staging.read_bytes() == PLAIN
-
-
-def test_a_staging_file_that_cannot_be_opened_at_first_use_fails_as_such(tmp_path: Path) -> None:
-    """The opening fails (``tmp/staging`` is a file): ``StagingNotOpened`` (an OSError the
-    receiver refuses as storage-unavailable), nothing written; a closed stream never opens."""
-    stream, ciphertext = _opened_on_first_use(tmp_path)
-    (tmp_path / "staging").write_bytes(b"")
-    with pytest.raises(StagingNotOpened):
-        stream.write(ciphertext[:100])
-    assert (tmp_path / "staging").read_bytes() == b""
-    closed, _ = _opened_on_first_use(tmp_path / "other")
-    closed.close()
-    with pytest.raises(OSError, match="closed"):
-        closed.write(ciphertext[:100])
-    assert not (tmp_path / "other").exists()
