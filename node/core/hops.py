@@ -16,7 +16,8 @@ runs, never what it does.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -53,6 +54,7 @@ class CallBatches:
         self._max = max_batch
         self._hops = hops
         self._running = 0
+        self._holds = 0
         self._waiting: list[tuple[int, tuple[Any, ...], Deferred[Any]]] = []
         #: Hops made (for tests and the benchmark's notes).
         self.hops_run = 0
@@ -65,8 +67,20 @@ class CallBatches:
         self._start()
         return d
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Calls made inside wait for its end, then go together (up to ``max_batch`` a hop):
+        for calls known to come as a group, such as the OFFERs of one socket read, which
+        would otherwise make a hop for the first and another for the rest."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            self._start()
+
     def _start(self) -> None:
-        while self._waiting and self._running < self._hops:
+        while self._waiting and self._running < self._hops and not self._holds:
             self._waiting.sort(key=lambda item: item[0])  # stable: FIFO among equals
             batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
             self._running += 1

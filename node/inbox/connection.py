@@ -187,10 +187,12 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             # (slow-loris) must not hold the connection open forever.
             self.resetTimeout()
         try:
-            for event in events:
-                if self._closed:
-                    break
-                self._handle(peer, event)
+            # The OFFERs of one read are looked up together, after its last event.
+            with self.offers.offers_of_one_read():
+                for event in events:
+                    if self._closed:
+                        break
+                    self._handle(peer, event)
         finally:
             self._write_held()   # a held frame never outlives its read
 

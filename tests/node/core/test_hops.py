@@ -84,3 +84,32 @@ def test_a_batch_runner_of_its_own_gets_the_whole_batch_at_once() -> None:
     door.run_next()
     assert seen == [[(2,)], [(4,), (5,)]]
     assert results[:2] == [1, 2] and results[2].check(ValueError)
+
+
+def test_calls_made_while_held_go_together_when_the_hold_ends() -> None:
+    """The OFFERs of one socket read: the first does not go alone, all share one hop."""
+    door = HeldDoor()
+    batches = CallBatches(door, _half)
+    results: list[Any] = []
+    with batches.held():
+        for n in (2, 4, 6):
+            batches.call(n).addBoth(results.append)
+        assert door.hops == []   # nothing goes while held
+    (hop,) = door.hops
+    assert hop[1] == (_half, [(2,), (4,), (6,)])
+    door.run_next()
+    assert results == [1, 2, 3] and batches.hops_run == 1
+
+
+def test_a_hold_ended_by_an_error_still_sends_its_calls() -> None:
+    door = HeldDoor()
+    batches = CallBatches(door, _half)
+    results: list[Any] = []
+    try:
+        with batches.held():
+            batches.call(2).addBoth(results.append)
+            raise RuntimeError("a bad event in the read")
+    except RuntimeError:
+        pass
+    door.run_next()
+    assert results == [1]
