@@ -16,21 +16,8 @@ def test_a_control_document_whose_handler_fails_is_receipted_and_the_failure_aud
         tmp_path: Path) -> None:
     """The document is stored when its handler runs: a handler that raises must not cost the
     sender its receipt, and the failure is audited with the kind of control document."""
-    reactor = FakeReactor()
-    alpha = make_office(tmp_path, "alpha", reactor)
-    beta = make_office(tmp_path, "beta", reactor, port=7444)
-    enrol(alpha, beta)
-    enrol(beta, alpha)
-    rt = alpha.runtime
-    mid = new_message_id()
-    folder = rt.config.spool / mid
-    folder.mkdir()
-    (folder / "payload").write_bytes(b"not a status token\n")
-    sealed = seal_spooled(folder, node_keys=rt.keys,
-                          recipients={beta.node_id: rt.directory.encryption_key_for(
-                              beta.node_id)},
-                          name="status.jws", message_id=mid, created=NOW,
-                          meta={"kind": "status"})
+    alpha, beta, folder, mid, sealed = _sealed_for_beta(
+        tmp_path, b"not a status token\n", name="status.jws", meta={"kind": "status"})
     offers = Offers(beta.runtime)
 
     def broken(peer: str, header: EnvelopeHeader, stored: Path) -> None:
@@ -44,7 +31,7 @@ def test_a_control_document_whose_handler_fails_is_receipted_and_the_failure_aud
     (accepted,) = answers
     accept, header, stream, _ = accepted
     assert isinstance(accept, Accept) and accept.offset == 0
-    source = open_envelope(folder, sealed.header_token, rt.keys)
+    source = open_envelope(folder, sealed.header_token, alpha.runtime.keys)
     try:
         stream.write(source.read(header.ciphertext_size))
     finally:
@@ -62,15 +49,8 @@ def test_a_control_document_whose_handler_fails_is_receipted_and_the_failure_aud
 
 
 def _petition_offer(alpha: Any, beta: Any, meta: dict[str, Any]) -> tuple[str, Offer]:
-    rt = alpha.runtime
     mid = new_message_id()
-    folder = rt.config.spool / mid
-    folder.mkdir()
-    (folder / "payload").write_bytes(b"%PDF petition\n")
-    sealed = seal_spooled(folder, node_keys=rt.keys,
-                          recipients={beta.node_id: rt.directory.encryption_key_for(
-                              beta.node_id)},
-                          name=f"petition-{mid[:12]}.pdf", message_id=mid, created=NOW,
+    _, sealed = _seal_for(alpha, beta, mid, b"%PDF petition\n", name=f"petition-{mid[:12]}.pdf",
                           meta=meta, version=2)
     assert sealed.header.version == 3  # a petition is sealed v3 whatever was asked
     return mid, Offer(message_id=mid, envelope=sealed.header_token,
@@ -141,22 +121,9 @@ def test_a_v3_offer_opens_its_file_key_once_from_offer_to_receipt(
     key to the staging stream, which does not open it again: one opening per document."""
     import lienthong.protocol.envelope as envelope_module
 
-    reactor = FakeReactor()
-    alpha = make_office(tmp_path, "alpha", reactor)
-    beta = make_office(tmp_path, "beta", reactor, port=7444)
-    enrol(alpha, beta)
-    enrol(beta, alpha)
-    rt = alpha.runtime
-    mid = new_message_id()
-    folder = rt.config.spool / mid
-    folder.mkdir()
-    (folder / "payload").write_bytes(b"noi dung van ban\n" * 600)
-    sealed = seal_spooled(folder, node_keys=rt.keys,
-                          recipients={beta.node_id: rt.directory.encryption_key_for(
-                              beta.node_id)},
-                          name="cong-van.txt", message_id=mid, created=NOW, meta={},
-                          version=3)
-    source = open_envelope(folder, sealed.header_token, rt.keys)
+    alpha, beta, folder, mid, sealed = _sealed_for_beta(
+        tmp_path, b"noi dung van ban\n" * 600, name="cong-van.txt", meta={}, version=3)
+    source = open_envelope(folder, sealed.header_token, alpha.runtime.keys)
     try:
         ciphertext = source.read(sealed.header.ciphertext_size)
     finally:
@@ -187,3 +154,31 @@ def test_a_v3_offer_opens_its_file_key_once_from_offer_to_receipt(
     (answer,) = finished
     assert isinstance(answer, Receipt) and answer.message_id == mid
     assert len(openings) == 1, "the file key is opened once per offer"
+
+
+def _sealed_for_beta(tmp_path: Path, payload: bytes, *, name: str, meta: dict[str, Any],
+                     version: int = 2) -> tuple[Any, Any, Path, str, Any]:
+    """Two enrolled offices on one fake reactor, and ``payload`` sealed by alpha for beta in
+    alpha's spool: ``(alpha, beta, spool folder, message ID, sealed envelope)``."""
+    reactor = FakeReactor()
+    alpha = make_office(tmp_path, "alpha", reactor)
+    beta = make_office(tmp_path, "beta", reactor, port=7444)
+    enrol(alpha, beta)
+    enrol(beta, alpha)
+    mid = new_message_id()
+    folder, sealed = _seal_for(alpha, beta, mid, payload, name=name, meta=meta, version=version)
+    return alpha, beta, folder, mid, sealed
+
+
+def _seal_for(alpha: Any, beta: Any, mid: str, payload: bytes, *, name: str,
+              meta: dict[str, Any], version: int) -> tuple[Path, Any]:
+    """``payload`` sealed by alpha for beta in alpha's spool folder ``mid``."""
+    rt = alpha.runtime
+    folder = rt.config.spool / mid
+    folder.mkdir()
+    (folder / "payload").write_bytes(payload)
+    sealed = seal_spooled(folder, node_keys=rt.keys,
+                          recipients={beta.node_id: rt.directory.encryption_key_for(
+                              beta.node_id)},
+                          name=name, message_id=mid, created=NOW, meta=meta, version=version)
+    return folder, sealed
