@@ -413,16 +413,17 @@ def test_a_small_documents_damaged_data_written_with_its_end_is_refused_and_disc
         kind="rejected", message_id=mid)] == ["decrypt-failed"]
 
 
-class HeldBatches:
-    """beta's worker pool, inline except for the large frames' batch hops, which wait until
-    ``release``: the frames that arrive meanwhile must join the waiting batch."""
+class HeldWorkers:
+    """beta's worker pool, inline except for the hops ``holds(fn, args)`` picks, which wait
+    until ``release``."""
 
-    def __init__(self) -> None:
+    def __init__(self, holds: Callable[[Any, tuple[Any, ...]], bool]) -> None:
         self.inline = InlineWorkers()
+        self.holds = holds
         self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
 
     def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any) -> None:  # noqa: N802
-        if getattr(fn, "__name__", "") == "_write_batch":
+        if self.holds(fn, args):
             self.held.append((on_result, fn, args))
         else:
             self.inline.callInThreadWithCallback(on_result, fn, *args)
@@ -433,13 +434,25 @@ class HeldBatches:
             self.inline.callInThreadWithCallback(on_result, fn, *args)
 
 
+def held_batches() -> HeldWorkers:
+    """The large frames' batch hops held: the frames that arrive meanwhile must join the
+    waiting batch."""
+    return HeldWorkers(lambda fn, args: getattr(fn, "__name__", "") == "_write_batch")
+
+
+def held_openings() -> HeldWorkers:
+    """The hops that open a staging file behind its ACCEPT (``Offers._accept_fresh``) held."""
+    return HeldWorkers(lambda fn, args: any(getattr(arg, "__name__", "") == "_start_fresh"
+                                            for arg in args))
+
+
 def test_large_frames_waiting_for_the_worker_are_written_in_one_hop(net: Net) -> None:
     """Two frames more than QUEUE_LIMIT holds (1 MiB each) arrive while the worker is busy:
     one hop writes them all, reading stops above QUEUE_LIMIT and resumes once they are
     written, and the document arrives whole and receipted."""
     data = random.Random(14).randbytes(QUEUE_LIMIT + 2 * 1024 * 1024 + 1000)
     mid = net.dispatch("ban-do.bin", data)
-    workers = HeldBatches()
+    workers = held_batches()
     net.beta.runtime.workers = workers  # type: ignore[assignment]
     wire = net.connect()
     assert len(workers.held) == 1                       # one hop for every large frame
@@ -488,26 +501,6 @@ def test_a_document_this_process_sealed_is_offered_with_its_kept_key(
     assert net.alpha.store.get_dispatch(row.message_id).state == "sent"
 
 
-class HeldOpenings:
-    """beta's worker pool, inline except for the hops that open a staging file behind its
-    ACCEPT (``Offers._accept_fresh``), which wait until ``release``."""
-
-    def __init__(self) -> None:
-        self.inline = InlineWorkers()
-        self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
-
-    def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any) -> None:  # noqa: N802
-        if any(getattr(arg, "__name__", "") == "_start_fresh" for arg in args):
-            self.held.append((on_result, fn, args))
-        else:
-            self.inline.callInThreadWithCallback(on_result, fn, *args)
-
-    def release(self) -> None:
-        held, self.held = self.held, []
-        for on_result, fn, args in held:
-            self.inline.callInThreadWithCallback(on_result, fn, *args)
-
-
 def _staged(net: Net) -> list[Path]:
     folder = net.beta.runtime.config.tmp / "staging"
     return sorted(folder.iterdir()) if folder.is_dir() else []
@@ -519,7 +512,7 @@ def test_a_small_v3_document_is_accepted_before_its_staging_file_is_opened(net: 
     wait behind the opening, and the document then arrives whole and receipted."""
     data = b"To trinh 5\n" * 900
     mid = _dispatch_v3(net, "to-trinh.txt", data)
-    workers = HeldOpenings()
+    workers = held_openings()
     net.beta.runtime.workers = workers  # type: ignore[assignment]
     wire = net.connect()
     assert len(workers.held) == 1
@@ -538,7 +531,7 @@ def test_a_staging_file_that_cannot_be_opened_behind_its_accept_refuses_the_docu
     refused as storage-unavailable and audited, its queued DATA and END are dropped, nothing
     is left and it is no longer held as being received; the sender keeps it for its retry."""
     mid = _dispatch_v3(net, "giay-moi.txt", b"Giay moi hop\n" * 800)
-    workers = HeldOpenings()
+    workers = held_openings()
     net.beta.runtime.workers = workers  # type: ignore[assignment]
     wire = net.connect()
     assert len(workers.held) == 1
