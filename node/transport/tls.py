@@ -11,7 +11,9 @@ handshake, and the refusal is reported so it can be audited.
 No session cache and no stateless tickets: every connection presents a certificate checked
 against the directory as it is now. (OpenSSL 4.0.3 still sends two useless TLS 1.3 tickets
 unless ``SSL_CTX_set_num_tickets(ctx, 0)`` is called, which neither pyOpenSSL nor
-cryptography's build of OpenSSL lets Python reach: docs/protocol.md, Transport.)
+cryptography's build of OpenSSL lets Python reach; OpenSSL 4.1, in cryptography 51, sends none
+with these settings, but pyOpenSSL 26.4 still requires cryptography < 51: docs/protocol.md,
+Transport.)
 
 ALPN names the wire protocol and its version (``lienthong/2``, then ``lienthong/1``, down from
 the node's ``max_protocol``); the listening side picks the newest both speak, so a node that

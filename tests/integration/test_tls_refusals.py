@@ -166,7 +166,9 @@ def test_a_scan_cannot_flood_the_audit_with_refused_handshakes(network) -> None:
 
 @pytest.mark.xfail(strict=True, reason="pyOpenSSL 26.4 binds no SSL_CTX_set_num_tickets, and the "
                    "OpenSSL 4.0.3 inside cryptography 50 still sends two TLS 1.3 tickets when "
-                   "stateless tickets and the session cache are off: docs/protocol.md, Transport")
+                   "stateless tickets and the session cache are off; cryptography 51 (OpenSSL "
+                   "4.1.1) sends none, but pyOpenSSL 26.4 requires cryptography < 51: "
+                   "docs/protocol.md, Transport")
 def test_the_node_issues_no_session_ticket(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """docs/protocol.md promises no session tickets or resumption; a TLS 1.3 client that reads
     after the handshake would hold one if the node sent a NewSessionTicket."""
