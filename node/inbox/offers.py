@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
@@ -49,6 +48,7 @@ from lienthong.node.inbox.layout import (
     META_SUFFIX,
     RECEIPT_SUFFIX,
     Sidecars,
+    document_kind,
     document_metadata,
     finish_interrupted,
 )
@@ -84,18 +84,6 @@ BATCHED_FINISH_MAX = IncomingStream.RESUMABLE_ABOVE
 
 #: What a control document's handler gets: (sender node ID, verified header, stored file).
 ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
-
-
-def document_kind(header: EnvelopeHeader) -> str:
-    # header.meta is a read-only MappingProxyType, not a dict. Its exact type first: an
-    # isinstance check against the Mapping ABC, made several times per document, was 4% of
-    # the receiver's reactor samples in a burst (docs/benchmarks.md History 57).
-    meta = header.meta
-    if type(meta) is MappingProxyType or isinstance(meta, Mapping):
-        kind = meta.get("kind", "document")
-    else:
-        kind = "document"
-    return kind if isinstance(kind, str) else "document"
 
 
 class Offers:
