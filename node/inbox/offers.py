@@ -2,8 +2,9 @@
 
 ``offer`` answers an OFFER with ACCEPT (and the offset to resume from), HAVE (the stored
 receipt: a duplicate never writes anything), or REJECT with a specific code. The header is
-verified here, before a single byte of payload is accepted: it must be signed by the very
-peer the TLS handshake authenticated, and name this node as a recipient.
+verified first, before a single byte of payload is accepted (node/inbox/offer_checks.py): it
+must be signed by the very peer the TLS handshake authenticated, and name this node as a
+recipient.
 
 DATA is decrypted into a staging file as it arrives (``IncomingStream``, node/inbox/stream.py,
 driven in order by the receiving connection). ``finish`` runs after END: prove the document
@@ -24,25 +25,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
-from lienthong.keys.identity import parse_time
 from lienthong.node.core.access import access_policy
 from lienthong.node.core.background import in_background
-from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hops import CallBatches
 from lienthong.node.core.names import safe_file_name
 from lienthong.node.core.restricted import restrict, restricted_folder
-from lienthong.node.documents.confidentiality import not_allowed
-from lienthong.node.documents.petitions import (
-    PETITION_TYPE,
-    PetitionError,
-    allowed_peers,
-    petition_reference,
-    read_petition,
-)
+from lienthong.node.documents.petitions import PETITION_TYPE, petition_reference, read_petition
 from lienthong.node.edxml.export import copies_wanted, write_received_extras
-from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
 from lienthong.node.inbox.folder_names import InboxNames
 from lienthong.node.inbox.layout import (
     META_SUFFIX,
@@ -52,6 +43,7 @@ from lienthong.node.inbox.layout import (
     document_metadata,
     finish_interrupted,
 )
+from lienthong.node.inbox.offer_checks import OfferChecks, Refusal, refuse
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
 from lienthong.node.inbox.staging import (
     SPACE_RESERVE,
@@ -65,15 +57,9 @@ from lienthong.node.inbox.staging import (
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import PeerRevoked, ReceivedRow
-from lienthong.protocol.envelope import (
-    EnvelopeHeader,
-    decode_header,
-    open_header,
-    open_header_key,
-    verify_header,
-)
+from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header
 from lienthong.protocol.errors import ProtocolError
-from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
+from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject
 from lienthong.protocol.receipt import issue_receipt
 
 log = Logger(namespace="lienthong.offers")
@@ -96,6 +82,7 @@ class Offers:
         self.rt = runtime
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
+        self.checks = OfferChecks(runtime)
         self.names = InboxNames(runtime.monotonic,
                                 access_policy(runtime.config.node.clerks_group))
         #: (sender, message ID) of documents whose edXML copies are being written.
@@ -149,11 +136,7 @@ class Offers:
 
     def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
                 security: bool = False) -> Reject:
-        self.rt.audit("security-refused" if security else "rejected", peer=peer,
-                      message_id=message_id, code=code, reason=reason)
-        log.warn("refused {message_id} from {peer}: {code}: {reason}", message_id=message_id,
-                 peer=self.rt.peer_name(peer), code=code, reason=reason)
-        return Reject(message_id=message_id, code=code, reason=clean_text(reason))
+        return refuse(self.rt, peer, message_id, code, reason, security=security)
 
     # -- OFFER -----------------------------------------------------------------------------
 
@@ -161,26 +144,11 @@ class Offers:
     def offer(self, peer: str, event: Offer):
         mid = event.message_id
         try:
-            header = self._offered_header(peer, mid, event.envelope)
-            receiving = self.rt.receiving_keys(header.recipients)
-            if receiving is None or header.key_for(receiving.node_id) is None:
-                raise _Refusal("not-addressed-to-us", self._not_ours(header))
-            # v3: the name, size and metadata are sealed to the readers; open them now (one
-            # X25519 operation), before deciding anything that depends on them. The file key
-            # it opened goes on to the staging stream, which would otherwise open it again
-            # (memory only: never logged, never written).
-            header, file_key = open_header_key(
-                header, node_id=receiving.node_id,
-                encryption_keys=self.rt.keys.encryption_private_by_kid())
-            if event.ciphertext_size != header.ciphertext_size:
-                raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
-            if header.size > self.rt.config.max_document_bytes:
-                raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
-                               f"{self.rt.config.max_document_bytes}")
-            self._check_confidentiality(peer, header)
-            if document_kind(header) == PETITION_TYPE:
-                self._check_petition(peer, header)
-        except _Refusal as refusal:
+            header, receiving, file_key = self.checks.verified(peer, event)
+            # Bound before this office's own policy is checked: a petition refused by it is
+            # sent back signed, naming the opened header.
+            self.checks.allowed(peer, header)
+        except Refusal as refusal:
             if refusal.petition and self.on_petition_refused is not None:
                 # Signed and sent back in the background; the REJECT answers the offer now.
                 in_background(self.on_petition_refused(peer, header, refusal.code,
@@ -317,85 +285,6 @@ class Offers:
     def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
         """On the database thread (a read): the document as received so far, if at all."""
         return self.rt.store.get_received(signer, mid)
-
-    def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
-        """The OFFER's header, verified as signed by ``peer`` (or by a former identity of it,
-        within the grace period); raises the refusal otherwise."""
-        try:
-            # The usual case first: signed by the authenticated peer's current identity. One
-            # parse instead of two (decoding the header to learn its signer, then verifying
-            # it, was a tenth of the receiver's CPU per small document); any doubt falls
-            # through to the full path below, which gives the precise refusal.
-            header = verify_header(token, self.rt.directory.verify_key_for(peer, kid=peer),
-                                   expected_sender=peer)
-        except (ProtocolError, KeysError):
-            pass
-        else:
-            if header.message_id == mid:
-                return header
-        header = decode_header(token)
-        if header.message_id != mid:
-            raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
-        if header.sender != peer:
-            self._former_sender(peer, header.sender)
-        return verify_header(token, self.rt.directory.verify_key_for(peer, kid=header.sender),
-                             expected_sender=header.sender)
-
-    def _check_confidentiality(self, peer: str, header: EnvelopeHeader) -> None:
-        """This office's own ``[confidentiality]`` must allow a secret or top-secret document
-        from this peer too: the sender's guard is the sender's policy, not ours
-        (docs/documents.md §1)."""
-        marked = header.meta.get("confidentiality", "normal")
-        name = self.rt.peer_name(peer)
-        config = self.rt.config
-        if not_allowed(str(marked), [name], allowed=config.confidentiality,
-                       groups=config.groups):
-            raise _Refusal("confidentiality-refused", f"{config.node.name} does not accept "
-                           f"{marked} documents from {name}: its administrator can allow it in "
-                           f"lienthong.toml, [confidentiality] {name} = [\"{marked}\"]")
-
-    def _former_sender(self, peer: str, sender: str) -> None:
-        """Accept an envelope signed by a *former* identity of the authenticated peer (queued
-        before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
-        continuation; refuse anything else as a sender mismatch."""
-        # A former identity is one whose validity has ended (not the current one).
-        closed = [key.valid_until for key in self.rt.directory.identities_of(peer)
-                  if key.kid == sender and key.valid_until is not None]
-        if not closed:
-            raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
-                           f"connection is from {peer}", security=True)
-        ended = rfc3339(parse_time(closed[0]).timestamp() + IDENTITY_GRACE_SECONDS)
-        if parse_time(self.rt.now_text()) >= parse_time(ended):
-            raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
-                           f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
-                           f"at {ended}; it must be sent again", security=True)
-
-    def _check_petition(self, peer: str, header: EnvelopeHeader) -> None:
-        """This office's own policy for petitions (docs/petitions.md §3), whatever the
-        sender's: only sealed, only from a peer allowed for petitions, only well-formed."""
-        config = self.rt.config
-        name = self.rt.peer_name(peer)
-        if header.version < 3:
-            raise _Refusal("petition-not-sealed", "a citizens' petition is accepted only in a "
-                           "sealed envelope (version 3); it was offered unsealed",
-                           petition=True)
-        if name not in allowed_peers(config.petitions.peers, config.groups):
-            raise _Refusal("petition-not-allowed", f"this office ({config.node.name}) does not "
-                           f"accept citizens' petitions from {name} ([petitions] peers)",
-                           petition=True)
-        try:
-            read_petition(header.meta)
-        except PetitionError as exc:
-            raise _Refusal(exc.code, f"the petition's metadata is not acceptable: {exc.reason}",
-                           petition=True) from None
-
-    def _not_ours(self, header: EnvelopeHeader) -> str:
-        for former in self.rt.retired_ids:
-            if former in header.recipients:
-                return (f"the envelope is addressed to {former}, a former identity of this "
-                        "node whose grace period has ended; send it again to this node's "
-                        f"current identity {self.rt.node_id}")
-        return "this node is not a recipient of the envelope"
 
     def _reader_of(self, header: EnvelopeHeader) -> str:
         """Which of our identities (current or former) an envelope was sealed to."""
@@ -772,16 +661,3 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-class _Refusal(NodeError):
-    code = "offer-refused"
-
-    def __init__(self, code: str, reason: str, *, security: bool = False,
-                 petition: bool = False) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        self.security = security
-        #: Refused by this office's petition policy: the sender gets a signed refusal too.
-        self.petition = petition
