@@ -46,20 +46,18 @@ from lienthong.node.inbox.layout import (
 from lienthong.node.inbox.offer_checks import OfferChecks, Refusal, refuse
 from lienthong.node.inbox.publication import Publication, Publisher, record_stored
 from lienthong.node.inbox.staging import (
-    SPACE_RESERVE,
     STALE_STAGING_SECONDS,
-    FreeSpace,
     discard_legacy_partials,
     discard_stale_staging,
-    free_or_error,
-    open_if_room,
+    staging_path,
 )
+from lienthong.node.inbox.staging_opens import StagingOpens
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import PeerRevoked, ReceivedRow
 from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header
 from lienthong.protocol.errors import ProtocolError
-from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject
+from lienthong.protocol.events import Have, Offer, Receipt, Reject
 from lienthong.protocol.receipt import issue_receipt
 
 log = Logger(namespace="lienthong.offers")
@@ -91,14 +89,9 @@ class Offers:
         self.recovering: dict[tuple[str, str], Deferred] = {}
         self.publisher = Publisher(runtime, self.names)
         # Offers come in bursts (a sender offers up to its window at once): their look-ups
-        # share a database unit and their staging files a worker hop (node/core/hops.py).
+        # share a database unit (node/core/hops.py), as their staging opens share a worker hop.
         self._lookups = CallBatches(runtime.db, self._get_received)
-        self._staging_opens = CallBatches(runtime.io, _open_staging)
-        # A small document's free space (a recent reading, node/inbox/staging.py) and its
-        # staging file opened behind its ACCEPT (``_accept_fresh``).
-        self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
-                                     runtime.monotonic)
-        self._fresh_opens = CallBatches(runtime.io, _start_fresh)
+        self.opens = StagingOpens(runtime, self.release)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
         self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
@@ -121,10 +114,8 @@ class Offers:
         return self.rt.config.tmp / "receiving"
 
     def staging_path(self, signer: str, message_id: str) -> Path:
-        """Keyed, like the received row, by the identity that signed the envelope: a transfer
-        from a peer's former identity resumes (and a crash recovers) under the same name
-        after the peer rotates."""
-        return self.rt.config.tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
+        """See ``staging_path`` (node/inbox/staging.py)."""
+        return staging_path(self.rt.config.tmp, signer, message_id)
 
     def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
         if header is not None and document_kind(header) in self.control:
@@ -134,8 +125,13 @@ class Offers:
                     / safe_file_name(self.rt.peer_name(peer)))
         return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
 
+    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
+        """See ``StagingOpens.opening_refused`` (node/inbox/staging_opens.py)."""
+        return self.opens.opening_refused(peer, message_id, failure)
+
     def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
                 security: bool = False) -> Reject:
+        """See ``refuse`` (node/inbox/offer_checks.py)."""
         return refuse(self.rt, peer, message_id, code, reason, security=security)
 
     # -- OFFER -----------------------------------------------------------------------------
@@ -164,14 +160,8 @@ class Offers:
         # by a peer's former identity and offered again after the peer rotated is still the
         # same document (HAVE), never a second copy.
         signer = header.sender
-        # A small v3 document never resumes (it keeps no resume record, so every offer of it
-        # starts at byte 0): it is accepted as soon as the look-up below and the free space
-        # allow, and its staging file is opened behind the ACCEPT (``_accept_fresh``). The
-        # free space is a recent reading (``FreeSpace``), or is read beside the look-up.
-        fresh = (file_key is not None
-                 and header.ciphertext_size <= IncomingStream.RESUMABLE_ABOVE
-                 and document_kind(header) != PETITION_TYPE)
-        space = self._free_space.estimate() if fresh else None
+        # Read beside the look-up, when a small document's acceptance waits for it.
+        space = self.opens.space(header, file_key)
         row = yield self._lookups.call(signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
@@ -206,81 +196,7 @@ class Offers:
                 self.release(peer, mid)
                 return self.refuse(peer, mid, "storage-unavailable",
                                    f"cannot prepare the restricted petition folder: {exc}")
-        if space is not None and file_key is not None:
-            return (yield self._accept_fresh(peer, header, receiving.node_id, file_key, space))
-        try:
-            stream, free, need = yield self._staging_opens.call(
-                self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
-                # Encryption keys are never dropped (an identity rotation keeps them), so the
-                # current keystore opens envelopes addressed to a former identity too.
-                self.rt.keys.encryption_private_by_kid(), file_key)
-        except OSError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot open the staging file: {exc.strerror or exc}")
-        except ProtocolError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, exc.code, str(exc))
-        except BaseException:
-            self.release(peer, mid)
-            raise
-        if stream is None:
-            return self._no_space(peer, mid, free, need)
-        return (Accept(message_id=mid, offset=stream.offset), header, stream, None)
-
-    def _no_space(self, peer: str, mid: str, free: int, need: int) -> Reject:
-        """The refusal of a document ``tmp/`` has no room for (retried when space returns)."""
-        self.release(peer, mid)
-        return self.refuse(peer, mid, "storage-unavailable",
-                           f"not enough free disk space ({free} bytes free, {need} "
-                           "needed); it will be retried when space returns")
-
-    @inlineCallbacks
-    def _accept_fresh(self, peer: str, header: EnvelopeHeader, node_id: str, file_key: bytes,
-                      space: Deferred):
-        """The ACCEPT (offset 0) of a document that never resumes, once its offer passed every
-        check and ``space`` (the free bytes of ``tmp/``) says it fits; its staging file is
-        opened on the worker pool behind the ACCEPT (a thread hop less before it: the DATA
-        waits for the opening, node/inbox/connection.py). Nothing is written before the ACCEPT
-        and nothing durable before END (docs/design.md §6). Returns ``(Accept, header, stream,
-        open_staging)``, ``open_staging()`` to be called once the ACCEPT is written (so the
-        worker it wakes does not compete with the writing), or the refusal."""
-        mid = header.message_id
-        free = yield space
-        need = header.size + SPACE_RESERVE
-        if isinstance(free, OSError):
-            self.release(peer, mid)
-            return self.refuse(peer, mid, "storage-unavailable",
-                               f"cannot open the staging file: {free.strerror or free}")
-        if free < need:
-            return self._no_space(peer, mid, free, need)
-        self._free_space.accepted(header.size)
-        try:
-            # With the file key the offer's check opened: no I/O, no public-key work here.
-            stream = IncomingStream.prepare(self.staging_path(header.sender, mid), header,
-                                            node_id=node_id, file_key=file_key,
-                                            encryption_keys=self.rt.keys.
-                                            encryption_private_by_kid())
-        except ProtocolError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, exc.code, str(exc))
-        except BaseException:
-            self.release(peer, mid)
-            raise
-        return (Accept(message_id=mid, offset=0), header, stream,
-                lambda: self._fresh_opens.call(stream))
-
-    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
-        """The refusal (audited) of an accepted document whose staging file could not be
-        opened behind its ACCEPT (``_accept_fresh``), as ``offer`` refuses one it cannot open
-        before; None for an unexpected error (the caller reports it as internal)."""
-        exc = failure.value
-        if isinstance(exc, OSError):
-            return self.refuse(peer, message_id, "storage-unavailable",
-                               f"cannot open the staging file: {exc.strerror or exc}")
-        if isinstance(exc, ProtocolError):
-            return self.refuse(peer, message_id, exc.code, str(exc))
-        return None
+        return (yield self.opens.accept(peer, header, receiving.node_id, file_key, space))
 
     def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
         """On the database thread (a read): the document as received so far, if at all."""
@@ -560,22 +476,6 @@ class Offers:
                         rt.now_text())
             yield rt.io(_unlink_quietly, staging)
             yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
-
-
-def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str,
-                  encryption_keys: Any, file_key: bytes | None,
-                  ) -> tuple[IncomingStream | None, int, int]:
-    """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
-    shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
-    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
-                        file_key=file_key)
-
-
-def _start_fresh(stream: IncomingStream) -> IncomingStream:
-    """Worker pool: open the staging file of a document accepted before it was opened."""
-    failpoint("receiver-accepted-before-staging-open")
-    stream.start_fresh()
-    return stream
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:

@@ -25,6 +25,13 @@ from lienthong.protocol.envelope import EnvelopeHeader
 SPACE_RESERVE = 16 * 1024 * 1024
 
 
+def staging_path(tmp: Path, signer: str, message_id: str) -> Path:
+    """Where a document's staging file is: keyed, like the received row, by the identity that
+    signed the envelope, so a transfer from a peer's former identity resumes (and a crash
+    recovers) under the same name after the peer rotates."""
+    return tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
+
+
 def free_bytes(folder: Path) -> int:
     stats = os.statvfs(folder)
     return stats.f_bavail * stats.f_frsize
