@@ -33,7 +33,7 @@ ROOT_CODES = {
     "lienthong.node.identity.history.IdentityHistoryError": "identity-history-damaged",
     "lienthong.node.identity.rotation.RotationError": "rotation-refused",
     "lienthong.node.identity.signers.SignerNotOfPeer": "signer-not-of-peer",
-    "lienthong.node.inbox.offers._CannotPublish": "cannot-publish",
+    "lienthong.node.inbox.finishing._CannotPublish": "cannot-publish",
     "lienthong.node.inbox.offer_checks.Refusal": "offer-refused",
     "lienthong.node.outbox.pipeline.TargetError": "unknown-target",
     "lienthong.node.outbox.refusals.Refused": "file-refused",

@@ -14,8 +14,8 @@ import pytest
 from twisted.python.failure import Failure
 
 from lienthong.node.core.access import AccessPolicy
+from lienthong.node.inbox.finishing import finish_batch
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.offers import finish_batch
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import open_header_key, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
