@@ -197,7 +197,8 @@ class Finishing:
         """What ``[edxml]`` asks for beside a stored document (its attachments unpacked, or an
         .edxml beside it): copies, made without delaying the receipt. Its ``edxml_copies_due``
         row goes once they are written, or once a failure is logged and audited (``lienthong
-        export --edxml`` makes them then); a crash before leaves the row for ``recover``."""
+        export --edxml`` makes them then); a crash before leaves the row for
+        ``Recovery.recover_copies``."""
         rt = self.rt
         key = (peer, message_id)
         if not copies_wanted(rt.config, meta) or key in self.copying:

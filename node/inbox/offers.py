@@ -11,10 +11,14 @@ driven in order by the receiving connection). ``finish`` runs after END: prove t
 complete, publish into ``inbox/<sender>/`` and commit, and only then sign the receipt (see
 node/inbox/layout.py for the order and the crash argument). Every refusal is audited with its
 code.
+
+``Offers`` is what the receiving connection and the app use; each of its jobs is a module of
+its own, composed here: the offer's checks (node/inbox/offer_checks.py), the staging opens
+(node/inbox/staging_opens.py), finishing and publishing (node/inbox/finishing.py) and the
+start-up recovery (node/inbox/recovery.py).
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -33,19 +37,15 @@ from lienthong.node.core.restricted import restricted_folder
 from lienthong.node.documents.petitions import PETITION_TYPE
 from lienthong.node.inbox.finishing import ControlHandler, Finishing
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import Sidecars, document_kind, finish_interrupted
+from lienthong.node.inbox.layout import document_kind
 from lienthong.node.inbox.offer_checks import OfferChecks, Refusal, refuse
-from lienthong.node.inbox.staging import (
-    STALE_STAGING_SECONDS,
-    discard_legacy_partials,
-    discard_stale_staging,
-    staging_path,
-)
+from lienthong.node.inbox.recovery import Recovery
+from lienthong.node.inbox.staging import staging_path, unlink_quietly
 from lienthong.node.inbox.staging_opens import StagingOpens
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.store.records import ReceivedRow
-from lienthong.protocol.envelope import EnvelopeHeader, decode_header, open_header
+from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import ProtocolError
 from lienthong.protocol.events import Have, Offer, Reject
 
@@ -65,9 +65,8 @@ class Offers:
         self.checks = OfferChecks(runtime)
         self.names = InboxNames(runtime.monotonic,
                                 access_policy(runtime.config.node.clerks_group))
-        #: (sender, message ID) -> the recovery of that interrupted publication under way.
-        self.recovering: dict[tuple[str, str], Deferred] = {}
         self.finishing = Finishing(runtime, self.names, self.control)
+        self.recovery = Recovery(runtime, self.names, self.finishing, self.active)
         # Offers come in bursts (a sender offers up to its window at once): their look-ups
         # share a database unit (node/core/hops.py), as their staging opens share a worker hop.
         self._lookups = CallBatches(runtime.db, self._get_received)
@@ -87,8 +86,8 @@ class Offers:
         return self._lookups.held()
 
     def legacy_partials(self) -> Path:
-        """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
-        return self.rt.config.tmp / "receiving"
+        """See ``Recovery.legacy_partials`` (node/inbox/recovery.py)."""
+        return self.recovery.legacy_partials()
 
     def staging_path(self, signer: str, message_id: str) -> Path:
         """See ``staging_path`` (node/inbox/staging.py)."""
@@ -152,7 +151,7 @@ class Offers:
             self.rt.audit("duplicate", peer=signer, message_id=mid, digest=row.sha256)
             # A crash after the commit can leave the resume record behind.
             staging = self.staging_path(signer, mid)
-            yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+            yield self.rt.io(unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
@@ -175,16 +174,6 @@ class Offers:
         """On the database thread (a read): the document as received so far, if at all."""
         return self.rt.store.get_received(signer, mid)
 
-    def _reader_of(self, header: EnvelopeHeader) -> str:
-        """Which of our identities (current or former) an envelope was sealed to."""
-        receiving = self.rt.receiving_keys(header.recipients)
-        if receiving is not None:
-            return receiving.node_id
-        # A former identity past its grace period: its sealed key opens with our keys still
-        # (encryption keys are never dropped).
-        return next((r for r in header.recipients if header.key_for(r) is not None
-                     and r in self.rt.retired_ids), self.rt.node_id)
-
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
 
@@ -193,130 +182,24 @@ class Offers:
         """See ``Finishing.finish`` (node/inbox/finishing.py)."""
         return self.finishing.finish(peer, header, stream, last)
 
-    @inlineCallbacks
-    def recover_copies(self):
-        """Write the edXML copies a crash interrupted (after the ``stored`` commit, before the
-        copies): idempotent, a finished copy is not made twice."""
-        rt = self.rt
-        due = yield rt.db(rt.store.edxml_copies_due)
-        for sender, message_id in due:
-            rows = yield rt.db(rt.store.stored_received, message_id)
-            row = next((r for r in rows if r.sender_node_id == sender), None)
-            if row is None:  # still publishing (recover_row handles it) or gone
-                continue
-            log.info("writing the edXML copies of {mid}, interrupted", mid=message_id)
-            yield self.finishing.edxml_extras(sender, message_id, row.meta,
-                                              rt.config.home / row.stored_path, recovering=True)
+    def recover(self) -> Deferred:
+        """See ``Recovery.recover`` (node/inbox/recovery.py)."""
+        return self.recovery.recover()
 
-    # -- recovery --------------------------------------------------------------------------
+    def recover_sidecars(self) -> Deferred:
+        """See ``Recovery.recover_sidecars`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_sidecars()
 
-    @inlineCallbacks
-    def recover(self):
-        removed = yield self.rt.io(discard_legacy_partials, self.legacy_partials())
-        if removed:
-            log.info("removed {n} partial transfer(s) kept by an older version; they will be "
-                     "received again from the start", n=removed)
-        rows = yield self.rt.db(self.rt.store.publishing_rows)
-        for row in rows:
-            yield self.recover_row(row)
-        yield self.recover_sidecars()
-        yield self.recover_copies()
-        stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
-                                 self.rt.now(), frozenset(mid for _, mid in self.active))
-        if stale:
-            log.info("removed {n} partly received document(s) no peer offered again for "
-                     "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
-
-    @inlineCallbacks
-    def recover_sidecars(self):
-        """Write again the sidecars a crash cut short after the ``stored`` commit (a
-        ``sidecars_due`` row left): from the store, each under a temporary name renamed into
-        place, so a partial one is replaced whole. Idempotent."""
-        rt = self.rt
-        rows = yield rt.db(rt.store.sidecars_due_rows)
-        if not rows:
-            return
-        log.info("writing the sidecars of {n} stored document(s), interrupted", n=len(rows))
-        items = []
-        for row in rows:
-            if row.receipt is None:  # a stored row always has one (Store.mark_stored)
-                continue
-            try:
-                header = self._stored_header(row)
-            except Exception as exc:  # noqa: BLE001 - one row must not stop the start
-                log.warn("cannot write the sidecars of {mid}: its stored header does not "
-                         "open ({error})", mid=row.message_id, error=type(exc).__name__)
-                continue
-            final = rt.config.home / row.stored_path
-            _, header, _, meta = self.finishing.receipt_inputs(row.sender_node_id, header,
-                                                               final, row.received_at)
-            items.append((row.sender_node_id, row.message_id, Sidecars(
-                final, meta, row.receipt, self.finishing.sidecar_group(header))))
-        yield self.finishing.publisher.place_sidecars(items)
-
-    def _stored_header(self, row: ReceivedRow) -> EnvelopeHeader:
-        """A received row's header, opened again. A v3 header names neither the name nor the
-        digest in the clear: reopen it with our keys, and take the digest this node proved
-        and recorded."""
-        stored = decode_header(row.header_token)
-        header = open_header(stored, node_id=self._reader_of(stored),
-                             encryption_keys=self.rt.keys.encryption_private_by_kid())
-        return header if header.digest is not None else header.with_digest(row.sha256)
+    def recover_copies(self) -> Deferred:
+        """See ``Recovery.recover_copies`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_copies()
 
     def recover_row(self, row: ReceivedRow) -> Deferred:
-        """Complete (or forget) a publication a crash interrupted; never makes a second copy.
+        """See ``Recovery.recover_row`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_row(row)
 
-        One at a time per document: the start-up recovery and a peer that offers the same
-        document again at once (it redials as soon as the node listens, as after a standby's
-        takeover) both come here; the second waits for the first, then finds it done."""
-        key = (row.sender_node_id, row.message_id)
-        running = self.recovering.get(key)
-        if running is not None:
-            waited: Deferred = Deferred()
-
-            def wake(result: object) -> object:
-                waited.callback(None)
-                return result
-            running.addBoth(wake)
-            return waited
-        started = self._recover_row(row)
-        self.recovering[key] = started
-
-        def finished(result: object) -> object:
-            self.recovering.pop(key, None)
-            return result
-        return started.addBoth(finished)
-
-    @inlineCallbacks
-    def _recover_row(self, row: ReceivedRow):
-        rt = self.rt
-        current = yield rt.db(rt.store.get_received, row.sender_node_id, row.message_id)
-        if current is None or current.state != "publishing":
-            return  # completed (or forgotten) since the row was read
-        final = rt.config.home / row.stored_path
-        staging = self.staging_path(row.sender_node_id, row.message_id)
-        done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)
-        if done:
-            header = self._stored_header(row)
-            log.info("completing interrupted reception of {mid}", mid=row.message_id)
-            yield self.finishing.sign_and_commit(row.sender_node_id, header, final, rt.now_text())
-            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
-        else:
-            log.warn("forgetting interrupted reception of {mid}; the sender will resend",
-                     mid=row.message_id)
-            yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
-                        rt.now_text())
-            yield rt.io(_unlink_quietly, staging)
-            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:
     """Worker pool: ``work(*args)`` (a batched call of any blocking step)."""
     return work(*args)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -171,3 +171,11 @@ def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = froze
             path.unlink(missing_ok=True)
             removed += path.name == base.name
     return removed
+
+
+def unlink_quietly(path: Path) -> None:
+    """A staging file or its resume record removed, if there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
