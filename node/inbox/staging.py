@@ -2,8 +2,9 @@
 offer, and the start-up clean-up of those nobody will finish.
 
 Split out of node/inbox/offers.py, which decides about offers and ENDs; these are the blocking
-file-system parts it runs on the worker pool, and ``FreeSpace``, the reactor's recent reading
-of the free space that a small document's offer is checked against.
+file-system parts that node/inbox/staging_opens.py and node/inbox/recovery.py run on the worker
+pool, and ``FreeSpace``, the reactor's recent reading of the free space that a small
+document's offer is checked against.
 """
 from __future__ import annotations
 
