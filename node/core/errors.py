@@ -7,7 +7,7 @@ tests and scripts may rely on it, so a code is never renamed or reused), and its
 catches ``NodeError`` once, at its edge (node/cli/main.py), and prints that sentence instead of
 a traceback; the protocol has the same shape for what a peer sends (lienthong/protocol/errors.py).
 
-A few errors (``Refused``, ``MetadataError``, the inbox's ``_Refusal``, reconciliation's
+A few errors (``Refused``, ``MetadataError``, the inbox's ``Refusal``, reconciliation's
 ``_Refused``) also set ``code`` on the
 instance, to a finer reason from their own table; the class code names the family.
 
@@ -34,7 +34,7 @@ The roots and their codes (a subclass inherits its root's code unless it has its
                  Refused                     file-refused
                  TargetError                 unknown-target
     inbox        _CannotPublish              cannot-publish
-                 _Refusal                    offer-refused
+                 Refusal                     offer-refused
     audit        AuditFailed                 audit-failed
                  BadHead                     bad-audit-head
     status       OwnCardUnreadable           own-card-unreadable

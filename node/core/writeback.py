@@ -88,7 +88,7 @@ def start_writeback(fd: int) -> None:
     Why: files fsynced one after another each wait for a journal commit of their own. Started
     together first, their blocks are allocated in one journal transaction, which the first
     fsync commits for all; the fsyncs that follow find their data written and their inode
-    committed (a batch's "one fsync pass": node/inbox/publication.py, node/inbox/offers.py).
+    committed (a batch's "one fsync pass": node/inbox/publication.py, node/inbox/finishing.py).
     """
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(fd, 0, 0, SYNC_FILE_RANGE_WRITE)

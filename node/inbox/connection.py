@@ -255,7 +255,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
             self.incoming[accept.message_id] = incoming
             self._write(accept)
             if open_staging is not None:
-                # Accepted before its staging file is opened (node/inbox/offers.py
+                # Accepted before its staging file is opened (node/inbox/staging_opens.py
                 # ``_accept_fresh``): its DATA and END, which cannot have come yet, wait
                 # behind the opening.
                 incoming.tail = open_staging().addErrback(self._open_failed,

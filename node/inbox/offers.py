@@ -2,100 +2,54 @@
 
 ``offer`` answers an OFFER with ACCEPT (and the offset to resume from), HAVE (the stored
 receipt: a duplicate never writes anything), or REJECT with a specific code. The header is
-verified here, before a single byte of payload is accepted: it must be signed by the very
-peer the TLS handshake authenticated, and name this node as a recipient.
+verified first, before a single byte of payload is accepted (node/inbox/offer_checks.py): it
+must be signed by the very peer the TLS handshake authenticated, and name this node as a
+recipient.
 
 DATA is decrypted into a staging file as it arrives (``IncomingStream``, node/inbox/stream.py,
 driven in order by the receiving connection). ``finish`` runs after END: prove the document
 complete, publish into ``inbox/<sender>/`` and commit, and only then sign the receipt (see
 node/inbox/layout.py for the order and the crash argument). Every refusal is audited with its
 code.
+
+``Offers`` is what the receiving connection and the app use; each of its jobs is a module of
+its own, composed here: the offer's checks (node/inbox/offer_checks.py), the staging opens
+(node/inbox/staging_opens.py), finishing and publishing (node/inbox/finishing.py) and the
+start-up recovery (node/inbox/recovery.py).
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lienthong.keys.errors import KeysError
-from lienthong.keys.identity import parse_time
 from lienthong.node.core.access import access_policy
 from lienthong.node.core.background import in_background
-from lienthong.node.core.clock import rfc3339
 from lienthong.node.core.errors import NodeError
-from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.hops import CallBatches
-from lienthong.node.core.names import safe_file_name
-from lienthong.node.core.restricted import restrict, restricted_folder
-from lienthong.node.documents.confidentiality import not_allowed
-from lienthong.node.documents.petitions import (
-    PETITION_TYPE,
-    PetitionError,
-    allowed_peers,
-    petition_reference,
-    read_petition,
-)
-from lienthong.node.edxml.export import copies_wanted, write_received_extras
-from lienthong.node.identity.history import IDENTITY_GRACE_SECONDS
+from lienthong.node.core.restricted import restricted_folder
+from lienthong.node.documents.petitions import PETITION_TYPE
+from lienthong.node.inbox.finishing import ControlHandler, Finishing
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.layout import (
-    META_SUFFIX,
-    RECEIPT_SUFFIX,
-    Sidecars,
-    document_metadata,
-    finish_interrupted,
-)
-from lienthong.node.inbox.publication import Publication, Publisher, record_stored
-from lienthong.node.inbox.staging import (
-    SPACE_RESERVE,
-    STALE_STAGING_SECONDS,
-    FreeSpace,
-    discard_legacy_partials,
-    discard_stale_staging,
-    free_or_error,
-    open_if_room,
-)
+from lienthong.node.inbox.layout import document_kind
+from lienthong.node.inbox.offer_checks import OfferChecks, Refusal, refuse
+from lienthong.node.inbox.recovery import Recovery
+from lienthong.node.inbox.staging import staging_path, unlink_quietly
+from lienthong.node.inbox.staging_opens import StagingOpens
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
 from lienthong.node.runtime.node_runtime import NodeRuntime
-from lienthong.node.store.records import PeerRevoked, ReceivedRow
-from lienthong.protocol.envelope import (
-    EnvelopeHeader,
-    decode_header,
-    open_header,
-    open_header_key,
-    verify_header,
-)
+from lienthong.node.store.records import ReceivedRow
+from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import ProtocolError
-from lienthong.protocol.events import Accept, Have, Offer, Receipt, Reject, clean_text
-from lienthong.protocol.receipt import issue_receipt
+from lienthong.protocol.events import Have, Offer, Reject
 
 log = Logger(namespace="lienthong.offers")
-
-
-#: Documents up to this many ciphertext bytes finish in batches (``finish_batch``).
-BATCHED_FINISH_MAX = IncomingStream.RESUMABLE_ABOVE
-
-#: What a control document's handler gets: (sender node ID, verified header, stored file).
-ControlHandler = Callable[[str, EnvelopeHeader, Path], Any]
-
-
-def document_kind(header: EnvelopeHeader) -> str:
-    # header.meta is a read-only MappingProxyType, not a dict. Its exact type first: an
-    # isinstance check against the Mapping ABC, made several times per document, was 4% of
-    # the receiver's reactor samples in a burst (docs/benchmarks.md History 57).
-    meta = header.meta
-    if type(meta) is MappingProxyType or isinstance(meta, Mapping):
-        kind = meta.get("kind", "document")
-    else:
-        kind = "document"
-    return kind if isinstance(kind, str) else "document"
 
 
 class Offers:
@@ -108,25 +62,15 @@ class Offers:
         self.rt = runtime
         self.control: dict[str, ControlHandler] = {}
         self.active: set[tuple[str, str]] = set()
+        self.checks = OfferChecks(runtime)
         self.names = InboxNames(runtime.monotonic,
                                 access_policy(runtime.config.node.clerks_group))
-        #: (sender, message ID) of documents whose edXML copies are being written.
-        self.copying: set[tuple[str, str]] = set()
-        #: (sender, message ID) -> the recovery of that interrupted publication under way.
-        self.recovering: dict[tuple[str, str], Deferred] = {}
-        self.publisher = Publisher(runtime, self.names)
+        self.finishing = Finishing(runtime, self.names, self.control)
+        self.recovery = Recovery(runtime, self.names, self.finishing, self.active)
         # Offers come in bursts (a sender offers up to its window at once): their look-ups
-        # share a database unit and their staging files a worker hop (node/core/hops.py).
+        # share a database unit (node/core/hops.py), as their staging opens share a worker hop.
         self._lookups = CallBatches(runtime.db, self._get_received)
-        self._staging_opens = CallBatches(runtime.io, _open_staging)
-        # A small document's free space (a recent reading, node/inbox/staging.py) and its
-        # staging file opened behind its ACCEPT (``_accept_fresh``).
-        self._free_space = FreeSpace(lambda: runtime.io(free_or_error, runtime.config.tmp),
-                                     runtime.monotonic)
-        self._fresh_opens = CallBatches(runtime.io, _start_fresh)
-        # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
-        # share a worker hop (``finish_batch``).
-        self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
+        self.opens = StagingOpens(runtime, self.release)
         #: Small DATA frames of different transfers share a worker hop
         #: (node/inbox/connection.py ``SMALL_FRAME``); each transfer's own frames stay in order.
         self.small_writes = CallBatches(runtime.io, _call)
@@ -142,30 +86,25 @@ class Offers:
         return self._lookups.held()
 
     def legacy_partials(self) -> Path:
-        """Where older versions kept ciphertext partials (see ``discard_legacy_partials``)."""
-        return self.rt.config.tmp / "receiving"
+        """See ``Recovery.legacy_partials`` (node/inbox/recovery.py)."""
+        return self.recovery.legacy_partials()
 
     def staging_path(self, signer: str, message_id: str) -> Path:
-        """Keyed, like the received row, by the identity that signed the envelope: a transfer
-        from a peer's former identity resumes (and a crash recovers) under the same name
-        after the peer rotates."""
-        return self.rt.config.tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
+        """See ``staging_path`` (node/inbox/staging.py)."""
+        return staging_path(self.rt.config.tmp, signer, message_id)
 
     def inbox_folder(self, peer: str, header: EnvelopeHeader | None = None) -> Path:
-        if header is not None and document_kind(header) in self.control:
-            return self.rt.config.home / "state" / "control" / peer.split("-", 1)[0]
-        if header is not None and document_kind(header) == PETITION_TYPE:
-            return (self.rt.config.petitions_folder / "inbox"
-                    / safe_file_name(self.rt.peer_name(peer)))
-        return self.rt.config.inbox / safe_file_name(self.rt.peer_name(peer))
+        """See ``Finishing.inbox_folder`` (node/inbox/finishing.py)."""
+        return self.finishing.inbox_folder(peer, header)
+
+    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
+        """See ``StagingOpens.opening_refused`` (node/inbox/staging_opens.py)."""
+        return self.opens.opening_refused(peer, message_id, failure)
 
     def refuse(self, peer: str, message_id: str, code: str, reason: str, *,
                 security: bool = False) -> Reject:
-        self.rt.audit("security-refused" if security else "rejected", peer=peer,
-                      message_id=message_id, code=code, reason=reason)
-        log.warn("refused {message_id} from {peer}: {code}: {reason}", message_id=message_id,
-                 peer=self.rt.peer_name(peer), code=code, reason=reason)
-        return Reject(message_id=message_id, code=code, reason=clean_text(reason))
+        """See ``refuse`` (node/inbox/offer_checks.py)."""
+        return refuse(self.rt, peer, message_id, code, reason, security=security)
 
     # -- OFFER -----------------------------------------------------------------------------
 
@@ -173,26 +112,11 @@ class Offers:
     def offer(self, peer: str, event: Offer):
         mid = event.message_id
         try:
-            header = self._offered_header(peer, mid, event.envelope)
-            receiving = self.rt.receiving_keys(header.recipients)
-            if receiving is None or header.key_for(receiving.node_id) is None:
-                raise _Refusal("not-addressed-to-us", self._not_ours(header))
-            # v3: the name, size and metadata are sealed to the readers; open them now (one
-            # X25519 operation), before deciding anything that depends on them. The file key
-            # it opened goes on to the staging stream, which would otherwise open it again
-            # (memory only: never logged, never written).
-            header, file_key = open_header_key(
-                header, node_id=receiving.node_id,
-                encryption_keys=self.rt.keys.encryption_private_by_kid())
-            if event.ciphertext_size != header.ciphertext_size:
-                raise _Refusal("bad-envelope", "the OFFER's size differs from the signed header's")
-            if header.size > self.rt.config.max_document_bytes:
-                raise _Refusal("too-large", f"{header.size} bytes is over this node's limit of "
-                               f"{self.rt.config.max_document_bytes}")
-            self._check_confidentiality(peer, header)
-            if document_kind(header) == PETITION_TYPE:
-                self._check_petition(peer, header)
-        except _Refusal as refusal:
+            header, receiving, file_key = self.checks.verified(peer, event)
+            # Bound before this office's own policy is checked: a petition refused by it is
+            # sent back signed, naming the opened header.
+            self.checks.allowed(peer, header)
+        except Refusal as refusal:
             if refusal.petition and self.on_petition_refused is not None:
                 # Signed and sent back in the background; the REJECT answers the offer now.
                 in_background(self.on_petition_refused(peer, header, refusal.code,
@@ -208,14 +132,8 @@ class Offers:
         # by a peer's former identity and offered again after the peer rotated is still the
         # same document (HAVE), never a second copy.
         signer = header.sender
-        # A small v3 document never resumes (it keeps no resume record, so every offer of it
-        # starts at byte 0): it is accepted as soon as the look-up below and the free space
-        # allow, and its staging file is opened behind the ACCEPT (``_accept_fresh``). The
-        # free space is a recent reading (``FreeSpace``), or is read beside the look-up.
-        fresh = (file_key is not None
-                 and header.ciphertext_size <= IncomingStream.RESUMABLE_ABOVE
-                 and document_kind(header) != PETITION_TYPE)
-        space = self._free_space.estimate() if fresh else None
+        # Read beside the look-up, when a small document's acceptance waits for it.
+        space = self.opens.space(header, file_key)
         row = yield self._lookups.call(signer, mid)
         if row is not None and row.state == "publishing":
             if (peer, mid) in self.active:
@@ -233,7 +151,7 @@ class Offers:
             self.rt.audit("duplicate", peer=signer, message_id=mid, digest=row.sha256)
             # A crash after the commit can leave the resume record behind.
             staging = self.staging_path(signer, mid)
-            yield self.rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
+            yield self.rt.io(unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
             return Have(message_id=mid, receipt=row.receipt)
         if (peer, mid) in self.active:
             return Reject(message_id=mid, code="busy",
@@ -250,550 +168,38 @@ class Offers:
                 self.release(peer, mid)
                 return self.refuse(peer, mid, "storage-unavailable",
                                    f"cannot prepare the restricted petition folder: {exc}")
-        if space is not None and file_key is not None:
-            return (yield self._accept_fresh(peer, header, receiving.node_id, file_key, space))
-        try:
-            stream, free, need = yield self._staging_opens.call(
-                self.staging_path(signer, mid), self.rt.config.tmp, header, receiving.node_id,
-                # Encryption keys are never dropped (an identity rotation keeps them), so the
-                # current keystore opens envelopes addressed to a former identity too.
-                self.rt.keys.encryption_private_by_kid(), file_key)
-        except OSError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot open the staging file: {exc.strerror or exc}")
-        except ProtocolError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, exc.code, str(exc))
-        except BaseException:
-            self.release(peer, mid)
-            raise
-        if stream is None:
-            return self._no_space(peer, mid, free, need)
-        return (Accept(message_id=mid, offset=stream.offset), header, stream, None)
-
-    def _no_space(self, peer: str, mid: str, free: int, need: int) -> Reject:
-        """The refusal of a document ``tmp/`` has no room for (retried when space returns)."""
-        self.release(peer, mid)
-        return self.refuse(peer, mid, "storage-unavailable",
-                           f"not enough free disk space ({free} bytes free, {need} "
-                           "needed); it will be retried when space returns")
-
-    @inlineCallbacks
-    def _accept_fresh(self, peer: str, header: EnvelopeHeader, node_id: str, file_key: bytes,
-                      space: Deferred):
-        """The ACCEPT (offset 0) of a document that never resumes, once its offer passed every
-        check and ``space`` (the free bytes of ``tmp/``) says it fits; its staging file is
-        opened on the worker pool behind the ACCEPT (a thread hop less before it: the DATA
-        waits for the opening, node/inbox/connection.py). Nothing is written before the ACCEPT
-        and nothing durable before END (docs/design.md §6). Returns ``(Accept, header, stream,
-        open_staging)``, ``open_staging()`` to be called once the ACCEPT is written (so the
-        worker it wakes does not compete with the writing), or the refusal."""
-        mid = header.message_id
-        free = yield space
-        need = header.size + SPACE_RESERVE
-        if isinstance(free, OSError):
-            self.release(peer, mid)
-            return self.refuse(peer, mid, "storage-unavailable",
-                               f"cannot open the staging file: {free.strerror or free}")
-        if free < need:
-            return self._no_space(peer, mid, free, need)
-        self._free_space.accepted(header.size)
-        try:
-            # With the file key the offer's check opened: no I/O, no public-key work here.
-            stream = IncomingStream.prepare(self.staging_path(header.sender, mid), header,
-                                            node_id=node_id, file_key=file_key,
-                                            encryption_keys=self.rt.keys.
-                                            encryption_private_by_kid())
-        except ProtocolError as exc:
-            self.release(peer, mid)
-            return self.refuse(peer, mid, exc.code, str(exc))
-        except BaseException:
-            self.release(peer, mid)
-            raise
-        return (Accept(message_id=mid, offset=0), header, stream,
-                lambda: self._fresh_opens.call(stream))
-
-    def opening_refused(self, peer: str, message_id: str, failure: Failure) -> Reject | None:
-        """The refusal (audited) of an accepted document whose staging file could not be
-        opened behind its ACCEPT (``_accept_fresh``), as ``offer`` refuses one it cannot open
-        before; None for an unexpected error (the caller reports it as internal)."""
-        exc = failure.value
-        if isinstance(exc, OSError):
-            return self.refuse(peer, message_id, "storage-unavailable",
-                               f"cannot open the staging file: {exc.strerror or exc}")
-        if isinstance(exc, ProtocolError):
-            return self.refuse(peer, message_id, exc.code, str(exc))
-        return None
+        return (yield self.opens.accept(peer, header, receiving.node_id, file_key, space))
 
     def _get_received(self, signer: str, mid: str) -> ReceivedRow | None:
         """On the database thread (a read): the document as received so far, if at all."""
         return self.rt.store.get_received(signer, mid)
 
-    def _offered_header(self, peer: str, mid: str, token: str) -> EnvelopeHeader:
-        """The OFFER's header, verified as signed by ``peer`` (or by a former identity of it,
-        within the grace period); raises the refusal otherwise."""
-        try:
-            # The usual case first: signed by the authenticated peer's current identity. One
-            # parse instead of two (decoding the header to learn its signer, then verifying
-            # it, was a tenth of the receiver's CPU per small document); any doubt falls
-            # through to the full path below, which gives the precise refusal.
-            header = verify_header(token, self.rt.directory.verify_key_for(peer, kid=peer),
-                                   expected_sender=peer)
-        except (ProtocolError, KeysError):
-            pass
-        else:
-            if header.message_id == mid:
-                return header
-        header = decode_header(token)
-        if header.message_id != mid:
-            raise _Refusal("bad-envelope", "the OFFER and its envelope name different messages")
-        if header.sender != peer:
-            self._former_sender(peer, header.sender)
-        return verify_header(token, self.rt.directory.verify_key_for(peer, kid=header.sender),
-                             expected_sender=header.sender)
-
-    def _check_confidentiality(self, peer: str, header: EnvelopeHeader) -> None:
-        """This office's own ``[confidentiality]`` must allow a secret or top-secret document
-        from this peer too: the sender's guard is the sender's policy, not ours
-        (docs/documents.md §1)."""
-        marked = header.meta.get("confidentiality", "normal")
-        name = self.rt.peer_name(peer)
-        config = self.rt.config
-        if not_allowed(str(marked), [name], allowed=config.confidentiality,
-                       groups=config.groups):
-            raise _Refusal("confidentiality-refused", f"{config.node.name} does not accept "
-                           f"{marked} documents from {name}: its administrator can allow it in "
-                           f"lienthong.toml, [confidentiality] {name} = [\"{marked}\"]")
-
-    def _former_sender(self, peer: str, sender: str) -> None:
-        """Accept an envelope signed by a *former* identity of the authenticated peer (queued
-        before it rotated its identity) for ``IDENTITY_GRACE_SECONDS`` after we applied its
-        continuation; refuse anything else as a sender mismatch."""
-        # A former identity is one whose validity has ended (not the current one).
-        closed = [key.valid_until for key in self.rt.directory.identities_of(peer)
-                  if key.kid == sender and key.valid_until is not None]
-        if not closed:
-            raise _Refusal("sender-mismatch", f"the envelope is signed as {sender} but the "
-                           f"connection is from {peer}", security=True)
-        ended = rfc3339(parse_time(closed[0]).timestamp() + IDENTITY_GRACE_SECONDS)
-        if parse_time(self.rt.now_text()) >= parse_time(ended):
-            raise _Refusal("sender-mismatch", f"the envelope is signed by {sender}, a former "
-                           f"identity of {self.rt.peer_name(peer)} that we stopped accepting "
-                           f"at {ended}; it must be sent again", security=True)
-
-    def _check_petition(self, peer: str, header: EnvelopeHeader) -> None:
-        """This office's own policy for petitions (docs/petitions.md §3), whatever the
-        sender's: only sealed, only from a peer allowed for petitions, only well-formed."""
-        config = self.rt.config
-        name = self.rt.peer_name(peer)
-        if header.version < 3:
-            raise _Refusal("petition-not-sealed", "a citizens' petition is accepted only in a "
-                           "sealed envelope (version 3); it was offered unsealed",
-                           petition=True)
-        if name not in allowed_peers(config.petitions.peers, config.groups):
-            raise _Refusal("petition-not-allowed", f"this office ({config.node.name}) does not "
-                           f"accept citizens' petitions from {name} ([petitions] peers)",
-                           petition=True)
-        try:
-            read_petition(header.meta)
-        except PetitionError as exc:
-            raise _Refusal(exc.code, f"the petition's metadata is not acceptable: {exc.reason}",
-                           petition=True) from None
-
-    def _not_ours(self, header: EnvelopeHeader) -> str:
-        for former in self.rt.retired_ids:
-            if former in header.recipients:
-                return (f"the envelope is addressed to {former}, a former identity of this "
-                        "node whose grace period has ended; send it again to this node's "
-                        f"current identity {self.rt.node_id}")
-        return "this node is not a recipient of the envelope"
-
-    def _reader_of(self, header: EnvelopeHeader) -> str:
-        """Which of our identities (current or former) an envelope was sealed to."""
-        receiving = self.rt.receiving_keys(header.recipients)
-        if receiving is not None:
-            return receiving.node_id
-        # A former identity past its grace period: its sealed key opens with our keys still
-        # (encryption keys are never dropped).
-        return next((r for r in header.recipients if header.key_for(r) is not None
-                     and r in self.rt.retired_ids), self.rt.node_id)
-
     def release(self, peer: str, message_id: str) -> None:
         self.active.discard((peer, message_id))
 
-    # -- END -------------------------------------------------------------------------------
-
-    @inlineCallbacks
     def finish(self, peer: str, header: EnvelopeHeader, stream: IncomingStream,
-               last: bytes | memoryview | None = None):
-        """After END and after every DATA frame went through ``stream`` (the caller orders
-        them), except ``last``, the final DATA frame if it had not been written yet (a small
-        document's whole ciphertext, arriving with its END): write it, prove the document and
-        reserve its inbox name (one worker hop), publish and commit it with whatever else
-        finished meanwhile (node/inbox/publication.py), and return the RECEIPT (or a
-        REJECT)."""
-        rt = self.rt
-        mid = header.message_id
-        # Kept under the identity that signed it (see ``offer``).
-        signer = header.sender
-        try:
-            # The header comes back with its digest proven (v3: by the signed trailer).
-            # A large document's proof and fsync take long: it keeps a hop of its own, so
-            # the small documents finishing meanwhile do not wait behind it.
-            args = (stream, self.names, self.inbox_folder(signer, header), header.name, last)
-            final, header = yield (self._finishes.call(*args)
-                                   if header.ciphertext_size <= BATCHED_FINISH_MAX
-                                   else rt.io(_finish_and_reserve, *args))
-        except ProtocolError as exc:
-            yield rt.io(stream.discard)
-            return self.refuse(peer, mid, exc.code, str(exc))
-        except _CannotPublish as exc:
-            return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot publish the document: {exc.error.strerror}")
-        except OSError as exc:
-            yield rt.io(stream.close)
-            return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot write the document: {exc.strerror}")
-        now = rt.now_text()
-        receiving, header, now, meta = self._receipt_inputs(signer, header, final, now)
-        try:
-            receipt = yield self.publisher.add(Publication(
-                signer=signer, header=header, staging=stream.staging,
-                resume_record=stream.resume_record, final=final, receiving=receiving,
-                meta=meta, now=now, peer=peer, sidecar_group=self._sidecar_group(header)))
-        except OSError as exc:
-            return self.refuse(peer, mid, "storage-unavailable",
-                                f"cannot publish the document: {exc.strerror}")
-        except PeerRevoked as exc:
-            yield rt.io(stream.discard)
-            return self.refuse(peer, mid, exc.code, f"not accepted: {exc}")
-        yield self._stored(signer, header, final)
-        failpoint("receiver-after-commit-before-receipt")
-        return Receipt(message_id=mid, receipt=receipt)
+               last: bytes | memoryview | None = None) -> Deferred:
+        """See ``Finishing.finish`` (node/inbox/finishing.py)."""
+        return self.finishing.finish(peer, header, stream, last)
 
-    def _receipt_inputs(self, peer: str, header: EnvelopeHeader, final: Path,
-                        now: str) -> tuple[Any, EnvelopeHeader, str, dict[str, Any]]:
-        # Signed by the identity the envelope was addressed to (a former one during its grace
-        # period), so the receipt verifies for the sender under the key it sealed for.
-        receiving = self.rt.receiving_keys(header.recipients) or self.rt.keys
-        meta = document_metadata(header, sender_name=self.rt.peer_name(peer), received_at=now,
-                                 original_name=header.name)
-        meta["stored_as"] = final.name
-        return receiving, header, now, meta
+    def recover(self) -> Deferred:
+        """See ``Recovery.recover`` (node/inbox/recovery.py)."""
+        return self.recovery.recover()
 
-    def _sidecar_group(self, header: EnvelopeHeader) -> str | None:
-        """A petition's sidecars are the petition staff's alone, like the petition."""
-        return (self.rt.config.petitions.group if document_kind(header) == PETITION_TYPE
-                else None)
+    def recover_sidecars(self) -> Deferred:
+        """See ``Recovery.recover_sidecars`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_sidecars()
 
-    @inlineCallbacks
-    def _sign_and_commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str):
-        """For a document already in the inbox (a recovery): sign, commit, write the sidecars
-        (after the commit, as for any document: node/inbox/publication.py)."""
-        receiving, header, now, meta = self._receipt_inputs(peer, header, final, now)
-        receipt = issue_receipt(receiving.identity, recipient=receiving.node_id, header=header,
-                                time=now)
-        yield self._commit(peer, header, final, now, receipt)
-        yield self.publisher.place_sidecars([(peer, header.message_id, Sidecars(
-            final, meta, receipt, self._sidecar_group(header)))])
-        return receipt
-
-    @inlineCallbacks
-    def _commit(self, peer: str, header: EnvelopeHeader, final: Path, now: str,
-                receipt: str):
-        failpoint("receiver-after-fsync-before-commit")
-        yield record_stored(self.rt, peer, header, final, now, receipt)
-        yield self._stored(peer, header, final)
-
-    @inlineCallbacks
-    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):
-        """After the ``stored`` commit: log it, and apply a control document."""
-        rt = self.rt
-        log.info("received {name!r} from {peer} into {path}", name=header.name,
-                 peer=rt.peer_name(peer), path=str(final))
-        if document_kind(header) == PETITION_TYPE:
-            yield self._file_petition(peer, header, final)
-        handler = self.control.get(document_kind(header))
-        if handler is None:
-            self._edxml_extras(peer, header.message_id, header.meta, final)
-        if handler is not None:
-            failpoint("receiver-before-control-applied")
-            try:
-                yield handler(peer, header, final)
-            except Exception as exc:  # noqa: BLE001 - a bad control document must not stop us
-                log.failure("could not apply {kind} {mid} from {peer}", kind=document_kind(header),
-                            mid=header.message_id, peer=rt.peer_name(peer))
-                yield rt.audit("control-failed", peer=peer, message_id=header.message_id,
-                               control_kind=document_kind(header), reason=str(exc)[:500])
-
-    @inlineCallbacks
-    def _file_petition(self, peer: str, header: EnvelopeHeader, final: Path):
-        """A stored petition: readable by the petition staff only, and in the register."""
-        rt = self.rt
-        try:
-            yield rt.io(_restrict_published, final, rt.config.petitions.group)
-            yield rt.db(rt.store.record_petition, "received", peer, header.message_id,
-                        read_petition(header.meta), rt.now_text())
-        except Exception as exc:  # noqa: BLE001 - the document is stored and receipted
-            log.error("could not register petition {ref}: {error}",
-                      ref=petition_reference(header.message_id), error=type(exc).__name__)
-            yield rt.audit("petition-register-failed", peer=peer,
-                           message_id=header.message_id, reason=type(exc).__name__)
-
-    def _edxml_extras(self, peer: str, message_id: str, meta: Mapping[str, Any], final: Path,
-                      *, recovering: bool = False) -> Deferred:
-        """What ``[edxml]`` asks for beside a stored document (its attachments unpacked, or an
-        .edxml beside it): copies, made without delaying the receipt. Its ``edxml_copies_due``
-        row goes once they are written, or once a failure is logged and audited (``lienthong
-        export --edxml`` makes them then); a crash before leaves the row for ``recover``."""
-        rt = self.rt
-        key = (peer, message_id)
-        if not copies_wanted(rt.config, meta) or key in self.copying:
-            return succeed(None)
-        self.copying.add(key)
-        failpoint("receiver-after-commit-before-copies")
-        d = rt.io(write_received_extras, rt.config, final, message_id=message_id,
-                  sender=rt.peer_name(peer), meta=meta, recovering=recovering)
-
-        def failed(failure: Failure) -> Deferred:
-            log.warn("could not write the edXML copies of {mid}: {error}",
-                     mid=message_id, error=failure.getErrorMessage())
-            return rt.audit("edxml-extras-failed", peer=peer, message_id=message_id,
-                            reason=failure.getErrorMessage()[:500])
-        d.addErrback(failed)
-        d.addCallback(lambda _: rt.db(rt.store.edxml_copies_done, peer, message_id))
-        d.addErrback(lambda f: log.failure("could not record the edXML copies of {mid}", f,
-                                           mid=message_id))
-        d.addBoth(lambda _: self.copying.discard(key))
-        return d
-
-    @inlineCallbacks
-    def recover_copies(self):
-        """Write the edXML copies a crash interrupted (after the ``stored`` commit, before the
-        copies): idempotent, a finished copy is not made twice."""
-        rt = self.rt
-        due = yield rt.db(rt.store.edxml_copies_due)
-        for sender, message_id in due:
-            rows = yield rt.db(rt.store.stored_received, message_id)
-            row = next((r for r in rows if r.sender_node_id == sender), None)
-            if row is None:  # still publishing (recover_row handles it) or gone
-                continue
-            log.info("writing the edXML copies of {mid}, interrupted", mid=message_id)
-            yield self._edxml_extras(sender, message_id, row.meta,
-                                     rt.config.home / row.stored_path, recovering=True)
-
-    # -- recovery --------------------------------------------------------------------------
-
-    @inlineCallbacks
-    def recover(self):
-        removed = yield self.rt.io(discard_legacy_partials, self.legacy_partials())
-        if removed:
-            log.info("removed {n} partial transfer(s) kept by an older version; they will be "
-                     "received again from the start", n=removed)
-        rows = yield self.rt.db(self.rt.store.publishing_rows)
-        for row in rows:
-            yield self.recover_row(row)
-        yield self.recover_sidecars()
-        yield self.recover_copies()
-        stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
-                                 self.rt.now(), frozenset(mid for _, mid in self.active))
-        if stale:
-            log.info("removed {n} partly received document(s) no peer offered again for "
-                     "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
-
-    @inlineCallbacks
-    def recover_sidecars(self):
-        """Write again the sidecars a crash cut short after the ``stored`` commit (a
-        ``sidecars_due`` row left): from the store, each under a temporary name renamed into
-        place, so a partial one is replaced whole. Idempotent."""
-        rt = self.rt
-        rows = yield rt.db(rt.store.sidecars_due_rows)
-        if not rows:
-            return
-        log.info("writing the sidecars of {n} stored document(s), interrupted", n=len(rows))
-        items = []
-        for row in rows:
-            if row.receipt is None:  # a stored row always has one (Store.mark_stored)
-                continue
-            try:
-                header = self._stored_header(row)
-            except Exception as exc:  # noqa: BLE001 - one row must not stop the start
-                log.warn("cannot write the sidecars of {mid}: its stored header does not "
-                         "open ({error})", mid=row.message_id, error=type(exc).__name__)
-                continue
-            final = rt.config.home / row.stored_path
-            _, header, _, meta = self._receipt_inputs(row.sender_node_id, header, final,
-                                                      row.received_at)
-            items.append((row.sender_node_id, row.message_id, Sidecars(
-                final, meta, row.receipt, self._sidecar_group(header))))
-        yield self.publisher.place_sidecars(items)
-
-    def _stored_header(self, row: ReceivedRow) -> EnvelopeHeader:
-        """A received row's header, opened again. A v3 header names neither the name nor the
-        digest in the clear: reopen it with our keys, and take the digest this node proved
-        and recorded."""
-        stored = decode_header(row.header_token)
-        header = open_header(stored, node_id=self._reader_of(stored),
-                             encryption_keys=self.rt.keys.encryption_private_by_kid())
-        return header if header.digest is not None else header.with_digest(row.sha256)
+    def recover_copies(self) -> Deferred:
+        """See ``Recovery.recover_copies`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_copies()
 
     def recover_row(self, row: ReceivedRow) -> Deferred:
-        """Complete (or forget) a publication a crash interrupted; never makes a second copy.
+        """See ``Recovery.recover_row`` (node/inbox/recovery.py)."""
+        return self.recovery.recover_row(row)
 
-        One at a time per document: the start-up recovery and a peer that offers the same
-        document again at once (it redials as soon as the node listens, as after a standby's
-        takeover) both come here; the second waits for the first, then finds it done."""
-        key = (row.sender_node_id, row.message_id)
-        running = self.recovering.get(key)
-        if running is not None:
-            waited: Deferred = Deferred()
-
-            def wake(result: object) -> object:
-                waited.callback(None)
-                return result
-            running.addBoth(wake)
-            return waited
-        started = self._recover_row(row)
-        self.recovering[key] = started
-
-        def finished(result: object) -> object:
-            self.recovering.pop(key, None)
-            return result
-        return started.addBoth(finished)
-
-    @inlineCallbacks
-    def _recover_row(self, row: ReceivedRow):
-        rt = self.rt
-        current = yield rt.db(rt.store.get_received, row.sender_node_id, row.message_id)
-        if current is None or current.state != "publishing":
-            return  # completed (or forgotten) since the row was read
-        final = rt.config.home / row.stored_path
-        staging = self.staging_path(row.sender_node_id, row.message_id)
-        done = yield rt.io(finish_interrupted, staging, final, row.sha256, self.names.access)
-        if done:
-            header = self._stored_header(row)
-            log.info("completing interrupted reception of {mid}", mid=row.message_id)
-            yield self._sign_and_commit(row.sender_node_id, header, final, rt.now_text())
-            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
-        else:
-            log.warn("forgetting interrupted reception of {mid}; the sender will resend",
-                     mid=row.message_id)
-            yield rt.db(rt.store.abandon_publish, row.sender_node_id, row.message_id,
-                        rt.now_text())
-            yield rt.io(_unlink_quietly, staging)
-            yield rt.io(_unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
-
-
-def _open_staging(staging: Path, tmp: Path, header: EnvelopeHeader, node_id: str,
-                  encryption_keys: Any, file_key: bytes | None,
-                  ) -> tuple[IncomingStream | None, int, int]:
-    """Worker pool: the staging file of an accepted offer, if there is room (a batch of these
-    shares one hop). ``file_key``: the one the offer's check opened (v3), or None."""
-    return open_if_room(staging, tmp, header, node_id=node_id, encryption_keys=encryption_keys,
-                        file_key=file_key)
-
-
-def _start_fresh(stream: IncomingStream) -> IncomingStream:
-    """Worker pool: open the staging file of a document accepted before it was opened."""
-    failpoint("receiver-accepted-before-staging-open")
-    stream.start_fresh()
-    return stream
 
 
 def _call(work: Callable[..., Any], *args: Any) -> Any:
     """Worker pool: ``work(*args)`` (a batched call of any blocking step)."""
     return work(*args)
-
-
-def _finish_and_reserve(stream: IncomingStream, names: InboxNames, folder: Path,
-                        name: str, last: bytes | memoryview | None,
-                        ) -> tuple[Path, EnvelopeHeader]:
-    """Worker pool: write ``last`` (see ``_write_last``), prove the document (fsyncing its
-    staging file), then reserve its inbox name; one hop instead of two or three per
-    document. Returns the name and the proven header."""
-    _write_last(stream, last)
-    header = stream.finish()
-    return _reserve(names, folder, name), header
-
-
-def _write_last(stream: IncomingStream, last: bytes | memoryview | None) -> None:
-    """The document's final DATA frame, when it came with its END and was not written yet: the
-    same decryption into the staging file as any frame (node/inbox/stream.py), in the END's
-    hop rather than a hop of its own. Nothing is durable before the proof and fsync that
-    follow, so a crash here is a crash mid-transfer (docs/design.md §6)."""
-    if last is not None:
-        stream.write(last)
-        failpoint("receiver-last-data-at-end")
-
-
-def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
-    every final DATA frame that came with its END written, every staging file proven and its
-    writeback started, then each fsynced (the first fsync commits the journal for all:
-    node/core/writeback.py ``start_writeback``) and its name reserved. Each call's result, or
-    the Failure that stopped it alone."""
-    proven: list[Any] = []
-    for stream, _names, _folder, _name, last in calls:
-        try:
-            _write_last(stream, last)
-            proven.append(stream.prove())
-        except Exception:  # noqa: BLE001 - this document's own failure, handed back
-            proven.append(Failure())
-    results: list[Any] = []
-    for (stream, names, folder, name, _last), header in zip(calls, proven, strict=True):
-        if isinstance(header, Failure):
-            results.append(header)
-            continue
-        try:
-            stream.sync()
-            results.append((_reserve(names, folder, name), header))
-        except Exception:  # noqa: BLE001 - this document's own failure, handed back
-            results.append(Failure())
-    return results
-
-
-def _reserve(names: InboxNames, folder: Path, name: str) -> Path:
-    try:
-        return names.reserve(folder, name)
-    except OSError as exc:
-        raise _CannotPublish(exc) from exc
-
-
-class _CannotPublish(NodeError):
-    """No inbox name could be reserved (the inbox folder is unusable): not a write error of
-    the staging file, which stays proven for the next attempt."""
-
-    code = "cannot-publish"
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _restrict_published(final: Path, group: str) -> None:
-    """The document and its sidecars: the petition staff's group may read them."""
-    for path in (final, final.with_name(final.name + META_SUFFIX),
-                 final.with_name(final.name + RECEIPT_SUFFIX)):
-        if path.exists():
-            restrict(path, group)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-class _Refusal(NodeError):
-    code = "offer-refused"
-
-    def __init__(self, code: str, reason: str, *, security: bool = False,
-                 petition: bool = False) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        self.security = security
-        #: Refused by this office's petition policy: the sender gets a signed refusal too.
-        self.petition = petition

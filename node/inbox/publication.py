@@ -6,7 +6,7 @@ its receipt. With 2,000 documents dropped at once the folder fsyncs alone were a
 the receiver's samples, and the hops and commits most of the rest of its time per document
 (docs/benchmarks.md).
 
-How: ``Offers.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
+How: ``Finishing.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
 staging file fsynced) and reserves its inbox name, then hands it to ``Publisher.add``. The
 first document is published at once; every document that finishes while a batch is being
 published goes into the next batch (no timer: a lone document waits for nothing, a burst
@@ -33,7 +33,7 @@ inbox before its ``publishing`` row is committed, no staging name is dropped bef
 link is durable, and no receipt is returned before the ``stored`` commit. The sidecars hold
 nothing the store does not (the receipt is in the ``stored`` row, the metadata is the header
 and the row): a crash before their rows are dropped leaves the rows, and the next start
-writes them again from the store (``Offers.recover_sidecars``); a clerk sees no sidecar or a
+writes them again from the store (``Recovery.recover_sidecars``); a clerk sees no sidecar or a
 whole one. Only the fsyncs and commits are shared. A document whose step fails is refused on
 its own (a unit of work that meets a refusal is undone and run again one document at a time,
 each in a savepoint; a ``publishing`` row left behind is completed or forgotten by recovery,
@@ -243,7 +243,7 @@ class Publisher:
         while a sidecar hop runs wait for it and go together in the next (no timer): in a
         burst one hop, one fsync pass and one statement serve several publication batches.
         A failure is logged and leaves the rows, so the next start writes them again
-        (``Offers.recover_sidecars``)."""
+        (``Recovery.recover_sidecars``)."""
         done: Deferred = Deferred()
         self._sidecars_waiting.append((list(items), done))
         if not self._placing:

@@ -2,8 +2,9 @@
 offer, and the start-up clean-up of those nobody will finish.
 
 Split out of node/inbox/offers.py, which decides about offers and ENDs; these are the blocking
-file-system parts it runs on the worker pool, and ``FreeSpace``, the reactor's recent reading
-of the free space that a small document's offer is checked against.
+file-system parts that node/inbox/staging_opens.py and node/inbox/recovery.py run on the worker
+pool, and ``FreeSpace``, the reactor's recent reading of the free space that a small
+document's offer is checked against.
 """
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ from lienthong.protocol.envelope import EnvelopeHeader
 #: Free space kept in reserve beyond what a document needs, so the store and the audit log
 #: can still be written when a large document has just filled the disk.
 SPACE_RESERVE = 16 * 1024 * 1024
+
+
+def staging_path(tmp: Path, signer: str, message_id: str) -> Path:
+    """Where a document's staging file is: keyed, like the received row, by the identity that
+    signed the envelope, so a transfer from a peer's former identity resumes (and a crash
+    recovers) under the same name after the peer rotates."""
+    return tmp / "staging" / f"{message_id}-{signer.split('-', 1)[0]}"
 
 
 def free_bytes(folder: Path) -> int:
@@ -164,3 +172,11 @@ def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = froze
             path.unlink(missing_ok=True)
             removed += path.name == base.name
     return removed
+
+
+def unlink_quietly(path: Path) -> None:
+    """A staging file or its resume record removed, if there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

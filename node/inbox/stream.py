@@ -97,7 +97,7 @@ class IncomingStream:
         """The stream with its opener ready and no file touched yet (:meth:`start_fresh` or
         :meth:`open` does that): with ``file_key`` given, no I/O and no public-key work, so
         the receiver can build it on the reactor and answer the offer before the staging
-        file is opened (node/inbox/offers.py). Raises what the opener raises."""
+        file is opened (node/inbox/staging_opens.py). Raises what the opener raises."""
         # The plaintext SHA-256 is taken on the decrypting worker, chunk by chunk (hashlib
         # releases the GIL): no plaintext queued for a hashing thread and no hand-offs to it,
         # 2-5 MiB less at the receiver's peak and no more CPU (docs/benchmarks.md History 51).

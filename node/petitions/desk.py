@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-R (receiver) refuses an offered petition its own policy does not allow (node/inbox/offers.py
+R (receiver) refuses an offered petition its own policy does not allow (node/inbox/offer_checks.py
 answers the OFFER with REJECT at once); :meth:`PetitionDesk.refuse_offer` then signs a
 refusal naming that very envelope (protocol/refusal.py) and sends it back to S as a small
 control document of kind ``refusal``. At S, :meth:`PetitionDesk.on_refusal` verifies it (R's

@@ -75,7 +75,7 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
 
 def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) -> None:  # type: ignore[no-untyped-def]
     """A small document's one DATA frame, arriving with its END, is written in the END's
-    worker hop (node/inbox/connection.py ``_end``, node/inbox/offers.py ``_write_last``).
+    worker hop (node/inbox/connection.py ``_end``, node/inbox/finishing.py ``_write_last``).
     Killed just after that write, before the proof and the staging fsync: nothing of it is
     durable or recorded (no row), so the sender's retry brings it again from byte 0 and it
     is stored once; no staging file is left behind."""
@@ -111,10 +111,10 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
 
 
 def test_kill_with_a_small_document_accepted_before_its_staging_file_is_opened(network) -> None:  # type: ignore[no-untyped-def]
-    """A small v3 document is accepted before its staging file is opened (node/inbox/offers.py
-    ``_accept_fresh``); killed after the ACCEPT went out and before the opening: nothing of
-    it was written or recorded, so the sender's retry starts it again from byte 0 and it is
-    stored once; no staging file is left behind."""
+    """A small v3 document is accepted before its staging file is opened
+    (node/inbox/staging_opens.py ``_accept_fresh``); killed after the ACCEPT went out and
+    before the opening: nothing of it was written or recorded, so the sender's retry starts
+    it again from byte 0 and it is stored once; no staging file is left behind."""
     beta = _kill_and_restart(network, "receiver-accepted-before-staging-open:5", "to-trinh",
                              envelope=3)
     assert list((beta.home / "tmp" / "staging").iterdir()) == []

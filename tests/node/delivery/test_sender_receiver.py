@@ -441,7 +441,7 @@ def held_batches() -> HeldWorkers:
 
 
 def held_openings() -> HeldWorkers:
-    """The hops that open a staging file behind its ACCEPT (``Offers._accept_fresh``) held."""
+    """The hops that open a staging file behind its ACCEPT (``StagingOpens._accept_fresh``) held."""
     return HeldWorkers(lambda fn, args: any(getattr(arg, "__name__", "") == "_start_fresh"
                                             for arg in args))
 

@@ -13,7 +13,7 @@ from lienthong.node.identity.history import (
 )
 from lienthong.node.identity.rotation import next_keystore, read_request, rotate
 from lienthong.node.identity.switch import IdentitySwitch
-from lienthong.node.inbox.offers import Offers
+from lienthong.node.inbox.offer_checks import OfferChecks
 from tests.node.runtimehelp import NOW, PASSPHRASE, FakeReactor, make_office
 
 
@@ -66,7 +66,7 @@ def test_switch_keeps_the_former_identity_for_its_grace_period_then_retires_it(
     assert rt.receiving_keys([old_id]) is None
     assert "identity-retired" in [e.kind for e in rt.store.audit_entries()]
     header = types.SimpleNamespace(recipients=(old_id,))
-    assert "grace period has ended" in Offers(rt)._not_ours(header)  # noqa: SLF001
+    assert "grace period has ended" in OfferChecks(rt)._not_ours(header)  # noqa: SLF001
 
     # A restart after the grace period: the former identity is known as retired.
     rt.retired_ids.clear()

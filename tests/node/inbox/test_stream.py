@@ -14,8 +14,8 @@ import pytest
 from twisted.python.failure import Failure
 
 from lienthong.node.core.access import AccessPolicy
+from lienthong.node.inbox.finishing import finish_batch
 from lienthong.node.inbox.folder_names import InboxNames
-from lienthong.node.inbox.offers import finish_batch
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import open_header_key, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
@@ -204,7 +204,7 @@ def test_a_v3_transfer_resumes_and_its_staging_area_names_nothing(tmp_path: Path
 
 def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
         tmp_path: Path) -> None:
-    """The file key the offer's check opened (node/inbox/offers.py) goes to the stream: it
+    """The file key the offer's check opened (node/inbox/offer_checks.py) goes to the stream: it
     opens, resumes (re-encrypting the staged chunks) and finishes with no private key at
     all, so no second X25519 operation is made; and nothing of the key is written beside
     the staging file."""
@@ -231,7 +231,7 @@ def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
 
 def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``finish_batch`` (node/inbox/offers.py): every staging file proven and its writeback
+    """``finish_batch`` (node/inbox/finishing.py): every staging file proven and its writeback
     started before the first fsync, a last frame that came with its END written first; a
     document cut short fails alone, unfinished."""
     names = InboxNames(lambda: 0.0, AccessPolicy())
