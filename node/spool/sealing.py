@@ -269,6 +269,8 @@ class EnvelopeSource:
             self._stream_header = ends[:HEADER_BYTES]
             self._trailer = ends[HEADER_BYTES:] if header.trailer_bytes else None
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
+        self._block = bytearray(header.chunk_size)
+        self._block_view = memoryview(self._block)
         self._restart()
 
     @property
@@ -288,11 +290,12 @@ class EnvelopeSource:
         self._ended = False
 
     def _refill(self) -> None:
-        """The next ciphertext chunk (one chunk of plaintext read and encrypted, no copy)."""
-        block = self._plain.read(self._header.chunk_size)
+        """The next ciphertext chunk (one chunk of plaintext read into the same buffer each
+        time, and encrypted from it)."""
+        read = self._plain.readinto(self._block)
         try:
-            if block:
-                out = self._encryptor.feed(block)
+            if read:
+                out = self._encryptor.feed(self._block_view[:read])
             elif not self._ended:
                 self._ended = True
                 if self._trailer is None and self._signer is not None:
