@@ -285,20 +285,30 @@ class PayloadEncryptor(_Codec):
         """True once :meth:`feed` has been called."""
         return self._header_sent
 
-    def _push(self, chunk: bytes | memoryview, out: Sink) -> None:
+    def _push(self, chunk: bytes | memoryview, out: Sink,
+              into: memoryview | None = None) -> int:
+        """Seal one chunk into the codec's buffer, or at the start of ``into``; hand the
+        ciphertext to ``out``; return its length."""
         final = self._index == self._total - 1
         size = len(chunk) + CHUNK_OVERHEAD
-        if _sodium_push(self._state.statebuf, self._chunk_ptr, _ffi.NULL,
+        if into is None:
+            target, sealed = self._chunk_ptr, self._chunk_view[:size]
+        else:
+            sealed = into[:size]
+            if len(sealed) != size:
+                raise ValueError(f"no room for a {size}-byte chunk ({len(into)} bytes left)")
+            target = _ffi.from_buffer(sealed)
+        if _sodium_push(self._state.statebuf, target, _ffi.NULL,
                         _ffi.from_buffer(chunk), len(chunk), self._ad, self._ad_len,
                         TAG_FINAL if final else TAG_MESSAGE) != 0:
             raise RuntimeError("secretstream push failed")
-        sealed = self._chunk_view[:size]
         if self._cipher is not None:
             self._cipher.update(sealed)
         out(sealed)
         self._index += 1
         if final:
             self._move(_Phase.DONE)
+        return size
 
     @_fail_closed
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -308,12 +318,24 @@ class PayloadEncryptor(_Codec):
         return out.result()
 
     @_fail_closed
-    def feed_into(self, data: bytes | bytearray | memoryview, sink: Sink) -> None:
+    def feed_into(self, data: bytes | bytearray | memoryview, sink: Sink,
+                  into: memoryview | None = None) -> None:
         """:meth:`feed`, handing each piece of ciphertext to ``sink`` as it is made, as a view
-        valid only until ``sink`` returns (the codec's buffer: no copy is made of it)."""
-        self._feed(data, sink)
+        valid only until ``sink`` returns (the codec's buffer: no copy is made of it).
 
-    def _feed(self, data: bytes | bytearray | memoryview, out: Sink) -> None:
+        ``into``: a writable buffer to make the ciphertext in instead, each piece after the
+        previous one from its start (``sink`` then gets views of it, which stay the caller's);
+        it must have room for all of this call's: a caller's mistake, ValueError, after which
+        the codec refuses every call (the plaintext was already counted)."""
+        try:
+            self._feed(data, sink, into)
+        except ValueError as exc:
+            self._move(_Phase.FAILED)
+            self._failure = SizeMismatch(f"no room for the ciphertext: {exc}")
+            raise
+
+    def _feed(self, data: bytes | bytearray | memoryview, out: Sink,
+              into: memoryview | None = None) -> None:
         if self._phase is _Phase.FINISHED:
             raise SizeMismatch("the payload was already finished")
         view = memoryview(data).cast("B")
@@ -323,11 +345,17 @@ class PayloadEncryptor(_Codec):
                                "(did the file grow while it was being sealed?)")
         self._plain.update(view)
         self._fed += n
+        at = 0   # bytes made in ``into``
         if not self._header_sent:
             self._header_sent = True
             if self._cipher is not None:
                 self._cipher.update(self._header)
-            out(memoryview(self._header))
+            if into is None:
+                out(memoryview(self._header))
+            else:
+                into[:HEADER_BYTES] = self._header   # ValueError if there is no room
+                out(into[:HEADER_BYTES])
+                at = HEADER_BYTES
         pos = 0
         while self._index < self._chunks:   # the plaintext's chunks (a trailer comes at finish)
             need = self._plain_len(self._index) - self._pending_len
@@ -340,7 +368,7 @@ class PayloadEncryptor(_Codec):
             else:
                 chunk = view[pos:pos + need]     # read where it is: no copy
             pos += need
-            self._push(chunk, out)
+            at += self._push(chunk, out, None if into is None else into[at:])
 
     @_fail_closed
     def finish(self, trailer: bytes | None = None) -> tuple[bytes, PayloadSummary]:
