@@ -123,14 +123,11 @@ class BulkTLSTransport(BufferingTLSTransport):
         transport = self.transport
         if transport is None:  # Twisted flushes only once the TCP connection exists
             raise RuntimeError("TLS records flushed before the TCP connection was made")
-        while True:
-            try:
-                data = self._tlsConnection.bio_read(BIO_READ)
-            except WantReadError:
-                return
-            transport.write(data)
-            if len(data) < BIO_READ:
-                return
+        connection = self._tlsConnection
+        # Asked first: after a socket read there is usually nothing to send, and pyOpenSSL's
+        # ``bio_read`` allocates its whole buffer and raises WantReadError to say so.
+        while pending := _lib.BIO_get_mem_data(connection._from_ssl, _ffi.NULL):
+            transport.write(connection.bio_read(min(pending, BIO_READ)))
 
     _received: bytearray | None = None
     _received_at: Any = None
@@ -184,12 +181,19 @@ class BulkTLSTransport(BufferingTLSTransport):
                 with memoryview(buffer) as view:
                     pieces.append(bytes(view[:filled]))
 
+    #: The wrapped protocol and whether it takes pieces, once asked (an isinstance check
+    #: against a runtime-checkable Protocol costs tens of microseconds, once per read).
+    _takes_pieces: tuple[object, bool] | None = None
+
     def _deliver(self, pieces: list[bytes]) -> None:
         if not pieces or self._aborted:
             return
         protocol = self.wrappedProtocol
-        if isinstance(protocol, ReceivesPieces):
-            protocol.pieces_received(pieces)
+        known = self._takes_pieces
+        if known is None or known[0] is not protocol:
+            known = self._takes_pieces = (protocol, isinstance(protocol, ReceivesPieces))
+        if known[1]:
+            typing.cast(ReceivesPieces, protocol).pieces_received(pieces)
         else:
             ProtocolWrapper.dataReceived(self, pieces[0] if len(pieces) == 1
                                          else b"".join(pieces))
