@@ -273,7 +273,8 @@ class EnvelopeSource:
             self._stream_header = ends[:HEADER_BYTES]
             self._trailer = ends[HEADER_BYTES:] if header.trailer_bytes else None
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
-        self._block = bytearray(header.chunk_size)
+        # A small document's source needs no more than its size (zeroed at allocation).
+        self._block = bytearray(max(1, min(header.chunk_size, header.size)))
         self._block_view = memoryview(self._block)
         self._buffer = bytearray()   # the ciphertext made, grown to a read's needs
         self._buffer_view = memoryview(self._buffer)
@@ -325,7 +326,7 @@ class EnvelopeSource:
         how many of them there are, up to ``count``."""
         # Room for the count, the chunk that crosses its end, the stream header and the
         # trailer's chunk.
-        room = (count + self._header.chunk_size + 2 * CHUNK_OVERHEAD + HEADER_BYTES
+        room = (count + len(self._block) + 2 * CHUNK_OVERHEAD + HEADER_BYTES
                 + self._header.trailer_bytes)
         if len(self._buffer) < room:
             grown = bytearray(room)
