@@ -184,8 +184,10 @@ class _Codec:
         self._plain: Digest = hashlib.sha256() if plaintext_digest is None else plaintext_digest
         self._cipher: Any = hashlib.sha256()   # None: the ciphertext is not hashed
         self._output = bytearray()         # reused by Gather
-        # One chunk's output (ciphertext or plaintext), written by libsodium in place.
-        self._chunk_out = bytearray(self._chunk_size + CHUNK_OVERHEAD)
+        # One chunk's output (ciphertext or plaintext), written by libsodium in place; as
+        # large as this stream's largest chunk (a small document's is small: it is zeroed).
+        largest = max(self._chunk_size if self._chunks > 1 else self._last_len, trailer)
+        self._chunk_out = bytearray(largest + CHUNK_OVERHEAD)
         self._chunk_view = memoryview(self._chunk_out)
         self._chunk_ptr = _ffi.from_buffer(self._chunk_out)
         self._ad_len = len(self._ad)
@@ -292,6 +294,8 @@ class PayloadEncryptor(_Codec):
         final = self._index == self._total - 1
         size = len(chunk) + CHUNK_OVERHEAD
         if into is None:
+            if size > len(self._chunk_out):   # the layout forbids it; C must never overrun
+                raise RuntimeError(f"a {size}-byte chunk in a {len(self._chunk_out)}-byte buffer")
             target, sealed = self._chunk_ptr, self._chunk_view[:size]
         else:
             sealed = into[:size]
@@ -421,6 +425,9 @@ class PayloadDecryptor(_Codec):
 
     def _pull(self, sealed: bytes | memoryview, out: Sink) -> None:
         index, final = self._index, self._index == self._total - 1
+        if len(sealed) > len(self._chunk_out):   # the layout forbids it; C must never overrun
+            raise RuntimeError(f"a {len(sealed)}-byte chunk for a {len(self._chunk_out)}-byte "
+                               "buffer")
         if _sodium_pull(self._state.statebuf, self._chunk_ptr, _ffi.NULL, self._tag,
                         _ffi.from_buffer(sealed), len(sealed), self._ad, self._ad_len) != 0:
             raise DecryptError(f"chunk {index} of {self._total} failed authentication "
