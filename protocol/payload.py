@@ -19,9 +19,11 @@ after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped earl
 
 Both directions hash as they go (SHA-256 of the plaintext and, unless told not to because a v2
 header does not sign it, of the whole ciphertext stream, header included), so nothing is ever
-read twice, and both buffer at most one chunk. The plaintext's hash object can be injected
-(``plaintext_digest``, anything with ``update``/``digest``): the node passes one that hashes on
-a second thread (node/core/hashing.py), so the hash overlaps the cipher; this module starts none.
+read twice, and both buffer at most one chunk (each codec's chunk calls write into one buffer
+kept for its life, so no chunk is copied out of libsodium: ``feed_into``). The plaintext's
+hash object can be injected (``plaintext_digest``, anything with ``update``/``digest``): the
+node passes one that hashes on a second thread (node/core/hashing.py), so the hash overlaps
+the cipher; this module starts none.
 
 The file key is wrapped for each reader with a sealed box (protocol/filekey.py).
 

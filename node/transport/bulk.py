@@ -65,7 +65,8 @@ MODE_ENABLE_PARTIAL_WRITE = 0x1
 
 @typing.runtime_checkable
 class ReceivesPieces(typing.Protocol):
-    """A protocol that takes the bytes of one read as the records they arrived in."""
+    """A protocol that takes the bytes of one read as the pieces the transport read them in
+    (one ``bytes``, more only when the connection's buffer filled), without a join."""
 
     def pieces_received(self, pieces: list[bytes]) -> None: ...
 
