@@ -28,10 +28,11 @@ class Gather:
         self._first: bytes | None = None
         self._size = 0
 
-    def add(self, piece: bytes) -> None:
-        """Append ``piece`` (copied into the kept buffer unless it is the only one)."""
+    def add(self, piece: bytes | memoryview) -> None:
+        """Append ``piece`` (copied into the kept buffer unless it is the only one). A view
+        is copied at once, whichever it is: its owner may rewrite the buffer it shows."""
         if not self._size:
-            self._first = piece
+            self._first = piece if type(piece) is bytes else bytes(piece)
         else:
             if self._first is not None:
                 self._buffer[:self._size] = self._first

@@ -19,9 +19,11 @@ after it, and :meth:`PayloadDecryptor.finish` refuses a stream that stopped earl
 
 Both directions hash as they go (SHA-256 of the plaintext and, unless told not to because a v2
 header does not sign it, of the whole ciphertext stream, header included), so nothing is ever
-read twice, and both buffer at most one chunk. The plaintext's hash object can be injected
-(``plaintext_digest``, anything with ``update``/``digest``): the node passes one that hashes on
-a second thread (node/core/hashing.py), so the hash overlaps the cipher; this module starts none.
+read twice, and both buffer at most one chunk (each codec's chunk calls write into one buffer
+kept for its life, so no chunk is copied out of libsodium: ``feed_into``). The plaintext's
+hash object can be injected (``plaintext_digest``, anything with ``update``/``digest``): the
+node passes one that hashes on a second thread (node/core/hashing.py), so the hash overlaps
+the cipher; this module starts none.
 
 The file key is wrapped for each reader with a sealed box (protocol/filekey.py).
 
@@ -50,8 +52,9 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import nacl.bindings as sodium
-import nacl.exceptions
 import nacl.utils
+from nacl._sodium import ffi as _ffi  # type: ignore[import-not-found]
+from nacl._sodium import lib as _lib
 
 from lienthong.protocol.errors import (
     ChunkTagError,
@@ -79,16 +82,23 @@ from lienthong.protocol.layout import (
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
-_push = sodium.crypto_secretstream_xchacha20poly1305_push
-_pull = sodium.crypto_secretstream_xchacha20poly1305_pull
 _State = sodium.crypto_secretstream_xchacha20poly1305_state
+# The chunk calls go to libsodium itself (the cffi library nacl.bindings wraps), reading the
+# caller's buffer where it is and writing into one buffer kept for the codec's life: nacl's
+# wrappers take only ``bytes`` and return a fresh copy of their output, two copies of every
+# byte that a 1 GiB transfer paid at both ends (docs/benchmarks.md, History 59).
+_sodium_push = _lib.crypto_secretstream_xchacha20poly1305_push
+_sodium_pull = _lib.crypto_secretstream_xchacha20poly1305_pull
+#: A chunk's output: a view of the codec's own buffer, valid only until the callee returns.
+Sink = Callable[[memoryview], object]
 
 
 class Digest(Protocol):
     """What the codecs need of a hash: hashlib's ``update`` and ``digest``. An injected one
     must be a fresh SHA-256 (its digest is signed as the document's SHA-256). ``update`` may be
     given a view of the caller's own buffer: a hash that keeps buffers past ``update`` must copy
-    any that can change (node/core/hashing.py does; plaintext the decryptor made is fresh bytes)."""
+    any that can change (node/core/hashing.py does): the decryptor's plaintext is a view of its
+    own buffer, rewritten for the next chunk."""
 
     def update(self, data: Any, /) -> None: ...
 
@@ -176,6 +186,13 @@ class _Codec:
         self._plain: Digest = hashlib.sha256() if plaintext_digest is None else plaintext_digest
         self._cipher: Any = hashlib.sha256()   # None: the ciphertext is not hashed
         self._output = bytearray()         # reused by Gather
+        # One chunk's output (ciphertext or plaintext), written by libsodium in place; as
+        # large as this stream's largest chunk (a small document's is small: it is zeroed).
+        largest = max(self._chunk_size if self._chunks > 1 else self._last_len, trailer)
+        self._chunk_out = bytearray(largest + CHUNK_OVERHEAD)
+        self._chunk_view = memoryview(self._chunk_out)
+        self._chunk_ptr = _ffi.from_buffer(self._chunk_out)
+        self._ad_len = len(self._ad)
         self._phase = _Phase.HEADER
         self._failure: EnvelopeError | None = None
         self._summary: PayloadSummary | None = None
@@ -272,15 +289,32 @@ class PayloadEncryptor(_Codec):
         """True once :meth:`feed` has been called."""
         return self._header_sent
 
-    def _push(self, chunk: bytes, out: Callable[[bytes], None]) -> None:
+    def _push(self, chunk: bytes | memoryview, out: Sink,
+              into: memoryview | None = None) -> int:
+        """Seal one chunk into the codec's buffer, or at the start of ``into``; hand the
+        ciphertext to ``out``; return its length."""
         final = self._index == self._total - 1
-        sealed = _push(self._state, chunk, self._ad, TAG_FINAL if final else TAG_MESSAGE)
+        size = len(chunk) + CHUNK_OVERHEAD
+        if into is None:
+            if size > len(self._chunk_out):   # the layout forbids it; C must never overrun
+                raise RuntimeError(f"a {size}-byte chunk in a {len(self._chunk_out)}-byte buffer")
+            target, sealed = self._chunk_ptr, self._chunk_view[:size]
+        else:
+            sealed = into[:size]
+            if len(sealed) != size:
+                raise ValueError(f"no room for a {size}-byte chunk ({len(into)} bytes left)")
+            target = _ffi.from_buffer(sealed)
+        if _sodium_push(self._state.statebuf, target, _ffi.NULL,
+                        _ffi.from_buffer(chunk), len(chunk), self._ad, self._ad_len,
+                        TAG_FINAL if final else TAG_MESSAGE) != 0:
+            raise RuntimeError("secretstream push failed")
         if self._cipher is not None:
             self._cipher.update(sealed)
         out(sealed)
         self._index += 1
         if final:
             self._move(_Phase.DONE)
+        return size
 
     @_fail_closed
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -289,7 +323,25 @@ class PayloadEncryptor(_Codec):
         self._feed(data, out.add)
         return out.result()
 
-    def _feed(self, data: bytes | bytearray | memoryview, out: Callable[[bytes], None]) -> None:
+    @_fail_closed
+    def feed_into(self, data: bytes | bytearray | memoryview, sink: Sink,
+                  into: memoryview | None = None) -> None:
+        """:meth:`feed`, handing each piece of ciphertext to ``sink`` as it is made, as a view
+        valid only until ``sink`` returns (the codec's buffer: no copy is made of it).
+
+        ``into``: a writable buffer to make the ciphertext in instead, each piece after the
+        previous one from its start (``sink`` then gets views of it, which stay the caller's);
+        it must have room for all of this call's: a caller's mistake, ValueError, after which
+        the codec refuses every call (the plaintext was already counted)."""
+        try:
+            self._feed(data, sink, into)
+        except ValueError as exc:
+            self._move(_Phase.FAILED)
+            self._failure = SizeMismatch(f"no room for the ciphertext: {exc}")
+            raise
+
+    def _feed(self, data: bytes | bytearray | memoryview, out: Sink,
+              into: memoryview | None = None) -> None:
         if self._phase is _Phase.FINISHED:
             raise SizeMismatch("the payload was already finished")
         view = memoryview(data).cast("B")
@@ -299,11 +351,17 @@ class PayloadEncryptor(_Codec):
                                "(did the file grow while it was being sealed?)")
         self._plain.update(view)
         self._fed += n
+        at = 0   # bytes made in ``into``
         if not self._header_sent:
             self._header_sent = True
             if self._cipher is not None:
                 self._cipher.update(self._header)
-            out(self._header)
+            if into is None:
+                out(memoryview(self._header))
+            else:
+                into[:HEADER_BYTES] = self._header   # ValueError if there is no room
+                out(into[:HEADER_BYTES])
+                at = HEADER_BYTES
         pos = 0
         while self._index < self._chunks:   # the plaintext's chunks (a trailer comes at finish)
             need = self._plain_len(self._index) - self._pending_len
@@ -312,13 +370,11 @@ class PayloadEncryptor(_Codec):
                 break
             if self._pending_len:
                 self._stash(view[pos:pos + need])
-                chunk = self._take_pending()
-            elif pos == 0 and need == n and type(data) is bytes:
-                chunk = data                     # a whole chunk as given: no copy
+                chunk: bytes | memoryview = self._take_pending()
             else:
-                chunk = bytes(view[pos:pos + need])
+                chunk = view[pos:pos + need]     # read where it is: no copy
             pos += need
-            self._push(chunk, out)
+            at += self._push(chunk, out, None if into is None else into[at:])
 
     @_fail_closed
     def finish(self, trailer: bytes | None = None) -> tuple[bytes, PayloadSummary]:
@@ -341,7 +397,7 @@ class PayloadEncryptor(_Codec):
         if trailer is not None:
             out = Gather(bytearray())
             out.add(tail)
-            self._push(bytes(trailer), out.add)
+            self._push(trailer, out.add)
             tail = out.result()
         self._move(_Phase.FINISHED)
         if self._digest_hex is None:
@@ -364,17 +420,22 @@ class PayloadDecryptor(_Codec):
         super().__init__(key, ad, size, chunk_size, plaintext_digest, trailer)
         self._state = _State()
         self._received = 0
+        self._tag = _ffi.new("unsigned char[1]")
         self._trailer_plain: bytes | None = None
         if not ciphertext_digest:
             self._cipher = None
 
-    def _pull(self, sealed: bytes, out: Callable[[bytes], None]) -> None:
+    def _pull(self, sealed: bytes | memoryview, out: Sink) -> None:
         index, final = self._index, self._index == self._total - 1
-        try:
-            chunk, tag = _pull(self._state, sealed, self._ad)
-        except nacl.exceptions.CryptoError as exc:
+        if len(sealed) > len(self._chunk_out):   # the layout forbids it; C must never overrun
+            raise RuntimeError(f"a {len(sealed)}-byte chunk for a {len(self._chunk_out)}-byte "
+                               "buffer")
+        if _sodium_pull(self._state.statebuf, self._chunk_ptr, _ffi.NULL, self._tag,
+                        _ffi.from_buffer(sealed), len(sealed), self._ad, self._ad_len) != 0:
             raise DecryptError(f"chunk {index} of {self._total} failed authentication "
-                               "(altered, reordered, duplicated or from another stream)") from exc
+                               "(altered, reordered, duplicated or from another stream)")
+        tag = self._tag[0]
+        chunk = self._chunk_view[:len(sealed) - CHUNK_OVERHEAD]
         if tag != (TAG_FINAL if final else TAG_MESSAGE):
             if tag == TAG_FINAL:
                 raise EarlyFinal(f"chunk {index} carries the final tag but the header promises "
@@ -386,7 +447,7 @@ class PayloadDecryptor(_Codec):
                                    "carry the final tag")
             raise ChunkTagError(f"chunk {index} carries unexpected secretstream tag {tag}")
         if index >= self._chunks:         # the trailer: kept for the summary, not plaintext
-            self._trailer_plain = chunk
+            self._trailer_plain = bytes(chunk)
         else:
             self._plain.update(chunk)
             out(chunk)
@@ -410,10 +471,16 @@ class PayloadDecryptor(_Codec):
         """:meth:`feed`, but the plaintext as one piece per chunk: a caller that writes them
         out one by one saves joining (copying) them."""
         out: list[bytes] = []
-        self._feed(data, out.append)
+        self._feed(data, lambda chunk: out.append(bytes(chunk)))
         return out
 
-    def _feed(self, data: bytes | bytearray | memoryview, out: Callable[[bytes], None]) -> None:
+    @_fail_closed
+    def feed_into(self, data: bytes | bytearray | memoryview, sink: Sink) -> None:
+        """:meth:`feed`, handing each chunk's plaintext to ``sink`` as it is authenticated, as
+        a view valid only until ``sink`` returns (the codec's buffer: no copy); same rules."""
+        self._feed(data, sink)
+
+    def _feed(self, data: bytes | bytearray | memoryview, out: Sink) -> None:
         view = memoryview(data).cast("B")
         n = len(view)
         if n and self.done:
@@ -435,14 +502,12 @@ class PayloadDecryptor(_Codec):
                 break
             if self._pending_len:
                 self._stash(view[pos:pos + need])
-                piece = self._take_pending()
-            elif pos == 0 and need == n and type(data) is bytes:
-                piece = data
+                piece: bytes | memoryview = self._take_pending()
             else:
-                piece = bytes(view[pos:pos + need])
+                piece = view[pos:pos + need]     # read where it is: no copy
             pos += need
             if self._phase is _Phase.HEADER:
-                sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, piece,
+                sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, bytes(piece),
                                                                        self._key)
                 self._move(_Phase.CHUNKS)
             else:

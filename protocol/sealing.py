@@ -61,6 +61,7 @@ from lienthong.protocol.payload import (
     PayloadDecryptor,
     PayloadEncryptor,
     PayloadSummary,
+    Sink,
 )
 
 # -- sealing -----------------------------------------------------------------------------------
@@ -292,6 +293,11 @@ class Opener:
     def feed_chunks(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """:meth:`feed` as one plaintext piece per chunk (no joining copy); same rules."""
         return self._payload.feed_chunks(data)
+
+    def feed_into(self, data: bytes | bytearray | memoryview, sink: Sink) -> None:
+        """:meth:`feed` handing each chunk's plaintext to ``sink`` as a view valid only until
+        it returns (no copy at all); same rules."""
+        self._payload.feed_into(data, sink)
 
     def finish(self) -> EnvelopeHeader:
         """Prove the stream ended at its final chunk and matches the signed sizes and digests

@@ -170,8 +170,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self.pieces_received((data,))
 
     def pieces_received(self, pieces: Sequence[bytes]) -> None:
-        """The bytes of one socket read, as the TLS records they came in (node/transport/
-        bulk.py): decoded without joining them first."""
+        """The bytes of one socket read, in the pieces the TLS transport made of them
+        (node/transport/bulk.py: one, unless its buffer filled): decoded without joining."""
         peer = self.peer
         if peer is None:
             self.abort("no-handshake", "data before the TLS handshake completed")

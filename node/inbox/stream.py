@@ -178,9 +178,14 @@ class IncomingStream:
             self._note_stream_header(ciphertext)
         self.offset += len(ciphertext)
         written = 0
-        for plain in self._opener.feed_chunks(ciphertext):
-            plain_file.write(plain)   # a chunk (256 KiB) goes straight past the buffer
-            written += len(plain)
+
+        def stage(plain: memoryview) -> None:
+            # From the opener's own buffer (no copy is made of it); a chunk (256 KiB) goes
+            # straight past the file's buffer.
+            nonlocal written
+            written += plain_file.write(plain)
+
+        self._opener.feed_into(ciphertext, stage)
         if written:
             writeback.wrote(written)
         failpoint("receiver-mid-transfer")

@@ -67,12 +67,14 @@ from lienthong.protocol.envelope import (
 )
 from lienthong.protocol.errors import EnvelopeError, ProtocolError
 from lienthong.protocol.filekey import open_file_key
-from lienthong.protocol.layout import HEADER_BYTES
+from lienthong.protocol.layout import CHUNK_OVERHEAD, HEADER_BYTES
 from lienthong.protocol.payload import PayloadEncryptor
 from lienthong.protocol.sealing import SealedEnvelope, Sealer
 
 #: Plaintext read per step while sealing (hashing only): fewer Python turns per GiB.
 READ_SIZE = 4 * 1024 * 1024
+#: Ciphertext a resume's seek re-creates per step (the source's buffer is sized for a step).
+SKIP = 1024 * 1024
 #: Where older versions kept the whole ciphertext; still sent from if a spool folder has one.
 ENVELOPE = "envelope.bin"
 STREAM_HEADER = "stream-header.bin"
@@ -230,7 +232,9 @@ class EnvelopeSource:
     """The ciphertext of a sealed spooled document, re-created as it is read.
 
     File-like as far as the sender needs (``seek`` once, then ``read``, ``close``). Reads and
-    encrypts the plaintext one chunk at a time and keeps at most one chunk of ciphertext.
+    encrypts the plaintext one chunk at a time, each chunk sealed straight into a buffer kept
+    for the source's life, where a read's ciphertext lies whole: it is copied out once, and
+    what follows it (less than a chunk) moved to the front for the next read.
     """
 
     def __init__(self, spool_dir: Path, header: EnvelopeHeader, file_key: bytes, *,
@@ -269,6 +273,11 @@ class EnvelopeSource:
             self._stream_header = ends[:HEADER_BYTES]
             self._trailer = ends[HEADER_BYTES:] if header.trailer_bytes else None
         self._plain = open(self._spool / PAYLOAD_FILE, "rb")  # noqa: SIM115 - closed by close()
+        # A small document's source needs no more than its size (zeroed at allocation).
+        self._block = bytearray(max(1, min(header.chunk_size, header.size)))
+        self._block_view = memoryview(self._block)
+        self._buffer = bytearray()   # the ciphertext made, grown to a read's needs
+        self._buffer_view = memoryview(self._buffer)
         self._restart()
 
     @property
@@ -283,55 +292,73 @@ class EnvelopeSource:
             self._key, ad=bytes.fromhex(self._header.message_id), size=self._header.size,
             chunk_size=self._header.chunk_size, random_bytes=lambda n: self._stream_header,
             digests=False, trailer=self._header.trailer_bytes)
-        self._buffer = memoryview(b"")
+        self._made = 0              # ciphertext bytes made and not yet returned (in _buffer)
         self._position = 0          # ciphertext bytes returned (or skipped) so far
         self._ended = False
 
-    def _refill(self) -> None:
-        """The next ciphertext chunk (one chunk of plaintext read and encrypted, no copy)."""
-        block = self._plain.read(self._header.chunk_size)
+    def _made_one(self, piece: memoryview) -> None:
+        self._made += len(piece)
+
+    def _refill(self) -> bool:
+        """Make the next chunk's ciphertext after what is made (one chunk of plaintext read
+        into the same buffer each time, and sealed from it); False at the end."""
+        read = self._plain.readinto(self._block)
         try:
-            if block:
-                out = self._encryptor.feed(block)
+            if read:
+                self._encryptor.feed_into(self._block_view[:read], self._made_one,
+                                          into=self._buffer_view[self._made:])
             elif not self._ended:
                 self._ended = True
                 if self._trailer is None and self._signer is not None:
                     self._trailer = self._sign_and_keep_trailer()
-                out = self._encryptor.finish(self._trailer)[0]
+                tail = self._encryptor.finish(self._trailer)[0]
+                self._buffer_view[self._made:self._made + len(tail)] = tail
+                self._made += len(tail)
             else:
-                out = b""
+                return False
         except EnvelopeError as exc:  # SizeMismatch: the payload grew or shrank
             raise OSError(f"the spooled plaintext of {self._header.message_id} changed "
                           f"after sealing: {exc}") from exc
-        self._buffer = memoryview(out)
+        return True
 
-    def _take(self, count: int) -> list[memoryview]:
-        pieces = []
-        while count:
-            if not self._buffer:
-                self._refill()
-                if not self._buffer:
-                    break
-            piece = self._buffer[:count]
-            self._buffer = self._buffer[len(piece):]
-            pieces.append(piece)
-            count -= len(piece)
-        return pieces
+    def _make(self, count: int) -> int:
+        """Make at least ``count`` bytes of ciphertext ready (fewer only at the end); returns
+        how many of them there are, up to ``count``."""
+        # Room for the count, the chunk that crosses its end, the stream header and the
+        # trailer's chunk.
+        room = (count + len(self._block) + 2 * CHUNK_OVERHEAD + HEADER_BYTES
+                + self._header.trailer_bytes)
+        if len(self._buffer) < room:
+            grown = bytearray(room)
+            grown[:self._made] = self._buffer_view[:self._made]
+            self._buffer, self._buffer_view = grown, memoryview(grown)
+        while self._made < count and self._refill():
+            pass
+        return min(count, self._made)
+
+    def _drop(self, count: int) -> None:
+        """Forget the first ``count`` bytes made (returned or skipped)."""
+        rest = self._made - count
+        if rest:
+            self._buffer_view[:rest] = self._buffer_view[count:self._made]
+        self._made = rest
+        self._position += count
 
     def seek(self, offset: int) -> None:
         """Position at ciphertext byte ``offset`` (re-encrypting everything before it)."""
         if offset < self._position:
             self._restart()
         while self._position < offset:
-            skipped = sum(len(p) for p in self._take(min(offset - self._position, 1 << 22)))
+            skipped = self._make(min(offset - self._position, SKIP))
             if not skipped:
                 return
-            self._position += skipped
+            self._drop(skipped)
 
     def read(self, count: int) -> bytes:
         """Up to ``count`` further ciphertext bytes (b"" at the end); one copy per call."""
-        data = b"".join(self._take(count))
-        self._position += len(data)
+        ready = self._make(count)
+        data = self._buffer_view[:ready].tobytes()
+        self._drop(ready)
         return data
 
     def _sign_and_keep_trailer(self) -> bytes:

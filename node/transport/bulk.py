@@ -20,12 +20,16 @@ Receiving has the mirror cost: OpenSSL gives back one record (16 KiB) per ``SSL_
 Twisted hands each one to the protocol, so a receiver's reactor ran the frame decoder and its
 own ``dataReceived`` 64 times per 1 MiB DATA frame (a third of the receiving node's CPU went
 to Python on that thread, perf on the large benchmark). ``_flushReceiveBIO`` here reads every
-record the TCP bytes just completed and hands them to the protocol in one call: as the list of
-records to a protocol that takes them so (:class:`ReceivesPieces`: the receiver, whose frame
-decoder keeps pieces without joining them), else joined into one ``bytes``.
+record the TCP bytes just completed and hands them to the protocol in one call, as one
+``bytes``. It calls ``SSL_read`` itself (pyOpenSSL's ``recv`` allocates a buffer, checks
+three callback helpers and copies the record into a new ``bytes`` on every record): each
+record is decrypted into one buffer kept for the connection, copied out once per socket read
+(docs/benchmarks.md, History 59). A protocol that takes pieces (:class:`ReceivesPieces`: the
+receiver, whose frame decoder keeps them without joining) gets that one piece as a list.
 
 It depends on three private methods of ``TLSMemoryBIOProtocol`` (``_write``,
-``_flushSendBIO`` and ``_flushReceiveBIO``, Twisted 26.10); :func:`bulk_tls` only upgrades a
+``_flushSendBIO`` and ``_flushReceiveBIO``, Twisted 26.10) and on pyOpenSSL's ``Connection``
+internals (``_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25); :func:`bulk_tls` only upgrades a
 transport of exactly the
 class it was written against, and leaves anything else (another Twisted version's class, a
 test's transport) alone, which is always correct, just slower.
@@ -37,6 +41,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
 from OpenSSL.SSL import Error, WantReadError, ZeroReturnError
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import BufferingTLSTransport
@@ -49,15 +55,18 @@ BULK_WRITE = 64 * 1024
 BIO_READ = 1024 * 1024 + 64 * 1024
 #: Bytes the TCP transport may pass to one ``send`` (Twisted: 128 KiB).
 TCP_SEND = BIO_READ
-#: Bytes asked of OpenSSL per ``SSL_read`` (Twisted's figure): a TLS record is at most 16 KiB.
-RECORD_READ = 32 * 1024
+#: The buffer the records of one socket read are decrypted into (kept for the connection): the
+#: receiver reads 256 KiB from the socket at a time (node/inbox/connection.py), and a record
+#: whose start came with an earlier read may end in this one.
+RECEIVE_BUFFER = 256 * 1024 + 32 * 1024
 #: ``SSL_MODE_ENABLE_PARTIAL_WRITE`` (openssl/ssl.h); pyOpenSSL does not export it.
 MODE_ENABLE_PARTIAL_WRITE = 0x1
 
 
 @typing.runtime_checkable
 class ReceivesPieces(typing.Protocol):
-    """A protocol that takes the bytes of one read as the records they arrived in."""
+    """A protocol that takes the bytes of one read as the pieces the transport read them in
+    (one ``bytes``, more only when the connection's buffer filled), without a join."""
 
     def pieces_received(self, pieces: list[bytes]) -> None: ...
 
@@ -115,14 +124,14 @@ class BulkTLSTransport(BufferingTLSTransport):
         transport = self.transport
         if transport is None:  # Twisted flushes only once the TCP connection exists
             raise RuntimeError("TLS records flushed before the TCP connection was made")
-        while True:
-            try:
-                data = self._tlsConnection.bio_read(BIO_READ)
-            except WantReadError:
-                return
-            transport.write(data)
-            if len(data) < BIO_READ:
-                return
+        connection = self._tlsConnection
+        # Asked first: after a socket read there is usually nothing to send, and pyOpenSSL's
+        # ``bio_read`` allocates its whole buffer and raises WantReadError to say so.
+        while pending := _lib.BIO_get_mem_data(connection._from_ssl, _ffi.NULL):
+            transport.write(connection.bio_read(min(pending, BIO_READ)))
+
+    _received: bytearray | None = None
+    _received_at: Any = None
 
     def _flushReceiveBIO(self) -> None:  # noqa: N802
         """Hand the protocol every record the received bytes completed, as one ``bytes``
@@ -130,13 +139,8 @@ class BulkTLSTransport(BufferingTLSTransport):
         alerts), as Twisted does. The records read before a close or an error are delivered
         before it is handled, in order."""
         pieces: list[bytes] = []
-        recv = self._tlsConnection.recv
         try:
-            while not self._lostTLSConnection:
-                try:
-                    pieces.append(recv(RECORD_READ))
-                except WantReadError:
-                    break
+            self._read_records(pieces)
         except ZeroReturnError:
             self._deliver(pieces)
             # TLS has shut down (close_notify): as Twisted does, the protocol then learns the
@@ -150,12 +154,47 @@ class BulkTLSTransport(BufferingTLSTransport):
             self._deliver(pieces)
         self._flushSendBIO()
 
+    def _read_records(self, pieces: list[bytes]) -> None:
+        """Decrypt every complete record into the connection's buffer, appending its contents
+        to ``pieces`` as one ``bytes`` (more only if the buffer fills). Raises what pyOpenSSL's
+        ``recv`` raises for anything but "no complete record left"."""
+        if self._received is None:
+            self._received = bytearray(RECEIVE_BUFFER)
+            self._received_at = _ffi.from_buffer(self._received)
+        buffer, start = self._received, self._received_at
+        connection = self._tlsConnection
+        ssl, read = connection._ssl, _lib.SSL_read
+        filled = 0
+        try:
+            while not self._lostTLSConnection:
+                result = read(ssl, start + filled, RECEIVE_BUFFER - filled)
+                if result <= 0:
+                    if _lib.SSL_get_error(ssl, result) == _lib.SSL_ERROR_WANT_READ:
+                        break
+                    connection._raise_ssl_error(ssl, result)   # pyOpenSSL's exception
+                    break
+                filled += result
+                if filled == RECEIVE_BUFFER:
+                    pieces.append(bytes(buffer))
+                    filled = 0
+        finally:
+            if filled:
+                with memoryview(buffer) as view:
+                    pieces.append(bytes(view[:filled]))
+
+    #: The wrapped protocol and whether it takes pieces, once asked (an isinstance check
+    #: against a runtime-checkable Protocol costs tens of microseconds, once per read).
+    _takes_pieces: tuple[object, bool] | None = None
+
     def _deliver(self, pieces: list[bytes]) -> None:
         if not pieces or self._aborted:
             return
         protocol = self.wrappedProtocol
-        if isinstance(protocol, ReceivesPieces):
-            protocol.pieces_received(pieces)
+        known = self._takes_pieces
+        if known is None or known[0] is not protocol:
+            known = self._takes_pieces = (protocol, isinstance(protocol, ReceivesPieces))
+        if known[1]:
+            typing.cast(ReceivesPieces, protocol).pieces_received(pieces)
         else:
             ProtocolWrapper.dataReceived(self, pieces[0] if len(pieces) == 1
                                          else b"".join(pieces))

@@ -380,3 +380,45 @@ def test_feed_chunks_gives_one_piece_per_chunk_and_latches_like_feed() -> None:
         dec.feed_chunks(bytes(damaged))
     with pytest.raises(DecryptError):
         dec.feed_chunks(b"")   # failed for good
+
+
+def test_feed_into_hands_views_of_one_buffer_that_the_next_chunk_rewrites() -> None:
+    """The decryptor's ``feed_into`` gives each chunk's plaintext as a view of its own buffer
+    (no copy): right while the sink runs, rewritten by the next chunk; the encryptor's
+    likewise, and ``into`` makes the ciphertext where the caller says, the same bytes."""
+    plaintext = os.urandom(3 * CS + 5)
+    ciphertext = _encrypt(plaintext)
+    dec = PayloadDecryptor(KEY, ad=AD, size=len(plaintext), chunk_size=CS)
+    seen: list[bytes] = []
+    views: list[memoryview] = []
+
+    def sink(view: memoryview) -> None:
+        seen.append(bytes(view))
+        views.append(view)
+
+    dec.feed_into(memoryview(ciphertext)[:HEADER_BYTES + CS + CHUNK_OVERHEAD + 3], sink)
+    dec.feed_into(memoryview(ciphertext)[HEADER_BYTES + CS + CHUNK_OVERHEAD + 3:], sink)
+    dec.finish()
+    assert b"".join(seen) == plaintext
+    assert bytes(views[0]) != seen[0]   # the buffer was rewritten by the chunks after it
+
+    enc = PayloadEncryptor(KEY, ad=AD, size=len(plaintext), chunk_size=CS,
+                           random_bytes=lambda n: ciphertext[:HEADER_BYTES])
+    made = bytearray(len(ciphertext) + 100)
+    pieces: list[memoryview] = []
+    enc.feed_into(plaintext[:2 * CS + 1], pieces.append, into=memoryview(made))
+    assert [len(p) for p in pieces] == [HEADER_BYTES, CS + CHUNK_OVERHEAD, CS + CHUNK_OVERHEAD]
+    assert all(p.obj is made for p in pieces)
+    at = sum(len(p) for p in pieces)
+    enc.feed_into(plaintext[2 * CS + 1:], pieces.append, into=memoryview(made)[at:])
+    tail, _ = enc.finish()
+    assert bytes(made[:len(ciphertext) - len(tail)]) + tail == ciphertext
+
+
+def test_feed_into_without_room_latches_the_encryptor() -> None:
+    enc = PayloadEncryptor(KEY, ad=AD, size=2 * CS, chunk_size=CS)
+    with pytest.raises(ValueError):
+        enc.feed_into(os.urandom(2 * CS), lambda view: None,
+                      into=memoryview(bytearray(HEADER_BYTES + CS)))
+    with pytest.raises(EnvelopeError):
+        enc.feed_into(b"", lambda view: None)

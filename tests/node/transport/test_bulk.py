@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from lienthong.node.transport.bulk import (
     BIO_READ,
+    RECEIVE_BUFFER,
     TCP_SEND,
     BulkTLSTransport,
     bulk_tls,
@@ -198,16 +199,22 @@ def test_received_records_reach_the_protocol_together() -> None:
     assert len(bulk.server.wrappedProtocol.received) <= 3
 
 
-def test_a_protocol_that_takes_pieces_gets_the_records_unjoined() -> None:
-    """The receiver's protocol (ReceivesPieces) gets one read's records as a list in one call:
-    no join, and nothing lost or reordered."""
+def test_a_protocol_that_takes_pieces_gets_a_reads_records_in_one_call() -> None:
+    """The receiver's protocol (ReceivesPieces) gets one read's records in one call, read
+    into the connection's buffer: a few pieces of at most RECEIVE_BUFFER (not one per 16 KiB
+    record), nothing lost or reordered, and none of them a view of the buffer that the next
+    read rewrites."""
     frame = [b"h" * 30, os.urandom(1024 * 1024)]
     conn = Connected(bulk=True, bulk_server=True, server_protocol=CollectPieces)
     collect = conn.server.wrappedProtocol
     conn.client.writeSequence(frame)
     assert conn.received() == b"".join(frame)
-    assert len(collect.calls) <= 3
-    assert max(len(call) for call in collect.calls) >= 32   # records, not one joined bytes
+    pieces = [piece for call in collect.calls for piece in call]
+    assert all(type(piece) is bytes and len(piece) <= RECEIVE_BUFFER for piece in pieces)
+    assert len(pieces) <= 2 * (1024 * 1024 // RECEIVE_BUFFER + 1)   # records: 65 or more
+    second = os.urandom(200_000)
+    conn.client.write(second)
+    assert conn.received() == b"".join(frame) + second   # the first read's pieces unchanged
 
 
 def test_records_before_a_close_are_delivered_before_it() -> None:
