@@ -63,6 +63,14 @@ RECEIVE_BUFFER = 256 * 1024 + 32 * 1024
 MODE_ENABLE_PARTIAL_WRITE = 0x1
 
 
+#: The pyOpenSSL internals the transport reads records and pending bytes through; a
+#: pyOpenSSL without them leaves every connection on Twisted's own TLS path (correct, slower).
+PYOPENSSL_INTERNALS_PRESENT = (
+    all(hasattr(_lib, name) for name in ("SSL_read", "SSL_get_error", "SSL_ERROR_WANT_READ",
+                                         "BIO_get_mem_data"))
+    and all(hasattr(SSL.Connection, name) for name in ("_raise_ssl_error",)))
+
+
 @typing.runtime_checkable
 class ReceivesPieces(typing.Protocol):
     """A protocol that takes the bytes of one read as the pieces the transport read them in
@@ -211,7 +219,7 @@ def whole_writes(context: SSL.Context) -> None:
 def bulk_tls(transport: object) -> None:
     """Give ``transport`` the large-write path if it is Twisted's TLS transport (as made by
     ``connectSSL``/``listenSSL``); anything else is left as it is."""
-    if type(transport) is BufferingTLSTransport:
+    if type(transport) is BufferingTLSTransport and PYOPENSSL_INTERNALS_PRESENT:
         transport.__class__ = BulkTLSTransport
         # The TCP connection under it sends at most SEND_LIMIT (128 KiB) per reactor turn:
         # let it try a whole frame's records at once (the kernel takes what fits).

@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from lienthong.node.transport.bulk import (
     BIO_READ,
+    PYOPENSSL_INTERNALS_PRESENT,
     RECEIVE_BUFFER,
     TCP_SEND,
     BulkTLSTransport,
@@ -137,6 +138,25 @@ def test_upgrades_only_twisteds_tls_transport() -> None:
     other = Protocol()
     bulk_tls(other)
     assert type(other) is Protocol
+
+
+def test_the_installed_pyopenssl_has_the_internals_the_fast_path_reads() -> None:
+    """The record reads and pending-byte checks go through pyOpenSSL internals; with the
+    pyOpenSSL installed they are there (else every connection would quietly take the slow path
+    and the benchmark would say so, not this suite)."""
+    assert PYOPENSSL_INTERNALS_PRESENT
+
+
+def test_without_those_internals_the_transport_is_left_as_twisted_made_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A pyOpenSSL that lost an internal the fast path reads: no upgrade, and the bytes still
+    arrive whole and in order over Twisted's own TLS path."""
+    monkeypatch.setattr("lienthong.node.transport.bulk.PYOPENSSL_INTERNALS_PRESENT", False)
+    conn = Connected(bulk=True, bulk_server=True)
+    assert type(conn.client) is BufferingTLSTransport
+    assert type(conn.server) is BufferingTLSTransport
+    big = os.urandom(300_000)
+    conn.client.writeSequence([b"head;", big])
+    assert conn.received() == b"head;" + big
 
 
 def test_mixed_writes_arrive_whole_and_in_order() -> None:
