@@ -29,10 +29,10 @@ receiver, whose frame decoder keeps them without joining) gets that one piece as
 
 It depends on three private methods of ``TLSMemoryBIOProtocol`` (``_write``,
 ``_flushSendBIO`` and ``_flushReceiveBIO``, Twisted 26.10) and on pyOpenSSL's ``Connection``
-internals (``_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25); :func:`bulk_tls` only upgrades a
-transport of exactly the
-class it was written against, and leaves anything else (another Twisted version's class, a
-test's transport) alone, which is always correct, just slower.
+internals (``_ssl``, ``_from_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25–26);
+:func:`bulk_tls` only upgrades a transport of exactly the class it was written against, while
+pyOpenSSL has those internals, and leaves anything else (another Twisted version's class, a
+test's transport, a pyOpenSSL without them) alone, which is always correct, just slower.
 """
 from __future__ import annotations
 
