@@ -20,13 +20,12 @@ shares everything). A batch is:
    names and fsync each staging folder once;
 3. ONE unit of work (``store_batch``: one UPDATE and one audit INSERT for the batch) marking
    every document ``stored`` with its receipt, and each document's audit entries in its
-   order; the same unit is step 1 of the next batch, the documents that finished meanwhile
-   (``store_and_begin``): in a burst a batch costs two database hops, not three;
+   order;
 4. the batch is logged (one line per sender) and each caller gets its receipt, to send;
 5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
    document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names,
    fsynced, renamed into place, each folder fsynced once; then one statement drops their
-   ``sidecars_due`` rows (in the next batch's step 3 while one is being published).
+   ``sidecars_due`` rows.
 
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
@@ -151,33 +150,6 @@ def store_batch(store: Store, done: Sequence[tuple[Publication, str]],
     return [None] * len(done)
 
 
-def store_and_begin(store: Store, done: Sequence[tuple[Publication, str]], now_ms: str,
-                    following: Sequence[tuple[NewReceived, str, str | None]],
-                    written: Sequence[tuple[str, str]]) -> tuple[list[None | Exception], Any]:
-    """Database thread, one unit of work: ``store_batch`` for a published batch, then the
-    documents that finished meanwhile recorded ``publishing`` (``Store.begin_publishes``),
-    and the ``sidecars_due`` rows of ``written`` dropped. One commit makes all durable; each
-    document's own steps keep their order (its ``publishing`` row is committed before its
-    link, its ``stored`` row after). Returns ``store_batch``'s results and the following
-    batch's (or the Failure that refused all of them, which leaves the stored batch be)."""
-    with store.transaction():
-        stored = store_batch(store, done, now_ms)
-        begun: Any = []
-        if following:
-            try:
-                with store.savepoint():
-                    begun = store.begin_publishes(following)
-            except Exception:  # noqa: BLE001 - the following batch's own failure
-                begun = Failure()
-        if written:
-            try:
-                with store.savepoint():
-                    store.sidecars_written(written)
-            except Exception:  # noqa: BLE001 - the rows stay due; the next start writes them
-                log.failure("could not record written sidecars")
-    return stored, begun
-
-
 def _store_alone(store: Store, item: Publication, receipt: str,
                  now_ms: str) -> None | Exception:
     try:
@@ -204,11 +176,6 @@ class Publisher:
         self._running = False
         self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
         self._placing = False
-        #: The next batch while it is recorded ``publishing`` with this one's ``stored`` unit.
-        self._next: list[Publication] = []
-        #: Documents whose sidecars are durable, their ``sidecars_due`` rows not yet dropped:
-        #: dropped in the next ``stored`` unit, or alone when no batch is being published.
-        self._written: list[tuple[str, str]] = []
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -222,52 +189,32 @@ class Publisher:
     def _run(self):
         self._running = True
         try:
-            batch, begun = self._take(), None
-            while batch:
+            while self._waiting:
+                batch = self._waiting[:PUBLISH_BATCH]
+                del self._waiting[:PUBLISH_BATCH]
                 try:
-                    batch, begun = yield self._publish(batch, begun)
+                    yield self._publish(batch)
                 except Exception:  # noqa: BLE001 - handed to every caller still waiting
                     failure = Failure()
-                    for item in batch + self._next:
+                    for item in batch:
                         if not item.done.called:
                             item.done.errback(failure)
-                    for item in self._next:
-                        self.names.release(item.final)
-                    self._next = []
-                    batch, begun = self._take(), None
         finally:
             self._running = False
-            # Rows of sidecars written while the last batch was stored (``_place``).
-            if self._written:
-                written, self._written = self._written, []
-                yield self._record_written(written)
-
-    def _take(self) -> list[Publication]:
-        batch = self._waiting[:PUBLISH_BATCH]
-        del self._waiting[:PUBLISH_BATCH]
-        return batch
-
-    def _new_rows(self, batch: list[Publication]) -> list[tuple[NewReceived, str, str | None]]:
-        rt = self.rt
-        return [(NewReceived(
-            sender_node_id=item.signer, message_id=item.header.message_id,
-            name=item.header.name, stored_path=str(item.final.relative_to(rt.config.home)),
-            size=item.header.size, sha256=item.header.sha256,
-            header_token=item.header.token,
-            meta=public_meta(item.header.meta, item.header.message_id),
-            edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now, item.peer)
-            for item in batch]
 
     @inlineCallbacks
-    def _publish(self, batch: list[Publication], begun: list[Any] | None):
-        """Publish ``batch`` (``begun``: its ``publishing`` rows' outcomes when they were
-        already recorded with the batch before it); returns the next batch, begun with this
-        one's ``stored`` unit, and its outcomes, or ``([], None)``."""
+    def _publish(self, batch: list[Publication]):
         rt = self.rt
         try:
-            if begun is None:
-                # One unit of work records the batch as ``publishing`` (Store.begin_publishes).
-                begun = yield rt.db(rt.store.begin_publishes, self._new_rows(batch))
+            # One unit of work records the whole batch as ``publishing`` (Store.begin_publishes).
+            begun = yield rt.db(rt.store.begin_publishes, [(NewReceived(
+                sender_node_id=item.signer, message_id=item.header.message_id,
+                name=item.header.name, stored_path=str(item.final.relative_to(rt.config.home)),
+                size=item.header.size, sha256=item.header.sha256,
+                header_token=item.header.token,
+                meta=public_meta(item.header.meta, item.header.message_id),
+                edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now, item.peer)
+                for item in batch])
             ready = _settle(batch, [(b is None, b) for b in begun])
             outcomes = (yield rt.io(publish_batch, self.names, ready)) if ready else []
         finally:
@@ -275,19 +222,13 @@ class Publisher:
                 self.names.release(item.final)
         published = _settle(ready, [(not isinstance(o, BaseException), o) for o in outcomes])
         if not published:
-            return self._take(), None
+            return
         failpoint("receiver-after-fsync-before-commit")
         receipts = {id(item): outcome for item, outcome in zip(ready, outcomes, strict=True)}
-        # One unit of work marks the batch ``stored`` with its audit entries (``store_batch``)
-        # and records the documents that finished meanwhile as ``publishing``: one hop to
-        # the database thread for both, and one more row per document whose sidecars are
-        # durable (``_place``).
-        self._next = self._take()
-        written, self._written = self._written, []
-        stored, begun_next = yield rt.db(store_and_begin, rt.store,
-                                         [(item, receipts[id(item)]) for item in published],
-                                         rfc3339_ms(rt.now()), self._new_rows(self._next),
-                                         written)
+        # One unit of work marks the batch ``stored`` with its audit entries (``store_batch``).
+        stored = yield rt.db(store_batch, rt.store,
+                             [(item, receipts[id(item)]) for item in published],
+                             rfc3339_ms(rt.now()))
         kept = [item for item, error in zip(published, stored, strict=True) if error is None]
         if kept:
             self.stored(kept)
@@ -301,11 +242,6 @@ class Publisher:
             self.place_sidecars([(item.signer, item.header.message_id, Sidecars(
                 item.final, item.meta, receipts[id(item)], item.sidecar_group))
                 for item in kept])
-        # Handed on last: until then a failure here also fails the following batch (``_run``).
-        following, self._next = self._next, []
-        if isinstance(begun_next, Failure):
-            begun_next = [begun_next] * len(following)
-        return (following, begun_next) if following else (self._take(), None)
 
     def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
         """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then
@@ -349,18 +285,9 @@ class Publisher:
             if outcome is not None:
                 log.warn("could not write the sidecars of {mid}: {error}; they will be "
                          "written at the next start", mid=mid, error=str(outcome))
-        written = [(sender, mid) for (sender, mid, _), outcome
-                   in zip(items, outcomes, strict=True) if outcome is None]
-        if self._running:
-            # Dropped with the batch being published, in its ``stored`` unit (or, if that
-            # unit was already sent, when the loop ends): a hop less per sidecar batch.
-            self._written.extend(written)
-        else:
-            yield self._record_written(written)
-
-    def _record_written(self, written: list[tuple[str, str]]) -> Deferred:
-        rt = self.rt
-        return rt.db(rt.store.sidecars_written, written)
+        yield rt.db(rt.store.sidecars_written,
+                    [(sender, mid) for (sender, mid, _), outcome
+                     in zip(items, outcomes, strict=True) if outcome is None])
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:

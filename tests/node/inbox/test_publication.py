@@ -222,24 +222,3 @@ def test_a_petitions_sidecars_are_the_petition_staffs_before_a_byte_is_written(
     for suffix in (".meta.json", ".receipt.jws"):
         st = final.with_name(final.name + suffix).stat()
         assert (st.st_gid, st.st_mode & 0o7777) == (rule.gid, rule.file_mode)
-
-
-def test_store_and_begin_stores_a_batch_and_begins_the_next_each_refusing_alone(
-        tmp_path: Path, store: Store) -> None:
-    """One unit of work: the published batch ``stored``, the documents that finished meanwhile
-    ``publishing``, the sidecars already durable no longer due. A following document the store
-    refuses (already recorded) fails alone; the stored batch and the others are kept."""
-    first, second, third = (make_received(n, "SENDER") for n in (1, 2, 3))
-    store.begin_publishes([(first, T0, None), (third, T0, None)])
-    done = [(Publication(signer="SENDER", header=_Header(first.message_id, first.sha256),
-                         staging=tmp_path / "s", resume_record=tmp_path / "r",
-                         final=tmp_path / "inbox" / "1.pdf", receiving=_Keys(), meta={},
-                         now=T1), "receipt-1")]
-    stored, begun = publication.store_and_begin(
-        store, done, T1, [(second, T1, None), (third, T1, None)],
-        [("SENDER", first.message_id)])
-    assert stored == [None]
-    assert begun[0] is None and begun[1] is not None
-    assert [store.get_received("SENDER", item.message_id).state  # type: ignore[union-attr]
-            for item in (first, second, third)] == ["stored", "publishing", "publishing"]
-    assert store.sidecars_due_rows() == []   # the stored one's sidecars were written

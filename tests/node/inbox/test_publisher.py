@@ -1,6 +1,5 @@
 """The receiver's publication loop (node/inbox/publication.py ``Publisher``) driven through
-``Offers``, with the publication hop held: what finishes meanwhile is recorded ``publishing``
-in the unit that stores the batch before it, and a batch's stored documents are logged in one
+``Offers``, with the publication hop held: a batch's stored documents are logged in one
 line. Real keys, sealing, SQLite and files; the worker pool and the database run inline
 except for the held hop."""
 from __future__ import annotations
@@ -50,8 +49,7 @@ class CountedDatabase(InlineDatabase):
         return super().run(fn, *args, **kwargs)
 
 
-def test_documents_finished_while_a_batch_is_published_are_begun_with_its_stored_unit(
-        tmp_path: Path) -> None:
+def test_the_documents_of_a_publication_batch_are_logged_in_one_line(tmp_path: Path) -> None:
     reactor = FakeReactor()
     alpha = make_office(tmp_path, "alpha", reactor)
     beta = make_office(tmp_path, "beta", reactor, port=7444)
@@ -92,23 +90,16 @@ def test_documents_finished_while_a_batch_is_published_are_begun_with_its_stored
         # The first document is being published; the other two finished meanwhile and wait.
         assert database.units == ["begin_publishes"] and len(workers.held) == 1
         workers.release()
-        # The first one's ``stored`` unit recorded the two others ``publishing``.
-        assert database.units == ["begin_publishes", "store_and_begin"]
         assert [type(answer) for answer in finished] == [Receipt]
-        for header, _ in streams[1:]:
-            row = beta.store.get_received(alpha.node_id, header.message_id)
-            assert row is not None and row.state == "publishing"
         assert len(workers.held) == 1
         workers.release()
     finally:
         globalLogPublisher.removeObserver(observe)
     assert [type(answer) for answer in finished] == [Receipt] * 3
-    assert database.units[:3] == ["begin_publishes", "store_and_begin", "store_and_begin"]
     for header, _ in streams:
         row = beta.store.get_received(alpha.node_id, header.message_id)
         assert row is not None and row.state == "stored"
         assert (beta.runtime.config.inbox / "alpha" / (header.name + ".meta.json")).exists()
-    # Every sidecar written, every ``sidecars_due`` row dropped (in a stored unit or alone).
     assert beta.store.sidecars_due_rows() == []
     # One line for the lone document, one for the batch of two, each naming its documents.
     assert len(lines) == 2, lines
