@@ -231,7 +231,10 @@ class Publisher:
                              rfc3339_ms(rt.now()))
         kept = [item for item, error in zip(published, stored, strict=True) if error is None]
         if kept:
-            self.stored(kept)
+            try:
+                self.stored(kept)
+            except Exception:  # noqa: BLE001 - stored and receipted: a log line must not undo that
+                log.failure("could not log {count} stored documents", count=len(kept))
         for item, error in zip(published, stored, strict=True):
             if error is None:
                 item.done.callback(receipts[id(item)])
