@@ -62,7 +62,7 @@ class Finishing:
         self.control = control
         #: (sender, message ID) of documents whose edXML copies are being written.
         self.copying: set[tuple[str, str]] = set()
-        self.publisher = Publisher(runtime, names)
+        self.publisher = Publisher(runtime, names, stored=self._batch_stored)
         # ENDs come in bursts too: their proofs, one fsync pass and their name reservations
         # share a worker hop (``finish_batch``).
         self._finishes = CallBatches(runtime.io, _finish_and_reserve, each=finish_batch)
@@ -119,7 +119,9 @@ class Finishing:
         except PeerRevoked as exc:
             yield rt.io(stream.discard)
             return refuse(rt, peer, mid, exc.code, f"not accepted: {exc}")
-        yield self._stored(signer, header, final)
+        # Logged with its batch (``_batch_stored``); most documents need nothing more here.
+        if self.applies_on_store(header):
+            yield self._apply_stored(signer, header, final)
         failpoint("receiver-after-commit-before-receipt")
         return Receipt(message_id=mid, receipt=receipt)
 
@@ -157,12 +159,43 @@ class Finishing:
         yield record_stored(self.rt, peer, header, final, now, receipt)
         yield self._stored(peer, header, final)
 
+    def _stored(self, peer: str, header: EnvelopeHeader, final: Path) -> Deferred:
+        """After the ``stored`` commit of one document (a recovery): log it, and apply it."""
+        self._log_stored([(peer, header.name, final)])
+        return self._apply_stored(peer, header, final)
+
+    def _batch_stored(self, items: list[Publication]) -> None:
+        """``Publisher``'s hook: a publication batch's documents were committed ``stored``."""
+        self._log_stored([(item.signer, item.header.name, item.final) for item in items])
+
+    def _log_stored(self, documents: list[tuple[str, str, Path]]) -> None:
+        """Stored documents, ``(sender, name, inbox path)``: a lone one's line, or one line per
+        sender for several (as the sending node logs a batch's receipts), with the same
+        fields for each document. One line per document was 7 % of the reactor in a burst."""
+        by_peer: dict[str, list[tuple[str, Path]]] = {}
+        for peer, name, final in documents:
+            by_peer.setdefault(peer, []).append((name, final))
+        for peer, stored in by_peer.items():
+            if len(stored) == 1:
+                log.info("received {name!r} from {peer} into {path}", name=stored[0][0],
+                         peer=self.rt.peer_name(peer), path=str(stored[0][1]))
+            else:
+                log.info("received {count} documents from {peer}: {documents}",
+                         count=len(stored), peer=self.rt.peer_name(peer),
+                         documents=", ".join(f"{name!r} into {final}" for name, final in stored))
+
+    def applies_on_store(self, header: EnvelopeHeader) -> bool:
+        """Whether a stored document has anything more to it: a petition to register, a
+        control document to apply, or edXML copies to write."""
+        kind = document_kind(header)
+        return (kind == PETITION_TYPE or kind in self.control
+                or copies_wanted(self.rt.config, header.meta))
+
     @inlineCallbacks
-    def _stored(self, peer: str, header: EnvelopeHeader, final: Path):
-        """After the ``stored`` commit: log it, and apply a control document."""
+    def _apply_stored(self, peer: str, header: EnvelopeHeader, final: Path):
+        """After the ``stored`` commit: register a petition, apply a control document, or
+        write the edXML copies."""
         rt = self.rt
-        log.info("received {name!r} from {peer} into {path}", name=header.name,
-                 peer=rt.peer_name(peer), path=str(final))
         if document_kind(header) == PETITION_TYPE:
             yield self._file_petition(peer, header, final)
         handler = self.control.get(document_kind(header))

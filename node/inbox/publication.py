@@ -21,7 +21,7 @@ shares everything). A batch is:
 3. ONE unit of work (``store_batch``: one UPDATE and one audit INSERT for the batch) marking
    every document ``stored`` with its receipt, and each document's audit entries in its
    order;
-4. each caller gets its receipt, to send;
+4. the batch is logged (one line per sender) and each caller gets its receipt, to send;
 5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
    document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names,
    fsynced, renamed into place, each folder fsynced once; then one statement drops their
@@ -42,7 +42,7 @@ as before); the others of its batch go on.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -165,9 +165,13 @@ def _store_alone(store: Store, item: Publication, receipt: str,
 class Publisher:
     """Documents waiting to be published, and the loop that publishes them in batches."""
 
-    def __init__(self, runtime: NodeRuntime, names: InboxNames) -> None:
+    def __init__(self, runtime: NodeRuntime, names: InboxNames,
+                 stored: Callable[[list[Publication]], None] = lambda items: None) -> None:
+        """``stored(items)``: called once for a batch's documents just committed ``stored``,
+        before any of their callers hears of it (the batch's one log line)."""
         self.rt = runtime
         self.names = names
+        self.stored = stored
         self._waiting: list[Publication] = []
         self._running = False
         self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
@@ -226,6 +230,11 @@ class Publisher:
                              [(item, receipts[id(item)]) for item in published],
                              rfc3339_ms(rt.now()))
         kept = [item for item, error in zip(published, stored, strict=True) if error is None]
+        if kept:
+            try:
+                self.stored(kept)
+            except Exception:  # noqa: BLE001 - stored and receipted: a log line must not undo that
+                log.failure("could not log {count} stored documents", count=len(kept))
         for item, error in zip(published, stored, strict=True):
             if error is None:
                 item.done.callback(receipts[id(item)])
