@@ -285,10 +285,11 @@ def test_kill_after_a_filed_documents_spool_folder_was_recycled(  # type: ignore
     documents = {"mot.pdf": os.urandom(SMALL)}
     alpha.drop("beta", "mot.pdf", documents["mot.pdf"])
     # A filing before the start's sweep is over removes the folder (nothing recycled): then
-    # the next document's filing recycles.
+    # the next document's, once the first refill has swept and made folders ready, recycles.
     assert alpha.process is not None
-    wait_for(lambda: alpha.process.poll() is not None or sent_all(alpha, 1), timeout=60,
-             what="the first document filed, or the kill")
+    wait_for(lambda: alpha.process.poll() is not None or (
+        sent_all(alpha, 1) and len(os.listdir(spool)) >= 2), timeout=60,
+        what="the first document filed and folders made ready, or the kill")
     if alpha.process.poll() is None:
         documents["hai.pdf"] = os.urandom(SMALL)
         alpha.drop("beta", "hai.pdf", documents["hai.pdf"])
@@ -297,8 +298,9 @@ def test_kill_after_a_filed_documents_spool_folder_was_recycled(  # type: ignore
     assert spool_entries(alpha) == []   # no take left, only dot-names
     recycled = [name for name in os.listdir(spool) if not os.listdir(spool / name)]
     assert recycled, sorted(os.listdir(spool))
-    filed = list((alpha.home / "sent" / "beta").glob("*.pdf"))
-    assert len(filed) == len(documents)
+    # The recycled folder's document is filed (the second may still be in the outbox, when
+    # the first was recycled just as it was dropped: it is sent after the restart).
+    assert "mot.pdf" in {path.name for path in (alpha.home / "sent" / "beta").glob("*.pdf")}
     alpha.start()
     documents["ba.pdf"] = os.urandom(SMALL)
     alpha.drop("beta", "ba.pdf", documents["ba.pdf"])
