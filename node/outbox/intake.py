@@ -77,7 +77,10 @@ in ``spool/``, holding an empty ``intake.json``) renamed to the message ID, its 
 into that file and fsynced: the same folder and record as ``mkdir`` and a new file, without
 the two inode allocations (about 1.7 ms of kernel time on the node's disk). The order is
 unchanged (the record fsynced before the file moves in), so a crash leaves the same states;
-a ready folder itself is a dot-name that ``recover_spool`` skips (docs/design.md §6).
+a ready folder itself is a dot-name that ``recover_spool`` skips (docs/design.md §6). The
+other folders of a batch are, when there are some, recycled ones (the emptied folders of
+documents filed into sent/, ``ReadyFolders.take_empty``) renamed to their message IDs: what
+``mkdir`` makes, an empty folder, without the inode allocation.
 
 All functions block (fsync, copying); the daemon runs them in a thread.
 """
@@ -317,8 +320,13 @@ def _make_folders(spool_dir: Path, pendings: list[PendingTake], data: bytes,
     try:
         first = pendings[0].message_id
         for pending in pendings:
-            ready_name = ready.take() if ready is not None and pending.message_id == first \
-                else None
+            if ready is None:
+                ready_name = None
+            elif pending.message_id == first:
+                ready_name = ready.take()
+            else:
+                # The others link the record: an empty recycled folder will do.
+                ready_name = ready.take_empty()
             if ready_name is None:
                 os.mkdir(pending.message_id, 0o700, dir_fd=spool_fd)
             else:

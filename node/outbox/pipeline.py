@@ -129,8 +129,9 @@ class Outbox:
         self._on_dispatch = on_dispatch
         self._on_released = on_released
         self._slots = DeferredSemaphore(parallel)
-        self._sent = SentFolder(runtime)
         self._batches = TakeBatches(runtime)
+        # Filed documents' spool folders are recycled for the takes (node/spool/ready.py).
+        self._sent = SentFolder(runtime, self._batches.ready)
         self._dispatches = DispatchBatch(runtime)
         self.in_progress: set[Path] = set()
         #: File keys from sealing to offer, shared with the links (node/spool/kept_keys.py).

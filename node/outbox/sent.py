@@ -15,7 +15,7 @@ the ones queued meanwhile go together, in the same steps, each step durable befo
 4. every payload renamed into place, receipts and summaries written and each fsynced (one
    fsync pass: all written first), ONE fsync of each ``sent/`` folder the batch touched,
    the sidecar (if the clerk gave one) put beside its document, and only then the spool
-   folders removed (worker pool);
+   folders emptied and recycled for later takes, or removed (worker pool; node/spool/ready.py);
 5. the ``delivered`` audit entries (one transaction).
 
 A document refused by the store in step 3 (it cannot be ``sent``) is left alone and its
@@ -46,6 +46,7 @@ from lienthong.node.documents.metadata import SIDECAR_SUFFIX
 from lienthong.node.documents.petitions import is_petition
 from lienthong.node.outbox.sidecars import SPOOLED_SIDECAR
 from lienthong.node.runtime.node_runtime import NodeRuntime
+from lienthong.node.spool.ready import ReadyFolders
 from lienthong.node.spool.record import INTAKE_FILE, META_FILE, PAYLOAD_FILE
 from lienthong.node.spool.sealing import ENVELOPE, STREAM_ENDS, STREAM_HEADER
 from lienthong.node.store.audit_log import AuditEvent
@@ -99,9 +100,11 @@ class _Move:
 class SentFolder:
     """Files delivered documents into ``sent/`` in batches (see the module docstring)."""
 
-    def __init__(self, runtime: NodeRuntime) -> None:
+    def __init__(self, runtime: NodeRuntime, ready: ReadyFolders | None = None) -> None:
         self._rt = runtime
         self._access = access_policy(runtime.config.node.clerks_group)
+        #: Where filed documents' emptied spool folders go for later takes (None: removed).
+        self._ready = ready
         self._queue: dict[str, _Item] = {}
         self._running = False
 
@@ -189,7 +192,7 @@ class SentFolder:
                                {"message_id": item.message_id, "name": row.name,
                                 "target": row.target, "size": row.size, "sha256": row.sha256,
                                 "sent": now}, already_sent=row.state == "sent"))
-        moved = yield rt.io(_move_all_to_sent, moves, self._access)
+        moved = yield rt.io(_move_all_to_sent, moves, self._access, self._ready)
         filed = [entry for entry, ok in zip(named, moved, strict=True) if ok]
         if not filed:
             return
@@ -233,16 +236,17 @@ def _clashes(folder: Path, given: set[str], name: str) -> bool:
     return clash_key(name) in given or os.path.lexists(folder / name)
 
 
-def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
+def _move_all_to_sent(moves: list[_Move], access: AccessPolicy,
+                      ready: ReadyFolders | None = None) -> list[bool]:
     """File each document; idempotent, so safe to run again after a crash at any point.
 
     Every payload is renamed into place first (its receipts and summary written and fsynced
     beside it), then each ``sent/`` folder is fsynced once, and only then are the spool
-    folders removed: a crash before that fsync finds the payload still in the spool (or
-    already in place) and this runs again. Every file takes the access
-    rule (node/core/access.py), the document too: not the mode or owner the clerk gave it.
-    Returns, for each move,
-    False when there was nothing left to file (filed before, its spool folder gone).
+    folders emptied and recycled into ``ready`` (or removed): a crash before that fsync finds
+    the payload still in the spool (or already in place) and this runs again. Every file
+    takes the access rule (node/core/access.py), the document too: not the mode or owner the
+    clerk gave it. Returns, for each move, False when there was nothing left to file (filed
+    before, its spool folder gone).
     """
     folders: dict[Path, None] = {}
     present: list[bool] = []
@@ -264,7 +268,7 @@ def _move_all_to_sent(moves: list[_Move], access: AccessPolicy) -> list[bool]:
         if not filed:
             continue
         sidecar_to_sent(move.spool_folder, move.sent_path, access)
-        remove_spool_folder(move.spool_folder)
+        remove_spool_folder(move.spool_folder, ready)
     return present
 
 
@@ -311,8 +315,9 @@ def _write_started(access: AccessPolicy, path: Path, data: bytes) -> int:
 _SPOOL_LEFTOVERS = (INTAKE_FILE, META_FILE, STREAM_ENDS, STREAM_HEADER, ENVELOPE)
 
 
-def remove_spool_folder(folder: Path) -> None:
-    """Remove a filed document's spool folder (idempotent).
+def remove_spool_folder(folder: Path, ready: ReadyFolders | None = None) -> None:
+    """Remove a filed document's spool folder (idempotent); with ``ready``, once emptied it
+    is recycled for a later take instead, when ``ready`` keeps it (node/spool/ready.py).
 
     Its entries are known, so they are unlinked by name and the folder removed: a
     ``shutil.rmtree`` per document (open, scan, stat each entry) was about 6 % of the sender's
@@ -327,6 +332,13 @@ def remove_spool_folder(folder: Path) -> None:
                 os.unlink(folder / name)
             except FileNotFoundError:
                 pass
+        if ready is not None:
+            try:
+                empty = not os.listdir(folder)
+            except FileNotFoundError:
+                return
+            if empty and ready.recycle(folder):
+                return
         try:
             os.rmdir(folder)
             return

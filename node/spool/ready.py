@@ -16,7 +16,22 @@ or written and fsynced), which recovery reports ``INCOMPLETE`` and removes -- th
 still in the outbox, because it moves in only after the record is fsynced, as before. Nothing
 about a ready folder needs to be durable: if a crash loses one, nothing refers to it.
 
-``take`` and ``make`` are called on worker threads (a deque's append and popleft are atomic).
+Recycled folders. A filed document's spool folder, emptied, is renamed to a ready name
+(``recycle``, from node/outbox/sent.py) instead of removed, and a later take of a batch renames
+it to its message ID instead of making a folder (``take_empty``): one ``mkdir`` and one
+``rmdir`` fewer per document. On this file system (ext4 without a journal) freeing inodes is
+what made allocating them dear: each allocation skips the inodes freed in the last half
+minute, so a burst that removed a folder per document paid more for every later ``mkdir``
+and sent/ file (docs/benchmarks.md, History 61). A recycled folder holds nothing (no
+record): only the takes that hard-link the batch's record use one, never the first take,
+which writes into a ready folder's empty record. The crash argument is the one above: until
+it is renamed to a message ID it is a dot-name that ``recover_spool`` skips and the next
+start's sweep removes; renamed, it is what ``mkdir`` makes, an empty folder, until the
+batch's record is linked into it. Recycling starts only once the start's sweep is over, so
+the sweep never removes a folder a take was handed.
+
+``take``, ``take_empty``, ``recycle`` and ``make`` are called on worker threads (a deque's
+append and popleft are atomic; the length bound may be passed by a folder or two).
 """
 from __future__ import annotations
 
@@ -26,6 +41,7 @@ import stat
 from collections import deque
 from pathlib import Path
 
+from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.names import TEMP_PREFIX
 from lienthong.node.spool.record import INTAKE_FILE
 
@@ -33,6 +49,8 @@ from lienthong.node.spool.record import INTAKE_FILE
 READY_PREFIX = TEMP_PREFIX + "ready-"
 #: Folders kept ready: one for a lone document, one for the next while the first refills.
 KEEP = 2
+#: Most recycled (empty) folders kept: about a burst's takes running ahead of its filing.
+RECYCLE_KEEP = 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RECORD_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -41,10 +59,15 @@ _RECORD_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 class ReadyFolders:
     """Ready spool folders of one ``spool/``: ``take`` one for a take, ``make`` more."""
 
-    def __init__(self, spool_dir: Path, *, keep: int = KEEP) -> None:
+    def __init__(self, spool_dir: Path, *, keep: int = KEEP,
+                 recycle_keep: int = RECYCLE_KEEP) -> None:
         self.spool_dir = spool_dir
         self.keep = keep
+        self.recycle_keep = recycle_keep
         self._names: deque[str] = deque()
+        #: Recycled folders: empty, no record (module docstring).
+        self._empty: deque[str] = deque()
+        self._sweeping = False
         self._swept = False
 
     def __len__(self) -> int:
@@ -62,9 +85,10 @@ class ReadyFolders:
         ready folders a previous run left (module docstring)."""
         spool_fd = os.open(self.spool_dir, _DIR_FLAGS)
         try:
-            if not self._swept:
-                self._swept = True
+            if not self._sweeping:
+                self._sweeping = True
                 _sweep(spool_fd)
+                self._swept = True
             while len(self._names) < self.keep:
                 name = READY_PREFIX + secrets.token_hex(8)
                 os.mkdir(name, 0o700, dir_fd=spool_fd)
@@ -77,6 +101,27 @@ class ReadyFolders:
                 self._names.append(name)
         finally:
             os.close(spool_fd)
+
+
+    def take_empty(self) -> str | None:
+        """The name (in ``spool/``) of a recycled, empty folder now the caller's, or None."""
+        try:
+            return self._empty.popleft()
+        except IndexError:
+            return None
+
+    def recycle(self, folder: Path) -> bool:
+        """Rename ``folder`` (a filed document's spool folder, already emptied by the caller)
+        to a ready name for a later take; False (nothing done) when enough are kept or the
+        start's sweep is not over: the caller removes it."""
+        if not self._swept or len(self._empty) >= self.recycle_keep:
+            return False
+        name = READY_PREFIX + secrets.token_hex(8)
+        os.rename(folder, self.spool_dir / name)
+        # The document's folder is a ready one now, nothing refers to it: swept if we stop.
+        failpoint("sender-after-spool-folder-recycled")
+        self._empty.append(name)
+        return True
 
 
 def open_empty_record(folder_fd: int) -> int:

@@ -14,6 +14,7 @@ import pytest
 
 from lienthong.node.delivery.connection import DATA_FRAME
 from lienthong.node.runtime.peer_protocols import save_peer_protocols
+from lienthong.node.spool.ready import READY_PREFIX
 from lienthong.node.spool.sealing import READ_SIZE
 from tests.integration.harness import (
     check_delivered,
@@ -269,6 +270,50 @@ def test_kill_during_a_batch_take_with_one_record(network) -> None:  # type: ign
              what="an empty spool")
 
 
+def test_kill_after_a_filed_documents_spool_folder_was_recycled(  # type: ignore[no-untyped-def]
+        network, tmp_path) -> None:
+    """Filing into sent/ empties a document's spool folder and renames it to a ready name for
+    a later take (node/spool/ready.py), where it used to remove it. Killed right after that
+    rename: the document is in sent/ with its receipt, and what is left of its folder is an
+    empty dot-name that recovery skips; the restart sweeps it away, and the documents after
+    it go once."""
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-after-spool-folder-recycled"})
+    spool = alpha.home / "spool"
+    documents = {"mot.pdf": os.urandom(SMALL)}
+    alpha.drop("beta", "mot.pdf", documents["mot.pdf"])
+    # A filing before the start's sweep is over removes the folder (nothing recycled): then
+    # the next document's, once the first refill has swept and made folders ready, recycles.
+    assert alpha.process is not None
+    wait_for(lambda: alpha.process.poll() is not None or (
+        sent_all(alpha, 1) and len(os.listdir(spool)) >= 2), timeout=60,
+        what="the first document filed and folders made ready, or the kill")
+    if alpha.process.poll() is None:
+        documents["hai.pdf"] = os.urandom(SMALL)
+        alpha.drop("beta", "hai.pdf", documents["hai.pdf"])
+    code = alpha.wait_exit(timeout=60)
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    assert spool_entries(alpha) == []   # no take left, only dot-names
+    recycled = [name for name in os.listdir(spool) if not os.listdir(spool / name)]
+    assert recycled, sorted(os.listdir(spool))
+    # The recycled folder's document is filed (the second may still be in the outbox, when
+    # the first was recycled just as it was dropped: it is sent after the restart).
+    assert "mot.pdf" in {path.name for path in (alpha.home / "sent" / "beta").glob("*.pdf")}
+    alpha.start()
+    documents["ba.pdf"] = os.urandom(SMALL)
+    alpha.drop("beta", "ba.pdf", documents["ba.pdf"])
+    wait_for(lambda: sent_all(alpha, len(documents)), timeout=60, what="delivery after the kill")
+    check_delivered(alpha, [beta], documents)
+    sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
+    assert len(sealed) == len(set(sealed)) == len(documents)
+    # The start's sweep (at the first refill after the take) removed the recycled folder.
+    wait_for(lambda: not any((spool / name).exists() for name in recycled), timeout=30,
+             what="the recycled folder swept")
+    wait_for(lambda: spool_entries(alpha) == [], timeout=30, what="no take left in the spool")
+
+
 def test_kill_after_a_ready_folder_became_a_take_before_its_record(  # type: ignore[no-untyped-def]
         network, tmp_path) -> None:
     """A lone document's take renames a spool folder made ahead of time (node/spool/ready.py)
@@ -299,4 +344,5 @@ def test_kill_after_a_ready_folder_became_a_take_before_its_record(  # type: ign
     sealed = [e.message_id for e in alpha.query("audit_entries", kind="sealed")]
     assert len(sealed) == len(set(sealed)) == 2
     wait_for(lambda: spool_entries(alpha) == [], timeout=30, what="no take left in the spool")
-    assert len(os.listdir(alpha.home / "spool")) <= 2   # only folders made ready again
+    # Only folders made ready again, and the filed document's, recycled (empty).
+    assert all(name.startswith(READY_PREFIX) for name in os.listdir(alpha.home / "spool"))

@@ -44,7 +44,8 @@ def test_receipts_and_summaries_are_fsynced_before_their_folder_and_the_spool_fo
     monkeypatch.setattr(sent, "fsync_dir", lambda folder: steps.append(("folder", folder)))
     real_remove = sent.remove_spool_folder
     monkeypatch.setattr(sent, "remove_spool_folder",
-                        lambda folder: (steps.append(("remove", folder)), real_remove(folder)))
+                        lambda folder, ready=None: (steps.append(("remove", folder)),
+                                                    real_remove(folder, ready)))
     moves = _moves(tmp_path, 3)
 
     assert sent._move_all_to_sent(moves, AccessPolicy()) == [True, True, True]

@@ -1,11 +1,12 @@
-"""Spool folders made ahead of the take (node/spool/ready.py) and a take that uses one."""
+"""Spool folders made ahead of the take or recycled from filed documents
+(node/spool/ready.py), and the takes that use them."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from lienthong.node.outbox import intake
+from lienthong.node.outbox import intake, sent
 from lienthong.node.spool.ready import READY_PREFIX, ReadyFolders
 from lienthong.node.spool.record import INTAKE_FILE, PAYLOAD_FILE
 from lienthong.node.spool.recovery import SpoolState, recover_spool
@@ -124,3 +125,90 @@ def test_the_first_refill_removes_ready_folders_an_earlier_run_left(tmp_path: Pa
     again = ReadyFolders(spool, keep=1)
     again.make()
     assert len(os.listdir(spool)) == 1 and len(again) == 1
+
+
+def _filed_folder(spool: Path, name: str) -> Path:
+    """A document's spool folder as filing leaves it: its payload gone to sent/."""
+    folder = spool / name
+    folder.mkdir()
+    (folder / INTAKE_FILE).write_text("{}")
+    return folder
+
+
+def test_a_filed_documents_folder_is_recycled_once_the_starts_sweep_is_over(
+        tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1, recycle_keep=1)
+    first = _filed_folder(spool, "f" * 32)
+    # Before the sweep a recycled folder could be swept from under a take: removed instead.
+    sent.remove_spool_folder(first, ready)
+    assert not first.exists() and ready.take_empty() is None
+    ready.make()
+    second, third = _filed_folder(spool, "a" * 32), _filed_folder(spool, "b" * 32)
+    inode = second.stat().st_ino
+    sent.remove_spool_folder(second, ready)
+    sent.remove_spool_folder(third, ready)   # past recycle_keep: removed
+    assert not second.exists() and not third.exists()
+    recycled = ready.take_empty()
+    assert recycled is not None and recycled.startswith(READY_PREFIX)
+    assert (spool / recycled).stat().st_ino == inode and os.listdir(spool / recycled) == []
+    assert ready.take_empty() is None
+    assert recover_spool(spool) == []
+
+
+def test_a_folder_with_anything_left_in_it_is_removed_not_recycled(tmp_path: Path) -> None:
+    """A later take must find its folder empty: a stray stream-ends file would win over its
+    record (node/spool/sealing.py ``kept_stream_ends``)."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1)
+    ready.make()
+    folder = _filed_folder(spool, "c" * 32)
+    (folder / "stray.tmp").write_bytes(b"left by a crash")
+    sent.remove_spool_folder(folder, ready)
+    assert not folder.exists() and ready.take_empty() is None
+
+
+def test_the_later_takes_of_a_batch_rename_recycled_folders(tmp_path: Path) -> None:
+    """The first take writes its record into a ready folder's empty one; the others link it
+    into recycled folders: no folder made, none of them holding anything but the record."""
+    outbox = tmp_path / "outbox"
+    (outbox / "beta").mkdir(parents=True)
+    paths = []
+    for n in range(3):
+        paths.append(outbox / "beta" / f"{n}.pdf")
+        paths[-1].write_bytes(b"noi dung %d" % n)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1)
+    ready.make()
+    sent.remove_spool_folder(_filed_folder(spool, "d" * 32), ready)
+    recycled_inode = next(p.stat().st_ino for p in spool.iterdir() if not os.listdir(p))
+    pendings = [intake.prepare_take(path, outbox=outbox, message_id=f"{n:032x}",
+                                    max_bytes=1 << 20, now=NOW) for n, path in enumerate(paths)]
+    syncs = intake.DirSyncs()
+    results = intake.take_files(pendings, spool, syncs, ready)
+    syncs.flush()
+    assert not any(isinstance(result, Exception) for result in results)
+    assert sorted(os.listdir(spool)) == [f"{n:032x}" for n in range(3)]
+    assert (spool / f"{1:032x}").stat().st_ino == recycled_inode   # the second take's
+    records = {(spool / f"{n:032x}" / INTAKE_FILE).stat().st_ino for n in range(3)}
+    assert len(records) == 1
+    for n in range(3):
+        assert sorted(os.listdir(spool / f"{n:032x}")) == [INTAKE_FILE, PAYLOAD_FILE]
+    assert [found.state for found in recover_spool(spool)] == [SpoolState.TAKEN] * 3
+
+
+def test_the_first_refill_removes_recycled_folders_an_earlier_run_left(
+        tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ready = ReadyFolders(spool, keep=1)
+    ready.make()
+    sent.remove_spool_folder(_filed_folder(spool, "e" * 32), ready)
+    assert len(os.listdir(spool)) == 2
+    again = ReadyFolders(spool, keep=1)
+    again.make()
+    (left,) = os.listdir(spool)
+    assert os.listdir(spool / left) == [INTAKE_FILE] and again.take_empty() is None
