@@ -26,14 +26,16 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.store.records import DispatchRow
+from lienthong.node.store.records import DispatchRow, StoreError
 
 _Waiting = list[tuple[Callable[[], None], Callable[[], None]]]
 
 
-class NotRecordedForPeer(Exception):
+class NotRecordedForPeer(StoreError):
     """The dispatch was committed without a delivery to the peer it was offered to (the peer's
     identity moved on meanwhile)."""
+
+    code = "not-recorded-for-peer"
 
 
 class UnrecordedOffers:
