@@ -51,7 +51,7 @@ from lienthong.node.status.api import StatusService
 from lienthong.node.status.live import live_from_links
 from lienthong.node.store.commits import GroupCommitThread
 from lienthong.node.store.database import Store, open_store
-from lienthong.node.store.records import DispatchRow, QueuedDelivery
+from lienthong.node.store.records import DispatchRow, NewDispatch, QueuedDelivery
 from lienthong.node.transport.tls import PinnedContextFactory
 from lienthong.node.watch.watcher import OutboxWatcher
 from lienthong.node.web.remote import RemoteListener
@@ -81,7 +81,7 @@ class Node:
         self.offers = Offers(runtime)
         self.receiver_factory = ReceiverFactory(self.offers, on_refused=self.handshake_refused)
         self.outbox = Outbox(runtime, on_dispatch=self._kick_links,
-                             on_released=self._released)
+                             on_sealed=self._offer_sealed, on_released=self._released)
         self.tls = PinnedContextFactory(
             tls_key=runtime.keys.tls_key, certificate_der_bytes=runtime.keys.tls_cert_der,
             lookup=lambda pin: self.rt.directory.node_for_tls_pin(pin),
@@ -227,6 +227,16 @@ class Node:
             link = self.links.get(delivery.peer_node_id)
             if link is not None:
                 link.kick(QueuedDelivery.recorded(dispatch, delivery.peer_node_id))
+
+    def _offer_sealed(self, dispatch: NewDispatch,
+                      when_recorded: Callable[[], Deferred]) -> None:
+        """A dispatch is sealed and its commit under way: each recipient's link may offer it
+        now and send it once it is recorded (node/delivery/unrecorded.py)."""
+        now = self.rt.now_text()
+        for node_id in dispatch.recipients:
+            link = self.links.get(node_id)
+            if link is not None:
+                link.offer_sealed(QueuedDelivery.sealed(dispatch, node_id, now), when_recorded)
 
     def _poll_directory(self) -> Deferred:
         d = self.rt.refresh_directory()

@@ -17,6 +17,8 @@ STAGES = frozenset({
     "sender-during-batch-take",   # a batch's one record in every folder, n files moved in
     "sender-during-seal",         # part of the envelope written
     "sender-before-dispatches-committed",  # a unit of several dispatch rows written, not committed
+    "sender-accepted-before-dispatch-committed",  # a small document offered and accepted,
+                                                  # its dispatch not committed, no DATA sent
     "sender-mid-transfer",        # some DATA frames written to the receiver
     "sender-before-transfer-notes-committed",  # offered/sent notes written, not committed
     "sender-after-trailer-kept",  # a streamed seal's trailer kept, its digest not recorded

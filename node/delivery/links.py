@@ -14,6 +14,10 @@ than hammering a peer that has been down for a day. Offers go out in priority or
 already open, so it never waits behind a large publication. A document counts as delivered
 only when a receipt has been verified against the peer's identity key and names exactly the
 envelope we sent.
+
+Offered before it is recorded: a small document sealed while the connection has nothing else
+waiting is offered as soon as its dispatch unit is submitted (``offer_sealed``), and its DATA
+waits for the commit (delivery/unrecorded.py says why that is safe).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ClientFactory
@@ -40,6 +44,7 @@ from lienthong.node.delivery.notes import TransferNotes
 from lienthong.node.delivery.openings import EnvelopeOpenings
 from lienthong.node.delivery.outcomes import DocumentOutcomes, Progress
 from lienthong.node.delivery.receipts import ReceiptBatch
+from lienthong.node.delivery.unrecorded import UnrecordedOffers
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.store.records import DispatchRow, QueuedDelivery
@@ -125,6 +130,8 @@ class PeerLink(DocumentOutcomes):
         self._openings = EnvelopeOpenings(runtime)
         self._kept_keys = kept_keys
         self._notes = TransferNotes(runtime)
+        #: Offered before their dispatch was committed (``offer_sealed``).
+        self._unrecorded = UnrecordedOffers()
         #: Decoded headers of the documents offered on this connection (decoded once).
         self._headers: dict[str, EnvelopeHeader] = {}
         #: v3 envelopes held back from a peer speaking protocol 1 (audited once each).
@@ -212,10 +219,28 @@ class PeerLink(DocumentOutcomes):
             if not self._checking_due:
                 self._dial_when_due()
         elif self.state is LinkState.CONNECTED:
-            if recorded is not None and self._offer_recorded(recorded):
-                return
+            if recorded is not None and (recorded.message_id in self.offered
+                                         or self._offer_recorded(recorded)):
+                return  # offered when it was sealed (``offer_sealed``), or now
             self._drained = False
             self._fill()
+
+    def offer_sealed(self, row: QueuedDelivery, when_recorded: Callable[[], Deferred]) -> None:
+        """``row``'s dispatch is sealed and its commit submitted, not done: a small document is
+        offered now if ``kick`` would offer it at once once recorded (``_offer_recorded``);
+        its DATA waits for ``when_recorded()`` (delivery/unrecorded.py)."""
+        if self.state is not LinkState.CONNECTED or row.ciphertext_size > SMALL_DOCUMENT:
+            return
+        if self._offer_recorded(row):
+            self._unrecorded.hold(row.message_id, when_recorded(), self.node_id,
+                                  self._not_recorded)
+
+    def _not_recorded(self, message_id: str, failure: Failure) -> None:
+        """A document offered before its commit was not recorded for this peer: close the
+        connection, so the receiver forgets the offer; the document stays in the spool."""
+        if self.proto is not None and message_id in self.offered:
+            self.proto.local_failure(f"{message_id} was offered but its dispatch could not be "
+                                     f"recorded: {failure.getErrorMessage()}")
 
     def _offer_recorded(self, row: QueuedDelivery) -> bool:
         """Offer a just-recorded delivery if the last look at the queue left nothing else

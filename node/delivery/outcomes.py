@@ -30,6 +30,7 @@ from lienthong.node.delivery.receipts import (
     VerifiedReceipt,
     late_receipt_reason,
 )
+from lienthong.node.delivery.unrecorded import UnrecordedOffers
 from lienthong.node.runtime.node_runtime import NodeRuntime
 from lienthong.node.spool.kept_keys import KeptFileKeys
 from lienthong.node.spool.sealing import read_signed_digest
@@ -123,6 +124,8 @@ class DocumentOutcomes:
     #: ``offered`` and ``sent``, written in shared units of work (delivery/notes.py).
     _notes: TransferNotes
     _headers: dict[str, EnvelopeHeader]
+    #: Offered before their dispatch was committed (delivery/unrecorded.py).
+    _unrecorded: UnrecordedOffers
     _on_all_delivered: Callable[[str, DispatchRow | None], object]
     _on_delivery_failed: Callable[[str, str], object]
 
@@ -180,6 +183,11 @@ class DocumentOutcomes:
         message_id = row.message_id
         if proto is not self.proto or message_id not in self.offered:
             source.close()  # the connection went away while the envelope was being prepared
+            return
+        # Offered before its dispatch was committed: no DATA until it is (delivery/unrecorded.py).
+        if self._unrecorded.after_commit(message_id,
+                                         lambda: self._start(proto, row, offset, source),
+                                         source.close):
             return
         self.progress[message_id] = Progress(message_id, row.name, row.ciphertext_size, offset,
                                              self.rt.monotonic(), offset)

@@ -13,7 +13,10 @@ then, in order, each step durable before the next:
    this step together share that hop and the folder fsyncs of their takes
    (node/outbox/batches.py);
 4. records the dispatch and one delivery per recipient in the store, with audit events,
-   in one transaction; then tells the links that work is waiting.
+   in one transaction; then tells the links that work is waiting. A small document is
+   handed to the links as soon as that transaction is submitted (``on_sealed``): an idle
+   connection OFFERs it while the commit runs, and sends its DATA only once the commit is
+   durable (node/delivery/links.py, "Offered before it is recorded").
 
 A crash between 2 and 4 leaves a spool folder without a dispatch row: ``recover`` seals and
 records it again at start-up (same message ID, so a receiver that had somehow seen it would
@@ -115,15 +118,52 @@ def current_ids(runtime: NodeRuntime, node_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(current))
 
 
+def outcome_of(d: Deferred) -> Callable[[], Deferred]:
+    """``d``'s outcome for others than its owner: each call of the result is a new Deferred
+    that fires as ``d`` did or will (its result or its Failure), ``d``'s own chain untouched."""
+    waiting: list[Deferred] = []
+    settled: list[Any] = []
+
+    def settle(result: Any) -> Any:
+        settled.append(result)
+        for other in waiting:
+            _fire(other, result)
+        waiting.clear()
+        return result
+
+    def follow() -> Deferred:
+        other: Deferred = Deferred()
+        if settled:
+            _fire(other, settled[0])
+        else:
+            waiting.append(other)
+        return other
+
+    d.addBoth(settle)
+    return follow
+
+
+def _fire(d: Deferred, result: Any) -> None:
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(result)
+
+
 def _audit_only() -> None:
     """A unit of work whose only writes are its audit events."""
 
 
 class Outbox:
     def __init__(self, runtime: NodeRuntime, *, on_dispatch: Callable[[DispatchRow], None],
+                 on_sealed: Callable[[NewDispatch, Callable[[], Deferred]], None] | None = None,
                  on_released: Callable[[Path], None] = lambda path: None,
                  parallel: int = INTAKE_PARALLEL) -> None:
+        """``on_sealed(dispatch, when_recorded)``: a document sealed, its dispatch submitted and
+        not yet committed; each ``when_recorded()`` is a new Deferred that fires with its row
+        once committed, or fails with what refused it."""
         self._rt = runtime
+        self._on_sealed = on_sealed
         #: Modes and group of what lands in failed/ (node/core/access.py).
         self._access = access_policy(runtime.config.node.clerks_group)
         self._on_dispatch = on_dispatch
@@ -291,26 +331,32 @@ class Outbox:
         meta, sealed = yield sealing
         priority = int(meta.get("priority", Priority.NORMAL))
         header = sealed.header
+        dispatch = NewDispatch(
+            message_id=taken.message_id, name=taken.original_name, target=taken.target,
+            spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
+            sha256=header.digest, ciphertext_size=header.ciphertext_size,
+            priority=priority, meta=public_meta(meta, taken.message_id),
+            recipients=tuple(recipients))
+        # Recorded with the other documents sealed meanwhile, in one unit of work
+        # (node/outbox/dispatches.py); this Deferred fires once that unit has committed.
+        recorded = self._dispatches.add(dispatch, [*before, ("sealed", {
+            "message_id": taken.message_id, "digest": header.digest,
+            "name": taken.original_name, "recipients": recipients,
+            "size": header.size, "envelope": header.version})])
+        # Kept before the links may offer it: a small document's opening begins at its OFFER.
+        self.kept_keys.keep(taken.message_id, sealed)
+        # A petition is registered after its commit, before any link may send it.
+        if self._on_sealed is not None and not is_petition(meta):
+            self._on_sealed(dispatch, outcome_of(recorded))
         try:
-            # Recorded with the other documents sealed meanwhile, in one unit of work
-            # (node/outbox/dispatches.py); this Deferred fires once that unit has committed.
-            row = yield self._dispatches.add(NewDispatch(
-                message_id=taken.message_id, name=taken.original_name, target=taken.target,
-                spool_dir=str(folder), header_token=sealed.header_token, size=header.size,
-                sha256=header.digest, ciphertext_size=header.ciphertext_size,
-                priority=priority, meta=public_meta(meta, taken.message_id),
-                recipients=tuple(recipients)),
-                [*before, ("sealed", {
-                    "message_id": taken.message_id, "digest": header.digest,
-                    "name": taken.original_name, "recipients": recipients,
-                    "size": header.size, "envelope": header.version})])
+            row = yield recorded
         except Exception:
+            self.kept_keys.drop(taken.message_id)
             if before:
                 d = rt.db_audited(_audit_only, events=list(before))
                 d.addErrback(lambda failure: log.failure("could not write the audit of {mid}",
                                                          failure, mid=taken.message_id))
             raise
-        self.kept_keys.keep(taken.message_id, sealed)
         if is_petition(meta):
             yield self._register_petition(taken.message_id, recipients, meta)
         # Logged by the batch that recorded it, one line per batch (node/outbox/dispatches.py).

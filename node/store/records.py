@@ -268,6 +268,16 @@ class QueuedDelivery:
                    name=dispatch.name, size=dispatch.size, sha256=dispatch.sha256,
                    created_at=dispatch.created_at, attempts=0, bytes_sent=0)
 
+    @classmethod
+    def sealed(cls, dispatch: NewDispatch, peer_node_id: str, now: str) -> QueuedDelivery:
+        """The delivery to ``peer_node_id`` of a dispatch sealed and not yet committed, as
+        ``recorded`` will read it once it is (``created_at`` is ``now``, a moment sooner)."""
+        return cls(message_id=dispatch.message_id, peer_node_id=peer_node_id,
+                   spool_dir=dispatch.spool_dir, header_token=dispatch.header_token,
+                   ciphertext_size=dispatch.ciphertext_size, priority=dispatch.priority,
+                   name=dispatch.name, size=dispatch.size, sha256=dispatch.sha256,
+                   created_at=now, attempts=0, bytes_sent=0)
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:

@@ -222,6 +222,44 @@ def test_kill_before_a_batch_of_dispatches_commits(network) -> None:  # type: ig
     assert len(sealed) == len(set(sealed)) == count
 
 
+@ENVELOPES
+def test_kill_with_a_small_document_accepted_before_its_dispatch_commits(  # type: ignore[no-untyped-def]
+        network, envelope: int) -> None:
+    """A small document on an idle connection is offered while its dispatch commits
+    (node/delivery/unrecorded.py). Killed with the receiver's ACCEPT in and the commit held
+    back (the test holds the sender's database write lock), before any DATA: nothing of it is
+    recorded at either end. The restart seals it again under a new header with the same
+    message ID, the receiver takes that offer from byte 0, and it arrives exactly once."""
+    import sqlite3
+    nodes = network("alpha", "beta")
+    alpha, beta = nodes["alpha"], nodes["beta"]
+    if envelope == 3:   # the receiver opens a small v3 document's staging file behind its ACCEPT
+        save_peer_protocols(alpha.home / "state", {beta.node_id: 2})
+    first, data = os.urandom(SMALL), os.urandom(SMALL)
+    beta.start()
+    alpha.start(extra_env={"LIENTHONG_FAILPOINT": "sender-accepted-before-dispatch-committed"})
+    alpha.drop("beta", "dau-tien.pdf", first)   # opens the connection, then leaves it idle
+    wait_for(lambda: sent_all(alpha, 1), timeout=60, what="the first delivery")
+    lock = sqlite3.connect(alpha.home / "state" / "lienthong.db", timeout=30,
+                           isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")   # the dispatch commit waits (busy_timeout)
+        alpha.drop("beta", "cong-van.pdf", data)
+        code = alpha.wait_exit(timeout=60)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert code == -9, f"alpha exited with {code}, not SIGKILL:\n{alpha.log_text()}"
+    assert [e.detail["name"] for e in alpha.query("audit_entries", kind="taken")] == \
+        ["dau-tien.pdf"]                                # not recorded by the sender...
+    assert beta.audit_kinds().count("received") == 1   # ...nor received
+    alpha.start()
+    wait_for(lambda: sent_all(alpha, 2), timeout=60, what="delivery after the restart")
+    check_delivered(alpha, [beta], {"dau-tien.pdf": first, "cong-van.pdf": data})
+    assert beta.audit_kinds().count("received") == 2
+    assert len(alpha.query("audit_entries", kind="sealed")) == 2
+
+
 def test_kill_before_a_unit_of_transfer_notes_commits(network) -> None:  # type: ignore[no-untyped-def]
     """Killed with several documents' ``offered``/``sent`` notes written but not committed
     (node/delivery/notes.py): nothing durable depended on them; their deliveries are still

@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 from OpenSSL import crypto
 from sqlalchemy import update
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -31,7 +32,7 @@ from lienthong.node.outbox.pipeline import Outbox
 from lienthong.node.spool import sealing as sealing_module
 from lienthong.node.spool.sealing import seal_spooled
 from lienthong.node.store import schema
-from lienthong.node.store.records import NewDispatch
+from lienthong.node.store.records import NewDispatch, QueuedDelivery
 from lienthong.protocol.envelope import decode_header, sign_trailer
 from lienthong.protocol.fields import new_message_id
 from tests.node.runtimehelp import (
@@ -499,6 +500,105 @@ def test_a_document_this_process_sealed_is_offered_with_its_kept_key(
     net.reactor.advance(0)
     assert len(outbox.kept_keys) == 0
     assert net.alpha.store.get_dispatch(row.message_id).state == "sent"
+
+
+class HeldCommits:
+    """An outbox wired to the link as the node wires it (``on_sealed``, ``on_dispatch``), whose
+    dispatch units are held until the test lets them commit."""
+
+    def __init__(self, net: Net) -> None:
+        rt = net.alpha.runtime
+        beta = net.beta.node_id
+        self.net = net
+        self.outbox = Outbox(
+            rt, on_dispatch=lambda row: net.link.kick(QueuedDelivery.recorded(row, beta)),
+            on_sealed=lambda dispatch, recorded: net.link.offer_sealed(
+                QueuedDelivery.sealed(dispatch, beta, NOW), recorded))
+        net.link = PeerLink(rt, beta, tls=None,
+                            on_all_delivered=lambda mid, row: net.delivered.append(mid),
+                            on_delivery_failed=lambda mid, why: net.failed.append((mid, why)),
+                            rng=lambda: 1.0, kept_keys=self.outbox.kept_keys)
+        self.held: list[tuple[Callable[[], Deferred], Deferred]] = []
+        batch = self.outbox._dispatches
+        real = batch.add
+
+        def add(dispatch: NewDispatch, events: Any) -> Deferred:
+            d: Deferred = Deferred()
+            self.held.append((lambda: real(dispatch, events), d))
+            return d
+
+        batch.add = add  # type: ignore[method-assign]
+
+    def drop(self, name: str, data: bytes) -> None:
+        folder = self.net.alpha.runtime.config.outbox / "beta"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
+        self.outbox.file_ready(folder / name, "beta")
+
+    def connected(self) -> Wire:
+        """A connection left idle by a first document, delivered the usual way (an idle link
+        offers nothing before its commit: it dials once the dispatch is recorded)."""
+        self.drop("dau-tien.txt", b"Van ban dau tien\n" * 50)
+        assert self.net.link.offered == {}
+        self.commit()
+        wire = self.net.connect()
+        assert len(self.net.delivered) == 1 and self.net.link.state is LinkState.CONNECTED
+        self.net.delivered.clear()
+        return wire
+
+    def commit(self) -> None:
+        for record, d in self.held:
+            record().chainDeferred(d)
+        self.held.clear()
+
+    def refuse(self, error: Exception) -> None:
+        for _, d in self.held:
+            d.errback(error)
+        self.held.clear()
+
+
+def test_a_small_document_is_offered_while_its_dispatch_commits_and_sent_only_after(
+        net: Net) -> None:
+    """On an idle connection a small document is offered as soon as its dispatch unit is
+    submitted; the receiver's ACCEPT comes back before the commit, and no DATA leaves until
+    the commit is done (node/delivery/unrecorded.py). Then it arrives once, receipted, and
+    the audit still reads sealed, offered, sent."""
+    commits = HeldCommits(net)
+    wire = commits.connected()
+    data = b"Cong van 9\n" * 800
+    commits.drop("cong-van-9.txt", data)
+    assert len(commits.held) == 1
+    (mid,) = net.link.offered
+    wire.pump()
+    assert net.link._unrecorded._waiting[mid] != []    # ACCEPT back, its transfer waiting
+    assert net.alpha.store.get_dispatch(mid) is None   # nothing recorded at the sender...
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None  # ...nor received
+    assert not (net.inbox() / "cong-van-9.txt").exists()
+    commits.commit()
+    wire.pump()
+    assert net.delivered == [mid] and net.failed == []
+    assert (net.inbox() / "cong-van-9.txt").read_bytes() == data
+    assert kinds(net.alpha, mid)[-4:] == ["sealed", "offered", "sent", "receipt-verified"]
+    assert kinds(net.beta, mid) == ["received", "receipt-issued"]
+    assert len(net.link._unrecorded) == 0
+
+
+def test_a_document_offered_before_a_dispatch_that_fails_to_commit_is_never_sent(
+        net: Net) -> None:
+    """The dispatch unit of a document already offered fails: the connection is closed with
+    no DATA sent, the receiver keeps nothing, and the document stays in the spool."""
+    commits = HeldCommits(net)
+    wire = commits.connected()
+    commits.drop("to-trinh-3.txt", b"To trinh 3\n" * 700)
+    (mid,) = net.link.offered
+    wire.pump()
+    commits.refuse(OSError("disk I/O error"))
+    wire.pump()
+    assert wire.lost and net.link.state is LinkState.WAITING
+    assert net.beta.store.get_received(net.alpha.node_id, mid) is None
+    assert not (net.inbox() / "to-trinh-3.txt").exists()
+    assert (net.alpha.runtime.config.spool / mid / "payload").exists()
+    assert net.delivered == [] and len(net.link._unrecorded) == 0
 
 
 def _staged(net: Net) -> list[Path]:
