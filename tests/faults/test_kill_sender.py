@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from lienthong.node.delivery.connection import DATA_FRAME
+from lienthong.node.delivery.connection import DATA_FRAME, FRAMES_PER_TURN
 from lienthong.node.runtime.peer_protocols import save_peer_protocols
 from lienthong.node.spool.ready import READY_PREFIX
 from lienthong.node.spool.sealing import READ_SIZE
@@ -26,6 +26,10 @@ from tests.integration.harness import (
 
 #: At least three sealing blocks and six DATA frames, so ":1" and ":2" are really mid-way.
 SIZE = max(3 * READ_SIZE, 6 * DATA_FRAME) + 12345
+#: Killed on a DATA frame of the sender's second pump turn at least: the frames of a turn
+#: reach the socket only when the reactor next runs, so a kill inside the first turn can
+#: leave the receiver nothing to resume from (and the resume untested).
+MID_TRANSFER = f"sender-mid-transfer:{FRAMES_PER_TURN + 2}"
 
 
 #: A small document: sealed before it is taken, its stream ends kept in its ``intake.json``.
@@ -147,7 +151,7 @@ def test_kill_after_a_small_file_is_taken_with_its_stream_ends_recorded(  # type
 @ENVELOPES
 def test_kill_mid_transfer_resumes(network, tmp_path, envelope: int) -> None:  # type: ignore[no-untyped-def]
     """Killed after some DATA frames: the restart resumes from the receiver's offset, not zero."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2", envelope)
+    alpha, beta = _kill_and_recover(network, tmp_path, MID_TRANSFER, envelope)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
 
@@ -188,7 +192,7 @@ def test_kill_mid_way_through_a_streamed_seal_derives_its_digest_again(  # type:
         network, tmp_path) -> None:
     """Killed after some DATA frames of a document whose digest nobody has taken yet: the
     resume re-reads (and hashes) from byte 0, signs the trailer and sends from the offset."""
-    alpha, beta = _kill_and_recover(network, tmp_path, "sender-mid-transfer:2", 3,
+    alpha, beta = _kill_and_recover(network, tmp_path, MID_TRANSFER, 3,
                                     streamed=True)
     _sent_receipt_equals_inbox_receipt(alpha, beta)
     assert "resuming 'cong-van.pdf' to beta at byte" in alpha.log_text()
