@@ -218,6 +218,9 @@ def test_receiver_refuses_a_petition_its_policy_does_not_allow(network) -> None:
                   SIDECAR.replace(f'nguoi_viet_don = "{PETITIONER}"\n', ""))
     wait_for(lambda: len(list((hdnd.home / "failed").glob("*.reason.txt"))) == 3, timeout=30,
              what="both refusals into failed/")
+    # The reason file and the audit entry are written in separate steps; wait for both.
+    wait_for(lambda: len(hdnd.query("audit_entries", kind="refused")) == 2, timeout=30,
+             what="both refusals audited")
     codes = sorted(json.loads(e.detail_json)["code"]
                    for e in hdnd.query("audit_entries", kind="refused"))
     assert codes == ["bad-petition", "petition-not-allowed"]
