@@ -19,6 +19,10 @@ pull whole frames out with :meth:`FrameDecoder.next_frame`. It copies each paylo
 once (a 1 MiB DATA frame used to be copied three times between the socket and the cipher,
 issue 6), and the encoder can hand a DATA frame to the transport as header and ciphertext
 without joining them (:func:`frame_header`).
+
+A caller that reads from its source itself (the receiver's TLS transport) can skip even that
+copy: :meth:`FrameDecoder.read_buffer` gives it the place the next bytes go, a buffer made for
+the one frame being read, and :meth:`FrameDecoder.bytes_read` says how many it wrote there.
 """
 from __future__ import annotations
 
@@ -90,9 +94,10 @@ MAX_PAYLOAD_BY_KIND: Mapping[FrameKind, int] = MappingProxyType({
 class Frame:
     """One decoded frame: its kind and raw payload (not yet interpreted).
 
-    The payload is ``bytes``, or, for a DATA frame that arrived inside one piece fed to the
-    decoder, a read-only ``memoryview`` of that piece (which is ``bytes``, so it cannot change):
-    no copy is made of it."""
+    The payload is ``bytes``, or, for a DATA frame, a read-only ``memoryview`` of a buffer that
+    cannot change: the piece fed to the decoder it arrived in (``bytes``), or the ``bytearray``
+    the caller read it into (:meth:`FrameDecoder.read_buffer`), which the decoder made for this
+    frame alone and never writes again. No copy is made of it."""
 
     kind: FrameKind
     payload: bytes | memoryview = field(repr=False)
@@ -141,6 +146,16 @@ class FrameDecoder:
     returned as a view of it, when it is at least half of that piece, so a view never keeps
     alive more than twice its own size).
 
+    Reading into the decoder (``read_buffer`` and ``bytes_read``, instead of ``feed``): the
+    caller writes each frame's header into a small kept buffer, then its payload into a
+    ``bytearray`` of exactly the announced length, made once the header has passed its checks
+    (so before HELLO, under the lowered ceiling, a stranger still reserves a few kilobytes at
+    most; after it a peer reserves no more than the one frame it is sending). A DATA payload
+    is then returned as a read-only view of that buffer, which the decoder drops: nothing
+    writes it again, so the frame's bytes are copied only once, by the caller's read. Frames
+    completed this way wait in order for ``next_frame``; at most two maximal frames' worth,
+    then the caller is told to drain (LocalProtocolError). One decoder is fed one way only.
+
     After any error the decoder is dead: every later call raises the same error.
     """
 
@@ -151,6 +166,16 @@ class FrameDecoder:
         self._failure: ProtocolError | None = None
         #: Ceiling applied on top of the per-kind ones; the connection lowers it before HELLO.
         self.max_payload = max_payload
+        # Reading into the decoder: the next header's bytes, the frame being read, the frames
+        # read whole and not yet returned (and their payload bytes).
+        self._head = bytearray(HEADER_SIZE)
+        self._head_view = memoryview(self._head)
+        self._head_filled = 0
+        self._into: bytearray | None = None
+        self._into_view: memoryview | None = None
+        self._into_filled = 0
+        self._ready: deque[Frame] = deque()
+        self._ready_bytes = 0
 
     @property
     def buffered(self) -> int:
@@ -160,6 +185,8 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer; checks the pending header at once."""
         self._raise_if_failed()
+        if self._head_filled or self._into is not None or self._ready:
+            raise LocalProtocolError("feed() on a decoder that is being read into")
         if self._buffered >= MAX_FRAME_SIZE:
             raise LocalProtocolError("feed() called again without draining next_frame(); "
                                      "the buffer already holds a complete frame")
@@ -171,9 +198,67 @@ class FrameDecoder:
         if self._header is None:
             self._inspect_header()
 
+    def read_buffer(self) -> memoryview:
+        """Where the caller writes the next bytes it receives (a writable view, to be used
+        before the next call here and not kept): the rest of the next frame's header, or the
+        rest of its payload, in a buffer of that frame alone. Then :meth:`bytes_read`."""
+        self._raise_if_failed()
+        if self._buffered:
+            raise LocalProtocolError("read_buffer() on a decoder that was fed pieces")
+        if self._ready_bytes >= 2 * MAX_FRAME_SIZE:
+            raise LocalProtocolError("read_buffer() called again without draining "
+                                     "next_frame(); two complete frames already wait")
+        if self._into_view is not None:
+            return self._into_view[self._into_filled:]
+        return self._head_view[self._head_filled:]
+
+    def bytes_read(self, count: int) -> None:
+        """``count`` bytes were written at the start of the last :meth:`read_buffer`: a header
+        is checked as soon as its bytes are present, as with ``feed``."""
+        self._raise_if_failed()
+        into = self._into
+        if into is None:
+            if not 0 < count <= HEADER_SIZE - self._head_filled:
+                raise LocalProtocolError(f"bytes_read({count}) beyond the header's buffer")
+            self._head_filled += count
+            header = self._checked_header(bytes(self._head[:self._head_filled]))
+            if header is None:
+                return
+            self._head_filled = 0
+            kind, length = header
+            if not length:
+                self._ready_frame(Frame(kind, b""))
+                return
+            self._into = bytearray(length)
+            self._into_view = memoryview(self._into)
+            self._header = header
+            return
+        if not 0 < count <= len(into) - self._into_filled:
+            raise LocalProtocolError(f"bytes_read({count}) beyond the frame's buffer")
+        self._into_filled += count
+        if self._into_filled < len(into):
+            return
+        assert self._header is not None
+        kind = self._header[0]
+        # The decoder's writable view goes with it; the caller kept none (``read_buffer``).
+        payload = memoryview(into).toreadonly() if kind is FrameKind.DATA else bytes(into)
+        self._into = self._into_view = self._header = None
+        self._into_filled = 0
+        self._ready_frame(Frame(kind, payload))
+
+    def _ready_frame(self, frame: Frame) -> None:
+        self._ready.append(frame)
+        self._ready_bytes += len(frame.payload)
+
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None if more bytes are needed."""
         self._raise_if_failed()
+        if self._ready:
+            frame = self._ready.popleft()
+            self._ready_bytes -= len(frame.payload)
+            return frame
+        if self._into is not None:
+            return None
         if self._header is None:
             self._inspect_header()
             if self._header is None:
@@ -228,18 +313,22 @@ class FrameDecoder:
     def _inspect_header(self) -> None:
         if not self._buffered:
             return
-        head = self._peek(HEADER_SIZE)
+        self._header = self._checked_header(self._peek(HEADER_SIZE))
+
+    def _checked_header(self, head: bytes) -> tuple[FrameKind, int] | None:
+        """The kind and length of a complete header, None while part of it is missing;
+        raises (and kills the decoder) as soon as the bytes present are wrong."""
         try:
             if head[0] != PROTOCOL_VERSION:
                 raise UnsupportedVersion(f"frame version {head[0]}; this node speaks "
                                          f"version {PROTOCOL_VERSION}")
             if len(head) < 2:
-                return
+                return None
             kind = _KIND_BY_BYTE.get(head[1])
             if kind is None:
                 raise FrameError(f"unknown frame kind {head[1]}")
             if len(head) < HEADER_SIZE:
-                return
+                return None
             _, _, length = HEADER.unpack(head)
             limit = min(self.max_payload, MAX_PAYLOAD_BY_KIND[kind])
             if length > limit:
@@ -249,8 +338,10 @@ class FrameDecoder:
             self._failure = exc
             self._pieces.clear()  # release the memory; nothing more will be read
             self._buffered = 0
+            self._ready.clear()
+            self._ready_bytes = 0
             raise
-        self._header = (kind, length)
+        return kind, length
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
