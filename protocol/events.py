@@ -282,9 +282,10 @@ class Data:
 
     message_id: str
     offset: int
-    #: ``bytes``, or a read-only view of ``bytes`` or of a ``bytearray`` nobody writes any
-    #: more (a received frame's ciphertext is not copied out of the frame, nor the frame out
-    #: of the buffer it was read into: protocol/frames.py). Either way it cannot change.
+    #: ``bytes``, or a read-only view of ``bytes`` or of a ``bytearray`` nobody writes while
+    #: the view lives (a received frame's ciphertext is not copied out of the frame, nor the
+    #: frame out of the buffer it was read into: protocol/frames.py). Either way it cannot
+    #: change; a holder that drops the view lets the decoder reuse the buffer.
     data: bytes | memoryview = field(repr=False)
     KIND: ClassVar[FrameKind] = FrameKind.DATA
 

@@ -27,6 +27,7 @@ the one frame being read, and :meth:`FrameDecoder.bytes_read` says how many it w
 from __future__ import annotations
 
 import struct
+import sys
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,19 @@ DATA_PREFIX_SIZE = 24
 #: The largest payload of any frame kind.
 MAX_PAYLOAD = MAX_DATA + 64
 MAX_FRAME_SIZE = HEADER_SIZE + MAX_PAYLOAD
+
+
+#: DATA frames at least this large are read into buffers the decoder keeps and reuses once
+#: nothing holds a view of them: a fresh 1 MiB buffer per frame was mapped, zeroed and
+#: page-faulted in by the receiver's reactor, then unmapped (docs/benchmarks.md History 61).
+POOLED_FRAME = 256 * 1024
+#: Kept buffers per decoder, at most: the receiver's queue (4 MiB of frames being written,
+#: node/inbox/connection.py), the frame being read and one waiting. Beyond them, fresh ones.
+POOL_SIZE = 6
+#: ``sys.getrefcount`` of a kept buffer no one else holds, while the pool is searched: the
+#: pool's list, the loop's name and the call's argument. A view of it (a frame handed out)
+#: holds one more reference, until it is dropped.
+_POOL_ONLY = 3
 
 
 class FrameKind(IntEnum):
@@ -151,8 +165,10 @@ class FrameDecoder:
     ``bytearray`` of exactly the announced length, made once the header has passed its checks
     (so before HELLO, under the lowered ceiling, a stranger still reserves a few kilobytes at
     most; after it a peer reserves no more than the one frame it is sending). A DATA payload
-    is then returned as a read-only view of that buffer, which the decoder drops: nothing
-    writes it again, so the frame's bytes are copied only once, by the caller's read. Frames
+    is then returned as a read-only view of that buffer, which nothing writes while any view
+    of it lives, so the frame's bytes are copied only once, by the caller's read. A large
+    DATA frame's buffer is kept (``POOL_SIZE``) and read into again once the last view of its
+    frame is gone, so a steady stream of frames reuses the same memory. Frames
     completed this way wait in order for ``next_frame``; at most two maximal frames' worth,
     then the caller is told to drain (LocalProtocolError). One decoder is fed one way only.
 
@@ -175,6 +191,7 @@ class FrameDecoder:
         self._into_view: memoryview | None = None
         self._into_filled = 0
         self._ready: deque[Frame] = deque()
+        self._pool: list[bytearray] = []
         self._ready_bytes = 0
 
     @property
@@ -229,22 +246,35 @@ class FrameDecoder:
             if not length:
                 self._ready_frame(Frame(kind, b""))
                 return
-            self._into = bytearray(length)
-            self._into_view = memoryview(self._into)
+            self._into = self._pooled() if kind is FrameKind.DATA and length >= POOLED_FRAME \
+                else bytearray(length)
+            self._into_view = memoryview(self._into)[:length]
             self._header = header
             return
-        if not 0 < count <= len(into) - self._into_filled:
+        assert self._header is not None and self._into_view is not None
+        kind, length = self._header
+        if not 0 < count <= length - self._into_filled:
             raise LocalProtocolError(f"bytes_read({count}) beyond the frame's buffer")
         self._into_filled += count
-        if self._into_filled < len(into):
+        if self._into_filled < length:
             return
-        assert self._header is not None
-        kind = self._header[0]
         # The decoder's writable view goes with it; the caller kept none (``read_buffer``).
-        payload = memoryview(into).toreadonly() if kind is FrameKind.DATA else bytes(into)
+        payload = self._into_view.toreadonly() if kind is FrameKind.DATA else bytes(into)
         self._into = self._into_view = self._header = None
         self._into_filled = 0
         self._ready_frame(Frame(kind, payload))
+
+    def _pooled(self) -> bytearray:
+        """A kept buffer of the largest DATA frame that no view holds any more (its old bytes
+        are overwritten before a view of them is handed out), else a new one, kept while the
+        pool has room."""
+        for buffer in self._pool:
+            if sys.getrefcount(buffer) == _POOL_ONLY:
+                return buffer
+        buffer = bytearray(MAX_PAYLOAD_BY_KIND[FrameKind.DATA])
+        if len(self._pool) < POOL_SIZE:
+            self._pool.append(buffer)
+        return buffer
 
     def _ready_frame(self, frame: Frame) -> None:
         self._ready.append(frame)
@@ -340,6 +370,7 @@ class FrameDecoder:
             self._buffered = 0
             self._ready.clear()
             self._ready_bytes = 0
+            self._pool.clear()
             raise
         return kind, length
 
