@@ -169,7 +169,7 @@ class FrameDecoder:
     of it lives, so the frame's bytes are copied only once, by the caller's read. A large
     DATA frame's buffer is kept (``POOL_SIZE``) and read into again once the last view of its
     frame is gone, so a steady stream of frames reuses the same memory. Frames
-    completed this way wait in order for ``next_frame``; at most two maximal frames' worth,
+    completed this way wait in order for ``next_frame``; at most two large DATA frames' worth,
     then the caller is told to drain (LocalProtocolError). One decoder is fed one way only.
 
     After any error the decoder is dead: every later call raises the same error.
@@ -222,9 +222,9 @@ class FrameDecoder:
         self._raise_if_failed()
         if self._buffered:
             raise LocalProtocolError("read_buffer() on a decoder that was fed pieces")
-        if self._ready_bytes >= 2 * MAX_FRAME_SIZE:
+        if self._ready_bytes >= 2 * MAX_DATA:
             raise LocalProtocolError("read_buffer() called again without draining "
-                                     "next_frame(); two complete frames already wait")
+                                     "next_frame(); two large frames' worth already wait")
         if self._into_view is not None:
             return self._into_view[self._into_filled:]
         return self._head_view[self._head_filled:]
