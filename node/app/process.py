@@ -9,7 +9,6 @@ reactor's shutdown, which Twisted triggers on those signals).
 """
 from __future__ import annotations
 
-import gc
 import getpass
 import os
 import sys
@@ -183,14 +182,6 @@ def check_store_is_ours(store: Store, config: NodeConfig, node_keys: NodeKeys) -
             "node a store of its own in [store] url.")
 
 
-def freeze_startup_objects(_: object = None) -> None:
-    """Move what the started node holds (modules, the store's mappings, the runtime) out of
-    the collector's sight: otherwise each full collection during a transfer walks all of it
-    again (about 0.1 s per GiB at the sender, docs/benchmarks.md History 61). Cycles made
-    from here on are collected as before."""
-    gc.freeze()
-
-
 def run_node(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes | None,
              store: Store) -> int:
     """Run the node on ``reactor`` until it stops (the store is open and this process's)."""
@@ -212,8 +203,7 @@ def run_node(reactor: Any, config: NodeConfig, node_keys: NodeKeys, typed: bytes
         d.addBoth(lambda _: database.stop())
         return d
 
-    reactor.callWhenRunning(lambda: node.start().addCallback(freeze_startup_objects)
-                            .addErrback(started_failed))
+    reactor.callWhenRunning(lambda: node.start().addErrback(started_failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
     store.close()
