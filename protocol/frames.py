@@ -63,6 +63,9 @@ POOLED_FRAME = 256 * 1024
 #: Kept buffers per decoder, at most: the receiver's queue (4 MiB of frames being written,
 #: node/inbox/connection.py), the frame being read and one waiting. Beyond them, fresh ones.
 POOL_SIZE = 6
+#: The buffer a reading caller writes into between frames: a frame that fits in it whole is
+#: copied out of it (small ones, many in one read); a larger one goes on in its own buffer.
+SCRATCH = 16 * 1024
 #: ``sys.getrefcount`` of a kept buffer no one else holds, while the pool is searched: the
 #: pool's list, the loop's name and the call's argument. A view of it (a frame handed out)
 #: holds one more reference, until it is dropped.
@@ -160,11 +163,14 @@ class FrameDecoder:
     returned as a view of it, when it is at least half of that piece, so a view never keeps
     alive more than twice its own size).
 
-    Reading into the decoder (``read_buffer`` and ``bytes_read``, instead of ``feed``): the
-    caller writes each frame's header into a small kept buffer, then its payload into a
-    ``bytearray`` of exactly the announced length, made once the header has passed its checks
-    (so before HELLO, under the lowered ceiling, a stranger still reserves a few kilobytes at
-    most; after it a peer reserves no more than the one frame it is sending). A DATA payload
+    Reading into the decoder (``read_buffer`` and ``bytes_read``, instead of ``feed``): between
+    frames the caller writes into a small kept buffer (``SCRATCH``), from which whole frames
+    that fit in it are copied out, as fed pieces would be (a small document's frames, many in
+    one read); a frame too large for it continues in a ``bytearray`` of exactly the announced
+    length, made once the header has passed its checks (so before HELLO, under the lowered
+    ceiling, a stranger still reserves a few kilobytes at most; after it a peer reserves no
+    more than the one frame it is sending), and what of it was in the small buffer is moved
+    there (at most ``SCRATCH`` bytes of a 1 MiB frame). A DATA payload
     is then returned as a read-only view of that buffer, which nothing writes while any view
     of it lives, so the frame's bytes are copied only once, by the caller's read. A large
     DATA frame's buffer is kept (``POOL_SIZE``) and read into again once the last view of its
@@ -182,11 +188,10 @@ class FrameDecoder:
         self._failure: ProtocolError | None = None
         #: Ceiling applied on top of the per-kind ones; the connection lowers it before HELLO.
         self.max_payload = max_payload
-        # Reading into the decoder: the next header's bytes, the frame being read, the frames
-        # read whole and not yet returned (and their payload bytes).
-        self._head = bytearray(HEADER_SIZE)
-        self._head_view = memoryview(self._head)
-        self._head_filled = 0
+        # Reading into the decoder: the bytes between frames (made at the first read), the
+        # large frame being read, the frames read whole and not yet returned (and their bytes).
+        self._scratch: memoryview | None = None
+        self._scratch_filled = 0
         self._into: bytearray | None = None
         self._into_view: memoryview | None = None
         self._into_filled = 0
@@ -202,7 +207,7 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer; checks the pending header at once."""
         self._raise_if_failed()
-        if self._head_filled or self._into is not None or self._ready:
+        if self._scratch_filled or self._into is not None or self._ready:
             raise LocalProtocolError("feed() on a decoder that is being read into")
         if self._buffered >= MAX_FRAME_SIZE:
             raise LocalProtocolError("feed() called again without draining next_frame(); "
@@ -227,7 +232,9 @@ class FrameDecoder:
                                      "next_frame(); two large frames' worth already wait")
         if self._into_view is not None:
             return self._into_view[self._into_filled:]
-        return self._head_view[self._head_filled:]
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(SCRATCH))
+        return self._scratch[self._scratch_filled:]
 
     def bytes_read(self, count: int) -> None:
         """``count`` bytes were written at the start of the last :meth:`read_buffer`: a header
@@ -235,21 +242,7 @@ class FrameDecoder:
         self._raise_if_failed()
         into = self._into
         if into is None:
-            if not 0 < count <= HEADER_SIZE - self._head_filled:
-                raise LocalProtocolError(f"bytes_read({count}) beyond the header's buffer")
-            self._head_filled += count
-            header = self._checked_header(bytes(self._head[:self._head_filled]))
-            if header is None:
-                return
-            self._head_filled = 0
-            kind, length = header
-            if not length:
-                self._ready_frame(Frame(kind, b""))
-                return
-            self._into = self._pooled() if kind is FrameKind.DATA and length >= POOLED_FRAME \
-                else bytearray(length)
-            self._into_view = memoryview(self._into)[:length]
-            self._header = header
+            self._scratch_read(count)
             return
         assert self._header is not None and self._into_view is not None
         kind, length = self._header
@@ -263,6 +256,38 @@ class FrameDecoder:
         self._into = self._into_view = self._header = None
         self._into_filled = 0
         self._ready_frame(Frame(kind, payload))
+
+    def _scratch_read(self, count: int) -> None:
+        """Bytes arrived in the small buffer: copy out the whole frames there, start the
+        frame that cannot fit in it in a buffer of its own, keep the rest at its start."""
+        scratch = self._scratch
+        if scratch is None or not 0 < count <= SCRATCH - self._scratch_filled:
+            raise LocalProtocolError(f"bytes_read({count}) beyond the buffer read into")
+        filled = self._scratch_filled + count
+        at = 0
+        while at < filled:
+            header = self._checked_header(scratch[at:min(at + HEADER_SIZE, filled)].tobytes())
+            if header is None:
+                break
+            kind, length = header
+            start, end = at + HEADER_SIZE, at + HEADER_SIZE + length
+            if end <= filled:
+                self._ready_frame(Frame(kind, scratch[start:end].tobytes()))
+                at = end
+                continue
+            if HEADER_SIZE + length > SCRATCH:
+                self._into = self._pooled() if kind is FrameKind.DATA and \
+                    length >= POOLED_FRAME else bytearray(length)
+                self._into_view = memoryview(self._into)[:length]
+                self._into_filled = filled - start
+                self._into_view[:self._into_filled] = scratch[start:filled]
+                self._header = header
+                at = filled
+            break
+        left = filled - at
+        if at and left:
+            scratch[:left] = scratch[at:filled]
+        self._scratch_filled = left
 
     def _pooled(self) -> bytearray:
         """A kept buffer of the largest DATA frame that no view holds any more (its old bytes
