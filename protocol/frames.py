@@ -222,8 +222,8 @@ class FrameDecoder:
 
     def read_buffer(self) -> memoryview:
         """Where the caller writes the next bytes it receives (a writable view, to be used
-        before the next call here and not kept): the rest of the next frame's header, or the
-        rest of its payload, in a buffer of that frame alone. Then :meth:`bytes_read`."""
+        before the next call here and not kept): the small buffer between frames, or the rest
+        of a frame too large for it, in a buffer of that frame alone. Then :meth:`bytes_read`."""
         self._raise_if_failed()
         if self._buffered:
             raise LocalProtocolError("read_buffer() on a decoder that was fed pieces")
