@@ -328,18 +328,48 @@ class Connection:
                 if self._closed():   # _apply closed it: the rest is not read
                     break
                 decoder.feed(piece)
-                while not self._closed():
-                    frame = decoder.next_frame()
-                    if frame is None:
-                        break
-                    event = decode_event(frame)
-                    if self._apply(event, self._peer_role):
-                        events.append(event)
+                self._drain(events)
+            self._drain(events)   # frames read into the decoder (receive_buffer)
         except ProtocolError as exc:
-            self._state = State.ERROR
-            self._failure = exc
+            self._fail(exc)
             raise
         return events
+
+    def _drain(self, events: list[Event]) -> None:
+        decoder = self._decoder
+        while not self._closed():
+            frame = decoder.next_frame()
+            if frame is None:
+                break
+            event = decode_event(frame)
+            if self._apply(event, self._peer_role):
+                events.append(event)
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self._state = State.ERROR
+        self._failure = exc
+
+    def receive_buffer(self) -> memoryview:
+        """Where the caller writes the next bytes it receives from the peer, instead of
+        passing them to :meth:`receive_data` (a writable view, used before the next call here
+        and never kept: protocol/frames.py ``FrameDecoder.read_buffer``). Then
+        :meth:`received_into` says how many; once a read's bytes are all in,
+        ``receive_pieces(())`` returns their events. A DATA event's ciphertext is then a view
+        of the buffer its frame was read into, made for it alone: no copy of it is made."""
+        if self._state is State.ERROR:
+            raise LocalProtocolError(f"receive_buffer() after the connection failed "
+                                     f"({self._failure!r})")
+        return self._decoder.read_buffer()
+
+    def received_into(self, count: int) -> None:
+        """``count`` bytes were written at the start of the last :meth:`receive_buffer`.
+        Headers are checked at once (a ProtocolError, as from :meth:`receive_data`); the
+        events wait for ``receive_pieces(())``."""
+        try:
+            self._decoder.bytes_read(count)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
 
     def _closed(self) -> bool:
         return self._state is State.CLOSED

@@ -282,8 +282,10 @@ class Data:
 
     message_id: str
     offset: int
-    #: ``bytes``, or a read-only view of ``bytes`` (a received frame's ciphertext is not
-    #: copied out of the frame: protocol/frames.py).
+    #: ``bytes``, or a read-only view of ``bytes`` or of a ``bytearray`` nobody writes while
+    #: the view lives (a received frame's ciphertext is not copied out of the frame, nor the
+    #: frame out of the buffer it was read into: protocol/frames.py). Either way it cannot
+    #: change; a holder that drops the view lets the decoder reuse the buffer.
     data: bytes | memoryview = field(repr=False)
     KIND: ClassVar[FrameKind] = FrameKind.DATA
 
@@ -292,9 +294,10 @@ class Data:
         _u64("offset", self.offset)
         data = self.data
         if not isinstance(data, bytes) and not (
-                type(data) is memoryview and isinstance(data.obj, bytes)
-                and data.format == "B" and data.ndim == 1 and data.c_contiguous):
-            raise MessageError("data must be bytes (or a plain view of bytes)")
+                type(data) is memoryview and isinstance(data.obj, (bytes, bytearray))
+                and data.readonly and data.format == "B" and data.ndim == 1
+                and data.c_contiguous):
+            raise MessageError("data must be bytes (or a plain read-only view of a buffer)")
         # Empty DATA frames are refused: every frame must make progress.
         if not 1 <= len(self.data) <= MAX_DATA:
             raise MessageError(f"DATA carries 1 to {MAX_DATA} bytes, not {len(self.data)}")

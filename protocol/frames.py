@@ -19,10 +19,15 @@ pull whole frames out with :meth:`FrameDecoder.next_frame`. It copies each paylo
 once (a 1 MiB DATA frame used to be copied three times between the socket and the cipher,
 issue 6), and the encoder can hand a DATA frame to the transport as header and ciphertext
 without joining them (:func:`frame_header`).
+
+A caller that reads from its source itself (the receiver's TLS transport) can skip even that
+copy: :meth:`FrameDecoder.read_buffer` gives it the place the next bytes go, a buffer made for
+the one frame being read, and :meth:`FrameDecoder.bytes_read` says how many it wrote there.
 """
 from __future__ import annotations
 
 import struct
+import sys
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +54,22 @@ DATA_PREFIX_SIZE = 24
 #: The largest payload of any frame kind.
 MAX_PAYLOAD = MAX_DATA + 64
 MAX_FRAME_SIZE = HEADER_SIZE + MAX_PAYLOAD
+
+
+#: DATA frames at least this large are read into buffers the decoder keeps and reuses once
+#: nothing holds a view of them: a fresh 1 MiB buffer per frame was mapped, zeroed and
+#: page-faulted in by the receiver's reactor, then unmapped (docs/benchmarks.md History 63).
+POOLED_FRAME = 256 * 1024
+#: Kept buffers per decoder, at most: the receiver's queue (4 MiB of frames being written,
+#: node/inbox/connection.py), the frame being read and one waiting. Beyond them, fresh ones.
+POOL_SIZE = 6
+#: The buffer a reading caller writes into between frames: a frame that fits in it whole is
+#: copied out of it (small ones, many in one read); a larger one goes on in its own buffer.
+SCRATCH = 16 * 1024
+#: ``sys.getrefcount`` of a kept buffer no one else holds, while the pool is searched: the
+#: pool's list, the loop's name and the call's argument. A view of it (a frame handed out)
+#: holds one more reference, until it is dropped.
+_POOL_ONLY = 3
 
 
 class FrameKind(IntEnum):
@@ -90,9 +111,10 @@ MAX_PAYLOAD_BY_KIND: Mapping[FrameKind, int] = MappingProxyType({
 class Frame:
     """One decoded frame: its kind and raw payload (not yet interpreted).
 
-    The payload is ``bytes``, or, for a DATA frame that arrived inside one piece fed to the
-    decoder, a read-only ``memoryview`` of that piece (which is ``bytes``, so it cannot change):
-    no copy is made of it."""
+    The payload is ``bytes``, or, for a DATA frame, a read-only ``memoryview`` of a buffer that
+    cannot change: the piece fed to the decoder it arrived in (``bytes``), or the ``bytearray``
+    the caller read it into (:meth:`FrameDecoder.read_buffer`), which the decoder made for this
+    frame alone and never writes again. No copy is made of it."""
 
     kind: FrameKind
     payload: bytes | memoryview = field(repr=False)
@@ -141,6 +163,21 @@ class FrameDecoder:
     returned as a view of it, when it is at least half of that piece, so a view never keeps
     alive more than twice its own size).
 
+    Reading into the decoder (``read_buffer`` and ``bytes_read``, instead of ``feed``): between
+    frames the caller writes into a small kept buffer (``SCRATCH``), from which whole frames
+    that fit in it are copied out, as fed pieces would be (a small document's frames, many in
+    one read); a frame too large for it continues in a ``bytearray`` of exactly the announced
+    length, made once the header has passed its checks (so before HELLO, under the lowered
+    ceiling, a stranger still reserves a few kilobytes at most; after it a peer reserves no
+    more than the one frame it is sending), and what of it was in the small buffer is moved
+    there (at most ``SCRATCH`` bytes of a 1 MiB frame). A DATA payload
+    is then returned as a read-only view of that buffer, which nothing writes while any view
+    of it lives, so the frame's bytes are copied only once, by the caller's read. A large
+    DATA frame's buffer is kept (``POOL_SIZE``) and read into again once the last view of its
+    frame is gone, so a steady stream of frames reuses the same memory. Frames
+    completed this way wait in order for ``next_frame``; at most two large DATA frames' worth,
+    then the caller is told to drain (LocalProtocolError). One decoder is fed one way only.
+
     After any error the decoder is dead: every later call raises the same error.
     """
 
@@ -151,6 +188,16 @@ class FrameDecoder:
         self._failure: ProtocolError | None = None
         #: Ceiling applied on top of the per-kind ones; the connection lowers it before HELLO.
         self.max_payload = max_payload
+        # Reading into the decoder: the bytes between frames (made at the first read), the
+        # large frame being read, the frames read whole and not yet returned (and their bytes).
+        self._scratch: memoryview | None = None
+        self._scratch_filled = 0
+        self._into: bytearray | None = None
+        self._into_view: memoryview | None = None
+        self._into_filled = 0
+        self._ready: deque[Frame] = deque()
+        self._pool: list[bytearray] = []
+        self._ready_bytes = 0
 
     @property
     def buffered(self) -> int:
@@ -160,6 +207,8 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer; checks the pending header at once."""
         self._raise_if_failed()
+        if self._scratch_filled or self._into is not None or self._ready:
+            raise LocalProtocolError("feed() on a decoder that is being read into")
         if self._buffered >= MAX_FRAME_SIZE:
             raise LocalProtocolError("feed() called again without draining next_frame(); "
                                      "the buffer already holds a complete frame")
@@ -171,9 +220,100 @@ class FrameDecoder:
         if self._header is None:
             self._inspect_header()
 
+    def read_buffer(self) -> memoryview:
+        """Where the caller writes the next bytes it receives (a writable view, to be used
+        before the next call here and not kept): the small buffer between frames, or the rest
+        of a frame too large for it, in a buffer of that frame alone. Then :meth:`bytes_read`."""
+        self._raise_if_failed()
+        if self._buffered:
+            raise LocalProtocolError("read_buffer() on a decoder that was fed pieces")
+        if self._ready_bytes >= 2 * MAX_DATA:
+            raise LocalProtocolError("read_buffer() called again without draining "
+                                     "next_frame(); two large frames' worth already wait")
+        if self._into_view is not None:
+            return self._into_view[self._into_filled:]
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(SCRATCH))
+        return self._scratch[self._scratch_filled:]
+
+    def bytes_read(self, count: int) -> None:
+        """``count`` bytes were written at the start of the last :meth:`read_buffer`: a header
+        is checked as soon as its bytes are present, as with ``feed``."""
+        self._raise_if_failed()
+        into = self._into
+        if into is None:
+            self._scratch_read(count)
+            return
+        assert self._header is not None and self._into_view is not None
+        kind, length = self._header
+        if not 0 < count <= length - self._into_filled:
+            raise LocalProtocolError(f"bytes_read({count}) beyond the frame's buffer")
+        self._into_filled += count
+        if self._into_filled < length:
+            return
+        # The decoder's writable view goes with it; the caller kept none (``read_buffer``).
+        payload = self._into_view.toreadonly() if kind is FrameKind.DATA else bytes(into)
+        self._into = self._into_view = self._header = None
+        self._into_filled = 0
+        self._ready_frame(Frame(kind, payload))
+
+    def _scratch_read(self, count: int) -> None:
+        """Bytes arrived in the small buffer: copy out the whole frames there, start the
+        frame that cannot fit in it in a buffer of its own, keep the rest at its start."""
+        scratch = self._scratch
+        if scratch is None or not 0 < count <= SCRATCH - self._scratch_filled:
+            raise LocalProtocolError(f"bytes_read({count}) beyond the buffer read into")
+        filled = self._scratch_filled + count
+        at = 0
+        while at < filled:
+            header = self._checked_header(scratch[at:min(at + HEADER_SIZE, filled)].tobytes())
+            if header is None:
+                break
+            kind, length = header
+            start, end = at + HEADER_SIZE, at + HEADER_SIZE + length
+            if end <= filled:
+                self._ready_frame(Frame(kind, scratch[start:end].tobytes()))
+                at = end
+                continue
+            if HEADER_SIZE + length > SCRATCH:
+                self._into = self._pooled() if kind is FrameKind.DATA and \
+                    length >= POOLED_FRAME else bytearray(length)
+                self._into_view = memoryview(self._into)[:length]
+                self._into_filled = filled - start
+                self._into_view[:self._into_filled] = scratch[start:filled]
+                self._header = header
+                at = filled
+            break
+        left = filled - at
+        if at and left:
+            scratch[:left] = scratch[at:filled]
+        self._scratch_filled = left
+
+    def _pooled(self) -> bytearray:
+        """A kept buffer of the largest DATA frame that no view holds any more (its old bytes
+        are overwritten before a view of them is handed out), else a new one, kept while the
+        pool has room."""
+        for buffer in self._pool:
+            if sys.getrefcount(buffer) == _POOL_ONLY:
+                return buffer
+        buffer = bytearray(MAX_PAYLOAD_BY_KIND[FrameKind.DATA])
+        if len(self._pool) < POOL_SIZE:
+            self._pool.append(buffer)
+        return buffer
+
+    def _ready_frame(self, frame: Frame) -> None:
+        self._ready.append(frame)
+        self._ready_bytes += len(frame.payload)
+
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None if more bytes are needed."""
         self._raise_if_failed()
+        if self._ready:
+            frame = self._ready.popleft()
+            self._ready_bytes -= len(frame.payload)
+            return frame
+        if self._into is not None:
+            return None
         if self._header is None:
             self._inspect_header()
             if self._header is None:
@@ -228,18 +368,22 @@ class FrameDecoder:
     def _inspect_header(self) -> None:
         if not self._buffered:
             return
-        head = self._peek(HEADER_SIZE)
+        self._header = self._checked_header(self._peek(HEADER_SIZE))
+
+    def _checked_header(self, head: bytes) -> tuple[FrameKind, int] | None:
+        """The kind and length of a complete header, None while part of it is missing;
+        raises (and kills the decoder) as soon as the bytes present are wrong."""
         try:
             if head[0] != PROTOCOL_VERSION:
                 raise UnsupportedVersion(f"frame version {head[0]}; this node speaks "
                                          f"version {PROTOCOL_VERSION}")
             if len(head) < 2:
-                return
+                return None
             kind = _KIND_BY_BYTE.get(head[1])
             if kind is None:
                 raise FrameError(f"unknown frame kind {head[1]}")
             if len(head) < HEADER_SIZE:
-                return
+                return None
             _, _, length = HEADER.unpack(head)
             limit = min(self.max_payload, MAX_PAYLOAD_BY_KIND[kind])
             if length > limit:
@@ -249,8 +393,11 @@ class FrameDecoder:
             self._failure = exc
             self._pieces.clear()  # release the memory; nothing more will be read
             self._buffered = 0
+            self._ready.clear()
+            self._ready_bytes = 0
+            self._pool.clear()
             raise
-        self._header = (kind, length)
+        return kind, length
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

@@ -57,6 +57,8 @@ QUEUE_LIMIT = 4 * 1024 * 1024
 #: since a read's TLS records reach the decoder in one call (node/transport/bulk.py), 256 KiB
 #: reads cost no more CPU than 1 MiB ones and hold about 4 MiB less at the peak.
 SOCKET_READ = 256 * 1024
+#: Where the bytes a refused or closing connection still receives are decrypted and dropped.
+_DROPPED = bytearray(16 * 1024)
 #: DATA frames up to this size (a small document's whole ciphertext) are written in batches
 #: with the frames of other transfers that arrive meanwhile: one worker hop for a burst
 #: (``Offers.small_writes``) instead of one per document. Larger frames keep a hop each, so
@@ -126,6 +128,8 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         self._backlog = Backlog(QUEUE_LIMIT)
         #: Transfers holding a small DATA frame during the current socket read's events.
         self._holding: list[IncomingTransfer] = []
+        #: Bytes were read into the connection since its events were last handled.
+        self._read_pending = False
 
     def callLater(self, period: float, fn: Callable[[], object]) -> IDelayedCall:  # noqa: N802
         # TimeoutMixin would use the global reactor; ours is injected (and a Clock in tests).
@@ -169,9 +173,35 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.pieces_received((data,))
 
+    def read_buffer(self) -> memoryview:
+        """Where the TLS transport decrypts the next bytes (node/transport/bulk.py
+        ``ReadsInto``): the buffer of the frame being read, so a DATA frame is neither copied
+        out of a connection buffer nor joined from its reads. Once the connection is refused
+        or closing, a buffer whose bytes are dropped."""
+        if self._closed:
+            return memoryview(_DROPPED)
+        return self.conn.receive_buffer()
+
+    def bytes_read(self, count: int) -> None:
+        if self._closed:
+            return
+        self._read_pending = True
+        try:
+            self.conn.received_into(count)
+        except ProtocolError as exc:
+            self._refuse(exc)
+
+    def read_done(self) -> None:
+        """The socket read's bytes are all in: its events are handled together, as
+        ``pieces_received`` handles one read's."""
+        if self._read_pending:
+            self._read_pending = False
+            self.pieces_received(())
+
     def pieces_received(self, pieces: Sequence[bytes]) -> None:
-        """The bytes of one socket read, in the pieces the TLS transport made of them
-        (node/transport/bulk.py: one, unless its buffer filled): decoded without joining."""
+        """The bytes of one socket read, in the pieces the TLS transport made of them, or
+        none when they were read into the connection (``read_buffer``): decoded without
+        joining."""
         peer = self.peer
         if peer is None:
             self.abort("no-handshake", "data before the TLS handshake completed")
@@ -179,8 +209,7 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
         try:
             events = self.conn.receive_pieces(pieces)
         except ProtocolError as exc:
-            self.rt.audit("protocol-error", peer=peer, code=exc.code, reason=str(exc))
-            self.abort(exc.code, str(exc))
+            self._refuse(exc)
             return
         if events:
             # Only whole frames count as activity: a peer dribbling a byte at a time
@@ -195,6 +224,11 @@ class ReceiverProtocol(Protocol, TimeoutMixin):
                     self._handle(peer, event)
         finally:
             self._write_held()   # a held frame never outlives its read
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        if self.peer is not None:
+            self.rt.audit("protocol-error", peer=self.peer, code=exc.code, reason=str(exc))
+        self.abort(exc.code, str(exc))
 
     def timeoutConnection(self) -> None:  # noqa: N802
         if self.peer is not None:

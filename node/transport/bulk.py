@@ -24,8 +24,12 @@ record the TCP bytes just completed and hands them to the protocol in one call, 
 ``bytes``. It calls ``SSL_read`` itself (pyOpenSSL's ``recv`` allocates a buffer, checks
 three callback helpers and copies the record into a new ``bytes`` on every record): each
 record is decrypted into one buffer kept for the connection, copied out once per socket read
-(docs/benchmarks.md, History 59). A protocol that takes pieces (:class:`ReceivesPieces`: the
-receiver, whose frame decoder keeps them without joining) gets that one piece as a list.
+(docs/benchmarks.md, History 59). A protocol that takes pieces (:class:`ReceivesPieces`, whose
+frame decoder keeps them without joining) gets that one piece as a list. A protocol that
+reads into its own buffers (:class:`ReadsInto`: the receiver) has the records decrypted
+straight into the place it names, a buffer of the one frame being read, and is told when the
+socket read's bytes are all in: no copy out of a connection buffer and no join of a frame
+from its reads (History 63).
 
 It depends on three private methods of ``TLSMemoryBIOProtocol`` (``_write``,
 ``_flushSendBIO`` and ``_flushReceiveBIO``, Twisted 26.10) and on pyOpenSSL's ``Connection``
@@ -77,6 +81,19 @@ class ReceivesPieces(typing.Protocol):
     (one ``bytes``, more only when the connection's buffer filled), without a join."""
 
     def pieces_received(self, pieces: list[bytes]) -> None: ...
+
+
+@typing.runtime_checkable
+class ReadsInto(typing.Protocol):
+    """A protocol that names where the transport decrypts the next bytes (``read_buffer``: a
+    writable view, not kept after ``bytes_read``), is told how many it wrote there, and once a
+    socket read's records are all in, ``read_done``: handles what they completed."""
+
+    def read_buffer(self) -> memoryview: ...
+
+    def bytes_read(self, count: int) -> None: ...
+
+    def read_done(self) -> None: ...
 
 
 class BulkTLSTransport(BufferingTLSTransport):
@@ -147,8 +164,12 @@ class BulkTLSTransport(BufferingTLSTransport):
         alerts), as Twisted does. The records read before a close or an error are delivered
         before it is handled, in order."""
         pieces: list[bytes] = []
+        reader = self._reader()
         try:
-            self._read_records(pieces)
+            if reader is not None:
+                self._read_into(reader)
+            else:
+                self._read_records(pieces)
         except ZeroReturnError:
             self._deliver(pieces)
             # TLS has shut down (close_notify): as Twisted does, the protocol then learns the
@@ -190,18 +211,58 @@ class BulkTLSTransport(BufferingTLSTransport):
                 with memoryview(buffer) as view:
                     pieces.append(bytes(view[:filled]))
 
-    #: The wrapped protocol and whether it takes pieces, once asked (an isinstance check
-    #: against a runtime-checkable Protocol costs tens of microseconds, once per read).
-    _takes_pieces: tuple[object, bool] | None = None
+    def _read_into(self, reader: ReadsInto) -> None:
+        """Decrypt every complete record where ``reader`` says, filling each buffer it names
+        before asking for the next; the bytes written before an error are reported first."""
+        connection = self._tlsConnection
+        ssl, read = connection._ssl, _lib.SSL_read
+        while not self._lostTLSConnection and not self._aborted:
+            view = reader.read_buffer()
+            size = len(view)
+            start = _ffi.from_buffer(view, require_writable=True)
+            filled = 0
+            try:
+                while filled < size:
+                    result = read(ssl, start + filled, size - filled)
+                    if result <= 0:
+                        if _lib.SSL_get_error(ssl, result) == _lib.SSL_ERROR_WANT_READ:
+                            return
+                        connection._raise_ssl_error(ssl, result)   # pyOpenSSL's exception
+                        return
+                    filled += result
+            finally:
+                del start, view   # the writable views go before the reader is told
+                if filled:
+                    reader.bytes_read(filled)
 
-    def _deliver(self, pieces: list[bytes]) -> None:
-        if not pieces or self._aborted:
-            return
+    #: The wrapped protocol and how it takes a read (0: bytes, 1: pieces, 2: reads into its
+    #: own buffers), once asked (an isinstance check against a runtime-checkable Protocol
+    #: costs tens of microseconds, once per read).
+    _takes_pieces: tuple[object, int] | None = None
+
+    def _taking(self) -> tuple[object, int]:
         protocol = self.wrappedProtocol
         known = self._takes_pieces
         if known is None or known[0] is not protocol:
-            known = self._takes_pieces = (protocol, isinstance(protocol, ReceivesPieces))
-        if known[1]:
+            way = 2 if isinstance(protocol, ReadsInto) else \
+                1 if isinstance(protocol, ReceivesPieces) else 0
+            known = self._takes_pieces = (protocol, way)
+        return known
+
+    def _reader(self) -> ReadsInto | None:
+        protocol, way = self._taking()
+        return typing.cast(ReadsInto, protocol) if way == 2 else None
+
+    def _deliver(self, pieces: list[bytes]) -> None:
+        if self._aborted:
+            return
+        protocol, way = self._taking()
+        if way == 2:
+            typing.cast(ReadsInto, protocol).read_done()
+            return
+        if not pieces:
+            return
+        if way == 1:
             typing.cast(ReceivesPieces, protocol).pieces_received(pieces)
         else:
             ProtocolWrapper.dataReceived(self, pieces[0] if len(pieces) == 1

@@ -79,9 +79,11 @@ def test_fed_buffer_may_be_reused_by_the_caller() -> None:
     assert decode_event(decoder.next_frame()) == Data(MID, 0, b"a" * 50)
 
 
-def test_data_accepts_only_views_of_bytes() -> None:
-    """A DATA event may hold a view of ``bytes`` (it cannot change), not of a bytearray."""
+def test_data_accepts_only_read_only_views() -> None:
+    """A DATA event may hold a view of ``bytes``, or a read-only view of a bytearray (the
+    decoder's buffer of one frame), not a view through which it could change."""
     assert Data(MID, 0, memoryview(b"abc")[1:]).to_payload().endswith(b"bc")
+    assert Data(MID, 0, memoryview(bytearray(b"abc")).toreadonly()).to_payload().endswith(b"c")
     with pytest.raises(MessageError):
         Data(MID, 0, memoryview(bytearray(b"abc")))
     with pytest.raises(MessageError):

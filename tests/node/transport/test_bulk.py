@@ -93,6 +93,36 @@ class CollectPieces(Collect):
         self.received.extend(pieces)
 
 
+class CollectInto(Collect):
+    """A protocol that names where each read's records go (as the receiver does): buffers of
+    varying size, so the transport must fill each and ask again."""
+
+    SIZES = (7, 100_000, 16_385, 1)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer: bytearray | None = None
+        self.asked = 0
+        self.done_calls = 0
+        self.since_done = 0
+
+    def read_buffer(self) -> memoryview:
+        assert self.buffer is None, "asked again before bytes_read"
+        self.buffer = bytearray(self.SIZES[self.asked % len(self.SIZES)])
+        self.asked += 1
+        return memoryview(self.buffer)
+
+    def bytes_read(self, count: int) -> None:
+        assert self.buffer is not None and 0 < count <= len(self.buffer)
+        self.received.append(bytes(self.buffer[:count]))
+        self.buffer = None
+        self.since_done += count
+
+    def read_done(self) -> None:
+        self.done_calls += 1
+        self.since_done = 0
+
+
 class Connected:
     """A client and a server TLS transport over an in-memory pump, handshake done."""
 
@@ -248,3 +278,31 @@ def test_records_before_a_close_are_delivered_before_it() -> None:
     conn.pump.flush()
     assert b"".join(collect.received) == last
     assert collect.lost_after == len(last)
+
+
+def test_a_protocol_that_reads_into_its_buffers_gets_every_byte_in_order() -> None:
+    """The receiver's protocol (ReadsInto) has the records decrypted where it says, each
+    buffer it names filled before it is asked for the next, and hears ``read_done`` once a
+    read's records are all in: nothing lost, reordered or left unreported at the end."""
+    conn = Connected(bulk=True, bulk_server=True, server_protocol=CollectInto)
+    collect = conn.server.wrappedProtocol
+    sent = b"".join([b"h" * 30, os.urandom(1024 * 1024), b"end;"])
+    conn.client.writeSequence([sent[:30], sent[30:-4]])
+    conn.client.write(sent[-4:])
+    assert conn.received() == sent
+    assert collect.done_calls >= 1 and collect.since_done == 0
+    full = [len(piece) for piece in collect.received[:-1]]
+    sizes = [CollectInto.SIZES[i % len(CollectInto.SIZES)] for i in range(len(full))]
+    # A buffer is left part-filled only where a read's records ended.
+    assert sum(f < s for f, s in zip(full, sizes, strict=True)) <= collect.done_calls
+
+
+def test_bytes_read_into_buffers_before_a_close_are_delivered_before_it() -> None:
+    conn = Connected(bulk=True, bulk_server=True, server_protocol=CollectInto)
+    collect = conn.server.wrappedProtocol
+    last = os.urandom(100_000)
+    conn.client.write(last)
+    conn.client.loseConnection()
+    conn.pump.flush()
+    assert b"".join(collect.received) == last
+    assert collect.lost_after == len(last) and collect.since_done == 0
