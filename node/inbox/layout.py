@@ -63,7 +63,7 @@ from lienthong.node.core.names import (
     unique_name,
 )
 from lienthong.node.core.restricted import restrict
-from lienthong.node.core.writeback import sync_and_close, write_started
+from lienthong.node.core.writeback import sync_and_close, write_started, write_whole
 from lienthong.node.edxml.export import FOLDER_SUFFIX
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.protocol.envelope import EnvelopeHeader
@@ -198,7 +198,7 @@ def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
 
 def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                    changing: Callable[[], AbstractContextManager[object]] = nullcontext,
-                   ) -> list[Exception | None]:
+                   *, synced: bool = True) -> list[Exception | None]:
     """Write the sidecars of ``items`` (documents of one folder) under temporary names, fsync
     them, then rename each into place: a clerk sees no sidecar or a whole one, never a partial
     one, and a sidecar a crash cut short is replaced whole (``rename`` replaces it atomically).
@@ -212,32 +212,50 @@ def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
     name that may be reused. Each result is None, or the error that stopped that document.
     ``changing`` is held while the folder's names change (the files made, then renamed), not
     during the fsyncs between (node/inbox/folder_names.py ``own_change``: it holds the lock
-    the inbox names are reserved under)."""
+    the inbox names are reserved under).
+
+    With ``synced=False`` nothing is fsynced: each sidecar is written, closed and renamed at
+    once, in one ``changing`` block, and its durability is left to one later flush of the
+    file system (node/inbox/publication.py ``Publisher``); until that flush, its
+    ``sidecars_due`` row makes the next start write it again."""
     outcomes: list[Exception | None] = [None] * len(items)
     started: list[tuple[int, list[tuple[int, Path, Path]]]] = []
+    if not synced:
+        with changing():
+            _start_sidecars(items, access, outcomes, started, write_whole)
+            for _, files in started:
+                _close_all(fd for fd, _, _ in files)
+            _rename_sidecars(started, outcomes)
+        return outcomes
     with changing():
-        _start_sidecars(items, access, outcomes, started)
-    synced = []
+        _start_sidecars(items, access, outcomes, started, write_started)
+    ready = []
     for i, files in started:
         try:
             sync_and_close([fd for fd, _, _ in files])
         except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
             outcomes[i] = exc
         else:
-            synced.append((i, files))
+            ready.append((i, files))
     with changing():
-        for i, files in synced:
-            try:
-                for _, temporary, target in files:
-                    os.rename(temporary, target)
-            except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
-                outcomes[i] = exc
+        _rename_sidecars(ready, outcomes)
     return outcomes
+
+
+def _rename_sidecars(written: list[tuple[int, list[tuple[int, Path, Path]]]],
+                     outcomes: list[Exception | None]) -> None:
+    for i, files in written:
+        try:
+            for _, temporary, target in files:
+                os.rename(temporary, target)
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            outcomes[i] = exc
 
 
 def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                     outcomes: list[Exception | None],
-                    started: list[tuple[int, list[tuple[int, Path, Path]]]]) -> None:
+                    started: list[tuple[int, list[tuple[int, Path, Path]]]],
+                    write: Callable[[int, bytes], None]) -> None:
     for i, item in enumerate(items):
         files: list[tuple[int, Path, Path]] = []
         try:
@@ -255,7 +273,7 @@ def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                 files.append((fd, temporary, target))
                 if item.group is not None:   # before a byte of it is written
                     restrict(temporary, item.group)
-                write_started(fd, data)
+                write(fd, data)
         except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
             _close_all(fd for fd, _, _ in files)
             outcomes[i] = exc

@@ -23,9 +23,11 @@ shares everything). A batch is:
    order;
 4. the batch is logged (one line per sender) and each caller gets its receipt, to send;
 5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
-   document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names,
-   fsynced, renamed into place, each folder fsynced once; then one statement drops their
-   ``sidecars_due`` rows.
+   document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names and
+   renamed into place, none fsynced;
+6. at most once per ``SIDECAR_FLUSH_SECONDS``, for every sidecar written meanwhile: ONE
+   flush of the inbox's file system (``syncfs``), then one statement drops the
+   ``sidecars_due`` rows of exactly the sidecars written before that flush began.
 
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
@@ -48,7 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -58,6 +60,7 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
+from lienthong.node.core.syncfs import sync_file_systems
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
@@ -73,6 +76,10 @@ log = Logger()
 
 #: Most documents in one batch (bounds one transaction and one worker hop).
 PUBLISH_BATCH = 128
+#: How long sidecars written wait for the flush that makes them durable, at most (a flush
+#: covers every sidecar written meanwhile: one per interval in a burst, not one per hop).
+SIDECAR_FLUSH_SECONDS = 1.0
+
 #: About the most documents whose sidecars one worker hop writes (whole publication batches
 #: are taken, so one hop may hold up to ``PUBLISH_BATCH`` - 1 more).
 SIDECAR_BATCH = 512
@@ -176,6 +183,12 @@ class Publisher:
         self._running = False
         self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
         self._placing = False
+        #: Sidecars written, not yet flushed: their documents' keys and inbox folders, and
+        #: the callers waiting for their rows to be dropped.
+        self._unflushed: list[tuple[list[tuple[str, str]], set[Path], list[Deferred]]] = []
+        self._flush_call: Any = None
+        #: While a flush runs: those waiting for it to end (``flush_sidecars``).
+        self._flushing: list[Deferred] | None = None
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -247,12 +260,13 @@ class Publisher:
                 for item in kept])
 
     def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
-        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then
-        drop their ``sidecars_due`` rows; fires when done (never fails). The documents stored
-        while a sidecar hop runs wait for it and go together in the next (no timer): in a
-        burst one hop, one fsync pass and one statement serve several publication batches.
-        A failure is logged and leaves the rows, so the next start writes them again
-        (``Recovery.recover_sidecars``)."""
+        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then,
+        once a flush of the file system has made them durable, drop their ``sidecars_due``
+        rows; fires when done (never fails). The documents stored while a sidecar hop runs
+        wait for it and go together in the next (no timer); the flush comes at most
+        ``SIDECAR_FLUSH_SECONDS`` after the first sidecar written since the last one, for all
+        written meanwhile. A failure is logged and leaves the rows, so the next start writes
+        them again (``Recovery.recover_sidecars``)."""
         done: Deferred = Deferred()
         self._sidecars_waiting.append((list(items), done))
         if not self._placing:
@@ -270,27 +284,72 @@ class Publisher:
                     taken += 1
                 groups = self._sidecars_waiting[:taken]
                 del self._sidecars_waiting[:taken]
+                items = [item for group, _ in groups for item in group]
+                written: list[tuple[str, str]] = []
                 try:
-                    yield self._place([item for group, _ in groups for item in group])
+                    written = yield self._place(items)
                 except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
-                    log.failure("could not write or record sidecars")
-                for _, done in groups:
-                    done.callback(None)
+                    log.failure("could not write sidecars")
+                self._unflushed.append((written, {sidecars.final.parent
+                                                  for _, _, sidecars in items},
+                                        [waiting for _, waiting in groups]))
+                if self._flush_call is None and self._flushing is None:
+                    self._flush_call = self.rt.reactor.callLater(SIDECAR_FLUSH_SECONDS,
+                                                                 self._flush)
         finally:
             self._placing = False
 
     @inlineCallbacks
     def _place(self, items: list[tuple[str, str, Sidecars]]):
-        rt = self.rt
-        outcomes = yield rt.io(place_sidecar_batch, self.names,
-                               [sidecars for _, _, sidecars in items])
+        """Write ``items``' sidecars (not fsynced); return the keys of those written."""
+        outcomes = yield self.rt.io(place_sidecar_batch, self.names,
+                                    [sidecars for _, _, sidecars in items])
         for (_, mid, _), outcome in zip(items, outcomes, strict=True):
             if outcome is not None:
                 log.warn("could not write the sidecars of {mid}: {error}; they will be "
                          "written at the next start", mid=mid, error=str(outcome))
-        yield rt.db(rt.store.sidecars_written,
-                    [(sender, mid) for (sender, mid, _), outcome
-                     in zip(items, outcomes, strict=True) if outcome is None])
+        return [(sender, mid) for (sender, mid, _), outcome
+                in zip(items, outcomes, strict=True) if outcome is None]
+
+    def flush_sidecars(self) -> Deferred:
+        """Flush now the sidecars written and not yet flushed (at stop: their rows dropped,
+        the next start need not write them again); fires when done (never fails)."""
+        if self._flush_call is not None:
+            self._flush_call.cancel()
+            self._flush_call = None
+            return self._flush()
+        if self._flushing is not None:
+            waiting: Deferred = Deferred()
+            self._flushing.append(waiting)
+            return waiting
+        return succeed(None)
+
+    @inlineCallbacks
+    def _flush(self):
+        """One flush of the inbox's file system for every sidecar written before it began,
+        then one statement drops exactly their ``sidecars_due`` rows (docs/design.md §6)."""
+        self._flush_call = None
+        running: list[Deferred] = []
+        self._flushing = running
+        covered, self._unflushed = self._unflushed, []
+        rt = self.rt
+        try:
+            keys = [key for written, _, _ in covered for key in written]
+            if keys:
+                yield rt.io(flush_sidecar_batch, sorted({folder for _, folders, _ in covered
+                                                         for folder in folders}))
+                yield rt.db(rt.store.sidecars_written, keys)
+        except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
+            log.failure("could not flush or record sidecars")
+        finally:
+            self._flushing = None
+            for _, _, waiting in covered:
+                for done in waiting:
+                    done.callback(None)
+            for done in running:
+                done.callback(None)
+            if self._unflushed and self._flush_call is None:
+                self._flush_call = rt.reactor.callLater(SIDECAR_FLUSH_SECONDS, self._flush)
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
@@ -373,9 +432,10 @@ def _drop_staging(item: Publication) -> None:
 
 def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Exception | None]:
     """Worker pool, after the ``stored`` commit: write each document's sidecars under a
-    temporary name, fsync them, rename them into place and fsync each folder once
-    (node/inbox/layout.py ``place_sidecars``). Each result is None, or the error that stopped
-    that document (its ``sidecars_due`` row stays, for the next start)."""
+    temporary name and rename them into place, fsyncing neither file nor folder
+    (node/inbox/layout.py ``place_sidecars``, ``synced=False``): ``flush_sidecar_batch``
+    makes them durable later, for many batches. Each result is None, or the error that
+    stopped that document (its ``sidecars_due`` row stays, for the next start)."""
     # Stored and receipted, the sidecars not yet begun (docs/design.md §6).
     failpoint("receiver-before-sidecars")
     # Written on the shared inbox only while this node's lease is proven (a standby that took
@@ -387,13 +447,16 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
         folders.setdefault(item.final.parent, []).append(i)
     for folder, indices in folders.items():
         placed = place_sidecars([items[i] for i in indices], names.access,
-                                partial(names.own_change, folder))
+                                partial(names.own_change, folder), synced=False)
         for i, outcome in zip(indices, placed, strict=True):
             outcomes[i] = outcome
-        if any(outcomes[i] is None for i in indices):
-            try:
-                fsync_dir(folder)
-            except OSError as exc:
-                for i in indices:
-                    outcomes[i] = outcomes[i] or exc
     return outcomes
+
+
+def flush_sidecar_batch(folders: Sequence[Path]) -> None:
+    """Worker pool: make the sidecars written in ``folders`` durable, contents and names, with
+    one flush of each folder's file system (node/core/syncfs.py); their rows are dropped
+    only after it returns."""
+    # Sidecars written and renamed, not yet flushed (docs/design.md §6).
+    failpoint("receiver-before-sidecars-flushed")
+    sync_file_systems(folders)
