@@ -12,16 +12,19 @@ Order matters, because a receipt is a promise (docs/reliability.md):
    before the inbox name is durable.
 4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
 5. The metadata and the receipt are written beside the document (``place_sidecars``: each
-   under a temporary name, fsynced, renamed into place, then the folder fsynced), and only
-   then is the document's ``sidecars_due`` row dropped.
+   under a temporary name, renamed into place), and only once a flush of the file system has
+   made them durable (node/inbox/publication.py: one ``syncfs`` for many documents;
+   ``write_sidecar_files`` fsyncs each, its caller the folder) is the ``sidecars_due`` row
+   dropped.
 
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
 next start from whichever of the staging file or the inbox file exists, so a retry by the
 sender never produces a second copy; its sidecars are then written as in 5. A crash between 4
 and the end of 5 leaves a ``sidecars_due`` row: the next start writes the sidecars again from
 the store (the receipt is in the ``stored`` row; the metadata is the header and the row), and
-the rename replaces whatever the crash left, so a clerk sees no sidecar or a whole one, never
-a partial one. The receipt sent in 4 is the one the store keeps, so the sender's retry gets
+the rename replaces whatever the crash left, so after a crash of the node a clerk sees no
+sidecar or a whole one, never a partial one (after a power loss before the flush, an empty
+or partial one until that start: docs/design.md §6). The receipt sent in 4 is the one the store keeps, so the sender's retry gets
 the same receipt and the document is receipted once.
 
 Steps 2 to 5 run for a batch of documents at once (node/inbox/publication.py): documents that

@@ -187,6 +187,10 @@ class Publisher:
         #: the callers waiting for their rows to be dropped.
         self._unflushed: list[tuple[list[tuple[str, str]], set[Path], list[Deferred]]] = []
         self._flush_call: Any = None
+        #: The callers (their Deferreds' ids) whose sidecars are flushed once written.
+        self._flush_at_once: set[int] = set()
+        #: Some of them were written while a flush ran: the next follows it at once.
+        self._flushing_again = False
         #: While a flush runs: those waiting for it to end (``flush_sidecars``).
         self._flushing: list[Deferred] | None = None
 
@@ -259,16 +263,20 @@ class Publisher:
                 item.final, item.meta, receipts[id(item)], item.sidecar_group))
                 for item in kept])
 
-    def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
+    def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]], *,
+                       flush_at_once: bool = False) -> Deferred:
         """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then,
         once a flush of the file system has made them durable, drop their ``sidecars_due``
         rows; fires when done (never fails). The documents stored while a sidecar hop runs
         wait for it and go together in the next (no timer); the flush comes at most
         ``SIDECAR_FLUSH_SECONDS`` after the first sidecar written since the last one, for all
-        written meanwhile. A failure is logged and leaves the rows, so the next start writes
-        them again (``Recovery.recover_sidecars``)."""
+        written meanwhile; ``flush_at_once`` (a repair at start, which waits for it) flushes
+        as soon as they are written. A failure is logged and leaves the rows, so the next
+        start writes them again (``Recovery.recover_sidecars``)."""
         done: Deferred = Deferred()
         self._sidecars_waiting.append((list(items), done))
+        if flush_at_once:
+            self._flush_at_once.add(id(done))
         if not self._placing:
             self._place_waiting()
         return done
@@ -293,9 +301,10 @@ class Publisher:
                 self._unflushed.append((written, {sidecars.final.parent
                                                   for _, _, sidecars in items},
                                         [waiting for _, waiting in groups]))
-                if self._flush_call is None and self._flushing is None:
-                    self._flush_call = self.rt.reactor.callLater(SIDECAR_FLUSH_SECONDS,
-                                                                 self._flush)
+                at_once = [id(waiting) for _, waiting in groups
+                           if id(waiting) in self._flush_at_once]
+                self._flush_at_once.difference_update(at_once)
+                self._schedule_flush(0 if at_once else SIDECAR_FLUSH_SECONDS)
         finally:
             self._placing = False
 
@@ -348,8 +357,22 @@ class Publisher:
                     done.callback(None)
             for done in running:
                 done.callback(None)
-            if self._unflushed and self._flush_call is None:
-                self._flush_call = rt.reactor.callLater(SIDECAR_FLUSH_SECONDS, self._flush)
+            again, self._flushing_again = self._flushing_again, False
+            if self._unflushed:
+                self._schedule_flush(0 if again else SIDECAR_FLUSH_SECONDS)
+
+    def _schedule_flush(self, delay: float) -> None:
+        """The next flush in ``delay`` seconds, or sooner if one is already due sooner; a
+        flush that runs now is followed by another once it ends (``_flush``)."""
+        if self._flushing is not None:
+            if delay == 0:
+                self._flushing_again = True
+            return
+        if self._flush_call is not None:
+            if self._flush_call.getTime() <= self.rt.reactor.seconds() + delay:
+                return
+            self._flush_call.cancel()
+        self._flush_call = self.rt.reactor.callLater(delay, self._flush)
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
