@@ -24,8 +24,8 @@ and the end of 5 leaves a ``sidecars_due`` row: the next start writes the sideca
 the store (the receipt is in the ``stored`` row; the metadata is the header and the row), and
 the rename replaces whatever the crash left, so after a crash of the node a clerk sees no
 sidecar or a whole one, never a partial one (after a power loss before the flush, an empty
-or partial one until that start: docs/design.md §6). The receipt sent in 4 is the one the store keeps, so the sender's retry gets
-the same receipt and the document is receipted once.
+or partial one until that start: docs/design.md §6). The receipt sent in 4 is the one the
+store keeps, so the sender's retry gets the same receipt and the document is receipted once.
 
 Steps 2 to 5 run for a batch of documents at once (node/inbox/publication.py): documents that
 finish together share the commits and the folder fsyncs, each in the order above.

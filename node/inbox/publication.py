@@ -362,8 +362,8 @@ class Publisher:
                 self._schedule_flush(0 if again else SIDECAR_FLUSH_SECONDS)
 
     def _schedule_flush(self, delay: float) -> None:
-        """The next flush in ``delay`` seconds, or sooner if one is already due sooner; a
-        flush that runs now is followed by another once it ends (``_flush``)."""
+        """The next flush in ``delay`` seconds (0: now), or sooner if one is already due
+        sooner; a flush that runs now is followed by another once it ends (``_flush``)."""
         if self._flushing is not None:
             if delay == 0:
                 self._flushing_again = True
@@ -372,7 +372,11 @@ class Publisher:
             if self._flush_call.getTime() <= self.rt.reactor.seconds() + delay:
                 return
             self._flush_call.cancel()
-        self._flush_call = self.rt.reactor.callLater(delay, self._flush)
+            self._flush_call = None
+        if delay == 0:
+            self._flush()
+        else:
+            self._flush_call = self.rt.reactor.callLater(delay, self._flush)
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
