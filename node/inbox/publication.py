@@ -60,7 +60,7 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
-from lienthong.node.core.syncfs import sync_file_systems
+from lienthong.node.core.syncfs import sync_file_systems, watch
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
@@ -473,6 +473,14 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
     for i, item in enumerate(items):
         folders.setdefault(item.final.parent, []).append(i)
     for folder, indices in folders.items():
+        try:
+            watch(folder)   # before the writes the later flush must report errors of
+        except FileNotFoundError:
+            pass            # the folder is gone, so are its documents: nothing is written
+        except OSError as exc:
+            for i in indices:
+                outcomes[i] = exc
+            continue
         placed = place_sidecars([items[i] for i in indices], names.access,
                                 partial(names.own_change, folder), synced=False)
         for i, outcome in zip(indices, placed, strict=True):

@@ -179,11 +179,17 @@ def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_and_flushed_late
     assert flushed == [inbox.stat().st_dev]
 
 
-def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A flush the kernel reports as failed raises, so the rows stay due."""
-    monkeypatch.setattr(syncfs, "_SYNCFS", lambda fd: -1)
+def test_a_failed_flush_is_an_error_and_a_gone_folder_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush the kernel reports as failed raises, so the rows stay due; a folder removed
+    since its sidecars were written (a clerk's doing) has nothing left to flush."""
+    calls: list[int] = []
+    monkeypatch.setattr(syncfs, "_SYNCFS", lambda fd: calls.append(fd) or -1)
+    publication.flush_sidecar_batch([tmp_path / "gone"])
+    assert calls == []
     with pytest.raises(OSError):
         publication.flush_sidecar_batch([tmp_path])
+    assert len(calls) == 1
 
 
 def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_none(
