@@ -22,12 +22,11 @@ shares everything). A batch is:
    every document ``stored`` with its receipt, and each document's audit entries in its
    order;
 4. the batch is logged (one line per sender) and each caller gets its receipt, to send;
-5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
-   document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names and
-   renamed into place, none fsynced;
-6. at most once per ``SIDECAR_FLUSH_SECONDS``, for every sidecar written meanwhile: ONE
-   flush of the inbox's file system (``syncfs``), then one statement drops the
-   ``sidecars_due`` rows of exactly the sidecars written before that flush began.
+5. at most ``SIDECAR_FLUSH_SECONDS`` later, for every document stored meanwhile, ONE worker
+   hop, which no receipt waits for (``place_sidecar_batch``): each document's
+   ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names and renamed
+   into place, none fsynced, then ONE flush of the inbox's file system (``syncfs``); then
+   one statement drops exactly their ``sidecars_due`` rows.
 
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
@@ -76,8 +75,8 @@ log = Logger()
 
 #: Most documents in one batch (bounds one transaction and one worker hop).
 PUBLISH_BATCH = 128
-#: How long sidecars written wait for the flush that makes them durable, at most (a flush
-#: covers every sidecar written meanwhile: one per interval in a burst, not one per hop).
+#: How long a stored document's sidecars wait for their hop, at most: one hop, one flush and
+#: one statement serve every document stored meanwhile (in a burst, about a second of them).
 SIDECAR_FLUSH_SECONDS = 1.0
 
 #: About the most documents whose sidecars one worker hop writes (whole publication batches
@@ -183,16 +182,10 @@ class Publisher:
         self._running = False
         self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
         self._placing = False
-        #: Sidecars written, not yet flushed: their documents' keys and inbox folders, and
-        #: the callers waiting for their rows to be dropped.
-        self._unflushed: list[tuple[list[tuple[str, str]], set[Path], list[Deferred]]] = []
-        self._flush_call: Any = None
-        #: The callers (their Deferreds' ids) whose sidecars are flushed once written.
-        self._flush_at_once: set[int] = set()
-        #: Some of them were written while a flush ran: the next follows it at once.
-        self._flushing_again = False
-        #: While a flush runs: those waiting for it to end (``flush_sidecars``).
-        self._flushing: list[Deferred] | None = None
+        #: The next sidecar hop, once per ``SIDECAR_FLUSH_SECONDS`` (None: none planned).
+        self._place_call: Any = None
+        #: Those waiting for the sidecar hop now running to end (``flush_sidecars``).
+        self._placed_waiting: list[Deferred] = []
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -265,118 +258,85 @@ class Publisher:
 
     def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]], *,
                        flush_at_once: bool = False) -> Deferred:
-        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then,
-        once a flush of the file system has made them durable, drop their ``sidecars_due``
-        rows; fires when done (never fails). The documents stored while a sidecar hop runs
-        wait for it and go together in the next (no timer); the flush comes at most
-        ``SIDECAR_FLUSH_SECONDS`` after the first sidecar written since the last one, for all
-        written meanwhile; ``flush_at_once`` (a repair at start, which waits for it) flushes
-        as soon as they are written. A failure is logged and leaves the rows, so the next
-        start writes them again (``Recovery.recover_sidecars``)."""
+        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), make
+        them durable and drop their ``sidecars_due`` rows; fires when done (never fails). The
+        documents stored within ``SIDECAR_FLUSH_SECONDS`` of the first go together: one hop
+        writes all their sidecars (no fsync each) and flushes the file system once, then one
+        statement drops their rows. ``flush_at_once`` (a repair at start, which waits for
+        it) runs the hop now. A failure is logged and leaves the rows, so the next start
+        writes them again (``Recovery.recover_sidecars``)."""
         done: Deferred = Deferred()
         self._sidecars_waiting.append((list(items), done))
         if flush_at_once:
-            self._flush_at_once.add(id(done))
-        if not self._placing:
-            self._place_waiting()
+            self._plan_place(0)
+        else:
+            self._plan_place(SIDECAR_FLUSH_SECONDS)
         return done
+
+    def _plan_place(self, delay: float) -> None:
+        """The next sidecar hop in ``delay`` seconds (0: now), or sooner if one is planned
+        sooner; while one runs, the next is planned when it ends."""
+        if self._placing:
+            return
+        if self._place_call is not None:
+            if self._place_call.getTime() <= self.rt.reactor.seconds() + delay:
+                return
+            self._place_call.cancel()
+            self._place_call = None
+        if delay == 0:
+            self._place_waiting()
+        else:
+            self._place_call = self.rt.reactor.callLater(delay, self._place_waiting)
+
+    def flush_sidecars(self) -> Deferred:
+        """Write and flush now the sidecars waiting for their hop (at stop: their rows
+        dropped, the next start need not write them again); fires when done (never fails)."""
+        if self._placing:
+            waiting: Deferred = Deferred()
+            self._placed_waiting.append(waiting)
+            return waiting
+        if self._sidecars_waiting:
+            return self._place_waiting()
+        return succeed(None)
 
     @inlineCallbacks
     def _place_waiting(self):
+        self._place_call = None
         self._placing = True
+        taken, count = 0, 0
         try:
-            while self._sidecars_waiting:
-                taken, count = 0, 0
-                while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
-                    count += len(self._sidecars_waiting[taken][0])
-                    taken += 1
-                groups = self._sidecars_waiting[:taken]
-                del self._sidecars_waiting[:taken]
-                items = [item for group, _ in groups for item in group]
-                written: list[tuple[str, str]] = []
-                try:
-                    written = yield self._place(items)
-                except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
-                    log.failure("could not write sidecars")
-                self._unflushed.append((written, {sidecars.final.parent
-                                                  for _, _, sidecars in items},
-                                        [waiting for _, waiting in groups]))
-                at_once = [id(waiting) for _, waiting in groups
-                           if id(waiting) in self._flush_at_once]
-                self._flush_at_once.difference_update(at_once)
-                self._schedule_flush(0 if at_once else SIDECAR_FLUSH_SECONDS)
+            while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
+                count += len(self._sidecars_waiting[taken][0])
+                taken += 1
+            groups = self._sidecars_waiting[:taken]
+            del self._sidecars_waiting[:taken]
+            try:
+                yield self._place([item for group, _ in groups for item in group])
+            except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
+                log.failure("could not write, flush or record sidecars")
+            for _, done in groups:
+                done.callback(None)
         finally:
             self._placing = False
+            ended, self._placed_waiting = self._placed_waiting, []
+            for done in ended:
+                done.callback(None)
+            if self._sidecars_waiting:
+                # A full batch left more behind: the next hop at once, else within the interval.
+                self._plan_place(0 if count >= SIDECAR_BATCH else SIDECAR_FLUSH_SECONDS)
 
     @inlineCallbacks
     def _place(self, items: list[tuple[str, str, Sidecars]]):
-        """Write ``items``' sidecars (not fsynced); return the keys of those written."""
-        outcomes = yield self.rt.io(place_sidecar_batch, self.names,
-                                    [sidecars for _, _, sidecars in items])
+        rt = self.rt
+        outcomes = yield rt.io(place_sidecar_batch, self.names,
+                               [sidecars for _, _, sidecars in items])
         for (_, mid, _), outcome in zip(items, outcomes, strict=True):
             if outcome is not None:
                 log.warn("could not write the sidecars of {mid}: {error}; they will be "
                          "written at the next start", mid=mid, error=str(outcome))
-        return [(sender, mid) for (sender, mid, _), outcome
-                in zip(items, outcomes, strict=True) if outcome is None]
-
-    def flush_sidecars(self) -> Deferred:
-        """Flush now the sidecars written and not yet flushed (at stop: their rows dropped,
-        the next start need not write them again); fires when done (never fails)."""
-        if self._flush_call is not None:
-            self._flush_call.cancel()
-            self._flush_call = None
-            return self._flush()
-        if self._flushing is not None:
-            waiting: Deferred = Deferred()
-            self._flushing.append(waiting)
-            return waiting
-        return succeed(None)
-
-    @inlineCallbacks
-    def _flush(self):
-        """One flush of the inbox's file system for every sidecar written before it began,
-        then one statement drops exactly their ``sidecars_due`` rows (docs/design.md §6)."""
-        self._flush_call = None
-        running: list[Deferred] = []
-        self._flushing = running
-        covered, self._unflushed = self._unflushed, []
-        rt = self.rt
-        try:
-            keys = [key for written, _, _ in covered for key in written]
-            if keys:
-                yield rt.io(flush_sidecar_batch, sorted({folder for _, folders, _ in covered
-                                                         for folder in folders}))
-                yield rt.db(rt.store.sidecars_written, keys)
-        except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
-            log.failure("could not flush or record sidecars")
-        finally:
-            self._flushing = None
-            for _, _, waiting in covered:
-                for done in waiting:
-                    done.callback(None)
-            for done in running:
-                done.callback(None)
-            again, self._flushing_again = self._flushing_again, False
-            if self._unflushed:
-                self._schedule_flush(0 if again else SIDECAR_FLUSH_SECONDS)
-
-    def _schedule_flush(self, delay: float) -> None:
-        """The next flush in ``delay`` seconds (0: now), or sooner if one is already due
-        sooner; a flush that runs now is followed by another once it ends (``_flush``)."""
-        if self._flushing is not None:
-            if delay == 0:
-                self._flushing_again = True
-            return
-        if self._flush_call is not None:
-            if self._flush_call.getTime() <= self.rt.reactor.seconds() + delay:
-                return
-            self._flush_call.cancel()
-            self._flush_call = None
-        if delay == 0:
-            self._flush()
-        else:
-            self._flush_call = self.rt.reactor.callLater(delay, self._flush)
+        yield rt.db(rt.store.sidecars_written,
+                    [(sender, mid) for (sender, mid, _), outcome
+                     in zip(items, outcomes, strict=True) if outcome is None])
 
 
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
@@ -460,8 +420,8 @@ def _drop_staging(item: Publication) -> None:
 def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Exception | None]:
     """Worker pool, after the ``stored`` commit: write each document's sidecars under a
     temporary name and rename them into place, fsyncing neither file nor folder
-    (node/inbox/layout.py ``place_sidecars``, ``synced=False``): ``flush_sidecar_batch``
-    makes them durable later, for many batches. Each result is None, or the error that
+    (node/inbox/layout.py ``place_sidecars``, ``synced=False``), then make them all durable
+    with one flush (``flush_sidecar_batch``). Each result is None, or the error that
     stopped that document (its ``sidecars_due`` row stays, for the next start)."""
     # Stored and receipted, the sidecars not yet begun (docs/design.md §6).
     failpoint("receiver-before-sidecars")
@@ -485,6 +445,13 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
                                 partial(names.own_change, folder), synced=False)
         for i, outcome in zip(indices, placed, strict=True):
             outcomes[i] = outcome
+    written = [folder for folder, indices in folders.items()
+               if any(outcomes[i] is None for i in indices)]
+    if written:
+        try:
+            flush_sidecar_batch(written)
+        except OSError as exc:
+            outcomes = [outcome or exc for outcome in outcomes]
     return outcomes
 
 

@@ -121,7 +121,7 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
         assert any(not p.with_name(p.name + ".receipt.jws").exists() for p in documents), \
             "every document has its sidecars: the stage was not reached as described"
         assert beta.query("sidecars_due_rows"), "no stored document is due its sidecars"
-    beta = _kill_and_restart(network, "receiver-before-sidecars:3", "to-trinh",
+    beta = _kill_and_restart(network, "receiver-before-sidecars:1", "to-trinh",
                              on_kill=without_sidecars)
     assert "writing the sidecars of" in beta.log_text()
     wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
