@@ -186,6 +186,8 @@ class Publisher:
         self._place_call: Any = None
         #: Those waiting for the sidecar hop now running to end (``flush_sidecars``).
         self._placed_waiting: list[Deferred] = []
+        #: A repair asked for a hop at once while one ran: the next follows it at once.
+        self._hurry = False
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -277,6 +279,7 @@ class Publisher:
         """The next sidecar hop in ``delay`` seconds (0: now), or sooner if one is planned
         sooner; while one runs, the next is planned when it ends."""
         if self._placing:
+            self._hurry = self._hurry or delay == 0
             return
         if self._place_call is not None:
             if self._place_call.getTime() <= self.rt.reactor.seconds() + delay:
@@ -301,7 +304,11 @@ class Publisher:
 
     @inlineCallbacks
     def _place_waiting(self):
+        if self._place_call is not None and self._place_call.active():
+            self._place_call.cancel()   # run sooner (``flush_sidecars``)
         self._place_call = None
+        if not self._sidecars_waiting:
+            return
         self._placing = True
         taken, count = 0, 0
         try:
@@ -321,9 +328,12 @@ class Publisher:
             ended, self._placed_waiting = self._placed_waiting, []
             for done in ended:
                 done.callback(None)
+            hurry, self._hurry = self._hurry, False
             if self._sidecars_waiting:
-                # A full batch left more behind: the next hop at once, else within the interval.
-                self._plan_place(0 if count >= SIDECAR_BATCH else SIDECAR_FLUSH_SECONDS)
+                # A full batch left more behind, or a repair waits: the next hop at once;
+                # else within the interval.
+                self._plan_place(0 if hurry or count >= SIDECAR_BATCH
+                                 else SIDECAR_FLUSH_SECONDS)
 
     @inlineCallbacks
     def _place(self, items: list[tuple[str, str, Sidecars]]):

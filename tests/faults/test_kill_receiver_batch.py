@@ -74,8 +74,8 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
 
 
 def test_kill_with_sidecars_written_before_their_flush(network) -> None:  # type: ignore[no-untyped-def]
-    """The sidecars are written and renamed without an fsync, and made durable later by one
-    flush of the file system for all written meanwhile (node/inbox/publication.py
+    """The sidecars of the documents stored within a second are written and renamed without
+    an fsync, then made durable by one flush of the file system (node/inbox/publication.py
     ``flush_sidecar_batch``); their ``sidecars_due`` rows are dropped only after it. Killed
     just before a flush, the sidecars are in place but still due: the next start writes them
     again from the store, whole, and drops their rows; nothing is receipted twice."""
