@@ -332,6 +332,9 @@ class Node:
             stopped = self.port.stopListening()  # a Deferred, or None if it stopped at once
             if stopped is not None:
                 yield stopped
+        # The sidecars written since the last flush are made durable and their rows dropped,
+        # so the next start has none to write again (node/inbox/publication.py).
+        yield self.offers.finishing.publisher.flush_sidecars()
         if listened:
             # Only a node that started (and audited node-started) records its stop: a start
             # that failed, e.g. on a busy port, leaves nothing in the audit log.

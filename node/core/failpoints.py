@@ -33,6 +33,7 @@ STAGES = frozenset({
     "receiver-before-stored-committed",  # a batch's stored rows + audit, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent
     "receiver-before-sidecars",   # a batch stored and receipted, its sidecars not written
+    "receiver-before-sidecars-flushed",  # sidecars written and renamed, not yet flushed
     "receiver-after-commit-before-copies",  # committed, its edXML copies not yet written
     "receiver-before-control-applied",  # a control document committed, its handler not run
 })

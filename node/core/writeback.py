@@ -94,12 +94,18 @@ def start_writeback(fd: int) -> None:
         _SYNC_FILE_RANGE(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
 
 
-def write_started(fd: int, data: bytes) -> None:
-    """Write ``data`` whole to ``fd`` and start its writeback without waiting: the first half
-    of a batch's fsync pass, ``sync_and_close`` the second."""
+def write_whole(fd: int, data: bytes) -> None:
+    """Write ``data`` whole to ``fd``, starting no writeback (a later flush of the file
+    system makes it durable: node/core/syncfs.py)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def write_started(fd: int, data: bytes) -> None:
+    """Write ``data`` whole to ``fd`` and start its writeback without waiting: the first half
+    of a batch's fsync pass, ``sync_and_close`` the second."""
+    write_whole(fd, data)
     start_writeback(fd)
 
 

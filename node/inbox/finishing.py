@@ -149,7 +149,7 @@ class Finishing:
                                 time=now)
         yield self._commit(peer, header, final, now, receipt)
         yield self.publisher.place_sidecars([(peer, header.message_id, Sidecars(
-            final, meta, receipt, self.sidecar_group(header)))])
+            final, meta, receipt, self.sidecar_group(header)))], flush_at_once=True)
         return receipt
 
     @inlineCallbacks

@@ -12,17 +12,20 @@ Order matters, because a receipt is a promise (docs/reliability.md):
    before the inbox name is durable.
 4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
 5. The metadata and the receipt are written beside the document (``place_sidecars``: each
-   under a temporary name, fsynced, renamed into place, then the folder fsynced), and only
-   then is the document's ``sidecars_due`` row dropped.
+   under a temporary name, renamed into place), and only once a flush of the file system has
+   made them durable (node/inbox/publication.py: one ``syncfs`` for many documents;
+   ``write_sidecar_files`` fsyncs each, its caller the folder) is the ``sidecars_due`` row
+   dropped.
 
 A crash between 2 and 4 leaves a ``publishing`` row; ``finish_interrupted`` completes it on the
 next start from whichever of the staging file or the inbox file exists, so a retry by the
 sender never produces a second copy; its sidecars are then written as in 5. A crash between 4
 and the end of 5 leaves a ``sidecars_due`` row: the next start writes the sidecars again from
 the store (the receipt is in the ``stored`` row; the metadata is the header and the row), and
-the rename replaces whatever the crash left, so a clerk sees no sidecar or a whole one, never
-a partial one. The receipt sent in 4 is the one the store keeps, so the sender's retry gets
-the same receipt and the document is receipted once.
+the rename replaces whatever the crash left, so after a crash of the node a clerk sees no
+sidecar or a whole one, never a partial one (after a power loss before the flush, an empty
+or partial one until that start: docs/design.md §6). The receipt sent in 4 is the one the
+store keeps, so the sender's retry gets the same receipt and the document is receipted once.
 
 Steps 2 to 5 run for a batch of documents at once (node/inbox/publication.py): documents that
 finish together share the commits and the folder fsyncs, each in the order above.
@@ -63,7 +66,7 @@ from lienthong.node.core.names import (
     unique_name,
 )
 from lienthong.node.core.restricted import restrict
-from lienthong.node.core.writeback import sync_and_close, write_started
+from lienthong.node.core.writeback import sync_and_close, write_started, write_whole
 from lienthong.node.edxml.export import FOLDER_SUFFIX
 from lienthong.node.edxml.intake import EDXML_SUFFIX
 from lienthong.protocol.envelope import EnvelopeHeader
@@ -198,7 +201,7 @@ def write_sidecar_files(final: Path, metadata: Mapping[str, Any], receipt: str,
 
 def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                    changing: Callable[[], AbstractContextManager[object]] = nullcontext,
-                   ) -> list[Exception | None]:
+                   *, synced: bool = True) -> list[Exception | None]:
     """Write the sidecars of ``items`` (documents of one folder) under temporary names, fsync
     them, then rename each into place: a clerk sees no sidecar or a whole one, never a partial
     one, and a sidecar a crash cut short is replaced whole (``rename`` replaces it atomically).
@@ -212,32 +215,50 @@ def place_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
     name that may be reused. Each result is None, or the error that stopped that document.
     ``changing`` is held while the folder's names change (the files made, then renamed), not
     during the fsyncs between (node/inbox/folder_names.py ``own_change``: it holds the lock
-    the inbox names are reserved under)."""
+    the inbox names are reserved under).
+
+    With ``synced=False`` nothing is fsynced: each sidecar is written, closed and renamed at
+    once, in one ``changing`` block, and its durability is left to one later flush of the
+    file system (node/inbox/publication.py ``Publisher``); until that flush, its
+    ``sidecars_due`` row makes the next start write it again."""
     outcomes: list[Exception | None] = [None] * len(items)
     started: list[tuple[int, list[tuple[int, Path, Path]]]] = []
+    if not synced:
+        with changing():
+            _start_sidecars(items, access, outcomes, started, write_whole)
+            for _, files in started:
+                _close_all(fd for fd, _, _ in files)
+            _rename_sidecars(started, outcomes)
+        return outcomes
     with changing():
-        _start_sidecars(items, access, outcomes, started)
-    synced = []
+        _start_sidecars(items, access, outcomes, started, write_started)
+    ready = []
     for i, files in started:
         try:
             sync_and_close([fd for fd, _, _ in files])
         except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
             outcomes[i] = exc
         else:
-            synced.append((i, files))
+            ready.append((i, files))
     with changing():
-        for i, files in synced:
-            try:
-                for _, temporary, target in files:
-                    os.rename(temporary, target)
-            except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
-                outcomes[i] = exc
+        _rename_sidecars(ready, outcomes)
     return outcomes
+
+
+def _rename_sidecars(written: list[tuple[int, list[tuple[int, Path, Path]]]],
+                     outcomes: list[Exception | None]) -> None:
+    for i, files in written:
+        try:
+            for _, temporary, target in files:
+                os.rename(temporary, target)
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            outcomes[i] = exc
 
 
 def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                     outcomes: list[Exception | None],
-                    started: list[tuple[int, list[tuple[int, Path, Path]]]]) -> None:
+                    started: list[tuple[int, list[tuple[int, Path, Path]]]],
+                    write: Callable[[int, bytes], None]) -> None:
     for i, item in enumerate(items):
         files: list[tuple[int, Path, Path]] = []
         try:
@@ -255,7 +276,7 @@ def _start_sidecars(items: Sequence[Sidecars], access: AccessPolicy,
                 files.append((fd, temporary, target))
                 if item.group is not None:   # before a byte of it is written
                     restrict(temporary, item.group)
-                write_started(fd, data)
+                write(fd, data)
         except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
             _close_all(fd for fd, _, _ in files)
             outcomes[i] = exc

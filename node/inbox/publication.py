@@ -22,10 +22,11 @@ shares everything). A batch is:
    every document ``stored`` with its receipt, and each document's audit entries in its
    order;
 4. the batch is logged (one line per sender) and each caller gets its receipt, to send;
-5. ONE worker hop after that, which no receipt waits for (``place_sidecar_batch``): each
-   document's ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names,
-   fsynced, renamed into place, each folder fsynced once; then one statement drops their
-   ``sidecars_due`` rows.
+5. at most ``SIDECAR_FLUSH_SECONDS`` later, for every document stored meanwhile, ONE worker
+   hop, which no receipt waits for (``place_sidecar_batch``): each document's
+   ``NAME.meta.json`` and ``NAME.receipt.jws`` written under temporary names and renamed
+   into place, none fsynced, then ONE flush of the inbox's file system (``syncfs``); then
+   one statement drops exactly their ``sidecars_due`` rows.
 
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
@@ -48,7 +49,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -58,6 +59,7 @@ from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
 from lienthong.node.core.home import fsync_dir
+from lienthong.node.core.syncfs import sync_file_systems, watch
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
@@ -73,6 +75,10 @@ log = Logger()
 
 #: Most documents in one batch (bounds one transaction and one worker hop).
 PUBLISH_BATCH = 128
+#: How long a stored document's sidecars wait for their hop, at most: one hop, one flush and
+#: one statement serve every document stored meanwhile (in a burst, about a second of them).
+SIDECAR_FLUSH_SECONDS = 1.0
+
 #: About the most documents whose sidecars one worker hop writes (whole publication batches
 #: are taken, so one hop may hold up to ``PUBLISH_BATCH`` - 1 more).
 SIDECAR_BATCH = 512
@@ -176,6 +182,12 @@ class Publisher:
         self._running = False
         self._sidecars_waiting: list[tuple[list[tuple[str, str, Sidecars]], Deferred]] = []
         self._placing = False
+        #: The next sidecar hop, once per ``SIDECAR_FLUSH_SECONDS`` (None: none planned).
+        self._place_call: Any = None
+        #: Those waiting for the sidecar hop now running to end (``flush_sidecars``).
+        self._placed_waiting: list[Deferred] = []
+        #: A repair asked for a hop at once while one ran: the next follows it at once.
+        self._hurry = False
 
     def add(self, item: Publication) -> Deferred:
         """Queue a proven document; fires with its receipt once it is published and committed
@@ -246,38 +258,82 @@ class Publisher:
                 item.final, item.meta, receipts[id(item)], item.sidecar_group))
                 for item in kept])
 
-    def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]]) -> Deferred:
-        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), then
-        drop their ``sidecars_due`` rows; fires when done (never fails). The documents stored
-        while a sidecar hop runs wait for it and go together in the next (no timer): in a
-        burst one hop, one fsync pass and one statement serve several publication batches.
-        A failure is logged and leaves the rows, so the next start writes them again
-        (``Recovery.recover_sidecars``)."""
+    def place_sidecars(self, items: Sequence[tuple[str, str, Sidecars]], *,
+                       flush_at_once: bool = False) -> Deferred:
+        """Write the sidecars of stored documents (``(sender, message ID, sidecars)``), make
+        them durable and drop their ``sidecars_due`` rows; fires when done (never fails). The
+        documents stored within ``SIDECAR_FLUSH_SECONDS`` of the first go together: one hop
+        writes all their sidecars (no fsync each) and flushes the file system once, then one
+        statement drops their rows. ``flush_at_once`` (a repair at start, which waits for
+        it) runs the hop now. A failure is logged and leaves the rows, so the next start
+        writes them again (``Recovery.recover_sidecars``)."""
         done: Deferred = Deferred()
         self._sidecars_waiting.append((list(items), done))
-        if not self._placing:
-            self._place_waiting()
+        if flush_at_once:
+            self._plan_place(0)
+        else:
+            self._plan_place(SIDECAR_FLUSH_SECONDS)
         return done
+
+    def _plan_place(self, delay: float) -> None:
+        """The next sidecar hop in ``delay`` seconds (0: now), or sooner if one is planned
+        sooner; while one runs, the next is planned when it ends."""
+        if self._placing:
+            self._hurry = self._hurry or delay == 0
+            return
+        if self._place_call is not None:
+            if self._place_call.getTime() <= self.rt.reactor.seconds() + delay:
+                return
+            self._place_call.cancel()
+            self._place_call = None
+        if delay == 0:
+            self._place_waiting()
+        else:
+            self._place_call = self.rt.reactor.callLater(delay, self._place_waiting)
+
+    def flush_sidecars(self) -> Deferred:
+        """Write and flush now the sidecars waiting for their hop (at stop: their rows
+        dropped, the next start need not write them again); fires when done (never fails)."""
+        if self._placing:
+            waiting: Deferred = Deferred()
+            self._placed_waiting.append(waiting)
+            return waiting
+        if self._sidecars_waiting:
+            return self._place_waiting()
+        return succeed(None)
 
     @inlineCallbacks
     def _place_waiting(self):
+        if self._place_call is not None and self._place_call.active():
+            self._place_call.cancel()   # run sooner (``flush_sidecars``)
+        self._place_call = None
+        if not self._sidecars_waiting:
+            return
         self._placing = True
+        taken, count = 0, 0
         try:
-            while self._sidecars_waiting:
-                taken, count = 0, 0
-                while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
-                    count += len(self._sidecars_waiting[taken][0])
-                    taken += 1
-                groups = self._sidecars_waiting[:taken]
-                del self._sidecars_waiting[:taken]
-                try:
-                    yield self._place([item for group, _ in groups for item in group])
-                except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
-                    log.failure("could not write or record sidecars")
-                for _, done in groups:
-                    done.callback(None)
+            while taken < len(self._sidecars_waiting) and count < SIDECAR_BATCH:
+                count += len(self._sidecars_waiting[taken][0])
+                taken += 1
+            groups = self._sidecars_waiting[:taken]
+            del self._sidecars_waiting[:taken]
+            try:
+                yield self._place([item for group, _ in groups for item in group])
+            except Exception:  # noqa: BLE001 - logged; the rows stay due for the next start
+                log.failure("could not write, flush or record sidecars")
+            for _, done in groups:
+                done.callback(None)
         finally:
             self._placing = False
+            ended, self._placed_waiting = self._placed_waiting, []
+            for done in ended:
+                done.callback(None)
+            hurry, self._hurry = self._hurry, False
+            if self._sidecars_waiting:
+                # A full batch left more behind, or a repair waits: the next hop at once;
+                # else within the interval.
+                self._plan_place(0 if hurry or count >= SIDECAR_BATCH
+                                 else SIDECAR_FLUSH_SECONDS)
 
     @inlineCallbacks
     def _place(self, items: list[tuple[str, str, Sidecars]]):
@@ -373,9 +429,10 @@ def _drop_staging(item: Publication) -> None:
 
 def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Exception | None]:
     """Worker pool, after the ``stored`` commit: write each document's sidecars under a
-    temporary name, fsync them, rename them into place and fsync each folder once
-    (node/inbox/layout.py ``place_sidecars``). Each result is None, or the error that stopped
-    that document (its ``sidecars_due`` row stays, for the next start)."""
+    temporary name and rename them into place, fsyncing neither file nor folder
+    (node/inbox/layout.py ``place_sidecars``, ``synced=False``), then make them all durable
+    with one flush (``flush_sidecar_batch``). Each result is None, or the error that
+    stopped that document (its ``sidecars_due`` row stays, for the next start)."""
     # Stored and receipted, the sidecars not yet begun (docs/design.md §6).
     failpoint("receiver-before-sidecars")
     # Written on the shared inbox only while this node's lease is proven (a standby that took
@@ -386,14 +443,32 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
     for i, item in enumerate(items):
         folders.setdefault(item.final.parent, []).append(i)
     for folder, indices in folders.items():
+        try:
+            watch(folder)   # before the writes the later flush must report errors of
+        except FileNotFoundError:
+            pass            # the folder is gone, so are its documents: nothing is written
+        except OSError as exc:
+            for i in indices:
+                outcomes[i] = exc
+            continue
         placed = place_sidecars([items[i] for i in indices], names.access,
-                                partial(names.own_change, folder))
+                                partial(names.own_change, folder), synced=False)
         for i, outcome in zip(indices, placed, strict=True):
             outcomes[i] = outcome
-        if any(outcomes[i] is None for i in indices):
-            try:
-                fsync_dir(folder)
-            except OSError as exc:
-                for i in indices:
-                    outcomes[i] = outcomes[i] or exc
+    written = [folder for folder, indices in folders.items()
+               if any(outcomes[i] is None for i in indices)]
+    if written:
+        try:
+            flush_sidecar_batch(written)
+        except OSError as exc:
+            outcomes = [outcome or exc for outcome in outcomes]
     return outcomes
+
+
+def flush_sidecar_batch(folders: Sequence[Path]) -> None:
+    """Worker pool: make the sidecars written in ``folders`` durable, contents and names, with
+    one flush of each folder's file system (node/core/syncfs.py); their rows are dropped
+    only after it returns."""
+    # Sidecars written and renamed, not yet flushed (docs/design.md §6).
+    failpoint("receiver-before-sidecars-flushed")
+    sync_file_systems(folders)

@@ -108,7 +108,7 @@ class Recovery:
                                                                final, row.received_at)
             items.append((row.sender_node_id, row.message_id, Sidecars(
                 final, meta, row.receipt, self.finishing.sidecar_group(header))))
-        yield self.finishing.publisher.place_sidecars(items)
+        yield self.finishing.publisher.place_sidecars(items, flush_at_once=True)
 
     def _stored_header(self, row: ReceivedRow) -> EnvelopeHeader:
         """A received row's header, opened again. A v3 header names neither the name nor the

@@ -73,6 +73,33 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
     assert beta.log_text().count("completing interrupted reception") >= 1
 
 
+def test_kill_with_sidecars_written_before_their_flush(network) -> None:  # type: ignore[no-untyped-def]
+    """The sidecars of the documents stored within a second are written and renamed without
+    an fsync, then made durable by one flush of the file system (node/inbox/publication.py
+    ``flush_sidecar_batch``); their ``sidecars_due`` rows are dropped only after it. Killed
+    just before a flush, the sidecars are in place but still due: the next start writes them
+    again from the store, whole, and drops their rows; nothing is receipted twice."""
+    def written_not_flushed(beta) -> None:  # type: ignore[no-untyped-def]
+        due = beta.query("sidecars_due_rows")
+        assert due, "no stored document is due its sidecars: the stage was not reached"
+        placed = [row for row in due if (beta.home / (row.stored_path + ".receipt.jws")).exists()]
+        assert placed, "no due document has its sidecars written: not the stage described"
+    beta = _kill_and_restart(network, "receiver-before-sidecars-flushed:1", "quyet-dinh",
+                             on_kill=written_not_flushed)
+    assert "writing the sidecars of" in beta.log_text()
+    wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
+             what="the due sidecars written again, flushed and recorded")
+    issued = [e.message_id for e in beta.query("audit_entries", kind="receipt-issued")]
+    assert len(issued) == len(set(issued)) == COUNT, "a document was receipted twice"
+    for row in beta.query("recent_received", COUNT):
+        final = beta.home / row.stored_path
+        meta = json.loads(final.with_name(final.name + ".meta.json").read_text("utf-8"))
+        assert (meta["message_id"], meta["stored_as"]) == (row.message_id, final.name)
+        assert final.with_name(final.name + ".receipt.jws").read_text("ascii") == \
+            row.receipt + "\n"
+    assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]
+
+
 def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) -> None:  # type: ignore[no-untyped-def]
     """A small document's one DATA frame, arriving with its END, is written in the END's
     worker hop (node/inbox/connection.py ``_end``, node/inbox/finishing.py ``_write_last``).
@@ -94,7 +121,7 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
         assert any(not p.with_name(p.name + ".receipt.jws").exists() for p in documents), \
             "every document has its sidecars: the stage was not reached as described"
         assert beta.query("sidecars_due_rows"), "no stored document is due its sidecars"
-    beta = _kill_and_restart(network, "receiver-before-sidecars:3", "to-trinh",
+    beta = _kill_and_restart(network, "receiver-before-sidecars:1", "to-trinh",
                              on_kill=without_sidecars)
     assert "writing the sidecars of" in beta.log_text()
     wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lienthong.node.core import syncfs
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox import layout, publication
 from lienthong.node.inbox.folder_names import InboxNames
@@ -129,34 +130,28 @@ def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_o
                        for kind in ("received", "receipt-issued")]
 
 
-def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_then_their_folder_fsynced(
+def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_and_flushed_later_in_one_call(
         tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """After the ``stored`` commit (place_sidecar_batch), one fsync pass: every sidecar written
-    under a temporary name (its writeback started), then each fsynced and renamed into place,
-    then the inbox folder once. A sidecar's bytes are durable before its name exists, and a
-    clerk never sees a partial one; no temporary name is left."""
+    """After the ``stored`` commit (place_sidecar_batch) every sidecar is written whole under
+    a temporary name, then renamed into place: a clerk never sees a partial one (short of a
+    power cut before the flush, which the next start repairs), and no temporary name is left.
+    Nothing is fsynced there; ``flush_sidecar_batch`` later makes them durable with one
+    ``syncfs`` per file system, however many folders."""
     staging, inbox, names, items = _batch(tmp_path, 4)
     assert publish_batch(names, items) == [f"receipt-of-header-{n}" for n in range(4)]
     del synced[:]
-    real_fsync, real_rename = os.fsync, os.rename
+    real_rename = os.rename
     sidecars = [item.final.with_name(item.final.name + suffix) for item in items
                 for suffix in (".meta.json", ".receipt.jws")]
-    files_synced: list[tuple[int, int]] = []
-
-    def fsync(fd: int) -> None:
-        if not files_synced:   # the first fsync: every temporary file already written
-            assert len([p for p in inbox.iterdir() if p.name.startswith(".lienthong-")]) == 8
-            assert not any(path.exists() for path in sidecars)
-        st = os.fstat(fd)
-        files_synced.append((st.st_dev, st.st_ino))
-        synced.append(("file", Path()))
-        real_fsync(fd)
+    fsynced: list[int] = []
 
     def rename(source: Any, target: Any) -> None:
+        # Whole before its name exists: the temporary file holds every byte.
+        assert Path(source).read_bytes() and Path(source).name.startswith(".lienthong-")
         synced.append(("rename", Path(target)))
         real_rename(source, target)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsynced.append)
     monkeypatch.setattr(os, "rename", rename)
     placed = publication.place_sidecar_batch(names, [
         Sidecars(item.final, {"n": n}, f"receipt-of-header-{n}")
@@ -167,12 +162,34 @@ def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_then_their_folde
             f"receipt-of-header-{n}\n"
         assert json.loads(item.final.with_name(item.final.name + ".meta.json").read_text()) \
             == {"n": n}
-    for path in sidecars:
-        assert (path.stat().st_dev, path.stat().st_ino) in files_synced, path.name
-    # Every file fsynced, then every one renamed; the folder once, after all.
-    assert [kind for kind, _ in synced] == ["file"] * 8 + ["rename"] * 8 + ["fsync"]
-    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox]
+    assert sorted(path for kind, path in synced) == sorted(sidecars)
+    assert fsynced == [] and [kind for kind, _ in synced] == ["rename"] * 8
     assert not [p for p in inbox.iterdir() if p.name.startswith(".lienthong-")]
+    # The flush: one syncfs for the two folders of one file system (a real call).
+    flushed: list[int] = []
+    real_syncfs = syncfs._SYNCFS
+    assert real_syncfs is not None, "this test runs on Linux"
+
+    def counted(fd: int) -> int:
+        flushed.append(os.fstat(fd).st_dev)
+        return real_syncfs(fd)
+
+    monkeypatch.setattr(syncfs, "_SYNCFS", counted)
+    publication.flush_sidecar_batch([inbox, staging])
+    assert flushed == [inbox.stat().st_dev]
+
+
+def test_a_failed_flush_is_an_error_and_a_gone_folder_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush the kernel reports as failed raises, so the rows stay due; a folder removed
+    since its sidecars were written (a clerk's doing) has nothing left to flush."""
+    calls: list[int] = []
+    monkeypatch.setattr(syncfs, "_SYNCFS", lambda fd: calls.append(fd) or -1)
+    publication.flush_sidecar_batch([tmp_path / "gone"])
+    assert calls == []
+    with pytest.raises(OSError):
+        publication.flush_sidecar_batch([tmp_path])
+    assert len(calls) == 1
 
 
 def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_none(

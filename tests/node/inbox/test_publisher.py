@@ -10,6 +10,7 @@ from typing import Any
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from lienthong.node.inbox.offers import Offers
+from lienthong.node.inbox.publication import SIDECAR_FLUSH_SECONDS
 from lienthong.node.spool.sealing import open_envelope
 from lienthong.node.store.db_thread import InlineDatabase
 from lienthong.protocol.events import Offer, Receipt
@@ -96,11 +97,19 @@ def test_the_documents_of_a_publication_batch_are_logged_in_one_line(tmp_path: P
     finally:
         globalLogPublisher.removeObserver(observe)
     assert [type(answer) for answer in finished] == [Receipt] * 3
+    # The sidecars of documents stored within one interval are written together, one hop,
+    # one flush and one statement for all: until then they are due.
     for header, _ in streams:
         row = beta.store.get_received(alpha.node_id, header.message_id)
         assert row is not None and row.state == "stored"
+        assert not (beta.runtime.config.inbox / "alpha" / (header.name + ".meta.json")).exists()
+    assert len(beta.store.sidecars_due_rows()) == 3
+    assert "sidecars_written" not in database.units
+    reactor.advance(SIDECAR_FLUSH_SECONDS)
+    for header, _ in streams:
         assert (beta.runtime.config.inbox / "alpha" / (header.name + ".meta.json")).exists()
     assert beta.store.sidecars_due_rows() == []
+    assert database.units.count("sidecars_written") == 1
     # One line for the lone document, one for the batch of two, each naming its documents.
     assert len(lines) == 2, lines
     assert lines[0].startswith("received 'van-ban-0.txt' from alpha into ")
