@@ -9,27 +9,14 @@ file system, which is slower but as safe.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from lienthong.node.core.libc import linux_function
 
-def _load() -> Callable[[int], int] | None:
-    if not hasattr(os, "sched_getaffinity"):  # a cheap "is this Linux" test
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int]
-    call.restype = ctypes.c_int
-    return call
-
-
-_SYNCFS = _load()
+_SYNCFS: Callable[[int], int] | None = linux_function("syncfs", [ctypes.c_int])
 
 
 #: One descriptor kept open per file system (by device), opened before the first write that

@@ -21,28 +21,17 @@ It changes no guarantee: durability still comes only from the caller's fsync. Wh
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
+
+from lienthong.node.core.libc import linux_function
 
 SYNC_FILE_RANGE_WRITE = 2
 DEFAULT_STEP = 8 << 20
 
 
-def _load() -> Callable[[int, int, int, int], int] | None:
-    if not hasattr(os, "sched_getaffinity"):  # a cheap "is this Linux" test
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
-    return call
-
-
-_SYNC_FILE_RANGE = _load()
+_SYNC_FILE_RANGE: Callable[[int, int, int, int], int] | None = linux_function(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 class Writeback:

@@ -192,15 +192,12 @@ class BulkTLSTransport(BufferingTLSTransport):
             self._received_at = _ffi.from_buffer(self._received)
         buffer, start = self._received, self._received_at
         connection = self._tlsConnection
-        ssl, read = connection._ssl, _lib.SSL_read
+        ssl = connection._ssl
         filled = 0
         try:
             while not self._lostTLSConnection:
-                result = read(ssl, start + filled, RECEIVE_BUFFER - filled)
-                if result <= 0:
-                    if _lib.SSL_get_error(ssl, result) == _lib.SSL_ERROR_WANT_READ:
-                        break
-                    connection._raise_ssl_error(ssl, result)   # pyOpenSSL's exception
+                result = _read_records_at(connection, ssl, start + filled, RECEIVE_BUFFER - filled)
+                if not result:
                     break
                 filled += result
                 if filled == RECEIVE_BUFFER:
@@ -215,7 +212,7 @@ class BulkTLSTransport(BufferingTLSTransport):
         """Decrypt every complete record where ``reader`` says, filling each buffer it names
         before asking for the next; the bytes written before an error are reported first."""
         connection = self._tlsConnection
-        ssl, read = connection._ssl, _lib.SSL_read
+        ssl = connection._ssl
         while not self._lostTLSConnection and not self._aborted:
             view = reader.read_buffer()
             size = len(view)
@@ -223,11 +220,8 @@ class BulkTLSTransport(BufferingTLSTransport):
             filled = 0
             try:
                 while filled < size:
-                    result = read(ssl, start + filled, size - filled)
-                    if result <= 0:
-                        if _lib.SSL_get_error(ssl, result) == _lib.SSL_ERROR_WANT_READ:
-                            return
-                        connection._raise_ssl_error(ssl, result)   # pyOpenSSL's exception
+                    result = _read_records_at(connection, ssl, start + filled, size - filled)
+                    if not result:
                         return
                     filled += result
             finally:
@@ -275,6 +269,17 @@ def whole_writes(context: SSL.Context) -> None:
     BIO, which never refuses bytes: a write either completes or stops for the peer (WANT_READ),
     and Twisted retries it with the same bytes, as OpenSSL requires without partial writes."""
     context.clear_mode(MODE_ENABLE_PARTIAL_WRITE)
+
+
+def _read_records_at(connection: SSL.Connection, ssl: Any, at: Any, size: int) -> int:
+    """The bytes ``SSL_read`` decrypted at ``at`` (at most ``size``), 0 when no complete record
+    is left; raises pyOpenSSL's exception for anything else (as its ``recv`` would)."""
+    result = _lib.SSL_read(ssl, at, size)
+    if result > 0:
+        return result
+    if _lib.SSL_get_error(ssl, result) != _lib.SSL_ERROR_WANT_READ:
+        connection._raise_ssl_error(ssl, result)
+    return 0
 
 
 def bulk_tls(transport: object) -> None:

@@ -73,6 +73,23 @@ def test_kill_with_a_batch_stored_rows_written_but_not_committed(network) -> Non
     assert beta.log_text().count("completing interrupted reception") >= 1
 
 
+def _due_sidecars_rewritten_whole(beta) -> None:  # type: ignore[no-untyped-def]
+    """After the restart: every due sidecar written again from the store, whole, its row
+    dropped; no document receipted twice; no temporary name left in the inbox."""
+    assert "writing the sidecars of" in beta.log_text()
+    wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
+             what="the due sidecars written again and recorded")
+    issued = [e.message_id for e in beta.query("audit_entries", kind="receipt-issued")]
+    assert len(issued) == len(set(issued)) == COUNT, "a document was receipted twice"
+    for row in beta.query("recent_received", COUNT):
+        final = beta.home / row.stored_path
+        meta = json.loads(final.with_name(final.name + ".meta.json").read_text("utf-8"))
+        assert (meta["message_id"], meta["stored_as"]) == (row.message_id, final.name)
+        receipt = final.with_name(final.name + ".receipt.jws").read_text("ascii")
+        assert receipt == row.receipt + "\n"
+    assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]
+
+
 def test_kill_with_sidecars_written_before_their_flush(network) -> None:  # type: ignore[no-untyped-def]
     """The sidecars of the documents stored within a second are written and renamed without
     an fsync, then made durable by one flush of the file system (node/inbox/publication.py
@@ -86,18 +103,7 @@ def test_kill_with_sidecars_written_before_their_flush(network) -> None:  # type
         assert placed, "no due document has its sidecars written: not the stage described"
     beta = _kill_and_restart(network, "receiver-before-sidecars-flushed:1", "quyet-dinh",
                              on_kill=written_not_flushed)
-    assert "writing the sidecars of" in beta.log_text()
-    wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
-             what="the due sidecars written again, flushed and recorded")
-    issued = [e.message_id for e in beta.query("audit_entries", kind="receipt-issued")]
-    assert len(issued) == len(set(issued)) == COUNT, "a document was receipted twice"
-    for row in beta.query("recent_received", COUNT):
-        final = beta.home / row.stored_path
-        meta = json.loads(final.with_name(final.name + ".meta.json").read_text("utf-8"))
-        assert (meta["message_id"], meta["stored_as"]) == (row.message_id, final.name)
-        assert final.with_name(final.name + ".receipt.jws").read_text("ascii") == \
-            row.receipt + "\n"
-    assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]
+    _due_sidecars_rewritten_whole(beta)
 
 
 def test_kill_with_a_small_documents_last_data_written_in_its_ends_hop(network) -> None:  # type: ignore[no-untyped-def]
@@ -123,18 +129,7 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
         assert beta.query("sidecars_due_rows"), "no stored document is due its sidecars"
     beta = _kill_and_restart(network, "receiver-before-sidecars:1", "to-trinh",
                              on_kill=without_sidecars)
-    assert "writing the sidecars of" in beta.log_text()
-    wait_for(lambda: not beta.query("sidecars_due_rows"), timeout=30,
-             what="the due sidecars written and recorded")
-    issued = [e.message_id for e in beta.query("audit_entries", kind="receipt-issued")]
-    assert len(issued) == len(set(issued)) == COUNT, "a document was receipted twice"
-    for row in beta.query("recent_received", COUNT):
-        final = beta.home / row.stored_path
-        meta = json.loads(final.with_name(final.name + ".meta.json").read_text("utf-8"))
-        assert (meta["message_id"], meta["stored_as"]) == (row.message_id, final.name)
-        receipt = final.with_name(final.name + ".receipt.jws").read_text("ascii")
-        assert receipt == row.receipt + "\n"
-    assert not [p for p in (beta.inbox / "alpha").iterdir() if p.name.startswith(".lienthong-")]
+    _due_sidecars_rewritten_whole(beta)
 
 
 def test_kill_with_a_small_document_accepted_before_its_staging_file_is_opened(network) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -267,10 +268,12 @@ def test_a_protocol_that_takes_pieces_gets_a_reads_records_in_one_call() -> None
     assert conn.received() == b"".join(frame) + second   # the first read's pieces unchanged
 
 
-def test_records_before_a_close_are_delivered_before_it() -> None:
+@pytest.mark.parametrize("server_protocol", [Collect, CollectInto], ids=["bytes", "into"])
+def test_records_before_a_close_are_delivered_before_it(server_protocol: type[Collect]) -> None:
     """A peer that sends its last bytes and closes at once (close_notify in the same TCP
-    read): the bulk receiver delivers those bytes first, then learns of the close."""
-    conn = Connected(bulk=True, bulk_server=True)
+    read): the bulk receiver delivers those bytes first, then learns of the close, whether
+    its protocol takes bytes or reads into its own buffers."""
+    conn = Connected(bulk=True, bulk_server=True, server_protocol=server_protocol)
     collect = conn.server.wrappedProtocol
     last = os.urandom(100_000)
     conn.client.write(last)
@@ -278,6 +281,7 @@ def test_records_before_a_close_are_delivered_before_it() -> None:
     conn.pump.flush()
     assert b"".join(collect.received) == last
     assert collect.lost_after == len(last)
+    assert getattr(collect, "since_done", 0) == 0   # a ReadsInto reader heard the read end
 
 
 def test_a_protocol_that_reads_into_its_buffers_gets_every_byte_in_order() -> None:
@@ -295,14 +299,3 @@ def test_a_protocol_that_reads_into_its_buffers_gets_every_byte_in_order() -> No
     sizes = [CollectInto.SIZES[i % len(CollectInto.SIZES)] for i in range(len(full))]
     # A buffer is left part-filled only where a read's records ended.
     assert sum(f < s for f, s in zip(full, sizes, strict=True)) <= collect.done_calls
-
-
-def test_bytes_read_into_buffers_before_a_close_are_delivered_before_it() -> None:
-    conn = Connected(bulk=True, bulk_server=True, server_protocol=CollectInto)
-    collect = conn.server.wrappedProtocol
-    last = os.urandom(100_000)
-    conn.client.write(last)
-    conn.client.loseConnection()
-    conn.pump.flush()
-    assert b"".join(collect.received) == last
-    assert collect.lost_after == len(last) and collect.since_done == 0
