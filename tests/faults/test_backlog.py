@@ -3,12 +3,12 @@ node answers "how are you" promptly the whole time: ``lienthong status`` (which 
 itself), and the daemon's ``GET /status/live`` and ``GET /status``.
 
 Size: 10,000 small documents (the issue's figure), or any size with
-``LIENTHONG_BACKLOG=N`` for a quicker local run. It takes about five minutes on the two-core
-development machine (capture 161 s, drain 129 s; docs/reliability.md, section 5) since the
-receiver stopped listing its whole inbox for every arrival and the watcher stopped waking the
-reactor once per folder event; before those it took 12.6-14.7 minutes and stalled the
-reactor for seconds, so it was kept out of the default run. The same code path runs at any
-size: capture while the peer is down (the sender retrying with backoff), then one drain when it
+``LIENTHONG_BACKLOG=N`` for a quicker local run. It takes about a minute and a half on the
+two-core development machine since 0.7.0 (capture 18-23 s, drain 42-52 s; docs/reliability.md,
+section 5). It took five minutes once the receiver stopped listing its whole inbox for every
+arrival and the watcher stopped waking the reactor once per folder event; before those it took
+12.6-14.7 minutes and stalled the reactor for seconds, so it was kept out of the default run.
+The same code path runs at any size: capture while the peer is down (the sender retrying with backoff), then one drain when it
 returns; the test prints which size ran and, for each way of asking, the slowest sample and when
 it happened.
 """
