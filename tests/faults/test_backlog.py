@@ -8,9 +8,9 @@ two-core development machine since 0.7.0 (capture 18-23 s, drain 42-52 s; docs/r
 section 5). It took five minutes once the receiver stopped listing its whole inbox for every
 arrival and the watcher stopped waking the reactor once per folder event; before those it took
 12.6-14.7 minutes and stalled the reactor for seconds, so it was kept out of the default run.
-The same code path runs at any size: capture while the peer is down (the sender retrying with backoff), then one drain when it
-returns; the test prints which size ran and, for each way of asking, the slowest sample and when
-it happened.
+The same code path runs at any size: capture while the peer is down (the sender retrying with
+backoff), then one drain when it returns; the test prints which size ran and, for each way of
+asking, the slowest sample and when it happened.
 """
 from __future__ import annotations
 
