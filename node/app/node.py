@@ -104,7 +104,9 @@ class Node:
         self.peer_tls_grace = PeerTLSGrace(runtime)
         self.control_requests = ControlRequests(runtime, self.outbox)
         # A recall received is answered with a status: carry that request out at once.
-        self.received_control = ReceivedControl(runtime, answer=self.control_requests.poll)
+        self.received_control = ReceivedControl(
+            runtime, answer=self.control_requests.poll,
+            sidecars_written=self.offers.finishing.publisher.flush_sidecars)
         self.offers.control[ANNOUNCEMENT_KIND] = self.incoming_key_updates.receive
         self.offers.control["status"] = self.received_control.on_status
         self.offers.control["recall"] = self.received_control.on_recall

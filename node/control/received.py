@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 
 from lienthong.keys.errors import KeysError
@@ -56,9 +56,13 @@ class ReceivedControl:
     """Applies statuses and recalls from peers; ``answer`` carries out the status request a
     recall leaves behind (the asking side's poll)."""
 
-    def __init__(self, runtime: NodeRuntime, *, answer: Callable[[], Any]) -> None:
+    def __init__(self, runtime: NodeRuntime, *, answer: Callable[[], Any],
+                 sidecars_written: Callable[[], Deferred[Any]] | None = None) -> None:
         self.rt = runtime
         self._answer = answer
+        #: Fires once the sidecars waiting for their hop are written (the inbox writes them
+        #: up to a second after the document): a recalled document's sidecars move with it.
+        self._sidecars_written = sidecars_written or (lambda: succeed(None))
 
     @inlineCallbacks
     def recover(self) -> Generator[Deferred[Any], Any, None]:
@@ -149,6 +153,7 @@ class ReceivedControl:
             elif row.meta.get("kind") in CONTROL_KINDS:
                 refusal = f"{info.message_id} is a {row.meta['kind']} notice, not a document"
             else:
+                yield self._sidecars_written()
                 where = yield rt.io(recall_files, rt.config.home, row, info.token,
                                     _recall_note(info, rt.peer_name(peer)),
                                     access_policy(rt.config.node.clerks_group))

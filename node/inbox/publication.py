@@ -293,14 +293,18 @@ class Publisher:
 
     def flush_sidecars(self) -> Deferred:
         """Write and flush now the sidecars waiting for their hop (at stop: their rows
-        dropped, the next start need not write them again); fires when done (never fails)."""
+        dropped, the next start need not write them again; before a recall moves a document
+        aside: its sidecars go with it); fires once none is waiting (never fails)."""
         if self._placing:
-            waiting: Deferred = Deferred()
-            self._placed_waiting.append(waiting)
-            return waiting
-        if self._sidecars_waiting:
-            return self._place_waiting()
-        return succeed(None)
+            done: Deferred = Deferred()
+            self._placed_waiting.append(done)
+        elif self._sidecars_waiting:
+            done = self._place_waiting()
+        else:
+            return succeed(None)
+        # A hop takes at most SIDECAR_BATCH, and one already running took what waited when
+        # it began: go again until nothing is left.
+        return done.addCallback(lambda _: self.flush_sidecars())
 
     @inlineCallbacks
     def _place_waiting(self):

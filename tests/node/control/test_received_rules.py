@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet.defer import succeed
 
 from lienthong.node.control.received import (
     MAX_CONTROL_BYTES,
@@ -237,6 +238,31 @@ def test_a_recall_moves_the_document_keeps_the_recall_and_asks_for_an_answer(
     assert pair.answers == ["beta"]
     pair.apply_recall(token)                                   # a resend: already applied
     assert pair.answers == ["beta"] and len(pair.beta.store.recalls_for(MID)) == 1
+
+
+def test_a_recall_waits_for_sidecars_still_to_be_written_and_moves_them_too(
+        tmp_path: Path) -> None:
+    """The inbox writes a document's sidecars up to a second after the document: a recall that
+    comes sooner has them written first (``sidecars_written``), so they move with it and none
+    is left behind in the inbox."""
+    pair = Pair(tmp_path)
+    path = pair.received()
+    sidecars = [path.with_name(path.name + ".meta.json"),
+                path.with_name(path.name + ".receipt.jws")]
+    sidecars[0].unlink()                   # not written yet: waiting for their hop
+
+    def write_waiting() -> Any:
+        for sidecar in sidecars:
+            sidecar.write_text("{}")
+        return succeed(None)
+    pair.at_beta = ReceivedControl(pair.beta.runtime, answer=lambda: None,
+                                   sidecars_written=write_waiting)
+    pair.apply_recall(pair.recall())
+    moved = pair.beta.runtime.config.home / "recalled" / "alpha" / path.name
+    assert moved.read_bytes() == b"document 7"
+    for suffix in (".meta.json", ".receipt.jws"):
+        assert moved.with_name(moved.name + suffix).exists(), suffix
+    assert list(path.parent.iterdir()) == []
 
 
 def test_a_recall_note_without_a_replacement(tmp_path: Path) -> None:
