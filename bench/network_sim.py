@@ -424,7 +424,15 @@ def check_delivered(province: Province, plan: Plan,
             if copy is None:
                 problems.append(f"{recipient} has no intact copy of {doc.sender}'s {doc.name}")
                 continue
-            token = copy.with_name(copy.name + ".receipt.jws").read_text().strip()
+            receipt = copy.with_name(copy.name + ".receipt.jws")
+            # The sidecars follow the receipt by up to a second (node/inbox/publication.py).
+            waited_until = time.monotonic() + 30
+            while not receipt.exists() and time.monotonic() < waited_until:
+                time.sleep(0.1)
+            if not receipt.exists():
+                problems.append(f"{recipient} has no receipt beside {doc.sender}'s {doc.name}")
+                continue
+            token = receipt.read_text().strip()
             card = keys[recipient]
             if jws.decode(token, RECEIPT_TYP).kid != card.node_id:
                 problems.append(f"{recipient}'s receipt for {doc.name} names another signer")

@@ -181,6 +181,7 @@ def test_document_goes_offer_accept_data_end_receipt(net: Net) -> None:
     stored = net.beta.store.get_received(net.alpha.node_id, mid)
     assert delivery.state == "delivered" and stored.state == "stored"
     assert delivery.receipt == stored.receipt
+    net.reactor.advance(1.0)   # the sidecars' hop, up to a second after the receipt
     assert (net.inbox() / "cong-van.txt.receipt.jws").read_text().strip() == stored.receipt
     assert kinds(net.beta, mid) == ["received", "receipt-issued"]
     assert "receipt-verified" in kinds(net.alpha, mid)
