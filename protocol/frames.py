@@ -244,7 +244,8 @@ class FrameDecoder:
         if into is None:
             self._scratch_read(count)
             return
-        assert self._header is not None and self._into_view is not None
+        if self._header is None or self._into_view is None:   # a frame buffer needs its header
+            raise LocalProtocolError("bytes_read() with no frame being read into")
         kind, length = self._header
         if not 0 < count <= length - self._into_filled:
             raise LocalProtocolError(f"bytes_read({count}) beyond the frame's buffer")
