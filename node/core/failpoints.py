@@ -27,6 +27,8 @@ STAGES = frozenset({
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
     "receiver-last-data-at-end",  # a small document's last DATA written in its END's hop,
                                   # not yet proven or fsynced
+    "receiver-publishing-committed-before-staging-synced",  # a small document's
+                                    # ``publishing`` row committed, its staging fsync running
     "receiver-before-inbox-fsync",  # a batch linked into the inbox, the inbox folder not
                                     # fsynced, the staging names still there
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed

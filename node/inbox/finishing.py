@@ -93,8 +93,8 @@ class Finishing:
             # A large document's proof and fsync take long: it keeps a hop of its own, so
             # the small documents finishing meanwhile do not wait behind it.
             args = (stream, self.names, self.inbox_folder(signer, header), header.name, last)
-            final, header = yield (self._finishes.call(*args)
-                                   if header.ciphertext_size <= BATCHED_FINISH_MAX
+            batched = header.ciphertext_size <= BATCHED_FINISH_MAX
+            final, header = yield (self._finishes.call(*args) if batched
                                    else rt.io(_finish_and_reserve, *args))
         except ProtocolError as exc:
             yield rt.io(stream.discard)
@@ -112,7 +112,10 @@ class Finishing:
             receipt = yield self.publisher.add(Publication(
                 signer=signer, header=header, staging=stream.staging,
                 resume_record=stream.resume_record, final=final, receiving=receiving,
-                meta=meta, now=now, peer=peer, sidecar_group=self.sidecar_group(header)))
+                meta=meta, now=now, peer=peer, sidecar_group=self.sidecar_group(header),
+                # A batched proof left the staging fsync to run beside the ``publishing``
+                # commit (node/inbox/publication.py ``sync_staging``).
+                sync=stream.sync if batched else None))
         except OSError as exc:
             return refuse(rt, peer, mid, "storage-unavailable",
                           f"cannot publish the document: {exc.strerror}")
@@ -276,11 +279,13 @@ def _write_last(stream: IncomingStream, last: bytes | memoryview | None) -> None
 
 
 def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
+    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, without the fsyncs:
     every final DATA frame that came with its END written, every staging file proven and its
-    writeback started, then each fsynced (the first fsync commits the journal for all:
-    node/core/writeback.py ``start_writeback``) and its name reserved. Each call's result, or
-    the Failure that stopped it alone."""
+    writeback started, and its name reserved. The staging files are fsynced in one pass
+    beside the batch's ``publishing`` commit, before any is linked into the inbox
+    (node/inbox/publication.py ``sync_staging``): a small document's fsync and commit
+    overlap instead of following each other. Each call's result, or the Failure that stopped
+    it alone."""
     proven: list[Any] = []
     for stream, _names, _folder, _name, last in calls:
         try:
@@ -294,9 +299,9 @@ def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
             results.append(header)
             continue
         try:
-            stream.sync()
             results.append((_reserve(names, folder, name), header))
         except Exception:  # noqa: BLE001 - this document's own failure, handed back
+            stream.close()  # never published: its fsync is not owed, its file not kept open
             results.append(Failure())
     return results
 

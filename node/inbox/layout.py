@@ -4,9 +4,12 @@ beside it (``NAME.meta.json``, ``NAME.receipt.jws``) (blocking: worker threads).
 Order matters, because a receipt is a promise (docs/reliability.md):
 
 1. ``IncomingStream`` (node/inbox/stream.py) decrypts the transfer into a staging file inside
-   ``tmp/`` and, at END, proves it complete and fsyncs it. Nothing is visible to a clerk yet.
+   ``tmp/`` and, at END, proves it complete and fsyncs it (a small document's fsync runs
+   beside step 2's commit, node/inbox/publication.py). Nothing is visible to a clerk yet.
 2. The caller records ``publishing`` with the chosen inbox path (``choose_inbox_path``) in
-   the store, and the document's sidecars as due (commit).
+   the store, and the document's sidecars as due (commit). A crash may leave this row with
+   its staging file not yet durable: ``finish_interrupted`` proves its digest again and
+   fsyncs it before linking it.
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
    fsync the inbox folder, then drop the staging name: the staging name is never dropped
    before the inbox name is durable.
@@ -309,9 +312,20 @@ def finish_interrupted(staging: Path, final: Path, sha256: str, access: AccessPo
     if staging.exists() and file_sha256(staging) == sha256:
         if final.exists():
             return False  # a different file holds the name; the caller picks another
+        # Its ``publishing`` row may have been committed before its fsync (a small
+        # document's runs beside that commit): durable before it is linked and receipted.
+        _fsync_file(staging)
         publish_staged(staging, final, access)
         return True
     return False
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def document_metadata(header: EnvelopeHeader, *, sender_name: str, received_at: str,

@@ -14,10 +14,11 @@ shares everything). A batch is:
 
 1. ONE unit of work (``Store.begin_publishes``: one look-up of each kind, one insert per
    table) recording every document as ``publishing``, with its inbox path, and its sidecars
-   as due (``sidecars_due``);
+   as due (``sidecars_due``); beside it, on a worker, ONE pass fsyncing the small documents'
+   staging files, whose proof left the fsync owed (``sync_staging``): both end before 2;
 2. ONE worker hop (``publish_batch``): link each staging file to its inbox name (``link``
    never overwrites) and sign each receipt; fsync each inbox folder once; drop the staging
-   names and fsync each staging folder once;
+   names (their folder not fsynced: see there);
 3. ONE unit of work (``store_batch``: one UPDATE and one audit INSERT for the batch) marking
    every document ``stored`` with its receipt, and each document's audit entries in its
    order;
@@ -103,6 +104,9 @@ class Publication:
     #: The petition staff's group when the document is a petition: its sidecars get it
     #: before a byte is written (node/inbox/layout.py ``place_sidecars``).
     sidecar_group: str | None = None
+    #: The staging file's fsync, when its proof left it owed (a small document: it runs
+    #: beside the ``publishing`` commit, ``sync_staging``); None when already fsynced.
+    sync: Callable[[], None] | None = None
     done: Deferred = field(default_factory=Deferred)
 
 
@@ -217,6 +221,10 @@ class Publisher:
     @inlineCallbacks
     def _publish(self, batch: list[Publication]):
         rt = self.rt
+        # The staging fsyncs still owed run on a worker beside the ``publishing`` commit: both
+        # are done before anything is linked into the inbox (``sync_staging``).
+        owed = [item for item in batch if item.sync is not None]
+        synced = rt.io(sync_staging, owed) if owed else succeed([])
         try:
             # One unit of work records the whole batch as ``publishing`` (Store.begin_publishes).
             begun = yield rt.db(rt.store.begin_publishes, [(NewReceived(
@@ -227,7 +235,12 @@ class Publisher:
                 meta=public_meta(item.header.meta, item.header.message_id),
                 edxml_copies=copies_wanted(rt.config, item.header.meta)), item.now, item.peer)
                 for item in batch])
-            ready = _settle(batch, [(b is None, b) for b in begun])
+            # The batch's ``publishing`` rows are committed; a staging fsync may still run.
+            failpoint("receiver-publishing-committed-before-staging-synced")
+            unsynced = dict(zip(map(id, owed), (yield synced), strict=True))
+            stops = [b if b is not None else unsynced.get(id(item))
+                     for item, b in zip(batch, begun, strict=True)]
+            ready = _settle(batch, [(stop is None, stop) for stop in stops])
             outcomes = (yield rt.io(publish_batch, self.names, ready)) if ready else []
         finally:
             for item in batch:
@@ -353,6 +366,23 @@ class Publisher:
                      in zip(items, outcomes, strict=True) if outcome is None])
 
 
+def sync_staging(items: Sequence[Publication]) -> list[Exception | None]:
+    """Worker pool, beside the batch's ``publishing`` commit: fsync (and close) each staging
+    file whose proof left its fsync owed. Each result is None, or the error that stopped that
+    document alone (not linked; its row is completed or forgotten by recovery). A crash may
+    leave a committed row whose staging file is not durable: ``finish_interrupted`` proves
+    its digest again and fsyncs it before linking it (docs/design.md §6)."""
+    errors: list[Exception | None] = []
+    for item in items:
+        try:
+            if item.sync is not None:
+                item.sync()
+            errors.append(None)
+        except Exception as exc:  # noqa: BLE001 - this document's own failure, handed back
+            errors.append(exc)
+    return errors
+
+
 def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> list[Publication]:
     """Fail the items whose step failed; return the others, in order."""
     going = []
@@ -408,13 +438,10 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
         step(indices, sign)
         failpoint("receiver-before-inbox-fsync")
         fsync(folder, indices)
-    # 3. The staging names go, only once their inbox names are durable.
-    staging_folders: dict[Path, list[int]] = {}
-    for i, item in enumerate(items):
-        staging_folders.setdefault(item.staging.parent, []).append(i)
-    for folder, indices in staging_folders.items():
-        step(indices, _drop_staging)
-        fsync(folder, indices)
+    # 3. The staging names go, only once their inbox names are durable; their folder is not
+    #    fsynced: a name a power loss brings back is an extra link of a stored document,
+    #    swept with the stale staging files (docs/design.md §5.5).
+    step(list(range(len(items))), _drop_staging)
     return [outcome if outcome is not None else receipts[id(item)]
             for item, outcome in zip(items, outcomes, strict=True)]
 

@@ -50,6 +50,23 @@ def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ig
     assert beta.log_text().count("completing interrupted reception") >= 1
 
 
+def test_kill_with_publishing_committed_before_the_staging_fsync(network) -> None:  # type: ignore[no-untyped-def]
+    """A small document's staging fsync runs beside its batch's ``publishing`` commit
+    (node/inbox/publication.py ``sync_staging``). Killed once that commit is done, the rows
+    are ``publishing``, nothing is linked into the inbox and the staging fsync may not have
+    run: recovery proves each staging file's digest again, fsyncs it and publishes it (a
+    file a power loss left incomplete would be forgotten and sent again); every document is
+    stored and receipted once, no staging file is left."""
+    def publishing(beta) -> None:  # type: ignore[no-untyped-def]
+        assert beta.query("publishing_rows"), \
+            "no publishing row after the kill: the stage was not reached as described"
+    beta = _kill_and_restart(network,
+                             "receiver-publishing-committed-before-staging-synced:3",
+                             "cong-van", on_kill=publishing)
+    assert beta.log_text().count("completing interrupted reception") >= 1
+    assert list((beta.home / "tmp" / "staging").iterdir()) == []
+
+
 def test_kill_before_the_inbox_fsync_of_a_batch(network) -> None:  # type: ignore[no-untyped-def]
     """Killed after a batch's links and sidecars are written and before the ONE inbox-folder
     fsync that covers them both (node/inbox/publication.py): every document of the batch is in

@@ -66,17 +66,17 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     return steps
 
 
-def test_a_batch_shares_two_folder_fsyncs_and_keeps_the_order(
+def test_a_batch_shares_one_folder_fsync_and_keeps_the_order(
         tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
     staging, inbox, names, items = _batch(tmp_path, 5)
     outcomes = publish_batch(names, items)
     assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
-    # Every link before the ONE inbox fsync; the staging names go only after it, then their
-    # folder's fsync: 2 folder fsyncs for 5 documents (was 15, then 3). No sidecar is
-    # written before the receipt (they follow the ``stored`` commit: place_sidecar_batch).
-    assert [kind for kind, _ in synced] == (["link"] * 5 + ["fsync"]
-                                            + ["drop"] * 5 + ["fsync"])
-    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging]
+    # Every link before the ONE inbox fsync; the staging names go only after it, their
+    # folder not fsynced on the receipt's path: 1 folder fsync for 5 documents (was 15, then
+    # 3, then 2). No sidecar is written before the receipt (they follow the ``stored``
+    # commit: place_sidecar_batch).
+    assert [kind for kind, _ in synced] == (["link"] * 5 + ["fsync"] + ["drop"] * 5)
+    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox]
     assert list(staging.iterdir()) == []
     for n, item in enumerate(items):
         assert item.final.read_bytes() == b"document %d" % n

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from twisted.python.failure import Failure
@@ -16,6 +17,7 @@ from twisted.python.failure import Failure
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.inbox.finishing import finish_batch
 from lienthong.node.inbox.folder_names import InboxNames
+from lienthong.node.inbox.publication import sync_staging
 from lienthong.node.inbox.stream import IncomingStream
 from lienthong.protocol.envelope import open_header_key, verify_header
 from lienthong.protocol.errors import DecryptError, Truncated
@@ -229,11 +231,12 @@ def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
     assert file_key not in second.resume_record.read_bytes()
 
 
-def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
+def test_a_batch_of_finishes_proves_all_leaves_the_fsyncs_owed_and_fails_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``finish_batch`` (node/inbox/finishing.py): every staging file proven and its writeback
-    started before the first fsync, a last frame that came with its END written first; a
-    document cut short fails alone, unfinished."""
+    started, a last frame that came with its END written first, no fsync: those run in one
+    pass beside the ``publishing`` commit (``sync_staging``); a document cut short fails
+    alone, unfinished."""
     names = InboxNames(lambda: 0.0, AccessPolicy())
     calls = []
     for n in range(3):
@@ -252,8 +255,10 @@ def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
     monkeypatch.setattr(IncomingStream, "sync",
                         lambda self: (order.append("sync"), real_sync(self))[1])
     results = finish_batch(None, calls)
-    assert order == ["prove"] * 3 + ["sync"] * 2
+    assert order == ["prove"] * 3
     assert isinstance(results[1], Failure) and results[1].check(Truncated)
+    assert sync_staging([SimpleNamespace(sync=calls[n][0].sync) for n in (0, 2)]) == [None] * 2
+    assert order == ["prove"] * 3 + ["sync"] * 2
     for n in (0, 2):
         final, header = results[n]
         assert final == tmp_path / "inbox" / f"so-lieu-{n}.bin"
