@@ -164,7 +164,9 @@ class BulkTLSTransport(BufferingTLSTransport):
         # ``bio_read`` allocates its whole buffer and raises WantReadError to say so.
         while pending := _lib.BIO_get_mem_data(connection._from_ssl, _ffi.NULL):
             size = min(pending, BIO_READ)
-            if self._tcp is None or not _idle(self._tcp):
+            # An abort drops what is buffered (the close_notify it writes first too): only
+            # bytes Twisted would send go out at once.
+            if self._tcp is None or self._aborted or not _idle(self._tcp):
                 transport.write(connection.bio_read(size))
             else:
                 self._send_now(self._tcp, connection, size)
@@ -317,10 +319,11 @@ def _read_records_at(connection: SSL.Connection, ssl: Any, at: Any, size: int) -
 
 
 def _idle(tcp_connection: tcp.Connection) -> bool:
-    """Whether bytes written to the socket now go out in order: the TCP transport is
-    connected, not closing, and holds nothing it has yet to send."""
+    """Whether bytes written to the socket now go out in order and would have gone at all:
+    the TCP transport is connected, not closing or aborted, and holds nothing yet to send."""
     return bool(tcp_connection.connected and not tcp_connection.disconnecting
-            and not tcp_connection._writeDisconnected and not tcp_connection._tempDataBuffer
+            and not tcp_connection._aborting and not tcp_connection._writeDisconnected
+            and not tcp_connection._tempDataBuffer
             and tcp_connection.offset == len(tcp_connection.dataBuffer))
 
 
