@@ -14,7 +14,11 @@ after one record), and then drains the memory BIO in large reads, so the TCP tra
 one large ``bytes`` rather than one per record; ``writeSequence`` of a large sequence
 encrypts its pieces one after the other instead of joining them and drains the BIO once
 (whatever small writes the transport was still aggregating go first, so the order of bytes
-never changes). Small writes keep Twisted's aggregation.
+never changes). Small writes keep Twisted's aggregation. Over Twisted's TCP connection with
+nothing of its own left to send, the records are read into a buffer kept for the connection
+and given to the socket inside the write (docs/benchmarks.md, History 66): no new buffer and
+``bytes`` per frame, no wait for the next reactor turn; what the kernel does not take goes to
+the TCP transport's buffer, so order, back-pressure and error handling stay Twisted's.
 
 Receiving has the mirror cost: OpenSSL gives back one record (16 KiB) per ``SSL_read``, and
 Twisted hands each one to the protocol, so a receiver's reactor ran the frame decoder and its
