@@ -40,9 +40,10 @@ It depends on three private methods of ``TLSMemoryBIOProtocol`` (``_write``,
 internals (``_ssl``, ``_from_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25–26); sending at
 once reads the TCP connection's buffer state (``dataBuffer``, ``offset``, ``_tempDataBuffer``,
 ``_aborting``, ``_writeDisconnected``) and is used only under ``twisted.internet.tcp``'s
-``Connection``. :func:`bulk_tls` only upgrades a transport of exactly the class it was written against, while
-pyOpenSSL has those internals, and leaves anything else (another Twisted version's class, a
-test's transport, a pyOpenSSL without them) alone, which is always correct, just slower.
+``Connection``. :func:`bulk_tls` only upgrades a transport of exactly the class it was
+written against, while pyOpenSSL has those internals, and leaves anything else (another
+Twisted version's class, a test's transport, a pyOpenSSL without them) alone, which is
+always correct, just slower.
 """
 from __future__ import annotations
 
