@@ -27,8 +27,8 @@ STAGES = frozenset({
     "receiver-mid-transfer",      # part of the ciphertext in the partial file
     "receiver-last-data-at-end",  # a small document's last DATA written in its END's hop,
                                   # not yet proven or fsynced
-    "receiver-before-publication-flush",  # a batch linked into the inbox, its staging
-                                          # files and links not flushed, staging names there
+    "receiver-before-inbox-fsync",  # a batch linked into the inbox, the inbox folder not
+                                    # fsynced, the staging names still there
     "receiver-after-fsync-before-commit",  # document fsynced into the inbox, not committed
     "receiver-before-stored-committed",  # a batch's stored rows + audit, not committed
     "receiver-after-commit-before-receipt",  # committed, the receipt not yet sent

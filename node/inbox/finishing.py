@@ -276,11 +276,10 @@ def _write_last(stream: IncomingStream, last: bytes | memoryview | None) -> None
 
 
 def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, without an fsync: every
-    final DATA frame that came with its END written, every staging file proven and its
-    writeback started, then each closed and its name reserved. The staging files are made
-    durable with their inbox links by their publication batch's one flush, before any
-    receipt is signed (node/inbox/publication.py ``publish_batch``). Each call's result, or
+    """Worker pool: ``_finish_and_reserve`` for the ENDs of a burst, with one fsync pass:
+    every final DATA frame that came with its END written, every staging file proven and its
+    writeback started, then each fsynced (the first fsync commits the journal for all:
+    node/core/writeback.py ``start_writeback``) and its name reserved. Each call's result, or
     the Failure that stopped it alone."""
     proven: list[Any] = []
     for stream, _names, _folder, _name, last in calls:
@@ -295,7 +294,7 @@ def finish_batch(_: object, calls: list[tuple[Any, ...]]) -> list[Any]:
             results.append(header)
             continue
         try:
-            stream.close_proven()
+            stream.sync()
             results.append((_reserve(names, folder, name), header))
         except Exception:  # noqa: BLE001 - this document's own failure, handed back
             results.append(Failure())

@@ -4,15 +4,12 @@ beside it (``NAME.meta.json``, ``NAME.receipt.jws``) (blocking: worker threads).
 Order matters, because a receipt is a promise (docs/reliability.md):
 
 1. ``IncomingStream`` (node/inbox/stream.py) decrypts the transfer into a staging file inside
-   ``tmp/`` and, at END, proves it complete (a large one is fsynced then; a small one is made
-   durable in 3). Nothing is visible to a clerk yet.
+   ``tmp/`` and, at END, proves it complete and fsyncs it. Nothing is visible to a clerk yet.
 2. The caller records ``publishing`` with the chosen inbox path (``choose_inbox_path``) in
    the store, and the document's sidecars as due (commit).
 3. ``publish_staged``: link the staging file to its inbox name (``link`` never overwrites),
    fsync the inbox folder, then drop the staging name: the staging name is never dropped
-   before the inbox name is durable. A batch (node/inbox/publication.py) makes its staging
-   files' bytes and its links durable with one flush of the file system instead; should a
-   power loss keep a link and lose its bytes, ``finish_interrupted`` removes it.
+   before the inbox name is durable.
 4. The caller commits ``stored`` with the receipt, and only then sends the receipt.
 5. The metadata and the receipt are written beside the document (``place_sidecars``: each
    under a temporary name, renamed into place), and only once a flush of the file system has
@@ -31,7 +28,7 @@ or partial one until that start: docs/design.md §6). The receipt sent in 4 is t
 store keeps, so the sender's retry gets the same receipt and the document is receipted once.
 
 Steps 2 to 5 run for a batch of documents at once (node/inbox/publication.py): documents that
-finish together share the commits and the flushes, each in the order above.
+finish together share the commits and the folder fsyncs, each in the order above.
 
 Every folder and file made here follows the access rule (node/core/access.py): the clerks'
 group may read them, nobody else.
@@ -314,10 +311,6 @@ def finish_interrupted(staging: Path, final: Path, sha256: str, access: AccessPo
             return False  # a different file holds the name; the caller picks another
         publish_staged(staging, final, access)
         return True
-    if final.exists() and staging.exists() and os.path.samefile(final, staging):
-        # Our own link, whose bytes a power loss took before the batch's flush (the staging
-        # file is not fsynced on its own: node/inbox/publication.py): no clerk may see it.
-        final.unlink()
     return False
 
 

@@ -6,9 +6,8 @@ its receipt. With 2,000 documents dropped at once the folder fsyncs alone were a
 the receiver's samples, and the hops and commits most of the rest of its time per document
 (docs/benchmarks.md).
 
-How: ``Finishing.finish`` proves a document (``IncomingStream.prove``: final tag, size, digest;
-a small document's staging file is not fsynced on its own, a large one's is) and reserves its
-inbox name, then hands it to ``Publisher.add``. The
+How: ``Finishing.finish`` proves a document (``IncomingStream.finish``: final tag, size, digest,
+staging file fsynced) and reserves its inbox name, then hands it to ``Publisher.add``. The
 first document is published at once; every document that finishes while a batch is being
 published goes into the next batch (no timer: a lone document waits for nothing, a burst
 shares everything). A batch is:
@@ -17,9 +16,8 @@ shares everything). A batch is:
    table) recording every document as ``publishing``, with its inbox path, and its sidecars
    as due (``sidecars_due``);
 2. ONE worker hop (``publish_batch``): link each staging file to its inbox name (``link``
-   never overwrites) and sign each receipt; ONE flush of the file system (``syncfs``: every
-   staging file's bytes and every link durable; they were an fsync per document and one per
-   folder); then drop the staging names (made durable by the next flush);
+   never overwrites) and sign each receipt; fsync each inbox folder once; drop the staging
+   names and fsync each staging folder once;
 3. ONE unit of work (``store_batch``: one UPDATE and one audit INSERT for the batch) marking
    every document ``stored`` with its receipt, and each document's audit entries in its
    order;
@@ -33,8 +31,7 @@ shares everything). A batch is:
 Each document's steps happen in the same order as before, each durable before the next (the
 crash argument of node/inbox/layout.py and docs/design.md §6): nothing is linked into the
 inbox before its ``publishing`` row is committed, no staging name is dropped before its inbox
-link and bytes are durable, and no receipt is signed before they are nor returned before the
-``stored`` commit. The sidecars hold
+link is durable, and no receipt is returned before the ``stored`` commit. The sidecars hold
 nothing the store does not (the receipt is in the ``stored`` row, the metadata is the header
 and the row): a crash before their rows are dropped leaves the rows, and the next start
 writes them again from the store (``Recovery.recover_sidecars``); a clerk sees no sidecar or a
@@ -61,7 +58,8 @@ from lienthong.node.core import fence
 from lienthong.node.core.access import AccessPolicy
 from lienthong.node.core.clock import rfc3339_ms
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.core.syncfs import PUBLICATIONS, SIDECARS
+from lienthong.node.core.home import fsync_dir
+from lienthong.node.core.syncfs import sync_file_systems, watch
 from lienthong.node.documents.petitions import public_meta
 from lienthong.node.edxml.export import copies_wanted
 from lienthong.node.inbox.folder_names import InboxNames
@@ -368,9 +366,8 @@ def _settle(items: list[Publication], results: Sequence[tuple[bool, Any]]) -> li
 
 def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str | BaseException]:
     """Worker pool: publish ``items`` (each already recorded as ``publishing``) and sign their
-    receipts; returns each one's receipt, or the exception that stopped it. One flush of the
-    file system makes the whole batch durable, the order of each document's steps is that
-    of node/inbox/layout.py."""
+    receipts; returns each one's receipt, or the exception that stopped it. The fsyncs are
+    shared, the order of each document's steps is that of node/inbox/layout.py."""
     outcomes: list[str | BaseException | None] = [None] * len(items)
     folders: dict[Path, list[int]] = {}
     for i, item in enumerate(items):
@@ -384,12 +381,22 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                 except OSError as exc:
                     outcomes[i] = exc
 
+    def fsync(folder: Path, indices: list[int]) -> None:
+        if all(outcomes[i] is not None for i in indices):
+            return
+        try:
+            fsync_dir(folder)
+        except OSError as exc:
+            for i in indices:
+                outcomes[i] = outcomes[i] or exc
+
     # 1. Each staging file under its inbox name (FileExistsError rather than overwriting).
     for folder, indices in folders.items():
         with names.own_change(folder):
             step(indices, lambda item: _link(item.staging, item.final, names.access))
-    # 2. The receipts signed (no sidecar is written here: they follow the ``stored`` commit,
-    #    off the receipt's path; ``place_sidecar_batch``).
+    # 2. Each inbox folder fsynced once: the links are durable before any staging name goes.
+    #    The receipts are signed meanwhile (no sidecar is written here: they follow the
+    #    ``stored`` commit, off the receipt's path; ``place_sidecar_batch``).
     receipts: dict[int, str] = {}
 
     def sign(item: Publication) -> None:
@@ -397,23 +404,17 @@ def publish_batch(names: InboxNames, items: Sequence[Publication]) -> list[str |
                                            recipient=item.receiving.node_id,
                                            header=item.header, time=item.now)
 
-    step(list(range(len(items))), sign)
-    # 3. ONE flush makes every staging file's bytes and every inbox link durable (they were
-    #    one fsync per document and one per inbox folder), before any staging name goes.
-    linked = [i for i in range(len(items)) if outcomes[i] is None]
-    if linked:
-        failpoint("receiver-before-publication-flush")
-        try:
-            PUBLICATIONS.sync({items[i].final.parent for i in linked}
-                              | {items[i].staging.parent for i in linked})
-        except OSError as exc:
-            for i in linked:
-                outcomes[i] = exc
-    # 4. The staging names go, only once their inbox names are durable. Their removal is made
-    #    durable by the next flush (the sidecars', within ``SIDECAR_FLUSH_SECONDS``); should
-    #    a power loss undo it, the start removes a staging name of a stored document
-    #    (node/inbox/staging.py ``discard_published_staging``).
-    step(list(range(len(items))), _drop_staging)
+    for folder, indices in folders.items():
+        step(indices, sign)
+        failpoint("receiver-before-inbox-fsync")
+        fsync(folder, indices)
+    # 3. The staging names go, only once their inbox names are durable.
+    staging_folders: dict[Path, list[int]] = {}
+    for i, item in enumerate(items):
+        staging_folders.setdefault(item.staging.parent, []).append(i)
+    for folder, indices in staging_folders.items():
+        step(indices, _drop_staging)
+        fsync(folder, indices)
     return [outcome if outcome is not None else receipts[id(item)]
             for item, outcome in zip(items, outcomes, strict=True)]
 
@@ -447,7 +448,7 @@ def place_sidecar_batch(names: InboxNames, items: Sequence[Sidecars]) -> list[Ex
         folders.setdefault(item.final.parent, []).append(i)
     for folder, indices in folders.items():
         try:
-            SIDECARS.watch(folder)   # before the writes the later flush must report errors of
+            watch(folder)   # before the writes the later flush must report errors of
         except FileNotFoundError:
             pass            # the folder is gone, so are its documents: nothing is written
         except OSError as exc:
@@ -474,4 +475,4 @@ def flush_sidecar_batch(folders: Sequence[Path]) -> None:
     only after it returns."""
     # Sidecars written and renamed, not yet flushed (docs/design.md §6).
     failpoint("receiver-before-sidecars-flushed")
-    SIDECARS.sync(folders)
+    sync_file_systems(folders)

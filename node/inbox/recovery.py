@@ -23,8 +23,6 @@ from lienthong.node.inbox.staging import (
     STALE_STAGING_SECONDS,
     discard_legacy_partials,
     discard_stale_staging,
-    published_among,
-    staged_documents,
     staging_path,
     unlink_quietly,
 )
@@ -64,32 +62,11 @@ class Recovery:
             yield self.recover_row(row)
         yield self.recover_sidecars()
         yield self.recover_copies()
-        yield self.discard_published_staging()
         stale = yield self.rt.io(discard_stale_staging, self.rt.config.tmp / "staging",
                                  self.rt.now(), frozenset(mid for _, mid in self.active))
         if stale:
             log.info("removed {n} partly received document(s) no peer offered again for "
                      "{days} days", n=stale, days=STALE_STAGING_SECONDS // 86400)
-
-    @inlineCallbacks
-    def discard_published_staging(self):
-        """Remove the staging names of stored documents. A publication drops them after the
-        flush that made the inbox links durable, and the next flush makes their removal
-        durable (node/inbox/publication.py ``publish_batch``): a power loss in between may
-        bring one back. It names the very file in the inbox (a second link), so nothing is
-        lost, but its plaintext would stay in ``tmp/`` for a week."""
-        rt = self.rt
-        folder = rt.config.tmp / "staging"
-        staged = yield rt.io(staged_documents, folder)
-        if not staged:
-            return
-        published = yield rt.db(published_among, rt.store, staged)
-        for message_id, signer in published:
-            staging = folder / f"{message_id}-{signer}"
-            yield rt.io(unlink_quietly, staging)
-            yield rt.io(unlink_quietly, staging.with_name(staging.name + RESUME_SUFFIX))
-        if published:
-            log.info("removed the staging name of {n} stored document(s)", n=len(published))
 
     @inlineCallbacks
     def recover_copies(self):

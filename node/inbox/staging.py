@@ -19,7 +19,6 @@ from twisted.python.failure import Failure
 
 from lienthong.node.core.background import in_background
 from lienthong.node.inbox.stream import RESUME_SUFFIX, IncomingStream
-from lienthong.node.store.database import Store
 from lienthong.protocol.envelope import EnvelopeHeader
 
 #: Free space kept in reserve beyond what a document needs, so the store and the audit log
@@ -173,29 +172,6 @@ def discard_stale_staging(folder: Path, now: float, busy: frozenset[str] = froze
             path.unlink(missing_ok=True)
             removed += path.name == base.name
     return removed
-
-
-def staged_documents(folder: Path) -> list[tuple[str, str]]:
-    """The staging files in ``folder`` as ``(message ID, signer prefix)`` (``staging_path``),
-    without their resume records."""
-    try:
-        entries = os.listdir(folder)
-    except FileNotFoundError:
-        return []
-    found = []
-    for entry in entries:
-        message_id, dash, signer = entry.partition("-")
-        if dash and not entry.endswith(RESUME_SUFFIX):
-            found.append((message_id, signer))
-    return found
-
-
-def published_among(store: Store, staged: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Database thread: which of ``staged`` are documents stored in the inbox (a signer
-    prefix, as in ``staging_path``, names the sender)."""
-    return [(message_id, signer) for message_id, signer in staged
-            if any(row.sender_node_id.split("-", 1)[0] == signer
-                   for row in store.stored_received(message_id))]
 
 
 def unlink_quietly(path: Path) -> None:

@@ -4,8 +4,7 @@ resuming an interrupted one from what is staged (blocking: worker threads).
 This is step 1 of storing a received document: ``IncomingStream`` decrypts each DATA frame into
 a staging file inside ``tmp/`` (which is also what a resume starts from); at END ``finish``
 proves the final tag exactly at the end, size and SHA-256 (the signature was checked at the
-offer, every chunk as it came) and fsyncs the staging file (a batch of small documents leaves
-that to its publication's one flush: ``prove``, ``close_proven``). Nothing is visible to a clerk
+offer, every chunk as it came) and fsyncs the staging file. Nothing is visible to a clerk
 yet: placing the proven file in the inbox, and the order that makes a receipt a promise, are
 node/inbox/layout.py and node/inbox/publication.py.
 """
@@ -19,7 +18,6 @@ from typing import BinaryIO
 import nacl.public
 
 from lienthong.node.core.failpoints import failpoint
-from lienthong.node.core.syncfs import PUBLICATIONS
 from lienthong.node.core.writeback import Writeback, start_writeback
 from lienthong.protocol.envelope import EnvelopeHeader
 from lienthong.protocol.errors import NotForUs
@@ -128,8 +126,6 @@ class IncomingStream:
             raise
 
     def _open_file(self) -> None:
-        # Before the first write: the publication's flush must hear of a failed writeback.
-        PUBLICATIONS.watch(self.staging.parent)
         fd = os.open(self.staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._plain = os.fdopen(fd, "r+b")
 
@@ -211,8 +207,8 @@ class IncomingStream:
 
     def prove(self) -> EnvelopeHeader:
         """The proof of :meth:`finish`, and the staging file's writeback started but not
-        waited for: a batch of small documents proves all of them, then closes each
-        (:meth:`close_proven`) for its publication's one flush."""
+        waited for: a batch proves all its documents, then :meth:`sync`s each (one journal
+        commit for the batch rather than one per file)."""
         try:
             header = self._opener.finish()
             plain_file, _ = self._staging_file()
@@ -231,13 +227,6 @@ class IncomingStream:
             self._finished = True
         finally:
             self._close_file()
-
-    def close_proven(self) -> None:
-        """After :meth:`prove`: close the staging file without fsyncing it. A publication
-        batch makes it durable with its inbox link in one flush of the file system
-        (node/inbox/publication.py ``publish_batch``), before any receipt is signed."""
-        self._finished = True
-        self._close_file()
 
     def close(self) -> None:
         """Stop without finishing (connection lost, disk full): keep the staged chunks and the

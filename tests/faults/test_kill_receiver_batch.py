@@ -1,9 +1,9 @@
 """SIGKILL the receiver while it publishes a BATCH of small documents (node/inbox/publication.py).
 
-Documents that finish together share their commits and the flush of their file system; a crash
-between the shared flush and the shared commit leaves every document of the batch
-``publishing``, in the inbox or still staged. Recovery must adopt each exactly once, and the
-sender's retries must bring the rest: no loss, no second copy.
+Documents that finish together share their commits and folder fsyncs; a crash between the
+shared fsync and the shared commit leaves every document of the batch ``publishing``, in the
+inbox or still staged. Recovery must adopt each exactly once, and the sender's retries must
+bring the rest: no loss, no second copy.
 """
 from __future__ import annotations
 
@@ -50,16 +50,16 @@ def test_kill_between_a_batch_fsync_and_its_commit(network) -> None:  # type: ig
     assert beta.log_text().count("completing interrupted reception") >= 1
 
 
-def test_kill_before_the_flush_of_a_batch(network) -> None:  # type: ignore[no-untyped-def]
-    """Killed after a batch's links are made and its receipts signed, before the ONE flush
-    that makes its staging files and links durable (node/inbox/publication.py): every
-    document of the batch is in the inbox AND still staged, its row ``publishing``. Recovery
-    completes each from its inbox file, drops the staging name and writes the sidecars;
+def test_kill_before_the_inbox_fsync_of_a_batch(network) -> None:  # type: ignore[no-untyped-def]
+    """Killed after a batch's links and sidecars are written and before the ONE inbox-folder
+    fsync that covers them both (node/inbox/publication.py): every document of the batch is in
+    the inbox AND still staged, with sidecars beside it, its row ``publishing``. Recovery
+    completes each from its inbox file, drops the staging name and writes the sidecars again;
     nothing is lost, nothing arrives twice, no staging file is left."""
     def staged(beta) -> None:  # type: ignore[no-untyped-def]
         assert list((beta.home / "tmp" / "staging").iterdir()), \
             "the kill left no staging name: the stage was not reached as described"
-    beta = _kill_and_restart(network, "receiver-before-publication-flush:3", "van-ban",
+    beta = _kill_and_restart(network, "receiver-before-inbox-fsync:3", "van-ban",
                              on_kill=staged)
     assert beta.log_text().count("completing interrupted reception") >= 1
     assert list((beta.home / "tmp" / "staging").iterdir()) == []
@@ -129,28 +129,6 @@ def test_kill_after_a_batch_is_stored_before_its_sidecars(network) -> None:  # t
         assert beta.query("sidecars_due_rows"), "no stored document is due its sidecars"
     beta = _kill_and_restart(network, "receiver-before-sidecars:1", "to-trinh",
                              on_kill=without_sidecars)
-    _due_sidecars_rewritten_whole(beta)
-
-
-def test_kill_with_staging_names_back_after_their_batch_is_stored(network) -> None:  # type: ignore[no-untyped-def]
-    """A batch drops its staging names after the flush that made its inbox links durable,
-    and the next flush makes their removal durable (node/inbox/publication.py). A power
-    loss in between may bring a name back: killed after a batch is stored, with every stored
-    document's staging name put back as a second link to its inbox file (what the disk may
-    hold then), the next start removes each, and every document is stored and receipted
-    once."""
-    def names_back(beta) -> None:  # type: ignore[no-untyped-def]
-        folder = beta.home / "tmp" / "staging"
-        stored = [row for row in beta.query("recent_received", COUNT) if row.state == "stored"]
-        assert stored, "nothing was stored: the stage was not reached as described"
-        for row in stored:
-            staged = folder / f"{row.message_id}-{row.sender_node_id.split('-', 1)[0]}"
-            if not staged.exists():
-                os.link(beta.home / row.stored_path, staged)
-    beta = _kill_and_restart(network, "receiver-before-sidecars:1", "cong-van",
-                             on_kill=names_back)
-    assert "removed the staging name of" in beta.log_text()
-    assert list((beta.home / "tmp" / "staging").iterdir()) == []
     _due_sidecars_rewritten_whole(beta)
 
 

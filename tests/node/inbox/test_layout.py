@@ -1,7 +1,6 @@
 """The inbox layout (node/inbox/layout.py): what is written beside a received document."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -107,29 +106,3 @@ def test_a_received_document_and_its_sidecars_follow_the_access_rule(tmp_path: P
                  final.with_name(final.name + layout.RECEIPT_SUFFIX)):
         st = path.stat()
         assert (st.st_mode & 0o7777, st.st_gid) == (0o640, os.getegid()), path.name
-
-
-def test_an_interrupted_publication_whose_bytes_a_power_loss_took_leaves_no_inbox_file(
-        tmp_path: Path) -> None:
-    """A staging file is not fsynced on its own: its batch's flush makes its bytes and its
-    inbox link durable together. Should a power loss keep the link and lose the bytes, the
-    inbox name and the staging name are one damaged file: recovery removes the inbox name
-    (no clerk sees it) and forgets the document for the sender to send again; a clerk's own
-    file under that name (another file) stays."""
-    staging, inbox = tmp_path / "staging", tmp_path / "inbox"
-    staging.mkdir()
-    inbox.mkdir()
-    wanted = hashlib.sha256(b"the document").hexdigest()
-    staged, final = staging / "doc", inbox / "doc.pdf"
-    staged.write_bytes(b"")          # the bytes lost, the names kept
-    os.link(staged, final)
-    assert layout.finish_interrupted(staged, final, wanted, AccessPolicy()) is False
-    assert not final.exists()
-    final.write_bytes(b"a clerk's file")
-    assert layout.finish_interrupted(staged, final, wanted, AccessPolicy()) is False
-    assert final.read_bytes() == b"a clerk's file"
-    # Whole, it is completed from either name, as before.
-    staged.write_bytes(b"the document")
-    final.unlink()
-    assert layout.finish_interrupted(staged, final, wanted, AccessPolicy()) is True
-    assert final.read_bytes() == b"the document" and not staged.exists()

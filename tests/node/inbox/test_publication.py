@@ -1,6 +1,5 @@
-"""publish_batch: documents finishing together share one flush of their file system, in the
-same order of steps as one document alone, and one document's failure does not stop the
-others."""
+"""publish_batch: documents finishing together share their folder fsyncs, in the same order of
+steps as one document alone, and one document's failure does not stop the others."""
 from __future__ import annotations
 
 import json
@@ -45,17 +44,9 @@ def _batch(tmp_path: Path, count: int) -> tuple[Path, Path, InboxNames, list[Pub
 
 @pytest.fixture
 def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
-    """Every flush and every step publish_batch takes, in order (a flush as
-    ``("flush", folders)``)."""
-    steps: list[tuple[str, Any]] = []
-    real_sync = syncfs.PUBLICATIONS.sync
-
-    def flush(folders: Any) -> None:
-        folders = set(folders)
-        steps.append(("flush", folders))
-        real_sync(folders)
-
-    monkeypatch.setattr(syncfs.PUBLICATIONS, "sync", flush)
+    """Every folder fsync and every step publish_batch takes, in order."""
+    steps: list[tuple[str, Path]] = []
+    monkeypatch.setattr(publication, "fsync_dir", lambda folder: steps.append(("fsync", folder)))
     real_link = publication.os.link
 
     def link(source: Any, target: Any) -> None:
@@ -75,20 +66,17 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     return steps
 
 
-def test_a_batch_shares_one_flush_and_keeps_the_order(
-        tmp_path: Path, synced: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every link before the ONE flush of the file system (no fsync of a staging file or a
-    folder: there were one per document and two per batch); the staging names go only after
-    it. No sidecar is written before the receipt (they follow the ``stored`` commit:
-    place_sidecar_batch)."""
-    fsynced: list[int] = []
-    monkeypatch.setattr(os, "fsync", fsynced.append)
+def test_a_batch_shares_two_folder_fsyncs_and_keeps_the_order(
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
     staging, inbox, names, items = _batch(tmp_path, 5)
     outcomes = publish_batch(names, items)
     assert outcomes == [f"receipt-of-header-{n}" for n in range(5)]
-    assert [kind for kind, _ in synced] == ["link"] * 5 + ["flush"] + ["drop"] * 5
-    assert [folders for kind, folders in synced if kind == "flush"] == [{inbox, staging}]
-    assert fsynced == []
+    # Every link before the ONE inbox fsync; the staging names go only after it, then their
+    # folder's fsync: 2 folder fsyncs for 5 documents (was 15, then 3). No sidecar is
+    # written before the receipt (they follow the ``stored`` commit: place_sidecar_batch).
+    assert [kind for kind, _ in synced] == (["link"] * 5 + ["fsync"]
+                                            + ["drop"] * 5 + ["fsync"])
+    assert [folder for kind, folder in synced if kind == "fsync"] == [inbox, staging]
     assert list(staging.iterdir()) == []
     for n, item in enumerate(items):
         assert item.final.read_bytes() == b"document %d" % n
@@ -96,31 +84,8 @@ def test_a_batch_shares_one_flush_and_keeps_the_order(
         assert not item.final.with_name(item.final.name + ".meta.json").exists()
 
 
-def test_a_failed_flush_fails_the_batch_and_keeps_its_staging_names(
-        tmp_path: Path, synced: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A flush the kernel reports as failed (a staging file's writeback failed) refuses every
-    document of the batch before any receipt is handed back; their staging names stay, for
-    the recovery of their ``publishing`` rows."""
-    monkeypatch.setattr(syncfs, "_SYNCFS", lambda fd: -1)
-    staging, inbox, names, items = _batch(tmp_path, 3)
-    outcomes = publish_batch(names, items)
-    assert all(isinstance(outcome, OSError) for outcome in outcomes)
-    assert [kind for kind, _ in synced] == ["link"] * 3 + ["flush"]
-    assert all(item.staging.exists() for item in items)
-
-
-def test_publications_and_sidecars_keep_descriptors_of_their_own(tmp_path: Path) -> None:
-    """A write error is reported by ``syncfs`` once per descriptor: the publications' flush
-    and the sidecars' flush each watch the file system through one of their own, so neither
-    can take the other's report."""
-    syncfs.PUBLICATIONS.watch(tmp_path)
-    syncfs.SIDECARS.watch(tmp_path)
-    device = tmp_path.stat().st_dev
-    assert syncfs.PUBLICATIONS._kept[device] != syncfs.SIDECARS._kept[device]
-
-
 def test_one_failed_link_fails_only_its_document(
-        tmp_path: Path, synced: list[tuple[str, Any]]) -> None:
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
     staging, inbox, names, items = _batch(tmp_path, 3)
     items[1].final.write_bytes(b"a clerk's file")    # appeared after the reservation
     outcomes = publish_batch(names, items)
@@ -166,7 +131,7 @@ def test_store_batch_marks_a_batch_stored_with_each_documents_audit_entries_in_o
 
 
 def test_the_sidecars_of_a_batch_are_written_whole_then_renamed_and_flushed_later_in_one_call(
-        tmp_path: Path, synced: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
     """After the ``stored`` commit (place_sidecar_batch) every sidecar is written whole under
     a temporary name, then renamed into place: a clerk never sees a partial one (short of a
     power cut before the flush, which the next start repairs), and no temporary name is left.
@@ -228,7 +193,7 @@ def test_a_failed_flush_is_an_error_and_a_gone_folder_is_skipped(
 
 
 def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_none(
-        tmp_path: Path, synced: list[tuple[str, Any]]) -> None:
+        tmp_path: Path, synced: list[tuple[str, Path]]) -> None:
     """The repair at start-up writes over a partial sidecar and a leftover temporary file; a
     document a clerk has moved away meanwhile gets no sidecar (and its leftovers go)."""
     staging, inbox, names, items = _batch(tmp_path, 2)
@@ -248,7 +213,7 @@ def test_a_sidecar_a_crash_cut_short_is_replaced_whole_and_a_gone_document_gets_
 
 
 def test_a_petitions_sidecars_are_the_petition_staffs_before_a_byte_is_written(
-        tmp_path: Path, synced: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, synced: list[tuple[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
     """A petition's sidecars get the petition staff's group and modes while still under their
     temporary names, before anything is written into them (the clerks' group never reads a
     citizen's petition metadata, not even for a moment)."""

@@ -15,12 +15,8 @@ from lienthong.node.inbox.staging import (
     discard_legacy_partials,
     discard_stale_staging,
     free_or_error,
-    published_among,
-    staged_documents,
 )
 from lienthong.node.inbox.stream import RESUME_SUFFIX
-from lienthong.node.store.database import Store
-from tests.node.storehelp import T0, make_received
 
 
 def test_ciphertext_partials_of_an_older_version_are_removed(tmp_path: Path) -> None:
@@ -117,23 +113,3 @@ def test_a_reading_that_fails_is_handed_to_the_offer_and_read_again_next_time(
     again = _result(space.estimate())                    # nothing cached from an error
     assert again == [] and len(readings.pending) == 1
     assert isinstance(free_or_error(tmp_path), int)
-
-
-def test_staging_names_of_stored_documents_are_found_and_nothing_else(
-        tmp_path: Path, store: Store) -> None:
-    """At start the staging names a power loss brought back after their removal (the flush
-    after the ``stored`` commit makes it durable) are found by their stored rows: a stored
-    document's from its sender, not another sender's, nor one still ``publishing``."""
-    folder = tmp_path / "staging"
-    folder.mkdir()
-    stored, publishing = make_received(1, "ALPHA-1"), make_received(2, "ALPHA-1")
-    store.begin_publishes([(stored, T0, None), (publishing, T0, None)])
-    store.mark_stored("ALPHA-1", stored.message_id, "receipt", T0)
-    for name in (f"{stored.message_id}-ALPHA", f"{stored.message_id}-BETA",
-                 f"{publishing.message_id}-ALPHA", f"{stored.message_id}-ALPHA{RESUME_SUFFIX}"):
-        (folder / name).write_bytes(b"x")
-    staged = staged_documents(folder)
-    assert sorted(staged) == sorted([(stored.message_id, "ALPHA"), (stored.message_id, "BETA"),
-                                     (publishing.message_id, "ALPHA")])
-    assert published_among(store, staged) == [(stored.message_id, "ALPHA")]
-    assert staged_documents(tmp_path / "missing") == []

@@ -229,11 +229,10 @@ def test_the_file_key_from_the_offer_opens_and_resumes_without_the_private_keys(
     assert file_key not in second.resume_record.read_bytes()
 
 
-def test_a_batch_of_finishes_proves_all_fsyncs_none_and_fails_alone(
+def test_a_batch_of_finishes_proves_all_then_fsyncs_each_and_fails_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``finish_batch`` (node/inbox/finishing.py): every staging file proven and its writeback
-    started, then closed without an fsync (its publication's one flush makes it durable:
-    node/inbox/publication.py), a last frame that came with its END written first; a
+    started before the first fsync, a last frame that came with its END written first; a
     document cut short fails alone, unfinished."""
     names = InboxNames(lambda: 0.0, AccessPolicy())
     calls = []
@@ -247,14 +246,13 @@ def test_a_batch_of_finishes_proves_all_fsyncs_none_and_fails_alone(
         stream.write(ciphertext[:-CS] if n else ciphertext)
         calls.append((stream, names, tmp_path / "inbox", f"so-lieu-{n}.bin", last))
     order: list[str] = []
-    real_prove, real_close = IncomingStream.prove, IncomingStream.close_proven
+    real_prove, real_sync = IncomingStream.prove, IncomingStream.sync
     monkeypatch.setattr(IncomingStream, "prove",
                         lambda self: (order.append("prove"), real_prove(self))[1])
-    monkeypatch.setattr(IncomingStream, "close_proven",
-                        lambda self: (order.append("close"), real_close(self))[1])
-    monkeypatch.setattr(os, "fsync", lambda fd: order.append("fsync"))
+    monkeypatch.setattr(IncomingStream, "sync",
+                        lambda self: (order.append("sync"), real_sync(self))[1])
     results = finish_batch(None, calls)
-    assert order == ["prove"] * 3 + ["close"] * 2
+    assert order == ["prove"] * 3 + ["sync"] * 2
     assert isinstance(results[1], Failure) and results[1].check(Truncated)
     for n in (0, 2):
         final, header = results[n]
