@@ -14,7 +14,11 @@ after one record), and then drains the memory BIO in large reads, so the TCP tra
 one large ``bytes`` rather than one per record; ``writeSequence`` of a large sequence
 encrypts its pieces one after the other instead of joining them and drains the BIO once
 (whatever small writes the transport was still aggregating go first, so the order of bytes
-never changes). Small writes keep Twisted's aggregation.
+never changes). Small writes keep Twisted's aggregation. Over Twisted's TCP connection with
+nothing of its own left to send, the records are read into a buffer kept for the connection
+and given to the socket inside the write (docs/benchmarks.md, History 66): no new buffer and
+``bytes`` per frame, no wait for the next reactor turn; what the kernel does not take goes to
+the TCP transport's buffer, so order, back-pressure and error handling stay Twisted's.
 
 Receiving has the mirror cost: OpenSSL gives back one record (16 KiB) per ``SSL_read``, and
 Twisted hands each one to the protocol, so a receiver's reactor ran the frame decoder and its
@@ -33,10 +37,13 @@ from its reads (History 63).
 
 It depends on three private methods of ``TLSMemoryBIOProtocol`` (``_write``,
 ``_flushSendBIO`` and ``_flushReceiveBIO``, Twisted 26.10) and on pyOpenSSL's ``Connection``
-internals (``_ssl``, ``_from_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25–26);
-:func:`bulk_tls` only upgrades a transport of exactly the class it was written against, while
-pyOpenSSL has those internals, and leaves anything else (another Twisted version's class, a
-test's transport, a pyOpenSSL without them) alone, which is always correct, just slower.
+internals (``_ssl``, ``_from_ssl`` and ``_raise_ssl_error``, pyOpenSSL 25–26); sending at
+once reads the TCP connection's buffer state (``dataBuffer``, ``offset``, ``_tempDataBuffer``,
+``_aborting``, ``_writeDisconnected``) and is used only under ``twisted.internet.tcp``'s
+``Connection``. :func:`bulk_tls` only upgrades a transport of exactly the class it was
+written against, while pyOpenSSL has those internals, and leaves anything else (another
+Twisted version's class, a test's transport, a pyOpenSSL without them) alone, which is
+always correct, just slower.
 """
 from __future__ import annotations
 
@@ -48,6 +55,7 @@ from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 from OpenSSL.SSL import Error, WantReadError, ZeroReturnError
+from twisted.internet import tcp
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
@@ -63,6 +71,9 @@ TCP_SEND = BIO_READ
 #: receiver reads 256 KiB from the socket at a time (node/inbox/connection.py), and a record
 #: whose start came with an earlier read may end in this one.
 RECEIVE_BUFFER = 256 * 1024 + 32 * 1024
+#: The smallest buffer records are read into before they are sent at once; it grows to the
+#: largest read (``BIO_READ``) on a connection that sends large frames.
+SEND_BUFFER = 64 * 1024
 #: ``SSL_MODE_ENABLE_PARTIAL_WRITE`` (openssl/ssl.h); pyOpenSSL does not export it.
 MODE_ENABLE_PARTIAL_WRITE = 0x1
 
@@ -144,6 +155,12 @@ class BulkTLSTransport(BufferingTLSTransport):
             return False
         return True
 
+    #: The TCP connection records may be sent to at once (set by :func:`bulk_tls` when the
+    #: transport under TLS is Twisted's TCP connection), and the buffer they are read into.
+    _tcp: tcp.Connection | None = None
+    _sending: bytearray | None = None
+    _sending_at: Any = None
+
     def _flushSendBIO(self) -> None:  # noqa: N802
         """Pass on everything OpenSSL has written to the memory BIO (Twisted: 32 KiB)."""
         transport = self.transport
@@ -153,7 +170,33 @@ class BulkTLSTransport(BufferingTLSTransport):
         # Asked first: after a socket read there is usually nothing to send, and pyOpenSSL's
         # ``bio_read`` allocates its whole buffer and raises WantReadError to say so.
         while pending := _lib.BIO_get_mem_data(connection._from_ssl, _ffi.NULL):
-            transport.write(connection.bio_read(min(pending, BIO_READ)))
+            size = min(pending, BIO_READ)
+            # An abort drops what is buffered (the close_notify it writes first too): only
+            # bytes Twisted would send go out at once.
+            if self._tcp is None or self._aborted or not _idle(self._tcp):
+                transport.write(connection.bio_read(size))
+            else:
+                self._send_now(self._tcp, connection, size)
+
+    def _send_now(self, tcp_connection: tcp.Connection, connection: SSL.Connection,
+                  size: int) -> None:
+        """Read ``size`` bytes of records into the kept buffer and give them to the socket
+        now; what it does not take goes to the TCP transport's buffer as Twisted would (its
+        ``doWrite`` then meets any error the socket had). pyOpenSSL's ``bio_read`` zeroes a
+        new buffer and copies it into a new ``bytes``, and Twisted sends a turn later."""
+        if self._sending is None or len(self._sending) < size:
+            self._sending = bytearray(max(size, SEND_BUFFER))
+            self._sending_at = _ffi.from_buffer(self._sending)
+        read = _lib.BIO_read(connection._from_ssl, self._sending_at, size)
+        if read <= 0:   # not expected with bytes pending: let pyOpenSSL say what is wrong
+            tcp_connection.write(connection.bio_read(size))
+            return
+        with memoryview(self._sending) as view, view[:read] as records:
+            sent = tcp_connection.writeSomeData(records)   # type: ignore[arg-type]
+            if not isinstance(sent, int) or sent < 0:
+                sent = 0
+            if sent < read:
+                tcp_connection.write(bytes(records[sent:]))
 
     _received: bytearray | None = None
     _received_at: Any = None
@@ -282,6 +325,15 @@ def _read_records_at(connection: SSL.Connection, ssl: Any, at: Any, size: int) -
     return 0
 
 
+def _idle(tcp_connection: tcp.Connection) -> bool:
+    """Whether bytes written to the socket now go out in order and would have gone at all:
+    the TCP transport is connected, not closing or aborted, and holds nothing yet to send."""
+    return bool(tcp_connection.connected and not tcp_connection.disconnecting
+            and not tcp_connection._aborting and not tcp_connection._writeDisconnected
+            and not tcp_connection._tempDataBuffer
+            and tcp_connection.offset == len(tcp_connection.dataBuffer))
+
+
 def bulk_tls(transport: object) -> None:
     """Give ``transport`` the large-write path if it is Twisted's TLS transport (as made by
     ``connectSSL``/``listenSSL``); anything else is left as it is."""
@@ -289,7 +341,9 @@ def bulk_tls(transport: object) -> None:
         transport.__class__ = BulkTLSTransport
         # The TCP connection under it sends at most SEND_LIMIT (128 KiB) per reactor turn:
         # let it try a whole frame's records at once (the kernel takes what fits).
-        tcp = getattr(transport, "transport", None)
-        limit = getattr(tcp, "SEND_LIMIT", None)
-        if tcp is not None and isinstance(limit, int):
-            tcp.SEND_LIMIT = max(limit, TCP_SEND)
+        under = getattr(transport, "transport", None)
+        limit = getattr(under, "SEND_LIMIT", None)
+        if under is not None and isinstance(limit, int):
+            under.SEND_LIMIT = max(limit, TCP_SEND)
+        if isinstance(under, tcp.Connection):
+            typing.cast(BulkTLSTransport, transport)._tcp = under

@@ -49,6 +49,14 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
     raise AssertionError("the demo did not get to " + repr(marker) + ":\n" + "\n".join(seen))
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the demo's process, before it starts: Ctrl-C as a clerk's terminal delivers it. A
+    test run started in the background by a shell without job control inherits SIGINT
+    ignored, and a process that starts with SIGINT ignored keeps ignoring it (Python and
+    Twisted leave an inherited SIG_IGN alone, as a background job should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_demo_prints_each_offices_page_and_it_shows_its_documents_in_vietnamese(
         tmp_path: Path, browser: Any) -> None:  # noqa: F811
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -58,7 +66,7 @@ def test_the_demo_prints_each_offices_page_and_it_shows_its_documents_in_vietnam
         process = subprocess.Popen(
             [sys.executable, "-m", "lienthong.node", "demo", "--serve", "--dir",
              str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=stderr, text=True,
-            cwd=str(ROOT), env=env)
+            cwd=str(ROOT), env=env, preexec_fn=_ctrl_c_as_at_a_terminal)
     try:
         lines = _read_until(process, "Ctrl-C", timeout=240)
         text = "\n".join(lines)
