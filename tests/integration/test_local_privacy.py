@@ -138,7 +138,10 @@ def test_an_outsider_reads_nothing_and_a_clerk_reads_only_the_clerks_part(
         wait_for(lambda: (beta.inbox / "alpha" / "quyet-dinh-12.pdf.edxml").exists(),
                  timeout=30, what="the edXML copy beside the document")
 
-        everything = _everything(alpha.home) + _everything(beta.home)
+        # One listing for the checks and the expectations: a node keeps filing its own
+        # notices meanwhile, and a file that appeared after the check would look unreadable.
+        listed = {node.home: _everything(node.home) for node in (alpha, beta)}
+        everything = listed[alpha.home] + listed[beta.home]
         outsider = _readable_as(["--reuid=nobody", "--regid=nogroup", "--clear-groups"],
                                 everything)
         assert outsider == set(), sorted(map(str, outsider))
@@ -146,9 +149,9 @@ def test_an_outsider_reads_nothing_and_a_clerk_reads_only_the_clerks_part(
         insider = _readable_as([f"--reuid={user}", f"--regid={group}", "--init-groups"],
                                everything)
         for node in (alpha, beta):
-            clerk_files = [p for p in _everything(node.home)
+            clerk_files = [p for p in listed[node.home]
                            if p.is_file() and p.relative_to(node.home).parts[0] in CLERKS]
-            node_files = [p for p in _everything(node.home) if p != node.home and
+            node_files = [p for p in listed[node.home] if p != node.home and
                           p.relative_to(node.home).parts[0] in NODE_ONLY]
             assert clerk_files and node_files
             assert set(clerk_files) <= insider, sorted(map(str, set(clerk_files) - insider))
