@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredLock, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -118,6 +118,10 @@ class Reconciler:
         self._loop: LoopingCall | None = None
         self._busy = False
         self._next_monthly = 0.0
+        #: Summaries are applied one at a time: a request and its retry arriving together
+        #: (a peer back from an outage, or a restart's recovery beside a new arrival) would
+        #: each find no row for the exchange and both add one.
+        self._applying = DeferredLock()
 
     def start(self) -> None:
         self._loop = LoopingCall(self.poll)
@@ -226,14 +230,18 @@ class Reconciler:
                                   rt.config.home / row.stored_path)
         return len(rows)
 
-    @inlineCallbacks
-    def on_summary(self, peer: str, header: EnvelopeHeader,
-                   stored: Path) -> Generator[Deferred[Any], Any, None]:
-        """A peer's summary: a request to answer, an answer, or the lists after an answer.
+    def on_summary(self, peer: str, header: EnvelopeHeader, stored: Path) -> Deferred:
+        """A peer's summary: a request to answer, an answer, or the lists after an answer;
+        applied after any still being applied.
 
         Its outcome is audited last, naming the control document (``reconciliation-summary-
         received``, or ``security-refused`` with the code of the refusal), after whatever it
         asks for is sent: a crash before that leaves it to :meth:`recover`."""
+        return self._applying.run(self._apply, peer, header, stored)
+
+    @inlineCallbacks
+    def _apply(self, peer: str, header: EnvelopeHeader,
+               stored: Path) -> Generator[Deferred[Any], Any, None]:
         rt = self.rt
         # Answered under the office's current node ID, whichever identity sealed it.
         peer = office_node_id(rt.directory, peer)
