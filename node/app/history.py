@@ -41,6 +41,7 @@ from typing import Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
+from twisted.logger import Logger
 
 from lienthong.config.loader import CONFIG_FILE_NAME, load_config
 from lienthong.node.app.demo import (
@@ -60,6 +61,8 @@ from lienthong.node.app.year_plan import (
 )
 from lienthong.node.core.clock import rfc3339
 from lienthong.node.identity.provision import NewNode
+
+log = Logger(namespace="lienthong.history")
 
 #: Office seconds per real second between the steps of the plan.
 RATE = 60.0
@@ -191,8 +194,13 @@ class HistoryRun:
                 if month is not None and month <= f"{self.plan.year + 1}-01":
                     yield self.month_start(month)
         finally:
+            # Each node and database stopped even if another's stop fails (a node whose start
+            # failed may): a thread left running would keep the process alive.
             for name, node in self.nodes.items():
-                yield node.stop()
+                try:
+                    yield node.stop()
+                except Exception:  # noqa: BLE001 - reported; the others must still stop
+                    log.failure("could not stop {name}", name=name)
                 yield self.databases[name].stop()
         self.write_manifest()
 

@@ -304,7 +304,21 @@ class Node:
 
     @inlineCallbacks
     def stop(self) -> Generator[Deferred[Any], Any, None]:
-        """Stop taking work, close connections (partials stay for resume), flush the store."""
+        """Stop taking work, close connections (partials stay for resume), flush the store.
+        The status API and the head signer stop even if a step before them fails: their
+        threads would keep the process alive after the reactor stopped."""
+        try:
+            yield self._stop_work()
+        finally:
+            if self.remote_web is not None:
+                yield self.remote_web.stop()
+            if self.status_api is not None:
+                yield self.status_api.stop()
+            if self.head_signer is not None:
+                yield self.head_signer.stop()
+
+    @inlineCallbacks
+    def _stop_work(self) -> Generator[Deferred[Any], Any, None]:
         self.running = False
         self.reconciler.stop()
         self.programme_reminders.stop()
@@ -341,12 +355,6 @@ class Node:
             # Only a node that started (and audited node-started) records its stop: a start
             # that failed, e.g. on a busy port, leaves nothing in the audit log.
             yield self.rt.audit("node-stopped", node_id=self.rt.node_id)
-        if self.remote_web is not None:
-            yield self.remote_web.stop()
-        if self.status_api is not None:
-            yield self.status_api.stop()
-        if self.head_signer is not None:
-            yield self.head_signer.stop()
 
 
 #: Worker threads for blocking file and crypto work: most of it waits for fsync, and fsyncs that

@@ -215,8 +215,8 @@ def demo(folder: Path, serve: bool, year: int | None) -> None:
         for node in nodes.values():
             try:
                 yield node.stop()
-            except Exception:  # noqa: BLE001 - the others must still be stopped
-                pass
+            except Exception as exc:  # noqa: BLE001 - reported; the others must still stop
+                click.echo(f"{node.rt.config.node.name}: {exc}", err=True)
         for database in databases.values():
             yield database.stop()
 
