@@ -270,6 +270,11 @@ class StatusService:
         except OSError as exc:
             log.error("cannot write {path}: {error}", path=str(self.port_file), error=exc)
         log.info("status API on http://{address}/status and /metrics", address=self.address)
+        # The home's first access survey now, on the status thread, not in the first request:
+        # made while a burst is being taken, its lstat of every file waits for the GIL at each
+        # call and cost that request seconds (tests/faults/test_backlog.py).
+        surveyed = self.reads.run(lambda _store: self.survey.current())
+        surveyed.addErrback(lambda failure: log.failure("could not survey the home", failure))
 
     @inlineCallbacks
     def stop(self) -> Generator[Deferred[Any], Any, None]:
