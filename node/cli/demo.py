@@ -216,7 +216,8 @@ def demo(folder: Path, serve: bool, year: int | None) -> None:
             try:
                 yield node.stop()
             except Exception as exc:  # noqa: BLE001 - reported; the others must still stop
-                click.echo(f"{node.rt.config.node.name}: {exc}", err=True)
+                say(Phrase("{office} could not be stopped cleanly: {error}",
+                           office=node.rt.config.node.name, error=str(exc)))
         for database in databases.values():
             yield database.stop()
 
