@@ -13,7 +13,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from twisted.internet import tcp
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -22,8 +21,11 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from lienthong.node.transport.bulk import PYOPENSSL_INTERNALS_PRESENT, BulkTLSTransport, bulk_tls
 from tests.node.transport.test_bulk import ClientContext, Collect, ServerContext
 
-pytestmark = pytest.mark.skipif(not PYOPENSSL_INTERNALS_PRESENT,
-                                reason="this pyOpenSSL has not the internals bulk.py reads")
+
+def test_the_pinned_pyopenssl_has_the_internals_these_tests_read() -> None:
+    """A failure, not a skip, if they go: the path tested below would silently be unused
+    (test_bulk.py checks that the node then falls back to Twisted's TLS path)."""
+    assert PYOPENSSL_INTERNALS_PRESENT
 
 
 class Loop:
